@@ -1,0 +1,124 @@
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Command, CommanderError, Option } from 'commander';
+import { CannotCheck, messageOf } from './core/errors.js';
+import { renderMarkdown, renderSummary } from './core/markdown.js';
+import { passwordOf, redactUrls } from './core/redact.js';
+import { errorReport, exitCodeOf, type Report } from './core/report.js';
+import { Formats } from './migrations/types.js';
+import { startPostgres } from './postgres/index.js';
+import { ProviderChoices, SupportedMajors } from './postgres/types.js';
+import { Inputs, type RawInputs, resolveSettings } from './settings.js';
+import { verify } from './verify.js';
+
+export interface CliIo {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+}
+
+const defaultIo: CliIo = {
+  stdout: (t) => process.stdout.write(t),
+  stderr: (t) => process.stderr.write(t),
+  env: process.env,
+  cwd: process.cwd(),
+};
+
+function program(): Command {
+  return new Command('pg-migrate-verify')
+    .description(
+      'Prove a PostgreSQL migration history is safe: apply every migration on a throwaway Postgres, roll it all back, and report what breaks.',
+    )
+    .argument('[dir]', `folder of migrations (input '${Inputs.MigrationsDir}'; default: migrations)`)
+    .addOption(new Option(`--${Inputs.Format} <format>`, 'migration format').choices(Formats))
+    .addOption(new Option(`--${Inputs.Postgres} <provider>`, 'where Postgres comes from').choices(ProviderChoices))
+    .option(`--${Inputs.PostgresVersion} <major>`, `PostgreSQL major: ${SupportedMajors.join(', ')}`)
+    .option(`--${Inputs.PostgresImage} <image>`, 'container image for --postgres docker')
+    .option(`--${Inputs.DatabaseUrl} <url>`, 'existing server to create scratch databases in')
+    .option(`--${Inputs.BaseRef} <ref>`, 'git ref of the base branch')
+    .option(`--${Inputs.AssertionsDir} <dir>`, 'folder of per-migration assertions')
+    .option(`--${Inputs.SnapshotFile} <file>`, 'committed schema snapshot')
+    .option(`--${Inputs.UpdateSnapshot}`, 'rewrite the snapshot file instead of comparing')
+    .option(`--${Inputs.ModelsCommand} <command>`, 'command that builds the models schema into DATABASE_URL')
+    .option(`--${Inputs.TargetDatabaseUrl} <url>`, 'live database for the read-only deploy gate')
+    .addOption(new Option(`--${Inputs.FailOn} <severity>`, 'which findings fail the run').choices(['error', 'warning']))
+    .option(`--${Inputs.StepTimeout} <duration>`, 'longest one migration step may run, e.g. 90s, 5m (default 5m)')
+    .option(`--${Inputs.Only} <checks>`, 'comma-separated check ids to run')
+    .option(`--${Inputs.Skip} <checks>`, 'comma-separated check ids to skip')
+    .option(`-C, --${Inputs.WorkingDirectory} <dir>`, 'directory paths are relative to')
+    .option(`--${Inputs.Config} <file>`, 'config file (default: pg-migrate-verify.yml if present)')
+    .option('--json <file>', 'write the JSON report here')
+    .option('--markdown <file>', 'write the Markdown report here')
+    .option('-q, --quiet', 'no per-migration lines')
+    .option('-v, --verbose', 'debug output')
+    .showHelpAfterError(false)
+    .exitOverride()
+    .configureOutput({ writeOut: () => {}, writeErr: () => {} });
+}
+
+/** Runs the CLI and returns the exit status: 0 passed, 1 failing findings, 2 could not check. */
+export async function runCli(argv: string[], io: CliIo = defaultIo): Promise<number> {
+  const cmd = program();
+  const secrets: string[] = [];
+  const mask = (text: string) => secrets.reduce((t, s) => t.replaceAll(s, '***'), redactUrls(text));
+  const out = (text: string) => io.stdout(mask(text));
+  const err = (text: string) => io.stderr(mask(text));
+  let help = '';
+  cmd.configureOutput({ writeOut: (t) => (help += t), writeErr: (t) => (help += t) });
+  try {
+    cmd.parse(argv, { from: 'user' });
+  } catch (error) {
+    if (error instanceof CommanderError && (error.code === 'commander.helpDisplayed' || error.code === 'commander.version')) {
+      out(help);
+      return 0;
+    }
+    err(`pg-migrate-verify: ${messageOf(error).replace(/^error: /, '')}. See --help.\n`);
+    return 2;
+  }
+  const opts = cmd.opts<Record<string, string | boolean | undefined>>();
+  for (const key of [Inputs.DatabaseUrl, Inputs.TargetDatabaseUrl]) {
+    const password = passwordOf(String(opts[camel(key)] ?? ''));
+    if (password) secrets.push(password, encodeURIComponent(password));
+  }
+  const raw: RawInputs = {};
+  for (const key of Object.values(Inputs)) {
+    const value = opts[camel(key)];
+    if (value !== undefined) raw[key] = String(value);
+  }
+  if (cmd.args[0]) raw[Inputs.MigrationsDir] = cmd.args[0];
+
+  const log = {
+    info: (m: string) => err(`${m}\n`),
+    warn: (m: string) => err(`warning: ${m}\n`),
+    debug: (m: string) => (opts.verbose ? err(`debug: ${m}\n`) : undefined),
+  };
+  let report: Report;
+  try {
+    const settings = await resolveSettings(raw, io.cwd);
+    log.debug(`settings: ${JSON.stringify({ ...settings, checks: [...settings.checks] })}`);
+    report = await verify(settings, {
+      log,
+      progress: (line) => (opts.quiet ? undefined : out(`${line}\n`)),
+      startPostgres,
+      now: () => performance.now(),
+      env: io.env,
+    });
+  } catch (error) {
+    if (!(error instanceof CannotCheck)) log.debug((error as Error)?.stack ?? String(error));
+    report = errorReport(messageOf(error));
+  }
+  out(`${renderSummary(report)}\n`);
+  try {
+    if (opts.json) await writeFile(path.resolve(io.cwd, String(opts.json)), mask(`${JSON.stringify(report, null, 2)}\n`));
+    if (opts.markdown) await writeFile(path.resolve(io.cwd, String(opts.markdown)), mask(renderMarkdown(report)));
+  } catch (error) {
+    err(`pg-migrate-verify: could not write the report: ${messageOf(error)}. Check the --json / --markdown path.\n`);
+    return 2;
+  }
+  return exitCodeOf(report.result);
+}
+
+function camel(key: string): string {
+  return key.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
+}

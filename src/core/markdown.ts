@@ -1,0 +1,131 @@
+import { formatDuration, plural } from './format.js';
+import type { Finding, MigrationReport, Report, StepResult } from './report.js';
+import { CheckIds } from './report.js';
+
+/** Escapes text from the repository or the database so it cannot open HTML or break a table. */
+export function escapeText(text: string): string {
+  return text.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('|', '\\|');
+}
+
+/** Inline code that survives backticks in the value. */
+export function inlineCode(text: string): string {
+  const longest = Math.max(0, ...[...text.matchAll(/`+/g)].map((m) => m[0].length));
+  const fence = '`'.repeat(longest + 1);
+  const pad = text.startsWith('`') || text.endsWith('`') ? ' ' : '';
+  return `${fence}${pad}${text.replaceAll('|', '\\|')}${pad}${fence}`;
+}
+
+/** A fenced block that survives fences in the value. */
+export function codeBlock(text: string): string {
+  const longest = Math.max(2, ...[...text.matchAll(/`{3,}/g)].map((m) => m[0].length));
+  const fence = '`'.repeat(longest + 1);
+  return `${fence}\n${text}\n${fence}`;
+}
+
+const WhatToDo: Record<string, string> = {
+  apply: 'Fix the failing up step; nothing after it was applied.',
+  reversibility: 'Make each down step undo exactly what its up step does.',
+  'rollback-all': 'Fix the down steps so that rolling everything back succeeds and leaves nothing behind.',
+  assertions: 'Fix the migration or the assertion so that each holds on exactly its side.',
+  ordering: 'Rename or renumber the files as the finding says.',
+  'drift-snapshot': 'Run with --update-snapshot and commit the snapshot file.',
+  'drift-models': 'Add a migration for the model change, or change the models back.',
+  target: 'Deploy the pending migrations, or investigate the differences on the target database.',
+};
+
+function step(result: StepResult | null): string {
+  if (!result) return '–';
+  return `${result.ok ? '' : '❌ '}${formatDuration(result.ms)}`;
+}
+
+function status(m: MigrationReport, failing: Set<string>): string {
+  if (!m.up) return '⏭️';
+  if (!m.up.ok || m.down?.ok === false || failing.has(m.id)) return '❌';
+  return '✅';
+}
+
+function location(f: Finding): string {
+  if (!f.file) return '';
+  return inlineCode(`${f.file}${f.line ? `:${f.line}` : ''}`);
+}
+
+/** Renders the whole report as GitHub-flavoured Markdown: verdict and counts first, details collapsed. */
+export function renderMarkdown(report: Report): string {
+  const out: string[] = [];
+  const errors = report.findings.filter((f) => f.severity === 'error').length;
+  const warnings = report.findings.length - errors;
+  const migrations = report.sets.reduce((n, s) => n + s.migrations.length, 0);
+  const verdict =
+    report.result === 'passed' ? '✅ passed' : report.result === 'failed' ? '❌ failed' : '⚠️ could not check';
+  out.push(`## pg-migrate-verify: ${verdict}`, '');
+  const facts = [
+    plural(migrations, 'migration'),
+    `${plural(errors, 'error')}, ${plural(warnings, 'warning')}`,
+    report.postgres ? `PostgreSQL ${report.postgres.version} (${report.postgres.provider})` : '',
+    report.timings.total !== undefined ? formatDuration(report.timings.total) : '',
+  ].filter(Boolean);
+  out.push(facts.join(' · '), '');
+  if (report.error) out.push(`**Could not check:** ${escapeText(report.error)}`, '');
+
+  for (const set of report.sets) {
+    const failing = new Set(report.findings.filter((f) => f.set === set.name && f.severity === 'error' && f.migration).map((f) => f.migration as string));
+    out.push(`### ${escapeText(set.name)}`, '');
+    out.push(`${inlineCode(set.dir)}: ${escapeText(set.format)}${set.formatReason ? `, ${escapeText(set.formatReason)}` : ''}`, '');
+    out.push('| | Migration | Up | Down | Reversible | Changes |', '|---|---|---|---|---|---|');
+    for (const m of set.migrations) {
+      const changes = m.changes.length ? m.changes.map((c) => escapeText(c)).join('<br>') : '';
+      out.push(`| ${status(m, failing)} | ${inlineCode(m.id)} | ${step(m.up)} | ${step(m.down)} | ${m.reversible} | ${changes} |`);
+    }
+    out.push('');
+    for (const note of set.notes) out.push(`> ${escapeText(note).replaceAll('\\|', '|')}`, '');
+  }
+
+  if (report.findings.length) {
+    out.push('### Findings', '');
+    for (const check of CheckIds) {
+      const group = report.findings.filter((f) => f.check === check);
+      if (!group.length) continue;
+      out.push(`#### ${check}`, '');
+      for (const f of group) {
+        const where = location(f);
+        out.push(`- ${f.severity === 'error' ? '❌' : '⚠️'} ${where ? `${where} ` : ''}${escapeText(f.message).replaceAll('\\|', '|')}`);
+        if (f.detail) {
+          out.push('', '  <details><summary>Details</summary>', '', indent(codeBlock(f.detail), '  '), '', '  </details>', '');
+        }
+      }
+      if (group.some((f) => f.severity === 'error')) out.push('', `**What to do:** ${WhatToDo[check]}`);
+      out.push('');
+    }
+  }
+  return `${out.join('\n').trimEnd()}\n`;
+}
+
+function indent(text: string, by: string): string {
+  return text
+    .split('\n')
+    .map((l) => by + l)
+    .join('\n');
+}
+
+/** The terminal summary printed after the per-migration lines. */
+export function renderSummary(report: Report): string {
+  const errors = report.findings.filter((f) => f.severity === 'error').length;
+  const warnings = report.findings.length - errors;
+  const migrations = report.sets.reduce((n, s) => n + s.migrations.length, 0);
+  const lines: string[] = [];
+  if (report.result === 'error') {
+    lines.push(`pg-migrate-verify: could not check. ${report.error ?? ''}`.trimEnd());
+  } else {
+    const pg = report.postgres ? `, PostgreSQL ${report.postgres.version} (${report.postgres.provider})` : '';
+    lines.push(
+      `pg-migrate-verify: ${report.result.toUpperCase()}: ${plural(migrations, 'migration')}, ${plural(errors, 'error')}, ${plural(warnings, 'warning')}${pg}, ${formatDuration(report.timings.total ?? 0)}`,
+    );
+  }
+  for (const set of report.sets) for (const note of set.notes) lines.push(`  note  ${set.name}: ${note}`);
+  for (const f of report.findings) {
+    const where = f.file ? `${f.file}${f.line ? `:${f.line}` : ''}  ` : '';
+    lines.push(`  ${f.severity === 'error' ? 'error' : 'warn '}  ${f.check}  ${where}${f.message}`);
+    if (f.detail) lines.push(...f.detail.split('\n').map((l) => `        ${l}`));
+  }
+  return lines.join('\n');
+}

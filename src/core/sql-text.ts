@@ -1,0 +1,124 @@
+import { loadModule, parseSync } from 'libpg-query';
+
+let loaded: Promise<void> | undefined;
+
+/** Loads the parser (WASM) once; call before the sync functions below. */
+export function loadSqlParser(): Promise<void> {
+  loaded ??= loadModule();
+  return loaded;
+}
+
+export interface Statement {
+  /** The statement text, without the trailing semicolon. */
+  sql: string;
+  /** Index of its first character in the text it came from (JS string index). */
+  start: number;
+}
+
+type ParsedStatement = { stmt?: Record<string, unknown>; stmt_location?: number; stmt_len?: number };
+
+function parseStatements(text: string): { parsed: ParsedStatement[]; bytes: Buffer } | undefined {
+  try {
+    const result = parseSync(text) as unknown as { stmts?: ParsedStatement[] };
+    return { parsed: result.stmts ?? [], bytes: Buffer.from(text, 'utf8') };
+  } catch {
+    // Not parseable here (a syntax error, or syntax newer than our parser): the server will say.
+    return undefined;
+  }
+}
+
+/**
+ * Splits SQL into statements with Postgres's own grammar (dollar quotes, nested comments and
+ * `BEGIN ATOMIC` bodies included). Undefined when the text does not parse.
+ */
+export function splitStatements(text: string): Statement[] | undefined {
+  const result = parseStatements(text);
+  if (!result) return undefined;
+  const { parsed, bytes } = result;
+  return parsed.map((s) => {
+    // Parser locations are byte offsets into the UTF-8 text.
+    const startByte = s.stmt_location ?? 0;
+    const endByte = s.stmt_len ? startByte + s.stmt_len : bytes.length;
+    const start = bytes.subarray(0, startByte).toString('utf8').length;
+    const sql = bytes.subarray(startByte, endByte).toString('utf8');
+    const lead = sql.length - sql.trimStart().length;
+    return { sql: sql.trim(), start: start + lead };
+  });
+}
+
+/** Why the text cannot run inside a transaction block, or undefined when it can. */
+export function transactionBlocker(text: string): string | undefined {
+  const result = parseStatements(text);
+  if (!result) return undefined;
+  for (const { stmt } of result.parsed) {
+    if (!stmt) continue;
+    const [kind, node] = Object.entries(stmt)[0] ?? [];
+    const n = (node ?? {}) as Record<string, unknown>;
+    switch (kind) {
+      case 'IndexStmt':
+        if (n.concurrent) return 'CREATE INDEX CONCURRENTLY';
+        break;
+      case 'DropStmt':
+        if (n.concurrent) return 'DROP INDEX CONCURRENTLY';
+        break;
+      case 'ReindexStmt': {
+        const params = (n.params ?? []) as { DefElem?: { defname?: string } }[];
+        if (params.some((p) => p.DefElem?.defname === 'concurrently')) return 'REINDEX CONCURRENTLY';
+        break;
+      }
+      case 'VacuumStmt':
+        return n.is_vacuumcmd === false ? 'ANALYZE' : 'VACUUM';
+      case 'CreatedbStmt':
+        return 'CREATE DATABASE';
+      case 'DropdbStmt':
+        return 'DROP DATABASE';
+      case 'AlterSystemStmt':
+        return 'ALTER SYSTEM';
+      case 'CreateTableSpaceStmt':
+        return 'CREATE TABLESPACE';
+      case 'DropTableSpaceStmt':
+        return 'DROP TABLESPACE';
+      case 'CreateSubscriptionStmt':
+        return 'CREATE SUBSCRIPTION';
+    }
+  }
+  return undefined;
+}
+
+/** True when the text holds its own BEGIN / COMMIT / ROLLBACK. */
+export function hasTransactionControl(text: string): boolean {
+  const result = parseStatements(text);
+  return !!result?.parsed.some((s) => s.stmt && 'TransactionStmt' in s.stmt);
+}
+
+/** `-- pg-migrate-verify: <word>` directives in a migration file. */
+export function directivesOf(text: string): Set<string> {
+  const found = new Set<string>();
+  for (const match of text.matchAll(/^\s*--\s*pg-migrate-verify:\s*([a-z-]+)/gim)) {
+    found.add((match[1] ?? '').toLowerCase());
+  }
+  return found;
+}
+
+/** 1-based line of the JS string index `index` in `text`. */
+export function lineAt(text: string, index: number): number {
+  let line = 1;
+  const end = Math.min(index, text.length);
+  for (let i = 0; i < end; i++) if (text.charCodeAt(i) === 10) line++;
+  return line;
+}
+
+/**
+ * JS string index of Postgres's error `position` (1-based, counted in characters, i.e. code points)
+ * in the query text that was sent.
+ */
+export function indexOfPosition(text: string, position: number): number {
+  let index = 0;
+  let chars = 1;
+  while (chars < position && index < text.length) {
+    const code = text.codePointAt(index) ?? 0;
+    index += code > 0xffff ? 2 : 1;
+    chars++;
+  }
+  return index;
+}

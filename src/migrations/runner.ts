@@ -1,0 +1,147 @@
+import pg from 'pg';
+import { Umzug, type UmzugStorage } from 'umzug';
+import { messageOf } from '../core/errors.js';
+import { formatDuration } from '../core/format.js';
+import type { Migration, StepContext } from './types.js';
+import { StepError } from './types.js';
+
+/** Our bookkeeping lives here; the catalog snapshot leaves this schema out. */
+export const BookkeepingSchema = '_pg_migrate_verify';
+
+/** Records applied ids in the database under test, so that the state lives with the data. */
+class TableStorage implements UmzugStorage<StepContext> {
+  async logMigration({ name, context }: { name: string; context: StepContext }): Promise<void> {
+    await context.client.query(`INSERT INTO ${BookkeepingSchema}.applied (id) VALUES ($1)`, [name]);
+  }
+  async unlogMigration({ name, context }: { name: string; context: StepContext }): Promise<void> {
+    await context.client.query(`DELETE FROM ${BookkeepingSchema}.applied WHERE id = $1`, [name]);
+  }
+  async executed({ context }: { context: StepContext }): Promise<string[]> {
+    const { rows } = await context.client.query<{ id: string }>(`SELECT id FROM ${BookkeepingSchema}.applied ORDER BY seq`);
+    return rows.map((r) => r.id);
+  }
+}
+
+export interface StepOutcome {
+  ok: boolean;
+  ms: number;
+  error?: StepError;
+  timedOut?: boolean;
+}
+
+export interface RunnerOptions {
+  databaseUrl: string;
+  /** Stop a step after this long. */
+  timeoutMs: number;
+  /** Cancels whatever the step is running on the server (called on timeout). */
+  cancel: () => Promise<void>;
+  now?: () => number;
+}
+
+/**
+ * Runs single migrations up or down on one database through umzug. Every format plugs in here with
+ * its own `Migration` objects (our resolver), so ordering and bookkeeping are the same for all.
+ */
+export class Runner {
+  private client: pg.Client | undefined;
+  private umzug: Umzug<StepContext> | undefined;
+  private abort = new AbortController();
+  private readonly now: () => number;
+
+  constructor(
+    private readonly migrations: readonly Migration[],
+    private readonly options: RunnerOptions,
+  ) {
+    this.now = options.now ?? (() => performance.now());
+  }
+
+  async open(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.options.databaseUrl });
+    client.on('error', () => {});
+    await client.connect();
+    await client.query(
+      `CREATE SCHEMA IF NOT EXISTS ${BookkeepingSchema};
+       CREATE TABLE IF NOT EXISTS ${BookkeepingSchema}.applied (seq serial, id text PRIMARY KEY)`,
+    );
+    this.client = client;
+    const context = (): StepContext => ({ client, databaseUrl: this.options.databaseUrl, signal: this.abort.signal });
+    this.umzug = new Umzug<StepContext>({
+      migrations: this.migrations.map((m) => ({
+        name: m.id,
+        path: m.up.file,
+        up: ({ context: c }) => m.up.run(c),
+        down: async ({ context: c }) => {
+          if (!m.down) throw new Error(`${m.id} has no down step`);
+          await m.down.run(c);
+        },
+      })),
+      context,
+      storage: new TableStorage(),
+      logger: undefined,
+    });
+  }
+
+  /** The connection steps run on (also for catalog reads between steps). */
+  get connection(): pg.Client {
+    if (!this.client) throw new Error('Runner is not open');
+    return this.client;
+  }
+
+  up(migration: Migration): Promise<StepOutcome> {
+    return this.step(migration, 'up');
+  }
+
+  down(migration: Migration): Promise<StepOutcome> {
+    return this.step(migration, 'down');
+  }
+
+  private async step(migration: Migration, direction: 'up' | 'down'): Promise<StepOutcome> {
+    const umzug = this.umzug;
+    if (!umzug) throw new Error('Runner is not open');
+    const step = direction === 'up' ? migration.up : migration.down;
+    const file = step?.file ?? migration.up.file;
+    const started = this.now();
+    let timedOut = false;
+    let timer: NodeJS.Timeout | undefined;
+    const work = direction === 'up' ? umzug.up({ migrations: [migration.id] }) : umzug.down({ migrations: [migration.id] });
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        timedOut = true;
+        this.abort.abort();
+        void this.options.cancel().catch(() => {});
+        // Give the cancelled statement a moment to unwind; a step stuck outside SQL is abandoned.
+        setTimeout(() => reject(new Error('timed out')), 5_000).unref();
+      }, this.options.timeoutMs);
+    });
+    try {
+      await Promise.race([work, deadline]);
+      return { ok: true, ms: this.now() - started };
+    } catch (error) {
+      const ms = this.now() - started;
+      if (timedOut) {
+        this.abort = new AbortController();
+        return {
+          ok: false,
+          ms,
+          timedOut: true,
+          error: new StepError(
+            `did not finish within the step timeout of ${formatDuration(this.options.timeoutMs)} and was cancelled`,
+            file,
+            step?.line,
+          ),
+        };
+      }
+      const cause = (error as { cause?: unknown }).cause ?? error;
+      if (cause instanceof StepError) return { ok: false, ms, error: cause };
+      return { ok: false, ms, error: new StepError(messageOf(cause), file, undefined, undefined, { cause }) };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async close(): Promise<void> {
+    const client = this.client;
+    this.client = undefined;
+    if (client) await client.end().catch(() => {});
+  }
+}

@@ -1,0 +1,338 @@
+import type { Dirent } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type pg from 'pg';
+import { CannotCheck, messageOf } from '../core/errors.js';
+import {
+  directivesOf,
+  hasTransactionControl,
+  indexOfPosition,
+  lineAt,
+  loadSqlParser,
+  splitStatements,
+  transactionBlocker,
+} from '../core/sql-text.js';
+import type { LoadedSet, Migration, Step } from './types.js';
+import { StepError } from './types.js';
+
+type Layout = 'golang-migrate' | 'flyway' | 'dbmate' | 'directories';
+
+const LayoutDescriptions: Record<Layout, string> = {
+  'golang-migrate': 'golang-migrate layout (NNNN_name.up.sql / NNNN_name.down.sql)',
+  flyway: 'Flyway layout (V1__name.sql, undo U1__name.sql)',
+  dbmate: 'dbmate layout (NNNN_name.sql with -- migrate:up / -- migrate:down)',
+  directories: 'directory pairs (NNNN_name/up.sql, down.sql)',
+};
+
+const Examples: Record<Layout, string> = {
+  'golang-migrate': '0001_create_users.up.sql',
+  flyway: 'V1__create_users.sql',
+  dbmate: '20240101120000_create_users.sql',
+  directories: '0001_create_users/up.sql',
+};
+
+const golangName = /^(\d+)_(.*)\.(up|down)\.sql$/i;
+const flywayName = /^([VU])(\d+(?:[._]\d+)*)__(.+)\.sql$/;
+const flywayRepeatable = /^R__(.+)\.sql$/;
+const numberedName = /^(\d+)(?:_(.*))?$/;
+const dbmateUp = /^--\s*migrate:up\b(.*)$/im;
+
+/** Repeatable Flyway migrations run after every versioned one. */
+const RepeatableVersion = [2n ** 62n];
+
+interface Candidate {
+  layout: Layout;
+  name: string;
+}
+
+async function readText(file: string, shown: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (error) {
+    throw new CannotCheck(`Cannot read migration file '${shown}': ${messageOf(error)}. Check its permissions.`, {
+      cause: error,
+    });
+  }
+}
+
+/** Reads a folder of SQL migrations in any of the four layouts; refuses a mixed or empty folder. */
+export async function loadSqlMigrations(dir: string, cwd: string): Promise<LoadedSet> {
+  await loadSqlParser();
+  const shownDir = path.relative(cwd, dir) || '.';
+  const shown = (...parts: string[]) => path.join(shownDir, ...parts);
+  let entries: Dirent[];
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (error) {
+    throw new CannotCheck(
+      `Input 'migrations-dir' points to '${shownDir}', which ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : `cannot be read (${messageOf(error)})`}. Set it to the folder that holds your migrations.`,
+      { cause: error },
+    );
+  }
+
+  const candidates: Candidate[] = [];
+  const strays: string[] = [];
+  const texts = new Map<string, string>();
+  for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
+    if (entry.isDirectory()) {
+      if (numberedName.test(entry.name) && entries.length > 0) {
+        const inner = await readdir(path.join(dir, entry.name)).catch(() => [] as string[]);
+        if (inner.includes('up.sql')) candidates.push({ layout: 'directories', name: entry.name });
+      }
+      continue;
+    }
+    if (!entry.name.toLowerCase().endsWith('.sql')) continue;
+    if (golangName.test(entry.name)) candidates.push({ layout: 'golang-migrate', name: entry.name });
+    else if (flywayName.test(entry.name) || flywayRepeatable.test(entry.name)) {
+      candidates.push({ layout: 'flyway', name: entry.name });
+    } else {
+      const text = await readText(path.join(dir, entry.name), shown(entry.name));
+      texts.set(entry.name, text);
+      if (dbmateUp.test(text) && numberedName.test(entry.name.slice(0, -4))) {
+        candidates.push({ layout: 'dbmate', name: entry.name });
+      } else strays.push(entry.name);
+    }
+  }
+
+  const layouts = [...new Set(candidates.map((c) => c.layout))];
+  if (layouts.length === 0) {
+    const found = strays.length ? ` It has ${strays.length} .sql file(s) named like none of them, e.g. '${strays[0]}'.` : '';
+    throw new CannotCheck(
+      `Input 'migrations-dir' points to '${shownDir}', which holds no migrations.${found} Expected e.g. ${Object.values(Examples).join(', ')}.`,
+    );
+  }
+  if (layouts.length > 1) {
+    const examples = layouts.map((l) => `${LayoutDescriptions[l]}: '${candidates.find((c) => c.layout === l)?.name}'`);
+    throw new CannotCheck(
+      `'${shownDir}' mixes migration layouts: ${examples.join('; ')}. Keep one layout per folder, or configure one migration set per folder.`,
+    );
+  }
+  const layout = layouts[0] as Layout;
+  const findings: LoadedSet['findings'] = strays.map((name) => ({
+    check: 'ordering' as const,
+    severity: 'error' as const,
+    file: shown(name),
+    message: `'${shown(name)}' is not named as a migration of the ${LayoutDescriptions[layout]}, so the migration tool will never run it. Rename it like '${Examples[layout]}', or move it out of the migrations folder.`,
+  }));
+
+  const read = async (name: string) => texts.get(name) ?? readText(path.join(dir, name), shown(name));
+  const migrations: Migration[] = [];
+
+  if (layout === 'golang-migrate' || layout === 'flyway') {
+    const groups = new Map<string, { version: bigint[]; up?: string; down?: string }>();
+    for (const { name } of candidates) {
+      let id: string;
+      let version: bigint[];
+      let direction: 'up' | 'down';
+      const golang = golangName.exec(name);
+      const flyway = flywayName.exec(name);
+      const repeatable = flywayRepeatable.exec(name);
+      if (golang) {
+        id = `${golang[1]}_${golang[2]}`;
+        version = [BigInt(golang[1] ?? '0')];
+        direction = (golang[3] ?? '').toLowerCase() as 'up' | 'down';
+      } else if (flyway) {
+        id = `V${flyway[2]}__${flyway[3]}`;
+        version = (flyway[2] ?? '').split(/[._]/).map((s) => BigInt(s));
+        direction = flyway[1] === 'V' ? 'up' : 'down';
+      } else {
+        id = name.slice(0, -4);
+        version = RepeatableVersion;
+        direction = 'up';
+        void repeatable;
+      }
+      const group = groups.get(id) ?? { version };
+      group[direction] = name;
+      groups.set(id, group);
+    }
+    for (const [id, group] of groups) {
+      if (!group.up) {
+        findings.push({
+          check: 'ordering',
+          severity: 'error',
+          migration: id,
+          file: shown(group.down ?? ''),
+          message: `'${shown(group.down ?? '')}' is a down step with no up step, so it can never run. Restore the up file or delete this one.`,
+        });
+        continue;
+      }
+      const upText = await read(group.up);
+      const downText = group.down ? await read(group.down) : undefined;
+      migrations.push(
+        fileMigration(id, group.version, { file: shown(group.up), text: upText }, group.down && downText !== undefined ? { file: shown(group.down), text: downText } : undefined, 'no down file'),
+      );
+    }
+  } else if (layout === 'directories') {
+    for (const { name } of candidates) {
+      const upText = await readText(path.join(dir, name, 'up.sql'), shown(name, 'up.sql'));
+      let down: { file: string; text: string } | undefined;
+      try {
+        down = { file: shown(name, 'down.sql'), text: await readFile(path.join(dir, name, 'down.sql'), 'utf8') };
+      } catch {
+        down = undefined;
+      }
+      const version = [BigInt(numberedName.exec(name)?.[1] ?? '0')];
+      migrations.push(fileMigration(name, version, { file: shown(name, 'up.sql'), text: upText }, down, 'no down.sql'));
+    }
+  } else {
+    for (const { name } of candidates) {
+      const text = await read(name);
+      const id = name.slice(0, -4);
+      const version = [BigInt(numberedName.exec(id)?.[1] ?? '0')];
+      migrations.push(dbmateMigration(id, version, shown(name), text));
+    }
+  }
+
+  migrations.sort((a, b) => compareVersions(a.version, b.version) || a.id.localeCompare(b.id));
+  for (let i = 1; i < migrations.length; i++) {
+    const a = migrations[i - 1] as Migration;
+    const b = migrations[i] as Migration;
+    if (a.version !== RepeatableVersion && compareVersions(a.version, b.version) === 0) {
+      findings.push({
+        check: 'ordering',
+        severity: 'error',
+        migration: b.id,
+        file: b.up.file,
+        message: `'${a.up.file}' and '${b.up.file}' have the same version, so their order is undefined and most migration tools refuse to run (or silently skip one). Give one of them a new, higher version.`,
+      });
+    }
+  }
+  return { format: 'sql', layout: LayoutDescriptions[layout], migrations, findings };
+}
+
+/** Numeric, segment by segment; trailing zero segments do not count (Flyway: 1.0 = 1). */
+export function compareVersions(a: readonly bigint[], b: readonly bigint[]): number {
+  const length = Math.max(a.length, b.length);
+  for (let i = 0; i < length; i++) {
+    const x = a[i] ?? 0n;
+    const y = b[i] ?? 0n;
+    if (x !== y) return x < y ? -1 : 1;
+  }
+  return 0;
+}
+
+function fileMigration(
+  id: string,
+  version: bigint[],
+  up: { file: string; text: string },
+  down: { file: string; text: string } | undefined,
+  missing: string,
+): Migration {
+  const marks = new Set([...directivesOf(up.text), ...(down ? directivesOf(down.text) : [])]);
+  const irreversible = marks.has('irreversible');
+  return {
+    id,
+    version,
+    up: sqlStep(up.file, 1, up.text, directivesOf(up.text).has('no-transaction')),
+    ...(down && !irreversible
+      ? { down: sqlStep(down.file, 1, down.text, directivesOf(down.text).has('no-transaction')) }
+      : { noDown: irreversible ? 'marked irreversible' : missing }),
+  };
+}
+
+function dbmateMigration(id: string, version: bigint[], file: string, text: string): Migration {
+  const lines = text.split('\n');
+  const marker = (kind: 'up' | 'down') => lines.findIndex((l) => new RegExp(`^--\\s*migrate:${kind}\\b`, 'i').test(l));
+  const upAt = marker('up');
+  const downAt = marker('down');
+  const section = (from: number, to: number) => lines.slice(from + 1, to < 0 || to < from ? lines.length : to).join('\n');
+  const noTx = (at: number) => /transaction:\s*false/i.test(lines[at] ?? '') || undefined;
+  const upText = section(upAt, downAt);
+  const irreversible = directivesOf(text).has('irreversible');
+  return {
+    id,
+    version,
+    up: sqlStep(file, upAt + 2, upText, noTx(upAt) ?? directivesOf(upText).has('no-transaction')),
+    ...(downAt >= 0 && !irreversible
+      ? { down: sqlStep(file, downAt + 2, section(downAt, upAt > downAt ? upAt : -1), noTx(downAt) ?? false) }
+      : { noDown: irreversible ? 'marked irreversible' : 'no -- migrate:down section' }),
+  };
+}
+
+/**
+ * A step that runs SQL text: in one transaction, or statement by statement when the text cannot
+ * run in one (CREATE INDEX CONCURRENTLY, ...) or is marked `-- pg-migrate-verify: no-transaction`.
+ */
+function sqlStep(file: string, line: number, text: string, marked: boolean): Step {
+  const blocker = marked ? 'marked no-transaction' : transactionBlocker(text);
+  const locate = (index: number) => line - 1 + lineAt(text, index);
+  return {
+    file,
+    line,
+    ...(blocker ? { noTransaction: blocker } : {}),
+    async run({ client }) {
+      if (blocker) {
+        const statements = splitStatements(text);
+        if (!statements) {
+          await query(client, text, file, locate, 0);
+          return;
+        }
+        for (const statement of statements) {
+          await query(client, statement.sql, file, locate, statement.start);
+        }
+        return;
+      }
+      await client.query('BEGIN');
+      try {
+        await query(client, text, file, locate, 0);
+        await client.query('COMMIT');
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => {});
+        if (error instanceof StepError && error.line === undefined) {
+          const at = await locateFailingStatement(client, text);
+          if (at !== undefined) throw new StepError(error.message, file, locate(at), error.detail, { cause: error.cause });
+        }
+        throw error;
+      }
+    },
+  };
+}
+
+async function query(client: pg.Client, sql: string, file: string, locate: (index: number) => number, offset: number): Promise<void> {
+  try {
+    await client.query(sql);
+  } catch (error) {
+    throw stepErrorOf(error, file, sql, locate, offset);
+  }
+}
+
+/** Wraps a driver error with file and line; Postgres's `position` is counted in the text we sent. */
+export function stepErrorOf(error: unknown, file: string, sql: string, locate: (index: number) => number, offset: number): StepError {
+  const e = error as pg.DatabaseError;
+  const position = e.position ? Number(e.position) : undefined;
+  const line = position ? locate(offset + indexOfPosition(sql, position)) : undefined;
+  return new StepError(messageOf(error), file, line, describeDatabaseError(e), { cause: error });
+}
+
+/** The parts of a Postgres error a reader needs: message, detail, hint, context, SQLSTATE. */
+export function describeDatabaseError(e: Partial<pg.DatabaseError>): string | undefined {
+  if (!e.code) return undefined;
+  const parts = [`ERROR:  ${e.message}`];
+  if (e.detail) parts.push(`DETAIL:  ${e.detail}`);
+  if (e.hint) parts.push(`HINT:  ${e.hint}`);
+  if (e.where) parts.push(`CONTEXT:  ${e.where}`);
+  parts.push(`SQLSTATE: ${e.code}`);
+  return parts.join('\n');
+}
+
+/**
+ * Errors raised while executing (not parsing) carry no position. Re-run the statements one by one
+ * in a transaction that is rolled back, to find which one fails. Only after a failure, so free otherwise.
+ */
+async function locateFailingStatement(client: pg.Client, text: string): Promise<number | undefined> {
+  const statements = splitStatements(text);
+  if (!statements || statements.length < 2 || hasTransactionControl(text)) return undefined;
+  await client.query('BEGIN');
+  try {
+    for (const statement of statements) {
+      try {
+        await client.query(statement.sql);
+      } catch {
+        return statement.start;
+      }
+    }
+    return undefined;
+  } finally {
+    await client.query('ROLLBACK').catch(() => {});
+  }
+}

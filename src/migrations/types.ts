@@ -1,0 +1,61 @@
+import type pg from 'pg';
+import type { Finding } from '../core/report.js';
+
+export const Formats = ['auto', 'sql', 'sequelize', 'umzug', 'alembic', 'command'] as const;
+export type Format = (typeof Formats)[number];
+
+/** What a step receives: a connected client on the database under test, and its URL for external runners. */
+export interface StepContext {
+  client: pg.Client;
+  databaseUrl: string;
+  /** Aborted when the step timeout expires; runners that spawn processes kill them on it. */
+  signal: AbortSignal;
+}
+
+/** One direction of one migration. */
+export interface Step {
+  /** The file that holds the step, relative to the working directory. */
+  file: string;
+  /** Line in `file` where the step's text starts (dbmate sections start mid-file). */
+  line: number;
+  /** Set when the step runs statement by statement outside a transaction, with the reason. */
+  noTransaction?: string;
+  run(context: StepContext): Promise<void>;
+}
+
+export interface Migration {
+  /** Stable id: the file name without extension, e.g. `0001_create_users`. */
+  id: string;
+  /** Version segments for ordering (golang-migrate `[1]`, Flyway `1.2` as `[1, 2]`). */
+  version: bigint[];
+  up: Step;
+  /** Undefined when the migration has no down step. */
+  down?: Step;
+  /** Why there is no down step, for the report. */
+  noDown?: string;
+}
+
+/** A folder of migrations as one format reads it. */
+export interface LoadedSet {
+  format: Exclude<Format, 'auto'>;
+  /** e.g. `golang-migrate layout (*.up.sql / *.down.sql)`. */
+  layout: string;
+  migrations: Migration[];
+  /** Problems with the files themselves (mis-named, orphan down files, duplicates). */
+  findings: Omit<Finding, 'set'>[];
+}
+
+/** A step that failed, located as precisely as we can. */
+export class StepError extends Error {
+  override name = 'StepError';
+  constructor(
+    message: string,
+    readonly file: string,
+    readonly line: number | undefined,
+    /** The driver's or the runner's own words (Postgres message, detail, hint, command output). */
+    readonly detail?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}

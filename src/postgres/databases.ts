@@ -1,0 +1,99 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import type { ScratchDatabase } from './types.js';
+
+/** Quotes an SQL identifier. */
+export function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/** The same server URL pointed at another database. */
+export function withDatabase(url: string, database: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${encodeURIComponent(database)}`;
+  return parsed.toString();
+}
+
+/** A fresh name for a scratch database, unique across concurrent runs on one server. */
+export function scratchName(prefix = 'pgmv'): string {
+  return `${prefix}_${randomBytes(6).toString('hex')}`;
+}
+
+/**
+ * Creates and drops scratch databases through one maintenance connection, and remembers
+ * what it created so that `dropAll` can leave a shared server as it found it.
+ */
+export class DatabaseFactory {
+  private admin: pg.Client | undefined;
+  private readonly created = new Set<string>();
+
+  constructor(private readonly adminUrl: string) {}
+
+  private async client(): Promise<pg.Client> {
+    if (!this.admin) {
+      const client = new pg.Client({ connectionString: this.adminUrl });
+      // A server stopped under us must not crash the process through an unhandled 'error' event.
+      client.on('error', () => {});
+      await client.connect();
+      this.admin = client;
+    }
+    return this.admin;
+  }
+
+  async create(options: { template?: string; name?: string } = {}): Promise<ScratchDatabase> {
+    const name = options.name ?? scratchName();
+    const template = options.template ?? 'template0';
+    const client = await this.client();
+    await client.query(`CREATE DATABASE ${quoteIdent(name)} TEMPLATE ${quoteIdent(template)}`);
+    this.created.add(name);
+    return { name, url: withDatabase(this.adminUrl, name), drop: () => this.drop(name) };
+  }
+
+  async drop(name: string): Promise<void> {
+    const client = await this.client();
+    // FORCE ends sessions a failed migration may have left open (Postgres 13+).
+    await client.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`);
+    this.created.delete(name);
+  }
+
+  async dropAll(): Promise<void> {
+    for (const name of [...this.created]) {
+      await this.drop(name).catch(() => {});
+    }
+  }
+
+  async close(): Promise<void> {
+    const client = this.admin;
+    this.admin = undefined;
+    if (client) await client.end().catch(() => {});
+  }
+}
+
+/** `server_version` of the server at `url`, and its major. */
+export async function serverVersion(url: string): Promise<{ version: string; major: number }> {
+  const client = new pg.Client({ connectionString: url });
+  client.on('error', () => {});
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ v: string; n: string }>(
+      "SELECT current_setting('server_version') AS v, current_setting('server_version_num') AS n",
+    );
+    const row = rows[0];
+    if (!row) throw new Error('server_version is empty');
+    return { version: row.v.split(' ')[0] ?? row.v, major: Math.floor(Number(row.n) / 10000) };
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/** Cancels every running statement in a database (the step timeout), from a separate connection. */
+export async function cancelQueries(adminUrl: string, database: string): Promise<void> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  client.on('error', () => {});
+  await client.connect();
+  try {
+    await client.query('SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [database]);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}

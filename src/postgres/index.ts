@@ -1,0 +1,37 @@
+import { CannotCheck } from '../core/errors.js';
+import { startBinaries } from './binaries.js';
+import { startDocker } from './docker.js';
+import type { Logger, ProviderChoice, StartedPostgres } from './types.js';
+import { useServer } from './url.js';
+
+export interface PostgresOptions {
+  provider: ProviderChoice;
+  /** Requested major (14-18); undefined lets the provider choose. */
+  major?: number;
+  databaseUrl?: string;
+  image?: string;
+  log: Logger;
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * Starts (or connects to) the server the checks run on. `auto`: a given URL, else real binaries,
+ * else a container.
+ */
+export async function startPostgres(options: PostgresOptions): Promise<StartedPostgres> {
+  const { provider, databaseUrl, log } = options;
+  if (provider === 'url' || (provider === 'auto' && databaseUrl)) {
+    if (!databaseUrl) {
+      throw new CannotCheck(`Input 'postgres' is 'url' but 'database-url' is empty. Set database-url, or use postgres 'auto'.`);
+    }
+    return useServer(databaseUrl);
+  }
+  if (provider === 'docker') return startDocker({ major: options.major ?? 17, image: options.image, log });
+  try {
+    return await startBinaries({ major: options.major, log, env: options.env });
+  } catch (error) {
+    if (provider === 'binaries') throw error;
+    log.warn(`PostgreSQL binaries unavailable (${(error as Error).message.split('\n')[0]}); trying docker`);
+    return startDocker({ major: options.major ?? 17, image: options.image, log });
+  }
+}

@@ -1,0 +1,34 @@
+/** A server a provider has started (or been given) and that the checks may create databases in. */
+export interface StartedPostgres {
+  provider: ProviderName;
+  /** Server version as Postgres reports it, e.g. `17.6`. */
+  version: string;
+  major: number;
+  /** Connection string to the maintenance database. */
+  adminUrl: string;
+  /** Creates a scratch database, by default an empty one (from template0). */
+  createDatabase(options?: { template?: string; name?: string }): Promise<ScratchDatabase>;
+  /** Stops the server (or drops the scratch databases on a given one) and removes every temp file. */
+  stop(): Promise<void>;
+}
+
+export interface ScratchDatabase {
+  name: string;
+  url: string;
+  drop(): Promise<void>;
+}
+
+export type ProviderName = 'binaries' | 'docker' | 'url';
+export const ProviderChoices = ['auto', 'binaries', 'docker', 'url'] as const;
+export type ProviderChoice = (typeof ProviderChoices)[number];
+
+export const SupportedMajors = [14, 15, 16, 17, 18] as const;
+
+/** Where progress and diagnostics go. The CLI writes to stderr, the Action to the runner log. */
+export interface Logger {
+  info(message: string): void;
+  warn(message: string): void;
+  debug(message: string): void;
+}
+
+export const silentLogger: Logger = { info() {}, warn() {}, debug() {} };

@@ -1,0 +1,255 @@
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import YAML from 'yaml';
+import { z } from 'zod';
+import { CannotCheck, messageOf } from './core/errors.js';
+import { type CheckId, CheckIds, type Severity } from './core/report.js';
+import { type Format, Formats } from './migrations/types.js';
+import { type ProviderChoice, ProviderChoices, SupportedMajors } from './postgres/types.js';
+
+/** Input names, spelled once: Action inputs, CLI flags (`--name`) and config keys are these. */
+export const Inputs = {
+  MigrationsDir: 'migrations-dir',
+  Format: 'format',
+  Postgres: 'postgres',
+  PostgresVersion: 'postgres-version',
+  PostgresImage: 'postgres-image',
+  DatabaseUrl: 'database-url',
+  BaseRef: 'base-ref',
+  AssertionsDir: 'assertions-dir',
+  SnapshotFile: 'snapshot-file',
+  UpdateSnapshot: 'update-snapshot',
+  ModelsCommand: 'models-command',
+  TargetDatabaseUrl: 'target-database-url',
+  Comment: 'comment',
+  GithubToken: 'github-token',
+  FailOn: 'fail-on',
+  StepTimeout: 'step-timeout',
+  Only: 'only',
+  Skip: 'skip',
+  WorkingDirectory: 'working-directory',
+  Config: 'config',
+} as const;
+
+/** Raw string values by input name, as the Action or the CLI received them; undefined when not given. */
+export type RawInputs = Partial<Record<(typeof Inputs)[keyof typeof Inputs], string>>;
+
+/** One folder of migrations and what to check it against. */
+export interface SetSettings {
+  /** Name in reports and comments (the folder by default). */
+  name: string;
+  /** Absolute path of the migrations folder. */
+  dir: string;
+  /** Migration format; `auto` detects it from the folder. */
+  format: Format;
+  /** Folder of per-migration assertions (absolute), if any. */
+  assertionsDir?: string;
+  /** Committed schema snapshot file (absolute), if any. */
+  snapshotFile?: string;
+  /** Command that builds the models' schema into DATABASE_URL, if any. */
+  modelsCommand?: string;
+}
+
+export interface Settings {
+  /** Migration sets to verify, in order. */
+  sets: SetSettings[];
+  /** Absolute directory that relative paths and reported file names are relative to. */
+  workingDirectory: string;
+  /** Which Postgres to run the checks on. */
+  postgres: ProviderChoice;
+  /** Requested major (14-18); undefined lets the provider choose. */
+  postgresVersion?: number;
+  /** Container image for the docker provider, e.g. `postgis/postgis:16-3.4`. */
+  postgresImage?: string;
+  /** Server the checks may create scratch databases in (url provider). */
+  databaseUrl?: string;
+  /** Git ref of the base branch for ordering and two-phase replay. */
+  baseRef?: string;
+  /** Rewrite snapshot files instead of comparing with them. */
+  updateSnapshot: boolean;
+  /** Live database for the read-only deploy gate. */
+  targetDatabaseUrl?: string;
+  /** Post or update the PR comment (Action only). */
+  comment: boolean;
+  /** Token for the PR comment (Action only). */
+  githubToken?: string;
+  /** Which findings fail the run. */
+  failOn: Severity;
+  /** Longest a single migration step may run, in milliseconds. */
+  stepTimeoutMs: number;
+  /** Checks to run (after `only` and `skip`). */
+  checks: Set<CheckId>;
+}
+
+const DefaultStepTimeoutMs = 5 * 60_000;
+const SetKeys = [Inputs.MigrationsDir, Inputs.Format, Inputs.AssertionsDir, Inputs.SnapshotFile, Inputs.ModelsCommand, 'name'] as const;
+const TopKeys = Object.values(Inputs).filter((k) => k !== Inputs.Config && k !== Inputs.GithubToken);
+
+const scalar = z.union([z.string(), z.number(), z.boolean()]);
+const setSchema = z.strictObject(Object.fromEntries(SetKeys.map((k) => [k, scalar.optional()])));
+const configSchema = z.strictObject({
+  ...Object.fromEntries(TopKeys.map((k) => [k, z.union([scalar, z.array(z.string())]).optional()])),
+  sets: z.array(setSchema).optional(),
+});
+type ConfigFile = z.infer<typeof configSchema>;
+
+const ConfigNames = ['pg-migrate-verify.yml', 'pg-migrate-verify.yaml'];
+
+/** Reads and validates the config file: the given one, else pg-migrate-verify.yml in the working directory. */
+export async function readConfigFile(workingDirectory: string, given?: string): Promise<{ file: string; config: ConfigFile } | undefined> {
+  const file = given
+    ? path.resolve(workingDirectory, given)
+    : ConfigNames.map((n) => path.join(workingDirectory, n)).find((f) => existsSync(f));
+  if (!file) return undefined;
+  const shown = path.relative(workingDirectory, file) || file;
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    throw new CannotCheck(`Config file '${shown}' cannot be read (${messageOf(error)}). Check the path given to 'config'.`);
+  }
+  let data: unknown;
+  try {
+    data = YAML.parse(text) ?? {};
+  } catch (error) {
+    throw new CannotCheck(`Config file '${shown}' is not valid YAML: ${messageOf(error).split('\n')[0]}`);
+  }
+  const parsed = configSchema.safeParse(data);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue?.path.length ? ` at '${issue.path.join('.')}'` : '';
+    if (issue?.code === 'unrecognized_keys') {
+      const inSet = issue.path[0] === 'sets';
+      const allowed = inSet ? SetKeys : [...TopKeys, 'sets'];
+      throw new CannotCheck(
+        `Config file '${shown}' has unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}${where}. Allowed keys${inSet ? ' in a set' : ''}: ${allowed.join(', ')}.`,
+      );
+    }
+    throw new CannotCheck(`Config file '${shown}'${where}: ${issue?.message ?? 'invalid'}. Expected a mapping of the keys listed in the README.`);
+  }
+  return { file: shown, config: parsed.data };
+}
+
+function stringOf(value: unknown): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (Array.isArray(value)) return value.join(',');
+  return String(value);
+}
+
+function choice<T extends string>(key: string, value: string, allowed: readonly T[]): T {
+  if ((allowed as readonly string[]).includes(value)) return value as T;
+  throw new CannotCheck(`Input '${key}' is '${value}'. Allowed values: ${allowed.join(', ')}.`);
+}
+
+function bool(key: string, value: string | undefined, fallback: boolean): boolean {
+  if (value === undefined || value === '') return fallback;
+  const v = value.toLowerCase();
+  if (['true', 'yes', '1', 'on'].includes(v)) return true;
+  if (['false', 'no', '0', 'off'].includes(v)) return false;
+  throw new CannotCheck(`Input '${key}' is '${value}'. Allowed values: true, false.`);
+}
+
+/** `300`, `300s`, `5m`, `1h`, `1500ms` -> milliseconds. */
+export function parseDuration(key: string, value: string): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?\s*$/i.exec(value);
+  const amount = Number(match?.[1]);
+  if (!match || !(amount > 0)) {
+    throw new CannotCheck(`Input '${key}' is '${value}'. Expected a duration such as 300 (seconds), 90s, 5m or 1h.`);
+  }
+  const unit = (match[2] ?? 's').toLowerCase();
+  const factor = unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'h' ? 3_600_000 : 60_000;
+  return Math.round(amount * factor);
+}
+
+function checkList(key: string, value: string | undefined): CheckId[] {
+  if (!value?.trim()) return [];
+  return value
+    .split(/[\s,]+/)
+    .filter(Boolean)
+    .map((id) => choice(key, id, CheckIds));
+}
+
+/**
+ * Resolves the settings: explicit inputs win over the config file, which wins over defaults.
+ * Every bad value throws CannotCheck naming the key and the allowed values.
+ */
+export async function resolveSettings(raw: RawInputs, cwd: string = process.cwd()): Promise<Settings> {
+  const workingDirectory = path.resolve(cwd, raw[Inputs.WorkingDirectory] || '.');
+  const loaded = await readConfigFile(workingDirectory, raw[Inputs.Config] || undefined);
+  const config = loaded?.config ?? {};
+  const get = (key: (typeof TopKeys)[number]): string | undefined => {
+    const given = raw[key];
+    if (given !== undefined && given !== '') return given;
+    return stringOf((config as Record<string, unknown>)[key]);
+  };
+
+  const format = (value: string | undefined) => choice(Inputs.Format, value || 'auto', Formats);
+  const resolvePath = (value: string | undefined) => (value ? path.resolve(workingDirectory, value) : undefined);
+
+  let sets: SetSettings[];
+  if (config.sets?.length) {
+    if (raw[Inputs.MigrationsDir]) {
+      throw new CannotCheck(
+        `Input 'migrations-dir' is '${raw[Inputs.MigrationsDir]}', but config file '${loaded?.file}' lists 'sets'. Use one or the other.`,
+      );
+    }
+    sets = config.sets.map((s, i) => {
+      const dir = stringOf(s[Inputs.MigrationsDir]);
+      if (!dir) throw new CannotCheck(`Config file '${loaded?.file}': set ${i + 1} has no 'migrations-dir'. Give each set its folder.`);
+      return {
+        name: stringOf(s.name) ?? dir,
+        dir: path.resolve(workingDirectory, dir),
+        format: format(stringOf(s[Inputs.Format])),
+        assertionsDir: resolvePath(stringOf(s[Inputs.AssertionsDir])),
+        snapshotFile: resolvePath(stringOf(s[Inputs.SnapshotFile])),
+        modelsCommand: stringOf(s[Inputs.ModelsCommand]),
+      };
+    });
+    const names = sets.map((s) => s.name);
+    const twice = names.find((n, i) => names.indexOf(n) !== i);
+    if (twice) throw new CannotCheck(`Config file '${loaded?.file}' has two sets named '${twice}'. Give each set its own 'name'.`);
+  } else {
+    const dir = get(Inputs.MigrationsDir) || 'migrations';
+    sets = [
+      {
+        name: dir,
+        dir: path.resolve(workingDirectory, dir),
+        format: format(get(Inputs.Format)),
+        assertionsDir: resolvePath(get(Inputs.AssertionsDir)),
+        snapshotFile: resolvePath(get(Inputs.SnapshotFile)),
+        modelsCommand: get(Inputs.ModelsCommand),
+      },
+    ];
+  }
+
+  const version = get(Inputs.PostgresVersion);
+  let postgresVersion: number | undefined;
+  if (version) {
+    postgresVersion = Number(version);
+    if (!(SupportedMajors as readonly number[]).includes(postgresVersion)) {
+      throw new CannotCheck(`Input 'postgres-version' is '${version}'. Allowed values: ${SupportedMajors.join(', ')}.`);
+    }
+  }
+
+  const only = checkList(Inputs.Only, get(Inputs.Only));
+  const skip = checkList(Inputs.Skip, get(Inputs.Skip));
+  const checks = new Set<CheckId>((only.length ? only : CheckIds).filter((c) => !skip.includes(c)));
+
+  return {
+    sets,
+    workingDirectory,
+    postgres: choice(Inputs.Postgres, get(Inputs.Postgres) || 'auto', ProviderChoices),
+    postgresVersion,
+    postgresImage: get(Inputs.PostgresImage),
+    databaseUrl: get(Inputs.DatabaseUrl),
+    baseRef: get(Inputs.BaseRef),
+    updateSnapshot: bool(Inputs.UpdateSnapshot, get(Inputs.UpdateSnapshot), false),
+    targetDatabaseUrl: get(Inputs.TargetDatabaseUrl),
+    comment: bool(Inputs.Comment, get(Inputs.Comment), true),
+    githubToken: raw[Inputs.GithubToken] || undefined,
+    failOn: choice(Inputs.FailOn, get(Inputs.FailOn) || 'error', ['error', 'warning'] as const),
+    stepTimeoutMs: get(Inputs.StepTimeout) ? parseDuration(Inputs.StepTimeout, get(Inputs.StepTimeout) ?? '') : DefaultStepTimeoutMs,
+    checks,
+  };
+}
