@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { diffInventories, readInventory } from './catalog/inventory.js';
 import { CannotCheck, messageOf } from './core/errors.js';
 import { formatDuration, plural } from './core/format.js';
@@ -87,7 +88,6 @@ function stepFinding(
 ): Finding {
   const error = outcome.error;
   const file = error?.file ?? (direction === 'up' ? migration.up.file : migration.down?.file);
-  const where = file ? ` at \`${file}${error?.line ? `:${error.line}` : ''}\`` : '';
   return {
     check,
     severity: 'error',
@@ -95,7 +95,7 @@ function stepFinding(
     migration: migration.id,
     file,
     line: error?.line,
-    message: `\`${migration.id}\` (${direction}) ${outcome.timedOut ? '' : 'failed: '}${error?.message ?? 'failed'}${where}. ${consequence}`,
+    message: `\`${migration.id}\` (${direction}) ${outcome.timedOut ? '' : 'failed: '}${error?.message ?? 'failed'}. ${consequence}`,
     detail: error?.detail,
   };
 }
@@ -151,12 +151,13 @@ async function verifySet(
             'up',
             outcome,
             rest > 0
-              ? `A deploy of this branch stops here and the ${plural(rest, 'migration')} after it never run. Fix this step and run the check again.`
+              ? `A deploy of this branch stops here and ${rest === 1 ? 'the migration after it never runs' : `the ${rest} migrations after it never run`}. Fix this step and run the check again.`
               : 'A deploy of this branch stops here. Fix this step and run the check again.',
           ),
         );
-        if (m.up.noTransaction || outcome.timedOut) {
-          dirty = `\`${m.id}\` ${outcome.timedOut ? 'was cancelled' : 'failed'} part-way outside a transaction, so the database holds an unknown part of it`;
+        if (outcome.timedOut) dirty = `\`${m.id}\` was cancelled after the step timeout, so the state of the database is unknown`;
+        else if (m.up.noTransaction) {
+          dirty = `\`${m.id}\` failed part-way outside a transaction, so the database holds an unknown part of it`;
         }
         break;
       }
@@ -217,7 +218,7 @@ async function verifySet(
   }
   return {
     name: set.name,
-    dir: set.dir,
+    dir: path.relative(settings.workingDirectory, set.dir) || '.',
     format: loaded.format,
     formatReason: loaded.layout,
     migrations: reports,

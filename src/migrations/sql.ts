@@ -268,7 +268,7 @@ function sqlStep(file: string, line: number, text: string, marked: boolean): Ste
           return;
         }
         for (const statement of statements) {
-          await query(client, statement.sql, file, locate, statement.start);
+          await query(client, statement.sql, file, locate, statement.start, true);
         }
         return;
       }
@@ -288,11 +288,23 @@ function sqlStep(file: string, line: number, text: string, marked: boolean): Ste
   };
 }
 
-async function query(client: pg.Client, sql: string, file: string, locate: (index: number) => number, offset: number): Promise<void> {
+async function query(
+  client: pg.Client,
+  sql: string,
+  file: string,
+  locate: (index: number) => number,
+  offset: number,
+  single = false,
+): Promise<void> {
   try {
     await client.query(sql);
   } catch (error) {
-    throw stepErrorOf(error, file, sql, locate, offset);
+    const located = stepErrorOf(error, file, sql, locate, offset);
+    // One statement sent alone: without a position, its first line is still the right place.
+    if (single && located.line === undefined) {
+      throw new StepError(located.message, file, locate(offset), located.detail, { cause: error });
+    }
+    throw located;
   }
 }
 

@@ -1,0 +1,66 @@
+import { beforeAll, describe, expect, test } from '@jest/globals';
+import {
+  directivesOf,
+  hasTransactionControl,
+  indexOfPosition,
+  lineAt,
+  loadSqlParser,
+  splitStatements,
+  transactionBlocker,
+} from '../../src/core/sql-text.js';
+
+beforeAll(() => loadSqlParser());
+
+describe('splitStatements', () => {
+  test('keeps dollar-quoted bodies whole and reports where each statement starts', () => {
+    const text = "-- héllo\nCREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql;\n\nSELECT 'a;b';\n";
+    const statements = splitStatements(text);
+    expect(statements?.map((s) => s.sql)).toEqual([
+      'CREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql',
+      "SELECT 'a;b'",
+    ]);
+    // Parser offsets are bytes; the multibyte comment must not shift the JS indexes.
+    expect(statements?.map((s) => lineAt(text, s.start))).toEqual([2, 4]);
+    expect(text.slice(statements?.[1]?.start)).toMatch(/^SELECT 'a;b'/);
+  });
+
+  test('is undefined for text that does not parse', () => {
+    expect(splitStatements('CREATE TABLE (')).toBeUndefined();
+  });
+});
+
+describe('transactionBlocker', () => {
+  test.each([
+    ['CREATE INDEX CONCURRENTLY i ON t (a);', 'CREATE INDEX CONCURRENTLY'],
+    ['DROP INDEX CONCURRENTLY i;', 'DROP INDEX CONCURRENTLY'],
+    ['REINDEX (CONCURRENTLY) INDEX i;', 'REINDEX CONCURRENTLY'],
+    ['VACUUM t;', 'VACUUM'],
+    ['CREATE DATABASE x;', 'CREATE DATABASE'],
+    ['CREATE INDEX i ON t (a); ALTER TYPE m ADD VALUE \'x\';', undefined],
+    ['not sql at all', undefined],
+  ])('%s -> %s', (sql, expected) => {
+    expect(transactionBlocker(sql)).toBe(expected);
+  });
+
+  test('sees BEGIN/COMMIT in the text', () => {
+    expect(hasTransactionControl('BEGIN; CREATE TABLE a (id int); COMMIT;')).toBe(true);
+    expect(hasTransactionControl('CREATE TABLE a (id int);')).toBe(false);
+  });
+});
+
+describe('positions', () => {
+  test('a Postgres position counts code points, not UTF-16 units', () => {
+    const text = '-- 😀 é\nSELECT x';
+    // Postgres: "😀" is one character. Position of "x" (1-based, characters): 16.
+    const chars = [...text];
+    const position = chars.indexOf('x') + 1;
+    expect(text[indexOfPosition(text, position)]).toBe('x');
+    expect(lineAt(text, indexOfPosition(text, position))).toBe(2);
+  });
+
+  test('directives are read from comments anywhere in the file', () => {
+    expect([...directivesOf('SELECT 1;\n  -- pg-migrate-verify: no-transaction\n')]).toEqual(['no-transaction']);
+    expect(directivesOf('-- pg-migrate-verify:irreversible').has('irreversible')).toBe(true);
+    expect(directivesOf('SELECT 1').size).toBe(0);
+  });
+});

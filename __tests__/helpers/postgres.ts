@@ -1,0 +1,30 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startBinaries } from '../../src/postgres/binaries.js';
+import type { Logger, StartedPostgres } from '../../src/postgres/types.js';
+import { type RawInputs, resolveSettings, type Settings } from '../../src/settings.js';
+import type { Edges } from '../../src/verify.js';
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const fixture = (name: string) => path.resolve(repoRoot, 'fixtures', name);
+
+export const quietLog: Logger = { info() {}, warn() {}, debug() {} };
+
+/** One real server per test file; each verify() gets its own scratch databases on it. */
+export async function startTestServer(): Promise<StartedPostgres> {
+  return startBinaries({ log: quietLog });
+}
+
+/** Edges that reuse the file's server (its stop is the file's business) and record progress lines. */
+export function edgesOn(server: StartedPostgres, lines: string[] = []): Edges {
+  return {
+    log: quietLog,
+    progress: (line) => lines.push(line),
+    startPostgres: async () => ({ ...server, stop: async () => {} }),
+    now: () => performance.now(),
+  };
+}
+
+export function settingsFor(dir: string, raw: RawInputs = {}): Promise<Settings> {
+  return resolveSettings({ 'migrations-dir': dir, ...raw }, repoRoot);
+}

@@ -1,0 +1,164 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import pg from 'pg';
+import type { Report } from '../src/core/report.js';
+import type { StartedPostgres } from '../src/postgres/types.js';
+import { verify } from '../src/verify.js';
+import { edgesOn, fixture, settingsFor, startTestServer } from './helpers/postgres.js';
+
+let server: StartedPostgres;
+beforeAll(async () => {
+  server = await startTestServer();
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+async function run(name: string, raw = {}): Promise<{ report: Report; lines: string[] }> {
+  const lines: string[] = [];
+  const report = await verify(await settingsFor(fixture(name), raw), edgesOn(server, lines));
+  return { report, lines };
+}
+
+const brief = (report: Report) =>
+  report.findings.map((f) => ({ check: f.check, file: f.file, line: f.line, migration: f.migration }));
+
+describe('correct histories pass in every layout', () => {
+  test.each([
+    ['sql-golang-ok', ['0001_create_users', '0002_add_mood', '0010_users_email_lower_idx'], 'golang-migrate'],
+    ['sql-flyway-ok', ['V1__create_accounts', 'V1_1__add_balance', 'V2__index_name', 'V10__create_ledger'], 'Flyway'],
+    ['sql-dbmate-ok', ['20240101120000_create_posts', '20240102090000_posts_title_idx', '20240103000000_seed_nothing'], 'dbmate'],
+    ['sql-dirs-ok', ['0001_create_tags', '0002_tag_color'], 'directory pairs'],
+  ])('%s', async (name, ids, layout) => {
+    const { report, lines } = await run(name);
+    expect(report.findings).toEqual([]);
+    expect(report.result).toBe('passed');
+    const set = report.sets[0];
+    expect(set?.formatReason).toContain(layout);
+    // Numeric version order: 10 after 2 (and Flyway 1.1 between 1 and 2).
+    expect(set?.migrations.map((m) => m.id)).toEqual(ids);
+    expect(set?.migrations.every((m) => m.up?.ok && m.down?.ok)).toBe(true);
+    // One line per step as it runs: every up, then every down from the newest.
+    expect(lines).toHaveLength(ids.length * 2);
+    expect(lines[0]).toContain(`up   1/${ids.length} ${ids[0]}`);
+    expect(lines.at(-1)).toContain(`down 1/${ids.length} ${ids[0]}`);
+    expect(report.postgres?.provider).toBe('binaries');
+  });
+});
+
+describe('broken histories are reported at the right file and line', () => {
+  test('an up step with a syntax error after a multibyte comment', async () => {
+    const { report } = await run('sql-golang-up-syntax-error');
+    expect(report.result).toBe('failed');
+    expect(brief(report)).toEqual([
+      {
+        check: 'apply',
+        file: 'fixtures/sql-golang-up-syntax-error/0002_add_price.up.sql',
+        line: 4,
+        migration: '0002_add_price',
+      },
+    ]);
+    expect(report.findings[0]?.message).toContain('syntax error at or near "text"');
+    expect(report.findings[0]?.message).toContain('the migration after it never runs');
+    expect(report.findings[0]?.detail).toContain('SQLSTATE: 42601');
+    const ms = report.sets[0]?.migrations ?? [];
+    expect(ms.map((m) => m.up?.ok ?? null)).toEqual([true, false, null]);
+    // Rolling back what was applied still happens, and is clean.
+    expect(ms[0]?.down?.ok).toBe(true);
+  });
+
+  test('a down step that fails at run time, located by its statement', async () => {
+    const { report } = await run('sql-golang-down-fails');
+    expect(brief(report)).toEqual([
+      {
+        check: 'rollback-all',
+        file: 'fixtures/sql-golang-down-fails/0002_create_orders.down.sql',
+        line: 3,
+        migration: '0002_create_orders',
+      },
+    ]);
+    expect(report.findings[0]?.message).toContain('table "orderz" does not exist');
+  });
+
+  test('a down step that leaves an enum type behind', async () => {
+    const { report } = await run('sql-golang-leftovers');
+    expect(report.findings).toHaveLength(1);
+    expect(report.findings[0]?.check).toBe('rollback-all');
+    expect(report.findings[0]?.message).toContain('left 1 object behind: type ticket_state');
+  });
+
+  test('a non-transactional file that fails half-way: located, and rollback-all is not trusted', async () => {
+    const { report } = await run('sql-golang-concurrent-index-fails');
+    expect(brief(report)).toEqual([
+      {
+        check: 'apply',
+        file: 'fixtures/sql-golang-concurrent-index-fails/0002_event_indexes.up.sql',
+        line: 3,
+        migration: '0002_event_indexes',
+      },
+    ]);
+    expect(report.sets[0]?.notes.join()).toContain('failed part-way outside a transaction');
+  });
+
+  test('a hanging migration is cancelled by the step timeout', async () => {
+    const started = Date.now();
+    const { report } = await run('sql-golang-hangs', { 'step-timeout': '1s' });
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect(brief(report)).toEqual([
+      { check: 'apply', file: 'fixtures/sql-golang-hangs/0002_waits_forever.up.sql', line: 1, migration: '0002_waits_forever' },
+    ]);
+    expect(report.findings[0]?.message).toContain('did not finish within the step timeout of 1 s');
+    // The cancelled statement is gone from the server.
+    const client = new pg.Client({ connectionString: server.adminUrl });
+    await client.connect();
+    const { rows } = await client.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE '%pg_sleep(3600)%' AND pid <> pg_backend_pid()");
+    await client.end();
+    expect(rows[0].n).toBe(0);
+  });
+
+  test('a mis-named file is a finding: the tool would never run it', async () => {
+    const { report } = await run('sql-golang-misnamed');
+    expect(brief(report)).toEqual([
+      { check: 'ordering', file: 'fixtures/sql-golang-misnamed/0002_add_body.sql', line: undefined, migration: undefined },
+    ]);
+    expect(report.sets[0]?.notes.join()).toContain('rollback-all stopped at `0003_add_title`: it has no down step');
+  });
+
+  test('Flyway repeatables run after every versioned migration and have no down step', async () => {
+    const { report } = await run('sql-flyway-repeatable');
+    expect(report.result).toBe('passed');
+    expect(report.sets[0]?.migrations.map((m) => [m.id, m.reversible])).toEqual([
+      ['V1__create_cities', 'skipped'],
+      ['R__city_names', 'no-down'],
+    ]);
+  });
+});
+
+describe('bad input ends in a clear message, never a throw', () => {
+  test('mixed layouts', async () => {
+    const { report } = await run('sql-mixed-layouts');
+    expect(report.result).toBe('error');
+    expect(report.error).toContain("mixes migration layouts");
+    expect(report.error).toContain("'0001_a.up.sql'");
+    expect(report.error).toContain("'V2__b.sql'");
+  });
+
+  test('missing and empty folders', async () => {
+    const missing = await run('does-not-exist');
+    expect(missing.report.error).toBe(
+      "Input 'migrations-dir' points to 'fixtures/does-not-exist', which does not exist. Set it to the folder that holds your migrations.",
+    );
+    const empty = await mkdtemp(path.join(os.tmpdir(), 'pgmv-empty-'));
+    try {
+      await writeFile(path.join(empty, 'README.md'), 'nothing here');
+      const { report } = await run(empty);
+      expect(report.result).toBe('error');
+      expect(report.error).toContain('which holds no migrations');
+      expect(report.error).toContain('0001_create_users.up.sql');
+    } finally {
+      await rm(empty, { recursive: true, force: true });
+    }
+  });
+});
