@@ -66,6 +66,31 @@ function runAsUser(): RunAs | undefined {
   return { name: 'nobody', uid: 65534, gid: 65534 };
 }
 
+/** True when `runAs` may traverse every ancestor of `target` (and read it): initdb fails obscurely otherwise. */
+async function reachableBy(runAs: RunAs, target: string): Promise<boolean> {
+  let dir = path.resolve(target);
+  for (;;) {
+    try {
+      const s = await stat(dir);
+      const bits = s.uid === runAs.uid ? 0o100 : s.gid === runAs.gid ? 0o010 : 0o001;
+      if ((s.mode & bits) === 0) return false;
+    } catch {
+      return false;
+    }
+    const parent = path.dirname(dir);
+    if (parent === dir) return true;
+    dir = parent;
+  }
+}
+
+async function assertReachable(runAs: RunAs | undefined, dir: string, what: string, fix: string): Promise<void> {
+  if (runAs && !(await reachableBy(runAs, dir))) {
+    throw new CannotCheck(
+      `${what} '${dir}' cannot be reached by user '${runAs.name}', which the server runs as because this process is root (initdb refuses root). ${fix}`,
+    );
+  }
+}
+
 /** Base directory for long-lived caches (binaries fetched from the registry). */
 export function cacheRoot(env: NodeJS.ProcessEnv = process.env): string {
   if (env.PG_MIGRATE_VERIFY_CACHE) return env.PG_MIGRATE_VERIFY_CACHE;
@@ -355,7 +380,9 @@ export async function startBinaries(options: BinariesOptions): Promise<StartedPo
   log.info(`PostgreSQL ${bins.version} binaries from ${bins.source}: ${bins.binDir}`);
   const runAs = runAsUser();
   if (runAs) log.debug(`running as root: the server runs as user '${runAs.name}' (initdb refuses root)`);
+  await assertReachable(runAs, bins.binDir, 'The PostgreSQL bin directory', 'Install PostgreSQL where others may read it, or set PG_BIN to such a copy.');
   const root = await runtimeRoot(options.env);
+  await assertReachable(runAs, root, 'The temp directory', 'Set PG_MIGRATE_VERIFY_TMPDIR to a directory whose parents others may traverse, e.g. /tmp.');
   const template = await templateCluster(bins, root, runAs, log);
 
   const dir = await mkdtemp(path.join(root, 'run-'));

@@ -1,4 +1,4 @@
-import { CannotCheck } from '../core/errors.js';
+import { CannotCheck, messageOf } from '../core/errors.js';
 import { startBinaries } from './binaries.js';
 import { startDocker } from './docker.js';
 import type { Logger, ProviderChoice, StartedPostgres } from './types.js';
@@ -31,7 +31,12 @@ export async function startPostgres(options: PostgresOptions): Promise<StartedPo
     return await startBinaries({ major: options.major, log, env: options.env });
   } catch (error) {
     if (provider === 'binaries') throw error;
-    log.warn(`PostgreSQL binaries unavailable (${(error as Error).message.split('\n')[0]}); trying docker`);
-    return startDocker({ major: options.major ?? 17, image: options.image, log });
+    log.warn(`PostgreSQL binaries failed (${messageOf(error).split('\n')[0]}); trying docker`);
+    try {
+      return await startDocker({ major: options.major ?? 17, image: options.image, log });
+    } catch (dockerError) {
+      // The binaries' reason is usually the one to fix: say both.
+      throw new CannotCheck(`${messageOf(error)}\nThe docker fallback failed too: ${messageOf(dockerError)}`, { cause: error });
+    }
   }
 }

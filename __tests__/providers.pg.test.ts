@@ -1,0 +1,194 @@
+import { spawn } from 'node:child_process';
+import { chmod, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import pg from 'pg';
+import { CannotCheck } from '../src/core/errors.js';
+import { startBinaries } from '../src/postgres/binaries.js';
+import { startPostgres } from '../src/postgres/index.js';
+import type { StartedPostgres } from '../src/postgres/types.js';
+import { fixture, quietLog, repoRoot, startTestServer } from './helpers/postgres.js';
+
+let tmp: string;
+beforeAll(async () => {
+  tmp = await mkdtemp(path.join(os.tmpdir(), 'pgmv-providers-'));
+  // As root the server runs as another user, who must be able to enter these directories.
+  await chmod(tmp, 0o755);
+});
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+/** Postgres processes whose command line mentions `dir`. */
+async function processesUnder(dir: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const { readFile } = await import('node:fs/promises');
+      const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).replaceAll('\0', ' ');
+      if (cmdline.includes(dir)) found.push(`${pid}: ${cmdline}`);
+    } catch {
+      // Gone while we looked.
+    }
+  }
+  return found;
+}
+
+async function runDirsUnder(root: string): Promise<string[]> {
+  const dirs = await readdir(root).catch(() => [] as string[]);
+  const runs: string[] = [];
+  for (const d of dirs) runs.push(...(await readdir(path.join(root, d)).catch(() => [] as string[])).filter((n) => n.startsWith('run-')));
+  return runs;
+}
+
+describe('binaries provider', () => {
+  test('starts a throwaway server, clones databases, and leaves nothing behind on stop', async () => {
+    const root = path.join(tmp, 'stop');
+    await mkdir(root);
+    const server = await startBinaries({ log: quietLog, env: { ...process.env, PG_MIGRATE_VERIFY_TMPDIR: root } });
+    expect(server.provider).toBe('binaries');
+    expect(server.version).toMatch(/^\d+\.\d+/);
+    const base = await server.createDatabase();
+    const client = new pg.Client({ connectionString: base.url });
+    await client.connect();
+    await client.query('CREATE TABLE marker (id int)');
+    await client.end();
+    const copy = await server.createDatabase({ template: base.name });
+    const c2 = new pg.Client({ connectionString: copy.url });
+    await c2.connect();
+    const { rows } = await c2.query("SELECT to_regclass('marker') IS NOT NULL AS ok, current_setting('fsync') AS fsync");
+    await c2.end();
+    expect(rows[0]).toEqual({ ok: true, fsync: 'off' });
+    expect(await runDirsUnder(root)).toHaveLength(1);
+    await server.stop();
+    expect(await runDirsUnder(root)).toEqual([]);
+    expect(await processesUnder(root)).toEqual([]);
+  });
+
+  test('the embedded package serves a major the system does not have', async () => {
+    const server = await startBinaries({ major: 17, log: quietLog });
+    try {
+      expect(server.major).toBe(17);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  test('a server that will not start is a clear error, and nothing is left behind', async () => {
+    const bin = path.join(tmp, 'fake-bin');
+    await mkdir(bin);
+    const root = path.join(tmp, 'fake-root');
+    await mkdir(root);
+    await writeFile(
+      path.join(bin, 'postgres'),
+      '#!/bin/sh\nif [ "$1" = "--version" ]; then echo "postgres (PostgreSQL) 16.2"; exit 0; fi\necho "FATAL:  could not create shared memory segment: No space left on device" >&2\nexit 1\n',
+    );
+    await writeFile(path.join(bin, 'initdb'), '#!/bin/sh\nmkdir -p "$2" && echo 16 > "$2/PG_VERSION"\n');
+    await chmod(path.join(bin, 'postgres'), 0o755);
+    await chmod(path.join(bin, 'initdb'), 0o755);
+    const attempt = startBinaries({ log: quietLog, env: { ...process.env, PG_BIN: bin, PG_MIGRATE_VERIFY_TMPDIR: root } });
+    await expect(attempt).rejects.toThrow(CannotCheck);
+    await expect(attempt).rejects.toThrow(/would not start[\s\S]*No space left on device[\s\S]*Set PG_BIN/);
+    expect(await runDirsUnder(root)).toEqual([]);
+  });
+
+  test.each([['a private temp dir'], ['private binaries']])('as root, %s is refused with the directory named', async (what) => {
+    if (process.getuid?.() !== 0) return;
+    const hidden = await mkdtemp(path.join(os.tmpdir(), 'pgmv-private-'));
+    try {
+      const env =
+        what === 'a private temp dir'
+          ? { ...process.env, PG_MIGRATE_VERIFY_TMPDIR: hidden }
+          : { ...process.env, PG_BIN: path.join(hidden, 'bin') };
+      if (what !== 'a private temp dir') {
+        await mkdir(path.join(hidden, 'bin'));
+        for (const f of ['postgres', 'initdb']) {
+          await writeFile(path.join(hidden, 'bin', f), '#!/bin/sh\necho "postgres (PostgreSQL) 16.2"\n', { mode: 0o755 });
+        }
+      }
+      await expect(startBinaries({ log: quietLog, env })).rejects.toThrow(/cannot be reached by user '\w+', which the server runs as because this process is root/);
+    } finally {
+      await rm(hidden, { recursive: true, force: true });
+    }
+  });
+
+  test('PG_BIN without a server, and an unsupported major, name the value and the fix', async () => {
+    await expect(startBinaries({ log: quietLog, env: { ...process.env, PG_BIN: tmp } })).rejects.toThrow(
+      `PG_BIN is '${tmp}', which holds no runnable initdb and postgres.`,
+    );
+    await expect(startBinaries({ major: 12, log: quietLog })).rejects.toThrow(
+      "postgres-version '12' is not supported. Use one of 14, 15, 16, 17, 18.",
+    );
+  });
+
+  test('SIGTERM during a run stops the server and removes its files', async () => {
+    const root = path.join(tmp, 'sigterm');
+    await mkdir(root);
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', path.join(repoRoot, 'src/bin/pg-migrate-verify.ts'), fixture('sql-golang-hangs')],
+      { cwd: repoRoot, env: { ...process.env, PG_MIGRATE_VERIFY_TMPDIR: root }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    // Wait until the hanging migration is running, with the server up.
+    for (let i = 0; i < 300 && !out.includes('up   1/2'); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(out).toContain('up   1/2');
+    expect(await runDirsUnder(root)).toHaveLength(1);
+    expect((await processesUnder(root)).length).toBeGreaterThan(0);
+    child.kill('SIGTERM');
+    expect(await exited).toBe(143);
+    expect(await runDirsUnder(root)).toEqual([]);
+    expect(await processesUnder(root)).toEqual([]);
+  });
+});
+
+describe('url provider', () => {
+  let server: StartedPostgres;
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  test('creates scratch databases on a given server and drops every one of them', async () => {
+    const given = await startPostgres({ provider: 'auto', databaseUrl: server.adminUrl, log: quietLog });
+    expect(given.provider).toBe('url');
+    expect(given.version).toBe(server.version);
+    await given.createDatabase();
+    await given.createDatabase();
+    const count = async () => {
+      const c = new pg.Client({ connectionString: server.adminUrl });
+      await c.connect();
+      const { rows } = await c.query("SELECT count(*)::int AS n FROM pg_database WHERE datname LIKE 'pgmv\\_%'");
+      await c.end();
+      return rows[0].n as number;
+    };
+    expect(await count()).toBe(2);
+    await given.stop();
+    expect(await count()).toBe(0);
+  });
+
+  test('an unreachable server is a clear error with the password masked', async () => {
+    const attempt = startPostgres({ provider: 'url', databaseUrl: 'postgresql://app:hunter2@127.0.0.1:1/app', log: quietLog });
+    await expect(attempt).rejects.toThrow("Could not connect to 'postgresql://app:***@127.0.0.1:1/app'");
+    await expect(attempt).rejects.not.toThrow(/hunter2/);
+  });
+
+  test('postgres url without a database-url says what to set', async () => {
+    await expect(startPostgres({ provider: 'url', log: quietLog })).rejects.toThrow("'database-url' is empty");
+  });
+});
+
+describe('docker provider', () => {
+  test('without Node 22 or a container engine, it is a clear error rather than a crash', async () => {
+    const attempt = startPostgres({ provider: 'docker', major: 16, log: quietLog });
+    await expect(attempt).rejects.toThrow(CannotCheck);
+    await expect(attempt).rejects.toThrow(/needs Node 22|Could not start container|needs the package/);
+  });
+});
