@@ -145,6 +145,31 @@ describe('binaries provider', () => {
     expect(await runDirsUnder(root)).toEqual([]);
     expect(await processesUnder(root)).toEqual([]);
   });
+
+  test('a run whose process was SIGKILLed is cleaned up by the next start', async () => {
+    const root = path.join(tmp, 'sigkill');
+    await mkdir(root);
+    const env = { ...process.env, PG_MIGRATE_VERIFY_TMPDIR: root };
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', path.join(repoRoot, 'src/bin/pg-migrate-verify.ts'), fixture('sql-golang-hangs')],
+      { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    const exited = new Promise((resolve) => child.on('exit', resolve));
+    for (let i = 0; i < 300 && !out.includes('up   1/2'); i++) await new Promise((r) => setTimeout(r, 100));
+    child.kill('SIGKILL');
+    await exited;
+    // Nothing could clean up: the orphan is still there.
+    expect(await runDirsUnder(root)).toHaveLength(1);
+    expect((await processesUnder(root)).length).toBeGreaterThan(0);
+    const next = await startBinaries({ log: quietLog, env });
+    await next.stop();
+    for (let i = 0; i < 50 && (await processesUnder(root)).length; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(await processesUnder(root)).toEqual([]);
+    expect(await runDirsUnder(root)).toEqual([]);
+  });
 });
 
 describe('url provider', () => {

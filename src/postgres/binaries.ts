@@ -1,7 +1,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { constants, existsSync, openSync, readFileSync, rmSync, closeSync } from 'node:fs';
-import { access, chown, cp, mkdir, mkdtemp, readdir, readFile, realpath, rename, rm, stat, symlink } from 'node:fs/promises';
+import { access, chown, cp, mkdir, mkdtemp, readdir, readFile, realpath, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -373,6 +373,38 @@ async function templateCluster(bins: Binaries, root: string, runAs: RunAs | unde
   return dir;
 }
 
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes runs whose owning process died without cleaning up (SIGKILL, OOM, a crashed runner):
+ * stops their server and deletes their directory.
+ */
+async function reapOrphans(root: string, log: Logger): Promise<void> {
+  for (const name of await readdir(root).catch(() => [] as string[])) {
+    if (!name.startsWith('run-')) continue;
+    const dir = path.join(root, name);
+    const owner = Number(await readFile(path.join(dir, 'owner.pid'), 'utf8').catch(() => ''));
+    if (!owner || alive(owner)) continue;
+    const postmaster = Number((await readFile(path.join(dir, 'data', 'postmaster.pid'), 'utf8').catch(() => '')).split('\n')[0]);
+    if (postmaster && alive(postmaster)) {
+      try {
+        process.kill(postmaster, 'SIGQUIT');
+      } catch {
+        // Already gone.
+      }
+    }
+    log.debug(`removed the leftovers of an earlier run whose process ${owner} died: ${dir}`);
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 /** Starts a throwaway server from real binaries: tmpfs, random port, private socket dir, durability off. */
 export async function startBinaries(options: BinariesOptions): Promise<StartedPostgres> {
   const { log } = options;
@@ -383,9 +415,11 @@ export async function startBinaries(options: BinariesOptions): Promise<StartedPo
   await assertReachable(runAs, bins.binDir, 'The PostgreSQL bin directory', 'Install PostgreSQL where others may read it, or set PG_BIN to such a copy.');
   const root = await runtimeRoot(options.env);
   await assertReachable(runAs, root, 'The temp directory', 'Set PG_MIGRATE_VERIFY_TMPDIR to a directory whose parents others may traverse, e.g. /tmp.');
+  await reapOrphans(root, log);
   const template = await templateCluster(bins, root, runAs, log);
 
   const dir = await mkdtemp(path.join(root, 'run-'));
+  await writeFile(path.join(dir, 'owner.pid'), String(process.pid));
   let child: ReturnType<typeof spawn> | undefined;
   const unregister = registerCleanup({
     sync: () => {
