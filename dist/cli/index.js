@@ -33079,6 +33079,30 @@ function runAsUser() {
     }
     return { name: 'nobody', uid: 65534, gid: 65534 };
 }
+/** True when `runAs` may traverse every ancestor of `target` (and read it): initdb fails obscurely otherwise. */
+async function reachableBy(runAs, target) {
+    let dir = external_node_path_default().resolve(target);
+    for (;;) {
+        try {
+            const s = await (0,promises_namespaceObject.stat)(dir);
+            const bits = s.uid === runAs.uid ? 0o100 : s.gid === runAs.gid ? 0o010 : 0o001;
+            if ((s.mode & bits) === 0)
+                return false;
+        }
+        catch {
+            return false;
+        }
+        const parent = external_node_path_default().dirname(dir);
+        if (parent === dir)
+            return true;
+        dir = parent;
+    }
+}
+async function assertReachable(runAs, dir, what, fix) {
+    if (runAs && !(await reachableBy(runAs, dir))) {
+        throw new CannotCheck(`${what} '${dir}' cannot be reached by user '${runAs.name}', which the server runs as because this process is root (initdb refuses root). ${fix}`);
+    }
+}
 /** Base directory for long-lived caches (binaries fetched from the registry). */
 function cacheRoot(env = process.env) {
     if (env.PG_MIGRATE_VERIFY_CACHE)
@@ -33349,6 +33373,40 @@ async function templateCluster(bins, root, runAs, log) {
     }
     return dir;
 }
+function alive(pid) {
+    try {
+        process.kill(pid, 0);
+        return true;
+    }
+    catch (error) {
+        return error.code === 'EPERM';
+    }
+}
+/**
+ * Removes runs whose owning process died without cleaning up (SIGKILL, OOM, a crashed runner):
+ * stops their server and deletes their directory.
+ */
+async function reapOrphans(root, log) {
+    for (const name of await (0,promises_namespaceObject.readdir)(root).catch(() => [])) {
+        if (!name.startsWith('run-'))
+            continue;
+        const dir = external_node_path_default().join(root, name);
+        const owner = Number(await (0,promises_namespaceObject.readFile)(external_node_path_default().join(dir, 'owner.pid'), 'utf8').catch(() => ''));
+        if (!owner || alive(owner))
+            continue;
+        const postmaster = Number((await (0,promises_namespaceObject.readFile)(external_node_path_default().join(dir, 'data', 'postmaster.pid'), 'utf8').catch(() => '')).split('\n')[0]);
+        if (postmaster && alive(postmaster)) {
+            try {
+                process.kill(postmaster, 'SIGQUIT');
+            }
+            catch {
+                // Already gone.
+            }
+        }
+        log.debug(`removed the leftovers of an earlier run whose process ${owner} died: ${dir}`);
+        await (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+    }
+}
 /** Starts a throwaway server from real binaries: tmpfs, random port, private socket dir, durability off. */
 async function startBinaries(options) {
     const { log } = options;
@@ -33357,9 +33415,13 @@ async function startBinaries(options) {
     const runAs = runAsUser();
     if (runAs)
         log.debug(`running as root: the server runs as user '${runAs.name}' (initdb refuses root)`);
+    await assertReachable(runAs, bins.binDir, 'The PostgreSQL bin directory', 'Install PostgreSQL where others may read it, or set PG_BIN to such a copy.');
     const root = await runtimeRoot(options.env);
+    await assertReachable(runAs, root, 'The temp directory', 'Set PG_MIGRATE_VERIFY_TMPDIR to a directory whose parents others may traverse, e.g. /tmp.');
+    await reapOrphans(root, log);
     const template = await templateCluster(bins, root, runAs, log);
     const dir = await (0,promises_namespaceObject.mkdtemp)(external_node_path_default().join(root, 'run-'));
+    await (0,promises_namespaceObject.writeFile)(external_node_path_default().join(dir, 'owner.pid'), String(process.pid));
     let child;
     const unregister = registerCleanup({
         sync: () => {
@@ -33565,8 +33627,14 @@ async function startPostgres(options) {
     catch (error) {
         if (provider === 'binaries')
             throw error;
-        log.warn(`PostgreSQL binaries unavailable (${error.message.split('\n')[0]}); trying docker`);
-        return startDocker({ major: options.major ?? 17, image: options.image, log });
+        log.warn(`PostgreSQL binaries failed (${messageOf(error).split('\n')[0]}); trying docker`);
+        try {
+            return await startDocker({ major: options.major ?? 17, image: options.image, log });
+        }
+        catch (dockerError) {
+            // The binaries' reason is usually the one to fix: say both.
+            throw new CannotCheck(`${messageOf(error)}\nThe docker fallback failed too: ${messageOf(dockerError)}`, { cause: error });
+        }
     }
 }
 
@@ -43857,7 +43925,7 @@ function sqlStep(file, line, text, marked) {
                     return;
                 }
                 for (const statement of statements) {
-                    await query(client, statement.sql, file, locate, statement.start);
+                    await query(client, statement.sql, file, locate, statement.start, true);
                 }
                 return;
             }
@@ -43878,12 +43946,17 @@ function sqlStep(file, line, text, marked) {
         },
     };
 }
-async function query(client, sql, file, locate, offset) {
+async function query(client, sql, file, locate, offset, single = false) {
     try {
         await client.query(sql);
     }
     catch (error) {
-        throw stepErrorOf(error, file, sql, locate, offset);
+        const located = stepErrorOf(error, file, sql, locate, offset);
+        // One statement sent alone: without a position, its first line is still the right place.
+        if (single && located.line === undefined) {
+            throw new StepError(located.message, file, locate(offset), located.detail, { cause: error });
+        }
+        throw located;
     }
 }
 /** Wraps a driver error with file and line; Postgres's `position` is counted in the text we sent. */
@@ -43956,6 +44029,7 @@ async function loadMigrations(dir, format, cwd) {
 
 
 
+
 /** Runs every selected check and returns the report. A broken migration is a finding, never a throw. */
 async function verify(settings, edges) {
     const startedAt = edges.now();
@@ -44015,7 +44089,6 @@ async function verify(settings, edges) {
 function stepFinding(check, set, migration, direction, outcome, consequence) {
     const error = outcome.error;
     const file = error?.file ?? (direction === 'up' ? migration.up.file : migration.down?.file);
-    const where = file ? ` at \`${file}${error?.line ? `:${error.line}` : ''}\`` : '';
     return {
         check,
         severity: 'error',
@@ -44023,7 +44096,7 @@ function stepFinding(check, set, migration, direction, outcome, consequence) {
         migration: migration.id,
         file,
         line: error?.line,
-        message: `\`${migration.id}\` (${direction}) ${outcome.timedOut ? '' : 'failed: '}${error?.message ?? 'failed'}${where}. ${consequence}`,
+        message: `\`${migration.id}\` (${direction}) ${outcome.timedOut ? '' : 'failed: '}${error?.message ?? 'failed'}. ${consequence}`,
         detail: error?.detail,
     };
 }
@@ -44064,10 +44137,12 @@ async function verifySet(set, loaded, server, settings, edges, findings) {
             if (!outcome.ok) {
                 const rest = total - i - 1;
                 findings.push(stepFinding('apply', set, m, 'up', outcome, rest > 0
-                    ? `A deploy of this branch stops here and the ${plural(rest, 'migration')} after it never run. Fix this step and run the check again.`
+                    ? `A deploy of this branch stops here and ${rest === 1 ? 'the migration after it never runs' : `the ${rest} migrations after it never run`}. Fix this step and run the check again.`
                     : 'A deploy of this branch stops here. Fix this step and run the check again.'));
-                if (m.up.noTransaction || outcome.timedOut) {
-                    dirty = `\`${m.id}\` ${outcome.timedOut ? 'was cancelled' : 'failed'} part-way outside a transaction, so the database holds an unknown part of it`;
+                if (outcome.timedOut)
+                    dirty = `\`${m.id}\` was cancelled after the step timeout, so the state of the database is unknown`;
+                else if (m.up.noTransaction) {
+                    dirty = `\`${m.id}\` failed part-way outside a transaction, so the database holds an unknown part of it`;
                 }
                 break;
             }
@@ -44120,7 +44195,7 @@ async function verifySet(set, loaded, server, settings, edges, findings) {
     }
     return {
         name: set.name,
-        dir: set.dir,
+        dir: external_node_path_default().relative(settings.workingDirectory, set.dir) || '.',
         format: loaded.format,
         formatReason: loaded.layout,
         migrations: reports,

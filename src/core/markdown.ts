@@ -93,7 +93,10 @@ export function renderMarkdown(report: Report): string {
           out.push('', '  <details><summary>Details</summary>', '', indent(codeBlock(f.detail), '  '), '', '  </details>', '');
         }
       }
-      if (group.some((f) => f.severity === 'error')) out.push('', `**What to do:** ${WhatToDo[check]}`);
+      if (group.some((f) => f.severity === 'error')) {
+        if (out.at(-1) !== '') out.push('');
+        out.push(`**What to do:** ${WhatToDo[check]}`);
+      }
       out.push('');
     }
   }
