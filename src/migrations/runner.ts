@@ -8,17 +8,24 @@ import { StepError } from './types.js';
 /** Our bookkeeping lives here; the catalog snapshot leaves this schema out. */
 export const BookkeepingSchema = '_pg_migrate_verify';
 
-/** Records applied ids in the database under test, so that the state lives with the data. */
+/**
+ * Records applied ids in the database under test, so that the state lives with the data. Reads come
+ * from an in-memory mirror: umzug asks for the executed list on every step, and a query each time
+ * would cost a round trip per step.
+ */
 class TableStorage implements UmzugStorage<StepContext> {
+  private readonly applied: string[] = [];
   async logMigration({ name, context }: { name: string; context: StepContext }): Promise<void> {
     await context.client.query(`INSERT INTO ${BookkeepingSchema}.applied (id) VALUES ($1)`, [name]);
+    this.applied.push(name);
   }
   async unlogMigration({ name, context }: { name: string; context: StepContext }): Promise<void> {
     await context.client.query(`DELETE FROM ${BookkeepingSchema}.applied WHERE id = $1`, [name]);
+    const at = this.applied.indexOf(name);
+    if (at >= 0) this.applied.splice(at, 1);
   }
-  async executed({ context }: { context: StepContext }): Promise<string[]> {
-    const { rows } = await context.client.query<{ id: string }>(`SELECT id FROM ${BookkeepingSchema}.applied ORDER BY seq`);
-    return rows.map((r) => r.id);
+  async executed(): Promise<string[]> {
+    return [...this.applied];
   }
 }
 

@@ -272,9 +272,9 @@ function sqlStep(file: string, line: number, text: string, marked: boolean): Ste
         }
         return;
       }
-      await client.query('BEGIN');
+      // BEGIN travels with the text: one round trip fewer per step. Positions are shifted back below.
       try {
-        await query(client, text, file, locate, 0);
+        await query(client, text, file, locate, 0, false, TxPrefix);
         await client.query('COMMIT');
       } catch (error) {
         await client.query('ROLLBACK').catch(() => {});
@@ -288,6 +288,8 @@ function sqlStep(file: string, line: number, text: string, marked: boolean): Ste
   };
 }
 
+const TxPrefix = 'BEGIN;\n';
+
 async function query(
   client: pg.Client,
   sql: string,
@@ -295,11 +297,12 @@ async function query(
   locate: (index: number) => number,
   offset: number,
   single = false,
+  prefix = '',
 ): Promise<void> {
   try {
-    await client.query(sql);
+    await client.query(prefix + sql);
   } catch (error) {
-    const located = stepErrorOf(error, file, sql, locate, offset);
+    const located = stepErrorOf(error, file, sql, locate, offset, prefix.length);
     // One statement sent alone: without a position, its first line is still the right place.
     if (single && located.line === undefined) {
       throw new StepError(located.message, file, locate(offset), located.detail, { cause: error });
@@ -309,9 +312,17 @@ async function query(
 }
 
 /** Wraps a driver error with file and line; Postgres's `position` is counted in the text we sent. */
-export function stepErrorOf(error: unknown, file: string, sql: string, locate: (index: number) => number, offset: number): StepError {
+export function stepErrorOf(
+  error: unknown,
+  file: string,
+  sql: string,
+  locate: (index: number) => number,
+  offset: number,
+  prefixLength = 0,
+): StepError {
   const e = error as pg.DatabaseError;
-  const position = e.position ? Number(e.position) : undefined;
+  const raw = e.position ? Number(e.position) - prefixLength : undefined;
+  const position = raw !== undefined && raw > 0 ? raw : undefined;
   const line = position ? locate(offset + indexOfPosition(sql, position)) : undefined;
   return new StepError(messageOf(error), file, line, describeDatabaseError(e), { cause: error });
 }

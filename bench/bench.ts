@@ -1,0 +1,122 @@
+// npm run bench [-- N ...]: times raw SQL (up all, down all, one connection, one transaction per
+// step) and the tool on the same synthetic folder, on one server, in one process; prints medians
+// and ratios, plus the cold and warm time to a ready server and the process's peak memory.
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { startBinaries } from '../src/postgres/binaries.js';
+import type { StartedPostgres } from '../src/postgres/types.js';
+import { resolveSettings } from '../src/settings.js';
+import { verify } from '../src/verify.js';
+import { generateHistory, writeHistory } from './generate.js';
+
+const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
+const counts = sizes.length ? sizes : [200, 1000];
+const repeats = Number(process.env.BENCH_REPEATS ?? 3);
+const log = { info() {}, warn() {}, debug() {} };
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+};
+const ms = (x: number) => `${x.toFixed(0)} ms`;
+
+const cleanups: string[] = [];
+let peakRss = 0;
+const sampler = setInterval(() => {
+  peakRss = Math.max(peakRss, process.memoryUsage().rss);
+}, 20);
+
+async function rawRun(server: StartedPostgres, history: ReturnType<typeof generateHistory>): Promise<number> {
+  const db = await server.createDatabase();
+  const client = new pg.Client({ connectionString: db.url });
+  await client.connect();
+  const started = performance.now();
+  for (const m of history) {
+    await client.query('BEGIN');
+    await client.query(m.up);
+    await client.query('COMMIT');
+  }
+  for (const m of [...history].reverse()) {
+    await client.query('BEGIN');
+    await client.query(m.down);
+    await client.query('COMMIT');
+  }
+  const elapsed = performance.now() - started;
+  await client.end();
+  await db.drop();
+  return elapsed;
+}
+
+async function toolRun(server: StartedPostgres, dir: string): Promise<number> {
+  const settings = await resolveSettings({ 'migrations-dir': dir, 'fail-on': 'warning' });
+  const started = performance.now();
+  const report = await verify(settings, {
+    log,
+    progress() {},
+    startPostgres: async () => ({ ...server, stop: async () => {} }),
+    now: () => performance.now(),
+  });
+  const elapsed = performance.now() - started;
+  if (report.result !== 'passed') throw new Error(`the synthetic history did not pass: ${JSON.stringify(report.findings[0] ?? report.error)}`);
+  return elapsed;
+}
+
+async function main(): Promise<void> {
+  const tmp = await mkdtemp(path.join(os.tmpdir(), 'pgmv-bench-'));
+  // As root the server runs as another user, who must be able to enter this directory.
+  await chmod(tmp, 0o755);
+  try {
+    // Server start: cold (initdb into an empty cache) and warm (copy of the cached cluster).
+    // Where a default run keeps clusters (a tmpfs when there is one), but empty, so the first start is cold.
+    const coldRoot = await mkdtemp(path.join(existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'pgmv-bench-'));
+    await chmod(coldRoot, 0o755);
+    cleanups.push(coldRoot);
+    const env = { ...process.env, PG_MIGRATE_VERIFY_TMPDIR: coldRoot };
+    let t = performance.now();
+    const cold = await startBinaries({ log, env });
+    const coldMs = performance.now() - t;
+    await cold.stop();
+    const warm: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      t = performance.now();
+      const s = await startBinaries({ log, env });
+      warm.push(performance.now() - t);
+      await s.stop();
+    }
+    const server = await startBinaries({ log });
+    console.log(`PostgreSQL ${server.version} (${server.provider}), Node ${process.versions.node}, ${os.cpus().length} cores`);
+    console.log(`ready server: cold ${ms(coldMs)} (initdb), warm median ${ms(median(warm))} over ${warm.length}`);
+    console.log('');
+    console.log('migrations | raw up+down (median) | tool (median) | ratio tool/raw');
+    console.log('-----------|----------------------|---------------|---------------');
+    try {
+      for (const count of counts) {
+        const history = generateHistory(count);
+        const dir = path.join(tmp, `history-${count}`);
+        await writeHistory(dir, history);
+        const raw: number[] = [];
+        const tool: number[] = [];
+        for (let i = 0; i < repeats; i++) {
+          raw.push(await rawRun(server, history));
+          tool.push(await toolRun(server, dir));
+        }
+        const r = median(raw);
+        const v = median(tool);
+        console.log(`${String(count).padStart(10)} | ${ms(r).padStart(20)} | ${ms(v).padStart(13)} | ${(v / r).toFixed(2).padStart(13)}x`);
+      }
+    } finally {
+      await server.stop();
+    }
+    console.log('');
+    console.log(`peak RSS of this process: ${(peakRss / 1024 / 1024).toFixed(0)} MB`);
+  } finally {
+    clearInterval(sampler);
+    for (const dir of [tmp, ...cleanups]) await rm(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
