@@ -42,17 +42,28 @@ describe('exit status', () => {
   test('0 when every check passes, on the embedded default with no options', async () => {
     const { code, stdout } = await cli('fixtures/sql-golang-ok');
     expect(code).toBe(0);
-    expect(stdout).toMatch(/^✓ up   1\/3 0001_create_users/m);
+    expect(stdout).toMatch(/^✓ up {3}1\/3 0001_create_users/m);
     expect(stdout).toContain('pg-migrate-verify: PASSED: 3 migrations, 0 errors, 0 warnings, PostgreSQL');
   });
 
   test('1 with failing findings, and the JSON and Markdown reports say why', async () => {
     const json = path.join(tmp, 'report.json');
     const md = path.join(tmp, 'report.md');
-    const { code, stdout } = await cli('fixtures/sql-golang-down-fails', '--database-url', urlWithPassword, '--json', json, '--markdown', md, '-q');
+    const { code, stdout } = await cli(
+      'fixtures/sql-golang-down-fails',
+      '--database-url',
+      urlWithPassword,
+      '--json',
+      json,
+      '--markdown',
+      md,
+      '-q',
+    );
     expect(code).toBe(1);
     expect(stdout).not.toContain('✓ up');
-    expect(stdout).toContain('error  rollback-all  fixtures/sql-golang-down-fails/0002_create_orders.down.sql:3');
+    expect(stdout).toContain(
+      'error  rollback-all  fixtures/sql-golang-down-fails/0002_create_orders.down.sql:3',
+    );
     const report = JSON.parse(await readFile(json, 'utf8')) as Report;
     expect(report).toMatchObject({
       version: 1,
@@ -64,7 +75,13 @@ describe('exit status', () => {
           dir: 'fixtures/sql-golang-down-fails',
           format: 'sql',
           migrations: [
-            { id: '0001_create_customers', file: 'fixtures/sql-golang-down-fails/0001_create_customers.up.sql', up: { ok: true }, reversible: 'skipped', changes: [] },
+            {
+              id: '0001_create_customers',
+              file: 'fixtures/sql-golang-down-fails/0001_create_customers.up.sql',
+              up: { ok: true },
+              reversible: 'skipped',
+              changes: [],
+            },
             { id: '0002_create_orders', up: { ok: true }, down: { ok: false } },
           ],
         },
@@ -89,10 +106,22 @@ describe('exit status', () => {
 
   test.each([
     [['fixtures/nope'], "Input 'migrations-dir' points to 'fixtures/nope', which does not exist."],
-    [['fixtures/sql-golang-ok', '--postgres-version', '12'], "Input 'postgres-version' is '12'. Allowed values: 14, 15, 16, 17, 18."],
-    [['fixtures/sql-golang-ok', '--only', 'apply,revers'], "Input 'only' is 'revers'. Allowed values: apply, reversibility,"],
-    [['fixtures/sql-golang-ok', '--step-timeout', 'soon'], "Input 'step-timeout' is 'soon'. Expected a duration such as 300 (seconds), 90s, 5m or 1h."],
-    [['fixtures/sql-golang-ok', '--format', 'liquibase'], "option '--format <format>' argument 'liquibase' is invalid. Allowed choices are auto, sql,"],
+    [
+      ['fixtures/sql-golang-ok', '--postgres-version', '12'],
+      "Input 'postgres-version' is '12'. Allowed values: 14, 15, 16, 17, 18.",
+    ],
+    [
+      ['fixtures/sql-golang-ok', '--only', 'apply,revers'],
+      "Input 'only' is 'revers'. Allowed values: apply, reversibility,",
+    ],
+    [
+      ['fixtures/sql-golang-ok', '--step-timeout', 'soon'],
+      "Input 'step-timeout' is 'soon'. Expected a duration such as 300 (seconds), 90s, 5m or 1h.",
+    ],
+    [
+      ['fixtures/sql-golang-ok', '--format', 'liquibase'],
+      "option '--format <format>' argument 'liquibase' is invalid. Allowed choices are auto, sql,",
+    ],
     [['fixtures/sql-golang-ok', '--no-such-flag'], "unknown option '--no-such-flag'"],
   ])('2 when it cannot check: %j', async (args, message) => {
     const { code, stdout, stderr } = await cli(...args);
@@ -113,7 +142,16 @@ describe('a password in --database-url is masked everywhere it is printed', () =
   test('in progress, summary, JSON and Markdown of a failing run, and in connection errors', async () => {
     const json = path.join(tmp, 'masked.json');
     const md = path.join(tmp, 'masked.md');
-    const run = await cli('fixtures/sql-golang-up-syntax-error', '--database-url', urlWithPassword, '--json', json, '--markdown', md, '-v');
+    const run = await cli(
+      'fixtures/sql-golang-up-syntax-error',
+      '--database-url',
+      urlWithPassword,
+      '--json',
+      json,
+      '--markdown',
+      md,
+      '-v',
+    );
     expect(run.code).toBe(1);
     const all = run.stdout + run.stderr + (await readFile(json, 'utf8')) + (await readFile(md, 'utf8'));
     expect(all).toContain('debug: settings');
@@ -138,7 +176,9 @@ describe('config file', () => {
     expect(unknown.stdout).toContain("has unknown key 'postgress'. Allowed keys: migrations-dir, format,");
     await writeFile(config, 'sets:\n  - migrations-dir: fixtures/sql-golang-ok\n    formt: sql\n');
     const inSet = await cli('--config', config);
-    expect(inSet.stdout).toContain("unknown key 'formt' at 'sets.0'. Allowed keys in a set: migrations-dir, format,");
+    expect(inSet.stdout).toContain(
+      "unknown key 'formt' at 'sets.0'. Allowed keys in a set: migrations-dir, format,",
+    );
     await writeFile(config, 'migrations-dir: fixtures/sql-golang-ok\nfail-on: sometimes\n');
     const badValue = await cli('--config', config);
     expect(badValue.stdout).toContain("Input 'fail-on' is 'sometimes'. Allowed values: error, warning.");
@@ -175,14 +215,19 @@ describe('the Action bundle', () => {
       RUNNER_TEMP: tmp,
     };
     for (const [k, v] of Object.entries(inputs)) env[`INPUT_${k.toUpperCase()}`] = v;
-    const result = spawnSync(process.execPath, [path.join(repoRoot, 'dist', 'index.js')], { env, encoding: 'utf8', timeout: 120_000 });
+    const result = spawnSync(process.execPath, [path.join(repoRoot, 'dist', 'index.js')], {
+      env,
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
     return { ...result, outputFile, summaryFile };
   }
 
   async function outputsOf(file: string): Promise<Record<string, string>> {
     const text = await readFile(file, 'utf8');
     const outputs: Record<string, string> = {};
-    for (const m of text.matchAll(/^(\w+)<<(\S+)\n([\s\S]*?)\n\2$/gm)) outputs[m[1] as string] = m[3] as string;
+    for (const m of text.matchAll(/^(\w+)<<(\S+)\n([\s\S]*?)\n\2$/gm))
+      outputs[m[1] as string] = m[3] as string;
     return outputs;
   }
 
@@ -198,14 +243,23 @@ describe('the Action bundle', () => {
     expect(report.result).toBe('passed');
     expect(await readFile(passed.summaryFile, 'utf8')).toContain('## pg-migrate-verify: ✅ passed');
 
-    const failed = runAction({ 'migrations-dir': 'fixtures/sql-golang-leftovers', 'database-url': urlWithPassword });
+    const failed = runAction({
+      'migrations-dir': 'fixtures/sql-golang-leftovers',
+      'database-url': urlWithPassword,
+    });
     expect(failed.status).toBe(1);
     expect(failed.stdout).toContain('::error::1 finding (1 error); see the job summary.');
-    expect(await outputsOf(failed.outputFile)).toMatchObject({ result: 'failed', findings: '1', migrations: '2' });
+    expect(await outputsOf(failed.outputFile)).toMatchObject({
+      result: 'failed',
+      findings: '1',
+      migrations: '2',
+    });
 
     const broken = runAction({ 'migrations-dir': 'fixtures/sql-golang-ok', 'postgres-version': '9' });
     expect(broken.status).toBe(1);
-    expect(broken.stdout).toContain("::error::Could not check: Input 'postgres-version' is '9'. Allowed values: 14, 15, 16, 17, 18.");
+    expect(broken.stdout).toContain(
+      "::error::Could not check: Input 'postgres-version' is '9'. Allowed values: 14, 15, 16, 17, 18.",
+    );
     expect(await outputsOf(broken.outputFile)).toMatchObject({ result: 'error' });
   });
 });

@@ -39,7 +39,10 @@ async function processesUnder(dir: string): Promise<string[]> {
 async function runDirsUnder(root: string): Promise<string[]> {
   const dirs = await readdir(root).catch(() => [] as string[]);
   const runs: string[] = [];
-  for (const d of dirs) runs.push(...(await readdir(path.join(root, d)).catch(() => [] as string[])).filter((n) => n.startsWith('run-')));
+  for (const d of dirs)
+    runs.push(
+      ...(await readdir(path.join(root, d)).catch(() => [] as string[])).filter((n) => n.startsWith('run-')),
+    );
   return runs;
 }
 
@@ -47,7 +50,10 @@ describe('binaries provider', () => {
   test('starts a throwaway server, clones databases, and leaves nothing behind on stop', async () => {
     const root = path.join(tmp, 'stop');
     await mkdir(root);
-    const server = await startBinaries({ log: quietLog, env: { ...process.env, PG_MIGRATE_VERIFY_TMPDIR: root } });
+    const server = await startBinaries({
+      log: quietLog,
+      env: { ...process.env, PG_MIGRATE_VERIFY_TMPDIR: root },
+    });
     expect(server.provider).toBe('binaries');
     expect(server.version).toMatch(/^\d+\.\d+/);
     const base = await server.createDatabase();
@@ -58,7 +64,9 @@ describe('binaries provider', () => {
     const copy = await server.createDatabase({ template: base.name });
     const c2 = new pg.Client({ connectionString: copy.url });
     await c2.connect();
-    const { rows } = await c2.query("SELECT to_regclass('marker') IS NOT NULL AS ok, current_setting('fsync') AS fsync");
+    const { rows } = await c2.query(
+      "SELECT to_regclass('marker') IS NOT NULL AS ok, current_setting('fsync') AS fsync",
+    );
     await c2.end();
     expect(rows[0]).toEqual({ ok: true, fsync: 'off' });
     expect(await runDirsUnder(root)).toHaveLength(1);
@@ -88,31 +96,41 @@ describe('binaries provider', () => {
     await writeFile(path.join(bin, 'initdb'), '#!/bin/sh\nmkdir -p "$2" && echo 16 > "$2/PG_VERSION"\n');
     await chmod(path.join(bin, 'postgres'), 0o755);
     await chmod(path.join(bin, 'initdb'), 0o755);
-    const attempt = startBinaries({ log: quietLog, env: { ...process.env, PG_BIN: bin, PG_MIGRATE_VERIFY_TMPDIR: root } });
+    const attempt = startBinaries({
+      log: quietLog,
+      env: { ...process.env, PG_BIN: bin, PG_MIGRATE_VERIFY_TMPDIR: root },
+    });
     await expect(attempt).rejects.toThrow(CannotCheck);
     await expect(attempt).rejects.toThrow(/would not start[\s\S]*No space left on device[\s\S]*Set PG_BIN/);
     expect(await runDirsUnder(root)).toEqual([]);
   });
 
-  test.each([['a private temp dir'], ['private binaries']])('as root, %s is refused with the directory named', async (what) => {
-    if (process.getuid?.() !== 0) return;
-    const hidden = await mkdtemp(path.join(os.tmpdir(), 'pgmv-private-'));
-    try {
-      const env =
-        what === 'a private temp dir'
-          ? { ...process.env, PG_MIGRATE_VERIFY_TMPDIR: hidden }
-          : { ...process.env, PG_BIN: path.join(hidden, 'bin') };
-      if (what !== 'a private temp dir') {
-        await mkdir(path.join(hidden, 'bin'));
-        for (const f of ['postgres', 'initdb']) {
-          await writeFile(path.join(hidden, 'bin', f), '#!/bin/sh\necho "postgres (PostgreSQL) 16.2"\n', { mode: 0o755 });
+  test.each([['a private temp dir'], ['private binaries']])(
+    'as root, %s is refused with the directory named',
+    async (what) => {
+      if (process.getuid?.() !== 0) return;
+      const hidden = await mkdtemp(path.join(os.tmpdir(), 'pgmv-private-'));
+      try {
+        const env =
+          what === 'a private temp dir'
+            ? { ...process.env, PG_MIGRATE_VERIFY_TMPDIR: hidden }
+            : { ...process.env, PG_BIN: path.join(hidden, 'bin') };
+        if (what !== 'a private temp dir') {
+          await mkdir(path.join(hidden, 'bin'));
+          for (const f of ['postgres', 'initdb']) {
+            await writeFile(path.join(hidden, 'bin', f), '#!/bin/sh\necho "postgres (PostgreSQL) 16.2"\n', {
+              mode: 0o755,
+            });
+          }
         }
+        await expect(startBinaries({ log: quietLog, env })).rejects.toThrow(
+          /cannot be reached by user '\w+', which the server runs as because this process is root/,
+        );
+      } finally {
+        await rm(hidden, { recursive: true, force: true });
       }
-      await expect(startBinaries({ log: quietLog, env })).rejects.toThrow(/cannot be reached by user '\w+', which the server runs as because this process is root/);
-    } finally {
-      await rm(hidden, { recursive: true, force: true });
-    }
-  });
+    },
+  );
 
   test('PG_BIN without a server, and an unsupported major, name the value and the fix', async () => {
     await expect(startBinaries({ log: quietLog, env: { ...process.env, PG_BIN: tmp } })).rejects.toThrow(
@@ -129,7 +147,11 @@ describe('binaries provider', () => {
     const child = spawn(
       process.execPath,
       ['--import', 'tsx', path.join(repoRoot, 'src/bin/pg-migrate-verify.ts'), fixture('sql-golang-hangs')],
-      { cwd: repoRoot, env: { ...process.env, PG_MIGRATE_VERIFY_TMPDIR: root }, stdio: ['ignore', 'pipe', 'pipe'] },
+      {
+        cwd: repoRoot,
+        env: { ...process.env, PG_MIGRATE_VERIFY_TMPDIR: root },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
     );
     let out = '';
     child.stdout.on('data', (d) => (out += d));
@@ -166,7 +188,8 @@ describe('binaries provider', () => {
     expect((await processesUnder(root)).length).toBeGreaterThan(0);
     const next = await startBinaries({ log: quietLog, env });
     await next.stop();
-    for (let i = 0; i < 50 && (await processesUnder(root)).length; i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 50 && (await processesUnder(root)).length; i++)
+      await new Promise((r) => setTimeout(r, 100));
     expect(await processesUnder(root)).toEqual([]);
     expect(await runDirsUnder(root)).toEqual([]);
   });
@@ -190,7 +213,9 @@ describe('url provider', () => {
     const count = async () => {
       const c = new pg.Client({ connectionString: server.adminUrl });
       await c.connect();
-      const { rows } = await c.query("SELECT count(*)::int AS n FROM pg_database WHERE datname LIKE 'pgmv\\_%'");
+      const { rows } = await c.query(
+        "SELECT count(*)::int AS n FROM pg_database WHERE datname LIKE 'pgmv\\_%'",
+      );
       await c.end();
       return rows[0].n as number;
     };
@@ -200,13 +225,19 @@ describe('url provider', () => {
   });
 
   test('an unreachable server is a clear error with the password masked', async () => {
-    const attempt = startPostgres({ provider: 'url', databaseUrl: 'postgresql://app:hunter2@127.0.0.1:1/app', log: quietLog });
+    const attempt = startPostgres({
+      provider: 'url',
+      databaseUrl: 'postgresql://app:hunter2@127.0.0.1:1/app',
+      log: quietLog,
+    });
     await expect(attempt).rejects.toThrow("Could not connect to 'postgresql://app:***@127.0.0.1:1/app'");
     await expect(attempt).rejects.not.toThrow(/hunter2/);
   });
 
   test('postgres url without a database-url says what to set', async () => {
-    await expect(startPostgres({ provider: 'url', log: quietLog })).rejects.toThrow("'database-url' is empty");
+    await expect(startPostgres({ provider: 'url', log: quietLog })).rejects.toThrow(
+      "'database-url' is empty",
+    );
   });
 });
 

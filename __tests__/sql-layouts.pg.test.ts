@@ -28,8 +28,16 @@ const brief = (report: Report) =>
 describe('correct histories pass in every layout', () => {
   test.each([
     ['sql-golang-ok', ['0001_create_users', '0002_add_mood', '0010_users_email_lower_idx'], 'golang-migrate'],
-    ['sql-flyway-ok', ['V1__create_accounts', 'V1_1__add_balance', 'V2__index_name', 'V10__create_ledger'], 'Flyway'],
-    ['sql-dbmate-ok', ['20240101120000_create_posts', '20240102090000_posts_title_idx', '20240103000000_seed_nothing'], 'dbmate'],
+    [
+      'sql-flyway-ok',
+      ['V1__create_accounts', 'V1_1__add_balance', 'V2__index_name', 'V10__create_ledger'],
+      'Flyway',
+    ],
+    [
+      'sql-dbmate-ok',
+      ['20240101120000_create_posts', '20240102090000_posts_title_idx', '20240103000000_seed_nothing'],
+      'dbmate',
+    ],
     ['sql-dirs-ok', ['0001_create_tags', '0002_tag_color'], 'directory pairs'],
   ])('%s', async (name, ids, layout) => {
     const { report, lines } = await run(name);
@@ -107,13 +115,20 @@ describe('broken histories are reported at the right file and line', () => {
     const { report } = await run('sql-golang-hangs', { 'step-timeout': '1s' });
     expect(Date.now() - started).toBeLessThan(30_000);
     expect(brief(report)).toEqual([
-      { check: 'apply', file: 'fixtures/sql-golang-hangs/0002_waits_forever.up.sql', line: 1, migration: '0002_waits_forever' },
+      {
+        check: 'apply',
+        file: 'fixtures/sql-golang-hangs/0002_waits_forever.up.sql',
+        line: 1,
+        migration: '0002_waits_forever',
+      },
     ]);
     expect(report.findings[0]?.message).toContain('did not finish within the step timeout of 1 s');
     // The cancelled statement is gone from the server.
     const client = new pg.Client({ connectionString: server.adminUrl });
     await client.connect();
-    const { rows } = await client.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE '%pg_sleep(3600)%' AND pid <> pg_backend_pid()");
+    const { rows } = await client.query(
+      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE '%pg_sleep(3600)%' AND pid <> pg_backend_pid()",
+    );
     await client.end();
     expect(rows[0].n).toBe(0);
   });
@@ -121,9 +136,16 @@ describe('broken histories are reported at the right file and line', () => {
   test('a mis-named file is a finding: the tool would never run it', async () => {
     const { report } = await run('sql-golang-misnamed');
     expect(brief(report)).toEqual([
-      { check: 'ordering', file: 'fixtures/sql-golang-misnamed/0002_add_body.sql', line: undefined, migration: undefined },
+      {
+        check: 'ordering',
+        file: 'fixtures/sql-golang-misnamed/0002_add_body.sql',
+        line: undefined,
+        migration: undefined,
+      },
     ]);
-    expect(report.sets[0]?.notes.join()).toContain('rollback-all stopped at `0003_add_title`: it has no down step');
+    expect(report.sets[0]?.notes.join()).toContain(
+      'rollback-all stopped at `0003_add_title`: it has no down step',
+    );
   });
 
   test('Flyway repeatables run after every versioned migration and have no down step', async () => {
@@ -140,7 +162,7 @@ describe('bad input ends in a clear message, never a throw', () => {
   test('mixed layouts', async () => {
     const { report } = await run('sql-mixed-layouts');
     expect(report.result).toBe('error');
-    expect(report.error).toContain("mixes migration layouts");
+    expect(report.error).toContain('mixes migration layouts');
     expect(report.error).toContain("'0001_a.up.sql'");
     expect(report.error).toContain("'V2__b.sql'");
   });

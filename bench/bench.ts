@@ -1,8 +1,9 @@
 // npm run bench [-- N ...]: times raw SQL (up all, down all, one connection, one transaction per
 // step) and the tool on the same synthetic folder, on one server, in one process; prints medians
 // and ratios, plus the cold and warm time to a ready server and the process's peak memory.
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+
 import { existsSync } from 'node:fs';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -12,7 +13,10 @@ import { resolveSettings } from '../src/settings.js';
 import { verify } from '../src/verify.js';
 import { generateHistory, writeHistory } from './generate.js';
 
-const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
+const sizes = process.argv
+  .slice(2)
+  .map(Number)
+  .filter((n) => n > 0);
 const counts = sizes.length ? sizes : [200, 1000];
 const repeats = Number(process.env.BENCH_REPEATS ?? 3);
 const log = { info() {}, warn() {}, debug() {} };
@@ -61,7 +65,10 @@ async function toolRun(server: StartedPostgres, dir: string): Promise<number> {
     now: () => performance.now(),
   });
   const elapsed = performance.now() - started;
-  if (report.result !== 'passed') throw new Error(`the synthetic history did not pass: ${JSON.stringify(report.findings[0] ?? report.error)}`);
+  if (report.result !== 'passed')
+    throw new Error(
+      `the synthetic history did not pass: ${JSON.stringify(report.findings[0] ?? report.error)}`,
+    );
   return elapsed;
 }
 
@@ -72,7 +79,9 @@ async function main(): Promise<void> {
   try {
     // Server start: cold (initdb into an empty cache) and warm (copy of the cached cluster).
     // Where a default run keeps clusters (a tmpfs when there is one), but empty, so the first start is cold.
-    const coldRoot = await mkdtemp(path.join(existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'pgmv-bench-'));
+    const coldRoot = await mkdtemp(
+      path.join(existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'pgmv-bench-'),
+    );
     await chmod(coldRoot, 0o755);
     cleanups.push(coldRoot);
     const env = { ...process.env, PG_MIGRATE_VERIFY_TMPDIR: coldRoot };
@@ -88,8 +97,12 @@ async function main(): Promise<void> {
       await s.stop();
     }
     const server = await startBinaries({ log });
-    console.log(`PostgreSQL ${server.version} (${server.provider}), Node ${process.versions.node}, ${os.cpus().length} cores`);
-    console.log(`ready server: cold ${ms(coldMs)} (initdb), warm median ${ms(median(warm))} over ${warm.length}`);
+    console.log(
+      `PostgreSQL ${server.version} (${server.provider}), Node ${process.versions.node}, ${os.cpus().length} cores`,
+    );
+    console.log(
+      `ready server: cold ${ms(coldMs)} (initdb), warm median ${ms(median(warm))} over ${warm.length}`,
+    );
     console.log('');
     console.log('migrations | raw up+down (median) | tool (median) | ratio tool/raw');
     console.log('-----------|----------------------|---------------|---------------');
@@ -106,7 +119,9 @@ async function main(): Promise<void> {
         }
         const r = median(raw);
         const v = median(tool);
-        console.log(`${String(count).padStart(10)} | ${ms(r).padStart(20)} | ${ms(v).padStart(13)} | ${(v / r).toFixed(2).padStart(13)}x`);
+        console.log(
+          `${String(count).padStart(10)} | ${ms(r).padStart(20)} | ${ms(v).padStart(13)} | ${(v / r).toFixed(2).padStart(13)}x`,
+        );
       }
     } finally {
       await server.stop();

@@ -1,7 +1,7 @@
 // Builds dist/: the Action (dist/index.js) and the CLI (dist/cli/index.js), each one ESM bundle.
 // ncc's ESM output has no __dirname, and libpg-query's WASM file must sit next to each bundle.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
@@ -27,7 +27,8 @@ function build(entry, outDir, banner) {
   for (const file of readdirSync(outDir).filter((f) => f.endsWith('.js'))) {
     const target = path.join(outDir, file);
     const code = readFileSync(target, 'utf8');
-    if (!code.includes('__pgmvCreateRequire')) writeFileSync(target, (file === 'index.js' ? banner : '') + shim + code);
+    if (!code.includes('__pgmvCreateRequire'))
+      writeFileSync(target, (file === 'index.js' ? banner : '') + shim + code);
   }
   copyFileSync(wasm, path.join(outDir, 'libpg-query.wasm'));
 }

@@ -32,7 +32,9 @@ function program(): Command {
     )
     .argument('[dir]', `folder of migrations (input '${Inputs.MigrationsDir}'; default: migrations)`)
     .addOption(new Option(`--${Inputs.Format} <format>`, 'migration format').choices(Formats))
-    .addOption(new Option(`--${Inputs.Postgres} <provider>`, 'where Postgres comes from').choices(ProviderChoices))
+    .addOption(
+      new Option(`--${Inputs.Postgres} <provider>`, 'where Postgres comes from').choices(ProviderChoices),
+    )
     .option(`--${Inputs.PostgresVersion} <major>`, `PostgreSQL major: ${SupportedMajors.join(', ')}`)
     .option(`--${Inputs.PostgresImage} <image>`, 'container image for --postgres docker')
     .option(`--${Inputs.DatabaseUrl} <url>`, 'existing server to create scratch databases in')
@@ -42,8 +44,16 @@ function program(): Command {
     .option(`--${Inputs.UpdateSnapshot}`, 'rewrite the snapshot file instead of comparing')
     .option(`--${Inputs.ModelsCommand} <command>`, 'command that builds the models schema into DATABASE_URL')
     .option(`--${Inputs.TargetDatabaseUrl} <url>`, 'live database for the read-only deploy gate')
-    .addOption(new Option(`--${Inputs.FailOn} <severity>`, 'which findings fail the run').choices(['error', 'warning']))
-    .option(`--${Inputs.StepTimeout} <duration>`, 'longest one migration step may run, e.g. 90s, 5m (default 5m)')
+    .addOption(
+      new Option(`--${Inputs.FailOn} <severity>`, 'which findings fail the run').choices([
+        'error',
+        'warning',
+      ]),
+    )
+    .option(
+      `--${Inputs.StepTimeout} <duration>`,
+      'longest one migration step may run, e.g. 90s, 5m (default 5m)',
+    )
     .option(`--${Inputs.Only} <checks>`, 'comma-separated check ids to run')
     .option(`--${Inputs.Skip} <checks>`, 'comma-separated check ids to skip')
     .option(`-C, --${Inputs.WorkingDirectory} <dir>`, 'directory paths are relative to')
@@ -69,7 +79,10 @@ export async function runCli(argv: string[], io: CliIo = defaultIo): Promise<num
   try {
     cmd.parse(argv, { from: 'user' });
   } catch (error) {
-    if (error instanceof CommanderError && (error.code === 'commander.helpDisplayed' || error.code === 'commander.version')) {
+    if (
+      error instanceof CommanderError &&
+      (error.code === 'commander.helpDisplayed' || error.code === 'commander.version')
+    ) {
       out(help);
       return 0;
     }
@@ -110,10 +123,14 @@ export async function runCli(argv: string[], io: CliIo = defaultIo): Promise<num
   }
   out(`${renderSummary(report)}\n`);
   try {
-    if (opts.json) await writeFile(path.resolve(io.cwd, String(opts.json)), mask(`${JSON.stringify(report, null, 2)}\n`));
-    if (opts.markdown) await writeFile(path.resolve(io.cwd, String(opts.markdown)), mask(renderMarkdown(report)));
+    if (opts.json)
+      await writeFile(path.resolve(io.cwd, String(opts.json)), mask(`${JSON.stringify(report, null, 2)}\n`));
+    if (opts.markdown)
+      await writeFile(path.resolve(io.cwd, String(opts.markdown)), mask(renderMarkdown(report)));
   } catch (error) {
-    err(`pg-migrate-verify: could not write the report: ${messageOf(error)}. Check the --json / --markdown path.\n`);
+    err(
+      `pg-migrate-verify: could not write the report: ${messageOf(error)}. Check the --json / --markdown path.\n`,
+    );
     return 2;
   }
   return exitCodeOf(report.result);

@@ -38,8 +38,13 @@ export async function run(): Promise<void> {
 
   let report: Report;
   try {
-    const settings = await resolveSettings(raw, raw[Inputs.WorkingDirectory] ? process.cwd() : (process.env.GITHUB_WORKSPACE ?? process.cwd()));
-    log.debug(`settings: ${JSON.stringify({ ...settings, githubToken: settings.githubToken ? '***' : undefined, checks: [...settings.checks] })}`);
+    const settings = await resolveSettings(
+      raw,
+      raw[Inputs.WorkingDirectory] ? process.cwd() : (process.env.GITHUB_WORKSPACE ?? process.cwd()),
+    );
+    log.debug(
+      `settings: ${JSON.stringify({ ...settings, githubToken: settings.githubToken ? '***' : undefined, checks: [...settings.checks] })}`,
+    );
     core.startGroup('Verify migrations');
     try {
       report = await verify(settings, {
@@ -83,6 +88,8 @@ async function publish(report: Report): Promise<void> {
   core.setOutput('migrations', String(report.sets.reduce((n, s) => n + s.migrations.length, 0)));
   if (report.result === 'error') core.setFailed(`Could not check: ${report.error ?? 'unknown error'}`);
   else if (report.result === 'failed') {
-    core.setFailed(`${plural(report.findings.length, 'finding')} (${plural(failing, 'error')}); see the job summary.`);
+    core.setFailed(
+      `${plural(report.findings.length, 'finding')} (${plural(failing, 'error')}); see the job summary.`,
+    );
   }
 }

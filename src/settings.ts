@@ -83,7 +83,14 @@ export interface Settings {
 }
 
 const DefaultStepTimeoutMs = 5 * 60_000;
-const SetKeys = [Inputs.MigrationsDir, Inputs.Format, Inputs.AssertionsDir, Inputs.SnapshotFile, Inputs.ModelsCommand, 'name'] as const;
+const SetKeys = [
+  Inputs.MigrationsDir,
+  Inputs.Format,
+  Inputs.AssertionsDir,
+  Inputs.SnapshotFile,
+  Inputs.ModelsCommand,
+  'name',
+] as const;
 const TopKeys = Object.values(Inputs).filter((k) => k !== Inputs.Config && k !== Inputs.GithubToken);
 
 const scalar = z.union([z.string(), z.number(), z.boolean()]);
@@ -97,7 +104,10 @@ type ConfigFile = z.infer<typeof configSchema>;
 const ConfigNames = ['pg-migrate-verify.yml', 'pg-migrate-verify.yaml'];
 
 /** Reads and validates the config file: the given one, else pg-migrate-verify.yml in the working directory. */
-export async function readConfigFile(workingDirectory: string, given?: string): Promise<{ file: string; config: ConfigFile } | undefined> {
+export async function readConfigFile(
+  workingDirectory: string,
+  given?: string,
+): Promise<{ file: string; config: ConfigFile } | undefined> {
   const file = given
     ? path.resolve(workingDirectory, given)
     : ConfigNames.map((n) => path.join(workingDirectory, n)).find((f) => existsSync(f));
@@ -107,7 +117,9 @@ export async function readConfigFile(workingDirectory: string, given?: string): 
   try {
     text = await readFile(file, 'utf8');
   } catch (error) {
-    throw new CannotCheck(`Config file '${shown}' cannot be read (${messageOf(error)}). Check the path given to 'config'.`);
+    throw new CannotCheck(
+      `Config file '${shown}' cannot be read (${messageOf(error)}). Check the path given to 'config'.`,
+    );
   }
   let data: unknown;
   try {
@@ -126,7 +138,9 @@ export async function readConfigFile(workingDirectory: string, given?: string): 
         `Config file '${shown}' has unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}${where}. Allowed keys${inSet ? ' in a set' : ''}: ${allowed.join(', ')}.`,
       );
     }
-    throw new CannotCheck(`Config file '${shown}'${where}: ${issue?.message ?? 'invalid'}. Expected a mapping of the keys listed in the README.`);
+    throw new CannotCheck(
+      `Config file '${shown}'${where}: ${issue?.message ?? 'invalid'}. Expected a mapping of the keys listed in the README.`,
+    );
   }
   return { file: shown, config: parsed.data };
 }
@@ -155,7 +169,9 @@ export function parseDuration(key: string, value: string): number {
   const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?\s*$/i.exec(value);
   const amount = Number(match?.[1]);
   if (!match || !(amount > 0)) {
-    throw new CannotCheck(`Input '${key}' is '${value}'. Expected a duration such as 300 (seconds), 90s, 5m or 1h.`);
+    throw new CannotCheck(
+      `Input '${key}' is '${value}'. Expected a duration such as 300 (seconds), 90s, 5m or 1h.`,
+    );
   }
   const unit = (match[2] ?? 's').toLowerCase();
   const factor = unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'h' ? 3_600_000 : 60_000;
@@ -185,7 +201,8 @@ export async function resolveSettings(raw: RawInputs, cwd: string = process.cwd(
   };
 
   const format = (value: string | undefined) => choice(Inputs.Format, value || 'auto', Formats);
-  const resolvePath = (value: string | undefined) => (value ? path.resolve(workingDirectory, value) : undefined);
+  const resolvePath = (value: string | undefined) =>
+    value ? path.resolve(workingDirectory, value) : undefined;
 
   let sets: SetSettings[];
   if (config.sets?.length) {
@@ -196,7 +213,10 @@ export async function resolveSettings(raw: RawInputs, cwd: string = process.cwd(
     }
     sets = config.sets.map((s, i) => {
       const dir = stringOf(s[Inputs.MigrationsDir]);
-      if (!dir) throw new CannotCheck(`Config file '${loaded?.file}': set ${i + 1} has no 'migrations-dir'. Give each set its folder.`);
+      if (!dir)
+        throw new CannotCheck(
+          `Config file '${loaded?.file}': set ${i + 1} has no 'migrations-dir'. Give each set its folder.`,
+        );
       return {
         name: stringOf(s.name) ?? dir,
         dir: path.resolve(workingDirectory, dir),
@@ -208,7 +228,10 @@ export async function resolveSettings(raw: RawInputs, cwd: string = process.cwd(
     });
     const names = sets.map((s) => s.name);
     const twice = names.find((n, i) => names.indexOf(n) !== i);
-    if (twice) throw new CannotCheck(`Config file '${loaded?.file}' has two sets named '${twice}'. Give each set its own 'name'.`);
+    if (twice)
+      throw new CannotCheck(
+        `Config file '${loaded?.file}' has two sets named '${twice}'. Give each set its own 'name'.`,
+      );
   } else {
     const dir = get(Inputs.MigrationsDir) || 'migrations';
     sets = [
@@ -228,7 +251,9 @@ export async function resolveSettings(raw: RawInputs, cwd: string = process.cwd(
   if (version) {
     postgresVersion = Number(version);
     if (!(SupportedMajors as readonly number[]).includes(postgresVersion)) {
-      throw new CannotCheck(`Input 'postgres-version' is '${version}'. Allowed values: ${SupportedMajors.join(', ')}.`);
+      throw new CannotCheck(
+        `Input 'postgres-version' is '${version}'. Allowed values: ${SupportedMajors.join(', ')}.`,
+      );
     }
   }
 
@@ -249,7 +274,9 @@ export async function resolveSettings(raw: RawInputs, cwd: string = process.cwd(
     comment: bool(Inputs.Comment, get(Inputs.Comment), true),
     githubToken: raw[Inputs.GithubToken] || undefined,
     failOn: choice(Inputs.FailOn, get(Inputs.FailOn) || 'error', ['error', 'warning'] as const),
-    stepTimeoutMs: get(Inputs.StepTimeout) ? parseDuration(Inputs.StepTimeout, get(Inputs.StepTimeout) ?? '') : DefaultStepTimeoutMs,
+    stepTimeoutMs: get(Inputs.StepTimeout)
+      ? parseDuration(Inputs.StepTimeout, get(Inputs.StepTimeout) ?? '')
+      : DefaultStepTimeoutMs,
     checks,
   };
 }

@@ -62,7 +62,9 @@ export async function verify(settings: Settings, edges: Edges): Promise<Report> 
       env: edges.env,
     });
     timings.postgres = edges.now() - t;
-    edges.log.info(`PostgreSQL ${server.version} (${server.provider}) ready in ${formatDuration(timings.postgres)}`);
+    edges.log.info(
+      `PostgreSQL ${server.version} (${server.provider}) ready in ${formatDuration(timings.postgres)}`,
+    );
     for (const [i, set] of settings.sets.entries()) {
       const t0 = edges.now();
       sets.push(await verifySet(set, loaded[i] as LoadedSet, server, settings, edges, findings));
@@ -74,7 +76,9 @@ export async function verify(settings: Settings, edges: Edges): Promise<Report> 
     if (!(error instanceof CannotCheck)) edges.log.debug(redactUrls((error as Error)?.stack ?? message));
     return report({ result: 'error', error: message });
   } finally {
-    await server?.stop().catch((error) => edges.log.warn(`Could not stop PostgreSQL cleanly: ${messageOf(error)}`));
+    await server
+      ?.stop()
+      .catch((error) => edges.log.warn(`Could not stop PostgreSQL cleanly: ${messageOf(error)}`));
   }
 }
 
@@ -155,7 +159,8 @@ async function verifySet(
               : 'A deploy of this branch stops here. Fix this step and run the check again.',
           ),
         );
-        if (outcome.timedOut) dirty = `\`${m.id}\` was cancelled after the step timeout, so the state of the database is unknown`;
+        if (outcome.timedOut)
+          dirty = `\`${m.id}\` was cancelled after the step timeout, so the state of the database is unknown`;
         else if (m.up.noTransaction) {
           dirty = `\`${m.id}\` failed part-way outside a transaction, so the database holds an unknown part of it`;
         }
@@ -179,7 +184,9 @@ async function verifySet(
           }
           const outcome = await runner.down(m);
           (reports[i] as MigrationReport).down = { ok: outcome.ok, ms: outcome.ms };
-          edges.progress(`${outcome.ok ? '✓' : '✗'} down ${counter(i)} ${m.id} (${formatDuration(outcome.ms)})`);
+          edges.progress(
+            `${outcome.ok ? '✓' : '✗'} down ${counter(i)} ${m.id} (${formatDuration(outcome.ms)})`,
+          );
           if (!outcome.ok) {
             findings.push(
               stepFinding(
@@ -200,7 +207,9 @@ async function verifySet(
           if (added.length || removed.length) {
             const parts = [
               added.length ? `left ${plural(added.length, 'object')} behind: ${added.join(', ')}` : '',
-              removed.length ? `removed ${plural(removed.length, 'object')} the empty database has: ${removed.join(', ')}` : '',
+              removed.length
+                ? `removed ${plural(removed.length, 'object')} the empty database has: ${removed.join(', ')}`
+                : '',
             ].filter(Boolean);
             findings.push({
               check: 'rollback-all',

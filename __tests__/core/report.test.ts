@@ -4,7 +4,12 @@ import { inlineCode, renderMarkdown, renderSummary } from '../../src/core/markdo
 import { passwordOf, redactUrls } from '../../src/core/redact.js';
 import { exitCodeOf, type Finding, type Report, resultOf } from '../../src/core/report.js';
 
-const finding = (severity: Finding['severity']): Finding => ({ check: 'apply', severity, set: 's', message: 'm' });
+const finding = (severity: Finding['severity']): Finding => ({
+  check: 'apply',
+  severity,
+  set: 's',
+  message: 'm',
+});
 
 describe('verdict', () => {
   test('warnings fail only under fail-on: warning', () => {
@@ -38,7 +43,16 @@ describe('rendering', () => {
         name: 'db',
         dir: 'db',
         format: 'sql',
-        migrations: [{ id: '0001_a|b', file: 'db/0001.up.sql', up: { ok: true, ms: 3 }, down: { ok: false, ms: 2 }, reversible: 'skipped', changes: [] }],
+        migrations: [
+          {
+            id: '0001_a|b',
+            file: 'db/0001.up.sql',
+            up: { ok: true, ms: 3 },
+            down: { ok: false, ms: 2 },
+            reversible: 'skipped',
+            changes: [],
+          },
+        ],
         notes: [],
       },
     ],
@@ -59,7 +73,11 @@ describe('rendering', () => {
 
   test('Markdown: verdict first, a row per migration, findings with file:line, HTML escaped', () => {
     const md = renderMarkdown(report);
-    expect(md.startsWith('## pg-migrate-verify: ❌ failed\n\n1 migration · 1 error, 0 warnings · PostgreSQL 16.4 (binaries) · 1.5 s')).toBe(true);
+    expect(
+      md.startsWith(
+        '## pg-migrate-verify: ❌ failed\n\n1 migration · 1 error, 0 warnings · PostgreSQL 16.4 (binaries) · 1.5 s',
+      ),
+    ).toBe(true);
     expect(md).toContain('| ❌ | `0001_a\\|b` | 3 ms | ❌ 2 ms | skipped |  |');
     expect(md).toContain('- ❌ `db/0001.down.sql:2` dropped &lt;script&gt;alert(1)&lt;/script&gt;');
     expect(md).not.toContain('<script>');
@@ -78,6 +96,11 @@ describe('rendering', () => {
   test('inline code survives backticks; durations read naturally', () => {
     expect(inlineCode('a`b')).toBe('``a`b``');
     expect(inlineCode('`x')).toBe('`` `x ``');
-    expect([formatDuration(12.4), formatDuration(1500), formatDuration(300_000), formatDuration(90_000)]).toEqual(['12 ms', '1.5 s', '5 min', '90 s']);
+    expect([
+      formatDuration(12.4),
+      formatDuration(1500),
+      formatDuration(300_000),
+      formatDuration(90_000),
+    ]).toEqual(['12 ms', '1.5 s', '5 min', '90 s']);
   });
 });

@@ -13,7 +13,8 @@ beforeAll(() => loadSqlParser());
 
 describe('splitStatements', () => {
   test('keeps dollar-quoted bodies whole and reports where each statement starts', () => {
-    const text = "-- héllo\nCREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql;\n\nSELECT 'a;b';\n";
+    const text =
+      "-- héllo\nCREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql;\n\nSELECT 'a;b';\n";
     const statements = splitStatements(text);
     expect(statements?.map((s) => s.sql)).toEqual([
       'CREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql',
@@ -36,7 +37,7 @@ describe('transactionBlocker', () => {
     ['REINDEX (CONCURRENTLY) INDEX i;', 'REINDEX CONCURRENTLY'],
     ['VACUUM t;', 'VACUUM'],
     ['CREATE DATABASE x;', 'CREATE DATABASE'],
-    ['CREATE INDEX i ON t (a); ALTER TYPE m ADD VALUE \'x\';', undefined],
+    ["CREATE INDEX i ON t (a); ALTER TYPE m ADD VALUE 'x';", undefined],
     ['not sql at all', undefined],
   ])('%s -> %s', (sql, expected) => {
     expect(transactionBlocker(sql)).toBe(expected);
@@ -59,7 +60,9 @@ describe('positions', () => {
   });
 
   test('directives are read from comments anywhere in the file', () => {
-    expect([...directivesOf('SELECT 1;\n  -- pg-migrate-verify: no-transaction\n')]).toEqual(['no-transaction']);
+    expect([...directivesOf('SELECT 1;\n  -- pg-migrate-verify: no-transaction\n')]).toEqual([
+      'no-transaction',
+    ]);
     expect(directivesOf('-- pg-migrate-verify:irreversible').has('irreversible')).toBe(true);
     expect(directivesOf('SELECT 1').size).toBe(0);
   });

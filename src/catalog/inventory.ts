@@ -63,7 +63,10 @@ export async function readInventory(client: pg.Client): Promise<Set<string>> {
 }
 
 /** Objects present in `after` but not in `before`, and the reverse, each sorted. */
-export function diffInventories(before: Set<string>, after: Set<string>): { added: string[]; removed: string[] } {
+export function diffInventories(
+  before: Set<string>,
+  after: Set<string>,
+): { added: string[]; removed: string[] } {
   return {
     added: [...after].filter((d) => !before.has(d)).sort(),
     removed: [...before].filter((d) => !after.has(d)).sort(),

@@ -68,13 +68,22 @@ export function renderMarkdown(report: Report): string {
   if (report.error) out.push(`**Could not check:** ${escapeText(report.error)}`, '');
 
   for (const set of report.sets) {
-    const failing = new Set(report.findings.filter((f) => f.set === set.name && f.severity === 'error' && f.migration).map((f) => f.migration as string));
+    const failing = new Set(
+      report.findings
+        .filter((f) => f.set === set.name && f.severity === 'error' && f.migration)
+        .map((f) => f.migration as string),
+    );
     out.push(`### ${escapeText(set.name)}`, '');
-    out.push(`${inlineCode(set.dir)}: ${escapeText(set.format)}${set.formatReason ? `, ${escapeText(set.formatReason)}` : ''}`, '');
+    out.push(
+      `${inlineCode(set.dir)}: ${escapeText(set.format)}${set.formatReason ? `, ${escapeText(set.formatReason)}` : ''}`,
+      '',
+    );
     out.push('| | Migration | Up | Down | Reversible | Changes |', '|---|---|---|---|---|---|');
     for (const m of set.migrations) {
       const changes = m.changes.length ? m.changes.map((c) => escapeText(c)).join('<br>') : '';
-      out.push(`| ${status(m, failing)} | ${inlineCode(m.id)} | ${step(m.up)} | ${step(m.down)} | ${m.reversible} | ${changes} |`);
+      out.push(
+        `| ${status(m, failing)} | ${inlineCode(m.id)} | ${step(m.up)} | ${step(m.down)} | ${m.reversible} | ${changes} |`,
+      );
     }
     out.push('');
     for (const note of set.notes) out.push(`> ${escapeText(note).replaceAll('\\|', '|')}`, '');
@@ -88,9 +97,19 @@ export function renderMarkdown(report: Report): string {
       out.push(`#### ${check}`, '');
       for (const f of group) {
         const where = location(f);
-        out.push(`- ${f.severity === 'error' ? '❌' : '⚠️'} ${where ? `${where} ` : ''}${escapeText(f.message).replaceAll('\\|', '|')}`);
+        out.push(
+          `- ${f.severity === 'error' ? '❌' : '⚠️'} ${where ? `${where} ` : ''}${escapeText(f.message).replaceAll('\\|', '|')}`,
+        );
         if (f.detail) {
-          out.push('', '  <details><summary>Details</summary>', '', indent(codeBlock(f.detail), '  '), '', '  </details>', '');
+          out.push(
+            '',
+            '  <details><summary>Details</summary>',
+            '',
+            indent(codeBlock(f.detail), '  '),
+            '',
+            '  </details>',
+            '',
+          );
         }
       }
       if (group.some((f) => f.severity === 'error')) {

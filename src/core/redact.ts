@@ -2,7 +2,10 @@
 export function redactUrls(text: string): string {
   // user:password@host in any scheme://; also keyword form password=... in conninfo strings.
   return text
-    .replace(/([a-z][a-z0-9+.-]*:\/\/[^:/?#\s@]*:)([^@/?#\s]*)(@)/gi, (_m, a: string, _p: string, c: string) => `${a}***${c}`)
+    .replace(
+      /([a-z][a-z0-9+.-]*:\/\/[^:/?#\s@]*:)([^@/?#\s]*)(@)/gi,
+      (_m, a: string, _p: string, c: string) => `${a}***${c}`,
+    )
     .replace(/(\bpassword\s*=\s*)('[^']*'|[^\s&]+)/gi, '$1***');
 }
 

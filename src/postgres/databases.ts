@@ -92,7 +92,10 @@ export async function cancelQueries(adminUrl: string, database: string): Promise
   client.on('error', () => {});
   await client.connect();
   try {
-    await client.query('SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [database]);
+    await client.query(
+      'SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+      [database],
+    );
   } finally {
     await client.end().catch(() => {});
   }

@@ -22,7 +22,9 @@ export async function startPostgres(options: PostgresOptions): Promise<StartedPo
   const { provider, databaseUrl, log } = options;
   if (provider === 'url' || (provider === 'auto' && databaseUrl)) {
     if (!databaseUrl) {
-      throw new CannotCheck(`Input 'postgres' is 'url' but 'database-url' is empty. Set database-url, or use postgres 'auto'.`);
+      throw new CannotCheck(
+        `Input 'postgres' is 'url' but 'database-url' is empty. Set database-url, or use postgres 'auto'.`,
+      );
     }
     return useServer(databaseUrl);
   }
@@ -36,7 +38,10 @@ export async function startPostgres(options: PostgresOptions): Promise<StartedPo
       return await startDocker({ major: options.major ?? 17, image: options.image, log });
     } catch (dockerError) {
       // The binaries' reason is usually the one to fix: say both.
-      throw new CannotCheck(`${messageOf(error)}\nThe docker fallback failed too: ${messageOf(dockerError)}`, { cause: error });
+      throw new CannotCheck(
+        `${messageOf(error)}\nThe docker fallback failed too: ${messageOf(dockerError)}`,
+        { cause: error },
+      );
     }
   }
 }

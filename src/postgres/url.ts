@@ -7,7 +7,11 @@ import type { ProviderName, StartedPostgres } from './types.js';
  * Uses a server someone else runs (a workflow `services: postgres` container): the checks create
  * scratch databases there and drop every one of them on stop.
  */
-export async function useServer(url: string, provider: ProviderName = 'url', onStop?: () => Promise<void>): Promise<StartedPostgres> {
+export async function useServer(
+  url: string,
+  provider: ProviderName = 'url',
+  onStop?: () => Promise<void>,
+): Promise<StartedPostgres> {
   let parsed: URL;
   try {
     parsed = new URL(url);
