@@ -49,6 +49,26 @@ async function runDirsUnder(root: string): Promise<string[]> {
   return runs;
 }
 
+/** Starts the CLI on the hanging fixture; resolves once its server is up and the hang has begun. */
+async function runUntilHanging(root: string) {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', path.join(repoRoot, 'src/bin/pg-migrate-verify.ts'), fixture('sql-golang-hangs')],
+    {
+      cwd: repoRoot,
+      env: { ...process.env, PG_MIGRATE_VERIFY_TMPDIR: root },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  for (let i = 0; i < 300 && !out.includes('up   1/2'); i++) await new Promise((r) => setTimeout(r, 100));
+  expect(out).toContain('up   1/2');
+  return { child, exited };
+}
+
 describe('binaries provider', () => {
   test('starts a throwaway server, clones databases, and leaves nothing behind on stop', async () => {
     const root = path.join(tmp, 'stop');
@@ -147,22 +167,7 @@ describe('binaries provider', () => {
   test('SIGTERM during a run stops the server and removes its files', async () => {
     const root = path.join(tmp, 'sigterm');
     await mkdir(root);
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', path.join(repoRoot, 'src/bin/pg-migrate-verify.ts'), fixture('sql-golang-hangs')],
-      {
-        cwd: repoRoot,
-        env: { ...process.env, PG_MIGRATE_VERIFY_TMPDIR: root },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    // Wait until the hanging migration is running, with the server up.
-    for (let i = 0; i < 300 && !out.includes('up   1/2'); i++) await new Promise((r) => setTimeout(r, 100));
-    expect(out).toContain('up   1/2');
+    const { child, exited } = await runUntilHanging(root);
     expect(await runDirsUnder(root)).toHaveLength(1);
     expect((await processesUnder(root)).length).toBeGreaterThan(0);
     child.kill('SIGTERM');
@@ -175,15 +180,7 @@ describe('binaries provider', () => {
     const root = path.join(tmp, 'sigkill');
     await mkdir(root);
     const env = { ...process.env, PG_MIGRATE_VERIFY_TMPDIR: root };
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', path.join(repoRoot, 'src/bin/pg-migrate-verify.ts'), fixture('sql-golang-hangs')],
-      { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    const exited = new Promise((resolve) => child.on('exit', resolve));
-    for (let i = 0; i < 300 && !out.includes('up   1/2'); i++) await new Promise((r) => setTimeout(r, 100));
+    const { child, exited } = await runUntilHanging(root);
     child.kill('SIGKILL');
     await exited;
     // Nothing could clean up: the orphan is still there.

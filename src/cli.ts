@@ -63,8 +63,7 @@ function program(): Command {
     .option('-q, --quiet', 'no per-migration lines')
     .option('-v, --verbose', 'debug output')
     .showHelpAfterError(false)
-    .exitOverride()
-    .configureOutput({ writeOut: () => {}, writeErr: () => {} });
+    .exitOverride();
 }
 
 /** Runs the CLI and returns the exit status: 0 passed, 1 failing findings, 2 could not check. */

@@ -33149,7 +33149,7 @@ async function versionOf(binDir) {
         return undefined;
     }
 }
-async function hasServer(dir) {
+function hasServer(dir) {
     return (0,external_node_fs_.existsSync)(external_node_path_default().join(dir, 'initdb')) && (0,external_node_fs_.existsSync)(external_node_path_default().join(dir, 'postgres'));
 }
 async function globBinDirs(parent, pattern, suffix) {
@@ -33165,13 +33165,13 @@ async function globBinDirs(parent, pattern, suffix) {
 async function systemBinDirs(env) {
     const found = [];
     for (const dir of (env.PATH ?? '').split((external_node_path_default()).delimiter).filter(Boolean)) {
-        if (await hasServer(dir))
+        if (hasServer(dir))
             found.push(external_node_path_default().dirname(await (0,promises_namespaceObject.realpath)(external_node_path_default().join(dir, 'initdb'))));
     }
     found.push(...(await globBinDirs('/usr/lib/postgresql', /^\d+$/, 'bin')), ...(await globBinDirs('/usr', /^pgsql-\d+$/, 'bin')), ...(await globBinDirs('/opt/homebrew/opt', /^postgresql@\d+$/, 'bin')), ...(await globBinDirs('/usr/local/opt', /^postgresql@\d+$/, 'bin')));
     const unique = [];
     for (const dir of found) {
-        if (!(await hasServer(dir)))
+        if (!hasServer(dir))
             continue;
         const real = await (0,promises_namespaceObject.realpath)(dir);
         if (!unique.includes(real))
@@ -33187,7 +33187,7 @@ async function locateBinaries(options) {
         throw new CannotCheck(`postgres-version '${major}' is not supported. Use one of ${SupportedMajors.join(', ')}.`);
     }
     if (env.PG_BIN) {
-        const v = (await hasServer(env.PG_BIN)) ? await versionOf(env.PG_BIN) : undefined;
+        const v = hasServer(env.PG_BIN) ? await versionOf(env.PG_BIN) : undefined;
         if (!v) {
             throw new CannotCheck(`PG_BIN is '${env.PG_BIN}', which holds no runnable initdb and postgres. Point it at a PostgreSQL bin directory or unset it.`);
         }
@@ -33671,7 +33671,7 @@ async function startPostgres(options) {
         return useServer(databaseUrl);
     }
     if (provider === 'docker')
-        return startDocker({ major: options.major ?? 17, image: options.image, log });
+        return startDocker({ major: options.major ?? DefaultMajor, image: options.image, log });
     try {
         return await startBinaries({ major: options.major, log, env: options.env });
     }
@@ -33680,7 +33680,7 @@ async function startPostgres(options) {
             throw error;
         log.warn(`PostgreSQL binaries failed (${messageOf(error).split('\n')[0]}); trying docker`);
         try {
-            return await startDocker({ major: options.major ?? 17, image: options.image, log });
+            return await startDocker({ major: options.major ?? DefaultMajor, image: options.image, log });
         }
         catch (dockerError) {
             // The binaries' reason is usually the one to fix: say both.
@@ -43817,7 +43817,7 @@ async function loadSqlMigrations(dir, cwd) {
     const texts = new Map();
     for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
         if (entry.isDirectory()) {
-            if (numberedName.test(entry.name) && entries.length > 0) {
+            if (numberedName.test(entry.name)) {
                 const inner = await (0,promises_namespaceObject.readdir)(external_node_path_default().join(dir, entry.name)).catch(() => []);
                 if (inner.includes('up.sql'))
                     candidates.push({ layout: 'directories', name: entry.name });
@@ -43869,7 +43869,6 @@ async function loadSqlMigrations(dir, cwd) {
             let direction;
             const golang = golangName.exec(name);
             const flyway = flywayName.exec(name);
-            const repeatable = flywayRepeatable.exec(name);
             if (golang) {
                 id = `${golang[1]}_${golang[2]}`;
                 version = [BigInt(golang[1] ?? '0')];
@@ -43884,27 +43883,31 @@ async function loadSqlMigrations(dir, cwd) {
                 id = name.slice(0, -4);
                 version = RepeatableVersion;
                 direction = 'up';
-                void repeatable;
             }
             const group = groups.get(id) ?? { version };
             group[direction] = name;
             groups.set(id, group);
         }
-        for (const [id, group] of groups) {
+        const loaded = await Promise.all([...groups].map(async ([id, group]) => {
             if (!group.up) {
+                const file = shown(group.down ?? '');
                 findings.push({
                     check: 'ordering',
                     severity: 'error',
                     migration: id,
-                    file: shown(group.down ?? ''),
-                    message: `'${shown(group.down ?? '')}' is a down step with no up step, so it can never run. Restore the up file or delete this one.`,
+                    file,
+                    message: `'${file}' is a down step with no up step, so it can never run. Restore the up file or delete this one.`,
                 });
-                continue;
+                return undefined;
             }
-            const upText = await read(group.up);
-            const downText = group.down ? await read(group.down) : undefined;
-            migrations.push(fileMigration(id, group.version, { file: shown(group.up), text: upText }, group.down && downText !== undefined ? { file: shown(group.down), text: downText } : undefined, 'no down file'));
-        }
+            const [upText, downText] = await Promise.all([
+                read(group.up),
+                group.down ? read(group.down) : undefined,
+            ]);
+            const down = group.down && downText !== undefined ? { file: shown(group.down), text: downText } : undefined;
+            return fileMigration(id, group.version, { file: shown(group.up), text: upText }, down, 'no down file');
+        }));
+        migrations.push(...loaded.filter((m) => !!m));
     }
     else if (layout === 'directories') {
         for (const { name } of candidates) {
@@ -44339,8 +44342,7 @@ function cli_program() {
         .option('-q, --quiet', 'no per-migration lines')
         .option('-v, --verbose', 'debug output')
         .showHelpAfterError(false)
-        .exitOverride()
-        .configureOutput({ writeOut: () => { }, writeErr: () => { } });
+        .exitOverride();
 }
 /** Runs the CLI and returns the exit status: 0 passed, 1 failing findings, 2 could not check. */
 async function runCli(argv, io = defaultIo) {

@@ -78,7 +78,7 @@ export async function loadSqlMigrations(dir: string, cwd: string): Promise<Loade
   const texts = new Map<string, string>();
   for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
     if (entry.isDirectory()) {
-      if (numberedName.test(entry.name) && entries.length > 0) {
+      if (numberedName.test(entry.name)) {
         const inner = await readdir(path.join(dir, entry.name)).catch(() => [] as string[]);
         if (inner.includes('up.sql')) candidates.push({ layout: 'directories', name: entry.name });
       }
@@ -133,7 +133,6 @@ export async function loadSqlMigrations(dir: string, cwd: string): Promise<Loade
       let direction: 'up' | 'down';
       const golang = golangName.exec(name);
       const flyway = flywayName.exec(name);
-      const repeatable = flywayRepeatable.exec(name);
       if (golang) {
         id = `${golang[1]}_${golang[2]}`;
         version = [BigInt(golang[1] ?? '0')];
@@ -146,35 +145,40 @@ export async function loadSqlMigrations(dir: string, cwd: string): Promise<Loade
         id = name.slice(0, -4);
         version = RepeatableVersion;
         direction = 'up';
-        void repeatable;
       }
       const group = groups.get(id) ?? { version };
       group[direction] = name;
       groups.set(id, group);
     }
-    for (const [id, group] of groups) {
-      if (!group.up) {
-        findings.push({
-          check: 'ordering',
-          severity: 'error',
-          migration: id,
-          file: shown(group.down ?? ''),
-          message: `'${shown(group.down ?? '')}' is a down step with no up step, so it can never run. Restore the up file or delete this one.`,
-        });
-        continue;
-      }
-      const upText = await read(group.up);
-      const downText = group.down ? await read(group.down) : undefined;
-      migrations.push(
-        fileMigration(
+    const loaded = await Promise.all(
+      [...groups].map(async ([id, group]) => {
+        if (!group.up) {
+          const file = shown(group.down ?? '');
+          findings.push({
+            check: 'ordering',
+            severity: 'error',
+            migration: id,
+            file,
+            message: `'${file}' is a down step with no up step, so it can never run. Restore the up file or delete this one.`,
+          });
+          return undefined;
+        }
+        const [upText, downText] = await Promise.all([
+          read(group.up),
+          group.down ? read(group.down) : undefined,
+        ]);
+        const down =
+          group.down && downText !== undefined ? { file: shown(group.down), text: downText } : undefined;
+        return fileMigration(
           id,
           group.version,
           { file: shown(group.up), text: upText },
-          group.down && downText !== undefined ? { file: shown(group.down), text: downText } : undefined,
+          down,
           'no down file',
-        ),
-      );
-    }
+        );
+      }),
+    );
+    migrations.push(...loaded.filter((m): m is Migration => !!m));
   } else if (layout === 'directories') {
     for (const { name } of candidates) {
       const upText = await readText(path.join(dir, name, 'up.sql'), shown(name, 'up.sql'));

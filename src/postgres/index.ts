@@ -1,5 +1,5 @@
 import { CannotCheck, messageOf } from '../core/errors.js';
-import { startBinaries } from './binaries.js';
+import { DefaultMajor, startBinaries } from './binaries.js';
 import { startDocker } from './docker.js';
 import type { Logger, ProviderChoice, StartedPostgres } from './types.js';
 import { useServer } from './url.js';
@@ -28,14 +28,15 @@ export async function startPostgres(options: PostgresOptions): Promise<StartedPo
     }
     return useServer(databaseUrl);
   }
-  if (provider === 'docker') return startDocker({ major: options.major ?? 17, image: options.image, log });
+  if (provider === 'docker')
+    return startDocker({ major: options.major ?? DefaultMajor, image: options.image, log });
   try {
     return await startBinaries({ major: options.major, log, env: options.env });
   } catch (error) {
     if (provider === 'binaries') throw error;
     log.warn(`PostgreSQL binaries failed (${messageOf(error).split('\n')[0]}); trying docker`);
     try {
-      return await startDocker({ major: options.major ?? 17, image: options.image, log });
+      return await startDocker({ major: options.major ?? DefaultMajor, image: options.image, log });
     } catch (dockerError) {
       // The binaries' reason is usually the one to fix: say both.
       throw new CannotCheck(
