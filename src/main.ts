@@ -38,10 +38,8 @@ export async function run(): Promise<void> {
 
   let report: Report;
   try {
-    const settings = await resolveSettings(
-      raw,
-      raw[Inputs.WorkingDirectory] ? process.cwd() : (process.env.GITHUB_WORKSPACE ?? process.cwd()),
-    );
+    // Paths (working-directory included) are relative to the checkout, as in every other action.
+    const settings = await resolveSettings(raw, process.env.GITHUB_WORKSPACE ?? process.cwd());
     log.debug(
       `settings: ${JSON.stringify({ ...settings, githubToken: settings.githubToken ? '***' : undefined, checks: [...settings.checks] })}`,
     );
