@@ -1,0 +1,229 @@
+import type pg from 'pg';
+import type { PropValue, SchemaObject, SchemaSnapshot } from '../core/schema.js';
+import { BookkeepingSchema } from '../migrations/runner.js';
+import { SnapshotSql } from './snapshot-sql.js';
+
+/** What the snapshot leaves out besides the system schemas. */
+export interface Exclusions {
+  /** Schemas (our bookkeeping). */
+  schemas: string[];
+  /** `schema.table` names: the migration framework's history table. */
+  tables: string[];
+}
+
+export const defaultExclusions = (tables: string[] = []): Exclusions => ({
+  schemas: [BookkeepingSchema],
+  tables,
+});
+
+interface Row {
+  obj_class: string | null;
+  obj_oid: number | null;
+  root_class: string;
+  root_oid: number;
+  key: string | null;
+  kind: string;
+  name: string | null;
+  parent: string | null;
+  props: Record<string, PropValue> | null;
+}
+
+const RootClasses = [
+  'pg_class',
+  'pg_type',
+  'pg_proc',
+  'pg_namespace',
+  'pg_extension',
+  'pg_event_trigger',
+] as const;
+
+function query(
+  client: pg.Client,
+  full: boolean,
+  exclusions: Exclusions,
+  touched: { classes: string[]; oids: number[] },
+  roots: Record<string, number[]>,
+) {
+  return client.query<Row>(SnapshotSql, [
+    full,
+    touched.classes,
+    touched.oids,
+    ...RootClasses.map((c) => roots[c] ?? []),
+    exclusions.schemas,
+    exclusions.tables,
+  ]);
+}
+
+function objectOf(row: Row): SchemaObject {
+  const props: Record<string, PropValue> = {};
+  // Absent and null mean the same; keeping only set values makes snapshots smaller and stable.
+  for (const [k, v] of Object.entries(row.props ?? {})) if (v !== null) props[k] = v;
+  return { kind: row.kind, name: row.name ?? '', ...(row.parent ? { parent: row.parent } : {}), props };
+}
+
+/** Reads the whole schema. */
+export async function readSnapshot(client: pg.Client, exclusions: Exclusions): Promise<SchemaSnapshot> {
+  const { rows } = await query(client, true, exclusions, { classes: [], oids: [] }, {});
+  const snapshot: SchemaSnapshot = {};
+  for (const row of rows) if (row.key) snapshot[row.key] = objectOf(row);
+  return snapshot;
+}
+
+/** Values of some keys as they were when a mark was taken. */
+export class Mark {
+  readonly journal = new Map<string, SchemaObject | undefined>();
+}
+
+const InstallSql = `
+CREATE TABLE IF NOT EXISTS ${BookkeepingSchema}.ddl_log (classid text, objid oid, dropped boolean);
+CREATE OR REPLACE FUNCTION ${BookkeepingSchema}.log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO ${BookkeepingSchema}.ddl_log SELECT classid::regclass::text, objid, false FROM pg_event_trigger_ddl_commands();
+END $$;
+CREATE OR REPLACE FUNCTION ${BookkeepingSchema}.log_drop() RETURNS event_trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO ${BookkeepingSchema}.ddl_log SELECT classid::regclass::text, objid, true FROM pg_event_trigger_dropped_objects();
+END $$;
+DROP EVENT TRIGGER IF EXISTS ${BookkeepingSchema}_ddl;
+DROP EVENT TRIGGER IF EXISTS ${BookkeepingSchema}_drop;
+CREATE EVENT TRIGGER ${BookkeepingSchema}_ddl ON ddl_command_end EXECUTE FUNCTION ${BookkeepingSchema}.log_ddl();
+CREATE EVENT TRIGGER ${BookkeepingSchema}_drop ON sql_drop EXECUTE FUNCTION ${BookkeepingSchema}.log_drop();
+`;
+
+/**
+ * The schema of one database, kept in memory and brought up to date after each step by re-reading
+ * only what the step touched. Event triggers (`ddl_command_end`, `sql_drop`) record the touched
+ * objects, from any session; where they cannot be created (no superuser), every refresh is a full
+ * read: slower, same result.
+ */
+export class CatalogTracker {
+  private readonly objects = new Map<string, { object: SchemaObject; root: string }>();
+  private readonly byRoot = new Map<string, Set<string>>();
+  private readonly rootOf = new Map<string, string>();
+  private readonly marks = new Set<Mark>();
+
+  private constructor(
+    readonly mode: 'incremental' | 'full',
+    private readonly exclusions: Exclusions,
+  ) {}
+
+  /** Installs the event triggers (when allowed) and reads the whole schema once. */
+  static async open(client: pg.Client, exclusions: Exclusions): Promise<CatalogTracker> {
+    let mode: 'incremental' | 'full' = 'incremental';
+    try {
+      await client.query(`CREATE SCHEMA IF NOT EXISTS ${BookkeepingSchema}`);
+      await client.query(InstallSql);
+    } catch (error) {
+      if ((error as pg.DatabaseError).code !== '42501') throw error;
+      mode = 'full';
+    }
+    const tracker = new CatalogTracker(mode, exclusions);
+    await tracker.reload(client);
+    if (mode === 'incremental') await client.query(`DELETE FROM ${BookkeepingSchema}.ddl_log`);
+    return tracker;
+  }
+
+  /** Brings the in-memory schema up to date with the database. */
+  async refresh(client: pg.Client): Promise<void> {
+    if (this.mode === 'full') {
+      await this.reload(client);
+      return;
+    }
+    const { rows: log } = await client.query<{ classid: string; objid: number; dropped: boolean }>(
+      `DELETE FROM ${BookkeepingSchema}.ddl_log RETURNING classid, objid, dropped`,
+    );
+    if (!log.length) return;
+    const touched = { classes: [] as string[], oids: [] as number[] };
+    const roots: Record<string, number[]> = {};
+    for (const entry of log) {
+      if (!entry.dropped) {
+        touched.classes.push(entry.classid);
+        touched.oids.push(entry.objid);
+        continue;
+      }
+      // Gone from the catalog: its root is known only from what we read before.
+      const root = this.rootOf.get(`${entry.classid}:${entry.objid}`);
+      if (!root) continue;
+      const [cls, oid] = root.split(':');
+      (roots[cls as string] ??= []).push(Number(oid));
+    }
+    const { rows } = await query(client, false, this.exclusions, touched, roots);
+    const considered = new Set<string>();
+    for (const row of rows) considered.add(`${row.root_class}:${row.root_oid}`);
+    this.replace(considered, rows);
+  }
+
+  private async reload(client: pg.Client): Promise<void> {
+    const { rows } = await query(client, true, this.exclusions, { classes: [], oids: [] }, {});
+    const considered = new Set([...this.byRoot.keys(), ...rows.map((r) => `${r.root_class}:${r.root_oid}`)]);
+    this.replace(considered, rows);
+  }
+
+  /** Replaces the families of `roots` with `rows`, journaling what changes for open marks. */
+  private replace(roots: Set<string>, rows: Row[]): void {
+    const fresh = new Map<string, { object: SchemaObject; root: string }>();
+    for (const row of rows) {
+      if (!row.key) continue;
+      const root = `${row.root_class}:${row.root_oid}`;
+      fresh.set(row.key, { object: objectOf(row), root });
+      if (row.obj_class) this.rootOf.set(`${row.obj_class}:${row.obj_oid}`, root);
+    }
+    for (const root of roots) {
+      for (const key of this.byRoot.get(root) ?? []) {
+        if (!fresh.has(key) && this.objects.get(key)?.root === root) this.set(key, undefined);
+      }
+      this.byRoot.delete(root);
+    }
+    for (const [key, entry] of fresh) this.set(key, entry.object, entry.root);
+  }
+
+  private set(key: string, object: SchemaObject | undefined, root?: string): void {
+    const old = this.objects.get(key);
+    for (const mark of this.marks) if (!mark.journal.has(key)) mark.journal.set(key, old?.object);
+    if (old && old.root !== root) this.byRoot.get(old.root)?.delete(key);
+    if (!object || !root) {
+      this.objects.delete(key);
+      return;
+    }
+    this.objects.set(key, { object, root });
+    let keys = this.byRoot.get(root);
+    if (!keys) this.byRoot.set(root, (keys = new Set()));
+    keys.add(key);
+  }
+
+  /** Starts remembering values as they are now; release it when done. */
+  mark(): Mark {
+    const mark = new Mark();
+    this.marks.add(mark);
+    return mark;
+  }
+
+  release(mark: Mark): void {
+    this.marks.delete(mark);
+  }
+
+  /** Keys that may have changed since the mark. */
+  changedSince(mark: Mark): string[] {
+    return [...mark.journal.keys()];
+  }
+
+  /** The given keys as they were at the mark. */
+  at(mark: Mark, keys: Iterable<string>): SchemaSnapshot {
+    const out: SchemaSnapshot = {};
+    for (const key of keys) {
+      const value = mark.journal.has(key) ? mark.journal.get(key) : this.objects.get(key)?.object;
+      if (value) out[key] = value;
+    }
+    return out;
+  }
+
+  /** The given keys (or all) as they are now. */
+  now(keys?: Iterable<string>): SchemaSnapshot {
+    const out: SchemaSnapshot = {};
+    for (const key of keys ?? this.objects.keys()) {
+      const value = this.objects.get(key)?.object;
+      if (value) out[key] = value;
+    }
+    return out;
+  }
+}

@@ -1,0 +1,145 @@
+/** A property value as read from the catalog: JSON-safe, compared by value. */
+export type PropValue = string | number | boolean | null | PropValue[];
+
+/** One schema object: a table, a column, an index, an enum, ... */
+export interface SchemaObject {
+  /** e.g. `table`, `column`, `index`, `constraint`, `enum`, `function`. */
+  kind: string;
+  /** Qualified name as users write it: `public.users`, `public.users.email`, `public.f(integer)`. */
+  name: string;
+  /** The table an index, column, constraint, trigger or policy belongs to. */
+  parent?: string;
+  props: Record<string, PropValue>;
+}
+
+/** The whole schema as plain JSON, keyed by `kind:name`. */
+export type SchemaSnapshot = Record<string, SchemaObject>;
+
+export interface PropChange {
+  prop: string;
+  before: PropValue | undefined;
+  after: PropValue | undefined;
+}
+
+/** One object-level difference between two snapshots. */
+export interface SchemaDifference {
+  key: string;
+  object: SchemaObject;
+  change: 'added' | 'removed' | 'changed';
+  /** For `changed`: the properties that differ. */
+  props: PropChange[];
+  /** A column order difference alone is a warning; anything else is an error. */
+  severity: 'error' | 'warning';
+}
+
+/** Readable names for property keys in messages. */
+const PropLabels: Record<string, string> = {
+  notNull: 'not null',
+  forceRowSecurity: 'forced row security',
+  rowSecurity: 'row security',
+  replicaIdentity: 'replica identity',
+  partitionKey: 'partition key',
+  partitionOf: 'partition of',
+  ownedBy: 'owned by',
+  accessMethod: 'access method',
+  returns: 'return type',
+  baseType: 'base type',
+};
+
+function equal(a: PropValue | undefined, b: PropValue | undefined): boolean {
+  if (a === b) return true;
+  if (a === undefined || b === undefined || a === null || b === null) return (a ?? null) === (b ?? null);
+  if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((x, i) => equal(x, b[i]));
+  return false;
+}
+
+function sameMembers(a: PropValue | undefined, b: PropValue | undefined): boolean {
+  if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
+  const sorted = (x: PropValue[]) => x.map((v) => JSON.stringify(v)).sort();
+  return equal(sorted(a), sorted(b));
+}
+
+/** Differences of one object present on both sides; undefined when it is the same. */
+export function diffObject(
+  key: string,
+  before: SchemaObject,
+  after: SchemaObject,
+): SchemaDifference | undefined {
+  const props: PropChange[] = [];
+  for (const prop of new Set([...Object.keys(before.props), ...Object.keys(after.props)])) {
+    if (!equal(before.props[prop], after.props[prop]))
+      props.push({ prop, before: before.props[prop], after: after.props[prop] });
+  }
+  if (!props.length) return undefined;
+  // The same columns in another order: the table works, but `SELECT *` and COPY do not agree.
+  const orderOnly =
+    props.length === 1 && props[0]?.prop === 'columns' && sameMembers(props[0].before, props[0].after);
+  return { key, object: after, change: 'changed', props, severity: orderOnly ? 'warning' : 'error' };
+}
+
+/**
+ * Object-level differences from `before` to `after`, sorted by key. With `keys`, only those keys are
+ * compared (the objects a step touched); without, every key on either side.
+ */
+export function diffSnapshots(
+  before: SchemaSnapshot,
+  after: SchemaSnapshot,
+  keys?: Iterable<string>,
+): SchemaDifference[] {
+  const all = keys ? new Set(keys) : new Set([...Object.keys(before), ...Object.keys(after)]);
+  const out: SchemaDifference[] = [];
+  for (const key of [...all].sort()) {
+    const a = before[key];
+    const b = after[key];
+    if (a && !b) out.push({ key, object: a, change: 'removed', props: [], severity: 'error' });
+    else if (!a && b) out.push({ key, object: b, change: 'added', props: [], severity: 'error' });
+    else if (a && b) {
+      const changed = diffObject(key, a, b);
+      if (changed) out.push(changed);
+    }
+  }
+  return out;
+}
+
+function show(value: PropValue | undefined): string {
+  if (value === undefined || value === null) return 'none';
+  if (Array.isArray(value)) return value.length ? value.map((v) => show(v)).join(', ') : 'none';
+  if (typeof value === 'string') {
+    const flat = value.replace(/\s+/g, ' ').trim();
+    return flat.length > 160 ? `${flat.slice(0, 157)}...` : flat;
+  }
+  return String(value);
+}
+
+/** `index public.users_email_idx on public.users` */
+export function objectTitle(object: SchemaObject): string {
+  return `${object.kind} ${object.name}${object.parent && object.kind !== 'column' ? ` on ${object.parent}` : ''}`;
+}
+
+/**
+ * One line per difference, readable on its own, with the two sides named by the caller:
+ * `index public.users_email_idx on public.users: present after down, absent before up`.
+ */
+export function describeDifference(d: SchemaDifference, sides: { before: string; after: string }): string {
+  const title = objectTitle(d.object);
+  if (d.change === 'added') return `${title}: present ${sides.after}, absent ${sides.before}`;
+  if (d.change === 'removed') return `${title}: absent ${sides.after}, present ${sides.before}`;
+  if (d.severity === 'warning') {
+    const [p] = d.props;
+    return `${title}: column order differs (${sides.before}: ${show(p?.before)}; ${sides.after}: ${show(p?.after)})`;
+  }
+  return d.props
+    .map(
+      (p) =>
+        `${title}: ${PropLabels[p.prop] ?? p.prop} differs (${sides.before}: ${show(p.before)}; ${sides.after}: ${show(p.after)})`,
+    )
+    .join('\n');
+}
+
+/** What a step changed, one short line per object, for the report: `+ table public.users`. */
+export function summarizeChanges(diffs: SchemaDifference[]): string[] {
+  return diffs.map((d) => {
+    const sign = d.change === 'added' ? '+' : d.change === 'removed' ? '-' : '~';
+    return `${sign} ${objectTitle(d.object)}`;
+  });
+}
