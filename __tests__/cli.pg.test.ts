@@ -42,7 +42,7 @@ describe('exit status', () => {
   test('0 when every check passes, on the embedded default with no options', async () => {
     const { code, stdout } = await cli('fixtures/sql-golang-ok');
     expect(code).toBe(0);
-    expect(stdout).toMatch(/^✓ up {3}1\/3 0001_create_users/m);
+    expect(stdout).toMatch(/^✓ 1\/3 0001_create_users {2}up \d+ ms · down/m);
     expect(stdout).toContain('pg-migrate-verify: PASSED: 3 migrations, 0 errors, 0 warnings, PostgreSQL');
   });
 
@@ -60,7 +60,7 @@ describe('exit status', () => {
       '-q',
     );
     expect(code).toBe(1);
-    expect(stdout).not.toContain('✓ up');
+    expect(stdout).not.toContain('✓ 1/2');
     expect(stdout).toContain(
       'error  rollback-all  fixtures/sql-golang-down-fails/0002_create_orders.down.sql:3',
     );
@@ -79,14 +79,23 @@ describe('exit status', () => {
               id: '0001_create_customers',
               file: 'fixtures/sql-golang-down-fails/0001_create_customers.up.sql',
               up: { ok: true },
-              reversible: 'skipped',
-              changes: [],
+              down: { ok: true },
+              reversible: 'yes',
+              changes: ['+ table public.customers'],
             },
-            { id: '0002_create_orders', up: { ok: true }, down: { ok: false } },
+            { id: '0002_create_orders', up: { ok: true }, down: { ok: false }, reversible: 'no' },
           ],
         },
       ],
       findings: [
+        {
+          check: 'reversibility',
+          severity: 'error',
+          set: 'fixtures/sql-golang-down-fails',
+          migration: '0002_create_orders',
+          file: 'fixtures/sql-golang-down-fails/0002_create_orders.down.sql',
+          line: 3,
+        },
         {
           check: 'rollback-all',
           severity: 'error',
@@ -234,7 +243,7 @@ describe('the Action bundle', () => {
   test('node dist/index.js with INPUT_* behaves as the Action: outputs, job summary, exit status', async () => {
     const passed = runAction({ 'migrations-dir': 'fixtures/sql-dbmate-ok', 'database-url': urlWithPassword });
     expect(passed.status).toBe(0);
-    expect(passed.stdout).toContain('✓ up   1/3 20240101120000_create_posts');
+    expect(passed.stdout).toContain('✓ 1/3 20240101120000_create_posts  up');
     // The runner masks what ::add-mask:: names; nothing else may print the password.
     expect(passed.stdout.replace(`::add-mask::${secret}`, '')).not.toContain(secret);
     const outputs = await outputsOf(passed.outputFile);
@@ -248,10 +257,10 @@ describe('the Action bundle', () => {
       'database-url': urlWithPassword,
     });
     expect(failed.status).toBe(1);
-    expect(failed.stdout).toContain('::error::1 finding (1 error); see the job summary.');
+    expect(failed.stdout).toContain('::error::3 findings (3 errors); see the job summary.');
     expect(await outputsOf(failed.outputFile)).toMatchObject({
       result: 'failed',
-      findings: '1',
+      findings: '3',
       migrations: '2',
     });
 

@@ -64,8 +64,9 @@ async function runUntilHanging(root: string) {
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  for (let i = 0; i < 300 && !out.includes('up   1/2'); i++) await new Promise((r) => setTimeout(r, 100));
-  expect(out).toContain('up   1/2');
+  for (let i = 0; i < 300 && !out.includes('1/2 0001_create_jobs'); i++)
+    await new Promise((r) => setTimeout(r, 100));
+  expect(out).toContain('1/2 0001_create_jobs');
   return { child, exited };
 }
 

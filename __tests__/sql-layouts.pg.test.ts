@@ -47,11 +47,13 @@ describe('correct histories pass in every layout', () => {
     expect(set?.formatReason).toContain(layout);
     // Numeric version order: 10 after 2 (and Flyway 1.1 between 1 and 2).
     expect(set?.migrations.map((m) => m.id)).toEqual(ids);
-    expect(set?.migrations.every((m) => m.up?.ok && m.down?.ok)).toBe(true);
-    // One line per step as it runs: every up, then every down from the newest.
+    expect(set?.migrations.every((m) => m.up?.ok && m.down?.ok && m.reversible === 'yes')).toBe(true);
+    // One line per migration as it runs (up, down, up again), then one per rollback step from the newest.
     expect(lines).toHaveLength(ids.length * 2);
-    expect(lines[0]).toContain(`up   1/${ids.length} ${ids[0]}`);
-    expect(lines.at(-1)).toContain(`down 1/${ids.length} ${ids[0]}`);
+    expect(lines[0]).toMatch(
+      new RegExp(`^✓ +1/${ids.length} ${ids[0]}  up \\d+ ms · down \\d+ ms · up again \\d+ ms$`),
+    );
+    expect(lines.at(-1)).toMatch(new RegExp(`^✓ +1/${ids.length} ${ids[0]}  rollback \\d+ ms$`));
     expect(report.postgres?.provider).toBe('binaries');
   });
 });
@@ -79,22 +81,33 @@ describe('broken histories are reported at the right file and line', () => {
 
   test('a down step that fails at run time, located by its statement', async () => {
     const { report } = await run('sql-golang-down-fails');
+    const at = {
+      file: 'fixtures/sql-golang-down-fails/0002_create_orders.down.sql',
+      line: 3,
+      migration: '0002_create_orders',
+    };
     expect(brief(report)).toEqual([
-      {
-        check: 'rollback-all',
-        file: 'fixtures/sql-golang-down-fails/0002_create_orders.down.sql',
-        line: 3,
-        migration: '0002_create_orders',
-      },
+      { check: 'reversibility', ...at },
+      { check: 'rollback-all', ...at },
     ]);
     expect(report.findings[0]?.message).toContain('table "orderz" does not exist');
+    expect(report.sets[0]?.migrations.map((m) => m.reversible)).toEqual(['yes', 'no']);
   });
 
   test('a down step that leaves an enum type behind', async () => {
     const { report } = await run('sql-golang-leftovers');
-    expect(report.findings).toHaveLength(1);
-    expect(report.findings[0]?.check).toBe('rollback-all');
-    expect(report.findings[0]?.message).toContain('left 1 object behind: type ticket_state');
+    expect(report.findings.map((f) => [f.check, f.migration, f.file])).toEqual([
+      ['reversibility', '0001_create_tickets', 'fixtures/sql-golang-leftovers/0001_create_tickets.down.sql'],
+      ['reversibility', '0001_create_tickets', 'fixtures/sql-golang-leftovers/0001_create_tickets.up.sql'],
+      ['rollback-all', undefined, undefined],
+    ]);
+    expect(report.findings[0]?.message).toContain(
+      'enum public.ticket_state: present after down, absent before up',
+    );
+    expect(report.findings[1]?.message).toContain('type "ticket_state" already exists');
+    expect(report.findings[2]?.message).toContain(
+      'enum public.ticket_state: present after rolling back, absent before the first migration',
+    );
   });
 
   test('a non-transactional file that fails half-way: located, and rollback-all is not trusted', async () => {
@@ -152,7 +165,7 @@ describe('broken histories are reported at the right file and line', () => {
     const { report } = await run('sql-flyway-repeatable');
     expect(report.result).toBe('passed');
     expect(report.sets[0]?.migrations.map((m) => [m.id, m.reversible])).toEqual([
-      ['V1__create_cities', 'skipped'],
+      ['V1__create_cities', 'yes'],
       ['R__city_names', 'no-down'],
     ]);
   });

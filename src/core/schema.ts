@@ -30,6 +30,8 @@ export interface SchemaDifference {
   props: PropChange[];
   /** A column order difference alone is a warning; anything else is an error. */
   severity: 'error' | 'warning';
+  /** For a table added or removed whole: how many of its parts (columns, indexes, ...) came or went with it. */
+  carries?: Record<string, number>;
 }
 
 /** Readable names for property keys in messages. */
@@ -44,6 +46,7 @@ const PropLabels: Record<string, string> = {
   accessMethod: 'access method',
   returns: 'return type',
   baseType: 'base type',
+  inherits: 'parent tables',
 };
 
 function equal(a: PropValue | undefined, b: PropValue | undefined): boolean {
@@ -86,6 +89,10 @@ export function diffSnapshots(
   after: SchemaSnapshot,
   keys?: Iterable<string>,
 ): SchemaDifference[] {
+  return collapse(rawDiff(before, after, keys));
+}
+
+function rawDiff(before: SchemaSnapshot, after: SchemaSnapshot, keys?: Iterable<string>): SchemaDifference[] {
   const all = keys ? new Set(keys) : new Set([...Object.keys(before), ...Object.keys(after)]);
   const out: SchemaDifference[] = [];
   for (const key of [...all].sort()) {
@@ -99,6 +106,51 @@ export function diffSnapshots(
     }
   }
   return out;
+}
+
+/**
+ * Says each thing once: a table that appears or disappears carries its columns, constraints,
+ * indexes, triggers and owned sequences with it (counted, not listed), and a table whose column list
+ * changed only because columns were added or dropped is not reported beside those columns.
+ */
+function collapse(diffs: SchemaDifference[]): SchemaDifference[] {
+  const whole = new Map<string, SchemaDifference>();
+  for (const d of diffs) {
+    if (d.change !== 'changed' && d.object.kind !== 'column' && !d.object.parent)
+      whole.set(`${d.change}:${d.object.name}`, d);
+  }
+  const ownerOf = (d: SchemaDifference) => {
+    if (d.object.parent) return d.object.parent;
+    const owned = d.object.props.ownedBy;
+    return typeof owned === 'string' ? owned.slice(0, owned.lastIndexOf('.')) : undefined;
+  };
+  const carried = new Map<SchemaDifference, Record<string, number>>();
+  const columnsMoved = new Set<string>();
+  const out: SchemaDifference[] = [];
+  for (const d of diffs) {
+    const owner = ownerOf(d);
+    const parent = owner && d.change !== 'changed' ? whole.get(`${d.change}:${owner}`) : undefined;
+    if (parent) {
+      const counts = carried.get(parent) ?? {};
+      counts[d.object.kind] = (counts[d.object.kind] ?? 0) + 1;
+      carried.set(parent, counts);
+      continue;
+    }
+    if (d.object.kind === 'column' && d.change !== 'changed' && d.object.parent)
+      columnsMoved.add(d.object.parent);
+    out.push(d);
+  }
+  return out
+    .filter(
+      (d) =>
+        !(
+          d.change === 'changed' &&
+          d.severity === 'error' &&
+          columnsMoved.has(d.object.name) &&
+          d.props.every((p) => p.prop === 'columns')
+        ),
+    )
+    .map((d) => (carried.has(d) ? { ...d, carries: carried.get(d) } : d));
 }
 
 function show(value: PropValue | undefined): string {
@@ -122,17 +174,23 @@ export function objectTitle(object: SchemaObject): string {
  */
 export function describeDifference(d: SchemaDifference, sides: { before: string; after: string }): string {
   const title = objectTitle(d.object);
-  if (d.change === 'added') return `${title}: present ${sides.after}, absent ${sides.before}`;
-  if (d.change === 'removed') return `${title}: absent ${sides.after}, present ${sides.before}`;
+  const parts = d.carries
+    ? ` (with its ${Object.entries(d.carries)
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([kind, n]) => `${n} ${kind}${n === 1 ? '' : kind.endsWith('x') ? 'es' : 's'}`)
+        .join(', ')})`
+    : '';
+  if (d.change === 'added') return `${title}${parts}: present ${sides.after}, absent ${sides.before}`;
+  if (d.change === 'removed') return `${title}${parts}: absent ${sides.after}, present ${sides.before}`;
   if (d.severity === 'warning') {
     const [p] = d.props;
     return `${title}: column order differs (${sides.before}: ${show(p?.before)}; ${sides.after}: ${show(p?.after)})`;
   }
   return d.props
-    .map(
-      (p) =>
-        `${title}: ${PropLabels[p.prop] ?? p.prop} differs (${sides.before}: ${show(p.before)}; ${sides.after}: ${show(p.after)})`,
-    )
+    .map((p) => {
+      const label = PropLabels[p.prop] ?? p.prop;
+      return `${title}: ${label} ${label.endsWith('s') ? 'differ' : 'differs'} (${sides.before}: ${show(p.before)}; ${sides.after}: ${show(p.after)})`;
+    })
     .join('\n');
 }
 

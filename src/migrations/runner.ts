@@ -27,6 +27,9 @@ class TableStorage implements UmzugStorage<StepContext> {
   async executed(): Promise<string[]> {
     return [...this.applied];
   }
+  has(id: string): boolean {
+    return this.applied.includes(id);
+  }
 }
 
 export interface StepOutcome {
@@ -53,6 +56,7 @@ export class Runner {
   private client: pg.Client | undefined;
   private umzug: Umzug<StepContext> | undefined;
   private abort = new AbortController();
+  private readonly storage = new TableStorage();
   private readonly now: () => number;
 
   constructor(
@@ -87,9 +91,14 @@ export class Runner {
         },
       })),
       context,
-      storage: new TableStorage(),
+      storage: this.storage,
       logger: undefined,
     });
+  }
+
+  /** True when the migration's up step ran and its down step has not. */
+  isApplied(id: string): boolean {
+    return this.storage.has(id);
   }
 
   /** The connection steps run on (also for catalog reads between steps). */

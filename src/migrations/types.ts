@@ -41,6 +41,8 @@ export interface LoadedSet {
   /** e.g. `golang-migrate layout (*.up.sql / *.down.sql)`. */
   layout: string;
   migrations: Migration[];
+  /** `schema.table` of the framework's own history table, left out of schema comparisons. */
+  historyTables?: string[];
   /** Problems with the files themselves (mis-named, orphan down files, duplicates). */
   findings: Omit<Finding, 'set'>[];
 }

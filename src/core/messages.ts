@@ -1,0 +1,34 @@
+import { plural } from './format.js';
+import { describeDifference, type SchemaDifference } from './schema.js';
+
+/** At most this many differences in a message; all of them go to the detail. */
+const Shown = 5;
+
+/** Differences as message text (first few) and detail (all), with the two sides named. */
+export function differenceText(
+  diffs: SchemaDifference[],
+  sides: { before: string; after: string },
+): { text: string; detail?: string } {
+  const lines = diffs.flatMap((d) => describeDifference(d, sides).split('\n'));
+  const shown = lines.slice(0, Shown).join('; ');
+  if (lines.length <= Shown) return { text: shown };
+  return {
+    text: `${shown}; and ${plural(lines.length - Shown, 'more difference')}`,
+    detail: lines.join('\n'),
+  };
+}
+
+export const Messages = {
+  downFailed: (id: string, error: string) =>
+    `\`${id}\` (down) failed: ${error}. A rollback of this release would fail here. Fix the down step.`,
+  downDiffers: (id: string, text: string) =>
+    `\`${id}\` (down) does not restore the schema from before its up step: ${text}. A rollback of this release would leave the schema different from before it. Make the down step undo exactly what the up step does.`,
+  downColumnOrder: (id: string, text: string) =>
+    `\`${id}\` (down) restores a column at another position: ${text}. \`SELECT *\` and \`COPY\` without a column list now see another order. Recreate the table in its original column order if that matters, or accept this warning.`,
+  reupFailed: (id: string, error: string) =>
+    `\`${id}\` (up, run again after its down) failed: ${error}. Its down step leaves behind something its up step needs to create, so the migration cannot be applied again after a rollback. Make the down step drop it.`,
+  reupDiffers: (id: string, text: string) =>
+    `\`${id}\` (up, run again after its down) does not reproduce the schema of its first run: ${text}. Applying it again after a rollback gives another schema than the first time. Make the down step undo exactly what the up step does.`,
+  rollbackLeftovers: (text: string) =>
+    `Rolling back every migration from the newest to the first does not return to the empty database: ${text}. Some down step does not undo its up step; the reversibility findings name which.`,
+};

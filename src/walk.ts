@@ -1,0 +1,338 @@
+import { CatalogTracker, defaultExclusions, type Exclusions, readSnapshot } from './catalog/tracker.js';
+import { formatDuration, plural } from './core/format.js';
+import { differenceText, Messages } from './core/messages.js';
+import type { Finding, MigrationReport } from './core/report.js';
+import { diffSnapshots, type SchemaSnapshot, summarizeChanges } from './core/schema.js';
+import { Runner, type StepOutcome } from './migrations/runner.js';
+import type { LoadedSet, Migration } from './migrations/types.js';
+import { cancelQueries } from './postgres/databases.js';
+import type { ScratchDatabase, StartedPostgres } from './postgres/types.js';
+import type { SetSettings, Settings } from './settings.js';
+import type { Edges } from './verify.js';
+
+interface Origin {
+  server: StartedPostgres;
+  migrations: readonly Migration[];
+  settings: Settings;
+  edges: Edges;
+  exclusions: Exclusions;
+}
+
+/** A scratch database with its runner and catalog tracker. */
+class Workspace {
+  private constructor(
+    readonly origin: Origin,
+    readonly db: ScratchDatabase,
+    readonly runner: Runner,
+    readonly tracker: CatalogTracker,
+  ) {}
+
+  static async create(origin: Origin): Promise<Workspace> {
+    const { server, migrations, settings, edges, exclusions } = origin;
+    const db = await server.createDatabase();
+    const runner = new Runner(migrations, {
+      databaseUrl: db.url,
+      timeoutMs: settings.stepTimeoutMs,
+      cancel: () => cancelQueries(server.adminUrl, db.name),
+      now: edges.now,
+    });
+    try {
+      await runner.open();
+      return new Workspace(origin, db, runner, await CatalogTracker.open(runner.connection, exclusions));
+    } catch (error) {
+      await runner.close();
+      await db.drop().catch(() => {});
+      throw error;
+    }
+  }
+
+  refresh(): Promise<void> {
+    return this.tracker.refresh(this.runner.connection);
+  }
+
+  async close(): Promise<void> {
+    await this.runner.close();
+    await this.db.drop().catch(() => {});
+  }
+}
+
+export interface WalkResult {
+  migrations: MigrationReport[];
+  notes: string[];
+  /** The schema after every migration that applied, read in full; undefined when apply failed. */
+  head?: SchemaSnapshot;
+}
+
+/**
+ * Walks one migration set on one scratch database: for each migration up (apply), then down and up
+ * again (reversibility), comparing the schema over what the steps touched; then everything down
+ * from the head (rollback-all), compared in full with the empty database.
+ */
+export async function walkSet(
+  set: SetSettings,
+  loaded: LoadedSet,
+  server: StartedPostgres,
+  settings: Settings,
+  edges: Edges,
+  findings: Finding[],
+): Promise<WalkResult> {
+  const { migrations } = loaded;
+  const checks = settings.checks;
+  const notes: string[] = [];
+  const exclusions = defaultExclusions(loaded.historyTables);
+  const reports: MigrationReport[] = migrations.map((m) => ({
+    id: m.id,
+    file: m.up.file,
+    up: null,
+    down: null,
+    reversible: m.down ? 'skipped' : 'no-down',
+    changes: [],
+  }));
+  const total = migrations.length;
+  const width = String(total).length;
+  const counter = (i: number) => `${String(i + 1).padStart(width)}/${total}`;
+  const finding = (f: Omit<Finding, 'set'>) => findings.push({ ...f, set: set.name });
+  const stepFinding = (
+    check: Finding['check'],
+    m: Migration,
+    direction: 'up' | 'down',
+    outcome: StepOutcome,
+    message: string,
+  ) =>
+    finding({
+      check,
+      severity: 'error',
+      migration: m.id,
+      file: outcome.error?.file ?? (direction === 'up' ? m.up.file : m.down?.file),
+      line: outcome.error?.line,
+      message,
+      detail: outcome.error?.detail,
+    });
+
+  let ws = await Workspace.create({ server, migrations, settings, edges, exclusions });
+  try {
+    const empty = ws.tracker.now();
+    if (ws.tracker.mode === 'full') {
+      notes.push(
+        'The database user may not create event triggers, so every step was followed by a full catalog read (slower, same result).',
+      );
+    }
+
+    let applied = 0;
+    let dirty: string | undefined;
+    for (const [i, m] of migrations.entries()) {
+      const report = reports[i] as MigrationReport;
+      const before = ws.tracker.mark();
+      const up = await ws.runner.up(m);
+      report.up = { ok: up.ok, ms: up.ms };
+      if (!up.ok) {
+        edges.progress(`✗ ${counter(i)} ${m.id}  up failed (${formatDuration(up.ms)})`);
+        const rest = total - i - 1;
+        stepFinding(
+          'apply',
+          m,
+          'up',
+          up,
+          `\`${m.id}\` (up) ${up.timedOut ? '' : 'failed: '}${up.error?.message ?? 'failed'}. A deploy of this branch stops here${
+            rest === 0
+              ? ''
+              : rest === 1
+                ? ' and the migration after it never runs'
+                : ` and the ${rest} migrations after it never run`
+          }. Fix this step and run the check again.`,
+        );
+        if (up.timedOut)
+          dirty = `\`${m.id}\` was cancelled after the step timeout, so the state of the database is unknown`;
+        else if (m.up.noTransaction)
+          dirty = `\`${m.id}\` failed part-way outside a transaction, so the database holds an unknown part of it`;
+        ws.tracker.release(before);
+        break;
+      }
+      applied++;
+      await ws.refresh();
+      const upKeys = ws.tracker.changedSince(before);
+      report.changes = summarizeChanges(diffSnapshots(ws.tracker.at(before, upKeys), ws.tracker.now(upKeys)));
+
+      if (!m.down || !checks.has('reversibility')) {
+        edges.progress(`✓ ${counter(i)} ${m.id}  up ${formatDuration(up.ms)}`);
+        ws.tracker.release(before);
+        continue;
+      }
+      const afterUp = ws.tracker.mark();
+      let reversible = true;
+      let unknownState = false;
+      const down = await ws.runner.down(m);
+      report.down = { ok: down.ok, ms: down.ms };
+      let line = `${counter(i)} ${m.id}  up ${formatDuration(up.ms)} · down ${down.ok ? formatDuration(down.ms) : 'failed'}`;
+      if (!down.ok) {
+        reversible = false;
+        unknownState = !!(down.timedOut || m.down.noTransaction);
+        stepFinding(
+          'reversibility',
+          m,
+          'down',
+          down,
+          Messages.downFailed(m.id, down.error?.message ?? 'failed'),
+        );
+        await ws.refresh();
+      } else {
+        await ws.refresh();
+        const keys = ws.tracker.changedSince(before);
+        const diffs = diffSnapshots(ws.tracker.at(before, keys), ws.tracker.now(keys));
+        const sides = { before: 'before up', after: 'after down' };
+        const errors = diffs.filter((d) => d.severity === 'error');
+        const warnings = diffs.filter((d) => d.severity === 'warning');
+        if (errors.length) {
+          reversible = false;
+          const { text, detail } = differenceText(errors, sides);
+          finding({
+            check: 'reversibility',
+            severity: 'error',
+            migration: m.id,
+            file: m.down.file,
+            message: Messages.downDiffers(m.id, text),
+            detail,
+          });
+        }
+        if (warnings.length) {
+          const { text, detail } = differenceText(warnings, sides);
+          finding({
+            check: 'reversibility',
+            severity: 'warning',
+            migration: m.id,
+            file: m.down.file,
+            message: Messages.downColumnOrder(m.id, text),
+            detail,
+          });
+        }
+        const again = await ws.runner.up(m);
+        line += ` · up again ${again.ok ? formatDuration(again.ms) : 'failed'}`;
+        if (!again.ok) {
+          reversible = false;
+          unknownState ||= !!(again.timedOut || m.up.noTransaction);
+          stepFinding(
+            'reversibility',
+            m,
+            'up',
+            again,
+            Messages.reupFailed(m.id, again.error?.message ?? 'failed'),
+          );
+        } else {
+          await ws.refresh();
+          const keys2 = ws.tracker.changedSince(afterUp);
+          const diffs2 = diffSnapshots(ws.tracker.at(afterUp, keys2), ws.tracker.now(keys2)).filter(
+            (d) => d.severity === 'error',
+          );
+          if (diffs2.length && !errors.length) {
+            reversible = false;
+            const { text, detail } = differenceText(diffs2, {
+              before: 'after the first up',
+              after: 'after up again',
+            });
+            finding({
+              check: 'reversibility',
+              severity: 'error',
+              migration: m.id,
+              file: m.up.file,
+              message: Messages.reupDiffers(m.id, text),
+              detail,
+            });
+          }
+        }
+      }
+      report.reversible = reversible ? 'yes' : 'no';
+      edges.progress(`${reversible ? '✓' : '✗'} ${line}`);
+      // One bad migration must not cascade into findings for the good ones after it: put the
+      // database back in the state its up step left, however the down/up-again went.
+      const keys = ws.tracker.changedSince(afterUp);
+      const drifted = diffSnapshots(ws.tracker.at(afterUp, keys), ws.tracker.now(keys)).length > 0;
+      ws.tracker.release(before);
+      ws.tracker.release(afterUp);
+      if (unknownState || drifted || !ws.runner.isApplied(m.id)) {
+        const rebuilt = await rebuild(ws.origin, i);
+        if (!rebuilt) {
+          notes.push(
+            `After \`${m.id}\` the database could not be put back in its state after the up step, so the migrations after it were not checked.`,
+          );
+          return { migrations: reports, notes };
+        }
+        await ws.close();
+        ws = rebuilt;
+      }
+    }
+
+    // The full schema at the head: the reference for snapshot drift, and a cross-check of tracking.
+    const head = dirty ? undefined : await readSnapshot(ws.runner.connection, exclusions);
+    if (head) {
+      const missed = diffSnapshots(head, ws.tracker.now());
+      if (missed.length)
+        edges.log.warn(
+          `catalog tracking missed ${plural(missed.length, 'change')} (first: ${missed[0]?.key}); please report this`,
+        );
+    }
+
+    if (checks.has('rollback-all') && applied > 0) {
+      if (dirty) notes.push(`rollback-all was not run: ${dirty}.`);
+      else {
+        let complete = true;
+        for (let i = applied - 1; i >= 0; i--) {
+          const m = migrations[i] as Migration;
+          if (!m.down) {
+            notes.push(`rollback-all stopped at \`${m.id}\`: it has no down step (${m.noDown}).`);
+            complete = false;
+            break;
+          }
+          const outcome = await ws.runner.down(m);
+          const report = reports[i] as MigrationReport;
+          report.down ??= { ok: outcome.ok, ms: outcome.ms };
+          edges.progress(
+            `${outcome.ok ? '✓' : '✗'} ${counter(i)} ${m.id}  rollback ${outcome.ok ? formatDuration(outcome.ms) : 'failed'}`,
+          );
+          if (!outcome.ok) {
+            stepFinding(
+              'rollback-all',
+              m,
+              'down',
+              outcome,
+              `\`${m.id}\` (down) failed while rolling back everything from the newest migration: ${outcome.error?.message ?? 'failed'}. An incident rollback past this migration would fail here. Fix the down step.`,
+            );
+            complete = false;
+            break;
+          }
+        }
+        if (complete) {
+          const diffs = diffSnapshots(empty, await readSnapshot(ws.runner.connection, exclusions));
+          if (diffs.length) {
+            const { text, detail } = differenceText(diffs, {
+              before: 'before the first migration',
+              after: 'after rolling back',
+            });
+            finding({
+              check: 'rollback-all',
+              severity: diffs.every((d) => d.severity === 'warning') ? 'warning' : 'error',
+              message: Messages.rollbackLeftovers(text),
+              detail,
+            });
+          }
+        }
+      }
+    }
+    return { migrations: reports, notes, head };
+  } finally {
+    await ws.close();
+  }
+}
+
+/** A fresh database with migrations 0..upTo applied; undefined when replaying them fails. */
+async function rebuild(origin: Origin, upTo: number): Promise<Workspace | undefined> {
+  const fresh = await Workspace.create(origin);
+  for (let i = 0; i <= upTo; i++) {
+    const outcome = await fresh.runner.up(origin.migrations[i] as Migration);
+    if (!outcome.ok) {
+      await fresh.close();
+      return undefined;
+    }
+  }
+  await fresh.refresh();
+  return fresh;
+}
