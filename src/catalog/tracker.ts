@@ -145,7 +145,9 @@ export class CatalogTracker {
       const root = this.rootOf.get(`${entry.classid}:${entry.objid}`);
       if (!root) continue;
       const [cls, oid] = root.split(':');
-      (roots[cls as string] ??= []).push(Number(oid));
+      const list = roots[cls as string] ?? [];
+      list.push(Number(oid));
+      roots[cls as string] = list;
     }
     const { rows } = await query(client, false, this.exclusions, touched, roots);
     const considered = new Set<string>();
@@ -186,9 +188,9 @@ export class CatalogTracker {
       return;
     }
     this.objects.set(key, { object, root });
-    let keys = this.byRoot.get(root);
-    if (!keys) this.byRoot.set(root, (keys = new Set()));
+    const keys = this.byRoot.get(root) ?? new Set<string>();
     keys.add(key);
+    this.byRoot.set(root, keys);
   }
 
   /** Starts remembering values as they are now; release it when done. */
