@@ -1,0 +1,137 @@
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import type { Report } from '../src/core/report.js';
+import type { StartedPostgres } from '../src/postgres/types.js';
+import { verify } from '../src/verify.js';
+import { edgesOn, fixture, settingsFor, startTestServer } from './helpers/postgres.js';
+
+let server: StartedPostgres;
+let report: Report;
+beforeAll(async () => {
+  server = await startTestServer();
+  report = await verify(await settingsFor(fixture('sql-reversibility-defects')), edgesOn(server));
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+const of = (id: string) => report.findings.filter((f) => f.migration === id && f.check === 'reversibility');
+const messages = (id: string) => of(id).map((f) => `${f.severity}: ${f.message}`);
+
+describe('each defect class is caught with a readable message', () => {
+  test('a down that drops a misspelled table leaves the real one, and the up cannot run again', () => {
+    expect(messages('0002_create_user_accounts')).toEqual([
+      expect.stringContaining(
+        'table public.user_accounts (with its 2 columns, 2 constraints, 1 index, 1 sequence): present after down, absent before up',
+      ),
+      expect.stringContaining(
+        '(up, run again after its down) failed: relation "user_accounts" already exists',
+      ),
+    ]);
+    expect(of('0002_create_user_accounts').map((f) => f.file)).toEqual([
+      'fixtures/sql-reversibility-defects/0002_create_user_accounts.down.sql',
+      'fixtures/sql-reversibility-defects/0002_create_user_accounts.up.sql',
+    ]);
+  });
+
+  test('a restored column that lost NOT NULL and its default, and came back at another position', () => {
+    expect(messages('0003_drop_nickname')).toEqual([
+      expect.stringContaining(
+        "column public.accounts.nickname: default differs (before up: 'anon'::text; after down: none); column public.accounts.nickname: not null differs (before up: true; after down: false)",
+      ),
+      expect.stringMatching(
+        /^warning: .*table public\.accounts: column order differs \(before up: id, email, nickname, status, kind; after down: id, email, status, kind, nickname\)/,
+      ),
+    ]);
+  });
+
+  test('a partial index recreated without its WHERE clause', () => {
+    expect(messages('0005_widen_active_idx')).toEqual([
+      expect.stringContaining(
+        "index public.accounts_active_idx on public.accounts: definition differs (before up: CREATE INDEX accounts_active_idx ON public.accounts USING btree (email) WHERE (status = 'active'::text); after down: CREATE INDEX accounts_active_idx ON public.accounts USING btree (email))",
+      ),
+    ]);
+  });
+
+  test('an index recreated on the wrong column', () => {
+    expect(messages('0006_email_idx_lower')).toEqual([
+      expect.stringContaining(
+        'before up: CREATE INDEX accounts_email_idx ON public.accounts USING btree (email); after down: CREATE INDEX accounts_email_idx ON public.accounts USING btree (status)',
+      ),
+    ]);
+  });
+
+  test('a storage parameter set to a value instead of reset', () => {
+    expect(messages('0007_accounts_autovacuum')).toEqual([
+      expect.stringContaining(
+        'table public.accounts: options differ (before up: none; after down: autovacuum_vacuum_scale_factor=0.2)',
+      ),
+    ]);
+  });
+
+  test('an extension and a function left behind', () => {
+    expect(messages('0008_normalize_email')).toEqual([
+      expect.stringContaining(
+        'extension citext: present after down, absent before up; function public.normalize_email(text): present after down, absent before up',
+      ),
+      expect.stringContaining('function "normalize_email" already exists with same argument types'),
+    ]);
+  });
+
+  test('an added enum label never removed', () => {
+    expect(messages('0009_account_kind_partner')).toEqual([
+      expect.stringContaining(
+        'enum public.account_kind: labels differ (before up: person, company; after down: person, company, partner)',
+      ),
+      expect.stringContaining('enum label "partner" already exists'),
+    ]);
+  });
+
+  test('a column order difference alone is a warning', () => {
+    expect(of('0011_drop_audit_note').map((f) => [f.severity, f.check])).toEqual([
+      ['warning', 'reversibility'],
+    ]);
+    expect(of('0011_drop_audit_note')[0]?.message).toContain(
+      'table public.audit: column order differs (before up: id, note, at; after down: id, at, note)',
+    );
+  });
+});
+
+describe('one bad migration does not produce findings for later good ones', () => {
+  test('good migrations before and after the broken ones have no findings and are reversible', () => {
+    for (const id of ['0001_create_accounts', '0004_accounts_active_idx', '0010_create_audit'])
+      expect(of(id)).toEqual([]);
+    const reversible = Object.fromEntries(
+      (report.sets[0]?.migrations ?? []).map((m) => [m.id, m.reversible]),
+    );
+    expect(reversible).toEqual({
+      '0001_create_accounts': 'yes',
+      '0002_create_user_accounts': 'no',
+      '0003_drop_nickname': 'no',
+      '0004_accounts_active_idx': 'yes',
+      '0005_widen_active_idx': 'no',
+      '0006_email_idx_lower': 'no',
+      '0007_accounts_autovacuum': 'no',
+      '0008_normalize_email': 'no',
+      '0009_account_kind_partner': 'no',
+      '0010_create_audit': 'yes',
+      // Only a warning: the schema is the same but for column order.
+      '0011_drop_audit_note': 'yes',
+    });
+  });
+
+  test('each migration lists the objects it changes', () => {
+    const changes = Object.fromEntries((report.sets[0]?.migrations ?? []).map((m) => [m.id, m.changes]));
+    expect(changes['0001_create_accounts']).toEqual([
+      '+ enum public.account_kind',
+      '+ table public.accounts',
+    ]);
+    expect(changes['0003_drop_nickname']).toEqual(['- column public.accounts.nickname']);
+    expect(changes['0006_email_idx_lower']).toEqual(['~ index public.accounts_email_idx on public.accounts']);
+  });
+
+  test('rollback-all reports the leftovers of the real schema, as a full rollback meets them', () => {
+    const rollback = report.findings.filter((f) => f.check === 'rollback-all');
+    expect(rollback).toHaveLength(1);
+    expect(rollback[0]?.message).toContain('cannot drop table accounts because other objects depend on it');
+  });
+});
