@@ -98,7 +98,13 @@ describe('each defect class is caught with a readable message', () => {
 
 describe('one bad migration does not produce findings for later good ones', () => {
   test('good migrations before and after the broken ones have no findings and are reversible', () => {
-    for (const id of ['0001_create_accounts', '0004_accounts_active_idx', '0010_create_audit'])
+    // 0013 needs the table that 0012's down wrongly drops: it passes only if the state is restored.
+    for (const id of [
+      '0001_create_accounts',
+      '0004_accounts_active_idx',
+      '0010_create_audit',
+      '0013_comment_audit',
+    ])
       expect(of(id)).toEqual([]);
     const reversible = Object.fromEntries(
       (report.sets[0]?.migrations ?? []).map((m) => [m.id, m.reversible]),
@@ -116,7 +122,16 @@ describe('one bad migration does not produce findings for later good ones', () =
       '0010_create_audit': 'yes',
       // Only a warning: the schema is the same but for column order.
       '0011_drop_audit_note': 'yes',
+      '0012_audit_at_idx': 'no',
+      '0013_comment_audit': 'yes',
     });
+    expect(report.findings.filter((f) => f.check === 'apply')).toEqual([]);
+    expect(messages('0012_audit_at_idx')).toEqual([
+      expect.stringContaining(
+        'table public.audit (with its 2 columns, 1 constraint, 1 index, 1 sequence): absent after down, present before up',
+      ),
+      expect.stringContaining('relation "audit" does not exist'),
+    ]);
   });
 
   test('each migration lists the objects it changes', () => {
@@ -132,6 +147,8 @@ describe('one bad migration does not produce findings for later good ones', () =
   test('rollback-all reports the leftovers of the real schema, as a full rollback meets them', () => {
     const rollback = report.findings.filter((f) => f.check === 'rollback-all');
     expect(rollback).toHaveLength(1);
-    expect(rollback[0]?.message).toContain('cannot drop table accounts because other objects depend on it');
+    // 0012's down drops audit, so rolling back 0011 (which adds a column to it) fails next.
+    expect(rollback[0]?.migration).toBe('0011_drop_audit_note');
+    expect(rollback[0]?.message).toContain('relation "audit" does not exist');
   });
 });
