@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { CatalogTracker, defaultExclusions, type Exclusions, readSnapshot } from './catalog/tracker.js';
 import { formatDuration, plural } from './core/format.js';
 import { differenceText, Messages } from './core/messages.js';
@@ -24,6 +25,8 @@ class Workspace {
     readonly origin: Origin,
     readonly db: ScratchDatabase,
     readonly runner: Runner,
+    /** Catalog reads go through their own session: nothing of ours runs in the migrations' session. */
+    readonly catalog: pg.Client,
     readonly tracker: CatalogTracker,
   ) {}
 
@@ -36,10 +39,18 @@ class Workspace {
       cancel: () => cancelQueries(server.adminUrl, db.name),
       now: edges.now,
     });
+    const catalog = new pg.Client({
+      connectionString: db.url,
+      // The snapshot statement is long: planning it costs ~5 ms, more than running it; plan it once.
+      options: '-c plan_cache_mode=force_generic_plan',
+    });
+    catalog.on('error', () => {});
     try {
       await runner.open();
-      return new Workspace(origin, db, runner, await CatalogTracker.open(runner.connection, exclusions));
+      await catalog.connect();
+      return new Workspace(origin, db, runner, catalog, await CatalogTracker.open(catalog, exclusions));
     } catch (error) {
+      await catalog.end().catch(() => {});
       await runner.close();
       await db.drop().catch(() => {});
       throw error;
@@ -47,10 +58,11 @@ class Workspace {
   }
 
   refresh(): Promise<void> {
-    return this.tracker.refresh(this.runner.connection);
+    return this.tracker.refresh(this.catalog);
   }
 
   async close(): Promise<void> {
+    await this.catalog.end().catch(() => {});
     await this.runner.close();
     await this.db.drop().catch(() => {});
   }
@@ -262,7 +274,7 @@ export async function walkSet(
     }
 
     // The full schema at the head: the reference for snapshot drift, and a cross-check of tracking.
-    const head = dirty ? undefined : await readSnapshot(ws.runner.connection, exclusions);
+    const head = dirty ? undefined : await readSnapshot(ws.catalog, exclusions);
     if (head) {
       const missed = diffSnapshots(head, ws.tracker.now());
       if (missed.length)
@@ -301,7 +313,7 @@ export async function walkSet(
           }
         }
         if (complete) {
-          const diffs = diffSnapshots(empty, await readSnapshot(ws.runner.connection, exclusions));
+          const diffs = diffSnapshots(empty, await readSnapshot(ws.catalog, exclusions));
           if (diffs.length) {
             const { text, detail } = differenceText(diffs, {
               before: 'before the first migration',

@@ -1,7 +1,11 @@
 import type pg from 'pg';
 import type { PropValue, SchemaObject, SchemaSnapshot } from '../core/schema.js';
 import { BookkeepingSchema } from '../migrations/runner.js';
-import { SnapshotSql } from './snapshot-sql.js';
+import { snapshotSql } from './snapshot-sql.js';
+
+// Prepared once per connection: the statement is long, and planning it on every step cost more than running it.
+const FullSql = snapshotSql(true);
+const ScopedSql = snapshotSql(false);
 
 /** What the snapshot leaves out besides the system schemas. */
 export interface Exclusions {
@@ -44,14 +48,18 @@ function query(
   touched: { classes: string[]; oids: number[] },
   roots: Record<string, number[]>,
 ) {
-  return client.query<Row>(SnapshotSql, [
-    full,
-    touched.classes,
-    touched.oids,
-    ...RootClasses.map((c) => roots[c] ?? []),
-    exclusions.schemas,
-    exclusions.tables,
-  ]);
+  return client.query<Row>({
+    name: full ? 'pgmv-snapshot-full' : 'pgmv-snapshot-scoped',
+    text: full ? FullSql : ScopedSql,
+    values: [
+      full,
+      touched.classes,
+      touched.oids,
+      ...RootClasses.map((c) => roots[c] ?? []),
+      exclusions.schemas,
+      exclusions.tables,
+    ],
+  });
 }
 
 function objectOf(row: Row): SchemaObject {
