@@ -4,6 +4,7 @@ import { formatDuration, plural } from './core/format.js';
 import { redactUrls } from './core/redact.js';
 import type { Finding, Report, SetReport } from './core/report.js';
 import { resultOf } from './core/report.js';
+import { checkModels, checkSnapshotFile } from './drift.js';
 import { loadMigrations } from './migrations/index.js';
 import type { LoadedSet } from './migrations/types.js';
 import type { PostgresOptions } from './postgres/index.js';
@@ -90,12 +91,35 @@ async function verifySet(
 ): Promise<SetReport> {
   for (const f of loaded.findings) if (settings.checks.has(f.check)) findings.push({ ...f, set: set.name });
   const walk = await walkSet(set, loaded, server, settings, edges, findings);
+  const notes = [...walk.notes];
+  const finding = (f: Omit<Finding, 'set'>) => findings.push({ ...f, set: set.name });
+  const drift = (['drift-snapshot', 'drift-models'] as const).filter(
+    (c) => settings.checks.has(c) && (c === 'drift-snapshot' ? set.snapshotFile : set.modelsCommand),
+  );
+  if (drift.length && !walk.head)
+    notes.push(`${drift.join(' and ')} not checked: not every migration applied.`);
+  if (walk.head && drift.includes('drift-snapshot')) {
+    const note = await checkSnapshotFile(set, walk.head, settings, finding);
+    if (note) notes.push(note);
+  }
+  if (walk.head && drift.includes('drift-models')) {
+    const note = await checkModels(
+      set,
+      walk.head,
+      server,
+      settings,
+      walk.exclusions,
+      edges.env ?? process.env,
+      finding,
+    );
+    if (note) notes.push(note);
+  }
   return {
     name: set.name,
     dir: path.relative(settings.workingDirectory, set.dir) || '.',
     format: loaded.format,
     formatReason: loaded.layout,
     migrations: walk.migrations,
-    notes: walk.notes,
+    notes,
   };
 }

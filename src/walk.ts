@@ -71,8 +71,9 @@ class Workspace {
 export interface WalkResult {
   migrations: MigrationReport[];
   notes: string[];
-  /** The schema after every migration that applied, read in full; undefined when apply failed. */
+  /** The schema after every migration, read in full; undefined when not every migration applied. */
   head?: SchemaSnapshot;
+  exclusions: Exclusions;
 }
 
 /**
@@ -266,7 +267,7 @@ export async function walkSet(
           notes.push(
             `After \`${m.id}\` the database could not be put back in its state after the up step, so the migrations after it were not checked.`,
           );
-          return { migrations: reports, notes };
+          return { migrations: reports, notes, exclusions };
         }
         await ws.close();
         ws = rebuilt;
@@ -274,7 +275,7 @@ export async function walkSet(
     }
 
     // The full schema at the head: the reference for snapshot drift, and a cross-check of tracking.
-    const head = dirty ? undefined : await readSnapshot(ws.catalog, exclusions);
+    const head = applied === total ? await readSnapshot(ws.catalog, exclusions) : undefined;
     if (head) {
       const missed = diffSnapshots(head, ws.tracker.now());
       if (missed.length)
@@ -329,7 +330,7 @@ export async function walkSet(
         }
       }
     }
-    return { migrations: reports, notes, head };
+    return { migrations: reports, notes, head, exclusions };
   } finally {
     await ws.close();
   }
