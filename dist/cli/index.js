@@ -32596,7 +32596,7 @@ function extend(target) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cli_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6376);
+/* harmony import */ var _cli_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7678);
 
 process.exitCode = await (0,_cli_js__WEBPACK_IMPORTED_MODULE_0__/* .runCli */ .a)(process.argv.slice(2));
 
@@ -32605,7 +32605,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 6376:
+/***/ 7678:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -32729,12 +32729,12 @@ function step(result) {
         return '–';
     return `${result.ok ? '' : '❌ '}${formatDuration(result.ms)}`;
 }
-function markdown_status(m, failing) {
+function markdown_status(m, failing, warned) {
     if (!m.up)
         return '⏭️';
     if (!m.up.ok || m.down?.ok === false || failing.has(m.id))
         return '❌';
-    return '✅';
+    return warned.has(m.id) ? '⚠️' : '✅';
 }
 function markdown_location(f) {
     if (!f.file)
@@ -32762,12 +32762,15 @@ function renderMarkdown(report) {
         const failing = new Set(report.findings
             .filter((f) => f.set === set.name && f.severity === 'error' && f.migration)
             .map((f) => f.migration));
+        const warned = new Set(report.findings
+            .filter((f) => f.set === set.name && f.severity === 'warning' && f.migration)
+            .map((f) => f.migration));
         out.push(`### ${escapeText(set.name)}`, '');
         out.push(`${inlineCode(set.dir)}: ${escapeText(set.format)}${set.formatReason ? `, ${escapeText(set.formatReason)}` : ''}`, '');
         out.push('| | Migration | Up | Down | Reversible | Changes |', '|---|---|---|---|---|---|');
         for (const m of set.migrations) {
             const changes = m.changes.length ? m.changes.map((c) => escapeText(c)).join('<br>') : '';
-            out.push(`| ${markdown_status(m, failing)} | ${inlineCode(m.id)} | ${step(m.up)} | ${step(m.down)} | ${m.reversible} | ${changes} |`);
+            out.push(`| ${markdown_status(m, failing, warned)} | ${inlineCode(m.id)} | ${step(m.up)} | ${step(m.down)} | ${m.reversible} | ${changes} |`);
         }
         out.push('');
         for (const note of set.notes)
@@ -43435,6 +43438,1089 @@ async function resolveSettings(raw, cwd = process.cwd()) {
     };
 }
 
+// EXTERNAL MODULE: ./node_modules/umzug/lib/index.js
+var umzug_lib = __nccwpck_require__(1252);
+;// CONCATENATED MODULE: ./src/migrations/runner.ts
+
+
+
+
+
+/** Our bookkeeping lives here; the catalog snapshot leaves this schema out. */
+const BookkeepingSchema = '_pg_migrate_verify';
+/**
+ * Records applied ids in the database under test, so that the state lives with the data. Reads come
+ * from an in-memory mirror: umzug asks for the executed list on every step, and a query each time
+ * would cost a round trip per step.
+ */
+class TableStorage {
+    applied = [];
+    async logMigration({ name, context }) {
+        await context.client.query(`INSERT INTO ${BookkeepingSchema}.applied (id) VALUES ($1)`, [name]);
+        this.applied.push(name);
+    }
+    async unlogMigration({ name, context }) {
+        await context.client.query(`DELETE FROM ${BookkeepingSchema}.applied WHERE id = $1`, [name]);
+        const at = this.applied.indexOf(name);
+        if (at >= 0)
+            this.applied.splice(at, 1);
+    }
+    async executed() {
+        return [...this.applied];
+    }
+    has(id) {
+        return this.applied.includes(id);
+    }
+}
+/**
+ * Runs single migrations up or down on one database through umzug. Every format plugs in here with
+ * its own `Migration` objects (our resolver), so ordering and bookkeeping are the same for all.
+ */
+class Runner {
+    migrations;
+    options;
+    client;
+    umzug;
+    abort = new AbortController();
+    storage = new TableStorage();
+    now;
+    constructor(migrations, options) {
+        this.migrations = migrations;
+        this.options = options;
+        this.now = options.now ?? (() => performance.now());
+    }
+    async open() {
+        const client = new esm.Client({ connectionString: this.options.databaseUrl });
+        client.on('error', () => { });
+        await client.connect();
+        await client.query(`CREATE SCHEMA IF NOT EXISTS ${BookkeepingSchema};
+       CREATE TABLE IF NOT EXISTS ${BookkeepingSchema}.applied (seq serial, id text PRIMARY KEY)`);
+        this.client = client;
+        const context = () => ({
+            client,
+            databaseUrl: this.options.databaseUrl,
+            signal: this.abort.signal,
+        });
+        this.umzug = new umzug_lib.Umzug({
+            migrations: this.migrations.map((m) => ({
+                name: m.id,
+                path: m.up.file,
+                up: ({ context: c }) => m.up.run(c),
+                down: async ({ context: c }) => {
+                    if (!m.down)
+                        throw new Error(`${m.id} has no down step`);
+                    await m.down.run(c);
+                },
+            })),
+            context,
+            storage: this.storage,
+            logger: undefined,
+        });
+    }
+    /** True when the migration's up step ran and its down step has not. */
+    isApplied(id) {
+        return this.storage.has(id);
+    }
+    /** The connection steps run on (also for catalog reads between steps). */
+    get connection() {
+        if (!this.client)
+            throw new Error('Runner is not open');
+        return this.client;
+    }
+    up(migration) {
+        return this.step(migration, 'up');
+    }
+    down(migration) {
+        return this.step(migration, 'down');
+    }
+    async step(migration, direction) {
+        const umzug = this.umzug;
+        if (!umzug)
+            throw new Error('Runner is not open');
+        const step = direction === 'up' ? migration.up : migration.down;
+        const file = step?.file ?? migration.up.file;
+        const started = this.now();
+        let timedOut = false;
+        let timer;
+        const work = direction === 'up'
+            ? umzug.up({ migrations: [migration.id] })
+            : umzug.down({ migrations: [migration.id] });
+        const deadline = new Promise((_, reject) => {
+            timer = setTimeout(() => {
+                timedOut = true;
+                this.abort.abort();
+                void this.options.cancel().catch(() => { });
+                // Give the cancelled statement a moment to unwind; a step stuck outside SQL is abandoned.
+                setTimeout(() => reject(new Error('timed out')), 5_000).unref();
+            }, this.options.timeoutMs);
+        });
+        try {
+            await Promise.race([work, deadline]);
+            return { ok: true, ms: this.now() - started };
+        }
+        catch (error) {
+            const ms = this.now() - started;
+            if (timedOut) {
+                this.abort = new AbortController();
+                return {
+                    ok: false,
+                    ms,
+                    timedOut: true,
+                    error: new StepError(`did not finish within the step timeout of ${formatDuration(this.options.timeoutMs)} and was cancelled`, file, step?.line),
+                };
+            }
+            const cause = error.cause ?? error;
+            if (cause instanceof StepError)
+                return { ok: false, ms, error: cause };
+            return { ok: false, ms, error: new StepError(messageOf(cause), file, undefined, undefined, { cause }) };
+        }
+        finally {
+            clearTimeout(timer);
+        }
+    }
+    async close() {
+        const client = this.client;
+        this.client = undefined;
+        if (client)
+            await client.end().catch(() => { });
+    }
+}
+
+;// CONCATENATED MODULE: ./src/catalog/snapshot-sql.ts
+/**
+ * One statement that reads the schema from pg_catalog, row per object:
+ * (obj_class, obj_oid, root_class, root_oid, key, kind, name, parent, props).
+ *
+ * A "root" owns a family of objects that are read and replaced together: a relation (with its
+ * columns, constraints, indexes, triggers, policies and rules), a type (with domain constraints),
+ * a function, a schema, an extension, an event trigger. With $1 = true every root is read; else only
+ * the roots touched by a step ($2/$3: catalog and oid of each touched object, mapped to its root, plus
+ * whatever depends on it one level down, so that renaming a table refreshes the foreign keys and views
+ * that name it) and the roots given directly ($4-$9). A `#root` row marks every root considered, so
+ * the caller can drop the family of a root that no longer yields rows. The full and the scoped reads
+ * are two statement texts, so that each gets its own plan (oid index lookups for the scoped one).
+ *
+ * Compare catalogs, not pg_dump text: dump order and layout change between server versions.
+ *
+ * $10: schemas to leave out (our bookkeeping), $11: `schema.table` names to leave out (history tables).
+ */
+function snapshotSql(full) {
+    const scoped = (condition) => (full ? '' : `AND ${condition}`);
+    // Scoped reads start from the few touched roots and look each up by oid; full reads scan the catalog.
+    const from = (catalog, alias, roots) => full
+        ? `${catalog} ${alias}`
+        : `(SELECT DISTINCT oid FROM ${roots} WHERE oid IS NOT NULL) root JOIN ${catalog} ${alias} ON ${alias}.oid = root.oid`;
+    return `
+WITH params AS (SELECT $1::boolean AS full_read),
+touched AS (
+  SELECT c::regclass::oid AS classid, objid FROM unnest($2::text[], $3::oid[]) AS t(c, objid)
+),
+expanded AS (
+  SELECT classid, objid FROM touched
+  UNION
+  SELECT d.classid, d.objid FROM pg_depend d JOIN touched t ON d.refclassid = t.classid AND d.refobjid = t.objid
+  WHERE d.deptype IN ('n', 'a', 'i')
+),
+rel_roots AS (
+  SELECT unnest($4::oid[]) AS oid
+  UNION SELECT CASE WHEN c.relkind IN ('i', 'I') THEN i.indrelid ELSE c.oid END
+    FROM expanded e JOIN pg_class c ON e.classid = 'pg_class'::regclass AND c.oid = e.objid
+    LEFT JOIN pg_index i ON i.indexrelid = c.oid
+    WHERE c.relkind <> 'c'
+  UNION SELECT co.conrelid FROM expanded e JOIN pg_constraint co ON e.classid = 'pg_constraint'::regclass AND co.oid = e.objid WHERE co.conrelid <> 0
+  UNION SELECT tg.tgrelid FROM expanded e JOIN pg_trigger tg ON e.classid = 'pg_trigger'::regclass AND tg.oid = e.objid
+  UNION SELECT po.polrelid FROM expanded e JOIN pg_policy po ON e.classid = 'pg_policy'::regclass AND po.oid = e.objid
+  UNION SELECT ru.ev_class FROM expanded e JOIN pg_rewrite ru ON e.classid = 'pg_rewrite'::regclass AND ru.oid = e.objid
+  UNION SELECT ad.adrelid FROM expanded e JOIN pg_attrdef ad ON e.classid = 'pg_attrdef'::regclass AND ad.oid = e.objid
+  UNION SELECT t.typrelid FROM expanded e JOIN pg_type t ON e.classid = 'pg_type'::regclass AND t.oid = e.objid
+    JOIN pg_class c ON c.oid = t.typrelid WHERE c.relkind <> 'c'
+),
+type_roots AS (
+  SELECT unnest($5::oid[]) AS oid
+  UNION SELECT CASE WHEN t.typcategory = 'A' AND t.typelem <> 0 THEN t.typelem ELSE t.oid END
+    FROM expanded e JOIN pg_type t ON e.classid = 'pg_type'::regclass AND t.oid = e.objid
+  UNION SELECT c.reltype FROM expanded e JOIN pg_class c ON e.classid = 'pg_class'::regclass AND c.oid = e.objid WHERE c.relkind = 'c'
+  UNION SELECT co.contypid FROM expanded e JOIN pg_constraint co ON e.classid = 'pg_constraint'::regclass AND co.oid = e.objid WHERE co.contypid <> 0
+),
+func_roots AS (SELECT unnest($6::oid[]) AS oid UNION SELECT objid FROM expanded WHERE classid = 'pg_proc'::regclass),
+ns_roots AS (SELECT unnest($7::oid[]) AS oid UNION SELECT objid FROM expanded WHERE classid = 'pg_namespace'::regclass),
+ext_roots AS (SELECT unnest($8::oid[]) AS oid UNION SELECT objid FROM expanded WHERE classid = 'pg_extension'::regclass),
+evt_roots AS (SELECT unnest($9::oid[]) AS oid UNION SELECT objid FROM expanded WHERE classid = 'pg_event_trigger'::regclass),
+nsp AS (
+  SELECT n.oid, n.nspname, quote_ident(n.nspname) AS q FROM pg_namespace n
+  WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+    AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'
+    AND n.nspname <> ALL($10::text[])
+),
+rels AS (
+  SELECT c.oid, c.relkind::text AS relkind, nsp.q || '.' || quote_ident(c.relname) AS qn
+  FROM ${from('pg_class', 'c', 'rel_roots')} JOIN nsp ON nsp.oid = c.relnamespace
+  WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+    AND (nsp.nspname || '.' || c.relname) <> ALL($11::text[])
+    AND NOT EXISTS (SELECT 1 FROM pg_depend m WHERE m.classid = 'pg_class'::regclass AND m.objid = c.oid AND m.deptype = 'e')
+),
+types AS (
+  SELECT t.oid, t.typtype::text AS typtype, nsp.q || '.' || quote_ident(t.typname) AS qt
+  FROM ${from('pg_type', 't', 'type_roots')} JOIN nsp ON nsp.oid = t.typnamespace
+  WHERE (t.typtype IN ('e', 'd', 'r') OR (t.typtype = 'c' AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = t.typrelid AND c.relkind = 'c')))
+    AND NOT EXISTS (SELECT 1 FROM pg_depend m WHERE m.classid = 'pg_type'::regclass AND m.objid = t.oid AND m.deptype = 'e')
+)
+SELECT NULL::text AS obj_class, NULL::oid AS obj_oid, 'pg_class' AS root_class, oid AS root_oid, NULL::text AS key, '#root' AS kind, NULL::text AS name, NULL::text AS parent, NULL::jsonb AS props
+  FROM rel_roots WHERE NOT ${full} AND oid IS NOT NULL
+UNION ALL SELECT NULL, NULL, 'pg_type', oid, NULL, '#root', NULL, NULL, NULL FROM type_roots WHERE NOT ${full} AND oid IS NOT NULL
+UNION ALL SELECT NULL, NULL, 'pg_proc', oid, NULL, '#root', NULL, NULL, NULL FROM func_roots WHERE NOT ${full} AND oid IS NOT NULL
+UNION ALL SELECT NULL, NULL, 'pg_namespace', oid, NULL, '#root', NULL, NULL, NULL FROM ns_roots WHERE NOT ${full} AND oid IS NOT NULL
+UNION ALL SELECT NULL, NULL, 'pg_extension', oid, NULL, '#root', NULL, NULL, NULL FROM ext_roots WHERE NOT ${full} AND oid IS NOT NULL
+UNION ALL SELECT NULL, NULL, 'pg_event_trigger', oid, NULL, '#root', NULL, NULL, NULL FROM evt_roots WHERE NOT ${full} AND oid IS NOT NULL
+
+UNION ALL
+SELECT 'pg_namespace', n.oid, 'pg_namespace', n.oid, 'schema:' || n.q, 'schema', n.q, NULL,
+  jsonb_build_object('comment', (SELECT d.description FROM pg_description d WHERE d.objoid = n.oid AND d.classoid = 'pg_namespace'::regclass AND d.objsubid = 0))
+FROM nsp n
+WHERE NOT EXISTS (SELECT 1 FROM pg_depend m WHERE m.classid = 'pg_namespace'::regclass AND m.objid = n.oid AND m.deptype = 'e')
+  ${scoped('n.oid IN (SELECT oid FROM ns_roots)')}
+
+UNION ALL
+SELECT 'pg_class', r.oid, 'pg_class', r.oid, k.kind || ':' || r.qn, k.kind, r.qn, NULL,
+  CASE
+    WHEN r.relkind = 'S' THEN jsonb_build_object(
+      'type', format_type(s.seqtypid, NULL), 'start', s.seqstart::text, 'increment', s.seqincrement::text,
+      'min', s.seqmin::text, 'max', s.seqmax::text, 'cache', s.seqcache::text, 'cycle', s.seqcycle,
+      'ownedBy', (SELECT quote_ident(tn.nspname) || '.' || quote_ident(tc.relname) || '.' || quote_ident(a.attname)
+                  FROM pg_depend d JOIN pg_class tc ON tc.oid = d.refobjid JOIN pg_namespace tn ON tn.oid = tc.relnamespace
+                  JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+                  WHERE d.classid = 'pg_class'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
+                    AND d.deptype IN ('a', 'i') LIMIT 1),
+      'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = r.oid AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0))
+    WHEN r.relkind IN ('v', 'm') THEN jsonb_build_object(
+      'definition', pg_get_viewdef(r.oid, true),
+      'options', (SELECT jsonb_agg(o ORDER BY o) FROM unnest(c.reloptions) o),
+      'columns', (SELECT jsonb_agg(a.attname ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped),
+      'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = r.oid AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0))
+    ELSE jsonb_build_object(
+      'persistence', CASE c.relpersistence WHEN 'u' THEN 'unlogged' WHEN 't' THEN 'temporary' ELSE 'permanent' END,
+      'partitionKey', CASE WHEN r.relkind = 'p' THEN pg_get_partkeydef(r.oid) END,
+      'inherits', (SELECT jsonb_agg(quote_ident(pn.nspname) || '.' || quote_ident(pc.relname) ORDER BY i.inhseqno)
+                   FROM pg_inherits i JOIN pg_class pc ON pc.oid = i.inhparent JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+                   WHERE i.inhrelid = r.oid),
+      'bound', pg_get_expr(c.relpartbound, c.oid),
+      'options', (SELECT jsonb_agg(o ORDER BY o) FROM unnest(c.reloptions) o),
+      'rowSecurity', c.relrowsecurity,
+      'forceRowSecurity', c.relforcerowsecurity,
+      'replicaIdentity', CASE c.relreplident WHEN 'd' THEN 'default' WHEN 'n' THEN 'nothing' WHEN 'f' THEN 'full' ELSE 'index' END,
+      'columns', (SELECT jsonb_agg(a.attname ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped),
+      'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = r.oid AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0))
+  END
+FROM rels r JOIN pg_class c ON c.oid = r.oid
+LEFT JOIN pg_sequence s ON s.seqrelid = r.oid
+CROSS JOIN LATERAL (SELECT CASE r.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence'
+                                          WHEN 'f' THEN 'foreign table' ELSE 'table' END AS kind) k
+
+UNION ALL
+SELECT 'pg_class', r.oid, 'pg_class', r.oid, 'column:' || r.qn || '.' || quote_ident(a.attname), 'column',
+  r.qn || '.' || quote_ident(a.attname), r.qn,
+  jsonb_build_object(
+    'type', format_type(a.atttypid, a.atttypmod),
+    'notNull', a.attnotnull,
+    'default', CASE WHEN a.attgenerated = '' THEN pg_get_expr(ad.adbin, ad.adrelid) END,
+    'generated', CASE WHEN a.attgenerated <> '' THEN pg_get_expr(ad.adbin, ad.adrelid) || CASE a.attgenerated WHEN 's' THEN ' stored' ELSE ' virtual' END END,
+    'identity', CASE a.attidentity WHEN 'a' THEN 'always' WHEN 'd' THEN 'by default' END,
+    'collation', CASE WHEN a.attcollation <> t.typcollation THEN quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END,
+    'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = r.oid AND d.classoid = 'pg_class'::regclass AND d.objsubid = a.attnum))
+FROM rels r
+JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
+JOIN pg_type t ON t.oid = a.atttypid
+LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+LEFT JOIN pg_collation co ON co.oid = a.attcollation
+LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
+WHERE r.relkind IN ('r', 'p', 'v', 'm', 'f')
+
+UNION ALL
+SELECT 'pg_constraint', co.oid, 'pg_class', r.oid, 'constraint:' || r.qn || '.' || quote_ident(co.conname), 'constraint',
+  quote_ident(co.conname), r.qn,
+  jsonb_build_object('type', CASE co.contype WHEN 'p' THEN 'primary key' WHEN 'f' THEN 'foreign key' WHEN 'u' THEN 'unique'
+                                              WHEN 'c' THEN 'check' WHEN 'x' THEN 'exclusion' ELSE co.contype::text END,
+                     'definition', pg_get_constraintdef(co.oid), 'validated', co.convalidated,
+                     'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = co.oid AND d.classoid = 'pg_constraint'::regclass AND d.objsubid = 0))
+FROM rels r JOIN pg_constraint co ON co.conrelid = r.oid
+WHERE co.contype::text <> 'n'
+
+UNION ALL
+SELECT 'pg_class', ic.oid, 'pg_class', r.oid, 'index:' || quote_ident(n.nspname) || '.' || quote_ident(ic.relname), 'index',
+  quote_ident(n.nspname) || '.' || quote_ident(ic.relname), r.qn,
+  jsonb_build_object('definition', pg_get_indexdef(ic.oid), 'valid', i.indisvalid, 'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = ic.oid AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0))
+FROM rels r JOIN pg_index i ON i.indrelid = r.oid JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = ic.relnamespace
+
+UNION ALL
+SELECT 'pg_trigger', tg.oid, 'pg_class', r.oid, 'trigger:' || r.qn || '.' || quote_ident(tg.tgname), 'trigger',
+  quote_ident(tg.tgname), r.qn,
+  jsonb_build_object('definition', pg_get_triggerdef(tg.oid), 'enabled', tg.tgenabled::text, 'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = tg.oid AND d.classoid = 'pg_trigger'::regclass AND d.objsubid = 0))
+FROM rels r JOIN pg_trigger tg ON tg.tgrelid = r.oid
+WHERE NOT tg.tgisinternal
+
+UNION ALL
+SELECT 'pg_policy', po.oid, 'pg_class', r.oid, 'policy:' || r.qn || '.' || quote_ident(po.polname), 'policy',
+  quote_ident(po.polname), r.qn,
+  jsonb_build_object(
+    'command', CASE po.polcmd WHEN 'r' THEN 'select' WHEN 'a' THEN 'insert' WHEN 'w' THEN 'update' WHEN 'd' THEN 'delete' ELSE 'all' END,
+    'permissive', po.polpermissive,
+    'roles', (SELECT jsonb_agg(CASE WHEN ro = 0 THEN 'public' ELSE pg_get_userbyid(ro)::text END ORDER BY 1) FROM unnest(po.polroles) ro),
+    'using', pg_get_expr(po.polqual, po.polrelid),
+    'check', pg_get_expr(po.polwithcheck, po.polrelid),
+    'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = po.oid AND d.classoid = 'pg_policy'::regclass AND d.objsubid = 0))
+FROM rels r JOIN pg_policy po ON po.polrelid = r.oid
+
+UNION ALL
+SELECT 'pg_rewrite', ru.oid, 'pg_class', r.oid, 'rule:' || r.qn || '.' || quote_ident(ru.rulename), 'rule',
+  quote_ident(ru.rulename), r.qn,
+  jsonb_build_object('definition', pg_get_ruledef(ru.oid), 'enabled', ru.ev_enabled::text, 'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = ru.oid AND d.classoid = 'pg_rewrite'::regclass AND d.objsubid = 0))
+FROM rels r JOIN pg_rewrite ru ON ru.ev_class = r.oid
+WHERE ru.rulename <> '_RETURN'
+
+UNION ALL
+SELECT 'pg_type', ty.oid, 'pg_type', ty.oid, k.kind || ':' || ty.qt, k.kind, ty.qt, NULL,
+  CASE ty.typtype
+    WHEN 'e' THEN jsonb_build_object('labels', (SELECT jsonb_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = ty.oid))
+    WHEN 'd' THEN jsonb_build_object('baseType', format_type(t.typbasetype, t.typtypmod), 'notNull', t.typnotnull, 'default', t.typdefault,
+                                     'collation', CASE WHEN t.typcollation <> bt.typcollation THEN t.typcollation::regcollation::text END)
+    WHEN 'c' THEN jsonb_build_object('attributes', (SELECT jsonb_agg(quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum)
+                                                    FROM pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped))
+    ELSE jsonb_build_object('subtype', format_type(rg.rngsubtype, NULL),
+                            'collation', CASE WHEN rg.rngcollation <> 0 THEN rg.rngcollation::regcollation::text END,
+                            'canonical', NULLIF(rg.rngcanonical::regproc::text, '-'), 'subdiff', NULLIF(rg.rngsubdiff::regproc::text, '-'))
+  END || jsonb_build_object('comment', (SELECT d.description FROM pg_description d WHERE d.objoid = ty.oid AND d.classoid = 'pg_type'::regclass AND d.objsubid = 0))
+FROM types ty JOIN pg_type t ON t.oid = ty.oid
+LEFT JOIN pg_type bt ON bt.oid = t.typbasetype
+LEFT JOIN pg_range rg ON rg.rngtypid = ty.oid
+CROSS JOIN LATERAL (SELECT CASE ty.typtype WHEN 'e' THEN 'enum' WHEN 'd' THEN 'domain' WHEN 'c' THEN 'composite type' ELSE 'range type' END AS kind) k
+
+UNION ALL
+SELECT 'pg_constraint', co.oid, 'pg_type', ty.oid, 'constraint:' || ty.qt || '.' || quote_ident(co.conname), 'constraint',
+  quote_ident(co.conname), ty.qt,
+  jsonb_build_object('type', 'check', 'definition', pg_get_constraintdef(co.oid), 'validated', co.convalidated,
+                     'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = co.oid AND d.classoid = 'pg_constraint'::regclass AND d.objsubid = 0))
+FROM types ty JOIN pg_constraint co ON co.contypid = ty.oid
+WHERE co.contype::text <> 'n'
+
+UNION ALL
+SELECT 'pg_proc', p.oid, 'pg_proc', p.oid, k.kind || ':' || p.qf, k.kind, p.qf, NULL,
+  jsonb_build_object(
+    'arguments', pg_get_function_arguments(p.oid),
+    'returns', pg_get_function_result(p.oid),
+    'language', l.lanname,
+    'volatility', CASE p.provolatile WHEN 'i' THEN 'immutable' WHEN 's' THEN 'stable' ELSE 'volatile' END,
+    'strict', p.proisstrict,
+    'security', CASE WHEN p.prosecdef THEN 'definer' ELSE 'invoker' END,
+    'leakproof', p.proleakproof,
+    'parallel', CASE p.proparallel WHEN 's' THEN 'safe' WHEN 'r' THEN 'restricted' ELSE 'unsafe' END,
+    'config', to_jsonb(p.proconfig),
+    'body', CASE WHEN p.prokind = 'a' THEN NULL WHEN p.prosqlbody IS NOT NULL THEN pg_get_function_sqlbody(p.oid) ELSE p.prosrc END,
+    'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = p.oid AND d.classoid = 'pg_proc'::regclass AND d.objsubid = 0))
+FROM (
+  SELECT p.*, nsp.q || '.' || quote_ident(p.proname) || '(' || oidvectortypes(p.proargtypes) || ')' AS qf
+  FROM ${from('pg_proc', 'p', 'func_roots')} JOIN nsp ON nsp.oid = p.pronamespace
+  WHERE NOT EXISTS (SELECT 1 FROM pg_depend m WHERE m.classid = 'pg_proc'::regclass AND m.objid = p.oid AND m.deptype = 'e')
+    -- Range and multirange constructors come and go with their type.
+    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'i')
+) p
+JOIN pg_language l ON l.oid = p.prolang
+CROSS JOIN LATERAL (SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' WHEN 'w' THEN 'window function' ELSE 'function' END AS kind) k
+
+UNION ALL
+SELECT 'pg_extension', e.oid, 'pg_extension', e.oid, 'extension:' || quote_ident(e.extname), 'extension', quote_ident(e.extname), NULL,
+  jsonb_build_object('version', e.extversion, 'schema', n.nspname)
+FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+WHERE true ${scoped('e.oid IN (SELECT oid FROM ext_roots)')}
+
+UNION ALL
+SELECT 'pg_event_trigger', ev.oid, 'pg_event_trigger', ev.oid, 'event trigger:' || quote_ident(ev.evtname), 'event trigger',
+  quote_ident(ev.evtname), NULL,
+  jsonb_build_object('event', ev.evtevent, 'function', ev.evtfoid::regproc::text, 'tags', to_jsonb(ev.evttags),
+                     'enabled', ev.evtenabled::text, 'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = ev.oid AND d.classoid = 'pg_event_trigger'::regclass AND d.objsubid = 0))
+FROM pg_event_trigger ev
+WHERE ev.evtname NOT LIKE '\\_pg\\_migrate\\_verify%'
+  AND NOT EXISTS (SELECT 1 FROM pg_depend m WHERE m.classid = 'pg_event_trigger'::regclass AND m.objid = ev.oid AND m.deptype = 'e')
+  ${scoped('ev.oid IN (SELECT oid FROM evt_roots)')}
+`;
+}
+
+;// CONCATENATED MODULE: ./src/catalog/tracker.ts
+
+
+// Prepared once per connection: the statement is long, and planning it on every step cost more than running it.
+const FullSql = snapshotSql(true);
+const ScopedSql = snapshotSql(false);
+const defaultExclusions = (tables = []) => ({
+    schemas: [BookkeepingSchema],
+    tables,
+});
+const RootClasses = [
+    'pg_class',
+    'pg_type',
+    'pg_proc',
+    'pg_namespace',
+    'pg_extension',
+    'pg_event_trigger',
+];
+function query(client, full, exclusions, touched, roots) {
+    return client.query({
+        name: full ? 'pgmv-snapshot-full' : 'pgmv-snapshot-scoped',
+        text: full ? FullSql : ScopedSql,
+        values: [
+            full,
+            touched.classes,
+            touched.oids,
+            ...RootClasses.map((c) => roots[c] ?? []),
+            exclusions.schemas,
+            exclusions.tables,
+        ],
+    });
+}
+function objectOf(row) {
+    const props = {};
+    // Absent and null mean the same; keeping only set values makes snapshots smaller and stable.
+    for (const [k, v] of Object.entries(row.props ?? {}))
+        if (v !== null)
+            props[k] = v;
+    return { kind: row.kind, name: row.name ?? '', ...(row.parent ? { parent: row.parent } : {}), props };
+}
+/** Reads the whole schema. */
+async function readSnapshot(client, exclusions) {
+    const { rows } = await query(client, true, exclusions, { classes: [], oids: [] }, {});
+    const snapshot = {};
+    for (const row of rows)
+        if (row.key)
+            snapshot[row.key] = objectOf(row);
+    return snapshot;
+}
+/** Values of some keys as they were when a mark was taken. */
+class Mark {
+    journal = new Map();
+}
+const InstallSql = `
+CREATE TABLE IF NOT EXISTS ${BookkeepingSchema}.ddl_log (classid text, objid oid, dropped boolean);
+CREATE OR REPLACE FUNCTION ${BookkeepingSchema}.log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO ${BookkeepingSchema}.ddl_log SELECT classid::regclass::text, objid, false FROM pg_event_trigger_ddl_commands();
+END $$;
+CREATE OR REPLACE FUNCTION ${BookkeepingSchema}.log_drop() RETURNS event_trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO ${BookkeepingSchema}.ddl_log SELECT classid::regclass::text, objid, true FROM pg_event_trigger_dropped_objects();
+END $$;
+DROP EVENT TRIGGER IF EXISTS ${BookkeepingSchema}_ddl;
+DROP EVENT TRIGGER IF EXISTS ${BookkeepingSchema}_drop;
+CREATE EVENT TRIGGER ${BookkeepingSchema}_ddl ON ddl_command_end EXECUTE FUNCTION ${BookkeepingSchema}.log_ddl();
+CREATE EVENT TRIGGER ${BookkeepingSchema}_drop ON sql_drop EXECUTE FUNCTION ${BookkeepingSchema}.log_drop();
+`;
+/**
+ * The schema of one database, kept in memory and brought up to date after each step by re-reading
+ * only what the step touched. Event triggers (`ddl_command_end`, `sql_drop`) record the touched
+ * objects, from any session; where they cannot be created (no superuser), every refresh is a full
+ * read: slower, same result.
+ */
+class CatalogTracker {
+    mode;
+    exclusions;
+    objects = new Map();
+    byRoot = new Map();
+    rootOf = new Map();
+    marks = new Set();
+    constructor(mode, exclusions) {
+        this.mode = mode;
+        this.exclusions = exclusions;
+    }
+    /** Installs the event triggers (when allowed) and reads the whole schema once. */
+    static async open(client, exclusions) {
+        let mode = 'incremental';
+        try {
+            await client.query(`CREATE SCHEMA IF NOT EXISTS ${BookkeepingSchema}`);
+            await client.query(InstallSql);
+        }
+        catch (error) {
+            if (error.code !== '42501')
+                throw error;
+            mode = 'full';
+        }
+        const tracker = new CatalogTracker(mode, exclusions);
+        await tracker.reload(client);
+        if (mode === 'incremental')
+            await client.query(`DELETE FROM ${BookkeepingSchema}.ddl_log`);
+        return tracker;
+    }
+    /** Brings the in-memory schema up to date with the database. */
+    async refresh(client) {
+        if (this.mode === 'full') {
+            await this.reload(client);
+            return;
+        }
+        const { rows: log } = await client.query(`DELETE FROM ${BookkeepingSchema}.ddl_log RETURNING classid, objid, dropped`);
+        if (!log.length)
+            return;
+        const touched = { classes: [], oids: [] };
+        const roots = {};
+        for (const entry of log) {
+            if (!entry.dropped) {
+                touched.classes.push(entry.classid);
+                touched.oids.push(entry.objid);
+                continue;
+            }
+            // Gone from the catalog: its root is known only from what we read before.
+            const root = this.rootOf.get(`${entry.classid}:${entry.objid}`);
+            if (!root)
+                continue;
+            const [cls, oid] = root.split(':');
+            const list = roots[cls] ?? [];
+            list.push(Number(oid));
+            roots[cls] = list;
+        }
+        const { rows } = await query(client, false, this.exclusions, touched, roots);
+        const considered = new Set();
+        for (const row of rows)
+            considered.add(`${row.root_class}:${row.root_oid}`);
+        this.replace(considered, rows);
+    }
+    async reload(client) {
+        const { rows } = await query(client, true, this.exclusions, { classes: [], oids: [] }, {});
+        const considered = new Set([...this.byRoot.keys(), ...rows.map((r) => `${r.root_class}:${r.root_oid}`)]);
+        this.replace(considered, rows);
+    }
+    /** Replaces the families of `roots` with `rows`, journaling what changes for open marks. */
+    replace(roots, rows) {
+        const fresh = new Map();
+        for (const row of rows) {
+            if (!row.key)
+                continue;
+            const root = `${row.root_class}:${row.root_oid}`;
+            fresh.set(row.key, { object: objectOf(row), root });
+            if (row.obj_class)
+                this.rootOf.set(`${row.obj_class}:${row.obj_oid}`, root);
+        }
+        for (const root of roots) {
+            for (const key of this.byRoot.get(root) ?? []) {
+                if (!fresh.has(key) && this.objects.get(key)?.root === root)
+                    this.set(key, undefined);
+            }
+            this.byRoot.delete(root);
+        }
+        for (const [key, entry] of fresh)
+            this.set(key, entry.object, entry.root);
+    }
+    set(key, object, root) {
+        const old = this.objects.get(key);
+        for (const mark of this.marks)
+            if (!mark.journal.has(key))
+                mark.journal.set(key, old?.object);
+        if (old && old.root !== root)
+            this.byRoot.get(old.root)?.delete(key);
+        if (!object || !root) {
+            this.objects.delete(key);
+            return;
+        }
+        this.objects.set(key, { object, root });
+        const keys = this.byRoot.get(root) ?? new Set();
+        keys.add(key);
+        this.byRoot.set(root, keys);
+    }
+    /** Starts remembering values as they are now; release it when done. */
+    mark() {
+        const mark = new Mark();
+        this.marks.add(mark);
+        return mark;
+    }
+    release(mark) {
+        this.marks.delete(mark);
+    }
+    /** Keys that may have changed since the mark. */
+    changedSince(mark) {
+        return [...mark.journal.keys()];
+    }
+    /** The given keys as they were at the mark. */
+    at(mark, keys) {
+        const out = {};
+        for (const key of keys) {
+            const value = mark.journal.has(key) ? mark.journal.get(key) : this.objects.get(key)?.object;
+            if (value)
+                out[key] = value;
+        }
+        return out;
+    }
+    /** The given keys (or all) as they are now. */
+    now(keys) {
+        const out = {};
+        for (const key of keys ?? this.objects.keys()) {
+            const value = this.objects.get(key)?.object;
+            if (value)
+                out[key] = value;
+        }
+        return out;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/command.ts
+
+const Keep = 64 * 1024;
+/** The `PG*` variables libpq-based tools read, from a connection URL. */
+function pgEnv(url) {
+    const u = new URL(url);
+    const env = {
+        DATABASE_URL: url,
+        PGHOST: u.hostname,
+        PGPORT: u.port || '5432',
+        PGUSER: decodeURIComponent(u.username),
+        PGDATABASE: decodeURIComponent(u.pathname.slice(1)),
+    };
+    if (u.password)
+        env.PGPASSWORD = decodeURIComponent(u.password);
+    return env;
+}
+/** Runs a shell command; kills its process group at the timeout. Never throws for a failing command. */
+function runCommand(command, options) {
+    return new Promise((resolve) => {
+        const child = (0,external_node_child_process_.spawn)(command, {
+            cwd: options.cwd,
+            env: options.env,
+            shell: true,
+            detached: true,
+            stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let output = '';
+        const take = (chunk) => {
+            output += chunk.toString('utf8');
+            if (output.length > Keep * 2)
+                output = output.slice(-Keep);
+        };
+        child.stdout.on('data', take);
+        child.stderr.on('data', take);
+        let timedOut = false;
+        const kill = (signal) => {
+            try {
+                // Negative pid: the shell and everything it started.
+                if (child.pid)
+                    process.kill(-child.pid, signal);
+            }
+            catch {
+                // Already gone.
+            }
+        };
+        const timer = setTimeout(() => {
+            timedOut = true;
+            kill('SIGTERM');
+            setTimeout(() => kill('SIGKILL'), 5_000).unref();
+        }, options.timeoutMs);
+        child.on('error', (error) => {
+            clearTimeout(timer);
+            resolve({ code: null, output: `${output}${error.message}`, timedOut });
+        });
+        child.on('close', (code) => {
+            clearTimeout(timer);
+            resolve({ code, output: output.slice(-Keep), timedOut });
+        });
+    });
+}
+
+;// CONCATENATED MODULE: ./src/core/schema.ts
+/** Readable names for property keys in messages. */
+const PropLabels = {
+    notNull: 'not null',
+    forceRowSecurity: 'forced row security',
+    rowSecurity: 'row security',
+    replicaIdentity: 'replica identity',
+    partitionKey: 'partition key',
+    partitionOf: 'partition of',
+    ownedBy: 'owned by',
+    accessMethod: 'access method',
+    returns: 'return type',
+    baseType: 'base type',
+    inherits: 'parent tables',
+};
+function equal(a, b) {
+    if (a === b)
+        return true;
+    if (a === undefined || b === undefined || a === null || b === null)
+        return (a ?? null) === (b ?? null);
+    if (Array.isArray(a) && Array.isArray(b))
+        return a.length === b.length && a.every((x, i) => equal(x, b[i]));
+    return false;
+}
+function sameMembers(a, b) {
+    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length)
+        return false;
+    const sorted = (x) => x.map((v) => JSON.stringify(v)).sort();
+    return equal(sorted(a), sorted(b));
+}
+/** Differences of one object present on both sides; undefined when it is the same. */
+function diffObject(key, before, after) {
+    const props = [];
+    for (const prop of new Set([...Object.keys(before.props), ...Object.keys(after.props)])) {
+        if (!equal(before.props[prop], after.props[prop]))
+            props.push({ prop, before: before.props[prop], after: after.props[prop] });
+    }
+    if (!props.length)
+        return undefined;
+    // The same columns in another order: the table works, but `SELECT *` and COPY do not agree.
+    const orderOnly = props.length === 1 && props[0]?.prop === 'columns' && sameMembers(props[0].before, props[0].after);
+    return { key, object: after, change: 'changed', props, severity: orderOnly ? 'warning' : 'error' };
+}
+/**
+ * Object-level differences from `before` to `after`, sorted by key. With `keys`, only those keys are
+ * compared (the objects a step touched); without, every key on either side.
+ */
+function diffSnapshots(before, after, keys) {
+    return collapse(rawDiff(before, after, keys));
+}
+function rawDiff(before, after, keys) {
+    const all = keys ? new Set(keys) : new Set([...Object.keys(before), ...Object.keys(after)]);
+    const out = [];
+    for (const key of [...all].sort()) {
+        const a = before[key];
+        const b = after[key];
+        if (a && !b)
+            out.push({ key, object: a, change: 'removed', props: [], severity: 'error' });
+        else if (!a && b)
+            out.push({ key, object: b, change: 'added', props: [], severity: 'error' });
+        else if (a && b) {
+            const changed = diffObject(key, a, b);
+            if (changed)
+                out.push(changed);
+        }
+    }
+    return out;
+}
+/**
+ * Says each thing once: a table that appears or disappears carries its columns, constraints,
+ * indexes, triggers and owned sequences with it (counted, not listed), and a table whose column list
+ * changed only because columns were added or dropped is not reported beside those columns.
+ */
+function collapse(diffs) {
+    const whole = new Map();
+    for (const d of diffs) {
+        if (d.change !== 'changed' && d.object.kind !== 'column' && !d.object.parent)
+            whole.set(`${d.change}:${d.object.name}`, d);
+    }
+    const ownerOf = (d) => {
+        if (d.object.parent)
+            return d.object.parent;
+        const owned = d.object.props.ownedBy;
+        return typeof owned === 'string' ? owned.slice(0, owned.lastIndexOf('.')) : undefined;
+    };
+    const carried = new Map();
+    const columnsMoved = new Set();
+    const out = [];
+    for (const d of diffs) {
+        const owner = ownerOf(d);
+        const parent = owner && d.change !== 'changed' ? whole.get(`${d.change}:${owner}`) : undefined;
+        if (parent) {
+            const counts = carried.get(parent) ?? {};
+            counts[d.object.kind] = (counts[d.object.kind] ?? 0) + 1;
+            carried.set(parent, counts);
+            continue;
+        }
+        if (d.object.kind === 'column' && d.change !== 'changed' && d.object.parent)
+            columnsMoved.add(d.object.parent);
+        out.push(d);
+    }
+    return out
+        .filter((d) => !(d.change === 'changed' &&
+        d.severity === 'error' &&
+        columnsMoved.has(d.object.name) &&
+        d.props.every((p) => p.prop === 'columns')))
+        .map((d) => (carried.has(d) ? { ...d, carries: carried.get(d) } : d));
+}
+function show(value) {
+    if (value === undefined || value === null)
+        return 'none';
+    if (Array.isArray(value))
+        return value.length ? value.map((v) => show(v)).join(', ') : 'none';
+    if (typeof value === 'string') {
+        const flat = value.replace(/\s+/g, ' ').trim();
+        return flat.length > 160 ? `${flat.slice(0, 157)}...` : flat;
+    }
+    return String(value);
+}
+/** `index public.users_email_idx on public.users` */
+function objectTitle(object) {
+    return `${object.kind} ${object.name}${object.parent && object.kind !== 'column' ? ` on ${object.parent}` : ''}`;
+}
+/**
+ * One line per difference, readable on its own, with the two sides named by the caller:
+ * `index public.users_email_idx on public.users: present after down, absent before up`.
+ */
+function describeDifference(d, sides) {
+    const title = objectTitle(d.object);
+    const parts = d.carries
+        ? ` (with its ${Object.entries(d.carries)
+            .sort(([a], [b]) => a.localeCompare(b))
+            .map(([kind, n]) => `${n} ${kind}${n === 1 ? '' : kind.endsWith('x') ? 'es' : 's'}`)
+            .join(', ')})`
+        : '';
+    if (d.change === 'added')
+        return `${title}${parts}: present ${sides.after}, absent ${sides.before}`;
+    if (d.change === 'removed')
+        return `${title}${parts}: absent ${sides.after}, present ${sides.before}`;
+    if (d.severity === 'warning') {
+        const [p] = d.props;
+        return `${title}: column order differs (${sides.before}: ${show(p?.before)}; ${sides.after}: ${show(p?.after)})`;
+    }
+    return d.props
+        .map((p) => {
+        const label = PropLabels[p.prop] ?? p.prop;
+        return `${title}: ${label} ${label.endsWith('s') ? 'differ' : 'differs'} (${sides.before}: ${show(p.before)}; ${sides.after}: ${show(p.after)})`;
+    })
+        .join('\n');
+}
+/** What a step changed, one short line per object, for the report: `+ table public.users`. */
+function summarizeChanges(diffs) {
+    return diffs.map((d) => {
+        const sign = d.change === 'added' ? '+' : d.change === 'removed' ? '-' : '~';
+        return `${sign} ${objectTitle(d.object)}`;
+    });
+}
+
+;// CONCATENATED MODULE: ./src/core/messages.ts
+
+
+/** At most this many differences in a message; all of them go to the detail. */
+const Shown = 5;
+/** Differences as message text (first few) and detail (all), with the two sides named. */
+function differenceText(diffs, sides) {
+    const lines = diffs.flatMap((d) => describeDifference(d, sides).split('\n'));
+    const shown = lines.slice(0, Shown).join('; ');
+    if (lines.length <= Shown)
+        return { text: shown };
+    return {
+        text: `${shown}; and ${plural(lines.length - Shown, 'more difference')}`,
+        detail: lines.join('\n'),
+    };
+}
+const Messages = {
+    downFailed: (id, error) => `\`${id}\` (down) failed: ${error}. A rollback of this release would fail here. Fix the down step.`,
+    downDiffers: (id, text) => `\`${id}\` (down) does not restore the schema from before its up step: ${text}. A rollback of this release would leave the schema different from before it. Make the down step undo exactly what the up step does.`,
+    downColumnOrder: (id, text) => `\`${id}\` (down) restores a column at another position: ${text}. \`SELECT *\` and \`COPY\` without a column list now see another order. Recreate the table in its original column order if that matters, or accept this warning.`,
+    reupFailed: (id, error) => `\`${id}\` (up, run again after its down) failed: ${error}. Its down step leaves behind something its up step needs to create, so the migration cannot be applied again after a rollback. Make the down step drop it.`,
+    reupDiffers: (id, text) => `\`${id}\` (up, run again after its down) does not reproduce the schema of its first run: ${text}. Applying it again after a rollback gives another schema than the first time. Make the down step undo exactly what the up step does.`,
+    rollbackLeftovers: (text) => `Rolling back every migration from the newest to the first does not return to the empty database: ${text}. Some down step does not undo its up step; the reversibility findings name which.`,
+};
+
+;// CONCATENATED MODULE: ./src/core/snapshot-file.ts
+
+
+const Header = [
+    '# The schema after every migration, written by pg-migrate-verify --update-snapshot.',
+    '# Do not edit by hand: review its diff like code, and regenerate it when a migration changes.',
+];
+/**
+ * The committed snapshot file: one YAML entry per object, titled as in findings
+ * (`index public.users_email_idx on public.users`), sorted, so that it is identical across runs and
+ * its git diff reads as the schema change.
+ */
+function renderSnapshotFile(snapshot) {
+    const entries = Object.values(snapshot)
+        .map((object) => [sortKey(object), objectTitle(object), sortedProps(object.props)])
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        .map(([, title, props]) => [title, props]);
+    const body = dist.stringify(Object.fromEntries(entries), { lineWidth: 0, minContentWidth: 0 });
+    return `${Header.join('\n')}\n${body}`;
+}
+/** A table's parts (columns, constraints, indexes, owned sequences, ...) follow the table itself. */
+function sortKey(object) {
+    const owned = typeof object.props.ownedBy === 'string'
+        ? object.props.ownedBy.slice(0, object.props.ownedBy.lastIndexOf('.'))
+        : undefined;
+    const owner = object.parent ?? owned;
+    return owner ? `${owner}\u0001${object.kind}\u0000${object.name}` : `${object.name}\u0000${object.kind}`;
+}
+function sortedProps(props) {
+    return Object.fromEntries(Object.entries(props).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+/** Kinds whose title names a parent: `<kind> <name> on <parent>`. */
+const ChildKinds = new Set(['constraint', 'index', 'trigger', 'policy', 'rule']);
+const Kinds = [
+    'materialized view',
+    'composite type',
+    'range type',
+    'window function',
+    'event trigger',
+    'foreign table',
+    'schema',
+    'table',
+    'view',
+    'sequence',
+    'column',
+    'constraint',
+    'index',
+    'trigger',
+    'policy',
+    'rule',
+    'enum',
+    'domain',
+    'function',
+    'procedure',
+    'aggregate',
+    'extension',
+];
+/** The object a title names (the inverse of objectTitle). */
+function parseTitle(title) {
+    const kind = Kinds.find((k) => title.startsWith(`${k} `)) ?? '';
+    let name = kind ? title.slice(kind.length + 1) : title;
+    let parent;
+    if (ChildKinds.has(kind) && name.lastIndexOf(' on ') > 0) {
+        parent = name.slice(name.lastIndexOf(' on ') + 4);
+        name = name.slice(0, name.lastIndexOf(' on '));
+    }
+    else if (kind === 'column')
+        parent = name.slice(0, name.lastIndexOf('.'));
+    return { kind, name, ...(parent ? { parent } : {}) };
+}
+/** Reads a snapshot file back, keyed by title. Throws with a readable message on a broken file. */
+function parseSnapshotFile(text) {
+    const data = dist.parse(text);
+    if (data === null || data === undefined)
+        return {};
+    if (typeof data !== 'object' || Array.isArray(data))
+        throw new Error('expected a mapping of objects to their properties');
+    const out = {};
+    for (const [title, props] of Object.entries(data)) {
+        if (typeof props !== 'object' || props === null || Array.isArray(props))
+            throw new Error(`entry '${title}' is not a mapping`);
+        out[title] = { ...parseTitle(title), props: props };
+    }
+    return out;
+}
+/** The same snapshot keyed by title, for comparison with a parsed file. */
+function byTitle(snapshot) {
+    return Object.fromEntries(Object.values(snapshot).map((object) => [objectTitle(object), object]));
+}
+
+;// CONCATENATED MODULE: ./src/drift.ts
+
+
+
+
+
+
+
+
+
+
+/**
+ * drift-snapshot: the schema after every migration must equal the committed snapshot file; with
+ * update-snapshot, the file is (re)written instead. Returns a note for the report, if any.
+ */
+async function checkSnapshotFile(set, head, settings, finding) {
+    const file = set.snapshotFile;
+    if (!file)
+        return undefined;
+    const shown = external_node_path_default().relative(settings.workingDirectory, file) || file;
+    const text = renderSnapshotFile(head);
+    if (settings.updateSnapshot) {
+        const old = await (0,promises_namespaceObject.readFile)(file, 'utf8').catch(() => undefined);
+        if (old === text)
+            return `The snapshot \`${shown}\` is up to date.`;
+        await (0,promises_namespaceObject.mkdir)(external_node_path_default().dirname(file), { recursive: true });
+        await (0,promises_namespaceObject.writeFile)(file, text);
+        return `Wrote the snapshot \`${shown}\` (${Object.keys(head).length} objects): commit it.`;
+    }
+    let committed;
+    try {
+        committed = await (0,promises_namespaceObject.readFile)(file, 'utf8');
+    }
+    catch {
+        finding({
+            check: 'drift-snapshot',
+            severity: 'error',
+            file: shown,
+            message: `The snapshot file \`${shown}\` does not exist. Run pg-migrate-verify with --update-snapshot (input update-snapshot: true) and commit the file.`,
+        });
+        return undefined;
+    }
+    if (committed === text)
+        return undefined;
+    let parsed;
+    try {
+        parsed = parseSnapshotFile(committed);
+    }
+    catch (error) {
+        finding({
+            check: 'drift-snapshot',
+            severity: 'error',
+            file: shown,
+            message: `The snapshot file \`${shown}\` cannot be read (${messageOf(error).split('\n')[0]}). Regenerate it with --update-snapshot and commit it.`,
+        });
+        return undefined;
+    }
+    const diffs = diffSnapshots(parsed, byTitle(head));
+    if (!diffs.length) {
+        // Same objects, other text (an older layout, hand edits): not a schema difference, but say so.
+        return `The snapshot \`${shown}\` describes the same schema in another layout; regenerate it with --update-snapshot.`;
+    }
+    const { text: said, detail } = differenceText(diffs, {
+        before: 'in the snapshot file',
+        after: 'after all migrations',
+    });
+    finding({
+        check: 'drift-snapshot',
+        severity: diffs.every((d) => d.severity === 'warning') ? 'warning' : 'error',
+        file: shown,
+        message: `The schema after all migrations differs from the committed snapshot \`${shown}\`: ${said}. Either a migration changed the schema and the snapshot was not regenerated, or the snapshot was edited. Run with --update-snapshot, review the file's diff, and commit it.`,
+        detail,
+    });
+    return undefined;
+}
+/**
+ * drift-models: the schema the project's models build (models-command, run against an empty scratch
+ * database given as DATABASE_URL / PG*) must equal the schema after every migration.
+ */
+async function checkModels(set, head, server, settings, exclusions, env, finding) {
+    const command = set.modelsCommand;
+    if (!command)
+        return undefined;
+    const db = await server.createDatabase();
+    try {
+        const started = performance.now();
+        const result = await runCommand(command, {
+            cwd: settings.workingDirectory,
+            env: { ...env, ...pgEnv(db.url) },
+            timeoutMs: settings.stepTimeoutMs,
+        });
+        if (result.code !== 0) {
+            finding({
+                check: 'drift-models',
+                severity: 'error',
+                message: `models-command \`${command}\` ${result.timedOut ? `did not finish within the step timeout of ${formatDuration(settings.stepTimeoutMs)}` : `failed with exit code ${result.code}`}, so the models' schema could not be compared. It must build the schema into the database given as DATABASE_URL and exit 0.`,
+                detail: result.output.trim() || undefined,
+            });
+            return undefined;
+        }
+        const client = new esm.Client({ connectionString: db.url });
+        client.on('error', () => { });
+        await client.connect();
+        let models;
+        try {
+            models = await readSnapshot(client, exclusions);
+        }
+        finally {
+            await client.end().catch(() => { });
+        }
+        const diffs = diffSnapshots(head, models);
+        if (diffs.length) {
+            const { text, detail } = differenceText(diffs, {
+                before: 'after all migrations',
+                after: 'in the models',
+            });
+            finding({
+                check: 'drift-models',
+                severity: diffs.every((d) => d.severity === 'warning') ? 'warning' : 'error',
+                message: `The models declare another schema than the migrations build: ${text}. A model changed without a migration (or a migration without its model). Add the missing migration, or change the models back.`,
+                detail,
+            });
+        }
+        return `models-command built ${Object.keys(models).length} objects in ${formatDuration(performance.now() - started)}.`;
+    }
+    finally {
+        await db.drop().catch(() => { });
+    }
+}
+
 // EXTERNAL MODULE: ./node_modules/libpg-query/wasm/index.cjs
 var wasm = __nccwpck_require__(2627);
 ;// CONCATENATED MODULE: ./src/core/sql-text.ts
@@ -43798,17 +44884,17 @@ function sqlStep(file, line, text, marked) {
             if (blocker) {
                 const statements = splitStatements(text);
                 if (!statements) {
-                    await query(client, text, file, locate, 0);
+                    await sql_query(client, text, file, locate, 0);
                     return;
                 }
                 for (const statement of statements) {
-                    await query(client, statement.sql, file, locate, statement.start, true);
+                    await sql_query(client, statement.sql, file, locate, statement.start, true);
                 }
                 return;
             }
             // BEGIN travels with the text: one round trip fewer per step. Positions are shifted back below.
             try {
-                await query(client, text, file, locate, 0, false, TxPrefix);
+                await sql_query(client, text, file, locate, 0, false, TxPrefix);
                 await client.query('COMMIT');
             }
             catch (error) {
@@ -43824,7 +44910,7 @@ function sqlStep(file, line, text, marked) {
     };
 }
 const TxPrefix = 'BEGIN;\n';
-async function query(client, sql, file, locate, offset, single = false, prefix = '') {
+async function sql_query(client, sql, file, locate, offset, single = false, prefix = '') {
     try {
         await client.query(prefix + sql);
     }
@@ -43899,792 +44985,8 @@ async function loadMigrations(dir, format, cwd) {
     }
 }
 
-// EXTERNAL MODULE: ./node_modules/umzug/lib/index.js
-var umzug_lib = __nccwpck_require__(1252);
-;// CONCATENATED MODULE: ./src/migrations/runner.ts
-
-
-
-
-
-/** Our bookkeeping lives here; the catalog snapshot leaves this schema out. */
-const BookkeepingSchema = '_pg_migrate_verify';
-/**
- * Records applied ids in the database under test, so that the state lives with the data. Reads come
- * from an in-memory mirror: umzug asks for the executed list on every step, and a query each time
- * would cost a round trip per step.
- */
-class TableStorage {
-    applied = [];
-    async logMigration({ name, context }) {
-        await context.client.query(`INSERT INTO ${BookkeepingSchema}.applied (id) VALUES ($1)`, [name]);
-        this.applied.push(name);
-    }
-    async unlogMigration({ name, context }) {
-        await context.client.query(`DELETE FROM ${BookkeepingSchema}.applied WHERE id = $1`, [name]);
-        const at = this.applied.indexOf(name);
-        if (at >= 0)
-            this.applied.splice(at, 1);
-    }
-    async executed() {
-        return [...this.applied];
-    }
-    has(id) {
-        return this.applied.includes(id);
-    }
-}
-/**
- * Runs single migrations up or down on one database through umzug. Every format plugs in here with
- * its own `Migration` objects (our resolver), so ordering and bookkeeping are the same for all.
- */
-class Runner {
-    migrations;
-    options;
-    client;
-    umzug;
-    abort = new AbortController();
-    storage = new TableStorage();
-    now;
-    constructor(migrations, options) {
-        this.migrations = migrations;
-        this.options = options;
-        this.now = options.now ?? (() => performance.now());
-    }
-    async open() {
-        const client = new esm.Client({ connectionString: this.options.databaseUrl });
-        client.on('error', () => { });
-        await client.connect();
-        await client.query(`CREATE SCHEMA IF NOT EXISTS ${BookkeepingSchema};
-       CREATE TABLE IF NOT EXISTS ${BookkeepingSchema}.applied (seq serial, id text PRIMARY KEY)`);
-        this.client = client;
-        const context = () => ({
-            client,
-            databaseUrl: this.options.databaseUrl,
-            signal: this.abort.signal,
-        });
-        this.umzug = new umzug_lib.Umzug({
-            migrations: this.migrations.map((m) => ({
-                name: m.id,
-                path: m.up.file,
-                up: ({ context: c }) => m.up.run(c),
-                down: async ({ context: c }) => {
-                    if (!m.down)
-                        throw new Error(`${m.id} has no down step`);
-                    await m.down.run(c);
-                },
-            })),
-            context,
-            storage: this.storage,
-            logger: undefined,
-        });
-    }
-    /** True when the migration's up step ran and its down step has not. */
-    isApplied(id) {
-        return this.storage.has(id);
-    }
-    /** The connection steps run on (also for catalog reads between steps). */
-    get connection() {
-        if (!this.client)
-            throw new Error('Runner is not open');
-        return this.client;
-    }
-    up(migration) {
-        return this.step(migration, 'up');
-    }
-    down(migration) {
-        return this.step(migration, 'down');
-    }
-    async step(migration, direction) {
-        const umzug = this.umzug;
-        if (!umzug)
-            throw new Error('Runner is not open');
-        const step = direction === 'up' ? migration.up : migration.down;
-        const file = step?.file ?? migration.up.file;
-        const started = this.now();
-        let timedOut = false;
-        let timer;
-        const work = direction === 'up'
-            ? umzug.up({ migrations: [migration.id] })
-            : umzug.down({ migrations: [migration.id] });
-        const deadline = new Promise((_, reject) => {
-            timer = setTimeout(() => {
-                timedOut = true;
-                this.abort.abort();
-                void this.options.cancel().catch(() => { });
-                // Give the cancelled statement a moment to unwind; a step stuck outside SQL is abandoned.
-                setTimeout(() => reject(new Error('timed out')), 5_000).unref();
-            }, this.options.timeoutMs);
-        });
-        try {
-            await Promise.race([work, deadline]);
-            return { ok: true, ms: this.now() - started };
-        }
-        catch (error) {
-            const ms = this.now() - started;
-            if (timedOut) {
-                this.abort = new AbortController();
-                return {
-                    ok: false,
-                    ms,
-                    timedOut: true,
-                    error: new StepError(`did not finish within the step timeout of ${formatDuration(this.options.timeoutMs)} and was cancelled`, file, step?.line),
-                };
-            }
-            const cause = error.cause ?? error;
-            if (cause instanceof StepError)
-                return { ok: false, ms, error: cause };
-            return { ok: false, ms, error: new StepError(messageOf(cause), file, undefined, undefined, { cause }) };
-        }
-        finally {
-            clearTimeout(timer);
-        }
-    }
-    async close() {
-        const client = this.client;
-        this.client = undefined;
-        if (client)
-            await client.end().catch(() => { });
-    }
-}
-
-;// CONCATENATED MODULE: ./src/catalog/snapshot-sql.ts
-/**
- * One statement that reads the schema from pg_catalog, row per object:
- * (obj_class, obj_oid, root_class, root_oid, key, kind, name, parent, props).
- *
- * A "root" owns a family of objects that are read and replaced together: a relation (with its
- * columns, constraints, indexes, triggers, policies and rules), a type (with domain constraints),
- * a function, a schema, an extension, an event trigger. With $1 = true every root is read; else only
- * the roots touched by a step ($2/$3: catalog and oid of each touched object, mapped to its root, plus
- * whatever depends on it one level down, so that renaming a table refreshes the foreign keys and views
- * that name it) and the roots given directly ($4-$9). A `#root` row marks every root considered, so
- * the caller can drop the family of a root that no longer yields rows.
- *
- * Compare catalogs, not pg_dump text: dump order and layout change between server versions.
- *
- * $10: schemas to leave out (our bookkeeping), $11: `schema.table` names to leave out (history tables).
- */
-const SnapshotSql = `
-WITH touched AS (
-  SELECT c::regclass::oid AS classid, objid FROM unnest($2::text[], $3::oid[]) AS t(c, objid)
-),
-expanded AS (
-  SELECT classid, objid FROM touched
-  UNION
-  SELECT d.classid, d.objid FROM pg_depend d JOIN touched t ON d.refclassid = t.classid AND d.refobjid = t.objid
-  WHERE d.deptype IN ('n', 'a', 'i')
-),
-rel_roots AS (
-  SELECT unnest($4::oid[]) AS oid
-  UNION SELECT CASE WHEN c.relkind IN ('i', 'I') THEN i.indrelid ELSE c.oid END
-    FROM expanded e JOIN pg_class c ON e.classid = 'pg_class'::regclass AND c.oid = e.objid
-    LEFT JOIN pg_index i ON i.indexrelid = c.oid
-    WHERE c.relkind <> 'c'
-  UNION SELECT co.conrelid FROM expanded e JOIN pg_constraint co ON e.classid = 'pg_constraint'::regclass AND co.oid = e.objid WHERE co.conrelid <> 0
-  UNION SELECT tg.tgrelid FROM expanded e JOIN pg_trigger tg ON e.classid = 'pg_trigger'::regclass AND tg.oid = e.objid
-  UNION SELECT po.polrelid FROM expanded e JOIN pg_policy po ON e.classid = 'pg_policy'::regclass AND po.oid = e.objid
-  UNION SELECT ru.ev_class FROM expanded e JOIN pg_rewrite ru ON e.classid = 'pg_rewrite'::regclass AND ru.oid = e.objid
-  UNION SELECT ad.adrelid FROM expanded e JOIN pg_attrdef ad ON e.classid = 'pg_attrdef'::regclass AND ad.oid = e.objid
-  UNION SELECT t.typrelid FROM expanded e JOIN pg_type t ON e.classid = 'pg_type'::regclass AND t.oid = e.objid
-    JOIN pg_class c ON c.oid = t.typrelid WHERE c.relkind <> 'c'
-),
-type_roots AS (
-  SELECT unnest($5::oid[]) AS oid
-  UNION SELECT CASE WHEN t.typcategory = 'A' AND t.typelem <> 0 THEN t.typelem ELSE t.oid END
-    FROM expanded e JOIN pg_type t ON e.classid = 'pg_type'::regclass AND t.oid = e.objid
-  UNION SELECT c.reltype FROM expanded e JOIN pg_class c ON e.classid = 'pg_class'::regclass AND c.oid = e.objid WHERE c.relkind = 'c'
-  UNION SELECT co.contypid FROM expanded e JOIN pg_constraint co ON e.classid = 'pg_constraint'::regclass AND co.oid = e.objid WHERE co.contypid <> 0
-),
-func_roots AS (SELECT unnest($6::oid[]) AS oid UNION SELECT objid FROM expanded WHERE classid = 'pg_proc'::regclass),
-ns_roots AS (SELECT unnest($7::oid[]) AS oid UNION SELECT objid FROM expanded WHERE classid = 'pg_namespace'::regclass),
-ext_roots AS (SELECT unnest($8::oid[]) AS oid UNION SELECT objid FROM expanded WHERE classid = 'pg_extension'::regclass),
-evt_roots AS (SELECT unnest($9::oid[]) AS oid UNION SELECT objid FROM expanded WHERE classid = 'pg_event_trigger'::regclass),
-nsp AS (
-  SELECT n.oid, n.nspname, quote_ident(n.nspname) AS q FROM pg_namespace n
-  WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
-    AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'
-    AND n.nspname <> ALL($10::text[])
-),
-ext_members AS (SELECT classid, objid FROM pg_depend WHERE deptype = 'e'),
-rels AS (
-  SELECT c.oid, c.relkind::text AS relkind, nsp.q || '.' || quote_ident(c.relname) AS qn
-  FROM pg_class c JOIN nsp ON nsp.oid = c.relnamespace
-  WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
-    AND (nsp.nspname || '.' || c.relname) <> ALL($11::text[])
-    AND NOT EXISTS (SELECT 1 FROM ext_members m WHERE m.classid = 'pg_class'::regclass AND m.objid = c.oid)
-    AND ($1 OR c.oid IN (SELECT oid FROM rel_roots))
-),
-types AS (
-  SELECT t.oid, t.typtype::text AS typtype, nsp.q || '.' || quote_ident(t.typname) AS qt
-  FROM pg_type t JOIN nsp ON nsp.oid = t.typnamespace
-  WHERE (t.typtype IN ('e', 'd', 'r') OR (t.typtype = 'c' AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = t.typrelid AND c.relkind = 'c')))
-    AND NOT EXISTS (SELECT 1 FROM ext_members m WHERE m.classid = 'pg_type'::regclass AND m.objid = t.oid)
-    AND ($1 OR t.oid IN (SELECT oid FROM type_roots))
-)
-SELECT NULL::text AS obj_class, NULL::oid AS obj_oid, 'pg_class' AS root_class, oid AS root_oid, NULL::text AS key, '#root' AS kind, NULL::text AS name, NULL::text AS parent, NULL::jsonb AS props
-  FROM rel_roots WHERE NOT $1 AND oid IS NOT NULL
-UNION ALL SELECT NULL, NULL, 'pg_type', oid, NULL, '#root', NULL, NULL, NULL FROM type_roots WHERE NOT $1 AND oid IS NOT NULL
-UNION ALL SELECT NULL, NULL, 'pg_proc', oid, NULL, '#root', NULL, NULL, NULL FROM func_roots WHERE NOT $1 AND oid IS NOT NULL
-UNION ALL SELECT NULL, NULL, 'pg_namespace', oid, NULL, '#root', NULL, NULL, NULL FROM ns_roots WHERE NOT $1 AND oid IS NOT NULL
-UNION ALL SELECT NULL, NULL, 'pg_extension', oid, NULL, '#root', NULL, NULL, NULL FROM ext_roots WHERE NOT $1 AND oid IS NOT NULL
-UNION ALL SELECT NULL, NULL, 'pg_event_trigger', oid, NULL, '#root', NULL, NULL, NULL FROM evt_roots WHERE NOT $1 AND oid IS NOT NULL
-
-UNION ALL
-SELECT 'pg_namespace', n.oid, 'pg_namespace', n.oid, 'schema:' || n.q, 'schema', n.q, NULL,
-  jsonb_build_object('comment', obj_description(n.oid, 'pg_namespace'))
-FROM nsp n
-WHERE NOT EXISTS (SELECT 1 FROM ext_members m WHERE m.classid = 'pg_namespace'::regclass AND m.objid = n.oid)
-  AND ($1 OR n.oid IN (SELECT oid FROM ns_roots))
-
-UNION ALL
-SELECT 'pg_class', r.oid, 'pg_class', r.oid, k.kind || ':' || r.qn, k.kind, r.qn, NULL,
-  CASE
-    WHEN r.relkind = 'S' THEN jsonb_build_object(
-      'type', format_type(s.seqtypid, NULL), 'start', s.seqstart::text, 'increment', s.seqincrement::text,
-      'min', s.seqmin::text, 'max', s.seqmax::text, 'cache', s.seqcache::text, 'cycle', s.seqcycle,
-      'ownedBy', (SELECT quote_ident(tn.nspname) || '.' || quote_ident(tc.relname) || '.' || quote_ident(a.attname)
-                  FROM pg_depend d JOIN pg_class tc ON tc.oid = d.refobjid JOIN pg_namespace tn ON tn.oid = tc.relnamespace
-                  JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
-                  WHERE d.classid = 'pg_class'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
-                    AND d.deptype IN ('a', 'i') LIMIT 1),
-      'comment', obj_description(r.oid, 'pg_class'))
-    WHEN r.relkind IN ('v', 'm') THEN jsonb_build_object(
-      'definition', pg_get_viewdef(r.oid, true),
-      'options', (SELECT jsonb_agg(o ORDER BY o) FROM unnest(c.reloptions) o),
-      'columns', (SELECT jsonb_agg(a.attname ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped),
-      'comment', obj_description(r.oid, 'pg_class'))
-    ELSE jsonb_build_object(
-      'persistence', CASE c.relpersistence WHEN 'u' THEN 'unlogged' WHEN 't' THEN 'temporary' ELSE 'permanent' END,
-      'partitionKey', CASE WHEN r.relkind = 'p' THEN pg_get_partkeydef(r.oid) END,
-      'inherits', (SELECT jsonb_agg(quote_ident(pn.nspname) || '.' || quote_ident(pc.relname) ORDER BY i.inhseqno)
-                   FROM pg_inherits i JOIN pg_class pc ON pc.oid = i.inhparent JOIN pg_namespace pn ON pn.oid = pc.relnamespace
-                   WHERE i.inhrelid = r.oid),
-      'bound', pg_get_expr(c.relpartbound, c.oid),
-      'options', (SELECT jsonb_agg(o ORDER BY o) FROM unnest(c.reloptions) o),
-      'rowSecurity', c.relrowsecurity,
-      'forceRowSecurity', c.relforcerowsecurity,
-      'replicaIdentity', CASE c.relreplident WHEN 'd' THEN 'default' WHEN 'n' THEN 'nothing' WHEN 'f' THEN 'full' ELSE 'index' END,
-      'columns', (SELECT jsonb_agg(a.attname ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped),
-      'comment', obj_description(r.oid, 'pg_class'))
-  END
-FROM rels r JOIN pg_class c ON c.oid = r.oid
-LEFT JOIN pg_sequence s ON s.seqrelid = r.oid
-CROSS JOIN LATERAL (SELECT CASE r.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence'
-                                          WHEN 'f' THEN 'foreign table' ELSE 'table' END AS kind) k
-
-UNION ALL
-SELECT 'pg_class', r.oid, 'pg_class', r.oid, 'column:' || r.qn || '.' || quote_ident(a.attname), 'column',
-  r.qn || '.' || quote_ident(a.attname), r.qn,
-  jsonb_build_object(
-    'type', format_type(a.atttypid, a.atttypmod),
-    'notNull', a.attnotnull,
-    'default', CASE WHEN a.attgenerated = '' THEN pg_get_expr(ad.adbin, ad.adrelid) END,
-    'generated', CASE WHEN a.attgenerated <> '' THEN pg_get_expr(ad.adbin, ad.adrelid) || CASE a.attgenerated WHEN 's' THEN ' stored' ELSE ' virtual' END END,
-    'identity', CASE a.attidentity WHEN 'a' THEN 'always' WHEN 'd' THEN 'by default' END,
-    'collation', CASE WHEN a.attcollation <> t.typcollation THEN quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END,
-    'comment', col_description(r.oid, a.attnum))
-FROM rels r
-JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
-JOIN pg_type t ON t.oid = a.atttypid
-LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
-LEFT JOIN pg_collation co ON co.oid = a.attcollation
-LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
-WHERE r.relkind IN ('r', 'p', 'v', 'm', 'f')
-
-UNION ALL
-SELECT 'pg_constraint', co.oid, 'pg_class', r.oid, 'constraint:' || r.qn || '.' || quote_ident(co.conname), 'constraint',
-  quote_ident(co.conname), r.qn,
-  jsonb_build_object('type', CASE co.contype WHEN 'p' THEN 'primary key' WHEN 'f' THEN 'foreign key' WHEN 'u' THEN 'unique'
-                                              WHEN 'c' THEN 'check' WHEN 'x' THEN 'exclusion' ELSE co.contype::text END,
-                     'definition', pg_get_constraintdef(co.oid), 'validated', co.convalidated,
-                     'comment', obj_description(co.oid, 'pg_constraint'))
-FROM rels r JOIN pg_constraint co ON co.conrelid = r.oid
-WHERE co.contype::text <> 'n'
-
-UNION ALL
-SELECT 'pg_class', ic.oid, 'pg_class', r.oid, 'index:' || quote_ident(n.nspname) || '.' || quote_ident(ic.relname), 'index',
-  quote_ident(n.nspname) || '.' || quote_ident(ic.relname), r.qn,
-  jsonb_build_object('definition', pg_get_indexdef(ic.oid), 'valid', i.indisvalid, 'comment', obj_description(ic.oid, 'pg_class'))
-FROM rels r JOIN pg_index i ON i.indrelid = r.oid JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = ic.relnamespace
-
-UNION ALL
-SELECT 'pg_trigger', tg.oid, 'pg_class', r.oid, 'trigger:' || r.qn || '.' || quote_ident(tg.tgname), 'trigger',
-  quote_ident(tg.tgname), r.qn,
-  jsonb_build_object('definition', pg_get_triggerdef(tg.oid), 'enabled', tg.tgenabled::text, 'comment', obj_description(tg.oid, 'pg_trigger'))
-FROM rels r JOIN pg_trigger tg ON tg.tgrelid = r.oid
-WHERE NOT tg.tgisinternal
-
-UNION ALL
-SELECT 'pg_policy', po.oid, 'pg_class', r.oid, 'policy:' || r.qn || '.' || quote_ident(po.polname), 'policy',
-  quote_ident(po.polname), r.qn,
-  jsonb_build_object(
-    'command', CASE po.polcmd WHEN 'r' THEN 'select' WHEN 'a' THEN 'insert' WHEN 'w' THEN 'update' WHEN 'd' THEN 'delete' ELSE 'all' END,
-    'permissive', po.polpermissive,
-    'roles', (SELECT jsonb_agg(CASE WHEN ro = 0 THEN 'public' ELSE pg_get_userbyid(ro)::text END ORDER BY 1) FROM unnest(po.polroles) ro),
-    'using', pg_get_expr(po.polqual, po.polrelid),
-    'check', pg_get_expr(po.polwithcheck, po.polrelid),
-    'comment', obj_description(po.oid, 'pg_policy'))
-FROM rels r JOIN pg_policy po ON po.polrelid = r.oid
-
-UNION ALL
-SELECT 'pg_rewrite', ru.oid, 'pg_class', r.oid, 'rule:' || r.qn || '.' || quote_ident(ru.rulename), 'rule',
-  quote_ident(ru.rulename), r.qn,
-  jsonb_build_object('definition', pg_get_ruledef(ru.oid), 'enabled', ru.ev_enabled::text, 'comment', obj_description(ru.oid, 'pg_rewrite'))
-FROM rels r JOIN pg_rewrite ru ON ru.ev_class = r.oid
-WHERE ru.rulename <> '_RETURN'
-
-UNION ALL
-SELECT 'pg_type', ty.oid, 'pg_type', ty.oid, k.kind || ':' || ty.qt, k.kind, ty.qt, NULL,
-  CASE ty.typtype
-    WHEN 'e' THEN jsonb_build_object('labels', (SELECT jsonb_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = ty.oid))
-    WHEN 'd' THEN jsonb_build_object('baseType', format_type(t.typbasetype, t.typtypmod), 'notNull', t.typnotnull, 'default', t.typdefault,
-                                     'collation', CASE WHEN t.typcollation <> bt.typcollation THEN t.typcollation::regcollation::text END)
-    WHEN 'c' THEN jsonb_build_object('attributes', (SELECT jsonb_agg(quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum)
-                                                    FROM pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped))
-    ELSE jsonb_build_object('subtype', format_type(rg.rngsubtype, NULL),
-                            'collation', CASE WHEN rg.rngcollation <> 0 THEN rg.rngcollation::regcollation::text END,
-                            'canonical', NULLIF(rg.rngcanonical::regproc::text, '-'), 'subdiff', NULLIF(rg.rngsubdiff::regproc::text, '-'))
-  END || jsonb_build_object('comment', obj_description(ty.oid, 'pg_type'))
-FROM types ty JOIN pg_type t ON t.oid = ty.oid
-LEFT JOIN pg_type bt ON bt.oid = t.typbasetype
-LEFT JOIN pg_range rg ON rg.rngtypid = ty.oid
-CROSS JOIN LATERAL (SELECT CASE ty.typtype WHEN 'e' THEN 'enum' WHEN 'd' THEN 'domain' WHEN 'c' THEN 'composite type' ELSE 'range type' END AS kind) k
-
-UNION ALL
-SELECT 'pg_constraint', co.oid, 'pg_type', ty.oid, 'constraint:' || ty.qt || '.' || quote_ident(co.conname), 'constraint',
-  quote_ident(co.conname), ty.qt,
-  jsonb_build_object('type', 'check', 'definition', pg_get_constraintdef(co.oid), 'validated', co.convalidated,
-                     'comment', obj_description(co.oid, 'pg_constraint'))
-FROM types ty JOIN pg_constraint co ON co.contypid = ty.oid
-WHERE co.contype::text <> 'n'
-
-UNION ALL
-SELECT 'pg_proc', p.oid, 'pg_proc', p.oid, k.kind || ':' || p.qf, k.kind, p.qf, NULL,
-  jsonb_build_object(
-    'arguments', pg_get_function_arguments(p.oid),
-    'returns', pg_get_function_result(p.oid),
-    'language', l.lanname,
-    'volatility', CASE p.provolatile WHEN 'i' THEN 'immutable' WHEN 's' THEN 'stable' ELSE 'volatile' END,
-    'strict', p.proisstrict,
-    'security', CASE WHEN p.prosecdef THEN 'definer' ELSE 'invoker' END,
-    'leakproof', p.proleakproof,
-    'parallel', CASE p.proparallel WHEN 's' THEN 'safe' WHEN 'r' THEN 'restricted' ELSE 'unsafe' END,
-    'config', to_jsonb(p.proconfig),
-    'body', CASE WHEN p.prokind = 'a' THEN NULL WHEN p.prosqlbody IS NOT NULL THEN pg_get_function_sqlbody(p.oid) ELSE p.prosrc END,
-    'comment', obj_description(p.oid, 'pg_proc'))
-FROM (
-  SELECT p.*, nsp.q || '.' || quote_ident(p.proname) || '(' || oidvectortypes(p.proargtypes) || ')' AS qf
-  FROM pg_proc p JOIN nsp ON nsp.oid = p.pronamespace
-  WHERE NOT EXISTS (SELECT 1 FROM ext_members m WHERE m.classid = 'pg_proc'::regclass AND m.objid = p.oid)
-    -- Range and multirange constructors come and go with their type.
-    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'i')
-    AND ($1 OR p.oid IN (SELECT oid FROM func_roots))
-) p
-JOIN pg_language l ON l.oid = p.prolang
-CROSS JOIN LATERAL (SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' WHEN 'w' THEN 'window function' ELSE 'function' END AS kind) k
-
-UNION ALL
-SELECT 'pg_extension', e.oid, 'pg_extension', e.oid, 'extension:' || quote_ident(e.extname), 'extension', quote_ident(e.extname), NULL,
-  jsonb_build_object('version', e.extversion, 'schema', n.nspname)
-FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
-WHERE ($1 OR e.oid IN (SELECT oid FROM ext_roots))
-
-UNION ALL
-SELECT 'pg_event_trigger', ev.oid, 'pg_event_trigger', ev.oid, 'event trigger:' || quote_ident(ev.evtname), 'event trigger',
-  quote_ident(ev.evtname), NULL,
-  jsonb_build_object('event', ev.evtevent, 'function', ev.evtfoid::regproc::text, 'tags', to_jsonb(ev.evttags),
-                     'enabled', ev.evtenabled::text, 'comment', obj_description(ev.oid, 'pg_event_trigger'))
-FROM pg_event_trigger ev
-WHERE ev.evtname NOT LIKE '\\_pg\\_migrate\\_verify%'
-  AND NOT EXISTS (SELECT 1 FROM ext_members m WHERE m.classid = 'pg_event_trigger'::regclass AND m.objid = ev.oid)
-  AND ($1 OR ev.oid IN (SELECT oid FROM evt_roots))
-`;
-
-;// CONCATENATED MODULE: ./src/catalog/tracker.ts
-
-
-const defaultExclusions = (tables = []) => ({
-    schemas: [BookkeepingSchema],
-    tables,
-});
-const RootClasses = [
-    'pg_class',
-    'pg_type',
-    'pg_proc',
-    'pg_namespace',
-    'pg_extension',
-    'pg_event_trigger',
-];
-function tracker_query(client, full, exclusions, touched, roots) {
-    return client.query(SnapshotSql, [
-        full,
-        touched.classes,
-        touched.oids,
-        ...RootClasses.map((c) => roots[c] ?? []),
-        exclusions.schemas,
-        exclusions.tables,
-    ]);
-}
-function objectOf(row) {
-    const props = {};
-    // Absent and null mean the same; keeping only set values makes snapshots smaller and stable.
-    for (const [k, v] of Object.entries(row.props ?? {}))
-        if (v !== null)
-            props[k] = v;
-    return { kind: row.kind, name: row.name ?? '', ...(row.parent ? { parent: row.parent } : {}), props };
-}
-/** Reads the whole schema. */
-async function readSnapshot(client, exclusions) {
-    const { rows } = await tracker_query(client, true, exclusions, { classes: [], oids: [] }, {});
-    const snapshot = {};
-    for (const row of rows)
-        if (row.key)
-            snapshot[row.key] = objectOf(row);
-    return snapshot;
-}
-/** Values of some keys as they were when a mark was taken. */
-class Mark {
-    journal = new Map();
-}
-const InstallSql = `
-CREATE TABLE IF NOT EXISTS ${BookkeepingSchema}.ddl_log (classid text, objid oid, dropped boolean);
-CREATE OR REPLACE FUNCTION ${BookkeepingSchema}.log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
-BEGIN
-  INSERT INTO ${BookkeepingSchema}.ddl_log SELECT classid::regclass::text, objid, false FROM pg_event_trigger_ddl_commands();
-END $$;
-CREATE OR REPLACE FUNCTION ${BookkeepingSchema}.log_drop() RETURNS event_trigger LANGUAGE plpgsql AS $$
-BEGIN
-  INSERT INTO ${BookkeepingSchema}.ddl_log SELECT classid::regclass::text, objid, true FROM pg_event_trigger_dropped_objects();
-END $$;
-DROP EVENT TRIGGER IF EXISTS ${BookkeepingSchema}_ddl;
-DROP EVENT TRIGGER IF EXISTS ${BookkeepingSchema}_drop;
-CREATE EVENT TRIGGER ${BookkeepingSchema}_ddl ON ddl_command_end EXECUTE FUNCTION ${BookkeepingSchema}.log_ddl();
-CREATE EVENT TRIGGER ${BookkeepingSchema}_drop ON sql_drop EXECUTE FUNCTION ${BookkeepingSchema}.log_drop();
-`;
-/**
- * The schema of one database, kept in memory and brought up to date after each step by re-reading
- * only what the step touched. Event triggers (`ddl_command_end`, `sql_drop`) record the touched
- * objects, from any session; where they cannot be created (no superuser), every refresh is a full
- * read: slower, same result.
- */
-class CatalogTracker {
-    mode;
-    exclusions;
-    objects = new Map();
-    byRoot = new Map();
-    rootOf = new Map();
-    marks = new Set();
-    constructor(mode, exclusions) {
-        this.mode = mode;
-        this.exclusions = exclusions;
-    }
-    /** Installs the event triggers (when allowed) and reads the whole schema once. */
-    static async open(client, exclusions) {
-        let mode = 'incremental';
-        try {
-            await client.query(`CREATE SCHEMA IF NOT EXISTS ${BookkeepingSchema}`);
-            await client.query(InstallSql);
-        }
-        catch (error) {
-            if (error.code !== '42501')
-                throw error;
-            mode = 'full';
-        }
-        const tracker = new CatalogTracker(mode, exclusions);
-        await tracker.reload(client);
-        if (mode === 'incremental')
-            await client.query(`DELETE FROM ${BookkeepingSchema}.ddl_log`);
-        return tracker;
-    }
-    /** Brings the in-memory schema up to date with the database. */
-    async refresh(client) {
-        if (this.mode === 'full') {
-            await this.reload(client);
-            return;
-        }
-        const { rows: log } = await client.query(`DELETE FROM ${BookkeepingSchema}.ddl_log RETURNING classid, objid, dropped`);
-        if (!log.length)
-            return;
-        const touched = { classes: [], oids: [] };
-        const roots = {};
-        for (const entry of log) {
-            if (!entry.dropped) {
-                touched.classes.push(entry.classid);
-                touched.oids.push(entry.objid);
-                continue;
-            }
-            // Gone from the catalog: its root is known only from what we read before.
-            const root = this.rootOf.get(`${entry.classid}:${entry.objid}`);
-            if (!root)
-                continue;
-            const [cls, oid] = root.split(':');
-            (roots[cls] ??= []).push(Number(oid));
-        }
-        const { rows } = await tracker_query(client, false, this.exclusions, touched, roots);
-        const considered = new Set();
-        for (const row of rows)
-            considered.add(`${row.root_class}:${row.root_oid}`);
-        this.replace(considered, rows);
-    }
-    async reload(client) {
-        const { rows } = await tracker_query(client, true, this.exclusions, { classes: [], oids: [] }, {});
-        const considered = new Set([...this.byRoot.keys(), ...rows.map((r) => `${r.root_class}:${r.root_oid}`)]);
-        this.replace(considered, rows);
-    }
-    /** Replaces the families of `roots` with `rows`, journaling what changes for open marks. */
-    replace(roots, rows) {
-        const fresh = new Map();
-        for (const row of rows) {
-            if (!row.key)
-                continue;
-            const root = `${row.root_class}:${row.root_oid}`;
-            fresh.set(row.key, { object: objectOf(row), root });
-            if (row.obj_class)
-                this.rootOf.set(`${row.obj_class}:${row.obj_oid}`, root);
-        }
-        for (const root of roots) {
-            for (const key of this.byRoot.get(root) ?? []) {
-                if (!fresh.has(key) && this.objects.get(key)?.root === root)
-                    this.set(key, undefined);
-            }
-            this.byRoot.delete(root);
-        }
-        for (const [key, entry] of fresh)
-            this.set(key, entry.object, entry.root);
-    }
-    set(key, object, root) {
-        const old = this.objects.get(key);
-        for (const mark of this.marks)
-            if (!mark.journal.has(key))
-                mark.journal.set(key, old?.object);
-        if (old && old.root !== root)
-            this.byRoot.get(old.root)?.delete(key);
-        if (!object || !root) {
-            this.objects.delete(key);
-            return;
-        }
-        this.objects.set(key, { object, root });
-        let keys = this.byRoot.get(root);
-        if (!keys)
-            this.byRoot.set(root, (keys = new Set()));
-        keys.add(key);
-    }
-    /** Starts remembering values as they are now; release it when done. */
-    mark() {
-        const mark = new Mark();
-        this.marks.add(mark);
-        return mark;
-    }
-    release(mark) {
-        this.marks.delete(mark);
-    }
-    /** Keys that may have changed since the mark. */
-    changedSince(mark) {
-        return [...mark.journal.keys()];
-    }
-    /** The given keys as they were at the mark. */
-    at(mark, keys) {
-        const out = {};
-        for (const key of keys) {
-            const value = mark.journal.has(key) ? mark.journal.get(key) : this.objects.get(key)?.object;
-            if (value)
-                out[key] = value;
-        }
-        return out;
-    }
-    /** The given keys (or all) as they are now. */
-    now(keys) {
-        const out = {};
-        for (const key of keys ?? this.objects.keys()) {
-            const value = this.objects.get(key)?.object;
-            if (value)
-                out[key] = value;
-        }
-        return out;
-    }
-}
-
-;// CONCATENATED MODULE: ./src/core/schema.ts
-/** Readable names for property keys in messages. */
-const PropLabels = {
-    notNull: 'not null',
-    forceRowSecurity: 'forced row security',
-    rowSecurity: 'row security',
-    replicaIdentity: 'replica identity',
-    partitionKey: 'partition key',
-    partitionOf: 'partition of',
-    ownedBy: 'owned by',
-    accessMethod: 'access method',
-    returns: 'return type',
-    baseType: 'base type',
-    inherits: 'parent tables',
-};
-function equal(a, b) {
-    if (a === b)
-        return true;
-    if (a === undefined || b === undefined || a === null || b === null)
-        return (a ?? null) === (b ?? null);
-    if (Array.isArray(a) && Array.isArray(b))
-        return a.length === b.length && a.every((x, i) => equal(x, b[i]));
-    return false;
-}
-function sameMembers(a, b) {
-    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length)
-        return false;
-    const sorted = (x) => x.map((v) => JSON.stringify(v)).sort();
-    return equal(sorted(a), sorted(b));
-}
-/** Differences of one object present on both sides; undefined when it is the same. */
-function diffObject(key, before, after) {
-    const props = [];
-    for (const prop of new Set([...Object.keys(before.props), ...Object.keys(after.props)])) {
-        if (!equal(before.props[prop], after.props[prop]))
-            props.push({ prop, before: before.props[prop], after: after.props[prop] });
-    }
-    if (!props.length)
-        return undefined;
-    // The same columns in another order: the table works, but `SELECT *` and COPY do not agree.
-    const orderOnly = props.length === 1 && props[0]?.prop === 'columns' && sameMembers(props[0].before, props[0].after);
-    return { key, object: after, change: 'changed', props, severity: orderOnly ? 'warning' : 'error' };
-}
-/**
- * Object-level differences from `before` to `after`, sorted by key. With `keys`, only those keys are
- * compared (the objects a step touched); without, every key on either side.
- */
-function diffSnapshots(before, after, keys) {
-    return collapse(rawDiff(before, after, keys));
-}
-function rawDiff(before, after, keys) {
-    const all = keys ? new Set(keys) : new Set([...Object.keys(before), ...Object.keys(after)]);
-    const out = [];
-    for (const key of [...all].sort()) {
-        const a = before[key];
-        const b = after[key];
-        if (a && !b)
-            out.push({ key, object: a, change: 'removed', props: [], severity: 'error' });
-        else if (!a && b)
-            out.push({ key, object: b, change: 'added', props: [], severity: 'error' });
-        else if (a && b) {
-            const changed = diffObject(key, a, b);
-            if (changed)
-                out.push(changed);
-        }
-    }
-    return out;
-}
-/**
- * Says each thing once: a table that appears or disappears carries its columns, constraints,
- * indexes, triggers and owned sequences with it (counted, not listed), and a table whose column list
- * changed only because columns were added or dropped is not reported beside those columns.
- */
-function collapse(diffs) {
-    const whole = new Map();
-    for (const d of diffs) {
-        if (d.change !== 'changed' && d.object.kind !== 'column' && !d.object.parent)
-            whole.set(`${d.change}:${d.object.name}`, d);
-    }
-    const ownerOf = (d) => {
-        if (d.object.parent)
-            return d.object.parent;
-        const owned = d.object.props.ownedBy;
-        return typeof owned === 'string' ? owned.slice(0, owned.lastIndexOf('.')) : undefined;
-    };
-    const carried = new Map();
-    const columnsMoved = new Set();
-    const out = [];
-    for (const d of diffs) {
-        const owner = ownerOf(d);
-        const parent = owner && d.change !== 'changed' ? whole.get(`${d.change}:${owner}`) : undefined;
-        if (parent) {
-            const counts = carried.get(parent) ?? {};
-            counts[d.object.kind] = (counts[d.object.kind] ?? 0) + 1;
-            carried.set(parent, counts);
-            continue;
-        }
-        if (d.object.kind === 'column' && d.change !== 'changed' && d.object.parent)
-            columnsMoved.add(d.object.parent);
-        out.push(d);
-    }
-    return out
-        .filter((d) => !(d.change === 'changed' && d.severity === 'error' && columnsMoved.has(d.object.name) && d.props.every((p) => p.prop === 'columns')))
-        .map((d) => (carried.has(d) ? { ...d, carries: carried.get(d) } : d));
-}
-function show(value) {
-    if (value === undefined || value === null)
-        return 'none';
-    if (Array.isArray(value))
-        return value.length ? value.map((v) => show(v)).join(', ') : 'none';
-    if (typeof value === 'string') {
-        const flat = value.replace(/\s+/g, ' ').trim();
-        return flat.length > 160 ? `${flat.slice(0, 157)}...` : flat;
-    }
-    return String(value);
-}
-/** `index public.users_email_idx on public.users` */
-function objectTitle(object) {
-    return `${object.kind} ${object.name}${object.parent && object.kind !== 'column' ? ` on ${object.parent}` : ''}`;
-}
-/**
- * One line per difference, readable on its own, with the two sides named by the caller:
- * `index public.users_email_idx on public.users: present after down, absent before up`.
- */
-function describeDifference(d, sides) {
-    const title = objectTitle(d.object);
-    const parts = d.carries
-        ? ` (with its ${Object.entries(d.carries)
-            .sort(([a], [b]) => a.localeCompare(b))
-            .map(([kind, n]) => `${n} ${kind}${n === 1 ? '' : kind.endsWith('x') ? 'es' : 's'}`)
-            .join(', ')})`
-        : '';
-    if (d.change === 'added')
-        return `${title}${parts}: present ${sides.after}, absent ${sides.before}`;
-    if (d.change === 'removed')
-        return `${title}${parts}: absent ${sides.after}, present ${sides.before}`;
-    if (d.severity === 'warning') {
-        const [p] = d.props;
-        return `${title}: column order differs (${sides.before}: ${show(p?.before)}; ${sides.after}: ${show(p?.after)})`;
-    }
-    return d.props
-        .map((p) => {
-        const label = PropLabels[p.prop] ?? p.prop;
-        return `${title}: ${label} ${label.endsWith('s') ? 'differ' : 'differs'} (${sides.before}: ${show(p.before)}; ${sides.after}: ${show(p.after)})`;
-    })
-        .join('\n');
-}
-/** What a step changed, one short line per object, for the report: `+ table public.users`. */
-function summarizeChanges(diffs) {
-    return diffs.map((d) => {
-        const sign = d.change === 'added' ? '+' : d.change === 'removed' ? '-' : '~';
-        return `${sign} ${objectTitle(d.object)}`;
-    });
-}
-
-;// CONCATENATED MODULE: ./src/core/messages.ts
-
-
-/** At most this many differences in a message; all of them go to the detail. */
-const Shown = 5;
-/** Differences as message text (first few) and detail (all), with the two sides named. */
-function differenceText(diffs, sides) {
-    const lines = diffs.flatMap((d) => describeDifference(d, sides).split('\n'));
-    const shown = lines.slice(0, Shown).join('; ');
-    if (lines.length <= Shown)
-        return { text: shown };
-    return {
-        text: `${shown}; and ${plural(lines.length - Shown, 'more difference')}`,
-        detail: lines.join('\n'),
-    };
-}
-const Messages = {
-    downFailed: (id, error) => `\`${id}\` (down) failed: ${error}. A rollback of this release would fail here. Fix the down step.`,
-    downDiffers: (id, text) => `\`${id}\` (down) does not restore the schema from before its up step: ${text}. A rollback of this release would leave the schema different from before it. Make the down step undo exactly what the up step does.`,
-    downColumnOrder: (id, text) => `\`${id}\` (down) restores a column at another position: ${text}. \`SELECT *\` and \`COPY\` without a column list now see another order. Recreate the table in its original column order if that matters, or accept this warning.`,
-    reupFailed: (id, error) => `\`${id}\` (up, run again after its down) failed: ${error}. Its down step leaves behind something its up step needs to create, so the migration cannot be applied again after a rollback. Make the down step drop it.`,
-    reupDiffers: (id, text) => `\`${id}\` (up, run again after its down) does not reproduce the schema of its first run: ${text}. Applying it again after a rollback gives another schema than the first time. Make the down step undo exactly what the up step does.`,
-    rollbackLeftovers: (text) => `Rolling back every migration from the newest to the first does not return to the empty database: ${text}. Some down step does not undo its up step; the reversibility findings name which.`,
-};
-
 ;// CONCATENATED MODULE: ./src/walk.ts
+
 
 
 
@@ -44696,11 +44998,15 @@ class Workspace {
     origin;
     db;
     runner;
+    catalog;
     tracker;
-    constructor(origin, db, runner, tracker) {
+    constructor(origin, db, runner, 
+    /** Catalog reads go through their own session: nothing of ours runs in the migrations' session. */
+    catalog, tracker) {
         this.origin = origin;
         this.db = db;
         this.runner = runner;
+        this.catalog = catalog;
         this.tracker = tracker;
     }
     static async create(origin) {
@@ -44712,20 +45018,29 @@ class Workspace {
             cancel: () => cancelQueries(server.adminUrl, db.name),
             now: edges.now,
         });
+        const catalog = new esm.Client({
+            connectionString: db.url,
+            // The snapshot statement is long: planning it costs ~5 ms, more than running it; plan it once.
+            options: '-c plan_cache_mode=force_generic_plan',
+        });
+        catalog.on('error', () => { });
         try {
             await runner.open();
-            return new Workspace(origin, db, runner, await CatalogTracker.open(runner.connection, exclusions));
+            await catalog.connect();
+            return new Workspace(origin, db, runner, catalog, await CatalogTracker.open(catalog, exclusions));
         }
         catch (error) {
+            await catalog.end().catch(() => { });
             await runner.close();
             await db.drop().catch(() => { });
             throw error;
         }
     }
     refresh() {
-        return this.tracker.refresh(this.runner.connection);
+        return this.tracker.refresh(this.catalog);
     }
     async close() {
+        await this.catalog.end().catch(() => { });
         await this.runner.close();
         await this.db.drop().catch(() => { });
     }
@@ -44880,14 +45195,14 @@ async function walkSet(set, loaded, server, settings, edges, findings) {
                 const rebuilt = await rebuild(ws.origin, i);
                 if (!rebuilt) {
                     notes.push(`After \`${m.id}\` the database could not be put back in its state after the up step, so the migrations after it were not checked.`);
-                    return { migrations: reports, notes };
+                    return { migrations: reports, notes, exclusions };
                 }
                 await ws.close();
                 ws = rebuilt;
             }
         }
         // The full schema at the head: the reference for snapshot drift, and a cross-check of tracking.
-        const head = dirty ? undefined : await readSnapshot(ws.runner.connection, exclusions);
+        const head = applied === total ? await readSnapshot(ws.catalog, exclusions) : undefined;
         if (head) {
             const missed = diffSnapshots(head, ws.tracker.now());
             if (missed.length)
@@ -44916,7 +45231,7 @@ async function walkSet(set, loaded, server, settings, edges, findings) {
                     }
                 }
                 if (complete) {
-                    const diffs = diffSnapshots(empty, await readSnapshot(ws.runner.connection, exclusions));
+                    const diffs = diffSnapshots(empty, await readSnapshot(ws.catalog, exclusions));
                     if (diffs.length) {
                         const { text, detail } = differenceText(diffs, {
                             before: 'before the first migration',
@@ -44932,7 +45247,7 @@ async function walkSet(set, loaded, server, settings, edges, findings) {
                 }
             }
         }
-        return { migrations: reports, notes, head };
+        return { migrations: reports, notes, head, exclusions };
     }
     finally {
         await ws.close();
@@ -44953,6 +45268,7 @@ async function rebuild(origin, upTo) {
 }
 
 ;// CONCATENATED MODULE: ./src/verify.ts
+
 
 
 
@@ -45023,13 +45339,28 @@ async function verifySet(set, loaded, server, settings, edges, findings) {
         if (settings.checks.has(f.check))
             findings.push({ ...f, set: set.name });
     const walk = await walkSet(set, loaded, server, settings, edges, findings);
+    const notes = [...walk.notes];
+    const finding = (f) => findings.push({ ...f, set: set.name });
+    const drift = ['drift-snapshot', 'drift-models'].filter((c) => settings.checks.has(c) && (c === 'drift-snapshot' ? set.snapshotFile : set.modelsCommand));
+    if (drift.length && !walk.head)
+        notes.push(`${drift.join(' and ')} not checked: not every migration applied.`);
+    if (walk.head && drift.includes('drift-snapshot')) {
+        const note = await checkSnapshotFile(set, walk.head, settings, finding);
+        if (note)
+            notes.push(note);
+    }
+    if (walk.head && drift.includes('drift-models')) {
+        const note = await checkModels(set, walk.head, server, settings, walk.exclusions, edges.env ?? process.env, finding);
+        if (note)
+            notes.push(note);
+    }
     return {
         name: set.name,
         dir: external_node_path_default().relative(settings.workingDirectory, set.dir) || '.',
         format: loaded.format,
         formatReason: loaded.layout,
         migrations: walk.migrations,
-        notes: walk.notes,
+        notes,
     };
 }
 

@@ -38,10 +38,10 @@ function step(result: StepResult | null): string {
   return `${result.ok ? '' : '❌ '}${formatDuration(result.ms)}`;
 }
 
-function status(m: MigrationReport, failing: Set<string>): string {
+function status(m: MigrationReport, failing: Set<string>, warned: Set<string>): string {
   if (!m.up) return '⏭️';
   if (!m.up.ok || m.down?.ok === false || failing.has(m.id)) return '❌';
-  return '✅';
+  return warned.has(m.id) ? '⚠️' : '✅';
 }
 
 function location(f: Finding): string {
@@ -73,6 +73,11 @@ export function renderMarkdown(report: Report): string {
         .filter((f) => f.set === set.name && f.severity === 'error' && f.migration)
         .map((f) => f.migration as string),
     );
+    const warned = new Set(
+      report.findings
+        .filter((f) => f.set === set.name && f.severity === 'warning' && f.migration)
+        .map((f) => f.migration as string),
+    );
     out.push(`### ${escapeText(set.name)}`, '');
     out.push(
       `${inlineCode(set.dir)}: ${escapeText(set.format)}${set.formatReason ? `, ${escapeText(set.formatReason)}` : ''}`,
@@ -82,7 +87,7 @@ export function renderMarkdown(report: Report): string {
     for (const m of set.migrations) {
       const changes = m.changes.length ? m.changes.map((c) => escapeText(c)).join('<br>') : '';
       out.push(
-        `| ${status(m, failing)} | ${inlineCode(m.id)} | ${step(m.up)} | ${step(m.down)} | ${m.reversible} | ${changes} |`,
+        `| ${status(m, failing, warned)} | ${inlineCode(m.id)} | ${step(m.up)} | ${step(m.down)} | ${m.reversible} | ${changes} |`,
       );
     }
     out.push('');

@@ -22,7 +22,10 @@ export function renderSnapshotFile(snapshot: SchemaSnapshot): string {
 
 /** A table's parts (columns, constraints, indexes, owned sequences, ...) follow the table itself. */
 function sortKey(object: SchemaObject): string {
-  const owned = typeof object.props.ownedBy === 'string' ? object.props.ownedBy.slice(0, object.props.ownedBy.lastIndexOf('.')) : undefined;
+  const owned =
+    typeof object.props.ownedBy === 'string'
+      ? object.props.ownedBy.slice(0, object.props.ownedBy.lastIndexOf('.'))
+      : undefined;
   const owner = object.parent ?? owned;
   return owner ? `${owner}\u0001${object.kind}\u0000${object.name}` : `${object.name}\u0000${object.kind}`;
 }
