@@ -2,11 +2,13 @@
 // step) and the tool on the same synthetic folder, on one server, in one process; prints medians
 // and ratios, plus the cold and warm time to a ready server and the process's peak memory.
 
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { defaultExclusions, readSnapshot } from '../src/catalog/tracker.js';
 import { startBinaries } from '../src/postgres/binaries.js';
 import type { StartedPostgres } from '../src/postgres/types.js';
 import { resolveSettings } from '../src/settings.js';
@@ -123,11 +125,55 @@ async function main(): Promise<void> {
           `${String(count).padStart(10)} | ${ms(r).padStart(20)} | ${ms(v).padStart(13)} | ${(v / r).toFixed(2).padStart(13)}x`,
         );
       }
+      // Peak memory of the tool alone: the CLI in a child process on the largest folder.
+      const largest = Math.max(...counts);
+      const child = execFileSync(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          path.join(path.dirname(new URL(import.meta.url).pathname), 'tool-child.ts'),
+          path.join(tmp, `history-${largest}`),
+          '--database-url',
+          server.adminUrl,
+          '-q',
+        ],
+        { encoding: 'utf8' },
+      );
+      const { maxRssKb } = JSON.parse(child.trim().split('\n').pop() ?? '{}') as { maxRssKb: number };
+      console.log('');
+      console.log(
+        `peak RSS of the tool on ${largest} migrations (CLI in a child process): ${(maxRssKb / 1024).toFixed(0)} MB`,
+      );
+
+      // A full catalog snapshot of a schema with 500 tables (plus their columns, indexes, views, ...).
+      const db = await server.createDatabase();
+      const client = new pg.Client({ connectionString: db.url });
+      await client.connect();
+      const big = generateHistory(2000);
+      for (const m of big) await client.query(m.up);
+      const { rows } = await client.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace",
+      );
+      const snaps: number[] = [];
+      let objects = 0;
+      for (let i = 0; i < 5; i++) {
+        const t0 = performance.now();
+        objects = Object.keys(await readSnapshot(client, defaultExclusions())).length;
+        snaps.push(performance.now() - t0);
+      }
+      await client.end();
+      await db.drop();
+      console.log(
+        `full snapshot of ${rows[0]?.n} tables (${objects} objects): median ${ms(median(snaps))} over ${snaps.length}`,
+      );
     } finally {
       await server.stop();
     }
     console.log('');
-    console.log(`peak RSS of this process: ${(peakRss / 1024 / 1024).toFixed(0)} MB`);
+    console.log(
+      `peak RSS of this bench process (raw runs included): ${(peakRss / 1024 / 1024).toFixed(0)} MB`,
+    );
   } finally {
     clearInterval(sampler);
     for (const dir of [tmp, ...cleanups]) await rm(dir, { recursive: true, force: true });

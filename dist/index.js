@@ -60964,7 +60964,7 @@ function extend(target) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4545);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3384);
 
 await (0,_main_js__WEBPACK_IMPORTED_MODULE_0__/* .run */ .e)();
 
@@ -60973,7 +60973,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 4545:
+/***/ 3384:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -74731,192 +74731,24 @@ async function resolveSettings(raw, cwd = process.cwd()) {
     };
 }
 
-// EXTERNAL MODULE: ./node_modules/umzug/lib/index.js
-var umzug_lib = __nccwpck_require__(1252);
-;// CONCATENATED MODULE: ./src/migrations/runner.ts
-
-
-
-
-
+;// CONCATENATED MODULE: ./src/migrations/bookkeeping.ts
 /** Our bookkeeping lives here; the catalog snapshot leaves this schema out. */
 const BookkeepingSchema = '_pg_migrate_verify';
-/**
- * Records applied ids in the database under test, so that the state lives with the data. Reads come
- * from an in-memory mirror: umzug asks for the executed list on every step, and a query each time
- * would cost a round trip per step.
- */
-class TableStorage {
-    applied = [];
-    async logMigration({ name, context }) {
-        await context.client.query(`INSERT INTO ${BookkeepingSchema}.applied (id) VALUES ($1)`, [name]);
-        this.applied.push(name);
-    }
-    async unlogMigration({ name, context }) {
-        await context.client.query(`DELETE FROM ${BookkeepingSchema}.applied WHERE id = $1`, [name]);
-        const at = this.applied.indexOf(name);
-        if (at >= 0)
-            this.applied.splice(at, 1);
-    }
-    async executed() {
-        return [...this.applied];
-    }
-    has(id) {
-        return this.applied.includes(id);
-    }
-}
-/**
- * Runs single migrations up or down on one database through umzug. Every format plugs in here with
- * its own `Migration` objects (our resolver), so ordering and bookkeeping are the same for all.
- */
-class Runner {
-    migrations;
-    options;
-    client;
-    umzug;
-    abort = new AbortController();
-    storage = new TableStorage();
-    now;
-    constructor(migrations, options) {
-        this.migrations = migrations;
-        this.options = options;
-        this.now = options.now ?? (() => performance.now());
-    }
-    async open() {
-        const client = new esm.Client({ connectionString: this.options.databaseUrl });
-        client.on('error', () => { });
-        await client.connect();
-        await client.query(`CREATE SCHEMA IF NOT EXISTS ${BookkeepingSchema};
-       CREATE TABLE IF NOT EXISTS ${BookkeepingSchema}.applied (seq serial, id text PRIMARY KEY)`);
-        this.client = client;
-        const context = () => ({
-            client,
-            databaseUrl: this.options.databaseUrl,
-            signal: this.abort.signal,
-        });
-        this.umzug = new umzug_lib.Umzug({
-            migrations: this.migrations.map((m) => ({
-                name: m.id,
-                path: m.up.file,
-                up: ({ context: c }) => m.up.run(c),
-                down: async ({ context: c }) => {
-                    if (!m.down)
-                        throw new Error(`${m.id} has no down step`);
-                    await m.down.run(c);
-                },
-            })),
-            context,
-            storage: this.storage,
-            logger: undefined,
-        });
-    }
-    /** True when the migration's up step ran and its down step has not. */
-    isApplied(id) {
-        return this.storage.has(id);
-    }
-    /** The connection steps run on (also for catalog reads between steps). */
-    get connection() {
-        if (!this.client)
-            throw new Error('Runner is not open');
-        return this.client;
-    }
-    up(migration) {
-        return this.step(migration, 'up');
-    }
-    down(migration) {
-        return this.step(migration, 'down');
-    }
-    async step(migration, direction) {
-        const umzug = this.umzug;
-        if (!umzug)
-            throw new Error('Runner is not open');
-        const step = direction === 'up' ? migration.up : migration.down;
-        const file = step?.file ?? migration.up.file;
-        const started = this.now();
-        let timedOut = false;
-        let timer;
-        const work = direction === 'up'
-            ? umzug.up({ migrations: [migration.id] })
-            : umzug.down({ migrations: [migration.id] });
-        const deadline = new Promise((_, reject) => {
-            timer = setTimeout(() => {
-                timedOut = true;
-                this.abort.abort();
-                void this.options.cancel().catch(() => { });
-                // Give the cancelled statement a moment to unwind; a step stuck outside SQL is abandoned.
-                setTimeout(() => reject(new Error('timed out')), 5_000).unref();
-            }, this.options.timeoutMs);
-        });
-        try {
-            await Promise.race([work, deadline]);
-            return { ok: true, ms: this.now() - started };
-        }
-        catch (error) {
-            const ms = this.now() - started;
-            if (timedOut) {
-                this.abort = new AbortController();
-                return {
-                    ok: false,
-                    ms,
-                    timedOut: true,
-                    error: new StepError(`did not finish within the step timeout of ${formatDuration(this.options.timeoutMs)} and was cancelled`, file, step?.line),
-                };
-            }
-            const cause = error.cause ?? error;
-            if (cause instanceof StepError)
-                return { ok: false, ms, error: cause };
-            return { ok: false, ms, error: new StepError(messageOf(cause), file, undefined, undefined, { cause }) };
-        }
-        finally {
-            clearTimeout(timer);
-        }
-    }
-    async close() {
-        const client = this.client;
-        this.client = undefined;
-        if (client)
-            await client.end().catch(() => { });
-    }
-}
 
 ;// CONCATENATED MODULE: ./src/catalog/snapshot-sql.ts
-/**
- * One statement that reads the schema from pg_catalog, row per object:
- * (obj_class, obj_oid, root_class, root_oid, key, kind, name, parent, props).
- *
- * A "root" owns a family of objects that are read and replaced together: a relation (with its
- * columns, constraints, indexes, triggers, policies and rules), a type (with domain constraints),
- * a function, a schema, an extension, an event trigger. With $1 = true every root is read; else only
- * the roots touched by a step ($2/$3: catalog and oid of each touched object, mapped to its root, plus
- * whatever depends on it one level down, so that renaming a table refreshes the foreign keys and views
- * that name it) and the roots given directly ($4-$9). A `#root` row marks every root considered, so
- * the caller can drop the family of a root that no longer yields rows. The full and the scoped reads
- * are two statement texts, so that each gets its own plan (oid index lookups for the scoped one).
- *
- * Compare catalogs, not pg_dump text: dump order and layout change between server versions.
- *
- * $10: schemas to leave out (our bookkeeping), $11: `schema.table` names to leave out (history tables).
- */
-function snapshotSql(full) {
-    const scoped = (condition) => (full ? '' : `AND ${condition}`);
-    // Scoped reads start from the few touched roots and look each up by oid; full reads scan the catalog.
-    const from = (catalog, alias, roots) => full
-        ? `${catalog} ${alias}`
-        : `(SELECT DISTINCT oid FROM ${roots} WHERE oid IS NOT NULL) root JOIN ${catalog} ${alias} ON ${alias}.oid = root.oid`;
-    return `
-WITH params AS (SELECT $1::boolean AS full_read),
-touched AS (
-  SELECT c::regclass::oid AS classid, objid FROM unnest($2::text[], $3::oid[]) AS t(c, objid)
-),
-expanded AS (
-  SELECT classid, objid FROM touched
-  UNION
-  SELECT d.classid, d.objid FROM pg_depend d JOIN touched t ON d.refclassid = t.classid AND d.refobjid = t.objid
-  WHERE d.deptype IN ('n', 'a', 'i')
-),
-rel_roots AS (
-  SELECT unnest($4::oid[]) AS oid
-  UNION SELECT CASE WHEN c.relkind IN ('i', 'I') THEN i.indrelid ELSE c.oid END
+
+const RootClasses = [
+    'pg_class',
+    'pg_type',
+    'pg_proc',
+    'pg_namespace',
+    'pg_extension',
+    'pg_event_trigger',
+];
+/** CTEs that map each object in `expanded(classid, objid)` to the root whose family holds it. */
+const RootMapping = `
+rel_roots(oid) AS (
+  SELECT CASE WHEN c.relkind IN ('i', 'I') THEN i.indrelid ELSE c.oid END
     FROM expanded e JOIN pg_class c ON e.classid = 'pg_class'::regclass AND c.oid = e.objid
     LEFT JOIN pg_index i ON i.indexrelid = c.oid
     WHERE c.relkind <> 'c'
@@ -74928,52 +74760,65 @@ rel_roots AS (
   UNION SELECT t.typrelid FROM expanded e JOIN pg_type t ON e.classid = 'pg_type'::regclass AND t.oid = e.objid
     JOIN pg_class c ON c.oid = t.typrelid WHERE c.relkind <> 'c'
 ),
-type_roots AS (
-  SELECT unnest($5::oid[]) AS oid
-  UNION SELECT CASE WHEN t.typcategory = 'A' AND t.typelem <> 0 THEN t.typelem ELSE t.oid END
-    FROM expanded e JOIN pg_type t ON e.classid = 'pg_type'::regclass AND t.oid = e.objid
-  UNION SELECT c.reltype FROM expanded e JOIN pg_class c ON e.classid = 'pg_class'::regclass AND c.oid = e.objid WHERE c.relkind = 'c'
-  UNION SELECT co.contypid FROM expanded e JOIN pg_constraint co ON e.classid = 'pg_constraint'::regclass AND co.oid = e.objid WHERE co.contypid <> 0
+type_roots(oid) AS (
+  SELECT x.oid FROM (
+    SELECT CASE WHEN t.typcategory = 'A' AND t.typelem <> 0 THEN t.typelem ELSE t.oid END AS oid
+      FROM expanded e JOIN pg_type t ON e.classid = 'pg_type'::regclass AND t.oid = e.objid
+    UNION SELECT c.reltype FROM expanded e JOIN pg_class c ON e.classid = 'pg_class'::regclass AND c.oid = e.objid WHERE c.relkind = 'c'
+    UNION SELECT co.contypid FROM expanded e JOIN pg_constraint co ON e.classid = 'pg_constraint'::regclass AND co.oid = e.objid WHERE co.contypid <> 0
+  ) x
+  -- A table's row type is read with the table.
+  WHERE NOT EXISTS (SELECT 1 FROM pg_type t JOIN pg_class c ON c.oid = t.typrelid WHERE t.oid = x.oid AND c.relkind <> 'c')
 ),
-func_roots AS (SELECT unnest($6::oid[]) AS oid UNION SELECT objid FROM expanded WHERE classid = 'pg_proc'::regclass),
-ns_roots AS (SELECT unnest($7::oid[]) AS oid UNION SELECT objid FROM expanded WHERE classid = 'pg_namespace'::regclass),
-ext_roots AS (SELECT unnest($8::oid[]) AS oid UNION SELECT objid FROM expanded WHERE classid = 'pg_extension'::regclass),
-evt_roots AS (SELECT unnest($9::oid[]) AS oid UNION SELECT objid FROM expanded WHERE classid = 'pg_event_trigger'::regclass),
-nsp AS (
-  SELECT n.oid, n.nspname, quote_ident(n.nspname) AS q FROM pg_namespace n
-  WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
-    AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'
-    AND n.nspname <> ALL($10::text[])
+func_roots(oid) AS (SELECT objid FROM expanded WHERE classid = 'pg_proc'::regclass),
+ns_roots(oid) AS (SELECT objid FROM expanded WHERE classid = 'pg_namespace'::regclass),
+ext_roots(oid) AS (SELECT objid FROM expanded WHERE classid = 'pg_extension'::regclass),
+evt_roots(oid) AS (SELECT objid FROM expanded WHERE classid = 'pg_event_trigger'::regclass)
+`;
+const RootRows = `
+SELECT 'pg_class' AS root_class, oid AS root_oid, false AS dropped FROM rel_roots WHERE oid IS NOT NULL
+UNION SELECT 'pg_type', oid, false FROM type_roots WHERE oid IS NOT NULL
+UNION SELECT 'pg_proc', oid, false FROM func_roots WHERE oid IS NOT NULL
+UNION SELECT 'pg_namespace', oid, false FROM ns_roots WHERE oid IS NOT NULL
+UNION SELECT 'pg_extension', oid, false FROM ext_roots WHERE oid IS NOT NULL
+UNION SELECT 'pg_event_trigger', oid, false FROM evt_roots WHERE oid IS NOT NULL
+`;
+/** Reads and clears the log: roots of the objects the step touched, and the objects it dropped. */
+const RootsSql = `
+WITH log AS (DELETE FROM ${BookkeepingSchema}.ddl_log RETURNING classid, objid, dropped),
+expanded AS (SELECT classid::regclass::oid AS classid, objid FROM log WHERE NOT dropped),
+${RootMapping}
+${RootRows}
+UNION SELECT classid, objid, true FROM log WHERE dropped
+`;
+/**
+ * Roots of the objects that depend on the given ones ($1 catalogs, $2 oids), one level down: after a
+ * rename, the foreign keys, views, defaults and triggers that name the renamed object read differently.
+ */
+const DependentsSql = `
+WITH given AS (SELECT c::regclass::oid AS classid, objid FROM unnest($1::text[], $2::oid[]) AS g(c, objid)),
+expanded AS (
+  SELECT d.classid, d.objid FROM given g
+  CROSS JOIN LATERAL (SELECT classid, objid FROM pg_depend d
+                      WHERE d.refclassid = g.classid AND d.refobjid = g.objid AND d.deptype IN ('n', 'a', 'i') OFFSET 0) d
 ),
-rels AS (
-  SELECT c.oid, c.relkind::text AS relkind, nsp.q || '.' || quote_ident(c.relname) AS qn
-  FROM ${from('pg_class', 'c', 'rel_roots')} JOIN nsp ON nsp.oid = c.relnamespace
-  WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
-    AND (nsp.nspname || '.' || c.relname) <> ALL($11::text[])
-    AND NOT EXISTS (SELECT 1 FROM pg_depend m WHERE m.classid = 'pg_class'::regclass AND m.objid = c.oid AND m.deptype = 'e')
-),
-types AS (
-  SELECT t.oid, t.typtype::text AS typtype, nsp.q || '.' || quote_ident(t.typname) AS qt
-  FROM ${from('pg_type', 't', 'type_roots')} JOIN nsp ON nsp.oid = t.typnamespace
-  WHERE (t.typtype IN ('e', 'd', 'r') OR (t.typtype = 'c' AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = t.typrelid AND c.relkind = 'c')))
-    AND NOT EXISTS (SELECT 1 FROM pg_depend m WHERE m.classid = 'pg_type'::regclass AND m.objid = t.oid AND m.deptype = 'e')
-)
-SELECT NULL::text AS obj_class, NULL::oid AS obj_oid, 'pg_class' AS root_class, oid AS root_oid, NULL::text AS key, '#root' AS kind, NULL::text AS name, NULL::text AS parent, NULL::jsonb AS props
-  FROM rel_roots WHERE NOT ${full} AND oid IS NOT NULL
-UNION ALL SELECT NULL, NULL, 'pg_type', oid, NULL, '#root', NULL, NULL, NULL FROM type_roots WHERE NOT ${full} AND oid IS NOT NULL
-UNION ALL SELECT NULL, NULL, 'pg_proc', oid, NULL, '#root', NULL, NULL, NULL FROM func_roots WHERE NOT ${full} AND oid IS NOT NULL
-UNION ALL SELECT NULL, NULL, 'pg_namespace', oid, NULL, '#root', NULL, NULL, NULL FROM ns_roots WHERE NOT ${full} AND oid IS NOT NULL
-UNION ALL SELECT NULL, NULL, 'pg_extension', oid, NULL, '#root', NULL, NULL, NULL FROM ext_roots WHERE NOT ${full} AND oid IS NOT NULL
-UNION ALL SELECT NULL, NULL, 'pg_event_trigger', oid, NULL, '#root', NULL, NULL, NULL FROM evt_roots WHERE NOT ${full} AND oid IS NOT NULL
-
-UNION ALL
+${RootMapping}
+${RootRows}
+`;
+const Branches = [
+    [
+        'pg_namespace',
+        (h) => `
 SELECT 'pg_namespace', n.oid, 'pg_namespace', n.oid, 'schema:' || n.q, 'schema', n.q, NULL,
   jsonb_build_object('comment', (SELECT d.description FROM pg_description d WHERE d.objoid = n.oid AND d.classoid = 'pg_namespace'::regclass AND d.objsubid = 0))
 FROM nsp n
 WHERE NOT EXISTS (SELECT 1 FROM pg_depend m WHERE m.classid = 'pg_namespace'::regclass AND m.objid = n.oid AND m.deptype = 'e')
-  ${scoped('n.oid IN (SELECT oid FROM ns_roots)')}
-
-UNION ALL
+  ${h.scoped('n.oid')}
+`,
+    ],
+    [
+        'pg_class',
+        (h) => `
 SELECT 'pg_class', r.oid, 'pg_class', r.oid, k.kind || ':' || r.qn, k.kind, r.qn, NULL,
   CASE
     WHEN r.relkind = 'S' THEN jsonb_build_object(
@@ -75008,8 +74853,11 @@ FROM rels r JOIN pg_class c ON c.oid = r.oid
 LEFT JOIN pg_sequence s ON s.seqrelid = r.oid
 CROSS JOIN LATERAL (SELECT CASE r.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence'
                                           WHEN 'f' THEN 'foreign table' ELSE 'table' END AS kind) k
-
-UNION ALL
+`,
+    ],
+    [
+        'pg_class',
+        (h) => `
 SELECT 'pg_class', r.oid, 'pg_class', r.oid, 'column:' || r.qn || '.' || quote_ident(a.attname), 'column',
   r.qn || '.' || quote_ident(a.attname), r.qn,
   jsonb_build_object(
@@ -75027,8 +74875,11 @@ LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
 LEFT JOIN pg_collation co ON co.oid = a.attcollation
 LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
 WHERE r.relkind IN ('r', 'p', 'v', 'm', 'f')
-
-UNION ALL
+`,
+    ],
+    [
+        'pg_class',
+        (h) => `
 SELECT 'pg_constraint', co.oid, 'pg_class', r.oid, 'constraint:' || r.qn || '.' || quote_ident(co.conname), 'constraint',
   quote_ident(co.conname), r.qn,
   jsonb_build_object('type', CASE co.contype WHEN 'p' THEN 'primary key' WHEN 'f' THEN 'foreign key' WHEN 'u' THEN 'unique'
@@ -75037,21 +74888,30 @@ SELECT 'pg_constraint', co.oid, 'pg_class', r.oid, 'constraint:' || r.qn || '.' 
                      'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = co.oid AND d.classoid = 'pg_constraint'::regclass AND d.objsubid = 0))
 FROM rels r JOIN pg_constraint co ON co.conrelid = r.oid
 WHERE co.contype::text <> 'n'
-
-UNION ALL
+`,
+    ],
+    [
+        'pg_class',
+        (h) => `
 SELECT 'pg_class', ic.oid, 'pg_class', r.oid, 'index:' || quote_ident(n.nspname) || '.' || quote_ident(ic.relname), 'index',
   quote_ident(n.nspname) || '.' || quote_ident(ic.relname), r.qn,
   jsonb_build_object('definition', pg_get_indexdef(ic.oid), 'valid', i.indisvalid, 'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = ic.oid AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0))
 FROM rels r JOIN pg_index i ON i.indrelid = r.oid JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = ic.relnamespace
-
-UNION ALL
+`,
+    ],
+    [
+        'pg_class',
+        (h) => `
 SELECT 'pg_trigger', tg.oid, 'pg_class', r.oid, 'trigger:' || r.qn || '.' || quote_ident(tg.tgname), 'trigger',
   quote_ident(tg.tgname), r.qn,
   jsonb_build_object('definition', pg_get_triggerdef(tg.oid), 'enabled', tg.tgenabled::text, 'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = tg.oid AND d.classoid = 'pg_trigger'::regclass AND d.objsubid = 0))
 FROM rels r JOIN pg_trigger tg ON tg.tgrelid = r.oid
 WHERE NOT tg.tgisinternal
-
-UNION ALL
+`,
+    ],
+    [
+        'pg_class',
+        (h) => `
 SELECT 'pg_policy', po.oid, 'pg_class', r.oid, 'policy:' || r.qn || '.' || quote_ident(po.polname), 'policy',
   quote_ident(po.polname), r.qn,
   jsonb_build_object(
@@ -75062,15 +74922,21 @@ SELECT 'pg_policy', po.oid, 'pg_class', r.oid, 'policy:' || r.qn || '.' || quote
     'check', pg_get_expr(po.polwithcheck, po.polrelid),
     'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = po.oid AND d.classoid = 'pg_policy'::regclass AND d.objsubid = 0))
 FROM rels r JOIN pg_policy po ON po.polrelid = r.oid
-
-UNION ALL
+`,
+    ],
+    [
+        'pg_class',
+        (h) => `
 SELECT 'pg_rewrite', ru.oid, 'pg_class', r.oid, 'rule:' || r.qn || '.' || quote_ident(ru.rulename), 'rule',
   quote_ident(ru.rulename), r.qn,
   jsonb_build_object('definition', pg_get_ruledef(ru.oid), 'enabled', ru.ev_enabled::text, 'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = ru.oid AND d.classoid = 'pg_rewrite'::regclass AND d.objsubid = 0))
 FROM rels r JOIN pg_rewrite ru ON ru.ev_class = r.oid
 WHERE ru.rulename <> '_RETURN'
-
-UNION ALL
+`,
+    ],
+    [
+        'pg_type',
+        (h) => `
 SELECT 'pg_type', ty.oid, 'pg_type', ty.oid, k.kind || ':' || ty.qt, k.kind, ty.qt, NULL,
   CASE ty.typtype
     WHEN 'e' THEN jsonb_build_object('labels', (SELECT jsonb_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = ty.oid))
@@ -75086,16 +74952,22 @@ FROM types ty JOIN pg_type t ON t.oid = ty.oid
 LEFT JOIN pg_type bt ON bt.oid = t.typbasetype
 LEFT JOIN pg_range rg ON rg.rngtypid = ty.oid
 CROSS JOIN LATERAL (SELECT CASE ty.typtype WHEN 'e' THEN 'enum' WHEN 'd' THEN 'domain' WHEN 'c' THEN 'composite type' ELSE 'range type' END AS kind) k
-
-UNION ALL
+`,
+    ],
+    [
+        'pg_type',
+        (h) => `
 SELECT 'pg_constraint', co.oid, 'pg_type', ty.oid, 'constraint:' || ty.qt || '.' || quote_ident(co.conname), 'constraint',
   quote_ident(co.conname), ty.qt,
   jsonb_build_object('type', 'check', 'definition', pg_get_constraintdef(co.oid), 'validated', co.convalidated,
                      'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = co.oid AND d.classoid = 'pg_constraint'::regclass AND d.objsubid = 0))
 FROM types ty JOIN pg_constraint co ON co.contypid = ty.oid
 WHERE co.contype::text <> 'n'
-
-UNION ALL
+`,
+    ],
+    [
+        'pg_proc',
+        (h) => `
 SELECT 'pg_proc', p.oid, 'pg_proc', p.oid, k.kind || ':' || p.qf, k.kind, p.qf, NULL,
   jsonb_build_object(
     'arguments', pg_get_function_arguments(p.oid),
@@ -75111,21 +74983,27 @@ SELECT 'pg_proc', p.oid, 'pg_proc', p.oid, k.kind || ':' || p.qf, k.kind, p.qf, 
     'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = p.oid AND d.classoid = 'pg_proc'::regclass AND d.objsubid = 0))
 FROM (
   SELECT p.*, nsp.q || '.' || quote_ident(p.proname) || '(' || oidvectortypes(p.proargtypes) || ')' AS qf
-  FROM ${from('pg_proc', 'p', 'func_roots')} JOIN nsp ON nsp.oid = p.pronamespace
+  FROM ${h.from('pg_proc', 'p')} JOIN nsp ON nsp.oid = p.pronamespace
   WHERE NOT EXISTS (SELECT 1 FROM pg_depend m WHERE m.classid = 'pg_proc'::regclass AND m.objid = p.oid AND m.deptype = 'e')
     -- Range and multirange constructors come and go with their type.
     AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'i')
 ) p
 JOIN pg_language l ON l.oid = p.prolang
 CROSS JOIN LATERAL (SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' WHEN 'w' THEN 'window function' ELSE 'function' END AS kind) k
-
-UNION ALL
+`,
+    ],
+    [
+        'pg_extension',
+        (h) => `
 SELECT 'pg_extension', e.oid, 'pg_extension', e.oid, 'extension:' || quote_ident(e.extname), 'extension', quote_ident(e.extname), NULL,
   jsonb_build_object('version', e.extversion, 'schema', n.nspname)
 FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
-WHERE true ${scoped('e.oid IN (SELECT oid FROM ext_roots)')}
-
-UNION ALL
+WHERE true ${h.scoped('e.oid')}
+`,
+    ],
+    [
+        'pg_event_trigger',
+        (h) => `
 SELECT 'pg_event_trigger', ev.oid, 'pg_event_trigger', ev.oid, 'event trigger:' || quote_ident(ev.evtname), 'event trigger',
   quote_ident(ev.evtname), NULL,
   jsonb_build_object('event', ev.evtevent, 'function', ev.evtfoid::regproc::text, 'tags', to_jsonb(ev.evttags),
@@ -75133,40 +75011,65 @@ SELECT 'pg_event_trigger', ev.oid, 'pg_event_trigger', ev.oid, 'event trigger:' 
 FROM pg_event_trigger ev
 WHERE ev.evtname NOT LIKE '\\_pg\\_migrate\\_verify%'
   AND NOT EXISTS (SELECT 1 FROM pg_depend m WHERE m.classid = 'pg_event_trigger'::regclass AND m.objid = ev.oid AND m.deptype = 'e')
-  ${scoped('ev.oid IN (SELECT oid FROM evt_roots)')}
-`;
+  ${h.scoped('ev.oid')}
+`,
+    ],
+];
+function familySql(which) {
+    const full = which === 'all';
+    const scoped = (oid) => (full ? '' : `AND ${oid} = ANY($1::oid[])`);
+    // Scoped reads start from the few roots and look each up by oid; full reads scan the catalog.
+    const from = (catalog, alias) => full
+        ? `${catalog} ${alias}`
+        : `unnest($1::oid[]) root(oid) JOIN ${catalog} ${alias} ON ${alias}.oid = root.oid`;
+    const parts = Branches.filter(([c]) => full || c === which).map(([, branch]) => branch({ from, scoped }));
+    const ctes = [
+        'params AS (SELECT $1::oid[] AS roots, $2::text[] AS schemas, $3::text[] AS tables)',
+        `nsp AS (
+  SELECT n.oid, n.nspname, quote_ident(n.nspname) AS q FROM pg_namespace n
+  WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+    AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'
+    AND n.nspname <> ALL($2::text[])
+)`,
+        full || which === 'pg_class'
+            ? `rels AS (
+  SELECT c.oid, c.relkind::text AS relkind, nsp.q || '.' || quote_ident(c.relname) AS qn
+  FROM ${from('pg_class', 'c')} JOIN nsp ON nsp.oid = c.relnamespace
+  WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+    AND (nsp.nspname || '.' || c.relname) <> ALL($3::text[])
+    AND NOT EXISTS (SELECT 1 FROM pg_depend m WHERE m.classid = 'pg_class'::regclass AND m.objid = c.oid AND m.deptype = 'e')
+)`
+            : '',
+        full || which === 'pg_type'
+            ? `types AS (
+  SELECT t.oid, t.typtype::text AS typtype, nsp.q || '.' || quote_ident(t.typname) AS qt
+  FROM ${from('pg_type', 't')} JOIN nsp ON nsp.oid = t.typnamespace
+  WHERE (t.typtype IN ('e', 'd', 'r') OR (t.typtype = 'c' AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = t.typrelid AND c.relkind = 'c')))
+    AND NOT EXISTS (SELECT 1 FROM pg_depend m WHERE m.classid = 'pg_type'::regclass AND m.objid = t.oid AND m.deptype = 'e')
+)`
+            : '',
+    ].filter(Boolean);
+    return `WITH ${ctes.join(',\n')}
+SELECT * FROM (
+${parts.join('\nUNION ALL\n')}
+) AS object(obj_class, obj_oid, root_class, root_oid, key, kind, name, parent, props)`;
 }
 
 ;// CONCATENATED MODULE: ./src/catalog/tracker.ts
 
 
-// Prepared once per connection: the statement is long, and planning it on every step cost more than running it.
-const FullSql = snapshotSql(true);
-const ScopedSql = snapshotSql(false);
 const defaultExclusions = (tables = []) => ({
     schemas: [BookkeepingSchema],
     tables,
 });
-const RootClasses = [
-    'pg_class',
-    'pg_type',
-    'pg_proc',
-    'pg_namespace',
-    'pg_extension',
-    'pg_event_trigger',
-];
-function query(client, full, exclusions, touched, roots) {
+// Each statement is prepared once per connection: they are long, and planning them on every step
+// cost more than running them.
+const FamilySql = Object.fromEntries([...RootClasses, 'all'].map((c) => [c, familySql(c)]));
+function readFamilies(client, which, roots, exclusions) {
     return client.query({
-        name: full ? 'pgmv-snapshot-full' : 'pgmv-snapshot-scoped',
-        text: full ? FullSql : ScopedSql,
-        values: [
-            full,
-            touched.classes,
-            touched.oids,
-            ...RootClasses.map((c) => roots[c] ?? []),
-            exclusions.schemas,
-            exclusions.tables,
-        ],
+        name: `pgmv-family-${which}`,
+        text: FamilySql[which],
+        values: [roots, exclusions.schemas, exclusions.tables],
     });
 }
 function objectOf(row) {
@@ -75179,12 +75082,21 @@ function objectOf(row) {
 }
 /** Reads the whole schema. */
 async function readSnapshot(client, exclusions) {
-    const { rows } = await query(client, true, exclusions, { classes: [], oids: [] }, {});
+    const { rows } = await readFamilies(client, 'all', [], exclusions);
     const snapshot = {};
     for (const row of rows)
         if (row.key)
             snapshot[row.key] = objectOf(row);
     return snapshot;
+}
+/** Keys of objects whose names appear inside other objects' definitions. */
+const Renameable = /^(table|view|materialized view|sequence|foreign table|column|enum|domain|composite type|range type|function|procedure|aggregate|window function|schema):/;
+function addRoot(roots, cls, oid) {
+    if (!RootClasses.includes(cls))
+        return;
+    const set = roots.get(cls) ?? new Set();
+    set.add(Number(oid));
+    roots.set(cls, set);
 }
 /** Values of some keys as they were when a mark was taken. */
 class Mark {
@@ -75192,6 +75104,8 @@ class Mark {
 }
 const InstallSql = `
 CREATE TABLE IF NOT EXISTS ${BookkeepingSchema}.ddl_log (classid text, objid oid, dropped boolean);
+-- Analyzed while empty, the planner knows the log is small and looks catalogs up by index.
+ANALYZE ${BookkeepingSchema}.ddl_log;
 CREATE OR REPLACE FUNCTION ${BookkeepingSchema}.log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
 BEGIN
   INSERT INTO ${BookkeepingSchema}.ddl_log SELECT classid::regclass::text, objid, false FROM pg_event_trigger_ddl_commands();
@@ -75246,34 +75160,70 @@ class CatalogTracker {
             await this.reload(client);
             return;
         }
-        const { rows: log } = await client.query(`DELETE FROM ${BookkeepingSchema}.ddl_log RETURNING classid, objid, dropped`);
-        if (!log.length)
+        const { rows: touched } = await client.query({
+            name: 'pgmv-roots',
+            text: RootsSql,
+        });
+        if (!touched.length)
             return;
-        const touched = { classes: [], oids: [] };
-        const roots = {};
-        for (const entry of log) {
-            if (!entry.dropped) {
-                touched.classes.push(entry.classid);
-                touched.oids.push(entry.objid);
-                continue;
+        const roots = new Map();
+        for (const entry of touched) {
+            if (!entry.dropped)
+                addRoot(roots, entry.root_class, entry.root_oid);
+            else {
+                // Gone from the catalog: its root is known only from what we read before.
+                const root = this.rootOf.get(`${entry.root_class}:${entry.root_oid}`);
+                if (root)
+                    addRoot(roots, root.slice(0, root.indexOf(':')), Number(root.slice(root.indexOf(':') + 1)));
             }
-            // Gone from the catalog: its root is known only from what we read before.
-            const root = this.rootOf.get(`${entry.classid}:${entry.objid}`);
-            if (!root)
-                continue;
-            const [cls, oid] = root.split(':');
-            const list = roots[cls] ?? [];
-            list.push(Number(oid));
-            roots[cls] = list;
         }
-        const { rows } = await query(client, false, this.exclusions, touched, roots);
+        const renamed = await this.readRoots(client, roots);
+        if (!renamed.length)
+            return;
+        // A renamed table, column, type, sequence, function or schema changes how other objects read
+        // (foreign keys, views, defaults, triggers that name it): read those too.
+        const { rows: dependents } = await client.query({
+            name: 'pgmv-dependents',
+            text: DependentsSql,
+            values: [
+                renamed.map((r) => r.slice(0, r.indexOf(':'))),
+                renamed.map((r) => Number(r.slice(r.indexOf(':') + 1))),
+            ],
+        });
+        const more = new Map();
+        for (const d of dependents)
+            addRoot(more, d.root_class, d.root_oid);
+        await this.readRoots(client, more);
+    }
+    /** Reads the families of `roots` and replaces them; returns the roots that lost a name others may use. */
+    async readRoots(client, roots) {
+        const rows = [];
         const considered = new Set();
-        for (const row of rows)
-            considered.add(`${row.root_class}:${row.root_oid}`);
+        for (const [cls, oids] of roots) {
+            for (const oid of oids)
+                considered.add(`${cls}:${oid}`);
+            rows.push(...(await readFamilies(client, cls, [...oids], this.exclusions)).rows);
+        }
+        const fresh = new Map();
+        for (const row of rows) {
+            if (!row.key)
+                continue;
+            const root = `${row.root_class}:${row.root_oid}`;
+            const keys = fresh.get(root) ?? new Set();
+            keys.add(row.key);
+            fresh.set(root, keys);
+        }
+        const renamed = [...considered].filter((root) => {
+            const now = fresh.get(root);
+            if (!now)
+                return false;
+            return [...(this.byRoot.get(root) ?? [])].some((key) => !now.has(key) && Renameable.test(key));
+        });
         this.replace(considered, rows);
+        return renamed;
     }
     async reload(client) {
-        const { rows } = await query(client, true, this.exclusions, { classes: [], oids: [] }, {});
+        const { rows } = await readFamilies(client, 'all', [], this.exclusions);
         const considered = new Set([...this.byRoot.keys(), ...rows.map((r) => `${r.root_class}:${r.root_oid}`)]);
         this.replace(considered, rows);
     }
@@ -76177,17 +76127,17 @@ function sqlStep(file, line, text, marked) {
             if (blocker) {
                 const statements = splitStatements(text);
                 if (!statements) {
-                    await sql_query(client, text, file, locate, 0);
+                    await query(client, text, file, locate, 0);
                     return;
                 }
                 for (const statement of statements) {
-                    await sql_query(client, statement.sql, file, locate, statement.start, true);
+                    await query(client, statement.sql, file, locate, statement.start, true);
                 }
                 return;
             }
             // BEGIN travels with the text: one round trip fewer per step. Positions are shifted back below.
             try {
-                await sql_query(client, text, file, locate, 0, false, TxPrefix);
+                await query(client, text, file, locate, 0, false, TxPrefix);
                 await client.query('COMMIT');
             }
             catch (error) {
@@ -76203,7 +76153,7 @@ function sqlStep(file, line, text, marked) {
     };
 }
 const TxPrefix = 'BEGIN;\n';
-async function sql_query(client, sql, file, locate, offset, single = false, prefix = '') {
+async function query(client, sql, file, locate, offset, single = false, prefix = '') {
     try {
         await client.query(prefix + sql);
     }
@@ -76278,6 +76228,154 @@ async function loadMigrations(dir, format, cwd) {
     }
 }
 
+// EXTERNAL MODULE: ./node_modules/umzug/lib/index.js
+var umzug_lib = __nccwpck_require__(1252);
+;// CONCATENATED MODULE: ./src/migrations/runner.ts
+
+
+
+
+
+
+
+/**
+ * Records applied ids in the database under test, so that the state lives with the data. Reads come
+ * from an in-memory mirror: umzug asks for the executed list on every step, and a query each time
+ * would cost a round trip per step.
+ */
+class TableStorage {
+    applied = [];
+    async logMigration({ name, context }) {
+        await context.client.query(`INSERT INTO ${BookkeepingSchema}.applied (id) VALUES ($1)`, [name]);
+        this.applied.push(name);
+    }
+    async unlogMigration({ name, context }) {
+        await context.client.query(`DELETE FROM ${BookkeepingSchema}.applied WHERE id = $1`, [name]);
+        const at = this.applied.indexOf(name);
+        if (at >= 0)
+            this.applied.splice(at, 1);
+    }
+    async executed() {
+        return [...this.applied];
+    }
+    has(id) {
+        return this.applied.includes(id);
+    }
+}
+/**
+ * Runs single migrations up or down on one database through umzug. Every format plugs in here with
+ * its own `Migration` objects (our resolver), so ordering and bookkeeping are the same for all.
+ */
+class Runner {
+    migrations;
+    options;
+    client;
+    umzug;
+    abort = new AbortController();
+    storage = new TableStorage();
+    now;
+    constructor(migrations, options) {
+        this.migrations = migrations;
+        this.options = options;
+        this.now = options.now ?? (() => performance.now());
+    }
+    async open() {
+        const client = new esm.Client({ connectionString: this.options.databaseUrl });
+        client.on('error', () => { });
+        await client.connect();
+        await client.query(`CREATE SCHEMA IF NOT EXISTS ${BookkeepingSchema};
+       CREATE TABLE IF NOT EXISTS ${BookkeepingSchema}.applied (seq serial, id text PRIMARY KEY)`);
+        this.client = client;
+        const context = () => ({
+            client,
+            databaseUrl: this.options.databaseUrl,
+            signal: this.abort.signal,
+        });
+        this.umzug = new umzug_lib.Umzug({
+            migrations: this.migrations.map((m) => ({
+                name: m.id,
+                path: m.up.file,
+                up: ({ context: c }) => m.up.run(c),
+                down: async ({ context: c }) => {
+                    if (!m.down)
+                        throw new Error(`${m.id} has no down step`);
+                    await m.down.run(c);
+                },
+            })),
+            context,
+            storage: this.storage,
+            logger: undefined,
+        });
+    }
+    /** True when the migration's up step ran and its down step has not. */
+    isApplied(id) {
+        return this.storage.has(id);
+    }
+    /** The connection steps run on (also for catalog reads between steps). */
+    get connection() {
+        if (!this.client)
+            throw new Error('Runner is not open');
+        return this.client;
+    }
+    up(migration) {
+        return this.step(migration, 'up');
+    }
+    down(migration) {
+        return this.step(migration, 'down');
+    }
+    async step(migration, direction) {
+        const umzug = this.umzug;
+        if (!umzug)
+            throw new Error('Runner is not open');
+        const step = direction === 'up' ? migration.up : migration.down;
+        const file = step?.file ?? migration.up.file;
+        const started = this.now();
+        let timedOut = false;
+        let timer;
+        const work = direction === 'up'
+            ? umzug.up({ migrations: [migration.id] })
+            : umzug.down({ migrations: [migration.id] });
+        const deadline = new Promise((_, reject) => {
+            timer = setTimeout(() => {
+                timedOut = true;
+                this.abort.abort();
+                void this.options.cancel().catch(() => { });
+                // Give the cancelled statement a moment to unwind; a step stuck outside SQL is abandoned.
+                setTimeout(() => reject(new Error('timed out')), 5_000).unref();
+            }, this.options.timeoutMs);
+        });
+        try {
+            await Promise.race([work, deadline]);
+            return { ok: true, ms: this.now() - started };
+        }
+        catch (error) {
+            const ms = this.now() - started;
+            if (timedOut) {
+                this.abort = new AbortController();
+                return {
+                    ok: false,
+                    ms,
+                    timedOut: true,
+                    error: new StepError(`did not finish within the step timeout of ${formatDuration(this.options.timeoutMs)} and was cancelled`, file, step?.line),
+                };
+            }
+            const cause = error.cause ?? error;
+            if (cause instanceof StepError)
+                return { ok: false, ms, error: cause };
+            return { ok: false, ms, error: new StepError(messageOf(cause), file, undefined, undefined, { cause }) };
+        }
+        finally {
+            clearTimeout(timer);
+        }
+    }
+    async close() {
+        const client = this.client;
+        this.client = undefined;
+        if (client)
+            await client.end().catch(() => { });
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/walk.ts
 
 
@@ -76313,8 +76411,9 @@ class Workspace {
         });
         const catalog = new esm.Client({
             connectionString: db.url,
-            // The snapshot statement is long: planning it costs ~5 ms, more than running it; plan it once.
-            options: '-c plan_cache_mode=force_generic_plan',
+            // The snapshot statements are long: planning one costs ~3-5 ms, more than running it, so plan
+            // each once; and the scoped reads want index lookups, never a scan of a whole catalog.
+            options: '-c plan_cache_mode=force_generic_plan -c enable_hashjoin=off -c enable_mergejoin=off',
         });
         catalog.on('error', () => { });
         try {

@@ -1,11 +1,7 @@
 import type pg from 'pg';
 import type { PropValue, SchemaObject, SchemaSnapshot } from '../core/schema.js';
-import { BookkeepingSchema } from '../migrations/runner.js';
-import { snapshotSql } from './snapshot-sql.js';
-
-// Prepared once per connection: the statement is long, and planning it on every step cost more than running it.
-const FullSql = snapshotSql(true);
-const ScopedSql = snapshotSql(false);
+import { BookkeepingSchema } from '../migrations/bookkeeping.js';
+import { DependentsSql, familySql, type RootClass, RootClasses, RootsSql } from './snapshot-sql.js';
 
 /** What the snapshot leaves out besides the system schemas. */
 export interface Exclusions {
@@ -32,33 +28,17 @@ interface Row {
   props: Record<string, PropValue> | null;
 }
 
-const RootClasses = [
-  'pg_class',
-  'pg_type',
-  'pg_proc',
-  'pg_namespace',
-  'pg_extension',
-  'pg_event_trigger',
-] as const;
+// Each statement is prepared once per connection: they are long, and planning them on every step
+// cost more than running them.
+const FamilySql = Object.fromEntries(
+  [...RootClasses, 'all'].map((c) => [c, familySql(c as RootClass | 'all')]),
+) as Record<RootClass | 'all', string>;
 
-function query(
-  client: pg.Client,
-  full: boolean,
-  exclusions: Exclusions,
-  touched: { classes: string[]; oids: number[] },
-  roots: Record<string, number[]>,
-) {
+function readFamilies(client: pg.Client, which: RootClass | 'all', roots: number[], exclusions: Exclusions) {
   return client.query<Row>({
-    name: full ? 'pgmv-snapshot-full' : 'pgmv-snapshot-scoped',
-    text: full ? FullSql : ScopedSql,
-    values: [
-      full,
-      touched.classes,
-      touched.oids,
-      ...RootClasses.map((c) => roots[c] ?? []),
-      exclusions.schemas,
-      exclusions.tables,
-    ],
+    name: `pgmv-family-${which}`,
+    text: FamilySql[which],
+    values: [roots, exclusions.schemas, exclusions.tables],
   });
 }
 
@@ -71,10 +51,21 @@ function objectOf(row: Row): SchemaObject {
 
 /** Reads the whole schema. */
 export async function readSnapshot(client: pg.Client, exclusions: Exclusions): Promise<SchemaSnapshot> {
-  const { rows } = await query(client, true, exclusions, { classes: [], oids: [] }, {});
+  const { rows } = await readFamilies(client, 'all', [], exclusions);
   const snapshot: SchemaSnapshot = {};
   for (const row of rows) if (row.key) snapshot[row.key] = objectOf(row);
   return snapshot;
+}
+
+/** Keys of objects whose names appear inside other objects' definitions. */
+const Renameable =
+  /^(table|view|materialized view|sequence|foreign table|column|enum|domain|composite type|range type|function|procedure|aggregate|window function|schema):/;
+
+function addRoot(roots: Map<RootClass, Set<number>>, cls: string, oid: number): void {
+  if (!(RootClasses as readonly string[]).includes(cls)) return;
+  const set = roots.get(cls as RootClass) ?? new Set<number>();
+  set.add(Number(oid));
+  roots.set(cls as RootClass, set);
 }
 
 /** Values of some keys as they were when a mark was taken. */
@@ -84,6 +75,8 @@ export class Mark {
 
 const InstallSql = `
 CREATE TABLE IF NOT EXISTS ${BookkeepingSchema}.ddl_log (classid text, objid oid, dropped boolean);
+-- Analyzed while empty, the planner knows the log is small and looks catalogs up by index.
+ANALYZE ${BookkeepingSchema}.ddl_log;
 CREATE OR REPLACE FUNCTION ${BookkeepingSchema}.log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
 BEGIN
   INSERT INTO ${BookkeepingSchema}.ddl_log SELECT classid::regclass::text, objid, false FROM pg_event_trigger_ddl_commands();
@@ -137,34 +130,64 @@ export class CatalogTracker {
       await this.reload(client);
       return;
     }
-    const { rows: log } = await client.query<{ classid: string; objid: number; dropped: boolean }>(
-      `DELETE FROM ${BookkeepingSchema}.ddl_log RETURNING classid, objid, dropped`,
-    );
-    if (!log.length) return;
-    const touched = { classes: [] as string[], oids: [] as number[] };
-    const roots: Record<string, number[]> = {};
-    for (const entry of log) {
-      if (!entry.dropped) {
-        touched.classes.push(entry.classid);
-        touched.oids.push(entry.objid);
-        continue;
+    const { rows: touched } = await client.query<{ root_class: string; root_oid: number; dropped: boolean }>({
+      name: 'pgmv-roots',
+      text: RootsSql,
+    });
+    if (!touched.length) return;
+    const roots = new Map<RootClass, Set<number>>();
+    for (const entry of touched) {
+      if (!entry.dropped) addRoot(roots, entry.root_class, entry.root_oid);
+      else {
+        // Gone from the catalog: its root is known only from what we read before.
+        const root = this.rootOf.get(`${entry.root_class}:${entry.root_oid}`);
+        if (root) addRoot(roots, root.slice(0, root.indexOf(':')), Number(root.slice(root.indexOf(':') + 1)));
       }
-      // Gone from the catalog: its root is known only from what we read before.
-      const root = this.rootOf.get(`${entry.classid}:${entry.objid}`);
-      if (!root) continue;
-      const [cls, oid] = root.split(':');
-      const list = roots[cls as string] ?? [];
-      list.push(Number(oid));
-      roots[cls as string] = list;
     }
-    const { rows } = await query(client, false, this.exclusions, touched, roots);
+    const renamed = await this.readRoots(client, roots);
+    if (!renamed.length) return;
+    // A renamed table, column, type, sequence, function or schema changes how other objects read
+    // (foreign keys, views, defaults, triggers that name it): read those too.
+    const { rows: dependents } = await client.query<{ root_class: string; root_oid: number }>({
+      name: 'pgmv-dependents',
+      text: DependentsSql,
+      values: [
+        renamed.map((r) => r.slice(0, r.indexOf(':'))),
+        renamed.map((r) => Number(r.slice(r.indexOf(':') + 1))),
+      ],
+    });
+    const more = new Map<RootClass, Set<number>>();
+    for (const d of dependents) addRoot(more, d.root_class, d.root_oid);
+    await this.readRoots(client, more);
+  }
+
+  /** Reads the families of `roots` and replaces them; returns the roots that lost a name others may use. */
+  private async readRoots(client: pg.Client, roots: Map<RootClass, Set<number>>): Promise<string[]> {
+    const rows: Row[] = [];
     const considered = new Set<string>();
-    for (const row of rows) considered.add(`${row.root_class}:${row.root_oid}`);
+    for (const [cls, oids] of roots) {
+      for (const oid of oids) considered.add(`${cls}:${oid}`);
+      rows.push(...(await readFamilies(client, cls, [...oids], this.exclusions)).rows);
+    }
+    const fresh = new Map<string, Set<string>>();
+    for (const row of rows) {
+      if (!row.key) continue;
+      const root = `${row.root_class}:${row.root_oid}`;
+      const keys = fresh.get(root) ?? new Set<string>();
+      keys.add(row.key);
+      fresh.set(root, keys);
+    }
+    const renamed = [...considered].filter((root) => {
+      const now = fresh.get(root);
+      if (!now) return false;
+      return [...(this.byRoot.get(root) ?? [])].some((key) => !now.has(key) && Renameable.test(key));
+    });
     this.replace(considered, rows);
+    return renamed;
   }
 
   private async reload(client: pg.Client): Promise<void> {
-    const { rows } = await query(client, true, this.exclusions, { classes: [], oids: [] }, {});
+    const { rows } = await readFamilies(client, 'all', [], this.exclusions);
     const considered = new Set([...this.byRoot.keys(), ...rows.map((r) => `${r.root_class}:${r.root_oid}`)]);
     this.replace(considered, rows);
   }

@@ -2,11 +2,11 @@ import pg from 'pg';
 import { Umzug, type UmzugStorage } from 'umzug';
 import { messageOf } from '../core/errors.js';
 import { formatDuration } from '../core/format.js';
+import { BookkeepingSchema } from './bookkeeping.js';
 import type { Migration, StepContext } from './types.js';
 import { StepError } from './types.js';
 
-/** Our bookkeeping lives here; the catalog snapshot leaves this schema out. */
-export const BookkeepingSchema = '_pg_migrate_verify';
+export { BookkeepingSchema };
 
 /**
  * Records applied ids in the database under test, so that the state lives with the data. Reads come
