@@ -115,7 +115,7 @@ WHERE NOT EXISTS (SELECT 1 FROM pg_depend m WHERE m.classid = 'pg_namespace'::re
   ],
   [
     'pg_class',
-    (h) => `
+    (_h) => `
 SELECT 'pg_class', r.oid, 'pg_class', r.oid, k.kind || ':' || r.qn, k.kind, r.qn, NULL,
   CASE
     WHEN r.relkind = 'S' THEN jsonb_build_object(
@@ -154,7 +154,7 @@ CROSS JOIN LATERAL (SELECT CASE r.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'ma
   ],
   [
     'pg_class',
-    (h) => `
+    (_h) => `
 SELECT 'pg_class', r.oid, 'pg_class', r.oid, 'column:' || r.qn || '.' || quote_ident(a.attname), 'column',
   r.qn || '.' || quote_ident(a.attname), r.qn,
   jsonb_build_object(
@@ -176,7 +176,7 @@ WHERE r.relkind IN ('r', 'p', 'v', 'm', 'f')
   ],
   [
     'pg_class',
-    (h) => `
+    (_h) => `
 SELECT 'pg_constraint', co.oid, 'pg_class', r.oid, 'constraint:' || r.qn || '.' || quote_ident(co.conname), 'constraint',
   quote_ident(co.conname), r.qn,
   jsonb_build_object('type', CASE co.contype WHEN 'p' THEN 'primary key' WHEN 'f' THEN 'foreign key' WHEN 'u' THEN 'unique'
@@ -189,7 +189,7 @@ WHERE co.contype::text <> 'n'
   ],
   [
     'pg_class',
-    (h) => `
+    (_h) => `
 SELECT 'pg_class', ic.oid, 'pg_class', r.oid, 'index:' || quote_ident(n.nspname) || '.' || quote_ident(ic.relname), 'index',
   quote_ident(n.nspname) || '.' || quote_ident(ic.relname), r.qn,
   jsonb_build_object('definition', pg_get_indexdef(ic.oid), 'valid', i.indisvalid, 'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = ic.oid AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0))
@@ -198,7 +198,7 @@ FROM rels r JOIN pg_index i ON i.indrelid = r.oid JOIN pg_class ic ON ic.oid = i
   ],
   [
     'pg_class',
-    (h) => `
+    (_h) => `
 SELECT 'pg_trigger', tg.oid, 'pg_class', r.oid, 'trigger:' || r.qn || '.' || quote_ident(tg.tgname), 'trigger',
   quote_ident(tg.tgname), r.qn,
   jsonb_build_object('definition', pg_get_triggerdef(tg.oid), 'enabled', tg.tgenabled::text, 'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = tg.oid AND d.classoid = 'pg_trigger'::regclass AND d.objsubid = 0))
@@ -208,7 +208,7 @@ WHERE NOT tg.tgisinternal
   ],
   [
     'pg_class',
-    (h) => `
+    (_h) => `
 SELECT 'pg_policy', po.oid, 'pg_class', r.oid, 'policy:' || r.qn || '.' || quote_ident(po.polname), 'policy',
   quote_ident(po.polname), r.qn,
   jsonb_build_object(
@@ -223,7 +223,7 @@ FROM rels r JOIN pg_policy po ON po.polrelid = r.oid
   ],
   [
     'pg_class',
-    (h) => `
+    (_h) => `
 SELECT 'pg_rewrite', ru.oid, 'pg_class', r.oid, 'rule:' || r.qn || '.' || quote_ident(ru.rulename), 'rule',
   quote_ident(ru.rulename), r.qn,
   jsonb_build_object('definition', pg_get_ruledef(ru.oid), 'enabled', ru.ev_enabled::text, 'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = ru.oid AND d.classoid = 'pg_rewrite'::regclass AND d.objsubid = 0))
@@ -233,7 +233,7 @@ WHERE ru.rulename <> '_RETURN'
   ],
   [
     'pg_type',
-    (h) => `
+    (_h) => `
 SELECT 'pg_type', ty.oid, 'pg_type', ty.oid, k.kind || ':' || ty.qt, k.kind, ty.qt, NULL,
   CASE ty.typtype
     WHEN 'e' THEN jsonb_build_object('labels', (SELECT jsonb_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = ty.oid))
@@ -253,7 +253,7 @@ CROSS JOIN LATERAL (SELECT CASE ty.typtype WHEN 'e' THEN 'enum' WHEN 'd' THEN 'd
   ],
   [
     'pg_type',
-    (h) => `
+    (_h) => `
 SELECT 'pg_constraint', co.oid, 'pg_type', ty.oid, 'constraint:' || ty.qt || '.' || quote_ident(co.conname), 'constraint',
   quote_ident(co.conname), ty.qt,
   jsonb_build_object('type', 'check', 'definition', pg_get_constraintdef(co.oid), 'validated', co.convalidated,
