@@ -2,7 +2,7 @@
 // step) and the tool on the same synthetic folder, on one server, in one process; prints medians
 // and ratios, plus the cold and warm time to a ready server and the process's peak memory.
 
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -125,25 +125,25 @@ async function main(): Promise<void> {
           `${String(count).padStart(10)} | ${ms(r).padStart(20)} | ${ms(v).padStart(13)} | ${(v / r).toFixed(2).padStart(13)}x`,
         );
       }
-      // Peak memory of the tool alone: the CLI in a child process on the largest folder.
+      // Peak memory of the tool alone: the bundled CLI (build it first) in a child process.
       const largest = Math.max(...counts);
-      const child = execFileSync(
+      const child = spawnSync(
         process.execPath,
         [
-          '--import',
-          'tsx',
-          path.join(path.dirname(new URL(import.meta.url).pathname), 'tool-child.ts'),
+          path.join(path.dirname(new URL(import.meta.url).pathname), 'rss.mjs'),
           path.join(tmp, `history-${largest}`),
           '--database-url',
           server.adminUrl,
           '-q',
         ],
-        { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
+        { encoding: 'utf8', stdio: ['ignore', 'ignore', 'ignore', 'pipe'] },
       );
-      const { maxRssKb } = JSON.parse(child.trim().split('\n').pop() ?? '{}') as { maxRssKb: number };
+      const { maxRssKb } = JSON.parse(String(child.output[3] ?? '{}').trim() || '{}') as {
+        maxRssKb?: number;
+      };
       console.log('');
       console.log(
-        `peak RSS of the tool on ${largest} migrations (CLI in a child process): ${(maxRssKb / 1024).toFixed(0)} MB`,
+        `peak RSS of the tool on ${largest} migrations (dist/cli in a child process): ${((maxRssKb ?? 0) / 1024).toFixed(0)} MB`,
       );
 
       // A full catalog snapshot of a schema with 500 tables (plus their columns, indexes, views, ...).
