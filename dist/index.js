@@ -74863,7 +74863,9 @@ SELECT 'pg_class', r.oid, 'pg_class', r.oid, 'column:' || r.qn || '.' || quote_i
   jsonb_build_object(
     'type', format_type(a.atttypid, a.atttypmod),
     'notNull', a.attnotnull,
-    'default', CASE WHEN a.attgenerated = '' THEN pg_get_expr(ad.adbin, ad.adrelid) END,
+    -- Defaults cannot refer to columns, so deparse them without the relation: with it, every call
+    -- builds a context from all the table's columns, O(columns^2) for a wide table.
+    'default', CASE WHEN a.attgenerated = '' THEN pg_get_expr(ad.adbin, 0) END,
     'generated', CASE WHEN a.attgenerated <> '' THEN pg_get_expr(ad.adbin, ad.adrelid) || CASE a.attgenerated WHEN 's' THEN ' stored' ELSE ' virtual' END END,
     'identity', CASE a.attidentity WHEN 'a' THEN 'always' WHEN 'd' THEN 'by default' END,
     'collation', CASE WHEN a.attcollation <> t.typcollation THEN quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END,
@@ -76123,7 +76125,8 @@ function sqlStep(file, line, text, marked) {
         file,
         line,
         ...(blocker ? { noTransaction: blocker } : {}),
-        async run({ client }) {
+        async run(context) {
+            const { client } = context;
             if (blocker) {
                 const statements = splitStatements(text);
                 if (!statements) {
@@ -76135,10 +76138,11 @@ function sqlStep(file, line, text, marked) {
                 }
                 return;
             }
-            // BEGIN travels with the text: one round trip fewer per step. Positions are shifted back below.
+            // BEGIN, our bookkeeping and COMMIT travel with the text: one round trip per step instead of
+            // four. Positions are shifted back below; the newline ends a trailing comment in the text.
             try {
-                await query(client, text, file, locate, 0, false, TxPrefix);
-                await client.query('COMMIT');
+                await query(client, text, file, locate, 0, false, TxPrefix, `\n;${context.bookkeeping ?? ''};COMMIT`);
+                context.recorded = true;
             }
             catch (error) {
                 await client.query('ROLLBACK').catch(() => { });
@@ -76153,9 +76157,9 @@ function sqlStep(file, line, text, marked) {
     };
 }
 const TxPrefix = 'BEGIN;\n';
-async function query(client, sql, file, locate, offset, single = false, prefix = '') {
+async function query(client, sql, file, locate, offset, single = false, prefix = '', suffix = '') {
     try {
-        await client.query(prefix + sql);
+        await client.query(prefix + sql + suffix);
     }
     catch (error) {
         const located = stepErrorOf(error, file, sql, locate, offset, prefix.length);
@@ -76246,11 +76250,13 @@ var umzug_lib = __nccwpck_require__(1252);
 class TableStorage {
     applied = [];
     async logMigration({ name, context }) {
-        await context.client.query(`INSERT INTO ${BookkeepingSchema}.applied (id) VALUES ($1)`, [name]);
+        if (!context.recorded)
+            await context.client.query(`INSERT INTO ${BookkeepingSchema}.applied (id) VALUES ($1)`, [name]);
         this.applied.push(name);
     }
     async unlogMigration({ name, context }) {
-        await context.client.query(`DELETE FROM ${BookkeepingSchema}.applied WHERE id = $1`, [name]);
+        if (!context.recorded)
+            await context.client.query(`DELETE FROM ${BookkeepingSchema}.applied WHERE id = $1`, [name]);
         const at = this.applied.indexOf(name);
         if (at >= 0)
             this.applied.splice(at, 1);
@@ -76261,6 +76267,10 @@ class TableStorage {
     has(id) {
         return this.applied.includes(id);
     }
+}
+/** An SQL string literal (standard_conforming_strings is on since Postgres 9.1). */
+function runner_literal(value) {
+    return `'${value.replaceAll("'", "''")}'`;
 }
 /**
  * Runs single migrations up or down on one database through umzug. Every format plugs in here with
@@ -76295,10 +76305,14 @@ class Runner {
             migrations: this.migrations.map((m) => ({
                 name: m.id,
                 path: m.up.file,
-                up: ({ context: c }) => m.up.run(c),
+                up: ({ context: c }) => {
+                    c.bookkeeping = `INSERT INTO ${BookkeepingSchema}.applied (id) VALUES (${runner_literal(m.id)})`;
+                    return m.up.run(c);
+                },
                 down: async ({ context: c }) => {
                     if (!m.down)
                         throw new Error(`${m.id} has no down step`);
+                    c.bookkeeping = `DELETE FROM ${BookkeepingSchema}.applied WHERE id = ${runner_literal(m.id)}`;
                     await m.down.run(c);
                 },
             })),

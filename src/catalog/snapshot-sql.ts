@@ -160,7 +160,9 @@ SELECT 'pg_class', r.oid, 'pg_class', r.oid, 'column:' || r.qn || '.' || quote_i
   jsonb_build_object(
     'type', format_type(a.atttypid, a.atttypmod),
     'notNull', a.attnotnull,
-    'default', CASE WHEN a.attgenerated = '' THEN pg_get_expr(ad.adbin, ad.adrelid) END,
+    -- Defaults cannot refer to columns, so deparse them without the relation: with it, every call
+    -- builds a context from all the table's columns, O(columns^2) for a wide table.
+    'default', CASE WHEN a.attgenerated = '' THEN pg_get_expr(ad.adbin, 0) END,
     'generated', CASE WHEN a.attgenerated <> '' THEN pg_get_expr(ad.adbin, ad.adrelid) || CASE a.attgenerated WHEN 's' THEN ' stored' ELSE ' virtual' END END,
     'identity', CASE a.attidentity WHEN 'a' THEN 'always' WHEN 'd' THEN 'by default' END,
     'collation', CASE WHEN a.attcollation <> t.typcollation THEN quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END,

@@ -16,11 +16,13 @@ export { BookkeepingSchema };
 class TableStorage implements UmzugStorage<StepContext> {
   private readonly applied: string[] = [];
   async logMigration({ name, context }: { name: string; context: StepContext }): Promise<void> {
-    await context.client.query(`INSERT INTO ${BookkeepingSchema}.applied (id) VALUES ($1)`, [name]);
+    if (!context.recorded)
+      await context.client.query(`INSERT INTO ${BookkeepingSchema}.applied (id) VALUES ($1)`, [name]);
     this.applied.push(name);
   }
   async unlogMigration({ name, context }: { name: string; context: StepContext }): Promise<void> {
-    await context.client.query(`DELETE FROM ${BookkeepingSchema}.applied WHERE id = $1`, [name]);
+    if (!context.recorded)
+      await context.client.query(`DELETE FROM ${BookkeepingSchema}.applied WHERE id = $1`, [name]);
     const at = this.applied.indexOf(name);
     if (at >= 0) this.applied.splice(at, 1);
   }
@@ -30,6 +32,11 @@ class TableStorage implements UmzugStorage<StepContext> {
   has(id: string): boolean {
     return this.applied.includes(id);
   }
+}
+
+/** An SQL string literal (standard_conforming_strings is on since Postgres 9.1). */
+function literal(value: string): string {
+  return `'${value.replaceAll("'", "''")}'`;
 }
 
 export interface StepOutcome {
@@ -84,9 +91,13 @@ export class Runner {
       migrations: this.migrations.map((m) => ({
         name: m.id,
         path: m.up.file,
-        up: ({ context: c }) => m.up.run(c),
+        up: ({ context: c }) => {
+          c.bookkeeping = `INSERT INTO ${BookkeepingSchema}.applied (id) VALUES (${literal(m.id)})`;
+          return m.up.run(c);
+        },
         down: async ({ context: c }) => {
           if (!m.down) throw new Error(`${m.id} has no down step`);
+          c.bookkeeping = `DELETE FROM ${BookkeepingSchema}.applied WHERE id = ${literal(m.id)}`;
           await m.down.run(c);
         },
       })),

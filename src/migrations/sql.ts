@@ -284,7 +284,8 @@ function sqlStep(file: string, line: number, text: string, marked: boolean): Ste
     file,
     line,
     ...(blocker ? { noTransaction: blocker } : {}),
-    async run({ client }) {
+    async run(context) {
+      const { client } = context;
       if (blocker) {
         const statements = splitStatements(text);
         if (!statements) {
@@ -296,10 +297,11 @@ function sqlStep(file: string, line: number, text: string, marked: boolean): Ste
         }
         return;
       }
-      // BEGIN travels with the text: one round trip fewer per step. Positions are shifted back below.
+      // BEGIN, our bookkeeping and COMMIT travel with the text: one round trip per step instead of
+      // four. Positions are shifted back below; the newline ends a trailing comment in the text.
       try {
-        await query(client, text, file, locate, 0, false, TxPrefix);
-        await client.query('COMMIT');
+        await query(client, text, file, locate, 0, false, TxPrefix, `\n;${context.bookkeeping ?? ''};COMMIT`);
+        context.recorded = true;
       } catch (error) {
         await client.query('ROLLBACK').catch(() => {});
         if (error instanceof StepError && error.line === undefined) {
@@ -323,9 +325,10 @@ async function query(
   offset: number,
   single = false,
   prefix = '',
+  suffix = '',
 ): Promise<void> {
   try {
-    await client.query(prefix + sql);
+    await client.query(prefix + sql + suffix);
   } catch (error) {
     const located = stepErrorOf(error, file, sql, locate, offset, prefix.length);
     // One statement sent alone: without a position, its first line is still the right place.

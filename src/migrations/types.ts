@@ -10,6 +10,12 @@ export interface StepContext {
   databaseUrl: string;
   /** Aborted when the step timeout expires; runners that spawn processes kill them on it. */
   signal: AbortSignal;
+  /**
+   * Our bookkeeping statement for this step. A step that runs in one transaction of ours includes
+   * it there and sets `recorded`, so the record is atomic with the migration and costs no round trip.
+   */
+  bookkeeping?: string;
+  recorded?: boolean;
 }
 
 /** One direction of one migration. */
