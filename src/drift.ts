@@ -5,7 +5,7 @@ import { type Exclusions, readSnapshot } from './catalog/tracker.js';
 import { pgEnv, runCommand } from './command.js';
 import { messageOf } from './core/errors.js';
 import { formatDuration } from './core/format.js';
-import { differenceText } from './core/messages.js';
+import { differenceFinding } from './core/messages.js';
 import type { Finding } from './core/report.js';
 import { diffSnapshots, type SchemaSnapshot } from './core/schema.js';
 import { byTitle, parseSnapshotFile, renderSnapshotFile } from './core/snapshot-file.js';
@@ -65,17 +65,16 @@ export async function checkSnapshotFile(
     // Same objects, other text (an older layout, hand edits): not a schema difference, but say so.
     return `The snapshot \`${shown}\` describes the same schema in another layout; regenerate it with --update-snapshot.`;
   }
-  const { text: said, detail } = differenceText(diffs, {
-    before: 'in the snapshot file',
-    after: 'after all migrations',
-  });
-  finding({
-    check: 'drift-snapshot',
-    severity: diffs.every((d) => d.severity === 'warning') ? 'warning' : 'error',
-    file: shown,
-    message: `The schema after all migrations differs from the committed snapshot \`${shown}\`: ${said}. Either a migration changed the schema and the snapshot was not regenerated, or the snapshot was edited. Run with --update-snapshot, review the file's diff, and commit it.`,
-    detail,
-  });
+  finding(
+    differenceFinding(
+      'drift-snapshot',
+      diffs,
+      { before: 'in the snapshot file', after: 'after all migrations' },
+      (text) =>
+        `The schema after all migrations differs from the committed snapshot \`${shown}\`: ${text}. Either a migration changed the schema and the snapshot was not regenerated, or the snapshot was edited. Run with --update-snapshot, review the file's diff, and commit it.`,
+      { file: shown },
+    ),
+  );
   return undefined;
 }
 
@@ -122,16 +121,15 @@ export async function checkModels(
     }
     const diffs = diffSnapshots(head, models);
     if (diffs.length) {
-      const { text, detail } = differenceText(diffs, {
-        before: 'after all migrations',
-        after: 'in the models',
-      });
-      finding({
-        check: 'drift-models',
-        severity: diffs.every((d) => d.severity === 'warning') ? 'warning' : 'error',
-        message: `The models declare another schema than the migrations build: ${text}. A model changed without a migration (or a migration without its model). Add the missing migration, or change the models back.`,
-        detail,
-      });
+      finding(
+        differenceFinding(
+          'drift-models',
+          diffs,
+          { before: 'after all migrations', after: 'in the models' },
+          (text) =>
+            `The models declare another schema than the migrations build: ${text}. A model changed without a migration (or a migration without its model). Add the missing migration, or change the models back.`,
+        ),
+      );
     }
     return `models-command built ${Object.keys(models).length} objects in ${formatDuration(performance.now() - started)}.`;
   } finally {

@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { CatalogTracker, defaultExclusions, type Exclusions, readSnapshot } from './catalog/tracker.js';
 import { formatDuration, plural } from './core/format.js';
-import { differenceText, Messages } from './core/messages.js';
+import { differenceFinding, Messages } from './core/messages.js';
 import type { Finding, MigrationReport } from './core/report.js';
 import { diffSnapshots, type SchemaSnapshot, summarizeChanges } from './core/schema.js';
 import { Runner, type StepOutcome } from './migrations/runner.js';
@@ -196,28 +196,23 @@ export async function walkSet(
         const sides = { before: 'before up', after: 'after down' };
         const errors = diffs.filter((d) => d.severity === 'error');
         const warnings = diffs.filter((d) => d.severity === 'warning');
+        const where = { migration: m.id, file: m.down.file };
         if (errors.length) {
           reversible = false;
-          const { text, detail } = differenceText(errors, sides);
-          finding({
-            check: 'reversibility',
-            severity: 'error',
-            migration: m.id,
-            file: m.down.file,
-            message: Messages.downDiffers(m.id, text),
-            detail,
-          });
+          finding(
+            differenceFinding('reversibility', errors, sides, (t) => Messages.downDiffers(m.id, t), where),
+          );
         }
         if (warnings.length) {
-          const { text, detail } = differenceText(warnings, sides);
-          finding({
-            check: 'reversibility',
-            severity: 'warning',
-            migration: m.id,
-            file: m.down.file,
-            message: Messages.downColumnOrder(m.id, text),
-            detail,
-          });
+          finding(
+            differenceFinding(
+              'reversibility',
+              warnings,
+              sides,
+              (t) => Messages.downColumnOrder(m.id, t),
+              where,
+            ),
+          );
         }
         const again = await ws.runner.up(m);
         line += ` · up again ${again.ok ? formatDuration(again.ms) : 'failed'}`;
@@ -239,18 +234,13 @@ export async function walkSet(
           );
           if (diffs2.length && !errors.length) {
             reversible = false;
-            const { text, detail } = differenceText(diffs2, {
-              before: 'after the first up',
-              after: 'after up again',
-            });
-            finding({
-              check: 'reversibility',
-              severity: 'error',
-              migration: m.id,
-              file: m.up.file,
-              message: Messages.reupDiffers(m.id, text),
-              detail,
-            });
+            const reupSides = { before: 'after the first up', after: 'after up again' };
+            finding(
+              differenceFinding('reversibility', diffs2, reupSides, (t) => Messages.reupDiffers(m.id, t), {
+                migration: m.id,
+                file: m.up.file,
+              }),
+            );
           }
         }
       }
@@ -317,16 +307,14 @@ export async function walkSet(
         if (complete) {
           const diffs = diffSnapshots(empty, await readSnapshot(ws.catalog, exclusions));
           if (diffs.length) {
-            const { text, detail } = differenceText(diffs, {
-              before: 'before the first migration',
-              after: 'after rolling back',
-            });
-            finding({
-              check: 'rollback-all',
-              severity: diffs.every((d) => d.severity === 'warning') ? 'warning' : 'error',
-              message: Messages.rollbackLeftovers(text),
-              detail,
-            });
+            finding(
+              differenceFinding(
+                'rollback-all',
+                diffs,
+                { before: 'before the first migration', after: 'after rolling back' },
+                Messages.rollbackLeftovers,
+              ),
+            );
           }
         }
       }

@@ -44244,6 +44244,17 @@ function differenceText(diffs, sides) {
         detail: lines.join('\n'),
     };
 }
+/** One finding for a list of schema differences: a warning only when every difference is one. */
+function differenceFinding(check, diffs, sides, message, where = {}) {
+    const { text, detail } = differenceText(diffs, sides);
+    return {
+        check,
+        severity: diffs.every((d) => d.severity === 'warning') ? 'warning' : 'error',
+        ...where,
+        message: message(text),
+        ...(detail ? { detail } : {}),
+    };
+}
 const Messages = {
     downFailed: (id, error) => `\`${id}\` (down) failed: ${error}. A rollback of this release would fail here. Fix the down step.`,
     downDiffers: (id, text) => `\`${id}\` (down) does not restore the schema from before its up step: ${text}. A rollback of this release would leave the schema different from before it. Make the down step undo exactly what the up step does.`,
@@ -44405,17 +44416,7 @@ async function checkSnapshotFile(set, head, settings, finding) {
         // Same objects, other text (an older layout, hand edits): not a schema difference, but say so.
         return `The snapshot \`${shown}\` describes the same schema in another layout; regenerate it with --update-snapshot.`;
     }
-    const { text: said, detail } = differenceText(diffs, {
-        before: 'in the snapshot file',
-        after: 'after all migrations',
-    });
-    finding({
-        check: 'drift-snapshot',
-        severity: diffs.every((d) => d.severity === 'warning') ? 'warning' : 'error',
-        file: shown,
-        message: `The schema after all migrations differs from the committed snapshot \`${shown}\`: ${said}. Either a migration changed the schema and the snapshot was not regenerated, or the snapshot was edited. Run with --update-snapshot, review the file's diff, and commit it.`,
-        detail,
-    });
+    finding(differenceFinding('drift-snapshot', diffs, { before: 'in the snapshot file', after: 'after all migrations' }, (text) => `The schema after all migrations differs from the committed snapshot \`${shown}\`: ${text}. Either a migration changed the schema and the snapshot was not regenerated, or the snapshot was edited. Run with --update-snapshot, review the file's diff, and commit it.`, { file: shown }));
     return undefined;
 }
 /**
@@ -44455,16 +44456,7 @@ async function checkModels(set, head, server, settings, exclusions, env, finding
         }
         const diffs = diffSnapshots(head, models);
         if (diffs.length) {
-            const { text, detail } = differenceText(diffs, {
-                before: 'after all migrations',
-                after: 'in the models',
-            });
-            finding({
-                check: 'drift-models',
-                severity: diffs.every((d) => d.severity === 'warning') ? 'warning' : 'error',
-                message: `The models declare another schema than the migrations build: ${text}. A model changed without a migration (or a migration without its model). Add the missing migration, or change the models back.`,
-                detail,
-            });
+            finding(differenceFinding('drift-models', diffs, { before: 'after all migrations', after: 'in the models' }, (text) => `The models declare another schema than the migrations build: ${text}. A model changed without a migration (or a migration without its model). Add the missing migration, or change the models back.`));
         }
         return `models-command built ${Object.keys(models).length} objects in ${formatDuration(performance.now() - started)}.`;
     }
@@ -45245,28 +45237,13 @@ async function walkSet(set, loaded, server, settings, edges, findings) {
                 const sides = { before: 'before up', after: 'after down' };
                 const errors = diffs.filter((d) => d.severity === 'error');
                 const warnings = diffs.filter((d) => d.severity === 'warning');
+                const where = { migration: m.id, file: m.down.file };
                 if (errors.length) {
                     reversible = false;
-                    const { text, detail } = differenceText(errors, sides);
-                    finding({
-                        check: 'reversibility',
-                        severity: 'error',
-                        migration: m.id,
-                        file: m.down.file,
-                        message: Messages.downDiffers(m.id, text),
-                        detail,
-                    });
+                    finding(differenceFinding('reversibility', errors, sides, (t) => Messages.downDiffers(m.id, t), where));
                 }
                 if (warnings.length) {
-                    const { text, detail } = differenceText(warnings, sides);
-                    finding({
-                        check: 'reversibility',
-                        severity: 'warning',
-                        migration: m.id,
-                        file: m.down.file,
-                        message: Messages.downColumnOrder(m.id, text),
-                        detail,
-                    });
+                    finding(differenceFinding('reversibility', warnings, sides, (t) => Messages.downColumnOrder(m.id, t), where));
                 }
                 const again = await ws.runner.up(m);
                 line += ` · up again ${again.ok ? formatDuration(again.ms) : 'failed'}`;
@@ -45281,18 +45258,11 @@ async function walkSet(set, loaded, server, settings, edges, findings) {
                     const diffs2 = diffSnapshots(ws.tracker.at(afterUp, keys2), ws.tracker.now(keys2)).filter((d) => d.severity === 'error');
                     if (diffs2.length && !errors.length) {
                         reversible = false;
-                        const { text, detail } = differenceText(diffs2, {
-                            before: 'after the first up',
-                            after: 'after up again',
-                        });
-                        finding({
-                            check: 'reversibility',
-                            severity: 'error',
+                        const reupSides = { before: 'after the first up', after: 'after up again' };
+                        finding(differenceFinding('reversibility', diffs2, reupSides, (t) => Messages.reupDiffers(m.id, t), {
                             migration: m.id,
                             file: m.up.file,
-                            message: Messages.reupDiffers(m.id, text),
-                            detail,
-                        });
+                        }));
                     }
                 }
             }
@@ -45346,16 +45316,7 @@ async function walkSet(set, loaded, server, settings, edges, findings) {
                 if (complete) {
                     const diffs = diffSnapshots(empty, await readSnapshot(ws.catalog, exclusions));
                     if (diffs.length) {
-                        const { text, detail } = differenceText(diffs, {
-                            before: 'before the first migration',
-                            after: 'after rolling back',
-                        });
-                        finding({
-                            check: 'rollback-all',
-                            severity: diffs.every((d) => d.severity === 'warning') ? 'warning' : 'error',
-                            message: Messages.rollbackLeftovers(text),
-                            detail,
-                        });
+                        finding(differenceFinding('rollback-all', diffs, { before: 'before the first migration', after: 'after rolling back' }, Messages.rollbackLeftovers));
                     }
                 }
             }

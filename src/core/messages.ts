@@ -1,4 +1,5 @@
 import { plural } from './format.js';
+import type { CheckId, Finding } from './report.js';
 import { describeDifference, type SchemaDifference } from './schema.js';
 
 /** At most this many differences in a message; all of them go to the detail. */
@@ -15,6 +16,24 @@ export function differenceText(
   return {
     text: `${shown}; and ${plural(lines.length - Shown, 'more difference')}`,
     detail: lines.join('\n'),
+  };
+}
+
+/** One finding for a list of schema differences: a warning only when every difference is one. */
+export function differenceFinding(
+  check: CheckId,
+  diffs: SchemaDifference[],
+  sides: { before: string; after: string },
+  message: (text: string) => string,
+  where: Pick<Finding, 'migration' | 'file'> = {},
+): Omit<Finding, 'set'> {
+  const { text, detail } = differenceText(diffs, sides);
+  return {
+    check,
+    severity: diffs.every((d) => d.severity === 'warning') ? 'warning' : 'error',
+    ...where,
+    message: message(text),
+    ...(detail ? { detail } : {}),
   };
 }
 
