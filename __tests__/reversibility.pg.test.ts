@@ -94,6 +94,33 @@ describe('each defect class is caught with a readable message', () => {
       'table public.audit: column order differs (before up: id, note, at; after down: id, at, note)',
     );
   });
+
+  test('an empty down file is run like any other, and must restore the schema', () => {
+    expect(messages('0014_archive_marker')).toEqual([
+      expect.stringContaining(
+        'table public.archive_marker (with its 2 columns, 1 constraint, 1 index): present after down, absent before up',
+      ),
+      expect.stringContaining('relation "archive_marker" already exists'),
+    ]);
+  });
+});
+
+describe('require-down', () => {
+  test('off by default: no down step is a note; on: an error naming the migration', async () => {
+    const defaults = await verify(await settingsFor(fixture('sql-golang-misnamed')), edgesOn(server));
+    expect(defaults.findings.filter((f) => f.check === 'reversibility')).toEqual([]);
+    expect(defaults.sets[0]?.migrations.map((m) => m.reversible)).toEqual(['yes', 'no-down']);
+    const required = await verify(
+      await settingsFor(fixture('sql-golang-misnamed'), { 'require-down': 'true' }),
+      edgesOn(server),
+    );
+    expect(
+      required.findings.filter((f) => f.check === 'reversibility').map((f) => [f.migration, f.file]),
+    ).toEqual([['0003_add_title', 'fixtures/sql-golang-misnamed/0003_add_title.up.sql']]);
+    expect(required.findings.find((f) => f.check === 'reversibility')?.message).toContain(
+      'has no down step (no down file), and require-down is on',
+    );
+  });
 });
 
 describe('one bad migration does not produce findings for later good ones', () => {
@@ -124,6 +151,7 @@ describe('one bad migration does not produce findings for later good ones', () =
       '0011_drop_audit_note': 'yes',
       '0012_audit_at_idx': 'no',
       '0013_comment_audit': 'yes',
+      '0014_archive_marker': 'no',
     });
     expect(report.findings.filter((f) => f.check === 'apply')).toEqual([]);
     expect(messages('0012_audit_at_idx')).toEqual([

@@ -42,6 +42,7 @@ function program(): Command {
     .option(`--${Inputs.AssertionsDir} <dir>`, 'folder of per-migration assertions')
     .option(`--${Inputs.SnapshotFile} <file>`, 'committed schema snapshot')
     .option(`--${Inputs.UpdateSnapshot}`, 'rewrite the snapshot file instead of comparing')
+    .option(`--${Inputs.RequireDown}`, 'a migration without a down step is an error')
     .option(`--${Inputs.ModelsCommand} <command>`, 'command that builds the models schema into DATABASE_URL')
     .option(`--${Inputs.TargetDatabaseUrl} <url>`, 'live database for the read-only deploy gate')
     .addOption(

@@ -26,6 +26,7 @@ export const Inputs = {
   GithubToken: 'github-token',
   FailOn: 'fail-on',
   StepTimeout: 'step-timeout',
+  RequireDown: 'require-down',
   Only: 'only',
   Skip: 'skip',
   WorkingDirectory: 'working-directory',
@@ -78,6 +79,8 @@ export interface Settings {
   failOn: Severity;
   /** Longest a single migration step may run, in milliseconds. */
   stepTimeoutMs: number;
+  /** A migration without a down step is a reversibility error instead of a note. */
+  requireDown: boolean;
   /** Checks to run (after `only` and `skip`). */
   checks: Set<CheckId>;
 }
@@ -274,6 +277,7 @@ export async function resolveSettings(raw: RawInputs, cwd: string = process.cwd(
     comment: bool(Inputs.Comment, get(Inputs.Comment), true),
     githubToken: raw[Inputs.GithubToken] || undefined,
     failOn: choice(Inputs.FailOn, get(Inputs.FailOn) || 'error', ['error', 'warning'] as const),
+    requireDown: bool(Inputs.RequireDown, get(Inputs.RequireDown), false),
     stepTimeoutMs: get(Inputs.StepTimeout)
       ? parseDuration(Inputs.StepTimeout, get(Inputs.StepTimeout) ?? '')
       : DefaultStepTimeoutMs,

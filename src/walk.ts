@@ -167,6 +167,15 @@ export async function walkSet(
       const upKeys = ws.tracker.changedSince(before);
       report.changes = summarizeChanges(diffSnapshots(ws.tracker.at(before, upKeys), ws.tracker.now(upKeys)));
 
+      if (!m.down && settings.requireDown && checks.has('reversibility')) {
+        finding({
+          check: 'reversibility',
+          severity: 'error',
+          migration: m.id,
+          file: m.up.file,
+          message: Messages.noDown(m.id, m.noDown ?? 'no down step'),
+        });
+      }
       if (!m.down || !checks.has('reversibility')) {
         edges.progress(`✓ ${counter(i)} ${m.id}  up ${formatDuration(up.ms)}`);
         ws.tracker.release(before);

@@ -43257,6 +43257,7 @@ const Inputs = {
     GithubToken: 'github-token',
     FailOn: 'fail-on',
     StepTimeout: 'step-timeout',
+    RequireDown: 'require-down',
     Only: 'only',
     Skip: 'skip',
     WorkingDirectory: 'working-directory',
@@ -43431,6 +43432,7 @@ async function resolveSettings(raw, cwd = process.cwd()) {
         comment: bool(Inputs.Comment, get(Inputs.Comment), true),
         githubToken: raw[Inputs.GithubToken] || undefined,
         failOn: choice(Inputs.FailOn, get(Inputs.FailOn) || 'error', ['error', 'warning']),
+        requireDown: bool(Inputs.RequireDown, get(Inputs.RequireDown), false),
         stepTimeoutMs: get(Inputs.StepTimeout)
             ? parseDuration(Inputs.StepTimeout, get(Inputs.StepTimeout) ?? '')
             : DefaultStepTimeoutMs,
@@ -44261,6 +44263,7 @@ const Messages = {
     downColumnOrder: (id, text) => `\`${id}\` (down) restores a column at another position: ${text}. \`SELECT *\` and \`COPY\` without a column list now see another order. Recreate the table in its original column order if that matters, or accept this warning.`,
     reupFailed: (id, error) => `\`${id}\` (up, run again after its down) failed: ${error}. Its down step leaves behind something its up step needs to create, so the migration cannot be applied again after a rollback. Make the down step drop it.`,
     reupDiffers: (id, text) => `\`${id}\` (up, run again after its down) does not reproduce the schema of its first run: ${text}. Applying it again after a rollback gives another schema than the first time. Make the down step undo exactly what the up step does.`,
+    noDown: (id, why) => `\`${id}\` has no down step (${why}), and require-down is on: this release could not be rolled back past it. Add a down step, or turn require-down off for histories that keep irreversible migrations.`,
     rollbackLeftovers: (text) => `Rolling back every migration from the newest to the first does not return to the empty database: ${text}. Some down step does not undo its up step; the reversibility findings name which.`,
 };
 
@@ -45213,6 +45216,15 @@ async function walkSet(set, loaded, server, settings, edges, findings) {
             await ws.refresh();
             const upKeys = ws.tracker.changedSince(before);
             report.changes = summarizeChanges(diffSnapshots(ws.tracker.at(before, upKeys), ws.tracker.now(upKeys)));
+            if (!m.down && settings.requireDown && checks.has('reversibility')) {
+                finding({
+                    check: 'reversibility',
+                    severity: 'error',
+                    migration: m.id,
+                    file: m.up.file,
+                    message: Messages.noDown(m.id, m.noDown ?? 'no down step'),
+                });
+            }
             if (!m.down || !checks.has('reversibility')) {
                 edges.progress(`✓ ${counter(i)} ${m.id}  up ${formatDuration(up.ms)}`);
                 ws.tracker.release(before);
@@ -45470,6 +45482,7 @@ function cli_program() {
         .option(`--${Inputs.AssertionsDir} <dir>`, 'folder of per-migration assertions')
         .option(`--${Inputs.SnapshotFile} <file>`, 'committed schema snapshot')
         .option(`--${Inputs.UpdateSnapshot}`, 'rewrite the snapshot file instead of comparing')
+        .option(`--${Inputs.RequireDown}`, 'a migration without a down step is an error')
         .option(`--${Inputs.ModelsCommand} <command>`, 'command that builds the models schema into DATABASE_URL')
         .option(`--${Inputs.TargetDatabaseUrl} <url>`, 'live database for the read-only deploy gate')
         .addOption(new Option(`--${Inputs.FailOn} <severity>`, 'which findings fail the run').choices([

@@ -48,6 +48,8 @@ export const Messages = {
     `\`${id}\` (up, run again after its down) failed: ${error}. Its down step leaves behind something its up step needs to create, so the migration cannot be applied again after a rollback. Make the down step drop it.`,
   reupDiffers: (id: string, text: string) =>
     `\`${id}\` (up, run again after its down) does not reproduce the schema of its first run: ${text}. Applying it again after a rollback gives another schema than the first time. Make the down step undo exactly what the up step does.`,
+  noDown: (id: string, why: string) =>
+    `\`${id}\` has no down step (${why}), and require-down is on: this release could not be rolled back past it. Add a down step, or turn require-down off for histories that keep irreversible migrations.`,
   rollbackLeftovers: (text: string) =>
     `Rolling back every migration from the newest to the first does not return to the empty database: ${text}. Some down step does not undo its up step; the reversibility findings name which.`,
 };
