@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import pg from 'pg';
 import type { Report } from '../src/core/report.js';
+import { startPostgres } from '../src/postgres/index.js';
 import type { StartedPostgres } from '../src/postgres/types.js';
 import { verify } from '../src/verify.js';
 import { edgesOn, fixture, settingsFor, startTestServer } from './helpers/postgres.js';
@@ -102,6 +104,33 @@ describe('each defect class is caught with a readable message', () => {
       ),
       expect.stringContaining('relation "archive_marker" already exists'),
     ]);
+  });
+});
+
+describe('without superuser (a managed database given as url)', () => {
+  test('falls back to full catalog reads, says so, and finds the same', async () => {
+    const admin = new pg.Client({ connectionString: server.adminUrl });
+    await admin.connect();
+    await admin.query(
+      "DROP ROLE IF EXISTS app_owner; CREATE ROLE app_owner LOGIN CREATEDB PASSWORD 'owner-pw'",
+    );
+    await admin.end();
+    const url = new URL(server.adminUrl);
+    url.username = 'app_owner';
+    url.password = 'owner-pw';
+    const limited = await verify(
+      await settingsFor(fixture('sql-reversibility-defects'), {
+        postgres: 'url',
+        'database-url': url.toString(),
+      }),
+      { ...edgesOn(server), startPostgres },
+    );
+    expect(limited.postgres?.provider).toBe('url');
+    expect(limited.sets[0]?.notes.join()).toContain(
+      'may not create event triggers, so every step was followed by a full catalog read',
+    );
+    const brief = (r: Report) => r.findings.map((f) => [f.check, f.severity, f.migration, f.message]);
+    expect(brief(limited)).toEqual(brief(report));
   });
 });
 
