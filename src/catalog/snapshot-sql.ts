@@ -100,6 +100,10 @@ ${RootMapping}
 ${RootRows}
 `;
 
+/** The comment on an object (a join by index, not the per-row SQL function obj_description). */
+const comment = (oid: string, catalog: string, subid = '0') =>
+  `(SELECT d.description FROM pg_description d WHERE d.objoid = ${oid} AND d.classoid = '${catalog}'::regclass AND d.objsubid = ${subid})`;
+
 type Helpers = { from: (catalog: string, alias: string) => string; scoped: (oid: string) => string };
 
 const Branches: [RootClass, (h: Helpers) => string][] = [
@@ -107,7 +111,7 @@ const Branches: [RootClass, (h: Helpers) => string][] = [
     'pg_namespace',
     (h) => `
 SELECT 'pg_namespace', n.oid, 'pg_namespace', n.oid, 'schema:' || n.q, 'schema', n.q, NULL,
-  jsonb_build_object('comment', (SELECT d.description FROM pg_description d WHERE d.objoid = n.oid AND d.classoid = 'pg_namespace'::regclass AND d.objsubid = 0))
+  jsonb_build_object('comment', ${comment('n.oid', 'pg_namespace')})
 FROM nsp n
 WHERE NOT EXISTS (SELECT 1 FROM pg_depend m WHERE m.classid = 'pg_namespace'::regclass AND m.objid = n.oid AND m.deptype = 'e')
   ${h.scoped('n.oid')}
@@ -126,12 +130,12 @@ SELECT 'pg_class', r.oid, 'pg_class', r.oid, k.kind || ':' || r.qn, k.kind, r.qn
                   JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
                   WHERE d.classid = 'pg_class'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
                     AND d.deptype IN ('a', 'i') LIMIT 1),
-      'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = r.oid AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0))
+      'comment', ${comment('r.oid', 'pg_class')})
     WHEN r.relkind IN ('v', 'm') THEN jsonb_build_object(
       'definition', pg_get_viewdef(r.oid, true),
       'options', (SELECT jsonb_agg(o ORDER BY o) FROM unnest(c.reloptions) o),
       'columns', (SELECT jsonb_agg(a.attname ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped),
-      'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = r.oid AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0))
+      'comment', ${comment('r.oid', 'pg_class')})
     ELSE jsonb_build_object(
       'persistence', CASE c.relpersistence WHEN 'u' THEN 'unlogged' WHEN 't' THEN 'temporary' ELSE 'permanent' END,
       'partitionKey', CASE WHEN r.relkind = 'p' THEN pg_get_partkeydef(r.oid) END,
@@ -144,7 +148,7 @@ SELECT 'pg_class', r.oid, 'pg_class', r.oid, k.kind || ':' || r.qn, k.kind, r.qn
       'forceRowSecurity', c.relforcerowsecurity,
       'replicaIdentity', CASE c.relreplident WHEN 'd' THEN 'default' WHEN 'n' THEN 'nothing' WHEN 'f' THEN 'full' ELSE 'index' END,
       'columns', (SELECT jsonb_agg(a.attname ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped),
-      'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = r.oid AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0))
+      'comment', ${comment('r.oid', 'pg_class')})
   END
 FROM rels r JOIN pg_class c ON c.oid = r.oid
 LEFT JOIN pg_sequence s ON s.seqrelid = r.oid
@@ -166,7 +170,7 @@ SELECT 'pg_class', r.oid, 'pg_class', r.oid, 'column:' || r.qn || '.' || quote_i
     'generated', CASE WHEN a.attgenerated <> '' THEN pg_get_expr(ad.adbin, ad.adrelid) || CASE a.attgenerated WHEN 's' THEN ' stored' ELSE ' virtual' END END,
     'identity', CASE a.attidentity WHEN 'a' THEN 'always' WHEN 'd' THEN 'by default' END,
     'collation', CASE WHEN a.attcollation <> t.typcollation THEN quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END,
-    'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = r.oid AND d.classoid = 'pg_class'::regclass AND d.objsubid = a.attnum))
+    'comment', ${comment('r.oid', 'pg_class', 'a.attnum')})
 FROM rels r
 JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
 JOIN pg_type t ON t.oid = a.atttypid
@@ -184,7 +188,7 @@ SELECT 'pg_constraint', co.oid, 'pg_class', r.oid, 'constraint:' || r.qn || '.' 
   jsonb_build_object('type', CASE co.contype WHEN 'p' THEN 'primary key' WHEN 'f' THEN 'foreign key' WHEN 'u' THEN 'unique'
                                               WHEN 'c' THEN 'check' WHEN 'x' THEN 'exclusion' ELSE co.contype::text END,
                      'definition', pg_get_constraintdef(co.oid), 'validated', co.convalidated,
-                     'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = co.oid AND d.classoid = 'pg_constraint'::regclass AND d.objsubid = 0))
+                     'comment', ${comment('co.oid', 'pg_constraint')})
 FROM rels r JOIN pg_constraint co ON co.conrelid = r.oid
 WHERE co.contype::text <> 'n'
 `,
@@ -194,7 +198,7 @@ WHERE co.contype::text <> 'n'
     (_h) => `
 SELECT 'pg_class', ic.oid, 'pg_class', r.oid, 'index:' || quote_ident(n.nspname) || '.' || quote_ident(ic.relname), 'index',
   quote_ident(n.nspname) || '.' || quote_ident(ic.relname), r.qn,
-  jsonb_build_object('definition', pg_get_indexdef(ic.oid), 'valid', i.indisvalid, 'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = ic.oid AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0))
+  jsonb_build_object('definition', pg_get_indexdef(ic.oid), 'valid', i.indisvalid, 'comment', ${comment('ic.oid', 'pg_class')})
 FROM rels r JOIN pg_index i ON i.indrelid = r.oid JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = ic.relnamespace
 `,
   ],
@@ -203,7 +207,7 @@ FROM rels r JOIN pg_index i ON i.indrelid = r.oid JOIN pg_class ic ON ic.oid = i
     (_h) => `
 SELECT 'pg_trigger', tg.oid, 'pg_class', r.oid, 'trigger:' || r.qn || '.' || quote_ident(tg.tgname), 'trigger',
   quote_ident(tg.tgname), r.qn,
-  jsonb_build_object('definition', pg_get_triggerdef(tg.oid), 'enabled', tg.tgenabled::text, 'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = tg.oid AND d.classoid = 'pg_trigger'::regclass AND d.objsubid = 0))
+  jsonb_build_object('definition', pg_get_triggerdef(tg.oid), 'enabled', tg.tgenabled::text, 'comment', ${comment('tg.oid', 'pg_trigger')})
 FROM rels r JOIN pg_trigger tg ON tg.tgrelid = r.oid
 WHERE NOT tg.tgisinternal
 `,
@@ -219,7 +223,7 @@ SELECT 'pg_policy', po.oid, 'pg_class', r.oid, 'policy:' || r.qn || '.' || quote
     'roles', (SELECT jsonb_agg(CASE WHEN ro = 0 THEN 'public' ELSE pg_get_userbyid(ro)::text END ORDER BY 1) FROM unnest(po.polroles) ro),
     'using', pg_get_expr(po.polqual, po.polrelid),
     'check', pg_get_expr(po.polwithcheck, po.polrelid),
-    'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = po.oid AND d.classoid = 'pg_policy'::regclass AND d.objsubid = 0))
+    'comment', ${comment('po.oid', 'pg_policy')})
 FROM rels r JOIN pg_policy po ON po.polrelid = r.oid
 `,
   ],
@@ -228,7 +232,7 @@ FROM rels r JOIN pg_policy po ON po.polrelid = r.oid
     (_h) => `
 SELECT 'pg_rewrite', ru.oid, 'pg_class', r.oid, 'rule:' || r.qn || '.' || quote_ident(ru.rulename), 'rule',
   quote_ident(ru.rulename), r.qn,
-  jsonb_build_object('definition', pg_get_ruledef(ru.oid), 'enabled', ru.ev_enabled::text, 'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = ru.oid AND d.classoid = 'pg_rewrite'::regclass AND d.objsubid = 0))
+  jsonb_build_object('definition', pg_get_ruledef(ru.oid), 'enabled', ru.ev_enabled::text, 'comment', ${comment('ru.oid', 'pg_rewrite')})
 FROM rels r JOIN pg_rewrite ru ON ru.ev_class = r.oid
 WHERE ru.rulename <> '_RETURN'
 `,
@@ -246,7 +250,7 @@ SELECT 'pg_type', ty.oid, 'pg_type', ty.oid, k.kind || ':' || ty.qt, k.kind, ty.
     ELSE jsonb_build_object('subtype', format_type(rg.rngsubtype, NULL),
                             'collation', CASE WHEN rg.rngcollation <> 0 THEN rg.rngcollation::regcollation::text END,
                             'canonical', NULLIF(rg.rngcanonical::regproc::text, '-'), 'subdiff', NULLIF(rg.rngsubdiff::regproc::text, '-'))
-  END || jsonb_build_object('comment', (SELECT d.description FROM pg_description d WHERE d.objoid = ty.oid AND d.classoid = 'pg_type'::regclass AND d.objsubid = 0))
+  END || jsonb_build_object('comment', ${comment('ty.oid', 'pg_type')})
 FROM types ty JOIN pg_type t ON t.oid = ty.oid
 LEFT JOIN pg_type bt ON bt.oid = t.typbasetype
 LEFT JOIN pg_range rg ON rg.rngtypid = ty.oid
@@ -259,7 +263,7 @@ CROSS JOIN LATERAL (SELECT CASE ty.typtype WHEN 'e' THEN 'enum' WHEN 'd' THEN 'd
 SELECT 'pg_constraint', co.oid, 'pg_type', ty.oid, 'constraint:' || ty.qt || '.' || quote_ident(co.conname), 'constraint',
   quote_ident(co.conname), ty.qt,
   jsonb_build_object('type', 'check', 'definition', pg_get_constraintdef(co.oid), 'validated', co.convalidated,
-                     'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = co.oid AND d.classoid = 'pg_constraint'::regclass AND d.objsubid = 0))
+                     'comment', ${comment('co.oid', 'pg_constraint')})
 FROM types ty JOIN pg_constraint co ON co.contypid = ty.oid
 WHERE co.contype::text <> 'n'
 `,
@@ -279,7 +283,7 @@ SELECT 'pg_proc', p.oid, 'pg_proc', p.oid, k.kind || ':' || p.qf, k.kind, p.qf, 
     'parallel', CASE p.proparallel WHEN 's' THEN 'safe' WHEN 'r' THEN 'restricted' ELSE 'unsafe' END,
     'config', to_jsonb(p.proconfig),
     'body', CASE WHEN p.prokind = 'a' THEN NULL WHEN p.prosqlbody IS NOT NULL THEN pg_get_function_sqlbody(p.oid) ELSE p.prosrc END,
-    'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = p.oid AND d.classoid = 'pg_proc'::regclass AND d.objsubid = 0))
+    'comment', ${comment('p.oid', 'pg_proc')})
 FROM (
   SELECT p.*, nsp.q || '.' || quote_ident(p.proname) || '(' || oidvectortypes(p.proargtypes) || ')' AS qf
   FROM ${h.from('pg_proc', 'p')} JOIN nsp ON nsp.oid = p.pronamespace
@@ -306,7 +310,7 @@ WHERE true ${h.scoped('e.oid')}
 SELECT 'pg_event_trigger', ev.oid, 'pg_event_trigger', ev.oid, 'event trigger:' || quote_ident(ev.evtname), 'event trigger',
   quote_ident(ev.evtname), NULL,
   jsonb_build_object('event', ev.evtevent, 'function', ev.evtfoid::regproc::text, 'tags', to_jsonb(ev.evttags),
-                     'enabled', ev.evtenabled::text, 'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = ev.oid AND d.classoid = 'pg_event_trigger'::regclass AND d.objsubid = 0))
+                     'enabled', ev.evtenabled::text, 'comment', ${comment('ev.oid', 'pg_event_trigger')})
 FROM pg_event_trigger ev
 WHERE ev.evtname NOT LIKE '\\_pg\\_migrate\\_verify%'
   AND NOT EXISTS (SELECT 1 FROM pg_depend m WHERE m.classid = 'pg_event_trigger'::regclass AND m.objid = ev.oid AND m.deptype = 'e')
