@@ -10,7 +10,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { defaultExclusions, readSnapshot } from '../src/catalog/tracker.js';
 import { startBinaries } from '../src/postgres/binaries.js';
-import type { StartedPostgres } from '../src/postgres/types.js';
+import { type StartedPostgres, silentLogger } from '../src/postgres/types.js';
 import { resolveSettings } from '../src/settings.js';
 import { verify } from '../src/verify.js';
 import { generateHistory, writeHistory } from './generate.js';
@@ -21,7 +21,7 @@ const sizes = process.argv
   .filter((n) => n > 0);
 const counts = sizes.length ? sizes : [200, 1000];
 const repeats = Number(process.env.BENCH_REPEATS ?? 3);
-const log = { info() {}, warn() {}, debug() {} };
+const log = silentLogger;
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);

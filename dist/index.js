@@ -76238,7 +76238,6 @@ var umzug_lib = __nccwpck_require__(1252);
 
 
 
-
 /**
  * Records applied ids in the database under test, so that the state lives with the data. Reads come
  * from an in-memory mirror: umzug asks for the executed list on every step, and a query each time

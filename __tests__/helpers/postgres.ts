@@ -1,14 +1,14 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startBinaries } from '../../src/postgres/binaries.js';
-import type { Logger, StartedPostgres } from '../../src/postgres/types.js';
+import { type StartedPostgres, silentLogger } from '../../src/postgres/types.js';
 import { type RawInputs, resolveSettings, type Settings } from '../../src/settings.js';
 import type { Edges } from '../../src/verify.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const fixture = (name: string) => path.resolve(repoRoot, 'fixtures', name);
 
-export const quietLog: Logger = { info() {}, warn() {}, debug() {} };
+export const quietLog = silentLogger;
 
 /** One real server per test file; each verify() gets its own scratch databases on it. */
 export async function startTestServer(): Promise<StartedPostgres> {

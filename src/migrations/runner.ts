@@ -6,8 +6,6 @@ import { BookkeepingSchema } from './bookkeeping.js';
 import type { Migration, StepContext } from './types.js';
 import { StepError } from './types.js';
 
-export { BookkeepingSchema };
-
 /**
  * Records applied ids in the database under test, so that the state lives with the data. Reads come
  * from an in-memory mirror: umzug asks for the executed list on every step, and a query each time
