@@ -60964,7 +60964,7 @@ function extend(target) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3384);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4450);
 
 await (0,_main_js__WEBPACK_IMPORTED_MODULE_0__/* .run */ .e)();
 
@@ -60973,7 +60973,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 3384:
+/***/ 4450:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -63981,6 +63981,31 @@ function resultOf(findings, failOn) {
     const failing = findings.filter((f) => f.severity === 'error' || failOn === 'warning');
     return failing.length > 0 ? 'failed' : 'passed';
 }
+/** True when `acceptance` accepts `finding`. */
+function accepts(acceptance, finding) {
+    return (acceptance.check === finding.check &&
+        acceptance.id === finding.migration &&
+        (acceptance.set === undefined || acceptance.set === finding.set));
+}
+/**
+ * Sets accepted findings aside: they are reported with their reason but do not count. Acceptances
+ * that match nothing come back too, so stale entries can be pointed out.
+ */
+function applyAcceptances(findings, acceptances) {
+    const kept = [];
+    const accepted = [];
+    const used = new Set();
+    for (const finding of findings) {
+        const by = acceptances.find((a) => accepts(a, finding));
+        if (!by)
+            kept.push(finding);
+        else {
+            used.add(by);
+            accepted.push({ ...finding, reason: by.reason });
+        }
+    }
+    return { findings: kept, accepted, unused: acceptances.filter((a) => !used.has(a)) };
+}
 /** Process exit status for a result: 0 passed, 1 failed, 2 could not check. */
 function exitCodeOf(result) {
     return result === 'passed' ? 0 : result === 'failed' ? 1 : 2;
@@ -64011,11 +64036,11 @@ function codeBlock(text) {
     return `${fence}\n${text}\n${fence}`;
 }
 const WhatToDo = {
-    apply: 'Fix the failing up step; nothing after it was applied.',
+    apply: 'Fix the failing up step; nothing after it was applied. Where production and a fresh database end differently, undo the edit or renumber the migration the ordering findings name.',
     reversibility: 'Make each down step undo exactly what its up step does.',
     'rollback-all': 'Fix the down steps so that rolling everything back succeeds and leaves nothing behind.',
     assertions: 'Fix the migration or the assertion so that each holds on exactly its side.',
-    ordering: 'Rename or renumber the files as the finding says.',
+    ordering: 'Give new migrations versions that sort after everything on the base branch, and leave migrations the base branch has exactly as they are: put changes in a new migration. A deliberate exception goes in the config file under `accept:` with its reason.',
     'drift-snapshot': 'Run with --update-snapshot and commit the snapshot file.',
     'drift-models': 'Add a migration for the model change, or change the models back.',
     target: 'Deploy the pending migrations, or investigate the differences on the target database.',
@@ -64063,6 +64088,12 @@ function renderMarkdown(report) {
             .map((f) => f.migration));
         out.push(`### ${escapeText(set.name)}`, '');
         out.push(`${inlineCode(set.dir)}: ${escapeText(set.format)}${set.formatReason ? `, ${escapeText(set.formatReason)}` : ''}`, '');
+        if (set.base) {
+            const added = set.base.added;
+            out.push(`Compared with ${inlineCode(set.base.ref)} at ${inlineCode(set.base.commit.slice(0, 7))} (${plural(set.base.migrations, 'migration')}): ${added.length
+                ? `this branch adds ${added.map((id) => inlineCode(id)).join(', ')}`
+                : 'this branch adds no migration'}.`, '');
+        }
         out.push('| | Migration | Up | Down | Reversible | Changes |', '|---|---|---|---|---|---|');
         for (const m of set.migrations) {
             const changes = m.changes.length ? m.changes.map((c) => escapeText(c)).join('<br>') : '';
@@ -64094,6 +64125,15 @@ function renderMarkdown(report) {
             out.push('');
         }
     }
+    if (report.accepted?.length) {
+        out.push(`### Accepted (${report.accepted.length})`, '');
+        out.push('Findings the config file accepts on purpose; they do not fail the check.', '');
+        for (const f of report.accepted) {
+            const where = markdown_location(f);
+            out.push(`- ${f.check} ${inlineCode(f.migration ?? '')}${where ? ` ${where}` : ''}: ${escapeText(f.reason)}`, `  <details><summary>Finding</summary>`, '', `  ${escapeText(f.message).replaceAll('\\|', '|')}`, '', '  </details>');
+        }
+        out.push('');
+    }
     return `${out.join('\n').trimEnd()}\n`;
 }
 function indent(text, by) {
@@ -64115,9 +64155,15 @@ function renderSummary(report) {
         const pg = report.postgres ? `, PostgreSQL ${report.postgres.version} (${report.postgres.provider})` : '';
         lines.push(`pg-migrate-verify: ${report.result.toUpperCase()}: ${plural(migrations, 'migration')}, ${plural(errors, 'error')}, ${plural(warnings, 'warning')}${pg}, ${formatDuration(report.timings.total ?? 0)}`);
     }
-    for (const set of report.sets)
+    for (const set of report.sets) {
+        if (set.base)
+            lines.push(`  base  ${set.name}: ${set.base.ref} at ${set.base.commit.slice(0, 7)}, ${plural(set.base.migrations, 'migration')}; ${set.base.added.length ? `adds ${set.base.added.join(', ')}` : 'adds none'}`);
         for (const note of set.notes)
             lines.push(`  note  ${set.name}: ${note}`);
+    }
+    for (const f of report.accepted ?? []) {
+        lines.push(`  accepted  ${f.check}  ${f.migration ?? ''}: ${f.reason}`);
+    }
     for (const f of report.findings) {
         const where = f.file ? `${f.file}${f.line ? `:${f.line}` : ''}  ` : '';
         lines.push(`  ${f.severity === 'error' ? 'error' : 'warn '}  ${f.check}  ${where}${f.message}`);
@@ -64146,12 +64192,35 @@ function passwordOf(url) {
     }
 }
 
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __nccwpck_require__(3024);
+;// CONCATENATED MODULE: ./src/github/event.ts
+
+/**
+ * The base branch of the run's pull request: `GITHUB_BASE_REF` on pull_request and
+ * pull_request_target events, the queue's base branch on merge_group events; else undefined.
+ */
+function baseRefOfEvent(env) {
+    if (env.GITHUB_BASE_REF)
+        return env.GITHUB_BASE_REF;
+    if (env.GITHUB_EVENT_NAME === 'merge_group' && env.GITHUB_EVENT_PATH) {
+        try {
+            const payload = JSON.parse((0,external_node_fs_.readFileSync)(env.GITHUB_EVENT_PATH, 'utf8'));
+            const ref = payload.merge_group?.base_ref;
+            if (ref)
+                return ref.replace(/^refs\/heads\//, '');
+        }
+        catch {
+            // No readable payload: no base to compare with.
+        }
+    }
+    return undefined;
+}
+
 ;// CONCATENATED MODULE: external "node:child_process"
 const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __nccwpck_require__(7598);
-// EXTERNAL MODULE: external "node:fs"
-var external_node_fs_ = __nccwpck_require__(3024);
 // EXTERNAL MODULE: external "node:net"
 var external_node_net_ = __nccwpck_require__(7030);
 // EXTERNAL MODULE: external "node:url"
@@ -74568,10 +74637,18 @@ const SetKeys = [
 const TopKeys = Object.values(Inputs).filter((k) => k !== Inputs.Config && k !== Inputs.GithubToken);
 const scalar = union([schemas_string(), schemas_number(), schemas_boolean()]);
 const setSchema = strictObject(Object.fromEntries(SetKeys.map((k) => [k, scalar.optional()])));
+const acceptSchema = strictObject({
+    id: schemas_string().min(1),
+    reason: schemas_string().trim().min(1),
+    check: schemas_enum(CheckIds).optional(),
+    set: schemas_string().optional(),
+});
 const configSchema = strictObject({
     ...Object.fromEntries(TopKeys.map((k) => [k, union([scalar, array(schemas_string())]).optional()])),
     sets: array(setSchema).optional(),
+    accept: array(acceptSchema).optional(),
 });
+const AcceptKeys = ['id', 'reason', 'check', 'set'];
 const ConfigNames = ['pg-migrate-verify.yml', 'pg-migrate-verify.yaml'];
 /** Reads and validates the config file: the given one, else pg-migrate-verify.yml in the working directory. */
 async function readConfigFile(workingDirectory, given) {
@@ -74601,8 +74678,12 @@ async function readConfigFile(workingDirectory, given) {
         const where = issue?.path.length ? ` at '${issue.path.join('.')}'` : '';
         if (issue?.code === 'unrecognized_keys') {
             const inSet = issue.path[0] === 'sets';
-            const allowed = inSet ? SetKeys : [...TopKeys, 'sets'];
-            throw new CannotCheck(`Config file '${shown}' has unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}${where}. Allowed keys${inSet ? ' in a set' : ''}: ${allowed.join(', ')}.`);
+            const inAccept = issue.path[0] === 'accept';
+            const allowed = inSet ? SetKeys : inAccept ? AcceptKeys : [...TopKeys, 'sets', 'accept'];
+            throw new CannotCheck(`Config file '${shown}' has unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}${where}. Allowed keys${inSet ? ' in a set' : inAccept ? " in an 'accept' entry" : ''}: ${allowed.join(', ')}.`);
+        }
+        if (issue?.path[0] === 'accept') {
+            throw new CannotCheck(`Config file '${shown}'${where}: ${issue.message}. Each 'accept' entry needs 'id' (the migration id) and 'reason' (why the team accepts it); 'check' (default ordering) must be one of ${CheckIds.join(', ')}; 'set' is optional.`);
         }
         throw new CannotCheck(`Config file '${shown}'${where}: ${issue?.message ?? 'invalid'}. Expected a mapping of the keys listed in the README.`);
     }
@@ -74701,6 +74782,10 @@ async function resolveSettings(raw, cwd = process.cwd()) {
             },
         ];
     }
+    for (const a of config.accept ?? []) {
+        if (a.set !== undefined && !sets.some((s) => s.name === a.set))
+            throw new CannotCheck(`Config file '${loaded?.file}': an 'accept' entry for '${a.id}' names set '${a.set}', which does not exist. Sets: ${sets.map((s) => s.name).join(', ')}.`);
+    }
     const version = get(Inputs.PostgresVersion);
     let postgresVersion;
     if (version) {
@@ -74730,7 +74815,226 @@ async function resolveSettings(raw, cwd = process.cwd()) {
             ? parseDuration(Inputs.StepTimeout, get(Inputs.StepTimeout) ?? '')
             : DefaultStepTimeoutMs,
         checks,
+        accepted: (config.accept ?? []).map((a) => ({
+            id: a.id,
+            reason: a.reason.trim(),
+            check: a.check ?? 'ordering',
+            ...(a.set !== undefined ? { set: a.set } : {}),
+        })),
     };
+}
+
+;// CONCATENATED MODULE: ./src/core/ordering.ts
+/** Numeric, segment by segment; trailing zero segments do not count (Flyway: 1.0 = 1). */
+function compareVersions(a, b) {
+    const length = Math.max(a.length, b.length);
+    for (let i = 0; i < length; i++) {
+        const x = a[i] ?? 0n;
+        const y = b[i] ?? 0n;
+        if (x !== y)
+            return x < y ? -1 : 1;
+    }
+    return 0;
+}
+/** `1.2.0` -> `1.2`: the version as a key, trailing zero segments dropped. */
+function versionKey(version) {
+    const segments = [...version];
+    while (segments.length > 1 && segments[segments.length - 1] === 0n)
+        segments.pop();
+    return segments.join('.');
+}
+/** Byte order, as Go's sort.Strings and most hand-written runners sort names (not the locale's). */
+const byName = (a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+const byVersion = (a, b) => compareVersions(a.version, b.version) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+/** The order the tool runs the entries in. */
+function runOrder(rules) {
+    return rules.runsBy === 'name' ? byName : byVersion;
+}
+/**
+ * Text as production ran it, for comparing two versions of one file: line endings, trailing
+ * whitespace, a byte-order mark and trailing blank lines do not count (a CRLF checkout is not an edit).
+ */
+function normalizedLines(text) {
+    const lines = text
+        .replace(/^\uFEFF/, '')
+        .split(/\r\n|\r|\n/)
+        .map((l) => l.replace(/[ \t\f\v]+$/, ''));
+    while (lines.length && lines[lines.length - 1] === '')
+        lines.pop();
+    return lines;
+}
+/** True when two texts are the same migration once normalised. */
+function sameText(a, b) {
+    return normalizedLines(a).join('\n') === normalizedLines(b).join('\n');
+}
+/** 0-based index of the first line that differs after normalising, or -1. */
+function firstDifferentLine(a, b) {
+    const x = normalizedLines(a);
+    const y = normalizedLines(b);
+    for (let i = 0; i < Math.max(x.length, y.length); i++)
+        if (x[i] !== y[i])
+            return i;
+    return -1;
+}
+const listed = (entries, max = 6) => entries.length <= max
+    ? entries.map((e) => `\`${e.id}\``).join(', ')
+    : `${entries
+        .slice(0, max)
+        .map((e) => `\`${e.id}\``)
+        .join(', ')} and ${entries.length - max} more`;
+/**
+ * Problems a history has on its own: two migrations with one key, and a tool that runs migrations in
+ * name order where names sort otherwise than versions (`20250817_x` after `20250817120000_y`).
+ */
+function historyFindings(entries, rules) {
+    const findings = [];
+    const ordered = entries.filter((e) => !e.repeatable);
+    const byKey = new Map();
+    for (const e of [...ordered].sort(byVersion))
+        byKey.set(e.key, [...(byKey.get(e.key) ?? []), e]);
+    for (const same of byKey.values()) {
+        for (const e of same.slice(1)) {
+            const first = same[0];
+            findings.push({
+                check: 'ordering',
+                severity: 'error',
+                migration: e.id,
+                file: e.file,
+                message: `'${first.file}' and '${e.file}' have the same version (${e.key}), so their order is undefined: ${rules.tool} refuses to run the history or runs only one of them. Give one of them a new, higher version.`,
+            });
+        }
+    }
+    if (rules.runsBy === 'name') {
+        const versionOrder = [...ordered].sort(byVersion);
+        const nameOrder = [...ordered].sort(byName);
+        const first = versionOrder.findIndex((e, i) => nameOrder[i] !== e);
+        if (first >= 0) {
+            let last = versionOrder.length - 1;
+            while (last > first && versionOrder[last] === nameOrder[last])
+                last--;
+            const a = nameOrder[first];
+            const b = versionOrder[first];
+            findings.push({
+                check: 'ordering',
+                severity: 'error',
+                migration: a.id,
+                file: a.file,
+                message: `${rules.tool} runs migrations in file-name order, which puts '${a.name}' before '${b.name}', but their versions say the opposite (${versionKey(b.version)} < ${versionKey(a.version)}). A database built by ${rules.tool} runs them in another order than the versions (and this check) say. Give the versions the same width, e.g. pad the shorter ones with zeros, so both orders agree.`,
+                detail: [
+                    'version order:',
+                    ...versionOrder.slice(first, last + 1).map((e) => `  ${e.name}`),
+                    `${rules.tool} (file-name order):`,
+                    ...nameOrder.slice(first, last + 1).map((e) => `  ${e.name}`),
+                ].join('\n'),
+            });
+        }
+    }
+    return findings;
+}
+/**
+ * Compares a branch's history (`head`) with its base branch's: everything added must sort after
+ * everything on the base, and what the base has must stay as it is (not edited, renamed or deleted).
+ */
+function compareHistories(base, head, rules, baseName) {
+    const findings = [];
+    const baseByKey = new Map(base.filter((e) => !e.repeatable).map((e) => [e.key, e]));
+    // Each base migration's counterpart: the head entry with its key, the one with its id first
+    // (two head entries with one key are a duplicate, reported on its own).
+    const headByKey = new Map();
+    for (const e of head) {
+        if (e.repeatable)
+            continue;
+        const held = headByKey.get(e.key);
+        if (!held || (held.id !== baseByKey.get(e.key)?.id && e.id === baseByKey.get(e.key)?.id))
+            headByKey.set(e.key, e);
+    }
+    const matched = new Set(headByKey.values());
+    const edited = [];
+    const added = head.filter((e) => !e.repeatable && !(baseByKey.has(e.key) && matched.has(e)));
+    const removed = [...baseByKey.values()].filter((e) => !headByKey.has(e.key));
+    for (const [key, was] of baseByKey) {
+        const now = headByKey.get(key);
+        if (!now)
+            continue;
+        if (!sameText(was.source, now.source)) {
+            edited.push(key);
+            const at = firstDifferentLine(was.source, now.source);
+            findings.push({
+                check: 'ordering',
+                severity: 'error',
+                migration: now.id,
+                file: now.file,
+                line: now.line + Math.max(at, 0),
+                message: `\`${now.id}\` is already on ${baseName}, and this branch edits it${at >= 0 ? ` (first change at line ${now.line + at})` : ''}. ${rules.edited} Put the change in a new migration instead, and leave this one as it was.`,
+                detail: editDetail(was, now, at),
+            });
+        }
+        if (rules.namesMatter && was.id !== now.id) {
+            findings.push({
+                check: 'ordering',
+                severity: 'error',
+                migration: now.id,
+                file: now.file,
+                message: `\`${was.id}\` is already on ${baseName}, and this branch renames it to \`${now.id}\`. ${rules.tool} checks the name of every migration it ran, so production refuses to migrate. Keep the old name.`,
+            });
+        }
+    }
+    const renamedTo = new Set();
+    for (const gone of removed) {
+        const successor = added.find((e) => !renamedTo.has(e) && sameText(e.source, gone.source));
+        if (successor) {
+            renamedTo.add(successor);
+            findings.push({
+                check: 'ordering',
+                severity: 'error',
+                migration: successor.id,
+                file: successor.file,
+                message: `\`${gone.id}\` is already on ${baseName}, and this branch renames it to \`${successor.id}\` (version ${gone.key} becomes ${successor.key}). Production recorded version ${gone.key} as applied, so it sees \`${successor.id}\` as new and runs the same text a second time, which fails or duplicates what it made. Keep the old name and version.`,
+            });
+        }
+        else {
+            findings.push({
+                check: 'ordering',
+                severity: 'error',
+                migration: gone.id,
+                file: gone.file,
+                message: `\`${gone.id}\` is on ${baseName} but not on this branch: deleted here, or added to ${baseName} after this branch forked. ${rules.deleted} Restore it; if it was added to ${baseName} later, merge ${baseName} into this branch.`,
+            });
+        }
+    }
+    const order = runOrder(rules);
+    const newestOnBase = [...baseByKey.values()].sort(order).at(-1);
+    if (newestOnBase) {
+        const early = added.filter((e) => !renamedTo.has(e) && order(e, newestOnBase) < 0);
+        for (const e of early) {
+            const passed = [...baseByKey.values()].filter((b) => order(e, b) < 0).sort(order);
+            findings.push({
+                check: 'ordering',
+                severity: 'error',
+                migration: e.id,
+                file: e.file,
+                message: `\`${e.id}\` is new on this branch but sorts before ${listed(passed)}, already on ${baseName} and run by production. ${rules.outOfOrder} Give it a ${rules.runsBy === 'name' ? 'name' : 'version'} that sorts after \`${newestOnBase.id}\`.`,
+            });
+        }
+    }
+    return {
+        findings,
+        added,
+        edited,
+        removed: removed.map((e) => e.key),
+    };
+}
+function editDetail(was, now, at) {
+    if (at < 0)
+        return undefined;
+    const before = normalizedLines(was.source);
+    const after = normalizedLines(now.source);
+    const show = (lines, sign) => lines.slice(at, at + 5).map((l) => `${sign} ${l}`);
+    return [
+        `first difference at line ${now.line + at} of ${now.file}:`,
+        ...show(before, '-'),
+        ...show(after, '+'),
+    ].join('\n');
 }
 
 ;// CONCATENATED MODULE: ./src/migrations/bookkeeping.ts
@@ -75763,6 +76067,158 @@ async function checkModels(set, head, server, settings, exclusions, env, finding
     }
 }
 
+;// CONCATENATED MODULE: ./src/git.ts
+
+
+
+
+
+
+
+class GitFailed extends Error {
+    args;
+    stderr;
+    code;
+    constructor(args, stderr, code) {
+        super(stderr.trim().split('\n').at(-1) || `git ${args[0]} exited with ${code}`);
+        this.args = args;
+        this.stderr = stderr;
+        this.code = code;
+    }
+}
+/** Runs git; resolves with stdout as bytes, rejects with GitFailed (or ENOENT when git is missing). */
+function git(cwd, args, input, timeoutMs = 120_000) {
+    return new Promise((resolve, reject) => {
+        const child = (0,external_node_child_process_namespaceObject.spawn)('git', args, {
+            cwd,
+            // Never wait for a password prompt in CI.
+            env: { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: 'true', LC_ALL: 'C' },
+            stdio: ['pipe', 'pipe', 'pipe'],
+        });
+        const out = [];
+        let err = '';
+        child.stdout.on('data', (b) => out.push(b));
+        child.stderr.on('data', (b) => {
+            err += b.toString('utf8');
+        });
+        const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+        child.on('error', (error) => {
+            clearTimeout(timer);
+            reject(error);
+        });
+        child.on('close', (code) => {
+            clearTimeout(timer);
+            if (code === 0)
+                resolve(Buffer.concat(out));
+            else
+                reject(new GitFailed(args, err, code));
+        });
+        child.stdin.on('error', () => { });
+        child.stdin.end(input);
+    });
+}
+const git_text = async (cwd, args) => (await git(cwd, args)).toString('utf8').trim();
+/** The commit `ref` names, or undefined. */
+async function commitOf(cwd, ref) {
+    try {
+        return (await git_text(cwd, ['rev-parse', '--verify', '--quiet', `${ref}^{commit}`])) || undefined;
+    }
+    catch {
+        return undefined;
+    }
+}
+/**
+ * Finds `ref` (fetching it from `origin` when the checkout lacks it, e.g. a shallow clone) and copies
+ * the folders `dirs` as they are on it into a temp dir. Returns one checkout per folder and a
+ * function that removes the copy.
+ */
+async function checkoutBase(ref, dirs, workingDirectory, log) {
+    const first = dirs[0] ?? workingDirectory;
+    const shownDir = external_node_path_default().relative(workingDirectory, first) || '.';
+    let top;
+    try {
+        top = await git_text(first, ['rev-parse', '--show-toplevel']);
+    }
+    catch (error) {
+        if (error.code === 'ENOENT' && !(error instanceof GitFailed)) {
+            throw new CannotCheck(`Input 'base-ref' is '${ref}', which needs git, and git is not on PATH. Install git, or leave base-ref empty to skip the comparison with the base branch.`);
+        }
+        throw new CannotCheck(`Input 'base-ref' is '${ref}', but '${shownDir}' is not inside a git repository (${messageOf(error)}). Run the check in a git checkout, or leave base-ref empty.`);
+    }
+    top = await (0,promises_namespaceObject.realpath)(top);
+    let commit = (await commitOf(top, ref)) ?? (await commitOf(top, `refs/remotes/origin/${ref}`));
+    if (!commit) {
+        const shallow = (await git_text(top, ['rev-parse', '--is-shallow-repository']).catch(() => '')) === 'true';
+        log.info(`base-ref '${ref}' is not in this checkout; fetching it from origin${shallow ? ' (shallow)' : ''}`);
+        try {
+            await git(top, ['fetch', '--no-tags', ...(shallow ? ['--depth=1'] : []), 'origin', ref]);
+            commit = await commitOf(top, 'FETCH_HEAD');
+        }
+        catch (error) {
+            throw new CannotCheck(`Input 'base-ref' is '${ref}', which is not a commit in this checkout, and 'git fetch origin ${ref}' failed: ${messageOf(error)}. Fetch the base branch first (actions/checkout with fetch-depth: 0), or set base-ref to a branch, tag or commit that exists.`);
+        }
+        if (!commit)
+            throw new CannotCheck(`Input 'base-ref' is '${ref}', and 'git fetch origin ${ref}' brought no commit. Set base-ref to a branch, tag or commit that exists.`);
+    }
+    const root = await (0,promises_namespaceObject.mkdtemp)(external_node_path_default().join(external_node_os_default().tmpdir(), 'pgmv-base-'));
+    const unregister = registerCleanup({
+        sync: () => (0,external_node_fs_.rmSync)(root, { recursive: true, force: true }),
+        async: () => (0,promises_namespaceObject.rm)(root, { recursive: true, force: true }),
+    });
+    const remove = async () => {
+        await (0,promises_namespaceObject.rm)(root, { recursive: true, force: true });
+        unregister();
+    };
+    try {
+        const checkouts = [];
+        const realWd = await (0,promises_namespaceObject.realpath)(workingDirectory).catch(() => workingDirectory);
+        for (const dir of dirs) {
+            const realDir = await (0,promises_namespaceObject.realpath)(dir).catch(() => external_node_path_default().resolve(dir));
+            const rel = external_node_path_default().relative(top, realDir);
+            if (rel.startsWith('..') || external_node_path_default().isAbsolute(rel))
+                throw new CannotCheck(`'${external_node_path_default().relative(workingDirectory, dir)}' is outside the git repository at '${top}', so base-ref '${ref}' cannot be read for it. Keep migrations inside the repository.`);
+            const count = await copyTree(top, commit, rel, root);
+            checkouts.push({
+                commit,
+                dir: external_node_path_default().join(root, rel),
+                workingDirectory: external_node_path_default().join(root, external_node_path_default().relative(top, realWd)),
+                exists: count > 0,
+            });
+        }
+        return { commit, checkouts, remove };
+    }
+    catch (error) {
+        await remove();
+        throw error;
+    }
+}
+/** Writes the files under `rel` at `commit` into `dest` (same relative paths); returns how many. */
+async function copyTree(top, commit, rel, dest) {
+    const listing = await git(top, ['ls-tree', '-r', '-z', '--full-tree', commit, '--', rel || '.']);
+    const blobs = [];
+    for (const entry of listing.toString('utf8').split('\0')) {
+        const match = /^(\d+) blob ([0-9a-f]+)\t(.*)$/s.exec(entry);
+        // Regular files only: symlinks and submodules have no migration text of their own.
+        if (match && (match[1] === '100644' || match[1] === '100755'))
+            blobs.push({ sha: match[2], file: match[3] });
+    }
+    if (!blobs.length)
+        return 0;
+    const out = await git(top, ['cat-file', '--batch'], Buffer.from(`${blobs.map((b) => b.sha).join('\n')}\n`));
+    let at = 0;
+    for (const blob of blobs) {
+        const headerEnd = out.indexOf(0x0a, at);
+        const header = out.subarray(at, headerEnd).toString('utf8');
+        const size = Number(header.split(' ')[2]);
+        const body = out.subarray(headerEnd + 1, headerEnd + 1 + size);
+        at = headerEnd + 1 + size + 1;
+        const target = external_node_path_default().join(dest, blob.file);
+        await (0,promises_namespaceObject.mkdir)(external_node_path_default().dirname(target), { recursive: true });
+        await (0,promises_namespaceObject.writeFile)(target, body);
+    }
+    return blobs.length;
+}
+
 // EXTERNAL MODULE: ./node_modules/libpg-query/wasm/index.cjs
 var wasm = __nccwpck_require__(2627);
 ;// CONCATENATED MODULE: ./src/core/sql-text.ts
@@ -75891,6 +76347,7 @@ function indexOfPosition(text, position) {
 
 
 
+
 const LayoutDescriptions = {
     'golang-migrate': 'golang-migrate layout (NNNN_name.up.sql / NNNN_name.down.sql)',
     flyway: 'Flyway layout (V1__name.sql, undo U1__name.sql)',
@@ -75908,6 +76365,40 @@ const flywayName = /^([VU])(\d+(?:[._]\d+)*)__(.+)\.sql$/;
 const flywayRepeatable = /^R__(.+)\.sql$/;
 const numberedName = /^(\d+)(?:_(.*))?$/;
 const dbmateUp = /^--\s*migrate:up\b(.*)$/im;
+const Rules = {
+    'golang-migrate': {
+        tool: 'golang-migrate',
+        runsBy: 'version',
+        namesMatter: false,
+        outOfOrder: 'golang-migrate records only the newest version it ran, so production never runs this one: it is skipped without an error, and what it makes exists only on fresh databases.',
+        edited: 'Production ran the old text, and golang-migrate never runs a recorded version again, so production and fresh databases end up with different schemas.',
+        deleted: 'Production recorded it as applied: golang-migrate cannot roll back past it with its file gone, and fresh databases no longer get what it made.',
+    },
+    flyway: {
+        tool: 'Flyway',
+        runsBy: 'version',
+        namesMatter: true,
+        outOfOrder: "Flyway's validation refuses to migrate production, since it is older than the newest migration applied there; with outOfOrder on, it runs after newer ones, an order no fresh database runs.",
+        edited: "Flyway's checksum validation refuses to migrate production (checksum mismatch), and production would never run the new text anyway.",
+        deleted: "Flyway's validation refuses to migrate production: a migration it applied is no longer found.",
+    },
+    dbmate: {
+        tool: 'dbmate',
+        runsBy: 'name',
+        namesMatter: false,
+        outOfOrder: 'dbmate runs every version it has not recorded, so production runs it after migrations that sort after it, an order no fresh database runs; where they touch the same objects, production fails or ends up with another schema.',
+        edited: 'dbmate never runs a recorded version again, so production keeps what the old text made and fresh databases get the new one.',
+        deleted: 'dbmate keeps it in schema_migrations but can no longer roll it back, and fresh databases no longer get what it made.',
+    },
+    directories: {
+        tool: 'a runner of numbered folders',
+        runsBy: 'name',
+        namesMatter: false,
+        outOfOrder: 'A runner that records the newest version skips it on production; one that records every migration runs it after newer ones, an order no fresh database runs.',
+        edited: 'Production ran the old text and will not run it again, so production and fresh databases end up with different schemas.',
+        deleted: 'Production recorded it as applied: it can no longer be rolled back, and fresh databases no longer get what it made.',
+    },
+};
 /** Repeatable Flyway migrations run after every versioned one. */
 const RepeatableVersion = [2n ** 62n];
 async function readText(file, shown) {
@@ -76004,7 +76495,7 @@ async function loadSqlMigrations(dir, cwd) {
                 version = RepeatableVersion;
                 direction = 'up';
             }
-            const group = groups.get(id) ?? { version };
+            const group = groups.get(id) ?? { version, repeatable: version === RepeatableVersion };
             group[direction] = name;
             groups.set(id, group);
         }
@@ -76025,7 +76516,7 @@ async function loadSqlMigrations(dir, cwd) {
                 group.down ? read(group.down) : undefined,
             ]);
             const down = group.down && downText !== undefined ? { file: shown(group.down), text: downText } : undefined;
-            return fileMigration(id, group.version, { file: shown(group.up), text: upText }, down, 'no down file');
+            return fileMigration({ id, version: group.version, name: group.up, repeatable: group.repeatable }, { file: shown(group.up), text: upText }, down, 'no down file');
         }));
         migrations.push(...loaded.filter((m) => !!m));
     }
@@ -76043,7 +76534,7 @@ async function loadSqlMigrations(dir, cwd) {
                 down = undefined;
             }
             const version = [BigInt(numberedName.exec(name)?.[1] ?? '0')];
-            migrations.push(fileMigration(name, version, { file: shown(name, 'up.sql'), text: upText }, down, 'no down.sql'));
+            migrations.push(fileMigration({ id: name, version, name }, { file: shown(name, 'up.sql'), text: upText }, down, 'no down.sql'));
         }
     }
     else {
@@ -76051,49 +76542,29 @@ async function loadSqlMigrations(dir, cwd) {
             const text = await read(name);
             const id = name.slice(0, -4);
             const version = [BigInt(numberedName.exec(id)?.[1] ?? '0')];
-            migrations.push(dbmateMigration(id, version, shown(name), text));
+            migrations.push(dbmateMigration(id, version, name, shown(name), text));
         }
     }
-    migrations.sort((a, b) => compareVersions(a.version, b.version) || a.id.localeCompare(b.id));
-    for (let i = 1; i < migrations.length; i++) {
-        const a = migrations[i - 1];
-        const b = migrations[i];
-        if (a.version !== RepeatableVersion && compareVersions(a.version, b.version) === 0) {
-            findings.push({
-                check: 'ordering',
-                severity: 'error',
-                migration: b.id,
-                file: b.up.file,
-                message: `'${a.up.file}' and '${b.up.file}' have the same version, so their order is undefined and most migration tools refuse to run (or silently skip one). Give one of them a new, higher version.`,
-            });
-        }
-    }
-    return { format: 'sql', layout: LayoutDescriptions[layout], migrations, findings };
+    migrations.sort((a, b) => compareVersions(a.version, b.version) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return { format: 'sql', layout: LayoutDescriptions[layout], migrations, rules: Rules[layout], findings };
 }
-/** Numeric, segment by segment; trailing zero segments do not count (Flyway: 1.0 = 1). */
-function compareVersions(a, b) {
-    const length = Math.max(a.length, b.length);
-    for (let i = 0; i < length; i++) {
-        const x = a[i] ?? 0n;
-        const y = b[i] ?? 0n;
-        if (x !== y)
-            return x < y ? -1 : 1;
-    }
-    return 0;
-}
-function fileMigration(id, version, up, down, missing) {
+function fileMigration({ id, version, name, repeatable }, up, down, missing) {
     const marks = new Set([...directivesOf(up.text), ...(down ? directivesOf(down.text) : [])]);
     const irreversible = marks.has('irreversible');
     return {
         id,
         version,
+        key: repeatable ? id : versionKey(version),
+        name,
+        source: up.text,
+        ...(repeatable ? { repeatable } : {}),
         up: sqlStep(up.file, 1, up.text, directivesOf(up.text).has('no-transaction')),
         ...(down && !irreversible
             ? { down: sqlStep(down.file, 1, down.text, directivesOf(down.text).has('no-transaction')) }
             : { noDown: irreversible ? 'marked irreversible' : missing }),
     };
 }
-function dbmateMigration(id, version, file, text) {
+function dbmateMigration(id, version, name, file, text) {
     const lines = text.split('\n');
     const marker = (kind) => lines.findIndex((l) => new RegExp(`^--\\s*migrate:${kind}\\b`, 'i').test(l));
     const upAt = marker('up');
@@ -76105,6 +76576,9 @@ function dbmateMigration(id, version, file, text) {
     return {
         id,
         version,
+        key: versionKey(version),
+        name,
+        source: upText,
         up: sqlStep(file, upAt + 2, upText, noTx(upAt) ?? directivesOf(upText).has('no-transaction')),
         ...(downAt >= 0 && !irreversible
             ? { down: sqlStep(file, downAt + 2, section(downAt, upAt > downAt ? upAt : -1), noTx(downAt) ?? false) }
@@ -76227,6 +76701,19 @@ async function loadMigrations(dir, format, cwd) {
         default:
             throw new CannotCheck(`Input 'format' is '${format}' for '${external_node_path_default().relative(cwd, dir) || '.'}', which this version cannot run yet. Supported now: auto, sql.`);
     }
+}
+/** The set's migrations as its history: what the tool records, in which order, with which text. */
+function historyOf(set) {
+    return set.migrations.map((m) => ({
+        id: m.id,
+        key: m.key,
+        version: m.version,
+        name: m.name,
+        file: m.up.file,
+        line: m.up.line,
+        source: m.source,
+        ...(m.repeatable ? { repeatable: true } : {}),
+    }));
 }
 
 // EXTERNAL MODULE: ./node_modules/umzug/lib/index.js
@@ -76383,6 +76870,80 @@ class Runner {
         this.client = undefined;
         if (client)
             await client.end().catch(() => { });
+    }
+}
+
+;// CONCATENATED MODULE: ./src/replay.ts
+
+
+
+
+
+
+
+/**
+ * Two-phase replay: applies the base branch's migrations as the base has them, then this branch's
+ * new ones on top (what a deploy does to production), and compares the schema it ends with to the
+ * schema this branch's history builds from empty (`fresh`).
+ */
+async function replayOnBase(plan, fresh, exclusions, server, settings, edges, finding) {
+    // Each step needs a unique name in the runner, even when a base migration and a new one share an id.
+    const seen = new Set();
+    const all = [...plan.production, ...plan.added].map((m) => {
+        let id = m.id;
+        for (let n = 2; seen.has(id); n++)
+            id = `${m.id}#${n}`;
+        seen.add(id);
+        return id === m.id ? m : { ...m, id };
+    });
+    const db = await server.createDatabase();
+    const runner = new Runner(all, {
+        databaseUrl: db.url,
+        timeoutMs: settings.stepTimeoutMs,
+        cancel: () => cancelQueries(server.adminUrl, db.name),
+        now: edges.now,
+    });
+    try {
+        await runner.open();
+        edges.progress(`  two-phase replay: ${plural(plan.production.length, 'migration')} as on ${plan.baseName}, then ${plural(plan.added.length, 'new migration')}`);
+        for (const [i, m] of all.entries()) {
+            const outcome = await runner.up(m);
+            if (outcome.ok)
+                continue;
+            const error = outcome.error?.message ?? 'failed';
+            if (i < plan.production.length) {
+                return `Two-phase replay stopped: \`${m.id}\` as it is on ${plan.baseName} fails there (${error}), so what production has could not be rebuilt.`;
+            }
+            finding({
+                check: 'apply',
+                severity: 'error',
+                migration: m.id,
+                file: outcome.error?.file ?? m.up.file,
+                line: outcome.error?.line,
+                message: `\`${m.id}\` (up) fails on the schema production has (the migrations on ${plan.baseName}, then this branch's new ones before it): ${error}. A deploy of this branch would stop here, although the whole history applies on an empty database. Make it work on top of what ${plan.baseName} has; the ordering findings may say why it does not.`,
+                detail: outcome.error?.detail,
+            });
+            return undefined;
+        }
+        const client = new esm.Client({ connectionString: db.url });
+        client.on('error', () => { });
+        await client.connect();
+        let production;
+        try {
+            production = await readSnapshot(client, exclusions);
+        }
+        finally {
+            await client.end().catch(() => { });
+        }
+        const diffs = diffSnapshots(fresh, production);
+        if (diffs.length) {
+            finding(differenceFinding('apply', diffs, { before: 'in a fresh database', after: 'in production' }, (t) => `Production ends with another schema than a fresh database: ${t}. Production ran the migrations as they are on ${plan.baseName} and runs this branch's new ones on top; a fresh database (CI, a new environment, a restore) runs this branch's whole history. An edited or out-of-order migration makes them differ; the ordering findings say which. Make both paths end the same.`));
+        }
+        return undefined;
+    }
+    finally {
+        await runner.close();
+        await db.drop().catch(() => { });
     }
 }
 
@@ -76656,6 +77217,9 @@ async function rebuild(origin, upTo) {
 
 
 
+
+
+
 /** Runs every selected check and returns the report. A broken migration is a finding, never a throw. */
 async function verify(settings, edges) {
     const startedAt = edges.now();
@@ -76665,16 +77229,23 @@ async function verify(settings, edges) {
     let server;
     const report = (extra) => {
         timings.total = edges.now() - startedAt;
+        const { findings: kept, accepted, unused } = applyAcceptances(findings, settings.accepted);
+        for (const a of unused) {
+            const set = sets.find((s) => s.name === a.set) ?? sets[0];
+            set?.notes.push(`The config file accepts ${a.check} findings for \`${a.id}\` ("${a.reason}"), but there are none: remove the entry.`);
+        }
         return {
             version: 1,
-            result: resultOf(findings, settings.failOn),
+            result: resultOf(kept, settings.failOn),
             postgres: server ? { version: server.version, provider: server.provider } : null,
             sets,
-            findings,
+            findings: kept,
+            ...(accepted.length ? { accepted } : {}),
             timings,
             ...extra,
         };
     };
+    let removeBase;
     try {
         const loaded = [];
         for (const set of settings.sets) {
@@ -76683,6 +77254,31 @@ async function verify(settings, edges) {
             edges.log.info(`${set.name}: ${plural(one.migrations.length, 'migration')}, ${one.layout}`);
             loaded.push(one);
             timings[`load:${set.name}`] = edges.now() - t;
+        }
+        const bases = [];
+        const ref = settings.baseRef;
+        if (ref && (settings.checks.has('ordering') || settings.checks.has('apply'))) {
+            const t = edges.now();
+            const base = await checkoutBase(ref, settings.sets.map((s) => s.dir), settings.workingDirectory, edges.log);
+            removeBase = base.remove;
+            for (const [i, set] of settings.sets.entries()) {
+                const checkout = base.checkouts[i];
+                const one = { ref, commit: base.commit };
+                if (checkout?.exists) {
+                    try {
+                        one.loaded = await loadMigrations(checkout.dir, set.format, checkout.workingDirectory);
+                    }
+                    catch (error) {
+                        one.note = `The copy of '${external_node_path_default().relative(settings.workingDirectory, set.dir) || '.'}' on ${ref} could not be read (${messageOf(error)}), so this set was not compared with it.`;
+                    }
+                }
+                else {
+                    one.loaded = { ...loaded[i], migrations: [], findings: [] };
+                }
+                bases.push(one);
+            }
+            timings.base = edges.now() - t;
+            edges.log.info(`base: ${ref} at ${base.commit.slice(0, 7)}`);
         }
         const t = edges.now();
         server = await edges.startPostgres({
@@ -76697,7 +77293,7 @@ async function verify(settings, edges) {
         edges.log.info(`PostgreSQL ${server.version} (${server.provider}) ready in ${formatDuration(timings.postgres)}`);
         for (const [i, set] of settings.sets.entries()) {
             const t0 = edges.now();
-            sets.push(await verifySet(set, loaded[i], server, settings, edges, findings));
+            sets.push(await verifySet(set, loaded[i], bases[i], server, settings, edges, findings));
             timings[`set:${set.name}`] = edges.now() - t0;
         }
         return report({});
@@ -76712,15 +77308,46 @@ async function verify(settings, edges) {
         await server
             ?.stop()
             .catch((error) => edges.log.warn(`Could not stop PostgreSQL cleanly: ${messageOf(error)}`));
+        await removeBase?.();
     }
 }
-async function verifySet(set, loaded, server, settings, edges, findings) {
-    for (const f of loaded.findings)
-        if (settings.checks.has(f.check))
-            findings.push({ ...f, set: set.name });
-    const walk = await walkSet(set, loaded, server, settings, edges, findings);
-    const notes = [...walk.notes];
+async function verifySet(set, loaded, base, server, settings, edges, findings) {
     const finding = (f) => findings.push({ ...f, set: set.name });
+    const notes = [];
+    const ordering = settings.checks.has('ordering');
+    if (ordering) {
+        for (const f of loaded.findings)
+            finding(f);
+        for (const f of historyFindings(historyOf(loaded), loaded.rules))
+            finding(f);
+    }
+    if (base?.note)
+        notes.push(base.note);
+    const baseName = base ? `${base.ref} (${base.commit.slice(0, 7)})` : '';
+    const comparison = base?.loaded
+        ? compareHistories(historyOf(base.loaded), historyOf(loaded), loaded.rules, baseName)
+        : undefined;
+    if (comparison && ordering)
+        for (const f of comparison.findings)
+            finding(f);
+    const walk = await walkSet(set, loaded, server, settings, edges, findings);
+    notes.push(...walk.notes);
+    if (base?.loaded && comparison && settings.checks.has('apply')) {
+        const changed = comparison.added.length + comparison.edited.length + comparison.removed.length > 0;
+        if (!base.loaded.migrations.length || !changed) {
+            // Production is this branch's history from empty: the walk already ran exactly that.
+        }
+        else if (!walk.head) {
+            notes.push("Two-phase replay not run: this branch's own history does not apply from empty.");
+        }
+        else {
+            const t = edges.now();
+            const note = await replayOnBase(replayPlan(set, base.loaded, loaded, comparison, settings, baseName), walk.head, walk.exclusions, server, settings, edges, finding);
+            if (note)
+                notes.push(note);
+            edges.log.debug(`two-phase replay: ${formatDuration(edges.now() - t)}`);
+        }
+    }
     const drift = ['drift-snapshot', 'drift-models'].filter((c) => settings.checks.has(c) && (c === 'drift-snapshot' ? set.snapshotFile : set.modelsCommand));
     if (drift.length && !walk.head)
         notes.push(`${drift.join(' and ')} not checked: not every migration applied.`);
@@ -76741,10 +77368,43 @@ async function verifySet(set, loaded, server, settings, edges, findings) {
         formatReason: loaded.layout,
         migrations: walk.migrations,
         notes,
+        ...(base?.loaded && comparison
+            ? {
+                base: {
+                    ref: base.ref,
+                    commit: base.commit,
+                    migrations: base.loaded.migrations.length,
+                    added: comparison.added.map((e) => e.id),
+                },
+            }
+            : {}),
     };
+}
+/**
+ * What production runs: the base's migrations as the base has them (an accepted edit as this branch
+ * has it, an accepted deletion not at all), then this branch's new ones and changed repeatables.
+ */
+function replayPlan(set, base, head, comparison, settings, baseName) {
+    const accepted = (id) => settings.accepted.some((a) => accepts(a, { check: 'ordering', migration: id, set: set.name }));
+    const headByKey = new Map(head.migrations.filter((m) => !m.repeatable).map((m) => [m.key, m]));
+    const production = [];
+    for (const m of base.migrations) {
+        const now = m.repeatable ? undefined : headByKey.get(m.key);
+        if (!m.repeatable && !now && accepted(m.id))
+            continue;
+        if (now && comparison.edited.includes(m.key) && (accepted(now.id) || accepted(m.id)))
+            production.push(now);
+        else
+            production.push(m);
+    }
+    const addedIds = new Set(comparison.added.map((e) => e.id));
+    const baseRepeatables = new Map(base.migrations.filter((m) => m.repeatable).map((m) => [m.id, m.source]));
+    const added = head.migrations.filter((m) => addedIds.has(m.id) || (m.repeatable && !sameText(baseRepeatables.get(m.id) ?? '', m.source)));
+    return { production, added, baseName };
 }
 
 ;// CONCATENATED MODULE: ./src/main.ts
+
 
 
 
@@ -76764,6 +77424,12 @@ function readInputs() {
         const value = getInput(key);
         if (value !== '')
             raw[key] = value;
+    }
+    // On a pull request, compare with its base branch unless told otherwise.
+    if (raw[Inputs.BaseRef] === undefined) {
+        const base = baseRefOfEvent(process.env);
+        if (base)
+            raw[Inputs.BaseRef] = base;
     }
     return raw;
 }

@@ -7,6 +7,7 @@ import { plural } from './core/format.js';
 import { renderMarkdown, renderSummary } from './core/markdown.js';
 import { passwordOf, redactUrls } from './core/redact.js';
 import { errorReport, type Report } from './core/report.js';
+import { baseRefOfEvent } from './github/event.js';
 import { startPostgres } from './postgres/index.js';
 import { Inputs, type RawInputs, resolveSettings } from './settings.js';
 import { verify } from './verify.js';
@@ -17,6 +18,11 @@ function readInputs(): RawInputs {
   for (const key of Object.values(Inputs)) {
     const value = core.getInput(key);
     if (value !== '') raw[key] = value;
+  }
+  // On a pull request, compare with its base branch unless told otherwise.
+  if (raw[Inputs.BaseRef] === undefined) {
+    const base = baseRefOfEvent(process.env);
+    if (base) raw[Inputs.BaseRef] = base;
   }
   return raw;
 }

@@ -4,7 +4,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { CannotCheck, messageOf } from './core/errors.js';
-import { type CheckId, CheckIds, type Severity } from './core/report.js';
+import { type Acceptance, type CheckId, CheckIds, type Severity } from './core/report.js';
 import { type Format, Formats } from './migrations/types.js';
 import { type ProviderChoice, ProviderChoices, SupportedMajors } from './postgres/types.js';
 
@@ -83,6 +83,8 @@ export interface Settings {
   requireDown: boolean;
   /** Checks to run (after `only` and `skip`). */
   checks: Set<CheckId>;
+  /** Findings the team accepts on purpose (config file `accept:`), each with its reason. */
+  accepted: Acceptance[];
 }
 
 const DefaultStepTimeoutMs = 5 * 60_000;
@@ -98,11 +100,20 @@ const TopKeys = Object.values(Inputs).filter((k) => k !== Inputs.Config && k !==
 
 const scalar = z.union([z.string(), z.number(), z.boolean()]);
 const setSchema = z.strictObject(Object.fromEntries(SetKeys.map((k) => [k, scalar.optional()])));
+const acceptSchema = z.strictObject({
+  id: z.string().min(1),
+  reason: z.string().trim().min(1),
+  check: z.enum(CheckIds).optional(),
+  set: z.string().optional(),
+});
 const configSchema = z.strictObject({
   ...Object.fromEntries(TopKeys.map((k) => [k, z.union([scalar, z.array(z.string())]).optional()])),
   sets: z.array(setSchema).optional(),
+  accept: z.array(acceptSchema).optional(),
 });
 type ConfigFile = z.infer<typeof configSchema>;
+
+const AcceptKeys = ['id', 'reason', 'check', 'set'];
 
 const ConfigNames = ['pg-migrate-verify.yml', 'pg-migrate-verify.yaml'];
 
@@ -136,9 +147,15 @@ export async function readConfigFile(
     const where = issue?.path.length ? ` at '${issue.path.join('.')}'` : '';
     if (issue?.code === 'unrecognized_keys') {
       const inSet = issue.path[0] === 'sets';
-      const allowed = inSet ? SetKeys : [...TopKeys, 'sets'];
+      const inAccept = issue.path[0] === 'accept';
+      const allowed = inSet ? SetKeys : inAccept ? AcceptKeys : [...TopKeys, 'sets', 'accept'];
       throw new CannotCheck(
-        `Config file '${shown}' has unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}${where}. Allowed keys${inSet ? ' in a set' : ''}: ${allowed.join(', ')}.`,
+        `Config file '${shown}' has unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}${where}. Allowed keys${inSet ? ' in a set' : inAccept ? " in an 'accept' entry" : ''}: ${allowed.join(', ')}.`,
+      );
+    }
+    if (issue?.path[0] === 'accept') {
+      throw new CannotCheck(
+        `Config file '${shown}'${where}: ${issue.message}. Each 'accept' entry needs 'id' (the migration id) and 'reason' (why the team accepts it); 'check' (default ordering) must be one of ${CheckIds.join(', ')}; 'set' is optional.`,
       );
     }
     throw new CannotCheck(
@@ -249,6 +266,13 @@ export async function resolveSettings(raw: RawInputs, cwd: string = process.cwd(
     ];
   }
 
+  for (const a of config.accept ?? []) {
+    if (a.set !== undefined && !sets.some((s) => s.name === a.set))
+      throw new CannotCheck(
+        `Config file '${loaded?.file}': an 'accept' entry for '${a.id}' names set '${a.set}', which does not exist. Sets: ${sets.map((s) => s.name).join(', ')}.`,
+      );
+  }
+
   const version = get(Inputs.PostgresVersion);
   let postgresVersion: number | undefined;
   if (version) {
@@ -282,5 +306,11 @@ export async function resolveSettings(raw: RawInputs, cwd: string = process.cwd(
       ? parseDuration(Inputs.StepTimeout, get(Inputs.StepTimeout) ?? '')
       : DefaultStepTimeoutMs,
     checks,
+    accepted: (config.accept ?? []).map((a) => ({
+      id: a.id,
+      reason: a.reason.trim(),
+      check: a.check ?? 'ordering',
+      ...(a.set !== undefined ? { set: a.set } : {}),
+    })),
   };
 }

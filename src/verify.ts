@@ -1,16 +1,28 @@
 import path from 'node:path';
 import { CannotCheck, messageOf } from './core/errors.js';
 import { formatDuration, plural } from './core/format.js';
+import { compareHistories, historyFindings, sameText } from './core/ordering.js';
 import { redactUrls } from './core/redact.js';
 import type { Finding, Report, SetReport } from './core/report.js';
-import { resultOf } from './core/report.js';
+import { accepts, applyAcceptances, resultOf } from './core/report.js';
 import { checkModels, checkSnapshotFile } from './drift.js';
-import { loadMigrations } from './migrations/index.js';
-import type { LoadedSet } from './migrations/types.js';
+import { checkoutBase } from './git.js';
+import { historyOf, loadMigrations } from './migrations/index.js';
+import type { LoadedSet, Migration } from './migrations/types.js';
 import type { PostgresOptions } from './postgres/index.js';
 import type { Logger, StartedPostgres } from './postgres/types.js';
+import { replayOnBase } from './replay.js';
 import type { SetSettings, Settings } from './settings.js';
 import { walkSet } from './walk.js';
+
+/** A migration set as the base branch has it. */
+interface BaseSet {
+  ref: string;
+  commit: string;
+  /** Undefined when the base's copy could not be read (the note says why). */
+  loaded?: LoadedSet;
+  note?: string;
+}
 
 /** Everything verify() reaches outside itself, passed in so tests and both entry points choose. */
 export interface Edges {
@@ -32,16 +44,25 @@ export async function verify(settings: Settings, edges: Edges): Promise<Report> 
   let server: StartedPostgres | undefined;
   const report = (extra: Partial<Report>): Report => {
     timings.total = edges.now() - startedAt;
+    const { findings: kept, accepted, unused } = applyAcceptances(findings, settings.accepted);
+    for (const a of unused) {
+      const set = sets.find((s) => s.name === a.set) ?? sets[0];
+      set?.notes.push(
+        `The config file accepts ${a.check} findings for \`${a.id}\` ("${a.reason}"), but there are none: remove the entry.`,
+      );
+    }
     return {
       version: 1,
-      result: resultOf(findings, settings.failOn),
+      result: resultOf(kept, settings.failOn),
       postgres: server ? { version: server.version, provider: server.provider } : null,
       sets,
-      findings,
+      findings: kept,
+      ...(accepted.length ? { accepted } : {}),
       timings,
       ...extra,
     };
   };
+  let removeBase: (() => Promise<void>) | undefined;
   try {
     const loaded: LoadedSet[] = [];
     for (const set of settings.sets) {
@@ -50,6 +71,34 @@ export async function verify(settings: Settings, edges: Edges): Promise<Report> 
       edges.log.info(`${set.name}: ${plural(one.migrations.length, 'migration')}, ${one.layout}`);
       loaded.push(one);
       timings[`load:${set.name}`] = edges.now() - t;
+    }
+    const bases: (BaseSet | undefined)[] = [];
+    const ref = settings.baseRef;
+    if (ref && (settings.checks.has('ordering') || settings.checks.has('apply'))) {
+      const t = edges.now();
+      const base = await checkoutBase(
+        ref,
+        settings.sets.map((s) => s.dir),
+        settings.workingDirectory,
+        edges.log,
+      );
+      removeBase = base.remove;
+      for (const [i, set] of settings.sets.entries()) {
+        const checkout = base.checkouts[i];
+        const one: BaseSet = { ref, commit: base.commit };
+        if (checkout?.exists) {
+          try {
+            one.loaded = await loadMigrations(checkout.dir, set.format, checkout.workingDirectory);
+          } catch (error) {
+            one.note = `The copy of '${path.relative(settings.workingDirectory, set.dir) || '.'}' on ${ref} could not be read (${messageOf(error)}), so this set was not compared with it.`;
+          }
+        } else {
+          one.loaded = { ...(loaded[i] as LoadedSet), migrations: [], findings: [] };
+        }
+        bases.push(one);
+      }
+      timings.base = edges.now() - t;
+      edges.log.info(`base: ${ref} at ${base.commit.slice(0, 7)}`);
     }
     const t = edges.now();
     server = await edges.startPostgres({
@@ -66,7 +115,7 @@ export async function verify(settings: Settings, edges: Edges): Promise<Report> 
     );
     for (const [i, set] of settings.sets.entries()) {
       const t0 = edges.now();
-      sets.push(await verifySet(set, loaded[i] as LoadedSet, server, settings, edges, findings));
+      sets.push(await verifySet(set, loaded[i] as LoadedSet, bases[i], server, settings, edges, findings));
       timings[`set:${set.name}`] = edges.now() - t0;
     }
     return report({});
@@ -78,21 +127,57 @@ export async function verify(settings: Settings, edges: Edges): Promise<Report> 
     await server
       ?.stop()
       .catch((error) => edges.log.warn(`Could not stop PostgreSQL cleanly: ${messageOf(error)}`));
+    await removeBase?.();
   }
 }
 
 async function verifySet(
   set: SetSettings,
   loaded: LoadedSet,
+  base: BaseSet | undefined,
   server: StartedPostgres,
   settings: Settings,
   edges: Edges,
   findings: Finding[],
 ): Promise<SetReport> {
-  for (const f of loaded.findings) if (settings.checks.has(f.check)) findings.push({ ...f, set: set.name });
-  const walk = await walkSet(set, loaded, server, settings, edges, findings);
-  const notes = [...walk.notes];
   const finding = (f: Omit<Finding, 'set'>) => findings.push({ ...f, set: set.name });
+  const notes: string[] = [];
+  const ordering = settings.checks.has('ordering');
+  if (ordering) {
+    for (const f of loaded.findings) finding(f);
+    for (const f of historyFindings(historyOf(loaded), loaded.rules)) finding(f);
+  }
+  if (base?.note) notes.push(base.note);
+  const baseName = base ? `${base.ref} (${base.commit.slice(0, 7)})` : '';
+  const comparison = base?.loaded
+    ? compareHistories(historyOf(base.loaded), historyOf(loaded), loaded.rules, baseName)
+    : undefined;
+  if (comparison && ordering) for (const f of comparison.findings) finding(f);
+
+  const walk = await walkSet(set, loaded, server, settings, edges, findings);
+  notes.push(...walk.notes);
+
+  if (base?.loaded && comparison && settings.checks.has('apply')) {
+    const changed = comparison.added.length + comparison.edited.length + comparison.removed.length > 0;
+    if (!base.loaded.migrations.length || !changed) {
+      // Production is this branch's history from empty: the walk already ran exactly that.
+    } else if (!walk.head) {
+      notes.push("Two-phase replay not run: this branch's own history does not apply from empty.");
+    } else {
+      const t = edges.now();
+      const note = await replayOnBase(
+        replayPlan(set, base.loaded, loaded, comparison, settings, baseName),
+        walk.head,
+        walk.exclusions,
+        server,
+        settings,
+        edges,
+        finding,
+      );
+      if (note) notes.push(note);
+      edges.log.debug(`two-phase replay: ${formatDuration(edges.now() - t)}`);
+    }
+  }
   const drift = (['drift-snapshot', 'drift-models'] as const).filter(
     (c) => settings.checks.has(c) && (c === 'drift-snapshot' ? set.snapshotFile : set.modelsCommand),
   );
@@ -121,5 +206,46 @@ async function verifySet(
     formatReason: loaded.layout,
     migrations: walk.migrations,
     notes,
+    ...(base?.loaded && comparison
+      ? {
+          base: {
+            ref: base.ref,
+            commit: base.commit,
+            migrations: base.loaded.migrations.length,
+            added: comparison.added.map((e) => e.id),
+          },
+        }
+      : {}),
   };
+}
+
+/**
+ * What production runs: the base's migrations as the base has them (an accepted edit as this branch
+ * has it, an accepted deletion not at all), then this branch's new ones and changed repeatables.
+ */
+function replayPlan(
+  set: SetSettings,
+  base: LoadedSet,
+  head: LoadedSet,
+  comparison: ReturnType<typeof compareHistories>,
+  settings: Settings,
+  baseName: string,
+) {
+  const accepted = (id: string) =>
+    settings.accepted.some((a) => accepts(a, { check: 'ordering', migration: id, set: set.name }));
+  const headByKey = new Map(head.migrations.filter((m) => !m.repeatable).map((m) => [m.key, m]));
+  const production: Migration[] = [];
+  for (const m of base.migrations) {
+    const now = m.repeatable ? undefined : headByKey.get(m.key);
+    if (!m.repeatable && !now && accepted(m.id)) continue;
+    if (now && comparison.edited.includes(m.key) && (accepted(now.id) || accepted(m.id)))
+      production.push(now);
+    else production.push(m);
+  }
+  const addedIds = new Set(comparison.added.map((e) => e.id));
+  const baseRepeatables = new Map(base.migrations.filter((m) => m.repeatable).map((m) => [m.id, m.source]));
+  const added = head.migrations.filter(
+    (m) => addedIds.has(m.id) || (m.repeatable && !sameText(baseRepeatables.get(m.id) ?? '', m.source)),
+  );
+  return { production, added, baseName };
 }

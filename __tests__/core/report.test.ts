@@ -93,6 +93,37 @@ describe('rendering', () => {
     ]);
   });
 
+  test('the base comparison and accepted findings, with their reasons, are in both renderings', () => {
+    const compared: Report = {
+      ...report,
+      sets: [
+        {
+          ...(report.sets[0] as Report['sets'][number]),
+          base: { ref: 'main', commit: '0123456789abcdef', migrations: 4, added: ['0005_x'] },
+        },
+      ],
+      accepted: [
+        {
+          check: 'ordering',
+          severity: 'error',
+          set: 'db',
+          migration: '0002_y',
+          file: 'db/0002_y.up.sql',
+          line: 3,
+          message: '`0002_y` is already on main, and this branch edits it',
+          reason: 'hotfix <INC-7>',
+        },
+      ],
+    };
+    const md = renderMarkdown(compared);
+    expect(md).toContain('Compared with `main` at `0123456` (4 migrations): this branch adds `0005_x`.');
+    expect(md).toContain('### Accepted (1)');
+    expect(md).toContain('- ordering `0002_y` `db/0002_y.up.sql:3`: hotfix &lt;INC-7&gt;');
+    const text = renderSummary(compared);
+    expect(text).toContain('  base  db: main at 0123456, 4 migrations; adds 0005_x');
+    expect(text).toContain('  accepted  ordering  0002_y: hotfix <INC-7>');
+  });
+
   test('inline code survives backticks; durations read naturally', () => {
     expect(inlineCode('a`b')).toBe('``a`b``');
     expect(inlineCode('`x')).toBe('`` `x ``');

@@ -23,11 +23,13 @@ export function codeBlock(text: string): string {
 }
 
 const WhatToDo: Record<string, string> = {
-  apply: 'Fix the failing up step; nothing after it was applied.',
+  apply:
+    'Fix the failing up step; nothing after it was applied. Where production and a fresh database end differently, undo the edit or renumber the migration the ordering findings name.',
   reversibility: 'Make each down step undo exactly what its up step does.',
   'rollback-all': 'Fix the down steps so that rolling everything back succeeds and leaves nothing behind.',
   assertions: 'Fix the migration or the assertion so that each holds on exactly its side.',
-  ordering: 'Rename or renumber the files as the finding says.',
+  ordering:
+    'Give new migrations versions that sort after everything on the base branch, and leave migrations the base branch has exactly as they are: put changes in a new migration. A deliberate exception goes in the config file under `accept:` with its reason.',
   'drift-snapshot': 'Run with --update-snapshot and commit the snapshot file.',
   'drift-models': 'Add a migration for the model change, or change the models back.',
   target: 'Deploy the pending migrations, or investigate the differences on the target database.',
@@ -83,6 +85,17 @@ export function renderMarkdown(report: Report): string {
       `${inlineCode(set.dir)}: ${escapeText(set.format)}${set.formatReason ? `, ${escapeText(set.formatReason)}` : ''}`,
       '',
     );
+    if (set.base) {
+      const added = set.base.added;
+      out.push(
+        `Compared with ${inlineCode(set.base.ref)} at ${inlineCode(set.base.commit.slice(0, 7))} (${plural(set.base.migrations, 'migration')}): ${
+          added.length
+            ? `this branch adds ${added.map((id) => inlineCode(id)).join(', ')}`
+            : 'this branch adds no migration'
+        }.`,
+        '',
+      );
+    }
     out.push('| | Migration | Up | Down | Reversible | Changes |', '|---|---|---|---|---|---|');
     for (const m of set.migrations) {
       const changes = m.changes.length ? m.changes.map((c) => escapeText(c)).join('<br>') : '';
@@ -124,6 +137,22 @@ export function renderMarkdown(report: Report): string {
       out.push('');
     }
   }
+  if (report.accepted?.length) {
+    out.push(`### Accepted (${report.accepted.length})`, '');
+    out.push('Findings the config file accepts on purpose; they do not fail the check.', '');
+    for (const f of report.accepted) {
+      const where = location(f);
+      out.push(
+        `- ${f.check} ${inlineCode(f.migration ?? '')}${where ? ` ${where}` : ''}: ${escapeText(f.reason)}`,
+        `  <details><summary>Finding</summary>`,
+        '',
+        `  ${escapeText(f.message).replaceAll('\\|', '|')}`,
+        '',
+        '  </details>',
+      );
+    }
+    out.push('');
+  }
   return `${out.join('\n').trimEnd()}\n`;
 }
 
@@ -148,7 +177,16 @@ export function renderSummary(report: Report): string {
       `pg-migrate-verify: ${report.result.toUpperCase()}: ${plural(migrations, 'migration')}, ${plural(errors, 'error')}, ${plural(warnings, 'warning')}${pg}, ${formatDuration(report.timings.total ?? 0)}`,
     );
   }
-  for (const set of report.sets) for (const note of set.notes) lines.push(`  note  ${set.name}: ${note}`);
+  for (const set of report.sets) {
+    if (set.base)
+      lines.push(
+        `  base  ${set.name}: ${set.base.ref} at ${set.base.commit.slice(0, 7)}, ${plural(set.base.migrations, 'migration')}; ${set.base.added.length ? `adds ${set.base.added.join(', ')}` : 'adds none'}`,
+      );
+    for (const note of set.notes) lines.push(`  note  ${set.name}: ${note}`);
+  }
+  for (const f of report.accepted ?? []) {
+    lines.push(`  accepted  ${f.check}  ${f.migration ?? ''}: ${f.reason}`);
+  }
   for (const f of report.findings) {
     const where = f.file ? `${f.file}${f.line ? `:${f.line}` : ''}  ` : '';
     lines.push(`  ${f.severity === 'error' ? 'error' : 'warn '}  ${f.check}  ${where}${f.message}`);

@@ -58,6 +58,34 @@ export interface SetReport {
   migrations: MigrationReport[];
   /** Things worth telling that are not findings (e.g. rollback-all stopped at an irreversible migration). */
   notes: string[];
+  /** The base branch this set was compared with, when a base ref was given. */
+  base?: BaseReport;
+}
+
+export interface BaseReport {
+  /** As given, e.g. `main`. */
+  ref: string;
+  commit: string;
+  /** Migrations the base branch has. */
+  migrations: number;
+  /** Ids of the migrations this branch adds. */
+  added: string[];
+}
+
+/** A finding the config file accepts on purpose (`accept:`), with the team's reason. */
+export interface Acceptance {
+  /** Migration id the finding is about. */
+  id: string;
+  /** Why the team accepts it: shown in every report. */
+  reason: string;
+  /** The check whose findings it accepts (default `ordering`). */
+  check: CheckId;
+  /** Only in this migration set (all sets when absent). */
+  set?: string;
+}
+
+export interface AcceptedFinding extends Finding {
+  reason: string;
 }
 
 export type Result = 'passed' | 'failed' | 'error';
@@ -72,12 +100,48 @@ export interface Report {
   timings: Record<string, number>;
   /** Set when result is `error`: why the tool could not check. */
   error?: string;
+  /** Findings the config file accepts, with the reason; they do not fail the run. */
+  accepted?: AcceptedFinding[];
 }
 
 /** The verdict for a list of findings under a fail-on policy. */
 export function resultOf(findings: readonly Finding[], failOn: Severity): Result {
   const failing = findings.filter((f) => f.severity === 'error' || failOn === 'warning');
   return failing.length > 0 ? 'failed' : 'passed';
+}
+
+/** True when `acceptance` accepts `finding`. */
+export function accepts(
+  acceptance: Acceptance,
+  finding: Pick<Finding, 'check' | 'migration' | 'set'>,
+): boolean {
+  return (
+    acceptance.check === finding.check &&
+    acceptance.id === finding.migration &&
+    (acceptance.set === undefined || acceptance.set === finding.set)
+  );
+}
+
+/**
+ * Sets accepted findings aside: they are reported with their reason but do not count. Acceptances
+ * that match nothing come back too, so stale entries can be pointed out.
+ */
+export function applyAcceptances(
+  findings: readonly Finding[],
+  acceptances: readonly Acceptance[],
+): { findings: Finding[]; accepted: AcceptedFinding[]; unused: Acceptance[] } {
+  const kept: Finding[] = [];
+  const accepted: AcceptedFinding[] = [];
+  const used = new Set<Acceptance>();
+  for (const finding of findings) {
+    const by = acceptances.find((a) => accepts(a, finding));
+    if (!by) kept.push(finding);
+    else {
+      used.add(by);
+      accepted.push({ ...finding, reason: by.reason });
+    }
+  }
+  return { findings: kept, accepted, unused: acceptances.filter((a) => !used.has(a)) };
 }
 
 /** Process exit status for a result: 0 passed, 1 failed, 2 could not check. */

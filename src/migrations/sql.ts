@@ -3,6 +3,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type pg from 'pg';
 import { CannotCheck, messageOf } from '../core/errors.js';
+import { compareVersions, type OrderRules, versionKey } from '../core/ordering.js';
 import {
   directivesOf,
   hasTransactionControl,
@@ -36,6 +37,52 @@ const flywayName = /^([VU])(\d+(?:[._]\d+)*)__(.+)\.sql$/;
 const flywayRepeatable = /^R__(.+)\.sql$/;
 const numberedName = /^(\d+)(?:_(.*))?$/;
 const dbmateUp = /^--\s*migrate:up\b(.*)$/im;
+
+const Rules: Record<Layout, OrderRules> = {
+  'golang-migrate': {
+    tool: 'golang-migrate',
+    runsBy: 'version',
+    namesMatter: false,
+    outOfOrder:
+      'golang-migrate records only the newest version it ran, so production never runs this one: it is skipped without an error, and what it makes exists only on fresh databases.',
+    edited:
+      'Production ran the old text, and golang-migrate never runs a recorded version again, so production and fresh databases end up with different schemas.',
+    deleted:
+      'Production recorded it as applied: golang-migrate cannot roll back past it with its file gone, and fresh databases no longer get what it made.',
+  },
+  flyway: {
+    tool: 'Flyway',
+    runsBy: 'version',
+    namesMatter: true,
+    outOfOrder:
+      "Flyway's validation refuses to migrate production, since it is older than the newest migration applied there; with outOfOrder on, it runs after newer ones, an order no fresh database runs.",
+    edited:
+      "Flyway's checksum validation refuses to migrate production (checksum mismatch), and production would never run the new text anyway.",
+    deleted: "Flyway's validation refuses to migrate production: a migration it applied is no longer found.",
+  },
+  dbmate: {
+    tool: 'dbmate',
+    runsBy: 'name',
+    namesMatter: false,
+    outOfOrder:
+      'dbmate runs every version it has not recorded, so production runs it after migrations that sort after it, an order no fresh database runs; where they touch the same objects, production fails or ends up with another schema.',
+    edited:
+      'dbmate never runs a recorded version again, so production keeps what the old text made and fresh databases get the new one.',
+    deleted:
+      'dbmate keeps it in schema_migrations but can no longer roll it back, and fresh databases no longer get what it made.',
+  },
+  directories: {
+    tool: 'a runner of numbered folders',
+    runsBy: 'name',
+    namesMatter: false,
+    outOfOrder:
+      'A runner that records the newest version skips it on production; one that records every migration runs it after newer ones, an order no fresh database runs.',
+    edited:
+      'Production ran the old text and will not run it again, so production and fresh databases end up with different schemas.',
+    deleted:
+      'Production recorded it as applied: it can no longer be rolled back, and fresh databases no longer get what it made.',
+  },
+};
 
 /** Repeatable Flyway migrations run after every versioned one. */
 const RepeatableVersion = [2n ** 62n];
@@ -126,7 +173,7 @@ export async function loadSqlMigrations(dir: string, cwd: string): Promise<Loade
   const migrations: Migration[] = [];
 
   if (layout === 'golang-migrate' || layout === 'flyway') {
-    const groups = new Map<string, { version: bigint[]; up?: string; down?: string }>();
+    const groups = new Map<string, { version: bigint[]; repeatable: boolean; up?: string; down?: string }>();
     for (const { name } of candidates) {
       let id: string;
       let version: bigint[];
@@ -146,7 +193,7 @@ export async function loadSqlMigrations(dir: string, cwd: string): Promise<Loade
         version = RepeatableVersion;
         direction = 'up';
       }
-      const group = groups.get(id) ?? { version };
+      const group = groups.get(id) ?? { version, repeatable: version === RepeatableVersion };
       group[direction] = name;
       groups.set(id, group);
     }
@@ -170,8 +217,7 @@ export async function loadSqlMigrations(dir: string, cwd: string): Promise<Loade
         const down =
           group.down && downText !== undefined ? { file: shown(group.down), text: downText } : undefined;
         return fileMigration(
-          id,
-          group.version,
+          { id, version: group.version, name: group.up, repeatable: group.repeatable },
           { file: shown(group.up), text: upText },
           down,
           'no down file',
@@ -193,7 +239,12 @@ export async function loadSqlMigrations(dir: string, cwd: string): Promise<Loade
       }
       const version = [BigInt(numberedName.exec(name)?.[1] ?? '0')];
       migrations.push(
-        fileMigration(name, version, { file: shown(name, 'up.sql'), text: upText }, down, 'no down.sql'),
+        fileMigration(
+          { id: name, version, name },
+          { file: shown(name, 'up.sql'), text: upText },
+          down,
+          'no down.sql',
+        ),
       );
     }
   } else {
@@ -201,41 +252,18 @@ export async function loadSqlMigrations(dir: string, cwd: string): Promise<Loade
       const text = await read(name);
       const id = name.slice(0, -4);
       const version = [BigInt(numberedName.exec(id)?.[1] ?? '0')];
-      migrations.push(dbmateMigration(id, version, shown(name), text));
+      migrations.push(dbmateMigration(id, version, name, shown(name), text));
     }
   }
 
-  migrations.sort((a, b) => compareVersions(a.version, b.version) || a.id.localeCompare(b.id));
-  for (let i = 1; i < migrations.length; i++) {
-    const a = migrations[i - 1] as Migration;
-    const b = migrations[i] as Migration;
-    if (a.version !== RepeatableVersion && compareVersions(a.version, b.version) === 0) {
-      findings.push({
-        check: 'ordering',
-        severity: 'error',
-        migration: b.id,
-        file: b.up.file,
-        message: `'${a.up.file}' and '${b.up.file}' have the same version, so their order is undefined and most migration tools refuse to run (or silently skip one). Give one of them a new, higher version.`,
-      });
-    }
-  }
-  return { format: 'sql', layout: LayoutDescriptions[layout], migrations, findings };
-}
-
-/** Numeric, segment by segment; trailing zero segments do not count (Flyway: 1.0 = 1). */
-export function compareVersions(a: readonly bigint[], b: readonly bigint[]): number {
-  const length = Math.max(a.length, b.length);
-  for (let i = 0; i < length; i++) {
-    const x = a[i] ?? 0n;
-    const y = b[i] ?? 0n;
-    if (x !== y) return x < y ? -1 : 1;
-  }
-  return 0;
+  migrations.sort(
+    (a, b) => compareVersions(a.version, b.version) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
+  );
+  return { format: 'sql', layout: LayoutDescriptions[layout], migrations, rules: Rules[layout], findings };
 }
 
 function fileMigration(
-  id: string,
-  version: bigint[],
+  { id, version, name, repeatable }: { id: string; version: bigint[]; name: string; repeatable?: boolean },
   up: { file: string; text: string },
   down: { file: string; text: string } | undefined,
   missing: string,
@@ -245,6 +273,10 @@ function fileMigration(
   return {
     id,
     version,
+    key: repeatable ? id : versionKey(version),
+    name,
+    source: up.text,
+    ...(repeatable ? { repeatable } : {}),
     up: sqlStep(up.file, 1, up.text, directivesOf(up.text).has('no-transaction')),
     ...(down && !irreversible
       ? { down: sqlStep(down.file, 1, down.text, directivesOf(down.text).has('no-transaction')) }
@@ -252,7 +284,7 @@ function fileMigration(
   };
 }
 
-function dbmateMigration(id: string, version: bigint[], file: string, text: string): Migration {
+function dbmateMigration(id: string, version: bigint[], name: string, file: string, text: string): Migration {
   const lines = text.split('\n');
   const marker = (kind: 'up' | 'down') =>
     lines.findIndex((l) => new RegExp(`^--\\s*migrate:${kind}\\b`, 'i').test(l));
@@ -266,6 +298,9 @@ function dbmateMigration(id: string, version: bigint[], file: string, text: stri
   return {
     id,
     version,
+    key: versionKey(version),
+    name,
+    source: upText,
     up: sqlStep(file, upAt + 2, upText, noTx(upAt) ?? directivesOf(upText).has('no-transaction')),
     ...(downAt >= 0 && !irreversible
       ? { down: sqlStep(file, downAt + 2, section(downAt, upAt > downAt ? upAt : -1), noTx(downAt) ?? false) }

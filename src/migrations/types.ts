@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import type { OrderRules } from '../core/ordering.js';
 import type { Finding } from '../core/report.js';
 
 export const Formats = ['auto', 'sql', 'sequelize', 'umzug', 'alembic', 'command'] as const;
@@ -34,6 +35,14 @@ export interface Migration {
   id: string;
   /** Version segments for ordering (golang-migrate `[1]`, Flyway `1.2` as `[1, 2]`). */
   version: bigint[];
+  /** What the migration tool records once it ran it (the version for SQL tools; the id otherwise). */
+  key: string;
+  /** The file or folder name the migration tool sorts by. */
+  name: string;
+  /** The up text as production runs it: compared with the base branch's copy. */
+  source: string;
+  /** Re-run whenever its text changes (Flyway `R__`): no place in the order, edits expected. */
+  repeatable?: boolean;
   up: Step;
   /** Undefined when the migration has no down step. */
   down?: Step;
@@ -47,9 +56,11 @@ export interface LoadedSet {
   /** e.g. `golang-migrate layout (*.up.sql / *.down.sql)`. */
   layout: string;
   migrations: Migration[];
+  /** How the format's tool orders and records migrations. */
+  rules: OrderRules;
   /** `schema.table` of the framework's own history table, left out of schema comparisons. */
   historyTables?: string[];
-  /** Problems with the files themselves (mis-named, orphan down files, duplicates). */
+  /** Problems with the files themselves (mis-named, orphan down files). */
   findings: Omit<Finding, 'set'>[];
 }
 

@@ -1,0 +1,274 @@
+import type { Finding } from './report.js';
+
+/**
+ * One migration as its history sees it: what the migration tool records when it runs it, the
+ * order it would run it in, and the text production ran.
+ */
+export interface HistoryEntry {
+  /** Migration id, e.g. `0003_add_email`. */
+  id: string;
+  /** What the tool records in production once it has run (golang-migrate, Flyway, dbmate: the version). */
+  key: string;
+  /** Version segments (`1.2` as `[1, 2]`); the intended order. */
+  version: readonly bigint[];
+  /** File or folder name, for tools that run migrations in name order. */
+  name: string;
+  /** The up file, relative to the working directory. */
+  file: string;
+  /** Line in `file` where the up text starts. */
+  line: number;
+  /** The up text, as production ran it. */
+  source: string;
+  /** Re-run whenever it changes (Flyway `R__`): edits are expected and it has no place in the order. */
+  repeatable?: boolean;
+}
+
+/** How one migration tool orders and records a history, and what it does when that goes wrong. */
+export interface OrderRules {
+  /** The tool, for messages: `golang-migrate`. */
+  tool: string;
+  /** The order the tool runs pending migrations in. */
+  runsBy: 'version' | 'name';
+  /** True when a new name for a recorded key breaks production (Flyway validates descriptions). */
+  namesMatter: boolean;
+  /** What production does with a new migration that sorts before one it already ran. */
+  outOfOrder: string;
+  /** What production does with an edited migration it already ran. */
+  edited: string;
+  /** What production does when a migration it ran is gone from the history. */
+  deleted: string;
+}
+
+type Found = Omit<Finding, 'set'>;
+
+/** Numeric, segment by segment; trailing zero segments do not count (Flyway: 1.0 = 1). */
+export function compareVersions(a: readonly bigint[], b: readonly bigint[]): number {
+  const length = Math.max(a.length, b.length);
+  for (let i = 0; i < length; i++) {
+    const x = a[i] ?? 0n;
+    const y = b[i] ?? 0n;
+    if (x !== y) return x < y ? -1 : 1;
+  }
+  return 0;
+}
+
+/** `1.2.0` -> `1.2`: the version as a key, trailing zero segments dropped. */
+export function versionKey(version: readonly bigint[]): string {
+  const segments = [...version];
+  while (segments.length > 1 && segments[segments.length - 1] === 0n) segments.pop();
+  return segments.join('.');
+}
+
+/** Byte order, as Go's sort.Strings and most hand-written runners sort names (not the locale's). */
+const byName = (a: HistoryEntry, b: HistoryEntry) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+const byVersion = (a: HistoryEntry, b: HistoryEntry) =>
+  compareVersions(a.version, b.version) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+
+/** The order the tool runs the entries in. */
+function runOrder(rules: OrderRules) {
+  return rules.runsBy === 'name' ? byName : byVersion;
+}
+
+/**
+ * Text as production ran it, for comparing two versions of one file: line endings, trailing
+ * whitespace, a byte-order mark and trailing blank lines do not count (a CRLF checkout is not an edit).
+ */
+export function normalizedLines(text: string): string[] {
+  const lines = text
+    .replace(/^\uFEFF/, '')
+    .split(/\r\n|\r|\n/)
+    .map((l) => l.replace(/[ \t\f\v]+$/, ''));
+  while (lines.length && lines[lines.length - 1] === '') lines.pop();
+  return lines;
+}
+
+/** True when two texts are the same migration once normalised. */
+export function sameText(a: string, b: string): boolean {
+  return normalizedLines(a).join('\n') === normalizedLines(b).join('\n');
+}
+
+/** 0-based index of the first line that differs after normalising, or -1. */
+function firstDifferentLine(a: string, b: string): number {
+  const x = normalizedLines(a);
+  const y = normalizedLines(b);
+  for (let i = 0; i < Math.max(x.length, y.length); i++) if (x[i] !== y[i]) return i;
+  return -1;
+}
+
+const listed = (entries: HistoryEntry[], max = 6) =>
+  entries.length <= max
+    ? entries.map((e) => `\`${e.id}\``).join(', ')
+    : `${entries
+        .slice(0, max)
+        .map((e) => `\`${e.id}\``)
+        .join(', ')} and ${entries.length - max} more`;
+
+/**
+ * Problems a history has on its own: two migrations with one key, and a tool that runs migrations in
+ * name order where names sort otherwise than versions (`20250817_x` after `20250817120000_y`).
+ */
+export function historyFindings(entries: readonly HistoryEntry[], rules: OrderRules): Found[] {
+  const findings: Found[] = [];
+  const ordered = entries.filter((e) => !e.repeatable);
+  const byKey = new Map<string, HistoryEntry[]>();
+  for (const e of [...ordered].sort(byVersion)) byKey.set(e.key, [...(byKey.get(e.key) ?? []), e]);
+  for (const same of byKey.values()) {
+    for (const e of same.slice(1)) {
+      const first = same[0] as HistoryEntry;
+      findings.push({
+        check: 'ordering',
+        severity: 'error',
+        migration: e.id,
+        file: e.file,
+        message: `'${first.file}' and '${e.file}' have the same version (${e.key}), so their order is undefined: ${rules.tool} refuses to run the history or runs only one of them. Give one of them a new, higher version.`,
+      });
+    }
+  }
+  if (rules.runsBy === 'name') {
+    const versionOrder = [...ordered].sort(byVersion);
+    const nameOrder = [...ordered].sort(byName);
+    const first = versionOrder.findIndex((e, i) => nameOrder[i] !== e);
+    if (first >= 0) {
+      let last = versionOrder.length - 1;
+      while (last > first && versionOrder[last] === nameOrder[last]) last--;
+      const a = nameOrder[first] as HistoryEntry;
+      const b = versionOrder[first] as HistoryEntry;
+      findings.push({
+        check: 'ordering',
+        severity: 'error',
+        migration: a.id,
+        file: a.file,
+        message: `${rules.tool} runs migrations in file-name order, which puts '${a.name}' before '${b.name}', but their versions say the opposite (${versionKey(b.version)} < ${versionKey(a.version)}). A database built by ${rules.tool} runs them in another order than the versions (and this check) say. Give the versions the same width, e.g. pad the shorter ones with zeros, so both orders agree.`,
+        detail: [
+          'version order:',
+          ...versionOrder.slice(first, last + 1).map((e) => `  ${e.name}`),
+          `${rules.tool} (file-name order):`,
+          ...nameOrder.slice(first, last + 1).map((e) => `  ${e.name}`),
+        ].join('\n'),
+      });
+    }
+  }
+  return findings;
+}
+
+/** What a branch does to the history its base branch has. */
+export interface HistoryComparison {
+  findings: Found[];
+  /** Entries of the head that the base does not have (by key), in the head's order. */
+  added: HistoryEntry[];
+  /** Keys present on both sides whose text differs. */
+  edited: string[];
+  /** Keys of the base that the head no longer has. */
+  removed: string[];
+}
+
+/**
+ * Compares a branch's history (`head`) with its base branch's: everything added must sort after
+ * everything on the base, and what the base has must stay as it is (not edited, renamed or deleted).
+ */
+export function compareHistories(
+  base: readonly HistoryEntry[],
+  head: readonly HistoryEntry[],
+  rules: OrderRules,
+  baseName: string,
+): HistoryComparison {
+  const findings: Found[] = [];
+  const baseByKey = new Map(base.filter((e) => !e.repeatable).map((e) => [e.key, e]));
+  // Each base migration's counterpart: the head entry with its key, the one with its id first
+  // (two head entries with one key are a duplicate, reported on its own).
+  const headByKey = new Map<string, HistoryEntry>();
+  for (const e of head) {
+    if (e.repeatable) continue;
+    const held = headByKey.get(e.key);
+    if (!held || (held.id !== baseByKey.get(e.key)?.id && e.id === baseByKey.get(e.key)?.id))
+      headByKey.set(e.key, e);
+  }
+  const matched = new Set(headByKey.values());
+  const edited: string[] = [];
+  const added = head.filter((e) => !e.repeatable && !(baseByKey.has(e.key) && matched.has(e)));
+  const removed = [...baseByKey.values()].filter((e) => !headByKey.has(e.key));
+
+  for (const [key, was] of baseByKey) {
+    const now = headByKey.get(key);
+    if (!now) continue;
+    if (!sameText(was.source, now.source)) {
+      edited.push(key);
+      const at = firstDifferentLine(was.source, now.source);
+      findings.push({
+        check: 'ordering',
+        severity: 'error',
+        migration: now.id,
+        file: now.file,
+        line: now.line + Math.max(at, 0),
+        message: `\`${now.id}\` is already on ${baseName}, and this branch edits it${at >= 0 ? ` (first change at line ${now.line + at})` : ''}. ${rules.edited} Put the change in a new migration instead, and leave this one as it was.`,
+        detail: editDetail(was, now, at),
+      });
+    }
+    if (rules.namesMatter && was.id !== now.id) {
+      findings.push({
+        check: 'ordering',
+        severity: 'error',
+        migration: now.id,
+        file: now.file,
+        message: `\`${was.id}\` is already on ${baseName}, and this branch renames it to \`${now.id}\`. ${rules.tool} checks the name of every migration it ran, so production refuses to migrate. Keep the old name.`,
+      });
+    }
+  }
+
+  const renamedTo = new Set<HistoryEntry>();
+  for (const gone of removed) {
+    const successor = added.find((e) => !renamedTo.has(e) && sameText(e.source, gone.source));
+    if (successor) {
+      renamedTo.add(successor);
+      findings.push({
+        check: 'ordering',
+        severity: 'error',
+        migration: successor.id,
+        file: successor.file,
+        message: `\`${gone.id}\` is already on ${baseName}, and this branch renames it to \`${successor.id}\` (version ${gone.key} becomes ${successor.key}). Production recorded version ${gone.key} as applied, so it sees \`${successor.id}\` as new and runs the same text a second time, which fails or duplicates what it made. Keep the old name and version.`,
+      });
+    } else {
+      findings.push({
+        check: 'ordering',
+        severity: 'error',
+        migration: gone.id,
+        file: gone.file,
+        message: `\`${gone.id}\` is on ${baseName} but not on this branch: deleted here, or added to ${baseName} after this branch forked. ${rules.deleted} Restore it; if it was added to ${baseName} later, merge ${baseName} into this branch.`,
+      });
+    }
+  }
+
+  const order = runOrder(rules);
+  const newestOnBase = [...baseByKey.values()].sort(order).at(-1);
+  if (newestOnBase) {
+    const early = added.filter((e) => !renamedTo.has(e) && order(e, newestOnBase) < 0);
+    for (const e of early) {
+      const passed = [...baseByKey.values()].filter((b) => order(e, b) < 0).sort(order);
+      findings.push({
+        check: 'ordering',
+        severity: 'error',
+        migration: e.id,
+        file: e.file,
+        message: `\`${e.id}\` is new on this branch but sorts before ${listed(passed)}, already on ${baseName} and run by production. ${rules.outOfOrder} Give it a ${rules.runsBy === 'name' ? 'name' : 'version'} that sorts after \`${newestOnBase.id}\`.`,
+      });
+    }
+  }
+  return {
+    findings,
+    added,
+    edited,
+    removed: removed.map((e) => e.key),
+  };
+}
+
+function editDetail(was: HistoryEntry, now: HistoryEntry, at: number): string | undefined {
+  if (at < 0) return undefined;
+  const before = normalizedLines(was.source);
+  const after = normalizedLines(now.source);
+  const show = (lines: string[], sign: string) => lines.slice(at, at + 5).map((l) => `${sign} ${l}`);
+  return [
+    `first difference at line ${now.line + at} of ${now.file}:`,
+    ...show(before, '-'),
+    ...show(after, '+'),
+  ].join('\n');
+}

@@ -1,0 +1,179 @@
+import { spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { mkdir, mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { CannotCheck, messageOf } from './core/errors.js';
+import { registerCleanup } from './lifecycle.js';
+import type { Logger } from './postgres/types.js';
+
+class GitFailed extends Error {
+  constructor(
+    readonly args: string[],
+    readonly stderr: string,
+    readonly code: number | null,
+  ) {
+    super(stderr.trim().split('\n').at(-1) || `git ${args[0]} exited with ${code}`);
+  }
+}
+
+/** Runs git; resolves with stdout as bytes, rejects with GitFailed (or ENOENT when git is missing). */
+function git(cwd: string, args: string[], input?: Buffer, timeoutMs = 120_000): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('git', args, {
+      cwd,
+      // Never wait for a password prompt in CI.
+      env: { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: 'true', LC_ALL: 'C' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const out: Buffer[] = [];
+    let err = '';
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => {
+      err += b.toString('utf8');
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(Buffer.concat(out));
+      else reject(new GitFailed(args, err, code));
+    });
+    child.stdin.on('error', () => {});
+    child.stdin.end(input);
+  });
+}
+
+const text = async (cwd: string, args: string[]) => (await git(cwd, args)).toString('utf8').trim();
+
+/** The commit `ref` names, or undefined. */
+async function commitOf(cwd: string, ref: string): Promise<string | undefined> {
+  try {
+    return (await text(cwd, ['rev-parse', '--verify', '--quiet', `${ref}^{commit}`])) || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The base branch's copy of a migrations folder, read from git. */
+export interface BaseCheckout {
+  /** The commit it was read from. */
+  commit: string;
+  /** The folder as it is on the base (may not exist when the branch adds it). */
+  dir: string;
+  /** The working directory's counterpart inside the copy, so reported paths read the same. */
+  workingDirectory: string;
+  /** False when the base has no such folder. */
+  exists: boolean;
+}
+
+/**
+ * Finds `ref` (fetching it from `origin` when the checkout lacks it, e.g. a shallow clone) and copies
+ * the folders `dirs` as they are on it into a temp dir. Returns one checkout per folder and a
+ * function that removes the copy.
+ */
+export async function checkoutBase(
+  ref: string,
+  dirs: string[],
+  workingDirectory: string,
+  log: Logger,
+): Promise<{ commit: string; checkouts: BaseCheckout[]; remove: () => Promise<void> }> {
+  const first = dirs[0] ?? workingDirectory;
+  const shownDir = path.relative(workingDirectory, first) || '.';
+  let top: string;
+  try {
+    top = await text(first, ['rev-parse', '--show-toplevel']);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT' && !(error instanceof GitFailed)) {
+      throw new CannotCheck(
+        `Input 'base-ref' is '${ref}', which needs git, and git is not on PATH. Install git, or leave base-ref empty to skip the comparison with the base branch.`,
+      );
+    }
+    throw new CannotCheck(
+      `Input 'base-ref' is '${ref}', but '${shownDir}' is not inside a git repository (${messageOf(error)}). Run the check in a git checkout, or leave base-ref empty.`,
+    );
+  }
+  top = await realpath(top);
+
+  let commit = (await commitOf(top, ref)) ?? (await commitOf(top, `refs/remotes/origin/${ref}`));
+  if (!commit) {
+    const shallow = (await text(top, ['rev-parse', '--is-shallow-repository']).catch(() => '')) === 'true';
+    log.info(
+      `base-ref '${ref}' is not in this checkout; fetching it from origin${shallow ? ' (shallow)' : ''}`,
+    );
+    try {
+      await git(top, ['fetch', '--no-tags', ...(shallow ? ['--depth=1'] : []), 'origin', ref]);
+      commit = await commitOf(top, 'FETCH_HEAD');
+    } catch (error) {
+      throw new CannotCheck(
+        `Input 'base-ref' is '${ref}', which is not a commit in this checkout, and 'git fetch origin ${ref}' failed: ${messageOf(error)}. Fetch the base branch first (actions/checkout with fetch-depth: 0), or set base-ref to a branch, tag or commit that exists.`,
+      );
+    }
+    if (!commit)
+      throw new CannotCheck(
+        `Input 'base-ref' is '${ref}', and 'git fetch origin ${ref}' brought no commit. Set base-ref to a branch, tag or commit that exists.`,
+      );
+  }
+
+  const root = await mkdtemp(path.join(os.tmpdir(), 'pgmv-base-'));
+  const unregister = registerCleanup({
+    sync: () => rmSync(root, { recursive: true, force: true }),
+    async: () => rm(root, { recursive: true, force: true }),
+  });
+  const remove = async () => {
+    await rm(root, { recursive: true, force: true });
+    unregister();
+  };
+  try {
+    const checkouts: BaseCheckout[] = [];
+    const realWd = await realpath(workingDirectory).catch(() => workingDirectory);
+    for (const dir of dirs) {
+      const realDir = await realpath(dir).catch(() => path.resolve(dir));
+      const rel = path.relative(top, realDir);
+      if (rel.startsWith('..') || path.isAbsolute(rel))
+        throw new CannotCheck(
+          `'${path.relative(workingDirectory, dir)}' is outside the git repository at '${top}', so base-ref '${ref}' cannot be read for it. Keep migrations inside the repository.`,
+        );
+      const count = await copyTree(top, commit, rel, root);
+      checkouts.push({
+        commit,
+        dir: path.join(root, rel),
+        workingDirectory: path.join(root, path.relative(top, realWd)),
+        exists: count > 0,
+      });
+    }
+    return { commit, checkouts, remove };
+  } catch (error) {
+    await remove();
+    throw error;
+  }
+}
+
+/** Writes the files under `rel` at `commit` into `dest` (same relative paths); returns how many. */
+async function copyTree(top: string, commit: string, rel: string, dest: string): Promise<number> {
+  const listing = await git(top, ['ls-tree', '-r', '-z', '--full-tree', commit, '--', rel || '.']);
+  const blobs: { sha: string; file: string }[] = [];
+  for (const entry of listing.toString('utf8').split('\0')) {
+    const match = /^(\d+) blob ([0-9a-f]+)\t(.*)$/s.exec(entry);
+    // Regular files only: symlinks and submodules have no migration text of their own.
+    if (match && (match[1] === '100644' || match[1] === '100755'))
+      blobs.push({ sha: match[2] as string, file: match[3] as string });
+  }
+  if (!blobs.length) return 0;
+  const out = await git(top, ['cat-file', '--batch'], Buffer.from(`${blobs.map((b) => b.sha).join('\n')}\n`));
+  let at = 0;
+  for (const blob of blobs) {
+    const headerEnd = out.indexOf(0x0a, at);
+    const header = out.subarray(at, headerEnd).toString('utf8');
+    const size = Number(header.split(' ')[2]);
+    const body = out.subarray(headerEnd + 1, headerEnd + 1 + size);
+    at = headerEnd + 1 + size + 1;
+    const target = path.join(dest, blob.file);
+    await mkdir(path.dirname(target), { recursive: true });
+    await writeFile(target, body);
+  }
+  return blobs.length;
+}
