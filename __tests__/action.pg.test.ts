@@ -77,6 +77,7 @@ test('the Action compares a pull request with its base branch without a base-ref
       GITHUB_OUTPUT: output,
       GITHUB_STEP_SUMMARY: summary,
       RUNNER_TEMP: runner,
+      TMPDIR: runner,
       'INPUT_MIGRATIONS-DIR': 'db',
       'INPUT_DATABASE-URL': server.adminUrl,
       'INPUT_BASE-REF': '',

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { runCli } from '../src/cli.js';
@@ -201,7 +202,18 @@ describe('getting the base', () => {
     expect(report.sets[0]?.base?.commit).toBe(origin.git('rev-parse', 'main'));
   });
 
-  test('a base ref that exists nowhere is a clear error, and the temp copy is gone', async () => {
+  test('the copy of the base is removed after the run', async () => {
+    const repo = await repoWith();
+    // Only this file's runs copy a base into the shared temp dir (the Action test uses its own TMPDIR).
+    const copies = async () => (await readdir(os.tmpdir())).filter((n) => n.startsWith('pgmv-base-'));
+    const before = await copies();
+    const report = await check(repo.dir);
+    expect(report.result).toBe('passed');
+    expect(report.timings.base).toBeGreaterThan(0);
+    expect(await copies()).toEqual(before);
+  });
+
+  test('a base ref that exists nowhere is a clear error', async () => {
     const repo = await repoWith();
     const report = await check(repo.dir, { 'base-ref': 'no-such-branch' });
     expect(report.result).toBe('error');
