@@ -40,6 +40,14 @@ function program(): Command {
     .option(`--${Inputs.DatabaseUrl} <url>`, 'existing server to create scratch databases in')
     .option(`--${Inputs.BaseRef} <ref>`, 'git ref of the base branch')
     .option(`--${Inputs.AssertionsDir} <dir>`, 'folder of per-migration assertions')
+    .option(
+      `--${Inputs.AssertCommand} <command>`,
+      'runs assertion files of other languages; {id}, {direction}, {file} are filled in',
+    )
+    .option(
+      `--${Inputs.AssertionsStrict} <bool>`,
+      'true (default): an assertion must also fail on its other side; false: only its passing side counts',
+    )
     .option(`--${Inputs.SnapshotFile} <file>`, 'committed schema snapshot')
     .option(`--${Inputs.UpdateSnapshot}`, 'rewrite the snapshot file instead of comparing')
     .option(`--${Inputs.RequireDown}`, 'a migration without a down step is an error')

@@ -18,6 +18,8 @@ export const Inputs = {
   DatabaseUrl: 'database-url',
   BaseRef: 'base-ref',
   AssertionsDir: 'assertions-dir',
+  AssertCommand: 'assert-command',
+  AssertionsStrict: 'assertions-strict',
   SnapshotFile: 'snapshot-file',
   UpdateSnapshot: 'update-snapshot',
   ModelsCommand: 'models-command',
@@ -46,6 +48,8 @@ export interface SetSettings {
   format: Format;
   /** Folder of per-migration assertions (absolute), if any. */
   assertionsDir?: string;
+  /** Runs assertion files of other languages: `{id}`, `{direction}`, `{file}` are filled in. */
+  assertCommand?: string;
   /** Committed schema snapshot file (absolute), if any. */
   snapshotFile?: string;
   /** Command that builds the models' schema into DATABASE_URL, if any. */
@@ -81,6 +85,8 @@ export interface Settings {
   stepTimeoutMs: number;
   /** A migration without a down step is a reversibility error instead of a note. */
   requireDown: boolean;
+  /** Assertions must also fail on the side where they do not apply (else they prove nothing). */
+  assertionsStrict: boolean;
   /** Checks to run (after `only` and `skip`). */
   checks: Set<CheckId>;
   /** Findings the team accepts on purpose (config file `accept:`), each with its reason. */
@@ -92,6 +98,7 @@ const SetKeys = [
   Inputs.MigrationsDir,
   Inputs.Format,
   Inputs.AssertionsDir,
+  Inputs.AssertCommand,
   Inputs.SnapshotFile,
   Inputs.ModelsCommand,
   'name',
@@ -242,6 +249,7 @@ export async function resolveSettings(raw: RawInputs, cwd: string = process.cwd(
         dir: path.resolve(workingDirectory, dir),
         format: format(stringOf(s[Inputs.Format])),
         assertionsDir: resolvePath(stringOf(s[Inputs.AssertionsDir])),
+        assertCommand: stringOf(s[Inputs.AssertCommand]) ?? get(Inputs.AssertCommand),
         snapshotFile: resolvePath(stringOf(s[Inputs.SnapshotFile])),
         modelsCommand: stringOf(s[Inputs.ModelsCommand]),
       };
@@ -260,6 +268,7 @@ export async function resolveSettings(raw: RawInputs, cwd: string = process.cwd(
         dir: path.resolve(workingDirectory, dir),
         format: format(get(Inputs.Format)),
         assertionsDir: resolvePath(get(Inputs.AssertionsDir)),
+        assertCommand: get(Inputs.AssertCommand),
         snapshotFile: resolvePath(get(Inputs.SnapshotFile)),
         modelsCommand: get(Inputs.ModelsCommand),
       },
@@ -302,6 +311,7 @@ export async function resolveSettings(raw: RawInputs, cwd: string = process.cwd(
     githubToken: raw[Inputs.GithubToken] || undefined,
     failOn: choice(Inputs.FailOn, get(Inputs.FailOn) || 'error', ['error', 'warning'] as const),
     requireDown: bool(Inputs.RequireDown, get(Inputs.RequireDown), false),
+    assertionsStrict: bool(Inputs.AssertionsStrict, get(Inputs.AssertionsStrict), true),
     stepTimeoutMs: get(Inputs.StepTimeout)
       ? parseDuration(Inputs.StepTimeout, get(Inputs.StepTimeout) ?? '')
       : DefaultStepTimeoutMs,

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { discoverAssertions } from './assertions.js';
 import { CannotCheck, messageOf } from './core/errors.js';
 import { formatDuration, plural } from './core/format.js';
 import { compareHistories, historyFindings, sameText } from './core/ordering.js';
@@ -154,7 +155,25 @@ async function verifySet(
     : undefined;
   if (comparison && ordering) for (const f of comparison.findings) finding(f);
 
-  const walk = await walkSet(set, loaded, server, settings, edges, findings);
+  let assertions: Awaited<ReturnType<typeof discoverAssertions>>['byMigration'] | undefined;
+  if (set.assertionsDir && settings.checks.has('assertions')) {
+    const found = await discoverAssertions(
+      set.assertionsDir,
+      settings.workingDirectory,
+      loaded.migrations.map((m) => m.id),
+      set.assertCommand,
+    );
+    for (const f of found.findings) finding(f);
+    assertions = found.byMigration;
+    edges.log.info(
+      `${set.name}: ${plural(
+        [...found.byMigration.values()].reduce((n, l) => n + l.length, 0),
+        'assertion',
+      )} for ${plural(found.byMigration.size, 'migration')}`,
+    );
+  }
+
+  const walk = await walkSet(set, loaded, server, settings, edges, findings, assertions);
   notes.push(...walk.notes);
 
   if (base?.loaded && comparison && settings.checks.has('apply')) {

@@ -1,5 +1,7 @@
 import pg from 'pg';
+import { type Assertion, AssertionRunner, assertionSummary } from './assertions.js';
 import { CatalogTracker, defaultExclusions, type Exclusions, readSnapshot } from './catalog/tracker.js';
+import { type AssertionRun, assertionFindings, type Side } from './core/assertions.js';
 import { formatDuration, plural } from './core/format.js';
 import { differenceFinding, Messages } from './core/messages.js';
 import type { Finding, MigrationReport } from './core/report.js';
@@ -17,6 +19,9 @@ interface Origin {
   settings: Settings;
   edges: Edges;
   exclusions: Exclusions;
+  /** Assertions by migration id, when the assertions check runs. */
+  assertions?: Map<string, Assertion[]>;
+  assertCommand?: string;
 }
 
 /** A scratch database with its runner and catalog tracker. */
@@ -29,6 +34,26 @@ class Workspace {
     readonly catalog: pg.Client,
     readonly tracker: CatalogTracker,
   ) {}
+
+  /** Runs the migration's assertions on this database as it is now. */
+  async assert(m: Migration, side: Side): Promise<AssertionRun[]> {
+    const list = this.origin.assertions?.get(m.id);
+    if (!list?.length) return [];
+    const runner = new AssertionRunner({
+      databaseUrl: this.db.url,
+      timeoutMs: this.origin.settings.stepTimeoutMs,
+      command: this.origin.assertCommand,
+      workingDirectory: this.origin.settings.workingDirectory,
+      env: this.origin.edges.env ?? process.env,
+    });
+    try {
+      const runs: AssertionRun[] = [];
+      for (const a of list) runs.push(await runner.run(a, side));
+      return runs;
+    } finally {
+      await runner.close();
+    }
+  }
 
   static async create(origin: Origin): Promise<Workspace> {
     const { server, migrations, settings, edges, exclusions } = origin;
@@ -89,6 +114,7 @@ export async function walkSet(
   settings: Settings,
   edges: Edges,
   findings: Finding[],
+  assertions?: Map<string, Assertion[]>,
 ): Promise<WalkResult> {
   const { migrations } = loaded;
   const checks = settings.checks;
@@ -123,7 +149,28 @@ export async function walkSet(
       detail: outcome.error?.detail,
     });
 
-  let ws = await Workspace.create({ server, migrations, settings, edges, exclusions });
+  let ws = await Workspace.create({
+    server,
+    migrations,
+    settings,
+    edges,
+    exclusions,
+    assertions,
+    assertCommand: set.assertCommand,
+  });
+  /** Records a migration's assertion runs; their findings are made once the migration is done. */
+  const asserted = (i: number, runs: AssertionRun[]) => {
+    if (!runs.length) return;
+    const report = reports[i] as MigrationReport;
+    report.assertions = [...(report.assertions ?? []), ...runs];
+  };
+  const assertionsDone = (i: number, m: Migration): { text: string; ok: boolean } => {
+    const runs = reports[i]?.assertions;
+    if (!runs?.length) return { text: '', ok: true };
+    const found = assertionFindings(m.id, runs, settings.assertionsStrict);
+    for (const f of found) finding(f);
+    return { text: ` · ${assertionSummary(runs)}`, ok: found.length === 0 };
+  };
   try {
     const empty = ws.tracker.now();
     if (ws.tracker.mode === 'full') {
@@ -136,11 +183,14 @@ export async function walkSet(
     let dirty: string | undefined;
     for (const [i, m] of migrations.entries()) {
       const report = reports[i] as MigrationReport;
+      asserted(i, await ws.assert(m, 'before'));
       const before = ws.tracker.mark();
       const up = await ws.runner.up(m);
       report.up = { ok: up.ok, ms: up.ms };
       if (!up.ok) {
-        edges.progress(`✗ ${counter(i)} ${m.id}  up failed (${formatDuration(up.ms)})`);
+        edges.progress(
+          `✗ ${counter(i)} ${m.id}  up failed (${formatDuration(up.ms)})${assertionsDone(i, m).text}`,
+        );
         const rest = total - i - 1;
         stepFinding(
           'apply',
@@ -163,6 +213,7 @@ export async function walkSet(
         break;
       }
       applied++;
+      asserted(i, await ws.assert(m, 'after'));
       await ws.refresh();
       const upKeys = ws.tracker.changedSince(before);
       report.changes = summarizeChanges(diffSnapshots(ws.tracker.at(before, upKeys), ws.tracker.now(upKeys)));
@@ -177,7 +228,10 @@ export async function walkSet(
         });
       }
       if (!m.down || !checks.has('reversibility')) {
-        edges.progress(`✓ ${counter(i)} ${m.id}  up ${formatDuration(up.ms)}`);
+        const done = assertionsDone(i, m);
+        edges.progress(
+          `${done.ok ? '✓' : '✗'} ${counter(i)} ${m.id}  up ${formatDuration(up.ms)}${done.text}`,
+        );
         ws.tracker.release(before);
         continue;
       }
@@ -199,6 +253,7 @@ export async function walkSet(
         );
         await ws.refresh();
       } else {
+        asserted(i, await ws.assert(m, 'rolled back'));
         await ws.refresh();
         const keys = ws.tracker.changedSince(before);
         const diffs = diffSnapshots(ws.tracker.at(before, keys), ws.tracker.now(keys));
@@ -254,7 +309,8 @@ export async function walkSet(
         }
       }
       report.reversible = reversible ? 'yes' : 'no';
-      edges.progress(`${reversible ? '✓' : '✗'} ${line}`);
+      const done = assertionsDone(i, m);
+      edges.progress(`${reversible && done.ok ? '✓' : '✗'} ${line}${done.text}`);
       // One bad migration must not cascade into findings for the good ones after it: put the
       // database back in the state its up step left, however the down/up-again went.
       const keys = ws.tracker.changedSince(afterUp);

@@ -1,3 +1,4 @@
+import { type AssertionRun, Sides, shouldPass } from './assertions.js';
 import { formatDuration, plural } from './format.js';
 import type { Finding, MigrationReport, Report, StepResult } from './report.js';
 import { CheckIds } from './report.js';
@@ -104,6 +105,7 @@ export function renderMarkdown(report: Report): string {
       );
     }
     out.push('');
+    out.push(...assertionTable(set.migrations));
     for (const note of set.notes) out.push(`> ${escapeText(note).replaceAll('\\|', '|')}`, '');
   }
 
@@ -154,6 +156,38 @@ export function renderMarkdown(report: Report): string {
     out.push('');
   }
   return `${out.join('\n').trimEnd()}\n`;
+}
+
+/** Which assertions ran on which side, pass or fail, and how long: collapsed under the migrations. */
+function assertionTable(migrations: MigrationReport[]): string[] {
+  const rows = migrations.flatMap((m) => {
+    const files = [...new Set((m.assertions ?? []).map((r) => r.file))];
+    return files.map((file) => ({
+      id: m.id,
+      file,
+      runs: (m.assertions ?? []).filter((r) => r.file === file),
+    }));
+  });
+  if (!rows.length) return [];
+  const all = rows.flatMap((r) => r.runs);
+  const good = all.filter((r) => r.passed === shouldPass(r.direction, r.side)).length;
+  const cell = (run: AssertionRun | undefined) =>
+    run
+      ? `${run.passed === shouldPass(run.direction, run.side) ? '✅' : '❌'} ${run.timedOut ? 'timed out' : run.passed ? 'passes' : 'fails'}, ${formatDuration(run.ms)}`
+      : '–';
+  return [
+    `<details><summary>Assertions: ${plural(all.length, 'run')}, ${good} as expected</summary>`,
+    '',
+    '| Migration | Assertion | Before | After | Rolled back |',
+    '|---|---|---|---|---|',
+    ...rows.map(
+      (r) =>
+        `| ${inlineCode(r.id)} | ${inlineCode(r.file.split('/').at(-1) ?? r.file)} | ${Sides.map((side) => cell(r.runs.find((x) => x.side === side))).join(' | ')} |`,
+    ),
+    '',
+    '</details>',
+    '',
+  ];
 }
 
 function indent(text: string, by: string): string {

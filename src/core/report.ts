@@ -1,3 +1,4 @@
+import type { AssertionRun } from './assertions.js';
 /** Stable check ids: used in reports, config, `--only` and `--skip`. */
 export const CheckIds = [
   'apply',
@@ -47,6 +48,8 @@ export interface MigrationReport {
   reversible: Reversible;
   /** Schema objects the migration adds, drops or changes, e.g. `+ table public.users`. */
   changes: string[];
+  /** Its assertions, each run before the up step, after it, and after the down step. */
+  assertions?: AssertionRun[];
 }
 
 export interface SetReport {

@@ -1,0 +1,291 @@
+import { existsSync } from 'node:fs';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import pg from 'pg';
+import { transform } from 'sucrase';
+import { pgEnv, runCommand } from './command.js';
+import { type AssertionRun, type Direction, type Side, shouldPass } from './core/assertions.js';
+import { CannotCheck, messageOf } from './core/errors.js';
+import { formatDuration } from './core/format.js';
+import type { Finding } from './core/report.js';
+import { lineAt, loadSqlParser, splitStatements } from './core/sql-text.js';
+
+/** One assertion file for one migration and direction. */
+export interface Assertion {
+  id: string;
+  direction: Direction;
+  /** Relative to the working directory, for reports. */
+  file: string;
+  /** Absolute. */
+  path: string;
+  kind: 'sql' | 'module' | 'command';
+}
+
+const ModuleExtensions = ['.js', '.mjs', '.cjs', '.ts', '.mts', '.cts'];
+/** `<id>.up.sql`, `<id>_down.ts`, `<id>_up.py`, ... */
+const AssertionName = /^(.+?)[._](up|down)(\.[A-Za-z0-9]+)$/;
+
+/**
+ * Finds the assertions in `dir`: by migration id, and findings for files whose id matches no
+ * migration. Files of other languages need `assert-command`.
+ */
+export async function discoverAssertions(
+  dir: string,
+  workingDirectory: string,
+  ids: readonly string[],
+  command: string | undefined,
+): Promise<{ byMigration: Map<string, Assertion[]>; findings: Omit<Finding, 'set'>[] }> {
+  const shownDir = path.relative(workingDirectory, dir) || '.';
+  let names: string[];
+  try {
+    names = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name);
+  } catch (error) {
+    throw new CannotCheck(
+      `Input 'assertions-dir' points to '${shownDir}', which ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : `cannot be read (${messageOf(error)})`}. Set it to the folder that holds your per-migration assertions.`,
+    );
+  }
+  const known = new Set(ids);
+  const byMigration = new Map<string, Assertion[]>();
+  const findings: Omit<Finding, 'set'>[] = [];
+  for (const name of names.sort()) {
+    const match = AssertionName.exec(name);
+    if (!match) continue;
+    const [, id = '', direction, ext = ''] = match;
+    const file = path.join(shownDir, name);
+    const kind = ext === '.sql' ? 'sql' : ModuleExtensions.includes(ext) ? 'module' : 'command';
+    if (kind === 'command' && !command) {
+      throw new CannotCheck(
+        `'${file}' is an assertion in a language this tool does not run itself. Set 'assert-command' to the command that runs it, e.g. "python3 -m unittest {file}" ({id}, {direction} and {file} are filled in).`,
+      );
+    }
+    if (!known.has(id)) {
+      findings.push({
+        check: 'assertions',
+        severity: 'error',
+        file,
+        message: `'${file}' is an assertion for \`${id}\`, which is not a migration in this set, so it never runs. Rename it after the migration it checks (a typo?), or delete it if that migration is gone.`,
+      });
+      continue;
+    }
+    const list = byMigration.get(id) ?? [];
+    list.push({ id, direction: direction as Direction, file, path: path.join(dir, name), kind });
+    byMigration.set(id, list);
+  }
+  return { byMigration, findings };
+}
+
+export interface AssertionOptions {
+  databaseUrl: string;
+  timeoutMs: number;
+  command?: string;
+  workingDirectory: string;
+  env: NodeJS.ProcessEnv;
+}
+
+type Outcome = Omit<AssertionRun, 'file' | 'direction' | 'side'>;
+
+/** Runs assertions against one database. Nothing an assertion does in SQL is kept: each runs in a transaction that is rolled back. */
+export class AssertionRunner {
+  private readonly modules = new Map<string, Promise<(client: pg.Client) => unknown>>();
+  private readonly temps = new Set<string>();
+
+  constructor(private readonly options: AssertionOptions) {}
+
+  async run(assertion: Assertion, side: Side): Promise<AssertionRun> {
+    const started = performance.now();
+    let outcome: Omit<Outcome, 'ms'>;
+    try {
+      outcome =
+        assertion.kind === 'sql'
+          ? await this.runSql(assertion)
+          : assertion.kind === 'module'
+            ? await this.runModule(assertion)
+            : await this.runCommand(assertion);
+    } catch (error) {
+      outcome = { passed: false, reason: messageOf(error) };
+    }
+    return {
+      file: assertion.file,
+      direction: assertion.direction,
+      side,
+      ...outcome,
+      ms: performance.now() - started,
+    };
+  }
+
+  /** A client whose statements stop at the step timeout; runs `work` in a transaction that is rolled back. */
+  private async inTransaction<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
+    const client = new pg.Client({
+      connectionString: this.options.databaseUrl,
+      options: `-c statement_timeout=${this.options.timeoutMs}`,
+    });
+    client.on('error', () => {});
+    await client.connect();
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await client.query('BEGIN');
+      // Code outside SQL (a module's own loop) is not stopped by statement_timeout.
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new TimedOut()), this.options.timeoutMs + 1_000);
+      });
+      return await Promise.race([work(client), deadline]);
+    } finally {
+      clearTimeout(timer);
+      await Promise.race([
+        client
+          .query('ROLLBACK')
+          .catch(() => {})
+          .then(() => client.end()),
+        new Promise((resolve) => setTimeout(resolve, 2_000).unref()),
+      ]).catch(() => {});
+    }
+  }
+
+  private async runSql(assertion: Assertion): Promise<Omit<Outcome, 'ms'>> {
+    const text = await readFile(assertion.path, 'utf8');
+    await loadSqlParser();
+    const statements = splitStatements(text) ?? [{ sql: text, start: 0 }];
+    if (!statements.length) return { passed: false, reason: 'the file has no statement to check' };
+    try {
+      return await this.inTransaction(async (client) => {
+        for (const statement of statements) {
+          const line = lineAt(text, statement.start);
+          let rows: unknown[][];
+          try {
+            rows = (await client.query({ text: statement.sql, rowMode: 'array' })).rows as unknown[][];
+          } catch (error) {
+            if ((error as pg.DatabaseError).code === '57014') return { passed: false, timedOut: true, line };
+            return {
+              passed: false,
+              line,
+              reason: `the statement at line ${line} failed: ${messageOf(error)}`,
+            };
+          }
+          const shown = short(statement.sql);
+          if (rows.length !== 1)
+            return {
+              passed: false,
+              line,
+              reason: `the statement at line ${line} returned ${rows.length} rows, not one (${shown})`,
+            };
+          if (rows[0]?.[0] !== true)
+            return {
+              passed: false,
+              line,
+              reason: `the statement at line ${line} returned ${String(rows[0]?.[0])}, not true (${shown})`,
+            };
+        }
+        return { passed: true };
+      });
+    } catch (error) {
+      if (error instanceof TimedOut) return { passed: false, timedOut: true };
+      throw error;
+    }
+  }
+
+  private async runModule(assertion: Assertion): Promise<Omit<Outcome, 'ms'>> {
+    let fn: (client: pg.Client) => unknown;
+    try {
+      fn = await this.load(assertion);
+    } catch (error) {
+      return { passed: false, reason: `could not load it: ${messageOf(error)}` };
+    }
+    try {
+      await this.inTransaction(async (client) => fn(client));
+      return { passed: true };
+    } catch (error) {
+      if (error instanceof TimedOut || (error as pg.DatabaseError).code === '57014')
+        return { passed: false, timedOut: true };
+      return { passed: false, reason: messageOf(error) };
+    }
+  }
+
+  /** The module's default export; TypeScript is turned into JavaScript first (no build step). */
+  private load(assertion: Assertion): Promise<(client: pg.Client) => unknown> {
+    let loading = this.modules.get(assertion.path);
+    if (!loading) {
+      loading = (async () => {
+        const ext = path.extname(assertion.path);
+        let url = pathToFileURL(assertion.path).href;
+        let temp: string | undefined;
+        if (['.ts', '.mts', '.cts'].includes(ext)) {
+          const source = await readFile(assertion.path, 'utf8');
+          const cjs = ext === '.cts';
+          const { code } = transform(source, {
+            transforms: cjs ? ['typescript', 'imports'] : ['typescript'],
+            filePath: assertion.path,
+            disableESTransforms: true,
+          });
+          // Next to the source, so that its relative imports and packages resolve as they would.
+          temp = path.join(
+            path.dirname(assertion.path),
+            `.${path.basename(assertion.path)}.pgmv-${process.pid}.${cjs ? 'cjs' : 'mjs'}`,
+          );
+          this.temps.add(temp);
+          await writeFile(temp, code);
+          url = pathToFileURL(temp).href;
+        }
+        try {
+          // Not the bundler's loader: the file is only known at run time.
+          const mod = (await import(/* webpackIgnore: true */ url)) as { default?: unknown };
+          let fn = mod.default;
+          if (fn && typeof fn === 'object' && 'default' in fn) fn = (fn as { default: unknown }).default;
+          if (typeof fn !== 'function')
+            throw new Error(
+              `it has no default export that is a function (export default async (db) => { ... })`,
+            );
+          return fn as (client: pg.Client) => unknown;
+        } finally {
+          if (temp) {
+            await rm(temp, { force: true });
+            this.temps.delete(temp);
+          }
+        }
+      })();
+      this.modules.set(assertion.path, loading);
+    }
+    return loading;
+  }
+
+  private async runCommand(assertion: Assertion): Promise<Omit<Outcome, 'ms'>> {
+    const command = (this.options.command ?? '')
+      .replaceAll('{id}', shellWord(assertion.id))
+      .replaceAll('{direction}', assertion.direction)
+      .replaceAll('{file}', shellWord(assertion.file));
+    const result = await runCommand(command, {
+      cwd: this.options.workingDirectory,
+      env: { ...this.options.env, ...pgEnv(this.options.databaseUrl) },
+      timeoutMs: this.options.timeoutMs,
+    });
+    if (result.timedOut) return { passed: false, timedOut: true };
+    if (result.code === 0) return { passed: true };
+    const tail = result.output.trimEnd().split('\n').slice(-30).join('\n');
+    return {
+      passed: false,
+      reason: `\`${command}\` exited with ${result.code ?? 'a signal'}${tail ? `:\n${tail}` : ''}`,
+    };
+  }
+
+  /** Removes compiled TypeScript left by a load that was interrupted. */
+  async close(): Promise<void> {
+    for (const temp of this.temps) if (existsSync(temp)) await rm(temp, { force: true });
+  }
+}
+
+class TimedOut extends Error {}
+
+function shellWord(value: string): string {
+  return /^[\w.,:@%+=/-]+$/.test(value) ? value : `'${value.replaceAll("'", "'\\''")}'`;
+}
+
+function short(sql: string): string {
+  const flat = sql.replace(/\s+/g, ' ').trim();
+  return flat.length > 120 ? `${flat.slice(0, 117)}...` : flat;
+}
+
+/** `assertions 3/4 (12 ms)`: how many runs went as expected, for progress lines. */
+export function assertionSummary(runs: readonly AssertionRun[]): string {
+  const good = runs.filter((r) => r.passed === shouldPass(r.direction, r.side)).length;
+  return `assertions ${good}/${runs.length}${runs.length ? ` (${formatDuration(runs.reduce((n, r) => n + r.ms, 0))})` : ''}`;
+}
