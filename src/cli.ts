@@ -48,6 +48,9 @@ function program(): Command {
       `--${Inputs.AssertionsStrict} <bool>`,
       'true (default): an assertion must also fail on its other side; false: only its passing side counts',
     )
+    .option(`--${Inputs.SeedAfter} <id>`, 'migration after which the seed data is loaded')
+    .option(`--${Inputs.SeedFile} <file>`, 'SQL file of seed data')
+    .option(`--${Inputs.SeedCommand} <command>`, 'command that loads seed data into DATABASE_URL')
     .option(`--${Inputs.SnapshotFile} <file>`, 'committed schema snapshot')
     .option(`--${Inputs.UpdateSnapshot}`, 'rewrite the snapshot file instead of comparing')
     .option(`--${Inputs.RequireDown}`, 'a migration without a down step is an error')

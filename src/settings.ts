@@ -20,6 +20,9 @@ export const Inputs = {
   AssertionsDir: 'assertions-dir',
   AssertCommand: 'assert-command',
   AssertionsStrict: 'assertions-strict',
+  SeedAfter: 'seed-after',
+  SeedFile: 'seed-file',
+  SeedCommand: 'seed-command',
   SnapshotFile: 'snapshot-file',
   UpdateSnapshot: 'update-snapshot',
   ModelsCommand: 'models-command',
@@ -50,10 +53,22 @@ export interface SetSettings {
   assertionsDir?: string;
   /** Runs assertion files of other languages: `{id}`, `{direction}`, `{file}` are filled in. */
   assertCommand?: string;
+  /** Rows loaded after one migration, so later checks run on a database with data in it. */
+  seed?: Seed;
   /** Committed schema snapshot file (absolute), if any. */
   snapshotFile?: string;
   /** Command that builds the models' schema into DATABASE_URL, if any. */
   modelsCommand?: string;
+}
+
+/** Seed data: an SQL file or a command, applied once the migration `after` is applied. */
+export interface Seed {
+  /** Migration id after which the seed applies. */
+  after: string;
+  /** SQL file (absolute). */
+  file?: string;
+  /** Shell command that loads rows into DATABASE_URL. */
+  command?: string;
 }
 
 export interface Settings {
@@ -99,6 +114,9 @@ const SetKeys = [
   Inputs.Format,
   Inputs.AssertionsDir,
   Inputs.AssertCommand,
+  Inputs.SeedAfter,
+  Inputs.SeedFile,
+  Inputs.SeedCommand,
   Inputs.SnapshotFile,
   Inputs.ModelsCommand,
   'name',
@@ -228,6 +246,28 @@ export async function resolveSettings(raw: RawInputs, cwd: string = process.cwd(
   };
 
   const format = (value: string | undefined) => choice(Inputs.Format, value || 'auto', Formats);
+  const seedOf = (
+    after: string | undefined,
+    file: string | undefined,
+    command: string | undefined,
+    where = '',
+  ): Seed | undefined => {
+    const scope = where ? ` (${where})` : '';
+    if (!after && !file && !command) return undefined;
+    if (file && command)
+      throw new CannotCheck(
+        `Inputs 'seed-file' and 'seed-command' are both set${scope}. Give one: an SQL file, or a command that loads the rows.`,
+      );
+    if (!file && !command)
+      throw new CannotCheck(
+        `Input 'seed-after' is '${after}'${scope}, but there is no seed. Set 'seed-file' (an SQL file) or 'seed-command'.`,
+      );
+    if (!after)
+      throw new CannotCheck(
+        `Input '${file ? 'seed-file' : 'seed-command'}' is set${scope}, but 'seed-after' is not. Set it to the id of the migration after which the seed's tables exist.`,
+      );
+    return { after, ...(file ? { file: path.resolve(workingDirectory, file) } : { command }) };
+  };
   const resolvePath = (value: string | undefined) =>
     value ? path.resolve(workingDirectory, value) : undefined;
 
@@ -250,6 +290,12 @@ export async function resolveSettings(raw: RawInputs, cwd: string = process.cwd(
         format: format(stringOf(s[Inputs.Format])),
         assertionsDir: resolvePath(stringOf(s[Inputs.AssertionsDir])),
         assertCommand: stringOf(s[Inputs.AssertCommand]) ?? get(Inputs.AssertCommand),
+        seed: seedOf(
+          stringOf(s[Inputs.SeedAfter]),
+          stringOf(s[Inputs.SeedFile]),
+          stringOf(s[Inputs.SeedCommand]),
+          `set '${stringOf(s.name) ?? dir}'`,
+        ),
         snapshotFile: resolvePath(stringOf(s[Inputs.SnapshotFile])),
         modelsCommand: stringOf(s[Inputs.ModelsCommand]),
       };
@@ -269,6 +315,7 @@ export async function resolveSettings(raw: RawInputs, cwd: string = process.cwd(
         format: format(get(Inputs.Format)),
         assertionsDir: resolvePath(get(Inputs.AssertionsDir)),
         assertCommand: get(Inputs.AssertCommand),
+        seed: seedOf(get(Inputs.SeedAfter), get(Inputs.SeedFile), get(Inputs.SeedCommand)),
         snapshotFile: resolvePath(get(Inputs.SnapshotFile)),
         modelsCommand: get(Inputs.ModelsCommand),
       },

@@ -2,15 +2,18 @@ import pg from 'pg';
 import { type Assertion, AssertionRunner, assertionSummary } from './assertions.js';
 import { CatalogTracker, defaultExclusions, type Exclusions, readSnapshot } from './catalog/tracker.js';
 import { type AssertionRun, assertionFindings, type Side } from './core/assertions.js';
+import { CannotCheck } from './core/errors.js';
 import { formatDuration, plural } from './core/format.js';
 import { differenceFinding, Messages } from './core/messages.js';
 import type { Finding, MigrationReport } from './core/report.js';
+import { lostRows } from './core/rows.js';
 import { diffSnapshots, type SchemaSnapshot, summarizeChanges } from './core/schema.js';
 import { Runner, type StepOutcome } from './migrations/runner.js';
 import type { LoadedSet, Migration } from './migrations/types.js';
 import { cancelQueries } from './postgres/databases.js';
 import type { ScratchDatabase, StartedPostgres } from './postgres/types.js';
-import type { SetSettings, Settings } from './settings.js';
+import { applySeed, rowCounts } from './seed.js';
+import type { Seed, SetSettings, Settings } from './settings.js';
 import type { Edges } from './verify.js';
 
 interface Origin {
@@ -22,6 +25,8 @@ interface Origin {
   /** Assertions by migration id, when the assertions check runs. */
   assertions?: Map<string, Assertion[]>;
   assertCommand?: string;
+  /** Seed data and the index of the migration after which it applies. */
+  seed?: { seed: Seed; index: number };
 }
 
 /** A scratch database with its runner and catalog tracker. */
@@ -87,6 +92,20 @@ class Workspace {
     return this.tracker.refresh(this.catalog);
   }
 
+  /** Loads the seed data; returns why it failed, or undefined. */
+  async seed(): Promise<string | undefined> {
+    const { seed, settings, edges } = this.origin;
+    if (!seed) return undefined;
+    const error = await applySeed(seed.seed, this.db.url, {
+      workingDirectory: settings.workingDirectory,
+      timeoutMs: settings.stepTimeoutMs,
+      env: edges.env ?? process.env,
+    });
+    // A seed that creates objects must not count as the next migration's change.
+    await this.refresh();
+    return error;
+  }
+
   async close(): Promise<void> {
     await this.catalog.end().catch(() => {});
     await this.runner.close();
@@ -149,6 +168,11 @@ export async function walkSet(
       detail: outcome.error?.detail,
     });
 
+  const seedIndex = set.seed ? migrations.findIndex((m) => m.id === set.seed?.after) : -1;
+  if (set.seed && seedIndex < 0)
+    throw new CannotCheck(
+      `Input 'seed-after' is '${set.seed.after}', which is not a migration in '${set.name}'. Set it to the id of the migration after which the seed's tables exist, e.g. '${migrations[0]?.id ?? '0001_init'}'.`,
+    );
   let ws = await Workspace.create({
     server,
     migrations,
@@ -157,7 +181,21 @@ export async function walkSet(
     exclusions,
     assertions,
     assertCommand: set.assertCommand,
+    ...(set.seed ? { seed: { seed: set.seed, index: seedIndex } } : {}),
   });
+  let seeded = false;
+  const seedAfter = async (m: Migration) => {
+    seeded = true;
+    const error = await ws.seed();
+    if (error)
+      finding({
+        check: 'apply',
+        severity: 'error',
+        migration: m.id,
+        message: Messages.seedFailed(m.id, error),
+      });
+    else edges.progress(`  seed data loaded after ${m.id}`);
+  };
   /** Records a migration's assertion runs; their findings are made once the migration is done. */
   const asserted = (i: number, runs: AssertionRun[]) => {
     if (!runs.length) return;
@@ -183,7 +221,11 @@ export async function walkSet(
     let dirty: string | undefined;
     for (const [i, m] of migrations.entries()) {
       const report = reports[i] as MigrationReport;
+      if (seedIndex >= 0 && i - 1 === seedIndex) await seedAfter(migrations[seedIndex] as Migration);
       asserted(i, await ws.assert(m, 'before'));
+      // With data in the database, a down step must keep the rows that were there before the up step.
+      const rowsBefore =
+        seeded && m.down && checks.has('reversibility') ? await rowCounts(ws.catalog, exclusions) : undefined;
       const before = ws.tracker.mark();
       const up = await ws.runner.up(m);
       report.up = { ok: up.ok, ms: up.ms };
@@ -254,6 +296,21 @@ export async function walkSet(
         await ws.refresh();
       } else {
         asserted(i, await ws.assert(m, 'rolled back'));
+        if (rowsBefore) {
+          const lost = lostRows(rowsBefore, await rowCounts(ws.catalog, exclusions));
+          if (lost.length) {
+            reversible = false;
+            // Later migrations must see the seeded rows again, not a table the down step emptied.
+            unknownState = true;
+            finding({
+              check: 'reversibility',
+              severity: 'error',
+              migration: m.id,
+              file: m.down.file,
+              message: Messages.downLosesRows(m.id, lost),
+            });
+          }
+        }
         await ws.refresh();
         const keys = ws.tracker.changedSince(before);
         const diffs = diffSnapshots(ws.tracker.at(before, keys), ws.tracker.now(keys));
@@ -330,6 +387,9 @@ export async function walkSet(
       }
     }
 
+    if (seedIndex >= 0 && seedIndex === total - 1 && applied === total && !seeded)
+      await seedAfter(migrations[seedIndex] as Migration);
+
     // The full schema at the head: the reference for snapshot drift, and a cross-check of tracking.
     const head = applied === total ? await readSnapshot(ws.catalog, exclusions) : undefined;
     if (head) {
@@ -399,6 +459,8 @@ async function rebuild(origin: Origin, upTo: number): Promise<Workspace | undefi
       await fresh.close();
       return undefined;
     }
+    // The seed goes in where it went the first time (a failing seed was reported then).
+    if (origin.seed?.index === i && i < upTo) await fresh.seed();
   }
   await fresh.refresh();
   return fresh;

@@ -50189,7 +50189,7 @@ function extend(target) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cli_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(5977);
+/* harmony import */ var _cli_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(1632);
 
 process.exitCode = await (0,_cli_js__WEBPACK_IMPORTED_MODULE_0__/* .runCli */ .a)(process.argv.slice(2));
 
@@ -50198,7 +50198,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 5977:
+/***/ 1632:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -60993,6 +60993,9 @@ const Inputs = {
     AssertionsDir: 'assertions-dir',
     AssertCommand: 'assert-command',
     AssertionsStrict: 'assertions-strict',
+    SeedAfter: 'seed-after',
+    SeedFile: 'seed-file',
+    SeedCommand: 'seed-command',
     SnapshotFile: 'snapshot-file',
     UpdateSnapshot: 'update-snapshot',
     ModelsCommand: 'models-command',
@@ -61013,6 +61016,9 @@ const SetKeys = [
     Inputs.Format,
     Inputs.AssertionsDir,
     Inputs.AssertCommand,
+    Inputs.SeedAfter,
+    Inputs.SeedFile,
+    Inputs.SeedCommand,
     Inputs.SnapshotFile,
     Inputs.ModelsCommand,
     'name',
@@ -61128,6 +61134,18 @@ async function resolveSettings(raw, cwd = process.cwd()) {
         return stringOf(config[key]);
     };
     const format = (value) => choice(Inputs.Format, value || 'auto', Formats);
+    const seedOf = (after, file, command, where = '') => {
+        const scope = where ? ` (${where})` : '';
+        if (!after && !file && !command)
+            return undefined;
+        if (file && command)
+            throw new CannotCheck(`Inputs 'seed-file' and 'seed-command' are both set${scope}. Give one: an SQL file, or a command that loads the rows.`);
+        if (!file && !command)
+            throw new CannotCheck(`Input 'seed-after' is '${after}'${scope}, but there is no seed. Set 'seed-file' (an SQL file) or 'seed-command'.`);
+        if (!after)
+            throw new CannotCheck(`Input '${file ? 'seed-file' : 'seed-command'}' is set${scope}, but 'seed-after' is not. Set it to the id of the migration after which the seed's tables exist.`);
+        return { after, ...(file ? { file: external_node_path_default().resolve(workingDirectory, file) } : { command }) };
+    };
     const resolvePath = (value) => value ? external_node_path_default().resolve(workingDirectory, value) : undefined;
     let sets;
     if (config.sets?.length) {
@@ -61144,6 +61162,7 @@ async function resolveSettings(raw, cwd = process.cwd()) {
                 format: format(stringOf(s[Inputs.Format])),
                 assertionsDir: resolvePath(stringOf(s[Inputs.AssertionsDir])),
                 assertCommand: stringOf(s[Inputs.AssertCommand]) ?? get(Inputs.AssertCommand),
+                seed: seedOf(stringOf(s[Inputs.SeedAfter]), stringOf(s[Inputs.SeedFile]), stringOf(s[Inputs.SeedCommand]), `set '${stringOf(s.name) ?? dir}'`),
                 snapshotFile: resolvePath(stringOf(s[Inputs.SnapshotFile])),
                 modelsCommand: stringOf(s[Inputs.ModelsCommand]),
             };
@@ -61162,6 +61181,7 @@ async function resolveSettings(raw, cwd = process.cwd()) {
                 format: format(get(Inputs.Format)),
                 assertionsDir: resolvePath(get(Inputs.AssertionsDir)),
                 assertCommand: get(Inputs.AssertCommand),
+                seed: seedOf(get(Inputs.SeedAfter), get(Inputs.SeedFile), get(Inputs.SeedCommand)),
                 snapshotFile: resolvePath(get(Inputs.SnapshotFile)),
                 modelsCommand: get(Inputs.ModelsCommand),
             },
@@ -62635,6 +62655,8 @@ const Messages = {
     downColumnOrder: (id, text) => `\`${id}\` (down) restores a column at another position: ${text}. \`SELECT *\` and \`COPY\` without a column list now see another order. Recreate the table in its original column order if that matters, or accept this warning.`,
     reupFailed: (id, error) => `\`${id}\` (up, run again after its down) failed: ${error}. Its down step leaves behind something its up step needs to create, so the migration cannot be applied again after a rollback. Make the down step drop it.`,
     reupDiffers: (id, text) => `\`${id}\` (up, run again after its down) does not reproduce the schema of its first run: ${text}. Applying it again after a rollback gives another schema than the first time. Make the down step undo exactly what the up step does.`,
+    downLosesRows: (id, lost) => `\`${id}\` (down) loses rows that existed before its up step: ${lost.join(', ')}. A rollback of this release would lose that data. Make the down step keep (or restore) the rows its up step did not add.`,
+    seedFailed: (after, error) => `The seed data, applied after \`${after}\`, failed: ${error}. The checks after it ran without those rows. Make the seed fit the schema as it is after \`${after}\`.`,
     noDown: (id, why) => `\`${id}\` has no down step (${why}), and require-down is on: this release could not be rolled back past it. Add a down step, or turn require-down off for histories that keep irreversible migrations.`,
     rollbackLeftovers: (text) => `Rolling back every migration from the newest to the first does not return to the empty database: ${text}. Some down step does not undo its up step; the reversibility findings name which.`,
 };
@@ -63598,7 +63620,89 @@ async function replayOnBase(plan, fresh, exclusions, server, settings, edges, fi
     }
 }
 
+;// CONCATENATED MODULE: ./src/core/rows.ts
+/** Tables that lost rows between two counts, as `public.roles (2 rows before, 1 after)`. */
+function lostRows(before, after) {
+    const lost = [];
+    for (const [table, was] of before) {
+        const now = after.get(table);
+        if (now !== undefined && now < was)
+            lost.push(`${table} (${was} ${was === 1 ? 'row' : 'rows'} before, ${now} after)`);
+    }
+    return lost.sort();
+}
+
+;// CONCATENATED MODULE: ./src/seed.ts
+
+
+
+
+
+/** Loads the seed into the database; returns why it failed, or undefined. */
+async function applySeed(seed, databaseUrl, options) {
+    if (seed.command) {
+        const result = await runCommand(seed.command, {
+            cwd: options.workingDirectory,
+            env: { ...options.env, ...pgEnv(databaseUrl) },
+            timeoutMs: options.timeoutMs,
+        });
+        if (result.timedOut)
+            return `\`${seed.command}\` did not finish within the step timeout`;
+        if (result.code === 0)
+            return undefined;
+        const tail = result.output.trimEnd().split('\n').slice(-20).join('\n');
+        return `\`${seed.command}\` exited with ${result.code ?? 'a signal'}${tail ? `:\n${tail}` : ''}`;
+    }
+    const shown = external_node_path_default().relative(options.workingDirectory, seed.file ?? '') || seed.file;
+    let text;
+    try {
+        text = await (0,promises_namespaceObject.readFile)(seed.file ?? '', 'utf8');
+    }
+    catch (error) {
+        return `'${shown}' cannot be read (${messageOf(error)})`;
+    }
+    const client = new esm.Client({
+        connectionString: databaseUrl,
+        options: `-c statement_timeout=${options.timeoutMs}`,
+    });
+    client.on('error', () => { });
+    await client.connect();
+    try {
+        // One transaction: a seed that fails part-way leaves nothing behind.
+        await client.query(`BEGIN;\n${text}\n;COMMIT`);
+        return undefined;
+    }
+    catch (error) {
+        await client.query('ROLLBACK').catch(() => { });
+        return `'${shown}' failed: ${messageOf(error)}`;
+    }
+    finally {
+        await client.end().catch(() => { });
+    }
+}
+/** Rows in every table of the schema under test (`schema.table` -> count). */
+async function rowCounts(client, exclusions) {
+    const { rows: tables } = await client.query(`SELECT n.nspname || '.' || c.relname AS name, quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS quoted
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
+        AND NOT (n.nspname = ANY ($1)) AND NOT (n.nspname || '.' || c.relname = ANY ($2))
+        AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`, [exclusions.schemas, exclusions.tables]);
+    const counts = new Map();
+    if (!tables.length)
+        return counts;
+    const sql = tables
+        .map((t, i) => `SELECT ${i} AS i, count(*)::bigint AS n FROM ${t.quoted}`)
+        .join(' UNION ALL ');
+    const { rows } = await client.query(sql);
+    for (const row of rows)
+        counts.set(tables[row.i].name, Number(row.n));
+    return counts;
+}
+
 ;// CONCATENATED MODULE: ./src/walk.ts
+
+
+
 
 
 
@@ -63677,6 +63781,20 @@ class Workspace {
     refresh() {
         return this.tracker.refresh(this.catalog);
     }
+    /** Loads the seed data; returns why it failed, or undefined. */
+    async seed() {
+        const { seed, settings, edges } = this.origin;
+        if (!seed)
+            return undefined;
+        const error = await applySeed(seed.seed, this.db.url, {
+            workingDirectory: settings.workingDirectory,
+            timeoutMs: settings.stepTimeoutMs,
+            env: edges.env ?? process.env,
+        });
+        // A seed that creates objects must not count as the next migration's change.
+        await this.refresh();
+        return error;
+    }
     async close() {
         await this.catalog.end().catch(() => { });
         await this.runner.close();
@@ -63714,6 +63832,9 @@ async function walkSet(set, loaded, server, settings, edges, findings, assertion
         message,
         detail: outcome.error?.detail,
     });
+    const seedIndex = set.seed ? migrations.findIndex((m) => m.id === set.seed?.after) : -1;
+    if (set.seed && seedIndex < 0)
+        throw new CannotCheck(`Input 'seed-after' is '${set.seed.after}', which is not a migration in '${set.name}'. Set it to the id of the migration after which the seed's tables exist, e.g. '${migrations[0]?.id ?? '0001_init'}'.`);
     let ws = await Workspace.create({
         server,
         migrations,
@@ -63722,7 +63843,22 @@ async function walkSet(set, loaded, server, settings, edges, findings, assertion
         exclusions,
         assertions,
         assertCommand: set.assertCommand,
+        ...(set.seed ? { seed: { seed: set.seed, index: seedIndex } } : {}),
     });
+    let seeded = false;
+    const seedAfter = async (m) => {
+        seeded = true;
+        const error = await ws.seed();
+        if (error)
+            finding({
+                check: 'apply',
+                severity: 'error',
+                migration: m.id,
+                message: Messages.seedFailed(m.id, error),
+            });
+        else
+            edges.progress(`  seed data loaded after ${m.id}`);
+    };
     /** Records a migration's assertion runs; their findings are made once the migration is done. */
     const asserted = (i, runs) => {
         if (!runs.length)
@@ -63748,7 +63884,11 @@ async function walkSet(set, loaded, server, settings, edges, findings, assertion
         let dirty;
         for (const [i, m] of migrations.entries()) {
             const report = reports[i];
+            if (seedIndex >= 0 && i - 1 === seedIndex)
+                await seedAfter(migrations[seedIndex]);
             asserted(i, await ws.assert(m, 'before'));
+            // With data in the database, a down step must keep the rows that were there before the up step.
+            const rowsBefore = seeded && m.down && checks.has('reversibility') ? await rowCounts(ws.catalog, exclusions) : undefined;
             const before = ws.tracker.mark();
             const up = await ws.runner.up(m);
             report.up = { ok: up.ok, ms: up.ms };
@@ -63801,6 +63941,21 @@ async function walkSet(set, loaded, server, settings, edges, findings, assertion
             }
             else {
                 asserted(i, await ws.assert(m, 'rolled back'));
+                if (rowsBefore) {
+                    const lost = lostRows(rowsBefore, await rowCounts(ws.catalog, exclusions));
+                    if (lost.length) {
+                        reversible = false;
+                        // Later migrations must see the seeded rows again, not a table the down step emptied.
+                        unknownState = true;
+                        finding({
+                            check: 'reversibility',
+                            severity: 'error',
+                            migration: m.id,
+                            file: m.down.file,
+                            message: Messages.downLosesRows(m.id, lost),
+                        });
+                    }
+                }
                 await ws.refresh();
                 const keys = ws.tracker.changedSince(before);
                 const diffs = diffSnapshots(ws.tracker.at(before, keys), ws.tracker.now(keys));
@@ -63855,6 +64010,8 @@ async function walkSet(set, loaded, server, settings, edges, findings, assertion
                 ws = rebuilt;
             }
         }
+        if (seedIndex >= 0 && seedIndex === total - 1 && applied === total && !seeded)
+            await seedAfter(migrations[seedIndex]);
         // The full schema at the head: the reference for snapshot drift, and a cross-check of tracking.
         const head = applied === total ? await readSnapshot(ws.catalog, exclusions) : undefined;
         if (head) {
@@ -63907,6 +64064,9 @@ async function rebuild(origin, upTo) {
             await fresh.close();
             return undefined;
         }
+        // The seed goes in where it went the first time (a failing seed was reported then).
+        if (origin.seed?.index === i && i < upTo)
+            await fresh.seed();
     }
     await fresh.refresh();
     return fresh;
@@ -64148,6 +64308,9 @@ function cli_program() {
         .option(`--${Inputs.AssertionsDir} <dir>`, 'folder of per-migration assertions')
         .option(`--${Inputs.AssertCommand} <command>`, 'runs assertion files of other languages; {id}, {direction}, {file} are filled in')
         .option(`--${Inputs.AssertionsStrict} <bool>`, 'true (default): an assertion must also fail on its other side; false: only its passing side counts')
+        .option(`--${Inputs.SeedAfter} <id>`, 'migration after which the seed data is loaded')
+        .option(`--${Inputs.SeedFile} <file>`, 'SQL file of seed data')
+        .option(`--${Inputs.SeedCommand} <command>`, 'command that loads seed data into DATABASE_URL')
         .option(`--${Inputs.SnapshotFile} <file>`, 'committed schema snapshot')
         .option(`--${Inputs.UpdateSnapshot}`, 'rewrite the snapshot file instead of comparing')
         .option(`--${Inputs.RequireDown}`, 'a migration without a down step is an error')

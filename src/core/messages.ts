@@ -48,6 +48,10 @@ export const Messages = {
     `\`${id}\` (up, run again after its down) failed: ${error}. Its down step leaves behind something its up step needs to create, so the migration cannot be applied again after a rollback. Make the down step drop it.`,
   reupDiffers: (id: string, text: string) =>
     `\`${id}\` (up, run again after its down) does not reproduce the schema of its first run: ${text}. Applying it again after a rollback gives another schema than the first time. Make the down step undo exactly what the up step does.`,
+  downLosesRows: (id: string, lost: string[]) =>
+    `\`${id}\` (down) loses rows that existed before its up step: ${lost.join(', ')}. A rollback of this release would lose that data. Make the down step keep (or restore) the rows its up step did not add.`,
+  seedFailed: (after: string, error: string) =>
+    `The seed data, applied after \`${after}\`, failed: ${error}. The checks after it ran without those rows. Make the seed fit the schema as it is after \`${after}\`.`,
   noDown: (id: string, why: string) =>
     `\`${id}\` has no down step (${why}), and require-down is on: this release could not be rolled back past it. Add a down step, or turn require-down off for histories that keep irreversible migrations.`,
   rollbackLeftovers: (text: string) =>
