@@ -78557,7 +78557,7 @@ function extend(target) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(79054);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(99529);
 
 await (0,_main_js__WEBPACK_IMPORTED_MODULE_0__/* .run */ .e)();
 
@@ -78566,7 +78566,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 79054:
+/***/ 99529:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -92546,8 +92546,6 @@ async function resolveSettings(raw, cwd = process.cwd()) {
     };
 }
 
-// EXTERNAL MODULE: ./node_modules/sucrase/dist/index.js
-var sucrase_dist = __nccwpck_require__(62413);
 ;// CONCATENATED MODULE: ./src/command.ts
 
 const Keep = 64 * 1024;
@@ -92732,6 +92730,65 @@ function indexOfPosition(text, position) {
     return index;
 }
 
+// EXTERNAL MODULE: ./node_modules/sucrase/dist/index.js
+var sucrase_dist = __nccwpck_require__(62413);
+;// CONCATENATED MODULE: ./src/modules.ts
+
+
+
+
+
+
+const TypeScript = ['.ts', '.mts', '.cts'];
+/** Module files this tool can load: JavaScript in every flavour, and TypeScript without a build step. */
+const ModuleExtensions = ['.js', '.mjs', '.cjs', ...TypeScript];
+/**
+ * Imports a user's module (migration, assertion) by path. TypeScript is stripped of its types into
+ * a hidden file next to the source, so its relative imports and packages resolve as they would,
+ * and that file is removed at once.
+ */
+async function importModule(file) {
+    const ext = external_node_path_default().extname(file);
+    if (!TypeScript.includes(ext))
+        return importUrl((0,external_node_url_.pathToFileURL)(file).href);
+    const source = await (0,promises_namespaceObject.readFile)(file, 'utf8');
+    const cjs = ext === '.cts';
+    const { code } = (0,sucrase_dist/* transform */.pd)(source, {
+        transforms: cjs ? ['typescript', 'imports'] : ['typescript'],
+        filePath: file,
+        disableESTransforms: true,
+    });
+    const temp = external_node_path_default().join(external_node_path_default().dirname(file), `.${external_node_path_default().basename(file)}.pgmv-${process.pid}.${cjs ? 'cjs' : 'mjs'}`);
+    const unregister = registerCleanup({
+        sync: () => (0,external_node_fs_.rmSync)(temp, { force: true }),
+        async: () => (0,promises_namespaceObject.rm)(temp, { force: true }),
+    });
+    try {
+        await (0,promises_namespaceObject.writeFile)(temp, code);
+        return await importUrl((0,external_node_url_.pathToFileURL)(temp).href);
+    }
+    finally {
+        await (0,promises_namespaceObject.rm)(temp, { force: true });
+        unregister();
+    }
+}
+function importUrl(url) {
+    // Not the bundler's loader: the file is only known at run time.
+    return import(/* webpackIgnore: true */ url);
+}
+/** A module's export `name`, looking through the `default` a CommonJS module gets when imported. */
+function exportOf(mod, name) {
+    if (name in mod && name !== 'default')
+        return mod[name];
+    const fallback = mod.default;
+    if (name === 'default') {
+        if (fallback && typeof fallback === 'object' && 'default' in fallback)
+            return fallback.default;
+        return fallback;
+    }
+    return fallback && typeof fallback === 'object' ? fallback[name] : undefined;
+}
+
 ;// CONCATENATED MODULE: ./src/assertions.ts
 
 
@@ -92742,9 +92799,6 @@ function indexOfPosition(text, position) {
 
 
 
-
-
-const ModuleExtensions = ['.js', '.mjs', '.cjs', '.ts', '.mts', '.cts'];
 /** `<id>.up.sql`, `<id>_down.ts`, `<id>_up.py`, ... */
 const AssertionName = /^(.+?)[._](up|down)(\.[A-Za-z0-9]+)$/;
 /**
@@ -92792,7 +92846,6 @@ async function discoverAssertions(dir, workingDirectory, ids, command) {
 class AssertionRunner {
     options;
     modules = new Map();
-    temps = new Set();
     constructor(options) {
         this.options = options;
     }
@@ -92910,45 +92963,16 @@ class AssertionRunner {
             return { passed: false, reason: messageOf(error) };
         }
     }
-    /** The module's default export; TypeScript is turned into JavaScript first (no build step). */
+    /** The module's default export (TypeScript runs without a build step). */
     load(assertion) {
         let loading = this.modules.get(assertion.path);
         if (!loading) {
-            loading = (async () => {
-                const ext = external_node_path_default().extname(assertion.path);
-                let url = (0,external_node_url_.pathToFileURL)(assertion.path).href;
-                let temp;
-                if (['.ts', '.mts', '.cts'].includes(ext)) {
-                    const source = await (0,promises_namespaceObject.readFile)(assertion.path, 'utf8');
-                    const cjs = ext === '.cts';
-                    const { code } = (0,sucrase_dist/* transform */.pd)(source, {
-                        transforms: cjs ? ['typescript', 'imports'] : ['typescript'],
-                        filePath: assertion.path,
-                        disableESTransforms: true,
-                    });
-                    // Next to the source, so that its relative imports and packages resolve as they would.
-                    temp = external_node_path_default().join(external_node_path_default().dirname(assertion.path), `.${external_node_path_default().basename(assertion.path)}.pgmv-${process.pid}.${cjs ? 'cjs' : 'mjs'}`);
-                    this.temps.add(temp);
-                    await (0,promises_namespaceObject.writeFile)(temp, code);
-                    url = (0,external_node_url_.pathToFileURL)(temp).href;
-                }
-                try {
-                    // Not the bundler's loader: the file is only known at run time.
-                    const mod = (await import(/* webpackIgnore: true */ url));
-                    let fn = mod.default;
-                    if (fn && typeof fn === 'object' && 'default' in fn)
-                        fn = fn.default;
-                    if (typeof fn !== 'function')
-                        throw new Error(`it has no default export that is a function (export default async (db) => { ... })`);
-                    return fn;
-                }
-                finally {
-                    if (temp) {
-                        await (0,promises_namespaceObject.rm)(temp, { force: true });
-                        this.temps.delete(temp);
-                    }
-                }
-            })();
+            loading = importModule(assertion.path).then((mod) => {
+                const fn = exportOf(mod, 'default');
+                if (typeof fn !== 'function')
+                    throw new Error('it has no default export that is a function (export default async (db) => { ... })');
+                return fn;
+            });
             this.modules.set(assertion.path, loading);
         }
         return loading;
@@ -92972,12 +92996,6 @@ class AssertionRunner {
             passed: false,
             reason: `\`${command}\` exited with ${result.code ?? 'a signal'}${tail ? `:\n${tail}` : ''}`,
         };
-    }
-    /** Removes compiled TypeScript left by a load that was interrupted. */
-    async close() {
-        for (const temp of this.temps)
-            if ((0,external_node_fs_.existsSync)(temp))
-                await (0,promises_namespaceObject.rm)(temp, { force: true });
     }
 }
 class TimedOut extends Error {
@@ -95056,15 +95074,10 @@ class Workspace {
             workingDirectory: this.origin.settings.workingDirectory,
             env: this.origin.edges.env ?? process.env,
         });
-        try {
-            const runs = [];
-            for (const a of list)
-                runs.push(await runner.run(a, side));
-            return runs;
-        }
-        finally {
-            await runner.close();
-        }
+        const runs = [];
+        for (const a of list)
+            runs.push(await runner.run(a, side));
+        return runs;
     }
     static async create(origin) {
         const { server, migrations, settings, edges, exclusions } = origin;

@@ -1,15 +1,13 @@
-import { existsSync } from 'node:fs';
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import pg from 'pg';
-import { transform } from 'sucrase';
 import { pgEnv, runCommand } from './command.js';
 import { type AssertionRun, type Direction, type Side, shouldPass } from './core/assertions.js';
 import { CannotCheck, messageOf } from './core/errors.js';
 import { formatDuration } from './core/format.js';
 import type { Finding } from './core/report.js';
 import { lineAt, loadSqlParser, splitStatements } from './core/sql-text.js';
+import { exportOf, importModule, ModuleExtensions } from './modules.js';
 
 /** One assertion file for one migration and direction. */
 export interface Assertion {
@@ -22,7 +20,6 @@ export interface Assertion {
   kind: 'sql' | 'module' | 'command';
 }
 
-const ModuleExtensions = ['.js', '.mjs', '.cjs', '.ts', '.mts', '.cts'];
 /** `<id>.up.sql`, `<id>_down.ts`, `<id>_up.py`, ... */
 const AssertionName = /^(.+?)[._](up|down)(\.[A-Za-z0-9]+)$/;
 
@@ -88,7 +85,6 @@ type Outcome = Omit<AssertionRun, 'file' | 'direction' | 'side'>;
 /** Runs assertions against one database. Nothing an assertion does in SQL is kept: each runs in a transaction that is rolled back. */
 export class AssertionRunner {
   private readonly modules = new Map<string, Promise<(client: pg.Client) => unknown>>();
-  private readonly temps = new Set<string>();
 
   constructor(private readonly options: AssertionOptions) {}
 
@@ -201,48 +197,18 @@ export class AssertionRunner {
     }
   }
 
-  /** The module's default export; TypeScript is turned into JavaScript first (no build step). */
+  /** The module's default export (TypeScript runs without a build step). */
   private load(assertion: Assertion): Promise<(client: pg.Client) => unknown> {
     let loading = this.modules.get(assertion.path);
     if (!loading) {
-      loading = (async () => {
-        const ext = path.extname(assertion.path);
-        let url = pathToFileURL(assertion.path).href;
-        let temp: string | undefined;
-        if (['.ts', '.mts', '.cts'].includes(ext)) {
-          const source = await readFile(assertion.path, 'utf8');
-          const cjs = ext === '.cts';
-          const { code } = transform(source, {
-            transforms: cjs ? ['typescript', 'imports'] : ['typescript'],
-            filePath: assertion.path,
-            disableESTransforms: true,
-          });
-          // Next to the source, so that its relative imports and packages resolve as they would.
-          temp = path.join(
-            path.dirname(assertion.path),
-            `.${path.basename(assertion.path)}.pgmv-${process.pid}.${cjs ? 'cjs' : 'mjs'}`,
+      loading = importModule(assertion.path).then((mod) => {
+        const fn = exportOf(mod, 'default');
+        if (typeof fn !== 'function')
+          throw new Error(
+            'it has no default export that is a function (export default async (db) => { ... })',
           );
-          this.temps.add(temp);
-          await writeFile(temp, code);
-          url = pathToFileURL(temp).href;
-        }
-        try {
-          // Not the bundler's loader: the file is only known at run time.
-          const mod = (await import(/* webpackIgnore: true */ url)) as { default?: unknown };
-          let fn = mod.default;
-          if (fn && typeof fn === 'object' && 'default' in fn) fn = (fn as { default: unknown }).default;
-          if (typeof fn !== 'function')
-            throw new Error(
-              `it has no default export that is a function (export default async (db) => { ... })`,
-            );
-          return fn as (client: pg.Client) => unknown;
-        } finally {
-          if (temp) {
-            await rm(temp, { force: true });
-            this.temps.delete(temp);
-          }
-        }
-      })();
+        return fn as (client: pg.Client) => unknown;
+      });
       this.modules.set(assertion.path, loading);
     }
     return loading;
@@ -265,11 +231,6 @@ export class AssertionRunner {
       passed: false,
       reason: `\`${command}\` exited with ${result.code ?? 'a signal'}${tail ? `:\n${tail}` : ''}`,
     };
-  }
-
-  /** Removes compiled TypeScript left by a load that was interrupted. */
-  async close(): Promise<void> {
-    for (const temp of this.temps) if (existsSync(temp)) await rm(temp, { force: true });
   }
 }
 

@@ -51,13 +51,9 @@ class Workspace {
       workingDirectory: this.origin.settings.workingDirectory,
       env: this.origin.edges.env ?? process.env,
     });
-    try {
-      const runs: AssertionRun[] = [];
-      for (const a of list) runs.push(await runner.run(a, side));
-      return runs;
-    } finally {
-      await runner.close();
-    }
+    const runs: AssertionRun[] = [];
+    for (const a of list) runs.push(await runner.run(a, side));
+    return runs;
   }
 
   static async create(origin: Origin): Promise<Workspace> {
