@@ -78557,7 +78557,7 @@ function extend(target) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(99529);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(75514);
 
 await (0,_main_js__WEBPACK_IMPORTED_MODULE_0__/* .run */ .e)();
 
@@ -78566,7 +78566,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 99529:
+/***/ 75514:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -86507,13 +86507,13 @@ function handleTupleResults(itemResults, final, items, input, optoutStart) {
     }
     return final;
 }
-const $ZodRecord = /*@__PURE__*/ (/* unused pure expression or super */ null && (core.$constructor("$ZodRecord", (inst, def) => {
+const $ZodRecord = /*@__PURE__*/ $constructor("$ZodRecord", (inst, def) => {
     $ZodType.init(inst, def);
-    const memo = core.globalConfig.memoizer;
+    const memo = globalConfig.memoizer;
     memo?.attach(inst);
     inst._zod.parse = (payload, ctx) => {
         const input = payload.value;
-        if (!util.isPlainObject(input)) {
+        if (!isPlainObject(input)) {
             payload.issues.push({
                 expected: "record",
                 code: "invalid_type",
@@ -86542,7 +86542,7 @@ const $ZodRecord = /*@__PURE__*/ (/* unused pure expression or super */ null && 
                         payload.issues.push({
                             code: "invalid_key",
                             origin: "record",
-                            issues: keyResult.issues.map((iss) => util.finalizeIssue(iss, ctx, core.config())),
+                            issues: keyResult.issues.map((iss) => finalizeIssue(iss, ctx, config())),
                             input: key,
                             path: [key],
                             inst,
@@ -86556,14 +86556,14 @@ const $ZodRecord = /*@__PURE__*/ (/* unused pure expression or super */ null && 
                     if (result instanceof Promise) {
                         proms.push(result.then((result) => {
                             if (result.issues.length) {
-                                payload.issues.push(...util.prefixIssues(key, result.issues));
+                                payload.issues.push(...prefixIssues(key, result.issues));
                             }
                             payload.value[outKey] = result.value;
                         }));
                     }
                     else {
                         if (result.issues.length) {
-                            payload.issues.push(...util.prefixIssues(key, result.issues));
+                            payload.issues.push(...prefixIssues(key, result.issues));
                         }
                         payload.value[outKey] = result.value;
                     }
@@ -86609,7 +86609,7 @@ const $ZodRecord = /*@__PURE__*/ (/* unused pure expression or super */ null && 
                     throw new Error("Async schemas not supported in object keys currently");
                 }
                 // Numeric string fallback: if key is a numeric string and failed, retry with Number(key). This handles z.number(), z.literal([1, 2, 3]), and unions containing numeric literals
-                const checkNumericKey = typeof key === "string" && regexes.number.test(key) && keyResult.issues.length;
+                const checkNumericKey = typeof key === "string" && number.test(key) && keyResult.issues.length;
                 if (checkNumericKey) {
                     const retryResult = def.keyType._zod.run({ value: Number(key), issues: [] }, ctx);
                     if (retryResult instanceof Promise) {
@@ -86633,7 +86633,7 @@ const $ZodRecord = /*@__PURE__*/ (/* unused pure expression or super */ null && 
                         payload.issues.push({
                             code: "invalid_key",
                             origin: "record",
-                            issues: keyResult.issues.map((iss) => util.finalizeIssue(iss, ctx, core.config())),
+                            issues: keyResult.issues.map((iss) => finalizeIssue(iss, ctx, config())),
                             input: key,
                             path: [key],
                             inst,
@@ -86649,14 +86649,14 @@ const $ZodRecord = /*@__PURE__*/ (/* unused pure expression or super */ null && 
                 if (result instanceof Promise) {
                     proms.push(result.then((result) => {
                         if (result.issues.length) {
-                            payload.issues.push(...util.prefixIssues(key, result.issues));
+                            payload.issues.push(...prefixIssues(key, result.issues));
                         }
                         payload.value[outKey] = result.value;
                     }));
                 }
                 else {
                     if (result.issues.length) {
-                        payload.issues.push(...util.prefixIssues(key, result.issues));
+                        payload.issues.push(...prefixIssues(key, result.issues));
                     }
                     payload.value[outKey] = result.value;
                 }
@@ -86676,7 +86676,7 @@ const $ZodRecord = /*@__PURE__*/ (/* unused pure expression or super */ null && 
         }
         return payload;
     };
-})));
+});
 const $ZodMap = /*@__PURE__*/ (/* unused pure expression or super */ null && (core.$constructor("$ZodMap", (inst, def) => {
     $ZodType.init(inst, def);
     const memo = core.globalConfig.memoizer;
@@ -91747,14 +91747,14 @@ function tuple(items, _paramsOrRest, _params) {
         ...util.normalizeParams(params),
     });
 }
-const ZodRecord = /*@__PURE__*/ (/* unused pure expression or super */ null && (core.$constructor("ZodRecord", (inst, def) => {
+const ZodRecord = /*@__PURE__*/ $constructor("ZodRecord", (inst, def) => {
     _ensureDefaultMemoizer();
-    core.$ZodRecord.init(inst, def);
+    $ZodRecord.init(inst, def);
     ZodType.init(inst, def);
-    inst._zod.processJSONSchema = (ctx, json, params) => processors.recordProcessor(inst, ctx, json, params);
+    inst._zod.processJSONSchema = (ctx, json, params) => recordProcessor(inst, ctx, json, params);
     inst.keyType = def.keyType;
     inst.valueType = def.valueType;
-})));
+});
 function record(keyType, valueType, params) {
     // v3-compat: z.record(valueType, params?) — defaults keyType to z.string()
     if (!valueType || !valueType._zod) {
@@ -91762,14 +91762,14 @@ function record(keyType, valueType, params) {
             type: "record",
             keyType: schemas_string(),
             valueType: keyType,
-            ...util.normalizeParams(valueType),
+            ...normalizeParams(valueType),
         });
     }
     return new ZodRecord({
         type: "record",
         keyType,
         valueType: valueType,
-        ...util.normalizeParams(params),
+        ...normalizeParams(params),
     });
 }
 // type alksjf = core.output<core.$ZodRecordKey>;
@@ -92352,6 +92352,7 @@ const configSchema = strictObject({
     ...Object.fromEntries(TopKeys.map((k) => [k, union([scalar, array(schemas_string())]).optional()])),
     sets: array(setSchema).optional(),
     accept: array(acceptSchema).optional(),
+    env: record(schemas_string(), scalar).optional(),
 });
 const AcceptKeys = ['id', 'reason', 'check', 'set'];
 const ConfigNames = ['pg-migrate-verify.yml', 'pg-migrate-verify.yaml'];
@@ -92384,7 +92385,7 @@ async function readConfigFile(workingDirectory, given) {
         if (issue?.code === 'unrecognized_keys') {
             const inSet = issue.path[0] === 'sets';
             const inAccept = issue.path[0] === 'accept';
-            const allowed = inSet ? SetKeys : inAccept ? AcceptKeys : [...TopKeys, 'sets', 'accept'];
+            const allowed = inSet ? SetKeys : inAccept ? AcceptKeys : [...TopKeys, 'sets', 'accept', 'env'];
             throw new CannotCheck(`Config file '${shown}' has unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}${where}. Allowed keys${inSet ? ' in a set' : inAccept ? " in an 'accept' entry" : ''}: ${allowed.join(', ')}.`);
         }
         if (issue?.path[0] === 'accept') {
@@ -92537,6 +92538,7 @@ async function resolveSettings(raw, cwd = process.cwd()) {
             ? parseDuration(Inputs.StepTimeout, get(Inputs.StepTimeout) ?? '')
             : DefaultStepTimeoutMs,
         checks,
+        env: Object.fromEntries(Object.entries(config.env ?? {}).map(([k, v]) => [k, String(v)])),
         accepted: (config.accept ?? []).map((a) => ({
             id: a.id,
             reason: a.reason.trim(),
@@ -94348,6 +94350,158 @@ async function copyTree(top, commit, rel, dest) {
     return blobs.length;
 }
 
+;// CONCATENATED MODULE: external "node:module"
+const external_node_module_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:module");
+;// CONCATENATED MODULE: ./src/migrations/sequelize.ts
+
+
+
+
+
+
+
+/** The files sequelize-cli runs: every .js/.cjs/.mjs/.ts file in the folder, by name (no `.d.ts`). */
+const MigrationFile = /^(?!.*\.d\.[cm]?ts$).*\.(?:c?js|mjs|[cm]?ts)$/;
+const Timestamped = /^(\d+)[-_]/;
+const SequelizeRules = {
+    tool: 'sequelize-cli',
+    runsBy: 'name',
+    namesMatter: false,
+    outOfOrder: 'sequelize-cli runs every migration SequelizeMeta does not list, so production runs it after migrations that sort after it, an order no fresh database runs.',
+    edited: 'sequelize-cli never runs a migration SequelizeMeta lists again, so production keeps what the old code did and fresh databases get the new code.',
+    deleted: 'SequelizeMeta still lists it on production, `db:migrate:undo` cannot undo it any more, and fresh databases no longer get what it made.',
+};
+const MetaTable = '"SequelizeMeta"';
+/** The project's own sequelize when it has one (its migrations expect that version), else ours. */
+async function sequelizeFor(dir) {
+    try {
+        const resolved = (0,external_node_module_namespaceObject.createRequire)(external_node_path_default().join(dir, 'noop.js')).resolve('sequelize');
+        const mod = await importModule(resolved);
+        const Sequelize = exportOf(mod, 'Sequelize') ?? exportOf(mod, 'default');
+        if (typeof Sequelize === 'function')
+            return { module: { Sequelize }, own: false };
+    }
+    catch {
+        // Not installed in the project: use the copy that comes with this tool.
+    }
+    const mod = (await __nccwpck_require__.e(/* import() */ 21).then(__nccwpck_require__.bind(__nccwpck_require__, 81021)));
+    return { module: { Sequelize: mod.Sequelize ?? mod.default?.Sequelize }, own: true };
+}
+/** Reads a sequelize-cli migrations folder: one module per migration, run in file-name order. */
+async function loadSequelizeMigrations(dir, cwd) {
+    const shownDir = external_node_path_default().relative(cwd, dir) || '.';
+    let names;
+    try {
+        names = (await (0,promises_namespaceObject.readdir)(dir, { withFileTypes: true }))
+            .filter((e) => e.isFile() && MigrationFile.test(e.name))
+            .map((e) => e.name)
+            // sequelize-cli sorts file names as text (byte order), and so do we.
+            .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    }
+    catch (error) {
+        throw new CannotCheck(`Input 'migrations-dir' points to '${shownDir}', which ${error.code === 'ENOENT' ? 'does not exist' : `cannot be read (${messageOf(error)})`}. Set it to your sequelize-cli migrations folder.`);
+    }
+    if (!names.length)
+        throw new CannotCheck(`'${shownDir}' holds no sequelize-cli migrations (.js, .cjs, .mjs or .ts files such as 20240101120000-create-users.js).`);
+    const library = sequelizeFor(dir);
+    const migrations = [];
+    for (const name of names) {
+        const file = external_node_path_default().join(dir, name);
+        const shown = external_node_path_default().join(shownDir, name);
+        const source = await (0,promises_namespaceObject.readFile)(file, 'utf8');
+        let mod;
+        let loadError;
+        try {
+            mod = await importModule(file);
+        }
+        catch (error) {
+            loadError = error;
+        }
+        const up = mod ? exportOf(mod, 'up') : undefined;
+        const down = mod ? exportOf(mod, 'down') : undefined;
+        const id = name.replace(/\.[^.]+$/, '');
+        const step = (direction, fn) => ({
+            file: shown,
+            line: 1,
+            noTransaction: 'sequelize-cli runs each migration outside a transaction of its own',
+            async run(context) {
+                if (typeof fn !== 'function') {
+                    const why = loadError
+                        ? `the module does not load: ${messageOf(loadError)}`
+                        : `it does not export an ${direction} function`;
+                    throw new StepError(why, shown, undefined, undefined, { cause: loadError });
+                }
+                const { instance, Sequelize } = await connect(context, await library);
+                try {
+                    await fn(instance.getQueryInterface(), Sequelize);
+                }
+                catch (error) {
+                    throw new StepError(messageOf(error), shown, undefined, detailOf(error), { cause: error });
+                }
+                // What sequelize-cli records, so a database migrated by the tool reads like one migrated by sequelize-cli.
+                await context.client.query(direction === 'up'
+                    ? `INSERT INTO ${MetaTable} (name) VALUES ($1)`
+                    : `DELETE FROM ${MetaTable} WHERE name = $1`, [name]);
+            },
+        });
+        const version = BigInt(Timestamped.exec(name)?.[1] ?? '0');
+        migrations.push({
+            id,
+            version: [version],
+            key: name,
+            name,
+            source,
+            up: step('up', up),
+            ...(typeof down === 'function' || loadError
+                ? { down: step('down', down) }
+                : { noDown: 'no down function exported' }),
+        });
+    }
+    const { own } = await library;
+    return {
+        format: 'sequelize',
+        layout: `sequelize-cli migrations (${names.length} modules, sequelize ${own ? 'bundled with this tool' : 'from the project'})`,
+        migrations,
+        rules: SequelizeRules,
+        historyTables: ['public.SequelizeMeta'],
+        findings: [],
+    };
+}
+/** One Sequelize instance per database, as sequelize-cli has one per run. */
+async function connect(context, library) {
+    const key = 'sequelize';
+    let instance = context.shared.get(key);
+    if (!instance) {
+        instance = new library.module.Sequelize(context.databaseUrl, {
+            dialect: 'postgres',
+            logging: false,
+            // Our copy uses our driver, rather than looking one up by name from inside a bundle.
+            ...(library.own ? { dialectModule: esm } : {}),
+            pool: { max: 5, min: 0, idle: 1000 },
+        });
+        context.shared.set(key, instance);
+        const created = instance;
+        context.onClose(() => created.close());
+        await context.client.query(`CREATE TABLE IF NOT EXISTS ${MetaTable} ("name" VARCHAR(255) NOT NULL UNIQUE, PRIMARY KEY ("name"))`);
+    }
+    return { instance, Sequelize: library.module.Sequelize };
+}
+/** Postgres's own words from a Sequelize error (it wraps the driver's error in `parent`). */
+function detailOf(error) {
+    const parent = error
+        .parent;
+    if (!parent)
+        return undefined;
+    return ([
+        parent.detail && `DETAIL: ${parent.detail}`,
+        parent.hint && `HINT: ${parent.hint}`,
+        parent.code && `SQLSTATE: ${parent.code}`,
+        error.sql && `SQL: ${error.sql}`,
+    ]
+        .filter(Boolean)
+        .join('\n') || undefined);
+}
+
 ;// CONCATENATED MODULE: ./src/migrations/sql.ts
 
 
@@ -94699,15 +94853,71 @@ async function locateFailingStatement(client, text) {
 
 
 
-/** Reads a migration set in its format; `auto` detects the format from the folder. */
+
+
+
+/** Reads a migration set in its format; `auto` detects the format from the folder and says why. */
 async function loadMigrations(dir, format, cwd) {
+    let chosen = format === 'auto' ? 'sql' : format;
+    let why;
+    if (format === 'auto') {
+        const detected = await detectFormat(dir, cwd);
+        if (detected) {
+            chosen = detected.format;
+            why = detected.why;
+        }
+    }
+    const loaded = await loadFormat(dir, chosen, cwd);
+    return why ? { ...loaded, layout: `${loaded.layout}; auto: ${why}` } : loaded;
+}
+function loadFormat(dir, format, cwd) {
     switch (format) {
-        case 'auto':
         case 'sql':
             return loadSqlMigrations(dir, cwd);
+        case 'sequelize':
+            return loadSequelizeMigrations(dir, cwd);
         default:
-            throw new CannotCheck(`Input 'format' is '${format}' for '${external_node_path_default().relative(cwd, dir) || '.'}', which this version cannot run yet. Supported now: auto, sql.`);
+            throw new CannotCheck(`Input 'format' is '${format}' for '${external_node_path_default().relative(cwd, dir) || '.'}', which this version cannot run yet. Supported now: auto, sql, sequelize.`);
     }
+}
+/**
+ * Which format a folder holds, from its files: SQL files, sequelize-cli modules (they take a
+ * queryInterface), umzug modules (they take a context). Undefined when nothing matches (the SQL
+ * loader then says what it expected); an error naming the candidates when several do.
+ */
+async function detectFormat(dir, cwd) {
+    let names;
+    try {
+        names = (await (0,promises_namespaceObject.readdir)(dir, { withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name);
+    }
+    catch {
+        return undefined;
+    }
+    const found = new Map();
+    const sql = names.filter((n) => n.toLowerCase().endsWith('.sql'));
+    if (sql.length)
+        found.set('sql', `${sql.length} .sql files, e.g. '${sql.sort()[0]}'`);
+    const modules = names
+        .filter((n) => ModuleExtensions.includes(external_node_path_default().extname(n)) && !/\.d\.[cm]?ts$/.test(n))
+        .sort();
+    let sequelize = 0;
+    let umzug = 0;
+    for (const name of modules) {
+        const text = await (0,promises_namespaceObject.readFile)(external_node_path_default().join(dir, name), 'utf8').catch(() => '');
+        if (/\bqueryInterface\b/.test(text))
+            sequelize++;
+        else if (/\bcontext\b/.test(text) && /\b(up|down)\b/.test(text))
+            umzug++;
+    }
+    if (sequelize)
+        found.set('sequelize', `${sequelize} of ${modules.length} modules take a queryInterface, e.g. '${modules[0]}'`);
+    if (umzug)
+        found.set('umzug', `${umzug} of ${modules.length} modules take a { context }, e.g. '${modules[0]}'`);
+    if (found.size > 1) {
+        throw new CannotCheck(`'${external_node_path_default().relative(cwd, dir) || '.'}' could be several formats: ${[...found].map(([f, why]) => `${f} (${why})`).join('; ')}. Set 'format' to the one your project runs, or keep one format per folder.`);
+    }
+    const [only] = found;
+    return only ? { format: only[0], why: only[1] } : undefined;
 }
 /** The set's migrations as its history: what the tool records, in which order, with which text. */
 function historyOf(set) {
@@ -94773,6 +94983,8 @@ class Runner {
     umzug;
     abort = new AbortController();
     storage = new TableStorage();
+    shared = new Map();
+    releases = [];
     now;
     constructor(migrations, options) {
         this.migrations = migrations;
@@ -94790,6 +95002,8 @@ class Runner {
             client,
             databaseUrl: this.options.databaseUrl,
             signal: this.abort.signal,
+            shared: this.shared,
+            onClose: (release) => this.releases.push(release),
         });
         this.umzug = new umzug_lib.Umzug({
             migrations: this.migrations.map((m) => ({
@@ -94875,6 +95089,8 @@ class Runner {
     async close() {
         const client = this.client;
         this.client = undefined;
+        for (const release of this.releases.splice(0))
+            await release().catch(() => { });
         if (client)
             await client.end().catch(() => { });
     }
@@ -95415,7 +95631,30 @@ async function rebuild(origin, upTo) {
 
 
 /** Runs every selected check and returns the report. A broken migration is a finding, never a throw. */
-async function verify(settings, edges) {
+async function verify(settings, given) {
+    // Migrations that run in this process (modules) read process.env; commands get `env`.
+    const restore = setEnvironment(settings.env);
+    try {
+        return await verifyAll(settings, { ...given, env: { ...(given.env ?? process.env), ...settings.env } });
+    }
+    finally {
+        restore();
+    }
+}
+/** Sets variables in process.env; returns a function that puts the old values back. */
+function setEnvironment(env) {
+    const saved = Object.keys(env).map((k) => [k, process.env[k]]);
+    Object.assign(process.env, env);
+    return () => {
+        for (const [k, v] of saved) {
+            if (v === undefined)
+                delete process.env[k];
+            else
+                process.env[k] = v;
+        }
+    };
+}
+async function verifyAll(settings, edges) {
     const startedAt = edges.now();
     const timings = {};
     const findings = [];
@@ -106074,6 +106313,9 @@ module.exports = /*#__PURE__*/JSON.parse('{"assert":true,"node:assert":[">= 14.1
 /******/ 	return module.exports;
 /******/ }
 /******/ 
+/******/ // expose the modules object (__webpack_modules__)
+/******/ __nccwpck_require__.m = __webpack_modules__;
+/******/ 
 /************************************************************************/
 /******/ /* webpack/runtime/asset-relocator-loader */
 /******/ if (typeof __nccwpck_require__ !== 'undefined') __nccwpck_require__.ab = decodeURIComponent(new URL('.', import.meta.url).pathname).slice(import.meta.url.match(/^file:\/\/\/\w:/) ? 1 : 0, -1) + "/";
@@ -106171,9 +106413,42 @@ module.exports = /*#__PURE__*/JSON.parse('{"assert":true,"node:assert":[">= 14.1
 /******/ 	};
 /******/ })();
 /******/ 
+/******/ /* webpack/runtime/ensure chunk */
+/******/ (() => {
+/******/ 	__nccwpck_require__.f = {};
+/******/ 	// This file contains only the entry chunk.
+/******/ 	// The chunk loading function for additional chunks
+/******/ 	__nccwpck_require__.e = (chunkId) => {
+/******/ 		return Promise.all(Object.keys(__nccwpck_require__.f).reduce((promises, key) => {
+/******/ 			__nccwpck_require__.f[key](chunkId, promises);
+/******/ 			return promises;
+/******/ 		}, []));
+/******/ 	};
+/******/ })();
+/******/ 
+/******/ /* webpack/runtime/get javascript chunk filename */
+/******/ (() => {
+/******/ 	// This function allow to reference async chunks
+/******/ 	__nccwpck_require__.u = (chunkId) => {
+/******/ 		// return url for filenames based on template
+/******/ 		return "" + chunkId + ".index.js";
+/******/ 	};
+/******/ })();
+/******/ 
 /******/ /* webpack/runtime/hasOwnProperty shorthand */
 /******/ (() => {
 /******/ 	__nccwpck_require__.o = (obj, prop) => (Object.prototype.hasOwnProperty.call(obj, prop))
+/******/ })();
+/******/ 
+/******/ /* webpack/runtime/make namespace object */
+/******/ (() => {
+/******/ 	// define __esModule on exports
+/******/ 	__nccwpck_require__.r = (exports) => {
+/******/ 		if(typeof Symbol !== 'undefined' && Symbol.toStringTag) {
+/******/ 			Object.defineProperty(exports, Symbol.toStringTag, { value: 'Module' });
+/******/ 		}
+/******/ 		Object.defineProperty(exports, '__esModule', { value: true });
+/******/ 	};
 /******/ })();
 /******/ 
 /******/ /* webpack/runtime/node module decorator */
@@ -106183,6 +106458,69 @@ module.exports = /*#__PURE__*/JSON.parse('{"assert":true,"node:assert":[">= 14.1
 /******/ 		if (!module.children) module.children = [];
 /******/ 		return module;
 /******/ 	};
+/******/ })();
+/******/ 
+/******/ /* webpack/runtime/import chunk loading */
+/******/ (() => {
+/******/ 	// no baseURI
+/******/ 	
+/******/ 	// object to store loaded and loading chunks
+/******/ 	// undefined = chunk not loaded, null = chunk preloaded/prefetched
+/******/ 	// [resolve, Promise] = chunk loading, 0 = chunk loaded
+/******/ 	var installedChunks = {
+/******/ 		792: 0
+/******/ 	};
+/******/ 	
+/******/ 	var installChunk = (data) => {
+/******/ 		var {ids, modules, runtime} = data;
+/******/ 		// add "modules" to the modules object,
+/******/ 		// then flag all "ids" as loaded and fire callback
+/******/ 		var moduleId, chunkId, i = 0;
+/******/ 		for(moduleId in modules) {
+/******/ 			if(__nccwpck_require__.o(modules, moduleId)) {
+/******/ 				__nccwpck_require__.m[moduleId] = modules[moduleId];
+/******/ 			}
+/******/ 		}
+/******/ 		if(runtime) runtime(__nccwpck_require__);
+/******/ 		for(;i < ids.length; i++) {
+/******/ 			chunkId = ids[i];
+/******/ 			if(__nccwpck_require__.o(installedChunks, chunkId) && installedChunks[chunkId]) {
+/******/ 				installedChunks[chunkId][0]();
+/******/ 			}
+/******/ 			installedChunks[ids[i]] = 0;
+/******/ 		}
+/******/ 	
+/******/ 	}
+/******/ 	
+/******/ 	__nccwpck_require__.f.j = (chunkId, promises) => {
+/******/ 			// import() chunk loading for javascript
+/******/ 			var installedChunkData = __nccwpck_require__.o(installedChunks, chunkId) ? installedChunks[chunkId] : undefined;
+/******/ 			if(installedChunkData !== 0) { // 0 means "already installed".
+/******/ 	
+/******/ 				// a Promise means "currently loading".
+/******/ 				if(installedChunkData) {
+/******/ 					promises.push(installedChunkData[1]);
+/******/ 				} else {
+/******/ 					if(true) { // all chunks have JS
+/******/ 						// setup Promise in chunk cache
+/******/ 						var promise = import("./" + __nccwpck_require__.u(chunkId)).then(installChunk, (e) => {
+/******/ 							if(installedChunks[chunkId] !== 0) installedChunks[chunkId] = undefined;
+/******/ 							throw e;
+/******/ 						});
+/******/ 						var promise = Promise.race([promise, new Promise((resolve) => (installedChunkData = installedChunks[chunkId] = [resolve]))])
+/******/ 						promises.push(installedChunkData[1] = promise);
+/******/ 					}
+/******/ 				}
+/******/ 			}
+/******/ 	};
+/******/ 	
+/******/ 	// no prefetching
+/******/ 	
+/******/ 	// no preloaded
+/******/ 	
+/******/ 	// no external install chunk
+/******/ 	
+/******/ 	// no on chunks loaded
 /******/ })();
 /******/ 
 /************************************************************************/

@@ -106,6 +106,8 @@ export interface Settings {
   checks: Set<CheckId>;
   /** Findings the team accepts on purpose (config file `accept:`), each with its reason. */
   accepted: Acceptance[];
+  /** Environment for migrations, assertions and commands (config file `env:`), e.g. NODE_ENV. */
+  env: Record<string, string>;
 }
 
 const DefaultStepTimeoutMs = 5 * 60_000;
@@ -135,6 +137,7 @@ const configSchema = z.strictObject({
   ...Object.fromEntries(TopKeys.map((k) => [k, z.union([scalar, z.array(z.string())]).optional()])),
   sets: z.array(setSchema).optional(),
   accept: z.array(acceptSchema).optional(),
+  env: z.record(z.string(), scalar).optional(),
 });
 type ConfigFile = z.infer<typeof configSchema>;
 
@@ -173,7 +176,7 @@ export async function readConfigFile(
     if (issue?.code === 'unrecognized_keys') {
       const inSet = issue.path[0] === 'sets';
       const inAccept = issue.path[0] === 'accept';
-      const allowed = inSet ? SetKeys : inAccept ? AcceptKeys : [...TopKeys, 'sets', 'accept'];
+      const allowed = inSet ? SetKeys : inAccept ? AcceptKeys : [...TopKeys, 'sets', 'accept', 'env'];
       throw new CannotCheck(
         `Config file '${shown}' has unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}${where}. Allowed keys${inSet ? ' in a set' : inAccept ? " in an 'accept' entry" : ''}: ${allowed.join(', ')}.`,
       );
@@ -363,6 +366,7 @@ export async function resolveSettings(raw: RawInputs, cwd: string = process.cwd(
       ? parseDuration(Inputs.StepTimeout, get(Inputs.StepTimeout) ?? '')
       : DefaultStepTimeoutMs,
     checks,
+    env: Object.fromEntries(Object.entries(config.env ?? {}).map(([k, v]) => [k, String(v)])),
     accepted: (config.accept ?? []).map((a) => ({
       id: a.id,
       reason: a.reason.trim(),

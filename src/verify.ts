@@ -37,7 +37,29 @@ export interface Edges {
 }
 
 /** Runs every selected check and returns the report. A broken migration is a finding, never a throw. */
-export async function verify(settings: Settings, edges: Edges): Promise<Report> {
+export async function verify(settings: Settings, given: Edges): Promise<Report> {
+  // Migrations that run in this process (modules) read process.env; commands get `env`.
+  const restore = setEnvironment(settings.env);
+  try {
+    return await verifyAll(settings, { ...given, env: { ...(given.env ?? process.env), ...settings.env } });
+  } finally {
+    restore();
+  }
+}
+
+/** Sets variables in process.env; returns a function that puts the old values back. */
+function setEnvironment(env: Record<string, string>): () => void {
+  const saved = Object.keys(env).map((k) => [k, process.env[k]] as const);
+  Object.assign(process.env, env);
+  return () => {
+    for (const [k, v] of saved) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  };
+}
+
+async function verifyAll(settings: Settings, edges: Edges): Promise<Report> {
   const startedAt = edges.now();
   const timings: Record<string, number> = {};
   const findings: Finding[] = [];

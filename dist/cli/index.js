@@ -8,13 +8,13 @@ const require = __pgmvCreateRequire(import.meta.url);
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 6153:
+/***/ 36153:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 /* module decorator */ module = __nccwpck_require__.nmd(module);
 (function (global, factory) {
   if (true) {
-    factory(module, __nccwpck_require__(9551), __nccwpck_require__(9535));
+    factory(module, __nccwpck_require__(69551), __nccwpck_require__(99535));
     module.exports = def(module);
   } else {}
   function def(m) { return 'default' in m.exports ? m.exports.default : m.exports; }
@@ -364,7 +364,7 @@ function addMappingInternal(skipable, map, mapping) {
 
 /***/ }),
 
-/***/ 9445:
+/***/ 59445:
 /***/ (function(module) {
 
 (function (global, factory) {
@@ -610,7 +610,7 @@ function addMappingInternal(skipable, map, mapping) {
 
 /***/ }),
 
-/***/ 9551:
+/***/ 69551:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 /* module decorator */ module = __nccwpck_require__.nmd(module);
@@ -1116,13 +1116,13 @@ function encode(decoded) {
 
 /***/ }),
 
-/***/ 9535:
+/***/ 99535:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 /* module decorator */ module = __nccwpck_require__.nmd(module);
 (function (global, factory) {
   if (true) {
-    factory(module, __nccwpck_require__(9445), __nccwpck_require__(9551));
+    factory(module, __nccwpck_require__(59445), __nccwpck_require__(69551));
     module.exports = def(module);
   } else {}
   function def(m) { return 'default' in m.exports ? m.exports.default : m.exports; }
@@ -1701,13 +1701,13 @@ var __exportStar = (this && this.__exportStar) || function(m, exports) {
     for (var p in m) if (p !== "default" && !Object.prototype.hasOwnProperty.call(exports, p)) __createBinding(exports, m, p);
 };
 Object.defineProperty(exports, "__esModule", ({ value: true }));
-__exportStar(__nccwpck_require__(2124), exports);
+__exportStar(__nccwpck_require__(12124), exports);
 __exportStar(__nccwpck_require__(4115), exports);
 
 
 /***/ }),
 
-/***/ 2124:
+/***/ 12124:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -1716,7 +1716,7 @@ Object.defineProperty(exports, "__esModule", ({ value: true }));
 
 /***/ }),
 
-/***/ 1112:
+/***/ 71112:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -1724,7 +1724,7 @@ Object.defineProperty(exports, "__esModule", ({ value: true }));
 // See LICENSE in the project root for license information.
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.AlreadyReportedError = void 0;
-const TypeUuid_1 = __nccwpck_require__(5023);
+const TypeUuid_1 = __nccwpck_require__(67404);
 const uuidAlreadyReportedError = 'f26b0640-a49b-49d1-9ead-1a516d5920c7';
 /**
  * This exception can be thrown to indicate that an operation failed and an error message has already
@@ -1776,7 +1776,7 @@ TypeUuid_1.TypeUuid.registerClass(AlreadyReportedError, uuidAlreadyReportedError
 
 /***/ }),
 
-/***/ 263:
+/***/ 10263:
 /***/ (function(__unused_webpack_module, exports) {
 
 
@@ -2051,7 +2051,7 @@ var FolderConstants;
 
 /***/ }),
 
-/***/ 6474:
+/***/ 46474:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -2193,7 +2193,7 @@ exports.Enum = Enum;
 
 /***/ }),
 
-/***/ 9258:
+/***/ 59258:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 
@@ -2307,7 +2307,7 @@ exports.EnvironmentMap = EnvironmentMap;
 
 /***/ }),
 
-/***/ 1571:
+/***/ 11571:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 
@@ -2345,13 +2345,13 @@ var __asyncValues = (this && this.__asyncValues) || function (o) {
 };
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.Executable = exports.parseProcessListOutput = exports.parseProcessListOutputAsync = void 0;
-const os = __importStar(__nccwpck_require__(857));
-const child_process = __importStar(__nccwpck_require__(5317));
-const path = __importStar(__nccwpck_require__(6928));
-const EnvironmentMap_1 = __nccwpck_require__(9258);
-const FileSystem_1 = __nccwpck_require__(7408);
-const PosixModeBits_1 = __nccwpck_require__(6191);
-const Text_1 = __nccwpck_require__(8928);
+const os = __importStar(__nccwpck_require__(70857));
+const child_process = __importStar(__nccwpck_require__(35317));
+const path = __importStar(__nccwpck_require__(16928));
+const EnvironmentMap_1 = __nccwpck_require__(59258);
+const FileSystem_1 = __nccwpck_require__(37408);
+const PosixModeBits_1 = __nccwpck_require__(36191);
+const Text_1 = __nccwpck_require__(28928);
 const InternalError_1 = __nccwpck_require__(530);
 const OS_PLATFORM = os.platform();
 async function parseProcessListOutputAsync(stream, platform = OS_PLATFORM) {
@@ -2994,7 +2994,7 @@ exports.Executable = Executable;
 
 /***/ }),
 
-/***/ 43:
+/***/ 10043:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -3002,8 +3002,8 @@ exports.Executable = Executable;
 // See LICENSE in the project root for license information.
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.FileError = void 0;
-const Path_1 = __nccwpck_require__(528);
-const TypeUuid_1 = __nccwpck_require__(5023);
+const Path_1 = __nccwpck_require__(40528);
+const TypeUuid_1 = __nccwpck_require__(67404);
 const uuidFileError = '37a4c772-2dc8-4c66-89ae-262f8cc1f0c1';
 const baseFolderEnvVar = 'RUSHSTACK_FILE_ERROR_BASE_FOLDER';
 /**
@@ -3113,7 +3113,7 @@ TypeUuid_1.TypeUuid.registerClass(FileError, uuidFileError);
 
 /***/ }),
 
-/***/ 7408:
+/***/ 37408:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 
@@ -3144,12 +3144,12 @@ var __importStar = (this && this.__importStar) || function (mod) {
 };
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.FileSystem = exports.AlreadyExistsBehavior = void 0;
-const nodeJsPath = __importStar(__nccwpck_require__(6928));
-const fs = __importStar(__nccwpck_require__(9896));
-const fsx = __importStar(__nccwpck_require__(2136));
-const Text_1 = __nccwpck_require__(8928);
-const PosixModeBits_1 = __nccwpck_require__(6191);
-const LegacyAdapters_1 = __nccwpck_require__(7880);
+const nodeJsPath = __importStar(__nccwpck_require__(16928));
+const fs = __importStar(__nccwpck_require__(79896));
+const fsx = __importStar(__nccwpck_require__(72136));
+const Text_1 = __nccwpck_require__(28928);
+const PosixModeBits_1 = __nccwpck_require__(36191);
+const LegacyAdapters_1 = __nccwpck_require__(67880);
 /**
  * Specifies the behavior of APIs such as {@link FileSystem.copyFile} or
  * {@link FileSystem.createSymbolicLinkFile} when the output file path already exists.
@@ -4204,7 +4204,7 @@ exports.FileSystem = FileSystem;
 
 /***/ }),
 
-/***/ 446:
+/***/ 20446:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -4212,7 +4212,7 @@ exports.FileSystem = FileSystem;
 // See LICENSE in the project root for license information.
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.FileWriter = void 0;
-const Import_1 = __nccwpck_require__(5466);
+const Import_1 = __nccwpck_require__(75466);
 const fsx = Import_1.Import.lazy('fs-extra', __WEBPACK_EXTERNAL_createRequire(import.meta.url));
 /**
  * API for interacting with file handles.
@@ -4283,7 +4283,7 @@ exports.FileWriter = FileWriter;
 
 /***/ }),
 
-/***/ 5466:
+/***/ 75466:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 
@@ -4314,13 +4314,13 @@ var __importStar = (this && this.__importStar) || function (mod) {
 };
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.Import = void 0;
-const path = __importStar(__nccwpck_require__(6928));
-const importLazy = __nccwpck_require__(618);
-const Resolve = __importStar(__nccwpck_require__(2312));
-const nodeModule = __nccwpck_require__(3339);
-const PackageJsonLookup_1 = __nccwpck_require__(4983);
-const FileSystem_1 = __nccwpck_require__(7408);
-const PackageName_1 = __nccwpck_require__(8180);
+const path = __importStar(__nccwpck_require__(16928));
+const importLazy = __nccwpck_require__(40618);
+const Resolve = __importStar(__nccwpck_require__(92312));
+const nodeModule = __nccwpck_require__(73339);
+const PackageJsonLookup_1 = __nccwpck_require__(44983);
+const FileSystem_1 = __nccwpck_require__(37408);
+const PackageName_1 = __nccwpck_require__(88180);
 /**
  * Helpers for resolving and importing Node.js modules.
  * @public
@@ -4740,7 +4740,7 @@ InternalError.breakInDebugger = true;
 
 /***/ }),
 
-/***/ 1799:
+/***/ 21799:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 
@@ -4771,10 +4771,10 @@ var __importStar = (this && this.__importStar) || function (mod) {
 };
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.JsonFile = exports.JsonSyntax = void 0;
-const os = __importStar(__nccwpck_require__(857));
-const jju = __importStar(__nccwpck_require__(2387));
-const Text_1 = __nccwpck_require__(8928);
-const FileSystem_1 = __nccwpck_require__(7408);
+const os = __importStar(__nccwpck_require__(70857));
+const jju = __importStar(__nccwpck_require__(32387));
+const Text_1 = __nccwpck_require__(28928);
+const FileSystem_1 = __nccwpck_require__(37408);
 /**
  * Specifies the variant of JSON syntax to be used.
  *
@@ -5160,7 +5160,7 @@ JsonFile._formatPathForError = (path) => path;
 
 /***/ }),
 
-/***/ 7642:
+/***/ 57642:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 
@@ -5191,11 +5191,11 @@ var __importStar = (this && this.__importStar) || function (mod) {
 };
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.JsonSchema = void 0;
-const os = __importStar(__nccwpck_require__(857));
-const path = __importStar(__nccwpck_require__(6928));
-const JsonFile_1 = __nccwpck_require__(1799);
-const FileSystem_1 = __nccwpck_require__(7408);
-const Validator = __nccwpck_require__(6042);
+const os = __importStar(__nccwpck_require__(70857));
+const path = __importStar(__nccwpck_require__(16928));
+const JsonFile_1 = __nccwpck_require__(21799);
+const FileSystem_1 = __nccwpck_require__(37408);
+const Validator = __nccwpck_require__(46042);
 /**
  * Represents a JSON schema that can be used to validate JSON data files loaded by the JsonFile class.
  * @remarks
@@ -5384,7 +5384,7 @@ exports.JsonSchema = JsonSchema;
 
 /***/ }),
 
-/***/ 7880:
+/***/ 67880:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -5452,7 +5452,7 @@ exports.LegacyAdapters = LegacyAdapters;
 
 /***/ }),
 
-/***/ 4158:
+/***/ 84158:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 
@@ -5483,11 +5483,11 @@ var __importStar = (this && this.__importStar) || function (mod) {
 };
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.LockFile = exports.getProcessStartTime = exports.getProcessStartTimeFromProcStat = void 0;
-const path = __importStar(__nccwpck_require__(6928));
-const child_process = __importStar(__nccwpck_require__(5317));
-const FileSystem_1 = __nccwpck_require__(7408);
-const FileWriter_1 = __nccwpck_require__(446);
-const Async_1 = __nccwpck_require__(263);
+const path = __importStar(__nccwpck_require__(16928));
+const child_process = __importStar(__nccwpck_require__(35317));
+const FileSystem_1 = __nccwpck_require__(37408);
+const FileWriter_1 = __nccwpck_require__(20446);
+const Async_1 = __nccwpck_require__(10263);
 /**
  * http://man7.org/linux/man-pages/man5/proc.5.html
  * (22) starttime  %llu
@@ -5885,7 +5885,7 @@ LockFile._getStartTime = getProcessStartTime;
 
 /***/ }),
 
-/***/ 8999:
+/***/ 98999:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -5931,7 +5931,7 @@ exports.MapExtensions = MapExtensions;
 
 /***/ }),
 
-/***/ 2089:
+/***/ 72089:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -6036,7 +6036,7 @@ exports.MinimumHeap = MinimumHeap;
 
 /***/ }),
 
-/***/ 4983:
+/***/ 44983:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 
@@ -6067,10 +6067,10 @@ var __importStar = (this && this.__importStar) || function (mod) {
 };
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.PackageJsonLookup = void 0;
-const path = __importStar(__nccwpck_require__(6928));
-const JsonFile_1 = __nccwpck_require__(1799);
+const path = __importStar(__nccwpck_require__(16928));
+const JsonFile_1 = __nccwpck_require__(21799);
 const Constants_1 = __nccwpck_require__(4626);
-const FileSystem_1 = __nccwpck_require__(7408);
+const FileSystem_1 = __nccwpck_require__(37408);
 /**
  * This class provides methods for finding the nearest "package.json" for a folder
  * and retrieving the name of the package.  The results are cached.
@@ -6369,7 +6369,7 @@ exports.PackageJsonLookup = PackageJsonLookup;
 
 /***/ }),
 
-/***/ 8180:
+/***/ 88180:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -6588,7 +6588,7 @@ PackageName._parser = new PackageNameParser();
 
 /***/ }),
 
-/***/ 528:
+/***/ 40528:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 
@@ -6619,7 +6619,7 @@ var __importStar = (this && this.__importStar) || function (mod) {
 };
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.Path = void 0;
-const path = __importStar(__nccwpck_require__(6928));
+const path = __importStar(__nccwpck_require__(16928));
 /**
  * Common operations for manipulating file and directory paths.
  * @remarks
@@ -6808,7 +6808,7 @@ Path._upwardPathSegmentRegex = /([\/\\]|^)\.\.([\/\\]|$)/;
 
 /***/ }),
 
-/***/ 6191:
+/***/ 36191:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -6897,7 +6897,7 @@ var PosixModeBits;
 
 /***/ }),
 
-/***/ 3212:
+/***/ 23212:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -6905,7 +6905,7 @@ var PosixModeBits;
 // See LICENSE in the project root for license information.
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.ProtectableMap = void 0;
-const ProtectableMapView_1 = __nccwpck_require__(4453);
+const ProtectableMapView_1 = __nccwpck_require__(54453);
 /**
  * The ProtectableMap provides an easy way for an API to expose a `Map<K, V>` property
  * while intercepting and validating any write operations that are performed by
@@ -6993,7 +6993,7 @@ exports.ProtectableMap = ProtectableMap;
 
 /***/ }),
 
-/***/ 4453:
+/***/ 54453:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -7055,7 +7055,7 @@ exports.ProtectableMapView = ProtectableMapView;
 
 /***/ }),
 
-/***/ 1455:
+/***/ 41455:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -7273,7 +7273,7 @@ exports.Sort = Sort;
 
 /***/ }),
 
-/***/ 6815:
+/***/ 26815:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -7320,7 +7320,7 @@ exports.StringBuilder = StringBuilder;
 
 /***/ }),
 
-/***/ 3657:
+/***/ 23657:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 
@@ -7332,7 +7332,7 @@ var __importDefault = (this && this.__importDefault) || function (mod) {
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.SubprocessTerminator = void 0;
 const process_1 = __importDefault(__nccwpck_require__(932));
-const Executable_1 = __nccwpck_require__(1571);
+const Executable_1 = __nccwpck_require__(11571);
 /**
  * When a child process is created, registering it with the SubprocessTerminator will ensure
  * that the child gets terminated when the current process terminates.
@@ -7516,7 +7516,7 @@ SubprocessTerminator.RECOMMENDED_OPTIONS = {
 
 /***/ }),
 
-/***/ 8928:
+/***/ 28928:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 
@@ -7572,7 +7572,7 @@ var __asyncGenerator = (this && this.__asyncGenerator) || function (thisArg, _ar
 };
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.Text = exports.NewlineKind = exports.Encoding = void 0;
-const os = __importStar(__nccwpck_require__(857));
+const os = __importStar(__nccwpck_require__(70857));
 /**
  * The allowed types of encodings, as supported by Node.js
  * @public
@@ -7819,7 +7819,7 @@ Text._newLineAtEndRegEx = NEWLINE_AT_END_REGEX;
 
 /***/ }),
 
-/***/ 5023:
+/***/ 67404:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -7912,7 +7912,7 @@ TypeUuid._uuidRegExp = /^[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9
 
 /***/ }),
 
-/***/ 1679:
+/***/ 81679:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -7925,72 +7925,72 @@ exports.TypeUuid = exports.SubprocessTerminator = exports.StringBuilder = export
  *
  * @packageDocumentation
  */
-var AlreadyReportedError_1 = __nccwpck_require__(1112);
+var AlreadyReportedError_1 = __nccwpck_require__(71112);
 Object.defineProperty(exports, "AlreadyReportedError", ({ enumerable: true, get: function () { return AlreadyReportedError_1.AlreadyReportedError; } }));
-var Async_1 = __nccwpck_require__(263);
+var Async_1 = __nccwpck_require__(10263);
 Object.defineProperty(exports, "Async", ({ enumerable: true, get: function () { return Async_1.Async; } }));
 Object.defineProperty(exports, "AsyncQueue", ({ enumerable: true, get: function () { return Async_1.AsyncQueue; } }));
 var Constants_1 = __nccwpck_require__(4626);
 Object.defineProperty(exports, "FileConstants", ({ enumerable: true, get: function () { return Constants_1.FileConstants; } }));
 Object.defineProperty(exports, "FolderConstants", ({ enumerable: true, get: function () { return Constants_1.FolderConstants; } }));
-var Enum_1 = __nccwpck_require__(6474);
+var Enum_1 = __nccwpck_require__(46474);
 Object.defineProperty(exports, "Enum", ({ enumerable: true, get: function () { return Enum_1.Enum; } }));
-var EnvironmentMap_1 = __nccwpck_require__(9258);
+var EnvironmentMap_1 = __nccwpck_require__(59258);
 Object.defineProperty(exports, "EnvironmentMap", ({ enumerable: true, get: function () { return EnvironmentMap_1.EnvironmentMap; } }));
-var Executable_1 = __nccwpck_require__(1571);
+var Executable_1 = __nccwpck_require__(11571);
 Object.defineProperty(exports, "Executable", ({ enumerable: true, get: function () { return Executable_1.Executable; } }));
-var FileError_1 = __nccwpck_require__(43);
+var FileError_1 = __nccwpck_require__(10043);
 Object.defineProperty(exports, "FileError", ({ enumerable: true, get: function () { return FileError_1.FileError; } }));
-var Import_1 = __nccwpck_require__(5466);
+var Import_1 = __nccwpck_require__(75466);
 Object.defineProperty(exports, "Import", ({ enumerable: true, get: function () { return Import_1.Import; } }));
 var InternalError_1 = __nccwpck_require__(530);
 Object.defineProperty(exports, "InternalError", ({ enumerable: true, get: function () { return InternalError_1.InternalError; } }));
-var JsonFile_1 = __nccwpck_require__(1799);
+var JsonFile_1 = __nccwpck_require__(21799);
 Object.defineProperty(exports, "JsonSyntax", ({ enumerable: true, get: function () { return JsonFile_1.JsonSyntax; } }));
 Object.defineProperty(exports, "JsonFile", ({ enumerable: true, get: function () { return JsonFile_1.JsonFile; } }));
-var JsonSchema_1 = __nccwpck_require__(7642);
+var JsonSchema_1 = __nccwpck_require__(57642);
 Object.defineProperty(exports, "JsonSchema", ({ enumerable: true, get: function () { return JsonSchema_1.JsonSchema; } }));
-var LockFile_1 = __nccwpck_require__(4158);
+var LockFile_1 = __nccwpck_require__(84158);
 Object.defineProperty(exports, "LockFile", ({ enumerable: true, get: function () { return LockFile_1.LockFile; } }));
-var MapExtensions_1 = __nccwpck_require__(8999);
+var MapExtensions_1 = __nccwpck_require__(98999);
 Object.defineProperty(exports, "MapExtensions", ({ enumerable: true, get: function () { return MapExtensions_1.MapExtensions; } }));
-var MinimumHeap_1 = __nccwpck_require__(2089);
+var MinimumHeap_1 = __nccwpck_require__(72089);
 Object.defineProperty(exports, "MinimumHeap", ({ enumerable: true, get: function () { return MinimumHeap_1.MinimumHeap; } }));
-var PosixModeBits_1 = __nccwpck_require__(6191);
+var PosixModeBits_1 = __nccwpck_require__(36191);
 Object.defineProperty(exports, "PosixModeBits", ({ enumerable: true, get: function () { return PosixModeBits_1.PosixModeBits; } }));
-var ProtectableMap_1 = __nccwpck_require__(3212);
+var ProtectableMap_1 = __nccwpck_require__(23212);
 Object.defineProperty(exports, "ProtectableMap", ({ enumerable: true, get: function () { return ProtectableMap_1.ProtectableMap; } }));
-var PackageJsonLookup_1 = __nccwpck_require__(4983);
+var PackageJsonLookup_1 = __nccwpck_require__(44983);
 Object.defineProperty(exports, "PackageJsonLookup", ({ enumerable: true, get: function () { return PackageJsonLookup_1.PackageJsonLookup; } }));
-var PackageName_1 = __nccwpck_require__(8180);
+var PackageName_1 = __nccwpck_require__(88180);
 Object.defineProperty(exports, "PackageName", ({ enumerable: true, get: function () { return PackageName_1.PackageName; } }));
 Object.defineProperty(exports, "PackageNameParser", ({ enumerable: true, get: function () { return PackageName_1.PackageNameParser; } }));
-var Path_1 = __nccwpck_require__(528);
+var Path_1 = __nccwpck_require__(40528);
 Object.defineProperty(exports, "Path", ({ enumerable: true, get: function () { return Path_1.Path; } }));
-var Text_1 = __nccwpck_require__(8928);
+var Text_1 = __nccwpck_require__(28928);
 Object.defineProperty(exports, "Encoding", ({ enumerable: true, get: function () { return Text_1.Encoding; } }));
 Object.defineProperty(exports, "Text", ({ enumerable: true, get: function () { return Text_1.Text; } }));
 Object.defineProperty(exports, "NewlineKind", ({ enumerable: true, get: function () { return Text_1.NewlineKind; } }));
-var Sort_1 = __nccwpck_require__(1455);
+var Sort_1 = __nccwpck_require__(41455);
 Object.defineProperty(exports, "Sort", ({ enumerable: true, get: function () { return Sort_1.Sort; } }));
-var FileSystem_1 = __nccwpck_require__(7408);
+var FileSystem_1 = __nccwpck_require__(37408);
 Object.defineProperty(exports, "AlreadyExistsBehavior", ({ enumerable: true, get: function () { return FileSystem_1.AlreadyExistsBehavior; } }));
 Object.defineProperty(exports, "FileSystem", ({ enumerable: true, get: function () { return FileSystem_1.FileSystem; } }));
-var FileWriter_1 = __nccwpck_require__(446);
+var FileWriter_1 = __nccwpck_require__(20446);
 Object.defineProperty(exports, "FileWriter", ({ enumerable: true, get: function () { return FileWriter_1.FileWriter; } }));
-var LegacyAdapters_1 = __nccwpck_require__(7880);
+var LegacyAdapters_1 = __nccwpck_require__(67880);
 Object.defineProperty(exports, "LegacyAdapters", ({ enumerable: true, get: function () { return LegacyAdapters_1.LegacyAdapters; } }));
-var StringBuilder_1 = __nccwpck_require__(6815);
+var StringBuilder_1 = __nccwpck_require__(26815);
 Object.defineProperty(exports, "StringBuilder", ({ enumerable: true, get: function () { return StringBuilder_1.StringBuilder; } }));
-var SubprocessTerminator_1 = __nccwpck_require__(3657);
+var SubprocessTerminator_1 = __nccwpck_require__(23657);
 Object.defineProperty(exports, "SubprocessTerminator", ({ enumerable: true, get: function () { return SubprocessTerminator_1.SubprocessTerminator; } }));
-var TypeUuid_1 = __nccwpck_require__(5023);
+var TypeUuid_1 = __nccwpck_require__(67404);
 Object.defineProperty(exports, "TypeUuid", ({ enumerable: true, get: function () { return TypeUuid_1.TypeUuid; } }));
 //# sourceMappingURL=index.js.map
 
 /***/ }),
 
-/***/ 2855:
+/***/ 42855:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -7998,7 +7998,7 @@ Object.defineProperty(exports, "TypeUuid", ({ enumerable: true, get: function ()
 // See LICENSE in the project root for license information.
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.AnsiEscape = void 0;
-const Colorize_1 = __nccwpck_require__(7404);
+const Colorize_1 = __nccwpck_require__(47404);
 /**
  * Operations for working with text strings that contain
  * {@link https://en.wikipedia.org/wiki/ANSI_escape_code | ANSI escape codes}.
@@ -8132,7 +8132,7 @@ AnsiEscape._backslashRRegExp = /\r/g;
 
 /***/ }),
 
-/***/ 1344:
+/***/ 91344:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -8169,7 +8169,7 @@ exports.CallbackWritable = CallbackWritable;
 
 /***/ }),
 
-/***/ 7404:
+/***/ 47404:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -8177,7 +8177,7 @@ exports.CallbackWritable = CallbackWritable;
 // See LICENSE in the project root for license information.
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.Colorize = exports.SgrParameterAttribute = void 0;
-const AnsiEscape_1 = __nccwpck_require__(2855);
+const AnsiEscape_1 = __nccwpck_require__(42855);
 var SgrParameterAttribute;
 (function (SgrParameterAttribute) {
     SgrParameterAttribute[SgrParameterAttribute["BlackForeground"] = 30] = "BlackForeground";
@@ -8337,7 +8337,7 @@ exports.Colorize = Colorize;
 
 /***/ }),
 
-/***/ 2691:
+/***/ 72691:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 
@@ -8348,9 +8348,9 @@ var __importDefault = (this && this.__importDefault) || function (mod) {
 };
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.ConsoleTerminalProvider = void 0;
-const os_1 = __nccwpck_require__(857);
-const supports_color_1 = __importDefault(__nccwpck_require__(1450));
-const ITerminalProvider_1 = __nccwpck_require__(7297);
+const os_1 = __nccwpck_require__(70857);
+const supports_color_1 = __importDefault(__nccwpck_require__(21450));
+const ITerminalProvider_1 = __nccwpck_require__(47297);
 /**
  * Terminal provider that prints to STDOUT (for log- and verbose-level messages) and
  * STDERR (for warning- and error-level messages).
@@ -8408,7 +8408,7 @@ ConsoleTerminalProvider.supportsColor = !!supports_color_1.default.stdout && !!s
 
 /***/ }),
 
-/***/ 9944:
+/***/ 79944:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -8416,7 +8416,7 @@ ConsoleTerminalProvider.supportsColor = !!supports_color_1.default.stdout && !!s
 // See LICENSE in the project root for license information.
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.DiscardStdoutTransform = void 0;
-const TerminalTransform_1 = __nccwpck_require__(4003);
+const TerminalTransform_1 = __nccwpck_require__(64003);
 var State;
 (function (State) {
     State[State["Okay"] = 0] = "Okay";
@@ -8507,7 +8507,7 @@ exports.DiscardStdoutTransform = DiscardStdoutTransform;
 
 /***/ }),
 
-/***/ 7297:
+/***/ 47297:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -8553,7 +8553,7 @@ var TerminalProviderSeverity;
 // See LICENSE in the project root for license information.
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.MockWritable = void 0;
-const AnsiEscape_1 = __nccwpck_require__(2855);
+const AnsiEscape_1 = __nccwpck_require__(42855);
 const TerminalWritable_1 = __nccwpck_require__(1031);
 /**
  * A {@link TerminalWritable} subclass for use by unit tests.
@@ -8583,7 +8583,7 @@ exports.MockWritable = MockWritable;
 
 /***/ }),
 
-/***/ 5980:
+/***/ 15980:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -8591,8 +8591,8 @@ exports.MockWritable = MockWritable;
 // See LICENSE in the project root for license information.
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.NormalizeNewlinesTextRewriter = void 0;
-const node_core_library_1 = __nccwpck_require__(1679);
-const TextRewriter_1 = __nccwpck_require__(2562);
+const node_core_library_1 = __nccwpck_require__(81679);
+const TextRewriter_1 = __nccwpck_require__(92562);
 /**
  * For use with {@link TextRewriterTransform}, this rewriter converts all newlines to
  * a standard format.
@@ -8659,7 +8659,7 @@ exports.NormalizeNewlinesTextRewriter = NormalizeNewlinesTextRewriter;
 
 /***/ }),
 
-/***/ 3658:
+/***/ 73658:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -8667,7 +8667,7 @@ exports.NormalizeNewlinesTextRewriter = NormalizeNewlinesTextRewriter;
 // See LICENSE in the project root for license information.
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.PrefixProxyTerminalProvider = void 0;
-const node_core_library_1 = __nccwpck_require__(1679);
+const node_core_library_1 = __nccwpck_require__(81679);
 /**
  * Wraps an existing {@link ITerminalProvider} that prefixes each line of output with a specified
  * prefix string.
@@ -8729,7 +8729,7 @@ exports.PrefixProxyTerminalProvider = PrefixProxyTerminalProvider;
 
 /***/ }),
 
-/***/ 4570:
+/***/ 34570:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -8876,7 +8876,7 @@ exports.PrintUtilities = PrintUtilities;
 
 /***/ }),
 
-/***/ 9782:
+/***/ 59782:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -8884,8 +8884,8 @@ exports.PrintUtilities = PrintUtilities;
 // See LICENSE in the project root for license information.
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.RemoveColorsTextRewriter = void 0;
-const AnsiEscape_1 = __nccwpck_require__(2855);
-const TextRewriter_1 = __nccwpck_require__(2562);
+const AnsiEscape_1 = __nccwpck_require__(42855);
+const TextRewriter_1 = __nccwpck_require__(92562);
 var State;
 (function (State) {
     // Buffer is empty, and we're looking for the ESC character
@@ -8977,7 +8977,7 @@ exports.RemoveColorsTextRewriter = RemoveColorsTextRewriter;
 
 /***/ }),
 
-/***/ 6830:
+/***/ 26830:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -9031,7 +9031,7 @@ exports.SplitterTransform = SplitterTransform;
 
 /***/ }),
 
-/***/ 9698:
+/***/ 79698:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -9039,8 +9039,8 @@ exports.SplitterTransform = SplitterTransform;
 // See LICENSE in the project root for license information.
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.StderrLineTransform = void 0;
-const node_core_library_1 = __nccwpck_require__(1679);
-const TerminalTransform_1 = __nccwpck_require__(4003);
+const node_core_library_1 = __nccwpck_require__(81679);
+const TerminalTransform_1 = __nccwpck_require__(64003);
 /**
  * `StderrLineTransform` normalizes lines that mix characters from `stdout` and `stderr`,
  * so that each output line is routed entirely to `stdout` or `stderr`.
@@ -9151,7 +9151,7 @@ exports.StderrLineTransform = StderrLineTransform;
 
 /***/ }),
 
-/***/ 7695:
+/***/ 37695:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -9255,7 +9255,7 @@ exports.StdioSummarizer = StdioSummarizer;
 
 /***/ }),
 
-/***/ 8738:
+/***/ 18738:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 
@@ -9294,7 +9294,7 @@ StdioWritable.instance = new StdioWritable();
 
 /***/ }),
 
-/***/ 8245:
+/***/ 68245:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -9302,9 +9302,9 @@ StdioWritable.instance = new StdioWritable();
 // See LICENSE in the project root for license information.
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.StringBufferTerminalProvider = void 0;
-const node_core_library_1 = __nccwpck_require__(1679);
-const ITerminalProvider_1 = __nccwpck_require__(7297);
-const AnsiEscape_1 = __nccwpck_require__(2855);
+const node_core_library_1 = __nccwpck_require__(81679);
+const ITerminalProvider_1 = __nccwpck_require__(47297);
+const AnsiEscape_1 = __nccwpck_require__(42855);
 /**
  * Terminal provider that stores written data in buffers separated by severity.
  * This terminal provider is designed to be used when code that prints to a terminal
@@ -9407,7 +9407,7 @@ exports.StringBufferTerminalProvider = StringBufferTerminalProvider;
 
 /***/ }),
 
-/***/ 6655:
+/***/ 56655:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -9415,9 +9415,9 @@ exports.StringBufferTerminalProvider = StringBufferTerminalProvider;
 // See LICENSE in the project root for license information.
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.Terminal = void 0;
-const ITerminalProvider_1 = __nccwpck_require__(7297);
-const Colorize_1 = __nccwpck_require__(7404);
-const AnsiEscape_1 = __nccwpck_require__(2855);
+const ITerminalProvider_1 = __nccwpck_require__(47297);
+const Colorize_1 = __nccwpck_require__(47404);
+const AnsiEscape_1 = __nccwpck_require__(42855);
 /**
  * Colors used with {@link ILegacyColorableSequence}.
  */
@@ -9761,7 +9761,7 @@ exports.Terminal = Terminal;
 
 /***/ }),
 
-/***/ 8559:
+/***/ 88559:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -9770,7 +9770,7 @@ exports.Terminal = Terminal;
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.TerminalStreamWritable = void 0;
 const stream_1 = __nccwpck_require__(2203);
-const ITerminalProvider_1 = __nccwpck_require__(7297);
+const ITerminalProvider_1 = __nccwpck_require__(47297);
 /**
  * A adapter to allow writing to a provided terminal using Writable streams.
  *
@@ -9820,7 +9820,7 @@ exports.TerminalStreamWritable = TerminalStreamWritable;
 
 /***/ }),
 
-/***/ 4003:
+/***/ 64003:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -10012,7 +10012,7 @@ exports.TerminalWritable = TerminalWritable;
 
 /***/ }),
 
-/***/ 2562:
+/***/ 92562:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -10057,7 +10057,7 @@ exports.TextRewriter = TextRewriter;
 
 /***/ }),
 
-/***/ 300:
+/***/ 70300:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -10065,9 +10065,9 @@ exports.TextRewriter = TextRewriter;
 // See LICENSE in the project root for license information.
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.TextRewriterTransform = void 0;
-const TerminalTransform_1 = __nccwpck_require__(4003);
-const RemoveColorsTextRewriter_1 = __nccwpck_require__(9782);
-const NormalizeNewlinesTextRewriter_1 = __nccwpck_require__(5980);
+const TerminalTransform_1 = __nccwpck_require__(64003);
+const RemoveColorsTextRewriter_1 = __nccwpck_require__(59782);
+const NormalizeNewlinesTextRewriter_1 = __nccwpck_require__(15980);
 /**
  * A {@link TerminalTransform} subclass that performs one or more {@link TextRewriter} operations.
  * The most common operations are {@link NormalizeNewlinesTextRewriter} and {@link RemoveColorsTextRewriter}.
@@ -10156,7 +10156,7 @@ exports.TextRewriterTransform = TextRewriterTransform;
 
 /***/ }),
 
-/***/ 3139:
+/***/ 53139:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -10173,56 +10173,56 @@ exports.TerminalStreamWritable = exports.PrefixProxyTerminalProvider = exports.S
  *
  * @packageDocumentation
  */
-var CallbackWritable_1 = __nccwpck_require__(1344);
+var CallbackWritable_1 = __nccwpck_require__(91344);
 Object.defineProperty(exports, "CallbackWritable", ({ enumerable: true, get: function () { return CallbackWritable_1.CallbackWritable; } }));
-var DiscardStdoutTransform_1 = __nccwpck_require__(9944);
+var DiscardStdoutTransform_1 = __nccwpck_require__(79944);
 Object.defineProperty(exports, "DiscardStdoutTransform", ({ enumerable: true, get: function () { return DiscardStdoutTransform_1.DiscardStdoutTransform; } }));
 var MockWritable_1 = __nccwpck_require__(7325);
 Object.defineProperty(exports, "MockWritable", ({ enumerable: true, get: function () { return MockWritable_1.MockWritable; } }));
-var NormalizeNewlinesTextRewriter_1 = __nccwpck_require__(5980);
+var NormalizeNewlinesTextRewriter_1 = __nccwpck_require__(15980);
 Object.defineProperty(exports, "NormalizeNewlinesTextRewriter", ({ enumerable: true, get: function () { return NormalizeNewlinesTextRewriter_1.NormalizeNewlinesTextRewriter; } }));
-var PrintUtilities_1 = __nccwpck_require__(4570);
+var PrintUtilities_1 = __nccwpck_require__(34570);
 Object.defineProperty(exports, "DEFAULT_CONSOLE_WIDTH", ({ enumerable: true, get: function () { return PrintUtilities_1.DEFAULT_CONSOLE_WIDTH; } }));
 Object.defineProperty(exports, "PrintUtilities", ({ enumerable: true, get: function () { return PrintUtilities_1.PrintUtilities; } }));
-var RemoveColorsTextRewriter_1 = __nccwpck_require__(9782);
+var RemoveColorsTextRewriter_1 = __nccwpck_require__(59782);
 Object.defineProperty(exports, "RemoveColorsTextRewriter", ({ enumerable: true, get: function () { return RemoveColorsTextRewriter_1.RemoveColorsTextRewriter; } }));
-var SplitterTransform_1 = __nccwpck_require__(6830);
+var SplitterTransform_1 = __nccwpck_require__(26830);
 Object.defineProperty(exports, "SplitterTransform", ({ enumerable: true, get: function () { return SplitterTransform_1.SplitterTransform; } }));
-var StdioLineTransform_1 = __nccwpck_require__(9698);
+var StdioLineTransform_1 = __nccwpck_require__(79698);
 Object.defineProperty(exports, "StderrLineTransform", ({ enumerable: true, get: function () { return StdioLineTransform_1.StderrLineTransform; } }));
-var StdioSummarizer_1 = __nccwpck_require__(7695);
+var StdioSummarizer_1 = __nccwpck_require__(37695);
 Object.defineProperty(exports, "StdioSummarizer", ({ enumerable: true, get: function () { return StdioSummarizer_1.StdioSummarizer; } }));
-var StdioWritable_1 = __nccwpck_require__(8738);
+var StdioWritable_1 = __nccwpck_require__(18738);
 Object.defineProperty(exports, "StdioWritable", ({ enumerable: true, get: function () { return StdioWritable_1.StdioWritable; } }));
-var TerminalTransform_1 = __nccwpck_require__(4003);
+var TerminalTransform_1 = __nccwpck_require__(64003);
 Object.defineProperty(exports, "TerminalTransform", ({ enumerable: true, get: function () { return TerminalTransform_1.TerminalTransform; } }));
 var TerminalWritable_1 = __nccwpck_require__(1031);
 Object.defineProperty(exports, "TerminalWritable", ({ enumerable: true, get: function () { return TerminalWritable_1.TerminalWritable; } }));
-var TextRewriter_1 = __nccwpck_require__(2562);
+var TextRewriter_1 = __nccwpck_require__(92562);
 Object.defineProperty(exports, "TextRewriter", ({ enumerable: true, get: function () { return TextRewriter_1.TextRewriter; } }));
-var TextRewriterTransform_1 = __nccwpck_require__(300);
+var TextRewriterTransform_1 = __nccwpck_require__(70300);
 Object.defineProperty(exports, "TextRewriterTransform", ({ enumerable: true, get: function () { return TextRewriterTransform_1.TextRewriterTransform; } }));
-var AnsiEscape_1 = __nccwpck_require__(2855);
+var AnsiEscape_1 = __nccwpck_require__(42855);
 Object.defineProperty(exports, "AnsiEscape", ({ enumerable: true, get: function () { return AnsiEscape_1.AnsiEscape; } }));
-var Terminal_1 = __nccwpck_require__(6655);
+var Terminal_1 = __nccwpck_require__(56655);
 Object.defineProperty(exports, "Terminal", ({ enumerable: true, get: function () { return Terminal_1.Terminal; } }));
-var Colorize_1 = __nccwpck_require__(7404);
+var Colorize_1 = __nccwpck_require__(47404);
 Object.defineProperty(exports, "Colorize", ({ enumerable: true, get: function () { return Colorize_1.Colorize; } }));
-var ITerminalProvider_1 = __nccwpck_require__(7297);
+var ITerminalProvider_1 = __nccwpck_require__(47297);
 Object.defineProperty(exports, "TerminalProviderSeverity", ({ enumerable: true, get: function () { return ITerminalProvider_1.TerminalProviderSeverity; } }));
-var ConsoleTerminalProvider_1 = __nccwpck_require__(2691);
+var ConsoleTerminalProvider_1 = __nccwpck_require__(72691);
 Object.defineProperty(exports, "ConsoleTerminalProvider", ({ enumerable: true, get: function () { return ConsoleTerminalProvider_1.ConsoleTerminalProvider; } }));
-var StringBufferTerminalProvider_1 = __nccwpck_require__(8245);
+var StringBufferTerminalProvider_1 = __nccwpck_require__(68245);
 Object.defineProperty(exports, "StringBufferTerminalProvider", ({ enumerable: true, get: function () { return StringBufferTerminalProvider_1.StringBufferTerminalProvider; } }));
-var PrefixProxyTerminalProvider_1 = __nccwpck_require__(3658);
+var PrefixProxyTerminalProvider_1 = __nccwpck_require__(73658);
 Object.defineProperty(exports, "PrefixProxyTerminalProvider", ({ enumerable: true, get: function () { return PrefixProxyTerminalProvider_1.PrefixProxyTerminalProvider; } }));
-var TerminalStreamWritable_1 = __nccwpck_require__(8559);
+var TerminalStreamWritable_1 = __nccwpck_require__(88559);
 Object.defineProperty(exports, "TerminalStreamWritable", ({ enumerable: true, get: function () { return TerminalStreamWritable_1.TerminalStreamWritable; } }));
 //# sourceMappingURL=index.js.map
 
 /***/ }),
 
-/***/ 6212:
+/***/ 96212:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -10250,7 +10250,7 @@ exports.CommandLineHelper = CommandLineHelper;
 
 /***/ }),
 
-/***/ 5910:
+/***/ 65910:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -10263,7 +10263,7 @@ exports.SCOPING_PARAMETER_GROUP = Symbol('scoping');
 
 /***/ }),
 
-/***/ 7091:
+/***/ 87091:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -10276,22 +10276,22 @@ exports.CommandLineHelper = exports.DynamicCommandLineParser = exports.CommandLi
  *
  * @packageDocumentation
  */
-var CommandLineAction_1 = __nccwpck_require__(7171);
+var CommandLineAction_1 = __nccwpck_require__(37171);
 Object.defineProperty(exports, "CommandLineAction", ({ enumerable: true, get: function () { return CommandLineAction_1.CommandLineAction; } }));
-var DynamicCommandLineAction_1 = __nccwpck_require__(4798);
+var DynamicCommandLineAction_1 = __nccwpck_require__(14798);
 Object.defineProperty(exports, "DynamicCommandLineAction", ({ enumerable: true, get: function () { return DynamicCommandLineAction_1.DynamicCommandLineAction; } }));
-var ScopedCommandLineAction_1 = __nccwpck_require__(2335);
+var ScopedCommandLineAction_1 = __nccwpck_require__(32335);
 Object.defineProperty(exports, "ScopedCommandLineAction", ({ enumerable: true, get: function () { return ScopedCommandLineAction_1.ScopedCommandLineAction; } }));
-var AliasCommandLineAction_1 = __nccwpck_require__(4337);
+var AliasCommandLineAction_1 = __nccwpck_require__(94337);
 Object.defineProperty(exports, "AliasCommandLineAction", ({ enumerable: true, get: function () { return AliasCommandLineAction_1.AliasCommandLineAction; } }));
-var BaseClasses_1 = __nccwpck_require__(5903);
+var BaseClasses_1 = __nccwpck_require__(45903);
 Object.defineProperty(exports, "CommandLineParameterKind", ({ enumerable: true, get: function () { return BaseClasses_1.CommandLineParameterKind; } }));
 // TODO: Export both `CommandLineParameter` and `CommandLineParameterBase` in the next major bump
 Object.defineProperty(exports, "CommandLineParameter", ({ enumerable: true, get: function () { return BaseClasses_1.CommandLineParameterBase; } }));
 Object.defineProperty(exports, "CommandLineParameterWithArgument", ({ enumerable: true, get: function () { return BaseClasses_1.CommandLineParameterWithArgument; } }));
-var CommandLineFlagParameter_1 = __nccwpck_require__(3754);
+var CommandLineFlagParameter_1 = __nccwpck_require__(23754);
 Object.defineProperty(exports, "CommandLineFlagParameter", ({ enumerable: true, get: function () { return CommandLineFlagParameter_1.CommandLineFlagParameter; } }));
-var CommandLineStringParameter_1 = __nccwpck_require__(3927);
+var CommandLineStringParameter_1 = __nccwpck_require__(33927);
 Object.defineProperty(exports, "CommandLineStringParameter", ({ enumerable: true, get: function () { return CommandLineStringParameter_1.CommandLineStringParameter; } }));
 var CommandLineStringListParameter_1 = __nccwpck_require__(5635);
 Object.defineProperty(exports, "CommandLineStringListParameter", ({ enumerable: true, get: function () { return CommandLineStringListParameter_1.CommandLineStringListParameter; } }));
@@ -10299,25 +10299,25 @@ var CommandLineIntegerParameter_1 = __nccwpck_require__(4594);
 Object.defineProperty(exports, "CommandLineIntegerParameter", ({ enumerable: true, get: function () { return CommandLineIntegerParameter_1.CommandLineIntegerParameter; } }));
 var CommandLineIntegerListParameter_1 = __nccwpck_require__(6638);
 Object.defineProperty(exports, "CommandLineIntegerListParameter", ({ enumerable: true, get: function () { return CommandLineIntegerListParameter_1.CommandLineIntegerListParameter; } }));
-var CommandLineChoiceParameter_1 = __nccwpck_require__(2393);
+var CommandLineChoiceParameter_1 = __nccwpck_require__(52393);
 Object.defineProperty(exports, "CommandLineChoiceParameter", ({ enumerable: true, get: function () { return CommandLineChoiceParameter_1.CommandLineChoiceParameter; } }));
-var CommandLineChoiceListParameter_1 = __nccwpck_require__(2513);
+var CommandLineChoiceListParameter_1 = __nccwpck_require__(42513);
 Object.defineProperty(exports, "CommandLineChoiceListParameter", ({ enumerable: true, get: function () { return CommandLineChoiceListParameter_1.CommandLineChoiceListParameter; } }));
-var CommandLineRemainder_1 = __nccwpck_require__(9552);
+var CommandLineRemainder_1 = __nccwpck_require__(29552);
 Object.defineProperty(exports, "CommandLineRemainder", ({ enumerable: true, get: function () { return CommandLineRemainder_1.CommandLineRemainder; } }));
-var CommandLineParameterProvider_1 = __nccwpck_require__(1447);
+var CommandLineParameterProvider_1 = __nccwpck_require__(91447);
 Object.defineProperty(exports, "CommandLineParameterProvider", ({ enumerable: true, get: function () { return CommandLineParameterProvider_1.CommandLineParameterProvider; } }));
-var CommandLineParser_1 = __nccwpck_require__(8602);
+var CommandLineParser_1 = __nccwpck_require__(28602);
 Object.defineProperty(exports, "CommandLineParser", ({ enumerable: true, get: function () { return CommandLineParser_1.CommandLineParser; } }));
-var DynamicCommandLineParser_1 = __nccwpck_require__(3047);
+var DynamicCommandLineParser_1 = __nccwpck_require__(23047);
 Object.defineProperty(exports, "DynamicCommandLineParser", ({ enumerable: true, get: function () { return DynamicCommandLineParser_1.DynamicCommandLineParser; } }));
-var CommandLineHelper_1 = __nccwpck_require__(6212);
+var CommandLineHelper_1 = __nccwpck_require__(96212);
 Object.defineProperty(exports, "CommandLineHelper", ({ enumerable: true, get: function () { return CommandLineHelper_1.CommandLineHelper; } }));
 //# sourceMappingURL=index.js.map
 
 /***/ }),
 
-/***/ 5903:
+/***/ 45903:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -10491,7 +10491,7 @@ CommandLineParameterWithArgument._invalidArgumentNameRegExp = /[^A-Z_0-9]/;
 
 /***/ }),
 
-/***/ 2513:
+/***/ 42513:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -10499,8 +10499,8 @@ CommandLineParameterWithArgument._invalidArgumentNameRegExp = /[^A-Z_0-9]/;
 // See LICENSE in the project root for license information.
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.CommandLineChoiceListParameter = void 0;
-const BaseClasses_1 = __nccwpck_require__(5903);
-const EnvironmentVariableParser_1 = __nccwpck_require__(2649);
+const BaseClasses_1 = __nccwpck_require__(45903);
+const EnvironmentVariableParser_1 = __nccwpck_require__(5030);
 /**
  * The data type returned by {@link CommandLineParameterProvider.defineChoiceListParameter}.
  * @public
@@ -10578,7 +10578,7 @@ exports.CommandLineChoiceListParameter = CommandLineChoiceListParameter;
 
 /***/ }),
 
-/***/ 2393:
+/***/ 52393:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -10586,7 +10586,7 @@ exports.CommandLineChoiceListParameter = CommandLineChoiceListParameter;
 // See LICENSE in the project root for license information.
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.CommandLineChoiceParameter = void 0;
-const BaseClasses_1 = __nccwpck_require__(5903);
+const BaseClasses_1 = __nccwpck_require__(45903);
 /**
  * The data type returned by {@link CommandLineParameterProvider.(defineChoiceParameter:1)}.
  * @public
@@ -10676,7 +10676,7 @@ exports.CommandLineChoiceParameter = CommandLineChoiceParameter;
 
 /***/ }),
 
-/***/ 3754:
+/***/ 23754:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -10684,7 +10684,7 @@ exports.CommandLineChoiceParameter = CommandLineChoiceParameter;
 // See LICENSE in the project root for license information.
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.CommandLineFlagParameter = void 0;
-const BaseClasses_1 = __nccwpck_require__(5903);
+const BaseClasses_1 = __nccwpck_require__(45903);
 /**
  * The data type returned by {@link CommandLineParameterProvider.defineFlagParameter}.
  * @public
@@ -10759,8 +10759,8 @@ exports.CommandLineFlagParameter = CommandLineFlagParameter;
 // See LICENSE in the project root for license information.
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.CommandLineIntegerListParameter = void 0;
-const BaseClasses_1 = __nccwpck_require__(5903);
-const EnvironmentVariableParser_1 = __nccwpck_require__(2649);
+const BaseClasses_1 = __nccwpck_require__(45903);
+const EnvironmentVariableParser_1 = __nccwpck_require__(5030);
 /**
  * The data type returned by {@link CommandLineParameterProvider.defineIntegerListParameter}.
  * @public
@@ -10844,7 +10844,7 @@ exports.CommandLineIntegerListParameter = CommandLineIntegerListParameter;
 // See LICENSE in the project root for license information.
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.CommandLineIntegerParameter = void 0;
-const BaseClasses_1 = __nccwpck_require__(5903);
+const BaseClasses_1 = __nccwpck_require__(45903);
 /**
  * The data type returned by {@link CommandLineParameterProvider.(defineIntegerParameter:1)}.
  * @public
@@ -10925,7 +10925,7 @@ exports.CommandLineIntegerParameter = CommandLineIntegerParameter;
 
 /***/ }),
 
-/***/ 9552:
+/***/ 29552:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -10986,8 +10986,8 @@ exports.CommandLineRemainder = CommandLineRemainder;
 // See LICENSE in the project root for license information.
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.CommandLineStringListParameter = void 0;
-const BaseClasses_1 = __nccwpck_require__(5903);
-const EnvironmentVariableParser_1 = __nccwpck_require__(2649);
+const BaseClasses_1 = __nccwpck_require__(45903);
+const EnvironmentVariableParser_1 = __nccwpck_require__(5030);
 /**
  * The data type returned by {@link CommandLineParameterProvider.defineStringListParameter}.
  * @public
@@ -11054,7 +11054,7 @@ exports.CommandLineStringListParameter = CommandLineStringListParameter;
 
 /***/ }),
 
-/***/ 3927:
+/***/ 33927:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -11062,7 +11062,7 @@ exports.CommandLineStringListParameter = CommandLineStringListParameter;
 // See LICENSE in the project root for license information.
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.CommandLineStringParameter = void 0;
-const BaseClasses_1 = __nccwpck_require__(5903);
+const BaseClasses_1 = __nccwpck_require__(45903);
 /**
  * The data type returned by {@link CommandLineParameterProvider.(defineStringParameter:1)}.
  * @public
@@ -11142,7 +11142,7 @@ exports.CommandLineStringParameter = CommandLineStringParameter;
 
 /***/ }),
 
-/***/ 2649:
+/***/ 5030:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -11199,7 +11199,7 @@ exports.EnvironmentVariableParser = EnvironmentVariableParser;
 
 /***/ }),
 
-/***/ 4337:
+/***/ 94337:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 
@@ -11230,9 +11230,9 @@ var __importStar = (this && this.__importStar) || function (mod) {
 };
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.AliasCommandLineAction = void 0;
-const argparse = __importStar(__nccwpck_require__(3763));
-const CommandLineAction_1 = __nccwpck_require__(7171);
-const BaseClasses_1 = __nccwpck_require__(5903);
+const argparse = __importStar(__nccwpck_require__(13763));
+const CommandLineAction_1 = __nccwpck_require__(37171);
+const BaseClasses_1 = __nccwpck_require__(45903);
 /**
  * Represents a sub-command that is part of the CommandLineParser command line.
  * The sub-command is an alias for another existing action.
@@ -11355,7 +11355,7 @@ exports.AliasCommandLineAction = AliasCommandLineAction;
 
 /***/ }),
 
-/***/ 7171:
+/***/ 37171:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -11363,8 +11363,8 @@ exports.AliasCommandLineAction = AliasCommandLineAction;
 // See LICENSE in the project root for license information.
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.CommandLineAction = void 0;
-const CommandLineParameterProvider_1 = __nccwpck_require__(1447);
-const CommandLineParserExitError_1 = __nccwpck_require__(814);
+const CommandLineParameterProvider_1 = __nccwpck_require__(91447);
+const CommandLineParserExitError_1 = __nccwpck_require__(10814);
 /**
  * Example: "do-something"
  */
@@ -11443,7 +11443,7 @@ exports.CommandLineAction = CommandLineAction;
 
 /***/ }),
 
-/***/ 1447:
+/***/ 91447:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 
@@ -11474,18 +11474,18 @@ var __importStar = (this && this.__importStar) || function (mod) {
 };
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.CommandLineParameterProvider = void 0;
-const argparse = __importStar(__nccwpck_require__(3763));
-const BaseClasses_1 = __nccwpck_require__(5903);
-const CommandLineChoiceParameter_1 = __nccwpck_require__(2393);
-const CommandLineChoiceListParameter_1 = __nccwpck_require__(2513);
+const argparse = __importStar(__nccwpck_require__(13763));
+const BaseClasses_1 = __nccwpck_require__(45903);
+const CommandLineChoiceParameter_1 = __nccwpck_require__(52393);
+const CommandLineChoiceListParameter_1 = __nccwpck_require__(42513);
 const CommandLineIntegerParameter_1 = __nccwpck_require__(4594);
 const CommandLineIntegerListParameter_1 = __nccwpck_require__(6638);
-const CommandLineFlagParameter_1 = __nccwpck_require__(3754);
-const CommandLineStringParameter_1 = __nccwpck_require__(3927);
+const CommandLineFlagParameter_1 = __nccwpck_require__(23754);
+const CommandLineStringParameter_1 = __nccwpck_require__(33927);
 const CommandLineStringListParameter_1 = __nccwpck_require__(5635);
-const CommandLineRemainder_1 = __nccwpck_require__(9552);
-const Constants_1 = __nccwpck_require__(5910);
-const CommandLineParserExitError_1 = __nccwpck_require__(814);
+const CommandLineRemainder_1 = __nccwpck_require__(29552);
+const Constants_1 = __nccwpck_require__(65910);
+const CommandLineParserExitError_1 = __nccwpck_require__(10814);
 const SCOPE_GROUP_NAME = 'scope';
 const LONG_NAME_GROUP_NAME = 'longName';
 const POSSIBLY_SCOPED_LONG_NAME_REGEXP = /^--((?<scope>[a-z0-9]+(-[a-z0-9]+)*):)?(?<longName>[a-z0-9]+((-[a-z0-9]+)+)?)$/;
@@ -12143,7 +12143,7 @@ CommandLineParameterProvider._keyCounter = 0;
 
 /***/ }),
 
-/***/ 8602:
+/***/ 28602:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -12151,10 +12151,10 @@ CommandLineParameterProvider._keyCounter = 0;
 // See LICENSE in the project root for license information.
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.CommandLineParser = void 0;
-const terminal_1 = __nccwpck_require__(3139);
-const CommandLineParameterProvider_1 = __nccwpck_require__(1447);
-const CommandLineParserExitError_1 = __nccwpck_require__(814);
-const TabCompletionAction_1 = __nccwpck_require__(5625);
+const terminal_1 = __nccwpck_require__(53139);
+const CommandLineParameterProvider_1 = __nccwpck_require__(91447);
+const CommandLineParserExitError_1 = __nccwpck_require__(10814);
+const TabCompletionAction_1 = __nccwpck_require__(15625);
 /**
  * The "argparse" library is a relatively advanced command-line parser with features such
  * as word-wrapping and intelligible error messages (that are lacking in other similar
@@ -12408,7 +12408,7 @@ exports.CommandLineParser = CommandLineParser;
 
 /***/ }),
 
-/***/ 814:
+/***/ 10814:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 
@@ -12439,7 +12439,7 @@ var __importStar = (this && this.__importStar) || function (mod) {
 };
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.CustomArgumentParser = exports.CommandLineParserExitError = void 0;
-const argparse = __importStar(__nccwpck_require__(3763));
+const argparse = __importStar(__nccwpck_require__(13763));
 class CommandLineParserExitError extends Error {
     constructor(exitCode, message) {
         super(message);
@@ -12471,7 +12471,7 @@ exports.CustomArgumentParser = CustomArgumentParser;
 
 /***/ }),
 
-/***/ 4798:
+/***/ 14798:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -12479,7 +12479,7 @@ exports.CustomArgumentParser = CustomArgumentParser;
 // See LICENSE in the project root for license information.
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.DynamicCommandLineAction = void 0;
-const CommandLineAction_1 = __nccwpck_require__(7171);
+const CommandLineAction_1 = __nccwpck_require__(37171);
 /**
  * @public
  */
@@ -12494,7 +12494,7 @@ exports.DynamicCommandLineAction = DynamicCommandLineAction;
 
 /***/ }),
 
-/***/ 3047:
+/***/ 23047:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -12502,7 +12502,7 @@ exports.DynamicCommandLineAction = DynamicCommandLineAction;
 // See LICENSE in the project root for license information.
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.DynamicCommandLineParser = void 0;
-const CommandLineParser_1 = __nccwpck_require__(8602);
+const CommandLineParser_1 = __nccwpck_require__(28602);
 /**
  * @public
  */
@@ -12513,7 +12513,7 @@ exports.DynamicCommandLineParser = DynamicCommandLineParser;
 
 /***/ }),
 
-/***/ 2335:
+/***/ 32335:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -12521,10 +12521,10 @@ exports.DynamicCommandLineParser = DynamicCommandLineParser;
 // See LICENSE in the project root for license information.
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.ScopedCommandLineAction = void 0;
-const Constants_1 = __nccwpck_require__(5910);
-const CommandLineAction_1 = __nccwpck_require__(7171);
-const CommandLineParser_1 = __nccwpck_require__(8602);
-const CommandLineParserExitError_1 = __nccwpck_require__(814);
+const Constants_1 = __nccwpck_require__(65910);
+const CommandLineAction_1 = __nccwpck_require__(37171);
+const CommandLineParser_1 = __nccwpck_require__(28602);
+const CommandLineParserExitError_1 = __nccwpck_require__(10814);
 /**
  * A CommandLineParser used exclusively to parse the scoped command-line parameters
  * for a ScopedCommandLineAction.
@@ -12726,7 +12726,7 @@ ScopedCommandLineAction.ScopingParameterGroup = Constants_1.SCOPING_PARAMETER_GR
 
 /***/ }),
 
-/***/ 5625:
+/***/ 15625:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 
@@ -12762,10 +12762,10 @@ var __importDefault = (this && this.__importDefault) || function (mod) {
 };
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.TabCompleteAction = void 0;
-const string_argv_1 = __importDefault(__nccwpck_require__(1024));
-const BaseClasses_1 = __nccwpck_require__(5903);
-const CommandLineChoiceParameter_1 = __nccwpck_require__(2393);
-const CommandLineAction_1 = __nccwpck_require__(7171);
+const string_argv_1 = __importDefault(__nccwpck_require__(41024));
+const BaseClasses_1 = __nccwpck_require__(45903);
+const CommandLineChoiceParameter_1 = __nccwpck_require__(52393);
+const CommandLineAction_1 = __nccwpck_require__(37171);
 const DEFAULT_WORD_TO_AUTOCOMPLETE = '';
 const DEFAULT_POSITION = 0;
 class TabCompleteAction extends CommandLineAction_1.CommandLineAction {
@@ -12943,17 +12943,17 @@ exports.TabCompleteAction = TabCompleteAction;
 
 /***/ }),
 
-/***/ 3763:
+/***/ 13763:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-module.exports = __nccwpck_require__(7603);
+module.exports = __nccwpck_require__(19984);
 
 
 /***/ }),
 
-/***/ 2069:
+/***/ 42069:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /**
@@ -12990,7 +12990,7 @@ module.exports = __nccwpck_require__(7603);
 
 
 // Constants
-var c = __nccwpck_require__(2392);
+var c = __nccwpck_require__(82392);
 
 
 /**
@@ -13106,7 +13106,7 @@ Action.prototype.call = function () {
 
 /***/ }),
 
-/***/ 3796:
+/***/ 63796:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /*:nodoc:*
@@ -13120,12 +13120,12 @@ Action.prototype.call = function () {
 
 
 
-var util = __nccwpck_require__(9023);
+var util = __nccwpck_require__(39023);
 
-var Action = __nccwpck_require__(2069);
+var Action = __nccwpck_require__(42069);
 
 // Constants
-var c = __nccwpck_require__(2392);
+var c = __nccwpck_require__(82392);
 
 /*:nodoc:*
  * new ActionAppend(options)
@@ -13166,7 +13166,7 @@ ActionAppend.prototype.call = function (parser, namespace, values) {
 
 /***/ }),
 
-/***/ 9819:
+/***/ 89819:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /*:nodoc:*
@@ -13183,9 +13183,9 @@ ActionAppend.prototype.call = function (parser, namespace, values) {
 
 
 
-var util = __nccwpck_require__(9023);
+var util = __nccwpck_require__(39023);
 
-var Action = __nccwpck_require__(2069);
+var Action = __nccwpck_require__(42069);
 
 /*:nodoc:*
  * new ActionAppendConstant(options)
@@ -13220,7 +13220,7 @@ ActionAppendConstant.prototype.call = function (parser, namespace) {
 
 /***/ }),
 
-/***/ 4433:
+/***/ 64433:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /*:nodoc:*
@@ -13234,9 +13234,9 @@ ActionAppendConstant.prototype.call = function (parser, namespace) {
  **/
 
 
-var util = __nccwpck_require__(9023);
+var util = __nccwpck_require__(39023);
 
-var Action = __nccwpck_require__(2069);
+var Action = __nccwpck_require__(42069);
 
 /*:nodoc:*
  * new ActionCount(options)
@@ -13267,7 +13267,7 @@ ActionCount.prototype.call = function (parser, namespace) {
 
 /***/ }),
 
-/***/ 347:
+/***/ 80347:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /*:nodoc:*
@@ -13278,12 +13278,12 @@ ActionCount.prototype.call = function (parser, namespace) {
  **/
 
 
-var util = __nccwpck_require__(9023);
+var util = __nccwpck_require__(39023);
 
-var Action = __nccwpck_require__(2069);
+var Action = __nccwpck_require__(42069);
 
 // Constants
-var c  = __nccwpck_require__(2392);
+var c  = __nccwpck_require__(82392);
 
 /*:nodoc:*
  * new ActionHelp(options)
@@ -13321,7 +13321,7 @@ ActionHelp.prototype.call = function (parser) {
 
 /***/ }),
 
-/***/ 3007:
+/***/ 33007:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /*:nodoc:*
@@ -13334,12 +13334,12 @@ ActionHelp.prototype.call = function (parser) {
  **/
 
 
-var util = __nccwpck_require__(9023);
+var util = __nccwpck_require__(39023);
 
-var Action = __nccwpck_require__(2069);
+var Action = __nccwpck_require__(42069);
 
 // Constants
-var c = __nccwpck_require__(2392);
+var c = __nccwpck_require__(82392);
 
 
 /*:nodoc:*
@@ -13393,9 +13393,9 @@ ActionStore.prototype.call = function (parser, namespace, values) {
  **/
 
 
-var util = __nccwpck_require__(9023);
+var util = __nccwpck_require__(39023);
 
-var Action = __nccwpck_require__(2069);
+var Action = __nccwpck_require__(42069);
 
 /*:nodoc:*
  * new ActionStoreConstant(options)
@@ -13428,7 +13428,7 @@ ActionStoreConstant.prototype.call = function (parser, namespace) {
 
 /***/ }),
 
-/***/ 4367:
+/***/ 34367:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /*:nodoc:*
@@ -13442,7 +13442,7 @@ ActionStoreConstant.prototype.call = function (parser, namespace) {
 
 
 
-var util = __nccwpck_require__(9023);
+var util = __nccwpck_require__(39023);
 
 var ActionStoreConstant = __nccwpck_require__(2774);
 
@@ -13462,7 +13462,7 @@ util.inherits(ActionStoreFalse, ActionStoreConstant);
 
 /***/ }),
 
-/***/ 2998:
+/***/ 82998:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /*:nodoc:*
@@ -13475,7 +13475,7 @@ util.inherits(ActionStoreFalse, ActionStoreConstant);
  **/
 
 
-var util = __nccwpck_require__(9023);
+var util = __nccwpck_require__(39023);
 
 var ActionStoreConstant = __nccwpck_require__(2774);
 
@@ -13495,7 +13495,7 @@ util.inherits(ActionStoreTrue, ActionStoreConstant);
 
 /***/ }),
 
-/***/ 4598:
+/***/ 64598:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /** internal
@@ -13507,17 +13507,17 @@ util.inherits(ActionStoreTrue, ActionStoreConstant);
  **/
 
 
-var util    = __nccwpck_require__(9023);
-var format  = (__nccwpck_require__(9023).format);
+var util    = __nccwpck_require__(39023);
+var format  = (__nccwpck_require__(39023).format);
 
 
-var Action = __nccwpck_require__(2069);
+var Action = __nccwpck_require__(42069);
 
 // Constants
-var c = __nccwpck_require__(2392);
+var c = __nccwpck_require__(82392);
 
 // Errors
-var argumentErrorHelper = __nccwpck_require__(1001);
+var argumentErrorHelper = __nccwpck_require__(41001);
 
 
 /*:nodoc:*
@@ -13651,7 +13651,7 @@ module.exports = ActionSubparsers;
 
 /***/ }),
 
-/***/ 5834:
+/***/ 25834:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /*:nodoc:*
@@ -13662,14 +13662,14 @@ module.exports = ActionSubparsers;
  **/
 
 
-var util = __nccwpck_require__(9023);
+var util = __nccwpck_require__(39023);
 
-var Action = __nccwpck_require__(2069);
+var Action = __nccwpck_require__(42069);
 
 //
 // Constants
 //
-var c = __nccwpck_require__(2392);
+var c = __nccwpck_require__(82392);
 
 /*:nodoc:*
  * new ActionVersion(options)
@@ -13705,7 +13705,7 @@ ActionVersion.prototype.call = function (parser) {
 
 /***/ }),
 
-/***/ 4549:
+/***/ 94549:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /** internal
@@ -13716,27 +13716,27 @@ ActionVersion.prototype.call = function (parser) {
 
 
 
-var format = (__nccwpck_require__(9023).format);
+var format = (__nccwpck_require__(39023).format);
 
 // Constants
-var c = __nccwpck_require__(2392);
+var c = __nccwpck_require__(82392);
 
-var $$ = __nccwpck_require__(2782);
+var $$ = __nccwpck_require__(22782);
 
 //Actions
-var ActionHelp = __nccwpck_require__(347);
-var ActionAppend = __nccwpck_require__(3796);
-var ActionAppendConstant = __nccwpck_require__(9819);
-var ActionCount = __nccwpck_require__(4433);
-var ActionStore = __nccwpck_require__(3007);
+var ActionHelp = __nccwpck_require__(80347);
+var ActionAppend = __nccwpck_require__(63796);
+var ActionAppendConstant = __nccwpck_require__(89819);
+var ActionCount = __nccwpck_require__(64433);
+var ActionStore = __nccwpck_require__(33007);
 var ActionStoreConstant = __nccwpck_require__(2774);
-var ActionStoreTrue = __nccwpck_require__(2998);
-var ActionStoreFalse = __nccwpck_require__(4367);
-var ActionVersion = __nccwpck_require__(5834);
-var ActionSubparsers = __nccwpck_require__(4598);
+var ActionStoreTrue = __nccwpck_require__(82998);
+var ActionStoreFalse = __nccwpck_require__(34367);
+var ActionVersion = __nccwpck_require__(25834);
+var ActionSubparsers = __nccwpck_require__(64598);
 
 // Errors
-var argumentErrorHelper = __nccwpck_require__(1001);
+var argumentErrorHelper = __nccwpck_require__(41001);
 
 /**
  * new ActionContainer(options)
@@ -13798,8 +13798,8 @@ var ActionContainer = module.exports = function ActionContainer(options) {
 };
 
 // Groups must be required, then ActionContainer already defined
-var ArgumentGroup = __nccwpck_require__(7096);
-var MutuallyExclusiveGroup = __nccwpck_require__(5543);
+var ArgumentGroup = __nccwpck_require__(17096);
+var MutuallyExclusiveGroup = __nccwpck_require__(65543);
 
 //
 // Registration methods
@@ -14194,31 +14194,31 @@ ActionContainer.prototype._handleConflictResolve = function (action, conflOption
 
 /***/ }),
 
-/***/ 7603:
+/***/ 19984:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-module.exports.ArgumentParser = __nccwpck_require__(7388);
-module.exports.Namespace = __nccwpck_require__(2324);
-module.exports.Action = __nccwpck_require__(2069);
-module.exports.HelpFormatter = __nccwpck_require__(5453);
-module.exports.Const = __nccwpck_require__(2392);
+module.exports.ArgumentParser = __nccwpck_require__(87388);
+module.exports.Namespace = __nccwpck_require__(92324);
+module.exports.Action = __nccwpck_require__(42069);
+module.exports.HelpFormatter = __nccwpck_require__(15453);
+module.exports.Const = __nccwpck_require__(82392);
 
-module.exports.ArgumentDefaultsHelpFormatter = __nccwpck_require__(2099).ArgumentDefaultsHelpFormatter;
-module.exports.RawDescriptionHelpFormatter = __nccwpck_require__(2099).RawDescriptionHelpFormatter;
-module.exports.RawTextHelpFormatter = __nccwpck_require__(2099).RawTextHelpFormatter;
+module.exports.ArgumentDefaultsHelpFormatter = __nccwpck_require__(22099).ArgumentDefaultsHelpFormatter;
+module.exports.RawDescriptionHelpFormatter = __nccwpck_require__(22099).RawDescriptionHelpFormatter;
+module.exports.RawTextHelpFormatter = __nccwpck_require__(22099).RawTextHelpFormatter;
 
 
 /***/ }),
 
-/***/ 1001:
+/***/ 41001:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 
-var format  = (__nccwpck_require__(9023).format);
+var format  = (__nccwpck_require__(39023).format);
 
 
 var ERR_CODE = 'ARGError';
@@ -14269,7 +14269,7 @@ module.exports = function (argument, message) {
 
 /***/ }),
 
-/***/ 5543:
+/***/ 65543:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /** internal
@@ -14286,9 +14286,9 @@ module.exports = function (argument, message) {
  **/
 
 
-var util = __nccwpck_require__(9023);
+var util = __nccwpck_require__(39023);
 
-var ArgumentGroup = __nccwpck_require__(7096);
+var ArgumentGroup = __nccwpck_require__(17096);
 
 /**
  * new MutuallyExclusiveGroup(container, options)
@@ -14330,7 +14330,7 @@ MutuallyExclusiveGroup.prototype._removeAction = function (action) {
 
 /***/ }),
 
-/***/ 7096:
+/***/ 17096:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /** internal
@@ -14347,9 +14347,9 @@ MutuallyExclusiveGroup.prototype._removeAction = function (action) {
  **/
 
 
-var util = __nccwpck_require__(9023);
+var util = __nccwpck_require__(39023);
 
-var ActionContainer = __nccwpck_require__(4549);
+var ActionContainer = __nccwpck_require__(94549);
 
 
 /**
@@ -14412,7 +14412,7 @@ ArgumentGroup.prototype._removeAction = function (action) {
 
 /***/ }),
 
-/***/ 7388:
+/***/ 87388:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /**
@@ -14424,24 +14424,24 @@ ArgumentGroup.prototype._removeAction = function (action) {
  **/
 
 
-var util    = __nccwpck_require__(9023);
-var format  = (__nccwpck_require__(9023).format);
-var Path    = __nccwpck_require__(6928);
-var sprintf = (__nccwpck_require__(9973).sprintf);
+var util    = __nccwpck_require__(39023);
+var format  = (__nccwpck_require__(39023).format);
+var Path    = __nccwpck_require__(16928);
+var sprintf = (__nccwpck_require__(19973).sprintf);
 
 // Constants
-var c = __nccwpck_require__(2392);
+var c = __nccwpck_require__(82392);
 
-var $$ = __nccwpck_require__(2782);
+var $$ = __nccwpck_require__(22782);
 
-var ActionContainer = __nccwpck_require__(4549);
+var ActionContainer = __nccwpck_require__(94549);
 
 // Errors
-var argumentErrorHelper = __nccwpck_require__(1001);
+var argumentErrorHelper = __nccwpck_require__(41001);
 
-var HelpFormatter = __nccwpck_require__(5453);
+var HelpFormatter = __nccwpck_require__(15453);
 
-var Namespace = __nccwpck_require__(2324);
+var Namespace = __nccwpck_require__(92324);
 
 
 /**
@@ -15024,7 +15024,7 @@ ArgumentParser.prototype._parseKnownArgs = function (argStrings, namespace) {
 ArgumentParser.prototype._readArgsFromFiles = function (argStrings) {
   // expand arguments referencing files
   var self = this;
-  var fs = __nccwpck_require__(9896);
+  var fs = __nccwpck_require__(79896);
   var newArgStrings = [];
   argStrings.forEach(function (argString) {
     if (self.fromfilePrefixChars.indexOf(argString[0]) < 0) {
@@ -15580,7 +15580,7 @@ module.exports = ArgumentParser;
 
 /***/ }),
 
-/***/ 2392:
+/***/ 82392:
 /***/ ((module) => {
 
 //
@@ -15608,18 +15608,18 @@ module.exports._UNRECOGNIZED_ARGS_ATTR = '_unrecognized_args';
 
 /***/ }),
 
-/***/ 2099:
+/***/ 22099:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-var util    = __nccwpck_require__(9023);
+var util    = __nccwpck_require__(39023);
 
 // Constants
-var c = __nccwpck_require__(2392);
+var c = __nccwpck_require__(82392);
 
-var $$ = __nccwpck_require__(2782);
-var HelpFormatter = __nccwpck_require__(5453);
+var $$ = __nccwpck_require__(22782);
+var HelpFormatter = __nccwpck_require__(15453);
 
 /**
  * new RawDescriptionHelpFormatter(options)
@@ -15702,7 +15702,7 @@ module.exports.RawTextHelpFormatter = RawTextHelpFormatter;
 
 /***/ }),
 
-/***/ 5453:
+/***/ 15453:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /**
@@ -15720,12 +15720,12 @@ module.exports.RawTextHelpFormatter = RawTextHelpFormatter;
  **/
 
 
-var sprintf = (__nccwpck_require__(9973).sprintf);
+var sprintf = (__nccwpck_require__(19973).sprintf);
 
 // Constants
-var c = __nccwpck_require__(2392);
+var c = __nccwpck_require__(82392);
 
-var $$ = __nccwpck_require__(2782);
+var $$ = __nccwpck_require__(22782);
 
 
 /*:nodoc:* internal
@@ -16504,7 +16504,7 @@ HelpFormatter.prototype._getHelpString = function (action) {
 
 /***/ }),
 
-/***/ 2324:
+/***/ 92324:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /**
@@ -16519,7 +16519,7 @@ HelpFormatter.prototype._getHelpString = function (action) {
  **/
 
 
-var $$ = __nccwpck_require__(2782);
+var $$ = __nccwpck_require__(22782);
 
 /**
  * new Namespace(options)
@@ -16587,7 +16587,7 @@ Namespace.prototype.unset = function (key, defaultValue) {
 
 /***/ }),
 
-/***/ 2782:
+/***/ 22782:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -16651,12 +16651,12 @@ exports.trimEnd = function (str) {
 
 /***/ }),
 
-/***/ 2353:
+/***/ 12353:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const {anyMap, producersMap, eventsMap} = __nccwpck_require__(278);
+const {anyMap, producersMap, eventsMap} = __nccwpck_require__(50278);
 
 const anyProducer = Symbol('anyProducer');
 const resolvedPromise = Promise.resolve();
@@ -17189,7 +17189,7 @@ module.exports = Emittery;
 
 /***/ }),
 
-/***/ 278:
+/***/ 50278:
 /***/ ((module) => {
 
 const anyMap = new WeakMap();
@@ -17205,7 +17205,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1620:
+/***/ 31620:
 /***/ ((module) => {
 
 
@@ -17216,7 +17216,7 @@ module.exports = Error;
 
 /***/ }),
 
-/***/ 3314:
+/***/ 73314:
 /***/ ((module) => {
 
 
@@ -17227,15 +17227,15 @@ module.exports = TypeError;
 
 /***/ }),
 
-/***/ 3783:
+/***/ 83783:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const fs = __nccwpck_require__(5744)
-const path = __nccwpck_require__(6928)
-const mkdirpSync = (__nccwpck_require__(1089).mkdirsSync)
-const utimesSync = (__nccwpck_require__(6934).utimesMillisSync)
+const fs = __nccwpck_require__(35744)
+const path = __nccwpck_require__(16928)
+const mkdirpSync = (__nccwpck_require__(31089).mkdirsSync)
+const utimesSync = (__nccwpck_require__(96934).utimesMillisSync)
 
 const notExist = Symbol('notExist')
 
@@ -17307,7 +17307,7 @@ function copyFile (srcStat, src, dest, opts) {
 
 function copyFileFallback (srcStat, src, dest, opts) {
   const BUF_LENGTH = 64 * 1024
-  const _buff = __nccwpck_require__(9635)(BUF_LENGTH)
+  const _buff = __nccwpck_require__(89635)(BUF_LENGTH)
 
   const fdr = fs.openSync(src, 'r')
   const fdw = fs.openSync(dest, 'w', srcStat.mode)
@@ -17427,28 +17427,28 @@ module.exports = copySync
 
 /***/ }),
 
-/***/ 1364:
+/***/ 11364:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 module.exports = {
-  copySync: __nccwpck_require__(3783)
+  copySync: __nccwpck_require__(83783)
 }
 
 
 /***/ }),
 
-/***/ 1759:
+/***/ 81759:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const fs = __nccwpck_require__(5744)
-const path = __nccwpck_require__(6928)
-const mkdirp = (__nccwpck_require__(1089).mkdirs)
-const pathExists = (__nccwpck_require__(2881).pathExists)
-const utimes = (__nccwpck_require__(6934).utimesMillis)
+const fs = __nccwpck_require__(35744)
+const path = __nccwpck_require__(16928)
+const mkdirp = (__nccwpck_require__(31089).mkdirs)
+const pathExists = (__nccwpck_require__(52881).pathExists)
+const utimes = (__nccwpck_require__(96934).utimesMillis)
 
 const notExist = Symbol('notExist')
 
@@ -17692,29 +17692,29 @@ module.exports = copy
 
 /***/ }),
 
-/***/ 5796:
+/***/ 75796:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const u = (__nccwpck_require__(5077)/* .fromCallback */ .S)
+const u = (__nccwpck_require__(95077)/* .fromCallback */ .S)
 module.exports = {
-  copy: u(__nccwpck_require__(1759))
+  copy: u(__nccwpck_require__(81759))
 }
 
 
 /***/ }),
 
-/***/ 7882:
+/***/ 47882:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const u = (__nccwpck_require__(5077)/* .fromCallback */ .S)
-const fs = __nccwpck_require__(9896)
-const path = __nccwpck_require__(6928)
-const mkdir = __nccwpck_require__(1089)
-const remove = __nccwpck_require__(6205)
+const u = (__nccwpck_require__(95077)/* .fromCallback */ .S)
+const fs = __nccwpck_require__(79896)
+const path = __nccwpck_require__(16928)
+const mkdir = __nccwpck_require__(31089)
+const remove = __nccwpck_require__(56205)
 
 const emptyDir = u(function emptyDir (dir, callback) {
   callback = callback || function () {}
@@ -17760,16 +17760,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3529:
+/***/ 13529:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const u = (__nccwpck_require__(5077)/* .fromCallback */ .S)
-const path = __nccwpck_require__(6928)
-const fs = __nccwpck_require__(5744)
-const mkdir = __nccwpck_require__(1089)
-const pathExists = (__nccwpck_require__(2881).pathExists)
+const u = (__nccwpck_require__(95077)/* .fromCallback */ .S)
+const path = __nccwpck_require__(16928)
+const fs = __nccwpck_require__(35744)
+const mkdir = __nccwpck_require__(31089)
+const pathExists = (__nccwpck_require__(52881).pathExists)
 
 function createFile (file, callback) {
   function makeFile () {
@@ -17816,14 +17816,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5779:
+/***/ 45779:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const file = __nccwpck_require__(3529)
-const link = __nccwpck_require__(8751)
-const symlink = __nccwpck_require__(4896)
+const file = __nccwpck_require__(13529)
+const link = __nccwpck_require__(38751)
+const symlink = __nccwpck_require__(84896)
 
 module.exports = {
   // file
@@ -17846,16 +17846,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8751:
+/***/ 38751:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const u = (__nccwpck_require__(5077)/* .fromCallback */ .S)
-const path = __nccwpck_require__(6928)
-const fs = __nccwpck_require__(5744)
-const mkdir = __nccwpck_require__(1089)
-const pathExists = (__nccwpck_require__(2881).pathExists)
+const u = (__nccwpck_require__(95077)/* .fromCallback */ .S)
+const path = __nccwpck_require__(16928)
+const fs = __nccwpck_require__(35744)
+const mkdir = __nccwpck_require__(31089)
+const pathExists = (__nccwpck_require__(52881).pathExists)
 
 function createLink (srcpath, dstpath, callback) {
   function makeLink (srcpath, dstpath) {
@@ -17914,14 +17914,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3121:
+/***/ 83121:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const path = __nccwpck_require__(6928)
-const fs = __nccwpck_require__(5744)
-const pathExists = (__nccwpck_require__(2881).pathExists)
+const path = __nccwpck_require__(16928)
+const fs = __nccwpck_require__(35744)
+const pathExists = (__nccwpck_require__(52881).pathExists)
 
 /**
  * Function that returns two types of paths, one relative to symlink, and one
@@ -18020,12 +18020,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7045:
+/***/ 87045:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const fs = __nccwpck_require__(5744)
+const fs = __nccwpck_require__(35744)
 
 function symlinkType (srcpath, type, callback) {
   callback = (typeof type === 'function') ? type : callback
@@ -18058,27 +18058,27 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4896:
+/***/ 84896:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const u = (__nccwpck_require__(5077)/* .fromCallback */ .S)
-const path = __nccwpck_require__(6928)
-const fs = __nccwpck_require__(5744)
-const _mkdirs = __nccwpck_require__(1089)
+const u = (__nccwpck_require__(95077)/* .fromCallback */ .S)
+const path = __nccwpck_require__(16928)
+const fs = __nccwpck_require__(35744)
+const _mkdirs = __nccwpck_require__(31089)
 const mkdirs = _mkdirs.mkdirs
 const mkdirsSync = _mkdirs.mkdirsSync
 
-const _symlinkPaths = __nccwpck_require__(3121)
+const _symlinkPaths = __nccwpck_require__(83121)
 const symlinkPaths = _symlinkPaths.symlinkPaths
 const symlinkPathsSync = _symlinkPaths.symlinkPathsSync
 
-const _symlinkType = __nccwpck_require__(7045)
+const _symlinkType = __nccwpck_require__(87045)
 const symlinkType = _symlinkType.symlinkType
 const symlinkTypeSync = _symlinkType.symlinkTypeSync
 
-const pathExists = (__nccwpck_require__(2881).pathExists)
+const pathExists = (__nccwpck_require__(52881).pathExists)
 
 function createSymlink (srcpath, dstpath, type, callback) {
   callback = (typeof type === 'function') ? type : callback
@@ -18134,8 +18134,8 @@ module.exports = {
 
 // This is adapted from https://github.com/normalize/mz
 // Copyright (c) 2014-2016 Jonathan Ong me@jongleberry.com and Contributors
-const u = (__nccwpck_require__(5077)/* .fromCallback */ .S)
-const fs = __nccwpck_require__(5744)
+const u = (__nccwpck_require__(95077)/* .fromCallback */ .S)
+const fs = __nccwpck_require__(35744)
 
 const api = [
   'access',
@@ -18239,7 +18239,7 @@ exports.write = function (fd, buffer, ...args) {
 
 /***/ }),
 
-/***/ 2136:
+/***/ 72136:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -18249,22 +18249,22 @@ module.exports = Object.assign(
   // Export promiseified graceful-fs:
   __nccwpck_require__(3506),
   // Export extra methods:
-  __nccwpck_require__(1364),
-  __nccwpck_require__(5796),
-  __nccwpck_require__(7882),
-  __nccwpck_require__(5779),
-  __nccwpck_require__(8471),
-  __nccwpck_require__(1089),
-  __nccwpck_require__(4252),
-  __nccwpck_require__(2076),
+  __nccwpck_require__(11364),
+  __nccwpck_require__(75796),
+  __nccwpck_require__(47882),
+  __nccwpck_require__(45779),
+  __nccwpck_require__(68471),
+  __nccwpck_require__(31089),
+  __nccwpck_require__(24252),
+  __nccwpck_require__(92076),
   __nccwpck_require__(484),
-  __nccwpck_require__(2881),
-  __nccwpck_require__(6205)
+  __nccwpck_require__(52881),
+  __nccwpck_require__(56205)
 )
 
 // Export fs.promises as a getter property so that we don't trigger
 // ExperimentalWarning before fs.promises is actually accessed.
-const fs = __nccwpck_require__(9896)
+const fs = __nccwpck_require__(79896)
 if (Object.getOwnPropertyDescriptor(fs, 'promises')) {
   Object.defineProperty(module.exports, "promises", ({
     get () { return fs.promises }
@@ -18274,16 +18274,16 @@ if (Object.getOwnPropertyDescriptor(fs, 'promises')) {
 
 /***/ }),
 
-/***/ 8471:
+/***/ 68471:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const u = (__nccwpck_require__(5077)/* .fromCallback */ .S)
-const jsonFile = __nccwpck_require__(6239)
+const u = (__nccwpck_require__(95077)/* .fromCallback */ .S)
+const jsonFile = __nccwpck_require__(86239)
 
 jsonFile.outputJson = u(__nccwpck_require__(3753))
-jsonFile.outputJsonSync = __nccwpck_require__(425)
+jsonFile.outputJsonSync = __nccwpck_require__(90425)
 // aliases
 jsonFile.outputJSON = jsonFile.outputJson
 jsonFile.outputJSONSync = jsonFile.outputJsonSync
@@ -18297,13 +18297,13 @@ module.exports = jsonFile
 
 /***/ }),
 
-/***/ 6239:
+/***/ 86239:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const u = (__nccwpck_require__(5077)/* .fromCallback */ .S)
-const jsonFile = __nccwpck_require__(2064)
+const u = (__nccwpck_require__(95077)/* .fromCallback */ .S)
+const jsonFile = __nccwpck_require__(92064)
 
 module.exports = {
   // jsonfile exports
@@ -18316,15 +18316,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 425:
+/***/ 90425:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const fs = __nccwpck_require__(5744)
-const path = __nccwpck_require__(6928)
-const mkdir = __nccwpck_require__(1089)
-const jsonFile = __nccwpck_require__(6239)
+const fs = __nccwpck_require__(35744)
+const path = __nccwpck_require__(16928)
+const mkdir = __nccwpck_require__(31089)
+const jsonFile = __nccwpck_require__(86239)
 
 function outputJsonSync (file, data, options) {
   const dir = path.dirname(file)
@@ -18346,10 +18346,10 @@ module.exports = outputJsonSync
 
 
 
-const path = __nccwpck_require__(6928)
-const mkdir = __nccwpck_require__(1089)
-const pathExists = (__nccwpck_require__(2881).pathExists)
-const jsonFile = __nccwpck_require__(6239)
+const path = __nccwpck_require__(16928)
+const mkdir = __nccwpck_require__(31089)
+const pathExists = (__nccwpck_require__(52881).pathExists)
+const jsonFile = __nccwpck_require__(86239)
 
 function outputJson (file, data, options, callback) {
   if (typeof options === 'function') {
@@ -18375,13 +18375,13 @@ module.exports = outputJson
 
 /***/ }),
 
-/***/ 1089:
+/***/ 31089:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
-const u = (__nccwpck_require__(5077)/* .fromCallback */ .S)
-const mkdirs = u(__nccwpck_require__(2009))
-const mkdirsSync = __nccwpck_require__(185)
+const u = (__nccwpck_require__(95077)/* .fromCallback */ .S)
+const mkdirs = u(__nccwpck_require__(82009))
+const mkdirsSync = __nccwpck_require__(30185)
 
 module.exports = {
   mkdirs,
@@ -18396,14 +18396,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 185:
+/***/ 30185:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const fs = __nccwpck_require__(5744)
-const path = __nccwpck_require__(6928)
-const invalidWin32Path = (__nccwpck_require__(4766).invalidWin32Path)
+const fs = __nccwpck_require__(35744)
+const path = __nccwpck_require__(16928)
+const invalidWin32Path = (__nccwpck_require__(44766).invalidWin32Path)
 
 const o777 = parseInt('0777', 8)
 
@@ -18457,14 +18457,14 @@ module.exports = mkdirsSync
 
 /***/ }),
 
-/***/ 2009:
+/***/ 82009:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const fs = __nccwpck_require__(5744)
-const path = __nccwpck_require__(6928)
-const invalidWin32Path = (__nccwpck_require__(4766).invalidWin32Path)
+const fs = __nccwpck_require__(35744)
+const path = __nccwpck_require__(16928)
+const invalidWin32Path = (__nccwpck_require__(44766).invalidWin32Path)
 
 const o777 = parseInt('0777', 8)
 
@@ -18527,12 +18527,12 @@ module.exports = mkdirs
 
 /***/ }),
 
-/***/ 4766:
+/***/ 44766:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const path = __nccwpck_require__(6928)
+const path = __nccwpck_require__(16928)
 
 // get drive on windows
 function getRootPath (p) {
@@ -18559,17 +18559,17 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4252:
+/***/ 24252:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const fs = __nccwpck_require__(5744)
-const path = __nccwpck_require__(6928)
-const copySync = (__nccwpck_require__(1364).copySync)
-const removeSync = (__nccwpck_require__(6205).removeSync)
-const mkdirpSync = (__nccwpck_require__(1089).mkdirsSync)
-const buffer = __nccwpck_require__(9635)
+const fs = __nccwpck_require__(35744)
+const path = __nccwpck_require__(16928)
+const copySync = (__nccwpck_require__(11364).copySync)
+const removeSync = (__nccwpck_require__(56205).removeSync)
+const mkdirpSync = (__nccwpck_require__(31089).mkdirsSync)
+const buffer = __nccwpck_require__(89635)
 
 function moveSync (src, dest, options) {
   options = options || {}
@@ -18683,18 +18683,18 @@ module.exports = {
 
 /***/ }),
 
-/***/ 2076:
+/***/ 92076:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const u = (__nccwpck_require__(5077)/* .fromCallback */ .S)
-const fs = __nccwpck_require__(5744)
-const path = __nccwpck_require__(6928)
-const copy = (__nccwpck_require__(5796).copy)
-const remove = (__nccwpck_require__(6205).remove)
-const mkdirp = (__nccwpck_require__(1089).mkdirp)
-const pathExists = (__nccwpck_require__(2881).pathExists)
+const u = (__nccwpck_require__(95077)/* .fromCallback */ .S)
+const fs = __nccwpck_require__(35744)
+const path = __nccwpck_require__(16928)
+const copy = (__nccwpck_require__(75796).copy)
+const remove = (__nccwpck_require__(56205).remove)
+const mkdirp = (__nccwpck_require__(31089).mkdirp)
+const pathExists = (__nccwpck_require__(52881).pathExists)
 
 function move (src, dest, opts, cb) {
   if (typeof opts === 'function') {
@@ -18777,11 +18777,11 @@ module.exports = {
 
 
 
-const u = (__nccwpck_require__(5077)/* .fromCallback */ .S)
-const fs = __nccwpck_require__(5744)
-const path = __nccwpck_require__(6928)
-const mkdir = __nccwpck_require__(1089)
-const pathExists = (__nccwpck_require__(2881).pathExists)
+const u = (__nccwpck_require__(95077)/* .fromCallback */ .S)
+const fs = __nccwpck_require__(35744)
+const path = __nccwpck_require__(16928)
+const mkdir = __nccwpck_require__(31089)
+const pathExists = (__nccwpck_require__(52881).pathExists)
 
 function outputFile (file, data, encoding, callback) {
   if (typeof encoding === 'function') {
@@ -18819,11 +18819,11 @@ module.exports = {
 
 /***/ }),
 
-/***/ 2881:
+/***/ 52881:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
-const u = (__nccwpck_require__(5077)/* .fromPromise */ .z)
+const u = (__nccwpck_require__(95077)/* .fromPromise */ .z)
 const fs = __nccwpck_require__(3506)
 
 function pathExists (path) {
@@ -18838,13 +18838,13 @@ module.exports = {
 
 /***/ }),
 
-/***/ 6205:
+/***/ 56205:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const u = (__nccwpck_require__(5077)/* .fromCallback */ .S)
-const rimraf = __nccwpck_require__(7864)
+const u = (__nccwpck_require__(95077)/* .fromCallback */ .S)
+const rimraf = __nccwpck_require__(77864)
 
 module.exports = {
   remove: u(rimraf),
@@ -18854,14 +18854,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7864:
+/***/ 77864:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const fs = __nccwpck_require__(5744)
-const path = __nccwpck_require__(6928)
-const assert = __nccwpck_require__(2613)
+const fs = __nccwpck_require__(35744)
+const path = __nccwpck_require__(16928)
+const assert = __nccwpck_require__(42613)
 
 const isWindows = (process.platform === 'win32')
 
@@ -19175,7 +19175,7 @@ rimraf.sync = rimrafSync
 
 /***/ }),
 
-/***/ 9635:
+/***/ 89635:
 /***/ ((module) => {
 
 
@@ -19194,14 +19194,14 @@ module.exports = function (size) {
 
 /***/ }),
 
-/***/ 6934:
+/***/ 96934:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const fs = __nccwpck_require__(5744)
-const os = __nccwpck_require__(857)
-const path = __nccwpck_require__(6928)
+const fs = __nccwpck_require__(35744)
+const os = __nccwpck_require__(70857)
+const path = __nccwpck_require__(16928)
 
 // HFS, ext{2,3}, FAT do not, Node.js v0.10 does not
 function hasMillisResSync () {
@@ -19280,7 +19280,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9808:
+/***/ 99808:
 /***/ ((module) => {
 
 
@@ -19371,19 +19371,19 @@ module.exports = function bind(that) {
 
 /***/ }),
 
-/***/ 7564:
+/***/ 37564:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-var implementation = __nccwpck_require__(9808);
+var implementation = __nccwpck_require__(99808);
 
 module.exports = Function.prototype.bind || implementation;
 
 
 /***/ }),
 
-/***/ 3964:
+/***/ 73964:
 /***/ ((module) => {
 
 
@@ -19413,15 +19413,15 @@ function clone (obj) {
 
 /***/ }),
 
-/***/ 5744:
+/***/ 35744:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-var fs = __nccwpck_require__(9896)
-var polyfills = __nccwpck_require__(3501)
-var legacy = __nccwpck_require__(2270)
-var clone = __nccwpck_require__(3964)
+var fs = __nccwpck_require__(79896)
+var polyfills = __nccwpck_require__(83501)
+var legacy = __nccwpck_require__(12270)
+var clone = __nccwpck_require__(73964)
 
-var util = __nccwpck_require__(9023)
+var util = __nccwpck_require__(39023)
 
 /* istanbul ignore next - node 0.x polyfill */
 var gracefulQueue
@@ -19502,7 +19502,7 @@ if (!fs[gracefulQueue]) {
   if (/\bgfs4\b/i.test(process.env.NODE_DEBUG || '')) {
     process.on('exit', function() {
       debug(fs[gracefulQueue])
-      __nccwpck_require__(2613).equal(fs[gracefulQueue].length, 0)
+      __nccwpck_require__(42613).equal(fs[gracefulQueue].length, 0)
     })
   }
 }
@@ -19868,7 +19868,7 @@ function retry () {
 
 /***/ }),
 
-/***/ 2270:
+/***/ 12270:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 var Stream = (__nccwpck_require__(2203).Stream)
@@ -19993,10 +19993,10 @@ function legacy (fs) {
 
 /***/ }),
 
-/***/ 3501:
+/***/ 83501:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-var constants = __nccwpck_require__(9140)
+var constants = __nccwpck_require__(49140)
 
 var origCwd = process.cwd
 var cwd = null
@@ -20355,7 +20355,7 @@ function patch (fs) {
 
 /***/ }),
 
-/***/ 3813:
+/***/ 83813:
 /***/ ((module) => {
 
 
@@ -20370,14 +20370,14 @@ module.exports = (flag, argv = process.argv) => {
 
 /***/ }),
 
-/***/ 4076:
+/***/ 54076:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 var call = Function.prototype.call;
 var $hasOwn = Object.prototype.hasOwnProperty;
-var bind = __nccwpck_require__(7564);
+var bind = __nccwpck_require__(37564);
 
 /** @type {import('.')} */
 module.exports = bind.call(call, $hasOwn);
@@ -20385,7 +20385,7 @@ module.exports = bind.call(call, $hasOwn);
 
 /***/ }),
 
-/***/ 618:
+/***/ 40618:
 /***/ ((module) => {
 
 
@@ -20419,12 +20419,12 @@ module.exports = importFn => {
 
 /***/ }),
 
-/***/ 5223:
+/***/ 65223:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-var hasOwn = __nccwpck_require__(4076);
+var hasOwn = __nccwpck_require__(54076);
 
 /** @type {(current: string, specifier: string) => boolean} */
 function specifierIncluded(current, specifier) {
@@ -20492,7 +20492,7 @@ function versionIncluded(nodeVersion, specifierValue) {
 /** @import { Data, Module } from '.' */
 
 /** @type {Data} */
-var data = __nccwpck_require__(7324);
+var data = __nccwpck_require__(17324);
 
 /** @type {typeof import('.')} */
 module.exports = function isCore(x, nodeVersion) {
@@ -20502,24 +20502,24 @@ module.exports = function isCore(x, nodeVersion) {
 
 /***/ }),
 
-/***/ 2387:
+/***/ 32387:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 module.exports.__defineGetter__('parse', function() {
-	return (__nccwpck_require__(2924).parse)
+	return (__nccwpck_require__(72924).parse)
 })
 
 module.exports.__defineGetter__('stringify', function() {
-	return (__nccwpck_require__(5410)/* .stringify */ .A)
+	return (__nccwpck_require__(35410)/* .stringify */ .A)
 })
 
 module.exports.__defineGetter__('tokenize', function() {
-	return (__nccwpck_require__(2924).tokenize)
+	return (__nccwpck_require__(72924).tokenize)
 })
 
 module.exports.__defineGetter__('update', function() {
-	return (__nccwpck_require__(8410)/* .update */ .f)
+	return (__nccwpck_require__(58410)/* .update */ .f)
 })
 
 module.exports.__defineGetter__('analyze', function() {
@@ -20545,7 +20545,7 @@ module.exports.__defineGetter__('utils', function() {
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
-var tokenize = (__nccwpck_require__(2924).tokenize)
+var tokenize = (__nccwpck_require__(72924).tokenize)
 
 module.exports.n = function analyzeJSON(input, options) {
   if (options == null) options = {}
@@ -20635,14 +20635,14 @@ module.exports.n = function analyzeJSON(input, options) {
 
 /***/ }),
 
-/***/ 8410:
+/***/ 58410:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 var __webpack_unused_export__;
 
-var assert = __nccwpck_require__(2613)
-var tokenize = (__nccwpck_require__(2924).tokenize)
-var stringify = (__nccwpck_require__(5410)/* .stringify */ .A)
+var assert = __nccwpck_require__(42613)
+var tokenize = (__nccwpck_require__(72924).tokenize)
+var stringify = (__nccwpck_require__(35410)/* .stringify */ .A)
 var analyze = (__nccwpck_require__(1067)/* .analyze */ .n)
 
 function isObject(x) {
@@ -21123,13 +21123,13 @@ module.exports.f = function updateJSON(source, new_value, options) {
 
 /***/ }),
 
-/***/ 2924:
+/***/ 72924:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 // RTFM: http://www.ecma-international.org/publications/files/ECMA-ST/Ecma-262.pdf
 
-var Uni = __nccwpck_require__(760)
+var Uni = __nccwpck_require__(30760)
 
 function isHexDigit(x) {
   return (x >= '0' && x <= '9')
@@ -21890,11 +21890,11 @@ module.exports.tokenize = function tokenizeJSON(input, options) {
 
 /***/ }),
 
-/***/ 5410:
+/***/ 35410:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
-var Uni = __nccwpck_require__(760)
+var Uni = __nccwpck_require__(30760)
 
 // Fix Function#name on browsers that do not support it (IE)
 // http://stackoverflow.com/questions/6903762/function-name-not-supported-in-ie
@@ -22275,7 +22275,7 @@ module.exports.A = function stringifyJSON(object, options, _space) {
 
 /***/ }),
 
-/***/ 760:
+/***/ 30760:
 /***/ ((module) => {
 
 
@@ -22355,8 +22355,8 @@ module.exports.NonAsciiIdentifierPart = /[\xAA\xB5\xBA\xC0-\xD6\xD8-\xF6\xF8-\u0
 /***/ 2526:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-var FS  = __nccwpck_require__(9896)
-var jju = __nccwpck_require__(2387)
+var FS  = __nccwpck_require__(79896)
+var jju = __nccwpck_require__(32387)
 
 // this function registers json5 extension, so you
 // can do `require("./config.json5")` kind of thing
@@ -22378,7 +22378,7 @@ module.exports.patch_JSON_parse = function() {
       return _parse(text, rev)
     } catch(err) {
       // this call should always throw
-      (__nccwpck_require__(2387).parse)(text, {
+      (__nccwpck_require__(32387).parse)(text, {
         mode: 'json',
         legacy: true,
         reviver: rev,
@@ -22405,14 +22405,14 @@ module.exports.middleware = function() {
 
 /***/ }),
 
-/***/ 2064:
+/***/ 92064:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 var _fs
 try {
-  _fs = __nccwpck_require__(5744)
+  _fs = __nccwpck_require__(35744)
 } catch (_) {
-  _fs = __nccwpck_require__(9896)
+  _fs = __nccwpck_require__(79896)
 }
 
 function readFile (file, options, callback) {
@@ -22546,16 +22546,16 @@ module.exports = jsonfile
 
 /***/ }),
 
-/***/ 3995:
+/***/ 53995:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-var PgQueryModule=(()=>{var _scriptName=globalThis.document?.currentScript?.src;return async function(moduleArg={}){var Module=moduleArg;var ENVIRONMENT_IS_WEB=!!globalThis.window;var ENVIRONMENT_IS_WORKER=!!globalThis.WorkerGlobalScope;var ENVIRONMENT_IS_NODE=globalThis.process?.versions?.node&&globalThis.process?.type!="renderer";var programArgs=[];var thisProgram="./this.program";var quit_=(status,toThrow)=>{throw toThrow};if(typeof __filename!="undefined"){_scriptName=__filename}else if(ENVIRONMENT_IS_WORKER){_scriptName=self.location.href}var scriptDirectory="";function locateFile(path){if(Module["locateFile"]){return Module["locateFile"](path,scriptDirectory)}return scriptDirectory+path}var readAsync,readBinary;if(ENVIRONMENT_IS_NODE){var fs=__nccwpck_require__(3024);scriptDirectory=__dirname+"/";readBinary=filename=>{filename=isFileURI(filename)?new URL(filename):filename;var ret=fs.readFileSync(filename);return ret};readAsync=async(filename,binary=true)=>{filename=isFileURI(filename)?new URL(filename):filename;var ret=fs.readFileSync(filename,binary?undefined:"utf8");return ret};if(process.argv.length>1){thisProgram=process.argv[1].replace(/\\/g,"/")}programArgs=process.argv.slice(2);quit_=(status,toThrow)=>{process.exitCode=status;throw toThrow}}else if(ENVIRONMENT_IS_WEB||ENVIRONMENT_IS_WORKER){try{scriptDirectory=new URL(".",_scriptName).href}catch{}{if(ENVIRONMENT_IS_WORKER){readBinary=url=>{var xhr=new XMLHttpRequest;xhr.open("GET",url,false);xhr.responseType="arraybuffer";xhr.send(null);return new Uint8Array(xhr.response)}}readAsync=async url=>{var response=await fetch(url,{credentials:"same-origin"});if(response.ok){return response.arrayBuffer()}throw new Error(response.status+" : "+response.url)}}}else{}var out=console.log.bind(console);var err=console.error.bind(console);var wasmBinary;var ABORT=false;var EXITSTATUS;var isFileURI=filename=>filename.startsWith("file://");class EmscriptenEH{}class EmscriptenSjLj extends EmscriptenEH{}var runtimeInitialized=false;function getMemoryBuffer(){return wasmMemory.buffer}function updateMemoryViews(){if(HEAP8?.buffer?.resizable)return;var b=getMemoryBuffer();HEAP8=new Int8Array(b);HEAP16=new Int16Array(b);Module["HEAPU8"]=HEAPU8=new Uint8Array(b);HEAPU16=new Uint16Array(b);HEAP32=new Int32Array(b);Module["HEAPU32"]=HEAPU32=new Uint32Array(b);HEAPF32=new Float32Array(b);HEAPF64=new Float64Array(b);HEAP64=new BigInt64Array(b);HEAPU64=new BigUint64Array(b)}function preRun(){var preRun=Module["preRun"];if(preRun){if(typeof preRun=="function")preRun=[preRun];onPreRuns.push(...preRun)}callRuntimeCallbacks(onPreRuns)}function initRuntime(){runtimeInitialized=true;if(!Module["noFSInit"]&&!FS.initialized)FS.init();TTY.init();wasmExports["A"]();FS.ignorePermissions=false}function postRun(){var postRun=Module["postRun"];if(postRun){if(typeof postRun=="function")postRun=[postRun];onPostRuns.push(...postRun)}callRuntimeCallbacks(onPostRuns)}function abort(what){Module["onAbort"]?.(what);what=`Aborted(${what})`;err(what);ABORT=true;what+=". Build with -sASSERTIONS for more info.";var e=new WebAssembly.RuntimeError(what);throw e}var wasmBinaryFile;function findWasmBinary(){return locateFile("libpg-query.wasm")}function getBinarySync(file){if(readBinary){return readBinary(file)}throw"both async and sync fetching of the wasm failed"}async function getWasmBinary(binaryFile){if(!wasmBinary){try{var response=await readAsync(binaryFile);return new Uint8Array(response)}catch{}}return getBinarySync(binaryFile)}async function instantiateArrayBuffer(binaryFile,imports){try{var binary=await getWasmBinary(binaryFile);var instance=await WebAssembly.instantiate(binary,imports);return instance}catch(reason){err(`failed to asynchronously prepare wasm: ${reason}`);abort(reason)}}async function instantiateAsync(binary,binaryFile,imports){if(!binary&&!ENVIRONMENT_IS_NODE){try{var response=fetch(binaryFile,{credentials:"same-origin"});var instantiationResult=await WebAssembly.instantiateStreaming(response,imports);return instantiationResult}catch(reason){err(`wasm streaming compile failed: ${reason}`);err("falling back to ArrayBuffer instantiation")}}return instantiateArrayBuffer(binaryFile,imports)}function getWasmImports(){var imports={a:wasmImports};return imports}async function createWasm(){function receiveInstance(instance){wasmExports=instance.exports;assignWasmExports(wasmExports);updateMemoryViews();return wasmExports}function receiveInstantiationResult(result){return receiveInstance(result["instance"])}var info=getWasmImports();var instantiateWasm=Module["instantiateWasm"];if(instantiateWasm){return new Promise(resolve=>{instantiateWasm(info,inst=>resolve(receiveInstance(inst)))})}wasmBinaryFile??=findWasmBinary();var result=await instantiateAsync(wasmBinary,wasmBinaryFile,info);var exports=receiveInstantiationResult(result);return exports}class ExitStatus{name="ExitStatus";constructor(status){this.message=`Program terminated with exit(${status})`;this.status=status}}var HEAP16;var HEAP32;var HEAP64;var HEAP8;var HEAPF32;var HEAPF64;var HEAPU16;var HEAPU32;var HEAPU64;var HEAPU8;var callRuntimeCallbacks=callbacks=>{while(callbacks.length>0){callbacks.shift()(Module)}};var onPostRuns=[];var onPreRuns=[];function getValue(ptr,type="i8"){if(type.endsWith("*"))type="*";switch(type){case"i1":return HEAP8[ptr];case"i8":return HEAP8[ptr];case"i16":return HEAP16[ptr>>1];case"i32":return HEAP32[ptr>>2];case"i64":return HEAP64[ptr>>3];case"float":return HEAPF32[ptr>>2];case"double":return HEAPF64[ptr>>3];case"*":return HEAPU32[ptr>>2];default:abort(`invalid type for getValue: ${type}`)}}var noExitRuntime=true;var stackRestore=val=>__emscripten_stack_restore(val);var stackSave=()=>_emscripten_stack_get_current();var UTF8Decoder=globalThis.TextDecoder&&new TextDecoder;var findStringEnd=(heapOrArray,idx,maxBytesToRead,ignoreNul)=>{var maxIdx=idx+maxBytesToRead;if(ignoreNul)return maxIdx;while(heapOrArray[idx]&&!(idx>=maxIdx))++idx;return idx};var UTF8ArrayToString=(heapOrArray,idx=0,maxBytesToRead,ignoreNul)=>{var endPtr=findStringEnd(heapOrArray,idx,maxBytesToRead,ignoreNul);if(endPtr-idx>16&&heapOrArray.buffer&&UTF8Decoder){return UTF8Decoder.decode(heapOrArray.subarray(idx,endPtr))}var str="";while(idx<endPtr){var u0=heapOrArray[idx++];if(!(u0&128)){str+=String.fromCharCode(u0);continue}var u1=heapOrArray[idx++]&63;if((u0&224)==192){str+=String.fromCharCode((u0&31)<<6|u1);continue}var u2=heapOrArray[idx++]&63;if((u0&240)==224){u0=(u0&15)<<12|u1<<6|u2}else{u0=(u0&7)<<18|u1<<12|u2<<6|heapOrArray[idx++]&63}if(u0<65536){str+=String.fromCharCode(u0)}else{var ch=u0-65536;str+=String.fromCharCode(55296|ch>>10,56320|ch&1023)}}return str};var UTF8ToString=(ptr,maxBytesToRead,ignoreNul)=>ptr?UTF8ArrayToString(HEAPU8,ptr,maxBytesToRead,ignoreNul):"";var ___assert_fail=(condition,filename,line,func)=>abort(`Assertion failed: ${UTF8ToString(condition)}, at: `+[filename?UTF8ToString(filename):"unknown filename",line,func?UTF8ToString(func):"unknown function"]);var __abort_js=()=>abort("");var runtimeKeepaliveCounter=0;var __emscripten_runtime_keepalive_clear=()=>{noExitRuntime=false;runtimeKeepaliveCounter=0};var __emscripten_throw_longjmp=()=>{throw new EmscriptenSjLj};var timers={};var handleException=e=>{if(e instanceof ExitStatus||e=="unwind"){return EXITSTATUS}quit_(1,e)};var keepRuntimeAlive=()=>noExitRuntime||runtimeKeepaliveCounter>0;var _proc_exit=code=>{EXITSTATUS=code;if(!keepRuntimeAlive()){Module["onExit"]?.(code);ABORT=true}quit_(code,new ExitStatus(code))};var exitJS=(status,implicit)=>{EXITSTATUS=status;_proc_exit(status)};var _exit=exitJS;var maybeExit=()=>{if(!keepRuntimeAlive()){try{_exit(EXITSTATUS)}catch(e){handleException(e)}}};var callUserCallback=func=>{if(ABORT){return}try{return func()}catch(e){handleException(e)}finally{maybeExit()}};var _emscripten_get_now=()=>performance.now();var __setitimer_js=(which,timeout_ms)=>{if(timers[which]){clearTimeout(timers[which].id);delete timers[which]}if(!timeout_ms)return 0;var id=setTimeout(()=>{delete timers[which];callUserCallback(()=>__emscripten_timeout(which,_emscripten_get_now()))},timeout_ms);timers[which]={id,timeout_ms};return 0};var getHeapMax=()=>1073741824;var alignMemory=(size,alignment)=>Math.ceil(size/alignment)*alignment;var growMemory=size=>{var oldHeapSize=wasmMemory.buffer.byteLength;var pages=(size-oldHeapSize+65535)/65536|0;try{wasmMemory.grow(pages);updateMemoryViews();return 1}catch(e){}};var _emscripten_resize_heap=requestedSize=>{var oldSize=HEAPU8.length;requestedSize>>>=0;var maxHeapSize=getHeapMax();if(requestedSize>maxHeapSize){return false}for(var cutDown=1;cutDown<=4;cutDown*=2){var overGrownHeapSize=oldSize*(1+.2/cutDown);overGrownHeapSize=Math.min(overGrownHeapSize,requestedSize+100663296);var newSize=Math.min(maxHeapSize,alignMemory(Math.max(requestedSize,overGrownHeapSize),65536));var replacement=growMemory(newSize);if(replacement){return true}}return false};var PATH={isAbs:path=>path.charAt(0)==="/",splitPath:filename=>{var splitPathRe=/^(\/?|)([\s\S]*?)((?:\.{1,2}|[^\/]+?|)(\.[^.\/]*|))(?:[\/]*)$/;return splitPathRe.exec(filename).slice(1)},normalizeArray:(parts,allowAboveRoot)=>{var up=0;for(var i=parts.length-1;i>=0;i--){var last=parts[i];if(last==="."){parts.splice(i,1)}else if(last===".."){parts.splice(i,1);up++}else if(up){parts.splice(i,1);up--}}if(allowAboveRoot){for(;up;up--){parts.unshift("..")}}return parts},normalize:path=>{var isAbsolute=PATH.isAbs(path),trailingSlash=path.slice(-1)==="/";path=PATH.normalizeArray(path.split("/").filter(p=>!!p),!isAbsolute).join("/");if(!path&&!isAbsolute){path="."}if(path&&trailingSlash){path+="/"}return(isAbsolute?"/":"")+path},dirname:path=>{var result=PATH.splitPath(path),root=result[0],dir=result[1];if(!root&&!dir){return"."}if(dir){dir=dir.slice(0,-1)}return root+dir},basename:path=>path&&path.match(/([^\/]+|\/)\/*$/)[1],join:(...paths)=>PATH.normalize(paths.join("/")),join2:(l,r)=>PATH.normalize(l+"/"+r)};var initRandomFill=()=>{if(ENVIRONMENT_IS_NODE){var nodeCrypto=__nccwpck_require__(7598);return view=>(nodeCrypto.randomFillSync(view),0)}return view=>(crypto.getRandomValues(view),0)};var randomFill=view=>(randomFill=initRandomFill())(view);var PATH_FS={resolve:(...args)=>{var resolvedPath="",resolvedAbsolute=false;for(var i=args.length-1;i>=-1&&!resolvedAbsolute;i--){var path=i>=0?args[i]:FS.cwd();if(typeof path!="string"){throw new TypeError("Arguments to path.resolve must be strings")}else if(!path){return""}resolvedPath=path+"/"+resolvedPath;resolvedAbsolute=PATH.isAbs(path)}resolvedPath=PATH.normalizeArray(resolvedPath.split("/").filter(p=>!!p),!resolvedAbsolute).join("/");return(resolvedAbsolute?"/":"")+resolvedPath||"."},relative:(from,to)=>{from=PATH_FS.resolve(from).slice(1);to=PATH_FS.resolve(to).slice(1);function trim(arr){var start=0;for(;start<arr.length;start++){if(arr[start]!=="")break}var end=arr.length-1;for(;end>=0;end--){if(arr[end]!=="")break}if(start>end)return[];return arr.slice(start,end-start+1)}var fromParts=trim(from.split("/"));var toParts=trim(to.split("/"));var length=Math.min(fromParts.length,toParts.length);var samePartsLength=length;for(var i=0;i<length;i++){if(fromParts[i]!==toParts[i]){samePartsLength=i;break}}var outputParts=[];for(var i=samePartsLength;i<fromParts.length;i++){outputParts.push("..")}outputParts=outputParts.concat(toParts.slice(samePartsLength));return outputParts.join("/")}};var FS_stdin_getChar_buffer=[];var lengthBytesUTF8=str=>{var len=0;for(var i=0;i<str.length;++i){var c=str.charCodeAt(i);if(c<=127){len++}else if(c<=2047){len+=2}else if(c>=55296&&c<=57343){len+=4;++i}else{len+=3}}return len};var stringToUTF8Array=(str,heap,outIdx,maxBytesToWrite)=>{if(!(maxBytesToWrite>0))return 0;var startIdx=outIdx;var endIdx=outIdx+maxBytesToWrite-1;for(var i=0;i<str.length;++i){var u=str.codePointAt(i);if(u<=127){if(outIdx>=endIdx)break;heap[outIdx++]=u}else if(u<=2047){if(outIdx+1>=endIdx)break;heap[outIdx++]=192|u>>6;heap[outIdx++]=128|u&63}else if(u<=65535){if(outIdx+2>=endIdx)break;heap[outIdx++]=224|u>>12;heap[outIdx++]=128|u>>6&63;heap[outIdx++]=128|u&63}else{if(outIdx+3>=endIdx)break;heap[outIdx++]=240|u>>18;heap[outIdx++]=128|u>>12&63;heap[outIdx++]=128|u>>6&63;heap[outIdx++]=128|u&63;i++}}heap[outIdx]=0;return outIdx-startIdx};var intArrayFromString=(stringy,dontAddNull,length)=>{var len=length>0?length:lengthBytesUTF8(stringy)+1;var u8array=new Array(len);var numBytesWritten=stringToUTF8Array(stringy,u8array,0,u8array.length);if(dontAddNull)u8array.length=numBytesWritten;return u8array};var FS_stdin_getChar=()=>{if(!FS_stdin_getChar_buffer.length){var result=null;if(ENVIRONMENT_IS_NODE){var BUFSIZE=256;var buf=Buffer.alloc(BUFSIZE);var bytesRead=0;var fd=process.stdin.fd;try{bytesRead=fs.readSync(fd,buf,0,BUFSIZE)}catch(e){if(e.toString().includes("EOF"))bytesRead=0;else throw e}if(bytesRead>0){result=buf.slice(0,bytesRead).toString("utf-8")}}else if(globalThis.window?.prompt){result=window.prompt("Input: ");if(result!==null){result+="\n"}}else{}if(!result){return null}FS_stdin_getChar_buffer=intArrayFromString(result,true)}return FS_stdin_getChar_buffer.shift()};var TTY={ttys:[],init(){},shutdown(){},register(dev,ops){TTY.ttys[dev]={input:[],output:[],ops};FS.registerDevice(dev,TTY.stream_ops)},stream_ops:{open(stream){var tty=TTY.ttys[stream.node.rdev];if(!tty){throw new FS.ErrnoError(43)}stream.tty=tty;stream.seekable=false},close(stream){stream.tty.ops.fsync(stream.tty)},fsync(stream){stream.tty.ops.fsync(stream.tty)},read(stream,buffer,offset,length,pos){if(!stream.tty||!stream.tty.ops.get_char){throw new FS.ErrnoError(60)}var bytesRead=0;for(var i=0;i<length;i++){var result;try{result=stream.tty.ops.get_char(stream.tty)}catch(e){throw new FS.ErrnoError(29)}if(result===undefined&&bytesRead===0){throw new FS.ErrnoError(6)}if(result===null||result===undefined)break;bytesRead++;buffer[offset+i]=result}if(bytesRead){stream.node.atime=Date.now()}return bytesRead},write(stream,buffer,offset,length,pos){if(!stream.tty||!stream.tty.ops.put_char){throw new FS.ErrnoError(60)}try{for(var i=0;i<length;i++){stream.tty.ops.put_char(stream.tty,buffer[offset+i])}}catch(e){throw new FS.ErrnoError(29)}if(length){stream.node.mtime=stream.node.ctime=Date.now()}return i}},default_tty_ops:{get_char(tty){return FS_stdin_getChar()},put_char(tty,val){if(val===null||val===10){out(UTF8ArrayToString(tty.output));tty.output=[]}else{if(val!=0)tty.output.push(val)}},fsync(tty){if(tty.output?.length>0){out(UTF8ArrayToString(tty.output));tty.output=[]}},ioctl_tcgets(tty){return{c_iflag:25856,c_oflag:5,c_cflag:191,c_lflag:35387,c_cc:[3,28,127,21,4,0,1,0,17,19,26,0,18,15,23,22,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}},ioctl_tcsets(tty,optional_actions,data){return 0},ioctl_tiocgwinsz(tty){return[24,80]}},default_tty1_ops:{put_char(tty,val){if(val===null||val===10){err(UTF8ArrayToString(tty.output));tty.output=[]}else{if(val!=0)tty.output.push(val)}},fsync(tty){if(tty.output?.length>0){err(UTF8ArrayToString(tty.output));tty.output=[]}}}};var mmapAlloc=size=>{abort()};var MEMFS={ops_table:null,mount(mount){return MEMFS.createNode(null,"/",16895,0)},createNode(parent,name,mode,dev){if(FS.isBlkdev(mode)||FS.isFIFO(mode)){throw new FS.ErrnoError(63)}MEMFS.ops_table||={dir:{node:{getattr:MEMFS.node_ops.getattr,setattr:MEMFS.node_ops.setattr,lookup:MEMFS.node_ops.lookup,mknod:MEMFS.node_ops.mknod,rename:MEMFS.node_ops.rename,unlink:MEMFS.node_ops.unlink,rmdir:MEMFS.node_ops.rmdir,readdir:MEMFS.node_ops.readdir,symlink:MEMFS.node_ops.symlink},stream:{llseek:MEMFS.stream_ops.llseek}},file:{node:{getattr:MEMFS.node_ops.getattr,setattr:MEMFS.node_ops.setattr},stream:{llseek:MEMFS.stream_ops.llseek,read:MEMFS.stream_ops.read,write:MEMFS.stream_ops.write,mmap:MEMFS.stream_ops.mmap,msync:MEMFS.stream_ops.msync}},link:{node:{getattr:MEMFS.node_ops.getattr,setattr:MEMFS.node_ops.setattr,readlink:MEMFS.node_ops.readlink},stream:{}},chrdev:{node:{getattr:MEMFS.node_ops.getattr,setattr:MEMFS.node_ops.setattr},stream:FS.chrdev_stream_ops}};var node=FS.createNode(parent,name,mode,dev);if(FS.isDir(node.mode)){node.node_ops=MEMFS.ops_table.dir.node;node.stream_ops=MEMFS.ops_table.dir.stream;node.contents={}}else if(FS.isFile(node.mode)){node.node_ops=MEMFS.ops_table.file.node;node.stream_ops=MEMFS.ops_table.file.stream;node.usedBytes=0;node.contents=MEMFS.emptyFileContents??=new Uint8Array(0)}else if(FS.isLink(node.mode)){node.node_ops=MEMFS.ops_table.link.node;node.stream_ops=MEMFS.ops_table.link.stream}else if(FS.isChrdev(node.mode)){node.node_ops=MEMFS.ops_table.chrdev.node;node.stream_ops=MEMFS.ops_table.chrdev.stream}node.atime=node.mtime=node.ctime=Date.now();if(parent){parent.contents[name]=node;parent.atime=parent.mtime=parent.ctime=node.atime}return node},getFileDataAsTypedArray(node){return node.contents.subarray(0,node.usedBytes)},expandFileStorage(node,newCapacity){var prevCapacity=node.contents.length;if(prevCapacity>=newCapacity)return;var CAPACITY_DOUBLING_MAX=1024*1024;newCapacity=Math.max(newCapacity,prevCapacity*(prevCapacity<CAPACITY_DOUBLING_MAX?2:1.125)>>>0);if(prevCapacity)newCapacity=Math.max(newCapacity,256);var oldContents=MEMFS.getFileDataAsTypedArray(node);node.contents=new Uint8Array(newCapacity);node.contents.set(oldContents)},resizeFileStorage(node,newSize){if(node.usedBytes==newSize)return;var oldContents=node.contents;node.contents=new Uint8Array(newSize);node.contents.set(oldContents.subarray(0,Math.min(newSize,node.usedBytes)));node.usedBytes=newSize},node_ops:{getattr(node){var attr={};attr.dev=FS.isChrdev(node.mode)?node.id:1;attr.ino=node.id;attr.mode=node.mode;attr.nlink=1;attr.uid=0;attr.gid=0;attr.rdev=node.rdev;if(FS.isDir(node.mode)){attr.size=4096}else if(FS.isFile(node.mode)){attr.size=node.usedBytes}else if(FS.isLink(node.mode)){attr.size=node.link.length}else{attr.size=0}attr.atime=new Date(node.atime);attr.mtime=new Date(node.mtime);attr.ctime=new Date(node.ctime);attr.blksize=4096;attr.blocks=Math.ceil(attr.size/attr.blksize);return attr},setattr(node,attr){for(const key of["mode","atime","mtime","ctime"]){if(attr[key]!=null){node[key]=attr[key]}}if(attr.size!==undefined){MEMFS.resizeFileStorage(node,attr.size)}},lookup(parent,name){if(!MEMFS.doesNotExistError){MEMFS.doesNotExistError=new FS.ErrnoError(44);MEMFS.doesNotExistError.stack="<generic error, no stack>"}throw MEMFS.doesNotExistError},mknod(parent,name,mode,dev){return MEMFS.createNode(parent,name,mode,dev)},rename(old_node,new_dir,new_name){var new_node;try{new_node=FS.lookupNode(new_dir,new_name)}catch(e){}if(new_node){if(FS.isDir(old_node.mode)){for(var i in new_node.contents){throw new FS.ErrnoError(55)}}FS.hashRemoveNode(new_node)}delete old_node.parent.contents[old_node.name];new_dir.contents[new_name]=old_node;old_node.name=new_name;new_dir.ctime=new_dir.mtime=old_node.parent.ctime=old_node.parent.mtime=Date.now()},unlink(parent,name){delete parent.contents[name];parent.ctime=parent.mtime=Date.now()},rmdir(parent,name){var node=FS.lookupNode(parent,name);for(var i in node.contents){throw new FS.ErrnoError(55)}delete parent.contents[name];parent.ctime=parent.mtime=Date.now()},readdir(node){return[".","..",...Object.keys(node.contents)]},symlink(parent,newname,oldpath){var node=MEMFS.createNode(parent,newname,511|40960,0);node.link=oldpath;return node},readlink(node){if(!FS.isLink(node.mode)){throw new FS.ErrnoError(28)}return node.link}},stream_ops:{read(stream,buffer,offset,length,position){var contents=stream.node.contents;if(position>=stream.node.usedBytes)return 0;var size=Math.min(stream.node.usedBytes-position,length);buffer.set(contents.subarray(position,position+size),offset);return size},write(stream,buffer,offset,length,position,canOwn){if(buffer.buffer===HEAP8.buffer){canOwn=false}if(!length)return 0;var node=stream.node;node.mtime=node.ctime=Date.now();if(canOwn){node.contents=buffer.subarray(offset,offset+length);node.usedBytes=length}else if(node.usedBytes===0&&position===0){node.contents=buffer.slice(offset,offset+length);node.usedBytes=length}else{MEMFS.expandFileStorage(node,position+length);node.contents.set(buffer.subarray(offset,offset+length),position);node.usedBytes=Math.max(node.usedBytes,position+length)}return length},llseek(stream,offset,whence){var position=offset;if(whence===1){position+=stream.position}else if(whence===2){if(FS.isFile(stream.node.mode)){position+=stream.node.usedBytes}}if(position<0){throw new FS.ErrnoError(28)}return position},mmap(stream,length,position,prot,flags){if(!FS.isFile(stream.node.mode)){throw new FS.ErrnoError(43)}var ptr;var allocated;var contents=stream.node.contents;if(!(flags&2)&&contents.buffer===HEAP8.buffer){allocated=false;ptr=contents.byteOffset}else{allocated=true;ptr=mmapAlloc(length);if(!ptr){throw new FS.ErrnoError(48)}if(contents){if(position>0||position+length<contents.length){if(contents.subarray){contents=contents.subarray(position,position+length)}else{contents=Array.prototype.slice.call(contents,position,position+length)}}HEAP8.set(contents,ptr)}}return{ptr,allocated}},msync(stream,buffer,offset,length,mmapFlags){MEMFS.stream_ops.write(stream,buffer,0,length,offset,false);return 0}}};var FS_modeStringToFlags=str=>{if(typeof str!="string")return str;var flagModes={r:0,"r+":2,w:512|64|1,"w+":512|64|2,a:1024|64|1,"a+":1024|64|2};var flags=flagModes[str];if(typeof flags=="undefined"){throw new Error(`Unknown file open mode: ${str}`)}return flags};var FS_fileDataToTypedArray=data=>{if(typeof data=="string"){data=intArrayFromString(data,true)}if(!data.subarray){data=new Uint8Array(data)}return data};var FS_getMode=(canRead,canWrite)=>{var mode=0;if(canRead)mode|=292|73;if(canWrite)mode|=146;return mode};var asyncLoad=async url=>{var arrayBuffer=await readAsync(url);return new Uint8Array(arrayBuffer)};var FS_createDataFile=(...args)=>FS.createDataFile(...args);var getUniqueRunDependency=id=>id;var dependenciesPromise=null;var resolveRunDependencies=async()=>dependenciesPromise;var runDependencies=0;var dependenciesPromiseResolve=null;var removeRunDependency=id=>{runDependencies--;Module["monitorRunDependencies"]?.(runDependencies);if(!runDependencies){dependenciesPromiseResolve()}};var addRunDependency=id=>{if(!runDependencies){dependenciesPromise=new Promise(resolve=>dependenciesPromiseResolve=resolve)}runDependencies++;Module["monitorRunDependencies"]?.(runDependencies)};var preloadPlugins=[];var FS_handledByPreloadPlugin=async(byteArray,fullname)=>{if(typeof Browser!="undefined")Browser.init();for(var plugin of preloadPlugins){if(plugin["canHandle"](fullname)){return plugin["handle"](byteArray,fullname)}}return byteArray};var FS_preloadFile=async(parent,name,url,canRead,canWrite,dontCreateFile,canOwn,preFinish)=>{var fullname=name?PATH_FS.resolve(PATH.join2(parent,name)):parent;var dep=getUniqueRunDependency(`cp ${fullname}`);addRunDependency(dep);try{var byteArray=url;if(typeof url=="string"){byteArray=await asyncLoad(url)}byteArray=await FS_handledByPreloadPlugin(byteArray,fullname);preFinish?.();if(!dontCreateFile){FS_createDataFile(parent,name,byteArray,canRead,canWrite,canOwn)}}finally{removeRunDependency(dep)}};var FS_createPreloadedFile=(parent,name,url,canRead,canWrite,onload,onerror,dontCreateFile,canOwn,preFinish)=>{FS_preloadFile(parent,name,url,canRead,canWrite,dontCreateFile,canOwn,preFinish).then(onload).catch(onerror)};var FS={root:null,mounts:[],devices:{},streams:[],nextInode:1,nameTable:null,currentPath:"/",initialized:false,ignorePermissions:true,filesystems:null,syncFSRequests:0,ErrnoError:class{name="ErrnoError";constructor(errno){this.errno=errno}},FSStream:class{shared={};get object(){return this.node}set object(val){this.node=val}get isRead(){return(this.flags&2097155)!==1}get isWrite(){return(this.flags&2097155)!==0}get isAppend(){return this.flags&1024}get flags(){return this.shared.flags}set flags(val){this.shared.flags=val}get position(){return this.shared.position}set position(val){this.shared.position=val}},FSNode:class{node_ops={};stream_ops={};readMode=292|73;writeMode=146;mounted=null;constructor(parent,name,mode,rdev){if(!parent){parent=this}this.parent=parent;this.mount=parent.mount;this.id=FS.nextInode++;this.name=name;this.mode=mode;this.rdev=rdev;this.atime=this.mtime=this.ctime=Date.now()}get read(){return(this.mode&this.readMode)===this.readMode}set read(val){val?this.mode|=this.readMode:this.mode&=~this.readMode}get write(){return(this.mode&this.writeMode)===this.writeMode}set write(val){val?this.mode|=this.writeMode:this.mode&=~this.writeMode}get isFolder(){return FS.isDir(this.mode)}get isDevice(){return FS.isChrdev(this.mode)}addListener(cb,exclusive=false){var entry={cb,exclusive};var listeners=this.listeners??=new Set;listeners.add(entry);return{listeners,entry}}notifyListeners(flags){if(!this.listeners)return;var excl;for(var entry of this.listeners){if(entry.exclusive)(excl||=[]).push(entry);else entry.cb(flags)}if(excl){var i=(this.exclTurn||0)%excl.length;this.exclTurn=i+1;excl[i].cb(flags)}}},lookupPath(path,opts={}){if(!path){throw new FS.ErrnoError(44)}opts.follow_mount??=true;if(!PATH.isAbs(path)){path=FS.cwd()+"/"+path}linkloop:for(var nlinks=0;nlinks<40;nlinks++){var parts=path.split("/").filter(p=>!!p);var current=FS.root;var current_path="/";for(var i=0;i<parts.length;i++){var islast=i===parts.length-1;if(islast&&opts.parent){break}if(parts[i]==="."){continue}if(parts[i]===".."){current_path=PATH.dirname(current_path);if(FS.isRoot(current)){path=current_path+"/"+parts.slice(i+1).join("/");nlinks--;continue linkloop}else{current=current.parent}continue}current_path=PATH.join2(current_path,parts[i]);try{current=FS.lookupNode(current,parts[i])}catch(e){if(e?.errno===44&&islast&&opts.noent_okay){return{path:current_path}}throw e}if(FS.isMountpoint(current)&&(!islast||opts.follow_mount)){current=current.mounted.root}if(FS.isLink(current.mode)&&(!islast||opts.follow)){if(!current.node_ops.readlink){throw new FS.ErrnoError(52)}var link=current.node_ops.readlink(current);if(!PATH.isAbs(link)){link=PATH.dirname(current_path)+"/"+link}path=link+"/"+parts.slice(i+1).join("/");continue linkloop}}return{path:current_path,node:current}}throw new FS.ErrnoError(32)},getPath(node){var path;while(true){if(FS.isRoot(node)){var mount=node.mount.mountpoint;if(!path)return mount;return mount[mount.length-1]!=="/"?`${mount}/${path}`:mount+path}path=path?`${node.name}/${path}`:node.name;node=node.parent}},hashName(parentid,name){var hash=0;for(var i=0;i<name.length;i++){hash=(hash<<5)-hash+name.charCodeAt(i)|0}return(parentid+hash>>>0)%FS.nameTable.length},hashAddNode(node){var hash=FS.hashName(node.parent.id,node.name);node.name_next=FS.nameTable[hash];FS.nameTable[hash]=node},hashRemoveNode(node){var hash=FS.hashName(node.parent.id,node.name);if(FS.nameTable[hash]===node){FS.nameTable[hash]=node.name_next}else{var current=FS.nameTable[hash];while(current){if(current.name_next===node){current.name_next=node.name_next;break}current=current.name_next}}},lookupNode(parent,name){var errCode=FS.mayLookup(parent);if(errCode){throw new FS.ErrnoError(errCode)}var hash=FS.hashName(parent.id,name);for(var node=FS.nameTable[hash];node;node=node.name_next){var nodeName=node.name;if(node.parent.id===parent.id&&nodeName===name){return node}}return FS.lookup(parent,name)},createNode(parent,name,mode,rdev){var node=new FS.FSNode(parent,name,mode,rdev);FS.hashAddNode(node);return node},destroyNode(node){FS.hashRemoveNode(node)},isRoot(node){return node===node.parent},isMountpoint(node){return!!node.mounted},isFile(mode){return(mode&61440)===32768},isDir(mode){return(mode&61440)===16384},isLink(mode){return(mode&61440)===40960},isChrdev(mode){return(mode&61440)===8192},isBlkdev(mode){return(mode&61440)===24576},isFIFO(mode){return(mode&61440)===4096},isSocket(mode){return(mode&49152)===49152},flagsToPermissionString(flag){var perms=["r","w","rw"][flag&3];if(flag&512){perms+="w"}return perms},nodePermissions(node,perms){if(FS.ignorePermissions){return 0}if(perms.includes("r")&&!(node.mode&292)){return 2}if(perms.includes("w")&&!(node.mode&146)){return 2}if(perms.includes("x")&&!(node.mode&73)){return 2}return 0},mayLookup(dir){if(!FS.isDir(dir.mode))return 54;var errCode=FS.nodePermissions(dir,"x");if(errCode)return errCode;if(!dir.node_ops.lookup)return 2;return 0},mayCreate(dir,name){if(!FS.isDir(dir.mode)){return 54}try{var node=FS.lookupNode(dir,name);return 20}catch(e){}return FS.nodePermissions(dir,"wx")},mayDelete(dir,name,isdir){var node;try{node=FS.lookupNode(dir,name)}catch(e){return e.errno}var errCode=FS.nodePermissions(dir,"wx");if(errCode){return errCode}if(isdir){if(!FS.isDir(node.mode)){return 54}if(FS.isRoot(node)||FS.getPath(node)===FS.cwd()){return 10}}else if(FS.isDir(node.mode)){return 31}return 0},mayOpen(node,flags){if(!node){return 44}if(FS.isLink(node.mode)){return 32}var mode=FS.flagsToPermissionString(flags);if(FS.isDir(node.mode)){if(mode!=="r"||flags&(512|64)){return 31}}return FS.nodePermissions(node,mode)},checkOpExists(op,err){if(!op){throw new FS.ErrnoError(err)}return op},MAX_OPEN_FDS:4096,nextfd(){for(var fd=0;fd<=FS.MAX_OPEN_FDS;fd++){if(!FS.streams[fd]){return fd}}throw new FS.ErrnoError(33)},getStreamChecked(fd){var stream=FS.getStream(fd);if(!stream){throw new FS.ErrnoError(8)}return stream},getStream:fd=>FS.streams[fd],createStream(stream,fd=-1){stream=Object.assign(new FS.FSStream,stream);if(fd==-1){fd=FS.nextfd()}stream.fd=fd;FS.streams[fd]=stream;return stream},closeStream(fd){FS.streams[fd]=null},dupStream(origStream,fd=-1){var stream=FS.createStream(origStream,fd);stream.stream_ops?.dup?.(stream);return stream},doSetAttr(stream,node,attr){var setattr=stream?.stream_ops.setattr;var arg=setattr?stream:node;setattr??=node.node_ops.setattr;FS.checkOpExists(setattr,63);try{setattr(arg,attr)}catch(e){if(e instanceof RangeError){throw new FS.ErrnoError(22)}throw e}},chrdev_stream_ops:{open(stream){var device=FS.getDevice(stream.node.rdev);stream.stream_ops=device.stream_ops;stream.stream_ops.open?.(stream)},llseek(){throw new FS.ErrnoError(70)}},major:dev=>dev>>8,minor:dev=>dev&255,makedev:(ma,mi)=>ma<<8|mi,registerDevice(dev,ops){FS.devices[dev]={stream_ops:ops}},getDevice:dev=>FS.devices[dev],getMounts(mount){var mounts=[];var check=[mount];while(check.length){var m=check.pop();mounts.push(m);check.push(...m.mounts)}return mounts},syncfs(populate,callback){if(typeof populate=="function"){callback=populate;populate=false}FS.syncFSRequests++;if(FS.syncFSRequests>1){err(`warning: ${FS.syncFSRequests} FS.syncfs operations in flight at once, probably just doing extra work`)}var mounts=FS.getMounts(FS.root.mount);var completed=0;function doCallback(errCode){FS.syncFSRequests--;return callback(errCode)}function done(errCode){if(errCode){if(!done.errored){done.errored=true;return doCallback(errCode)}return}if(++completed>=mounts.length){doCallback(null)}}for(var mount of mounts){if(mount.type.syncfs){mount.type.syncfs(mount,populate,done)}else{done(null)}}},mount(type,opts,mountpoint){var root=mountpoint==="/";var pseudo=!mountpoint;var node;if(root&&FS.root){throw new FS.ErrnoError(10)}else if(!root&&!pseudo){var lookup=FS.lookupPath(mountpoint,{follow_mount:false});mountpoint=lookup.path;node=lookup.node;if(FS.isMountpoint(node)){throw new FS.ErrnoError(10)}if(!FS.isDir(node.mode)){throw new FS.ErrnoError(54)}}var mount={type,opts,mountpoint,mounts:[]};var mountRoot=type.mount(mount);mountRoot.mount=mount;mount.root=mountRoot;if(root){FS.root=mountRoot}else if(node){node.mounted=mount;if(node.mount){node.mount.mounts.push(mount)}}return mountRoot},unmount(mountpoint){var lookup=FS.lookupPath(mountpoint,{follow_mount:false});if(!FS.isMountpoint(lookup.node)){throw new FS.ErrnoError(28)}var node=lookup.node;var mount=node.mounted;var mounts=FS.getMounts(mount);for(var[hash,current]of Object.entries(FS.nameTable)){while(current){var next=current.name_next;if(mounts.includes(current.mount)){FS.destroyNode(current)}current=next}}node.mounted=null;var idx=node.mount.mounts.indexOf(mount);node.mount.mounts.splice(idx,1)},lookup(parent,name){return parent.node_ops.lookup(parent,name)},mknod(path,mode,dev){var lookup=FS.lookupPath(path,{parent:true});var parent=lookup.node;var name=PATH.basename(path);if(!name){throw new FS.ErrnoError(28)}if(name==="."||name===".."){throw new FS.ErrnoError(20)}var errCode=FS.mayCreate(parent,name);if(errCode){throw new FS.ErrnoError(errCode)}if(!parent.node_ops.mknod){throw new FS.ErrnoError(63)}return parent.node_ops.mknod(parent,name,mode,dev)},statfs(path){return FS.statfsNode(FS.lookupPath(path,{follow:true}).node)},statfsStream(stream){return FS.statfsNode(stream.node)},statfsNode(node){var rtn={bsize:4096,frsize:4096,blocks:1e6,bfree:5e5,bavail:5e5,files:FS.nextInode,ffree:FS.nextInode-1,fsid:42,flags:2,namelen:255};if(node.node_ops.statfs){Object.assign(rtn,node.node_ops.statfs(node.mount.opts.root))}return rtn},create(path,mode=438){mode&=4095;mode|=32768;return FS.mknod(path,mode,0)},mkdir(path,mode=511){mode&=511|512;mode|=16384;return FS.mknod(path,mode,0)},mkdirTree(path,mode){var dirs=path.split("/");var d="";for(var dir of dirs){if(!dir)continue;if(d||PATH.isAbs(path))d+="/";d+=dir;try{FS.mkdir(d,mode)}catch(e){if(e.errno!=20)throw e}}},mkdev(path,mode,dev){if(typeof dev=="undefined"){dev=mode;mode=438}mode|=8192;return FS.mknod(path,mode,dev)},symlink(oldpath,newpath){if(!PATH_FS.resolve(oldpath)){throw new FS.ErrnoError(44)}var lookup=FS.lookupPath(newpath,{parent:true});var parent=lookup.node;if(!parent){throw new FS.ErrnoError(44)}var newname=PATH.basename(newpath);var errCode=FS.mayCreate(parent,newname);if(errCode){throw new FS.ErrnoError(errCode)}if(!parent.node_ops.symlink){throw new FS.ErrnoError(63)}return parent.node_ops.symlink(parent,newname,oldpath)},link(oldpath,newpath,flags){var lookup=FS.lookupPath(newpath,{parent:true});var parent=lookup.node;if(!parent){throw new FS.ErrnoError(44)}var newname=PATH.basename(newpath);var errCode=FS.mayCreate(parent,newname);if(errCode){throw new FS.ErrnoError(errCode)}if(!parent.node_ops.link){throw new FS.ErrnoError(34)}return parent.node_ops.link(parent,newname,oldpath,flags)},rename(old_path,new_path){var old_dirname=PATH.dirname(old_path);var new_dirname=PATH.dirname(new_path);var old_name=PATH.basename(old_path);var new_name=PATH.basename(new_path);var lookup,old_dir,new_dir;lookup=FS.lookupPath(old_path,{parent:true});old_dir=lookup.node;lookup=FS.lookupPath(new_path,{parent:true});new_dir=lookup.node;if(!old_dir||!new_dir)throw new FS.ErrnoError(44);if(old_dir.mount!==new_dir.mount){throw new FS.ErrnoError(75)}var old_node=FS.lookupNode(old_dir,old_name);var relative=PATH_FS.relative(old_path,new_dirname);if(relative.charAt(0)!=="."){throw new FS.ErrnoError(28)}relative=PATH_FS.relative(new_path,old_dirname);if(relative.charAt(0)!=="."){throw new FS.ErrnoError(55)}var new_node;try{new_node=FS.lookupNode(new_dir,new_name)}catch(e){}if(old_node===new_node){return}var isdir=FS.isDir(old_node.mode);var errCode=FS.mayDelete(old_dir,old_name,isdir);if(errCode){throw new FS.ErrnoError(errCode)}errCode=new_node?FS.mayDelete(new_dir,new_name,isdir):FS.mayCreate(new_dir,new_name);if(errCode){throw new FS.ErrnoError(errCode)}if(!old_dir.node_ops.rename){throw new FS.ErrnoError(63)}if(FS.isMountpoint(old_node)||new_node&&FS.isMountpoint(new_node)){throw new FS.ErrnoError(10)}if(new_dir!==old_dir){errCode=FS.nodePermissions(old_dir,"w");if(errCode){throw new FS.ErrnoError(errCode)}}FS.hashRemoveNode(old_node);try{old_dir.node_ops.rename(old_node,new_dir,new_name);old_node.parent=new_dir}catch(e){throw e}finally{FS.hashAddNode(old_node)}},rmdir(path){var lookup=FS.lookupPath(path,{parent:true});var parent=lookup.node;var name=PATH.basename(path);var node=FS.lookupNode(parent,name);var errCode=FS.mayDelete(parent,name,true);if(errCode){throw new FS.ErrnoError(errCode)}if(!parent.node_ops.rmdir){throw new FS.ErrnoError(63)}if(FS.isMountpoint(node)){throw new FS.ErrnoError(10)}parent.node_ops.rmdir(parent,name);FS.destroyNode(node)},readdir(path){var lookup=FS.lookupPath(path,{follow:true});var node=lookup.node;var readdir=FS.checkOpExists(node.node_ops.readdir,54);return readdir(node)},unlink(path){var lookup=FS.lookupPath(path,{parent:true});var parent=lookup.node;if(!parent){throw new FS.ErrnoError(44)}var name=PATH.basename(path);var node=FS.lookupNode(parent,name);var errCode=FS.mayDelete(parent,name,false);if(errCode){throw new FS.ErrnoError(errCode)}if(!parent.node_ops.unlink){throw new FS.ErrnoError(63)}if(FS.isMountpoint(node)){throw new FS.ErrnoError(10)}parent.node_ops.unlink(parent,name);FS.destroyNode(node)},readlink(path){var lookup=FS.lookupPath(path);var link=lookup.node;if(!link){throw new FS.ErrnoError(44)}if(!link.node_ops.readlink){throw new FS.ErrnoError(28)}return link.node_ops.readlink(link)},stat(path,dontFollow){var lookup=FS.lookupPath(path,{follow:!dontFollow});var node=lookup.node;var getattr=FS.checkOpExists(node.node_ops.getattr,63);return getattr(node)},fstat(fd){var stream=FS.getStreamChecked(fd);var node=stream.node;var getattr=stream.stream_ops.getattr;var arg=getattr?stream:node;getattr??=node.node_ops.getattr;FS.checkOpExists(getattr,63);return getattr(arg)},lstat(path){return FS.stat(path,true)},doChmod(stream,node,mode,dontFollow){FS.doSetAttr(stream,node,{mode:mode&4095|node.mode&~4095,ctime:Date.now(),dontFollow})},chmod(path,mode,dontFollow){var node;if(typeof path=="string"){var lookup=FS.lookupPath(path,{follow:!dontFollow});node=lookup.node}else{node=path}FS.doChmod(null,node,mode,dontFollow)},lchmod(path,mode){FS.chmod(path,mode,true)},fchmod(fd,mode){var stream=FS.getStreamChecked(fd);FS.doChmod(stream,stream.node,mode,false)},doChown(stream,node,dontFollow){FS.doSetAttr(stream,node,{timestamp:Date.now(),dontFollow})},chown(path,uid,gid,dontFollow){var node;if(typeof path=="string"){var lookup=FS.lookupPath(path,{follow:!dontFollow});node=lookup.node}else{node=path}FS.doChown(null,node,dontFollow)},lchown(path,uid,gid){FS.chown(path,uid,gid,true)},fchown(fd,uid,gid){var stream=FS.getStreamChecked(fd);FS.doChown(stream,stream.node,false)},doTruncate(stream,node,len){if(FS.isDir(node.mode)){throw new FS.ErrnoError(31)}if(!FS.isFile(node.mode)){throw new FS.ErrnoError(28)}var errCode=FS.nodePermissions(node,"w");if(errCode){throw new FS.ErrnoError(errCode)}FS.doSetAttr(stream,node,{size:len,timestamp:Date.now()})},truncate(path,len){if(len<0){throw new FS.ErrnoError(28)}var node;if(typeof path=="string"){var lookup=FS.lookupPath(path,{follow:true});node=lookup.node}else{node=path}FS.doTruncate(null,node,len)},ftruncate(fd,len){var stream=FS.getStreamChecked(fd);if(len<0||(stream.flags&2097155)===0){throw new FS.ErrnoError(28)}FS.doTruncate(stream,stream.node,len)},utime(path,atime,mtime,dontFollow){var lookup=FS.lookupPath(path,{follow:!dontFollow});FS.doSetAttr(null,lookup.node,{atime,mtime,dontFollow})},open(path,flags,mode=438){if(path===""){throw new FS.ErrnoError(44)}flags=FS_modeStringToFlags(flags);if(flags&64){mode=mode&4095|32768}else{mode=0}var node;var isDirPath;if(typeof path=="object"){node=path}else{isDirPath=path.endsWith("/");var lookup=FS.lookupPath(path,{follow:!(flags&131072),noent_okay:true});node=lookup.node;path=lookup.path}var created=false;if(flags&64){if(node){if(flags&128){throw new FS.ErrnoError(20)}}else if(isDirPath){throw new FS.ErrnoError(31)}else{node=FS.mknod(path,mode|511,0);created=true}}if(!node){throw new FS.ErrnoError(44)}if(FS.isChrdev(node.mode)){flags&=~512}if(flags&65536&&!FS.isDir(node.mode)){throw new FS.ErrnoError(54)}if(!created){var errCode=FS.mayOpen(node,flags);if(errCode){throw new FS.ErrnoError(errCode)}}if(flags&512&&!created){FS.truncate(node,0)}flags&=~(128|512|131072);var stream=FS.createStream({node,path:FS.getPath(node),flags,seekable:true,position:0,stream_ops:node.stream_ops,ungotten:[],error:false});if(stream.stream_ops.open){stream.stream_ops.open(stream)}if(created){FS.chmod(node,mode&511)}return stream},close(stream){if(FS.isClosed(stream)){throw new FS.ErrnoError(8)}if(stream.getdents)stream.getdents=null;stream.node?.notifyListeners(32);try{if(stream.stream_ops.close){stream.stream_ops.close(stream)}}catch(e){throw e}finally{FS.closeStream(stream.fd)}stream.fd=null},isClosed(stream){return stream.fd===null},llseek(stream,offset,whence){if(FS.isClosed(stream)){throw new FS.ErrnoError(8)}if(!stream.seekable||!stream.stream_ops.llseek){throw new FS.ErrnoError(70)}if(whence!=0&&whence!=1&&whence!=2){throw new FS.ErrnoError(28)}stream.position=stream.stream_ops.llseek(stream,offset,whence);stream.ungotten=[];return stream.position},read(stream,buffer,offset,length,position){if(length<0||position<0){throw new FS.ErrnoError(28)}if(FS.isClosed(stream)){throw new FS.ErrnoError(8)}if((stream.flags&2097155)===1){throw new FS.ErrnoError(8)}if(FS.isDir(stream.node.mode)){throw new FS.ErrnoError(31)}if(!stream.stream_ops.read){throw new FS.ErrnoError(28)}var seeking=typeof position!="undefined";if(!seeking){position=stream.position}else if(!stream.seekable){throw new FS.ErrnoError(70)}var bytesRead=stream.stream_ops.read(stream,buffer,offset,length,position);if(!seeking)stream.position+=bytesRead;return bytesRead},write(stream,buffer,offset,length,position,canOwn){if(length<0||position<0){throw new FS.ErrnoError(28)}if(FS.isClosed(stream)){throw new FS.ErrnoError(8)}if((stream.flags&2097155)===0){throw new FS.ErrnoError(8)}if(FS.isDir(stream.node.mode)){throw new FS.ErrnoError(31)}if(!stream.stream_ops.write){throw new FS.ErrnoError(28)}if(stream.seekable&&stream.flags&1024){FS.llseek(stream,0,2)}var seeking=typeof position!="undefined";if(!seeking){position=stream.position}else if(!stream.seekable){throw new FS.ErrnoError(70)}var bytesWritten=stream.stream_ops.write(stream,buffer,offset,length,position,canOwn);if(!seeking)stream.position+=bytesWritten;return bytesWritten},mmap(stream,length,position,prot,flags){if((prot&2)!==0&&(flags&2)===0&&(stream.flags&2097155)!==2){throw new FS.ErrnoError(2)}if((stream.flags&2097155)===1){throw new FS.ErrnoError(2)}if(!stream.stream_ops.mmap){throw new FS.ErrnoError(43)}if(!length){throw new FS.ErrnoError(28)}return stream.stream_ops.mmap(stream,length,position,prot,flags)},msync(stream,buffer,offset,length,mmapFlags){if(!stream.stream_ops.msync){return 0}return stream.stream_ops.msync(stream,buffer,offset,length,mmapFlags)},ioctl(stream,cmd,arg){if(!stream.stream_ops.ioctl){throw new FS.ErrnoError(59)}return stream.stream_ops.ioctl(stream,cmd,arg)},readFile(path,opts={}){opts.flags=opts.flags??0;opts.encoding=opts.encoding??"binary";if(opts.encoding!=="utf8"&&opts.encoding!=="binary"){abort(`Invalid encoding type "${opts.encoding}"`)}var stream=FS.open(path,opts.flags);var stat=FS.stat(path);var length=stat.size;var buf=new Uint8Array(length);FS.read(stream,buf,0,length,0);if(opts.encoding==="utf8"){buf=UTF8ArrayToString(buf)}FS.close(stream);return buf},writeFile(path,data,opts={}){opts.flags=opts.flags??577;var stream=FS.open(path,opts.flags,opts.mode);data=FS_fileDataToTypedArray(data);FS.write(stream,data,0,data.byteLength,undefined,opts.canOwn);FS.close(stream)},cwd:()=>FS.currentPath,chdir(path){var lookup=FS.lookupPath(path,{follow:true});if(lookup.node===null){throw new FS.ErrnoError(44)}if(!FS.isDir(lookup.node.mode)){throw new FS.ErrnoError(54)}var errCode=FS.nodePermissions(lookup.node,"x");if(errCode){throw new FS.ErrnoError(errCode)}FS.currentPath=lookup.path},createDefaultDirectories(){FS.mkdir("/tmp");FS.mkdir("/home");FS.mkdir("/home/web_user")},createDefaultDevices(){FS.mkdir("/dev");FS.registerDevice(FS.makedev(1,3),{read:()=>0,write:(stream,buffer,offset,length,pos)=>length,llseek:()=>0});FS.mkdev("/dev/null",FS.makedev(1,3));TTY.register(FS.makedev(5,0),TTY.default_tty_ops);TTY.register(FS.makedev(6,0),TTY.default_tty1_ops);FS.mkdev("/dev/tty",FS.makedev(5,0));FS.mkdev("/dev/tty1",FS.makedev(6,0));var randomBuffer=new Uint8Array(1024),randomLeft=0;var randomByte=()=>{if(randomLeft===0){randomFill(randomBuffer);randomLeft=randomBuffer.byteLength}return randomBuffer[--randomLeft]};FS.createDevice("/dev","random",randomByte);FS.createDevice("/dev","urandom",randomByte);FS.mkdir("/dev/shm");FS.mkdir("/dev/shm/tmp")},createSpecialDirectories(){FS.mkdir("/proc");var proc_self=FS.mkdir("/proc/self");FS.mkdir("/proc/self/fd");FS.mount({mount(){var node=FS.createNode(proc_self,"fd",16895,73);node.stream_ops={llseek:MEMFS.stream_ops.llseek};node.node_ops={lookup(parent,name){var fd=+name;var stream=FS.getStreamChecked(fd);var ret={parent:null,mount:{mountpoint:"fake"},node_ops:{readlink:()=>stream.path},id:fd+1};ret.parent=ret;return ret},readdir(){return Array.from(FS.streams.entries()).filter(([k,v])=>v).map(([k,v])=>k.toString())}};return node}},{},"/proc/self/fd")},createStandardStreams(input,output,error){if(input){FS.createDevice("/dev","stdin",input)}else{FS.symlink("/dev/tty","/dev/stdin")}if(output){FS.createDevice("/dev","stdout",null,output)}else{FS.symlink("/dev/tty","/dev/stdout")}if(error){FS.createDevice("/dev","stderr",null,error)}else{FS.symlink("/dev/tty1","/dev/stderr")}var stdin=FS.open("/dev/stdin",0);var stdout=FS.open("/dev/stdout",1);var stderr=FS.open("/dev/stderr",1)},staticInit(){FS.nameTable=new Array(4096);FS.mount(MEMFS,{},"/");FS.createDefaultDirectories();FS.createDefaultDevices();FS.createSpecialDirectories();FS.filesystems={MEMFS}},init(input,output,error){FS.initialized=true;input??=Module["stdin"];output??=Module["stdout"];error??=Module["stderr"];FS.createStandardStreams(input,output,error)},quit(){FS.initialized=false;for(var stream of FS.streams){if(stream){FS.close(stream)}}},findObject(path,dontResolveLastLink){var ret=FS.analyzePath(path,dontResolveLastLink);if(!ret.exists){return null}return ret.object},analyzePath(path,dontResolveLastLink){try{var lookup=FS.lookupPath(path,{follow:!dontResolveLastLink});path=lookup.path}catch(e){}var ret={isRoot:false,exists:false,error:0,name:null,path:null,object:null,parentExists:false,parentPath:null,parentObject:null};try{var lookup=FS.lookupPath(path,{parent:true});ret.parentExists=true;ret.parentPath=lookup.path;ret.parentObject=lookup.node;ret.name=PATH.basename(path);lookup=FS.lookupPath(path,{follow:!dontResolveLastLink});ret.exists=true;ret.path=lookup.path;ret.object=lookup.node;ret.name=lookup.node.name;ret.isRoot=lookup.path==="/"}catch(e){ret.error=e.errno}return ret},createPath(parent,path,canRead,canWrite){parent=typeof parent=="string"?parent:FS.getPath(parent);var parts=path.split("/").reverse();while(parts.length){var part=parts.pop();if(!part)continue;var current=PATH.join2(parent,part);try{FS.mkdir(current)}catch(e){if(e.errno!=20)throw e}parent=current}return current},createFile(parent,name,properties,canRead,canWrite){var path=PATH.join2(typeof parent=="string"?parent:FS.getPath(parent),name);var mode=FS_getMode(canRead,canWrite);return FS.create(path,mode)},createDataFile(parent,name,data,canRead,canWrite,canOwn){var path=name;if(parent){parent=typeof parent=="string"?parent:FS.getPath(parent);path=name?PATH.join2(parent,name):parent}var mode=FS_getMode(canRead,canWrite);var node=FS.create(path,mode);if(data){data=FS_fileDataToTypedArray(data);FS.chmod(node,mode|146);var stream=FS.open(node,577);FS.write(stream,data,0,data.length,0,canOwn);FS.close(stream);FS.chmod(node,mode)}},createDevice(parent,name,input,output){var path=PATH.join2(typeof parent=="string"?parent:FS.getPath(parent),name);var mode=FS_getMode(!!input,!!output);FS.createDevice.major??=64;var dev=FS.makedev(FS.createDevice.major++,0);FS.registerDevice(dev,{open(stream){stream.seekable=false},close(stream){if(output?.buffer?.length){output(10)}},read(stream,buffer,offset,length,pos){var bytesRead=0;for(var i=0;i<length;i++){var result;try{result=input()}catch(e){throw new FS.ErrnoError(29)}if(result===undefined&&bytesRead===0){throw new FS.ErrnoError(6)}if(result===null||result===undefined)break;bytesRead++;buffer[offset+i]=result}if(bytesRead){stream.node.atime=Date.now()}return bytesRead},write(stream,buffer,offset,length,pos){for(var i=0;i<length;i++){try{output(buffer[offset+i])}catch(e){throw new FS.ErrnoError(29)}}if(length){stream.node.mtime=stream.node.ctime=Date.now()}return i}});return FS.mkdev(path,mode,dev)},forceLoadFile(obj){if(obj.isDevice||obj.isFolder||obj.link||obj.contents)return true;if(globalThis.XMLHttpRequest){abort("Lazy loading should have been performed (contents set) in createLazyFile, but it was not. Lazy loading only works in web workers. Use --embed-file or --preload-file in emcc on the main thread.")}else{try{obj.contents=readBinary(obj.url)}catch(e){throw new FS.ErrnoError(29)}}},createLazyFile(parent,name,url,canRead,canWrite){class LazyUint8Array{lengthKnown=false;chunks=[];get(idx){if(idx>this.length-1||idx<0){return undefined}var chunkOffset=idx%this.chunkSize;var chunkNum=idx/this.chunkSize|0;return this.getter(chunkNum)[chunkOffset]}setDataGetter(getter){this.getter=getter}cacheLength(){var xhr=new XMLHttpRequest;xhr.open("HEAD",url,false);xhr.send(null);if(!(xhr.status>=200&&xhr.status<300||xhr.status===304))abort("Couldn't load "+url+". Status: "+xhr.status);var datalength=Number(xhr.getResponseHeader("Content-length"));var header;var hasByteServing=(header=xhr.getResponseHeader("Accept-Ranges"))&&header==="bytes";var usesGzip=(header=xhr.getResponseHeader("Content-Encoding"))&&header==="gzip";var chunkSize=1024*1024;if(!hasByteServing)chunkSize=datalength;var doXHR=(from,to)=>{if(from>to)abort(`invalid range (${from}, ${to}) or no bytes requested!`);if(to>datalength-1)abort(`only ${datalength} bytes available! programmer error!`);var xhr=new XMLHttpRequest;xhr.open("GET",url,false);if(datalength!==chunkSize)xhr.setRequestHeader("Range","bytes="+from+"-"+to);xhr.responseType="arraybuffer";if(xhr.overrideMimeType){xhr.overrideMimeType("text/plain; charset=x-user-defined")}xhr.send(null);if(!(xhr.status>=200&&xhr.status<300||xhr.status===304))abort("Couldn't load "+url+". Status: "+xhr.status);if(xhr.response!==undefined){return new Uint8Array(xhr.response||[])}return intArrayFromString(xhr.responseText??"",true)};var lazyArray=this;lazyArray.setDataGetter(chunkNum=>{var start=chunkNum*chunkSize;var end=(chunkNum+1)*chunkSize-1;end=Math.min(end,datalength-1);if(typeof lazyArray.chunks[chunkNum]=="undefined"){lazyArray.chunks[chunkNum]=doXHR(start,end)}if(typeof lazyArray.chunks[chunkNum]=="undefined")abort("doXHR failed!");return lazyArray.chunks[chunkNum]});if(usesGzip||!datalength){chunkSize=datalength=1;datalength=this.getter(0).length;chunkSize=datalength;out("LazyFiles on gzip forces download of the whole file when length is accessed")}this._length=datalength;this._chunkSize=chunkSize;this.lengthKnown=true}get length(){if(!this.lengthKnown){this.cacheLength()}return this._length}get chunkSize(){if(!this.lengthKnown){this.cacheLength()}return this._chunkSize}}if(globalThis.XMLHttpRequest){if(!ENVIRONMENT_IS_WORKER)abort("Cannot do synchronous binary XHRs outside webworkers in modern browsers. Use --embed-file or --preload-file in emcc");var lazyArray=new LazyUint8Array;var properties={isDevice:false,contents:lazyArray}}else{var properties={isDevice:false,url}}var node=FS.createFile(parent,name,properties,canRead,canWrite);if(properties.contents){node.contents=properties.contents}else if(properties.url){node.contents=null;node.url=properties.url}Object.defineProperties(node,{usedBytes:{get:function(){return this.contents.length}}});var stream_ops={};for(const[key,fn]of Object.entries(node.stream_ops)){stream_ops[key]=(...args)=>{FS.forceLoadFile(node);return fn(...args)}}function writeChunks(stream,buffer,offset,length,position){var contents=stream.node.contents;if(position>=contents.length)return 0;var size=Math.min(contents.length-position,length);if(contents.slice){for(var i=0;i<size;i++){buffer[offset+i]=contents[position+i]}}else{for(var i=0;i<size;i++){buffer[offset+i]=contents.get(position+i)}}return size}stream_ops.read=(stream,buffer,offset,length,position)=>{FS.forceLoadFile(node);return writeChunks(stream,buffer,offset,length,position)};stream_ops.mmap=(stream,length,position,prot,flags)=>{FS.forceLoadFile(node);var ptr=mmapAlloc(length);if(!ptr){throw new FS.ErrnoError(48)}writeChunks(stream,HEAP8,ptr,length,position);return{ptr,allocated:true}};node.stream_ops=stream_ops;return node}};var SYSCALLS={currentUmask:18,calculateAt(dirfd,path,allowEmpty){if(PATH.isAbs(path)){return path}var dir;if(dirfd===-100){dir=FS.cwd()}else{var dirstream=SYSCALLS.getStreamFromFD(dirfd);dir=dirstream.path}if(path.length==0){if(!allowEmpty){throw new FS.ErrnoError(44)}return dir}return dir+"/"+path},writeStat(buf,stat){HEAPU32[buf>>2]=stat.dev;HEAPU32[buf+4>>2]=stat.mode;HEAPU32[buf+8>>2]=stat.nlink;HEAPU32[buf+12>>2]=stat.uid;HEAPU32[buf+16>>2]=stat.gid;HEAPU32[buf+20>>2]=stat.rdev;HEAP64[buf+24>>3]=BigInt(stat.size);HEAP32[buf+32>>2]=4096;HEAP32[buf+36>>2]=stat.blocks;var atime=stat.atime.getTime();var mtime=stat.mtime.getTime();var ctime=stat.ctime.getTime();HEAP64[buf+40>>3]=BigInt(Math.floor(atime/1e3));HEAPU32[buf+48>>2]=atime%1e3*1e3*1e3;HEAP64[buf+56>>3]=BigInt(Math.floor(mtime/1e3));HEAPU32[buf+64>>2]=mtime%1e3*1e3*1e3;HEAP64[buf+72>>3]=BigInt(Math.floor(ctime/1e3));HEAPU32[buf+80>>2]=ctime%1e3*1e3*1e3;HEAP64[buf+88>>3]=BigInt(stat.ino);return 0},writeStatFs(buf,stats){HEAPU32[buf+4>>2]=stats.bsize;HEAPU32[buf+60>>2]=stats.bsize;HEAP64[buf+8>>3]=BigInt(stats.blocks);HEAP64[buf+16>>3]=BigInt(stats.bfree);HEAP64[buf+24>>3]=BigInt(stats.bavail);HEAP64[buf+32>>3]=BigInt(stats.files);HEAP64[buf+40>>3]=BigInt(stats.ffree);HEAPU32[buf+48>>2]=stats.fsid;HEAPU32[buf+64>>2]=stats.flags;HEAPU32[buf+56>>2]=stats.namelen},doMsync(addr,stream,len,flags,offset){if(!FS.isFile(stream.node.mode)){throw new FS.ErrnoError(43)}if(flags&2){return 0}var buffer=HEAPU8.subarray(addr,addr+len);FS.msync(stream,buffer,offset,len,flags)},getStreamFromFD(fd){var stream=FS.getStreamChecked(fd);return stream},varargs:undefined,getStr(ptr){var ret=UTF8ToString(ptr);return ret}};function _fd_close(fd){try{var stream=SYSCALLS.getStreamFromFD(fd);FS.close(stream);return 0}catch(e){if(typeof FS=="undefined"||!(e.name==="ErrnoError"))throw e;return e.errno}}var doReadv=(stream,iov,iovcnt,offset)=>{var ret=0;for(var i=0;i<iovcnt;i++){var ptr=HEAPU32[iov>>2];var len=HEAPU32[iov+4>>2];iov+=8;try{var curr=FS.read(stream,HEAP8,ptr,len,offset)}catch(e){if(ret>0&&e instanceof FS.ErrnoError&&(e.errno==6||e.errno==6)){break}throw e}if(curr<0)return-1;ret+=curr;if(curr<len)break;if(typeof offset!="undefined"){offset+=curr}}return ret};function _fd_read(fd,iov,iovcnt,pnum){try{var stream=SYSCALLS.getStreamFromFD(fd);var num=doReadv(stream,iov,iovcnt);HEAPU32[pnum>>2]=num;return 0}catch(e){if(typeof FS=="undefined"||!(e.name==="ErrnoError"))throw e;return e.errno}}var INT53_MAX=9007199254740992;var INT53_MIN=-9007199254740992;var bigintToI53Checked=num=>num<INT53_MIN||num>INT53_MAX?NaN:Number(num);function _fd_seek(fd,offset,whence,newOffset){offset=bigintToI53Checked(offset);try{if(isNaN(offset))return 22;var stream=SYSCALLS.getStreamFromFD(fd);FS.llseek(stream,offset,whence);HEAP64[newOffset>>3]=BigInt(stream.position);if(stream.getdents&&offset===0&&whence===0)stream.getdents=null;return 0}catch(e){if(typeof FS=="undefined"||!(e.name==="ErrnoError"))throw e;return e.errno}}var doWritev=(stream,iov,iovcnt,offset)=>{if(iovcnt==1){return FS.write(stream,HEAP8,HEAPU32[iov>>2],HEAPU32[iov+4>>2],offset)}var total=0;for(var i=0,p=iov;i<iovcnt;i++,p+=8){total+=HEAPU32[p+4>>2]}var view=new Uint8Array(total);var voff=0;for(var i=0;i<iovcnt;i++,iov+=8){var ptr=HEAPU32[iov>>2];var len=HEAPU32[iov+4>>2];view.set(HEAPU8.subarray(ptr,ptr+len),voff);voff+=len}return FS.write(stream,view,0,total,offset)};function _fd_write(fd,iov,iovcnt,pnum){try{var stream=SYSCALLS.getStreamFromFD(fd);var num=doWritev(stream,iov,iovcnt);HEAPU32[pnum>>2]=num;return 0}catch(e){if(typeof FS=="undefined"||!(e.name==="ErrnoError"))throw e;return e.errno}}var wasmTableMirror=[];var getWasmTableEntry=funcPtr=>{var func=wasmTableMirror[funcPtr];if(!func){wasmTableMirror[funcPtr]=func=wasmTable.get(funcPtr)}return func};var stringToUTF8=(str,outPtr,maxBytesToWrite)=>stringToUTF8Array(str,HEAPU8,outPtr,maxBytesToWrite);FS.createPreloadedFile=FS_createPreloadedFile;FS.preloadFile=FS_preloadFile;FS.staticInit();{if(Module["noExitRuntime"])noExitRuntime=Module["noExitRuntime"];if(Module["print"])out=Module["print"];if(Module["printErr"])err=Module["printErr"];if(Module["arguments"])programArgs=Module["arguments"];if(Module["thisProgram"])thisProgram=Module["thisProgram"];var preInit=Module["preInit"];if(preInit){if(typeof preInit=="function")Module["preInit"]=preInit=[preInit];while(preInit.length>0){preInit.shift()()}}}Module["getValue"]=getValue;Module["UTF8ToString"]=UTF8ToString;Module["stringToUTF8"]=stringToUTF8;Module["lengthBytesUTF8"]=lengthBytesUTF8;var _wasm_parse_query,_malloc,_free,_wasm_parse_query_raw,_wasm_free_parse_result,_wasm_parse_plpgsql,_wasm_fingerprint,_wasm_normalize_query,_wasm_parse_query_detailed,_wasm_free_detailed_result,_wasm_scan,_wasm_free_string,__emscripten_timeout,_setThrew,__emscripten_stack_restore,_emscripten_stack_get_current,memory,__indirect_function_table,wasmMemory,wasmTable;function assignWasmExports(wasmExports){_wasm_parse_query=Module["_wasm_parse_query"]=wasmExports["B"];_malloc=Module["_malloc"]=wasmExports["C"];_free=Module["_free"]=wasmExports["E"];_wasm_parse_query_raw=Module["_wasm_parse_query_raw"]=wasmExports["F"];_wasm_free_parse_result=Module["_wasm_free_parse_result"]=wasmExports["G"];_wasm_parse_plpgsql=Module["_wasm_parse_plpgsql"]=wasmExports["H"];_wasm_fingerprint=Module["_wasm_fingerprint"]=wasmExports["I"];_wasm_normalize_query=Module["_wasm_normalize_query"]=wasmExports["J"];_wasm_parse_query_detailed=Module["_wasm_parse_query_detailed"]=wasmExports["K"];_wasm_free_detailed_result=Module["_wasm_free_detailed_result"]=wasmExports["L"];_wasm_scan=Module["_wasm_scan"]=wasmExports["M"];_wasm_free_string=Module["_wasm_free_string"]=wasmExports["N"];__emscripten_timeout=wasmExports["O"];_setThrew=wasmExports["P"];__emscripten_stack_restore=wasmExports["Q"];_emscripten_stack_get_current=wasmExports["R"];memory=wasmMemory=wasmExports["z"];__indirect_function_table=wasmTable=wasmExports["D"]}var wasmImports={c:___assert_fail,x:__abort_js,w:__emscripten_runtime_keepalive_clear,p:__emscripten_throw_longjmp,o:__setitimer_js,q:_emscripten_resize_heap,m:_exit,u:_fd_close,r:_fd_read,s:_fd_seek,t:_fd_write,g:invoke_i,b:invoke_ii,a:invoke_iii,d:invoke_iiii,k:invoke_iiiii,l:invoke_ji,e:invoke_v,f:invoke_vi,h:invoke_vii,j:invoke_viii,i:invoke_viiii,y:invoke_viiiii,n:invoke_viiiiiiiiiiiii,v:_proc_exit};function invoke_iii(index,a1,a2){var sp=stackSave();try{return getWasmTableEntry(index)(a1,a2)}catch(e){stackRestore(sp);if(!(e instanceof EmscriptenEH))throw e;_setThrew(1,0)}}function invoke_ii(index,a1){var sp=stackSave();try{return getWasmTableEntry(index)(a1)}catch(e){stackRestore(sp);if(!(e instanceof EmscriptenEH))throw e;_setThrew(1,0)}}function invoke_i(index){var sp=stackSave();try{return getWasmTableEntry(index)()}catch(e){stackRestore(sp);if(!(e instanceof EmscriptenEH))throw e;_setThrew(1,0)}}function invoke_v(index){var sp=stackSave();try{getWasmTableEntry(index)()}catch(e){stackRestore(sp);if(!(e instanceof EmscriptenEH))throw e;_setThrew(1,0)}}function invoke_iiii(index,a1,a2,a3){var sp=stackSave();try{return getWasmTableEntry(index)(a1,a2,a3)}catch(e){stackRestore(sp);if(!(e instanceof EmscriptenEH))throw e;_setThrew(1,0)}}function invoke_viiii(index,a1,a2,a3,a4){var sp=stackSave();try{getWasmTableEntry(index)(a1,a2,a3,a4)}catch(e){stackRestore(sp);if(!(e instanceof EmscriptenEH))throw e;_setThrew(1,0)}}function invoke_viiiiiiiiiiiii(index,a1,a2,a3,a4,a5,a6,a7,a8,a9,a10,a11,a12,a13){var sp=stackSave();try{getWasmTableEntry(index)(a1,a2,a3,a4,a5,a6,a7,a8,a9,a10,a11,a12,a13)}catch(e){stackRestore(sp);if(!(e instanceof EmscriptenEH))throw e;_setThrew(1,0)}}function invoke_iiiii(index,a1,a2,a3,a4){var sp=stackSave();try{return getWasmTableEntry(index)(a1,a2,a3,a4)}catch(e){stackRestore(sp);if(!(e instanceof EmscriptenEH))throw e;_setThrew(1,0)}}function invoke_viii(index,a1,a2,a3){var sp=stackSave();try{getWasmTableEntry(index)(a1,a2,a3)}catch(e){stackRestore(sp);if(!(e instanceof EmscriptenEH))throw e;_setThrew(1,0)}}function invoke_vi(index,a1){var sp=stackSave();try{getWasmTableEntry(index)(a1)}catch(e){stackRestore(sp);if(!(e instanceof EmscriptenEH))throw e;_setThrew(1,0)}}function invoke_vii(index,a1,a2){var sp=stackSave();try{getWasmTableEntry(index)(a1,a2)}catch(e){stackRestore(sp);if(!(e instanceof EmscriptenEH))throw e;_setThrew(1,0)}}function invoke_viiiii(index,a1,a2,a3,a4,a5){var sp=stackSave();try{getWasmTableEntry(index)(a1,a2,a3,a4,a5)}catch(e){stackRestore(sp);if(!(e instanceof EmscriptenEH))throw e;_setThrew(1,0)}}function invoke_ji(index,a1){var sp=stackSave();try{return getWasmTableEntry(index)(a1)}catch(e){stackRestore(sp);if(!(e instanceof EmscriptenEH))throw e;_setThrew(1,0);return 0n}}async function run(){preRun();if(runDependencies){await resolveRunDependencies()}var setStatus=Module["setStatus"];if(setStatus){setStatus("Running...");await new Promise(resolve=>setTimeout(resolve,1));setTimeout(setStatus,1,"")}if(ABORT)return;initRuntime();Module["onRuntimeInitialized"]?.();postRun()}var wasmExports;wasmExports=await createWasm();await run();
+var PgQueryModule=(()=>{var _scriptName=globalThis.document?.currentScript?.src;return async function(moduleArg={}){var Module=moduleArg;var ENVIRONMENT_IS_WEB=!!globalThis.window;var ENVIRONMENT_IS_WORKER=!!globalThis.WorkerGlobalScope;var ENVIRONMENT_IS_NODE=globalThis.process?.versions?.node&&globalThis.process?.type!="renderer";var programArgs=[];var thisProgram="./this.program";var quit_=(status,toThrow)=>{throw toThrow};if(typeof __filename!="undefined"){_scriptName=__filename}else if(ENVIRONMENT_IS_WORKER){_scriptName=self.location.href}var scriptDirectory="";function locateFile(path){if(Module["locateFile"]){return Module["locateFile"](path,scriptDirectory)}return scriptDirectory+path}var readAsync,readBinary;if(ENVIRONMENT_IS_NODE){var fs=__nccwpck_require__(73024);scriptDirectory=__dirname+"/";readBinary=filename=>{filename=isFileURI(filename)?new URL(filename):filename;var ret=fs.readFileSync(filename);return ret};readAsync=async(filename,binary=true)=>{filename=isFileURI(filename)?new URL(filename):filename;var ret=fs.readFileSync(filename,binary?undefined:"utf8");return ret};if(process.argv.length>1){thisProgram=process.argv[1].replace(/\\/g,"/")}programArgs=process.argv.slice(2);quit_=(status,toThrow)=>{process.exitCode=status;throw toThrow}}else if(ENVIRONMENT_IS_WEB||ENVIRONMENT_IS_WORKER){try{scriptDirectory=new URL(".",_scriptName).href}catch{}{if(ENVIRONMENT_IS_WORKER){readBinary=url=>{var xhr=new XMLHttpRequest;xhr.open("GET",url,false);xhr.responseType="arraybuffer";xhr.send(null);return new Uint8Array(xhr.response)}}readAsync=async url=>{var response=await fetch(url,{credentials:"same-origin"});if(response.ok){return response.arrayBuffer()}throw new Error(response.status+" : "+response.url)}}}else{}var out=console.log.bind(console);var err=console.error.bind(console);var wasmBinary;var ABORT=false;var EXITSTATUS;var isFileURI=filename=>filename.startsWith("file://");class EmscriptenEH{}class EmscriptenSjLj extends EmscriptenEH{}var runtimeInitialized=false;function getMemoryBuffer(){return wasmMemory.buffer}function updateMemoryViews(){if(HEAP8?.buffer?.resizable)return;var b=getMemoryBuffer();HEAP8=new Int8Array(b);HEAP16=new Int16Array(b);Module["HEAPU8"]=HEAPU8=new Uint8Array(b);HEAPU16=new Uint16Array(b);HEAP32=new Int32Array(b);Module["HEAPU32"]=HEAPU32=new Uint32Array(b);HEAPF32=new Float32Array(b);HEAPF64=new Float64Array(b);HEAP64=new BigInt64Array(b);HEAPU64=new BigUint64Array(b)}function preRun(){var preRun=Module["preRun"];if(preRun){if(typeof preRun=="function")preRun=[preRun];onPreRuns.push(...preRun)}callRuntimeCallbacks(onPreRuns)}function initRuntime(){runtimeInitialized=true;if(!Module["noFSInit"]&&!FS.initialized)FS.init();TTY.init();wasmExports["A"]();FS.ignorePermissions=false}function postRun(){var postRun=Module["postRun"];if(postRun){if(typeof postRun=="function")postRun=[postRun];onPostRuns.push(...postRun)}callRuntimeCallbacks(onPostRuns)}function abort(what){Module["onAbort"]?.(what);what=`Aborted(${what})`;err(what);ABORT=true;what+=". Build with -sASSERTIONS for more info.";var e=new WebAssembly.RuntimeError(what);throw e}var wasmBinaryFile;function findWasmBinary(){return locateFile("libpg-query.wasm")}function getBinarySync(file){if(readBinary){return readBinary(file)}throw"both async and sync fetching of the wasm failed"}async function getWasmBinary(binaryFile){if(!wasmBinary){try{var response=await readAsync(binaryFile);return new Uint8Array(response)}catch{}}return getBinarySync(binaryFile)}async function instantiateArrayBuffer(binaryFile,imports){try{var binary=await getWasmBinary(binaryFile);var instance=await WebAssembly.instantiate(binary,imports);return instance}catch(reason){err(`failed to asynchronously prepare wasm: ${reason}`);abort(reason)}}async function instantiateAsync(binary,binaryFile,imports){if(!binary&&!ENVIRONMENT_IS_NODE){try{var response=fetch(binaryFile,{credentials:"same-origin"});var instantiationResult=await WebAssembly.instantiateStreaming(response,imports);return instantiationResult}catch(reason){err(`wasm streaming compile failed: ${reason}`);err("falling back to ArrayBuffer instantiation")}}return instantiateArrayBuffer(binaryFile,imports)}function getWasmImports(){var imports={a:wasmImports};return imports}async function createWasm(){function receiveInstance(instance){wasmExports=instance.exports;assignWasmExports(wasmExports);updateMemoryViews();return wasmExports}function receiveInstantiationResult(result){return receiveInstance(result["instance"])}var info=getWasmImports();var instantiateWasm=Module["instantiateWasm"];if(instantiateWasm){return new Promise(resolve=>{instantiateWasm(info,inst=>resolve(receiveInstance(inst)))})}wasmBinaryFile??=findWasmBinary();var result=await instantiateAsync(wasmBinary,wasmBinaryFile,info);var exports=receiveInstantiationResult(result);return exports}class ExitStatus{name="ExitStatus";constructor(status){this.message=`Program terminated with exit(${status})`;this.status=status}}var HEAP16;var HEAP32;var HEAP64;var HEAP8;var HEAPF32;var HEAPF64;var HEAPU16;var HEAPU32;var HEAPU64;var HEAPU8;var callRuntimeCallbacks=callbacks=>{while(callbacks.length>0){callbacks.shift()(Module)}};var onPostRuns=[];var onPreRuns=[];function getValue(ptr,type="i8"){if(type.endsWith("*"))type="*";switch(type){case"i1":return HEAP8[ptr];case"i8":return HEAP8[ptr];case"i16":return HEAP16[ptr>>1];case"i32":return HEAP32[ptr>>2];case"i64":return HEAP64[ptr>>3];case"float":return HEAPF32[ptr>>2];case"double":return HEAPF64[ptr>>3];case"*":return HEAPU32[ptr>>2];default:abort(`invalid type for getValue: ${type}`)}}var noExitRuntime=true;var stackRestore=val=>__emscripten_stack_restore(val);var stackSave=()=>_emscripten_stack_get_current();var UTF8Decoder=globalThis.TextDecoder&&new TextDecoder;var findStringEnd=(heapOrArray,idx,maxBytesToRead,ignoreNul)=>{var maxIdx=idx+maxBytesToRead;if(ignoreNul)return maxIdx;while(heapOrArray[idx]&&!(idx>=maxIdx))++idx;return idx};var UTF8ArrayToString=(heapOrArray,idx=0,maxBytesToRead,ignoreNul)=>{var endPtr=findStringEnd(heapOrArray,idx,maxBytesToRead,ignoreNul);if(endPtr-idx>16&&heapOrArray.buffer&&UTF8Decoder){return UTF8Decoder.decode(heapOrArray.subarray(idx,endPtr))}var str="";while(idx<endPtr){var u0=heapOrArray[idx++];if(!(u0&128)){str+=String.fromCharCode(u0);continue}var u1=heapOrArray[idx++]&63;if((u0&224)==192){str+=String.fromCharCode((u0&31)<<6|u1);continue}var u2=heapOrArray[idx++]&63;if((u0&240)==224){u0=(u0&15)<<12|u1<<6|u2}else{u0=(u0&7)<<18|u1<<12|u2<<6|heapOrArray[idx++]&63}if(u0<65536){str+=String.fromCharCode(u0)}else{var ch=u0-65536;str+=String.fromCharCode(55296|ch>>10,56320|ch&1023)}}return str};var UTF8ToString=(ptr,maxBytesToRead,ignoreNul)=>ptr?UTF8ArrayToString(HEAPU8,ptr,maxBytesToRead,ignoreNul):"";var ___assert_fail=(condition,filename,line,func)=>abort(`Assertion failed: ${UTF8ToString(condition)}, at: `+[filename?UTF8ToString(filename):"unknown filename",line,func?UTF8ToString(func):"unknown function"]);var __abort_js=()=>abort("");var runtimeKeepaliveCounter=0;var __emscripten_runtime_keepalive_clear=()=>{noExitRuntime=false;runtimeKeepaliveCounter=0};var __emscripten_throw_longjmp=()=>{throw new EmscriptenSjLj};var timers={};var handleException=e=>{if(e instanceof ExitStatus||e=="unwind"){return EXITSTATUS}quit_(1,e)};var keepRuntimeAlive=()=>noExitRuntime||runtimeKeepaliveCounter>0;var _proc_exit=code=>{EXITSTATUS=code;if(!keepRuntimeAlive()){Module["onExit"]?.(code);ABORT=true}quit_(code,new ExitStatus(code))};var exitJS=(status,implicit)=>{EXITSTATUS=status;_proc_exit(status)};var _exit=exitJS;var maybeExit=()=>{if(!keepRuntimeAlive()){try{_exit(EXITSTATUS)}catch(e){handleException(e)}}};var callUserCallback=func=>{if(ABORT){return}try{return func()}catch(e){handleException(e)}finally{maybeExit()}};var _emscripten_get_now=()=>performance.now();var __setitimer_js=(which,timeout_ms)=>{if(timers[which]){clearTimeout(timers[which].id);delete timers[which]}if(!timeout_ms)return 0;var id=setTimeout(()=>{delete timers[which];callUserCallback(()=>__emscripten_timeout(which,_emscripten_get_now()))},timeout_ms);timers[which]={id,timeout_ms};return 0};var getHeapMax=()=>1073741824;var alignMemory=(size,alignment)=>Math.ceil(size/alignment)*alignment;var growMemory=size=>{var oldHeapSize=wasmMemory.buffer.byteLength;var pages=(size-oldHeapSize+65535)/65536|0;try{wasmMemory.grow(pages);updateMemoryViews();return 1}catch(e){}};var _emscripten_resize_heap=requestedSize=>{var oldSize=HEAPU8.length;requestedSize>>>=0;var maxHeapSize=getHeapMax();if(requestedSize>maxHeapSize){return false}for(var cutDown=1;cutDown<=4;cutDown*=2){var overGrownHeapSize=oldSize*(1+.2/cutDown);overGrownHeapSize=Math.min(overGrownHeapSize,requestedSize+100663296);var newSize=Math.min(maxHeapSize,alignMemory(Math.max(requestedSize,overGrownHeapSize),65536));var replacement=growMemory(newSize);if(replacement){return true}}return false};var PATH={isAbs:path=>path.charAt(0)==="/",splitPath:filename=>{var splitPathRe=/^(\/?|)([\s\S]*?)((?:\.{1,2}|[^\/]+?|)(\.[^.\/]*|))(?:[\/]*)$/;return splitPathRe.exec(filename).slice(1)},normalizeArray:(parts,allowAboveRoot)=>{var up=0;for(var i=parts.length-1;i>=0;i--){var last=parts[i];if(last==="."){parts.splice(i,1)}else if(last===".."){parts.splice(i,1);up++}else if(up){parts.splice(i,1);up--}}if(allowAboveRoot){for(;up;up--){parts.unshift("..")}}return parts},normalize:path=>{var isAbsolute=PATH.isAbs(path),trailingSlash=path.slice(-1)==="/";path=PATH.normalizeArray(path.split("/").filter(p=>!!p),!isAbsolute).join("/");if(!path&&!isAbsolute){path="."}if(path&&trailingSlash){path+="/"}return(isAbsolute?"/":"")+path},dirname:path=>{var result=PATH.splitPath(path),root=result[0],dir=result[1];if(!root&&!dir){return"."}if(dir){dir=dir.slice(0,-1)}return root+dir},basename:path=>path&&path.match(/([^\/]+|\/)\/*$/)[1],join:(...paths)=>PATH.normalize(paths.join("/")),join2:(l,r)=>PATH.normalize(l+"/"+r)};var initRandomFill=()=>{if(ENVIRONMENT_IS_NODE){var nodeCrypto=__nccwpck_require__(77598);return view=>(nodeCrypto.randomFillSync(view),0)}return view=>(crypto.getRandomValues(view),0)};var randomFill=view=>(randomFill=initRandomFill())(view);var PATH_FS={resolve:(...args)=>{var resolvedPath="",resolvedAbsolute=false;for(var i=args.length-1;i>=-1&&!resolvedAbsolute;i--){var path=i>=0?args[i]:FS.cwd();if(typeof path!="string"){throw new TypeError("Arguments to path.resolve must be strings")}else if(!path){return""}resolvedPath=path+"/"+resolvedPath;resolvedAbsolute=PATH.isAbs(path)}resolvedPath=PATH.normalizeArray(resolvedPath.split("/").filter(p=>!!p),!resolvedAbsolute).join("/");return(resolvedAbsolute?"/":"")+resolvedPath||"."},relative:(from,to)=>{from=PATH_FS.resolve(from).slice(1);to=PATH_FS.resolve(to).slice(1);function trim(arr){var start=0;for(;start<arr.length;start++){if(arr[start]!=="")break}var end=arr.length-1;for(;end>=0;end--){if(arr[end]!=="")break}if(start>end)return[];return arr.slice(start,end-start+1)}var fromParts=trim(from.split("/"));var toParts=trim(to.split("/"));var length=Math.min(fromParts.length,toParts.length);var samePartsLength=length;for(var i=0;i<length;i++){if(fromParts[i]!==toParts[i]){samePartsLength=i;break}}var outputParts=[];for(var i=samePartsLength;i<fromParts.length;i++){outputParts.push("..")}outputParts=outputParts.concat(toParts.slice(samePartsLength));return outputParts.join("/")}};var FS_stdin_getChar_buffer=[];var lengthBytesUTF8=str=>{var len=0;for(var i=0;i<str.length;++i){var c=str.charCodeAt(i);if(c<=127){len++}else if(c<=2047){len+=2}else if(c>=55296&&c<=57343){len+=4;++i}else{len+=3}}return len};var stringToUTF8Array=(str,heap,outIdx,maxBytesToWrite)=>{if(!(maxBytesToWrite>0))return 0;var startIdx=outIdx;var endIdx=outIdx+maxBytesToWrite-1;for(var i=0;i<str.length;++i){var u=str.codePointAt(i);if(u<=127){if(outIdx>=endIdx)break;heap[outIdx++]=u}else if(u<=2047){if(outIdx+1>=endIdx)break;heap[outIdx++]=192|u>>6;heap[outIdx++]=128|u&63}else if(u<=65535){if(outIdx+2>=endIdx)break;heap[outIdx++]=224|u>>12;heap[outIdx++]=128|u>>6&63;heap[outIdx++]=128|u&63}else{if(outIdx+3>=endIdx)break;heap[outIdx++]=240|u>>18;heap[outIdx++]=128|u>>12&63;heap[outIdx++]=128|u>>6&63;heap[outIdx++]=128|u&63;i++}}heap[outIdx]=0;return outIdx-startIdx};var intArrayFromString=(stringy,dontAddNull,length)=>{var len=length>0?length:lengthBytesUTF8(stringy)+1;var u8array=new Array(len);var numBytesWritten=stringToUTF8Array(stringy,u8array,0,u8array.length);if(dontAddNull)u8array.length=numBytesWritten;return u8array};var FS_stdin_getChar=()=>{if(!FS_stdin_getChar_buffer.length){var result=null;if(ENVIRONMENT_IS_NODE){var BUFSIZE=256;var buf=Buffer.alloc(BUFSIZE);var bytesRead=0;var fd=process.stdin.fd;try{bytesRead=fs.readSync(fd,buf,0,BUFSIZE)}catch(e){if(e.toString().includes("EOF"))bytesRead=0;else throw e}if(bytesRead>0){result=buf.slice(0,bytesRead).toString("utf-8")}}else if(globalThis.window?.prompt){result=window.prompt("Input: ");if(result!==null){result+="\n"}}else{}if(!result){return null}FS_stdin_getChar_buffer=intArrayFromString(result,true)}return FS_stdin_getChar_buffer.shift()};var TTY={ttys:[],init(){},shutdown(){},register(dev,ops){TTY.ttys[dev]={input:[],output:[],ops};FS.registerDevice(dev,TTY.stream_ops)},stream_ops:{open(stream){var tty=TTY.ttys[stream.node.rdev];if(!tty){throw new FS.ErrnoError(43)}stream.tty=tty;stream.seekable=false},close(stream){stream.tty.ops.fsync(stream.tty)},fsync(stream){stream.tty.ops.fsync(stream.tty)},read(stream,buffer,offset,length,pos){if(!stream.tty||!stream.tty.ops.get_char){throw new FS.ErrnoError(60)}var bytesRead=0;for(var i=0;i<length;i++){var result;try{result=stream.tty.ops.get_char(stream.tty)}catch(e){throw new FS.ErrnoError(29)}if(result===undefined&&bytesRead===0){throw new FS.ErrnoError(6)}if(result===null||result===undefined)break;bytesRead++;buffer[offset+i]=result}if(bytesRead){stream.node.atime=Date.now()}return bytesRead},write(stream,buffer,offset,length,pos){if(!stream.tty||!stream.tty.ops.put_char){throw new FS.ErrnoError(60)}try{for(var i=0;i<length;i++){stream.tty.ops.put_char(stream.tty,buffer[offset+i])}}catch(e){throw new FS.ErrnoError(29)}if(length){stream.node.mtime=stream.node.ctime=Date.now()}return i}},default_tty_ops:{get_char(tty){return FS_stdin_getChar()},put_char(tty,val){if(val===null||val===10){out(UTF8ArrayToString(tty.output));tty.output=[]}else{if(val!=0)tty.output.push(val)}},fsync(tty){if(tty.output?.length>0){out(UTF8ArrayToString(tty.output));tty.output=[]}},ioctl_tcgets(tty){return{c_iflag:25856,c_oflag:5,c_cflag:191,c_lflag:35387,c_cc:[3,28,127,21,4,0,1,0,17,19,26,0,18,15,23,22,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}},ioctl_tcsets(tty,optional_actions,data){return 0},ioctl_tiocgwinsz(tty){return[24,80]}},default_tty1_ops:{put_char(tty,val){if(val===null||val===10){err(UTF8ArrayToString(tty.output));tty.output=[]}else{if(val!=0)tty.output.push(val)}},fsync(tty){if(tty.output?.length>0){err(UTF8ArrayToString(tty.output));tty.output=[]}}}};var mmapAlloc=size=>{abort()};var MEMFS={ops_table:null,mount(mount){return MEMFS.createNode(null,"/",16895,0)},createNode(parent,name,mode,dev){if(FS.isBlkdev(mode)||FS.isFIFO(mode)){throw new FS.ErrnoError(63)}MEMFS.ops_table||={dir:{node:{getattr:MEMFS.node_ops.getattr,setattr:MEMFS.node_ops.setattr,lookup:MEMFS.node_ops.lookup,mknod:MEMFS.node_ops.mknod,rename:MEMFS.node_ops.rename,unlink:MEMFS.node_ops.unlink,rmdir:MEMFS.node_ops.rmdir,readdir:MEMFS.node_ops.readdir,symlink:MEMFS.node_ops.symlink},stream:{llseek:MEMFS.stream_ops.llseek}},file:{node:{getattr:MEMFS.node_ops.getattr,setattr:MEMFS.node_ops.setattr},stream:{llseek:MEMFS.stream_ops.llseek,read:MEMFS.stream_ops.read,write:MEMFS.stream_ops.write,mmap:MEMFS.stream_ops.mmap,msync:MEMFS.stream_ops.msync}},link:{node:{getattr:MEMFS.node_ops.getattr,setattr:MEMFS.node_ops.setattr,readlink:MEMFS.node_ops.readlink},stream:{}},chrdev:{node:{getattr:MEMFS.node_ops.getattr,setattr:MEMFS.node_ops.setattr},stream:FS.chrdev_stream_ops}};var node=FS.createNode(parent,name,mode,dev);if(FS.isDir(node.mode)){node.node_ops=MEMFS.ops_table.dir.node;node.stream_ops=MEMFS.ops_table.dir.stream;node.contents={}}else if(FS.isFile(node.mode)){node.node_ops=MEMFS.ops_table.file.node;node.stream_ops=MEMFS.ops_table.file.stream;node.usedBytes=0;node.contents=MEMFS.emptyFileContents??=new Uint8Array(0)}else if(FS.isLink(node.mode)){node.node_ops=MEMFS.ops_table.link.node;node.stream_ops=MEMFS.ops_table.link.stream}else if(FS.isChrdev(node.mode)){node.node_ops=MEMFS.ops_table.chrdev.node;node.stream_ops=MEMFS.ops_table.chrdev.stream}node.atime=node.mtime=node.ctime=Date.now();if(parent){parent.contents[name]=node;parent.atime=parent.mtime=parent.ctime=node.atime}return node},getFileDataAsTypedArray(node){return node.contents.subarray(0,node.usedBytes)},expandFileStorage(node,newCapacity){var prevCapacity=node.contents.length;if(prevCapacity>=newCapacity)return;var CAPACITY_DOUBLING_MAX=1024*1024;newCapacity=Math.max(newCapacity,prevCapacity*(prevCapacity<CAPACITY_DOUBLING_MAX?2:1.125)>>>0);if(prevCapacity)newCapacity=Math.max(newCapacity,256);var oldContents=MEMFS.getFileDataAsTypedArray(node);node.contents=new Uint8Array(newCapacity);node.contents.set(oldContents)},resizeFileStorage(node,newSize){if(node.usedBytes==newSize)return;var oldContents=node.contents;node.contents=new Uint8Array(newSize);node.contents.set(oldContents.subarray(0,Math.min(newSize,node.usedBytes)));node.usedBytes=newSize},node_ops:{getattr(node){var attr={};attr.dev=FS.isChrdev(node.mode)?node.id:1;attr.ino=node.id;attr.mode=node.mode;attr.nlink=1;attr.uid=0;attr.gid=0;attr.rdev=node.rdev;if(FS.isDir(node.mode)){attr.size=4096}else if(FS.isFile(node.mode)){attr.size=node.usedBytes}else if(FS.isLink(node.mode)){attr.size=node.link.length}else{attr.size=0}attr.atime=new Date(node.atime);attr.mtime=new Date(node.mtime);attr.ctime=new Date(node.ctime);attr.blksize=4096;attr.blocks=Math.ceil(attr.size/attr.blksize);return attr},setattr(node,attr){for(const key of["mode","atime","mtime","ctime"]){if(attr[key]!=null){node[key]=attr[key]}}if(attr.size!==undefined){MEMFS.resizeFileStorage(node,attr.size)}},lookup(parent,name){if(!MEMFS.doesNotExistError){MEMFS.doesNotExistError=new FS.ErrnoError(44);MEMFS.doesNotExistError.stack="<generic error, no stack>"}throw MEMFS.doesNotExistError},mknod(parent,name,mode,dev){return MEMFS.createNode(parent,name,mode,dev)},rename(old_node,new_dir,new_name){var new_node;try{new_node=FS.lookupNode(new_dir,new_name)}catch(e){}if(new_node){if(FS.isDir(old_node.mode)){for(var i in new_node.contents){throw new FS.ErrnoError(55)}}FS.hashRemoveNode(new_node)}delete old_node.parent.contents[old_node.name];new_dir.contents[new_name]=old_node;old_node.name=new_name;new_dir.ctime=new_dir.mtime=old_node.parent.ctime=old_node.parent.mtime=Date.now()},unlink(parent,name){delete parent.contents[name];parent.ctime=parent.mtime=Date.now()},rmdir(parent,name){var node=FS.lookupNode(parent,name);for(var i in node.contents){throw new FS.ErrnoError(55)}delete parent.contents[name];parent.ctime=parent.mtime=Date.now()},readdir(node){return[".","..",...Object.keys(node.contents)]},symlink(parent,newname,oldpath){var node=MEMFS.createNode(parent,newname,511|40960,0);node.link=oldpath;return node},readlink(node){if(!FS.isLink(node.mode)){throw new FS.ErrnoError(28)}return node.link}},stream_ops:{read(stream,buffer,offset,length,position){var contents=stream.node.contents;if(position>=stream.node.usedBytes)return 0;var size=Math.min(stream.node.usedBytes-position,length);buffer.set(contents.subarray(position,position+size),offset);return size},write(stream,buffer,offset,length,position,canOwn){if(buffer.buffer===HEAP8.buffer){canOwn=false}if(!length)return 0;var node=stream.node;node.mtime=node.ctime=Date.now();if(canOwn){node.contents=buffer.subarray(offset,offset+length);node.usedBytes=length}else if(node.usedBytes===0&&position===0){node.contents=buffer.slice(offset,offset+length);node.usedBytes=length}else{MEMFS.expandFileStorage(node,position+length);node.contents.set(buffer.subarray(offset,offset+length),position);node.usedBytes=Math.max(node.usedBytes,position+length)}return length},llseek(stream,offset,whence){var position=offset;if(whence===1){position+=stream.position}else if(whence===2){if(FS.isFile(stream.node.mode)){position+=stream.node.usedBytes}}if(position<0){throw new FS.ErrnoError(28)}return position},mmap(stream,length,position,prot,flags){if(!FS.isFile(stream.node.mode)){throw new FS.ErrnoError(43)}var ptr;var allocated;var contents=stream.node.contents;if(!(flags&2)&&contents.buffer===HEAP8.buffer){allocated=false;ptr=contents.byteOffset}else{allocated=true;ptr=mmapAlloc(length);if(!ptr){throw new FS.ErrnoError(48)}if(contents){if(position>0||position+length<contents.length){if(contents.subarray){contents=contents.subarray(position,position+length)}else{contents=Array.prototype.slice.call(contents,position,position+length)}}HEAP8.set(contents,ptr)}}return{ptr,allocated}},msync(stream,buffer,offset,length,mmapFlags){MEMFS.stream_ops.write(stream,buffer,0,length,offset,false);return 0}}};var FS_modeStringToFlags=str=>{if(typeof str!="string")return str;var flagModes={r:0,"r+":2,w:512|64|1,"w+":512|64|2,a:1024|64|1,"a+":1024|64|2};var flags=flagModes[str];if(typeof flags=="undefined"){throw new Error(`Unknown file open mode: ${str}`)}return flags};var FS_fileDataToTypedArray=data=>{if(typeof data=="string"){data=intArrayFromString(data,true)}if(!data.subarray){data=new Uint8Array(data)}return data};var FS_getMode=(canRead,canWrite)=>{var mode=0;if(canRead)mode|=292|73;if(canWrite)mode|=146;return mode};var asyncLoad=async url=>{var arrayBuffer=await readAsync(url);return new Uint8Array(arrayBuffer)};var FS_createDataFile=(...args)=>FS.createDataFile(...args);var getUniqueRunDependency=id=>id;var dependenciesPromise=null;var resolveRunDependencies=async()=>dependenciesPromise;var runDependencies=0;var dependenciesPromiseResolve=null;var removeRunDependency=id=>{runDependencies--;Module["monitorRunDependencies"]?.(runDependencies);if(!runDependencies){dependenciesPromiseResolve()}};var addRunDependency=id=>{if(!runDependencies){dependenciesPromise=new Promise(resolve=>dependenciesPromiseResolve=resolve)}runDependencies++;Module["monitorRunDependencies"]?.(runDependencies)};var preloadPlugins=[];var FS_handledByPreloadPlugin=async(byteArray,fullname)=>{if(typeof Browser!="undefined")Browser.init();for(var plugin of preloadPlugins){if(plugin["canHandle"](fullname)){return plugin["handle"](byteArray,fullname)}}return byteArray};var FS_preloadFile=async(parent,name,url,canRead,canWrite,dontCreateFile,canOwn,preFinish)=>{var fullname=name?PATH_FS.resolve(PATH.join2(parent,name)):parent;var dep=getUniqueRunDependency(`cp ${fullname}`);addRunDependency(dep);try{var byteArray=url;if(typeof url=="string"){byteArray=await asyncLoad(url)}byteArray=await FS_handledByPreloadPlugin(byteArray,fullname);preFinish?.();if(!dontCreateFile){FS_createDataFile(parent,name,byteArray,canRead,canWrite,canOwn)}}finally{removeRunDependency(dep)}};var FS_createPreloadedFile=(parent,name,url,canRead,canWrite,onload,onerror,dontCreateFile,canOwn,preFinish)=>{FS_preloadFile(parent,name,url,canRead,canWrite,dontCreateFile,canOwn,preFinish).then(onload).catch(onerror)};var FS={root:null,mounts:[],devices:{},streams:[],nextInode:1,nameTable:null,currentPath:"/",initialized:false,ignorePermissions:true,filesystems:null,syncFSRequests:0,ErrnoError:class{name="ErrnoError";constructor(errno){this.errno=errno}},FSStream:class{shared={};get object(){return this.node}set object(val){this.node=val}get isRead(){return(this.flags&2097155)!==1}get isWrite(){return(this.flags&2097155)!==0}get isAppend(){return this.flags&1024}get flags(){return this.shared.flags}set flags(val){this.shared.flags=val}get position(){return this.shared.position}set position(val){this.shared.position=val}},FSNode:class{node_ops={};stream_ops={};readMode=292|73;writeMode=146;mounted=null;constructor(parent,name,mode,rdev){if(!parent){parent=this}this.parent=parent;this.mount=parent.mount;this.id=FS.nextInode++;this.name=name;this.mode=mode;this.rdev=rdev;this.atime=this.mtime=this.ctime=Date.now()}get read(){return(this.mode&this.readMode)===this.readMode}set read(val){val?this.mode|=this.readMode:this.mode&=~this.readMode}get write(){return(this.mode&this.writeMode)===this.writeMode}set write(val){val?this.mode|=this.writeMode:this.mode&=~this.writeMode}get isFolder(){return FS.isDir(this.mode)}get isDevice(){return FS.isChrdev(this.mode)}addListener(cb,exclusive=false){var entry={cb,exclusive};var listeners=this.listeners??=new Set;listeners.add(entry);return{listeners,entry}}notifyListeners(flags){if(!this.listeners)return;var excl;for(var entry of this.listeners){if(entry.exclusive)(excl||=[]).push(entry);else entry.cb(flags)}if(excl){var i=(this.exclTurn||0)%excl.length;this.exclTurn=i+1;excl[i].cb(flags)}}},lookupPath(path,opts={}){if(!path){throw new FS.ErrnoError(44)}opts.follow_mount??=true;if(!PATH.isAbs(path)){path=FS.cwd()+"/"+path}linkloop:for(var nlinks=0;nlinks<40;nlinks++){var parts=path.split("/").filter(p=>!!p);var current=FS.root;var current_path="/";for(var i=0;i<parts.length;i++){var islast=i===parts.length-1;if(islast&&opts.parent){break}if(parts[i]==="."){continue}if(parts[i]===".."){current_path=PATH.dirname(current_path);if(FS.isRoot(current)){path=current_path+"/"+parts.slice(i+1).join("/");nlinks--;continue linkloop}else{current=current.parent}continue}current_path=PATH.join2(current_path,parts[i]);try{current=FS.lookupNode(current,parts[i])}catch(e){if(e?.errno===44&&islast&&opts.noent_okay){return{path:current_path}}throw e}if(FS.isMountpoint(current)&&(!islast||opts.follow_mount)){current=current.mounted.root}if(FS.isLink(current.mode)&&(!islast||opts.follow)){if(!current.node_ops.readlink){throw new FS.ErrnoError(52)}var link=current.node_ops.readlink(current);if(!PATH.isAbs(link)){link=PATH.dirname(current_path)+"/"+link}path=link+"/"+parts.slice(i+1).join("/");continue linkloop}}return{path:current_path,node:current}}throw new FS.ErrnoError(32)},getPath(node){var path;while(true){if(FS.isRoot(node)){var mount=node.mount.mountpoint;if(!path)return mount;return mount[mount.length-1]!=="/"?`${mount}/${path}`:mount+path}path=path?`${node.name}/${path}`:node.name;node=node.parent}},hashName(parentid,name){var hash=0;for(var i=0;i<name.length;i++){hash=(hash<<5)-hash+name.charCodeAt(i)|0}return(parentid+hash>>>0)%FS.nameTable.length},hashAddNode(node){var hash=FS.hashName(node.parent.id,node.name);node.name_next=FS.nameTable[hash];FS.nameTable[hash]=node},hashRemoveNode(node){var hash=FS.hashName(node.parent.id,node.name);if(FS.nameTable[hash]===node){FS.nameTable[hash]=node.name_next}else{var current=FS.nameTable[hash];while(current){if(current.name_next===node){current.name_next=node.name_next;break}current=current.name_next}}},lookupNode(parent,name){var errCode=FS.mayLookup(parent);if(errCode){throw new FS.ErrnoError(errCode)}var hash=FS.hashName(parent.id,name);for(var node=FS.nameTable[hash];node;node=node.name_next){var nodeName=node.name;if(node.parent.id===parent.id&&nodeName===name){return node}}return FS.lookup(parent,name)},createNode(parent,name,mode,rdev){var node=new FS.FSNode(parent,name,mode,rdev);FS.hashAddNode(node);return node},destroyNode(node){FS.hashRemoveNode(node)},isRoot(node){return node===node.parent},isMountpoint(node){return!!node.mounted},isFile(mode){return(mode&61440)===32768},isDir(mode){return(mode&61440)===16384},isLink(mode){return(mode&61440)===40960},isChrdev(mode){return(mode&61440)===8192},isBlkdev(mode){return(mode&61440)===24576},isFIFO(mode){return(mode&61440)===4096},isSocket(mode){return(mode&49152)===49152},flagsToPermissionString(flag){var perms=["r","w","rw"][flag&3];if(flag&512){perms+="w"}return perms},nodePermissions(node,perms){if(FS.ignorePermissions){return 0}if(perms.includes("r")&&!(node.mode&292)){return 2}if(perms.includes("w")&&!(node.mode&146)){return 2}if(perms.includes("x")&&!(node.mode&73)){return 2}return 0},mayLookup(dir){if(!FS.isDir(dir.mode))return 54;var errCode=FS.nodePermissions(dir,"x");if(errCode)return errCode;if(!dir.node_ops.lookup)return 2;return 0},mayCreate(dir,name){if(!FS.isDir(dir.mode)){return 54}try{var node=FS.lookupNode(dir,name);return 20}catch(e){}return FS.nodePermissions(dir,"wx")},mayDelete(dir,name,isdir){var node;try{node=FS.lookupNode(dir,name)}catch(e){return e.errno}var errCode=FS.nodePermissions(dir,"wx");if(errCode){return errCode}if(isdir){if(!FS.isDir(node.mode)){return 54}if(FS.isRoot(node)||FS.getPath(node)===FS.cwd()){return 10}}else if(FS.isDir(node.mode)){return 31}return 0},mayOpen(node,flags){if(!node){return 44}if(FS.isLink(node.mode)){return 32}var mode=FS.flagsToPermissionString(flags);if(FS.isDir(node.mode)){if(mode!=="r"||flags&(512|64)){return 31}}return FS.nodePermissions(node,mode)},checkOpExists(op,err){if(!op){throw new FS.ErrnoError(err)}return op},MAX_OPEN_FDS:4096,nextfd(){for(var fd=0;fd<=FS.MAX_OPEN_FDS;fd++){if(!FS.streams[fd]){return fd}}throw new FS.ErrnoError(33)},getStreamChecked(fd){var stream=FS.getStream(fd);if(!stream){throw new FS.ErrnoError(8)}return stream},getStream:fd=>FS.streams[fd],createStream(stream,fd=-1){stream=Object.assign(new FS.FSStream,stream);if(fd==-1){fd=FS.nextfd()}stream.fd=fd;FS.streams[fd]=stream;return stream},closeStream(fd){FS.streams[fd]=null},dupStream(origStream,fd=-1){var stream=FS.createStream(origStream,fd);stream.stream_ops?.dup?.(stream);return stream},doSetAttr(stream,node,attr){var setattr=stream?.stream_ops.setattr;var arg=setattr?stream:node;setattr??=node.node_ops.setattr;FS.checkOpExists(setattr,63);try{setattr(arg,attr)}catch(e){if(e instanceof RangeError){throw new FS.ErrnoError(22)}throw e}},chrdev_stream_ops:{open(stream){var device=FS.getDevice(stream.node.rdev);stream.stream_ops=device.stream_ops;stream.stream_ops.open?.(stream)},llseek(){throw new FS.ErrnoError(70)}},major:dev=>dev>>8,minor:dev=>dev&255,makedev:(ma,mi)=>ma<<8|mi,registerDevice(dev,ops){FS.devices[dev]={stream_ops:ops}},getDevice:dev=>FS.devices[dev],getMounts(mount){var mounts=[];var check=[mount];while(check.length){var m=check.pop();mounts.push(m);check.push(...m.mounts)}return mounts},syncfs(populate,callback){if(typeof populate=="function"){callback=populate;populate=false}FS.syncFSRequests++;if(FS.syncFSRequests>1){err(`warning: ${FS.syncFSRequests} FS.syncfs operations in flight at once, probably just doing extra work`)}var mounts=FS.getMounts(FS.root.mount);var completed=0;function doCallback(errCode){FS.syncFSRequests--;return callback(errCode)}function done(errCode){if(errCode){if(!done.errored){done.errored=true;return doCallback(errCode)}return}if(++completed>=mounts.length){doCallback(null)}}for(var mount of mounts){if(mount.type.syncfs){mount.type.syncfs(mount,populate,done)}else{done(null)}}},mount(type,opts,mountpoint){var root=mountpoint==="/";var pseudo=!mountpoint;var node;if(root&&FS.root){throw new FS.ErrnoError(10)}else if(!root&&!pseudo){var lookup=FS.lookupPath(mountpoint,{follow_mount:false});mountpoint=lookup.path;node=lookup.node;if(FS.isMountpoint(node)){throw new FS.ErrnoError(10)}if(!FS.isDir(node.mode)){throw new FS.ErrnoError(54)}}var mount={type,opts,mountpoint,mounts:[]};var mountRoot=type.mount(mount);mountRoot.mount=mount;mount.root=mountRoot;if(root){FS.root=mountRoot}else if(node){node.mounted=mount;if(node.mount){node.mount.mounts.push(mount)}}return mountRoot},unmount(mountpoint){var lookup=FS.lookupPath(mountpoint,{follow_mount:false});if(!FS.isMountpoint(lookup.node)){throw new FS.ErrnoError(28)}var node=lookup.node;var mount=node.mounted;var mounts=FS.getMounts(mount);for(var[hash,current]of Object.entries(FS.nameTable)){while(current){var next=current.name_next;if(mounts.includes(current.mount)){FS.destroyNode(current)}current=next}}node.mounted=null;var idx=node.mount.mounts.indexOf(mount);node.mount.mounts.splice(idx,1)},lookup(parent,name){return parent.node_ops.lookup(parent,name)},mknod(path,mode,dev){var lookup=FS.lookupPath(path,{parent:true});var parent=lookup.node;var name=PATH.basename(path);if(!name){throw new FS.ErrnoError(28)}if(name==="."||name===".."){throw new FS.ErrnoError(20)}var errCode=FS.mayCreate(parent,name);if(errCode){throw new FS.ErrnoError(errCode)}if(!parent.node_ops.mknod){throw new FS.ErrnoError(63)}return parent.node_ops.mknod(parent,name,mode,dev)},statfs(path){return FS.statfsNode(FS.lookupPath(path,{follow:true}).node)},statfsStream(stream){return FS.statfsNode(stream.node)},statfsNode(node){var rtn={bsize:4096,frsize:4096,blocks:1e6,bfree:5e5,bavail:5e5,files:FS.nextInode,ffree:FS.nextInode-1,fsid:42,flags:2,namelen:255};if(node.node_ops.statfs){Object.assign(rtn,node.node_ops.statfs(node.mount.opts.root))}return rtn},create(path,mode=438){mode&=4095;mode|=32768;return FS.mknod(path,mode,0)},mkdir(path,mode=511){mode&=511|512;mode|=16384;return FS.mknod(path,mode,0)},mkdirTree(path,mode){var dirs=path.split("/");var d="";for(var dir of dirs){if(!dir)continue;if(d||PATH.isAbs(path))d+="/";d+=dir;try{FS.mkdir(d,mode)}catch(e){if(e.errno!=20)throw e}}},mkdev(path,mode,dev){if(typeof dev=="undefined"){dev=mode;mode=438}mode|=8192;return FS.mknod(path,mode,dev)},symlink(oldpath,newpath){if(!PATH_FS.resolve(oldpath)){throw new FS.ErrnoError(44)}var lookup=FS.lookupPath(newpath,{parent:true});var parent=lookup.node;if(!parent){throw new FS.ErrnoError(44)}var newname=PATH.basename(newpath);var errCode=FS.mayCreate(parent,newname);if(errCode){throw new FS.ErrnoError(errCode)}if(!parent.node_ops.symlink){throw new FS.ErrnoError(63)}return parent.node_ops.symlink(parent,newname,oldpath)},link(oldpath,newpath,flags){var lookup=FS.lookupPath(newpath,{parent:true});var parent=lookup.node;if(!parent){throw new FS.ErrnoError(44)}var newname=PATH.basename(newpath);var errCode=FS.mayCreate(parent,newname);if(errCode){throw new FS.ErrnoError(errCode)}if(!parent.node_ops.link){throw new FS.ErrnoError(34)}return parent.node_ops.link(parent,newname,oldpath,flags)},rename(old_path,new_path){var old_dirname=PATH.dirname(old_path);var new_dirname=PATH.dirname(new_path);var old_name=PATH.basename(old_path);var new_name=PATH.basename(new_path);var lookup,old_dir,new_dir;lookup=FS.lookupPath(old_path,{parent:true});old_dir=lookup.node;lookup=FS.lookupPath(new_path,{parent:true});new_dir=lookup.node;if(!old_dir||!new_dir)throw new FS.ErrnoError(44);if(old_dir.mount!==new_dir.mount){throw new FS.ErrnoError(75)}var old_node=FS.lookupNode(old_dir,old_name);var relative=PATH_FS.relative(old_path,new_dirname);if(relative.charAt(0)!=="."){throw new FS.ErrnoError(28)}relative=PATH_FS.relative(new_path,old_dirname);if(relative.charAt(0)!=="."){throw new FS.ErrnoError(55)}var new_node;try{new_node=FS.lookupNode(new_dir,new_name)}catch(e){}if(old_node===new_node){return}var isdir=FS.isDir(old_node.mode);var errCode=FS.mayDelete(old_dir,old_name,isdir);if(errCode){throw new FS.ErrnoError(errCode)}errCode=new_node?FS.mayDelete(new_dir,new_name,isdir):FS.mayCreate(new_dir,new_name);if(errCode){throw new FS.ErrnoError(errCode)}if(!old_dir.node_ops.rename){throw new FS.ErrnoError(63)}if(FS.isMountpoint(old_node)||new_node&&FS.isMountpoint(new_node)){throw new FS.ErrnoError(10)}if(new_dir!==old_dir){errCode=FS.nodePermissions(old_dir,"w");if(errCode){throw new FS.ErrnoError(errCode)}}FS.hashRemoveNode(old_node);try{old_dir.node_ops.rename(old_node,new_dir,new_name);old_node.parent=new_dir}catch(e){throw e}finally{FS.hashAddNode(old_node)}},rmdir(path){var lookup=FS.lookupPath(path,{parent:true});var parent=lookup.node;var name=PATH.basename(path);var node=FS.lookupNode(parent,name);var errCode=FS.mayDelete(parent,name,true);if(errCode){throw new FS.ErrnoError(errCode)}if(!parent.node_ops.rmdir){throw new FS.ErrnoError(63)}if(FS.isMountpoint(node)){throw new FS.ErrnoError(10)}parent.node_ops.rmdir(parent,name);FS.destroyNode(node)},readdir(path){var lookup=FS.lookupPath(path,{follow:true});var node=lookup.node;var readdir=FS.checkOpExists(node.node_ops.readdir,54);return readdir(node)},unlink(path){var lookup=FS.lookupPath(path,{parent:true});var parent=lookup.node;if(!parent){throw new FS.ErrnoError(44)}var name=PATH.basename(path);var node=FS.lookupNode(parent,name);var errCode=FS.mayDelete(parent,name,false);if(errCode){throw new FS.ErrnoError(errCode)}if(!parent.node_ops.unlink){throw new FS.ErrnoError(63)}if(FS.isMountpoint(node)){throw new FS.ErrnoError(10)}parent.node_ops.unlink(parent,name);FS.destroyNode(node)},readlink(path){var lookup=FS.lookupPath(path);var link=lookup.node;if(!link){throw new FS.ErrnoError(44)}if(!link.node_ops.readlink){throw new FS.ErrnoError(28)}return link.node_ops.readlink(link)},stat(path,dontFollow){var lookup=FS.lookupPath(path,{follow:!dontFollow});var node=lookup.node;var getattr=FS.checkOpExists(node.node_ops.getattr,63);return getattr(node)},fstat(fd){var stream=FS.getStreamChecked(fd);var node=stream.node;var getattr=stream.stream_ops.getattr;var arg=getattr?stream:node;getattr??=node.node_ops.getattr;FS.checkOpExists(getattr,63);return getattr(arg)},lstat(path){return FS.stat(path,true)},doChmod(stream,node,mode,dontFollow){FS.doSetAttr(stream,node,{mode:mode&4095|node.mode&~4095,ctime:Date.now(),dontFollow})},chmod(path,mode,dontFollow){var node;if(typeof path=="string"){var lookup=FS.lookupPath(path,{follow:!dontFollow});node=lookup.node}else{node=path}FS.doChmod(null,node,mode,dontFollow)},lchmod(path,mode){FS.chmod(path,mode,true)},fchmod(fd,mode){var stream=FS.getStreamChecked(fd);FS.doChmod(stream,stream.node,mode,false)},doChown(stream,node,dontFollow){FS.doSetAttr(stream,node,{timestamp:Date.now(),dontFollow})},chown(path,uid,gid,dontFollow){var node;if(typeof path=="string"){var lookup=FS.lookupPath(path,{follow:!dontFollow});node=lookup.node}else{node=path}FS.doChown(null,node,dontFollow)},lchown(path,uid,gid){FS.chown(path,uid,gid,true)},fchown(fd,uid,gid){var stream=FS.getStreamChecked(fd);FS.doChown(stream,stream.node,false)},doTruncate(stream,node,len){if(FS.isDir(node.mode)){throw new FS.ErrnoError(31)}if(!FS.isFile(node.mode)){throw new FS.ErrnoError(28)}var errCode=FS.nodePermissions(node,"w");if(errCode){throw new FS.ErrnoError(errCode)}FS.doSetAttr(stream,node,{size:len,timestamp:Date.now()})},truncate(path,len){if(len<0){throw new FS.ErrnoError(28)}var node;if(typeof path=="string"){var lookup=FS.lookupPath(path,{follow:true});node=lookup.node}else{node=path}FS.doTruncate(null,node,len)},ftruncate(fd,len){var stream=FS.getStreamChecked(fd);if(len<0||(stream.flags&2097155)===0){throw new FS.ErrnoError(28)}FS.doTruncate(stream,stream.node,len)},utime(path,atime,mtime,dontFollow){var lookup=FS.lookupPath(path,{follow:!dontFollow});FS.doSetAttr(null,lookup.node,{atime,mtime,dontFollow})},open(path,flags,mode=438){if(path===""){throw new FS.ErrnoError(44)}flags=FS_modeStringToFlags(flags);if(flags&64){mode=mode&4095|32768}else{mode=0}var node;var isDirPath;if(typeof path=="object"){node=path}else{isDirPath=path.endsWith("/");var lookup=FS.lookupPath(path,{follow:!(flags&131072),noent_okay:true});node=lookup.node;path=lookup.path}var created=false;if(flags&64){if(node){if(flags&128){throw new FS.ErrnoError(20)}}else if(isDirPath){throw new FS.ErrnoError(31)}else{node=FS.mknod(path,mode|511,0);created=true}}if(!node){throw new FS.ErrnoError(44)}if(FS.isChrdev(node.mode)){flags&=~512}if(flags&65536&&!FS.isDir(node.mode)){throw new FS.ErrnoError(54)}if(!created){var errCode=FS.mayOpen(node,flags);if(errCode){throw new FS.ErrnoError(errCode)}}if(flags&512&&!created){FS.truncate(node,0)}flags&=~(128|512|131072);var stream=FS.createStream({node,path:FS.getPath(node),flags,seekable:true,position:0,stream_ops:node.stream_ops,ungotten:[],error:false});if(stream.stream_ops.open){stream.stream_ops.open(stream)}if(created){FS.chmod(node,mode&511)}return stream},close(stream){if(FS.isClosed(stream)){throw new FS.ErrnoError(8)}if(stream.getdents)stream.getdents=null;stream.node?.notifyListeners(32);try{if(stream.stream_ops.close){stream.stream_ops.close(stream)}}catch(e){throw e}finally{FS.closeStream(stream.fd)}stream.fd=null},isClosed(stream){return stream.fd===null},llseek(stream,offset,whence){if(FS.isClosed(stream)){throw new FS.ErrnoError(8)}if(!stream.seekable||!stream.stream_ops.llseek){throw new FS.ErrnoError(70)}if(whence!=0&&whence!=1&&whence!=2){throw new FS.ErrnoError(28)}stream.position=stream.stream_ops.llseek(stream,offset,whence);stream.ungotten=[];return stream.position},read(stream,buffer,offset,length,position){if(length<0||position<0){throw new FS.ErrnoError(28)}if(FS.isClosed(stream)){throw new FS.ErrnoError(8)}if((stream.flags&2097155)===1){throw new FS.ErrnoError(8)}if(FS.isDir(stream.node.mode)){throw new FS.ErrnoError(31)}if(!stream.stream_ops.read){throw new FS.ErrnoError(28)}var seeking=typeof position!="undefined";if(!seeking){position=stream.position}else if(!stream.seekable){throw new FS.ErrnoError(70)}var bytesRead=stream.stream_ops.read(stream,buffer,offset,length,position);if(!seeking)stream.position+=bytesRead;return bytesRead},write(stream,buffer,offset,length,position,canOwn){if(length<0||position<0){throw new FS.ErrnoError(28)}if(FS.isClosed(stream)){throw new FS.ErrnoError(8)}if((stream.flags&2097155)===0){throw new FS.ErrnoError(8)}if(FS.isDir(stream.node.mode)){throw new FS.ErrnoError(31)}if(!stream.stream_ops.write){throw new FS.ErrnoError(28)}if(stream.seekable&&stream.flags&1024){FS.llseek(stream,0,2)}var seeking=typeof position!="undefined";if(!seeking){position=stream.position}else if(!stream.seekable){throw new FS.ErrnoError(70)}var bytesWritten=stream.stream_ops.write(stream,buffer,offset,length,position,canOwn);if(!seeking)stream.position+=bytesWritten;return bytesWritten},mmap(stream,length,position,prot,flags){if((prot&2)!==0&&(flags&2)===0&&(stream.flags&2097155)!==2){throw new FS.ErrnoError(2)}if((stream.flags&2097155)===1){throw new FS.ErrnoError(2)}if(!stream.stream_ops.mmap){throw new FS.ErrnoError(43)}if(!length){throw new FS.ErrnoError(28)}return stream.stream_ops.mmap(stream,length,position,prot,flags)},msync(stream,buffer,offset,length,mmapFlags){if(!stream.stream_ops.msync){return 0}return stream.stream_ops.msync(stream,buffer,offset,length,mmapFlags)},ioctl(stream,cmd,arg){if(!stream.stream_ops.ioctl){throw new FS.ErrnoError(59)}return stream.stream_ops.ioctl(stream,cmd,arg)},readFile(path,opts={}){opts.flags=opts.flags??0;opts.encoding=opts.encoding??"binary";if(opts.encoding!=="utf8"&&opts.encoding!=="binary"){abort(`Invalid encoding type "${opts.encoding}"`)}var stream=FS.open(path,opts.flags);var stat=FS.stat(path);var length=stat.size;var buf=new Uint8Array(length);FS.read(stream,buf,0,length,0);if(opts.encoding==="utf8"){buf=UTF8ArrayToString(buf)}FS.close(stream);return buf},writeFile(path,data,opts={}){opts.flags=opts.flags??577;var stream=FS.open(path,opts.flags,opts.mode);data=FS_fileDataToTypedArray(data);FS.write(stream,data,0,data.byteLength,undefined,opts.canOwn);FS.close(stream)},cwd:()=>FS.currentPath,chdir(path){var lookup=FS.lookupPath(path,{follow:true});if(lookup.node===null){throw new FS.ErrnoError(44)}if(!FS.isDir(lookup.node.mode)){throw new FS.ErrnoError(54)}var errCode=FS.nodePermissions(lookup.node,"x");if(errCode){throw new FS.ErrnoError(errCode)}FS.currentPath=lookup.path},createDefaultDirectories(){FS.mkdir("/tmp");FS.mkdir("/home");FS.mkdir("/home/web_user")},createDefaultDevices(){FS.mkdir("/dev");FS.registerDevice(FS.makedev(1,3),{read:()=>0,write:(stream,buffer,offset,length,pos)=>length,llseek:()=>0});FS.mkdev("/dev/null",FS.makedev(1,3));TTY.register(FS.makedev(5,0),TTY.default_tty_ops);TTY.register(FS.makedev(6,0),TTY.default_tty1_ops);FS.mkdev("/dev/tty",FS.makedev(5,0));FS.mkdev("/dev/tty1",FS.makedev(6,0));var randomBuffer=new Uint8Array(1024),randomLeft=0;var randomByte=()=>{if(randomLeft===0){randomFill(randomBuffer);randomLeft=randomBuffer.byteLength}return randomBuffer[--randomLeft]};FS.createDevice("/dev","random",randomByte);FS.createDevice("/dev","urandom",randomByte);FS.mkdir("/dev/shm");FS.mkdir("/dev/shm/tmp")},createSpecialDirectories(){FS.mkdir("/proc");var proc_self=FS.mkdir("/proc/self");FS.mkdir("/proc/self/fd");FS.mount({mount(){var node=FS.createNode(proc_self,"fd",16895,73);node.stream_ops={llseek:MEMFS.stream_ops.llseek};node.node_ops={lookup(parent,name){var fd=+name;var stream=FS.getStreamChecked(fd);var ret={parent:null,mount:{mountpoint:"fake"},node_ops:{readlink:()=>stream.path},id:fd+1};ret.parent=ret;return ret},readdir(){return Array.from(FS.streams.entries()).filter(([k,v])=>v).map(([k,v])=>k.toString())}};return node}},{},"/proc/self/fd")},createStandardStreams(input,output,error){if(input){FS.createDevice("/dev","stdin",input)}else{FS.symlink("/dev/tty","/dev/stdin")}if(output){FS.createDevice("/dev","stdout",null,output)}else{FS.symlink("/dev/tty","/dev/stdout")}if(error){FS.createDevice("/dev","stderr",null,error)}else{FS.symlink("/dev/tty1","/dev/stderr")}var stdin=FS.open("/dev/stdin",0);var stdout=FS.open("/dev/stdout",1);var stderr=FS.open("/dev/stderr",1)},staticInit(){FS.nameTable=new Array(4096);FS.mount(MEMFS,{},"/");FS.createDefaultDirectories();FS.createDefaultDevices();FS.createSpecialDirectories();FS.filesystems={MEMFS}},init(input,output,error){FS.initialized=true;input??=Module["stdin"];output??=Module["stdout"];error??=Module["stderr"];FS.createStandardStreams(input,output,error)},quit(){FS.initialized=false;for(var stream of FS.streams){if(stream){FS.close(stream)}}},findObject(path,dontResolveLastLink){var ret=FS.analyzePath(path,dontResolveLastLink);if(!ret.exists){return null}return ret.object},analyzePath(path,dontResolveLastLink){try{var lookup=FS.lookupPath(path,{follow:!dontResolveLastLink});path=lookup.path}catch(e){}var ret={isRoot:false,exists:false,error:0,name:null,path:null,object:null,parentExists:false,parentPath:null,parentObject:null};try{var lookup=FS.lookupPath(path,{parent:true});ret.parentExists=true;ret.parentPath=lookup.path;ret.parentObject=lookup.node;ret.name=PATH.basename(path);lookup=FS.lookupPath(path,{follow:!dontResolveLastLink});ret.exists=true;ret.path=lookup.path;ret.object=lookup.node;ret.name=lookup.node.name;ret.isRoot=lookup.path==="/"}catch(e){ret.error=e.errno}return ret},createPath(parent,path,canRead,canWrite){parent=typeof parent=="string"?parent:FS.getPath(parent);var parts=path.split("/").reverse();while(parts.length){var part=parts.pop();if(!part)continue;var current=PATH.join2(parent,part);try{FS.mkdir(current)}catch(e){if(e.errno!=20)throw e}parent=current}return current},createFile(parent,name,properties,canRead,canWrite){var path=PATH.join2(typeof parent=="string"?parent:FS.getPath(parent),name);var mode=FS_getMode(canRead,canWrite);return FS.create(path,mode)},createDataFile(parent,name,data,canRead,canWrite,canOwn){var path=name;if(parent){parent=typeof parent=="string"?parent:FS.getPath(parent);path=name?PATH.join2(parent,name):parent}var mode=FS_getMode(canRead,canWrite);var node=FS.create(path,mode);if(data){data=FS_fileDataToTypedArray(data);FS.chmod(node,mode|146);var stream=FS.open(node,577);FS.write(stream,data,0,data.length,0,canOwn);FS.close(stream);FS.chmod(node,mode)}},createDevice(parent,name,input,output){var path=PATH.join2(typeof parent=="string"?parent:FS.getPath(parent),name);var mode=FS_getMode(!!input,!!output);FS.createDevice.major??=64;var dev=FS.makedev(FS.createDevice.major++,0);FS.registerDevice(dev,{open(stream){stream.seekable=false},close(stream){if(output?.buffer?.length){output(10)}},read(stream,buffer,offset,length,pos){var bytesRead=0;for(var i=0;i<length;i++){var result;try{result=input()}catch(e){throw new FS.ErrnoError(29)}if(result===undefined&&bytesRead===0){throw new FS.ErrnoError(6)}if(result===null||result===undefined)break;bytesRead++;buffer[offset+i]=result}if(bytesRead){stream.node.atime=Date.now()}return bytesRead},write(stream,buffer,offset,length,pos){for(var i=0;i<length;i++){try{output(buffer[offset+i])}catch(e){throw new FS.ErrnoError(29)}}if(length){stream.node.mtime=stream.node.ctime=Date.now()}return i}});return FS.mkdev(path,mode,dev)},forceLoadFile(obj){if(obj.isDevice||obj.isFolder||obj.link||obj.contents)return true;if(globalThis.XMLHttpRequest){abort("Lazy loading should have been performed (contents set) in createLazyFile, but it was not. Lazy loading only works in web workers. Use --embed-file or --preload-file in emcc on the main thread.")}else{try{obj.contents=readBinary(obj.url)}catch(e){throw new FS.ErrnoError(29)}}},createLazyFile(parent,name,url,canRead,canWrite){class LazyUint8Array{lengthKnown=false;chunks=[];get(idx){if(idx>this.length-1||idx<0){return undefined}var chunkOffset=idx%this.chunkSize;var chunkNum=idx/this.chunkSize|0;return this.getter(chunkNum)[chunkOffset]}setDataGetter(getter){this.getter=getter}cacheLength(){var xhr=new XMLHttpRequest;xhr.open("HEAD",url,false);xhr.send(null);if(!(xhr.status>=200&&xhr.status<300||xhr.status===304))abort("Couldn't load "+url+". Status: "+xhr.status);var datalength=Number(xhr.getResponseHeader("Content-length"));var header;var hasByteServing=(header=xhr.getResponseHeader("Accept-Ranges"))&&header==="bytes";var usesGzip=(header=xhr.getResponseHeader("Content-Encoding"))&&header==="gzip";var chunkSize=1024*1024;if(!hasByteServing)chunkSize=datalength;var doXHR=(from,to)=>{if(from>to)abort(`invalid range (${from}, ${to}) or no bytes requested!`);if(to>datalength-1)abort(`only ${datalength} bytes available! programmer error!`);var xhr=new XMLHttpRequest;xhr.open("GET",url,false);if(datalength!==chunkSize)xhr.setRequestHeader("Range","bytes="+from+"-"+to);xhr.responseType="arraybuffer";if(xhr.overrideMimeType){xhr.overrideMimeType("text/plain; charset=x-user-defined")}xhr.send(null);if(!(xhr.status>=200&&xhr.status<300||xhr.status===304))abort("Couldn't load "+url+". Status: "+xhr.status);if(xhr.response!==undefined){return new Uint8Array(xhr.response||[])}return intArrayFromString(xhr.responseText??"",true)};var lazyArray=this;lazyArray.setDataGetter(chunkNum=>{var start=chunkNum*chunkSize;var end=(chunkNum+1)*chunkSize-1;end=Math.min(end,datalength-1);if(typeof lazyArray.chunks[chunkNum]=="undefined"){lazyArray.chunks[chunkNum]=doXHR(start,end)}if(typeof lazyArray.chunks[chunkNum]=="undefined")abort("doXHR failed!");return lazyArray.chunks[chunkNum]});if(usesGzip||!datalength){chunkSize=datalength=1;datalength=this.getter(0).length;chunkSize=datalength;out("LazyFiles on gzip forces download of the whole file when length is accessed")}this._length=datalength;this._chunkSize=chunkSize;this.lengthKnown=true}get length(){if(!this.lengthKnown){this.cacheLength()}return this._length}get chunkSize(){if(!this.lengthKnown){this.cacheLength()}return this._chunkSize}}if(globalThis.XMLHttpRequest){if(!ENVIRONMENT_IS_WORKER)abort("Cannot do synchronous binary XHRs outside webworkers in modern browsers. Use --embed-file or --preload-file in emcc");var lazyArray=new LazyUint8Array;var properties={isDevice:false,contents:lazyArray}}else{var properties={isDevice:false,url}}var node=FS.createFile(parent,name,properties,canRead,canWrite);if(properties.contents){node.contents=properties.contents}else if(properties.url){node.contents=null;node.url=properties.url}Object.defineProperties(node,{usedBytes:{get:function(){return this.contents.length}}});var stream_ops={};for(const[key,fn]of Object.entries(node.stream_ops)){stream_ops[key]=(...args)=>{FS.forceLoadFile(node);return fn(...args)}}function writeChunks(stream,buffer,offset,length,position){var contents=stream.node.contents;if(position>=contents.length)return 0;var size=Math.min(contents.length-position,length);if(contents.slice){for(var i=0;i<size;i++){buffer[offset+i]=contents[position+i]}}else{for(var i=0;i<size;i++){buffer[offset+i]=contents.get(position+i)}}return size}stream_ops.read=(stream,buffer,offset,length,position)=>{FS.forceLoadFile(node);return writeChunks(stream,buffer,offset,length,position)};stream_ops.mmap=(stream,length,position,prot,flags)=>{FS.forceLoadFile(node);var ptr=mmapAlloc(length);if(!ptr){throw new FS.ErrnoError(48)}writeChunks(stream,HEAP8,ptr,length,position);return{ptr,allocated:true}};node.stream_ops=stream_ops;return node}};var SYSCALLS={currentUmask:18,calculateAt(dirfd,path,allowEmpty){if(PATH.isAbs(path)){return path}var dir;if(dirfd===-100){dir=FS.cwd()}else{var dirstream=SYSCALLS.getStreamFromFD(dirfd);dir=dirstream.path}if(path.length==0){if(!allowEmpty){throw new FS.ErrnoError(44)}return dir}return dir+"/"+path},writeStat(buf,stat){HEAPU32[buf>>2]=stat.dev;HEAPU32[buf+4>>2]=stat.mode;HEAPU32[buf+8>>2]=stat.nlink;HEAPU32[buf+12>>2]=stat.uid;HEAPU32[buf+16>>2]=stat.gid;HEAPU32[buf+20>>2]=stat.rdev;HEAP64[buf+24>>3]=BigInt(stat.size);HEAP32[buf+32>>2]=4096;HEAP32[buf+36>>2]=stat.blocks;var atime=stat.atime.getTime();var mtime=stat.mtime.getTime();var ctime=stat.ctime.getTime();HEAP64[buf+40>>3]=BigInt(Math.floor(atime/1e3));HEAPU32[buf+48>>2]=atime%1e3*1e3*1e3;HEAP64[buf+56>>3]=BigInt(Math.floor(mtime/1e3));HEAPU32[buf+64>>2]=mtime%1e3*1e3*1e3;HEAP64[buf+72>>3]=BigInt(Math.floor(ctime/1e3));HEAPU32[buf+80>>2]=ctime%1e3*1e3*1e3;HEAP64[buf+88>>3]=BigInt(stat.ino);return 0},writeStatFs(buf,stats){HEAPU32[buf+4>>2]=stats.bsize;HEAPU32[buf+60>>2]=stats.bsize;HEAP64[buf+8>>3]=BigInt(stats.blocks);HEAP64[buf+16>>3]=BigInt(stats.bfree);HEAP64[buf+24>>3]=BigInt(stats.bavail);HEAP64[buf+32>>3]=BigInt(stats.files);HEAP64[buf+40>>3]=BigInt(stats.ffree);HEAPU32[buf+48>>2]=stats.fsid;HEAPU32[buf+64>>2]=stats.flags;HEAPU32[buf+56>>2]=stats.namelen},doMsync(addr,stream,len,flags,offset){if(!FS.isFile(stream.node.mode)){throw new FS.ErrnoError(43)}if(flags&2){return 0}var buffer=HEAPU8.subarray(addr,addr+len);FS.msync(stream,buffer,offset,len,flags)},getStreamFromFD(fd){var stream=FS.getStreamChecked(fd);return stream},varargs:undefined,getStr(ptr){var ret=UTF8ToString(ptr);return ret}};function _fd_close(fd){try{var stream=SYSCALLS.getStreamFromFD(fd);FS.close(stream);return 0}catch(e){if(typeof FS=="undefined"||!(e.name==="ErrnoError"))throw e;return e.errno}}var doReadv=(stream,iov,iovcnt,offset)=>{var ret=0;for(var i=0;i<iovcnt;i++){var ptr=HEAPU32[iov>>2];var len=HEAPU32[iov+4>>2];iov+=8;try{var curr=FS.read(stream,HEAP8,ptr,len,offset)}catch(e){if(ret>0&&e instanceof FS.ErrnoError&&(e.errno==6||e.errno==6)){break}throw e}if(curr<0)return-1;ret+=curr;if(curr<len)break;if(typeof offset!="undefined"){offset+=curr}}return ret};function _fd_read(fd,iov,iovcnt,pnum){try{var stream=SYSCALLS.getStreamFromFD(fd);var num=doReadv(stream,iov,iovcnt);HEAPU32[pnum>>2]=num;return 0}catch(e){if(typeof FS=="undefined"||!(e.name==="ErrnoError"))throw e;return e.errno}}var INT53_MAX=9007199254740992;var INT53_MIN=-9007199254740992;var bigintToI53Checked=num=>num<INT53_MIN||num>INT53_MAX?NaN:Number(num);function _fd_seek(fd,offset,whence,newOffset){offset=bigintToI53Checked(offset);try{if(isNaN(offset))return 22;var stream=SYSCALLS.getStreamFromFD(fd);FS.llseek(stream,offset,whence);HEAP64[newOffset>>3]=BigInt(stream.position);if(stream.getdents&&offset===0&&whence===0)stream.getdents=null;return 0}catch(e){if(typeof FS=="undefined"||!(e.name==="ErrnoError"))throw e;return e.errno}}var doWritev=(stream,iov,iovcnt,offset)=>{if(iovcnt==1){return FS.write(stream,HEAP8,HEAPU32[iov>>2],HEAPU32[iov+4>>2],offset)}var total=0;for(var i=0,p=iov;i<iovcnt;i++,p+=8){total+=HEAPU32[p+4>>2]}var view=new Uint8Array(total);var voff=0;for(var i=0;i<iovcnt;i++,iov+=8){var ptr=HEAPU32[iov>>2];var len=HEAPU32[iov+4>>2];view.set(HEAPU8.subarray(ptr,ptr+len),voff);voff+=len}return FS.write(stream,view,0,total,offset)};function _fd_write(fd,iov,iovcnt,pnum){try{var stream=SYSCALLS.getStreamFromFD(fd);var num=doWritev(stream,iov,iovcnt);HEAPU32[pnum>>2]=num;return 0}catch(e){if(typeof FS=="undefined"||!(e.name==="ErrnoError"))throw e;return e.errno}}var wasmTableMirror=[];var getWasmTableEntry=funcPtr=>{var func=wasmTableMirror[funcPtr];if(!func){wasmTableMirror[funcPtr]=func=wasmTable.get(funcPtr)}return func};var stringToUTF8=(str,outPtr,maxBytesToWrite)=>stringToUTF8Array(str,HEAPU8,outPtr,maxBytesToWrite);FS.createPreloadedFile=FS_createPreloadedFile;FS.preloadFile=FS_preloadFile;FS.staticInit();{if(Module["noExitRuntime"])noExitRuntime=Module["noExitRuntime"];if(Module["print"])out=Module["print"];if(Module["printErr"])err=Module["printErr"];if(Module["arguments"])programArgs=Module["arguments"];if(Module["thisProgram"])thisProgram=Module["thisProgram"];var preInit=Module["preInit"];if(preInit){if(typeof preInit=="function")Module["preInit"]=preInit=[preInit];while(preInit.length>0){preInit.shift()()}}}Module["getValue"]=getValue;Module["UTF8ToString"]=UTF8ToString;Module["stringToUTF8"]=stringToUTF8;Module["lengthBytesUTF8"]=lengthBytesUTF8;var _wasm_parse_query,_malloc,_free,_wasm_parse_query_raw,_wasm_free_parse_result,_wasm_parse_plpgsql,_wasm_fingerprint,_wasm_normalize_query,_wasm_parse_query_detailed,_wasm_free_detailed_result,_wasm_scan,_wasm_free_string,__emscripten_timeout,_setThrew,__emscripten_stack_restore,_emscripten_stack_get_current,memory,__indirect_function_table,wasmMemory,wasmTable;function assignWasmExports(wasmExports){_wasm_parse_query=Module["_wasm_parse_query"]=wasmExports["B"];_malloc=Module["_malloc"]=wasmExports["C"];_free=Module["_free"]=wasmExports["E"];_wasm_parse_query_raw=Module["_wasm_parse_query_raw"]=wasmExports["F"];_wasm_free_parse_result=Module["_wasm_free_parse_result"]=wasmExports["G"];_wasm_parse_plpgsql=Module["_wasm_parse_plpgsql"]=wasmExports["H"];_wasm_fingerprint=Module["_wasm_fingerprint"]=wasmExports["I"];_wasm_normalize_query=Module["_wasm_normalize_query"]=wasmExports["J"];_wasm_parse_query_detailed=Module["_wasm_parse_query_detailed"]=wasmExports["K"];_wasm_free_detailed_result=Module["_wasm_free_detailed_result"]=wasmExports["L"];_wasm_scan=Module["_wasm_scan"]=wasmExports["M"];_wasm_free_string=Module["_wasm_free_string"]=wasmExports["N"];__emscripten_timeout=wasmExports["O"];_setThrew=wasmExports["P"];__emscripten_stack_restore=wasmExports["Q"];_emscripten_stack_get_current=wasmExports["R"];memory=wasmMemory=wasmExports["z"];__indirect_function_table=wasmTable=wasmExports["D"]}var wasmImports={c:___assert_fail,x:__abort_js,w:__emscripten_runtime_keepalive_clear,p:__emscripten_throw_longjmp,o:__setitimer_js,q:_emscripten_resize_heap,m:_exit,u:_fd_close,r:_fd_read,s:_fd_seek,t:_fd_write,g:invoke_i,b:invoke_ii,a:invoke_iii,d:invoke_iiii,k:invoke_iiiii,l:invoke_ji,e:invoke_v,f:invoke_vi,h:invoke_vii,j:invoke_viii,i:invoke_viiii,y:invoke_viiiii,n:invoke_viiiiiiiiiiiii,v:_proc_exit};function invoke_iii(index,a1,a2){var sp=stackSave();try{return getWasmTableEntry(index)(a1,a2)}catch(e){stackRestore(sp);if(!(e instanceof EmscriptenEH))throw e;_setThrew(1,0)}}function invoke_ii(index,a1){var sp=stackSave();try{return getWasmTableEntry(index)(a1)}catch(e){stackRestore(sp);if(!(e instanceof EmscriptenEH))throw e;_setThrew(1,0)}}function invoke_i(index){var sp=stackSave();try{return getWasmTableEntry(index)()}catch(e){stackRestore(sp);if(!(e instanceof EmscriptenEH))throw e;_setThrew(1,0)}}function invoke_v(index){var sp=stackSave();try{getWasmTableEntry(index)()}catch(e){stackRestore(sp);if(!(e instanceof EmscriptenEH))throw e;_setThrew(1,0)}}function invoke_iiii(index,a1,a2,a3){var sp=stackSave();try{return getWasmTableEntry(index)(a1,a2,a3)}catch(e){stackRestore(sp);if(!(e instanceof EmscriptenEH))throw e;_setThrew(1,0)}}function invoke_viiii(index,a1,a2,a3,a4){var sp=stackSave();try{getWasmTableEntry(index)(a1,a2,a3,a4)}catch(e){stackRestore(sp);if(!(e instanceof EmscriptenEH))throw e;_setThrew(1,0)}}function invoke_viiiiiiiiiiiii(index,a1,a2,a3,a4,a5,a6,a7,a8,a9,a10,a11,a12,a13){var sp=stackSave();try{getWasmTableEntry(index)(a1,a2,a3,a4,a5,a6,a7,a8,a9,a10,a11,a12,a13)}catch(e){stackRestore(sp);if(!(e instanceof EmscriptenEH))throw e;_setThrew(1,0)}}function invoke_iiiii(index,a1,a2,a3,a4){var sp=stackSave();try{return getWasmTableEntry(index)(a1,a2,a3,a4)}catch(e){stackRestore(sp);if(!(e instanceof EmscriptenEH))throw e;_setThrew(1,0)}}function invoke_viii(index,a1,a2,a3){var sp=stackSave();try{getWasmTableEntry(index)(a1,a2,a3)}catch(e){stackRestore(sp);if(!(e instanceof EmscriptenEH))throw e;_setThrew(1,0)}}function invoke_vi(index,a1){var sp=stackSave();try{getWasmTableEntry(index)(a1)}catch(e){stackRestore(sp);if(!(e instanceof EmscriptenEH))throw e;_setThrew(1,0)}}function invoke_vii(index,a1,a2){var sp=stackSave();try{getWasmTableEntry(index)(a1,a2)}catch(e){stackRestore(sp);if(!(e instanceof EmscriptenEH))throw e;_setThrew(1,0)}}function invoke_viiiii(index,a1,a2,a3,a4,a5){var sp=stackSave();try{getWasmTableEntry(index)(a1,a2,a3,a4,a5)}catch(e){stackRestore(sp);if(!(e instanceof EmscriptenEH))throw e;_setThrew(1,0)}}function invoke_ji(index,a1){var sp=stackSave();try{return getWasmTableEntry(index)(a1)}catch(e){stackRestore(sp);if(!(e instanceof EmscriptenEH))throw e;_setThrew(1,0);return 0n}}async function run(){preRun();if(runDependencies){await resolveRunDependencies()}var setStatus=Module["setStatus"];if(setStatus){setStatus("Running...");await new Promise(resolve=>setTimeout(resolve,1));setTimeout(setStatus,1,"")}if(ABORT)return;initRuntime();Module["onRuntimeInitialized"]?.();postRun()}var wasmExports;wasmExports=await createWasm();await run();
 ;return Module}})();if(true){module.exports=PgQueryModule;module.exports["default"]=PgQueryModule}else {}
 
 
 /***/ }),
 
-/***/ 1402:
+/***/ 61402:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -22624,7 +22624,7 @@ exports["default"] = LinesAndColumns;
 
 /***/ }),
 
-/***/ 3269:
+/***/ 33269:
 /***/ ((module) => {
 
 
@@ -22718,7 +22718,7 @@ exports["default"] = {};
 
 /***/ }),
 
-/***/ 6122:
+/***/ 26122:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -22808,7 +22808,7 @@ function parse(str, options = {}) {
   }
 
   // Only try to load fs if we expect to read from the disk
-  const fs = config.sslcert || config.sslkey || config.sslrootcert ? __nccwpck_require__(9896) : null
+  const fs = config.sslcert || config.sslkey || config.sslrootcert ? __nccwpck_require__(79896) : null
 
   if (config.sslcert) {
     config.ssl.cert = fs.readFileSync(config.sslcert).toString()
@@ -22962,7 +22962,7 @@ parse.parseIntoClientConfig = parseIntoClientConfig
 
 /***/ }),
 
-/***/ 2299:
+/***/ 62299:
 /***/ ((module) => {
 
 
@@ -23069,11 +23069,11 @@ module.exports = readInt8;
 
 /***/ }),
 
-/***/ 7558:
+/***/ 17558:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
-const EventEmitter = (__nccwpck_require__(4434).EventEmitter)
+const EventEmitter = (__nccwpck_require__(24434).EventEmitter)
 
 const NOOP = function () {}
 
@@ -23166,7 +23166,7 @@ class Pool extends EventEmitter {
     this.options.allowExitOnIdle = this.options.allowExitOnIdle || false
     this.options.maxLifetimeSeconds = this.options.maxLifetimeSeconds || 0
     this.log = this.options.log || function () {}
-    this.Client = this.options.Client || Client || (__nccwpck_require__(3273).Client)
+    this.Client = this.options.Client || Client || (__nccwpck_require__(13273).Client)
     this.Promise = this.options.Promise || global.Promise
 
     if (typeof this.options.idleTimeoutMillis === 'undefined') {
@@ -23593,7 +23593,7 @@ module.exports = Pool
 
 /***/ }),
 
-/***/ 9971:
+/***/ 19971:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -23654,7 +23654,7 @@ exports.BufferReader = BufferReader;
 
 /***/ }),
 
-/***/ 9315:
+/***/ 49315:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -23773,18 +23773,18 @@ exports.Writer = Writer;
 
 /***/ }),
 
-/***/ 4233:
+/***/ 74233:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.DatabaseError = exports.serialize = void 0;
 exports.parse = parse;
-const messages_1 = __nccwpck_require__(5809);
+const messages_1 = __nccwpck_require__(85809);
 Object.defineProperty(exports, "DatabaseError", ({ enumerable: true, get: function () { return messages_1.DatabaseError; } }));
-const serializer_1 = __nccwpck_require__(6513);
+const serializer_1 = __nccwpck_require__(76513);
 Object.defineProperty(exports, "serialize", ({ enumerable: true, get: function () { return serializer_1.serialize; } }));
-const parser_1 = __nccwpck_require__(3318);
+const parser_1 = __nccwpck_require__(43318);
 function parse(stream, callback) {
     const parser = new parser_1.Parser();
     stream.on('data', (buffer) => parser.parse(buffer, callback));
@@ -23794,7 +23794,7 @@ function parse(stream, callback) {
 
 /***/ }),
 
-/***/ 5809:
+/***/ 85809:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -23960,14 +23960,14 @@ exports.NoticeMessage = NoticeMessage;
 
 /***/ }),
 
-/***/ 3318:
+/***/ 43318:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.Parser = void 0;
-const messages_1 = __nccwpck_require__(5809);
-const buffer_reader_1 = __nccwpck_require__(9971);
+const messages_1 = __nccwpck_require__(85809);
+const buffer_reader_1 = __nccwpck_require__(19971);
 // every message is prefixed with a single byte
 const CODE_LENGTH = 1;
 // every message has an int32 length which includes itself but does
@@ -24291,13 +24291,13 @@ const parseErrorMessage = (reader, name) => {
 
 /***/ }),
 
-/***/ 6513:
+/***/ 76513:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.serialize = void 0;
-const buffer_writer_1 = __nccwpck_require__(9315);
+const buffer_writer_1 = __nccwpck_require__(49315);
 const writer = new buffer_writer_1.Writer();
 const startup = (opts) => {
     // protocol version
@@ -24495,13 +24495,13 @@ exports.serialize = serialize;
 
 /***/ }),
 
-/***/ 1549:
+/***/ 11549:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-var textParsers = __nccwpck_require__(4784);
-var binaryParsers = __nccwpck_require__(7522);
-var arrayParser = __nccwpck_require__(6471);
-var builtinTypes = __nccwpck_require__(6345);
+var textParsers = __nccwpck_require__(74784);
+var binaryParsers = __nccwpck_require__(87522);
+var arrayParser = __nccwpck_require__(76471);
+var builtinTypes = __nccwpck_require__(16345);
 
 exports.getTypeParser = getTypeParser;
 exports.setTypeParser = setTypeParser;
@@ -24549,7 +24549,7 @@ binaryParsers.init(function(oid, converter) {
 
 /***/ }),
 
-/***/ 6471:
+/***/ 76471:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 var array = __nccwpck_require__(3879);
@@ -24567,10 +24567,10 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7522:
+/***/ 87522:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-var parseInt64 = __nccwpck_require__(2299);
+var parseInt64 = __nccwpck_require__(62299);
 
 var parseBits = function(data, bits, offset, invert, callback) {
   offset = offset || 0;
@@ -24831,7 +24831,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 6345:
+/***/ 16345:
 /***/ ((module) => {
 
 /**
@@ -24911,13 +24911,13 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4784:
+/***/ 74784:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 var array = __nccwpck_require__(3879)
-var arrayParser = __nccwpck_require__(6471);
-var parseDate = __nccwpck_require__(2690);
-var parseInterval = __nccwpck_require__(8755);
+var arrayParser = __nccwpck_require__(76471);
+var parseDate = __nccwpck_require__(92690);
+var parseInterval = __nccwpck_require__(68755);
 var parseByteA = __nccwpck_require__(463);
 
 function allowNull (fn) {
@@ -25133,20 +25133,20 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5042:
+/***/ 75042:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const EventEmitter = (__nccwpck_require__(4434).EventEmitter)
-const utils = __nccwpck_require__(9652)
-const nodeUtils = __nccwpck_require__(9023)
-const sasl = __nccwpck_require__(948)
-const TypeOverrides = __nccwpck_require__(365)
+const EventEmitter = (__nccwpck_require__(24434).EventEmitter)
+const utils = __nccwpck_require__(69652)
+const nodeUtils = __nccwpck_require__(39023)
+const sasl = __nccwpck_require__(20948)
+const TypeOverrides = __nccwpck_require__(50365)
 
 const ConnectionParameters = __nccwpck_require__(646)
-const Query = __nccwpck_require__(4473)
-const defaults = __nccwpck_require__(8995)
+const Query = __nccwpck_require__(84473)
+const defaults = __nccwpck_require__(68995)
 const Connection = __nccwpck_require__(9809)
-const crypto = __nccwpck_require__(4150)
+const crypto = __nccwpck_require__(84150)
 
 const activeQueryDeprecationNotice = nodeUtils.deprecate(
   () => {},
@@ -25434,7 +25434,7 @@ class Client extends EventEmitter {
       cb()
     } else {
       try {
-        const pgPass = __nccwpck_require__(3272)
+        const pgPass = __nccwpck_require__(13272)
         pgPass(this.connectionParameters, (pass) => {
           if (undefined !== pass) {
             pgPassDeprecationNotice()
@@ -25991,11 +25991,11 @@ module.exports = Client
 
 
 
-const dns = __nccwpck_require__(2250)
+const dns = __nccwpck_require__(72250)
 
-const defaults = __nccwpck_require__(8995)
+const defaults = __nccwpck_require__(68995)
 
-const parse = (__nccwpck_require__(6122).parse) // parses a connection string
+const parse = (__nccwpck_require__(26122).parse) // parses a connection string
 
 const val = function (key, config, envVar) {
   if (config[key]) {
@@ -26182,10 +26182,10 @@ module.exports = ConnectionParameters
 
 
 
-const EventEmitter = (__nccwpck_require__(4434).EventEmitter)
+const EventEmitter = (__nccwpck_require__(24434).EventEmitter)
 
-const { parse, serialize } = __nccwpck_require__(4233)
-const stream = __nccwpck_require__(829)
+const { parse, serialize } = __nccwpck_require__(74233)
+const stream = __nccwpck_require__(30829)
 const { getStream } = stream
 
 const flushBuffer = serialize.flush()
@@ -26301,7 +26301,7 @@ class Connection extends EventEmitter {
     }
 
     // SNI must not be set to an IP address (RFC 6066 section 3)
-    const net = __nccwpck_require__(9278)
+    const net = __nccwpck_require__(69278)
     if (net.isIP && net.isIP(host) === 0) {
       options.servername = host
     }
@@ -26563,11 +26563,11 @@ module.exports = { signatureAlgorithmHashFromCertificate }
 
 /***/ }),
 
-/***/ 948:
+/***/ 20948:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
-const crypto = __nccwpck_require__(4150)
+const crypto = __nccwpck_require__(84150)
 const { signatureAlgorithmHashFromCertificate } = __nccwpck_require__(9765)
 
 // SASLprep (RFC 4013) — minimal in-tree implementation.
@@ -26832,10 +26832,10 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4150:
+/***/ 84150:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const nodeCrypto = __nccwpck_require__(6982)
+const nodeCrypto = __nccwpck_require__(76982)
 
 module.exports = {
   postgresMd5PasswordHash,
@@ -26928,7 +26928,7 @@ async function deriveKey(password, salt, iterations) {
 
 /***/ }),
 
-/***/ 8995:
+/***/ 68995:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -27015,7 +27015,7 @@ module.exports = {
   keepalives_idle: 0,
 }
 
-const pgTypes = __nccwpck_require__(1549)
+const pgTypes = __nccwpck_require__(11549)
 // save default parsers
 const parseBigInteger = pgTypes.getTypeParser(20, 'text')
 const parseBigIntegerArray = pgTypes.getTypeParser(1016, 'text')
@@ -27029,20 +27029,20 @@ module.exports.__defineSetter__('parseInt8', function (val) {
 
 /***/ }),
 
-/***/ 3273:
+/***/ 13273:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const Client = __nccwpck_require__(5042)
-const defaults = __nccwpck_require__(8995)
+const Client = __nccwpck_require__(75042)
+const defaults = __nccwpck_require__(68995)
 const Connection = __nccwpck_require__(9809)
-const Result = __nccwpck_require__(6424)
-const utils = __nccwpck_require__(9652)
-const Pool = __nccwpck_require__(7558)
-const TypeOverrides = __nccwpck_require__(365)
-const { DatabaseError } = __nccwpck_require__(4233)
-const { escapeIdentifier, escapeLiteral } = __nccwpck_require__(9652)
+const Result = __nccwpck_require__(26424)
+const utils = __nccwpck_require__(69652)
+const Pool = __nccwpck_require__(17558)
+const TypeOverrides = __nccwpck_require__(50365)
+const { DatabaseError } = __nccwpck_require__(74233)
+const { escapeIdentifier, escapeLiteral } = __nccwpck_require__(69652)
 
 const poolFactory = (Client) => {
   return class BoundPool extends Pool {
@@ -27059,7 +27059,7 @@ const PG = function (clientConstructor) {
   this.Pool = poolFactory(this.Client)
   this._pools = []
   this.Connection = Connection
-  this.types = __nccwpck_require__(1549)
+  this.types = __nccwpck_require__(11549)
   this.DatabaseError = DatabaseError
   this.TypeOverrides = TypeOverrides
   this.escapeIdentifier = escapeIdentifier
@@ -27078,7 +27078,7 @@ try {
 }
 
 if (forceNative) {
-  clientConstructor = __nccwpck_require__(5301)
+  clientConstructor = __nccwpck_require__(45301)
 }
 
 module.exports = new PG(clientConstructor)
@@ -27090,7 +27090,7 @@ Object.defineProperty(module.exports, "native", ({
   get() {
     let native = null
     try {
-      native = new PG(__nccwpck_require__(5301))
+      native = new PG(__nccwpck_require__(45301))
     } catch (err) {
       if (err.code !== 'MODULE_NOT_FOUND') {
         throw err
@@ -27109,25 +27109,25 @@ Object.defineProperty(module.exports, "native", ({
 
 /***/ }),
 
-/***/ 8942:
+/***/ 28942:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const nodeUtils = __nccwpck_require__(9023)
+const nodeUtils = __nccwpck_require__(39023)
 // eslint-disable-next-line
 var Native
 // eslint-disable-next-line no-useless-catch
 try {
   // Wrap this `require()` in a try-catch to avoid upstream bundlers from complaining that this might not be available since it is an optional import
-  Native = __nccwpck_require__(4390)
+  Native = __nccwpck_require__(84390)
 } catch (e) {
   throw e
 }
-const TypeOverrides = __nccwpck_require__(365)
-const EventEmitter = (__nccwpck_require__(4434).EventEmitter)
-const util = __nccwpck_require__(9023)
+const TypeOverrides = __nccwpck_require__(50365)
+const EventEmitter = (__nccwpck_require__(24434).EventEmitter)
+const util = __nccwpck_require__(39023)
 const ConnectionParameters = __nccwpck_require__(646)
 
-const NativeQuery = __nccwpck_require__(7581)
+const NativeQuery = __nccwpck_require__(17581)
 
 const queryQueueLengthDeprecationNotice = nodeUtils.deprecate(
   () => {},
@@ -27443,7 +27443,7 @@ Client.prototype._pulsePipelinedQueryQueue = function () {
   const self = this
   const queries = []
   const nativeQueries = []
-  const utils = __nccwpck_require__(9652)
+  const utils = __nccwpck_require__(69652)
 
   while (this._queryQueue.length > 0) {
     const query = this._queryQueue.shift()
@@ -27544,23 +27544,23 @@ Client.prototype.getTransactionStatus = function () {
 
 /***/ }),
 
-/***/ 5301:
+/***/ 45301:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
-module.exports = __nccwpck_require__(8942)
+module.exports = __nccwpck_require__(28942)
 
 
 /***/ }),
 
-/***/ 7581:
+/***/ 17581:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const EventEmitter = (__nccwpck_require__(4434).EventEmitter)
-const util = __nccwpck_require__(9023)
-const utils = __nccwpck_require__(9652)
+const EventEmitter = (__nccwpck_require__(24434).EventEmitter)
+const util = __nccwpck_require__(39023)
+const utils = __nccwpck_require__(69652)
 
 const NativeQuery = (module.exports = function (config, values, callback) {
   EventEmitter.call(this)
@@ -27727,15 +27727,15 @@ NativeQuery.prototype.submit = function (client) {
 
 /***/ }),
 
-/***/ 4473:
+/***/ 84473:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { EventEmitter } = __nccwpck_require__(4434)
+const { EventEmitter } = __nccwpck_require__(24434)
 
-const Result = __nccwpck_require__(6424)
-const utils = __nccwpck_require__(9652)
+const Result = __nccwpck_require__(26424)
+const utils = __nccwpck_require__(69652)
 
 class Query extends EventEmitter {
   constructor(config, values, callback) {
@@ -27997,12 +27997,12 @@ module.exports = Query
 
 /***/ }),
 
-/***/ 6424:
+/***/ 26424:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const types = __nccwpck_require__(1549)
+const types = __nccwpck_require__(11549)
 
 const matchRegexp = /^([A-Za-z]+)(?: (\d+))?(?: (\d+))?/
 
@@ -28113,7 +28113,7 @@ module.exports = Result
 
 /***/ }),
 
-/***/ 829:
+/***/ 30829:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 const { getStream, getSecureStream } = getStreamFuncs()
@@ -28137,12 +28137,12 @@ module.exports = {
  */
 function getNodejsStreamFuncs() {
   function getStream(ssl) {
-    const net = __nccwpck_require__(9278)
+    const net = __nccwpck_require__(69278)
     return new net.Socket()
   }
 
   function getSecureStream(options) {
-    const tls = __nccwpck_require__(4756)
+    const tls = __nccwpck_require__(64756)
     return tls.connect(options)
   }
   return {
@@ -28203,12 +28203,12 @@ function getStreamFuncs() {
 
 /***/ }),
 
-/***/ 365:
+/***/ 50365:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const types = __nccwpck_require__(1549)
+const types = __nccwpck_require__(11549)
 
 function TypeOverrides(userTypes) {
   this._types = userTypes || types
@@ -28245,15 +28245,15 @@ module.exports = TypeOverrides
 
 /***/ }),
 
-/***/ 9652:
+/***/ 69652:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const defaults = __nccwpck_require__(8995)
-const nodeUtils = __nccwpck_require__(9023)
+const defaults = __nccwpck_require__(68995)
+const nodeUtils = __nccwpck_require__(39023)
 
-const { isDate } = __nccwpck_require__(8253)
+const { isDate } = __nccwpck_require__(98253)
 
 const invalidDateDeprecationNotice = nodeUtils.deprecate(
   () => {},
@@ -28477,15 +28477,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8702:
+/***/ 98702:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-var path = __nccwpck_require__(6928)
+var path = __nccwpck_require__(16928)
   , Stream = (__nccwpck_require__(2203).Stream)
-  , split = __nccwpck_require__(5286)
-  , util = __nccwpck_require__(9023)
+  , split = __nccwpck_require__(35286)
+  , util = __nccwpck_require__(39023)
   , defaultPort = 5432
   , isWin = (process.platform === 'win32')
   , warnStream = process.stderr
@@ -28717,14 +28717,14 @@ var isValidEntry = module.exports.isValidEntry = function(entry){
 
 /***/ }),
 
-/***/ 3272:
+/***/ 13272:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-var path = __nccwpck_require__(6928)
-  , fs = __nccwpck_require__(9896)
-  , helper = __nccwpck_require__(8702)
+var path = __nccwpck_require__(16928)
+  , fs = __nccwpck_require__(79896)
+  , helper = __nccwpck_require__(98702)
 ;
 
 
@@ -28747,13 +28747,13 @@ module.exports.warnTo = helper.warnTo;
 
 /***/ }),
 
-/***/ 4006:
+/***/ 14006:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const pico = __nccwpck_require__(8016);
-const utils = __nccwpck_require__(4059);
+const pico = __nccwpck_require__(98016);
+const utils = __nccwpck_require__(64059);
 
 function picomatch(glob, options, returnState = false) {
   // default to os.platform()
@@ -28962,13 +28962,13 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8265:
+/***/ 78265:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const constants = __nccwpck_require__(5595);
-const utils = __nccwpck_require__(4059);
+const utils = __nccwpck_require__(64059);
 
 /**
  * Constants
@@ -30394,14 +30394,14 @@ module.exports = parse;
 
 /***/ }),
 
-/***/ 8016:
+/***/ 98016:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const scan = __nccwpck_require__(1781);
-const parse = __nccwpck_require__(8265);
-const utils = __nccwpck_require__(4059);
+const scan = __nccwpck_require__(31781);
+const parse = __nccwpck_require__(78265);
+const utils = __nccwpck_require__(64059);
 const constants = __nccwpck_require__(5595);
 const isObject = val => val && typeof val === 'object' && !Array.isArray(val);
 
@@ -30762,12 +30762,12 @@ module.exports = picomatch;
 
 /***/ }),
 
-/***/ 1781:
+/***/ 31781:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const utils = __nccwpck_require__(4059);
+const utils = __nccwpck_require__(64059);
 const {
   CHAR_ASTERISK,             /* * */
   CHAR_AT,                   /* @ */
@@ -31172,7 +31172,7 @@ module.exports = scan;
 
 /***/ }),
 
-/***/ 4059:
+/***/ 64059:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 /*global navigator*/
@@ -31251,19 +31251,19 @@ exports.basename = (path, { windows } = {}) => {
 
 /***/ }),
 
-/***/ 46:
+/***/ 60046:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { ErrorWithCause } = __nccwpck_require__(2259); // linemod-replace-with: export { ErrorWithCause } from './lib/error-with-cause.mjs';
+const { ErrorWithCause } = __nccwpck_require__(72259); // linemod-replace-with: export { ErrorWithCause } from './lib/error-with-cause.mjs';
 
 const { // linemod-replace-with: export {
   findCauseByReference,
   getErrorCause,
   messageWithCauses,
   stackWithCauses,
-} = __nccwpck_require__(5523); // linemod-replace-with: } from './lib/helpers.mjs';
+} = __nccwpck_require__(65523); // linemod-replace-with: } from './lib/helpers.mjs';
 
 module.exports = {      // linemod-remove
   ErrorWithCause,       // linemod-remove
@@ -31276,7 +31276,7 @@ module.exports = {      // linemod-remove
 
 /***/ }),
 
-/***/ 2259:
+/***/ 72259:
 /***/ ((module) => {
 
 
@@ -31308,7 +31308,7 @@ module.exports = {      // linemod-remove
 
 /***/ }),
 
-/***/ 5523:
+/***/ 65523:
 /***/ ((module) => {
 
 
@@ -31602,7 +31602,7 @@ module.exports = function parseBytea (input) {
 
 /***/ }),
 
-/***/ 2690:
+/***/ 92690:
 /***/ ((module) => {
 
 
@@ -31725,12 +31725,12 @@ function is0To99 (num) {
 
 /***/ }),
 
-/***/ 8755:
+/***/ 68755:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-var extend = __nccwpck_require__(223)
+var extend = __nccwpck_require__(80223)
 
 module.exports = PostgresInterval
 
@@ -31857,31 +31857,31 @@ function parse (interval) {
 
 /***/ }),
 
-/***/ 2312:
+/***/ 92312:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-var async = __nccwpck_require__(6912);
-async.core = __nccwpck_require__(2333);
-async.isCore = __nccwpck_require__(4040);
-async.sync = __nccwpck_require__(225);
+var async = __nccwpck_require__(56912);
+async.core = __nccwpck_require__(12333);
+async.isCore = __nccwpck_require__(54040);
+async.sync = __nccwpck_require__(70225);
 
 module.exports = async;
 
 
 /***/ }),
 
-/***/ 6912:
+/***/ 56912:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-var fs = __nccwpck_require__(9896);
-var getHomedir = __nccwpck_require__(2282);
-var path = __nccwpck_require__(6928);
-var caller = __nccwpck_require__(7481);
+var fs = __nccwpck_require__(79896);
+var getHomedir = __nccwpck_require__(22282);
+var path = __nccwpck_require__(16928);
+var caller = __nccwpck_require__(87481);
 var nodeModulesPaths = __nccwpck_require__(9411);
-var normalizeOptions = __nccwpck_require__(9496);
-var isCore = __nccwpck_require__(5223);
-var $Error = __nccwpck_require__(1620);
-var $TypeError = __nccwpck_require__(3314);
+var normalizeOptions = __nccwpck_require__(29496);
+var isCore = __nccwpck_require__(65223);
+var $Error = __nccwpck_require__(31620);
+var $TypeError = __nccwpck_require__(73314);
 
 var realpathFS = process.platform !== 'win32' && fs.realpath && typeof fs.realpath.native === 'function' ? fs.realpath.native : fs.realpath;
 
@@ -32213,12 +32213,12 @@ module.exports = function resolve(x, options, callback) {
 
 /***/ }),
 
-/***/ 7481:
+/***/ 87481:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-var $Error = __nccwpck_require__(1620);
+var $Error = __nccwpck_require__(31620);
 
 module.exports = function () {
     // see https://code.google.com/p/v8/wiki/JavaScriptStackTraceApi
@@ -32232,13 +32232,13 @@ module.exports = function () {
 
 /***/ }),
 
-/***/ 2333:
+/***/ 12333:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-var isCoreModule = __nccwpck_require__(5223);
-var data = __nccwpck_require__(2035);
+var isCoreModule = __nccwpck_require__(65223);
+var data = __nccwpck_require__(62035);
 
 var core = {};
 for (var mod in data) { // eslint-disable-line no-restricted-syntax
@@ -32251,12 +32251,12 @@ module.exports = core;
 
 /***/ }),
 
-/***/ 2282:
+/***/ 22282:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-var os = __nccwpck_require__(857);
+var os = __nccwpck_require__(70857);
 
 // adapted from https://github.com/sindresorhus/os-homedir/blob/11e089f4754db38bb535e5a8416320c4446e8cfd/index.js
 
@@ -32289,10 +32289,10 @@ module.exports = os.homedir || function homedir() {
 
 /***/ }),
 
-/***/ 4040:
+/***/ 54040:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-var isCoreModule = __nccwpck_require__(5223);
+var isCoreModule = __nccwpck_require__(65223);
 
 module.exports = function isCore(x) {
     return isCoreModule(x);
@@ -32304,8 +32304,8 @@ module.exports = function isCore(x) {
 /***/ 9411:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-var path = __nccwpck_require__(6928);
-var parse = path.parse || __nccwpck_require__(3269); // eslint-disable-line global-require
+var path = __nccwpck_require__(16928);
+var parse = path.parse || __nccwpck_require__(33269); // eslint-disable-line global-require
 
 var driveLetterRegex = /^([A-Za-z]:)/;
 var uncPathRegex = /^\\\\/;
@@ -32353,7 +32353,7 @@ module.exports = function nodeModulesPaths(start, opts, request) {
 
 /***/ }),
 
-/***/ 9496:
+/***/ 29496:
 /***/ ((module) => {
 
 module.exports = function (x, opts) {
@@ -32370,19 +32370,19 @@ module.exports = function (x, opts) {
 
 /***/ }),
 
-/***/ 225:
+/***/ 70225:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-var isCore = __nccwpck_require__(5223);
-var fs = __nccwpck_require__(9896);
-var path = __nccwpck_require__(6928);
-var $Error = __nccwpck_require__(1620);
-var $TypeError = __nccwpck_require__(3314);
+var isCore = __nccwpck_require__(65223);
+var fs = __nccwpck_require__(79896);
+var path = __nccwpck_require__(16928);
+var $Error = __nccwpck_require__(31620);
+var $TypeError = __nccwpck_require__(73314);
 
-var getHomedir = __nccwpck_require__(2282);
-var caller = __nccwpck_require__(7481);
+var getHomedir = __nccwpck_require__(22282);
+var caller = __nccwpck_require__(87481);
 var nodeModulesPaths = __nccwpck_require__(9411);
-var normalizeOptions = __nccwpck_require__(9496);
+var normalizeOptions = __nccwpck_require__(29496);
 
 var realpathFS = process.platform !== 'win32' && fs.realpathSync && typeof fs.realpathSync.native === 'function' ? fs.realpathSync.native : fs.realpathSync;
 
@@ -32593,7 +32593,7 @@ module.exports = function resolveSync(x, options) {
 
 /***/ }),
 
-/***/ 5286:
+/***/ 35286:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /*
@@ -32615,7 +32615,7 @@ IN CONNECTION WITH THE USE OR PERFORMANCE OF THIS SOFTWARE.
 
 
 const { Transform } = __nccwpck_require__(2203)
-const { StringDecoder } = __nccwpck_require__(3193)
+const { StringDecoder } = __nccwpck_require__(13193)
 const kLast = Symbol('last')
 const kDecoder = Symbol('decoder')
 
@@ -32741,7 +32741,7 @@ module.exports = split
 
 /***/ }),
 
-/***/ 9973:
+/***/ 19973:
 /***/ (function(__unused_webpack_module, exports) {
 
 (function(window) {
@@ -32944,18 +32944,18 @@ module.exports = split
 
 /***/ }),
 
-/***/ 2624:
+/***/ 72624:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 Object.defineProperty(exports, "__esModule", ({value: true})); function _interopRequireDefault(obj) { return obj && obj.__esModule ? obj : { default: obj }; }
 
 
-var _tokenizer = __nccwpck_require__(2683);
-var _keywords = __nccwpck_require__(135);
-var _types = __nccwpck_require__(5914);
+var _tokenizer = __nccwpck_require__(12683);
+var _keywords = __nccwpck_require__(80135);
+var _types = __nccwpck_require__(55914);
 
-var _getImportExportSpecifierInfo = __nccwpck_require__(6197); var _getImportExportSpecifierInfo2 = _interopRequireDefault(_getImportExportSpecifierInfo);
-var _getNonTypeIdentifiers = __nccwpck_require__(8655);
+var _getImportExportSpecifierInfo = __nccwpck_require__(16197); var _getImportExportSpecifierInfo2 = _interopRequireDefault(_getImportExportSpecifierInfo);
+var _getNonTypeIdentifiers = __nccwpck_require__(68655);
 
 
 
@@ -33407,7 +33407,7 @@ var _getNonTypeIdentifiers = __nccwpck_require__(8655);
 
 /***/ }),
 
-/***/ 1762:
+/***/ 61762:
 /***/ ((__unused_webpack_module, exports) => {
 
 Object.defineProperty(exports, "__esModule", ({value: true}));
@@ -33590,11 +33590,11 @@ const HELPERS = {
 
 /***/ }),
 
-/***/ 7843:
+/***/ 67843:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 Object.defineProperty(exports, "__esModule", ({value: true})); function _interopRequireDefault(obj) { return obj && obj.__esModule ? obj : { default: obj }; }
-var _getIdentifierNames = __nccwpck_require__(4713); var _getIdentifierNames2 = _interopRequireDefault(_getIdentifierNames);
+var _getIdentifierNames = __nccwpck_require__(74713); var _getIdentifierNames2 = _interopRequireDefault(_getIdentifierNames);
 
  class NameManager {
     __init() {this.usedNames = new Set()}
@@ -33624,13 +33624,13 @@ var _getIdentifierNames = __nccwpck_require__(4713); var _getIdentifierNames2 = 
 
 /***/ }),
 
-/***/ 1576:
+/***/ 41576:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 Object.defineProperty(exports, "__esModule", ({value: true})); function _interopRequireWildcard(obj) { if (obj && obj.__esModule) { return obj; } else { var newObj = {}; if (obj != null) { for (var key in obj) { if (Object.prototype.hasOwnProperty.call(obj, key)) { newObj[key] = obj[key]; } } } newObj.default = obj; return newObj; } }/**
  * This module was automatically generated by `ts-interface-builder`
  */
-var _tsinterfacechecker = __nccwpck_require__(7810); var t = _interopRequireWildcard(_tsinterfacechecker);
+var _tsinterfacechecker = __nccwpck_require__(77810); var t = _interopRequireWildcard(_tsinterfacechecker);
 // tslint:disable:object-literal-key-quotes
 
  const Transform = t.union(
@@ -33673,12 +33673,12 @@ exports["default"] = exportedTypeSuite;
 
 /***/ }),
 
-/***/ 4799:
+/***/ 84799:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-Object.defineProperty(exports, "__esModule", ({value: true})); function _interopRequireDefault(obj) { return obj && obj.__esModule ? obj : { default: obj }; }var _tsinterfacechecker = __nccwpck_require__(7810);
+Object.defineProperty(exports, "__esModule", ({value: true})); function _interopRequireDefault(obj) { return obj && obj.__esModule ? obj : { default: obj }; }var _tsinterfacechecker = __nccwpck_require__(77810);
 
-var _Optionsgentypes = __nccwpck_require__(1576); var _Optionsgentypes2 = _interopRequireDefault(_Optionsgentypes);
+var _Optionsgentypes = __nccwpck_require__(41576); var _Optionsgentypes2 = _interopRequireDefault(_Optionsgentypes);
 
 const {Options: OptionsChecker} = _tsinterfacechecker.createCheckers.call(void 0, _Optionsgentypes2.default);
 
@@ -33781,14 +33781,14 @@ const {Options: OptionsChecker} = _tsinterfacechecker.createCheckers.call(void 0
 
 /***/ }),
 
-/***/ 7502:
+/***/ 17502:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 Object.defineProperty(exports, "__esModule", ({value: true})); function _interopRequireDefault(obj) { return obj && obj.__esModule ? obj : { default: obj }; }
 
 
-var _types = __nccwpck_require__(5914);
-var _isAsyncOperation = __nccwpck_require__(9249); var _isAsyncOperation2 = _interopRequireDefault(_isAsyncOperation);
+var _types = __nccwpck_require__(55914);
+var _isAsyncOperation = __nccwpck_require__(59249); var _isAsyncOperation2 = _interopRequireDefault(_isAsyncOperation);
 
 
 
@@ -34145,14 +34145,14 @@ var _isAsyncOperation = __nccwpck_require__(9249); var _isAsyncOperation2 = _int
 
 /***/ }),
 
-/***/ 6303:
+/***/ 66303:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-Object.defineProperty(exports, "__esModule", ({value: true}));var _genmapping = __nccwpck_require__(6153);
+Object.defineProperty(exports, "__esModule", ({value: true}));var _genmapping = __nccwpck_require__(36153);
 
 
 
-var _charcodes = __nccwpck_require__(5336);
+var _charcodes = __nccwpck_require__(75336);
 
 
 
@@ -34241,16 +34241,16 @@ function computeSourceColumns(code, tokens) {
 
 /***/ }),
 
-/***/ 2922:
+/***/ 22922:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 Object.defineProperty(exports, "__esModule", ({value: true}));
 
 
 
-var _tokenizer = __nccwpck_require__(2683);
+var _tokenizer = __nccwpck_require__(12683);
 
-var _types = __nccwpck_require__(5914);
+var _types = __nccwpck_require__(55914);
 
 
 /**
@@ -34346,23 +34346,23 @@ function markShadowedForScope(scope, tokens, name) {
 
 /***/ }),
 
-/***/ 2413:
+/***/ 62413:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 var __webpack_unused_export__;
-__webpack_unused_export__ = ({value: true}); function _interopRequireDefault(obj) { return obj && obj.__esModule ? obj : { default: obj }; }var _CJSImportProcessor = __nccwpck_require__(2624); var _CJSImportProcessor2 = _interopRequireDefault(_CJSImportProcessor);
-var _computeSourceMap = __nccwpck_require__(6303); var _computeSourceMap2 = _interopRequireDefault(_computeSourceMap);
-var _HelperManager = __nccwpck_require__(1762);
-var _identifyShadowedGlobals = __nccwpck_require__(2922); var _identifyShadowedGlobals2 = _interopRequireDefault(_identifyShadowedGlobals);
-var _NameManager = __nccwpck_require__(7843); var _NameManager2 = _interopRequireDefault(_NameManager);
-var _Options = __nccwpck_require__(4799);
+__webpack_unused_export__ = ({value: true}); function _interopRequireDefault(obj) { return obj && obj.__esModule ? obj : { default: obj }; }var _CJSImportProcessor = __nccwpck_require__(72624); var _CJSImportProcessor2 = _interopRequireDefault(_CJSImportProcessor);
+var _computeSourceMap = __nccwpck_require__(66303); var _computeSourceMap2 = _interopRequireDefault(_computeSourceMap);
+var _HelperManager = __nccwpck_require__(61762);
+var _identifyShadowedGlobals = __nccwpck_require__(22922); var _identifyShadowedGlobals2 = _interopRequireDefault(_identifyShadowedGlobals);
+var _NameManager = __nccwpck_require__(67843); var _NameManager2 = _interopRequireDefault(_NameManager);
+var _Options = __nccwpck_require__(84799);
 
-var _parser = __nccwpck_require__(4145);
+var _parser = __nccwpck_require__(54145);
 
-var _TokenProcessor = __nccwpck_require__(7502); var _TokenProcessor2 = _interopRequireDefault(_TokenProcessor);
-var _RootTransformer = __nccwpck_require__(8445); var _RootTransformer2 = _interopRequireDefault(_RootTransformer);
-var _formatTokens = __nccwpck_require__(605); var _formatTokens2 = _interopRequireDefault(_formatTokens);
-var _getTSImportedNames = __nccwpck_require__(6983); var _getTSImportedNames2 = _interopRequireDefault(_getTSImportedNames);
+var _TokenProcessor = __nccwpck_require__(17502); var _TokenProcessor2 = _interopRequireDefault(_TokenProcessor);
+var _RootTransformer = __nccwpck_require__(68445); var _RootTransformer2 = _interopRequireDefault(_RootTransformer);
+var _formatTokens = __nccwpck_require__(40605); var _formatTokens2 = _interopRequireDefault(_formatTokens);
+var _getTSImportedNames = __nccwpck_require__(46983); var _getTSImportedNames2 = _interopRequireDefault(_getTSImportedNames);
 
 
 
@@ -34487,13 +34487,13 @@ function getSucraseContext(code, options) {
 
 /***/ }),
 
-/***/ 4145:
+/***/ 54145:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 Object.defineProperty(exports, "__esModule", ({value: true}));
 
-var _base = __nccwpck_require__(3569);
-var _index = __nccwpck_require__(546);
+var _base = __nccwpck_require__(23569);
+var _index = __nccwpck_require__(30546);
 
  class File {
   
@@ -34525,7 +34525,7 @@ var _index = __nccwpck_require__(546);
 
 /***/ }),
 
-/***/ 3944:
+/***/ 63944:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 Object.defineProperty(exports, "__esModule", ({value: true}));/* eslint max-len: 0 */
@@ -34539,10 +34539,10 @@ Object.defineProperty(exports, "__esModule", ({value: true}));/* eslint max-len:
 
 
 
-var _index = __nccwpck_require__(2683);
-var _keywords = __nccwpck_require__(135);
-var _types = __nccwpck_require__(5914);
-var _base = __nccwpck_require__(3569);
+var _index = __nccwpck_require__(12683);
+var _keywords = __nccwpck_require__(80135);
+var _types = __nccwpck_require__(55914);
+var _base = __nccwpck_require__(23569);
 
 
 
@@ -34556,7 +34556,7 @@ var _base = __nccwpck_require__(3569);
 
 
 
-var _expression = __nccwpck_require__(5638);
+var _expression = __nccwpck_require__(65638);
 
 
 
@@ -34565,7 +34565,7 @@ var _expression = __nccwpck_require__(5638);
 
 
 
-var _statement = __nccwpck_require__(2679);
+var _statement = __nccwpck_require__(42679);
 
 
 
@@ -34575,7 +34575,7 @@ var _statement = __nccwpck_require__(2679);
 
 
 
-var _util = __nccwpck_require__(3756);
+var _util = __nccwpck_require__(93756);
 
 function isMaybeDefaultImport(lookahead) {
   return (
@@ -35637,7 +35637,7 @@ function flowParseEnumMember() {
 
 /***/ }),
 
-/***/ 4308:
+/***/ 84308:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 Object.defineProperty(exports, "__esModule", ({value: true}));
@@ -35650,14 +35650,14 @@ Object.defineProperty(exports, "__esModule", ({value: true}));
 
 
 
-var _index = __nccwpck_require__(2683);
-var _types = __nccwpck_require__(5914);
-var _base = __nccwpck_require__(3569);
-var _expression = __nccwpck_require__(5638);
-var _util = __nccwpck_require__(3756);
-var _charcodes = __nccwpck_require__(5336);
-var _identifier = __nccwpck_require__(7415);
-var _typescript = __nccwpck_require__(9359);
+var _index = __nccwpck_require__(12683);
+var _types = __nccwpck_require__(55914);
+var _base = __nccwpck_require__(23569);
+var _expression = __nccwpck_require__(65638);
+var _util = __nccwpck_require__(93756);
+var _charcodes = __nccwpck_require__(75336);
+var _identifier = __nccwpck_require__(17415);
+var _typescript = __nccwpck_require__(79359);
 
 /**
  * Read token with JSX contents.
@@ -36011,7 +36011,7 @@ function nextJSXExprToken() {
 
 /***/ }),
 
-/***/ 2785:
+/***/ 22785:
 /***/ ((__unused_webpack_module, exports) => {
 
 Object.defineProperty(exports, "__esModule", ({value: true}));// Use a Map rather than object to avoid unexpected __proto__ access.
@@ -36274,15 +36274,15 @@ exports["default"] = new Map([
 
 /***/ }),
 
-/***/ 9171:
+/***/ 89171:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-Object.defineProperty(exports, "__esModule", ({value: true}));var _index = __nccwpck_require__(2683);
-var _types = __nccwpck_require__(5914);
-var _base = __nccwpck_require__(3569);
-var _expression = __nccwpck_require__(5638);
-var _flow = __nccwpck_require__(3944);
-var _typescript = __nccwpck_require__(9359);
+Object.defineProperty(exports, "__esModule", ({value: true}));var _index = __nccwpck_require__(12683);
+var _types = __nccwpck_require__(55914);
+var _base = __nccwpck_require__(23569);
+var _expression = __nccwpck_require__(65638);
+var _flow = __nccwpck_require__(63944);
+var _typescript = __nccwpck_require__(79359);
 
 /**
  * Common parser code for TypeScript and Flow.
@@ -36318,7 +36318,7 @@ var _typescript = __nccwpck_require__(9359);
 
 /***/ }),
 
-/***/ 9359:
+/***/ 79359:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 Object.defineProperty(exports, "__esModule", ({value: true}));
@@ -36333,10 +36333,10 @@ Object.defineProperty(exports, "__esModule", ({value: true}));
 
 
 
-var _index = __nccwpck_require__(2683);
-var _keywords = __nccwpck_require__(135);
-var _types = __nccwpck_require__(5914);
-var _base = __nccwpck_require__(3569);
+var _index = __nccwpck_require__(12683);
+var _keywords = __nccwpck_require__(80135);
+var _types = __nccwpck_require__(55914);
+var _base = __nccwpck_require__(23569);
 
 
 
@@ -36352,8 +36352,8 @@ var _base = __nccwpck_require__(3569);
 
 
 
-var _expression = __nccwpck_require__(5638);
-var _lval = __nccwpck_require__(5011);
+var _expression = __nccwpck_require__(65638);
+var _lval = __nccwpck_require__(45011);
 
 
 
@@ -36362,7 +36362,7 @@ var _lval = __nccwpck_require__(5011);
 
 
 
-var _statement = __nccwpck_require__(2679);
+var _statement = __nccwpck_require__(42679);
 
 
 
@@ -36374,8 +36374,8 @@ var _statement = __nccwpck_require__(2679);
 
 
 
-var _util = __nccwpck_require__(3756);
-var _jsx = __nccwpck_require__(4308);
+var _util = __nccwpck_require__(93756);
+var _jsx = __nccwpck_require__(84308);
 
 function tsIsIdentifier() {
   // TODO: actually a bit more complex in TypeScript, but shouldn't matter.
@@ -37957,19 +37957,19 @@ function tsParseTypeArguments() {
 
 /***/ }),
 
-/***/ 2683:
+/***/ 12683:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 Object.defineProperty(exports, "__esModule", ({value: true})); function _interopRequireDefault(obj) { return obj && obj.__esModule ? obj : { default: obj }; }/* eslint max-len: 0 */
 
-var _base = __nccwpck_require__(3569);
-var _util = __nccwpck_require__(3756);
-var _charcodes = __nccwpck_require__(5336);
-var _identifier = __nccwpck_require__(7415);
-var _whitespace = __nccwpck_require__(4261);
-var _keywords = __nccwpck_require__(135);
-var _readWord = __nccwpck_require__(3059); var _readWord2 = _interopRequireDefault(_readWord);
-var _types = __nccwpck_require__(5914);
+var _base = __nccwpck_require__(23569);
+var _util = __nccwpck_require__(93756);
+var _charcodes = __nccwpck_require__(75336);
+var _identifier = __nccwpck_require__(17415);
+var _whitespace = __nccwpck_require__(74261);
+var _keywords = __nccwpck_require__(80135);
+var _readWord = __nccwpck_require__(33059); var _readWord2 = _interopRequireDefault(_readWord);
+var _types = __nccwpck_require__(55914);
 
 var IdentifierRole; (function (IdentifierRole) {
   const Access = 0; IdentifierRole[IdentifierRole["Access"] = Access] = "Access";
@@ -38968,7 +38968,7 @@ function readTmplToken() {
 
 /***/ }),
 
-/***/ 135:
+/***/ 80135:
 /***/ ((__unused_webpack_module, exports) => {
 
 Object.defineProperty(exports, "__esModule", ({value: true}));var ContextualKeyword; (function (ContextualKeyword) {
@@ -39018,15 +39018,15 @@ Object.defineProperty(exports, "__esModule", ({value: true}));var ContextualKeyw
 
 /***/ }),
 
-/***/ 3059:
+/***/ 33059:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-Object.defineProperty(exports, "__esModule", ({value: true}));var _base = __nccwpck_require__(3569);
-var _charcodes = __nccwpck_require__(5336);
-var _identifier = __nccwpck_require__(7415);
-var _index = __nccwpck_require__(2683);
-var _readWordTree = __nccwpck_require__(5883);
-var _types = __nccwpck_require__(5914);
+Object.defineProperty(exports, "__esModule", ({value: true}));var _base = __nccwpck_require__(23569);
+var _charcodes = __nccwpck_require__(75336);
+var _identifier = __nccwpck_require__(17415);
+var _index = __nccwpck_require__(12683);
+var _readWordTree = __nccwpck_require__(75883);
+var _types = __nccwpck_require__(55914);
 
 /**
  * Read an identifier, producing either a name token or matching on one of the existing keywords.
@@ -39089,12 +39089,12 @@ var _types = __nccwpck_require__(5914);
 
 /***/ }),
 
-/***/ 5883:
+/***/ 75883:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 Object.defineProperty(exports, "__esModule", ({value: true}));// Generated file, do not edit! Run "yarn generate" to re-generate this file.
-var _keywords = __nccwpck_require__(135);
-var _types = __nccwpck_require__(5914);
+var _keywords = __nccwpck_require__(80135);
+var _types = __nccwpck_require__(55914);
 
 // prettier-ignore
  const READ_WORD_TREE = new Int32Array([
@@ -39767,12 +39767,12 @@ var _types = __nccwpck_require__(5914);
 
 /***/ }),
 
-/***/ 2718:
+/***/ 12718:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 Object.defineProperty(exports, "__esModule", ({value: true}));
-var _keywords = __nccwpck_require__(135);
-var _types = __nccwpck_require__(5914);
+var _keywords = __nccwpck_require__(80135);
+var _types = __nccwpck_require__(55914);
 
  class Scope {
   
@@ -39880,7 +39880,7 @@ var _types = __nccwpck_require__(5914);
 
 /***/ }),
 
-/***/ 5914:
+/***/ 55914:
 /***/ ((__unused_webpack_module, exports) => {
 
 Object.defineProperty(exports, "__esModule", ({value: true}));// Generated file, do not edit! Run "yarn generate" to re-generate this file.
@@ -40248,11 +40248,11 @@ var TokenType; (function (TokenType) {
 
 /***/ }),
 
-/***/ 3569:
+/***/ 23569:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-Object.defineProperty(exports, "__esModule", ({value: true})); function _interopRequireDefault(obj) { return obj && obj.__esModule ? obj : { default: obj }; }var _state = __nccwpck_require__(2718); var _state2 = _interopRequireDefault(_state);
-var _charcodes = __nccwpck_require__(5336);
+Object.defineProperty(exports, "__esModule", ({value: true})); function _interopRequireDefault(obj) { return obj && obj.__esModule ? obj : { default: obj }; }var _state = __nccwpck_require__(12718); var _state2 = _interopRequireDefault(_state);
+var _charcodes = __nccwpck_require__(75336);
 
  exports.isJSXEnabled;
  exports.isTypeScriptEnabled;
@@ -40315,7 +40315,7 @@ var _charcodes = __nccwpck_require__(5336);
 
 /***/ }),
 
-/***/ 5638:
+/***/ 65638:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 Object.defineProperty(exports, "__esModule", ({value: true}));/* eslint max-len: 0 */
@@ -40348,9 +40348,9 @@ Object.defineProperty(exports, "__esModule", ({value: true}));/* eslint max-len:
 
 
 
-var _flow = __nccwpck_require__(3944);
-var _index = __nccwpck_require__(4308);
-var _types = __nccwpck_require__(9171);
+var _flow = __nccwpck_require__(63944);
+var _index = __nccwpck_require__(84308);
+var _types = __nccwpck_require__(89171);
 
 
 
@@ -40360,7 +40360,7 @@ var _types = __nccwpck_require__(9171);
 
 
 
-var _typescript = __nccwpck_require__(9359);
+var _typescript = __nccwpck_require__(79359);
 
 
 
@@ -40373,28 +40373,20 @@ var _typescript = __nccwpck_require__(9359);
 
 
 
-var _index3 = __nccwpck_require__(2683);
-var _keywords = __nccwpck_require__(135);
-var _state = __nccwpck_require__(2718);
-var _types3 = __nccwpck_require__(5914);
-var _charcodes = __nccwpck_require__(5336);
-var _identifier = __nccwpck_require__(7415);
-var _base = __nccwpck_require__(3569);
+var _index3 = __nccwpck_require__(12683);
+var _keywords = __nccwpck_require__(80135);
+var _state = __nccwpck_require__(12718);
+var _types3 = __nccwpck_require__(55914);
+var _charcodes = __nccwpck_require__(75336);
+var _identifier = __nccwpck_require__(17415);
+var _base = __nccwpck_require__(23569);
 
 
 
 
 
 
-var _lval = __nccwpck_require__(5011);
-
-
-
-
-
-
-
-var _statement = __nccwpck_require__(2679);
+var _lval = __nccwpck_require__(45011);
 
 
 
@@ -40402,9 +40394,17 @@ var _statement = __nccwpck_require__(2679);
 
 
 
+var _statement = __nccwpck_require__(42679);
 
 
-var _util = __nccwpck_require__(3756);
+
+
+
+
+
+
+
+var _util = __nccwpck_require__(93756);
 
  class StopState {
   
@@ -41344,14 +41344,14 @@ function parseModuleExpression() {
 
 /***/ }),
 
-/***/ 546:
+/***/ 30546:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 Object.defineProperty(exports, "__esModule", ({value: true}));
-var _index = __nccwpck_require__(2683);
-var _charcodes = __nccwpck_require__(5336);
-var _base = __nccwpck_require__(3569);
-var _statement = __nccwpck_require__(2679);
+var _index = __nccwpck_require__(12683);
+var _charcodes = __nccwpck_require__(75336);
+var _base = __nccwpck_require__(23569);
+var _statement = __nccwpck_require__(42679);
 
  function parseFile() {
   // If enabled, skip leading hashbang line.
@@ -41369,11 +41369,11 @@ var _statement = __nccwpck_require__(2679);
 
 /***/ }),
 
-/***/ 5011:
+/***/ 45011:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-Object.defineProperty(exports, "__esModule", ({value: true}));var _flow = __nccwpck_require__(3944);
-var _typescript = __nccwpck_require__(9359);
+Object.defineProperty(exports, "__esModule", ({value: true}));var _flow = __nccwpck_require__(63944);
+var _typescript = __nccwpck_require__(79359);
 
 
 
@@ -41381,12 +41381,12 @@ var _typescript = __nccwpck_require__(9359);
 
 
 
-var _index = __nccwpck_require__(2683);
-var _keywords = __nccwpck_require__(135);
-var _types = __nccwpck_require__(5914);
-var _base = __nccwpck_require__(3569);
-var _expression = __nccwpck_require__(5638);
-var _util = __nccwpck_require__(3756);
+var _index = __nccwpck_require__(12683);
+var _keywords = __nccwpck_require__(80135);
+var _types = __nccwpck_require__(55914);
+var _base = __nccwpck_require__(23569);
+var _expression = __nccwpck_require__(65638);
+var _util = __nccwpck_require__(93756);
 
  function parseSpread() {
   _index.next.call(void 0, );
@@ -41535,12 +41535,12 @@ function parseAssignableListItemTypes() {
 
 /***/ }),
 
-/***/ 2679:
+/***/ 42679:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 Object.defineProperty(exports, "__esModule", ({value: true}));/* eslint max-len: 0 */
 
-var _index = __nccwpck_require__(4145);
+var _index = __nccwpck_require__(54145);
 
 
 
@@ -41557,7 +41557,7 @@ var _index = __nccwpck_require__(4145);
 
 
 
-var _flow = __nccwpck_require__(3944);
+var _flow = __nccwpck_require__(63944);
 
 
 
@@ -41576,7 +41576,7 @@ var _flow = __nccwpck_require__(3944);
 
 
 
-var _typescript = __nccwpck_require__(9359);
+var _typescript = __nccwpck_require__(79359);
 
 
 
@@ -41589,12 +41589,12 @@ var _typescript = __nccwpck_require__(9359);
 
 
 
-var _tokenizer = __nccwpck_require__(2683);
-var _keywords = __nccwpck_require__(135);
-var _state = __nccwpck_require__(2718);
-var _types = __nccwpck_require__(5914);
-var _charcodes = __nccwpck_require__(5336);
-var _base = __nccwpck_require__(3569);
+var _tokenizer = __nccwpck_require__(12683);
+var _keywords = __nccwpck_require__(80135);
+var _state = __nccwpck_require__(12718);
+var _types = __nccwpck_require__(55914);
+var _charcodes = __nccwpck_require__(75336);
+var _base = __nccwpck_require__(23569);
 
 
 
@@ -41607,13 +41607,13 @@ var _base = __nccwpck_require__(3569);
 
 
 
-var _expression = __nccwpck_require__(5638);
+var _expression = __nccwpck_require__(65638);
 
 
 
 
 
-var _lval = __nccwpck_require__(5011);
+var _lval = __nccwpck_require__(45011);
 
 
 
@@ -41626,7 +41626,7 @@ var _lval = __nccwpck_require__(5011);
 
 
 
-var _util = __nccwpck_require__(3756);
+var _util = __nccwpck_require__(93756);
 
  function parseTopLevel() {
   parseBlockBody(_types.TokenType.eof);
@@ -42874,14 +42874,14 @@ function maybeParseImportAttributes() {
 
 /***/ }),
 
-/***/ 3756:
+/***/ 93756:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-Object.defineProperty(exports, "__esModule", ({value: true}));var _index = __nccwpck_require__(2683);
+Object.defineProperty(exports, "__esModule", ({value: true}));var _index = __nccwpck_require__(12683);
 
-var _types = __nccwpck_require__(5914);
-var _charcodes = __nccwpck_require__(5336);
-var _base = __nccwpck_require__(3569);
+var _types = __nccwpck_require__(55914);
+var _charcodes = __nccwpck_require__(75336);
+var _base = __nccwpck_require__(23569);
 
 // ## Parser utilities
 
@@ -42985,7 +42985,7 @@ var _base = __nccwpck_require__(3569);
 
 /***/ }),
 
-/***/ 5336:
+/***/ 75336:
 /***/ ((__unused_webpack_module, exports) => {
 
 Object.defineProperty(exports, "__esModule", ({value: true}));var charCodes; (function (charCodes) {
@@ -43107,11 +43107,11 @@ Object.defineProperty(exports, "__esModule", ({value: true}));var charCodes; (fu
 
 /***/ }),
 
-/***/ 7415:
+/***/ 17415:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-Object.defineProperty(exports, "__esModule", ({value: true}));var _charcodes = __nccwpck_require__(5336);
-var _whitespace = __nccwpck_require__(4261);
+Object.defineProperty(exports, "__esModule", ({value: true}));var _charcodes = __nccwpck_require__(75336);
+var _whitespace = __nccwpck_require__(74261);
 
 function computeIsIdentifierChar(code) {
   if (code < 48) return code === 36;
@@ -43148,10 +43148,10 @@ for (let numChar = _charcodes.charCodes.digit0; numChar <= _charcodes.charCodes.
 
 /***/ }),
 
-/***/ 4261:
+/***/ 74261:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-Object.defineProperty(exports, "__esModule", ({value: true}));var _charcodes = __nccwpck_require__(5336);
+Object.defineProperty(exports, "__esModule", ({value: true}));var _charcodes = __nccwpck_require__(75336);
 
 // https://tc39.github.io/ecma262/#sec-white-space
  const WHITESPACE_CHARS = [
@@ -43188,24 +43188,24 @@ for (const char of exports.WHITESPACE_CHARS) {
 
 /***/ }),
 
-/***/ 6218:
+/***/ 36218:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 Object.defineProperty(exports, "__esModule", ({value: true})); function _interopRequireDefault(obj) { return obj && obj.__esModule ? obj : { default: obj }; }
 
 
-var _tokenizer = __nccwpck_require__(2683);
-var _keywords = __nccwpck_require__(135);
-var _types = __nccwpck_require__(5914);
+var _tokenizer = __nccwpck_require__(12683);
+var _keywords = __nccwpck_require__(80135);
+var _types = __nccwpck_require__(55914);
 
-var _elideImportEquals = __nccwpck_require__(3125); var _elideImportEquals2 = _interopRequireDefault(_elideImportEquals);
+var _elideImportEquals = __nccwpck_require__(53125); var _elideImportEquals2 = _interopRequireDefault(_elideImportEquals);
 
 
 
 var _getDeclarationInfo = __nccwpck_require__(7088); var _getDeclarationInfo2 = _interopRequireDefault(_getDeclarationInfo);
-var _getImportExportSpecifierInfo = __nccwpck_require__(6197); var _getImportExportSpecifierInfo2 = _interopRequireDefault(_getImportExportSpecifierInfo);
+var _getImportExportSpecifierInfo = __nccwpck_require__(16197); var _getImportExportSpecifierInfo2 = _interopRequireDefault(_getImportExportSpecifierInfo);
 var _isExportFrom = __nccwpck_require__(6490); var _isExportFrom2 = _interopRequireDefault(_isExportFrom);
-var _removeMaybeImportAttributes = __nccwpck_require__(8538);
+var _removeMaybeImportAttributes = __nccwpck_require__(78538);
 var _shouldElideDefaultExport = __nccwpck_require__(1329); var _shouldElideDefaultExport2 = _interopRequireDefault(_shouldElideDefaultExport);
 
 
@@ -44117,18 +44117,18 @@ var _Transformer = __nccwpck_require__(3081); var _Transformer2 = _interopRequir
 Object.defineProperty(exports, "__esModule", ({value: true})); function _interopRequireDefault(obj) { return obj && obj.__esModule ? obj : { default: obj }; }
 
 
-var _keywords = __nccwpck_require__(135);
-var _types = __nccwpck_require__(5914);
+var _keywords = __nccwpck_require__(80135);
+var _types = __nccwpck_require__(55914);
 
-var _elideImportEquals = __nccwpck_require__(3125); var _elideImportEquals2 = _interopRequireDefault(_elideImportEquals);
+var _elideImportEquals = __nccwpck_require__(53125); var _elideImportEquals2 = _interopRequireDefault(_elideImportEquals);
 
 
 
 var _getDeclarationInfo = __nccwpck_require__(7088); var _getDeclarationInfo2 = _interopRequireDefault(_getDeclarationInfo);
-var _getImportExportSpecifierInfo = __nccwpck_require__(6197); var _getImportExportSpecifierInfo2 = _interopRequireDefault(_getImportExportSpecifierInfo);
-var _getNonTypeIdentifiers = __nccwpck_require__(8655);
+var _getImportExportSpecifierInfo = __nccwpck_require__(16197); var _getImportExportSpecifierInfo2 = _interopRequireDefault(_getImportExportSpecifierInfo);
+var _getNonTypeIdentifiers = __nccwpck_require__(68655);
 var _isExportFrom = __nccwpck_require__(6490); var _isExportFrom2 = _interopRequireDefault(_isExportFrom);
-var _removeMaybeImportAttributes = __nccwpck_require__(8538);
+var _removeMaybeImportAttributes = __nccwpck_require__(78538);
 var _shouldElideDefaultExport = __nccwpck_require__(1329); var _shouldElideDefaultExport2 = _interopRequireDefault(_shouldElideDefaultExport);
 
 var _Transformer = __nccwpck_require__(3081); var _Transformer2 = _interopRequireDefault(_Transformer);
@@ -44533,11 +44533,11 @@ var _Transformer = __nccwpck_require__(3081); var _Transformer2 = _interopRequir
 
 /***/ }),
 
-/***/ 8565:
+/***/ 28565:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-Object.defineProperty(exports, "__esModule", ({value: true})); function _interopRequireDefault(obj) { return obj && obj.__esModule ? obj : { default: obj }; }var _keywords = __nccwpck_require__(135);
-var _types = __nccwpck_require__(5914);
+Object.defineProperty(exports, "__esModule", ({value: true})); function _interopRequireDefault(obj) { return obj && obj.__esModule ? obj : { default: obj }; }var _keywords = __nccwpck_require__(80135);
+var _types = __nccwpck_require__(55914);
 
 
 var _Transformer = __nccwpck_require__(3081); var _Transformer2 = _interopRequireDefault(_Transformer);
@@ -44722,18 +44722,18 @@ var _Transformer = __nccwpck_require__(3081); var _Transformer2 = _interopRequir
 
 /***/ }),
 
-/***/ 7696:
+/***/ 47696:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 Object.defineProperty(exports, "__esModule", ({value: true})); function _interopRequireDefault(obj) { return obj && obj.__esModule ? obj : { default: obj }; }
 
 
-var _xhtml = __nccwpck_require__(2785); var _xhtml2 = _interopRequireDefault(_xhtml);
-var _tokenizer = __nccwpck_require__(2683);
-var _types = __nccwpck_require__(5914);
-var _charcodes = __nccwpck_require__(5336);
+var _xhtml = __nccwpck_require__(22785); var _xhtml2 = _interopRequireDefault(_xhtml);
+var _tokenizer = __nccwpck_require__(12683);
+var _types = __nccwpck_require__(55914);
+var _charcodes = __nccwpck_require__(75336);
 
-var _getJSXPragmaInfo = __nccwpck_require__(6061); var _getJSXPragmaInfo2 = _interopRequireDefault(_getJSXPragmaInfo);
+var _getJSXPragmaInfo = __nccwpck_require__(26061); var _getJSXPragmaInfo2 = _interopRequireDefault(_getJSXPragmaInfo);
 
 var _Transformer = __nccwpck_require__(3081); var _Transformer2 = _interopRequireDefault(_Transformer);
 
@@ -45462,12 +45462,12 @@ function isHexDigit(code) {
 
 /***/ }),
 
-/***/ 5620:
+/***/ 15620:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 Object.defineProperty(exports, "__esModule", ({value: true})); function _interopRequireDefault(obj) { return obj && obj.__esModule ? obj : { default: obj }; } function _optionalChain(ops) { let lastAccessLHS = undefined; let value = ops[0]; let i = 1; while (i < ops.length) { const op = ops[i]; const fn = ops[i + 1]; i += 2; if ((op === 'optionalAccess' || op === 'optionalCall') && value == null) { return undefined; } if (op === 'access' || op === 'optionalAccess') { lastAccessLHS = value; value = fn(value); } else if (op === 'call' || op === 'optionalCall') { value = fn((...args) => value.call(lastAccessLHS, ...args)); lastAccessLHS = undefined; } } return value; }
 
-var _types = __nccwpck_require__(5914);
+var _types = __nccwpck_require__(55914);
 
 
 var _Transformer = __nccwpck_require__(3081); var _Transformer2 = _interopRequireDefault(_Transformer);
@@ -45583,7 +45583,7 @@ const HOISTED_METHODS = ["mock", "unmock", "enableAutomock", "disableAutomock"];
 /***/ 2915:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-Object.defineProperty(exports, "__esModule", ({value: true})); function _interopRequireDefault(obj) { return obj && obj.__esModule ? obj : { default: obj }; }var _types = __nccwpck_require__(5914);
+Object.defineProperty(exports, "__esModule", ({value: true})); function _interopRequireDefault(obj) { return obj && obj.__esModule ? obj : { default: obj }; }var _types = __nccwpck_require__(55914);
 
 var _Transformer = __nccwpck_require__(3081); var _Transformer2 = _interopRequireDefault(_Transformer);
 
@@ -45607,11 +45607,11 @@ var _Transformer = __nccwpck_require__(3081); var _Transformer2 = _interopRequir
 
 /***/ }),
 
-/***/ 9993:
+/***/ 59993:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 Object.defineProperty(exports, "__esModule", ({value: true})); function _interopRequireDefault(obj) { return obj && obj.__esModule ? obj : { default: obj }; }
-var _types = __nccwpck_require__(5914);
+var _types = __nccwpck_require__(55914);
 
 var _Transformer = __nccwpck_require__(3081); var _Transformer2 = _interopRequireDefault(_Transformer);
 
@@ -45633,11 +45633,11 @@ var _Transformer = __nccwpck_require__(3081); var _Transformer2 = _interopRequir
 
 /***/ }),
 
-/***/ 1037:
+/***/ 91037:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 Object.defineProperty(exports, "__esModule", ({value: true})); function _interopRequireDefault(obj) { return obj && obj.__esModule ? obj : { default: obj }; }
-var _types = __nccwpck_require__(5914);
+var _types = __nccwpck_require__(55914);
 
 var _Transformer = __nccwpck_require__(3081); var _Transformer2 = _interopRequireDefault(_Transformer);
 
@@ -45795,13 +45795,13 @@ var _Transformer = __nccwpck_require__(3081); var _Transformer2 = _interopRequir
 
 /***/ }),
 
-/***/ 3797:
+/***/ 33797:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 Object.defineProperty(exports, "__esModule", ({value: true})); function _interopRequireDefault(obj) { return obj && obj.__esModule ? obj : { default: obj }; }
 
-var _tokenizer = __nccwpck_require__(2683);
-var _types = __nccwpck_require__(5914);
+var _tokenizer = __nccwpck_require__(12683);
+var _types = __nccwpck_require__(55914);
 
 
 var _Transformer = __nccwpck_require__(3081); var _Transformer2 = _interopRequireDefault(_Transformer);
@@ -45962,10 +45962,10 @@ var _Transformer = __nccwpck_require__(3081); var _Transformer2 = _interopRequir
 
 /***/ }),
 
-/***/ 5786:
+/***/ 65786:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-Object.defineProperty(exports, "__esModule", ({value: true})); function _interopRequireDefault(obj) { return obj && obj.__esModule ? obj : { default: obj }; }var _tokenizer = __nccwpck_require__(2683);
+Object.defineProperty(exports, "__esModule", ({value: true})); function _interopRequireDefault(obj) { return obj && obj.__esModule ? obj : { default: obj }; }var _tokenizer = __nccwpck_require__(12683);
 
 var _Transformer = __nccwpck_require__(3081); var _Transformer2 = _interopRequireDefault(_Transformer);
 
@@ -46038,28 +46038,28 @@ ${namesToRegister
 
 /***/ }),
 
-/***/ 8445:
+/***/ 68445:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 Object.defineProperty(exports, "__esModule", ({value: true})); function _interopRequireDefault(obj) { return obj && obj.__esModule ? obj : { default: obj }; }
 
 
-var _keywords = __nccwpck_require__(135);
-var _types = __nccwpck_require__(5914);
+var _keywords = __nccwpck_require__(80135);
+var _types = __nccwpck_require__(55914);
 
-var _getClassInfo = __nccwpck_require__(1468); var _getClassInfo2 = _interopRequireDefault(_getClassInfo);
-var _CJSImportTransformer = __nccwpck_require__(6218); var _CJSImportTransformer2 = _interopRequireDefault(_CJSImportTransformer);
+var _getClassInfo = __nccwpck_require__(11468); var _getClassInfo2 = _interopRequireDefault(_getClassInfo);
+var _CJSImportTransformer = __nccwpck_require__(36218); var _CJSImportTransformer2 = _interopRequireDefault(_CJSImportTransformer);
 var _ESMImportTransformer = __nccwpck_require__(3789); var _ESMImportTransformer2 = _interopRequireDefault(_ESMImportTransformer);
-var _FlowTransformer = __nccwpck_require__(8565); var _FlowTransformer2 = _interopRequireDefault(_FlowTransformer);
-var _JestHoistTransformer = __nccwpck_require__(5620); var _JestHoistTransformer2 = _interopRequireDefault(_JestHoistTransformer);
-var _JSXTransformer = __nccwpck_require__(7696); var _JSXTransformer2 = _interopRequireDefault(_JSXTransformer);
+var _FlowTransformer = __nccwpck_require__(28565); var _FlowTransformer2 = _interopRequireDefault(_FlowTransformer);
+var _JestHoistTransformer = __nccwpck_require__(15620); var _JestHoistTransformer2 = _interopRequireDefault(_JestHoistTransformer);
+var _JSXTransformer = __nccwpck_require__(47696); var _JSXTransformer2 = _interopRequireDefault(_JSXTransformer);
 var _NumericSeparatorTransformer = __nccwpck_require__(2915); var _NumericSeparatorTransformer2 = _interopRequireDefault(_NumericSeparatorTransformer);
-var _OptionalCatchBindingTransformer = __nccwpck_require__(9993); var _OptionalCatchBindingTransformer2 = _interopRequireDefault(_OptionalCatchBindingTransformer);
-var _OptionalChainingNullishTransformer = __nccwpck_require__(1037); var _OptionalChainingNullishTransformer2 = _interopRequireDefault(_OptionalChainingNullishTransformer);
-var _ReactDisplayNameTransformer = __nccwpck_require__(3797); var _ReactDisplayNameTransformer2 = _interopRequireDefault(_ReactDisplayNameTransformer);
-var _ReactHotLoaderTransformer = __nccwpck_require__(5786); var _ReactHotLoaderTransformer2 = _interopRequireDefault(_ReactHotLoaderTransformer);
+var _OptionalCatchBindingTransformer = __nccwpck_require__(59993); var _OptionalCatchBindingTransformer2 = _interopRequireDefault(_OptionalCatchBindingTransformer);
+var _OptionalChainingNullishTransformer = __nccwpck_require__(91037); var _OptionalChainingNullishTransformer2 = _interopRequireDefault(_OptionalChainingNullishTransformer);
+var _ReactDisplayNameTransformer = __nccwpck_require__(33797); var _ReactDisplayNameTransformer2 = _interopRequireDefault(_ReactDisplayNameTransformer);
+var _ReactHotLoaderTransformer = __nccwpck_require__(65786); var _ReactHotLoaderTransformer2 = _interopRequireDefault(_ReactHotLoaderTransformer);
 
-var _TypeScriptTransformer = __nccwpck_require__(9468); var _TypeScriptTransformer2 = _interopRequireDefault(_TypeScriptTransformer);
+var _TypeScriptTransformer = __nccwpck_require__(29468); var _TypeScriptTransformer2 = _interopRequireDefault(_TypeScriptTransformer);
 
 
 
@@ -46530,13 +46530,13 @@ Object.defineProperty(exports, "__esModule", ({value: true})); class Transformer
 
 /***/ }),
 
-/***/ 9468:
+/***/ 29468:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 Object.defineProperty(exports, "__esModule", ({value: true})); function _interopRequireDefault(obj) { return obj && obj.__esModule ? obj : { default: obj }; }
-var _types = __nccwpck_require__(5914);
+var _types = __nccwpck_require__(55914);
 
-var _isIdentifier = __nccwpck_require__(3911); var _isIdentifier2 = _interopRequireDefault(_isIdentifier);
+var _isIdentifier = __nccwpck_require__(23911); var _isIdentifier2 = _interopRequireDefault(_isIdentifier);
 
 var _Transformer = __nccwpck_require__(3081); var _Transformer2 = _interopRequireDefault(_Transformer);
 
@@ -46816,10 +46816,10 @@ var _Transformer = __nccwpck_require__(3081); var _Transformer2 = _interopRequir
 
 /***/ }),
 
-/***/ 3125:
+/***/ 53125:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-Object.defineProperty(exports, "__esModule", ({value: true}));var _types = __nccwpck_require__(5914);
+Object.defineProperty(exports, "__esModule", ({value: true}));var _types = __nccwpck_require__(55914);
 
 
  function elideImportEquals(tokens) {
@@ -46852,13 +46852,13 @@ Object.defineProperty(exports, "__esModule", ({value: true}));var _types = __ncc
 
 /***/ }),
 
-/***/ 605:
+/***/ 40605:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-Object.defineProperty(exports, "__esModule", ({value: true})); function _interopRequireDefault(obj) { return obj && obj.__esModule ? obj : { default: obj }; }var _linesandcolumns = __nccwpck_require__(1402); var _linesandcolumns2 = _interopRequireDefault(_linesandcolumns);
+Object.defineProperty(exports, "__esModule", ({value: true})); function _interopRequireDefault(obj) { return obj && obj.__esModule ? obj : { default: obj }; }var _linesandcolumns = __nccwpck_require__(61402); var _linesandcolumns2 = _interopRequireDefault(_linesandcolumns);
 
 
-var _types = __nccwpck_require__(5914);
+var _types = __nccwpck_require__(55914);
 
  function formatTokens(code, tokens) {
   if (tokens.length === 0) {
@@ -46933,13 +46933,13 @@ function truncate(s, length) {
 
 /***/ }),
 
-/***/ 1468:
+/***/ 11468:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 Object.defineProperty(exports, "__esModule", ({value: true}));
 
-var _keywords = __nccwpck_require__(135);
-var _types = __nccwpck_require__(5914);
+var _keywords = __nccwpck_require__(80135);
+var _types = __nccwpck_require__(55914);
 
 
 
@@ -47295,8 +47295,8 @@ function skipFieldName(tokens) {
 /***/ 7088:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-Object.defineProperty(exports, "__esModule", ({value: true}));var _tokenizer = __nccwpck_require__(2683);
-var _types = __nccwpck_require__(5914);
+Object.defineProperty(exports, "__esModule", ({value: true}));var _tokenizer = __nccwpck_require__(12683);
+var _types = __nccwpck_require__(55914);
 
 
 
@@ -47339,11 +47339,11 @@ var _types = __nccwpck_require__(5914);
 
 /***/ }),
 
-/***/ 4713:
+/***/ 74713:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 Object.defineProperty(exports, "__esModule", ({value: true}));
-var _types = __nccwpck_require__(5914);
+var _types = __nccwpck_require__(55914);
 
 /**
  * Get all identifier names in the code, in order, including duplicates.
@@ -47361,10 +47361,10 @@ var _types = __nccwpck_require__(5914);
 
 /***/ }),
 
-/***/ 6197:
+/***/ 16197:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-Object.defineProperty(exports, "__esModule", ({value: true}));var _types = __nccwpck_require__(5914);
+Object.defineProperty(exports, "__esModule", ({value: true}));var _types = __nccwpck_require__(55914);
 
 
 
@@ -47460,7 +47460,7 @@ function isSpecifierEnd(tokens, index) {
 
 /***/ }),
 
-/***/ 6061:
+/***/ 26061:
 /***/ ((__unused_webpack_module, exports) => {
 
 Object.defineProperty(exports, "__esModule", ({value: true}));
@@ -47489,15 +47489,15 @@ function splitPragma(pragma) {
 
 /***/ }),
 
-/***/ 8655:
+/***/ 68655:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 Object.defineProperty(exports, "__esModule", ({value: true})); function _interopRequireDefault(obj) { return obj && obj.__esModule ? obj : { default: obj }; }
-var _tokenizer = __nccwpck_require__(2683);
-var _types = __nccwpck_require__(5914);
+var _tokenizer = __nccwpck_require__(12683);
+var _types = __nccwpck_require__(55914);
 
-var _JSXTransformer = __nccwpck_require__(7696);
-var _getJSXPragmaInfo = __nccwpck_require__(6061); var _getJSXPragmaInfo2 = _interopRequireDefault(_getJSXPragmaInfo);
+var _JSXTransformer = __nccwpck_require__(47696);
+var _getJSXPragmaInfo = __nccwpck_require__(26061); var _getJSXPragmaInfo2 = _interopRequireDefault(_getJSXPragmaInfo);
 
  function getNonTypeIdentifiers(tokens, options) {
   const jsxPragmaInfo = _getJSXPragmaInfo2.default.call(void 0, options);
@@ -47539,12 +47539,12 @@ var _getJSXPragmaInfo = __nccwpck_require__(6061); var _getJSXPragmaInfo2 = _int
 
 /***/ }),
 
-/***/ 6983:
+/***/ 46983:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-Object.defineProperty(exports, "__esModule", ({value: true})); function _interopRequireDefault(obj) { return obj && obj.__esModule ? obj : { default: obj }; }var _types = __nccwpck_require__(5914);
+Object.defineProperty(exports, "__esModule", ({value: true})); function _interopRequireDefault(obj) { return obj && obj.__esModule ? obj : { default: obj }; }var _types = __nccwpck_require__(55914);
 
-var _getImportExportSpecifierInfo = __nccwpck_require__(6197); var _getImportExportSpecifierInfo2 = _interopRequireDefault(_getImportExportSpecifierInfo);
+var _getImportExportSpecifierInfo = __nccwpck_require__(16197); var _getImportExportSpecifierInfo2 = _interopRequireDefault(_getImportExportSpecifierInfo);
 
 /**
  * Special case code to scan for imported names in ESM TypeScript. We need to do this so we can
@@ -47630,10 +47630,10 @@ function collectNamesForNamedImport(
 
 /***/ }),
 
-/***/ 9249:
+/***/ 59249:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-Object.defineProperty(exports, "__esModule", ({value: true}));var _keywords = __nccwpck_require__(135);
+Object.defineProperty(exports, "__esModule", ({value: true}));var _keywords = __nccwpck_require__(80135);
 
 
 /**
@@ -47678,8 +47678,8 @@ Object.defineProperty(exports, "__esModule", ({value: true}));var _keywords = __
 /***/ 6490:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-Object.defineProperty(exports, "__esModule", ({value: true}));var _keywords = __nccwpck_require__(135);
-var _types = __nccwpck_require__(5914);
+Object.defineProperty(exports, "__esModule", ({value: true}));var _keywords = __nccwpck_require__(80135);
+var _types = __nccwpck_require__(55914);
 
 
 /**
@@ -47700,10 +47700,10 @@ var _types = __nccwpck_require__(5914);
 
 /***/ }),
 
-/***/ 3911:
+/***/ 23911:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-Object.defineProperty(exports, "__esModule", ({value: true}));var _identifier = __nccwpck_require__(7415);
+Object.defineProperty(exports, "__esModule", ({value: true}));var _identifier = __nccwpck_require__(17415);
 
 // https://developer.mozilla.org/en-US/docs/Web/JavaScript/Reference/Lexical_grammar
 // Hard-code a list of reserved words rather than trying to use keywords or contextual keywords
@@ -47788,11 +47788,11 @@ const RESERVED_WORDS = new Set([
 
 /***/ }),
 
-/***/ 8538:
+/***/ 78538:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-Object.defineProperty(exports, "__esModule", ({value: true}));var _keywords = __nccwpck_require__(135);
-var _types = __nccwpck_require__(5914);
+Object.defineProperty(exports, "__esModule", ({value: true}));var _keywords = __nccwpck_require__(80135);
+var _types = __nccwpck_require__(55914);
 
 
 /**
@@ -47820,7 +47820,7 @@ var _types = __nccwpck_require__(5914);
 /***/ 1329:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-Object.defineProperty(exports, "__esModule", ({value: true}));var _types = __nccwpck_require__(5914);
+Object.defineProperty(exports, "__esModule", ({value: true}));var _types = __nccwpck_require__(55914);
 
 
 
@@ -47862,13 +47862,13 @@ Object.defineProperty(exports, "__esModule", ({value: true}));var _types = __ncc
 
 /***/ }),
 
-/***/ 1450:
+/***/ 21450:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
-const os = __nccwpck_require__(857);
-const tty = __nccwpck_require__(2018);
-const hasFlag = __nccwpck_require__(3813);
+const os = __nccwpck_require__(70857);
+const tty = __nccwpck_require__(52018);
+const hasFlag = __nccwpck_require__(83813);
 
 const {env} = process;
 
@@ -48021,7 +48021,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7810:
+/***/ 77810:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 
@@ -48034,12 +48034,12 @@ var __spreadArrays = (this && this.__spreadArrays) || function () {
 };
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.Checker = exports.createCheckers = void 0;
-var types_1 = __nccwpck_require__(1583);
-var util_1 = __nccwpck_require__(9436);
+var types_1 = __nccwpck_require__(41583);
+var util_1 = __nccwpck_require__(49436);
 /**
  * Export functions used to define interfaces.
  */
-var types_2 = __nccwpck_require__(1583);
+var types_2 = __nccwpck_require__(41583);
 Object.defineProperty(exports, "TArray", ({ enumerable: true, get: function () { return types_2.TArray; } }));
 Object.defineProperty(exports, "TEnumType", ({ enumerable: true, get: function () { return types_2.TEnumType; } }));
 Object.defineProperty(exports, "TEnumLiteral", ({ enumerable: true, get: function () { return types_2.TEnumLiteral; } }));
@@ -48068,7 +48068,7 @@ Object.defineProperty(exports, "tuple", ({ enumerable: true, get: function () { 
 Object.defineProperty(exports, "union", ({ enumerable: true, get: function () { return types_2.union; } }));
 Object.defineProperty(exports, "intersection", ({ enumerable: true, get: function () { return types_2.intersection; } }));
 Object.defineProperty(exports, "BasicType", ({ enumerable: true, get: function () { return types_2.BasicType; } }));
-var util_2 = __nccwpck_require__(9436);
+var util_2 = __nccwpck_require__(49436);
 Object.defineProperty(exports, "VError", ({ enumerable: true, get: function () { return util_2.VError; } }));
 /**
  * Takes one of more type suites (e.g. a module generated by `ts-interface-builder`), and combines
@@ -48252,7 +48252,7 @@ exports.Checker = Checker;
 
 /***/ }),
 
-/***/ 1583:
+/***/ 41583:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 
@@ -48275,7 +48275,7 @@ var __extends = (this && this.__extends) || (function () {
 })();
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.basicTypes = exports.BasicType = exports.TParamList = exports.TParam = exports.param = exports.TFunc = exports.func = exports.TProp = exports.TOptional = exports.opt = exports.TIface = exports.iface = exports.TEnumLiteral = exports.enumlit = exports.TEnumType = exports.enumtype = exports.TIntersection = exports.intersection = exports.TUnion = exports.union = exports.TTuple = exports.tuple = exports.TArray = exports.array = exports.TLiteral = exports.lit = exports.TName = exports.name = exports.TType = void 0;
-var util_1 = __nccwpck_require__(9436);
+var util_1 = __nccwpck_require__(49436);
 /** Node that represents a type. */
 var TType = /** @class */ (function () {
     function TType() {
@@ -48825,7 +48825,7 @@ for (var _i = 0, _a = [Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uin
 
 /***/ }),
 
-/***/ 9436:
+/***/ 49436:
 /***/ (function(__unused_webpack_module, exports) {
 
 
@@ -48962,7 +48962,7 @@ var DetailUnionResolver = /** @class */ (function () {
 
 /***/ }),
 
-/***/ 8774:
+/***/ 38774:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 
@@ -48991,7 +48991,7 @@ var __importStar = (this && this.__importStar) || function (mod) {
 };
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.UmzugCLI = exports.CreateAction = exports.ListAction = exports.DownAction = exports.UpAction = void 0;
-const cli = __importStar(__nccwpck_require__(7091));
+const cli = __importStar(__nccwpck_require__(87091));
 class UpAction extends cli.CommandLineAction {
     constructor(umzug) {
         super({
@@ -49243,7 +49243,7 @@ exports.UmzugCLI = UmzugCLI;
 
 /***/ }),
 
-/***/ 757:
+/***/ 20757:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 
@@ -49272,8 +49272,8 @@ var __importStar = (this && this.__importStar) || function (mod) {
 };
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.FileLocker = void 0;
-const fs = __importStar(__nccwpck_require__(9896));
-const path = __importStar(__nccwpck_require__(6928));
+const fs = __importStar(__nccwpck_require__(79896));
+const path = __importStar(__nccwpck_require__(16928));
 /**
  * Simple locker using the filesystem. Only one lock can be held per file. An error will be thrown if the
  * lock file already exists.
@@ -49345,7 +49345,7 @@ exports.FileLocker = FileLocker;
 
 /***/ }),
 
-/***/ 1252:
+/***/ 21252:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 
@@ -49364,16 +49364,16 @@ var __exportStar = (this && this.__exportStar) || function(m, exports) {
     for (var p in m) if (p !== "default" && !Object.prototype.hasOwnProperty.call(exports, p)) __createBinding(exports, m, p);
 };
 Object.defineProperty(exports, "__esModule", ({ value: true }));
-__exportStar(__nccwpck_require__(2940), exports);
-__exportStar(__nccwpck_require__(5422), exports);
-__exportStar(__nccwpck_require__(757), exports);
-__exportStar(__nccwpck_require__(6417), exports);
-__exportStar(__nccwpck_require__(8774), exports);
+__exportStar(__nccwpck_require__(52940), exports);
+__exportStar(__nccwpck_require__(15422), exports);
+__exportStar(__nccwpck_require__(20757), exports);
+__exportStar(__nccwpck_require__(56417), exports);
+__exportStar(__nccwpck_require__(38774), exports);
 //# sourceMappingURL=index.js.map
 
 /***/ }),
 
-/***/ 6058:
+/***/ 76058:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -49397,7 +49397,7 @@ exports.verifyUmzugStorage = verifyUmzugStorage;
 
 /***/ }),
 
-/***/ 5422:
+/***/ 15422:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 
@@ -49417,11 +49417,11 @@ var __exportStar = (this && this.__exportStar) || function(m, exports) {
 };
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 // codegen:start {preset: barrel}
-__exportStar(__nccwpck_require__(6058), exports);
+__exportStar(__nccwpck_require__(76058), exports);
 __exportStar(__nccwpck_require__(1174), exports);
-__exportStar(__nccwpck_require__(1916), exports);
-__exportStar(__nccwpck_require__(616), exports);
-__exportStar(__nccwpck_require__(3493), exports);
+__exportStar(__nccwpck_require__(21916), exports);
+__exportStar(__nccwpck_require__(60616), exports);
+__exportStar(__nccwpck_require__(43493), exports);
 // codegen:end
 //# sourceMappingURL=index.js.map
 
@@ -49456,8 +49456,8 @@ var __importStar = (this && this.__importStar) || function (mod) {
 };
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.JSONStorage = void 0;
-const fs_1 = __nccwpck_require__(9896);
-const path = __importStar(__nccwpck_require__(6928));
+const fs_1 = __nccwpck_require__(79896);
+const path = __importStar(__nccwpck_require__(16928));
 const filesystem = {
     /** reads a file as a string or returns null if file doesn't exist */
     async readAsync(filepath) {
@@ -49494,7 +49494,7 @@ exports.JSONStorage = JSONStorage;
 
 /***/ }),
 
-/***/ 1916:
+/***/ 21916:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -49517,7 +49517,7 @@ exports.memoryStorage = memoryStorage;
 
 /***/ }),
 
-/***/ 616:
+/***/ 60616:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -49554,7 +49554,7 @@ exports.MongoDBStorage = MongoDBStorage;
 
 /***/ }),
 
-/***/ 3493:
+/***/ 43493:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -49645,7 +49645,7 @@ exports.SequelizeStorage = SequelizeStorage;
 
 /***/ }),
 
-/***/ 2555:
+/***/ 12555:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -49683,7 +49683,7 @@ exports.sqlDown = `
 
 /***/ }),
 
-/***/ 6417:
+/***/ 56417:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -49701,7 +49701,7 @@ exports.RerunBehavior = {
 
 /***/ }),
 
-/***/ 2940:
+/***/ 52940:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 
@@ -49734,16 +49734,16 @@ var __importDefault = (this && this.__importDefault) || function (mod) {
 var _a;
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.Umzug = exports.MigrationError = void 0;
-const emittery_1 = __importDefault(__nccwpck_require__(2353));
-const fs = __importStar(__nccwpck_require__(9896));
-const path = __importStar(__nccwpck_require__(6928));
-const errorCause = __importStar(__nccwpck_require__(46));
-const tinyglobby_1 = __nccwpck_require__(7949);
-const url_1 = __nccwpck_require__(7016);
-const cli_1 = __nccwpck_require__(8774);
-const storage_1 = __nccwpck_require__(5422);
-const templates = __importStar(__nccwpck_require__(2555));
-const types_1 = __nccwpck_require__(6417);
+const emittery_1 = __importDefault(__nccwpck_require__(12353));
+const fs = __importStar(__nccwpck_require__(79896));
+const path = __importStar(__nccwpck_require__(16928));
+const errorCause = __importStar(__nccwpck_require__(60046));
+const tinyglobby_1 = __nccwpck_require__(17949);
+const url_1 = __nccwpck_require__(87016);
+const cli_1 = __nccwpck_require__(38774);
+const storage_1 = __nccwpck_require__(15422);
+const templates = __importStar(__nccwpck_require__(12555));
+const types_1 = __nccwpck_require__(56417);
 class MigrationError extends errorCause.ErrorWithCause {
     // TODO [>=4.0.0] Take a `{ cause: ... }` options bag like the default `Error`, it looks like this because of verror backwards-compatibility.
     constructor(migration, original) {
@@ -50098,7 +50098,7 @@ Umzug.defaultResolver = ({ name, path: filepath }) => {
     }
     else if (jsExt === '.js' || jsExt === '.mjs') {
         const fileUrl = (0, url_1.pathToFileURL)(filepath).href;
-        loadModule = async () => __nccwpck_require__(8246)(fileUrl);
+        loadModule = async () => __nccwpck_require__(18246)(fileUrl);
     }
     else {
         loadModule = async () => {
@@ -50121,7 +50121,7 @@ class MissingResolverError extends Error {
 
 /***/ }),
 
-/***/ 5077:
+/***/ 95077:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -50153,7 +50153,7 @@ exports.z = function (fn) {
 
 /***/ }),
 
-/***/ 223:
+/***/ 80223:
 /***/ ((module) => {
 
 module.exports = extend
@@ -50177,7 +50177,7 @@ function extend(target) {
 
 /***/ }),
 
-/***/ 6042:
+/***/ 46042:
 /***/ ((module) => {
 
 !function(e){ true?module.exports=e():0}(function(){return function n(i,a,o){function s(t,e){if(!a[t]){if(!i[t]){var r= true&&__WEBPACK_EXTERNAL_createRequire(import.meta.url);if(!e&&r)return r(t,!0);if(u)return u(t,!0);throw(e=new Error("Cannot find module '"+t+"'")).code="MODULE_NOT_FOUND",e}r=a[t]={exports:{}},i[t][0].call(r.exports,function(e){return s(i[t][1][e]||e)},r,r.exports,n,i,a,o)}return a[t].exports}for(var u= true&&__WEBPACK_EXTERNAL_createRequire(import.meta.url),e=0;e<o.length;e++)s(o[e]);return s}({1:[function(e,U,t){!function(w){!function(){var n="__lodash_hash_undefined__",a=1/0,r="[object Function]",i="[object GeneratorFunction]",o="[object Symbol]",s=/\.|\[(?:[^[\]]*|(["'])(?:(?!\1)[^\\]|\\.)*?\1)\]/,u=/^\w*$/,l=/^\./,d=/[^.[\]]+|\[(?:(-?\d+(?:\.\d+)?)|(["'])((?:(?!\2)[^\\]|\\.)*?)\2)\]|(?=(?:\.|\[\])(?:\.|\[\]|$))/g,c=/\\(\\)?/g,f=/^\[object .+?Constructor\]$/,e="object"==typeof w&&w&&w.Object===Object&&w,t="object"==typeof self&&self&&self.Object===Object&&self,e=e||t||Function("return this")();var t=Array.prototype,p=Function.prototype,h=Object.prototype,m=e["__core-js_shared__"],_=(m=/[^.]+$/.exec(m&&m.keys&&m.keys.IE_PROTO||""))?"Symbol(src)_1."+m:"",g=p.toString,v=h.hasOwnProperty,y=h.toString,E=RegExp("^"+g.call(v).replace(/[\\^$.*+?()[\]{}|]/g,"\\$&").replace(/hasOwnProperty|(function).*?(?=\\\()| for .+?(?=\\\])/g,"$1.*?")+"$"),m=e.Symbol,A=t.splice,S=D(e,"Map"),b=D(Object,"create"),p=m?m.prototype:void 0,O=p?p.toString:void 0;function $(e){var t=-1,r=e?e.length:0;for(this.clear();++t<r;){var n=e[t];this.set(n[0],n[1])}}function M(e){var t=-1,r=e?e.length:0;for(this.clear();++t<r;){var n=e[t];this.set(n[0],n[1])}}function I(e){var t=-1,r=e?e.length:0;for(this.clear();++t<r;){var n=e[t];this.set(n[0],n[1])}}function R(e,t){for(var r,n,i=e.length;i--;)if((r=e[i][0])===(n=t)||r!=r&&n!=n)return i;return-1}function P(e,t){for(var r,n=0,i=(t=function(e,t){if(L(e))return;var r=typeof e;if("number"==r||"symbol"==r||"boolean"==r||null==e||x(e))return 1;return u.test(e)||!s.test(e)||null!=t&&e in Object(t)}(t,e)?[t]:L(r=t)?r:B(r)).length;null!=e&&n<i;)e=e[function(e){if("string"==typeof e||x(e))return e;var t=e+"";return"0"==t&&1/e==-a?"-0":t}(t[n++])];return n&&n==i?e:void 0}function F(e){var t;return N(e)&&(t=e,!(_&&_ in t))&&(function(e){e=N(e)?y.call(e):"";return e==r||e==i}(e)||function(e){var t=!1;if(null!=e&&"function"!=typeof e.toString)try{t=!!(e+"")}catch(e){}return t}(e)?E:f).test(function(e){if(null!=e){try{return g.call(e)}catch(e){}try{return e+""}catch(e){}}return""}(e))}function T(e,t){var r,n,e=e.__data__;return("string"==(n=typeof(r=t))||"number"==n||"symbol"==n||"boolean"==n?"__proto__"!==r:null===r)?e["string"==typeof t?"string":"hash"]:e.map}function D(e,t){t=t;e=null==(e=e)?void 0:e[t];return F(e)?e:void 0}$.prototype.clear=function(){this.__data__=b?b(null):{}},$.prototype.delete=function(e){return this.has(e)&&delete this.__data__[e]},$.prototype.get=function(e){var t,r=this.__data__;return b?(t=r[e])===n?void 0:t:v.call(r,e)?r[e]:void 0},$.prototype.has=function(e){var t=this.__data__;return b?void 0!==t[e]:v.call(t,e)},$.prototype.set=function(e,t){return this.__data__[e]=b&&void 0===t?n:t,this},M.prototype.clear=function(){this.__data__=[]},M.prototype.delete=function(e){var t=this.__data__;return!((e=R(t,e))<0||(e==t.length-1?t.pop():A.call(t,e,1),0))},M.prototype.get=function(e){var t=this.__data__;return(e=R(t,e))<0?void 0:t[e][1]},M.prototype.has=function(e){return-1<R(this.__data__,e)},M.prototype.set=function(e,t){var r=this.__data__,n=R(r,e);return n<0?r.push([e,t]):r[n][1]=t,this},I.prototype.clear=function(){this.__data__={hash:new $,map:new(S||M),string:new $}},I.prototype.delete=function(e){return T(this,e).delete(e)},I.prototype.get=function(e){return T(this,e).get(e)},I.prototype.has=function(e){return T(this,e).has(e)},I.prototype.set=function(e,t){return T(this,e).set(e,t),this};var B=C(function(e){e=null==(t=e)?"":function(e){var t;return"string"==typeof e?e:x(e)?O?O.call(e):"":"0"==(t=e+"")&&1/e==-a?"-0":t}(t);var t,i=[];return l.test(e)&&i.push(""),e.replace(d,function(e,t,r,n){i.push(r?n.replace(c,"$1"):t||e)}),i});function C(n,i){if("function"!=typeof n||i&&"function"!=typeof i)throw new TypeError("Expected a function");function a(){var e=arguments,t=i?i.apply(this,e):e[0],r=a.cache;return r.has(t)?r.get(t):(e=n.apply(this,e),a.cache=r.set(t,e),e)}return a.cache=new(C.Cache||I),a}C.Cache=I;var L=Array.isArray;function N(e){var t=typeof e;return e&&("object"==t||"function"==t)}function x(e){return"symbol"==typeof e||!!(t=e)&&"object"==typeof t&&y.call(e)==o;var t}U.exports=function(e,t,r){return void 0===(e=null==e?void 0:P(e,t))?r:e}}.call(this)}.call(this,"undefined"!=typeof global?global:"undefined"!=typeof self?self:"undefined"!=typeof window?window:{})},{}],2:[function(e,we,Ue){!function(Be){!function(){var n="__lodash_hash_undefined__",F=1,V=2,O=9007199254740991,B="[object Arguments]",w="[object Array]",$="[object AsyncFunction]",X="[object Boolean]",z="[object Date]",J="[object Error]",M="[object Function]",I="[object GeneratorFunction]",U="[object Map]",q="[object Number]",R="[object Null]",Z="[object Object]",P="[object Promise]",T="[object Proxy]",Q="[object RegExp]",j="[object Set]",ee="[object String]",te="[object Symbol]",D="[object Undefined]",r="[object WeakMap]",re="[object ArrayBuffer]",K="[object DataView]",C=/^\[object .+?Constructor\]$/,L=/^(?:0|[1-9]\d*)$/,t={},e=(t["[object Float32Array]"]=t["[object Float64Array]"]=t["[object Int8Array]"]=t["[object Int16Array]"]=t["[object Int32Array]"]=t["[object Uint8Array]"]=t["[object Uint8ClampedArray]"]=t["[object Uint16Array]"]=t["[object Uint32Array]"]=!0,t[B]=t[w]=t[re]=t[X]=t[K]=t[z]=t[J]=t[M]=t[U]=t[q]=t[Z]=t[Q]=t[j]=t[ee]=t[r]=!1,"object"==typeof Be&&Be&&Be.Object===Object&&Be),i="object"==typeof self&&self&&self.Object===Object&&self,i=e||i||Function("return this")(),a="object"==typeof Ue&&Ue&&!Ue.nodeType&&Ue,o=a&&"object"==typeof we&&we&&!we.nodeType&&we,o=o&&o.exports===a,s=o&&e.process,a=function(){try{return s&&s.binding&&s.binding("util")}catch(e){}}(),e=a&&a.isTypedArray;function ne(e){var r=-1,n=Array(e.size);return e.forEach(function(e,t){n[++r]=[t,e]}),n}function ie(e){var t=-1,r=Array(e.size);return e.forEach(function(e){r[++t]=e}),r}var N,x,a=Array.prototype,u=Function.prototype,l=Object.prototype,d=i["__core-js_shared__"],ae=u.toString,Y=l.hasOwnProperty,oe=(u=/[^.]+$/.exec(d&&d.keys&&d.keys.IE_PROTO||""))?"Symbol(src)_1."+u:"",se=l.toString,ue=RegExp("^"+ae.call(Y).replace(/[\\^$.*+?()[\]{}|]/g,"\\$&").replace(/hasOwnProperty|(function).*?(?=\\\()| for .+?(?=\\\])/g,"$1.*?")+"$"),d=o?i.Buffer:void 0,u=i.Symbol,le=i.Uint8Array,de=l.propertyIsEnumerable,ce=a.splice,c=u?u.toStringTag:void 0,fe=Object.getOwnPropertySymbols,o=d?d.isBuffer:void 0,pe=(N=Object.keys,x=Object,function(e){return N(x(e))}),a=S(i,"DataView"),f=S(i,"Map"),d=S(i,"Promise"),p=S(i,"Set"),i=S(i,"WeakMap"),h=S(Object,"create"),he=b(a),me=b(f),_e=b(d),ge=b(p),ve=b(i),u=u?u.prototype:void 0,ye=u?u.valueOf:void 0;function m(e){var t=-1,r=null==e?0:e.length;for(this.clear();++t<r;){var n=e[t];this.set(n[0],n[1])}}function _(e){var t=-1,r=null==e?0:e.length;for(this.clear();++t<r;){var n=e[t];this.set(n[0],n[1])}}function g(e){var t=-1,r=null==e?0:e.length;for(this.clear();++t<r;){var n=e[t];this.set(n[0],n[1])}}function v(e){var t=-1,r=null==e?0:e.length;for(this.__data__=new g;++t<r;)this.add(e[t])}function H(e){e=this.__data__=new _(e);this.size=e.size}function Ee(e,t){var r,n,i,a=W(e),o=!a&&Pe(e),s=!a&&!o&&Te(e),u=!a&&!o&&!s&&xe(e),l=a||o||s||u,d=l?function(e,t){for(var r=-1,n=Array(e);++r<e;)n[r]=t(r);return n}(e.length,String):[],c=d.length;for(r in e)!t&&!Y.call(e,r)||l&&("length"==r||s&&("offset"==r||"parent"==r)||u&&("buffer"==r||"byteLength"==r||"byteOffset"==r)||(n=r,(i=null==(i=c)?O:i)&&("number"==typeof n||L.test(n))&&-1<n&&n%1==0&&n<i))||d.push(r);return d}function y(e,t){for(var r=e.length;r--;)if(Re(e[r][0],t))return r;return-1}function E(e){if(null==e)return void 0===e?D:R;if(c&&c in Object(e)){var t=e,r=Y.call(t,c),n=t[c];try{var i=!(t[c]=void 0)}catch(e){}var a=se.call(t);return i&&(r?t[c]=n:delete t[c]),a}return se.call(e)}function Ae(e){return k(e)&&E(e)==B}function Se(e,t,r,n,i){if(e===t)return!0;if(null==e||null==t||!k(e)&&!k(t))return e!=e&&t!=t;var a=Se,o=W(e),s=W(t),u=o?w:G(e),s=s?w:G(t),l=(u=u==B?Z:u)==Z,d=(s=s==B?Z:s)==Z;if((s=u==s)&&Te(e)){if(!Te(t))return!1;l=!(o=!0)}if(s&&!l){i=i||new H;if(o||xe(e))return $e(e,t,r,n,a,i);else{var c=e;var f=t;var p=u;var h=r;var m=n;var _=a;var g=i;switch(p){case K:if(c.byteLength!=f.byteLength||c.byteOffset!=f.byteOffset)return!1;c=c.buffer,f=f.buffer;case re:return c.byteLength==f.byteLength&&_(new le(c),new le(f))?!0:!1;case X:case z:case q:return Re(+c,+f);case J:return c.name==f.name&&c.message==f.message;case Q:case ee:return c==f+"";case U:var v=ne;case j:var y=h&F;if(v=v||ie,c.size!=f.size&&!y)return!1;y=g.get(c);if(y)return y==f;h|=V,g.set(c,f);y=$e(v(c),v(f),h,m,_,g);return g.delete(c),y;case te:if(ye)return ye.call(c)==ye.call(f)}return!1;return}}if(!(r&F)){var o=l&&Y.call(e,"__wrapped__"),u=d&&Y.call(t,"__wrapped__");if(o||u)return l=o?e.value():e,d=u?t.value():t,i=i||new H,a(l,d,r,n,i)}if(s){i=i||new H;var E=e,A=t,S=r,b=n,O=a,$=i,M=S&F,I=Me(E),R=I.length,o=Me(A).length;if(R!=o&&!M)return!1;for(var P=R;P--;){var T=I[P];if(!(M?T in A:Y.call(A,T)))return!1}if((o=$.get(E))&&$.get(A))return o==A;for(var D=!0,C=($.set(E,A),$.set(A,E),M);++P<R;){T=I[P];var L,N=E[T],x=A[T];if(!(void 0===(L=b?M?b(x,N,T,A,E,$):b(N,x,T,E,A,$):L)?N===x||O(N,x,S,b,$):L)){D=!1;break}C=C||"constructor"==T}return D&&!C&&(o=E.constructor,u=A.constructor,o!=u)&&"constructor"in E&&"constructor"in A&&!("function"==typeof o&&o instanceof o&&"function"==typeof u&&u instanceof u)&&(D=!1),$.delete(E),$.delete(A),D}return!1}function be(e){var t;return Le(e)&&(t=e,!(oe&&oe in t))&&(De(e)?ue:C).test(b(e))}function Oe(e){if(r="function"==typeof(r=(t=e)&&t.constructor)&&r.prototype||l,t!==r)return pe(e);var t,r,n,i=[];for(n in Object(e))Y.call(e,n)&&"constructor"!=n&&i.push(n);return i}function $e(e,t,r,n,i,a){var o=r&F,s=e.length,u=t.length;if(s!=u&&!(o&&s<u))return!1;u=a.get(e);if(u&&a.get(t))return u==t;var l=-1,d=!0,c=r&V?new v:void 0;for(a.set(e,t),a.set(t,e);++l<s;){var f,p=e[l],h=t[l];if(void 0!==(f=n?o?n(h,p,l,t,e,a):n(p,h,l,e,t,a):f)){if(f)continue;d=!1;break}if(c){if(!function(e,t){for(var r=-1,n=null==e?0:e.length;++r<n;)if(t(e[r],r,e))return 1}(t,function(e,t){return!c.has(t)&&(p===e||i(p,e,r,n,a))&&c.push(t)})){d=!1;break}}else if(p!==h&&!i(p,h,r,n,a)){d=!1;break}}return a.delete(e),a.delete(t),d}function Me(e){var t=Fe,r=Ie;if(t=t(e),W(e))return t;for(var n=t,i=r(e),a=-1,o=i.length,s=n.length;++a<o;)n[s+a]=i[a];return n}function A(e,t){var r,n,e=e.__data__;return("string"==(n=typeof(r=t))||"number"==n||"symbol"==n||"boolean"==n?"__proto__"!==r:null===r)?e["string"==typeof t?"string":"hash"]:e.map}function S(e,t){t=t;e=null==(e=e)?void 0:e[t];return be(e)?e:void 0}m.prototype.clear=function(){this.__data__=h?h(null):{},this.size=0},m.prototype.delete=function(e){return e=this.has(e)&&delete this.__data__[e],this.size-=e?1:0,e},m.prototype.get=function(e){var t,r=this.__data__;return h?(t=r[e])===n?void 0:t:Y.call(r,e)?r[e]:void 0},m.prototype.has=function(e){var t=this.__data__;return h?void 0!==t[e]:Y.call(t,e)},m.prototype.set=function(e,t){var r=this.__data__;return this.size+=this.has(e)?0:1,r[e]=h&&void 0===t?n:t,this},_.prototype.clear=function(){this.__data__=[],this.size=0},_.prototype.delete=function(e){var t=this.__data__;return!((e=y(t,e))<0||(e==t.length-1?t.pop():ce.call(t,e,1),--this.size,0))},_.prototype.get=function(e){var t=this.__data__;return(e=y(t,e))<0?void 0:t[e][1]},_.prototype.has=function(e){return-1<y(this.__data__,e)},_.prototype.set=function(e,t){var r=this.__data__,n=y(r,e);return n<0?(++this.size,r.push([e,t])):r[n][1]=t,this},g.prototype.clear=function(){this.size=0,this.__data__={hash:new m,map:new(f||_),string:new m}},g.prototype.delete=function(e){return e=A(this,e).delete(e),this.size-=e?1:0,e},g.prototype.get=function(e){return A(this,e).get(e)},g.prototype.has=function(e){return A(this,e).has(e)},g.prototype.set=function(e,t){var r=A(this,e),n=r.size;return r.set(e,t),this.size+=r.size==n?0:1,this},v.prototype.add=v.prototype.push=function(e){return this.__data__.set(e,n),this},v.prototype.has=function(e){return this.__data__.has(e)},H.prototype.clear=function(){this.__data__=new _,this.size=0},H.prototype.delete=function(e){var t=this.__data__,e=t.delete(e);return this.size=t.size,e},H.prototype.get=function(e){return this.__data__.get(e)},H.prototype.has=function(e){return this.__data__.has(e)},H.prototype.set=function(e,t){var r=this.__data__;if(r instanceof _){var n=r.__data__;if(!f||n.length<199)return n.push([e,t]),this.size=++r.size,this;r=this.__data__=new g(n)}return r.set(e,t),this.size=r.size,this};var Ie=fe?function(t){if(null==t)return[];t=Object(t);for(var e=fe(t),r=function(e){return de.call(t,e)},n=-1,i=null==e?0:e.length,a=0,o=[];++n<i;){var s=e[n];r(s,n,e)&&(o[a++]=s)}return o}:function(){return[]},G=E;function b(e){if(null!=e){try{return ae.call(e)}catch(e){}try{return e+""}catch(e){}}return""}function Re(e,t){return e===t||e!=e&&t!=t}(a&&G(new a(new ArrayBuffer(1)))!=K||f&&G(new f)!=U||d&&G(d.resolve())!=P||p&&G(new p)!=j||i&&G(new i)!=r)&&(G=function(e){var t=E(e),e=t==Z?e.constructor:void 0,e=e?b(e):"";if(e)switch(e){case he:return K;case me:return U;case _e:return P;case ge:return j;case ve:return r}return t});var Pe=Ae(function(){return arguments}())?Ae:function(e){return k(e)&&Y.call(e,"callee")&&!de.call(e,"callee")},W=Array.isArray;var Te=o||function(){return!1};function De(e){if(Le(e))return(e=E(e))==M||e==I||e==$||e==T}function Ce(e){return"number"==typeof e&&-1<e&&e%1==0&&e<=O}function Le(e){var t=typeof e;return null!=e&&("object"==t||"function"==t)}function k(e){return null!=e&&"object"==typeof e}var Ne,xe=e?(Ne=e,function(e){return Ne(e)}):function(e){return k(e)&&Ce(e.length)&&!!t[E(e)]};function Fe(e){return(null!=(t=e)&&Ce(t.length)&&!De(t)?Ee:Oe)(e);var t}we.exports=function(e,t){return Se(e,t)}}.call(this)}.call(this,"undefined"!=typeof global?global:"undefined"!=typeof self?self:"undefined"!=typeof window?window:{})},{}],3:[function(e,t,r){var n,i,t=t.exports={};function a(){throw new Error("setTimeout has not been defined")}function o(){throw new Error("clearTimeout has not been defined")}try{n="function"==typeof setTimeout?setTimeout:a}catch(e){n=a}try{i="function"==typeof clearTimeout?clearTimeout:o}catch(e){i=o}function s(t){if(n===setTimeout)return setTimeout(t,0);if((n===a||!n)&&setTimeout)return(n=setTimeout)(t,0);try{return n(t,0)}catch(e){try{return n.call(null,t,0)}catch(e){return n.call(this,t,0)}}}var u,l=[],d=!1,c=-1;function f(){d&&u&&(d=!1,u.length?l=u.concat(l):c=-1,l.length)&&p()}function p(){if(!d){for(var e=s(f),t=(d=!0,l.length);t;){for(u=l,l=[];++c<t;)u&&u[c].run();c=-1,t=l.length}u=null,d=!1,!function(t){if(i===clearTimeout)return clearTimeout(t);if((i===o||!i)&&clearTimeout)return(i=clearTimeout)(t);try{i(t)}catch(e){try{return i.call(null,t)}catch(e){return i.call(this,t)}}}(e)}}function h(e,t){this.fun=e,this.array=t}function m(){}t.nextTick=function(e){var t=new Array(arguments.length-1);if(1<arguments.length)for(var r=1;r<arguments.length;r++)t[r-1]=arguments[r];l.push(new h(e,t)),1!==l.length||d||s(p)},h.prototype.run=function(){this.fun.apply(null,this.array)},t.title="browser",t.browser=!0,t.env={},t.argv=[],t.version="",t.versions={},t.on=m,t.addListener=m,t.once=m,t.off=m,t.removeListener=m,t.removeAllListeners=m,t.emit=m,t.prependListener=m,t.prependOnceListener=m,t.listeners=function(e){return[]},t.binding=function(e){throw new Error("process.binding is not supported")},t.cwd=function(){return"/"},t.chdir=function(e){throw new Error("process.chdir is not supported")},t.umask=function(){return 0}},{}],4:[function(e,t,r){"use strict";function o(e){return(o="function"==typeof Symbol&&"symbol"==typeof Symbol.iterator?function(e){return typeof e}:function(e){return e&&"function"==typeof Symbol&&e.constructor===Symbol&&e!==Symbol.prototype?"symbol":typeof e})(e)}Object.defineProperty(r,"__esModule",{value:!0}),r.default=void 0;var n=x(e("./lib/toDate")),i=x(e("./lib/toFloat")),a=x(e("./lib/toInt")),s=x(e("./lib/toBoolean")),u=x(e("./lib/equals")),l=x(e("./lib/contains")),d=x(e("./lib/matches")),c=x(e("./lib/isEmail")),f=x(e("./lib/isURL")),p=x(e("./lib/isMACAddress")),h=x(e("./lib/isIP")),m=x(e("./lib/isIPRange")),_=x(e("./lib/isFQDN")),g=x(e("./lib/isDate")),v=x(e("./lib/isTime")),y=x(e("./lib/isBoolean")),E=x(e("./lib/isLocale")),A=N(e("./lib/isAlpha")),S=N(e("./lib/isAlphanumeric")),b=x(e("./lib/isNumeric")),O=x(e("./lib/isPassportNumber")),$=x(e("./lib/isPort")),M=x(e("./lib/isLowercase")),I=x(e("./lib/isUppercase")),R=x(e("./lib/isIMEI")),F=x(e("./lib/isAscii")),B=x(e("./lib/isFullWidth")),w=x(e("./lib/isHalfWidth")),U=x(e("./lib/isVariableWidth")),Z=x(e("./lib/isMultibyte")),j=x(e("./lib/isSemVer")),K=x(e("./lib/isSurrogatePair")),Y=x(e("./lib/isInt")),P=N(e("./lib/isFloat")),H=x(e("./lib/isDecimal")),G=x(e("./lib/isHexadecimal")),W=x(e("./lib/isOctal")),k=x(e("./lib/isDivisibleBy")),V=x(e("./lib/isHexColor")),X=x(e("./lib/isRgbColor")),z=x(e("./lib/isHSL")),J=x(e("./lib/isISRC")),T=N(e("./lib/isIBAN")),q=x(e("./lib/isBIC")),Q=x(e("./lib/isMD5")),ee=x(e("./lib/isHash")),te=x(e("./lib/isJWT")),re=x(e("./lib/isJSON")),ne=x(e("./lib/isEmpty")),ie=x(e("./lib/isLength")),ae=x(e("./lib/isByteLength")),oe=x(e("./lib/isUUID")),se=x(e("./lib/isMongoId")),ue=x(e("./lib/isAfter")),le=x(e("./lib/isBefore")),de=x(e("./lib/isIn")),ce=x(e("./lib/isLuhnNumber")),fe=x(e("./lib/isCreditCard")),pe=x(e("./lib/isIdentityCard")),he=x(e("./lib/isEAN")),me=x(e("./lib/isISIN")),_e=x(e("./lib/isISBN")),ge=x(e("./lib/isISSN")),ve=x(e("./lib/isTaxID")),D=N(e("./lib/isMobilePhone")),ye=x(e("./lib/isEthereumAddress")),Ee=x(e("./lib/isCurrency")),Ae=x(e("./lib/isBtcAddress")),Se=x(e("./lib/isISO6391")),be=x(e("./lib/isISO8601")),Oe=x(e("./lib/isRFC3339")),$e=x(e("./lib/isISO31661Alpha2")),Me=x(e("./lib/isISO31661Alpha3")),Ie=x(e("./lib/isISO4217")),Re=x(e("./lib/isBase32")),Pe=x(e("./lib/isBase58")),Te=x(e("./lib/isBase64")),De=x(e("./lib/isDataURI")),Ce=x(e("./lib/isMagnetURI")),Le=x(e("./lib/isMimeType")),Ne=x(e("./lib/isLatLong")),C=N(e("./lib/isPostalCode")),xe=x(e("./lib/ltrim")),Fe=x(e("./lib/rtrim")),Be=x(e("./lib/trim")),we=x(e("./lib/escape")),Ue=x(e("./lib/unescape")),Ze=x(e("./lib/stripLow")),je=x(e("./lib/whitelist")),Ke=x(e("./lib/blacklist")),Ye=x(e("./lib/isWhitelisted")),He=x(e("./lib/normalizeEmail")),Ge=x(e("./lib/isSlug")),We=x(e("./lib/isLicensePlate")),ke=x(e("./lib/isStrongPassword")),e=x(e("./lib/isVAT"));function L(){var e;return"function"!=typeof WeakMap?null:(e=new WeakMap,L=function(){return e},e)}function N(e){if(e&&e.__esModule)return e;if(null===e||"object"!==o(e)&&"function"!=typeof e)return{default:e};var t=L();if(t&&t.has(e))return t.get(e);var r,n,i={},a=Object.defineProperty&&Object.getOwnPropertyDescriptor;for(r in e)Object.prototype.hasOwnProperty.call(e,r)&&((n=a?Object.getOwnPropertyDescriptor(e,r):null)&&(n.get||n.set)?Object.defineProperty(i,r,n):i[r]=e[r]);return i.default=e,t&&t.set(e,i),i}function x(e){return e&&e.__esModule?e:{default:e}}n={version:"13.9.0",toDate:n.default,toFloat:i.default,toInt:a.default,toBoolean:s.default,equals:u.default,contains:l.default,matches:d.default,isEmail:c.default,isURL:f.default,isMACAddress:p.default,isIP:h.default,isIPRange:m.default,isFQDN:_.default,isBoolean:y.default,isIBAN:T.default,isBIC:q.default,isAlpha:A.default,isAlphaLocales:A.locales,isAlphanumeric:S.default,isAlphanumericLocales:S.locales,isNumeric:b.default,isPassportNumber:O.default,isPort:$.default,isLowercase:M.default,isUppercase:I.default,isAscii:F.default,isFullWidth:B.default,isHalfWidth:w.default,isVariableWidth:U.default,isMultibyte:Z.default,isSemVer:j.default,isSurrogatePair:K.default,isInt:Y.default,isIMEI:R.default,isFloat:P.default,isFloatLocales:P.locales,isDecimal:H.default,isHexadecimal:G.default,isOctal:W.default,isDivisibleBy:k.default,isHexColor:V.default,isRgbColor:X.default,isHSL:z.default,isISRC:J.default,isMD5:Q.default,isHash:ee.default,isJWT:te.default,isJSON:re.default,isEmpty:ne.default,isLength:ie.default,isLocale:E.default,isByteLength:ae.default,isUUID:oe.default,isMongoId:se.default,isAfter:ue.default,isBefore:le.default,isIn:de.default,isLuhnNumber:ce.default,isCreditCard:fe.default,isIdentityCard:pe.default,isEAN:he.default,isISIN:me.default,isISBN:_e.default,isISSN:ge.default,isMobilePhone:D.default,isMobilePhoneLocales:D.locales,isPostalCode:C.default,isPostalCodeLocales:C.locales,isEthereumAddress:ye.default,isCurrency:Ee.default,isBtcAddress:Ae.default,isISO6391:Se.default,isISO8601:be.default,isRFC3339:Oe.default,isISO31661Alpha2:$e.default,isISO31661Alpha3:Me.default,isISO4217:Ie.default,isBase32:Re.default,isBase58:Pe.default,isBase64:Te.default,isDataURI:De.default,isMagnetURI:Ce.default,isMimeType:Le.default,isLatLong:Ne.default,ltrim:xe.default,rtrim:Fe.default,trim:Be.default,escape:we.default,unescape:Ue.default,stripLow:Ze.default,whitelist:je.default,blacklist:Ke.default,isWhitelisted:Ye.default,normalizeEmail:He.default,toString:toString,isSlug:Ge.default,isStrongPassword:ke.default,isTaxID:ve.default,isDate:g.default,isTime:v.default,isLicensePlate:We.default,isVAT:e.default,ibanLocales:T.locales};r.default=n,t.exports=r.default,t.exports.default=r.default},{"./lib/blacklist":6,"./lib/contains":7,"./lib/equals":8,"./lib/escape":9,"./lib/isAfter":10,"./lib/isAlpha":11,"./lib/isAlphanumeric":12,"./lib/isAscii":13,"./lib/isBIC":14,"./lib/isBase32":15,"./lib/isBase58":16,"./lib/isBase64":17,"./lib/isBefore":18,"./lib/isBoolean":19,"./lib/isBtcAddress":20,"./lib/isByteLength":21,"./lib/isCreditCard":22,"./lib/isCurrency":23,"./lib/isDataURI":24,"./lib/isDate":25,"./lib/isDecimal":26,"./lib/isDivisibleBy":27,"./lib/isEAN":28,"./lib/isEmail":29,"./lib/isEmpty":30,"./lib/isEthereumAddress":31,"./lib/isFQDN":32,"./lib/isFloat":33,"./lib/isFullWidth":34,"./lib/isHSL":35,"./lib/isHalfWidth":36,"./lib/isHash":37,"./lib/isHexColor":38,"./lib/isHexadecimal":39,"./lib/isIBAN":40,"./lib/isIMEI":41,"./lib/isIP":42,"./lib/isIPRange":43,"./lib/isISBN":44,"./lib/isISIN":45,"./lib/isISO31661Alpha2":46,"./lib/isISO31661Alpha3":47,"./lib/isISO4217":48,"./lib/isISO6391":49,"./lib/isISO8601":50,"./lib/isISRC":51,"./lib/isISSN":52,"./lib/isIdentityCard":53,"./lib/isIn":54,"./lib/isInt":55,"./lib/isJSON":56,"./lib/isJWT":57,"./lib/isLatLong":58,"./lib/isLength":59,"./lib/isLicensePlate":60,"./lib/isLocale":61,"./lib/isLowercase":62,"./lib/isLuhnNumber":63,"./lib/isMACAddress":64,"./lib/isMD5":65,"./lib/isMagnetURI":66,"./lib/isMimeType":67,"./lib/isMobilePhone":68,"./lib/isMongoId":69,"./lib/isMultibyte":70,"./lib/isNumeric":71,"./lib/isOctal":72,"./lib/isPassportNumber":73,"./lib/isPort":74,"./lib/isPostalCode":75,"./lib/isRFC3339":76,"./lib/isRgbColor":77,"./lib/isSemVer":78,"./lib/isSlug":79,"./lib/isStrongPassword":80,"./lib/isSurrogatePair":81,"./lib/isTaxID":82,"./lib/isTime":83,"./lib/isURL":84,"./lib/isUUID":85,"./lib/isUppercase":86,"./lib/isVAT":87,"./lib/isVariableWidth":88,"./lib/isWhitelisted":89,"./lib/ltrim":90,"./lib/matches":91,"./lib/normalizeEmail":92,"./lib/rtrim":93,"./lib/stripLow":94,"./lib/toBoolean":95,"./lib/toDate":96,"./lib/toFloat":97,"./lib/toInt":98,"./lib/trim":99,"./lib/unescape":100,"./lib/whitelist":107}],5:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.commaDecimal=r.dotDecimal=r.bengaliLocales=r.farsiLocales=r.arabicLocales=r.englishLocales=r.decimal=r.alphanumeric=r.alpha=void 0;var n={"en-US":/^[A-Z]+$/i,"az-AZ":/^[A-VXYZÇƏĞİıÖŞÜ]+$/i,"bg-BG":/^[А-Я]+$/i,"cs-CZ":/^[A-ZÁČĎÉĚÍŇÓŘŠŤÚŮÝŽ]+$/i,"da-DK":/^[A-ZÆØÅ]+$/i,"de-DE":/^[A-ZÄÖÜß]+$/i,"el-GR":/^[Α-ώ]+$/i,"es-ES":/^[A-ZÁÉÍÑÓÚÜ]+$/i,"fa-IR":/^[ابپتثجچحخدذرزژسشصضطظعغفقکگلمنوهی]+$/i,"fi-FI":/^[A-ZÅÄÖ]+$/i,"fr-FR":/^[A-ZÀÂÆÇÉÈÊËÏÎÔŒÙÛÜŸ]+$/i,"it-IT":/^[A-ZÀÉÈÌÎÓÒÙ]+$/i,"ja-JP":/^[ぁ-んァ-ヶｦ-ﾟ一-龠ー・。、]+$/i,"nb-NO":/^[A-ZÆØÅ]+$/i,"nl-NL":/^[A-ZÁÉËÏÓÖÜÚ]+$/i,"nn-NO":/^[A-ZÆØÅ]+$/i,"hu-HU":/^[A-ZÁÉÍÓÖŐÚÜŰ]+$/i,"pl-PL":/^[A-ZĄĆĘŚŁŃÓŻŹ]+$/i,"pt-PT":/^[A-ZÃÁÀÂÄÇÉÊËÍÏÕÓÔÖÚÜ]+$/i,"ru-RU":/^[А-ЯЁ]+$/i,"sl-SI":/^[A-ZČĆĐŠŽ]+$/i,"sk-SK":/^[A-ZÁČĎÉÍŇÓŠŤÚÝŽĹŔĽÄÔ]+$/i,"sr-RS@latin":/^[A-ZČĆŽŠĐ]+$/i,"sr-RS":/^[А-ЯЂЈЉЊЋЏ]+$/i,"sv-SE":/^[A-ZÅÄÖ]+$/i,"th-TH":/^[ก-๐\s]+$/i,"tr-TR":/^[A-ZÇĞİıÖŞÜ]+$/i,"uk-UA":/^[А-ЩЬЮЯЄIЇҐі]+$/i,"vi-VN":/^[A-ZÀÁẠẢÃÂẦẤẬẨẪĂẰẮẶẲẴĐÈÉẸẺẼÊỀẾỆỂỄÌÍỊỈĨÒÓỌỎÕÔỒỐỘỔỖƠỜỚỢỞỠÙÚỤỦŨƯỪỨỰỬỮỲÝỴỶỸ]+$/i,"ko-KR":/^[ㄱ-ㅎㅏ-ㅣ가-힣]*$/,"ku-IQ":/^[ئابپتجچحخدرڕزژسشعغفڤقکگلڵمنوۆھەیێيطؤثآإأكضصةظذ]+$/i,ar:/^[ءآأؤإئابةتثجحخدذرزسشصضطظعغفقكلمنهوىيًٌٍَُِّْٰ]+$/,he:/^[א-ת]+$/,fa:/^['آاءأؤئبپتثجچحخدذرزژسشصضطظعغفقکگلمنوهةی']+$/i,bn:/^['ঀঁংঃঅআইঈউঊঋঌএঐওঔকখগঘঙচছজঝঞটঠডঢণতথদধনপফবভমযরলশষসহ়ঽািীুূৃৄেৈোৌ্ৎৗড়ঢ়য়ৠৡৢৣৰৱ৲৳৴৵৶৷৸৹৺৻']+$/,"hi-IN":/^[\u0900-\u0961]+[\u0972-\u097F]*$/i,"si-LK":/^[\u0D80-\u0DFF]+$/},i=(r.alpha=n,{"en-US":/^[0-9A-Z]+$/i,"az-AZ":/^[0-9A-VXYZÇƏĞİıÖŞÜ]+$/i,"bg-BG":/^[0-9А-Я]+$/i,"cs-CZ":/^[0-9A-ZÁČĎÉĚÍŇÓŘŠŤÚŮÝŽ]+$/i,"da-DK":/^[0-9A-ZÆØÅ]+$/i,"de-DE":/^[0-9A-ZÄÖÜß]+$/i,"el-GR":/^[0-9Α-ω]+$/i,"es-ES":/^[0-9A-ZÁÉÍÑÓÚÜ]+$/i,"fi-FI":/^[0-9A-ZÅÄÖ]+$/i,"fr-FR":/^[0-9A-ZÀÂÆÇÉÈÊËÏÎÔŒÙÛÜŸ]+$/i,"it-IT":/^[0-9A-ZÀÉÈÌÎÓÒÙ]+$/i,"ja-JP":/^[0-9０-９ぁ-んァ-ヶｦ-ﾟ一-龠ー・。、]+$/i,"hu-HU":/^[0-9A-ZÁÉÍÓÖŐÚÜŰ]+$/i,"nb-NO":/^[0-9A-ZÆØÅ]+$/i,"nl-NL":/^[0-9A-ZÁÉËÏÓÖÜÚ]+$/i,"nn-NO":/^[0-9A-ZÆØÅ]+$/i,"pl-PL":/^[0-9A-ZĄĆĘŚŁŃÓŻŹ]+$/i,"pt-PT":/^[0-9A-ZÃÁÀÂÄÇÉÊËÍÏÕÓÔÖÚÜ]+$/i,"ru-RU":/^[0-9А-ЯЁ]+$/i,"sl-SI":/^[0-9A-ZČĆĐŠŽ]+$/i,"sk-SK":/^[0-9A-ZÁČĎÉÍŇÓŠŤÚÝŽĹŔĽÄÔ]+$/i,"sr-RS@latin":/^[0-9A-ZČĆŽŠĐ]+$/i,"sr-RS":/^[0-9А-ЯЂЈЉЊЋЏ]+$/i,"sv-SE":/^[0-9A-ZÅÄÖ]+$/i,"th-TH":/^[ก-๙\s]+$/i,"tr-TR":/^[0-9A-ZÇĞİıÖŞÜ]+$/i,"uk-UA":/^[0-9А-ЩЬЮЯЄIЇҐі]+$/i,"ko-KR":/^[0-9ㄱ-ㅎㅏ-ㅣ가-힣]*$/,"ku-IQ":/^[٠١٢٣٤٥٦٧٨٩0-9ئابپتجچحخدرڕزژسشعغفڤقکگلڵمنوۆھەیێيطؤثآإأكضصةظذ]+$/i,"vi-VN":/^[0-9A-ZÀÁẠẢÃÂẦẤẬẨẪĂẰẮẶẲẴĐÈÉẸẺẼÊỀẾỆỂỄÌÍỊỈĨÒÓỌỎÕÔỒỐỘỔỖƠỜỚỢỞỠÙÚỤỦŨƯỪỨỰỬỮỲÝỴỶỸ]+$/i,ar:/^[٠١٢٣٤٥٦٧٨٩0-9ءآأؤإئابةتثجحخدذرزسشصضطظعغفقكلمنهوىيًٌٍَُِّْٰ]+$/,he:/^[0-9א-ת]+$/,fa:/^['0-9آاءأؤئبپتثجچحخدذرزژسشصضطظعغفقکگلمنوهةی۱۲۳۴۵۶۷۸۹۰']+$/i,bn:/^['ঀঁংঃঅআইঈউঊঋঌএঐওঔকখগঘঙচছজঝঞটঠডঢণতথদধনপফবভমযরলশষসহ়ঽািীুূৃৄেৈোৌ্ৎৗড়ঢ়য়ৠৡৢৣ০১২৩৪৫৬৭৮৯ৰৱ৲৳৴৵৶৷৸৹৺৻']+$/,"hi-IN":/^[\u0900-\u0963]+[\u0966-\u097F]*$/i,"si-LK":/^[0-9\u0D80-\u0DFF]+$/}),a=(r.alphanumeric=i,{"en-US":".",ar:"٫"}),o=(r.decimal=a,["AU","GB","HK","IN","NZ","ZA","ZM"]);r.englishLocales=o;for(var s,u=0;u<o.length;u++)n[s="en-".concat(o[u])]=n["en-US"],i[s]=i["en-US"],a[s]=a["en-US"];var l=["AE","BH","DZ","EG","IQ","JO","KW","LB","LY","MA","QM","QA","SA","SD","SY","TN","YE"];r.arabicLocales=l;for(var d,c=0;c<l.length;c++)n[d="ar-".concat(l[c])]=n.ar,i[d]=i.ar,a[d]=a.ar;var f=["IR","AF"];r.farsiLocales=f;for(var p,h=0;h<f.length;h++)i[p="fa-".concat(f[h])]=i.fa,a[p]=a.ar;var m=["BD","IN"];r.bengaliLocales=m;for(var _,g=0;g<m.length;g++)n[_="bn-".concat(m[g])]=n.bn,i[_]=i.bn,a[_]=a["en-US"];var v=["ar-EG","ar-LB","ar-LY"],y=(r.dotDecimal=v,["bg-BG","cs-CZ","da-DK","de-DE","el-GR","en-ZM","es-ES","fr-CA","fr-FR","id-ID","it-IT","ku-IQ","hi-IN","hu-HU","nb-NO","nn-NO","nl-NL","pl-PL","pt-PT","ru-RU","si-LK","sl-SI","sr-RS@latin","sr-RS","sv-SE","tr-TR","uk-UA","vi-VN"]);r.commaDecimal=y;for(var E=0;E<v.length;E++)a[v[E]]=a["en-US"];for(var A=0;A<y.length;A++)a[y[A]]=",";n["fr-CA"]=n["fr-FR"],i["fr-CA"]=i["fr-FR"],n["pt-BR"]=n["pt-PT"],i["pt-BR"]=i["pt-PT"],a["pt-BR"]=a["pt-PT"],n["pl-Pl"]=n["pl-PL"],i["pl-Pl"]=i["pl-PL"],a["pl-Pl"]=a["pl-PL"],n["fa-AF"]=n.fa},{}],6:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e,t){return(0,n.default)(e),e.replace(new RegExp("[".concat(t,"]+"),"g"),"")};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],7:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e,t,r){if((0,n.default)(e),(r=(0,a.default)(r,s)).ignoreCase)return e.toLowerCase().split((0,i.default)(t).toLowerCase()).length>r.minOccurrences;return e.split((0,i.default)(t)).length>r.minOccurrences};var n=o(e("./util/assertString")),i=o(e("./util/toString")),a=o(e("./util/merge"));function o(e){return e&&e.__esModule?e:{default:e}}var s={ignoreCase:!1,minOccurrences:1};t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102,"./util/merge":104,"./util/toString":106}],8:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e,t){return(0,n.default)(e),e===t};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],9:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){return(0,n.default)(e),e.replace(/&/g,"&amp;").replace(/"/g,"&quot;").replace(/'/g,"&#x27;").replace(/</g,"&lt;").replace(/>/g,"&gt;").replace(/\//g,"&#x2F;").replace(/\\/g,"&#x5C;").replace(/`/g,"&#96;")};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],10:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e,t){t=(null==t?void 0:t.comparisonDate)||t||Date().toString(),t=(0,n.default)(t),e=(0,n.default)(e);return!!(e&&t&&t<e)};var n=(e=e("./toDate"))&&e.__esModule?e:{default:e};t.exports=r.default,t.exports.default=r.default},{"./toDate":96}],11:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){var t=1<arguments.length&&void 0!==arguments[1]?arguments[1]:"en-US",r=2<arguments.length&&void 0!==arguments[2]?arguments[2]:{},r=((0,n.default)(e),r.ignore);if(r)if(r instanceof RegExp)e=e.replace(r,"");else{if("string"!=typeof r)throw new Error("ignore should be instance of a String or RegExp");e=e.replace(new RegExp("[".concat(r.replace(/[-[\]{}()*+?.,\\^$|#\\s]/g,"\\$&"),"]"),"g"),"")}if(t in i.alpha)return i.alpha[t].test(e);throw new Error("Invalid locale '".concat(t,"'"))},r.locales=void 0;var n=(a=e("./util/assertString"))&&a.__esModule?a:{default:a},i=e("./alpha");var a=Object.keys(i.alpha);r.locales=a},{"./alpha":5,"./util/assertString":102}],12:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){var t=1<arguments.length&&void 0!==arguments[1]?arguments[1]:"en-US",r=2<arguments.length&&void 0!==arguments[2]?arguments[2]:{},r=((0,n.default)(e),r.ignore);if(r)if(r instanceof RegExp)e=e.replace(r,"");else{if("string"!=typeof r)throw new Error("ignore should be instance of a String or RegExp");e=e.replace(new RegExp("[".concat(r.replace(/[-[\]{}()*+?.,\\^$|#\\s]/g,"\\$&"),"]"),"g"),"")}if(t in i.alphanumeric)return i.alphanumeric[t].test(e);throw new Error("Invalid locale '".concat(t,"'"))},r.locales=void 0;var n=(a=e("./util/assertString"))&&a.__esModule?a:{default:a},i=e("./alpha");var a=Object.keys(i.alphanumeric);r.locales=a},{"./alpha":5,"./util/assertString":102}],13:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){return(0,n.default)(e),i.test(e)};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};var i=/^[\x00-\x7F]+$/;t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],14:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){(0,i.default)(e);var t=e.slice(4,6).toUpperCase();return!(!a.CountryCodes.has(t)&&"XK"!==t)&&o.test(e)};var n,i=(n=e("./util/assertString"))&&n.__esModule?n:{default:n},a=e("./isISO31661Alpha2");var o=/^[A-Za-z]{6}[A-Za-z0-9]{2}([A-Za-z0-9]{3})?$/;t.exports=r.default,t.exports.default=r.default},{"./isISO31661Alpha2":46,"./util/assertString":102}],15:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e,t){if((0,n.default)(e),(t=(0,i.default)(t,u)).crockford)return s.test(e);if(e.length%8==0&&o.test(e))return!0;return!1};var n=a(e("./util/assertString")),i=a(e("./util/merge"));function a(e){return e&&e.__esModule?e:{default:e}}var o=/^[A-Z2-7]+=*$/,s=/^[A-HJKMNP-TV-Z0-9]+$/,u={crockford:!1};t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102,"./util/merge":104}],16:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){if((0,n.default)(e),i.test(e))return!0;return!1};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};var i=/^[A-HJ-NP-Za-km-z1-9]*$/;t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],17:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e,t){(0,n.default)(e),t=(0,i.default)(t,u);var r=e.length;if(t.urlSafe)return s.test(e);if(r%4!=0||o.test(e))return!1;t=e.indexOf("=");return-1===t||t===r-1||t===r-2&&"="===e[r-1]};var n=a(e("./util/assertString")),i=a(e("./util/merge"));function a(e){return e&&e.__esModule?e:{default:e}}var o=/[^A-Z0-9+\/=]/i,s=/^[A-Z0-9_\-]*$/i,u={urlSafe:!1};t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102,"./util/merge":104}],18:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){var t=1<arguments.length&&void 0!==arguments[1]?arguments[1]:String(new Date),t=((0,n.default)(e),(0,i.default)(t)),e=(0,i.default)(e);return!!(e&&t&&e<t)};var n=a(e("./util/assertString")),i=a(e("./toDate"));function a(e){return e&&e.__esModule?e:{default:e}}t.exports=r.default,t.exports.default=r.default},{"./toDate":96,"./util/assertString":102}],19:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){var t=1<arguments.length&&void 0!==arguments[1]?arguments[1]:i;if((0,n.default)(e),t.loose)return o.includes(e.toLowerCase());return a.includes(e)};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};var i={loose:!1},a=["true","false","1","0"],o=[].concat(a,["yes","no"]);t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],20:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){return(0,n.default)(e),i.test(e)||a.test(e)};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};var i=/^(bc1)[a-z0-9]{25,39}$/,a=/^(1|3)[A-HJ-NP-Za-km-z1-9]{25,39}$/;t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],21:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e,t){var r;(0,n.default)(e),t="object"===i(t)?(r=t.min||0,t.max):(r=arguments[1],arguments[2]);e=encodeURI(e).split(/%..|./).length-1;return r<=e&&(void 0===t||e<=t)};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};function i(e){return(i="function"==typeof Symbol&&"symbol"==typeof Symbol.iterator?function(e){return typeof e}:function(e){return e&&"function"==typeof Symbol&&e.constructor===Symbol&&e!==Symbol.prototype?"symbol":typeof e})(e)}t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],22:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){var t=1<arguments.length&&void 0!==arguments[1]?arguments[1]:{},t=((0,n.default)(e),t.provider),r=e.replace(/[- ]+/g,"");if(t&&t.toLowerCase()in o){if(!o[t.toLowerCase()].test(r))return!1}else{if(t&&!(t.toLowerCase()in o))throw new Error("".concat(t," is not a valid credit card provider."));if(!s.test(r))return!1}return(0,i.default)(e)};var n=a(e("./util/assertString")),i=a(e("./isLuhnNumber"));function a(e){return e&&e.__esModule?e:{default:e}}var o={amex:/^3[47][0-9]{13}$/,dinersclub:/^3(?:0[0-5]|[68][0-9])[0-9]{11}$/,discover:/^6(?:011|5[0-9][0-9])[0-9]{12,15}$/,jcb:/^(?:2131|1800|35\d{3})\d{11}$/,mastercard:/^5[1-5][0-9]{2}|(222[1-9]|22[3-9][0-9]|2[3-6][0-9]{2}|27[01][0-9]|2720)[0-9]{12}$/,unionpay:/^(6[27][0-9]{14}|^(81[0-9]{14,17}))$/,visa:/^(?:4[0-9]{12})(?:[0-9]{3,6})?$/},s=/^(?:4[0-9]{12}(?:[0-9]{3,6})?|5[1-5][0-9]{14}|(222[1-9]|22[3-9][0-9]|2[3-6][0-9]{2}|27[01][0-9]|2720)[0-9]{12}|6(?:011|5[0-9][0-9])[0-9]{12,15}|3[47][0-9]{13}|3(?:0[0-5]|[68][0-9])[0-9]{11}|(?:2131|1800|35\d{3})\d{11}|6[27][0-9]{14}|^(81[0-9]{14,17}))$/;t.exports=r.default,t.exports.default=r.default},{"./isLuhnNumber":63,"./util/assertString":102}],23:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e,t){return(0,i.default)(e),function(e){var r="\\d{".concat(e.digits_after_decimal[0],"}"),t=(e.digits_after_decimal.forEach(function(e,t){0!==t&&(r="".concat(r,"|\\d{").concat(e,"}"))}),"(".concat(e.symbol.replace(/\W/,function(e){return"\\".concat(e)}),")").concat(e.require_symbol?"":"?")),n="[1-9]\\d{0,2}(\\".concat(e.thousands_separator,"\\d{3})*"),n=["0","[1-9]\\d*",n],n="(".concat(n.join("|"),")?"),i="(\\".concat(e.decimal_separator,"(").concat(r,"))").concat(e.require_decimal?"":"?"),n=n+(e.allow_decimal||e.require_decimal?i:"");e.allow_negatives&&!e.parens_for_negatives&&(e.negative_sign_after_digits?n+="-?":e.negative_sign_before_digits&&(n="-?"+n));e.allow_negative_sign_placeholder?n="( (?!\\-))?".concat(n):e.allow_space_after_symbol?n=" ?".concat(n):e.allow_space_after_digits&&(n+="( (?!$))?");e.symbol_after_digits?n+=t:n=t+n;e.allow_negatives&&(e.parens_for_negatives?n="(\\(".concat(n,"\\)|").concat(n,")"):e.negative_sign_before_digits||e.negative_sign_after_digits||(n="-?"+n));return new RegExp("^(?!-? )(?=.*\\d)".concat(n,"$"))}(t=(0,n.default)(t,o)).test(e)};var n=a(e("./util/merge")),i=a(e("./util/assertString"));function a(e){return e&&e.__esModule?e:{default:e}}var o={symbol:"$",require_symbol:!1,allow_space_after_symbol:!1,symbol_after_digits:!1,allow_negatives:!0,parens_for_negatives:!1,negative_sign_before_digits:!1,negative_sign_after_digits:!1,allow_negative_sign_placeholder:!1,thousands_separator:",",decimal_separator:".",allow_decimal:!0,require_decimal:!1,digits_after_decimal:[2],allow_space_after_digits:!1};t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102,"./util/merge":104}],24:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){(0,a.default)(e);var t=e.split(",");if(t.length<2)return!1;var r=t.shift().trim().split(";"),e=r.shift();if("data:"!==e.slice(0,5))return!1;e=e.slice(5);if(""!==e&&!o.test(e))return!1;for(var n=0;n<r.length;n++)if((n!==r.length-1||"base64"!==r[n].toLowerCase())&&!s.test(r[n]))return!1;for(var i=0;i<t.length;i++)if(!u.test(t[i]))return!1;return!0};var a=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};var o=/^[a-z]+\/[a-z0-9\-\+\._]+$/i,s=/^[a-z\-]+=[a-z0-9\-]+$/i,u=/^[a-z0-9!\$&'\(\)\*\+,;=\-\._~:@\/\?%\s]*$/i;t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],25:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(t,r){r="string"==typeof r?(0,d.default)({format:r},f):(0,d.default)(r,f);if("string"==typeof t&&/(^(y{4}|y{2})[.\/-](m{1,2})[.\/-](d{1,2})$)|(^(m{1,2})[.\/-](d{1,2})[.\/-]((y{4}|y{2})$))|(^(d{1,2})[.\/-](m{1,2})[.\/-]((y{4}|y{2})$))/gi.test(r.format)){var e,n=r.delimiters.find(function(e){return-1!==r.format.indexOf(e)}),i=r.strictMode?n:r.delimiters.find(function(e){return-1!==t.indexOf(e)}),i=function(e,t){for(var r=[],n=Math.min(e.length,t.length),i=0;i<n;i++)r.push([e[i],t[i]]);return r}(t.split(i),r.format.toLowerCase().split(n)),a={},o=function(e,t){var r;if("undefined"==typeof Symbol||null==e[Symbol.iterator]){var n;if(Array.isArray(e)||(r=c(e))||t&&e&&"number"==typeof e.length)return r&&(e=r),n=0,{s:t=function(){},n:function(){return n>=e.length?{done:!0}:{done:!1,value:e[n++]}},e:function(e){throw e},f:t};throw new TypeError("Invalid attempt to iterate non-iterable instance.\nIn order to be iterable, non-array objects must have a [Symbol.iterator]() method.")}var i,a=!0,o=!1;return{s:function(){r=e[Symbol.iterator]()},n:function(){var e=r.next();return a=e.done,e},e:function(e){o=!0,i=e},f:function(){try{a||null==r.return||r.return()}finally{if(o)throw i}}}}(i);try{for(o.s();!(e=o.n()).done;){var s=function(e,t){return function(e){if(Array.isArray(e))return e}(e)||function(e,t){if("undefined"!=typeof Symbol&&Symbol.iterator in Object(e)){var r=[],n=!0,i=!1,a=void 0;try{for(var o,s=e[Symbol.iterator]();!(n=(o=s.next()).done)&&(r.push(o.value),!t||r.length!==t);n=!0);}catch(e){i=!0,a=e}finally{try{n||null==s.return||s.return()}finally{if(i)throw a}}return r}}(e,t)||c(e,t)||function(){throw new TypeError("Invalid attempt to destructure non-iterable instance.\nIn order to be iterable, non-array objects must have a [Symbol.iterator]() method.")}()}(e.value,2),u=s[0],l=s[1];if(u.length!==l.length)return!1;a[l.charAt(0)]=u}}catch(e){o.e(e)}finally{o.f()}return new Date("".concat(a.m,"/").concat(a.d,"/").concat(a.y)).getDate()===+a.d}return!r.strictMode&&"[object Date]"===Object.prototype.toString.call(t)&&isFinite(t)};var d=(e=e("./util/merge"))&&e.__esModule?e:{default:e};function c(e,t){var r;if(e)return"string"==typeof e?n(e,t):"Map"===(r="Object"===(r=Object.prototype.toString.call(e).slice(8,-1))&&e.constructor?e.constructor.name:r)||"Set"===r?Array.from(e):"Arguments"===r||/^(?:Ui|I)nt(?:8|16|32)(?:Clamped)?Array$/.test(r)?n(e,t):void 0}function n(e,t){(null==t||t>e.length)&&(t=e.length);for(var r=0,n=new Array(t);r<t;r++)n[r]=e[r];return n}var f={format:"YYYY/MM/DD",delimiters:["/","-"],strictMode:!1};t.exports=r.default,t.exports.default=r.default},{"./util/merge":104}],26:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e,t){if((0,i.default)(e),(t=(0,n.default)(t,u)).locale in o.decimal)return!(0,a.default)(l,e.replace(/ /g,""))&&function(e){return new RegExp("^[-+]?([0-9]+)?(\\".concat(o.decimal[e.locale],"[0-9]{").concat(e.decimal_digits,"})").concat(e.force_decimal?"":"?","$"))}(t).test(e);throw new Error("Invalid locale '".concat(t.locale,"'"))};var n=s(e("./util/merge")),i=s(e("./util/assertString")),a=s(e("./util/includes")),o=e("./alpha");function s(e){return e&&e.__esModule?e:{default:e}}var u={force_decimal:!1,decimal_digits:"1,",locale:"en-US"},l=["","-","+"];t.exports=r.default,t.exports.default=r.default},{"./alpha":5,"./util/assertString":102,"./util/includes":103,"./util/merge":104}],27:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e,t){return(0,n.default)(e),(0,i.default)(e)%parseInt(t,10)==0};var n=a(e("./util/assertString")),i=a(e("./toFloat"));function a(e){return e&&e.__esModule?e:{default:e}}t.exports=r.default,t.exports.default=r.default},{"./toFloat":97,"./util/assertString":102}],28:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){(0,n.default)(e);var t=Number(e.slice(-1));return o.test(e)&&t===function(r){var e=10-r.slice(0,-1).split("").map(function(e,t){return Number(e)*(e=r.length,t=t,e!==i&&e!==a?t%2==0?1:3:t%2==0?3:1)}).reduce(function(e,t){return e+t},0)%10;return e<10?e:0}(e)};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};var i=8,a=14,o=/^(\d{8}|\d{13}|\d{14})$/;t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],29:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e,t){if((0,l.default)(e),(t=(0,d.default)(t,h)).require_display_name||t.allow_display_name){var r=e.match(m);if(r){r=r[1];if(e=e.replace(r,"").replace(/(^<|>$)/g,""),!function(e){var t=e.replace(/^"(.+)"$/,"$1");if(!t.trim())return;if(/[\.";<>]/.test(t)){if(t===e)return;if(!(t.split('"').length===t.split('\\"').length))return}return 1}(r=r.endsWith(" ")?r.slice(0,-1):r))return!1}else if(t.require_display_name)return!1}if(!t.ignore_max_length&&e.length>A)return!1;var r=e.split("@"),e=r.pop(),n=e.toLowerCase();if(t.host_blacklist.includes(n))return!1;if(0<t.host_whitelist.length&&!t.host_whitelist.includes(n))return!1;r=r.join("@");if(t.domain_specific_validation&&("gmail.com"===n||"googlemail.com"===n)){n=(r=r.toLowerCase()).split("+")[0];if(!(0,c.default)(n.replace(/\./g,""),{min:6,max:30}))return!1;for(var i=n.split("."),a=0;a<i.length;a++)if(!g.test(i[a]))return!1}if(!(!1!==t.ignore_max_length||(0,c.default)(r,{max:64})&&(0,c.default)(e,{max:254})))return!1;if(!(0,f.default)(e,{require_tld:t.require_tld,ignore_max_length:t.ignore_max_length})){if(!t.allow_ip_domain)return!1;if(!(0,p.default)(e)){if(!e.startsWith("[")||!e.endsWith("]"))return!1;n=e.slice(1,-1);if(0===n.length||!(0,p.default)(n))return!1}}if('"'===r[0])return r=r.slice(1,r.length-1),(t.allow_utf8_local_part?E:v).test(r);for(var o=t.allow_utf8_local_part?y:_,s=r.split("."),u=0;u<s.length;u++)if(!o.test(s[u]))return!1;if(t.blacklisted_chars&&-1!==r.search(new RegExp("[".concat(t.blacklisted_chars,"]+"),"g")))return!1;return!0};var l=n(e("./util/assertString")),d=n(e("./util/merge")),c=n(e("./isByteLength")),f=n(e("./isFQDN")),p=n(e("./isIP"));function n(e){return e&&e.__esModule?e:{default:e}}var h={allow_display_name:!1,require_display_name:!1,allow_utf8_local_part:!0,require_tld:!0,blacklisted_chars:"",ignore_max_length:!1,host_blacklist:[],host_whitelist:[]},m=/^([^\x00-\x1F\x7F-\x9F\cX]+)</i,_=/^[a-z\d!#\$%&'\*\+\-\/=\?\^_`{\|}~]+$/i,g=/^[a-z\d]+$/,v=/^([\s\x01-\x08\x0b\x0c\x0e-\x1f\x7f\x21\x23-\x5b\x5d-\x7e]|(\\[\x01-\x09\x0b\x0c\x0d-\x7f]))*$/i,y=/^[a-z\d!#\$%&'\*\+\-\/=\?\^_`{\|}~\u00A0-\uD7FF\uF900-\uFDCF\uFDF0-\uFFEF]+$/i,E=/^([\s\x01-\x08\x0b\x0c\x0e-\x1f\x7f\x21\x23-\x5b\x5d-\x7e\u00A0-\uD7FF\uF900-\uFDCF\uFDF0-\uFFEF]|(\\[\x01-\x09\x0b\x0c\x0d-\x7f\u00A0-\uD7FF\uF900-\uFDCF\uFDF0-\uFFEF]))*$/i,A=254;t.exports=r.default,t.exports.default=r.default},{"./isByteLength":21,"./isFQDN":32,"./isIP":42,"./util/assertString":102,"./util/merge":104}],30:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e,t){return(0,n.default)(e),0===((t=(0,i.default)(t,o)).ignore_whitespace?e.trim():e).length};var n=a(e("./util/assertString")),i=a(e("./util/merge"));function a(e){return e&&e.__esModule?e:{default:e}}var o={ignore_whitespace:!1};t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102,"./util/merge":104}],31:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){return(0,n.default)(e),i.test(e)};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};var i=/^(0x)[0-9a-f]{40}$/i;t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],32:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e,t){(0,n.default)(e),(t=(0,i.default)(t,o)).allow_trailing_dot&&"."===e[e.length-1]&&(e=e.substring(0,e.length-1));!0===t.allow_wildcard&&0===e.indexOf("*.")&&(e=e.substring(2));var e=e.split("."),r=e[e.length-1];if(t.require_tld){if(e.length<2)return!1;if(!t.allow_numeric_tld&&!/^([a-z\u00A1-\u00A8\u00AA-\uD7FF\uF900-\uFDCF\uFDF0-\uFFEF]{2,}|xn[a-z0-9-]{2,})$/i.test(r))return!1;if(/\s/.test(r))return!1}return!(!t.allow_numeric_tld&&/^\d+$/.test(r))&&e.every(function(e){return!(63<e.length&&!t.ignore_max_length||!/^[a-z_\u00a1-\uffff0-9-]+$/i.test(e)||/[\uff01-\uff5e]/.test(e)||/^-|-$/.test(e)||!t.allow_underscores&&/_/.test(e))})};var n=a(e("./util/assertString")),i=a(e("./util/merge"));function a(e){return e&&e.__esModule?e:{default:e}}var o={require_tld:!0,allow_underscores:!1,allow_trailing_dot:!1,allow_numeric_tld:!1,allow_wildcard:!1,ignore_max_length:!1};t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102,"./util/merge":104}],33:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e,t){(0,i.default)(e),t=t||{};var r=new RegExp("^(?:[-+])?(?:[0-9]+)?(?:\\".concat(t.locale?a.decimal[t.locale]:".","[0-9]*)?(?:[eE][\\+\\-]?(?:[0-9]+))?$"));if(""===e||"."===e||","===e||"-"===e||"+"===e)return!1;var n=parseFloat(e.replace(",","."));return r.test(e)&&(!t.hasOwnProperty("min")||n>=t.min)&&(!t.hasOwnProperty("max")||n<=t.max)&&(!t.hasOwnProperty("lt")||n<t.lt)&&(!t.hasOwnProperty("gt")||n>t.gt)},r.locales=void 0;var i=(n=e("./util/assertString"))&&n.__esModule?n:{default:n},a=e("./alpha");var n=Object.keys(a.decimal);r.locales=n},{"./alpha":5,"./util/assertString":102}],34:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){return(0,n.default)(e),i.test(e)},r.fullWidth=void 0;var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};var i=/[^\u0020-\u007E\uFF61-\uFF9F\uFFA0-\uFFDC\uFFE8-\uFFEE0-9a-zA-Z]/;r.fullWidth=i},{"./util/assertString":102}],35:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){(0,n.default)(e);e=e.replace(/\s+/g," ").replace(/\s?(hsla?\(|\)|,)\s?/gi,"$1");return(-1===e.indexOf(",")?a:i).test(e)};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};var i=/^hsla?\(((\+|\-)?([0-9]+(\.[0-9]+)?(e(\+|\-)?[0-9]+)?|\.[0-9]+(e(\+|\-)?[0-9]+)?))(deg|grad|rad|turn)?(,(\+|\-)?([0-9]+(\.[0-9]+)?(e(\+|\-)?[0-9]+)?|\.[0-9]+(e(\+|\-)?[0-9]+)?)%){2}(,((\+|\-)?([0-9]+(\.[0-9]+)?(e(\+|\-)?[0-9]+)?|\.[0-9]+(e(\+|\-)?[0-9]+)?)%?))?\)$/i,a=/^hsla?\(((\+|\-)?([0-9]+(\.[0-9]+)?(e(\+|\-)?[0-9]+)?|\.[0-9]+(e(\+|\-)?[0-9]+)?))(deg|grad|rad|turn)?(\s(\+|\-)?([0-9]+(\.[0-9]+)?(e(\+|\-)?[0-9]+)?|\.[0-9]+(e(\+|\-)?[0-9]+)?)%){2}\s?(\/\s((\+|\-)?([0-9]+(\.[0-9]+)?(e(\+|\-)?[0-9]+)?|\.[0-9]+(e(\+|\-)?[0-9]+)?)%?)\s?)?\)$/i;t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],36:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){return(0,n.default)(e),i.test(e)},r.halfWidth=void 0;var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};var i=/[\u0020-\u007E\uFF61-\uFF9F\uFFA0-\uFFDC\uFFE8-\uFFEE0-9a-zA-Z]/;r.halfWidth=i},{"./util/assertString":102}],37:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e,t){return(0,n.default)(e),new RegExp("^[a-fA-F0-9]{".concat(i[t],"}$")).test(e)};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};var i={md5:32,md4:32,sha1:40,sha256:64,sha384:96,sha512:128,ripemd128:32,ripemd160:40,tiger128:32,tiger160:40,tiger192:48,crc32:8,crc32b:8};t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],38:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){return(0,n.default)(e),i.test(e)};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};var i=/^#?([0-9A-F]{3}|[0-9A-F]{4}|[0-9A-F]{6}|[0-9A-F]{8})$/i;t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],39:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){return(0,n.default)(e),i.test(e)};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};var i=/^(0x|0h)?[0-9A-F]+$/i;t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],40:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){return(0,n.default)(e),function(e){var e=e.replace(/[\s\-]+/gi,"").toUpperCase(),t=e.slice(0,2).toUpperCase();return t in i&&i[t].test(e)}(e)&&function(e){e=e.replace(/[^A-Z0-9]+/gi,"").toUpperCase();return 1===(e.slice(4)+e.slice(0,4)).replace(/[A-Z]/g,function(e){return e.charCodeAt(0)-55}).match(/\d{1,7}/g).reduce(function(e,t){return Number(e+t)%97},"")}(e)},r.locales=void 0;var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};var i={AD:/^(AD[0-9]{2})\d{8}[A-Z0-9]{12}$/,AE:/^(AE[0-9]{2})\d{3}\d{16}$/,AL:/^(AL[0-9]{2})\d{8}[A-Z0-9]{16}$/,AT:/^(AT[0-9]{2})\d{16}$/,AZ:/^(AZ[0-9]{2})[A-Z0-9]{4}\d{20}$/,BA:/^(BA[0-9]{2})\d{16}$/,BE:/^(BE[0-9]{2})\d{12}$/,BG:/^(BG[0-9]{2})[A-Z]{4}\d{6}[A-Z0-9]{8}$/,BH:/^(BH[0-9]{2})[A-Z]{4}[A-Z0-9]{14}$/,BR:/^(BR[0-9]{2})\d{23}[A-Z]{1}[A-Z0-9]{1}$/,BY:/^(BY[0-9]{2})[A-Z0-9]{4}\d{20}$/,CH:/^(CH[0-9]{2})\d{5}[A-Z0-9]{12}$/,CR:/^(CR[0-9]{2})\d{18}$/,CY:/^(CY[0-9]{2})\d{8}[A-Z0-9]{16}$/,CZ:/^(CZ[0-9]{2})\d{20}$/,DE:/^(DE[0-9]{2})\d{18}$/,DK:/^(DK[0-9]{2})\d{14}$/,DO:/^(DO[0-9]{2})[A-Z]{4}\d{20}$/,EE:/^(EE[0-9]{2})\d{16}$/,EG:/^(EG[0-9]{2})\d{25}$/,ES:/^(ES[0-9]{2})\d{20}$/,FI:/^(FI[0-9]{2})\d{14}$/,FO:/^(FO[0-9]{2})\d{14}$/,FR:/^(FR[0-9]{2})\d{10}[A-Z0-9]{11}\d{2}$/,GB:/^(GB[0-9]{2})[A-Z]{4}\d{14}$/,GE:/^(GE[0-9]{2})[A-Z0-9]{2}\d{16}$/,GI:/^(GI[0-9]{2})[A-Z]{4}[A-Z0-9]{15}$/,GL:/^(GL[0-9]{2})\d{14}$/,GR:/^(GR[0-9]{2})\d{7}[A-Z0-9]{16}$/,GT:/^(GT[0-9]{2})[A-Z0-9]{4}[A-Z0-9]{20}$/,HR:/^(HR[0-9]{2})\d{17}$/,HU:/^(HU[0-9]{2})\d{24}$/,IE:/^(IE[0-9]{2})[A-Z0-9]{4}\d{14}$/,IL:/^(IL[0-9]{2})\d{19}$/,IQ:/^(IQ[0-9]{2})[A-Z]{4}\d{15}$/,IR:/^(IR[0-9]{2})0\d{2}0\d{18}$/,IS:/^(IS[0-9]{2})\d{22}$/,IT:/^(IT[0-9]{2})[A-Z]{1}\d{10}[A-Z0-9]{12}$/,JO:/^(JO[0-9]{2})[A-Z]{4}\d{22}$/,KW:/^(KW[0-9]{2})[A-Z]{4}[A-Z0-9]{22}$/,KZ:/^(KZ[0-9]{2})\d{3}[A-Z0-9]{13}$/,LB:/^(LB[0-9]{2})\d{4}[A-Z0-9]{20}$/,LC:/^(LC[0-9]{2})[A-Z]{4}[A-Z0-9]{24}$/,LI:/^(LI[0-9]{2})\d{5}[A-Z0-9]{12}$/,LT:/^(LT[0-9]{2})\d{16}$/,LU:/^(LU[0-9]{2})\d{3}[A-Z0-9]{13}$/,LV:/^(LV[0-9]{2})[A-Z]{4}[A-Z0-9]{13}$/,MC:/^(MC[0-9]{2})\d{10}[A-Z0-9]{11}\d{2}$/,MD:/^(MD[0-9]{2})[A-Z0-9]{20}$/,ME:/^(ME[0-9]{2})\d{18}$/,MK:/^(MK[0-9]{2})\d{3}[A-Z0-9]{10}\d{2}$/,MR:/^(MR[0-9]{2})\d{23}$/,MT:/^(MT[0-9]{2})[A-Z]{4}\d{5}[A-Z0-9]{18}$/,MU:/^(MU[0-9]{2})[A-Z]{4}\d{19}[A-Z]{3}$/,MZ:/^(MZ[0-9]{2})\d{21}$/,NL:/^(NL[0-9]{2})[A-Z]{4}\d{10}$/,NO:/^(NO[0-9]{2})\d{11}$/,PK:/^(PK[0-9]{2})[A-Z0-9]{4}\d{16}$/,PL:/^(PL[0-9]{2})\d{24}$/,PS:/^(PS[0-9]{2})[A-Z0-9]{4}\d{21}$/,PT:/^(PT[0-9]{2})\d{21}$/,QA:/^(QA[0-9]{2})[A-Z]{4}[A-Z0-9]{21}$/,RO:/^(RO[0-9]{2})[A-Z]{4}[A-Z0-9]{16}$/,RS:/^(RS[0-9]{2})\d{18}$/,SA:/^(SA[0-9]{2})\d{2}[A-Z0-9]{18}$/,SC:/^(SC[0-9]{2})[A-Z]{4}\d{20}[A-Z]{3}$/,SE:/^(SE[0-9]{2})\d{20}$/,SI:/^(SI[0-9]{2})\d{15}$/,SK:/^(SK[0-9]{2})\d{20}$/,SM:/^(SM[0-9]{2})[A-Z]{1}\d{10}[A-Z0-9]{12}$/,SV:/^(SV[0-9]{2})[A-Z0-9]{4}\d{20}$/,TL:/^(TL[0-9]{2})\d{19}$/,TN:/^(TN[0-9]{2})\d{20}$/,TR:/^(TR[0-9]{2})\d{5}[A-Z0-9]{17}$/,UA:/^(UA[0-9]{2})\d{6}[A-Z0-9]{19}$/,VA:/^(VA[0-9]{2})\d{18}$/,VG:/^(VG[0-9]{2})[A-Z0-9]{4}\d{16}$/,XK:/^(XK[0-9]{2})\d{16}$/};e=Object.keys(i);r.locales=e},{"./util/assertString":102}],41:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e,t){(0,s.default)(e);var r=u;(t=t||{}).allow_hyphens&&(r=l);if(!r.test(e))return!1;e=e.replace(/-/g,"");for(var n=0,i=2,a=0;a<14;a++){var o=e.substring(14-a-1,14-a),o=parseInt(o,10)*i;n+=10<=o?o%10+1:o,1===i?i+=1:--i}return(10-n%10)%10===parseInt(e.substring(14,15),10)};var s=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};var u=/^[0-9]{15}$/,l=/^\d{2}-\d{6}-\d{6}-\d{1}$/;t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],42:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function e(t){var r=1<arguments.length&&void 0!==arguments[1]?arguments[1]:"";(0,n.default)(t);r=String(r);if(!r)return e(t,4)||e(t,6);if("4"===r)return i.test(t);if("6"===r)return o.test(t);return!1};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};var e="(?:[0-9]|[1-9][0-9]|1[0-9][0-9]|2[0-4][0-9]|25[0-5])",e="(".concat(e,"[.]){3}").concat(e),i=new RegExp("^".concat(e,"$")),a="(?:[0-9a-fA-F]{1,4})",o=new RegExp("^("+"(?:".concat(a,":){7}(?:").concat(a,"|:)|")+"(?:".concat(a,":){6}(?:").concat(e,"|:").concat(a,"|:)|")+"(?:".concat(a,":){5}(?::").concat(e,"|(:").concat(a,"){1,2}|:)|")+"(?:".concat(a,":){4}(?:(:").concat(a,"){0,1}:").concat(e,"|(:").concat(a,"){1,3}|:)|")+"(?:".concat(a,":){3}(?:(:").concat(a,"){0,2}:").concat(e,"|(:").concat(a,"){1,4}|:)|")+"(?:".concat(a,":){2}(?:(:").concat(a,"){0,3}:").concat(e,"|(:").concat(a,"){1,5}|:)|")+"(?:".concat(a,":){1}(?:(:").concat(a,"){0,4}:").concat(e,"|(:").concat(a,"){1,6}|:)|")+"(?::((?::".concat(a,"){0,5}:").concat(e,"|(?::").concat(a,"){1,7}|:))")+")(%[0-9a-zA-Z-.:]{1,})?$");t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],43:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){var t=1<arguments.length&&void 0!==arguments[1]?arguments[1]:"",r=((0,i.default)(e),e.split("/"));if(2!==r.length)return!1;if(!o.test(r[1]))return!1;if(1<r[1].length&&r[1].startsWith("0"))return!1;if(!(0,a.default)(r[0],t))return!1;var n=null;switch(String(t)){case"4":n=s;break;case"6":n=u;break;default:n=(0,a.default)(r[0],"6")?u:s}return r[1]<=n&&0<=r[1]};var i=n(e("./util/assertString")),a=n(e("./isIP"));function n(e){return e&&e.__esModule?e:{default:e}}var o=/^\d{1,3}$/,s=32,u=128;t.exports=r.default,t.exports.default=r.default},{"./isIP":42,"./util/assertString":102}],44:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function e(t,r){(0,u.default)(t);var n=String((null==r?void 0:r.version)||r);if(!(null!=r&&r.version||r))return e(t,{version:10})||e(t,{version:13});var i=t.replace(/[\s-]+/g,"");var a=0;if("10"===n){if(!l.test(i))return!1;for(var o=0;o<n-1;o++)a+=(o+1)*i.charAt(o);if("X"===i.charAt(9)?a+=100:a+=10*i.charAt(9),a%11==0)return!0}else if("13"===n){if(!d.test(i))return!1;for(var s=0;s<12;s++)a+=c[s%2]*i.charAt(s);if(i.charAt(12)-(10-a%10)%10==0)return!0}return!1};var u=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};var l=/^(?:[0-9]{9}X|[0-9]{10})$/,d=/^(?:[0-9]{13})$/,c=[1,3];t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],45:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){if((0,d.default)(e),!c.test(e))return!1;for(var t=!0,r=0,n=e.length-2;0<=n;n--)if("A"<=e[n]&&e[n]<="Z")for(var i=e[n].charCodeAt(0)-55,a=i%10,i=Math.trunc(i/10),o=0,s=[a,i];o<s.length;o++){var u=s[o];r+=t?5<=u?1+2*(u-5):2*u:u,t=!t}else{a=e[n].charCodeAt(0)-"0".charCodeAt(0);r+=t?5<=a?1+2*(a-5):2*a:a,t=!t}var l=10*Math.trunc((r+9)/10)-r;return+e[e.length-1]==l};var d=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};var c=/^[A-Z]{2}[0-9A-Z]{9}[0-9]$/;t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],46:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){return(0,n.default)(e),i.has(e.toUpperCase())},r.CountryCodes=void 0;var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};var i=new Set(["AD","AE","AF","AG","AI","AL","AM","AO","AQ","AR","AS","AT","AU","AW","AX","AZ","BA","BB","BD","BE","BF","BG","BH","BI","BJ","BL","BM","BN","BO","BQ","BR","BS","BT","BV","BW","BY","BZ","CA","CC","CD","CF","CG","CH","CI","CK","CL","CM","CN","CO","CR","CU","CV","CW","CX","CY","CZ","DE","DJ","DK","DM","DO","DZ","EC","EE","EG","EH","ER","ES","ET","FI","FJ","FK","FM","FO","FR","GA","GB","GD","GE","GF","GG","GH","GI","GL","GM","GN","GP","GQ","GR","GS","GT","GU","GW","GY","HK","HM","HN","HR","HT","HU","ID","IE","IL","IM","IN","IO","IQ","IR","IS","IT","JE","JM","JO","JP","KE","KG","KH","KI","KM","KN","KP","KR","KW","KY","KZ","LA","LB","LC","LI","LK","LR","LS","LT","LU","LV","LY","MA","MC","MD","ME","MF","MG","MH","MK","ML","MM","MN","MO","MP","MQ","MR","MS","MT","MU","MV","MW","MX","MY","MZ","NA","NC","NE","NF","NG","NI","NL","NO","NP","NR","NU","NZ","OM","PA","PE","PF","PG","PH","PK","PL","PM","PN","PR","PS","PT","PW","PY","QA","RE","RO","RS","RU","RW","SA","SB","SC","SD","SE","SG","SH","SI","SJ","SK","SL","SM","SN","SO","SR","SS","ST","SV","SX","SY","SZ","TC","TD","TF","TG","TH","TJ","TK","TL","TM","TN","TO","TR","TT","TV","TW","TZ","UA","UG","UM","US","UY","UZ","VA","VC","VE","VG","VI","VN","VU","WF","WS","YE","YT","ZA","ZM","ZW"]);r.CountryCodes=i},{"./util/assertString":102}],47:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){return(0,n.default)(e),i.has(e.toUpperCase())};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};var i=new Set(["AFG","ALA","ALB","DZA","ASM","AND","AGO","AIA","ATA","ATG","ARG","ARM","ABW","AUS","AUT","AZE","BHS","BHR","BGD","BRB","BLR","BEL","BLZ","BEN","BMU","BTN","BOL","BES","BIH","BWA","BVT","BRA","IOT","BRN","BGR","BFA","BDI","KHM","CMR","CAN","CPV","CYM","CAF","TCD","CHL","CHN","CXR","CCK","COL","COM","COG","COD","COK","CRI","CIV","HRV","CUB","CUW","CYP","CZE","DNK","DJI","DMA","DOM","ECU","EGY","SLV","GNQ","ERI","EST","ETH","FLK","FRO","FJI","FIN","FRA","GUF","PYF","ATF","GAB","GMB","GEO","DEU","GHA","GIB","GRC","GRL","GRD","GLP","GUM","GTM","GGY","GIN","GNB","GUY","HTI","HMD","VAT","HND","HKG","HUN","ISL","IND","IDN","IRN","IRQ","IRL","IMN","ISR","ITA","JAM","JPN","JEY","JOR","KAZ","KEN","KIR","PRK","KOR","KWT","KGZ","LAO","LVA","LBN","LSO","LBR","LBY","LIE","LTU","LUX","MAC","MKD","MDG","MWI","MYS","MDV","MLI","MLT","MHL","MTQ","MRT","MUS","MYT","MEX","FSM","MDA","MCO","MNG","MNE","MSR","MAR","MOZ","MMR","NAM","NRU","NPL","NLD","NCL","NZL","NIC","NER","NGA","NIU","NFK","MNP","NOR","OMN","PAK","PLW","PSE","PAN","PNG","PRY","PER","PHL","PCN","POL","PRT","PRI","QAT","REU","ROU","RUS","RWA","BLM","SHN","KNA","LCA","MAF","SPM","VCT","WSM","SMR","STP","SAU","SEN","SRB","SYC","SLE","SGP","SXM","SVK","SVN","SLB","SOM","ZAF","SGS","SSD","ESP","LKA","SDN","SUR","SJM","SWZ","SWE","CHE","SYR","TWN","TJK","TZA","THA","TLS","TGO","TKL","TON","TTO","TUN","TUR","TKM","TCA","TUV","UGA","UKR","ARE","GBR","USA","UMI","URY","UZB","VUT","VEN","VNM","VGB","VIR","WLF","ESH","YEM","ZMB","ZWE"]);t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],48:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){return(0,n.default)(e),i.has(e.toUpperCase())},r.CurrencyCodes=void 0;var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};var i=new Set(["AED","AFN","ALL","AMD","ANG","AOA","ARS","AUD","AWG","AZN","BAM","BBD","BDT","BGN","BHD","BIF","BMD","BND","BOB","BOV","BRL","BSD","BTN","BWP","BYN","BZD","CAD","CDF","CHE","CHF","CHW","CLF","CLP","CNY","COP","COU","CRC","CUC","CUP","CVE","CZK","DJF","DKK","DOP","DZD","EGP","ERN","ETB","EUR","FJD","FKP","GBP","GEL","GHS","GIP","GMD","GNF","GTQ","GYD","HKD","HNL","HRK","HTG","HUF","IDR","ILS","INR","IQD","IRR","ISK","JMD","JOD","JPY","KES","KGS","KHR","KMF","KPW","KRW","KWD","KYD","KZT","LAK","LBP","LKR","LRD","LSL","LYD","MAD","MDL","MGA","MKD","MMK","MNT","MOP","MRU","MUR","MVR","MWK","MXN","MXV","MYR","MZN","NAD","NGN","NIO","NOK","NPR","NZD","OMR","PAB","PEN","PGK","PHP","PKR","PLN","PYG","QAR","RON","RSD","RUB","RWF","SAR","SBD","SCR","SDG","SEK","SGD","SHP","SLL","SOS","SRD","SSP","STN","SVC","SYP","SZL","THB","TJS","TMT","TND","TOP","TRY","TTD","TWD","TZS","UAH","UGX","USD","USN","UYI","UYU","UYW","UZS","VES","VND","VUV","WST","XAF","XAG","XAU","XBA","XBB","XBC","XBD","XCD","XDR","XOF","XPD","XPF","XPT","XSU","XTS","XUA","XXX","YER","ZAR","ZMW","ZWL"]);r.CurrencyCodes=i},{"./util/assertString":102}],49:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){return(0,n.default)(e),i.has(e)};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};var i=new Set(["aa","ab","ae","af","ak","am","an","ar","as","av","ay","az","az","ba","be","bg","bh","bi","bm","bn","bo","br","bs","ca","ce","ch","co","cr","cs","cu","cv","cy","da","de","dv","dz","ee","el","en","eo","es","et","eu","fa","ff","fi","fj","fo","fr","fy","ga","gd","gl","gn","gu","gv","ha","he","hi","ho","hr","ht","hu","hy","hz","ia","id","ie","ig","ii","ik","io","is","it","iu","ja","jv","ka","kg","ki","kj","kk","kl","km","kn","ko","kr","ks","ku","kv","kw","ky","la","lb","lg","li","ln","lo","lt","lu","lv","mg","mh","mi","mk","ml","mn","mr","ms","mt","my","na","nb","nd","ne","ng","nl","nn","no","nr","nv","ny","oc","oj","om","or","os","pa","pi","pl","ps","pt","qu","rm","rn","ro","ru","rw","sa","sc","sd","se","sg","si","sk","sl","sm","sn","so","sq","sr","ss","st","su","sv","sw","ta","te","tg","th","ti","tk","tl","tn","to","tr","ts","tt","tw","ty","ug","uk","ur","uz","ve","vi","vo","wa","wo","xh","yi","yo","za","zh","zu"]);t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],50:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){var t=1<arguments.length&&void 0!==arguments[1]?arguments[1]:{},r=((0,n.default)(e),(t.strictSeparator?a:i).test(e));return r&&t.strict?o(e):r};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};var i=/^([\+-]?\d{4}(?!\d{2}\b))((-?)((0[1-9]|1[0-2])(\3([12]\d|0[1-9]|3[01]))?|W([0-4]\d|5[0-3])(-?[1-7])?|(00[1-9]|0[1-9]\d|[12]\d{2}|3([0-5]\d|6[1-6])))([T\s]((([01]\d|2[0-3])((:?)[0-5]\d)?|24:?00)([\.,]\d+(?!:))?)?(\17[0-5]\d([\.,]\d+)?)?([zZ]|([\+-])([01]\d|2[0-3]):?([0-5]\d)?)?)?)?$/,a=/^([\+-]?\d{4}(?!\d{2}\b))((-?)((0[1-9]|1[0-2])(\3([12]\d|0[1-9]|3[01]))?|W([0-4]\d|5[0-3])(-?[1-7])?|(00[1-9]|0[1-9]\d|[12]\d{2}|3([0-5]\d|6[1-6])))([T]((([01]\d|2[0-3])((:?)[0-5]\d)?|24:?00)([\.,]\d+(?!:))?)?(\17[0-5]\d([\.,]\d+)?)?([zZ]|([\+-])([01]\d|2[0-3]):?([0-5]\d)?)?)?)?$/,o=function(e){var t,r,n,i=e.match(/^(\d{4})-?(\d{3})([ T]{1}\.*|$)/);return i?(t=Number(i[1]),i=Number(i[2]),t%4==0&&t%100!=0||t%400==0?i<=366:i<=365):(i=(t=e.match(/(\d{4})-?(\d{0,2})-?(\d*)/).map(Number))[1],e=t[2],t=t[3],n=e&&"0".concat(e).slice(-2),r=t&&"0".concat(t).slice(-2),n=new Date("".concat(i,"-").concat(n||"01","-").concat(r||"01")),!e||!t||n.getUTCFullYear()===i&&n.getUTCMonth()+1===e&&n.getUTCDate()===t)};t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],51:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){return(0,n.default)(e),i.test(e)};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};var i=/^[A-Z]{2}[0-9A-Z]{3}\d{2}\d{5}$/;t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],52:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){var t=1<arguments.length&&void 0!==arguments[1]?arguments[1]:{},r=((0,s.default)(e),u);if(r=t.require_hyphen?r.replace("?",""):r,!(r=t.case_sensitive?new RegExp(r):new RegExp(r,"i")).test(e))return!1;for(var n=e.replace("-","").toUpperCase(),i=0,a=0;a<n.length;a++){var o=n[a];i+=("X"===o?10:+o)*(8-a)}return i%11==0};var s=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};var u="^\\d{4}-?\\d{3}[\\dX]$";t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],53:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e,t){{if((0,i.default)(e),t in o)return o[t](e);if("any"===t){for(var r in o)if(o.hasOwnProperty(r))if((0,o[r])(e))return!0;return!1}}throw new Error("Invalid locale '".concat(t,"'"))};var i=n(e("./util/assertString")),a=n(e("./isInt"));function n(e){return e&&e.__esModule?e:{default:e}}var o={PL:function(e){(0,i.default)(e);var n={1:1,2:3,3:7,4:9,5:1,6:3,7:7,8:9,9:1,10:3,11:0};if(null!=e&&11===e.length&&(0,a.default)(e,{allow_leading_zeroes:!0})){var t=e.split("").slice(0,-1).reduce(function(e,t,r){return e+Number(t)*n[r+1]},0)%10,e=Number(e.charAt(e.length-1));if(0==t&&0===e||e===10-t)return!0}return!1},ES:function(e){(0,i.default)(e);var t,r={X:0,Y:1,Z:2},e=e.trim().toUpperCase();return!!/^[0-9X-Z][0-9]{7}[TRWAGMYFPDXBNJZSQVHLCKE]$/.test(e)&&(t=e.slice(0,-1).replace(/[X,Y,Z]/g,function(e){return r[e]}),e.endsWith(["T","R","W","A","G","M","Y","F","P","D","X","B","N","J","Z","S","Q","V","H","L","C","K","E"][t%23]))},FI:function(e){return(0,i.default)(e),11===e.length&&!!e.match(/^\d{6}[\-A\+]\d{3}[0-9ABCDEFHJKLMNPRSTUVWXY]{1}$/)&&"0123456789ABCDEFHJKLMNPRSTUVWXY"[(1e3*parseInt(e.slice(0,6),10)+parseInt(e.slice(7,10),10))%31]===e.slice(10,11)},IN:function(e){var r,n=[[0,1,2,3,4,5,6,7,8,9],[1,2,3,4,0,6,7,8,9,5],[2,3,4,0,1,7,8,9,5,6],[3,4,0,1,2,8,9,5,6,7],[4,0,1,2,3,9,5,6,7,8],[5,9,8,7,6,0,4,3,2,1],[6,5,9,8,7,1,0,4,3,2],[7,6,5,9,8,2,1,0,4,3],[8,7,6,5,9,3,2,1,0,4],[9,8,7,6,5,4,3,2,1,0]],i=[[0,1,2,3,4,5,6,7,8,9],[1,5,7,6,2,8,3,0,9,4],[5,8,0,3,7,9,6,1,4,2],[8,9,1,6,0,4,3,5,2,7],[9,4,5,3,1,2,6,8,7,0],[4,2,8,6,5,7,3,9,0,1],[2,7,9,3,8,0,6,4,1,5],[7,0,4,6,9,1,3,2,5,8]],e=e.trim();return!!/^[1-9]\d{3}\s?\d{4}\s?\d{4}$/.test(e)&&(r=0,e.replace(/\s/g,"").split("").map(Number).reverse().forEach(function(e,t){r=n[r][i[t%8][e]]}),0===r)},IR:function(e){if(!e.match(/^\d{10}$/))return!1;if(e="0000".concat(e).slice(e.length-6),0===parseInt(e.slice(3,9),10))return!1;for(var t=parseInt(e.slice(9,10),10),r=0,n=0;n<9;n++)r+=parseInt(e.slice(n,n+1),10)*(10-n);return(r%=11)<2&&t===r||2<=r&&t===11-r},IT:function(e){return 9===e.length&&"CA00000AA"!==e&&-1<e.search(/C[A-Z][0-9]{5}[A-Z]{2}/i)},NO:function(e){var t,r,e=e.trim();return!isNaN(Number(e))&&11===e.length&&"00000000000"!==e&&(t=(11-(3*(e=e.split("").map(Number))[0]+7*e[1]+6*e[2]+ +e[3]+8*e[4]+9*e[5]+4*e[6]+5*e[7]+2*e[8])%11)%11,r=(11-(5*e[0]+4*e[1]+3*e[2]+2*e[3]+7*e[4]+6*e[5]+5*e[6]+4*e[7]+3*e[8]+2*t)%11)%11,t===e[9])&&r===e[10]},TH:function(e){if(!e.match(/^[1-8]\d{12}$/))return!1;for(var t=0,r=0;r<12;r++)t+=parseInt(e[r],10)*(13-r);return e[12]===((11-t%11)%10).toString()},LK:function(e){return!(10!==e.length||!/^[1-9]\d{8}[vx]$/i.test(e))||!(12!==e.length||!/^[1-9]\d{11}$/i.test(e))},"he-IL":function(e){e=e.trim();if(!/^\d{9}$/.test(e))return!1;for(var t,r=e,n=0,i=0;i<r.length;i++)n+=9<(t=Number(r[i])*(i%2+1))?t-9:t;return n%10==0},"ar-LY":function(e){e=e.trim();return!!/^(1|2)\d{11}$/.test(e)},"ar-TN":function(e){e=e.trim();return!!/^\d{8}$/.test(e)},"zh-CN":function(e){var t,r,n=["11","12","13","14","15","21","22","23","31","32","33","34","35","36","37","41","42","43","44","45","46","50","51","52","53","54","61","62","63","64","65","71","81","82","91"],i=["7","9","10","5","8","4","2","1","6","3","7","9","10","5","8","4","2"],a=["1","0","X","9","8","7","6","5","4","3","2"],o=function(e){return n.includes(e)},s=function(e){var t=parseInt(e.substring(0,4),10),r=parseInt(e.substring(4,6),10),e=parseInt(e.substring(6),10),n=new Date(t,r-1,e);return!(n>new Date)&&n.getFullYear()===t&&n.getMonth()===r-1&&n.getDate()===e},u=function(e){return function(e){for(var t=e.substring(0,17),r=0,n=0;n<17;n++)r+=parseInt(t.charAt(n),10)*parseInt(i[n],10);return a[r%11]}(e)===e.charAt(17).toUpperCase()};return e=e,!!/^\d{15}|(\d{17}(\d|x|X))$/.test(e)&&(15===e.length?!!/^[1-9]\d{7}((0[1-9])|(1[0-2]))((0[1-9])|([1-2][0-9])|(3[0-1]))\d{3}$/.test(t=e)&&(r=t.substring(0,2),!!o(r))&&(r="19".concat(t.substring(6,12)),!!s(r)):!!/^[1-9]\d{5}[1-9]\d{3}((0[1-9])|(1[0-2]))((0[1-9])|([1-2][0-9])|(3[0-1]))\d{3}(\d|x|X)$/.test(t=e)&&(r=t.substring(0,2),!!o(r))&&(r=t.substring(6,14),!!s(r))&&u(t))},"zh-HK":function(e){var t=/^[0-9]$/;if(e=(e=e.trim()).toUpperCase(),!/^[A-Z]{1,2}[0-9]{6}((\([0-9A]\))|(\[[0-9A]\])|([0-9A]))$/.test(e))return!1;8===(e=e.replace(/\[|\]|\(|\)/g,"")).length&&(e="3".concat(e));for(var r=0,n=0;n<=7;n++)r+=(t.test(e[n])?e[n]:(e[n].charCodeAt(0)-55)%11)*(9-n);return(0===(r%=11)?"0":1===r?"A":String(11-r))===e[e.length-1]},"zh-TW":function(e){var i={A:10,B:11,C:12,D:13,E:14,F:15,G:16,H:17,I:34,J:18,K:19,L:20,M:21,N:22,O:35,P:23,Q:24,R:25,S:26,T:27,U:28,V:29,W:32,X:30,Y:31,Z:33},e=e.trim().toUpperCase();return!!/^[A-Z][0-9]{9}$/.test(e)&&Array.from(e).reduce(function(e,t,r){var n;return 0===r?(n=i[t])%10*9+Math.floor(n/10):9===r?(10-e%10-Number(t))%10==0:e+Number(t)*(9-r)},0)}};t.exports=r.default,t.exports.default=r.default},{"./isInt":55,"./util/assertString":102}],54:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e,t){{if((0,i.default)(e),"[object Array]"===Object.prototype.toString.call(t)){var r=[];for(var n in t)!{}.hasOwnProperty.call(t,n)||(r[n]=(0,a.default)(t[n]));return 0<=r.indexOf(e)}if("object"===o(t))return t.hasOwnProperty(e);if(t&&"function"==typeof t.indexOf)return 0<=t.indexOf(e)}return!1};var i=n(e("./util/assertString")),a=n(e("./util/toString"));function n(e){return e&&e.__esModule?e:{default:e}}function o(e){return(o="function"==typeof Symbol&&"symbol"==typeof Symbol.iterator?function(e){return typeof e}:function(e){return e&&"function"==typeof Symbol&&e.constructor===Symbol&&e!==Symbol.prototype?"symbol":typeof e})(e)}t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102,"./util/toString":106}],55:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e,t){(0,o.default)(e);var r=(t=t||{}).hasOwnProperty("allow_leading_zeroes")&&!t.allow_leading_zeroes?s:u,n=!t.hasOwnProperty("min")||e>=t.min,i=!t.hasOwnProperty("max")||e<=t.max,a=!t.hasOwnProperty("lt")||e<t.lt,t=!t.hasOwnProperty("gt")||e>t.gt;return r.test(e)&&n&&i&&a&&t};var o=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};var s=/^(?:[-+]?(?:0|[1-9][0-9]*))$/,u=/^[-+]?[0-9]+$/;t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],56:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e,t){(0,i.default)(e);try{t=(0,a.default)(t,s);var r=[],n=(t.allow_primitives&&(r=[null,!1,!0]),JSON.parse(e));return r.includes(n)||!!n&&"object"===o(n)}catch(e){}return!1};var i=n(e("./util/assertString")),a=n(e("./util/merge"));function n(e){return e&&e.__esModule?e:{default:e}}function o(e){return(o="function"==typeof Symbol&&"symbol"==typeof Symbol.iterator?function(e){return typeof e}:function(e){return e&&"function"==typeof Symbol&&e.constructor===Symbol&&e!==Symbol.prototype?"symbol":typeof e})(e)}var s={allow_primitives:!1};t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102,"./util/merge":104}],57:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){(0,n.default)(e);var e=e.split("."),t=e.length;if(3<t||t<2)return!1;return e.reduce(function(e,t){return e&&(0,i.default)(t,{urlSafe:!0})},!0)};var n=a(e("./util/assertString")),i=a(e("./isBase64"));function a(e){return e&&e.__esModule?e:{default:e}}t.exports=r.default,t.exports.default=r.default},{"./isBase64":17,"./util/assertString":102}],58:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e,t){if((0,n.default)(e),t=(0,i.default)(t,d),!e.includes(","))return!1;e=e.split(",");if(e[0].startsWith("(")&&!e[1].endsWith(")")||e[1].endsWith(")")&&!e[0].startsWith("("))return!1;if(t.checkDMS)return u.test(e[0])&&l.test(e[1]);return o.test(e[0])&&s.test(e[1])};var n=a(e("./util/assertString")),i=a(e("./util/merge"));function a(e){return e&&e.__esModule?e:{default:e}}var o=/^\(?[+-]?(90(\.0+)?|[1-8]?\d(\.\d+)?)$/,s=/^\s?[+-]?(180(\.0+)?|1[0-7]\d(\.\d+)?|\d{1,2}(\.\d+)?)\)?$/,u=/^(([1-8]?\d)\D+([1-5]?\d|60)\D+([1-5]?\d|60)(\.\d+)?|90\D+0\D+0)\D+[NSns]?$/i,l=/^\s*([1-7]?\d{1,2}\D+([1-5]?\d|60)\D+([1-5]?\d|60)(\.\d+)?|180\D+0\D+0)\D+[EWew]?$/i,d={checkDMS:!1};t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102,"./util/merge":104}],59:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e,t){var r;(0,a.default)(e),t="object"===o(t)?(r=t.min||0,t.max):(r=arguments[1]||0,arguments[2]);var n=e.match(/(\uFE0F|\uFE0E)/g)||[],i=e.match(/[\uD800-\uDBFF][\uDC00-\uDFFF]/g)||[],e=e.length-n.length-i.length;return r<=e&&(void 0===t||e<=t)};var a=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};function o(e){return(o="function"==typeof Symbol&&"symbol"==typeof Symbol.iterator?function(e){return typeof e}:function(e){return e&&"function"==typeof Symbol&&e.constructor===Symbol&&e!==Symbol.prototype?"symbol":typeof e})(e)}t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],60:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e,t){{if((0,n.default)(e),t in i)return i[t](e);if("any"===t){for(var r in i)if((0,i[r])(e))return!0;return!1}}throw new Error("Invalid locale '".concat(t,"'"))};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};var i={"cs-CZ":function(e){return/^(([ABCDEFHIJKLMNPRSTUVXYZ]|[0-9])-?){5,8}$/.test(e)},"de-DE":function(e){return/^((A|AA|AB|AC|AE|AH|AK|AM|AN|AÖ|AP|AS|AT|AU|AW|AZ|B|BA|BB|BC|BE|BF|BH|BI|BK|BL|BM|BN|BO|BÖ|BS|BT|BZ|C|CA|CB|CE|CO|CR|CW|D|DA|DD|DE|DH|DI|DL|DM|DN|DO|DU|DW|DZ|E|EA|EB|ED|EE|EF|EG|EH|EI|EL|EM|EN|ER|ES|EU|EW|F|FB|FD|FF|FG|FI|FL|FN|FO|FR|FS|FT|FÜ|FW|FZ|G|GA|GC|GD|GE|GF|GG|GI|GK|GL|GM|GN|GÖ|GP|GR|GS|GT|GÜ|GV|GW|GZ|H|HA|HB|HC|HD|HE|HF|HG|HH|HI|HK|HL|HM|HN|HO|HP|HR|HS|HU|HV|HX|HY|HZ|IK|IL|IN|IZ|J|JE|JL|K|KA|KB|KC|KE|KF|KG|KH|KI|KK|KL|KM|KN|KO|KR|KS|KT|KU|KW|KY|L|LA|LB|LC|LD|LF|LG|LH|LI|LL|LM|LN|LÖ|LP|LR|LU|M|MA|MB|MC|MD|ME|MG|MH|MI|MK|ML|MM|MN|MO|MQ|MR|MS|MÜ|MW|MY|MZ|N|NB|ND|NE|NF|NH|NI|NK|NM|NÖ|NP|NR|NT|NU|NW|NY|NZ|OA|OB|OC|OD|OE|OF|OG|OH|OK|OL|OP|OS|OZ|P|PA|PB|PE|PF|PI|PL|PM|PN|PR|PS|PW|PZ|R|RA|RC|RD|RE|RG|RH|RI|RL|RM|RN|RO|RP|RS|RT|RU|RV|RW|RZ|S|SB|SC|SE|SG|SI|SK|SL|SM|SN|SO|SP|SR|ST|SU|SW|SY|SZ|TE|TF|TG|TO|TP|TR|TS|TT|TÜ|ÜB|UE|UH|UL|UM|UN|V|VB|VG|VK|VR|VS|W|WA|WB|WE|WF|WI|WK|WL|WM|WN|WO|WR|WS|WT|WÜ|WW|WZ|Z|ZE|ZI|ZP|ZR|ZW|ZZ)[- ]?[A-Z]{1,2}[- ]?\d{1,4}|(ABG|ABI|AIB|AIC|ALF|ALZ|ANA|ANG|ANK|APD|ARN|ART|ASL|ASZ|AUR|AZE|BAD|BAR|BBG|BCH|BED|BER|BGD|BGL|BID|BIN|BIR|BIT|BIW|BKS|BLB|BLK|BNA|BOG|BOH|BOR|BOT|BRA|BRB|BRG|BRK|BRL|BRV|BSB|BSK|BTF|BÜD|BUL|BÜR|BÜS|BÜZ|CAS|CHA|CLP|CLZ|COC|COE|CUX|DAH|DAN|DAU|DBR|DEG|DEL|DGF|DIL|DIN|DIZ|DKB|DLG|DON|DUD|DÜW|EBE|EBN|EBS|ECK|EIC|EIL|EIN|EIS|EMD|EMS|ERB|ERH|ERK|ERZ|ESB|ESW|FDB|FDS|FEU|FFB|FKB|FLÖ|FOR|FRG|FRI|FRW|FTL|FÜS|GAN|GAP|GDB|GEL|GEO|GER|GHA|GHC|GLA|GMN|GNT|GOA|GOH|GRA|GRH|GRI|GRM|GRZ|GTH|GUB|GUN|GVM|HAB|HAL|HAM|HAS|HBN|HBS|HCH|HDH|HDL|HEB|HEF|HEI|HER|HET|HGN|HGW|HHM|HIG|HIP|HMÜ|HOG|HOH|HOL|HOM|HOR|HÖS|HOT|HRO|HSK|HST|HVL|HWI|IGB|ILL|JÜL|KEH|KEL|KEM|KIB|KLE|KLZ|KÖN|KÖT|KÖZ|KRU|KÜN|KUS|KYF|LAN|LAU|LBS|LBZ|LDK|LDS|LEO|LER|LEV|LIB|LIF|LIP|LÖB|LOS|LRO|LSZ|LÜN|LUP|LWL|MAB|MAI|MAK|MAL|MED|MEG|MEI|MEK|MEL|MER|MET|MGH|MGN|MHL|MIL|MKK|MOD|MOL|MON|MOS|MSE|MSH|MSP|MST|MTK|MTL|MÜB|MÜR|MYK|MZG|NAB|NAI|NAU|NDH|NEA|NEB|NEC|NEN|NES|NEW|NMB|NMS|NOH|NOL|NOM|NOR|NVP|NWM|OAL|OBB|OBG|OCH|OHA|ÖHR|OHV|OHZ|OPR|OSL|OVI|OVL|OVP|PAF|PAN|PAR|PCH|PEG|PIR|PLÖ|PRÜ|QFT|QLB|RDG|REG|REH|REI|RID|RIE|ROD|ROF|ROK|ROL|ROS|ROT|ROW|RSL|RÜD|RÜG|SAB|SAD|SAN|SAW|SBG|SBK|SCZ|SDH|SDL|SDT|SEB|SEE|SEF|SEL|SFB|SFT|SGH|SHA|SHG|SHK|SHL|SIG|SIM|SLE|SLF|SLK|SLN|SLS|SLÜ|SLZ|SMÜ|SOB|SOG|SOK|SÖM|SON|SPB|SPN|SRB|SRO|STA|STB|STD|STE|STL|SUL|SÜW|SWA|SZB|TBB|TDO|TET|TIR|TÖL|TUT|UEM|UER|UFF|USI|VAI|VEC|VER|VIB|VIE|VIT|VOH|WAF|WAK|WAN|WAR|WAT|WBS|WDA|WEL|WEN|WER|WES|WHV|WIL|WIS|WIT|WIZ|WLG|WMS|WND|WOB|WOH|WOL|WOR|WOS|WRN|WSF|WST|WSW|WTL|WTM|WUG|WÜM|WUN|WUR|WZL|ZEL|ZIG)[- ]?(([A-Z][- ]?\d{1,4})|([A-Z]{2}[- ]?\d{1,3})))[- ]?(E|H)?$/.test(e)},"de-LI":function(e){return/^FL[- ]?\d{1,5}[UZ]?$/.test(e)},"en-IN":function(e){return/^[A-Z]{2}[ -]?[0-9]{1,2}(?:[ -]?[A-Z])(?:[ -]?[A-Z]*)?[ -]?[0-9]{4}$/.test(e)},"es-AR":function(e){return/^(([A-Z]{2} ?[0-9]{3} ?[A-Z]{2})|([A-Z]{3} ?[0-9]{3}))$/.test(e)},"fi-FI":function(e){return/^(?=.{4,7})(([A-Z]{1,3}|[0-9]{1,3})[\s-]?([A-Z]{1,3}|[0-9]{1,5}))$/.test(e)},"hu-HU":function(e){return/^((((?!AAA)(([A-NPRSTVZWXY]{1})([A-PR-Z]{1})([A-HJ-NPR-Z]))|(A[ABC]I)|A[ABC]O|A[A-W]Q|BPI|BPO|UCO|UDO|XAO)-(?!000)\d{3})|(M\d{6})|((CK|DT|CD|HC|H[ABEFIKLMNPRSTVX]|MA|OT|R[A-Z]) \d{2}-\d{2})|(CD \d{3}-\d{3})|(C-(C|X) \d{4})|(X-(A|B|C) \d{4})|(([EPVZ]-\d{5}))|(S A[A-Z]{2} \d{2})|(SP \d{2}-\d{2}))$/.test(e)},"pt-BR":function(e){return/^[A-Z]{3}[ -]?[0-9][A-Z][0-9]{2}|[A-Z]{3}[ -]?[0-9]{4}$/.test(e)},"pt-PT":function(e){return/^([A-Z]{2}|[0-9]{2})[ -·]?([A-Z]{2}|[0-9]{2})[ -·]?([A-Z]{2}|[0-9]{2})$/.test(e)},"sq-AL":function(e){return/^[A-Z]{2}[- ]?((\d{3}[- ]?(([A-Z]{2})|T))|(R[- ]?\d{3}))$/.test(e)},"sv-SE":function(e){return/^[A-HJ-PR-UW-Z]{3} ?[\d]{2}[A-HJ-PR-UW-Z1-9]$|(^[A-ZÅÄÖ ]{2,7}$)/.test(e.trim())}};t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],61:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){return(0,n.default)(e),"en_US_POSIX"===e||"ca_ES_VALENCIA"===e||i.test(e)};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};var i=/^[A-Za-z]{2,4}([_-]([A-Za-z]{4}|[\d]{3}))?([_-]([A-Za-z]{2}|[\d]{3}))?$/;t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],62:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){return(0,n.default)(e),e===e.toLowerCase()};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],63:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){(0,o.default)(e);for(var t,r,n=e.replace(/[- ]+/g,""),i=0,a=n.length-1;0<=a;a--)t=n.substring(a,a+1),t=parseInt(t,10),i+=r&&10<=(t*=2)?t%10+1:t,r=!r;return!(i%10!=0||!n)};var o=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],64:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function e(t,r){(0,n.default)(t);null!=r&&r.eui&&(r.eui=String(r.eui));if(null!=r&&r.no_colons||null!=r&&r.no_separators)return"48"===r.eui?a.test(t):"64"!==r.eui&&a.test(t)||u.test(t);if("48"===(null==r?void 0:r.eui))return i.test(t)||o.test(t);if("64"===(null==r?void 0:r.eui))return s.test(t)||l.test(t);return e(t,{eui:"48"})||e(t,{eui:"64"})};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};var i=/^(?:[0-9a-fA-F]{2}([-:\s]))([0-9a-fA-F]{2}\1){4}([0-9a-fA-F]{2})$/,a=/^([0-9a-fA-F]){12}$/,o=/^([0-9a-fA-F]{4}\.){2}([0-9a-fA-F]{4})$/,s=/^(?:[0-9a-fA-F]{2}([-:\s]))([0-9a-fA-F]{2}\1){6}([0-9a-fA-F]{2})$/,u=/^([0-9a-fA-F]){16}$/,l=/^([0-9a-fA-F]{4}\.){3}([0-9a-fA-F]{4})$/;t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],65:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){return(0,n.default)(e),i.test(e)};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};var i=/^[a-f0-9]{32}$/;t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],66:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){return(0,n.default)(e),0===e.indexOf("magnet:?")&&i.test(e)};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};var i=/(?:^magnet:\?|[^?&]&)xt(?:\.1)?=urn:(?:(?:aich|bitprint|btih|ed2k|ed2khash|kzhash|md5|sha1|tree:tiger):[a-z0-9]{32}(?:[a-z0-9]{8})?|btmh:1220[a-z0-9]{64})(?:$|&)/i;t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],67:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){return(0,n.default)(e),i.test(e)||a.test(e)||o.test(e)};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};var i=/^(application|audio|font|image|message|model|multipart|text|video)\/[a-zA-Z0-9\.\-\+_]{1,100}$/i,a=/^text\/[a-zA-Z0-9\.\-\+]{1,100};\s?charset=("[a-zA-Z0-9\.\-\+\s]{0,70}"|[a-zA-Z0-9\.\-\+]{0,70})(\s?\([a-zA-Z0-9\.\-\+\s]{1,20}\))?$/i,o=/^multipart\/[a-zA-Z0-9\.\-\+]{1,100}(;\s?(boundary|charset)=("[a-zA-Z0-9\.\-\+\s]{0,70}"|[a-zA-Z0-9\.\-\+]{0,70})(\s?\([a-zA-Z0-9\.\-\+\s]{1,20}\))?){0,2}$/i;t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],68:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(t,e,r){if((0,i.default)(t),r&&r.strictMode&&!t.startsWith("+"))return!1;{if(Array.isArray(e))return e.some(function(e){if(a.hasOwnProperty(e)&&a[e].test(t))return!0;return!1});if(e in a)return a[e].test(t);if(!e||"any"===e){for(var n in a)if(a.hasOwnProperty(n))if(a[n].test(t))return!0;return!1}}throw new Error("Invalid locale '".concat(e,"'"))},r.locales=void 0;var i=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};var a={"am-AM":/^(\+?374|0)((10|[9|7][0-9])\d{6}$|[2-4]\d{7}$)/,"ar-AE":/^((\+?971)|0)?5[024568]\d{7}$/,"ar-BH":/^(\+?973)?(3|6)\d{7}$/,"ar-DZ":/^(\+?213|0)(5|6|7)\d{8}$/,"ar-LB":/^(\+?961)?((3|81)\d{6}|7\d{7})$/,"ar-EG":/^((\+?20)|0)?1[0125]\d{8}$/,"ar-IQ":/^(\+?964|0)?7[0-9]\d{8}$/,"ar-JO":/^(\+?962|0)?7[789]\d{7}$/,"ar-KW":/^(\+?965)([569]\d{7}|41\d{6})$/,"ar-LY":/^((\+?218)|0)?(9[1-6]\d{7}|[1-8]\d{7,9})$/,"ar-MA":/^(?:(?:\+|00)212|0)[5-7]\d{8}$/,"ar-OM":/^((\+|00)968)?(9[1-9])\d{6}$/,"ar-PS":/^(\+?970|0)5[6|9](\d{7})$/,"ar-SA":/^(!?(\+?966)|0)?5\d{8}$/,"ar-SY":/^(!?(\+?963)|0)?9\d{8}$/,"ar-TN":/^(\+?216)?[2459]\d{7}$/,"az-AZ":/^(\+994|0)(10|5[015]|7[07]|99)\d{7}$/,"bs-BA":/^((((\+|00)3876)|06))((([0-3]|[5-6])\d{6})|(4\d{7}))$/,"be-BY":/^(\+?375)?(24|25|29|33|44)\d{7}$/,"bg-BG":/^(\+?359|0)?8[789]\d{7}$/,"bn-BD":/^(\+?880|0)1[13456789][0-9]{8}$/,"ca-AD":/^(\+376)?[346]\d{5}$/,"cs-CZ":/^(\+?420)? ?[1-9][0-9]{2} ?[0-9]{3} ?[0-9]{3}$/,"da-DK":/^(\+?45)?\s?\d{2}\s?\d{2}\s?\d{2}\s?\d{2}$/,"de-DE":/^((\+49|0)1)(5[0-25-9]\d|6([23]|0\d?)|7([0-57-9]|6\d))\d{7,9}$/,"de-AT":/^(\+43|0)\d{1,4}\d{3,12}$/,"de-CH":/^(\+41|0)([1-9])\d{1,9}$/,"de-LU":/^(\+352)?((6\d1)\d{6})$/,"dv-MV":/^(\+?960)?(7[2-9]|9[1-9])\d{5}$/,"el-GR":/^(\+?30|0)?6(8[5-9]|9(?![26])[0-9])\d{7}$/,"el-CY":/^(\+?357?)?(9(9|6)\d{6})$/,"en-AI":/^(\+?1|0)264(?:2(35|92)|4(?:6[1-2]|76|97)|5(?:3[6-9]|8[1-4])|7(?:2(4|9)|72))\d{4}$/,"en-AU":/^(\+?61|0)4\d{8}$/,"en-AG":/^(?:\+1|1)268(?:464|7(?:1[3-9]|[28]\d|3[0246]|64|7[0-689]))\d{4}$/,"en-BM":/^(\+?1)?441(((3|7)\d{6}$)|(5[0-3][0-9]\d{4}$)|(59\d{5}$))/,"en-BS":/^(\+?1[-\s]?|0)?\(?242\)?[-\s]?\d{3}[-\s]?\d{4}$/,"en-GB":/^(\+?44|0)7\d{9}$/,"en-GG":/^(\+?44|0)1481\d{6}$/,"en-GH":/^(\+233|0)(20|50|24|54|27|57|26|56|23|28|55|59)\d{7}$/,"en-GY":/^(\+592|0)6\d{6}$/,"en-HK":/^(\+?852[-\s]?)?[456789]\d{3}[-\s]?\d{4}$/,"en-MO":/^(\+?853[-\s]?)?[6]\d{3}[-\s]?\d{4}$/,"en-IE":/^(\+?353|0)8[356789]\d{7}$/,"en-IN":/^(\+?91|0)?[6789]\d{9}$/,"en-JM":/^(\+?876)?\d{7}$/,"en-KE":/^(\+?254|0)(7|1)\d{8}$/,"en-SS":/^(\+?211|0)(9[1257])\d{7}$/,"en-KI":/^((\+686|686)?)?( )?((6|7)(2|3|8)[0-9]{6})$/,"en-KN":/^(?:\+1|1)869(?:46\d|48[89]|55[6-8]|66\d|76[02-7])\d{4}$/,"en-LS":/^(\+?266)(22|28|57|58|59|27|52)\d{6}$/,"en-MT":/^(\+?356|0)?(99|79|77|21|27|22|25)[0-9]{6}$/,"en-MU":/^(\+?230|0)?\d{8}$/,"en-NA":/^(\+?264|0)(6|8)\d{7}$/,"en-NG":/^(\+?234|0)?[789]\d{9}$/,"en-NZ":/^(\+?64|0)[28]\d{7,9}$/,"en-PG":/^(\+?675|0)?(7\d|8[18])\d{6}$/,"en-PK":/^((00|\+)?92|0)3[0-6]\d{8}$/,"en-PH":/^(09|\+639)\d{9}$/,"en-RW":/^(\+?250|0)?[7]\d{8}$/,"en-SG":/^(\+65)?[3689]\d{7}$/,"en-SL":/^(\+?232|0)\d{8}$/,"en-TZ":/^(\+?255|0)?[67]\d{8}$/,"en-UG":/^(\+?256|0)?[7]\d{8}$/,"en-US":/^((\+1|1)?( |-)?)?(\([2-9][0-9]{2}\)|[2-9][0-9]{2})( |-)?([2-9][0-9]{2}( |-)?[0-9]{4})$/,"en-ZA":/^(\+?27|0)\d{9}$/,"en-ZM":/^(\+?26)?09[567]\d{7}$/,"en-ZW":/^(\+263)[0-9]{9}$/,"en-BW":/^(\+?267)?(7[1-8]{1})\d{6}$/,"es-AR":/^\+?549(11|[2368]\d)\d{8}$/,"es-BO":/^(\+?591)?(6|7)\d{7}$/,"es-CO":/^(\+?57)?3(0(0|1|2|4|5)|1\d|2[0-4]|5(0|1))\d{7}$/,"es-CL":/^(\+?56|0)[2-9]\d{1}\d{7}$/,"es-CR":/^(\+506)?[2-8]\d{7}$/,"es-CU":/^(\+53|0053)?5\d{7}/,"es-DO":/^(\+?1)?8[024]9\d{7}$/,"es-HN":/^(\+?504)?[9|8|3|2]\d{7}$/,"es-EC":/^(\+?593|0)([2-7]|9[2-9])\d{7}$/,"es-ES":/^(\+?34)?[6|7]\d{8}$/,"es-PE":/^(\+?51)?9\d{8}$/,"es-MX":/^(\+?52)?(1|01)?\d{10,11}$/,"es-NI":/^(\+?505)\d{7,8}$/,"es-PA":/^(\+?507)\d{7,8}$/,"es-PY":/^(\+?595|0)9[9876]\d{7}$/,"es-SV":/^(\+?503)?[67]\d{7}$/,"es-UY":/^(\+598|0)9[1-9][\d]{6}$/,"es-VE":/^(\+?58)?(2|4)\d{9}$/,"et-EE":/^(\+?372)?\s?(5|8[1-4])\s?([0-9]\s?){6,7}$/,"fa-IR":/^(\+?98[\-\s]?|0)9[0-39]\d[\-\s]?\d{3}[\-\s]?\d{4}$/,"fi-FI":/^(\+?358|0)\s?(4[0-6]|50)\s?(\d\s?){4,8}$/,"fj-FJ":/^(\+?679)?\s?\d{3}\s?\d{4}$/,"fo-FO":/^(\+?298)?\s?\d{2}\s?\d{2}\s?\d{2}$/,"fr-BF":/^(\+226|0)[67]\d{7}$/,"fr-BJ":/^(\+229)\d{8}$/,"fr-CD":/^(\+?243|0)?(8|9)\d{8}$/,"fr-CM":/^(\+?237)6[0-9]{8}$/,"fr-FR":/^(\+?33|0)[67]\d{8}$/,"fr-GF":/^(\+?594|0|00594)[67]\d{8}$/,"fr-GP":/^(\+?590|0|00590)[67]\d{8}$/,"fr-MQ":/^(\+?596|0|00596)[67]\d{8}$/,"fr-PF":/^(\+?689)?8[789]\d{6}$/,"fr-RE":/^(\+?262|0|00262)[67]\d{8}$/,"he-IL":/^(\+972|0)([23489]|5[012345689]|77)[1-9]\d{6}$/,"hu-HU":/^(\+?36|06)(20|30|31|50|70)\d{7}$/,"id-ID":/^(\+?62|0)8(1[123456789]|2[1238]|3[1238]|5[12356789]|7[78]|9[56789]|8[123456789])([\s?|\d]{5,11})$/,"ir-IR":/^(\+98|0)?9\d{9}$/,"it-IT":/^(\+?39)?\s?3\d{2} ?\d{6,7}$/,"it-SM":/^((\+378)|(0549)|(\+390549)|(\+3780549))?6\d{5,9}$/,"ja-JP":/^(\+81[ \-]?(\(0\))?|0)[6789]0[ \-]?\d{4}[ \-]?\d{4}$/,"ka-GE":/^(\+?995)?(79\d{7}|5\d{8})$/,"kk-KZ":/^(\+?7|8)?7\d{9}$/,"kl-GL":/^(\+?299)?\s?\d{2}\s?\d{2}\s?\d{2}$/,"ko-KR":/^((\+?82)[ \-]?)?0?1([0|1|6|7|8|9]{1})[ \-]?\d{3,4}[ \-]?\d{4}$/,"ky-KG":/^(\+?7\s?\+?7|0)\s?\d{2}\s?\d{3}\s?\d{4}$/,"lt-LT":/^(\+370|8)\d{8}$/,"lv-LV":/^(\+?371)2\d{7}$/,"mg-MG":/^((\+?261|0)(2|3)\d)?\d{7}$/,"mn-MN":/^(\+|00|011)?976(77|81|88|91|94|95|96|99)\d{6}$/,"my-MM":/^(\+?959|09|9)(2[5-7]|3[1-2]|4[0-5]|6[6-9]|7[5-9]|9[6-9])[0-9]{7}$/,"ms-MY":/^(\+?60|0)1(([0145](-|\s)?\d{7,8})|([236-9](-|\s)?\d{7}))$/,"mz-MZ":/^(\+?258)?8[234567]\d{7}$/,"nb-NO":/^(\+?47)?[49]\d{7}$/,"ne-NP":/^(\+?977)?9[78]\d{8}$/,"nl-BE":/^(\+?32|0)4\d{8}$/,"nl-NL":/^(((\+|00)?31\(0\))|((\+|00)?31)|0)6{1}\d{8}$/,"nl-AW":/^(\+)?297(56|59|64|73|74|99)\d{5}$/,"nn-NO":/^(\+?47)?[49]\d{7}$/,"pl-PL":/^(\+?48)? ?[5-8]\d ?\d{3} ?\d{2} ?\d{2}$/,"pt-BR":/^((\+?55\ ?[1-9]{2}\ ?)|(\+?55\ ?\([1-9]{2}\)\ ?)|(0[1-9]{2}\ ?)|(\([1-9]{2}\)\ ?)|([1-9]{2}\ ?))((\d{4}\-?\d{4})|(9[1-9]{1}\d{3}\-?\d{4}))$/,"pt-PT":/^(\+?351)?9[1236]\d{7}$/,"pt-AO":/^(\+244)\d{9}$/,"ro-MD":/^(\+?373|0)((6(0|1|2|6|7|8|9))|(7(6|7|8|9)))\d{6}$/,"ro-RO":/^(\+?40|0)\s?7\d{2}(\/|\s|\.|-)?\d{3}(\s|\.|-)?\d{3}$/,"ru-RU":/^(\+?7|8)?9\d{9}$/,"si-LK":/^(?:0|94|\+94)?(7(0|1|2|4|5|6|7|8)( |-)?)\d{7}$/,"sl-SI":/^(\+386\s?|0)(\d{1}\s?\d{3}\s?\d{2}\s?\d{2}|\d{2}\s?\d{3}\s?\d{3})$/,"sk-SK":/^(\+?421)? ?[1-9][0-9]{2} ?[0-9]{3} ?[0-9]{3}$/,"sq-AL":/^(\+355|0)6[789]\d{6}$/,"sr-RS":/^(\+3816|06)[- \d]{5,9}$/,"sv-SE":/^(\+?46|0)[\s\-]?7[\s\-]?[02369]([\s\-]?\d){7}$/,"tg-TJ":/^(\+?992)?[5][5]\d{7}$/,"th-TH":/^(\+66|66|0)\d{9}$/,"tr-TR":/^(\+?90|0)?5\d{9}$/,"tk-TM":/^(\+993|993|8)\d{8}$/,"uk-UA":/^(\+?38|8)?0\d{9}$/,"uz-UZ":/^(\+?998)?(6[125-79]|7[1-69]|88|9\d)\d{7}$/,"vi-VN":/^((\+?84)|0)((3([2-9]))|(5([25689]))|(7([0|6-9]))|(8([1-9]))|(9([0-9])))([0-9]{7})$/,"zh-CN":/^((\+|00)86)?(1[3-9]|9[28])\d{9}$/,"zh-TW":/^(\+?886\-?|0)?9\d{8}$/,"dz-BT":/^(\+?975|0)?(17|16|77|02)\d{6}$/,"ar-YE":/^(((\+|00)9677|0?7)[0137]\d{7}|((\+|00)967|0)[1-7]\d{6})$/,"ar-EH":/^(\+?212|0)[\s\-]?(5288|5289)[\s\-]?\d{5}$/,"fa-AF":/^(\+93|0)?(2{1}[0-8]{1}|[3-5]{1}[0-4]{1})(\d{7})$/};a["en-CA"]=a["en-US"],a["fr-CA"]=a["en-CA"],a["fr-BE"]=a["nl-BE"],a["zh-HK"]=a["en-HK"],a["zh-MO"]=a["en-MO"],a["ga-IE"]=a["en-IE"],a["fr-CH"]=a["de-CH"],a["it-CH"]=a["fr-CH"];e=Object.keys(a);r.locales=e},{"./util/assertString":102}],69:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){return(0,n.default)(e),(0,i.default)(e)&&24===e.length};var n=a(e("./util/assertString")),i=a(e("./isHexadecimal"));function a(e){return e&&e.__esModule?e:{default:e}}t.exports=r.default,t.exports.default=r.default},{"./isHexadecimal":39,"./util/assertString":102}],70:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){return(0,n.default)(e),i.test(e)};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};var i=/[^\x00-\x7F]/;t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],71:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e,t){if((0,i.default)(e),t&&t.no_symbols)return o.test(e);return new RegExp("^[+-]?([0-9]*[".concat((t||{}).locale?a.decimal[t.locale]:".","])?[0-9]+$")).test(e)};var n,i=(n=e("./util/assertString"))&&n.__esModule?n:{default:n},a=e("./alpha");var o=/^[0-9]+$/;t.exports=r.default,t.exports.default=r.default},{"./alpha":5,"./util/assertString":102}],72:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){return(0,n.default)(e),i.test(e)};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};var i=/^(0o)?[0-7]+$/i;t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],73:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e,t){(0,n.default)(e);e=e.replace(/\s/g,"").toUpperCase();return t.toUpperCase()in i&&i[t].test(e)};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};var i={AM:/^[A-Z]{2}\d{7}$/,AR:/^[A-Z]{3}\d{6}$/,AT:/^[A-Z]\d{7}$/,AU:/^[A-Z]\d{7}$/,AZ:/^[A-Z]{2,3}\d{7,8}$/,BE:/^[A-Z]{2}\d{6}$/,BG:/^\d{9}$/,BR:/^[A-Z]{2}\d{6}$/,BY:/^[A-Z]{2}\d{7}$/,CA:/^[A-Z]{2}\d{6}$/,CH:/^[A-Z]\d{7}$/,CN:/^G\d{8}$|^E(?![IO])[A-Z0-9]\d{7}$/,CY:/^[A-Z](\d{6}|\d{8})$/,CZ:/^\d{8}$/,DE:/^[CFGHJKLMNPRTVWXYZ0-9]{9}$/,DK:/^\d{9}$/,DZ:/^\d{9}$/,EE:/^([A-Z]\d{7}|[A-Z]{2}\d{7})$/,ES:/^[A-Z0-9]{2}([A-Z0-9]?)\d{6}$/,FI:/^[A-Z]{2}\d{7}$/,FR:/^\d{2}[A-Z]{2}\d{5}$/,GB:/^\d{9}$/,GR:/^[A-Z]{2}\d{7}$/,HR:/^\d{9}$/,HU:/^[A-Z]{2}(\d{6}|\d{7})$/,IE:/^[A-Z0-9]{2}\d{7}$/,IN:/^[A-Z]{1}-?\d{7}$/,ID:/^[A-C]\d{7}$/,IR:/^[A-Z]\d{8}$/,IS:/^(A)\d{7}$/,IT:/^[A-Z0-9]{2}\d{7}$/,JM:/^[Aa]\d{7}$/,JP:/^[A-Z]{2}\d{7}$/,KR:/^[MS]\d{8}$/,KZ:/^[a-zA-Z]\d{7}$/,LI:/^[a-zA-Z]\d{5}$/,LT:/^[A-Z0-9]{8}$/,LU:/^[A-Z0-9]{8}$/,LV:/^[A-Z0-9]{2}\d{7}$/,LY:/^[A-Z0-9]{8}$/,MT:/^\d{7}$/,MZ:/^([A-Z]{2}\d{7})|(\d{2}[A-Z]{2}\d{5})$/,MY:/^[AHK]\d{8}$/,MX:/^\d{10,11}$/,NL:/^[A-Z]{2}[A-Z0-9]{6}\d$/,NZ:/^([Ll]([Aa]|[Dd]|[Ff]|[Hh])|[Ee]([Aa]|[Pp])|[Nn])\d{6}$/,PH:/^([A-Z](\d{6}|\d{7}[A-Z]))|([A-Z]{2}(\d{6}|\d{7}))$/,PK:/^[A-Z]{2}\d{7}$/,PL:/^[A-Z]{2}\d{7}$/,PT:/^[A-Z]\d{6}$/,RO:/^\d{8,9}$/,RU:/^\d{9}$/,SE:/^\d{8}$/,SL:/^(P)[A-Z]\d{7}$/,SK:/^[0-9A-Z]\d{7}$/,TH:/^[A-Z]{1,2}\d{6,7}$/,TR:/^[A-Z]\d{8}$/,UA:/^[A-Z]{2}\d{6}$/,US:/^\d{9}$/};t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],74:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){return(0,n.default)(e,{min:0,max:65535})};var n=(e=e("./isInt"))&&e.__esModule?e:{default:e};t.exports=r.default,t.exports.default=r.default},{"./isInt":55}],75:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e,t){{if((0,n.default)(e),t in s)return s[t].test(e);if("any"===t){for(var r in s)if(s.hasOwnProperty(r))if(s[r].test(e))return!0;return!1}}throw new Error("Invalid locale '".concat(t,"'"))},r.locales=void 0;var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};var e=/^\d{3}$/,i=/^\d{4}$/,a=/^\d{5}$/,o=/^\d{6}$/,s={AD:/^AD\d{3}$/,AT:i,AU:i,AZ:/^AZ\d{4}$/,BA:/^([7-8]\d{4}$)/,BE:i,BG:i,BR:/^\d{5}-\d{3}$/,BY:/^2[1-4]\d{4}$/,CA:/^[ABCEGHJKLMNPRSTVXY]\d[ABCEGHJ-NPRSTV-Z][\s\-]?\d[ABCEGHJ-NPRSTV-Z]\d$/i,CH:i,CN:/^(0[1-7]|1[012356]|2[0-7]|3[0-6]|4[0-7]|5[1-7]|6[1-7]|7[1-5]|8[1345]|9[09])\d{4}$/,CZ:/^\d{3}\s?\d{2}$/,DE:a,DK:i,DO:a,DZ:a,EE:a,ES:/^(5[0-2]{1}|[0-4]{1}\d{1})\d{3}$/,FI:a,FR:/^\d{2}\s?\d{3}$/,GB:/^(gir\s?0aa|[a-z]{1,2}\d[\da-z]?\s?(\d[a-z]{2})?)$/i,GR:/^\d{3}\s?\d{2}$/,HR:/^([1-5]\d{4}$)/,HT:/^HT\d{4}$/,HU:i,ID:a,IE:/^(?!.*(?:o))[A-Za-z]\d[\dw]\s\w{4}$/i,IL:/^(\d{5}|\d{7})$/,IN:/^((?!10|29|35|54|55|65|66|86|87|88|89)[1-9][0-9]{5})$/,IR:/^(?!(\d)\1{3})[13-9]{4}[1346-9][013-9]{5}$/,IS:e,IT:a,JP:/^\d{3}\-\d{4}$/,KE:a,KR:/^(\d{5}|\d{6})$/,LI:/^(948[5-9]|949[0-7])$/,LT:/^LT\-\d{5}$/,LU:i,LV:/^LV\-\d{4}$/,LK:a,MG:e,MX:a,MT:/^[A-Za-z]{3}\s{0,1}\d{4}$/,MY:a,NL:/^\d{4}\s?[a-z]{2}$/i,NO:i,NP:/^(10|21|22|32|33|34|44|45|56|57)\d{3}$|^(977)$/i,NZ:i,PL:/^\d{2}\-\d{3}$/,PR:/^00[679]\d{2}([ -]\d{4})?$/,PT:/^\d{4}\-\d{3}?$/,RO:o,RU:o,SA:a,SE:/^[1-9]\d{2}\s?\d{2}$/,SG:o,SI:i,SK:/^\d{3}\s?\d{2}$/,TH:a,TN:i,TW:/^\d{3}(\d{2})?$/,UA:a,US:/^\d{5}(-\d{4})?$/,ZA:i,ZM:a},e=Object.keys(s);r.locales=e},{"./util/assertString":102}],76:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){return(0,n.default)(e),o.test(e)};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};var e=/([01][0-9]|2[0-3])/,i=/[0-5][0-9]/,a=new RegExp("[-+]".concat(e.source,":").concat(i.source)),a=new RegExp("([zZ]|".concat(a.source,")")),e=new RegExp("".concat(e.source,":").concat(i.source,":").concat(/([0-5][0-9]|60)/.source).concat(/(\.[0-9]+)?/.source)),i=new RegExp("".concat(/[0-9]{4}/.source,"-").concat(/(0[1-9]|1[0-2])/.source,"-").concat(/([12]\d|0[1-9]|3[01])/.source)),e=new RegExp("".concat(e.source).concat(a.source)),o=new RegExp("^".concat(i.source,"[ tT]").concat(e.source,"$"));t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],77:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){var t=!(1<arguments.length&&void 0!==arguments[1])||arguments[1];return(0,n.default)(e),t?i.test(e)||a.test(e)||o.test(e)||s.test(e):i.test(e)||a.test(e)};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};var i=/^rgb\((([0-9]|[1-9][0-9]|1[0-9][0-9]|2[0-4][0-9]|25[0-5]),){2}([0-9]|[1-9][0-9]|1[0-9][0-9]|2[0-4][0-9]|25[0-5])\)$/,a=/^rgba\((([0-9]|[1-9][0-9]|1[0-9][0-9]|2[0-4][0-9]|25[0-5]),){3}(0?\.\d|1(\.0)?|0(\.0)?)\)$/,o=/^rgb\((([0-9]%|[1-9][0-9]%|100%),){2}([0-9]%|[1-9][0-9]%|100%)\)$/,s=/^rgba\((([0-9]%|[1-9][0-9]%|100%),){3}(0?\.\d|1(\.0)?|0(\.0)?)\)$/;t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],78:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){return(0,n.default)(e),a.test(e)};var n=i(e("./util/assertString"));function i(e){return e&&e.__esModule?e:{default:e}}var a=(0,i(e("./util/multilineRegex")).default)(["^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)","(?:-((?:0|[1-9]\\d*|\\d*[a-z-][0-9a-z-]*)(?:\\.(?:0|[1-9]\\d*|\\d*[a-z-][0-9a-z-]*))*))","?(?:\\+([0-9a-z-]+(?:\\.[0-9a-z-]+)*))?$"],"i");t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102,"./util/multilineRegex":105}],79:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){return(0,n.default)(e),i.test(e)};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};var i=/^[^\s-_](?!.*?[-_]{2,})[a-z0-9-\\][^\s]*[^-_\s]$/;t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],80:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){var t=1<arguments.length&&void 0!==arguments[1]?arguments[1]:null,e=((0,i.default)(e),function(e){var t=function(e){var t={};return Array.from(e).forEach(function(e){t[e]?t[e]+=1:t[e]=1}),t}(e),r={length:e.length,uniqueChars:Object.keys(t).length,uppercaseCount:0,lowercaseCount:0,numberCount:0,symbolCount:0};return Object.keys(t).forEach(function(e){o.test(e)?r.uppercaseCount+=t[e]:s.test(e)?r.lowercaseCount+=t[e]:u.test(e)?r.numberCount+=t[e]:l.test(e)&&(r.symbolCount+=t[e])}),r}(e));if((t=(0,n.default)(t||{},d)).returnScore)return function(e,t){var r=0;r=(r+=e.uniqueChars*t.pointsPerUnique)+(e.length-e.uniqueChars)*t.pointsPerRepeat,0<e.lowercaseCount&&(r+=t.pointsForContainingLower);0<e.uppercaseCount&&(r+=t.pointsForContainingUpper);0<e.numberCount&&(r+=t.pointsForContainingNumber);0<e.symbolCount&&(r+=t.pointsForContainingSymbol);return r}(e,t);return e.length>=t.minLength&&e.lowercaseCount>=t.minLowercase&&e.uppercaseCount>=t.minUppercase&&e.numberCount>=t.minNumbers&&e.symbolCount>=t.minSymbols};var n=a(e("./util/merge")),i=a(e("./util/assertString"));function a(e){return e&&e.__esModule?e:{default:e}}var o=/^[A-Z]$/,s=/^[a-z]$/,u=/^[0-9]$/,l=/^[-#!$@£%^&*()_+|~=`{}\[\]:";'<>?,.\/ ]$/,d={minLength:8,minLowercase:1,minUppercase:1,minNumbers:1,minSymbols:1,returnScore:!1,pointsPerUnique:1,pointsPerRepeat:.5,pointsForContainingLower:10,pointsForContainingUpper:10,pointsForContainingNumber:10,pointsForContainingSymbol:10};t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102,"./util/merge":104}],81:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){return(0,n.default)(e),i.test(e)};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};var i=/[\uD800-\uDBFF][\uDC00-\uDFFF]/;t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],82:[function(e,t,r){"use strict";function o(e){return(o="function"==typeof Symbol&&"symbol"==typeof Symbol.iterator?function(e){return typeof e}:function(e){return e&&"function"==typeof Symbol&&e.constructor===Symbol&&e!==Symbol.prototype?"symbol":typeof e})(e)}Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){var t=1<arguments.length&&void 0!==arguments[1]?arguments[1]:"en-US",e=((0,n.default)(e),e.slice(0));if(t in c)return t in p&&(e=e.replace(p[t],"")),!!c[t].test(e)&&(!(t in f)||f[t](e));throw new Error("Invalid locale '".concat(t,"'"))};var n=i(e("./util/assertString")),u=function(e){if(e&&e.__esModule)return e;if(null===e||"object"!==o(e)&&"function"!=typeof e)return{default:e};var t=s();if(t&&t.has(e))return t.get(e);var r,n={},i=Object.defineProperty&&Object.getOwnPropertyDescriptor;for(r in e){var a;Object.prototype.hasOwnProperty.call(e,r)&&((a=i?Object.getOwnPropertyDescriptor(e,r):null)&&(a.get||a.set)?Object.defineProperty(n,r,a):n[r]=e[r])}n.default=e,t&&t.set(e,n);return n}(e("./util/algorithms")),h=i(e("./isDate"));function s(){var e;return"function"!=typeof WeakMap?null:(e=new WeakMap,s=function(){return e},e)}function i(e){return e&&e.__esModule?e:{default:e}}function a(e){return function(e){if(Array.isArray(e))return l(e)}(e)||function(e){if("undefined"!=typeof Symbol&&Symbol.iterator in Object(e))return Array.from(e)}(e)||function(e,t){var r;if(e)return"string"==typeof e?l(e,t):"Map"===(r="Object"===(r=Object.prototype.toString.call(e).slice(8,-1))&&e.constructor?e.constructor.name:r)||"Set"===r?Array.from(e):"Arguments"===r||/^(?:Ui|I)nt(?:8|16|32)(?:Clamped)?Array$/.test(r)?l(e,t):void 0}(e)||function(){throw new TypeError("Invalid attempt to spread non-iterable instance.\nIn order to be iterable, non-array objects must have a [Symbol.iterator]() method.")}()}function l(e,t){(null==t||t>e.length)&&(t=e.length);for(var r=0,n=new Array(t);r<t;r++)n[r]=e[r];return n}var d={andover:["10","12"],atlanta:["60","67"],austin:["50","53"],brookhaven:["01","02","03","04","05","06","11","13","14","16","21","22","23","25","34","51","52","54","55","56","57","58","59","65"],cincinnati:["30","32","35","36","37","38","61"],fresno:["15","24"],internet:["20","26","27","45","46","47"],kansas:["40","44"],memphis:["94","95"],ogden:["80","90"],philadelphia:["33","39","41","42","43","46","48","62","63","64","66","68","71","72","73","74","75","76","77","81","82","83","84","85","86","87","88","91","92","93","98","99"],sba:["31"]};function m(e){for(var t=!1,r=!1,n=0;n<3;n++)if(!t&&/[AEIOU]/.test(e[n]))t=!0;else if(!r&&t&&"X"===e[n])r=!0;else if(0<n){if(t&&!r&&!/[AEIOU]/.test(e[n]))return;if(r&&!/X/.test(e[n]))return}return 1}var c={"bg-BG":/^\d{10}$/,"cs-CZ":/^\d{6}\/{0,1}\d{3,4}$/,"de-AT":/^\d{9}$/,"de-DE":/^[1-9]\d{10}$/,"dk-DK":/^\d{6}-{0,1}\d{4}$/,"el-CY":/^[09]\d{7}[A-Z]$/,"el-GR":/^([0-4]|[7-9])\d{8}$/,"en-CA":/^\d{9}$/,"en-GB":/^\d{10}$|^(?!GB|NK|TN|ZZ)(?![DFIQUV])[A-Z](?![DFIQUVO])[A-Z]\d{6}[ABCD ]$/i,"en-IE":/^\d{7}[A-W][A-IW]{0,1}$/i,"en-US":/^\d{2}[- ]{0,1}\d{7}$/,"es-ES":/^(\d{0,8}|[XYZKLM]\d{7})[A-HJ-NP-TV-Z]$/i,"et-EE":/^[1-6]\d{6}(00[1-9]|0[1-9][0-9]|[1-6][0-9]{2}|70[0-9]|710)\d$/,"fi-FI":/^\d{6}[-+A]\d{3}[0-9A-FHJ-NPR-Y]$/i,"fr-BE":/^\d{11}$/,"fr-FR":/^[0-3]\d{12}$|^[0-3]\d\s\d{2}(\s\d{3}){3}$/,"fr-LU":/^\d{13}$/,"hr-HR":/^\d{11}$/,"hu-HU":/^8\d{9}$/,"it-IT":/^[A-Z]{6}[L-NP-V0-9]{2}[A-EHLMPRST][L-NP-V0-9]{2}[A-ILMZ][L-NP-V0-9]{3}[A-Z]$/i,"lv-LV":/^\d{6}-{0,1}\d{5}$/,"mt-MT":/^\d{3,7}[APMGLHBZ]$|^([1-8])\1\d{7}$/i,"nl-NL":/^\d{9}$/,"pl-PL":/^\d{10,11}$/,"pt-BR":/(?:^\d{11}$)|(?:^\d{14}$)/,"pt-PT":/^\d{9}$/,"ro-RO":/^\d{13}$/,"sk-SK":/^\d{6}\/{0,1}\d{3,4}$/,"sl-SI":/^[1-9]\d{7}$/,"sv-SE":/^(\d{6}[-+]{0,1}\d{4}|(18|19|20)\d{6}[-+]{0,1}\d{4})$/},f=(c["lb-LU"]=c["fr-LU"],c["lt-LT"]=c["et-EE"],c["nl-BE"]=c["fr-BE"],c["fr-CA"]=c["en-CA"],{"bg-BG":function(e){var t=e.slice(0,2),r=parseInt(e.slice(2,4),10),t=(40<r?(r-=40,"20"):20<r?(r-=20,"18"):"19").concat(t),t=(r<10&&(r="0".concat(r)),"".concat(t,"/").concat(r,"/").concat(e.slice(4,6)));if(!(0,h.default)(t,"YYYY/MM/DD"))return!1;for(var n=e.split("").map(function(e){return parseInt(e,10)}),i=[2,4,8,5,10,9,7,3,6],a=0,o=0;o<i.length;o++)a+=n[o]*i[o];return(a=a%11==10?0:a%11)===n[9]},"cs-CZ":function(e){e=e.replace(/\W/,"");var t=parseInt(e.slice(0,2),10);if(10===e.length)t=(t<54?"20":"19").concat(t);else{if("000"===e.slice(6))return!1;if(!(t<54))return!1;t="19".concat(t)}3===t.length&&(t=[t.slice(0,2),"0",t.slice(2)].join(""));var r=parseInt(e.slice(2,4),10);if(50<r&&(r-=50),20<r){if(parseInt(t,10)<2004)return!1;r-=20}if(r<10&&(r="0".concat(r)),r="".concat(t,"/").concat(r,"/").concat(e.slice(4,6)),!(0,h.default)(r,"YYYY/MM/DD"))return!1;if(10===e.length&&parseInt(e,10)%11!=0){r=parseInt(e.slice(0,9),10)%11;if(!(parseInt(t,10)<1986&&10==r))return!1;if(0!==parseInt(e.slice(9),10))return!1}return!0},"de-AT":function(e){return u.luhnCheck(e)},"de-DE":function(e){for(var t=e.split("").map(function(e){return parseInt(e,10)}),r=[],n=0;n<t.length-1;n++){r.push("");for(var i=0;i<t.length-1;i++)t[n]===t[i]&&(r[n]+=i)}if(2!==(r=r.filter(function(e){return 1<e.length})).length&&3!==r.length)return!1;if(3===r[0].length){for(var a=r[0].split("").map(function(e){return parseInt(e,10)}),o=0,s=0;s<a.length-1;s++)a[s]+1===a[s+1]&&(o+=1);if(2===o)return!1}return u.iso7064Check(e)},"dk-DK":function(e){e=e.replace(/\W/,"");var t=parseInt(e.slice(4,6),10);switch(e.slice(6,7)){case"0":case"1":case"2":case"3":t="19".concat(t);break;case"4":case"9":t=(t<37?"20":"19").concat(t);break;default:if(t<37)t="20".concat(t);else{if(!(58<t))return!1;t="18".concat(t)}}3===t.length&&(t=[t.slice(0,2),"0",t.slice(2)].join(""));var r="".concat(t,"/").concat(e.slice(2,4),"/").concat(e.slice(0,2));if(!(0,h.default)(r,"YYYY/MM/DD"))return!1;for(var n=e.split("").map(function(e){return parseInt(e,10)}),i=0,a=4,o=0;o<9;o++)i+=n[o]*a,1===--a&&(a=7);return 1!=(i%=11)&&(0===i?0===n[9]:n[9]===11-i)},"el-CY":function(e){for(var t=e.slice(0,8).split("").map(function(e){return parseInt(e,10)}),r=0,n=1;n<t.length;n+=2)r+=t[n];for(var i=0;i<t.length;i+=2)t[i]<2?r+=1-t[i]:(r+=2*(t[i]-2)+5,4<t[i]&&(r+=2));return String.fromCharCode(r%26+65)===e.charAt(8)},"el-GR":function(e){for(var t=e.split("").map(function(e){return parseInt(e,10)}),r=0,n=0;n<8;n++)r+=t[n]*Math.pow(2,8-n);return r%11%10===t[8]},"en-CA":function(e){var t=(e=e.split("")).filter(function(e,t){return t%2}).map(function(e){return 2*Number(e)}).join("").split("");return e.filter(function(e,t){return!(t%2)}).concat(t).map(function(e){return Number(e)}).reduce(function(e,t){return e+t})%10==0},"en-IE":function(e){var t=u.reverseMultiplyAndSum(e.split("").slice(0,7).map(function(e){return parseInt(e,10)}),8);return 9===e.length&&"W"!==e[8]&&(t+=9*(e[8].charCodeAt(0)-64)),0===(t%=23)?"W"===e[7].toUpperCase():e[7].toUpperCase()===String.fromCharCode(64+t)},"en-US":function(e){return-1!==function(){var e,t=[];for(e in d)d.hasOwnProperty(e)&&t.push.apply(t,a(d[e]));return t}().indexOf(e.slice(0,2))},"es-ES":function(e){var t=e.toUpperCase().split("");if(isNaN(parseInt(t[0],10))&&1<t.length){var r=0;switch(t[0]){case"Y":r=1;break;case"Z":r=2}t.splice(0,1,r)}else for(;t.length<9;)t.unshift(0);return t=t.join(""),e=parseInt(t.slice(0,8),10)%23,t[8]===["T","R","W","A","G","M","Y","F","P","D","X","B","N","J","Z","S","Q","V","H","L","C","K","E"][e]},"et-EE":function(e){var t=e.slice(1,3);switch(e.slice(0,1)){case"1":case"2":t="18".concat(t);break;case"3":case"4":t="19".concat(t);break;default:t="20".concat(t)}var r="".concat(t,"/").concat(e.slice(3,5),"/").concat(e.slice(5,7));if(!(0,h.default)(r,"YYYY/MM/DD"))return!1;for(var n=e.split("").map(function(e){return parseInt(e,10)}),i=0,a=1,o=0;o<10;o++)i+=n[o]*a,10===(a+=1)&&(a=1);if(i%11==10){for(var i=0,a=3,s=0;s<10;s++)i+=n[s]*a,10===(a+=1)&&(a=1);if(i%11==10)return 0===n[10]}return i%11===n[10]},"fi-FI":function(e){var t=e.slice(4,6);switch(e.slice(6,7)){case"+":t="18".concat(t);break;case"-":t="19".concat(t);break;default:t="20".concat(t)}var r="".concat(t,"/").concat(e.slice(2,4),"/").concat(e.slice(0,2));return!!(0,h.default)(r,"YYYY/MM/DD")&&((r=parseInt(e.slice(0,6)+e.slice(7,10),10)%31)<10?r===parseInt(e.slice(10),10):["A","B","C","D","E","F","H","J","K","L","M","N","P","R","S","T","U","V","W","X","Y"][r-=10]===e.slice(10))},"fr-BE":function(e){if("00"!==e.slice(2,4)||"00"!==e.slice(4,6)){var t="".concat(e.slice(0,2),"/").concat(e.slice(2,4),"/").concat(e.slice(4,6));if(!(0,h.default)(t,"YY/MM/DD"))return!1}var t=97-parseInt(e.slice(0,9),10)%97,r=parseInt(e.slice(9,11),10);return t===r||97-parseInt("2".concat(e.slice(0,9)),10)%97===r},"fr-FR":function(e){return e=e.replace(/\s/g,""),parseInt(e.slice(0,10),10)%511===parseInt(e.slice(10,13),10)},"fr-LU":function(e){var t="".concat(e.slice(0,4),"/").concat(e.slice(4,6),"/").concat(e.slice(6,8));return!!(0,h.default)(t,"YYYY/MM/DD")&&!!u.luhnCheck(e.slice(0,12))&&u.verhoeffCheck("".concat(e.slice(0,11)).concat(e[12]))},"hr-HR":function(e){return u.iso7064Check(e)},"hu-HU":function(e){for(var t=e.split("").map(function(e){return parseInt(e,10)}),r=8,n=1;n<9;n++)r+=t[n]*(n+1);return r%11===t[9]},"it-IT":function(e){var t=e.toUpperCase().split("");if(!m(t.slice(0,3)))return!1;if(!m(t.slice(3,6)))return!1;for(var r={L:"0",M:"1",N:"2",P:"3",Q:"4",R:"5",S:"6",T:"7",U:"8",V:"9"},n=0,i=[6,7,9,10,12,13,14];n<i.length;n++){var a=i[n];t[a]in r&&t.splice(a,1,r[t[a]])}var e={A:"01",B:"02",C:"03",D:"04",E:"05",H:"06",L:"07",M:"08",P:"09",R:"10",S:"11",T:"12"}[t[8]],o=parseInt(t[9]+t[10],10),e=(40<o&&(o-=40),o<10&&(o="0".concat(o)),"".concat(t[6]).concat(t[7],"/").concat(e,"/").concat(o));if(!(0,h.default)(e,"YY/MM/DD"))return!1;for(var s=0,u=1;u<t.length-1;u+=2){var l=parseInt(t[u],10);s+=l=isNaN(l)?t[u].charCodeAt(0)-65:l}for(var d={A:1,B:0,C:5,D:7,E:9,F:13,G:15,H:17,I:19,J:21,K:2,L:4,M:18,N:20,O:11,P:3,Q:6,R:8,S:12,T:14,U:16,V:10,W:22,X:25,Y:24,Z:23,0:1,1:0},c=0;c<t.length-1;c+=2){var f,p=0;t[c]in d?p=d[t[c]]:(p=2*(f=parseInt(t[c],10))+1,4<f&&(p+=2)),s+=p}return String.fromCharCode(65+s%26)===t[15]},"lv-LV":function(e){var t=(e=e.replace(/\W/,"")).slice(0,2);if("32"===t)return!0;if("00"!==e.slice(2,4)){var r=e.slice(4,6);switch(e[6]){case"0":r="18".concat(r);break;case"1":r="19".concat(r);break;default:r="20".concat(r)}t="".concat(r,"/").concat(e.slice(2,4),"/").concat(t);if(!(0,h.default)(t,"YYYY/MM/DD"))return!1}for(var n=1101,i=[1,6,3,7,9,10,5,8,4,2],a=0;a<e.length-1;a++)n-=parseInt(e[a],10)*i[a];return parseInt(e[10],10)===n%11},"mt-MT":function(e){if(9!==e.length){for(var t=e.toUpperCase().split("");t.length<8;)t.unshift(0);switch(e[7]){case"A":case"P":if(0===parseInt(t[6],10))return!1;break;default:var r=parseInt(t.join("").slice(0,5),10);if(32e3<r)return!1;if(r===parseInt(t.join("").slice(5,7),10))return!1}}return!0},"nl-NL":function(e){return u.reverseMultiplyAndSum(e.split("").slice(0,8).map(function(e){return parseInt(e,10)}),9)%11===parseInt(e[8],10)},"pl-PL":function(e){if(10===e.length){for(var t=[6,5,7,2,3,4,5,6,7],r=0,n=0;n<t.length;n++)r+=parseInt(e[n],10)*t[n];return 10===(r%=11)?!1:r===parseInt(e[9],10)}var i=e.slice(0,2),a=parseInt(e.slice(2,4),10),i=(80<a?(i="18".concat(i),a-=80):60<a?(i="22".concat(i),a-=60):40<a?(i="21".concat(i),a-=40):20<a?(i="20".concat(i),a-=20):i="19".concat(i),a<10&&(a="0".concat(a)),"".concat(i,"/").concat(a,"/").concat(e.slice(4,6)));if(!(0,h.default)(i,"YYYY/MM/DD"))return!1;for(var o=0,s=1,u=0;u<e.length-1;u++)o+=parseInt(e[u],10)*s%10,10<(s+=2)?s=1:5===s&&(s+=2);return(o=10-o%10)===parseInt(e[10],10)},"pt-BR":function(e){if(11===e.length){var t=0;if("11111111111"===e||"22222222222"===e||"33333333333"===e||"44444444444"===e||"55555555555"===e||"66666666666"===e||"77777777777"===e||"88888888888"===e||"99999999999"===e||"00000000000"===e)return!1;for(var r=1;r<=9;r++)t+=parseInt(e.substring(r-1,r),10)*(11-r);if((o=10===(o=10*t%11)?0:o)!==parseInt(e.substring(9,10),10))return!1;t=0;for(var n=1;n<=10;n++)t+=parseInt(e.substring(n-1,n),10)*(12-n);return(o=10===(o=10*t%11)?0:o)!==parseInt(e.substring(10,11),10)?!1:!0}if("00000000000000"===e||"11111111111111"===e||"22222222222222"===e||"33333333333333"===e||"44444444444444"===e||"55555555555555"===e||"66666666666666"===e||"77777777777777"===e||"88888888888888"===e||"99999999999999"===e)return!1;for(var i=e.length-2,a=e.substring(0,i),o=e.substring(i),s=0,u=i-7,l=i;1<=l;l--)s+=a.charAt(i-l)*u,--u<2&&(u=9);if((s%11<2?0:11-s%11)!==parseInt(o.charAt(0),10))return!1;for(var a=e.substring(0,i+=1),s=0,u=i-7,d=i;1<=d;d--)s+=a.charAt(i-d)*u,--u<2&&(u=9);return(s%11<2?0:11-s%11)===parseInt(o.charAt(1),10)},"pt-PT":function(e){var t=11-u.reverseMultiplyAndSum(e.split("").slice(0,8).map(function(e){return parseInt(e,10)}),9)%11;return 9<t?0===parseInt(e[8],10):t===parseInt(e[8],10)},"ro-RO":function(e){if("9000"===e.slice(0,4))return!0;var t=e.slice(1,3);switch(e[0]){case"1":case"2":t="19".concat(t);break;case"3":case"4":t="18".concat(t);break;case"5":case"6":t="20".concat(t)}var r="".concat(t,"/").concat(e.slice(3,5),"/").concat(e.slice(5,7));if(8===r.length){if(!(0,h.default)(r,"YY/MM/DD"))return!1}else if(!(0,h.default)(r,"YYYY/MM/DD"))return!1;for(var n=e.split("").map(function(e){return parseInt(e,10)}),i=[2,7,9,1,4,6,3,5,8,2,7,9],a=0,o=0;o<i.length;o++)a+=n[o]*i[o];return a%11==10?1===n[12]:n[12]===a%11},"sk-SK":function(e){if(9===e.length){if("000"===(e=e.replace(/\W/,"")).slice(6))return!1;if(53<(t=parseInt(e.slice(0,2),10)))return!1;var t=(t<10?"190":"19").concat(t),r=parseInt(e.slice(2,4),10),t=(50<r&&(r-=50),r<10&&(r="0".concat(r)),"".concat(t,"/").concat(r,"/").concat(e.slice(4,6)));if(!(0,h.default)(t,"YYYY/MM/DD"))return!1}return!0},"sl-SI":function(e){var t=11-u.reverseMultiplyAndSum(e.split("").slice(0,7).map(function(e){return parseInt(e,10)}),8)%11;return 10==t?0===parseInt(e[7],10):t===parseInt(e[7],10)},"sv-SE":function(e){var t=e.slice(0),r="",n=(t=11<e.length?t.slice(2):t).slice(2,4),t=parseInt(t.slice(4,6),10);if(11<e.length)r=e.slice(0,4);else if(r=e.slice(0,2),11===e.length&&t<60){var i=(new Date).getFullYear().toString(),a=parseInt(i.slice(0,2),10),i=parseInt(i,10);if("-"===e[6])r=(parseInt("".concat(a).concat(r),10)>i?"".concat(a-1):"".concat(a)).concat(r);else if(r="".concat(a-1).concat(r),i-parseInt(r,10)<100)return!1}if(60<t&&(t-=60),t<10&&(t="0".concat(t)),8===(a="".concat(r,"/").concat(n,"/").concat(t)).length){if(!(0,h.default)(a,"YY/MM/DD"))return!1}else if(!(0,h.default)(a,"YYYY/MM/DD"))return!1;return u.luhnCheck(e.replace(/\W/,""))}}),e=(f["lb-LU"]=f["fr-LU"],f["lt-LT"]=f["et-EE"],f["nl-BE"]=f["fr-BE"],f["fr-CA"]=f["en-CA"],/[-\\\/!@#$%\^&\*\(\)\+\=\[\]]+/g),p={"de-AT":e,"de-DE":/[\/\\]/g,"fr-BE":e};p["nl-BE"]=p["fr-BE"],t.exports=r.default,t.exports.default=r.default},{"./isDate":25,"./util/algorithms":101,"./util/assertString":102}],83:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e,t){return t=(0,n.default)(t,i),"string"==typeof e&&a[t.hourFormat][t.mode].test(e)};var n=(e=e("./util/merge"))&&e.__esModule?e:{default:e};var i={hourFormat:"hour24",mode:"default"},a={hour24:{default:/^([01]?[0-9]|2[0-3]):([0-5][0-9])$/,withSeconds:/^([01]?[0-9]|2[0-3]):([0-5][0-9]):([0-5][0-9])$/},hour12:{default:/^(0?[1-9]|1[0-2]):([0-5][0-9]) (A|P)M$/,withSeconds:/^(0?[1-9]|1[0-2]):([0-5][0-9]):([0-5][0-9]) (A|P)M$/}};t.exports=r.default,t.exports.default=r.default},{"./util/merge":104}],84:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e,t){if((0,s.default)(e),!e||/[\s<>]/.test(e))return!1;if(0===e.indexOf("mailto:"))return!1;if((t=(0,d.default)(t,f)).validate_length&&2083<=e.length)return!1;if(!t.allow_fragments&&e.includes("#"))return!1;if(!t.allow_query_components&&(e.includes("?")||e.includes("&")))return!1;var r,n,i;if(1<(n=(e=(n=(e=(n=e.split("#")).shift()).split("?")).shift()).split("://")).length){if(a=n.shift().toLowerCase(),t.require_valid_protocol&&-1===t.protocols.indexOf(a))return!1}else{if(t.require_protocol)return!1;if("//"===e.slice(0,2)){if(!t.allow_protocol_relative_urls)return!1;n[0]=e.slice(2)}}if(""===(e=n.join("://")))return!1;if(""!==(e=(n=e.split("/")).shift())||t.require_host){if(1<(n=e.split("@")).length){if(t.disallow_auth)return!1;if(""===n[0])return!1;if(0<=(a=n.shift()).indexOf(":")&&2<a.split(":").length)return!1;var e=function(e,t){return function(e){if(Array.isArray(e))return e}(e)||function(e,t){if("undefined"!=typeof Symbol&&Symbol.iterator in Object(e)){var r=[],n=!0,i=!1,a=void 0;try{for(var o,s=e[Symbol.iterator]();!(n=(o=s.next()).done)&&(r.push(o.value),!t||r.length!==t);n=!0);}catch(e){i=!0,a=e}finally{try{n||null==s.return||s.return()}finally{if(i)throw a}}return r}}(e,t)||function(e,t){var r;if(e)return"string"==typeof e?c(e,t):"Map"===(r="Object"===(r=Object.prototype.toString.call(e).slice(8,-1))&&e.constructor?e.constructor.name:r)||"Set"===r?Array.from(e):"Arguments"===r||/^(?:Ui|I)nt(?:8|16|32)(?:Clamped)?Array$/.test(r)?c(e,t):void 0}(e,t)||function(){throw new TypeError("Invalid attempt to destructure non-iterable instance.\nIn order to be iterable, non-array objects must have a [Symbol.iterator]() method.")}()}(a.split(":"),2),a=e[0],e=e[1];if(""===a&&""===e)return!1}a=n.join("@"),i=e=null;var o=a.match(p);if(o?(r="",i=o[1],e=o[2]||null):(n=a.split(":"),r=n.shift(),n.length&&(e=n.join(":"))),null!==e&&0<e.length){if(o=parseInt(e,10),!/^[0-9]+$/.test(e)||o<=0||65535<o)return!1}else if(t.require_port)return!1;if(t.host_whitelist)return h(r,t.host_whitelist);if(""!==r||t.require_host){if(!((0,l.default)(r)||(0,u.default)(r,t)||i&&(0,l.default)(i,6)))return!1;if(r=r||i,t.host_blacklist&&h(r,t.host_blacklist))return!1}}return!0};var s=n(e("./util/assertString")),u=n(e("./isFQDN")),l=n(e("./isIP")),d=n(e("./util/merge"));function n(e){return e&&e.__esModule?e:{default:e}}function c(e,t){(null==t||t>e.length)&&(t=e.length);for(var r=0,n=new Array(t);r<t;r++)n[r]=e[r];return n}var f={protocols:["http","https","ftp"],require_tld:!0,require_protocol:!1,require_host:!0,require_port:!1,require_valid_protocol:!0,allow_underscores:!1,allow_trailing_dot:!1,allow_protocol_relative_urls:!1,allow_fragments:!0,allow_query_components:!0,validate_length:!0},p=/^\[([^\]]+)\](?::([0-9]+))?$/;function h(e,t){for(var r=0;r<t.length;r++){var n=t[r];if(e===n||"[object RegExp]"===Object.prototype.toString.call(n)&&n.test(e))return!0}return!1}t.exports=r.default,t.exports.default=r.default},{"./isFQDN":32,"./isIP":42,"./util/assertString":102,"./util/merge":104}],85:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e,t){(0,n.default)(e);t=i[[void 0,null].includes(t)?"all":t];return!!t&&t.test(e)};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};var i={1:/^[0-9A-F]{8}-[0-9A-F]{4}-1[0-9A-F]{3}-[0-9A-F]{4}-[0-9A-F]{12}$/i,2:/^[0-9A-F]{8}-[0-9A-F]{4}-2[0-9A-F]{3}-[0-9A-F]{4}-[0-9A-F]{12}$/i,3:/^[0-9A-F]{8}-[0-9A-F]{4}-3[0-9A-F]{3}-[0-9A-F]{4}-[0-9A-F]{12}$/i,4:/^[0-9A-F]{8}-[0-9A-F]{4}-4[0-9A-F]{3}-[89AB][0-9A-F]{3}-[0-9A-F]{12}$/i,5:/^[0-9A-F]{8}-[0-9A-F]{4}-5[0-9A-F]{3}-[89AB][0-9A-F]{3}-[0-9A-F]{12}$/i,all:/^[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}$/i};t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],86:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){return(0,n.default)(e),e===e.toUpperCase()};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],87:[function(e,t,r){"use strict";function o(e){return(o="function"==typeof Symbol&&"symbol"==typeof Symbol.iterator?function(e){return typeof e}:function(e){return e&&"function"==typeof Symbol&&e.constructor===Symbol&&e!==Symbol.prototype?"symbol":typeof e})(e)}Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e,t){if((0,i.default)(e),(0,i.default)(t),t in u)return u[t](e);throw new Error("Invalid country code: '".concat(t,"'"))},r.vatMatchers=void 0;var n,i=(n=e("./util/assertString"))&&n.__esModule?n:{default:n},a=function(e){if(e&&e.__esModule)return e;if(null===e||"object"!==o(e)&&"function"!=typeof e)return{default:e};var t=s();if(t&&t.has(e))return t.get(e);var r,n={},i=Object.defineProperty&&Object.getOwnPropertyDescriptor;for(r in e){var a;Object.prototype.hasOwnProperty.call(e,r)&&((a=i?Object.getOwnPropertyDescriptor(e,r):null)&&(a.get||a.set)?Object.defineProperty(n,r,a):n[r]=e[r])}n.default=e,t&&t.set(e,n);return n}(e("./util/algorithms"));function s(){var e;return"function"!=typeof WeakMap?null:(e=new WeakMap,s=function(){return e},e)}var u={AT:function(e){return/^(AT)?U\d{8}$/.test(e)},BE:function(e){return/^(BE)?\d{10}$/.test(e)},BG:function(e){return/^(BG)?\d{9,10}$/.test(e)},HR:function(e){return/^(HR)?\d{11}$/.test(e)},CY:function(e){return/^(CY)?\w{9}$/.test(e)},CZ:function(e){return/^(CZ)?\d{8,10}$/.test(e)},DK:function(e){return/^(DK)?\d{8}$/.test(e)},EE:function(e){return/^(EE)?\d{9}$/.test(e)},FI:function(e){return/^(FI)?\d{8}$/.test(e)},FR:function(e){return/^(FR)?\w{2}\d{9}$/.test(e)},DE:function(e){return/^(DE)?\d{9}$/.test(e)},EL:function(e){return/^(EL)?\d{9}$/.test(e)},HU:function(e){return/^(HU)?\d{8}$/.test(e)},IE:function(e){return/^(IE)?\d{7}\w{1}(W)?$/.test(e)},IT:function(e){return/^(IT)?\d{11}$/.test(e)},LV:function(e){return/^(LV)?\d{11}$/.test(e)},LT:function(e){return/^(LT)?\d{9,12}$/.test(e)},LU:function(e){return/^(LU)?\d{8}$/.test(e)},MT:function(e){return/^(MT)?\d{8}$/.test(e)},NL:function(e){return/^(NL)?\d{9}B\d{2}$/.test(e)},PL:function(e){return/^(PL)?(\d{10}|(\d{3}-\d{3}-\d{2}-\d{2})|(\d{3}-\d{2}-\d{2}-\d{3}))$/.test(e)},PT:function(e){var t,e=e.match(/^(PT)?(\d{9})$/);return!!e&&(e=e[2],9<(t=11-a.reverseMultiplyAndSum(e.split("").slice(0,8).map(function(e){return parseInt(e,10)}),9)%11)?0===parseInt(e[8],10):t===parseInt(e[8],10))},RO:function(e){return/^(RO)?\d{2,10}$/.test(e)},SK:function(e){return/^(SK)?\d{10}$/.test(e)},SI:function(e){return/^(SI)?\d{8}$/.test(e)},ES:function(e){return/^(ES)?\w\d{7}[A-Z]$/.test(e)},SE:function(e){return/^(SE)?\d{12}$/.test(e)},AL:function(e){return/^(AL)?\w{9}[A-Z]$/.test(e)},MK:function(e){return/^(MK)?\d{13}$/.test(e)},AU:function(e){return/^(AU)?\d{11}$/.test(e)},BY:function(e){return/^(УНП )?\d{9}$/.test(e)},CA:function(e){return/^(CA)?\d{9}$/.test(e)},IS:function(e){return/^(IS)?\d{5,6}$/.test(e)},IN:function(e){return/^(IN)?\d{15}$/.test(e)},ID:function(e){return/^(ID)?(\d{15}|(\d{2}.\d{3}.\d{3}.\d{1}-\d{3}.\d{3}))$/.test(e)},IL:function(e){return/^(IL)?\d{9}$/.test(e)},KZ:function(e){return/^(KZ)?\d{9}$/.test(e)},NZ:function(e){return/^(NZ)?\d{9}$/.test(e)},NG:function(e){return/^(NG)?(\d{12}|(\d{8}-\d{4}))$/.test(e)},NO:function(e){return/^(NO)?\d{9}MVA$/.test(e)},PH:function(e){return/^(PH)?(\d{12}|\d{3} \d{3} \d{3} \d{3})$/.test(e)},RU:function(e){return/^(RU)?(\d{10}|\d{12})$/.test(e)},SM:function(e){return/^(SM)?\d{5}$/.test(e)},SA:function(e){return/^(SA)?\d{15}$/.test(e)},RS:function(e){return/^(RS)?\d{9}$/.test(e)},CH:function(e){return/^(CH)?(\d{6}|\d{9}|(\d{3}.\d{3})|(\d{3}.\d{3}.\d{3}))(TVA|MWST|IVA)$/.test(e)},TR:function(e){return/^(TR)?\d{10}$/.test(e)},UA:function(e){return/^(UA)?\d{12}$/.test(e)},GB:function(e){return/^GB((\d{3} \d{4} ([0-8][0-9]|9[0-6]))|(\d{9} \d{3})|(((GD[0-4])|(HA[5-9]))[0-9]{2}))$/.test(e)},UZ:function(e){return/^(UZ)?\d{9}$/.test(e)},AR:function(e){return/^(AR)?\d{11}$/.test(e)},BO:function(e){return/^(BO)?\d{7}$/.test(e)},BR:function(e){return/^(BR)?((\d{2}.\d{3}.\d{3}\/\d{4}-\d{2})|(\d{3}.\d{3}.\d{3}-\d{2}))$/.test(e)},CL:function(e){return/^(CL)?\d{8}-\d{1}$/.test(e)},CO:function(e){return/^(CO)?\d{10}$/.test(e)},CR:function(e){return/^(CR)?\d{9,12}$/.test(e)},EC:function(e){return/^(EC)?\d{13}$/.test(e)},SV:function(e){return/^(SV)?\d{4}-\d{6}-\d{3}-\d{1}$/.test(e)},GT:function(e){return/^(GT)?\d{7}-\d{1}$/.test(e)},HN:function(e){return/^(HN)?$/.test(e)},MX:function(e){return/^(MX)?\w{3,4}\d{6}\w{3}$/.test(e)},NI:function(e){return/^(NI)?\d{3}-\d{6}-\d{4}\w{1}$/.test(e)},PA:function(e){return/^(PA)?$/.test(e)},PY:function(e){return/^(PY)?\d{6,8}-\d{1}$/.test(e)},PE:function(e){return/^(PE)?\d{11}$/.test(e)},DO:function(e){return/^(DO)?(\d{11}|(\d{3}-\d{7}-\d{1})|[1,4,5]{1}\d{8}|([1,4,5]{1})-\d{2}-\d{5}-\d{1})$/.test(e)},UY:function(e){return/^(UY)?\d{12}$/.test(e)},VE:function(e){return/^(VE)?[J,G,V,E]{1}-(\d{9}|(\d{8}-\d{1}))$/.test(e)}};r.vatMatchers=u},{"./util/algorithms":101,"./util/assertString":102}],88:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){return(0,i.default)(e),a.fullWidth.test(e)&&o.halfWidth.test(e)};var n,i=(n=e("./util/assertString"))&&n.__esModule?n:{default:n},a=e("./isFullWidth"),o=e("./isHalfWidth");t.exports=r.default,t.exports.default=r.default},{"./isFullWidth":34,"./isHalfWidth":36,"./util/assertString":102}],89:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e,t){(0,n.default)(e);for(var r=e.length-1;0<=r;r--)if(-1===t.indexOf(e[r]))return!1;return!0};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],90:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e,t){(0,n.default)(e);t=t?new RegExp("^[".concat(t.replace(/[.*+?^${}()|[\]\\]/g,"\\$&"),"]+"),"g"):/^\s+/g;return e.replace(t,"")};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],91:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e,t,r){(0,n.default)(e),"[object RegExp]"!==Object.prototype.toString.call(t)&&(t=new RegExp(t,r));return!!e.match(t)};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],92:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e,t){t=(0,n.default)(t,i);var e=e.split("@"),r=e.pop(),e=[e.join("@"),r];if(e[1]=e[1].toLowerCase(),"gmail.com"===e[1]||"googlemail.com"===e[1]){if(t.gmail_remove_subaddress&&(e[0]=e[0].split("+")[0]),t.gmail_remove_dots&&(e[0]=e[0].replace(/\.+/g,l)),!e[0].length)return!1;(t.all_lowercase||t.gmail_lowercase)&&(e[0]=e[0].toLowerCase()),e[1]=t.gmail_convert_googlemaildotcom?"gmail.com":e[1]}else if(0<=a.indexOf(e[1])){if(t.icloud_remove_subaddress&&(e[0]=e[0].split("+")[0]),!e[0].length)return!1;(t.all_lowercase||t.icloud_lowercase)&&(e[0]=e[0].toLowerCase())}else if(0<=o.indexOf(e[1])){if(t.outlookdotcom_remove_subaddress&&(e[0]=e[0].split("+")[0]),!e[0].length)return!1;(t.all_lowercase||t.outlookdotcom_lowercase)&&(e[0]=e[0].toLowerCase())}else if(0<=s.indexOf(e[1])){if(t.yahoo_remove_subaddress&&(r=e[0].split("-"),e[0]=1<r.length?r.slice(0,-1).join("-"):r[0]),!e[0].length)return!1;(t.all_lowercase||t.yahoo_lowercase)&&(e[0]=e[0].toLowerCase())}else 0<=u.indexOf(e[1])?((t.all_lowercase||t.yandex_lowercase)&&(e[0]=e[0].toLowerCase()),e[1]="yandex.ru"):t.all_lowercase&&(e[0]=e[0].toLowerCase());return e.join("@")};var n=(e=e("./util/merge"))&&e.__esModule?e:{default:e};var i={all_lowercase:!0,gmail_lowercase:!0,gmail_remove_dots:!0,gmail_remove_subaddress:!0,gmail_convert_googlemaildotcom:!0,outlookdotcom_lowercase:!0,outlookdotcom_remove_subaddress:!0,yahoo_lowercase:!0,yahoo_remove_subaddress:!0,yandex_lowercase:!0,icloud_lowercase:!0,icloud_remove_subaddress:!0},a=["icloud.com","me.com"],o=["hotmail.at","hotmail.be","hotmail.ca","hotmail.cl","hotmail.co.il","hotmail.co.nz","hotmail.co.th","hotmail.co.uk","hotmail.com","hotmail.com.ar","hotmail.com.au","hotmail.com.br","hotmail.com.gr","hotmail.com.mx","hotmail.com.pe","hotmail.com.tr","hotmail.com.vn","hotmail.cz","hotmail.de","hotmail.dk","hotmail.es","hotmail.fr","hotmail.hu","hotmail.id","hotmail.ie","hotmail.in","hotmail.it","hotmail.jp","hotmail.kr","hotmail.lv","hotmail.my","hotmail.ph","hotmail.pt","hotmail.sa","hotmail.sg","hotmail.sk","live.be","live.co.uk","live.com","live.com.ar","live.com.mx","live.de","live.es","live.eu","live.fr","live.it","live.nl","msn.com","outlook.at","outlook.be","outlook.cl","outlook.co.il","outlook.co.nz","outlook.co.th","outlook.com","outlook.com.ar","outlook.com.au","outlook.com.br","outlook.com.gr","outlook.com.pe","outlook.com.tr","outlook.com.vn","outlook.cz","outlook.de","outlook.dk","outlook.es","outlook.fr","outlook.hu","outlook.id","outlook.ie","outlook.in","outlook.it","outlook.jp","outlook.kr","outlook.lv","outlook.my","outlook.ph","outlook.pt","outlook.sa","outlook.sg","outlook.sk","passport.com"],s=["rocketmail.com","yahoo.ca","yahoo.co.uk","yahoo.com","yahoo.de","yahoo.fr","yahoo.in","yahoo.it","ymail.com"],u=["yandex.ru","yandex.ua","yandex.kz","yandex.com","yandex.by","ya.ru"];function l(e){return 1<e.length?e:""}t.exports=r.default,t.exports.default=r.default},{"./util/merge":104}],93:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e,t){if((0,n.default)(e),t)return t=new RegExp("[".concat(t.replace(/[.*+?^${}()|[\]\\]/g,"\\$&"),"]+$"),"g"),e.replace(t,"");var r=e.length-1;for(;/\s/.test(e.charAt(r));)--r;return e.slice(0,r+1)};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],94:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e,t){(0,n.default)(e);t=t?"\\x00-\\x09\\x0B\\x0C\\x0E-\\x1F\\x7F":"\\x00-\\x1F\\x7F";return(0,i.default)(e,t)};var n=a(e("./util/assertString")),i=a(e("./blacklist"));function a(e){return e&&e.__esModule?e:{default:e}}t.exports=r.default,t.exports.default=r.default},{"./blacklist":6,"./util/assertString":102}],95:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e,t){if((0,n.default)(e),t)return"1"===e||/^true$/i.test(e);return"0"!==e&&!/^false$/i.test(e)&&""!==e};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],96:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){return(0,n.default)(e),e=Date.parse(e),isNaN(e)?null:new Date(e)};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],97:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){return(0,n.default)(e)?parseFloat(e):NaN};var n=(e=e("./isFloat"))&&e.__esModule?e:{default:e};t.exports=r.default,t.exports.default=r.default},{"./isFloat":33}],98:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e,t){return(0,n.default)(e),parseInt(e,t||10)};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],99:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e,t){return(0,n.default)((0,i.default)(e,t),t)};var n=a(e("./rtrim")),i=a(e("./ltrim"));function a(e){return e&&e.__esModule?e:{default:e}}t.exports=r.default,t.exports.default=r.default},{"./ltrim":90,"./rtrim":93}],100:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){return(0,n.default)(e),e.replace(/&quot;/g,'"').replace(/&#x27;/g,"'").replace(/&lt;/g,"<").replace(/&gt;/g,">").replace(/&#x2F;/g,"/").replace(/&#x5C;/g,"\\").replace(/&#96;/g,"`").replace(/&amp;/g,"&")};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],101:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.iso7064Check=function(e){for(var t=10,r=0;r<e.length-1;r++)t=(parseInt(e[r],10)+t)%10==0?9:(parseInt(e[r],10)+t)%10*2%11;return(t=1===t?0:11-t)===parseInt(e[10],10)},r.luhnCheck=function(e){for(var t=0,r=!1,n=e.length-1;0<=n;n--){var i;r?(i=2*parseInt(e[n],10),t+=9<i?i.toString().split("").map(function(e){return parseInt(e,10)}).reduce(function(e,t){return e+t},0):i):t+=parseInt(e[n],10),r=!r}return t%10==0},r.reverseMultiplyAndSum=function(e,t){for(var r=0,n=0;n<e.length;n++)r+=e[n]*(t-n);return r},r.verhoeffCheck=function(e){for(var t=[[0,1,2,3,4,5,6,7,8,9],[1,2,3,4,0,6,7,8,9,5],[2,3,4,0,1,7,8,9,5,6],[3,4,0,1,2,8,9,5,6,7],[4,0,1,2,3,9,5,6,7,8],[5,9,8,7,6,0,4,3,2,1],[6,5,9,8,7,1,0,4,3,2],[7,6,5,9,8,2,1,0,4,3],[8,7,6,5,9,3,2,1,0,4],[9,8,7,6,5,4,3,2,1,0]],r=[[0,1,2,3,4,5,6,7,8,9],[1,5,7,6,2,8,3,0,9,4],[5,8,0,3,7,9,6,1,4,2],[8,9,1,6,0,4,3,5,2,7],[9,4,5,3,1,2,6,8,7,0],[4,2,8,6,5,7,3,9,0,1],[2,7,9,3,8,0,6,4,1,5],[7,0,4,6,9,1,3,2,5,8]],n=e.split("").reverse().join(""),i=0,a=0;a<n.length;a++)i=t[i][r[a%8][parseInt(n[a],10)]];return 0===i}},{}],102:[function(e,t,r){"use strict";function n(e){return(n="function"==typeof Symbol&&"symbol"==typeof Symbol.iterator?function(e){return typeof e}:function(e){return e&&"function"==typeof Symbol&&e.constructor===Symbol&&e!==Symbol.prototype?"symbol":typeof e})(e)}Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){{var t;if(!("string"==typeof e||e instanceof String))throw t=n(e),null===e?t="null":"object"===t&&(t=e.constructor.name),new TypeError("Expected a string but received a ".concat(t))}},t.exports=r.default,t.exports.default=r.default},{}],103:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=void 0;r.default=function(e,t){return e.some(function(e){return t===e})},t.exports=r.default,t.exports.default=r.default},{}],104:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(){var e,t=0<arguments.length&&void 0!==arguments[0]?arguments[0]:{},r=1<arguments.length?arguments[1]:void 0;for(e in r)void 0===t[e]&&(t[e]=r[e]);return t},t.exports=r.default,t.exports.default=r.default},{}],105:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e,t){e=e.join("");return new RegExp(e,t)},t.exports=r.default,t.exports.default=r.default},{}],106:[function(e,t,r){"use strict";function n(e){return(n="function"==typeof Symbol&&"symbol"==typeof Symbol.iterator?function(e){return typeof e}:function(e){return e&&"function"==typeof Symbol&&e.constructor===Symbol&&e!==Symbol.prototype?"symbol":typeof e})(e)}Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e){"object"===n(e)&&null!==e?e="function"==typeof e.toString?e.toString():"[object Object]":(null==e||isNaN(e)&&!e.length)&&(e="");return String(e)},t.exports=r.default,t.exports.default=r.default},{}],107:[function(e,t,r){"use strict";Object.defineProperty(r,"__esModule",{value:!0}),r.default=function(e,t){return(0,n.default)(e),e.replace(new RegExp("[^".concat(t,"]+"),"g"),"")};var n=(e=e("./util/assertString"))&&e.__esModule?e:{default:e};t.exports=r.default,t.exports.default=r.default},{"./util/assertString":102}],108:[function(e,t,r){"use strict";t.exports={INVALID_TYPE:"Expected type {0} but found type {1}",INVALID_FORMAT:"Object didn't pass validation for format {0}: {1}",ENUM_MISMATCH:"No enum match for: {0}",ENUM_CASE_MISMATCH:"Enum does not match case for: {0}",ANY_OF_MISSING:"Data does not match any schemas from 'anyOf'",ONE_OF_MISSING:"Data does not match any schemas from 'oneOf'",ONE_OF_MULTIPLE:"Data is valid against more than one schema from 'oneOf'",NOT_PASSED:"Data matches schema from 'not'",ARRAY_LENGTH_SHORT:"Array is too short ({0}), minimum {1}",ARRAY_LENGTH_LONG:"Array is too long ({0}), maximum {1}",ARRAY_UNIQUE:"Array items are not unique (indexes {0} and {1})",ARRAY_ADDITIONAL_ITEMS:"Additional items not allowed",MULTIPLE_OF:"Value {0} is not a multiple of {1}",MINIMUM:"Value {0} is less than minimum {1}",MINIMUM_EXCLUSIVE:"Value {0} is equal or less than exclusive minimum {1}",MAXIMUM:"Value {0} is greater than maximum {1}",MAXIMUM_EXCLUSIVE:"Value {0} is equal or greater than exclusive maximum {1}",OBJECT_PROPERTIES_MINIMUM:"Too few properties defined ({0}), minimum {1}",OBJECT_PROPERTIES_MAXIMUM:"Too many properties defined ({0}), maximum {1}",OBJECT_MISSING_REQUIRED_PROPERTY:"Missing required property: {0}",OBJECT_ADDITIONAL_PROPERTIES:"Additional properties not allowed: {0}",OBJECT_DEPENDENCY_KEY:"Dependency failed - key must exist: {0} (due to key: {1})",MIN_LENGTH:"String is too short ({0} chars), minimum {1}",MAX_LENGTH:"String is too long ({0} chars), maximum {1}",PATTERN:"String does not match pattern {0}: {1}",KEYWORD_TYPE_EXPECTED:"Keyword '{0}' is expected to be of type '{1}'",KEYWORD_UNDEFINED_STRICT:"Keyword '{0}' must be defined in strict mode",KEYWORD_UNEXPECTED:"Keyword '{0}' is not expected to appear in the schema",KEYWORD_MUST_BE:"Keyword '{0}' must be {1}",KEYWORD_DEPENDENCY:"Keyword '{0}' requires keyword '{1}'",KEYWORD_PATTERN:"Keyword '{0}' is not a valid RegExp pattern: {1}",KEYWORD_VALUE_TYPE:"Each element of keyword '{0}' array must be a '{1}'",UNKNOWN_FORMAT:"There is no validation function for format '{0}'",CUSTOM_MODE_FORCE_PROPERTIES:"{0} must define at least one property if present",REF_UNRESOLVED:"Reference has not been resolved during compilation: {0}",UNRESOLVABLE_REFERENCE:"Reference could not be resolved: {0}",SCHEMA_NOT_REACHABLE:"Validator was not able to read schema with uri: {0}",SCHEMA_TYPE_EXPECTED:"Schema is expected to be of type 'object'",SCHEMA_NOT_AN_OBJECT:"Schema is not an object: {0}",ASYNC_TIMEOUT:"{0} asynchronous task(s) have timed out after {1} ms",PARENT_SCHEMA_VALIDATION_FAILED:"Schema failed to validate against its parent schema, see inner errors for details.",REMOTE_NOT_VALID:"Remote reference didn't compile successfully: {0}"}},{}],109:[function(e,t,r){var n=e("validator"),i={date:function(e){return"string"!=typeof e||null!==(e=/^([0-9]{4})-([0-9]{2})-([0-9]{2})$/.exec(e))&&!(e[2]<"01"||"12"<e[2]||e[3]<"01"||"31"<e[3])},"date-time":function(e){return"string"!=typeof e||(e=e.toLowerCase().split("t"),!!i.date(e[0])&&null!==(e=/^([0-9]{2}):([0-9]{2}):([0-9]{2})(.[0-9]+)?(z|([+-][0-9]{2}:[0-9]{2}))$/.exec(e[1]))&&!("23"<e[1]||"59"<e[2]||"59"<e[3]))},email:function(e){return"string"!=typeof e||n.isEmail(e,{require_tld:!0})},hostname:function(e){if("string"!=typeof e)return!0;var t=/^[a-zA-Z](([-0-9a-zA-Z]+)?[0-9a-zA-Z])?(\.[a-zA-Z](([-0-9a-zA-Z]+)?[0-9a-zA-Z])?)*$/.test(e);if(t){if(255<e.length)return!1;for(var r=e.split("."),n=0;n<r.length;n++)if(63<r[n].length)return!1}return t},"host-name":function(e){return i.hostname.call(this,e)},ipv4:function(e){return"string"!=typeof e||n.isIP(e,4)},ipv6:function(e){return"string"!=typeof e||n.isIP(e,6)},regex:function(e){try{return RegExp(e),!0}catch(e){return!1}},uri:function(e){return this.options.strictUris?i["strict-uri"].apply(this,arguments):"string"!=typeof e||RegExp("^(([^:/?#]+):)?(//([^/?#]*))?([^?#]*)(\\?([^#]*))?(#(.*))?").test(e)},"strict-uri":function(e){return"string"!=typeof e||n.isURL(e)}};t.exports=i},{validator:4}],110:[function(e,t,p){"use strict";function h(t,e){return t&&Array.isArray(t.includeErrors)&&0<t.includeErrors.length&&!e.some(function(e){return t.includeErrors.includes(e)})}var a=e("./FormatValidators"),s=e("./Report"),m=e("./Utils"),u={multipleOf:function(e,t,r){var n;h(this.validateOptions,["MULTIPLE_OF"])||"number"==typeof r&&(n=String(t.multipleOf),n=Math.pow(10,n.length-n.indexOf(".")-1),"integer"!==m.whatIs(r*n/(t.multipleOf*n)))&&e.addError("MULTIPLE_OF",[r,t.multipleOf],null,t)},maximum:function(e,t,r){h(this.validateOptions,["MAXIMUM","MAXIMUM_EXCLUSIVE"])||"number"==typeof r&&(!0!==t.exclusiveMaximum?r>t.maximum&&e.addError("MAXIMUM",[r,t.maximum],null,t):r>=t.maximum&&e.addError("MAXIMUM_EXCLUSIVE",[r,t.maximum],null,t))},exclusiveMaximum:function(){},minimum:function(e,t,r){h(this.validateOptions,["MINIMUM","MINIMUM_EXCLUSIVE"])||"number"==typeof r&&(!0!==t.exclusiveMinimum?r<t.minimum&&e.addError("MINIMUM",[r,t.minimum],null,t):r<=t.minimum&&e.addError("MINIMUM_EXCLUSIVE",[r,t.minimum],null,t))},exclusiveMinimum:function(){},maxLength:function(e,t,r){h(this.validateOptions,["MAX_LENGTH"])||"string"==typeof r&&m.ucs2decode(r).length>t.maxLength&&e.addError("MAX_LENGTH",[r.length,t.maxLength],null,t)},minLength:function(e,t,r){h(this.validateOptions,["MIN_LENGTH"])||"string"==typeof r&&m.ucs2decode(r).length<t.minLength&&e.addError("MIN_LENGTH",[r.length,t.minLength],null,t)},pattern:function(e,t,r){h(this.validateOptions,["PATTERN"])||"string"==typeof r&&!1===RegExp(t.pattern).test(r)&&e.addError("PATTERN",[t.pattern,r],null,t)},additionalItems:function(e,t,r){h(this.validateOptions,["ARRAY_ADDITIONAL_ITEMS"])||Array.isArray(r)&&!1===t.additionalItems&&Array.isArray(t.items)&&r.length>t.items.length&&e.addError("ARRAY_ADDITIONAL_ITEMS",null,null,t)},items:function(){},maxItems:function(e,t,r){h(this.validateOptions,["ARRAY_LENGTH_LONG"])||Array.isArray(r)&&r.length>t.maxItems&&e.addError("ARRAY_LENGTH_LONG",[r.length,t.maxItems],null,t)},minItems:function(e,t,r){h(this.validateOptions,["ARRAY_LENGTH_SHORT"])||Array.isArray(r)&&r.length<t.minItems&&e.addError("ARRAY_LENGTH_SHORT",[r.length,t.minItems],null,t)},uniqueItems:function(e,t,r){var n;h(this.validateOptions,["ARRAY_UNIQUE"])||Array.isArray(r)&&!0===t.uniqueItems&&!(n=[])===m.isUniqueArray(r,n)&&e.addError("ARRAY_UNIQUE",n,null,t)},maxProperties:function(e,t,r){h(this.validateOptions,["OBJECT_PROPERTIES_MAXIMUM"])||"object"===m.whatIs(r)&&(r=Object.keys(r).length)>t.maxProperties&&e.addError("OBJECT_PROPERTIES_MAXIMUM",[r,t.maxProperties],null,t)},minProperties:function(e,t,r){h(this.validateOptions,["OBJECT_PROPERTIES_MINIMUM"])||"object"===m.whatIs(r)&&(r=Object.keys(r).length)<t.minProperties&&e.addError("OBJECT_PROPERTIES_MINIMUM",[r,t.minProperties],null,t)},required:function(e,t,r){if(!h(this.validateOptions,["OBJECT_MISSING_REQUIRED_PROPERTY"])&&"object"===m.whatIs(r))for(var n=t.required.length;n--;){var i=t.required[n];void 0===r[i]&&e.addError("OBJECT_MISSING_REQUIRED_PROPERTY",[i],null,t)}},additionalProperties:function(e,t,r){if(void 0===t.properties&&void 0===t.patternProperties)return u.properties.call(this,e,t,r)},patternProperties:function(e,t,r){if(void 0===t.properties)return u.properties.call(this,e,t,r)},properties:function(e,t,r){if(!h(this.validateOptions,["OBJECT_ADDITIONAL_PROPERTIES"])&&"object"===m.whatIs(r)){var n=void 0!==t.properties?t.properties:{},i=void 0!==t.patternProperties?t.patternProperties:{};if(!1===t.additionalProperties){for(var a=Object.keys(r),r=Object.keys(n),o=Object.keys(i),a=m.difference(a,r),s=o.length;s--;)for(var u=RegExp(o[s]),l=a.length;l--;)!0===u.test(a[l])&&a.splice(l,1);if(0<a.length){var d=this.options.assumeAdditional.length;if(d)for(;d--;){var c=a.indexOf(this.options.assumeAdditional[d]);-1!==c&&a.splice(c,1)}var f=a.length;if(f)for(;f--;)e.addError("OBJECT_ADDITIONAL_PROPERTIES",[a[f]],null,t)}}}},dependencies:function(e,t,r){if(!h(this.validateOptions,["OBJECT_DEPENDENCY_KEY"])&&"object"===m.whatIs(r))for(var n=Object.keys(t.dependencies),i=n.length;i--;){var a=n[i];if(r[a]){var o=t.dependencies[a];if("object"===m.whatIs(o))p.validate.call(this,e,o,r);else for(var s=o.length;s--;){var u=o[s];void 0===r[u]&&e.addError("OBJECT_DEPENDENCY_KEY",[u,a],null,t)}}}},enum:function(e,t,r){if(!h(this.validateOptions,["ENUM_CASE_MISMATCH","ENUM_MISMATCH"])){for(var n,i=!1,a=!1,o=t.enum.length;o--;){if(m.areEqual(r,t.enum[o])){i=!0;break}m.areEqual(r,t.enum[o]),a=!0}!1===i&&(n=a&&this.options.enumCaseInsensitiveComparison?"ENUM_CASE_MISMATCH":"ENUM_MISMATCH",e.addError(n,[r],null,t))}},type:function(e,t,r){h(this.validateOptions,["INVALID_TYPE"])||(r=m.whatIs(r),"string"==typeof t.type?r===t.type||"integer"===r&&"number"===t.type||e.addError("INVALID_TYPE",[t.type,r],null,t):-1!==t.type.indexOf(r)||"integer"===r&&-1!==t.type.indexOf("number")||e.addError("INVALID_TYPE",[t.type,r],null,t))},allOf:function(e,t,r){for(var n=t.allOf.length;n--;){var i=p.validate.call(this,e,t.allOf[n],r);if(this.options.breakOnFirstError&&!1===i)break}},anyOf:function(e,t,r){for(var n=[],i=!1,a=t.anyOf.length;a--&&!1===i;){var o=new s(e);n.push(o),i=p.validate.call(this,o,t.anyOf[a],r)}!1===i&&e.addError("ANY_OF_MISSING",void 0,n,t)},oneOf:function(e,t,r){for(var n=0,i=[],a=t.oneOf.length;a--;){var o=new s(e,{maxErrors:1});i.push(o),!0===p.validate.call(this,o,t.oneOf[a],r)&&n++}0===n?e.addError("ONE_OF_MISSING",void 0,i,t):1<n&&e.addError("ONE_OF_MULTIPLE",null,null,t)},not:function(e,t,r){var n=new s(e);!0===p.validate.call(this,n,t.not,r)&&e.addError("NOT_PASSED",null,null,t)},definitions:function(){},format:function(t,r,n){var i,e=a[r.format];"function"==typeof e?h(this.validateOptions,["INVALID_FORMAT"])||(2===e.length?(i=m.clone(t.path),t.addAsyncTask(e,[n],function(e){!0!==e&&(e=t.path,t.path=i,t.addError("INVALID_FORMAT",[r.format,n],null,r),t.path=e)})):!0!==e.call(this,n)&&t.addError("INVALID_FORMAT",[r.format,n],null,r)):!0!==this.options.ignoreUnknownFormats&&t.addError("UNKNOWN_FORMAT",[r.format],null,r)}};p.JsonValidators=u,p.validate=function(e,t,r){e.commonErrorMessage="JSON_OBJECT_VALIDATION_FAILED";var n=m.whatIs(t);if("object"!==n)return e.addError("SCHEMA_NOT_AN_OBJECT",[n],null,t),!1;var i=Object.keys(t);if(0===i.length)return!0;n=!1;if(e.rootSchema||(e.rootSchema=t,n=!0),void 0!==t.$ref){for(var a=99;t.$ref&&0<a;){if(!t.__$refResolved){e.addError("REF_UNRESOLVED",[t.$ref],null,t);break}if(t.__$refResolved===t)break;t=t.__$refResolved,i=Object.keys(t),a--}if(0===a)throw new Error("Circular dependency by $ref references!")}var o=m.whatIs(r);if(t.type&&(i.splice(i.indexOf("type"),1),u.type.call(this,e,t,r),e.errors.length)&&this.options.breakOnFirstError)return!1;for(var s=i.length;s--&&!(u[i[s]]&&(u[i[s]].call(this,e,t,r),e.errors.length)&&this.options.breakOnFirstError););return 0!==e.errors.length&&!1!==this.options.breakOnFirstError||("array"===o?function(e,t,r){var n=r.length;if(Array.isArray(t.items))for(;n--;)n<t.items.length?(e.path.push(n),p.validate.call(this,e,t.items[n],r[n]),e.path.pop()):"object"==typeof t.additionalItems&&(e.path.push(n),p.validate.call(this,e,t.additionalItems,r[n]),e.path.pop());else if("object"==typeof t.items)for(;n--;)e.path.push(n),p.validate.call(this,e,t.items,r[n]),e.path.pop()}.call(this,e,t,r):"object"===o&&function(e,t,r){for(var n=t.additionalProperties,i=(!0!==n&&void 0!==n||(n={}),t.properties?Object.keys(t.properties):[]),a=t.patternProperties?Object.keys(t.patternProperties):[],o=Object.keys(r),s=o.length;s--;){for(var u=o[s],l=r[u],d=[],c=(-1!==i.indexOf(u)&&d.push(t.properties[u]),a.length);c--;){var f=a[c];!0===RegExp(f).test(u)&&d.push(t.patternProperties[f])}for(0===d.length&&!1!==n&&d.push(n),c=d.length;c--;)e.path.push(u),p.validate.call(this,e,d[c],l),e.path.pop()}}.call(this,e,t,r)),"function"==typeof this.options.customValidator&&this.options.customValidator.call(this,e,t,r),n&&(e.rootSchema=void 0),0===e.errors.length}},{"./FormatValidators":109,"./Report":112,"./Utils":116}],111:[function(e,t,r){"function"!=typeof Number.isFinite&&(Number.isFinite=function(e){return"number"==typeof e&&e==e&&e!==1/0&&e!==-1/0})},{}],112:[function(e,t,r){!function(l){!function(){"use strict";var r=e("lodash.get"),i=e("./Errors"),d=e("./Utils");function n(e,t){this.parentReport=e instanceof n?e:void 0,this.options=e instanceof n?e.options:e||{},this.reportOptions=t||{},this.errors=[],this.path=[],this.asyncTasks=[],this.rootSchema=void 0,this.commonErrorMessage=void 0,this.json=void 0}n.prototype.isValid=function(){if(0<this.asyncTasks.length)throw new Error("Async tasks pending, can't answer isValid");return 0===this.errors.length},n.prototype.addAsyncTask=function(e,t,r){this.asyncTasks.push([e,t,r])},n.prototype.getAncestor=function(e){if(this.parentReport)return this.parentReport.getSchemaId()===e?this.parentReport:this.parentReport.getAncestor(e)},n.prototype.processAsyncTasks=function(e,r){var t=e||2e3,n=this.asyncTasks.length,i=n,a=!1,o=this;function s(){l.nextTick(function(){var e=0===o.errors.length,t=e?null:o.errors;r(t,e)})}if(0===n||0<this.errors.length&&this.options.breakOnFirstError)s();else{for(;i--;){var u=this.asyncTasks[i];u[0].apply(null,u[1].concat(function(t){return function(e){a||(t(e),0==--n&&s())}}(u[2])))}setTimeout(function(){0<n&&(a=!0,o.addError("ASYNC_TIMEOUT",[n,t]),r(o.errors,!1))},t)}},n.prototype.getPath=function(e){var t=[],t=(t=this.parentReport?t.concat(this.parentReport.path):t).concat(this.path);return t=!0!==e?"#/"+t.map(function(e){return e=e.toString(),d.isAbsoluteUri(e)?"uri("+e+")":e.replace(/\~/g,"~0").replace(/\//g,"~1")}).join("/"):t},n.prototype.getSchemaId=function(){if(!this.rootSchema)return null;for(var e=[],e=(e=this.parentReport?e.concat(this.parentReport.path):e).concat(this.path);0<e.length;){var t=r(this.rootSchema,e);if(t&&t.id)return t.id;e.pop()}return this.rootSchema.id},n.prototype.hasError=function(e,t){for(var r=this.errors.length;r--;)if(this.errors[r].code===e){for(var n=!0,i=this.errors[r].params.length;i--;)this.errors[r].params[i]!==t[i]&&(n=!1);if(n)return n}return!1},n.prototype.addError=function(e,t,r,n){if(!e)throw new Error("No errorCode passed into addError()");this.addCustomError(e,i[e],t,r,n)},n.prototype.getJson=function(){for(var e=this;void 0===e.json;)if(void 0===(e=e.parentReport))return;return e.json},n.prototype.addCustomError=function(e,t,r,n,i){if(!(this.errors.length>=this.reportOptions.maxErrors)){if(!t)throw new Error("No errorMessage known for code "+e);for(var a=(r=r||[]).length;a--;){var o=d.whatIs(r[a]),o="object"===o||"null"===o?JSON.stringify(r[a]):r[a];t=t.replace("{"+a+"}",o)}var s={code:e,params:r,message:t,path:this.getPath(this.options.reportPathAsArray),schemaId:this.getSchemaId()};if(s[d.schemaSymbol]=i,s[d.jsonSymbol]=this.getJson(),i&&"string"==typeof i?s.description=i:i&&"object"==typeof i&&(i.title&&(s.title=i.title),i.description)&&(s.description=i.description),null!=n){for(Array.isArray(n)||(n=[n]),s.inner=[],a=n.length;a--;)for(var u=n[a],l=u.errors.length;l--;)s.inner.push(u.errors[l]);0===s.inner.length&&(s.inner=void 0)}this.errors.push(s)}},t.exports=n}.call(this)}.call(this,e("_process"))},{"./Errors":108,"./Utils":116,_process:3,"lodash.get":1}],113:[function(e,t,r){"use strict";var i=e("lodash.isequal"),f=e("./Report"),p=e("./SchemaCompilation"),h=e("./SchemaValidation"),a=e("./Utils");function m(e){var t=e.indexOf("#");return-1===t?e:e.slice(0,t)}r.cacheSchemaByUri=function(e,t){e=m(e);e&&(this.cache[e]=t)},r.removeFromCacheByUri=function(e){e=m(e);e&&delete this.cache[e]},r.checkCacheForUri=function(e){e=m(e);return!!e&&null!=this.cache[e]},r.getSchema=function(e,t){return t="string"==typeof(t="object"==typeof t?r.getSchemaByReference.call(this,e,t):t)?r.getSchemaByUri.call(this,e,t):t},r.getSchemaByReference=function(e,t){for(var r=this.referenceCache.length;r--;)if(i(this.referenceCache[r][0],t))return this.referenceCache[r][1];var n=a.cloneDeep(t);return this.referenceCache.push([t,n]),n},r.getSchemaByUri=function(e,t,r){var n=m(t),i=-1===(s=(i=t).indexOf("#"))?void 0:i.slice(s+1),a=n?this.cache[n]:r;if(a&&n&&a!==r){e.path.push(n);var o,s=e.getAncestor(a.id);if(s)o=s;else if(o=new f(e),p.compileSchema.call(this,o,a)){r=this.options;try{this.options=a.__$validationOptions||this.options,h.validateSchema.call(this,o,a)}finally{this.options=r}}n=o.isValid();if(n||e.addError("REMOTE_NOT_VALID",[t],o),e.path.pop(),!n)return}if(a&&i)for(var u=i.split("/"),l=0,d=u.length;a&&l<d;l++){c=u[l];var c=decodeURIComponent(c).replace(/~[0-1]/g,function(e){return"~1"===e?"/":"~"}),a=0===l?function e(t,r){if("object"==typeof t&&null!==t){if(!r)return t;if(t.id&&(t.id===r||"#"===t.id[0]&&t.id.substring(1)===r))return t;var n;if(Array.isArray(t)){for(a=t.length;a--;)if(n=e(t[a],r))return n}else for(var i=Object.keys(t),a=i.length;a--;){var o=i[a];if(0!==o.indexOf("__$")&&(n=e(t[o],r)))return n}}}(a,c):a[c]}return a},r.getRemotePath=m},{"./Report":112,"./SchemaCompilation":114,"./SchemaValidation":115,"./Utils":116,"lodash.isequal":2}],114:[function(e,t,p){"use strict";var h=e("./Report"),m=e("./SchemaCache"),_=e("./Utils");function g(e,t){var r,n,i,a;return _.isAbsoluteUri(t)?t:(e=e.join(""),r=_.isAbsoluteUri(e),n=_.isRelativeUri(e),i=_.isRelativeUri(t),r&&i?(a=e.match(/\/[^\/]*$/))&&(e=e.slice(0,a.index+1)):n&&i?e="":(a=e.match(/[^#/]+$/))&&(e=e.slice(0,a.index)),(e+t).replace(/##/,"#"))}function l(e,t){for(var r=t.length,n=0;r--;){var i=new h(e);p.compileSchema.call(this,i,t[r])&&n++,e.errors=e.errors.concat(i.errors)}return n}function v(e,t){var r,n=0;do{for(var i=e.errors.length;i--;)"UNRESOLVABLE_REFERENCE"===e.errors[i].code&&e.errors.splice(i,1);for(r=n,n=l.call(this,e,t),i=t.length;i--;){var a=t[i];if(a.__$missingReferences){for(var o=a.__$missingReferences.length;o--;){var s=a.__$missingReferences[o],u=function(e,t){for(var r=e.length;r--;)if(e[r].id===t)return e[r];return null}(t,s.ref);u&&(s.obj["__"+s.key+"Resolved"]=u,a.__$missingReferences.splice(o,1))}0===a.__$missingReferences.length&&delete a.__$missingReferences}}}while(n!==t.length&&n!==r);return e.isValid()}p.compileSchema=function(e,t){if(e.commonErrorMessage="SCHEMA_COMPILATION_FAILED","string"==typeof t){var r=m.getSchemaByUri.call(this,e,t);if(!r)return e.addError("SCHEMA_NOT_REACHABLE",[t]),!1;t=r}if(Array.isArray(t))return v.call(this,e,t);if(t.__$compiled&&t.id&&!1===m.checkCacheForUri.call(this,t.id)&&(t.__$compiled=void 0),t.__$compiled)return!0;t.id&&"string"==typeof t.id&&m.cacheSchemaByUri.call(this,t.id,t);for(var r=!1,n=(e.rootSchema||(e.rootSchema=t,r=!0),e.isValid()),i=(delete t.__$missingReferences,function e(t,r,n,i){if(r=r||[],n=n||[],i=i||[],"object"==typeof t&&null!==t){if("string"==typeof t.id&&n.push(t.id),"string"==typeof t.$ref&&void 0===t.__$refResolved&&r.push({ref:g(n,t.$ref),key:"$ref",obj:t,path:i.slice(0)}),"string"==typeof t.$schema&&void 0===t.__$schemaResolved&&r.push({ref:g(n,t.$schema),key:"$schema",obj:t,path:i.slice(0)}),Array.isArray(t))for(o=t.length;o--;)i.push(o.toString()),e(t[o],r,n,i),i.pop();else for(var a=Object.keys(t),o=a.length;o--;)0!==a[o].indexOf("__$")&&(i.push(a[o]),e(t[a[o]],r,n,i),i.pop());"string"==typeof t.id&&n.pop()}return r}.call(this,t)),a=i.length;a--;){var o,s,u,l,d=i[a],c=m.getSchemaByUri.call(this,e,d.ref,t);c||(o=this.getSchemaReader())&&(o=o(d.ref))&&(o.id=d.ref,s=new h(e),p.compileSchema.call(this,s,o)?c=m.getSchemaByUri.call(this,e,d.ref,t):e.errors=e.errors.concat(s.errors)),c||(o=e.hasError("REMOTE_NOT_VALID",[d.ref]),s=_.isAbsoluteUri(d.ref),l=!(u=!1)===this.options.ignoreUnresolvableReferences,s&&(u=m.checkCacheForUri.call(this,d.ref)),o)||l&&s||u||(Array.prototype.push.apply(e.path,d.path),e.addError("UNRESOLVABLE_REFERENCE",[d.ref]),e.path=e.path.slice(0,-d.path.length),n&&(t.__$missingReferences=t.__$missingReferences||[],t.__$missingReferences.push(d))),d.obj["__"+d.key+"Resolved"]=c}var f=e.isValid();return f?t.__$compiled=!0:t.id&&"string"==typeof t.id&&m.removeFromCacheByUri.call(this,t.id),r&&(e.rootSchema=void 0),f}},{"./Report":112,"./SchemaCache":113,"./Utils":116}],115:[function(e,t,u){"use strict";var r=e("./FormatValidators"),l=e("./JsonValidation"),d=e("./Report"),c=e("./Utils"),f={$ref:function(e,t){"string"!=typeof t.$ref&&e.addError("KEYWORD_TYPE_EXPECTED",["$ref","string"])},$schema:function(e,t){"string"!=typeof t.$schema&&e.addError("KEYWORD_TYPE_EXPECTED",["$schema","string"])},multipleOf:function(e,t){"number"!=typeof t.multipleOf?e.addError("KEYWORD_TYPE_EXPECTED",["multipleOf","number"]):t.multipleOf<=0&&e.addError("KEYWORD_MUST_BE",["multipleOf","strictly greater than 0"])},maximum:function(e,t){"number"!=typeof t.maximum&&e.addError("KEYWORD_TYPE_EXPECTED",["maximum","number"])},exclusiveMaximum:function(e,t){"boolean"!=typeof t.exclusiveMaximum?e.addError("KEYWORD_TYPE_EXPECTED",["exclusiveMaximum","boolean"]):void 0===t.maximum&&e.addError("KEYWORD_DEPENDENCY",["exclusiveMaximum","maximum"])},minimum:function(e,t){"number"!=typeof t.minimum&&e.addError("KEYWORD_TYPE_EXPECTED",["minimum","number"])},exclusiveMinimum:function(e,t){"boolean"!=typeof t.exclusiveMinimum?e.addError("KEYWORD_TYPE_EXPECTED",["exclusiveMinimum","boolean"]):void 0===t.minimum&&e.addError("KEYWORD_DEPENDENCY",["exclusiveMinimum","minimum"])},maxLength:function(e,t){"integer"!==c.whatIs(t.maxLength)?e.addError("KEYWORD_TYPE_EXPECTED",["maxLength","integer"]):t.maxLength<0&&e.addError("KEYWORD_MUST_BE",["maxLength","greater than, or equal to 0"])},minLength:function(e,t){"integer"!==c.whatIs(t.minLength)?e.addError("KEYWORD_TYPE_EXPECTED",["minLength","integer"]):t.minLength<0&&e.addError("KEYWORD_MUST_BE",["minLength","greater than, or equal to 0"])},pattern:function(t,r){if("string"!=typeof r.pattern)t.addError("KEYWORD_TYPE_EXPECTED",["pattern","string"]);else try{RegExp(r.pattern)}catch(e){t.addError("KEYWORD_PATTERN",["pattern",r.pattern])}},additionalItems:function(e,t){var r=c.whatIs(t.additionalItems);"boolean"!==r&&"object"!==r?e.addError("KEYWORD_TYPE_EXPECTED",["additionalItems",["boolean","object"]]):"object"===r&&(e.path.push("additionalItems"),u.validateSchema.call(this,e,t.additionalItems),e.path.pop())},items:function(e,t){var r=c.whatIs(t.items);if("object"===r)e.path.push("items"),u.validateSchema.call(this,e,t.items),e.path.pop();else if("array"===r)for(var n=t.items.length;n--;)e.path.push("items"),e.path.push(n.toString()),u.validateSchema.call(this,e,t.items[n]),e.path.pop(),e.path.pop();else e.addError("KEYWORD_TYPE_EXPECTED",["items",["array","object"]]);!0===this.options.forceAdditional&&void 0===t.additionalItems&&Array.isArray(t.items)&&e.addError("KEYWORD_UNDEFINED_STRICT",["additionalItems"]),this.options.assumeAdditional&&void 0===t.additionalItems&&Array.isArray(t.items)&&(t.additionalItems=!1)},maxItems:function(e,t){"number"!=typeof t.maxItems?e.addError("KEYWORD_TYPE_EXPECTED",["maxItems","integer"]):t.maxItems<0&&e.addError("KEYWORD_MUST_BE",["maxItems","greater than, or equal to 0"])},minItems:function(e,t){"integer"!==c.whatIs(t.minItems)?e.addError("KEYWORD_TYPE_EXPECTED",["minItems","integer"]):t.minItems<0&&e.addError("KEYWORD_MUST_BE",["minItems","greater than, or equal to 0"])},uniqueItems:function(e,t){"boolean"!=typeof t.uniqueItems&&e.addError("KEYWORD_TYPE_EXPECTED",["uniqueItems","boolean"])},maxProperties:function(e,t){"integer"!==c.whatIs(t.maxProperties)?e.addError("KEYWORD_TYPE_EXPECTED",["maxProperties","integer"]):t.maxProperties<0&&e.addError("KEYWORD_MUST_BE",["maxProperties","greater than, or equal to 0"])},minProperties:function(e,t){"integer"!==c.whatIs(t.minProperties)?e.addError("KEYWORD_TYPE_EXPECTED",["minProperties","integer"]):t.minProperties<0&&e.addError("KEYWORD_MUST_BE",["minProperties","greater than, or equal to 0"])},required:function(e,t){if("array"!==c.whatIs(t.required))e.addError("KEYWORD_TYPE_EXPECTED",["required","array"]);else if(0===t.required.length)e.addError("KEYWORD_MUST_BE",["required","an array with at least one element"]);else{for(var r=t.required.length;r--;)"string"!=typeof t.required[r]&&e.addError("KEYWORD_VALUE_TYPE",["required","string"]);!1===c.isUniqueArray(t.required)&&e.addError("KEYWORD_MUST_BE",["required","an array with unique items"])}},additionalProperties:function(e,t){var r=c.whatIs(t.additionalProperties);"boolean"!==r&&"object"!==r?e.addError("KEYWORD_TYPE_EXPECTED",["additionalProperties",["boolean","object"]]):"object"===r&&(e.path.push("additionalProperties"),u.validateSchema.call(this,e,t.additionalProperties),e.path.pop())},properties:function(e,t){if("object"!==c.whatIs(t.properties))e.addError("KEYWORD_TYPE_EXPECTED",["properties","object"]);else{for(var r=Object.keys(t.properties),n=r.length;n--;){var i=r[n],a=t.properties[i];e.path.push("properties"),e.path.push(i),u.validateSchema.call(this,e,a),e.path.pop(),e.path.pop()}!0===this.options.forceAdditional&&void 0===t.additionalProperties&&e.addError("KEYWORD_UNDEFINED_STRICT",["additionalProperties"]),this.options.assumeAdditional&&void 0===t.additionalProperties&&(t.additionalProperties=!1),!0===this.options.forceProperties&&0===r.length&&e.addError("CUSTOM_MODE_FORCE_PROPERTIES",["properties"])}},patternProperties:function(t,e){if("object"!==c.whatIs(e.patternProperties))t.addError("KEYWORD_TYPE_EXPECTED",["patternProperties","object"]);else{for(var r=Object.keys(e.patternProperties),n=r.length;n--;){var i=r[n],a=e.patternProperties[i];try{RegExp(i)}catch(e){t.addError("KEYWORD_PATTERN",["patternProperties",i])}t.path.push("patternProperties"),t.path.push(i.toString()),u.validateSchema.call(this,t,a),t.path.pop(),t.path.pop()}!0===this.options.forceProperties&&0===r.length&&t.addError("CUSTOM_MODE_FORCE_PROPERTIES",["patternProperties"])}},dependencies:function(e,t){if("object"!==c.whatIs(t.dependencies))e.addError("KEYWORD_TYPE_EXPECTED",["dependencies","object"]);else for(var r=Object.keys(t.dependencies),n=r.length;n--;){var i=r[n],a=t.dependencies[i],o=c.whatIs(a);if("object"===o)e.path.push("dependencies"),e.path.push(i),u.validateSchema.call(this,e,a),e.path.pop(),e.path.pop();else if("array"===o){var s=a.length;for(0===s&&e.addError("KEYWORD_MUST_BE",["dependencies","not empty array"]);s--;)"string"!=typeof a[s]&&e.addError("KEYWORD_VALUE_TYPE",["dependensices","string"]);!1===c.isUniqueArray(a)&&e.addError("KEYWORD_MUST_BE",["dependencies","an array with unique items"])}else e.addError("KEYWORD_VALUE_TYPE",["dependencies","object or array"])}},enum:function(e,t){!1===Array.isArray(t.enum)?e.addError("KEYWORD_TYPE_EXPECTED",["enum","array"]):0===t.enum.length?e.addError("KEYWORD_MUST_BE",["enum","an array with at least one element"]):!1===c.isUniqueArray(t.enum)&&e.addError("KEYWORD_MUST_BE",["enum","an array with unique elements"])},type:function(e,t){var r=["array","boolean","integer","number","null","object","string"],n=r.join(","),i=Array.isArray(t.type);if(i){for(var a=t.type.length;a--;)-1===r.indexOf(t.type[a])&&e.addError("KEYWORD_TYPE_EXPECTED",["type",n]);!1===c.isUniqueArray(t.type)&&e.addError("KEYWORD_MUST_BE",["type","an object with unique properties"])}else"string"==typeof t.type?-1===r.indexOf(t.type)&&e.addError("KEYWORD_TYPE_EXPECTED",["type",n]):e.addError("KEYWORD_TYPE_EXPECTED",["type",["string","array"]]);!0===this.options.noEmptyStrings&&("string"===t.type||i&&-1!==t.type.indexOf("string"))&&void 0===t.minLength&&void 0===t.enum&&void 0===t.format&&(t.minLength=1),!0===this.options.noEmptyArrays&&("array"===t.type||i&&-1!==t.type.indexOf("array"))&&void 0===t.minItems&&(t.minItems=1),!0===this.options.forceProperties&&("object"===t.type||i&&-1!==t.type.indexOf("object"))&&void 0===t.properties&&void 0===t.patternProperties&&e.addError("KEYWORD_UNDEFINED_STRICT",["properties"]),!0===this.options.forceItems&&("array"===t.type||i&&-1!==t.type.indexOf("array"))&&void 0===t.items&&e.addError("KEYWORD_UNDEFINED_STRICT",["items"]),!0===this.options.forceMinItems&&("array"===t.type||i&&-1!==t.type.indexOf("array"))&&void 0===t.minItems&&e.addError("KEYWORD_UNDEFINED_STRICT",["minItems"]),!0===this.options.forceMaxItems&&("array"===t.type||i&&-1!==t.type.indexOf("array"))&&void 0===t.maxItems&&e.addError("KEYWORD_UNDEFINED_STRICT",["maxItems"]),!0===this.options.forceMinLength&&("string"===t.type||i&&-1!==t.type.indexOf("string"))&&void 0===t.minLength&&void 0===t.format&&void 0===t.enum&&void 0===t.pattern&&e.addError("KEYWORD_UNDEFINED_STRICT",["minLength"]),!0===this.options.forceMaxLength&&("string"===t.type||i&&-1!==t.type.indexOf("string"))&&void 0===t.maxLength&&void 0===t.format&&void 0===t.enum&&void 0===t.pattern&&e.addError("KEYWORD_UNDEFINED_STRICT",["maxLength"])},allOf:function(e,t){if(!1===Array.isArray(t.allOf))e.addError("KEYWORD_TYPE_EXPECTED",["allOf","array"]);else if(0===t.allOf.length)e.addError("KEYWORD_MUST_BE",["allOf","an array with at least one element"]);else for(var r=t.allOf.length;r--;)e.path.push("allOf"),e.path.push(r.toString()),u.validateSchema.call(this,e,t.allOf[r]),e.path.pop(),e.path.pop()},anyOf:function(e,t){if(!1===Array.isArray(t.anyOf))e.addError("KEYWORD_TYPE_EXPECTED",["anyOf","array"]);else if(0===t.anyOf.length)e.addError("KEYWORD_MUST_BE",["anyOf","an array with at least one element"]);else for(var r=t.anyOf.length;r--;)e.path.push("anyOf"),e.path.push(r.toString()),u.validateSchema.call(this,e,t.anyOf[r]),e.path.pop(),e.path.pop()},oneOf:function(e,t){if(!1===Array.isArray(t.oneOf))e.addError("KEYWORD_TYPE_EXPECTED",["oneOf","array"]);else if(0===t.oneOf.length)e.addError("KEYWORD_MUST_BE",["oneOf","an array with at least one element"]);else for(var r=t.oneOf.length;r--;)e.path.push("oneOf"),e.path.push(r.toString()),u.validateSchema.call(this,e,t.oneOf[r]),e.path.pop(),e.path.pop()},not:function(e,t){"object"!==c.whatIs(t.not)?e.addError("KEYWORD_TYPE_EXPECTED",["not","object"]):(e.path.push("not"),u.validateSchema.call(this,e,t.not),e.path.pop())},definitions:function(e,t){if("object"!==c.whatIs(t.definitions))e.addError("KEYWORD_TYPE_EXPECTED",["definitions","object"]);else for(var r=Object.keys(t.definitions),n=r.length;n--;){var i=r[n],a=t.definitions[i];e.path.push("definitions"),e.path.push(i),u.validateSchema.call(this,e,a),e.path.pop(),e.path.pop()}},format:function(e,t){"string"!=typeof t.format?e.addError("KEYWORD_TYPE_EXPECTED",["format","string"]):void 0===r[t.format]&&!0!==this.options.ignoreUnknownFormats&&e.addError("UNKNOWN_FORMAT",[t.format])},id:function(e,t){"string"!=typeof t.id&&e.addError("KEYWORD_TYPE_EXPECTED",["id","string"])},title:function(e,t){"string"!=typeof t.title&&e.addError("KEYWORD_TYPE_EXPECTED",["title","string"])},description:function(e,t){"string"!=typeof t.description&&e.addError("KEYWORD_TYPE_EXPECTED",["description","string"])},default:function(){}};u.validateSchema=function(e,t){if(e.commonErrorMessage="SCHEMA_VALIDATION_FAILED",Array.isArray(t))return function(e,t){for(var r=t.length;r--;)u.validateSchema.call(this,e,t[r]);return e.isValid()}.call(this,e,t);if(t.__$validated)return!0;for(var r=t.$schema&&t.id!==t.$schema,n=(r&&(t.__$schemaResolved&&t.__$schemaResolved!==t?(s=new d(e),!1===l.validate.call(this,s,t.__$schemaResolved,t)&&e.addError("PARENT_SCHEMA_VALIDATION_FAILED",null,s)):!0!==this.options.ignoreUnresolvableReferences&&e.addError("REF_UNRESOLVED",[t.$schema])),!0===this.options.noTypeless&&(void 0!==t.type&&(s=[],Array.isArray(t.anyOf)&&(s=s.concat(t.anyOf)),Array.isArray(t.oneOf)&&(s=s.concat(t.oneOf)),(s=Array.isArray(t.allOf)?s.concat(t.allOf):s).forEach(function(e){e.type||(e.type=t.type)})),void 0===t.enum)&&void 0===t.type&&void 0===t.anyOf&&void 0===t.oneOf&&void 0===t.not&&void 0===t.$ref&&e.addError("KEYWORD_UNDEFINED_STRICT",["type"]),Object.keys(t)),i=n.length;i--;){var a=n[i];0!==a.indexOf("__")&&(void 0!==f[a]?f[a].call(this,e,t):r||!0===this.options.noExtraKeywords&&e.addError("KEYWORD_UNEXPECTED",[a]))}if(!0===this.options.pedanticCheck){if(t.enum){var o=c.clone(t);for(delete o.enum,delete o.default,e.path.push("enum"),i=t.enum.length;i--;)e.path.push(i.toString()),l.validate.call(this,e,o,t.enum[i]),e.path.pop();e.path.pop()}t.default&&(e.path.push("default"),l.validate.call(this,e,t,t.default),e.path.pop())}var s=e.isValid();return s&&(t.__$validated=!0),s}},{"./FormatValidators":109,"./JsonValidation":110,"./Report":112,"./Utils":116}],116:[function(e,t,u){"use strict";u.jsonSymbol=Symbol.for("z-schema/json"),u.schemaSymbol=Symbol.for("z-schema/schema");var l=u.sortedKeys=function(e){return Object.keys(e).sort()};u.isAbsoluteUri=function(e){return/^https?:\/\//.test(e)},u.isRelativeUri=function(e){return/.+#/.test(e)},u.whatIs=function(e){var t=typeof e;return"object"==t?null===e?"null":Array.isArray(e)?"array":"object":"number"==t?Number.isFinite(e)?e%1==0?"integer":"number":Number.isNaN(e)?"not-a-number":"unknown-number":t},u.areEqual=function e(t,r,n){var i,a,o=(n=n||{}).caseInsensitiveComparison||!1;if(t!==r&&(!0!==o||"string"!=typeof t||"string"!=typeof r||t.toUpperCase()!==r.toUpperCase()))if(Array.isArray(t)&&Array.isArray(r)){if(t.length!==r.length)return!1;for(a=t.length,i=0;i<a;i++)if(!e(t[i],r[i],{caseInsensitiveComparison:o}))return!1}else{if("object"!==u.whatIs(t)||"object"!==u.whatIs(r))return!1;var s=l(t);if(!e(s,l(r),{caseInsensitiveComparison:o}))return!1;for(a=s.length,i=0;i<a;i++)if(!e(t[s[i]],r[s[i]],{caseInsensitiveComparison:o}))return!1}return!0},u.isUniqueArray=function(e,t){for(var r,n=e.length,i=0;i<n;i++)for(r=i+1;r<n;r++)if(u.areEqual(e[i],e[r]))return t&&t.push(i,r),!1;return!0},u.difference=function(e,t){for(var r=[],n=e.length;n--;)-1===t.indexOf(e[n])&&r.push(e[n]);return r},u.clone=function(e){if(void 0!==e){if("object"!=typeof e||null===e)return e;if(Array.isArray(e))for(t=[],n=e.length;n--;)t[n]=e[n];else for(var t={},r=Object.keys(e),n=r.length;n--;){var i=r[n];t[i]=e[i]}return t}},u.cloneDeep=function(e){var s=0,u=new Map,l=[];return function e(t){if("object"!=typeof t||null===t)return t;var r,n=u.get(t);if(void 0!==n)return l[n];if(u.set(t,s++),Array.isArray(t))for(l.push(r=[]),a=t.length;a--;)r[a]=e(t[a]);else{l.push(r={});for(var i=Object.keys(t),a=i.length;a--;){var o=i[a];r[o]=e(t[o])}}return r}(e)},u.ucs2decode=function(e){for(var t,r,n=[],i=0,a=e.length;i<a;)55296<=(t=e.charCodeAt(i++))&&t<=56319&&i<a?56320==(64512&(r=e.charCodeAt(i++)))?n.push(((1023&t)<<10)+(1023&r)+65536):(n.push(t),i--):n.push(t);return n}},{}],117:[function(e,s,t){!function(m){!function(){"use strict";e("./Polyfills");var u=e("lodash.get"),l=e("./Report"),r=e("./FormatValidators"),d=e("./JsonValidation"),c=e("./SchemaCache"),f=e("./SchemaCompilation"),p=e("./SchemaValidation"),h=e("./Utils"),t=e("./schemas/schema.json"),n=e("./schemas/hyper-schema.json"),a={asyncTimeout:2e3,forceAdditional:!1,assumeAdditional:!1,enumCaseInsensitiveComparison:!1,forceItems:!1,forceMinItems:!1,forceMaxItems:!1,forceMinLength:!1,forceMaxLength:!1,forceProperties:!1,ignoreUnresolvableReferences:!1,noExtraKeywords:!1,noTypeless:!1,noEmptyStrings:!1,noEmptyArrays:!1,strictUris:!1,strictMode:!1,reportPathAsArray:!1,breakOnFirstError:!1,pedanticCheck:!1,ignoreUnknownFormats:!1,customValidator:null};function i(e){var t;if("object"==typeof e){for(var r,n=Object.keys(e),i=n.length;i--;)if(r=n[i],void 0===a[r])throw new Error("Unexpected option passed to constructor: "+r);for(i=(n=Object.keys(a)).length;i--;)void 0===e[r=n[i]]&&(e[r]=h.clone(a[r]));t=e}else t=h.clone(a);return!0===t.strictMode&&(t.forceAdditional=!0,t.forceItems=!0,t.forceMaxLength=!0,t.forceProperties=!0,t.noExtraKeywords=!0,t.noTypeless=!0,t.noEmptyStrings=!0,t.noEmptyArrays=!0),t}function o(e){this.cache={},this.referenceCache=[],this.validateOptions={},this.options=i(e);e=i({});this.setRemoteReference("http://json-schema.org/draft-04/schema",t,e),this.setRemoteReference("http://json-schema.org/draft-04/hyper-schema",n,e)}o.prototype.compileSchema=function(e){var t=new l(this.options);return e=c.getSchema.call(this,t,e),f.compileSchema.call(this,t,e),(this.lastReport=t).isValid()},o.prototype.validateSchema=function(e){if(Array.isArray(e)&&0===e.length)throw new Error(".validateSchema was called with an empty array");var t=new l(this.options);return e=c.getSchema.call(this,t,e),f.compileSchema.call(this,t,e)&&p.validateSchema.call(this,t,e),(this.lastReport=t).isValid()},o.prototype.validate=function(e,t,r,n){"function"===h.whatIs(r)&&(n=r,r={}),this.validateOptions=r=r||{};var i=h.whatIs(t);if("string"!==i&&"object"!==i){var a=new Error("Invalid .validate call - schema must be a string or object but "+i+" was passed!");if(n)return void m.nextTick(function(){n(a,!1)});throw a}var i=!1,o=new l(this.options);if(o.json=e,"string"==typeof t){var s=t;if(!(t=c.getSchema.call(this,o,s)))throw new Error("Schema with id '"+s+"' wasn't found in the validator cache!")}else t=c.getSchema.call(this,o,t);s=!1,(s=i?s:f.compileSchema.call(this,o,t))||(this.lastReport=o,i=!0),s=!1;if((s=i?s:p.validateSchema.call(this,o,t))||(this.lastReport=o,i=!0),r.schemaPath&&(o.rootSchema=t,!(t=u(t,r.schemaPath))))throw new Error("Schema path '"+r.schemaPath+"' wasn't found in the schema!");if(i||d.validate.call(this,o,t,e),!n){if(0<o.asyncTasks.length)throw new Error("This validation has async tasks and cannot be done in sync mode, please provide callback argument.");return(this.lastReport=o).isValid()}o.processAsyncTasks(this.options.asyncTimeout,n)},o.prototype.getLastError=function(){var e;return 0===this.lastReport.errors.length?null:((e=new Error).name="z-schema validation error",e.message=this.lastReport.commonErrorMessage,e.details=this.lastReport.errors,e)},o.prototype.getLastErrors=function(){return this.lastReport&&0<this.lastReport.errors.length?this.lastReport.errors:null},o.prototype.getMissingReferences=function(e){for(var t=[],r=(e=e||this.lastReport.errors).length;r--;){var n,i=e[r];"UNRESOLVABLE_REFERENCE"===i.code&&(n=i.params[0],-1===t.indexOf(n))&&t.push(n),i.inner&&(t=t.concat(this.getMissingReferences(i.inner)))}return t},o.prototype.getMissingRemoteReferences=function(){for(var e=this.getMissingReferences(),t=[],r=e.length;r--;){var n=c.getRemotePath(e[r]);n&&-1===t.indexOf(n)&&t.push(n)}return t},o.prototype.setRemoteReference=function(e,t,r){t="string"==typeof t?JSON.parse(t):h.cloneDeep(t),r&&(t.__$validationOptions=i(r)),c.cacheSchemaByUri.call(this,e,t)},o.prototype.getResolvedSchema=function(e){var t=new l(this.options),a=(e=c.getSchema.call(this,t,e),e=h.cloneDeep(e),[]),o=function(e){var t,r=h.whatIs(e);if(("object"===r||"array"===r)&&!e.___$visited){if(e.___$visited=!0,a.push(e),e.$ref&&e.__$refResolved){var n=e.__$refResolved,i=e;for(t in delete e.$ref,delete e.__$refResolved,n)n.hasOwnProperty(t)&&(i[t]=n[t])}for(t in e)e.hasOwnProperty(t)&&(0===t.indexOf("__$")?delete e[t]:o(e[t]))}};if(o(e),a.forEach(function(e){delete e.___$visited}),(this.lastReport=t).isValid())return e;throw this.getLastError()},o.prototype.setSchemaReader=function(e){return o.setSchemaReader(e)},o.prototype.getSchemaReader=function(){return o.schemaReader},o.schemaReader=void 0,o.setSchemaReader=function(e){o.schemaReader=e},o.registerFormat=function(e,t){r[e]=t},o.unregisterFormat=function(e){delete r[e]},o.getRegisteredFormats=function(){return Object.keys(r)},o.getDefaultOptions=function(){return h.cloneDeep(a)},o.schemaSymbol=h.schemaSymbol,o.jsonSymbol=h.jsonSymbol,s.exports=o}.call(this)}.call(this,e("_process"))},{"./FormatValidators":109,"./JsonValidation":110,"./Polyfills":111,"./Report":112,"./SchemaCache":113,"./SchemaCompilation":114,"./SchemaValidation":115,"./Utils":116,"./schemas/hyper-schema.json":118,"./schemas/schema.json":119,_process:3,"lodash.get":1}],118:[function(e,t,r){t.exports={$schema:"http://json-schema.org/draft-04/hyper-schema#",id:"http://json-schema.org/draft-04/hyper-schema#",title:"JSON Hyper-Schema",allOf:[{$ref:"http://json-schema.org/draft-04/schema#"}],properties:{additionalItems:{anyOf:[{type:"boolean"},{$ref:"#"}]},additionalProperties:{anyOf:[{type:"boolean"},{$ref:"#"}]},dependencies:{additionalProperties:{anyOf:[{$ref:"#"},{type:"array"}]}},items:{anyOf:[{$ref:"#"},{$ref:"#/definitions/schemaArray"}]},definitions:{additionalProperties:{$ref:"#"}},patternProperties:{additionalProperties:{$ref:"#"}},properties:{additionalProperties:{$ref:"#"}},allOf:{$ref:"#/definitions/schemaArray"},anyOf:{$ref:"#/definitions/schemaArray"},oneOf:{$ref:"#/definitions/schemaArray"},not:{$ref:"#"},links:{type:"array",items:{$ref:"#/definitions/linkDescription"}},fragmentResolution:{type:"string"},media:{type:"object",properties:{type:{description:"A media type, as described in RFC 2046",type:"string"},binaryEncoding:{description:"A content encoding scheme, as described in RFC 2045",type:"string"}}},pathStart:{description:"Instances' URIs must start with this value for this schema to apply to them",type:"string",format:"uri"}},definitions:{schemaArray:{type:"array",items:{$ref:"#"}},linkDescription:{title:"Link Description Object",type:"object",required:["href","rel"],properties:{href:{description:"a URI template, as defined by RFC 6570, with the addition of the $, ( and ) characters for pre-processing",type:"string"},rel:{description:"relation to the target resource of the link",type:"string"},title:{description:"a title for the link",type:"string"},targetSchema:{description:"JSON Schema describing the link target",$ref:"#"},mediaType:{description:"media type (as defined by RFC 2046) describing the link target",type:"string"},method:{description:'method for requesting the target of the link (e.g. for HTTP this might be "GET" or "DELETE")',type:"string"},encType:{description:"The media type in which to submit data along with the request",type:"string",default:"application/json"},schema:{description:"Schema describing the data to submit along with the request",$ref:"#"}}}}}},{}],119:[function(e,t,r){t.exports={id:"http://json-schema.org/draft-04/schema#",$schema:"http://json-schema.org/draft-04/schema#",description:"Core schema meta-schema",definitions:{schemaArray:{type:"array",minItems:1,items:{$ref:"#"}},positiveInteger:{type:"integer",minimum:0},positiveIntegerDefault0:{allOf:[{$ref:"#/definitions/positiveInteger"},{default:0}]},simpleTypes:{enum:["array","boolean","integer","null","number","object","string"]},stringArray:{type:"array",items:{type:"string"},minItems:1,uniqueItems:!0}},type:"object",properties:{id:{type:"string",format:"uri"},$schema:{type:"string",format:"uri"},title:{type:"string"},description:{type:"string"},default:{},multipleOf:{type:"number",minimum:0,exclusiveMinimum:!0},maximum:{type:"number"},exclusiveMaximum:{type:"boolean",default:!1},minimum:{type:"number"},exclusiveMinimum:{type:"boolean",default:!1},maxLength:{$ref:"#/definitions/positiveInteger"},minLength:{$ref:"#/definitions/positiveIntegerDefault0"},pattern:{type:"string",format:"regex"},additionalItems:{anyOf:[{type:"boolean"},{$ref:"#"}],default:{}},items:{anyOf:[{$ref:"#"},{$ref:"#/definitions/schemaArray"}],default:{}},maxItems:{$ref:"#/definitions/positiveInteger"},minItems:{$ref:"#/definitions/positiveIntegerDefault0"},uniqueItems:{type:"boolean",default:!1},maxProperties:{$ref:"#/definitions/positiveInteger"},minProperties:{$ref:"#/definitions/positiveIntegerDefault0"},required:{$ref:"#/definitions/stringArray"},additionalProperties:{anyOf:[{type:"boolean"},{$ref:"#"}],default:{}},definitions:{type:"object",additionalProperties:{$ref:"#"},default:{}},properties:{type:"object",additionalProperties:{$ref:"#"},default:{}},patternProperties:{type:"object",additionalProperties:{$ref:"#"},default:{}},dependencies:{type:"object",additionalProperties:{anyOf:[{$ref:"#"},{$ref:"#/definitions/stringArray"}]}},enum:{type:"array",minItems:1,uniqueItems:!0},type:{anyOf:[{$ref:"#/definitions/simpleTypes"},{type:"array",items:{$ref:"#/definitions/simpleTypes"},minItems:1,uniqueItems:!0}]},format:{type:"string"},allOf:{$ref:"#/definitions/schemaArray"},anyOf:{$ref:"#/definitions/schemaArray"},oneOf:{$ref:"#/definitions/schemaArray"},not:{$ref:"#"}},dependencies:{exclusiveMaximum:["maximum"],exclusiveMinimum:["minimum"]},default:{}}},{}]},{},[108,109,110,111,112,113,114,115,116,117])(117)});
@@ -50185,11 +50185,11 @@ function extend(target) {
 
 /***/ }),
 
-/***/ 4412:
+/***/ 84412:
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cli_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7218);
+/* harmony import */ var _cli_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9283);
 
 process.exitCode = await (0,_cli_js__WEBPACK_IMPORTED_MODULE_0__/* .runCli */ .a)(process.argv.slice(2));
 
@@ -50198,7 +50198,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 7218:
+/***/ 9283:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -50210,10 +50210,10 @@ __nccwpck_require__.d(__webpack_exports__, {
 ;// CONCATENATED MODULE: external "node:fs/promises"
 const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
 // EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __nccwpck_require__(6760);
+var external_node_path_ = __nccwpck_require__(76760);
 var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_);
 // EXTERNAL MODULE: ./node_modules/commander/index.js
-var commander = __nccwpck_require__(8909);
+var commander = __nccwpck_require__(18909);
 ;// CONCATENATED MODULE: ./node_modules/commander/esm.mjs
 
 
@@ -50611,11 +50611,11 @@ class StepError extends Error {
 }
 
 // EXTERNAL MODULE: external "node:child_process"
-var external_node_child_process_ = __nccwpck_require__(1421);
+var external_node_child_process_ = __nccwpck_require__(31421);
 // EXTERNAL MODULE: external "node:crypto"
-var external_node_crypto_ = __nccwpck_require__(7598);
+var external_node_crypto_ = __nccwpck_require__(77598);
 // EXTERNAL MODULE: external "node:fs"
-var external_node_fs_ = __nccwpck_require__(3024);
+var external_node_fs_ = __nccwpck_require__(73024);
 ;// CONCATENATED MODULE: external "node:net"
 const external_node_net_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:net");
 ;// CONCATENATED MODULE: external "node:os"
@@ -50626,7 +50626,7 @@ const external_node_url_namespaceObject = __WEBPACK_EXTERNAL_createRequire(impor
 ;// CONCATENATED MODULE: external "node:util"
 const external_node_util_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:util");
 // EXTERNAL MODULE: ./node_modules/pg/lib/index.js
-var lib = __nccwpck_require__(3273);
+var lib = __nccwpck_require__(13273);
 ;// CONCATENATED MODULE: ./node_modules/pg/esm/index.mjs
 // ESM wrapper for pg
 
@@ -51377,7 +51377,7 @@ async function startDocker(options) {
     try {
         // Lazy: the import costs ~0.5 s and most runs never need it.
         const name = '@testcontainers/postgresql';
-        module = await __nccwpck_require__(403)(name);
+        module = await __nccwpck_require__(50403)(name);
     }
     catch (error) {
         throw new CannotCheck(`postgres 'docker' needs the package @testcontainers/postgresql (${messageOf(error)}). Install it next to pg-migrate-verify, or use postgres 'binaries' or 'url'.`, { cause: error });
@@ -51435,7 +51435,7 @@ async function startPostgres(options) {
 }
 
 // EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
-var dist = __nccwpck_require__(8815);
+var dist = __nccwpck_require__(38815);
 ;// CONCATENATED MODULE: ./node_modules/zod/v4/core/util.js
 
 // functions
@@ -55209,13 +55209,13 @@ function handleTupleResults(itemResults, final, items, input, optoutStart) {
     }
     return final;
 }
-const $ZodRecord = /*@__PURE__*/ (/* unused pure expression or super */ null && (core.$constructor("$ZodRecord", (inst, def) => {
+const $ZodRecord = /*@__PURE__*/ $constructor("$ZodRecord", (inst, def) => {
     $ZodType.init(inst, def);
-    const memo = core.globalConfig.memoizer;
+    const memo = globalConfig.memoizer;
     memo?.attach(inst);
     inst._zod.parse = (payload, ctx) => {
         const input = payload.value;
-        if (!util.isPlainObject(input)) {
+        if (!isPlainObject(input)) {
             payload.issues.push({
                 expected: "record",
                 code: "invalid_type",
@@ -55244,7 +55244,7 @@ const $ZodRecord = /*@__PURE__*/ (/* unused pure expression or super */ null && 
                         payload.issues.push({
                             code: "invalid_key",
                             origin: "record",
-                            issues: keyResult.issues.map((iss) => util.finalizeIssue(iss, ctx, core.config())),
+                            issues: keyResult.issues.map((iss) => finalizeIssue(iss, ctx, config())),
                             input: key,
                             path: [key],
                             inst,
@@ -55258,14 +55258,14 @@ const $ZodRecord = /*@__PURE__*/ (/* unused pure expression or super */ null && 
                     if (result instanceof Promise) {
                         proms.push(result.then((result) => {
                             if (result.issues.length) {
-                                payload.issues.push(...util.prefixIssues(key, result.issues));
+                                payload.issues.push(...prefixIssues(key, result.issues));
                             }
                             payload.value[outKey] = result.value;
                         }));
                     }
                     else {
                         if (result.issues.length) {
-                            payload.issues.push(...util.prefixIssues(key, result.issues));
+                            payload.issues.push(...prefixIssues(key, result.issues));
                         }
                         payload.value[outKey] = result.value;
                     }
@@ -55311,7 +55311,7 @@ const $ZodRecord = /*@__PURE__*/ (/* unused pure expression or super */ null && 
                     throw new Error("Async schemas not supported in object keys currently");
                 }
                 // Numeric string fallback: if key is a numeric string and failed, retry with Number(key). This handles z.number(), z.literal([1, 2, 3]), and unions containing numeric literals
-                const checkNumericKey = typeof key === "string" && regexes.number.test(key) && keyResult.issues.length;
+                const checkNumericKey = typeof key === "string" && number.test(key) && keyResult.issues.length;
                 if (checkNumericKey) {
                     const retryResult = def.keyType._zod.run({ value: Number(key), issues: [] }, ctx);
                     if (retryResult instanceof Promise) {
@@ -55335,7 +55335,7 @@ const $ZodRecord = /*@__PURE__*/ (/* unused pure expression or super */ null && 
                         payload.issues.push({
                             code: "invalid_key",
                             origin: "record",
-                            issues: keyResult.issues.map((iss) => util.finalizeIssue(iss, ctx, core.config())),
+                            issues: keyResult.issues.map((iss) => finalizeIssue(iss, ctx, config())),
                             input: key,
                             path: [key],
                             inst,
@@ -55351,14 +55351,14 @@ const $ZodRecord = /*@__PURE__*/ (/* unused pure expression or super */ null && 
                 if (result instanceof Promise) {
                     proms.push(result.then((result) => {
                         if (result.issues.length) {
-                            payload.issues.push(...util.prefixIssues(key, result.issues));
+                            payload.issues.push(...prefixIssues(key, result.issues));
                         }
                         payload.value[outKey] = result.value;
                     }));
                 }
                 else {
                     if (result.issues.length) {
-                        payload.issues.push(...util.prefixIssues(key, result.issues));
+                        payload.issues.push(...prefixIssues(key, result.issues));
                     }
                     payload.value[outKey] = result.value;
                 }
@@ -55378,7 +55378,7 @@ const $ZodRecord = /*@__PURE__*/ (/* unused pure expression or super */ null && 
         }
         return payload;
     };
-})));
+});
 const $ZodMap = /*@__PURE__*/ (/* unused pure expression or super */ null && (core.$constructor("$ZodMap", (inst, def) => {
     $ZodType.init(inst, def);
     const memo = core.globalConfig.memoizer;
@@ -60449,14 +60449,14 @@ function tuple(items, _paramsOrRest, _params) {
         ...util.normalizeParams(params),
     });
 }
-const ZodRecord = /*@__PURE__*/ (/* unused pure expression or super */ null && (core.$constructor("ZodRecord", (inst, def) => {
+const ZodRecord = /*@__PURE__*/ $constructor("ZodRecord", (inst, def) => {
     _ensureDefaultMemoizer();
-    core.$ZodRecord.init(inst, def);
+    $ZodRecord.init(inst, def);
     ZodType.init(inst, def);
-    inst._zod.processJSONSchema = (ctx, json, params) => processors.recordProcessor(inst, ctx, json, params);
+    inst._zod.processJSONSchema = (ctx, json, params) => recordProcessor(inst, ctx, json, params);
     inst.keyType = def.keyType;
     inst.valueType = def.valueType;
-})));
+});
 function record(keyType, valueType, params) {
     // v3-compat: z.record(valueType, params?) — defaults keyType to z.string()
     if (!valueType || !valueType._zod) {
@@ -60464,14 +60464,14 @@ function record(keyType, valueType, params) {
             type: "record",
             keyType: schemas_string(),
             valueType: keyType,
-            ...util.normalizeParams(valueType),
+            ...normalizeParams(valueType),
         });
     }
     return new ZodRecord({
         type: "record",
         keyType,
         valueType: valueType,
-        ...util.normalizeParams(params),
+        ...normalizeParams(params),
     });
 }
 // type alksjf = core.output<core.$ZodRecordKey>;
@@ -61036,6 +61036,7 @@ const configSchema = strictObject({
     ...Object.fromEntries(TopKeys.map((k) => [k, union([scalar, array(schemas_string())]).optional()])),
     sets: array(setSchema).optional(),
     accept: array(acceptSchema).optional(),
+    env: record(schemas_string(), scalar).optional(),
 });
 const AcceptKeys = ['id', 'reason', 'check', 'set'];
 const ConfigNames = ['pg-migrate-verify.yml', 'pg-migrate-verify.yaml'];
@@ -61068,7 +61069,7 @@ async function readConfigFile(workingDirectory, given) {
         if (issue?.code === 'unrecognized_keys') {
             const inSet = issue.path[0] === 'sets';
             const inAccept = issue.path[0] === 'accept';
-            const allowed = inSet ? SetKeys : inAccept ? AcceptKeys : [...TopKeys, 'sets', 'accept'];
+            const allowed = inSet ? SetKeys : inAccept ? AcceptKeys : [...TopKeys, 'sets', 'accept', 'env'];
             throw new CannotCheck(`Config file '${shown}' has unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}${where}. Allowed keys${inSet ? ' in a set' : inAccept ? " in an 'accept' entry" : ''}: ${allowed.join(', ')}.`);
         }
         if (issue?.path[0] === 'accept') {
@@ -61221,6 +61222,7 @@ async function resolveSettings(raw, cwd = process.cwd()) {
             ? parseDuration(Inputs.StepTimeout, get(Inputs.StepTimeout) ?? '')
             : DefaultStepTimeoutMs,
         checks,
+        env: Object.fromEntries(Object.entries(config.env ?? {}).map(([k, v]) => [k, String(v)])),
         accepted: (config.accept ?? []).map((a) => ({
             id: a.id,
             reason: a.reason.trim(),
@@ -61415,7 +61417,7 @@ function indexOfPosition(text, position) {
 }
 
 // EXTERNAL MODULE: ./node_modules/sucrase/dist/index.js
-var sucrase_dist = __nccwpck_require__(2413);
+var sucrase_dist = __nccwpck_require__(62413);
 ;// CONCATENATED MODULE: ./src/modules.ts
 
 
@@ -63032,6 +63034,158 @@ async function copyTree(top, commit, rel, dest) {
     return blobs.length;
 }
 
+;// CONCATENATED MODULE: external "node:module"
+const external_node_module_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:module");
+;// CONCATENATED MODULE: ./src/migrations/sequelize.ts
+
+
+
+
+
+
+
+/** The files sequelize-cli runs: every .js/.cjs/.mjs/.ts file in the folder, by name (no `.d.ts`). */
+const MigrationFile = /^(?!.*\.d\.[cm]?ts$).*\.(?:c?js|mjs|[cm]?ts)$/;
+const Timestamped = /^(\d+)[-_]/;
+const SequelizeRules = {
+    tool: 'sequelize-cli',
+    runsBy: 'name',
+    namesMatter: false,
+    outOfOrder: 'sequelize-cli runs every migration SequelizeMeta does not list, so production runs it after migrations that sort after it, an order no fresh database runs.',
+    edited: 'sequelize-cli never runs a migration SequelizeMeta lists again, so production keeps what the old code did and fresh databases get the new code.',
+    deleted: 'SequelizeMeta still lists it on production, `db:migrate:undo` cannot undo it any more, and fresh databases no longer get what it made.',
+};
+const MetaTable = '"SequelizeMeta"';
+/** The project's own sequelize when it has one (its migrations expect that version), else ours. */
+async function sequelizeFor(dir) {
+    try {
+        const resolved = (0,external_node_module_namespaceObject.createRequire)(external_node_path_default().join(dir, 'noop.js')).resolve('sequelize');
+        const mod = await importModule(resolved);
+        const Sequelize = exportOf(mod, 'Sequelize') ?? exportOf(mod, 'default');
+        if (typeof Sequelize === 'function')
+            return { module: { Sequelize }, own: false };
+    }
+    catch {
+        // Not installed in the project: use the copy that comes with this tool.
+    }
+    const mod = (await __nccwpck_require__.e(/* import() */ 21).then(__nccwpck_require__.bind(__nccwpck_require__, 81021)));
+    return { module: { Sequelize: mod.Sequelize ?? mod.default?.Sequelize }, own: true };
+}
+/** Reads a sequelize-cli migrations folder: one module per migration, run in file-name order. */
+async function loadSequelizeMigrations(dir, cwd) {
+    const shownDir = external_node_path_default().relative(cwd, dir) || '.';
+    let names;
+    try {
+        names = (await (0,promises_namespaceObject.readdir)(dir, { withFileTypes: true }))
+            .filter((e) => e.isFile() && MigrationFile.test(e.name))
+            .map((e) => e.name)
+            // sequelize-cli sorts file names as text (byte order), and so do we.
+            .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    }
+    catch (error) {
+        throw new CannotCheck(`Input 'migrations-dir' points to '${shownDir}', which ${error.code === 'ENOENT' ? 'does not exist' : `cannot be read (${messageOf(error)})`}. Set it to your sequelize-cli migrations folder.`);
+    }
+    if (!names.length)
+        throw new CannotCheck(`'${shownDir}' holds no sequelize-cli migrations (.js, .cjs, .mjs or .ts files such as 20240101120000-create-users.js).`);
+    const library = sequelizeFor(dir);
+    const migrations = [];
+    for (const name of names) {
+        const file = external_node_path_default().join(dir, name);
+        const shown = external_node_path_default().join(shownDir, name);
+        const source = await (0,promises_namespaceObject.readFile)(file, 'utf8');
+        let mod;
+        let loadError;
+        try {
+            mod = await importModule(file);
+        }
+        catch (error) {
+            loadError = error;
+        }
+        const up = mod ? exportOf(mod, 'up') : undefined;
+        const down = mod ? exportOf(mod, 'down') : undefined;
+        const id = name.replace(/\.[^.]+$/, '');
+        const step = (direction, fn) => ({
+            file: shown,
+            line: 1,
+            noTransaction: 'sequelize-cli runs each migration outside a transaction of its own',
+            async run(context) {
+                if (typeof fn !== 'function') {
+                    const why = loadError
+                        ? `the module does not load: ${messageOf(loadError)}`
+                        : `it does not export an ${direction} function`;
+                    throw new StepError(why, shown, undefined, undefined, { cause: loadError });
+                }
+                const { instance, Sequelize } = await connect(context, await library);
+                try {
+                    await fn(instance.getQueryInterface(), Sequelize);
+                }
+                catch (error) {
+                    throw new StepError(messageOf(error), shown, undefined, detailOf(error), { cause: error });
+                }
+                // What sequelize-cli records, so a database migrated by the tool reads like one migrated by sequelize-cli.
+                await context.client.query(direction === 'up'
+                    ? `INSERT INTO ${MetaTable} (name) VALUES ($1)`
+                    : `DELETE FROM ${MetaTable} WHERE name = $1`, [name]);
+            },
+        });
+        const version = BigInt(Timestamped.exec(name)?.[1] ?? '0');
+        migrations.push({
+            id,
+            version: [version],
+            key: name,
+            name,
+            source,
+            up: step('up', up),
+            ...(typeof down === 'function' || loadError
+                ? { down: step('down', down) }
+                : { noDown: 'no down function exported' }),
+        });
+    }
+    const { own } = await library;
+    return {
+        format: 'sequelize',
+        layout: `sequelize-cli migrations (${names.length} modules, sequelize ${own ? 'bundled with this tool' : 'from the project'})`,
+        migrations,
+        rules: SequelizeRules,
+        historyTables: ['public.SequelizeMeta'],
+        findings: [],
+    };
+}
+/** One Sequelize instance per database, as sequelize-cli has one per run. */
+async function connect(context, library) {
+    const key = 'sequelize';
+    let instance = context.shared.get(key);
+    if (!instance) {
+        instance = new library.module.Sequelize(context.databaseUrl, {
+            dialect: 'postgres',
+            logging: false,
+            // Our copy uses our driver, rather than looking one up by name from inside a bundle.
+            ...(library.own ? { dialectModule: esm } : {}),
+            pool: { max: 5, min: 0, idle: 1000 },
+        });
+        context.shared.set(key, instance);
+        const created = instance;
+        context.onClose(() => created.close());
+        await context.client.query(`CREATE TABLE IF NOT EXISTS ${MetaTable} ("name" VARCHAR(255) NOT NULL UNIQUE, PRIMARY KEY ("name"))`);
+    }
+    return { instance, Sequelize: library.module.Sequelize };
+}
+/** Postgres's own words from a Sequelize error (it wraps the driver's error in `parent`). */
+function detailOf(error) {
+    const parent = error
+        .parent;
+    if (!parent)
+        return undefined;
+    return ([
+        parent.detail && `DETAIL: ${parent.detail}`,
+        parent.hint && `HINT: ${parent.hint}`,
+        parent.code && `SQLSTATE: ${parent.code}`,
+        error.sql && `SQL: ${error.sql}`,
+    ]
+        .filter(Boolean)
+        .join('\n') || undefined);
+}
+
 ;// CONCATENATED MODULE: ./src/migrations/sql.ts
 
 
@@ -63383,15 +63537,71 @@ async function locateFailingStatement(client, text) {
 
 
 
-/** Reads a migration set in its format; `auto` detects the format from the folder. */
+
+
+
+/** Reads a migration set in its format; `auto` detects the format from the folder and says why. */
 async function loadMigrations(dir, format, cwd) {
+    let chosen = format === 'auto' ? 'sql' : format;
+    let why;
+    if (format === 'auto') {
+        const detected = await detectFormat(dir, cwd);
+        if (detected) {
+            chosen = detected.format;
+            why = detected.why;
+        }
+    }
+    const loaded = await loadFormat(dir, chosen, cwd);
+    return why ? { ...loaded, layout: `${loaded.layout}; auto: ${why}` } : loaded;
+}
+function loadFormat(dir, format, cwd) {
     switch (format) {
-        case 'auto':
         case 'sql':
             return loadSqlMigrations(dir, cwd);
+        case 'sequelize':
+            return loadSequelizeMigrations(dir, cwd);
         default:
-            throw new CannotCheck(`Input 'format' is '${format}' for '${external_node_path_default().relative(cwd, dir) || '.'}', which this version cannot run yet. Supported now: auto, sql.`);
+            throw new CannotCheck(`Input 'format' is '${format}' for '${external_node_path_default().relative(cwd, dir) || '.'}', which this version cannot run yet. Supported now: auto, sql, sequelize.`);
     }
+}
+/**
+ * Which format a folder holds, from its files: SQL files, sequelize-cli modules (they take a
+ * queryInterface), umzug modules (they take a context). Undefined when nothing matches (the SQL
+ * loader then says what it expected); an error naming the candidates when several do.
+ */
+async function detectFormat(dir, cwd) {
+    let names;
+    try {
+        names = (await (0,promises_namespaceObject.readdir)(dir, { withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name);
+    }
+    catch {
+        return undefined;
+    }
+    const found = new Map();
+    const sql = names.filter((n) => n.toLowerCase().endsWith('.sql'));
+    if (sql.length)
+        found.set('sql', `${sql.length} .sql files, e.g. '${sql.sort()[0]}'`);
+    const modules = names
+        .filter((n) => ModuleExtensions.includes(external_node_path_default().extname(n)) && !/\.d\.[cm]?ts$/.test(n))
+        .sort();
+    let sequelize = 0;
+    let umzug = 0;
+    for (const name of modules) {
+        const text = await (0,promises_namespaceObject.readFile)(external_node_path_default().join(dir, name), 'utf8').catch(() => '');
+        if (/\bqueryInterface\b/.test(text))
+            sequelize++;
+        else if (/\bcontext\b/.test(text) && /\b(up|down)\b/.test(text))
+            umzug++;
+    }
+    if (sequelize)
+        found.set('sequelize', `${sequelize} of ${modules.length} modules take a queryInterface, e.g. '${modules[0]}'`);
+    if (umzug)
+        found.set('umzug', `${umzug} of ${modules.length} modules take a { context }, e.g. '${modules[0]}'`);
+    if (found.size > 1) {
+        throw new CannotCheck(`'${external_node_path_default().relative(cwd, dir) || '.'}' could be several formats: ${[...found].map(([f, why]) => `${f} (${why})`).join('; ')}. Set 'format' to the one your project runs, or keep one format per folder.`);
+    }
+    const [only] = found;
+    return only ? { format: only[0], why: only[1] } : undefined;
 }
 /** The set's migrations as its history: what the tool records, in which order, with which text. */
 function historyOf(set) {
@@ -63408,7 +63618,7 @@ function historyOf(set) {
 }
 
 // EXTERNAL MODULE: ./node_modules/umzug/lib/index.js
-var umzug_lib = __nccwpck_require__(1252);
+var umzug_lib = __nccwpck_require__(21252);
 ;// CONCATENATED MODULE: ./src/migrations/runner.ts
 
 
@@ -63457,6 +63667,8 @@ class Runner {
     umzug;
     abort = new AbortController();
     storage = new TableStorage();
+    shared = new Map();
+    releases = [];
     now;
     constructor(migrations, options) {
         this.migrations = migrations;
@@ -63474,6 +63686,8 @@ class Runner {
             client,
             databaseUrl: this.options.databaseUrl,
             signal: this.abort.signal,
+            shared: this.shared,
+            onClose: (release) => this.releases.push(release),
         });
         this.umzug = new umzug_lib.Umzug({
             migrations: this.migrations.map((m) => ({
@@ -63559,6 +63773,8 @@ class Runner {
     async close() {
         const client = this.client;
         this.client = undefined;
+        for (const release of this.releases.splice(0))
+            await release().catch(() => { });
         if (client)
             await client.end().catch(() => { });
     }
@@ -64099,7 +64315,30 @@ async function rebuild(origin, upTo) {
 
 
 /** Runs every selected check and returns the report. A broken migration is a finding, never a throw. */
-async function verify(settings, edges) {
+async function verify(settings, given) {
+    // Migrations that run in this process (modules) read process.env; commands get `env`.
+    const restore = setEnvironment(settings.env);
+    try {
+        return await verifyAll(settings, { ...given, env: { ...(given.env ?? process.env), ...settings.env } });
+    }
+    finally {
+        restore();
+    }
+}
+/** Sets variables in process.env; returns a function that puts the old values back. */
+function setEnvironment(env) {
+    const saved = Object.keys(env).map((k) => [k, process.env[k]]);
+    Object.assign(process.env, env);
+    return () => {
+        for (const [k, v] of saved) {
+            if (v === undefined)
+                delete process.env[k];
+            else
+                process.env[k] = v;
+        }
+    };
+}
+async function verifyAll(settings, edges) {
     const startedAt = edges.now();
     const timings = {};
     const findings = [];
@@ -64422,7 +64661,7 @@ function camel(key) {
 
 /***/ }),
 
-/***/ 4390:
+/***/ 84390:
 /***/ ((module) => {
 
 module.exports = eval("require")("pg-native");
@@ -64430,7 +64669,7 @@ module.exports = eval("require")("pg-native");
 
 /***/ }),
 
-/***/ 8246:
+/***/ 18246:
 /***/ ((module) => {
 
 function webpackEmptyAsyncContext(req) {
@@ -64444,12 +64683,12 @@ function webpackEmptyAsyncContext(req) {
 }
 webpackEmptyAsyncContext.keys = () => ([]);
 webpackEmptyAsyncContext.resolve = webpackEmptyAsyncContext;
-webpackEmptyAsyncContext.id = 8246;
+webpackEmptyAsyncContext.id = 18246;
 module.exports = webpackEmptyAsyncContext;
 
 /***/ }),
 
-/***/ 403:
+/***/ 50403:
 /***/ ((module) => {
 
 function webpackEmptyAsyncContext(req) {
@@ -64463,110 +64702,110 @@ function webpackEmptyAsyncContext(req) {
 }
 webpackEmptyAsyncContext.keys = () => ([]);
 webpackEmptyAsyncContext.resolve = webpackEmptyAsyncContext;
-webpackEmptyAsyncContext.id = 403;
+webpackEmptyAsyncContext.id = 50403;
 module.exports = webpackEmptyAsyncContext;
 
 /***/ }),
 
-/***/ 2613:
+/***/ 42613:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("assert");
 
 /***/ }),
 
-/***/ 181:
+/***/ 20181:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("buffer");
 
 /***/ }),
 
-/***/ 5317:
+/***/ 35317:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("child_process");
 
 /***/ }),
 
-/***/ 9140:
+/***/ 49140:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("constants");
 
 /***/ }),
 
-/***/ 6982:
+/***/ 76982:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("crypto");
 
 /***/ }),
 
-/***/ 2250:
+/***/ 72250:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("dns");
 
 /***/ }),
 
-/***/ 4434:
+/***/ 24434:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("events");
 
 /***/ }),
 
-/***/ 9896:
+/***/ 79896:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("fs");
 
 /***/ }),
 
-/***/ 3339:
+/***/ 73339:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("module");
 
 /***/ }),
 
-/***/ 9278:
+/***/ 69278:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("net");
 
 /***/ }),
 
-/***/ 1421:
+/***/ 31421:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
 
 /***/ }),
 
-/***/ 7598:
+/***/ 77598:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:crypto");
 
 /***/ }),
 
-/***/ 8474:
+/***/ 78474:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:events");
 
 /***/ }),
 
-/***/ 3024:
+/***/ 73024:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
 
 /***/ }),
 
-/***/ 6760:
+/***/ 76760:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
@@ -64580,14 +64819,14 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:process
 
 /***/ }),
 
-/***/ 857:
+/***/ 70857:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("os");
 
 /***/ }),
 
-/***/ 6928:
+/***/ 16928:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("path");
@@ -64608,56 +64847,56 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("stream");
 
 /***/ }),
 
-/***/ 3193:
+/***/ 13193:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("string_decoder");
 
 /***/ }),
 
-/***/ 4756:
+/***/ 64756:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("tls");
 
 /***/ }),
 
-/***/ 2018:
+/***/ 52018:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("tty");
 
 /***/ }),
 
-/***/ 7016:
+/***/ 87016:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("url");
 
 /***/ }),
 
-/***/ 9023:
+/***/ 39023:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("util");
 
 /***/ }),
 
-/***/ 8253:
+/***/ 98253:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("util/types");
 
 /***/ }),
 
-/***/ 8909:
+/***/ 18909:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const { Argument } = __nccwpck_require__(9154);
-const { Command } = __nccwpck_require__(4348);
-const { CommanderError, InvalidArgumentError } = __nccwpck_require__(1135);
-const { Help } = __nccwpck_require__(9754);
-const { Option } = __nccwpck_require__(5240);
+const { Argument } = __nccwpck_require__(49154);
+const { Command } = __nccwpck_require__(34348);
+const { CommanderError, InvalidArgumentError } = __nccwpck_require__(41135);
+const { Help } = __nccwpck_require__(79754);
+const { Option } = __nccwpck_require__(45240);
 
 exports.DM = new Command();
 
@@ -64681,10 +64920,10 @@ exports.a2 = InvalidArgumentError; // Deprecated
 
 /***/ }),
 
-/***/ 9154:
+/***/ 49154:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const { InvalidArgumentError } = __nccwpck_require__(1135);
+const { InvalidArgumentError } = __nccwpck_require__(41135);
 
 class Argument {
   /**
@@ -64838,20 +65077,20 @@ exports.humanReadableArgName = humanReadableArgName;
 
 /***/ }),
 
-/***/ 4348:
+/***/ 34348:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const EventEmitter = (__nccwpck_require__(8474).EventEmitter);
-const childProcess = __nccwpck_require__(1421);
-const path = __nccwpck_require__(6760);
-const fs = __nccwpck_require__(3024);
+const EventEmitter = (__nccwpck_require__(78474).EventEmitter);
+const childProcess = __nccwpck_require__(31421);
+const path = __nccwpck_require__(76760);
+const fs = __nccwpck_require__(73024);
 const process = __nccwpck_require__(1708);
 
-const { Argument, humanReadableArgName } = __nccwpck_require__(9154);
-const { CommanderError } = __nccwpck_require__(1135);
-const { Help, stripColor } = __nccwpck_require__(9754);
-const { Option, DualOptions } = __nccwpck_require__(5240);
-const { suggestSimilar } = __nccwpck_require__(5030);
+const { Argument, humanReadableArgName } = __nccwpck_require__(49154);
+const { CommanderError } = __nccwpck_require__(41135);
+const { Help, stripColor } = __nccwpck_require__(79754);
+const { Option, DualOptions } = __nccwpck_require__(45240);
+const { suggestSimilar } = __nccwpck_require__(65030);
 
 class Command extends EventEmitter {
   /**
@@ -67622,7 +67861,7 @@ exports.useColor = useColor; // exporting for tests
 
 /***/ }),
 
-/***/ 1135:
+/***/ 41135:
 /***/ ((__unused_webpack_module, exports) => {
 
 /**
@@ -67668,10 +67907,10 @@ exports.InvalidArgumentError = InvalidArgumentError;
 
 /***/ }),
 
-/***/ 9754:
+/***/ 79754:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const { humanReadableArgName } = __nccwpck_require__(9154);
+const { humanReadableArgName } = __nccwpck_require__(49154);
 
 /**
  * TypeScript import types for JSDoc, used by Visual Studio Code IntelliSense and `npm run typescript-checkJS`
@@ -68422,10 +68661,10 @@ exports.stripColor = stripColor;
 
 /***/ }),
 
-/***/ 5240:
+/***/ 45240:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const { InvalidArgumentError } = __nccwpck_require__(1135);
+const { InvalidArgumentError } = __nccwpck_require__(41135);
 
 class Option {
   /**
@@ -68809,7 +69048,7 @@ exports.DualOptions = DualOptions;
 
 /***/ }),
 
-/***/ 5030:
+/***/ 65030:
 /***/ ((__unused_webpack_module, exports) => {
 
 const maxDistance = 3;
@@ -68917,7 +69156,7 @@ exports.suggestSimilar = suggestSimilar;
 
 /***/ }),
 
-/***/ 1024:
+/***/ 41024:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -68969,18 +69208,18 @@ function firstString() {
 
 /***/ }),
 
-/***/ 7349:
+/***/ 57349:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
-var Scalar = __nccwpck_require__(3301);
-var YAMLMap = __nccwpck_require__(4454);
-var YAMLSeq = __nccwpck_require__(2223);
-var resolveBlockMap = __nccwpck_require__(7103);
-var resolveBlockSeq = __nccwpck_require__(334);
-var resolveFlowCollection = __nccwpck_require__(3142);
+var identity = __nccwpck_require__(41127);
+var Scalar = __nccwpck_require__(63301);
+var YAMLMap = __nccwpck_require__(84454);
+var YAMLSeq = __nccwpck_require__(92223);
+var resolveBlockMap = __nccwpck_require__(87103);
+var resolveBlockSeq = __nccwpck_require__(90334);
+var resolveFlowCollection = __nccwpck_require__(13142);
 
 function resolveCollection(CN, ctx, token, onError, tagName, tag) {
     const coll = token.type === 'block-map'
@@ -69066,15 +69305,15 @@ exports.composeCollection = composeCollection;
 
 /***/ }),
 
-/***/ 3683:
+/***/ 23683:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
 var Document = __nccwpck_require__(3021);
-var composeNode = __nccwpck_require__(5937);
-var resolveEnd = __nccwpck_require__(7788);
-var resolveProps = __nccwpck_require__(4631);
+var composeNode = __nccwpck_require__(45937);
+var resolveEnd = __nccwpck_require__(17788);
+var resolveProps = __nccwpck_require__(34631);
 
 function composeDoc(options, directives, { offset, start, value, end }, onError) {
     const opts = Object.assign({ _directives: directives }, options);
@@ -69118,17 +69357,17 @@ exports.composeDoc = composeDoc;
 
 /***/ }),
 
-/***/ 5937:
+/***/ 45937:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
 var Alias = __nccwpck_require__(4065);
-var identity = __nccwpck_require__(1127);
-var composeCollection = __nccwpck_require__(7349);
+var identity = __nccwpck_require__(41127);
+var composeCollection = __nccwpck_require__(57349);
 var composeScalar = __nccwpck_require__(5413);
-var resolveEnd = __nccwpck_require__(7788);
-var utilEmptyScalarPosition = __nccwpck_require__(2599);
+var resolveEnd = __nccwpck_require__(17788);
+var utilEmptyScalarPosition = __nccwpck_require__(22599);
 
 const CN = { composeNode, composeEmptyNode };
 function composeNode(ctx, token, props, onError) {
@@ -69242,10 +69481,10 @@ exports.composeNode = composeNode;
 
 
 
-var identity = __nccwpck_require__(1127);
-var Scalar = __nccwpck_require__(3301);
-var resolveBlockScalar = __nccwpck_require__(8913);
-var resolveFlowScalar = __nccwpck_require__(6842);
+var identity = __nccwpck_require__(41127);
+var Scalar = __nccwpck_require__(63301);
+var resolveBlockScalar = __nccwpck_require__(48913);
+var resolveFlowScalar = __nccwpck_require__(76842);
 
 function composeScalar(ctx, token, tagToken, onError) {
     const { value, type, comment, range } = token.type === 'block-scalar'
@@ -69332,18 +69571,18 @@ exports.composeScalar = composeScalar;
 
 /***/ }),
 
-/***/ 9984:
+/***/ 89984:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
 var node_process = __nccwpck_require__(932);
-var directives = __nccwpck_require__(1342);
+var directives = __nccwpck_require__(61342);
 var Document = __nccwpck_require__(3021);
-var errors = __nccwpck_require__(1464);
-var identity = __nccwpck_require__(1127);
-var composeDoc = __nccwpck_require__(3683);
-var resolveEnd = __nccwpck_require__(7788);
+var errors = __nccwpck_require__(91464);
+var identity = __nccwpck_require__(41127);
+var composeDoc = __nccwpck_require__(23683);
+var resolveEnd = __nccwpck_require__(17788);
 
 function getErrorPos(src) {
     if (typeof src === 'number')
@@ -69563,17 +69802,17 @@ exports.Composer = Composer;
 
 /***/ }),
 
-/***/ 7103:
+/***/ 87103:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var Pair = __nccwpck_require__(7165);
-var YAMLMap = __nccwpck_require__(4454);
-var resolveProps = __nccwpck_require__(4631);
+var Pair = __nccwpck_require__(57165);
+var YAMLMap = __nccwpck_require__(84454);
+var resolveProps = __nccwpck_require__(34631);
 var utilContainsNewline = __nccwpck_require__(9499);
-var utilFlowIndentCheck = __nccwpck_require__(4051);
-var utilMapIncludes = __nccwpck_require__(1187);
+var utilFlowIndentCheck = __nccwpck_require__(74051);
+var utilMapIncludes = __nccwpck_require__(81187);
 
 const startColMsg = 'All mapping items must start at the same column';
 function resolveBlockMap({ composeNode, composeEmptyNode }, ctx, bm, onError, tag) {
@@ -69687,12 +69926,12 @@ exports.resolveBlockMap = resolveBlockMap;
 
 /***/ }),
 
-/***/ 8913:
+/***/ 48913:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var Scalar = __nccwpck_require__(3301);
+var Scalar = __nccwpck_require__(63301);
 
 function resolveBlockScalar(ctx, scalar, onError) {
     const start = scalar.offset;
@@ -69894,14 +70133,14 @@ exports.resolveBlockScalar = resolveBlockScalar;
 
 /***/ }),
 
-/***/ 334:
+/***/ 90334:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var YAMLSeq = __nccwpck_require__(2223);
-var resolveProps = __nccwpck_require__(4631);
-var utilFlowIndentCheck = __nccwpck_require__(4051);
+var YAMLSeq = __nccwpck_require__(92223);
+var resolveProps = __nccwpck_require__(34631);
+var utilFlowIndentCheck = __nccwpck_require__(74051);
 
 function resolveBlockSeq({ composeNode, composeEmptyNode }, ctx, bs, onError, tag) {
     const NodeClass = tag?.nodeClass ?? YAMLSeq.YAMLSeq;
@@ -69952,7 +70191,7 @@ exports.resolveBlockSeq = resolveBlockSeq;
 
 /***/ }),
 
-/***/ 7788:
+/***/ 17788:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -69998,19 +70237,19 @@ exports.resolveEnd = resolveEnd;
 
 /***/ }),
 
-/***/ 3142:
+/***/ 13142:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
-var Pair = __nccwpck_require__(7165);
-var YAMLMap = __nccwpck_require__(4454);
-var YAMLSeq = __nccwpck_require__(2223);
-var resolveEnd = __nccwpck_require__(7788);
-var resolveProps = __nccwpck_require__(4631);
+var identity = __nccwpck_require__(41127);
+var Pair = __nccwpck_require__(57165);
+var YAMLMap = __nccwpck_require__(84454);
+var YAMLSeq = __nccwpck_require__(92223);
+var resolveEnd = __nccwpck_require__(17788);
+var resolveProps = __nccwpck_require__(34631);
 var utilContainsNewline = __nccwpck_require__(9499);
-var utilMapIncludes = __nccwpck_require__(1187);
+var utilMapIncludes = __nccwpck_require__(81187);
 
 const blockMsg = 'Block collections are not allowed within flow collections';
 const isBlock = (token) => token && (token.type === 'block-map' || token.type === 'block-seq');
@@ -70214,13 +70453,13 @@ exports.resolveFlowCollection = resolveFlowCollection;
 
 /***/ }),
 
-/***/ 6842:
+/***/ 76842:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var Scalar = __nccwpck_require__(3301);
-var resolveEnd = __nccwpck_require__(7788);
+var Scalar = __nccwpck_require__(63301);
+var resolveEnd = __nccwpck_require__(17788);
 
 function resolveFlowScalar(scalar, strict, onError) {
     const { offset, type, source, end } = scalar;
@@ -70449,7 +70688,7 @@ exports.resolveFlowScalar = resolveFlowScalar;
 
 /***/ }),
 
-/***/ 4631:
+/***/ 34631:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -70647,7 +70886,7 @@ exports.containsNewline = containsNewline;
 
 /***/ }),
 
-/***/ 2599:
+/***/ 22599:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -70682,7 +70921,7 @@ exports.emptyScalarPosition = emptyScalarPosition;
 
 /***/ }),
 
-/***/ 4051:
+/***/ 74051:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -70706,12 +70945,12 @@ exports.flowIndentCheck = flowIndentCheck;
 
 /***/ }),
 
-/***/ 1187:
+/***/ 81187:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
+var identity = __nccwpck_require__(41127);
 
 function mapIncludes(ctx, items, search) {
     const { uniqueKeys } = ctx.options;
@@ -70734,16 +70973,16 @@ exports.mapIncludes = mapIncludes;
 
 
 var Alias = __nccwpck_require__(4065);
-var Collection = __nccwpck_require__(101);
-var identity = __nccwpck_require__(1127);
-var Pair = __nccwpck_require__(7165);
-var toJS = __nccwpck_require__(4043);
-var Schema = __nccwpck_require__(5840);
+var Collection = __nccwpck_require__(40101);
+var identity = __nccwpck_require__(41127);
+var Pair = __nccwpck_require__(57165);
+var toJS = __nccwpck_require__(74043);
+var Schema = __nccwpck_require__(45840);
 var stringifyDocument = __nccwpck_require__(6829);
-var anchors = __nccwpck_require__(1596);
-var applyReviver = __nccwpck_require__(3661);
-var createNode = __nccwpck_require__(2404);
-var directives = __nccwpck_require__(1342);
+var anchors = __nccwpck_require__(71596);
+var applyReviver = __nccwpck_require__(83661);
+var createNode = __nccwpck_require__(42404);
+var directives = __nccwpck_require__(61342);
 
 class Document {
     constructor(value, replacer, options) {
@@ -71072,13 +71311,13 @@ exports.Document = Document;
 
 /***/ }),
 
-/***/ 1596:
+/***/ 71596:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
-var visit = __nccwpck_require__(204);
+var identity = __nccwpck_require__(41127);
+var visit = __nccwpck_require__(10204);
 
 /**
  * Verify that the input string is a valid anchor.
@@ -71155,7 +71394,7 @@ exports.findNewAnchor = findNewAnchor;
 
 /***/ }),
 
-/***/ 3661:
+/***/ 83661:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -71219,14 +71458,14 @@ exports.applyReviver = applyReviver;
 
 /***/ }),
 
-/***/ 2404:
+/***/ 42404:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
 var Alias = __nccwpck_require__(4065);
-var identity = __nccwpck_require__(1127);
-var Scalar = __nccwpck_require__(3301);
+var identity = __nccwpck_require__(41127);
+var Scalar = __nccwpck_require__(63301);
 
 const defaultTagPrefix = 'tag:yaml.org,2002:';
 function findTagObject(value, tagName, tags) {
@@ -71316,13 +71555,13 @@ exports.createNode = createNode;
 
 /***/ }),
 
-/***/ 1342:
+/***/ 61342:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
-var visit = __nccwpck_require__(204);
+var identity = __nccwpck_require__(41127);
+var visit = __nccwpck_require__(10204);
 
 const escapeChars = {
     '!': '%21',
@@ -71501,7 +71740,7 @@ exports.Directives = Directives;
 
 /***/ }),
 
-/***/ 1464:
+/***/ 91464:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -71570,27 +71809,27 @@ exports.prettifyError = prettifyError;
 
 /***/ }),
 
-/***/ 8815:
+/***/ 38815:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var composer = __nccwpck_require__(9984);
+var composer = __nccwpck_require__(89984);
 var Document = __nccwpck_require__(3021);
-var Schema = __nccwpck_require__(5840);
-var errors = __nccwpck_require__(1464);
+var Schema = __nccwpck_require__(45840);
+var errors = __nccwpck_require__(91464);
 var Alias = __nccwpck_require__(4065);
-var identity = __nccwpck_require__(1127);
-var Pair = __nccwpck_require__(7165);
-var Scalar = __nccwpck_require__(3301);
-var YAMLMap = __nccwpck_require__(4454);
-var YAMLSeq = __nccwpck_require__(2223);
+var identity = __nccwpck_require__(41127);
+var Pair = __nccwpck_require__(57165);
+var Scalar = __nccwpck_require__(63301);
+var YAMLMap = __nccwpck_require__(84454);
+var YAMLSeq = __nccwpck_require__(92223);
 var cst = __nccwpck_require__(3461);
-var lexer = __nccwpck_require__(361);
-var lineCounter = __nccwpck_require__(6628);
+var lexer = __nccwpck_require__(40361);
+var lineCounter = __nccwpck_require__(66628);
 var parser = __nccwpck_require__(3456);
-var publicApi = __nccwpck_require__(4047);
-var visit = __nccwpck_require__(204);
+var publicApi = __nccwpck_require__(84047);
+var visit = __nccwpck_require__(10204);
 
 
 
@@ -71627,7 +71866,7 @@ exports.visitAsync = visit.visitAsync;
 
 /***/ }),
 
-/***/ 7249:
+/***/ 57249:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -71658,11 +71897,11 @@ exports.warn = warn;
 
 
 
-var anchors = __nccwpck_require__(1596);
-var visit = __nccwpck_require__(204);
-var identity = __nccwpck_require__(1127);
-var Node = __nccwpck_require__(6673);
-var toJS = __nccwpck_require__(4043);
+var anchors = __nccwpck_require__(71596);
+var visit = __nccwpck_require__(10204);
+var identity = __nccwpck_require__(41127);
+var Node = __nccwpck_require__(66673);
+var toJS = __nccwpck_require__(74043);
 
 class Alias extends Node.NodeBase {
     constructor(source) {
@@ -71780,14 +72019,14 @@ exports.Alias = Alias;
 
 /***/ }),
 
-/***/ 101:
+/***/ 40101:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var createNode = __nccwpck_require__(2404);
-var identity = __nccwpck_require__(1127);
-var Node = __nccwpck_require__(6673);
+var createNode = __nccwpck_require__(42404);
+var identity = __nccwpck_require__(41127);
+var Node = __nccwpck_require__(66673);
 
 function collectionFromPath(schema, path, value) {
     let v = value;
@@ -71938,14 +72177,14 @@ exports.isEmptyPath = isEmptyPath;
 
 /***/ }),
 
-/***/ 6673:
+/***/ 66673:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var applyReviver = __nccwpck_require__(3661);
-var identity = __nccwpck_require__(1127);
-var toJS = __nccwpck_require__(4043);
+var applyReviver = __nccwpck_require__(83661);
+var identity = __nccwpck_require__(41127);
+var toJS = __nccwpck_require__(74043);
 
 class NodeBase {
     constructor(type) {
@@ -71985,15 +72224,15 @@ exports.NodeBase = NodeBase;
 
 /***/ }),
 
-/***/ 7165:
+/***/ 57165:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var createNode = __nccwpck_require__(2404);
-var stringifyPair = __nccwpck_require__(9748);
-var addPairToJSMap = __nccwpck_require__(7104);
-var identity = __nccwpck_require__(1127);
+var createNode = __nccwpck_require__(42404);
+var stringifyPair = __nccwpck_require__(59748);
+var addPairToJSMap = __nccwpck_require__(97104);
+var identity = __nccwpck_require__(41127);
 
 function createPair(key, value, ctx) {
     const k = createNode.createNode(key, undefined, ctx);
@@ -72031,14 +72270,14 @@ exports.createPair = createPair;
 
 /***/ }),
 
-/***/ 3301:
+/***/ 63301:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
-var Node = __nccwpck_require__(6673);
-var toJS = __nccwpck_require__(4043);
+var identity = __nccwpck_require__(41127);
+var Node = __nccwpck_require__(66673);
+var toJS = __nccwpck_require__(74043);
 
 const isScalarValue = (value) => !value || (typeof value !== 'function' && typeof value !== 'object');
 class Scalar extends Node.NodeBase {
@@ -72065,17 +72304,17 @@ exports.isScalarValue = isScalarValue;
 
 /***/ }),
 
-/***/ 4454:
+/***/ 84454:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var stringifyCollection = __nccwpck_require__(1212);
-var addPairToJSMap = __nccwpck_require__(7104);
-var Collection = __nccwpck_require__(101);
-var identity = __nccwpck_require__(1127);
-var Pair = __nccwpck_require__(7165);
-var Scalar = __nccwpck_require__(3301);
+var stringifyCollection = __nccwpck_require__(61212);
+var addPairToJSMap = __nccwpck_require__(97104);
+var Collection = __nccwpck_require__(40101);
+var identity = __nccwpck_require__(41127);
+var Pair = __nccwpck_require__(57165);
+var Scalar = __nccwpck_require__(63301);
 
 function findPair(items, key) {
     const k = identity.isScalar(key) ? key.value : key;
@@ -72219,17 +72458,17 @@ exports.findPair = findPair;
 
 /***/ }),
 
-/***/ 2223:
+/***/ 92223:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var createNode = __nccwpck_require__(2404);
-var stringifyCollection = __nccwpck_require__(1212);
-var Collection = __nccwpck_require__(101);
-var identity = __nccwpck_require__(1127);
-var Scalar = __nccwpck_require__(3301);
-var toJS = __nccwpck_require__(4043);
+var createNode = __nccwpck_require__(42404);
+var stringifyCollection = __nccwpck_require__(61212);
+var Collection = __nccwpck_require__(40101);
+var identity = __nccwpck_require__(41127);
+var Scalar = __nccwpck_require__(63301);
+var toJS = __nccwpck_require__(74043);
 
 class YAMLSeq extends Collection.Collection {
     static get tagName() {
@@ -72341,16 +72580,16 @@ exports.YAMLSeq = YAMLSeq;
 
 /***/ }),
 
-/***/ 7104:
+/***/ 97104:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var log = __nccwpck_require__(7249);
-var merge = __nccwpck_require__(452);
+var log = __nccwpck_require__(57249);
+var merge = __nccwpck_require__(90452);
 var stringify = __nccwpck_require__(2148);
-var identity = __nccwpck_require__(1127);
-var toJS = __nccwpck_require__(4043);
+var identity = __nccwpck_require__(41127);
+var toJS = __nccwpck_require__(74043);
 
 function addPairToJSMap(ctx, map, { key, value }) {
     if (identity.isNode(key) && key.addToJSMap)
@@ -72413,7 +72652,7 @@ exports.addPairToJSMap = addPairToJSMap;
 
 /***/ }),
 
-/***/ 1127:
+/***/ 41127:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -72473,12 +72712,12 @@ exports.isSeq = isSeq;
 
 /***/ }),
 
-/***/ 4043:
+/***/ 74043:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
+var identity = __nccwpck_require__(41127);
 
 /**
  * Recursively convert any node or its contents to native JavaScript
@@ -72519,15 +72758,15 @@ exports.toJS = toJS;
 
 /***/ }),
 
-/***/ 110:
+/***/ 60110:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var resolveBlockScalar = __nccwpck_require__(8913);
-var resolveFlowScalar = __nccwpck_require__(6842);
-var errors = __nccwpck_require__(1464);
-var stringifyString = __nccwpck_require__(3069);
+var resolveBlockScalar = __nccwpck_require__(48913);
+var resolveFlowScalar = __nccwpck_require__(76842);
+var errors = __nccwpck_require__(91464);
+var stringifyString = __nccwpck_require__(83069);
 
 function resolveAsScalar(token, strict = true, onError) {
     if (token) {
@@ -72744,7 +72983,7 @@ exports.setScalarValue = setScalarValue;
 
 /***/ }),
 
-/***/ 1733:
+/***/ 91733:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -72814,7 +73053,7 @@ exports.stringify = stringify;
 
 /***/ }),
 
-/***/ 7715:
+/***/ 97715:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -72925,9 +73164,9 @@ exports.visit = visit;
 
 
 
-var cstScalar = __nccwpck_require__(110);
-var cstStringify = __nccwpck_require__(1733);
-var cstVisit = __nccwpck_require__(7715);
+var cstScalar = __nccwpck_require__(60110);
+var cstStringify = __nccwpck_require__(91733);
+var cstVisit = __nccwpck_require__(97715);
 
 /** The byte order mark */
 const BOM = '\u{FEFF}';
@@ -73039,7 +73278,7 @@ exports.tokenType = tokenType;
 
 /***/ }),
 
-/***/ 361:
+/***/ 40361:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -73769,7 +74008,7 @@ exports.Lexer = Lexer;
 
 /***/ }),
 
-/***/ 6628:
+/***/ 66628:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -73824,7 +74063,7 @@ exports.LineCounter = LineCounter;
 
 var node_process = __nccwpck_require__(932);
 var cst = __nccwpck_require__(3461);
-var lexer = __nccwpck_require__(361);
+var lexer = __nccwpck_require__(40361);
 
 function includesToken(list, type) {
     for (let i = 0; i < list.length; ++i)
@@ -74804,17 +75043,17 @@ exports.Parser = Parser;
 
 /***/ }),
 
-/***/ 4047:
+/***/ 84047:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var composer = __nccwpck_require__(9984);
+var composer = __nccwpck_require__(89984);
 var Document = __nccwpck_require__(3021);
-var errors = __nccwpck_require__(1464);
-var log = __nccwpck_require__(7249);
-var identity = __nccwpck_require__(1127);
-var lineCounter = __nccwpck_require__(6628);
+var errors = __nccwpck_require__(91464);
+var log = __nccwpck_require__(57249);
+var identity = __nccwpck_require__(41127);
+var lineCounter = __nccwpck_require__(66628);
 var parser = __nccwpck_require__(3456);
 
 function parseOptions(options) {
@@ -74918,16 +75157,16 @@ exports.stringify = stringify;
 
 /***/ }),
 
-/***/ 5840:
+/***/ 45840:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
-var map = __nccwpck_require__(7451);
+var identity = __nccwpck_require__(41127);
+var map = __nccwpck_require__(47451);
 var seq = __nccwpck_require__(1706);
-var string = __nccwpck_require__(6464);
-var tags = __nccwpck_require__(18);
+var string = __nccwpck_require__(66464);
+var tags = __nccwpck_require__(90018);
 
 const sortMapEntriesByKey = (a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
 class Schema {
@@ -74964,13 +75203,13 @@ exports.Schema = Schema;
 
 /***/ }),
 
-/***/ 7451:
+/***/ 47451:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
-var YAMLMap = __nccwpck_require__(4454);
+var identity = __nccwpck_require__(41127);
+var YAMLMap = __nccwpck_require__(84454);
 
 const map = {
     collection: 'map',
@@ -74990,12 +75229,12 @@ exports.map = map;
 
 /***/ }),
 
-/***/ 3632:
+/***/ 73632:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var Scalar = __nccwpck_require__(3301);
+var Scalar = __nccwpck_require__(63301);
 
 const nullTag = {
     identify: value => value == null,
@@ -75019,8 +75258,8 @@ exports.nullTag = nullTag;
 
 
 
-var identity = __nccwpck_require__(1127);
-var YAMLSeq = __nccwpck_require__(2223);
+var identity = __nccwpck_require__(41127);
+var YAMLSeq = __nccwpck_require__(92223);
 
 const seq = {
     collection: 'seq',
@@ -75040,12 +75279,12 @@ exports.seq = seq;
 
 /***/ }),
 
-/***/ 6464:
+/***/ 66464:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var stringifyString = __nccwpck_require__(3069);
+var stringifyString = __nccwpck_require__(83069);
 
 const string = {
     identify: value => typeof value === 'string',
@@ -75063,12 +75302,12 @@ exports.string = string;
 
 /***/ }),
 
-/***/ 3959:
+/***/ 73959:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var Scalar = __nccwpck_require__(3301);
+var Scalar = __nccwpck_require__(63301);
 
 const boolTag = {
     identify: value => typeof value === 'boolean',
@@ -75091,13 +75330,13 @@ exports.boolTag = boolTag;
 
 /***/ }),
 
-/***/ 8405:
+/***/ 38405:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var Scalar = __nccwpck_require__(3301);
-var stringifyNumber = __nccwpck_require__(8689);
+var Scalar = __nccwpck_require__(63301);
+var stringifyNumber = __nccwpck_require__(28689);
 
 const floatNaN = {
     identify: value => typeof value === 'number',
@@ -75145,12 +75384,12 @@ exports.floatNaN = floatNaN;
 
 /***/ }),
 
-/***/ 9874:
+/***/ 59874:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var stringifyNumber = __nccwpck_require__(8689);
+var stringifyNumber = __nccwpck_require__(28689);
 
 const intIdentify = (value) => typeof value === 'bigint' || Number.isInteger(value);
 const intResolve = (str, offset, radix, { intAsBigInt }) => (intAsBigInt ? BigInt(str) : parseInt(str.substring(offset), radix));
@@ -75194,18 +75433,18 @@ exports.intOct = intOct;
 
 /***/ }),
 
-/***/ 896:
+/***/ 70896:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var map = __nccwpck_require__(7451);
-var _null = __nccwpck_require__(3632);
+var map = __nccwpck_require__(47451);
+var _null = __nccwpck_require__(73632);
 var seq = __nccwpck_require__(1706);
-var string = __nccwpck_require__(6464);
-var bool = __nccwpck_require__(3959);
-var float = __nccwpck_require__(8405);
-var int = __nccwpck_require__(9874);
+var string = __nccwpck_require__(66464);
+var bool = __nccwpck_require__(73959);
+var float = __nccwpck_require__(38405);
+var int = __nccwpck_require__(59874);
 
 const schema = [
     map.map,
@@ -75226,13 +75465,13 @@ exports.schema = schema;
 
 /***/ }),
 
-/***/ 3559:
+/***/ 33559:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var Scalar = __nccwpck_require__(3301);
-var map = __nccwpck_require__(7451);
+var Scalar = __nccwpck_require__(63301);
+var map = __nccwpck_require__(47451);
 var seq = __nccwpck_require__(1706);
 
 function intIdentify(value) {
@@ -75297,27 +75536,27 @@ exports.schema = schema;
 
 /***/ }),
 
-/***/ 18:
+/***/ 90018:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var map = __nccwpck_require__(7451);
-var _null = __nccwpck_require__(3632);
+var map = __nccwpck_require__(47451);
+var _null = __nccwpck_require__(73632);
 var seq = __nccwpck_require__(1706);
-var string = __nccwpck_require__(6464);
-var bool = __nccwpck_require__(3959);
-var float = __nccwpck_require__(8405);
-var int = __nccwpck_require__(9874);
-var schema = __nccwpck_require__(896);
-var schema$1 = __nccwpck_require__(3559);
-var binary = __nccwpck_require__(6083);
-var merge = __nccwpck_require__(452);
-var omap = __nccwpck_require__(303);
-var pairs = __nccwpck_require__(8385);
-var schema$2 = __nccwpck_require__(5913);
-var set = __nccwpck_require__(1528);
-var timestamp = __nccwpck_require__(6752);
+var string = __nccwpck_require__(66464);
+var bool = __nccwpck_require__(73959);
+var float = __nccwpck_require__(38405);
+var int = __nccwpck_require__(59874);
+var schema = __nccwpck_require__(70896);
+var schema$1 = __nccwpck_require__(33559);
+var binary = __nccwpck_require__(56083);
+var merge = __nccwpck_require__(90452);
+var omap = __nccwpck_require__(50303);
+var pairs = __nccwpck_require__(18385);
+var schema$2 = __nccwpck_require__(35913);
+var set = __nccwpck_require__(81528);
+var timestamp = __nccwpck_require__(46752);
 
 const schemas = new Map([
     ['core', schema.schema],
@@ -75403,14 +75642,14 @@ exports.getTags = getTags;
 
 /***/ }),
 
-/***/ 6083:
+/***/ 56083:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var node_buffer = __nccwpck_require__(181);
-var Scalar = __nccwpck_require__(3301);
-var stringifyString = __nccwpck_require__(3069);
+var node_buffer = __nccwpck_require__(20181);
+var Scalar = __nccwpck_require__(63301);
+var stringifyString = __nccwpck_require__(83069);
 
 const binary = {
     identify: value => value instanceof Uint8Array, // Buffer inherits from Uint8Array
@@ -75480,12 +75719,12 @@ exports.binary = binary;
 
 /***/ }),
 
-/***/ 8398:
+/***/ 88398:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var Scalar = __nccwpck_require__(3301);
+var Scalar = __nccwpck_require__(63301);
 
 function boolStringify({ value, source }, ctx) {
     const boolObj = value ? trueTag : falseTag;
@@ -75516,13 +75755,13 @@ exports.trueTag = trueTag;
 
 /***/ }),
 
-/***/ 5782:
+/***/ 35782:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var Scalar = __nccwpck_require__(3301);
-var stringifyNumber = __nccwpck_require__(8689);
+var Scalar = __nccwpck_require__(63301);
+var stringifyNumber = __nccwpck_require__(28689);
 
 const floatNaN = {
     identify: value => typeof value === 'number',
@@ -75573,12 +75812,12 @@ exports.floatNaN = floatNaN;
 
 /***/ }),
 
-/***/ 873:
+/***/ 10873:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var stringifyNumber = __nccwpck_require__(8689);
+var stringifyNumber = __nccwpck_require__(28689);
 
 const intIdentify = (value) => typeof value === 'bigint' || Number.isInteger(value);
 function intResolve(str, offset, radix, { intAsBigInt }) {
@@ -75656,13 +75895,13 @@ exports.intOct = intOct;
 
 /***/ }),
 
-/***/ 452:
+/***/ 90452:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
-var Scalar = __nccwpck_require__(3301);
+var identity = __nccwpck_require__(41127);
+var Scalar = __nccwpck_require__(63301);
 
 // If the value associated with a merge key is a single mapping node, each of
 // its key/value pairs is inserted into the current mapping, unless the key
@@ -75734,16 +75973,16 @@ exports.merge = merge;
 
 /***/ }),
 
-/***/ 303:
+/***/ 50303:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
-var toJS = __nccwpck_require__(4043);
-var YAMLMap = __nccwpck_require__(4454);
-var YAMLSeq = __nccwpck_require__(2223);
-var pairs = __nccwpck_require__(8385);
+var identity = __nccwpck_require__(41127);
+var toJS = __nccwpck_require__(74043);
+var YAMLMap = __nccwpck_require__(84454);
+var YAMLSeq = __nccwpck_require__(92223);
+var pairs = __nccwpck_require__(18385);
 
 class YAMLOMap extends YAMLSeq.YAMLSeq {
     constructor() {
@@ -75818,15 +76057,15 @@ exports.omap = omap;
 
 /***/ }),
 
-/***/ 8385:
+/***/ 18385:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
-var Pair = __nccwpck_require__(7165);
-var Scalar = __nccwpck_require__(3301);
-var YAMLSeq = __nccwpck_require__(2223);
+var identity = __nccwpck_require__(41127);
+var Pair = __nccwpck_require__(57165);
+var Scalar = __nccwpck_require__(63301);
+var YAMLSeq = __nccwpck_require__(92223);
 
 function resolvePairs(seq, onError) {
     if (identity.isSeq(seq)) {
@@ -75907,24 +76146,24 @@ exports.resolvePairs = resolvePairs;
 
 /***/ }),
 
-/***/ 5913:
+/***/ 35913:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var map = __nccwpck_require__(7451);
-var _null = __nccwpck_require__(3632);
+var map = __nccwpck_require__(47451);
+var _null = __nccwpck_require__(73632);
 var seq = __nccwpck_require__(1706);
-var string = __nccwpck_require__(6464);
-var binary = __nccwpck_require__(6083);
-var bool = __nccwpck_require__(8398);
-var float = __nccwpck_require__(5782);
-var int = __nccwpck_require__(873);
-var merge = __nccwpck_require__(452);
-var omap = __nccwpck_require__(303);
-var pairs = __nccwpck_require__(8385);
-var set = __nccwpck_require__(1528);
-var timestamp = __nccwpck_require__(6752);
+var string = __nccwpck_require__(66464);
+var binary = __nccwpck_require__(56083);
+var bool = __nccwpck_require__(88398);
+var float = __nccwpck_require__(35782);
+var int = __nccwpck_require__(10873);
+var merge = __nccwpck_require__(90452);
+var omap = __nccwpck_require__(50303);
+var pairs = __nccwpck_require__(18385);
+var set = __nccwpck_require__(81528);
+var timestamp = __nccwpck_require__(46752);
 
 const schema = [
     map.map,
@@ -75955,14 +76194,14 @@ exports.schema = schema;
 
 /***/ }),
 
-/***/ 1528:
+/***/ 81528:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
-var Pair = __nccwpck_require__(7165);
-var YAMLMap = __nccwpck_require__(4454);
+var identity = __nccwpck_require__(41127);
+var Pair = __nccwpck_require__(57165);
+var YAMLMap = __nccwpck_require__(84454);
 
 class YAMLSet extends YAMLMap.YAMLMap {
     constructor(schema) {
@@ -76058,12 +76297,12 @@ exports.set = set;
 
 /***/ }),
 
-/***/ 6752:
+/***/ 46752:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var stringifyNumber = __nccwpck_require__(8689);
+var stringifyNumber = __nccwpck_require__(28689);
 
 /** Internal types handle bigint as number, because TS can't figure it out. */
 function parseSexagesimal(str, asBigInt) {
@@ -76170,7 +76409,7 @@ exports.timestamp = timestamp;
 
 /***/ }),
 
-/***/ 4475:
+/***/ 34475:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -76333,10 +76572,10 @@ exports.foldFlowLines = foldFlowLines;
 
 
 
-var anchors = __nccwpck_require__(1596);
-var identity = __nccwpck_require__(1127);
-var stringifyComment = __nccwpck_require__(9799);
-var stringifyString = __nccwpck_require__(3069);
+var anchors = __nccwpck_require__(71596);
+var identity = __nccwpck_require__(41127);
+var stringifyComment = __nccwpck_require__(59799);
+var stringifyString = __nccwpck_require__(83069);
 
 function createStringifyContext(doc, options) {
     const opt = Object.assign({
@@ -76467,14 +76706,14 @@ exports.stringify = stringify;
 
 /***/ }),
 
-/***/ 1212:
+/***/ 61212:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
+var identity = __nccwpck_require__(41127);
 var stringify = __nccwpck_require__(2148);
-var stringifyComment = __nccwpck_require__(9799);
+var stringifyComment = __nccwpck_require__(59799);
 
 function stringifyCollection(collection, ctx, options) {
     const flow = ctx.inFlow ?? collection.flow;
@@ -76629,7 +76868,7 @@ exports.stringifyCollection = stringifyCollection;
 
 /***/ }),
 
-/***/ 9799:
+/***/ 59799:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -76665,9 +76904,9 @@ exports.stringifyComment = stringifyComment;
 
 
 
-var identity = __nccwpck_require__(1127);
+var identity = __nccwpck_require__(41127);
 var stringify = __nccwpck_require__(2148);
-var stringifyComment = __nccwpck_require__(9799);
+var stringifyComment = __nccwpck_require__(59799);
 
 function stringifyDocument(doc, options) {
     const lines = [];
@@ -76754,7 +76993,7 @@ exports.stringifyDocument = stringifyDocument;
 
 /***/ }),
 
-/***/ 8689:
+/***/ 28689:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -76788,15 +77027,15 @@ exports.stringifyNumber = stringifyNumber;
 
 /***/ }),
 
-/***/ 9748:
+/***/ 59748:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
-var Scalar = __nccwpck_require__(3301);
+var identity = __nccwpck_require__(41127);
+var Scalar = __nccwpck_require__(63301);
 var stringify = __nccwpck_require__(2148);
-var stringifyComment = __nccwpck_require__(9799);
+var stringifyComment = __nccwpck_require__(59799);
 
 function stringifyPair({ key, value }, ctx, onComment, onChompKeep) {
     const { allNullValues, doc, indent, indentStep, options: { commentString, indentSeq, simpleKeys } } = ctx;
@@ -76947,13 +77186,13 @@ exports.stringifyPair = stringifyPair;
 
 /***/ }),
 
-/***/ 3069:
+/***/ 83069:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var Scalar = __nccwpck_require__(3301);
-var foldFlowLines = __nccwpck_require__(4475);
+var Scalar = __nccwpck_require__(63301);
+var foldFlowLines = __nccwpck_require__(34475);
 
 const getFoldOptions = (ctx, isBlock) => ({
     indentAtStart: isBlock ? ctx.indent.length : ctx.indentAtStart,
@@ -77292,12 +77531,12 @@ exports.stringifyString = stringifyString;
 
 /***/ }),
 
-/***/ 204:
+/***/ 10204:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
+var identity = __nccwpck_require__(41127);
 
 const BREAK = Symbol('break visit');
 const SKIP = Symbol('skip children');
@@ -77535,7 +77774,7 @@ exports.visitAsync = visitAsync;
 
 /***/ }),
 
-/***/ 8401:
+/***/ 38401:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 //#region rolldown:runtime
@@ -77561,8 +77800,8 @@ var __toESM = (mod, isNodeMode, target) => (target = mod != null ? __create(__ge
 }) : target, mod));
 
 //#endregion
-const path = __toESM(__nccwpck_require__(6928));
-const fs = __toESM(__nccwpck_require__(9896));
+const path = __toESM(__nccwpck_require__(16928));
+const fs = __toESM(__nccwpck_require__(79896));
 
 //#region src/utils.ts
 function cleanPath(path$1) {
@@ -77998,8 +78237,8 @@ var APIBuilder = class {
 let pm = null;
 /* c8 ignore next 6 */
 try {
-	/*require.resolve*/(4006);
-	pm = __nccwpck_require__(4006);
+	/*require.resolve*/(14006);
+	pm = __nccwpck_require__(14006);
 } catch {}
 var Builder = class {
 	globCache = {};
@@ -78233,7 +78472,7 @@ function formatSqlError(error, query, options = {}) {
     return lines.join('\n');
 }
 // @ts-ignore
-const libpg_query_js_1 = __importDefault(__nccwpck_require__(3995));
+const libpg_query_js_1 = __importDefault(__nccwpck_require__(53995));
 let wasmModule;
 const initPromise = (0, libpg_query_js_1.default)().then((module) => {
     wasmModule = module;
@@ -78542,7 +78781,7 @@ function scanSync(query) {
 
 /***/ }),
 
-/***/ 7949:
+/***/ 17949:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 Object.defineProperty(exports, Symbol.toStringTag, { value: "Module" });
@@ -78568,11 +78807,11 @@ var __toESM = (mod, isNodeMode, target) => (target = mod != null ? __create(__ge
 	enumerable: true
 }) : target, mod));
 //#endregion
-let fs = __nccwpck_require__(9896);
-let path = __nccwpck_require__(6928);
-let url = __nccwpck_require__(7016);
-let fdir = __nccwpck_require__(8401);
-let picomatch = __nccwpck_require__(4006);
+let fs = __nccwpck_require__(79896);
+let path = __nccwpck_require__(16928);
+let url = __nccwpck_require__(87016);
+let fdir = __nccwpck_require__(38401);
+let picomatch = __nccwpck_require__(14006);
 picomatch = __toESM(picomatch, 1);
 //#region src/utils.ts
 const isReadonlyArray = Array.isArray;
@@ -78884,14 +79123,14 @@ exports.isDynamicPattern = isDynamicPattern;
 
 /***/ }),
 
-/***/ 7324:
+/***/ 17324:
 /***/ ((module) => {
 
 module.exports = /*#__PURE__*/JSON.parse('{"assert":true,"node:assert":[">= 14.18 && < 15",">= 16"],"assert/strict":">= 15","node:assert/strict":">= 16","async_hooks":">= 8","node:async_hooks":[">= 14.18 && < 15",">= 16"],"buffer_ieee754":">= 0.5 && < 0.9.7","buffer":true,"node:buffer":[">= 14.18 && < 15",">= 16"],"child_process":true,"node:child_process":[">= 14.18 && < 15",">= 16"],"cluster":">= 0.5","node:cluster":[">= 14.18 && < 15",">= 16"],"console":true,"node:console":[">= 14.18 && < 15",">= 16"],"constants":true,"node:constants":[">= 14.18 && < 15",">= 16"],"crypto":true,"node:crypto":[">= 14.18 && < 15",">= 16"],"_debug_agent":">= 1 && < 8","_debugger":"< 8","dgram":true,"node:dgram":[">= 14.18 && < 15",">= 16"],"diagnostics_channel":[">= 14.17 && < 15",">= 15.1"],"node:diagnostics_channel":[">= 14.18 && < 15",">= 16"],"dns":true,"node:dns":[">= 14.18 && < 15",">= 16"],"dns/promises":">= 15","node:dns/promises":">= 16","domain":">= 0.7.12","node:domain":[">= 14.18 && < 15",">= 16"],"events":true,"node:events":[">= 14.18 && < 15",">= 16"],"node:ffi":">= 26.9","freelist":"< 6","fs":true,"node:fs":[">= 14.18 && < 15",">= 16"],"fs/promises":[">= 10 && < 10.1",">= 14"],"node:fs/promises":[">= 14.18 && < 15",">= 16"],"_http_agent":">= 0.11.1","node:_http_agent":[">= 14.18 && < 15",">= 16"],"_http_client":">= 0.11.1","node:_http_client":[">= 14.18 && < 15",">= 16"],"_http_common":">= 0.11.1","node:_http_common":[">= 14.18 && < 15",">= 16"],"_http_incoming":">= 0.11.1","node:_http_incoming":[">= 14.18 && < 15",">= 16"],"_http_outgoing":">= 0.11.1","node:_http_outgoing":[">= 14.18 && < 15",">= 16"],"_http_server":">= 0.11.1","node:_http_server":[">= 14.18 && < 15",">= 16"],"http":true,"node:http":[">= 14.18 && < 15",">= 16"],"http2":">= 8.8","node:http2":[">= 14.18 && < 15",">= 16"],"https":true,"node:https":[">= 14.18 && < 15",">= 16"],"inspector":">= 8","node:inspector":[">= 14.18 && < 15",">= 16"],"inspector/promises":[">= 19"],"node:inspector/promises":[">= 19"],"_linklist":"< 8","module":true,"node:module":[">= 14.18 && < 15",">= 16"],"net":true,"net/promises":">= 27","node:net/promises":">= 27","node:net":[">= 14.18 && < 15",">= 16"],"node-inspect/lib/_inspect":">= 7.6 && < 12","node-inspect/lib/internal/inspect_client":">= 7.6 && < 12","node-inspect/lib/internal/inspect_repl":">= 7.6 && < 12","os":true,"node:os":[">= 14.18 && < 15",">= 16"],"path":true,"node:path":[">= 14.18 && < 15",">= 16"],"path/posix":">= 15.3","node:path/posix":">= 16","path/win32":">= 15.3","node:path/win32":">= 16","perf_hooks":">= 8.5","node:perf_hooks":[">= 14.18 && < 15",">= 16"],"process":">= 1","node:process":[">= 14.18 && < 15",">= 16"],"punycode":">= 0.5","node:punycode":[">= 14.18 && < 15",">= 16"],"querystring":true,"node:querystring":[">= 14.18 && < 15",">= 16"],"readline":true,"node:readline":[">= 14.18 && < 15",">= 16"],"readline/promises":">= 17","node:readline/promises":">= 17","repl":true,"node:repl":[">= 14.18 && < 15",">= 16"],"node:sea":[">= 20.12 && < 21",">= 21.7"],"smalloc":">= 0.11.5 && < 3","node:sqlite":[">= 22.13 && < 23",">= 23.4"],"_stream_duplex":">= 0.9.4 && < 26","node:_stream_duplex":[">= 14.18 && < 15",">= 16 && < 26"],"_stream_transform":">= 0.9.4 && < 26","node:_stream_transform":[">= 14.18 && < 15",">= 16 && < 26"],"_stream_wrap":">= 1.4.1 && < 26","node:_stream_wrap":[">= 14.18 && < 15",">= 16 && < 26"],"_stream_passthrough":">= 0.9.4 && < 26","node:_stream_passthrough":[">= 14.18 && < 15",">= 16 && < 26"],"_stream_readable":">= 0.9.4 && < 26","node:_stream_readable":[">= 14.18 && < 15",">= 16 && < 26"],"_stream_writable":">= 0.9.4 && < 26","node:_stream_writable":[">= 14.18 && < 15",">= 16 && < 26"],"stream":true,"node:stream":[">= 14.18 && < 15",">= 16"],"stream/consumers":">= 16.7","node:stream/consumers":">= 16.7","stream/promises":">= 15","node:stream/promises":">= 16","stream/web":">= 16.5","node:stream/web":">= 16.5","string_decoder":true,"node:string_decoder":[">= 14.18 && < 15",">= 16"],"sys":[">= 0.4 && < 0.7",">= 0.8"],"node:sys":[">= 14.18 && < 15",">= 16"],"test/reporters":">= 19.9 && < 20.2","node:test/reporters":[">= 18.17 && < 19",">= 19.9",">= 20"],"test/mock_loader":">= 22.3 && < 22.7","node:test/mock_loader":">= 22.3 && < 22.7","node:test":[">= 16.17 && < 17",">= 18"],"timers":true,"node:timers":[">= 14.18 && < 15",">= 16"],"timers/promises":">= 15","node:timers/promises":">= 16","_tls_common":">= 0.11.13 && < 27","node:_tls_common":[">= 14.18 && < 15",">= 16 && < 27"],"_tls_legacy":">= 0.11.3 && < 10","_tls_wrap":">= 0.11.3 && < 27","node:_tls_wrap":[">= 14.18 && < 15",">= 16 && < 27"],"tls":true,"node:tls":[">= 14.18 && < 15",">= 16"],"trace_events":">= 10","node:trace_events":[">= 14.18 && < 15",">= 16"],"tty":true,"node:tty":[">= 14.18 && < 15",">= 16"],"url":true,"node:url":[">= 14.18 && < 15",">= 16"],"util":true,"node:util":[">= 14.18 && < 15",">= 16"],"util/types":">= 15.3","node:util/types":">= 16","v8/tools/arguments":">= 10 && < 12","v8/tools/codemap":[">= 4.4 && < 5",">= 5.2 && < 12"],"v8/tools/consarray":[">= 4.4 && < 5",">= 5.2 && < 12"],"v8/tools/csvparser":[">= 4.4 && < 5",">= 5.2 && < 12"],"v8/tools/logreader":[">= 4.4 && < 5",">= 5.2 && < 12"],"v8/tools/profile_view":[">= 4.4 && < 5",">= 5.2 && < 12"],"v8/tools/splaytree":[">= 4.4 && < 5",">= 5.2 && < 12"],"v8":">= 1","node:v8":[">= 14.18 && < 15",">= 16"],"node:vfs":">= 27","vm":true,"node:vm":[">= 14.18 && < 15",">= 16"],"wasi":[">= 13.4 && < 13.5",">= 18.17 && < 19",">= 20"],"node:wasi":[">= 18.17 && < 19",">= 20"],"worker_threads":">= 11.7","node:worker_threads":[">= 14.18 && < 15",">= 16"],"zlib":">= 0.5","node:zlib":[">= 14.18 && < 15",">= 16"]}');
 
 /***/ }),
 
-/***/ 2035:
+/***/ 62035:
 /***/ ((module) => {
 
 module.exports = /*#__PURE__*/JSON.parse('{"assert":true,"node:assert":[">= 14.18 && < 15",">= 16"],"assert/strict":">= 15","node:assert/strict":">= 16","async_hooks":">= 8","node:async_hooks":[">= 14.18 && < 15",">= 16"],"buffer_ieee754":">= 0.5 && < 0.9.7","buffer":true,"node:buffer":[">= 14.18 && < 15",">= 16"],"child_process":true,"node:child_process":[">= 14.18 && < 15",">= 16"],"cluster":">= 0.5","node:cluster":[">= 14.18 && < 15",">= 16"],"console":true,"node:console":[">= 14.18 && < 15",">= 16"],"constants":true,"node:constants":[">= 14.18 && < 15",">= 16"],"crypto":true,"node:crypto":[">= 14.18 && < 15",">= 16"],"_debug_agent":">= 1 && < 8","_debugger":"< 8","dgram":true,"node:dgram":[">= 14.18 && < 15",">= 16"],"diagnostics_channel":[">= 14.17 && < 15",">= 15.1"],"node:diagnostics_channel":[">= 14.18 && < 15",">= 16"],"dns":true,"node:dns":[">= 14.18 && < 15",">= 16"],"dns/promises":">= 15","node:dns/promises":">= 16","domain":">= 0.7.12","node:domain":[">= 14.18 && < 15",">= 16"],"events":true,"node:events":[">= 14.18 && < 15",">= 16"],"node:ffi":">= 26.9","freelist":"< 6","fs":true,"node:fs":[">= 14.18 && < 15",">= 16"],"fs/promises":[">= 10 && < 10.1",">= 14"],"node:fs/promises":[">= 14.18 && < 15",">= 16"],"_http_agent":">= 0.11.1","node:_http_agent":[">= 14.18 && < 15",">= 16"],"_http_client":">= 0.11.1","node:_http_client":[">= 14.18 && < 15",">= 16"],"_http_common":">= 0.11.1","node:_http_common":[">= 14.18 && < 15",">= 16"],"_http_incoming":">= 0.11.1","node:_http_incoming":[">= 14.18 && < 15",">= 16"],"_http_outgoing":">= 0.11.1","node:_http_outgoing":[">= 14.18 && < 15",">= 16"],"_http_server":">= 0.11.1","node:_http_server":[">= 14.18 && < 15",">= 16"],"http":true,"node:http":[">= 14.18 && < 15",">= 16"],"http2":">= 8.8","node:http2":[">= 14.18 && < 15",">= 16"],"https":true,"node:https":[">= 14.18 && < 15",">= 16"],"inspector":">= 8","node:inspector":[">= 14.18 && < 15",">= 16"],"inspector/promises":[">= 19"],"node:inspector/promises":[">= 19"],"_linklist":"< 8","module":true,"node:module":[">= 14.18 && < 15",">= 16"],"net":true,"net/promises":">= 27","node:net/promises":">= 27","node:net":[">= 14.18 && < 15",">= 16"],"node-inspect/lib/_inspect":">= 7.6 && < 12","node-inspect/lib/internal/inspect_client":">= 7.6 && < 12","node-inspect/lib/internal/inspect_repl":">= 7.6 && < 12","os":true,"node:os":[">= 14.18 && < 15",">= 16"],"path":true,"node:path":[">= 14.18 && < 15",">= 16"],"path/posix":">= 15.3","node:path/posix":">= 16","path/win32":">= 15.3","node:path/win32":">= 16","perf_hooks":">= 8.5","node:perf_hooks":[">= 14.18 && < 15",">= 16"],"process":">= 1","node:process":[">= 14.18 && < 15",">= 16"],"punycode":">= 0.5","node:punycode":[">= 14.18 && < 15",">= 16"],"querystring":true,"node:querystring":[">= 14.18 && < 15",">= 16"],"readline":true,"node:readline":[">= 14.18 && < 15",">= 16"],"readline/promises":">= 17","node:readline/promises":">= 17","repl":true,"node:repl":[">= 14.18 && < 15",">= 16"],"node:sea":[">= 20.12 && < 21",">= 21.7"],"smalloc":">= 0.11.5 && < 3","node:sqlite":[">= 22.13 && < 23",">= 23.4"],"_stream_duplex":">= 0.9.4 && < 26","node:_stream_duplex":[">= 14.18 && < 15",">= 16 && < 26"],"_stream_transform":">= 0.9.4 && < 26","node:_stream_transform":[">= 14.18 && < 15",">= 16 && < 26"],"_stream_wrap":">= 1.4.1 && < 26","node:_stream_wrap":[">= 14.18 && < 15",">= 16 && < 26"],"_stream_passthrough":">= 0.9.4 && < 26","node:_stream_passthrough":[">= 14.18 && < 15",">= 16 && < 26"],"_stream_readable":">= 0.9.4 && < 26","node:_stream_readable":[">= 14.18 && < 15",">= 16 && < 26"],"_stream_writable":">= 0.9.4 && < 26","node:_stream_writable":[">= 14.18 && < 15",">= 16 && < 26"],"stream":true,"node:stream":[">= 14.18 && < 15",">= 16"],"stream/consumers":">= 16.7","node:stream/consumers":">= 16.7","stream/promises":">= 15","node:stream/promises":">= 16","stream/web":">= 16.5","node:stream/web":">= 16.5","string_decoder":true,"node:string_decoder":[">= 14.18 && < 15",">= 16"],"sys":[">= 0.4 && < 0.7",">= 0.8"],"node:sys":[">= 14.18 && < 15",">= 16"],"test/reporters":">= 19.9 && < 20.2","node:test/reporters":[">= 18.17 && < 19",">= 19.9",">= 20"],"test/mock_loader":">= 22.3 && < 22.7","node:test/mock_loader":">= 22.3 && < 22.7","node:test":[">= 16.17 && < 17",">= 18"],"timers":true,"node:timers":[">= 14.18 && < 15",">= 16"],"timers/promises":">= 15","node:timers/promises":">= 16","_tls_common":">= 0.11.13 && < 27","node:_tls_common":[">= 14.18 && < 15",">= 16 && < 27"],"_tls_legacy":">= 0.11.3 && < 10","_tls_wrap":">= 0.11.3 && < 27","node:_tls_wrap":[">= 14.18 && < 15",">= 16 && < 27"],"tls":true,"node:tls":[">= 14.18 && < 15",">= 16"],"trace_events":">= 10","node:trace_events":[">= 14.18 && < 15",">= 16"],"tty":true,"node:tty":[">= 14.18 && < 15",">= 16"],"url":true,"node:url":[">= 14.18 && < 15",">= 16"],"util":true,"node:util":[">= 14.18 && < 15",">= 16"],"util/types":">= 15.3","node:util/types":">= 16","v8/tools/arguments":">= 10 && < 12","v8/tools/codemap":[">= 4.4 && < 5",">= 5.2 && < 12"],"v8/tools/consarray":[">= 4.4 && < 5",">= 5.2 && < 12"],"v8/tools/csvparser":[">= 4.4 && < 5",">= 5.2 && < 12"],"v8/tools/logreader":[">= 4.4 && < 5",">= 5.2 && < 12"],"v8/tools/profile_view":[">= 4.4 && < 5",">= 5.2 && < 12"],"v8/tools/splaytree":[">= 4.4 && < 5",">= 5.2 && < 12"],"v8":">= 1","node:v8":[">= 14.18 && < 15",">= 16"],"node:vfs":">= 27","vm":true,"node:vm":[">= 14.18 && < 15",">= 16"],"wasi":[">= 13.4 && < 13.5",">= 18.17 && < 19",">= 20"],"node:wasi":[">= 18.17 && < 19",">= 20"],"worker_threads":">= 11.7","node:worker_threads":[">= 14.18 && < 15",">= 16"],"zlib":">= 0.5","node:zlib":[">= 14.18 && < 15",">= 16"]}');
@@ -78932,6 +79171,9 @@ module.exports = /*#__PURE__*/JSON.parse('{"assert":true,"node:assert":[">= 14.1
 /******/ 	// Return the exports of the module
 /******/ 	return module.exports;
 /******/ }
+/******/ 
+/******/ // expose the modules object (__webpack_modules__)
+/******/ __nccwpck_require__.m = __webpack_modules__;
 /******/ 
 /************************************************************************/
 /******/ /* webpack/runtime/asset-relocator-loader */
@@ -79030,9 +79272,42 @@ module.exports = /*#__PURE__*/JSON.parse('{"assert":true,"node:assert":[">= 14.1
 /******/ 	};
 /******/ })();
 /******/ 
+/******/ /* webpack/runtime/ensure chunk */
+/******/ (() => {
+/******/ 	__nccwpck_require__.f = {};
+/******/ 	// This file contains only the entry chunk.
+/******/ 	// The chunk loading function for additional chunks
+/******/ 	__nccwpck_require__.e = (chunkId) => {
+/******/ 		return Promise.all(Object.keys(__nccwpck_require__.f).reduce((promises, key) => {
+/******/ 			__nccwpck_require__.f[key](chunkId, promises);
+/******/ 			return promises;
+/******/ 		}, []));
+/******/ 	};
+/******/ })();
+/******/ 
+/******/ /* webpack/runtime/get javascript chunk filename */
+/******/ (() => {
+/******/ 	// This function allow to reference async chunks
+/******/ 	__nccwpck_require__.u = (chunkId) => {
+/******/ 		// return url for filenames based on template
+/******/ 		return "" + chunkId + ".index.js";
+/******/ 	};
+/******/ })();
+/******/ 
 /******/ /* webpack/runtime/hasOwnProperty shorthand */
 /******/ (() => {
 /******/ 	__nccwpck_require__.o = (obj, prop) => (Object.prototype.hasOwnProperty.call(obj, prop))
+/******/ })();
+/******/ 
+/******/ /* webpack/runtime/make namespace object */
+/******/ (() => {
+/******/ 	// define __esModule on exports
+/******/ 	__nccwpck_require__.r = (exports) => {
+/******/ 		if(typeof Symbol !== 'undefined' && Symbol.toStringTag) {
+/******/ 			Object.defineProperty(exports, Symbol.toStringTag, { value: 'Module' });
+/******/ 		}
+/******/ 		Object.defineProperty(exports, '__esModule', { value: true });
+/******/ 	};
 /******/ })();
 /******/ 
 /******/ /* webpack/runtime/node module decorator */
@@ -79044,11 +79319,74 @@ module.exports = /*#__PURE__*/JSON.parse('{"assert":true,"node:assert":[">= 14.1
 /******/ 	};
 /******/ })();
 /******/ 
+/******/ /* webpack/runtime/import chunk loading */
+/******/ (() => {
+/******/ 	// no baseURI
+/******/ 	
+/******/ 	// object to store loaded and loading chunks
+/******/ 	// undefined = chunk not loaded, null = chunk preloaded/prefetched
+/******/ 	// [resolve, Promise] = chunk loading, 0 = chunk loaded
+/******/ 	var installedChunks = {
+/******/ 		792: 0
+/******/ 	};
+/******/ 	
+/******/ 	var installChunk = (data) => {
+/******/ 		var {ids, modules, runtime} = data;
+/******/ 		// add "modules" to the modules object,
+/******/ 		// then flag all "ids" as loaded and fire callback
+/******/ 		var moduleId, chunkId, i = 0;
+/******/ 		for(moduleId in modules) {
+/******/ 			if(__nccwpck_require__.o(modules, moduleId)) {
+/******/ 				__nccwpck_require__.m[moduleId] = modules[moduleId];
+/******/ 			}
+/******/ 		}
+/******/ 		if(runtime) runtime(__nccwpck_require__);
+/******/ 		for(;i < ids.length; i++) {
+/******/ 			chunkId = ids[i];
+/******/ 			if(__nccwpck_require__.o(installedChunks, chunkId) && installedChunks[chunkId]) {
+/******/ 				installedChunks[chunkId][0]();
+/******/ 			}
+/******/ 			installedChunks[ids[i]] = 0;
+/******/ 		}
+/******/ 	
+/******/ 	}
+/******/ 	
+/******/ 	__nccwpck_require__.f.j = (chunkId, promises) => {
+/******/ 			// import() chunk loading for javascript
+/******/ 			var installedChunkData = __nccwpck_require__.o(installedChunks, chunkId) ? installedChunks[chunkId] : undefined;
+/******/ 			if(installedChunkData !== 0) { // 0 means "already installed".
+/******/ 	
+/******/ 				// a Promise means "currently loading".
+/******/ 				if(installedChunkData) {
+/******/ 					promises.push(installedChunkData[1]);
+/******/ 				} else {
+/******/ 					if(true) { // all chunks have JS
+/******/ 						// setup Promise in chunk cache
+/******/ 						var promise = import("./" + __nccwpck_require__.u(chunkId)).then(installChunk, (e) => {
+/******/ 							if(installedChunks[chunkId] !== 0) installedChunks[chunkId] = undefined;
+/******/ 							throw e;
+/******/ 						});
+/******/ 						var promise = Promise.race([promise, new Promise((resolve) => (installedChunkData = installedChunks[chunkId] = [resolve]))])
+/******/ 						promises.push(installedChunkData[1] = promise);
+/******/ 					}
+/******/ 				}
+/******/ 			}
+/******/ 	};
+/******/ 	
+/******/ 	// no prefetching
+/******/ 	
+/******/ 	// no preloaded
+/******/ 	
+/******/ 	// no external install chunk
+/******/ 	
+/******/ 	// no on chunks loaded
+/******/ })();
+/******/ 
 /************************************************************************/
 /******/ 
 /******/ // startup
 /******/ // Load entry module and return exports
 /******/ // This entry module used 'module' so it can't be inlined
-/******/ var __webpack_exports__ = __nccwpck_require__(4412);
+/******/ var __webpack_exports__ = __nccwpck_require__(84412);
 /******/ __webpack_exports__ = await __webpack_exports__;
 /******/ 

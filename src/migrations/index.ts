@@ -1,20 +1,84 @@
+import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CannotCheck } from '../core/errors.js';
 import type { HistoryEntry } from '../core/ordering.js';
+import { ModuleExtensions } from '../modules.js';
+import { loadSequelizeMigrations } from './sequelize.js';
 import { loadSqlMigrations } from './sql.js';
 import type { Format, LoadedSet } from './types.js';
 
-/** Reads a migration set in its format; `auto` detects the format from the folder. */
+type Concrete = Exclude<Format, 'auto'>;
+
+/** Reads a migration set in its format; `auto` detects the format from the folder and says why. */
 export async function loadMigrations(dir: string, format: Format, cwd: string): Promise<LoadedSet> {
+  let chosen: Concrete = format === 'auto' ? 'sql' : format;
+  let why: string | undefined;
+  if (format === 'auto') {
+    const detected = await detectFormat(dir, cwd);
+    if (detected) {
+      chosen = detected.format;
+      why = detected.why;
+    }
+  }
+  const loaded = await loadFormat(dir, chosen, cwd);
+  return why ? { ...loaded, layout: `${loaded.layout}; auto: ${why}` } : loaded;
+}
+
+function loadFormat(dir: string, format: Concrete, cwd: string): Promise<LoadedSet> {
   switch (format) {
-    case 'auto':
     case 'sql':
       return loadSqlMigrations(dir, cwd);
+    case 'sequelize':
+      return loadSequelizeMigrations(dir, cwd);
     default:
       throw new CannotCheck(
-        `Input 'format' is '${format}' for '${path.relative(cwd, dir) || '.'}', which this version cannot run yet. Supported now: auto, sql.`,
+        `Input 'format' is '${format}' for '${path.relative(cwd, dir) || '.'}', which this version cannot run yet. Supported now: auto, sql, sequelize.`,
       );
   }
+}
+
+/**
+ * Which format a folder holds, from its files: SQL files, sequelize-cli modules (they take a
+ * queryInterface), umzug modules (they take a context). Undefined when nothing matches (the SQL
+ * loader then says what it expected); an error naming the candidates when several do.
+ */
+async function detectFormat(
+  dir: string,
+  cwd: string,
+): Promise<{ format: Concrete; why: string } | undefined> {
+  let names: string[];
+  try {
+    names = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name);
+  } catch {
+    return undefined;
+  }
+  const found = new Map<Concrete, string>();
+  const sql = names.filter((n) => n.toLowerCase().endsWith('.sql'));
+  if (sql.length) found.set('sql', `${sql.length} .sql files, e.g. '${sql.sort()[0]}'`);
+  const modules = names
+    .filter((n) => ModuleExtensions.includes(path.extname(n)) && !/\.d\.[cm]?ts$/.test(n))
+    .sort();
+  let sequelize = 0;
+  let umzug = 0;
+  for (const name of modules) {
+    const text = await readFile(path.join(dir, name), 'utf8').catch(() => '');
+    if (/\bqueryInterface\b/.test(text)) sequelize++;
+    else if (/\bcontext\b/.test(text) && /\b(up|down)\b/.test(text)) umzug++;
+  }
+  if (sequelize)
+    found.set(
+      'sequelize',
+      `${sequelize} of ${modules.length} modules take a queryInterface, e.g. '${modules[0]}'`,
+    );
+  if (umzug)
+    found.set('umzug', `${umzug} of ${modules.length} modules take a { context }, e.g. '${modules[0]}'`);
+  if (found.size > 1) {
+    throw new CannotCheck(
+      `'${path.relative(cwd, dir) || '.'}' could be several formats: ${[...found].map(([f, why]) => `${f} (${why})`).join('; ')}. Set 'format' to the one your project runs, or keep one format per folder.`,
+    );
+  }
+  const [only] = found;
+  return only ? { format: only[0], why: only[1] } : undefined;
 }
 
 /** The set's migrations as its history: what the tool records, in which order, with which text. */

@@ -62,6 +62,8 @@ export class Runner {
   private umzug: Umzug<StepContext> | undefined;
   private abort = new AbortController();
   private readonly storage = new TableStorage();
+  private readonly shared = new Map<string, unknown>();
+  private readonly releases: (() => Promise<void>)[] = [];
   private readonly now: () => number;
 
   constructor(
@@ -84,6 +86,8 @@ export class Runner {
       client,
       databaseUrl: this.options.databaseUrl,
       signal: this.abort.signal,
+      shared: this.shared,
+      onClose: (release) => this.releases.push(release),
     });
     this.umzug = new Umzug<StepContext>({
       migrations: this.migrations.map((m) => ({
@@ -174,6 +178,7 @@ export class Runner {
   async close(): Promise<void> {
     const client = this.client;
     this.client = undefined;
+    for (const release of this.releases.splice(0)) await release().catch(() => {});
     if (client) await client.end().catch(() => {});
   }
 }

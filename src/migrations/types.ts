@@ -17,6 +17,9 @@ export interface StepContext {
    */
   bookkeeping?: string;
   recorded?: boolean;
+  /** State a format keeps per database (e.g. a Sequelize instance), released by `onClose`. */
+  shared: Map<string, unknown>;
+  onClose(release: () => Promise<void>): void;
 }
 
 /** One direction of one migration. */
