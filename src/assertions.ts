@@ -1,7 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
-import { pgEnv, runCommand } from './command.js';
+import { fillCommand, outputTail, pgEnv, runCommand } from './command.js';
 import { type AssertionRun, type Direction, type Side, shouldPass } from './core/assertions.js';
 import { CannotCheck, messageOf } from './core/errors.js';
 import { formatDuration } from './core/format.js';
@@ -215,10 +215,11 @@ export class AssertionRunner {
   }
 
   private async runCommand(assertion: Assertion): Promise<Omit<Outcome, 'ms'>> {
-    const command = (this.options.command ?? '')
-      .replaceAll('{id}', shellWord(assertion.id))
-      .replaceAll('{direction}', assertion.direction)
-      .replaceAll('{file}', shellWord(assertion.file));
+    const command = fillCommand(this.options.command ?? '', {
+      id: assertion.id,
+      direction: assertion.direction,
+      file: assertion.file,
+    });
     const result = await runCommand(command, {
       cwd: this.options.workingDirectory,
       env: { ...this.options.env, ...pgEnv(this.options.databaseUrl) },
@@ -226,7 +227,7 @@ export class AssertionRunner {
     });
     if (result.timedOut) return { passed: false, timedOut: true };
     if (result.code === 0) return { passed: true };
-    const tail = result.output.trimEnd().split('\n').slice(-30).join('\n');
+    const tail = outputTail(result);
     return {
       passed: false,
       reason: `\`${command}\` exited with ${result.code ?? 'a signal'}${tail ? `:\n${tail}` : ''}`,
@@ -235,10 +236,6 @@ export class AssertionRunner {
 }
 
 class TimedOut extends Error {}
-
-function shellWord(value: string): string {
-  return /^[\w.,:@%+=/-]+$/.test(value) ? value : `'${value.replaceAll("'", "'\\''")}'`;
-}
 
 function short(sql: string): string {
   const flat = sql.replace(/\s+/g, ' ').trim();

@@ -39,6 +39,10 @@ function program(): Command {
     .option(`--${Inputs.PostgresImage} <image>`, 'container image for --postgres docker')
     .option(`--${Inputs.DatabaseUrl} <url>`, 'existing server to create scratch databases in')
     .option(`--${Inputs.BaseRef} <ref>`, 'git ref of the base branch')
+    .option(`--${Inputs.ListCommand} <command>`, 'format command: prints migration ids in order')
+    .option(`--${Inputs.UpCommand} <command>`, 'format command: applies migration {id}')
+    .option(`--${Inputs.DownCommand} <command>`, 'format command: reverts migration {id}')
+    .option(`--${Inputs.HistoryTable} <tables>`, "your runner's history table(s), left out of comparisons")
     .option(`--${Inputs.AssertionsDir} <dir>`, 'folder of per-migration assertions')
     .option(
       `--${Inputs.AssertCommand} <command>`,

@@ -2,6 +2,8 @@ import { spawn } from 'node:child_process';
 
 export interface CommandResult {
   code: number | null;
+  /** stdout alone, for commands whose output is data (the first 4 MiB). */
+  stdout: string;
   /** stdout and stderr interleaved, the last 64 KiB. */
   output: string;
   timedOut: boolean;
@@ -26,7 +28,7 @@ export function pgEnv(url: string): Record<string, string> {
 /** Runs a shell command; kills its process group at the timeout. Never throws for a failing command. */
 export function runCommand(
   command: string,
-  options: { cwd: string; env: NodeJS.ProcessEnv; timeoutMs: number },
+  options: { cwd: string; env: NodeJS.ProcessEnv; timeoutMs: number; signal?: AbortSignal },
 ): Promise<CommandResult> {
   return new Promise((resolve) => {
     const child = spawn(command, {
@@ -37,11 +39,15 @@ export function runCommand(
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
+    let stdout = '';
     const take = (chunk: Buffer) => {
       output += chunk.toString('utf8');
       if (output.length > Keep * 2) output = output.slice(-Keep);
     };
-    child.stdout.on('data', take);
+    child.stdout.on('data', (chunk: Buffer) => {
+      if (stdout.length < 4 * 1024 * 1024) stdout += chunk.toString('utf8');
+      take(chunk);
+    });
     child.stderr.on('data', take);
     let timedOut = false;
     const kill = (signal: NodeJS.Signals) => {
@@ -52,18 +58,37 @@ export function runCommand(
         // Already gone.
       }
     };
-    const timer = setTimeout(() => {
+    const stop = () => {
       timedOut = true;
       kill('SIGTERM');
       setTimeout(() => kill('SIGKILL'), 5_000).unref();
-    }, options.timeoutMs);
+    };
+    const timer = setTimeout(stop, options.timeoutMs);
+    options.signal?.addEventListener('abort', stop, { once: true });
     child.on('error', (error) => {
       clearTimeout(timer);
-      resolve({ code: null, output: `${output}${error.message}`, timedOut });
+      resolve({ code: null, stdout, output: `${output}${error.message}`, timedOut });
     });
     child.on('close', (code) => {
       clearTimeout(timer);
-      resolve({ code, output: output.slice(-Keep), timedOut });
+      resolve({ code, stdout, output: output.slice(-Keep), timedOut });
     });
   });
+}
+
+/** Fills `{name}` placeholders, quoting values the shell would split or expand. */
+export function fillCommand(template: string, values: Record<string, string>): string {
+  return Object.entries(values).reduce(
+    (text, [name, value]) => text.replaceAll(`{${name}}`, shellWord(value)),
+    template,
+  );
+}
+
+function shellWord(value: string): string {
+  return /^[\w.,:@%+=/-]+$/.test(value) ? value : `'${value.replaceAll("'", "'\\''")}'`;
+}
+
+/** The last lines of a command's output, for a finding's detail. */
+export function outputTail(result: CommandResult, lines = 30): string {
+  return result.output.trimEnd().split('\n').slice(-lines).join('\n');
 }

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import type { Exclusions } from './catalog/tracker.js';
-import { pgEnv, runCommand } from './command.js';
+import { outputTail, pgEnv, runCommand } from './command.js';
 import { messageOf } from './core/errors.js';
 import type { Seed } from './settings.js';
 
@@ -20,7 +20,7 @@ export async function applySeed(
     });
     if (result.timedOut) return `\`${seed.command}\` did not finish within the step timeout`;
     if (result.code === 0) return undefined;
-    const tail = result.output.trimEnd().split('\n').slice(-20).join('\n');
+    const tail = outputTail(result, 20);
     return `\`${seed.command}\` exited with ${result.code ?? 'a signal'}${tail ? `:\n${tail}` : ''}`;
   }
   const shown = path.relative(options.workingDirectory, seed.file ?? '') || seed.file;

@@ -20,6 +20,10 @@ export const Inputs = {
   AssertionsDir: 'assertions-dir',
   AssertCommand: 'assert-command',
   AssertionsStrict: 'assertions-strict',
+  ListCommand: 'list-command',
+  UpCommand: 'up-command',
+  DownCommand: 'down-command',
+  HistoryTable: 'history-table',
   SeedAfter: 'seed-after',
   SeedFile: 'seed-file',
   SeedCommand: 'seed-command',
@@ -49,6 +53,10 @@ export interface SetSettings {
   dir: string;
   /** Migration format; `auto` detects it from the folder. */
   format: Format;
+  /** For `format: command`: the runner's commands (`{id}` is filled in for up and down). */
+  commands?: { list: string; up: string; down?: string };
+  /** The runner's own history tables (`schema.table`), left out of schema comparisons. */
+  historyTables: string[];
   /** Folder of per-migration assertions (absolute), if any. */
   assertionsDir?: string;
   /** Runs assertion files of other languages: `{id}`, `{direction}`, `{file}` are filled in. */
@@ -114,6 +122,10 @@ const DefaultStepTimeoutMs = 5 * 60_000;
 const SetKeys = [
   Inputs.MigrationsDir,
   Inputs.Format,
+  Inputs.ListCommand,
+  Inputs.UpCommand,
+  Inputs.DownCommand,
+  Inputs.HistoryTable,
   Inputs.AssertionsDir,
   Inputs.AssertCommand,
   Inputs.SeedAfter,
@@ -249,6 +261,35 @@ export async function resolveSettings(raw: RawInputs, cwd: string = process.cwd(
   };
 
   const format = (value: string | undefined) => choice(Inputs.Format, value || 'auto', Formats);
+  const commandsOf = (
+    list: string | undefined,
+    up: string | undefined,
+    down: string | undefined,
+    chosen: string | undefined,
+  ): { commands?: SetSettings['commands'] } => {
+    if (chosen !== 'command') {
+      const stray = [
+        [Inputs.ListCommand, list],
+        [Inputs.UpCommand, up],
+        [Inputs.DownCommand, down],
+      ].find(([, v]) => v);
+      if (stray)
+        throw new CannotCheck(
+          `Input '${stray[0]}' is set, but 'format' is '${chosen ?? 'auto'}'. Set format: command to run migrations through your own commands.`,
+        );
+      return {};
+    }
+    if (!list || !up)
+      throw new CannotCheck(
+        `Input 'format' is 'command', but '${!list ? Inputs.ListCommand : Inputs.UpCommand}' is not set. Give 'list-command' (prints migration ids in order), 'up-command' and 'down-command' (with {id}).`,
+      );
+    return { commands: { list, up, ...(down ? { down } : {}) } };
+  };
+  const tablesOf = (value: string | undefined): string[] =>
+    (value ?? '')
+      .split(/[\s,]+/)
+      .filter(Boolean)
+      .map((t) => (t.includes('.') ? t : `public.${t}`));
   const seedOf = (
     after: string | undefined,
     file: string | undefined,
@@ -291,6 +332,13 @@ export async function resolveSettings(raw: RawInputs, cwd: string = process.cwd(
         name: stringOf(s.name) ?? dir,
         dir: path.resolve(workingDirectory, dir),
         format: format(stringOf(s[Inputs.Format])),
+        ...commandsOf(
+          stringOf(s[Inputs.ListCommand]),
+          stringOf(s[Inputs.UpCommand]),
+          stringOf(s[Inputs.DownCommand]),
+          stringOf(s[Inputs.Format]),
+        ),
+        historyTables: tablesOf(stringOf(s[Inputs.HistoryTable])),
         assertionsDir: resolvePath(stringOf(s[Inputs.AssertionsDir])),
         assertCommand: stringOf(s[Inputs.AssertCommand]) ?? get(Inputs.AssertCommand),
         seed: seedOf(
@@ -316,6 +364,13 @@ export async function resolveSettings(raw: RawInputs, cwd: string = process.cwd(
         name: dir,
         dir: path.resolve(workingDirectory, dir),
         format: format(get(Inputs.Format)),
+        ...commandsOf(
+          get(Inputs.ListCommand),
+          get(Inputs.UpCommand),
+          get(Inputs.DownCommand),
+          get(Inputs.Format),
+        ),
+        historyTables: tablesOf(get(Inputs.HistoryTable)),
         assertionsDir: resolvePath(get(Inputs.AssertionsDir)),
         assertCommand: get(Inputs.AssertCommand),
         seed: seedOf(get(Inputs.SeedAfter), get(Inputs.SeedFile), get(Inputs.SeedCommand)),

@@ -90,7 +90,12 @@ async function verifyAll(settings: Settings, edges: Edges): Promise<Report> {
     const loaded: LoadedSet[] = [];
     for (const set of settings.sets) {
       const t = edges.now();
-      const one = await loadMigrations(set.dir, set.format, settings.workingDirectory);
+      const one = await loadMigrations(set.dir, set.format, settings.workingDirectory, {
+        commands: set.commands,
+        env: edges.env,
+        timeoutMs: settings.stepTimeoutMs,
+      });
+      one.historyTables = [...(one.historyTables ?? []), ...set.historyTables];
       edges.log.info(`${set.name}: ${plural(one.migrations.length, 'migration')}, ${one.layout}`);
       loaded.push(one);
       timings[`load:${set.name}`] = edges.now() - t;
@@ -111,7 +116,11 @@ async function verifyAll(settings: Settings, edges: Edges): Promise<Report> {
         const one: BaseSet = { ref, commit: base.commit };
         if (checkout?.exists) {
           try {
-            one.loaded = await loadMigrations(checkout.dir, set.format, checkout.workingDirectory);
+            one.loaded = await loadMigrations(checkout.dir, set.format, checkout.workingDirectory, {
+              commands: set.commands,
+              env: edges.env,
+              timeoutMs: settings.stepTimeoutMs,
+            });
           } catch (error) {
             one.note = `The copy of '${path.relative(settings.workingDirectory, set.dir) || '.'}' on ${ref} could not be read (${messageOf(error)}), so this set was not compared with it.`;
           }

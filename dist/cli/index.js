@@ -50189,7 +50189,7 @@ function extend(target) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cli_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9283);
+/* harmony import */ var _cli_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(49523);
 
 process.exitCode = await (0,_cli_js__WEBPACK_IMPORTED_MODULE_0__/* .runCli */ .a)(process.argv.slice(2));
 
@@ -50198,7 +50198,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 9283:
+/***/ 49523:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -60993,6 +60993,10 @@ const Inputs = {
     AssertionsDir: 'assertions-dir',
     AssertCommand: 'assert-command',
     AssertionsStrict: 'assertions-strict',
+    ListCommand: 'list-command',
+    UpCommand: 'up-command',
+    DownCommand: 'down-command',
+    HistoryTable: 'history-table',
     SeedAfter: 'seed-after',
     SeedFile: 'seed-file',
     SeedCommand: 'seed-command',
@@ -61014,6 +61018,10 @@ const DefaultStepTimeoutMs = 5 * 60_000;
 const SetKeys = [
     Inputs.MigrationsDir,
     Inputs.Format,
+    Inputs.ListCommand,
+    Inputs.UpCommand,
+    Inputs.DownCommand,
+    Inputs.HistoryTable,
     Inputs.AssertionsDir,
     Inputs.AssertCommand,
     Inputs.SeedAfter,
@@ -61135,6 +61143,25 @@ async function resolveSettings(raw, cwd = process.cwd()) {
         return stringOf(config[key]);
     };
     const format = (value) => choice(Inputs.Format, value || 'auto', Formats);
+    const commandsOf = (list, up, down, chosen) => {
+        if (chosen !== 'command') {
+            const stray = [
+                [Inputs.ListCommand, list],
+                [Inputs.UpCommand, up],
+                [Inputs.DownCommand, down],
+            ].find(([, v]) => v);
+            if (stray)
+                throw new CannotCheck(`Input '${stray[0]}' is set, but 'format' is '${chosen ?? 'auto'}'. Set format: command to run migrations through your own commands.`);
+            return {};
+        }
+        if (!list || !up)
+            throw new CannotCheck(`Input 'format' is 'command', but '${!list ? Inputs.ListCommand : Inputs.UpCommand}' is not set. Give 'list-command' (prints migration ids in order), 'up-command' and 'down-command' (with {id}).`);
+        return { commands: { list, up, ...(down ? { down } : {}) } };
+    };
+    const tablesOf = (value) => (value ?? '')
+        .split(/[\s,]+/)
+        .filter(Boolean)
+        .map((t) => (t.includes('.') ? t : `public.${t}`));
     const seedOf = (after, file, command, where = '') => {
         const scope = where ? ` (${where})` : '';
         if (!after && !file && !command)
@@ -61161,6 +61188,8 @@ async function resolveSettings(raw, cwd = process.cwd()) {
                 name: stringOf(s.name) ?? dir,
                 dir: external_node_path_default().resolve(workingDirectory, dir),
                 format: format(stringOf(s[Inputs.Format])),
+                ...commandsOf(stringOf(s[Inputs.ListCommand]), stringOf(s[Inputs.UpCommand]), stringOf(s[Inputs.DownCommand]), stringOf(s[Inputs.Format])),
+                historyTables: tablesOf(stringOf(s[Inputs.HistoryTable])),
                 assertionsDir: resolvePath(stringOf(s[Inputs.AssertionsDir])),
                 assertCommand: stringOf(s[Inputs.AssertCommand]) ?? get(Inputs.AssertCommand),
                 seed: seedOf(stringOf(s[Inputs.SeedAfter]), stringOf(s[Inputs.SeedFile]), stringOf(s[Inputs.SeedCommand]), `set '${stringOf(s.name) ?? dir}'`),
@@ -61180,6 +61209,8 @@ async function resolveSettings(raw, cwd = process.cwd()) {
                 name: dir,
                 dir: external_node_path_default().resolve(workingDirectory, dir),
                 format: format(get(Inputs.Format)),
+                ...commandsOf(get(Inputs.ListCommand), get(Inputs.UpCommand), get(Inputs.DownCommand), get(Inputs.Format)),
+                historyTables: tablesOf(get(Inputs.HistoryTable)),
                 assertionsDir: resolvePath(get(Inputs.AssertionsDir)),
                 assertCommand: get(Inputs.AssertCommand),
                 seed: seedOf(get(Inputs.SeedAfter), get(Inputs.SeedFile), get(Inputs.SeedCommand)),
@@ -61260,12 +61291,17 @@ function runCommand(command, options) {
             stdio: ['ignore', 'pipe', 'pipe'],
         });
         let output = '';
+        let stdout = '';
         const take = (chunk) => {
             output += chunk.toString('utf8');
             if (output.length > Keep * 2)
                 output = output.slice(-Keep);
         };
-        child.stdout.on('data', take);
+        child.stdout.on('data', (chunk) => {
+            if (stdout.length < 4 * 1024 * 1024)
+                stdout += chunk.toString('utf8');
+            take(chunk);
+        });
         child.stderr.on('data', take);
         let timedOut = false;
         const kill = (signal) => {
@@ -61278,20 +61314,33 @@ function runCommand(command, options) {
                 // Already gone.
             }
         };
-        const timer = setTimeout(() => {
+        const stop = () => {
             timedOut = true;
             kill('SIGTERM');
             setTimeout(() => kill('SIGKILL'), 5_000).unref();
-        }, options.timeoutMs);
+        };
+        const timer = setTimeout(stop, options.timeoutMs);
+        options.signal?.addEventListener('abort', stop, { once: true });
         child.on('error', (error) => {
             clearTimeout(timer);
-            resolve({ code: null, output: `${output}${error.message}`, timedOut });
+            resolve({ code: null, stdout, output: `${output}${error.message}`, timedOut });
         });
         child.on('close', (code) => {
             clearTimeout(timer);
-            resolve({ code, output: output.slice(-Keep), timedOut });
+            resolve({ code, stdout, output: output.slice(-Keep), timedOut });
         });
     });
+}
+/** Fills `{name}` placeholders, quoting values the shell would split or expand. */
+function fillCommand(template, values) {
+    return Object.entries(values).reduce((text, [name, value]) => text.replaceAll(`{${name}}`, shellWord(value)), template);
+}
+function shellWord(value) {
+    return /^[\w.,:@%+=/-]+$/.test(value) ? value : `'${value.replaceAll("'", "'\\''")}'`;
+}
+/** The last lines of a command's output, for a finding's detail. */
+function outputTail(result, lines = 30) {
+    return result.output.trimEnd().split('\n').slice(-lines).join('\n');
 }
 
 // EXTERNAL MODULE: ./node_modules/libpg-query/wasm/index.cjs
@@ -61664,10 +61713,11 @@ class AssertionRunner {
         return loading;
     }
     async runCommand(assertion) {
-        const command = (this.options.command ?? '')
-            .replaceAll('{id}', shellWord(assertion.id))
-            .replaceAll('{direction}', assertion.direction)
-            .replaceAll('{file}', shellWord(assertion.file));
+        const command = fillCommand(this.options.command ?? '', {
+            id: assertion.id,
+            direction: assertion.direction,
+            file: assertion.file,
+        });
         const result = await runCommand(command, {
             cwd: this.options.workingDirectory,
             env: { ...this.options.env, ...pgEnv(this.options.databaseUrl) },
@@ -61677,7 +61727,7 @@ class AssertionRunner {
             return { passed: false, timedOut: true };
         if (result.code === 0)
             return { passed: true };
-        const tail = result.output.trimEnd().split('\n').slice(-30).join('\n');
+        const tail = outputTail(result);
         return {
             passed: false,
             reason: `\`${command}\` exited with ${result.code ?? 'a signal'}${tail ? `:\n${tail}` : ''}`,
@@ -61685,9 +61735,6 @@ class AssertionRunner {
     }
 }
 class TimedOut extends Error {
-}
-function shellWord(value) {
-    return /^[\w.,:@%+=/-]+$/.test(value) ? value : `'${value.replaceAll("'", "'\\''")}'`;
 }
 function assertions_short(sql) {
     const flat = sql.replace(/\s+/g, ' ').trim();
@@ -63034,6 +63081,100 @@ async function copyTree(top, commit, rel, dest) {
     return blobs.length;
 }
 
+;// CONCATENATED MODULE: ./src/migrations/command.ts
+
+
+
+
+
+const CommandRules = {
+    tool: 'your migration runner',
+    runsBy: 'name',
+    namesMatter: false,
+    outOfOrder: 'A runner that records the newest migration skips it on production; one that records every migration runs it after newer ones, an order no fresh database runs.',
+    edited: 'Production ran the old code and will not run it again, so production and fresh databases end up with different schemas.',
+    deleted: 'Production recorded it as applied: it can no longer be rolled back, and fresh databases no longer get what it made.',
+};
+/**
+ * Any runner, through three commands: `list` prints the migration ids in the order the runner
+ * applies them (optionally each followed by its file, for the ordering check), `up` and `down`
+ * apply one migration given as `{id}`. The database is given as DATABASE_URL and PG*.
+ */
+async function loadCommandMigrations(options) {
+    const { commands, workingDirectory } = options;
+    const listed = await runCommand(commands.list, {
+        cwd: workingDirectory,
+        env: options.env,
+        timeoutMs: options.timeoutMs,
+    });
+    if (listed.code !== 0) {
+        throw new CannotCheck(`'list-command' (${commands.list}) ${listed.timedOut ? 'did not finish within the step timeout' : `exited with ${listed.code ?? 'a signal'}`}: ${outputTail(listed, 10) || 'no output'}. It must print the migration ids, one per line, in the order your runner applies them.`);
+    }
+    const lines = listed.stdout
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l && !l.startsWith('#'));
+    if (!lines.length)
+        throw new CannotCheck(`'list-command' (${commands.list}) printed no migration ids. It must print them one per line, in the order your runner applies them.`);
+    const migrations = [];
+    const seen = new Set();
+    for (const [index, line] of lines.entries()) {
+        const [id = '', given] = line.split(/\s+/, 2);
+        if (seen.has(id))
+            throw new CannotCheck(`'list-command' printed '${id}' twice. Each migration id must be listed once.`);
+        seen.add(id);
+        const file = given ? external_node_path_default().relative(workingDirectory, external_node_path_default().resolve(workingDirectory, given)) : undefined;
+        let source = id;
+        if (file) {
+            try {
+                source = await (0,promises_namespaceObject.readFile)(external_node_path_default().resolve(workingDirectory, file), 'utf8');
+            }
+            catch {
+                throw new CannotCheck(`'list-command' printed '${line}', but '${file}' cannot be read. Print the id, optionally followed by the migration's file relative to the working directory.`);
+            }
+        }
+        const step = (template) => ({
+            file: file ?? id,
+            line: 1,
+            noTransaction: 'the runner applies it on its own connection',
+            async run(context) {
+                const command = fillCommand(template, { id });
+                const result = await runCommand(command, {
+                    cwd: workingDirectory,
+                    env: { ...options.env, ...pgEnv(context.databaseUrl) },
+                    // The step timeout is the runner's: it aborts the signal.
+                    timeoutMs: 24 * 3_600_000,
+                    signal: context.signal,
+                });
+                if (result.code === 0)
+                    return;
+                throw new StepError(`\`${command}\` ${result.timedOut ? 'was stopped' : `exited with ${result.code ?? 'a signal'}`}${lastLine(result.output)}`, file ?? id, undefined, outputTail(result) || undefined);
+            },
+        });
+        migrations.push({
+            id,
+            version: [BigInt(/^(\d+)/.exec(id)?.[1] ?? index)],
+            key: id,
+            name: id,
+            source,
+            up: step(commands.up),
+            ...(commands.down ? { down: step(commands.down) } : { noDown: 'no down-command' }),
+        });
+    }
+    return {
+        format: 'command',
+        layout: `${migrations.length} migrations listed by \`${commands.list}\``,
+        migrations,
+        rules: CommandRules,
+        findings: [],
+    };
+}
+/** `: <last line of output>`, the line that usually says what went wrong. */
+function lastLine(output) {
+    const line = output.trimEnd().split('\n').at(-1)?.trim();
+    return line ? `: ${line.length > 300 ? `${line.slice(0, 297)}...` : line}` : '';
+}
+
 ;// CONCATENATED MODULE: external "node:module"
 const external_node_module_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:module");
 ;// CONCATENATED MODULE: ./src/migrations/sequelize.ts
@@ -63540,8 +63681,9 @@ async function locateFailingStatement(client, text) {
 
 
 
+
 /** Reads a migration set in its format; `auto` detects the format from the folder and says why. */
-async function loadMigrations(dir, format, cwd) {
+async function loadMigrations(dir, format, cwd, options = {}) {
     let chosen = format === 'auto' ? 'sql' : format;
     let why;
     if (format === 'auto') {
@@ -63551,17 +63693,26 @@ async function loadMigrations(dir, format, cwd) {
             why = detected.why;
         }
     }
-    const loaded = await loadFormat(dir, chosen, cwd);
+    const loaded = await loadFormat(dir, chosen, cwd, options);
     return why ? { ...loaded, layout: `${loaded.layout}; auto: ${why}` } : loaded;
 }
-function loadFormat(dir, format, cwd) {
+function loadFormat(dir, format, cwd, options) {
     switch (format) {
         case 'sql':
             return loadSqlMigrations(dir, cwd);
         case 'sequelize':
             return loadSequelizeMigrations(dir, cwd);
+        case 'command':
+            if (!options.commands)
+                throw new CannotCheck("Input 'format' is 'command', but 'list-command' and 'up-command' are not set. Give 'list-command' (prints migration ids in order), 'up-command' and 'down-command' (with {id}).");
+            return loadCommandMigrations({
+                commands: options.commands,
+                workingDirectory: cwd,
+                env: options.env ?? process.env,
+                timeoutMs: options.timeoutMs ?? 300_000,
+            });
         default:
-            throw new CannotCheck(`Input 'format' is '${format}' for '${external_node_path_default().relative(cwd, dir) || '.'}', which this version cannot run yet. Supported now: auto, sql, sequelize.`);
+            throw new CannotCheck(`Input 'format' is '${format}' for '${external_node_path_default().relative(cwd, dir) || '.'}', which this version cannot run yet. Supported now: auto, sql, sequelize, command.`);
     }
 }
 /**
@@ -63884,7 +64035,7 @@ async function applySeed(seed, databaseUrl, options) {
             return `\`${seed.command}\` did not finish within the step timeout`;
         if (result.code === 0)
             return undefined;
-        const tail = result.output.trimEnd().split('\n').slice(-20).join('\n');
+        const tail = outputTail(result, 20);
         return `\`${seed.command}\` exited with ${result.code ?? 'a signal'}${tail ? `:\n${tail}` : ''}`;
     }
     const shown = external_node_path_default().relative(options.workingDirectory, seed.file ?? '') || seed.file;
@@ -64367,7 +64518,12 @@ async function verifyAll(settings, edges) {
         const loaded = [];
         for (const set of settings.sets) {
             const t = edges.now();
-            const one = await loadMigrations(set.dir, set.format, settings.workingDirectory);
+            const one = await loadMigrations(set.dir, set.format, settings.workingDirectory, {
+                commands: set.commands,
+                env: edges.env,
+                timeoutMs: settings.stepTimeoutMs,
+            });
+            one.historyTables = [...(one.historyTables ?? []), ...set.historyTables];
             edges.log.info(`${set.name}: ${plural(one.migrations.length, 'migration')}, ${one.layout}`);
             loaded.push(one);
             timings[`load:${set.name}`] = edges.now() - t;
@@ -64383,7 +64539,11 @@ async function verifyAll(settings, edges) {
                 const one = { ref, commit: base.commit };
                 if (checkout?.exists) {
                     try {
-                        one.loaded = await loadMigrations(checkout.dir, set.format, checkout.workingDirectory);
+                        one.loaded = await loadMigrations(checkout.dir, set.format, checkout.workingDirectory, {
+                            commands: set.commands,
+                            env: edges.env,
+                            timeoutMs: settings.stepTimeoutMs,
+                        });
                     }
                     catch (error) {
                         one.note = `The copy of '${external_node_path_default().relative(settings.workingDirectory, set.dir) || '.'}' on ${ref} could not be read (${messageOf(error)}), so this set was not compared with it.`;
@@ -64557,6 +64717,10 @@ function cli_program() {
         .option(`--${Inputs.PostgresImage} <image>`, 'container image for --postgres docker')
         .option(`--${Inputs.DatabaseUrl} <url>`, 'existing server to create scratch databases in')
         .option(`--${Inputs.BaseRef} <ref>`, 'git ref of the base branch')
+        .option(`--${Inputs.ListCommand} <command>`, 'format command: prints migration ids in order')
+        .option(`--${Inputs.UpCommand} <command>`, 'format command: applies migration {id}')
+        .option(`--${Inputs.DownCommand} <command>`, 'format command: reverts migration {id}')
+        .option(`--${Inputs.HistoryTable} <tables>`, "your runner's history table(s), left out of comparisons")
         .option(`--${Inputs.AssertionsDir} <dir>`, 'folder of per-migration assertions')
         .option(`--${Inputs.AssertCommand} <command>`, 'runs assertion files of other languages; {id}, {direction}, {file} are filled in')
         .option(`--${Inputs.AssertionsStrict} <bool>`, 'true (default): an assertion must also fail on its other side; false: only its passing side counts')

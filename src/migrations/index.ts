@@ -3,14 +3,27 @@ import path from 'node:path';
 import { CannotCheck } from '../core/errors.js';
 import type { HistoryEntry } from '../core/ordering.js';
 import { ModuleExtensions } from '../modules.js';
+import { loadCommandMigrations } from './command.js';
 import { loadSequelizeMigrations } from './sequelize.js';
 import { loadSqlMigrations } from './sql.js';
 import type { Format, LoadedSet } from './types.js';
 
 type Concrete = Exclude<Format, 'auto'>;
 
+/** What formats that run commands need besides the folder. */
+export interface LoadOptions {
+  commands?: { list: string; up: string; down?: string };
+  env?: NodeJS.ProcessEnv;
+  timeoutMs?: number;
+}
+
 /** Reads a migration set in its format; `auto` detects the format from the folder and says why. */
-export async function loadMigrations(dir: string, format: Format, cwd: string): Promise<LoadedSet> {
+export async function loadMigrations(
+  dir: string,
+  format: Format,
+  cwd: string,
+  options: LoadOptions = {},
+): Promise<LoadedSet> {
   let chosen: Concrete = format === 'auto' ? 'sql' : format;
   let why: string | undefined;
   if (format === 'auto') {
@@ -20,19 +33,30 @@ export async function loadMigrations(dir: string, format: Format, cwd: string): 
       why = detected.why;
     }
   }
-  const loaded = await loadFormat(dir, chosen, cwd);
+  const loaded = await loadFormat(dir, chosen, cwd, options);
   return why ? { ...loaded, layout: `${loaded.layout}; auto: ${why}` } : loaded;
 }
 
-function loadFormat(dir: string, format: Concrete, cwd: string): Promise<LoadedSet> {
+function loadFormat(dir: string, format: Concrete, cwd: string, options: LoadOptions): Promise<LoadedSet> {
   switch (format) {
     case 'sql':
       return loadSqlMigrations(dir, cwd);
     case 'sequelize':
       return loadSequelizeMigrations(dir, cwd);
+    case 'command':
+      if (!options.commands)
+        throw new CannotCheck(
+          "Input 'format' is 'command', but 'list-command' and 'up-command' are not set. Give 'list-command' (prints migration ids in order), 'up-command' and 'down-command' (with {id}).",
+        );
+      return loadCommandMigrations({
+        commands: options.commands,
+        workingDirectory: cwd,
+        env: options.env ?? process.env,
+        timeoutMs: options.timeoutMs ?? 300_000,
+      });
     default:
       throw new CannotCheck(
-        `Input 'format' is '${format}' for '${path.relative(cwd, dir) || '.'}', which this version cannot run yet. Supported now: auto, sql, sequelize.`,
+        `Input 'format' is '${format}' for '${path.relative(cwd, dir) || '.'}', which this version cannot run yet. Supported now: auto, sql, sequelize, command.`,
       );
   }
 }

@@ -1,0 +1,69 @@
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import type { StartedPostgres } from '../src/postgres/types.js';
+import { resolveSettings } from '../src/settings.js';
+import { verify } from '../src/verify.js';
+import { edgesOn, fixture, repoRoot, startTestServer } from './helpers/postgres.js';
+
+let server: StartedPostgres;
+beforeAll(async () => {
+  server = await startTestServer();
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+const project = fixture('python-runner');
+
+describe('format: command, a home-made Python runner with up(cursor) / down(cursor)', () => {
+  test('runs through the same checks, with its unittest pairs through assert-command', async () => {
+    const lines: string[] = [];
+    const settings = await resolveSettings({ 'working-directory': 'fixtures/python-runner' }, repoRoot);
+    const report = await verify(settings, edgesOn(server, lines));
+    expect(report.sets[0]?.format).toBe('command');
+    expect(report.sets[0]?.migrations.map((m) => [m.id, m.file, m.reversible])).toEqual([
+      ['0001_create_accounts', 'migrations/0001_create_accounts.py', 'yes'],
+      ['0002_add_plan', 'migrations/0002_add_plan.py', 'yes'],
+      ['0003_add_invoices', 'migrations/0003_add_invoices.py', 'no'],
+    ]);
+    // The runner's own schema_version table is its history: not an object left behind by rollback-all.
+    expect(report.findings.map((f) => `${f.check} ${f.migration} ${f.file}`)).toEqual([
+      'reversibility 0003_add_invoices migrations/0003_add_invoices.py',
+      'rollback-all 0003_add_invoices migrations/0003_add_invoices.py',
+    ]);
+    const [down] = report.findings;
+    expect(down?.message).toBe(
+      '`0003_add_invoices` (down) failed: `/usr/bin/python3 migrate.py down 0003_add_invoices` exited with 1: psycopg2.errors.UndefinedTable: table "invoice" does not exist. A rollback of this release would fail here. Fix the down step.',
+    );
+    expect(down?.detail).toContain('cursor.execute("DROP TABLE invoice")');
+    const runs = report.sets[0]?.migrations[1]?.assertions ?? [];
+    expect(runs.map((r) => `${r.direction} ${r.side} ${r.passed}`)).toEqual([
+      'down before true',
+      'up before false',
+      'down after false',
+      'up after true',
+      'down rolled back true',
+      'up rolled back false',
+    ]);
+    expect(lines.some((l) => l.includes('0002_add_plan') && l.includes('assertions 6/6'))).toBe(true);
+  });
+
+  test('a list command that fails is a clear error with its output', async () => {
+    const settings = await resolveSettings(
+      {
+        'working-directory': 'fixtures/python-runner',
+        'list-command': '/usr/bin/python3 migrate.py lst',
+      },
+      repoRoot,
+    );
+    const report = await verify(settings, edgesOn(server));
+    expect(report.result).toBe('error');
+    expect(report.error).toContain("'list-command' (/usr/bin/python3 migrate.py lst) exited with 1: ");
+    expect(report.error).toContain('It must print the migration ids, one per line');
+  });
+
+  test('command settings without format: command are refused', async () => {
+    await expect(
+      resolveSettings({ 'migrations-dir': project, 'up-command': 'x {id}' }, repoRoot),
+    ).rejects.toThrow("Input 'up-command' is set, but 'format' is 'auto'. Set format: command");
+  });
+});

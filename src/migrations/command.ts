@@ -1,0 +1,117 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fillCommand, outputTail, pgEnv, runCommand } from '../command.js';
+import { CannotCheck } from '../core/errors.js';
+import type { OrderRules } from '../core/ordering.js';
+import type { LoadedSet, Migration, Step } from './types.js';
+import { StepError } from './types.js';
+
+export interface CommandOptions {
+  commands: { list: string; up: string; down?: string };
+  /** Where the commands run, and what reported paths are relative to. */
+  workingDirectory: string;
+  env: NodeJS.ProcessEnv;
+  timeoutMs: number;
+}
+
+export const CommandRules: OrderRules = {
+  tool: 'your migration runner',
+  runsBy: 'name',
+  namesMatter: false,
+  outOfOrder:
+    'A runner that records the newest migration skips it on production; one that records every migration runs it after newer ones, an order no fresh database runs.',
+  edited:
+    'Production ran the old code and will not run it again, so production and fresh databases end up with different schemas.',
+  deleted:
+    'Production recorded it as applied: it can no longer be rolled back, and fresh databases no longer get what it made.',
+};
+
+/**
+ * Any runner, through three commands: `list` prints the migration ids in the order the runner
+ * applies them (optionally each followed by its file, for the ordering check), `up` and `down`
+ * apply one migration given as `{id}`. The database is given as DATABASE_URL and PG*.
+ */
+export async function loadCommandMigrations(options: CommandOptions): Promise<LoadedSet> {
+  const { commands, workingDirectory } = options;
+  const listed = await runCommand(commands.list, {
+    cwd: workingDirectory,
+    env: options.env,
+    timeoutMs: options.timeoutMs,
+  });
+  if (listed.code !== 0) {
+    throw new CannotCheck(
+      `'list-command' (${commands.list}) ${listed.timedOut ? 'did not finish within the step timeout' : `exited with ${listed.code ?? 'a signal'}`}: ${outputTail(listed, 10) || 'no output'}. It must print the migration ids, one per line, in the order your runner applies them.`,
+    );
+  }
+  const lines = listed.stdout
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
+  if (!lines.length)
+    throw new CannotCheck(
+      `'list-command' (${commands.list}) printed no migration ids. It must print them one per line, in the order your runner applies them.`,
+    );
+  const migrations: Migration[] = [];
+  const seen = new Set<string>();
+  for (const [index, line] of lines.entries()) {
+    const [id = '', given] = line.split(/\s+/, 2);
+    if (seen.has(id))
+      throw new CannotCheck(`'list-command' printed '${id}' twice. Each migration id must be listed once.`);
+    seen.add(id);
+    const file = given ? path.relative(workingDirectory, path.resolve(workingDirectory, given)) : undefined;
+    let source = id;
+    if (file) {
+      try {
+        source = await readFile(path.resolve(workingDirectory, file), 'utf8');
+      } catch {
+        throw new CannotCheck(
+          `'list-command' printed '${line}', but '${file}' cannot be read. Print the id, optionally followed by the migration's file relative to the working directory.`,
+        );
+      }
+    }
+    const step = (template: string): Step => ({
+      file: file ?? id,
+      line: 1,
+      noTransaction: 'the runner applies it on its own connection',
+      async run(context) {
+        const command = fillCommand(template, { id });
+        const result = await runCommand(command, {
+          cwd: workingDirectory,
+          env: { ...options.env, ...pgEnv(context.databaseUrl) },
+          // The step timeout is the runner's: it aborts the signal.
+          timeoutMs: 24 * 3_600_000,
+          signal: context.signal,
+        });
+        if (result.code === 0) return;
+        throw new StepError(
+          `\`${command}\` ${result.timedOut ? 'was stopped' : `exited with ${result.code ?? 'a signal'}`}${lastLine(result.output)}`,
+          file ?? id,
+          undefined,
+          outputTail(result) || undefined,
+        );
+      },
+    });
+    migrations.push({
+      id,
+      version: [BigInt(/^(\d+)/.exec(id)?.[1] ?? index)],
+      key: id,
+      name: id,
+      source,
+      up: step(commands.up),
+      ...(commands.down ? { down: step(commands.down) } : { noDown: 'no down-command' }),
+    });
+  }
+  return {
+    format: 'command',
+    layout: `${migrations.length} migrations listed by \`${commands.list}\``,
+    migrations,
+    rules: CommandRules,
+    findings: [],
+  };
+}
+
+/** `: <last line of output>`, the line that usually says what went wrong. */
+function lastLine(output: string): string {
+  const line = output.trimEnd().split('\n').at(-1)?.trim();
+  return line ? `: ${line.length > 300 ? `${line.slice(0, 297)}...` : line}` : '';
+}
