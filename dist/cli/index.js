@@ -50189,7 +50189,7 @@ function extend(target) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cli_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(49523);
+/* harmony import */ var _cli_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(40998);
 
 process.exitCode = await (0,_cli_js__WEBPACK_IMPORTED_MODULE_0__/* .runCli */ .a)(process.argv.slice(2));
 
@@ -50198,7 +50198,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 49523:
+/***/ 40998:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -63674,7 +63674,102 @@ async function locateFailingStatement(client, text) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/migrations/umzug.ts
+
+
+
+
+
+const UmzugRules = {
+    tool: 'umzug',
+    runsBy: 'name',
+    namesMatter: false,
+    outOfOrder: 'umzug runs every migration its storage does not list, so production runs it after migrations that sort after it, an order no fresh database runs.',
+    edited: 'umzug never runs a migration its storage lists again, so production keeps what the old code did and fresh databases get the new code.',
+    deleted: "umzug's storage still lists it on production; it can no longer be rolled back, and fresh databases no longer get what it made.",
+};
+/**
+ * Reads a folder of umzug migration modules: each exports `up` and `down`, which receive
+ * `{ name, path, context }` with a connected pg client as the context. Run in file-name order.
+ */
+async function loadUmzugMigrations(dir, cwd) {
+    const shownDir = external_node_path_default().relative(cwd, dir) || '.';
+    let names;
+    try {
+        names = (await (0,promises_namespaceObject.readdir)(dir, { withFileTypes: true }))
+            .filter((e) => e.isFile() && ModuleExtensions.includes(external_node_path_default().extname(e.name)) && !/\.d\.[cm]?ts$/.test(e.name))
+            .map((e) => e.name)
+            .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    }
+    catch (error) {
+        throw new CannotCheck(`Input 'migrations-dir' points to '${shownDir}', which ${error.code === 'ENOENT' ? 'does not exist' : `cannot be read (${messageOf(error)})`}. Set it to your umzug migrations folder.`);
+    }
+    if (!names.length)
+        throw new CannotCheck(`'${shownDir}' holds no umzug migration modules (.js, .cjs, .mjs or .ts files).`);
+    const migrations = [];
+    for (const name of names) {
+        const file = external_node_path_default().join(dir, name);
+        const shown = external_node_path_default().join(shownDir, name);
+        let mod;
+        let loadError;
+        try {
+            mod = await importModule(file);
+        }
+        catch (error) {
+            loadError = error;
+        }
+        const up = mod ? exportOf(mod, 'up') : undefined;
+        const down = mod ? exportOf(mod, 'down') : undefined;
+        const step = (direction, fn) => ({
+            file: shown,
+            line: 1,
+            noTransaction: 'umzug runs each migration outside a transaction of its own',
+            async run(context) {
+                if (typeof fn !== 'function') {
+                    throw new StepError(loadError
+                        ? `the module does not load: ${messageOf(loadError)}`
+                        : `it does not export an ${direction} function`, shown, undefined, undefined, { cause: loadError });
+                }
+                try {
+                    await fn({ name, path: file, context: context.client });
+                }
+                catch (error) {
+                    const pgError = error;
+                    const detail = [
+                        pgError.detail && `DETAIL: ${pgError.detail}`,
+                        pgError.hint && `HINT: ${pgError.hint}`,
+                        pgError.code && `SQLSTATE: ${pgError.code}`,
+                    ]
+                        .filter(Boolean)
+                        .join('\n');
+                    throw new StepError(messageOf(error), shown, undefined, detail || undefined, { cause: error });
+                }
+            },
+        });
+        const digits = /^[\d.T_-]+/.exec(name)?.[0].replace(/\D/g, '').slice(0, 18);
+        migrations.push({
+            id: name.replace(/\.[^.]+$/, ''),
+            version: [BigInt(digits || migrations.length)],
+            key: name,
+            name,
+            source: await (0,promises_namespaceObject.readFile)(file, 'utf8'),
+            up: step('up', up),
+            ...(typeof down === 'function' || loadError
+                ? { down: step('down', down) }
+                : { noDown: 'no down function exported' }),
+        });
+    }
+    return {
+        format: 'umzug',
+        layout: `umzug migration modules (${names.length})`,
+        migrations,
+        rules: UmzugRules,
+        findings: [],
+    };
+}
+
 ;// CONCATENATED MODULE: ./src/migrations/index.ts
+
 
 
 
@@ -63702,6 +63797,8 @@ function loadFormat(dir, format, cwd, options) {
             return loadSqlMigrations(dir, cwd);
         case 'sequelize':
             return loadSequelizeMigrations(dir, cwd);
+        case 'umzug':
+            return loadUmzugMigrations(dir, cwd);
         case 'command':
             if (!options.commands)
                 throw new CannotCheck("Input 'format' is 'command', but 'list-command' and 'up-command' are not set. Give 'list-command' (prints migration ids in order), 'up-command' and 'down-command' (with {id}).");
@@ -63712,7 +63809,7 @@ function loadFormat(dir, format, cwd, options) {
                 timeoutMs: options.timeoutMs ?? 300_000,
             });
         default:
-            throw new CannotCheck(`Input 'format' is '${format}' for '${external_node_path_default().relative(cwd, dir) || '.'}', which this version cannot run yet. Supported now: auto, sql, sequelize, command.`);
+            throw new CannotCheck(`Input 'format' is '${format}' for '${external_node_path_default().relative(cwd, dir) || '.'}', which this version cannot run yet. Supported now: auto, sql, sequelize, umzug, command.`);
     }
 }
 /**

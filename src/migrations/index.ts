@@ -7,6 +7,7 @@ import { loadCommandMigrations } from './command.js';
 import { loadSequelizeMigrations } from './sequelize.js';
 import { loadSqlMigrations } from './sql.js';
 import type { Format, LoadedSet } from './types.js';
+import { loadUmzugMigrations } from './umzug.js';
 
 type Concrete = Exclude<Format, 'auto'>;
 
@@ -43,6 +44,8 @@ function loadFormat(dir: string, format: Concrete, cwd: string, options: LoadOpt
       return loadSqlMigrations(dir, cwd);
     case 'sequelize':
       return loadSequelizeMigrations(dir, cwd);
+    case 'umzug':
+      return loadUmzugMigrations(dir, cwd);
     case 'command':
       if (!options.commands)
         throw new CannotCheck(
@@ -56,7 +59,7 @@ function loadFormat(dir: string, format: Concrete, cwd: string, options: LoadOpt
       });
     default:
       throw new CannotCheck(
-        `Input 'format' is '${format}' for '${path.relative(cwd, dir) || '.'}', which this version cannot run yet. Supported now: auto, sql, sequelize, command.`,
+        `Input 'format' is '${format}' for '${path.relative(cwd, dir) || '.'}', which this version cannot run yet. Supported now: auto, sql, sequelize, umzug, command.`,
       );
   }
 }
