@@ -43,6 +43,8 @@ function program(): Command {
     .option(`--${Inputs.UpCommand} <command>`, 'format command: applies migration {id}')
     .option(`--${Inputs.DownCommand} <command>`, 'format command: reverts migration {id}')
     .option(`--${Inputs.HistoryTable} <tables>`, "your runner's history table(s), left out of comparisons")
+    .option(`--${Inputs.AlembicCommand} <command>`, 'how to run alembic (default: alembic)')
+    .option(`--${Inputs.UrlVariable} <name>`, 'also give the database URL in this environment variable')
     .option(`--${Inputs.AssertionsDir} <dir>`, 'folder of per-migration assertions')
     .option(
       `--${Inputs.AssertCommand} <command>`,

@@ -65,12 +65,16 @@ export function runCommand(
     };
     const timer = setTimeout(stop, options.timeoutMs);
     options.signal?.addEventListener('abort', stop, { once: true });
-    child.on('error', (error) => {
+    const done = () => {
       clearTimeout(timer);
+      options.signal?.removeEventListener('abort', stop);
+    };
+    child.on('error', (error) => {
+      done();
       resolve({ code: null, stdout, output: `${output}${error.message}`, timedOut });
     });
     child.on('close', (code) => {
-      clearTimeout(timer);
+      done();
       resolve({ code, stdout, output: output.slice(-Keep), timedOut });
     });
   });
@@ -91,4 +95,19 @@ function shellWord(value: string): string {
 /** The last lines of a command's output, for a finding's detail. */
 export function outputTail(result: CommandResult, lines = 30): string {
   return result.output.trimEnd().split('\n').slice(-lines).join('\n');
+}
+
+/**
+ * The line of a failed command's output that says what went wrong: the last `SomeError: ...` line
+ * (a Python traceback ends with it, followed by SQLAlchemy's background link), else the last line.
+ */
+export function errorLine(output: string): string {
+  const lines = output
+    .trimEnd()
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
+  const named = [...lines].reverse().find((l) => /^[\w.]*(Error|Exception)\b[^:]*:\s*\S/.test(l));
+  const line = named ?? lines.at(-1) ?? '';
+  return line.length > 300 ? `${line.slice(0, 297)}...` : line;
 }

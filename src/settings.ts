@@ -24,6 +24,8 @@ export const Inputs = {
   UpCommand: 'up-command',
   DownCommand: 'down-command',
   HistoryTable: 'history-table',
+  AlembicCommand: 'alembic-command',
+  UrlVariable: 'database-url-variable',
   SeedAfter: 'seed-after',
   SeedFile: 'seed-file',
   SeedCommand: 'seed-command',
@@ -57,6 +59,10 @@ export interface SetSettings {
   commands?: { list: string; up: string; down?: string };
   /** The runner's own history tables (`schema.table`), left out of schema comparisons. */
   historyTables: string[];
+  /** How to run alembic, e.g. `python3 -m alembic` (default `alembic`). */
+  alembicCommand?: string;
+  /** An extra environment variable that gets the database URL (besides DATABASE_URL and PG*). */
+  urlVariable?: string;
   /** Folder of per-migration assertions (absolute), if any. */
   assertionsDir?: string;
   /** Runs assertion files of other languages: `{id}`, `{direction}`, `{file}` are filled in. */
@@ -126,6 +132,8 @@ const SetKeys = [
   Inputs.UpCommand,
   Inputs.DownCommand,
   Inputs.HistoryTable,
+  Inputs.AlembicCommand,
+  Inputs.UrlVariable,
   Inputs.AssertionsDir,
   Inputs.AssertCommand,
   Inputs.SeedAfter,
@@ -339,6 +347,8 @@ export async function resolveSettings(raw: RawInputs, cwd: string = process.cwd(
           stringOf(s[Inputs.Format]),
         ),
         historyTables: tablesOf(stringOf(s[Inputs.HistoryTable])),
+        alembicCommand: stringOf(s[Inputs.AlembicCommand]) ?? get(Inputs.AlembicCommand),
+        urlVariable: stringOf(s[Inputs.UrlVariable]) ?? get(Inputs.UrlVariable),
         assertionsDir: resolvePath(stringOf(s[Inputs.AssertionsDir])),
         assertCommand: stringOf(s[Inputs.AssertCommand]) ?? get(Inputs.AssertCommand),
         seed: seedOf(
@@ -371,6 +381,8 @@ export async function resolveSettings(raw: RawInputs, cwd: string = process.cwd(
           get(Inputs.Format),
         ),
         historyTables: tablesOf(get(Inputs.HistoryTable)),
+        alembicCommand: get(Inputs.AlembicCommand),
+        urlVariable: get(Inputs.UrlVariable),
         assertionsDir: resolvePath(get(Inputs.AssertionsDir)),
         assertCommand: get(Inputs.AssertCommand),
         seed: seedOf(get(Inputs.SeedAfter), get(Inputs.SeedFile), get(Inputs.SeedCommand)),

@@ -92,6 +92,8 @@ async function verifyAll(settings: Settings, edges: Edges): Promise<Report> {
       const t = edges.now();
       const one = await loadMigrations(set.dir, set.format, settings.workingDirectory, {
         commands: set.commands,
+        alembicCommand: set.alembicCommand,
+        urlVariable: set.urlVariable,
         env: edges.env,
         timeoutMs: settings.stepTimeoutMs,
       });
@@ -118,6 +120,8 @@ async function verifyAll(settings: Settings, edges: Edges): Promise<Report> {
           try {
             one.loaded = await loadMigrations(checkout.dir, set.format, checkout.workingDirectory, {
               commands: set.commands,
+              alembicCommand: set.alembicCommand,
+              urlVariable: set.urlVariable,
               env: edges.env,
               timeoutMs: settings.stepTimeoutMs,
             });

@@ -50189,7 +50189,7 @@ function extend(target) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cli_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(40998);
+/* harmony import */ var _cli_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(16049);
 
 process.exitCode = await (0,_cli_js__WEBPACK_IMPORTED_MODULE_0__/* .runCli */ .a)(process.argv.slice(2));
 
@@ -50198,7 +50198,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 40998:
+/***/ 16049:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -60997,6 +60997,8 @@ const Inputs = {
     UpCommand: 'up-command',
     DownCommand: 'down-command',
     HistoryTable: 'history-table',
+    AlembicCommand: 'alembic-command',
+    UrlVariable: 'database-url-variable',
     SeedAfter: 'seed-after',
     SeedFile: 'seed-file',
     SeedCommand: 'seed-command',
@@ -61022,6 +61024,8 @@ const SetKeys = [
     Inputs.UpCommand,
     Inputs.DownCommand,
     Inputs.HistoryTable,
+    Inputs.AlembicCommand,
+    Inputs.UrlVariable,
     Inputs.AssertionsDir,
     Inputs.AssertCommand,
     Inputs.SeedAfter,
@@ -61190,6 +61194,8 @@ async function resolveSettings(raw, cwd = process.cwd()) {
                 format: format(stringOf(s[Inputs.Format])),
                 ...commandsOf(stringOf(s[Inputs.ListCommand]), stringOf(s[Inputs.UpCommand]), stringOf(s[Inputs.DownCommand]), stringOf(s[Inputs.Format])),
                 historyTables: tablesOf(stringOf(s[Inputs.HistoryTable])),
+                alembicCommand: stringOf(s[Inputs.AlembicCommand]) ?? get(Inputs.AlembicCommand),
+                urlVariable: stringOf(s[Inputs.UrlVariable]) ?? get(Inputs.UrlVariable),
                 assertionsDir: resolvePath(stringOf(s[Inputs.AssertionsDir])),
                 assertCommand: stringOf(s[Inputs.AssertCommand]) ?? get(Inputs.AssertCommand),
                 seed: seedOf(stringOf(s[Inputs.SeedAfter]), stringOf(s[Inputs.SeedFile]), stringOf(s[Inputs.SeedCommand]), `set '${stringOf(s.name) ?? dir}'`),
@@ -61211,6 +61217,8 @@ async function resolveSettings(raw, cwd = process.cwd()) {
                 format: format(get(Inputs.Format)),
                 ...commandsOf(get(Inputs.ListCommand), get(Inputs.UpCommand), get(Inputs.DownCommand), get(Inputs.Format)),
                 historyTables: tablesOf(get(Inputs.HistoryTable)),
+                alembicCommand: get(Inputs.AlembicCommand),
+                urlVariable: get(Inputs.UrlVariable),
                 assertionsDir: resolvePath(get(Inputs.AssertionsDir)),
                 assertCommand: get(Inputs.AssertCommand),
                 seed: seedOf(get(Inputs.SeedAfter), get(Inputs.SeedFile), get(Inputs.SeedCommand)),
@@ -61321,12 +61329,16 @@ function runCommand(command, options) {
         };
         const timer = setTimeout(stop, options.timeoutMs);
         options.signal?.addEventListener('abort', stop, { once: true });
-        child.on('error', (error) => {
+        const done = () => {
             clearTimeout(timer);
+            options.signal?.removeEventListener('abort', stop);
+        };
+        child.on('error', (error) => {
+            done();
             resolve({ code: null, stdout, output: `${output}${error.message}`, timedOut });
         });
         child.on('close', (code) => {
-            clearTimeout(timer);
+            done();
             resolve({ code, stdout, output: output.slice(-Keep), timedOut });
         });
     });
@@ -61341,6 +61353,20 @@ function shellWord(value) {
 /** The last lines of a command's output, for a finding's detail. */
 function outputTail(result, lines = 30) {
     return result.output.trimEnd().split('\n').slice(-lines).join('\n');
+}
+/**
+ * The line of a failed command's output that says what went wrong: the last `SomeError: ...` line
+ * (a Python traceback ends with it, followed by SQLAlchemy's background link), else the last line.
+ */
+function errorLine(output) {
+    const lines = output
+        .trimEnd()
+        .split('\n')
+        .map((l) => l.trim())
+        .filter(Boolean);
+    const named = [...lines].reverse().find((l) => /^[\w.]*(Error|Exception)\b[^:]*:\s*\S/.test(l));
+    const line = named ?? lines.at(-1) ?? '';
+    return line.length > 300 ? `${line.slice(0, 297)}...` : line;
 }
 
 // EXTERNAL MODULE: ./node_modules/libpg-query/wasm/index.cjs
@@ -61925,7 +61951,8 @@ function compareHistories(base, head, rules, baseName) {
         }
     }
     const order = runOrder(rules);
-    const newestOnBase = [...baseByKey.values()].sort(order).at(-1);
+    // In a graph, a new revision names its parent: a second head is the graph check's business.
+    const newestOnBase = rules.runsBy === 'graph' ? undefined : [...baseByKey.values()].sort(order).at(-1);
     if (newestOnBase) {
         const early = added.filter((e) => !renamedTo.has(e) && order(e, newestOnBase) < 0);
         for (const e of early) {
@@ -63081,6 +63108,224 @@ async function copyTree(top, commit, rel, dest) {
     return blobs.length;
 }
 
+;// CONCATENATED MODULE: ./src/migrations/alembic.ts
+
+
+
+
+
+
+const AlembicRules = {
+    tool: 'alembic',
+    runsBy: 'graph',
+    namesMatter: false,
+    outOfOrder: '',
+    edited: 'alembic never runs a revision its version table has passed again, so production keeps what the old code did and fresh databases get the new code.',
+    deleted: 'Production\'s alembic_version may point at it or past it: alembic then refuses to run ("Can\'t locate revision"), and fresh databases no longer get what it made.',
+};
+/** Parses `alembic history --verbose`: blocks of `Rev:`, `Parent:` / `Merges:`, `Path:`. */
+function parseHistory(text) {
+    const revisions = [];
+    let current;
+    const flush = () => {
+        if (current?.id)
+            revisions.push({ id: current.id, parents: current.parents ?? [], path: current.path ?? '' });
+        current = undefined;
+    };
+    for (const raw of text.split('\n')) {
+        const line = raw.trim();
+        let m;
+        if ((m = /^Rev: (\S+)/.exec(line))) {
+            flush();
+            current = { id: m[1] };
+        }
+        else if (current && (m = /^(?:Parent|Merges): (.+)$/.exec(line))) {
+            current.parents = (m[1] ?? '')
+                .split(',')
+                .map((p) => p.trim())
+                .filter((p) => p && p !== '<base>');
+        }
+        else if (current && (m = /^Path: (.+)$/.exec(line))) {
+            current.path = m[1]?.trim();
+        }
+    }
+    flush();
+    return revisions;
+}
+/** Parents before children; among revisions ready at once, the order alembic lists them from the base. */
+function topologicalOrder(revisions) {
+    const byId = new Map(revisions.map((r) => [r.id, r]));
+    const listed = [...revisions].reverse();
+    const done = new Set();
+    const out = [];
+    while (out.length < listed.length) {
+        const next = listed.find((r) => !done.has(r.id) && r.parents.every((p) => done.has(p) || !byId.has(p)));
+        if (!next)
+            throw new CannotCheck('The alembic revision graph has a cycle; `alembic history` cannot order it.');
+        done.add(next.id);
+        out.push(next);
+    }
+    return out;
+}
+/** Revisions nothing revises: more than one means `alembic upgrade head` refuses to run. */
+function headsOf(revisions) {
+    const parents = new Set(revisions.flatMap((r) => r.parents));
+    return revisions.filter((r) => !parents.has(r.id)).map((r) => r.id);
+}
+/** The folder holding alembic.ini: the given one, or its parent when given the script folder. */
+function alembicProject(dir) {
+    if ((0,external_node_fs_.existsSync)(external_node_path_default().join(dir, 'alembic.ini')))
+        return dir;
+    if ((0,external_node_fs_.existsSync)(external_node_path_default().join(dir, 'env.py')) && (0,external_node_fs_.existsSync)(external_node_path_default().join(dir, '..', 'alembic.ini')))
+        return external_node_path_default().dirname(dir);
+    return undefined;
+}
+/**
+ * An alembic project: revisions from the project's own `alembic history`, walked parents first.
+ * Each revision goes up with `alembic upgrade <rev>`; down with exactly that revision undone, also
+ * on a branchy graph: the version table is narrowed to the revision, `alembic downgrade -1` undoes
+ * it alone, and the other branches' heads are put back.
+ */
+async function loadAlembicMigrations(dir, cwd, options) {
+    const shownDir = external_node_path_default().relative(cwd, dir) || '.';
+    const project = alembicProject(dir);
+    if (!project)
+        throw new CannotCheck(`'${shownDir}' is not an alembic project: it has no alembic.ini (nor does its parent next to an env.py). Set 'migrations-dir' to the folder that holds alembic.ini.`);
+    const alembic = (args, env, signal) => runCommand(`${options.command} ${args}`, { cwd: project, env, timeoutMs: options.timeoutMs, signal });
+    const listed = await alembic('history --verbose', options.env);
+    if (listed.code !== 0)
+        throw new CannotCheck(`\`${options.command} history --verbose\` in '${external_node_path_default().relative(cwd, project) || '.'}' ${listed.timedOut ? 'did not finish' : `exited with ${listed.code ?? 'a signal'}`}: ${outputTail(listed, 8) || 'no output'}. Check that alembic is installed (or set 'alembic-command', e.g. "python3 -m alembic") and that alembic.ini is valid.`);
+    const revisions = topologicalOrder(parseHistory(listed.stdout));
+    if (!revisions.length)
+        throw new CannotCheck(`\`${options.command} history\` in '${shownDir}' lists no revisions. Add one with \`alembic revision\`.`);
+    const byId = new Map(revisions.map((r) => [r.id, r]));
+    const ancestors = (id, seen = new Set()) => {
+        for (const p of byId.get(id)?.parents ?? []) {
+            if (!seen.has(p)) {
+                seen.add(p);
+                ancestors(p, seen);
+            }
+        }
+        return seen;
+    };
+    /** The smallest set of heads that means all of `ids` are applied. */
+    const minimal = (ids) => ids.filter((id) => !ids.some((other) => other !== id && ancestors(other).has(id)));
+    const envFor = (url) => ({
+        ...options.env,
+        ...pgEnv(url),
+        ...(options.urlVariable ? { [options.urlVariable]: url } : {}),
+    });
+    const run = async (args, context, file) => {
+        const result = await alembic(args, envFor(context.databaseUrl), context.signal);
+        if (result.code === 0)
+            return;
+        const last = errorLine(result.output);
+        throw new StepError(`\`alembic ${args}\` ${result.timedOut ? 'was stopped' : `exited with ${result.code ?? 'a signal'}`}${last ? `: ${last}` : ''}`, file, undefined, outputTail(result) || undefined);
+    };
+    const migrations = [];
+    for (const [index, revision] of revisions.entries()) {
+        const file = external_node_path_default().relative(cwd, revision.path) || revision.path;
+        const up = {
+            file,
+            line: 1,
+            async run(context) {
+                await run(`upgrade ${fillCommand('{id}', { id: revision.id })}`, context, file);
+            },
+        };
+        const source = await (0,promises_namespaceObject.readFile)(revision.path, 'utf8').catch(() => revision.id);
+        // alembic will not step down from a merge alone ("Ambiguous walk"); a merge whose downgrade does
+        // nothing (what `alembic merge` writes) is undone by moving the version table, as alembic would.
+        const emptyMerge = revision.parents.length > 1 && doesNothing(source, 'downgrade');
+        const down = {
+            file,
+            line: 1,
+            async run(context) {
+                const heads = await versions(context.client);
+                const after = minimal([...heads.filter((h) => h !== revision.id), ...revision.parents]);
+                if (emptyMerge) {
+                    await setVersions(context.client, after);
+                    return;
+                }
+                await setVersions(context.client, [revision.id]);
+                try {
+                    await run('downgrade -1', context, file);
+                }
+                catch (error) {
+                    await setVersions(context.client, heads).catch(() => { });
+                    throw error;
+                }
+                await setVersions(context.client, after);
+            },
+        };
+        migrations.push({
+            id: revision.id,
+            version: [BigInt(index)],
+            key: revision.id,
+            name: external_node_path_default().basename(revision.path),
+            source,
+            up,
+            down,
+        });
+    }
+    const findings = [];
+    const heads = headsOf(revisions);
+    if (heads.length > 1) {
+        const files = heads.map((h) => external_node_path_default().relative(cwd, byId.get(h)?.path ?? h));
+        findings.push({
+            check: 'ordering',
+            severity: 'error',
+            migration: heads[heads.length - 1],
+            file: files[files.length - 1],
+            message: `The alembic graph has ${heads.length} heads (${heads.map((h) => `\`${h}\``).join(', ')}), so \`alembic upgrade head\` on production stops with "Multiple head revisions are present". Two branches added revisions on the same parent: join them with \`alembic merge heads\`.`,
+            detail: files.join('\n'),
+        });
+    }
+    return {
+        format: 'alembic',
+        layout: `alembic project '${external_node_path_default().relative(cwd, project) || '.'}' (${revisions.length} revisions, ${heads.length === 1 ? 'one head' : `${heads.length} heads`}${revisions.some((r) => r.parents.length > 1) ? ', with merges' : ''})`,
+        migrations,
+        rules: AlembicRules,
+        historyTables: ['public.alembic_version'],
+        findings,
+    };
+}
+/** True when the Python function `name` in `source` has only `pass`, a docstring or comments. */
+function doesNothing(source, name) {
+    const lines = source.split('\n');
+    const start = lines.findIndex((l) => new RegExp(`^def ${name}\\s*\\(`).test(l));
+    if (start < 0)
+        return false;
+    const body = [];
+    for (const line of lines.slice(start + 1)) {
+        if (line.trim() && !/^\s/.test(line))
+            break;
+        body.push(line.trim());
+    }
+    const code = body
+        .join('\n')
+        .replace(/("""|''')[\s\S]*?\1/g, '')
+        .split('\n')
+        .map((l) => l.replace(/#.*$/, '').trim())
+        .filter(Boolean);
+    return code.every((l) => l === 'pass' || l === '...');
+}
+async function versions(client) {
+    const { rows } = await client.query('SELECT version_num AS v FROM alembic_version');
+    return rows.map((r) => r.v);
+}
+async function setVersions(client, ids) {
+    await client.query('BEGIN');
+    try {
+        await client.query('DELETE FROM alembic_version');
+        await client.query('INSERT INTO alembic_version (version_num) SELECT unnest($1::text[])', [ids]);
+        await client.query('COMMIT');
+    }
+    catch (error) {
+        await client.query('ROLLBACK').catch(() => { });
+        throw error;
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/migrations/command.ts
 
 
@@ -63148,7 +63393,7 @@ async function loadCommandMigrations(options) {
                 });
                 if (result.code === 0)
                     return;
-                throw new StepError(`\`${command}\` ${result.timedOut ? 'was stopped' : `exited with ${result.code ?? 'a signal'}`}${lastLine(result.output)}`, file ?? id, undefined, outputTail(result) || undefined);
+                throw new StepError(`\`${command}\` ${result.timedOut ? 'was stopped' : `exited with ${result.code ?? 'a signal'}`}${errorLine(result.output) ? `: ${errorLine(result.output)}` : ''}`, file ?? id, undefined, outputTail(result) || undefined);
             },
         });
         migrations.push({
@@ -63168,11 +63413,6 @@ async function loadCommandMigrations(options) {
         rules: CommandRules,
         findings: [],
     };
-}
-/** `: <last line of output>`, the line that usually says what went wrong. */
-function lastLine(output) {
-    const line = output.trimEnd().split('\n').at(-1)?.trim();
-    return line ? `: ${line.length > 300 ? `${line.slice(0, 297)}...` : line}` : '';
 }
 
 ;// CONCATENATED MODULE: external "node:module"
@@ -63777,6 +64017,7 @@ async function loadUmzugMigrations(dir, cwd) {
 
 
 
+
 /** Reads a migration set in its format; `auto` detects the format from the folder and says why. */
 async function loadMigrations(dir, format, cwd, options = {}) {
     let chosen = format === 'auto' ? 'sql' : format;
@@ -63799,6 +64040,13 @@ function loadFormat(dir, format, cwd, options) {
             return loadSequelizeMigrations(dir, cwd);
         case 'umzug':
             return loadUmzugMigrations(dir, cwd);
+        case 'alembic':
+            return loadAlembicMigrations(dir, cwd, {
+                command: options.alembicCommand ?? 'alembic',
+                urlVariable: options.urlVariable,
+                env: options.env ?? process.env,
+                timeoutMs: options.timeoutMs ?? 300_000,
+            });
         case 'command':
             if (!options.commands)
                 throw new CannotCheck("Input 'format' is 'command', but 'list-command' and 'up-command' are not set. Give 'list-command' (prints migration ids in order), 'up-command' and 'down-command' (with {id}).");
@@ -63808,8 +64056,6 @@ function loadFormat(dir, format, cwd, options) {
                 env: options.env ?? process.env,
                 timeoutMs: options.timeoutMs ?? 300_000,
             });
-        default:
-            throw new CannotCheck(`Input 'format' is '${format}' for '${external_node_path_default().relative(cwd, dir) || '.'}', which this version cannot run yet. Supported now: auto, sql, sequelize, umzug, command.`);
     }
 }
 /**
@@ -63826,6 +64072,8 @@ async function detectFormat(dir, cwd) {
         return undefined;
     }
     const found = new Map();
+    if (alembicProject(dir))
+        found.set('alembic', 'an alembic project (alembic.ini)');
     const sql = names.filter((n) => n.toLowerCase().endsWith('.sql'));
     if (sql.length)
         found.set('sql', `${sql.length} .sql files, e.g. '${sql.sort()[0]}'`);
@@ -64617,6 +64865,8 @@ async function verifyAll(settings, edges) {
             const t = edges.now();
             const one = await loadMigrations(set.dir, set.format, settings.workingDirectory, {
                 commands: set.commands,
+                alembicCommand: set.alembicCommand,
+                urlVariable: set.urlVariable,
                 env: edges.env,
                 timeoutMs: settings.stepTimeoutMs,
             });
@@ -64638,6 +64888,8 @@ async function verifyAll(settings, edges) {
                     try {
                         one.loaded = await loadMigrations(checkout.dir, set.format, checkout.workingDirectory, {
                             commands: set.commands,
+                            alembicCommand: set.alembicCommand,
+                            urlVariable: set.urlVariable,
                             env: edges.env,
                             timeoutMs: settings.stepTimeoutMs,
                         });
@@ -64818,6 +65070,8 @@ function cli_program() {
         .option(`--${Inputs.UpCommand} <command>`, 'format command: applies migration {id}')
         .option(`--${Inputs.DownCommand} <command>`, 'format command: reverts migration {id}')
         .option(`--${Inputs.HistoryTable} <tables>`, "your runner's history table(s), left out of comparisons")
+        .option(`--${Inputs.AlembicCommand} <command>`, 'how to run alembic (default: alembic)')
+        .option(`--${Inputs.UrlVariable} <name>`, 'also give the database URL in this environment variable')
         .option(`--${Inputs.AssertionsDir} <dir>`, 'folder of per-migration assertions')
         .option(`--${Inputs.AssertCommand} <command>`, 'runs assertion files of other languages; {id}, {direction}, {file} are filled in')
         .option(`--${Inputs.AssertionsStrict} <bool>`, 'true (default): an assertion must also fail on its other side; false: only its passing side counts')

@@ -27,8 +27,8 @@ export interface HistoryEntry {
 export interface OrderRules {
   /** The tool, for messages: `golang-migrate`. */
   tool: string;
-  /** The order the tool runs pending migrations in. */
-  runsBy: 'version' | 'name';
+  /** The order the tool runs pending migrations in; `graph`: each names its parents (alembic). */
+  runsBy: 'version' | 'name' | 'graph';
   /** True when a new name for a recorded key breaks production (Flyway validates descriptions). */
   namesMatter: boolean;
   /** What production does with a new migration that sorts before one it already ran. */
@@ -239,7 +239,8 @@ export function compareHistories(
   }
 
   const order = runOrder(rules);
-  const newestOnBase = [...baseByKey.values()].sort(order).at(-1);
+  // In a graph, a new revision names its parent: a second head is the graph check's business.
+  const newestOnBase = rules.runsBy === 'graph' ? undefined : [...baseByKey.values()].sort(order).at(-1);
   if (newestOnBase) {
     const early = added.filter((e) => !renamedTo.has(e) && order(e, newestOnBase) < 0);
     for (const e of early) {

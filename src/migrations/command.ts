@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fillCommand, outputTail, pgEnv, runCommand } from '../command.js';
+import { errorLine, fillCommand, outputTail, pgEnv, runCommand } from '../command.js';
 import { CannotCheck } from '../core/errors.js';
 import type { OrderRules } from '../core/ordering.js';
 import type { LoadedSet, Migration, Step } from './types.js';
@@ -84,7 +84,7 @@ export async function loadCommandMigrations(options: CommandOptions): Promise<Lo
         });
         if (result.code === 0) return;
         throw new StepError(
-          `\`${command}\` ${result.timedOut ? 'was stopped' : `exited with ${result.code ?? 'a signal'}`}${lastLine(result.output)}`,
+          `\`${command}\` ${result.timedOut ? 'was stopped' : `exited with ${result.code ?? 'a signal'}`}${errorLine(result.output) ? `: ${errorLine(result.output)}` : ''}`,
           file ?? id,
           undefined,
           outputTail(result) || undefined,
@@ -108,10 +108,4 @@ export async function loadCommandMigrations(options: CommandOptions): Promise<Lo
     rules: CommandRules,
     findings: [],
   };
-}
-
-/** `: <last line of output>`, the line that usually says what went wrong. */
-function lastLine(output: string): string {
-  const line = output.trimEnd().split('\n').at(-1)?.trim();
-  return line ? `: ${line.length > 300 ? `${line.slice(0, 297)}...` : line}` : '';
 }

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { CannotCheck } from '../core/errors.js';
 import type { HistoryEntry } from '../core/ordering.js';
 import { ModuleExtensions } from '../modules.js';
+import { alembicProject, loadAlembicMigrations } from './alembic.js';
 import { loadCommandMigrations } from './command.js';
 import { loadSequelizeMigrations } from './sequelize.js';
 import { loadSqlMigrations } from './sql.js';
@@ -14,6 +15,10 @@ type Concrete = Exclude<Format, 'auto'>;
 /** What formats that run commands need besides the folder. */
 export interface LoadOptions {
   commands?: { list: string; up: string; down?: string };
+  /** How to run alembic (default `alembic`). */
+  alembicCommand?: string;
+  /** An extra variable that gets the database URL (DATABASE_URL and PG* always do). */
+  urlVariable?: string;
   env?: NodeJS.ProcessEnv;
   timeoutMs?: number;
 }
@@ -46,6 +51,13 @@ function loadFormat(dir: string, format: Concrete, cwd: string, options: LoadOpt
       return loadSequelizeMigrations(dir, cwd);
     case 'umzug':
       return loadUmzugMigrations(dir, cwd);
+    case 'alembic':
+      return loadAlembicMigrations(dir, cwd, {
+        command: options.alembicCommand ?? 'alembic',
+        urlVariable: options.urlVariable,
+        env: options.env ?? process.env,
+        timeoutMs: options.timeoutMs ?? 300_000,
+      });
     case 'command':
       if (!options.commands)
         throw new CannotCheck(
@@ -57,10 +69,6 @@ function loadFormat(dir: string, format: Concrete, cwd: string, options: LoadOpt
         env: options.env ?? process.env,
         timeoutMs: options.timeoutMs ?? 300_000,
       });
-    default:
-      throw new CannotCheck(
-        `Input 'format' is '${format}' for '${path.relative(cwd, dir) || '.'}', which this version cannot run yet. Supported now: auto, sql, sequelize, umzug, command.`,
-      );
   }
 }
 
@@ -80,6 +88,7 @@ async function detectFormat(
     return undefined;
   }
   const found = new Map<Concrete, string>();
+  if (alembicProject(dir)) found.set('alembic', 'an alembic project (alembic.ini)');
   const sql = names.filter((n) => n.toLowerCase().endsWith('.sql'));
   if (sql.length) found.set('sql', `${sql.length} .sql files, e.g. '${sql.sort()[0]}'`);
   const modules = names

@@ -1,0 +1,260 @@
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type pg from 'pg';
+import { errorLine, fillCommand, outputTail, pgEnv, runCommand } from '../command.js';
+import { CannotCheck } from '../core/errors.js';
+import type { OrderRules } from '../core/ordering.js';
+import type { Finding } from '../core/report.js';
+import type { LoadedSet, Migration, Step, StepContext } from './types.js';
+import { StepError } from './types.js';
+
+export interface AlembicOptions {
+  /** How to run alembic: `alembic` (default), `python3 -m alembic`, `poetry run alembic`, ... */
+  command: string;
+  /** Also give the database URL in this variable (DATABASE_URL and PG* are always set). */
+  urlVariable?: string;
+  env: NodeJS.ProcessEnv;
+  timeoutMs: number;
+}
+
+export const AlembicRules: OrderRules = {
+  tool: 'alembic',
+  runsBy: 'graph',
+  namesMatter: false,
+  outOfOrder: '',
+  edited:
+    'alembic never runs a revision its version table has passed again, so production keeps what the old code did and fresh databases get the new code.',
+  deleted:
+    'Production\'s alembic_version may point at it or past it: alembic then refuses to run ("Can\'t locate revision"), and fresh databases no longer get what it made.',
+};
+
+/** One revision of the graph, as `alembic history --verbose` describes it. */
+export interface Revision {
+  id: string;
+  parents: string[];
+  /** Absolute path of the revision file. */
+  path: string;
+}
+
+/** Parses `alembic history --verbose`: blocks of `Rev:`, `Parent:` / `Merges:`, `Path:`. */
+export function parseHistory(text: string): Revision[] {
+  const revisions: Revision[] = [];
+  let current: Partial<Revision> | undefined;
+  const flush = () => {
+    if (current?.id)
+      revisions.push({ id: current.id, parents: current.parents ?? [], path: current.path ?? '' });
+    current = undefined;
+  };
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    let m: RegExpExecArray | null;
+    if ((m = /^Rev: (\S+)/.exec(line))) {
+      flush();
+      current = { id: m[1] };
+    } else if (current && (m = /^(?:Parent|Merges): (.+)$/.exec(line))) {
+      current.parents = (m[1] ?? '')
+        .split(',')
+        .map((p) => p.trim())
+        .filter((p) => p && p !== '<base>');
+    } else if (current && (m = /^Path: (.+)$/.exec(line))) {
+      current.path = m[1]?.trim();
+    }
+  }
+  flush();
+  return revisions;
+}
+
+/** Parents before children; among revisions ready at once, the order alembic lists them from the base. */
+export function topologicalOrder(revisions: readonly Revision[]): Revision[] {
+  const byId = new Map(revisions.map((r) => [r.id, r]));
+  const listed = [...revisions].reverse();
+  const done = new Set<string>();
+  const out: Revision[] = [];
+  while (out.length < listed.length) {
+    const next = listed.find((r) => !done.has(r.id) && r.parents.every((p) => done.has(p) || !byId.has(p)));
+    if (!next)
+      throw new CannotCheck('The alembic revision graph has a cycle; `alembic history` cannot order it.');
+    done.add(next.id);
+    out.push(next);
+  }
+  return out;
+}
+
+/** Revisions nothing revises: more than one means `alembic upgrade head` refuses to run. */
+export function headsOf(revisions: readonly Revision[]): string[] {
+  const parents = new Set(revisions.flatMap((r) => r.parents));
+  return revisions.filter((r) => !parents.has(r.id)).map((r) => r.id);
+}
+
+/** The folder holding alembic.ini: the given one, or its parent when given the script folder. */
+export function alembicProject(dir: string): string | undefined {
+  if (existsSync(path.join(dir, 'alembic.ini'))) return dir;
+  if (existsSync(path.join(dir, 'env.py')) && existsSync(path.join(dir, '..', 'alembic.ini')))
+    return path.dirname(dir);
+  return undefined;
+}
+
+/**
+ * An alembic project: revisions from the project's own `alembic history`, walked parents first.
+ * Each revision goes up with `alembic upgrade <rev>`; down with exactly that revision undone, also
+ * on a branchy graph: the version table is narrowed to the revision, `alembic downgrade -1` undoes
+ * it alone, and the other branches' heads are put back.
+ */
+export async function loadAlembicMigrations(
+  dir: string,
+  cwd: string,
+  options: AlembicOptions,
+): Promise<LoadedSet> {
+  const shownDir = path.relative(cwd, dir) || '.';
+  const project = alembicProject(dir);
+  if (!project)
+    throw new CannotCheck(
+      `'${shownDir}' is not an alembic project: it has no alembic.ini (nor does its parent next to an env.py). Set 'migrations-dir' to the folder that holds alembic.ini.`,
+    );
+  const alembic = (args: string, env: NodeJS.ProcessEnv, signal?: AbortSignal) =>
+    runCommand(`${options.command} ${args}`, { cwd: project, env, timeoutMs: options.timeoutMs, signal });
+  const listed = await alembic('history --verbose', options.env);
+  if (listed.code !== 0)
+    throw new CannotCheck(
+      `\`${options.command} history --verbose\` in '${path.relative(cwd, project) || '.'}' ${listed.timedOut ? 'did not finish' : `exited with ${listed.code ?? 'a signal'}`}: ${outputTail(listed, 8) || 'no output'}. Check that alembic is installed (or set 'alembic-command', e.g. "python3 -m alembic") and that alembic.ini is valid.`,
+    );
+  const revisions = topologicalOrder(parseHistory(listed.stdout));
+  if (!revisions.length)
+    throw new CannotCheck(
+      `\`${options.command} history\` in '${shownDir}' lists no revisions. Add one with \`alembic revision\`.`,
+    );
+  const byId = new Map(revisions.map((r) => [r.id, r]));
+  const ancestors = (id: string, seen = new Set<string>()): Set<string> => {
+    for (const p of byId.get(id)?.parents ?? []) {
+      if (!seen.has(p)) {
+        seen.add(p);
+        ancestors(p, seen);
+      }
+    }
+    return seen;
+  };
+  /** The smallest set of heads that means all of `ids` are applied. */
+  const minimal = (ids: string[]) =>
+    ids.filter((id) => !ids.some((other) => other !== id && ancestors(other).has(id)));
+
+  const envFor = (url: string) => ({
+    ...options.env,
+    ...pgEnv(url),
+    ...(options.urlVariable ? { [options.urlVariable]: url } : {}),
+  });
+  const run = async (args: string, context: StepContext, file: string) => {
+    const result = await alembic(args, envFor(context.databaseUrl), context.signal);
+    if (result.code === 0) return;
+    const last = errorLine(result.output);
+    throw new StepError(
+      `\`alembic ${args}\` ${result.timedOut ? 'was stopped' : `exited with ${result.code ?? 'a signal'}`}${last ? `: ${last}` : ''}`,
+      file,
+      undefined,
+      outputTail(result) || undefined,
+    );
+  };
+
+  const migrations: Migration[] = [];
+  for (const [index, revision] of revisions.entries()) {
+    const file = path.relative(cwd, revision.path) || revision.path;
+    const up: Step = {
+      file,
+      line: 1,
+      async run(context) {
+        await run(`upgrade ${fillCommand('{id}', { id: revision.id })}`, context, file);
+      },
+    };
+    const source = await readFile(revision.path, 'utf8').catch(() => revision.id);
+    // alembic will not step down from a merge alone ("Ambiguous walk"); a merge whose downgrade does
+    // nothing (what `alembic merge` writes) is undone by moving the version table, as alembic would.
+    const emptyMerge = revision.parents.length > 1 && doesNothing(source, 'downgrade');
+    const down: Step = {
+      file,
+      line: 1,
+      async run(context) {
+        const heads = await versions(context.client);
+        const after = minimal([...heads.filter((h) => h !== revision.id), ...revision.parents]);
+        if (emptyMerge) {
+          await setVersions(context.client, after);
+          return;
+        }
+        await setVersions(context.client, [revision.id]);
+        try {
+          await run('downgrade -1', context, file);
+        } catch (error) {
+          await setVersions(context.client, heads).catch(() => {});
+          throw error;
+        }
+        await setVersions(context.client, after);
+      },
+    };
+    migrations.push({
+      id: revision.id,
+      version: [BigInt(index)],
+      key: revision.id,
+      name: path.basename(revision.path),
+      source,
+      up,
+      down,
+    });
+  }
+
+  const findings: Omit<Finding, 'set'>[] = [];
+  const heads = headsOf(revisions);
+  if (heads.length > 1) {
+    const files = heads.map((h) => path.relative(cwd, byId.get(h)?.path ?? h));
+    findings.push({
+      check: 'ordering',
+      severity: 'error',
+      migration: heads[heads.length - 1],
+      file: files[files.length - 1],
+      message: `The alembic graph has ${heads.length} heads (${heads.map((h) => `\`${h}\``).join(', ')}), so \`alembic upgrade head\` on production stops with "Multiple head revisions are present". Two branches added revisions on the same parent: join them with \`alembic merge heads\`.`,
+      detail: files.join('\n'),
+    });
+  }
+  return {
+    format: 'alembic',
+    layout: `alembic project '${path.relative(cwd, project) || '.'}' (${revisions.length} revisions, ${heads.length === 1 ? 'one head' : `${heads.length} heads`}${revisions.some((r) => r.parents.length > 1) ? ', with merges' : ''})`,
+    migrations,
+    rules: AlembicRules,
+    historyTables: ['public.alembic_version'],
+    findings,
+  };
+}
+
+/** True when the Python function `name` in `source` has only `pass`, a docstring or comments. */
+export function doesNothing(source: string, name: string): boolean {
+  const lines = source.split('\n');
+  const start = lines.findIndex((l) => new RegExp(`^def ${name}\\s*\\(`).test(l));
+  if (start < 0) return false;
+  const body: string[] = [];
+  for (const line of lines.slice(start + 1)) {
+    if (line.trim() && !/^\s/.test(line)) break;
+    body.push(line.trim());
+  }
+  const code = body
+    .join('\n')
+    .replace(/("""|''')[\s\S]*?\1/g, '')
+    .split('\n')
+    .map((l) => l.replace(/#.*$/, '').trim())
+    .filter(Boolean);
+  return code.every((l) => l === 'pass' || l === '...');
+}
+
+async function versions(client: pg.Client): Promise<string[]> {
+  const { rows } = await client.query<{ v: string }>('SELECT version_num AS v FROM alembic_version');
+  return rows.map((r) => r.v);
+}
+
+async function setVersions(client: pg.Client, ids: string[]): Promise<void> {
+  await client.query('BEGIN');
+  try {
+    await client.query('DELETE FROM alembic_version');
+    await client.query('INSERT INTO alembic_version (version_num) SELECT unnest($1::text[])', [ids]);
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw error;
+  }
+}
