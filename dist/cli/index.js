@@ -63134,19 +63134,21 @@ function parseHistory(text) {
     };
     for (const raw of text.split('\n')) {
         const line = raw.trim();
-        let m;
-        if ((m = /^Rev: (\S+)/.exec(line))) {
+        const rev = /^Rev: (\S+)/.exec(line);
+        const parents = /^(?:Parent|Merges): (.+)$/.exec(line);
+        const file = /^Path: (.+)$/.exec(line);
+        if (rev) {
             flush();
-            current = { id: m[1] };
+            current = { id: rev[1] };
         }
-        else if (current && (m = /^(?:Parent|Merges): (.+)$/.exec(line))) {
-            current.parents = (m[1] ?? '')
+        else if (current && parents) {
+            current.parents = (parents[1] ?? '')
                 .split(',')
                 .map((p) => p.trim())
                 .filter((p) => p && p !== '<base>');
         }
-        else if (current && (m = /^Path: (.+)$/.exec(line))) {
-            current.path = m[1]?.trim();
+        else if (current && file) {
+            current.path = file[1]?.trim();
         }
     }
     flush();
