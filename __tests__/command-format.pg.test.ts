@@ -1,15 +1,20 @@
+import { cp, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { StartedPostgres } from '../src/postgres/types.js';
 import { resolveSettings } from '../src/settings.js';
 import { verify } from '../src/verify.js';
+import { makeRepo } from './helpers/git.js';
 import { edgesOn, fixture, repoRoot, startTestServer } from './helpers/postgres.js';
 
 let server: StartedPostgres;
+const dirs: string[] = [];
 beforeAll(async () => {
   server = await startTestServer();
 });
 afterAll(async () => {
   await server?.stop();
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
 });
 
 const project = fixture('python-runner');
@@ -45,6 +50,26 @@ describe('format: command, a home-made Python runner with up(cursor) / down(curs
       'up rolled back false',
     ]);
     expect(lines.some((l) => l.includes('0002_add_plan') && l.includes('assertions 6/6'))).toBe(true);
+  });
+
+  test('with a base ref, the runner on the base branch lists the base history', async () => {
+    const repo = await makeRepo();
+    dirs.push(repo.dir);
+    await cp(project, repo.dir, { recursive: true });
+    await rm(path.join(repo.dir, 'migrations', '0003_add_invoices.py'));
+    repo.commit('base');
+    repo.git('checkout', '-q', '-b', 'pr');
+    await writeFile(
+      path.join(repo.dir, 'migrations', '0000_create_settings.py'),
+      'def up(cursor):\n    cursor.execute("CREATE TABLE settings (k text PRIMARY KEY)")\n\n\ndef down(cursor):\n    cursor.execute("DROP TABLE settings")\n',
+    );
+    repo.commit('an early migration');
+    const settings = await resolveSettings({ 'base-ref': 'main', only: 'ordering' }, repo.dir);
+    const report = await verify(settings, edgesOn(server));
+    expect(report.sets[0]?.base).toMatchObject({ migrations: 2, added: ['0000_create_settings'] });
+    expect(report.findings.map((f) => `${f.check} ${f.migration} ${f.file}`)).toEqual([
+      'ordering 0000_create_settings migrations/0000_create_settings.py',
+    ]);
   });
 
   test('a list command that fails is a clear error with its output', async () => {

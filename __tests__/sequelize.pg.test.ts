@@ -125,6 +125,21 @@ describe('sequelize-cli projects', () => {
     expect(process.env.TEAMS_REGION).toBeUndefined();
   });
 
+  test('a folder that fits two formats is an error naming both', async () => {
+    const dir = await tempDir('pgmv-ambiguous-');
+    dirs.push(dir);
+    await cp(
+      path.join(project, 'migrations', '20240101120000-create-teams.cjs'),
+      path.join(dir, '20240101120000-create-teams.cjs'),
+    );
+    await writeFile(path.join(dir, '0001_init.up.sql'), 'CREATE TABLE t ();\n');
+    const report = await verify(await resolveSettings({ 'migrations-dir': dir }, dir), edgesOn(server));
+    expect(report.result).toBe('error');
+    expect(report.error).toBe(
+      "'.' could be several formats: sql (1 .sql files, e.g. '0001_init.up.sql'); sequelize (1 of 1 modules take a queryInterface, e.g. '20240101120000-create-teams.cjs'). Set 'format' to the one your project runs, or keep one format per folder.",
+    );
+  });
+
   test('a module that does not load is a finding at its file, not a crash', async () => {
     const dir = await tempDir('pgmv-sequelize-broken-');
     dirs.push(dir);

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -80,6 +80,8 @@ export async function checkoutBase(
   dirs: string[],
   workingDirectory: string,
   log: Logger,
+  /** Folders whose migrations run through commands in the working directory, copied whole. */
+  withRunner: string[] = [],
 ): Promise<{ commit: string; checkouts: BaseCheckout[]; remove: () => Promise<void> }> {
   const first = dirs[0] ?? workingDirectory;
   const shownDir = path.relative(workingDirectory, first) || '.';
@@ -137,12 +139,15 @@ export async function checkoutBase(
         throw new CannotCheck(
           `'${path.relative(workingDirectory, dir)}' is outside the git repository at '${top}', so base-ref '${ref}' cannot be read for it. Keep migrations inside the repository.`,
         );
-      const count = await copyTree(top, commit, rel, root);
+      // A runner of its own (format: command) lives beside the migrations: copy the working directory too.
+      const relWd = path.relative(top, realWd);
+      const wholeWd = withRunner.includes(dir) && !relWd.startsWith('..') && !path.isAbsolute(relWd);
+      await copyTree(top, commit, wholeWd ? relWd : rel, root);
       checkouts.push({
         commit,
         dir: path.join(root, rel),
-        workingDirectory: path.join(root, path.relative(top, realWd)),
-        exists: count > 0,
+        workingDirectory: path.join(root, relWd),
+        exists: existsSync(path.join(root, rel)),
       });
     }
     return { commit, checkouts, remove };

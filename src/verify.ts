@@ -111,6 +111,7 @@ async function verifyAll(settings: Settings, edges: Edges): Promise<Report> {
         settings.sets.map((s) => s.dir),
         settings.workingDirectory,
         edges.log,
+        settings.sets.filter((s) => s.format === 'command').map((s) => s.dir),
       );
       removeBase = base.remove;
       for (const [i, set] of settings.sets.entries()) {

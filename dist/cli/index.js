@@ -63021,7 +63021,9 @@ async function commitOf(cwd, ref) {
  * the folders `dirs` as they are on it into a temp dir. Returns one checkout per folder and a
  * function that removes the copy.
  */
-async function checkoutBase(ref, dirs, workingDirectory, log) {
+async function checkoutBase(ref, dirs, workingDirectory, log, 
+/** Folders whose migrations run through commands in the working directory, copied whole. */
+withRunner = []) {
     const first = dirs[0] ?? workingDirectory;
     const shownDir = external_node_path_default().relative(workingDirectory, first) || '.';
     let top;
@@ -63066,12 +63068,15 @@ async function checkoutBase(ref, dirs, workingDirectory, log) {
             const rel = external_node_path_default().relative(top, realDir);
             if (rel.startsWith('..') || external_node_path_default().isAbsolute(rel))
                 throw new CannotCheck(`'${external_node_path_default().relative(workingDirectory, dir)}' is outside the git repository at '${top}', so base-ref '${ref}' cannot be read for it. Keep migrations inside the repository.`);
-            const count = await copyTree(top, commit, rel, root);
+            // A runner of its own (format: command) lives beside the migrations: copy the working directory too.
+            const relWd = external_node_path_default().relative(top, realWd);
+            const wholeWd = withRunner.includes(dir) && !relWd.startsWith('..') && !external_node_path_default().isAbsolute(relWd);
+            await copyTree(top, commit, wholeWd ? relWd : rel, root);
             checkouts.push({
                 commit,
                 dir: external_node_path_default().join(root, rel),
-                workingDirectory: external_node_path_default().join(root, external_node_path_default().relative(top, realWd)),
-                exists: count > 0,
+                workingDirectory: external_node_path_default().join(root, relWd),
+                exists: (0,external_node_fs_.existsSync)(external_node_path_default().join(root, rel)),
             });
         }
         return { commit, checkouts, remove };
@@ -64881,7 +64886,7 @@ async function verifyAll(settings, edges) {
         const ref = settings.baseRef;
         if (ref && (settings.checks.has('ordering') || settings.checks.has('apply'))) {
             const t = edges.now();
-            const base = await checkoutBase(ref, settings.sets.map((s) => s.dir), settings.workingDirectory, edges.log);
+            const base = await checkoutBase(ref, settings.sets.map((s) => s.dir), settings.workingDirectory, edges.log, settings.sets.filter((s) => s.format === 'command').map((s) => s.dir));
             removeBase = base.remove;
             for (const [i, set] of settings.sets.entries()) {
                 const checkout = base.checkouts[i];
