@@ -75,7 +75,7 @@ describe('rendering', () => {
     const md = renderMarkdown(report);
     expect(
       md.startsWith(
-        '## pg-migrate-verify: ❌ failed\n\n1 migration · 1 error, 0 warnings · PostgreSQL 16.4 (binaries) · 1.5 s',
+        '## pg-migrate-verify: ❌ failed\n\n1 migration checked · 1 error, 0 warnings · failing: rollback-all · PostgreSQL 16.4 (binaries) · 1.5 s',
       ),
     ).toBe(true);
     expect(md).toContain('| ❌ | `0001_a\\|b` | 3 ms | ❌ 2 ms | skipped |  |');

@@ -50391,7 +50391,13 @@ function errorReport(message) {
 
 /** Escapes text from the repository or the database so it cannot open HTML or break a table. */
 function escapeText(text) {
-    return text.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('|', '\\|');
+    return (text
+        .replaceAll('&', '&amp;')
+        .replaceAll('<', '&lt;')
+        .replaceAll('>', '&gt;')
+        .replaceAll('|', '\\|')
+        // A name from the repository must not notify anyone: @someone becomes @&#8203;someone.
+        .replace(/@(?=[\w-])/g, '@&#8203;'));
 }
 /** Inline code that survives backticks in the value. */
 function inlineCode(text) {
@@ -50428,28 +50434,44 @@ function markdown_status(m, failing, warned) {
         return '❌';
     return warned.has(m.id) ? '⚠️' : '✅';
 }
-function markdown_location(f) {
+function markdown_location(f, options) {
     if (!f.file)
         return '';
-    return inlineCode(`${f.file}${f.line ? `:${f.line}` : ''}`);
+    const text = inlineCode(`${f.file}${f.line ? `:${f.line}` : ''}`);
+    // Parentheses would end the link early.
+    const url = options.fileUrl &&
+        encodeURI(options.fileUrl(f.file, f.line)).replaceAll('(', '%28').replaceAll(')', '%29');
+    return url ? `[${text}](${url})` : text;
 }
-/** Renders the whole report as GitHub-flavoured Markdown: verdict and counts first, details collapsed. */
-function renderMarkdown(report) {
+/** Verdict and counts: the first lines of every rendering. */
+function renderHeader(report) {
     const out = [];
     const errors = report.findings.filter((f) => f.severity === 'error').length;
     const warnings = report.findings.length - errors;
     const migrations = report.sets.reduce((n, s) => n + s.migrations.length, 0);
     const verdict = report.result === 'passed' ? '✅ passed' : report.result === 'failed' ? '❌ failed' : '⚠️ could not check';
     out.push(`## pg-migrate-verify: ${verdict}`, '');
+    const failingChecks = CheckIds.filter((c) => report.findings.some((f) => f.check === c && f.severity === 'error'));
     const facts = [
-        plural(migrations, 'migration'),
+        `${plural(migrations, 'migration')} checked`,
         `${plural(errors, 'error')}, ${plural(warnings, 'warning')}`,
+        failingChecks.length ? `failing: ${failingChecks.join(', ')}` : '',
         report.postgres ? `PostgreSQL ${report.postgres.version} (${report.postgres.provider})` : '',
         report.timings.total !== undefined ? formatDuration(report.timings.total) : '',
     ].filter(Boolean);
     out.push(facts.join(' · '), '');
     if (report.error)
         out.push(`**Could not check:** ${escapeText(report.error)}`, '');
+    return out;
+}
+/** One finding as a list item: severity, file:line, message. */
+function renderFindingLine(f, options = {}) {
+    const where = markdown_location(f, options);
+    return `- ${f.severity === 'error' ? '❌' : '⚠️'} ${where ? `${where} ` : ''}${escapeText(f.message).replaceAll('\\|', '|')}`;
+}
+/** Renders the whole report as GitHub-flavoured Markdown: verdict and counts first, details collapsed. */
+function renderMarkdown(report, options = {}) {
+    const out = renderHeader(report);
     for (const set of report.sets) {
         const failing = new Set(report.findings
             .filter((f) => f.set === set.name && f.severity === 'error' && f.migration)
@@ -50483,8 +50505,7 @@ function renderMarkdown(report) {
                 continue;
             out.push(`#### ${check}`, '');
             for (const f of group) {
-                const where = markdown_location(f);
-                out.push(`- ${f.severity === 'error' ? '❌' : '⚠️'} ${where ? `${where} ` : ''}${escapeText(f.message).replaceAll('\\|', '|')}`);
+                out.push(renderFindingLine(f, options));
                 if (f.detail) {
                     out.push('', '  <details><summary>Details</summary>', '', indent(codeBlock(f.detail), '  '), '', '  </details>', '');
                 }
@@ -50501,7 +50522,7 @@ function renderMarkdown(report) {
         out.push(`### Accepted (${report.accepted.length})`, '');
         out.push('Findings the config file accepts on purpose; they do not fail the check.', '');
         for (const f of report.accepted) {
-            const where = markdown_location(f);
+            const where = markdown_location(f, options);
             out.push(`- ${f.check} ${inlineCode(f.migration ?? '')}${where ? ` ${where}` : ''}: ${escapeText(f.reason)}`, `  <details><summary>Finding</summary>`, '', `  ${escapeText(f.message).replaceAll('\\|', '|')}`, '', '  </details>');
         }
         out.push('');

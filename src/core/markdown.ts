@@ -5,7 +5,15 @@ import { CheckIds } from './report.js';
 
 /** Escapes text from the repository or the database so it cannot open HTML or break a table. */
 export function escapeText(text: string): string {
-  return text.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('|', '\\|');
+  return (
+    text
+      .replaceAll('&', '&amp;')
+      .replaceAll('<', '&lt;')
+      .replaceAll('>', '&gt;')
+      .replaceAll('|', '\\|')
+      // A name from the repository must not notify anyone: @someone becomes @&#8203;someone.
+      .replace(/@(?=[\w-])/g, '@&#8203;')
+  );
 }
 
 /** Inline code that survives backticks in the value. */
@@ -47,13 +55,24 @@ function status(m: MigrationReport, failing: Set<string>, warned: Set<string>): 
   return warned.has(m.id) ? '⚠️' : '✅';
 }
 
-function location(f: Finding): string {
-  if (!f.file) return '';
-  return inlineCode(`${f.file}${f.line ? `:${f.line}` : ''}`);
+/** Where rendered file references point: e.g. the PR's head commit on GitHub. */
+export interface RenderOptions {
+  /** URL of a file (and line) in the repository; without it, files are plain code. */
+  fileUrl?: (file: string, line?: number) => string;
 }
 
-/** Renders the whole report as GitHub-flavoured Markdown: verdict and counts first, details collapsed. */
-export function renderMarkdown(report: Report): string {
+function location(f: Finding, options: RenderOptions): string {
+  if (!f.file) return '';
+  const text = inlineCode(`${f.file}${f.line ? `:${f.line}` : ''}`);
+  // Parentheses would end the link early.
+  const url =
+    options.fileUrl &&
+    encodeURI(options.fileUrl(f.file, f.line)).replaceAll('(', '%28').replaceAll(')', '%29');
+  return url ? `[${text}](${url})` : text;
+}
+
+/** Verdict and counts: the first lines of every rendering. */
+export function renderHeader(report: Report): string[] {
   const out: string[] = [];
   const errors = report.findings.filter((f) => f.severity === 'error').length;
   const warnings = report.findings.length - errors;
@@ -61,14 +80,30 @@ export function renderMarkdown(report: Report): string {
   const verdict =
     report.result === 'passed' ? '✅ passed' : report.result === 'failed' ? '❌ failed' : '⚠️ could not check';
   out.push(`## pg-migrate-verify: ${verdict}`, '');
+  const failingChecks = CheckIds.filter((c) =>
+    report.findings.some((f) => f.check === c && f.severity === 'error'),
+  );
   const facts = [
-    plural(migrations, 'migration'),
+    `${plural(migrations, 'migration')} checked`,
     `${plural(errors, 'error')}, ${plural(warnings, 'warning')}`,
+    failingChecks.length ? `failing: ${failingChecks.join(', ')}` : '',
     report.postgres ? `PostgreSQL ${report.postgres.version} (${report.postgres.provider})` : '',
     report.timings.total !== undefined ? formatDuration(report.timings.total) : '',
   ].filter(Boolean);
   out.push(facts.join(' · '), '');
   if (report.error) out.push(`**Could not check:** ${escapeText(report.error)}`, '');
+  return out;
+}
+
+/** One finding as a list item: severity, file:line, message. */
+export function renderFindingLine(f: Finding, options: RenderOptions = {}): string {
+  const where = location(f, options);
+  return `- ${f.severity === 'error' ? '❌' : '⚠️'} ${where ? `${where} ` : ''}${escapeText(f.message).replaceAll('\\|', '|')}`;
+}
+
+/** Renders the whole report as GitHub-flavoured Markdown: verdict and counts first, details collapsed. */
+export function renderMarkdown(report: Report, options: RenderOptions = {}): string {
+  const out: string[] = renderHeader(report);
 
   for (const set of report.sets) {
     const failing = new Set(
@@ -116,10 +151,7 @@ export function renderMarkdown(report: Report): string {
       if (!group.length) continue;
       out.push(`#### ${check}`, '');
       for (const f of group) {
-        const where = location(f);
-        out.push(
-          `- ${f.severity === 'error' ? '❌' : '⚠️'} ${where ? `${where} ` : ''}${escapeText(f.message).replaceAll('\\|', '|')}`,
-        );
+        out.push(renderFindingLine(f, options));
         if (f.detail) {
           out.push(
             '',
@@ -143,7 +175,7 @@ export function renderMarkdown(report: Report): string {
     out.push(`### Accepted (${report.accepted.length})`, '');
     out.push('Findings the config file accepts on purpose; they do not fail the check.', '');
     for (const f of report.accepted) {
-      const where = location(f);
+      const where = location(f, options);
       out.push(
         `- ${f.check} ${inlineCode(f.migration ?? '')}${where ? ` ${where}` : ''}: ${escapeText(f.reason)}`,
         `  <details><summary>Finding</summary>`,
