@@ -133,6 +133,19 @@ describe('the sticky comment, against a local GitHub', () => {
 });
 
 describe('an oversized report', () => {
+  test('posted through the API stays within the limit GitHub accepts', async () => {
+    const many = Array.from({ length: 2000 }, (_, i) => ({
+      ...failure,
+      migration: `m${i}`,
+      detail: 'y'.repeat(400),
+    }));
+    expect(await post(report('failed', many))).toBe('created');
+    const body = github.comments[0]?.body ?? '';
+    expect(body.length).toBeLessThanOrEqual(CommentLimit);
+    expect(body).toContain('The full report is too long for a comment');
+    expect(parseMarker(body)?.result).toBe('failed');
+  });
+
   test('is shortened to the verdict, the failing findings that fit and a pointer to the job summary', () => {
     const many = Array.from({ length: 3000 }, (_, i) => ({
       ...failure,

@@ -2,7 +2,6 @@ import { rmSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { transform } from 'sucrase';
 import { registerCleanup } from './lifecycle.js';
 
 const TypeScript = ['.ts', '.mts', '.cts'];
@@ -20,6 +19,8 @@ export async function importModule(file: string): Promise<Record<string, unknown
   if (!TypeScript.includes(ext)) return importUrl(pathToFileURL(file).href);
   const source = await readFile(file, 'utf8');
   const cjs = ext === '.cts';
+  // Loaded only when a TypeScript module is: most runs never need it.
+  const { transform } = await import('sucrase');
   const { code } = transform(source, {
     transforms: cjs ? ['typescript', 'imports'] : ['typescript'],
     filePath: file,
