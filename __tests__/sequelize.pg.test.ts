@@ -51,7 +51,7 @@ describe('sequelize-cli projects', () => {
     );
     expect(down?.file).toBe('fixtures/sequelize-cli/migrations/20240103120000-create-projects-and-tasks.cjs');
     expect(down?.detail).toContain(
-      'DETAIL: constraint tasks_projectId_fkey on table tasks depends on table projects',
+      'DETAIL:  constraint tasks_projectId_fkey on table tasks depends on table projects',
     );
     expect(enumLeft?.message).toContain(
       'enum public.enum_members_status: present after down, absent before up',

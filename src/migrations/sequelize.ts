@@ -1,11 +1,12 @@
-import { readdir, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import pg from 'pg';
-import { CannotCheck, messageOf } from '../core/errors.js';
+import { messageOf } from '../core/errors.js';
 import type { OrderRules } from '../core/ordering.js';
 import { exportOf, importModule } from '../modules.js';
-import type { LoadedSet, Migration, Step, StepContext } from './types.js';
+import { moduleMigration, readModuleFolder } from './module-folder.js';
+import { describeDatabaseError } from './sql.js';
+import type { LoadedSet, StepContext } from './types.js';
 import { StepError } from './types.js';
 
 /** The files sequelize-cli runs: every .js/.cjs/.mjs/.ts file in the folder, by name (no `.d.ts`). */
@@ -25,8 +26,6 @@ export const SequelizeRules: OrderRules = {
 };
 
 const MetaTable = '"SequelizeMeta"';
-
-type Fn = (queryInterface: unknown, sequelize: unknown) => Promise<unknown>;
 
 interface SequelizeModule {
   Sequelize: new (
@@ -54,83 +53,37 @@ async function sequelizeFor(dir: string): Promise<{ module: SequelizeModule; own
 
 /** Reads a sequelize-cli migrations folder: one module per migration, run in file-name order. */
 export async function loadSequelizeMigrations(dir: string, cwd: string): Promise<LoadedSet> {
-  const shownDir = path.relative(cwd, dir) || '.';
-  let names: string[];
-  try {
-    names = (await readdir(dir, { withFileTypes: true }))
-      .filter((e) => e.isFile() && MigrationFile.test(e.name))
-      .map((e) => e.name)
-      // sequelize-cli sorts file names as text (byte order), and so do we.
-      .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  } catch (error) {
-    throw new CannotCheck(
-      `Input 'migrations-dir' points to '${shownDir}', which ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : `cannot be read (${messageOf(error)})`}. Set it to your sequelize-cli migrations folder.`,
-    );
-  }
-  if (!names.length)
-    throw new CannotCheck(
-      `'${shownDir}' holds no sequelize-cli migrations (.js, .cjs, .mjs or .ts files such as 20240101120000-create-users.js).`,
-    );
-
+  const modules = await readModuleFolder(dir, cwd, (name) => MigrationFile.test(name), {
+    name: 'sequelize-cli',
+    empty: 'sequelize-cli migrations (.js, .cjs, .mjs or .ts files such as 20240101120000-create-users.js)',
+  });
   const library = sequelizeFor(dir);
-  const migrations: Migration[] = [];
-  for (const name of names) {
-    const file = path.join(dir, name);
-    const shown = path.join(shownDir, name);
-    const source = await readFile(file, 'utf8');
-    let mod: Record<string, unknown> | undefined;
-    let loadError: unknown;
-    try {
-      mod = await importModule(file);
-    } catch (error) {
-      loadError = error;
-    }
-    const up = mod ? exportOf(mod, 'up') : undefined;
-    const down = mod ? exportOf(mod, 'down') : undefined;
-    const id = name.replace(/\.[^.]+$/, '');
-    const step = (direction: 'up' | 'down', fn: unknown): Step => ({
-      file: shown,
-      line: 1,
-      noTransaction: 'sequelize-cli runs each migration outside a transaction of its own',
-      async run(context) {
-        if (typeof fn !== 'function') {
-          const why = loadError
-            ? `the module does not load: ${messageOf(loadError)}`
-            : `it does not export an ${direction} function`;
-          throw new StepError(why, shown, undefined, undefined, { cause: loadError });
-        }
+  const migrations = modules.map((mod) =>
+    moduleMigration(
+      mod,
+      BigInt(Timestamped.exec(mod.name)?.[1] ?? '0'),
+      'sequelize-cli runs each migration outside a transaction of its own',
+      async (fn, context, direction) => {
         const { instance, Sequelize } = await connect(context, await library);
         try {
-          await (fn as Fn)(instance.getQueryInterface(), Sequelize);
+          await fn(instance.getQueryInterface(), Sequelize);
         } catch (error) {
-          throw new StepError(messageOf(error), shown, undefined, detailOf(error), { cause: error });
+          throw new StepError(messageOf(error), mod.shown, undefined, detailOf(error), { cause: error });
         }
         // What sequelize-cli records, so a database migrated by the tool reads like one migrated by sequelize-cli.
         await context.client.query(
           direction === 'up'
             ? `INSERT INTO ${MetaTable} (name) VALUES ($1)`
             : `DELETE FROM ${MetaTable} WHERE name = $1`,
-          [name],
+          [mod.name],
         );
       },
-    });
-    const version = BigInt(Timestamped.exec(name)?.[1] ?? '0');
-    migrations.push({
-      id,
-      version: [version],
-      key: name,
-      name,
-      source,
-      up: step('up', up),
-      ...(typeof down === 'function' || loadError
-        ? { down: step('down', down) }
-        : { noDown: 'no down function exported' }),
-    });
-  }
+    ),
+  );
   const { own } = await library;
   return {
     format: 'sequelize',
-    layout: `sequelize-cli migrations (${names.length} modules, sequelize ${own ? 'bundled with this tool' : 'from the project'})`,
+    layout: `sequelize-cli migrations (${modules.length} modules, sequelize ${own ? 'bundled with this tool' : 'from the project'})`,
     migrations,
     rules: SequelizeRules,
     historyTables: ['public.SequelizeMeta'],
@@ -160,19 +113,10 @@ async function connect(context: StepContext, library: { module: SequelizeModule;
   return { instance, Sequelize: library.module.Sequelize };
 }
 
-/** Postgres's own words from a Sequelize error (it wraps the driver's error in `parent`). */
+/** Postgres's own words from a Sequelize error (it wraps the driver's error in `parent`), and its SQL. */
 function detailOf(error: unknown): string | undefined {
-  const parent = (error as { parent?: { detail?: string; hint?: string; code?: string; sql?: string } })
-    .parent;
-  if (!parent) return undefined;
-  return (
-    [
-      parent.detail && `DETAIL: ${parent.detail}`,
-      parent.hint && `HINT: ${parent.hint}`,
-      parent.code && `SQLSTATE: ${parent.code}`,
-      (error as { sql?: string }).sql && `SQL: ${(error as { sql?: string }).sql}`,
-    ]
-      .filter(Boolean)
-      .join('\n') || undefined
-  );
+  const parent = (error as { parent?: Partial<pg.DatabaseError> }).parent;
+  const sql = (error as { sql?: string }).sql;
+  const parts = [parent && describeDatabaseError(parent), sql && `SQL: ${sql}`].filter(Boolean);
+  return parts.length ? parts.join('\n') : undefined;
 }
