@@ -111,3 +111,12 @@ export function errorLine(output: string): string {
   const line = named ?? lines.at(-1) ?? '';
   return line.length > 300 ? `${line.slice(0, 297)}...` : line;
 }
+
+/** A failed step command as a finding's message (what ran, how it ended, the error line) and detail (the output). */
+export function commandFailure(command: string, result: CommandResult): { message: string; detail?: string } {
+  const line = errorLine(result.output);
+  return {
+    message: `\`${command}\` ${result.timedOut ? 'was stopped' : `exited with ${result.code ?? 'a signal'}`}${line ? `: ${line}` : ''}`,
+    detail: outputTail(result) || undefined,
+  };
+}

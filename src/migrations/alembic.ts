@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type pg from 'pg';
-import { errorLine, fillCommand, outputTail, pgEnv, runCommand } from '../command.js';
+import { commandFailure, fillCommand, outputTail, pgEnv, runCommand } from '../command.js';
 import { CannotCheck } from '../core/errors.js';
 import type { OrderRules } from '../core/ordering.js';
 import type { Finding } from '../core/report.js';
@@ -148,13 +148,8 @@ export async function loadAlembicMigrations(
   const run = async (args: string, context: StepContext, file: string) => {
     const result = await alembic(args, envFor(context.databaseUrl), context.signal);
     if (result.code === 0) return;
-    const last = errorLine(result.output);
-    throw new StepError(
-      `\`alembic ${args}\` ${result.timedOut ? 'was stopped' : `exited with ${result.code ?? 'a signal'}`}${last ? `: ${last}` : ''}`,
-      file,
-      undefined,
-      outputTail(result) || undefined,
-    );
+    const { message, detail } = commandFailure(`alembic ${args}`, result);
+    throw new StepError(message, file, undefined, detail);
   };
 
   const migrations: Migration[] = [];

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { errorLine, fillCommand, outputTail, pgEnv, runCommand } from '../command.js';
+import { commandFailure, fillCommand, outputTail, pgEnv, runCommand } from '../command.js';
 import { CannotCheck } from '../core/errors.js';
 import type { OrderRules } from '../core/ordering.js';
 import type { LoadedSet, Migration, Step } from './types.js';
@@ -83,12 +83,8 @@ export async function loadCommandMigrations(options: CommandOptions): Promise<Lo
           signal: context.signal,
         });
         if (result.code === 0) return;
-        throw new StepError(
-          `\`${command}\` ${result.timedOut ? 'was stopped' : `exited with ${result.code ?? 'a signal'}`}${errorLine(result.output) ? `: ${errorLine(result.output)}` : ''}`,
-          file ?? id,
-          undefined,
-          outputTail(result) || undefined,
-        );
+        const { message, detail } = commandFailure(command, result);
+        throw new StepError(message, file ?? id, undefined, detail);
       },
     });
     migrations.push({
