@@ -41,10 +41,13 @@ class Workspace {
   ) {}
 
   /** Runs the migration's assertions on this database as it is now. */
+  /** One per database, so that each assertion module is loaded once. */
+  private asserter?: AssertionRunner;
+
   async assert(m: Migration, side: Side): Promise<AssertionRun[]> {
     const list = this.origin.assertions?.get(m.id);
     if (!list?.length) return [];
-    const runner = new AssertionRunner({
+    this.asserter ??= new AssertionRunner({
       databaseUrl: this.db.url,
       timeoutMs: this.origin.settings.stepTimeoutMs,
       command: this.origin.assertCommand,
@@ -52,7 +55,7 @@ class Workspace {
       env: this.origin.edges.env ?? process.env,
     });
     const runs: AssertionRun[] = [];
-    for (const a of list) runs.push(await runner.run(a, side));
+    for (const a of list) runs.push(await this.asserter.run(a, side));
     return runs;
   }
 

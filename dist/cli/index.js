@@ -32596,7 +32596,7 @@ function extend(target) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cli_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(16049);
+/* harmony import */ var _cli_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(44493);
 
 process.exitCode = await (0,_cli_js__WEBPACK_IMPORTED_MODULE_0__/* .runCli */ .a)(process.argv.slice(2));
 
@@ -32605,7 +32605,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 16049:
+/***/ 44493:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -43796,6 +43796,14 @@ function errorLine(output) {
     const line = named ?? lines.at(-1) ?? '';
     return line.length > 300 ? `${line.slice(0, 297)}...` : line;
 }
+/** A failed step command as a finding's message (what ran, how it ended, the error line) and detail (the output). */
+function commandFailure(command, result) {
+    const line = errorLine(result.output);
+    return {
+        message: `\`${command}\` ${result.timedOut ? 'was stopped' : `exited with ${result.code ?? 'a signal'}`}${line ? `: ${line}` : ''}`,
+        detail: outputTail(result) || undefined,
+    };
+}
 
 // EXTERNAL MODULE: ./node_modules/libpg-query/wasm/index.cjs
 var wasm = __nccwpck_require__(2627);
@@ -45653,8 +45661,8 @@ async function loadAlembicMigrations(dir, cwd, options) {
         const result = await alembic(args, envFor(context.databaseUrl), context.signal);
         if (result.code === 0)
             return;
-        const last = errorLine(result.output);
-        throw new StepError(`\`alembic ${args}\` ${result.timedOut ? 'was stopped' : `exited with ${result.code ?? 'a signal'}`}${last ? `: ${last}` : ''}`, file, undefined, outputTail(result) || undefined);
+        const { message, detail } = commandFailure(`alembic ${args}`, result);
+        throw new StepError(message, file, undefined, detail);
     };
     const migrations = [];
     for (const [index, revision] of revisions.entries()) {
@@ -45827,7 +45835,8 @@ async function loadCommandMigrations(options) {
                 });
                 if (result.code === 0)
                     return;
-                throw new StepError(`\`${command}\` ${result.timedOut ? 'was stopped' : `exited with ${result.code ?? 'a signal'}`}${errorLine(result.output) ? `: ${errorLine(result.output)}` : ''}`, file ?? id, undefined, outputTail(result) || undefined);
+                const { message, detail } = commandFailure(command, result);
+                throw new StepError(message, file ?? id, undefined, detail);
             },
         });
         migrations.push({
@@ -45851,154 +45860,83 @@ async function loadCommandMigrations(options) {
 
 ;// CONCATENATED MODULE: external "node:module"
 const external_node_module_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:module");
-;// CONCATENATED MODULE: ./src/migrations/sequelize.ts
+;// CONCATENATED MODULE: ./src/migrations/module-folder.ts
 
 
 
 
 
-
-
-/** The files sequelize-cli runs: every .js/.cjs/.mjs/.ts file in the folder, by name (no `.d.ts`). */
-const MigrationFile = /^(?!.*\.d\.[cm]?ts$).*\.(?:c?js|mjs|[cm]?ts)$/;
-const Timestamped = /^(\d+)[-_]/;
-const SequelizeRules = {
-    tool: 'sequelize-cli',
-    runsBy: 'name',
-    namesMatter: false,
-    outOfOrder: 'sequelize-cli runs every migration SequelizeMeta does not list, so production runs it after migrations that sort after it, an order no fresh database runs.',
-    edited: 'sequelize-cli never runs a migration SequelizeMeta lists again, so production keeps what the old code did and fresh databases get the new code.',
-    deleted: 'SequelizeMeta still lists it on production, `db:migrate:undo` cannot undo it any more, and fresh databases no longer get what it made.',
-};
-const MetaTable = '"SequelizeMeta"';
-/** The project's own sequelize when it has one (its migrations expect that version), else ours. */
-async function sequelizeFor(dir) {
-    try {
-        const resolved = (0,external_node_module_namespaceObject.createRequire)(external_node_path_default().join(dir, 'noop.js')).resolve('sequelize');
-        const mod = await importModule(resolved);
-        const Sequelize = exportOf(mod, 'Sequelize') ?? exportOf(mod, 'default');
-        if (typeof Sequelize === 'function')
-            return { module: { Sequelize }, own: false };
-    }
-    catch {
-        // Not installed in the project: use the copy that comes with this tool.
-    }
-    const mod = (await __nccwpck_require__.e(/* import() */ 21).then(__nccwpck_require__.bind(__nccwpck_require__, 81021)));
-    return { module: { Sequelize: mod.Sequelize ?? mod.default?.Sequelize }, own: true };
-}
-/** Reads a sequelize-cli migrations folder: one module per migration, run in file-name order. */
-async function loadSequelizeMigrations(dir, cwd) {
+/**
+ * The migration modules in `dir` that `accept` takes, in byte order of their names (as sequelize-cli
+ * and umzug run them), each imported. `tool` names the runner in messages.
+ */
+async function readModuleFolder(dir, cwd, accept, tool) {
     const shownDir = external_node_path_default().relative(cwd, dir) || '.';
     let names;
     try {
         names = (await (0,promises_namespaceObject.readdir)(dir, { withFileTypes: true }))
-            .filter((e) => e.isFile() && MigrationFile.test(e.name))
+            .filter((e) => e.isFile() && accept(e.name))
             .map((e) => e.name)
-            // sequelize-cli sorts file names as text (byte order), and so do we.
             .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     }
     catch (error) {
-        throw new CannotCheck(`Input 'migrations-dir' points to '${shownDir}', which ${error.code === 'ENOENT' ? 'does not exist' : `cannot be read (${messageOf(error)})`}. Set it to your sequelize-cli migrations folder.`);
+        throw new CannotCheck(`Input 'migrations-dir' points to '${shownDir}', which ${error.code === 'ENOENT' ? 'does not exist' : `cannot be read (${messageOf(error)})`}. Set it to your ${tool.name} migrations folder.`);
     }
     if (!names.length)
-        throw new CannotCheck(`'${shownDir}' holds no sequelize-cli migrations (.js, .cjs, .mjs or .ts files such as 20240101120000-create-users.js).`);
-    const library = sequelizeFor(dir);
-    const migrations = [];
+        throw new CannotCheck(`'${shownDir}' holds no ${tool.empty}.`);
+    const modules = [];
     for (const name of names) {
         const file = external_node_path_default().join(dir, name);
-        const shown = external_node_path_default().join(shownDir, name);
-        const source = await (0,promises_namespaceObject.readFile)(file, 'utf8');
-        let mod;
-        let loadError;
+        const found = {
+            name,
+            file,
+            shown: external_node_path_default().join(shownDir, name),
+            source: await (0,promises_namespaceObject.readFile)(file, 'utf8'),
+            up: undefined,
+            down: undefined,
+        };
         try {
-            mod = await importModule(file);
+            const mod = await importModule(file);
+            found.up = exportOf(mod, 'up');
+            found.down = exportOf(mod, 'down');
         }
         catch (error) {
-            loadError = error;
+            found.loadError = error;
         }
-        const up = mod ? exportOf(mod, 'up') : undefined;
-        const down = mod ? exportOf(mod, 'down') : undefined;
-        const id = name.replace(/\.[^.]+$/, '');
-        const step = (direction, fn) => ({
-            file: shown,
-            line: 1,
-            noTransaction: 'sequelize-cli runs each migration outside a transaction of its own',
-            async run(context) {
-                if (typeof fn !== 'function') {
-                    const why = loadError
-                        ? `the module does not load: ${messageOf(loadError)}`
-                        : `it does not export an ${direction} function`;
-                    throw new StepError(why, shown, undefined, undefined, { cause: loadError });
-                }
-                const { instance, Sequelize } = await connect(context, await library);
-                try {
-                    await fn(instance.getQueryInterface(), Sequelize);
-                }
-                catch (error) {
-                    throw new StepError(messageOf(error), shown, undefined, detailOf(error), { cause: error });
-                }
-                // What sequelize-cli records, so a database migrated by the tool reads like one migrated by sequelize-cli.
-                await context.client.query(direction === 'up'
-                    ? `INSERT INTO ${MetaTable} (name) VALUES ($1)`
-                    : `DELETE FROM ${MetaTable} WHERE name = $1`, [name]);
-            },
-        });
-        const version = BigInt(Timestamped.exec(name)?.[1] ?? '0');
-        migrations.push({
-            id,
-            version: [version],
-            key: name,
-            name,
-            source,
-            up: step('up', up),
-            ...(typeof down === 'function' || loadError
-                ? { down: step('down', down) }
-                : { noDown: 'no down function exported' }),
-        });
+        modules.push(found);
     }
-    const { own } = await library;
+    return modules;
+}
+/**
+ * The migration of one module: its steps call `call` with the exported function, outside a
+ * transaction of ours (`noTransaction` says why); a module that did not load, or lacks the
+ * export, fails its step with the reason.
+ */
+function moduleMigration(mod, version, noTransaction, call) {
+    const step = (direction, fn) => ({
+        file: mod.shown,
+        line: 1,
+        noTransaction,
+        async run(context) {
+            if (typeof fn !== 'function') {
+                throw new StepError(mod.loadError
+                    ? `the module does not load: ${messageOf(mod.loadError)}`
+                    : `it does not export an ${direction} function`, mod.shown, undefined, undefined, { cause: mod.loadError });
+            }
+            await call(fn, context, direction);
+        },
+    });
     return {
-        format: 'sequelize',
-        layout: `sequelize-cli migrations (${names.length} modules, sequelize ${own ? 'bundled with this tool' : 'from the project'})`,
-        migrations,
-        rules: SequelizeRules,
-        historyTables: ['public.SequelizeMeta'],
-        findings: [],
+        id: mod.name.replace(/\.[^.]+$/, ''),
+        version: [version],
+        key: mod.name,
+        name: mod.name,
+        source: mod.source,
+        up: step('up', mod.up),
+        ...(typeof mod.down === 'function' || mod.loadError
+            ? { down: step('down', mod.down) }
+            : { noDown: 'no down function exported' }),
     };
-}
-/** One Sequelize instance per database, as sequelize-cli has one per run. */
-async function connect(context, library) {
-    const key = 'sequelize';
-    let instance = context.shared.get(key);
-    if (!instance) {
-        instance = new library.module.Sequelize(context.databaseUrl, {
-            dialect: 'postgres',
-            logging: false,
-            // Our copy uses our driver, rather than looking one up by name from inside a bundle.
-            ...(library.own ? { dialectModule: esm } : {}),
-            pool: { max: 5, min: 0, idle: 1000 },
-        });
-        context.shared.set(key, instance);
-        const created = instance;
-        context.onClose(() => created.close());
-        await context.client.query(`CREATE TABLE IF NOT EXISTS ${MetaTable} ("name" VARCHAR(255) NOT NULL UNIQUE, PRIMARY KEY ("name"))`);
-    }
-    return { instance, Sequelize: library.module.Sequelize };
-}
-/** Postgres's own words from a Sequelize error (it wraps the driver's error in `parent`). */
-function detailOf(error) {
-    const parent = error
-        .parent;
-    if (!parent)
-        return undefined;
-    return ([
-        parent.detail && `DETAIL: ${parent.detail}`,
-        parent.hint && `HINT: ${parent.hint}`,
-        parent.code && `SQLSTATE: ${parent.code}`,
-        error.sql && `SQL: ${error.sql}`,
-    ]
-        .filter(Boolean)
-        .join('\n') || undefined);
 }
 
 ;// CONCATENATED MODULE: ./src/migrations/sql.ts
@@ -46348,7 +46286,101 @@ async function locateFailingStatement(client, text) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/migrations/sequelize.ts
+
+
+
+
+
+
+
+
+/** The files sequelize-cli runs: every .js/.cjs/.mjs/.ts file in the folder, by name (no `.d.ts`). */
+const MigrationFile = /^(?!.*\.d\.[cm]?ts$).*\.(?:c?js|mjs|[cm]?ts)$/;
+const Timestamped = /^(\d+)[-_]/;
+const SequelizeRules = {
+    tool: 'sequelize-cli',
+    runsBy: 'name',
+    namesMatter: false,
+    outOfOrder: 'sequelize-cli runs every migration SequelizeMeta does not list, so production runs it after migrations that sort after it, an order no fresh database runs.',
+    edited: 'sequelize-cli never runs a migration SequelizeMeta lists again, so production keeps what the old code did and fresh databases get the new code.',
+    deleted: 'SequelizeMeta still lists it on production, `db:migrate:undo` cannot undo it any more, and fresh databases no longer get what it made.',
+};
+const MetaTable = '"SequelizeMeta"';
+/** The project's own sequelize when it has one (its migrations expect that version), else ours. */
+async function sequelizeFor(dir) {
+    try {
+        const resolved = (0,external_node_module_namespaceObject.createRequire)(external_node_path_default().join(dir, 'noop.js')).resolve('sequelize');
+        const mod = await importModule(resolved);
+        const Sequelize = exportOf(mod, 'Sequelize') ?? exportOf(mod, 'default');
+        if (typeof Sequelize === 'function')
+            return { module: { Sequelize }, own: false };
+    }
+    catch {
+        // Not installed in the project: use the copy that comes with this tool.
+    }
+    const mod = (await __nccwpck_require__.e(/* import() */ 21).then(__nccwpck_require__.bind(__nccwpck_require__, 81021)));
+    return { module: { Sequelize: mod.Sequelize ?? mod.default?.Sequelize }, own: true };
+}
+/** Reads a sequelize-cli migrations folder: one module per migration, run in file-name order. */
+async function loadSequelizeMigrations(dir, cwd) {
+    const modules = await readModuleFolder(dir, cwd, (name) => MigrationFile.test(name), {
+        name: 'sequelize-cli',
+        empty: 'sequelize-cli migrations (.js, .cjs, .mjs or .ts files such as 20240101120000-create-users.js)',
+    });
+    const library = sequelizeFor(dir);
+    const migrations = modules.map((mod) => moduleMigration(mod, BigInt(Timestamped.exec(mod.name)?.[1] ?? '0'), 'sequelize-cli runs each migration outside a transaction of its own', async (fn, context, direction) => {
+        const { instance, Sequelize } = await connect(context, await library);
+        try {
+            await fn(instance.getQueryInterface(), Sequelize);
+        }
+        catch (error) {
+            throw new StepError(messageOf(error), mod.shown, undefined, detailOf(error), { cause: error });
+        }
+        // What sequelize-cli records, so a database migrated by the tool reads like one migrated by sequelize-cli.
+        await context.client.query(direction === 'up'
+            ? `INSERT INTO ${MetaTable} (name) VALUES ($1)`
+            : `DELETE FROM ${MetaTable} WHERE name = $1`, [mod.name]);
+    }));
+    const { own } = await library;
+    return {
+        format: 'sequelize',
+        layout: `sequelize-cli migrations (${modules.length} modules, sequelize ${own ? 'bundled with this tool' : 'from the project'})`,
+        migrations,
+        rules: SequelizeRules,
+        historyTables: ['public.SequelizeMeta'],
+        findings: [],
+    };
+}
+/** One Sequelize instance per database, as sequelize-cli has one per run. */
+async function connect(context, library) {
+    const key = 'sequelize';
+    let instance = context.shared.get(key);
+    if (!instance) {
+        instance = new library.module.Sequelize(context.databaseUrl, {
+            dialect: 'postgres',
+            logging: false,
+            // Our copy uses our driver, rather than looking one up by name from inside a bundle.
+            ...(library.own ? { dialectModule: esm } : {}),
+            pool: { max: 5, min: 0, idle: 1000 },
+        });
+        context.shared.set(key, instance);
+        const created = instance;
+        context.onClose(() => created.close());
+        await context.client.query(`CREATE TABLE IF NOT EXISTS ${MetaTable} ("name" VARCHAR(255) NOT NULL UNIQUE, PRIMARY KEY ("name"))`);
+    }
+    return { instance, Sequelize: library.module.Sequelize };
+}
+/** Postgres's own words from a Sequelize error (it wraps the driver's error in `parent`), and its SQL. */
+function detailOf(error) {
+    const parent = error.parent;
+    const sql = error.sql;
+    const parts = [parent && describeDatabaseError(parent), sql && `SQL: ${sql}`].filter(Boolean);
+    return parts.length ? parts.join('\n') : undefined;
+}
+
 ;// CONCATENATED MODULE: ./src/migrations/umzug.ts
+
 
 
 
@@ -46367,75 +46399,18 @@ const UmzugRules = {
  * `{ name, path, context }` with a connected pg client as the context. Run in file-name order.
  */
 async function loadUmzugMigrations(dir, cwd) {
-    const shownDir = external_node_path_default().relative(cwd, dir) || '.';
-    let names;
-    try {
-        names = (await (0,promises_namespaceObject.readdir)(dir, { withFileTypes: true }))
-            .filter((e) => e.isFile() && ModuleExtensions.includes(external_node_path_default().extname(e.name)) && !/\.d\.[cm]?ts$/.test(e.name))
-            .map((e) => e.name)
-            .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    }
-    catch (error) {
-        throw new CannotCheck(`Input 'migrations-dir' points to '${shownDir}', which ${error.code === 'ENOENT' ? 'does not exist' : `cannot be read (${messageOf(error)})`}. Set it to your umzug migrations folder.`);
-    }
-    if (!names.length)
-        throw new CannotCheck(`'${shownDir}' holds no umzug migration modules (.js, .cjs, .mjs or .ts files).`);
-    const migrations = [];
-    for (const name of names) {
-        const file = external_node_path_default().join(dir, name);
-        const shown = external_node_path_default().join(shownDir, name);
-        let mod;
-        let loadError;
+    const modules = await readModuleFolder(dir, cwd, (name) => ModuleExtensions.includes(external_node_path_default().extname(name)) && !/\.d\.[cm]?ts$/.test(name), { name: 'umzug', empty: 'umzug migration modules (.js, .cjs, .mjs or .ts files)' });
+    const migrations = modules.map((mod, index) => moduleMigration(mod, BigInt(/^[\d.T_-]+/.exec(mod.name)?.[0].replace(/\D/g, '').slice(0, 18) || index), 'umzug runs each migration outside a transaction of its own', async (fn, context) => {
         try {
-            mod = await importModule(file);
+            await fn({ name: mod.name, path: mod.file, context: context.client });
         }
         catch (error) {
-            loadError = error;
+            throw new StepError(messageOf(error), mod.shown, undefined, describeDatabaseError(error), { cause: error });
         }
-        const up = mod ? exportOf(mod, 'up') : undefined;
-        const down = mod ? exportOf(mod, 'down') : undefined;
-        const step = (direction, fn) => ({
-            file: shown,
-            line: 1,
-            noTransaction: 'umzug runs each migration outside a transaction of its own',
-            async run(context) {
-                if (typeof fn !== 'function') {
-                    throw new StepError(loadError
-                        ? `the module does not load: ${messageOf(loadError)}`
-                        : `it does not export an ${direction} function`, shown, undefined, undefined, { cause: loadError });
-                }
-                try {
-                    await fn({ name, path: file, context: context.client });
-                }
-                catch (error) {
-                    const pgError = error;
-                    const detail = [
-                        pgError.detail && `DETAIL: ${pgError.detail}`,
-                        pgError.hint && `HINT: ${pgError.hint}`,
-                        pgError.code && `SQLSTATE: ${pgError.code}`,
-                    ]
-                        .filter(Boolean)
-                        .join('\n');
-                    throw new StepError(messageOf(error), shown, undefined, detail || undefined, { cause: error });
-                }
-            },
-        });
-        const digits = /^[\d.T_-]+/.exec(name)?.[0].replace(/\D/g, '').slice(0, 18);
-        migrations.push({
-            id: name.replace(/\.[^.]+$/, ''),
-            version: [BigInt(digits || migrations.length)],
-            key: name,
-            name,
-            source: await (0,promises_namespaceObject.readFile)(file, 'utf8'),
-            up: step('up', up),
-            ...(typeof down === 'function' || loadError
-                ? { down: step('down', down) }
-                : { noDown: 'no down function exported' }),
-        });
-    }
+    }));
     return {
         format: 'umzug',
-        layout: `umzug migration modules (${names.length})`,
+        layout: `umzug migration modules (${modules.length})`,
         migrations,
         rules: UmzugRules,
         findings: [],
@@ -46893,11 +46868,13 @@ class Workspace {
         this.tracker = tracker;
     }
     /** Runs the migration's assertions on this database as it is now. */
+    /** One per database, so that each assertion module is loaded once. */
+    asserter;
     async assert(m, side) {
         const list = this.origin.assertions?.get(m.id);
         if (!list?.length)
             return [];
-        const runner = new AssertionRunner({
+        this.asserter ??= new AssertionRunner({
             databaseUrl: this.db.url,
             timeoutMs: this.origin.settings.stepTimeoutMs,
             command: this.origin.assertCommand,
@@ -46906,7 +46883,7 @@ class Workspace {
         });
         const runs = [];
         for (const a of list)
-            runs.push(await runner.run(a, side));
+            runs.push(await this.asserter.run(a, side));
         return runs;
     }
     static async create(origin) {
