@@ -7,6 +7,7 @@ import { resolveSettings } from '../src/settings.js';
 import { verify } from '../src/verify.js';
 import { tempDir } from './helpers/git.js';
 import { edgesOn, fixture, settingsFor, startTestServer } from './helpers/postgres.js';
+import { pythonTest } from './helpers/python.js';
 
 let server: StartedPostgres;
 const dirs: string[] = [];
@@ -70,39 +71,43 @@ Path: /p/versions/1a2b_users.py
 });
 
 describe('alembic projects', () => {
-  test('a branch and a merge: each revision is undone alone, and the enum one downgrade leaves is found', async () => {
-    const lines: string[] = [];
-    const report = await verify(await settingsFor(project), edgesOn(server, lines));
-    expect(report.sets[0]?.format).toBe('alembic');
-    expect(report.sets[0]?.formatReason).toContain('5 revisions, one head, with merges');
-    const migrations = report.sets[0]?.migrations ?? [];
-    expect(migrations.map((m) => `${m.id} ${m.reversible}`)).toEqual([
-      '1a2b3c4d5e6f yes',
-      '3c4d5e6f7a8b no',
-      '2b3c4d5e6f7a yes',
-      '4d5e6f7a8b9c yes',
-      '5e6f7a8b9c0d yes',
-    ]);
-    // Undoing the orders revision while the mood branch is applied leaves the mood branch alone.
-    expect(migrations[2]?.changes).toContain('+ table public.orders');
-    expect(migrations[2]?.changes.join(' ')).not.toContain('mood');
-    expect(report.findings.map((f) => `${f.check} ${f.migration ?? '-'}`)).toEqual([
-      'reversibility 3c4d5e6f7a8b',
-      'reversibility 3c4d5e6f7a8b',
-      'rollback-all -',
-    ]);
-    expect(report.findings[0]?.message).toContain('enum public.mood: present after down, absent before up');
-    expect(report.findings[0]?.file).toBe(
-      'fixtures/alembic-project/migrations/versions/3c4d5e6f7a8b_add_user_mood.py',
-    );
-    expect(report.findings[1]?.message).toContain(
-      '`alembic upgrade 3c4d5e6f7a8b` exited with 1: sqlalchemy.exc.ProgrammingError: (psycopg2.errors.DuplicateObject) type "mood" already exists',
-    );
-    // alembic_version is alembic's history, not a leftover.
-    expect(report.findings[2]?.message).not.toContain('alembic_version');
-  });
+  pythonTest(
+    ['psycopg2', 'sqlalchemy', 'alembic'],
+    'a branch and a merge: each revision is undone alone, and the enum one downgrade leaves is found',
+    async () => {
+      const lines: string[] = [];
+      const report = await verify(await settingsFor(project), edgesOn(server, lines));
+      expect(report.sets[0]?.format).toBe('alembic');
+      expect(report.sets[0]?.formatReason).toContain('5 revisions, one head, with merges');
+      const migrations = report.sets[0]?.migrations ?? [];
+      expect(migrations.map((m) => `${m.id} ${m.reversible}`)).toEqual([
+        '1a2b3c4d5e6f yes',
+        '3c4d5e6f7a8b no',
+        '2b3c4d5e6f7a yes',
+        '4d5e6f7a8b9c yes',
+        '5e6f7a8b9c0d yes',
+      ]);
+      // Undoing the orders revision while the mood branch is applied leaves the mood branch alone.
+      expect(migrations[2]?.changes).toContain('+ table public.orders');
+      expect(migrations[2]?.changes.join(' ')).not.toContain('mood');
+      expect(report.findings.map((f) => `${f.check} ${f.migration ?? '-'}`)).toEqual([
+        'reversibility 3c4d5e6f7a8b',
+        'reversibility 3c4d5e6f7a8b',
+        'rollback-all -',
+      ]);
+      expect(report.findings[0]?.message).toContain('enum public.mood: present after down, absent before up');
+      expect(report.findings[0]?.file).toBe(
+        'fixtures/alembic-project/migrations/versions/3c4d5e6f7a8b_add_user_mood.py',
+      );
+      expect(report.findings[1]?.message).toContain(
+        '`alembic upgrade 3c4d5e6f7a8b` exited with 1: sqlalchemy.exc.ProgrammingError: (psycopg2.errors.DuplicateObject) type "mood" already exists',
+      );
+      // alembic_version is alembic's history, not a leftover.
+      expect(report.findings[2]?.message).not.toContain('alembic_version');
+    },
+  );
 
-  test('two heads are an ordering finding', async () => {
+  pythonTest(['psycopg2', 'sqlalchemy', 'alembic'], 'two heads are an ordering finding', async () => {
     const dir = await tempDir('pgmv-alembic-');
     dirs.push(dir);
     await cp(project, dir, { recursive: true });

@@ -8,6 +8,7 @@ import type { StartedPostgres } from '../src/postgres/types.js';
 import type { RawInputs } from '../src/settings.js';
 import { verify } from '../src/verify.js';
 import { edgesOn, fixture, repoRoot, settingsFor, startTestServer } from './helpers/postgres.js';
+import { pythonTest } from './helpers/python.js';
 
 let server: StartedPostgres;
 beforeAll(async () => {
@@ -94,7 +95,7 @@ describe('a correct pair passes, in each style', () => {
     expect(child.status).toBe(0);
   });
 
-  test('a Python unittest through assert-command, with DATABASE_URL set', async () => {
+  pythonTest(['psycopg2'], 'a Python unittest through assert-command, with DATABASE_URL set', async () => {
     const report = await check('python-ok', { 'assert-command': `${python} {file}` });
     expect(report.findings).toEqual([]);
     expect(runsOf(report, '0001_create_users')).toEqual([

@@ -6,6 +6,7 @@ import { resolveSettings } from '../src/settings.js';
 import { verify } from '../src/verify.js';
 import { makeRepo } from './helpers/git.js';
 import { edgesOn, fixture, repoRoot, startTestServer } from './helpers/postgres.js';
+import { pythonTest } from './helpers/python.js';
 
 let server: StartedPostgres;
 const dirs: string[] = [];
@@ -20,57 +21,65 @@ afterAll(async () => {
 const project = fixture('python-runner');
 
 describe('format: command, a home-made Python runner with up(cursor) / down(cursor)', () => {
-  test('runs through the same checks, with its unittest pairs through assert-command', async () => {
-    const lines: string[] = [];
-    const settings = await resolveSettings({ 'working-directory': 'fixtures/python-runner' }, repoRoot);
-    const report = await verify(settings, edgesOn(server, lines));
-    expect(report.sets[0]?.format).toBe('command');
-    expect(report.sets[0]?.migrations.map((m) => [m.id, m.file, m.reversible])).toEqual([
-      ['0001_create_accounts', 'migrations/0001_create_accounts.py', 'yes'],
-      ['0002_add_plan', 'migrations/0002_add_plan.py', 'yes'],
-      ['0003_add_invoices', 'migrations/0003_add_invoices.py', 'no'],
-    ]);
-    // The runner's own schema_version table is its history: not an object left behind by rollback-all.
-    expect(report.findings.map((f) => `${f.check} ${f.migration} ${f.file}`)).toEqual([
-      'reversibility 0003_add_invoices migrations/0003_add_invoices.py',
-      'rollback-all 0003_add_invoices migrations/0003_add_invoices.py',
-    ]);
-    const [down] = report.findings;
-    expect(down?.message).toBe(
-      '`0003_add_invoices` (down) failed: `/usr/bin/python3 migrate.py down 0003_add_invoices` exited with 1: psycopg2.errors.UndefinedTable: table "invoice" does not exist. A rollback of this release would fail here. Fix the down step.',
-    );
-    expect(down?.detail).toContain('cursor.execute("DROP TABLE invoice")');
-    const runs = report.sets[0]?.migrations[1]?.assertions ?? [];
-    expect(runs.map((r) => `${r.direction} ${r.side} ${r.passed}`)).toEqual([
-      'down before true',
-      'up before false',
-      'down after false',
-      'up after true',
-      'down rolled back true',
-      'up rolled back false',
-    ]);
-    expect(lines.some((l) => l.includes('0002_add_plan') && l.includes('assertions 6/6'))).toBe(true);
-  });
+  pythonTest(
+    ['psycopg2'],
+    'runs through the same checks, with its unittest pairs through assert-command',
+    async () => {
+      const lines: string[] = [];
+      const settings = await resolveSettings({ 'working-directory': 'fixtures/python-runner' }, repoRoot);
+      const report = await verify(settings, edgesOn(server, lines));
+      expect(report.sets[0]?.format).toBe('command');
+      expect(report.sets[0]?.migrations.map((m) => [m.id, m.file, m.reversible])).toEqual([
+        ['0001_create_accounts', 'migrations/0001_create_accounts.py', 'yes'],
+        ['0002_add_plan', 'migrations/0002_add_plan.py', 'yes'],
+        ['0003_add_invoices', 'migrations/0003_add_invoices.py', 'no'],
+      ]);
+      // The runner's own schema_version table is its history: not an object left behind by rollback-all.
+      expect(report.findings.map((f) => `${f.check} ${f.migration} ${f.file}`)).toEqual([
+        'reversibility 0003_add_invoices migrations/0003_add_invoices.py',
+        'rollback-all 0003_add_invoices migrations/0003_add_invoices.py',
+      ]);
+      const [down] = report.findings;
+      expect(down?.message).toBe(
+        '`0003_add_invoices` (down) failed: `/usr/bin/python3 migrate.py down 0003_add_invoices` exited with 1: psycopg2.errors.UndefinedTable: table "invoice" does not exist. A rollback of this release would fail here. Fix the down step.',
+      );
+      expect(down?.detail).toContain('cursor.execute("DROP TABLE invoice")');
+      const runs = report.sets[0]?.migrations[1]?.assertions ?? [];
+      expect(runs.map((r) => `${r.direction} ${r.side} ${r.passed}`)).toEqual([
+        'down before true',
+        'up before false',
+        'down after false',
+        'up after true',
+        'down rolled back true',
+        'up rolled back false',
+      ]);
+      expect(lines.some((l) => l.includes('0002_add_plan') && l.includes('assertions 6/6'))).toBe(true);
+    },
+  );
 
-  test('with a base ref, the runner on the base branch lists the base history', async () => {
-    const repo = await makeRepo();
-    dirs.push(repo.dir);
-    await cp(project, repo.dir, { recursive: true });
-    await rm(path.join(repo.dir, 'migrations', '0003_add_invoices.py'));
-    repo.commit('base');
-    repo.git('checkout', '-q', '-b', 'pr');
-    await writeFile(
-      path.join(repo.dir, 'migrations', '0000_create_settings.py'),
-      'def up(cursor):\n    cursor.execute("CREATE TABLE settings (k text PRIMARY KEY)")\n\n\ndef down(cursor):\n    cursor.execute("DROP TABLE settings")\n',
-    );
-    repo.commit('an early migration');
-    const settings = await resolveSettings({ 'base-ref': 'main', only: 'ordering' }, repo.dir);
-    const report = await verify(settings, edgesOn(server));
-    expect(report.sets[0]?.base).toMatchObject({ migrations: 2, added: ['0000_create_settings'] });
-    expect(report.findings.map((f) => `${f.check} ${f.migration} ${f.file}`)).toEqual([
-      'ordering 0000_create_settings migrations/0000_create_settings.py',
-    ]);
-  });
+  pythonTest(
+    ['psycopg2'],
+    'with a base ref, the runner on the base branch lists the base history',
+    async () => {
+      const repo = await makeRepo();
+      dirs.push(repo.dir);
+      await cp(project, repo.dir, { recursive: true });
+      await rm(path.join(repo.dir, 'migrations', '0003_add_invoices.py'));
+      repo.commit('base');
+      repo.git('checkout', '-q', '-b', 'pr');
+      await writeFile(
+        path.join(repo.dir, 'migrations', '0000_create_settings.py'),
+        'def up(cursor):\n    cursor.execute("CREATE TABLE settings (k text PRIMARY KEY)")\n\n\ndef down(cursor):\n    cursor.execute("DROP TABLE settings")\n',
+      );
+      repo.commit('an early migration');
+      const settings = await resolveSettings({ 'base-ref': 'main', only: 'ordering' }, repo.dir);
+      const report = await verify(settings, edgesOn(server));
+      expect(report.sets[0]?.base).toMatchObject({ migrations: 2, added: ['0000_create_settings'] });
+      expect(report.findings.map((f) => `${f.check} ${f.migration} ${f.file}`)).toEqual([
+        'ordering 0000_create_settings migrations/0000_create_settings.py',
+      ]);
+    },
+  );
 
   test('a list command that fails is a clear error with its output', async () => {
     const settings = await resolveSettings(

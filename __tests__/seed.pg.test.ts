@@ -4,6 +4,7 @@ import type { StartedPostgres } from '../src/postgres/types.js';
 import type { RawInputs } from '../src/settings.js';
 import { verify } from '../src/verify.js';
 import { edgesOn, fixture, settingsFor, startTestServer } from './helpers/postgres.js';
+import { pythonTest } from './helpers/python.js';
 
 let server: StartedPostgres;
 beforeAll(async () => {
@@ -45,7 +46,7 @@ describe('seed data', () => {
     expect(report.findings[1]?.message).toContain('column "email" of relation "users" contains null values');
   });
 
-  test('a seed command gets DATABASE_URL and works the same', async () => {
+  pythonTest(['psycopg2'], 'a seed command gets DATABASE_URL and works the same', async () => {
     const report = await check({
       'seed-after': '0002_create_users',
       'seed-command': '/usr/bin/python3 fixtures/seed/seed.py',
