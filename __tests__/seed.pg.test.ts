@@ -44,6 +44,9 @@ describe('seed data', () => {
     expect(report.findings[0]?.file).toBe('fixtures/seed/migrations/0003_archive_roles.down.sql');
     // The rows came back for the migrations after it (the database was rebuilt with the seed).
     expect(report.findings[1]?.message).toContain('column "email" of relation "users" contains null values');
+    // A one-statement file that fails while running (no error position) still gets its line.
+    expect(report.findings[1]?.file).toBe('fixtures/seed/migrations/0005_add_email.up.sql');
+    expect(report.findings[1]?.line).toBe(2);
   });
 
   pythonTest(['psycopg2'], 'a seed command gets DATABASE_URL and works the same', async () => {

@@ -407,7 +407,7 @@ export function describeDatabaseError(e: Partial<pg.DatabaseError>): string | un
  */
 async function locateFailingStatement(client: pg.Client, text: string): Promise<number | undefined> {
   const statements = splitStatements(text);
-  if (!statements || statements.length < 2 || hasTransactionControl(text)) return undefined;
+  if (!statements?.length || hasTransactionControl(text)) return undefined;
   await client.query('BEGIN');
   try {
     for (const statement of statements) {
