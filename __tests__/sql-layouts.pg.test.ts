@@ -1,12 +1,13 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import pg from 'pg';
 import type { Report } from '../src/core/report.js';
+import { loadSqlMigrations } from '../src/migrations/sql.js';
 import type { StartedPostgres } from '../src/postgres/types.js';
 import { verify } from '../src/verify.js';
-import { edgesOn, fixture, settingsFor, startTestServer } from './helpers/postgres.js';
+import { edgesOn, fixture, repoRoot, settingsFor, startTestServer } from './helpers/postgres.js';
 
 let server: StartedPostgres;
 beforeAll(async () => {
@@ -39,6 +40,17 @@ describe('correct histories pass in every layout', () => {
       'dbmate',
     ],
     ['sql-dirs-ok', ['0001_create_tags', '0002_tag_color'], 'directory pairs'],
+    // diesel's own spelling and the compact one, in timestamp order (not folder-name order).
+    [
+      'sql-diesel-ok',
+      [
+        '00000000000000_diesel_initial_setup',
+        '2018-01-18-172821_create_users',
+        '20180120093000_add_email',
+        '2018-02-01-000000_users_email_idx',
+      ],
+      'as diesel writes them',
+    ],
   ])('%s', async (name, ids, layout) => {
     const { report, lines } = await run(name);
     expect(report.findings).toEqual([]);
@@ -168,6 +180,100 @@ describe('broken histories are reported at the right file and line', () => {
       ['V1__create_cities', 'yes'],
       ['R__city_names', 'no-down'],
     ]);
+  });
+});
+
+describe('diesel folders', () => {
+  test('every folder is a migration whichever way its timestamp is spelled, in timestamp order', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'pgmv-diesel-'));
+    try {
+      // 24 migrations, dashed and compact spellings alternating, each needing the one before it.
+      const stamps: string[] = [];
+      for (let i = 0; i < 24; i++) {
+        const day = String(i + 1).padStart(2, '0');
+        const name = i % 2 ? `2020-03-${day}-101500_step_${i}` : `202003${day}101500_step_${i}`;
+        stamps.push(name);
+        await mkdir(path.join(dir, name));
+        const up =
+          i === 0
+            ? 'CREATE TABLE t0 (id int PRIMARY KEY);'
+            : `CREATE TABLE t${i} (id int PRIMARY KEY REFERENCES t${i - 1});`;
+        await writeFile(path.join(dir, name, 'up.sql'), up);
+        await writeFile(path.join(dir, name, 'down.sql'), `DROP TABLE t${i};`);
+      }
+      const { report } = await run(dir, { only: 'apply,ordering' });
+      expect(report.findings).toEqual([]);
+      expect(report.sets[0]?.migrations.map((m) => m.id)).toEqual(stamps);
+
+      // Dashed folders only, beside diesel's initial setup (the one compact name).
+      for (const name of stamps.filter((_, i) => i % 2 === 0))
+        await rm(path.join(dir, name), { recursive: true });
+      await mkdir(path.join(dir, '00000000000000_diesel_initial_setup'));
+      await writeFile(path.join(dir, '00000000000000_diesel_initial_setup', 'up.sql'), 'SELECT 1;');
+      await writeFile(
+        path.join(dir, '2020-03-02-101500_step_1', 'up.sql'),
+        'CREATE TABLE t1 (id int PRIMARY KEY);',
+      );
+      for (let i = 3; i < 24; i += 2) {
+        await writeFile(
+          path.join(dir, stamps[i] as string, 'up.sql'),
+          `CREATE TABLE t${i} (id int PRIMARY KEY REFERENCES t${i - 2});`,
+        );
+      }
+      const dashed = await run(dir, { only: 'apply,ordering' });
+      expect(dashed.report.findings).toEqual([]);
+      expect(dashed.report.sets[0]?.migrations).toHaveLength(13);
+      expect(dashed.report.sets[0]?.migrations[0]?.id).toBe('00000000000000_diesel_initial_setup');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a data file beside the folders is a note; metadata.toml can turn the transaction off', async () => {
+    const { report } = await run('sql-diesel-ok');
+    expect(report.sets[0]?.notes).toContain(
+      "diesel runs only the migration folders, so this file beside them was not run: 'fixtures/sql-diesel-ok/demo_users.sql'.",
+    );
+    const loaded = await loadSqlMigrations(fixture('sql-diesel-ok'), repoRoot);
+    expect(loaded.migrations.map((m) => [m.id, m.key, m.up.noTransaction ?? null])).toEqual([
+      ['00000000000000_diesel_initial_setup', '00000000000000', null],
+      ['2018-01-18-172821_create_users', '20180118172821', null],
+      ['20180120093000_add_email', '20180120093000', null],
+      ['2018-02-01-000000_users_email_idx', '20180201000000', 'metadata.toml: run_in_transaction = false'],
+    ]);
+  });
+
+  test('folders and files that are almost migrations are named, never skipped in silence', async () => {
+    const { report } = await run('sql-diesel-almost');
+    expect(report.findings.map((f) => [f.severity, f.file])).toEqual([
+      ['error', 'fixtures/sql-diesel-almost/2019-01-02-000000_add_title'],
+      ['warning', 'fixtures/sql-diesel-almost/2019-01-03-000000_add_body.up.sql.orig'],
+      ['error', 'fixtures/sql-diesel-almost/create_comments/up.sql'],
+    ]);
+    expect(report.findings[0]?.message).toBe(
+      "'fixtures/sql-diesel-almost/2019-01-02-000000_add_title/' is named like a migration folder, but has no up.sql (it holds Up.sql, down.sql), so diesel skips it and it never runs. Give it an up.sql and a down.sql (lower case), or move it out of the migrations folder.",
+    );
+    expect(report.findings[2]?.message).toContain("diesel takes 'create' as its version");
+    expect(report.sets[0]?.migrations.map((m) => m.id)).toEqual(['2019-01-01-000000_create_posts']);
+  });
+
+  test('versions of different widths: diesel sorts them as text, and that is an ordering finding', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'pgmv-diesel-'));
+    try {
+      for (const name of ['9_create_a', '10_create_b']) {
+        await mkdir(path.join(dir, name));
+        await writeFile(path.join(dir, name, 'up.sql'), `CREATE TABLE ${name.slice(-1)} ();`);
+      }
+      const { report } = await run(dir, { only: 'apply,ordering' });
+      // diesel runs '10' before '9'; so does this check, and it says why that is wrong.
+      expect(report.sets[0]?.migrations.map((m) => m.id)).toEqual(['10_create_b', '9_create_a']);
+      expect(report.findings.map((f) => f.check)).toEqual(['ordering']);
+      expect(report.findings[0]?.message).toContain(
+        'diesel runs migrations in the text order of their versions (the folder name up to its first `_`, dashes removed), which puts',
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -184,6 +184,7 @@ async function verifySet(
     for (const f of loaded.findings) finding(f);
     for (const f of historyFindings(historyOf(loaded), loaded.rules)) finding(f);
   }
+  notes.push(...(loaded.notes ?? []));
   if (base?.note) notes.push(base.note);
   const baseName = base ? `${base.ref} (${base.commit.slice(0, 7)})` : '';
   const comparison = base?.loaded

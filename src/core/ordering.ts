@@ -13,6 +13,8 @@ export interface HistoryEntry {
   version: readonly bigint[];
   /** File or folder name, for tools that run migrations in name order. */
   name: string;
+  /** What such a tool sorts by when it is not the name (diesel: the version as text, dashes removed). */
+  order?: string;
   /** The up file, relative to the working directory. */
   file: string;
   /** Line in `file` where the up text starts. */
@@ -29,6 +31,8 @@ export interface OrderRules {
   tool: string;
   /** The order the tool runs pending migrations in; `graph`: each names its parents (alembic). */
   runsBy: 'version' | 'name' | 'graph';
+  /** How a `name` tool sorts, for messages (default `file-name order`). */
+  nameOrder?: string;
   /** True when a new name for a recorded key breaks production (Flyway validates descriptions). */
   namesMatter: boolean;
   /** What production does with a new migration that sorts before one it already ran. */
@@ -60,7 +64,11 @@ export function versionKey(version: readonly bigint[]): string {
 }
 
 /** Byte order, as Go's sort.Strings and most hand-written runners sort names (not the locale's). */
-const byName = (a: HistoryEntry, b: HistoryEntry) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+const byName = (a: HistoryEntry, b: HistoryEntry) => {
+  const x = a.order ?? a.name;
+  const y = b.order ?? b.name;
+  return x < y ? -1 : x > y ? 1 : 0;
+};
 const byVersion = (a: HistoryEntry, b: HistoryEntry) =>
   compareVersions(a.version, b.version) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 
@@ -138,11 +146,11 @@ export function historyFindings(entries: readonly HistoryEntry[], rules: OrderRu
         severity: 'error',
         migration: a.id,
         file: a.file,
-        message: `${rules.tool} runs migrations in file-name order, which puts '${a.name}' before '${b.name}', but their versions say the opposite (${versionKey(b.version)} < ${versionKey(a.version)}). A database built by ${rules.tool} runs them in another order than the versions (and this check) say. Give the versions the same width, e.g. pad the shorter ones with zeros, so both orders agree.`,
+        message: `${rules.tool} runs migrations in ${rules.nameOrder ?? 'file-name order'}, which puts '${a.name}' before '${b.name}', but their versions say the opposite (${versionKey(b.version)} < ${versionKey(a.version)}). A database built by ${rules.tool} runs them in another order than the versions (and this check) say. Give the versions the same width, e.g. pad the shorter ones with zeros, so both orders agree.`,
         detail: [
           'version order:',
           ...versionOrder.slice(first, last + 1).map((e) => `  ${e.name}`),
-          `${rules.tool} (file-name order):`,
+          `${rules.tool} (${rules.nameOrder ?? 'file-name order'}):`,
           ...nameOrder.slice(first, last + 1).map((e) => `  ${e.name}`),
         ].join('\n'),
       });

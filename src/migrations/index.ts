@@ -1,3 +1,5 @@
+import type { Dirent } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CannotCheck } from '../core/errors.js';
@@ -81,16 +83,22 @@ async function detectFormat(
   dir: string,
   cwd: string,
 ): Promise<{ format: Concrete; why: string } | undefined> {
-  let names: string[];
+  let entries: Dirent[];
   try {
-    names = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name);
+    entries = await readdir(dir, { withFileTypes: true });
   } catch {
     return undefined;
   }
+  const names = entries.filter((e) => e.isFile()).map((e) => e.name);
   const found = new Map<Concrete, string>();
   if (alembicProject(dir)) found.set('alembic', 'an alembic project (alembic.ini)');
-  const sql = names.filter((n) => n.toLowerCase().endsWith('.sql'));
-  if (sql.length) found.set('sql', `${sql.length} .sql files, e.g. '${sql.sort()[0]}'`);
+  const folders = entries
+    .filter((e) => e.isDirectory() && existsSync(path.join(dir, e.name, 'up.sql')))
+    .map((e) => e.name)
+    .sort();
+  const sql = names.filter((n) => n.toLowerCase().endsWith('.sql')).sort();
+  if (folders.length) found.set('sql', `${folders.length} folders with an up.sql, e.g. '${folders[0]}'`);
+  else if (sql.length) found.set('sql', `${sql.length} .sql files, e.g. '${sql[0]}'`);
   const modules = names
     .filter((n) => ModuleExtensions.includes(path.extname(n)) && !/\.d\.[cm]?ts$/.test(n))
     .sort();
@@ -124,6 +132,7 @@ export function historyOf(set: LoadedSet): HistoryEntry[] {
     key: m.key,
     version: m.version,
     name: m.name,
+    ...(m.order !== undefined ? { order: m.order } : {}),
     file: m.up.file,
     line: m.up.line,
     source: m.source,

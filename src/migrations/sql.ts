@@ -4,6 +4,7 @@ import path from 'node:path';
 import type pg from 'pg';
 import { CannotCheck, messageOf } from '../core/errors.js';
 import { compareVersions, type OrderRules, versionKey } from '../core/ordering.js';
+import type { Finding } from '../core/report.js';
 import {
   directivesOf,
   hasTransactionControl,
@@ -22,14 +23,15 @@ const LayoutDescriptions: Record<Layout, string> = {
   'golang-migrate': 'golang-migrate layout (NNNN_name.up.sql / NNNN_name.down.sql)',
   flyway: 'Flyway layout (V1__name.sql, undo U1__name.sql)',
   dbmate: 'dbmate layout (NNNN_name.sql with -- migrate:up / -- migrate:down)',
-  directories: 'directory pairs (NNNN_name/up.sql, down.sql)',
+  directories:
+    'directory pairs as diesel writes them (2024-01-31-120000_name/up.sql and down.sql, or NNNN_name/)',
 };
 
 const Examples: Record<Layout, string> = {
   'golang-migrate': '0001_create_users.up.sql',
   flyway: 'V1__create_users.sql',
   dbmate: '20240101120000_create_users.sql',
-  directories: '0001_create_users/up.sql',
+  directories: '2024-01-31-120000_create_users/up.sql',
 };
 
 const golangName = /^(\d+)_(.*)\.(up|down)\.sql$/i;
@@ -37,6 +39,22 @@ const flywayName = /^([VU])(\d+(?:[._]\d+)*)__(.+)\.sql$/;
 const flywayRepeatable = /^R__(.+)\.sql$/;
 const numberedName = /^(\d+)(?:_(.*))?$/;
 const dbmateUp = /^--\s*migrate:up\b(.*)$/im;
+/** A folder name that starts like a version (digits, dashes in a diesel timestamp): almost a migration without up.sql. */
+const versionLike = /^\d[\d-]*(?:_|$)/;
+/**
+ * A file named almost like a migration but not one the tools run: another extension after or instead
+ * of `.sql` (`0003_x.up.sql.bak`, `0003_x.up.psql`), or a migration prefix with no `.sql` at all.
+ */
+const almostFile = /^(?:\d+_.+\.(?:up|down)(?:\..*)?|[VU]\d+(?:[._]\d+)*__.+|.+\.sql\..+)$/i;
+
+/**
+ * diesel's version of a migration folder: the name up to its first `_`, dashes removed
+ * (`2018-01-18-172821_x` -> `20180118172821`). diesel sorts and records it as text.
+ */
+export function dieselVersion(name: string): string | undefined {
+  const version = (name.split('_')[0] ?? '').replaceAll('-', '');
+  return /^\d+$/.test(version) ? version : undefined;
+}
 
 const Rules: Record<Layout, OrderRules> = {
   'golang-migrate': {
@@ -72,15 +90,16 @@ const Rules: Record<Layout, OrderRules> = {
       'dbmate keeps it in schema_migrations but can no longer roll it back, and fresh databases no longer get what it made.',
   },
   directories: {
-    tool: 'a runner of numbered folders',
+    tool: 'diesel',
     runsBy: 'name',
+    nameOrder: 'the text order of their versions (the folder name up to its first `_`, dashes removed)',
     namesMatter: false,
     outOfOrder:
-      'A runner that records the newest version skips it on production; one that records every migration runs it after newer ones, an order no fresh database runs.',
+      'diesel runs every version __diesel_schema_migrations does not list, so production runs it after migrations that sort after it, an order no fresh database runs.',
     edited:
-      'Production ran the old text and will not run it again, so production and fresh databases end up with different schemas.',
+      'diesel never runs a recorded version again, so production keeps what the old text made and fresh databases get the new one.',
     deleted:
-      'Production recorded it as applied: it can no longer be rolled back, and fresh databases no longer get what it made.',
+      'diesel keeps its version in __diesel_schema_migrations, `diesel migration revert` can no longer undo it, and fresh databases no longer get what it made.',
   },
 };
 
@@ -122,16 +141,45 @@ export async function loadSqlMigrations(dir: string, cwd: string): Promise<Loade
 
   const candidates: Candidate[] = [];
   const strays: string[] = [];
+  /** Folders and files that look like migrations but are not read as any: never skipped in silence. */
+  const almost: Omit<Finding, 'set'>[] = [];
   const texts = new Map<string, string>();
   for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
+    // Hidden entries are editor and VCS files; diesel skips them too.
+    if (entry.name.startsWith('.')) continue;
     if (entry.isDirectory()) {
-      if (numberedName.test(entry.name)) {
-        const inner = await readdir(path.join(dir, entry.name)).catch(() => [] as string[]);
-        if (inner.includes('up.sql')) candidates.push({ layout: 'directories', name: entry.name });
-      }
+      const inner = (await readdir(path.join(dir, entry.name)).catch(() => [] as string[])).filter(
+        (n) => !n.startsWith('.'),
+      );
+      const hasUp = inner.includes('up.sql');
+      const folder = `${shown(entry.name)}/`;
+      if (hasUp && dieselVersion(entry.name)) candidates.push({ layout: 'directories', name: entry.name });
+      else if (hasUp)
+        almost.push({
+          check: 'ordering',
+          severity: 'error',
+          file: shown(entry.name, 'up.sql'),
+          message: `'${folder}' holds an up.sql, but its name does not start with a version: diesel takes '${entry.name.split('_')[0]}' as its version and, sorting versions as text, runs it after every numbered migration, whatever its place was meant to be; this check cannot place it either. Rename it like '${datedName(entry.name)}'.`,
+        });
+      else if (versionLike.test(entry.name))
+        almost.push({
+          check: 'ordering',
+          severity: 'error',
+          file: shown(entry.name),
+          message: `'${folder}' is named like a migration folder, but has no up.sql (${inner.length ? `it holds ${inner.slice(0, 4).join(', ')}${inner.length > 4 ? ', ...' : ''}` : 'it is empty'}), so diesel skips it and it never runs. Give it an up.sql and a down.sql (lower case), or move it out of the migrations folder.`,
+        });
       continue;
     }
-    if (!entry.name.toLowerCase().endsWith('.sql')) continue;
+    if (!entry.name.toLowerCase().endsWith('.sql')) {
+      if (almostFile.test(entry.name))
+        almost.push({
+          check: 'ordering',
+          severity: 'warning',
+          file: shown(entry.name),
+          message: `'${shown(entry.name)}' is named almost like a migration, but migration tools only run files that end in .sql, so it never runs. Rename it if it is a migration, or move it out of the migrations folder.`,
+        });
+      continue;
+    }
     if (golangName.test(entry.name)) candidates.push({ layout: 'golang-migrate', name: entry.name });
     else if (flywayName.test(entry.name) || flywayRepeatable.test(entry.name)) {
       candidates.push({ layout: 'flyway', name: entry.name });
@@ -146,11 +194,17 @@ export async function loadSqlMigrations(dir: string, cwd: string): Promise<Loade
 
   const layouts = [...new Set(candidates.map((c) => c.layout))];
   if (layouts.length === 0) {
-    const found = strays.length
-      ? ` It has ${strays.length} .sql file(s) named like none of them, e.g. '${strays[0]}'.`
-      : '';
+    const found = [
+      strays.length ? `${strays.length} .sql file(s) named like none of them, e.g. '${strays[0]}'` : '',
+      almost.length
+        ? `${almost.length} almost a migration: ${almost
+            .slice(0, 3)
+            .map((f) => f.message)
+            .join(' ')}`
+        : '',
+    ].filter(Boolean);
     throw new CannotCheck(
-      `Input 'migrations-dir' points to '${shownDir}', which holds no migrations.${found} Expected e.g. ${Object.values(Examples).join(', ')}.`,
+      `Input 'migrations-dir' points to '${shownDir}', which holds no migrations${found.length ? `. It holds ${found.join('; and ')}` : `: ${folderContents(entries)}`}. Expected e.g. ${Object.values(Examples).join(', ')}; for migration modules or another runner, set 'format'.`,
     );
   }
   if (layouts.length > 1) {
@@ -162,12 +216,23 @@ export async function loadSqlMigrations(dir: string, cwd: string): Promise<Loade
     );
   }
   const layout = layouts[0] as Layout;
-  const findings: LoadedSet['findings'] = strays.map((name) => ({
-    check: 'ordering' as const,
-    severity: 'error' as const,
-    file: shown(name),
-    message: `'${shown(name)}' is not named as a migration of the ${LayoutDescriptions[layout]}, so the migration tool will never run it. Rename it like '${Examples[layout]}', or move it out of the migrations folder.`,
-  }));
+  const notes: string[] = [];
+  const findings: LoadedSet['findings'] = [...almost];
+  if (layout === 'directories') {
+    // diesel reads folders only: a .sql file beside them is data or a script of the project's.
+    if (strays.length)
+      notes.push(
+        `diesel runs only the migration folders, so ${strays.length === 1 ? 'this file beside them was' : `these ${strays.length} files beside them were`} not run: ${strays.map((n) => `'${shown(n)}'`).join(', ')}.`,
+      );
+  } else {
+    for (const name of strays)
+      findings.push({
+        check: 'ordering',
+        severity: 'error',
+        file: shown(name),
+        message: `'${shown(name)}' is not named as a migration of the ${LayoutDescriptions[layout]}, so the migration tool will never run it. Rename it like '${Examples[layout]}', or move it out of the migrations folder.`,
+      });
+  }
 
   const read = async (name: string) => texts.get(name) ?? readText(path.join(dir, name), shown(name));
   const migrations: Migration[] = [];
@@ -237,10 +302,19 @@ export async function loadSqlMigrations(dir: string, cwd: string): Promise<Loade
       } catch {
         down = undefined;
       }
-      const version = [BigInt(numberedName.exec(name)?.[1] ?? '0')];
+      const order = dieselVersion(name) ?? '0';
+      const metadata = await readFile(path.join(dir, name, 'metadata.toml'), 'utf8').catch(() => undefined);
       migrations.push(
         fileMigration(
-          { id: name, version, name },
+          {
+            id: name,
+            version: [BigInt(order)],
+            name,
+            key: order,
+            order,
+            noTransaction:
+              metadata !== undefined && !runsInTransaction(metadata) ? MetadataNoTransaction : undefined,
+          },
           { file: shown(name, 'up.sql'), text: upText },
           down,
           'no down.sql',
@@ -256,30 +330,90 @@ export async function loadSqlMigrations(dir: string, cwd: string): Promise<Loade
     }
   }
 
-  migrations.sort(
-    (a, b) => compareVersions(a.version, b.version) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
+  // The order the tool runs them in: diesel by its version as text, the others by number.
+  const byId = (a: Migration, b: Migration) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+  migrations.sort((a, b) =>
+    a.order !== undefined && b.order !== undefined
+      ? (a.order < b.order ? -1 : a.order > b.order ? 1 : 0) || byId(a, b)
+      : compareVersions(a.version, b.version) || byId(a, b),
   );
-  return { format: 'sql', layout: LayoutDescriptions[layout], migrations, rules: Rules[layout], findings };
+  return {
+    format: 'sql',
+    layout: LayoutDescriptions[layout],
+    migrations,
+    rules: Rules[layout],
+    findings,
+    ...(notes.length ? { notes } : {}),
+  };
+}
+
+const MetadataNoTransaction = 'metadata.toml: run_in_transaction = false';
+
+/**
+ * diesel's `metadata.toml`: once the file exists, `run_in_transaction` defaults to false (serde's
+ * default for a bool); without the file, diesel runs the migration in a transaction.
+ */
+function runsInTransaction(toml: string): boolean {
+  return /^\s*run_in_transaction\s*=\s*true\s*(?:#.*)?$/m.test(toml);
+}
+
+/** `create_comments` as diesel would name it today, for the fix in a message. */
+function datedName(name: string): string {
+  return `2024-01-31-120000_${name}`;
+}
+
+/** What a folder holds when none of it is a migration, for the error that says so. */
+function folderContents(entries: Dirent[]): string {
+  const visible = entries.filter((e) => !e.name.startsWith('.'));
+  if (!visible.length) return 'it is empty';
+  const count = new Map<string, number>();
+  for (const e of visible) {
+    const kind = e.isDirectory() ? 'folders' : `${path.extname(e.name) || 'extension-less'} files`;
+    count.set(kind, (count.get(kind) ?? 0) + 1);
+  }
+  const kinds = [...count].map(([kind, n]) => `${n} ${kind}`).join(', ');
+  return `it holds ${kinds}, e.g. '${visible[0]?.name}'`;
 }
 
 function fileMigration(
-  { id, version, name, repeatable }: { id: string; version: bigint[]; name: string; repeatable?: boolean },
+  {
+    id,
+    version,
+    name,
+    repeatable,
+    key,
+    order,
+    noTransaction,
+  }: {
+    id: string;
+    version: bigint[];
+    name: string;
+    repeatable?: boolean;
+    /** What the tool records; the version without trailing zero segments by default. */
+    key?: string;
+    order?: string;
+    /** Why both steps run outside a transaction, when the migration's own settings say so. */
+    noTransaction?: string;
+  },
   up: { file: string; text: string },
   down: { file: string; text: string } | undefined,
   missing: string,
 ): Migration {
   const marks = new Set([...directivesOf(up.text), ...(down ? directivesOf(down.text) : [])]);
   const irreversible = marks.has('irreversible');
+  const marked = (text: string) =>
+    noTransaction ?? (directivesOf(text).has('no-transaction') ? 'marked no-transaction' : undefined);
   return {
     id,
     version,
-    key: repeatable ? id : versionKey(version),
+    key: key ?? (repeatable ? id : versionKey(version)),
     name,
+    ...(order !== undefined ? { order } : {}),
     source: up.text,
     ...(repeatable ? { repeatable } : {}),
-    up: sqlStep(up.file, 1, up.text, directivesOf(up.text).has('no-transaction')),
+    up: sqlStep(up.file, 1, up.text, marked(up.text)),
     ...(down && !irreversible
-      ? { down: sqlStep(down.file, 1, down.text, directivesOf(down.text).has('no-transaction')) }
+      ? { down: sqlStep(down.file, 1, down.text, marked(down.text)) }
       : { noDown: irreversible ? 'marked irreversible' : missing }),
   };
 }
@@ -292,7 +426,8 @@ function dbmateMigration(id: string, version: bigint[], name: string, file: stri
   const downAt = marker('down');
   const section = (from: number, to: number) =>
     lines.slice(from + 1, to < 0 || to < from ? lines.length : to).join('\n');
-  const noTx = (at: number) => /transaction:\s*false/i.test(lines[at] ?? '') || undefined;
+  const noTx = (at: number) =>
+    /transaction:\s*false/i.test(lines[at] ?? '') ? 'dbmate transaction:false' : undefined;
   const upText = section(upAt, downAt);
   const irreversible = directivesOf(text).has('irreversible');
   return {
@@ -301,9 +436,14 @@ function dbmateMigration(id: string, version: bigint[], name: string, file: stri
     key: versionKey(version),
     name,
     source: upText,
-    up: sqlStep(file, upAt + 2, upText, noTx(upAt) ?? directivesOf(upText).has('no-transaction')),
+    up: sqlStep(
+      file,
+      upAt + 2,
+      upText,
+      noTx(upAt) ?? (directivesOf(upText).has('no-transaction') ? 'marked no-transaction' : undefined),
+    ),
     ...(downAt >= 0 && !irreversible
-      ? { down: sqlStep(file, downAt + 2, section(downAt, upAt > downAt ? upAt : -1), noTx(downAt) ?? false) }
+      ? { down: sqlStep(file, downAt + 2, section(downAt, upAt > downAt ? upAt : -1), noTx(downAt)) }
       : { noDown: irreversible ? 'marked irreversible' : 'no -- migrate:down section' }),
   };
 }
@@ -312,8 +452,8 @@ function dbmateMigration(id: string, version: bigint[], name: string, file: stri
  * A step that runs SQL text: in one transaction, or statement by statement when the text cannot
  * run in one (CREATE INDEX CONCURRENTLY, ...) or is marked `-- pg-migrate-verify: no-transaction`.
  */
-function sqlStep(file: string, line: number, text: string, marked: boolean): Step {
-  const blocker = marked ? 'marked no-transaction' : transactionBlocker(text);
+function sqlStep(file: string, line: number, text: string, marked: string | undefined): Step {
+  const blocker = marked ?? transactionBlocker(text);
   const locate = (index: number) => line - 1 + lineAt(text, index);
   return {
     file,

@@ -42,6 +42,8 @@ export interface Migration {
   key: string;
   /** The file or folder name the migration tool sorts by. */
   name: string;
+  /** What the tool sorts by when it is not `name` (diesel: the version as text). */
+  order?: string;
   /** The up text as production runs it: compared with the base branch's copy. */
   source: string;
   /** Re-run whenever its text changes (Flyway `R__`): no place in the order, edits expected. */
@@ -65,6 +67,8 @@ export interface LoadedSet {
   historyTables?: string[];
   /** Problems with the files themselves (mis-named, orphan down files). */
   findings: Omit<Finding, 'set'>[];
+  /** What the reader should know about the folder that is not a problem (files the tool ignores). */
+  notes?: string[];
 }
 
 /** A step that failed, located as precisely as we can. */
