@@ -154,3 +154,31 @@ describe('sequelize-cli projects', () => {
     expect(report.findings[0]?.message).toContain('the module does not load: ');
   });
 });
+
+describe('sequelize modules as real projects write them', () => {
+  const module = (table: string) =>
+    `module.exports = {\n  up: (qi, S) => qi.createTable('${table}', { id: { type: S.INTEGER, primaryKey: true } }),\n  down: (qi) => qi.dropTable('${table}'),\n};\n`;
+
+  test('timestamps of different widths compare as dates; one timestamp twice is a warning that says the order', async () => {
+    const dir = await tempDir('pgmv-widths-');
+    dirs.push(dir);
+    await writeFile(path.join(dir, '20250809051256-create-users.cjs'), module('users'));
+    await writeFile(path.join(dir, '20250817-alter-orders.cjs'), module('orders_archive'));
+    await writeFile(path.join(dir, '20250817-create-orders.cjs'), module('orders'));
+    const report = await verify(
+      await resolveSettings({ 'migrations-dir': dir, format: 'sequelize', only: 'apply,ordering' }, dir),
+      edgesOn(server),
+    );
+    expect(report.sets[0]?.migrations.map((m) => m.id)).toEqual([
+      '20250809051256-create-users',
+      '20250817-alter-orders',
+      '20250817-create-orders',
+    ]);
+    expect(report.findings.map((f) => [f.check, f.severity, f.migration])).toEqual([
+      ['ordering', 'warning', '20250817-create-orders'],
+    ]);
+    expect(report.findings[0]?.message).toContain(
+      'so sequelize-cli runs them in file-name order: `20250817-alter-orders` before `20250817-create-orders`.',
+    );
+  });
+});

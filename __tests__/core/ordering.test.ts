@@ -5,6 +5,7 @@ import {
   historyFindings,
   normalizedLines,
   type OrderRules,
+  timestampVersions,
   versionKey,
 } from '../../src/core/ordering.js';
 import { applyAcceptances, type Finding } from '../../src/core/report.js';
@@ -72,6 +73,51 @@ describe('historyFindings', () => {
 
   it('finds nothing wrong with a clean history', () => {
     expect(historyFindings([entry('0001_a'), entry('0002_b')], rules('name'))).toEqual([]);
+  });
+
+  it('warns when a tool that records names runs migrations of one version in name order', () => {
+    const named = (name: string, version: bigint): HistoryEntry => ({
+      ...entry(name),
+      id: name,
+      key: `${name}.cjs`,
+      name: `${name}.cjs`,
+      version: [version],
+    });
+    const found = historyFindings(
+      [
+        named('20250817-create-orders', 20250817000000n),
+        named('20250817-alter-orders', 20250817000000n),
+        named('20250809051256-create-users', 20250809051256n),
+      ],
+      { ...rules('name'), tool: 'sequelize-cli' },
+    );
+    expect(found).toEqual([
+      {
+        check: 'ordering',
+        severity: 'warning',
+        migration: '20250817-create-orders',
+        file: 'migrations/20250817-create-orders.sql',
+        message:
+          "'20250817-alter-orders.cjs' and '20250817-create-orders.cjs' have the same version (20250817000000), so sequelize-cli runs them in file-name order: `20250817-alter-orders` before `20250817-create-orders`. If one of them needs another to run first, give it an earlier version; if the order does not matter, accept this warning.",
+      },
+    ]);
+  });
+});
+
+describe('timestampVersions', () => {
+  it('compares timestamps at one precision, and other numbers as numbers', () => {
+    expect(timestampVersions(['20250817', '20250809051256', '0001', '12', undefined])).toEqual([
+      20250817000000n,
+      20250809051256n,
+      1n,
+      12n,
+      undefined,
+    ]);
+    // Milliseconds widen every timestamp of the folder alike.
+    expect(timestampVersions(['20250817120000123', '20250817'])).toEqual([
+      20250817120000123n,
+      20250817000000000n,
+    ]);
   });
 });
 

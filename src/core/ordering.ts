@@ -56,6 +56,22 @@ export function compareVersions(a: readonly bigint[], b: readonly bigint[]): num
   return 0;
 }
 
+/** A digit prefix that reads as a date and time (`20250817`, `20250817120000`, ...), years 1900-2099. */
+const DateLike = /^(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d*$/;
+
+/**
+ * Versions from the digit prefixes of a folder's names, with timestamps compared at one precision:
+ * `20250817` is 2025-08-17 00:00:00 and so sorts after `20250809051256`. Date-like prefixes are
+ * padded on the right to the widest of them (at least 14 digits, seconds); others count as numbers.
+ */
+export function timestampVersions(prefixes: readonly (string | undefined)[]): (bigint | undefined)[] {
+  const width = Math.max(14, ...prefixes.filter((p) => p && DateLike.test(p)).map((p) => p?.length ?? 0));
+  return prefixes.map((p) => {
+    if (!p) return undefined;
+    return BigInt(DateLike.test(p) ? p.padEnd(width, '0') : p);
+  });
+}
+
 /** `1.2.0` -> `1.2`: the version as a key, trailing zero segments dropped. */
 export function versionKey(version: readonly bigint[]): string {
   const segments = [...version];
@@ -103,6 +119,10 @@ function firstDifferentLine(a: string, b: string): number {
   return -1;
 }
 
+/** `a`, `a and b`, `a, b and c`. */
+const listing = (items: string[]) =>
+  items.length < 2 ? (items[0] ?? '') : `${items.slice(0, -1).join(', ')} and ${items.at(-1)}`;
+
 const listed = (entries: HistoryEntry[], max = 6) =>
   entries.length <= max
     ? entries.map((e) => `\`${e.id}\``).join(', ')
@@ -133,6 +153,23 @@ export function historyFindings(entries: readonly HistoryEntry[], rules: OrderRu
     }
   }
   if (rules.runsBy === 'name') {
+    // Tools that record names run migrations of one version in name order: say so, once per version.
+    const byVersionKey = new Map<string, HistoryEntry[]>();
+    for (const e of [...ordered].sort(byName)) {
+      const v = versionKey(e.version);
+      byVersionKey.set(v, [...(byVersionKey.get(v) ?? []), e]);
+    }
+    for (const [v, same] of byVersionKey) {
+      if (same.length < 2 || new Set(same.map((e) => e.key)).size < same.length) continue;
+      const last = same[same.length - 1] as HistoryEntry;
+      findings.push({
+        check: 'ordering',
+        severity: 'warning',
+        migration: last.id,
+        file: last.file,
+        message: `${listing(same.map((e) => `'${e.name}'`))} have the same version (${v}), so ${rules.tool} runs them in ${rules.nameOrder ?? 'file-name order'}: ${same.map((e) => `\`${e.id}\``).join(' before ')}. If one of them needs another to run first, give it an earlier version; if the order does not matter, accept this warning.`,
+      });
+    }
     const versionOrder = [...ordered].sort(byVersion);
     const nameOrder = [...ordered].sort(byName);
     const first = versionOrder.findIndex((e, i) => nameOrder[i] !== e);

@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import pg from 'pg';
 import { messageOf } from '../core/errors.js';
-import type { OrderRules } from '../core/ordering.js';
+import { type OrderRules, timestampVersions } from '../core/ordering.js';
 import { exportOf, importModule } from '../modules.js';
 import { moduleMigration, readModuleFolder } from './module-folder.js';
 import { describeDatabaseError } from './sql.js';
@@ -58,10 +58,11 @@ export async function loadSequelizeMigrations(dir: string, cwd: string): Promise
     empty: 'sequelize-cli migrations (.js, .cjs, .mjs or .ts files such as 20240101120000-create-users.js)',
   });
   const library = sequelizeFor(dir);
-  const migrations = modules.map((mod) =>
+  const versions = timestampVersions(modules.map((mod) => Timestamped.exec(mod.name)?.[1]));
+  const migrations = modules.map((mod, index) =>
     moduleMigration(
       mod,
-      BigInt(Timestamped.exec(mod.name)?.[1] ?? '0'),
+      versions[index] ?? 0n,
       'sequelize-cli runs each migration outside a transaction of its own',
       async (fn, context, direction) => {
         const { instance, Sequelize } = await connect(context, await library);

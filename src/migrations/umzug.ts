@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type pg from 'pg';
 import { messageOf } from '../core/errors.js';
-import type { OrderRules } from '../core/ordering.js';
+import { type OrderRules, timestampVersions } from '../core/ordering.js';
 import { ModuleExtensions } from '../modules.js';
 import { moduleMigration, readModuleFolder } from './module-folder.js';
 import { describeDatabaseError } from './sql.js';
@@ -31,10 +31,14 @@ export async function loadUmzugMigrations(dir: string, cwd: string): Promise<Loa
     (name) => ModuleExtensions.includes(path.extname(name)) && !/\.d\.[cm]?ts$/.test(name),
     { name: 'umzug', empty: 'umzug migration modules (.js, .cjs, .mjs or .ts files)' },
   );
+  // umzug's own names: `2024.01.31T12.00.00.create-users.js`; the digits of that prefix are the version.
+  const versions = timestampVersions(
+    modules.map((mod) => /^[\d.T_-]+/.exec(mod.name)?.[0].replace(/\D/g, '').slice(0, 18) || undefined),
+  );
   const migrations = modules.map((mod, index) =>
     moduleMigration(
       mod,
-      BigInt(/^[\d.T_-]+/.exec(mod.name)?.[0].replace(/\D/g, '').slice(0, 18) || index),
+      versions[index] ?? BigInt(index),
       'umzug runs each migration outside a transaction of its own',
       async (fn, context) => {
         try {
