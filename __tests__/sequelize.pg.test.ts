@@ -113,16 +113,73 @@ describe('sequelize-cli projects', () => {
 };
 `,
     );
-    await writeFile(path.join(dir, 'pg-migrate-verify.yml'), 'env:\n  TEAMS_REGION: eu\n');
-    const child = spawnSync(
-      process.execPath,
-      [path.join(repoRoot, 'dist', 'cli', 'index.js'), 'migrations', '--database-url', server.adminUrl],
-      { cwd: dir, encoding: 'utf8', timeout: 120_000 },
+    // Modules that load sequelize themselves, at load time, from a project with no node_modules.
+    await writeFile(
+      path.join(dir, 'migrations', '20240108120000-require-sequelize.cjs'),
+      `const { DataTypes } = require('sequelize');
+const columns = { code: { type: DataTypes.STRING(8), primaryKey: true } };
+module.exports = {
+  up: (queryInterface) => queryInterface.createTable('currencies', columns),
+  down: (queryInterface) => queryInterface.dropTable('currencies'),
+};
+`,
     );
+    await writeFile(
+      path.join(dir, 'migrations', '20240109120000-import-sequelize.mjs'),
+      `import Sequelize, { DataTypes } from 'sequelize';
+export async function up(queryInterface) {
+  if (typeof Sequelize !== 'function') throw new Error('no default export');
+  await queryInterface.addColumn('currencies', 'symbol', { type: DataTypes.TEXT });
+}
+export async function down(queryInterface) {
+  await queryInterface.removeColumn('currencies', 'symbol');
+}
+`,
+    );
+    await writeFile(path.join(dir, 'pg-migrate-verify.yml'), 'env:\n  TEAMS_REGION: eu\n');
+    const cli = () =>
+      spawnSync(
+        process.execPath,
+        [path.join(repoRoot, 'dist', 'cli', 'index.js'), 'migrations', '--database-url', server.adminUrl],
+        { cwd: dir, encoding: 'utf8', timeout: 120_000 },
+      );
+    const child = cli();
     expect(child.stderr).toContain('sequelize bundled with this tool');
-    expect(child.stdout).toContain('pg-migrate-verify: PASSED: 2 migrations, 0 errors');
+    expect(child.stdout).toContain('pg-migrate-verify: PASSED: 4 migrations, 0 errors');
     expect(child.status).toBe(0);
     expect(process.env.TEAMS_REGION).toBeUndefined();
+
+    // A promise the step does not await fails after it returned: a finding, not a crash of the tool.
+    await writeFile(
+      path.join(dir, 'migrations', '20240110120000-forgets-await.cjs'),
+      `module.exports = {
+  async up(queryInterface) {
+    queryInterface.sequelize.query('SELECT * FROM no_such_table');
+  },
+  async down() {},
+};
+`,
+    );
+    // A package the project has not installed: the fix is to install it.
+    await writeFile(
+      path.join(dir, 'migrations', '20240111120000-needs-lodash.cjs'),
+      `const _ = require('lodash');\nmodule.exports = { up: async () => {}, down: async () => {} };\n`,
+    );
+    const failing = cli();
+    expect(failing.status).toBe(1);
+    expect(failing.stdout).not.toContain('    at ');
+    expect(failing.stdout).toContain(
+      '`20240110120000-forgets-await` (up) returned before its queries finished (a missing await?)',
+    );
+    expect(failing.stdout).toContain(
+      '`20240110120000-forgets-await` (up) started work it did not await, and that work failed: relation "no_such_table" does not exist.',
+    );
+    expect(failing.stdout).toContain("the module does not load: Cannot find module 'lodash'");
+    // A module that did not load ran nothing: the database is not in doubt, rollback-all still runs.
+    expect(failing.stdout).not.toContain('rollback-all was not run');
+    expect(failing.stdout).toContain(
+      "Install the project's dependencies first (`npm install` in 'migrations'), so that 'lodash' resolves from the migrations folder",
+    );
   });
 
   test('a folder that fits two formats is an error naming both', async () => {
@@ -180,5 +237,110 @@ describe('sequelize modules as real projects write them', () => {
     expect(report.findings[0]?.message).toContain(
       'so sequelize-cli runs them in file-name order: `20250817-alter-orders` before `20250817-create-orders`.',
     );
+  });
+
+  const sequelizeSet = async (files: Record<string, string>, raw: Record<string, string> = {}) => {
+    const dir = await tempDir('pgmv-sequelize-real-');
+    dirs.push(dir);
+    for (const [name, text] of Object.entries(files)) await writeFile(path.join(dir, name), text);
+    return verify(await resolveSettings({ 'migrations-dir': dir, ...raw }, dir), edgesOn(server));
+  };
+
+  test('modules whose parameters have other names are recognised by what they export', async () => {
+    const report = await sequelizeSet({
+      '20240101000000-a.cjs': module('alpha'),
+      '20240102000000-b.js': `'use strict';\nmodule.exports = {\n  async up(qi, DataTypes) {\n    await qi.addColumn('alpha', 'note', { type: DataTypes.TEXT });\n  },\n  async down(qi) {\n    await qi.removeColumn('alpha', 'note');\n  },\n};\n`,
+    });
+    expect(report.sets[0]?.format).toBe('sequelize');
+    expect(report.sets[0]?.formatReason).toContain('auto: 2 of 2 modules take a queryInterface');
+    expect(report.result).toBe('passed');
+
+    const nothing = await sequelizeSet({ 'helpers.cjs': 'module.exports = { twice: (x) => 2 * x };\n' });
+    expect(nothing.result).toBe('error');
+    expect(nothing.error).toContain("which holds no migrations: it holds 1 .cjs files, e.g. 'helpers.cjs'");
+    expect(nothing.error).toContain("set 'format'");
+  });
+
+  test('up and down are called as methods of the module, as sequelize-cli calls them', async () => {
+    // What sequelize-auto-migrations generates: the steps call a helper of the module through `this`.
+    const report = await sequelizeSet(
+      {
+        '20240101000000-generated.cjs': `const commands = (S) => [
+  { fn: 'createTable', params: ['gadgets', { id: { type: S.INTEGER, primaryKey: true } }, {}] },
+  { fn: 'addIndex', params: ['gadgets', ['id'], { name: 'gadgets_id_idx' }] },
+];
+module.exports = {
+  pos: 0,
+  up(queryInterface, Sequelize) {
+    return this.execute(queryInterface, Sequelize, commands(Sequelize));
+  },
+  down(queryInterface) {
+    return queryInterface.dropTable('gadgets');
+  },
+  async execute(queryInterface, Sequelize, list) {
+    for (const command of list.slice(this.pos)) await queryInterface[command.fn](...command.params);
+  },
+};
+`,
+      },
+      { format: 'sequelize' },
+    );
+    expect(report.findings).toEqual([]);
+    expect(report.sets[0]?.migrations[0]?.reversible).toBe('yes');
+  });
+
+  test('work a step starts without awaiting it is waited for and reported, not mistaken for a broken down', async () => {
+    const report = await sequelizeSet(
+      {
+        '20240101000000-create-gadgets.cjs': `module.exports = {
+  up: (qi, S) => qi.createTable('gadgets', { id: { type: S.INTEGER, primaryKey: true } }),
+  down(qi) {
+    // No return: the transaction runs on after down() has returned.
+    qi.sequelize.transaction(async (transaction) => {
+      await qi.sequelize.query('SELECT pg_sleep(0.3)', { transaction });
+      await qi.dropTable('gadgets', { transaction });
+    });
+  },
+};
+`,
+      },
+      { format: 'sequelize' },
+    );
+    expect(report.findings.map((f) => [f.check, f.message])).toEqual([
+      [
+        'reversibility',
+        '`20240101000000-create-gadgets` (down) returned before its queries finished (a missing await?). The migration tool records the step as done when its function returns, and may exit with the queries cut off, leaving the database half-migrated. The check waited for them before going on. Return or await every promise the step starts (e.g. `return queryInterface.sequelize.transaction(...)`).',
+      ],
+    ]);
+    // Once waited for, the down did what it meant to: no schema difference, and up again worked.
+    expect(report.sets[0]?.migrations[0]?.reversible).toBe('yes');
+  });
+
+  test('a down step that drops SequelizeMeta says what sequelize-cli will do', async () => {
+    const report = await sequelizeSet(
+      {
+        '20240101000000-initial.cjs': `module.exports = {
+  up: (qi, S) => qi.createTable('accounts', { id: { type: S.INTEGER, primaryKey: true } }),
+  down: (qi) => qi.dropAllTables(),
+};
+`,
+        '20240102000000-second.cjs': `module.exports = {
+  up: (qi, S) => qi.createTable('ledgers', { id: { type: S.INTEGER, primaryKey: true } }),
+  down: (qi) => qi.dropAllTables(),
+};
+`,
+      },
+      { format: 'sequelize', only: 'apply,reversibility' },
+    );
+    expect(report.sets[0]?.notes).toContain(
+      "`20240101000000-initial` (down) dropped SequelizeMeta, sequelize-cli's history table (`queryInterface.dropAllTables()` drops it with every other table in public). sequelize-cli's storage creates it again, empty, when it records this rollback; no other migration was recorded there, so nothing is forgotten.",
+    );
+    expect(report.findings.map((f) => f.message)).toEqual([
+      "`20240102000000-second` (down) dropped SequelizeMeta, sequelize-cli's history table (`queryInterface.dropAllTables()` drops it with every other table in public). sequelize-cli's storage creates it again, empty, when it records this rollback, and so forgets that an earlier migration ran (`20240101000000-initial.cjs`): the next `db:migrate` runs it again. Drop only what this migration created.",
+      expect.stringContaining(
+        '`20240102000000-second` (down) does not restore the schema from before its up step: table public.accounts',
+      ),
+    ]);
+    expect(report.findings.some((f) => f.message.includes('does not exist'))).toBe(false);
   });
 });

@@ -58,3 +58,23 @@ export function exportOf(mod: Record<string, unknown>, name: string): unknown {
   }
   return fallback && typeof fallback === 'object' ? fallback[name] : undefined;
 }
+
+/**
+ * The object a migration tool calls the export `name` on, so that `this` is what the module
+ * expects: `module.exports` of a CommonJS module (sequelize-cli and umzug `require` it and call
+ * `migration.up(...)`), a default-exported object, else the namespace.
+ */
+export function holderOf(mod: Record<string, unknown>, name: string): object {
+  const fallback = mod.default as Record<string, unknown> | undefined;
+  if (fallback && typeof fallback === 'object' && typeof fallback[name] === 'function') return fallback;
+  return mod;
+}
+
+/** The package a module failed to find (`Cannot find module 'x'`, `Cannot find package 'x'`), if that is why it did not load. */
+export function missingPackage(error: unknown): string | undefined {
+  const code = (error as { code?: string })?.code;
+  if (code !== 'MODULE_NOT_FOUND' && code !== 'ERR_MODULE_NOT_FOUND') return undefined;
+  const name = /Cannot find (?:module|package) '([^']+)'/.exec((error as Error).message)?.[1];
+  // A relative or absolute path is a file of the project, not a package.
+  return name && !/^[./]/.test(name) ? name : undefined;
+}

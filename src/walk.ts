@@ -167,6 +167,25 @@ export async function walkSet(
       detail: outcome.error?.detail,
     });
 
+  /** What a step said besides its result: errors become findings, notes the set's notes (each once). */
+  const noticed = (check: Finding['check'], m: Migration, direction: 'up' | 'down', outcome: StepOutcome) => {
+    for (const notice of outcome.notices) {
+      const message = `\`${m.id}\` (${direction}) ${notice.message}`;
+      if (notice.severity === 'note') {
+        if (!notes.includes(message)) notes.push(message);
+      } else if (!findings.some((f) => f.set === set.name && f.migration === m.id && f.message === message)) {
+        finding({
+          check,
+          severity: 'error',
+          migration: m.id,
+          file: direction === 'up' ? m.up.file : m.down?.file,
+          message,
+          ...(notice.detail ? { detail: notice.detail } : {}),
+        });
+      }
+    }
+  };
+
   const seedIndex = set.seed ? migrations.findIndex((m) => m.id === set.seed?.after) : -1;
   if (set.seed && seedIndex < 0)
     throw new CannotCheck(
@@ -227,6 +246,7 @@ export async function walkSet(
         seeded && m.down && checks.has('reversibility') ? await rowCounts(ws.catalog, exclusions) : undefined;
       const before = ws.tracker.mark();
       const up = await ws.runner.up(m);
+      noticed('apply', m, 'up', up);
       report.up = { ok: up.ok, ms: up.ms };
       if (!up.ok) {
         edges.progress(
@@ -248,7 +268,7 @@ export async function walkSet(
         );
         if (up.timedOut)
           dirty = `\`${m.id}\` was cancelled after the step timeout, so the state of the database is unknown`;
-        else if (m.up.noTransaction)
+        else if (m.up.noTransaction && !up.error?.ranNothing)
           dirty = `\`${m.id}\` failed part-way outside a transaction, so the database holds an unknown part of it`;
         ws.tracker.release(before);
         break;
@@ -280,6 +300,7 @@ export async function walkSet(
       let reversible = true;
       let unknownState = false;
       const down = await ws.runner.down(m);
+      noticed('reversibility', m, 'down', down);
       report.down = { ok: down.ok, ms: down.ms };
       let line = `${counter(i)} ${m.id}  up ${formatDuration(up.ms)} · down ${down.ok ? formatDuration(down.ms) : 'failed'}`;
       if (!down.ok) {
@@ -335,6 +356,7 @@ export async function walkSet(
           );
         }
         const again = await ws.runner.up(m);
+        noticed('reversibility', m, 'up', again);
         line += ` · up again ${again.ok ? formatDuration(again.ms) : 'failed'}`;
         if (!again.ok) {
           reversible = false;
@@ -411,6 +433,7 @@ export async function walkSet(
             break;
           }
           const outcome = await ws.runner.down(m);
+          noticed('rollback-all', m, 'down', outcome);
           const report = reports[i] as MigrationReport;
           report.down ??= { ok: outcome.ok, ms: outcome.ms };
           edges.progress(

@@ -33035,7 +33035,10 @@ class StepError extends Error {
         this.file = file;
         this.line = line;
         this.detail = detail;
+        this.ranNothing = options?.ranNothing ?? false;
     }
+    /** True when the step failed before it could change anything (its module did not load). */
+    ranNothing;
 }
 
 // EXTERNAL MODULE: external "node:child_process"
@@ -43984,6 +43987,26 @@ function exportOf(mod, name) {
     }
     return fallback && typeof fallback === 'object' ? fallback[name] : undefined;
 }
+/**
+ * The object a migration tool calls the export `name` on, so that `this` is what the module
+ * expects: `module.exports` of a CommonJS module (sequelize-cli and umzug `require` it and call
+ * `migration.up(...)`), a default-exported object, else the namespace.
+ */
+function holderOf(mod, name) {
+    const fallback = mod.default;
+    if (fallback && typeof fallback === 'object' && typeof fallback[name] === 'function')
+        return fallback;
+    return mod;
+}
+/** The package a module failed to find (`Cannot find module 'x'`, `Cannot find package 'x'`), if that is why it did not load. */
+function missingPackage(error) {
+    const code = error?.code;
+    if (code !== 'MODULE_NOT_FOUND' && code !== 'ERR_MODULE_NOT_FOUND')
+        return undefined;
+    const name = /Cannot find (?:module|package) '([^']+)'/.exec(error.message)?.[1];
+    // A relative or absolute path is a file of the project, not a package.
+    return name && !/^[./]/.test(name) ? name : undefined;
+}
 
 ;// CONCATENATED MODULE: ./src/assertions.ts
 
@@ -44219,6 +44242,21 @@ function compareVersions(a, b) {
     }
     return 0;
 }
+/** A digit prefix that reads as a date and time (`20250817`, `20250817120000`, ...), years 1900-2099. */
+const DateLike = /^(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d*$/;
+/**
+ * Versions from the digit prefixes of a folder's names, with timestamps compared at one precision:
+ * `20250817` is 2025-08-17 00:00:00 and so sorts after `20250809051256`. Date-like prefixes are
+ * padded on the right to the widest of them (at least 14 digits, seconds); others count as numbers.
+ */
+function timestampVersions(prefixes) {
+    const width = Math.max(14, ...prefixes.filter((p) => p && DateLike.test(p)).map((p) => p?.length ?? 0));
+    return prefixes.map((p) => {
+        if (!p)
+            return undefined;
+        return BigInt(DateLike.test(p) ? p.padEnd(width, '0') : p);
+    });
+}
 /** `1.2.0` -> `1.2`: the version as a key, trailing zero segments dropped. */
 function versionKey(version) {
     const segments = [...version];
@@ -44227,7 +44265,11 @@ function versionKey(version) {
     return segments.join('.');
 }
 /** Byte order, as Go's sort.Strings and most hand-written runners sort names (not the locale's). */
-const byName = (a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+const byName = (a, b) => {
+    const x = a.order ?? a.name;
+    const y = b.order ?? b.name;
+    return x < y ? -1 : x > y ? 1 : 0;
+};
 const byVersion = (a, b) => compareVersions(a.version, b.version) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 /** The order the tool runs the entries in. */
 function runOrder(rules) {
@@ -44259,6 +44301,8 @@ function firstDifferentLine(a, b) {
             return i;
     return -1;
 }
+/** `a`, `a and b`, `a, b and c`. */
+const listing = (items) => items.length < 2 ? (items[0] ?? '') : `${items.slice(0, -1).join(', ')} and ${items.at(-1)}`;
 const listed = (entries, max = 6) => entries.length <= max
     ? entries.map((e) => `\`${e.id}\``).join(', ')
     : `${entries
@@ -44288,6 +44332,24 @@ function historyFindings(entries, rules) {
         }
     }
     if (rules.runsBy === 'name') {
+        // Tools that record names run migrations of one version in name order: say so, once per version.
+        const byVersionKey = new Map();
+        for (const e of [...ordered].sort(byName)) {
+            const v = versionKey(e.version);
+            byVersionKey.set(v, [...(byVersionKey.get(v) ?? []), e]);
+        }
+        for (const [v, same] of byVersionKey) {
+            if (same.length < 2 || new Set(same.map((e) => e.key)).size < same.length)
+                continue;
+            const last = same[same.length - 1];
+            findings.push({
+                check: 'ordering',
+                severity: 'warning',
+                migration: last.id,
+                file: last.file,
+                message: `${listing(same.map((e) => `'${e.name}'`))} have the same version (${v}), so ${rules.tool} runs them in ${rules.nameOrder ?? 'file-name order'}: ${same.map((e) => `\`${e.id}\``).join(' before ')}. If one of them needs another to run first, give it an earlier version; if the order does not matter, accept this warning.`,
+            });
+        }
         const versionOrder = [...ordered].sort(byVersion);
         const nameOrder = [...ordered].sort(byName);
         const first = versionOrder.findIndex((e, i) => nameOrder[i] !== e);
@@ -44302,11 +44364,11 @@ function historyFindings(entries, rules) {
                 severity: 'error',
                 migration: a.id,
                 file: a.file,
-                message: `${rules.tool} runs migrations in file-name order, which puts '${a.name}' before '${b.name}', but their versions say the opposite (${versionKey(b.version)} < ${versionKey(a.version)}). A database built by ${rules.tool} runs them in another order than the versions (and this check) say. Give the versions the same width, e.g. pad the shorter ones with zeros, so both orders agree.`,
+                message: `${rules.tool} runs migrations in ${rules.nameOrder ?? 'file-name order'}, which puts '${a.name}' before '${b.name}', but their versions say the opposite (${versionKey(b.version)} < ${versionKey(a.version)}). A database built by ${rules.tool} runs them in another order than the versions (and this check) say. Give the versions the same width, e.g. pad the shorter ones with zeros, so both orders agree.`,
                 detail: [
                     'version order:',
                     ...versionOrder.slice(first, last + 1).map((e) => `  ${e.name}`),
-                    `${rules.tool} (file-name order):`,
+                    `${rules.tool} (${rules.nameOrder ?? 'file-name order'}):`,
                     ...nameOrder.slice(first, last + 1).map((e) => `  ${e.name}`),
                 ].join('\n'),
             });
@@ -45866,6 +45928,7 @@ const external_node_module_namespaceObject = __WEBPACK_EXTERNAL_createRequire(im
 
 
 
+
 /**
  * The migration modules in `dir` that `accept` takes, in byte order of their names (as sequelize-cli
  * and umzug run them), each imported. `tool` names the runner in messages.
@@ -45885,11 +45948,13 @@ async function readModuleFolder(dir, cwd, accept, tool) {
     if (!names.length)
         throw new CannotCheck(`'${shownDir}' holds no ${tool.empty}.`);
     const modules = [];
+    const project = external_node_path_default().relative(cwd, projectRoot(dir)) || '.';
     for (const name of names) {
         const file = external_node_path_default().join(dir, name);
         const found = {
             name,
             file,
+            project,
             shown: external_node_path_default().join(shownDir, name),
             source: await (0,promises_namespaceObject.readFile)(file, 'utf8'),
             up: undefined,
@@ -45899,6 +45964,7 @@ async function readModuleFolder(dir, cwd, accept, tool) {
             const mod = await importModule(file);
             found.up = exportOf(mod, 'up');
             found.down = exportOf(mod, 'down');
+            found.holder = holderOf(mod, 'up');
         }
         catch (error) {
             found.loadError = error;
@@ -45919,11 +45985,18 @@ function moduleMigration(mod, version, noTransaction, call) {
         noTransaction,
         async run(context) {
             if (typeof fn !== 'function') {
-                throw new StepError(mod.loadError
-                    ? `the module does not load: ${messageOf(mod.loadError)}`
-                    : `it does not export an ${direction} function`, mod.shown, undefined, undefined, { cause: mod.loadError });
+                throw new StepError(mod.loadError ? loadFailure(mod) : `it does not export an ${direction} function`, mod.shown, undefined, undefined, { cause: mod.loadError, ranNothing: true });
             }
-            await call(fn, context, direction);
+            // Called as a method of the module, as the tools call it; then wait for what it did not await.
+            const invoke = async (...args) => {
+                try {
+                    return await fn.apply(mod.holder, args);
+                }
+                finally {
+                    await context.settle();
+                }
+            };
+            await call(invoke, context, direction);
         },
     });
     return {
@@ -45938,6 +46011,23 @@ function moduleMigration(mod, version, noTransaction, call) {
             : { noDown: 'no down function exported' }),
     };
 }
+/** Why a module did not load, with the fix when a package it imports is not installed. */
+function loadFailure(mod) {
+    const text = `the module does not load: ${messageOf(mod.loadError).split('\n')[0]}`;
+    const missing = missingPackage(mod.loadError);
+    if (!missing)
+        return text;
+    return `${text}. Install the project's dependencies first (\`npm install\` in '${mod.project}'), so that '${missing}' resolves from the migrations folder`;
+}
+/** The nearest folder at or above `dir` with a package.json, else `dir`. */
+function projectRoot(dir) {
+    for (let at = dir;; at = external_node_path_default().dirname(at)) {
+        if ((0,external_node_fs_.existsSync)(external_node_path_default().join(at, 'package.json')))
+            return at;
+        if (external_node_path_default().dirname(at) === at)
+            return dir;
+    }
+}
 
 ;// CONCATENATED MODULE: ./src/migrations/sql.ts
 
@@ -45950,19 +46040,34 @@ const LayoutDescriptions = {
     'golang-migrate': 'golang-migrate layout (NNNN_name.up.sql / NNNN_name.down.sql)',
     flyway: 'Flyway layout (V1__name.sql, undo U1__name.sql)',
     dbmate: 'dbmate layout (NNNN_name.sql with -- migrate:up / -- migrate:down)',
-    directories: 'directory pairs (NNNN_name/up.sql, down.sql)',
+    directories: 'directory pairs as diesel writes them (2024-01-31-120000_name/up.sql and down.sql, or NNNN_name/)',
 };
 const Examples = {
     'golang-migrate': '0001_create_users.up.sql',
     flyway: 'V1__create_users.sql',
     dbmate: '20240101120000_create_users.sql',
-    directories: '0001_create_users/up.sql',
+    directories: '2024-01-31-120000_create_users/up.sql',
 };
 const golangName = /^(\d+)_(.*)\.(up|down)\.sql$/i;
 const flywayName = /^([VU])(\d+(?:[._]\d+)*)__(.+)\.sql$/;
 const flywayRepeatable = /^R__(.+)\.sql$/;
 const numberedName = /^(\d+)(?:_(.*))?$/;
 const dbmateUp = /^--\s*migrate:up\b(.*)$/im;
+/** A folder name that starts like a version (digits, dashes in a diesel timestamp): almost a migration without up.sql. */
+const versionLike = /^\d[\d-]*(?:_|$)/;
+/**
+ * A file named almost like a migration but not one the tools run: another extension after or instead
+ * of `.sql` (`0003_x.up.sql.bak`, `0003_x.up.psql`), or a migration prefix with no `.sql` at all.
+ */
+const almostFile = /^(?:\d+_.+\.(?:up|down)(?:\..*)?|[VU]\d+(?:[._]\d+)*__.+|.+\.sql\..+)$/i;
+/**
+ * diesel's version of a migration folder: the name up to its first `_`, dashes removed
+ * (`2018-01-18-172821_x` -> `20180118172821`). diesel sorts and records it as text.
+ */
+function dieselVersion(name) {
+    const version = (name.split('_')[0] ?? '').replaceAll('-', '');
+    return /^\d+$/.test(version) ? version : undefined;
+}
 const Rules = {
     'golang-migrate': {
         tool: 'golang-migrate',
@@ -45989,12 +46094,13 @@ const Rules = {
         deleted: 'dbmate keeps it in schema_migrations but can no longer roll it back, and fresh databases no longer get what it made.',
     },
     directories: {
-        tool: 'a runner of numbered folders',
+        tool: 'diesel',
         runsBy: 'name',
+        nameOrder: 'the text order of their versions (the folder name up to its first `_`, dashes removed)',
         namesMatter: false,
-        outOfOrder: 'A runner that records the newest version skips it on production; one that records every migration runs it after newer ones, an order no fresh database runs.',
-        edited: 'Production ran the old text and will not run it again, so production and fresh databases end up with different schemas.',
-        deleted: 'Production recorded it as applied: it can no longer be rolled back, and fresh databases no longer get what it made.',
+        outOfOrder: 'diesel runs every version __diesel_schema_migrations does not list, so production runs it after migrations that sort after it, an order no fresh database runs.',
+        edited: 'diesel never runs a recorded version again, so production keeps what the old text made and fresh databases get the new one.',
+        deleted: 'diesel keeps its version in __diesel_schema_migrations, `diesel migration revert` can no longer undo it, and fresh databases no longer get what it made.',
     },
 };
 /** Repeatable Flyway migrations run after every versioned one. */
@@ -46023,18 +46129,45 @@ async function loadSqlMigrations(dir, cwd) {
     }
     const candidates = [];
     const strays = [];
+    /** Folders and files that look like migrations but are not read as any: never skipped in silence. */
+    const almost = [];
     const texts = new Map();
     for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
+        // Hidden entries are editor and VCS files; diesel skips them too.
+        if (entry.name.startsWith('.'))
+            continue;
         if (entry.isDirectory()) {
-            if (numberedName.test(entry.name)) {
-                const inner = await (0,promises_namespaceObject.readdir)(external_node_path_default().join(dir, entry.name)).catch(() => []);
-                if (inner.includes('up.sql'))
-                    candidates.push({ layout: 'directories', name: entry.name });
-            }
+            const inner = (await (0,promises_namespaceObject.readdir)(external_node_path_default().join(dir, entry.name)).catch(() => [])).filter((n) => !n.startsWith('.'));
+            const hasUp = inner.includes('up.sql');
+            const folder = `${shown(entry.name)}/`;
+            if (hasUp && dieselVersion(entry.name))
+                candidates.push({ layout: 'directories', name: entry.name });
+            else if (hasUp)
+                almost.push({
+                    check: 'ordering',
+                    severity: 'error',
+                    file: shown(entry.name, 'up.sql'),
+                    message: `'${folder}' holds an up.sql, but its name does not start with a version: diesel takes '${entry.name.split('_')[0]}' as its version and, sorting versions as text, runs it after every numbered migration, whatever its place was meant to be; this check cannot place it either. Rename it like '${datedName(entry.name)}'.`,
+                });
+            else if (versionLike.test(entry.name))
+                almost.push({
+                    check: 'ordering',
+                    severity: 'error',
+                    file: shown(entry.name),
+                    message: `'${folder}' is named like a migration folder, but has no up.sql (${inner.length ? `it holds ${inner.slice(0, 4).join(', ')}${inner.length > 4 ? ', ...' : ''}` : 'it is empty'}), so diesel skips it and it never runs. Give it an up.sql and a down.sql (lower case), or move it out of the migrations folder.`,
+                });
             continue;
         }
-        if (!entry.name.toLowerCase().endsWith('.sql'))
+        if (!entry.name.toLowerCase().endsWith('.sql')) {
+            if (almostFile.test(entry.name))
+                almost.push({
+                    check: 'ordering',
+                    severity: 'warning',
+                    file: shown(entry.name),
+                    message: `'${shown(entry.name)}' is named almost like a migration, but migration tools only run files that end in .sql, so it never runs. Rename it if it is a migration, or move it out of the migrations folder.`,
+                });
             continue;
+        }
         if (golangName.test(entry.name))
             candidates.push({ layout: 'golang-migrate', name: entry.name });
         else if (flywayName.test(entry.name) || flywayRepeatable.test(entry.name)) {
@@ -46052,22 +46185,38 @@ async function loadSqlMigrations(dir, cwd) {
     }
     const layouts = [...new Set(candidates.map((c) => c.layout))];
     if (layouts.length === 0) {
-        const found = strays.length
-            ? ` It has ${strays.length} .sql file(s) named like none of them, e.g. '${strays[0]}'.`
-            : '';
-        throw new CannotCheck(`Input 'migrations-dir' points to '${shownDir}', which holds no migrations.${found} Expected e.g. ${Object.values(Examples).join(', ')}.`);
+        const found = [
+            strays.length ? `${strays.length} .sql file(s) named like none of them, e.g. '${strays[0]}'` : '',
+            almost.length
+                ? `${almost.length} almost a migration: ${almost
+                    .slice(0, 3)
+                    .map((f) => f.message)
+                    .join(' ')}`
+                : '',
+        ].filter(Boolean);
+        throw new CannotCheck(`Input 'migrations-dir' points to '${shownDir}', which holds no migrations${found.length ? `. It holds ${found.join('; and ')}` : `: ${folderContents(entries)}`}. Expected e.g. ${Object.values(Examples).join(', ')}; for migration modules or another runner, set 'format'.`);
     }
     if (layouts.length > 1) {
         const examples = layouts.map((l) => `${LayoutDescriptions[l]}: '${candidates.find((c) => c.layout === l)?.name}'`);
         throw new CannotCheck(`'${shownDir}' mixes migration layouts: ${examples.join('; ')}. Keep one layout per folder, or configure one migration set per folder.`);
     }
     const layout = layouts[0];
-    const findings = strays.map((name) => ({
-        check: 'ordering',
-        severity: 'error',
-        file: shown(name),
-        message: `'${shown(name)}' is not named as a migration of the ${LayoutDescriptions[layout]}, so the migration tool will never run it. Rename it like '${Examples[layout]}', or move it out of the migrations folder.`,
-    }));
+    const notes = [];
+    const findings = [...almost];
+    if (layout === 'directories') {
+        // diesel reads folders only: a .sql file beside them is data or a script of the project's.
+        if (strays.length)
+            notes.push(`diesel runs only the migration folders, so ${strays.length === 1 ? 'this file beside them was' : `these ${strays.length} files beside them were`} not run: ${strays.map((n) => `'${shown(n)}'`).join(', ')}.`);
+    }
+    else {
+        for (const name of strays)
+            findings.push({
+                check: 'ordering',
+                severity: 'error',
+                file: shown(name),
+                message: `'${shown(name)}' is not named as a migration of the ${LayoutDescriptions[layout]}, so the migration tool will never run it. Rename it like '${Examples[layout]}', or move it out of the migrations folder.`,
+            });
+    }
     const read = async (name) => texts.get(name) ?? readText(external_node_path_default().join(dir, name), shown(name));
     const migrations = [];
     if (layout === 'golang-migrate' || layout === 'flyway') {
@@ -46131,8 +46280,16 @@ async function loadSqlMigrations(dir, cwd) {
             catch {
                 down = undefined;
             }
-            const version = [BigInt(numberedName.exec(name)?.[1] ?? '0')];
-            migrations.push(fileMigration({ id: name, version, name }, { file: shown(name, 'up.sql'), text: upText }, down, 'no down.sql'));
+            const order = dieselVersion(name) ?? '0';
+            const metadata = await (0,promises_namespaceObject.readFile)(external_node_path_default().join(dir, name, 'metadata.toml'), 'utf8').catch(() => undefined);
+            migrations.push(fileMigration({
+                id: name,
+                version: [BigInt(order)],
+                name,
+                key: order,
+                order,
+                noTransaction: metadata !== undefined && !runsInTransaction(metadata) ? MetadataNoTransaction : undefined,
+            }, { file: shown(name, 'up.sql'), text: upText }, down, 'no down.sql'));
         }
     }
     else {
@@ -46143,22 +46300,60 @@ async function loadSqlMigrations(dir, cwd) {
             migrations.push(dbmateMigration(id, version, name, shown(name), text));
         }
     }
-    migrations.sort((a, b) => compareVersions(a.version, b.version) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    return { format: 'sql', layout: LayoutDescriptions[layout], migrations, rules: Rules[layout], findings };
+    // The order the tool runs them in: diesel by its version as text, the others by number.
+    const byId = (a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+    migrations.sort((a, b) => a.order !== undefined && b.order !== undefined
+        ? (a.order < b.order ? -1 : a.order > b.order ? 1 : 0) || byId(a, b)
+        : compareVersions(a.version, b.version) || byId(a, b));
+    return {
+        format: 'sql',
+        layout: LayoutDescriptions[layout],
+        migrations,
+        rules: Rules[layout],
+        findings,
+        ...(notes.length ? { notes } : {}),
+    };
 }
-function fileMigration({ id, version, name, repeatable }, up, down, missing) {
+const MetadataNoTransaction = 'metadata.toml: run_in_transaction = false';
+/**
+ * diesel's `metadata.toml`: once the file exists, `run_in_transaction` defaults to false (serde's
+ * default for a bool); without the file, diesel runs the migration in a transaction.
+ */
+function runsInTransaction(toml) {
+    return /^\s*run_in_transaction\s*=\s*true\s*(?:#.*)?$/m.test(toml);
+}
+/** `create_comments` as diesel would name it today, for the fix in a message. */
+function datedName(name) {
+    return `2024-01-31-120000_${name}`;
+}
+/** What a folder holds when none of it is a migration, for the error that says so. */
+function folderContents(entries) {
+    const visible = entries.filter((e) => !e.name.startsWith('.'));
+    if (!visible.length)
+        return 'it is empty';
+    const count = new Map();
+    for (const e of visible) {
+        const kind = e.isDirectory() ? 'folders' : `${external_node_path_default().extname(e.name) || 'extension-less'} files`;
+        count.set(kind, (count.get(kind) ?? 0) + 1);
+    }
+    const kinds = [...count].map(([kind, n]) => `${n} ${kind}`).join(', ');
+    return `it holds ${kinds}, e.g. '${visible[0]?.name}'`;
+}
+function fileMigration({ id, version, name, repeatable, key, order, noTransaction, }, up, down, missing) {
     const marks = new Set([...directivesOf(up.text), ...(down ? directivesOf(down.text) : [])]);
     const irreversible = marks.has('irreversible');
+    const marked = (text) => noTransaction ?? (directivesOf(text).has('no-transaction') ? 'marked no-transaction' : undefined);
     return {
         id,
         version,
-        key: repeatable ? id : versionKey(version),
+        key: key ?? (repeatable ? id : versionKey(version)),
         name,
+        ...(order !== undefined ? { order } : {}),
         source: up.text,
         ...(repeatable ? { repeatable } : {}),
-        up: sqlStep(up.file, 1, up.text, directivesOf(up.text).has('no-transaction')),
+        up: sqlStep(up.file, 1, up.text, marked(up.text)),
         ...(down && !irreversible
-            ? { down: sqlStep(down.file, 1, down.text, directivesOf(down.text).has('no-transaction')) }
+            ? { down: sqlStep(down.file, 1, down.text, marked(down.text)) }
             : { noDown: irreversible ? 'marked irreversible' : missing }),
     };
 }
@@ -46168,7 +46363,7 @@ function dbmateMigration(id, version, name, file, text) {
     const upAt = marker('up');
     const downAt = marker('down');
     const section = (from, to) => lines.slice(from + 1, to < 0 || to < from ? lines.length : to).join('\n');
-    const noTx = (at) => /transaction:\s*false/i.test(lines[at] ?? '') || undefined;
+    const noTx = (at) => /transaction:\s*false/i.test(lines[at] ?? '') ? 'dbmate transaction:false' : undefined;
     const upText = section(upAt, downAt);
     const irreversible = directivesOf(text).has('irreversible');
     return {
@@ -46177,9 +46372,9 @@ function dbmateMigration(id, version, name, file, text) {
         key: versionKey(version),
         name,
         source: upText,
-        up: sqlStep(file, upAt + 2, upText, noTx(upAt) ?? directivesOf(upText).has('no-transaction')),
+        up: sqlStep(file, upAt + 2, upText, noTx(upAt) ?? (directivesOf(upText).has('no-transaction') ? 'marked no-transaction' : undefined)),
         ...(downAt >= 0 && !irreversible
-            ? { down: sqlStep(file, downAt + 2, section(downAt, upAt > downAt ? upAt : -1), noTx(downAt) ?? false) }
+            ? { down: sqlStep(file, downAt + 2, section(downAt, upAt > downAt ? upAt : -1), noTx(downAt)) }
             : { noDown: irreversible ? 'marked irreversible' : 'no -- migrate:down section' }),
     };
 }
@@ -46188,7 +46383,7 @@ function dbmateMigration(id, version, name, file, text) {
  * run in one (CREATE INDEX CONCURRENTLY, ...) or is marked `-- pg-migrate-verify: no-transaction`.
  */
 function sqlStep(file, line, text, marked) {
-    const blocker = marked ? 'marked no-transaction' : transactionBlocker(text);
+    const blocker = marked ?? transactionBlocker(text);
     const locate = (index) => line - 1 + lineAt(text, index);
     return {
         file,
@@ -46262,12 +46457,21 @@ function describeDatabaseError(e) {
     return parts.join('\n');
 }
 /**
+ * Postgres's own words from an error thrown by a driver or an ORM over it (Sequelize wraps the
+ * driver's error in `parent` and adds the `sql` it sent); undefined for errors from elsewhere.
+ */
+function driverErrorDetail(error) {
+    const e = error;
+    const parts = [describeDatabaseError(e.parent ?? e), e.sql && `SQL: ${e.sql}`].filter(Boolean);
+    return parts.length ? parts.join('\n') : undefined;
+}
+/**
  * Errors raised while executing (not parsing) carry no position. Re-run the statements one by one
  * in a transaction that is rolled back, to find which one fails. Only after a failure, so free otherwise.
  */
 async function locateFailingStatement(client, text) {
     const statements = splitStatements(text);
-    if (!statements || statements.length < 2 || hasTransactionControl(text))
+    if (!statements?.length || hasTransactionControl(text))
         return undefined;
     await client.query('BEGIN');
     try {
@@ -46287,6 +46491,9 @@ async function locateFailingStatement(client, text) {
 }
 
 ;// CONCATENATED MODULE: ./src/migrations/sequelize.ts
+
+
+
 
 
 
@@ -46320,29 +46527,94 @@ async function sequelizeFor(dir) {
         // Not installed in the project: use the copy that comes with this tool.
     }
     const mod = (await __nccwpck_require__.e(/* import() */ 21).then(__nccwpck_require__.bind(__nccwpck_require__, 81021)));
-    return { module: { Sequelize: mod.Sequelize ?? mod.default?.Sequelize }, own: true };
+    const Sequelize = mod.Sequelize ?? mod.default?.Sequelize;
+    provideSequelize(mod.default ?? Sequelize);
+    return { module: { Sequelize }, own: true };
+}
+const Provided = Symbol.for('pg-migrate-verify.sequelize');
+/**
+ * Lets migrations that `require('sequelize')` (or import it) find the copy that comes with this
+ * tool when their project has none installed: only a lookup that would fail otherwise is answered.
+ * CommonJS through the resolver of `require`, ES modules through a resolve hook (Node 20.6+).
+ */
+function provideSequelize(exports) {
+    const global = globalThis;
+    if (global[Provided])
+        return;
+    global[Provided] = exports;
+    const loader = external_node_module_namespaceObject.Module;
+    // A key in require's cache, never a file: require returns the cached exports without reading it.
+    const id = external_node_path_default().join(external_node_os_default().tmpdir(), 'pg-migrate-verify', 'bundled-sequelize.cjs');
+    const entry = new external_node_module_namespaceObject.Module(id);
+    Object.assign(entry, { filename: id, loaded: true, exports });
+    loader._cache[id] = entry;
+    const resolve = loader._resolveFilename;
+    loader._resolveFilename = function (request, ...rest) {
+        try {
+            return resolve.call(this, request, ...rest);
+        }
+        catch (error) {
+            if (request === 'sequelize')
+                return id;
+            throw error;
+        }
+    };
+    const { register } = external_node_module_namespaceObject;
+    if (typeof register !== 'function')
+        return;
+    const names = Object.keys(exports).filter(isBindingName);
+    const shim = [
+        `const s = globalThis[Symbol.for('pg-migrate-verify.sequelize')];`,
+        'export default s;',
+        names.length ? `export const { ${names.join(', ')} } = s;` : '',
+    ].join('\n');
+    const hooks = [
+        'export async function resolve(specifier, context, next) {',
+        '  try { return await next(specifier, context); }',
+        `  catch (error) { if (specifier === 'sequelize') return { url: ${JSON.stringify(`data:text/javascript,${encodeURIComponent(shim)}`)}, shortCircuit: true }; throw error; }`,
+        '}',
+    ].join('\n');
+    try {
+        register(`data:text/javascript,${encodeURIComponent(hooks)}`);
+    }
+    catch {
+        // Hooks unavailable (an old Node, or a host that forbids them): CommonJS still finds the copy.
+    }
+}
+/** True when `name` can be an exported binding (`export const { name } = ...`). */
+function isBindingName(name) {
+    if (!/^[A-Za-z_$][\w$]*$/.test(name) || name === 'default')
+        return false;
+    try {
+        new Function(`let ${name};`);
+        return true;
+    }
+    catch {
+        return false;
+    }
 }
 /** Reads a sequelize-cli migrations folder: one module per migration, run in file-name order. */
 async function loadSequelizeMigrations(dir, cwd) {
+    // Before the modules load: one that requires 'sequelize' at load time must find a copy.
+    const library = await sequelizeFor(dir);
     const modules = await readModuleFolder(dir, cwd, (name) => MigrationFile.test(name), {
         name: 'sequelize-cli',
         empty: 'sequelize-cli migrations (.js, .cjs, .mjs or .ts files such as 20240101120000-create-users.js)',
     });
-    const library = sequelizeFor(dir);
-    const migrations = modules.map((mod) => moduleMigration(mod, BigInt(Timestamped.exec(mod.name)?.[1] ?? '0'), 'sequelize-cli runs each migration outside a transaction of its own', async (fn, context, direction) => {
-        const { instance, Sequelize } = await connect(context, await library);
+    const versions = timestampVersions(modules.map((mod) => Timestamped.exec(mod.name)?.[1]));
+    const migrations = modules.map((mod, index) => moduleMigration(mod, versions[index] ?? 0n, 'sequelize-cli runs each migration outside a transaction of its own', async (fn, context, direction) => {
+        const { instance, Sequelize } = await connect(context, library);
         try {
             await fn(instance.getQueryInterface(), Sequelize);
         }
         catch (error) {
-            throw new StepError(messageOf(error), mod.shown, undefined, detailOf(error), { cause: error });
+            throw new StepError(messageOf(error), mod.shown, undefined, driverErrorDetail(error), {
+                cause: error,
+            });
         }
-        // What sequelize-cli records, so a database migrated by the tool reads like one migrated by sequelize-cli.
-        await context.client.query(direction === 'up'
-            ? `INSERT INTO ${MetaTable} (name) VALUES ($1)`
-            : `DELETE FROM ${MetaTable} WHERE name = $1`, [mod.name]);
+        await sequelize_record(context, mod.name, direction);
     }));
-    const { own } = await library;
+    const { own } = library;
     return {
         format: 'sequelize',
         layout: `sequelize-cli migrations (${modules.length} modules, sequelize ${own ? 'bundled with this tool' : 'from the project'})`,
@@ -46352,6 +46624,7 @@ async function loadSequelizeMigrations(dir, cwd) {
         findings: [],
     };
 }
+const CreateMeta = `CREATE TABLE IF NOT EXISTS ${MetaTable} ("name" VARCHAR(255) NOT NULL UNIQUE, PRIMARY KEY ("name"))`;
 /** One Sequelize instance per database, as sequelize-cli has one per run. */
 async function connect(context, library) {
     const key = 'sequelize';
@@ -46367,19 +46640,68 @@ async function connect(context, library) {
         context.shared.set(key, instance);
         const created = instance;
         context.onClose(() => created.close());
-        await context.client.query(`CREATE TABLE IF NOT EXISTS ${MetaTable} ("name" VARCHAR(255) NOT NULL UNIQUE, PRIMARY KEY ("name"))`);
+        // Queries still in its pool after a step returned were not awaited by the migration.
+        context.onBusy(() => poolBusy(created));
+        // The first connection also asks the server's version; after that, a query a step starts
+        // reaches the pool at once, so the probe above sees it.
+        await created.authenticate?.();
+        await context.client.query(CreateMeta);
+        context.shared.set(MetaKey, new Set());
     }
     return { instance, Sequelize: library.module.Sequelize };
 }
-/** Postgres's own words from a Sequelize error (it wraps the driver's error in `parent`), and its SQL. */
-function detailOf(error) {
-    const parent = error.parent;
-    const sql = error.sql;
-    const parts = [parent && describeDatabaseError(parent), sql && `SQL: ${sql}`].filter(Boolean);
-    return parts.length ? parts.join('\n') : undefined;
+/** Connections of the Sequelize pool in use or waited for (sequelize-pool; read/write pools with replication). */
+function poolBusy(instance) {
+    const pool = instance.connectionManager?.pool;
+    const count = (p) => p ? (p.using ?? 0) + (p.waiting ?? 0) + count(p.read) + count(p.write) : 0;
+    return count(pool) > 0;
+}
+/** The names SequelizeMeta holds on this database, as we wrote them. */
+const MetaKey = 'sequelize:meta';
+/**
+ * What sequelize-cli records, so a database migrated by the tool reads like one migrated by
+ * sequelize-cli. A step that dropped SequelizeMeta (`dropAllTables()` drops it with the rest) finds
+ * what sequelize-cli finds: its storage creates the table again, empty, and records the step there.
+ */
+async function sequelize_record(context, name, direction) {
+    const meta = context.shared.get(MetaKey);
+    const write = () => context.client.query(direction === 'up'
+        ? `INSERT INTO ${MetaTable} (name) VALUES ($1)`
+        : `DELETE FROM ${MetaTable} WHERE name = $1`, [name]);
+    try {
+        await write();
+    }
+    catch (error) {
+        if (error.code !== '42P01')
+            throw error;
+        const forgotten = [...meta].filter((n) => n !== name);
+        meta.clear();
+        await context.client.query(CreateMeta);
+        await write();
+        context.notice(droppedMeta(direction, forgotten));
+    }
+    if (direction === 'up')
+        meta.add(name);
+    else
+        meta.delete(name);
+}
+function droppedMeta(direction, forgotten) {
+    const what = `dropped SequelizeMeta, sequelize-cli's history table (\`queryInterface.dropAllTables()\` drops it with every other table in public)`;
+    const recreated = `sequelize-cli's storage creates it again, empty, when it records this ${direction === 'down' ? 'rollback' : 'migration'}`;
+    if (!forgotten.length)
+        return {
+            severity: 'note',
+            message: `${what}. ${recreated}; no other migration was recorded there, so nothing is forgotten.`,
+        };
+    const names = forgotten.slice(0, 5).map((n) => `\`${n}\``);
+    return {
+        severity: 'error',
+        message: `${what}. ${recreated}, and so forgets that ${forgotten.length === 1 ? 'an earlier migration' : `${forgotten.length} earlier migrations`} ran (${names.join(', ')}${forgotten.length > 5 ? ', ...' : ''}): the next \`db:migrate\` runs ${forgotten.length === 1 ? 'it' : 'them'} again. Drop only what this migration created.`,
+    };
 }
 
 ;// CONCATENATED MODULE: ./src/migrations/umzug.ts
+
 
 
 
@@ -46400,12 +46722,16 @@ const UmzugRules = {
  */
 async function loadUmzugMigrations(dir, cwd) {
     const modules = await readModuleFolder(dir, cwd, (name) => ModuleExtensions.includes(external_node_path_default().extname(name)) && !/\.d\.[cm]?ts$/.test(name), { name: 'umzug', empty: 'umzug migration modules (.js, .cjs, .mjs or .ts files)' });
-    const migrations = modules.map((mod, index) => moduleMigration(mod, BigInt(/^[\d.T_-]+/.exec(mod.name)?.[0].replace(/\D/g, '').slice(0, 18) || index), 'umzug runs each migration outside a transaction of its own', async (fn, context) => {
+    // umzug's own names: `2024.01.31T12.00.00.create-users.js`; the digits of that prefix are the version.
+    const versions = timestampVersions(modules.map((mod) => /^[\d.T_-]+/.exec(mod.name)?.[0].replace(/\D/g, '').slice(0, 18) || undefined));
+    const migrations = modules.map((mod, index) => moduleMigration(mod, versions[index] ?? BigInt(index), 'umzug runs each migration outside a transaction of its own', async (fn, context) => {
         try {
             await fn({ name: mod.name, path: mod.file, context: context.client });
         }
         catch (error) {
-            throw new StepError(messageOf(error), mod.shown, undefined, describeDatabaseError(error), { cause: error });
+            throw new StepError(messageOf(error), mod.shown, undefined, driverErrorDetail(error), {
+                cause: error,
+            });
         }
     }));
     return {
@@ -46418,6 +46744,7 @@ async function loadUmzugMigrations(dir, cwd) {
 }
 
 ;// CONCATENATED MODULE: ./src/migrations/index.ts
+
 
 
 
@@ -46473,19 +46800,26 @@ function loadFormat(dir, format, cwd, options) {
  * loader then says what it expected); an error naming the candidates when several do.
  */
 async function detectFormat(dir, cwd) {
-    let names;
+    let entries;
     try {
-        names = (await (0,promises_namespaceObject.readdir)(dir, { withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name);
+        entries = await (0,promises_namespaceObject.readdir)(dir, { withFileTypes: true });
     }
     catch {
         return undefined;
     }
+    const names = entries.filter((e) => e.isFile()).map((e) => e.name);
     const found = new Map();
     if (alembicProject(dir))
         found.set('alembic', 'an alembic project (alembic.ini)');
-    const sql = names.filter((n) => n.toLowerCase().endsWith('.sql'));
-    if (sql.length)
-        found.set('sql', `${sql.length} .sql files, e.g. '${sql.sort()[0]}'`);
+    const folders = entries
+        .filter((e) => e.isDirectory() && (0,external_node_fs_.existsSync)(external_node_path_default().join(dir, e.name, 'up.sql')))
+        .map((e) => e.name)
+        .sort();
+    const sql = names.filter((n) => n.toLowerCase().endsWith('.sql')).sort();
+    if (folders.length)
+        found.set('sql', `${folders.length} folders with an up.sql, e.g. '${folders[0]}'`);
+    else if (sql.length)
+        found.set('sql', `${sql.length} .sql files, e.g. '${sql[0]}'`);
     const modules = names
         .filter((n) => ModuleExtensions.includes(external_node_path_default().extname(n)) && !/\.d\.[cm]?ts$/.test(n))
         .sort();
@@ -46497,6 +46831,14 @@ async function detectFormat(dir, cwd) {
             sequelize++;
         else if (/\bcontext\b/.test(text) && /\b(up|down)\b/.test(text))
             umzug++;
+        else {
+            // Parameters named otherwise (`up(qi, S)`, `up({ context: db })`): what the module exports decides.
+            const kind = await moduleKind(external_node_path_default().join(dir, name));
+            if (kind === 'sequelize')
+                sequelize++;
+            else if (kind === 'umzug')
+                umzug++;
+        }
     }
     if (sequelize)
         found.set('sequelize', `${sequelize} of ${modules.length} modules take a queryInterface, e.g. '${modules[0]}'`);
@@ -46515,16 +46857,56 @@ function historyOf(set) {
         key: m.key,
         version: m.version,
         name: m.name,
+        ...(m.order !== undefined ? { order: m.order } : {}),
         file: m.up.file,
         line: m.up.line,
         source: m.source,
         ...(m.repeatable ? { repeatable: true } : {}),
     }));
 }
+/**
+ * What an `up` export's first parameter says: umzug passes one object that modules destructure
+ * (`{ context }`) or read `.context` of; sequelize-cli passes `(queryInterface, Sequelize)`
+ * positionally. Undefined when the module does not load or exports no `up` function.
+ */
+async function moduleKind(file) {
+    let up;
+    try {
+        up = exportOf(await importModule(file), 'up');
+    }
+    catch {
+        return undefined;
+    }
+    if (typeof up !== 'function')
+        return undefined;
+    const source = Function.prototype.toString.call(up);
+    const first = firstParameter(source);
+    if (first === '{')
+        return 'umzug';
+    if (first && new RegExp(`\\b${first.replace(/\$/g, '\\$')}\\s*\\.\\s*context\\b`).test(source))
+        return 'umzug';
+    return 'sequelize';
+}
+/** The first parameter of a function's source: its name, `{` for a destructured object, '' for none. */
+function firstParameter(source) {
+    const bare = /^(?:async\s+)?([A-Za-z_$][\w$]*)\s*=>/.exec(source.trim());
+    if (bare)
+        return bare[1];
+    const open = source.indexOf('(');
+    if (open < 0)
+        return undefined;
+    const rest = source.slice(open + 1).trimStart();
+    if (rest.startsWith(')'))
+        return '';
+    if (rest.startsWith('{'))
+        return '{';
+    return /^[A-Za-z_$][\w$]*/.exec(rest)?.[0];
+}
 
 // EXTERNAL MODULE: ./node_modules/umzug/lib/index.js
 var umzug_lib = __nccwpck_require__(21252);
 ;// CONCATENATED MODULE: ./src/migrations/runner.ts
+
 
 
 
@@ -46562,6 +46944,26 @@ function runner_literal(value) {
     return `'${value.replaceAll("'", "''")}'`;
 }
 /**
+ * Promises a migration starts and does not await can reject after nothing waits for them any more;
+ * without a listener Node would end the process with a stack trace. One listener for the process
+ * hands them to the step that is running, or to the next one.
+ */
+const strays = [];
+let listening = false;
+function collectUnhandledRejections() {
+    if (listening)
+        return;
+    listening = true;
+    process.on('unhandledRejection', (reason) => {
+        strays.push(reason);
+    });
+}
+/** What a step left behind on the driver's queue: queries sent on our own client and not awaited. */
+function clientBusy(client) {
+    const inner = client;
+    return !!inner?._activeQuery || (inner?._queryQueue?.length ?? 0) > 0;
+}
+/**
  * Runs single migrations up or down on one database through umzug. Every format plugs in here with
  * its own `Migration` objects (our resolver), so ordering and bookkeeping are the same for all.
  */
@@ -46574,6 +46976,9 @@ class Runner {
     storage = new TableStorage();
     shared = new Map();
     releases = [];
+    probes = [];
+    /** Notices of the step that is running. */
+    notices = [];
     now;
     constructor(migrations, options) {
         this.migrations = migrations;
@@ -46587,12 +46992,16 @@ class Runner {
         await client.query(`CREATE SCHEMA IF NOT EXISTS ${BookkeepingSchema};
        CREATE TABLE IF NOT EXISTS ${BookkeepingSchema}.applied (seq serial, id text PRIMARY KEY)`);
         this.client = client;
+        collectUnhandledRejections();
         const context = () => ({
             client,
             databaseUrl: this.options.databaseUrl,
             signal: this.abort.signal,
             shared: this.shared,
             onClose: (release) => this.releases.push(release),
+            onBusy: (probe) => this.probes.push(probe),
+            settle: () => this.settle(),
+            notice: (notice) => this.notices.push(notice),
         });
         this.umzug = new umzug_lib.Umzug({
             migrations: this.migrations.map((m) => ({
@@ -46613,6 +47022,45 @@ class Runner {
             storage: this.storage,
             logger: undefined,
         });
+    }
+    /** True while queries a step started are still running on this database's connections. */
+    busy() {
+        return (clientBusy(this.client) ||
+            this.probes.some((probe) => {
+                try {
+                    return probe();
+                }
+                catch {
+                    return false;
+                }
+            }));
+    }
+    /**
+     * Waits until no query the step started is running any more (the step timeout still applies),
+     * and says so when some were: the migration tool would have recorded the step as done and moved
+     * on, or exited, with them still running.
+     */
+    async settle() {
+        // Let work the step started without awaiting reach its connection pool first.
+        await new Promise((resolve) => setImmediate(resolve));
+        if (!this.busy())
+            return;
+        while (this.busy() && !this.abort.signal.aborted)
+            await new Promise((r) => setTimeout(r, 5));
+        this.notices.push({
+            severity: 'error',
+            message: `returned before its queries finished (a missing await?). The migration tool records the step as done when its function returns, and may exit with the queries cut off, leaving the database half-migrated. The check waited for them before going on. Return or await every promise the step starts (e.g. \`return queryInterface.sequelize.transaction(...)\`).`,
+        });
+    }
+    /** Rejections of promises nothing awaited, as notices of the step now running. */
+    takeStrays() {
+        for (const reason of strays.splice(0)) {
+            this.notices.push({
+                severity: 'error',
+                message: `started work it did not await, and that work failed: ${messageOf(reason)}. The migration tool would not see this failure and would record the step as done. Await every promise the step starts.`,
+                ...(driverErrorDetail(reason) ? { detail: driverErrorDetail(reason) } : {}),
+            });
+        }
     }
     /** True when the migration's up step ran and its down step has not. */
     isApplied(id) {
@@ -46637,6 +47085,7 @@ class Runner {
         const step = direction === 'up' ? migration.up : migration.down;
         const file = step?.file ?? migration.up.file;
         const started = this.now();
+        this.notices = [];
         let timedOut = false;
         let timer;
         const work = direction === 'up'
@@ -46651,9 +47100,13 @@ class Runner {
                 setTimeout(() => reject(new Error('timed out')), 5_000).unref();
             }, this.options.timeoutMs);
         });
+        const notices = () => {
+            this.takeStrays();
+            return this.notices;
+        };
         try {
             await Promise.race([work, deadline]);
-            return { ok: true, ms: this.now() - started };
+            return { ok: true, ms: this.now() - started, notices: notices() };
         }
         catch (error) {
             const ms = this.now() - started;
@@ -46664,12 +47117,18 @@ class Runner {
                     ms,
                     timedOut: true,
                     error: new StepError(`did not finish within the step timeout of ${formatDuration(this.options.timeoutMs)} and was cancelled`, file, step?.line),
+                    notices: notices(),
                 };
             }
             const cause = error.cause ?? error;
             if (cause instanceof StepError)
-                return { ok: false, ms, error: cause };
-            return { ok: false, ms, error: new StepError(messageOf(cause), file, undefined, undefined, { cause }) };
+                return { ok: false, ms, error: cause, notices: notices() };
+            return {
+                ok: false,
+                ms,
+                error: new StepError(messageOf(cause), file, undefined, undefined, { cause }),
+                notices: notices(),
+            };
         }
         finally {
             clearTimeout(timer);
@@ -46968,6 +47427,26 @@ async function walkSet(set, loaded, server, settings, edges, findings, assertion
         message,
         detail: outcome.error?.detail,
     });
+    /** What a step said besides its result: errors become findings, notes the set's notes (each once). */
+    const noticed = (check, m, direction, outcome) => {
+        for (const notice of outcome.notices) {
+            const message = `\`${m.id}\` (${direction}) ${notice.message}`;
+            if (notice.severity === 'note') {
+                if (!notes.includes(message))
+                    notes.push(message);
+            }
+            else if (!findings.some((f) => f.set === set.name && f.migration === m.id && f.message === message)) {
+                finding({
+                    check,
+                    severity: 'error',
+                    migration: m.id,
+                    file: direction === 'up' ? m.up.file : m.down?.file,
+                    message,
+                    ...(notice.detail ? { detail: notice.detail } : {}),
+                });
+            }
+        }
+    };
     const seedIndex = set.seed ? migrations.findIndex((m) => m.id === set.seed?.after) : -1;
     if (set.seed && seedIndex < 0)
         throw new CannotCheck(`Input 'seed-after' is '${set.seed.after}', which is not a migration in '${set.name}'. Set it to the id of the migration after which the seed's tables exist, e.g. '${migrations[0]?.id ?? '0001_init'}'.`);
@@ -47027,6 +47506,7 @@ async function walkSet(set, loaded, server, settings, edges, findings, assertion
             const rowsBefore = seeded && m.down && checks.has('reversibility') ? await rowCounts(ws.catalog, exclusions) : undefined;
             const before = ws.tracker.mark();
             const up = await ws.runner.up(m);
+            noticed('apply', m, 'up', up);
             report.up = { ok: up.ok, ms: up.ms };
             if (!up.ok) {
                 edges.progress(`✗ ${counter(i)} ${m.id}  up failed (${formatDuration(up.ms)})${assertionsDone(i, m).text}`);
@@ -47038,7 +47518,7 @@ async function walkSet(set, loaded, server, settings, edges, findings, assertion
                         : ` and the ${rest} migrations after it never run`}. Fix this step and run the check again.`);
                 if (up.timedOut)
                     dirty = `\`${m.id}\` was cancelled after the step timeout, so the state of the database is unknown`;
-                else if (m.up.noTransaction)
+                else if (m.up.noTransaction && !up.error?.ranNothing)
                     dirty = `\`${m.id}\` failed part-way outside a transaction, so the database holds an unknown part of it`;
                 ws.tracker.release(before);
                 break;
@@ -47067,6 +47547,7 @@ async function walkSet(set, loaded, server, settings, edges, findings, assertion
             let reversible = true;
             let unknownState = false;
             const down = await ws.runner.down(m);
+            noticed('reversibility', m, 'down', down);
             report.down = { ok: down.ok, ms: down.ms };
             let line = `${counter(i)} ${m.id}  up ${formatDuration(up.ms)} · down ${down.ok ? formatDuration(down.ms) : 'failed'}`;
             if (!down.ok) {
@@ -47107,6 +47588,7 @@ async function walkSet(set, loaded, server, settings, edges, findings, assertion
                     finding(differenceFinding('reversibility', warnings, sides, (t) => Messages.downColumnOrder(m.id, t), where));
                 }
                 const again = await ws.runner.up(m);
+                noticed('reversibility', m, 'up', again);
                 line += ` · up again ${again.ok ? formatDuration(again.ms) : 'failed'}`;
                 if (!again.ok) {
                     reversible = false;
@@ -47168,6 +47650,7 @@ async function walkSet(set, loaded, server, settings, edges, findings, assertion
                         break;
                     }
                     const outcome = await ws.runner.down(m);
+                    noticed('rollback-all', m, 'down', outcome);
                     const report = reports[i];
                     report.down ??= { ok: outcome.ok, ms: outcome.ms };
                     edges.progress(`${outcome.ok ? '✓' : '✗'} ${counter(i)} ${m.id}  rollback ${outcome.ok ? formatDuration(outcome.ms) : 'failed'}`);
@@ -47358,6 +47841,7 @@ async function verifySet(set, loaded, base, server, settings, edges, findings) {
         for (const f of historyFindings(historyOf(loaded), loaded.rules))
             finding(f);
     }
+    notes.push(...(loaded.notes ?? []));
     if (base?.note)
         notes.push(base.note);
     const baseName = base ? `${base.ref} (${base.commit.slice(0, 7)})` : '';

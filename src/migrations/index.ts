@@ -4,7 +4,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CannotCheck } from '../core/errors.js';
 import type { HistoryEntry } from '../core/ordering.js';
-import { ModuleExtensions } from '../modules.js';
+import { exportOf, importModule, ModuleExtensions } from '../modules.js';
 import { alembicProject, loadAlembicMigrations } from './alembic.js';
 import { loadCommandMigrations } from './command.js';
 import { loadSequelizeMigrations } from './sequelize.js';
@@ -108,6 +108,12 @@ async function detectFormat(
     const text = await readFile(path.join(dir, name), 'utf8').catch(() => '');
     if (/\bqueryInterface\b/.test(text)) sequelize++;
     else if (/\bcontext\b/.test(text) && /\b(up|down)\b/.test(text)) umzug++;
+    else {
+      // Parameters named otherwise (`up(qi, S)`, `up({ context: db })`): what the module exports decides.
+      const kind = await moduleKind(path.join(dir, name));
+      if (kind === 'sequelize') sequelize++;
+      else if (kind === 'umzug') umzug++;
+    }
   }
   if (sequelize)
     found.set(
@@ -138,4 +144,37 @@ export function historyOf(set: LoadedSet): HistoryEntry[] {
     source: m.source,
     ...(m.repeatable ? { repeatable: true } : {}),
   }));
+}
+
+/**
+ * What an `up` export's first parameter says: umzug passes one object that modules destructure
+ * (`{ context }`) or read `.context` of; sequelize-cli passes `(queryInterface, Sequelize)`
+ * positionally. Undefined when the module does not load or exports no `up` function.
+ */
+async function moduleKind(file: string): Promise<'sequelize' | 'umzug' | undefined> {
+  let up: unknown;
+  try {
+    up = exportOf(await importModule(file), 'up');
+  } catch {
+    return undefined;
+  }
+  if (typeof up !== 'function') return undefined;
+  const source = Function.prototype.toString.call(up);
+  const first = firstParameter(source);
+  if (first === '{') return 'umzug';
+  if (first && new RegExp(`\\b${first.replace(/\$/g, '\\$')}\\s*\\.\\s*context\\b`).test(source))
+    return 'umzug';
+  return 'sequelize';
+}
+
+/** The first parameter of a function's source: its name, `{` for a destructured object, '' for none. */
+export function firstParameter(source: string): string | undefined {
+  const bare = /^(?:async\s+)?([A-Za-z_$][\w$]*)\s*=>/.exec(source.trim());
+  if (bare) return bare[1];
+  const open = source.indexOf('(');
+  if (open < 0) return undefined;
+  const rest = source.slice(open + 1).trimStart();
+  if (rest.startsWith(')')) return '';
+  if (rest.startsWith('{')) return '{';
+  return /^[A-Za-z_$][\w$]*/.exec(rest)?.[0];
 }

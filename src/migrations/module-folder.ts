@@ -1,7 +1,8 @@
+import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CannotCheck, messageOf } from '../core/errors.js';
-import { exportOf, importModule } from '../modules.js';
+import { exportOf, holderOf, importModule, missingPackage } from '../modules.js';
 import type { Migration, Step, StepContext } from './types.js';
 import { StepError } from './types.js';
 
@@ -16,6 +17,10 @@ export interface MigrationModule {
   source: string;
   up: unknown;
   down: unknown;
+  /** The project the module belongs to (nearest package.json), relative to the working directory. */
+  project: string;
+  /** What `this` is when the tool calls `up`/`down` (sequelize-cli and umzug call them as methods). */
+  holder?: object;
   /** Why the module could not be imported; its steps then fail with this. */
   loadError?: unknown;
 }
@@ -44,11 +49,13 @@ export async function readModuleFolder(
   }
   if (!names.length) throw new CannotCheck(`'${shownDir}' holds no ${tool.empty}.`);
   const modules: MigrationModule[] = [];
+  const project = path.relative(cwd, projectRoot(dir)) || '.';
   for (const name of names) {
     const file = path.join(dir, name);
     const found: MigrationModule = {
       name,
       file,
+      project,
       shown: path.join(shownDir, name),
       source: await readFile(file, 'utf8'),
       up: undefined,
@@ -58,6 +65,7 @@ export async function readModuleFolder(
       const mod = await importModule(file);
       found.up = exportOf(mod, 'up');
       found.down = exportOf(mod, 'down');
+      found.holder = holderOf(mod, 'up');
     } catch (error) {
       found.loadError = error;
     }
@@ -88,16 +96,22 @@ export function moduleMigration(
     async run(context) {
       if (typeof fn !== 'function') {
         throw new StepError(
-          mod.loadError
-            ? `the module does not load: ${messageOf(mod.loadError)}`
-            : `it does not export an ${direction} function`,
+          mod.loadError ? loadFailure(mod) : `it does not export an ${direction} function`,
           mod.shown,
           undefined,
           undefined,
-          { cause: mod.loadError },
+          { cause: mod.loadError, ranNothing: true },
         );
       }
-      await call(fn as (...args: unknown[]) => Promise<unknown>, context, direction);
+      // Called as a method of the module, as the tools call it; then wait for what it did not await.
+      const invoke = async (...args: unknown[]) => {
+        try {
+          return await (fn as (...a: unknown[]) => unknown).apply(mod.holder, args);
+        } finally {
+          await context.settle();
+        }
+      };
+      await call(invoke, context, direction);
     },
   });
   return {
@@ -111,4 +125,20 @@ export function moduleMigration(
       ? { down: step('down', mod.down) }
       : { noDown: 'no down function exported' }),
   };
+}
+
+/** Why a module did not load, with the fix when a package it imports is not installed. */
+function loadFailure(mod: MigrationModule): string {
+  const text = `the module does not load: ${messageOf(mod.loadError).split('\n')[0]}`;
+  const missing = missingPackage(mod.loadError);
+  if (!missing) return text;
+  return `${text}. Install the project's dependencies first (\`npm install\` in '${mod.project}'), so that '${missing}' resolves from the migrations folder`;
+}
+
+/** The nearest folder at or above `dir` with a package.json, else `dir`. */
+function projectRoot(dir: string): string {
+  for (let at = dir; ; at = path.dirname(at)) {
+    if (existsSync(path.join(at, 'package.json'))) return at;
+    if (path.dirname(at) === at) return dir;
+  }
 }

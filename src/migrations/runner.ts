@@ -3,7 +3,8 @@ import { Umzug, type UmzugStorage } from 'umzug';
 import { messageOf } from '../core/errors.js';
 import { formatDuration } from '../core/format.js';
 import { BookkeepingSchema } from './bookkeeping.js';
-import type { Migration, StepContext } from './types.js';
+import { driverErrorDetail } from './sql.js';
+import type { Migration, StepContext, StepNotice } from './types.js';
 import { StepError } from './types.js';
 
 /**
@@ -42,6 +43,29 @@ export interface StepOutcome {
   ms: number;
   error?: StepError;
   timedOut?: boolean;
+  /** What the step said besides its result (work it did not await, a history table it dropped). */
+  notices: StepNotice[];
+}
+
+/**
+ * Promises a migration starts and does not await can reject after nothing waits for them any more;
+ * without a listener Node would end the process with a stack trace. One listener for the process
+ * hands them to the step that is running, or to the next one.
+ */
+const strays: unknown[] = [];
+let listening = false;
+function collectUnhandledRejections(): void {
+  if (listening) return;
+  listening = true;
+  process.on('unhandledRejection', (reason) => {
+    strays.push(reason);
+  });
+}
+
+/** What a step left behind on the driver's queue: queries sent on our own client and not awaited. */
+function clientBusy(client: pg.Client | undefined): boolean {
+  const inner = client as unknown as { _activeQuery?: unknown; _queryQueue?: unknown[] } | undefined;
+  return !!inner?._activeQuery || (inner?._queryQueue?.length ?? 0) > 0;
 }
 
 export interface RunnerOptions {
@@ -64,6 +88,9 @@ export class Runner {
   private readonly storage = new TableStorage();
   private readonly shared = new Map<string, unknown>();
   private readonly releases: (() => Promise<void>)[] = [];
+  private readonly probes: (() => boolean)[] = [];
+  /** Notices of the step that is running. */
+  private notices: StepNotice[] = [];
   private readonly now: () => number;
 
   constructor(
@@ -82,12 +109,16 @@ export class Runner {
        CREATE TABLE IF NOT EXISTS ${BookkeepingSchema}.applied (seq serial, id text PRIMARY KEY)`,
     );
     this.client = client;
+    collectUnhandledRejections();
     const context = (): StepContext => ({
       client,
       databaseUrl: this.options.databaseUrl,
       signal: this.abort.signal,
       shared: this.shared,
       onClose: (release) => this.releases.push(release),
+      onBusy: (probe) => this.probes.push(probe),
+      settle: () => this.settle(),
+      notice: (notice) => this.notices.push(notice),
     });
     this.umzug = new Umzug<StepContext>({
       migrations: this.migrations.map((m) => ({
@@ -107,6 +138,47 @@ export class Runner {
       storage: this.storage,
       logger: undefined,
     });
+  }
+
+  /** True while queries a step started are still running on this database's connections. */
+  private busy(): boolean {
+    return (
+      clientBusy(this.client) ||
+      this.probes.some((probe) => {
+        try {
+          return probe();
+        } catch {
+          return false;
+        }
+      })
+    );
+  }
+
+  /**
+   * Waits until no query the step started is running any more (the step timeout still applies),
+   * and says so when some were: the migration tool would have recorded the step as done and moved
+   * on, or exited, with them still running.
+   */
+  private async settle(): Promise<void> {
+    // Let work the step started without awaiting reach its connection pool first.
+    await new Promise((resolve) => setImmediate(resolve));
+    if (!this.busy()) return;
+    while (this.busy() && !this.abort.signal.aborted) await new Promise((r) => setTimeout(r, 5));
+    this.notices.push({
+      severity: 'error',
+      message: `returned before its queries finished (a missing await?). The migration tool records the step as done when its function returns, and may exit with the queries cut off, leaving the database half-migrated. The check waited for them before going on. Return or await every promise the step starts (e.g. \`return queryInterface.sequelize.transaction(...)\`).`,
+    });
+  }
+
+  /** Rejections of promises nothing awaited, as notices of the step now running. */
+  private takeStrays(): void {
+    for (const reason of strays.splice(0)) {
+      this.notices.push({
+        severity: 'error',
+        message: `started work it did not await, and that work failed: ${messageOf(reason)}. The migration tool would not see this failure and would record the step as done. Await every promise the step starts.`,
+        ...(driverErrorDetail(reason) ? { detail: driverErrorDetail(reason) } : {}),
+      });
+    }
   }
 
   /** True when the migration's up step ran and its down step has not. */
@@ -134,6 +206,7 @@ export class Runner {
     const step = direction === 'up' ? migration.up : migration.down;
     const file = step?.file ?? migration.up.file;
     const started = this.now();
+    this.notices = [];
     let timedOut = false;
     let timer: NodeJS.Timeout | undefined;
     const work =
@@ -149,9 +222,13 @@ export class Runner {
         setTimeout(() => reject(new Error('timed out')), 5_000).unref();
       }, this.options.timeoutMs);
     });
+    const notices = () => {
+      this.takeStrays();
+      return this.notices;
+    };
     try {
       await Promise.race([work, deadline]);
-      return { ok: true, ms: this.now() - started };
+      return { ok: true, ms: this.now() - started, notices: notices() };
     } catch (error) {
       const ms = this.now() - started;
       if (timedOut) {
@@ -165,11 +242,17 @@ export class Runner {
             file,
             step?.line,
           ),
+          notices: notices(),
         };
       }
       const cause = (error as { cause?: unknown }).cause ?? error;
-      if (cause instanceof StepError) return { ok: false, ms, error: cause };
-      return { ok: false, ms, error: new StepError(messageOf(cause), file, undefined, undefined, { cause }) };
+      if (cause instanceof StepError) return { ok: false, ms, error: cause, notices: notices() };
+      return {
+        ok: false,
+        ms,
+        error: new StepError(messageOf(cause), file, undefined, undefined, { cause }),
+        notices: notices(),
+      };
     } finally {
       clearTimeout(timer);
     }

@@ -1,11 +1,13 @@
-import { createRequire } from 'node:module';
+import * as nodeModule from 'node:module';
+import { createRequire, Module } from 'node:module';
+import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { messageOf } from '../core/errors.js';
 import { type OrderRules, timestampVersions } from '../core/ordering.js';
 import { exportOf, importModule } from '../modules.js';
 import { moduleMigration, readModuleFolder } from './module-folder.js';
-import { describeDatabaseError } from './sql.js';
+import { driverErrorDetail } from './sql.js';
 import type { LoadedSet, StepContext } from './types.js';
 import { StepError } from './types.js';
 
@@ -48,16 +50,80 @@ async function sequelizeFor(dir: string): Promise<{ module: SequelizeModule; own
     // Not installed in the project: use the copy that comes with this tool.
   }
   const mod = (await import('sequelize')) as unknown as SequelizeModule & { default?: SequelizeModule };
-  return { module: { Sequelize: mod.Sequelize ?? mod.default?.Sequelize } as SequelizeModule, own: true };
+  const Sequelize = mod.Sequelize ?? mod.default?.Sequelize;
+  provideSequelize(mod.default ?? Sequelize);
+  return { module: { Sequelize } as SequelizeModule, own: true };
+}
+
+const Provided = Symbol.for('pg-migrate-verify.sequelize');
+
+/**
+ * Lets migrations that `require('sequelize')` (or import it) find the copy that comes with this
+ * tool when their project has none installed: only a lookup that would fail otherwise is answered.
+ * CommonJS through the resolver of `require`, ES modules through a resolve hook (Node 20.6+).
+ */
+function provideSequelize(exports: unknown): void {
+  const global = globalThis as Record<symbol, unknown>;
+  if (global[Provided]) return;
+  global[Provided] = exports;
+  const loader = Module as unknown as {
+    _resolveFilename: (request: string, ...rest: unknown[]) => string;
+    _cache: Record<string, unknown>;
+  };
+  // A key in require's cache, never a file: require returns the cached exports without reading it.
+  const id = path.join(os.tmpdir(), 'pg-migrate-verify', 'bundled-sequelize.cjs');
+  const entry = new Module(id);
+  Object.assign(entry, { filename: id, loaded: true, exports });
+  loader._cache[id] = entry;
+  const resolve = loader._resolveFilename;
+  loader._resolveFilename = function (this: unknown, request: string, ...rest: unknown[]) {
+    try {
+      return resolve.call(this, request, ...rest);
+    } catch (error) {
+      if (request === 'sequelize') return id;
+      throw error;
+    }
+  };
+  const { register } = nodeModule as { register?: (specifier: string) => void };
+  if (typeof register !== 'function') return;
+  const names = Object.keys(exports as object).filter(isBindingName);
+  const shim = [
+    `const s = globalThis[Symbol.for('pg-migrate-verify.sequelize')];`,
+    'export default s;',
+    names.length ? `export const { ${names.join(', ')} } = s;` : '',
+  ].join('\n');
+  const hooks = [
+    'export async function resolve(specifier, context, next) {',
+    '  try { return await next(specifier, context); }',
+    `  catch (error) { if (specifier === 'sequelize') return { url: ${JSON.stringify(`data:text/javascript,${encodeURIComponent(shim)}`)}, shortCircuit: true }; throw error; }`,
+    '}',
+  ].join('\n');
+  try {
+    register(`data:text/javascript,${encodeURIComponent(hooks)}`);
+  } catch {
+    // Hooks unavailable (an old Node, or a host that forbids them): CommonJS still finds the copy.
+  }
+}
+
+/** True when `name` can be an exported binding (`export const { name } = ...`). */
+function isBindingName(name: string): boolean {
+  if (!/^[A-Za-z_$][\w$]*$/.test(name) || name === 'default') return false;
+  try {
+    new Function(`let ${name};`);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Reads a sequelize-cli migrations folder: one module per migration, run in file-name order. */
 export async function loadSequelizeMigrations(dir: string, cwd: string): Promise<LoadedSet> {
+  // Before the modules load: one that requires 'sequelize' at load time must find a copy.
+  const library = await sequelizeFor(dir);
   const modules = await readModuleFolder(dir, cwd, (name) => MigrationFile.test(name), {
     name: 'sequelize-cli',
     empty: 'sequelize-cli migrations (.js, .cjs, .mjs or .ts files such as 20240101120000-create-users.js)',
   });
-  const library = sequelizeFor(dir);
   const versions = timestampVersions(modules.map((mod) => Timestamped.exec(mod.name)?.[1]));
   const migrations = modules.map((mod, index) =>
     moduleMigration(
@@ -65,23 +131,19 @@ export async function loadSequelizeMigrations(dir: string, cwd: string): Promise
       versions[index] ?? 0n,
       'sequelize-cli runs each migration outside a transaction of its own',
       async (fn, context, direction) => {
-        const { instance, Sequelize } = await connect(context, await library);
+        const { instance, Sequelize } = await connect(context, library);
         try {
           await fn(instance.getQueryInterface(), Sequelize);
         } catch (error) {
-          throw new StepError(messageOf(error), mod.shown, undefined, detailOf(error), { cause: error });
+          throw new StepError(messageOf(error), mod.shown, undefined, driverErrorDetail(error), {
+            cause: error,
+          });
         }
-        // What sequelize-cli records, so a database migrated by the tool reads like one migrated by sequelize-cli.
-        await context.client.query(
-          direction === 'up'
-            ? `INSERT INTO ${MetaTable} (name) VALUES ($1)`
-            : `DELETE FROM ${MetaTable} WHERE name = $1`,
-          [mod.name],
-        );
+        await record(context, mod.name, direction);
       },
     ),
   );
-  const { own } = await library;
+  const { own } = library;
   return {
     format: 'sequelize',
     layout: `sequelize-cli migrations (${modules.length} modules, sequelize ${own ? 'bundled with this tool' : 'from the project'})`,
@@ -91,6 +153,8 @@ export async function loadSequelizeMigrations(dir: string, cwd: string): Promise
     findings: [],
   };
 }
+
+const CreateMeta = `CREATE TABLE IF NOT EXISTS ${MetaTable} ("name" VARCHAR(255) NOT NULL UNIQUE, PRIMARY KEY ("name"))`;
 
 /** One Sequelize instance per database, as sequelize-cli has one per run. */
 async function connect(context: StepContext, library: { module: SequelizeModule; own: boolean }) {
@@ -107,17 +171,68 @@ async function connect(context: StepContext, library: { module: SequelizeModule;
     context.shared.set(key, instance);
     const created = instance;
     context.onClose(() => created.close());
-    await context.client.query(
-      `CREATE TABLE IF NOT EXISTS ${MetaTable} ("name" VARCHAR(255) NOT NULL UNIQUE, PRIMARY KEY ("name"))`,
-    );
+    // Queries still in its pool after a step returned were not awaited by the migration.
+    context.onBusy(() => poolBusy(created));
+    // The first connection also asks the server's version; after that, a query a step starts
+    // reaches the pool at once, so the probe above sees it.
+    await (created as unknown as { authenticate?: () => Promise<void> }).authenticate?.();
+    await context.client.query(CreateMeta);
+    context.shared.set(MetaKey, new Set<string>());
   }
   return { instance, Sequelize: library.module.Sequelize };
 }
 
-/** Postgres's own words from a Sequelize error (it wraps the driver's error in `parent`), and its SQL. */
-function detailOf(error: unknown): string | undefined {
-  const parent = (error as { parent?: Partial<pg.DatabaseError> }).parent;
-  const sql = (error as { sql?: string }).sql;
-  const parts = [parent && describeDatabaseError(parent), sql && `SQL: ${sql}`].filter(Boolean);
-  return parts.length ? parts.join('\n') : undefined;
+/** Connections of the Sequelize pool in use or waited for (sequelize-pool; read/write pools with replication). */
+function poolBusy(instance: unknown): boolean {
+  type Pool = { using?: number; waiting?: number; read?: Pool; write?: Pool };
+  const pool = (instance as { connectionManager?: { pool?: Pool } }).connectionManager?.pool;
+  const count = (p?: Pool): number =>
+    p ? (p.using ?? 0) + (p.waiting ?? 0) + count(p.read) + count(p.write) : 0;
+  return count(pool) > 0;
+}
+
+/** The names SequelizeMeta holds on this database, as we wrote them. */
+const MetaKey = 'sequelize:meta';
+
+/**
+ * What sequelize-cli records, so a database migrated by the tool reads like one migrated by
+ * sequelize-cli. A step that dropped SequelizeMeta (`dropAllTables()` drops it with the rest) finds
+ * what sequelize-cli finds: its storage creates the table again, empty, and records the step there.
+ */
+async function record(context: StepContext, name: string, direction: 'up' | 'down'): Promise<void> {
+  const meta = context.shared.get(MetaKey) as Set<string>;
+  const write = () =>
+    context.client.query(
+      direction === 'up'
+        ? `INSERT INTO ${MetaTable} (name) VALUES ($1)`
+        : `DELETE FROM ${MetaTable} WHERE name = $1`,
+      [name],
+    );
+  try {
+    await write();
+  } catch (error) {
+    if ((error as { code?: string }).code !== '42P01') throw error;
+    const forgotten = [...meta].filter((n) => n !== name);
+    meta.clear();
+    await context.client.query(CreateMeta);
+    await write();
+    context.notice(droppedMeta(direction, forgotten));
+  }
+  if (direction === 'up') meta.add(name);
+  else meta.delete(name);
+}
+
+function droppedMeta(direction: 'up' | 'down', forgotten: string[]) {
+  const what = `dropped SequelizeMeta, sequelize-cli's history table (\`queryInterface.dropAllTables()\` drops it with every other table in public)`;
+  const recreated = `sequelize-cli's storage creates it again, empty, when it records this ${direction === 'down' ? 'rollback' : 'migration'}`;
+  if (!forgotten.length)
+    return {
+      severity: 'note' as const,
+      message: `${what}. ${recreated}; no other migration was recorded there, so nothing is forgotten.`,
+    };
+  const names = forgotten.slice(0, 5).map((n) => `\`${n}\``);
+  return {
+    severity: 'error' as const,
+    message: `${what}. ${recreated}, and so forgets that ${forgotten.length === 1 ? 'an earlier migration' : `${forgotten.length} earlier migrations`} ran (${names.join(', ')}${forgotten.length > 5 ? ', ...' : ''}): the next \`db:migrate\` runs ${forgotten.length === 1 ? 'it' : 'them'} again. Drop only what this migration created.`,
+  };
 }

@@ -542,6 +542,16 @@ export function describeDatabaseError(e: Partial<pg.DatabaseError>): string | un
 }
 
 /**
+ * Postgres's own words from an error thrown by a driver or an ORM over it (Sequelize wraps the
+ * driver's error in `parent` and adds the `sql` it sent); undefined for errors from elsewhere.
+ */
+export function driverErrorDetail(error: unknown): string | undefined {
+  const e = error as { parent?: Partial<pg.DatabaseError>; sql?: string } & Partial<pg.DatabaseError>;
+  const parts = [describeDatabaseError(e.parent ?? e), e.sql && `SQL: ${e.sql}`].filter(Boolean);
+  return parts.length ? parts.join('\n') : undefined;
+}
+
+/**
  * Errors raised while executing (not parsing) carry no position. Re-run the statements one by one
  * in a transaction that is rolled back, to find which one fails. Only after a failure, so free otherwise.
  */

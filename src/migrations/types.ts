@@ -20,6 +20,25 @@ export interface StepContext {
   /** State a format keeps per database (e.g. a Sequelize instance), released by `onClose`. */
   shared: Map<string, unknown>;
   onClose(release: () => Promise<void>): void;
+  /** Registers a probe that is true while work on this database's connections is still running. */
+  onBusy(probe: () => boolean): void;
+  /**
+   * Called when the migration's own function has returned: waits for work it started and did not
+   * await (a missing `await`), bounded by the step timeout, and records a notice when there was any.
+   */
+  settle(): Promise<void>;
+  /** Something about the step the report should say; the step still counts as done. */
+  notice(notice: StepNotice): void;
+}
+
+/**
+ * What a step says besides succeeding: `error` is a finding against the migration, `note` a line in
+ * the set's notes. The message follows "`<id>` (<direction>) ", e.g. "dropped SequelizeMeta ...".
+ */
+export interface StepNotice {
+  severity: 'error' | 'note';
+  message: string;
+  detail?: string;
 }
 
 /** One direction of one migration. */
@@ -80,8 +99,11 @@ export class StepError extends Error {
     readonly line: number | undefined,
     /** The driver's or the runner's own words (Postgres message, detail, hint, command output). */
     readonly detail?: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; ranNothing?: boolean },
   ) {
     super(message, options);
+    this.ranNothing = options?.ranNothing ?? false;
   }
+  /** True when the step failed before it could change anything (its module did not load). */
+  readonly ranNothing: boolean;
 }

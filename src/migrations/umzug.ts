@@ -1,10 +1,9 @@
 import path from 'node:path';
-import type pg from 'pg';
 import { messageOf } from '../core/errors.js';
 import { type OrderRules, timestampVersions } from '../core/ordering.js';
 import { ModuleExtensions } from '../modules.js';
 import { moduleMigration, readModuleFolder } from './module-folder.js';
-import { describeDatabaseError } from './sql.js';
+import { driverErrorDetail } from './sql.js';
 import type { LoadedSet } from './types.js';
 import { StepError } from './types.js';
 
@@ -44,13 +43,9 @@ export async function loadUmzugMigrations(dir: string, cwd: string): Promise<Loa
         try {
           await fn({ name: mod.name, path: mod.file, context: context.client });
         } catch (error) {
-          throw new StepError(
-            messageOf(error),
-            mod.shown,
-            undefined,
-            describeDatabaseError(error as Partial<pg.DatabaseError>),
-            { cause: error },
-          );
+          throw new StepError(messageOf(error), mod.shown, undefined, driverErrorDetail(error), {
+            cause: error,
+          });
         }
       },
     ),
