@@ -47,6 +47,8 @@ export async function replayOnBase(
     databaseUrl: db.url,
     timeoutMs: settings.stepTimeoutMs,
     cancel: () => cancelQueries(server.adminUrl, db.name),
+    health: () => server.health(),
+    serverName: `PostgreSQL ${server.version} (${server.provider})`,
     now: edges.now,
   });
   try {

@@ -157,8 +157,14 @@ async function verifyAll(settings: Settings, edges: Edges): Promise<Report> {
     }
     return report({});
   } catch (error) {
-    const message = redactUrls(messageOf(error));
-    if (!(error instanceof CannotCheck)) edges.log.debug(redactUrls((error as Error)?.stack ?? message));
+    let message = redactUrls(messageOf(error));
+    if (!(error instanceof CannotCheck)) {
+      edges.log.debug(redactUrls((error as Error)?.stack ?? message));
+      // A server that died between steps (during a catalog read, an assertion) is the same fault.
+      const fault = await server?.health().catch(() => undefined);
+      if (fault)
+        message = `PostgreSQL ${fault.what} during the checks (${message}). That is a fault of the server the checks run on, not of the migrations.${fault.log ? ` Its log ends with:\n${fault.log}\n` : ' '}Run the check again.`;
+    }
     return report({ result: 'error', error: message });
   } finally {
     await server

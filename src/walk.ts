@@ -66,6 +66,8 @@ class Workspace {
       databaseUrl: db.url,
       timeoutMs: settings.stepTimeoutMs,
       cancel: () => cancelQueries(server.adminUrl, db.name),
+      health: () => server.health(),
+      serverName: `PostgreSQL ${server.version} (${server.provider})`,
       now: edges.now,
     });
     const catalog = new pg.Client({

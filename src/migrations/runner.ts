@@ -1,7 +1,9 @@
 import pg from 'pg';
 import { Umzug, type UmzugStorage } from 'umzug';
-import { messageOf } from '../core/errors.js';
+import { CannotCheck, messageOf } from '../core/errors.js';
+import { lostConnection, missingExtension } from '../core/faults.js';
 import { formatDuration } from '../core/format.js';
+import type { ServerFault } from '../postgres/types.js';
 import { BookkeepingSchema } from './bookkeeping.js';
 import { driverErrorDetail } from './sql.js';
 import type { Migration, StepContext, StepNotice } from './types.js';
@@ -74,6 +76,10 @@ export interface RunnerOptions {
   timeoutMs: number;
   /** Cancels whatever the step is running on the server (called on timeout). */
   cancel: () => Promise<void>;
+  /** Asked after a step fails: a server that died or restarted is not the migration's fault. */
+  health?: () => Promise<ServerFault | undefined>;
+  /** The server, for messages: `PostgreSQL 15.18 (binaries)`. */
+  serverName?: string;
   now?: () => number;
 }
 
@@ -181,6 +187,52 @@ export class Runner {
     }
   }
 
+  /**
+   * A failure that is the environment's, not the migration's: an extension the server lacks, a
+   * server that exited or restarted, a session something else ended. Undefined otherwise.
+   */
+  private async environmentFault(
+    migration: Migration,
+    direction: 'up' | 'down',
+    error: unknown,
+  ): Promise<CannotCheck | undefined> {
+    const cause = (error as { cause?: unknown }).cause ?? error;
+    const step = `\`${migration.id}\` (${direction})`;
+    const text = [messageOf(cause), cause instanceof StepError ? cause.detail : driverErrorDetail(cause)]
+      .filter(Boolean)
+      .join('\n');
+    const server = this.options.serverName ?? 'the PostgreSQL server';
+    const extension = missingExtension(text);
+    if (extension) {
+      const image = /^postgis/i.test(extension) ? ' (e.g. `postgis/postgis:16-3.4`)' : ' that ships it';
+      return new CannotCheck(
+        `${step} needs the extension "${extension}", which ${server}, where the checks run, does not have. That is not a fault of the migration. Run the check on a server that has it: \`postgres: docker\` with \`postgres-image\`${image}, or a workflow \`services:\` container with the extension and \`database-url\`.`,
+        { cause },
+      );
+    }
+    const lost = lostConnection(cause as { code?: unknown; message?: string }, text);
+    // The session can drop before the server's exit or restart is visible: give it a moment.
+    const deadline = this.now() + (lost ? 3_000 : 0);
+    let fault = await this.options.health?.().catch(() => undefined);
+    while (!fault && lost && this.options.health && this.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      fault = await this.options.health().catch(() => undefined);
+    }
+    if (fault) {
+      return new CannotCheck(
+        `PostgreSQL ${fault.what} during ${step}. That is a fault of the server the checks run on, not of the migration, so the run stopped there.${fault.log ? ` Its log ends with:\n${fault.log}\n` : ' '}If it ran out of memory, give the job more memory or check fewer sets at once; then run the check again.`,
+        { cause },
+      );
+    }
+    if (lost) {
+      return new CannotCheck(
+        `The connection to PostgreSQL was closed during ${step} (${messageOf(cause)}), though the server is still up: something outside the migration ended the session (an administrator, a pooler, an idle timeout). Run the check again.`,
+        { cause },
+      );
+    }
+    return undefined;
+  }
+
   /** True when the migration's up step ran and its down step has not. */
   isApplied(id: string): boolean {
     return this.storage.has(id);
@@ -231,6 +283,8 @@ export class Runner {
       return { ok: true, ms: this.now() - started, notices: notices() };
     } catch (error) {
       const ms = this.now() - started;
+      const fault = await this.environmentFault(migration, direction, error);
+      if (fault) throw fault;
       if (timedOut) {
         this.abort = new AbortController();
         return {

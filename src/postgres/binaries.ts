@@ -1,6 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, constants, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, constants, existsSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
 import {
   access,
   chown,
@@ -373,6 +373,26 @@ async function spawnAndWait(
   }
 }
 
+/** What the postmaster logs when a server process dies abnormally and it resets the cluster. */
+const CrashRestart = /\(PID \d+\) (?:was terminated by|exited with exit code (?:[2-9]|\d{2,}))/;
+
+function logSize(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** The log from byte `offset` on. */
+function logSince(file: string, offset: number): string {
+  try {
+    return readFileSync(file).subarray(offset).toString('utf8');
+  } catch {
+    return '';
+  }
+}
+
 function tail(file: string, lines = 15): string {
   try {
     return readFileSync(file, 'utf8').trim().split('\n').slice(-lines).join('\n');
@@ -590,6 +610,9 @@ export async function startBinaries(options: BinariesOptions): Promise<StartedPo
     const { version, major } = await serverVersion(adminUrl);
     factory.current = new DatabaseFactory(adminUrl);
     const databases = factory.current;
+    const running = child;
+    // What the log says from here on is about the checks, not about starting; a restart is told once.
+    let readFrom = logSize(logFile);
     return {
       provider: 'binaries',
       version,
@@ -597,6 +620,27 @@ export async function startBinaries(options: BinariesOptions): Promise<StartedPo
       adminUrl,
       createDatabase: (o) => databases.create(o),
       stop,
+      async health() {
+        if (stopped) return undefined;
+        if (running.exitCode !== null || running.signalCode !== null) {
+          return {
+            what: `exited (${running.signalCode ? `killed by ${running.signalCode}` : `exit code ${running.exitCode}`})`,
+            log: tail(logFile),
+          };
+        }
+        // A server process killed (the out-of-memory killer's usual victim) makes the postmaster end
+        // every session and start over: the server is up again, but every session was lost.
+        const since = logSince(logFile, readFrom);
+        const crash = CrashRestart.exec(since);
+        if (crash) {
+          readFrom += Buffer.byteLength(since.slice(0, crash.index + crash[0].length));
+          return {
+            what: 'restarted after one of its processes was killed (by the out-of-memory killer, or by hand), ending every session',
+            log: tail(logFile),
+          };
+        }
+        return undefined;
+      },
     };
   } catch (error) {
     await stop();

@@ -32,8 +32,13 @@ export class DatabaseFactory {
   private async client(): Promise<pg.Client> {
     if (!this.admin) {
       const client = new pg.Client({ connectionString: this.adminUrl });
-      // A server stopped under us must not crash the process through an unhandled 'error' event.
-      client.on('error', () => {});
+      // A server stopped under us must not crash the process through an unhandled 'error' event;
+      // a session it ended (a restart after a crash) is replaced on the next use.
+      const forget = () => {
+        if (this.admin === client) this.admin = undefined;
+      };
+      client.on('error', forget);
+      client.on('end', forget);
       await client.connect();
       this.admin = client;
     }
@@ -70,8 +75,14 @@ export class DatabaseFactory {
 }
 
 /** `server_version` of the server at `url`, and its major. */
-export async function serverVersion(url: string): Promise<{ version: string; major: number }> {
-  const client = new pg.Client({ connectionString: url });
+export async function serverVersion(
+  url: string,
+  timeoutMs?: number,
+): Promise<{ version: string; major: number }> {
+  const client = new pg.Client({
+    connectionString: url,
+    ...(timeoutMs ? { connectionTimeoutMillis: timeoutMs, query_timeout: timeoutMs } : {}),
+  });
   client.on('error', () => {});
   await client.connect();
   try {

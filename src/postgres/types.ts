@@ -10,6 +10,16 @@ export interface StartedPostgres {
   createDatabase(options?: { template?: string; name?: string }): Promise<ScratchDatabase>;
   /** Stops the server (or drops the scratch databases on a given one) and removes every temp file. */
   stop(): Promise<void>;
+  /** Undefined while the server is fine; else what happened to it (it exited, crashed, does not answer). */
+  health(): Promise<ServerFault | undefined>;
+}
+
+/** What went wrong with a server under the checks, for a "could not check" message. */
+export interface ServerFault {
+  /** Follows "PostgreSQL ": `exited (killed by SIGKILL)`, `does not answer (...)`. */
+  what: string;
+  /** The last lines of its log, where the tool has it. */
+  log?: string;
 }
 
 export interface ScratchDatabase {

@@ -52,5 +52,13 @@ export async function useServer(
       await databases.close();
       await onStop?.();
     },
+    async health() {
+      try {
+        await serverVersion(url, 5_000);
+        return undefined;
+      } catch (error) {
+        return { what: `does not answer at '${redactUrls(url)}' (${redactUrls(messageOf(error))})` };
+      }
+    },
   };
 }
