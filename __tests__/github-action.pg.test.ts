@@ -10,7 +10,6 @@ import { repoRoot, startTestServer } from './helpers/postgres.js';
 
 let server: StartedPostgres;
 let github: GitHubServer;
-let runner: string;
 const dirs: string[] = [];
 
 beforeAll(async () => {
@@ -23,8 +22,6 @@ afterAll(async () => {
 beforeEach(async () => {
   github = new GitHubServer();
   await github.start();
-  runner = await tempDir('pgmv-runner-');
-  dirs.push(runner);
 });
 afterEach(async () => {
   await github.stop();
@@ -37,8 +34,12 @@ afterEach(async () => {
 async function action(
   fixture: string,
   event: 'pull_request' | 'push',
+  inputs: NodeJS.ProcessEnv = {},
 ): Promise<{ status: number | null; stdout: string; summary: string }> {
-  const eventFile = path.join(runner, 'event.json');
+  // Each job of a matrix has its own runner directory.
+  const job = await tempDir('pgmv-job-');
+  dirs.push(job);
+  const eventFile = path.join(job, 'event.json');
   await writeFile(
     eventFile,
     JSON.stringify(
@@ -47,13 +48,13 @@ async function action(
         : { ref: 'refs/heads/release' },
     ),
   );
-  const summary = path.join(runner, 'summary.md');
+  const summary = path.join(job, 'summary.md');
   await writeFile(summary, '');
-  await writeFile(path.join(runner, 'output'), '');
+  await writeFile(path.join(job, 'output'), '');
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
-    TMPDIR: runner,
+    TMPDIR: job,
     GITHUB_ACTIONS: 'true',
     GITHUB_EVENT_NAME: event,
     GITHUB_EVENT_PATH: eventFile,
@@ -63,13 +64,14 @@ async function action(
     GITHUB_SERVER_URL: 'https://github.com',
     GITHUB_API_URL: github.url,
     GITHUB_WORKSPACE: repoRoot,
-    GITHUB_OUTPUT: path.join(runner, 'output'),
+    GITHUB_OUTPUT: path.join(job, 'output'),
     GITHUB_STEP_SUMMARY: summary,
-    RUNNER_TEMP: runner,
+    RUNNER_TEMP: job,
     'INPUT_MIGRATIONS-DIR': `fixtures/${fixture}`,
     'INPUT_DATABASE-URL': server.adminUrl,
     'INPUT_GITHUB-TOKEN': 'ghs_test',
     INPUT_COMMENT: 'true',
+    ...inputs,
   };
   const child = spawn(process.execPath, [path.join(repoRoot, 'dist', 'index.js')], { env, cwd: repoRoot });
   let stdout = '';
@@ -103,6 +105,33 @@ describe('the Action on GitHub (dist/index.js against a local API)', () => {
     expect(second.status).toBe(1);
     expect(second.stdout).toContain('Pull request comment for fixtures/sql-golang-leftovers: unchanged.');
     expect(writes()).toHaveLength(1);
+  });
+
+  test('a Postgres version matrix: two jobs at once, each verdict in its own comment', async () => {
+    // Real servers of both majors (binaries), as two jobs of `strategy.matrix.postgres` would start.
+    const job = (major: string) =>
+      action('sql-postgres17-syntax', 'pull_request', {
+        'INPUT_DATABASE-URL': '',
+        INPUT_POSTGRES: 'binaries',
+        'INPUT_POSTGRES-VERSION': major,
+      });
+    const [old, current] = await Promise.all([job('15'), job('17')]);
+    expect(old.status).toBe(1);
+    expect(current.status).toBe(0);
+    const verdicts = github.comments
+      .map((c) => [parseMarker(c.body)?.major, parseMarker(c.body)?.result, c.body.split('\n')[0]])
+      .sort();
+    expect(verdicts).toEqual([
+      [15, 'failed', '## pg-migrate-verify on PostgreSQL 15: ❌ failed'],
+      [17, 'passed', '## pg-migrate-verify on PostgreSQL 17: ✅ passed'],
+    ]);
+    expect(old.stdout).toContain(
+      'Pull request comment for fixtures/sql-postgres17-syntax on PostgreSQL 15: created.',
+    );
+    // Run again: each job finds its own comment and leaves it as it is.
+    const [again] = await Promise.all([job('15'), job('17')]);
+    expect(again.stdout).toContain('on PostgreSQL 15: unchanged.');
+    expect(github.comments).toHaveLength(2);
   });
 
   test('a token that may not write: a warning naming the permission, and the exit status of the findings', async () => {

@@ -63,12 +63,12 @@ const failure: Finding = {
 };
 
 /** What the Action does for one set: digest of the timing-free rendering, body with marker. */
-async function post(r: Report, set = 'db') {
+async function post(r: Report, set = 'db', major?: number) {
   const part = reportForSet(r, set);
   const digest = JSON.stringify(stableReport(part)).length.toString(16).padStart(4, '0') + part.result.length;
-  return upsertComment(octokit(), pr, set, (previous) => ({
+  return upsertComment(octokit(), pr, { set, major }, (previous) => ({
     digest,
-    body: commentBody(part, { set, digest, result: part.result }, { previous }),
+    body: commentBody(part, { set, major, digest, result: part.result }, { previous, major }),
   }));
 }
 
@@ -120,6 +120,27 @@ describe('the sticky comment, against a local GitHub', () => {
     await post(report('failed', [failure]));
     expect(await post(report('passed'))).toBe('updated');
     expect(github.comments).toHaveLength(1);
+  });
+
+  test('a version matrix: one comment per requested major, each updated by its own job only', async () => {
+    // A comment of an earlier release (no major in its marker) belongs to runs that ask for none.
+    github.add(`old\n${markerOf({ set: 'db', digest: '0000', result: 'failed' })}`, 'github-actions[bot]');
+    await Promise.all([post(report('failed', [failure]), 'db', 14), post(report('passed'), 'db', 15)]);
+    // Both jobs ran at once: which comment was created first is up to them.
+    const byMajor = (major?: number) => github.comments.find((c) => parseMarker(c.body)?.major === major);
+    expect(github.comments).toHaveLength(3);
+    expect(parseMarker(byMajor(undefined)?.body)?.result).toBe('failed');
+    expect(byMajor(14)?.body).toContain('## pg-migrate-verify on PostgreSQL 14: ❌ failed');
+    expect(byMajor(15)?.body).toContain('## pg-migrate-verify on PostgreSQL 15: ✅ passed');
+    // The 14 job is fixed: only its own comment changes.
+    expect(await post(report('passed'), 'db', 14)).toBe('updated');
+    expect(parseMarker(byMajor(14)?.body)?.result).toBe('passed');
+    expect(parseMarker(byMajor(undefined)?.body)?.result).toBe('failed');
+    expect(byMajor(15)?.body).not.toContain('Fixed');
+    // A run without postgres-version keeps using the comment without a major.
+    expect(await post(report('passed'))).toBe('updated');
+    expect(github.comments).toHaveLength(3);
+    expect(parseMarker(byMajor(undefined)?.body)?.result).toBe('passed');
   });
 
   test('one comment per migration set', async () => {

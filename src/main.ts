@@ -69,10 +69,12 @@ export async function run(): Promise<void> {
     if (!(error instanceof CannotCheck)) log.debug((error as Error)?.stack ?? String(error));
     report = errorReport(redactUrls(messageOf(error)));
   }
+  const major = settings ? settings.postgresVersion : Number(raw[Inputs.PostgresVersion]) || undefined;
   await publish(report, {
     workingDirectory: settings?.workingDirectory,
     comment: settings?.comment ?? raw[Inputs.Comment]?.toLowerCase() !== 'false',
     token: raw[Inputs.GithubToken],
+    major,
   });
 }
 
@@ -142,7 +144,7 @@ function annotate(report: Report, ctx: RunContext): void {
     );
 }
 
-async function comment(report: Report, ctx: RunContext, token: string): Promise<void> {
+async function comment(report: Report, ctx: RunContext, token: string, major?: number): Promise<void> {
   if (!ctx.pr || !ctx.owner || !ctx.repo) {
     core.info('Not a pull request: no comment (the job summary has the report).');
     return;
@@ -150,7 +152,7 @@ async function comment(report: Report, ctx: RunContext, token: string): Promise<
   const pr = { owner: ctx.owner, repo: ctx.repo, number: ctx.pr };
   const fileUrl = (file: string, line?: number) =>
     `${ctx.serverUrl}/${ctx.owner}/${ctx.repo}/blob/${ctx.sha}/${repoPath(ctx, file)}${line ? `#L${line}` : ''}`;
-  const options = { fileUrl, summaryUrl: ctx.runUrl };
+  const options = { fileUrl, summaryUrl: ctx.runUrl, major };
   const octokit = getOctokit(token);
   // One comment per migration set; a run that could not check at all has one for the whole run.
   const names = report.sets.length ? report.sets.map((s) => s.name) : [''];
@@ -161,11 +163,17 @@ async function comment(report: Report, ctx: RunContext, token: string): Promise<
       .digest('hex')
       .slice(0, 16);
     try {
-      const done = await upsertComment(octokit, pr, name, (previous) => ({
+      const done = await upsertComment(octokit, pr, { set: name, major }, (previous) => ({
         digest,
-        body: commentBody(part, { set: name, digest, result: part.result }, { ...options, previous }),
+        body: commentBody(
+          part,
+          { set: name, ...(major ? { major } : {}), digest, result: part.result },
+          { ...options, previous },
+        ),
       }));
-      core.info(`Pull request comment${name ? ` for ${name}` : ''}: ${done}.`);
+      core.info(
+        `Pull request comment${name ? ` for ${name}` : ''}${major ? ` on PostgreSQL ${major}` : ''}: ${done}.`,
+      );
     } catch (error) {
       const status = (error as { status?: number }).status;
       core.warning(
@@ -180,11 +188,12 @@ async function comment(report: Report, ctx: RunContext, token: string): Promise<
 
 async function publish(
   report: Report,
-  options: { workingDirectory?: string; comment: boolean; token?: string },
+  options: { workingDirectory?: string; comment: boolean; token?: string; major?: number },
 ): Promise<void> {
   core.info(renderSummary(report));
   const ctx = await runContext(options.workingDirectory ?? process.env.GITHUB_WORKSPACE ?? process.cwd());
   const markdown = renderMarkdown(report, {
+    major: options.major,
     ...(ctx.owner && ctx.sha
       ? {
           fileUrl: (file: string, line?: number) =>
@@ -209,7 +218,7 @@ async function publish(
     }
   }
   annotate(report, ctx);
-  if (options.comment && options.token) await comment(report, ctx, options.token);
+  if (options.comment && options.token) await comment(report, ctx, options.token, options.major);
   const failing = report.findings.filter((f) => f.severity === 'error').length;
   core.setOutput('result', report.result);
   core.setOutput('findings', String(report.findings.length));

@@ -32596,7 +32596,7 @@ function extend(target) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cli_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(44493);
+/* harmony import */ var _cli_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(29503);
 
 process.exitCode = await (0,_cli_js__WEBPACK_IMPORTED_MODULE_0__/* .runCli */ .a)(process.argv.slice(2));
 
@@ -32605,7 +32605,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 44493:
+/***/ 29503:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -32851,13 +32851,13 @@ function markdown_location(f, options) {
     return url ? `[${text}](${url})` : text;
 }
 /** Verdict and counts: the first lines of every rendering. */
-function renderHeader(report) {
+function renderHeader(report, options = {}) {
     const out = [];
     const errors = report.findings.filter((f) => f.severity === 'error').length;
     const warnings = report.findings.length - errors;
     const migrations = report.sets.reduce((n, s) => n + s.migrations.length, 0);
     const verdict = report.result === 'passed' ? '✅ passed' : report.result === 'failed' ? '❌ failed' : '⚠️ could not check';
-    out.push(`## pg-migrate-verify: ${verdict}`, '');
+    out.push(`## pg-migrate-verify${options.major ? ` on PostgreSQL ${options.major}` : ''}: ${verdict}`, '');
     const failingChecks = CheckIds.filter((c) => report.findings.some((f) => f.check === c && f.severity === 'error'));
     const facts = [
         `${plural(migrations, 'migration')} checked`,
@@ -32878,7 +32878,7 @@ function renderFindingLine(f, options = {}) {
 }
 /** Renders the whole report as GitHub-flavoured Markdown: verdict and counts first, details collapsed. */
 function renderMarkdown(report, options = {}) {
-    const out = renderHeader(report);
+    const out = renderHeader(report, options);
     for (const set of report.sets) {
         const failing = new Set(report.findings
             .filter((f) => f.set === set.name && f.severity === 'error' && f.migration)
@@ -33148,8 +33148,14 @@ class DatabaseFactory {
     async client() {
         if (!this.admin) {
             const client = new esm.Client({ connectionString: this.adminUrl });
-            // A server stopped under us must not crash the process through an unhandled 'error' event.
-            client.on('error', () => { });
+            // A server stopped under us must not crash the process through an unhandled 'error' event;
+            // a session it ended (a restart after a crash) is replaced on the next use.
+            const forget = () => {
+                if (this.admin === client)
+                    this.admin = undefined;
+            };
+            client.on('error', forget);
+            client.on('end', forget);
             await client.connect();
             this.admin = client;
         }
@@ -33182,8 +33188,11 @@ class DatabaseFactory {
     }
 }
 /** `server_version` of the server at `url`, and its major. */
-async function serverVersion(url) {
-    const client = new esm.Client({ connectionString: url });
+async function serverVersion(url, timeoutMs) {
+    const client = new esm.Client({
+        connectionString: url,
+        ...(timeoutMs ? { connectionTimeoutMillis: timeoutMs, query_timeout: timeoutMs } : {}),
+    });
     client.on('error', () => { });
     await client.connect();
     try {
@@ -33519,6 +33528,25 @@ async function spawnAndWait(file, args, runAs, logFile) {
         (0,external_node_fs_.closeSync)(fd);
     }
 }
+/** What the postmaster logs when a server process dies abnormally and it resets the cluster. */
+const CrashRestart = /\(PID \d+\) (?:was terminated by|exited with exit code (?:[2-9]|\d{2,}))/;
+function logSize(file) {
+    try {
+        return (0,external_node_fs_.statSync)(file).size;
+    }
+    catch {
+        return 0;
+    }
+}
+/** The log from byte `offset` on. */
+function logSince(file, offset) {
+    try {
+        return (0,external_node_fs_.readFileSync)(file).subarray(offset).toString('utf8');
+    }
+    catch {
+        return '';
+    }
+}
 function tail(file, lines = 15) {
     try {
         return (0,external_node_fs_.readFileSync)(file, 'utf8').trim().split('\n').slice(-lines).join('\n');
@@ -33713,6 +33741,9 @@ async function startBinaries(options) {
         const { version, major } = await serverVersion(adminUrl);
         factory.current = new DatabaseFactory(adminUrl);
         const databases = factory.current;
+        const running = child;
+        // What the log says from here on is about the checks, not about starting; a restart is told once.
+        let readFrom = logSize(logFile);
         return {
             provider: 'binaries',
             version,
@@ -33720,6 +33751,28 @@ async function startBinaries(options) {
             adminUrl,
             createDatabase: (o) => databases.create(o),
             stop,
+            async health() {
+                if (stopped)
+                    return undefined;
+                if (running.exitCode !== null || running.signalCode !== null) {
+                    return {
+                        what: `exited (${running.signalCode ? `killed by ${running.signalCode}` : `exit code ${running.exitCode}`})`,
+                        log: tail(logFile),
+                    };
+                }
+                // A server process killed (the out-of-memory killer's usual victim) makes the postmaster end
+                // every session and start over: the server is up again, but every session was lost.
+                const since = logSince(logFile, readFrom);
+                const crash = CrashRestart.exec(since);
+                if (crash) {
+                    readFrom += Buffer.byteLength(since.slice(0, crash.index + crash[0].length));
+                    return {
+                        what: 'restarted after one of its processes was killed (by the out-of-memory killer, or by hand), ending every session',
+                        log: tail(logFile),
+                    };
+                }
+                return undefined;
+            },
         };
     }
     catch (error) {
@@ -33790,6 +33843,15 @@ async function useServer(url, provider = 'url', onStop) {
             await databases.dropAll();
             await databases.close();
             await onStop?.();
+        },
+        async health() {
+            try {
+                await serverVersion(url, 5_000);
+                return undefined;
+            }
+            catch (error) {
+                return { what: `does not answer at '${redactUrls(url)}' (${redactUrls(messageOf(error))})` };
+            }
         },
     };
 }
@@ -46905,7 +46967,36 @@ function firstParameter(source) {
 
 // EXTERNAL MODULE: ./node_modules/umzug/lib/index.js
 var umzug_lib = __nccwpck_require__(21252);
+;// CONCATENATED MODULE: ./src/core/faults.ts
+/**
+ * Faults of the environment that show up as a failing step: the migration is not to blame, so
+ * they end the run as "could not check" (exit 2), never as findings.
+ */
+/** The extension a step needs and the server lacks, from the error's text; undefined otherwise. */
+function missingExtension(text) {
+    // PostgreSQL 15+: `extension "postgis" is not available`; 14 and older name the control file.
+    const name = /extension "([^"]+)" is not available/.exec(text)?.[1] ??
+        /could not open extension control file "[^"]*?\/([^/"]+)\.control"/.exec(text)?.[1] ??
+        /could not access file "\$libdir\/([^"]+)"/.exec(text)?.[1];
+    return name;
+}
+/** SQLSTATEs of a session the server ended or could not give: admin or crash shutdown, connection failures. */
+const LostCodes = new Set(['57P01', '57P02', '57P03', '08000', '08003', '08006']);
+/**
+ * True when the error says the session to the server was lost (the server stopped, crashed or
+ * ended the session), from the driver's code or the text any client prints (node-postgres,
+ * psycopg2, libpq).
+ */
+function lostConnection(error, text = '') {
+    if (typeof error.code === 'string' && LostCodes.has(error.code))
+        return true;
+    if (error.code === 'ECONNRESET' || error.code === 'ECONNREFUSED' || error.code === 'EPIPE')
+        return true;
+    return /Connection terminated unexpectedly|server closed the connection unexpectedly|terminating connection (?:due to|because of)|the database system is (?:shutting down|starting up|in recovery mode)|Client has encountered a connection error|connect ECONNREFUSED|read ECONNRESET/i.test(`${error.message ?? ''}\n${text}`);
+}
+
 ;// CONCATENATED MODULE: ./src/migrations/runner.ts
+
 
 
 
@@ -47062,6 +47153,38 @@ class Runner {
             });
         }
     }
+    /**
+     * A failure that is the environment's, not the migration's: an extension the server lacks, a
+     * server that exited or restarted, a session something else ended. Undefined otherwise.
+     */
+    async environmentFault(migration, direction, error) {
+        const cause = error.cause ?? error;
+        const step = `\`${migration.id}\` (${direction})`;
+        const text = [messageOf(cause), cause instanceof StepError ? cause.detail : driverErrorDetail(cause)]
+            .filter(Boolean)
+            .join('\n');
+        const server = this.options.serverName ?? 'the PostgreSQL server';
+        const extension = missingExtension(text);
+        if (extension) {
+            const image = /^postgis/i.test(extension) ? ' (e.g. `postgis/postgis:16-3.4`)' : ' that ships it';
+            return new CannotCheck(`${step} needs the extension "${extension}", which ${server}, where the checks run, does not have. That is not a fault of the migration. Run the check on a server that has it: \`postgres: docker\` with \`postgres-image\`${image}, or a workflow \`services:\` container with the extension and \`database-url\`.`, { cause });
+        }
+        const lost = lostConnection(cause, text);
+        // The session can drop before the server's exit or restart is visible: give it a moment.
+        const deadline = this.now() + (lost ? 3_000 : 0);
+        let fault = await this.options.health?.().catch(() => undefined);
+        while (!fault && lost && this.options.health && this.now() < deadline) {
+            await new Promise((r) => setTimeout(r, 50));
+            fault = await this.options.health().catch(() => undefined);
+        }
+        if (fault) {
+            return new CannotCheck(`PostgreSQL ${fault.what} during ${step}. That is a fault of the server the checks run on, not of the migration, so the run stopped there.${fault.log ? ` Its log ends with:\n${fault.log}\n` : ' '}If it ran out of memory, give the job more memory or check fewer sets at once; then run the check again.`, { cause });
+        }
+        if (lost) {
+            return new CannotCheck(`The connection to PostgreSQL was closed during ${step} (${messageOf(cause)}), though the server is still up: something outside the migration ended the session (an administrator, a pooler, an idle timeout). Run the check again.`, { cause });
+        }
+        return undefined;
+    }
     /** True when the migration's up step ran and its down step has not. */
     isApplied(id) {
         return this.storage.has(id);
@@ -47110,6 +47233,9 @@ class Runner {
         }
         catch (error) {
             const ms = this.now() - started;
+            const fault = await this.environmentFault(migration, direction, error);
+            if (fault)
+                throw fault;
             if (timedOut) {
                 this.abort = new AbortController();
                 return {
@@ -47172,6 +47298,8 @@ async function replayOnBase(plan, fresh, exclusions, server, settings, edges, fi
         databaseUrl: db.url,
         timeoutMs: settings.stepTimeoutMs,
         cancel: () => cancelQueries(server.adminUrl, db.name),
+        health: () => server.health(),
+        serverName: `PostgreSQL ${server.version} (${server.provider})`,
         now: edges.now,
     });
     try {
@@ -47352,6 +47480,8 @@ class Workspace {
             databaseUrl: db.url,
             timeoutMs: settings.stepTimeoutMs,
             cancel: () => cancelQueries(server.adminUrl, db.name),
+            health: () => server.health(),
+            serverName: `PostgreSQL ${server.version} (${server.provider})`,
             now: edges.now,
         });
         const catalog = new esm.Client({
@@ -47819,9 +47949,14 @@ async function verifyAll(settings, edges) {
         return report({});
     }
     catch (error) {
-        const message = redactUrls(messageOf(error));
-        if (!(error instanceof CannotCheck))
+        let message = redactUrls(messageOf(error));
+        if (!(error instanceof CannotCheck)) {
             edges.log.debug(redactUrls(error?.stack ?? message));
+            // A server that died between steps (during a catalog read, an assertion) is the same fault.
+            const fault = await server?.health().catch(() => undefined);
+            if (fault)
+                message = `PostgreSQL ${fault.what} during the checks (${message}). That is a fault of the server the checks run on, not of the migrations.${fault.log ? ` Its log ends with:\n${fault.log}\n` : ' '}Run the check again.`;
+        }
         return report({ result: 'error', error: message });
     }
     finally {

@@ -4,23 +4,39 @@ import type { Report, Result } from './report.js';
 /** GitHub refuses comment bodies longer than this many characters. */
 export const CommentLimit = 65_536;
 
-const MarkerPattern = /<!-- pg-migrate-verify set="([^"]*)" digest="([0-9a-f]*)" result="(\w+)" -->/;
+const MarkerPattern =
+  /<!-- pg-migrate-verify set="([^"]*)"(?: major="(\d*)")? digest="([0-9a-f]*)" result="(\w+)" -->/;
 
-/** What the hidden marker in our comment says: which set, which content, which verdict. */
+/**
+ * What the hidden marker in our comment says: which set, which Postgres major was asked for (a
+ * version matrix has one comment per major), which content, which verdict.
+ */
 export interface Marker {
   set: string;
+  /** The requested `postgres-version`; undefined when the run did not ask for one. */
+  major?: number;
   digest: string;
   result: Result;
 }
 
 export function markerOf(marker: Marker): string {
-  return `<!-- pg-migrate-verify set="${encodeURIComponent(marker.set)}" digest="${marker.digest}" result="${marker.result}" -->`;
+  return `<!-- pg-migrate-verify set="${encodeURIComponent(marker.set)}"${marker.major ? ` major="${marker.major}"` : ''} digest="${marker.digest}" result="${marker.result}" -->`;
 }
 
 export function parseMarker(body: string | undefined | null): Marker | undefined {
   const m = MarkerPattern.exec(body ?? '');
   if (!m) return undefined;
-  return { set: decodeURIComponent(m[1] ?? ''), digest: m[2] ?? '', result: (m[3] ?? 'error') as Result };
+  return {
+    set: decodeURIComponent(m[1] ?? ''),
+    ...(m[2] ? { major: Number(m[2]) } : {}),
+    digest: m[3] ?? '',
+    result: (m[4] ?? 'error') as Result,
+  };
+}
+
+/** True when a comment's marker is the one for this set and requested major. */
+export function sameComment(marker: Marker | undefined, set: string, major: number | undefined): boolean {
+  return !!marker && marker.set === set && marker.major === major;
 }
 
 /** The report of one migration set: what its own comment shows. */
@@ -81,7 +97,7 @@ function shortened(
   limit: number,
   options: RenderOptions & { summaryUrl?: string },
 ): string {
-  const head = renderHeader(report).join('\n').trimEnd();
+  const head = renderHeader(report, options).join('\n').trimEnd();
   const pointer = `The full report is too long for a comment: ${options.summaryUrl ? `see the [job summary](${options.summaryUrl})` : 'see the job summary of this run'}.`;
   const errors = report.findings.filter((f) => f.severity === 'error');
   const lines: string[] = [];

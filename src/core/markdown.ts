@@ -59,6 +59,8 @@ function status(m: MigrationReport, failing: Set<string>, warned: Set<string>): 
 export interface RenderOptions {
   /** URL of a file (and line) in the repository; without it, files are plain code. */
   fileUrl?: (file: string, line?: number) => string;
+  /** The Postgres major the run was asked for (a version matrix): named in the title. */
+  major?: number;
 }
 
 function location(f: Finding, options: RenderOptions): string {
@@ -72,14 +74,14 @@ function location(f: Finding, options: RenderOptions): string {
 }
 
 /** Verdict and counts: the first lines of every rendering. */
-export function renderHeader(report: Report): string[] {
+export function renderHeader(report: Report, options: RenderOptions = {}): string[] {
   const out: string[] = [];
   const errors = report.findings.filter((f) => f.severity === 'error').length;
   const warnings = report.findings.length - errors;
   const migrations = report.sets.reduce((n, s) => n + s.migrations.length, 0);
   const verdict =
     report.result === 'passed' ? '✅ passed' : report.result === 'failed' ? '❌ failed' : '⚠️ could not check';
-  out.push(`## pg-migrate-verify: ${verdict}`, '');
+  out.push(`## pg-migrate-verify${options.major ? ` on PostgreSQL ${options.major}` : ''}: ${verdict}`, '');
   const failingChecks = CheckIds.filter((c) =>
     report.findings.some((f) => f.check === c && f.severity === 'error'),
   );
@@ -103,7 +105,7 @@ export function renderFindingLine(f: Finding, options: RenderOptions = {}): stri
 
 /** Renders the whole report as GitHub-flavoured Markdown: verdict and counts first, details collapsed. */
 export function renderMarkdown(report: Report, options: RenderOptions = {}): string {
-  const out: string[] = renderHeader(report);
+  const out: string[] = renderHeader(report, options);
 
   for (const set of report.sets) {
     const failing = new Set(

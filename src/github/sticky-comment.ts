@@ -1,5 +1,5 @@
 import type { getOctokit } from '@actions/github';
-import { parseMarker } from '../core/comment.js';
+import { parseMarker, sameComment } from '../core/comment.js';
 import type { Result } from '../core/report.js';
 
 type Octokit = ReturnType<typeof getOctokit>;
@@ -22,14 +22,14 @@ async function identity(octokit: Octokit): Promise<string> {
 }
 
 /**
- * Creates or updates the one comment for `set` on the pull request: found again by its hidden
+ * Creates or updates the one comment for a set (and requested major) on the pull request: found again by its hidden
  * marker among all the PR's comments (every page), only among the token's own comments, and left
  * alone when its content digest has not changed. `render` gets the verdict of the previous run.
  */
 export async function upsertComment(
   octokit: Octokit,
   pr: PullRequest,
-  set: string,
+  key: { set: string; major?: number },
   render: (previous?: Result) => { body: string; digest: string },
 ): Promise<'created' | 'updated' | 'unchanged'> {
   const me = await identity(octokit);
@@ -39,7 +39,10 @@ export async function upsertComment(
     issue_number: pr.number,
     per_page: 100,
   });
-  const mine = comments.find((c) => c.user?.login === me && parseMarker(c.body)?.set === set);
+  // Each job of a version matrix has its own comment, so no job overwrites another's verdict.
+  const mine = comments.find(
+    (c) => c.user?.login === me && sameComment(parseMarker(c.body), key.set, key.major),
+  );
   const previous = parseMarker(mine?.body);
   const { body, digest } = render(previous?.result);
   if (!mine) {
