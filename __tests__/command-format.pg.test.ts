@@ -1,10 +1,10 @@
-import { cp, rm, writeFile } from 'node:fs/promises';
+import { cp, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { StartedPostgres } from '../src/postgres/types.js';
 import { resolveSettings } from '../src/settings.js';
 import { verify } from '../src/verify.js';
-import { makeRepo } from './helpers/git.js';
+import { makeRepo, tempDir } from './helpers/git.js';
 import { edgesOn, fixture, repoRoot, startTestServer } from './helpers/postgres.js';
 import { pythonTest } from './helpers/python.js';
 
@@ -35,9 +35,10 @@ describe('format: command, a home-made Python runner with up(cursor) / down(curs
         ['0003_add_invoices', 'migrations/0003_add_invoices.py', 'no'],
       ]);
       // The runner's own schema_version table is its history: not an object left behind by rollback-all.
-      expect(report.findings.map((f) => `${f.check} ${f.migration} ${f.file}`)).toEqual([
-        'reversibility 0003_add_invoices migrations/0003_add_invoices.py',
-        'rollback-all 0003_add_invoices migrations/0003_add_invoices.py',
+      // The line is the migration's own frame in Python's traceback.
+      expect(report.findings.map((f) => `${f.check} ${f.migration} ${f.file}:${f.line}`)).toEqual([
+        'reversibility 0003_add_invoices migrations/0003_add_invoices.py:9',
+        'rollback-all 0003_add_invoices migrations/0003_add_invoices.py:9',
       ]);
       const [down] = report.findings;
       expect(down?.message).toBe(
@@ -54,6 +55,33 @@ describe('format: command, a home-made Python runner with up(cursor) / down(curs
         'up rolled back false',
       ]);
       expect(lines.some((l) => l.includes('0002_add_plan') && l.includes('assertions 6/6'))).toBe(true);
+    },
+  );
+
+  pythonTest(
+    ['psycopg2'],
+    "a failing step quotes Python's exception line, not the driver's HINT after it, at the migration's line",
+    async () => {
+      const dir = await tempDir('pgmv-python-');
+      dirs.push(dir);
+      await cp(project, dir, { recursive: true });
+      await rm(path.join(dir, 'tests'), { recursive: true });
+      await writeFile(
+        path.join(dir, 'pg-migrate-verify.yml'),
+        (await readFile(path.join(project, 'pg-migrate-verify.yml'), 'utf8')).replace(/^assert.*$/gm, ''),
+      );
+      await writeFile(
+        path.join(dir, 'migrations', '0004_report_view.py'),
+        'def up(cursor):\n    # Postgres adds a HINT after the message.\n    cursor.execute("CREATE VIEW account_names AS SELECT lower(id) FROM accounts")\n\n\ndef down(cursor):\n    cursor.execute("DROP VIEW account_names")\n',
+      );
+      const report = await verify(await resolveSettings({ only: 'apply' }, dir), edgesOn(server));
+      expect(report.findings.map((f) => `${f.check} ${f.file}:${f.line}`)).toEqual([
+        'apply migrations/0004_report_view.py:3',
+      ]);
+      expect(report.findings[0]?.message).toContain(
+        'exited with 1: psycopg2.errors.UndefinedFunction: function lower(integer) does not exist.',
+      );
+      expect(report.findings[0]?.detail).toContain('HINT:');
     },
   );
 

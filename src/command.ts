@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import path from 'node:path';
 
 export interface CommandResult {
   code: number | null;
@@ -97,26 +98,72 @@ export function outputTail(result: CommandResult, lines = 30): string {
   return result.output.trimEnd().split('\n').slice(-lines).join('\n');
 }
 
+/** One frame of a Python traceback: `File "migrations/0003_x.py", line 9, in down`. */
+export interface TracebackFrame {
+  file: string;
+  line: number;
+  function: string;
+}
+
 /**
- * The line of a failed command's output that says what went wrong: the last `SomeError: ...` line
- * (a Python traceback ends with it, followed by SQLAlchemy's background link), else the last line.
+ * The last Python traceback in a command's output: its frames, outermost first, and the line that
+ * names the exception (`psycopg2.errors.UndefinedColumn: column "nme" does not exist`), which
+ * comes before the lines a driver adds (`LINE 1: ...`, `HINT: ...`).
+ */
+export function pythonTraceback(output: string): { frames: TracebackFrame[]; exception: string } | undefined {
+  const lines = output.split('\n');
+  let start = -1;
+  for (let i = lines.length - 1; i >= 0 && start < 0; i--)
+    if (lines[i]?.trim() === 'Traceback (most recent call last):') start = i;
+  if (start < 0) return undefined;
+  const frames: TracebackFrame[] = [];
+  for (const line of lines.slice(start + 1)) {
+    const frame = /^\s+File "(.+)", line (\d+), in (.+)$/.exec(line);
+    if (frame)
+      frames.push({ file: frame[1] ?? '', line: Number(frame[2]), function: (frame[3] ?? '').trim() });
+    // Indented lines are the frames' code and Python 3.11's carets; the first other line is the exception.
+    else if (line.trim() && !/^\s/.test(line)) return { frames, exception: line.trim() };
+  }
+  return undefined;
+}
+
+const shorten = (line: string) => (line.length > 300 ? `${line.slice(0, 297)}...` : line);
+
+/**
+ * The line of a failed command's output that says what went wrong: the exception of a Python
+ * traceback, else the last `SomeError: ...` line, else the last line.
  */
 export function errorLine(output: string): string {
+  const traceback = pythonTraceback(output);
+  if (traceback) return shorten(traceback.exception);
   const lines = output
     .trimEnd()
     .split('\n')
     .map((l) => l.trim())
     .filter(Boolean);
   const named = [...lines].reverse().find((l) => /^[\w.]*(Error|Exception)\b[^:]*:\s*\S/.test(l));
-  const line = named ?? lines.at(-1) ?? '';
-  return line.length > 300 ? `${line.slice(0, 297)}...` : line;
+  return shorten(named ?? lines.at(-1) ?? '');
 }
 
-/** A failed step command as a finding's message (what ran, how it ended, the error line) and detail (the output). */
-export function commandFailure(command: string, result: CommandResult): { message: string; detail?: string } {
+/**
+ * A failed step command as a finding's message (what ran, how it ended, the error line), detail
+ * (the output) and, when the output is a traceback through the migration's own file, its line there.
+ */
+export function commandFailure(
+  command: string,
+  result: CommandResult,
+  migration?: { file: string; cwd: string },
+): { message: string; detail?: string; line?: number } {
   const line = errorLine(result.output);
+  const target = migration && path.resolve(migration.cwd, migration.file);
+  const frame =
+    target &&
+    pythonTraceback(result.output)
+      ?.frames.filter((f) => path.resolve(migration.cwd, f.file) === target)
+      .at(-1);
   return {
     message: `\`${command}\` ${result.timedOut ? 'was stopped' : `exited with ${result.code ?? 'a signal'}`}${line ? `: ${line}` : ''}`,
     detail: outputTail(result) || undefined,
+    ...(frame ? { line: frame.line } : {}),
   };
 }

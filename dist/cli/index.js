@@ -43766,6 +43766,7 @@ async function resolveSettings(raw, cwd = process.cwd()) {
 
 ;// CONCATENATED MODULE: ./src/command.ts
 
+
 const Keep = 64 * 1024;
 /** The `PG*` variables libpq-based tools read, from a connection URL. */
 function pgEnv(url) {
@@ -43848,25 +43849,61 @@ function outputTail(result, lines = 30) {
     return result.output.trimEnd().split('\n').slice(-lines).join('\n');
 }
 /**
- * The line of a failed command's output that says what went wrong: the last `SomeError: ...` line
- * (a Python traceback ends with it, followed by SQLAlchemy's background link), else the last line.
+ * The last Python traceback in a command's output: its frames, outermost first, and the line that
+ * names the exception (`psycopg2.errors.UndefinedColumn: column "nme" does not exist`), which
+ * comes before the lines a driver adds (`LINE 1: ...`, `HINT: ...`).
+ */
+function pythonTraceback(output) {
+    const lines = output.split('\n');
+    let start = -1;
+    for (let i = lines.length - 1; i >= 0 && start < 0; i--)
+        if (lines[i]?.trim() === 'Traceback (most recent call last):')
+            start = i;
+    if (start < 0)
+        return undefined;
+    const frames = [];
+    for (const line of lines.slice(start + 1)) {
+        const frame = /^\s+File "(.+)", line (\d+), in (.+)$/.exec(line);
+        if (frame)
+            frames.push({ file: frame[1] ?? '', line: Number(frame[2]), function: (frame[3] ?? '').trim() });
+        // Indented lines are the frames' code and Python 3.11's carets; the first other line is the exception.
+        else if (line.trim() && !/^\s/.test(line))
+            return { frames, exception: line.trim() };
+    }
+    return undefined;
+}
+const shorten = (line) => (line.length > 300 ? `${line.slice(0, 297)}...` : line);
+/**
+ * The line of a failed command's output that says what went wrong: the exception of a Python
+ * traceback, else the last `SomeError: ...` line, else the last line.
  */
 function errorLine(output) {
+    const traceback = pythonTraceback(output);
+    if (traceback)
+        return shorten(traceback.exception);
     const lines = output
         .trimEnd()
         .split('\n')
         .map((l) => l.trim())
         .filter(Boolean);
     const named = [...lines].reverse().find((l) => /^[\w.]*(Error|Exception)\b[^:]*:\s*\S/.test(l));
-    const line = named ?? lines.at(-1) ?? '';
-    return line.length > 300 ? `${line.slice(0, 297)}...` : line;
+    return shorten(named ?? lines.at(-1) ?? '');
 }
-/** A failed step command as a finding's message (what ran, how it ended, the error line) and detail (the output). */
-function commandFailure(command, result) {
+/**
+ * A failed step command as a finding's message (what ran, how it ended, the error line), detail
+ * (the output) and, when the output is a traceback through the migration's own file, its line there.
+ */
+function commandFailure(command, result, migration) {
     const line = errorLine(result.output);
+    const target = migration && external_node_path_default().resolve(migration.cwd, migration.file);
+    const frame = target &&
+        pythonTraceback(result.output)
+            ?.frames.filter((f) => external_node_path_default().resolve(migration.cwd, f.file) === target)
+            .at(-1);
     return {
         message: `\`${command}\` ${result.timedOut ? 'was stopped' : `exited with ${result.code ?? 'a signal'}`}${line ? `: ${line}` : ''}`,
         detail: outputTail(result) || undefined,
+        ...(frame ? { line: frame.line } : {}),
     };
 }
 
@@ -45785,8 +45822,8 @@ async function loadAlembicMigrations(dir, cwd, options) {
         const result = await alembic(args, envFor(context.databaseUrl), context.signal);
         if (result.code === 0)
             return;
-        const { message, detail } = commandFailure(`alembic ${args}`, result);
-        throw new StepError(message, file, undefined, detail);
+        const { message, detail, line } = commandFailure(`alembic ${args}`, result, { file, cwd });
+        throw new StepError(message, file, line, detail);
     };
     const migrations = [];
     for (const [index, revision] of revisions.entries()) {
@@ -45959,8 +45996,8 @@ async function loadCommandMigrations(options) {
                 });
                 if (result.code === 0)
                     return;
-                const { message, detail } = commandFailure(command, result);
-                throw new StepError(message, file ?? id, undefined, detail);
+                const { message, detail, line } = commandFailure(command, result, file ? { file, cwd: workingDirectory } : undefined);
+                throw new StepError(message, file ?? id, line, detail);
             },
         });
         migrations.push({

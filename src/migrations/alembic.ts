@@ -148,8 +148,8 @@ export async function loadAlembicMigrations(
   const run = async (args: string, context: StepContext, file: string) => {
     const result = await alembic(args, envFor(context.databaseUrl), context.signal);
     if (result.code === 0) return;
-    const { message, detail } = commandFailure(`alembic ${args}`, result);
-    throw new StepError(message, file, undefined, detail);
+    const { message, detail, line } = commandFailure(`alembic ${args}`, result, { file, cwd });
+    throw new StepError(message, file, line, detail);
   };
 
   const migrations: Migration[] = [];

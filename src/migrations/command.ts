@@ -83,8 +83,12 @@ export async function loadCommandMigrations(options: CommandOptions): Promise<Lo
           signal: context.signal,
         });
         if (result.code === 0) return;
-        const { message, detail } = commandFailure(command, result);
-        throw new StepError(message, file ?? id, undefined, detail);
+        const { message, detail, line } = commandFailure(
+          command,
+          result,
+          file ? { file, cwd: workingDirectory } : undefined,
+        );
+        throw new StepError(message, file ?? id, line, detail);
       },
     });
     migrations.push({
