@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { cp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import pg from 'pg';
@@ -314,6 +314,48 @@ module.exports = {
     ]);
     // Once waited for, the down did what it meant to: no schema difference, and up again worked.
     expect(report.sets[0]?.migrations[0]?.reversible).toBe('yes');
+  });
+
+  test('work a step did not await that outlasts the step timeout: the step timed out (shipped CLI)', async () => {
+    // The cancelled query rejects with nobody awaiting it: only a real process shows what happens then.
+    const dir = await tempDir('pgmv-hangs-');
+    dirs.push(dir);
+    await writeFile(
+      path.join(dir, '20240101000000-hangs.cjs'),
+      `module.exports = {
+  async up(qi) {
+    qi.sequelize.query('SELECT pg_sleep(30)');
+  },
+  async down() {},
+};
+`,
+    );
+    const child = spawnSync(
+      process.execPath,
+      [
+        path.join(repoRoot, 'dist', 'cli', 'index.js'),
+        '.',
+        '--format',
+        'sequelize',
+        '--step-timeout',
+        '1s',
+        '--database-url',
+        server.adminUrl,
+        '--json',
+        'report.json',
+      ],
+      { cwd: dir, encoding: 'utf8', timeout: 60_000 },
+    );
+    expect(child.status).toBe(1);
+    const report = JSON.parse(await readFile(path.join(dir, 'report.json'), 'utf8')) as Report;
+    expect(report.findings.map((f) => [f.check, f.message.split('.')[0]])).toEqual([
+      ['apply', '`20240101000000-hangs` (up) returned before its queries finished (a missing await?)'],
+      [
+        'apply',
+        '`20240101000000-hangs` (up) did not finish within the step timeout of 1 s and was cancelled',
+      ],
+    ]);
+    expect(report.sets[0]?.migrations[0]?.up?.ok).toBe(false);
   });
 
   test('a down step that drops SequelizeMeta says what sequelize-cli will do', async () => {

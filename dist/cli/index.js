@@ -47173,7 +47173,9 @@ class Runner {
         await new Promise((resolve) => setImmediate(resolve));
         if (!this.busy())
             return;
-        while (this.busy() && !this.abort.signal.aborted)
+        // Until the work is done, the step times out (its signal aborts), or the runner closes.
+        const { signal } = this.abort;
+        while (this.busy() && !signal.aborted && this.client)
             await new Promise((r) => setTimeout(r, 5));
         this.notices.push({
             severity: 'error',
@@ -47183,6 +47185,10 @@ class Runner {
     /** Rejections of promises nothing awaited, as notices of the step now running. */
     takeStrays() {
         for (const reason of strays.splice(0)) {
+            // Our own cancel at the step timeout (pg_cancel_backend) is reported as the timeout.
+            const cancelled = reason ?? {};
+            if ((cancelled.parent?.code ?? cancelled.code) === '57014' && /user request/.test(messageOf(reason)))
+                continue;
             this.notices.push({
                 severity: 'error',
                 message: `started work it did not await, and that work failed: ${messageOf(reason)}. The migration tool would not see this failure and would record the step as done. Await every promise the step starts.`,
@@ -47266,6 +47272,9 @@ class Runner {
         };
         try {
             await Promise.race([work, deadline]);
+            // Work that ended only because the timeout cancelled it (or stopped waiting) did time out.
+            if (timedOut)
+                throw new Error('timed out');
             return { ok: true, ms: this.now() - started, notices: notices() };
         }
         catch (error) {

@@ -169,7 +169,9 @@ export class Runner {
     // Let work the step started without awaiting reach its connection pool first.
     await new Promise((resolve) => setImmediate(resolve));
     if (!this.busy()) return;
-    while (this.busy() && !this.abort.signal.aborted) await new Promise((r) => setTimeout(r, 5));
+    // Until the work is done, the step times out (its signal aborts), or the runner closes.
+    const { signal } = this.abort;
+    while (this.busy() && !signal.aborted && this.client) await new Promise((r) => setTimeout(r, 5));
     this.notices.push({
       severity: 'error',
       message: `returned before its queries finished (a missing await?). The migration tool records the step as done when its function returns, and may exit with the queries cut off, leaving the database half-migrated. The check waited for them before going on. Return or await every promise the step starts (e.g. \`return queryInterface.sequelize.transaction(...)\`).`,
@@ -179,6 +181,10 @@ export class Runner {
   /** Rejections of promises nothing awaited, as notices of the step now running. */
   private takeStrays(): void {
     for (const reason of strays.splice(0)) {
+      // Our own cancel at the step timeout (pg_cancel_backend) is reported as the timeout.
+      const cancelled = (reason as { parent?: { code?: string }; code?: string }) ?? {};
+      if ((cancelled.parent?.code ?? cancelled.code) === '57014' && /user request/.test(messageOf(reason)))
+        continue;
       this.notices.push({
         severity: 'error',
         message: `started work it did not await, and that work failed: ${messageOf(reason)}. The migration tool would not see this failure and would record the step as done. Await every promise the step starts.`,
@@ -280,6 +286,8 @@ export class Runner {
     };
     try {
       await Promise.race([work, deadline]);
+      // Work that ended only because the timeout cancelled it (or stopped waiting) did time out.
+      if (timedOut) throw new Error('timed out');
       return { ok: true, ms: this.now() - started, notices: notices() };
     } catch (error) {
       const ms = this.now() - started;
