@@ -8,7 +8,8 @@ import {
   reportForSet,
   stableReport,
 } from '../src/core/comment.js';
-import type { Finding, Report, Result } from '../src/core/report.js';
+import type { Finding } from '../src/core/findings.js';
+import type { Report, Result } from '../src/core/report.js';
 import { upsertComment } from '../src/github/sticky-comment.js';
 import { GitHubServer } from './helpers/github-server.js';
 

@@ -3,8 +3,9 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, test } from '@jest/globals';
 import { commentBody } from '../src/core/comment.js';
+import type { Finding } from '../src/core/findings.js';
 import { renderMarkdown } from '../src/core/markdown.js';
-import type { Finding, MigrationReport, Report } from '../src/core/report.js';
+import type { MigrationReport, Report } from '../src/core/report.js';
 import { repoRoot } from './helpers/postgres.js';
 
 // Golden files: UPDATE_GOLDEN=1 npm test -- render-golden rewrites them; review the diff before committing.

@@ -4,8 +4,9 @@ import pg from 'pg';
 import { fillCommand, outputTail, pgEnv, runCommand } from './command.js';
 import { type AssertionRun, type Direction, type Side, shouldPass } from './core/assertions.js';
 import { CannotCheck, messageOf } from './core/errors.js';
+import type { NewFinding } from './core/findings.js';
 import { formatDuration } from './core/format.js';
-import type { Finding } from './core/report.js';
+import { Inputs } from './core/inputs.js';
 import { lineAt, loadSqlParser, splitStatements } from './core/sql-text.js';
 import { exportOf, importModule, ModuleExtensions } from './modules.js';
 
@@ -32,19 +33,19 @@ export async function discoverAssertions(
   workingDirectory: string,
   ids: readonly string[],
   command: string | undefined,
-): Promise<{ byMigration: Map<string, Assertion[]>; findings: Omit<Finding, 'set'>[] }> {
+): Promise<{ byMigration: Map<string, Assertion[]>; findings: NewFinding[] }> {
   const shownDir = path.relative(workingDirectory, dir) || '.';
   let names: string[];
   try {
     names = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name);
   } catch (error) {
     throw new CannotCheck(
-      `Input 'assertions-dir' points to '${shownDir}', which ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : `cannot be read (${messageOf(error)})`}. Set it to the folder that holds your per-migration assertions.`,
+      `Input '${Inputs.AssertionsDir}' points to '${shownDir}', which ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : `cannot be read (${messageOf(error)})`}. Set it to the folder that holds your per-migration assertions.`,
     );
   }
   const known = new Set(ids);
   const byMigration = new Map<string, Assertion[]>();
-  const findings: Omit<Finding, 'set'>[] = [];
+  const findings: NewFinding[] = [];
   for (const name of names.sort()) {
     const match = AssertionName.exec(name);
     if (!match) continue;
@@ -53,7 +54,7 @@ export async function discoverAssertions(
     const kind = ext === '.sql' ? 'sql' : ModuleExtensions.includes(ext) ? 'module' : 'command';
     if (kind === 'command' && !command) {
       throw new CannotCheck(
-        `'${file}' is an assertion in a language this tool does not run itself. Set 'assert-command' to the command that runs it, e.g. "python3 -m unittest {file}" ({id}, {direction} and {file} are filled in).`,
+        `'${file}' is an assertion in a language this tool does not run itself. Set '${Inputs.AssertCommand}' to the command that runs it, e.g. "python3 -m unittest {file}" ({id}, {direction} and {file} are filled in).`,
       );
     }
     if (!known.has(id)) {

@@ -4,15 +4,14 @@ import pg from 'pg';
 import { type Exclusions, readSnapshot } from './catalog/tracker.js';
 import { pgEnv, runCommand } from './command.js';
 import { messageOf } from './core/errors.js';
+import type { NewFinding } from './core/findings.js';
 import { formatDuration } from './core/format.js';
+import { Inputs } from './core/inputs.js';
 import { differenceFinding } from './core/messages.js';
-import type { Finding } from './core/report.js';
 import { diffSnapshots, type SchemaSnapshot } from './core/schema.js';
 import { byTitle, parseSnapshotFile, renderSnapshotFile } from './core/snapshot-file.js';
 import type { StartedPostgres } from './postgres/types.js';
 import type { SetSettings, Settings } from './settings.js';
-
-type NewFinding = Omit<Finding, 'set'>;
 
 /**
  * drift-snapshot: the schema after every migration must equal the committed snapshot file; with
@@ -43,7 +42,7 @@ export async function checkSnapshotFile(
       check: 'drift-snapshot',
       severity: 'error',
       file: shown,
-      message: `The snapshot file \`${shown}\` does not exist. Run pg-migrate-verify with --update-snapshot (input update-snapshot: true) and commit the file.`,
+      message: `The snapshot file \`${shown}\` does not exist. Run pg-migrate-verify with --update-snapshot (input ${Inputs.UpdateSnapshot}: true) and commit the file.`,
     });
     return undefined;
   }

@@ -4,8 +4,9 @@ import { mkdir, mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { CannotCheck, messageOf } from './core/errors.js';
+import { Inputs } from './core/inputs.js';
+import type { Logger } from './core/logger.js';
 import { registerCleanup } from './lifecycle.js';
-import type { Logger } from './postgres/types.js';
 
 class GitFailed extends Error {
   constructor(
@@ -91,11 +92,11 @@ export async function checkoutBase(
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT' && !(error instanceof GitFailed)) {
       throw new CannotCheck(
-        `Input 'base-ref' is '${ref}', which needs git, and git is not on PATH. Install git, or leave base-ref empty to skip the comparison with the base branch.`,
+        `Input '${Inputs.BaseRef}' is '${ref}', which needs git, and git is not on PATH. Install git, or leave ${Inputs.BaseRef} empty to skip the comparison with the base branch.`,
       );
     }
     throw new CannotCheck(
-      `Input 'base-ref' is '${ref}', but '${shownDir}' is not inside a git repository (${messageOf(error)}). Run the check in a git checkout, or leave base-ref empty.`,
+      `Input '${Inputs.BaseRef}' is '${ref}', but '${shownDir}' is not inside a git repository (${messageOf(error)}). Run the check in a git checkout, or leave ${Inputs.BaseRef} empty.`,
     );
   }
   top = await realpath(top);
@@ -111,12 +112,12 @@ export async function checkoutBase(
       commit = await commitOf(top, 'FETCH_HEAD');
     } catch (error) {
       throw new CannotCheck(
-        `Input 'base-ref' is '${ref}', which is not a commit in this checkout, and 'git fetch origin ${ref}' failed: ${messageOf(error)}. Fetch the base branch first (actions/checkout with fetch-depth: 0), or set base-ref to a branch, tag or commit that exists.`,
+        `Input '${Inputs.BaseRef}' is '${ref}', which is not a commit in this checkout, and 'git fetch origin ${ref}' failed: ${messageOf(error)}. Fetch the base branch first (actions/checkout with fetch-depth: 0), or set ${Inputs.BaseRef} to a branch, tag or commit that exists.`,
       );
     }
     if (!commit)
       throw new CannotCheck(
-        `Input 'base-ref' is '${ref}', and 'git fetch origin ${ref}' brought no commit. Set base-ref to a branch, tag or commit that exists.`,
+        `Input '${Inputs.BaseRef}' is '${ref}', and 'git fetch origin ${ref}' brought no commit. Set ${Inputs.BaseRef} to a branch, tag or commit that exists.`,
       );
   }
 
@@ -137,7 +138,7 @@ export async function checkoutBase(
       const rel = path.relative(top, realDir);
       if (rel.startsWith('..') || path.isAbsolute(rel))
         throw new CannotCheck(
-          `'${path.relative(workingDirectory, dir)}' is outside the git repository at '${top}', so base-ref '${ref}' cannot be read for it. Keep migrations inside the repository.`,
+          `'${path.relative(workingDirectory, dir)}' is outside the git repository at '${top}', so ${Inputs.BaseRef} '${ref}' cannot be read for it. Keep migrations inside the repository.`,
         );
       // A runner of its own (format: command) lives beside the migrations: copy the working directory too.
       const relWd = path.relative(top, realWd);

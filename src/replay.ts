@@ -1,8 +1,8 @@
 import pg from 'pg';
 import { type Exclusions, readSnapshot } from './catalog/tracker.js';
+import type { NewFinding } from './core/findings.js';
 import { plural } from './core/format.js';
 import { differenceFinding } from './core/messages.js';
-import type { Finding } from './core/report.js';
 import { diffSnapshots, type SchemaSnapshot } from './core/schema.js';
 import { Runner } from './migrations/runner.js';
 import type { Migration } from './migrations/types.js';
@@ -32,7 +32,7 @@ export async function replayOnBase(
   server: StartedPostgres,
   settings: Settings,
   edges: Edges,
-  finding: (f: Omit<Finding, 'set'>) => void,
+  finding: (f: NewFinding) => void,
 ): Promise<string | undefined> {
   // Each step needs a unique name in the runner, even when a base migration and a new one share an id.
   const seen = new Set<string>();

@@ -4,48 +4,13 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { CannotCheck, messageOf } from './core/errors.js';
-import { type Acceptance, type CheckId, CheckIds, type Severity } from './core/report.js';
+import { type CheckId, CheckIds, type Severity } from './core/findings.js';
+import { Inputs, type RawInputs } from './core/inputs.js';
+import type { Acceptance } from './core/report.js';
 import { type Format, Formats } from './migrations/types.js';
 import { type ProviderChoice, ProviderChoices, SupportedMajors } from './postgres/types.js';
 
-/** Input names, spelled once: Action inputs, CLI flags (`--name`) and config keys are these. */
-export const Inputs = {
-  MigrationsDir: 'migrations-dir',
-  Format: 'format',
-  Postgres: 'postgres',
-  PostgresVersion: 'postgres-version',
-  PostgresImage: 'postgres-image',
-  DatabaseUrl: 'database-url',
-  BaseRef: 'base-ref',
-  AssertionsDir: 'assertions-dir',
-  AssertCommand: 'assert-command',
-  AssertionsStrict: 'assertions-strict',
-  ListCommand: 'list-command',
-  UpCommand: 'up-command',
-  DownCommand: 'down-command',
-  HistoryTable: 'history-table',
-  AlembicCommand: 'alembic-command',
-  UrlVariable: 'database-url-variable',
-  SeedAfter: 'seed-after',
-  SeedFile: 'seed-file',
-  SeedCommand: 'seed-command',
-  SnapshotFile: 'snapshot-file',
-  UpdateSnapshot: 'update-snapshot',
-  ModelsCommand: 'models-command',
-  TargetDatabaseUrl: 'target-database-url',
-  Comment: 'comment',
-  GithubToken: 'github-token',
-  FailOn: 'fail-on',
-  StepTimeout: 'step-timeout',
-  RequireDown: 'require-down',
-  Only: 'only',
-  Skip: 'skip',
-  WorkingDirectory: 'working-directory',
-  Config: 'config',
-} as const;
-
-/** Raw string values by input name, as the Action or the CLI received them; undefined when not given. */
-export type RawInputs = Partial<Record<(typeof Inputs)[keyof typeof Inputs], string>>;
+export { Inputs, type RawInputs } from './core/inputs.js';
 
 /** One folder of migrations and what to check it against. */
 export interface SetSettings {

@@ -1,17 +1,19 @@
 import path from 'node:path';
 import { discoverAssertions } from './assertions.js';
 import { CannotCheck, messageOf } from './core/errors.js';
+import type { Finding, NewFinding } from './core/findings.js';
 import { formatDuration, plural } from './core/format.js';
+import type { Logger } from './core/logger.js';
 import { compareHistories, historyFindings, sameText } from './core/ordering.js';
 import { redactUrls } from './core/redact.js';
-import type { Finding, Report, SetReport } from './core/report.js';
+import type { Report, SetReport } from './core/report.js';
 import { accepts, applyAcceptances, resultOf } from './core/report.js';
 import { checkModels, checkSnapshotFile } from './drift.js';
 import { checkoutBase } from './git.js';
 import { historyOf, loadMigrations } from './migrations/index.js';
 import type { LoadedSet, Migration } from './migrations/types.js';
 import type { PostgresOptions } from './postgres/index.js';
-import type { Logger, StartedPostgres } from './postgres/types.js';
+import type { StartedPostgres } from './postgres/types.js';
 import { replayOnBase } from './replay.js';
 import type { SetSettings, Settings } from './settings.js';
 import { walkSet } from './walk.js';
@@ -183,7 +185,7 @@ async function verifySet(
   edges: Edges,
   findings: Finding[],
 ): Promise<SetReport> {
-  const finding = (f: Omit<Finding, 'set'>) => findings.push({ ...f, set: set.name });
+  const finding = (f: NewFinding) => findings.push({ ...f, set: set.name });
   const notes: string[] = [];
   const ordering = settings.checks.has('ordering');
   if (ordering) {

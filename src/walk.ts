@@ -3,9 +3,11 @@ import { type Assertion, AssertionRunner, assertionSummary } from './assertions.
 import { CatalogTracker, defaultExclusions, type Exclusions, readSnapshot } from './catalog/tracker.js';
 import { type AssertionRun, assertionFindings, type Side } from './core/assertions.js';
 import { CannotCheck } from './core/errors.js';
+import type { Finding, NewFinding } from './core/findings.js';
 import { formatDuration, plural } from './core/format.js';
+import { Inputs } from './core/inputs.js';
 import { differenceFinding, Messages } from './core/messages.js';
-import type { Finding, MigrationReport } from './core/report.js';
+import type { MigrationReport } from './core/report.js';
 import { lostRows } from './core/rows.js';
 import { diffSnapshots, type SchemaSnapshot, summarizeChanges } from './core/schema.js';
 import { Runner, type StepOutcome } from './migrations/runner.js';
@@ -151,7 +153,7 @@ export async function walkSet(
   const total = migrations.length;
   const width = String(total).length;
   const counter = (i: number) => `${String(i + 1).padStart(width)}/${total}`;
-  const finding = (f: Omit<Finding, 'set'>) => findings.push({ ...f, set: set.name });
+  const finding = (f: NewFinding) => findings.push({ ...f, set: set.name });
   const stepFinding = (
     check: Finding['check'],
     m: Migration,
@@ -191,7 +193,7 @@ export async function walkSet(
   const seedIndex = set.seed ? migrations.findIndex((m) => m.id === set.seed?.after) : -1;
   if (set.seed && seedIndex < 0)
     throw new CannotCheck(
-      `Input 'seed-after' is '${set.seed.after}', which is not a migration in '${set.name}'. Set it to the id of the migration after which the seed's tables exist, e.g. '${migrations[0]?.id ?? '0001_init'}'.`,
+      `Input '${Inputs.SeedAfter}' is '${set.seed.after}', which is not a migration in '${set.name}'. Set it to the id of the migration after which the seed's tables exist, e.g. '${migrations[0]?.id ?? '0001_init'}'.`,
     );
   let ws = await Workspace.create({
     server,

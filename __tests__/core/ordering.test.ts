@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+import type { Finding } from '../../src/core/findings.js';
 import {
   compareHistories,
   type HistoryEntry,
@@ -8,7 +9,7 @@ import {
   timestampVersions,
   versionKey,
 } from '../../src/core/ordering.js';
-import { applyAcceptances, type Finding } from '../../src/core/report.js';
+import { applyAcceptances } from '../../src/core/report.js';
 
 const rules = (runsBy: 'version' | 'name', namesMatter = false): OrderRules => ({
   tool: runsBy === 'name' ? 'dbmate' : 'golang-migrate',

@@ -1,8 +1,9 @@
 import { describe, expect, test } from '@jest/globals';
+import type { Finding } from '../../src/core/findings.js';
 import { formatDuration } from '../../src/core/format.js';
 import { inlineCode, renderMarkdown, renderSummary } from '../../src/core/markdown.js';
 import { passwordOf, redactUrls } from '../../src/core/redact.js';
-import { exitCodeOf, type Finding, type Report, resultOf } from '../../src/core/report.js';
+import { exitCodeOf, type Report, resultOf } from '../../src/core/report.js';
 
 const finding = (severity: Finding['severity']): Finding => ({
   check: 'apply',

@@ -1,7 +1,8 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { silentLogger } from '../../src/core/logger.js';
 import { startBinaries } from '../../src/postgres/binaries.js';
-import { type StartedPostgres, silentLogger } from '../../src/postgres/types.js';
+import type { StartedPostgres } from '../../src/postgres/types.js';
 import { type RawInputs, resolveSettings, type Settings } from '../../src/settings.js';
 import type { Edges } from '../../src/verify.js';
 

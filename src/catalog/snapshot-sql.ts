@@ -1,4 +1,4 @@
-import { BookkeepingSchema } from '../migrations/bookkeeping.js';
+import { BookkeepingSchema } from '../core/bookkeeping.js';
 
 /**
  * How the schema is read from pg_catalog: one row per object,

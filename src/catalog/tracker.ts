@@ -1,6 +1,6 @@
 import type pg from 'pg';
+import { BookkeepingSchema } from '../core/bookkeeping.js';
 import type { PropValue, SchemaObject, SchemaSnapshot } from '../core/schema.js';
-import { BookkeepingSchema } from '../migrations/bookkeeping.js';
 import { DependentsSql, familySql, type RootClass, RootClasses, RootsSql } from './snapshot-sql.js';
 
 /** What the snapshot leaves out besides the system schemas. */

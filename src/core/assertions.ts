@@ -1,4 +1,4 @@
-import type { Finding } from './report.js';
+import type { NewFinding } from './findings.js';
 
 export type Direction = 'up' | 'down';
 /** When an assertion runs, relative to its migration: before its up step, after it, after its down step. */
@@ -35,8 +35,6 @@ const sideText: Record<Side, string> = {
   'rolled back': 'after it is rolled back',
 };
 
-type Found = Omit<Finding, 'set'>;
-
 /**
  * Findings for one migration's assertion runs: a failure where the assertion should pass, always;
  * strict (the default), also a pass where it should fail, and an assertion that passes on both
@@ -46,8 +44,8 @@ export function assertionFindings(
   migration: string,
   runs: readonly AssertionRun[],
   strict: boolean,
-): Found[] {
-  const findings: Found[] = [];
+): NewFinding[] {
+  const findings: NewFinding[] = [];
   const files = [...new Set(runs.map((r) => r.file))];
   for (const file of files) {
     const mine = runs.filter((r) => r.file === file);
@@ -56,7 +54,7 @@ export function assertionFindings(
     const after = at('after');
     const direction = mine[0]?.direction ?? 'up';
     const name = `\`${migration}\` ${direction} assertion`;
-    const problem = (run: AssertionRun, message: string): Found => ({
+    const problem = (run: AssertionRun, message: string): NewFinding => ({
       check: 'assertions',
       severity: 'error',
       migration,

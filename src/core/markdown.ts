@@ -1,7 +1,8 @@
 import { type AssertionRun, Sides, shouldPass } from './assertions.js';
+import type { Finding } from './findings.js';
+import { CheckIds } from './findings.js';
 import { formatDuration, plural } from './format.js';
-import type { Finding, MigrationReport, Report, StepResult } from './report.js';
-import { CheckIds } from './report.js';
+import type { MigrationReport, Report, StepResult } from './report.js';
 
 /** Escapes text from the repository or the database so it cannot open HTML or break a table. */
 export function escapeText(text: string): string {

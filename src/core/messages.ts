@@ -1,5 +1,6 @@
+import type { CheckId, Finding, NewFinding } from './findings.js';
 import { plural } from './format.js';
-import type { CheckId, Finding } from './report.js';
+import { Inputs } from './inputs.js';
 import { describeDifference, type SchemaDifference } from './schema.js';
 
 /** At most this many differences in a message; all of them go to the detail. */
@@ -26,7 +27,7 @@ export function differenceFinding(
   sides: { before: string; after: string },
   message: (text: string) => string,
   where: Pick<Finding, 'migration' | 'file'> = {},
-): Omit<Finding, 'set'> {
+): NewFinding {
   const { text, detail } = differenceText(diffs, sides);
   return {
     check,
@@ -53,7 +54,7 @@ export const Messages = {
   seedFailed: (after: string, error: string) =>
     `The seed data, applied after \`${after}\`, failed: ${error}. The checks after it ran without those rows. Make the seed fit the schema as it is after \`${after}\`.`,
   noDown: (id: string, why: string) =>
-    `\`${id}\` has no down step (${why}), and require-down is on: this release could not be rolled back past it. Add a down step, or turn require-down off for histories that keep irreversible migrations.`,
+    `\`${id}\` has no down step (${why}), and ${Inputs.RequireDown} is on: this release could not be rolled back past it. Add a down step, or turn ${Inputs.RequireDown} off for histories that keep irreversible migrations.`,
   rollbackLeftovers: (text: string) =>
     `Rolling back every migration from the newest to the first does not return to the empty database: ${text}. Some down step does not undo its up step; the reversibility findings name which.`,
 };

@@ -1,4 +1,4 @@
-import type { Finding } from './report.js';
+import type { NewFinding } from './findings.js';
 
 /**
  * One migration as its history sees it: what the migration tool records when it runs it, the
@@ -42,8 +42,6 @@ export interface OrderRules {
   /** What production does when a migration it ran is gone from the history. */
   deleted: string;
 }
-
-type Found = Omit<Finding, 'set'>;
 
 /** Numeric, segment by segment; trailing zero segments do not count (Flyway: 1.0 = 1). */
 export function compareVersions(a: readonly bigint[], b: readonly bigint[]): number {
@@ -135,8 +133,8 @@ const listed = (entries: HistoryEntry[], max = 6) =>
  * Problems a history has on its own: two migrations with one key, and a tool that runs migrations in
  * name order where names sort otherwise than versions (`20250817_x` after `20250817120000_y`).
  */
-export function historyFindings(entries: readonly HistoryEntry[], rules: OrderRules): Found[] {
-  const findings: Found[] = [];
+export function historyFindings(entries: readonly HistoryEntry[], rules: OrderRules): NewFinding[] {
+  const findings: NewFinding[] = [];
   const ordered = entries.filter((e) => !e.repeatable);
   const byKey = new Map<string, HistoryEntry[]>();
   for (const e of [...ordered].sort(byVersion)) byKey.set(e.key, [...(byKey.get(e.key) ?? []), e]);
@@ -198,7 +196,7 @@ export function historyFindings(entries: readonly HistoryEntry[], rules: OrderRu
 
 /** What a branch does to the history its base branch has. */
 export interface HistoryComparison {
-  findings: Found[];
+  findings: NewFinding[];
   /** Entries of the head that the base does not have (by key), in the head's order. */
   added: HistoryEntry[];
   /** Keys present on both sides whose text differs. */
@@ -217,7 +215,7 @@ export function compareHistories(
   rules: OrderRules,
   baseName: string,
 ): HistoryComparison {
-  const findings: Found[] = [];
+  const findings: NewFinding[] = [];
   const baseByKey = new Map(base.filter((e) => !e.repeatable).map((e) => [e.key, e]));
   // Each base migration's counterpart: the head entry with its key, the one with its id first
   // (two head entries with one key are a duplicate, reported on its own).

@@ -4,8 +4,9 @@ import path from 'node:path';
 import type pg from 'pg';
 import { commandFailure, fillCommand, outputTail, pgEnv, runCommand } from '../command.js';
 import { CannotCheck } from '../core/errors.js';
+import type { NewFinding } from '../core/findings.js';
+import { Inputs } from '../core/inputs.js';
 import type { OrderRules } from '../core/ordering.js';
-import type { Finding } from '../core/report.js';
 import type { LoadedSet, Migration, Step, StepContext } from './types.js';
 import { StepError } from './types.js';
 
@@ -112,14 +113,14 @@ export async function loadAlembicMigrations(
   const project = alembicProject(dir);
   if (!project)
     throw new CannotCheck(
-      `'${shownDir}' is not an alembic project: it has no alembic.ini (nor does its parent next to an env.py). Set 'migrations-dir' to the folder that holds alembic.ini.`,
+      `'${shownDir}' is not an alembic project: it has no alembic.ini (nor does its parent next to an env.py). Set '${Inputs.MigrationsDir}' to the folder that holds alembic.ini.`,
     );
   const alembic = (args: string, env: NodeJS.ProcessEnv, signal?: AbortSignal) =>
     runCommand(`${options.command} ${args}`, { cwd: project, env, timeoutMs: options.timeoutMs, signal });
   const listed = await alembic('history --verbose', options.env);
   if (listed.code !== 0)
     throw new CannotCheck(
-      `\`${options.command} history --verbose\` in '${path.relative(cwd, project) || '.'}' ${listed.timedOut ? 'did not finish' : `exited with ${listed.code ?? 'a signal'}`}: ${outputTail(listed, 8) || 'no output'}. Check that alembic is installed (or set 'alembic-command', e.g. "python3 -m alembic") and that alembic.ini is valid.`,
+      `\`${options.command} history --verbose\` in '${path.relative(cwd, project) || '.'}' ${listed.timedOut ? 'did not finish' : `exited with ${listed.code ?? 'a signal'}`}: ${outputTail(listed, 8) || 'no output'}. Check that alembic is installed (or set '${Inputs.AlembicCommand}', e.g. "python3 -m alembic") and that alembic.ini is valid.`,
     );
   const revisions = topologicalOrder(parseHistory(listed.stdout));
   if (!revisions.length)
@@ -197,7 +198,7 @@ export async function loadAlembicMigrations(
     });
   }
 
-  const findings: Omit<Finding, 'set'>[] = [];
+  const findings: NewFinding[] = [];
   const heads = headsOf(revisions);
   if (heads.length > 1) {
     const files = heads.map((h) => path.relative(cwd, byId.get(h)?.path ?? h));

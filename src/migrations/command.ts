@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { commandFailure, fillCommand, outputTail, pgEnv, runCommand } from '../command.js';
 import { CannotCheck } from '../core/errors.js';
+import { Inputs } from '../core/inputs.js';
 import type { OrderRules } from '../core/ordering.js';
 import type { LoadedSet, Migration, Step } from './types.js';
 import { StepError } from './types.js';
@@ -40,7 +41,7 @@ export async function loadCommandMigrations(options: CommandOptions): Promise<Lo
   });
   if (listed.code !== 0) {
     throw new CannotCheck(
-      `'list-command' (${commands.list}) ${listed.timedOut ? 'did not finish within the step timeout' : `exited with ${listed.code ?? 'a signal'}`}: ${outputTail(listed, 10) || 'no output'}. It must print the migration ids, one per line, in the order your runner applies them.`,
+      `'${Inputs.ListCommand}' (${commands.list}) ${listed.timedOut ? 'did not finish within the step timeout' : `exited with ${listed.code ?? 'a signal'}`}: ${outputTail(listed, 10) || 'no output'}. It must print the migration ids, one per line, in the order your runner applies them.`,
     );
   }
   const lines = listed.stdout
@@ -49,14 +50,16 @@ export async function loadCommandMigrations(options: CommandOptions): Promise<Lo
     .filter((l) => l && !l.startsWith('#'));
   if (!lines.length)
     throw new CannotCheck(
-      `'list-command' (${commands.list}) printed no migration ids. It must print them one per line, in the order your runner applies them.`,
+      `'${Inputs.ListCommand}' (${commands.list}) printed no migration ids. It must print them one per line, in the order your runner applies them.`,
     );
   const migrations: Migration[] = [];
   const seen = new Set<string>();
   for (const [index, line] of lines.entries()) {
     const [id = '', given] = line.split(/\s+/, 2);
     if (seen.has(id))
-      throw new CannotCheck(`'list-command' printed '${id}' twice. Each migration id must be listed once.`);
+      throw new CannotCheck(
+        `'${Inputs.ListCommand}' printed '${id}' twice. Each migration id must be listed once.`,
+      );
     seen.add(id);
     const file = given ? path.relative(workingDirectory, path.resolve(workingDirectory, given)) : undefined;
     let source = id;
@@ -65,7 +68,7 @@ export async function loadCommandMigrations(options: CommandOptions): Promise<Lo
         source = await readFile(path.resolve(workingDirectory, file), 'utf8');
       } catch {
         throw new CannotCheck(
-          `'list-command' printed '${line}', but '${file}' cannot be read. Print the id, optionally followed by the migration's file relative to the working directory.`,
+          `'${Inputs.ListCommand}' printed '${line}', but '${file}' cannot be read. Print the id, optionally followed by the migration's file relative to the working directory.`,
         );
       }
     }

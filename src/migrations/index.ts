@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CannotCheck } from '../core/errors.js';
+import { Inputs } from '../core/inputs.js';
 import type { HistoryEntry } from '../core/ordering.js';
 import { exportOf, importModule, ModuleExtensions } from '../modules.js';
 import { alembicProject, loadAlembicMigrations } from './alembic.js';
@@ -63,7 +64,7 @@ function loadFormat(dir: string, format: Concrete, cwd: string, options: LoadOpt
     case 'command':
       if (!options.commands)
         throw new CannotCheck(
-          "Input 'format' is 'command', but 'list-command' and 'up-command' are not set. Give 'list-command' (prints migration ids in order), 'up-command' and 'down-command' (with {id}).",
+          `Input '${Inputs.Format}' is 'command', but '${Inputs.ListCommand}' and '${Inputs.UpCommand}' are not set. Give '${Inputs.ListCommand}' (prints migration ids in order), '${Inputs.UpCommand}' and '${Inputs.DownCommand}' (with {id}).`,
         );
       return loadCommandMigrations({
         commands: options.commands,
@@ -124,7 +125,7 @@ async function detectFormat(
     found.set('umzug', `${umzug} of ${modules.length} modules take a { context }, e.g. '${modules[0]}'`);
   if (found.size > 1) {
     throw new CannotCheck(
-      `'${path.relative(cwd, dir) || '.'}' could be several formats: ${[...found].map(([f, why]) => `${f} (${why})`).join('; ')}. Set 'format' to the one your project runs, or keep one format per folder.`,
+      `'${path.relative(cwd, dir) || '.'}' could be several formats: ${[...found].map(([f, why]) => `${f} (${why})`).join('; ')}. Set '${Inputs.Format}' to the one your project runs, or keep one format per folder.`,
     );
   }
   const [only] = found;

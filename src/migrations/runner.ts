@@ -1,10 +1,10 @@
 import pg from 'pg';
 import { Umzug, type UmzugStorage } from 'umzug';
+import { BookkeepingSchema } from '../core/bookkeeping.js';
 import { CannotCheck, messageOf } from '../core/errors.js';
 import { lostConnection, missingExtension } from '../core/faults.js';
 import { formatDuration } from '../core/format.js';
 import type { ServerFault } from '../postgres/types.js';
-import { BookkeepingSchema } from './bookkeeping.js';
 import { driverErrorDetail } from './sql.js';
 import type { Migration, StepContext, StepNotice } from './types.js';
 import { StepError } from './types.js';

@@ -3,8 +3,9 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type pg from 'pg';
 import { CannotCheck, messageOf } from '../core/errors.js';
+import type { NewFinding } from '../core/findings.js';
+import { Inputs } from '../core/inputs.js';
 import { compareVersions, type OrderRules, versionKey } from '../core/ordering.js';
-import type { Finding } from '../core/report.js';
 import {
   directivesOf,
   hasTransactionControl,
@@ -134,7 +135,7 @@ export async function loadSqlMigrations(dir: string, cwd: string): Promise<Loade
     entries = await readdir(dir, { withFileTypes: true });
   } catch (error) {
     throw new CannotCheck(
-      `Input 'migrations-dir' points to '${shownDir}', which ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : `cannot be read (${messageOf(error)})`}. Set it to the folder that holds your migrations.`,
+      `Input '${Inputs.MigrationsDir}' points to '${shownDir}', which ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : `cannot be read (${messageOf(error)})`}. Set it to the folder that holds your migrations.`,
       { cause: error },
     );
   }
@@ -142,7 +143,7 @@ export async function loadSqlMigrations(dir: string, cwd: string): Promise<Loade
   const candidates: Candidate[] = [];
   const strays: string[] = [];
   /** Folders and files that look like migrations but are not read as any: never skipped in silence. */
-  const almost: Omit<Finding, 'set'>[] = [];
+  const almost: NewFinding[] = [];
   const texts = new Map<string, string>();
   for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
     // Hidden entries are editor and VCS files; diesel skips them too.
@@ -204,7 +205,7 @@ export async function loadSqlMigrations(dir: string, cwd: string): Promise<Loade
         : '',
     ].filter(Boolean);
     throw new CannotCheck(
-      `Input 'migrations-dir' points to '${shownDir}', which holds no migrations${found.length ? `. It holds ${found.join('; and ')}` : `: ${folderContents(entries)}`}. Expected e.g. ${Object.values(Examples).join(', ')}; for migration modules or another runner, set 'format'.`,
+      `Input '${Inputs.MigrationsDir}' points to '${shownDir}', which holds no migrations${found.length ? `. It holds ${found.join('; and ')}` : `: ${folderContents(entries)}`}. Expected e.g. ${Object.values(Examples).join(', ')}; for migration modules or another runner, set '${Inputs.Format}'.`,
     );
   }
   if (layouts.length > 1) {

@@ -1,6 +1,6 @@
 import type pg from 'pg';
+import type { NewFinding } from '../core/findings.js';
 import type { OrderRules } from '../core/ordering.js';
-import type { Finding } from '../core/report.js';
 
 export const Formats = ['auto', 'sql', 'sequelize', 'umzug', 'alembic', 'command'] as const;
 export type Format = (typeof Formats)[number];
@@ -85,7 +85,7 @@ export interface LoadedSet {
   /** `schema.table` of the framework's own history table, left out of schema comparisons. */
   historyTables?: string[];
   /** Problems with the files themselves (mis-named, orphan down files). */
-  findings: Omit<Finding, 'set'>[];
+  findings: NewFinding[];
   /** What the reader should know about the folder that is not a problem (files the tool ignores). */
   notes?: string[];
 }

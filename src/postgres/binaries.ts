@@ -23,9 +23,11 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { CannotCheck, messageOf } from '../core/errors.js';
+import { Inputs } from '../core/inputs.js';
+import type { Logger } from '../core/logger.js';
 import { registerCleanup } from '../lifecycle.js';
 import { DatabaseFactory, serverVersion } from './databases.js';
-import { type Logger, type StartedPostgres, SupportedMajors } from './types.js';
+import { type StartedPostgres, SupportedMajors } from './types.js';
 
 const run = promisify(execFile);
 
@@ -200,7 +202,7 @@ export async function locateBinaries(options: BinariesOptions): Promise<Binaries
     }
     if (major !== undefined && v.major !== major) {
       throw new CannotCheck(
-        `PG_BIN '${env.PG_BIN}' holds PostgreSQL ${v.version}, but postgres-version asks for ${major}. Unset PG_BIN or change postgres-version.`,
+        `PG_BIN '${env.PG_BIN}' holds PostgreSQL ${v.version}, but ${Inputs.PostgresVersion} asks for ${major}. Unset PG_BIN or change ${Inputs.PostgresVersion}.`,
       );
     }
     return { binDir: env.PG_BIN, ...v, source: 'PG_BIN' };
@@ -444,7 +446,7 @@ async function templateCluster(
     );
     if (code !== 0) {
       throw new CannotCheck(
-        `initdb (${bins.binDir}) failed with exit code ${code}. Its output:\n${tail(logFile)}\nSet PG_BIN to another PostgreSQL install, or pick another postgres-version.`,
+        `initdb (${bins.binDir}) failed with exit code ${code}. Its output:\n${tail(logFile)}\nSet PG_BIN to another PostgreSQL install, or pick another ${Inputs.PostgresVersion}.`,
       );
     }
     await rename(data, dir).catch((error: NodeJS.ErrnoException) => {
@@ -603,7 +605,7 @@ export async function startBinaries(options: BinariesOptions): Promise<StartedPo
       const output = tail(logFile);
       if (attempt < 3 && /could not bind|already in use/i.test(output)) continue;
       throw new CannotCheck(
-        `PostgreSQL ${bins.version} (${bins.binDir}) would not start. Its log:\n${output}\nSet PG_BIN to another install or pick another postgres-version.`,
+        `PostgreSQL ${bins.version} (${bins.binDir}) would not start. Its log:\n${output}\nSet PG_BIN to another install or pick another ${Inputs.PostgresVersion}.`,
       );
     }
     const adminUrl = `postgresql://postgres@127.0.0.1:${port}/postgres`;

@@ -1,6 +1,7 @@
 import { CannotCheck, messageOf } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
 import { registerCleanup } from '../lifecycle.js';
-import type { Logger, StartedPostgres } from './types.js';
+import type { StartedPostgres } from './types.js';
 import { useServer } from './url.js';
 
 export interface DockerOptions {

@@ -1,7 +1,9 @@
 import { CannotCheck, messageOf } from '../core/errors.js';
+import { Inputs } from '../core/inputs.js';
+import type { Logger } from '../core/logger.js';
 import { DefaultMajor, startBinaries } from './binaries.js';
 import { startDocker } from './docker.js';
-import type { Logger, ProviderChoice, StartedPostgres } from './types.js';
+import type { ProviderChoice, StartedPostgres } from './types.js';
 import { useServer } from './url.js';
 
 export interface PostgresOptions {
@@ -23,7 +25,7 @@ export async function startPostgres(options: PostgresOptions): Promise<StartedPo
   if (provider === 'url' || (provider === 'auto' && databaseUrl)) {
     if (!databaseUrl) {
       throw new CannotCheck(
-        `Input 'postgres' is 'url' but 'database-url' is empty. Set database-url, or use postgres 'auto'.`,
+        `Input '${Inputs.Postgres}' is 'url' but '${Inputs.DatabaseUrl}' is empty. Set ${Inputs.DatabaseUrl}, or use postgres 'auto'.`,
       );
     }
     return useServer(databaseUrl);

@@ -33,12 +33,3 @@ export const ProviderChoices = ['auto', 'binaries', 'docker', 'url'] as const;
 export type ProviderChoice = (typeof ProviderChoices)[number];
 
 export const SupportedMajors = [14, 15, 16, 17, 18] as const;
-
-/** Where progress and diagnostics go. The CLI writes to stderr, the Action to the runner log. */
-export interface Logger {
-  info(message: string): void;
-  warn(message: string): void;
-  debug(message: string): void;
-}
-
-export const silentLogger: Logger = { info() {}, warn() {}, debug() {} };

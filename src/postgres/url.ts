@@ -1,4 +1,5 @@
 import { CannotCheck, messageOf } from '../core/errors.js';
+import { Inputs } from '../core/inputs.js';
 import { redactUrls } from '../core/redact.js';
 import { DatabaseFactory, serverVersion } from './databases.js';
 import type { ProviderName, StartedPostgres } from './types.js';
@@ -18,7 +19,7 @@ export async function useServer(
     if (!/^postgres(ql)?:$/.test(parsed.protocol)) throw new Error(`scheme ${parsed.protocol}`);
   } catch {
     throw new CannotCheck(
-      `Input 'database-url' is '${redactUrls(url)}', which is not a postgres:// URL. Expected e.g. postgresql://postgres:postgres@localhost:5432/postgres.`,
+      `Input '${Inputs.DatabaseUrl}' is '${redactUrls(url)}', which is not a postgres:// URL. Expected e.g. postgresql://postgres:postgres@localhost:5432/postgres.`,
     );
   }
   let version: { version: string; major: number };
