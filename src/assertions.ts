@@ -3,7 +3,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { fillCommand, outputTail, pgEnv, runCommand } from './command.js';
 import { type AssertionRun, type Direction, type Side, shouldPass } from './core/assertions.js';
-import { CannotCheck, messageOf } from './core/errors.js';
+import { CannotCheck, messageOf, unreadableFolder } from './core/errors.js';
 import type { NewFinding } from './core/findings.js';
 import { formatDuration } from './core/format.js';
 import { Inputs } from './core/inputs.js';
@@ -39,8 +39,11 @@ export async function discoverAssertions(
   try {
     names = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name);
   } catch (error) {
-    throw new CannotCheck(
-      `Input '${Inputs.AssertionsDir}' points to '${shownDir}', which ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : `cannot be read (${messageOf(error)})`}. Set it to the folder that holds your per-migration assertions.`,
+    throw unreadableFolder(
+      Inputs.AssertionsDir,
+      shownDir,
+      error,
+      'Set it to the folder that holds your per-migration assertions.',
     );
   }
   const known = new Set(ids);

@@ -93,10 +93,12 @@ export async function checkoutBase(
     if ((error as NodeJS.ErrnoException).code === 'ENOENT' && !(error instanceof GitFailed)) {
       throw new CannotCheck(
         `Input '${Inputs.BaseRef}' is '${ref}', which needs git, and git is not on PATH. Install git, or leave ${Inputs.BaseRef} empty to skip the comparison with the base branch.`,
+        { cause: error },
       );
     }
     throw new CannotCheck(
       `Input '${Inputs.BaseRef}' is '${ref}', but '${shownDir}' is not inside a git repository (${messageOf(error)}). Run the check in a git checkout, or leave ${Inputs.BaseRef} empty.`,
+      { cause: error },
     );
   }
   top = await realpath(top);
@@ -113,6 +115,7 @@ export async function checkoutBase(
     } catch (error) {
       throw new CannotCheck(
         `Input '${Inputs.BaseRef}' is '${ref}', which is not a commit in this checkout, and 'git fetch origin ${ref}' failed: ${messageOf(error)}. Fetch the base branch first (actions/checkout with fetch-depth: 0), or set ${Inputs.BaseRef} to a branch, tag or commit that exists.`,
+        { cause: error },
       );
     }
     if (!commit)

@@ -146,13 +146,16 @@ export async function readConfigFile(
   } catch (error) {
     throw new CannotCheck(
       `Config file '${shown}' cannot be read (${messageOf(error)}). Check the path given to 'config'.`,
+      { cause: error },
     );
   }
   let data: unknown;
   try {
     data = YAML.parse(text) ?? {};
   } catch (error) {
-    throw new CannotCheck(`Config file '${shown}' is not valid YAML: ${messageOf(error).split('\n')[0]}`);
+    throw new CannotCheck(`Config file '${shown}' is not valid YAML: ${messageOf(error).split('\n')[0]}`, {
+      cause: error,
+    });
   }
   const parsed = configSchema.safeParse(data);
   if (!parsed.success) {

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { CannotCheck, messageOf } from '../core/errors.js';
+import { CannotCheck, messageOf, unreadableFolder } from '../core/errors.js';
 import { Inputs } from '../core/inputs.js';
 import { exportOf, holderOf, importModule, missingPackage } from '../modules.js';
 import type { Migration, Step, StepContext } from './types.js';
@@ -44,8 +44,11 @@ export async function readModuleFolder(
       .map((e) => e.name)
       .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   } catch (error) {
-    throw new CannotCheck(
-      `Input '${Inputs.MigrationsDir}' points to '${shownDir}', which ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : `cannot be read (${messageOf(error)})`}. Set it to your ${tool.name} migrations folder.`,
+    throw unreadableFolder(
+      Inputs.MigrationsDir,
+      shownDir,
+      error,
+      `Set it to your ${tool.name} migrations folder.`,
     );
   }
   if (!names.length) throw new CannotCheck(`'${shownDir}' holds no ${tool.empty}.`);

@@ -2,7 +2,7 @@ import type { Dirent } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type pg from 'pg';
-import { CannotCheck, messageOf } from '../core/errors.js';
+import { CannotCheck, messageOf, unreadableFolder } from '../core/errors.js';
 import type { NewFinding } from '../core/findings.js';
 import { Inputs } from '../core/inputs.js';
 import { compareVersions, type OrderRules, versionKey } from '../core/ordering.js';
@@ -134,9 +134,11 @@ export async function loadSqlMigrations(dir: string, cwd: string): Promise<Loade
   try {
     entries = await readdir(dir, { withFileTypes: true });
   } catch (error) {
-    throw new CannotCheck(
-      `Input '${Inputs.MigrationsDir}' points to '${shownDir}', which ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : `cannot be read (${messageOf(error)})`}. Set it to the folder that holds your migrations.`,
-      { cause: error },
+    throw unreadableFolder(
+      Inputs.MigrationsDir,
+      shownDir,
+      error,
+      'Set it to the folder that holds your migrations.',
     );
   }
 
