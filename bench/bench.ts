@@ -63,7 +63,7 @@ async function toolRun(server: StartedPostgres, dir: string): Promise<number> {
   const started = performance.now();
   const report = await verify(settings, {
     log,
-    progress() {},
+    emit() {},
     startPostgres: async () => ({ ...server, stop: async () => {} }),
     now: () => performance.now(),
   });

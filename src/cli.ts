@@ -2,6 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { CannotCheck, messageOf } from './core/errors.js';
+import { progressLine } from './core/events.js';
 import { renderMarkdown, renderSummary } from './core/markdown.js';
 import { passwordOf, redactUrls } from './core/redact.js';
 import { errorReport, exitCodeOf, type Report } from './core/report.js';
@@ -129,7 +130,10 @@ export async function runCli(argv: string[], io: CliIo = defaultIo): Promise<num
     log.debug(`settings: ${JSON.stringify({ ...settings, checks: [...settings.checks] })}`);
     report = await verify(settings, {
       log,
-      progress: (line) => (opts.quiet ? undefined : out(`${line}\n`)),
+      emit: (event) => {
+        const line = opts.quiet ? undefined : progressLine(event);
+        if (line !== undefined) out(`${line}\n`);
+      },
       startPostgres,
       now: () => performance.now(),
       env: io.env,

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
+import type { Seed } from './checks/seed.js';
 import { CannotCheck, messageOf } from './core/errors.js';
 import { type CheckId, CheckIds, type Severity } from './core/findings.js';
 import { Inputs, type RawInputs } from './core/inputs.js';
@@ -38,16 +39,6 @@ export interface SetSettings {
   snapshotFile?: string;
   /** Command that builds the models' schema into DATABASE_URL, if any. */
   modelsCommand?: string;
-}
-
-/** Seed data: an SQL file or a command, applied once the migration `after` is applied. */
-export interface Seed {
-  /** Migration id after which the seed applies. */
-  after: string;
-  /** SQL file (absolute). */
-  file?: string;
-  /** Shell command that loads rows into DATABASE_URL. */
-  command?: string;
 }
 
 export interface Settings {

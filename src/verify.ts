@@ -1,42 +1,21 @@
 import path from 'node:path';
-import { discoverAssertions } from './assertions.js';
+import type { SetContext } from './checks/context.js';
+import type { BaseSet } from './checks/ordering.js';
+import { verifySet } from './checks/set.js';
 import { CannotCheck, messageOf } from './core/errors.js';
-import type { Finding, NewFinding } from './core/findings.js';
+import type { Finding } from './core/findings.js';
 import { formatDuration, plural } from './core/format.js';
-import type { Logger } from './core/logger.js';
-import { compareHistories, historyFindings, sameText } from './core/ordering.js';
 import { redactUrls } from './core/redact.js';
 import type { Report, SetReport } from './core/report.js';
-import { accepts, applyAcceptances, resultOf } from './core/report.js';
-import { checkModels, checkSnapshotFile } from './drift.js';
+import { applyAcceptances, resultOf } from './core/report.js';
+import type { Edges } from './edges.js';
 import { checkoutBase } from './git.js';
-import { historyOf, loadMigrations } from './migrations/index.js';
-import type { LoadedSet, Migration } from './migrations/types.js';
-import type { PostgresOptions } from './postgres/index.js';
+import { type LoadOptions, loadMigrations } from './migrations/index.js';
+import type { LoadedSet } from './migrations/types.js';
 import type { StartedPostgres } from './postgres/types.js';
-import { replayOnBase } from './replay.js';
 import type { SetSettings, Settings } from './settings.js';
-import { walkSet } from './walk.js';
 
-/** A migration set as the base branch has it. */
-interface BaseSet {
-  ref: string;
-  commit: string;
-  /** Undefined when the base's copy could not be read (the note says why). */
-  loaded?: LoadedSet;
-  note?: string;
-}
-
-/** Everything verify() reaches outside itself, passed in so tests and both entry points choose. */
-export interface Edges {
-  log: Logger;
-  /** One line per migration step as it runs. */
-  progress(line: string): void;
-  startPostgres(options: PostgresOptions): Promise<StartedPostgres>;
-  /** Milliseconds from a monotonic clock. */
-  now(): number;
-  env?: NodeJS.ProcessEnv;
-}
+export type { Edges } from './edges.js';
 
 /** Runs every selected check and returns the report. A broken migration is a finding, never a throw. */
 export async function verify(settings: Settings, given: Edges): Promise<Report> {
@@ -61,255 +40,183 @@ function setEnvironment(env: Record<string, string>): () => void {
   };
 }
 
-async function verifyAll(settings: Settings, edges: Edges): Promise<Report> {
+/** What one run collects: findings, set reports, timings, the server once it runs. */
+interface Run {
+  settings: Settings;
+  edges: Edges & { env: NodeJS.ProcessEnv };
+  findings: Finding[];
+  sets: SetReport[];
+  timings: Record<string, number>;
+  server?: StartedPostgres;
+  removeBase?: () => Promise<void>;
+}
+
+async function verifyAll(settings: Settings, edges: Edges & { env: NodeJS.ProcessEnv }): Promise<Report> {
   const startedAt = edges.now();
-  const timings: Record<string, number> = {};
-  const findings: Finding[] = [];
-  const sets: SetReport[] = [];
-  let server: StartedPostgres | undefined;
-  const report = (extra: Partial<Report>): Report => {
-    timings.total = edges.now() - startedAt;
-    const { findings: kept, accepted, unused } = applyAcceptances(findings, settings.accepted);
-    for (const a of unused) {
-      const set = sets.find((s) => s.name === a.set) ?? sets[0];
-      set?.notes.push(
-        `The config file accepts ${a.check} findings for \`${a.id}\` ("${a.reason}"), but there are none: remove the entry.`,
-      );
+  const run: Run = { settings, edges, findings: [], sets: [], timings: {} };
+  const timed = async <T>(key: string, work: () => Promise<T>): Promise<T> => {
+    const t = edges.now();
+    try {
+      return await work();
+    } finally {
+      run.timings[key] = edges.now() - t;
     }
-    return {
-      version: 1,
-      result: resultOf(kept, settings.failOn),
-      postgres: server ? { version: server.version, provider: server.provider } : null,
-      sets,
-      findings: kept,
-      ...(accepted.length ? { accepted } : {}),
-      timings,
-      ...extra,
-    };
   };
-  let removeBase: (() => Promise<void>) | undefined;
   try {
     const loaded: LoadedSet[] = [];
-    for (const set of settings.sets) {
-      const t = edges.now();
-      const one = await loadMigrations(set.dir, set.format, settings.workingDirectory, {
-        commands: set.commands,
-        alembicCommand: set.alembicCommand,
-        urlVariable: set.urlVariable,
-        env: edges.env,
-        timeoutMs: settings.stepTimeoutMs,
-      });
-      one.historyTables = [...(one.historyTables ?? []), ...set.historyTables];
-      edges.log.info(`${set.name}: ${plural(one.migrations.length, 'migration')}, ${one.layout}`);
-      loaded.push(one);
-      timings[`load:${set.name}`] = edges.now() - t;
-    }
-    const bases: (BaseSet | undefined)[] = [];
-    const ref = settings.baseRef;
-    if (ref && (settings.checks.has('ordering') || settings.checks.has('apply'))) {
-      const t = edges.now();
-      const base = await checkoutBase(
-        ref,
-        settings.sets.map((s) => s.dir),
-        settings.workingDirectory,
-        edges.log,
-        settings.sets.filter((s) => s.format === 'command').map((s) => s.dir),
-      );
-      removeBase = base.remove;
-      for (const [i, set] of settings.sets.entries()) {
-        const checkout = base.checkouts[i];
-        const one: BaseSet = { ref, commit: base.commit };
-        if (checkout?.exists) {
-          try {
-            one.loaded = await loadMigrations(checkout.dir, set.format, checkout.workingDirectory, {
-              commands: set.commands,
-              alembicCommand: set.alembicCommand,
-              urlVariable: set.urlVariable,
-              env: edges.env,
-              timeoutMs: settings.stepTimeoutMs,
-            });
-          } catch (error) {
-            one.note = `The copy of '${path.relative(settings.workingDirectory, set.dir) || '.'}' on ${ref} could not be read (${messageOf(error)}), so this set was not compared with it.`;
-          }
-        } else {
-          one.loaded = { ...(loaded[i] as LoadedSet), migrations: [], findings: [] };
-        }
-        bases.push(one);
-      }
-      timings.base = edges.now() - t;
-      edges.log.info(`base: ${ref} at ${base.commit.slice(0, 7)}`);
-    }
-    const t = edges.now();
-    server = await edges.startPostgres({
-      provider: settings.postgres,
-      major: settings.postgresVersion,
-      databaseUrl: settings.databaseUrl,
-      image: settings.postgresImage,
-      log: edges.log,
-      env: edges.env,
-    });
-    timings.postgres = edges.now() - t;
-    edges.log.info(
-      `PostgreSQL ${server.version} (${server.provider}) ready in ${formatDuration(timings.postgres)}`,
-    );
+    for (const set of settings.sets) loaded.push(await timed(`load:${set.name}`, () => loadSet(run, set)));
+    const bases = await timed('base', () => loadBases(run, loaded));
+    if (!bases.length) delete run.timings.base;
+    const server = await timed('postgres', () => startServer(run));
     for (const [i, set] of settings.sets.entries()) {
-      const t0 = edges.now();
-      sets.push(await verifySet(set, loaded[i] as LoadedSet, bases[i], server, settings, edges, findings));
-      timings[`set:${set.name}`] = edges.now() - t0;
+      const notes: string[] = [];
+      const ctx = setContext(run, set, server, notes);
+      edges.emit({ kind: 'set', set: set.name, migrations: (loaded[i] as LoadedSet).migrations.length });
+      const report = await timed(`set:${set.name}`, () => verifySet(ctx, loaded[i] as LoadedSet, bases[i]));
+      run.sets.push({ ...report, notes });
     }
-    return report({});
+    return reportOf(run, startedAt, {});
   } catch (error) {
-    let message = redactUrls(messageOf(error));
-    if (!(error instanceof CannotCheck)) {
-      edges.log.debug(redactUrls((error as Error)?.stack ?? message));
-      // A server that died between steps (during a catalog read, an assertion) is the same fault.
-      const fault = await server?.health().catch(() => undefined);
-      if (fault)
-        message = `PostgreSQL ${fault.what} during the checks (${message}). That is a fault of the server the checks run on, not of the migrations.${fault.log ? ` Its log ends with:\n${fault.log}\n` : ' '}Run the check again.`;
-    }
-    return report({ result: 'error', error: message });
+    return reportOf(run, startedAt, { result: 'error', error: await errorText(run, error) });
   } finally {
-    await server
+    await run.server
       ?.stop()
       .catch((error) => edges.log.warn(`Could not stop PostgreSQL cleanly: ${messageOf(error)}`));
-    await removeBase?.();
+    await run.removeBase?.();
   }
 }
 
-async function verifySet(
-  set: SetSettings,
-  loaded: LoadedSet,
-  base: BaseSet | undefined,
-  server: StartedPostgres,
-  settings: Settings,
-  edges: Edges,
-  findings: Finding[],
-): Promise<SetReport> {
-  const finding = (f: NewFinding) => findings.push({ ...f, set: set.name });
-  const notes: string[] = [];
-  const ordering = settings.checks.has('ordering');
-  if (ordering) {
-    for (const f of loaded.findings) finding(f);
-    for (const f of historyFindings(historyOf(loaded), loaded.rules)) finding(f);
-  }
-  notes.push(...(loaded.notes ?? []));
-  if (base?.note) notes.push(base.note);
-  const baseName = base ? `${base.ref} (${base.commit.slice(0, 7)})` : '';
-  const comparison = base?.loaded
-    ? compareHistories(historyOf(base.loaded), historyOf(loaded), loaded.rules, baseName)
-    : undefined;
-  if (comparison && ordering) for (const f of comparison.findings) finding(f);
-
-  let assertions: Awaited<ReturnType<typeof discoverAssertions>>['byMigration'] | undefined;
-  if (set.assertionsDir && settings.checks.has('assertions')) {
-    const found = await discoverAssertions(
-      set.assertionsDir,
-      settings.workingDirectory,
-      loaded.migrations.map((m) => m.id),
-      set.assertCommand,
-    );
-    for (const f of found.findings) finding(f);
-    assertions = found.byMigration;
-    edges.log.info(
-      `${set.name}: ${plural(
-        [...found.byMigration.values()].reduce((n, l) => n + l.length, 0),
-        'assertion',
-      )} for ${plural(found.byMigration.size, 'migration')}`,
-    );
-  }
-
-  const walk = await walkSet(set, loaded, server, settings, edges, findings, assertions);
-  notes.push(...walk.notes);
-
-  if (base?.loaded && comparison && settings.checks.has('apply')) {
-    const changed = comparison.added.length + comparison.edited.length + comparison.removed.length > 0;
-    if (!base.loaded.migrations.length || !changed) {
-      // Production is this branch's history from empty: the walk already ran exactly that.
-    } else if (!walk.head) {
-      notes.push("Two-phase replay not run: this branch's own history does not apply from empty.");
-    } else {
-      const t = edges.now();
-      const note = await replayOnBase(
-        replayPlan(set, base.loaded, loaded, comparison, settings, baseName),
-        walk.head,
-        walk.exclusions,
-        server,
-        settings,
-        edges,
-        finding,
-      );
-      if (note) notes.push(note);
-      edges.log.debug(`two-phase replay: ${formatDuration(edges.now() - t)}`);
-    }
-  }
-  const drift = (['drift-snapshot', 'drift-models'] as const).filter(
-    (c) => settings.checks.has(c) && (c === 'drift-snapshot' ? set.snapshotFile : set.modelsCommand),
-  );
-  if (drift.length && !walk.head)
-    notes.push(`${drift.join(' and ')} not checked: not every migration applied.`);
-  if (walk.head && drift.includes('drift-snapshot')) {
-    const note = await checkSnapshotFile(set, walk.head, settings, finding);
-    if (note) notes.push(note);
-  }
-  if (walk.head && drift.includes('drift-models')) {
-    const note = await checkModels(
-      set,
-      walk.head,
-      server,
-      settings,
-      walk.exclusions,
-      edges.env ?? process.env,
-      finding,
-    );
-    if (note) notes.push(note);
-  }
+/** The loader's options for a set: its commands, the environment, the step timeout. */
+function loadOptions(run: Run, set: SetSettings): LoadOptions {
   return {
-    name: set.name,
-    dir: path.relative(settings.workingDirectory, set.dir) || '.',
-    format: loaded.format,
-    formatReason: loaded.layout,
-    migrations: walk.migrations,
-    notes,
-    ...(base?.loaded && comparison
-      ? {
-          base: {
-            ref: base.ref,
-            commit: base.commit,
-            migrations: base.loaded.migrations.length,
-            added: comparison.added.map((e) => e.id),
-          },
-        }
-      : {}),
+    commands: set.commands,
+    alembicCommand: set.alembicCommand,
+    urlVariable: set.urlVariable,
+    env: run.edges.env,
+    timeoutMs: run.settings.stepTimeoutMs,
   };
 }
 
-/**
- * What production runs: the base's migrations as the base has them (an accepted edit as this branch
- * has it, an accepted deletion not at all), then this branch's new ones and changed repeatables.
- */
-function replayPlan(
-  set: SetSettings,
-  base: LoadedSet,
-  head: LoadedSet,
-  comparison: ReturnType<typeof compareHistories>,
-  settings: Settings,
-  baseName: string,
-) {
-  const accepted = (id: string) =>
-    settings.accepted.some((a) => accepts(a, { check: 'ordering', migration: id, set: set.name }));
-  const headByKey = new Map(head.migrations.filter((m) => !m.repeatable).map((m) => [m.key, m]));
-  const production: Migration[] = [];
-  for (const m of base.migrations) {
-    const now = m.repeatable ? undefined : headByKey.get(m.key);
-    if (!m.repeatable && !now && accepted(m.id)) continue;
-    if (now && comparison.edited.includes(m.key) && (accepted(now.id) || accepted(m.id)))
-      production.push(now);
-    else production.push(m);
-  }
-  const addedIds = new Set(comparison.added.map((e) => e.id));
-  const baseRepeatables = new Map(base.migrations.filter((m) => m.repeatable).map((m) => [m.id, m.source]));
-  const added = head.migrations.filter(
-    (m) => addedIds.has(m.id) || (m.repeatable && !sameText(baseRepeatables.get(m.id) ?? '', m.source)),
+async function loadSet(run: Run, set: SetSettings): Promise<LoadedSet> {
+  const one = await loadMigrations(set.dir, set.format, run.settings.workingDirectory, loadOptions(run, set));
+  one.historyTables = [...(one.historyTables ?? []), ...set.historyTables];
+  run.edges.log.info(`${set.name}: ${plural(one.migrations.length, 'migration')}, ${one.layout}`);
+  return one;
+}
+
+/** Each set as the base branch has it, when there is a base ref and a check that needs it. */
+async function loadBases(run: Run, loaded: LoadedSet[]): Promise<(BaseSet | undefined)[]> {
+  const { settings, edges } = run;
+  const ref = settings.baseRef;
+  if (!ref || !(settings.checks.has('ordering') || settings.checks.has('apply'))) return [];
+  const base = await checkoutBase(
+    ref,
+    settings.sets.map((s) => s.dir),
+    settings.workingDirectory,
+    edges.log,
+    settings.sets.filter((s) => s.format === 'command').map((s) => s.dir),
   );
-  return { production, added, baseName };
+  run.removeBase = base.remove;
+  const bases: BaseSet[] = [];
+  for (const [i, set] of settings.sets.entries()) {
+    const checkout = base.checkouts[i];
+    const one: BaseSet = { ref, commit: base.commit };
+    if (!checkout?.exists) one.loaded = { ...(loaded[i] as LoadedSet), migrations: [], findings: [] };
+    else {
+      try {
+        one.loaded = await loadMigrations(
+          checkout.dir,
+          set.format,
+          checkout.workingDirectory,
+          loadOptions(run, set),
+        );
+      } catch (error) {
+        one.note = `The copy of '${path.relative(settings.workingDirectory, set.dir) || '.'}' on ${ref} could not be read (${messageOf(error)}), so this set was not compared with it.`;
+      }
+    }
+    bases.push(one);
+  }
+  edges.log.info(`base: ${ref} at ${base.commit.slice(0, 7)}`);
+  return bases;
+}
+
+async function startServer(run: Run): Promise<StartedPostgres> {
+  const { settings, edges } = run;
+  const t = edges.now();
+  run.server = await edges.startPostgres({
+    provider: settings.postgres,
+    major: settings.postgresVersion,
+    databaseUrl: settings.databaseUrl,
+    image: settings.postgresImage,
+    log: edges.log,
+    env: edges.env,
+  });
+  edges.log.info(
+    `PostgreSQL ${run.server.version} (${run.server.provider}) ready in ${formatDuration(edges.now() - t)}`,
+  );
+  return run.server;
+}
+
+/** The one place the run's settings become what a set's checks need. */
+function setContext(run: Run, set: SetSettings, server: StartedPostgres, notes: string[]): SetContext {
+  const { settings, edges } = run;
+  return {
+    name: set.name,
+    dir: set.dir,
+    assertionsDir: set.assertionsDir,
+    workingDirectory: settings.workingDirectory,
+    env: edges.env,
+    stepTimeoutMs: settings.stepTimeoutMs,
+    checks: settings.checks,
+    requireDown: settings.requireDown,
+    assertionsStrict: settings.assertionsStrict,
+    assertCommand: set.assertCommand,
+    seed: set.seed,
+    snapshotFile: set.snapshotFile,
+    updateSnapshot: settings.updateSnapshot,
+    modelsCommand: set.modelsCommand,
+    accepted: settings.accepted,
+    server,
+    log: edges.log,
+    now: () => edges.now(),
+    emit: (event) => edges.emit(event),
+    finding: (f) => {
+      const finding = { ...f, set: set.name };
+      run.findings.push(finding);
+      edges.emit({ kind: 'finding', finding });
+    },
+    note: (text) => notes.push(text),
+  };
+}
+
+function reportOf(run: Run, startedAt: number, extra: Partial<Report>): Report {
+  const { settings, sets, server, timings } = run;
+  timings.total = run.edges.now() - startedAt;
+  const { findings: kept, accepted, unused } = applyAcceptances(run.findings, settings.accepted);
+  for (const a of unused) {
+    const set = sets.find((s) => s.name === a.set) ?? sets[0];
+    set?.notes.push(
+      `The config file accepts ${a.check} findings for \`${a.id}\` ("${a.reason}"), but there are none: remove the entry.`,
+    );
+  }
+  return {
+    version: 1,
+    result: resultOf(kept, settings.failOn),
+    postgres: server ? { version: server.version, provider: server.provider } : null,
+    sets,
+    findings: kept,
+    ...(accepted.length ? { accepted } : {}),
+    timings,
+    ...extra,
+  };
+}
+
+/** Why the run could not check; a server that died between steps (a catalog read, an assertion) is named. */
+async function errorText(run: Run, error: unknown): Promise<string> {
+  const message = redactUrls(messageOf(error));
+  if (error instanceof CannotCheck) return message;
+  run.edges.log.debug(redactUrls((error as Error)?.stack ?? message));
+  const fault = await run.server?.health().catch(() => undefined);
+  if (!fault) return message;
+  return `PostgreSQL ${fault.what} during the checks (${message}). That is a fault of the server the checks run on, not of the migrations.${fault.log ? ` Its log ends with:\n${fault.log}\n` : ' '}Run the check again.`;
 }

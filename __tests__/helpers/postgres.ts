@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { progressLine } from '../../src/core/events.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { startBinaries } from '../../src/postgres/binaries.js';
 import type { StartedPostgres } from '../../src/postgres/types.js';
@@ -20,7 +21,10 @@ export async function startTestServer(): Promise<StartedPostgres> {
 export function edgesOn(server: StartedPostgres, lines: string[] = []): Edges {
   return {
     log: quietLog,
-    progress: (line) => lines.push(line),
+    emit: (event) => {
+      const line = progressLine(event);
+      if (line !== undefined) lines.push(line);
+    },
     startPostgres: async () => ({ ...server, stop: async () => {} }),
     now: () => performance.now(),
   };

@@ -32596,7 +32596,7 @@ function extend(target) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cli_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(29503);
+/* harmony import */ var _cli_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(5077);
 
 process.exitCode = await (0,_cli_js__WEBPACK_IMPORTED_MODULE_0__/* .runCli */ .a)(process.argv.slice(2));
 
@@ -32605,7 +32605,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 29503:
+/***/ 5077:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -32653,8 +32653,30 @@ function messageOf(error) {
         return error.message;
     return String(error);
 }
+/** A folder named by an input that does not exist or cannot be read: the input, the value, the fix. */
+function unreadableFolder(input, shown, error, fix) {
+    const why = error.code === 'ENOENT'
+        ? 'does not exist'
+        : `cannot be read (${messageOf(error)})`;
+    return new CannotCheck(`Input '${input}' points to '${shown}', which ${why}. ${fix}`, { cause: error });
+}
+
+;// CONCATENATED MODULE: ./src/core/format.ts
+/** `300000` -> `5 min`, `1500` -> `1.5 s`, `12.3` -> `12 ms`. */
+function formatDuration(ms) {
+    if (ms >= 60_000 && ms % 60_000 === 0)
+        return `${ms / 60_000} min`;
+    if (ms >= 1000)
+        return `${+(ms / 1000).toFixed(1)} s`;
+    return `${Math.round(ms)} ms`;
+}
+/** `1 migration`, `3 migrations`. */
+function plural(count, word, many = `${word}s`) {
+    return `${count} ${count === 1 ? word : many}`;
+}
 
 ;// CONCATENATED MODULE: ./src/core/assertions.ts
+
 const Sides = ['before', 'after', 'rolled back'];
 /**
  * Whether an assertion should pass: the `up` one holds only once its migration is applied, the
@@ -32726,22 +32748,44 @@ function firstLine(text) {
     const line = (text ?? 'failed').split('\n')[0] ?? 'failed';
     return line.length > 300 ? `${line.slice(0, 297)}...` : line;
 }
-
-;// CONCATENATED MODULE: ./src/core/format.ts
-/** `300000` -> `5 min`, `1500` -> `1.5 s`, `12.3` -> `12 ms`. */
-function formatDuration(ms) {
-    if (ms >= 60_000 && ms % 60_000 === 0)
-        return `${ms / 60_000} min`;
-    if (ms >= 1000)
-        return `${+(ms / 1000).toFixed(1)} s`;
-    return `${Math.round(ms)} ms`;
-}
-/** `1 migration`, `3 migrations`. */
-function plural(count, word, many = `${word}s`) {
-    return `${count} ${count === 1 ? word : many}`;
+/** `assertions 3/4 (12 ms)`: how many runs went as expected, for progress lines. */
+function assertionSummary(runs) {
+    const good = runs.filter((r) => r.passed === shouldPass(r.direction, r.side)).length;
+    return `assertions ${good}/${runs.length}${runs.length ? ` (${formatDuration(runs.reduce((n, r) => n + r.ms, 0))})` : ''}`;
 }
 
-;// CONCATENATED MODULE: ./src/core/report.ts
+;// CONCATENATED MODULE: ./src/core/events.ts
+
+
+const counter = (index, total) => `${String(index + 1).padStart(String(total).length)}/${total}`;
+const timing = (step) => (step.ok ? formatDuration(step.ms) : 'failed');
+/** The terminal line for an event, when it has one: one per migration, one per rollback step. */
+function progressLine(event) {
+    switch (event.kind) {
+        case 'migration done': {
+            const at = `${counter(event.index, event.total)} ${event.id}`;
+            const asserted = event.assertions?.length ? ` · ${assertionSummary(event.assertions)}` : '';
+            if (!event.up.ok)
+                return `✗ ${at}  up failed (${formatDuration(event.up.ms)})${asserted}`;
+            const steps = [
+                `up ${formatDuration(event.up.ms)}`,
+                ...(event.down ? [`down ${timing(event.down)}`] : []),
+                ...(event.again ? [`up again ${timing(event.again)}`] : []),
+            ];
+            return `${event.ok ? '✓' : '✗'} ${at}  ${steps.join(' · ')}${asserted}`;
+        }
+        case 'rollback':
+            return `${event.step.ok ? '✓' : '✗'} ${counter(event.index, event.total)} ${event.id}  rollback ${timing(event.step)}`;
+        case 'seed loaded':
+            return `  seed data loaded after ${event.after}`;
+        case 'replay':
+            return `  two-phase replay: ${plural(event.production, 'migration')} as on ${event.base}, then ${plural(event.added, 'new migration')}`;
+        default:
+            return undefined;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/core/findings.ts
 /** Stable check ids: used in reports, config, `--only` and `--skip`. */
 const CheckIds = [
     'apply',
@@ -32753,44 +32797,6 @@ const CheckIds = [
     'drift-models',
     'target',
 ];
-/** The verdict for a list of findings under a fail-on policy. */
-function resultOf(findings, failOn) {
-    const failing = findings.filter((f) => f.severity === 'error' || failOn === 'warning');
-    return failing.length > 0 ? 'failed' : 'passed';
-}
-/** True when `acceptance` accepts `finding`. */
-function accepts(acceptance, finding) {
-    return (acceptance.check === finding.check &&
-        acceptance.id === finding.migration &&
-        (acceptance.set === undefined || acceptance.set === finding.set));
-}
-/**
- * Sets accepted findings aside: they are reported with their reason but do not count. Acceptances
- * that match nothing come back too, so stale entries can be pointed out.
- */
-function applyAcceptances(findings, acceptances) {
-    const kept = [];
-    const accepted = [];
-    const used = new Set();
-    for (const finding of findings) {
-        const by = acceptances.find((a) => accepts(a, finding));
-        if (!by)
-            kept.push(finding);
-        else {
-            used.add(by);
-            accepted.push({ ...finding, reason: by.reason });
-        }
-    }
-    return { findings: kept, accepted, unused: acceptances.filter((a) => !used.has(a)) };
-}
-/** Process exit status for a result: 0 passed, 1 failed, 2 could not check. */
-function exitCodeOf(result) {
-    return result === 'passed' ? 0 : result === 'failed' ? 1 : 2;
-}
-/** The report for a run that could not check at all (bad input before anything ran). */
-function errorReport(message) {
-    return { version: 1, result: 'error', postgres: null, sets: [], findings: [], timings: {}, error: message };
-}
 
 ;// CONCATENATED MODULE: ./src/core/markdown.ts
 
@@ -33020,6 +33026,46 @@ function passwordOf(url) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/core/report.ts
+/** The verdict for a list of findings under a fail-on policy. */
+function resultOf(findings, failOn) {
+    const failing = findings.filter((f) => f.severity === 'error' || failOn === 'warning');
+    return failing.length > 0 ? 'failed' : 'passed';
+}
+/** True when `acceptance` accepts `finding`. */
+function accepts(acceptance, finding) {
+    return (acceptance.check === finding.check &&
+        acceptance.id === finding.migration &&
+        (acceptance.set === undefined || acceptance.set === finding.set));
+}
+/**
+ * Sets accepted findings aside: they are reported with their reason but do not count. Acceptances
+ * that match nothing come back too, so stale entries can be pointed out.
+ */
+function applyAcceptances(findings, acceptances) {
+    const kept = [];
+    const accepted = [];
+    const used = new Set();
+    for (const finding of findings) {
+        const by = acceptances.find((a) => accepts(a, finding));
+        if (!by)
+            kept.push(finding);
+        else {
+            used.add(by);
+            accepted.push({ ...finding, reason: by.reason });
+        }
+    }
+    return { findings: kept, accepted, unused: acceptances.filter((a) => !used.has(a)) };
+}
+/** Process exit status for a result: 0 passed, 1 failed, 2 could not check. */
+function exitCodeOf(result) {
+    return result === 'passed' ? 0 : result === 'failed' ? 1 : 2;
+}
+/** The report for a run that could not check at all (bad input before anything ran). */
+function errorReport(message) {
+    return { version: 1, result: 'error', postgres: null, sets: [], findings: [], timings: {}, error: message };
+}
+
 ;// CONCATENATED MODULE: ./src/migrations/types.ts
 const Formats = ['auto', 'sql', 'sequelize', 'umzug', 'alembic', 'command'];
 /** A step that failed, located as precisely as we can. */
@@ -33040,6 +33086,43 @@ class StepError extends Error {
     /** True when the step failed before it could change anything (its module did not load). */
     ranNothing;
 }
+
+;// CONCATENATED MODULE: ./src/core/inputs.ts
+/** Input names, spelled once: Action inputs, CLI flags (`--name`) and config keys are these. */
+const Inputs = {
+    MigrationsDir: 'migrations-dir',
+    Format: 'format',
+    Postgres: 'postgres',
+    PostgresVersion: 'postgres-version',
+    PostgresImage: 'postgres-image',
+    DatabaseUrl: 'database-url',
+    BaseRef: 'base-ref',
+    AssertionsDir: 'assertions-dir',
+    AssertCommand: 'assert-command',
+    AssertionsStrict: 'assertions-strict',
+    ListCommand: 'list-command',
+    UpCommand: 'up-command',
+    DownCommand: 'down-command',
+    HistoryTable: 'history-table',
+    AlembicCommand: 'alembic-command',
+    UrlVariable: 'database-url-variable',
+    SeedAfter: 'seed-after',
+    SeedFile: 'seed-file',
+    SeedCommand: 'seed-command',
+    SnapshotFile: 'snapshot-file',
+    UpdateSnapshot: 'update-snapshot',
+    ModelsCommand: 'models-command',
+    TargetDatabaseUrl: 'target-database-url',
+    Comment: 'comment',
+    GithubToken: 'github-token',
+    FailOn: 'fail-on',
+    StepTimeout: 'step-timeout',
+    RequireDown: 'require-down',
+    Only: 'only',
+    Skip: 'skip',
+    WorkingDirectory: 'working-directory',
+    Config: 'config',
+};
 
 // EXTERNAL MODULE: external "node:child_process"
 var external_node_child_process_ = __nccwpck_require__(31421);
@@ -33222,9 +33305,9 @@ async function cancelQueries(adminUrl, database) {
 ;// CONCATENATED MODULE: ./src/postgres/types.ts
 const ProviderChoices = ['auto', 'binaries', 'docker', 'url'];
 const SupportedMajors = [14, 15, 16, 17, 18];
-const silentLogger = { info() { }, warn() { }, debug() { } };
 
 ;// CONCATENATED MODULE: ./src/postgres/binaries.ts
+
 
 
 
@@ -33377,7 +33460,7 @@ async function locateBinaries(options) {
             throw new CannotCheck(`PG_BIN is '${env.PG_BIN}', which holds no runnable initdb and postgres. Point it at a PostgreSQL bin directory or unset it.`);
         }
         if (major !== undefined && v.major !== major) {
-            throw new CannotCheck(`PG_BIN '${env.PG_BIN}' holds PostgreSQL ${v.version}, but postgres-version asks for ${major}. Unset PG_BIN or change postgres-version.`);
+            throw new CannotCheck(`PG_BIN '${env.PG_BIN}' holds PostgreSQL ${v.version}, but ${Inputs.PostgresVersion} asks for ${major}. Unset PG_BIN or change ${Inputs.PostgresVersion}.`);
         }
         return { binDir: env.PG_BIN, ...v, source: 'PG_BIN' };
     }
@@ -33589,7 +33672,7 @@ async function templateCluster(bins, root, runAs, log) {
             '--no-instructions',
         ], runAs, logFile);
         if (code !== 0) {
-            throw new CannotCheck(`initdb (${bins.binDir}) failed with exit code ${code}. Its output:\n${tail(logFile)}\nSet PG_BIN to another PostgreSQL install, or pick another postgres-version.`);
+            throw new CannotCheck(`initdb (${bins.binDir}) failed with exit code ${code}. Its output:\n${tail(logFile)}\nSet PG_BIN to another PostgreSQL install, or pick another ${Inputs.PostgresVersion}.`);
         }
         await (0,promises_namespaceObject.rename)(data, dir).catch((error) => {
             if (!(0,external_node_fs_.existsSync)(external_node_path_default().join(dir, 'PG_VERSION')))
@@ -33735,7 +33818,7 @@ async function startBinaries(options) {
             const output = tail(logFile);
             if (attempt < 3 && /could not bind|already in use/i.test(output))
                 continue;
-            throw new CannotCheck(`PostgreSQL ${bins.version} (${bins.binDir}) would not start. Its log:\n${output}\nSet PG_BIN to another install or pick another postgres-version.`);
+            throw new CannotCheck(`PostgreSQL ${bins.version} (${bins.binDir}) would not start. Its log:\n${output}\nSet PG_BIN to another install or pick another ${Inputs.PostgresVersion}.`);
         }
         const adminUrl = `postgresql://postgres@127.0.0.1:${port}/postgres`;
         const { version, major } = await serverVersion(adminUrl);
@@ -33803,6 +33886,7 @@ async function waitReady(port, child) {
 
 
 
+
 /**
  * Uses a server someone else runs (a workflow `services: postgres` container): the checks create
  * scratch databases there and drop every one of them on stop.
@@ -33815,7 +33899,7 @@ async function useServer(url, provider = 'url', onStop) {
             throw new Error(`scheme ${parsed.protocol}`);
     }
     catch {
-        throw new CannotCheck(`Input 'database-url' is '${redactUrls(url)}', which is not a postgres:// URL. Expected e.g. postgresql://postgres:postgres@localhost:5432/postgres.`);
+        throw new CannotCheck(`Input '${Inputs.DatabaseUrl}' is '${redactUrls(url)}', which is not a postgres:// URL. Expected e.g. postgresql://postgres:postgres@localhost:5432/postgres.`);
     }
     let version;
     try {
@@ -33896,6 +33980,7 @@ async function startDocker(options) {
 
 
 
+
 /**
  * Starts (or connects to) the server the checks run on. `auto`: a given URL, else real binaries,
  * else a container.
@@ -33904,7 +33989,7 @@ async function startPostgres(options) {
     const { provider, databaseUrl, log } = options;
     if (provider === 'url' || (provider === 'auto' && databaseUrl)) {
         if (!databaseUrl) {
-            throw new CannotCheck(`Input 'postgres' is 'url' but 'database-url' is empty. Set database-url, or use postgres 'auto'.`);
+            throw new CannotCheck(`Input '${Inputs.Postgres}' is 'url' but '${Inputs.DatabaseUrl}' is empty. Set ${Inputs.DatabaseUrl}, or use postgres 'auto'.`);
         }
         return useServer(databaseUrl);
     }
@@ -43474,41 +43559,8 @@ function preprocess(fn, schema) {
 
 
 
-/** Input names, spelled once: Action inputs, CLI flags (`--name`) and config keys are these. */
-const Inputs = {
-    MigrationsDir: 'migrations-dir',
-    Format: 'format',
-    Postgres: 'postgres',
-    PostgresVersion: 'postgres-version',
-    PostgresImage: 'postgres-image',
-    DatabaseUrl: 'database-url',
-    BaseRef: 'base-ref',
-    AssertionsDir: 'assertions-dir',
-    AssertCommand: 'assert-command',
-    AssertionsStrict: 'assertions-strict',
-    ListCommand: 'list-command',
-    UpCommand: 'up-command',
-    DownCommand: 'down-command',
-    HistoryTable: 'history-table',
-    AlembicCommand: 'alembic-command',
-    UrlVariable: 'database-url-variable',
-    SeedAfter: 'seed-after',
-    SeedFile: 'seed-file',
-    SeedCommand: 'seed-command',
-    SnapshotFile: 'snapshot-file',
-    UpdateSnapshot: 'update-snapshot',
-    ModelsCommand: 'models-command',
-    TargetDatabaseUrl: 'target-database-url',
-    Comment: 'comment',
-    GithubToken: 'github-token',
-    FailOn: 'fail-on',
-    StepTimeout: 'step-timeout',
-    RequireDown: 'require-down',
-    Only: 'only',
-    Skip: 'skip',
-    WorkingDirectory: 'working-directory',
-    Config: 'config',
-};
+
+
 const DefaultStepTimeoutMs = 5 * 60_000;
 const SetKeys = [
     Inputs.MigrationsDir,
@@ -43558,14 +43610,16 @@ async function readConfigFile(workingDirectory, given) {
         text = await (0,promises_namespaceObject.readFile)(file, 'utf8');
     }
     catch (error) {
-        throw new CannotCheck(`Config file '${shown}' cannot be read (${messageOf(error)}). Check the path given to 'config'.`);
+        throw new CannotCheck(`Config file '${shown}' cannot be read (${messageOf(error)}). Check the path given to 'config'.`, { cause: error });
     }
     let data;
     try {
         data = dist.parse(text) ?? {};
     }
     catch (error) {
-        throw new CannotCheck(`Config file '${shown}' is not valid YAML: ${messageOf(error).split('\n')[0]}`);
+        throw new CannotCheck(`Config file '${shown}' is not valid YAML: ${messageOf(error).split('\n')[0]}`, {
+            cause: error,
+        });
     }
     const parsed = configSchema.safeParse(data);
     if (!parsed.success) {
@@ -43761,149 +43815,6 @@ async function resolveSettings(raw, cwd = process.cwd()) {
             check: a.check ?? 'ordering',
             ...(a.set !== undefined ? { set: a.set } : {}),
         })),
-    };
-}
-
-;// CONCATENATED MODULE: ./src/command.ts
-
-
-const Keep = 64 * 1024;
-/** The `PG*` variables libpq-based tools read, from a connection URL. */
-function pgEnv(url) {
-    const u = new URL(url);
-    const env = {
-        DATABASE_URL: url,
-        PGHOST: u.hostname,
-        PGPORT: u.port || '5432',
-        PGUSER: decodeURIComponent(u.username),
-        PGDATABASE: decodeURIComponent(u.pathname.slice(1)),
-    };
-    if (u.password)
-        env.PGPASSWORD = decodeURIComponent(u.password);
-    return env;
-}
-/** Runs a shell command; kills its process group at the timeout. Never throws for a failing command. */
-function runCommand(command, options) {
-    return new Promise((resolve) => {
-        const child = (0,external_node_child_process_.spawn)(command, {
-            cwd: options.cwd,
-            env: options.env,
-            shell: true,
-            detached: true,
-            stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        let output = '';
-        let stdout = '';
-        const take = (chunk) => {
-            output += chunk.toString('utf8');
-            if (output.length > Keep * 2)
-                output = output.slice(-Keep);
-        };
-        child.stdout.on('data', (chunk) => {
-            if (stdout.length < 4 * 1024 * 1024)
-                stdout += chunk.toString('utf8');
-            take(chunk);
-        });
-        child.stderr.on('data', take);
-        let timedOut = false;
-        const kill = (signal) => {
-            try {
-                // Negative pid: the shell and everything it started.
-                if (child.pid)
-                    process.kill(-child.pid, signal);
-            }
-            catch {
-                // Already gone.
-            }
-        };
-        const stop = () => {
-            timedOut = true;
-            kill('SIGTERM');
-            setTimeout(() => kill('SIGKILL'), 5_000).unref();
-        };
-        const timer = setTimeout(stop, options.timeoutMs);
-        options.signal?.addEventListener('abort', stop, { once: true });
-        const done = () => {
-            clearTimeout(timer);
-            options.signal?.removeEventListener('abort', stop);
-        };
-        child.on('error', (error) => {
-            done();
-            resolve({ code: null, stdout, output: `${output}${error.message}`, timedOut });
-        });
-        child.on('close', (code) => {
-            done();
-            resolve({ code, stdout, output: output.slice(-Keep), timedOut });
-        });
-    });
-}
-/** Fills `{name}` placeholders, quoting values the shell would split or expand. */
-function fillCommand(template, values) {
-    return Object.entries(values).reduce((text, [name, value]) => text.replaceAll(`{${name}}`, shellWord(value)), template);
-}
-function shellWord(value) {
-    return /^[\w.,:@%+=/-]+$/.test(value) ? value : `'${value.replaceAll("'", "'\\''")}'`;
-}
-/** The last lines of a command's output, for a finding's detail. */
-function outputTail(result, lines = 30) {
-    return result.output.trimEnd().split('\n').slice(-lines).join('\n');
-}
-/**
- * The last Python traceback in a command's output: its frames, outermost first, and the line that
- * names the exception (`psycopg2.errors.UndefinedColumn: column "nme" does not exist`), which
- * comes before the lines a driver adds (`LINE 1: ...`, `HINT: ...`).
- */
-function pythonTraceback(output) {
-    const lines = output.split('\n');
-    let start = -1;
-    for (let i = lines.length - 1; i >= 0 && start < 0; i--)
-        if (lines[i]?.trim() === 'Traceback (most recent call last):')
-            start = i;
-    if (start < 0)
-        return undefined;
-    const frames = [];
-    for (const line of lines.slice(start + 1)) {
-        const frame = /^\s+File "(.+)", line (\d+), in (.+)$/.exec(line);
-        if (frame)
-            frames.push({ file: frame[1] ?? '', line: Number(frame[2]), function: (frame[3] ?? '').trim() });
-        // Indented lines are the frames' code and Python 3.11's carets; the first other line is the exception.
-        else if (line.trim() && !/^\s/.test(line))
-            return { frames, exception: line.trim() };
-    }
-    return undefined;
-}
-const shorten = (line) => (line.length > 300 ? `${line.slice(0, 297)}...` : line);
-/**
- * The line of a failed command's output that says what went wrong: the exception of a Python
- * traceback, else the last `SomeError: ...` line, else the last line.
- */
-function errorLine(output) {
-    const traceback = pythonTraceback(output);
-    if (traceback)
-        return shorten(traceback.exception);
-    const lines = output
-        .trimEnd()
-        .split('\n')
-        .map((l) => l.trim())
-        .filter(Boolean);
-    const named = [...lines].reverse().find((l) => /^[\w.]*(Error|Exception)\b[^:]*:\s*\S/.test(l));
-    return shorten(named ?? lines.at(-1) ?? '');
-}
-/**
- * A failed step command as a finding's message (what ran, how it ended, the error line), detail
- * (the output) and, when the output is a traceback through the migration's own file, its line there.
- */
-function commandFailure(command, result, migration) {
-    const line = errorLine(result.output);
-    const target = migration && external_node_path_default().resolve(migration.cwd, migration.file);
-    const frame = target &&
-        pythonTraceback(result.output)
-            ?.frames.filter((f) => external_node_path_default().resolve(migration.cwd, f.file) === target)
-            .at(-1);
-    return {
-        message: `\`${command}\` ${result.timedOut ? 'was stopped' : `exited with ${result.code ?? 'a signal'}`}${line ? `: ${line}` : ''}`,
-        detail: outputTail(result) || undefined,
-        ...(frame ? { line: frame.line } : {}),
     };
 }
 
@@ -44107,7 +44018,150 @@ function missingPackage(error) {
     return name && !/^[./]/.test(name) ? name : undefined;
 }
 
-;// CONCATENATED MODULE: ./src/assertions.ts
+;// CONCATENATED MODULE: ./src/shell.ts
+
+
+const Keep = 64 * 1024;
+/** The `PG*` variables libpq-based tools read, from a connection URL. */
+function pgEnv(url) {
+    const u = new URL(url);
+    const env = {
+        DATABASE_URL: url,
+        PGHOST: u.hostname,
+        PGPORT: u.port || '5432',
+        PGUSER: decodeURIComponent(u.username),
+        PGDATABASE: decodeURIComponent(u.pathname.slice(1)),
+    };
+    if (u.password)
+        env.PGPASSWORD = decodeURIComponent(u.password);
+    return env;
+}
+/** Runs a shell command; kills its process group at the timeout. Never throws for a failing command. */
+function runCommand(command, options) {
+    return new Promise((resolve) => {
+        const child = (0,external_node_child_process_.spawn)(command, {
+            cwd: options.cwd,
+            env: options.env,
+            shell: true,
+            detached: true,
+            stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let output = '';
+        let stdout = '';
+        const take = (chunk) => {
+            output += chunk.toString('utf8');
+            if (output.length > Keep * 2)
+                output = output.slice(-Keep);
+        };
+        child.stdout.on('data', (chunk) => {
+            if (stdout.length < 4 * 1024 * 1024)
+                stdout += chunk.toString('utf8');
+            take(chunk);
+        });
+        child.stderr.on('data', take);
+        let timedOut = false;
+        const kill = (signal) => {
+            try {
+                // Negative pid: the shell and everything it started.
+                if (child.pid)
+                    process.kill(-child.pid, signal);
+            }
+            catch {
+                // Already gone.
+            }
+        };
+        const stop = () => {
+            timedOut = true;
+            kill('SIGTERM');
+            setTimeout(() => kill('SIGKILL'), 5_000).unref();
+        };
+        const timer = setTimeout(stop, options.timeoutMs);
+        options.signal?.addEventListener('abort', stop, { once: true });
+        const done = () => {
+            clearTimeout(timer);
+            options.signal?.removeEventListener('abort', stop);
+        };
+        child.on('error', (error) => {
+            done();
+            resolve({ code: null, stdout, output: `${output}${error.message}`, timedOut });
+        });
+        child.on('close', (code) => {
+            done();
+            resolve({ code, stdout, output: output.slice(-Keep), timedOut });
+        });
+    });
+}
+/** Fills `{name}` placeholders, quoting values the shell would split or expand. */
+function fillCommand(template, values) {
+    return Object.entries(values).reduce((text, [name, value]) => text.replaceAll(`{${name}}`, shellWord(value)), template);
+}
+function shellWord(value) {
+    return /^[\w.,:@%+=/-]+$/.test(value) ? value : `'${value.replaceAll("'", "'\\''")}'`;
+}
+/** The last lines of a command's output, for a finding's detail. */
+function outputTail(result, lines = 30) {
+    return result.output.trimEnd().split('\n').slice(-lines).join('\n');
+}
+/**
+ * The last Python traceback in a command's output: its frames, outermost first, and the line that
+ * names the exception (`psycopg2.errors.UndefinedColumn: column "nme" does not exist`), which
+ * comes before the lines a driver adds (`LINE 1: ...`, `HINT: ...`).
+ */
+function pythonTraceback(output) {
+    const lines = output.split('\n');
+    let start = -1;
+    for (let i = lines.length - 1; i >= 0 && start < 0; i--)
+        if (lines[i]?.trim() === 'Traceback (most recent call last):')
+            start = i;
+    if (start < 0)
+        return undefined;
+    const frames = [];
+    for (const line of lines.slice(start + 1)) {
+        const frame = /^\s+File "(.+)", line (\d+), in (.+)$/.exec(line);
+        if (frame)
+            frames.push({ file: frame[1] ?? '', line: Number(frame[2]), function: (frame[3] ?? '').trim() });
+        // Indented lines are the frames' code and Python 3.11's carets; the first other line is the exception.
+        else if (line.trim() && !/^\s/.test(line))
+            return { frames, exception: line.trim() };
+    }
+    return undefined;
+}
+const shorten = (line) => (line.length > 300 ? `${line.slice(0, 297)}...` : line);
+/**
+ * The line of a failed command's output that says what went wrong: the exception of a Python
+ * traceback, else the last `SomeError: ...` line, else the last line.
+ */
+function errorLine(output) {
+    const traceback = pythonTraceback(output);
+    if (traceback)
+        return shorten(traceback.exception);
+    const lines = output
+        .trimEnd()
+        .split('\n')
+        .map((l) => l.trim())
+        .filter(Boolean);
+    const named = [...lines].reverse().find((l) => /^[\w.]*(Error|Exception)\b[^:]*:\s*\S/.test(l));
+    return shorten(named ?? lines.at(-1) ?? '');
+}
+/**
+ * A failed step command as a finding's message (what ran, how it ended, the error line), detail
+ * (the output) and, when the output is a traceback through the migration's own file, its line there.
+ */
+function commandFailure(command, result, migration) {
+    const line = errorLine(result.output);
+    const target = migration && external_node_path_default().resolve(migration.cwd, migration.file);
+    const frame = target &&
+        pythonTraceback(result.output)
+            ?.frames.filter((f) => external_node_path_default().resolve(migration.cwd, f.file) === target)
+            .at(-1);
+    return {
+        message: `\`${command}\` ${result.timedOut ? 'was stopped' : `exited with ${result.code ?? 'a signal'}`}${line ? `: ${line}` : ''}`,
+        detail: outputTail(result) || undefined,
+        ...(frame ? { line: frame.line } : {}),
+    };
+}
+
+;// CONCATENATED MODULE: ./src/checks/assertions.ts
 
 
 
@@ -44130,7 +44184,7 @@ async function discoverAssertions(dir, workingDirectory, ids, command) {
         names = (await (0,promises_namespaceObject.readdir)(dir, { withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name);
     }
     catch (error) {
-        throw new CannotCheck(`Input 'assertions-dir' points to '${shownDir}', which ${error.code === 'ENOENT' ? 'does not exist' : `cannot be read (${messageOf(error)})`}. Set it to the folder that holds your per-migration assertions.`);
+        throw unreadableFolder(Inputs.AssertionsDir, shownDir, error, 'Set it to the folder that holds your per-migration assertions.');
     }
     const known = new Set(ids);
     const byMigration = new Map();
@@ -44143,7 +44197,7 @@ async function discoverAssertions(dir, workingDirectory, ids, command) {
         const file = external_node_path_default().join(shownDir, name);
         const kind = ext === '.sql' ? 'sql' : ModuleExtensions.includes(ext) ? 'module' : 'command';
         if (kind === 'command' && !command) {
-            throw new CannotCheck(`'${file}' is an assertion in a language this tool does not run itself. Set 'assert-command' to the command that runs it, e.g. "python3 -m unittest {file}" ({id}, {direction} and {file} are filled in).`);
+            throw new CannotCheck(`'${file}' is an assertion in a language this tool does not run itself. Set '${Inputs.AssertCommand}' to the command that runs it, e.g. "python3 -m unittest {file}" ({id}, {direction} and {file} are filled in).`);
         }
         if (!known.has(id)) {
             findings.push({
@@ -44323,266 +44377,21 @@ function assertions_short(sql) {
     const flat = sql.replace(/\s+/g, ' ').trim();
     return flat.length > 120 ? `${flat.slice(0, 117)}...` : flat;
 }
-/** `assertions 3/4 (12 ms)`: how many runs went as expected, for progress lines. */
-function assertionSummary(runs) {
-    const good = runs.filter((r) => r.passed === shouldPass(r.direction, r.side)).length;
-    return `assertions ${good}/${runs.length}${runs.length ? ` (${formatDuration(runs.reduce((n, r) => n + r.ms, 0))})` : ''}`;
+/**
+ * Files the findings of a migration's assertion runs once it is done; true when every run went as
+ * it should.
+ */
+function assertionVerdict(ctx, record) {
+    const runs = record.report.assertions;
+    if (!runs?.length)
+        return true;
+    const found = assertionFindings(record.migration.id, runs, ctx.assertionsStrict);
+    for (const f of found)
+        ctx.finding(f);
+    return found.length === 0;
 }
 
-;// CONCATENATED MODULE: ./src/core/ordering.ts
-/** Numeric, segment by segment; trailing zero segments do not count (Flyway: 1.0 = 1). */
-function compareVersions(a, b) {
-    const length = Math.max(a.length, b.length);
-    for (let i = 0; i < length; i++) {
-        const x = a[i] ?? 0n;
-        const y = b[i] ?? 0n;
-        if (x !== y)
-            return x < y ? -1 : 1;
-    }
-    return 0;
-}
-/** A digit prefix that reads as a date and time (`20250817`, `20250817120000`, ...), years 1900-2099. */
-const DateLike = /^(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d*$/;
-/**
- * Versions from the digit prefixes of a folder's names, with timestamps compared at one precision:
- * `20250817` is 2025-08-17 00:00:00 and so sorts after `20250809051256`. Date-like prefixes are
- * padded on the right to the widest of them (at least 14 digits, seconds); others count as numbers.
- */
-function timestampVersions(prefixes) {
-    const width = Math.max(14, ...prefixes.filter((p) => p && DateLike.test(p)).map((p) => p?.length ?? 0));
-    return prefixes.map((p) => {
-        if (!p)
-            return undefined;
-        return BigInt(DateLike.test(p) ? p.padEnd(width, '0') : p);
-    });
-}
-/** `1.2.0` -> `1.2`: the version as a key, trailing zero segments dropped. */
-function versionKey(version) {
-    const segments = [...version];
-    while (segments.length > 1 && segments[segments.length - 1] === 0n)
-        segments.pop();
-    return segments.join('.');
-}
-/** Byte order, as Go's sort.Strings and most hand-written runners sort names (not the locale's). */
-const byName = (a, b) => {
-    const x = a.order ?? a.name;
-    const y = b.order ?? b.name;
-    return x < y ? -1 : x > y ? 1 : 0;
-};
-const byVersion = (a, b) => compareVersions(a.version, b.version) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
-/** The order the tool runs the entries in. */
-function runOrder(rules) {
-    return rules.runsBy === 'name' ? byName : byVersion;
-}
-/**
- * Text as production ran it, for comparing two versions of one file: line endings, trailing
- * whitespace, a byte-order mark and trailing blank lines do not count (a CRLF checkout is not an edit).
- */
-function normalizedLines(text) {
-    const lines = text
-        .replace(/^\uFEFF/, '')
-        .split(/\r\n|\r|\n/)
-        .map((l) => l.replace(/[ \t\f\v]+$/, ''));
-    while (lines.length && lines[lines.length - 1] === '')
-        lines.pop();
-    return lines;
-}
-/** True when two texts are the same migration once normalised. */
-function sameText(a, b) {
-    return normalizedLines(a).join('\n') === normalizedLines(b).join('\n');
-}
-/** 0-based index of the first line that differs after normalising, or -1. */
-function firstDifferentLine(a, b) {
-    const x = normalizedLines(a);
-    const y = normalizedLines(b);
-    for (let i = 0; i < Math.max(x.length, y.length); i++)
-        if (x[i] !== y[i])
-            return i;
-    return -1;
-}
-/** `a`, `a and b`, `a, b and c`. */
-const listing = (items) => items.length < 2 ? (items[0] ?? '') : `${items.slice(0, -1).join(', ')} and ${items.at(-1)}`;
-const listed = (entries, max = 6) => entries.length <= max
-    ? entries.map((e) => `\`${e.id}\``).join(', ')
-    : `${entries
-        .slice(0, max)
-        .map((e) => `\`${e.id}\``)
-        .join(', ')} and ${entries.length - max} more`;
-/**
- * Problems a history has on its own: two migrations with one key, and a tool that runs migrations in
- * name order where names sort otherwise than versions (`20250817_x` after `20250817120000_y`).
- */
-function historyFindings(entries, rules) {
-    const findings = [];
-    const ordered = entries.filter((e) => !e.repeatable);
-    const byKey = new Map();
-    for (const e of [...ordered].sort(byVersion))
-        byKey.set(e.key, [...(byKey.get(e.key) ?? []), e]);
-    for (const same of byKey.values()) {
-        for (const e of same.slice(1)) {
-            const first = same[0];
-            findings.push({
-                check: 'ordering',
-                severity: 'error',
-                migration: e.id,
-                file: e.file,
-                message: `'${first.file}' and '${e.file}' have the same version (${e.key}), so their order is undefined: ${rules.tool} refuses to run the history or runs only one of them. Give one of them a new, higher version.`,
-            });
-        }
-    }
-    if (rules.runsBy === 'name') {
-        // Tools that record names run migrations of one version in name order: say so, once per version.
-        const byVersionKey = new Map();
-        for (const e of [...ordered].sort(byName)) {
-            const v = versionKey(e.version);
-            byVersionKey.set(v, [...(byVersionKey.get(v) ?? []), e]);
-        }
-        for (const [v, same] of byVersionKey) {
-            if (same.length < 2 || new Set(same.map((e) => e.key)).size < same.length)
-                continue;
-            const last = same[same.length - 1];
-            findings.push({
-                check: 'ordering',
-                severity: 'warning',
-                migration: last.id,
-                file: last.file,
-                message: `${listing(same.map((e) => `'${e.name}'`))} have the same version (${v}), so ${rules.tool} runs them in ${rules.nameOrder ?? 'file-name order'}: ${same.map((e) => `\`${e.id}\``).join(' before ')}. If one of them needs another to run first, give it an earlier version; if the order does not matter, accept this warning.`,
-            });
-        }
-        const versionOrder = [...ordered].sort(byVersion);
-        const nameOrder = [...ordered].sort(byName);
-        const first = versionOrder.findIndex((e, i) => nameOrder[i] !== e);
-        if (first >= 0) {
-            let last = versionOrder.length - 1;
-            while (last > first && versionOrder[last] === nameOrder[last])
-                last--;
-            const a = nameOrder[first];
-            const b = versionOrder[first];
-            findings.push({
-                check: 'ordering',
-                severity: 'error',
-                migration: a.id,
-                file: a.file,
-                message: `${rules.tool} runs migrations in ${rules.nameOrder ?? 'file-name order'}, which puts '${a.name}' before '${b.name}', but their versions say the opposite (${versionKey(b.version)} < ${versionKey(a.version)}). A database built by ${rules.tool} runs them in another order than the versions (and this check) say. Give the versions the same width, e.g. pad the shorter ones with zeros, so both orders agree.`,
-                detail: [
-                    'version order:',
-                    ...versionOrder.slice(first, last + 1).map((e) => `  ${e.name}`),
-                    `${rules.tool} (${rules.nameOrder ?? 'file-name order'}):`,
-                    ...nameOrder.slice(first, last + 1).map((e) => `  ${e.name}`),
-                ].join('\n'),
-            });
-        }
-    }
-    return findings;
-}
-/**
- * Compares a branch's history (`head`) with its base branch's: everything added must sort after
- * everything on the base, and what the base has must stay as it is (not edited, renamed or deleted).
- */
-function compareHistories(base, head, rules, baseName) {
-    const findings = [];
-    const baseByKey = new Map(base.filter((e) => !e.repeatable).map((e) => [e.key, e]));
-    // Each base migration's counterpart: the head entry with its key, the one with its id first
-    // (two head entries with one key are a duplicate, reported on its own).
-    const headByKey = new Map();
-    for (const e of head) {
-        if (e.repeatable)
-            continue;
-        const held = headByKey.get(e.key);
-        if (!held || (held.id !== baseByKey.get(e.key)?.id && e.id === baseByKey.get(e.key)?.id))
-            headByKey.set(e.key, e);
-    }
-    const matched = new Set(headByKey.values());
-    const edited = [];
-    const added = head.filter((e) => !e.repeatable && !(baseByKey.has(e.key) && matched.has(e)));
-    const removed = [...baseByKey.values()].filter((e) => !headByKey.has(e.key));
-    for (const [key, was] of baseByKey) {
-        const now = headByKey.get(key);
-        if (!now)
-            continue;
-        if (!sameText(was.source, now.source)) {
-            edited.push(key);
-            const at = firstDifferentLine(was.source, now.source);
-            findings.push({
-                check: 'ordering',
-                severity: 'error',
-                migration: now.id,
-                file: now.file,
-                line: now.line + Math.max(at, 0),
-                message: `\`${now.id}\` is already on ${baseName}, and this branch edits it${at >= 0 ? ` (first change at line ${now.line + at})` : ''}. ${rules.edited} Put the change in a new migration instead, and leave this one as it was.`,
-                detail: editDetail(was, now, at),
-            });
-        }
-        if (rules.namesMatter && was.id !== now.id) {
-            findings.push({
-                check: 'ordering',
-                severity: 'error',
-                migration: now.id,
-                file: now.file,
-                message: `\`${was.id}\` is already on ${baseName}, and this branch renames it to \`${now.id}\`. ${rules.tool} checks the name of every migration it ran, so production refuses to migrate. Keep the old name.`,
-            });
-        }
-    }
-    const renamedTo = new Set();
-    for (const gone of removed) {
-        const successor = added.find((e) => !renamedTo.has(e) && sameText(e.source, gone.source));
-        if (successor) {
-            renamedTo.add(successor);
-            findings.push({
-                check: 'ordering',
-                severity: 'error',
-                migration: successor.id,
-                file: successor.file,
-                message: `\`${gone.id}\` is already on ${baseName}, and this branch renames it to \`${successor.id}\` (version ${gone.key} becomes ${successor.key}). Production recorded version ${gone.key} as applied, so it sees \`${successor.id}\` as new and runs the same text a second time, which fails or duplicates what it made. Keep the old name and version.`,
-            });
-        }
-        else {
-            findings.push({
-                check: 'ordering',
-                severity: 'error',
-                migration: gone.id,
-                file: gone.file,
-                message: `\`${gone.id}\` is on ${baseName} but not on this branch: deleted here, or added to ${baseName} after this branch forked. ${rules.deleted} Restore it; if it was added to ${baseName} later, merge ${baseName} into this branch.`,
-            });
-        }
-    }
-    const order = runOrder(rules);
-    // In a graph, a new revision names its parent: a second head is the graph check's business.
-    const newestOnBase = rules.runsBy === 'graph' ? undefined : [...baseByKey.values()].sort(order).at(-1);
-    if (newestOnBase) {
-        const early = added.filter((e) => !renamedTo.has(e) && order(e, newestOnBase) < 0);
-        for (const e of early) {
-            const passed = [...baseByKey.values()].filter((b) => order(e, b) < 0).sort(order);
-            findings.push({
-                check: 'ordering',
-                severity: 'error',
-                migration: e.id,
-                file: e.file,
-                message: `\`${e.id}\` is new on this branch but sorts before ${listed(passed)}, already on ${baseName} and run by production. ${rules.outOfOrder} Give it a ${rules.runsBy === 'name' ? 'name' : 'version'} that sorts after \`${newestOnBase.id}\`.`,
-            });
-        }
-    }
-    return {
-        findings,
-        added,
-        edited,
-        removed: removed.map((e) => e.key),
-    };
-}
-function editDetail(was, now, at) {
-    if (at < 0)
-        return undefined;
-    const before = normalizedLines(was.source);
-    const after = normalizedLines(now.source);
-    const show = (lines, sign) => lines.slice(at, at + 5).map((l) => `${sign} ${l}`);
-    return [
-        `first difference at line ${now.line + at} of ${now.file}:`,
-        ...show(before, '-'),
-        ...show(after, '+'),
-    ].join('\n');
-}
-
-;// CONCATENATED MODULE: ./src/migrations/bookkeeping.ts
+;// CONCATENATED MODULE: ./src/core/bookkeeping.ts
 /** Our bookkeeping lives here; the catalog snapshot leaves this schema out. */
 const BookkeepingSchema = '_pg_migrate_verify';
 
@@ -45315,6 +45124,7 @@ function summarizeChanges(diffs) {
 ;// CONCATENATED MODULE: ./src/core/messages.ts
 
 
+
 /** At most this many differences in a message; all of them go to the detail. */
 const Shown = 5;
 /** Differences as message text (first few) and detail (all), with the two sides named. */
@@ -45347,9 +45157,68 @@ const Messages = {
     reupDiffers: (id, text) => `\`${id}\` (up, run again after its down) does not reproduce the schema of its first run: ${text}. Applying it again after a rollback gives another schema than the first time. Make the down step undo exactly what the up step does.`,
     downLosesRows: (id, lost) => `\`${id}\` (down) loses rows that existed before its up step: ${lost.join(', ')}. A rollback of this release would lose that data. Make the down step keep (or restore) the rows its up step did not add.`,
     seedFailed: (after, error) => `The seed data, applied after \`${after}\`, failed: ${error}. The checks after it ran without those rows. Make the seed fit the schema as it is after \`${after}\`.`,
-    noDown: (id, why) => `\`${id}\` has no down step (${why}), and require-down is on: this release could not be rolled back past it. Add a down step, or turn require-down off for histories that keep irreversible migrations.`,
+    noDown: (id, why) => `\`${id}\` has no down step (${why}), and ${Inputs.RequireDown} is on: this release could not be rolled back past it. Add a down step, or turn ${Inputs.RequireDown} off for histories that keep irreversible migrations.`,
+    upFailed: (id, error, timedOut, rest) => `\`${id}\` (up) ${timedOut ? '' : 'failed: '}${error}. A deploy of this branch stops here${rest === 0
+        ? ''
+        : rest === 1
+            ? ' and the migration after it never runs'
+            : ` and the ${rest} migrations after it never run`}. Fix this step and run the check again.`,
+    rollbackFailed: (id, error) => `\`${id}\` (down) failed while rolling back everything from the newest migration: ${error}. An incident rollback past this migration would fail here. Fix the down step.`,
     rollbackLeftovers: (text) => `Rolling back every migration from the newest to the first does not return to the empty database: ${text}. Some down step does not undo its up step; the reversibility findings name which.`,
 };
+
+;// CONCATENATED MODULE: ./src/checks/drift-models.ts
+
+
+
+
+
+
+/**
+ * drift-models: the schema the project's models build (models-command, run against an empty scratch
+ * database given as DATABASE_URL / PG*) must equal the schema after every migration.
+ */
+async function checkModels(ctx, head, exclusions) {
+    const command = ctx.modelsCommand;
+    if (!command)
+        return undefined;
+    const db = await ctx.server.createDatabase();
+    try {
+        const started = ctx.now();
+        const result = await runCommand(command, {
+            cwd: ctx.workingDirectory,
+            env: { ...ctx.env, ...pgEnv(db.url) },
+            timeoutMs: ctx.stepTimeoutMs,
+        });
+        if (result.code !== 0) {
+            ctx.finding({
+                check: 'drift-models',
+                severity: 'error',
+                message: `models-command \`${command}\` ${result.timedOut ? `did not finish within the step timeout of ${formatDuration(ctx.stepTimeoutMs)}` : `failed with exit code ${result.code}`}, so the models' schema could not be compared. It must build the schema into the database given as DATABASE_URL and exit 0.`,
+                detail: result.output.trim() || undefined,
+            });
+            return undefined;
+        }
+        const client = new esm.Client({ connectionString: db.url });
+        client.on('error', () => { });
+        await client.connect();
+        let models;
+        try {
+            models = await readSnapshot(client, exclusions);
+        }
+        finally {
+            await client.end().catch(() => { });
+        }
+        const diffs = diffSnapshots(head, models);
+        if (diffs.length) {
+            ctx.finding(differenceFinding('drift-models', diffs, { before: 'after all migrations', after: 'in the models' }, (text) => `The models declare another schema than the migrations build: ${text}. A model changed without a migration (or a migration without its model). Add the missing migration, or change the models back.`));
+        }
+        return `models-command built ${Object.keys(models).length} objects in ${formatDuration(ctx.now() - started)}.`;
+    }
+    finally {
+        await db.drop().catch(() => { });
+    }
+}
 
 ;// CONCATENATED MODULE: ./src/core/snapshot-file.ts
 
@@ -45441,10 +45310,7 @@ function byTitle(snapshot) {
     return Object.fromEntries(Object.values(snapshot).map((object) => [objectTitle(object), object]));
 }
 
-;// CONCATENATED MODULE: ./src/drift.ts
-
-
-
+;// CONCATENATED MODULE: ./src/checks/drift-snapshot.ts
 
 
 
@@ -45456,13 +45322,13 @@ function byTitle(snapshot) {
  * drift-snapshot: the schema after every migration must equal the committed snapshot file; with
  * update-snapshot, the file is (re)written instead. Returns a note for the report, if any.
  */
-async function checkSnapshotFile(set, head, settings, finding) {
-    const file = set.snapshotFile;
+async function checkSnapshotFile(ctx, head) {
+    const file = ctx.snapshotFile;
     if (!file)
         return undefined;
-    const shown = external_node_path_default().relative(settings.workingDirectory, file) || file;
+    const shown = external_node_path_default().relative(ctx.workingDirectory, file) || file;
     const text = renderSnapshotFile(head);
-    if (settings.updateSnapshot) {
+    if (ctx.updateSnapshot) {
         const old = await (0,promises_namespaceObject.readFile)(file, 'utf8').catch(() => undefined);
         if (old === text)
             return `The snapshot \`${shown}\` is up to date.`;
@@ -45475,11 +45341,11 @@ async function checkSnapshotFile(set, head, settings, finding) {
         committed = await (0,promises_namespaceObject.readFile)(file, 'utf8');
     }
     catch {
-        finding({
+        ctx.finding({
             check: 'drift-snapshot',
             severity: 'error',
             file: shown,
-            message: `The snapshot file \`${shown}\` does not exist. Run pg-migrate-verify with --update-snapshot (input update-snapshot: true) and commit the file.`,
+            message: `The snapshot file \`${shown}\` does not exist. Run pg-migrate-verify with --update-snapshot (input ${Inputs.UpdateSnapshot}: true) and commit the file.`,
         });
         return undefined;
     }
@@ -45490,7 +45356,7 @@ async function checkSnapshotFile(set, head, settings, finding) {
         parsed = parseSnapshotFile(committed);
     }
     catch (error) {
-        finding({
+        ctx.finding({
             check: 'drift-snapshot',
             severity: 'error',
             file: shown,
@@ -45503,213 +45369,265 @@ async function checkSnapshotFile(set, head, settings, finding) {
         // Same objects, other text (an older layout, hand edits): not a schema difference, but say so.
         return `The snapshot \`${shown}\` describes the same schema in another layout; regenerate it with --update-snapshot.`;
     }
-    finding(differenceFinding('drift-snapshot', diffs, { before: 'in the snapshot file', after: 'after all migrations' }, (text) => `The schema after all migrations differs from the committed snapshot \`${shown}\`: ${text}. Either a migration changed the schema and the snapshot was not regenerated, or the snapshot was edited. Run with --update-snapshot, review the file's diff, and commit it.`, { file: shown }));
+    ctx.finding(differenceFinding('drift-snapshot', diffs, { before: 'in the snapshot file', after: 'after all migrations' }, (text) => `The schema after all migrations differs from the committed snapshot \`${shown}\`: ${text}. Either a migration changed the schema and the snapshot was not regenerated, or the snapshot was edited. Run with --update-snapshot, review the file's diff, and commit it.`, { file: shown }));
     return undefined;
 }
+
+;// CONCATENATED MODULE: ./src/core/ordering.ts
+/** Numeric, segment by segment; trailing zero segments do not count (Flyway: 1.0 = 1). */
+function compareVersions(a, b) {
+    const length = Math.max(a.length, b.length);
+    for (let i = 0; i < length; i++) {
+        const x = a[i] ?? 0n;
+        const y = b[i] ?? 0n;
+        if (x !== y)
+            return x < y ? -1 : 1;
+    }
+    return 0;
+}
+/** A digit prefix that reads as a date and time (`20250817`, `20250817120000`, ...), years 1900-2099. */
+const DateLike = /^(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d*$/;
 /**
- * drift-models: the schema the project's models build (models-command, run against an empty scratch
- * database given as DATABASE_URL / PG*) must equal the schema after every migration.
+ * Versions from the digit prefixes of a folder's names, with timestamps compared at one precision:
+ * `20250817` is 2025-08-17 00:00:00 and so sorts after `20250809051256`. Date-like prefixes are
+ * padded on the right to the widest of them (at least 14 digits, seconds); others count as numbers.
  */
-async function checkModels(set, head, server, settings, exclusions, env, finding) {
-    const command = set.modelsCommand;
-    if (!command)
-        return undefined;
-    const db = await server.createDatabase();
-    try {
-        const started = performance.now();
-        const result = await runCommand(command, {
-            cwd: settings.workingDirectory,
-            env: { ...env, ...pgEnv(db.url) },
-            timeoutMs: settings.stepTimeoutMs,
-        });
-        if (result.code !== 0) {
-            finding({
-                check: 'drift-models',
-                severity: 'error',
-                message: `models-command \`${command}\` ${result.timedOut ? `did not finish within the step timeout of ${formatDuration(settings.stepTimeoutMs)}` : `failed with exit code ${result.code}`}, so the models' schema could not be compared. It must build the schema into the database given as DATABASE_URL and exit 0.`,
-                detail: result.output.trim() || undefined,
-            });
+function timestampVersions(prefixes) {
+    const width = Math.max(14, ...prefixes.filter((p) => p && DateLike.test(p)).map((p) => p?.length ?? 0));
+    return prefixes.map((p) => {
+        if (!p)
             return undefined;
-        }
-        const client = new esm.Client({ connectionString: db.url });
-        client.on('error', () => { });
-        await client.connect();
-        let models;
-        try {
-            models = await readSnapshot(client, exclusions);
-        }
-        finally {
-            await client.end().catch(() => { });
-        }
-        const diffs = diffSnapshots(head, models);
-        if (diffs.length) {
-            finding(differenceFinding('drift-models', diffs, { before: 'after all migrations', after: 'in the models' }, (text) => `The models declare another schema than the migrations build: ${text}. A model changed without a migration (or a migration without its model). Add the missing migration, or change the models back.`));
-        }
-        return `models-command built ${Object.keys(models).length} objects in ${formatDuration(performance.now() - started)}.`;
-    }
-    finally {
-        await db.drop().catch(() => { });
-    }
-}
-
-;// CONCATENATED MODULE: ./src/git.ts
-
-
-
-
-
-
-
-class GitFailed extends Error {
-    args;
-    stderr;
-    code;
-    constructor(args, stderr, code) {
-        super(stderr.trim().split('\n').at(-1) || `git ${args[0]} exited with ${code}`);
-        this.args = args;
-        this.stderr = stderr;
-        this.code = code;
-    }
-}
-/** Runs git; resolves with stdout as bytes, rejects with GitFailed (or ENOENT when git is missing). */
-function git(cwd, args, input, timeoutMs = 120_000) {
-    return new Promise((resolve, reject) => {
-        const child = (0,external_node_child_process_.spawn)('git', args, {
-            cwd,
-            // Never wait for a password prompt in CI.
-            env: { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: 'true', LC_ALL: 'C' },
-            stdio: ['pipe', 'pipe', 'pipe'],
-        });
-        const out = [];
-        let err = '';
-        child.stdout.on('data', (b) => out.push(b));
-        child.stderr.on('data', (b) => {
-            err += b.toString('utf8');
-        });
-        const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-        child.on('error', (error) => {
-            clearTimeout(timer);
-            reject(error);
-        });
-        child.on('close', (code) => {
-            clearTimeout(timer);
-            if (code === 0)
-                resolve(Buffer.concat(out));
-            else
-                reject(new GitFailed(args, err, code));
-        });
-        child.stdin.on('error', () => { });
-        child.stdin.end(input);
+        return BigInt(DateLike.test(p) ? p.padEnd(width, '0') : p);
     });
 }
-const git_text = async (cwd, args) => (await git(cwd, args)).toString('utf8').trim();
-/** The commit `ref` names, or undefined. */
-async function commitOf(cwd, ref) {
-    try {
-        return (await git_text(cwd, ['rev-parse', '--verify', '--quiet', `${ref}^{commit}`])) || undefined;
-    }
-    catch {
-        return undefined;
-    }
+/** `1.2.0` -> `1.2`: the version as a key, trailing zero segments dropped. */
+function versionKey(version) {
+    const segments = [...version];
+    while (segments.length > 1 && segments[segments.length - 1] === 0n)
+        segments.pop();
+    return segments.join('.');
+}
+/** Byte order, as Go's sort.Strings and most hand-written runners sort names (not the locale's). */
+const byName = (a, b) => {
+    const x = a.order ?? a.name;
+    const y = b.order ?? b.name;
+    return x < y ? -1 : x > y ? 1 : 0;
+};
+const byVersion = (a, b) => compareVersions(a.version, b.version) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+/** The order the tool runs the entries in. */
+function runOrder(rules) {
+    return rules.runsBy === 'name' ? byName : byVersion;
 }
 /**
- * Finds `ref` (fetching it from `origin` when the checkout lacks it, e.g. a shallow clone) and copies
- * the folders `dirs` as they are on it into a temp dir. Returns one checkout per folder and a
- * function that removes the copy.
+ * Text as production ran it, for comparing two versions of one file: line endings, trailing
+ * whitespace, a byte-order mark and trailing blank lines do not count (a CRLF checkout is not an edit).
  */
-async function checkoutBase(ref, dirs, workingDirectory, log, 
-/** Folders whose migrations run through commands in the working directory, copied whole. */
-withRunner = []) {
-    const first = dirs[0] ?? workingDirectory;
-    const shownDir = external_node_path_default().relative(workingDirectory, first) || '.';
-    let top;
-    try {
-        top = await git_text(first, ['rev-parse', '--show-toplevel']);
-    }
-    catch (error) {
-        if (error.code === 'ENOENT' && !(error instanceof GitFailed)) {
-            throw new CannotCheck(`Input 'base-ref' is '${ref}', which needs git, and git is not on PATH. Install git, or leave base-ref empty to skip the comparison with the base branch.`);
-        }
-        throw new CannotCheck(`Input 'base-ref' is '${ref}', but '${shownDir}' is not inside a git repository (${messageOf(error)}). Run the check in a git checkout, or leave base-ref empty.`);
-    }
-    top = await (0,promises_namespaceObject.realpath)(top);
-    let commit = (await commitOf(top, ref)) ?? (await commitOf(top, `refs/remotes/origin/${ref}`));
-    if (!commit) {
-        const shallow = (await git_text(top, ['rev-parse', '--is-shallow-repository']).catch(() => '')) === 'true';
-        log.info(`base-ref '${ref}' is not in this checkout; fetching it from origin${shallow ? ' (shallow)' : ''}`);
-        try {
-            await git(top, ['fetch', '--no-tags', ...(shallow ? ['--depth=1'] : []), 'origin', ref]);
-            commit = await commitOf(top, 'FETCH_HEAD');
-        }
-        catch (error) {
-            throw new CannotCheck(`Input 'base-ref' is '${ref}', which is not a commit in this checkout, and 'git fetch origin ${ref}' failed: ${messageOf(error)}. Fetch the base branch first (actions/checkout with fetch-depth: 0), or set base-ref to a branch, tag or commit that exists.`);
-        }
-        if (!commit)
-            throw new CannotCheck(`Input 'base-ref' is '${ref}', and 'git fetch origin ${ref}' brought no commit. Set base-ref to a branch, tag or commit that exists.`);
-    }
-    const root = await (0,promises_namespaceObject.mkdtemp)(external_node_path_default().join(external_node_os_default().tmpdir(), 'pgmv-base-'));
-    const unregister = registerCleanup({
-        sync: () => (0,external_node_fs_.rmSync)(root, { recursive: true, force: true }),
-        async: () => (0,promises_namespaceObject.rm)(root, { recursive: true, force: true }),
-    });
-    const remove = async () => {
-        await (0,promises_namespaceObject.rm)(root, { recursive: true, force: true });
-        unregister();
-    };
-    try {
-        const checkouts = [];
-        const realWd = await (0,promises_namespaceObject.realpath)(workingDirectory).catch(() => workingDirectory);
-        for (const dir of dirs) {
-            const realDir = await (0,promises_namespaceObject.realpath)(dir).catch(() => external_node_path_default().resolve(dir));
-            const rel = external_node_path_default().relative(top, realDir);
-            if (rel.startsWith('..') || external_node_path_default().isAbsolute(rel))
-                throw new CannotCheck(`'${external_node_path_default().relative(workingDirectory, dir)}' is outside the git repository at '${top}', so base-ref '${ref}' cannot be read for it. Keep migrations inside the repository.`);
-            // A runner of its own (format: command) lives beside the migrations: copy the working directory too.
-            const relWd = external_node_path_default().relative(top, realWd);
-            const wholeWd = withRunner.includes(dir) && !relWd.startsWith('..') && !external_node_path_default().isAbsolute(relWd);
-            await copyTree(top, commit, wholeWd ? relWd : rel, root);
-            checkouts.push({
-                commit,
-                dir: external_node_path_default().join(root, rel),
-                workingDirectory: external_node_path_default().join(root, relWd),
-                exists: (0,external_node_fs_.existsSync)(external_node_path_default().join(root, rel)),
+function normalizedLines(text) {
+    const lines = text
+        .replace(/^\uFEFF/, '')
+        .split(/\r\n|\r|\n/)
+        .map((l) => l.replace(/[ \t\f\v]+$/, ''));
+    while (lines.length && lines[lines.length - 1] === '')
+        lines.pop();
+    return lines;
+}
+/** True when two texts are the same migration once normalised. */
+function sameText(a, b) {
+    return normalizedLines(a).join('\n') === normalizedLines(b).join('\n');
+}
+/** 0-based index of the first line that differs after normalising, or -1. */
+function firstDifferentLine(a, b) {
+    const x = normalizedLines(a);
+    const y = normalizedLines(b);
+    for (let i = 0; i < Math.max(x.length, y.length); i++)
+        if (x[i] !== y[i])
+            return i;
+    return -1;
+}
+/** `a`, `a and b`, `a, b and c`. */
+const listing = (items) => items.length < 2 ? (items[0] ?? '') : `${items.slice(0, -1).join(', ')} and ${items.at(-1)}`;
+const listed = (entries, max = 6) => entries.length <= max
+    ? entries.map((e) => `\`${e.id}\``).join(', ')
+    : `${entries
+        .slice(0, max)
+        .map((e) => `\`${e.id}\``)
+        .join(', ')} and ${entries.length - max} more`;
+/**
+ * Problems a history has on its own: two migrations with one key, and a tool that runs migrations in
+ * name order where names sort otherwise than versions (`20250817_x` after `20250817120000_y`).
+ */
+function historyFindings(entries, rules) {
+    const findings = [];
+    const ordered = entries.filter((e) => !e.repeatable);
+    const byKey = new Map();
+    for (const e of [...ordered].sort(byVersion))
+        byKey.set(e.key, [...(byKey.get(e.key) ?? []), e]);
+    for (const same of byKey.values()) {
+        for (const e of same.slice(1)) {
+            const first = same[0];
+            findings.push({
+                check: 'ordering',
+                severity: 'error',
+                migration: e.id,
+                file: e.file,
+                message: `'${first.file}' and '${e.file}' have the same version (${e.key}), so their order is undefined: ${rules.tool} refuses to run the history or runs only one of them. Give one of them a new, higher version.`,
             });
         }
-        return { commit, checkouts, remove };
     }
-    catch (error) {
-        await remove();
-        throw error;
+    if (rules.runsBy === 'name') {
+        // Tools that record names run migrations of one version in name order: say so, once per version.
+        const byVersionKey = new Map();
+        for (const e of [...ordered].sort(byName)) {
+            const v = versionKey(e.version);
+            byVersionKey.set(v, [...(byVersionKey.get(v) ?? []), e]);
+        }
+        for (const [v, same] of byVersionKey) {
+            if (same.length < 2 || new Set(same.map((e) => e.key)).size < same.length)
+                continue;
+            const last = same[same.length - 1];
+            findings.push({
+                check: 'ordering',
+                severity: 'warning',
+                migration: last.id,
+                file: last.file,
+                message: `${listing(same.map((e) => `'${e.name}'`))} have the same version (${v}), so ${rules.tool} runs them in ${rules.nameOrder ?? 'file-name order'}: ${same.map((e) => `\`${e.id}\``).join(' before ')}. If one of them needs another to run first, give it an earlier version; if the order does not matter, accept this warning.`,
+            });
+        }
+        const versionOrder = [...ordered].sort(byVersion);
+        const nameOrder = [...ordered].sort(byName);
+        const first = versionOrder.findIndex((e, i) => nameOrder[i] !== e);
+        if (first >= 0) {
+            let last = versionOrder.length - 1;
+            while (last > first && versionOrder[last] === nameOrder[last])
+                last--;
+            const a = nameOrder[first];
+            const b = versionOrder[first];
+            findings.push({
+                check: 'ordering',
+                severity: 'error',
+                migration: a.id,
+                file: a.file,
+                message: `${rules.tool} runs migrations in ${rules.nameOrder ?? 'file-name order'}, which puts '${a.name}' before '${b.name}', but their versions say the opposite (${versionKey(b.version)} < ${versionKey(a.version)}). A database built by ${rules.tool} runs them in another order than the versions (and this check) say. Give the versions the same width, e.g. pad the shorter ones with zeros, so both orders agree.`,
+                detail: [
+                    'version order:',
+                    ...versionOrder.slice(first, last + 1).map((e) => `  ${e.name}`),
+                    `${rules.tool} (${rules.nameOrder ?? 'file-name order'}):`,
+                    ...nameOrder.slice(first, last + 1).map((e) => `  ${e.name}`),
+                ].join('\n'),
+            });
+        }
     }
+    return findings;
 }
-/** Writes the files under `rel` at `commit` into `dest` (same relative paths); returns how many. */
-async function copyTree(top, commit, rel, dest) {
-    const listing = await git(top, ['ls-tree', '-r', '-z', '--full-tree', commit, '--', rel || '.']);
-    const blobs = [];
-    for (const entry of listing.toString('utf8').split('\0')) {
-        const match = /^(\d+) blob ([0-9a-f]+)\t(.*)$/s.exec(entry);
-        // Regular files only: symlinks and submodules have no migration text of their own.
-        if (match && (match[1] === '100644' || match[1] === '100755'))
-            blobs.push({ sha: match[2], file: match[3] });
+/**
+ * Compares a branch's history (`head`) with its base branch's: everything added must sort after
+ * everything on the base, and what the base has must stay as it is (not edited, renamed or deleted).
+ */
+function compareHistories(base, head, rules, baseName) {
+    const findings = [];
+    const baseByKey = new Map(base.filter((e) => !e.repeatable).map((e) => [e.key, e]));
+    // Each base migration's counterpart: the head entry with its key, the one with its id first
+    // (two head entries with one key are a duplicate, reported on its own).
+    const headByKey = new Map();
+    for (const e of head) {
+        if (e.repeatable)
+            continue;
+        const held = headByKey.get(e.key);
+        if (!held || (held.id !== baseByKey.get(e.key)?.id && e.id === baseByKey.get(e.key)?.id))
+            headByKey.set(e.key, e);
     }
-    if (!blobs.length)
-        return 0;
-    const out = await git(top, ['cat-file', '--batch'], Buffer.from(`${blobs.map((b) => b.sha).join('\n')}\n`));
-    let at = 0;
-    for (const blob of blobs) {
-        const headerEnd = out.indexOf(0x0a, at);
-        const header = out.subarray(at, headerEnd).toString('utf8');
-        const size = Number(header.split(' ')[2]);
-        const body = out.subarray(headerEnd + 1, headerEnd + 1 + size);
-        at = headerEnd + 1 + size + 1;
-        const target = external_node_path_default().join(dest, blob.file);
-        await (0,promises_namespaceObject.mkdir)(external_node_path_default().dirname(target), { recursive: true });
-        await (0,promises_namespaceObject.writeFile)(target, body);
+    const matched = new Set(headByKey.values());
+    const edited = [];
+    const added = head.filter((e) => !e.repeatable && !(baseByKey.has(e.key) && matched.has(e)));
+    const removed = [...baseByKey.values()].filter((e) => !headByKey.has(e.key));
+    for (const [key, was] of baseByKey) {
+        const now = headByKey.get(key);
+        if (!now)
+            continue;
+        if (!sameText(was.source, now.source)) {
+            edited.push(key);
+            const at = firstDifferentLine(was.source, now.source);
+            findings.push({
+                check: 'ordering',
+                severity: 'error',
+                migration: now.id,
+                file: now.file,
+                line: now.line + Math.max(at, 0),
+                message: `\`${now.id}\` is already on ${baseName}, and this branch edits it${at >= 0 ? ` (first change at line ${now.line + at})` : ''}. ${rules.edited} Put the change in a new migration instead, and leave this one as it was.`,
+                detail: editDetail(was, now, at),
+            });
+        }
+        if (rules.namesMatter && was.id !== now.id) {
+            findings.push({
+                check: 'ordering',
+                severity: 'error',
+                migration: now.id,
+                file: now.file,
+                message: `\`${was.id}\` is already on ${baseName}, and this branch renames it to \`${now.id}\`. ${rules.tool} checks the name of every migration it ran, so production refuses to migrate. Keep the old name.`,
+            });
+        }
     }
-    return blobs.length;
+    const renamedTo = new Set();
+    for (const gone of removed) {
+        const successor = added.find((e) => !renamedTo.has(e) && sameText(e.source, gone.source));
+        if (successor) {
+            renamedTo.add(successor);
+            findings.push({
+                check: 'ordering',
+                severity: 'error',
+                migration: successor.id,
+                file: successor.file,
+                message: `\`${gone.id}\` is already on ${baseName}, and this branch renames it to \`${successor.id}\` (version ${gone.key} becomes ${successor.key}). Production recorded version ${gone.key} as applied, so it sees \`${successor.id}\` as new and runs the same text a second time, which fails or duplicates what it made. Keep the old name and version.`,
+            });
+        }
+        else {
+            findings.push({
+                check: 'ordering',
+                severity: 'error',
+                migration: gone.id,
+                file: gone.file,
+                message: `\`${gone.id}\` is on ${baseName} but not on this branch: deleted here, or added to ${baseName} after this branch forked. ${rules.deleted} Restore it; if it was added to ${baseName} later, merge ${baseName} into this branch.`,
+            });
+        }
+    }
+    const order = runOrder(rules);
+    // In a graph, a new revision names its parent: a second head is the graph check's business.
+    const newestOnBase = rules.runsBy === 'graph' ? undefined : [...baseByKey.values()].sort(order).at(-1);
+    if (newestOnBase) {
+        const early = added.filter((e) => !renamedTo.has(e) && order(e, newestOnBase) < 0);
+        for (const e of early) {
+            const passed = [...baseByKey.values()].filter((b) => order(e, b) < 0).sort(order);
+            findings.push({
+                check: 'ordering',
+                severity: 'error',
+                migration: e.id,
+                file: e.file,
+                message: `\`${e.id}\` is new on this branch but sorts before ${listed(passed)}, already on ${baseName} and run by production. ${rules.outOfOrder} Give it a ${rules.runsBy === 'name' ? 'name' : 'version'} that sorts after \`${newestOnBase.id}\`.`,
+            });
+        }
+    }
+    return {
+        findings,
+        added,
+        edited,
+        removed: removed.map((e) => e.key),
+    };
+}
+function editDetail(was, now, at) {
+    if (at < 0)
+        return undefined;
+    const before = normalizedLines(was.source);
+    const after = normalizedLines(now.source);
+    const show = (lines, sign) => lines.slice(at, at + 5).map((l) => `${sign} ${l}`);
+    return [
+        `first difference at line ${now.line + at} of ${now.file}:`,
+        ...show(before, '-'),
+        ...show(after, '+'),
+    ].join('\n');
 }
 
 ;// CONCATENATED MODULE: ./src/migrations/alembic.ts
+
 
 
 
@@ -45793,11 +45711,11 @@ async function loadAlembicMigrations(dir, cwd, options) {
     const shownDir = external_node_path_default().relative(cwd, dir) || '.';
     const project = alembicProject(dir);
     if (!project)
-        throw new CannotCheck(`'${shownDir}' is not an alembic project: it has no alembic.ini (nor does its parent next to an env.py). Set 'migrations-dir' to the folder that holds alembic.ini.`);
+        throw new CannotCheck(`'${shownDir}' is not an alembic project: it has no alembic.ini (nor does its parent next to an env.py). Set '${Inputs.MigrationsDir}' to the folder that holds alembic.ini.`);
     const alembic = (args, env, signal) => runCommand(`${options.command} ${args}`, { cwd: project, env, timeoutMs: options.timeoutMs, signal });
     const listed = await alembic('history --verbose', options.env);
     if (listed.code !== 0)
-        throw new CannotCheck(`\`${options.command} history --verbose\` in '${external_node_path_default().relative(cwd, project) || '.'}' ${listed.timedOut ? 'did not finish' : `exited with ${listed.code ?? 'a signal'}`}: ${outputTail(listed, 8) || 'no output'}. Check that alembic is installed (or set 'alembic-command', e.g. "python3 -m alembic") and that alembic.ini is valid.`);
+        throw new CannotCheck(`\`${options.command} history --verbose\` in '${external_node_path_default().relative(cwd, project) || '.'}' ${listed.timedOut ? 'did not finish' : `exited with ${listed.code ?? 'a signal'}`}: ${outputTail(listed, 8) || 'no output'}. Check that alembic is installed (or set '${Inputs.AlembicCommand}', e.g. "python3 -m alembic") and that alembic.ini is valid.`);
     const revisions = topologicalOrder(parseHistory(listed.stdout));
     if (!revisions.length)
         throw new CannotCheck(`\`${options.command} history\` in '${shownDir}' lists no revisions. Add one with \`alembic revision\`.`);
@@ -45935,6 +45853,7 @@ async function setVersions(client, ids) {
 
 
 
+
 const CommandRules = {
     tool: 'your migration runner',
     runsBy: 'name',
@@ -45956,20 +45875,20 @@ async function loadCommandMigrations(options) {
         timeoutMs: options.timeoutMs,
     });
     if (listed.code !== 0) {
-        throw new CannotCheck(`'list-command' (${commands.list}) ${listed.timedOut ? 'did not finish within the step timeout' : `exited with ${listed.code ?? 'a signal'}`}: ${outputTail(listed, 10) || 'no output'}. It must print the migration ids, one per line, in the order your runner applies them.`);
+        throw new CannotCheck(`'${Inputs.ListCommand}' (${commands.list}) ${listed.timedOut ? 'did not finish within the step timeout' : `exited with ${listed.code ?? 'a signal'}`}: ${outputTail(listed, 10) || 'no output'}. It must print the migration ids, one per line, in the order your runner applies them.`);
     }
     const lines = listed.stdout
         .split('\n')
         .map((l) => l.trim())
         .filter((l) => l && !l.startsWith('#'));
     if (!lines.length)
-        throw new CannotCheck(`'list-command' (${commands.list}) printed no migration ids. It must print them one per line, in the order your runner applies them.`);
+        throw new CannotCheck(`'${Inputs.ListCommand}' (${commands.list}) printed no migration ids. It must print them one per line, in the order your runner applies them.`);
     const migrations = [];
     const seen = new Set();
     for (const [index, line] of lines.entries()) {
         const [id = '', given] = line.split(/\s+/, 2);
         if (seen.has(id))
-            throw new CannotCheck(`'list-command' printed '${id}' twice. Each migration id must be listed once.`);
+            throw new CannotCheck(`'${Inputs.ListCommand}' printed '${id}' twice. Each migration id must be listed once.`);
         seen.add(id);
         const file = given ? external_node_path_default().relative(workingDirectory, external_node_path_default().resolve(workingDirectory, given)) : undefined;
         let source = id;
@@ -45978,7 +45897,7 @@ async function loadCommandMigrations(options) {
                 source = await (0,promises_namespaceObject.readFile)(external_node_path_default().resolve(workingDirectory, file), 'utf8');
             }
             catch {
-                throw new CannotCheck(`'list-command' printed '${line}', but '${file}' cannot be read. Print the id, optionally followed by the migration's file relative to the working directory.`);
+                throw new CannotCheck(`'${Inputs.ListCommand}' printed '${line}', but '${file}' cannot be read. Print the id, optionally followed by the migration's file relative to the working directory.`);
             }
         }
         const step = (template) => ({
@@ -46028,6 +45947,7 @@ const external_node_module_namespaceObject = __WEBPACK_EXTERNAL_createRequire(im
 
 
 
+
 /**
  * The migration modules in `dir` that `accept` takes, in byte order of their names (as sequelize-cli
  * and umzug run them), each imported. `tool` names the runner in messages.
@@ -46042,7 +45962,7 @@ async function readModuleFolder(dir, cwd, accept, tool) {
             .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     }
     catch (error) {
-        throw new CannotCheck(`Input 'migrations-dir' points to '${shownDir}', which ${error.code === 'ENOENT' ? 'does not exist' : `cannot be read (${messageOf(error)})`}. Set it to your ${tool.name} migrations folder.`);
+        throw unreadableFolder(Inputs.MigrationsDir, shownDir, error, `Set it to your ${tool.name} migrations folder.`);
     }
     if (!names.length)
         throw new CannotCheck(`'${shownDir}' holds no ${tool.empty}.`);
@@ -46129,6 +46049,7 @@ function projectRoot(dir) {
 }
 
 ;// CONCATENATED MODULE: ./src/migrations/sql.ts
+
 
 
 
@@ -46224,7 +46145,7 @@ async function loadSqlMigrations(dir, cwd) {
         entries = await (0,promises_namespaceObject.readdir)(dir, { withFileTypes: true });
     }
     catch (error) {
-        throw new CannotCheck(`Input 'migrations-dir' points to '${shownDir}', which ${error.code === 'ENOENT' ? 'does not exist' : `cannot be read (${messageOf(error)})`}. Set it to the folder that holds your migrations.`, { cause: error });
+        throw unreadableFolder(Inputs.MigrationsDir, shownDir, error, 'Set it to the folder that holds your migrations.');
     }
     const candidates = [];
     const strays = [];
@@ -46293,7 +46214,7 @@ async function loadSqlMigrations(dir, cwd) {
                     .join(' ')}`
                 : '',
         ].filter(Boolean);
-        throw new CannotCheck(`Input 'migrations-dir' points to '${shownDir}', which holds no migrations${found.length ? `. It holds ${found.join('; and ')}` : `: ${folderContents(entries)}`}. Expected e.g. ${Object.values(Examples).join(', ')}; for migration modules or another runner, set 'format'.`);
+        throw new CannotCheck(`Input '${Inputs.MigrationsDir}' points to '${shownDir}', which holds no migrations${found.length ? `. It holds ${found.join('; and ')}` : `: ${folderContents(entries)}`}. Expected e.g. ${Object.values(Examples).join(', ')}; for migration modules or another runner, set '${Inputs.Format}'.`);
     }
     if (layouts.length > 1) {
         const examples = layouts.map((l) => `${LayoutDescriptions[l]}: '${candidates.find((c) => c.layout === l)?.name}'`);
@@ -46853,6 +46774,7 @@ async function loadUmzugMigrations(dir, cwd) {
 
 
 
+
 /** Reads a migration set in its format; `auto` detects the format from the folder and says why. */
 async function loadMigrations(dir, format, cwd, options = {}) {
     let chosen = format === 'auto' ? 'sql' : format;
@@ -46884,7 +46806,7 @@ function loadFormat(dir, format, cwd, options) {
             });
         case 'command':
             if (!options.commands)
-                throw new CannotCheck("Input 'format' is 'command', but 'list-command' and 'up-command' are not set. Give 'list-command' (prints migration ids in order), 'up-command' and 'down-command' (with {id}).");
+                throw new CannotCheck(`Input '${Inputs.Format}' is 'command', but '${Inputs.ListCommand}' and '${Inputs.UpCommand}' are not set. Give '${Inputs.ListCommand}' (prints migration ids in order), '${Inputs.UpCommand}' and '${Inputs.DownCommand}' (with {id}).`);
             return loadCommandMigrations({
                 commands: options.commands,
                 workingDirectory: cwd,
@@ -46944,7 +46866,7 @@ async function detectFormat(dir, cwd) {
     if (umzug)
         found.set('umzug', `${umzug} of ${modules.length} modules take a { context }, e.g. '${modules[0]}'`);
     if (found.size > 1) {
-        throw new CannotCheck(`'${external_node_path_default().relative(cwd, dir) || '.'}' could be several formats: ${[...found].map(([f, why]) => `${f} (${why})`).join('; ')}. Set 'format' to the one your project runs, or keep one format per folder.`);
+        throw new CannotCheck(`'${external_node_path_default().relative(cwd, dir) || '.'}' could be several formats: ${[...found].map(([f, why]) => `${f} (${why})`).join('; ')}. Set '${Inputs.Format}' to the one your project runs, or keep one format per folder.`);
     }
     const [only] = found;
     return only ? { format: only[0], why: only[1] } : undefined;
@@ -47000,6 +46922,36 @@ function firstParameter(source) {
     if (rest.startsWith('{'))
         return '{';
     return /^[A-Za-z_$][\w$]*/.exec(rest)?.[0];
+}
+
+;// CONCATENATED MODULE: ./src/checks/ordering.ts
+
+
+/** `main (1a2b3c4)`: the base branch in messages. */
+function baseName(base) {
+    return `${base.ref} (${base.commit.slice(0, 7)})`;
+}
+/**
+ * The ordering check: the folder's own problems (mis-named files), the history on its own
+ * (duplicate versions, names that sort otherwise than versions), and against the base branch
+ * (out of order, edited, renamed, deleted). Returns the comparison with the base, which the
+ * two-phase replay also needs, whether or not the check runs.
+ */
+function checkOrdering(ctx, loaded, base) {
+    const ordering = ctx.checks.has('ordering');
+    if (ordering) {
+        for (const f of loaded.findings)
+            ctx.finding(f);
+        for (const f of historyFindings(historyOf(loaded), loaded.rules))
+            ctx.finding(f);
+    }
+    const comparison = base?.loaded
+        ? compareHistories(historyOf(base.loaded), historyOf(loaded), loaded.rules, baseName(base))
+        : undefined;
+    if (comparison && ordering)
+        for (const f of comparison.findings)
+            ctx.finding(f);
+    return comparison;
 }
 
 // EXTERNAL MODULE: ./node_modules/umzug/lib/index.js
@@ -47316,95 +47268,7 @@ class Runner {
     }
 }
 
-;// CONCATENATED MODULE: ./src/replay.ts
-
-
-
-
-
-
-
-/**
- * Two-phase replay: applies the base branch's migrations as the base has them, then this branch's
- * new ones on top (what a deploy does to production), and compares the schema it ends with to the
- * schema this branch's history builds from empty (`fresh`).
- */
-async function replayOnBase(plan, fresh, exclusions, server, settings, edges, finding) {
-    // Each step needs a unique name in the runner, even when a base migration and a new one share an id.
-    const seen = new Set();
-    const all = [...plan.production, ...plan.added].map((m) => {
-        let id = m.id;
-        for (let n = 2; seen.has(id); n++)
-            id = `${m.id}#${n}`;
-        seen.add(id);
-        return id === m.id ? m : { ...m, id };
-    });
-    const db = await server.createDatabase();
-    const runner = new Runner(all, {
-        databaseUrl: db.url,
-        timeoutMs: settings.stepTimeoutMs,
-        cancel: () => cancelQueries(server.adminUrl, db.name),
-        health: () => server.health(),
-        serverName: `PostgreSQL ${server.version} (${server.provider})`,
-        now: edges.now,
-    });
-    try {
-        await runner.open();
-        edges.progress(`  two-phase replay: ${plural(plan.production.length, 'migration')} as on ${plan.baseName}, then ${plural(plan.added.length, 'new migration')}`);
-        for (const [i, m] of all.entries()) {
-            const outcome = await runner.up(m);
-            if (outcome.ok)
-                continue;
-            const error = outcome.error?.message ?? 'failed';
-            if (i < plan.production.length) {
-                return `Two-phase replay stopped: \`${m.id}\` as it is on ${plan.baseName} fails there (${error}), so what production has could not be rebuilt.`;
-            }
-            finding({
-                check: 'apply',
-                severity: 'error',
-                migration: m.id,
-                file: outcome.error?.file ?? m.up.file,
-                line: outcome.error?.line,
-                message: `\`${m.id}\` (up) fails on the schema production has (the migrations on ${plan.baseName}, then this branch's new ones before it): ${error}. A deploy of this branch would stop here, although the whole history applies on an empty database. Make it work on top of what ${plan.baseName} has; the ordering findings may say why it does not.`,
-                detail: outcome.error?.detail,
-            });
-            return undefined;
-        }
-        const client = new esm.Client({ connectionString: db.url });
-        client.on('error', () => { });
-        await client.connect();
-        let production;
-        try {
-            production = await readSnapshot(client, exclusions);
-        }
-        finally {
-            await client.end().catch(() => { });
-        }
-        const diffs = diffSnapshots(fresh, production);
-        if (diffs.length) {
-            finding(differenceFinding('apply', diffs, { before: 'in a fresh database', after: 'in production' }, (t) => `Production ends with another schema than a fresh database: ${t}. Production ran the migrations as they are on ${plan.baseName} and runs this branch's new ones on top; a fresh database (CI, a new environment, a restore) runs this branch's whole history. An edited or out-of-order migration makes them differ; the ordering findings say which. Make both paths end the same.`));
-        }
-        return undefined;
-    }
-    finally {
-        await runner.close();
-        await db.drop().catch(() => { });
-    }
-}
-
-;// CONCATENATED MODULE: ./src/core/rows.ts
-/** Tables that lost rows between two counts, as `public.roles (2 rows before, 1 after)`. */
-function lostRows(before, after) {
-    const lost = [];
-    for (const [table, was] of before) {
-        const now = after.get(table);
-        if (now !== undefined && now < was)
-            lost.push(`${table} (${was} ${was === 1 ? 'row' : 'rows'} before, ${now} after)`);
-    }
-    return lost.sort();
-}
-
-;// CONCATENATED MODULE: ./src/seed.ts
+;// CONCATENATED MODULE: ./src/checks/seed.ts
 
 
 
@@ -47471,65 +47335,46 @@ async function rowCounts(client, exclusions) {
     return counts;
 }
 
-;// CONCATENATED MODULE: ./src/walk.ts
+;// CONCATENATED MODULE: ./src/checks/workspace.ts
 
 
 
 
 
 
-
-
-
-
-
-
-/** A scratch database with its runner and catalog tracker. */
+/** A runner for `migrations` on a database of the set's server, with our timeout, cancel and health. */
+function runnerFor(ctx, migrations, db) {
+    const { server } = ctx;
+    return new Runner(migrations, {
+        databaseUrl: db.url,
+        timeoutMs: ctx.stepTimeoutMs,
+        cancel: () => cancelQueries(server.adminUrl, db.name),
+        health: () => server.health(),
+        serverName: `PostgreSQL ${server.version} (${server.provider})`,
+        now: () => ctx.now(),
+    });
+}
+/** A scratch database with its runner, its catalog tracker and its assertion runner. */
 class Workspace {
-    origin;
+    plan;
     db;
     runner;
     catalog;
     tracker;
-    constructor(origin, db, runner, 
+    /** One per database, so that each assertion module is loaded once. */
+    asserter;
+    constructor(plan, db, runner, 
     /** Catalog reads go through their own session: nothing of ours runs in the migrations' session. */
     catalog, tracker) {
-        this.origin = origin;
+        this.plan = plan;
         this.db = db;
         this.runner = runner;
         this.catalog = catalog;
         this.tracker = tracker;
     }
-    /** Runs the migration's assertions on this database as it is now. */
-    /** One per database, so that each assertion module is loaded once. */
-    asserter;
-    async assert(m, side) {
-        const list = this.origin.assertions?.get(m.id);
-        if (!list?.length)
-            return [];
-        this.asserter ??= new AssertionRunner({
-            databaseUrl: this.db.url,
-            timeoutMs: this.origin.settings.stepTimeoutMs,
-            command: this.origin.assertCommand,
-            workingDirectory: this.origin.settings.workingDirectory,
-            env: this.origin.edges.env ?? process.env,
-        });
-        const runs = [];
-        for (const a of list)
-            runs.push(await this.asserter.run(a, side));
-        return runs;
-    }
-    static async create(origin) {
-        const { server, migrations, settings, edges, exclusions } = origin;
-        const db = await server.createDatabase();
-        const runner = new Runner(migrations, {
-            databaseUrl: db.url,
-            timeoutMs: settings.stepTimeoutMs,
-            cancel: () => cancelQueries(server.adminUrl, db.name),
-            health: () => server.health(),
-            serverName: `PostgreSQL ${server.version} (${server.provider})`,
-            now: edges.now,
-        });
+    static async create(plan) {
+        const db = await plan.ctx.server.createDatabase();
+        const runner = runnerFor(plan.ctx, plan.migrations, db);
         const catalog = new esm.Client({
             connectionString: db.url,
             // The snapshot statements are long: planning one costs ~3-5 ms, more than running it, so plan
@@ -47540,7 +47385,7 @@ class Workspace {
         try {
             await runner.open();
             await catalog.connect();
-            return new Workspace(origin, db, runner, catalog, await CatalogTracker.open(catalog, exclusions));
+            return new Workspace(plan, db, runner, catalog, await CatalogTracker.open(catalog, plan.exclusions));
         }
         catch (error) {
             await catalog.end().catch(() => { });
@@ -47549,18 +47394,52 @@ class Workspace {
             throw error;
         }
     }
+    /** A fresh database with migrations 0..upTo applied (and the seed where it went); undefined when that fails. */
+    async rebuild(upTo) {
+        const fresh = await Workspace.create(this.plan);
+        for (let i = 0; i <= upTo; i++) {
+            const outcome = await fresh.runner.up(this.plan.migrations[i]);
+            if (!outcome.ok) {
+                await fresh.close();
+                return undefined;
+            }
+            // The seed goes in where it went the first time (a failing seed was reported then).
+            if (this.plan.seedIndex === i && i < upTo)
+                await fresh.seed();
+        }
+        await fresh.refresh();
+        return fresh;
+    }
+    /** Runs the migration's assertions on this database as it is now, and keeps the runs in its report. */
+    async assert(record, side) {
+        const list = this.plan.assertions?.get(record.migration.id);
+        if (!list?.length)
+            return;
+        const { ctx } = this.plan;
+        this.asserter ??= new AssertionRunner({
+            databaseUrl: this.db.url,
+            timeoutMs: ctx.stepTimeoutMs,
+            command: ctx.assertCommand,
+            workingDirectory: ctx.workingDirectory,
+            env: ctx.env,
+        });
+        const runs = [];
+        for (const a of list)
+            runs.push(await this.asserter.run(a, side));
+        record.report.assertions = [...(record.report.assertions ?? []), ...runs];
+    }
     refresh() {
         return this.tracker.refresh(this.catalog);
     }
     /** Loads the seed data; returns why it failed, or undefined. */
     async seed() {
-        const { seed, settings, edges } = this.origin;
-        if (!seed)
+        const { ctx } = this.plan;
+        if (!ctx.seed)
             return undefined;
-        const error = await applySeed(seed.seed, this.db.url, {
-            workingDirectory: settings.workingDirectory,
-            timeoutMs: settings.stepTimeoutMs,
-            env: edges.env ?? process.env,
+        const error = await applySeed(ctx.seed, this.db.url, {
+            workingDirectory: ctx.workingDirectory,
+            timeoutMs: ctx.stepTimeoutMs,
+            env: ctx.env,
         });
         // A seed that creates objects must not count as the next migration's change.
         await this.refresh();
@@ -47572,29 +47451,124 @@ class Workspace {
         await this.db.drop().catch(() => { });
     }
 }
+
+;// CONCATENATED MODULE: ./src/checks/replay.ts
+
+
+
+
+
+
+
 /**
- * Walks one migration set on one scratch database: for each migration up (apply), then down and up
- * again (reversibility), comparing the schema over what the steps touched; then everything down
- * from the head (rollback-all), compared in full with the empty database.
+ * Two-phase replay: applies the base branch's migrations as the base has them, then this branch's
+ * new ones on top (what a deploy does to production), and compares the schema it ends with to the
+ * schema this branch's history builds from empty (`fresh`). Returns a note when it could not run.
  */
-async function walkSet(set, loaded, server, settings, edges, findings, assertions) {
-    const { migrations } = loaded;
-    const checks = settings.checks;
-    const notes = [];
-    const exclusions = defaultExclusions(loaded.historyTables);
-    const reports = migrations.map((m) => ({
-        id: m.id,
-        file: m.up.file,
-        up: null,
-        down: null,
-        reversible: m.down ? 'skipped' : 'no-down',
-        changes: [],
+async function replayOnBase(ctx, plan, fresh, exclusions) {
+    // Each step needs a unique name in the runner, even when a base migration and a new one share an id.
+    const seen = new Set();
+    const all = [...plan.production, ...plan.added].map((m) => {
+        let id = m.id;
+        for (let n = 2; seen.has(id); n++)
+            id = `${m.id}#${n}`;
+        seen.add(id);
+        return id === m.id ? m : { ...m, id };
+    });
+    const db = await ctx.server.createDatabase();
+    const runner = runnerFor(ctx, all, db);
+    try {
+        await runner.open();
+        ctx.emit({
+            kind: 'replay',
+            set: ctx.name,
+            production: plan.production.length,
+            added: plan.added.length,
+            base: plan.baseName,
+        });
+        for (const [i, m] of all.entries()) {
+            const outcome = await runner.up(m);
+            if (outcome.ok)
+                continue;
+            const error = outcome.error?.message ?? 'failed';
+            if (i < plan.production.length) {
+                return `Two-phase replay stopped: \`${m.id}\` as it is on ${plan.baseName} fails there (${error}), so what production has could not be rebuilt.`;
+            }
+            ctx.finding({
+                check: 'apply',
+                severity: 'error',
+                migration: m.id,
+                file: outcome.error?.file ?? m.up.file,
+                line: outcome.error?.line,
+                message: `\`${m.id}\` (up) fails on the schema production has (the migrations on ${plan.baseName}, then this branch's new ones before it): ${error}. A deploy of this branch would stop here, although the whole history applies on an empty database. Make it work on top of what ${plan.baseName} has; the ordering findings may say why it does not.`,
+                detail: outcome.error?.detail,
+            });
+            return undefined;
+        }
+        const client = new esm.Client({ connectionString: db.url });
+        client.on('error', () => { });
+        await client.connect();
+        let production;
+        try {
+            production = await readSnapshot(client, exclusions);
+        }
+        finally {
+            await client.end().catch(() => { });
+        }
+        const diffs = diffSnapshots(fresh, production);
+        if (diffs.length) {
+            ctx.finding(differenceFinding('apply', diffs, { before: 'in a fresh database', after: 'in production' }, (t) => `Production ends with another schema than a fresh database: ${t}. Production ran the migrations as they are on ${plan.baseName} and runs this branch's new ones on top; a fresh database (CI, a new environment, a restore) runs this branch's whole history. An edited or out-of-order migration makes them differ; the ordering findings say which. Make both paths end the same.`));
+        }
+        return undefined;
+    }
+    finally {
+        await runner.close();
+        await db.drop().catch(() => { });
+    }
+}
+/**
+ * What production runs: the base's migrations as the base has them (an accepted edit as this branch
+ * has it, an accepted deletion not at all), then this branch's new ones and changed repeatables.
+ */
+function replayPlan(ctx, base, head, comparison, baseName) {
+    const accepted = (id) => ctx.accepted.some((a) => accepts(a, { check: 'ordering', migration: id, set: ctx.name }));
+    const headByKey = new Map(head.migrations.filter((m) => !m.repeatable).map((m) => [m.key, m]));
+    const production = [];
+    for (const m of base.migrations) {
+        const now = m.repeatable ? undefined : headByKey.get(m.key);
+        if (!m.repeatable && !now && accepted(m.id))
+            continue;
+        if (now && comparison.edited.includes(m.key) && (accepted(now.id) || accepted(m.id)))
+            production.push(now);
+        else
+            production.push(m);
+    }
+    const addedIds = new Set(comparison.added.map((e) => e.id));
+    const baseRepeatables = new Map(base.migrations.filter((m) => m.repeatable).map((m) => [m.id, m.source]));
+    const added = head.migrations.filter((m) => addedIds.has(m.id) || (m.repeatable && !sameText(baseRepeatables.get(m.id) ?? '', m.source)));
+    return { production, added, baseName };
+}
+
+;// CONCATENATED MODULE: ./src/checks/record.ts
+function recordsOf(migrations) {
+    return migrations.map((migration, index) => ({
+        migration,
+        index,
+        total: migrations.length,
+        report: {
+            id: migration.id,
+            file: migration.up.file,
+            up: null,
+            down: null,
+            reversible: migration.down ? 'skipped' : 'no-down',
+            changes: [],
+        },
     }));
-    const total = migrations.length;
-    const width = String(total).length;
-    const counter = (i) => `${String(i + 1).padStart(width)}/${total}`;
-    const finding = (f) => findings.push({ ...f, set: set.name });
-    const stepFinding = (check, m, direction, outcome, message) => finding({
+}
+/** A failed step as a finding at the step's file and line, with the driver's or runner's own words. */
+function stepFinding(ctx, check, record, direction, outcome, message) {
+    const m = record.migration;
+    ctx.finding({
         check,
         severity: 'error',
         migration: m.id,
@@ -47603,275 +47577,621 @@ async function walkSet(set, loaded, server, settings, edges, findings, assertion
         message,
         detail: outcome.error?.detail,
     });
-    /** What a step said besides its result: errors become findings, notes the set's notes (each once). */
-    const noticed = (check, m, direction, outcome) => {
-        for (const notice of outcome.notices) {
-            const message = `\`${m.id}\` (${direction}) ${notice.message}`;
-            if (notice.severity === 'note') {
-                if (!notes.includes(message))
-                    notes.push(message);
-            }
-            else if (!findings.some((f) => f.set === set.name && f.migration === m.id && f.message === message)) {
-                finding({
-                    check,
-                    severity: 'error',
-                    migration: m.id,
-                    file: direction === 'up' ? m.up.file : m.down?.file,
-                    message,
-                    ...(notice.detail ? { detail: notice.detail } : {}),
-                });
-            }
-        }
-    };
-    const seedIndex = set.seed ? migrations.findIndex((m) => m.id === set.seed?.after) : -1;
-    if (set.seed && seedIndex < 0)
-        throw new CannotCheck(`Input 'seed-after' is '${set.seed.after}', which is not a migration in '${set.name}'. Set it to the id of the migration after which the seed's tables exist, e.g. '${migrations[0]?.id ?? '0001_init'}'.`);
-    let ws = await Workspace.create({
-        server,
-        migrations,
-        settings,
-        edges,
-        exclusions,
-        assertions,
-        assertCommand: set.assertCommand,
-        ...(set.seed ? { seed: { seed: set.seed, index: seedIndex } } : {}),
-    });
-    let seeded = false;
-    const seedAfter = async (m) => {
-        seeded = true;
-        const error = await ws.seed();
-        if (error)
-            finding({
-                check: 'apply',
+}
+/**
+ * What a step said besides its result: errors become findings, notes the set's notes. The same
+ * notice from the same migration is told once (a down step runs again while rolling back).
+ */
+function fileNotices(ctx, check, record, direction, outcome, told) {
+    const m = record.migration;
+    for (const notice of outcome.notices) {
+        const message = `\`${m.id}\` (${direction}) ${notice.message}`;
+        if (told.has(message))
+            continue;
+        told.add(message);
+        if (notice.severity === 'note')
+            ctx.note(message);
+        else
+            ctx.finding({
+                check,
                 severity: 'error',
                 migration: m.id,
-                message: Messages.seedFailed(m.id, error),
+                file: direction === 'up' ? m.up.file : m.down?.file,
+                message,
+                ...(notice.detail ? { detail: notice.detail } : {}),
             });
-        else
-            edges.progress(`  seed data loaded after ${m.id}`);
-    };
-    /** Records a migration's assertion runs; their findings are made once the migration is done. */
-    const asserted = (i, runs) => {
-        if (!runs.length)
+    }
+}
+
+;// CONCATENATED MODULE: ./src/checks/apply.ts
+
+
+/** The apply check for one migration: its up step runs on the state the migrations before it left. */
+async function applyUp(ctx, ws, record, told) {
+    const up = await ws.runner.up(record.migration);
+    fileNotices(ctx, 'apply', record, 'up', up, told);
+    record.report.up = { ok: up.ok, ms: up.ms };
+    return up;
+}
+/** A failed up step as a finding; returns why the database is in doubt afterwards, when it is. */
+function applyFailed(ctx, record, up) {
+    const m = record.migration;
+    const rest = record.total - record.index - 1;
+    stepFinding(ctx, 'apply', record, 'up', up, Messages.upFailed(m.id, up.error?.message ?? 'failed', !!up.timedOut, rest));
+    if (up.timedOut)
+        return `\`${m.id}\` was cancelled after the step timeout, so the state of the database is unknown`;
+    if (m.up.noTransaction && !up.error?.ranNothing)
+        return `\`${m.id}\` failed part-way outside a transaction, so the database holds an unknown part of it`;
+    return undefined;
+}
+
+;// CONCATENATED MODULE: ./src/core/rows.ts
+/** Tables that lost rows between two counts, as `public.roles (2 rows before, 1 after)`. */
+function lostRows(before, after) {
+    const lost = [];
+    for (const [table, was] of before) {
+        const now = after.get(table);
+        if (now !== undefined && now < was)
+            lost.push(`${table} (${was} ${was === 1 ? 'row' : 'rows'} before, ${now} after)`);
+    }
+    return lost.sort();
+}
+
+;// CONCATENATED MODULE: ./src/checks/reversibility.ts
+
+
+
+
+
+/**
+ * The reversibility check for one applied migration: its down step succeeds, leaves the schema
+ * (and the rows) as they were before the up step (`before`), and the up step then applies again
+ * to the schema of its first run (`afterUp`).
+ */
+async function checkReversibility(ctx, ws, record, marks, rowsBefore, told) {
+    const m = record.migration;
+    const down = await ws.runner.down(m);
+    fileNotices(ctx, 'reversibility', record, 'down', down, told);
+    record.report.down = { ok: down.ok, ms: down.ms };
+    if (!down.ok) {
+        stepFinding(ctx, 'reversibility', record, 'down', down, Messages.downFailed(m.id, down.error?.message ?? 'failed'));
+        await ws.refresh();
+        return { down, reversible: false, unknownState: !!(down.timedOut || m.down.noTransaction) };
+    }
+    await ws.assert(record, 'rolled back');
+    const rows = await keepsRows(ctx, ws, record, rowsBefore);
+    await ws.refresh();
+    const restored = restoresSchema(ctx, ws, record, marks.before);
+    const again = await ws.runner.up(m);
+    fileNotices(ctx, 'reversibility', record, 'up', again, told);
+    if (!again.ok) {
+        stepFinding(ctx, 'reversibility', record, 'up', again, Messages.reupFailed(m.id, again.error?.message ?? 'failed'));
+        return {
+            down,
+            again,
+            reversible: false,
+            unknownState: !rows || !!(again.timedOut || m.up.noTransaction),
+        };
+    }
+    await ws.refresh();
+    const reproduced = restored ? reproducesSchema(ctx, ws, record, marks.afterUp) : true;
+    return { down, again, reversible: rows && restored && reproduced, unknownState: !rows };
+}
+/** With seeded rows: the down step keeps the rows that were there before the up step. */
+async function keepsRows(ctx, ws, record, rowsBefore) {
+    if (!rowsBefore)
+        return true;
+    const lost = lostRows(rowsBefore, await rowCounts(ws.catalog, ws.plan.exclusions));
+    if (!lost.length)
+        return true;
+    const m = record.migration;
+    ctx.finding({
+        check: 'reversibility',
+        severity: 'error',
+        migration: m.id,
+        file: m.down?.file,
+        message: Messages.downLosesRows(m.id, lost),
+    });
+    return false;
+}
+/** The schema after the down step equals the schema before the up step (column order: a warning). */
+function restoresSchema(ctx, ws, record, before) {
+    const m = record.migration;
+    const keys = ws.tracker.changedSince(before);
+    const diffs = diffSnapshots(ws.tracker.at(before, keys), ws.tracker.now(keys));
+    const sides = { before: 'before up', after: 'after down' };
+    const errors = diffs.filter((d) => d.severity === 'error');
+    const warnings = diffs.filter((d) => d.severity === 'warning');
+    const where = { migration: m.id, file: m.down?.file };
+    if (errors.length)
+        ctx.finding(differenceFinding('reversibility', errors, sides, (t) => Messages.downDiffers(m.id, t), where));
+    if (warnings.length)
+        ctx.finding(differenceFinding('reversibility', warnings, sides, (t) => Messages.downColumnOrder(m.id, t), where));
+    return errors.length === 0;
+}
+/** The up step run again after the down step gives the schema of its first run. */
+function reproducesSchema(ctx, ws, record, afterUp) {
+    const m = record.migration;
+    const keys = ws.tracker.changedSince(afterUp);
+    const diffs = diffSnapshots(ws.tracker.at(afterUp, keys), ws.tracker.now(keys)).filter((d) => d.severity === 'error');
+    if (!diffs.length)
+        return true;
+    const sides = { before: 'after the first up', after: 'after up again' };
+    ctx.finding(differenceFinding('reversibility', diffs, sides, (t) => Messages.reupDiffers(m.id, t), {
+        migration: m.id,
+        file: m.up.file,
+    }));
+    return false;
+}
+
+;// CONCATENATED MODULE: ./src/checks/rollback-all.ts
+
+
+
+
+/**
+ * The rollback-all check: every applied migration rolled back from the newest to the first
+ * succeeds, and leaves the empty database's schema (`empty`), object for object. It stops at a
+ * migration without a down step, and does not run on a database in doubt (`dirty` says why).
+ */
+async function checkRollbackAll(ctx, ws, applied, empty, dirty, told) {
+    if (!applied.length)
+        return;
+    if (dirty) {
+        ctx.note(`rollback-all was not run: ${dirty}.`);
+        return;
+    }
+    for (const record of [...applied].reverse()) {
+        const m = record.migration;
+        if (!m.down) {
+            ctx.note(`rollback-all stopped at \`${m.id}\`: it has no down step (${m.noDown}).`);
             return;
-        const report = reports[i];
-        report.assertions = [...(report.assertions ?? []), ...runs];
-    };
-    const assertionsDone = (i, m) => {
-        const runs = reports[i]?.assertions;
-        if (!runs?.length)
-            return { text: '', ok: true };
-        const found = assertionFindings(m.id, runs, settings.assertionsStrict);
-        for (const f of found)
-            finding(f);
-        return { text: ` · ${assertionSummary(runs)}`, ok: found.length === 0 };
-    };
-    try {
-        const empty = ws.tracker.now();
-        if (ws.tracker.mode === 'full') {
-            notes.push('The database user may not create event triggers, so every step was followed by a full catalog read (slower, same result).');
         }
+        const outcome = await ws.runner.down(m);
+        fileNotices(ctx, 'rollback-all', record, 'down', outcome, told);
+        record.report.down ??= { ok: outcome.ok, ms: outcome.ms };
+        ctx.emit({
+            kind: 'rollback',
+            set: ctx.name,
+            index: record.index,
+            total: record.total,
+            id: m.id,
+            step: { ok: outcome.ok, ms: outcome.ms },
+        });
+        if (!outcome.ok) {
+            stepFinding(ctx, 'rollback-all', record, 'down', outcome, Messages.rollbackFailed(m.id, outcome.error?.message ?? 'failed'));
+            return;
+        }
+    }
+    const diffs = diffSnapshots(empty, await readSnapshot(ws.catalog, ws.plan.exclusions));
+    if (diffs.length) {
+        ctx.finding(differenceFinding('rollback-all', diffs, { before: 'before the first migration', after: 'after rolling back' }, Messages.rollbackLeftovers));
+    }
+}
+
+;// CONCATENATED MODULE: ./src/checks/walk.ts
+
+
+
+
+
+
+
+
+
+
+
+
+
+/**
+ * Walks one migration set on one scratch database: for each migration up (apply), then down and up
+ * again (reversibility), comparing the schema over what the steps touched; then everything down
+ * from the head (rollback-all), compared in full with the empty database.
+ */
+async function walkSet(ctx, loaded, assertions) {
+    const exclusions = defaultExclusions(loaded.historyTables);
+    const records = recordsOf(loaded.migrations);
+    const seedIndex = seedIndexOf(ctx, loaded);
+    const ws = await Workspace.create({
+        ctx,
+        migrations: loaded.migrations,
+        exclusions,
+        assertions,
+        ...(seedIndex >= 0 ? { seedIndex } : {}),
+    });
+    const walk = { ctx, ws, records, told: new Set(), seedIndex, seeded: false };
+    const reports = records.map((r) => r.report);
+    try {
+        const empty = walk.ws.tracker.now();
+        if (walk.ws.tracker.mode === 'full')
+            ctx.note('The database user may not create event triggers, so every step was followed by a full catalog read (slower, same result).');
         let applied = 0;
         let dirty;
-        for (const [i, m] of migrations.entries()) {
-            const report = reports[i];
-            if (seedIndex >= 0 && i - 1 === seedIndex)
-                await seedAfter(migrations[seedIndex]);
-            asserted(i, await ws.assert(m, 'before'));
-            // With data in the database, a down step must keep the rows that were there before the up step.
-            const rowsBefore = seeded && m.down && checks.has('reversibility') ? await rowCounts(ws.catalog, exclusions) : undefined;
-            const before = ws.tracker.mark();
-            const up = await ws.runner.up(m);
-            noticed('apply', m, 'up', up);
-            report.up = { ok: up.ok, ms: up.ms };
-            if (!up.ok) {
-                edges.progress(`✗ ${counter(i)} ${m.id}  up failed (${formatDuration(up.ms)})${assertionsDone(i, m).text}`);
-                const rest = total - i - 1;
-                stepFinding('apply', m, 'up', up, `\`${m.id}\` (up) ${up.timedOut ? '' : 'failed: '}${up.error?.message ?? 'failed'}. A deploy of this branch stops here${rest === 0
-                    ? ''
-                    : rest === 1
-                        ? ' and the migration after it never runs'
-                        : ` and the ${rest} migrations after it never run`}. Fix this step and run the check again.`);
-                if (up.timedOut)
-                    dirty = `\`${m.id}\` was cancelled after the step timeout, so the state of the database is unknown`;
-                else if (m.up.noTransaction && !up.error?.ranNothing)
-                    dirty = `\`${m.id}\` failed part-way outside a transaction, so the database holds an unknown part of it`;
-                ws.tracker.release(before);
+        for (const record of records) {
+            if (seedIndex >= 0 && record.index - 1 === seedIndex)
+                await loadSeed(walk);
+            const step = await walkMigration(walk, record);
+            if (step.stop) {
+                dirty = step.dirty;
                 break;
             }
             applied++;
-            asserted(i, await ws.assert(m, 'after'));
-            await ws.refresh();
-            const upKeys = ws.tracker.changedSince(before);
-            report.changes = summarizeChanges(diffSnapshots(ws.tracker.at(before, upKeys), ws.tracker.now(upKeys)));
-            if (!m.down && settings.requireDown && checks.has('reversibility')) {
-                finding({
-                    check: 'reversibility',
-                    severity: 'error',
-                    migration: m.id,
-                    file: m.up.file,
-                    message: Messages.noDown(m.id, m.noDown ?? 'no down step'),
-                });
-            }
-            if (!m.down || !checks.has('reversibility')) {
-                const done = assertionsDone(i, m);
-                edges.progress(`${done.ok ? '✓' : '✗'} ${counter(i)} ${m.id}  up ${formatDuration(up.ms)}${done.text}`);
-                ws.tracker.release(before);
-                continue;
-            }
-            const afterUp = ws.tracker.mark();
-            let reversible = true;
-            let unknownState = false;
-            const down = await ws.runner.down(m);
-            noticed('reversibility', m, 'down', down);
-            report.down = { ok: down.ok, ms: down.ms };
-            let line = `${counter(i)} ${m.id}  up ${formatDuration(up.ms)} · down ${down.ok ? formatDuration(down.ms) : 'failed'}`;
-            if (!down.ok) {
-                reversible = false;
-                unknownState = !!(down.timedOut || m.down.noTransaction);
-                stepFinding('reversibility', m, 'down', down, Messages.downFailed(m.id, down.error?.message ?? 'failed'));
-                await ws.refresh();
-            }
-            else {
-                asserted(i, await ws.assert(m, 'rolled back'));
-                if (rowsBefore) {
-                    const lost = lostRows(rowsBefore, await rowCounts(ws.catalog, exclusions));
-                    if (lost.length) {
-                        reversible = false;
-                        // Later migrations must see the seeded rows again, not a table the down step emptied.
-                        unknownState = true;
-                        finding({
-                            check: 'reversibility',
-                            severity: 'error',
-                            migration: m.id,
-                            file: m.down.file,
-                            message: Messages.downLosesRows(m.id, lost),
-                        });
-                    }
-                }
-                await ws.refresh();
-                const keys = ws.tracker.changedSince(before);
-                const diffs = diffSnapshots(ws.tracker.at(before, keys), ws.tracker.now(keys));
-                const sides = { before: 'before up', after: 'after down' };
-                const errors = diffs.filter((d) => d.severity === 'error');
-                const warnings = diffs.filter((d) => d.severity === 'warning');
-                const where = { migration: m.id, file: m.down.file };
-                if (errors.length) {
-                    reversible = false;
-                    finding(differenceFinding('reversibility', errors, sides, (t) => Messages.downDiffers(m.id, t), where));
-                }
-                if (warnings.length) {
-                    finding(differenceFinding('reversibility', warnings, sides, (t) => Messages.downColumnOrder(m.id, t), where));
-                }
-                const again = await ws.runner.up(m);
-                noticed('reversibility', m, 'up', again);
-                line += ` · up again ${again.ok ? formatDuration(again.ms) : 'failed'}`;
-                if (!again.ok) {
-                    reversible = false;
-                    unknownState ||= !!(again.timedOut || m.up.noTransaction);
-                    stepFinding('reversibility', m, 'up', again, Messages.reupFailed(m.id, again.error?.message ?? 'failed'));
-                }
-                else {
-                    await ws.refresh();
-                    const keys2 = ws.tracker.changedSince(afterUp);
-                    const diffs2 = diffSnapshots(ws.tracker.at(afterUp, keys2), ws.tracker.now(keys2)).filter((d) => d.severity === 'error');
-                    if (diffs2.length && !errors.length) {
-                        reversible = false;
-                        const reupSides = { before: 'after the first up', after: 'after up again' };
-                        finding(differenceFinding('reversibility', diffs2, reupSides, (t) => Messages.reupDiffers(m.id, t), {
-                            migration: m.id,
-                            file: m.up.file,
-                        }));
-                    }
-                }
-            }
-            report.reversible = reversible ? 'yes' : 'no';
-            const done = assertionsDone(i, m);
-            edges.progress(`${reversible && done.ok ? '✓' : '✗'} ${line}${done.text}`);
-            // One bad migration must not cascade into findings for the good ones after it: put the
-            // database back in the state its up step left, however the down/up-again went.
-            const keys = ws.tracker.changedSince(afterUp);
-            const drifted = diffSnapshots(ws.tracker.at(afterUp, keys), ws.tracker.now(keys)).length > 0;
-            ws.tracker.release(before);
-            ws.tracker.release(afterUp);
-            if (unknownState || drifted || !ws.runner.isApplied(m.id)) {
-                const rebuilt = await rebuild(ws.origin, i);
-                if (!rebuilt) {
-                    notes.push(`After \`${m.id}\` the database could not be put back in its state after the up step, so the migrations after it were not checked.`);
-                    return { migrations: reports, notes, exclusions };
-                }
-                await ws.close();
-                ws = rebuilt;
-            }
+            if (step.lost)
+                return { migrations: reports, exclusions };
         }
-        if (seedIndex >= 0 && seedIndex === total - 1 && applied === total && !seeded)
-            await seedAfter(migrations[seedIndex]);
-        // The full schema at the head: the reference for snapshot drift, and a cross-check of tracking.
-        const head = applied === total ? await readSnapshot(ws.catalog, exclusions) : undefined;
-        if (head) {
-            const missed = diffSnapshots(head, ws.tracker.now());
-            if (missed.length)
-                edges.log.warn(`catalog tracking missed ${plural(missed.length, 'change')} (first: ${missed[0]?.key}); please report this`);
-        }
-        if (checks.has('rollback-all') && applied > 0) {
-            if (dirty)
-                notes.push(`rollback-all was not run: ${dirty}.`);
-            else {
-                let complete = true;
-                for (let i = applied - 1; i >= 0; i--) {
-                    const m = migrations[i];
-                    if (!m.down) {
-                        notes.push(`rollback-all stopped at \`${m.id}\`: it has no down step (${m.noDown}).`);
-                        complete = false;
-                        break;
-                    }
-                    const outcome = await ws.runner.down(m);
-                    noticed('rollback-all', m, 'down', outcome);
-                    const report = reports[i];
-                    report.down ??= { ok: outcome.ok, ms: outcome.ms };
-                    edges.progress(`${outcome.ok ? '✓' : '✗'} ${counter(i)} ${m.id}  rollback ${outcome.ok ? formatDuration(outcome.ms) : 'failed'}`);
-                    if (!outcome.ok) {
-                        stepFinding('rollback-all', m, 'down', outcome, `\`${m.id}\` (down) failed while rolling back everything from the newest migration: ${outcome.error?.message ?? 'failed'}. An incident rollback past this migration would fail here. Fix the down step.`);
-                        complete = false;
-                        break;
-                    }
-                }
-                if (complete) {
-                    const diffs = diffSnapshots(empty, await readSnapshot(ws.catalog, exclusions));
-                    if (diffs.length) {
-                        finding(differenceFinding('rollback-all', diffs, { before: 'before the first migration', after: 'after rolling back' }, Messages.rollbackLeftovers));
-                    }
-                }
-            }
-        }
-        return { migrations: reports, notes, head, exclusions };
+        if (seedIndex >= 0 && seedIndex === records.length - 1 && applied === records.length && !walk.seeded)
+            await loadSeed(walk);
+        const head = applied === records.length ? await headSnapshot(walk, exclusions) : undefined;
+        if (ctx.checks.has('rollback-all'))
+            await checkRollbackAll(ctx, walk.ws, records.slice(0, applied), empty, dirty, walk.told);
+        return { migrations: reports, head, exclusions };
     }
     finally {
-        await ws.close();
+        await walk.ws.close();
     }
 }
-/** A fresh database with migrations 0..upTo applied; undefined when replaying them fails. */
-async function rebuild(origin, upTo) {
-    const fresh = await Workspace.create(origin);
-    for (let i = 0; i <= upTo; i++) {
-        const outcome = await fresh.runner.up(origin.migrations[i]);
-        if (!outcome.ok) {
-            await fresh.close();
-            return undefined;
-        }
-        // The seed goes in where it went the first time (a failing seed was reported then).
-        if (origin.seed?.index === i && i < upTo)
-            await fresh.seed();
+/** Where the seed goes: the index of `seed.after`, or -1 without a seed. */
+function seedIndexOf(ctx, loaded) {
+    if (!ctx.seed)
+        return -1;
+    const index = loaded.migrations.findIndex((m) => m.id === ctx.seed?.after);
+    if (index < 0)
+        throw new CannotCheck(`Input '${Inputs.SeedAfter}' is '${ctx.seed.after}', which is not a migration in '${ctx.name}'. Set it to the id of the migration after which the seed's tables exist, e.g. '${loaded.migrations[0]?.id ?? '0001_init'}'.`);
+    return index;
+}
+async function loadSeed(walk) {
+    const { ctx } = walk;
+    const after = walk.records[walk.seedIndex]?.migration.id ?? '';
+    walk.seeded = true;
+    const error = await walk.ws.seed();
+    if (error)
+        ctx.finding({
+            check: 'apply',
+            severity: 'error',
+            migration: after,
+            message: Messages.seedFailed(after, error),
+        });
+    else
+        ctx.emit({ kind: 'seed loaded', set: ctx.name, after });
+}
+/**
+ * One migration's turn: its assertions before, its up step, its assertions after, the schema
+ * objects it changes, then its down step and up again. `stop`: it did not apply; `lost`: the
+ * database could not be put back after it, so the migrations after it are not checked.
+ */
+async function walkMigration(walk, record) {
+    const { ctx, ws } = walk;
+    const m = record.migration;
+    ctx.emit({ kind: 'migration started', set: ctx.name, index: record.index, total: record.total, id: m.id });
+    await ws.assert(record, 'before');
+    // With data in the database, a down step must keep the rows that were there before the up step.
+    const reversing = !!m.down && ctx.checks.has('reversibility');
+    const rowsBefore = walk.seeded && reversing ? await rowCounts(ws.catalog, ws.plan.exclusions) : undefined;
+    const before = ws.tracker.mark();
+    const up = await applyUp(ctx, ws, record, walk.told);
+    if (!up.ok) {
+        done(walk, record, false);
+        ws.tracker.release(before);
+        return { stop: true, dirty: applyFailed(ctx, record, up) };
     }
-    await fresh.refresh();
-    return fresh;
+    await ws.assert(record, 'after');
+    await ws.refresh();
+    const upKeys = ws.tracker.changedSince(before);
+    record.report.changes = summarizeChanges(diffSnapshots(ws.tracker.at(before, upKeys), ws.tracker.now(upKeys)));
+    if (!m.down && ctx.requireDown && ctx.checks.has('reversibility'))
+        ctx.finding({
+            check: 'reversibility',
+            severity: 'error',
+            migration: m.id,
+            file: m.up.file,
+            message: Messages.noDown(m.id, m.noDown ?? 'no down step'),
+        });
+    if (!reversing) {
+        done(walk, record, true);
+        ws.tracker.release(before);
+        return {};
+    }
+    const afterUp = ws.tracker.mark();
+    const reversal = await checkReversibility(ctx, ws, record, { before, afterUp }, rowsBefore, walk.told);
+    record.report.reversible = reversal.reversible ? 'yes' : 'no';
+    done(walk, record, reversal.reversible, reversal);
+    return (await restore(walk, record, reversal, [before, afterUp])) ? {} : { lost: true };
+}
+/** Files the migration's assertion findings and says it is done. */
+function done(walk, record, ok, reversal) {
+    const asserted = assertionVerdict(walk.ctx, record);
+    const { report } = record;
+    walk.ctx.emit({
+        kind: 'migration done',
+        set: walk.ctx.name,
+        index: record.index,
+        total: record.total,
+        id: record.migration.id,
+        up: report.up ?? { ok: false, ms: 0 },
+        ...(reversal ? { down: reversal.down, ...(reversal.again ? { again: reversal.again } : {}) } : {}),
+        ok: ok && asserted,
+        ...(report.assertions?.length ? { assertions: report.assertions } : {}),
+    });
+}
+/**
+ * One bad migration must not cascade into findings for the good ones after it: put the database
+ * back in the state its up step left, however the down step and up again went. False when that fails.
+ */
+async function restore(walk, record, reversal, marks) {
+    const { ws } = walk;
+    const [, afterUp] = marks;
+    const keys = ws.tracker.changedSince(afterUp);
+    const drifted = diffSnapshots(ws.tracker.at(afterUp, keys), ws.tracker.now(keys)).length > 0;
+    for (const mark of marks)
+        ws.tracker.release(mark);
+    if (!reversal.unknownState && !drifted && ws.runner.isApplied(record.migration.id))
+        return true;
+    const rebuilt = await ws.rebuild(record.index);
+    if (!rebuilt) {
+        walk.ctx.note(`After \`${record.migration.id}\` the database could not be put back in its state after the up step, so the migrations after it were not checked.`);
+        return false;
+    }
+    await ws.close();
+    walk.ws = rebuilt;
+    return true;
+}
+/** The full schema at the head: the reference for drift, and a cross-check of the tracking. */
+async function headSnapshot(walk, exclusions) {
+    const head = await readSnapshot(walk.ws.catalog, exclusions);
+    const missed = diffSnapshots(head, walk.ws.tracker.now());
+    if (missed.length)
+        walk.ctx.log.warn(`catalog tracking missed ${plural(missed.length, 'change')} (first: ${missed[0]?.key}); please report this`);
+    return head;
+}
+
+;// CONCATENATED MODULE: ./src/checks/set.ts
+
+
+
+
+
+
+
+
+/**
+ * Every check of one migration set: ordering, the walk (apply, assertions, reversibility,
+ * rollback-all), the two-phase replay against the base branch, drift. Findings and notes go
+ * through `ctx`; returns the set's report without its notes.
+ */
+async function verifySet(ctx, loaded, base) {
+    for (const note of loaded.notes ?? [])
+        ctx.note(note);
+    if (base?.note)
+        ctx.note(base.note);
+    const comparison = checkOrdering(ctx, loaded, base);
+    const walk = await walkSet(ctx, loaded, await findAssertions(ctx, loaded));
+    if (base?.loaded && comparison && ctx.checks.has('apply'))
+        await replay(ctx, loaded, { ...base, loaded: base.loaded }, comparison, walk);
+    await checkDrift(ctx, walk);
+    return {
+        name: ctx.name,
+        dir: external_node_path_default().relative(ctx.workingDirectory, ctx.dir) || '.',
+        format: loaded.format,
+        formatReason: loaded.layout,
+        migrations: walk.migrations,
+        ...(base?.loaded && comparison
+            ? {
+                base: {
+                    ref: base.ref,
+                    commit: base.commit,
+                    migrations: base.loaded.migrations.length,
+                    added: comparison.added.map((e) => e.id),
+                },
+            }
+            : {}),
+    };
+}
+/** The set's assertions by migration id, when the assertions check runs; orphan files are findings. */
+async function findAssertions(ctx, loaded) {
+    if (!ctx.assertionsDir || !ctx.checks.has('assertions'))
+        return undefined;
+    const found = await discoverAssertions(ctx.assertionsDir, ctx.workingDirectory, loaded.migrations.map((m) => m.id), ctx.assertCommand);
+    for (const f of found.findings)
+        ctx.finding(f);
+    const count = [...found.byMigration.values()].reduce((n, l) => n + l.length, 0);
+    ctx.log.info(`${ctx.name}: ${plural(count, 'assertion')} for ${plural(found.byMigration.size, 'migration')}`);
+    return found.byMigration;
+}
+/** Two-phase replay, when this branch changes the history the base branch has. */
+async function replay(ctx, loaded, base, comparison, walk) {
+    const changed = comparison.added.length + comparison.edited.length + comparison.removed.length > 0;
+    // Without a change (or a base history), production is this branch's history from empty: the walk ran it.
+    if (!base.loaded.migrations.length || !changed)
+        return;
+    if (!walk.head) {
+        ctx.note("Two-phase replay not run: this branch's own history does not apply from empty.");
+        return;
+    }
+    const started = ctx.now();
+    const plan = replayPlan(ctx, base.loaded, loaded, comparison, baseName(base));
+    const note = await replayOnBase(ctx, plan, walk.head, walk.exclusions);
+    if (note)
+        ctx.note(note);
+    ctx.log.debug(`two-phase replay: ${formatDuration(ctx.now() - started)}`);
+}
+/** drift-snapshot and drift-models, on the schema after every migration. */
+async function checkDrift(ctx, walk) {
+    const drift = ['drift-snapshot', 'drift-models'].filter((c) => ctx.checks.has(c) && (c === 'drift-snapshot' ? ctx.snapshotFile : ctx.modelsCommand));
+    if (drift.length && !walk.head)
+        ctx.note(`${drift.join(' and ')} not checked: not every migration applied.`);
+    if (!walk.head)
+        return;
+    if (drift.includes('drift-snapshot')) {
+        const note = await checkSnapshotFile(ctx, walk.head);
+        if (note)
+            ctx.note(note);
+    }
+    if (drift.includes('drift-models')) {
+        const note = await checkModels(ctx, walk.head, walk.exclusions);
+        if (note)
+            ctx.note(note);
+    }
+}
+
+;// CONCATENATED MODULE: ./src/git.ts
+
+
+
+
+
+
+
+
+class GitFailed extends Error {
+    args;
+    stderr;
+    code;
+    constructor(args, stderr, code) {
+        super(stderr.trim().split('\n').at(-1) || `git ${args[0]} exited with ${code}`);
+        this.args = args;
+        this.stderr = stderr;
+        this.code = code;
+    }
+}
+/** Runs git; resolves with stdout as bytes, rejects with GitFailed (or ENOENT when git is missing). */
+function git(cwd, args, input, timeoutMs = 120_000) {
+    return new Promise((resolve, reject) => {
+        const child = (0,external_node_child_process_.spawn)('git', args, {
+            cwd,
+            // Never wait for a password prompt in CI.
+            env: { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: 'true', LC_ALL: 'C' },
+            stdio: ['pipe', 'pipe', 'pipe'],
+        });
+        const out = [];
+        let err = '';
+        child.stdout.on('data', (b) => out.push(b));
+        child.stderr.on('data', (b) => {
+            err += b.toString('utf8');
+        });
+        const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+        child.on('error', (error) => {
+            clearTimeout(timer);
+            reject(error);
+        });
+        child.on('close', (code) => {
+            clearTimeout(timer);
+            if (code === 0)
+                resolve(Buffer.concat(out));
+            else
+                reject(new GitFailed(args, err, code));
+        });
+        child.stdin.on('error', () => { });
+        child.stdin.end(input);
+    });
+}
+const git_text = async (cwd, args) => (await git(cwd, args)).toString('utf8').trim();
+/** The commit `ref` names, or undefined. */
+async function commitOf(cwd, ref) {
+    try {
+        return (await git_text(cwd, ['rev-parse', '--verify', '--quiet', `${ref}^{commit}`])) || undefined;
+    }
+    catch {
+        return undefined;
+    }
+}
+/**
+ * Finds `ref` (fetching it from `origin` when the checkout lacks it, e.g. a shallow clone) and copies
+ * the folders `dirs` as they are on it into a temp dir. Returns one checkout per folder and a
+ * function that removes the copy.
+ */
+async function checkoutBase(ref, dirs, workingDirectory, log, 
+/** Folders whose migrations run through commands in the working directory, copied whole. */
+withRunner = []) {
+    const first = dirs[0] ?? workingDirectory;
+    const shownDir = external_node_path_default().relative(workingDirectory, first) || '.';
+    let top;
+    try {
+        top = await git_text(first, ['rev-parse', '--show-toplevel']);
+    }
+    catch (error) {
+        if (error.code === 'ENOENT' && !(error instanceof GitFailed)) {
+            throw new CannotCheck(`Input '${Inputs.BaseRef}' is '${ref}', which needs git, and git is not on PATH. Install git, or leave ${Inputs.BaseRef} empty to skip the comparison with the base branch.`, { cause: error });
+        }
+        throw new CannotCheck(`Input '${Inputs.BaseRef}' is '${ref}', but '${shownDir}' is not inside a git repository (${messageOf(error)}). Run the check in a git checkout, or leave ${Inputs.BaseRef} empty.`, { cause: error });
+    }
+    top = await (0,promises_namespaceObject.realpath)(top);
+    let commit = (await commitOf(top, ref)) ?? (await commitOf(top, `refs/remotes/origin/${ref}`));
+    if (!commit) {
+        const shallow = (await git_text(top, ['rev-parse', '--is-shallow-repository']).catch(() => '')) === 'true';
+        log.info(`base-ref '${ref}' is not in this checkout; fetching it from origin${shallow ? ' (shallow)' : ''}`);
+        try {
+            await git(top, ['fetch', '--no-tags', ...(shallow ? ['--depth=1'] : []), 'origin', ref]);
+            commit = await commitOf(top, 'FETCH_HEAD');
+        }
+        catch (error) {
+            throw new CannotCheck(`Input '${Inputs.BaseRef}' is '${ref}', which is not a commit in this checkout, and 'git fetch origin ${ref}' failed: ${messageOf(error)}. Fetch the base branch first (actions/checkout with fetch-depth: 0), or set ${Inputs.BaseRef} to a branch, tag or commit that exists.`, { cause: error });
+        }
+        if (!commit)
+            throw new CannotCheck(`Input '${Inputs.BaseRef}' is '${ref}', and 'git fetch origin ${ref}' brought no commit. Set ${Inputs.BaseRef} to a branch, tag or commit that exists.`);
+    }
+    const root = await (0,promises_namespaceObject.mkdtemp)(external_node_path_default().join(external_node_os_default().tmpdir(), 'pgmv-base-'));
+    const unregister = registerCleanup({
+        sync: () => (0,external_node_fs_.rmSync)(root, { recursive: true, force: true }),
+        async: () => (0,promises_namespaceObject.rm)(root, { recursive: true, force: true }),
+    });
+    const remove = async () => {
+        await (0,promises_namespaceObject.rm)(root, { recursive: true, force: true });
+        unregister();
+    };
+    try {
+        const checkouts = [];
+        const realWd = await (0,promises_namespaceObject.realpath)(workingDirectory).catch(() => workingDirectory);
+        for (const dir of dirs) {
+            const realDir = await (0,promises_namespaceObject.realpath)(dir).catch(() => external_node_path_default().resolve(dir));
+            const rel = external_node_path_default().relative(top, realDir);
+            if (rel.startsWith('..') || external_node_path_default().isAbsolute(rel))
+                throw new CannotCheck(`'${external_node_path_default().relative(workingDirectory, dir)}' is outside the git repository at '${top}', so ${Inputs.BaseRef} '${ref}' cannot be read for it. Keep migrations inside the repository.`);
+            // A runner of its own (format: command) lives beside the migrations: copy the working directory too.
+            const relWd = external_node_path_default().relative(top, realWd);
+            const wholeWd = withRunner.includes(dir) && !relWd.startsWith('..') && !external_node_path_default().isAbsolute(relWd);
+            await copyTree(top, commit, wholeWd ? relWd : rel, root);
+            checkouts.push({
+                commit,
+                dir: external_node_path_default().join(root, rel),
+                workingDirectory: external_node_path_default().join(root, relWd),
+                exists: (0,external_node_fs_.existsSync)(external_node_path_default().join(root, rel)),
+            });
+        }
+        return { commit, checkouts, remove };
+    }
+    catch (error) {
+        await remove();
+        throw error;
+    }
+}
+/** Writes the files under `rel` at `commit` into `dest` (same relative paths); returns how many. */
+async function copyTree(top, commit, rel, dest) {
+    const listing = await git(top, ['ls-tree', '-r', '-z', '--full-tree', commit, '--', rel || '.']);
+    const blobs = [];
+    for (const entry of listing.toString('utf8').split('\0')) {
+        const match = /^(\d+) blob ([0-9a-f]+)\t(.*)$/s.exec(entry);
+        // Regular files only: symlinks and submodules have no migration text of their own.
+        if (match && (match[1] === '100644' || match[1] === '100755'))
+            blobs.push({ sha: match[2], file: match[3] });
+    }
+    if (!blobs.length)
+        return 0;
+    const out = await git(top, ['cat-file', '--batch'], Buffer.from(`${blobs.map((b) => b.sha).join('\n')}\n`));
+    let at = 0;
+    for (const blob of blobs) {
+        const headerEnd = out.indexOf(0x0a, at);
+        const header = out.subarray(at, headerEnd).toString('utf8');
+        const size = Number(header.split(' ')[2]);
+        const body = out.subarray(headerEnd + 1, headerEnd + 1 + size);
+        at = headerEnd + 1 + size + 1;
+        const target = external_node_path_default().join(dest, blob.file);
+        await (0,promises_namespaceObject.mkdir)(external_node_path_default().dirname(target), { recursive: true });
+        await (0,promises_namespaceObject.writeFile)(target, body);
+    }
+    return blobs.length;
 }
 
 ;// CONCATENATED MODULE: ./src/verify.ts
-
-
-
-
 
 
 
@@ -47906,214 +48226,164 @@ function setEnvironment(env) {
 }
 async function verifyAll(settings, edges) {
     const startedAt = edges.now();
-    const timings = {};
-    const findings = [];
-    const sets = [];
-    let server;
-    const report = (extra) => {
-        timings.total = edges.now() - startedAt;
-        const { findings: kept, accepted, unused } = applyAcceptances(findings, settings.accepted);
-        for (const a of unused) {
-            const set = sets.find((s) => s.name === a.set) ?? sets[0];
-            set?.notes.push(`The config file accepts ${a.check} findings for \`${a.id}\` ("${a.reason}"), but there are none: remove the entry.`);
+    const run = { settings, edges, findings: [], sets: [], timings: {} };
+    const timed = async (key, work) => {
+        const t = edges.now();
+        try {
+            return await work();
         }
-        return {
-            version: 1,
-            result: resultOf(kept, settings.failOn),
-            postgres: server ? { version: server.version, provider: server.provider } : null,
-            sets,
-            findings: kept,
-            ...(accepted.length ? { accepted } : {}),
-            timings,
-            ...extra,
-        };
+        finally {
+            run.timings[key] = edges.now() - t;
+        }
     };
-    let removeBase;
     try {
         const loaded = [];
-        for (const set of settings.sets) {
-            const t = edges.now();
-            const one = await loadMigrations(set.dir, set.format, settings.workingDirectory, {
-                commands: set.commands,
-                alembicCommand: set.alembicCommand,
-                urlVariable: set.urlVariable,
-                env: edges.env,
-                timeoutMs: settings.stepTimeoutMs,
-            });
-            one.historyTables = [...(one.historyTables ?? []), ...set.historyTables];
-            edges.log.info(`${set.name}: ${plural(one.migrations.length, 'migration')}, ${one.layout}`);
-            loaded.push(one);
-            timings[`load:${set.name}`] = edges.now() - t;
-        }
-        const bases = [];
-        const ref = settings.baseRef;
-        if (ref && (settings.checks.has('ordering') || settings.checks.has('apply'))) {
-            const t = edges.now();
-            const base = await checkoutBase(ref, settings.sets.map((s) => s.dir), settings.workingDirectory, edges.log, settings.sets.filter((s) => s.format === 'command').map((s) => s.dir));
-            removeBase = base.remove;
-            for (const [i, set] of settings.sets.entries()) {
-                const checkout = base.checkouts[i];
-                const one = { ref, commit: base.commit };
-                if (checkout?.exists) {
-                    try {
-                        one.loaded = await loadMigrations(checkout.dir, set.format, checkout.workingDirectory, {
-                            commands: set.commands,
-                            alembicCommand: set.alembicCommand,
-                            urlVariable: set.urlVariable,
-                            env: edges.env,
-                            timeoutMs: settings.stepTimeoutMs,
-                        });
-                    }
-                    catch (error) {
-                        one.note = `The copy of '${external_node_path_default().relative(settings.workingDirectory, set.dir) || '.'}' on ${ref} could not be read (${messageOf(error)}), so this set was not compared with it.`;
-                    }
-                }
-                else {
-                    one.loaded = { ...loaded[i], migrations: [], findings: [] };
-                }
-                bases.push(one);
-            }
-            timings.base = edges.now() - t;
-            edges.log.info(`base: ${ref} at ${base.commit.slice(0, 7)}`);
-        }
-        const t = edges.now();
-        server = await edges.startPostgres({
-            provider: settings.postgres,
-            major: settings.postgresVersion,
-            databaseUrl: settings.databaseUrl,
-            image: settings.postgresImage,
-            log: edges.log,
-            env: edges.env,
-        });
-        timings.postgres = edges.now() - t;
-        edges.log.info(`PostgreSQL ${server.version} (${server.provider}) ready in ${formatDuration(timings.postgres)}`);
+        for (const set of settings.sets)
+            loaded.push(await timed(`load:${set.name}`, () => loadSet(run, set)));
+        const bases = await timed('base', () => loadBases(run, loaded));
+        if (!bases.length)
+            delete run.timings.base;
+        const server = await timed('postgres', () => startServer(run));
         for (const [i, set] of settings.sets.entries()) {
-            const t0 = edges.now();
-            sets.push(await verifySet(set, loaded[i], bases[i], server, settings, edges, findings));
-            timings[`set:${set.name}`] = edges.now() - t0;
+            const notes = [];
+            const ctx = setContext(run, set, server, notes);
+            edges.emit({ kind: 'set', set: set.name, migrations: loaded[i].migrations.length });
+            const report = await timed(`set:${set.name}`, () => verifySet(ctx, loaded[i], bases[i]));
+            run.sets.push({ ...report, notes });
         }
-        return report({});
+        return reportOf(run, startedAt, {});
     }
     catch (error) {
-        let message = redactUrls(messageOf(error));
-        if (!(error instanceof CannotCheck)) {
-            edges.log.debug(redactUrls(error?.stack ?? message));
-            // A server that died between steps (during a catalog read, an assertion) is the same fault.
-            const fault = await server?.health().catch(() => undefined);
-            if (fault)
-                message = `PostgreSQL ${fault.what} during the checks (${message}). That is a fault of the server the checks run on, not of the migrations.${fault.log ? ` Its log ends with:\n${fault.log}\n` : ' '}Run the check again.`;
-        }
-        return report({ result: 'error', error: message });
+        return reportOf(run, startedAt, { result: 'error', error: await errorText(run, error) });
     }
     finally {
-        await server
+        await run.server
             ?.stop()
             .catch((error) => edges.log.warn(`Could not stop PostgreSQL cleanly: ${messageOf(error)}`));
-        await removeBase?.();
+        await run.removeBase?.();
     }
 }
-async function verifySet(set, loaded, base, server, settings, edges, findings) {
-    const finding = (f) => findings.push({ ...f, set: set.name });
-    const notes = [];
-    const ordering = settings.checks.has('ordering');
-    if (ordering) {
-        for (const f of loaded.findings)
-            finding(f);
-        for (const f of historyFindings(historyOf(loaded), loaded.rules))
-            finding(f);
-    }
-    notes.push(...(loaded.notes ?? []));
-    if (base?.note)
-        notes.push(base.note);
-    const baseName = base ? `${base.ref} (${base.commit.slice(0, 7)})` : '';
-    const comparison = base?.loaded
-        ? compareHistories(historyOf(base.loaded), historyOf(loaded), loaded.rules, baseName)
-        : undefined;
-    if (comparison && ordering)
-        for (const f of comparison.findings)
-            finding(f);
-    let assertions;
-    if (set.assertionsDir && settings.checks.has('assertions')) {
-        const found = await discoverAssertions(set.assertionsDir, settings.workingDirectory, loaded.migrations.map((m) => m.id), set.assertCommand);
-        for (const f of found.findings)
-            finding(f);
-        assertions = found.byMigration;
-        edges.log.info(`${set.name}: ${plural([...found.byMigration.values()].reduce((n, l) => n + l.length, 0), 'assertion')} for ${plural(found.byMigration.size, 'migration')}`);
-    }
-    const walk = await walkSet(set, loaded, server, settings, edges, findings, assertions);
-    notes.push(...walk.notes);
-    if (base?.loaded && comparison && settings.checks.has('apply')) {
-        const changed = comparison.added.length + comparison.edited.length + comparison.removed.length > 0;
-        if (!base.loaded.migrations.length || !changed) {
-            // Production is this branch's history from empty: the walk already ran exactly that.
-        }
-        else if (!walk.head) {
-            notes.push("Two-phase replay not run: this branch's own history does not apply from empty.");
-        }
-        else {
-            const t = edges.now();
-            const note = await replayOnBase(replayPlan(set, base.loaded, loaded, comparison, settings, baseName), walk.head, walk.exclusions, server, settings, edges, finding);
-            if (note)
-                notes.push(note);
-            edges.log.debug(`two-phase replay: ${formatDuration(edges.now() - t)}`);
-        }
-    }
-    const drift = ['drift-snapshot', 'drift-models'].filter((c) => settings.checks.has(c) && (c === 'drift-snapshot' ? set.snapshotFile : set.modelsCommand));
-    if (drift.length && !walk.head)
-        notes.push(`${drift.join(' and ')} not checked: not every migration applied.`);
-    if (walk.head && drift.includes('drift-snapshot')) {
-        const note = await checkSnapshotFile(set, walk.head, settings, finding);
-        if (note)
-            notes.push(note);
-    }
-    if (walk.head && drift.includes('drift-models')) {
-        const note = await checkModels(set, walk.head, server, settings, walk.exclusions, edges.env ?? process.env, finding);
-        if (note)
-            notes.push(note);
-    }
+/** The loader's options for a set: its commands, the environment, the step timeout. */
+function loadOptions(run, set) {
     return {
-        name: set.name,
-        dir: external_node_path_default().relative(settings.workingDirectory, set.dir) || '.',
-        format: loaded.format,
-        formatReason: loaded.layout,
-        migrations: walk.migrations,
-        notes,
-        ...(base?.loaded && comparison
-            ? {
-                base: {
-                    ref: base.ref,
-                    commit: base.commit,
-                    migrations: base.loaded.migrations.length,
-                    added: comparison.added.map((e) => e.id),
-                },
-            }
-            : {}),
+        commands: set.commands,
+        alembicCommand: set.alembicCommand,
+        urlVariable: set.urlVariable,
+        env: run.edges.env,
+        timeoutMs: run.settings.stepTimeoutMs,
     };
 }
-/**
- * What production runs: the base's migrations as the base has them (an accepted edit as this branch
- * has it, an accepted deletion not at all), then this branch's new ones and changed repeatables.
- */
-function replayPlan(set, base, head, comparison, settings, baseName) {
-    const accepted = (id) => settings.accepted.some((a) => accepts(a, { check: 'ordering', migration: id, set: set.name }));
-    const headByKey = new Map(head.migrations.filter((m) => !m.repeatable).map((m) => [m.key, m]));
-    const production = [];
-    for (const m of base.migrations) {
-        const now = m.repeatable ? undefined : headByKey.get(m.key);
-        if (!m.repeatable && !now && accepted(m.id))
-            continue;
-        if (now && comparison.edited.includes(m.key) && (accepted(now.id) || accepted(m.id)))
-            production.push(now);
-        else
-            production.push(m);
+async function loadSet(run, set) {
+    const one = await loadMigrations(set.dir, set.format, run.settings.workingDirectory, loadOptions(run, set));
+    one.historyTables = [...(one.historyTables ?? []), ...set.historyTables];
+    run.edges.log.info(`${set.name}: ${plural(one.migrations.length, 'migration')}, ${one.layout}`);
+    return one;
+}
+/** Each set as the base branch has it, when there is a base ref and a check that needs it. */
+async function loadBases(run, loaded) {
+    const { settings, edges } = run;
+    const ref = settings.baseRef;
+    if (!ref || !(settings.checks.has('ordering') || settings.checks.has('apply')))
+        return [];
+    const base = await checkoutBase(ref, settings.sets.map((s) => s.dir), settings.workingDirectory, edges.log, settings.sets.filter((s) => s.format === 'command').map((s) => s.dir));
+    run.removeBase = base.remove;
+    const bases = [];
+    for (const [i, set] of settings.sets.entries()) {
+        const checkout = base.checkouts[i];
+        const one = { ref, commit: base.commit };
+        if (!checkout?.exists)
+            one.loaded = { ...loaded[i], migrations: [], findings: [] };
+        else {
+            try {
+                one.loaded = await loadMigrations(checkout.dir, set.format, checkout.workingDirectory, loadOptions(run, set));
+            }
+            catch (error) {
+                one.note = `The copy of '${external_node_path_default().relative(settings.workingDirectory, set.dir) || '.'}' on ${ref} could not be read (${messageOf(error)}), so this set was not compared with it.`;
+            }
+        }
+        bases.push(one);
     }
-    const addedIds = new Set(comparison.added.map((e) => e.id));
-    const baseRepeatables = new Map(base.migrations.filter((m) => m.repeatable).map((m) => [m.id, m.source]));
-    const added = head.migrations.filter((m) => addedIds.has(m.id) || (m.repeatable && !sameText(baseRepeatables.get(m.id) ?? '', m.source)));
-    return { production, added, baseName };
+    edges.log.info(`base: ${ref} at ${base.commit.slice(0, 7)}`);
+    return bases;
+}
+async function startServer(run) {
+    const { settings, edges } = run;
+    const t = edges.now();
+    run.server = await edges.startPostgres({
+        provider: settings.postgres,
+        major: settings.postgresVersion,
+        databaseUrl: settings.databaseUrl,
+        image: settings.postgresImage,
+        log: edges.log,
+        env: edges.env,
+    });
+    edges.log.info(`PostgreSQL ${run.server.version} (${run.server.provider}) ready in ${formatDuration(edges.now() - t)}`);
+    return run.server;
+}
+/** The one place the run's settings become what a set's checks need. */
+function setContext(run, set, server, notes) {
+    const { settings, edges } = run;
+    return {
+        name: set.name,
+        dir: set.dir,
+        assertionsDir: set.assertionsDir,
+        workingDirectory: settings.workingDirectory,
+        env: edges.env,
+        stepTimeoutMs: settings.stepTimeoutMs,
+        checks: settings.checks,
+        requireDown: settings.requireDown,
+        assertionsStrict: settings.assertionsStrict,
+        assertCommand: set.assertCommand,
+        seed: set.seed,
+        snapshotFile: set.snapshotFile,
+        updateSnapshot: settings.updateSnapshot,
+        modelsCommand: set.modelsCommand,
+        accepted: settings.accepted,
+        server,
+        log: edges.log,
+        now: () => edges.now(),
+        emit: (event) => edges.emit(event),
+        finding: (f) => {
+            const finding = { ...f, set: set.name };
+            run.findings.push(finding);
+            edges.emit({ kind: 'finding', finding });
+        },
+        note: (text) => notes.push(text),
+    };
+}
+function reportOf(run, startedAt, extra) {
+    const { settings, sets, server, timings } = run;
+    timings.total = run.edges.now() - startedAt;
+    const { findings: kept, accepted, unused } = applyAcceptances(run.findings, settings.accepted);
+    for (const a of unused) {
+        const set = sets.find((s) => s.name === a.set) ?? sets[0];
+        set?.notes.push(`The config file accepts ${a.check} findings for \`${a.id}\` ("${a.reason}"), but there are none: remove the entry.`);
+    }
+    return {
+        version: 1,
+        result: resultOf(kept, settings.failOn),
+        postgres: server ? { version: server.version, provider: server.provider } : null,
+        sets,
+        findings: kept,
+        ...(accepted.length ? { accepted } : {}),
+        timings,
+        ...extra,
+    };
+}
+/** Why the run could not check; a server that died between steps (a catalog read, an assertion) is named. */
+async function errorText(run, error) {
+    const message = redactUrls(messageOf(error));
+    if (error instanceof CannotCheck)
+        return message;
+    run.edges.log.debug(redactUrls(error?.stack ?? message));
+    const fault = await run.server?.health().catch(() => undefined);
+    if (!fault)
+        return message;
+    return `PostgreSQL ${fault.what} during the checks (${message}). That is a fault of the server the checks run on, not of the migrations.${fault.log ? ` Its log ends with:\n${fault.log}\n` : ' '}Run the check again.`;
 }
 
 ;// CONCATENATED MODULE: ./src/cli.ts
+
 
 
 
@@ -48221,7 +48491,11 @@ async function runCli(argv, io = defaultIo) {
         log.debug(`settings: ${JSON.stringify({ ...settings, checks: [...settings.checks] })}`);
         report = await verify(settings, {
             log,
-            progress: (line) => (opts.quiet ? undefined : out(`${line}\n`)),
+            emit: (event) => {
+                const line = opts.quiet ? undefined : progressLine(event);
+                if (line !== undefined)
+                    out(`${line}\n`);
+            },
             startPostgres: startPostgres,
             now: () => performance.now(),
             env: io.env,

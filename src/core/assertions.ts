@@ -1,4 +1,5 @@
 import type { NewFinding } from './findings.js';
+import { formatDuration } from './format.js';
 
 export type Direction = 'up' | 'down';
 /** When an assertion runs, relative to its migration: before its up step, after it, after its down step. */
@@ -122,4 +123,10 @@ export function assertionFindings(
 function firstLine(text: string | undefined): string {
   const line = (text ?? 'failed').split('\n')[0] ?? 'failed';
   return line.length > 300 ? `${line.slice(0, 297)}...` : line;
+}
+
+/** `assertions 3/4 (12 ms)`: how many runs went as expected, for progress lines. */
+export function assertionSummary(runs: readonly AssertionRun[]): string {
+  const good = runs.filter((r) => r.passed === shouldPass(r.direction, r.side)).length;
+  return `assertions ${good}/${runs.length}${runs.length ? ` (${formatDuration(runs.reduce((n, r) => n + r.ms, 0))})` : ''}`;
 }

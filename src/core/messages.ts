@@ -55,6 +55,16 @@ export const Messages = {
     `The seed data, applied after \`${after}\`, failed: ${error}. The checks after it ran without those rows. Make the seed fit the schema as it is after \`${after}\`.`,
   noDown: (id: string, why: string) =>
     `\`${id}\` has no down step (${why}), and ${Inputs.RequireDown} is on: this release could not be rolled back past it. Add a down step, or turn ${Inputs.RequireDown} off for histories that keep irreversible migrations.`,
+  upFailed: (id: string, error: string, timedOut: boolean, rest: number) =>
+    `\`${id}\` (up) ${timedOut ? '' : 'failed: '}${error}. A deploy of this branch stops here${
+      rest === 0
+        ? ''
+        : rest === 1
+          ? ' and the migration after it never runs'
+          : ` and the ${rest} migrations after it never run`
+    }. Fix this step and run the check again.`,
+  rollbackFailed: (id: string, error: string) =>
+    `\`${id}\` (down) failed while rolling back everything from the newest migration: ${error}. An incident rollback past this migration would fail here. Fix the down step.`,
   rollbackLeftovers: (text: string) =>
     `Rolling back every migration from the newest to the first does not return to the empty database: ${text}. Some down step does not undo its up step; the reversibility findings name which.`,
 };

@@ -2,11 +2,11 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type pg from 'pg';
-import { commandFailure, fillCommand, outputTail, pgEnv, runCommand } from '../command.js';
 import { CannotCheck } from '../core/errors.js';
 import type { NewFinding } from '../core/findings.js';
 import { Inputs } from '../core/inputs.js';
 import type { OrderRules } from '../core/ordering.js';
+import { commandFailure, fillCommand, outputTail, pgEnv, runCommand } from '../shell.js';
 import type { LoadedSet, Migration, Step, StepContext } from './types.js';
 import { StepError } from './types.js';
 

@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { commandFailure, fillCommand, outputTail, pgEnv, runCommand } from '../command.js';
 import { CannotCheck } from '../core/errors.js';
 import { Inputs } from '../core/inputs.js';
 import type { OrderRules } from '../core/ordering.js';
+import { commandFailure, fillCommand, outputTail, pgEnv, runCommand } from '../shell.js';
 import type { LoadedSet, Migration, Step } from './types.js';
 import { StepError } from './types.js';
 

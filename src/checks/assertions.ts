@@ -1,14 +1,15 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
-import { fillCommand, outputTail, pgEnv, runCommand } from './command.js';
-import { type AssertionRun, type Direction, type Side, shouldPass } from './core/assertions.js';
-import { CannotCheck, messageOf, unreadableFolder } from './core/errors.js';
-import type { NewFinding } from './core/findings.js';
-import { formatDuration } from './core/format.js';
-import { Inputs } from './core/inputs.js';
-import { lineAt, loadSqlParser, splitStatements } from './core/sql-text.js';
-import { exportOf, importModule, ModuleExtensions } from './modules.js';
+import { type AssertionRun, assertionFindings, type Direction, type Side } from '../core/assertions.js';
+import { CannotCheck, messageOf, unreadableFolder } from '../core/errors.js';
+import type { NewFinding } from '../core/findings.js';
+import { Inputs } from '../core/inputs.js';
+import { lineAt, loadSqlParser, splitStatements } from '../core/sql-text.js';
+import { exportOf, importModule, ModuleExtensions } from '../modules.js';
+import { fillCommand, outputTail, pgEnv, runCommand } from '../shell.js';
+import type { SetContext } from './context.js';
+import type { MigrationRecord } from './record.js';
 
 /** One assertion file for one migration and direction. */
 export interface Assertion {
@@ -246,8 +247,14 @@ function short(sql: string): string {
   return flat.length > 120 ? `${flat.slice(0, 117)}...` : flat;
 }
 
-/** `assertions 3/4 (12 ms)`: how many runs went as expected, for progress lines. */
-export function assertionSummary(runs: readonly AssertionRun[]): string {
-  const good = runs.filter((r) => r.passed === shouldPass(r.direction, r.side)).length;
-  return `assertions ${good}/${runs.length}${runs.length ? ` (${formatDuration(runs.reduce((n, r) => n + r.ms, 0))})` : ''}`;
+/**
+ * Files the findings of a migration's assertion runs once it is done; true when every run went as
+ * it should.
+ */
+export function assertionVerdict(ctx: SetContext, record: MigrationRecord): boolean {
+  const runs = record.report.assertions;
+  if (!runs?.length) return true;
+  const found = assertionFindings(record.migration.id, runs, ctx.assertionsStrict);
+  for (const f of found) ctx.finding(f);
+  return found.length === 0;
 }

@@ -1,15 +1,12 @@
 import pg from 'pg';
-import { type Exclusions, readSnapshot } from './catalog/tracker.js';
-import type { NewFinding } from './core/findings.js';
-import { plural } from './core/format.js';
-import { differenceFinding } from './core/messages.js';
-import { diffSnapshots, type SchemaSnapshot } from './core/schema.js';
-import { Runner } from './migrations/runner.js';
-import type { Migration } from './migrations/types.js';
-import { cancelQueries } from './postgres/databases.js';
-import type { StartedPostgres } from './postgres/types.js';
-import type { Settings } from './settings.js';
-import type { Edges } from './verify.js';
+import { type Exclusions, readSnapshot } from '../catalog/tracker.js';
+import { differenceFinding } from '../core/messages.js';
+import { type compareHistories, sameText } from '../core/ordering.js';
+import { accepts } from '../core/report.js';
+import { diffSnapshots, type SchemaSnapshot } from '../core/schema.js';
+import type { LoadedSet, Migration } from '../migrations/types.js';
+import type { SetContext } from './context.js';
+import { runnerFor } from './workspace.js';
 
 export interface ReplayPlan {
   /** What production ran: the base branch's migrations, with its file contents, in its order. */
@@ -23,16 +20,13 @@ export interface ReplayPlan {
 /**
  * Two-phase replay: applies the base branch's migrations as the base has them, then this branch's
  * new ones on top (what a deploy does to production), and compares the schema it ends with to the
- * schema this branch's history builds from empty (`fresh`).
+ * schema this branch's history builds from empty (`fresh`). Returns a note when it could not run.
  */
 export async function replayOnBase(
+  ctx: SetContext,
   plan: ReplayPlan,
   fresh: SchemaSnapshot,
   exclusions: Exclusions,
-  server: StartedPostgres,
-  settings: Settings,
-  edges: Edges,
-  finding: (f: NewFinding) => void,
 ): Promise<string | undefined> {
   // Each step needs a unique name in the runner, even when a base migration and a new one share an id.
   const seen = new Set<string>();
@@ -42,20 +36,17 @@ export async function replayOnBase(
     seen.add(id);
     return id === m.id ? m : { ...m, id };
   });
-  const db = await server.createDatabase();
-  const runner = new Runner(all, {
-    databaseUrl: db.url,
-    timeoutMs: settings.stepTimeoutMs,
-    cancel: () => cancelQueries(server.adminUrl, db.name),
-    health: () => server.health(),
-    serverName: `PostgreSQL ${server.version} (${server.provider})`,
-    now: edges.now,
-  });
+  const db = await ctx.server.createDatabase();
+  const runner = runnerFor(ctx, all, db);
   try {
     await runner.open();
-    edges.progress(
-      `  two-phase replay: ${plural(plan.production.length, 'migration')} as on ${plan.baseName}, then ${plural(plan.added.length, 'new migration')}`,
-    );
+    ctx.emit({
+      kind: 'replay',
+      set: ctx.name,
+      production: plan.production.length,
+      added: plan.added.length,
+      base: plan.baseName,
+    });
     for (const [i, m] of all.entries()) {
       const outcome = await runner.up(m);
       if (outcome.ok) continue;
@@ -63,7 +54,7 @@ export async function replayOnBase(
       if (i < plan.production.length) {
         return `Two-phase replay stopped: \`${m.id}\` as it is on ${plan.baseName} fails there (${error}), so what production has could not be rebuilt.`;
       }
-      finding({
+      ctx.finding({
         check: 'apply',
         severity: 'error',
         migration: m.id,
@@ -85,7 +76,7 @@ export async function replayOnBase(
     }
     const diffs = diffSnapshots(fresh, production);
     if (diffs.length) {
-      finding(
+      ctx.finding(
         differenceFinding(
           'apply',
           diffs,
@@ -100,4 +91,34 @@ export async function replayOnBase(
     await runner.close();
     await db.drop().catch(() => {});
   }
+}
+
+/**
+ * What production runs: the base's migrations as the base has them (an accepted edit as this branch
+ * has it, an accepted deletion not at all), then this branch's new ones and changed repeatables.
+ */
+export function replayPlan(
+  ctx: SetContext,
+  base: LoadedSet,
+  head: LoadedSet,
+  comparison: ReturnType<typeof compareHistories>,
+  baseName: string,
+): ReplayPlan {
+  const accepted = (id: string) =>
+    ctx.accepted.some((a) => accepts(a, { check: 'ordering', migration: id, set: ctx.name }));
+  const headByKey = new Map(head.migrations.filter((m) => !m.repeatable).map((m) => [m.key, m]));
+  const production: Migration[] = [];
+  for (const m of base.migrations) {
+    const now = m.repeatable ? undefined : headByKey.get(m.key);
+    if (!m.repeatable && !now && accepted(m.id)) continue;
+    if (now && comparison.edited.includes(m.key) && (accepted(now.id) || accepted(m.id)))
+      production.push(now);
+    else production.push(m);
+  }
+  const addedIds = new Set(comparison.added.map((e) => e.id));
+  const baseRepeatables = new Map(base.migrations.filter((m) => m.repeatable).map((m) => [m.id, m.source]));
+  const added = head.migrations.filter(
+    (m) => addedIds.has(m.id) || (m.repeatable && !sameText(baseRepeatables.get(m.id) ?? '', m.source)),
+  );
+  return { production, added, baseName };
 }

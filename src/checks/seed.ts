@@ -1,10 +1,19 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
-import type { Exclusions } from './catalog/tracker.js';
-import { outputTail, pgEnv, runCommand } from './command.js';
-import { messageOf } from './core/errors.js';
-import type { Seed } from './settings.js';
+import type { Exclusions } from '../catalog/tracker.js';
+import { messageOf } from '../core/errors.js';
+import { outputTail, pgEnv, runCommand } from '../shell.js';
+
+/** Seed data: an SQL file or a command, applied once the migration `after` is applied. */
+export interface Seed {
+  /** Migration id after which the seed applies. */
+  after: string;
+  /** SQL file (absolute). */
+  file?: string;
+  /** Shell command that loads rows into DATABASE_URL. */
+  command?: string;
+}
 
 /** Loads the seed into the database; returns why it failed, or undefined. */
 export async function applySeed(

@@ -1,0 +1,49 @@
+import type { CheckEvent } from '../core/events.js';
+import type { CheckId, NewFinding } from '../core/findings.js';
+import type { Logger } from '../core/logger.js';
+import type { Acceptance } from '../core/report.js';
+import type { StartedPostgres } from '../postgres/types.js';
+import type { Seed } from './seed.js';
+
+/**
+ * What the checks of one migration set need, built once per set by verify(): no check reads the
+ * run's settings. Findings and notes go through it, so every one is filed under the set.
+ */
+export interface SetContext {
+  /** The set's name in reports and comments. */
+  name: string;
+  /** The migrations folder (absolute). */
+  dir: string;
+  /** Folder of per-migration assertions (absolute), if any. */
+  assertionsDir?: string;
+  /** Absolute directory that reported paths are relative to, and where commands run. */
+  workingDirectory: string;
+  /** Environment for migrations, assertions and commands. */
+  env: NodeJS.ProcessEnv;
+  /** Longest a single step (migration, assertion, seed, command) may run. */
+  stepTimeoutMs: number;
+  /** The checks that run. */
+  checks: ReadonlySet<CheckId>;
+  /** A migration without a down step is a reversibility error. */
+  requireDown: boolean;
+  /** Assertions must also fail on the side where they do not apply. */
+  assertionsStrict: boolean;
+  /** Runs assertion files of other languages. */
+  assertCommand?: string;
+  seed?: Seed;
+  /** Committed schema snapshot (absolute), and whether to rewrite it instead of comparing. */
+  snapshotFile?: string;
+  updateSnapshot: boolean;
+  /** Builds the models' schema into DATABASE_URL. */
+  modelsCommand?: string;
+  /** Findings the team accepts (they also decide what production is taken to have run). */
+  accepted: readonly Acceptance[];
+  server: StartedPostgres;
+  log: Logger;
+  now(): number;
+  emit(event: CheckEvent): void;
+  /** Files a finding under this set (and reports it as an event). */
+  finding(finding: NewFinding): void;
+  /** A line for the set's notes: worth telling, not a finding. */
+  note(text: string): void;
+}

@@ -1,0 +1,41 @@
+import { compareHistories, type HistoryComparison, historyFindings } from '../core/ordering.js';
+import { historyOf } from '../migrations/index.js';
+import type { LoadedSet } from '../migrations/types.js';
+import type { SetContext } from './context.js';
+
+/** A migration set as the base branch has it. */
+export interface BaseSet {
+  ref: string;
+  commit: string;
+  /** Undefined when the base's copy could not be read (the note says why). */
+  loaded?: LoadedSet;
+  note?: string;
+}
+
+/** `main (1a2b3c4)`: the base branch in messages. */
+export function baseName(base: BaseSet): string {
+  return `${base.ref} (${base.commit.slice(0, 7)})`;
+}
+
+/**
+ * The ordering check: the folder's own problems (mis-named files), the history on its own
+ * (duplicate versions, names that sort otherwise than versions), and against the base branch
+ * (out of order, edited, renamed, deleted). Returns the comparison with the base, which the
+ * two-phase replay also needs, whether or not the check runs.
+ */
+export function checkOrdering(
+  ctx: SetContext,
+  loaded: LoadedSet,
+  base: BaseSet | undefined,
+): HistoryComparison | undefined {
+  const ordering = ctx.checks.has('ordering');
+  if (ordering) {
+    for (const f of loaded.findings) ctx.finding(f);
+    for (const f of historyFindings(historyOf(loaded), loaded.rules)) ctx.finding(f);
+  }
+  const comparison = base?.loaded
+    ? compareHistories(historyOf(base.loaded), historyOf(loaded), loaded.rules, baseName(base))
+    : undefined;
+  if (comparison && ordering) for (const f of comparison.findings) ctx.finding(f);
+  return comparison;
+}

@@ -1,0 +1,80 @@
+import type { CheckId } from '../core/findings.js';
+import type { MigrationReport } from '../core/report.js';
+import type { StepOutcome } from '../migrations/runner.js';
+import type { Migration } from '../migrations/types.js';
+import type { SetContext } from './context.js';
+
+/** One migration as the checks see it: the migration, its place in the set, and its report row as it fills in. */
+export interface MigrationRecord {
+  migration: Migration;
+  index: number;
+  total: number;
+  report: MigrationReport;
+}
+
+export function recordsOf(migrations: readonly Migration[]): MigrationRecord[] {
+  return migrations.map((migration, index) => ({
+    migration,
+    index,
+    total: migrations.length,
+    report: {
+      id: migration.id,
+      file: migration.up.file,
+      up: null,
+      down: null,
+      reversible: migration.down ? 'skipped' : 'no-down',
+      changes: [],
+    },
+  }));
+}
+
+/** A failed step as a finding at the step's file and line, with the driver's or runner's own words. */
+export function stepFinding(
+  ctx: SetContext,
+  check: CheckId,
+  record: MigrationRecord,
+  direction: 'up' | 'down',
+  outcome: StepOutcome,
+  message: string,
+): void {
+  const m = record.migration;
+  ctx.finding({
+    check,
+    severity: 'error',
+    migration: m.id,
+    file: outcome.error?.file ?? (direction === 'up' ? m.up.file : m.down?.file),
+    line: outcome.error?.line,
+    message,
+    detail: outcome.error?.detail,
+  });
+}
+
+/**
+ * What a step said besides its result: errors become findings, notes the set's notes. The same
+ * notice from the same migration is told once (a down step runs again while rolling back).
+ */
+export function fileNotices(
+  ctx: SetContext,
+  check: CheckId,
+  record: MigrationRecord,
+  direction: 'up' | 'down',
+  outcome: StepOutcome,
+  told: Set<string>,
+): void {
+  const m = record.migration;
+  for (const notice of outcome.notices) {
+    const message = `\`${m.id}\` (${direction}) ${notice.message}`;
+    if (told.has(message)) continue;
+    told.add(message);
+    if (notice.severity === 'note') ctx.note(message);
+    else
+      ctx.finding({
+        check,
+        severity: 'error',
+        migration: m.id,
+        file: direction === 'up' ? m.up.file : m.down?.file,
+        message,
+        ...(notice.detail ? { detail: notice.detail } : {}),
+      });
+  }
+}

@@ -1,0 +1,108 @@
+import path from 'node:path';
+import { formatDuration, plural } from '../core/format.js';
+import type { HistoryComparison } from '../core/ordering.js';
+import type { SetReport } from '../core/report.js';
+import type { LoadedSet } from '../migrations/types.js';
+import { type Assertion, discoverAssertions } from './assertions.js';
+import type { SetContext } from './context.js';
+import { checkModels } from './drift-models.js';
+import { checkSnapshotFile } from './drift-snapshot.js';
+import { type BaseSet, baseName, checkOrdering } from './ordering.js';
+import { replayOnBase, replayPlan } from './replay.js';
+import { type WalkResult, walkSet } from './walk.js';
+
+/**
+ * Every check of one migration set: ordering, the walk (apply, assertions, reversibility,
+ * rollback-all), the two-phase replay against the base branch, drift. Findings and notes go
+ * through `ctx`; returns the set's report without its notes.
+ */
+export async function verifySet(
+  ctx: SetContext,
+  loaded: LoadedSet,
+  base: BaseSet | undefined,
+): Promise<Omit<SetReport, 'notes'>> {
+  for (const note of loaded.notes ?? []) ctx.note(note);
+  if (base?.note) ctx.note(base.note);
+  const comparison = checkOrdering(ctx, loaded, base);
+  const walk = await walkSet(ctx, loaded, await findAssertions(ctx, loaded));
+  if (base?.loaded && comparison && ctx.checks.has('apply'))
+    await replay(ctx, loaded, { ...base, loaded: base.loaded }, comparison, walk);
+  await checkDrift(ctx, walk);
+  return {
+    name: ctx.name,
+    dir: path.relative(ctx.workingDirectory, ctx.dir) || '.',
+    format: loaded.format,
+    formatReason: loaded.layout,
+    migrations: walk.migrations,
+    ...(base?.loaded && comparison
+      ? {
+          base: {
+            ref: base.ref,
+            commit: base.commit,
+            migrations: base.loaded.migrations.length,
+            added: comparison.added.map((e) => e.id),
+          },
+        }
+      : {}),
+  };
+}
+
+/** The set's assertions by migration id, when the assertions check runs; orphan files are findings. */
+async function findAssertions(
+  ctx: SetContext,
+  loaded: LoadedSet,
+): Promise<Map<string, Assertion[]> | undefined> {
+  if (!ctx.assertionsDir || !ctx.checks.has('assertions')) return undefined;
+  const found = await discoverAssertions(
+    ctx.assertionsDir,
+    ctx.workingDirectory,
+    loaded.migrations.map((m) => m.id),
+    ctx.assertCommand,
+  );
+  for (const f of found.findings) ctx.finding(f);
+  const count = [...found.byMigration.values()].reduce((n, l) => n + l.length, 0);
+  ctx.log.info(
+    `${ctx.name}: ${plural(count, 'assertion')} for ${plural(found.byMigration.size, 'migration')}`,
+  );
+  return found.byMigration;
+}
+
+/** Two-phase replay, when this branch changes the history the base branch has. */
+async function replay(
+  ctx: SetContext,
+  loaded: LoadedSet,
+  base: BaseSet & { loaded: LoadedSet },
+  comparison: HistoryComparison,
+  walk: WalkResult,
+): Promise<void> {
+  const changed = comparison.added.length + comparison.edited.length + comparison.removed.length > 0;
+  // Without a change (or a base history), production is this branch's history from empty: the walk ran it.
+  if (!base.loaded.migrations.length || !changed) return;
+  if (!walk.head) {
+    ctx.note("Two-phase replay not run: this branch's own history does not apply from empty.");
+    return;
+  }
+  const started = ctx.now();
+  const plan = replayPlan(ctx, base.loaded, loaded, comparison, baseName(base));
+  const note = await replayOnBase(ctx, plan, walk.head, walk.exclusions);
+  if (note) ctx.note(note);
+  ctx.log.debug(`two-phase replay: ${formatDuration(ctx.now() - started)}`);
+}
+
+/** drift-snapshot and drift-models, on the schema after every migration. */
+async function checkDrift(ctx: SetContext, walk: WalkResult): Promise<void> {
+  const drift = (['drift-snapshot', 'drift-models'] as const).filter(
+    (c) => ctx.checks.has(c) && (c === 'drift-snapshot' ? ctx.snapshotFile : ctx.modelsCommand),
+  );
+  if (drift.length && !walk.head)
+    ctx.note(`${drift.join(' and ')} not checked: not every migration applied.`);
+  if (!walk.head) return;
+  if (drift.includes('drift-snapshot')) {
+    const note = await checkSnapshotFile(ctx, walk.head);
+    if (note) ctx.note(note);
+  }
+  if (drift.includes('drift-models')) {
+    const note = await checkModels(ctx, walk.head, walk.exclusions);
+    if (note) ctx.note(note);
+  }
+}

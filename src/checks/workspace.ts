@@ -1,0 +1,129 @@
+import pg from 'pg';
+import { CatalogTracker, type Exclusions } from '../catalog/tracker.js';
+import type { AssertionRun, Side } from '../core/assertions.js';
+import { Runner } from '../migrations/runner.js';
+import type { Migration } from '../migrations/types.js';
+import { cancelQueries } from '../postgres/databases.js';
+import type { ScratchDatabase } from '../postgres/types.js';
+import { type Assertion, AssertionRunner } from './assertions.js';
+import type { SetContext } from './context.js';
+import type { MigrationRecord } from './record.js';
+import { applySeed } from './seed.js';
+
+/** What every scratch database of one walk is made from. */
+export interface WorkspacePlan {
+  ctx: SetContext;
+  migrations: readonly Migration[];
+  exclusions: Exclusions;
+  /** Assertions by migration id, when the assertions check runs. */
+  assertions?: Map<string, Assertion[]>;
+  /** The index of the migration after which the seed applies, when there is a seed. */
+  seedIndex?: number;
+}
+
+/** A runner for `migrations` on a database of the set's server, with our timeout, cancel and health. */
+export function runnerFor(ctx: SetContext, migrations: readonly Migration[], db: ScratchDatabase): Runner {
+  const { server } = ctx;
+  return new Runner(migrations, {
+    databaseUrl: db.url,
+    timeoutMs: ctx.stepTimeoutMs,
+    cancel: () => cancelQueries(server.adminUrl, db.name),
+    health: () => server.health(),
+    serverName: `PostgreSQL ${server.version} (${server.provider})`,
+    now: () => ctx.now(),
+  });
+}
+
+/** A scratch database with its runner, its catalog tracker and its assertion runner. */
+export class Workspace {
+  /** One per database, so that each assertion module is loaded once. */
+  private asserter?: AssertionRunner;
+
+  private constructor(
+    readonly plan: WorkspacePlan,
+    readonly db: ScratchDatabase,
+    readonly runner: Runner,
+    /** Catalog reads go through their own session: nothing of ours runs in the migrations' session. */
+    readonly catalog: pg.Client,
+    readonly tracker: CatalogTracker,
+  ) {}
+
+  static async create(plan: WorkspacePlan): Promise<Workspace> {
+    const db = await plan.ctx.server.createDatabase();
+    const runner = runnerFor(plan.ctx, plan.migrations, db);
+    const catalog = new pg.Client({
+      connectionString: db.url,
+      // The snapshot statements are long: planning one costs ~3-5 ms, more than running it, so plan
+      // each once; and the scoped reads want index lookups, never a scan of a whole catalog.
+      options: '-c plan_cache_mode=force_generic_plan -c enable_hashjoin=off -c enable_mergejoin=off',
+    });
+    catalog.on('error', () => {});
+    try {
+      await runner.open();
+      await catalog.connect();
+      return new Workspace(plan, db, runner, catalog, await CatalogTracker.open(catalog, plan.exclusions));
+    } catch (error) {
+      await catalog.end().catch(() => {});
+      await runner.close();
+      await db.drop().catch(() => {});
+      throw error;
+    }
+  }
+
+  /** A fresh database with migrations 0..upTo applied (and the seed where it went); undefined when that fails. */
+  async rebuild(upTo: number): Promise<Workspace | undefined> {
+    const fresh = await Workspace.create(this.plan);
+    for (let i = 0; i <= upTo; i++) {
+      const outcome = await fresh.runner.up(this.plan.migrations[i] as Migration);
+      if (!outcome.ok) {
+        await fresh.close();
+        return undefined;
+      }
+      // The seed goes in where it went the first time (a failing seed was reported then).
+      if (this.plan.seedIndex === i && i < upTo) await fresh.seed();
+    }
+    await fresh.refresh();
+    return fresh;
+  }
+
+  /** Runs the migration's assertions on this database as it is now, and keeps the runs in its report. */
+  async assert(record: MigrationRecord, side: Side): Promise<void> {
+    const list = this.plan.assertions?.get(record.migration.id);
+    if (!list?.length) return;
+    const { ctx } = this.plan;
+    this.asserter ??= new AssertionRunner({
+      databaseUrl: this.db.url,
+      timeoutMs: ctx.stepTimeoutMs,
+      command: ctx.assertCommand,
+      workingDirectory: ctx.workingDirectory,
+      env: ctx.env,
+    });
+    const runs: AssertionRun[] = [];
+    for (const a of list) runs.push(await this.asserter.run(a, side));
+    record.report.assertions = [...(record.report.assertions ?? []), ...runs];
+  }
+
+  refresh(): Promise<void> {
+    return this.tracker.refresh(this.catalog);
+  }
+
+  /** Loads the seed data; returns why it failed, or undefined. */
+  async seed(): Promise<string | undefined> {
+    const { ctx } = this.plan;
+    if (!ctx.seed) return undefined;
+    const error = await applySeed(ctx.seed, this.db.url, {
+      workingDirectory: ctx.workingDirectory,
+      timeoutMs: ctx.stepTimeoutMs,
+      env: ctx.env,
+    });
+    // A seed that creates objects must not count as the next migration's change.
+    await this.refresh();
+    return error;
+  }
+
+  async close(): Promise<void> {
+    await this.catalog.end().catch(() => {});
+    await this.runner.close();
+    await this.db.drop().catch(() => {});
+  }
+}
