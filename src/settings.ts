@@ -213,6 +213,9 @@ function checkList(key: string, value: string | undefined): CheckId[] {
     .map((id) => choice(key, id, CheckIds));
 }
 
+/** A top-level value: the input as given, else the config file's. */
+type Getter = (key: (typeof TopKeys)[number]) => string | undefined;
+
 /**
  * Resolves the settings: explicit inputs win over the config file, which wins over defaults.
  * Every bad value throws CannotCheck naming the key and the allowed values.
@@ -221,163 +224,25 @@ export async function resolveSettings(raw: RawInputs, cwd: string = process.cwd(
   const workingDirectory = path.resolve(cwd, raw[Inputs.WorkingDirectory] || '.');
   const loaded = await readConfigFile(workingDirectory, raw[Inputs.Config] || undefined);
   const config = loaded?.config ?? {};
-  const get = (key: (typeof TopKeys)[number]): string | undefined => {
+  const get: Getter = (key) => {
     const given = raw[key];
     if (given !== undefined && given !== '') return given;
     return stringOf((config as Record<string, unknown>)[key]);
   };
-
-  const format = (value: string | undefined) => choice(Inputs.Format, value || 'auto', Formats);
-  const commandsOf = (
-    list: string | undefined,
-    up: string | undefined,
-    down: string | undefined,
-    chosen: string | undefined,
-  ): { commands?: SetSettings['commands'] } => {
-    if (chosen !== 'command') {
-      const stray = [
-        [Inputs.ListCommand, list],
-        [Inputs.UpCommand, up],
-        [Inputs.DownCommand, down],
-      ].find(([, v]) => v);
-      if (stray)
-        throw new CannotCheck(
-          `Input '${stray[0]}' is set, but 'format' is '${chosen ?? 'auto'}'. Set format: command to run migrations through your own commands.`,
-        );
-      return {};
-    }
-    if (!list || !up)
-      throw new CannotCheck(
-        `Input 'format' is 'command', but '${!list ? Inputs.ListCommand : Inputs.UpCommand}' is not set. Give 'list-command' (prints migration ids in order), 'up-command' and 'down-command' (with {id}).`,
-      );
-    return { commands: { list, up, ...(down ? { down } : {}) } };
-  };
-  const tablesOf = (value: string | undefined): string[] =>
-    (value ?? '')
-      .split(/[\s,]+/)
-      .filter(Boolean)
-      .map((t) => (t.includes('.') ? t : `public.${t}`));
-  const seedOf = (
-    after: string | undefined,
-    file: string | undefined,
-    command: string | undefined,
-    where = '',
-  ): Seed | undefined => {
-    const scope = where ? ` (${where})` : '';
-    if (!after && !file && !command) return undefined;
-    if (file && command)
-      throw new CannotCheck(
-        `Inputs 'seed-file' and 'seed-command' are both set${scope}. Give one: an SQL file, or a command that loads the rows.`,
-      );
-    if (!file && !command)
-      throw new CannotCheck(
-        `Input 'seed-after' is '${after}'${scope}, but there is no seed. Set 'seed-file' (an SQL file) or 'seed-command'.`,
-      );
-    if (!after)
-      throw new CannotCheck(
-        `Input '${file ? 'seed-file' : 'seed-command'}' is set${scope}, but 'seed-after' is not. Set it to the id of the migration after which the seed's tables exist.`,
-      );
-    return { after, ...(file ? { file: path.resolve(workingDirectory, file) } : { command }) };
-  };
-  const resolvePath = (value: string | undefined) =>
-    value ? path.resolve(workingDirectory, value) : undefined;
-
-  let sets: SetSettings[];
-  if (config.sets?.length) {
-    if (raw[Inputs.MigrationsDir]) {
-      throw new CannotCheck(
-        `Input 'migrations-dir' is '${raw[Inputs.MigrationsDir]}', but config file '${loaded?.file}' lists 'sets'. Use one or the other.`,
-      );
-    }
-    sets = config.sets.map((s, i) => {
-      const dir = stringOf(s[Inputs.MigrationsDir]);
-      if (!dir)
-        throw new CannotCheck(
-          `Config file '${loaded?.file}': set ${i + 1} has no 'migrations-dir'. Give each set its folder.`,
-        );
-      return {
-        name: stringOf(s.name) ?? dir,
-        dir: path.resolve(workingDirectory, dir),
-        format: format(stringOf(s[Inputs.Format])),
-        ...commandsOf(
-          stringOf(s[Inputs.ListCommand]),
-          stringOf(s[Inputs.UpCommand]),
-          stringOf(s[Inputs.DownCommand]),
-          stringOf(s[Inputs.Format]),
-        ),
-        historyTables: tablesOf(stringOf(s[Inputs.HistoryTable])),
-        alembicCommand: stringOf(s[Inputs.AlembicCommand]) ?? get(Inputs.AlembicCommand),
-        urlVariable: stringOf(s[Inputs.UrlVariable]) ?? get(Inputs.UrlVariable),
-        assertionsDir: resolvePath(stringOf(s[Inputs.AssertionsDir])),
-        assertCommand: stringOf(s[Inputs.AssertCommand]) ?? get(Inputs.AssertCommand),
-        seed: seedOf(
-          stringOf(s[Inputs.SeedAfter]),
-          stringOf(s[Inputs.SeedFile]),
-          stringOf(s[Inputs.SeedCommand]),
-          `set '${stringOf(s.name) ?? dir}'`,
-        ),
-        snapshotFile: resolvePath(stringOf(s[Inputs.SnapshotFile])),
-        modelsCommand: stringOf(s[Inputs.ModelsCommand]),
-      };
-    });
-    const names = sets.map((s) => s.name);
-    const twice = names.find((n, i) => names.indexOf(n) !== i);
-    if (twice)
-      throw new CannotCheck(
-        `Config file '${loaded?.file}' has two sets named '${twice}'. Give each set its own 'name'.`,
-      );
-  } else {
-    const dir = get(Inputs.MigrationsDir) || 'migrations';
-    sets = [
-      {
-        name: dir,
-        dir: path.resolve(workingDirectory, dir),
-        format: format(get(Inputs.Format)),
-        ...commandsOf(
-          get(Inputs.ListCommand),
-          get(Inputs.UpCommand),
-          get(Inputs.DownCommand),
-          get(Inputs.Format),
-        ),
-        historyTables: tablesOf(get(Inputs.HistoryTable)),
-        alembicCommand: get(Inputs.AlembicCommand),
-        urlVariable: get(Inputs.UrlVariable),
-        assertionsDir: resolvePath(get(Inputs.AssertionsDir)),
-        assertCommand: get(Inputs.AssertCommand),
-        seed: seedOf(get(Inputs.SeedAfter), get(Inputs.SeedFile), get(Inputs.SeedCommand)),
-        snapshotFile: resolvePath(get(Inputs.SnapshotFile)),
-        modelsCommand: get(Inputs.ModelsCommand),
-      },
-    ];
-  }
-
+  const sets = config.sets?.length
+    ? configSets(config, loaded?.file ?? '', raw, get, workingDirectory)
+    : [singleSet(get, workingDirectory)];
   for (const a of config.accept ?? []) {
     if (a.set !== undefined && !sets.some((s) => s.name === a.set))
       throw new CannotCheck(
         `Config file '${loaded?.file}': an 'accept' entry for '${a.id}' names set '${a.set}', which does not exist. Sets: ${sets.map((s) => s.name).join(', ')}.`,
       );
   }
-
-  const version = get(Inputs.PostgresVersion);
-  let postgresVersion: number | undefined;
-  if (version) {
-    postgresVersion = Number(version);
-    if (!(SupportedMajors as readonly number[]).includes(postgresVersion)) {
-      throw new CannotCheck(
-        `Input 'postgres-version' is '${version}'. Allowed values: ${SupportedMajors.join(', ')}.`,
-      );
-    }
-  }
-
-  const only = checkList(Inputs.Only, get(Inputs.Only));
-  const skip = checkList(Inputs.Skip, get(Inputs.Skip));
-  const checks = new Set<CheckId>((only.length ? only : CheckIds).filter((c) => !skip.includes(c)));
-
   return {
     sets,
     workingDirectory,
     postgres: choice(Inputs.Postgres, get(Inputs.Postgres) || 'auto', ProviderChoices),
-    postgresVersion,
+    postgresVersion: majorOf(get(Inputs.PostgresVersion)),
     postgresImage: get(Inputs.PostgresImage),
     databaseUrl: get(Inputs.DatabaseUrl),
     baseRef: get(Inputs.BaseRef),
@@ -391,7 +256,7 @@ export async function resolveSettings(raw: RawInputs, cwd: string = process.cwd(
     stepTimeoutMs: get(Inputs.StepTimeout)
       ? parseDuration(Inputs.StepTimeout, get(Inputs.StepTimeout) ?? '')
       : DefaultStepTimeoutMs,
-    checks,
+    checks: checksOf(get),
     env: Object.fromEntries(Object.entries(config.env ?? {}).map(([k, v]) => [k, String(v)])),
     accepted: (config.accept ?? []).map((a) => ({
       id: a.id,
@@ -400,4 +265,170 @@ export async function resolveSettings(raw: RawInputs, cwd: string = process.cwd(
       ...(a.set !== undefined ? { set: a.set } : {}),
     })),
   };
+}
+
+/** The one set of a run without `sets:` in the config file. */
+function singleSet(get: Getter, workingDirectory: string): SetSettings {
+  const dir = get(Inputs.MigrationsDir) || 'migrations';
+  return {
+    name: dir,
+    dir: path.resolve(workingDirectory, dir),
+    format: formatOf(get(Inputs.Format)),
+    ...commandsOf(
+      get(Inputs.ListCommand),
+      get(Inputs.UpCommand),
+      get(Inputs.DownCommand),
+      get(Inputs.Format),
+    ),
+    historyTables: tablesOf(get(Inputs.HistoryTable)),
+    alembicCommand: get(Inputs.AlembicCommand),
+    urlVariable: get(Inputs.UrlVariable),
+    assertionsDir: resolvePath(workingDirectory, get(Inputs.AssertionsDir)),
+    assertCommand: get(Inputs.AssertCommand),
+    seed: seedOf(workingDirectory, get(Inputs.SeedAfter), get(Inputs.SeedFile), get(Inputs.SeedCommand)),
+    snapshotFile: resolvePath(workingDirectory, get(Inputs.SnapshotFile)),
+    modelsCommand: get(Inputs.ModelsCommand),
+  };
+}
+
+/** The sets the config file lists; a set's own keys win over the top-level ones. */
+function configSets(
+  config: ConfigFile,
+  file: string,
+  raw: RawInputs,
+  get: Getter,
+  workingDirectory: string,
+): SetSettings[] {
+  if (raw[Inputs.MigrationsDir]) {
+    throw new CannotCheck(
+      `Input '${Inputs.MigrationsDir}' is '${raw[Inputs.MigrationsDir]}', but config file '${file}' lists 'sets'. Use one or the other.`,
+    );
+  }
+  const sets = (config.sets ?? []).map((s, i): SetSettings => {
+    const value = (key: string) => stringOf(s[key]);
+    const dir = value(Inputs.MigrationsDir);
+    if (!dir)
+      throw new CannotCheck(
+        `Config file '${file}': set ${i + 1} has no '${Inputs.MigrationsDir}'. Give each set its folder.`,
+      );
+    const name = value('name') ?? dir;
+    return {
+      name,
+      dir: path.resolve(workingDirectory, dir),
+      format: formatOf(value(Inputs.Format)),
+      ...commandsOf(
+        value(Inputs.ListCommand),
+        value(Inputs.UpCommand),
+        value(Inputs.DownCommand),
+        value(Inputs.Format),
+      ),
+      historyTables: tablesOf(value(Inputs.HistoryTable)),
+      alembicCommand: value(Inputs.AlembicCommand) ?? get(Inputs.AlembicCommand),
+      urlVariable: value(Inputs.UrlVariable) ?? get(Inputs.UrlVariable),
+      assertionsDir: resolvePath(workingDirectory, value(Inputs.AssertionsDir)),
+      assertCommand: value(Inputs.AssertCommand) ?? get(Inputs.AssertCommand),
+      seed: seedOf(
+        workingDirectory,
+        value(Inputs.SeedAfter),
+        value(Inputs.SeedFile),
+        value(Inputs.SeedCommand),
+        `set '${name}'`,
+      ),
+      snapshotFile: resolvePath(workingDirectory, value(Inputs.SnapshotFile)),
+      modelsCommand: value(Inputs.ModelsCommand),
+    };
+  });
+  const names = sets.map((s) => s.name);
+  const twice = names.find((n, i) => names.indexOf(n) !== i);
+  if (twice)
+    throw new CannotCheck(
+      `Config file '${file}' has two sets named '${twice}'. Give each set its own 'name'.`,
+    );
+  return sets;
+}
+
+function formatOf(value: string | undefined): Format {
+  return choice(Inputs.Format, value || 'auto', Formats);
+}
+
+function resolvePath(workingDirectory: string, value: string | undefined): string | undefined {
+  return value ? path.resolve(workingDirectory, value) : undefined;
+}
+
+/** `history-table` entries as `schema.table` (public by default). */
+function tablesOf(value: string | undefined): string[] {
+  return (value ?? '')
+    .split(/[\s,]+/)
+    .filter(Boolean)
+    .map((t) => (t.includes('.') ? t : `public.${t}`));
+}
+
+/** The runner's commands of `format: command`; refused for other formats, where they would be ignored. */
+function commandsOf(
+  list: string | undefined,
+  up: string | undefined,
+  down: string | undefined,
+  chosen: string | undefined,
+): { commands?: SetSettings['commands'] } {
+  if (chosen !== 'command') {
+    const stray = (
+      [
+        [Inputs.ListCommand, list],
+        [Inputs.UpCommand, up],
+        [Inputs.DownCommand, down],
+      ] as const
+    ).find(([, v]) => v);
+    if (stray)
+      throw new CannotCheck(
+        `Input '${stray[0]}' is set, but '${Inputs.Format}' is '${chosen ?? 'auto'}'. Set ${Inputs.Format}: command to run migrations through your own commands.`,
+      );
+    return {};
+  }
+  if (!list || !up)
+    throw new CannotCheck(
+      `Input '${Inputs.Format}' is 'command', but '${!list ? Inputs.ListCommand : Inputs.UpCommand}' is not set. Give '${Inputs.ListCommand}' (prints migration ids in order), '${Inputs.UpCommand}' and '${Inputs.DownCommand}' (with {id}).`,
+    );
+  return { commands: { list, up, ...(down ? { down } : {}) } };
+}
+
+/** Seed data: `seed-after` with exactly one of `seed-file` and `seed-command`. */
+function seedOf(
+  workingDirectory: string,
+  after: string | undefined,
+  file: string | undefined,
+  command: string | undefined,
+  where = '',
+): Seed | undefined {
+  const scope = where ? ` (${where})` : '';
+  if (!after && !file && !command) return undefined;
+  if (file && command)
+    throw new CannotCheck(
+      `Inputs '${Inputs.SeedFile}' and '${Inputs.SeedCommand}' are both set${scope}. Give one: an SQL file, or a command that loads the rows.`,
+    );
+  if (!file && !command)
+    throw new CannotCheck(
+      `Input '${Inputs.SeedAfter}' is '${after}'${scope}, but there is no seed. Set '${Inputs.SeedFile}' (an SQL file) or '${Inputs.SeedCommand}'.`,
+    );
+  if (!after)
+    throw new CannotCheck(
+      `Input '${file ? Inputs.SeedFile : Inputs.SeedCommand}' is set${scope}, but '${Inputs.SeedAfter}' is not. Set it to the id of the migration after which the seed's tables exist.`,
+    );
+  return { after, ...(file ? { file: path.resolve(workingDirectory, file) } : { command }) };
+}
+
+function majorOf(version: string | undefined): number | undefined {
+  if (!version) return undefined;
+  const major = Number(version);
+  if (!(SupportedMajors as readonly number[]).includes(major))
+    throw new CannotCheck(
+      `Input '${Inputs.PostgresVersion}' is '${version}'. Allowed values: ${SupportedMajors.join(', ')}.`,
+    );
+  return major;
+}
+
+/** The checks to run: `only` (all by default) without `skip`. */
+function checksOf(get: Getter): Set<CheckId> {
+  const only = checkList(Inputs.Only, get(Inputs.Only));
+  const skip = checkList(Inputs.Skip, get(Inputs.Skip));
+  return new Set<CheckId>((only.length ? only : CheckIds).filter((c) => !skip.includes(c)));
 }

@@ -125,221 +125,55 @@ async function readText(file: string, shown: string): Promise<string> {
   }
 }
 
+/** A migrations folder as it is read: its entries, how its paths are shown, the texts read so far. */
+interface Folder {
+  dir: string;
+  shownDir: string;
+  shown(...parts: string[]): string;
+  entries: Dirent[];
+  texts: Map<string, string>;
+}
+
+/** What a folder holds: migration files and folders, strays, and things that are almost migrations. */
+interface Scan {
+  candidates: Candidate[];
+  /** `.sql` files named as no layout's migration. */
+  strays: string[];
+  /** Folders and files that look like migrations but are not read as any: never skipped in silence. */
+  almost: NewFinding[];
+}
+
 /** Reads a folder of SQL migrations in any of the four layouts; refuses a mixed or empty folder. */
 export async function loadSqlMigrations(dir: string, cwd: string): Promise<LoadedSet> {
   await loadSqlParser();
-  const shownDir = path.relative(cwd, dir) || '.';
-  const shown = (...parts: string[]) => path.join(shownDir, ...parts);
-  let entries: Dirent[];
-  try {
-    entries = await readdir(dir, { withFileTypes: true });
-  } catch (error) {
-    throw unreadableFolder(
-      Inputs.MigrationsDir,
-      shownDir,
-      error,
-      'Set it to the folder that holds your migrations.',
-    );
-  }
-
-  const candidates: Candidate[] = [];
-  const strays: string[] = [];
-  /** Folders and files that look like migrations but are not read as any: never skipped in silence. */
-  const almost: NewFinding[] = [];
-  const texts = new Map<string, string>();
-  for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
-    // Hidden entries are editor and VCS files; diesel skips them too.
-    if (entry.name.startsWith('.')) continue;
-    if (entry.isDirectory()) {
-      const inner = (await readdir(path.join(dir, entry.name)).catch(() => [] as string[])).filter(
-        (n) => !n.startsWith('.'),
-      );
-      const hasUp = inner.includes('up.sql');
-      const folder = `${shown(entry.name)}/`;
-      if (hasUp && dieselVersion(entry.name)) candidates.push({ layout: 'directories', name: entry.name });
-      else if (hasUp)
-        almost.push({
-          check: 'ordering',
-          severity: 'error',
-          file: shown(entry.name, 'up.sql'),
-          message: `'${folder}' holds an up.sql, but its name does not start with a version: diesel takes '${entry.name.split('_')[0]}' as its version and, sorting versions as text, runs it after every numbered migration, whatever its place was meant to be; this check cannot place it either. Rename it like '${datedName(entry.name)}'.`,
-        });
-      else if (versionLike.test(entry.name))
-        almost.push({
-          check: 'ordering',
-          severity: 'error',
-          file: shown(entry.name),
-          message: `'${folder}' is named like a migration folder, but has no up.sql (${inner.length ? `it holds ${inner.slice(0, 4).join(', ')}${inner.length > 4 ? ', ...' : ''}` : 'it is empty'}), so diesel skips it and it never runs. Give it an up.sql and a down.sql (lower case), or move it out of the migrations folder.`,
-        });
-      continue;
-    }
-    if (!entry.name.toLowerCase().endsWith('.sql')) {
-      if (almostFile.test(entry.name))
-        almost.push({
-          check: 'ordering',
-          severity: 'warning',
-          file: shown(entry.name),
-          message: `'${shown(entry.name)}' is named almost like a migration, but migration tools only run files that end in .sql, so it never runs. Rename it if it is a migration, or move it out of the migrations folder.`,
-        });
-      continue;
-    }
-    if (golangName.test(entry.name)) candidates.push({ layout: 'golang-migrate', name: entry.name });
-    else if (flywayName.test(entry.name) || flywayRepeatable.test(entry.name)) {
-      candidates.push({ layout: 'flyway', name: entry.name });
-    } else {
-      const text = await readText(path.join(dir, entry.name), shown(entry.name));
-      texts.set(entry.name, text);
-      if (dbmateUp.test(text) && numberedName.test(entry.name.slice(0, -4))) {
-        candidates.push({ layout: 'dbmate', name: entry.name });
-      } else strays.push(entry.name);
-    }
-  }
-
-  const layouts = [...new Set(candidates.map((c) => c.layout))];
-  if (layouts.length === 0) {
-    const found = [
-      strays.length ? `${strays.length} .sql file(s) named like none of them, e.g. '${strays[0]}'` : '',
-      almost.length
-        ? `${almost.length} almost a migration: ${almost
-            .slice(0, 3)
-            .map((f) => f.message)
-            .join(' ')}`
-        : '',
-    ].filter(Boolean);
-    throw new CannotCheck(
-      `Input '${Inputs.MigrationsDir}' points to '${shownDir}', which holds no migrations${found.length ? `. It holds ${found.join('; and ')}` : `: ${folderContents(entries)}`}. Expected e.g. ${Object.values(Examples).join(', ')}; for migration modules or another runner, set '${Inputs.Format}'.`,
-    );
-  }
-  if (layouts.length > 1) {
-    const examples = layouts.map(
-      (l) => `${LayoutDescriptions[l]}: '${candidates.find((c) => c.layout === l)?.name}'`,
-    );
-    throw new CannotCheck(
-      `'${shownDir}' mixes migration layouts: ${examples.join('; ')}. Keep one layout per folder, or configure one migration set per folder.`,
-    );
-  }
-  const layout = layouts[0] as Layout;
+  const folder = await openFolder(dir, cwd);
+  const scan = await scanFolder(folder);
+  const layout = layoutOf(folder, scan);
   const notes: string[] = [];
-  const findings: LoadedSet['findings'] = [...almost];
+  const findings: NewFinding[] = [...scan.almost];
   if (layout === 'directories') {
     // diesel reads folders only: a .sql file beside them is data or a script of the project's.
-    if (strays.length)
+    if (scan.strays.length)
       notes.push(
-        `diesel runs only the migration folders, so ${strays.length === 1 ? 'this file beside them was' : `these ${strays.length} files beside them were`} not run: ${strays.map((n) => `'${shown(n)}'`).join(', ')}.`,
+        `diesel runs only the migration folders, so ${scan.strays.length === 1 ? 'this file beside them was' : `these ${scan.strays.length} files beside them were`} not run: ${scan.strays.map((n) => `'${folder.shown(n)}'`).join(', ')}.`,
       );
   } else {
-    for (const name of strays)
+    for (const name of scan.strays)
       findings.push({
         check: 'ordering',
         severity: 'error',
-        file: shown(name),
-        message: `'${shown(name)}' is not named as a migration of the ${LayoutDescriptions[layout]}, so the migration tool will never run it. Rename it like '${Examples[layout]}', or move it out of the migrations folder.`,
+        file: folder.shown(name),
+        message: `'${folder.shown(name)}' is not named as a migration of the ${LayoutDescriptions[layout]}, so the migration tool will never run it. Rename it like '${Examples[layout]}', or move it out of the migrations folder.`,
       });
   }
-
-  const read = async (name: string) => texts.get(name) ?? readText(path.join(dir, name), shown(name));
-  const migrations: Migration[] = [];
-
-  if (layout === 'golang-migrate' || layout === 'flyway') {
-    const groups = new Map<string, { version: bigint[]; repeatable: boolean; up?: string; down?: string }>();
-    for (const { name } of candidates) {
-      let id: string;
-      let version: bigint[];
-      let direction: 'up' | 'down';
-      const golang = golangName.exec(name);
-      const flyway = flywayName.exec(name);
-      if (golang) {
-        id = `${golang[1]}_${golang[2]}`;
-        version = [BigInt(golang[1] ?? '0')];
-        direction = (golang[3] ?? '').toLowerCase() as 'up' | 'down';
-      } else if (flyway) {
-        id = `V${flyway[2]}__${flyway[3]}`;
-        version = (flyway[2] ?? '').split(/[._]/).map((s) => BigInt(s));
-        direction = flyway[1] === 'V' ? 'up' : 'down';
-      } else {
-        id = name.slice(0, -4);
-        version = RepeatableVersion;
-        direction = 'up';
-      }
-      const group = groups.get(id) ?? { version, repeatable: version === RepeatableVersion };
-      group[direction] = name;
-      groups.set(id, group);
-    }
-    const loaded = await Promise.all(
-      [...groups].map(async ([id, group]) => {
-        if (!group.up) {
-          const file = shown(group.down ?? '');
-          findings.push({
-            check: 'ordering',
-            severity: 'error',
-            migration: id,
-            file,
-            message: `'${file}' is a down step with no up step, so it can never run. Restore the up file or delete this one.`,
-          });
-          return undefined;
-        }
-        const [upText, downText] = await Promise.all([
-          read(group.up),
-          group.down ? read(group.down) : undefined,
-        ]);
-        const down =
-          group.down && downText !== undefined ? { file: shown(group.down), text: downText } : undefined;
-        return fileMigration(
-          { id, version: group.version, name: group.up, repeatable: group.repeatable },
-          { file: shown(group.up), text: upText },
-          down,
-          'no down file',
-        );
-      }),
-    );
-    migrations.push(...loaded.filter((m): m is Migration => !!m));
-  } else if (layout === 'directories') {
-    for (const { name } of candidates) {
-      const upText = await readText(path.join(dir, name, 'up.sql'), shown(name, 'up.sql'));
-      let down: { file: string; text: string } | undefined;
-      try {
-        down = {
-          file: shown(name, 'down.sql'),
-          text: await readFile(path.join(dir, name, 'down.sql'), 'utf8'),
-        };
-      } catch {
-        down = undefined;
-      }
-      const order = dieselVersion(name) ?? '0';
-      const metadata = await readFile(path.join(dir, name, 'metadata.toml'), 'utf8').catch(() => undefined);
-      migrations.push(
-        fileMigration(
-          {
-            id: name,
-            version: [BigInt(order)],
-            name,
-            key: order,
-            order,
-            noTransaction:
-              metadata !== undefined && !runsInTransaction(metadata) ? MetadataNoTransaction : undefined,
-          },
-          { file: shown(name, 'up.sql'), text: upText },
-          down,
-          'no down.sql',
-        ),
-      );
-    }
-  } else {
-    for (const { name } of candidates) {
-      const text = await read(name);
-      const id = name.slice(0, -4);
-      const version = [BigInt(numberedName.exec(id)?.[1] ?? '0')];
-      migrations.push(dbmateMigration(id, version, name, shown(name), text));
-    }
-  }
-
-  // The order the tool runs them in: diesel by its version as text, the others by number.
-  const byId = (a: Migration, b: Migration) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
-  migrations.sort((a, b) =>
-    a.order !== undefined && b.order !== undefined
-      ? (a.order < b.order ? -1 : a.order > b.order ? 1 : 0) || byId(a, b)
-      : compareVersions(a.version, b.version) || byId(a, b),
-  );
+  const names = scan.candidates.map((c) => c.name);
+  const migrations =
+    layout === 'directories'
+      ? await directoryMigrations(folder, names)
+      : layout === 'dbmate'
+        ? await dbmateMigrations(folder, names)
+        : await versionedMigrations(folder, names, findings);
+  migrations.sort(byRunOrder);
   return {
     format: 'sql',
     layout: LayoutDescriptions[layout],
@@ -348,6 +182,234 @@ export async function loadSqlMigrations(dir: string, cwd: string): Promise<Loade
     findings,
     ...(notes.length ? { notes } : {}),
   };
+}
+
+/** The order the tool runs migrations in: diesel by its version as text, the others by number. */
+function byRunOrder(a: Migration, b: Migration): number {
+  const byId = a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+  if (a.order !== undefined && b.order !== undefined)
+    return (a.order < b.order ? -1 : a.order > b.order ? 1 : 0) || byId;
+  return compareVersions(a.version, b.version) || byId;
+}
+
+async function openFolder(dir: string, cwd: string): Promise<Folder> {
+  const shownDir = path.relative(cwd, dir) || '.';
+  try {
+    const entries = await readdir(dir, { withFileTypes: true });
+    return {
+      dir,
+      shownDir,
+      shown: (...parts) => path.join(shownDir, ...parts),
+      entries: entries.sort((a, b) => a.name.localeCompare(b.name)),
+      texts: new Map(),
+    };
+  } catch (error) {
+    throw unreadableFolder(
+      Inputs.MigrationsDir,
+      shownDir,
+      error,
+      'Set it to the folder that holds your migrations.',
+    );
+  }
+}
+
+async function scanFolder(folder: Folder): Promise<Scan> {
+  const scan: Scan = { candidates: [], strays: [], almost: [] };
+  for (const entry of folder.entries) {
+    // Hidden entries are editor and VCS files; diesel skips them too.
+    if (entry.name.startsWith('.')) continue;
+    if (entry.isDirectory()) await scanDirectory(folder, entry.name, scan);
+    else await scanFile(folder, entry.name, scan);
+  }
+  return scan;
+}
+
+/** A folder is a migration when it holds an up.sql and its name starts with a version, as diesel reads it. */
+async function scanDirectory(folder: Folder, name: string, scan: Scan): Promise<void> {
+  const inner = (await readdir(path.join(folder.dir, name)).catch(() => [] as string[])).filter(
+    (n) => !n.startsWith('.'),
+  );
+  const hasUp = inner.includes('up.sql');
+  const shown = `${folder.shown(name)}/`;
+  if (hasUp && dieselVersion(name)) scan.candidates.push({ layout: 'directories', name });
+  else if (hasUp)
+    scan.almost.push({
+      check: 'ordering',
+      severity: 'error',
+      file: folder.shown(name, 'up.sql'),
+      message: `'${shown}' holds an up.sql, but its name does not start with a version: diesel takes '${name.split('_')[0]}' as its version and, sorting versions as text, runs it after every numbered migration, whatever its place was meant to be; this check cannot place it either. Rename it like '${datedName(name)}'.`,
+    });
+  else if (versionLike.test(name))
+    scan.almost.push({
+      check: 'ordering',
+      severity: 'error',
+      file: folder.shown(name),
+      message: `'${shown}' is named like a migration folder, but has no up.sql (${inner.length ? `it holds ${inner.slice(0, 4).join(', ')}${inner.length > 4 ? ', ...' : ''}` : 'it is empty'}), so diesel skips it and it never runs. Give it an up.sql and a down.sql (lower case), or move it out of the migrations folder.`,
+    });
+}
+
+async function scanFile(folder: Folder, name: string, scan: Scan): Promise<void> {
+  if (!name.toLowerCase().endsWith('.sql')) {
+    if (almostFile.test(name))
+      scan.almost.push({
+        check: 'ordering',
+        severity: 'warning',
+        file: folder.shown(name),
+        message: `'${folder.shown(name)}' is named almost like a migration, but migration tools only run files that end in .sql, so it never runs. Rename it if it is a migration, or move it out of the migrations folder.`,
+      });
+    return;
+  }
+  if (golangName.test(name)) scan.candidates.push({ layout: 'golang-migrate', name });
+  else if (flywayName.test(name) || flywayRepeatable.test(name))
+    scan.candidates.push({ layout: 'flyway', name });
+  else {
+    const text = await readText(path.join(folder.dir, name), folder.shown(name));
+    folder.texts.set(name, text);
+    if (dbmateUp.test(text) && numberedName.test(name.slice(0, -4)))
+      scan.candidates.push({ layout: 'dbmate', name });
+    else scan.strays.push(name);
+  }
+}
+
+/** The folder's one layout; a folder with none, or with several, is an error that says what it holds. */
+function layoutOf(folder: Folder, scan: Scan): Layout {
+  const layouts = [...new Set(scan.candidates.map((c) => c.layout))];
+  if (layouts.length === 0) {
+    const found = [
+      scan.strays.length
+        ? `${scan.strays.length} .sql file(s) named like none of them, e.g. '${scan.strays[0]}'`
+        : '',
+      scan.almost.length
+        ? `${scan.almost.length} almost a migration: ${scan.almost
+            .slice(0, 3)
+            .map((f) => f.message)
+            .join(' ')}`
+        : '',
+    ].filter(Boolean);
+    throw new CannotCheck(
+      `Input '${Inputs.MigrationsDir}' points to '${folder.shownDir}', which holds no migrations${found.length ? `. It holds ${found.join('; and ')}` : `: ${folderContents(folder.entries)}`}. Expected e.g. ${Object.values(Examples).join(', ')}; for migration modules or another runner, set '${Inputs.Format}'.`,
+    );
+  }
+  if (layouts.length > 1) {
+    const examples = layouts.map(
+      (l) => `${LayoutDescriptions[l]}: '${scan.candidates.find((c) => c.layout === l)?.name}'`,
+    );
+    throw new CannotCheck(
+      `'${folder.shownDir}' mixes migration layouts: ${examples.join('; ')}. Keep one layout per folder, or configure one migration set per folder.`,
+    );
+  }
+  return layouts[0] as Layout;
+}
+
+function readFolderText(folder: Folder, name: string): Promise<string> {
+  const known = folder.texts.get(name);
+  return known !== undefined
+    ? Promise.resolve(known)
+    : readText(path.join(folder.dir, name), folder.shown(name));
+}
+
+/** golang-migrate and Flyway: up and down files paired by version; a down file alone is a finding. */
+async function versionedMigrations(
+  folder: Folder,
+  names: string[],
+  findings: NewFinding[],
+): Promise<Migration[]> {
+  const groups = new Map<string, { version: bigint[]; repeatable: boolean; up?: string; down?: string }>();
+  for (const name of names) {
+    const { id, version, direction } = versionedName(name);
+    const group = groups.get(id) ?? { version, repeatable: version === RepeatableVersion };
+    group[direction] = name;
+    groups.set(id, group);
+  }
+  const loaded = await Promise.all(
+    [...groups].map(async ([id, group]) => {
+      if (!group.up) {
+        const file = folder.shown(group.down ?? '');
+        findings.push({
+          check: 'ordering',
+          severity: 'error',
+          migration: id,
+          file,
+          message: `'${file}' is a down step with no up step, so it can never run. Restore the up file or delete this one.`,
+        });
+        return undefined;
+      }
+      const [upText, downText] = await Promise.all([
+        readFolderText(folder, group.up),
+        group.down ? readFolderText(folder, group.down) : undefined,
+      ]);
+      const down =
+        group.down && downText !== undefined ? { file: folder.shown(group.down), text: downText } : undefined;
+      return fileMigration(
+        { id, version: group.version, name: group.up, repeatable: group.repeatable },
+        { file: folder.shown(group.up), text: upText },
+        down,
+        'no down file',
+      );
+    }),
+  );
+  return loaded.filter((m): m is Migration => !!m);
+}
+
+/** A golang-migrate or Flyway file name: the migration it belongs to, its version, its direction. */
+function versionedName(name: string): { id: string; version: bigint[]; direction: 'up' | 'down' } {
+  const golang = golangName.exec(name);
+  if (golang)
+    return {
+      id: `${golang[1]}_${golang[2]}`,
+      version: [BigInt(golang[1] ?? '0')],
+      direction: (golang[3] ?? '').toLowerCase() as 'up' | 'down',
+    };
+  const flyway = flywayName.exec(name);
+  if (flyway)
+    return {
+      id: `V${flyway[2]}__${flyway[3]}`,
+      version: (flyway[2] ?? '').split(/[._]/).map((s) => BigInt(s)),
+      direction: flyway[1] === 'V' ? 'up' : 'down',
+    };
+  return { id: name.slice(0, -4), version: RepeatableVersion, direction: 'up' };
+}
+
+/** diesel's folders: up.sql, down.sql when there is one, and metadata.toml's transaction setting. */
+async function directoryMigrations(folder: Folder, names: string[]): Promise<Migration[]> {
+  const migrations: Migration[] = [];
+  for (const name of names) {
+    const upText = await readText(path.join(folder.dir, name, 'up.sql'), folder.shown(name, 'up.sql'));
+    const downText = await readFile(path.join(folder.dir, name, 'down.sql'), 'utf8').catch(() => undefined);
+    const order = dieselVersion(name) ?? '0';
+    const metadata = await readFile(path.join(folder.dir, name, 'metadata.toml'), 'utf8').catch(
+      () => undefined,
+    );
+    migrations.push(
+      fileMigration(
+        {
+          id: name,
+          version: [BigInt(order)],
+          name,
+          key: order,
+          order,
+          noTransaction:
+            metadata !== undefined && !runsInTransaction(metadata) ? MetadataNoTransaction : undefined,
+        },
+        { file: folder.shown(name, 'up.sql'), text: upText },
+        downText !== undefined ? { file: folder.shown(name, 'down.sql'), text: downText } : undefined,
+        'no down.sql',
+      ),
+    );
+  }
+  return migrations;
+}
+
+async function dbmateMigrations(folder: Folder, names: string[]): Promise<Migration[]> {
+  const migrations: Migration[] = [];
+  for (const name of names) {
+    const id = name.slice(0, -4);
+    const version = [BigInt(numberedName.exec(id)?.[1] ?? '0')];
+    migrations.push(
+      dbmateMigration(id, version, name, folder.shown(name), await readFolderText(folder, name)),
+    );
+  }
+  return migrations;
 }
 
 const MetadataNoTransaction = 'metadata.toml: run_in_transaction = false';
