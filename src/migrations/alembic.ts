@@ -98,6 +98,16 @@ export function alembicProject(dir: string): string | undefined {
   return undefined;
 }
 
+/** How to run alembic in one project, and what its revision graph says. */
+interface AlembicProject {
+  cwd: string;
+  options: AlembicOptions;
+  revisions: Revision[];
+  byId: Map<string, Revision>;
+  /** Runs `alembic <args>` on the step's database; a failure is a StepError at `file`. */
+  run(args: string, context: StepContext, file: string): Promise<void>;
+}
+
 /**
  * An alembic project: revisions from the project's own `alembic history`, walked parents first.
  * Each revision goes up with `alembic upgrade <rev>`; down with exactly that revision undone, also
@@ -109,116 +119,135 @@ export async function loadAlembicMigrations(
   cwd: string,
   options: AlembicOptions,
 ): Promise<LoadedSet> {
-  const shownDir = path.relative(cwd, dir) || '.';
-  const project = alembicProject(dir);
-  if (!project)
-    throw new CannotCheck(
-      `'${shownDir}' is not an alembic project: it has no alembic.ini (nor does its parent next to an env.py). Set '${Inputs.MigrationsDir}' to the folder that holds alembic.ini.`,
-    );
-  const alembic = (args: string, env: NodeJS.ProcessEnv, signal?: AbortSignal) =>
-    runCommand(`${options.command} ${args}`, { cwd: project, env, timeoutMs: options.timeoutMs, signal });
-  const listed = await alembic('history --verbose', options.env);
-  if (listed.code !== 0)
-    throw new CannotCheck(
-      `\`${options.command} history --verbose\` in '${path.relative(cwd, project) || '.'}' ${listed.timedOut ? 'did not finish' : `exited with ${listed.code ?? 'a signal'}`}: ${outputTail(listed, 8) || 'no output'}. Check that alembic is installed (or set '${Inputs.AlembicCommand}', e.g. "python3 -m alembic") and that alembic.ini is valid.`,
-    );
-  const revisions = topologicalOrder(parseHistory(listed.stdout));
-  if (!revisions.length)
-    throw new CannotCheck(
-      `\`${options.command} history\` in '${shownDir}' lists no revisions. Add one with \`alembic revision\`.`,
-    );
-  const byId = new Map(revisions.map((r) => [r.id, r]));
-  const ancestors = (id: string, seen = new Set<string>()): Set<string> => {
-    for (const p of byId.get(id)?.parents ?? []) {
-      if (!seen.has(p)) {
-        seen.add(p);
-        ancestors(p, seen);
-      }
-    }
-    return seen;
-  };
-  /** The smallest set of heads that means all of `ids` are applied. */
-  const minimal = (ids: string[]) =>
-    ids.filter((id) => !ids.some((other) => other !== id && ancestors(other).has(id)));
-
-  const envFor = (url: string) => ({
-    ...options.env,
-    ...pgEnv(url),
-    ...(options.urlVariable ? { [options.urlVariable]: url } : {}),
-  });
-  const run = async (args: string, context: StepContext, file: string) => {
-    const result = await alembic(args, envFor(context.databaseUrl), context.signal);
-    if (result.code === 0) return;
-    const { message, detail, line } = commandFailure(`alembic ${args}`, result, { file, cwd });
-    throw new StepError(message, file, line, detail);
-  };
-
+  const project = await openProject(dir, cwd, options);
+  const { revisions } = project;
   const migrations: Migration[] = [];
   for (const [index, revision] of revisions.entries()) {
     const file = path.relative(cwd, revision.path) || revision.path;
-    const up: Step = {
-      file,
-      line: 1,
-      async run(context) {
-        await run(`upgrade ${fillCommand('{id}', { id: revision.id })}`, context, file);
-      },
-    };
     const source = await readFile(revision.path, 'utf8').catch(() => revision.id);
-    // alembic will not step down from a merge alone ("Ambiguous walk"); a merge whose downgrade does
-    // nothing (what `alembic merge` writes) is undone by moving the version table, as alembic would.
-    const emptyMerge = revision.parents.length > 1 && doesNothing(source, 'downgrade');
-    const down: Step = {
-      file,
-      line: 1,
-      async run(context) {
-        const heads = await versions(context.client);
-        const after = minimal([...heads.filter((h) => h !== revision.id), ...revision.parents]);
-        if (emptyMerge) {
-          await setVersions(context.client, after);
-          return;
-        }
-        await setVersions(context.client, [revision.id]);
-        try {
-          await run('downgrade -1', context, file);
-        } catch (error) {
-          await setVersions(context.client, heads).catch(() => {});
-          throw error;
-        }
-        await setVersions(context.client, after);
-      },
-    };
     migrations.push({
       id: revision.id,
       version: [BigInt(index)],
       key: revision.id,
       name: path.basename(revision.path),
       source,
-      up,
-      down,
+      up: {
+        file,
+        line: 1,
+        async run(context) {
+          await project.run(`upgrade ${fillCommand('{id}', { id: revision.id })}`, context, file);
+        },
+      },
+      down: downStep(project, revision, file, source),
     });
   }
-
-  const findings: NewFinding[] = [];
   const heads = headsOf(revisions);
-  if (heads.length > 1) {
-    const files = heads.map((h) => path.relative(cwd, byId.get(h)?.path ?? h));
-    findings.push({
+  return {
+    format: 'alembic',
+    layout: `alembic project '${path.relative(cwd, alembicProject(dir) ?? dir) || '.'}' (${revisions.length} revisions, ${heads.length === 1 ? 'one head' : `${heads.length} heads`}${revisions.some((r) => r.parents.length > 1) ? ', with merges' : ''})`,
+    migrations,
+    rules: AlembicRules,
+    historyTables: ['public.alembic_version'],
+    findings: headsFindings(project, heads),
+  };
+}
+
+/** The project's revisions from `alembic history --verbose`, and how to run alembic there. */
+async function openProject(dir: string, cwd: string, options: AlembicOptions): Promise<AlembicProject> {
+  const shownDir = path.relative(cwd, dir) || '.';
+  const root = alembicProject(dir);
+  if (!root)
+    throw new CannotCheck(
+      `'${shownDir}' is not an alembic project: it has no alembic.ini (nor does its parent next to an env.py). Set '${Inputs.MigrationsDir}' to the folder that holds alembic.ini.`,
+    );
+  const alembic = (args: string, env: NodeJS.ProcessEnv, signal?: AbortSignal) =>
+    runCommand(`${options.command} ${args}`, { cwd: root, env, timeoutMs: options.timeoutMs, signal });
+  const listed = await alembic('history --verbose', options.env);
+  if (listed.code !== 0)
+    throw new CannotCheck(
+      `\`${options.command} history --verbose\` in '${path.relative(cwd, root) || '.'}' ${listed.timedOut ? 'did not finish' : `exited with ${listed.code ?? 'a signal'}`}: ${outputTail(listed, 8) || 'no output'}. Check that alembic is installed (or set '${Inputs.AlembicCommand}', e.g. "python3 -m alembic") and that alembic.ini is valid.`,
+    );
+  const revisions = topologicalOrder(parseHistory(listed.stdout));
+  if (!revisions.length)
+    throw new CannotCheck(
+      `\`${options.command} history\` in '${shownDir}' lists no revisions. Add one with \`alembic revision\`.`,
+    );
+  const envFor = (url: string) => ({
+    ...options.env,
+    ...pgEnv(url),
+    ...(options.urlVariable ? { [options.urlVariable]: url } : {}),
+  });
+  return {
+    cwd,
+    options,
+    revisions,
+    byId: new Map(revisions.map((r) => [r.id, r])),
+    async run(args, context, file) {
+      const result = await alembic(args, envFor(context.databaseUrl), context.signal);
+      if (result.code === 0) return;
+      const { message, detail, line } = commandFailure(`alembic ${args}`, result, { file, cwd });
+      throw new StepError(message, file, line, detail);
+    },
+  };
+}
+
+/** Every revision `id` builds on, transitively. */
+function ancestorsOf(project: AlembicProject, id: string, seen = new Set<string>()): Set<string> {
+  for (const p of project.byId.get(id)?.parents ?? []) {
+    if (!seen.has(p)) {
+      seen.add(p);
+      ancestorsOf(project, p, seen);
+    }
+  }
+  return seen;
+}
+
+/** The smallest set of heads that means all of `ids` are applied. */
+function minimalHeads(project: AlembicProject, ids: string[]): string[] {
+  return ids.filter((id) => !ids.some((other) => other !== id && ancestorsOf(project, other).has(id)));
+}
+
+/** Undoes exactly one revision, leaving sibling branches applied. */
+function downStep(project: AlembicProject, revision: Revision, file: string, source: string): Step {
+  // alembic will not step down from a merge alone ("Ambiguous walk"); a merge whose downgrade does
+  // nothing (what `alembic merge` writes) is undone by moving the version table, as alembic would.
+  const emptyMerge = revision.parents.length > 1 && doesNothing(source, 'downgrade');
+  return {
+    file,
+    line: 1,
+    async run(context) {
+      const heads = await versions(context.client);
+      const after = minimalHeads(project, [...heads.filter((h) => h !== revision.id), ...revision.parents]);
+      if (emptyMerge) {
+        await setVersions(context.client, after);
+        return;
+      }
+      await setVersions(context.client, [revision.id]);
+      try {
+        await project.run('downgrade -1', context, file);
+      } catch (error) {
+        await setVersions(context.client, heads).catch(() => {});
+        throw error;
+      }
+      await setVersions(context.client, after);
+    },
+  };
+}
+
+/** More than one head: `alembic upgrade head` refuses to run on production. */
+function headsFindings(project: AlembicProject, heads: string[]): NewFinding[] {
+  if (heads.length < 2) return [];
+  const files = heads.map((h) => path.relative(project.cwd, project.byId.get(h)?.path ?? h));
+  return [
+    {
       check: 'ordering',
       severity: 'error',
       migration: heads[heads.length - 1],
       file: files[files.length - 1],
       message: `The alembic graph has ${heads.length} heads (${heads.map((h) => `\`${h}\``).join(', ')}), so \`alembic upgrade head\` on production stops with "Multiple head revisions are present". Two branches added revisions on the same parent: join them with \`alembic merge heads\`.`,
       detail: files.join('\n'),
-    });
-  }
-  return {
-    format: 'alembic',
-    layout: `alembic project '${path.relative(cwd, project) || '.'}' (${revisions.length} revisions, ${heads.length === 1 ? 'one head' : `${heads.length} heads`}${revisions.some((r) => r.parents.length > 1) ? ', with merges' : ''})`,
-    migrations,
-    rules: AlembicRules,
-    historyTables: ['public.alembic_version'],
-    findings,
-  };
+    },
+  ];
 }
 
 /** True when the Python function `name` in `source` has only `pass`, a docstring or comments. */

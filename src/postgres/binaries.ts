@@ -27,7 +27,7 @@ import { Inputs } from '../core/inputs.js';
 import type { Logger } from '../core/logger.js';
 import { registerCleanup } from '../lifecycle.js';
 import { DatabaseFactory, serverVersion } from './databases.js';
-import { type StartedPostgres, SupportedMajors } from './types.js';
+import { type ServerFault, type StartedPostgres, SupportedMajors } from './types.js';
 
 const run = promisify(execFile);
 
@@ -492,6 +492,22 @@ async function reapOrphans(root: string, log: Logger): Promise<void> {
   }
 }
 
+/** Settings for a throwaway server: no durability, no background work, room for wide migrations. */
+const ServerSettings = [
+  'fsync=off',
+  'synchronous_commit=off',
+  'full_page_writes=off',
+  'wal_level=minimal',
+  'max_wal_senders=0',
+  'autovacuum=off',
+  'jit=off',
+  'max_connections=100',
+  'max_locks_per_transaction=256',
+  'lc_messages=C',
+  'log_min_messages=warning',
+  'logging_collector=off',
+];
+
 /** Starts a throwaway server from real binaries: tmpfs, random port, private socket dir, durability off. */
 export async function startBinaries(options: BinariesOptions): Promise<StartedPostgres> {
   const { log } = options;
@@ -514,139 +530,127 @@ export async function startBinaries(options: BinariesOptions): Promise<StartedPo
   );
   await reapOrphans(root, log);
   const template = await templateCluster(bins, root, runAs, log);
+  const server = new BinaryServer(await mkdtemp(path.join(root, 'run-')));
+  try {
+    await server.start(bins, template, runAs);
+    return await server.started();
+  } catch (error) {
+    await server.stop();
+    throw error;
+  }
+}
 
-  const dir = await mkdtemp(path.join(root, 'run-'));
-  await writeFile(path.join(dir, 'owner.pid'), String(process.pid));
-  let child: ReturnType<typeof spawn> | undefined;
-  const unregister = registerCleanup({
-    sync: () => {
-      child?.kill('SIGKILL');
-      rmSync(dir, { recursive: true, force: true });
-    },
-    async: () => stop(),
-  });
-  const data = path.join(dir, 'data');
-  const sockets = path.join(dir, 'socket');
-  const logFile = path.join(dir, 'postgres.log');
+/** One throwaway cluster in its own directory: data, socket, log; removed on stop, exit and signals. */
+class BinaryServer {
+  private child: ReturnType<typeof spawn> | undefined;
+  private exited: Promise<void> = Promise.resolve();
+  private stopped = false;
+  private databases: DatabaseFactory | undefined;
+  private port = 0;
+  private readonly unregister: () => void;
+  readonly logFile: string;
 
-  let stopped = false;
-  let exited: Promise<void> = Promise.resolve();
-  const factory: { current?: DatabaseFactory } = {};
-  async function stop(): Promise<void> {
-    if (stopped) return;
-    stopped = true;
-    await factory.current?.close();
-    if (child && child.exitCode === null && child.signalCode === null) {
-      // SIGINT is Postgres's fast shutdown: roll back open transactions and exit.
-      child.kill('SIGINT');
-      const timer = setTimeout(() => child?.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
-    }
-    await rm(dir, { recursive: true, force: true });
-    unregister();
+  constructor(readonly dir: string) {
+    this.logFile = path.join(dir, 'postgres.log');
+    this.unregister = registerCleanup({
+      sync: () => {
+        this.child?.kill('SIGKILL');
+        rmSync(dir, { recursive: true, force: true });
+      },
+      async: () => this.stop(),
+    });
   }
 
-  try {
-    if (runAs) await chown(dir, runAs.uid, runAs.gid);
+  /** Copies the template cluster in and starts the server on a free port (another one if it is taken). */
+  async start(bins: Binaries, template: string, runAs: RunAs | undefined): Promise<void> {
+    await writeFile(path.join(this.dir, 'owner.pid'), String(process.pid));
+    if (runAs) await chown(this.dir, runAs.uid, runAs.gid);
+    const data = path.join(this.dir, 'data');
+    const sockets = path.join(this.dir, 'socket');
     // cp -a keeps the owner and the 0700 mode Postgres insists on; fs.cp would not as root.
     await run('cp', ['-a', template, data]);
     await mkdir(sockets, { mode: 0o700 });
     if (runAs) await chown(sockets, runAs.uid, runAs.gid);
-
-    let port = 0;
     for (let attempt = 1; ; attempt++) {
-      port = await freePort();
-      const fd = openSync(logFile, 'a');
-      const started = spawn(
+      this.port = await freePort();
+      const args = ['-D', data, '-p', String(this.port), '-k', sockets, '-h', '127.0.0.1'];
+      const fd = openSync(this.logFile, 'a');
+      const child = spawn(
         path.join(bins.binDir, 'postgres'),
-        [
-          '-D',
-          data,
-          '-p',
-          String(port),
-          '-k',
-          sockets,
-          '-h',
-          '127.0.0.1',
-          '-c',
-          'fsync=off',
-          '-c',
-          'synchronous_commit=off',
-          '-c',
-          'full_page_writes=off',
-          '-c',
-          'wal_level=minimal',
-          '-c',
-          'max_wal_senders=0',
-          '-c',
-          'autovacuum=off',
-          '-c',
-          'jit=off',
-          '-c',
-          'max_connections=100',
-          '-c',
-          'max_locks_per_transaction=256',
-          '-c',
-          'lc_messages=C',
-          '-c',
-          'log_min_messages=warning',
-          '-c',
-          'logging_collector=off',
-        ],
-        { stdio: ['ignore', fd, fd], ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}) },
+        [...args, ...ServerSettings.flatMap((c) => ['-c', c])],
+        {
+          stdio: ['ignore', fd, fd],
+          ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}),
+        },
       );
       closeSync(fd);
-      child = started;
-      exited = new Promise((resolve) => started.once('exit', () => resolve()));
-      started.on('error', () => {});
-      const ready = await waitReady(port, started);
-      if (ready === 'ready') break;
-      const output = tail(logFile);
+      this.child = child;
+      this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
+      child.on('error', () => {});
+      if ((await waitReady(this.port, child)) === 'ready') return;
+      const output = tail(this.logFile);
       if (attempt < 3 && /could not bind|already in use/i.test(output)) continue;
       throw new CannotCheck(
         `PostgreSQL ${bins.version} (${bins.binDir}) would not start. Its log:\n${output}\nSet PG_BIN to another install or pick another ${Inputs.PostgresVersion}.`,
       );
     }
-    const adminUrl = `postgresql://postgres@127.0.0.1:${port}/postgres`;
+  }
+
+  /** The started server as the checks see it. */
+  async started(): Promise<StartedPostgres> {
+    const adminUrl = `postgresql://postgres@127.0.0.1:${this.port}/postgres`;
     const { version, major } = await serverVersion(adminUrl);
-    factory.current = new DatabaseFactory(adminUrl);
-    const databases = factory.current;
-    const running = child;
+    const databases = new DatabaseFactory(adminUrl);
+    this.databases = databases;
     // What the log says from here on is about the checks, not about starting; a restart is told once.
-    let readFrom = logSize(logFile);
+    const readFrom = { at: logSize(this.logFile) };
     return {
       provider: 'binaries',
       version,
       major,
       adminUrl,
       createDatabase: (o) => databases.create(o),
-      stop,
-      async health() {
-        if (stopped) return undefined;
-        if (running.exitCode !== null || running.signalCode !== null) {
-          return {
-            what: `exited (${running.signalCode ? `killed by ${running.signalCode}` : `exit code ${running.exitCode}`})`,
-            log: tail(logFile),
-          };
-        }
-        // A server process killed (the out-of-memory killer's usual victim) makes the postmaster end
-        // every session and start over: the server is up again, but every session was lost.
-        const since = logSince(logFile, readFrom);
-        const crash = CrashRestart.exec(since);
-        if (crash) {
-          readFrom += Buffer.byteLength(since.slice(0, crash.index + crash[0].length));
-          return {
-            what: 'restarted after one of its processes was killed (by the out-of-memory killer, or by hand), ending every session',
-            log: tail(logFile),
-          };
-        }
-        return undefined;
-      },
+      stop: () => this.stop(),
+      health: async () => this.health(readFrom),
     };
-  } catch (error) {
-    await stop();
-    throw error;
+  }
+
+  /** Undefined while the server runs as started; else that it exited, or restarted after a crash. */
+  private health(readFrom: { at: number }): ServerFault | undefined {
+    const running = this.child;
+    if (this.stopped || !running) return undefined;
+    if (running.exitCode !== null || running.signalCode !== null) {
+      return {
+        what: `exited (${running.signalCode ? `killed by ${running.signalCode}` : `exit code ${running.exitCode}`})`,
+        log: tail(this.logFile),
+      };
+    }
+    // A server process killed (the out-of-memory killer's usual victim) makes the postmaster end
+    // every session and start over: the server is up again, but every session was lost.
+    const since = logSince(this.logFile, readFrom.at);
+    const crash = CrashRestart.exec(since);
+    if (!crash) return undefined;
+    readFrom.at += Buffer.byteLength(since.slice(0, crash.index + crash[0].length));
+    return {
+      what: 'restarted after one of its processes was killed (by the out-of-memory killer, or by hand), ending every session',
+      log: tail(this.logFile),
+    };
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await this.databases?.close();
+    const child = this.child;
+    if (child && child.exitCode === null && child.signalCode === null) {
+      // SIGINT is Postgres's fast shutdown: roll back open transactions and exit.
+      child.kill('SIGINT');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await this.exited;
+      clearTimeout(timer);
+    }
+    await rm(this.dir, { recursive: true, force: true });
+    this.unregister();
   }
 }
 
