@@ -84,46 +84,8 @@ export async function checkoutBase(
   /** Folders whose migrations run through commands in the working directory, copied whole. */
   withRunner: string[] = [],
 ): Promise<{ commit: string; checkouts: BaseCheckout[]; remove: () => Promise<void> }> {
-  const first = dirs[0] ?? workingDirectory;
-  const shownDir = path.relative(workingDirectory, first) || '.';
-  let top: string;
-  try {
-    top = await text(first, ['rev-parse', '--show-toplevel']);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT' && !(error instanceof GitFailed)) {
-      throw new CannotCheck(
-        `Input '${Inputs.BaseRef}' is '${ref}', which needs git, and git is not on PATH. Install git, or leave ${Inputs.BaseRef} empty to skip the comparison with the base branch.`,
-        { cause: error },
-      );
-    }
-    throw new CannotCheck(
-      `Input '${Inputs.BaseRef}' is '${ref}', but '${shownDir}' is not inside a git repository (${messageOf(error)}). Run the check in a git checkout, or leave ${Inputs.BaseRef} empty.`,
-      { cause: error },
-    );
-  }
-  top = await realpath(top);
-
-  let commit = (await commitOf(top, ref)) ?? (await commitOf(top, `refs/remotes/origin/${ref}`));
-  if (!commit) {
-    const shallow = (await text(top, ['rev-parse', '--is-shallow-repository']).catch(() => '')) === 'true';
-    log.info(
-      `base-ref '${ref}' is not in this checkout; fetching it from origin${shallow ? ' (shallow)' : ''}`,
-    );
-    try {
-      await git(top, ['fetch', '--no-tags', ...(shallow ? ['--depth=1'] : []), 'origin', ref]);
-      commit = await commitOf(top, 'FETCH_HEAD');
-    } catch (error) {
-      throw new CannotCheck(
-        `Input '${Inputs.BaseRef}' is '${ref}', which is not a commit in this checkout, and 'git fetch origin ${ref}' failed: ${messageOf(error)}. Fetch the base branch first (actions/checkout with fetch-depth: 0), or set ${Inputs.BaseRef} to a branch, tag or commit that exists.`,
-        { cause: error },
-      );
-    }
-    if (!commit)
-      throw new CannotCheck(
-        `Input '${Inputs.BaseRef}' is '${ref}', and 'git fetch origin ${ref}' brought no commit. Set ${Inputs.BaseRef} to a branch, tag or commit that exists.`,
-      );
-  }
-
+  const top = await repositoryRoot(ref, dirs[0] ?? workingDirectory, workingDirectory);
+  const commit = await resolveRef(top, ref, log);
   const root = await mkdtemp(path.join(os.tmpdir(), 'pgmv-base-'));
   const unregister = registerCleanup({
     sync: () => rmSync(root, { recursive: true, force: true }),
@@ -159,6 +121,49 @@ export async function checkoutBase(
     await remove();
     throw error;
   }
+}
+
+/** The top of the git repository that holds `dir` (real path); a clear error without git or a repository. */
+async function repositoryRoot(ref: string, dir: string, workingDirectory: string): Promise<string> {
+  try {
+    return await realpath(await text(dir, ['rev-parse', '--show-toplevel']));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT' && !(error instanceof GitFailed)) {
+      throw new CannotCheck(
+        `Input '${Inputs.BaseRef}' is '${ref}', which needs git, and git is not on PATH. Install git, or leave ${Inputs.BaseRef} empty to skip the comparison with the base branch.`,
+        { cause: error },
+      );
+    }
+    throw new CannotCheck(
+      `Input '${Inputs.BaseRef}' is '${ref}', but '${path.relative(workingDirectory, dir) || '.'}' is not inside a git repository (${messageOf(error)}). Run the check in a git checkout, or leave ${Inputs.BaseRef} empty.`,
+      { cause: error },
+    );
+  }
+}
+
+/** The commit `ref` names: here, as `origin/<ref>`, or fetched from origin (shallowly in a shallow clone). */
+async function resolveRef(top: string, ref: string, log: Logger): Promise<string> {
+  const known = (await commitOf(top, ref)) ?? (await commitOf(top, `refs/remotes/origin/${ref}`));
+  if (known) return known;
+  const shallow = (await text(top, ['rev-parse', '--is-shallow-repository']).catch(() => '')) === 'true';
+  log.info(
+    `${Inputs.BaseRef} '${ref}' is not in this checkout; fetching it from origin${shallow ? ' (shallow)' : ''}`,
+  );
+  let fetched: string | undefined;
+  try {
+    await git(top, ['fetch', '--no-tags', ...(shallow ? ['--depth=1'] : []), 'origin', ref]);
+    fetched = await commitOf(top, 'FETCH_HEAD');
+  } catch (error) {
+    throw new CannotCheck(
+      `Input '${Inputs.BaseRef}' is '${ref}', which is not a commit in this checkout, and 'git fetch origin ${ref}' failed: ${messageOf(error)}. Fetch the base branch first (actions/checkout with fetch-depth: 0), or set ${Inputs.BaseRef} to a branch, tag or commit that exists.`,
+      { cause: error },
+    );
+  }
+  if (!fetched)
+    throw new CannotCheck(
+      `Input '${Inputs.BaseRef}' is '${ref}', and 'git fetch origin ${ref}' brought no commit. Set ${Inputs.BaseRef} to a branch, tag or commit that exists.`,
+    );
+  return fetched;
 }
 
 /** Writes the files under `rel` at `commit` into `dest` (same relative paths); returns how many. */

@@ -32885,62 +32885,73 @@ function renderFindingLine(f, options = {}) {
 /** Renders the whole report as GitHub-flavoured Markdown: verdict and counts first, details collapsed. */
 function renderMarkdown(report, options = {}) {
     const out = renderHeader(report, options);
-    for (const set of report.sets) {
-        const failing = new Set(report.findings
-            .filter((f) => f.set === set.name && f.severity === 'error' && f.migration)
-            .map((f) => f.migration));
-        const warned = new Set(report.findings
-            .filter((f) => f.set === set.name && f.severity === 'warning' && f.migration)
-            .map((f) => f.migration));
-        out.push(`### ${escapeText(set.name)}`, '');
-        out.push(`${inlineCode(set.dir)}: ${escapeText(set.format)}${set.formatReason ? `, ${escapeText(set.formatReason)}` : ''}`, '');
-        if (set.base) {
-            const added = set.base.added;
-            out.push(`Compared with ${inlineCode(set.base.ref)} at ${inlineCode(set.base.commit.slice(0, 7))} (${plural(set.base.migrations, 'migration')}): ${added.length
-                ? `this branch adds ${added.map((id) => inlineCode(id)).join(', ')}`
-                : 'this branch adds no migration'}.`, '');
-        }
-        out.push('| | Migration | Up | Down | Reversible | Changes |', '|---|---|---|---|---|---|');
-        for (const m of set.migrations) {
-            const changes = m.changes.length ? m.changes.map((c) => escapeText(c)).join('<br>') : '';
-            out.push(`| ${markdown_status(m, failing, warned)} | ${inlineCode(m.id)} | ${step(m.up)} | ${step(m.down)} | ${m.reversible} | ${changes} |`);
-        }
-        out.push('');
-        out.push(...assertionTable(set.migrations));
-        for (const note of set.notes)
-            out.push(`> ${escapeText(note).replaceAll('\\|', '|')}`, '');
-    }
-    if (report.findings.length) {
-        out.push('### Findings', '');
-        for (const check of CheckIds) {
-            const group = report.findings.filter((f) => f.check === check);
-            if (!group.length)
-                continue;
-            out.push(`#### ${check}`, '');
-            for (const f of group) {
-                out.push(renderFindingLine(f, options));
-                if (f.detail) {
-                    out.push('', '  <details><summary>Details</summary>', '', indent(codeBlock(f.detail), '  '), '', '  </details>', '');
-                }
-            }
-            if (group.some((f) => f.severity === 'error')) {
-                if (out.at(-1) !== '')
-                    out.push('');
-                out.push(`**What to do:** ${WhatToDo[check]}`);
-            }
-            out.push('');
-        }
-    }
-    if (report.accepted?.length) {
-        out.push(`### Accepted (${report.accepted.length})`, '');
-        out.push('Findings the config file accepts on purpose; they do not fail the check.', '');
-        for (const f of report.accepted) {
-            const where = markdown_location(f, options);
-            out.push(`- ${f.check} ${inlineCode(f.migration ?? '')}${where ? ` ${where}` : ''}: ${escapeText(f.reason)}`, `  <details><summary>Finding</summary>`, '', `  ${escapeText(f.message).replaceAll('\\|', '|')}`, '', '  </details>');
-        }
-        out.push('');
-    }
+    for (const set of report.sets)
+        out.push(...setSection(report, set));
+    if (report.findings.length)
+        out.push(...findingsSection(report, options));
+    if (report.accepted?.length)
+        out.push(...acceptedSection(report.accepted, options));
     return `${out.join('\n').trimEnd()}\n`;
+}
+/** One migration set: its folder and format, the base it was compared with, a row per migration, notes. */
+function setSection(report, set) {
+    const out = [];
+    const migrationsWith = (severity) => new Set(report.findings
+        .filter((f) => f.set === set.name && f.severity === severity && f.migration)
+        .map((f) => f.migration));
+    const failing = migrationsWith('error');
+    const warned = migrationsWith('warning');
+    out.push(`### ${escapeText(set.name)}`, '');
+    out.push(`${inlineCode(set.dir)}: ${escapeText(set.format)}${set.formatReason ? `, ${escapeText(set.formatReason)}` : ''}`, '');
+    if (set.base) {
+        const added = set.base.added;
+        out.push(`Compared with ${inlineCode(set.base.ref)} at ${inlineCode(set.base.commit.slice(0, 7))} (${plural(set.base.migrations, 'migration')}): ${added.length
+            ? `this branch adds ${added.map((id) => inlineCode(id)).join(', ')}`
+            : 'this branch adds no migration'}.`, '');
+    }
+    out.push('| | Migration | Up | Down | Reversible | Changes |', '|---|---|---|---|---|---|');
+    for (const m of set.migrations) {
+        const changes = m.changes.length ? m.changes.map((c) => escapeText(c)).join('<br>') : '';
+        out.push(`| ${markdown_status(m, failing, warned)} | ${inlineCode(m.id)} | ${step(m.up)} | ${step(m.down)} | ${m.reversible} | ${changes} |`);
+    }
+    out.push('');
+    out.push(...assertionTable(set.migrations));
+    for (const note of set.notes)
+        out.push(`> ${escapeText(note).replaceAll('\\|', '|')}`, '');
+    return out;
+}
+/** Findings grouped by check, each with its details collapsed, and what to do for a failing check. */
+function findingsSection(report, options) {
+    const out = ['### Findings', ''];
+    for (const check of CheckIds) {
+        const group = report.findings.filter((f) => f.check === check);
+        if (!group.length)
+            continue;
+        out.push(`#### ${check}`, '');
+        for (const f of group) {
+            out.push(renderFindingLine(f, options));
+            if (f.detail) {
+                out.push('', '  <details><summary>Details</summary>', '', indent(codeBlock(f.detail), '  '), '', '  </details>', '');
+            }
+        }
+        if (group.some((f) => f.severity === 'error')) {
+            if (out.at(-1) !== '')
+                out.push('');
+            out.push(`**What to do:** ${WhatToDo[check]}`);
+        }
+        out.push('');
+    }
+    return out;
+}
+function acceptedSection(accepted, options) {
+    const out = [`### Accepted (${accepted.length})`, ''];
+    out.push('Findings the config file accepts on purpose; they do not fail the check.', '');
+    for (const f of accepted) {
+        const where = markdown_location(f, options);
+        out.push(`- ${f.check} ${inlineCode(f.migration ?? '')}${where ? ` ${where}` : ''}: ${escapeText(f.reason)}`, `  <details><summary>Finding</summary>`, '', `  ${escapeText(f.message).replaceAll('\\|', '|')}`, '', '  </details>');
+    }
+    out.push('');
+    return out;
 }
 /** Which assertions ran on which side, pass or fail, and how long: collapsed under the migrations. */
 function assertionTable(migrations) {
@@ -33718,6 +33729,21 @@ async function reapOrphans(root, log) {
         await (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true });
     }
 }
+/** Settings for a throwaway server: no durability, no background work, room for wide migrations. */
+const ServerSettings = [
+    'fsync=off',
+    'synchronous_commit=off',
+    'full_page_writes=off',
+    'wal_level=minimal',
+    'max_wal_senders=0',
+    'autovacuum=off',
+    'jit=off',
+    'max_connections=100',
+    'max_locks_per_transaction=256',
+    'lc_messages=C',
+    'log_min_messages=warning',
+    'logging_collector=off',
+];
 /** Starts a throwaway server from real binaries: tmpfs, random port, private socket dir, durability off. */
 async function startBinaries(options) {
     const { log } = options;
@@ -33731,136 +33757,125 @@ async function startBinaries(options) {
     await assertReachable(runAs, root, 'The temp directory', 'Set PG_MIGRATE_VERIFY_TMPDIR to a directory whose parents others may traverse, e.g. /tmp.');
     await reapOrphans(root, log);
     const template = await templateCluster(bins, root, runAs, log);
-    const dir = await (0,promises_namespaceObject.mkdtemp)(external_node_path_default().join(root, 'run-'));
-    await (0,promises_namespaceObject.writeFile)(external_node_path_default().join(dir, 'owner.pid'), String(process.pid));
-    let child;
-    const unregister = registerCleanup({
-        sync: () => {
-            child?.kill('SIGKILL');
-            (0,external_node_fs_.rmSync)(dir, { recursive: true, force: true });
-        },
-        async: () => stop(),
-    });
-    const data = external_node_path_default().join(dir, 'data');
-    const sockets = external_node_path_default().join(dir, 'socket');
-    const logFile = external_node_path_default().join(dir, 'postgres.log');
-    let stopped = false;
-    let exited = Promise.resolve();
-    const factory = {};
-    async function stop() {
-        if (stopped)
-            return;
-        stopped = true;
-        await factory.current?.close();
-        if (child && child.exitCode === null && child.signalCode === null) {
-            // SIGINT is Postgres's fast shutdown: roll back open transactions and exit.
-            child.kill('SIGINT');
-            const timer = setTimeout(() => child?.kill('SIGKILL'), 10_000);
-            await exited;
-            clearTimeout(timer);
-        }
-        await (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true });
-        unregister();
-    }
+    const server = new BinaryServer(await (0,promises_namespaceObject.mkdtemp)(external_node_path_default().join(root, 'run-')));
     try {
+        await server.start(bins, template, runAs);
+        return await server.started();
+    }
+    catch (error) {
+        await server.stop();
+        throw error;
+    }
+}
+/** One throwaway cluster in its own directory: data, socket, log; removed on stop, exit and signals. */
+class BinaryServer {
+    dir;
+    child;
+    exited = Promise.resolve();
+    stopped = false;
+    databases;
+    port = 0;
+    unregister;
+    logFile;
+    constructor(dir) {
+        this.dir = dir;
+        this.logFile = external_node_path_default().join(dir, 'postgres.log');
+        this.unregister = registerCleanup({
+            sync: () => {
+                this.child?.kill('SIGKILL');
+                (0,external_node_fs_.rmSync)(dir, { recursive: true, force: true });
+            },
+            async: () => this.stop(),
+        });
+    }
+    /** Copies the template cluster in and starts the server on a free port (another one if it is taken). */
+    async start(bins, template, runAs) {
+        await (0,promises_namespaceObject.writeFile)(external_node_path_default().join(this.dir, 'owner.pid'), String(process.pid));
         if (runAs)
-            await (0,promises_namespaceObject.chown)(dir, runAs.uid, runAs.gid);
+            await (0,promises_namespaceObject.chown)(this.dir, runAs.uid, runAs.gid);
+        const data = external_node_path_default().join(this.dir, 'data');
+        const sockets = external_node_path_default().join(this.dir, 'socket');
         // cp -a keeps the owner and the 0700 mode Postgres insists on; fs.cp would not as root.
         await run('cp', ['-a', template, data]);
         await (0,promises_namespaceObject.mkdir)(sockets, { mode: 0o700 });
         if (runAs)
             await (0,promises_namespaceObject.chown)(sockets, runAs.uid, runAs.gid);
-        let port = 0;
         for (let attempt = 1;; attempt++) {
-            port = await freePort();
-            const fd = (0,external_node_fs_.openSync)(logFile, 'a');
-            const started = (0,external_node_child_process_.spawn)(external_node_path_default().join(bins.binDir, 'postgres'), [
-                '-D',
-                data,
-                '-p',
-                String(port),
-                '-k',
-                sockets,
-                '-h',
-                '127.0.0.1',
-                '-c',
-                'fsync=off',
-                '-c',
-                'synchronous_commit=off',
-                '-c',
-                'full_page_writes=off',
-                '-c',
-                'wal_level=minimal',
-                '-c',
-                'max_wal_senders=0',
-                '-c',
-                'autovacuum=off',
-                '-c',
-                'jit=off',
-                '-c',
-                'max_connections=100',
-                '-c',
-                'max_locks_per_transaction=256',
-                '-c',
-                'lc_messages=C',
-                '-c',
-                'log_min_messages=warning',
-                '-c',
-                'logging_collector=off',
-            ], { stdio: ['ignore', fd, fd], ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}) });
+            this.port = await freePort();
+            const args = ['-D', data, '-p', String(this.port), '-k', sockets, '-h', '127.0.0.1'];
+            const fd = (0,external_node_fs_.openSync)(this.logFile, 'a');
+            const child = (0,external_node_child_process_.spawn)(external_node_path_default().join(bins.binDir, 'postgres'), [...args, ...ServerSettings.flatMap((c) => ['-c', c])], {
+                stdio: ['ignore', fd, fd],
+                ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}),
+            });
             (0,external_node_fs_.closeSync)(fd);
-            child = started;
-            exited = new Promise((resolve) => started.once('exit', () => resolve()));
-            started.on('error', () => { });
-            const ready = await waitReady(port, started);
-            if (ready === 'ready')
-                break;
-            const output = tail(logFile);
+            this.child = child;
+            this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
+            child.on('error', () => { });
+            if ((await waitReady(this.port, child)) === 'ready')
+                return;
+            const output = tail(this.logFile);
             if (attempt < 3 && /could not bind|already in use/i.test(output))
                 continue;
             throw new CannotCheck(`PostgreSQL ${bins.version} (${bins.binDir}) would not start. Its log:\n${output}\nSet PG_BIN to another install or pick another ${Inputs.PostgresVersion}.`);
         }
-        const adminUrl = `postgresql://postgres@127.0.0.1:${port}/postgres`;
+    }
+    /** The started server as the checks see it. */
+    async started() {
+        const adminUrl = `postgresql://postgres@127.0.0.1:${this.port}/postgres`;
         const { version, major } = await serverVersion(adminUrl);
-        factory.current = new DatabaseFactory(adminUrl);
-        const databases = factory.current;
-        const running = child;
+        const databases = new DatabaseFactory(adminUrl);
+        this.databases = databases;
         // What the log says from here on is about the checks, not about starting; a restart is told once.
-        let readFrom = logSize(logFile);
+        const readFrom = { at: logSize(this.logFile) };
         return {
             provider: 'binaries',
             version,
             major,
             adminUrl,
             createDatabase: (o) => databases.create(o),
-            stop,
-            async health() {
-                if (stopped)
-                    return undefined;
-                if (running.exitCode !== null || running.signalCode !== null) {
-                    return {
-                        what: `exited (${running.signalCode ? `killed by ${running.signalCode}` : `exit code ${running.exitCode}`})`,
-                        log: tail(logFile),
-                    };
-                }
-                // A server process killed (the out-of-memory killer's usual victim) makes the postmaster end
-                // every session and start over: the server is up again, but every session was lost.
-                const since = logSince(logFile, readFrom);
-                const crash = CrashRestart.exec(since);
-                if (crash) {
-                    readFrom += Buffer.byteLength(since.slice(0, crash.index + crash[0].length));
-                    return {
-                        what: 'restarted after one of its processes was killed (by the out-of-memory killer, or by hand), ending every session',
-                        log: tail(logFile),
-                    };
-                }
-                return undefined;
-            },
+            stop: () => this.stop(),
+            health: async () => this.health(readFrom),
         };
     }
-    catch (error) {
-        await stop();
-        throw error;
+    /** Undefined while the server runs as started; else that it exited, or restarted after a crash. */
+    health(readFrom) {
+        const running = this.child;
+        if (this.stopped || !running)
+            return undefined;
+        if (running.exitCode !== null || running.signalCode !== null) {
+            return {
+                what: `exited (${running.signalCode ? `killed by ${running.signalCode}` : `exit code ${running.exitCode}`})`,
+                log: tail(this.logFile),
+            };
+        }
+        // A server process killed (the out-of-memory killer's usual victim) makes the postmaster end
+        // every session and start over: the server is up again, but every session was lost.
+        const since = logSince(this.logFile, readFrom.at);
+        const crash = CrashRestart.exec(since);
+        if (!crash)
+            return undefined;
+        readFrom.at += Buffer.byteLength(since.slice(0, crash.index + crash[0].length));
+        return {
+            what: 'restarted after one of its processes was killed (by the out-of-memory killer, or by hand), ending every session',
+            log: tail(this.logFile),
+        };
+    }
+    async stop() {
+        if (this.stopped)
+            return;
+        this.stopped = true;
+        await this.databases?.close();
+        const child = this.child;
+        if (child && child.exitCode === null && child.signalCode === null) {
+            // SIGINT is Postgres's fast shutdown: roll back open transactions and exit.
+            child.kill('SIGINT');
+            const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+            await this.exited;
+            clearTimeout(timer);
+        }
+        await (0,promises_namespaceObject.rm)(this.dir, { recursive: true, force: true });
+        this.unregister();
     }
 }
 async function waitReady(port, child) {
@@ -43693,107 +43708,18 @@ async function resolveSettings(raw, cwd = process.cwd()) {
             return given;
         return stringOf(config[key]);
     };
-    const format = (value) => choice(Inputs.Format, value || 'auto', Formats);
-    const commandsOf = (list, up, down, chosen) => {
-        if (chosen !== 'command') {
-            const stray = [
-                [Inputs.ListCommand, list],
-                [Inputs.UpCommand, up],
-                [Inputs.DownCommand, down],
-            ].find(([, v]) => v);
-            if (stray)
-                throw new CannotCheck(`Input '${stray[0]}' is set, but 'format' is '${chosen ?? 'auto'}'. Set format: command to run migrations through your own commands.`);
-            return {};
-        }
-        if (!list || !up)
-            throw new CannotCheck(`Input 'format' is 'command', but '${!list ? Inputs.ListCommand : Inputs.UpCommand}' is not set. Give 'list-command' (prints migration ids in order), 'up-command' and 'down-command' (with {id}).`);
-        return { commands: { list, up, ...(down ? { down } : {}) } };
-    };
-    const tablesOf = (value) => (value ?? '')
-        .split(/[\s,]+/)
-        .filter(Boolean)
-        .map((t) => (t.includes('.') ? t : `public.${t}`));
-    const seedOf = (after, file, command, where = '') => {
-        const scope = where ? ` (${where})` : '';
-        if (!after && !file && !command)
-            return undefined;
-        if (file && command)
-            throw new CannotCheck(`Inputs 'seed-file' and 'seed-command' are both set${scope}. Give one: an SQL file, or a command that loads the rows.`);
-        if (!file && !command)
-            throw new CannotCheck(`Input 'seed-after' is '${after}'${scope}, but there is no seed. Set 'seed-file' (an SQL file) or 'seed-command'.`);
-        if (!after)
-            throw new CannotCheck(`Input '${file ? 'seed-file' : 'seed-command'}' is set${scope}, but 'seed-after' is not. Set it to the id of the migration after which the seed's tables exist.`);
-        return { after, ...(file ? { file: external_node_path_default().resolve(workingDirectory, file) } : { command }) };
-    };
-    const resolvePath = (value) => value ? external_node_path_default().resolve(workingDirectory, value) : undefined;
-    let sets;
-    if (config.sets?.length) {
-        if (raw[Inputs.MigrationsDir]) {
-            throw new CannotCheck(`Input 'migrations-dir' is '${raw[Inputs.MigrationsDir]}', but config file '${loaded?.file}' lists 'sets'. Use one or the other.`);
-        }
-        sets = config.sets.map((s, i) => {
-            const dir = stringOf(s[Inputs.MigrationsDir]);
-            if (!dir)
-                throw new CannotCheck(`Config file '${loaded?.file}': set ${i + 1} has no 'migrations-dir'. Give each set its folder.`);
-            return {
-                name: stringOf(s.name) ?? dir,
-                dir: external_node_path_default().resolve(workingDirectory, dir),
-                format: format(stringOf(s[Inputs.Format])),
-                ...commandsOf(stringOf(s[Inputs.ListCommand]), stringOf(s[Inputs.UpCommand]), stringOf(s[Inputs.DownCommand]), stringOf(s[Inputs.Format])),
-                historyTables: tablesOf(stringOf(s[Inputs.HistoryTable])),
-                alembicCommand: stringOf(s[Inputs.AlembicCommand]) ?? get(Inputs.AlembicCommand),
-                urlVariable: stringOf(s[Inputs.UrlVariable]) ?? get(Inputs.UrlVariable),
-                assertionsDir: resolvePath(stringOf(s[Inputs.AssertionsDir])),
-                assertCommand: stringOf(s[Inputs.AssertCommand]) ?? get(Inputs.AssertCommand),
-                seed: seedOf(stringOf(s[Inputs.SeedAfter]), stringOf(s[Inputs.SeedFile]), stringOf(s[Inputs.SeedCommand]), `set '${stringOf(s.name) ?? dir}'`),
-                snapshotFile: resolvePath(stringOf(s[Inputs.SnapshotFile])),
-                modelsCommand: stringOf(s[Inputs.ModelsCommand]),
-            };
-        });
-        const names = sets.map((s) => s.name);
-        const twice = names.find((n, i) => names.indexOf(n) !== i);
-        if (twice)
-            throw new CannotCheck(`Config file '${loaded?.file}' has two sets named '${twice}'. Give each set its own 'name'.`);
-    }
-    else {
-        const dir = get(Inputs.MigrationsDir) || 'migrations';
-        sets = [
-            {
-                name: dir,
-                dir: external_node_path_default().resolve(workingDirectory, dir),
-                format: format(get(Inputs.Format)),
-                ...commandsOf(get(Inputs.ListCommand), get(Inputs.UpCommand), get(Inputs.DownCommand), get(Inputs.Format)),
-                historyTables: tablesOf(get(Inputs.HistoryTable)),
-                alembicCommand: get(Inputs.AlembicCommand),
-                urlVariable: get(Inputs.UrlVariable),
-                assertionsDir: resolvePath(get(Inputs.AssertionsDir)),
-                assertCommand: get(Inputs.AssertCommand),
-                seed: seedOf(get(Inputs.SeedAfter), get(Inputs.SeedFile), get(Inputs.SeedCommand)),
-                snapshotFile: resolvePath(get(Inputs.SnapshotFile)),
-                modelsCommand: get(Inputs.ModelsCommand),
-            },
-        ];
-    }
+    const sets = config.sets?.length
+        ? configSets(config, loaded?.file ?? '', raw, get, workingDirectory)
+        : [singleSet(get, workingDirectory)];
     for (const a of config.accept ?? []) {
         if (a.set !== undefined && !sets.some((s) => s.name === a.set))
             throw new CannotCheck(`Config file '${loaded?.file}': an 'accept' entry for '${a.id}' names set '${a.set}', which does not exist. Sets: ${sets.map((s) => s.name).join(', ')}.`);
     }
-    const version = get(Inputs.PostgresVersion);
-    let postgresVersion;
-    if (version) {
-        postgresVersion = Number(version);
-        if (!SupportedMajors.includes(postgresVersion)) {
-            throw new CannotCheck(`Input 'postgres-version' is '${version}'. Allowed values: ${SupportedMajors.join(', ')}.`);
-        }
-    }
-    const only = checkList(Inputs.Only, get(Inputs.Only));
-    const skip = checkList(Inputs.Skip, get(Inputs.Skip));
-    const checks = new Set((only.length ? only : CheckIds).filter((c) => !skip.includes(c)));
     return {
         sets,
         workingDirectory,
         postgres: choice(Inputs.Postgres, get(Inputs.Postgres) || 'auto', ProviderChoices),
-        postgresVersion,
+        postgresVersion: majorOf(get(Inputs.PostgresVersion)),
         postgresImage: get(Inputs.PostgresImage),
         databaseUrl: get(Inputs.DatabaseUrl),
         baseRef: get(Inputs.BaseRef),
@@ -43807,7 +43733,7 @@ async function resolveSettings(raw, cwd = process.cwd()) {
         stepTimeoutMs: get(Inputs.StepTimeout)
             ? parseDuration(Inputs.StepTimeout, get(Inputs.StepTimeout) ?? '')
             : DefaultStepTimeoutMs,
-        checks,
+        checks: checksOf(get),
         env: Object.fromEntries(Object.entries(config.env ?? {}).map(([k, v]) => [k, String(v)])),
         accepted: (config.accept ?? []).map((a) => ({
             id: a.id,
@@ -43816,6 +43742,112 @@ async function resolveSettings(raw, cwd = process.cwd()) {
             ...(a.set !== undefined ? { set: a.set } : {}),
         })),
     };
+}
+/** The one set of a run without `sets:` in the config file. */
+function singleSet(get, workingDirectory) {
+    const dir = get(Inputs.MigrationsDir) || 'migrations';
+    return {
+        name: dir,
+        dir: external_node_path_default().resolve(workingDirectory, dir),
+        format: formatOf(get(Inputs.Format)),
+        ...commandsOf(get(Inputs.ListCommand), get(Inputs.UpCommand), get(Inputs.DownCommand), get(Inputs.Format)),
+        historyTables: tablesOf(get(Inputs.HistoryTable)),
+        alembicCommand: get(Inputs.AlembicCommand),
+        urlVariable: get(Inputs.UrlVariable),
+        assertionsDir: resolvePath(workingDirectory, get(Inputs.AssertionsDir)),
+        assertCommand: get(Inputs.AssertCommand),
+        seed: seedOf(workingDirectory, get(Inputs.SeedAfter), get(Inputs.SeedFile), get(Inputs.SeedCommand)),
+        snapshotFile: resolvePath(workingDirectory, get(Inputs.SnapshotFile)),
+        modelsCommand: get(Inputs.ModelsCommand),
+    };
+}
+/** The sets the config file lists; a set's own keys win over the top-level ones. */
+function configSets(config, file, raw, get, workingDirectory) {
+    if (raw[Inputs.MigrationsDir]) {
+        throw new CannotCheck(`Input '${Inputs.MigrationsDir}' is '${raw[Inputs.MigrationsDir]}', but config file '${file}' lists 'sets'. Use one or the other.`);
+    }
+    const sets = (config.sets ?? []).map((s, i) => {
+        const value = (key) => stringOf(s[key]);
+        const dir = value(Inputs.MigrationsDir);
+        if (!dir)
+            throw new CannotCheck(`Config file '${file}': set ${i + 1} has no '${Inputs.MigrationsDir}'. Give each set its folder.`);
+        const name = value('name') ?? dir;
+        return {
+            name,
+            dir: external_node_path_default().resolve(workingDirectory, dir),
+            format: formatOf(value(Inputs.Format)),
+            ...commandsOf(value(Inputs.ListCommand), value(Inputs.UpCommand), value(Inputs.DownCommand), value(Inputs.Format)),
+            historyTables: tablesOf(value(Inputs.HistoryTable)),
+            alembicCommand: value(Inputs.AlembicCommand) ?? get(Inputs.AlembicCommand),
+            urlVariable: value(Inputs.UrlVariable) ?? get(Inputs.UrlVariable),
+            assertionsDir: resolvePath(workingDirectory, value(Inputs.AssertionsDir)),
+            assertCommand: value(Inputs.AssertCommand) ?? get(Inputs.AssertCommand),
+            seed: seedOf(workingDirectory, value(Inputs.SeedAfter), value(Inputs.SeedFile), value(Inputs.SeedCommand), `set '${name}'`),
+            snapshotFile: resolvePath(workingDirectory, value(Inputs.SnapshotFile)),
+            modelsCommand: value(Inputs.ModelsCommand),
+        };
+    });
+    const names = sets.map((s) => s.name);
+    const twice = names.find((n, i) => names.indexOf(n) !== i);
+    if (twice)
+        throw new CannotCheck(`Config file '${file}' has two sets named '${twice}'. Give each set its own 'name'.`);
+    return sets;
+}
+function formatOf(value) {
+    return choice(Inputs.Format, value || 'auto', Formats);
+}
+function resolvePath(workingDirectory, value) {
+    return value ? external_node_path_default().resolve(workingDirectory, value) : undefined;
+}
+/** `history-table` entries as `schema.table` (public by default). */
+function tablesOf(value) {
+    return (value ?? '')
+        .split(/[\s,]+/)
+        .filter(Boolean)
+        .map((t) => (t.includes('.') ? t : `public.${t}`));
+}
+/** The runner's commands of `format: command`; refused for other formats, where they would be ignored. */
+function commandsOf(list, up, down, chosen) {
+    if (chosen !== 'command') {
+        const stray = [
+            [Inputs.ListCommand, list],
+            [Inputs.UpCommand, up],
+            [Inputs.DownCommand, down],
+        ].find(([, v]) => v);
+        if (stray)
+            throw new CannotCheck(`Input '${stray[0]}' is set, but '${Inputs.Format}' is '${chosen ?? 'auto'}'. Set ${Inputs.Format}: command to run migrations through your own commands.`);
+        return {};
+    }
+    if (!list || !up)
+        throw new CannotCheck(`Input '${Inputs.Format}' is 'command', but '${!list ? Inputs.ListCommand : Inputs.UpCommand}' is not set. Give '${Inputs.ListCommand}' (prints migration ids in order), '${Inputs.UpCommand}' and '${Inputs.DownCommand}' (with {id}).`);
+    return { commands: { list, up, ...(down ? { down } : {}) } };
+}
+/** Seed data: `seed-after` with exactly one of `seed-file` and `seed-command`. */
+function seedOf(workingDirectory, after, file, command, where = '') {
+    const scope = where ? ` (${where})` : '';
+    if (!after && !file && !command)
+        return undefined;
+    if (file && command)
+        throw new CannotCheck(`Inputs '${Inputs.SeedFile}' and '${Inputs.SeedCommand}' are both set${scope}. Give one: an SQL file, or a command that loads the rows.`);
+    if (!file && !command)
+        throw new CannotCheck(`Input '${Inputs.SeedAfter}' is '${after}'${scope}, but there is no seed. Set '${Inputs.SeedFile}' (an SQL file) or '${Inputs.SeedCommand}'.`);
+    if (!after)
+        throw new CannotCheck(`Input '${file ? Inputs.SeedFile : Inputs.SeedCommand}' is set${scope}, but '${Inputs.SeedAfter}' is not. Set it to the id of the migration after which the seed's tables exist.`);
+    return { after, ...(file ? { file: external_node_path_default().resolve(workingDirectory, file) } : { command }) };
+}
+function majorOf(version) {
+    if (!version)
+        return undefined;
+    const major = Number(version);
+    if (!SupportedMajors.includes(major))
+        throw new CannotCheck(`Input '${Inputs.PostgresVersion}' is '${version}'. Allowed values: ${SupportedMajors.join(', ')}.`);
+    return major;
+}
+/** The checks to run: `only` (all by default) without `skip`. */
+function checksOf(get) {
+    const only = checkList(Inputs.Only, get(Inputs.Only));
+    const skip = checkList(Inputs.Skip, get(Inputs.Skip));
+    return new Set((only.length ? only : CheckIds).filter((c) => !skip.includes(c)));
 }
 
 // EXTERNAL MODULE: ./node_modules/libpg-query/wasm/index.cjs
@@ -45524,7 +45556,6 @@ function historyFindings(entries, rules) {
  * everything on the base, and what the base has must stay as it is (not edited, renamed or deleted).
  */
 function compareHistories(base, head, rules, baseName) {
-    const findings = [];
     const baseByKey = new Map(base.filter((e) => !e.repeatable).map((e) => [e.key, e]));
     // Each base migration's counterpart: the head entry with its key, the one with its id first
     // (two head entries with one key are a duplicate, reported on its own).
@@ -45537,11 +45568,29 @@ function compareHistories(base, head, rules, baseName) {
             headByKey.set(e.key, e);
     }
     const matched = new Set(headByKey.values());
+    const pairing = {
+        baseByKey,
+        headByKey,
+        added: head.filter((e) => !e.repeatable && !(baseByKey.has(e.key) && matched.has(e))),
+        removed: [...baseByKey.values()].filter((e) => !headByKey.has(e.key)),
+        rules,
+        baseName,
+    };
+    const changed = changedOnBranch(pairing);
+    const gone = goneFromBranch(pairing);
+    return {
+        findings: [...changed.findings, ...gone.findings, ...outOfOrder(pairing, gone.renamedTo)],
+        added: pairing.added,
+        edited: changed.edited,
+        removed: pairing.removed.map((e) => e.key),
+    };
+}
+/** Migrations on both sides: edited text, and (where the tool checks names) new names. */
+function changedOnBranch(p) {
+    const findings = [];
     const edited = [];
-    const added = head.filter((e) => !e.repeatable && !(baseByKey.has(e.key) && matched.has(e)));
-    const removed = [...baseByKey.values()].filter((e) => !headByKey.has(e.key));
-    for (const [key, was] of baseByKey) {
-        const now = headByKey.get(key);
+    for (const [key, was] of p.baseByKey) {
+        const now = p.headByKey.get(key);
         if (!now)
             continue;
         if (!sameText(was.source, now.source)) {
@@ -45553,23 +45602,28 @@ function compareHistories(base, head, rules, baseName) {
                 migration: now.id,
                 file: now.file,
                 line: now.line + Math.max(at, 0),
-                message: `\`${now.id}\` is already on ${baseName}, and this branch edits it${at >= 0 ? ` (first change at line ${now.line + at})` : ''}. ${rules.edited} Put the change in a new migration instead, and leave this one as it was.`,
+                message: `\`${now.id}\` is already on ${p.baseName}, and this branch edits it${at >= 0 ? ` (first change at line ${now.line + at})` : ''}. ${p.rules.edited} Put the change in a new migration instead, and leave this one as it was.`,
                 detail: editDetail(was, now, at),
             });
         }
-        if (rules.namesMatter && was.id !== now.id) {
+        if (p.rules.namesMatter && was.id !== now.id) {
             findings.push({
                 check: 'ordering',
                 severity: 'error',
                 migration: now.id,
                 file: now.file,
-                message: `\`${was.id}\` is already on ${baseName}, and this branch renames it to \`${now.id}\`. ${rules.tool} checks the name of every migration it ran, so production refuses to migrate. Keep the old name.`,
+                message: `\`${was.id}\` is already on ${p.baseName}, and this branch renames it to \`${now.id}\`. ${p.rules.tool} checks the name of every migration it ran, so production refuses to migrate. Keep the old name.`,
             });
         }
     }
+    return { findings, edited };
+}
+/** Base migrations the branch no longer has: renamed (the same text under a new version) or deleted. */
+function goneFromBranch(p) {
+    const findings = [];
     const renamedTo = new Set();
-    for (const gone of removed) {
-        const successor = added.find((e) => !renamedTo.has(e) && sameText(e.source, gone.source));
+    for (const gone of p.removed) {
+        const successor = p.added.find((e) => !renamedTo.has(e) && sameText(e.source, gone.source));
         if (successor) {
             renamedTo.add(successor);
             findings.push({
@@ -45577,7 +45631,7 @@ function compareHistories(base, head, rules, baseName) {
                 severity: 'error',
                 migration: successor.id,
                 file: successor.file,
-                message: `\`${gone.id}\` is already on ${baseName}, and this branch renames it to \`${successor.id}\` (version ${gone.key} becomes ${successor.key}). Production recorded version ${gone.key} as applied, so it sees \`${successor.id}\` as new and runs the same text a second time, which fails or duplicates what it made. Keep the old name and version.`,
+                message: `\`${gone.id}\` is already on ${p.baseName}, and this branch renames it to \`${successor.id}\` (version ${gone.key} becomes ${successor.key}). Production recorded version ${gone.key} as applied, so it sees \`${successor.id}\` as new and runs the same text a second time, which fails or duplicates what it made. Keep the old name and version.`,
             });
         }
         else {
@@ -45586,32 +45640,31 @@ function compareHistories(base, head, rules, baseName) {
                 severity: 'error',
                 migration: gone.id,
                 file: gone.file,
-                message: `\`${gone.id}\` is on ${baseName} but not on this branch: deleted here, or added to ${baseName} after this branch forked. ${rules.deleted} Restore it; if it was added to ${baseName} later, merge ${baseName} into this branch.`,
+                message: `\`${gone.id}\` is on ${p.baseName} but not on this branch: deleted here, or added to ${p.baseName} after this branch forked. ${p.rules.deleted} Restore it; if it was added to ${p.baseName} later, merge ${p.baseName} into this branch.`,
             });
         }
     }
-    const order = runOrder(rules);
+    return { findings, renamedTo };
+}
+/** New migrations that sort before the newest one production ran (renames are reported as such). */
+function outOfOrder(p, renamedTo) {
+    const order = runOrder(p.rules);
     // In a graph, a new revision names its parent: a second head is the graph check's business.
-    const newestOnBase = rules.runsBy === 'graph' ? undefined : [...baseByKey.values()].sort(order).at(-1);
-    if (newestOnBase) {
-        const early = added.filter((e) => !renamedTo.has(e) && order(e, newestOnBase) < 0);
-        for (const e of early) {
-            const passed = [...baseByKey.values()].filter((b) => order(e, b) < 0).sort(order);
-            findings.push({
-                check: 'ordering',
-                severity: 'error',
-                migration: e.id,
-                file: e.file,
-                message: `\`${e.id}\` is new on this branch but sorts before ${listed(passed)}, already on ${baseName} and run by production. ${rules.outOfOrder} Give it a ${rules.runsBy === 'name' ? 'name' : 'version'} that sorts after \`${newestOnBase.id}\`.`,
-            });
-        }
-    }
-    return {
-        findings,
-        added,
-        edited,
-        removed: removed.map((e) => e.key),
-    };
+    const newestOnBase = p.rules.runsBy === 'graph' ? undefined : [...p.baseByKey.values()].sort(order).at(-1);
+    if (!newestOnBase)
+        return [];
+    return p.added
+        .filter((e) => !renamedTo.has(e) && order(e, newestOnBase) < 0)
+        .map((e) => {
+        const passed = [...p.baseByKey.values()].filter((b) => order(e, b) < 0).sort(order);
+        return {
+            check: 'ordering',
+            severity: 'error',
+            migration: e.id,
+            file: e.file,
+            message: `\`${e.id}\` is new on this branch but sorts before ${listed(passed)}, already on ${p.baseName} and run by production. ${p.rules.outOfOrder} Give it a ${p.rules.runsBy === 'name' ? 'name' : 'version'} that sorts after \`${newestOnBase.id}\`.`,
+        };
+    });
 }
 function editDetail(was, now, at) {
     if (at < 0)
@@ -45708,107 +45761,126 @@ function alembicProject(dir) {
  * it alone, and the other branches' heads are put back.
  */
 async function loadAlembicMigrations(dir, cwd, options) {
-    const shownDir = external_node_path_default().relative(cwd, dir) || '.';
-    const project = alembicProject(dir);
-    if (!project)
-        throw new CannotCheck(`'${shownDir}' is not an alembic project: it has no alembic.ini (nor does its parent next to an env.py). Set '${Inputs.MigrationsDir}' to the folder that holds alembic.ini.`);
-    const alembic = (args, env, signal) => runCommand(`${options.command} ${args}`, { cwd: project, env, timeoutMs: options.timeoutMs, signal });
-    const listed = await alembic('history --verbose', options.env);
-    if (listed.code !== 0)
-        throw new CannotCheck(`\`${options.command} history --verbose\` in '${external_node_path_default().relative(cwd, project) || '.'}' ${listed.timedOut ? 'did not finish' : `exited with ${listed.code ?? 'a signal'}`}: ${outputTail(listed, 8) || 'no output'}. Check that alembic is installed (or set '${Inputs.AlembicCommand}', e.g. "python3 -m alembic") and that alembic.ini is valid.`);
-    const revisions = topologicalOrder(parseHistory(listed.stdout));
-    if (!revisions.length)
-        throw new CannotCheck(`\`${options.command} history\` in '${shownDir}' lists no revisions. Add one with \`alembic revision\`.`);
-    const byId = new Map(revisions.map((r) => [r.id, r]));
-    const ancestors = (id, seen = new Set()) => {
-        for (const p of byId.get(id)?.parents ?? []) {
-            if (!seen.has(p)) {
-                seen.add(p);
-                ancestors(p, seen);
-            }
-        }
-        return seen;
-    };
-    /** The smallest set of heads that means all of `ids` are applied. */
-    const minimal = (ids) => ids.filter((id) => !ids.some((other) => other !== id && ancestors(other).has(id)));
-    const envFor = (url) => ({
-        ...options.env,
-        ...pgEnv(url),
-        ...(options.urlVariable ? { [options.urlVariable]: url } : {}),
-    });
-    const run = async (args, context, file) => {
-        const result = await alembic(args, envFor(context.databaseUrl), context.signal);
-        if (result.code === 0)
-            return;
-        const { message, detail, line } = commandFailure(`alembic ${args}`, result, { file, cwd });
-        throw new StepError(message, file, line, detail);
-    };
+    const project = await openProject(dir, cwd, options);
+    const { revisions } = project;
     const migrations = [];
     for (const [index, revision] of revisions.entries()) {
         const file = external_node_path_default().relative(cwd, revision.path) || revision.path;
-        const up = {
-            file,
-            line: 1,
-            async run(context) {
-                await run(`upgrade ${fillCommand('{id}', { id: revision.id })}`, context, file);
-            },
-        };
         const source = await (0,promises_namespaceObject.readFile)(revision.path, 'utf8').catch(() => revision.id);
-        // alembic will not step down from a merge alone ("Ambiguous walk"); a merge whose downgrade does
-        // nothing (what `alembic merge` writes) is undone by moving the version table, as alembic would.
-        const emptyMerge = revision.parents.length > 1 && doesNothing(source, 'downgrade');
-        const down = {
-            file,
-            line: 1,
-            async run(context) {
-                const heads = await versions(context.client);
-                const after = minimal([...heads.filter((h) => h !== revision.id), ...revision.parents]);
-                if (emptyMerge) {
-                    await setVersions(context.client, after);
-                    return;
-                }
-                await setVersions(context.client, [revision.id]);
-                try {
-                    await run('downgrade -1', context, file);
-                }
-                catch (error) {
-                    await setVersions(context.client, heads).catch(() => { });
-                    throw error;
-                }
-                await setVersions(context.client, after);
-            },
-        };
         migrations.push({
             id: revision.id,
             version: [BigInt(index)],
             key: revision.id,
             name: external_node_path_default().basename(revision.path),
             source,
-            up,
-            down,
+            up: {
+                file,
+                line: 1,
+                async run(context) {
+                    await project.run(`upgrade ${fillCommand('{id}', { id: revision.id })}`, context, file);
+                },
+            },
+            down: downStep(project, revision, file, source),
         });
     }
-    const findings = [];
     const heads = headsOf(revisions);
-    if (heads.length > 1) {
-        const files = heads.map((h) => external_node_path_default().relative(cwd, byId.get(h)?.path ?? h));
-        findings.push({
+    return {
+        format: 'alembic',
+        layout: `alembic project '${external_node_path_default().relative(cwd, alembicProject(dir) ?? dir) || '.'}' (${revisions.length} revisions, ${heads.length === 1 ? 'one head' : `${heads.length} heads`}${revisions.some((r) => r.parents.length > 1) ? ', with merges' : ''})`,
+        migrations,
+        rules: AlembicRules,
+        historyTables: ['public.alembic_version'],
+        findings: headsFindings(project, heads),
+    };
+}
+/** The project's revisions from `alembic history --verbose`, and how to run alembic there. */
+async function openProject(dir, cwd, options) {
+    const shownDir = external_node_path_default().relative(cwd, dir) || '.';
+    const root = alembicProject(dir);
+    if (!root)
+        throw new CannotCheck(`'${shownDir}' is not an alembic project: it has no alembic.ini (nor does its parent next to an env.py). Set '${Inputs.MigrationsDir}' to the folder that holds alembic.ini.`);
+    const alembic = (args, env, signal) => runCommand(`${options.command} ${args}`, { cwd: root, env, timeoutMs: options.timeoutMs, signal });
+    const listed = await alembic('history --verbose', options.env);
+    if (listed.code !== 0)
+        throw new CannotCheck(`\`${options.command} history --verbose\` in '${external_node_path_default().relative(cwd, root) || '.'}' ${listed.timedOut ? 'did not finish' : `exited with ${listed.code ?? 'a signal'}`}: ${outputTail(listed, 8) || 'no output'}. Check that alembic is installed (or set '${Inputs.AlembicCommand}', e.g. "python3 -m alembic") and that alembic.ini is valid.`);
+    const revisions = topologicalOrder(parseHistory(listed.stdout));
+    if (!revisions.length)
+        throw new CannotCheck(`\`${options.command} history\` in '${shownDir}' lists no revisions. Add one with \`alembic revision\`.`);
+    const envFor = (url) => ({
+        ...options.env,
+        ...pgEnv(url),
+        ...(options.urlVariable ? { [options.urlVariable]: url } : {}),
+    });
+    return {
+        cwd,
+        options,
+        revisions,
+        byId: new Map(revisions.map((r) => [r.id, r])),
+        async run(args, context, file) {
+            const result = await alembic(args, envFor(context.databaseUrl), context.signal);
+            if (result.code === 0)
+                return;
+            const { message, detail, line } = commandFailure(`alembic ${args}`, result, { file, cwd });
+            throw new StepError(message, file, line, detail);
+        },
+    };
+}
+/** Every revision `id` builds on, transitively. */
+function ancestorsOf(project, id, seen = new Set()) {
+    for (const p of project.byId.get(id)?.parents ?? []) {
+        if (!seen.has(p)) {
+            seen.add(p);
+            ancestorsOf(project, p, seen);
+        }
+    }
+    return seen;
+}
+/** The smallest set of heads that means all of `ids` are applied. */
+function minimalHeads(project, ids) {
+    return ids.filter((id) => !ids.some((other) => other !== id && ancestorsOf(project, other).has(id)));
+}
+/** Undoes exactly one revision, leaving sibling branches applied. */
+function downStep(project, revision, file, source) {
+    // alembic will not step down from a merge alone ("Ambiguous walk"); a merge whose downgrade does
+    // nothing (what `alembic merge` writes) is undone by moving the version table, as alembic would.
+    const emptyMerge = revision.parents.length > 1 && doesNothing(source, 'downgrade');
+    return {
+        file,
+        line: 1,
+        async run(context) {
+            const heads = await versions(context.client);
+            const after = minimalHeads(project, [...heads.filter((h) => h !== revision.id), ...revision.parents]);
+            if (emptyMerge) {
+                await setVersions(context.client, after);
+                return;
+            }
+            await setVersions(context.client, [revision.id]);
+            try {
+                await project.run('downgrade -1', context, file);
+            }
+            catch (error) {
+                await setVersions(context.client, heads).catch(() => { });
+                throw error;
+            }
+            await setVersions(context.client, after);
+        },
+    };
+}
+/** More than one head: `alembic upgrade head` refuses to run on production. */
+function headsFindings(project, heads) {
+    if (heads.length < 2)
+        return [];
+    const files = heads.map((h) => external_node_path_default().relative(project.cwd, project.byId.get(h)?.path ?? h));
+    return [
+        {
             check: 'ordering',
             severity: 'error',
             migration: heads[heads.length - 1],
             file: files[files.length - 1],
             message: `The alembic graph has ${heads.length} heads (${heads.map((h) => `\`${h}\``).join(', ')}), so \`alembic upgrade head\` on production stops with "Multiple head revisions are present". Two branches added revisions on the same parent: join them with \`alembic merge heads\`.`,
             detail: files.join('\n'),
-        });
-    }
-    return {
-        format: 'alembic',
-        layout: `alembic project '${external_node_path_default().relative(cwd, project) || '.'}' (${revisions.length} revisions, ${heads.length === 1 ? 'one head' : `${heads.length} heads`}${revisions.some((r) => r.parents.length > 1) ? ', with merges' : ''})`,
-        migrations,
-        rules: AlembicRules,
-        historyTables: ['public.alembic_version'],
-        findings,
-    };
+        },
+    ];
 }
 /** True when the Python function `name` in `source` has only `pass`, a docstring or comments. */
 function doesNothing(source, name) {
@@ -45868,6 +45940,30 @@ const CommandRules = {
  * apply one migration given as `{id}`. The database is given as DATABASE_URL and PG*.
  */
 async function loadCommandMigrations(options) {
+    const { commands } = options;
+    const migrations = [];
+    for (const [index, entry] of (await listedMigrations(options)).entries()) {
+        migrations.push({
+            id: entry.id,
+            version: [BigInt(/^(\d+)/.exec(entry.id)?.[1] ?? index)],
+            key: entry.id,
+            name: entry.id,
+            source: entry.source,
+            up: commandStep(options, commands.up, entry),
+            ...(commands.down
+                ? { down: commandStep(options, commands.down, entry) }
+                : { noDown: `no ${Inputs.DownCommand}` }),
+        });
+    }
+    return {
+        format: 'command',
+        layout: `${migrations.length} migrations listed by \`${commands.list}\``,
+        migrations,
+        rules: CommandRules,
+        findings: [],
+    };
+}
+async function listedMigrations(options) {
     const { commands, workingDirectory } = options;
     const listed = await runCommand(commands.list, {
         cwd: workingDirectory,
@@ -45883,58 +45979,47 @@ async function loadCommandMigrations(options) {
         .filter((l) => l && !l.startsWith('#'));
     if (!lines.length)
         throw new CannotCheck(`'${Inputs.ListCommand}' (${commands.list}) printed no migration ids. It must print them one per line, in the order your runner applies them.`);
-    const migrations = [];
-    const seen = new Set();
-    for (const [index, line] of lines.entries()) {
+    const entries = [];
+    for (const line of lines) {
         const [id = '', given] = line.split(/\s+/, 2);
-        if (seen.has(id))
+        if (entries.some((e) => e.id === id))
             throw new CannotCheck(`'${Inputs.ListCommand}' printed '${id}' twice. Each migration id must be listed once.`);
-        seen.add(id);
         const file = given ? external_node_path_default().relative(workingDirectory, external_node_path_default().resolve(workingDirectory, given)) : undefined;
         let source = id;
         if (file) {
             try {
                 source = await (0,promises_namespaceObject.readFile)(external_node_path_default().resolve(workingDirectory, file), 'utf8');
             }
-            catch {
-                throw new CannotCheck(`'${Inputs.ListCommand}' printed '${line}', but '${file}' cannot be read. Print the id, optionally followed by the migration's file relative to the working directory.`);
+            catch (error) {
+                throw new CannotCheck(`'${Inputs.ListCommand}' printed '${line}', but '${file}' cannot be read. Print the id, optionally followed by the migration's file relative to the working directory.`, { cause: error });
             }
         }
-        const step = (template) => ({
-            file: file ?? id,
-            line: 1,
-            noTransaction: 'the runner applies it on its own connection',
-            async run(context) {
-                const command = fillCommand(template, { id });
-                const result = await runCommand(command, {
-                    cwd: workingDirectory,
-                    env: { ...options.env, ...pgEnv(context.databaseUrl) },
-                    // The step timeout is the runner's: it aborts the signal.
-                    timeoutMs: 24 * 3_600_000,
-                    signal: context.signal,
-                });
-                if (result.code === 0)
-                    return;
-                const { message, detail, line } = commandFailure(command, result, file ? { file, cwd: workingDirectory } : undefined);
-                throw new StepError(message, file ?? id, line, detail);
-            },
-        });
-        migrations.push({
-            id,
-            version: [BigInt(/^(\d+)/.exec(id)?.[1] ?? index)],
-            key: id,
-            name: id,
-            source,
-            up: step(commands.up),
-            ...(commands.down ? { down: step(commands.down) } : { noDown: 'no down-command' }),
-        });
+        entries.push({ id, ...(file ? { file } : {}), source });
     }
+    return entries;
+}
+/** A step that runs `template` with `{id}` filled in; a failure is located in the migration's file when known. */
+function commandStep(options, template, entry) {
+    const { workingDirectory } = options;
+    const file = entry.file;
     return {
-        format: 'command',
-        layout: `${migrations.length} migrations listed by \`${commands.list}\``,
-        migrations,
-        rules: CommandRules,
-        findings: [],
+        file: file ?? entry.id,
+        line: 1,
+        noTransaction: 'the runner applies it on its own connection',
+        async run(context) {
+            const command = fillCommand(template, { id: entry.id });
+            const result = await runCommand(command, {
+                cwd: workingDirectory,
+                env: { ...options.env, ...pgEnv(context.databaseUrl) },
+                // The step timeout is the runner's: it aborts the signal.
+                timeoutMs: 24 * 3_600_000,
+                signal: context.signal,
+            });
+            if (result.code === 0)
+                return;
+            const { message, detail, line } = commandFailure(command, result, file ? { file, cwd: workingDirectory } : undefined);
+            throw new StepError(message, file ?? entry.id, line, detail);
+        },
     };
 }
 
@@ -46138,193 +46223,32 @@ async function readText(file, shown) {
 /** Reads a folder of SQL migrations in any of the four layouts; refuses a mixed or empty folder. */
 async function loadSqlMigrations(dir, cwd) {
     await loadSqlParser();
-    const shownDir = external_node_path_default().relative(cwd, dir) || '.';
-    const shown = (...parts) => external_node_path_default().join(shownDir, ...parts);
-    let entries;
-    try {
-        entries = await (0,promises_namespaceObject.readdir)(dir, { withFileTypes: true });
-    }
-    catch (error) {
-        throw unreadableFolder(Inputs.MigrationsDir, shownDir, error, 'Set it to the folder that holds your migrations.');
-    }
-    const candidates = [];
-    const strays = [];
-    /** Folders and files that look like migrations but are not read as any: never skipped in silence. */
-    const almost = [];
-    const texts = new Map();
-    for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
-        // Hidden entries are editor and VCS files; diesel skips them too.
-        if (entry.name.startsWith('.'))
-            continue;
-        if (entry.isDirectory()) {
-            const inner = (await (0,promises_namespaceObject.readdir)(external_node_path_default().join(dir, entry.name)).catch(() => [])).filter((n) => !n.startsWith('.'));
-            const hasUp = inner.includes('up.sql');
-            const folder = `${shown(entry.name)}/`;
-            if (hasUp && dieselVersion(entry.name))
-                candidates.push({ layout: 'directories', name: entry.name });
-            else if (hasUp)
-                almost.push({
-                    check: 'ordering',
-                    severity: 'error',
-                    file: shown(entry.name, 'up.sql'),
-                    message: `'${folder}' holds an up.sql, but its name does not start with a version: diesel takes '${entry.name.split('_')[0]}' as its version and, sorting versions as text, runs it after every numbered migration, whatever its place was meant to be; this check cannot place it either. Rename it like '${datedName(entry.name)}'.`,
-                });
-            else if (versionLike.test(entry.name))
-                almost.push({
-                    check: 'ordering',
-                    severity: 'error',
-                    file: shown(entry.name),
-                    message: `'${folder}' is named like a migration folder, but has no up.sql (${inner.length ? `it holds ${inner.slice(0, 4).join(', ')}${inner.length > 4 ? ', ...' : ''}` : 'it is empty'}), so diesel skips it and it never runs. Give it an up.sql and a down.sql (lower case), or move it out of the migrations folder.`,
-                });
-            continue;
-        }
-        if (!entry.name.toLowerCase().endsWith('.sql')) {
-            if (almostFile.test(entry.name))
-                almost.push({
-                    check: 'ordering',
-                    severity: 'warning',
-                    file: shown(entry.name),
-                    message: `'${shown(entry.name)}' is named almost like a migration, but migration tools only run files that end in .sql, so it never runs. Rename it if it is a migration, or move it out of the migrations folder.`,
-                });
-            continue;
-        }
-        if (golangName.test(entry.name))
-            candidates.push({ layout: 'golang-migrate', name: entry.name });
-        else if (flywayName.test(entry.name) || flywayRepeatable.test(entry.name)) {
-            candidates.push({ layout: 'flyway', name: entry.name });
-        }
-        else {
-            const text = await readText(external_node_path_default().join(dir, entry.name), shown(entry.name));
-            texts.set(entry.name, text);
-            if (dbmateUp.test(text) && numberedName.test(entry.name.slice(0, -4))) {
-                candidates.push({ layout: 'dbmate', name: entry.name });
-            }
-            else
-                strays.push(entry.name);
-        }
-    }
-    const layouts = [...new Set(candidates.map((c) => c.layout))];
-    if (layouts.length === 0) {
-        const found = [
-            strays.length ? `${strays.length} .sql file(s) named like none of them, e.g. '${strays[0]}'` : '',
-            almost.length
-                ? `${almost.length} almost a migration: ${almost
-                    .slice(0, 3)
-                    .map((f) => f.message)
-                    .join(' ')}`
-                : '',
-        ].filter(Boolean);
-        throw new CannotCheck(`Input '${Inputs.MigrationsDir}' points to '${shownDir}', which holds no migrations${found.length ? `. It holds ${found.join('; and ')}` : `: ${folderContents(entries)}`}. Expected e.g. ${Object.values(Examples).join(', ')}; for migration modules or another runner, set '${Inputs.Format}'.`);
-    }
-    if (layouts.length > 1) {
-        const examples = layouts.map((l) => `${LayoutDescriptions[l]}: '${candidates.find((c) => c.layout === l)?.name}'`);
-        throw new CannotCheck(`'${shownDir}' mixes migration layouts: ${examples.join('; ')}. Keep one layout per folder, or configure one migration set per folder.`);
-    }
-    const layout = layouts[0];
+    const folder = await openFolder(dir, cwd);
+    const scan = await scanFolder(folder);
+    const layout = layoutOf(folder, scan);
     const notes = [];
-    const findings = [...almost];
+    const findings = [...scan.almost];
     if (layout === 'directories') {
         // diesel reads folders only: a .sql file beside them is data or a script of the project's.
-        if (strays.length)
-            notes.push(`diesel runs only the migration folders, so ${strays.length === 1 ? 'this file beside them was' : `these ${strays.length} files beside them were`} not run: ${strays.map((n) => `'${shown(n)}'`).join(', ')}.`);
+        if (scan.strays.length)
+            notes.push(`diesel runs only the migration folders, so ${scan.strays.length === 1 ? 'this file beside them was' : `these ${scan.strays.length} files beside them were`} not run: ${scan.strays.map((n) => `'${folder.shown(n)}'`).join(', ')}.`);
     }
     else {
-        for (const name of strays)
+        for (const name of scan.strays)
             findings.push({
                 check: 'ordering',
                 severity: 'error',
-                file: shown(name),
-                message: `'${shown(name)}' is not named as a migration of the ${LayoutDescriptions[layout]}, so the migration tool will never run it. Rename it like '${Examples[layout]}', or move it out of the migrations folder.`,
+                file: folder.shown(name),
+                message: `'${folder.shown(name)}' is not named as a migration of the ${LayoutDescriptions[layout]}, so the migration tool will never run it. Rename it like '${Examples[layout]}', or move it out of the migrations folder.`,
             });
     }
-    const read = async (name) => texts.get(name) ?? readText(external_node_path_default().join(dir, name), shown(name));
-    const migrations = [];
-    if (layout === 'golang-migrate' || layout === 'flyway') {
-        const groups = new Map();
-        for (const { name } of candidates) {
-            let id;
-            let version;
-            let direction;
-            const golang = golangName.exec(name);
-            const flyway = flywayName.exec(name);
-            if (golang) {
-                id = `${golang[1]}_${golang[2]}`;
-                version = [BigInt(golang[1] ?? '0')];
-                direction = (golang[3] ?? '').toLowerCase();
-            }
-            else if (flyway) {
-                id = `V${flyway[2]}__${flyway[3]}`;
-                version = (flyway[2] ?? '').split(/[._]/).map((s) => BigInt(s));
-                direction = flyway[1] === 'V' ? 'up' : 'down';
-            }
-            else {
-                id = name.slice(0, -4);
-                version = RepeatableVersion;
-                direction = 'up';
-            }
-            const group = groups.get(id) ?? { version, repeatable: version === RepeatableVersion };
-            group[direction] = name;
-            groups.set(id, group);
-        }
-        const loaded = await Promise.all([...groups].map(async ([id, group]) => {
-            if (!group.up) {
-                const file = shown(group.down ?? '');
-                findings.push({
-                    check: 'ordering',
-                    severity: 'error',
-                    migration: id,
-                    file,
-                    message: `'${file}' is a down step with no up step, so it can never run. Restore the up file or delete this one.`,
-                });
-                return undefined;
-            }
-            const [upText, downText] = await Promise.all([
-                read(group.up),
-                group.down ? read(group.down) : undefined,
-            ]);
-            const down = group.down && downText !== undefined ? { file: shown(group.down), text: downText } : undefined;
-            return fileMigration({ id, version: group.version, name: group.up, repeatable: group.repeatable }, { file: shown(group.up), text: upText }, down, 'no down file');
-        }));
-        migrations.push(...loaded.filter((m) => !!m));
-    }
-    else if (layout === 'directories') {
-        for (const { name } of candidates) {
-            const upText = await readText(external_node_path_default().join(dir, name, 'up.sql'), shown(name, 'up.sql'));
-            let down;
-            try {
-                down = {
-                    file: shown(name, 'down.sql'),
-                    text: await (0,promises_namespaceObject.readFile)(external_node_path_default().join(dir, name, 'down.sql'), 'utf8'),
-                };
-            }
-            catch {
-                down = undefined;
-            }
-            const order = dieselVersion(name) ?? '0';
-            const metadata = await (0,promises_namespaceObject.readFile)(external_node_path_default().join(dir, name, 'metadata.toml'), 'utf8').catch(() => undefined);
-            migrations.push(fileMigration({
-                id: name,
-                version: [BigInt(order)],
-                name,
-                key: order,
-                order,
-                noTransaction: metadata !== undefined && !runsInTransaction(metadata) ? MetadataNoTransaction : undefined,
-            }, { file: shown(name, 'up.sql'), text: upText }, down, 'no down.sql'));
-        }
-    }
-    else {
-        for (const { name } of candidates) {
-            const text = await read(name);
-            const id = name.slice(0, -4);
-            const version = [BigInt(numberedName.exec(id)?.[1] ?? '0')];
-            migrations.push(dbmateMigration(id, version, name, shown(name), text));
-        }
-    }
-    // The order the tool runs them in: diesel by its version as text, the others by number.
-    const byId = (a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
-    migrations.sort((a, b) => a.order !== undefined && b.order !== undefined
-        ? (a.order < b.order ? -1 : a.order > b.order ? 1 : 0) || byId(a, b)
-        : compareVersions(a.version, b.version) || byId(a, b));
+    const names = scan.candidates.map((c) => c.name);
+    const migrations = layout === 'directories'
+        ? await directoryMigrations(folder, names)
+        : layout === 'dbmate'
+            ? await dbmateMigrations(folder, names)
+            : await versionedMigrations(folder, names, findings);
+    migrations.sort(byRunOrder);
     return {
         format: 'sql',
         layout: LayoutDescriptions[layout],
@@ -46333,6 +46257,193 @@ async function loadSqlMigrations(dir, cwd) {
         findings,
         ...(notes.length ? { notes } : {}),
     };
+}
+/** The order the tool runs migrations in: diesel by its version as text, the others by number. */
+function byRunOrder(a, b) {
+    const byId = a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+    if (a.order !== undefined && b.order !== undefined)
+        return (a.order < b.order ? -1 : a.order > b.order ? 1 : 0) || byId;
+    return compareVersions(a.version, b.version) || byId;
+}
+async function openFolder(dir, cwd) {
+    const shownDir = external_node_path_default().relative(cwd, dir) || '.';
+    try {
+        const entries = await (0,promises_namespaceObject.readdir)(dir, { withFileTypes: true });
+        return {
+            dir,
+            shownDir,
+            shown: (...parts) => external_node_path_default().join(shownDir, ...parts),
+            entries: entries.sort((a, b) => a.name.localeCompare(b.name)),
+            texts: new Map(),
+        };
+    }
+    catch (error) {
+        throw unreadableFolder(Inputs.MigrationsDir, shownDir, error, 'Set it to the folder that holds your migrations.');
+    }
+}
+async function scanFolder(folder) {
+    const scan = { candidates: [], strays: [], almost: [] };
+    for (const entry of folder.entries) {
+        // Hidden entries are editor and VCS files; diesel skips them too.
+        if (entry.name.startsWith('.'))
+            continue;
+        if (entry.isDirectory())
+            await scanDirectory(folder, entry.name, scan);
+        else
+            await scanFile(folder, entry.name, scan);
+    }
+    return scan;
+}
+/** A folder is a migration when it holds an up.sql and its name starts with a version, as diesel reads it. */
+async function scanDirectory(folder, name, scan) {
+    const inner = (await (0,promises_namespaceObject.readdir)(external_node_path_default().join(folder.dir, name)).catch(() => [])).filter((n) => !n.startsWith('.'));
+    const hasUp = inner.includes('up.sql');
+    const shown = `${folder.shown(name)}/`;
+    if (hasUp && dieselVersion(name))
+        scan.candidates.push({ layout: 'directories', name });
+    else if (hasUp)
+        scan.almost.push({
+            check: 'ordering',
+            severity: 'error',
+            file: folder.shown(name, 'up.sql'),
+            message: `'${shown}' holds an up.sql, but its name does not start with a version: diesel takes '${name.split('_')[0]}' as its version and, sorting versions as text, runs it after every numbered migration, whatever its place was meant to be; this check cannot place it either. Rename it like '${datedName(name)}'.`,
+        });
+    else if (versionLike.test(name))
+        scan.almost.push({
+            check: 'ordering',
+            severity: 'error',
+            file: folder.shown(name),
+            message: `'${shown}' is named like a migration folder, but has no up.sql (${inner.length ? `it holds ${inner.slice(0, 4).join(', ')}${inner.length > 4 ? ', ...' : ''}` : 'it is empty'}), so diesel skips it and it never runs. Give it an up.sql and a down.sql (lower case), or move it out of the migrations folder.`,
+        });
+}
+async function scanFile(folder, name, scan) {
+    if (!name.toLowerCase().endsWith('.sql')) {
+        if (almostFile.test(name))
+            scan.almost.push({
+                check: 'ordering',
+                severity: 'warning',
+                file: folder.shown(name),
+                message: `'${folder.shown(name)}' is named almost like a migration, but migration tools only run files that end in .sql, so it never runs. Rename it if it is a migration, or move it out of the migrations folder.`,
+            });
+        return;
+    }
+    if (golangName.test(name))
+        scan.candidates.push({ layout: 'golang-migrate', name });
+    else if (flywayName.test(name) || flywayRepeatable.test(name))
+        scan.candidates.push({ layout: 'flyway', name });
+    else {
+        const text = await readText(external_node_path_default().join(folder.dir, name), folder.shown(name));
+        folder.texts.set(name, text);
+        if (dbmateUp.test(text) && numberedName.test(name.slice(0, -4)))
+            scan.candidates.push({ layout: 'dbmate', name });
+        else
+            scan.strays.push(name);
+    }
+}
+/** The folder's one layout; a folder with none, or with several, is an error that says what it holds. */
+function layoutOf(folder, scan) {
+    const layouts = [...new Set(scan.candidates.map((c) => c.layout))];
+    if (layouts.length === 0) {
+        const found = [
+            scan.strays.length
+                ? `${scan.strays.length} .sql file(s) named like none of them, e.g. '${scan.strays[0]}'`
+                : '',
+            scan.almost.length
+                ? `${scan.almost.length} almost a migration: ${scan.almost
+                    .slice(0, 3)
+                    .map((f) => f.message)
+                    .join(' ')}`
+                : '',
+        ].filter(Boolean);
+        throw new CannotCheck(`Input '${Inputs.MigrationsDir}' points to '${folder.shownDir}', which holds no migrations${found.length ? `. It holds ${found.join('; and ')}` : `: ${folderContents(folder.entries)}`}. Expected e.g. ${Object.values(Examples).join(', ')}; for migration modules or another runner, set '${Inputs.Format}'.`);
+    }
+    if (layouts.length > 1) {
+        const examples = layouts.map((l) => `${LayoutDescriptions[l]}: '${scan.candidates.find((c) => c.layout === l)?.name}'`);
+        throw new CannotCheck(`'${folder.shownDir}' mixes migration layouts: ${examples.join('; ')}. Keep one layout per folder, or configure one migration set per folder.`);
+    }
+    return layouts[0];
+}
+function readFolderText(folder, name) {
+    const known = folder.texts.get(name);
+    return known !== undefined
+        ? Promise.resolve(known)
+        : readText(external_node_path_default().join(folder.dir, name), folder.shown(name));
+}
+/** golang-migrate and Flyway: up and down files paired by version; a down file alone is a finding. */
+async function versionedMigrations(folder, names, findings) {
+    const groups = new Map();
+    for (const name of names) {
+        const { id, version, direction } = versionedName(name);
+        const group = groups.get(id) ?? { version, repeatable: version === RepeatableVersion };
+        group[direction] = name;
+        groups.set(id, group);
+    }
+    const loaded = await Promise.all([...groups].map(async ([id, group]) => {
+        if (!group.up) {
+            const file = folder.shown(group.down ?? '');
+            findings.push({
+                check: 'ordering',
+                severity: 'error',
+                migration: id,
+                file,
+                message: `'${file}' is a down step with no up step, so it can never run. Restore the up file or delete this one.`,
+            });
+            return undefined;
+        }
+        const [upText, downText] = await Promise.all([
+            readFolderText(folder, group.up),
+            group.down ? readFolderText(folder, group.down) : undefined,
+        ]);
+        const down = group.down && downText !== undefined ? { file: folder.shown(group.down), text: downText } : undefined;
+        return fileMigration({ id, version: group.version, name: group.up, repeatable: group.repeatable }, { file: folder.shown(group.up), text: upText }, down, 'no down file');
+    }));
+    return loaded.filter((m) => !!m);
+}
+/** A golang-migrate or Flyway file name: the migration it belongs to, its version, its direction. */
+function versionedName(name) {
+    const golang = golangName.exec(name);
+    if (golang)
+        return {
+            id: `${golang[1]}_${golang[2]}`,
+            version: [BigInt(golang[1] ?? '0')],
+            direction: (golang[3] ?? '').toLowerCase(),
+        };
+    const flyway = flywayName.exec(name);
+    if (flyway)
+        return {
+            id: `V${flyway[2]}__${flyway[3]}`,
+            version: (flyway[2] ?? '').split(/[._]/).map((s) => BigInt(s)),
+            direction: flyway[1] === 'V' ? 'up' : 'down',
+        };
+    return { id: name.slice(0, -4), version: RepeatableVersion, direction: 'up' };
+}
+/** diesel's folders: up.sql, down.sql when there is one, and metadata.toml's transaction setting. */
+async function directoryMigrations(folder, names) {
+    const migrations = [];
+    for (const name of names) {
+        const upText = await readText(external_node_path_default().join(folder.dir, name, 'up.sql'), folder.shown(name, 'up.sql'));
+        const downText = await (0,promises_namespaceObject.readFile)(external_node_path_default().join(folder.dir, name, 'down.sql'), 'utf8').catch(() => undefined);
+        const order = dieselVersion(name) ?? '0';
+        const metadata = await (0,promises_namespaceObject.readFile)(external_node_path_default().join(folder.dir, name, 'metadata.toml'), 'utf8').catch(() => undefined);
+        migrations.push(fileMigration({
+            id: name,
+            version: [BigInt(order)],
+            name,
+            key: order,
+            order,
+            noTransaction: metadata !== undefined && !runsInTransaction(metadata) ? MetadataNoTransaction : undefined,
+        }, { file: folder.shown(name, 'up.sql'), text: upText }, downText !== undefined ? { file: folder.shown(name, 'down.sql'), text: downText } : undefined, 'no down.sql'));
+    }
+    return migrations;
+}
+async function dbmateMigrations(folder, names) {
+    const migrations = [];
+    for (const name of names) {
+        const id = name.slice(0, -4);
+        const version = [BigInt(numberedName.exec(id)?.[1] ?? '0')];
+        migrations.push(dbmateMigration(id, version, name, folder.shown(name), await readFolderText(folder, name)));
+    }
+    return migrations;
 }
 const MetadataNoTransaction = 'metadata.toml: run_in_transaction = false';
 /**
@@ -48102,33 +48213,8 @@ async function commitOf(cwd, ref) {
 async function checkoutBase(ref, dirs, workingDirectory, log, 
 /** Folders whose migrations run through commands in the working directory, copied whole. */
 withRunner = []) {
-    const first = dirs[0] ?? workingDirectory;
-    const shownDir = external_node_path_default().relative(workingDirectory, first) || '.';
-    let top;
-    try {
-        top = await git_text(first, ['rev-parse', '--show-toplevel']);
-    }
-    catch (error) {
-        if (error.code === 'ENOENT' && !(error instanceof GitFailed)) {
-            throw new CannotCheck(`Input '${Inputs.BaseRef}' is '${ref}', which needs git, and git is not on PATH. Install git, or leave ${Inputs.BaseRef} empty to skip the comparison with the base branch.`, { cause: error });
-        }
-        throw new CannotCheck(`Input '${Inputs.BaseRef}' is '${ref}', but '${shownDir}' is not inside a git repository (${messageOf(error)}). Run the check in a git checkout, or leave ${Inputs.BaseRef} empty.`, { cause: error });
-    }
-    top = await (0,promises_namespaceObject.realpath)(top);
-    let commit = (await commitOf(top, ref)) ?? (await commitOf(top, `refs/remotes/origin/${ref}`));
-    if (!commit) {
-        const shallow = (await git_text(top, ['rev-parse', '--is-shallow-repository']).catch(() => '')) === 'true';
-        log.info(`base-ref '${ref}' is not in this checkout; fetching it from origin${shallow ? ' (shallow)' : ''}`);
-        try {
-            await git(top, ['fetch', '--no-tags', ...(shallow ? ['--depth=1'] : []), 'origin', ref]);
-            commit = await commitOf(top, 'FETCH_HEAD');
-        }
-        catch (error) {
-            throw new CannotCheck(`Input '${Inputs.BaseRef}' is '${ref}', which is not a commit in this checkout, and 'git fetch origin ${ref}' failed: ${messageOf(error)}. Fetch the base branch first (actions/checkout with fetch-depth: 0), or set ${Inputs.BaseRef} to a branch, tag or commit that exists.`, { cause: error });
-        }
-        if (!commit)
-            throw new CannotCheck(`Input '${Inputs.BaseRef}' is '${ref}', and 'git fetch origin ${ref}' brought no commit. Set ${Inputs.BaseRef} to a branch, tag or commit that exists.`);
-    }
+    const top = await repositoryRoot(ref, dirs[0] ?? workingDirectory, workingDirectory);
+    const commit = await resolveRef(top, ref, log);
     const root = await (0,promises_namespaceObject.mkdtemp)(external_node_path_default().join(external_node_os_default().tmpdir(), 'pgmv-base-'));
     const unregister = registerCleanup({
         sync: () => (0,external_node_fs_.rmSync)(root, { recursive: true, force: true }),
@@ -48163,6 +48249,37 @@ withRunner = []) {
         await remove();
         throw error;
     }
+}
+/** The top of the git repository that holds `dir` (real path); a clear error without git or a repository. */
+async function repositoryRoot(ref, dir, workingDirectory) {
+    try {
+        return await (0,promises_namespaceObject.realpath)(await git_text(dir, ['rev-parse', '--show-toplevel']));
+    }
+    catch (error) {
+        if (error.code === 'ENOENT' && !(error instanceof GitFailed)) {
+            throw new CannotCheck(`Input '${Inputs.BaseRef}' is '${ref}', which needs git, and git is not on PATH. Install git, or leave ${Inputs.BaseRef} empty to skip the comparison with the base branch.`, { cause: error });
+        }
+        throw new CannotCheck(`Input '${Inputs.BaseRef}' is '${ref}', but '${external_node_path_default().relative(workingDirectory, dir) || '.'}' is not inside a git repository (${messageOf(error)}). Run the check in a git checkout, or leave ${Inputs.BaseRef} empty.`, { cause: error });
+    }
+}
+/** The commit `ref` names: here, as `origin/<ref>`, or fetched from origin (shallowly in a shallow clone). */
+async function resolveRef(top, ref, log) {
+    const known = (await commitOf(top, ref)) ?? (await commitOf(top, `refs/remotes/origin/${ref}`));
+    if (known)
+        return known;
+    const shallow = (await git_text(top, ['rev-parse', '--is-shallow-repository']).catch(() => '')) === 'true';
+    log.info(`${Inputs.BaseRef} '${ref}' is not in this checkout; fetching it from origin${shallow ? ' (shallow)' : ''}`);
+    let fetched;
+    try {
+        await git(top, ['fetch', '--no-tags', ...(shallow ? ['--depth=1'] : []), 'origin', ref]);
+        fetched = await commitOf(top, 'FETCH_HEAD');
+    }
+    catch (error) {
+        throw new CannotCheck(`Input '${Inputs.BaseRef}' is '${ref}', which is not a commit in this checkout, and 'git fetch origin ${ref}' failed: ${messageOf(error)}. Fetch the base branch first (actions/checkout with fetch-depth: 0), or set ${Inputs.BaseRef} to a branch, tag or commit that exists.`, { cause: error });
+    }
+    if (!fetched)
+        throw new CannotCheck(`Input '${Inputs.BaseRef}' is '${ref}', and 'git fetch origin ${ref}' brought no commit. Set ${Inputs.BaseRef} to a branch, tag or commit that exists.`);
+    return fetched;
 }
 /** Writes the files under `rel` at `commit` into `dest` (same relative paths); returns how many. */
 async function copyTree(top, commit, rel, dest) {

@@ -2,7 +2,7 @@ import { type AssertionRun, Sides, shouldPass } from './assertions.js';
 import type { Finding } from './findings.js';
 import { CheckIds } from './findings.js';
 import { formatDuration, plural } from './format.js';
-import type { MigrationReport, Report, StepResult } from './report.js';
+import type { AcceptedFinding, MigrationReport, Report, SetReport, StepResult } from './report.js';
 
 /** Escapes text from the repository or the database so it cannot open HTML or break a table. */
 export function escapeText(text: string): string {
@@ -107,90 +107,98 @@ export function renderFindingLine(f: Finding, options: RenderOptions = {}): stri
 /** Renders the whole report as GitHub-flavoured Markdown: verdict and counts first, details collapsed. */
 export function renderMarkdown(report: Report, options: RenderOptions = {}): string {
   const out: string[] = renderHeader(report, options);
+  for (const set of report.sets) out.push(...setSection(report, set));
+  if (report.findings.length) out.push(...findingsSection(report, options));
+  if (report.accepted?.length) out.push(...acceptedSection(report.accepted, options));
+  return `${out.join('\n').trimEnd()}\n`;
+}
 
-  for (const set of report.sets) {
-    const failing = new Set(
+/** One migration set: its folder and format, the base it was compared with, a row per migration, notes. */
+function setSection(report: Report, set: SetReport): string[] {
+  const out: string[] = [];
+  const migrationsWith = (severity: Finding['severity']) =>
+    new Set(
       report.findings
-        .filter((f) => f.set === set.name && f.severity === 'error' && f.migration)
+        .filter((f) => f.set === set.name && f.severity === severity && f.migration)
         .map((f) => f.migration as string),
     );
-    const warned = new Set(
-      report.findings
-        .filter((f) => f.set === set.name && f.severity === 'warning' && f.migration)
-        .map((f) => f.migration as string),
-    );
-    out.push(`### ${escapeText(set.name)}`, '');
+  const failing = migrationsWith('error');
+  const warned = migrationsWith('warning');
+  out.push(`### ${escapeText(set.name)}`, '');
+  out.push(
+    `${inlineCode(set.dir)}: ${escapeText(set.format)}${set.formatReason ? `, ${escapeText(set.formatReason)}` : ''}`,
+    '',
+  );
+  if (set.base) {
+    const added = set.base.added;
     out.push(
-      `${inlineCode(set.dir)}: ${escapeText(set.format)}${set.formatReason ? `, ${escapeText(set.formatReason)}` : ''}`,
+      `Compared with ${inlineCode(set.base.ref)} at ${inlineCode(set.base.commit.slice(0, 7))} (${plural(set.base.migrations, 'migration')}): ${
+        added.length
+          ? `this branch adds ${added.map((id) => inlineCode(id)).join(', ')}`
+          : 'this branch adds no migration'
+      }.`,
       '',
     );
-    if (set.base) {
-      const added = set.base.added;
-      out.push(
-        `Compared with ${inlineCode(set.base.ref)} at ${inlineCode(set.base.commit.slice(0, 7))} (${plural(set.base.migrations, 'migration')}): ${
-          added.length
-            ? `this branch adds ${added.map((id) => inlineCode(id)).join(', ')}`
-            : 'this branch adds no migration'
-        }.`,
-        '',
-      );
-    }
-    out.push('| | Migration | Up | Down | Reversible | Changes |', '|---|---|---|---|---|---|');
-    for (const m of set.migrations) {
-      const changes = m.changes.length ? m.changes.map((c) => escapeText(c)).join('<br>') : '';
-      out.push(
-        `| ${status(m, failing, warned)} | ${inlineCode(m.id)} | ${step(m.up)} | ${step(m.down)} | ${m.reversible} | ${changes} |`,
-      );
-    }
-    out.push('');
-    out.push(...assertionTable(set.migrations));
-    for (const note of set.notes) out.push(`> ${escapeText(note).replaceAll('\\|', '|')}`, '');
   }
+  out.push('| | Migration | Up | Down | Reversible | Changes |', '|---|---|---|---|---|---|');
+  for (const m of set.migrations) {
+    const changes = m.changes.length ? m.changes.map((c) => escapeText(c)).join('<br>') : '';
+    out.push(
+      `| ${status(m, failing, warned)} | ${inlineCode(m.id)} | ${step(m.up)} | ${step(m.down)} | ${m.reversible} | ${changes} |`,
+    );
+  }
+  out.push('');
+  out.push(...assertionTable(set.migrations));
+  for (const note of set.notes) out.push(`> ${escapeText(note).replaceAll('\\|', '|')}`, '');
+  return out;
+}
 
-  if (report.findings.length) {
-    out.push('### Findings', '');
-    for (const check of CheckIds) {
-      const group = report.findings.filter((f) => f.check === check);
-      if (!group.length) continue;
-      out.push(`#### ${check}`, '');
-      for (const f of group) {
-        out.push(renderFindingLine(f, options));
-        if (f.detail) {
-          out.push(
-            '',
-            '  <details><summary>Details</summary>',
-            '',
-            indent(codeBlock(f.detail), '  '),
-            '',
-            '  </details>',
-            '',
-          );
-        }
+/** Findings grouped by check, each with its details collapsed, and what to do for a failing check. */
+function findingsSection(report: Report, options: RenderOptions): string[] {
+  const out = ['### Findings', ''];
+  for (const check of CheckIds) {
+    const group = report.findings.filter((f) => f.check === check);
+    if (!group.length) continue;
+    out.push(`#### ${check}`, '');
+    for (const f of group) {
+      out.push(renderFindingLine(f, options));
+      if (f.detail) {
+        out.push(
+          '',
+          '  <details><summary>Details</summary>',
+          '',
+          indent(codeBlock(f.detail), '  '),
+          '',
+          '  </details>',
+          '',
+        );
       }
-      if (group.some((f) => f.severity === 'error')) {
-        if (out.at(-1) !== '') out.push('');
-        out.push(`**What to do:** ${WhatToDo[check]}`);
-      }
-      out.push('');
     }
-  }
-  if (report.accepted?.length) {
-    out.push(`### Accepted (${report.accepted.length})`, '');
-    out.push('Findings the config file accepts on purpose; they do not fail the check.', '');
-    for (const f of report.accepted) {
-      const where = location(f, options);
-      out.push(
-        `- ${f.check} ${inlineCode(f.migration ?? '')}${where ? ` ${where}` : ''}: ${escapeText(f.reason)}`,
-        `  <details><summary>Finding</summary>`,
-        '',
-        `  ${escapeText(f.message).replaceAll('\\|', '|')}`,
-        '',
-        '  </details>',
-      );
+    if (group.some((f) => f.severity === 'error')) {
+      if (out.at(-1) !== '') out.push('');
+      out.push(`**What to do:** ${WhatToDo[check]}`);
     }
     out.push('');
   }
-  return `${out.join('\n').trimEnd()}\n`;
+  return out;
+}
+
+function acceptedSection(accepted: AcceptedFinding[], options: RenderOptions): string[] {
+  const out = [`### Accepted (${accepted.length})`, ''];
+  out.push('Findings the config file accepts on purpose; they do not fail the check.', '');
+  for (const f of accepted) {
+    const where = location(f, options);
+    out.push(
+      `- ${f.check} ${inlineCode(f.migration ?? '')}${where ? ` ${where}` : ''}: ${escapeText(f.reason)}`,
+      `  <details><summary>Finding</summary>`,
+      '',
+      `  ${escapeText(f.message).replaceAll('\\|', '|')}`,
+      '',
+      '  </details>',
+    );
+  }
+  out.push('');
+  return out;
 }
 
 /** Which assertions ran on which side, pass or fail, and how long: collapsed under the migrations. */

@@ -205,6 +205,16 @@ export interface HistoryComparison {
   removed: string[];
 }
 
+/** The two histories side by side: base entries by key, and each one's counterpart on the branch. */
+interface Pairing {
+  baseByKey: Map<string, HistoryEntry>;
+  headByKey: Map<string, HistoryEntry>;
+  added: HistoryEntry[];
+  removed: HistoryEntry[];
+  rules: OrderRules;
+  baseName: string;
+}
+
 /**
  * Compares a branch's history (`head`) with its base branch's: everything added must sort after
  * everything on the base, and what the base has must stay as it is (not edited, renamed or deleted).
@@ -215,7 +225,6 @@ export function compareHistories(
   rules: OrderRules,
   baseName: string,
 ): HistoryComparison {
-  const findings: NewFinding[] = [];
   const baseByKey = new Map(base.filter((e) => !e.repeatable).map((e) => [e.key, e]));
   // Each base migration's counterpart: the head entry with its key, the one with its id first
   // (two head entries with one key are a duplicate, reported on its own).
@@ -227,12 +236,30 @@ export function compareHistories(
       headByKey.set(e.key, e);
   }
   const matched = new Set(headByKey.values());
-  const edited: string[] = [];
-  const added = head.filter((e) => !e.repeatable && !(baseByKey.has(e.key) && matched.has(e)));
-  const removed = [...baseByKey.values()].filter((e) => !headByKey.has(e.key));
+  const pairing: Pairing = {
+    baseByKey,
+    headByKey,
+    added: head.filter((e) => !e.repeatable && !(baseByKey.has(e.key) && matched.has(e))),
+    removed: [...baseByKey.values()].filter((e) => !headByKey.has(e.key)),
+    rules,
+    baseName,
+  };
+  const changed = changedOnBranch(pairing);
+  const gone = goneFromBranch(pairing);
+  return {
+    findings: [...changed.findings, ...gone.findings, ...outOfOrder(pairing, gone.renamedTo)],
+    added: pairing.added,
+    edited: changed.edited,
+    removed: pairing.removed.map((e) => e.key),
+  };
+}
 
-  for (const [key, was] of baseByKey) {
-    const now = headByKey.get(key);
+/** Migrations on both sides: edited text, and (where the tool checks names) new names. */
+function changedOnBranch(p: Pairing): { findings: NewFinding[]; edited: string[] } {
+  const findings: NewFinding[] = [];
+  const edited: string[] = [];
+  for (const [key, was] of p.baseByKey) {
+    const now = p.headByKey.get(key);
     if (!now) continue;
     if (!sameText(was.source, now.source)) {
       edited.push(key);
@@ -243,24 +270,29 @@ export function compareHistories(
         migration: now.id,
         file: now.file,
         line: now.line + Math.max(at, 0),
-        message: `\`${now.id}\` is already on ${baseName}, and this branch edits it${at >= 0 ? ` (first change at line ${now.line + at})` : ''}. ${rules.edited} Put the change in a new migration instead, and leave this one as it was.`,
+        message: `\`${now.id}\` is already on ${p.baseName}, and this branch edits it${at >= 0 ? ` (first change at line ${now.line + at})` : ''}. ${p.rules.edited} Put the change in a new migration instead, and leave this one as it was.`,
         detail: editDetail(was, now, at),
       });
     }
-    if (rules.namesMatter && was.id !== now.id) {
+    if (p.rules.namesMatter && was.id !== now.id) {
       findings.push({
         check: 'ordering',
         severity: 'error',
         migration: now.id,
         file: now.file,
-        message: `\`${was.id}\` is already on ${baseName}, and this branch renames it to \`${now.id}\`. ${rules.tool} checks the name of every migration it ran, so production refuses to migrate. Keep the old name.`,
+        message: `\`${was.id}\` is already on ${p.baseName}, and this branch renames it to \`${now.id}\`. ${p.rules.tool} checks the name of every migration it ran, so production refuses to migrate. Keep the old name.`,
       });
     }
   }
+  return { findings, edited };
+}
 
+/** Base migrations the branch no longer has: renamed (the same text under a new version) or deleted. */
+function goneFromBranch(p: Pairing): { findings: NewFinding[]; renamedTo: Set<HistoryEntry> } {
+  const findings: NewFinding[] = [];
   const renamedTo = new Set<HistoryEntry>();
-  for (const gone of removed) {
-    const successor = added.find((e) => !renamedTo.has(e) && sameText(e.source, gone.source));
+  for (const gone of p.removed) {
+    const successor = p.added.find((e) => !renamedTo.has(e) && sameText(e.source, gone.source));
     if (successor) {
       renamedTo.add(successor);
       findings.push({
@@ -268,7 +300,7 @@ export function compareHistories(
         severity: 'error',
         migration: successor.id,
         file: successor.file,
-        message: `\`${gone.id}\` is already on ${baseName}, and this branch renames it to \`${successor.id}\` (version ${gone.key} becomes ${successor.key}). Production recorded version ${gone.key} as applied, so it sees \`${successor.id}\` as new and runs the same text a second time, which fails or duplicates what it made. Keep the old name and version.`,
+        message: `\`${gone.id}\` is already on ${p.baseName}, and this branch renames it to \`${successor.id}\` (version ${gone.key} becomes ${successor.key}). Production recorded version ${gone.key} as applied, so it sees \`${successor.id}\` as new and runs the same text a second time, which fails or duplicates what it made. Keep the old name and version.`,
       });
     } else {
       findings.push({
@@ -276,33 +308,31 @@ export function compareHistories(
         severity: 'error',
         migration: gone.id,
         file: gone.file,
-        message: `\`${gone.id}\` is on ${baseName} but not on this branch: deleted here, or added to ${baseName} after this branch forked. ${rules.deleted} Restore it; if it was added to ${baseName} later, merge ${baseName} into this branch.`,
+        message: `\`${gone.id}\` is on ${p.baseName} but not on this branch: deleted here, or added to ${p.baseName} after this branch forked. ${p.rules.deleted} Restore it; if it was added to ${p.baseName} later, merge ${p.baseName} into this branch.`,
       });
     }
   }
+  return { findings, renamedTo };
+}
 
-  const order = runOrder(rules);
+/** New migrations that sort before the newest one production ran (renames are reported as such). */
+function outOfOrder(p: Pairing, renamedTo: Set<HistoryEntry>): NewFinding[] {
+  const order = runOrder(p.rules);
   // In a graph, a new revision names its parent: a second head is the graph check's business.
-  const newestOnBase = rules.runsBy === 'graph' ? undefined : [...baseByKey.values()].sort(order).at(-1);
-  if (newestOnBase) {
-    const early = added.filter((e) => !renamedTo.has(e) && order(e, newestOnBase) < 0);
-    for (const e of early) {
-      const passed = [...baseByKey.values()].filter((b) => order(e, b) < 0).sort(order);
-      findings.push({
-        check: 'ordering',
-        severity: 'error',
+  const newestOnBase = p.rules.runsBy === 'graph' ? undefined : [...p.baseByKey.values()].sort(order).at(-1);
+  if (!newestOnBase) return [];
+  return p.added
+    .filter((e) => !renamedTo.has(e) && order(e, newestOnBase) < 0)
+    .map((e) => {
+      const passed = [...p.baseByKey.values()].filter((b) => order(e, b) < 0).sort(order);
+      return {
+        check: 'ordering' as const,
+        severity: 'error' as const,
         migration: e.id,
         file: e.file,
-        message: `\`${e.id}\` is new on this branch but sorts before ${listed(passed)}, already on ${baseName} and run by production. ${rules.outOfOrder} Give it a ${rules.runsBy === 'name' ? 'name' : 'version'} that sorts after \`${newestOnBase.id}\`.`,
-      });
-    }
-  }
-  return {
-    findings,
-    added,
-    edited,
-    removed: removed.map((e) => e.key),
-  };
+        message: `\`${e.id}\` is new on this branch but sorts before ${listed(passed)}, already on ${p.baseName} and run by production. ${p.rules.outOfOrder} Give it a ${p.rules.runsBy === 'name' ? 'name' : 'version'} that sorts after \`${newestOnBase.id}\`.`,
+      };
+    });
 }
 
 function editDetail(was: HistoryEntry, now: HistoryEntry, at: number): string | undefined {

@@ -33,6 +33,39 @@ export const CommandRules: OrderRules = {
  * apply one migration given as `{id}`. The database is given as DATABASE_URL and PG*.
  */
 export async function loadCommandMigrations(options: CommandOptions): Promise<LoadedSet> {
+  const { commands } = options;
+  const migrations: Migration[] = [];
+  for (const [index, entry] of (await listedMigrations(options)).entries()) {
+    migrations.push({
+      id: entry.id,
+      version: [BigInt(/^(\d+)/.exec(entry.id)?.[1] ?? index)],
+      key: entry.id,
+      name: entry.id,
+      source: entry.source,
+      up: commandStep(options, commands.up, entry),
+      ...(commands.down
+        ? { down: commandStep(options, commands.down, entry) }
+        : { noDown: `no ${Inputs.DownCommand}` }),
+    });
+  }
+  return {
+    format: 'command',
+    layout: `${migrations.length} migrations listed by \`${commands.list}\``,
+    migrations,
+    rules: CommandRules,
+    findings: [],
+  };
+}
+
+/** One line of `list-command`: the id, and its file when the runner prints one. */
+interface Listed {
+  id: string;
+  file?: string;
+  /** The file's text (the id without a file), compared with the base branch. */
+  source: string;
+}
+
+async function listedMigrations(options: CommandOptions): Promise<Listed[]> {
   const { commands, workingDirectory } = options;
   const listed = await runCommand(commands.list, {
     cwd: workingDirectory,
@@ -52,63 +85,54 @@ export async function loadCommandMigrations(options: CommandOptions): Promise<Lo
     throw new CannotCheck(
       `'${Inputs.ListCommand}' (${commands.list}) printed no migration ids. It must print them one per line, in the order your runner applies them.`,
     );
-  const migrations: Migration[] = [];
-  const seen = new Set<string>();
-  for (const [index, line] of lines.entries()) {
+  const entries: Listed[] = [];
+  for (const line of lines) {
     const [id = '', given] = line.split(/\s+/, 2);
-    if (seen.has(id))
+    if (entries.some((e) => e.id === id))
       throw new CannotCheck(
         `'${Inputs.ListCommand}' printed '${id}' twice. Each migration id must be listed once.`,
       );
-    seen.add(id);
     const file = given ? path.relative(workingDirectory, path.resolve(workingDirectory, given)) : undefined;
     let source = id;
     if (file) {
       try {
         source = await readFile(path.resolve(workingDirectory, file), 'utf8');
-      } catch {
+      } catch (error) {
         throw new CannotCheck(
           `'${Inputs.ListCommand}' printed '${line}', but '${file}' cannot be read. Print the id, optionally followed by the migration's file relative to the working directory.`,
+          { cause: error },
         );
       }
     }
-    const step = (template: string): Step => ({
-      file: file ?? id,
-      line: 1,
-      noTransaction: 'the runner applies it on its own connection',
-      async run(context) {
-        const command = fillCommand(template, { id });
-        const result = await runCommand(command, {
-          cwd: workingDirectory,
-          env: { ...options.env, ...pgEnv(context.databaseUrl) },
-          // The step timeout is the runner's: it aborts the signal.
-          timeoutMs: 24 * 3_600_000,
-          signal: context.signal,
-        });
-        if (result.code === 0) return;
-        const { message, detail, line } = commandFailure(
-          command,
-          result,
-          file ? { file, cwd: workingDirectory } : undefined,
-        );
-        throw new StepError(message, file ?? id, line, detail);
-      },
-    });
-    migrations.push({
-      id,
-      version: [BigInt(/^(\d+)/.exec(id)?.[1] ?? index)],
-      key: id,
-      name: id,
-      source,
-      up: step(commands.up),
-      ...(commands.down ? { down: step(commands.down) } : { noDown: 'no down-command' }),
-    });
+    entries.push({ id, ...(file ? { file } : {}), source });
   }
+  return entries;
+}
+
+/** A step that runs `template` with `{id}` filled in; a failure is located in the migration's file when known. */
+function commandStep(options: CommandOptions, template: string, entry: Listed): Step {
+  const { workingDirectory } = options;
+  const file = entry.file;
   return {
-    format: 'command',
-    layout: `${migrations.length} migrations listed by \`${commands.list}\``,
-    migrations,
-    rules: CommandRules,
-    findings: [],
+    file: file ?? entry.id,
+    line: 1,
+    noTransaction: 'the runner applies it on its own connection',
+    async run(context) {
+      const command = fillCommand(template, { id: entry.id });
+      const result = await runCommand(command, {
+        cwd: workingDirectory,
+        env: { ...options.env, ...pgEnv(context.databaseUrl) },
+        // The step timeout is the runner's: it aborts the signal.
+        timeoutMs: 24 * 3_600_000,
+        signal: context.signal,
+      });
+      if (result.code === 0) return;
+      const { message, detail, line } = commandFailure(
+        command,
+        result,
+        file ? { file, cwd: workingDirectory } : undefined,
+      );
+      throw new StepError(message, file ?? entry.id, line, detail);
+    },
   };
 }
