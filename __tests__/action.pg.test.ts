@@ -2,21 +2,16 @@ import { spawnSync } from 'node:child_process';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { afterAll, describe, expect, test } from '@jest/globals';
 import type { Report } from '../src/core/report.js';
 import { baseRefOfEvent } from '../src/github/event.js';
-import type { StartedPostgres } from '../src/postgres/types.js';
 import { makeRepo, tempDir } from './helpers/git.js';
-import { repoRoot, startTestServer } from './helpers/postgres.js';
+import { repoRoot, useTestServer } from './helpers/postgres.js';
 
-let server: StartedPostgres;
+const server = useTestServer();
 const dirs: string[] = [];
 
-beforeAll(async () => {
-  server = await startTestServer();
-});
 afterAll(async () => {
-  await server?.stop();
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
 });
 

@@ -1,21 +1,16 @@
 import { cp, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { afterAll, describe, expect, test } from '@jest/globals';
 import { doesNothing, headsOf, parseHistory, topologicalOrder } from '../src/migrations/alembic.js';
-import type { StartedPostgres } from '../src/postgres/types.js';
 import { resolveSettings } from '../src/settings.js';
 import { verify } from '../src/verify.js';
 import { tempDir } from './helpers/git.js';
-import { edgesOn, fixture, settingsFor, startTestServer } from './helpers/postgres.js';
+import { edgesOn, fixture, settingsFor, useTestServer } from './helpers/postgres.js';
 import { pythonTest } from './helpers/python.js';
 
-let server: StartedPostgres;
+const server = useTestServer();
 const dirs: string[] = [];
-beforeAll(async () => {
-  server = await startTestServer();
-});
 afterAll(async () => {
-  await server?.stop();
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
 });
 

@@ -1,22 +1,15 @@
 import { spawnSync } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { describe, expect, test } from '@jest/globals';
 import { renderMarkdown } from '../src/core/markdown.js';
 import type { Report } from '../src/core/report.js';
-import type { StartedPostgres } from '../src/postgres/types.js';
 import type { RawInputs } from '../src/settings.js';
 import { verify } from '../src/verify.js';
-import { edgesOn, fixture, repoRoot, settingsFor, startTestServer } from './helpers/postgres.js';
+import { edgesOn, fixture, repoRoot, settingsFor, useTestServer } from './helpers/postgres.js';
 import { pythonTest } from './helpers/python.js';
 
-let server: StartedPostgres;
-beforeAll(async () => {
-  server = await startTestServer();
-});
-afterAll(async () => {
-  await server?.stop();
-});
+const server = useTestServer();
 
 const migrations = fixture('assertions/migrations');
 // Debian's python3 has psycopg2 (.ci/run installs it); the first python3 on PATH may not.

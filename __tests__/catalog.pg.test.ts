@@ -1,18 +1,11 @@
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { describe, expect, test } from '@jest/globals';
 import pg from 'pg';
 import { generateHistory } from '../bench/generate.js';
 import { CatalogTracker, defaultExclusions, readSnapshot } from '../src/catalog/tracker.js';
 import { diffSnapshots } from '../src/core/schema.js';
-import type { StartedPostgres } from '../src/postgres/types.js';
-import { startTestServer } from './helpers/postgres.js';
+import { useTestServer } from './helpers/postgres.js';
 
-let server: StartedPostgres;
-beforeAll(async () => {
-  server = await startTestServer();
-});
-afterAll(async () => {
-  await server?.stop();
-});
+const server = useTestServer();
 
 async function connect(): Promise<pg.Client> {
   const db = await server.createDatabase();

@@ -5,16 +5,14 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { runCli } from '../src/cli.js';
 import type { Report } from '../src/core/report.js';
-import type { StartedPostgres } from '../src/postgres/types.js';
-import { repoRoot, startTestServer } from './helpers/postgres.js';
+import { repoRoot, useTestServer } from './helpers/postgres.js';
 
-let server: StartedPostgres;
+const server = useTestServer();
 let tmp: string;
 let urlWithPassword: string;
 const secret = 'S3cr3t-pa55';
 
 beforeAll(async () => {
-  server = await startTestServer();
   tmp = await mkdtemp(path.join(os.tmpdir(), 'pgmv-cli-'));
   // The test server trusts local connections, so any password works: a realistic URL to mask.
   const url = new URL(server.adminUrl);
@@ -22,7 +20,6 @@ beforeAll(async () => {
   urlWithPassword = url.toString();
 });
 afterAll(async () => {
-  await server?.stop();
   await rm(tmp, { recursive: true, force: true });
 });
 

@@ -1,20 +1,15 @@
 import { cp, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import type { StartedPostgres } from '../src/postgres/types.js';
+import { afterAll, describe, expect, test } from '@jest/globals';
 import { resolveSettings } from '../src/settings.js';
 import { verify } from '../src/verify.js';
 import { makeRepo, tempDir } from './helpers/git.js';
-import { edgesOn, fixture, repoRoot, startTestServer } from './helpers/postgres.js';
+import { edgesOn, fixture, repoRoot, useTestServer } from './helpers/postgres.js';
 import { pythonTest } from './helpers/python.js';
 
-let server: StartedPostgres;
+const server = useTestServer();
 const dirs: string[] = [];
-beforeAll(async () => {
-  server = await startTestServer();
-});
 afterAll(async () => {
-  await server?.stop();
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
 });
 

@@ -3,19 +3,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { Report } from '../src/core/report.js';
-import type { StartedPostgres } from '../src/postgres/types.js';
 import type { RawInputs } from '../src/settings.js';
 import { verify } from '../src/verify.js';
-import { edgesOn, fixture, settingsFor, startTestServer } from './helpers/postgres.js';
+import { edgesOn, fixture, settingsFor, useTestServer } from './helpers/postgres.js';
 
-let server: StartedPostgres;
+const server = useTestServer();
 let tmp: string;
 beforeAll(async () => {
-  server = await startTestServer();
   tmp = await mkdtemp(path.join(os.tmpdir(), 'pgmv-drift-'));
 });
 afterAll(async () => {
-  await server?.stop();
   await rm(tmp, { recursive: true, force: true });
 });
 

@@ -1,22 +1,17 @@
 import { spawn } from 'node:child_process';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from '@jest/globals';
+import { afterAll, afterEach, beforeEach, describe, expect, test } from '@jest/globals';
 import { parseMarker } from '../src/core/comment.js';
-import type { StartedPostgres } from '../src/postgres/types.js';
 import { tempDir } from './helpers/git.js';
 import { GitHubServer } from './helpers/github-server.js';
-import { repoRoot, startTestServer } from './helpers/postgres.js';
+import { repoRoot, useTestServer } from './helpers/postgres.js';
 
-let server: StartedPostgres;
+const server = useTestServer();
 let github: GitHubServer;
 const dirs: string[] = [];
 
-beforeAll(async () => {
-  server = await startTestServer();
-});
 afterAll(async () => {
-  await server?.stop();
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
 });
 beforeEach(async () => {

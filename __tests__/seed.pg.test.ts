@@ -1,18 +1,11 @@
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { describe, expect, test } from '@jest/globals';
 import type { Report } from '../src/core/report.js';
-import type { StartedPostgres } from '../src/postgres/types.js';
 import type { RawInputs } from '../src/settings.js';
 import { verify } from '../src/verify.js';
-import { edgesOn, fixture, settingsFor, startTestServer } from './helpers/postgres.js';
+import { edgesOn, fixture, settingsFor, useTestServer } from './helpers/postgres.js';
 import { pythonTest } from './helpers/python.js';
 
-let server: StartedPostgres;
-beforeAll(async () => {
-  server = await startTestServer();
-});
-afterAll(async () => {
-  await server?.stop();
-});
+const server = useTestServer();
 
 async function check(raw: RawInputs = {}, lines: string[] = []): Promise<Report> {
   const settings = await settingsFor(fixture('seed/migrations'), {

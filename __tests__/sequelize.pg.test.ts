@@ -1,25 +1,20 @@
 import { spawnSync } from 'node:child_process';
 import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { afterAll, describe, expect, test } from '@jest/globals';
 import pg from 'pg';
 import type { Report } from '../src/core/report.js';
 import { loadMigrations } from '../src/migrations/index.js';
 import { Runner } from '../src/migrations/runner.js';
 import type { Migration } from '../src/migrations/types.js';
-import type { StartedPostgres } from '../src/postgres/types.js';
 import { resolveSettings } from '../src/settings.js';
 import { verify } from '../src/verify.js';
 import { tempDir } from './helpers/git.js';
-import { edgesOn, fixture, repoRoot, settingsFor, startTestServer } from './helpers/postgres.js';
+import { edgesOn, fixture, repoRoot, settingsFor, useTestServer } from './helpers/postgres.js';
 
-let server: StartedPostgres;
+const server = useTestServer();
 const dirs: string[] = [];
-beforeAll(async () => {
-  server = await startTestServer();
-});
 afterAll(async () => {
-  await server?.stop();
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
 });
 

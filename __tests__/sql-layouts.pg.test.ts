@@ -1,21 +1,14 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { describe, expect, test } from '@jest/globals';
 import pg from 'pg';
 import type { Report } from '../src/core/report.js';
 import { loadSqlMigrations } from '../src/migrations/sql.js';
-import type { StartedPostgres } from '../src/postgres/types.js';
 import { verify } from '../src/verify.js';
-import { edgesOn, fixture, repoRoot, settingsFor, startTestServer } from './helpers/postgres.js';
+import { edgesOn, fixture, repoRoot, settingsFor, useTestServer } from './helpers/postgres.js';
 
-let server: StartedPostgres;
-beforeAll(async () => {
-  server = await startTestServer();
-});
-afterAll(async () => {
-  await server?.stop();
-});
+const server = useTestServer();
 
 async function run(name: string, raw = {}): Promise<{ report: Report; lines: string[] }> {
   const lines: string[] = [];

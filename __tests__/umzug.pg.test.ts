@@ -1,16 +1,9 @@
 import path from 'node:path';
-import { afterAll, beforeAll, expect, test } from '@jest/globals';
-import type { StartedPostgres } from '../src/postgres/types.js';
+import { expect, test } from '@jest/globals';
 import { verify } from '../src/verify.js';
-import { edgesOn, fixture, settingsFor, startTestServer } from './helpers/postgres.js';
+import { edgesOn, fixture, settingsFor, useTestServer } from './helpers/postgres.js';
 
-let server: StartedPostgres;
-beforeAll(async () => {
-  server = await startTestServer();
-});
-afterAll(async () => {
-  await server?.stop();
-});
+const server = useTestServer();
 
 test('umzug modules (ESM .js under "type": "module", and .ts) get { name, path, context } and run through every check', async () => {
   const report = await verify(

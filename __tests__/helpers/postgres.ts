@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll } from '@jest/globals';
 import { progressLine } from '../../src/core/events.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { startBinaries } from '../../src/postgres/binaries.js';
@@ -15,6 +16,21 @@ export const quietLog = silentLogger;
 /** One real server per test file; each verify() gets its own scratch databases on it. */
 export async function startTestServer(): Promise<StartedPostgres> {
   return startBinaries({ log: quietLog });
+}
+
+/**
+ * The test file's server: started before its tests and stopped after them. The object is filled
+ * in when the server has started, so use it inside tests and hooks, not at the top of the file.
+ */
+export function useTestServer(): StartedPostgres {
+  const server = {} as StartedPostgres;
+  beforeAll(async () => {
+    Object.assign(server, await startTestServer());
+  });
+  afterAll(async () => {
+    await server.stop?.();
+  });
+  return server;
 }
 
 /** Edges that reuse the file's server (its stop is the file's business) and record progress lines. */
