@@ -1,7 +1,8 @@
-// Builds dist/: the Action (dist/index.js) and the CLI (dist/cli/index.js), each one ESM bundle.
+// Builds dist/: one ESM bundle (dist/lib) behind two entry points, the Action (dist/index.js) and
+// the CLI (dist/cli/index.js).
 // ncc's ESM output has no __dirname, and libpg-query's WASM file must sit next to each bundle.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
@@ -34,5 +35,18 @@ function build(entry, outDir, banner) {
 }
 
 if (!existsSync(ncc)) throw new Error('ncc is missing: run npm install first');
-build('src/index.ts', path.join(root, 'dist'), '');
-build('src/bin/pg-migrate-verify.ts', path.join(root, 'dist', 'cli'), '#!/usr/bin/env node\n');
+// One bundle (dist/lib) holds everything, once; the Action's and the CLI's entry points load it.
+const dist = path.join(root, 'dist');
+rmSync(dist, { recursive: true, force: true });
+build('src/bundle.ts', path.join(dist, 'lib'), '');
+mkdirSync(path.join(dist, 'cli'), { recursive: true });
+writeFileSync(path.join(dist, 'package.json'), `${JSON.stringify({ type: 'module' }, null, 2)}\n`);
+writeFileSync(
+  path.join(dist, 'index.js'),
+  "// The Action's entry point (action.yml runs.main): the run lives in the shared bundle.\nimport { run } from './lib/index.js';\n\nawait run();\n",
+);
+writeFileSync(
+  path.join(dist, 'cli', 'index.js'),
+  "#!/usr/bin/env node\n// The CLI's entry point (package.json bin): the run lives in the shared bundle.\nimport { runCli } from '../lib/index.js';\n\nprocess.exitCode = await runCli(process.argv.slice(2));\n",
+  { mode: 0o755 },
+);
