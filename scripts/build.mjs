@@ -1,8 +1,16 @@
 // Builds dist/: one ESM bundle (dist/lib) behind two entry points, the Action (dist/index.js) and
 // the CLI (dist/cli/index.js).
-// ncc's ESM output has no __dirname, and libpg-query's WASM file must sit next to each bundle.
+// ncc's ESM output has no __dirname, and libpg-query's WASM file must sit next to the bundle.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import type { Seed } from './checks/seed.js';
 import { CannotCheck, messageOf } from './core/errors.js';
 import { type CheckId, CheckIds, type Severity } from './core/findings.js';
-import { Inputs, type RawInputs } from './core/inputs.js';
+import { Defaults, Inputs, type RawInputs } from './core/inputs.js';
 import type { Acceptance } from './core/report.js';
 import { type Format, Formats } from './migrations/types.js';
 import { type ProviderChoice, ProviderChoices, SupportedMajors } from './postgres/types.js';
@@ -80,7 +80,6 @@ export interface Settings {
   env: Record<string, string>;
 }
 
-const DefaultStepTimeoutMs = 5 * 60_000;
 const SetKeys = [
   Inputs.MigrationsDir,
   Inputs.Format,
@@ -255,7 +254,7 @@ export async function resolveSettings(raw: RawInputs, cwd: string = process.cwd(
     assertionsStrict: bool(Inputs.AssertionsStrict, get(Inputs.AssertionsStrict), true),
     stepTimeoutMs: get(Inputs.StepTimeout)
       ? parseDuration(Inputs.StepTimeout, get(Inputs.StepTimeout) ?? '')
-      : DefaultStepTimeoutMs,
+      : Defaults.stepTimeoutMs,
     checks: checksOf(get),
     env: Object.fromEntries(Object.entries(config.env ?? {}).map(([k, v]) => [k, String(v)])),
     accepted: (config.accept ?? []).map((a) => ({

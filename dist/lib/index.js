@@ -77122,6 +77122,11 @@ const Inputs = {
     WorkingDirectory: 'working-directory',
     Config: 'config',
 };
+/** Defaults of inputs that layers below the settings also need, written once. */
+const Defaults = {
+    /** `step-timeout`: five minutes. */
+    stepTimeoutMs: 5 * 60_000,
+};
 
 // EXTERNAL MODULE: external "node:child_process"
 var external_node_child_process_ = __nccwpck_require__(31421);
@@ -87564,7 +87569,6 @@ function preprocess(fn, schema) {
 
 
 
-const DefaultStepTimeoutMs = 5 * 60_000;
 const SetKeys = [
     Inputs.MigrationsDir,
     Inputs.Format,
@@ -87720,7 +87724,7 @@ async function resolveSettings(raw, cwd = process.cwd()) {
         assertionsStrict: bool(Inputs.AssertionsStrict, get(Inputs.AssertionsStrict), true),
         stepTimeoutMs: get(Inputs.StepTimeout)
             ? parseDuration(Inputs.StepTimeout, get(Inputs.StepTimeout) ?? '')
-            : DefaultStepTimeoutMs,
+            : Defaults.stepTimeoutMs,
         checks: checksOf(get),
         env: Object.fromEntries(Object.entries(config.env ?? {}).map(([k, v]) => [k, String(v)])),
         accepted: (config.accept ?? []).map((a) => ({
@@ -87837,6 +87841,233 @@ function checksOf(get) {
     const skip = checkList(Inputs.Skip, get(Inputs.Skip));
     return new Set((only.length ? only : CheckIds).filter((c) => !skip.includes(c)));
 }
+
+;// CONCATENATED MODULE: ./src/core/schema.ts
+/** Readable names for property keys in messages. */
+const PropLabels = {
+    notNull: 'not null',
+    forceRowSecurity: 'forced row security',
+    rowSecurity: 'row security',
+    replicaIdentity: 'replica identity',
+    partitionKey: 'partition key',
+    partitionOf: 'partition of',
+    ownedBy: 'owned by',
+    accessMethod: 'access method',
+    returns: 'return type',
+    baseType: 'base type',
+    inherits: 'parent tables',
+};
+function equal(a, b) {
+    if (a === b)
+        return true;
+    if (a === undefined || b === undefined || a === null || b === null)
+        return (a ?? null) === (b ?? null);
+    if (Array.isArray(a) && Array.isArray(b))
+        return a.length === b.length && a.every((x, i) => equal(x, b[i]));
+    return false;
+}
+function sameMembers(a, b) {
+    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length)
+        return false;
+    const sorted = (x) => x.map((v) => JSON.stringify(v)).sort();
+    return equal(sorted(a), sorted(b));
+}
+/** Differences of one object present on both sides; undefined when it is the same. */
+function diffObject(key, before, after) {
+    const props = [];
+    for (const prop of new Set([...Object.keys(before.props), ...Object.keys(after.props)])) {
+        if (!equal(before.props[prop], after.props[prop]))
+            props.push({ prop, before: before.props[prop], after: after.props[prop] });
+    }
+    if (!props.length)
+        return undefined;
+    // The same columns in another order: the table works, but `SELECT *` and COPY do not agree.
+    const orderOnly = props.length === 1 && props[0]?.prop === 'columns' && sameMembers(props[0].before, props[0].after);
+    return { key, object: after, change: 'changed', props, severity: orderOnly ? 'warning' : 'error' };
+}
+/**
+ * Object-level differences from `before` to `after`, sorted by key. With `keys`, only those keys are
+ * compared (the objects a step touched); without, every key on either side.
+ */
+function diffSnapshots(before, after, keys) {
+    return collapse(rawDiff(before, after, keys));
+}
+function rawDiff(before, after, keys) {
+    const all = keys ? new Set(keys) : new Set([...Object.keys(before), ...Object.keys(after)]);
+    const out = [];
+    for (const key of [...all].sort()) {
+        const a = before[key];
+        const b = after[key];
+        if (a && !b)
+            out.push({ key, object: a, change: 'removed', props: [], severity: 'error' });
+        else if (!a && b)
+            out.push({ key, object: b, change: 'added', props: [], severity: 'error' });
+        else if (a && b) {
+            const changed = diffObject(key, a, b);
+            if (changed)
+                out.push(changed);
+        }
+    }
+    return out;
+}
+/**
+ * Says each thing once: a table that appears or disappears carries its columns, constraints,
+ * indexes, triggers and owned sequences with it (counted, not listed), and a table whose column list
+ * changed only because columns were added or dropped is not reported beside those columns.
+ */
+function collapse(diffs) {
+    const whole = new Map();
+    for (const d of diffs) {
+        if (d.change !== 'changed' && d.object.kind !== 'column' && !d.object.parent)
+            whole.set(`${d.change}:${d.object.name}`, d);
+    }
+    const ownerOf = (d) => {
+        if (d.object.parent)
+            return d.object.parent;
+        const owned = d.object.props.ownedBy;
+        return typeof owned === 'string' ? owned.slice(0, owned.lastIndexOf('.')) : undefined;
+    };
+    const carried = new Map();
+    const columnsMoved = new Set();
+    const out = [];
+    for (const d of diffs) {
+        const owner = ownerOf(d);
+        const parent = owner && d.change !== 'changed' ? whole.get(`${d.change}:${owner}`) : undefined;
+        if (parent) {
+            const counts = carried.get(parent) ?? {};
+            counts[d.object.kind] = (counts[d.object.kind] ?? 0) + 1;
+            carried.set(parent, counts);
+            continue;
+        }
+        if (d.object.kind === 'column' && d.change !== 'changed' && d.object.parent)
+            columnsMoved.add(d.object.parent);
+        out.push(d);
+    }
+    return out
+        .filter((d) => !(d.change === 'changed' &&
+        d.severity === 'error' &&
+        columnsMoved.has(d.object.name) &&
+        d.props.every((p) => p.prop === 'columns')))
+        .map((d) => (carried.has(d) ? { ...d, carries: carried.get(d) } : d));
+}
+function show(value) {
+    if (value === undefined || value === null)
+        return 'none';
+    if (Array.isArray(value))
+        return value.length ? value.map((v) => show(v)).join(', ') : 'none';
+    if (typeof value === 'string') {
+        const flat = value.replace(/\s+/g, ' ').trim();
+        return flat.length > 160 ? `${flat.slice(0, 157)}...` : flat;
+    }
+    return String(value);
+}
+/** `index public.users_email_idx on public.users` */
+function objectTitle(object) {
+    return `${object.kind} ${object.name}${object.parent && object.kind !== 'column' ? ` on ${object.parent}` : ''}`;
+}
+/**
+ * One line per difference, readable on its own, with the two sides named by the caller:
+ * `index public.users_email_idx on public.users: present after down, absent before up`.
+ */
+function describeDifference(d, sides) {
+    const title = objectTitle(d.object);
+    const parts = d.carries
+        ? ` (with its ${Object.entries(d.carries)
+            .sort(([a], [b]) => a.localeCompare(b))
+            .map(([kind, n]) => `${n} ${kind}${n === 1 ? '' : kind.endsWith('x') ? 'es' : 's'}`)
+            .join(', ')})`
+        : '';
+    if (d.change === 'added')
+        return `${title}${parts}: present ${sides.after}, absent ${sides.before}`;
+    if (d.change === 'removed')
+        return `${title}${parts}: absent ${sides.after}, present ${sides.before}`;
+    if (d.severity === 'warning') {
+        const [p] = d.props;
+        return `${title}: column order differs (${sides.before}: ${show(p?.before)}; ${sides.after}: ${show(p?.after)})`;
+    }
+    return d.props
+        .map((p) => {
+        const label = PropLabels[p.prop] ?? p.prop;
+        return `${title}: ${label} ${label.endsWith('s') ? 'differ' : 'differs'} (${sides.before}: ${show(p.before)}; ${sides.after}: ${show(p.after)})`;
+    })
+        .join('\n');
+}
+/** What a step changed, one short line per object, for the report: `+ table public.users`. */
+function summarizeChanges(diffs) {
+    return diffs.map((d) => {
+        const sign = d.change === 'added' ? '+' : d.change === 'removed' ? '-' : '~';
+        return `${sign} ${objectTitle(d.object)}`;
+    });
+}
+
+;// CONCATENATED MODULE: ./src/core/messages.ts
+
+
+
+/** At most this many differences in a message; all of them go to the detail. */
+const Shown = 5;
+/** Differences as message text (first few) and detail (all), with the two sides named. */
+function differenceText(diffs, sides) {
+    const lines = diffs.flatMap((d) => describeDifference(d, sides).split('\n'));
+    const shown = lines.slice(0, Shown).join('; ');
+    if (lines.length <= Shown)
+        return { text: shown };
+    return {
+        text: `${shown}; and ${plural(lines.length - Shown, 'more difference')}`,
+        detail: lines.join('\n'),
+    };
+}
+/** One finding for a list of schema differences: a warning only when every difference is one. */
+function differenceFinding(check, diffs, sides, message, where = {}) {
+    const { text, detail } = differenceText(diffs, sides);
+    return {
+        check,
+        severity: diffs.every((d) => d.severity === 'warning') ? 'warning' : 'error',
+        ...where,
+        message: message(text),
+        ...(detail ? { detail } : {}),
+    };
+}
+const Messages = {
+    downFailed: (id, error) => `\`${id}\` (down) failed: ${error}. A rollback of this release would fail here. Fix the down step.`,
+    downDiffers: (id, text) => `\`${id}\` (down) does not restore the schema from before its up step: ${text}. A rollback of this release would leave the schema different from before it. Make the down step undo exactly what the up step does.`,
+    downColumnOrder: (id, text) => `\`${id}\` (down) restores a column at another position: ${text}. \`SELECT *\` and \`COPY\` without a column list now see another order. Recreate the table in its original column order if that matters, or accept this warning.`,
+    reupFailed: (id, error) => `\`${id}\` (up, run again after its down) failed: ${error}. Its down step leaves behind something its up step needs to create, so the migration cannot be applied again after a rollback. Make the down step drop it.`,
+    reupDiffers: (id, text) => `\`${id}\` (up, run again after its down) does not reproduce the schema of its first run: ${text}. Applying it again after a rollback gives another schema than the first time. Make the down step undo exactly what the up step does.`,
+    downLosesRows: (id, lost) => `\`${id}\` (down) loses rows that existed before its up step: ${lost.join(', ')}. A rollback of this release would lose that data. Make the down step keep (or restore) the rows its up step did not add.`,
+    seedFailed: (after, error) => `The seed data, applied after \`${after}\`, failed: ${error}. The checks after it ran without those rows. Make the seed fit the schema as it is after \`${after}\`.`,
+    noDown: (id, why) => `\`${id}\` has no down step (${why}), and ${Inputs.RequireDown} is on: this release could not be rolled back past it. Add a down step, or turn ${Inputs.RequireDown} off for histories that keep irreversible migrations.`,
+    upFailed: (id, error, timedOut, rest) => `\`${id}\` (up) ${timedOut ? '' : 'failed: '}${error}. A deploy of this branch stops here${rest === 0
+        ? ''
+        : rest === 1
+            ? ' and the migration after it never runs'
+            : ` and the ${rest} migrations after it never run`}. Fix this step and run the check again.`,
+    rollbackFailed: (id, error) => `\`${id}\` (down) failed while rolling back everything from the newest migration: ${error}. An incident rollback past this migration would fail here. Fix the down step.`,
+    orphanAssertion: (file, id) => `'${file}' is an assertion for \`${id}\`, which is not a migration in this set, so it never runs. Rename it after the migration it checks (a typo?), or delete it if that migration is gone.`,
+    replayUpFails: (id, base, error) => `\`${id}\` (up) fails on the schema production has (the migrations on ${base}, then this branch's new ones before it): ${error}. A deploy of this branch would stop here, although the whole history applies on an empty database. Make it work on top of what ${base} has; the ordering findings may say why it does not.`,
+    replayDiffers: (text, base) => `Production ends with another schema than a fresh database: ${text}. Production ran the migrations as they are on ${base} and runs this branch's new ones on top; a fresh database (CI, a new environment, a restore) runs this branch's whole history. An edited or out-of-order migration makes them differ; the ordering findings say which. Make both paths end the same.`,
+    snapshotMissing: (file) => `The snapshot file \`${file}\` does not exist. Run pg-migrate-verify with --update-snapshot (input ${Inputs.UpdateSnapshot}: true) and commit the file.`,
+    snapshotUnreadable: (file, error) => `The snapshot file \`${file}\` cannot be read (${error}). Regenerate it with --update-snapshot and commit it.`,
+    snapshotDiffers: (file, text) => `The schema after all migrations differs from the committed snapshot \`${file}\`: ${text}. Either a migration changed the schema and the snapshot was not regenerated, or the snapshot was edited. Run with --update-snapshot, review the file's diff, and commit it.`,
+    /** `exitCode` undefined: it timed out. */
+    modelsCommandFailed: (command, exitCode, timeoutMs) => `${Inputs.ModelsCommand} \`${command}\` ${exitCode === undefined ? `did not finish within the step timeout of ${formatDuration(timeoutMs)}` : `failed with exit code ${exitCode}`}, so the models' schema could not be compared. It must build the schema into the database given as DATABASE_URL and exit 0.`,
+    modelsDiffer: (text) => `The models declare another schema than the migrations build: ${text}. A model changed without a migration (or a migration without its model). Add the missing migration, or change the models back.`,
+    rollbackLeftovers: (text) => `Rolling back every migration from the newest to the first does not return to the empty database: ${text}. Some down step does not undo its up step; the reversibility findings name which.`,
+};
+/** The lines of a set's notes: worth telling, not findings. */
+const Notes = {
+    fullCatalogReads: 'The database user may not create event triggers, so every step was followed by a full catalog read (slower, same result).',
+    cannotRestore: (id) => `After \`${id}\` the database could not be put back in its state after the up step, so the migrations after it were not checked.`,
+    rollbackNotRun: (why) => `rollback-all was not run: ${why}.`,
+    rollbackStopped: (id, why) => `rollback-all stopped at \`${id}\`: it has no down step (${why}).`,
+    replayNotRun: "Two-phase replay not run: this branch's own history does not apply from empty.",
+    replayStopped: (id, base, error) => `Two-phase replay stopped: \`${id}\` as it is on ${base} fails there (${error}), so what production has could not be rebuilt.`,
+    driftNotChecked: (checks) => `${checks.join(' and ')} not checked: not every migration applied.`,
+    snapshotUpToDate: (file) => `The snapshot \`${file}\` is up to date.`,
+    snapshotWritten: (file, objects) => `Wrote the snapshot \`${file}\` (${objects} objects): commit it.`,
+    snapshotOtherLayout: (file) => `The snapshot \`${file}\` describes the same schema in another layout; regenerate it with --update-snapshot.`,
+    modelsBuilt: (objects, ms) => `${Inputs.ModelsCommand} built ${objects} objects in ${formatDuration(ms)}.`,
+};
 
 // EXTERNAL MODULE: ./node_modules/libpg-query/wasm/index.cjs
 var wasm = __nccwpck_require__(2627);
@@ -88191,6 +88422,7 @@ function commandFailure(command, result, migration) {
 
 
 
+
 /** `<id>.up.sql`, `<id>_down.ts`, `<id>_up.py`, ... */
 const AssertionName = /^(.+?)[._](up|down)(\.[A-Za-z0-9]+)$/;
 /**
@@ -88224,7 +88456,7 @@ async function discoverAssertions(dir, workingDirectory, ids, command) {
                 check: 'assertions',
                 severity: 'error',
                 file,
-                message: `'${file}' is an assertion for \`${id}\`, which is not a migration in this set, so it never runs. Rename it after the migration it checks (a typo?), or delete it if that migration is gone.`,
+                message: Messages.orphanAssertion(file, id),
             });
             continue;
         }
@@ -88983,212 +89215,7 @@ class CatalogTracker {
     }
 }
 
-;// CONCATENATED MODULE: ./src/core/schema.ts
-/** Readable names for property keys in messages. */
-const PropLabels = {
-    notNull: 'not null',
-    forceRowSecurity: 'forced row security',
-    rowSecurity: 'row security',
-    replicaIdentity: 'replica identity',
-    partitionKey: 'partition key',
-    partitionOf: 'partition of',
-    ownedBy: 'owned by',
-    accessMethod: 'access method',
-    returns: 'return type',
-    baseType: 'base type',
-    inherits: 'parent tables',
-};
-function equal(a, b) {
-    if (a === b)
-        return true;
-    if (a === undefined || b === undefined || a === null || b === null)
-        return (a ?? null) === (b ?? null);
-    if (Array.isArray(a) && Array.isArray(b))
-        return a.length === b.length && a.every((x, i) => equal(x, b[i]));
-    return false;
-}
-function sameMembers(a, b) {
-    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length)
-        return false;
-    const sorted = (x) => x.map((v) => JSON.stringify(v)).sort();
-    return equal(sorted(a), sorted(b));
-}
-/** Differences of one object present on both sides; undefined when it is the same. */
-function diffObject(key, before, after) {
-    const props = [];
-    for (const prop of new Set([...Object.keys(before.props), ...Object.keys(after.props)])) {
-        if (!equal(before.props[prop], after.props[prop]))
-            props.push({ prop, before: before.props[prop], after: after.props[prop] });
-    }
-    if (!props.length)
-        return undefined;
-    // The same columns in another order: the table works, but `SELECT *` and COPY do not agree.
-    const orderOnly = props.length === 1 && props[0]?.prop === 'columns' && sameMembers(props[0].before, props[0].after);
-    return { key, object: after, change: 'changed', props, severity: orderOnly ? 'warning' : 'error' };
-}
-/**
- * Object-level differences from `before` to `after`, sorted by key. With `keys`, only those keys are
- * compared (the objects a step touched); without, every key on either side.
- */
-function diffSnapshots(before, after, keys) {
-    return collapse(rawDiff(before, after, keys));
-}
-function rawDiff(before, after, keys) {
-    const all = keys ? new Set(keys) : new Set([...Object.keys(before), ...Object.keys(after)]);
-    const out = [];
-    for (const key of [...all].sort()) {
-        const a = before[key];
-        const b = after[key];
-        if (a && !b)
-            out.push({ key, object: a, change: 'removed', props: [], severity: 'error' });
-        else if (!a && b)
-            out.push({ key, object: b, change: 'added', props: [], severity: 'error' });
-        else if (a && b) {
-            const changed = diffObject(key, a, b);
-            if (changed)
-                out.push(changed);
-        }
-    }
-    return out;
-}
-/**
- * Says each thing once: a table that appears or disappears carries its columns, constraints,
- * indexes, triggers and owned sequences with it (counted, not listed), and a table whose column list
- * changed only because columns were added or dropped is not reported beside those columns.
- */
-function collapse(diffs) {
-    const whole = new Map();
-    for (const d of diffs) {
-        if (d.change !== 'changed' && d.object.kind !== 'column' && !d.object.parent)
-            whole.set(`${d.change}:${d.object.name}`, d);
-    }
-    const ownerOf = (d) => {
-        if (d.object.parent)
-            return d.object.parent;
-        const owned = d.object.props.ownedBy;
-        return typeof owned === 'string' ? owned.slice(0, owned.lastIndexOf('.')) : undefined;
-    };
-    const carried = new Map();
-    const columnsMoved = new Set();
-    const out = [];
-    for (const d of diffs) {
-        const owner = ownerOf(d);
-        const parent = owner && d.change !== 'changed' ? whole.get(`${d.change}:${owner}`) : undefined;
-        if (parent) {
-            const counts = carried.get(parent) ?? {};
-            counts[d.object.kind] = (counts[d.object.kind] ?? 0) + 1;
-            carried.set(parent, counts);
-            continue;
-        }
-        if (d.object.kind === 'column' && d.change !== 'changed' && d.object.parent)
-            columnsMoved.add(d.object.parent);
-        out.push(d);
-    }
-    return out
-        .filter((d) => !(d.change === 'changed' &&
-        d.severity === 'error' &&
-        columnsMoved.has(d.object.name) &&
-        d.props.every((p) => p.prop === 'columns')))
-        .map((d) => (carried.has(d) ? { ...d, carries: carried.get(d) } : d));
-}
-function show(value) {
-    if (value === undefined || value === null)
-        return 'none';
-    if (Array.isArray(value))
-        return value.length ? value.map((v) => show(v)).join(', ') : 'none';
-    if (typeof value === 'string') {
-        const flat = value.replace(/\s+/g, ' ').trim();
-        return flat.length > 160 ? `${flat.slice(0, 157)}...` : flat;
-    }
-    return String(value);
-}
-/** `index public.users_email_idx on public.users` */
-function objectTitle(object) {
-    return `${object.kind} ${object.name}${object.parent && object.kind !== 'column' ? ` on ${object.parent}` : ''}`;
-}
-/**
- * One line per difference, readable on its own, with the two sides named by the caller:
- * `index public.users_email_idx on public.users: present after down, absent before up`.
- */
-function describeDifference(d, sides) {
-    const title = objectTitle(d.object);
-    const parts = d.carries
-        ? ` (with its ${Object.entries(d.carries)
-            .sort(([a], [b]) => a.localeCompare(b))
-            .map(([kind, n]) => `${n} ${kind}${n === 1 ? '' : kind.endsWith('x') ? 'es' : 's'}`)
-            .join(', ')})`
-        : '';
-    if (d.change === 'added')
-        return `${title}${parts}: present ${sides.after}, absent ${sides.before}`;
-    if (d.change === 'removed')
-        return `${title}${parts}: absent ${sides.after}, present ${sides.before}`;
-    if (d.severity === 'warning') {
-        const [p] = d.props;
-        return `${title}: column order differs (${sides.before}: ${show(p?.before)}; ${sides.after}: ${show(p?.after)})`;
-    }
-    return d.props
-        .map((p) => {
-        const label = PropLabels[p.prop] ?? p.prop;
-        return `${title}: ${label} ${label.endsWith('s') ? 'differ' : 'differs'} (${sides.before}: ${show(p.before)}; ${sides.after}: ${show(p.after)})`;
-    })
-        .join('\n');
-}
-/** What a step changed, one short line per object, for the report: `+ table public.users`. */
-function summarizeChanges(diffs) {
-    return diffs.map((d) => {
-        const sign = d.change === 'added' ? '+' : d.change === 'removed' ? '-' : '~';
-        return `${sign} ${objectTitle(d.object)}`;
-    });
-}
-
-;// CONCATENATED MODULE: ./src/core/messages.ts
-
-
-
-/** At most this many differences in a message; all of them go to the detail. */
-const Shown = 5;
-/** Differences as message text (first few) and detail (all), with the two sides named. */
-function differenceText(diffs, sides) {
-    const lines = diffs.flatMap((d) => describeDifference(d, sides).split('\n'));
-    const shown = lines.slice(0, Shown).join('; ');
-    if (lines.length <= Shown)
-        return { text: shown };
-    return {
-        text: `${shown}; and ${plural(lines.length - Shown, 'more difference')}`,
-        detail: lines.join('\n'),
-    };
-}
-/** One finding for a list of schema differences: a warning only when every difference is one. */
-function differenceFinding(check, diffs, sides, message, where = {}) {
-    const { text, detail } = differenceText(diffs, sides);
-    return {
-        check,
-        severity: diffs.every((d) => d.severity === 'warning') ? 'warning' : 'error',
-        ...where,
-        message: message(text),
-        ...(detail ? { detail } : {}),
-    };
-}
-const Messages = {
-    downFailed: (id, error) => `\`${id}\` (down) failed: ${error}. A rollback of this release would fail here. Fix the down step.`,
-    downDiffers: (id, text) => `\`${id}\` (down) does not restore the schema from before its up step: ${text}. A rollback of this release would leave the schema different from before it. Make the down step undo exactly what the up step does.`,
-    downColumnOrder: (id, text) => `\`${id}\` (down) restores a column at another position: ${text}. \`SELECT *\` and \`COPY\` without a column list now see another order. Recreate the table in its original column order if that matters, or accept this warning.`,
-    reupFailed: (id, error) => `\`${id}\` (up, run again after its down) failed: ${error}. Its down step leaves behind something its up step needs to create, so the migration cannot be applied again after a rollback. Make the down step drop it.`,
-    reupDiffers: (id, text) => `\`${id}\` (up, run again after its down) does not reproduce the schema of its first run: ${text}. Applying it again after a rollback gives another schema than the first time. Make the down step undo exactly what the up step does.`,
-    downLosesRows: (id, lost) => `\`${id}\` (down) loses rows that existed before its up step: ${lost.join(', ')}. A rollback of this release would lose that data. Make the down step keep (or restore) the rows its up step did not add.`,
-    seedFailed: (after, error) => `The seed data, applied after \`${after}\`, failed: ${error}. The checks after it ran without those rows. Make the seed fit the schema as it is after \`${after}\`.`,
-    noDown: (id, why) => `\`${id}\` has no down step (${why}), and ${Inputs.RequireDown} is on: this release could not be rolled back past it. Add a down step, or turn ${Inputs.RequireDown} off for histories that keep irreversible migrations.`,
-    upFailed: (id, error, timedOut, rest) => `\`${id}\` (up) ${timedOut ? '' : 'failed: '}${error}. A deploy of this branch stops here${rest === 0
-        ? ''
-        : rest === 1
-            ? ' and the migration after it never runs'
-            : ` and the ${rest} migrations after it never run`}. Fix this step and run the check again.`,
-    rollbackFailed: (id, error) => `\`${id}\` (down) failed while rolling back everything from the newest migration: ${error}. An incident rollback past this migration would fail here. Fix the down step.`,
-    rollbackLeftovers: (text) => `Rolling back every migration from the newest to the first does not return to the empty database: ${text}. Some down step does not undo its up step; the reversibility findings name which.`,
-};
-
 ;// CONCATENATED MODULE: ./src/checks/drift-models.ts
-
 
 
 
@@ -89214,7 +89241,7 @@ async function checkModels(ctx, head, exclusions) {
             ctx.finding({
                 check: 'drift-models',
                 severity: 'error',
-                message: `models-command \`${command}\` ${result.timedOut ? `did not finish within the step timeout of ${formatDuration(ctx.stepTimeoutMs)}` : `failed with exit code ${result.code}`}, so the models' schema could not be compared. It must build the schema into the database given as DATABASE_URL and exit 0.`,
+                message: Messages.modelsCommandFailed(command, result.timedOut ? undefined : result.code, ctx.stepTimeoutMs),
                 detail: result.output.trim() || undefined,
             });
             return undefined;
@@ -89231,9 +89258,9 @@ async function checkModels(ctx, head, exclusions) {
         }
         const diffs = diffSnapshots(head, models);
         if (diffs.length) {
-            ctx.finding(differenceFinding('drift-models', diffs, { before: 'after all migrations', after: 'in the models' }, (text) => `The models declare another schema than the migrations build: ${text}. A model changed without a migration (or a migration without its model). Add the missing migration, or change the models back.`));
+            ctx.finding(differenceFinding('drift-models', diffs, { before: 'after all migrations', after: 'in the models' }, Messages.modelsDiffer));
         }
-        return `models-command built ${Object.keys(models).length} objects in ${formatDuration(ctx.now() - started)}.`;
+        return Notes.modelsBuilt(Object.keys(models).length, ctx.now() - started);
     }
     finally {
         await db.drop().catch(() => { });
@@ -89337,7 +89364,6 @@ function byTitle(snapshot) {
 
 
 
-
 /**
  * drift-snapshot: the schema after every migration must equal the committed snapshot file; with
  * update-snapshot, the file is (re)written instead. Returns a note for the report, if any.
@@ -89351,10 +89377,10 @@ async function checkSnapshotFile(ctx, head) {
     if (ctx.updateSnapshot) {
         const old = await (0,promises_namespaceObject.readFile)(file, 'utf8').catch(() => undefined);
         if (old === text)
-            return `The snapshot \`${shown}\` is up to date.`;
+            return Notes.snapshotUpToDate(shown);
         await (0,promises_namespaceObject.mkdir)(external_node_path_default().dirname(file), { recursive: true });
         await (0,promises_namespaceObject.writeFile)(file, text);
-        return `Wrote the snapshot \`${shown}\` (${Object.keys(head).length} objects): commit it.`;
+        return Notes.snapshotWritten(shown, Object.keys(head).length);
     }
     let committed;
     try {
@@ -89365,7 +89391,7 @@ async function checkSnapshotFile(ctx, head) {
             check: 'drift-snapshot',
             severity: 'error',
             file: shown,
-            message: `The snapshot file \`${shown}\` does not exist. Run pg-migrate-verify with --update-snapshot (input ${Inputs.UpdateSnapshot}: true) and commit the file.`,
+            message: Messages.snapshotMissing(shown),
         });
         return undefined;
     }
@@ -89380,16 +89406,16 @@ async function checkSnapshotFile(ctx, head) {
             check: 'drift-snapshot',
             severity: 'error',
             file: shown,
-            message: `The snapshot file \`${shown}\` cannot be read (${messageOf(error).split('\n')[0]}). Regenerate it with --update-snapshot and commit it.`,
+            message: Messages.snapshotUnreadable(shown, messageOf(error).split('\n')[0] ?? ''),
         });
         return undefined;
     }
     const diffs = diffSnapshots(parsed, byTitle(head));
     if (!diffs.length) {
         // Same objects, other text (an older layout, hand edits): not a schema difference, but say so.
-        return `The snapshot \`${shown}\` describes the same schema in another layout; regenerate it with --update-snapshot.`;
+        return Notes.snapshotOtherLayout(shown);
     }
-    ctx.finding(differenceFinding('drift-snapshot', diffs, { before: 'in the snapshot file', after: 'after all migrations' }, (text) => `The schema after all migrations differs from the committed snapshot \`${shown}\`: ${text}. Either a migration changed the schema and the snapshot was not regenerated, or the snapshot was edited. Run with --update-snapshot, review the file's diff, and commit it.`, { file: shown }));
+    ctx.finding(differenceFinding('drift-snapshot', diffs, { before: 'in the snapshot file', after: 'after all migrations' }, (text) => Messages.snapshotDiffers(shown, text), { file: shown }));
     return undefined;
 }
 
@@ -90901,7 +90927,7 @@ function loadFormat(dir, format, cwd, options) {
                 command: options.alembicCommand ?? 'alembic',
                 urlVariable: options.urlVariable,
                 env: options.env ?? process.env,
-                timeoutMs: options.timeoutMs ?? 300_000,
+                timeoutMs: options.timeoutMs ?? Defaults.stepTimeoutMs,
             });
         case 'command':
             if (!options.commands)
@@ -90910,7 +90936,7 @@ function loadFormat(dir, format, cwd, options) {
                 commands: options.commands,
                 workingDirectory: cwd,
                 env: options.env ?? process.env,
-                timeoutMs: options.timeoutMs ?? 300_000,
+                timeoutMs: options.timeoutMs ?? Defaults.stepTimeoutMs,
             });
     }
 }
@@ -91591,7 +91617,7 @@ async function replayOnBase(ctx, plan, fresh, exclusions) {
                 continue;
             const error = outcome.error?.message ?? 'failed';
             if (i < plan.production.length) {
-                return `Two-phase replay stopped: \`${m.id}\` as it is on ${plan.baseName} fails there (${error}), so what production has could not be rebuilt.`;
+                return Notes.replayStopped(m.id, plan.baseName, error);
             }
             ctx.finding({
                 check: 'apply',
@@ -91599,7 +91625,7 @@ async function replayOnBase(ctx, plan, fresh, exclusions) {
                 migration: m.id,
                 file: outcome.error?.file ?? m.up.file,
                 line: outcome.error?.line,
-                message: `\`${m.id}\` (up) fails on the schema production has (the migrations on ${plan.baseName}, then this branch's new ones before it): ${error}. A deploy of this branch would stop here, although the whole history applies on an empty database. Make it work on top of what ${plan.baseName} has; the ordering findings may say why it does not.`,
+                message: Messages.replayUpFails(m.id, plan.baseName, error),
                 detail: outcome.error?.detail,
             });
             return undefined;
@@ -91616,7 +91642,7 @@ async function replayOnBase(ctx, plan, fresh, exclusions) {
         }
         const diffs = diffSnapshots(fresh, production);
         if (diffs.length) {
-            ctx.finding(differenceFinding('apply', diffs, { before: 'in a fresh database', after: 'in production' }, (t) => `Production ends with another schema than a fresh database: ${t}. Production ran the migrations as they are on ${plan.baseName} and runs this branch's new ones on top; a fresh database (CI, a new environment, a restore) runs this branch's whole history. An edited or out-of-order migration makes them differ; the ordering findings say which. Make both paths end the same.`));
+            ctx.finding(differenceFinding('apply', diffs, { before: 'in a fresh database', after: 'in production' }, (t) => Messages.replayDiffers(t, plan.baseName)));
         }
         return undefined;
     }
@@ -91837,13 +91863,13 @@ async function checkRollbackAll(ctx, ws, applied, empty, dirty, told) {
     if (!applied.length)
         return;
     if (dirty) {
-        ctx.note(`rollback-all was not run: ${dirty}.`);
+        ctx.note(Notes.rollbackNotRun(dirty));
         return;
     }
     for (const record of [...applied].reverse()) {
         const m = record.migration;
         if (!m.down) {
-            ctx.note(`rollback-all stopped at \`${m.id}\`: it has no down step (${m.noDown}).`);
+            ctx.note(Notes.rollbackStopped(m.id, m.noDown ?? 'no down step'));
             return;
         }
         const outcome = await ws.runner.down(m);
@@ -91903,7 +91929,7 @@ async function walkSet(ctx, loaded, assertions) {
     try {
         const empty = walk.ws.tracker.now();
         if (walk.ws.tracker.mode === 'full')
-            ctx.note('The database user may not create event triggers, so every step was followed by a full catalog read (slower, same result).');
+            ctx.note(Notes.fullCatalogReads);
         let applied = 0;
         let dirty;
         for (const record of records) {
@@ -92027,7 +92053,7 @@ async function restore(walk, record, reversal, marks) {
         return true;
     const rebuilt = await ws.rebuild(record.index);
     if (!rebuilt) {
-        walk.ctx.note(`After \`${record.migration.id}\` the database could not be put back in its state after the up step, so the migrations after it were not checked.`);
+        walk.ctx.note(Notes.cannotRestore(record.migration.id));
         return false;
     }
     await ws.close();
@@ -92044,6 +92070,7 @@ async function headSnapshot(walk, exclusions) {
 }
 
 ;// CONCATENATED MODULE: ./src/checks/set.ts
+
 
 
 
@@ -92103,7 +92130,7 @@ async function replay(ctx, loaded, base, comparison, walk) {
     if (!base.loaded.migrations.length || !changed)
         return;
     if (!walk.head) {
-        ctx.note("Two-phase replay not run: this branch's own history does not apply from empty.");
+        ctx.note(Notes.replayNotRun);
         return;
     }
     const started = ctx.now();
@@ -92117,7 +92144,7 @@ async function replay(ctx, loaded, base, comparison, walk) {
 async function checkDrift(ctx, walk) {
     const drift = ['drift-snapshot', 'drift-models'].filter((c) => ctx.checks.has(c) && (c === 'drift-snapshot' ? ctx.snapshotFile : ctx.modelsCommand));
     if (drift.length && !walk.head)
-        ctx.note(`${drift.join(' and ')} not checked: not every migration applied.`);
+        ctx.note(Notes.driftNotChecked(drift));
     if (!walk.head)
         return;
     if (drift.includes('drift-snapshot')) {

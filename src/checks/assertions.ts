@@ -5,6 +5,7 @@ import { type AssertionRun, assertionFindings, type Direction, type Side } from 
 import { CannotCheck, messageOf, unreadableFolder } from '../core/errors.js';
 import type { NewFinding } from '../core/findings.js';
 import { Inputs } from '../core/inputs.js';
+import { Messages } from '../core/messages.js';
 import { lineAt, loadSqlParser, splitStatements } from '../core/sql-text.js';
 import { exportOf, importModule, ModuleExtensions } from '../modules.js';
 import { fillCommand, outputTail, pgEnv, runCommand } from '../shell.js';
@@ -66,7 +67,7 @@ export async function discoverAssertions(
         check: 'assertions',
         severity: 'error',
         file,
-        message: `'${file}' is an assertion for \`${id}\`, which is not a migration in this set, so it never runs. Rename it after the migration it checks (a typo?), or delete it if that migration is gone.`,
+        message: Messages.orphanAssertion(file, id),
       });
       continue;
     }

@@ -1,7 +1,6 @@
 import pg from 'pg';
 import { type Exclusions, readSnapshot } from '../catalog/tracker.js';
-import { formatDuration } from '../core/format.js';
-import { differenceFinding } from '../core/messages.js';
+import { differenceFinding, Messages, Notes } from '../core/messages.js';
 import { diffSnapshots, type SchemaSnapshot } from '../core/schema.js';
 import { pgEnv, runCommand } from '../shell.js';
 import type { SetContext } from './context.js';
@@ -29,7 +28,11 @@ export async function checkModels(
       ctx.finding({
         check: 'drift-models',
         severity: 'error',
-        message: `models-command \`${command}\` ${result.timedOut ? `did not finish within the step timeout of ${formatDuration(ctx.stepTimeoutMs)}` : `failed with exit code ${result.code}`}, so the models' schema could not be compared. It must build the schema into the database given as DATABASE_URL and exit 0.`,
+        message: Messages.modelsCommandFailed(
+          command,
+          result.timedOut ? undefined : result.code,
+          ctx.stepTimeoutMs,
+        ),
         detail: result.output.trim() || undefined,
       });
       return undefined;
@@ -50,12 +53,11 @@ export async function checkModels(
           'drift-models',
           diffs,
           { before: 'after all migrations', after: 'in the models' },
-          (text) =>
-            `The models declare another schema than the migrations build: ${text}. A model changed without a migration (or a migration without its model). Add the missing migration, or change the models back.`,
+          Messages.modelsDiffer,
         ),
       );
     }
-    return `models-command built ${Object.keys(models).length} objects in ${formatDuration(ctx.now() - started)}.`;
+    return Notes.modelsBuilt(Object.keys(models).length, ctx.now() - started);
   } finally {
     await db.drop().catch(() => {});
   }

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { type Exclusions, readSnapshot } from '../catalog/tracker.js';
-import { differenceFinding } from '../core/messages.js';
+import { differenceFinding, Messages, Notes } from '../core/messages.js';
 import { type compareHistories, sameText } from '../core/ordering.js';
 import { accepts } from '../core/report.js';
 import { diffSnapshots, type SchemaSnapshot } from '../core/schema.js';
@@ -52,7 +52,7 @@ export async function replayOnBase(
       if (outcome.ok) continue;
       const error = outcome.error?.message ?? 'failed';
       if (i < plan.production.length) {
-        return `Two-phase replay stopped: \`${m.id}\` as it is on ${plan.baseName} fails there (${error}), so what production has could not be rebuilt.`;
+        return Notes.replayStopped(m.id, plan.baseName, error);
       }
       ctx.finding({
         check: 'apply',
@@ -60,7 +60,7 @@ export async function replayOnBase(
         migration: m.id,
         file: outcome.error?.file ?? m.up.file,
         line: outcome.error?.line,
-        message: `\`${m.id}\` (up) fails on the schema production has (the migrations on ${plan.baseName}, then this branch's new ones before it): ${error}. A deploy of this branch would stop here, although the whole history applies on an empty database. Make it work on top of what ${plan.baseName} has; the ordering findings may say why it does not.`,
+        message: Messages.replayUpFails(m.id, plan.baseName, error),
         detail: outcome.error?.detail,
       });
       return undefined;
@@ -77,12 +77,8 @@ export async function replayOnBase(
     const diffs = diffSnapshots(fresh, production);
     if (diffs.length) {
       ctx.finding(
-        differenceFinding(
-          'apply',
-          diffs,
-          { before: 'in a fresh database', after: 'in production' },
-          (t) =>
-            `Production ends with another schema than a fresh database: ${t}. Production ran the migrations as they are on ${plan.baseName} and runs this branch's new ones on top; a fresh database (CI, a new environment, a restore) runs this branch's whole history. An edited or out-of-order migration makes them differ; the ordering findings say which. Make both paths end the same.`,
+        differenceFinding('apply', diffs, { before: 'in a fresh database', after: 'in production' }, (t) =>
+          Messages.replayDiffers(t, plan.baseName),
         ),
       );
     }

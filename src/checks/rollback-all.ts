@@ -1,5 +1,5 @@
 import { readSnapshot } from '../catalog/tracker.js';
-import { differenceFinding, Messages } from '../core/messages.js';
+import { differenceFinding, Messages, Notes } from '../core/messages.js';
 import type { SchemaSnapshot } from '../core/schema.js';
 import { diffSnapshots } from '../core/schema.js';
 import type { SetContext } from './context.js';
@@ -21,13 +21,13 @@ export async function checkRollbackAll(
 ): Promise<void> {
   if (!applied.length) return;
   if (dirty) {
-    ctx.note(`rollback-all was not run: ${dirty}.`);
+    ctx.note(Notes.rollbackNotRun(dirty));
     return;
   }
   for (const record of [...applied].reverse()) {
     const m = record.migration;
     if (!m.down) {
-      ctx.note(`rollback-all stopped at \`${m.id}\`: it has no down step (${m.noDown}).`);
+      ctx.note(Notes.rollbackStopped(m.id, m.noDown ?? 'no down step'));
       return;
     }
     const outcome = await ws.runner.down(m);

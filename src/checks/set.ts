@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { formatDuration, plural } from '../core/format.js';
+import { Notes } from '../core/messages.js';
 import type { HistoryComparison } from '../core/ordering.js';
 import type { SetReport } from '../core/report.js';
 import type { LoadedSet } from '../migrations/types.js';
@@ -79,7 +80,7 @@ async function replay(
   // Without a change (or a base history), production is this branch's history from empty: the walk ran it.
   if (!base.loaded.migrations.length || !changed) return;
   if (!walk.head) {
-    ctx.note("Two-phase replay not run: this branch's own history does not apply from empty.");
+    ctx.note(Notes.replayNotRun);
     return;
   }
   const started = ctx.now();
@@ -94,8 +95,7 @@ async function checkDrift(ctx: SetContext, walk: WalkResult): Promise<void> {
   const drift = (['drift-snapshot', 'drift-models'] as const).filter(
     (c) => ctx.checks.has(c) && (c === 'drift-snapshot' ? ctx.snapshotFile : ctx.modelsCommand),
   );
-  if (drift.length && !walk.head)
-    ctx.note(`${drift.join(' and ')} not checked: not every migration applied.`);
+  if (drift.length && !walk.head) ctx.note(Notes.driftNotChecked(drift));
   if (!walk.head) return;
   if (drift.includes('drift-snapshot')) {
     const note = await checkSnapshotFile(ctx, walk.head);

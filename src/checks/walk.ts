@@ -2,7 +2,7 @@ import { defaultExclusions, type Exclusions, type Mark, readSnapshot } from '../
 import { CannotCheck } from '../core/errors.js';
 import { plural } from '../core/format.js';
 import { Inputs } from '../core/inputs.js';
-import { Messages } from '../core/messages.js';
+import { Messages, Notes } from '../core/messages.js';
 import type { MigrationReport } from '../core/report.js';
 import { diffSnapshots, type SchemaSnapshot, summarizeChanges } from '../core/schema.js';
 import type { LoadedSet } from '../migrations/types.js';
@@ -57,10 +57,7 @@ export async function walkSet(
   const reports = records.map((r) => r.report);
   try {
     const empty = walk.ws.tracker.now();
-    if (walk.ws.tracker.mode === 'full')
-      ctx.note(
-        'The database user may not create event triggers, so every step was followed by a full catalog read (slower, same result).',
-      );
+    if (walk.ws.tracker.mode === 'full') ctx.note(Notes.fullCatalogReads);
     let applied = 0;
     let dirty: string | undefined;
     for (const record of records) {
@@ -194,9 +191,7 @@ async function restore(
   if (!reversal.unknownState && !drifted && ws.runner.isApplied(record.migration.id)) return true;
   const rebuilt = await ws.rebuild(record.index);
   if (!rebuilt) {
-    walk.ctx.note(
-      `After \`${record.migration.id}\` the database could not be put back in its state after the up step, so the migrations after it were not checked.`,
-    );
+    walk.ctx.note(Notes.cannotRestore(record.migration.id));
     return false;
   }
   await ws.close();

@@ -36,3 +36,9 @@ export const Inputs = {
 
 /** Raw string values by input name, as the Action or the CLI received them; undefined when not given. */
 export type RawInputs = Partial<Record<(typeof Inputs)[keyof typeof Inputs], string>>;
+
+/** Defaults of inputs that layers below the settings also need, written once. */
+export const Defaults = {
+  /** `step-timeout`: five minutes. */
+  stepTimeoutMs: 5 * 60_000,
+} as const;

@@ -1,5 +1,5 @@
 import type { CheckId, Finding, NewFinding } from './findings.js';
-import { plural } from './format.js';
+import { formatDuration, plural } from './format.js';
 import { Inputs } from './inputs.js';
 import { describeDifference, type SchemaDifference } from './schema.js';
 
@@ -65,6 +65,46 @@ export const Messages = {
     }. Fix this step and run the check again.`,
   rollbackFailed: (id: string, error: string) =>
     `\`${id}\` (down) failed while rolling back everything from the newest migration: ${error}. An incident rollback past this migration would fail here. Fix the down step.`,
+  orphanAssertion: (file: string, id: string) =>
+    `'${file}' is an assertion for \`${id}\`, which is not a migration in this set, so it never runs. Rename it after the migration it checks (a typo?), or delete it if that migration is gone.`,
+  replayUpFails: (id: string, base: string, error: string) =>
+    `\`${id}\` (up) fails on the schema production has (the migrations on ${base}, then this branch's new ones before it): ${error}. A deploy of this branch would stop here, although the whole history applies on an empty database. Make it work on top of what ${base} has; the ordering findings may say why it does not.`,
+  replayDiffers: (text: string, base: string) =>
+    `Production ends with another schema than a fresh database: ${text}. Production ran the migrations as they are on ${base} and runs this branch's new ones on top; a fresh database (CI, a new environment, a restore) runs this branch's whole history. An edited or out-of-order migration makes them differ; the ordering findings say which. Make both paths end the same.`,
+  snapshotMissing: (file: string) =>
+    `The snapshot file \`${file}\` does not exist. Run pg-migrate-verify with --update-snapshot (input ${Inputs.UpdateSnapshot}: true) and commit the file.`,
+  snapshotUnreadable: (file: string, error: string) =>
+    `The snapshot file \`${file}\` cannot be read (${error}). Regenerate it with --update-snapshot and commit it.`,
+  snapshotDiffers: (file: string, text: string) =>
+    `The schema after all migrations differs from the committed snapshot \`${file}\`: ${text}. Either a migration changed the schema and the snapshot was not regenerated, or the snapshot was edited. Run with --update-snapshot, review the file's diff, and commit it.`,
+  /** `exitCode` undefined: it timed out. */
+  modelsCommandFailed: (command: string, exitCode: number | null | undefined, timeoutMs: number) =>
+    `${Inputs.ModelsCommand} \`${command}\` ${exitCode === undefined ? `did not finish within the step timeout of ${formatDuration(timeoutMs)}` : `failed with exit code ${exitCode}`}, so the models' schema could not be compared. It must build the schema into the database given as DATABASE_URL and exit 0.`,
+  modelsDiffer: (text: string) =>
+    `The models declare another schema than the migrations build: ${text}. A model changed without a migration (or a migration without its model). Add the missing migration, or change the models back.`,
   rollbackLeftovers: (text: string) =>
     `Rolling back every migration from the newest to the first does not return to the empty database: ${text}. Some down step does not undo its up step; the reversibility findings name which.`,
+};
+
+/** The lines of a set's notes: worth telling, not findings. */
+export const Notes = {
+  fullCatalogReads:
+    'The database user may not create event triggers, so every step was followed by a full catalog read (slower, same result).',
+  cannotRestore: (id: string) =>
+    `After \`${id}\` the database could not be put back in its state after the up step, so the migrations after it were not checked.`,
+  rollbackNotRun: (why: string) => `rollback-all was not run: ${why}.`,
+  rollbackStopped: (id: string, why: string) =>
+    `rollback-all stopped at \`${id}\`: it has no down step (${why}).`,
+  replayNotRun: "Two-phase replay not run: this branch's own history does not apply from empty.",
+  replayStopped: (id: string, base: string, error: string) =>
+    `Two-phase replay stopped: \`${id}\` as it is on ${base} fails there (${error}), so what production has could not be rebuilt.`,
+  driftNotChecked: (checks: readonly string[]) =>
+    `${checks.join(' and ')} not checked: not every migration applied.`,
+  snapshotUpToDate: (file: string) => `The snapshot \`${file}\` is up to date.`,
+  snapshotWritten: (file: string, objects: number) =>
+    `Wrote the snapshot \`${file}\` (${objects} objects): commit it.`,
+  snapshotOtherLayout: (file: string) =>
+    `The snapshot \`${file}\` describes the same schema in another layout; regenerate it with --update-snapshot.`,
+  modelsBuilt: (objects: number, ms: number) =>
+    `${Inputs.ModelsCommand} built ${objects} objects in ${formatDuration(ms)}.`,
 };

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CannotCheck } from '../core/errors.js';
-import { Inputs } from '../core/inputs.js';
+import { Defaults, Inputs } from '../core/inputs.js';
 import type { HistoryEntry } from '../core/ordering.js';
 import { exportOf, importModule, ModuleExtensions } from '../modules.js';
 import { alembicProject, loadAlembicMigrations } from './alembic.js';
@@ -23,6 +23,7 @@ export interface LoadOptions {
   /** An extra variable that gets the database URL (DATABASE_URL and PG* always do). */
   urlVariable?: string;
   env?: NodeJS.ProcessEnv;
+  /** Longest a listing command (`list-command`, `alembic history`) may run: the step timeout. */
   timeoutMs?: number;
 }
 
@@ -59,7 +60,7 @@ function loadFormat(dir: string, format: Concrete, cwd: string, options: LoadOpt
         command: options.alembicCommand ?? 'alembic',
         urlVariable: options.urlVariable,
         env: options.env ?? process.env,
-        timeoutMs: options.timeoutMs ?? 300_000,
+        timeoutMs: options.timeoutMs ?? Defaults.stepTimeoutMs,
       });
     case 'command':
       if (!options.commands)
@@ -70,7 +71,7 @@ function loadFormat(dir: string, format: Concrete, cwd: string, options: LoadOpt
         commands: options.commands,
         workingDirectory: cwd,
         env: options.env ?? process.env,
-        timeoutMs: options.timeoutMs ?? 300_000,
+        timeoutMs: options.timeoutMs ?? Defaults.stepTimeoutMs,
       });
   }
 }
