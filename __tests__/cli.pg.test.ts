@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import pg from 'pg';
 import { runCli } from '../src/cli.js';
 import type { Report } from '../src/core/report.js';
 import { repoRoot, useTestServer } from './helpers/postgres.js';
@@ -236,6 +237,41 @@ describe('the Action bundle', () => {
       outputs[m[1] as string] = m[3] as string;
     return outputs;
   }
+
+  test('the Action as a deploy gate: INPUT_TARGET-DATABASE-URL sets pending, and the job summary has the gate', async () => {
+    const production = await server.createDatabase();
+    const client = new pg.Client({ connectionString: production.url });
+    await client.connect();
+    try {
+      for (const id of ['0001_create_users', '0002_add_mood'])
+        await client.query(
+          await readFile(path.join(repoRoot, 'fixtures', 'sql-golang-ok', `${id}.up.sql`), 'utf8'),
+        );
+      await client.query(
+        'CREATE TABLE schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL); INSERT INTO schema_migrations VALUES (2, false)',
+      );
+    } finally {
+      await client.end();
+    }
+    const target = new URL(production.url);
+    target.password = secret;
+    const run = runAction({
+      'migrations-dir': 'fixtures/sql-golang-ok',
+      'database-url': urlWithPassword,
+      'target-database-url': target.toString(),
+    });
+    expect(run.status).toBe(0);
+    expect(await outputsOf(run.outputFile)).toMatchObject({
+      result: 'passed',
+      pending: '1',
+      migrations: '1',
+    });
+    const summary = await readFile(run.summaryFile, 'utf8');
+    expect(summary).toContain('#### Deploy gate: `postgresql://postgres:***@127.0.0.1');
+    expect(summary).toContain('History table `public.schema_migrations`: 2 migrations applied, 1 pending.');
+    expect(summary).toContain('1. `0010_users_email_lower_idx`: touches `public.users`');
+    expect(run.stdout.replaceAll(`::add-mask::${secret}`, '')).not.toContain(secret);
+  });
 
   test('node dist/index.js with INPUT_* behaves as the Action: outputs, job summary, exit status', async () => {
     const passed = runAction({ 'migrations-dir': 'fixtures/sql-dbmate-ok', 'database-url': urlWithPassword });

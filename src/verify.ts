@@ -176,6 +176,9 @@ function setContext(run: Run, set: SetSettings, server: StartedPostgres, notes: 
     updateSnapshot: settings.updateSnapshot,
     modelsCommand: set.modelsCommand,
     accepted: settings.accepted,
+    ...(settings.targetDatabaseUrl
+      ? { targetDatabaseUrl: settings.targetDatabaseUrl, targetHistoryTable: set.historyTables[0] }
+      : {}),
     server,
     log: edges.log,
     now: () => edges.now(),

@@ -76821,7 +76821,7 @@ const WhatToDo = {
     ordering: 'Give new migrations versions that sort after everything on the base branch, and leave migrations the base branch has exactly as they are: put changes in a new migration. A deliberate exception goes in the config file under `accept:` with its reason.',
     'drift-snapshot': 'Run with --update-snapshot and commit the snapshot file.',
     'drift-models': 'Add a migration for the model change, or change the models back.',
-    target: 'Deploy the pending migrations, or investigate the differences on the target database.',
+    target: "Do not deploy yet: repair what the target's history says (a failed or dirty run, a migration it has that this branch lacks), renumber a pending migration that sorts before applied ones, and bring the target's schema and the history back together (a migration for a hand-made change, or undo it).",
 };
 function step(result) {
     if (!result)
@@ -76897,6 +76897,8 @@ function setSection(report, set) {
             ? `this branch adds ${added.map((id) => inlineCode(id)).join(', ')}`
             : 'this branch adds no migration'}.`, '');
     }
+    if (set.target)
+        out.push(...targetSection(set.target, set.migrations));
     out.push('| | Migration | Up | Down | Reversible | Changes |', '|---|---|---|---|---|---|');
     for (const m of set.migrations) {
         const changes = m.changes.length ? m.changes.map((c) => escapeText(c)).join('<br>') : '';
@@ -76907,6 +76909,44 @@ function setSection(report, set) {
     for (const note of set.notes)
         out.push(`> ${escapeText(note).replaceAll('\\|', '|')}`, '');
     return out;
+}
+/** The deploy gate: what the target has applied, what a deploy would run there, and how big it is. */
+function targetSection(target, migrations) {
+    const out = [
+        `#### Deploy gate: ${inlineCode(target.database)}`,
+        '',
+        `History table ${inlineCode(target.table)}: ${plural(target.applied.length, 'migration')} applied, ${target.pending.length} pending${target.unknown.length ? `, ${target.unknown.length} unknown to this repository (${target.unknown.map((k) => inlineCode(k)).join(', ')})` : ''}.`,
+        '',
+    ];
+    if (!target.pending.length) {
+        out.push('Nothing to deploy: the target has every migration of this branch.', '');
+        return out;
+    }
+    out.push("A deploy runs, in this order (rehearsed below on a copy of what the history gives at the target's version):", '');
+    for (const id of target.pending) {
+        const live = migrations.find((m) => m.id === id)?.live ?? [];
+        const sizes = live.map((t) => `${inlineCode(t.table)} ~${formatCount(t.rows)} rows, ${formatBytes(t.bytes)}`);
+        out.push(`1. ${inlineCode(id)}${sizes.length ? `: touches ${sizes.join('; ')}` : ''}`);
+    }
+    out.push('');
+    return out;
+}
+function formatCount(n) {
+    return n >= 1_000_000
+        ? `${(n / 1_000_000).toFixed(1)}M`
+        : n >= 1_000
+            ? `${(n / 1_000).toFixed(1)}k`
+            : String(n);
+}
+function formatBytes(n) {
+    const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+    let value = n;
+    let unit = 0;
+    while (value >= 1024 && unit < units.length - 1) {
+        value /= 1024;
+        unit++;
+    }
+    return `${unit ? value.toFixed(1) : value} ${units[unit]}`;
 }
 /** Findings grouped by check, each with its details collapsed, and what to do for a failing check. */
 function findingsSection(report, options) {
@@ -76991,6 +77031,8 @@ function renderSummary(report) {
     for (const set of report.sets) {
         if (set.base)
             lines.push(`  base  ${set.name}: ${set.base.ref} at ${set.base.commit.slice(0, 7)}, ${plural(set.base.migrations, 'migration')}; ${set.base.added.length ? `adds ${set.base.added.join(', ')}` : 'adds none'}`);
+        if (set.target)
+            lines.push(`  target  ${set.name}: ${set.target.database}: ${set.target.applied.length} applied, ${set.target.pending.length} pending${set.target.pending.length ? ` (${set.target.pending.join(', ')})` : ''}${set.target.unknown.length ? `, ${set.target.unknown.length} unknown (${set.target.unknown.join(', ')})` : ''}`);
         for (const note of set.notes)
             lines.push(`  note  ${set.name}: ${note}`);
     }
@@ -77736,6 +77778,8 @@ const ServerSettings = [
     'lc_messages=C',
     'log_min_messages=warning',
     'logging_collector=off',
+    // Shared memory segments in the data directory, so a server killed outright leaves nothing in /dev/shm.
+    'dynamic_shared_memory_type=mmap',
 ];
 /** Starts a throwaway server from real binaries: tmpfs, random port, private socket dir, durability off. */
 async function startBinaries(options) {
@@ -77752,7 +77796,7 @@ async function startBinaries(options) {
     const template = await templateCluster(bins, root, runAs, log);
     const server = new BinaryServer(await (0,promises_namespaceObject.mkdtemp)(external_node_path_default().join(root, 'run-')));
     try {
-        await server.start(bins, template, runAs);
+        await server.start(bins, options.dataDirectory ?? template, runAs, options.settings);
         return await server.started();
     }
     catch (error) {
@@ -77781,15 +77825,19 @@ class BinaryServer {
             async: () => this.stop(),
         });
     }
-    /** Copies the template cluster in and starts the server on a free port (another one if it is taken). */
-    async start(bins, template, runAs) {
+    /** Copies the cluster in and starts the server on a free port (another one if it is taken). */
+    async start(bins, 
+    /** The cluster to copy: our initdb'd template, or a base backup. */
+    source, runAs, extra = {}) {
         await (0,promises_namespaceObject.writeFile)(external_node_path_default().join(this.dir, 'owner.pid'), String(process.pid));
         if (runAs)
             await (0,promises_namespaceObject.chown)(this.dir, runAs.uid, runAs.gid);
         const data = external_node_path_default().join(this.dir, 'data');
         const sockets = external_node_path_default().join(this.dir, 'socket');
         // cp -a keeps the owner and the 0700 mode Postgres insists on; fs.cp would not as root.
-        await run('cp', ['-a', template, data]);
+        await run('cp', ['-a', source, data]);
+        // A copy of a running cluster carries its pid file; this one is not running.
+        await (0,promises_namespaceObject.rm)(external_node_path_default().join(data, 'postmaster.pid'), { force: true });
         await (0,promises_namespaceObject.mkdir)(sockets, { mode: 0o700 });
         if (runAs)
             await (0,promises_namespaceObject.chown)(sockets, runAs.uid, runAs.gid);
@@ -77797,7 +77845,8 @@ class BinaryServer {
             this.port = await freePort();
             const args = ['-D', data, '-p', String(this.port), '-k', sockets, '-h', '127.0.0.1'];
             const fd = (0,external_node_fs_.openSync)(this.logFile, 'a');
-            const child = (0,external_node_child_process_.spawn)(external_node_path_default().join(bins.binDir, 'postgres'), [...args, ...ServerSettings.flatMap((c) => ['-c', c])], {
+            const settings = [...ServerSettings, ...Object.entries(extra).map(([k, v]) => `${k}=${v}`)];
+            const child = (0,external_node_child_process_.spawn)(external_node_path_default().join(bins.binDir, 'postgres'), [...args, ...settings.flatMap((c) => ['-c', c])], {
                 stdio: ['ignore', fd, fd],
                 ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}),
             });
@@ -87999,6 +88048,17 @@ function summarizeChanges(diffs) {
         return `${sign} ${objectTitle(d.object)}`;
     });
 }
+/** Tables the differences are about: tables themselves, and the tables of columns, indexes, constraints, ... */
+function touchedTables(diffs) {
+    const tables = new Set();
+    for (const d of diffs) {
+        if (d.object.kind === 'table' || d.object.kind === 'partitioned table')
+            tables.add(d.object.name);
+        else if (d.object.parent)
+            tables.add(d.object.parent);
+    }
+    return [...tables].sort();
+}
 
 ;// CONCATENATED MODULE: ./src/core/messages.ts
 
@@ -88052,6 +88112,8 @@ const Messages = {
     /** `exitCode` undefined: it timed out. */
     modelsCommandFailed: (command, exitCode, timeoutMs) => `${Inputs.ModelsCommand} \`${command}\` ${exitCode === undefined ? `did not finish within the step timeout of ${formatDuration(timeoutMs)}` : `failed with exit code ${exitCode}`}, so the models' schema could not be compared. It must build the schema into the database given as DATABASE_URL and exit 0.`,
     modelsDiffer: (text) => `The models declare another schema than the migrations build: ${text}. A model changed without a migration (or a migration without its model). Add the missing migration, or change the models back.`,
+    targetDrift: (text) => `The target's schema differs from the schema this repository's history gives at the version the target has applied: ${text}. Something changed the target outside the migrations (a hotfix by hand, a migration from another branch), or a migration was edited after it ran there. Deploying on top may fail or leave the two apart for good. Put the change into a migration (or undo it on the target) before deploying.`,
+    targetHistoryFails: (id, error) => `\`${id}\` is applied on the target, but this repository's history up to it does not apply on an empty database (${error}), so the target's schema could not be compared. Fix the history; the apply findings of a normal run say where.`,
     rollbackLeftovers: (text) => `Rolling back every migration from the newest to the first does not return to the empty database: ${text}. Some down step does not undo its up step; the reversibility findings name which.`,
 };
 /** The lines of a set's notes: worth telling, not findings. */
@@ -89785,6 +89847,7 @@ async function loadAlembicMigrations(dir, cwd, options) {
             id: revision.id,
             version: [BigInt(index)],
             key: revision.id,
+            parents: revision.parents,
             name: external_node_path_default().basename(revision.path),
             source,
             up: {
@@ -89804,6 +89867,11 @@ async function loadAlembicMigrations(dir, cwd, options) {
         migrations,
         rules: AlembicRules,
         historyTables: ['public.alembic_version'],
+        tracking: {
+            tool: 'alembic',
+            table: 'public.alembic_version',
+            unknown: 'alembic refuses to run at all ("Can\'t locate revision identified by ..."), so this deploy would stop before its first revision.',
+        },
         findings: headsFindings(project, heads),
     };
 }
@@ -89974,6 +90042,11 @@ async function loadCommandMigrations(options) {
         layout: `${migrations.length} migrations listed by \`${commands.list}\``,
         migrations,
         rules: CommandRules,
+        tracking: {
+            tool: 'command',
+            table: '',
+            unknown: 'Your runner has no file for it: it cannot roll it back, and fresh databases never get what it made.',
+        },
         findings: [],
     };
 }
@@ -90222,6 +90295,29 @@ const Rules = {
         deleted: 'diesel keeps its version in __diesel_schema_migrations, `diesel migration revert` can no longer undo it, and fresh databases no longer get what it made.',
     },
 };
+/** Where each layout's tool records what it ran, and what it does with a recorded migration the repository lacks. */
+const Trackings = {
+    'golang-migrate': {
+        tool: 'golang-migrate',
+        table: 'public.schema_migrations',
+        unknown: 'golang-migrate has no file to go down from it (`migrate down` fails with "no migration found for version"), and `migrate up` treats every version below it as applied.',
+    },
+    flyway: {
+        tool: 'flyway',
+        table: 'public.flyway_schema_history',
+        unknown: 'Flyway\'s validate refuses to migrate ("Detected applied migration not resolved locally"), so this deploy would stop.',
+    },
+    dbmate: {
+        tool: 'dbmate',
+        table: 'public.schema_migrations',
+        unknown: 'dbmate cannot roll it back (no file for it), and fresh databases never get what it made.',
+    },
+    directories: {
+        tool: 'diesel',
+        table: 'public.__diesel_schema_migrations',
+        unknown: '`diesel migration revert` cannot undo it (no folder for it), and fresh databases never get what it made.',
+    },
+};
 /** Repeatable Flyway migrations run after every versioned one. */
 const RepeatableVersion = [2n ** 62n];
 async function readText(file, shown) {
@@ -90268,6 +90364,7 @@ async function loadSqlMigrations(dir, cwd) {
         layout: LayoutDescriptions[layout],
         migrations,
         rules: Rules[layout],
+        tracking: Trackings[layout],
         findings,
         ...(notes.length ? { notes } : {}),
     };
@@ -90766,6 +90863,11 @@ async function loadSequelizeMigrations(dir, cwd) {
         migrations,
         rules: SequelizeRules,
         historyTables: ['public.SequelizeMeta'],
+        tracking: {
+            tool: 'sequelize',
+            table: 'public.SequelizeMeta',
+            unknown: 'sequelize-cli cannot undo it (`db:migrate:undo` stops with "Unable to find migration"), and fresh databases never get what it made.',
+        },
         findings: [],
     };
 }
@@ -90884,6 +90986,12 @@ async function loadUmzugMigrations(dir, cwd) {
         layout: `umzug migration modules (${modules.length})`,
         migrations,
         rules: UmzugRules,
+        tracking: {
+            tool: 'umzug',
+            // umzug's SequelizeStorage default; another storage is named with history-table.
+            table: 'public.SequelizeMeta',
+            unknown: 'umzug cannot roll it back (no module for it), and fresh databases never get what it made.',
+        },
         findings: [],
     };
 }
@@ -91004,6 +91112,7 @@ function historyOf(set) {
         version: m.version,
         name: m.name,
         ...(m.order !== undefined ? { order: m.order } : {}),
+        ...(m.parents ? { parents: m.parents } : {}),
         file: m.up.file,
         line: m.up.line,
         source: m.source,
@@ -91674,12 +91783,390 @@ function replayPlan(ctx, base, head, comparison, baseName) {
     return { production, added, baseName };
 }
 
+;// CONCATENATED MODULE: ./src/core/target.ts
+
+/** Flyway's checksum of a migration's text: CRC-32 of each line's UTF-8 bytes, without line breaks or BOM, signed. */
+function flywayChecksum(text) {
+    let crc = 0xffffffff;
+    const lines = text.replace(/^\uFEFF/, '').split(/\r\n|\r|\n/);
+    // Java's readLine() yields no empty line after a final line break.
+    if (lines.length && lines[lines.length - 1] === '')
+        lines.pop();
+    for (const line of lines) {
+        for (const byte of Buffer.from(line, 'utf8'))
+            crc = (crc >>> 8) ^ Crc32Table[(crc ^ byte) & 0xff];
+    }
+    return (crc ^ 0xffffffff) | 0;
+}
+const Crc32Table = (() => {
+    const table = [];
+    for (let n = 0; n < 256; n++) {
+        let c = n;
+        for (let k = 0; k < 8; k++)
+            c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+        table.push(c >>> 0);
+    }
+    return table;
+})();
+/** A recorded key as the repository writes it: versions compared as numbers (`0001` = `1`, `1.0` = `1`). */
+function normalKey(tool, key) {
+    if (tool === 'golang-migrate' || tool === 'dbmate' || tool === 'flyway') {
+        const segments = key.split(/[._]/);
+        if (segments.every((s) => /^\d+$/.test(s)))
+            return versionKey(segments.map((s) => BigInt(s)));
+    }
+    return key;
+}
+/**
+ * Sets the target's history against the repository's `entries`: what is applied, what is pending,
+ * what is unknown, and the findings a deploy would trip over (`target` is how messages name it).
+ */
+function targetState(history, entries, rules, target) {
+    const { tool, table } = history.tracking;
+    const findings = [];
+    const byKey = new Map();
+    for (const e of entries) {
+        byKey.set(normalKey(tool, e.key), e);
+        // umzug records file names with or without the extension, as its resolver names them.
+        if (tool === 'umzug')
+            byKey.set(e.name.replace(/\.[^.]+$/, ''), e);
+    }
+    const recorded = appliedKeys(history, entries, byKey);
+    for (const e of entries.filter((x) => x.repeatable && repeatableCurrent(history, x)))
+        recorded.applied.add(e);
+    const applied = entries.filter((e) => recorded.applied.has(e));
+    const pending = entries.filter((e) => !recorded.applied.has(e));
+    const unknown = recorded.unknown;
+    for (const key of unknown)
+        findings.push({
+            check: 'target',
+            severity: 'error',
+            message: `${target}: ${table} records \`${key}\` as applied, but this repository has no such migration (its file was deleted or renamed, or it was deployed from another branch). ${history.tracking.unknown} Restore the migration in this branch, or find out where it came from before deploying.`,
+        });
+    findings.push(...failedRuns(history, target), ...editedSinceApplied(history, byKey, target));
+    findings.push(...outOfOrderPending(applied, pending, rules, target));
+    return { applied, pending, unknown, findings };
+}
+/** Which repository entries the recorded rows mean are applied, and the recorded keys it does not know. */
+function appliedKeys(history, entries, byKey) {
+    const { tool } = history.tracking;
+    const applied = new Set();
+    const unknown = [];
+    if (tool === 'golang-migrate') {
+        // One row: the newest version it ran; everything up to it counts as applied.
+        const row = history.rows[0];
+        if (!row)
+            return { applied, unknown };
+        const current = row.key.split('.').map((s) => BigInt(s));
+        for (const e of entries)
+            if (compareVersions(e.version, current) <= 0)
+                applied.add(e);
+        if (!byKey.has(normalKey(tool, row.key)))
+            unknown.push(row.key);
+        return { applied, unknown };
+    }
+    if (tool === 'alembic') {
+        // The heads it recorded, and every revision they build on.
+        const parents = new Map(entries.map((e) => [e.key, e.parents ?? []]));
+        const visit = (key) => {
+            const e = byKey.get(key);
+            if (!e || applied.has(e))
+                return;
+            applied.add(e);
+            for (const p of parents.get(key) ?? [])
+                visit(p);
+        };
+        for (const row of history.rows) {
+            if (byKey.has(row.key))
+                visit(row.key);
+            else
+                unknown.push(row.key);
+        }
+        return { applied, unknown };
+    }
+    for (const row of flywayEffective(history)) {
+        const e = byKey.get(normalKey(tool, row.key));
+        if (e)
+            applied.add(e);
+        else
+            unknown.push(row.key);
+    }
+    return { applied, unknown };
+}
+/** A Flyway repeatable migration the target ran with its current text: Flyway does not run it again. */
+function repeatableCurrent(history, entry) {
+    const last = history.rows
+        .filter((r) => r.repeatable && r.success !== false && r.script === entry.name)
+        .at(-1);
+    return last?.checksum === flywayChecksum(entry.source);
+}
+/** Rows that stand for an applied migration: for Flyway the successful versioned ones not undone since. */
+function flywayEffective(history) {
+    if (history.tracking.tool !== 'flyway')
+        return history.rows;
+    const live = new Map();
+    for (const row of history.rows) {
+        if (row.repeatable)
+            continue;
+        if (row.success === false || row.type === 'BASELINE' || row.type === 'SCHEMA' || row.type === 'DELETE')
+            continue;
+        if (row.type === 'UNDO_SQL')
+            live.delete(row.key);
+        else
+            live.set(row.key, row);
+    }
+    return [...live.values()];
+}
+/** A previous deploy that failed part-way: the tool refuses to run until someone repairs it. */
+function failedRuns(history, target) {
+    const { tool, table } = history.tracking;
+    if (tool === 'golang-migrate' && history.dirty) {
+        const version = history.rows[0]?.key ?? '?';
+        return [
+            {
+                check: 'target',
+                severity: 'error',
+                message: `${target}: ${table} marks version ${version} as dirty: a previous deploy failed part-way through it. golang-migrate refuses to run ("Dirty database version ${version}. Fix and force version."), so this deploy would stop before its first migration. Repair what version ${version} left half-done, then run \`migrate force\` with the version the database really is at.`,
+            },
+        ];
+    }
+    if (tool !== 'flyway')
+        return [];
+    return history.rows
+        .filter((row) => row.success === false)
+        .map((row) => ({
+        check: 'target',
+        severity: 'error',
+        message: `${target}: ${table} records a failed run of ${row.script ? `\`${row.script}\`` : `version ${row.key}`}: a previous deploy failed part-way. Flyway's validate refuses to migrate ("Detected failed migration to version ${row.key}"), so this deploy would stop. Repair what it left half-done, then run \`flyway repair\`.`,
+    }));
+}
+/** Flyway stores each migration's checksum: an applied file edited since is refused by validate. */
+function editedSinceApplied(history, byKey, target) {
+    const { tool, table } = history.tracking;
+    if (tool !== 'flyway')
+        return [];
+    const found = [];
+    for (const row of flywayEffective(history)) {
+        const e = byKey.get(normalKey(tool, row.key));
+        if (!e || e.repeatable || row.checksum === undefined || row.checksum === null)
+            continue;
+        const now = flywayChecksum(e.source);
+        if (now === row.checksum)
+            continue;
+        found.push({
+            check: 'target',
+            severity: 'error',
+            migration: e.id,
+            file: e.file,
+            message: `${target}: \`${e.id}\` was applied with checksum ${row.checksum} (${table}), but its file now has checksum ${now}: it was edited after it was deployed. Flyway's validate refuses to migrate ("Migration checksum mismatch for migration version ${row.key}"), and the target keeps what the old text made. Restore the applied text and put the change in a new migration; if the edit changes nothing (a comment), run \`flyway repair\`.`,
+        });
+    }
+    return found;
+}
+/** Pending migrations that sort before the newest applied one: the tool skips, refuses or reorders them. */
+function outOfOrderPending(applied, pending, rules, target) {
+    if (rules.runsBy === 'graph' || !applied.length)
+        return [];
+    const order = (a, b) => rules.runsBy === 'name'
+        ? (a.order ?? a.name) < (b.order ?? b.name)
+            ? -1
+            : (a.order ?? a.name) > (b.order ?? b.name)
+                ? 1
+                : 0
+        : compareVersions(a.version, b.version);
+    const newest = [...applied].sort(order).at(-1);
+    return pending
+        .filter((e) => order(e, newest) < 0)
+        .map((e) => ({
+        check: 'target',
+        severity: 'error',
+        migration: e.id,
+        file: e.file,
+        message: `${target}: \`${e.id}\` is not applied there yet, but sorts before \`${newest.id}\`, which is. ${rules.outOfOrder} Give it a ${rules.runsBy === 'name' ? 'name' : 'version'} that sorts after \`${newest.id}\`.`,
+    }));
+}
+
+;// CONCATENATED MODULE: ./src/target/session.ts
+
+
+
+
+
+/** How long the gate waits for a lock on the target before it stops: never long enough to hold up a deploy. */
+const TargetLockTimeoutMs = 2_000;
+/** How long one read on the target may take. */
+const TargetStatementTimeoutMs = 60_000;
+/** The application name every session on the target has, so a DBA sees who it is. */
+const TargetApplicationName = 'pg-migrate-verify (read-only deploy gate)';
+/**
+ * A session on the target database that cannot write: every transaction is read-only by the
+ * session's own settings (not the role's), waits at most 2 s for a lock and 60 s for a statement,
+ * and says who it is in `application_name`. Works on a hot standby and with a role that may read
+ * only the history table (the catalog is readable by every role).
+ */
+class TargetSession {
+    client;
+    shown;
+    constructor(client, 
+    /** The URL with its password masked, for messages. */
+    shown) {
+        this.client = client;
+        this.shown = shown;
+    }
+    static async open(url) {
+        const shown = redactUrls(url);
+        const client = new esm.Client({
+            connectionString: url,
+            application_name: TargetApplicationName,
+            connectionTimeoutMillis: 10_000,
+            options: [
+                '-c default_transaction_read_only=on',
+                `-c lock_timeout=${TargetLockTimeoutMs}`,
+                `-c statement_timeout=${TargetStatementTimeoutMs}`,
+                '-c idle_in_transaction_session_timeout=60000',
+            ].join(' '),
+        });
+        client.on('error', () => { });
+        try {
+            await client.connect();
+        }
+        catch (error) {
+            await client.end().catch(() => { });
+            throw new CannotCheck(`Could not connect to the target database '${shown}' (input '${Inputs.TargetDatabaseUrl}'): ${redactUrls(messageOf(error))}. Check that it is reachable from this runner, and the URL, user and password.`, { cause: error });
+        }
+        return new TargetSession(client, shown);
+    }
+    /** Runs one read; a lock held by someone else, or a lost connection, is a clear "could not check". */
+    async query(text, values = [], what = 'the target') {
+        try {
+            return (await this.client.query(text, values)).rows;
+        }
+        catch (error) {
+            throw this.failure(error, what);
+        }
+    }
+    /** True when `schema.table` exists (a name lookup: it needs no privilege on the table). */
+    async exists(table) {
+        const rows = await this.query('SELECT to_regclass($1) IS NOT NULL AS found', [
+            quoted(table),
+        ]);
+        return rows[0]?.found ?? false;
+    }
+    /** The whole schema, read with the same statement as every other check. */
+    async snapshot(exclusions) {
+        try {
+            return await readSnapshot(this.client, exclusions);
+        }
+        catch (error) {
+            throw this.failure(error, 'its catalog');
+        }
+    }
+    /** Estimated rows and total bytes of the tables that exist on the target. */
+    async tableSizes(tables) {
+        if (!tables.length)
+            return [];
+        const rows = await this.query(`SELECT t.name, greatest(c.reltuples, 0)::bigint AS rows, pg_total_relation_size(c.oid) AS bytes
+         FROM unnest($1::text[], $2::text[]) AS t(name, quoted)
+         JOIN pg_class c ON c.oid = to_regclass(t.quoted)`, [tables, tables.map(quoted)], 'the sizes of the tables the pending migrations touch');
+        return rows.map((r) => ({ table: r.name, rows: Number(r.rows), bytes: Number(r.bytes) }));
+    }
+    async close() {
+        await this.client.end().catch(() => { });
+    }
+    failure(error, what) {
+        const code = error.code;
+        if (code === '55P03')
+            return new CannotCheck(`The target database '${this.shown}' holds a lock on ${what} that the gate would have to wait for (a deploy or a DDL statement running there?). The gate stopped after ${TargetLockTimeoutMs / 1000} s rather than queue behind it and hold up production. Run it again once that is done.`, { cause: error });
+        return new CannotCheck(`Reading ${what} on the target database '${this.shown}' failed: ${redactUrls(messageOf(error))}. The gate only reads; check that the role may connect and read the history table (README: the GRANTs of a read-only role).`, { cause: error });
+    }
+}
+/** `schema.table` as an identifier `to_regclass` reads exactly (mixed case kept: "SequelizeMeta"). */
+function quoted(table) {
+    const [schema, name] = table.includes('.') ? table.split('.', 2) : ['public', table];
+    const q = (s) => `"${(s ?? '').replaceAll('"', '""')}"`;
+    return `${q(schema)}.${q(name)}`;
+}
+
+;// CONCATENATED MODULE: ./src/target/history.ts
+
+
+
+/**
+ * Reads the target's history table the way its tool reads it. `table` overrides the format's
+ * default (`history-table`); a table that does not exist means nothing was applied yet.
+ */
+async function readTargetHistory(session, tracking, table) {
+    const name = table || tracking.table;
+    if (!name)
+        throw new CannotCheck(`The deploy gate needs to know where your runner records what it ran: set '${Inputs.HistoryTable}' to that table (e.g. public.schema_version).`);
+    const at = { ...tracking, table: name };
+    if (!(await session.exists(name)))
+        return { tracking: at, exists: false, rows: [] };
+    const from = quoted(name);
+    const what = `its history table ${name}`;
+    switch (tracking.tool) {
+        case 'golang-migrate': {
+            const rows = await session.query(`SELECT version::text AS version, dirty FROM ${from}`, [], what);
+            const row = rows[0];
+            return { tracking: at, exists: true, rows: row ? [{ key: row.version }] : [], dirty: !!row?.dirty };
+        }
+        case 'flyway': {
+            const rows = await session.query(`SELECT version, script, type, checksum, success FROM ${from} ORDER BY installed_rank`, [], what);
+            return {
+                tracking: at,
+                exists: true,
+                rows: rows.map((r) => ({
+                    key: r.version ?? r.script,
+                    ...(r.version === null ? { repeatable: true } : {}),
+                    checksum: r.checksum,
+                    success: r.success,
+                    type: r.type,
+                    script: r.script,
+                })),
+            };
+        }
+        case 'dbmate':
+        case 'diesel':
+            return { tracking: at, exists: true, rows: await column(session, from, 'version', what) };
+        case 'sequelize':
+        case 'umzug':
+            return { tracking: at, exists: true, rows: await column(session, from, 'name', what) };
+        case 'alembic':
+            return { tracking: at, exists: true, rows: await column(session, from, 'version_num', what) };
+        case 'command':
+            return {
+                tracking: at,
+                exists: true,
+                rows: await column(session, from, await idColumn(session, name), what),
+            };
+    }
+}
+async function column(session, from, name, what) {
+    const rows = await session.query(`SELECT ${`"${name}"`}::text AS key FROM ${from}`, [], what);
+    return rows.map((r) => ({ key: r.key }));
+}
+/**
+ * The column of a home-made runner's table that holds migration ids: `id`, `version`, `name` or
+ * `migration`, else its first text column.
+ */
+async function idColumn(session, table) {
+    const columns = await session.query(`SELECT attname AS name, atttypid IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype) AS text
+       FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped ORDER BY attnum`, [quoted(table)]);
+    const preferred = ['id', 'version', 'name', 'migration'].find((n) => columns.some((c) => c.name === n));
+    const chosen = preferred ?? columns.find((c) => c.text)?.name ?? columns[0]?.name;
+    if (!chosen)
+        throw new CannotCheck(`The target's history table ${table} has no columns: set '${Inputs.HistoryTable}' to your runner's table.`);
+    return chosen;
+}
+
 ;// CONCATENATED MODULE: ./src/checks/record.ts
-function recordsOf(migrations) {
+/** Records for the migrations the checks walk, which come after `offset` others in the workspace. */
+function recordsOf(migrations, offset = 0) {
     return migrations.map((migration, index) => ({
         migration,
         index,
         total: migrations.length,
+        position: offset + index,
         report: {
             id: migration.id,
             file: migration.up.file,
@@ -91911,11 +92398,13 @@ async function checkRollbackAll(ctx, ws, applied, empty, dirty, told) {
 /**
  * Walks one migration set on one scratch database: for each migration up (apply), then down and up
  * again (reversibility), comparing the schema over what the steps touched; then everything down
- * from the head (rollback-all), compared in full with the empty database.
+ * from the head (rollback-all), compared in full with the database it started from. With
+ * `prefix`, the first `prefix` migrations are only applied (what a target already has, or what a
+ * base branch has), and the walk starts from there.
  */
-async function walkSet(ctx, loaded, assertions) {
+async function walkSet(ctx, loaded, assertions, prefix = 0) {
     const exclusions = defaultExclusions(loaded.historyTables);
-    const records = recordsOf(loaded.migrations);
+    const records = recordsOf(loaded.migrations.slice(prefix), prefix);
     const seedIndex = seedIndexOf(ctx, loaded);
     const ws = await Workspace.create({
         ctx,
@@ -91927,13 +92416,16 @@ async function walkSet(ctx, loaded, assertions) {
     const walk = { ctx, ws, records, told: new Set(), seedIndex, seeded: false };
     const reports = records.map((r) => r.report);
     try {
+        const startFailed = await applyPrefix(walk, loaded, prefix);
+        if (startFailed)
+            return { migrations: reports, touched: new Map(), exclusions, startFailed };
         const empty = walk.ws.tracker.now();
         if (walk.ws.tracker.mode === 'full')
             ctx.note(Notes.fullCatalogReads);
         let applied = 0;
         let dirty;
         for (const record of records) {
-            if (seedIndex >= 0 && record.index - 1 === seedIndex)
+            if (seedIndex >= prefix && record.position - 1 === seedIndex)
                 await loadSeed(walk);
             const step = await walkMigration(walk, record);
             if (step.stop) {
@@ -91942,18 +92434,38 @@ async function walkSet(ctx, loaded, assertions) {
             }
             applied++;
             if (step.lost)
-                return { migrations: reports, exclusions };
+                return { migrations: reports, touched: touchedOf(records), start: empty, exclusions };
         }
-        if (seedIndex >= 0 && seedIndex === records.length - 1 && applied === records.length && !walk.seeded)
+        const last = loaded.migrations.length - 1;
+        if (seedIndex >= prefix && seedIndex === last && applied === records.length && !walk.seeded)
             await loadSeed(walk);
         const head = applied === records.length ? await headSnapshot(walk, exclusions) : undefined;
         if (ctx.checks.has('rollback-all'))
             await checkRollbackAll(ctx, walk.ws, records.slice(0, applied), empty, dirty, walk.told);
-        return { migrations: reports, head, exclusions };
+        return { migrations: reports, touched: touchedOf(records), start: empty, head, exclusions };
     }
     finally {
         await walk.ws.close();
     }
+}
+/**
+ * Applies the first `prefix` migrations without checking them (the seed goes in where it belongs);
+ * returns the first that fails, with why.
+ */
+async function applyPrefix(walk, loaded, prefix) {
+    for (const [i, m] of loaded.migrations.slice(0, prefix).entries()) {
+        const outcome = await walk.ws.runner.up(m);
+        if (!outcome.ok)
+            return { id: m.id, error: outcome.error?.message ?? 'failed' };
+        if (i === walk.seedIndex)
+            await loadSeed(walk);
+    }
+    if (prefix)
+        await walk.ws.refresh();
+    return undefined;
+}
+function touchedOf(records) {
+    return new Map(records.filter((r) => r.touched).map((r) => [r.migration.id, r.touched]));
 }
 /** Where the seed goes: the index of `seed.after`, or -1 without a seed. */
 function seedIndexOf(ctx, loaded) {
@@ -91966,7 +92478,7 @@ function seedIndexOf(ctx, loaded) {
 }
 async function loadSeed(walk) {
     const { ctx } = walk;
-    const after = walk.records[walk.seedIndex]?.migration.id ?? '';
+    const after = walk.ws.plan.migrations[walk.seedIndex]?.id ?? '';
     walk.seeded = true;
     const error = await walk.ws.seed();
     if (error)
@@ -92002,7 +92514,9 @@ async function walkMigration(walk, record) {
     await ws.assert(record, 'after');
     await ws.refresh();
     const upKeys = ws.tracker.changedSince(before);
-    record.report.changes = summarizeChanges(diffSnapshots(ws.tracker.at(before, upKeys), ws.tracker.now(upKeys)));
+    const upDiffs = diffSnapshots(ws.tracker.at(before, upKeys), ws.tracker.now(upKeys));
+    record.report.changes = summarizeChanges(upDiffs);
+    record.touched = touchedTables(upDiffs);
     if (!m.down && ctx.requireDown && ctx.checks.has('reversibility'))
         ctx.finding({
             check: 'reversibility',
@@ -92051,7 +92565,7 @@ async function restore(walk, record, reversal, marks) {
         ws.tracker.release(mark);
     if (!reversal.unknownState && !drifted && ws.runner.isApplied(record.migration.id))
         return true;
-    const rebuilt = await ws.rebuild(record.index);
+    const rebuilt = await ws.rebuild(record.position);
     if (!rebuilt) {
         walk.ctx.note(Notes.cannotRestore(record.migration.id));
         return false;
@@ -92069,7 +92583,97 @@ async function headSnapshot(walk, exclusions) {
     return head;
 }
 
+;// CONCATENATED MODULE: ./src/checks/target.ts
+
+
+
+
+
+
+
+
+/**
+ * The deploy gate (`target`), read-only against the live database: its history as its tool reads
+ * it (unknown, failed or out-of-order migrations), its schema against the schema the repository's
+ * history gives at what it has applied (drift), and a rehearsal of the pending migrations on that
+ * state with the usual checks, each with the live size of the tables it touches.
+ */
+async function checkTarget(ctx, loaded, url, assertions) {
+    const session = await TargetSession.open(url);
+    try {
+        const history = await readTargetHistory(session, loaded.tracking, ctx.targetHistoryTable);
+        const state = targetState(history, historyOf(loaded), loaded.rules, 'The target');
+        for (const f of state.findings)
+            ctx.finding(f);
+        const live = await session.snapshot({
+            schemas: [BookkeepingSchema],
+            tables: [...new Set([history.tracking.table, ...(loaded.historyTables ?? [])])].map(qualified),
+        });
+        const ordered = orderedForTarget(loaded, state);
+        ctx.log.info(`${ctx.name}: target ${session.shown}: ${state.applied.length} applied, ${state.pending.length} pending${state.unknown.length ? `, ${state.unknown.length} unknown` : ''}`);
+        const walk = await walkSet(ctx, { ...loaded, migrations: ordered }, assertions, state.applied.length);
+        if (walk.startFailed)
+            ctx.finding(historyFails(walk.startFailed));
+        else if (walk.start)
+            fileDrift(ctx, walk.start, live);
+        await liveSizes(session, walk, live);
+        return {
+            report: {
+                database: session.shown,
+                table: history.tracking.table,
+                applied: state.applied.map((e) => e.id),
+                pending: state.pending.map((e) => e.id),
+                unknown: state.unknown,
+            },
+            walk,
+        };
+    }
+    finally {
+        await session.close();
+    }
+}
+/** What the target has applied (in the repository's order), then what a deploy would run. */
+function orderedForTarget(loaded, state) {
+    const byId = new Map(loaded.migrations.map((m) => [m.id, m]));
+    return [...state.applied, ...state.pending].map((e) => byId.get(e.id));
+}
+function qualified(table) {
+    return table.includes('.') ? table : `public.${table}`;
+}
+function historyFails(failed) {
+    return {
+        check: 'target',
+        severity: 'error',
+        migration: failed.id,
+        message: Messages.targetHistoryFails(failed.id, failed.error),
+    };
+}
+/** The live schema against the schema the repository's history gives at the target's applied version. */
+function fileDrift(ctx, history, live) {
+    const diffs = diffSnapshots(history, live);
+    if (!diffs.length)
+        return;
+    ctx.finding(differenceFinding('target', diffs, { before: 'in the history', after: 'on target' }, Messages.targetDrift));
+}
+/** Each pending migration's tables that hold data on the target: estimated rows and bytes. */
+async function liveSizes(session, walk, live) {
+    const existing = new Set(Object.values(live)
+        .filter((o) => o.kind === 'table')
+        .map((o) => o.name));
+    const wanted = [...new Set([...walk.touched.values()].flat())].filter((t) => existing.has(t));
+    const sizes = new Map((await session.tableSizes(wanted)).map((s) => [s.table, s]));
+    for (const report of walk.migrations) {
+        const tables = (walk.touched.get(report.id) ?? []).flatMap((t) => {
+            const size = sizes.get(t);
+            return size ? [size] : [];
+        });
+        if (tables.length)
+            report.live = tables;
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/checks/set.ts
+
 
 
 
@@ -92090,7 +92694,12 @@ async function verifySet(ctx, loaded, base) {
     if (base?.note)
         ctx.note(base.note);
     const comparison = checkOrdering(ctx, loaded, base);
-    const walk = await walkSet(ctx, loaded, await findAssertions(ctx, loaded));
+    const assertions = await findAssertions(ctx, loaded);
+    // A deploy gate walks what the target has not applied yet, on the state it has; else everything.
+    const gate = ctx.targetDatabaseUrl && ctx.checks.has('target')
+        ? await checkTarget(ctx, loaded, ctx.targetDatabaseUrl, assertions)
+        : undefined;
+    const walk = gate?.walk ?? (await walkSet(ctx, loaded, assertions));
     if (base?.loaded && comparison && ctx.checks.has('apply'))
         await replay(ctx, loaded, { ...base, loaded: base.loaded }, comparison, walk);
     await checkDrift(ctx, walk);
@@ -92100,6 +92709,7 @@ async function verifySet(ctx, loaded, base) {
         format: loaded.format,
         formatReason: loaded.layout,
         migrations: walk.migrations,
+        ...(gate ? { target: gate.report } : {}),
         ...(base?.loaded && comparison
             ? {
                 base: {
@@ -92471,6 +93081,9 @@ function setContext(run, set, server, notes) {
         updateSnapshot: settings.updateSnapshot,
         modelsCommand: set.modelsCommand,
         accepted: settings.accepted,
+        ...(settings.targetDatabaseUrl
+            ? { targetDatabaseUrl: settings.targetDatabaseUrl, targetHistoryTable: set.historyTables[0] }
+            : {}),
         server,
         log: edges.log,
         now: () => edges.now(),
@@ -100826,6 +101439,9 @@ async function publish(report, run, options) {
     setOutput('result', report.result);
     setOutput('findings', String(report.findings.length));
     setOutput('migrations', String(report.sets.reduce((n, s) => n + s.migrations.length, 0)));
+    // The deploy gate: how many migrations a deploy would run (every set's target together).
+    if (report.sets.some((s) => s.target))
+        setOutput('pending', String(report.sets.reduce((n, s) => n + (s.target?.pending.length ?? 0), 0)));
 }
 /** Links to files (and lines) at the commit the run checked, when the run knows its repository. */
 function fileUrlOf(run, workingDirectory) {

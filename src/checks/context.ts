@@ -36,6 +36,9 @@ export interface SetContext {
   updateSnapshot: boolean;
   /** Builds the models' schema into DATABASE_URL. */
   modelsCommand?: string;
+  /** Deploy gate: the live database to check (read-only), and its history table when not the format's default. */
+  targetDatabaseUrl?: string;
+  targetHistoryTable?: string;
   /** Findings the team accepts (they also decide what production is taken to have run). */
   accepted: readonly Acceptance[];
   server: StartedPostgres;

@@ -7,16 +7,23 @@ import type { SetContext } from './context.js';
 /** One migration as the checks see it: the migration, its place in the set, and its report row as it fills in. */
 export interface MigrationRecord {
   migration: Migration;
+  /** Its place among the migrations the checks walk (progress counts these). */
   index: number;
   total: number;
+  /** Its place in the workspace's whole list (after the migrations applied without checks). */
+  position: number;
   report: MigrationReport;
+  /** The tables its up step changed (directly, or through their columns, indexes, constraints, ...). */
+  touched?: string[];
 }
 
-export function recordsOf(migrations: readonly Migration[]): MigrationRecord[] {
+/** Records for the migrations the checks walk, which come after `offset` others in the workspace. */
+export function recordsOf(migrations: readonly Migration[], offset = 0): MigrationRecord[] {
   return migrations.map((migration, index) => ({
     migration,
     index,
     total: migrations.length,
+    position: offset + index,
     report: {
       id: migration.id,
       file: migration.up.file,

@@ -10,6 +10,7 @@ import { checkModels } from './drift-models.js';
 import { checkSnapshotFile } from './drift-snapshot.js';
 import { type BaseSet, baseName, checkOrdering } from './ordering.js';
 import { replayOnBase, replayPlan } from './replay.js';
+import { checkTarget } from './target.js';
 import { type WalkResult, walkSet } from './walk.js';
 
 /**
@@ -25,7 +26,13 @@ export async function verifySet(
   for (const note of loaded.notes ?? []) ctx.note(note);
   if (base?.note) ctx.note(base.note);
   const comparison = checkOrdering(ctx, loaded, base);
-  const walk = await walkSet(ctx, loaded, await findAssertions(ctx, loaded));
+  const assertions = await findAssertions(ctx, loaded);
+  // A deploy gate walks what the target has not applied yet, on the state it has; else everything.
+  const gate =
+    ctx.targetDatabaseUrl && ctx.checks.has('target')
+      ? await checkTarget(ctx, loaded, ctx.targetDatabaseUrl, assertions)
+      : undefined;
+  const walk = gate?.walk ?? (await walkSet(ctx, loaded, assertions));
   if (base?.loaded && comparison && ctx.checks.has('apply'))
     await replay(ctx, loaded, { ...base, loaded: base.loaded }, comparison, walk);
   await checkDrift(ctx, walk);
@@ -35,6 +42,7 @@ export async function verifySet(
     format: loaded.format,
     formatReason: loaded.layout,
     migrations: walk.migrations,
+    ...(gate ? { target: gate.report } : {}),
     ...(base?.loaded && comparison
       ? {
           base: {

@@ -4,7 +4,7 @@ import { plural } from '../core/format.js';
 import { Inputs } from '../core/inputs.js';
 import { Messages, Notes } from '../core/messages.js';
 import type { MigrationReport } from '../core/report.js';
-import { diffSnapshots, type SchemaSnapshot, summarizeChanges } from '../core/schema.js';
+import { diffSnapshots, type SchemaSnapshot, summarizeChanges, touchedTables } from '../core/schema.js';
 import type { LoadedSet } from '../migrations/types.js';
 import { applyFailed, applyUp } from './apply.js';
 import { type Assertion, assertionVerdict } from './assertions.js';
@@ -17,6 +17,12 @@ import { Workspace } from './workspace.js';
 
 export interface WalkResult {
   migrations: MigrationReport[];
+  /** The tables each applied migration's up step changed, by migration id. */
+  touched: Map<string, string[]>;
+  /** The schema the walked migrations start from: empty, or what the migrations before them leave. */
+  start?: SchemaSnapshot;
+  /** A migration before the walked ones that did not apply, and why (the walk did not run then). */
+  startFailed?: { id: string; error: string };
   /** The schema after every migration, read in full; undefined when not every migration applied. */
   head?: SchemaSnapshot;
   exclusions: Exclusions;
@@ -36,15 +42,18 @@ interface Walk {
 /**
  * Walks one migration set on one scratch database: for each migration up (apply), then down and up
  * again (reversibility), comparing the schema over what the steps touched; then everything down
- * from the head (rollback-all), compared in full with the empty database.
+ * from the head (rollback-all), compared in full with the database it started from. With
+ * `prefix`, the first `prefix` migrations are only applied (what a target already has, or what a
+ * base branch has), and the walk starts from there.
  */
 export async function walkSet(
   ctx: SetContext,
   loaded: LoadedSet,
   assertions?: Map<string, Assertion[]>,
+  prefix = 0,
 ): Promise<WalkResult> {
   const exclusions = defaultExclusions(loaded.historyTables);
-  const records = recordsOf(loaded.migrations);
+  const records = recordsOf(loaded.migrations.slice(prefix), prefix);
   const seedIndex = seedIndexOf(ctx, loaded);
   const ws = await Workspace.create({
     ctx,
@@ -56,29 +65,54 @@ export async function walkSet(
   const walk: Walk = { ctx, ws, records, told: new Set(), seedIndex, seeded: false };
   const reports = records.map((r) => r.report);
   try {
+    const startFailed = await applyPrefix(walk, loaded, prefix);
+    if (startFailed) return { migrations: reports, touched: new Map(), exclusions, startFailed };
     const empty = walk.ws.tracker.now();
     if (walk.ws.tracker.mode === 'full') ctx.note(Notes.fullCatalogReads);
     let applied = 0;
     let dirty: string | undefined;
     for (const record of records) {
-      if (seedIndex >= 0 && record.index - 1 === seedIndex) await loadSeed(walk);
+      if (seedIndex >= prefix && record.position - 1 === seedIndex) await loadSeed(walk);
       const step = await walkMigration(walk, record);
       if (step.stop) {
         dirty = step.dirty;
         break;
       }
       applied++;
-      if (step.lost) return { migrations: reports, exclusions };
+      if (step.lost) return { migrations: reports, touched: touchedOf(records), start: empty, exclusions };
     }
-    if (seedIndex >= 0 && seedIndex === records.length - 1 && applied === records.length && !walk.seeded)
+    const last = loaded.migrations.length - 1;
+    if (seedIndex >= prefix && seedIndex === last && applied === records.length && !walk.seeded)
       await loadSeed(walk);
     const head = applied === records.length ? await headSnapshot(walk, exclusions) : undefined;
     if (ctx.checks.has('rollback-all'))
       await checkRollbackAll(ctx, walk.ws, records.slice(0, applied), empty, dirty, walk.told);
-    return { migrations: reports, head, exclusions };
+    return { migrations: reports, touched: touchedOf(records), start: empty, head, exclusions };
   } finally {
     await walk.ws.close();
   }
+}
+
+/**
+ * Applies the first `prefix` migrations without checking them (the seed goes in where it belongs);
+ * returns the first that fails, with why.
+ */
+async function applyPrefix(
+  walk: Walk,
+  loaded: LoadedSet,
+  prefix: number,
+): Promise<{ id: string; error: string } | undefined> {
+  for (const [i, m] of loaded.migrations.slice(0, prefix).entries()) {
+    const outcome = await walk.ws.runner.up(m);
+    if (!outcome.ok) return { id: m.id, error: outcome.error?.message ?? 'failed' };
+    if (i === walk.seedIndex) await loadSeed(walk);
+  }
+  if (prefix) await walk.ws.refresh();
+  return undefined;
+}
+
+function touchedOf(records: MigrationRecord[]): Map<string, string[]> {
+  return new Map(records.filter((r) => r.touched).map((r) => [r.migration.id, r.touched as string[]]));
 }
 
 /** Where the seed goes: the index of `seed.after`, or -1 without a seed. */
@@ -94,7 +128,7 @@ function seedIndexOf(ctx: SetContext, loaded: LoadedSet): number {
 
 async function loadSeed(walk: Walk): Promise<void> {
   const { ctx } = walk;
-  const after = walk.records[walk.seedIndex]?.migration.id ?? '';
+  const after = walk.ws.plan.migrations[walk.seedIndex]?.id ?? '';
   walk.seeded = true;
   const error = await walk.ws.seed();
   if (error)
@@ -133,9 +167,9 @@ async function walkMigration(
   await ws.assert(record, 'after');
   await ws.refresh();
   const upKeys = ws.tracker.changedSince(before);
-  record.report.changes = summarizeChanges(
-    diffSnapshots(ws.tracker.at(before, upKeys), ws.tracker.now(upKeys)),
-  );
+  const upDiffs = diffSnapshots(ws.tracker.at(before, upKeys), ws.tracker.now(upKeys));
+  record.report.changes = summarizeChanges(upDiffs);
+  record.touched = touchedTables(upDiffs);
   if (!m.down && ctx.requireDown && ctx.checks.has('reversibility'))
     ctx.finding({
       check: 'reversibility',
@@ -189,7 +223,7 @@ async function restore(
   const drifted = diffSnapshots(ws.tracker.at(afterUp, keys), ws.tracker.now(keys)).length > 0;
   for (const mark of marks) ws.tracker.release(mark);
   if (!reversal.unknownState && !drifted && ws.runner.isApplied(record.migration.id)) return true;
-  const rebuilt = await ws.rebuild(record.index);
+  const rebuilt = await ws.rebuild(record.position);
   if (!rebuilt) {
     walk.ctx.note(Notes.cannotRestore(record.migration.id));
     return false;

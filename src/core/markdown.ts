@@ -2,7 +2,14 @@ import { type AssertionRun, Sides, shouldPass } from './assertions.js';
 import type { Finding } from './findings.js';
 import { CheckIds } from './findings.js';
 import { formatDuration, plural } from './format.js';
-import type { AcceptedFinding, MigrationReport, Report, SetReport, StepResult } from './report.js';
+import type {
+  AcceptedFinding,
+  MigrationReport,
+  Report,
+  SetReport,
+  StepResult,
+  TargetReport,
+} from './report.js';
 
 /** Escapes text from the repository or the database so it cannot open HTML or break a table. */
 export function escapeText(text: string): string {
@@ -42,7 +49,8 @@ const WhatToDo: Record<string, string> = {
     'Give new migrations versions that sort after everything on the base branch, and leave migrations the base branch has exactly as they are: put changes in a new migration. A deliberate exception goes in the config file under `accept:` with its reason.',
   'drift-snapshot': 'Run with --update-snapshot and commit the snapshot file.',
   'drift-models': 'Add a migration for the model change, or change the models back.',
-  target: 'Deploy the pending migrations, or investigate the differences on the target database.',
+  target:
+    "Do not deploy yet: repair what the target's history says (a failed or dirty run, a migration it has that this branch lacks), renumber a pending migration that sorts before applied ones, and bring the target's schema and the history back together (a migration for a hand-made change, or undo it).",
 };
 
 function step(result: StepResult | null): string {
@@ -140,6 +148,7 @@ function setSection(report: Report, set: SetReport): string[] {
       '',
     );
   }
+  if (set.target) out.push(...targetSection(set.target, set.migrations));
   out.push('| | Migration | Up | Down | Reversible | Changes |', '|---|---|---|---|---|---|');
   for (const m of set.migrations) {
     const changes = m.changes.length ? m.changes.map((c) => escapeText(c)).join('<br>') : '';
@@ -151,6 +160,52 @@ function setSection(report: Report, set: SetReport): string[] {
   out.push(...assertionTable(set.migrations));
   for (const note of set.notes) out.push(`> ${escapeText(note).replaceAll('\\|', '|')}`, '');
   return out;
+}
+
+/** The deploy gate: what the target has applied, what a deploy would run there, and how big it is. */
+function targetSection(target: TargetReport, migrations: MigrationReport[]): string[] {
+  const out = [
+    `#### Deploy gate: ${inlineCode(target.database)}`,
+    '',
+    `History table ${inlineCode(target.table)}: ${plural(target.applied.length, 'migration')} applied, ${target.pending.length} pending${target.unknown.length ? `, ${target.unknown.length} unknown to this repository (${target.unknown.map((k) => inlineCode(k)).join(', ')})` : ''}.`,
+    '',
+  ];
+  if (!target.pending.length) {
+    out.push('Nothing to deploy: the target has every migration of this branch.', '');
+    return out;
+  }
+  out.push(
+    "A deploy runs, in this order (rehearsed below on a copy of what the history gives at the target's version):",
+    '',
+  );
+  for (const id of target.pending) {
+    const live = migrations.find((m) => m.id === id)?.live ?? [];
+    const sizes = live.map(
+      (t) => `${inlineCode(t.table)} ~${formatCount(t.rows)} rows, ${formatBytes(t.bytes)}`,
+    );
+    out.push(`1. ${inlineCode(id)}${sizes.length ? `: touches ${sizes.join('; ')}` : ''}`);
+  }
+  out.push('');
+  return out;
+}
+
+function formatCount(n: number): string {
+  return n >= 1_000_000
+    ? `${(n / 1_000_000).toFixed(1)}M`
+    : n >= 1_000
+      ? `${(n / 1_000).toFixed(1)}k`
+      : String(n);
+}
+
+function formatBytes(n: number): string {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let value = n;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${unit ? value.toFixed(1) : value} ${units[unit]}`;
 }
 
 /** Findings grouped by check, each with its details collapsed, and what to do for a failing check. */
@@ -258,6 +313,10 @@ export function renderSummary(report: Report): string {
     if (set.base)
       lines.push(
         `  base  ${set.name}: ${set.base.ref} at ${set.base.commit.slice(0, 7)}, ${plural(set.base.migrations, 'migration')}; ${set.base.added.length ? `adds ${set.base.added.join(', ')}` : 'adds none'}`,
+      );
+    if (set.target)
+      lines.push(
+        `  target  ${set.name}: ${set.target.database}: ${set.target.applied.length} applied, ${set.target.pending.length} pending${set.target.pending.length ? ` (${set.target.pending.join(', ')})` : ''}${set.target.unknown.length ? `, ${set.target.unknown.length} unknown (${set.target.unknown.join(', ')})` : ''}`,
       );
     for (const note of set.notes) lines.push(`  note  ${set.name}: ${note}`);
   }

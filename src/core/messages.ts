@@ -82,6 +82,10 @@ export const Messages = {
     `${Inputs.ModelsCommand} \`${command}\` ${exitCode === undefined ? `did not finish within the step timeout of ${formatDuration(timeoutMs)}` : `failed with exit code ${exitCode}`}, so the models' schema could not be compared. It must build the schema into the database given as DATABASE_URL and exit 0.`,
   modelsDiffer: (text: string) =>
     `The models declare another schema than the migrations build: ${text}. A model changed without a migration (or a migration without its model). Add the missing migration, or change the models back.`,
+  targetDrift: (text: string) =>
+    `The target's schema differs from the schema this repository's history gives at the version the target has applied: ${text}. Something changed the target outside the migrations (a hotfix by hand, a migration from another branch), or a migration was edited after it ran there. Deploying on top may fail or leave the two apart for good. Put the change into a migration (or undo it on the target) before deploying.`,
+  targetHistoryFails: (id: string, error: string) =>
+    `\`${id}\` is applied on the target, but this repository's history up to it does not apply on an empty database (${error}), so the target's schema could not be compared. Fix the history; the apply findings of a normal run say where.`,
   rollbackLeftovers: (text: string) =>
     `Rolling back every migration from the newest to the first does not return to the empty database: ${text}. Some down step does not undo its up step; the reversibility findings name which.`,
 };

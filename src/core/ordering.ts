@@ -15,6 +15,8 @@ export interface HistoryEntry {
   name: string;
   /** What such a tool sorts by when it is not the name (diesel: the version as text, dashes removed). */
   order?: string;
+  /** In a graph (alembic): the keys of the migrations it builds on. */
+  parents?: string[];
   /** The up file, relative to the working directory. */
   file: string;
   /** Line in `file` where the up text starts. */

@@ -19,6 +19,29 @@ export interface MigrationReport {
   changes: string[];
   /** Its assertions, each run before the up step, after it, and after the down step. */
   assertions?: AssertionRun[];
+  /** Deploy gate: the live size of the target's tables its up step touches. */
+  live?: LiveTable[];
+}
+
+/** A table on the deploy gate's target: the planner's row estimate and its size on disk. */
+export interface LiveTable {
+  table: string;
+  rows: number;
+  bytes: number;
+}
+
+/** The deploy gate's view of one set on the target database. */
+export interface TargetReport {
+  /** The target's URL, its password masked. */
+  database: string;
+  /** The history table read there (`schema.table`). */
+  table: string;
+  /** Migrations the target has applied, in the repository's order. */
+  applied: string[];
+  /** Migrations a deploy would run, in order. */
+  pending: string[];
+  /** Recorded on the target, unknown to the repository. */
+  unknown: string[];
 }
 
 export interface SetReport {
@@ -32,6 +55,8 @@ export interface SetReport {
   notes: string[];
   /** The base branch this set was compared with, when a base ref was given. */
   base?: BaseReport;
+  /** The deploy gate's target, when a target database was given. */
+  target?: TargetReport;
 }
 
 export interface BaseReport {

@@ -201,3 +201,13 @@ export function summarizeChanges(diffs: SchemaDifference[]): string[] {
     return `${sign} ${objectTitle(d.object)}`;
   });
 }
+
+/** Tables the differences are about: tables themselves, and the tables of columns, indexes, constraints, ... */
+export function touchedTables(diffs: readonly SchemaDifference[]): string[] {
+  const tables = new Set<string>();
+  for (const d of diffs) {
+    if (d.object.kind === 'table' || d.object.kind === 'partitioned table') tables.add(d.object.name);
+    else if (d.object.parent) tables.add(d.object.parent);
+  }
+  return [...tables].sort();
+}

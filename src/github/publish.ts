@@ -38,6 +38,9 @@ export async function publish(report: Report, run: GitHubRun, options: PublishOp
   core.setOutput('result', report.result);
   core.setOutput('findings', String(report.findings.length));
   core.setOutput('migrations', String(report.sets.reduce((n, s) => n + s.migrations.length, 0)));
+  // The deploy gate: how many migrations a deploy would run (every set's target together).
+  if (report.sets.some((s) => s.target))
+    core.setOutput('pending', String(report.sets.reduce((n, s) => n + (s.target?.pending.length ?? 0), 0)));
 }
 
 /** Links to files (and lines) at the commit the run checked, when the run knows its repository. */

@@ -129,6 +129,7 @@ export async function loadAlembicMigrations(
       id: revision.id,
       version: [BigInt(index)],
       key: revision.id,
+      parents: revision.parents,
       name: path.basename(revision.path),
       source,
       up: {
@@ -148,6 +149,12 @@ export async function loadAlembicMigrations(
     migrations,
     rules: AlembicRules,
     historyTables: ['public.alembic_version'],
+    tracking: {
+      tool: 'alembic',
+      table: 'public.alembic_version',
+      unknown:
+        'alembic refuses to run at all ("Can\'t locate revision identified by ..."), so this deploy would stop before its first revision.',
+    },
     findings: headsFindings(project, heads),
   };
 }

@@ -53,6 +53,12 @@ export async function loadCommandMigrations(options: CommandOptions): Promise<Lo
     layout: `${migrations.length} migrations listed by \`${commands.list}\``,
     migrations,
     rules: CommandRules,
+    tracking: {
+      tool: 'command',
+      table: '',
+      unknown:
+        'Your runner has no file for it: it cannot roll it back, and fresh databases never get what it made.',
+    },
     findings: [],
   };
 }

@@ -141,6 +141,7 @@ export function historyOf(set: LoadedSet): HistoryEntry[] {
     version: m.version,
     name: m.name,
     ...(m.order !== undefined ? { order: m.order } : {}),
+    ...(m.parents ? { parents: m.parents } : {}),
     file: m.up.file,
     line: m.up.line,
     source: m.source,

@@ -150,6 +150,12 @@ export async function loadSequelizeMigrations(dir: string, cwd: string): Promise
     migrations,
     rules: SequelizeRules,
     historyTables: ['public.SequelizeMeta'],
+    tracking: {
+      tool: 'sequelize',
+      table: 'public.SequelizeMeta',
+      unknown:
+        'sequelize-cli cannot undo it (`db:migrate:undo` stops with "Unable to find migration"), and fresh databases never get what it made.',
+    },
     findings: [],
   };
 }

@@ -15,6 +15,7 @@ import {
   splitStatements,
   transactionBlocker,
 } from '../core/sql-text.js';
+import type { Tracking } from '../core/target.js';
 import type { LoadedSet, Migration, Step } from './types.js';
 import { StepError } from './types.js';
 
@@ -104,6 +105,33 @@ const Rules: Record<Layout, OrderRules> = {
   },
 };
 
+/** Where each layout's tool records what it ran, and what it does with a recorded migration the repository lacks. */
+const Trackings: Record<Layout, Tracking> = {
+  'golang-migrate': {
+    tool: 'golang-migrate',
+    table: 'public.schema_migrations',
+    unknown:
+      'golang-migrate has no file to go down from it (`migrate down` fails with "no migration found for version"), and `migrate up` treats every version below it as applied.',
+  },
+  flyway: {
+    tool: 'flyway',
+    table: 'public.flyway_schema_history',
+    unknown:
+      'Flyway\'s validate refuses to migrate ("Detected applied migration not resolved locally"), so this deploy would stop.',
+  },
+  dbmate: {
+    tool: 'dbmate',
+    table: 'public.schema_migrations',
+    unknown: 'dbmate cannot roll it back (no file for it), and fresh databases never get what it made.',
+  },
+  directories: {
+    tool: 'diesel',
+    table: 'public.__diesel_schema_migrations',
+    unknown:
+      '`diesel migration revert` cannot undo it (no folder for it), and fresh databases never get what it made.',
+  },
+};
+
 /** Repeatable Flyway migrations run after every versioned one. */
 const RepeatableVersion = [2n ** 62n];
 
@@ -179,6 +207,7 @@ export async function loadSqlMigrations(dir: string, cwd: string): Promise<Loade
     layout: LayoutDescriptions[layout],
     migrations,
     rules: Rules[layout],
+    tracking: Trackings[layout],
     findings,
     ...(notes.length ? { notes } : {}),
   };

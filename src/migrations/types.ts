@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { NewFinding } from '../core/findings.js';
 import type { OrderRules } from '../core/ordering.js';
+import type { Tracking } from '../core/target.js';
 
 export const Formats = ['auto', 'sql', 'sequelize', 'umzug', 'alembic', 'command'] as const;
 export type Format = (typeof Formats)[number];
@@ -63,6 +64,8 @@ export interface Migration {
   name: string;
   /** What the tool sorts by when it is not `name` (diesel: the version as text). */
   order?: string;
+  /** In a graph (alembic): the keys of the migrations it builds on. */
+  parents?: string[];
   /** The up text as production runs it: compared with the base branch's copy. */
   source: string;
   /** Re-run whenever its text changes (Flyway `R__`): no place in the order, edits expected. */
@@ -84,6 +87,8 @@ export interface LoadedSet {
   rules: OrderRules;
   /** `schema.table` of the framework's own history table, left out of schema comparisons. */
   historyTables?: string[];
+  /** How the format's tool records what it ran on a database: what the deploy gate reads. */
+  tracking: Tracking;
   /** Problems with the files themselves (mis-named, orphan down files). */
   findings: NewFinding[];
   /** What the reader should know about the folder that is not a problem (files the tool ignores). */

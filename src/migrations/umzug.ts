@@ -55,6 +55,12 @@ export async function loadUmzugMigrations(dir: string, cwd: string): Promise<Loa
     layout: `umzug migration modules (${modules.length})`,
     migrations,
     rules: UmzugRules,
+    tracking: {
+      tool: 'umzug',
+      // umzug's SequelizeStorage default; another storage is named with history-table.
+      table: 'public.SequelizeMeta',
+      unknown: 'umzug cannot roll it back (no module for it), and fresh databases never get what it made.',
+    },
     findings: [],
   };
 }

@@ -48,6 +48,10 @@ export interface BinariesOptions {
   major?: number;
   log: Logger;
   env?: NodeJS.ProcessEnv;
+  /** Server settings on top of ours (`-c name=value`), e.g. `wal_level: 'replica'` for a primary. */
+  settings?: Record<string, string>;
+  /** Start from a copy of this cluster (a base backup, with standby.signal for a standby) instead of a fresh one. */
+  dataDirectory?: string;
 }
 
 export interface Binaries {
@@ -506,6 +510,8 @@ const ServerSettings = [
   'lc_messages=C',
   'log_min_messages=warning',
   'logging_collector=off',
+  // Shared memory segments in the data directory, so a server killed outright leaves nothing in /dev/shm.
+  'dynamic_shared_memory_type=mmap',
 ];
 
 /** Starts a throwaway server from real binaries: tmpfs, random port, private socket dir, durability off. */
@@ -532,7 +538,7 @@ export async function startBinaries(options: BinariesOptions): Promise<StartedPo
   const template = await templateCluster(bins, root, runAs, log);
   const server = new BinaryServer(await mkdtemp(path.join(root, 'run-')));
   try {
-    await server.start(bins, template, runAs);
+    await server.start(bins, options.dataDirectory ?? template, runAs, options.settings);
     return await server.started();
   } catch (error) {
     await server.stop();
@@ -561,23 +567,32 @@ class BinaryServer {
     });
   }
 
-  /** Copies the template cluster in and starts the server on a free port (another one if it is taken). */
-  async start(bins: Binaries, template: string, runAs: RunAs | undefined): Promise<void> {
+  /** Copies the cluster in and starts the server on a free port (another one if it is taken). */
+  async start(
+    bins: Binaries,
+    /** The cluster to copy: our initdb'd template, or a base backup. */
+    source: string,
+    runAs: RunAs | undefined,
+    extra: Record<string, string> = {},
+  ): Promise<void> {
     await writeFile(path.join(this.dir, 'owner.pid'), String(process.pid));
     if (runAs) await chown(this.dir, runAs.uid, runAs.gid);
     const data = path.join(this.dir, 'data');
     const sockets = path.join(this.dir, 'socket');
     // cp -a keeps the owner and the 0700 mode Postgres insists on; fs.cp would not as root.
-    await run('cp', ['-a', template, data]);
+    await run('cp', ['-a', source, data]);
+    // A copy of a running cluster carries its pid file; this one is not running.
+    await rm(path.join(data, 'postmaster.pid'), { force: true });
     await mkdir(sockets, { mode: 0o700 });
     if (runAs) await chown(sockets, runAs.uid, runAs.gid);
     for (let attempt = 1; ; attempt++) {
       this.port = await freePort();
       const args = ['-D', data, '-p', String(this.port), '-k', sockets, '-h', '127.0.0.1'];
       const fd = openSync(this.logFile, 'a');
+      const settings = [...ServerSettings, ...Object.entries(extra).map(([k, v]) => `${k}=${v}`)];
       const child = spawn(
         path.join(bins.binDir, 'postgres'),
-        [...args, ...ServerSettings.flatMap((c) => ['-c', c])],
+        [...args, ...settings.flatMap((c) => ['-c', c])],
         {
           stdio: ['ignore', fd, fd],
           ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}),
