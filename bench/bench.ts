@@ -75,6 +75,52 @@ async function toolRun(server: StartedPostgres, dir: string): Promise<number> {
   return elapsed;
 }
 
+/**
+ * The deploy gate on the largest history with the target 10 migrations behind: what it costs
+ * against its parts (a raw replay of what the target has, one full catalog read of the target).
+ */
+async function gateBench(server: StartedPostgres, tmp: string, count: number): Promise<void> {
+  const history = generateHistory(count);
+  const dir = path.join(tmp, `history-${count}`);
+  const at = count - 10;
+  const target = await server.createDatabase();
+  const client = new pg.Client({ connectionString: target.url });
+  await client.connect();
+  const t0 = performance.now();
+  for (const m of history.slice(0, at)) await client.query(`BEGIN;${m.up};COMMIT`);
+  const replay = performance.now() - t0;
+  await client.query(
+    `CREATE TABLE schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL); INSERT INTO schema_migrations VALUES (${at}, false)`,
+  );
+  const reads: number[] = [];
+  let objects = 0;
+  for (let i = 0; i < 3; i++) {
+    const t = performance.now();
+    objects = Object.keys(await readSnapshot(client, defaultExclusions(['public.schema_migrations']))).length;
+    reads.push(performance.now() - t);
+  }
+  await client.end();
+  const settings = await resolveSettings({ 'migrations-dir': dir, 'target-database-url': target.url });
+  const runs: number[] = [];
+  for (let i = 0; i < repeats; i++) {
+    const t = performance.now();
+    const report = await verify(settings, {
+      log,
+      emit() {},
+      startPostgres: async () => ({ ...server, stop: async () => {} }),
+      now: () => performance.now(),
+    });
+    runs.push(performance.now() - t);
+    if (report.result !== 'passed' || report.sets[0]?.target?.pending.length !== 10)
+      throw new Error(`the gate did not pass: ${JSON.stringify(report.findings[0] ?? report.error)}`);
+  }
+  await target.drop();
+  console.log('');
+  console.log(
+    `deploy gate, ${count} migrations, target at ${at} (${objects} objects): median ${ms(median(runs))} over ${runs.length}; its parts: raw replay of ${at} migrations ${ms(replay)}, one full catalog read of the target median ${ms(median(reads))}`,
+  );
+}
+
 async function main(): Promise<void> {
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'pgmv-bench-'));
   // As root the server runs as another user, who must be able to enter this directory.
@@ -126,8 +172,10 @@ async function main(): Promise<void> {
           `${String(count).padStart(10)} | ${ms(r).padStart(20)} | ${ms(v).padStart(13)} | ${(v / r).toFixed(2).padStart(13)}x`,
         );
       }
-      // Peak memory of the tool alone: the bundled CLI (build it first) in a child process.
       const largest = Math.max(...counts);
+      await gateBench(server, tmp, largest);
+
+      // Peak memory of the tool alone: the bundled CLI (build it first) in a child process.
       const child = spawnSync(
         process.execPath,
         [

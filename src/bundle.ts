@@ -1,3 +1,8 @@
-// The one bundle both entry points load (dist/lib): the Action's run() and the CLI's runCli().
+// The one bundle both entry points load (dist/lib): the CLI's runCli(), and the Action's run(),
+// whose GitHub client is loaded only when the Action runs (the CLI never needs it).
 export { runCli } from './cli.js';
-export { run } from './main.js';
+
+export async function run(): Promise<void> {
+  const { run: runAction } = await import('./main.js');
+  await runAction();
+}
