@@ -5,7 +5,7 @@ import { doesNothing, headsOf, parseHistory, topologicalOrder } from '../src/mig
 import { resolveSettings } from '../src/settings.js';
 import { verify } from '../src/verify.js';
 import { tempDir } from './helpers/git.js';
-import { edgesOn, fixture, settingsFor, useTestServer } from './helpers/postgres.js';
+import { edgesOn, fixture, settingsFor, useTestServer, withoutLocks } from './helpers/postgres.js';
 import { pythonTest } from './helpers/python.js';
 
 const server = useTestServer();
@@ -108,7 +108,10 @@ describe('alembic projects', () => {
     await cp(project, dir, { recursive: true });
     await rm(path.join(dir, 'migrations', 'versions', '4d5e6f7a8b9c_merge_branches.py'));
     await rm(path.join(dir, 'migrations', 'versions', '5e6f7a8b9c0d_index_orders_user.py'));
-    const settings = await resolveSettings({ 'migrations-dir': dir, only: 'ordering,apply' }, dir);
+    const settings = await resolveSettings(
+      withoutLocks({ 'migrations-dir': dir, only: 'ordering,apply' }),
+      dir,
+    );
     const report = await verify(settings, edgesOn(server));
     expect(report.findings.map((f) => f.check)).toEqual(['ordering']);
     expect(report.findings[0]?.message).toContain(

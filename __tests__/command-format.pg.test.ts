@@ -4,7 +4,7 @@ import { afterAll, describe, expect, test } from '@jest/globals';
 import { resolveSettings } from '../src/settings.js';
 import { verify } from '../src/verify.js';
 import { makeRepo, tempDir } from './helpers/git.js';
-import { edgesOn, fixture, repoRoot, useTestServer } from './helpers/postgres.js';
+import { edgesOn, fixture, repoRoot, useTestServer, withoutLocks } from './helpers/postgres.js';
 import { pythonTest } from './helpers/python.js';
 
 const server = useTestServer();
@@ -21,7 +21,10 @@ describe('format: command, a home-made Python runner with up(cursor) / down(curs
     'runs through the same checks, with its unittest pairs through assert-command',
     async () => {
       const lines: string[] = [];
-      const settings = await resolveSettings({ 'working-directory': 'fixtures/python-runner' }, repoRoot);
+      const settings = await resolveSettings(
+        withoutLocks({ 'working-directory': 'fixtures/python-runner' }),
+        repoRoot,
+      );
       const report = await verify(settings, edgesOn(server, lines));
       expect(report.sets[0]?.format).toBe('command');
       expect(report.sets[0]?.migrations.map((m) => [m.id, m.file, m.reversible])).toEqual([
@@ -69,7 +72,10 @@ describe('format: command, a home-made Python runner with up(cursor) / down(curs
         path.join(dir, 'migrations', '0004_report_view.py'),
         'def up(cursor):\n    # Postgres adds a HINT after the message.\n    cursor.execute("CREATE VIEW account_names AS SELECT lower(id) FROM accounts")\n\n\ndef down(cursor):\n    cursor.execute("DROP VIEW account_names")\n',
       );
-      const report = await verify(await resolveSettings({ only: 'apply' }, dir), edgesOn(server));
+      const report = await verify(
+        await resolveSettings(withoutLocks({ only: 'apply' }), dir),
+        edgesOn(server),
+      );
       expect(report.findings.map((f) => `${f.check} ${f.file}:${f.line}`)).toEqual([
         'apply migrations/0004_report_view.py:3',
       ]);
@@ -95,7 +101,10 @@ describe('format: command, a home-made Python runner with up(cursor) / down(curs
         'def up(cursor):\n    cursor.execute("CREATE TABLE settings (k text PRIMARY KEY)")\n\n\ndef down(cursor):\n    cursor.execute("DROP TABLE settings")\n',
       );
       repo.commit('an early migration');
-      const settings = await resolveSettings({ 'base-ref': 'main', only: 'ordering' }, repo.dir);
+      const settings = await resolveSettings(
+        withoutLocks({ 'base-ref': 'main', only: 'ordering' }),
+        repo.dir,
+      );
       const report = await verify(settings, edgesOn(server));
       expect(report.sets[0]?.base).toMatchObject({ migrations: 2, added: ['0000_create_settings'] });
       expect(report.findings.map((f) => `${f.check} ${f.migration} ${f.file}`)).toEqual([
@@ -106,10 +115,10 @@ describe('format: command, a home-made Python runner with up(cursor) / down(curs
 
   test('a list command that fails is a clear error with its output', async () => {
     const settings = await resolveSettings(
-      {
+      withoutLocks({
         'working-directory': 'fixtures/python-runner',
         'list-command': '/usr/bin/python3 migrate.py lst',
-      },
+      }),
       repoRoot,
     );
     const report = await verify(settings, edgesOn(server));
@@ -120,7 +129,7 @@ describe('format: command, a home-made Python runner with up(cursor) / down(curs
 
   test('command settings without format: command are refused', async () => {
     await expect(
-      resolveSettings({ 'migrations-dir': project, 'up-command': 'x {id}' }, repoRoot),
+      resolveSettings(withoutLocks({ 'migrations-dir': project, 'up-command': 'x {id}' }), repoRoot),
     ).rejects.toThrow("Input 'up-command' is set, but 'format' is 'auto'. Set format: command");
   });
 });

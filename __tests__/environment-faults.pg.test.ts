@@ -10,7 +10,7 @@ import type { StartedPostgres } from '../src/postgres/types.js';
 import { resolveSettings } from '../src/settings.js';
 import { verify } from '../src/verify.js';
 import { tempDir } from './helpers/git.js';
-import { edgesOn, quietLog } from './helpers/postgres.js';
+import { edgesOn, quietLog, withoutLocks } from './helpers/postgres.js';
 
 // Faults of the environment are "could not check" (exit 2), never findings against a migration.
 
@@ -44,7 +44,7 @@ async function whileSleeping(
   const dir = await history('SELECT pg_sleep(60);\n');
   // stopsServer: verify() owns the server and stops it at the end, as the CLI's does.
   const edges = stopsServer ? { ...edgesOn(on), startPostgres: async () => on } : edgesOn(on);
-  const running = verify(await resolveSettings({ 'migrations-dir': dir }, dir), edges);
+  const running = verify(await resolveSettings(withoutLocks({ 'migrations-dir': dir }), dir), edges);
   const admin = new pg.Client({ connectionString: on.adminUrl });
   admin.on('error', () => {});
   await admin.connect();
@@ -130,7 +130,10 @@ describe('a server that dies or restarts under the checks', () => {
 describe('an extension the server does not have', () => {
   test('is a "could not check" that names it and where to get a server with it', async () => {
     const dir = await history('CREATE EXTENSION postgis;\n');
-    const report = await verify(await resolveSettings({ 'migrations-dir': dir }, dir), edgesOn(server));
+    const report = await verify(
+      await resolveSettings(withoutLocks({ 'migrations-dir': dir }), dir),
+      edgesOn(server),
+    );
     expect(report.result).toBe('error');
     expect(report.findings).toEqual([]);
     expect(report.error).toBe(

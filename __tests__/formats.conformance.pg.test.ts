@@ -6,7 +6,7 @@ import type { RawInputs } from '../src/settings.js';
 import { resolveSettings } from '../src/settings.js';
 import { verify } from '../src/verify.js';
 import { makeRepo, type Repo } from './helpers/git.js';
-import { edgesOn, fixture, useTestServer } from './helpers/postgres.js';
+import { edgesOn, fixture, useTestServer, withoutLocks } from './helpers/postgres.js';
 import { type PythonTool, pythonTest } from './helpers/python.js';
 
 /**
@@ -186,7 +186,7 @@ async function project(writer: Writer, specs: Spec[]): Promise<{ repo: Repo; inp
 }
 
 async function check(dir: string, inputs: RawInputs): Promise<Report> {
-  return verify(await resolveSettings(inputs, dir), edgesOn(server));
+  return verify(await resolveSettings(withoutLocks(inputs), dir), edgesOn(server));
 }
 
 const users: Spec = { up: 'CREATE TABLE users (id int PRIMARY KEY)', down: 'DROP TABLE users' };

@@ -8,7 +8,7 @@ import type { Report } from '../src/core/report.js';
 import { resolveSettings } from '../src/settings.js';
 import { verify } from '../src/verify.js';
 import { gitIn, makeRepo, type Repo, tempDir } from './helpers/git.js';
-import { edgesOn, useTestServer } from './helpers/postgres.js';
+import { edgesOn, useTestServer, withoutLocks } from './helpers/postgres.js';
 
 const server = useTestServer();
 const dirs: string[] = [];
@@ -36,7 +36,10 @@ async function repoWith(base: Record<string, string> = Base): Promise<Repo> {
 }
 
 async function check(dir: string, raw: Record<string, string> = {}): Promise<Report> {
-  const settings = await resolveSettings({ 'migrations-dir': 'migrations', 'base-ref': 'main', ...raw }, dir);
+  const settings = await resolveSettings(
+    withoutLocks({ 'migrations-dir': 'migrations', 'base-ref': 'main', ...raw }),
+    dir,
+  );
   return verify(settings, edgesOn(server));
 }
 

@@ -10,7 +10,7 @@ import type { Migration } from '../src/migrations/types.js';
 import { resolveSettings } from '../src/settings.js';
 import { verify } from '../src/verify.js';
 import { tempDir } from './helpers/git.js';
-import { edgesOn, fixture, repoRoot, settingsFor, useTestServer } from './helpers/postgres.js';
+import { edgesOn, fixture, repoRoot, settingsFor, useTestServer, withoutLocks } from './helpers/postgres.js';
 
 const server = useTestServer();
 const dirs: string[] = [];
@@ -185,7 +185,10 @@ export async function down(queryInterface) {
       path.join(dir, '20240101120000-create-teams.cjs'),
     );
     await writeFile(path.join(dir, '0001_init.up.sql'), 'CREATE TABLE t ();\n');
-    const report = await verify(await resolveSettings({ 'migrations-dir': dir }, dir), edgesOn(server));
+    const report = await verify(
+      await resolveSettings(withoutLocks({ 'migrations-dir': dir }), dir),
+      edgesOn(server),
+    );
     expect(report.result).toBe('error');
     expect(report.error).toBe(
       "'.' could be several formats: sql (1 .sql files, e.g. '0001_init.up.sql'); sequelize (1 of 1 modules take a queryInterface, e.g. '20240101120000-create-teams.cjs'). Set 'format' to the one your project runs, or keep one format per folder.",
@@ -199,7 +202,7 @@ export async function down(queryInterface) {
       path.join(dir, '20240101120000-broken.cjs'),
       'module.exports = { async up(queryInterface) { await queryInterface.createTable( } };\n',
     );
-    const settings = await resolveSettings({ 'migrations-dir': dir, format: 'sequelize' }, dir);
+    const settings = await resolveSettings(withoutLocks({ 'migrations-dir': dir, format: 'sequelize' }), dir);
     const report = await verify(settings, edgesOn(server));
     expect(report.result).toBe('failed');
     expect(report.findings[0]).toMatchObject({ check: 'apply', file: '20240101120000-broken.cjs' });
@@ -218,7 +221,10 @@ describe('sequelize modules as real projects write them', () => {
     await writeFile(path.join(dir, '20250817-alter-orders.cjs'), module('orders_archive'));
     await writeFile(path.join(dir, '20250817-create-orders.cjs'), module('orders'));
     const report = await verify(
-      await resolveSettings({ 'migrations-dir': dir, format: 'sequelize', only: 'apply,ordering' }, dir),
+      await resolveSettings(
+        withoutLocks({ 'migrations-dir': dir, format: 'sequelize', only: 'apply,ordering' }),
+        dir,
+      ),
       edgesOn(server),
     );
     expect(report.sets[0]?.migrations.map((m) => m.id)).toEqual([
@@ -238,7 +244,10 @@ describe('sequelize modules as real projects write them', () => {
     const dir = await tempDir('pgmv-sequelize-real-');
     dirs.push(dir);
     for (const [name, text] of Object.entries(files)) await writeFile(path.join(dir, name), text);
-    return verify(await resolveSettings({ 'migrations-dir': dir, ...raw }, dir), edgesOn(server));
+    return verify(
+      await resolveSettings(withoutLocks({ 'migrations-dir': dir, ...raw }), dir),
+      edgesOn(server),
+    );
   };
 
   test('modules whose parameters have other names are recognised by what they export', async () => {

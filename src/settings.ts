@@ -7,6 +7,7 @@ import type { Seed } from './checks/seed.js';
 import { CannotCheck, messageOf } from './core/errors.js';
 import { type CheckId, CheckIds, type Severity } from './core/findings.js';
 import { Defaults, Inputs, type RawInputs } from './core/inputs.js';
+import { type LockRule, LockRules } from './core/locks.js';
 import type { Acceptance } from './core/report.js';
 import { type Format, Formats } from './migrations/types.js';
 import { type ProviderChoice, ProviderChoices, SupportedMajors } from './postgres/types.js';
@@ -78,6 +79,8 @@ export interface Settings {
   accepted: Acceptance[];
   /** Environment for migrations, assertions and commands (config file `env:`), e.g. NODE_ENV. */
   env: Record<string, string>;
+  /** Severity per rule of the locks check (config file `lock-rules:`); warning by default. */
+  lockRules: Partial<Record<LockRule, Severity | 'off'>>;
 }
 
 const SetKeys = [
@@ -107,16 +110,22 @@ const acceptSchema = z.strictObject({
   reason: z.string().trim().min(1),
   check: z.enum(CheckIds).optional(),
   set: z.string().optional(),
+  rule: z.string().optional(),
 });
+/** `lock-rules:` severity per rule of the locks check. */
+const lockRulesSchema = z.strictObject(
+  Object.fromEntries(LockRules.map((r) => [r, z.enum(['error', 'warning', 'off']).optional()])),
+);
 const configSchema = z.strictObject({
   ...Object.fromEntries(TopKeys.map((k) => [k, z.union([scalar, z.array(z.string())]).optional()])),
   sets: z.array(setSchema).optional(),
   accept: z.array(acceptSchema).optional(),
   env: z.record(z.string(), scalar).optional(),
+  'lock-rules': lockRulesSchema.optional(),
 });
 type ConfigFile = z.infer<typeof configSchema>;
 
-const AcceptKeys = ['id', 'reason', 'check', 'set'];
+const AcceptKeys = ['id', 'reason', 'check', 'set', 'rule'];
 
 const ConfigNames = ['pg-migrate-verify.yml', 'pg-migrate-verify.yaml'];
 
@@ -154,11 +163,22 @@ export async function readConfigFile(
     if (issue?.code === 'unrecognized_keys') {
       const inSet = issue.path[0] === 'sets';
       const inAccept = issue.path[0] === 'accept';
-      const allowed = inSet ? SetKeys : inAccept ? AcceptKeys : [...TopKeys, 'sets', 'accept', 'env'];
+      const inLocks = issue.path[0] === 'lock-rules';
+      const allowed = inSet
+        ? SetKeys
+        : inAccept
+          ? AcceptKeys
+          : inLocks
+            ? LockRules
+            : [...TopKeys, 'sets', 'accept', 'env', 'lock-rules'];
       throw new CannotCheck(
-        `Config file '${shown}' has unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}${where}. Allowed keys${inSet ? ' in a set' : inAccept ? " in an 'accept' entry" : ''}: ${allowed.join(', ')}.`,
+        `Config file '${shown}' has unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}${where}. Allowed keys${inSet ? ' in a set' : inAccept ? " in an 'accept' entry" : inLocks ? " in 'lock-rules' (the rules of the locks check)" : ''}: ${allowed.join(', ')}.`,
       );
     }
+    if (issue?.path[0] === 'lock-rules')
+      throw new CannotCheck(
+        `Config file '${shown}'${where}: ${issue.message}. Each rule in 'lock-rules' is error, warning or off.`,
+      );
     if (issue?.path[0] === 'accept') {
       throw new CannotCheck(
         `Config file '${shown}'${where}: ${issue.message}. Each 'accept' entry needs 'id' (the migration id) and 'reason' (why the team accepts it); 'check' (default ordering) must be one of ${CheckIds.join(', ')}; 'set' is optional.`,
@@ -257,11 +277,13 @@ export async function resolveSettings(raw: RawInputs, cwd: string = process.cwd(
       : Defaults.stepTimeoutMs,
     checks: checksOf(get),
     env: Object.fromEntries(Object.entries(config.env ?? {}).map(([k, v]) => [k, String(v)])),
+    lockRules: (config['lock-rules'] ?? {}) as Settings['lockRules'],
     accepted: (config.accept ?? []).map((a) => ({
       id: a.id,
       reason: a.reason.trim(),
       check: a.check ?? 'ordering',
       ...(a.set !== undefined ? { set: a.set } : {}),
+      ...(a.rule !== undefined ? { rule: a.rule } : {}),
     })),
   };
 }

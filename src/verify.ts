@@ -6,7 +6,7 @@ import { CannotCheck, messageOf } from './core/errors.js';
 import type { Finding } from './core/findings.js';
 import { formatDuration, plural } from './core/format.js';
 import { redactUrls } from './core/redact.js';
-import type { Report, SetReport } from './core/report.js';
+import type { Acceptance, Report, SetReport } from './core/report.js';
 import { applyAcceptances, resultOf } from './core/report.js';
 import type { Edges } from './edges.js';
 import { checkoutBase } from './git.js';
@@ -49,11 +49,13 @@ interface Run {
   timings: Record<string, number>;
   server?: StartedPostgres;
   removeBase?: () => Promise<void>;
+  /** Acceptances the migrations' own files make (`allow` comments), besides the config file's. */
+  fileAcceptances: Acceptance[];
 }
 
 async function verifyAll(settings: Settings, edges: Edges & { env: NodeJS.ProcessEnv }): Promise<Report> {
   const startedAt = edges.now();
-  const run: Run = { settings, edges, findings: [], sets: [], timings: {} };
+  const run: Run = { settings, edges, findings: [], sets: [], timings: {}, fileAcceptances: [] };
   const timed = async <T>(key: string, work: () => Promise<T>): Promise<T> => {
     const t = edges.now();
     try {
@@ -176,6 +178,7 @@ function setContext(run: Run, set: SetSettings, server: StartedPostgres, notes: 
     updateSnapshot: settings.updateSnapshot,
     modelsCommand: set.modelsCommand,
     accepted: settings.accepted,
+    lockRules: settings.lockRules,
     ...(settings.targetDatabaseUrl
       ? { targetDatabaseUrl: settings.targetDatabaseUrl, targetHistoryTable: set.historyTables[0] }
       : {}),
@@ -189,14 +192,26 @@ function setContext(run: Run, set: SetSettings, server: StartedPostgres, notes: 
       edges.emit({ kind: 'finding', finding });
     },
     note: (text) => notes.push(text),
+    acceptInFile: (acceptance) => {
+      if (
+        !run.fileAcceptances.some(
+          (a) => a.id === acceptance.id && a.rule === acceptance.rule && a.set === set.name,
+        )
+      )
+        run.fileAcceptances.push({ ...acceptance, set: set.name, source: 'file' });
+    },
   };
 }
 
 function reportOf(run: Run, startedAt: number, extra: Partial<Report>): Report {
   const { settings, sets, server, timings } = run;
   timings.total = run.edges.now() - startedAt;
-  const { findings: kept, accepted, unused } = applyAcceptances(run.findings, settings.accepted);
-  for (const a of unused) {
+  const {
+    findings: kept,
+    accepted,
+    unused,
+  } = applyAcceptances(run.findings, [...settings.accepted, ...run.fileAcceptances]);
+  for (const a of unused.filter((u) => u.source !== 'file')) {
     const set = sets.find((s) => s.name === a.set) ?? sets[0];
     set?.notes.push(
       `The config file accepts ${a.check} findings for \`${a.id}\` ("${a.reason}"), but there are none: remove the entry.`,

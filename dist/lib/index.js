@@ -32771,6 +32771,7 @@ const CheckIds = [
     'drift-snapshot',
     'drift-models',
     'target',
+    'locks',
 ];
 
 
@@ -32850,6 +32851,174 @@ const Defaults = {
 
 /***/ }),
 
+/***/ 51191:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Gf: () => (/* binding */ allowedRules),
+/* harmony export */   hL: () => (/* binding */ observedLocks),
+/* harmony export */   wZ: () => (/* binding */ lockFindings),
+/* harmony export */   xS: () => (/* binding */ LockRules)
+/* harmony export */ });
+/**
+ * What a migration step does to tables that already hold data: the locks it takes, for how long,
+ * the rewrites and full scans it causes. Observed by the database (event triggers in the step's own
+ * session read its pg_locks), so it works the same for every format. Pure: observations in, findings out.
+ */
+/** The rules of the `locks` check, as named in reports, `accept:`, `lock-rules` and `allow` comments. */
+const LockRules = [
+    'rewrite',
+    'validated-constraint',
+    'set-not-null',
+    'blocking-index',
+    'lock-timeout',
+];
+/**
+ * The rules a migration's own file allows: `-- pg-migrate-verify: allow rewrite, lock-timeout` in
+ * SQL, the same after `//` or `#` in a module or a Python file.
+ */
+function allowedRules(text) {
+    const rules = [];
+    for (const m of text.matchAll(/^[ \t]*(?:--|\/\/|#)[ \t]*pg-migrate-verify:[ \t]*allow[ \t]+([a-z-][a-z-, \t]*)$/gim))
+        rules.push(...(m[1] ?? '')
+            .split(/[\s,]+/)
+            .filter(Boolean)
+            .map((r) => r.toLowerCase()));
+    return rules;
+}
+const Modes = {
+    AccessExclusiveLock: { name: 'ACCESS EXCLUSIVE', blocks: 'reads and writes', rank: 8 },
+    ExclusiveLock: { name: 'EXCLUSIVE', blocks: 'writes', rank: 7 },
+    ShareRowExclusiveLock: { name: 'SHARE ROW EXCLUSIVE', blocks: 'writes', rank: 6 },
+    ShareLock: { name: 'SHARE', blocks: 'writes', rank: 5 },
+    ShareUpdateExclusiveLock: { name: 'SHARE UPDATE EXCLUSIVE', blocks: 'schema changes', rank: 4 },
+};
+/** The table_rewrite reasons (bits), in words. */
+function rewriteReason(reason) {
+    const why = [];
+    if (reason & 4)
+        why.push('a column type change');
+    if (reason & 2)
+        why.push('a column default that is not a constant (every row gets its own value)');
+    if (reason & 1)
+        why.push('a persistence change (LOGGED / UNLOGGED)');
+    if (reason & 8)
+        why.push('an access method change');
+    return why.join(' and ') || 'a table rewrite';
+}
+const held = (lock) => lock && lock.started !== undefined ? Math.max(0, Math.round(lock.ended - lock.started)) : undefined;
+/** The locks the step held on tables that existed before it, strongest first, for the report. */
+function observedLocks(step) {
+    const out = [];
+    for (const lock of step.trace.locks) {
+        const mode = Modes[lock.mode];
+        if (!mode || !step.existed(lock.table))
+            continue;
+        const rewrite = step.trace.rewrites.find((r) => r.table === lock.table);
+        out.push({
+            direction: step.direction,
+            table: lock.table,
+            mode: mode.name,
+            blocks: mode.blocks,
+            ...(held(lock) !== undefined ? { heldMs: held(lock) } : {}),
+            ...(rewrite && lock.mode === 'AccessExclusiveLock' ? { rewrite: rewriteReason(rewrite.reason) } : {}),
+        });
+    }
+    // One line per table: its strongest lock.
+    const strongest = new Map();
+    for (const o of out.sort((a, b) => rank(b) - rank(a)))
+        if (!strongest.has(o.table))
+            strongest.set(o.table, o);
+    return [...strongest.values()].sort((a, b) => (a.table < b.table ? -1 : a.table > b.table ? 1 : 0));
+}
+const rank = (o) => Object.values(Modes).find((m) => m.name === o.mode)?.rank ?? 0;
+/** The findings of one step, by rule; a rule the config turns off is left out. */
+function lockFindings(step) {
+    const found = [];
+    const file = (rule, table, message) => {
+        const severity = step.severities[rule] ?? 'warning';
+        if (severity === 'off')
+            return;
+        found.push({
+            check: 'locks',
+            severity,
+            rule,
+            migration: step.id,
+            ...(step.file ? { file: step.file } : {}),
+            message: `\`${step.id}\` (${step.direction}) ${message}${step.context(table, lockOn(step, table, 'AccessExclusiveLock'))} Allow it with \`-- pg-migrate-verify: allow ${rule}\` (SQL) or an \`accept:\` entry, if the table is small or the team accepts the risk.`,
+        });
+    };
+    for (const r of step.trace.rewrites) {
+        if (!step.existed(r.table))
+            continue;
+        const why = rewriteReason(r.reason);
+        file('rewrite', r.table, `rewrites every row of ${r.table} because of ${why}, holding ACCESS EXCLUSIVE: every read and write of the table waits until the rewrite and the rest of the step's transaction are done. ${r.reason & 4 ? 'Add a new column of the new type, backfill it in batches, then switch to it,' : 'Add the column without a default (or with a constant one, which needs no rewrite since PostgreSQL 11), then fill it in batches,'} so no step rewrites the table.`);
+    }
+    for (const d of step.diffs) {
+        const table = d.object.parent;
+        if (!table || !step.existed(table))
+            continue;
+        if (d.object.kind === 'constraint' && d.change === 'added')
+            validatedConstraint(step, d, table, file);
+        if (d.object.kind === 'index' && d.change === 'added' && writesBlocked(step, table))
+            file('blocking-index', table, `builds index ${d.object.name} on ${table} without CONCURRENTLY: writes to the table wait for the whole build (${modeName(strongest(step, table))}, held until the end of the step's transaction). Use CREATE INDEX CONCURRENTLY, in a step of its own outside a transaction${d.object.props.definition && String(d.object.props.definition).includes('UNIQUE') ? ' (for a unique constraint: CREATE UNIQUE INDEX CONCURRENTLY, then ADD CONSTRAINT ... USING INDEX)' : ''}.`);
+        if (d.object.kind === 'column' &&
+            d.change === 'changed' &&
+            becameNotNull(d) &&
+            !provenNotNull(step, table, d))
+            file('set-not-null', table, `sets ${d.object.name} NOT NULL, which scans every row of ${table} under ACCESS EXCLUSIVE (reads and writes wait) because no valid CHECK constraint proves it already. Add CHECK (${columnName(d)} IS NOT NULL) NOT VALID, VALIDATE it in a later step (reads and writes go on), then SET NOT NULL (no scan) and drop the CHECK.`);
+    }
+    const untimed = step.trace.locks.filter((l) => l.mode === 'AccessExclusiveLock' && l.untimed && step.existed(l.table));
+    if (untimed.length) {
+        const tables = untimed.map((l) => l.table).join(', ');
+        file('lock-timeout', untimed[0]?.table ?? '', `takes ACCESS EXCLUSIVE on ${tables} with no lock_timeout in force: if a long query holds the table, this step waits in the lock queue, and every read and write of the table queues behind it until then, even a quick ALTER. Start the step with \`SET lock_timeout = '2s'\` (SET LOCAL inside its transaction) and retry the deploy when it times out.`);
+    }
+    return found;
+}
+function validatedConstraint(step, d, table, file) {
+    const type = String(d.object.props.type ?? '');
+    if ((type !== 'foreign key' && type !== 'check') || d.object.props.validated === false)
+        return;
+    const definition = String(d.object.props.definition ?? '');
+    const referenced = /REFERENCES\s+([^\s(]+)/.exec(definition)?.[1];
+    file('validated-constraint', table, `adds ${type} constraint ${d.object.name.split('.').pop()} on ${table} as valid, so it checks every row of ${table} while holding ${modeName(strongest(step, table))}${referenced ? ` (and SHARE ROW EXCLUSIVE on ${referenced}, which blocks its writes)` : ''} until the end of the step's transaction. Add it with NOT VALID (no scan, a brief lock), then VALIDATE CONSTRAINT in a later step (SHARE UPDATE EXCLUSIVE: reads and writes go on).`);
+}
+function lockOn(step, table, mode) {
+    return step.trace.locks.find((l) => l.table === table && l.mode === mode);
+}
+function strongest(step, table) {
+    const locks = step.trace.locks.filter((l) => l.table === table && Modes[l.mode]);
+    return (locks.sort((a, b) => (Modes[b.mode]?.rank ?? 0) - (Modes[a.mode]?.rank ?? 0))[0]?.mode ??
+        'AccessExclusiveLock');
+}
+function modeName(mode) {
+    const m = Modes[mode];
+    return m ? `${m.name}, which blocks ${m.blocks}` : mode;
+}
+/** The step held a lock on the table that blocks writes (SHARE or stronger): not a concurrent build. */
+function writesBlocked(step, table) {
+    return step.trace.locks.some((l) => l.table === table && (Modes[l.mode]?.rank ?? 0) >= 5);
+}
+function becameNotNull(d) {
+    return d.props.some((p) => p.prop === 'notNull' && p.after === true && p.before !== true);
+}
+function columnName(d) {
+    return d.object.name.split('.').pop() ?? d.object.name;
+}
+/** A valid CHECK (col IS NOT NULL) existed before: PostgreSQL 12+ then sets NOT NULL without a scan. */
+function provenNotNull(step, table, d) {
+    const column = columnName(d).replace(/^"|"$/g, '');
+    return step.constraintsBefore(table).some((c) => {
+        const definition = String(c.props.definition ?? '');
+        return (c.props.type === 'check' &&
+            c.props.validated !== false &&
+            new RegExp(`^CHECK \\(\\(?"?${column.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"? IS NOT NULL\\)?\\)$`).test(definition));
+    });
+}
+
+
+/***/ }),
+
 /***/ 16706:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -32897,6 +33066,7 @@ const WhatToDo = {
     ordering: 'Give new migrations versions that sort after everything on the base branch, and leave migrations the base branch has exactly as they are: put changes in a new migration. A deliberate exception goes in the config file under `accept:` with its reason.',
     'drift-snapshot': 'Run with --update-snapshot and commit the snapshot file.',
     'drift-models': 'Add a migration for the model change, or change the models back.',
+    locks: 'Use the safe alternative each finding names (CONCURRENTLY; NOT VALID then VALIDATE; a new column and a backfill instead of a rewrite; a lock_timeout first), or allow the rule for that migration when the table is small (`-- pg-migrate-verify: allow <rule>` or an `accept:` entry).',
     target: "Do not deploy yet: repair what the target's history says (a failed or dirty run, a migration it has that this branch lacks), renumber a pending migration that sorts before applied ones, and bring the target's schema and the history back together (a migration for a hand-made change, or undo it).",
 };
 function step(result) {
@@ -32975,16 +33145,24 @@ function setSection(report, set) {
     }
     if (set.target)
         out.push(...targetSection(set.target, set.migrations));
-    out.push('| | Migration | Up | Down | Reversible | Changes |', '|---|---|---|---|---|---|');
+    // The locks column only where the locks check observed something, so other reports read as before.
+    const locks = set.migrations.some((m) => m.locks?.length);
+    out.push(`| | Migration | Up | Down | Reversible | Changes |${locks ? ' Locks |' : ''}`, `|---|---|---|---|---|---|${locks ? '---|' : ''}`);
     for (const m of set.migrations) {
         const changes = m.changes.length ? m.changes.map((c) => escapeText(c)).join('<br>') : '';
-        out.push(`| ${status(m, failing, warned)} | ${inlineCode(m.id)} | ${step(m.up)} | ${step(m.down)} | ${m.reversible} | ${changes} |`);
+        out.push(`| ${status(m, failing, warned)} | ${inlineCode(m.id)} | ${step(m.up)} | ${step(m.down)} | ${m.reversible} | ${changes} |${locks ? ` ${lockCell(m)} |` : ''}`);
     }
     out.push('');
     out.push(...assertionTable(set.migrations));
     for (const note of set.notes)
         out.push(`> ${escapeText(note).replaceAll('\\|', '|')}`, '');
     return out;
+}
+/** `ACCESS EXCLUSIVE public.accounts · rewrite`: the strongest lock per table and direction. */
+function lockCell(m) {
+    return (m.locks ?? [])
+        .map((l) => `${l.direction === 'down' ? 'down: ' : ''}${l.mode} ${escapeText(l.table)}${l.rewrite ? ' · rewrite' : ''}`)
+        .join('<br>');
 }
 /** The deploy gate: what the target has applied, what a deploy would run there, and how big it is. */
 function targetSection(target, migrations) {
@@ -33174,7 +33352,8 @@ function resultOf(findings, failOn) {
 function accepts(acceptance, finding) {
     return (acceptance.check === finding.check &&
         acceptance.id === finding.migration &&
-        (acceptance.set === undefined || acceptance.set === finding.set));
+        (acceptance.set === undefined || acceptance.set === finding.set) &&
+        (acceptance.rule === undefined || acceptance.rule === finding.rule));
 }
 /**
  * Sets accepted findings aside: they are reported with their reason but do not count. Acceptances
@@ -43736,11 +43915,14 @@ var errors = __nccwpck_require__(74296);
 var findings = __nccwpck_require__(44637);
 // EXTERNAL MODULE: ./src/core/inputs.ts
 var inputs = __nccwpck_require__(89114);
+// EXTERNAL MODULE: ./src/core/locks.ts
+var locks = __nccwpck_require__(51191);
 // EXTERNAL MODULE: ./src/migrations/types.ts
 var types = __nccwpck_require__(87140);
 // EXTERNAL MODULE: ./src/postgres/types.ts
 var postgres_types = __nccwpck_require__(82742);
 ;// CONCATENATED MODULE: ./src/settings.ts
+
 
 
 
@@ -43778,14 +43960,18 @@ const acceptSchema = strictObject({
     reason: schemas_string().trim().min(1),
     check: schemas_enum(findings/* CheckIds */.T).optional(),
     set: schemas_string().optional(),
+    rule: schemas_string().optional(),
 });
+/** `lock-rules:` severity per rule of the locks check. */
+const lockRulesSchema = strictObject(Object.fromEntries(locks/* LockRules */.xS.map((r) => [r, schemas_enum(['error', 'warning', 'off']).optional()])));
 const configSchema = strictObject({
     ...Object.fromEntries(TopKeys.map((k) => [k, union([scalar, array(schemas_string())]).optional()])),
     sets: array(setSchema).optional(),
     accept: array(acceptSchema).optional(),
     env: record(schemas_string(), scalar).optional(),
+    'lock-rules': lockRulesSchema.optional(),
 });
-const AcceptKeys = ['id', 'reason', 'check', 'set'];
+const AcceptKeys = ['id', 'reason', 'check', 'set', 'rule'];
 const ConfigNames = ['pg-migrate-verify.yml', 'pg-migrate-verify.yaml'];
 /** Reads and validates the config file: the given one, else pg-migrate-verify.yml in the working directory. */
 async function readConfigFile(workingDirectory, given) {
@@ -43818,9 +44004,18 @@ async function readConfigFile(workingDirectory, given) {
         if (issue?.code === 'unrecognized_keys') {
             const inSet = issue.path[0] === 'sets';
             const inAccept = issue.path[0] === 'accept';
-            const allowed = inSet ? SetKeys : inAccept ? AcceptKeys : [...TopKeys, 'sets', 'accept', 'env'];
-            throw new errors/* CannotCheck */.k_(`Config file '${shown}' has unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}${where}. Allowed keys${inSet ? ' in a set' : inAccept ? " in an 'accept' entry" : ''}: ${allowed.join(', ')}.`);
+            const inLocks = issue.path[0] === 'lock-rules';
+            const allowed = inSet
+                ? SetKeys
+                : inAccept
+                    ? AcceptKeys
+                    : inLocks
+                        ? locks/* LockRules */.xS
+                        : [...TopKeys, 'sets', 'accept', 'env', 'lock-rules'];
+            throw new errors/* CannotCheck */.k_(`Config file '${shown}' has unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}${where}. Allowed keys${inSet ? ' in a set' : inAccept ? " in an 'accept' entry" : inLocks ? " in 'lock-rules' (the rules of the locks check)" : ''}: ${allowed.join(', ')}.`);
         }
+        if (issue?.path[0] === 'lock-rules')
+            throw new errors/* CannotCheck */.k_(`Config file '${shown}'${where}: ${issue.message}. Each rule in 'lock-rules' is error, warning or off.`);
         if (issue?.path[0] === 'accept') {
             throw new errors/* CannotCheck */.k_(`Config file '${shown}'${where}: ${issue.message}. Each 'accept' entry needs 'id' (the migration id) and 'reason' (why the team accepts it); 'check' (default ordering) must be one of ${findings/* CheckIds */.T.join(', ')}; 'set' is optional.`);
         }
@@ -43910,11 +44105,13 @@ async function resolveSettings(raw, cwd = process.cwd()) {
             : inputs/* Defaults */.H.stepTimeoutMs,
         checks: checksOf(get),
         env: Object.fromEntries(Object.entries(config.env ?? {}).map(([k, v]) => [k, String(v)])),
+        lockRules: (config['lock-rules'] ?? {}),
         accepted: (config.accept ?? []).map((a) => ({
             id: a.id,
             reason: a.reason.trim(),
             check: a.check ?? 'ordering',
             ...(a.set !== undefined ? { set: a.set } : {}),
+            ...(a.rule !== undefined ? { rule: a.rule } : {}),
         })),
     };
 }
@@ -44028,7 +44225,7 @@ function checksOf(get) {
 
 /***/ }),
 
-/***/ 47539:
+/***/ 22750:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -44271,6 +44468,7 @@ const Messages = {
 };
 /** The lines of a set's notes: worth telling, not findings. */
 const Notes = {
+    locksNotTraced: 'locks not checked: tracing the locks a step takes needs event triggers, which the database user may not create (use a superuser on the scratch server).',
     fullCatalogReads: 'The database user may not create event triggers, so every step was followed by a full catalog read (slower, same result).',
     cannotRestore: (id) => `After \`${id}\` the database could not be put back in its state after the up step, so the migrations after it were not checked.`,
     rollbackNotRun: (why) => `rollback-all was not run: ${why}.`,
@@ -45926,9 +46124,12 @@ function editDetail(was, now, at) {
     ].join('\n');
 }
 
+// EXTERNAL MODULE: ./src/core/locks.ts
+var core_locks = __nccwpck_require__(51191);
 // EXTERNAL MODULE: ./src/migrations/types.ts
 var types = __nccwpck_require__(87140);
 ;// CONCATENATED MODULE: ./src/migrations/alembic.ts
+
 
 
 
@@ -46026,6 +46227,7 @@ async function loadAlembicMigrations(dir, cwd, options) {
             up: {
                 file,
                 line: 1,
+                ...((0,core_locks/* allowedRules */.Gf)(source).length ? { allow: (0,core_locks/* allowedRules */.Gf)(source) } : {}),
                 async run(context) {
                     await project.run(`upgrade ${fillCommand('{id}', { id: revision.id })}`, context, file);
                 },
@@ -46099,9 +46301,11 @@ function downStep(project, revision, file, source) {
     // alembic will not step down from a merge alone ("Ambiguous walk"); a merge whose downgrade does
     // nothing (what `alembic merge` writes) is undone by moving the version table, as alembic would.
     const emptyMerge = revision.parents.length > 1 && doesNothing(source, 'downgrade');
+    const allow = (0,core_locks/* allowedRules */.Gf)(source);
     return {
         file,
         line: 1,
+        ...(allow.length ? { allow } : {}),
         async run(context) {
             const heads = await versions(context.client);
             const after = minimalHeads(project, [...heads.filter((h) => h !== revision.id), ...revision.parents]);
@@ -46175,6 +46379,7 @@ async function setVersions(client, ids) {
 }
 
 ;// CONCATENATED MODULE: ./src/migrations/command.ts
+
 
 
 
@@ -46262,10 +46467,12 @@ async function listedMigrations(options) {
 function commandStep(options, template, entry) {
     const { workingDirectory } = options;
     const file = entry.file;
+    const allow = (0,core_locks/* allowedRules */.Gf)(entry.source);
     return {
         file: file ?? entry.id,
         line: 1,
         noTransaction: 'the runner applies it on its own connection',
+        ...(allow.length ? { allow } : {}),
         async run(context) {
             const command = fillCommand(template, { id: entry.id });
             const result = await runCommand(command, {
@@ -46289,6 +46496,7 @@ const external_node_module_namespaceObject = __WEBPACK_EXTERNAL_createRequire(im
 var external_node_os_ = __nccwpck_require__(48161);
 var external_node_os_default = /*#__PURE__*/__nccwpck_require__.n(external_node_os_);
 ;// CONCATENATED MODULE: ./src/migrations/module-folder.ts
+
 
 
 
@@ -46346,10 +46554,12 @@ async function readModuleFolder(dir, cwd, accept, tool) {
  * export, fails its step with the reason.
  */
 function moduleMigration(mod, version, noTransaction, call) {
+    const allow = (0,core_locks/* allowedRules */.Gf)(mod.source);
     const step = (direction, fn) => ({
         file: mod.shown,
         line: 1,
         noTransaction,
+        ...(allow.length ? { allow } : {}),
         async run(context) {
             if (typeof fn !== 'function') {
                 throw new types/* StepError */.z(mod.loadError ? loadFailure(mod) : `it does not export an ${direction} function`, mod.shown, undefined, undefined, { cause: mod.loadError, ranNothing: true });
@@ -46397,6 +46607,7 @@ function projectRoot(dir) {
 }
 
 ;// CONCATENATED MODULE: ./src/migrations/sql.ts
+
 
 
 
@@ -46803,13 +47014,16 @@ function dbmateMigration(id, version, name, file, text) {
 function sqlStep(file, line, text, marked) {
     const blocker = marked ?? transactionBlocker(text);
     const locate = (index) => line - 1 + lineAt(text, index);
+    const allow = (0,core_locks/* allowedRules */.Gf)(text);
     return {
         file,
         line,
         ...(blocker ? { noTransaction: blocker } : {}),
+        ...(allow.length ? { allow } : {}),
         async run(context) {
             const { client } = context;
             if (blocker) {
+                await client.query(FreshSession);
                 const statements = splitStatements(text);
                 if (!statements) {
                     await query(client, text, file, locate, 0);
@@ -46838,7 +47052,12 @@ function sqlStep(file, line, text, marked) {
         },
     };
 }
-const TxPrefix = 'BEGIN;\n';
+/**
+ * Each step starts with the lock_timeout a deploy's session starts with: a \`SET lock_timeout\` an
+ * earlier migration left on our shared session must not hide that this one sets none.
+ */
+const FreshSession = 'RESET lock_timeout';
+const TxPrefix = `BEGIN;${FreshSession};\n`;
 async function query(client, sql, file, locate, offset, single = false, prefix = '', suffix = '') {
     try {
         await client.query(prefix + sql + suffix);
@@ -47148,6 +47367,8 @@ async function loadUmzugMigrations(dir, cwd) {
     // umzug's own names: `2024.01.31T12.00.00.create-users.js`; the digits of that prefix are the version.
     const versions = timestampVersions(modules.map((mod) => /^[\d.T_-]+/.exec(mod.name)?.[0].replace(/\D/g, '').slice(0, 18) || undefined));
     const migrations = modules.map((mod, index) => moduleMigration(mod, versions[index] ?? BigInt(index), 'umzug runs each migration outside a transaction of its own', async (fn, context) => {
+        // As in a deploy's own session: no lock_timeout an earlier migration set on ours.
+        await context.client.query('RESET lock_timeout');
         try {
             await fn({ name: mod.name, path: mod.file, context: context.client });
         }
@@ -47366,6 +47587,128 @@ function checkOrdering(ctx, loaded, base) {
 
 // EXTERNAL MODULE: ./src/core/report.ts
 var report = __nccwpck_require__(88557);
+;// CONCATENATED MODULE: ./src/catalog/locks.ts
+
+const S = BookkeepingSchema;
+/** The statements that can lock or rewrite an existing table: the only ones worth a look at pg_locks. */
+const Tags = [
+    'ALTER TABLE',
+    'CREATE INDEX',
+    'DROP INDEX',
+    'ALTER INDEX',
+    'CREATE TABLE',
+    'CREATE TABLE AS',
+    'DROP TABLE',
+    'CREATE TRIGGER',
+    'DROP TRIGGER',
+    'CREATE RULE',
+    'DROP RULE',
+    'CREATE POLICY',
+    'ALTER POLICY',
+    'DROP POLICY',
+    'REFRESH MATERIALIZED VIEW',
+    'ALTER MATERIALIZED VIEW',
+    'ALTER FOREIGN TABLE',
+]
+    .map((t) => `'${t}'`)
+    .join(', ');
+/**
+ * Event triggers that record, in the session that runs a migration's DDL (any format: SQL, an ORM,
+ * a Python process), the table locks that session holds at the end of each DDL statement, with the
+ * statement's start and end and the lock_timeout then in force; and the tables it rewrites, with
+ * why. Written in the step's own transaction: a step that fails leaves no trace behind.
+ */
+const locks_InstallSql = `
+CREATE TABLE IF NOT EXISTS ${S}.lock_log (tbl text, raw text, mode text, tag text, started double precision, at double precision, lock_timeout text);
+CREATE TABLE IF NOT EXISTS ${S}.rewrite_log (tbl text, raw text, reason int);
+-- Off while steps run whose locks nobody reads (up again, rolling everything back): pg_locks is not free.
+CREATE TABLE IF NOT EXISTS ${S}.lock_trace (tracing boolean NOT NULL);
+INSERT INTO ${S}.lock_trace SELECT true WHERE NOT EXISTS (SELECT FROM ${S}.lock_trace);
+ANALYZE ${S}.lock_log;
+ANALYZE ${S}.rewrite_log;
+CREATE OR REPLACE FUNCTION ${S}.note_start() RETURNS event_trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF (SELECT tracing FROM ${S}.lock_trace) THEN
+    PERFORM set_config('pg_migrate_verify.started', (extract(epoch FROM clock_timestamp()) * 1000)::text, true);
+  END IF;
+END $$;
+CREATE OR REPLACE FUNCTION ${S}.log_locks() RETURNS event_trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NOT (SELECT tracing FROM ${S}.lock_trace) THEN RETURN; END IF;
+  INSERT INTO ${S}.lock_log
+  SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), n.nspname || '.' || c.relname, l.mode, tg_tag,
+         nullif(current_setting('pg_migrate_verify.started', true), '')::double precision,
+         extract(epoch FROM clock_timestamp()) * 1000, current_setting('lock_timeout')
+    FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
+     AND c.relkind IN ('r', 'p', 'm', 'f') AND c.relname NOT LIKE 'pg\\_temp\\_%'
+     AND n.nspname NOT IN ('pg_catalog', 'pg_toast', 'information_schema', '${S}');
+END $$;
+CREATE OR REPLACE FUNCTION ${S}.log_rewrite() RETURNS event_trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NOT (SELECT tracing FROM ${S}.lock_trace) THEN RETURN; END IF;
+  INSERT INTO ${S}.rewrite_log
+  SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), n.nspname || '.' || c.relname,
+         pg_event_trigger_table_rewrite_reason()
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = pg_event_trigger_table_rewrite_oid();
+END $$;
+DROP EVENT TRIGGER IF EXISTS ${S}_start;
+DROP EVENT TRIGGER IF EXISTS ${S}_locks;
+DROP EVENT TRIGGER IF EXISTS ${S}_rewrite;
+CREATE EVENT TRIGGER ${S}_start ON ddl_command_start WHEN TAG IN (${Tags}) EXECUTE FUNCTION ${S}.note_start();
+CREATE EVENT TRIGGER ${S}_locks ON ddl_command_end WHEN TAG IN (${Tags}) EXECUTE FUNCTION ${S}.log_locks();
+CREATE EVENT TRIGGER ${S}_rewrite ON table_rewrite EXECUTE FUNCTION ${S}.log_rewrite();
+`;
+/**
+ * Reads and clears what the triggers recorded: one row per table and lock mode, one per rewritten
+ * table ($1: history tables left out); and turns tracing on or off for the steps that follow ($2).
+ */
+const TakeSql = `
+WITH s AS (UPDATE ${S}.lock_trace SET tracing = $2), l AS (DELETE FROM ${S}.lock_log RETURNING *), r AS (DELETE FROM ${S}.rewrite_log RETURNING *)
+SELECT 'lock' AS kind, tbl, mode, min(started) AS started, max(at) AS ended,
+       array_agg(DISTINCT tag) AS tags, (array_agg(lock_timeout ORDER BY at))[1] IN ('0', '0ms') AS untimed,
+       count(*)::int AS seen, NULL::int AS reason
+  FROM l WHERE NOT (raw = ANY ($1)) GROUP BY tbl, mode
+UNION ALL
+SELECT 'rewrite', tbl, NULL, NULL, NULL, NULL, NULL, NULL, bit_or(reason) FROM r WHERE NOT (raw = ANY ($1)) GROUP BY tbl`;
+/** Installs the lock triggers; false when the user may not create event triggers (not a superuser). */
+async function installLockTrace(client) {
+    try {
+        await client.query(locks_InstallSql);
+        return true;
+    }
+    catch (error) {
+        if (error.code === '42501')
+            return false;
+        throw error;
+    }
+}
+/**
+ * What the steps since the last call did to tables, their locks and rewrites; `historyTables`
+ * (`schema.table`, the migration tool's own) are left out.
+ */
+async function takeLockTrace(client, historyTables, 
+/** Whether the steps after this one are traced. */
+next = true) {
+    const { rows } = await client.query({ name: 'pgmv-take-locks', text: TakeSql, values: [historyTables, next] });
+    return {
+        locks: rows
+            .filter((r) => r.kind === 'lock')
+            .map((r) => ({
+            table: r.tbl,
+            mode: r.mode,
+            commands: r.tags,
+            ...(r.started !== null ? { started: Number(r.started) } : {}),
+            ended: Number(r.ended),
+            untimed: r.untimed,
+            seen: r.seen,
+        })),
+        rewrites: rows
+            .filter((r) => r.kind === 'rewrite')
+            .map((r) => ({ table: r.tbl, reason: Number(r.reason) })),
+    };
+}
+
 // EXTERNAL MODULE: ./node_modules/umzug/lib/index.js
 var lib = __nccwpck_require__(21252);
 ;// CONCATENATED MODULE: ./src/core/faults.ts
@@ -47756,6 +48099,7 @@ async function rowCounts(client, exclusions) {
 
 
 
+
 /** A runner for `migrations` on a database of the set's server, with our timeout, cancel and health. */
 function runnerFor(ctx, migrations, db) {
     const { server } = ctx;
@@ -47777,6 +48121,8 @@ class Workspace {
     tracker;
     /** One per database, so that each assertion module is loaded once. */
     asserter;
+    /** True when the steps' locks and rewrites are traced (the locks check, with event triggers allowed). */
+    tracing = false;
     constructor(plan, db, runner, 
     /** Catalog reads go through their own session: nothing of ours runs in the migrations' session. */
     catalog, tracker) {
@@ -47799,7 +48145,10 @@ class Workspace {
         try {
             await runner.open();
             await catalog.connect();
-            return new Workspace(plan, db, runner, catalog, await CatalogTracker.open(catalog, plan.exclusions));
+            const ws = new Workspace(plan, db, runner, catalog, await CatalogTracker.open(catalog, plan.exclusions));
+            if (plan.ctx.checks.has('locks') && ws.tracker.mode === 'incremental')
+                ws.tracing = await installLockTrace(catalog);
+            return ws;
         }
         catch (error) {
             await catalog.end().catch(() => { });
@@ -47822,6 +48171,7 @@ class Workspace {
                 await fresh.seed();
         }
         await fresh.refresh();
+        await fresh.trace();
         return fresh;
     }
     /** Runs the migration's assertions on this database as it is now, and keeps the runs in its report. */
@@ -47844,6 +48194,15 @@ class Workspace {
     }
     refresh() {
         return this.tracker.refresh(this.catalog);
+    }
+    /**
+     * The locks and rewrites of the steps since the last call (nothing when not tracing); `next`
+     * says whether the steps after this call are traced (their locks are read later) or not.
+     */
+    async trace(next = true) {
+        return this.tracing
+            ? takeLockTrace(this.catalog, this.plan.exclusions.tables, next)
+            : { locks: [], rewrites: [] };
     }
     /** Loads the seed data; returns why it failed, or undefined. */
     async seed() {
@@ -48349,6 +48708,7 @@ function recordsOf(migrations, offset = 0) {
         index,
         total: migrations.length,
         position: offset + index,
+        created: new Set(),
         report: {
             id: migration.id,
             file: migration.up.file,
@@ -48419,6 +48779,67 @@ function applyFailed(ctx, record, up) {
     return undefined;
 }
 
+;// CONCATENATED MODULE: ./src/checks/locks.ts
+
+/**
+ * The locks check for one step of the walk: what the step did to tables that existed before its
+ * migration (its locks, how long it held them, rewrites and full scans), as the database saw it.
+ * Reads the step's trace (which also clears it); files findings and the record's lock summary.
+ */
+async function checkLocks(ctx, ws, record, direction, diffs, before, seeded, 
+/** Whether the step after this one is traced (up again is not: it was the first time). */
+next = true) {
+    const trace = await ws.trace(next);
+    if (!ws.tracing)
+        return;
+    const m = record.migration;
+    if (direction === 'up')
+        for (const d of diffs)
+            if (d.object.kind === 'table' && d.change === 'added')
+                record.created.add(d.object.name);
+    const step = direction === 'up' ? m.up : m.down;
+    const locks = {
+        id: m.id,
+        direction,
+        file: step?.file,
+        trace,
+        diffs,
+        existed: (table) => !record.created.has(table),
+        constraintsBefore: (table) => constraintsAt(ws, before, table),
+        severities: ctx.lockRules,
+        context: (table, lock) => contextOf(ctx, table, lock, seeded),
+    };
+    const observed = (0,core_locks/* observedLocks */.hL)(locks);
+    if (observed.length)
+        record.report.locks = [...(record.report.locks ?? []), ...observed];
+    for (const f of (0,core_locks/* lockFindings */.wZ)(locks)) {
+        ctx.finding(f);
+        if (step?.allow?.includes(f.rule))
+            ctx.acceptInFile({
+                id: m.id,
+                check: 'locks',
+                rule: f.rule,
+                reason: `allowed in ${step.file} (\`-- pg-migrate-verify: allow ${f.rule}\`)`,
+            });
+    }
+}
+/** The table's constraints at the mark: what was there before the step. */
+function constraintsAt(ws, mark, table) {
+    const now = ws.tracker.now();
+    const keys = new Set([...Object.keys(now), ...ws.tracker.changedSince(mark)]);
+    return Object.values(ws.tracker.at(mark, keys)).filter((o) => o.kind === 'constraint' && o.parent === table);
+}
+/** What a reviewer needs to weigh it: how long the seed data kept the table locked, its size on the target. */
+function contextOf(ctx, table, lock, seeded) {
+    const parts = [];
+    if (seeded && lock?.started !== undefined)
+        parts.push(`With the seed data, ${table} stayed locked for ${Math.max(0, Math.round(lock.ended - lock.started))} ms.`);
+    const live = ctx.liveSize?.(table);
+    if (live)
+        parts.push(`On the target, ${table} holds about ${live.rows} rows (${Math.round(live.bytes / 1024)} kB).`);
+    return parts.length ? ` ${parts.join(' ')}` : '';
+}
+
 ;// CONCATENATED MODULE: ./src/core/rows.ts
 /** Tables that lost rows between two counts, as `public.roles (2 rows before, 1 after)`. */
 function lostRows(before, after) {
@@ -48437,12 +48858,13 @@ function lostRows(before, after) {
 
 
 
+
 /**
  * The reversibility check for one applied migration: its down step succeeds, leaves the schema
  * (and the rows) as they were before the up step (`before`), and the up step then applies again
  * to the schema of its first run (`afterUp`).
  */
-async function checkReversibility(ctx, ws, record, marks, rowsBefore, told) {
+async function checkReversibility(ctx, ws, record, marks, rowsBefore, told, seeded = false) {
     const m = record.migration;
     const down = await ws.runner.down(m);
     fileNotices(ctx, 'reversibility', record, 'down', down, told);
@@ -48455,10 +48877,15 @@ async function checkReversibility(ctx, ws, record, marks, rowsBefore, told) {
     await ws.assert(record, 'rolled back');
     const rows = await keepsRows(ctx, ws, record, rowsBefore);
     await ws.refresh();
+    const downKeys = ws.tracker.changedSince(marks.afterUp);
+    const downDiffs = diffSnapshots(ws.tracker.at(marks.afterUp, downKeys), ws.tracker.now(downKeys));
+    await checkLocks(ctx, ws, record, 'down', downDiffs, marks.afterUp, seeded, false);
     const restored = restoresSchema(ctx, ws, record, marks.before);
     const again = await ws.runner.up(m);
     fileNotices(ctx, 'reversibility', record, 'up', again, told);
     if (!again.ok) {
+        // The next migration's up step is traced again.
+        await ws.trace(true);
         stepFinding(ctx, 'reversibility', record, 'up', again, Messages.reupFailed(m.id, again.error?.message ?? 'failed'));
         return {
             down,
@@ -48468,6 +48895,8 @@ async function checkReversibility(ctx, ws, record, marks, rowsBefore, told) {
         };
     }
     await ws.refresh();
+    // Up again was not traced (the up step's locks were told the first time): trace what comes next.
+    await ws.trace(true);
     const reproduced = restored ? reproducesSchema(ctx, ws, record, marks.afterUp) : true;
     return { down, again, reversible: rows && restored && reproduced, unknownState: !rows };
 }
@@ -48577,6 +49006,7 @@ async function checkRollbackAll(ctx, ws, applied, empty, dirty, told) {
 
 
 
+
 /**
  * Walks one migration set on one scratch database: for each migration up (apply), then down and up
  * again (reversibility), comparing the schema over what the steps touched; then everything down
@@ -48604,6 +49034,8 @@ async function walkSet(ctx, loaded, assertions, prefix = 0) {
         const empty = walk.ws.tracker.now();
         if (walk.ws.tracker.mode === 'full')
             ctx.note(Notes.fullCatalogReads);
+        if (walk.ws.tracker.mode === 'full' && ctx.checks.has('locks'))
+            ctx.note(Notes.locksNotTraced);
         let applied = 0;
         let dirty;
         for (const record of records) {
@@ -48622,8 +49054,11 @@ async function walkSet(ctx, loaded, assertions, prefix = 0) {
         if (seedIndex >= prefix && seedIndex === last && applied === records.length && !walk.seeded)
             await loadSeed(walk);
         const head = applied === records.length ? await headSnapshot(walk, exclusions) : undefined;
-        if (ctx.checks.has('rollback-all'))
+        if (ctx.checks.has('rollback-all')) {
+            // Rolling everything back is not traced: its locks are the down steps', told already.
+            await walk.ws.trace(false);
             await checkRollbackAll(ctx, walk.ws, records.slice(0, applied), empty, dirty, walk.told);
+        }
         return { migrations: reports, touched: touchedOf(records), start: empty, head, exclusions };
     }
     finally {
@@ -48642,8 +49077,10 @@ async function applyPrefix(walk, loaded, prefix) {
         if (i === walk.seedIndex)
             await loadSeed(walk);
     }
-    if (prefix)
+    if (prefix) {
         await walk.ws.refresh();
+        await walk.ws.trace();
+    }
     return undefined;
 }
 function touchedOf(records) {
@@ -48663,6 +49100,8 @@ async function loadSeed(walk) {
     const after = walk.ws.plan.migrations[walk.seedIndex]?.id ?? '';
     walk.seeded = true;
     const error = await walk.ws.seed();
+    // What the seed did is not a migration's doing.
+    await walk.ws.trace();
     if (error)
         ctx.finding({
             check: 'apply',
@@ -48699,6 +49138,7 @@ async function walkMigration(walk, record) {
     const upDiffs = diffSnapshots(ws.tracker.at(before, upKeys), ws.tracker.now(upKeys));
     record.report.changes = summarizeChanges(upDiffs);
     record.touched = touchedTables(upDiffs);
+    await checkLocks(ctx, ws, record, 'up', upDiffs, before, walk.seeded);
     if (!m.down && ctx.requireDown && ctx.checks.has('reversibility'))
         ctx.finding({
             check: 'reversibility',
@@ -48713,7 +49153,7 @@ async function walkMigration(walk, record) {
         return {};
     }
     const afterUp = ws.tracker.mark();
-    const reversal = await checkReversibility(ctx, ws, record, { before, afterUp }, rowsBefore, walk.told);
+    const reversal = await checkReversibility(ctx, ws, record, { before, afterUp }, rowsBefore, walk.told, walk.seeded);
     record.report.reversible = reversal.reversible ? 'yes' : 'no';
     done(walk, record, reversal.reversible, reversal);
     return (await restore(walk, record, reversal, [before, afterUp])) ? {} : { lost: true };
@@ -48793,12 +49233,18 @@ async function checkTarget(ctx, loaded, url, assertions) {
         });
         const ordered = orderedForTarget(loaded, state);
         ctx.log.info(`${ctx.name}: target ${session.shown}: ${state.applied.length} applied, ${state.pending.length} pending${state.unknown.length ? `, ${state.unknown.length} unknown` : ''}`);
-        const walk = await walkSet(ctx, { ...loaded, migrations: ordered }, assertions, state.applied.length);
+        // The live size of every table up front: lock findings during the rehearsal name it too.
+        const sizes = await liveSizes(session, live);
+        const walk = await walkSet({ ...ctx, liveSize: (table) => sizes.get(table) }, { ...loaded, migrations: ordered }, assertions, state.applied.length);
         if (walk.startFailed)
             ctx.finding(historyFails(walk.startFailed));
         else if (walk.start)
             fileDrift(ctx, walk.start, live);
-        await liveSizes(session, walk, live);
+        for (const report of walk.migrations) {
+            const tables = (walk.touched.get(report.id) ?? []).flatMap((t) => sizes.get(t) ?? []);
+            if (tables.length)
+                report.live = tables;
+        }
         return {
             report: {
                 database: session.shown,
@@ -48837,21 +49283,12 @@ function fileDrift(ctx, history, live) {
         return;
     ctx.finding(differenceFinding('target', diffs, { before: 'in the history', after: 'on target' }, Messages.targetDrift));
 }
-/** Each pending migration's tables that hold data on the target: estimated rows and bytes. */
-async function liveSizes(session, walk, live) {
-    const existing = new Set(Object.values(live)
+/** Every table of the target: estimated rows and bytes on disk. */
+async function liveSizes(session, live) {
+    const tables = Object.values(live)
         .filter((o) => o.kind === 'table')
-        .map((o) => o.name));
-    const wanted = [...new Set([...walk.touched.values()].flat())].filter((t) => existing.has(t));
-    const sizes = new Map((await session.tableSizes(wanted)).map((s) => [s.table, s]));
-    for (const report of walk.migrations) {
-        const tables = (walk.touched.get(report.id) ?? []).flatMap((t) => {
-            const size = sizes.get(t);
-            return size ? [size] : [];
-        });
-        if (tables.length)
-            report.live = tables;
-    }
+        .map((o) => o.name);
+    return new Map((await session.tableSizes(tables)).map((s) => [s.table, s]));
 }
 
 ;// CONCATENATED MODULE: ./src/checks/set.ts
@@ -49150,7 +49587,7 @@ function setEnvironment(env) {
 }
 async function verifyAll(settings, edges) {
     const startedAt = edges.now();
-    const run = { settings, edges, findings: [], sets: [], timings: {} };
+    const run = { settings, edges, findings: [], sets: [], timings: {}, fileAcceptances: [] };
     const timed = async (key, work) => {
         const t = edges.now();
         try {
@@ -49263,6 +49700,7 @@ function setContext(run, set, server, notes) {
         updateSnapshot: settings.updateSnapshot,
         modelsCommand: set.modelsCommand,
         accepted: settings.accepted,
+        lockRules: settings.lockRules,
         ...(settings.targetDatabaseUrl
             ? { targetDatabaseUrl: settings.targetDatabaseUrl, targetHistoryTable: set.historyTables[0] }
             : {}),
@@ -49276,13 +49714,17 @@ function setContext(run, set, server, notes) {
             edges.emit({ kind: 'finding', finding });
         },
         note: (text) => notes.push(text),
+        acceptInFile: (acceptance) => {
+            if (!run.fileAcceptances.some((a) => a.id === acceptance.id && a.rule === acceptance.rule && a.set === set.name))
+                run.fileAcceptances.push({ ...acceptance, set: set.name, source: 'file' });
+        },
     };
 }
 function reportOf(run, startedAt, extra) {
     const { settings, sets, server, timings } = run;
     timings.total = run.edges.now() - startedAt;
-    const { findings: kept, accepted, unused } = (0,report/* applyAcceptances */.Rm)(run.findings, settings.accepted);
-    for (const a of unused) {
+    const { findings: kept, accepted, unused, } = (0,report/* applyAcceptances */.Rm)(run.findings, [...settings.accepted, ...run.fileAcceptances]);
+    for (const a of unused.filter((u) => u.source !== 'file')) {
         const set = sets.find((s) => s.name === a.set) ?? sets[0];
         set?.notes.push(`The config file accepts ${a.check} findings for \`${a.id}\` ("${a.reason}"), but there are none: remove the entry.`);
     }
@@ -64209,8 +64651,8 @@ var postgres = __nccwpck_require__(78153);
 var postgres_types = __nccwpck_require__(82742);
 // EXTERNAL MODULE: ./src/settings.ts + 18 modules
 var src_settings = __nccwpck_require__(44995);
-// EXTERNAL MODULE: ./src/verify.ts + 39 modules
-var verify = __nccwpck_require__(47539);
+// EXTERNAL MODULE: ./src/verify.ts + 41 modules
+var verify = __nccwpck_require__(22750);
 ;// CONCATENATED MODULE: ./src/cli.ts
 
 

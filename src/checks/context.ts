@@ -1,7 +1,8 @@
 import type { CheckEvent } from '../core/events.js';
-import type { CheckId, NewFinding } from '../core/findings.js';
+import type { CheckId, NewFinding, Severity } from '../core/findings.js';
+import type { LockRule } from '../core/locks.js';
 import type { Logger } from '../core/logger.js';
-import type { Acceptance } from '../core/report.js';
+import type { Acceptance, LiveTable } from '../core/report.js';
 import type { StartedPostgres } from '../postgres/types.js';
 import type { Seed } from './seed.js';
 
@@ -39,6 +40,10 @@ export interface SetContext {
   /** Deploy gate: the live database to check (read-only), and its history table when not the format's default. */
   targetDatabaseUrl?: string;
   targetHistoryTable?: string;
+  /** Severity per `locks` rule (`lock-rules` in the config file); `off` drops the rule. */
+  lockRules: Partial<Record<LockRule, Severity | 'off'>>;
+  /** Deploy gate: the live size of a table on the target, for messages about it. */
+  liveSize?(table: string): LiveTable | undefined;
   /** Findings the team accepts (they also decide what production is taken to have run). */
   accepted: readonly Acceptance[];
   server: StartedPostgres;
@@ -49,4 +54,6 @@ export interface SetContext {
   finding(finding: NewFinding): void;
   /** A line for the set's notes: worth telling, not a finding. */
   note(text: string): void;
+  /** An acceptance a migration's own file makes (`-- pg-migrate-verify: allow <rule>`). */
+  acceptInFile(acceptance: Acceptance): void;
 }

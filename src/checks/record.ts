@@ -15,6 +15,8 @@ export interface MigrationRecord {
   report: MigrationReport;
   /** The tables its up step changed (directly, or through their columns, indexes, constraints, ...). */
   touched?: string[];
+  /** The tables its up step created: they hold no data yet, so their locks do not matter. */
+  created: Set<string>;
 }
 
 /** Records for the migrations the checks walk, which come after `offset` others in the workspace. */
@@ -24,6 +26,7 @@ export function recordsOf(migrations: readonly Migration[], offset = 0): Migrati
     index,
     total: migrations.length,
     position: offset + index,
+    created: new Set<string>(),
     report: {
       id: migration.id,
       file: migration.up.file,

@@ -5,6 +5,7 @@ import { lostRows } from '../core/rows.js';
 import { diffSnapshots } from '../core/schema.js';
 import type { Migration } from '../migrations/types.js';
 import type { SetContext } from './context.js';
+import { checkLocks } from './locks.js';
 import { fileNotices, type MigrationRecord, stepFinding } from './record.js';
 import { rowCounts } from './seed.js';
 import type { Workspace } from './workspace.js';
@@ -30,6 +31,7 @@ export async function checkReversibility(
   marks: { before: Mark; afterUp: Mark },
   rowsBefore: Map<string, number> | undefined,
   told: Set<string>,
+  seeded = false,
 ): Promise<Reversal> {
   const m = record.migration as Migration & { down: NonNullable<Migration['down']> };
   const down = await ws.runner.down(m);
@@ -50,10 +52,15 @@ export async function checkReversibility(
   await ws.assert(record, 'rolled back');
   const rows = await keepsRows(ctx, ws, record, rowsBefore);
   await ws.refresh();
+  const downKeys = ws.tracker.changedSince(marks.afterUp);
+  const downDiffs = diffSnapshots(ws.tracker.at(marks.afterUp, downKeys), ws.tracker.now(downKeys));
+  await checkLocks(ctx, ws, record, 'down', downDiffs, marks.afterUp, seeded, false);
   const restored = restoresSchema(ctx, ws, record, marks.before);
   const again = await ws.runner.up(m);
   fileNotices(ctx, 'reversibility', record, 'up', again, told);
   if (!again.ok) {
+    // The next migration's up step is traced again.
+    await ws.trace(true);
     stepFinding(
       ctx,
       'reversibility',
@@ -70,6 +77,8 @@ export async function checkReversibility(
     };
   }
   await ws.refresh();
+  // Up again was not traced (the up step's locks were told the first time): trace what comes next.
+  await ws.trace(true);
   const reproduced = restored ? reproducesSchema(ctx, ws, record, marks.afterUp) : true;
   return { down, again, reversible: rows && restored && reproduced, unknownState: !rows };
 }

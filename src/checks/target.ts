@@ -1,6 +1,6 @@
 import { BookkeepingSchema } from '../core/bookkeeping.js';
 import { differenceFinding, Messages } from '../core/messages.js';
-import type { TargetReport } from '../core/report.js';
+import type { LiveTable, TargetReport } from '../core/report.js';
 import { diffSnapshots, type SchemaSnapshot } from '../core/schema.js';
 import { type TargetState, targetState } from '../core/target.js';
 import { historyOf } from '../migrations/index.js';
@@ -36,10 +36,20 @@ export async function checkTarget(
     ctx.log.info(
       `${ctx.name}: target ${session.shown}: ${state.applied.length} applied, ${state.pending.length} pending${state.unknown.length ? `, ${state.unknown.length} unknown` : ''}`,
     );
-    const walk = await walkSet(ctx, { ...loaded, migrations: ordered }, assertions, state.applied.length);
+    // The live size of every table up front: lock findings during the rehearsal name it too.
+    const sizes = await liveSizes(session, live);
+    const walk = await walkSet(
+      { ...ctx, liveSize: (table) => sizes.get(table) },
+      { ...loaded, migrations: ordered },
+      assertions,
+      state.applied.length,
+    );
     if (walk.startFailed) ctx.finding(historyFails(walk.startFailed));
     else if (walk.start) fileDrift(ctx, walk.start, live);
-    await liveSizes(session, walk, live);
+    for (const report of walk.migrations) {
+      const tables = (walk.touched.get(report.id) ?? []).flatMap((t) => sizes.get(t) ?? []);
+      if (tables.length) report.live = tables;
+    }
     return {
       report: {
         database: session.shown,
@@ -88,20 +98,10 @@ function fileDrift(ctx: SetContext, history: SchemaSnapshot, live: SchemaSnapsho
   );
 }
 
-/** Each pending migration's tables that hold data on the target: estimated rows and bytes. */
-async function liveSizes(session: TargetSession, walk: WalkResult, live: SchemaSnapshot): Promise<void> {
-  const existing = new Set(
-    Object.values(live)
-      .filter((o) => o.kind === 'table')
-      .map((o) => o.name),
-  );
-  const wanted = [...new Set([...walk.touched.values()].flat())].filter((t) => existing.has(t));
-  const sizes = new Map((await session.tableSizes(wanted)).map((s) => [s.table, s]));
-  for (const report of walk.migrations) {
-    const tables = (walk.touched.get(report.id) ?? []).flatMap((t) => {
-      const size = sizes.get(t);
-      return size ? [size] : [];
-    });
-    if (tables.length) report.live = tables;
-  }
+/** Every table of the target: estimated rows and bytes on disk. */
+async function liveSizes(session: TargetSession, live: SchemaSnapshot): Promise<Map<string, LiveTable>> {
+  const tables = Object.values(live)
+    .filter((o) => o.kind === 'table')
+    .map((o) => o.name);
+  return new Map((await session.tableSizes(tables)).map((s) => [s.table, s]));
 }

@@ -9,6 +9,7 @@ import type { LoadedSet } from '../migrations/types.js';
 import { applyFailed, applyUp } from './apply.js';
 import { type Assertion, assertionVerdict } from './assertions.js';
 import type { SetContext } from './context.js';
+import { checkLocks } from './locks.js';
 import { type MigrationRecord, recordsOf } from './record.js';
 import { checkReversibility, type Reversal } from './reversibility.js';
 import { checkRollbackAll } from './rollback-all.js';
@@ -69,6 +70,7 @@ export async function walkSet(
     if (startFailed) return { migrations: reports, touched: new Map(), exclusions, startFailed };
     const empty = walk.ws.tracker.now();
     if (walk.ws.tracker.mode === 'full') ctx.note(Notes.fullCatalogReads);
+    if (walk.ws.tracker.mode === 'full' && ctx.checks.has('locks')) ctx.note(Notes.locksNotTraced);
     let applied = 0;
     let dirty: string | undefined;
     for (const record of records) {
@@ -85,8 +87,11 @@ export async function walkSet(
     if (seedIndex >= prefix && seedIndex === last && applied === records.length && !walk.seeded)
       await loadSeed(walk);
     const head = applied === records.length ? await headSnapshot(walk, exclusions) : undefined;
-    if (ctx.checks.has('rollback-all'))
+    if (ctx.checks.has('rollback-all')) {
+      // Rolling everything back is not traced: its locks are the down steps', told already.
+      await walk.ws.trace(false);
       await checkRollbackAll(ctx, walk.ws, records.slice(0, applied), empty, dirty, walk.told);
+    }
     return { migrations: reports, touched: touchedOf(records), start: empty, head, exclusions };
   } finally {
     await walk.ws.close();
@@ -107,7 +112,10 @@ async function applyPrefix(
     if (!outcome.ok) return { id: m.id, error: outcome.error?.message ?? 'failed' };
     if (i === walk.seedIndex) await loadSeed(walk);
   }
-  if (prefix) await walk.ws.refresh();
+  if (prefix) {
+    await walk.ws.refresh();
+    await walk.ws.trace();
+  }
   return undefined;
 }
 
@@ -131,6 +139,8 @@ async function loadSeed(walk: Walk): Promise<void> {
   const after = walk.ws.plan.migrations[walk.seedIndex]?.id ?? '';
   walk.seeded = true;
   const error = await walk.ws.seed();
+  // What the seed did is not a migration's doing.
+  await walk.ws.trace();
   if (error)
     ctx.finding({
       check: 'apply',
@@ -170,6 +180,7 @@ async function walkMigration(
   const upDiffs = diffSnapshots(ws.tracker.at(before, upKeys), ws.tracker.now(upKeys));
   record.report.changes = summarizeChanges(upDiffs);
   record.touched = touchedTables(upDiffs);
+  await checkLocks(ctx, ws, record, 'up', upDiffs, before, walk.seeded);
   if (!m.down && ctx.requireDown && ctx.checks.has('reversibility'))
     ctx.finding({
       check: 'reversibility',
@@ -184,7 +195,15 @@ async function walkMigration(
     return {};
   }
   const afterUp = ws.tracker.mark();
-  const reversal = await checkReversibility(ctx, ws, record, { before, afterUp }, rowsBefore, walk.told);
+  const reversal = await checkReversibility(
+    ctx,
+    ws,
+    record,
+    { before, afterUp },
+    rowsBefore,
+    walk.told,
+    walk.seeded,
+  );
   record.report.reversible = reversal.reversible ? 'yes' : 'no';
   done(walk, record, reversal.reversible, reversal);
   return (await restore(walk, record, reversal, [before, afterUp])) ? {} : { lost: true };

@@ -1,6 +1,8 @@
 import pg from 'pg';
+import { installLockTrace, takeLockTrace } from '../catalog/locks.js';
 import { CatalogTracker, type Exclusions } from '../catalog/tracker.js';
 import type { AssertionRun, Side } from '../core/assertions.js';
+import type { StepTrace } from '../core/locks.js';
 import { Runner } from '../migrations/runner.js';
 import type { Migration } from '../migrations/types.js';
 import { cancelQueries } from '../postgres/databases.js';
@@ -38,6 +40,8 @@ export function runnerFor(ctx: SetContext, migrations: readonly Migration[], db:
 export class Workspace {
   /** One per database, so that each assertion module is loaded once. */
   private asserter?: AssertionRunner;
+  /** True when the steps' locks and rewrites are traced (the locks check, with event triggers allowed). */
+  tracing = false;
 
   private constructor(
     readonly plan: WorkspacePlan,
@@ -61,7 +65,16 @@ export class Workspace {
     try {
       await runner.open();
       await catalog.connect();
-      return new Workspace(plan, db, runner, catalog, await CatalogTracker.open(catalog, plan.exclusions));
+      const ws = new Workspace(
+        plan,
+        db,
+        runner,
+        catalog,
+        await CatalogTracker.open(catalog, plan.exclusions),
+      );
+      if (plan.ctx.checks.has('locks') && ws.tracker.mode === 'incremental')
+        ws.tracing = await installLockTrace(catalog);
+      return ws;
     } catch (error) {
       await catalog.end().catch(() => {});
       await runner.close();
@@ -83,6 +96,7 @@ export class Workspace {
       if (this.plan.seedIndex === i && i < upTo) await fresh.seed();
     }
     await fresh.refresh();
+    await fresh.trace();
     return fresh;
   }
 
@@ -105,6 +119,16 @@ export class Workspace {
 
   refresh(): Promise<void> {
     return this.tracker.refresh(this.catalog);
+  }
+
+  /**
+   * The locks and rewrites of the steps since the last call (nothing when not tracing); `next`
+   * says whether the steps after this call are traced (their locks are read later) or not.
+   */
+  async trace(next = true): Promise<StepTrace> {
+    return this.tracing
+      ? takeLockTrace(this.catalog, this.plan.exclusions.tables, next)
+      : { locks: [], rewrites: [] };
   }
 
   /** Loads the seed data; returns why it failed, or undefined. */

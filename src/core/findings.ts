@@ -8,6 +8,7 @@ export const CheckIds = [
   'drift-snapshot',
   'drift-models',
   'target',
+  'locks',
 ] as const;
 export type CheckId = (typeof CheckIds)[number];
 
@@ -29,6 +30,8 @@ export interface Finding {
   message: string;
   /** Longer raw material (Postgres message, command output, object diff), shown collapsed. */
   detail?: string;
+  /** For checks with several rules (`locks`): which one, as `accept:` and `allow` comments name it. */
+  rule?: string;
 }
 
 /** A finding before it is filed under its migration set (the set adds its name). */

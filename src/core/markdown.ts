@@ -49,6 +49,8 @@ const WhatToDo: Record<string, string> = {
     'Give new migrations versions that sort after everything on the base branch, and leave migrations the base branch has exactly as they are: put changes in a new migration. A deliberate exception goes in the config file under `accept:` with its reason.',
   'drift-snapshot': 'Run with --update-snapshot and commit the snapshot file.',
   'drift-models': 'Add a migration for the model change, or change the models back.',
+  locks:
+    'Use the safe alternative each finding names (CONCURRENTLY; NOT VALID then VALIDATE; a new column and a backfill instead of a rewrite; a lock_timeout first), or allow the rule for that migration when the table is small (`-- pg-migrate-verify: allow <rule>` or an `accept:` entry).',
   target:
     "Do not deploy yet: repair what the target's history says (a failed or dirty run, a migration it has that this branch lacks), renumber a pending migration that sorts before applied ones, and bring the target's schema and the history back together (a migration for a hand-made change, or undo it).",
 };
@@ -149,17 +151,32 @@ function setSection(report: Report, set: SetReport): string[] {
     );
   }
   if (set.target) out.push(...targetSection(set.target, set.migrations));
-  out.push('| | Migration | Up | Down | Reversible | Changes |', '|---|---|---|---|---|---|');
+  // The locks column only where the locks check observed something, so other reports read as before.
+  const locks = set.migrations.some((m) => m.locks?.length);
+  out.push(
+    `| | Migration | Up | Down | Reversible | Changes |${locks ? ' Locks |' : ''}`,
+    `|---|---|---|---|---|---|${locks ? '---|' : ''}`,
+  );
   for (const m of set.migrations) {
     const changes = m.changes.length ? m.changes.map((c) => escapeText(c)).join('<br>') : '';
     out.push(
-      `| ${status(m, failing, warned)} | ${inlineCode(m.id)} | ${step(m.up)} | ${step(m.down)} | ${m.reversible} | ${changes} |`,
+      `| ${status(m, failing, warned)} | ${inlineCode(m.id)} | ${step(m.up)} | ${step(m.down)} | ${m.reversible} | ${changes} |${locks ? ` ${lockCell(m)} |` : ''}`,
     );
   }
   out.push('');
   out.push(...assertionTable(set.migrations));
   for (const note of set.notes) out.push(`> ${escapeText(note).replaceAll('\\|', '|')}`, '');
   return out;
+}
+
+/** `ACCESS EXCLUSIVE public.accounts · rewrite`: the strongest lock per table and direction. */
+function lockCell(m: MigrationReport): string {
+  return (m.locks ?? [])
+    .map(
+      (l) =>
+        `${l.direction === 'down' ? 'down: ' : ''}${l.mode} ${escapeText(l.table)}${l.rewrite ? ' · rewrite' : ''}`,
+    )
+    .join('<br>');
 }
 
 /** The deploy gate: what the target has applied, what a deploy would run there, and how big it is. */

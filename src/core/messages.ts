@@ -92,6 +92,8 @@ export const Messages = {
 
 /** The lines of a set's notes: worth telling, not findings. */
 export const Notes = {
+  locksNotTraced:
+    'locks not checked: tracing the locks a step takes needs event triggers, which the database user may not create (use a superuser on the scratch server).',
   fullCatalogReads:
     'The database user may not create event triggers, so every step was followed by a full catalog read (slower, same result).',
   cannotRestore: (id: string) =>

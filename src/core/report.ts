@@ -1,5 +1,6 @@
 import type { AssertionRun } from './assertions.js';
 import type { CheckId, Finding, Severity } from './findings.js';
+import type { ObservedLock } from './locks.js';
 
 export interface StepResult {
   ok: boolean;
@@ -19,6 +20,8 @@ export interface MigrationReport {
   changes: string[];
   /** Its assertions, each run before the up step, after it, and after the down step. */
   assertions?: AssertionRun[];
+  /** What its steps did to tables that existed before it: the strongest lock per table and direction. */
+  locks?: ObservedLock[];
   /** Deploy gate: the live size of the target's tables its up step touches. */
   live?: LiveTable[];
 }
@@ -79,6 +82,10 @@ export interface Acceptance {
   check: CheckId;
   /** Only in this migration set (all sets when absent). */
   set?: string;
+  /** Only findings of this rule of the check (`locks`: `rewrite`, ...); all its findings when absent. */
+  rule?: string;
+  /** Where it comes from: the config file (the default), or an `allow` comment in the migration's file. */
+  source?: 'config' | 'file';
 }
 
 export interface AcceptedFinding extends Finding {
@@ -110,12 +117,13 @@ export function resultOf(findings: readonly Finding[], failOn: Severity): Result
 /** True when `acceptance` accepts `finding`. */
 export function accepts(
   acceptance: Acceptance,
-  finding: Pick<Finding, 'check' | 'migration' | 'set'>,
+  finding: Pick<Finding, 'check' | 'migration' | 'set' | 'rule'>,
 ): boolean {
   return (
     acceptance.check === finding.check &&
     acceptance.id === finding.migration &&
-    (acceptance.set === undefined || acceptance.set === finding.set)
+    (acceptance.set === undefined || acceptance.set === finding.set) &&
+    (acceptance.rule === undefined || acceptance.rule === finding.rule)
   );
 }
 

@@ -5,6 +5,7 @@ import type pg from 'pg';
 import { CannotCheck } from '../core/errors.js';
 import type { NewFinding } from '../core/findings.js';
 import { Inputs } from '../core/inputs.js';
+import { allowedRules } from '../core/locks.js';
 import type { OrderRules } from '../core/ordering.js';
 import { commandFailure, fillCommand, outputTail, pgEnv, runCommand } from '../shell.js';
 import type { LoadedSet, Migration, Step, StepContext } from './types.js';
@@ -135,6 +136,7 @@ export async function loadAlembicMigrations(
       up: {
         file,
         line: 1,
+        ...(allowedRules(source).length ? { allow: allowedRules(source) } : {}),
         async run(context) {
           await project.run(`upgrade ${fillCommand('{id}', { id: revision.id })}`, context, file);
         },
@@ -219,9 +221,11 @@ function downStep(project: AlembicProject, revision: Revision, file: string, sou
   // alembic will not step down from a merge alone ("Ambiguous walk"); a merge whose downgrade does
   // nothing (what `alembic merge` writes) is undone by moving the version table, as alembic would.
   const emptyMerge = revision.parents.length > 1 && doesNothing(source, 'downgrade');
+  const allow = allowedRules(source);
   return {
     file,
     line: 1,
+    ...(allow.length ? { allow } : {}),
     async run(context) {
       const heads = await versions(context.client);
       const after = minimalHeads(project, [...heads.filter((h) => h !== revision.id), ...revision.parents]);

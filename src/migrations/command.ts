@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CannotCheck } from '../core/errors.js';
 import { Inputs } from '../core/inputs.js';
+import { allowedRules } from '../core/locks.js';
 import type { OrderRules } from '../core/ordering.js';
 import { commandFailure, fillCommand, outputTail, pgEnv, runCommand } from '../shell.js';
 import type { LoadedSet, Migration, Step } from './types.js';
@@ -119,10 +120,12 @@ async function listedMigrations(options: CommandOptions): Promise<Listed[]> {
 function commandStep(options: CommandOptions, template: string, entry: Listed): Step {
   const { workingDirectory } = options;
   const file = entry.file;
+  const allow = allowedRules(entry.source);
   return {
     file: file ?? entry.id,
     line: 1,
     noTransaction: 'the runner applies it on its own connection',
+    ...(allow.length ? { allow } : {}),
     async run(context) {
       const command = fillCommand(template, { id: entry.id });
       const result = await runCommand(command, {

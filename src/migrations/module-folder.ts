@@ -3,6 +3,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CannotCheck, messageOf, unreadableFolder } from '../core/errors.js';
 import { Inputs } from '../core/inputs.js';
+import { allowedRules } from '../core/locks.js';
 import { exportOf, holderOf, importModule, missingPackage } from '../modules.js';
 import type { Migration, Step, StepContext } from './types.js';
 import { StepError } from './types.js';
@@ -93,10 +94,12 @@ export function moduleMigration(
     direction: 'up' | 'down',
   ) => Promise<void>,
 ): Migration {
+  const allow = allowedRules(mod.source);
   const step = (direction: 'up' | 'down', fn: unknown): Step => ({
     file: mod.shown,
     line: 1,
     noTransaction,
+    ...(allow.length ? { allow } : {}),
     async run(context) {
       if (typeof fn !== 'function') {
         throw new StepError(

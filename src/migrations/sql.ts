@@ -5,6 +5,7 @@ import type pg from 'pg';
 import { CannotCheck, messageOf, unreadableFolder } from '../core/errors.js';
 import type { NewFinding } from '../core/findings.js';
 import { Inputs } from '../core/inputs.js';
+import { allowedRules } from '../core/locks.js';
 import { compareVersions, type OrderRules, versionKey } from '../core/ordering.js';
 import {
   directivesOf,
@@ -549,13 +550,16 @@ function dbmateMigration(id: string, version: bigint[], name: string, file: stri
 function sqlStep(file: string, line: number, text: string, marked: string | undefined): Step {
   const blocker = marked ?? transactionBlocker(text);
   const locate = (index: number) => line - 1 + lineAt(text, index);
+  const allow = allowedRules(text);
   return {
     file,
     line,
     ...(blocker ? { noTransaction: blocker } : {}),
+    ...(allow.length ? { allow } : {}),
     async run(context) {
       const { client } = context;
       if (blocker) {
+        await client.query(FreshSession);
         const statements = splitStatements(text);
         if (!statements) {
           await query(client, text, file, locate, 0);
@@ -584,7 +588,12 @@ function sqlStep(file: string, line: number, text: string, marked: string | unde
   };
 }
 
-const TxPrefix = 'BEGIN;\n';
+/**
+ * Each step starts with the lock_timeout a deploy's session starts with: a \`SET lock_timeout\` an
+ * earlier migration left on our shared session must not hide that this one sets none.
+ */
+const FreshSession = 'RESET lock_timeout';
+const TxPrefix = `BEGIN;${FreshSession};\n`;
 
 async function query(
   client: pg.Client,

@@ -50,6 +50,8 @@ export interface Step {
   line: number;
   /** Set when the step runs statement by statement outside a transaction, with the reason. */
   noTransaction?: string;
+  /** `locks` rules its file allows (`-- pg-migrate-verify: allow rewrite`). */
+  allow?: string[];
   run(context: StepContext): Promise<void>;
 }
 

@@ -40,6 +40,8 @@ export async function loadUmzugMigrations(dir: string, cwd: string): Promise<Loa
       versions[index] ?? BigInt(index),
       'umzug runs each migration outside a transaction of its own',
       async (fn, context) => {
+        // As in a deploy's own session: no lock_timeout an earlier migration set on ours.
+        await context.client.query('RESET lock_timeout');
         try {
           await fn({ name: mod.name, path: mod.file, context: context.client });
         } catch (error) {
