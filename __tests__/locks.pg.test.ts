@@ -70,8 +70,14 @@ describe('every rule, in SQL', () => {
     expect(renderMarkdown(report)).toContain(
       '| ACCESS EXCLUSIVE public.accounts · rewrite<br>down: ACCESS EXCLUSIVE public.accounts |',
     );
-    // The CONCURRENTLY index was traced too: its down step held no lock that blocks reads or writes.
+    // The CONCURRENTLY index was traced too, both ways: no lock that blocks reads or writes.
     expect(report.sets[0]?.migrations.find((m) => m.id === '0009_accounts_created_idx')?.locks).toEqual([
+      {
+        direction: 'up',
+        table: 'public.accounts',
+        mode: 'SHARE UPDATE EXCLUSIVE',
+        blocks: 'schema changes',
+      },
       {
         direction: 'down',
         table: 'public.accounts',

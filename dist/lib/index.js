@@ -47643,6 +47643,17 @@ BEGIN
    WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
      AND c.relkind IN ('r', 'p', 'm', 'f') AND c.relname NOT LIKE 'pg\\_temp\\_%'
      AND n.nspname NOT IN ('pg_catalog', 'pg_toast', 'information_schema', '${S}');
+  -- CREATE INDEX CONCURRENTLY has released its SHARE UPDATE EXCLUSIVE by now (it commits on its
+  -- own): it held that lock on the table for the whole build, so it is recorded as held.
+  INSERT INTO ${S}.lock_log
+  SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), n.nspname || '.' || c.relname,
+         'ShareUpdateExclusiveLock', tg_tag,
+         nullif(current_setting('pg_migrate_verify.started', true), '')::double precision,
+         extract(epoch FROM clock_timestamp()) * 1000, current_setting('lock_timeout')
+    FROM pg_event_trigger_ddl_commands() d JOIN pg_index i ON i.indexrelid = d.objid
+    JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE d.command_tag = 'CREATE INDEX' AND d.classid = 'pg_class'::regclass
+     AND NOT EXISTS (SELECT FROM pg_locks l WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.relation = i.indrelid);
 END $$;
 CREATE OR REPLACE FUNCTION ${S}.log_rewrite() RETURNS event_trigger LANGUAGE plpgsql AS $$
 BEGIN
