@@ -350,7 +350,8 @@ module.exports = {
       ],
       { cwd: dir, encoding: 'utf8', timeout: 60_000 },
     );
-    expect(child.status).toBe(1);
+    // On a failure the output shows why it exited as it did.
+    expect(`exit ${child.status}: ${child.stderr}`).toMatch(/^exit 1: /);
     const report = JSON.parse(await readFile(path.join(dir, 'report.json'), 'utf8')) as Report;
     expect(report.findings.map((f) => [f.check, f.message.split('.')[0]])).toEqual([
       ['apply', '`20240101000000-hangs` (up) returned before its queries finished (a missing await?)'],
