@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import pg from 'pg';
 import { CannotCheck } from '../src/core/errors.js';
 import { startBinaries } from '../src/postgres/binaries.js';
+import { CatalogSessionName, cancelQueries } from '../src/postgres/databases.js';
 import { startPostgres } from '../src/postgres/index.js';
 import { fixture, quietLog, repoRoot, useTestServer } from './helpers/postgres.js';
 
@@ -296,6 +297,38 @@ describe('url provider', () => {
     expect(await count()).toBe(2);
     await given.stop();
     expect(await count()).toBe(0);
+  });
+
+  test("a step timeout cancels the migration's queries on the database, never our catalog session's", async () => {
+    const db = await server.createDatabase();
+    const session = async (applicationName?: string) => {
+      const c = new pg.Client({
+        connectionString: db.url,
+        ...(applicationName ? { application_name: applicationName } : {}),
+      });
+      c.on('error', () => {});
+      await c.connect();
+      return c;
+    };
+    const [migration, catalog] = [await session(), await session(CatalogSessionName)];
+    try {
+      const slow = migration.query('SELECT pg_sleep(30)').then(
+        () => 'finished',
+        (e: pg.DatabaseError) => e.code,
+      );
+      const read = catalog.query('SELECT pg_sleep(0.5)').then(
+        () => 'finished',
+        (e: pg.DatabaseError) => e.code,
+      );
+      await new Promise((r) => setTimeout(r, 100));
+      await cancelQueries(server.adminUrl, db.name);
+      expect(await slow).toBe('57014');
+      expect(await read).toBe('finished');
+    } finally {
+      await migration.end();
+      await catalog.end();
+      await db.drop();
+    }
   });
 
   test('an unreachable server is a clear error with the password masked', async () => {

@@ -33465,6 +33465,7 @@ class StepError extends Error {
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Po: () => (/* binding */ CatalogSessionName),
 /* harmony export */   _T: () => (/* binding */ DatabaseFactory),
 /* harmony export */   hS: () => (/* binding */ cancelQueries),
 /* harmony export */   qh: () => (/* binding */ serverVersion)
@@ -33561,13 +33562,15 @@ async function serverVersion(url, timeoutMs) {
         await client.end().catch(() => { });
     }
 }
-/** Cancels every running statement in a database (the step timeout), from a separate connection. */
+/** The application_name of our own catalog session on a scratch database: a step's timeout never cancels it. */
+const CatalogSessionName = 'pg-migrate-verify (catalog reads)';
+/** Cancels every running statement in a database (the step timeout) but our catalog session's, from a separate connection. */
 async function cancelQueries(adminUrl, database) {
     const client = new pg__WEBPACK_IMPORTED_MODULE_1__/* ["default"].Client */ .Ay.Client({ connectionString: adminUrl });
     client.on('error', () => { });
     await client.connect();
     try {
-        await client.query('SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [database]);
+        await client.query('SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() AND application_name IS DISTINCT FROM $2', [database, CatalogSessionName]);
     }
     finally {
         await client.end().catch(() => { });
@@ -48148,6 +48151,8 @@ class Workspace {
         const runner = runnerFor(plan.ctx, plan.migrations, db);
         const catalog = new esm/* default.Client */.Ay.Client({
             connectionString: db.url,
+            // A step's timeout cancels the queries on the database, never this session's.
+            application_name: databases/* CatalogSessionName */.Po,
             // The snapshot statements are long: planning one costs ~3-5 ms, more than running it, so plan
             // each once; and the scoped reads want index lookups, never a scan of a whole catalog.
             options: '-c plan_cache_mode=force_generic_plan -c enable_hashjoin=off -c enable_mergejoin=off',

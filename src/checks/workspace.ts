@@ -5,7 +5,7 @@ import type { AssertionRun, Side } from '../core/assertions.js';
 import type { StepTrace } from '../core/locks.js';
 import { Runner } from '../migrations/runner.js';
 import type { Migration } from '../migrations/types.js';
-import { cancelQueries } from '../postgres/databases.js';
+import { CatalogSessionName, cancelQueries } from '../postgres/databases.js';
 import type { ScratchDatabase } from '../postgres/types.js';
 import { type Assertion, AssertionRunner } from './assertions.js';
 import type { SetContext } from './context.js';
@@ -57,6 +57,8 @@ export class Workspace {
     const runner = runnerFor(plan.ctx, plan.migrations, db);
     const catalog = new pg.Client({
       connectionString: db.url,
+      // A step's timeout cancels the queries on the database, never this session's.
+      application_name: CatalogSessionName,
       // The snapshot statements are long: planning one costs ~3-5 ms, more than running it, so plan
       // each once; and the scoped reads want index lookups, never a scan of a whole catalog.
       options: '-c plan_cache_mode=force_generic_plan -c enable_hashjoin=off -c enable_mergejoin=off',

@@ -97,15 +97,18 @@ export async function serverVersion(
   }
 }
 
-/** Cancels every running statement in a database (the step timeout), from a separate connection. */
+/** The application_name of our own catalog session on a scratch database: a step's timeout never cancels it. */
+export const CatalogSessionName = 'pg-migrate-verify (catalog reads)';
+
+/** Cancels every running statement in a database (the step timeout) but our catalog session's, from a separate connection. */
 export async function cancelQueries(adminUrl: string, database: string): Promise<void> {
   const client = new pg.Client({ connectionString: adminUrl });
   client.on('error', () => {});
   await client.connect();
   try {
     await client.query(
-      'SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
-      [database],
+      'SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() AND application_name IS DISTINCT FROM $2',
+      [database, CatalogSessionName],
     );
   } finally {
     await client.end().catch(() => {});
