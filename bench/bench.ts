@@ -21,7 +21,7 @@ const sizes = process.argv
   .map(Number)
   .filter((n) => n > 0);
 const counts = sizes.length ? sizes : [200, 1000];
-const repeats = Number(process.env.BENCH_REPEATS ?? 3);
+const repeats = Number(process.env.BENCH_REPEATS ?? 4);
 const log = silentLogger;
 
 const median = (xs: number[]) => {
@@ -175,9 +175,15 @@ async function main(): Promise<void> {
         let rules = new Map<string, number>();
         for (let i = 0; i < repeats; i++) {
           raw.push(await rawRun(server, history));
-          untraced.push(await toolRun(server, dir, { skip: 'locks' }));
-          tool.push(await toolRun(server, dir));
-          rules = lockRules;
+          // Alternate which goes first, so that neither always runs right after the other.
+          const traced = async () => {
+            tool.push(await toolRun(server, dir));
+            rules = lockRules;
+          };
+          const plain = async () => {
+            untraced.push(await toolRun(server, dir, { skip: 'locks' }));
+          };
+          for (const run of i % 2 ? [plain, traced] : [traced, plain]) await run();
         }
         const r = median(raw);
         const v = median(tool);

@@ -48176,6 +48176,8 @@ class Workspace {
     /** A fresh database with migrations 0..upTo applied (and the seed where it went); undefined when that fails. */
     async rebuild(upTo) {
         const fresh = await Workspace.create(this.plan);
+        // Replaying what was checked already: no locks to read.
+        await fresh.trace(false);
         for (let i = 0; i <= upTo; i++) {
             const outcome = await fresh.runner.up(this.plan.migrations[i]);
             if (!outcome.ok) {
@@ -49086,12 +49088,17 @@ async function walkSet(ctx, loaded, assertions, prefix = 0) {
  * returns the first that fails, with why.
  */
 async function applyPrefix(walk, loaded, prefix) {
+    // What the target has applied already is not checked: no locks to read.
+    if (prefix)
+        await walk.ws.trace(false);
     for (const [i, m] of loaded.migrations.slice(0, prefix).entries()) {
         const outcome = await walk.ws.runner.up(m);
         if (!outcome.ok)
             return { id: m.id, error: outcome.error?.message ?? 'failed' };
-        if (i === walk.seedIndex)
+        if (i === walk.seedIndex) {
             await loadSeed(walk);
+            await walk.ws.trace(false);
+        }
     }
     if (prefix) {
         await walk.ws.refresh();

@@ -107,10 +107,15 @@ async function applyPrefix(
   loaded: LoadedSet,
   prefix: number,
 ): Promise<{ id: string; error: string } | undefined> {
+  // What the target has applied already is not checked: no locks to read.
+  if (prefix) await walk.ws.trace(false);
   for (const [i, m] of loaded.migrations.slice(0, prefix).entries()) {
     const outcome = await walk.ws.runner.up(m);
     if (!outcome.ok) return { id: m.id, error: outcome.error?.message ?? 'failed' };
-    if (i === walk.seedIndex) await loadSeed(walk);
+    if (i === walk.seedIndex) {
+      await loadSeed(walk);
+      await walk.ws.trace(false);
+    }
   }
   if (prefix) {
     await walk.ws.refresh();
