@@ -5,12 +5,19 @@ import { afterAll, describe, expect, test } from '@jest/globals';
 import pg from 'pg';
 import type { Report } from '../src/core/report.js';
 import { loadMigrations } from '../src/migrations/index.js';
-import { Runner } from '../src/migrations/runner.js';
 import type { Migration } from '../src/migrations/types.js';
 import { resolveSettings } from '../src/settings.js';
 import { verify } from '../src/verify.js';
 import { tempDir } from './helpers/git.js';
-import { edgesOn, fixture, repoRoot, settingsFor, useTestServer, withoutLocks } from './helpers/postgres.js';
+import {
+  edgesOn,
+  fixture,
+  openRunner,
+  repoRoot,
+  settingsFor,
+  useTestServer,
+  withoutLocks,
+} from './helpers/postgres.js';
 
 const server = useTestServer();
 const dirs: string[] = [];
@@ -65,12 +72,7 @@ describe('sequelize-cli projects', () => {
   test('SequelizeMeta records file names exactly as sequelize-cli does, and is left out of comparisons', async () => {
     const loaded = await loadMigrations(path.join(project, 'migrations'), 'sequelize', repoRoot);
     const db = await server.createDatabase();
-    const runner = new Runner(loaded.migrations, {
-      databaseUrl: db.url,
-      timeoutMs: 60_000,
-      cancel: async () => {},
-    });
-    await runner.open();
+    const runner = await openRunner(loaded.migrations, db.url);
     try {
       for (const m of loaded.migrations.slice(0, 2)) expect((await runner.up(m)).ok).toBe(true);
       expect((await runner.down(loaded.migrations[1] as Migration)).ok).toBe(true);

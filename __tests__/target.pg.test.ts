@@ -6,13 +6,12 @@ import { BookkeepingSchema } from '../src/core/bookkeeping.js';
 import type { Report } from '../src/core/report.js';
 import { flywayChecksum } from '../src/core/target.js';
 import { loadMigrations } from '../src/migrations/index.js';
-import { Runner } from '../src/migrations/runner.js';
 import type { Format } from '../src/migrations/types.js';
 import type { StartedPostgres } from '../src/postgres/types.js';
 import { type RawInputs, resolveSettings } from '../src/settings.js';
 import { TargetApplicationName, TargetSession } from '../src/target/session.js';
 import { verify } from '../src/verify.js';
-import { edgesOn, fixture, repoRoot, useTestServer } from './helpers/postgres.js';
+import { edgesOn, fixture, openRunner, repoRoot, useTestServer } from './helpers/postgres.js';
 import { type PythonTool, pythonTest } from './helpers/python.js';
 import { caughtUp, startPrimary, startStandby } from './helpers/standby.js';
 
@@ -52,12 +51,7 @@ async function production(
     env: process.env,
   });
   const db = await on.createDatabase();
-  const runner = new Runner(loaded.migrations, {
-    databaseUrl: db.url,
-    timeoutMs: 60_000,
-    cancel: async () => {},
-  });
-  await runner.open();
+  const runner = await openRunner(loaded.migrations, db.url);
   try {
     for (const m of loaded.migrations.slice(0, upTo)) {
       const outcome = await runner.up(m);

@@ -3,6 +3,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll } from '@jest/globals';
 import { progressLine } from '../../src/core/events.js';
 import { silentLogger } from '../../src/core/logger.js';
+import { Runner } from '../../src/migrations/runner.js';
+import type { Migration } from '../../src/migrations/types.js';
 import { startBinaries } from '../../src/postgres/binaries.js';
 import type { StartedPostgres } from '../../src/postgres/types.js';
 import { type RawInputs, resolveSettings, type Settings } from '../../src/settings.js';
@@ -58,4 +60,11 @@ export function settingsFor(dir: string, raw: RawInputs = {}): Promise<Settings>
 /** `raw` with the locks check skipped, unless it already chooses checks (`only` / `skip`). */
 export function withoutLocks(raw: RawInputs = {}): RawInputs {
   return raw.only || raw.skip ? raw : { ...raw, skip: 'locks' };
+}
+
+/** An open runner for `migrations` on the database at `url` (a long step timeout, nothing to cancel). */
+export async function openRunner(migrations: readonly Migration[], url: string): Promise<Runner> {
+  const runner = new Runner(migrations, { databaseUrl: url, timeoutMs: 60_000, cancel: async () => {} });
+  await runner.open();
+  return runner;
 }

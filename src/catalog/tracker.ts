@@ -1,4 +1,4 @@
-import type pg from 'pg';
+import pg from 'pg';
 import { BookkeepingSchema } from '../core/bookkeeping.js';
 import type { PropValue, SchemaObject, SchemaSnapshot } from '../core/schema.js';
 import { DependentsSql, familySql, type RootClass, RootClasses, RootsSql } from './snapshot-sql.js';
@@ -55,6 +55,18 @@ export async function readSnapshot(client: pg.Client, exclusions: Exclusions): P
   const snapshot: SchemaSnapshot = {};
   for (const row of rows) if (row.key) snapshot[row.key] = objectOf(row);
   return snapshot;
+}
+
+/** The whole schema of the database at `url`, read on a session of its own. */
+export async function snapshotAt(url: string, exclusions: Exclusions): Promise<SchemaSnapshot> {
+  const client = new pg.Client({ connectionString: url });
+  client.on('error', () => {});
+  await client.connect();
+  try {
+    return await readSnapshot(client, exclusions);
+  } finally {
+    await client.end().catch(() => {});
+  }
 }
 
 /** Keys of objects whose names appear inside other objects' definitions. */

@@ -1,5 +1,4 @@
-import pg from 'pg';
-import { type Exclusions, readSnapshot } from '../catalog/tracker.js';
+import { type Exclusions, snapshotAt } from '../catalog/tracker.js';
 import { differenceFinding, Messages, Notes } from '../core/messages.js';
 import { diffSnapshots, type SchemaSnapshot } from '../core/schema.js';
 import { pgEnv, runCommand } from '../shell.js';
@@ -37,15 +36,7 @@ export async function checkModels(
       });
       return undefined;
     }
-    const client = new pg.Client({ connectionString: db.url });
-    client.on('error', () => {});
-    await client.connect();
-    let models: SchemaSnapshot;
-    try {
-      models = await readSnapshot(client, exclusions);
-    } finally {
-      await client.end().catch(() => {});
-    }
+    const models = await snapshotAt(db.url, exclusions);
     const diffs = diffSnapshots(head, models);
     if (diffs.length) {
       ctx.finding(

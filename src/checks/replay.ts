@@ -1,5 +1,4 @@
-import pg from 'pg';
-import { type Exclusions, readSnapshot } from '../catalog/tracker.js';
+import { type Exclusions, snapshotAt } from '../catalog/tracker.js';
 import { differenceFinding, Messages, Notes } from '../core/messages.js';
 import { type compareHistories, sameText } from '../core/ordering.js';
 import { accepts } from '../core/report.js';
@@ -65,15 +64,7 @@ export async function replayOnBase(
       });
       return undefined;
     }
-    const client = new pg.Client({ connectionString: db.url });
-    client.on('error', () => {});
-    await client.connect();
-    let production: SchemaSnapshot;
-    try {
-      production = await readSnapshot(client, exclusions);
-    } finally {
-      await client.end().catch(() => {});
-    }
+    const production = await snapshotAt(db.url, exclusions);
     const diffs = diffSnapshots(fresh, production);
     if (diffs.length) {
       ctx.finding(
