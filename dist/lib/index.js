@@ -45406,6 +45406,7 @@ ${parts.join('\nUNION ALL\n')}
 ;// CONCATENATED MODULE: ./src/catalog/tracker.ts
 
 
+
 const defaultExclusions = (tables = []) => ({
     schemas: [BookkeepingSchema],
     tables,
@@ -45436,6 +45437,18 @@ async function readSnapshot(client, exclusions) {
         if (row.key)
             snapshot[row.key] = objectOf(row);
     return snapshot;
+}
+/** The whole schema of the database at `url`, read on a session of its own. */
+async function snapshotAt(url, exclusions) {
+    const client = new esm/* default.Client */.Ay.Client({ connectionString: url });
+    client.on('error', () => { });
+    await client.connect();
+    try {
+        return await readSnapshot(client, exclusions);
+    }
+    finally {
+        await client.end().catch(() => { });
+    }
 }
 /** Keys of objects whose names appear inside other objects' definitions. */
 const Renameable = /^(table|view|materialized view|sequence|foreign table|column|enum|domain|composite type|range type|function|procedure|aggregate|window function|schema):/;
@@ -45652,7 +45665,6 @@ class CatalogTracker {
 
 
 
-
 /**
  * drift-models: the schema the project's models build (models-command, run against an empty scratch
  * database given as DATABASE_URL / PG*) must equal the schema after every migration.
@@ -45678,16 +45690,7 @@ async function checkModels(ctx, head, exclusions) {
             });
             return undefined;
         }
-        const client = new esm/* default.Client */.Ay.Client({ connectionString: db.url });
-        client.on('error', () => { });
-        await client.connect();
-        let models;
-        try {
-            models = await readSnapshot(client, exclusions);
-        }
-        finally {
-            await client.end().catch(() => { });
-        }
+        const models = await snapshotAt(db.url, exclusions);
         const diffs = diffSnapshots(head, models);
         if (diffs.length) {
             ctx.finding(differenceFinding('drift-models', diffs, { before: 'after all migrations', after: 'in the models' }, Messages.modelsDiffer));
@@ -48250,7 +48253,6 @@ class Workspace {
 
 
 
-
 /**
  * Two-phase replay: applies the base branch's migrations as the base has them, then this branch's
  * new ones on top (what a deploy does to production), and compares the schema it ends with to the
@@ -48296,16 +48298,7 @@ async function replayOnBase(ctx, plan, fresh, exclusions) {
             });
             return undefined;
         }
-        const client = new esm/* default.Client */.Ay.Client({ connectionString: db.url });
-        client.on('error', () => { });
-        await client.connect();
-        let production;
-        try {
-            production = await readSnapshot(client, exclusions);
-        }
-        finally {
-            await client.end().catch(() => { });
-        }
+        const production = await snapshotAt(db.url, exclusions);
         const diffs = diffSnapshots(fresh, production);
         if (diffs.length) {
             ctx.finding(differenceFinding('apply', diffs, { before: 'in a fresh database', after: 'in production' }, (t) => Messages.replayDiffers(t, plan.baseName)));
@@ -48895,9 +48888,12 @@ async function checkReversibility(ctx, ws, record, marks, rowsBefore, told, seed
     await ws.assert(record, 'rolled back');
     const rows = await keepsRows(ctx, ws, record, rowsBefore);
     await ws.refresh();
-    const downKeys = ws.tracker.changedSince(marks.afterUp);
-    const downDiffs = diffSnapshots(ws.tracker.at(marks.afterUp, downKeys), ws.tracker.now(downKeys));
-    await checkLocks(ctx, ws, record, 'down', downDiffs, marks.afterUp, seeded, false);
+    if (ws.tracing) {
+        // What the down step changed, for the locks rules (the up step's diff is the walk's).
+        const downKeys = ws.tracker.changedSince(marks.afterUp);
+        const downDiffs = diffSnapshots(ws.tracker.at(marks.afterUp, downKeys), ws.tracker.now(downKeys));
+        await checkLocks(ctx, ws, record, 'down', downDiffs, marks.afterUp, seeded, false);
+    }
     const restored = restoresSchema(ctx, ws, record, marks.before);
     const again = await ws.runner.up(m);
     fileNotices(ctx, 'reversibility', record, 'up', again, told);
