@@ -67,6 +67,8 @@ describe('every rule, in SQL', () => {
       blocks: 'reads and writes',
       rewrite: 'a column default that is not a constant (every row gets its own value)',
     });
+    // Without seed data, how long a lock was held on empty tables is not reported.
+    expect(seenAt?.locks?.[0]?.heldMs).toBeUndefined();
     expect(renderMarkdown(report)).toContain(
       '| ACCESS EXCLUSIVE public.accounts · rewrite<br>down: ACCESS EXCLUSIVE public.accounts |',
     );
@@ -132,6 +134,8 @@ describe('every rule, in SQL', () => {
     });
     const rewrite = report.findings.find((f) => f.rule === 'rewrite');
     expect(rewrite?.message).toMatch(/With the seed data, public\.accounts stayed locked for \d+ ms\./);
+    const seenAt = report.sets[0]?.migrations.find((m) => m.id === '0003_accounts_seen_at');
+    expect(seenAt?.locks?.[0]?.heldMs).toEqual(expect.any(Number));
   });
 });
 

@@ -1,5 +1,12 @@
 import { describe, expect, it } from '@jest/globals';
-import { allowedRules, lockFindings, observedLocks, type StepLocks } from '../../src/core/locks.js';
+import {
+  allowedRules,
+  type LoggedLock,
+  lockFindings,
+  observedLocks,
+  type StepLocks,
+  stepTrace,
+} from '../../src/core/locks.js';
 
 describe('allowedRules', () => {
   it('reads allow comments in SQL, JavaScript and Python, one line at a time', () => {
@@ -132,5 +139,64 @@ describe('observedLocks', () => {
         heldMs: 35,
       },
     ]);
+  });
+});
+
+describe('stepTrace', () => {
+  const row = (over: Partial<LoggedLock>): LoggedLock => ({
+    table: 'public.orders',
+    raw: 'public.orders',
+    mode: 'AccessExclusiveLock',
+    tag: 'ALTER TABLE',
+    started: null,
+    at: 10,
+    lockTimeout: '0',
+    reason: null,
+    ...over,
+  });
+
+  it('one observation per table and mode: first start, last end, its statements, the lock_timeout when first seen', () => {
+    const trace = stepTrace(
+      [
+        // Logged out of order: what counts is the earliest statement.
+        row({ at: 30, tag: 'CREATE INDEX', lockTimeout: '0', started: 25 }),
+        row({ at: 10, lockTimeout: '2s', started: 5 }),
+        row({ mode: 'ShareLock', tag: 'CREATE INDEX', at: 20 }),
+        row({ mode: 'ShareLock', tag: 'CREATE INDEX', at: 40, lockTimeout: '2s' }),
+      ],
+      [],
+    );
+    expect(trace.locks).toEqual([
+      {
+        table: 'public.orders',
+        mode: 'AccessExclusiveLock',
+        commands: ['ALTER TABLE', 'CREATE INDEX'],
+        started: 5,
+        ended: 30,
+        untimed: false,
+        seen: 2,
+      },
+      {
+        table: 'public.orders',
+        mode: 'ShareLock',
+        commands: ['CREATE INDEX'],
+        ended: 40,
+        untimed: true,
+        seen: 2,
+      },
+    ]);
+  });
+
+  it('rewrites with their reasons together; no table now, and the history table, left out', () => {
+    const trace = stepTrace(
+      [
+        row({ mode: 'rewrite', reason: 4, tag: null, at: null }),
+        row({ mode: 'rewrite', reason: 2, tag: null, at: null }),
+        row({ table: null, raw: null }),
+        row({ table: 'public.schema_migrations', raw: 'public.schema_migrations' }),
+      ],
+      ['public.schema_migrations'],
+    );
+    expect(trace).toEqual({ locks: [], rewrites: [{ table: 'public.orders', reason: 6 }] });
   });
 });

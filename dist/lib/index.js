@@ -32856,6 +32856,7 @@ const Defaults = {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   Gf: () => (/* binding */ allowedRules),
+/* harmony export */   Ki: () => (/* binding */ stepTrace),
 /* harmony export */   hL: () => (/* binding */ observedLocks),
 /* harmony export */   wZ: () => (/* binding */ lockFindings),
 /* harmony export */   xS: () => (/* binding */ LockRules)
@@ -32885,6 +32886,54 @@ function allowedRules(text) {
             .filter(Boolean)
             .map((r) => r.toLowerCase()));
     return rules;
+}
+/**
+ * What the database saw during one step, from the rows the triggers logged: one observation per
+ * table and lock mode, one per rewritten table; relations that are no user table, and the
+ * migration tool's own history tables (`schema.table`), left out.
+ */
+function stepTrace(rows, historyTables) {
+    const locks = new Map();
+    const rewrites = new Map();
+    for (const row of rows) {
+        if (row.table === null || (row.raw !== null && historyTables.includes(row.raw)))
+            continue;
+        if (row.mode === 'rewrite') {
+            const seen = rewrites.get(row.table);
+            rewrites.set(row.table, { table: row.table, reason: (seen?.reason ?? 0) | (row.reason ?? 0) });
+            continue;
+        }
+        const key = `${row.table}\u0000${row.mode}`;
+        const at = row.at ?? 0;
+        const lock = locks.get(key) ?? {
+            table: row.table,
+            mode: row.mode,
+            commands: [],
+            ended: at,
+            untimed: false,
+            seen: 0,
+            first: Number.POSITIVE_INFINITY,
+        };
+        if (row.tag && !lock.commands.includes(row.tag))
+            lock.commands.push(row.tag);
+        if (row.started !== null && (lock.started === undefined || row.started < lock.started))
+            lock.started = row.started;
+        lock.ended = Math.max(lock.ended, at);
+        // Whether a lock_timeout was in force when the lock was first seen.
+        if (at < lock.first) {
+            lock.first = at;
+            lock.untimed = row.lockTimeout === '0' || row.lockTimeout === '0ms';
+        }
+        lock.seen++;
+        locks.set(key, lock);
+    }
+    const byName = (a, b) => a.table < b.table ? -1 : a.table > b.table ? 1 : 0;
+    return {
+        locks: [...locks.values()]
+            .map(({ first: _, ...lock }) => ({ ...lock, commands: lock.commands.sort() }))
+            .sort((a, b) => byName(a, b) || (a.mode < b.mode ? -1 : a.mode > b.mode ? 1 : 0)),
+        rewrites: [...rewrites.values()].sort(byName),
+    };
 }
 const Modes = {
     AccessExclusiveLock: { name: 'ACCESS EXCLUSIVE', blocks: 'reads and writes', rank: 8 },
@@ -34033,7 +34082,12 @@ async function reapOrphans(root, log) {
         await (0,promises_.rm)(dir, { recursive: true, force: true });
     }
 }
-/** Settings for a throwaway server: no durability, no background work, room for wide migrations. */
+/**
+ * Settings for a throwaway server: no durability, no background work. The lock table is
+ * PostgreSQL's default (as on a production server with default settings, and in the docker
+ * provider's images): a migration that takes more locks in one transaction fails here as it would
+ * there; and every read of pg_locks (the locks check, once per DDL statement) walks the whole table.
+ */
 const ServerSettings = [
     'fsync=off',
     'synchronous_commit=off',
@@ -34043,7 +34097,7 @@ const ServerSettings = [
     'autovacuum=off',
     'jit=off',
     'max_connections=100',
-    'max_locks_per_transaction=256',
+    'max_locks_per_transaction=64',
     'lc_messages=C',
     'log_min_messages=warning',
     'logging_collector=off',
@@ -45127,14 +45181,24 @@ UNION SELECT 'pg_namespace', oid, false FROM ns_roots WHERE oid IS NOT NULL
 UNION SELECT 'pg_extension', oid, false FROM ext_roots WHERE oid IS NOT NULL
 UNION SELECT 'pg_event_trigger', oid, false FROM evt_roots WHERE oid IS NOT NULL
 `;
-/** Reads and clears the log: roots of the objects the step touched, and the objects it dropped. */
-const RootsSql = `
-WITH log AS (DELETE FROM ${BookkeepingSchema}.ddl_log RETURNING classid, objid, dropped),
+/**
+ * Reads and clears the log: roots of the objects the step touched, and the objects it dropped
+ * (`rider` null). With `rider`, its CTEs run in the same statement and its rows (one jsonb column
+ * `rider`) come back beside the roots: one round trip for both.
+ */
+function rootsSql(rider) {
+    return `
+WITH ${rider?.ctes ? `${rider.ctes},` : ''}
+log AS (DELETE FROM ${BookkeepingSchema}.ddl_log RETURNING classid, objid, dropped),
 expanded AS (SELECT classid::regclass::oid AS classid, objid FROM log WHERE NOT dropped),
 ${RootMapping}
+SELECT root_class, root_oid, dropped, NULL::jsonb AS rider FROM (
 ${RootRows}
 UNION SELECT classid, objid, true FROM log WHERE dropped
+) roots
+${rider ? `UNION ALL SELECT NULL, NULL, NULL, rider FROM (${rider.select}) riding` : ''}
 `;
+}
 /**
  * Roots of the objects that depend on the given ones ($1 catalogs, $2 oids), one level down: after a
  * rename, the foreign keys, views, defaults and triggers that name the renamed object read differently.
@@ -45515,18 +45579,33 @@ class CatalogTracker {
             await client.query(`DELETE FROM ${BookkeepingSchema}.ddl_log`);
         return tracker;
     }
-    /** Brings the in-memory schema up to date with the database. */
-    async refresh(client) {
+    /**
+     * Brings the in-memory schema up to date with the database; returns the rider's values, read in
+     * the same round trip as the log.
+     */
+    async refresh(client, rider) {
         if (this.mode === 'full') {
+            const carried = rider
+                ? (await client.query({
+                    text: rider.ctes ? `WITH ${rider.ctes} ${rider.select}` : rider.select,
+                    values: rider.values,
+                })).rows.map((r) => r.rider)
+                : [];
             await this.reload(client);
-            return;
+            return carried;
         }
-        const { rows: touched } = await client.query({
-            name: 'pgmv-roots',
-            text: RootsSql,
+        const { rows } = await client.query({
+            name: rider ? `pgmv-roots-${rider.name}` : 'pgmv-roots',
+            text: rootsSql(rider),
+            values: rider?.values ?? [],
         });
-        if (!touched.length)
-            return;
+        const carried = rows.filter((r) => r.root_class === null).map((r) => r.rider);
+        const touched = rows.filter((r) => r.root_class !== null);
+        if (touched.length)
+            await this.readTouched(client, touched);
+        return carried;
+    }
+    async readTouched(client, touched) {
         const roots = new Map();
         for (const entry of touched) {
             if (!entry.dropped)
@@ -47618,80 +47697,98 @@ const Tags = [
 ]
     .map((t) => `'${t}'`)
     .join(', ');
+/** A table as the catalog snapshot names it, and unquoted (`schema.table`, as history tables are given). */
+const Names = `quote_ident(n.nspname) || '.' || quote_ident(c.relname), n.nspname || '.' || c.relname`;
 /**
  * Event triggers that record, in the session that runs a migration's DDL (any format: SQL, an ORM,
- * a Python process), the table locks that session holds at the end of each DDL statement, with the
- * statement's start and end and the lock_timeout then in force; and the tables it rewrites, with
- * why. Written in the step's own transaction: a step that fails leaves no trace behind.
+ * a Python process), the strong locks (SHARE UPDATE EXCLUSIVE and up) that session holds on
+ * tables at the end of each DDL statement, with the statement's end (and, with `holdTimes`, its
+ * start) and the lock_timeout then in force; and the tables it rewrites, with why. Written in the
+ * step's own transaction: a step that fails leaves no trace behind.
+ *
+ * The switch is a sequence, set in place (no dead rows for every trigger to step over): 0 turns
+ * tracing off (up again, rolling everything back: pg_locks is not free), any other value is the
+ * highest relation oid when the migration started. Relations above it are the migration's own
+ * (oids only grow): a table created in the same step has no traffic yet, and a migration that
+ * creates a thousand tables logs nothing for them, however many locks its transaction holds.
+ * Each DDL statement pays for one read of pg_locks (its cost grows with the server's lock table,
+ * not with the schema) and a lookup of each table it holds strongly.
  */
-const locks_InstallSql = `
-CREATE TABLE IF NOT EXISTS ${S}.lock_log (tbl text, raw text, mode text, tag text, started double precision, at double precision, lock_timeout text);
-CREATE TABLE IF NOT EXISTS ${S}.rewrite_log (tbl text, raw text, reason int);
--- Off while steps run whose locks nobody reads (up again, rolling everything back): pg_locks is not free.
-CREATE TABLE IF NOT EXISTS ${S}.lock_trace (tracing boolean NOT NULL);
-INSERT INTO ${S}.lock_trace SELECT true WHERE NOT EXISTS (SELECT FROM ${S}.lock_trace);
+const installSql = (holdTimes) => `
+CREATE UNLOGGED TABLE IF NOT EXISTS ${S}.lock_log (tbl text, raw text, mode text, tag text, started double precision, at double precision, lock_timeout text, reason int);
+CREATE SEQUENCE IF NOT EXISTS ${S}.lock_switch MINVALUE 0;
+SELECT setval('${S}.lock_switch', (SELECT max(oid)::bigint FROM pg_class));
 ANALYZE ${S}.lock_log;
-ANALYZE ${S}.rewrite_log;
 CREATE OR REPLACE FUNCTION ${S}.note_start() RETURNS event_trigger LANGUAGE plpgsql AS $$
 BEGIN
-  IF (SELECT tracing FROM ${S}.lock_trace) THEN
-    PERFORM set_config('pg_migrate_verify.started', (extract(epoch FROM clock_timestamp()) * 1000)::text, true);
-  END IF;
+  PERFORM set_config('pg_migrate_verify.started', (extract(epoch FROM clock_timestamp()) * 1000)::text, true);
 END $$;
 CREATE OR REPLACE FUNCTION ${S}.log_locks() RETURNS event_trigger LANGUAGE plpgsql AS $$
+DECLARE
+  upto oid := (SELECT last_value FROM ${S}.lock_switch)::oid;
+  started double precision;
+  ended double precision;
 BEGIN
-  IF NOT (SELECT tracing FROM ${S}.lock_trace) THEN RETURN; END IF;
+  IF upto = 0 THEN RETURN; END IF;
+  started := nullif(current_setting('pg_migrate_verify.started', true), '')::double precision;
+  ended := extract(epoch FROM clock_timestamp()) * 1000;
+  -- User relations that existed when the migration started; the weak modes (reads, row writes)
+  -- block no one.
   INSERT INTO ${S}.lock_log
-  SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), n.nspname || '.' || c.relname, l.mode, tg_tag,
-         nullif(current_setting('pg_migrate_verify.started', true), '')::double precision,
-         extract(epoch FROM clock_timestamp()) * 1000, current_setting('lock_timeout')
+  SELECT ${Names}, l.mode, tg_tag, started, ended, current_setting('lock_timeout')
     FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
+     AND l.relation >= 16384 AND l.relation <= upto
+     AND l.mode NOT IN ('AccessShareLock', 'RowShareLock', 'RowExclusiveLock')
      AND c.relkind IN ('r', 'p', 'm', 'f') AND c.relname NOT LIKE 'pg\\_temp\\_%'
-     AND n.nspname NOT IN ('pg_catalog', 'pg_toast', 'information_schema', '${S}');
-  -- CREATE INDEX CONCURRENTLY has released its SHARE UPDATE EXCLUSIVE by now (it commits on its
-  -- own): it held that lock on the table for the whole build, so it is recorded as held.
-  INSERT INTO ${S}.lock_log
-  SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), n.nspname || '.' || c.relname,
-         'ShareUpdateExclusiveLock', tg_tag,
-         nullif(current_setting('pg_migrate_verify.started', true), '')::double precision,
-         extract(epoch FROM clock_timestamp()) * 1000, current_setting('lock_timeout')
-    FROM pg_event_trigger_ddl_commands() d JOIN pg_index i ON i.indexrelid = d.objid
-    JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-   WHERE d.command_tag = 'CREATE INDEX' AND d.classid = 'pg_class'::regclass
-     AND NOT EXISTS (SELECT FROM pg_locks l WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.relation = i.indrelid);
+     AND n.nspname NOT IN ('pg_toast', 'information_schema', '${S}');
+  IF tg_tag = 'CREATE INDEX' THEN
+    -- CREATE INDEX CONCURRENTLY has released its SHARE UPDATE EXCLUSIVE by now (it commits on its
+    -- own): it held that lock on the table for the whole build. (A plain build's SHARE is stronger.)
+    INSERT INTO ${S}.lock_log
+    SELECT ${Names}, 'ShareUpdateExclusiveLock', tg_tag, started, ended, current_setting('lock_timeout')
+      FROM pg_event_trigger_ddl_commands() d JOIN pg_index i ON i.indexrelid = d.objid
+      JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE d.classid = 'pg_class'::regclass AND i.indrelid <= upto;
+  END IF;
 END $$;
 CREATE OR REPLACE FUNCTION ${S}.log_rewrite() RETURNS event_trigger LANGUAGE plpgsql AS $$
+DECLARE
+  upto oid := (SELECT last_value FROM ${S}.lock_switch)::oid;
 BEGIN
-  IF NOT (SELECT tracing FROM ${S}.lock_trace) THEN RETURN; END IF;
-  INSERT INTO ${S}.rewrite_log
-  SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), n.nspname || '.' || c.relname,
-         pg_event_trigger_table_rewrite_reason()
+  IF upto = 0 OR pg_event_trigger_table_rewrite_oid() > upto THEN RETURN; END IF;
+  INSERT INTO ${S}.lock_log (tbl, raw, mode, reason)
+  SELECT ${Names}, 'rewrite', pg_event_trigger_table_rewrite_reason()
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = pg_event_trigger_table_rewrite_oid();
 END $$;
 DROP EVENT TRIGGER IF EXISTS ${S}_start;
 DROP EVENT TRIGGER IF EXISTS ${S}_locks;
 DROP EVENT TRIGGER IF EXISTS ${S}_rewrite;
-CREATE EVENT TRIGGER ${S}_start ON ddl_command_start WHEN TAG IN (${Tags}) EXECUTE FUNCTION ${S}.note_start();
+${
+// Without data in the tables, how long a lock is held says nothing: the start of each statement
+// (one more trigger on every DDL statement) is recorded only when there is seed data.
+holdTimes
+    ? `CREATE EVENT TRIGGER ${S}_start ON ddl_command_start WHEN TAG IN (${Tags}) EXECUTE FUNCTION ${S}.note_start();`
+    : ''}
 CREATE EVENT TRIGGER ${S}_locks ON ddl_command_end WHEN TAG IN (${Tags}) EXECUTE FUNCTION ${S}.log_locks();
 CREATE EVENT TRIGGER ${S}_rewrite ON table_rewrite EXECUTE FUNCTION ${S}.log_rewrite();
 `;
+/** Reads and clears what the triggers logged, riding on the catalog refresh: one array per row. */
+const TakeCtes = `lt_log AS (DELETE FROM ${S}.lock_log RETURNING *)`;
+const TakeSelect = `SELECT jsonb_build_array(tbl, raw, mode, tag, started, at, lock_timeout, reason) AS rider FROM lt_log`;
 /**
- * Reads and clears what the triggers recorded: one row per table and lock mode, one per rewritten
- * table ($1: history tables left out); and turns tracing on or off for the steps that follow ($2).
+ * Switches tracing for the steps after the refresh ($n): off (0), or on from the highest relation
+ * oid now (what the next migration finds); its row is the value set.
  */
-const TakeSql = `
-WITH s AS (UPDATE ${S}.lock_trace SET tracing = $2), l AS (DELETE FROM ${S}.lock_log RETURNING *), r AS (DELETE FROM ${S}.rewrite_log RETURNING *)
-SELECT 'lock' AS kind, tbl, mode, min(started) AS started, max(at) AS ended,
-       array_agg(DISTINCT tag) AS tags, (array_agg(lock_timeout ORDER BY at))[1] IN ('0', '0ms') AS untimed,
-       count(*)::int AS seen, NULL::int AS reason
-  FROM l WHERE NOT (raw = ANY ($1)) GROUP BY tbl, mode
-UNION ALL
-SELECT 'rewrite', tbl, NULL, NULL, NULL, NULL, NULL, NULL, bit_or(reason) FROM r WHERE NOT (raw = ANY ($1)) GROUP BY tbl`;
-/** Installs the lock triggers; false when the user may not create event triggers (not a superuser). */
-async function installLockTrace(client) {
+const switchSelect = (n) => `SELECT to_jsonb(setval('${S}.lock_switch', CASE WHEN $${n}::boolean THEN (SELECT max(oid)::bigint FROM pg_class) ELSE 0 END)) AS rider`;
+/**
+ * Installs the lock triggers, with the start of each statement when `holdTimes` (seed data: how
+ * long a lock kept the rows waiting); false when the user may not create event triggers (not a
+ * superuser).
+ */
+async function installLockTrace(client, holdTimes) {
     try {
-        await client.query(locks_InstallSql);
+        await client.query(installSql(holdTimes));
         return true;
     }
     catch (error) {
@@ -47701,29 +47798,34 @@ async function installLockTrace(client) {
     }
 }
 /**
- * What the steps since the last call did to tables, their locks and rewrites; `historyTables`
- * (`schema.table`, the migration tool's own) are left out.
+ * Rides on a catalog refresh: takes what the steps since the last refresh logged (`take`: they
+ * were traced), and, when `tracing` is given, switches tracing on or off for the steps after it.
+ * The statement stays small (its plan is set up on every refresh): `stepTrace` does the grouping.
  */
-async function takeLockTrace(client, historyTables, 
-/** Whether the steps after this one are traced. */
-next = true) {
-    const { rows } = await client.query({ name: 'pgmv-take-locks', text: TakeSql, values: [historyTables, next] });
-    return {
-        locks: rows
-            .filter((r) => r.kind === 'lock')
-            .map((r) => ({
-            table: r.tbl,
-            mode: r.mode,
-            commands: r.tags,
-            ...(r.started !== null ? { started: Number(r.started) } : {}),
-            ended: Number(r.ended),
-            untimed: r.untimed,
-            seen: r.seen,
-        })),
-        rewrites: rows
-            .filter((r) => r.kind === 'rewrite')
-            .map((r) => ({ table: r.tbl, reason: Number(r.reason) })),
-    };
+function lockTraceRider(take, tracing) {
+    if (!take)
+        return tracing === undefined
+            ? undefined
+            : { name: 'locks-switch-only', select: switchSelect(1), values: [tracing] };
+    return tracing === undefined
+        ? { name: 'locks', ctes: TakeCtes, select: TakeSelect, values: [] }
+        : {
+            name: 'locks-switch',
+            ctes: TakeCtes,
+            select: `${TakeSelect}\nUNION ALL ${switchSelect(1)}`,
+            values: [tracing],
+        };
+}
+/** The rider's values as logged rows (the switch's own row left out). */
+function loggedLocks(values) {
+    const rows = [];
+    for (const v of values) {
+        if (!Array.isArray(v))
+            continue;
+        const [table, raw, mode, tag, started, at, lockTimeout, reason] = v;
+        rows.push({ table, raw, mode, tag, started, at, lockTimeout, reason });
+    }
+    return rows;
 }
 
 // EXTERNAL MODULE: ./node_modules/umzug/lib/index.js
@@ -48117,6 +48219,7 @@ async function rowCounts(client, exclusions) {
 
 
 
+
 /** A runner for `migrations` on a database of the set's server, with our timeout, cancel and health. */
 function runnerFor(ctx, migrations, db) {
     const { server } = ctx;
@@ -48140,6 +48243,8 @@ class Workspace {
     asserter;
     /** True when the steps' locks and rewrites are traced (the locks check, with event triggers allowed). */
     tracing = false;
+    /** Whether the triggers record the steps that run now (the switch in the database). */
+    traced = true;
     constructor(plan, db, runner, 
     /** Catalog reads go through their own session: nothing of ours runs in the migrations' session. */
     catalog, tracker) {
@@ -48166,7 +48271,7 @@ class Workspace {
             await catalog.connect();
             const ws = new Workspace(plan, db, runner, catalog, await CatalogTracker.open(catalog, plan.exclusions));
             if (plan.ctx.checks.has('locks') && ws.tracker.mode === 'incremental')
-                ws.tracing = await installLockTrace(catalog);
+                ws.tracing = await installLockTrace(catalog, plan.seedIndex !== undefined);
             return ws;
         }
         catch (error) {
@@ -48180,7 +48285,7 @@ class Workspace {
     async rebuild(upTo) {
         const fresh = await Workspace.create(this.plan);
         // Replaying what was checked already: no locks to read.
-        await fresh.trace(false);
+        await fresh.refresh('off');
         for (let i = 0; i <= upTo; i++) {
             const outcome = await fresh.runner.up(this.plan.migrations[i]);
             if (!outcome.ok) {
@@ -48189,10 +48294,9 @@ class Workspace {
             }
             // The seed goes in where it went the first time (a failing seed was reported then).
             if (this.plan.seedIndex === i && i < upTo)
-                await fresh.seed();
+                await fresh.seed('off');
         }
         await fresh.refresh();
-        await fresh.trace();
         return fresh;
     }
     /** Runs the migration's assertions on this database as it is now, and keeps the runs in its report. */
@@ -48213,20 +48317,26 @@ class Workspace {
             runs.push(await this.asserter.run(a, side));
         record.report.assertions = [...(record.report.assertions ?? []), ...runs];
     }
-    refresh() {
-        return this.tracker.refresh(this.catalog);
-    }
     /**
-     * The locks and rewrites of the steps since the last call (nothing when not tracing); `next`
-     * says whether the steps after this call are traced (their locks are read later) or not.
+     * Brings the catalog tracker up to date and, when tracing, takes the locks and rewrites of the
+     * steps since the last refresh, in the same round trip; `next` says what the steps after this
+     * call are (see `NextSteps`).
      */
-    async trace(next = true) {
-        return this.tracing
-            ? takeLockTrace(this.catalog, this.plan.exclusions.tables, next)
-            : { locks: [], rewrites: [] };
+    async refresh(next = 'migration') {
+        if (!this.tracing) {
+            await this.tracker.refresh(this.catalog);
+            return { locks: [], rewrites: [] };
+        }
+        // Steps that ran untraced logged nothing to take. The switch is written twice per migration:
+        // off for up again, then on, from the relations there are, for the next migration.
+        const on = next !== 'off';
+        const rider = lockTraceRider(this.traced, next === 'migration' || on !== this.traced ? on : undefined);
+        this.traced = on;
+        const logged = loggedLocks(await this.tracker.refresh(this.catalog, rider));
+        return (0,core_locks/* stepTrace */.Ki)(logged, this.plan.exclusions.tables);
     }
-    /** Loads the seed data; returns why it failed, or undefined. */
-    async seed() {
+    /** Loads the seed data; returns why it failed, or undefined. `next`: what the steps after it are. */
+    async seed(next = 'migration') {
         const { ctx } = this.plan;
         if (!ctx.seed)
             return undefined;
@@ -48235,8 +48345,8 @@ class Workspace {
             timeoutMs: ctx.stepTimeoutMs,
             env: ctx.env,
         });
-        // A seed that creates objects must not count as the next migration's change.
-        await this.refresh();
+        // A seed that creates objects (or locks tables) must not count as the next migration's doing.
+        await this.refresh(next);
         return error;
     }
     async close() {
@@ -48795,12 +48905,9 @@ function applyFailed(ctx, record, up) {
 /**
  * The locks check for one step of the walk: what the step did to tables that existed before its
  * migration (its locks, how long it held them, rewrites and full scans), as the database saw it.
- * Reads the step's trace (which also clears it); files findings and the record's lock summary.
+ * Files findings and the record's lock summary.
  */
-async function checkLocks(ctx, ws, record, direction, diffs, before, seeded, 
-/** Whether the step after this one is traced (up again is not: it was the first time). */
-next = true) {
-    const trace = await ws.trace(next);
+function checkLocks(ctx, ws, record, { direction, trace, diffs, before }, seeded) {
     if (!ws.tracing)
         return;
     const m = record.migration;
@@ -48887,19 +48994,22 @@ async function checkReversibility(ctx, ws, record, marks, rowsBefore, told, seed
     }
     await ws.assert(record, 'rolled back');
     const rows = await keepsRows(ctx, ws, record, rowsBefore);
-    await ws.refresh();
-    if (ws.tracing) {
+    // Up again is not traced: the up step's locks were told the first time.
+    const trace = await ws.refresh('off');
+    // Every locks rule needs a lock or a rewrite on a table that was there: without one in the
+    // trace, the down step's own differences are not worth computing.
+    if (ws.tracing && (trace.locks.length || trace.rewrites.length)) {
         // What the down step changed, for the locks rules (the up step's diff is the walk's).
         const downKeys = ws.tracker.changedSince(marks.afterUp);
-        const downDiffs = diffSnapshots(ws.tracker.at(marks.afterUp, downKeys), ws.tracker.now(downKeys));
-        await checkLocks(ctx, ws, record, 'down', downDiffs, marks.afterUp, seeded, false);
+        const diffs = diffSnapshots(ws.tracker.at(marks.afterUp, downKeys), ws.tracker.now(downKeys));
+        checkLocks(ctx, ws, record, { direction: 'down', trace, diffs, before: marks.afterUp }, seeded);
     }
     const restored = restoresSchema(ctx, ws, record, marks.before);
     const again = await ws.runner.up(m);
     fileNotices(ctx, 'reversibility', record, 'up', again, told);
     if (!again.ok) {
         // The next migration's up step is traced again.
-        await ws.trace(true);
+        await ws.refresh();
         stepFinding(ctx, 'reversibility', record, 'up', again, Messages.reupFailed(m.id, again.error?.message ?? 'failed'));
         return {
             down,
@@ -48908,9 +49018,8 @@ async function checkReversibility(ctx, ws, record, marks, rowsBefore, told, seed
             unknownState: !rows || !!(again.timedOut || m.up.noTransaction),
         };
     }
+    // The next migration's up step is traced again.
     await ws.refresh();
-    // Up again was not traced (the up step's locks were told the first time): trace what comes next.
-    await ws.trace(true);
     const reproduced = restored ? reproducesSchema(ctx, ws, record, marks.afterUp) : true;
     return { down, again, reversible: rows && restored && reproduced, unknownState: !rows };
 }
@@ -49070,7 +49179,7 @@ async function walkSet(ctx, loaded, assertions, prefix = 0) {
         const head = applied === records.length ? await headSnapshot(walk, exclusions) : undefined;
         if (ctx.checks.has('rollback-all')) {
             // Rolling everything back is not traced: its locks are the down steps', told already.
-            await walk.ws.trace(false);
+            await walk.ws.refresh('off');
             await checkRollbackAll(ctx, walk.ws, records.slice(0, applied), empty, dirty, walk.told);
         }
         return { migrations: reports, touched: touchedOf(records), start: empty, head, exclusions };
@@ -49086,20 +49195,16 @@ async function walkSet(ctx, loaded, assertions, prefix = 0) {
 async function applyPrefix(walk, loaded, prefix) {
     // What the target has applied already is not checked: no locks to read.
     if (prefix)
-        await walk.ws.trace(false);
+        await walk.ws.refresh('off');
     for (const [i, m] of loaded.migrations.slice(0, prefix).entries()) {
         const outcome = await walk.ws.runner.up(m);
         if (!outcome.ok)
             return { id: m.id, error: outcome.error?.message ?? 'failed' };
-        if (i === walk.seedIndex) {
-            await loadSeed(walk);
-            await walk.ws.trace(false);
-        }
+        if (i === walk.seedIndex)
+            await loadSeed(walk, 'off');
     }
-    if (prefix) {
+    if (prefix)
         await walk.ws.refresh();
-        await walk.ws.trace();
-    }
     return undefined;
 }
 function touchedOf(records) {
@@ -49114,13 +49219,13 @@ function seedIndexOf(ctx, loaded) {
         throw new errors/* CannotCheck */.k_(`Input '${inputs/* Inputs */.G.SeedAfter}' is '${ctx.seed.after}', which is not a migration in '${ctx.name}'. Set it to the id of the migration after which the seed's tables exist, e.g. '${loaded.migrations[0]?.id ?? '0001_init'}'.`);
     return index;
 }
-async function loadSeed(walk) {
+/** Loads the seed; `next`: what the steps after it are. */
+async function loadSeed(walk, next = 'migration') {
     const { ctx } = walk;
     const after = walk.ws.plan.migrations[walk.seedIndex]?.id ?? '';
     walk.seeded = true;
-    const error = await walk.ws.seed();
-    // What the seed did is not a migration's doing.
-    await walk.ws.trace();
+    // What the seed did is not a migration's doing: its trace is dropped.
+    const error = await walk.ws.seed(next);
     if (error)
         ctx.finding({
             check: 'apply',
@@ -49152,12 +49257,13 @@ async function walkMigration(walk, record) {
         return { stop: true, dirty: applyFailed(ctx, record, up) };
     }
     await ws.assert(record, 'after');
-    await ws.refresh();
+    // What runs next: this migration's down step, or the next migration.
+    const upTrace = await ws.refresh(reversing ? 'same' : 'migration');
     const upKeys = ws.tracker.changedSince(before);
     const upDiffs = diffSnapshots(ws.tracker.at(before, upKeys), ws.tracker.now(upKeys));
     record.report.changes = summarizeChanges(upDiffs);
     record.touched = touchedTables(upDiffs);
-    await checkLocks(ctx, ws, record, 'up', upDiffs, before, walk.seeded);
+    checkLocks(ctx, ws, record, { direction: 'up', trace: upTrace, diffs: upDiffs, before }, walk.seeded);
     if (!m.down && ctx.requireDown && ctx.checks.has('reversibility'))
         ctx.finding({
             check: 'reversibility',

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { BookkeepingSchema } from '../core/bookkeeping.js';
-import type { StepTrace } from '../core/locks.js';
+import type { LoggedLock } from '../core/locks.js';
+import type { Rider } from './tracker.js';
 
 const S = BookkeepingSchema;
 
@@ -27,82 +28,103 @@ const Tags = [
   .map((t) => `'${t}'`)
   .join(', ');
 
+/** A table as the catalog snapshot names it, and unquoted (`schema.table`, as history tables are given). */
+const Names = `quote_ident(n.nspname) || '.' || quote_ident(c.relname), n.nspname || '.' || c.relname`;
+
 /**
  * Event triggers that record, in the session that runs a migration's DDL (any format: SQL, an ORM,
- * a Python process), the table locks that session holds at the end of each DDL statement, with the
- * statement's start and end and the lock_timeout then in force; and the tables it rewrites, with
- * why. Written in the step's own transaction: a step that fails leaves no trace behind.
+ * a Python process), the strong locks (SHARE UPDATE EXCLUSIVE and up) that session holds on
+ * tables at the end of each DDL statement, with the statement's end (and, with `holdTimes`, its
+ * start) and the lock_timeout then in force; and the tables it rewrites, with why. Written in the
+ * step's own transaction: a step that fails leaves no trace behind.
+ *
+ * The switch is a sequence, set in place (no dead rows for every trigger to step over): 0 turns
+ * tracing off (up again, rolling everything back: pg_locks is not free), any other value is the
+ * highest relation oid when the migration started. Relations above it are the migration's own
+ * (oids only grow): a table created in the same step has no traffic yet, and a migration that
+ * creates a thousand tables logs nothing for them, however many locks its transaction holds.
+ * Each DDL statement pays for one read of pg_locks (its cost grows with the server's lock table,
+ * not with the schema) and a lookup of each table it holds strongly.
  */
-const InstallSql = `
-CREATE TABLE IF NOT EXISTS ${S}.lock_log (tbl text, raw text, mode text, tag text, started double precision, at double precision, lock_timeout text);
-CREATE TABLE IF NOT EXISTS ${S}.rewrite_log (tbl text, raw text, reason int);
--- Off while steps run whose locks nobody reads (up again, rolling everything back): pg_locks is not free.
-CREATE TABLE IF NOT EXISTS ${S}.lock_trace (tracing boolean NOT NULL);
-INSERT INTO ${S}.lock_trace SELECT true WHERE NOT EXISTS (SELECT FROM ${S}.lock_trace);
+const installSql = (holdTimes: boolean) => `
+CREATE UNLOGGED TABLE IF NOT EXISTS ${S}.lock_log (tbl text, raw text, mode text, tag text, started double precision, at double precision, lock_timeout text, reason int);
+CREATE SEQUENCE IF NOT EXISTS ${S}.lock_switch MINVALUE 0;
+SELECT setval('${S}.lock_switch', (SELECT max(oid)::bigint FROM pg_class));
 ANALYZE ${S}.lock_log;
-ANALYZE ${S}.rewrite_log;
 CREATE OR REPLACE FUNCTION ${S}.note_start() RETURNS event_trigger LANGUAGE plpgsql AS $$
 BEGIN
-  IF (SELECT tracing FROM ${S}.lock_trace) THEN
-    PERFORM set_config('pg_migrate_verify.started', (extract(epoch FROM clock_timestamp()) * 1000)::text, true);
-  END IF;
+  PERFORM set_config('pg_migrate_verify.started', (extract(epoch FROM clock_timestamp()) * 1000)::text, true);
 END $$;
 CREATE OR REPLACE FUNCTION ${S}.log_locks() RETURNS event_trigger LANGUAGE plpgsql AS $$
+DECLARE
+  upto oid := (SELECT last_value FROM ${S}.lock_switch)::oid;
+  started double precision;
+  ended double precision;
 BEGIN
-  IF NOT (SELECT tracing FROM ${S}.lock_trace) THEN RETURN; END IF;
+  IF upto = 0 THEN RETURN; END IF;
+  started := nullif(current_setting('pg_migrate_verify.started', true), '')::double precision;
+  ended := extract(epoch FROM clock_timestamp()) * 1000;
+  -- User relations that existed when the migration started; the weak modes (reads, row writes)
+  -- block no one.
   INSERT INTO ${S}.lock_log
-  SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), n.nspname || '.' || c.relname, l.mode, tg_tag,
-         nullif(current_setting('pg_migrate_verify.started', true), '')::double precision,
-         extract(epoch FROM clock_timestamp()) * 1000, current_setting('lock_timeout')
+  SELECT ${Names}, l.mode, tg_tag, started, ended, current_setting('lock_timeout')
     FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
+     AND l.relation >= 16384 AND l.relation <= upto
+     AND l.mode NOT IN ('AccessShareLock', 'RowShareLock', 'RowExclusiveLock')
      AND c.relkind IN ('r', 'p', 'm', 'f') AND c.relname NOT LIKE 'pg\\_temp\\_%'
-     AND n.nspname NOT IN ('pg_catalog', 'pg_toast', 'information_schema', '${S}');
-  -- CREATE INDEX CONCURRENTLY has released its SHARE UPDATE EXCLUSIVE by now (it commits on its
-  -- own): it held that lock on the table for the whole build, so it is recorded as held.
-  INSERT INTO ${S}.lock_log
-  SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), n.nspname || '.' || c.relname,
-         'ShareUpdateExclusiveLock', tg_tag,
-         nullif(current_setting('pg_migrate_verify.started', true), '')::double precision,
-         extract(epoch FROM clock_timestamp()) * 1000, current_setting('lock_timeout')
-    FROM pg_event_trigger_ddl_commands() d JOIN pg_index i ON i.indexrelid = d.objid
-    JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-   WHERE d.command_tag = 'CREATE INDEX' AND d.classid = 'pg_class'::regclass
-     AND NOT EXISTS (SELECT FROM pg_locks l WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.relation = i.indrelid);
+     AND n.nspname NOT IN ('pg_toast', 'information_schema', '${S}');
+  IF tg_tag = 'CREATE INDEX' THEN
+    -- CREATE INDEX CONCURRENTLY has released its SHARE UPDATE EXCLUSIVE by now (it commits on its
+    -- own): it held that lock on the table for the whole build. (A plain build's SHARE is stronger.)
+    INSERT INTO ${S}.lock_log
+    SELECT ${Names}, 'ShareUpdateExclusiveLock', tg_tag, started, ended, current_setting('lock_timeout')
+      FROM pg_event_trigger_ddl_commands() d JOIN pg_index i ON i.indexrelid = d.objid
+      JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE d.classid = 'pg_class'::regclass AND i.indrelid <= upto;
+  END IF;
 END $$;
 CREATE OR REPLACE FUNCTION ${S}.log_rewrite() RETURNS event_trigger LANGUAGE plpgsql AS $$
+DECLARE
+  upto oid := (SELECT last_value FROM ${S}.lock_switch)::oid;
 BEGIN
-  IF NOT (SELECT tracing FROM ${S}.lock_trace) THEN RETURN; END IF;
-  INSERT INTO ${S}.rewrite_log
-  SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), n.nspname || '.' || c.relname,
-         pg_event_trigger_table_rewrite_reason()
+  IF upto = 0 OR pg_event_trigger_table_rewrite_oid() > upto THEN RETURN; END IF;
+  INSERT INTO ${S}.lock_log (tbl, raw, mode, reason)
+  SELECT ${Names}, 'rewrite', pg_event_trigger_table_rewrite_reason()
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = pg_event_trigger_table_rewrite_oid();
 END $$;
 DROP EVENT TRIGGER IF EXISTS ${S}_start;
 DROP EVENT TRIGGER IF EXISTS ${S}_locks;
 DROP EVENT TRIGGER IF EXISTS ${S}_rewrite;
-CREATE EVENT TRIGGER ${S}_start ON ddl_command_start WHEN TAG IN (${Tags}) EXECUTE FUNCTION ${S}.note_start();
+${
+  // Without data in the tables, how long a lock is held says nothing: the start of each statement
+  // (one more trigger on every DDL statement) is recorded only when there is seed data.
+  holdTimes
+    ? `CREATE EVENT TRIGGER ${S}_start ON ddl_command_start WHEN TAG IN (${Tags}) EXECUTE FUNCTION ${S}.note_start();`
+    : ''
+}
 CREATE EVENT TRIGGER ${S}_locks ON ddl_command_end WHEN TAG IN (${Tags}) EXECUTE FUNCTION ${S}.log_locks();
 CREATE EVENT TRIGGER ${S}_rewrite ON table_rewrite EXECUTE FUNCTION ${S}.log_rewrite();
 `;
 
+/** Reads and clears what the triggers logged, riding on the catalog refresh: one array per row. */
+const TakeCtes = `lt_log AS (DELETE FROM ${S}.lock_log RETURNING *)`;
+const TakeSelect = `SELECT jsonb_build_array(tbl, raw, mode, tag, started, at, lock_timeout, reason) AS rider FROM lt_log`;
 /**
- * Reads and clears what the triggers recorded: one row per table and lock mode, one per rewritten
- * table ($1: history tables left out); and turns tracing on or off for the steps that follow ($2).
+ * Switches tracing for the steps after the refresh ($n): off (0), or on from the highest relation
+ * oid now (what the next migration finds); its row is the value set.
  */
-const TakeSql = `
-WITH s AS (UPDATE ${S}.lock_trace SET tracing = $2), l AS (DELETE FROM ${S}.lock_log RETURNING *), r AS (DELETE FROM ${S}.rewrite_log RETURNING *)
-SELECT 'lock' AS kind, tbl, mode, min(started) AS started, max(at) AS ended,
-       array_agg(DISTINCT tag) AS tags, (array_agg(lock_timeout ORDER BY at))[1] IN ('0', '0ms') AS untimed,
-       count(*)::int AS seen, NULL::int AS reason
-  FROM l WHERE NOT (raw = ANY ($1)) GROUP BY tbl, mode
-UNION ALL
-SELECT 'rewrite', tbl, NULL, NULL, NULL, NULL, NULL, NULL, bit_or(reason) FROM r WHERE NOT (raw = ANY ($1)) GROUP BY tbl`;
+const switchSelect = (n: number) =>
+  `SELECT to_jsonb(setval('${S}.lock_switch', CASE WHEN $${n}::boolean THEN (SELECT max(oid)::bigint FROM pg_class) ELSE 0 END)) AS rider`;
 
-/** Installs the lock triggers; false when the user may not create event triggers (not a superuser). */
-export async function installLockTrace(client: pg.Client): Promise<boolean> {
+/**
+ * Installs the lock triggers, with the start of each statement when `holdTimes` (seed data: how
+ * long a lock kept the rows waiting); false when the user may not create event triggers (not a
+ * superuser).
+ */
+export async function installLockTrace(client: pg.Client, holdTimes: boolean): Promise<boolean> {
   try {
-    await client.query(InstallSql);
+    await client.query(installSql(holdTimes));
     return true;
   } catch (error) {
     if ((error as pg.DatabaseError).code === '42501') return false;
@@ -111,40 +133,41 @@ export async function installLockTrace(client: pg.Client): Promise<boolean> {
 }
 
 /**
- * What the steps since the last call did to tables, their locks and rewrites; `historyTables`
- * (`schema.table`, the migration tool's own) are left out.
+ * Rides on a catalog refresh: takes what the steps since the last refresh logged (`take`: they
+ * were traced), and, when `tracing` is given, switches tracing on or off for the steps after it.
+ * The statement stays small (its plan is set up on every refresh): `stepTrace` does the grouping.
  */
-export async function takeLockTrace(
-  client: pg.Client,
-  historyTables: readonly string[],
-  /** Whether the steps after this one are traced. */
-  next = true,
-): Promise<StepTrace> {
-  const { rows } = await client.query<{
-    kind: string;
-    tbl: string;
-    mode: string;
-    started: number | null;
-    ended: number;
-    tags: string[];
-    untimed: boolean;
-    seen: number;
-    reason: number;
-  }>({ name: 'pgmv-take-locks', text: TakeSql, values: [historyTables, next] });
-  return {
-    locks: rows
-      .filter((r) => r.kind === 'lock')
-      .map((r) => ({
-        table: r.tbl,
-        mode: r.mode,
-        commands: r.tags,
-        ...(r.started !== null ? { started: Number(r.started) } : {}),
-        ended: Number(r.ended),
-        untimed: r.untimed,
-        seen: r.seen,
-      })),
-    rewrites: rows
-      .filter((r) => r.kind === 'rewrite')
-      .map((r) => ({ table: r.tbl, reason: Number(r.reason) })),
-  };
+export function lockTraceRider(take: boolean, tracing?: boolean): Rider | undefined {
+  if (!take)
+    return tracing === undefined
+      ? undefined
+      : { name: 'locks-switch-only', select: switchSelect(1), values: [tracing] };
+  return tracing === undefined
+    ? { name: 'locks', ctes: TakeCtes, select: TakeSelect, values: [] }
+    : {
+        name: 'locks-switch',
+        ctes: TakeCtes,
+        select: `${TakeSelect}\nUNION ALL ${switchSelect(1)}`,
+        values: [tracing],
+      };
+}
+
+/** The rider's values as logged rows (the switch's own row left out). */
+export function loggedLocks(values: readonly unknown[]): LoggedLock[] {
+  const rows: LoggedLock[] = [];
+  for (const v of values) {
+    if (!Array.isArray(v)) continue;
+    const [table, raw, mode, tag, started, at, lockTimeout, reason] = v as [
+      string | null,
+      string | null,
+      string,
+      string | null,
+      number | null,
+      number | null,
+      string | null,
+      number | null,
+    ];
+    rows.push({ table, raw, mode, tag, started, at, lockTimeout, reason });
+  }
+  return rows;
 }

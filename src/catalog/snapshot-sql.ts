@@ -8,7 +8,7 @@ import { BookkeepingSchema } from '../core/bookkeeping.js';
  * columns, constraints, indexes, triggers, policies and rules), a type (with domain constraints),
  * a function, a schema, an extension, an event trigger.
  *
- * - RootsSql reads and clears the log our event triggers keep, and maps each touched object to its
+ * - rootsSql() reads and clears the log our event triggers keep, and maps each touched object to its
  *   root. Dropped objects come back as they are (their catalog rows are gone; the caller knows their
  *   roots from earlier reads).
  * - DependentsSql finds the roots of what depends on given objects, one level down: after a rename,
@@ -76,14 +76,24 @@ UNION SELECT 'pg_extension', oid, false FROM ext_roots WHERE oid IS NOT NULL
 UNION SELECT 'pg_event_trigger', oid, false FROM evt_roots WHERE oid IS NOT NULL
 `;
 
-/** Reads and clears the log: roots of the objects the step touched, and the objects it dropped. */
-export const RootsSql = `
-WITH log AS (DELETE FROM ${BookkeepingSchema}.ddl_log RETURNING classid, objid, dropped),
+/**
+ * Reads and clears the log: roots of the objects the step touched, and the objects it dropped
+ * (`rider` null). With `rider`, its CTEs run in the same statement and its rows (one jsonb column
+ * `rider`) come back beside the roots: one round trip for both.
+ */
+export function rootsSql(rider?: { ctes?: string; select: string }): string {
+  return `
+WITH ${rider?.ctes ? `${rider.ctes},` : ''}
+log AS (DELETE FROM ${BookkeepingSchema}.ddl_log RETURNING classid, objid, dropped),
 expanded AS (SELECT classid::regclass::oid AS classid, objid FROM log WHERE NOT dropped),
 ${RootMapping}
+SELECT root_class, root_oid, dropped, NULL::jsonb AS rider FROM (
 ${RootRows}
 UNION SELECT classid, objid, true FROM log WHERE dropped
+) roots
+${rider ? `UNION ALL SELECT NULL, NULL, NULL, rider FROM (${rider.select}) riding` : ''}
 `;
+}
 
 /**
  * Roots of the objects that depend on the given ones ($1 catalogs, $2 oids), one level down: after a

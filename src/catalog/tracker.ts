@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { BookkeepingSchema } from '../core/bookkeeping.js';
 import type { PropValue, SchemaObject, SchemaSnapshot } from '../core/schema.js';
-import { DependentsSql, familySql, type RootClass, RootClasses, RootsSql } from './snapshot-sql.js';
+import { DependentsSql, familySql, type RootClass, RootClasses, rootsSql } from './snapshot-sql.js';
 
 /** What the snapshot leaves out besides the system schemas. */
 export interface Exclusions {
@@ -80,6 +80,20 @@ function addRoot(roots: Map<RootClass, Set<number>>, cls: string, oid: number): 
   roots.set(cls as RootClass, set);
 }
 
+/**
+ * A statement that rides on a refresh's read of the event log, so that both cost one round trip:
+ * its CTEs run in the same statement (a data-modifying one runs whether or not it is read), and
+ * its SELECT returns one jsonb column `rider` whose values the refresh hands back.
+ */
+export interface Rider {
+  /** Names the prepared statement: the text must be the same on every call of one name. */
+  name: string;
+  /** CTEs without the leading WITH: `a AS (...), b AS (...)`. */
+  ctes?: string;
+  select: string;
+  values: unknown[];
+}
+
 /** Values of some keys as they were when a mark was taken. */
 export class Mark {
   readonly journal = new Map<string, SchemaObject | undefined>();
@@ -136,17 +150,47 @@ export class CatalogTracker {
     return tracker;
   }
 
-  /** Brings the in-memory schema up to date with the database. */
-  async refresh(client: pg.Client): Promise<void> {
+  /**
+   * Brings the in-memory schema up to date with the database; returns the rider's values, read in
+   * the same round trip as the log.
+   */
+  async refresh(client: pg.Client, rider?: Rider): Promise<unknown[]> {
     if (this.mode === 'full') {
+      const carried = rider
+        ? (
+            await client.query<{ rider: unknown }>({
+              text: rider.ctes ? `WITH ${rider.ctes} ${rider.select}` : rider.select,
+              values: rider.values,
+            })
+          ).rows.map((r) => r.rider)
+        : [];
       await this.reload(client);
-      return;
+      return carried;
     }
-    const { rows: touched } = await client.query<{ root_class: string; root_oid: number; dropped: boolean }>({
-      name: 'pgmv-roots',
-      text: RootsSql,
+    const { rows } = await client.query<{
+      root_class: string | null;
+      root_oid: number;
+      dropped: boolean;
+      rider: unknown;
+    }>({
+      name: rider ? `pgmv-roots-${rider.name}` : 'pgmv-roots',
+      text: rootsSql(rider),
+      values: rider?.values ?? [],
     });
-    if (!touched.length) return;
+    const carried = rows.filter((r) => r.root_class === null).map((r) => r.rider);
+    const touched = rows.filter((r) => r.root_class !== null) as {
+      root_class: string;
+      root_oid: number;
+      dropped: boolean;
+    }[];
+    if (touched.length) await this.readTouched(client, touched);
+    return carried;
+  }
+
+  private async readTouched(
+    client: pg.Client,
+    touched: { root_class: string; root_oid: number; dropped: boolean }[],
+  ): Promise<void> {
     const roots = new Map<RootClass, Set<number>>();
     for (const entry of touched) {
       if (!entry.dropped) addRoot(roots, entry.root_class, entry.root_oid);

@@ -1,27 +1,30 @@
 import type { Mark } from '../catalog/tracker.js';
-import { type LockObservation, lockFindings, observedLocks } from '../core/locks.js';
+import { type LockObservation, lockFindings, observedLocks, type StepTrace } from '../core/locks.js';
 import type { SchemaDifference, SchemaObject } from '../core/schema.js';
 import type { SetContext } from './context.js';
 import type { MigrationRecord } from './record.js';
 import type { Workspace } from './workspace.js';
 
+/** One traced step: its direction, what the database saw, its schema differences, the mark before it. */
+export interface TracedStep {
+  direction: 'up' | 'down';
+  trace: StepTrace;
+  diffs: readonly SchemaDifference[];
+  before: Mark;
+}
+
 /**
  * The locks check for one step of the walk: what the step did to tables that existed before its
  * migration (its locks, how long it held them, rewrites and full scans), as the database saw it.
- * Reads the step's trace (which also clears it); files findings and the record's lock summary.
+ * Files findings and the record's lock summary.
  */
-export async function checkLocks(
+export function checkLocks(
   ctx: SetContext,
   ws: Workspace,
   record: MigrationRecord,
-  direction: 'up' | 'down',
-  diffs: readonly SchemaDifference[],
-  before: Mark,
+  { direction, trace, diffs, before }: TracedStep,
   seeded: boolean,
-  /** Whether the step after this one is traced (up again is not: it was the first time). */
-  next = true,
-): Promise<void> {
-  const trace = await ws.trace(next);
+): void {
   if (!ws.tracing) return;
   const m = record.migration;
   if (direction === 'up')

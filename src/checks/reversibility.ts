@@ -51,19 +51,22 @@ export async function checkReversibility(
   }
   await ws.assert(record, 'rolled back');
   const rows = await keepsRows(ctx, ws, record, rowsBefore);
-  await ws.refresh();
-  if (ws.tracing) {
+  // Up again is not traced: the up step's locks were told the first time.
+  const trace = await ws.refresh('off');
+  // Every locks rule needs a lock or a rewrite on a table that was there: without one in the
+  // trace, the down step's own differences are not worth computing.
+  if (ws.tracing && (trace.locks.length || trace.rewrites.length)) {
     // What the down step changed, for the locks rules (the up step's diff is the walk's).
     const downKeys = ws.tracker.changedSince(marks.afterUp);
-    const downDiffs = diffSnapshots(ws.tracker.at(marks.afterUp, downKeys), ws.tracker.now(downKeys));
-    await checkLocks(ctx, ws, record, 'down', downDiffs, marks.afterUp, seeded, false);
+    const diffs = diffSnapshots(ws.tracker.at(marks.afterUp, downKeys), ws.tracker.now(downKeys));
+    checkLocks(ctx, ws, record, { direction: 'down', trace, diffs, before: marks.afterUp }, seeded);
   }
   const restored = restoresSchema(ctx, ws, record, marks.before);
   const again = await ws.runner.up(m);
   fileNotices(ctx, 'reversibility', record, 'up', again, told);
   if (!again.ok) {
     // The next migration's up step is traced again.
-    await ws.trace(true);
+    await ws.refresh();
     stepFinding(
       ctx,
       'reversibility',
@@ -79,9 +82,8 @@ export async function checkReversibility(
       unknownState: !rows || !!(again.timedOut || m.up.noTransaction),
     };
   }
+  // The next migration's up step is traced again.
   await ws.refresh();
-  // Up again was not traced (the up step's locks were told the first time): trace what comes next.
-  await ws.trace(true);
   const reproduced = restored ? reproducesSchema(ctx, ws, record, marks.afterUp) : true;
   return { down, again, reversible: rows && restored && reproduced, unknownState: !rows };
 }

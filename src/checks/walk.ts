@@ -14,7 +14,7 @@ import { type MigrationRecord, recordsOf } from './record.js';
 import { checkReversibility, type Reversal } from './reversibility.js';
 import { checkRollbackAll } from './rollback-all.js';
 import { rowCounts } from './seed.js';
-import { Workspace } from './workspace.js';
+import { type NextSteps, Workspace } from './workspace.js';
 
 export interface WalkResult {
   migrations: MigrationReport[];
@@ -89,7 +89,7 @@ export async function walkSet(
     const head = applied === records.length ? await headSnapshot(walk, exclusions) : undefined;
     if (ctx.checks.has('rollback-all')) {
       // Rolling everything back is not traced: its locks are the down steps', told already.
-      await walk.ws.trace(false);
+      await walk.ws.refresh('off');
       await checkRollbackAll(ctx, walk.ws, records.slice(0, applied), empty, dirty, walk.told);
     }
     return { migrations: reports, touched: touchedOf(records), start: empty, head, exclusions };
@@ -108,19 +108,13 @@ async function applyPrefix(
   prefix: number,
 ): Promise<{ id: string; error: string } | undefined> {
   // What the target has applied already is not checked: no locks to read.
-  if (prefix) await walk.ws.trace(false);
+  if (prefix) await walk.ws.refresh('off');
   for (const [i, m] of loaded.migrations.slice(0, prefix).entries()) {
     const outcome = await walk.ws.runner.up(m);
     if (!outcome.ok) return { id: m.id, error: outcome.error?.message ?? 'failed' };
-    if (i === walk.seedIndex) {
-      await loadSeed(walk);
-      await walk.ws.trace(false);
-    }
+    if (i === walk.seedIndex) await loadSeed(walk, 'off');
   }
-  if (prefix) {
-    await walk.ws.refresh();
-    await walk.ws.trace();
-  }
+  if (prefix) await walk.ws.refresh();
   return undefined;
 }
 
@@ -139,13 +133,13 @@ function seedIndexOf(ctx: SetContext, loaded: LoadedSet): number {
   return index;
 }
 
-async function loadSeed(walk: Walk): Promise<void> {
+/** Loads the seed; `next`: what the steps after it are. */
+async function loadSeed(walk: Walk, next: NextSteps = 'migration'): Promise<void> {
   const { ctx } = walk;
   const after = walk.ws.plan.migrations[walk.seedIndex]?.id ?? '';
   walk.seeded = true;
-  const error = await walk.ws.seed();
-  // What the seed did is not a migration's doing.
-  await walk.ws.trace();
+  // What the seed did is not a migration's doing: its trace is dropped.
+  const error = await walk.ws.seed(next);
   if (error)
     ctx.finding({
       check: 'apply',
@@ -180,12 +174,13 @@ async function walkMigration(
     return { stop: true, dirty: applyFailed(ctx, record, up) };
   }
   await ws.assert(record, 'after');
-  await ws.refresh();
+  // What runs next: this migration's down step, or the next migration.
+  const upTrace = await ws.refresh(reversing ? 'same' : 'migration');
   const upKeys = ws.tracker.changedSince(before);
   const upDiffs = diffSnapshots(ws.tracker.at(before, upKeys), ws.tracker.now(upKeys));
   record.report.changes = summarizeChanges(upDiffs);
   record.touched = touchedTables(upDiffs);
-  await checkLocks(ctx, ws, record, 'up', upDiffs, before, walk.seeded);
+  checkLocks(ctx, ws, record, { direction: 'up', trace: upTrace, diffs: upDiffs, before }, walk.seeded);
   if (!m.down && ctx.requireDown && ctx.checks.has('reversibility'))
     ctx.finding({
       check: 'reversibility',

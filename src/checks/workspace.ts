@@ -1,8 +1,8 @@
 import pg from 'pg';
-import { installLockTrace, takeLockTrace } from '../catalog/locks.js';
+import { installLockTrace, lockTraceRider, loggedLocks } from '../catalog/locks.js';
 import { CatalogTracker, type Exclusions } from '../catalog/tracker.js';
 import type { AssertionRun, Side } from '../core/assertions.js';
-import type { StepTrace } from '../core/locks.js';
+import { type StepTrace, stepTrace } from '../core/locks.js';
 import { Runner } from '../migrations/runner.js';
 import type { Migration } from '../migrations/types.js';
 import { CatalogSessionName, cancelQueries } from '../postgres/databases.js';
@@ -36,12 +36,21 @@ export function runnerFor(ctx: SetContext, migrations: readonly Migration[], db:
   });
 }
 
+/**
+ * What the steps after a refresh are, for the locks check: the steps of a new migration (traced;
+ * the tables there are now are the ones it finds), more steps of the same migration (its down step
+ * after its up: traced), or steps whose locks nobody reads (off: up again, rolling back, replays).
+ */
+export type NextSteps = 'migration' | 'same' | 'off';
+
 /** A scratch database with its runner, its catalog tracker and its assertion runner. */
 export class Workspace {
   /** One per database, so that each assertion module is loaded once. */
   private asserter?: AssertionRunner;
   /** True when the steps' locks and rewrites are traced (the locks check, with event triggers allowed). */
   tracing = false;
+  /** Whether the triggers record the steps that run now (the switch in the database). */
+  private traced = true;
 
   private constructor(
     readonly plan: WorkspacePlan,
@@ -75,7 +84,7 @@ export class Workspace {
         await CatalogTracker.open(catalog, plan.exclusions),
       );
       if (plan.ctx.checks.has('locks') && ws.tracker.mode === 'incremental')
-        ws.tracing = await installLockTrace(catalog);
+        ws.tracing = await installLockTrace(catalog, plan.seedIndex !== undefined);
       return ws;
     } catch (error) {
       await catalog.end().catch(() => {});
@@ -89,7 +98,7 @@ export class Workspace {
   async rebuild(upTo: number): Promise<Workspace | undefined> {
     const fresh = await Workspace.create(this.plan);
     // Replaying what was checked already: no locks to read.
-    await fresh.trace(false);
+    await fresh.refresh('off');
     for (let i = 0; i <= upTo; i++) {
       const outcome = await fresh.runner.up(this.plan.migrations[i] as Migration);
       if (!outcome.ok) {
@@ -97,10 +106,9 @@ export class Workspace {
         return undefined;
       }
       // The seed goes in where it went the first time (a failing seed was reported then).
-      if (this.plan.seedIndex === i && i < upTo) await fresh.seed();
+      if (this.plan.seedIndex === i && i < upTo) await fresh.seed('off');
     }
     await fresh.refresh();
-    await fresh.trace();
     return fresh;
   }
 
@@ -121,22 +129,27 @@ export class Workspace {
     record.report.assertions = [...(record.report.assertions ?? []), ...runs];
   }
 
-  refresh(): Promise<void> {
-    return this.tracker.refresh(this.catalog);
-  }
-
   /**
-   * The locks and rewrites of the steps since the last call (nothing when not tracing); `next`
-   * says whether the steps after this call are traced (their locks are read later) or not.
+   * Brings the catalog tracker up to date and, when tracing, takes the locks and rewrites of the
+   * steps since the last refresh, in the same round trip; `next` says what the steps after this
+   * call are (see `NextSteps`).
    */
-  async trace(next = true): Promise<StepTrace> {
-    return this.tracing
-      ? takeLockTrace(this.catalog, this.plan.exclusions.tables, next)
-      : { locks: [], rewrites: [] };
+  async refresh(next: NextSteps = 'migration'): Promise<StepTrace> {
+    if (!this.tracing) {
+      await this.tracker.refresh(this.catalog);
+      return { locks: [], rewrites: [] };
+    }
+    // Steps that ran untraced logged nothing to take. The switch is written twice per migration:
+    // off for up again, then on, from the relations there are, for the next migration.
+    const on = next !== 'off';
+    const rider = lockTraceRider(this.traced, next === 'migration' || on !== this.traced ? on : undefined);
+    this.traced = on;
+    const logged = loggedLocks(await this.tracker.refresh(this.catalog, rider));
+    return stepTrace(logged, this.plan.exclusions.tables);
   }
 
-  /** Loads the seed data; returns why it failed, or undefined. */
-  async seed(): Promise<string | undefined> {
+  /** Loads the seed data; returns why it failed, or undefined. `next`: what the steps after it are. */
+  async seed(next: NextSteps = 'migration'): Promise<string | undefined> {
     const { ctx } = this.plan;
     if (!ctx.seed) return undefined;
     const error = await applySeed(ctx.seed, this.db.url, {
@@ -144,8 +157,8 @@ export class Workspace {
       timeoutMs: ctx.stepTimeoutMs,
       env: ctx.env,
     });
-    // A seed that creates objects must not count as the next migration's change.
-    await this.refresh();
+    // A seed that creates objects (or locks tables) must not count as the next migration's doing.
+    await this.refresh(next);
     return error;
   }
 

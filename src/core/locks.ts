@@ -57,6 +57,72 @@ export interface RewriteObservation {
   reason: number;
 }
 
+/** One row the triggers logged: a lock held at the end of a DDL statement, or a rewrite. */
+export interface LoggedLock {
+  /** The relation as the snapshot names it, and unquoted (`schema.table`); null: no user table now. */
+  table: string | null;
+  raw: string | null;
+  /** A pg_locks mode, or `rewrite`. */
+  mode: string;
+  /** The statement's command tag. */
+  tag: string | null;
+  /** Server clock, ms: the statement's start (with seed data only) and end. */
+  started: number | null;
+  at: number | null;
+  /** lock_timeout in force at the end of the statement. */
+  lockTimeout: string | null;
+  /** A rewrite's reason bits. */
+  reason: number | null;
+}
+
+/**
+ * What the database saw during one step, from the rows the triggers logged: one observation per
+ * table and lock mode, one per rewritten table; relations that are no user table, and the
+ * migration tool's own history tables (`schema.table`), left out.
+ */
+export function stepTrace(rows: readonly LoggedLock[], historyTables: readonly string[]): StepTrace {
+  const locks = new Map<string, LockObservation & { first: number }>();
+  const rewrites = new Map<string, RewriteObservation>();
+  for (const row of rows) {
+    if (row.table === null || (row.raw !== null && historyTables.includes(row.raw))) continue;
+    if (row.mode === 'rewrite') {
+      const seen = rewrites.get(row.table);
+      rewrites.set(row.table, { table: row.table, reason: (seen?.reason ?? 0) | (row.reason ?? 0) });
+      continue;
+    }
+    const key = `${row.table}\u0000${row.mode}`;
+    const at = row.at ?? 0;
+    const lock = locks.get(key) ?? {
+      table: row.table,
+      mode: row.mode,
+      commands: [],
+      ended: at,
+      untimed: false,
+      seen: 0,
+      first: Number.POSITIVE_INFINITY,
+    };
+    if (row.tag && !lock.commands.includes(row.tag)) lock.commands.push(row.tag);
+    if (row.started !== null && (lock.started === undefined || row.started < lock.started))
+      lock.started = row.started;
+    lock.ended = Math.max(lock.ended, at);
+    // Whether a lock_timeout was in force when the lock was first seen.
+    if (at < lock.first) {
+      lock.first = at;
+      lock.untimed = row.lockTimeout === '0' || row.lockTimeout === '0ms';
+    }
+    lock.seen++;
+    locks.set(key, lock);
+  }
+  const byName = <T extends { table: string }>(a: T, b: T) =>
+    a.table < b.table ? -1 : a.table > b.table ? 1 : 0;
+  return {
+    locks: [...locks.values()]
+      .map(({ first: _, ...lock }) => ({ ...lock, commands: lock.commands.sort() }))
+      .sort((a, b) => byName(a, b) || (a.mode < b.mode ? -1 : a.mode > b.mode ? 1 : 0)),
+    rewrites: [...rewrites.values()].sort(byName),
+  };
+}
+
 /** What the database saw during one step. */
 export interface StepTrace {
   locks: LockObservation[];

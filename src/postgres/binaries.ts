@@ -496,7 +496,12 @@ async function reapOrphans(root: string, log: Logger): Promise<void> {
   }
 }
 
-/** Settings for a throwaway server: no durability, no background work, room for wide migrations. */
+/**
+ * Settings for a throwaway server: no durability, no background work. The lock table is
+ * PostgreSQL's default (as on a production server with default settings, and in the docker
+ * provider's images): a migration that takes more locks in one transaction fails here as it would
+ * there; and every read of pg_locks (the locks check, once per DDL statement) walks the whole table.
+ */
 const ServerSettings = [
   'fsync=off',
   'synchronous_commit=off',
@@ -506,7 +511,7 @@ const ServerSettings = [
   'autovacuum=off',
   'jit=off',
   'max_connections=100',
-  'max_locks_per_transaction=256',
+  'max_locks_per_transaction=64',
   'lc_messages=C',
   'log_min_messages=warning',
   'logging_collector=off',
