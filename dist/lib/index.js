@@ -32927,14 +32927,15 @@ function stepTrace(rows, historyTables) {
         lock.seen++;
         locks.set(key, lock);
     }
-    const byName = (a, b) => a.table < b.table ? -1 : a.table > b.table ? 1 : 0;
     return {
         locks: [...locks.values()]
             .map(({ first: _, ...lock }) => ({ ...lock, commands: lock.commands.sort() }))
-            .sort((a, b) => byName(a, b) || (a.mode < b.mode ? -1 : a.mode > b.mode ? 1 : 0)),
-        rewrites: [...rewrites.values()].sort(byName),
+            .sort((a, b) => byTable(a, b) || order(a.mode, b.mode)),
+        rewrites: [...rewrites.values()].sort(byTable),
     };
 }
+const order = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+const byTable = (a, b) => order(a.table, b.table);
 const Modes = {
     AccessExclusiveLock: { name: 'ACCESS EXCLUSIVE', blocks: 'reads and writes', rank: 8 },
     ExclusiveLock: { name: 'EXCLUSIVE', blocks: 'writes', rank: 7 },
@@ -32978,7 +32979,7 @@ function observedLocks(step) {
     for (const o of out.sort((a, b) => rank(b) - rank(a)))
         if (!strongest.has(o.table))
             strongest.set(o.table, o);
-    return [...strongest.values()].sort((a, b) => (a.table < b.table ? -1 : a.table > b.table ? 1 : 0));
+    return [...strongest.values()].sort(byTable);
 }
 const rank = (o) => Object.values(Modes).find((m) => m.name === o.mode)?.rank ?? 0;
 /** The findings of one step, by rule; a rule the config turns off is left out. */
@@ -47697,6 +47698,8 @@ const Tags = [
 ]
     .map((t) => `'${t}'`)
     .join(', ');
+/** The highest relation oid now: relations created after it are the next migration's own. */
+const HighestRelation = '(SELECT max(oid)::bigint FROM pg_class)';
 /** A table as the catalog snapshot names it, and unquoted (`schema.table`, as history tables are given). */
 const Names = `quote_ident(n.nspname) || '.' || quote_ident(c.relname), n.nspname || '.' || c.relname`;
 /**
@@ -47717,7 +47720,7 @@ const Names = `quote_ident(n.nspname) || '.' || quote_ident(c.relname), n.nspnam
 const installSql = (holdTimes) => `
 CREATE UNLOGGED TABLE IF NOT EXISTS ${S}.lock_log (tbl text, raw text, mode text, tag text, started double precision, at double precision, lock_timeout text, reason int);
 CREATE SEQUENCE IF NOT EXISTS ${S}.lock_switch MINVALUE 0;
-SELECT setval('${S}.lock_switch', (SELECT max(oid)::bigint FROM pg_class));
+SELECT setval('${S}.lock_switch', ${HighestRelation});
 ANALYZE ${S}.lock_log;
 CREATE OR REPLACE FUNCTION ${S}.note_start() RETURNS event_trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -47777,10 +47780,10 @@ CREATE EVENT TRIGGER ${S}_rewrite ON table_rewrite EXECUTE FUNCTION ${S}.log_rew
 const TakeCtes = `lt_log AS (DELETE FROM ${S}.lock_log RETURNING *)`;
 const TakeSelect = `SELECT jsonb_build_array(tbl, raw, mode, tag, started, at, lock_timeout, reason) AS rider FROM lt_log`;
 /**
- * Switches tracing for the steps after the refresh ($n): off (0), or on from the highest relation
+ * Switches tracing for the steps after the refresh ($1): off (0), or on from the highest relation
  * oid now (what the next migration finds); its row is the value set.
  */
-const switchSelect = (n) => `SELECT to_jsonb(setval('${S}.lock_switch', CASE WHEN $${n}::boolean THEN (SELECT max(oid)::bigint FROM pg_class) ELSE 0 END)) AS rider`;
+const SwitchSelect = `SELECT to_jsonb(setval('${S}.lock_switch', CASE WHEN $1::boolean THEN ${HighestRelation} ELSE 0 END)) AS rider`;
 /**
  * Installs the lock triggers, with the start of each statement when `holdTimes` (seed data: how
  * long a lock kept the rows waiting); false when the user may not create event triggers (not a
@@ -47806,13 +47809,13 @@ function lockTraceRider(take, tracing) {
     if (!take)
         return tracing === undefined
             ? undefined
-            : { name: 'locks-switch-only', select: switchSelect(1), values: [tracing] };
+            : { name: 'locks-switch-only', select: SwitchSelect, values: [tracing] };
     return tracing === undefined
         ? { name: 'locks', ctes: TakeCtes, select: TakeSelect, values: [] }
         : {
             name: 'locks-switch',
             ctes: TakeCtes,
-            select: `${TakeSelect}\nUNION ALL ${switchSelect(1)}`,
+            select: `${TakeSelect}\nUNION ALL ${SwitchSelect}`,
             values: [tracing],
         };
 }

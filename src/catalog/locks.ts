@@ -28,6 +28,9 @@ const Tags = [
   .map((t) => `'${t}'`)
   .join(', ');
 
+/** The highest relation oid now: relations created after it are the next migration's own. */
+const HighestRelation = '(SELECT max(oid)::bigint FROM pg_class)';
+
 /** A table as the catalog snapshot names it, and unquoted (`schema.table`, as history tables are given). */
 const Names = `quote_ident(n.nspname) || '.' || quote_ident(c.relname), n.nspname || '.' || c.relname`;
 
@@ -49,7 +52,7 @@ const Names = `quote_ident(n.nspname) || '.' || quote_ident(c.relname), n.nspnam
 const installSql = (holdTimes: boolean) => `
 CREATE UNLOGGED TABLE IF NOT EXISTS ${S}.lock_log (tbl text, raw text, mode text, tag text, started double precision, at double precision, lock_timeout text, reason int);
 CREATE SEQUENCE IF NOT EXISTS ${S}.lock_switch MINVALUE 0;
-SELECT setval('${S}.lock_switch', (SELECT max(oid)::bigint FROM pg_class));
+SELECT setval('${S}.lock_switch', ${HighestRelation});
 ANALYZE ${S}.lock_log;
 CREATE OR REPLACE FUNCTION ${S}.note_start() RETURNS event_trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -111,11 +114,10 @@ CREATE EVENT TRIGGER ${S}_rewrite ON table_rewrite EXECUTE FUNCTION ${S}.log_rew
 const TakeCtes = `lt_log AS (DELETE FROM ${S}.lock_log RETURNING *)`;
 const TakeSelect = `SELECT jsonb_build_array(tbl, raw, mode, tag, started, at, lock_timeout, reason) AS rider FROM lt_log`;
 /**
- * Switches tracing for the steps after the refresh ($n): off (0), or on from the highest relation
+ * Switches tracing for the steps after the refresh ($1): off (0), or on from the highest relation
  * oid now (what the next migration finds); its row is the value set.
  */
-const switchSelect = (n: number) =>
-  `SELECT to_jsonb(setval('${S}.lock_switch', CASE WHEN $${n}::boolean THEN (SELECT max(oid)::bigint FROM pg_class) ELSE 0 END)) AS rider`;
+const SwitchSelect = `SELECT to_jsonb(setval('${S}.lock_switch', CASE WHEN $1::boolean THEN ${HighestRelation} ELSE 0 END)) AS rider`;
 
 /**
  * Installs the lock triggers, with the start of each statement when `holdTimes` (seed data: how
@@ -141,13 +143,13 @@ export function lockTraceRider(take: boolean, tracing?: boolean): Rider | undefi
   if (!take)
     return tracing === undefined
       ? undefined
-      : { name: 'locks-switch-only', select: switchSelect(1), values: [tracing] };
+      : { name: 'locks-switch-only', select: SwitchSelect, values: [tracing] };
   return tracing === undefined
     ? { name: 'locks', ctes: TakeCtes, select: TakeSelect, values: [] }
     : {
         name: 'locks-switch',
         ctes: TakeCtes,
-        select: `${TakeSelect}\nUNION ALL ${switchSelect(1)}`,
+        select: `${TakeSelect}\nUNION ALL ${SwitchSelect}`,
         values: [tracing],
       };
 }

@@ -59,7 +59,7 @@ export interface RewriteObservation {
 
 /** One row the triggers logged: a lock held at the end of a DDL statement, or a rewrite. */
 export interface LoggedLock {
-  /** The relation as the snapshot names it, and unquoted (`schema.table`); null: no user table now. */
+  /** The relation as the snapshot names it, and unquoted (`schema.table`); null when not named. */
   table: string | null;
   raw: string | null;
   /** A pg_locks mode, or `rewrite`. */
@@ -113,15 +113,16 @@ export function stepTrace(rows: readonly LoggedLock[], historyTables: readonly s
     lock.seen++;
     locks.set(key, lock);
   }
-  const byName = <T extends { table: string }>(a: T, b: T) =>
-    a.table < b.table ? -1 : a.table > b.table ? 1 : 0;
   return {
     locks: [...locks.values()]
       .map(({ first: _, ...lock }) => ({ ...lock, commands: lock.commands.sort() }))
-      .sort((a, b) => byName(a, b) || (a.mode < b.mode ? -1 : a.mode > b.mode ? 1 : 0)),
-    rewrites: [...rewrites.values()].sort(byName),
+      .sort((a, b) => byTable(a, b) || order(a.mode, b.mode)),
+    rewrites: [...rewrites.values()].sort(byTable),
   };
 }
+
+const order = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+const byTable = (a: { table: string }, b: { table: string }) => order(a.table, b.table);
 
 /** What the database saw during one step. */
 export interface StepTrace {
@@ -202,7 +203,7 @@ export function observedLocks(step: StepLocks): ObservedLock[] {
   const strongest = new Map<string, ObservedLock>();
   for (const o of out.sort((a, b) => rank(b) - rank(a)))
     if (!strongest.has(o.table)) strongest.set(o.table, o);
-  return [...strongest.values()].sort((a, b) => (a.table < b.table ? -1 : a.table > b.table ? 1 : 0));
+  return [...strongest.values()].sort(byTable);
 }
 
 const rank = (o: ObservedLock) => Object.values(Modes).find((m) => m.name === o.mode)?.rank ?? 0;
