@@ -34,6 +34,7 @@ function report(result: Result, findings: Finding[] = []): Report {
       {
         name: 'db',
         dir: 'db',
+        scope: 'all',
         format: 'sql',
         migrations: [
           {

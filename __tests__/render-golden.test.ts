@@ -42,6 +42,7 @@ const base = (findings: Finding[], migrations: MigrationReport[], extra: Partial
     {
       name: 'db/migrations',
       dir: 'db/migrations',
+      scope: 'all',
       format: 'sql',
       formatReason: 'golang-migrate layout (NNNN_name.up.sql / NNNN_name.down.sql)',
       migrations,

@@ -126,6 +126,74 @@ async function gateBench(server: StartedPostgres, tmp: string, count: number): P
   );
 }
 
+/** Raw up-all of `history` in a fresh database, each migration in its own transaction. */
+async function rawUp(server: StartedPostgres, history: ReturnType<typeof generateHistory>): Promise<number> {
+  const db = await server.createDatabase();
+  const client = new pg.Client({ connectionString: db.url });
+  await client.connect();
+  const started = performance.now();
+  for (const m of history) await client.query(`BEGIN;${m.up};COMMIT`);
+  const elapsed = performance.now() - started;
+  await client.end();
+  await db.drop();
+  return elapsed;
+}
+
+/**
+ * A pull request that adds one migration to the history: a git repository whose main branch holds
+ * `count` migrations and whose checked-out branch adds one more; the tool with `base-ref: main`
+ * (scope changed, the default there) against the raw up-all of all `count + 1`.
+ */
+async function prBench(server: StartedPostgres, tmp: string, count: number): Promise<void> {
+  const history = generateHistory(count + 1);
+  const dir = path.join(tmp, `pr-${count}`);
+  const git = (...args: string[]) =>
+    spawnSync('git', args, {
+      cwd: dir,
+      encoding: 'utf8',
+      env: {
+        ...process.env,
+        GIT_AUTHOR_NAME: 'bench',
+        GIT_AUTHOR_EMAIL: 'bench@example.invalid',
+        GIT_COMMITTER_NAME: 'bench',
+        GIT_COMMITTER_EMAIL: 'bench@example.invalid',
+        GIT_CONFIG_NOSYSTEM: '1',
+      },
+    });
+  const migrations = path.join(dir, 'migrations');
+  await writeHistory(migrations, history.slice(0, count));
+  git('init', '-q', '-b', 'main');
+  git('add', '-A');
+  git('commit', '-q', '-m', 'base');
+  git('checkout', '-q', '-b', 'pr');
+  await writeHistory(migrations, history.slice(count));
+  git('add', '-A');
+  git('commit', '-q', '-m', 'one more');
+  const settings = await resolveSettings({ 'migrations-dir': 'migrations', 'base-ref': 'main' }, dir);
+  const raw: number[] = [];
+  const tool: number[] = [];
+  for (let i = 0; i < repeats; i++) {
+    raw.push(await rawUp(server, history));
+    const t = performance.now();
+    const report = await verify(settings, {
+      log,
+      emit() {},
+      startPostgres: async () => ({ ...server, stop: async () => {} }),
+      now: () => performance.now(),
+    });
+    tool.push(performance.now() - t);
+    const other = report.findings.find((f) => f.check !== 'locks');
+    if (report.result !== 'passed' || other || report.sets[0]?.migrations.length !== 1)
+      throw new Error(`the pull request did not pass: ${JSON.stringify(other ?? report.error)}`);
+  }
+  const r = median(raw);
+  const v = median(tool);
+  console.log('');
+  console.log(
+    `pull request adding 1 migration to ${count} (scope changed): median ${ms(v)} over ${tool.length}; raw up-all of the ${count + 1} migrations median ${ms(r)}; ratio ${(v / r).toFixed(2)}x`,
+  );
+}
+
 async function main(): Promise<void> {
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'pgmv-bench-'));
   // As root the server runs as another user, who must be able to enter this directory.
@@ -203,6 +271,7 @@ async function main(): Promise<void> {
         );
       }
       const largest = Math.max(...counts);
+      await prBench(server, tmp, largest);
       await gateBench(server, tmp, largest);
 
       // Peak memory of the tool alone: the bundled CLI (build it first) in a child process.

@@ -5,7 +5,7 @@ import { CannotCheck, messageOf } from './core/errors.js';
 import { progressLine } from './core/events.js';
 import { renderMarkdown, renderSummary } from './core/markdown.js';
 import { passwordOf, redactUrls } from './core/redact.js';
-import { errorReport, exitCodeOf, type Report } from './core/report.js';
+import { errorReport, exitCodeOf, type Report, Scopes } from './core/report.js';
 import { Formats } from './migrations/types.js';
 import { startPostgres } from './postgres/index.js';
 import { ProviderChoices, SupportedMajors } from './postgres/types.js';
@@ -40,6 +40,12 @@ function program(): Command {
     .option(`--${Inputs.PostgresImage} <image>`, 'container image for --postgres docker')
     .option(`--${Inputs.DatabaseUrl} <url>`, 'existing server to create scratch databases in')
     .option(`--${Inputs.BaseRef} <ref>`, 'git ref of the base branch')
+    .addOption(
+      new Option(
+        `--${Inputs.Scope} <scope>`,
+        'which migrations get the per-migration checks: changed (default with a base ref) or all',
+      ).choices(Scopes),
+    )
     .option(`--${Inputs.ListCommand} <command>`, 'format command: prints migration ids in order')
     .option(`--${Inputs.UpCommand} <command>`, 'format command: applies migration {id}')
     .option(`--${Inputs.DownCommand} <command>`, 'format command: reverts migration {id}')

@@ -1,12 +1,11 @@
 import { spawn } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
-import { mkdir, mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CannotCheck, messageOf } from './core/errors.js';
 import { Inputs } from './core/inputs.js';
 import type { Logger } from './core/logger.js';
-import { registerCleanup } from './lifecycle.js';
+import { fastTempRoot, registerCleanup } from './lifecycle.js';
 
 class GitFailed extends Error {
   constructor(
@@ -69,6 +68,11 @@ export interface BaseCheckout {
   workingDirectory: string;
   /** False when the base has no such folder. */
   exists: boolean;
+  /**
+   * Set instead of a copy when every file of the folder on the base is, byte for byte, in the
+   * working tree (the branch only adds files there): those files, relative to the working directory.
+   */
+  unchanged?: Set<string>;
 }
 
 /**
@@ -83,10 +87,12 @@ export async function checkoutBase(
   log: Logger,
   /** Folders whose migrations run through commands in the working directory, copied whole. */
   withRunner: string[] = [],
+  /** Folders whose base copy is not needed when the branch only adds files to them (see `unchanged`). */
+  reusable: string[] = [],
 ): Promise<{ commit: string; checkouts: BaseCheckout[]; remove: () => Promise<void> }> {
   const top = await repositoryRoot(ref, dirs[0] ?? workingDirectory, workingDirectory);
   const commit = await resolveRef(top, ref, log);
-  const root = await mkdtemp(path.join(os.tmpdir(), 'pgmv-base-'));
+  const root = await mkdtemp(path.join(await fastTempRoot(), 'pgmv-base-'));
   const unregister = registerCleanup({
     sync: () => rmSync(root, { recursive: true, force: true }),
     async: () => rm(root, { recursive: true, force: true }),
@@ -108,6 +114,18 @@ export async function checkoutBase(
       // A runner of its own (format: command) lives beside the migrations: copy the working directory too.
       const relWd = path.relative(top, realWd);
       const wholeWd = withRunner.includes(dir) && !relWd.startsWith('..') && !path.isAbsolute(relWd);
+      const unchanged =
+        reusable.includes(dir) && !wholeWd ? await sameInWorkingTree(top, commit, rel) : undefined;
+      if (unchanged) {
+        checkouts.push({
+          commit,
+          dir: path.join(root, rel),
+          workingDirectory: path.join(root, relWd),
+          exists: unchanged.length > 0,
+          unchanged: new Set(unchanged.map((f) => path.relative(realWd, path.join(top, f)))),
+        });
+        continue;
+      }
       await copyTree(top, commit, wholeWd ? relWd : rel, root);
       checkouts.push({
         commit,
@@ -166,8 +184,8 @@ async function resolveRef(top: string, ref: string, log: Logger): Promise<string
   return fetched;
 }
 
-/** Writes the files under `rel` at `commit` into `dest` (same relative paths); returns how many. */
-async function copyTree(top: string, commit: string, rel: string, dest: string): Promise<number> {
+/** The regular files under `rel` at `commit`, with their blob ids (paths relative to the top). */
+async function filesAt(top: string, commit: string, rel: string): Promise<{ sha: string; file: string }[]> {
   const listing = await git(top, ['ls-tree', '-r', '-z', '--full-tree', commit, '--', rel || '.']);
   const blobs: { sha: string; file: string }[] = [];
   for (const entry of listing.toString('utf8').split('\0')) {
@@ -176,18 +194,55 @@ async function copyTree(top: string, commit: string, rel: string, dest: string):
     if (match && (match[1] === '100644' || match[1] === '100755'))
       blobs.push({ sha: match[2] as string, file: match[3] as string });
   }
+  return blobs;
+}
+
+/**
+ * The files under `rel` at `commit` (paths relative to the top) when the working tree has each of
+ * them with the same content (git's own hash, after its filters, so a CRLF checkout of the same
+ * text counts as the same); undefined when one is missing or differs.
+ */
+async function sameInWorkingTree(top: string, commit: string, rel: string): Promise<string[] | undefined> {
+  const blobs = await filesAt(top, commit, rel);
+  if (!blobs.length) return [];
+  let hashes: string[];
+  try {
+    const out = await git(
+      top,
+      ['hash-object', '--stdin-paths'],
+      Buffer.from(`${blobs.map((b) => b.file).join('\n')}\n`),
+    );
+    hashes = out.toString('utf8').trim().split('\n');
+  } catch {
+    // A file of the base that the working tree lacks.
+    return undefined;
+  }
+  return hashes.length === blobs.length && blobs.every((b, i) => b.sha === hashes[i])
+    ? blobs.map((b) => b.file)
+    : undefined;
+}
+
+/** Writes the files under `rel` at `commit` into `dest` (same relative paths); returns how many. */
+async function copyTree(top: string, commit: string, rel: string, dest: string): Promise<number> {
+  const blobs = await filesAt(top, commit, rel);
   if (!blobs.length) return 0;
   const out = await git(top, ['cat-file', '--batch'], Buffer.from(`${blobs.map((b) => b.sha).join('\n')}\n`));
+  const files: { target: string; body: Buffer }[] = [];
   let at = 0;
   for (const blob of blobs) {
     const headerEnd = out.indexOf(0x0a, at);
     const header = out.subarray(at, headerEnd).toString('utf8');
     const size = Number(header.split(' ')[2]);
-    const body = out.subarray(headerEnd + 1, headerEnd + 1 + size);
+    files.push({
+      target: path.join(dest, blob.file),
+      body: out.subarray(headerEnd + 1, headerEnd + 1 + size),
+    });
     at = headerEnd + 1 + size + 1;
-    const target = path.join(dest, blob.file);
-    await mkdir(path.dirname(target), { recursive: true });
-    await writeFile(target, body);
   }
+  // Each folder once, then the files, many at a time: a history has thousands of small files, and
+  // creating them one after another waits on the file system for each (seconds on a slow disk).
+  for (const dir of new Set(files.map((f) => path.dirname(f.target)))) mkdirSync(dir, { recursive: true });
+  for (let i = 0; i < files.length; i += 64)
+    await Promise.all(files.slice(i, i + 64).map((f) => writeFile(f.target, f.body)));
   return blobs.length;
 }

@@ -1,3 +1,7 @@
+import { constants } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
+import os from 'node:os';
+
 /**
  * Cleanups that must run however the process ends: normal return, thrown error, SIGINT, SIGTERM.
  * Servers and temp dirs register here so that a cancelled CI job leaves nothing behind.
@@ -44,4 +48,23 @@ export function registerCleanup(cleanup: Cleanup): () => void {
   return () => {
     pending.delete(cleanup);
   };
+}
+
+/**
+ * Where our temp files go: PG_MIGRATE_VERIFY_TMPDIR when set, else a tmpfs (/dev/shm) when there
+ * is a writable one (servers' data directories and thousands of small migration files are created
+ * and deleted there in a fraction of a disk's time), else the system's temp directory.
+ */
+export async function fastTempRoot(env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  return env.PG_MIGRATE_VERIFY_TMPDIR ?? (await writableDir('/dev/shm')) ?? os.tmpdir();
+}
+
+async function writableDir(dir: string): Promise<string | undefined> {
+  try {
+    if (!(await stat(dir)).isDirectory()) return undefined;
+    await access(dir, constants.W_OK);
+    return dir;
+  } catch {
+    return undefined;
+  }
 }

@@ -24,7 +24,7 @@ export async function run(): Promise<void> {
   const progress = actionProgress();
   try {
     // Paths (working-directory included) are relative to the checkout, as in every other action.
-    settings = await resolveSettings(raw, github.workspace);
+    settings = await resolveSettings(raw, github.workspace, { pullRequest: github.baseRef !== undefined });
     log.debug(
       `settings: ${JSON.stringify({ ...settings, githubToken: settings.githubToken ? '***' : undefined, checks: [...settings.checks] })}`,
     );

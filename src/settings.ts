@@ -8,7 +8,7 @@ import { CannotCheck, messageOf } from './core/errors.js';
 import { type CheckId, CheckIds, type Severity } from './core/findings.js';
 import { Defaults, Inputs, type RawInputs } from './core/inputs.js';
 import { type LockRule, LockRules } from './core/locks.js';
-import type { Acceptance } from './core/report.js';
+import { type Acceptance, type Scope, Scopes } from './core/report.js';
 import { type Format, Formats } from './migrations/types.js';
 import { type ProviderChoice, ProviderChoices, SupportedMajors } from './postgres/types.js';
 
@@ -57,6 +57,11 @@ export interface Settings {
   databaseUrl?: string;
   /** Git ref of the base branch for ordering and two-phase replay. */
   baseRef?: string;
+  /**
+   * Which migrations the per-migration checks (reversibility, assertions, locks) run for: the ones
+   * the branch adds or edits against the base ref (`changed`), or every one (`all`).
+   */
+  scope: Scope;
   /** Rewrite snapshot files instead of comparing with them. */
   updateSnapshot: boolean;
   /** Live database for the read-only deploy gate. */
@@ -232,6 +237,24 @@ function checkList(key: string, value: string | undefined): CheckId[] {
     .map((id) => choice(key, id, CheckIds));
 }
 
+/** Where the run happens, for the defaults that depend on it. */
+export interface RunContext {
+  /**
+   * False on a GitHub event that is no pull request (push, schedule, workflow_dispatch): a base
+   * ref given there does not narrow the checks. True (the default) on the command line.
+   */
+  pullRequest?: boolean;
+}
+
+/**
+ * `scope` as given, else `changed` when there is a base ref to compare with on a pull request (or
+ * on the command line), else `all`.
+ */
+function scopeOf(value: string | undefined, baseRef: string | undefined, pullRequest: boolean): Scope {
+  if (value) return choice(Inputs.Scope, value, Scopes);
+  return baseRef && pullRequest ? 'changed' : 'all';
+}
+
 /** A top-level value: the input as given, else the config file's. */
 type Getter = (key: (typeof TopKeys)[number]) => string | undefined;
 
@@ -239,7 +262,11 @@ type Getter = (key: (typeof TopKeys)[number]) => string | undefined;
  * Resolves the settings: explicit inputs win over the config file, which wins over defaults.
  * Every bad value throws CannotCheck naming the key and the allowed values.
  */
-export async function resolveSettings(raw: RawInputs, cwd: string = process.cwd()): Promise<Settings> {
+export async function resolveSettings(
+  raw: RawInputs,
+  cwd: string = process.cwd(),
+  context: RunContext = {},
+): Promise<Settings> {
   const workingDirectory = path.resolve(cwd, raw[Inputs.WorkingDirectory] || '.');
   const loaded = await readConfigFile(workingDirectory, raw[Inputs.Config] || undefined);
   const config = loaded?.config ?? {};
@@ -265,6 +292,7 @@ export async function resolveSettings(raw: RawInputs, cwd: string = process.cwd(
     postgresImage: get(Inputs.PostgresImage),
     databaseUrl: get(Inputs.DatabaseUrl),
     baseRef: get(Inputs.BaseRef),
+    scope: scopeOf(get(Inputs.Scope), get(Inputs.BaseRef), context.pullRequest ?? true),
     updateSnapshot: bool(Inputs.UpdateSnapshot, get(Inputs.UpdateSnapshot), false),
     targetDatabaseUrl: get(Inputs.TargetDatabaseUrl),
     comment: bool(Inputs.Comment, get(Inputs.Comment), true),

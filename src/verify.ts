@@ -117,14 +117,21 @@ async function loadBases(run: Run, loaded: LoadedSet[]): Promise<(BaseSet | unde
     settings.workingDirectory,
     edges.log,
     settings.sets.filter((s) => s.format === 'command').map((s) => s.dir),
+    // SQL files are the whole migration: a folder the branch only adds to needs no copy of the base.
+    settings.sets.filter((_, i) => loaded[i]?.format === 'sql').map((s) => s.dir),
   );
   run.removeBase = base.remove;
   const bases: BaseSet[] = [];
   for (const [i, set] of settings.sets.entries()) {
     const checkout = base.checkouts[i];
     const one: BaseSet = { ref, commit: base.commit };
-    if (!checkout?.exists) one.loaded = { ...(loaded[i] as LoadedSet), migrations: [], findings: [] };
-    else {
+    const head = loaded[i] as LoadedSet;
+    if (!checkout?.exists) one.loaded = { ...head, migrations: [], findings: [] };
+    else if (checkout.unchanged) {
+      // Every file the base has is here as it is: its history is this branch's without the new files.
+      const files = checkout.unchanged;
+      one.loaded = { ...head, migrations: head.migrations.filter((m) => files.has(m.up.file)), findings: [] };
+    } else {
       try {
         one.loaded = await loadMigrations(
           checkout.dir,
@@ -170,6 +177,7 @@ function setContext(run: Run, set: SetSettings, server: StartedPostgres, notes: 
     env: edges.env,
     stepTimeoutMs: settings.stepTimeoutMs,
     checks: settings.checks,
+    scope: settings.scope,
     requireDown: settings.requireDown,
     assertionsStrict: settings.assertionsStrict,
     assertCommand: set.assertCommand,

@@ -43,6 +43,7 @@ describe('rendering', () => {
       {
         name: 'db',
         dir: 'db',
+        scope: 'all',
         format: 'sql',
         migrations: [
           {

@@ -391,7 +391,7 @@ async function run() {
     const progress = actionProgress();
     try {
         // Paths (working-directory included) are relative to the checkout, as in every other action.
-        settings = await (0,src_settings/* resolveSettings */.Mo)(raw, github.workspace);
+        settings = await (0,src_settings/* resolveSettings */.Mo)(raw, github.workspace, { pullRequest: github.baseRef !== undefined });
         log.debug(`settings: ${JSON.stringify({ ...settings, githubToken: settings.githubToken ? '***' : undefined, checks: [...settings.checks] })}`);
         report = await (0,verify/* verify */.M)(settings, {
             log,

@@ -32816,6 +32816,7 @@ const Inputs = {
     PostgresImage: 'postgres-image',
     DatabaseUrl: 'database-url',
     BaseRef: 'base-ref',
+    Scope: 'scope',
     AssertionsDir: 'assertions-dir',
     AssertCommand: 'assert-command',
     AssertionsStrict: 'assertions-strict',
@@ -33193,6 +33194,9 @@ function setSection(report, set) {
             ? `this branch adds ${added.map((id) => inlineCode(id)).join(', ')}`
             : 'this branch adds no migration'}.`, '');
     }
+    const scope = scopeText(set, inlineCode);
+    if (scope)
+        out.push(`Scope \`changed\`: ${scope}`, '');
     if (set.target)
         out.push(...targetSection(set.target, set.migrations));
     // The locks column only where the locks check observed something, so other reports read as before.
@@ -33207,6 +33211,14 @@ function setSection(report, set) {
     for (const note of set.notes)
         out.push(`> ${escapeText(note).replaceAll('\\|', '|')}`, '');
     return out;
+}
+/** What `scope: changed` left out, when it left something out; `code` shows a name or a setting. */
+function scopeText(set, code = (t) => t) {
+    if (set.scope !== 'changed' || !set.unchecked || !set.base)
+        return undefined;
+    const checked = set.migrations.length;
+    const first = set.migrations[0]?.id ?? '';
+    return `the first ${(0,_format_js__WEBPACK_IMPORTED_MODULE_1__/* .plural */ .L)(set.unchecked, 'migration')}, which this branch shares with ${code(set.base.ref)}, ${set.unchecked === 1 ? 'was' : 'were'} applied without per-migration checks; ${checked ? `${(0,_format_js__WEBPACK_IMPORTED_MODULE_1__/* .plural */ .L)(checked, 'migration')} from ${code(first)} on ${checked === 1 ? 'was' : 'were'} checked` : 'this branch changes none'}. ${code('scope: all')} checks every migration (on main, nightly).`;
 }
 /** `ACCESS EXCLUSIVE public.accounts · rewrite`: the strongest lock per table and direction. */
 function lockCell(m) {
@@ -33335,6 +33347,9 @@ function renderSummary(report) {
     for (const set of report.sets) {
         if (set.base)
             lines.push(`  base  ${set.name}: ${set.base.ref} at ${set.base.commit.slice(0, 7)}, ${(0,_format_js__WEBPACK_IMPORTED_MODULE_1__/* .plural */ .L)(set.base.migrations, 'migration')}; ${set.base.added.length ? `adds ${set.base.added.join(', ')}` : 'adds none'}`);
+        const scope = scopeText(set);
+        if (scope)
+            lines.push(`  scope  ${set.name}: changed: ${scope}`);
         if (set.target)
             lines.push(`  target  ${set.name}: ${set.target.database}: ${set.target.applied.length} applied, ${set.target.pending.length} pending${set.target.pending.length ? ` (${set.target.pending.join(', ')})` : ''}${set.target.unknown.length ? `, ${set.target.unknown.length} unknown (${set.target.unknown.join(', ')})` : ''}`);
         for (const note of set.notes)
@@ -33390,9 +33405,12 @@ function passwordOf(url) {
 /* harmony export */   Bg: () => (/* binding */ resultOf),
 /* harmony export */   FO: () => (/* binding */ exitCodeOf),
 /* harmony export */   G3: () => (/* binding */ accepts),
+/* harmony export */   MJ: () => (/* binding */ Scopes),
 /* harmony export */   Rm: () => (/* binding */ applyAcceptances),
 /* harmony export */   ZV: () => (/* binding */ errorReport)
 /* harmony export */ });
+/** Which migrations get the per-migration checks: the ones a branch changes, or every one. */
+const Scopes = ['changed', 'all'];
 /** The verdict for a list of findings under a fail-on policy. */
 function resultOf(findings, failOn) {
     const failing = findings.filter((f) => f.severity === 'error' || failOn === 'warning');
@@ -33440,8 +33458,18 @@ function errorReport(message) {
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   q: () => (/* binding */ registerCleanup)
+/* harmony export */   q: () => (/* binding */ registerCleanup),
+/* harmony export */   z: () => (/* binding */ fastTempRoot)
 /* harmony export */ });
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(73024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(51455);
+/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(48161);
+/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_os__WEBPACK_IMPORTED_MODULE_2__);
+
+
+
 const pending = new Set();
 let installed = false;
 const signalNumbers = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
@@ -33476,6 +33504,25 @@ function registerCleanup(cleanup) {
     return () => {
         pending.delete(cleanup);
     };
+}
+/**
+ * Where our temp files go: PG_MIGRATE_VERIFY_TMPDIR when set, else a tmpfs (/dev/shm) when there
+ * is a writable one (servers' data directories and thousands of small migration files are created
+ * and deleted there in a fraction of a disk's time), else the system's temp directory.
+ */
+async function fastTempRoot(env = process.env) {
+    return env.PG_MIGRATE_VERIFY_TMPDIR ?? (await writableDir('/dev/shm')) ?? node_os__WEBPACK_IMPORTED_MODULE_2___default().tmpdir();
+}
+async function writableDir(dir) {
+    try {
+        if (!(await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.stat)(dir)).isDirectory())
+            return undefined;
+        await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.access)(dir, node_fs__WEBPACK_IMPORTED_MODULE_0__.constants.W_OK);
+        return dir;
+    }
+    catch {
+        return undefined;
+    }
 }
 
 
@@ -33754,21 +33801,10 @@ function cacheRoot(env = process.env) {
 }
 /** Directory for clusters: a tmpfs where one is writable (2-5x faster than disk), else the OS temp dir. */
 async function runtimeRoot(env = process.env) {
-    const base = env.PG_MIGRATE_VERIFY_TMPDIR ?? (await writableDir('/dev/shm')) ?? external_node_os_default().tmpdir();
+    const base = await (0,lifecycle/* fastTempRoot */.z)(env);
     const dir = external_node_path_default().join(base, `pg-migrate-verify-${process.getuid?.() ?? 'u'}`);
     await (0,promises_.mkdir)(dir, { recursive: true, mode: 0o755 });
     return dir;
-}
-async function writableDir(dir) {
-    try {
-        if (!(await (0,promises_.stat)(dir)).isDirectory())
-            return undefined;
-        await (0,promises_.access)(dir, external_node_fs_.constants.W_OK);
-        return dir;
-    }
-    catch {
-        return undefined;
-    }
 }
 async function versionOf(binDir) {
     try {
@@ -43975,11 +44011,14 @@ var findings = __nccwpck_require__(44637);
 var inputs = __nccwpck_require__(89114);
 // EXTERNAL MODULE: ./src/core/locks.ts
 var locks = __nccwpck_require__(51191);
+// EXTERNAL MODULE: ./src/core/report.ts
+var report = __nccwpck_require__(88557);
 // EXTERNAL MODULE: ./src/migrations/types.ts
 var types = __nccwpck_require__(87140);
 // EXTERNAL MODULE: ./src/postgres/types.ts
 var postgres_types = __nccwpck_require__(82742);
 ;// CONCATENATED MODULE: ./src/settings.ts
+
 
 
 
@@ -44123,10 +44162,19 @@ function checkList(key, value) {
         .map((id) => choice(key, id, findings/* CheckIds */.T));
 }
 /**
+ * `scope` as given, else `changed` when there is a base ref to compare with on a pull request (or
+ * on the command line), else `all`.
+ */
+function scopeOf(value, baseRef, pullRequest) {
+    if (value)
+        return choice(inputs/* Inputs */.G.Scope, value, report/* Scopes */.MJ);
+    return baseRef && pullRequest ? 'changed' : 'all';
+}
+/**
  * Resolves the settings: explicit inputs win over the config file, which wins over defaults.
  * Every bad value throws CannotCheck naming the key and the allowed values.
  */
-async function resolveSettings(raw, cwd = process.cwd()) {
+async function resolveSettings(raw, cwd = process.cwd(), context = {}) {
     const workingDirectory = external_node_path_default().resolve(cwd, raw[inputs/* Inputs */.G.WorkingDirectory] || '.');
     const loaded = await readConfigFile(workingDirectory, raw[inputs/* Inputs */.G.Config] || undefined);
     const config = loaded?.config ?? {};
@@ -44151,6 +44199,7 @@ async function resolveSettings(raw, cwd = process.cwd()) {
         postgresImage: get(inputs/* Inputs */.G.PostgresImage),
         databaseUrl: get(inputs/* Inputs */.G.DatabaseUrl),
         baseRef: get(inputs/* Inputs */.G.BaseRef),
+        scope: scopeOf(get(inputs/* Inputs */.G.Scope), get(inputs/* Inputs */.G.BaseRef), context.pullRequest ?? true),
         updateSnapshot: bool(inputs/* Inputs */.G.UpdateSnapshot, get(inputs/* Inputs */.G.UpdateSnapshot), false),
         targetDatabaseUrl: get(inputs/* Inputs */.G.TargetDatabaseUrl),
         comment: bool(inputs/* Inputs */.G.Comment, get(inputs/* Inputs */.G.Comment), true),
@@ -44522,7 +44571,9 @@ const Messages = {
     modelsDiffer: (text) => `The models declare another schema than the migrations build: ${text}. A model changed without a migration (or a migration without its model). Add the missing migration, or change the models back.`,
     targetDrift: (text) => `The target's schema differs from the schema this repository's history gives at the version the target has applied: ${text}. Something changed the target outside the migrations (a hotfix by hand, a migration from another branch), or a migration was edited after it ran there. Deploying on top may fail or leave the two apart for good. Put the change into a migration (or undo it on the target) before deploying.`,
     targetHistoryFails: (id, error) => `\`${id}\` is applied on the target, but this repository's history up to it does not apply on an empty database (${error}), so the target's schema could not be compared. Fix the history; the apply findings of a normal run say where.`,
-    rollbackLeftovers: (text) => `Rolling back every migration from the newest to the first does not return to the empty database: ${text}. Some down step does not undo its up step; the reversibility findings name which.`,
+    /** `from`: the first migration rolled back, when the ones before it were only applied. */
+    rollbackLeftovers: (text, from) => `Rolling back every migration from the newest to ${from ? `\`${from}\` does not return to the schema before it` : 'the first does not return to the empty database'}: ${text}. Some down step does not undo its up step; the reversibility findings name which.`,
+    sharedUpFailed: (id, base, error) => `\`${id}\` (up) fails on the database the migrations before it leave: ${error}. It is one of the migrations this branch shares unchanged with ${base}, which \`scope: changed\` applies without checking, so none of this branch's own migrations could be checked. The history on ${base} is broken here too: fix it there (or run with \`scope: all\` to see every finding).`,
 };
 /** The lines of a set's notes: worth telling, not findings. */
 const Notes = {
@@ -44539,6 +44590,280 @@ const Notes = {
     snapshotOtherLayout: (file) => `The snapshot \`${file}\` describes the same schema in another layout; regenerate it with --update-snapshot.`,
     modelsBuilt: (objects, ms) => `${inputs/* Inputs */.G.ModelsCommand} built ${objects} objects in ${(0,format/* formatDuration */.a)(ms)}.`,
 };
+
+;// CONCATENATED MODULE: ./src/core/ordering.ts
+/** Numeric, segment by segment; trailing zero segments do not count (Flyway: 1.0 = 1). */
+function compareVersions(a, b) {
+    const length = Math.max(a.length, b.length);
+    for (let i = 0; i < length; i++) {
+        const x = a[i] ?? 0n;
+        const y = b[i] ?? 0n;
+        if (x !== y)
+            return x < y ? -1 : 1;
+    }
+    return 0;
+}
+/** A digit prefix that reads as a date and time (`20250817`, `20250817120000`, ...), years 1900-2099. */
+const DateLike = /^(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d*$/;
+/**
+ * Versions from the digit prefixes of a folder's names, with timestamps compared at one precision:
+ * `20250817` is 2025-08-17 00:00:00 and so sorts after `20250809051256`. Date-like prefixes are
+ * padded on the right to the widest of them (at least 14 digits, seconds); others count as numbers.
+ */
+function timestampVersions(prefixes) {
+    const width = Math.max(14, ...prefixes.filter((p) => p && DateLike.test(p)).map((p) => p?.length ?? 0));
+    return prefixes.map((p) => {
+        if (!p)
+            return undefined;
+        return BigInt(DateLike.test(p) ? p.padEnd(width, '0') : p);
+    });
+}
+/** `1.2.0` -> `1.2`: the version as a key, trailing zero segments dropped. */
+function versionKey(version) {
+    const segments = [...version];
+    while (segments.length > 1 && segments[segments.length - 1] === 0n)
+        segments.pop();
+    return segments.join('.');
+}
+/** Byte order, as Go's sort.Strings and most hand-written runners sort names (not the locale's). */
+const byName = (a, b) => {
+    const x = a.order ?? a.name;
+    const y = b.order ?? b.name;
+    return x < y ? -1 : x > y ? 1 : 0;
+};
+const byVersion = (a, b) => compareVersions(a.version, b.version) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+/** The order the tool runs the entries in. */
+function runOrder(rules) {
+    return rules.runsBy === 'name' ? byName : byVersion;
+}
+/**
+ * Text as production ran it, for comparing two versions of one file: line endings, trailing
+ * whitespace, a byte-order mark and trailing blank lines do not count (a CRLF checkout is not an edit).
+ */
+function normalizedLines(text) {
+    const lines = text
+        .replace(/^\uFEFF/, '')
+        .split(/\r\n|\r|\n/)
+        .map((l) => l.replace(/[ \t\f\v]+$/, ''));
+    while (lines.length && lines[lines.length - 1] === '')
+        lines.pop();
+    return lines;
+}
+/** True when two texts are the same migration once normalised. */
+function sameText(a, b) {
+    return normalizedLines(a).join('\n') === normalizedLines(b).join('\n');
+}
+/** 0-based index of the first line that differs after normalising, or -1. */
+function firstDifferentLine(a, b) {
+    const x = normalizedLines(a);
+    const y = normalizedLines(b);
+    for (let i = 0; i < Math.max(x.length, y.length); i++)
+        if (x[i] !== y[i])
+            return i;
+    return -1;
+}
+/** `a`, `a and b`, `a, b and c`. */
+const listing = (items) => items.length < 2 ? (items[0] ?? '') : `${items.slice(0, -1).join(', ')} and ${items.at(-1)}`;
+const listed = (entries, max = 6) => entries.length <= max
+    ? entries.map((e) => `\`${e.id}\``).join(', ')
+    : `${entries
+        .slice(0, max)
+        .map((e) => `\`${e.id}\``)
+        .join(', ')} and ${entries.length - max} more`;
+/**
+ * Problems a history has on its own: two migrations with one key, and a tool that runs migrations in
+ * name order where names sort otherwise than versions (`20250817_x` after `20250817120000_y`).
+ */
+function historyFindings(entries, rules) {
+    const findings = [];
+    const ordered = entries.filter((e) => !e.repeatable);
+    const byKey = new Map();
+    for (const e of [...ordered].sort(byVersion))
+        byKey.set(e.key, [...(byKey.get(e.key) ?? []), e]);
+    for (const same of byKey.values()) {
+        for (const e of same.slice(1)) {
+            const first = same[0];
+            findings.push({
+                check: 'ordering',
+                severity: 'error',
+                migration: e.id,
+                file: e.file,
+                message: `'${first.file}' and '${e.file}' have the same version (${e.key}), so their order is undefined: ${rules.tool} refuses to run the history or runs only one of them. Give one of them a new, higher version.`,
+            });
+        }
+    }
+    if (rules.runsBy === 'name') {
+        // Tools that record names run migrations of one version in name order: say so, once per version.
+        const byVersionKey = new Map();
+        for (const e of [...ordered].sort(byName)) {
+            const v = versionKey(e.version);
+            byVersionKey.set(v, [...(byVersionKey.get(v) ?? []), e]);
+        }
+        for (const [v, same] of byVersionKey) {
+            if (same.length < 2 || new Set(same.map((e) => e.key)).size < same.length)
+                continue;
+            const last = same[same.length - 1];
+            findings.push({
+                check: 'ordering',
+                severity: 'warning',
+                migration: last.id,
+                file: last.file,
+                message: `${listing(same.map((e) => `'${e.name}'`))} have the same version (${v}), so ${rules.tool} runs them in ${rules.nameOrder ?? 'file-name order'}: ${same.map((e) => `\`${e.id}\``).join(' before ')}. If one of them needs another to run first, give it an earlier version; if the order does not matter, accept this warning.`,
+            });
+        }
+        const versionOrder = [...ordered].sort(byVersion);
+        const nameOrder = [...ordered].sort(byName);
+        const first = versionOrder.findIndex((e, i) => nameOrder[i] !== e);
+        if (first >= 0) {
+            let last = versionOrder.length - 1;
+            while (last > first && versionOrder[last] === nameOrder[last])
+                last--;
+            const a = nameOrder[first];
+            const b = versionOrder[first];
+            findings.push({
+                check: 'ordering',
+                severity: 'error',
+                migration: a.id,
+                file: a.file,
+                message: `${rules.tool} runs migrations in ${rules.nameOrder ?? 'file-name order'}, which puts '${a.name}' before '${b.name}', but their versions say the opposite (${versionKey(b.version)} < ${versionKey(a.version)}). A database built by ${rules.tool} runs them in another order than the versions (and this check) say. Give the versions the same width, e.g. pad the shorter ones with zeros, so both orders agree.`,
+                detail: [
+                    'version order:',
+                    ...versionOrder.slice(first, last + 1).map((e) => `  ${e.name}`),
+                    `${rules.tool} (${rules.nameOrder ?? 'file-name order'}):`,
+                    ...nameOrder.slice(first, last + 1).map((e) => `  ${e.name}`),
+                ].join('\n'),
+            });
+        }
+    }
+    return findings;
+}
+/**
+ * Compares a branch's history (`head`) with its base branch's: everything added must sort after
+ * everything on the base, and what the base has must stay as it is (not edited, renamed or deleted).
+ */
+function compareHistories(base, head, rules, baseName) {
+    const baseByKey = new Map(base.filter((e) => !e.repeatable).map((e) => [e.key, e]));
+    // Each base migration's counterpart: the head entry with its key, the one with its id first
+    // (two head entries with one key are a duplicate, reported on its own).
+    const headByKey = new Map();
+    for (const e of head) {
+        if (e.repeatable)
+            continue;
+        const held = headByKey.get(e.key);
+        if (!held || (held.id !== baseByKey.get(e.key)?.id && e.id === baseByKey.get(e.key)?.id))
+            headByKey.set(e.key, e);
+    }
+    const matched = new Set(headByKey.values());
+    const pairing = {
+        baseByKey,
+        headByKey,
+        added: head.filter((e) => !e.repeatable && !(baseByKey.has(e.key) && matched.has(e))),
+        removed: [...baseByKey.values()].filter((e) => !headByKey.has(e.key)),
+        rules,
+        baseName,
+    };
+    const changed = changedOnBranch(pairing);
+    const gone = goneFromBranch(pairing);
+    return {
+        findings: [...changed.findings, ...gone.findings, ...outOfOrder(pairing, gone.renamedTo)],
+        added: pairing.added,
+        edited: changed.edited,
+        removed: pairing.removed.map((e) => e.key),
+    };
+}
+/** Migrations on both sides: edited text, and (where the tool checks names) new names. */
+function changedOnBranch(p) {
+    const findings = [];
+    const edited = [];
+    for (const [key, was] of p.baseByKey) {
+        const now = p.headByKey.get(key);
+        if (!now)
+            continue;
+        if (!sameText(was.source, now.source)) {
+            edited.push(key);
+            const at = firstDifferentLine(was.source, now.source);
+            findings.push({
+                check: 'ordering',
+                severity: 'error',
+                migration: now.id,
+                file: now.file,
+                line: now.line + Math.max(at, 0),
+                message: `\`${now.id}\` is already on ${p.baseName}, and this branch edits it${at >= 0 ? ` (first change at line ${now.line + at})` : ''}. ${p.rules.edited} Put the change in a new migration instead, and leave this one as it was.`,
+                detail: editDetail(was, now, at),
+            });
+        }
+        if (p.rules.namesMatter && was.id !== now.id) {
+            findings.push({
+                check: 'ordering',
+                severity: 'error',
+                migration: now.id,
+                file: now.file,
+                message: `\`${was.id}\` is already on ${p.baseName}, and this branch renames it to \`${now.id}\`. ${p.rules.tool} checks the name of every migration it ran, so production refuses to migrate. Keep the old name.`,
+            });
+        }
+    }
+    return { findings, edited };
+}
+/** Base migrations the branch no longer has: renamed (the same text under a new version) or deleted. */
+function goneFromBranch(p) {
+    const findings = [];
+    const renamedTo = new Set();
+    for (const gone of p.removed) {
+        const successor = p.added.find((e) => !renamedTo.has(e) && sameText(e.source, gone.source));
+        if (successor) {
+            renamedTo.add(successor);
+            findings.push({
+                check: 'ordering',
+                severity: 'error',
+                migration: successor.id,
+                file: successor.file,
+                message: `\`${gone.id}\` is already on ${p.baseName}, and this branch renames it to \`${successor.id}\` (version ${gone.key} becomes ${successor.key}). Production recorded version ${gone.key} as applied, so it sees \`${successor.id}\` as new and runs the same text a second time, which fails or duplicates what it made. Keep the old name and version.`,
+            });
+        }
+        else {
+            findings.push({
+                check: 'ordering',
+                severity: 'error',
+                migration: gone.id,
+                file: gone.file,
+                message: `\`${gone.id}\` is on ${p.baseName} but not on this branch: deleted here, or added to ${p.baseName} after this branch forked. ${p.rules.deleted} Restore it; if it was added to ${p.baseName} later, merge ${p.baseName} into this branch.`,
+            });
+        }
+    }
+    return { findings, renamedTo };
+}
+/** New migrations that sort before the newest one production ran (renames are reported as such). */
+function outOfOrder(p, renamedTo) {
+    const order = runOrder(p.rules);
+    // In a graph, a new revision names its parent: a second head is the graph check's business.
+    const newestOnBase = p.rules.runsBy === 'graph' ? undefined : [...p.baseByKey.values()].sort(order).at(-1);
+    if (!newestOnBase)
+        return [];
+    return p.added
+        .filter((e) => !renamedTo.has(e) && order(e, newestOnBase) < 0)
+        .map((e) => {
+        const passed = [...p.baseByKey.values()].filter((b) => order(e, b) < 0).sort(order);
+        return {
+            check: 'ordering',
+            severity: 'error',
+            migration: e.id,
+            file: e.file,
+            message: `\`${e.id}\` is new on this branch but sorts before ${listed(passed)}, already on ${p.baseName} and run by production. ${p.rules.outOfOrder} Give it a ${p.rules.runsBy === 'name' ? 'name' : 'version'} that sorts after \`${newestOnBase.id}\`.`,
+        };
+    });
+}
+function editDetail(was, now, at) {
+    if (at < 0)
+        return undefined;
+    const before = normalizedLines(was.source);
+    const after = normalizedLines(now.source);
+    const show = (lines, sign) => lines.slice(at, at + 5).map((l) => `${sign} ${l}`);
+    return [
+        `first difference at line ${now.line + at} of ${now.file}:`,
+        ...show(before, '-'),
+        ...show(after, '+'),
+    ].join('\n');
+}
 
 // EXTERNAL MODULE: external "node:fs/promises"
 var promises_ = __nccwpck_require__(51455);
@@ -45545,6 +45870,8 @@ DROP EVENT TRIGGER IF EXISTS ${BookkeepingSchema}_drop;
 CREATE EVENT TRIGGER ${BookkeepingSchema}_ddl ON ddl_command_end EXECUTE FUNCTION ${BookkeepingSchema}.log_ddl();
 CREATE EVENT TRIGGER ${BookkeepingSchema}_drop ON sql_drop EXECUTE FUNCTION ${BookkeepingSchema}.log_drop();
 `;
+/** More touched roots than this: a full read is cheaper than the scoped reads (bench: 1000 migrations). */
+const ManyRoots = 400;
 /**
  * The schema of one database, kept in memory and brought up to date after each step by re-reading
  * only what the step touched. Event triggers (`ddl_command_end`, `sql_drop`) record the touched
@@ -45602,7 +45929,11 @@ class CatalogTracker {
         });
         const carried = rows.filter((r) => r.root_class === null).map((r) => r.rider);
         const touched = rows.filter((r) => r.root_class !== null);
-        if (touched.length)
+        // After many steps at once (a replay of what a base branch or a target has), one full read is
+        // cheaper than reading each touched family.
+        if (touched.length > ManyRoots)
+            await this.reload(client);
+        else if (touched.length)
             await this.readTouched(client, touched);
         return carried;
     }
@@ -45934,280 +46265,6 @@ async function checkSnapshotFile(ctx, head) {
     }
     ctx.finding(differenceFinding('drift-snapshot', diffs, { before: 'in the snapshot file', after: 'after all migrations' }, (text) => Messages.snapshotDiffers(shown, text), { file: shown }));
     return undefined;
-}
-
-;// CONCATENATED MODULE: ./src/core/ordering.ts
-/** Numeric, segment by segment; trailing zero segments do not count (Flyway: 1.0 = 1). */
-function compareVersions(a, b) {
-    const length = Math.max(a.length, b.length);
-    for (let i = 0; i < length; i++) {
-        const x = a[i] ?? 0n;
-        const y = b[i] ?? 0n;
-        if (x !== y)
-            return x < y ? -1 : 1;
-    }
-    return 0;
-}
-/** A digit prefix that reads as a date and time (`20250817`, `20250817120000`, ...), years 1900-2099. */
-const DateLike = /^(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d*$/;
-/**
- * Versions from the digit prefixes of a folder's names, with timestamps compared at one precision:
- * `20250817` is 2025-08-17 00:00:00 and so sorts after `20250809051256`. Date-like prefixes are
- * padded on the right to the widest of them (at least 14 digits, seconds); others count as numbers.
- */
-function timestampVersions(prefixes) {
-    const width = Math.max(14, ...prefixes.filter((p) => p && DateLike.test(p)).map((p) => p?.length ?? 0));
-    return prefixes.map((p) => {
-        if (!p)
-            return undefined;
-        return BigInt(DateLike.test(p) ? p.padEnd(width, '0') : p);
-    });
-}
-/** `1.2.0` -> `1.2`: the version as a key, trailing zero segments dropped. */
-function versionKey(version) {
-    const segments = [...version];
-    while (segments.length > 1 && segments[segments.length - 1] === 0n)
-        segments.pop();
-    return segments.join('.');
-}
-/** Byte order, as Go's sort.Strings and most hand-written runners sort names (not the locale's). */
-const byName = (a, b) => {
-    const x = a.order ?? a.name;
-    const y = b.order ?? b.name;
-    return x < y ? -1 : x > y ? 1 : 0;
-};
-const byVersion = (a, b) => compareVersions(a.version, b.version) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
-/** The order the tool runs the entries in. */
-function runOrder(rules) {
-    return rules.runsBy === 'name' ? byName : byVersion;
-}
-/**
- * Text as production ran it, for comparing two versions of one file: line endings, trailing
- * whitespace, a byte-order mark and trailing blank lines do not count (a CRLF checkout is not an edit).
- */
-function normalizedLines(text) {
-    const lines = text
-        .replace(/^\uFEFF/, '')
-        .split(/\r\n|\r|\n/)
-        .map((l) => l.replace(/[ \t\f\v]+$/, ''));
-    while (lines.length && lines[lines.length - 1] === '')
-        lines.pop();
-    return lines;
-}
-/** True when two texts are the same migration once normalised. */
-function sameText(a, b) {
-    return normalizedLines(a).join('\n') === normalizedLines(b).join('\n');
-}
-/** 0-based index of the first line that differs after normalising, or -1. */
-function firstDifferentLine(a, b) {
-    const x = normalizedLines(a);
-    const y = normalizedLines(b);
-    for (let i = 0; i < Math.max(x.length, y.length); i++)
-        if (x[i] !== y[i])
-            return i;
-    return -1;
-}
-/** `a`, `a and b`, `a, b and c`. */
-const listing = (items) => items.length < 2 ? (items[0] ?? '') : `${items.slice(0, -1).join(', ')} and ${items.at(-1)}`;
-const listed = (entries, max = 6) => entries.length <= max
-    ? entries.map((e) => `\`${e.id}\``).join(', ')
-    : `${entries
-        .slice(0, max)
-        .map((e) => `\`${e.id}\``)
-        .join(', ')} and ${entries.length - max} more`;
-/**
- * Problems a history has on its own: two migrations with one key, and a tool that runs migrations in
- * name order where names sort otherwise than versions (`20250817_x` after `20250817120000_y`).
- */
-function historyFindings(entries, rules) {
-    const findings = [];
-    const ordered = entries.filter((e) => !e.repeatable);
-    const byKey = new Map();
-    for (const e of [...ordered].sort(byVersion))
-        byKey.set(e.key, [...(byKey.get(e.key) ?? []), e]);
-    for (const same of byKey.values()) {
-        for (const e of same.slice(1)) {
-            const first = same[0];
-            findings.push({
-                check: 'ordering',
-                severity: 'error',
-                migration: e.id,
-                file: e.file,
-                message: `'${first.file}' and '${e.file}' have the same version (${e.key}), so their order is undefined: ${rules.tool} refuses to run the history or runs only one of them. Give one of them a new, higher version.`,
-            });
-        }
-    }
-    if (rules.runsBy === 'name') {
-        // Tools that record names run migrations of one version in name order: say so, once per version.
-        const byVersionKey = new Map();
-        for (const e of [...ordered].sort(byName)) {
-            const v = versionKey(e.version);
-            byVersionKey.set(v, [...(byVersionKey.get(v) ?? []), e]);
-        }
-        for (const [v, same] of byVersionKey) {
-            if (same.length < 2 || new Set(same.map((e) => e.key)).size < same.length)
-                continue;
-            const last = same[same.length - 1];
-            findings.push({
-                check: 'ordering',
-                severity: 'warning',
-                migration: last.id,
-                file: last.file,
-                message: `${listing(same.map((e) => `'${e.name}'`))} have the same version (${v}), so ${rules.tool} runs them in ${rules.nameOrder ?? 'file-name order'}: ${same.map((e) => `\`${e.id}\``).join(' before ')}. If one of them needs another to run first, give it an earlier version; if the order does not matter, accept this warning.`,
-            });
-        }
-        const versionOrder = [...ordered].sort(byVersion);
-        const nameOrder = [...ordered].sort(byName);
-        const first = versionOrder.findIndex((e, i) => nameOrder[i] !== e);
-        if (first >= 0) {
-            let last = versionOrder.length - 1;
-            while (last > first && versionOrder[last] === nameOrder[last])
-                last--;
-            const a = nameOrder[first];
-            const b = versionOrder[first];
-            findings.push({
-                check: 'ordering',
-                severity: 'error',
-                migration: a.id,
-                file: a.file,
-                message: `${rules.tool} runs migrations in ${rules.nameOrder ?? 'file-name order'}, which puts '${a.name}' before '${b.name}', but their versions say the opposite (${versionKey(b.version)} < ${versionKey(a.version)}). A database built by ${rules.tool} runs them in another order than the versions (and this check) say. Give the versions the same width, e.g. pad the shorter ones with zeros, so both orders agree.`,
-                detail: [
-                    'version order:',
-                    ...versionOrder.slice(first, last + 1).map((e) => `  ${e.name}`),
-                    `${rules.tool} (${rules.nameOrder ?? 'file-name order'}):`,
-                    ...nameOrder.slice(first, last + 1).map((e) => `  ${e.name}`),
-                ].join('\n'),
-            });
-        }
-    }
-    return findings;
-}
-/**
- * Compares a branch's history (`head`) with its base branch's: everything added must sort after
- * everything on the base, and what the base has must stay as it is (not edited, renamed or deleted).
- */
-function compareHistories(base, head, rules, baseName) {
-    const baseByKey = new Map(base.filter((e) => !e.repeatable).map((e) => [e.key, e]));
-    // Each base migration's counterpart: the head entry with its key, the one with its id first
-    // (two head entries with one key are a duplicate, reported on its own).
-    const headByKey = new Map();
-    for (const e of head) {
-        if (e.repeatable)
-            continue;
-        const held = headByKey.get(e.key);
-        if (!held || (held.id !== baseByKey.get(e.key)?.id && e.id === baseByKey.get(e.key)?.id))
-            headByKey.set(e.key, e);
-    }
-    const matched = new Set(headByKey.values());
-    const pairing = {
-        baseByKey,
-        headByKey,
-        added: head.filter((e) => !e.repeatable && !(baseByKey.has(e.key) && matched.has(e))),
-        removed: [...baseByKey.values()].filter((e) => !headByKey.has(e.key)),
-        rules,
-        baseName,
-    };
-    const changed = changedOnBranch(pairing);
-    const gone = goneFromBranch(pairing);
-    return {
-        findings: [...changed.findings, ...gone.findings, ...outOfOrder(pairing, gone.renamedTo)],
-        added: pairing.added,
-        edited: changed.edited,
-        removed: pairing.removed.map((e) => e.key),
-    };
-}
-/** Migrations on both sides: edited text, and (where the tool checks names) new names. */
-function changedOnBranch(p) {
-    const findings = [];
-    const edited = [];
-    for (const [key, was] of p.baseByKey) {
-        const now = p.headByKey.get(key);
-        if (!now)
-            continue;
-        if (!sameText(was.source, now.source)) {
-            edited.push(key);
-            const at = firstDifferentLine(was.source, now.source);
-            findings.push({
-                check: 'ordering',
-                severity: 'error',
-                migration: now.id,
-                file: now.file,
-                line: now.line + Math.max(at, 0),
-                message: `\`${now.id}\` is already on ${p.baseName}, and this branch edits it${at >= 0 ? ` (first change at line ${now.line + at})` : ''}. ${p.rules.edited} Put the change in a new migration instead, and leave this one as it was.`,
-                detail: editDetail(was, now, at),
-            });
-        }
-        if (p.rules.namesMatter && was.id !== now.id) {
-            findings.push({
-                check: 'ordering',
-                severity: 'error',
-                migration: now.id,
-                file: now.file,
-                message: `\`${was.id}\` is already on ${p.baseName}, and this branch renames it to \`${now.id}\`. ${p.rules.tool} checks the name of every migration it ran, so production refuses to migrate. Keep the old name.`,
-            });
-        }
-    }
-    return { findings, edited };
-}
-/** Base migrations the branch no longer has: renamed (the same text under a new version) or deleted. */
-function goneFromBranch(p) {
-    const findings = [];
-    const renamedTo = new Set();
-    for (const gone of p.removed) {
-        const successor = p.added.find((e) => !renamedTo.has(e) && sameText(e.source, gone.source));
-        if (successor) {
-            renamedTo.add(successor);
-            findings.push({
-                check: 'ordering',
-                severity: 'error',
-                migration: successor.id,
-                file: successor.file,
-                message: `\`${gone.id}\` is already on ${p.baseName}, and this branch renames it to \`${successor.id}\` (version ${gone.key} becomes ${successor.key}). Production recorded version ${gone.key} as applied, so it sees \`${successor.id}\` as new and runs the same text a second time, which fails or duplicates what it made. Keep the old name and version.`,
-            });
-        }
-        else {
-            findings.push({
-                check: 'ordering',
-                severity: 'error',
-                migration: gone.id,
-                file: gone.file,
-                message: `\`${gone.id}\` is on ${p.baseName} but not on this branch: deleted here, or added to ${p.baseName} after this branch forked. ${p.rules.deleted} Restore it; if it was added to ${p.baseName} later, merge ${p.baseName} into this branch.`,
-            });
-        }
-    }
-    return { findings, renamedTo };
-}
-/** New migrations that sort before the newest one production ran (renames are reported as such). */
-function outOfOrder(p, renamedTo) {
-    const order = runOrder(p.rules);
-    // In a graph, a new revision names its parent: a second head is the graph check's business.
-    const newestOnBase = p.rules.runsBy === 'graph' ? undefined : [...p.baseByKey.values()].sort(order).at(-1);
-    if (!newestOnBase)
-        return [];
-    return p.added
-        .filter((e) => !renamedTo.has(e) && order(e, newestOnBase) < 0)
-        .map((e) => {
-        const passed = [...p.baseByKey.values()].filter((b) => order(e, b) < 0).sort(order);
-        return {
-            check: 'ordering',
-            severity: 'error',
-            migration: e.id,
-            file: e.file,
-            message: `\`${e.id}\` is new on this branch but sorts before ${listed(passed)}, already on ${p.baseName} and run by production. ${p.rules.outOfOrder} Give it a ${p.rules.runsBy === 'name' ? 'name' : 'version'} that sorts after \`${newestOnBase.id}\`.`,
-        };
-    });
-}
-function editDetail(was, now, at) {
-    if (at < 0)
-        return undefined;
-    const before = normalizedLines(was.source);
-    const after = normalizedLines(now.source);
-    const show = (lines, sign) => lines.slice(at, at + 5).map((l) => `${sign} ${l}`);
-    return [
-        `first difference at line ${now.line + at} of ${now.file}:`,
-        ...show(before, '-'),
-        ...show(after, '+'),
-    ].join('\n');
 }
 
 // EXTERNAL MODULE: ./src/core/locks.ts
@@ -46701,6 +46758,7 @@ function projectRoot(dir) {
 
 
 
+
 const LayoutDescriptions = {
     'golang-migrate': 'golang-migrate layout (NNNN_name.up.sql / NNNN_name.down.sql)',
     flyway: 'Flyway layout (V1__name.sql, undo U1__name.sql)',
@@ -46793,9 +46851,13 @@ const Trackings = {
 };
 /** Repeatable Flyway migrations run after every versioned one. */
 const RepeatableVersion = [2n ** 62n];
+/**
+ * One migration file's text. Read synchronously: for a folder of thousands of small files that is
+ * several times faster than the thread pool's round trips, and nothing else runs while loading.
+ */
 async function readText(file, shown) {
     try {
-        return await (0,promises_.readFile)(file, 'utf8');
+        return (0,external_node_fs_.readFileSync)(file, 'utf8');
     }
     catch (error) {
         throw new errors/* CannotCheck */.k_(`Cannot read migration file '${shown}': ${(0,errors/* messageOf */.bD)(error)}. Check its permissions.`, {
@@ -47106,6 +47168,7 @@ function sqlStep(file, line, text, marked) {
         line,
         ...(blocker ? { noTransaction: blocker } : {}),
         ...(allow.length ? { allow } : {}),
+        ...(blocker || hasTransactionControl(text) ? {} : { batched: () => `${TxPrefix}${text}\n;` }),
         async run(context) {
             const { client } = context;
             if (blocker) {
@@ -47670,6 +47733,22 @@ function checkOrdering(ctx, loaded, base) {
             ctx.finding(f);
     return comparison;
 }
+/**
+ * How many migrations, from the first, this branch's history shares with the base's: the same
+ * migrations (key and text) in the same order. Production has run them as they are, so with
+ * `scope: changed` they are only applied; the checks start at the first one the branch adds, edits,
+ * removes or moves.
+ */
+function sharedPrefix(base, head) {
+    const n = Math.min(base.migrations.length, head.migrations.length);
+    for (let i = 0; i < n; i++) {
+        const was = base.migrations[i];
+        const now = head.migrations[i];
+        if (!was || !now || was.key !== now.key || was.id !== now.id || !sameText(was.source, now.source))
+            return i;
+    }
+    return n;
+}
 
 // EXTERNAL MODULE: ./src/core/report.ts
 var report = __nccwpck_require__(88557);
@@ -47895,7 +47974,14 @@ class TableStorage {
     has(id) {
         return this.applied.includes(id);
     }
+    /** Ids whose up step ran and recorded itself without umzug (several steps to one round trip). */
+    ran(ids) {
+        this.applied.push(...ids);
+    }
 }
+/** Up to this many steps, or this much text, travel in one query string when only applied. */
+const BatchSteps = 100;
+const BatchBytes = 1 << 20;
 /** An SQL string literal (standard_conforming_strings is on since Postgres 9.1). */
 function literal(value) {
     return `'${value.replaceAll("'", "''")}'`;
@@ -48070,6 +48156,87 @@ class Runner {
     up(migration) {
         return this.step(migration, 'up');
     }
+    /**
+     * Applies `migrations` in order, as `up` one by one would, for migrations that are only applied
+     * (what a branch shares with its base, a rebuild): consecutive SQL steps that run in a
+     * transaction of their own go to the server many to a round trip, each still in its own
+     * transaction with its bookkeeping. Stops at the first that fails, and returns it with the
+     * outcome `up` gives it (it runs alone again, for its file and line).
+     */
+    async upMany(migrations) {
+        let i = 0;
+        while (i < migrations.length) {
+            const batch = [];
+            let bytes = 0;
+            for (let j = i; j < migrations.length && batch.length < BatchSteps && bytes < BatchBytes; j++) {
+                const m = migrations[j];
+                const text = this.storage.has(m.id) ? undefined : m.up.batched?.();
+                if (text === undefined)
+                    break;
+                batch.push({ migration: m, text });
+                bytes += text.length;
+            }
+            if (batch.length > 1) {
+                const done = await this.sendBatch(batch);
+                i += done;
+                if (done === batch.length)
+                    continue;
+            }
+            // One step alone: it cannot travel with others, or it failed among them (for its own error,
+            // and its own step timeout when the batch ran out of time).
+            const m = migrations[i];
+            const outcome = await this.up(m);
+            if (!outcome.ok)
+                return { migration: m, outcome };
+            i++;
+        }
+        return undefined;
+    }
+    /**
+     * Sends steps in one query string; returns how many ran (the ones before a failure). The batch
+     * as a whole gets one step timeout: when it runs out, the step that was running runs again alone.
+     */
+    async sendBatch(batch) {
+        const client = this.connection;
+        const ids = batch.map((b) => b.migration.id);
+        const sql = batch
+            .map((b) => `${b.text}INSERT INTO ${BookkeepingSchema}.applied (id) VALUES (${literal(b.migration.id)});COMMIT;`)
+            .join('\n');
+        const timer = setTimeout(() => void this.options.cancel().catch(() => { }), this.options.timeoutMs);
+        try {
+            await client.query(sql);
+            this.storage.ran(ids);
+            return batch.length;
+        }
+        catch (error) {
+            // The steps before the failing one committed; the failing one's transaction is aborted.
+            let recorded;
+            try {
+                await client.query('ROLLBACK');
+                recorded = (await client.query(`SELECT id FROM ${BookkeepingSchema}.applied WHERE id = ANY($1)`, [ids])).rows;
+            }
+            catch (lost) {
+                // The session or the server is gone: that is the environment's doing, whichever step ran.
+                throw (await this.environmentFault(batch[0]?.migration, 'up', error)) ?? lost;
+            }
+            const done = new Set(recorded.map((r) => r.id));
+            const ran = ids.filter((id) => done.has(id));
+            this.storage.ran(ran);
+            return ran.length;
+        }
+        finally {
+            clearTimeout(timer);
+        }
+    }
+    timedOutOutcome(file, line, ms) {
+        return {
+            ok: false,
+            ms,
+            timedOut: true,
+            error: new types/* StepError */.z(`did not finish within the step timeout of ${(0,format/* formatDuration */.a)(this.options.timeoutMs)} and was cancelled`, file, line),
+            notices: [],
+        };
+    }
     down(migration) {
         return this.step(migration, 'down');
     }
@@ -48113,13 +48280,7 @@ class Runner {
                 throw fault;
             if (timedOut) {
                 this.abort = new AbortController();
-                return {
-                    ok: false,
-                    ms,
-                    timedOut: true,
-                    error: new types/* StepError */.z(`did not finish within the step timeout of ${(0,format/* formatDuration */.a)(this.options.timeoutMs)} and was cancelled`, file, step?.line),
-                    notices: notices(),
-                };
+                return { ...this.timedOutOutcome(file, step?.line, ms), notices: notices() };
             }
             const cause = error.cause ?? error;
             if (cause instanceof types/* StepError */.z)
@@ -48258,8 +48419,18 @@ class Workspace {
         this.tracker = tracker;
     }
     static async create(plan) {
+        return (await Workspace.prepare(plan, 0, false)).ws;
+    }
+    /**
+     * A fresh database with the first `count` migrations applied without checks (what a target or a
+     * base branch has; a rebuild), the seed among them where it goes (after its migration; after the
+     * last of them only with `seedAtEnd`). They run before the catalog is tracked: no trigger fires
+     * for them, and the one full read that starts the tracking follows them.
+     */
+    static async prepare(plan, count, seedAtEnd) {
         const db = await plan.ctx.server.createDatabase();
         const runner = runnerFor(plan.ctx, plan.migrations, db);
+        const prepared = {};
         const catalog = new esm/* default.Client */.Ay.Client({
             connectionString: db.url,
             // A step's timeout cancels the queries on the database, never this session's.
@@ -48271,11 +48442,13 @@ class Workspace {
         catalog.on('error', () => { });
         try {
             await runner.open();
+            if (count)
+                Object.assign(prepared, await applyFirst(plan, runner, db, count, seedAtEnd));
             await catalog.connect();
             const ws = new Workspace(plan, db, runner, catalog, await CatalogTracker.open(catalog, plan.exclusions));
             if (plan.ctx.checks.has('locks') && ws.tracker.mode === 'incremental')
                 ws.tracing = await installLockTrace(catalog, plan.seedIndex !== undefined);
-            return ws;
+            return { ws, ...prepared };
         }
         catch (error) {
             await catalog.end().catch(() => { });
@@ -48284,23 +48457,17 @@ class Workspace {
             throw error;
         }
     }
-    /** A fresh database with migrations 0..upTo applied (and the seed where it went); undefined when that fails. */
+    /**
+     * A fresh database with migrations 0..upTo applied (and the seed where it went the first time; a
+     * failing seed was reported then); undefined when that fails.
+     */
     async rebuild(upTo) {
-        const fresh = await Workspace.create(this.plan);
-        // Replaying what was checked already: no locks to read.
-        await fresh.refresh('off');
-        for (let i = 0; i <= upTo; i++) {
-            const outcome = await fresh.runner.up(this.plan.migrations[i]);
-            if (!outcome.ok) {
-                await fresh.close();
-                return undefined;
-            }
-            // The seed goes in where it went the first time (a failing seed was reported then).
-            if (this.plan.seedIndex === i && i < upTo)
-                await fresh.seed('off');
-        }
-        await fresh.refresh();
-        return fresh;
+        // The walk loads the seed itself when it goes right after migration upTo.
+        const { ws, failed } = await Workspace.prepare(this.plan, upTo + 1, false);
+        if (!failed)
+            return ws;
+        await ws.close();
+        return undefined;
     }
     /** Runs the migration's assertions on this database as it is now, and keeps the runs in its report. */
     async assert(record, side) {
@@ -48357,6 +48524,22 @@ class Workspace {
         await this.runner.close();
         await this.db.drop().catch(() => { });
     }
+}
+/** Applies the first `count` migrations, many to a round trip, with the seed where it goes. */
+async function applyFirst(plan, runner, db, count, seedAtEnd) {
+    const { ctx, seedIndex } = plan;
+    const seeded = seedIndex !== undefined && (seedIndex < count - 1 || (seedAtEnd && seedIndex === count - 1));
+    const split = seeded ? seedIndex + 1 : count;
+    const failed = await runner.upMany(plan.migrations.slice(0, split));
+    if (failed || !seeded || !ctx.seed)
+        return failed ? { failed } : {};
+    const error = await applySeed(ctx.seed, db.url, {
+        workingDirectory: ctx.workingDirectory,
+        timeoutMs: ctx.stepTimeoutMs,
+        env: ctx.env,
+    });
+    const rest = await runner.upMany(plan.migrations.slice(split, count));
+    return { seed: error ? { error } : {}, ...(rest ? { failed: rest } : {}) };
 }
 
 ;// CONCATENATED MODULE: ./src/checks/replay.ts
@@ -49082,8 +49265,10 @@ function reproducesSchema(ctx, ws, record, afterUp) {
  * The rollback-all check: every applied migration rolled back from the newest to the first
  * succeeds, and leaves the empty database's schema (`empty`), object for object. It stops at a
  * migration without a down step, and does not run on a database in doubt (`dirty` says why).
+ * `afterOthers`: the walk started after migrations it only applied (a base branch's, a target's),
+ * so `empty` is the schema they leave and only the walked ones are rolled back.
  */
-async function checkRollbackAll(ctx, ws, applied, empty, dirty, told) {
+async function checkRollbackAll(ctx, ws, applied, empty, dirty, told, afterOthers = false) {
     if (!applied.length)
         return;
     if (dirty) {
@@ -49112,9 +49297,17 @@ async function checkRollbackAll(ctx, ws, applied, empty, dirty, told) {
             return;
         }
     }
-    const diffs = diffSnapshots(empty, await readSnapshot(ws.catalog, ws.plan.exclusions));
+    // After migrations that were only applied, the walked ones are few: the tracker's scoped read of
+    // what they touched is the schema now; else one full read, independent of the tracking.
+    if (afterOthers)
+        await ws.refresh('off');
+    const now = afterOthers ? ws.tracker.now() : await readSnapshot(ws.catalog, ws.plan.exclusions);
+    const diffs = diffSnapshots(empty, now);
     if (diffs.length) {
-        ctx.finding(differenceFinding('rollback-all', diffs, { before: 'before the first migration', after: 'after rolling back' }, Messages.rollbackLeftovers));
+        ctx.finding(differenceFinding('rollback-all', diffs, {
+            before: afterOthers ? `before \`${applied[0]?.migration.id}\`` : 'before the first migration',
+            after: 'after rolling back',
+        }, (text) => Messages.rollbackLeftovers(text, afterOthers ? applied[0]?.migration.id : undefined)));
     }
 }
 
@@ -49144,19 +49337,18 @@ async function walkSet(ctx, loaded, assertions, prefix = 0) {
     const exclusions = defaultExclusions(loaded.historyTables);
     const records = recordsOf(loaded.migrations.slice(prefix), prefix);
     const seedIndex = seedIndexOf(ctx, loaded);
-    const ws = await Workspace.create({
-        ctx,
-        migrations: loaded.migrations,
-        exclusions,
-        assertions,
-        ...(seedIndex >= 0 ? { seedIndex } : {}),
-    });
+    // What a target or a base branch has is only applied (the seed among it, where it goes).
+    const { ws, failed, seed } = await Workspace.prepare({ ctx, migrations: loaded.migrations, exclusions, assertions, ...(seedIndex >= 0 ? { seedIndex } : {}) }, prefix, true);
     const walk = { ctx, ws, records, told: new Set(), seedIndex, seeded: false };
     const reports = records.map((r) => r.report);
     try {
-        const startFailed = await applyPrefix(walk, loaded, prefix);
-        if (startFailed)
+        if (seed)
+            seedLoaded(walk, seed.error);
+        if (failed) {
+            const { migration: m, outcome } = failed;
+            const startFailed = { id: m.id, error: outcome.error?.message ?? 'failed', migration: m, outcome };
             return { migrations: reports, touched: new Map(), exclusions, startFailed };
+        }
         const empty = walk.ws.tracker.now();
         if (walk.ws.tracker.mode === 'full')
             ctx.note(Notes.fullCatalogReads);
@@ -49179,36 +49371,17 @@ async function walkSet(ctx, loaded, assertions, prefix = 0) {
         const last = loaded.migrations.length - 1;
         if (seedIndex >= prefix && seedIndex === last && applied === records.length && !walk.seeded)
             await loadSeed(walk);
-        const head = applied === records.length ? await headSnapshot(walk, exclusions) : undefined;
+        const head = applied === records.length ? await headSnapshot(walk, exclusions, prefix > 0) : undefined;
         if (ctx.checks.has('rollback-all')) {
             // Rolling everything back is not traced: its locks are the down steps', told already.
             await walk.ws.refresh('off');
-            await checkRollbackAll(ctx, walk.ws, records.slice(0, applied), empty, dirty, walk.told);
+            await checkRollbackAll(ctx, walk.ws, records.slice(0, applied), empty, dirty, walk.told, prefix > 0);
         }
         return { migrations: reports, touched: touchedOf(records), start: empty, head, exclusions };
     }
     finally {
         await walk.ws.close();
     }
-}
-/**
- * Applies the first `prefix` migrations without checking them (the seed goes in where it belongs);
- * returns the first that fails, with why.
- */
-async function applyPrefix(walk, loaded, prefix) {
-    // What the target has applied already is not checked: no locks to read.
-    if (prefix)
-        await walk.ws.refresh('off');
-    for (const [i, m] of loaded.migrations.slice(0, prefix).entries()) {
-        const outcome = await walk.ws.runner.up(m);
-        if (!outcome.ok)
-            return { id: m.id, error: outcome.error?.message ?? 'failed' };
-        if (i === walk.seedIndex)
-            await loadSeed(walk, 'off');
-    }
-    if (prefix)
-        await walk.ws.refresh();
-    return undefined;
 }
 function touchedOf(records) {
     return new Map(records.filter((r) => r.touched).map((r) => [r.migration.id, r.touched]));
@@ -49224,11 +49397,14 @@ function seedIndexOf(ctx, loaded) {
 }
 /** Loads the seed; `next`: what the steps after it are. */
 async function loadSeed(walk, next = 'migration') {
+    // What the seed did is not a migration's doing: its trace is dropped.
+    seedLoaded(walk, await walk.ws.seed(next));
+}
+/** The seed went in (`error`: or failed to). */
+function seedLoaded(walk, error) {
     const { ctx } = walk;
     const after = walk.ws.plan.migrations[walk.seedIndex]?.id ?? '';
     walk.seeded = true;
-    // What the seed did is not a migration's doing: its trace is dropped.
-    const error = await walk.ws.seed(next);
     if (error)
         ctx.finding({
             check: 'apply',
@@ -49324,8 +49500,14 @@ async function restore(walk, record, reversal, marks) {
     walk.ws = rebuilt;
     return true;
 }
-/** The full schema at the head: the reference for drift, and a cross-check of the tracking. */
-async function headSnapshot(walk, exclusions) {
+/**
+ * The full schema at the head: the reference for drift, and a cross-check of the tracking. After a
+ * prefix that was only applied, the tracker read everything in full then and has tracked only the
+ * few walked migrations since: what it holds is the head, with no second full read.
+ */
+async function headSnapshot(walk, exclusions, afterPrefix) {
+    if (afterPrefix)
+        return walk.ws.tracker.now();
     const head = await readSnapshot(walk.ws.catalog, exclusions);
     const missed = diffSnapshots(head, walk.ws.tracker.now());
     if (missed.length)
@@ -49430,6 +49612,7 @@ async function liveSizes(session, live) {
 
 
 
+
 /**
  * Every check of one migration set: ordering, the walk (apply, assertions, reversibility,
  * rollback-all), the two-phase replay against the base branch, drift. Findings and notes go
@@ -49446,7 +49629,13 @@ async function verifySet(ctx, loaded, base) {
     const gate = ctx.targetDatabaseUrl && ctx.checks.has('target')
         ? await checkTarget(ctx, loaded, ctx.targetDatabaseUrl, assertions)
         : undefined;
-    const walk = gate?.walk ?? (await walkSet(ctx, loaded, assertions));
+    // A pull request's check: what the branch shares with its base is only applied, then it walks.
+    const unchecked = !gate && ctx.scope === 'changed' && base?.loaded ? sharedPrefix(base.loaded, loaded) : 0;
+    if (unchecked)
+        ctx.log.info(`${ctx.name}: scope changed: ${(0,format/* plural */.L)(unchecked, 'migration')} shared with ${base ? baseName(base) : 'the base'} applied without checks, ${(0,format/* plural */.L)(loaded.migrations.length - unchecked, 'migration')} checked`);
+    const walk = gate?.walk ?? (await walkSet(ctx, loaded, assertions, unchecked));
+    if (!gate && walk.startFailed)
+        sharedFailed(ctx, walk.startFailed, base);
     if (base?.loaded && comparison && ctx.checks.has('apply'))
         await replay(ctx, loaded, { ...base, loaded: base.loaded }, comparison, walk);
     await checkDrift(ctx, walk);
@@ -49456,6 +49645,8 @@ async function verifySet(ctx, loaded, base) {
         format: loaded.format,
         formatReason: loaded.layout,
         migrations: walk.migrations,
+        scope: ctx.scope,
+        ...(ctx.scope === 'changed' && base?.loaded ? { unchecked } : {}),
         ...(gate ? { target: gate.report } : {}),
         ...(base?.loaded && comparison
             ? {
@@ -49480,6 +49671,19 @@ async function findAssertions(ctx, loaded) {
     ctx.log.info(`${ctx.name}: ${(0,format/* plural */.L)(count, 'assertion')} for ${(0,format/* plural */.L)(found.byMigration.size, 'migration')}`);
     return found.byMigration;
 }
+/** A migration the branch shares with its base did not apply, so nothing of the branch's was checked. */
+function sharedFailed(ctx, failed, base) {
+    const { migration: m, outcome } = failed;
+    ctx.finding({
+        check: 'apply',
+        severity: 'error',
+        migration: m.id,
+        file: outcome.error?.file ?? m.up.file,
+        line: outcome.error?.line,
+        message: Messages.sharedUpFailed(m.id, base ? baseName(base) : 'the base branch', failed.error),
+        detail: outcome.error?.detail,
+    });
+}
 /** Two-phase replay, when this branch changes the history the base branch has. */
 async function replay(ctx, loaded, base, comparison, walk) {
     const changed = comparison.added.length + comparison.edited.length + comparison.removed.length > 0;
@@ -49492,10 +49696,24 @@ async function replay(ctx, loaded, base, comparison, walk) {
     }
     const started = ctx.now();
     const plan = replayPlan(ctx, base.loaded, loaded, comparison, baseName(base));
+    // Production runs exactly this branch's history (new migrations only appended): the walk ran it.
+    if (runsAsWalked(plan, loaded)) {
+        ctx.log.debug('two-phase replay: production runs the same migrations in the same order as a fresh database');
+        return;
+    }
     const note = await replayOnBase(ctx, plan, walk.head, walk.exclusions);
     if (note)
         ctx.note(note);
     ctx.log.debug(`two-phase replay: ${(0,format/* formatDuration */.a)(ctx.now() - started)}`);
+}
+/** Production's sequence (the base's migrations, then the new ones) is the branch's own, text for text. */
+function runsAsWalked(plan, loaded) {
+    const production = [...plan.production, ...plan.added];
+    return (production.length === loaded.migrations.length &&
+        production.every((m, i) => {
+            const own = loaded.migrations[i];
+            return own !== undefined && own.id === m.id && own.key === m.key && sameText(own.source, m.source);
+        }));
 }
 /** drift-snapshot and drift-models, on the schema after every migration. */
 async function checkDrift(ctx, walk) {
@@ -49517,7 +49735,6 @@ async function checkDrift(ctx, walk) {
 }
 
 ;// CONCATENATED MODULE: ./src/git.ts
-
 
 
 
@@ -49584,10 +49801,12 @@ async function commitOf(cwd, ref) {
  */
 async function checkoutBase(ref, dirs, workingDirectory, log, 
 /** Folders whose migrations run through commands in the working directory, copied whole. */
-withRunner = []) {
+withRunner = [], 
+/** Folders whose base copy is not needed when the branch only adds files to them (see `unchanged`). */
+reusable = []) {
     const top = await repositoryRoot(ref, dirs[0] ?? workingDirectory, workingDirectory);
     const commit = await resolveRef(top, ref, log);
-    const root = await (0,promises_.mkdtemp)(external_node_path_default().join(external_node_os_default().tmpdir(), 'pgmv-base-'));
+    const root = await (0,promises_.mkdtemp)(external_node_path_default().join(await (0,lifecycle/* fastTempRoot */.z)(), 'pgmv-base-'));
     const unregister = (0,lifecycle/* registerCleanup */.q)({
         sync: () => (0,external_node_fs_.rmSync)(root, { recursive: true, force: true }),
         async: () => (0,promises_.rm)(root, { recursive: true, force: true }),
@@ -49607,6 +49826,17 @@ withRunner = []) {
             // A runner of its own (format: command) lives beside the migrations: copy the working directory too.
             const relWd = external_node_path_default().relative(top, realWd);
             const wholeWd = withRunner.includes(dir) && !relWd.startsWith('..') && !external_node_path_default().isAbsolute(relWd);
+            const unchanged = reusable.includes(dir) && !wholeWd ? await sameInWorkingTree(top, commit, rel) : undefined;
+            if (unchanged) {
+                checkouts.push({
+                    commit,
+                    dir: external_node_path_default().join(root, rel),
+                    workingDirectory: external_node_path_default().join(root, relWd),
+                    exists: unchanged.length > 0,
+                    unchanged: new Set(unchanged.map((f) => external_node_path_default().relative(realWd, external_node_path_default().join(top, f)))),
+                });
+                continue;
+            }
             await copyTree(top, commit, wholeWd ? relWd : rel, root);
             checkouts.push({
                 commit,
@@ -49653,8 +49883,8 @@ async function resolveRef(top, ref, log) {
         throw new errors/* CannotCheck */.k_(`Input '${inputs/* Inputs */.G.BaseRef}' is '${ref}', and 'git fetch origin ${ref}' brought no commit. Set ${inputs/* Inputs */.G.BaseRef} to a branch, tag or commit that exists.`);
     return fetched;
 }
-/** Writes the files under `rel` at `commit` into `dest` (same relative paths); returns how many. */
-async function copyTree(top, commit, rel, dest) {
+/** The regular files under `rel` at `commit`, with their blob ids (paths relative to the top). */
+async function filesAt(top, commit, rel) {
     const listing = await git(top, ['ls-tree', '-r', '-z', '--full-tree', commit, '--', rel || '.']);
     const blobs = [];
     for (const entry of listing.toString('utf8').split('\0')) {
@@ -49663,20 +49893,54 @@ async function copyTree(top, commit, rel, dest) {
         if (match && (match[1] === '100644' || match[1] === '100755'))
             blobs.push({ sha: match[2], file: match[3] });
     }
+    return blobs;
+}
+/**
+ * The files under `rel` at `commit` (paths relative to the top) when the working tree has each of
+ * them with the same content (git's own hash, after its filters, so a CRLF checkout of the same
+ * text counts as the same); undefined when one is missing or differs.
+ */
+async function sameInWorkingTree(top, commit, rel) {
+    const blobs = await filesAt(top, commit, rel);
+    if (!blobs.length)
+        return [];
+    let hashes;
+    try {
+        const out = await git(top, ['hash-object', '--stdin-paths'], Buffer.from(`${blobs.map((b) => b.file).join('\n')}\n`));
+        hashes = out.toString('utf8').trim().split('\n');
+    }
+    catch {
+        // A file of the base that the working tree lacks.
+        return undefined;
+    }
+    return hashes.length === blobs.length && blobs.every((b, i) => b.sha === hashes[i])
+        ? blobs.map((b) => b.file)
+        : undefined;
+}
+/** Writes the files under `rel` at `commit` into `dest` (same relative paths); returns how many. */
+async function copyTree(top, commit, rel, dest) {
+    const blobs = await filesAt(top, commit, rel);
     if (!blobs.length)
         return 0;
     const out = await git(top, ['cat-file', '--batch'], Buffer.from(`${blobs.map((b) => b.sha).join('\n')}\n`));
+    const files = [];
     let at = 0;
     for (const blob of blobs) {
         const headerEnd = out.indexOf(0x0a, at);
         const header = out.subarray(at, headerEnd).toString('utf8');
         const size = Number(header.split(' ')[2]);
-        const body = out.subarray(headerEnd + 1, headerEnd + 1 + size);
+        files.push({
+            target: external_node_path_default().join(dest, blob.file),
+            body: out.subarray(headerEnd + 1, headerEnd + 1 + size),
+        });
         at = headerEnd + 1 + size + 1;
-        const target = external_node_path_default().join(dest, blob.file);
-        await (0,promises_.mkdir)(external_node_path_default().dirname(target), { recursive: true });
-        await (0,promises_.writeFile)(target, body);
     }
+    // Each folder once, then the files, many at a time: a history has thousands of small files, and
+    // creating them one after another waits on the file system for each (seconds on a slow disk).
+    for (const dir of new Set(files.map((f) => external_node_path_default().dirname(f.target))))
+        (0,external_node_fs_.mkdirSync)(dir, { recursive: true });
+    for (let i = 0; i < files.length; i += 64)
+        await Promise.all(files.slice(i, i + 64).map((f) => (0,promises_.writeFile)(f.target, f.body)));
     return blobs.length;
 }
 
@@ -49774,14 +50038,22 @@ async function loadBases(run, loaded) {
     const ref = settings.baseRef;
     if (!ref || !(settings.checks.has('ordering') || settings.checks.has('apply')))
         return [];
-    const base = await checkoutBase(ref, settings.sets.map((s) => s.dir), settings.workingDirectory, edges.log, settings.sets.filter((s) => s.format === 'command').map((s) => s.dir));
+    const base = await checkoutBase(ref, settings.sets.map((s) => s.dir), settings.workingDirectory, edges.log, settings.sets.filter((s) => s.format === 'command').map((s) => s.dir), 
+    // SQL files are the whole migration: a folder the branch only adds to needs no copy of the base.
+    settings.sets.filter((_, i) => loaded[i]?.format === 'sql').map((s) => s.dir));
     run.removeBase = base.remove;
     const bases = [];
     for (const [i, set] of settings.sets.entries()) {
         const checkout = base.checkouts[i];
         const one = { ref, commit: base.commit };
+        const head = loaded[i];
         if (!checkout?.exists)
-            one.loaded = { ...loaded[i], migrations: [], findings: [] };
+            one.loaded = { ...head, migrations: [], findings: [] };
+        else if (checkout.unchanged) {
+            // Every file the base has is here as it is: its history is this branch's without the new files.
+            const files = checkout.unchanged;
+            one.loaded = { ...head, migrations: head.migrations.filter((m) => files.has(m.up.file)), findings: [] };
+        }
         else {
             try {
                 one.loaded = await loadMigrations(checkout.dir, set.format, checkout.workingDirectory, loadOptions(run, set));
@@ -49820,6 +50092,7 @@ function setContext(run, set, server, notes) {
         env: edges.env,
         stepTimeoutMs: settings.stepTimeoutMs,
         checks: settings.checks,
+        scope: settings.scope,
         requireDown: settings.requireDown,
         assertionsStrict: settings.assertionsStrict,
         assertCommand: set.assertCommand,
@@ -64811,6 +65084,7 @@ function cli_program() {
         .option(`--${src_settings/* Inputs */.G0.PostgresImage} <image>`, 'container image for --postgres docker')
         .option(`--${src_settings/* Inputs */.G0.DatabaseUrl} <url>`, 'existing server to create scratch databases in')
         .option(`--${src_settings/* Inputs */.G0.BaseRef} <ref>`, 'git ref of the base branch')
+        .addOption(new Option(`--${src_settings/* Inputs */.G0.Scope} <scope>`, 'which migrations get the per-migration checks: changed (default with a base ref) or all').choices(core_report/* Scopes */.MJ))
         .option(`--${src_settings/* Inputs */.G0.ListCommand} <command>`, 'format command: prints migration ids in order')
         .option(`--${src_settings/* Inputs */.G0.UpCommand} <command>`, 'format command: applies migration {id}')
         .option(`--${src_settings/* Inputs */.G0.DownCommand} <command>`, 'format command: reverts migration {id}')

@@ -2,7 +2,7 @@ import type { CheckEvent } from '../core/events.js';
 import type { CheckId, NewFinding, Severity } from '../core/findings.js';
 import type { LockRule } from '../core/locks.js';
 import type { Logger } from '../core/logger.js';
-import type { Acceptance, LiveTable } from '../core/report.js';
+import type { Acceptance, LiveTable, Scope } from '../core/report.js';
 import type { StartedPostgres } from '../postgres/types.js';
 import type { Seed } from './seed.js';
 
@@ -25,6 +25,8 @@ export interface SetContext {
   stepTimeoutMs: number;
   /** The checks that run. */
   checks: ReadonlySet<CheckId>;
+  /** `changed`: with a base branch, the migrations it has as this branch has them are only applied. */
+  scope: Scope;
   /** A migration without a down step is a reversibility error. */
   requireDown: boolean;
   /** Assertions must also fail on the side where they do not apply. */

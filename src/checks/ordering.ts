@@ -1,4 +1,4 @@
-import { compareHistories, type HistoryComparison, historyFindings } from '../core/ordering.js';
+import { compareHistories, type HistoryComparison, historyFindings, sameText } from '../core/ordering.js';
 import { historyOf } from '../migrations/index.js';
 import type { LoadedSet } from '../migrations/types.js';
 import type { SetContext } from './context.js';
@@ -38,4 +38,21 @@ export function checkOrdering(
     : undefined;
   if (comparison && ordering) for (const f of comparison.findings) ctx.finding(f);
   return comparison;
+}
+
+/**
+ * How many migrations, from the first, this branch's history shares with the base's: the same
+ * migrations (key and text) in the same order. Production has run them as they are, so with
+ * `scope: changed` they are only applied; the checks start at the first one the branch adds, edits,
+ * removes or moves.
+ */
+export function sharedPrefix(base: LoadedSet, head: LoadedSet): number {
+  const n = Math.min(base.migrations.length, head.migrations.length);
+  for (let i = 0; i < n; i++) {
+    const was = base.migrations[i];
+    const now = head.migrations[i];
+    if (!was || !now || was.key !== now.key || was.id !== now.id || !sameText(was.source, now.source))
+      return i;
+  }
+  return n;
 }

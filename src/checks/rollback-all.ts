@@ -10,6 +10,8 @@ import type { Workspace } from './workspace.js';
  * The rollback-all check: every applied migration rolled back from the newest to the first
  * succeeds, and leaves the empty database's schema (`empty`), object for object. It stops at a
  * migration without a down step, and does not run on a database in doubt (`dirty` says why).
+ * `afterOthers`: the walk started after migrations it only applied (a base branch's, a target's),
+ * so `empty` is the schema they leave and only the walked ones are rolled back.
  */
 export async function checkRollbackAll(
   ctx: SetContext,
@@ -18,6 +20,7 @@ export async function checkRollbackAll(
   empty: SchemaSnapshot,
   dirty: string | undefined,
   told: Set<string>,
+  afterOthers = false,
 ): Promise<void> {
   if (!applied.length) return;
   if (dirty) {
@@ -53,14 +56,21 @@ export async function checkRollbackAll(
       return;
     }
   }
-  const diffs = diffSnapshots(empty, await readSnapshot(ws.catalog, ws.plan.exclusions));
+  // After migrations that were only applied, the walked ones are few: the tracker's scoped read of
+  // what they touched is the schema now; else one full read, independent of the tracking.
+  if (afterOthers) await ws.refresh('off');
+  const now = afterOthers ? ws.tracker.now() : await readSnapshot(ws.catalog, ws.plan.exclusions);
+  const diffs = diffSnapshots(empty, now);
   if (diffs.length) {
     ctx.finding(
       differenceFinding(
         'rollback-all',
         diffs,
-        { before: 'before the first migration', after: 'after rolling back' },
-        Messages.rollbackLeftovers,
+        {
+          before: afterOthers ? `before \`${applied[0]?.migration.id}\`` : 'before the first migration',
+          after: 'after rolling back',
+        },
+        (text) => Messages.rollbackLeftovers(text, afterOthers ? applied[0]?.migration.id : undefined),
       ),
     );
   }

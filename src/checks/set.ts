@@ -1,17 +1,17 @@
 import path from 'node:path';
 import { formatDuration, plural } from '../core/format.js';
-import { Notes } from '../core/messages.js';
-import type { HistoryComparison } from '../core/ordering.js';
+import { Messages, Notes } from '../core/messages.js';
+import { type HistoryComparison, sameText } from '../core/ordering.js';
 import type { SetReport } from '../core/report.js';
 import type { LoadedSet } from '../migrations/types.js';
 import { type Assertion, discoverAssertions } from './assertions.js';
 import type { SetContext } from './context.js';
 import { checkModels } from './drift-models.js';
 import { checkSnapshotFile } from './drift-snapshot.js';
-import { type BaseSet, baseName, checkOrdering } from './ordering.js';
-import { replayOnBase, replayPlan } from './replay.js';
+import { type BaseSet, baseName, checkOrdering, sharedPrefix } from './ordering.js';
+import { type ReplayPlan, replayOnBase, replayPlan } from './replay.js';
 import { checkTarget } from './target.js';
-import { type WalkResult, walkSet } from './walk.js';
+import { type StartFailure, type WalkResult, walkSet } from './walk.js';
 
 /**
  * Every check of one migration set: ordering, the walk (apply, assertions, reversibility,
@@ -32,7 +32,14 @@ export async function verifySet(
     ctx.targetDatabaseUrl && ctx.checks.has('target')
       ? await checkTarget(ctx, loaded, ctx.targetDatabaseUrl, assertions)
       : undefined;
-  const walk = gate?.walk ?? (await walkSet(ctx, loaded, assertions));
+  // A pull request's check: what the branch shares with its base is only applied, then it walks.
+  const unchecked = !gate && ctx.scope === 'changed' && base?.loaded ? sharedPrefix(base.loaded, loaded) : 0;
+  if (unchecked)
+    ctx.log.info(
+      `${ctx.name}: scope changed: ${plural(unchecked, 'migration')} shared with ${base ? baseName(base) : 'the base'} applied without checks, ${plural(loaded.migrations.length - unchecked, 'migration')} checked`,
+    );
+  const walk = gate?.walk ?? (await walkSet(ctx, loaded, assertions, unchecked));
+  if (!gate && walk.startFailed) sharedFailed(ctx, walk.startFailed, base);
   if (base?.loaded && comparison && ctx.checks.has('apply'))
     await replay(ctx, loaded, { ...base, loaded: base.loaded }, comparison, walk);
   await checkDrift(ctx, walk);
@@ -42,6 +49,8 @@ export async function verifySet(
     format: loaded.format,
     formatReason: loaded.layout,
     migrations: walk.migrations,
+    scope: ctx.scope,
+    ...(ctx.scope === 'changed' && base?.loaded ? { unchecked } : {}),
     ...(gate ? { target: gate.report } : {}),
     ...(base?.loaded && comparison
       ? {
@@ -76,6 +85,20 @@ async function findAssertions(
   return found.byMigration;
 }
 
+/** A migration the branch shares with its base did not apply, so nothing of the branch's was checked. */
+function sharedFailed(ctx: SetContext, failed: StartFailure, base: BaseSet | undefined): void {
+  const { migration: m, outcome } = failed;
+  ctx.finding({
+    check: 'apply',
+    severity: 'error',
+    migration: m.id,
+    file: outcome.error?.file ?? m.up.file,
+    line: outcome.error?.line,
+    message: Messages.sharedUpFailed(m.id, base ? baseName(base) : 'the base branch', failed.error),
+    detail: outcome.error?.detail,
+  });
+}
+
 /** Two-phase replay, when this branch changes the history the base branch has. */
 async function replay(
   ctx: SetContext,
@@ -93,9 +116,28 @@ async function replay(
   }
   const started = ctx.now();
   const plan = replayPlan(ctx, base.loaded, loaded, comparison, baseName(base));
+  // Production runs exactly this branch's history (new migrations only appended): the walk ran it.
+  if (runsAsWalked(plan, loaded)) {
+    ctx.log.debug(
+      'two-phase replay: production runs the same migrations in the same order as a fresh database',
+    );
+    return;
+  }
   const note = await replayOnBase(ctx, plan, walk.head, walk.exclusions);
   if (note) ctx.note(note);
   ctx.log.debug(`two-phase replay: ${formatDuration(ctx.now() - started)}`);
+}
+
+/** Production's sequence (the base's migrations, then the new ones) is the branch's own, text for text. */
+function runsAsWalked(plan: ReplayPlan, loaded: LoadedSet): boolean {
+  const production = [...plan.production, ...plan.added];
+  return (
+    production.length === loaded.migrations.length &&
+    production.every((m, i) => {
+      const own = loaded.migrations[i];
+      return own !== undefined && own.id === m.id && own.key === m.key && sameText(own.source, m.source);
+    })
+  );
 }
 
 /** drift-snapshot and drift-models, on the schema after every migration. */

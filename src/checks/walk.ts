@@ -5,7 +5,8 @@ import { Inputs } from '../core/inputs.js';
 import { Messages, Notes } from '../core/messages.js';
 import type { MigrationReport } from '../core/report.js';
 import { diffSnapshots, type SchemaSnapshot, summarizeChanges, touchedTables } from '../core/schema.js';
-import type { LoadedSet } from '../migrations/types.js';
+import type { StepOutcome } from '../migrations/runner.js';
+import type { LoadedSet, Migration } from '../migrations/types.js';
 import { applyFailed, applyUp } from './apply.js';
 import { type Assertion, assertionVerdict } from './assertions.js';
 import type { SetContext } from './context.js';
@@ -23,10 +24,18 @@ export interface WalkResult {
   /** The schema the walked migrations start from: empty, or what the migrations before them leave. */
   start?: SchemaSnapshot;
   /** A migration before the walked ones that did not apply, and why (the walk did not run then). */
-  startFailed?: { id: string; error: string };
+  startFailed?: StartFailure;
   /** The schema after every migration, read in full; undefined when not every migration applied. */
   head?: SchemaSnapshot;
   exclusions: Exclusions;
+}
+
+/** A migration of the prefix (applied without checks) that did not apply. */
+export interface StartFailure {
+  id: string;
+  error: string;
+  migration: Migration;
+  outcome: StepOutcome;
 }
 
 /** The walk's state as it moves through the set. */
@@ -56,18 +65,21 @@ export async function walkSet(
   const exclusions = defaultExclusions(loaded.historyTables);
   const records = recordsOf(loaded.migrations.slice(prefix), prefix);
   const seedIndex = seedIndexOf(ctx, loaded);
-  const ws = await Workspace.create({
-    ctx,
-    migrations: loaded.migrations,
-    exclusions,
-    assertions,
-    ...(seedIndex >= 0 ? { seedIndex } : {}),
-  });
+  // What a target or a base branch has is only applied (the seed among it, where it goes).
+  const { ws, failed, seed } = await Workspace.prepare(
+    { ctx, migrations: loaded.migrations, exclusions, assertions, ...(seedIndex >= 0 ? { seedIndex } : {}) },
+    prefix,
+    true,
+  );
   const walk: Walk = { ctx, ws, records, told: new Set(), seedIndex, seeded: false };
   const reports = records.map((r) => r.report);
   try {
-    const startFailed = await applyPrefix(walk, loaded, prefix);
-    if (startFailed) return { migrations: reports, touched: new Map(), exclusions, startFailed };
+    if (seed) seedLoaded(walk, seed.error);
+    if (failed) {
+      const { migration: m, outcome } = failed;
+      const startFailed = { id: m.id, error: outcome.error?.message ?? 'failed', migration: m, outcome };
+      return { migrations: reports, touched: new Map(), exclusions, startFailed };
+    }
     const empty = walk.ws.tracker.now();
     if (walk.ws.tracker.mode === 'full') ctx.note(Notes.fullCatalogReads);
     if (walk.ws.tracker.mode === 'full' && ctx.checks.has('locks')) ctx.note(Notes.locksNotTraced);
@@ -86,36 +98,16 @@ export async function walkSet(
     const last = loaded.migrations.length - 1;
     if (seedIndex >= prefix && seedIndex === last && applied === records.length && !walk.seeded)
       await loadSeed(walk);
-    const head = applied === records.length ? await headSnapshot(walk, exclusions) : undefined;
+    const head = applied === records.length ? await headSnapshot(walk, exclusions, prefix > 0) : undefined;
     if (ctx.checks.has('rollback-all')) {
       // Rolling everything back is not traced: its locks are the down steps', told already.
       await walk.ws.refresh('off');
-      await checkRollbackAll(ctx, walk.ws, records.slice(0, applied), empty, dirty, walk.told);
+      await checkRollbackAll(ctx, walk.ws, records.slice(0, applied), empty, dirty, walk.told, prefix > 0);
     }
     return { migrations: reports, touched: touchedOf(records), start: empty, head, exclusions };
   } finally {
     await walk.ws.close();
   }
-}
-
-/**
- * Applies the first `prefix` migrations without checking them (the seed goes in where it belongs);
- * returns the first that fails, with why.
- */
-async function applyPrefix(
-  walk: Walk,
-  loaded: LoadedSet,
-  prefix: number,
-): Promise<{ id: string; error: string } | undefined> {
-  // What the target has applied already is not checked: no locks to read.
-  if (prefix) await walk.ws.refresh('off');
-  for (const [i, m] of loaded.migrations.slice(0, prefix).entries()) {
-    const outcome = await walk.ws.runner.up(m);
-    if (!outcome.ok) return { id: m.id, error: outcome.error?.message ?? 'failed' };
-    if (i === walk.seedIndex) await loadSeed(walk, 'off');
-  }
-  if (prefix) await walk.ws.refresh();
-  return undefined;
 }
 
 function touchedOf(records: MigrationRecord[]): Map<string, string[]> {
@@ -135,11 +127,15 @@ function seedIndexOf(ctx: SetContext, loaded: LoadedSet): number {
 
 /** Loads the seed; `next`: what the steps after it are. */
 async function loadSeed(walk: Walk, next: NextSteps = 'migration'): Promise<void> {
+  // What the seed did is not a migration's doing: its trace is dropped.
+  seedLoaded(walk, await walk.ws.seed(next));
+}
+
+/** The seed went in (`error`: or failed to). */
+function seedLoaded(walk: Walk, error: string | undefined): void {
   const { ctx } = walk;
   const after = walk.ws.plan.migrations[walk.seedIndex]?.id ?? '';
   walk.seeded = true;
-  // What the seed did is not a migration's doing: its trace is dropped.
-  const error = await walk.ws.seed(next);
   if (error)
     ctx.finding({
       check: 'apply',
@@ -252,8 +248,17 @@ async function restore(
   return true;
 }
 
-/** The full schema at the head: the reference for drift, and a cross-check of the tracking. */
-async function headSnapshot(walk: Walk, exclusions: Exclusions): Promise<SchemaSnapshot> {
+/**
+ * The full schema at the head: the reference for drift, and a cross-check of the tracking. After a
+ * prefix that was only applied, the tracker read everything in full then and has tracked only the
+ * few walked migrations since: what it holds is the head, with no second full read.
+ */
+async function headSnapshot(
+  walk: Walk,
+  exclusions: Exclusions,
+  afterPrefix: boolean,
+): Promise<SchemaSnapshot> {
+  if (afterPrefix) return walk.ws.tracker.now();
   const head = await readSnapshot(walk.ws.catalog, exclusions);
   const missed = diffSnapshots(head, walk.ws.tracker.now());
   if (missed.length)

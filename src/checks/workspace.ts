@@ -3,7 +3,7 @@ import { installLockTrace, lockTraceRider, loggedLocks } from '../catalog/locks.
 import { CatalogTracker, type Exclusions } from '../catalog/tracker.js';
 import type { AssertionRun, Side } from '../core/assertions.js';
 import { type StepTrace, stepTrace } from '../core/locks.js';
-import { Runner } from '../migrations/runner.js';
+import { Runner, type StepOutcome } from '../migrations/runner.js';
 import type { Migration } from '../migrations/types.js';
 import { CatalogSessionName, cancelQueries } from '../postgres/databases.js';
 import type { ScratchDatabase } from '../postgres/types.js';
@@ -43,6 +43,14 @@ export function runnerFor(ctx: SetContext, migrations: readonly Migration[], db:
  */
 export type NextSteps = 'migration' | 'same' | 'off';
 
+/** What applying migrations without checks (before a walk, or to rebuild) came to. */
+export interface Prepared {
+  /** The first that did not apply, and its outcome; the ones after it did not run. */
+  failed?: { migration: Migration; outcome: StepOutcome };
+  /** The seed went in among them; `error` says why it failed, when it did. */
+  seed?: { error?: string };
+}
+
 /** A scratch database with its runner, its catalog tracker and its assertion runner. */
 export class Workspace {
   /** One per database, so that each assertion module is loaded once. */
@@ -62,8 +70,23 @@ export class Workspace {
   ) {}
 
   static async create(plan: WorkspacePlan): Promise<Workspace> {
+    return (await Workspace.prepare(plan, 0, false)).ws;
+  }
+
+  /**
+   * A fresh database with the first `count` migrations applied without checks (what a target or a
+   * base branch has; a rebuild), the seed among them where it goes (after its migration; after the
+   * last of them only with `seedAtEnd`). They run before the catalog is tracked: no trigger fires
+   * for them, and the one full read that starts the tracking follows them.
+   */
+  static async prepare(
+    plan: WorkspacePlan,
+    count: number,
+    seedAtEnd: boolean,
+  ): Promise<{ ws: Workspace } & Prepared> {
     const db = await plan.ctx.server.createDatabase();
     const runner = runnerFor(plan.ctx, plan.migrations, db);
+    const prepared: Prepared = {};
     const catalog = new pg.Client({
       connectionString: db.url,
       // A step's timeout cancels the queries on the database, never this session's.
@@ -75,6 +98,7 @@ export class Workspace {
     catalog.on('error', () => {});
     try {
       await runner.open();
+      if (count) Object.assign(prepared, await applyFirst(plan, runner, db, count, seedAtEnd));
       await catalog.connect();
       const ws = new Workspace(
         plan,
@@ -85,7 +109,7 @@ export class Workspace {
       );
       if (plan.ctx.checks.has('locks') && ws.tracker.mode === 'incremental')
         ws.tracing = await installLockTrace(catalog, plan.seedIndex !== undefined);
-      return ws;
+      return { ws, ...prepared };
     } catch (error) {
       await catalog.end().catch(() => {});
       await runner.close();
@@ -94,22 +118,16 @@ export class Workspace {
     }
   }
 
-  /** A fresh database with migrations 0..upTo applied (and the seed where it went); undefined when that fails. */
+  /**
+   * A fresh database with migrations 0..upTo applied (and the seed where it went the first time; a
+   * failing seed was reported then); undefined when that fails.
+   */
   async rebuild(upTo: number): Promise<Workspace | undefined> {
-    const fresh = await Workspace.create(this.plan);
-    // Replaying what was checked already: no locks to read.
-    await fresh.refresh('off');
-    for (let i = 0; i <= upTo; i++) {
-      const outcome = await fresh.runner.up(this.plan.migrations[i] as Migration);
-      if (!outcome.ok) {
-        await fresh.close();
-        return undefined;
-      }
-      // The seed goes in where it went the first time (a failing seed was reported then).
-      if (this.plan.seedIndex === i && i < upTo) await fresh.seed('off');
-    }
-    await fresh.refresh();
-    return fresh;
+    // The walk loads the seed itself when it goes right after migration upTo.
+    const { ws, failed } = await Workspace.prepare(this.plan, upTo + 1, false);
+    if (!failed) return ws;
+    await ws.close();
+    return undefined;
   }
 
   /** Runs the migration's assertions on this database as it is now, and keeps the runs in its report. */
@@ -167,4 +185,26 @@ export class Workspace {
     await this.runner.close();
     await this.db.drop().catch(() => {});
   }
+}
+
+/** Applies the first `count` migrations, many to a round trip, with the seed where it goes. */
+async function applyFirst(
+  plan: WorkspacePlan,
+  runner: Runner,
+  db: ScratchDatabase,
+  count: number,
+  seedAtEnd: boolean,
+): Promise<Prepared> {
+  const { ctx, seedIndex } = plan;
+  const seeded = seedIndex !== undefined && (seedIndex < count - 1 || (seedAtEnd && seedIndex === count - 1));
+  const split = seeded ? seedIndex + 1 : count;
+  const failed = await runner.upMany(plan.migrations.slice(0, split));
+  if (failed || !seeded || !ctx.seed) return failed ? { failed } : {};
+  const error = await applySeed(ctx.seed, db.url, {
+    workingDirectory: ctx.workingDirectory,
+    timeoutMs: ctx.stepTimeoutMs,
+    env: ctx.env,
+  });
+  const rest = await runner.upMany(plan.migrations.slice(split, count));
+  return { seed: error ? { error } : {}, ...(rest ? { failed: rest } : {}) };
 }

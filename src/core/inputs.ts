@@ -7,6 +7,7 @@ export const Inputs = {
   PostgresImage: 'postgres-image',
   DatabaseUrl: 'database-url',
   BaseRef: 'base-ref',
+  Scope: 'scope',
   AssertionsDir: 'assertions-dir',
   AssertCommand: 'assert-command',
   AssertionsStrict: 'assertions-strict',

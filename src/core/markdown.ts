@@ -150,6 +150,8 @@ function setSection(report: Report, set: SetReport): string[] {
       '',
     );
   }
+  const scope = scopeText(set, inlineCode);
+  if (scope) out.push(`Scope \`changed\`: ${scope}`, '');
   if (set.target) out.push(...targetSection(set.target, set.migrations));
   // The locks column only where the locks check observed something, so other reports read as before.
   const locks = set.migrations.some((m) => m.locks?.length);
@@ -167,6 +169,14 @@ function setSection(report: Report, set: SetReport): string[] {
   out.push(...assertionTable(set.migrations));
   for (const note of set.notes) out.push(`> ${escapeText(note).replaceAll('\\|', '|')}`, '');
   return out;
+}
+
+/** What `scope: changed` left out, when it left something out; `code` shows a name or a setting. */
+function scopeText(set: SetReport, code: (text: string) => string = (t) => t): string | undefined {
+  if (set.scope !== 'changed' || !set.unchecked || !set.base) return undefined;
+  const checked = set.migrations.length;
+  const first = set.migrations[0]?.id ?? '';
+  return `the first ${plural(set.unchecked, 'migration')}, which this branch shares with ${code(set.base.ref)}, ${set.unchecked === 1 ? 'was' : 'were'} applied without per-migration checks; ${checked ? `${plural(checked, 'migration')} from ${code(first)} on ${checked === 1 ? 'was' : 'were'} checked` : 'this branch changes none'}. ${code('scope: all')} checks every migration (on main, nightly).`;
 }
 
 /** `ACCESS EXCLUSIVE public.accounts · rewrite`: the strongest lock per table and direction. */
@@ -331,6 +341,8 @@ export function renderSummary(report: Report): string {
       lines.push(
         `  base  ${set.name}: ${set.base.ref} at ${set.base.commit.slice(0, 7)}, ${plural(set.base.migrations, 'migration')}; ${set.base.added.length ? `adds ${set.base.added.join(', ')}` : 'adds none'}`,
       );
+    const scope = scopeText(set);
+    if (scope) lines.push(`  scope  ${set.name}: changed: ${scope}`);
     if (set.target)
       lines.push(
         `  target  ${set.name}: ${set.target.database}: ${set.target.applied.length} applied, ${set.target.pending.length} pending${set.target.pending.length ? ` (${set.target.pending.join(', ')})` : ''}${set.target.unknown.length ? `, ${set.target.unknown.length} unknown (${set.target.unknown.join(', ')})` : ''}`,

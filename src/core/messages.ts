@@ -86,8 +86,11 @@ export const Messages = {
     `The target's schema differs from the schema this repository's history gives at the version the target has applied: ${text}. Something changed the target outside the migrations (a hotfix by hand, a migration from another branch), or a migration was edited after it ran there. Deploying on top may fail or leave the two apart for good. Put the change into a migration (or undo it on the target) before deploying.`,
   targetHistoryFails: (id: string, error: string) =>
     `\`${id}\` is applied on the target, but this repository's history up to it does not apply on an empty database (${error}), so the target's schema could not be compared. Fix the history; the apply findings of a normal run say where.`,
-  rollbackLeftovers: (text: string) =>
-    `Rolling back every migration from the newest to the first does not return to the empty database: ${text}. Some down step does not undo its up step; the reversibility findings name which.`,
+  /** `from`: the first migration rolled back, when the ones before it were only applied. */
+  rollbackLeftovers: (text: string, from?: string) =>
+    `Rolling back every migration from the newest to ${from ? `\`${from}\` does not return to the schema before it` : 'the first does not return to the empty database'}: ${text}. Some down step does not undo its up step; the reversibility findings name which.`,
+  sharedUpFailed: (id: string, base: string, error: string) =>
+    `\`${id}\` (up) fails on the database the migrations before it leave: ${error}. It is one of the migrations this branch shares unchanged with ${base}, which \`scope: changed\` applies without checking, so none of this branch's own migrations could be checked. The history on ${base} is broken here too: fix it there (or run with \`scope: all\` to see every finding).`,
 };
 
 /** The lines of a set's notes: worth telling, not findings. */

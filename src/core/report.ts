@@ -47,6 +47,10 @@ export interface TargetReport {
   unknown: string[];
 }
 
+/** Which migrations get the per-migration checks: the ones a branch changes, or every one. */
+export const Scopes = ['changed', 'all'] as const;
+export type Scope = (typeof Scopes)[number];
+
 export interface SetReport {
   name: string;
   dir: string;
@@ -58,6 +62,13 @@ export interface SetReport {
   notes: string[];
   /** The base branch this set was compared with, when a base ref was given. */
   base?: BaseReport;
+  /** Which migrations were checked: every one (`all`), or the ones this branch changes. */
+  scope: Scope;
+  /**
+   * With `scope: changed`, how many migrations from the first this branch shares unchanged with the
+   * base branch: applied without per-migration checks (`migrations` lists the rest).
+   */
+  unchecked?: number;
   /** The deploy gate's target, when a target database was given. */
   target?: TargetReport;
 }

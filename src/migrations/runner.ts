@@ -33,7 +33,15 @@ class TableStorage implements UmzugStorage<StepContext> {
   has(id: string): boolean {
     return this.applied.includes(id);
   }
+  /** Ids whose up step ran and recorded itself without umzug (several steps to one round trip). */
+  ran(ids: readonly string[]): void {
+    this.applied.push(...ids);
+  }
 }
+
+/** Up to this many steps, or this much text, travel in one query string when only applied. */
+const BatchSteps = 100;
+const BatchBytes = 1 << 20;
 
 /** An SQL string literal (standard_conforming_strings is on since Postgres 9.1). */
 function literal(value: string): string {
@@ -254,6 +262,98 @@ export class Runner {
     return this.step(migration, 'up');
   }
 
+  /**
+   * Applies `migrations` in order, as `up` one by one would, for migrations that are only applied
+   * (what a branch shares with its base, a rebuild): consecutive SQL steps that run in a
+   * transaction of their own go to the server many to a round trip, each still in its own
+   * transaction with its bookkeeping. Stops at the first that fails, and returns it with the
+   * outcome `up` gives it (it runs alone again, for its file and line).
+   */
+  async upMany(
+    migrations: readonly Migration[],
+  ): Promise<{ migration: Migration; outcome: StepOutcome } | undefined> {
+    let i = 0;
+    while (i < migrations.length) {
+      const batch: { migration: Migration; text: string }[] = [];
+      let bytes = 0;
+      for (let j = i; j < migrations.length && batch.length < BatchSteps && bytes < BatchBytes; j++) {
+        const m = migrations[j] as Migration;
+        const text = this.storage.has(m.id) ? undefined : m.up.batched?.();
+        if (text === undefined) break;
+        batch.push({ migration: m, text });
+        bytes += text.length;
+      }
+      if (batch.length > 1) {
+        const done = await this.sendBatch(batch);
+        i += done;
+        if (done === batch.length) continue;
+      }
+      // One step alone: it cannot travel with others, or it failed among them (for its own error,
+      // and its own step timeout when the batch ran out of time).
+      const m = migrations[i] as Migration;
+      const outcome = await this.up(m);
+      if (!outcome.ok) return { migration: m, outcome };
+      i++;
+    }
+    return undefined;
+  }
+
+  /**
+   * Sends steps in one query string; returns how many ran (the ones before a failure). The batch
+   * as a whole gets one step timeout: when it runs out, the step that was running runs again alone.
+   */
+  private async sendBatch(batch: readonly { migration: Migration; text: string }[]): Promise<number> {
+    const client = this.connection;
+    const ids = batch.map((b) => b.migration.id);
+    const sql = batch
+      .map(
+        (b) =>
+          `${b.text}INSERT INTO ${BookkeepingSchema}.applied (id) VALUES (${literal(b.migration.id)});COMMIT;`,
+      )
+      .join('\n');
+    const timer = setTimeout(() => void this.options.cancel().catch(() => {}), this.options.timeoutMs);
+    try {
+      await client.query(sql);
+      this.storage.ran(ids);
+      return batch.length;
+    } catch (error) {
+      // The steps before the failing one committed; the failing one's transaction is aborted.
+      let recorded: { id: string }[];
+      try {
+        await client.query('ROLLBACK');
+        recorded = (
+          await client.query<{ id: string }>(
+            `SELECT id FROM ${BookkeepingSchema}.applied WHERE id = ANY($1)`,
+            [ids],
+          )
+        ).rows;
+      } catch (lost) {
+        // The session or the server is gone: that is the environment's doing, whichever step ran.
+        throw (await this.environmentFault(batch[0]?.migration as Migration, 'up', error)) ?? lost;
+      }
+      const done = new Set(recorded.map((r) => r.id));
+      const ran = ids.filter((id) => done.has(id));
+      this.storage.ran(ran);
+      return ran.length;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private timedOutOutcome(file: string, line: number | undefined, ms: number): StepOutcome {
+    return {
+      ok: false,
+      ms,
+      timedOut: true,
+      error: new StepError(
+        `did not finish within the step timeout of ${formatDuration(this.options.timeoutMs)} and was cancelled`,
+        file,
+        line,
+      ),
+      notices: [],
+    };
+  }
+
   down(migration: Migration): Promise<StepOutcome> {
     return this.step(migration, 'down');
   }
@@ -295,17 +395,7 @@ export class Runner {
       if (fault) throw fault;
       if (timedOut) {
         this.abort = new AbortController();
-        return {
-          ok: false,
-          ms,
-          timedOut: true,
-          error: new StepError(
-            `did not finish within the step timeout of ${formatDuration(this.options.timeoutMs)} and was cancelled`,
-            file,
-            step?.line,
-          ),
-          notices: notices(),
-        };
+        return { ...this.timedOutOutcome(file, step?.line, ms), notices: notices() };
       }
       const cause = (error as { cause?: unknown }).cause ?? error;
       if (cause instanceof StepError) return { ok: false, ms, error: cause, notices: notices() };

@@ -1,4 +1,4 @@
-import type { Dirent } from 'node:fs';
+import { type Dirent, readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type pg from 'pg';
@@ -141,9 +141,13 @@ interface Candidate {
   name: string;
 }
 
+/**
+ * One migration file's text. Read synchronously: for a folder of thousands of small files that is
+ * several times faster than the thread pool's round trips, and nothing else runs while loading.
+ */
 async function readText(file: string, shown: string): Promise<string> {
   try {
-    return await readFile(file, 'utf8');
+    return readFileSync(file, 'utf8');
   } catch (error) {
     throw new CannotCheck(
       `Cannot read migration file '${shown}': ${messageOf(error)}. Check its permissions.`,
@@ -556,6 +560,7 @@ function sqlStep(file: string, line: number, text: string, marked: string | unde
     line,
     ...(blocker ? { noTransaction: blocker } : {}),
     ...(allow.length ? { allow } : {}),
+    ...(blocker || hasTransactionControl(text) ? {} : { batched: () => `${TxPrefix}${text}\n;` }),
     async run(context) {
       const { client } = context;
       if (blocker) {

@@ -53,6 +53,13 @@ export interface Step {
   /** `locks` rules its file allows (`-- pg-migrate-verify: allow rewrite`). */
   allow?: string[];
   run(context: StepContext): Promise<void>;
+  /**
+   * The step as SQL that opens its own transaction and leaves it open for our bookkeeping and
+   * COMMIT, for a step that can travel in one query string with others (a replay of migrations that
+   * are only applied); undefined for a step that cannot (code, statements outside a transaction,
+   * transaction control of its own).
+   */
+  batched?(): string;
 }
 
 export interface Migration {

@@ -1,8 +1,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, constants, existsSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
 import {
-  access,
   chown,
   cp,
   mkdir,
@@ -25,7 +24,7 @@ import pg from 'pg';
 import { CannotCheck, messageOf } from '../core/errors.js';
 import { Inputs } from '../core/inputs.js';
 import type { Logger } from '../core/logger.js';
-import { registerCleanup } from '../lifecycle.js';
+import { fastTempRoot, registerCleanup } from '../lifecycle.js';
 import { DatabaseFactory, serverVersion } from './databases.js';
 import { type ServerFault, type StartedPostgres, SupportedMajors } from './types.js';
 
@@ -127,20 +126,10 @@ export function cacheRoot(env: NodeJS.ProcessEnv = process.env): string {
 
 /** Directory for clusters: a tmpfs where one is writable (2-5x faster than disk), else the OS temp dir. */
 export async function runtimeRoot(env: NodeJS.ProcessEnv = process.env): Promise<string> {
-  const base = env.PG_MIGRATE_VERIFY_TMPDIR ?? (await writableDir('/dev/shm')) ?? os.tmpdir();
+  const base = await fastTempRoot(env);
   const dir = path.join(base, `pg-migrate-verify-${process.getuid?.() ?? 'u'}`);
   await mkdir(dir, { recursive: true, mode: 0o755 });
   return dir;
-}
-
-async function writableDir(dir: string): Promise<string | undefined> {
-  try {
-    if (!(await stat(dir)).isDirectory()) return undefined;
-    await access(dir, constants.W_OK);
-    return dir;
-  } catch {
-    return undefined;
-  }
 }
 
 async function versionOf(binDir: string): Promise<{ version: string; major: number } | undefined> {
