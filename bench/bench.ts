@@ -14,7 +14,7 @@ import { startBinaries } from '../src/postgres/binaries.js';
 import type { StartedPostgres } from '../src/postgres/types.js';
 import { type RawInputs, resolveSettings } from '../src/settings.js';
 import { verify } from '../src/verify.js';
-import { generateHistory, writeHistory } from './generate.js';
+import { generateHistory, writeAlembicProject, writeHistory } from './generate.js';
 
 const sizes = process.argv
   .slice(2)
@@ -194,6 +194,61 @@ async function prBench(server: StartedPostgres, tmp: string, count: number): Pro
   );
 }
 
+/**
+ * Alembic: a generated linear history of 60 revisions (a table and an index each), the tool against
+ * raw `alembic upgrade head` + `alembic downgrade base` on the same server; skipped, saying why,
+ * where alembic does not run.
+ */
+async function alembicBench(server: StartedPostgres, tmp: string): Promise<void> {
+  const count = 60;
+  const dir = path.join(tmp, 'alembic');
+  await writeAlembicProject(dir, count);
+  const alembic = (args: string, url: string) =>
+    spawnSync('sh', ['-c', `alembic ${args}`], {
+      cwd: dir,
+      env: { ...process.env, DATABASE_URL: url },
+      encoding: 'utf8',
+    });
+  const probe = spawnSync('sh', ['-c', 'alembic --version'], { encoding: 'utf8' });
+  console.log('');
+  if (probe.status !== 0) {
+    console.log(
+      `alembic, ${count} revisions: skipped (alembic does not run here: ${(probe.stderr || probe.error?.message || '').trim().split('\n').at(-1)}; Debian: apt-get install alembic python3-psycopg2)`,
+    );
+    return;
+  }
+  const settings = await resolveSettings({ 'migrations-dir': dir, format: 'alembic' });
+  const raw: number[] = [];
+  const tool: number[] = [];
+  for (let i = 0; i < repeats; i++) {
+    const db = await server.createDatabase();
+    const t = performance.now();
+    const up = alembic('upgrade head', db.url);
+    const down = alembic('downgrade base', db.url);
+    raw.push(performance.now() - t);
+    await db.drop();
+    if (up.status !== 0 || down.status !== 0)
+      throw new Error(`raw alembic failed: ${up.stderr}${down.stderr}`);
+    const s = performance.now();
+    const report = await verify(settings, {
+      log,
+      emit() {},
+      startPostgres: async () => ({ ...server, stop: async () => {} }),
+      now: () => performance.now(),
+    });
+    tool.push(performance.now() - s);
+    if (report.result !== 'passed' || report.findings.some((f) => f.check !== 'locks'))
+      throw new Error(
+        `the alembic history did not pass: ${JSON.stringify(report.findings[0] ?? report.error)}`,
+      );
+  }
+  const r = median(raw);
+  const v = median(tool);
+  console.log(
+    `alembic, ${count} revisions (scope all): tool median ${ms(v)} over ${tool.length}; raw upgrade head + downgrade base median ${ms(r)}; ratio ${(v / r).toFixed(1)}x`,
+  );
+}
+
 async function main(): Promise<void> {
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'pgmv-bench-'));
   // As root the server runs as another user, who must be able to enter this directory.
@@ -272,6 +327,7 @@ async function main(): Promise<void> {
       }
       const largest = Math.max(...counts);
       await prBench(server, tmp, largest);
+      await alembicBench(server, tmp);
       await gateBench(server, tmp, largest);
 
       // Peak memory of the tool alone: the bundled CLI (build it first) in a child process.

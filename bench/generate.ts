@@ -76,3 +76,57 @@ export async function writeHistory(dir: string, history: Generated[]): Promise<v
     await writeFile(path.join(dir, `${m.id}.down.sql`), m.down);
   }
 }
+
+/**
+ * An alembic project with a linear history of `count` revisions, each a table and an index, that a
+ * correct tool must pass: `alembic.ini`, `migrations/env.py` (the URL from DATABASE_URL) and the
+ * revision files.
+ */
+export async function writeAlembicProject(dir: string, count: number): Promise<void> {
+  const versions = path.join(dir, 'migrations', 'versions');
+  await mkdir(versions, { recursive: true });
+  await writeFile(path.join(dir, 'alembic.ini'), '[alembic]\nscript_location = %(here)s/migrations\n');
+  await writeFile(
+    path.join(dir, 'migrations', 'env.py'),
+    [
+      'import os',
+      'from alembic import context',
+      'from sqlalchemy import create_engine',
+      '',
+      'with create_engine(os.environ["DATABASE_URL"]).connect() as connection:',
+      '    context.configure(connection=connection, target_metadata=None)',
+      '    with context.begin_transaction():',
+      '        context.run_migrations()',
+      '',
+    ].join('\n'),
+  );
+  let parent: string | undefined;
+  for (let i = 1; i <= count; i++) {
+    const revision = i.toString(16).padStart(12, '0');
+    await writeFile(
+      path.join(versions, `${revision}_t${i}.py`),
+      [
+        `"""table t${i}"""`,
+        'from alembic import op',
+        'import sqlalchemy as sa',
+        '',
+        `revision = "${revision}"`,
+        `down_revision = ${parent ? `"${parent}"` : 'None'}`,
+        'branch_labels = None',
+        'depends_on = None',
+        '',
+        '',
+        'def upgrade():',
+        `    op.create_table("t${i}", sa.Column("id", sa.Integer, primary_key=True), sa.Column("name", sa.Text))`,
+        `    op.create_index("t${i}_name", "t${i}", ["name"])`,
+        '',
+        '',
+        'def downgrade():',
+        `    op.drop_index("t${i}_name", table_name="t${i}")`,
+        `    op.drop_table("t${i}")`,
+        '',
+      ].join('\n'),
+    );
+    parent = revision;
+  }
+}

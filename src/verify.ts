@@ -49,13 +49,15 @@ interface Run {
   timings: Record<string, number>;
   server?: StartedPostgres;
   removeBase?: () => Promise<void>;
+  /** The sets as loaded (the base branch's too): what they keep running ends with the run. */
+  loaded: LoadedSet[];
   /** Acceptances the migrations' own files make (`allow` comments), besides the config file's. */
   fileAcceptances: Acceptance[];
 }
 
 async function verifyAll(settings: Settings, edges: Edges & { env: NodeJS.ProcessEnv }): Promise<Report> {
   const startedAt = edges.now();
-  const run: Run = { settings, edges, findings: [], sets: [], timings: {}, fileAcceptances: [] };
+  const run: Run = { settings, edges, findings: [], sets: [], timings: {}, fileAcceptances: [], loaded: [] };
   const timed = async <T>(key: string, work: () => Promise<T>): Promise<T> => {
     const t = edges.now();
     try {
@@ -84,6 +86,7 @@ async function verifyAll(settings: Settings, edges: Edges & { env: NodeJS.Proces
     await run.server
       ?.stop()
       .catch((error) => edges.log.warn(`Could not stop PostgreSQL cleanly: ${messageOf(error)}`));
+    for (const set of run.loaded) await set.close?.().catch(() => {});
     await run.removeBase?.();
   }
 }
@@ -102,6 +105,7 @@ function loadOptions(run: Run, set: SetSettings): LoadOptions {
 async function loadSet(run: Run, set: SetSettings): Promise<LoadedSet> {
   const one = await loadMigrations(set.dir, set.format, run.settings.workingDirectory, loadOptions(run, set));
   one.historyTables = [...(one.historyTables ?? []), ...set.historyTables];
+  run.loaded.push(one);
   run.edges.log.info(`${set.name}: ${plural(one.migrations.length, 'migration')}, ${one.layout}`);
   return one;
 }
@@ -139,6 +143,7 @@ async function loadBases(run: Run, loaded: LoadedSet[]): Promise<(BaseSet | unde
           checkout.workingDirectory,
           loadOptions(run, set),
         );
+        run.loaded.push(one.loaded);
       } catch (error) {
         one.note = `The copy of '${path.relative(settings.workingDirectory, set.dir) || '.'}' on ${ref} could not be read (${messageOf(error)}), so this set was not compared with it.`;
       }

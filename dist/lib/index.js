@@ -44332,7 +44332,7 @@ function checksOf(get) {
 
 /***/ }),
 
-/***/ 22750:
+/***/ 77954:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -46269,9 +46269,284 @@ async function checkSnapshotFile(ctx, head) {
 
 // EXTERNAL MODULE: ./src/core/locks.ts
 var core_locks = __nccwpck_require__(51191);
+;// CONCATENATED MODULE: ./src/migrations/alembic-server.ts
+
+
+
+
+
+/**
+ * One Python interpreter of the project's own environment that runs alembic's command API for
+ * every step of the run: `upgrade <rev>` and `downgrade -1`, as the `alembic` command would, but
+ * without starting Python, importing alembic, SQLAlchemy and the project's models, and reading
+ * every revision file again for each step. Each step still gets a fresh `Config`, its own
+ * environment (the scratch database's URL) and a fresh run of env.py; its output is captured per
+ * step. A step that times out or takes the interpreter down ends it; the next step starts another.
+ *
+ * Requests go on stdin as JSON lines; answers come on file descriptor 3, so that whatever the
+ * migrations print cannot be mistaken for one.
+ */
+const Server = String.raw `
+import contextlib, io, json, os, sys, traceback
+answers = os.fdopen(3, "w", buffering=1)
+def answer(value):
+    answers.write(json.dumps(value) + "\n")
+try:
+    import alembic
+    from alembic import command
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+except BaseException as error:
+    answer({"ready": False, "error": "%s: %s" % (type(error).__name__, error)})
+    sys.exit(0)
+if "--cwd-on-path" in sys.argv:
+    sys.path.insert(0, os.getcwd())
+# alembic reads every revision file for each command; the files do not change during a run.
+_from_config = ScriptDirectory.from_config.__func__
+_scripts = {}
+def _cached(cls, config):
+    key = (os.path.abspath(config.config_file_name or ""), config.get_main_option("script_location"))
+    if key not in _scripts:
+        _scripts[key] = _from_config(cls, config)
+    return _scripts[key]
+ScriptDirectory.from_config = classmethod(_cached)
+base_env = dict(os.environ)
+answer({"ready": True, "version": alembic.__version__})
+for line in sys.stdin:
+    request = json.loads(line)
+    os.environ.clear()
+    os.environ.update(base_env)
+    os.environ.update(request["env"])
+    output = io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+        try:
+            config = Config("alembic.ini")
+            name, target = request["argv"]
+            getattr(command, name)(config, target)
+        except CommandError as error:
+            print("FAILED: %s" % error)
+            code = 1
+        except SystemExit as error:
+            code = error.code if isinstance(error.code, int) else (0 if error.code is None else 1)
+            if error.code is not None and not isinstance(error.code, int):
+                print(error.code)
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    answer({"code": code, "output": output.getvalue()[-65536:]})
+`;
+/**
+ * The interpreter behind an alembic command, as a shell command that runs a script with it:
+ * `python3 -m alembic` -> `python3`; `poetry run alembic` (uv, pipenv, ...) -> `poetry run python`;
+ * `alembic` or a path to it -> the interpreter its first line names. Undefined when the command
+ * is something else (a wrapper script): then every step runs the command itself.
+ */
+function interpreterOf(command, env, cwd) {
+    const trimmed = command.trim();
+    const module = /^(.*\S)\s+-m\s+alembic$/.exec(trimmed);
+    if (module)
+        return { command: module[1], cwdOnPath: true };
+    const words = trimmed.split(/\s+/);
+    const last = words.at(-1) ?? '';
+    if (external_node_path_default().basename(last) !== 'alembic')
+        return undefined;
+    if (words.length > 1) {
+        // `poetry run alembic`: the same runner, with the environment's python.
+        if (last !== 'alembic')
+            return undefined;
+        return { command: [...words.slice(0, -1), 'python'].join(' '), cwdOnPath: false };
+    }
+    const file = last.includes('/') ? external_node_path_default().resolve(cwd, last) : onPath(last, env);
+    if (!file)
+        return undefined;
+    let first;
+    try {
+        first = (0,external_node_fs_.readFileSync)(file, 'utf8').slice(0, 256).split('\n')[0] ?? '';
+    }
+    catch {
+        return undefined;
+    }
+    const shebang = /^#!\s*(\S+(?:\s+\S+)?)\s*$/.exec(first);
+    if (!shebang || !/python/.test(shebang[1] ?? ''))
+        return undefined;
+    return { command: shebang[1], cwdOnPath: false };
+}
+function onPath(name, env) {
+    for (const dir of (env.PATH ?? '').split((external_node_path_default()).delimiter)) {
+        if (!dir)
+            continue;
+        const file = external_node_path_default().join(dir, name);
+        if ((0,external_node_fs_.existsSync)(file))
+            return file;
+    }
+    return undefined;
+}
+/** A running interpreter; `undefined` answers mean it could not start (then steps run the command). */
+class AlembicServer {
+    interpreter;
+    cwd;
+    env;
+    child;
+    ready;
+    pending;
+    queue = Promise.resolve();
+    answers = '';
+    /** What the interpreter wrote outside a step's capture (a crash, a C library): kept for the step. */
+    stray = '';
+    unregister;
+    /** Why it could not start, once known. */
+    startError;
+    constructor(interpreter, cwd, env) {
+        this.interpreter = interpreter;
+        this.cwd = cwd;
+        this.env = env;
+    }
+    /** Runs `alembic <name> <target>`; undefined when the interpreter cannot run alembic at all. */
+    run(argv, env, timeoutMs, signal) {
+        const next = this.queue.then(() => this.send(argv, env, timeoutMs, signal));
+        this.queue = next.catch(() => { });
+        return next;
+    }
+    async send(argv, env, timeoutMs, signal) {
+        if (!(await this.start()))
+            return undefined;
+        const child = this.child;
+        this.stray = '';
+        return new Promise((resolve) => {
+            let timedOut = false;
+            const finish = (result) => {
+                clearTimeout(timer);
+                signal?.removeEventListener('abort', stop);
+                this.pending = undefined;
+                resolve(result);
+            };
+            const stop = () => {
+                timedOut = true;
+                // Python cannot be interrupted inside a driver call: the interpreter goes, the next starts anew.
+                this.end('SIGKILL');
+                finish({ code: null, stdout: '', output: this.stray, timedOut });
+            };
+            const timer = setTimeout(stop, timeoutMs);
+            signal?.addEventListener('abort', stop, { once: true });
+            this.pending = {
+                resolve: (result) => finish({ ...result, timedOut }),
+            };
+            child.stdin?.write(`${JSON.stringify({ argv, env })}\n`);
+        });
+    }
+    start() {
+        if (this.ready && this.child)
+            return this.ready;
+        if (this.startError)
+            return Promise.resolve(false);
+        this.ready = new Promise((resolve) => {
+            // The script travels on the command line: no file to write, none to leave behind.
+            const child = (0,external_node_child_process_.spawn)(`${this.interpreter.command} -c ${fillCommand('{script}', { script: Server })}${this.interpreter.cwdOnPath ? ' --cwd-on-path' : ''}`, {
+                cwd: this.cwd,
+                env: this.env,
+                shell: true,
+                detached: true,
+                stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
+            });
+            this.child = child;
+            this.answers = '';
+            this.unregister = (0,lifecycle/* registerCleanup */.q)({
+                sync: () => this.end('SIGKILL'),
+                async: async () => this.end('SIGKILL'),
+            });
+            let started = false;
+            const keep = (chunk) => {
+                this.stray = `${this.stray}${chunk.toString('utf8')}`.slice(-64 * 1024);
+            };
+            child.stdout?.on('data', keep);
+            child.stderr?.on('data', keep);
+            child.stdin?.on('error', () => { });
+            child.stdio[3].on('data', (chunk) => {
+                this.answers += chunk.toString('utf8');
+                let at = this.answers.indexOf('\n');
+                while (at >= 0) {
+                    const line = this.answers.slice(0, at);
+                    this.answers = this.answers.slice(at + 1);
+                    at = this.answers.indexOf('\n');
+                    const answer = JSON.parse(line);
+                    if (!started) {
+                        started = true;
+                        if (!answer.ready)
+                            this.startError = answer.error ?? 'alembic could not be imported';
+                        resolve(!!answer.ready);
+                        continue;
+                    }
+                    this.pending?.resolve({
+                        code: answer.code ?? 1,
+                        stdout: '',
+                        output: answer.output ?? '',
+                        timedOut: false,
+                    });
+                }
+            });
+            child.on('error', (error) => {
+                this.startError ??= error.message;
+                if (!started)
+                    resolve(false);
+            });
+            child.on('exit', (code, signal) => {
+                if (this.child === child)
+                    this.child = undefined;
+                this.unregister?.();
+                if (!started) {
+                    started = true;
+                    this.startError ??= `the interpreter exited with ${code ?? signal}: ${this.stray.trim().split('\n').at(-1) ?? ''}`;
+                    resolve(false);
+                    return;
+                }
+                // A step that ended the interpreter (sys.exit in C code, a crash): its own output is lost.
+                this.pending?.resolve({ code: code ?? null, stdout: '', output: this.stray, timedOut: false });
+            });
+        });
+        return this.ready;
+    }
+    end(signal) {
+        const child = this.child;
+        this.child = undefined;
+        this.ready = undefined;
+        if (!child?.pid)
+            return;
+        try {
+            process.kill(-child.pid, signal);
+        }
+        catch {
+            // Already gone.
+        }
+    }
+    /** Stops the interpreter (end of run). */
+    async close() {
+        const child = this.child;
+        if (!child)
+            return;
+        child.stdin?.end();
+        await new Promise((resolve) => {
+            const timer = setTimeout(() => {
+                this.end('SIGKILL');
+                resolve();
+            }, 2_000);
+            child.once('exit', () => {
+                clearTimeout(timer);
+                resolve();
+            });
+        });
+        this.child = undefined;
+        this.unregister?.();
+    }
+}
+
 // EXTERNAL MODULE: ./src/migrations/types.ts
 var types = __nccwpck_require__(87140);
 ;// CONCATENATED MODULE: ./src/migrations/alembic.ts
+
 
 
 
@@ -46357,6 +46632,7 @@ async function loadAlembicMigrations(dir, cwd, options) {
     const project = await openProject(dir, cwd, options);
     const { revisions } = project;
     const migrations = [];
+    const together = upTogether(project);
     for (const [index, revision] of revisions.entries()) {
         const file = external_node_path_default().relative(cwd, revision.path) || revision.path;
         const source = await (0,promises_.readFile)(revision.path, 'utf8').catch(() => revision.id);
@@ -46372,8 +46648,9 @@ async function loadAlembicMigrations(dir, cwd, options) {
                 line: 1,
                 ...((0,core_locks/* allowedRules */.Gf)(source).length ? { allow: (0,core_locks/* allowedRules */.Gf)(source) } : {}),
                 async run(context) {
-                    await project.run(`upgrade ${fillCommand('{id}', { id: revision.id })}`, context, file);
+                    await project.run(['upgrade', revision.id], context, file);
                 },
+                together,
             },
             down: downStep(project, revision, file, source),
         });
@@ -46391,6 +46668,7 @@ async function loadAlembicMigrations(dir, cwd, options) {
             unknown: 'alembic refuses to run at all ("Can\'t locate revision identified by ..."), so this deploy would stop before its first revision.',
         },
         findings: headsFindings(project, heads),
+        close: () => project.close(),
     };
 }
 /** The project's revisions from `alembic history --verbose`, and how to run alembic there. */
@@ -46406,23 +46684,29 @@ async function openProject(dir, cwd, options) {
     const revisions = topologicalOrder(parseHistory(listed.stdout));
     if (!revisions.length)
         throw new errors/* CannotCheck */.k_(`\`${options.command} history\` in '${shownDir}' lists no revisions. Add one with \`alembic revision\`.`);
-    const envFor = (url) => ({
-        ...options.env,
+    const stepEnv = (url) => ({
         ...pgEnv(url),
         ...(options.urlVariable ? { [options.urlVariable]: url } : {}),
     });
+    // Every step in one interpreter of the project's environment, when the command names one.
+    const interpreter = interpreterOf(options.command, options.env, root);
+    const server = interpreter ? new AlembicServer(interpreter, root, options.env) : undefined;
     return {
         cwd,
         options,
         revisions,
         byId: new Map(revisions.map((r) => [r.id, r])),
-        async run(args, context, file) {
-            const result = await alembic(args, envFor(context.databaseUrl), context.signal);
+        async run(argv, context, file) {
+            const args = `${argv[0]} ${fillCommand('{target}', { target: argv[1] })}`;
+            const env = stepEnv(context.databaseUrl);
+            const result = (await server?.run(argv, env, options.timeoutMs, context.signal)) ??
+                (await alembic(args, { ...options.env, ...env }, context.signal));
             if (result.code === 0)
                 return;
             const { message, detail, line } = commandFailure(`alembic ${args}`, result, { file, cwd });
             throw new types/* StepError */.z(message, file, line, detail);
         },
+        close: async () => server?.close(),
     };
 }
 /** Every revision `id` builds on, transitively. */
@@ -46438,6 +46722,36 @@ function ancestorsOf(project, id, seen = new Set()) {
 /** The smallest set of heads that means all of `ids` are applied. */
 function minimalHeads(project, ids) {
     return ids.filter((id) => !ids.some((other) => other !== id && ancestorsOf(project, other).has(id)));
+}
+/**
+ * Many revisions in one `alembic upgrade` (one per head they lead to, on a branchy graph): what a
+ * replay of revisions that are only applied costs. After a failure, the revisions the version
+ * table shows as applied count (alembic may have rolled the whole command back).
+ */
+function upTogether(project) {
+    return {
+        with: project,
+        async run(context, migrations) {
+            const ids = migrations.map((m) => m.id);
+            try {
+                for (const head of minimalHeads(project, ids))
+                    await project.run(['upgrade', head], context, project.byId.get(head)?.path ?? head);
+                return ids.length;
+            }
+            catch (error) {
+                if (!(error instanceof types/* StepError */.z))
+                    throw error;
+                const applied = new Set();
+                for (const head of await versions(context.client).catch(() => [])) {
+                    applied.add(head);
+                    for (const a of ancestorsOf(project, head))
+                        applied.add(a);
+                }
+                const done = ids.findIndex((id) => !applied.has(id));
+                return done < 0 ? ids.length : done;
+            }
+        },
+    };
 }
 /** Undoes exactly one revision, leaving sibling branches applied. */
 function downStep(project, revision, file, source) {
@@ -46458,7 +46772,7 @@ function downStep(project, revision, file, source) {
             }
             await setVersions(context.client, [revision.id]);
             try {
-                await project.run('downgrade -1', context, file);
+                await project.run(['downgrade', '-1'], context, file);
             }
             catch (error) {
                 await setVersions(context.client, heads).catch(() => { });
@@ -48036,16 +48350,7 @@ class Runner {
        CREATE TABLE IF NOT EXISTS ${BookkeepingSchema}.applied (seq serial, id text PRIMARY KEY)`);
         this.client = client;
         collectUnhandledRejections();
-        const context = () => ({
-            client,
-            databaseUrl: this.options.databaseUrl,
-            signal: this.abort.signal,
-            shared: this.shared,
-            onClose: (release) => this.releases.push(release),
-            onBusy: (probe) => this.probes.push(probe),
-            settle: () => this.settle(),
-            notice: (notice) => this.notices.push(notice),
-        });
+        const context = () => this.context();
         this.umzug = new lib.Umzug({
             migrations: this.migrations.map((m) => ({
                 name: m.id,
@@ -48065,6 +48370,19 @@ class Runner {
             storage: this.storage,
             logger: undefined,
         });
+    }
+    /** What a step gets: our connection, the database, the step's signal, the run's shared state. */
+    context() {
+        return {
+            client: this.connection,
+            databaseUrl: this.options.databaseUrl,
+            signal: this.abort.signal,
+            shared: this.shared,
+            onClose: (release) => this.releases.push(release),
+            onBusy: (probe) => this.probes.push(probe),
+            settle: () => this.settle(),
+            notice: (notice) => this.notices.push(notice),
+        };
     }
     /** True while queries a step started are still running on this database's connections. */
     busy() {
@@ -48165,7 +48483,25 @@ class Runner {
      */
     async upMany(migrations) {
         let i = 0;
+        // After a failure among many, the rest go one by one: a runner that rolled the whole group
+        // back would otherwise run it again up to the failure for every step before it.
+        let grouping = true;
         while (i < migrations.length) {
+            const first = migrations[i];
+            const together = grouping && !this.storage.has(first.id) ? first.up.together : undefined;
+            if (together) {
+                let end = i + 1;
+                while (end < migrations.length && migrations[end]?.up.together?.with === together.with)
+                    end++;
+                const group = migrations.slice(i, end).filter((m) => !this.storage.has(m.id));
+                if (group.length > 1) {
+                    const done = await this.runTogether(together, group);
+                    i += done;
+                    if (done === group.length)
+                        continue;
+                    grouping = false;
+                }
+            }
             const batch = [];
             let bytes = 0;
             for (let j = i; j < migrations.length && batch.length < BatchSteps && bytes < BatchBytes; j++) {
@@ -48191,6 +48527,23 @@ class Runner {
             i++;
         }
         return undefined;
+    }
+    /** Runs a group through its format (`together`), then records the ones that were applied. */
+    async runTogether(together, group) {
+        const client = this.connection;
+        let done;
+        try {
+            done = await together.run(this.context(), group);
+        }
+        catch (error) {
+            throw (await this.environmentFault(group[0], 'up', error)) ?? error;
+        }
+        const ids = group.slice(0, done).map((m) => m.id);
+        if (ids.length) {
+            await client.query(`INSERT INTO ${BookkeepingSchema}.applied (id) SELECT unnest($1::text[])`, [ids]);
+            this.storage.ran(ids);
+        }
+        return done;
     }
     /**
      * Sends steps in one query string; returns how many ran (the ones before a failure). The batch
@@ -49979,7 +50332,7 @@ function setEnvironment(env) {
 }
 async function verifyAll(settings, edges) {
     const startedAt = edges.now();
-    const run = { settings, edges, findings: [], sets: [], timings: {}, fileAcceptances: [] };
+    const run = { settings, edges, findings: [], sets: [], timings: {}, fileAcceptances: [], loaded: [] };
     const timed = async (key, work) => {
         const t = edges.now();
         try {
@@ -50013,6 +50366,8 @@ async function verifyAll(settings, edges) {
         await run.server
             ?.stop()
             .catch((error) => edges.log.warn(`Could not stop PostgreSQL cleanly: ${(0,errors/* messageOf */.bD)(error)}`));
+        for (const set of run.loaded)
+            await set.close?.().catch(() => { });
         await run.removeBase?.();
     }
 }
@@ -50029,6 +50384,7 @@ function loadOptions(run, set) {
 async function loadSet(run, set) {
     const one = await loadMigrations(set.dir, set.format, run.settings.workingDirectory, loadOptions(run, set));
     one.historyTables = [...(one.historyTables ?? []), ...set.historyTables];
+    run.loaded.push(one);
     run.edges.log.info(`${set.name}: ${(0,format/* plural */.L)(one.migrations.length, 'migration')}, ${one.layout}`);
     return one;
 }
@@ -50057,6 +50413,7 @@ async function loadBases(run, loaded) {
         else {
             try {
                 one.loaded = await loadMigrations(checkout.dir, set.format, checkout.workingDirectory, loadOptions(run, set));
+                run.loaded.push(one.loaded);
             }
             catch (error) {
                 one.note = `The copy of '${external_node_path_default().relative(settings.workingDirectory, set.dir) || '.'}' on ${ref} could not be read (${(0,errors/* messageOf */.bD)(error)}), so this set was not compared with it.`;
@@ -65052,8 +65409,8 @@ var postgres = __nccwpck_require__(78153);
 var postgres_types = __nccwpck_require__(82742);
 // EXTERNAL MODULE: ./src/settings.ts + 18 modules
 var src_settings = __nccwpck_require__(44995);
-// EXTERNAL MODULE: ./src/verify.ts + 41 modules
-var verify = __nccwpck_require__(22750);
+// EXTERNAL MODULE: ./src/verify.ts + 42 modules
+var verify = __nccwpck_require__(77954);
 ;// CONCATENATED MODULE: ./src/cli.ts
 
 

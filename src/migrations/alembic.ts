@@ -8,6 +8,7 @@ import { Inputs } from '../core/inputs.js';
 import { allowedRules } from '../core/locks.js';
 import type { OrderRules } from '../core/ordering.js';
 import { commandFailure, fillCommand, outputTail, pgEnv, runCommand } from '../shell.js';
+import { AlembicServer, interpreterOf } from './alembic-server.js';
 import type { LoadedSet, Migration, Step, StepContext } from './types.js';
 import { StepError } from './types.js';
 
@@ -105,8 +106,10 @@ interface AlembicProject {
   options: AlembicOptions;
   revisions: Revision[];
   byId: Map<string, Revision>;
-  /** Runs `alembic <args>` on the step's database; a failure is a StepError at `file`. */
-  run(args: string, context: StepContext, file: string): Promise<void>;
+  /** Runs `alembic <name> <target>` on the step's database; a failure is a StepError at `file`. */
+  run(argv: [string, string], context: StepContext, file: string): Promise<void>;
+  /** Ends the interpreter the steps run in. */
+  close(): Promise<void>;
 }
 
 /**
@@ -123,6 +126,7 @@ export async function loadAlembicMigrations(
   const project = await openProject(dir, cwd, options);
   const { revisions } = project;
   const migrations: Migration[] = [];
+  const together = upTogether(project);
   for (const [index, revision] of revisions.entries()) {
     const file = path.relative(cwd, revision.path) || revision.path;
     const source = await readFile(revision.path, 'utf8').catch(() => revision.id);
@@ -138,8 +142,9 @@ export async function loadAlembicMigrations(
         line: 1,
         ...(allowedRules(source).length ? { allow: allowedRules(source) } : {}),
         async run(context) {
-          await project.run(`upgrade ${fillCommand('{id}', { id: revision.id })}`, context, file);
+          await project.run(['upgrade', revision.id], context, file);
         },
+        together,
       },
       down: downStep(project, revision, file, source),
     });
@@ -158,6 +163,7 @@ export async function loadAlembicMigrations(
         'alembic refuses to run at all ("Can\'t locate revision identified by ..."), so this deploy would stop before its first revision.',
     },
     findings: headsFindings(project, heads),
+    close: () => project.close(),
   };
 }
 
@@ -181,22 +187,29 @@ async function openProject(dir: string, cwd: string, options: AlembicOptions): P
     throw new CannotCheck(
       `\`${options.command} history\` in '${shownDir}' lists no revisions. Add one with \`alembic revision\`.`,
     );
-  const envFor = (url: string) => ({
-    ...options.env,
+  const stepEnv = (url: string): Record<string, string> => ({
     ...pgEnv(url),
     ...(options.urlVariable ? { [options.urlVariable]: url } : {}),
   });
+  // Every step in one interpreter of the project's environment, when the command names one.
+  const interpreter = interpreterOf(options.command, options.env, root);
+  const server = interpreter ? new AlembicServer(interpreter, root, options.env) : undefined;
   return {
     cwd,
     options,
     revisions,
     byId: new Map(revisions.map((r) => [r.id, r])),
-    async run(args, context, file) {
-      const result = await alembic(args, envFor(context.databaseUrl), context.signal);
+    async run(argv, context, file) {
+      const args = `${argv[0]} ${fillCommand('{target}', { target: argv[1] })}`;
+      const env = stepEnv(context.databaseUrl);
+      const result =
+        (await server?.run(argv, env, options.timeoutMs, context.signal)) ??
+        (await alembic(args, { ...options.env, ...env }, context.signal));
       if (result.code === 0) return;
       const { message, detail, line } = commandFailure(`alembic ${args}`, result, { file, cwd });
       throw new StepError(message, file, line, detail);
     },
+    close: async () => server?.close(),
   };
 }
 
@@ -214,6 +227,34 @@ function ancestorsOf(project: AlembicProject, id: string, seen = new Set<string>
 /** The smallest set of heads that means all of `ids` are applied. */
 function minimalHeads(project: AlembicProject, ids: string[]): string[] {
   return ids.filter((id) => !ids.some((other) => other !== id && ancestorsOf(project, other).has(id)));
+}
+
+/**
+ * Many revisions in one `alembic upgrade` (one per head they lead to, on a branchy graph): what a
+ * replay of revisions that are only applied costs. After a failure, the revisions the version
+ * table shows as applied count (alembic may have rolled the whole command back).
+ */
+function upTogether(project: AlembicProject): NonNullable<Step['together']> {
+  return {
+    with: project,
+    async run(context, migrations) {
+      const ids = migrations.map((m) => m.id);
+      try {
+        for (const head of minimalHeads(project, ids))
+          await project.run(['upgrade', head], context, project.byId.get(head)?.path ?? head);
+        return ids.length;
+      } catch (error) {
+        if (!(error instanceof StepError)) throw error;
+        const applied = new Set<string>();
+        for (const head of await versions(context.client).catch(() => [] as string[])) {
+          applied.add(head);
+          for (const a of ancestorsOf(project, head)) applied.add(a);
+        }
+        const done = ids.findIndex((id) => !applied.has(id));
+        return done < 0 ? ids.length : done;
+      }
+    },
+  };
 }
 
 /** Undoes exactly one revision, leaving sibling branches applied. */
@@ -235,7 +276,7 @@ function downStep(project: AlembicProject, revision: Revision, file: string, sou
       }
       await setVersions(context.client, [revision.id]);
       try {
-        await project.run('downgrade -1', context, file);
+        await project.run(['downgrade', '-1'], context, file);
       } catch (error) {
         await setVersions(context.client, heads).catch(() => {});
         throw error;

@@ -124,16 +124,7 @@ export class Runner {
     );
     this.client = client;
     collectUnhandledRejections();
-    const context = (): StepContext => ({
-      client,
-      databaseUrl: this.options.databaseUrl,
-      signal: this.abort.signal,
-      shared: this.shared,
-      onClose: (release) => this.releases.push(release),
-      onBusy: (probe) => this.probes.push(probe),
-      settle: () => this.settle(),
-      notice: (notice) => this.notices.push(notice),
-    });
+    const context = () => this.context();
     this.umzug = new Umzug<StepContext>({
       migrations: this.migrations.map((m) => ({
         name: m.id,
@@ -152,6 +143,20 @@ export class Runner {
       storage: this.storage,
       logger: undefined,
     });
+  }
+
+  /** What a step gets: our connection, the database, the step's signal, the run's shared state. */
+  private context(): StepContext {
+    return {
+      client: this.connection,
+      databaseUrl: this.options.databaseUrl,
+      signal: this.abort.signal,
+      shared: this.shared,
+      onClose: (release) => this.releases.push(release),
+      onBusy: (probe) => this.probes.push(probe),
+      settle: () => this.settle(),
+      notice: (notice) => this.notices.push(notice),
+    };
   }
 
   /** True while queries a step started are still running on this database's connections. */
@@ -273,7 +278,23 @@ export class Runner {
     migrations: readonly Migration[],
   ): Promise<{ migration: Migration; outcome: StepOutcome } | undefined> {
     let i = 0;
+    // After a failure among many, the rest go one by one: a runner that rolled the whole group
+    // back would otherwise run it again up to the failure for every step before it.
+    let grouping = true;
     while (i < migrations.length) {
+      const first = migrations[i] as Migration;
+      const together = grouping && !this.storage.has(first.id) ? first.up.together : undefined;
+      if (together) {
+        let end = i + 1;
+        while (end < migrations.length && migrations[end]?.up.together?.with === together.with) end++;
+        const group = migrations.slice(i, end).filter((m) => !this.storage.has(m.id));
+        if (group.length > 1) {
+          const done = await this.runTogether(together, group);
+          i += done;
+          if (done === group.length) continue;
+          grouping = false;
+        }
+      }
       const batch: { migration: Migration; text: string }[] = [];
       let bytes = 0;
       for (let j = i; j < migrations.length && batch.length < BatchSteps && bytes < BatchBytes; j++) {
@@ -296,6 +317,26 @@ export class Runner {
       i++;
     }
     return undefined;
+  }
+
+  /** Runs a group through its format (`together`), then records the ones that were applied. */
+  private async runTogether(
+    together: NonNullable<Migration['up']['together']>,
+    group: readonly Migration[],
+  ): Promise<number> {
+    const client = this.connection;
+    let done: number;
+    try {
+      done = await together.run(this.context(), group);
+    } catch (error) {
+      throw (await this.environmentFault(group[0] as Migration, 'up', error)) ?? error;
+    }
+    const ids = group.slice(0, done).map((m) => m.id);
+    if (ids.length) {
+      await client.query(`INSERT INTO ${BookkeepingSchema}.applied (id) SELECT unnest($1::text[])`, [ids]);
+      this.storage.ran(ids);
+    }
+    return done;
   }
 
   /**

@@ -60,6 +60,15 @@ export interface Step {
    * transaction control of its own).
    */
   batched?(): string;
+  /**
+   * Applies this step's migration together with the ones after it that share `with` (one alembic
+   * command for many revisions): returns how many of `migrations`, from the first, are applied
+   * afterwards, all of them or the ones before a failure. The runner records them.
+   */
+  together?: {
+    with: object;
+    run(context: StepContext, migrations: readonly Migration[]): Promise<number>;
+  };
 }
 
 export interface Migration {
@@ -102,6 +111,8 @@ export interface LoadedSet {
   findings: NewFinding[];
   /** What the reader should know about the folder that is not a problem (files the tool ignores). */
   notes?: string[];
+  /** Ends what the format keeps running for the whole run (alembic's interpreter). */
+  close?(): Promise<void>;
 }
 
 /** A step that failed, located as precisely as we can. */
