@@ -44960,6 +44960,9 @@ function transactionBlocker(text) {
 }
 /** True when the text holds its own BEGIN / COMMIT / ROLLBACK. */
 function hasTransactionControl(text) {
+    // Most files name none of these words; only the others need the parser (a function body's BEGIN).
+    if (!/\b(begin|commit|rollback|abort|end|start|savepoint|release|prepare)\b/i.test(text))
+        return false;
     const result = parseStatements(text);
     return !!result?.parsed.some((s) => s.stmt && 'TransactionStmt' in s.stmt);
 }
@@ -47482,7 +47485,9 @@ function sqlStep(file, line, text, marked) {
         line,
         ...(blocker ? { noTransaction: blocker } : {}),
         ...(allow.length ? { allow } : {}),
-        ...(blocker || hasTransactionControl(text) ? {} : { batched: () => `${TxPrefix}${text}\n;` }),
+        // Asked only for migrations that are only applied: parsing every file at load costs time and
+        // memory (the parser's WASM heap does not shrink).
+        ...(blocker ? {} : { batched: () => (hasTransactionControl(text) ? undefined : `${TxPrefix}${text}\n;`) }),
         async run(context) {
             const { client } = context;
             if (blocker) {

@@ -90,6 +90,8 @@ export function transactionBlocker(text: string): string | undefined {
 
 /** True when the text holds its own BEGIN / COMMIT / ROLLBACK. */
 export function hasTransactionControl(text: string): boolean {
+  // Most files name none of these words; only the others need the parser (a function body's BEGIN).
+  if (!/\b(begin|commit|rollback|abort|end|start|savepoint|release|prepare)\b/i.test(text)) return false;
   const result = parseStatements(text);
   return !!result?.parsed.some((s) => s.stmt && 'TransactionStmt' in s.stmt);
 }

@@ -59,7 +59,7 @@ export interface Step {
    * are only applied); undefined for a step that cannot (code, statements outside a transaction,
    * transaction control of its own).
    */
-  batched?(): string;
+  batched?(): string | undefined;
   /**
    * Applies this step's migration together with the ones after it that share `with` (one alembic
    * command for many revisions): returns how many of `migrations`, from the first, are applied
