@@ -4,7 +4,7 @@
 
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -55,6 +55,28 @@ async function rawRun(server: StartedPostgres, history: ReturnType<typeof genera
   const elapsed = performance.now() - started;
   await client.end();
   await db.drop();
+  return elapsed;
+}
+
+/**
+ * The same raw run through one psql session (every file in its own transaction): the baseline a
+ * shell loop gives; undefined where there is no psql.
+ */
+async function psqlRun(
+  server: StartedPostgres,
+  history: ReturnType<typeof generateHistory>,
+  tmp: string,
+): Promise<number | undefined> {
+  if (spawnSync('psql', ['--version']).status !== 0) return undefined;
+  const script = path.join(tmp, `psql-${history.length}.sql`);
+  const steps = [...history.map((m) => m.up), ...[...history].reverse().map((m) => m.down)];
+  await writeFile(script, `\\set ON_ERROR_STOP on\n${steps.map((s) => `BEGIN;\n${s}\nCOMMIT;\n`).join('')}`);
+  const db = await server.createDatabase();
+  const started = performance.now();
+  const run = spawnSync('psql', ['-X', '-q', '-f', script, db.url], { encoding: 'utf8' });
+  const elapsed = performance.now() - started;
+  await db.drop();
+  if (run.status !== 0) throw new Error(`psql failed: ${run.stderr}`);
   return elapsed;
 }
 
@@ -293,6 +315,7 @@ async function main(): Promise<void> {
         const dir = path.join(tmp, `history-${count}`);
         await writeHistory(dir, history);
         const raw: number[] = [];
+        const psql: number[] = [];
         const tool: number[] = [];
         const untraced: number[] = [];
         // Each traced run against the untraced run beside it: on a shared machine the speed drifts
@@ -301,6 +324,8 @@ async function main(): Promise<void> {
         let rules = new Map<string, number>();
         for (let i = 0; i < repeats; i++) {
           raw.push(await rawRun(server, history));
+          const viaPsql = await psqlRun(server, history, tmp);
+          if (viaPsql !== undefined) psql.push(viaPsql);
           // Alternate which goes first, so that neither always runs right after the other.
           const traced = async () => {
             tool.push(await toolRun(server, dir));
@@ -320,6 +345,9 @@ async function main(): Promise<void> {
         );
         console.log(
           `${''.padStart(10)}   tracing, each traced run against the untraced one beside it: ${paired.map((p) => `${(p * 100).toFixed(0)}%`).join(', ')} (median ${(median(paired) * 100).toFixed(1)}%; the medians above differ by ${(((v - u) / u) * 100).toFixed(1)}%)`,
+        );
+        console.log(
+          `${''.padStart(10)}   ${psql.length ? `the same up+down through one psql session: median ${ms(median(psql))}; tool/psql ${(v / median(psql)).toFixed(2)}x` : 'no psql here: the psql baseline was not measured'}`,
         );
         console.log(
           `${''.padStart(10)}   locks findings on the synthetic history: ${[...rules].map(([rule, n]) => `${rule} ${n}`).join(', ') || 'none'}`,

@@ -562,7 +562,9 @@ function sqlStep(file: string, line: number, text: string, marked: string | unde
     ...(allow.length ? { allow } : {}),
     // Asked only for migrations that are only applied: parsing every file at load costs time and
     // memory (the parser's WASM heap does not shrink).
-    ...(blocker ? {} : { batched: () => (hasTransactionControl(text) ? undefined : `${TxPrefix}${text}\n;`) }),
+    ...(blocker
+      ? {}
+      : { batched: () => (hasTransactionControl(text) ? undefined : `${TxPrefix}${text}\n;`) }),
     async run(context) {
       const { client } = context;
       if (blocker) {
