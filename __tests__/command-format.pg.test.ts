@@ -113,6 +113,74 @@ describe('format: command, a home-made Python runner with up(cursor) / down(curs
     },
   );
 
+  pythonTest(
+    ['psycopg2'],
+    'serve-command: the same runner stays alive for every step, with the same findings at the same lines',
+    async () => {
+      const settings = await resolveSettings(
+        withoutLocks({
+          'working-directory': 'fixtures/python-runner',
+          'serve-command': '/usr/bin/python3 migrate.py serve',
+        }),
+        repoRoot,
+      );
+      const report = await verify(settings, edgesOn(server));
+      expect(report.sets[0]?.migrations.map((m) => m.reversible)).toEqual(['yes', 'yes', 'no']);
+      expect(report.findings.map((f) => `${f.check} ${f.migration} ${f.file}:${f.line}`)).toEqual([
+        'reversibility 0003_add_invoices migrations/0003_add_invoices.py:9',
+        'rollback-all 0003_add_invoices migrations/0003_add_invoices.py:9',
+      ]);
+      expect(report.findings[0]?.message).toBe(
+        '`0003_add_invoices` (down) failed: `/usr/bin/python3 migrate.py serve: down 0003_add_invoices` failed: psycopg2.errors.UndefinedTable: table "invoice" does not exist. A rollback of this release would fail here. Fix the down step.',
+      );
+      expect(report.findings[0]?.detail).toContain('cursor.execute("DROP TABLE invoice")');
+    },
+  );
+
+  pythonTest(
+    ['psycopg2'],
+    'serve-command: steps are sent to one process; one that never says ready leaves the commands to run each step',
+    async () => {
+      const dir = await tempDir('pgmv-serve-');
+      dirs.push(dir);
+      await cp(project, dir, { recursive: true });
+      await rm(path.join(dir, 'tests'), { recursive: true });
+      await rm(path.join(dir, 'migrations', '0003_add_invoices.py'));
+      // The runner notes each process that applies a migration.
+      const runner = await readFile(path.join(dir, 'migrate.py'), 'utf8');
+      await writeFile(
+        path.join(dir, 'migrate.py'),
+        runner.replace(
+          'def run(direction, migration_id, url=None):\n',
+          'def run(direction, migration_id, url=None):\n    open(os.path.join(HERE, "pids"), "a").write("%d\\n" % os.getpid())\n',
+        ),
+      );
+      const config = (await readFile(path.join(project, 'pg-migrate-verify.yml'), 'utf8')).replace(
+        /^assert.*$/gm,
+        '',
+      );
+      const pids = async () =>
+        new Set((await readFile(path.join(dir, 'pids'), 'utf8')).trim().split('\n')).size;
+      await writeFile(
+        path.join(dir, 'pg-migrate-verify.yml'),
+        `${config}\nserve-command: /usr/bin/python3 migrate.py serve\n`,
+      );
+      const served = await verify(await resolveSettings(withoutLocks({}), dir), edgesOn(server));
+      expect(served.findings).toEqual([]);
+      expect(await pids()).toBe(1);
+      await rm(path.join(dir, 'pids'));
+      // A serve command that exits at once: every step runs its own command, as without it.
+      await writeFile(
+        path.join(dir, 'pg-migrate-verify.yml'),
+        `${config}\nserve-command: /usr/bin/python3 -c 'print(1)'\n`,
+      );
+      const each = await verify(await resolveSettings(withoutLocks({}), dir), edgesOn(server));
+      expect(each.findings).toEqual([]);
+      // up, down, up again of two migrations, and rolling both back: a process each.
+      expect(await pids()).toBe(8);
+    },
+  );
+
   test('a list command that fails is a clear error with its output', async () => {
     const settings = await resolveSettings(
       withoutLocks({

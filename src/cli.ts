@@ -49,6 +49,10 @@ function program(): Command {
     .option(`--${Inputs.ListCommand} <command>`, 'format command: prints migration ids in order')
     .option(`--${Inputs.UpCommand} <command>`, 'format command: applies migration {id}')
     .option(`--${Inputs.DownCommand} <command>`, 'format command: reverts migration {id}')
+    .option(
+      `--${Inputs.ServeCommand} <command>`,
+      'format command: a runner that stays alive and takes one step per line (see README)',
+    )
     .option(`--${Inputs.HistoryTable} <tables>`, "your runner's history table(s), left out of comparisons")
     .option(`--${Inputs.AlembicCommand} <command>`, 'how to run alembic (default: alembic)')
     .option(`--${Inputs.UrlVariable} <name>`, 'also give the database URL in this environment variable')

@@ -23,7 +23,7 @@ export interface SetSettings {
   /** Migration format; `auto` detects it from the folder. */
   format: Format;
   /** For `format: command`: the runner's commands (`{id}` is filled in for up and down). */
-  commands?: { list: string; up: string; down?: string };
+  commands?: { list: string; up: string; down?: string; serve?: string };
   /** The runner's own history tables (`schema.table`), left out of schema comparisons. */
   historyTables: string[];
   /** How to run alembic, e.g. `python3 -m alembic` (default `alembic`). */
@@ -94,6 +94,7 @@ const SetKeys = [
   Inputs.ListCommand,
   Inputs.UpCommand,
   Inputs.DownCommand,
+  Inputs.ServeCommand,
   Inputs.HistoryTable,
   Inputs.AlembicCommand,
   Inputs.UrlVariable,
@@ -327,6 +328,7 @@ function singleSet(get: Getter, workingDirectory: string): SetSettings {
       get(Inputs.ListCommand),
       get(Inputs.UpCommand),
       get(Inputs.DownCommand),
+      get(Inputs.ServeCommand),
       get(Inputs.Format),
     ),
     historyTables: tablesOf(get(Inputs.HistoryTable)),
@@ -369,6 +371,7 @@ function configSets(
         value(Inputs.ListCommand),
         value(Inputs.UpCommand),
         value(Inputs.DownCommand),
+        value(Inputs.ServeCommand),
         value(Inputs.Format),
       ),
       historyTables: tablesOf(value(Inputs.HistoryTable)),
@@ -417,6 +420,7 @@ function commandsOf(
   list: string | undefined,
   up: string | undefined,
   down: string | undefined,
+  serve: string | undefined,
   chosen: string | undefined,
 ): { commands?: SetSettings['commands'] } {
   if (chosen !== 'command') {
@@ -425,6 +429,7 @@ function commandsOf(
         [Inputs.ListCommand, list],
         [Inputs.UpCommand, up],
         [Inputs.DownCommand, down],
+        [Inputs.ServeCommand, serve],
       ] as const
     ).find(([, v]) => v);
     if (stray)
@@ -437,7 +442,7 @@ function commandsOf(
     throw new CannotCheck(
       `Input '${Inputs.Format}' is 'command', but '${!list ? Inputs.ListCommand : Inputs.UpCommand}' is not set. Give '${Inputs.ListCommand}' (prints migration ids in order), '${Inputs.UpCommand}' and '${Inputs.DownCommand}' (with {id}).`,
     );
-  return { commands: { list, up, ...(down ? { down } : {}) } };
+  return { commands: { list, up, ...(down ? { down } : {}), ...(serve ? { serve } : {}) } };
 }
 
 /** Seed data: `seed-after` with exactly one of `seed-file` and `seed-command`. */

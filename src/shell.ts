@@ -153,6 +153,8 @@ export function commandFailure(
   command: string,
   result: CommandResult,
   migration?: { file: string; cwd: string },
+  /** `answered`: a long-lived runner said the step failed (it did not exit). */
+  how: 'exited' | 'answered' = 'exited',
 ): { message: string; detail?: string; line?: number } {
   const line = errorLine(result.output);
   const target = migration && path.resolve(migration.cwd, migration.file);
@@ -162,7 +164,7 @@ export function commandFailure(
       ?.frames.filter((f) => path.resolve(migration.cwd, f.file) === target)
       .at(-1);
   return {
-    message: `\`${command}\` ${result.timedOut ? 'was stopped' : `exited with ${result.code ?? 'a signal'}`}${line ? `: ${line}` : ''}`,
+    message: `\`${command}\` ${result.timedOut ? 'was stopped' : how === 'answered' ? 'failed' : `exited with ${result.code ?? 'a signal'}`}${line ? `: ${line}` : ''}`,
     detail: outputTail(result) || undefined,
     ...(frame ? { line: frame.line } : {}),
   };

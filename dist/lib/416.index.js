@@ -363,8 +363,8 @@ async function postComments(report, run, token, { major, fileUrl }) {
 var postgres = __webpack_require__(78153);
 // EXTERNAL MODULE: ./src/settings.ts + 18 modules
 var src_settings = __webpack_require__(44995);
-// EXTERNAL MODULE: ./src/verify.ts + 42 modules
-var verify = __webpack_require__(77954);
+// EXTERNAL MODULE: ./src/verify.ts + 43 modules
+var verify = __webpack_require__(87510);
 ;// CONCATENATED MODULE: ./src/main.ts
 
 

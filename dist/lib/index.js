@@ -32823,6 +32823,7 @@ const Inputs = {
     ListCommand: 'list-command',
     UpCommand: 'up-command',
     DownCommand: 'down-command',
+    ServeCommand: 'serve-command',
     HistoryTable: 'history-table',
     AlembicCommand: 'alembic-command',
     UrlVariable: 'database-url-variable',
@@ -44037,6 +44038,7 @@ const SetKeys = [
     inputs/* Inputs */.G.ListCommand,
     inputs/* Inputs */.G.UpCommand,
     inputs/* Inputs */.G.DownCommand,
+    inputs/* Inputs */.G.ServeCommand,
     inputs/* Inputs */.G.HistoryTable,
     inputs/* Inputs */.G.AlembicCommand,
     inputs/* Inputs */.G.UrlVariable,
@@ -44229,7 +44231,7 @@ function singleSet(get, workingDirectory) {
         name: dir,
         dir: external_node_path_default().resolve(workingDirectory, dir),
         format: formatOf(get(inputs/* Inputs */.G.Format)),
-        ...commandsOf(get(inputs/* Inputs */.G.ListCommand), get(inputs/* Inputs */.G.UpCommand), get(inputs/* Inputs */.G.DownCommand), get(inputs/* Inputs */.G.Format)),
+        ...commandsOf(get(inputs/* Inputs */.G.ListCommand), get(inputs/* Inputs */.G.UpCommand), get(inputs/* Inputs */.G.DownCommand), get(inputs/* Inputs */.G.ServeCommand), get(inputs/* Inputs */.G.Format)),
         historyTables: tablesOf(get(inputs/* Inputs */.G.HistoryTable)),
         alembicCommand: get(inputs/* Inputs */.G.AlembicCommand),
         urlVariable: get(inputs/* Inputs */.G.UrlVariable),
@@ -44255,7 +44257,7 @@ function configSets(config, file, raw, get, workingDirectory) {
             name,
             dir: external_node_path_default().resolve(workingDirectory, dir),
             format: formatOf(value(inputs/* Inputs */.G.Format)),
-            ...commandsOf(value(inputs/* Inputs */.G.ListCommand), value(inputs/* Inputs */.G.UpCommand), value(inputs/* Inputs */.G.DownCommand), value(inputs/* Inputs */.G.Format)),
+            ...commandsOf(value(inputs/* Inputs */.G.ListCommand), value(inputs/* Inputs */.G.UpCommand), value(inputs/* Inputs */.G.DownCommand), value(inputs/* Inputs */.G.ServeCommand), value(inputs/* Inputs */.G.Format)),
             historyTables: tablesOf(value(inputs/* Inputs */.G.HistoryTable)),
             alembicCommand: value(inputs/* Inputs */.G.AlembicCommand) ?? get(inputs/* Inputs */.G.AlembicCommand),
             urlVariable: value(inputs/* Inputs */.G.UrlVariable) ?? get(inputs/* Inputs */.G.UrlVariable),
@@ -44286,12 +44288,13 @@ function tablesOf(value) {
         .map((t) => (t.includes('.') ? t : `public.${t}`));
 }
 /** The runner's commands of `format: command`; refused for other formats, where they would be ignored. */
-function commandsOf(list, up, down, chosen) {
+function commandsOf(list, up, down, serve, chosen) {
     if (chosen !== 'command') {
         const stray = [
             [inputs/* Inputs */.G.ListCommand, list],
             [inputs/* Inputs */.G.UpCommand, up],
             [inputs/* Inputs */.G.DownCommand, down],
+            [inputs/* Inputs */.G.ServeCommand, serve],
         ].find(([, v]) => v);
         if (stray)
             throw new errors/* CannotCheck */.k_(`Input '${stray[0]}' is set, but '${inputs/* Inputs */.G.Format}' is '${chosen ?? 'auto'}'. Set ${inputs/* Inputs */.G.Format}: command to run migrations through your own commands.`);
@@ -44299,7 +44302,7 @@ function commandsOf(list, up, down, chosen) {
     }
     if (!list || !up)
         throw new errors/* CannotCheck */.k_(`Input '${inputs/* Inputs */.G.Format}' is 'command', but '${!list ? inputs/* Inputs */.G.ListCommand : inputs/* Inputs */.G.UpCommand}' is not set. Give '${inputs/* Inputs */.G.ListCommand}' (prints migration ids in order), '${inputs/* Inputs */.G.UpCommand}' and '${inputs/* Inputs */.G.DownCommand}' (with {id}).`);
-    return { commands: { list, up, ...(down ? { down } : {}) } };
+    return { commands: { list, up, ...(down ? { down } : {}), ...(serve ? { serve } : {}) } };
 }
 /** Seed data: `seed-after` with exactly one of `seed-file` and `seed-command`. */
 function seedOf(workingDirectory, after, file, command, where = '') {
@@ -44332,7 +44335,7 @@ function checksOf(get) {
 
 /***/ }),
 
-/***/ 77954:
+/***/ 87510:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -45213,7 +45216,9 @@ function errorLine(output) {
  * A failed step command as a finding's message (what ran, how it ended, the error line), detail
  * (the output) and, when the output is a traceback through the migration's own file, its line there.
  */
-function commandFailure(command, result, migration) {
+function commandFailure(command, result, migration, 
+/** `answered`: a long-lived runner said the step failed (it did not exit). */
+how = 'exited') {
     const line = errorLine(result.output);
     const target = migration && external_node_path_default().resolve(migration.cwd, migration.file);
     const frame = target &&
@@ -45221,7 +45226,7 @@ function commandFailure(command, result, migration) {
             ?.frames.filter((f) => external_node_path_default().resolve(migration.cwd, f.file) === target)
             .at(-1);
     return {
-        message: `\`${command}\` ${result.timedOut ? 'was stopped' : `exited with ${result.code ?? 'a signal'}`}${line ? `: ${line}` : ''}`,
+        message: `\`${command}\` ${result.timedOut ? 'was stopped' : how === 'answered' ? 'failed' : `exited with ${result.code ?? 'a signal'}`}${line ? `: ${line}` : ''}`,
         detail: outputTail(result) || undefined,
         ...(frame ? { line: frame.line } : {}),
     };
@@ -46272,8 +46277,191 @@ async function checkSnapshotFile(ctx, head) {
 
 // EXTERNAL MODULE: ./src/core/locks.ts
 var core_locks = __nccwpck_require__(51191);
-;// CONCATENATED MODULE: ./src/migrations/alembic-server.ts
+;// CONCATENATED MODULE: ./src/migrations/step-server.ts
 
+
+/**
+ * One process that runs every step of the run and stays alive between them (alembic's command API
+ * in the project's interpreter; a runner's documented line protocol). Requests go one at a time. A
+ * step that runs out of time, or that ends the process, fails alone: the next starts a new one.
+ */
+class StepServer {
+    command;
+    protocol;
+    cwd;
+    env;
+    child;
+    ready;
+    /** The step waiting for its answer; `answered` false when the process ended instead. */
+    pending;
+    queue = Promise.resolve();
+    /** What the process wrote since the last request (outside an answer). */
+    written = '';
+    unregister;
+    /** Why it could not start, once known: then every request answers undefined. */
+    startError;
+    constructor(command, protocol, cwd, env) {
+        this.command = command;
+        this.protocol = protocol;
+        this.cwd = cwd;
+        this.env = env;
+    }
+    /** Runs one step; undefined when the process cannot serve at all (the caller runs it another way). */
+    run(argv, env, timeoutMs, signal) {
+        const next = this.queue.then(() => this.send(argv, env, timeoutMs, signal));
+        this.queue = next.catch(() => { });
+        return next;
+    }
+    async send(argv, env, timeoutMs, signal) {
+        if (!(await this.start()))
+            return undefined;
+        const child = this.child;
+        this.written = '';
+        return new Promise((resolve) => {
+            const finish = (result) => {
+                clearTimeout(timer);
+                signal?.removeEventListener('abort', stop);
+                this.pending = undefined;
+                resolve(result);
+            };
+            const stop = () => {
+                // A process cannot be interrupted inside a driver call: it goes, the next step starts anew.
+                this.end();
+                finish({ code: null, stdout: '', output: this.written, timedOut: true });
+            };
+            const timer = setTimeout(stop, timeoutMs);
+            signal?.addEventListener('abort', stop, { once: true });
+            this.pending = (answer, answered = true) => finish({
+                code: answer.code ?? 1,
+                stdout: '',
+                // A runner that names the error last: the line a finding quotes.
+                output: answer.output ?? (answer.error ? `${this.written}${answer.error}\n` : this.written),
+                timedOut: false,
+                answered,
+            });
+            child.stdin?.write(this.protocol.request(argv, env));
+        });
+    }
+    start() {
+        if (this.ready && this.child)
+            return this.ready;
+        if (this.startError)
+            return Promise.resolve(false);
+        const { protocol } = this;
+        this.ready = new Promise((resolve) => {
+            const child = (0,external_node_child_process_.spawn)(this.command, {
+                cwd: this.cwd,
+                env: this.env,
+                shell: true,
+                detached: true,
+                stdio: ['pipe', 'pipe', 'pipe', protocol.channel === 'fd3' ? 'pipe' : 'ignore'],
+            });
+            this.child = child;
+            this.written = '';
+            this.unregister = (0,lifecycle/* registerCleanup */.q)({ sync: () => this.end(), async: async () => this.end() });
+            let started = !protocol.handshake;
+            if (started)
+                resolve(true);
+            const onAnswer = (line) => {
+                const answer = protocol.parse(line);
+                if (!answer)
+                    return false;
+                if (!started) {
+                    started = true;
+                    if (!answer.ready)
+                        this.startError = answer.error ?? 'it did not say it was ready';
+                    resolve(!!answer.ready);
+                }
+                else
+                    this.pending?.(answer);
+                return true;
+            };
+            const lines = (onLine) => {
+                let buffered = '';
+                return (chunk) => {
+                    buffered += chunk.toString('utf8');
+                    let at = buffered.indexOf('\n');
+                    while (at >= 0) {
+                        onLine(buffered.slice(0, at));
+                        buffered = buffered.slice(at + 1);
+                        at = buffered.indexOf('\n');
+                    }
+                };
+            };
+            const keep = (text) => {
+                this.written = `${this.written}${text}`.slice(-64 * 1024);
+            };
+            if (protocol.channel === 'fd3') {
+                child.stdio[3].on('data', lines((line) => onAnswer(line)));
+                child.stdout?.on('data', (chunk) => keep(chunk.toString('utf8')));
+            }
+            else {
+                child.stdout?.on('data', lines((line) => {
+                    if (!onAnswer(line))
+                        keep(`${line}\n`);
+                }));
+            }
+            child.stderr?.on('data', (chunk) => keep(chunk.toString('utf8')));
+            child.stdin?.on('error', () => { });
+            child.on('error', (error) => {
+                this.startError ??= error.message;
+                if (!started) {
+                    started = true;
+                    resolve(false);
+                }
+            });
+            child.on('exit', (code, signal) => {
+                if (this.child === child)
+                    this.child = undefined;
+                this.unregister?.();
+                if (!started) {
+                    started = true;
+                    this.startError ??= `it exited with ${code ?? signal}${this.written.trim() ? `: ${this.written.trim().split('\n').at(-1)}` : ''}`;
+                    resolve(false);
+                    return;
+                }
+                // The step ended the process (an exit, a crash): what it wrote is all there is.
+                this.pending?.({ code: code ?? 1, output: this.written }, false);
+            });
+        });
+        return this.ready;
+    }
+    end() {
+        const child = this.child;
+        this.child = undefined;
+        this.ready = undefined;
+        if (!child?.pid)
+            return;
+        try {
+            // Negative pid: the shell and everything it started.
+            process.kill(-child.pid, 'SIGKILL');
+        }
+        catch {
+            // Already gone.
+        }
+    }
+    /** Ends the process: its input closes, and it gets two seconds to exit on its own. */
+    async close() {
+        const child = this.child;
+        if (!child)
+            return;
+        child.stdin?.end();
+        await new Promise((resolve) => {
+            const timer = setTimeout(() => {
+                this.end();
+                resolve();
+            }, 2_000);
+            child.once('exit', () => {
+                clearTimeout(timer);
+                resolve();
+            });
+        });
+        this.child = undefined;
+        this.unregister?.();
+    }
+}
+
+;// CONCATENATED MODULE: ./src/migrations/alembic-server.ts
 
 
 
@@ -46388,162 +46576,24 @@ function onPath(name, env) {
     }
     return undefined;
 }
-/** A running interpreter; `undefined` answers mean it could not start (then steps run the command). */
-class AlembicServer {
-    interpreter;
-    cwd;
-    env;
-    child;
-    ready;
-    pending;
-    queue = Promise.resolve();
-    answers = '';
-    /** What the interpreter wrote outside a step's capture (a crash, a C library): kept for the step. */
-    stray = '';
-    unregister;
-    /** Why it could not start, once known. */
-    startError;
-    constructor(interpreter, cwd, env) {
-        this.interpreter = interpreter;
-        this.cwd = cwd;
-        this.env = env;
-    }
-    /** Runs `alembic <name> <target>`; undefined when the interpreter cannot run alembic at all. */
-    run(argv, env, timeoutMs, signal) {
-        const next = this.queue.then(() => this.send(argv, env, timeoutMs, signal));
-        this.queue = next.catch(() => { });
-        return next;
-    }
-    async send(argv, env, timeoutMs, signal) {
-        if (!(await this.start()))
-            return undefined;
-        const child = this.child;
-        this.stray = '';
-        return new Promise((resolve) => {
-            let timedOut = false;
-            const finish = (result) => {
-                clearTimeout(timer);
-                signal?.removeEventListener('abort', stop);
-                this.pending = undefined;
-                resolve(result);
-            };
-            const stop = () => {
-                timedOut = true;
-                // Python cannot be interrupted inside a driver call: the interpreter goes, the next starts anew.
-                this.end('SIGKILL');
-                finish({ code: null, stdout: '', output: this.stray, timedOut });
-            };
-            const timer = setTimeout(stop, timeoutMs);
-            signal?.addEventListener('abort', stop, { once: true });
-            this.pending = {
-                resolve: (result) => finish({ ...result, timedOut }),
-            };
-            child.stdin?.write(`${JSON.stringify({ argv, env })}\n`);
-        });
-    }
-    start() {
-        if (this.ready && this.child)
-            return this.ready;
-        if (this.startError)
-            return Promise.resolve(false);
-        this.ready = new Promise((resolve) => {
-            // The script travels on the command line: no file to write, none to leave behind.
-            const child = (0,external_node_child_process_.spawn)(`${this.interpreter.command} -c ${fillCommand('{script}', { script: Server })}${this.interpreter.cwdOnPath ? ' --cwd-on-path' : ''}`, {
-                cwd: this.cwd,
-                env: this.env,
-                shell: true,
-                detached: true,
-                stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
-            });
-            this.child = child;
-            this.answers = '';
-            this.unregister = (0,lifecycle/* registerCleanup */.q)({
-                sync: () => this.end('SIGKILL'),
-                async: async () => this.end('SIGKILL'),
-            });
-            let started = false;
-            const keep = (chunk) => {
-                this.stray = `${this.stray}${chunk.toString('utf8')}`.slice(-64 * 1024);
-            };
-            child.stdout?.on('data', keep);
-            child.stderr?.on('data', keep);
-            child.stdin?.on('error', () => { });
-            child.stdio[3].on('data', (chunk) => {
-                this.answers += chunk.toString('utf8');
-                let at = this.answers.indexOf('\n');
-                while (at >= 0) {
-                    const line = this.answers.slice(0, at);
-                    this.answers = this.answers.slice(at + 1);
-                    at = this.answers.indexOf('\n');
-                    const answer = JSON.parse(line);
-                    if (!started) {
-                        started = true;
-                        if (!answer.ready)
-                            this.startError = answer.error ?? 'alembic could not be imported';
-                        resolve(!!answer.ready);
-                        continue;
-                    }
-                    this.pending?.resolve({
-                        code: answer.code ?? 1,
-                        stdout: '',
-                        output: answer.output ?? '',
-                        timedOut: false,
-                    });
-                }
-            });
-            child.on('error', (error) => {
-                this.startError ??= error.message;
-                if (!started)
-                    resolve(false);
-            });
-            child.on('exit', (code, signal) => {
-                if (this.child === child)
-                    this.child = undefined;
-                this.unregister?.();
-                if (!started) {
-                    started = true;
-                    this.startError ??= `the interpreter exited with ${code ?? signal}: ${this.stray.trim().split('\n').at(-1) ?? ''}`;
-                    resolve(false);
-                    return;
-                }
-                // A step that ended the interpreter (sys.exit in C code, a crash): its own output is lost.
-                this.pending?.resolve({ code: code ?? null, stdout: '', output: this.stray, timedOut: false });
-            });
-        });
-        return this.ready;
-    }
-    end(signal) {
-        const child = this.child;
-        this.child = undefined;
-        this.ready = undefined;
-        if (!child?.pid)
-            return;
+/** Requests as JSON lines on stdin; the script's answers as JSON lines on fd 3. */
+const AlembicProtocol = {
+    channel: 'fd3',
+    handshake: true,
+    request: (argv, env) => `${JSON.stringify({ argv, env })}\n`,
+    parse(line) {
         try {
-            process.kill(-child.pid, signal);
+            return JSON.parse(line);
         }
         catch {
-            // Already gone.
+            return undefined;
         }
-    }
-    /** Stops the interpreter (end of run). */
-    async close() {
-        const child = this.child;
-        if (!child)
-            return;
-        child.stdin?.end();
-        await new Promise((resolve) => {
-            const timer = setTimeout(() => {
-                this.end('SIGKILL');
-                resolve();
-            }, 2_000);
-            child.once('exit', () => {
-                clearTimeout(timer);
-                resolve();
-            });
-        });
-        this.child = undefined;
-        this.unregister?.();
-    }
+    },
+};
+/** alembic's command API in `interpreter`, for every step of the run (see `Server`). */
+function alembicServer(interpreter, cwd, env) {
+    // The script travels on the command line: no file to write, none to leave behind.
+    return new StepServer(`${interpreter.command} -c ${fillCommand('{script}', { script: Server })}${interpreter.cwdOnPath ? ' --cwd-on-path' : ''}`, AlembicProtocol, cwd, env);
 }
 
 // EXTERNAL MODULE: ./src/migrations/types.ts
@@ -46693,7 +46743,7 @@ async function openProject(dir, cwd, options) {
     });
     // Every step in one interpreter of the project's environment, when the command names one.
     const interpreter = interpreterOf(options.command, options.env, root);
-    const server = interpreter ? new AlembicServer(interpreter, root, options.env) : undefined;
+    const server = interpreter ? alembicServer(interpreter, root, options.env) : undefined;
     return {
         cwd,
         options,
@@ -46846,6 +46896,7 @@ async function setVersions(client, ids) {
 
 
 
+
 const CommandRules = {
     tool: 'your migration runner',
     runsBy: 'name',
@@ -46862,6 +46913,9 @@ const CommandRules = {
 async function loadCommandMigrations(options) {
     const { commands } = options;
     const migrations = [];
+    const server = commands.serve
+        ? new StepServer(commands.serve, ServeProtocol, options.workingDirectory, options.env)
+        : undefined;
     for (const [index, entry] of (await listedMigrations(options)).entries()) {
         migrations.push({
             id: entry.id,
@@ -46869,9 +46923,9 @@ async function loadCommandMigrations(options) {
             key: entry.id,
             name: entry.id,
             source: entry.source,
-            up: commandStep(options, commands.up, entry),
+            up: commandStep(options, commands.up, entry, server && { server, direction: 'up' }),
             ...(commands.down
-                ? { down: commandStep(options, commands.down, entry) }
+                ? { down: commandStep(options, commands.down, entry, server && { server, direction: 'down' }) }
                 : { noDown: `no ${inputs/* Inputs */.G.DownCommand}` }),
         });
     }
@@ -46886,8 +46940,30 @@ async function loadCommandMigrations(options) {
             unknown: 'Your runner has no file for it: it cannot roll it back, and fresh databases never get what it made.',
         },
         findings: [],
+        ...(server ? { close: () => server.close() } : {}),
     };
 }
+/** The line protocol of `serve-command`: see README ("A runner that stays alive"). */
+const Marker = 'pg-migrate-verify:';
+const ServeProtocol = {
+    channel: 'stdout',
+    handshake: true,
+    request: (argv) => `${argv.join(' ')}\n`,
+    parse(line) {
+        const trimmed = line.trim();
+        if (!trimmed.startsWith(Marker))
+            return undefined;
+        const [word = '', ...rest] = trimmed.slice(Marker.length).trim().split(/\s+/);
+        const text = rest.join(' ');
+        if (word === 'ready')
+            return { ready: true };
+        if (word === 'ok')
+            return { code: 0 };
+        if (word === 'error')
+            return { code: 1, error: text };
+        return undefined;
+    },
+};
 async function listedMigrations(options) {
     const { commands, workingDirectory } = options;
     const listed = await runCommand(commands.list, {
@@ -46923,8 +46999,12 @@ async function listedMigrations(options) {
     }
     return entries;
 }
-/** A step that runs `template` with `{id}` filled in; a failure is located in the migration's file when known. */
-function commandStep(options, template, entry) {
+/**
+ * A step that runs `template` with `{id}` filled in, or asks the runner that stays alive
+ * (`serve-command`) when there is one that answered its handshake; a failure is located in the
+ * migration's file when known.
+ */
+function commandStep(options, template, entry, served) {
     const { workingDirectory } = options;
     const file = entry.file;
     const allow = (0,core_locks/* allowedRules */.Gf)(entry.source);
@@ -46934,6 +47014,14 @@ function commandStep(options, template, entry) {
         noTransaction: 'the runner applies it on its own connection',
         ...(allow.length ? { allow } : {}),
         async run(context) {
+            const asked = await served?.server.run([served.direction, entry.id, context.databaseUrl], {}, 24 * 3_600_000, context.signal);
+            if (asked) {
+                if (asked.code === 0)
+                    return;
+                const label = `${options.commands.serve}: ${served?.direction} ${entry.id}`;
+                const { message, detail, line } = commandFailure(label, asked, file ? { file, cwd: workingDirectory } : undefined, asked.answered ? 'answered' : 'exited');
+                throw new types/* StepError */.z(message, file ?? entry.id, line, detail);
+            }
             const command = fillCommand(template, { id: entry.id });
             const result = await runCommand(command, {
                 cwd: workingDirectory,
@@ -47487,7 +47575,9 @@ function sqlStep(file, line, text, marked) {
         ...(allow.length ? { allow } : {}),
         // Asked only for migrations that are only applied: parsing every file at load costs time and
         // memory (the parser's WASM heap does not shrink).
-        ...(blocker ? {} : { batched: () => (hasTransactionControl(text) ? undefined : `${TxPrefix}${text}\n;`) }),
+        ...(blocker
+            ? {}
+            : { batched: () => (hasTransactionControl(text) ? undefined : `${TxPrefix}${text}\n;`) }),
         async run(context) {
             const { client } = context;
             if (blocker) {
@@ -65414,8 +65504,8 @@ var postgres = __nccwpck_require__(78153);
 var postgres_types = __nccwpck_require__(82742);
 // EXTERNAL MODULE: ./src/settings.ts + 18 modules
 var src_settings = __nccwpck_require__(44995);
-// EXTERNAL MODULE: ./src/verify.ts + 42 modules
-var verify = __nccwpck_require__(77954);
+// EXTERNAL MODULE: ./src/verify.ts + 43 modules
+var verify = __nccwpck_require__(87510);
 ;// CONCATENATED MODULE: ./src/cli.ts
 
 
@@ -65450,6 +65540,7 @@ function cli_program() {
         .option(`--${src_settings/* Inputs */.G0.ListCommand} <command>`, 'format command: prints migration ids in order')
         .option(`--${src_settings/* Inputs */.G0.UpCommand} <command>`, 'format command: applies migration {id}')
         .option(`--${src_settings/* Inputs */.G0.DownCommand} <command>`, 'format command: reverts migration {id}')
+        .option(`--${src_settings/* Inputs */.G0.ServeCommand} <command>`, 'format command: a runner that stays alive and takes one step per line (see README)')
         .option(`--${src_settings/* Inputs */.G0.HistoryTable} <tables>`, "your runner's history table(s), left out of comparisons")
         .option(`--${src_settings/* Inputs */.G0.AlembicCommand} <command>`, 'how to run alembic (default: alembic)')
         .option(`--${src_settings/* Inputs */.G0.UrlVariable} <name>`, 'also give the database URL in this environment variable')

@@ -14,6 +14,7 @@ export const Inputs = {
   ListCommand: 'list-command',
   UpCommand: 'up-command',
   DownCommand: 'down-command',
+  ServeCommand: 'serve-command',
   HistoryTable: 'history-table',
   AlembicCommand: 'alembic-command',
   UrlVariable: 'database-url-variable',

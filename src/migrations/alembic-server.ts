@@ -1,9 +1,7 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
-import { registerCleanup } from '../lifecycle.js';
-import { type CommandResult, fillCommand } from '../shell.js';
+import { fillCommand } from '../shell.js';
+import { type Answer, type StepProtocol, StepServer } from './step-server.js';
 
 /**
  * One Python interpreter of the project's own environment that runs alembic's command API for
@@ -114,176 +112,31 @@ function onPath(name: string, env: NodeJS.ProcessEnv): string | undefined {
   return undefined;
 }
 
-interface Pending {
-  resolve(result: CommandResult): void;
-}
-
-/** A running interpreter; `undefined` answers mean it could not start (then steps run the command). */
-export class AlembicServer {
-  private child: ChildProcess | undefined;
-  private ready: Promise<boolean> | undefined;
-  private pending: Pending | undefined;
-  private queue: Promise<unknown> = Promise.resolve();
-  private answers = '';
-  /** What the interpreter wrote outside a step's capture (a crash, a C library): kept for the step. */
-  private stray = '';
-  private unregister: (() => void) | undefined;
-  /** Why it could not start, once known. */
-  startError: string | undefined;
-
-  constructor(
-    private readonly interpreter: { command: string; cwdOnPath: boolean },
-    private readonly cwd: string,
-    private readonly env: NodeJS.ProcessEnv,
-  ) {}
-
-  /** Runs `alembic <name> <target>`; undefined when the interpreter cannot run alembic at all. */
-  run(
-    argv: [string, string],
-    env: Record<string, string>,
-    timeoutMs: number,
-    signal?: AbortSignal,
-  ): Promise<CommandResult | undefined> {
-    const next = this.queue.then(() => this.send(argv, env, timeoutMs, signal));
-    this.queue = next.catch(() => {});
-    return next;
-  }
-
-  private async send(
-    argv: [string, string],
-    env: Record<string, string>,
-    timeoutMs: number,
-    signal?: AbortSignal,
-  ): Promise<CommandResult | undefined> {
-    if (!(await this.start())) return undefined;
-    const child = this.child as ChildProcess;
-    this.stray = '';
-    return new Promise<CommandResult>((resolve) => {
-      let timedOut = false;
-      const finish = (result: CommandResult) => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', stop);
-        this.pending = undefined;
-        resolve(result);
-      };
-      const stop = () => {
-        timedOut = true;
-        // Python cannot be interrupted inside a driver call: the interpreter goes, the next starts anew.
-        this.end('SIGKILL');
-        finish({ code: null, stdout: '', output: this.stray, timedOut });
-      };
-      const timer = setTimeout(stop, timeoutMs);
-      signal?.addEventListener('abort', stop, { once: true });
-      this.pending = {
-        resolve: (result) => finish({ ...result, timedOut }),
-      };
-      child.stdin?.write(`${JSON.stringify({ argv, env })}\n`);
-    });
-  }
-
-  private start(): Promise<boolean> {
-    if (this.ready && this.child) return this.ready;
-    if (this.startError) return Promise.resolve(false);
-    this.ready = new Promise<boolean>((resolve) => {
-      // The script travels on the command line: no file to write, none to leave behind.
-      const child = spawn(
-        `${this.interpreter.command} -c ${fillCommand('{script}', { script: Server })}${this.interpreter.cwdOnPath ? ' --cwd-on-path' : ''}`,
-        {
-          cwd: this.cwd,
-          env: this.env,
-          shell: true,
-          detached: true,
-          stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
-        },
-      );
-      this.child = child;
-      this.answers = '';
-      this.unregister = registerCleanup({
-        sync: () => this.end('SIGKILL'),
-        async: async () => this.end('SIGKILL'),
-      });
-      let started = false;
-      const keep = (chunk: Buffer) => {
-        this.stray = `${this.stray}${chunk.toString('utf8')}`.slice(-64 * 1024);
-      };
-      child.stdout?.on('data', keep);
-      child.stderr?.on('data', keep);
-      child.stdin?.on('error', () => {});
-      (child.stdio[3] as Readable).on('data', (chunk: Buffer) => {
-        this.answers += chunk.toString('utf8');
-        let at = this.answers.indexOf('\n');
-        while (at >= 0) {
-          const line = this.answers.slice(0, at);
-          this.answers = this.answers.slice(at + 1);
-          at = this.answers.indexOf('\n');
-          const answer = JSON.parse(line) as {
-            ready?: boolean;
-            error?: string;
-            code?: number;
-            output?: string;
-          };
-          if (!started) {
-            started = true;
-            if (!answer.ready) this.startError = answer.error ?? 'alembic could not be imported';
-            resolve(!!answer.ready);
-            continue;
-          }
-          this.pending?.resolve({
-            code: answer.code ?? 1,
-            stdout: '',
-            output: answer.output ?? '',
-            timedOut: false,
-          });
-        }
-      });
-      child.on('error', (error) => {
-        this.startError ??= error.message;
-        if (!started) resolve(false);
-      });
-      child.on('exit', (code, signal) => {
-        if (this.child === child) this.child = undefined;
-        this.unregister?.();
-        if (!started) {
-          started = true;
-          this.startError ??= `the interpreter exited with ${code ?? signal}: ${this.stray.trim().split('\n').at(-1) ?? ''}`;
-          resolve(false);
-          return;
-        }
-        // A step that ended the interpreter (sys.exit in C code, a crash): its own output is lost.
-        this.pending?.resolve({ code: code ?? null, stdout: '', output: this.stray, timedOut: false });
-      });
-    });
-    return this.ready;
-  }
-
-  private end(signal: NodeJS.Signals): void {
-    const child = this.child;
-    this.child = undefined;
-    this.ready = undefined;
-    if (!child?.pid) return;
+/** Requests as JSON lines on stdin; the script's answers as JSON lines on fd 3. */
+const AlembicProtocol: StepProtocol = {
+  channel: 'fd3',
+  handshake: true,
+  request: (argv, env) => `${JSON.stringify({ argv, env })}\n`,
+  parse(line) {
     try {
-      process.kill(-child.pid, signal);
+      return JSON.parse(line) as Answer;
     } catch {
-      // Already gone.
+      return undefined;
     }
-  }
+  },
+};
 
-  /** Stops the interpreter (end of run). */
-  async close(): Promise<void> {
-    const child = this.child;
-    if (!child) return;
-    child.stdin?.end();
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.end('SIGKILL');
-        resolve();
-      }, 2_000);
-      child.once('exit', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-    this.child = undefined;
-    this.unregister?.();
-  }
+/** alembic's command API in `interpreter`, for every step of the run (see `Server`). */
+export function alembicServer(
+  interpreter: { command: string; cwdOnPath: boolean },
+  cwd: string,
+  env: NodeJS.ProcessEnv,
+): StepServer {
+  // The script travels on the command line: no file to write, none to leave behind.
+  return new StepServer(
+    `${interpreter.command} -c ${fillCommand('{script}', { script: Server })}${interpreter.cwdOnPath ? ' --cwd-on-path' : ''}`,
+    AlembicProtocol,
+    cwd,
+    env,
+  );
 }

@@ -8,7 +8,7 @@ import { Inputs } from '../core/inputs.js';
 import { allowedRules } from '../core/locks.js';
 import type { OrderRules } from '../core/ordering.js';
 import { commandFailure, fillCommand, outputTail, pgEnv, runCommand } from '../shell.js';
-import { AlembicServer, interpreterOf } from './alembic-server.js';
+import { alembicServer, interpreterOf } from './alembic-server.js';
 import type { LoadedSet, Migration, Step, StepContext } from './types.js';
 import { StepError } from './types.js';
 
@@ -193,7 +193,7 @@ async function openProject(dir: string, cwd: string, options: AlembicOptions): P
   });
   // Every step in one interpreter of the project's environment, when the command names one.
   const interpreter = interpreterOf(options.command, options.env, root);
-  const server = interpreter ? new AlembicServer(interpreter, root, options.env) : undefined;
+  const server = interpreter ? alembicServer(interpreter, root, options.env) : undefined;
   return {
     cwd,
     options,

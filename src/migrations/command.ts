@@ -5,11 +5,12 @@ import { Inputs } from '../core/inputs.js';
 import { allowedRules } from '../core/locks.js';
 import type { OrderRules } from '../core/ordering.js';
 import { commandFailure, fillCommand, outputTail, pgEnv, runCommand } from '../shell.js';
+import { type StepProtocol, StepServer } from './step-server.js';
 import type { LoadedSet, Migration, Step } from './types.js';
 import { StepError } from './types.js';
 
 export interface CommandOptions {
-  commands: { list: string; up: string; down?: string };
+  commands: { list: string; up: string; down?: string; serve?: string };
   /** Where the commands run, and what reported paths are relative to. */
   workingDirectory: string;
   env: NodeJS.ProcessEnv;
@@ -36,6 +37,9 @@ export const CommandRules: OrderRules = {
 export async function loadCommandMigrations(options: CommandOptions): Promise<LoadedSet> {
   const { commands } = options;
   const migrations: Migration[] = [];
+  const server = commands.serve
+    ? new StepServer(commands.serve, ServeProtocol, options.workingDirectory, options.env)
+    : undefined;
   for (const [index, entry] of (await listedMigrations(options)).entries()) {
     migrations.push({
       id: entry.id,
@@ -43,9 +47,9 @@ export async function loadCommandMigrations(options: CommandOptions): Promise<Lo
       key: entry.id,
       name: entry.id,
       source: entry.source,
-      up: commandStep(options, commands.up, entry),
+      up: commandStep(options, commands.up, entry, server && { server, direction: 'up' }),
       ...(commands.down
-        ? { down: commandStep(options, commands.down, entry) }
+        ? { down: commandStep(options, commands.down, entry, server && { server, direction: 'down' }) }
         : { noDown: `no ${Inputs.DownCommand}` }),
     });
   }
@@ -61,8 +65,27 @@ export async function loadCommandMigrations(options: CommandOptions): Promise<Lo
         'Your runner has no file for it: it cannot roll it back, and fresh databases never get what it made.',
     },
     findings: [],
+    ...(server ? { close: () => server.close() } : {}),
   };
 }
+
+/** The line protocol of `serve-command`: see README ("A runner that stays alive"). */
+const Marker = 'pg-migrate-verify:';
+const ServeProtocol: StepProtocol = {
+  channel: 'stdout',
+  handshake: true,
+  request: (argv) => `${argv.join(' ')}\n`,
+  parse(line) {
+    const trimmed = line.trim();
+    if (!trimmed.startsWith(Marker)) return undefined;
+    const [word = '', ...rest] = trimmed.slice(Marker.length).trim().split(/\s+/);
+    const text = rest.join(' ');
+    if (word === 'ready') return { ready: true };
+    if (word === 'ok') return { code: 0 };
+    if (word === 'error') return { code: 1, error: text };
+    return undefined;
+  },
+};
 
 /** One line of `list-command`: the id, and its file when the runner prints one. */
 interface Listed {
@@ -116,8 +139,17 @@ async function listedMigrations(options: CommandOptions): Promise<Listed[]> {
   return entries;
 }
 
-/** A step that runs `template` with `{id}` filled in; a failure is located in the migration's file when known. */
-function commandStep(options: CommandOptions, template: string, entry: Listed): Step {
+/**
+ * A step that runs `template` with `{id}` filled in, or asks the runner that stays alive
+ * (`serve-command`) when there is one that answered its handshake; a failure is located in the
+ * migration's file when known.
+ */
+function commandStep(
+  options: CommandOptions,
+  template: string,
+  entry: Listed,
+  served?: { server: StepServer; direction: 'up' | 'down' },
+): Step {
   const { workingDirectory } = options;
   const file = entry.file;
   const allow = allowedRules(entry.source);
@@ -127,6 +159,23 @@ function commandStep(options: CommandOptions, template: string, entry: Listed): 
     noTransaction: 'the runner applies it on its own connection',
     ...(allow.length ? { allow } : {}),
     async run(context) {
+      const asked = await served?.server.run(
+        [served.direction, entry.id, context.databaseUrl],
+        {},
+        24 * 3_600_000,
+        context.signal,
+      );
+      if (asked) {
+        if (asked.code === 0) return;
+        const label = `${options.commands.serve}: ${served?.direction} ${entry.id}`;
+        const { message, detail, line } = commandFailure(
+          label,
+          asked,
+          file ? { file, cwd: workingDirectory } : undefined,
+          asked.answered ? 'answered' : 'exited',
+        );
+        throw new StepError(message, file ?? entry.id, line, detail);
+      }
       const command = fillCommand(template, { id: entry.id });
       const result = await runCommand(command, {
         cwd: workingDirectory,

@@ -17,7 +17,7 @@ type Concrete = Exclude<Format, 'auto'>;
 
 /** What formats that run commands need besides the folder. */
 export interface LoadOptions {
-  commands?: { list: string; up: string; down?: string };
+  commands?: { list: string; up: string; down?: string; serve?: string };
   /** How to run alembic (default `alembic`). */
   alembicCommand?: string;
   /** An extra variable that gets the database URL (DATABASE_URL and PG* always do). */
