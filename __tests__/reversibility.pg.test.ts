@@ -1,3 +1,6 @@
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { beforeAll, describe, expect, test } from '@jest/globals';
 import pg from 'pg';
 import type { Report } from '../src/core/report.js';
@@ -202,5 +205,41 @@ describe('one bad migration does not produce findings for later good ones', () =
     // 0012's down drops audit, so rolling back 0011 (which adds a column to it) fails next.
     expect(rollback[0]?.migration).toBe('0011_drop_audit_note');
     expect(rollback[0]?.message).toContain('relation "audit" does not exist');
+  });
+});
+
+describe('rebuilds after a broken down step', () => {
+  test('the second rebuild copies the state the first one made and replays only the migrations since', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'pgmv-rebuild-'));
+    // The server's own user appends to this file each time the first migration runs.
+    await chmod(dir, 0o777);
+    const runs = path.join(dir, 'runs');
+    const files: Record<string, string> = {
+      '0001_counted.up.sql': `CREATE TABLE a (id int);\nCOPY (SELECT 1) TO PROGRAM 'echo run >> ${runs}';\n`,
+      '0001_counted.down.sql': 'DROP TABLE a;\n',
+      '0002_b.up.sql': 'CREATE TABLE b (id int);\n',
+      '0002_b.down.sql': 'SELECT 1;\n',
+      '0003_c.up.sql': 'CREATE TABLE c (id int);\n',
+      '0003_c.down.sql': 'DROP TABLE c;\n',
+      '0004_d.up.sql': 'CREATE TABLE d (id int);\n',
+      '0004_d.down.sql': 'SELECT 1;\n',
+      '0005_e.up.sql': 'CREATE TABLE e (id int);\n',
+      '0005_e.down.sql': 'DROP TABLE e;\n',
+    };
+    for (const [name, text] of Object.entries(files)) await writeFile(path.join(dir, name), text);
+    try {
+      const result = await verify(await settingsFor(dir, { skip: 'locks,rollback-all' }), edgesOn(server));
+      expect(result.findings.map((f) => `${f.check} ${f.migration}`)).toEqual([
+        'reversibility 0002_b',
+        'reversibility 0002_b',
+        'reversibility 0004_d',
+        'reversibility 0004_d',
+      ]);
+      expect(result.sets[0]?.migrations.map((m) => m.reversible)).toEqual(['yes', 'no', 'yes', 'no', 'yes']);
+      // Up, up again, and the first rebuild's replay: the second rebuild starts from that one.
+      expect((await readFile(runs, 'utf8')).trim().split('\n')).toHaveLength(3);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -15,7 +15,7 @@ import { type MigrationRecord, recordsOf } from './record.js';
 import { checkReversibility, type Reversal } from './reversibility.js';
 import { checkRollbackAll } from './rollback-all.js';
 import { rowCounts } from './seed.js';
-import { type NextSteps, Workspace } from './workspace.js';
+import { Checkpoints, type NextSteps, Workspace } from './workspace.js';
 
 export interface WalkResult {
   migrations: MigrationReport[];
@@ -66,8 +66,16 @@ export async function walkSet(
   const records = recordsOf(loaded.migrations.slice(prefix), prefix);
   const seedIndex = seedIndexOf(ctx, loaded);
   // What a target or a base branch has is only applied (the seed among it, where it goes).
+  const checkpoints = new Checkpoints();
   const { ws, failed, seed } = await Workspace.prepare(
-    { ctx, migrations: loaded.migrations, exclusions, assertions, ...(seedIndex >= 0 ? { seedIndex } : {}) },
+    {
+      ctx,
+      migrations: loaded.migrations,
+      exclusions,
+      assertions,
+      checkpoints,
+      ...(seedIndex >= 0 ? { seedIndex } : {}),
+    },
     prefix,
     true,
   );
@@ -107,6 +115,7 @@ export async function walkSet(
     return { migrations: reports, touched: touchedOf(records), start: empty, head, exclusions };
   } finally {
     await walk.ws.close();
+    await checkpoints.dropAll();
   }
 }
 

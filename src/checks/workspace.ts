@@ -5,7 +5,7 @@ import type { AssertionRun, Side } from '../core/assertions.js';
 import { type StepTrace, stepTrace } from '../core/locks.js';
 import { Runner, type StepOutcome } from '../migrations/runner.js';
 import type { Migration } from '../migrations/types.js';
-import { CatalogSessionName, cancelQueries } from '../postgres/databases.js';
+import { CatalogSessionName, cancelQueries, endSessions } from '../postgres/databases.js';
 import type { ScratchDatabase } from '../postgres/types.js';
 import { type Assertion, AssertionRunner } from './assertions.js';
 import type { SetContext } from './context.js';
@@ -21,6 +21,42 @@ export interface WorkspacePlan {
   assertions?: Map<string, Assertion[]>;
   /** The index of the migration after which the seed applies, when there is a seed. */
   seedIndex?: number;
+  /** Where rebuilds keep the state they made, for the next rebuild to start from. */
+  checkpoints?: Checkpoints;
+}
+
+/** A database with the first `count` migrations applied (the seed in, when `seeded`); no one is connected. */
+interface Checkpoint {
+  count: number;
+  seeded: boolean;
+  db: ScratchDatabase;
+}
+
+/**
+ * The state the last rebuild made, kept as a database no one connects to, so that the next
+ * rebuild (a walk only moves forward) copies it and replays only the migrations since, instead of
+ * every one from the first. Copying a database is a matter of milliseconds; replaying a long
+ * history, of seconds (per step, for a format that runs a process or an interpreter).
+ */
+export class Checkpoints {
+  private last: Checkpoint | undefined;
+
+  /** The checkpoint to start a state of `count` migrations from, if there is one. */
+  nearest(count: number): Checkpoint | undefined {
+    return this.last && this.last.count <= count ? this.last : undefined;
+  }
+
+  async keep(checkpoint: Checkpoint): Promise<void> {
+    const old = this.last;
+    this.last = checkpoint;
+    if (old && old !== checkpoint) await old.db.drop().catch(() => {});
+  }
+
+  async dropAll(): Promise<void> {
+    const old = this.last;
+    this.last = undefined;
+    await old?.db.drop().catch(() => {});
+  }
 }
 
 /** A runner for `migrations` on a database of the set's server, with our timeout, cancel and health. */
@@ -83,8 +119,9 @@ export class Workspace {
     plan: WorkspacePlan,
     count: number,
     seedAtEnd: boolean,
+    from?: Checkpoint,
   ): Promise<{ ws: Workspace } & Prepared> {
-    const db = await plan.ctx.server.createDatabase();
+    const db = await plan.ctx.server.createDatabase(from ? { template: from.db.name } : undefined);
     const runner = runnerFor(plan.ctx, plan.migrations, db);
     const prepared: Prepared = {};
     const catalog = new pg.Client({
@@ -98,7 +135,7 @@ export class Workspace {
     catalog.on('error', () => {});
     try {
       await runner.open();
-      if (count) Object.assign(prepared, await applyFirst(plan, runner, db, count, seedAtEnd));
+      Object.assign(prepared, await applyFirst(plan, runner, db, from, count, seedAtEnd));
       await catalog.connect();
       const ws = new Workspace(
         plan,
@@ -123,8 +160,17 @@ export class Workspace {
    * failing seed was reported then); undefined when that fails.
    */
   async rebuild(upTo: number): Promise<Workspace | undefined> {
+    const { plan } = this;
+    const count = upTo + 1;
+    const { checkpoints } = plan;
+    let from = checkpoints?.nearest(count);
+    if (checkpoints && from?.count !== count) {
+      from = await checkpointOf(plan, from, count);
+      if (!from) return undefined;
+      await checkpoints.keep(from);
+    }
     // The walk loads the seed itself when it goes right after migration upTo.
-    const { ws, failed } = await Workspace.prepare(this.plan, upTo + 1, false);
+    const { ws, failed } = await Workspace.prepare(plan, count, false, from);
     if (!failed) return ws;
     await ws.close();
     return undefined;
@@ -187,18 +233,28 @@ export class Workspace {
   }
 }
 
-/** Applies the first `count` migrations, many to a round trip, with the seed where it goes. */
+/**
+ * Applies the migrations from `from` (a checkpoint's state, or none) to the first `count`, many to a
+ * round trip, with the seed where it goes (after the last of them only with `seedAtEnd`).
+ */
 async function applyFirst(
   plan: WorkspacePlan,
   runner: Runner,
   db: ScratchDatabase,
+  from: Checkpoint | undefined,
   count: number,
   seedAtEnd: boolean,
 ): Promise<Prepared> {
   const { ctx, seedIndex } = plan;
-  const seeded = seedIndex !== undefined && (seedIndex < count - 1 || (seedAtEnd && seedIndex === count - 1));
-  const split = seeded ? seedIndex + 1 : count;
-  const failed = await runner.upMany(plan.migrations.slice(0, split));
+  const start = from?.count ?? 0;
+  // The copy holds what those migrations did, and their bookkeeping rows.
+  if (start) runner.assumeApplied(plan.migrations.slice(0, start).map((m) => m.id));
+  const seeded =
+    !from?.seeded &&
+    seedIndex !== undefined &&
+    (seedIndex < count - 1 || (seedAtEnd && seedIndex === count - 1));
+  const split = seeded ? Math.max(start, seedIndex + 1) : count;
+  const failed = await runner.upMany(plan.migrations.slice(start, split));
   if (failed || !seeded || !ctx.seed) return failed ? { failed } : {};
   const error = await applySeed(ctx.seed, db.url, {
     workingDirectory: ctx.workingDirectory,
@@ -207,4 +263,35 @@ async function applyFirst(
   });
   const rest = await runner.upMany(plan.migrations.slice(split, count));
   return { seed: error ? { error } : {}, ...(rest ? { failed: rest } : {}) };
+}
+
+/**
+ * A checkpoint of the first `count` migrations: a copy of `from` (or an empty database) with the
+ * rest replayed, every session on it ended; undefined when a migration fails.
+ */
+async function checkpointOf(
+  plan: WorkspacePlan,
+  from: Checkpoint | undefined,
+  count: number,
+): Promise<Checkpoint | undefined> {
+  const { server } = plan.ctx;
+  const db = await server.createDatabase(from ? { template: from.db.name } : undefined);
+  const runner = runnerFor(plan.ctx, plan.migrations, db);
+  let made: Prepared;
+  try {
+    await runner.open();
+    made = await applyFirst(plan, runner, db, from, count, false);
+  } catch (error) {
+    await runner.close();
+    await db.drop().catch(() => {});
+    throw error;
+  }
+  await runner.close();
+  if (made.failed) {
+    await db.drop().catch(() => {});
+    return undefined;
+  }
+  // A copy needs a database no one is connected to: a format's pool may still hold one.
+  await endSessions(server.adminUrl, db.name);
+  return { count, seeded: !!from?.seeded || made.seed !== undefined, db };
 }

@@ -252,6 +252,11 @@ export class Runner {
     return undefined;
   }
 
+  /** Takes these as applied: the database is a copy of one where they ran (their bookkeeping too). */
+  assumeApplied(ids: readonly string[]): void {
+    this.storage.ran(ids.filter((id) => !this.storage.has(id)));
+  }
+
   /** True when the migration's up step ran and its down step has not. */
   isApplied(id: string): boolean {
     return this.storage.has(id);

@@ -26,6 +26,7 @@ export function scratchName(prefix = 'pgmv'): string {
 export class DatabaseFactory {
   private admin: pg.Client | undefined;
   private readonly created = new Set<string>();
+  private major: number | undefined;
 
   constructor(private readonly adminUrl: string) {}
 
@@ -49,7 +50,13 @@ export class DatabaseFactory {
     const name = options.name ?? scratchName();
     const template = options.template ?? 'template0';
     const client = await this.client();
-    await client.query(`CREATE DATABASE ${quoteIdent(name)} TEMPLATE ${quoteIdent(template)}`);
+    // A copy of one of ours (a checkpoint): copying the files is three times faster than
+    // PostgreSQL 15's default of writing every block to the WAL (14 copies files anyway).
+    this.major ??= Math.floor(
+      Number((await client.query('SHOW server_version_num')).rows[0]?.server_version_num) / 10000,
+    );
+    const strategy = template !== 'template0' && this.major >= 15 ? ' STRATEGY FILE_COPY' : '';
+    await client.query(`CREATE DATABASE ${quoteIdent(name)} TEMPLATE ${quoteIdent(template)}${strategy}`);
     this.created.add(name);
     return { name, url: withDatabase(this.adminUrl, name), drop: () => this.drop(name) };
   }
@@ -109,6 +116,24 @@ export async function cancelQueries(adminUrl: string, database: string): Promise
     await client.query(
       'SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() AND application_name IS DISTINCT FROM $2',
       [database, CatalogSessionName],
+    );
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/**
+ * Ends every session on a database (a runner's pool, a driver that kept its connection), so that
+ * it can be the template of a copy; from a separate connection.
+ */
+export async function endSessions(adminUrl: string, database: string): Promise<void> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  client.on('error', () => {});
+  await client.connect();
+  try {
+    await client.query(
+      'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+      [database],
     );
   } finally {
     await client.end().catch(() => {});
