@@ -215,7 +215,7 @@ describe('rebuilds after a broken down step', () => {
     await chmod(dir, 0o777);
     const runs = path.join(dir, 'runs');
     const files: Record<string, string> = {
-      '0001_counted.up.sql': `CREATE TABLE a (id int);\nCOPY (SELECT 1) TO PROGRAM 'echo run >> ${runs}';\n`,
+      '0001_counted.up.sql': `CREATE TABLE a (id int);\nCOPY (SELECT 'run') TO PROGRAM 'cat >> ${runs}';\n`,
       '0001_counted.down.sql': 'DROP TABLE a;\n',
       '0002_b.up.sql': 'CREATE TABLE b (id int);\n',
       '0002_b.down.sql': 'SELECT 1;\n',
@@ -237,7 +237,8 @@ describe('rebuilds after a broken down step', () => {
       ]);
       expect(result.sets[0]?.migrations.map((m) => m.reversible)).toEqual(['yes', 'no', 'yes', 'no', 'yes']);
       // Up, up again, and the first rebuild's replay: the second rebuild starts from that one.
-      expect((await readFile(runs, 'utf8')).trim().split('\n')).toHaveLength(3);
+      const ran = (await readFile(runs, 'utf8')).trim().split('\n');
+      expect(ran).toHaveLength(3);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

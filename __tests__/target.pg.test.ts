@@ -59,6 +59,7 @@ async function production(
     }
   } finally {
     await runner.close();
+    await loaded.close?.();
   }
   await sql(db.url, `DROP SCHEMA ${BookkeepingSchema} CASCADE; ${history} ${extra}`);
   return db.url;

@@ -46338,9 +46338,11 @@ class StepServer {
             return undefined;
         const child = this.child;
         this.written = '';
+        this.hold(child, true);
         return new Promise((resolve) => {
             const finish = (result) => {
                 clearTimeout(timer);
+                this.hold(child, false);
                 signal?.removeEventListener('abort', stop);
                 this.pending = undefined;
                 resolve(result);
@@ -46446,6 +46448,19 @@ class StepServer {
             });
         });
         return this.ready;
+    }
+    /**
+     * Between steps the process must not keep ours alive (a caller that never closes it, a test):
+     * it is held only while a step waits for its answer; at exit the cleanup ends it.
+     */
+    hold(child, on) {
+        for (const handle of [child, child.stdin, child.stdout, child.stderr, child.stdio[3]]) {
+            const h = handle;
+            if (on)
+                h?.ref?.();
+            else
+                h?.unref?.();
+        }
     }
     end() {
         const child = this.child;
@@ -49117,12 +49132,12 @@ async function replayOnBase(ctx, plan, fresh, exclusions) {
             added: plan.added.length,
             base: plan.baseName,
         });
-        for (const [i, m] of all.entries()) {
-            const outcome = await runner.up(m);
-            if (outcome.ok)
-                continue;
+        // What production has and what the branch adds are only applied: many to a round trip.
+        const failed = await runner.upMany(all);
+        if (failed) {
+            const { migration: m, outcome } = failed;
             const error = outcome.error?.message ?? 'failed';
-            if (i < plan.production.length) {
+            if (all.indexOf(m) < plan.production.length) {
                 return Notes.replayStopped(m.id, plan.baseName, error);
             }
             ctx.finding({

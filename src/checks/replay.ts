@@ -46,11 +46,12 @@ export async function replayOnBase(
       added: plan.added.length,
       base: plan.baseName,
     });
-    for (const [i, m] of all.entries()) {
-      const outcome = await runner.up(m);
-      if (outcome.ok) continue;
+    // What production has and what the branch adds are only applied: many to a round trip.
+    const failed = await runner.upMany(all);
+    if (failed) {
+      const { migration: m, outcome } = failed;
       const error = outcome.error?.message ?? 'failed';
-      if (i < plan.production.length) {
+      if (all.indexOf(m) < plan.production.length) {
         return Notes.replayStopped(m.id, plan.baseName, error);
       }
       ctx.finding({

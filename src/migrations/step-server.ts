@@ -71,9 +71,11 @@ export class StepServer {
     if (!(await this.start())) return undefined;
     const child = this.child as ChildProcess;
     this.written = '';
+    this.hold(child, true);
     return new Promise<CommandResult & { answered?: boolean }>((resolve) => {
       const finish = (result: CommandResult & { answered?: boolean }) => {
         clearTimeout(timer);
+        this.hold(child, false);
         signal?.removeEventListener('abort', stop);
         this.pending = undefined;
         resolve(result);
@@ -177,6 +179,18 @@ export class StepServer {
       });
     });
     return this.ready;
+  }
+
+  /**
+   * Between steps the process must not keep ours alive (a caller that never closes it, a test):
+   * it is held only while a step waits for its answer; at exit the cleanup ends it.
+   */
+  private hold(child: ChildProcess, on: boolean): void {
+    for (const handle of [child, child.stdin, child.stdout, child.stderr, child.stdio[3]] as unknown[]) {
+      const h = handle as { ref?: () => void; unref?: () => void } | null | undefined;
+      if (on) h?.ref?.();
+      else h?.unref?.();
+    }
   }
 
   private end(): void {
