@@ -12,7 +12,7 @@ import { defaultExclusions, readSnapshot } from '../src/catalog/tracker.js';
 import { silentLogger } from '../src/core/logger.js';
 import { startBinaries } from '../src/postgres/binaries.js';
 import type { StartedPostgres } from '../src/postgres/types.js';
-import { type RawInputs, resolveSettings } from '../src/settings.js';
+import { type RawInputs, resolveSettings, type Settings } from '../src/settings.js';
 import { verify } from '../src/verify.js';
 import { generateHistory, writeAlembicProject, writeHistory } from './generate.js';
 
@@ -83,15 +83,20 @@ async function psqlRun(
 /** The locks check's findings on the last run, by rule: what a reviewer of the synthetic history would read. */
 let lockRules = new Map<string, number>();
 
-async function toolRun(server: StartedPostgres, dir: string, raw: RawInputs = {}): Promise<number> {
-  const settings = await resolveSettings({ 'migrations-dir': dir, ...raw });
-  const started = performance.now();
-  const report = await verify(settings, {
+/** The tool on the bench's server (started once, kept running), as users' runs would see it. */
+function verifyOn(server: StartedPostgres, settings: Settings) {
+  return verify(settings, {
     log,
     emit() {},
     startPostgres: async () => ({ ...server, stop: async () => {} }),
     now: () => performance.now(),
   });
+}
+
+async function toolRun(server: StartedPostgres, dir: string, raw: RawInputs = {}): Promise<number> {
+  const settings = await resolveSettings({ 'migrations-dir': dir, ...raw });
+  const started = performance.now();
+  const report = await verifyOn(server, settings);
   const elapsed = performance.now() - started;
   // The history is correct: only the locks check may warn (what its migrations do to existing tables).
   const other = report.findings.find((f) => f.check !== 'locks');
@@ -131,12 +136,7 @@ async function gateBench(server: StartedPostgres, tmp: string, count: number): P
   const runs: number[] = [];
   for (let i = 0; i < repeats; i++) {
     const t = performance.now();
-    const report = await verify(settings, {
-      log,
-      emit() {},
-      startPostgres: async () => ({ ...server, stop: async () => {} }),
-      now: () => performance.now(),
-    });
+    const report = await verifyOn(server, settings);
     runs.push(performance.now() - t);
     if (report.result !== 'passed' || report.sets[0]?.target?.pending.length !== 10)
       throw new Error(`the gate did not pass: ${JSON.stringify(report.findings[0] ?? report.error)}`);
@@ -197,12 +197,7 @@ async function prBench(server: StartedPostgres, tmp: string, count: number): Pro
   for (let i = 0; i < repeats; i++) {
     raw.push(await rawUp(server, history));
     const t = performance.now();
-    const report = await verify(settings, {
-      log,
-      emit() {},
-      startPostgres: async () => ({ ...server, stop: async () => {} }),
-      now: () => performance.now(),
-    });
+    const report = await verifyOn(server, settings);
     tool.push(performance.now() - t);
     const other = report.findings.find((f) => f.check !== 'locks');
     if (report.result !== 'passed' || other || report.sets[0]?.migrations.length !== 1)
@@ -252,12 +247,7 @@ async function alembicBench(server: StartedPostgres, tmp: string): Promise<void>
     if (up.status !== 0 || down.status !== 0)
       throw new Error(`raw alembic failed: ${up.stderr}${down.stderr}`);
     const s = performance.now();
-    const report = await verify(settings, {
-      log,
-      emit() {},
-      startPostgres: async () => ({ ...server, stop: async () => {} }),
-      now: () => performance.now(),
-    });
+    const report = await verifyOn(server, settings);
     tool.push(performance.now() - s);
     if (report.result !== 'passed' || report.findings.some((f) => f.check !== 'locks'))
       throw new Error(

@@ -33669,12 +33669,16 @@ async function serverVersion(url, timeoutMs) {
 /** The application_name of our own catalog session on a scratch database: a step's timeout never cancels it. */
 const CatalogSessionName = 'pg-migrate-verify (catalog reads)';
 /** Cancels every running statement in a database (the step timeout) but our catalog session's, from a separate connection. */
-async function cancelQueries(adminUrl, database) {
-    const client = new pg__WEBPACK_IMPORTED_MODULE_1__/* ["default"].Client */ .Ay.Client({ connectionString: adminUrl });
+function cancelQueries(adminUrl, database) {
+    return onOwnConnection(adminUrl, 'SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() AND application_name IS DISTINCT FROM $2', [database, CatalogSessionName]);
+}
+/** Runs one statement on a connection of its own (never one a step may be using), then closes it. */
+async function onOwnConnection(url, sql, values) {
+    const client = new pg__WEBPACK_IMPORTED_MODULE_1__/* ["default"].Client */ .Ay.Client({ connectionString: url });
     client.on('error', () => { });
     await client.connect();
     try {
-        await client.query('SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() AND application_name IS DISTINCT FROM $2', [database, CatalogSessionName]);
+        await client.query(sql, values);
     }
     finally {
         await client.end().catch(() => { });
@@ -33684,16 +33688,8 @@ async function cancelQueries(adminUrl, database) {
  * Ends every session on a database (a runner's pool, a driver that kept its connection), so that
  * it can be the template of a copy; from a separate connection.
  */
-async function endSessions(adminUrl, database) {
-    const client = new pg__WEBPACK_IMPORTED_MODULE_1__/* ["default"].Client */ .Ay.Client({ connectionString: adminUrl });
-    client.on('error', () => { });
-    await client.connect();
-    try {
-        await client.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [database]);
-    }
-    finally {
-        await client.end().catch(() => { });
-    }
+function endSessions(adminUrl, database) {
+    return onOwnConnection(adminUrl, 'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [database]);
 }
 
 
@@ -48195,6 +48191,66 @@ function sharedPrefix(base, head) {
     return n;
 }
 
+;// CONCATENATED MODULE: ./src/checks/record.ts
+/** Records for the migrations the checks walk, which come after `offset` others in the workspace. */
+function recordsOf(migrations, offset = 0) {
+    return migrations.map((migration, index) => ({
+        migration,
+        index,
+        total: migrations.length,
+        position: offset + index,
+        created: new Set(),
+        report: {
+            id: migration.id,
+            file: migration.up.file,
+            up: null,
+            down: null,
+            reversible: migration.down ? 'skipped' : 'no-down',
+            changes: [],
+        },
+    }));
+}
+/** A failed step as a finding at the step's file and line, with the driver's or runner's own words. */
+function stepFinding(ctx, check, record, direction, outcome, message) {
+    failedStepFinding(ctx, check, record.migration, direction, outcome, message);
+}
+/** The same for a migration the checks only applied (no record): a base branch's, production's. */
+function failedStepFinding(ctx, check, m, direction, outcome, message) {
+    ctx.finding({
+        check,
+        severity: 'error',
+        migration: m.id,
+        file: outcome.error?.file ?? (direction === 'up' ? m.up.file : m.down?.file),
+        line: outcome.error?.line,
+        message,
+        detail: outcome.error?.detail,
+    });
+}
+/**
+ * What a step said besides its result: errors become findings, notes the set's notes. The same
+ * notice from the same migration is told once (a down step runs again while rolling back).
+ */
+function fileNotices(ctx, check, record, direction, outcome, told) {
+    const m = record.migration;
+    for (const notice of outcome.notices) {
+        const message = `\`${m.id}\` (${direction}) ${notice.message}`;
+        if (told.has(message))
+            continue;
+        told.add(message);
+        if (notice.severity === 'note')
+            ctx.note(message);
+        else
+            ctx.finding({
+                check,
+                severity: 'error',
+                migration: m.id,
+                file: direction === 'up' ? m.up.file : m.down?.file,
+                message,
+                ...(notice.detail ? { detail: notice.detail } : {}),
+            });
+    }
+}
+
 // EXTERNAL MODULE: ./src/core/report.ts
 var report = __nccwpck_require__(88557);
 ;// CONCATENATED MODULE: ./src/catalog/locks.ts
@@ -49106,6 +49162,7 @@ async function checkpointOf(plan, from, count) {
 
 
 
+
 /**
  * Two-phase replay: applies the base branch's migrations as the base has them, then this branch's
  * new ones on top (what a deploy does to production), and compares the schema it ends with to the
@@ -49140,15 +49197,7 @@ async function replayOnBase(ctx, plan, fresh, exclusions) {
             if (all.indexOf(m) < plan.production.length) {
                 return Notes.replayStopped(m.id, plan.baseName, error);
             }
-            ctx.finding({
-                check: 'apply',
-                severity: 'error',
-                migration: m.id,
-                file: outcome.error?.file ?? m.up.file,
-                line: outcome.error?.line,
-                message: Messages.replayUpFails(m.id, plan.baseName, error),
-                detail: outcome.error?.detail,
-            });
+            failedStepFinding(ctx, 'apply', m, 'up', outcome, Messages.replayUpFails(m.id, plan.baseName, error));
             return undefined;
         }
         const production = await snapshotAt(db.url, exclusions);
@@ -49564,63 +49613,6 @@ async function idColumn(session, table) {
     return chosen;
 }
 
-;// CONCATENATED MODULE: ./src/checks/record.ts
-/** Records for the migrations the checks walk, which come after `offset` others in the workspace. */
-function recordsOf(migrations, offset = 0) {
-    return migrations.map((migration, index) => ({
-        migration,
-        index,
-        total: migrations.length,
-        position: offset + index,
-        created: new Set(),
-        report: {
-            id: migration.id,
-            file: migration.up.file,
-            up: null,
-            down: null,
-            reversible: migration.down ? 'skipped' : 'no-down',
-            changes: [],
-        },
-    }));
-}
-/** A failed step as a finding at the step's file and line, with the driver's or runner's own words. */
-function stepFinding(ctx, check, record, direction, outcome, message) {
-    const m = record.migration;
-    ctx.finding({
-        check,
-        severity: 'error',
-        migration: m.id,
-        file: outcome.error?.file ?? (direction === 'up' ? m.up.file : m.down?.file),
-        line: outcome.error?.line,
-        message,
-        detail: outcome.error?.detail,
-    });
-}
-/**
- * What a step said besides its result: errors become findings, notes the set's notes. The same
- * notice from the same migration is told once (a down step runs again while rolling back).
- */
-function fileNotices(ctx, check, record, direction, outcome, told) {
-    const m = record.migration;
-    for (const notice of outcome.notices) {
-        const message = `\`${m.id}\` (${direction}) ${notice.message}`;
-        if (told.has(message))
-            continue;
-        told.add(message);
-        if (notice.severity === 'note')
-            ctx.note(message);
-        else
-            ctx.finding({
-                check,
-                severity: 'error',
-                migration: m.id,
-                file: direction === 'up' ? m.up.file : m.down?.file,
-                message,
-                ...(notice.detail ? { detail: notice.detail } : {}),
-            });
-    }
-}
-
 ;// CONCATENATED MODULE: ./src/checks/apply.ts
 
 
@@ -49909,11 +49901,8 @@ async function walkSet(ctx, loaded, assertions, prefix = 0) {
     try {
         if (seed)
             seedLoaded(walk, seed.error);
-        if (failed) {
-            const { migration: m, outcome } = failed;
-            const startFailed = { id: m.id, error: outcome.error?.message ?? 'failed', migration: m, outcome };
-            return { migrations: reports, touched: new Map(), exclusions, startFailed };
-        }
+        if (failed)
+            return { migrations: reports, touched: new Map(), exclusions, startFailed: failed };
         const empty = walk.ws.tracker.now();
         if (walk.ws.tracker.mode === 'full')
             ctx.note(Notes.fullCatalogReads);
@@ -50144,12 +50133,12 @@ function orderedForTarget(loaded, state) {
 function qualified(table) {
     return table.includes('.') ? table : `public.${table}`;
 }
-function historyFails(failed) {
+function historyFails({ migration, outcome }) {
     return {
         check: 'target',
         severity: 'error',
-        migration: failed.id,
-        message: Messages.targetHistoryFails(failed.id, failed.error),
+        migration: migration.id,
+        message: Messages.targetHistoryFails(migration.id, outcome.error?.message ?? 'failed'),
     };
 }
 /** The live schema against the schema the repository's history gives at the target's applied version. */
@@ -50168,6 +50157,7 @@ async function liveSizes(session, live) {
 }
 
 ;// CONCATENATED MODULE: ./src/checks/set.ts
+
 
 
 
@@ -50238,17 +50228,10 @@ async function findAssertions(ctx, loaded) {
     return found.byMigration;
 }
 /** A migration the branch shares with its base did not apply, so nothing of the branch's was checked. */
-function sharedFailed(ctx, failed, base) {
-    const { migration: m, outcome } = failed;
-    ctx.finding({
-        check: 'apply',
-        severity: 'error',
-        migration: m.id,
-        file: outcome.error?.file ?? m.up.file,
-        line: outcome.error?.line,
-        message: Messages.sharedUpFailed(m.id, base ? baseName(base) : 'the base branch', failed.error),
-        detail: outcome.error?.detail,
-    });
+function sharedFailed(ctx, { migration: m, outcome }, base) {
+    const error = outcome.error?.message ?? 'failed';
+    const message = Messages.sharedUpFailed(m.id, base ? baseName(base) : 'the base branch', error);
+    failedStepFinding(ctx, 'apply', m, 'up', outcome, message);
 }
 /** Two-phase replay, when this branch changes the history the base branch has. */
 async function replay(ctx, loaded, base, comparison, walk) {

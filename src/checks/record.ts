@@ -47,7 +47,18 @@ export function stepFinding(
   outcome: StepOutcome,
   message: string,
 ): void {
-  const m = record.migration;
+  failedStepFinding(ctx, check, record.migration, direction, outcome, message);
+}
+
+/** The same for a migration the checks only applied (no record): a base branch's, production's. */
+export function failedStepFinding(
+  ctx: SetContext,
+  check: CheckId,
+  m: Migration,
+  direction: 'up' | 'down',
+  outcome: StepOutcome,
+  message: string,
+): void {
   ctx.finding({
     check,
     severity: 'error',

@@ -5,6 +5,7 @@ import { accepts } from '../core/report.js';
 import { diffSnapshots, type SchemaSnapshot } from '../core/schema.js';
 import type { LoadedSet, Migration } from '../migrations/types.js';
 import type { SetContext } from './context.js';
+import { failedStepFinding } from './record.js';
 import { runnerFor } from './workspace.js';
 
 export interface ReplayPlan {
@@ -54,15 +55,7 @@ export async function replayOnBase(
       if (all.indexOf(m) < plan.production.length) {
         return Notes.replayStopped(m.id, plan.baseName, error);
       }
-      ctx.finding({
-        check: 'apply',
-        severity: 'error',
-        migration: m.id,
-        file: outcome.error?.file ?? m.up.file,
-        line: outcome.error?.line,
-        message: Messages.replayUpFails(m.id, plan.baseName, error),
-        detail: outcome.error?.detail,
-      });
+      failedStepFinding(ctx, 'apply', m, 'up', outcome, Messages.replayUpFails(m.id, plan.baseName, error));
       return undefined;
     }
     const production = await snapshotAt(db.url, exclusions);

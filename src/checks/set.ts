@@ -9,6 +9,7 @@ import type { SetContext } from './context.js';
 import { checkModels } from './drift-models.js';
 import { checkSnapshotFile } from './drift-snapshot.js';
 import { type BaseSet, baseName, checkOrdering, sharedPrefix } from './ordering.js';
+import { failedStepFinding } from './record.js';
 import { type ReplayPlan, replayOnBase, replayPlan } from './replay.js';
 import { checkTarget } from './target.js';
 import { type StartFailure, type WalkResult, walkSet } from './walk.js';
@@ -86,17 +87,14 @@ async function findAssertions(
 }
 
 /** A migration the branch shares with its base did not apply, so nothing of the branch's was checked. */
-function sharedFailed(ctx: SetContext, failed: StartFailure, base: BaseSet | undefined): void {
-  const { migration: m, outcome } = failed;
-  ctx.finding({
-    check: 'apply',
-    severity: 'error',
-    migration: m.id,
-    file: outcome.error?.file ?? m.up.file,
-    line: outcome.error?.line,
-    message: Messages.sharedUpFailed(m.id, base ? baseName(base) : 'the base branch', failed.error),
-    detail: outcome.error?.detail,
-  });
+function sharedFailed(
+  ctx: SetContext,
+  { migration: m, outcome }: StartFailure,
+  base: BaseSet | undefined,
+): void {
+  const error = outcome.error?.message ?? 'failed';
+  const message = Messages.sharedUpFailed(m.id, base ? baseName(base) : 'the base branch', error);
+  failedStepFinding(ctx, 'apply', m, 'up', outcome, message);
 }
 
 /** Two-phase replay, when this branch changes the history the base branch has. */

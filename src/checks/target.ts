@@ -9,7 +9,7 @@ import { readTargetHistory } from '../target/history.js';
 import { TargetSession } from '../target/session.js';
 import type { Assertion } from './assertions.js';
 import type { SetContext } from './context.js';
-import { type WalkResult, walkSet } from './walk.js';
+import { type StartFailure, type WalkResult, walkSet } from './walk.js';
 
 /**
  * The deploy gate (`target`), read-only against the live database: its history as its tool reads
@@ -75,12 +75,12 @@ function qualified(table: string): string {
   return table.includes('.') ? table : `public.${table}`;
 }
 
-function historyFails(failed: { id: string; error: string }) {
+function historyFails({ migration, outcome }: StartFailure) {
   return {
     check: 'target' as const,
     severity: 'error' as const,
-    migration: failed.id,
-    message: Messages.targetHistoryFails(failed.id, failed.error),
+    migration: migration.id,
+    message: Messages.targetHistoryFails(migration.id, outcome.error?.message ?? 'failed'),
   };
 }
 

@@ -30,10 +30,8 @@ export interface WalkResult {
   exclusions: Exclusions;
 }
 
-/** A migration of the prefix (applied without checks) that did not apply. */
+/** A migration of the prefix (applied without checks) that did not apply, and how it failed. */
 export interface StartFailure {
-  id: string;
-  error: string;
   migration: Migration;
   outcome: StepOutcome;
 }
@@ -83,11 +81,7 @@ export async function walkSet(
   const reports = records.map((r) => r.report);
   try {
     if (seed) seedLoaded(walk, seed.error);
-    if (failed) {
-      const { migration: m, outcome } = failed;
-      const startFailed = { id: m.id, error: outcome.error?.message ?? 'failed', migration: m, outcome };
-      return { migrations: reports, touched: new Map(), exclusions, startFailed };
-    }
+    if (failed) return { migrations: reports, touched: new Map(), exclusions, startFailed: failed };
     const empty = walk.ws.tracker.now();
     if (walk.ws.tracker.mode === 'full') ctx.note(Notes.fullCatalogReads);
     if (walk.ws.tracker.mode === 'full' && ctx.checks.has('locks')) ctx.note(Notes.locksNotTraced);

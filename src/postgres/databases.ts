@@ -108,15 +108,21 @@ export async function serverVersion(
 export const CatalogSessionName = 'pg-migrate-verify (catalog reads)';
 
 /** Cancels every running statement in a database (the step timeout) but our catalog session's, from a separate connection. */
-export async function cancelQueries(adminUrl: string, database: string): Promise<void> {
-  const client = new pg.Client({ connectionString: adminUrl });
+export function cancelQueries(adminUrl: string, database: string): Promise<void> {
+  return onOwnConnection(
+    adminUrl,
+    'SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() AND application_name IS DISTINCT FROM $2',
+    [database, CatalogSessionName],
+  );
+}
+
+/** Runs one statement on a connection of its own (never one a step may be using), then closes it. */
+async function onOwnConnection(url: string, sql: string, values: unknown[]): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
   client.on('error', () => {});
   await client.connect();
   try {
-    await client.query(
-      'SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() AND application_name IS DISTINCT FROM $2',
-      [database, CatalogSessionName],
-    );
+    await client.query(sql, values);
   } finally {
     await client.end().catch(() => {});
   }
@@ -126,16 +132,10 @@ export async function cancelQueries(adminUrl: string, database: string): Promise
  * Ends every session on a database (a runner's pool, a driver that kept its connection), so that
  * it can be the template of a copy; from a separate connection.
  */
-export async function endSessions(adminUrl: string, database: string): Promise<void> {
-  const client = new pg.Client({ connectionString: adminUrl });
-  client.on('error', () => {});
-  await client.connect();
-  try {
-    await client.query(
-      'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
-      [database],
-    );
-  } finally {
-    await client.end().catch(() => {});
-  }
+export function endSessions(adminUrl: string, database: string): Promise<void> {
+  return onOwnConnection(
+    adminUrl,
+    'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+    [database],
+  );
 }
