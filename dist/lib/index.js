@@ -49814,12 +49814,14 @@ function reproducesSchema(ctx, ws, record, afterUp) {
  * The rollback-all check: every applied migration rolled back from the newest to the first
  * succeeds, and leaves the empty database's schema (`empty`), object for object. It stops at a
  * migration without a down step, and does not run on a database in doubt (`dirty` says why).
- * `afterOthers`: the walk started after migrations it only applied (a base branch's, a target's),
- * so `empty` is the schema they leave and only the walked ones are rolled back.
+ * When the walk started after migrations it only applied (a base branch's, a target's: the first
+ * record is not the first migration), `empty` is the schema they leave and only the walked ones
+ * are rolled back.
  */
-async function checkRollbackAll(ctx, ws, applied, empty, dirty, told, afterOthers = false) {
+async function checkRollbackAll(ctx, ws, applied, empty, dirty, told) {
     if (!applied.length)
         return;
+    const afterOthers = (applied[0]?.position ?? 0) > 0;
     if (dirty) {
         ctx.note(Notes.rollbackNotRun(dirty));
         return;
@@ -49929,7 +49931,7 @@ async function walkSet(ctx, loaded, assertions, prefix = 0) {
         if (ctx.checks.has('rollback-all')) {
             // Rolling everything back is not traced: its locks are the down steps', told already.
             await walk.ws.refresh('off');
-            await checkRollbackAll(ctx, walk.ws, records.slice(0, applied), empty, dirty, walk.told, prefix > 0);
+            await checkRollbackAll(ctx, walk.ws, records.slice(0, applied), empty, dirty, walk.told);
         }
         return { migrations: reports, touched: touchedOf(records), start: empty, head, exclusions };
     }

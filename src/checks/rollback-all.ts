@@ -10,8 +10,9 @@ import type { Workspace } from './workspace.js';
  * The rollback-all check: every applied migration rolled back from the newest to the first
  * succeeds, and leaves the empty database's schema (`empty`), object for object. It stops at a
  * migration without a down step, and does not run on a database in doubt (`dirty` says why).
- * `afterOthers`: the walk started after migrations it only applied (a base branch's, a target's),
- * so `empty` is the schema they leave and only the walked ones are rolled back.
+ * When the walk started after migrations it only applied (a base branch's, a target's: the first
+ * record is not the first migration), `empty` is the schema they leave and only the walked ones
+ * are rolled back.
  */
 export async function checkRollbackAll(
   ctx: SetContext,
@@ -20,9 +21,9 @@ export async function checkRollbackAll(
   empty: SchemaSnapshot,
   dirty: string | undefined,
   told: Set<string>,
-  afterOthers = false,
 ): Promise<void> {
   if (!applied.length) return;
+  const afterOthers = (applied[0]?.position ?? 0) > 0;
   if (dirty) {
     ctx.note(Notes.rollbackNotRun(dirty));
     return;

@@ -3,6 +3,7 @@ import { formatDuration, plural } from '../core/format.js';
 import { Messages, Notes } from '../core/messages.js';
 import { type HistoryComparison, sameText } from '../core/ordering.js';
 import type { SetReport } from '../core/report.js';
+import type { FailedStep } from '../migrations/runner.js';
 import type { LoadedSet } from '../migrations/types.js';
 import { type Assertion, discoverAssertions } from './assertions.js';
 import type { SetContext } from './context.js';
@@ -12,7 +13,7 @@ import { type BaseSet, baseName, checkOrdering, sharedPrefix } from './ordering.
 import { failedStepFinding } from './record.js';
 import { type ReplayPlan, replayOnBase, replayPlan } from './replay.js';
 import { checkTarget } from './target.js';
-import { type StartFailure, type WalkResult, walkSet } from './walk.js';
+import { type WalkResult, walkSet } from './walk.js';
 
 /**
  * Every check of one migration set: ordering, the walk (apply, assertions, reversibility,
@@ -89,7 +90,7 @@ async function findAssertions(
 /** A migration the branch shares with its base did not apply, so nothing of the branch's was checked. */
 function sharedFailed(
   ctx: SetContext,
-  { migration: m, outcome }: StartFailure,
+  { migration: m, outcome }: FailedStep,
   base: BaseSet | undefined,
 ): void {
   const error = outcome.error?.message ?? 'failed';

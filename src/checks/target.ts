@@ -4,12 +4,13 @@ import type { LiveTable, TargetReport } from '../core/report.js';
 import { diffSnapshots, type SchemaSnapshot } from '../core/schema.js';
 import { type TargetState, targetState } from '../core/target.js';
 import { historyOf } from '../migrations/index.js';
+import type { FailedStep } from '../migrations/runner.js';
 import type { LoadedSet, Migration } from '../migrations/types.js';
 import { readTargetHistory } from '../target/history.js';
 import { TargetSession } from '../target/session.js';
 import type { Assertion } from './assertions.js';
 import type { SetContext } from './context.js';
-import { type StartFailure, type WalkResult, walkSet } from './walk.js';
+import { type WalkResult, walkSet } from './walk.js';
 
 /**
  * The deploy gate (`target`), read-only against the live database: its history as its tool reads
@@ -75,7 +76,7 @@ function qualified(table: string): string {
   return table.includes('.') ? table : `public.${table}`;
 }
 
-function historyFails({ migration, outcome }: StartFailure) {
+function historyFails({ migration, outcome }: FailedStep) {
   return {
     check: 'target' as const,
     severity: 'error' as const,

@@ -5,8 +5,8 @@ import { Inputs } from '../core/inputs.js';
 import { Messages, Notes } from '../core/messages.js';
 import type { MigrationReport } from '../core/report.js';
 import { diffSnapshots, type SchemaSnapshot, summarizeChanges, touchedTables } from '../core/schema.js';
-import type { StepOutcome } from '../migrations/runner.js';
-import type { LoadedSet, Migration } from '../migrations/types.js';
+import type { FailedStep } from '../migrations/runner.js';
+import type { LoadedSet } from '../migrations/types.js';
 import { applyFailed, applyUp } from './apply.js';
 import { type Assertion, assertionVerdict } from './assertions.js';
 import type { SetContext } from './context.js';
@@ -24,16 +24,10 @@ export interface WalkResult {
   /** The schema the walked migrations start from: empty, or what the migrations before them leave. */
   start?: SchemaSnapshot;
   /** A migration before the walked ones that did not apply, and why (the walk did not run then). */
-  startFailed?: StartFailure;
+  startFailed?: FailedStep;
   /** The schema after every migration, read in full; undefined when not every migration applied. */
   head?: SchemaSnapshot;
   exclusions: Exclusions;
-}
-
-/** A migration of the prefix (applied without checks) that did not apply, and how it failed. */
-export interface StartFailure {
-  migration: Migration;
-  outcome: StepOutcome;
 }
 
 /** The walk's state as it moves through the set. */
@@ -104,7 +98,7 @@ export async function walkSet(
     if (ctx.checks.has('rollback-all')) {
       // Rolling everything back is not traced: its locks are the down steps', told already.
       await walk.ws.refresh('off');
-      await checkRollbackAll(ctx, walk.ws, records.slice(0, applied), empty, dirty, walk.told, prefix > 0);
+      await checkRollbackAll(ctx, walk.ws, records.slice(0, applied), empty, dirty, walk.told);
     }
     return { migrations: reports, touched: touchedOf(records), start: empty, head, exclusions };
   } finally {

@@ -3,7 +3,7 @@ import { installLockTrace, lockTraceRider, loggedLocks } from '../catalog/locks.
 import { CatalogTracker, type Exclusions } from '../catalog/tracker.js';
 import type { AssertionRun, Side } from '../core/assertions.js';
 import { type StepTrace, stepTrace } from '../core/locks.js';
-import { Runner, type StepOutcome } from '../migrations/runner.js';
+import { type FailedStep, Runner } from '../migrations/runner.js';
 import type { Migration } from '../migrations/types.js';
 import { CatalogSessionName, cancelQueries, endSessions } from '../postgres/databases.js';
 import type { ScratchDatabase } from '../postgres/types.js';
@@ -82,7 +82,7 @@ export type NextSteps = 'migration' | 'same' | 'off';
 /** What applying migrations without checks (before a walk, or to rebuild) came to. */
 export interface Prepared {
   /** The first that did not apply, and its outcome; the ones after it did not run. */
-  failed?: { migration: Migration; outcome: StepOutcome };
+  failed?: FailedStep;
   /** The seed went in among them; `error` says why it failed, when it did. */
   seed?: { error?: string };
 }

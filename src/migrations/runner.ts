@@ -78,6 +78,12 @@ function clientBusy(client: pg.Client | undefined): boolean {
   return !!inner?._activeQuery || (inner?._queryQueue?.length ?? 0) > 0;
 }
 
+/** A migration whose step failed, and how. */
+export interface FailedStep {
+  migration: Migration;
+  outcome: StepOutcome;
+}
+
 export interface RunnerOptions {
   databaseUrl: string;
   /** Stop a step after this long. */
@@ -279,9 +285,7 @@ export class Runner {
    * transaction with its bookkeeping. Stops at the first that fails, and returns it with the
    * outcome `up` gives it (it runs alone again, for its file and line).
    */
-  async upMany(
-    migrations: readonly Migration[],
-  ): Promise<{ migration: Migration; outcome: StepOutcome } | undefined> {
+  async upMany(migrations: readonly Migration[]): Promise<FailedStep | undefined> {
     let i = 0;
     // After a failure among many, the rest go one by one: a runner that rolled the whole group
     // back would otherwise run it again up to the failure for every step before it.
