@@ -45,18 +45,24 @@ describe('the interpreter behind alembic-command', () => {
   });
 });
 
+/** An empty alembic project in a temporary folder, with this env.py. */
+async function projectDir(prefix: string, envPy: string): Promise<{ dir: string; versions: string }> {
+  const dir = await tempDir(prefix);
+  dirs.push(dir);
+  const versions = path.join(dir, 'migrations', 'versions');
+  await mkdir(versions, { recursive: true });
+  await writeFile(path.join(dir, 'alembic.ini'), '[alembic]\nscript_location = %(here)s/migrations\n');
+  await writeFile(path.join(dir, 'migrations', 'env.py'), envPy);
+  return { dir, versions };
+}
+
 /**
  * A linear project whose revisions note the process they run in (PIDS_FILE), with one revision
  * whose downgrade ends its interpreter.
  */
 async function pidProject(): Promise<{ dir: string; pids: string }> {
-  const dir = await tempDir('pgmv-alembic-pids-');
-  dirs.push(dir);
-  const versions = path.join(dir, 'migrations', 'versions');
-  await mkdir(versions, { recursive: true });
-  await writeFile(path.join(dir, 'alembic.ini'), '[alembic]\nscript_location = %(here)s/migrations\n');
-  await writeFile(
-    path.join(dir, 'migrations', 'env.py'),
+  const { dir, versions } = await projectDir(
+    'pgmv-alembic-pids-',
     'import os\nfrom alembic import context\nfrom sqlalchemy import create_engine\nwith create_engine(os.environ["DATABASE_URL"]).connect() as connection:\n    context.configure(connection=connection)\n    with context.begin_transaction():\n        context.run_migrations()\n',
   );
   let parent: string | null = null;
@@ -166,6 +172,56 @@ describe('alembic on a pull request', () => {
       expect(lines[3]?.split(' ')[1]).not.toBe(lines[0]?.split(' ')[1]);
       expect(passing.sets[0]?.unchecked).toBe(3);
       expect(passing.sets[0]?.migrations.map((m) => `${m.id} ${m.reversible}`)).toEqual(['444444444444 yes']);
+    },
+  );
+});
+
+describe("alembic's connection kept between steps", () => {
+  pythonTest(
+    ['psycopg2', 'sqlalchemy', 'alembic'],
+    "env.py's connection serves the next step, reset as a new session: what a step set (a setting, a temporary table) is gone",
+    async () => {
+      // The template's env.py: a NullPool engine from the config, connected for each command.
+      const { dir, versions } = await projectDir(
+        'pgmv-alembic-session-',
+        'import os\nfrom alembic import context\nfrom sqlalchemy import engine_from_config, pool\nengine = engine_from_config({"sqlalchemy.url": os.environ["DATABASE_URL"]}, prefix="sqlalchemy.", poolclass=pool.NullPool)\nwith engine.connect() as connection:\n    context.configure(connection=connection)\n    with context.begin_transaction():\n        context.run_migrations()\n',
+      );
+      // Each step fails when it finds what an earlier step left in its session, and notes its backend.
+      const step = (table: string, drop: boolean) =>
+        [
+          '    bind = op.get_bind()',
+          '    if bind.execute(sa.text("SELECT current_setting(\'app.touched\', true)")).scalar() == "yes":',
+          '        raise Exception("a setting of an earlier step is still set")',
+          '    bind.execute(sa.text("SET app.touched = \'yes\'"))',
+          '    bind.execute(sa.text("CREATE TEMP TABLE step_scratch (id int)"))',
+          '    with open(os.environ["PIDS_FILE"], "a") as f:',
+          '        f.write("%d\\n" % bind.execute(sa.text("SELECT pg_backend_pid()")).scalar())',
+          drop
+            ? `    op.drop_table("${table}")`
+            : `    op.create_table("${table}", sa.Column("id", sa.Integer, primary_key=True))`,
+        ].join('\n');
+      let parent: string | null = null;
+      for (let i = 1; i <= 3; i++) {
+        const rev = `${i}`.repeat(12);
+        await writeFile(
+          path.join(versions, `${rev}_t${i}.py`),
+          `import os\nfrom alembic import op\nimport sqlalchemy as sa\nrevision = "${rev}"\ndown_revision = ${parent ? `"${parent}"` : 'None'}\n\ndef upgrade():\n${step(`t${i}`, false)}\n\ndef downgrade():\n${step(`t${i}`, true)}\n`,
+        );
+        parent = rev;
+      }
+      await chmod(dir, 0o755);
+      const pids = path.join(dir, 'pids');
+      const settings = await resolveSettings(
+        { 'migrations-dir': dir, format: 'alembic', skip: 'locks', jobs: '1' },
+        dir,
+      );
+      const report = await verify(settings, { ...edgesOn(server), env: { ...process.env, PIDS_FILE: pids } });
+      expect(report.findings).toEqual([]);
+      expect(report.sets[0]?.migrations.map((m) => m.reversible)).toEqual(['yes', 'yes', 'yes']);
+      // 3 x (up, down, up again) and 3 downs rolling back: on one kept connection per database.
+      const backends = (await readFile(pids, 'utf8')).trim().split('\n');
+      expect(backends).toHaveLength(12);
+      expect(new Set(backends).size).toBeLessThan(4);
     },
   );
 });

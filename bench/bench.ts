@@ -254,10 +254,17 @@ async function alembicBench(server: StartedPostgres, tmp: string): Promise<void>
         `the alembic history did not pass: ${JSON.stringify(report.findings[0] ?? report.error)}`,
       );
   }
+  const single: number[] = [];
+  const one = await resolveSettings({ 'migrations-dir': dir, format: 'alembic', jobs: '1' });
+  for (let i = 0; i < repeats; i++) {
+    const s = performance.now();
+    await verifyOn(server, one);
+    single.push(performance.now() - s);
+  }
   const r = median(raw);
   const v = median(tool);
   console.log(
-    `alembic, ${count} revisions (scope all): tool median ${ms(v)} over ${tool.length}; raw upgrade head + downgrade base median ${ms(r)}; ratio ${(v / r).toFixed(1)}x`,
+    `alembic, ${count} revisions (scope all): tool median ${ms(v)} over ${tool.length}; raw upgrade head + downgrade base median ${ms(r)}; ratio ${(v / r).toFixed(1)}x; on one database (jobs 1) median ${ms(median(single))}, ${(median(single) / r).toFixed(1)}x`,
   );
 }
 
@@ -300,6 +307,7 @@ async function main(): Promise<void> {
       '-----------|----------------------|---------------|----------------|---------------------------|------------------------------',
     );
     try {
+      const rawMedians = new Map<number, number>();
       for (const count of counts) {
         const history = generateHistory(count);
         const dir = path.join(tmp, `history-${count}`);
@@ -330,6 +338,7 @@ async function main(): Promise<void> {
         const r = median(raw);
         const v = median(tool);
         const u = median(untraced);
+        rawMedians.set(count, r);
         console.log(
           `${String(count).padStart(10)} | ${ms(r).padStart(20)} | ${ms(v).padStart(13)} | ${(v / r).toFixed(2).padStart(13)}x | ${ms(u).padStart(25)} | ${`${(median(paired) * 100).toFixed(1)}%`.padStart(12)}`,
         );
@@ -344,6 +353,14 @@ async function main(): Promise<void> {
         );
       }
       const largest = Math.max(...counts);
+      // The walk on one database, against the ranges side by side that `jobs: auto` gives here.
+      const single: number[] = [];
+      for (let i = 0; i < repeats; i++)
+        single.push(await toolRun(server, path.join(tmp, `history-${largest}`), { jobs: '1' }));
+      const rawLargest = rawMedians.get(largest) as number;
+      console.log(
+        `${''.padStart(10)}   ${largest} on one database (jobs 1; the tool above: jobs auto = ${(await resolveSettings({ 'migrations-dir': path.join(tmp, `history-${largest}`) })).jobs}): median ${ms(median(single))} over ${single.length}; ratio ${(median(single) / rawLargest).toFixed(2)}x`,
+      );
       await prBench(server, tmp, largest);
       await alembicBench(server, tmp);
       await gateBench(server, tmp, largest);

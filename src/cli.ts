@@ -83,6 +83,10 @@ function program(): Command {
       `--${Inputs.StepTimeout} <duration>`,
       'longest one migration step may run, e.g. 90s, 5m (default 5m)',
     )
+    .option(
+      `--${Inputs.Jobs} <n>`,
+      'databases one set may walk on at once: auto (cores, at most 4) or a number; 1 walks on one',
+    )
     .option(`--${Inputs.Only} <checks>`, 'comma-separated check ids to run')
     .option(`--${Inputs.Skip} <checks>`, 'comma-separated check ids to skip')
     .option(`-C, --${Inputs.WorkingDirectory} <dir>`, 'directory paths are relative to')

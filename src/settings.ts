@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
@@ -74,6 +75,8 @@ export interface Settings {
   failOn: Severity;
   /** Longest a single migration step may run, in milliseconds. */
   stepTimeoutMs: number;
+  /** How many databases one set's walk may use at once (a long walk is cut into ranges). */
+  jobs: number;
   /** A migration without a down step is a reversibility error instead of a note. */
   requireDown: boolean;
   /** Assertions must also fail on the side where they do not apply (else they prove nothing). */
@@ -304,6 +307,7 @@ export async function resolveSettings(
     stepTimeoutMs: get(Inputs.StepTimeout)
       ? parseDuration(Inputs.StepTimeout, get(Inputs.StepTimeout) ?? '')
       : Defaults.stepTimeoutMs,
+    jobs: jobsOf(get(Inputs.Jobs)),
     checks: checksOf(get),
     env: Object.fromEntries(Object.entries(config.env ?? {}).map(([k, v]) => [k, String(v)])),
     lockRules: (config['lock-rules'] ?? {}) as Settings['lockRules'],
@@ -315,6 +319,20 @@ export async function resolveSettings(
       ...(a.rule !== undefined ? { rule: a.rule } : {}),
     })),
   };
+}
+
+/**
+ * `jobs` as given (`auto`: the machine's cores, at most 4; a number of at least 1), else `auto`.
+ * Beyond 4 the ranges get short and each first applies every migration before it.
+ */
+function jobsOf(value: string | undefined): number {
+  if (!value || value === 'auto') return Math.max(1, Math.min(4, os.availableParallelism()));
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1)
+    throw new CannotCheck(
+      `Input '${Inputs.Jobs}' is '${value}'. Expected 'auto' (the machine's cores, at most 4) or a whole number of at least 1, e.g. 1 to walk each set on one database.`,
+    );
+  return n;
 }
 
 /** The one set of a run without `sets:` in the config file. */

@@ -183,6 +183,7 @@ function setContext(run: Run, set: SetSettings, server: StartedPostgres, notes: 
     stepTimeoutMs: settings.stepTimeoutMs,
     checks: settings.checks,
     scope: settings.scope,
+    jobs: settings.jobs,
     requireDown: settings.requireDown,
     assertionsStrict: settings.assertionsStrict,
     assertCommand: set.assertCommand,

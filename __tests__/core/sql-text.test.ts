@@ -46,6 +46,15 @@ describe('transactionBlocker', () => {
   test('sees BEGIN/COMMIT in the text', () => {
     expect(hasTransactionControl('BEGIN; CREATE TABLE a (id int); COMMIT;')).toBe(true);
     expect(hasTransactionControl('CREATE TABLE a (id int);')).toBe(false);
+    // A function body's BEGIN ... END is no transaction control; what follows it may be.
+    const fn =
+      'CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $body$\nBEGIN\n  RETURN NEW; -- end\nEND\n$body$;\n';
+    expect(hasTransactionControl(fn)).toBe(false);
+    expect(hasTransactionControl(`${fn}COMMIT;\nBEGIN;\nCREATE TABLE b (id int);`)).toBe(true);
+    expect(hasTransactionControl('DO $$ BEGIN PERFORM 1; END $$;\n  commit;')).toBe(true);
+    expect(hasTransactionControl("COMMENT ON TABLE a IS 'begin; commit';")).toBe(false);
+    // A string the shortcut cannot read goes to the parser.
+    expect(hasTransactionControl("SELECT E'it\\'s'; COMMIT;")).toBe(true);
   });
 });
 

@@ -32838,6 +32838,7 @@ const Inputs = {
     GithubToken: 'github-token',
     FailOn: 'fail-on',
     StepTimeout: 'step-timeout',
+    Jobs: 'jobs',
     RequireDown: 'require-down',
     Only: 'only',
     Skip: 'skip',
@@ -34481,6 +34482,9 @@ __nccwpck_require__.d(__webpack_exports__, {
 var external_node_fs_ = __nccwpck_require__(73024);
 // EXTERNAL MODULE: external "node:fs/promises"
 var promises_ = __nccwpck_require__(51455);
+// EXTERNAL MODULE: external "node:os"
+var external_node_os_ = __nccwpck_require__(48161);
+var external_node_os_default = /*#__PURE__*/__nccwpck_require__.n(external_node_os_);
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __nccwpck_require__(76760);
 var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_);
@@ -44049,6 +44053,7 @@ var postgres_types = __nccwpck_require__(82742);
 
 
 
+
 const SetKeys = [
     inputs/* Inputs */.G.MigrationsDir,
     inputs/* Inputs */.G.Format,
@@ -44229,6 +44234,7 @@ async function resolveSettings(raw, cwd = process.cwd(), context = {}) {
         stepTimeoutMs: get(inputs/* Inputs */.G.StepTimeout)
             ? parseDuration(inputs/* Inputs */.G.StepTimeout, get(inputs/* Inputs */.G.StepTimeout) ?? '')
             : inputs/* Defaults */.H.stepTimeoutMs,
+        jobs: jobsOf(get(inputs/* Inputs */.G.Jobs)),
         checks: checksOf(get),
         env: Object.fromEntries(Object.entries(config.env ?? {}).map(([k, v]) => [k, String(v)])),
         lockRules: (config['lock-rules'] ?? {}),
@@ -44240,6 +44246,18 @@ async function resolveSettings(raw, cwd = process.cwd(), context = {}) {
             ...(a.rule !== undefined ? { rule: a.rule } : {}),
         })),
     };
+}
+/**
+ * `jobs` as given (`auto`: the machine's cores, at most 4; a number of at least 1), else `auto`.
+ * Beyond 4 the ranges get short and each first applies every migration before it.
+ */
+function jobsOf(value) {
+    if (!value || value === 'auto')
+        return Math.max(1, Math.min(4, external_node_os_default().availableParallelism()));
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1)
+        throw new errors/* CannotCheck */.k_(`Input '${inputs/* Inputs */.G.Jobs}' is '${value}'. Expected 'auto' (the machine's cores, at most 4) or a whole number of at least 1, e.g. 1 to walk each set on one database.`);
+    return n;
 }
 /** The one set of a run without `sets:` in the config file. */
 function singleSet(get, workingDirectory) {
@@ -44980,8 +44998,18 @@ function transactionBlocker(text) {
 }
 /** True when the text holds its own BEGIN / COMMIT / ROLLBACK. */
 function hasTransactionControl(text) {
-    // Most files name none of these words; only the others need the parser (a function body's BEGIN).
     if (!/\b(begin|commit|rollback|abort|end|start|savepoint|release|prepare)\b/i.test(text))
+        return false;
+    // Most of the rest start no statement with these words once function bodies ($$ ... $$), strings
+    // and comments are set aside; only the others need the parser (its WASM heap does not shrink,
+    // and each range of a long walk asks this of every migration before it). Backslashes (E'...'
+    // strings) leave it to the parser.
+    const bare = text
+        .replace(/\$([A-Za-z_]\w*)?\$[\s\S]*?\$\1\$/g, ' ')
+        .replace(/'(?:[^']|'')*'/g, ' ')
+        .replace(/--[^\n]*/g, ' ');
+    if (!text.includes('\\') &&
+        !/(^|;)\s*(begin|commit|rollback|abort|end|start|savepoint|release|prepare)\b/i.test(bare))
         return false;
     const result = parseStatements(text);
     return !!result?.parsed.some((s) => s.stmt && 'TransactionStmt' in s.stmt);
@@ -46329,7 +46357,7 @@ class StepServer {
         this.queue = next.catch(() => { });
         return next;
     }
-    async send(argv, env, timeoutMs, signal) {
+    async send(argv, env, timeoutMs, signal, request = this.protocol.request(argv, env)) {
         if (!(await this.start()))
             return undefined;
         const child = this.child;
@@ -46358,7 +46386,7 @@ class StepServer {
                 timedOut: false,
                 answered,
             });
-            child.stdin?.write(this.protocol.request(argv, env));
+            child.stdin?.write(request);
         });
     }
     start() {
@@ -46472,6 +46500,15 @@ class StepServer {
             // Already gone.
         }
     }
+    /** Asks the process to let go of the database it served (see `StepProtocol.release`). */
+    async release() {
+        const line = this.protocol.release?.();
+        if (!line || !this.child || this.startError !== undefined)
+            return;
+        const next = this.queue.then(() => this.send([], {}, 10_000, undefined, line));
+        this.queue = next.catch(() => { });
+        await next;
+    }
     /** Ends the process: its input closes, and it gets two seconds to exit on its own. */
     async close() {
         const child = this.child;
@@ -46490,6 +46527,46 @@ class StepServer {
         });
         this.child = undefined;
         this.unregister?.();
+    }
+}
+let pools = 0;
+/**
+ * Step servers for runners that work at once (a walk cut into ranges, each on its own database):
+ * each runner gets a server of its own while it is open and hands it back when it closes, so that
+ * the next runner (a rebuild) finds one running instead of starting a process again.
+ */
+class StepServerPool {
+    make;
+    idle = [];
+    all = [];
+    key = `step-server-${++pools}`;
+    constructor(make) {
+        this.make = make;
+    }
+    /** The server of the runner that runs this step. */
+    for(context) {
+        const own = context.shared.get(this.key);
+        if (own)
+            return own;
+        // One that could not start says why at once; another would only try again.
+        const server = this.all.find((s) => s.startError !== undefined) ?? this.idle.pop() ?? this.add();
+        context.shared.set(this.key, server);
+        context.onClose(async () => {
+            // The runner's database is dropped next: the process must not hold it open.
+            await server.release();
+            if (!this.idle.includes(server))
+                this.idle.push(server);
+        });
+        return server;
+    }
+    add() {
+        const server = this.make();
+        this.all.push(server);
+        return server;
+    }
+    async close() {
+        await Promise.all(this.all.splice(0).map((s) => s.close()));
+        this.idle.length = 0;
     }
 }
 
@@ -46534,10 +46611,59 @@ def _cached(cls, config):
         _scripts[key] = _from_config(cls, config)
     return _scripts[key]
 ScriptDirectory.from_config = classmethod(_cached)
+# The steps of one runner use one database: keep env.py's connection between them instead of
+# connecting (and setting up the dialect) again for each, reset as a new session would be.
+_engines = {}
+try:
+    import sqlalchemy, sqlalchemy.engine, sqlalchemy.engine.create as _create
+    from sqlalchemy import event as _event, pool as _pool
+    _new_engine = _create.create_engine
+    def _discard(dbapi_connection, record):
+        if dbapi_connection is None:
+            return
+        try:
+            autocommit = dbapi_connection.autocommit
+            dbapi_connection.autocommit = True
+            cursor = dbapi_connection.cursor()
+            cursor.execute("DISCARD ALL")
+            cursor.close()
+            dbapi_connection.autocommit = autocommit
+        except Exception:
+            record.invalidate()
+    def _kept_engine(url, **kwargs):
+        try:
+            text = url.render_as_string(hide_password=False) if hasattr(url, "render_as_string") else str(url)
+            key = (text, repr(sorted(kwargs.items(), key=lambda kv: kv[0])))
+        except Exception:
+            return _new_engine(url, **kwargs)
+        if kwargs.get("_is_async") or not text.startswith("postgresql"):
+            return _new_engine(url, **kwargs)
+        if key not in _engines:
+            options = {k: v for k, v in kwargs.items() if k not in ("poolclass", "pool_size", "max_overflow")}
+            engine = _new_engine(url, poolclass=_pool.QueuePool, pool_size=1, max_overflow=10, pool_pre_ping=True, **options)
+            _event.listen(engine, "checkin", _discard)
+            _engines[key] = engine
+        return _engines[key]
+    _create.create_engine = _kept_engine
+    sqlalchemy.create_engine = _kept_engine
+    sqlalchemy.engine.create_engine = _kept_engine
+except Exception:
+    pass
+def _dispose():
+    for engine in _engines.values():
+        try:
+            engine.dispose()
+        except Exception:
+            pass
+    _engines.clear()
 base_env = dict(os.environ)
 answer({"ready": True, "version": alembic.__version__})
 for line in sys.stdin:
     request = json.loads(line)
+    if request.get("release"):
+        _dispose()
+        answer({"code": 0, "output": ""})
+        continue
     os.environ.clear()
     os.environ.update(base_env)
     os.environ.update(request["env"])
@@ -46613,6 +46739,7 @@ const AlembicProtocol = {
     channel: 'fd3',
     handshake: true,
     request: (argv, env) => `${JSON.stringify({ argv, env })}\n`,
+    release: () => `${JSON.stringify({ release: true })}\n`,
     parse(line) {
         try {
             return JSON.parse(line);
@@ -46631,6 +46758,7 @@ function alembicServer(interpreter, cwd, env) {
 // EXTERNAL MODULE: ./src/migrations/types.ts
 var types = __nccwpck_require__(87140);
 ;// CONCATENATED MODULE: ./src/migrations/alembic.ts
+
 
 
 
@@ -46775,7 +46903,9 @@ async function openProject(dir, cwd, options) {
     });
     // Every step in one interpreter of the project's environment, when the command names one.
     const interpreter = interpreterOf(options.command, options.env, root);
-    const server = interpreter ? alembicServer(interpreter, root, options.env) : undefined;
+    const servers = interpreter
+        ? new StepServerPool(() => alembicServer(interpreter, root, options.env))
+        : undefined;
     return {
         cwd,
         options,
@@ -46784,14 +46914,14 @@ async function openProject(dir, cwd, options) {
         async run(argv, context, file) {
             const args = `${argv[0]} ${fillCommand('{target}', { target: argv[1] })}`;
             const env = stepEnv(context.databaseUrl);
-            const result = (await server?.run(argv, env, options.timeoutMs, context.signal)) ??
+            const result = (await servers?.for(context).run(argv, env, options.timeoutMs, context.signal)) ??
                 (await alembic(args, { ...options.env, ...env }, context.signal));
             if (result.code === 0)
                 return;
             const { message, detail, line } = commandFailure(`alembic ${args}`, result, { file, cwd });
             throw new types/* StepError */.z(message, file, line, detail);
         },
-        close: async () => server?.close(),
+        close: async () => servers?.close(),
     };
 }
 /** Every revision `id` builds on, transitively. */
@@ -46946,7 +47076,7 @@ async function loadCommandMigrations(options) {
     const { commands } = options;
     const migrations = [];
     const server = commands.serve
-        ? new StepServer(commands.serve, ServeProtocol, options.workingDirectory, options.env)
+        ? new StepServerPool(() => new StepServer(commands.serve, ServeProtocol, options.workingDirectory, options.env))
         : undefined;
     for (const [index, entry] of (await listedMigrations(options)).entries()) {
         migrations.push({
@@ -47046,7 +47176,9 @@ function commandStep(options, template, entry, served) {
         noTransaction: 'the runner applies it on its own connection',
         ...(allow.length ? { allow } : {}),
         async run(context) {
-            const asked = await served?.server.run([served.direction, entry.id, context.databaseUrl], {}, 24 * 3_600_000, context.signal);
+            const asked = await served?.server
+                .for(context)
+                .run([served.direction, entry.id, context.databaseUrl], {}, 24 * 3_600_000, context.signal);
             if (asked) {
                 if (asked.code === 0)
                     return;
@@ -49878,15 +50010,190 @@ async function checkRollbackAll(ctx, ws, applied, empty, dirty, told) {
 
 
 /**
- * Walks one migration set on one scratch database: for each migration up (apply), then down and up
- * again (reversibility), comparing the schema over what the steps touched; then everything down
- * from the head (rollback-all), compared in full with the database it started from. With
- * `prefix`, the first `prefix` migrations are only applied (what a target already has, or what a
- * base branch has), and the walk starts from there.
+ * Walks one migration set: for each migration up (apply), then down and up again (reversibility),
+ * comparing the schema over what the steps touched; then everything down from the head
+ * (rollback-all), compared in full with the database it started from. With `prefix`, the first
+ * `prefix` migrations are only applied (what a target already has, or what a base branch has), and
+ * the walk starts from there. A long walk is cut into consecutive ranges walked at once, each on a
+ * database of its own that starts with the migrations before its range applied (see `walkRanges`).
  */
 async function walkSet(ctx, loaded, assertions, prefix = 0) {
+    const total = loaded.migrations.length - prefix;
+    const starts = rangeStarts(ctx, prefix, loaded.migrations.length);
+    if (starts.length === 1) {
+        const range = await walkRange(ctx, loaded, assertions, recordsOf(loaded.migrations.slice(prefix), prefix));
+        try {
+            if (range.walk && !range.lost && ctx.checks.has('rollback-all')) {
+                // Rolling everything back is not traced: its locks are the down steps', told already.
+                await range.walk.ws.refresh('off');
+                await checkRollbackAll(ctx, range.walk.ws, range.applied, range.start ?? {}, range.dirty, range.walk.told);
+            }
+            return resultOf(range);
+        }
+        finally {
+            await range.close();
+        }
+    }
+    ctx.log.info(`${ctx.name}: walking ${(0,format/* plural */.L)(total, 'migration')} in ${starts.length} ranges at once (from ${starts.map((s) => s + 1).join(', ')})`);
+    return walkRanges(ctx, loaded, assertions, prefix, starts);
+}
+/** Fewer migrations than this in a range: applying the ones before it costs more than walking it in parallel saves. */
+const MinRange = 25;
+/**
+ * Where each range starts: one range unless the set is long and `jobs` allows more. A migration's
+ * turn costs more as the schema grows (bench: the second half of 1000 costs about 1.5x the first),
+ * and a later range first applies every migration before it, so later ranges are shorter.
+ */
+function rangeStarts(ctx, prefix, end) {
+    const count = end - prefix;
+    // A seed's rows follow the history from where they go in: the walk keeps them in one database.
+    const ranges = ctx.seed ? 1 : Math.max(1, Math.min(ctx.jobs, Math.floor(count / MinRange)));
+    if (ranges === 1)
+        return [prefix];
+    // Equal cost under a cost per migration that grows linearly with its position, c(p) = 1 + p/(2 end).
+    const cost = (p) => p + (p * p) / (4 * end);
+    const whole = cost(end) - cost(prefix);
+    const starts = [prefix];
+    for (let k = 1; k < ranges; k++) {
+        const goal = cost(prefix) + (whole * k) / ranges;
+        let p = starts[k - 1];
+        while (p < end && cost(p) < goal)
+            p++;
+        starts.push(p);
+    }
+    return starts;
+}
+/**
+ * The walk cut into ranges that run at once. What each range reports is held back until every
+ * range before it is done, and then told in order: the findings, events and notes come out as one
+ * walk would tell them. A range that ends the walk early (a migration that does not apply, a
+ * database that cannot be put back) drops what the ranges after it found, as one walk would never
+ * have got there. Rolling everything back runs once, from the head, as in one walk.
+ */
+async function walkRanges(ctx, loaded, assertions, prefix, starts) {
+    const all = recordsOf(loaded.migrations.slice(prefix), prefix);
+    const ends = [...starts.slice(1), loaded.migrations.length];
+    const noted = new Set();
+    let haltedAt = Number.POSITIVE_INFINITY;
+    const ranges = starts.map((start, k) => {
+        const held = k > 0 ? heldContext(ctx, noted) : { ctx: noteOnce(ctx, noted), release() { } };
+        const records = all.slice(start - prefix, ends[k] - prefix);
+        const done = walkRange(held.ctx, loaded, assertions, records, () => haltedAt < k).then((range) => {
+            if (!range.complete)
+                haltedAt = Math.min(haltedAt, k);
+            return range;
+        }, (error) => {
+            haltedAt = Math.min(haltedAt, k);
+            throw error;
+        });
+        return { held, records, done };
+    });
+    const settled = await Promise.allSettled(ranges.map((r) => r.done));
+    const walked = settled.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
+    try {
+        const reached = [];
+        for (const [k, outcome] of settled.entries()) {
+            ranges[k].held.release();
+            if (outcome.status === 'rejected')
+                throw outcome.reason;
+            const range = outcome.value;
+            if (k > 0 && range.startFailed) {
+                const m = range.startFailed.migration;
+                throw new errors/* CannotCheck */.k_(`\`${m.id}\` applied in one scratch database and failed in another with the same migrations before it (${range.startFailed.outcome.error?.message ?? 'failed'}): its up step depends on more than the schema. Set '${inputs/* Inputs */.G.Jobs}' to 1 to walk the set on one database.`);
+            }
+            reached.push(range);
+            if (!range.complete)
+                break;
+        }
+        if (ctx.checks.has('rollback-all'))
+            await rollBackRanges(ctx, reached);
+        const first = reached[0];
+        const last = reached.at(-1);
+        // The ranges never reached keep the rows of a walk that stopped before them.
+        const count = ranges.slice(0, reached.length).reduce((n, r) => n + r.records.length, 0);
+        const unreached = recordsOf(loaded.migrations.slice(prefix + count), prefix + count);
+        return {
+            migrations: [...all.slice(0, count), ...unreached].map((r) => r.report),
+            touched: new Map(reached.flatMap((r) => [...r.touched])),
+            ...(first.start ? { start: first.start } : {}),
+            ...(first.startFailed ? { startFailed: first.startFailed } : {}),
+            ...(reached.length === ranges.length && last.head ? { head: last.head } : {}),
+            exclusions: first.exclusions,
+        };
+    }
+    finally {
+        await Promise.all(walked.map((r) => r.close()));
+    }
+}
+/**
+ * Rolls back everything the reached ranges applied, from the head, on the last range's database
+ * (it holds every migration): one walk's rolling back, step for step, so that what a down step
+ * leaves behind meets the down steps below it as it would there.
+ */
+async function rollBackRanges(ctx, reached) {
+    const last = reached.at(-1);
+    const first = reached[0];
+    // One walk does not roll back after a database it could not put back.
+    if (last.lost || !last.walk)
+        return;
+    const told = new Set(reached.flatMap((r) => [...(r.walk?.told ?? [])]));
+    const applied = reached.flatMap((r) => r.applied);
+    await last.walk.ws.refresh('off');
+    await checkRollbackAll(ctx, last.walk.ws, applied, first.start ?? {}, last.dirty, told);
+}
+/** What a walked range reports. */
+function resultOf(range) {
+    return {
+        migrations: range.migrations,
+        touched: range.touched,
+        ...(range.start ? { start: range.start } : {}),
+        ...(range.startFailed ? { startFailed: range.startFailed } : {}),
+        ...(range.head ? { head: range.head } : {}),
+        exclusions: range.exclusions,
+    };
+}
+/** Notes told once however many ranges tell them (each range's database reads its catalog the same way). */
+function noteOnce(ctx, noted) {
+    return {
+        ...ctx,
+        note: (text) => {
+            if (noted.has(text))
+                return;
+            noted.add(text);
+            ctx.note(text);
+        },
+    };
+}
+/** A context whose findings, events and notes wait for `release()`, then pass straight through. */
+function heldContext(ctx, noted) {
+    const once = noteOnce(ctx, noted);
+    let held = [];
+    const later = (tell) => (held ? held.push(tell) : tell());
+    return {
+        ctx: {
+            ...ctx,
+            emit: (event) => later(() => ctx.emit(event)),
+            finding: (finding) => later(() => ctx.finding(finding)),
+            note: (text) => later(() => once.note(text)),
+            acceptInFile: (acceptance) => later(() => ctx.acceptInFile(acceptance)),
+        },
+        release() {
+            const told = held ?? [];
+            held = undefined;
+            for (const tell of told)
+                tell();
+        },
+    };
+}
+/**
+ * One range of the walk on a database of its own, which starts with every migration before the
+ * range applied; the database stays open for rolling back (`close` it). `halted`: a range before
+ * this one ended the walk, so what this one finds will not be used.
+ */
+async function walkRange(ctx, loaded, assertions, records, halted = () => false) {
     const exclusions = defaultExclusions(loaded.historyTables);
-    const records = recordsOf(loaded.migrations.slice(prefix), prefix);
+    const prefix = records[0]?.position ?? loaded.migrations.length;
+    const end = prefix + records.length;
     const seedIndex = seedIndexOf(ctx, loaded);
     // What a target or a base branch has is only applied (the seed among it, where it goes).
     const checkpoints = new Checkpoints();
@@ -49899,12 +50206,26 @@ async function walkSet(ctx, loaded, assertions, prefix = 0) {
         ...(seedIndex >= 0 ? { seedIndex } : {}),
     }, prefix, true);
     const walk = { ctx, ws, records, told: new Set(), seedIndex, seeded: false };
-    const reports = records.map((r) => r.report);
+    const close = async () => {
+        await walk.ws.close();
+        await checkpoints.dropAll();
+    };
+    const range = (fields) => ({
+        migrations: records.map((r) => r.report),
+        touched: touchedOf(records),
+        exclusions,
+        complete: false,
+        lost: false,
+        applied: [],
+        walk,
+        close,
+        ...fields,
+    });
     try {
         if (seed)
             seedLoaded(walk, seed.error);
         if (failed)
-            return { migrations: reports, touched: new Map(), exclusions, startFailed: failed };
+            return range({ touched: new Map(), startFailed: failed, walk: undefined });
         const empty = walk.ws.tracker.now();
         if (walk.ws.tracker.mode === 'full')
             ctx.note(Notes.fullCatalogReads);
@@ -49913,6 +50234,8 @@ async function walkSet(ctx, loaded, assertions, prefix = 0) {
         let applied = 0;
         let dirty;
         for (const record of records) {
+            if (halted())
+                return range({ start: empty });
             if (seedIndex >= prefix && record.position - 1 === seedIndex)
                 await loadSeed(walk);
             const step = await walkMigration(walk, record);
@@ -49922,22 +50245,26 @@ async function walkSet(ctx, loaded, assertions, prefix = 0) {
             }
             applied++;
             if (step.lost)
-                return { migrations: reports, touched: touchedOf(records), start: empty, exclusions };
+                return range({ start: empty, lost: true });
         }
         const last = loaded.migrations.length - 1;
         if (seedIndex >= prefix && seedIndex === last && applied === records.length && !walk.seeded)
             await loadSeed(walk);
-        const head = applied === records.length ? await headSnapshot(walk, exclusions, prefix > 0) : undefined;
-        if (ctx.checks.has('rollback-all')) {
-            // Rolling everything back is not traced: its locks are the down steps', told already.
-            await walk.ws.refresh('off');
-            await checkRollbackAll(ctx, walk.ws, records.slice(0, applied), empty, dirty, walk.told);
-        }
-        return { migrations: reports, touched: touchedOf(records), start: empty, head, exclusions };
+        // The head is the last range's to read.
+        const head = applied === records.length && end === loaded.migrations.length
+            ? await headSnapshot(walk, exclusions, prefix > 0)
+            : undefined;
+        return range({
+            start: empty,
+            ...(head ? { head } : {}),
+            complete: applied === records.length,
+            applied: records.slice(0, applied),
+            ...(dirty ? { dirty } : {}),
+        });
     }
-    finally {
-        await walk.ws.close();
-        await checkpoints.dropAll();
+    catch (error) {
+        await close();
+        throw error;
     }
 }
 function touchedOf(records) {
@@ -50648,6 +50975,7 @@ function setContext(run, set, server, notes) {
         stepTimeoutMs: settings.stepTimeoutMs,
         checks: settings.checks,
         scope: settings.scope,
+        jobs: settings.jobs,
         requireDown: settings.requireDown,
         assertionsStrict: settings.assertionsStrict,
         assertCommand: set.assertCommand,
@@ -65663,6 +65991,7 @@ function cli_program() {
         'warning',
     ]))
         .option(`--${src_settings/* Inputs */.G0.StepTimeout} <duration>`, 'longest one migration step may run, e.g. 90s, 5m (default 5m)')
+        .option(`--${src_settings/* Inputs */.G0.Jobs} <n>`, 'databases one set may walk on at once: auto (cores, at most 4) or a number; 1 walks on one')
         .option(`--${src_settings/* Inputs */.G0.Only} <checks>`, 'comma-separated check ids to run')
         .option(`--${src_settings/* Inputs */.G0.Skip} <checks>`, 'comma-separated check ids to skip')
         .option(`-C, --${src_settings/* Inputs */.G0.WorkingDirectory} <dir>`, 'directory paths are relative to')

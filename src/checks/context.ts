@@ -27,6 +27,8 @@ export interface SetContext {
   checks: ReadonlySet<CheckId>;
   /** `changed`: with a base branch, the migrations it has as this branch has them are only applied. */
   scope: Scope;
+  /** How many databases the walk may use at once. */
+  jobs: number;
   /** A migration without a down step is a reversibility error. */
   requireDown: boolean;
   /** Assertions must also fail on the side where they do not apply. */

@@ -42,11 +42,12 @@ interface Walk {
 }
 
 /**
- * Walks one migration set on one scratch database: for each migration up (apply), then down and up
- * again (reversibility), comparing the schema over what the steps touched; then everything down
- * from the head (rollback-all), compared in full with the database it started from. With
- * `prefix`, the first `prefix` migrations are only applied (what a target already has, or what a
- * base branch has), and the walk starts from there.
+ * Walks one migration set: for each migration up (apply), then down and up again (reversibility),
+ * comparing the schema over what the steps touched; then everything down from the head
+ * (rollback-all), compared in full with the database it started from. With `prefix`, the first
+ * `prefix` migrations are only applied (what a target already has, or what a base branch has), and
+ * the walk starts from there. A long walk is cut into consecutive ranges walked at once, each on a
+ * database of its own that starts with the migrations before its range applied (see `walkRanges`).
  */
 export async function walkSet(
   ctx: SetContext,
@@ -54,8 +55,225 @@ export async function walkSet(
   assertions?: Map<string, Assertion[]>,
   prefix = 0,
 ): Promise<WalkResult> {
+  const total = loaded.migrations.length - prefix;
+  const starts = rangeStarts(ctx, prefix, loaded.migrations.length);
+  if (starts.length === 1) {
+    const range = await walkRange(
+      ctx,
+      loaded,
+      assertions,
+      recordsOf(loaded.migrations.slice(prefix), prefix),
+    );
+    try {
+      if (range.walk && !range.lost && ctx.checks.has('rollback-all')) {
+        // Rolling everything back is not traced: its locks are the down steps', told already.
+        await range.walk.ws.refresh('off');
+        await checkRollbackAll(
+          ctx,
+          range.walk.ws,
+          range.applied,
+          range.start ?? {},
+          range.dirty,
+          range.walk.told,
+        );
+      }
+      return resultOf(range);
+    } finally {
+      await range.close();
+    }
+  }
+  ctx.log.info(
+    `${ctx.name}: walking ${plural(total, 'migration')} in ${starts.length} ranges at once (from ${starts.map((s) => s + 1).join(', ')})`,
+  );
+  return walkRanges(ctx, loaded, assertions, prefix, starts);
+}
+
+/** Fewer migrations than this in a range: applying the ones before it costs more than walking it in parallel saves. */
+const MinRange = 25;
+
+/**
+ * Where each range starts: one range unless the set is long and `jobs` allows more. A migration's
+ * turn costs more as the schema grows (bench: the second half of 1000 costs about 1.5x the first),
+ * and a later range first applies every migration before it, so later ranges are shorter.
+ */
+export function rangeStarts(ctx: Pick<SetContext, 'jobs' | 'seed'>, prefix: number, end: number): number[] {
+  const count = end - prefix;
+  // A seed's rows follow the history from where they go in: the walk keeps them in one database.
+  const ranges = ctx.seed ? 1 : Math.max(1, Math.min(ctx.jobs, Math.floor(count / MinRange)));
+  if (ranges === 1) return [prefix];
+  // Equal cost under a cost per migration that grows linearly with its position, c(p) = 1 + p/(2 end).
+  const cost = (p: number) => p + (p * p) / (4 * end);
+  const whole = cost(end) - cost(prefix);
+  const starts = [prefix];
+  for (let k = 1; k < ranges; k++) {
+    const goal = cost(prefix) + (whole * k) / ranges;
+    let p = starts[k - 1] as number;
+    while (p < end && cost(p) < goal) p++;
+    starts.push(p);
+  }
+  return starts;
+}
+
+/**
+ * The walk cut into ranges that run at once. What each range reports is held back until every
+ * range before it is done, and then told in order: the findings, events and notes come out as one
+ * walk would tell them. A range that ends the walk early (a migration that does not apply, a
+ * database that cannot be put back) drops what the ranges after it found, as one walk would never
+ * have got there. Rolling everything back runs once, from the head, as in one walk.
+ */
+async function walkRanges(
+  ctx: SetContext,
+  loaded: LoadedSet,
+  assertions: Map<string, Assertion[]> | undefined,
+  prefix: number,
+  starts: number[],
+): Promise<WalkResult> {
+  const all = recordsOf(loaded.migrations.slice(prefix), prefix);
+  const ends = [...starts.slice(1), loaded.migrations.length];
+  const noted = new Set<string>();
+  let haltedAt = Number.POSITIVE_INFINITY;
+  const ranges = starts.map((start, k) => {
+    const held = k > 0 ? heldContext(ctx, noted) : { ctx: noteOnce(ctx, noted), release() {} };
+    const records = all.slice(start - prefix, (ends[k] as number) - prefix);
+    const done = walkRange(held.ctx, loaded, assertions, records, () => haltedAt < k).then(
+      (range) => {
+        if (!range.complete) haltedAt = Math.min(haltedAt, k);
+        return range;
+      },
+      (error: unknown) => {
+        haltedAt = Math.min(haltedAt, k);
+        throw error;
+      },
+    );
+    return { held, records, done };
+  });
+  const settled = await Promise.allSettled(ranges.map((r) => r.done));
+  const walked = settled.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
+  try {
+    const reached: WalkedRange[] = [];
+    for (const [k, outcome] of settled.entries()) {
+      (ranges[k] as (typeof ranges)[number]).held.release();
+      if (outcome.status === 'rejected') throw outcome.reason;
+      const range = outcome.value;
+      if (k > 0 && range.startFailed) {
+        const m = range.startFailed.migration;
+        throw new CannotCheck(
+          `\`${m.id}\` applied in one scratch database and failed in another with the same migrations before it (${range.startFailed.outcome.error?.message ?? 'failed'}): its up step depends on more than the schema. Set '${Inputs.Jobs}' to 1 to walk the set on one database.`,
+        );
+      }
+      reached.push(range);
+      if (!range.complete) break;
+    }
+    if (ctx.checks.has('rollback-all')) await rollBackRanges(ctx, reached);
+    const first = reached[0] as WalkedRange;
+    const last = reached.at(-1) as WalkedRange;
+    // The ranges never reached keep the rows of a walk that stopped before them.
+    const count = ranges.slice(0, reached.length).reduce((n, r) => n + r.records.length, 0);
+    const unreached = recordsOf(loaded.migrations.slice(prefix + count), prefix + count);
+    return {
+      migrations: [...all.slice(0, count), ...unreached].map((r) => r.report),
+      touched: new Map(reached.flatMap((r) => [...r.touched])),
+      ...(first.start ? { start: first.start } : {}),
+      ...(first.startFailed ? { startFailed: first.startFailed } : {}),
+      ...(reached.length === ranges.length && last.head ? { head: last.head } : {}),
+      exclusions: first.exclusions,
+    };
+  } finally {
+    await Promise.all(walked.map((r) => r.close()));
+  }
+}
+
+/**
+ * Rolls back everything the reached ranges applied, from the head, on the last range's database
+ * (it holds every migration): one walk's rolling back, step for step, so that what a down step
+ * leaves behind meets the down steps below it as it would there.
+ */
+async function rollBackRanges(ctx: SetContext, reached: WalkedRange[]): Promise<void> {
+  const last = reached.at(-1) as WalkedRange;
+  const first = reached[0] as WalkedRange;
+  // One walk does not roll back after a database it could not put back.
+  if (last.lost || !last.walk) return;
+  const told = new Set(reached.flatMap((r) => [...(r.walk?.told ?? [])]));
+  const applied = reached.flatMap((r) => r.applied);
+  await last.walk.ws.refresh('off');
+  await checkRollbackAll(ctx, last.walk.ws, applied, first.start ?? {}, last.dirty, told);
+}
+
+/** A range walked, its database still open for rolling back. */
+interface WalkedRange extends WalkResult {
+  /** Every migration of the range applied, and the database is as they left it. */
+  complete: boolean;
+  /** The database could not be put back: nothing after runs there, not even rolling back. */
+  lost: boolean;
+  /** Why rolling back cannot run: a migration did not apply. */
+  dirty?: string;
+  /** The records whose up steps are in the database, oldest first. */
+  applied: MigrationRecord[];
+  /** The walk's state; undefined when the migrations before the range did not apply. */
+  walk?: Walk;
+  close(): Promise<void>;
+}
+
+/** What a walked range reports. */
+function resultOf(range: WalkedRange): WalkResult {
+  return {
+    migrations: range.migrations,
+    touched: range.touched,
+    ...(range.start ? { start: range.start } : {}),
+    ...(range.startFailed ? { startFailed: range.startFailed } : {}),
+    ...(range.head ? { head: range.head } : {}),
+    exclusions: range.exclusions,
+  };
+}
+
+/** Notes told once however many ranges tell them (each range's database reads its catalog the same way). */
+function noteOnce(ctx: SetContext, noted: Set<string>): SetContext {
+  return {
+    ...ctx,
+    note: (text) => {
+      if (noted.has(text)) return;
+      noted.add(text);
+      ctx.note(text);
+    },
+  };
+}
+
+/** A context whose findings, events and notes wait for `release()`, then pass straight through. */
+function heldContext(ctx: SetContext, noted: Set<string>): { ctx: SetContext; release(): void } {
+  const once = noteOnce(ctx, noted);
+  let held: (() => void)[] | undefined = [];
+  const later = (tell: () => void) => (held ? held.push(tell) : tell());
+  return {
+    ctx: {
+      ...ctx,
+      emit: (event) => later(() => ctx.emit(event)),
+      finding: (finding) => later(() => ctx.finding(finding)),
+      note: (text) => later(() => once.note(text)),
+      acceptInFile: (acceptance) => later(() => ctx.acceptInFile(acceptance)),
+    },
+    release() {
+      const told = held ?? [];
+      held = undefined;
+      for (const tell of told) tell();
+    },
+  };
+}
+
+/**
+ * One range of the walk on a database of its own, which starts with every migration before the
+ * range applied; the database stays open for rolling back (`close` it). `halted`: a range before
+ * this one ended the walk, so what this one finds will not be used.
+ */
+async function walkRange(
+  ctx: SetContext,
+  loaded: LoadedSet,
+  assertions: Map<string, Assertion[]> | undefined,
+  records: MigrationRecord[],
+  halted: () => boolean = () => false,
+): Promise<WalkedRange> {
   const exclusions = defaultExclusions(loaded.historyTables);
-  const records = recordsOf(loaded.migrations.slice(prefix), prefix);
+  const prefix = records[0]?.position ?? loaded.migrations.length;
+  const end = prefix + records.length;
   const seedIndex = seedIndexOf(ctx, loaded);
   // What a target or a base branch has is only applied (the seed among it, where it goes).
   const checkpoints = new Checkpoints();
@@ -72,16 +290,31 @@ export async function walkSet(
     true,
   );
   const walk: Walk = { ctx, ws, records, told: new Set(), seedIndex, seeded: false };
-  const reports = records.map((r) => r.report);
+  const close = async () => {
+    await walk.ws.close();
+    await checkpoints.dropAll();
+  };
+  const range = (fields: Partial<WalkedRange>): WalkedRange => ({
+    migrations: records.map((r) => r.report),
+    touched: touchedOf(records),
+    exclusions,
+    complete: false,
+    lost: false,
+    applied: [],
+    walk,
+    close,
+    ...fields,
+  });
   try {
     if (seed) seedLoaded(walk, seed.error);
-    if (failed) return { migrations: reports, touched: new Map(), exclusions, startFailed: failed };
+    if (failed) return range({ touched: new Map(), startFailed: failed, walk: undefined });
     const empty = walk.ws.tracker.now();
     if (walk.ws.tracker.mode === 'full') ctx.note(Notes.fullCatalogReads);
     if (walk.ws.tracker.mode === 'full' && ctx.checks.has('locks')) ctx.note(Notes.locksNotTraced);
     let applied = 0;
     let dirty: string | undefined;
     for (const record of records) {
+      if (halted()) return range({ start: empty });
       if (seedIndex >= prefix && record.position - 1 === seedIndex) await loadSeed(walk);
       const step = await walkMigration(walk, record);
       if (step.stop) {
@@ -89,21 +322,26 @@ export async function walkSet(
         break;
       }
       applied++;
-      if (step.lost) return { migrations: reports, touched: touchedOf(records), start: empty, exclusions };
+      if (step.lost) return range({ start: empty, lost: true });
     }
     const last = loaded.migrations.length - 1;
     if (seedIndex >= prefix && seedIndex === last && applied === records.length && !walk.seeded)
       await loadSeed(walk);
-    const head = applied === records.length ? await headSnapshot(walk, exclusions, prefix > 0) : undefined;
-    if (ctx.checks.has('rollback-all')) {
-      // Rolling everything back is not traced: its locks are the down steps', told already.
-      await walk.ws.refresh('off');
-      await checkRollbackAll(ctx, walk.ws, records.slice(0, applied), empty, dirty, walk.told);
-    }
-    return { migrations: reports, touched: touchedOf(records), start: empty, head, exclusions };
-  } finally {
-    await walk.ws.close();
-    await checkpoints.dropAll();
+    // The head is the last range's to read.
+    const head =
+      applied === records.length && end === loaded.migrations.length
+        ? await headSnapshot(walk, exclusions, prefix > 0)
+        : undefined;
+    return range({
+      start: empty,
+      ...(head ? { head } : {}),
+      complete: applied === records.length,
+      applied: records.slice(0, applied),
+      ...(dirty ? { dirty } : {}),
+    });
+  } catch (error) {
+    await close();
+    throw error;
   }
 }
 

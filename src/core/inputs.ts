@@ -29,6 +29,7 @@ export const Inputs = {
   GithubToken: 'github-token',
   FailOn: 'fail-on',
   StepTimeout: 'step-timeout',
+  Jobs: 'jobs',
   RequireDown: 'require-down',
   Only: 'only',
   Skip: 'skip',

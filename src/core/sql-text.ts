@@ -90,8 +90,20 @@ export function transactionBlocker(text: string): string | undefined {
 
 /** True when the text holds its own BEGIN / COMMIT / ROLLBACK. */
 export function hasTransactionControl(text: string): boolean {
-  // Most files name none of these words; only the others need the parser (a function body's BEGIN).
   if (!/\b(begin|commit|rollback|abort|end|start|savepoint|release|prepare)\b/i.test(text)) return false;
+  // Most of the rest start no statement with these words once function bodies ($$ ... $$), strings
+  // and comments are set aside; only the others need the parser (its WASM heap does not shrink,
+  // and each range of a long walk asks this of every migration before it). Backslashes (E'...'
+  // strings) leave it to the parser.
+  const bare = text
+    .replace(/\$([A-Za-z_]\w*)?\$[\s\S]*?\$\1\$/g, ' ')
+    .replace(/'(?:[^']|'')*'/g, ' ')
+    .replace(/--[^\n]*/g, ' ');
+  if (
+    !text.includes('\\') &&
+    !/(^|;)\s*(begin|commit|rollback|abort|end|start|savepoint|release|prepare)\b/i.test(bare)
+  )
+    return false;
   const result = parseStatements(text);
   return !!result?.parsed.some((s) => s.stmt && 'TransactionStmt' in s.stmt);
 }

@@ -39,10 +39,59 @@ def _cached(cls, config):
         _scripts[key] = _from_config(cls, config)
     return _scripts[key]
 ScriptDirectory.from_config = classmethod(_cached)
+# The steps of one runner use one database: keep env.py's connection between them instead of
+# connecting (and setting up the dialect) again for each, reset as a new session would be.
+_engines = {}
+try:
+    import sqlalchemy, sqlalchemy.engine, sqlalchemy.engine.create as _create
+    from sqlalchemy import event as _event, pool as _pool
+    _new_engine = _create.create_engine
+    def _discard(dbapi_connection, record):
+        if dbapi_connection is None:
+            return
+        try:
+            autocommit = dbapi_connection.autocommit
+            dbapi_connection.autocommit = True
+            cursor = dbapi_connection.cursor()
+            cursor.execute("DISCARD ALL")
+            cursor.close()
+            dbapi_connection.autocommit = autocommit
+        except Exception:
+            record.invalidate()
+    def _kept_engine(url, **kwargs):
+        try:
+            text = url.render_as_string(hide_password=False) if hasattr(url, "render_as_string") else str(url)
+            key = (text, repr(sorted(kwargs.items(), key=lambda kv: kv[0])))
+        except Exception:
+            return _new_engine(url, **kwargs)
+        if kwargs.get("_is_async") or not text.startswith("postgresql"):
+            return _new_engine(url, **kwargs)
+        if key not in _engines:
+            options = {k: v for k, v in kwargs.items() if k not in ("poolclass", "pool_size", "max_overflow")}
+            engine = _new_engine(url, poolclass=_pool.QueuePool, pool_size=1, max_overflow=10, pool_pre_ping=True, **options)
+            _event.listen(engine, "checkin", _discard)
+            _engines[key] = engine
+        return _engines[key]
+    _create.create_engine = _kept_engine
+    sqlalchemy.create_engine = _kept_engine
+    sqlalchemy.engine.create_engine = _kept_engine
+except Exception:
+    pass
+def _dispose():
+    for engine in _engines.values():
+        try:
+            engine.dispose()
+        except Exception:
+            pass
+    _engines.clear()
 base_env = dict(os.environ)
 answer({"ready": True, "version": alembic.__version__})
 for line in sys.stdin:
     request = json.loads(line)
+    if request.get("release"):
+        _dispose()
+        answer({"code": 0, "output": ""})
+        continue
     os.environ.clear()
     os.environ.update(base_env)
     os.environ.update(request["env"])
@@ -117,6 +166,7 @@ const AlembicProtocol: StepProtocol = {
   channel: 'fd3',
   handshake: true,
   request: (argv, env) => `${JSON.stringify({ argv, env })}\n`,
+  release: () => `${JSON.stringify({ release: true })}\n`,
   parse(line) {
     try {
       return JSON.parse(line) as Answer;

@@ -9,6 +9,7 @@ import { allowedRules } from '../core/locks.js';
 import type { OrderRules } from '../core/ordering.js';
 import { commandFailure, fillCommand, outputTail, pgEnv, runCommand } from '../shell.js';
 import { alembicServer, interpreterOf } from './alembic-server.js';
+import { StepServerPool } from './step-server.js';
 import type { LoadedSet, Migration, Step, StepContext } from './types.js';
 import { StepError } from './types.js';
 
@@ -193,7 +194,9 @@ async function openProject(dir: string, cwd: string, options: AlembicOptions): P
   });
   // Every step in one interpreter of the project's environment, when the command names one.
   const interpreter = interpreterOf(options.command, options.env, root);
-  const server = interpreter ? alembicServer(interpreter, root, options.env) : undefined;
+  const servers = interpreter
+    ? new StepServerPool(() => alembicServer(interpreter, root, options.env))
+    : undefined;
   return {
     cwd,
     options,
@@ -203,13 +206,13 @@ async function openProject(dir: string, cwd: string, options: AlembicOptions): P
       const args = `${argv[0]} ${fillCommand('{target}', { target: argv[1] })}`;
       const env = stepEnv(context.databaseUrl);
       const result =
-        (await server?.run(argv, env, options.timeoutMs, context.signal)) ??
+        (await servers?.for(context).run(argv, env, options.timeoutMs, context.signal)) ??
         (await alembic(args, { ...options.env, ...env }, context.signal));
       if (result.code === 0) return;
       const { message, detail, line } = commandFailure(`alembic ${args}`, result, { file, cwd });
       throw new StepError(message, file, line, detail);
     },
-    close: async () => server?.close(),
+    close: async () => servers?.close(),
   };
 }
 

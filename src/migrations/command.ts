@@ -5,7 +5,7 @@ import { Inputs } from '../core/inputs.js';
 import { allowedRules } from '../core/locks.js';
 import type { OrderRules } from '../core/ordering.js';
 import { commandFailure, fillCommand, outputTail, pgEnv, runCommand } from '../shell.js';
-import { type StepProtocol, StepServer } from './step-server.js';
+import { type StepProtocol, StepServer, StepServerPool } from './step-server.js';
 import type { LoadedSet, Migration, Step } from './types.js';
 import { StepError } from './types.js';
 
@@ -38,7 +38,9 @@ export async function loadCommandMigrations(options: CommandOptions): Promise<Lo
   const { commands } = options;
   const migrations: Migration[] = [];
   const server = commands.serve
-    ? new StepServer(commands.serve, ServeProtocol, options.workingDirectory, options.env)
+    ? new StepServerPool(
+        () => new StepServer(commands.serve as string, ServeProtocol, options.workingDirectory, options.env),
+      )
     : undefined;
   for (const [index, entry] of (await listedMigrations(options)).entries()) {
     migrations.push({
@@ -148,7 +150,7 @@ function commandStep(
   options: CommandOptions,
   template: string,
   entry: Listed,
-  served?: { server: StepServer; direction: 'up' | 'down' },
+  served?: { server: StepServerPool; direction: 'up' | 'down' },
 ): Step {
   const { workingDirectory } = options;
   const file = entry.file;
@@ -159,12 +161,9 @@ function commandStep(
     noTransaction: 'the runner applies it on its own connection',
     ...(allow.length ? { allow } : {}),
     async run(context) {
-      const asked = await served?.server.run(
-        [served.direction, entry.id, context.databaseUrl],
-        {},
-        24 * 3_600_000,
-        context.signal,
-      );
+      const asked = await served?.server
+        .for(context)
+        .run([served.direction, entry.id, context.databaseUrl], {}, 24 * 3_600_000, context.signal);
       if (asked) {
         if (asked.code === 0) return;
         const label = `${options.commands.serve}: ${served?.direction} ${entry.id}`;

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { registerCleanup } from '../lifecycle.js';
 import type { CommandResult } from '../shell.js';
+import type { StepContext } from './types.js';
 
 /**
  * How a long-lived runner talks: what one request looks like, where answers come from, and what
@@ -13,6 +14,8 @@ export interface StepProtocol {
   /** The runner says it is ready (or why not) before the first request. */
   handshake: boolean;
   request(argv: readonly string[], env: Record<string, string>): string;
+  /** A request that lets go of what the process keeps for one database (its connections), if it keeps any. */
+  release?(): string;
   /** The answer on `line`, or undefined when the line is no answer. */
   parse(line: string): Answer | undefined;
 }
@@ -67,6 +70,7 @@ export class StepServer {
     env: Record<string, string>,
     timeoutMs: number,
     signal?: AbortSignal,
+    request = this.protocol.request(argv, env),
   ): Promise<(CommandResult & { answered?: boolean }) | undefined> {
     if (!(await this.start())) return undefined;
     const child = this.child as ChildProcess;
@@ -96,7 +100,7 @@ export class StepServer {
           timedOut: false,
           answered,
         });
-      child.stdin?.write(this.protocol.request(argv, env));
+      child.stdin?.write(request);
     });
   }
 
@@ -206,6 +210,15 @@ export class StepServer {
     }
   }
 
+  /** Asks the process to let go of the database it served (see `StepProtocol.release`). */
+  async release(): Promise<void> {
+    const line = this.protocol.release?.();
+    if (!line || !this.child || this.startError !== undefined) return;
+    const next = this.queue.then(() => this.send([], {}, 10_000, undefined, line));
+    this.queue = next.catch(() => {});
+    await next;
+  }
+
   /** Ends the process: its input closes, and it gets two seconds to exit on its own. */
   async close(): Promise<void> {
     const child = this.child;
@@ -223,5 +236,46 @@ export class StepServer {
     });
     this.child = undefined;
     this.unregister?.();
+  }
+}
+
+let pools = 0;
+
+/**
+ * Step servers for runners that work at once (a walk cut into ranges, each on its own database):
+ * each runner gets a server of its own while it is open and hands it back when it closes, so that
+ * the next runner (a rebuild) finds one running instead of starting a process again.
+ */
+export class StepServerPool {
+  private readonly idle: StepServer[] = [];
+  private readonly all: StepServer[] = [];
+  private readonly key = `step-server-${++pools}`;
+
+  constructor(private readonly make: () => StepServer) {}
+
+  /** The server of the runner that runs this step. */
+  for(context: StepContext): StepServer {
+    const own = context.shared.get(this.key) as StepServer | undefined;
+    if (own) return own;
+    // One that could not start says why at once; another would only try again.
+    const server = this.all.find((s) => s.startError !== undefined) ?? this.idle.pop() ?? this.add();
+    context.shared.set(this.key, server);
+    context.onClose(async () => {
+      // The runner's database is dropped next: the process must not hold it open.
+      await server.release();
+      if (!this.idle.includes(server)) this.idle.push(server);
+    });
+    return server;
+  }
+
+  private add(): StepServer {
+    const server = this.make();
+    this.all.push(server);
+    return server;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.all.splice(0).map((s) => s.close()));
+    this.idle.length = 0;
   }
 }
