@@ -33618,7 +33618,17 @@ class DatabaseFactory {
         }
         return this.admin;
     }
-    async create(options = {}) {
+    /** One statement at a time on the maintenance connection (ranges of a walk create databases at once). */
+    queue = Promise.resolve();
+    serial(work) {
+        const next = this.queue.then(work);
+        this.queue = next.catch(() => { });
+        return next;
+    }
+    create(options = {}) {
+        return this.serial(() => this.createNow(options));
+    }
+    async createNow(options) {
         const name = options.name ?? scratchName();
         const template = options.template ?? 'template0';
         const client = await this.client();
@@ -33630,7 +33640,10 @@ class DatabaseFactory {
         this.created.add(name);
         return { name, url: withDatabase(this.adminUrl, name), drop: () => this.drop(name) };
     }
-    async drop(name) {
+    drop(name) {
+        return this.serial(() => this.dropNow(name));
+    }
+    async dropNow(name) {
         const client = await this.client();
         // FORCE ends sessions a failed migration may have left open (Postgres 13+).
         await client.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`);

@@ -46,7 +46,19 @@ export class DatabaseFactory {
     return this.admin;
   }
 
-  async create(options: { template?: string; name?: string } = {}): Promise<ScratchDatabase> {
+  /** One statement at a time on the maintenance connection (ranges of a walk create databases at once). */
+  private queue: Promise<unknown> = Promise.resolve();
+  private serial<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(work);
+    this.queue = next.catch(() => {});
+    return next;
+  }
+
+  create(options: { template?: string; name?: string } = {}): Promise<ScratchDatabase> {
+    return this.serial(() => this.createNow(options));
+  }
+
+  private async createNow(options: { template?: string; name?: string }): Promise<ScratchDatabase> {
     const name = options.name ?? scratchName();
     const template = options.template ?? 'template0';
     const client = await this.client();
@@ -61,7 +73,11 @@ export class DatabaseFactory {
     return { name, url: withDatabase(this.adminUrl, name), drop: () => this.drop(name) };
   }
 
-  async drop(name: string): Promise<void> {
+  drop(name: string): Promise<void> {
+    return this.serial(() => this.dropNow(name));
+  }
+
+  private async dropNow(name: string): Promise<void> {
     const client = await this.client();
     // FORCE ends sessions a failed migration may have left open (Postgres 13+).
     await client.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`);
