@@ -188,7 +188,9 @@ describe('config file', () => {
     );
     await writeFile(config, 'migrations-dir: fixtures/sql-golang-ok\nfail-on: sometimes\n');
     const badValue = await cli('--config', config);
-    expect(badValue.stdout).toContain("Input 'fail-on' is 'sometimes'. Allowed values: error, warning.");
+    expect(badValue.stdout).toContain(
+      `Config file '${path.relative(repoRoot, config)}': 'fail-on' is "sometimes". Allowed values: error, warning.`,
+    );
   });
 
   test('several sets are verified in one run, each in its own database', async () => {

@@ -112,8 +112,83 @@ const SetKeys = [
 ] as const;
 const TopKeys = Object.values(Inputs).filter((k) => k !== Inputs.Config && k !== Inputs.GithubToken);
 
-const scalar = z.union([z.string(), z.number(), z.boolean()]);
-const setSchema = z.strictObject(Object.fromEntries(SetKeys.map((k) => [k, scalar.optional()])));
+/** How a key's value is read, for the config file's validator and its JSON Schema. */
+type ValueKind =
+  | { kind: 'text' }
+  | { kind: 'choice'; values: readonly (string | number)[] }
+  | { kind: 'boolean' }
+  | { kind: 'duration' }
+  | { kind: 'jobs' }
+  | { kind: 'checks' };
+
+const Text: ValueKind = { kind: 'text' };
+/** Keys whose values are not free text; every other key is a string (a path, a command, a name). */
+const ValueKinds: Partial<Record<string, ValueKind>> = {
+  [Inputs.Format]: { kind: 'choice', values: Formats },
+  [Inputs.Postgres]: { kind: 'choice', values: ProviderChoices },
+  [Inputs.PostgresVersion]: { kind: 'choice', values: SupportedMajors },
+  [Inputs.Scope]: { kind: 'choice', values: Scopes },
+  [Inputs.FailOn]: { kind: 'choice', values: ['error', 'warning'] },
+  [Inputs.UpdateSnapshot]: { kind: 'boolean' },
+  [Inputs.Comment]: { kind: 'boolean' },
+  [Inputs.RequireDown]: { kind: 'boolean' },
+  [Inputs.AssertionsStrict]: { kind: 'boolean' },
+  [Inputs.StepTimeout]: { kind: 'duration' },
+  [Inputs.Jobs]: { kind: 'jobs' },
+  [Inputs.Only]: { kind: 'checks' },
+  [Inputs.Skip]: { kind: 'checks' },
+};
+const kindOf = (key: string): ValueKind => ValueKinds[key] ?? Text;
+
+const BoolWords = ['true', 'false', 'yes', 'no', 'on', 'off'] as const;
+const DurationPattern = '^\\s*\\d+(\\.\\d+)?\\s*(ms|s|m|min|h)?\\s*$';
+const checkAlternatives = `(${CheckIds.join('|')})`;
+const ChecksPattern = `^\\s*${checkAlternatives}(\\s*[,\\s]\\s*${checkAlternatives})*\\s*$`;
+
+/** What a value of this kind should look like, for messages. */
+function expectedOf(kind: ValueKind): string {
+  switch (kind.kind) {
+    case 'choice':
+      return `Allowed values: ${kind.values.join(', ')}.`;
+    case 'boolean':
+      return 'Allowed values: true, false.';
+    case 'duration':
+      return 'Expected a duration such as 300 (seconds), 90s, 5m or 1h.';
+    case 'jobs':
+      return "Expected 'auto' or a whole number of at least 1.";
+    case 'checks':
+      return `Expected check ids (a list, or one string separated by commas) out of ${CheckIds.join(', ')}.`;
+    default:
+      return 'Expected a string.';
+  }
+}
+
+/** The validator of one key's value (its messages are replaced by `expectedOf`). */
+function valueSchema(key: string): z.ZodType {
+  const kind = kindOf(key);
+  switch (kind.kind) {
+    case 'choice': {
+      const strings = kind.values.map(String) as [string, ...string[]];
+      const numbers = kind.values.filter((v): v is number => typeof v === 'number');
+      return numbers.length
+        ? z.union([z.enum(strings), z.literal(numbers as [number, ...number[]])])
+        : z.enum(strings);
+    }
+    case 'boolean':
+      return z.union([z.boolean(), z.enum(BoolWords)]);
+    case 'duration':
+      return z.union([z.number().positive(), z.string().regex(new RegExp(DurationPattern))]);
+    case 'jobs':
+      return z.union([z.literal('auto'), z.number().int().min(1), z.string().regex(/^[1-9][0-9]*$/)]);
+    case 'checks':
+      return z.union([z.string().regex(new RegExp(ChecksPattern)), z.array(z.enum(CheckIds))]);
+    default:
+      // A number or a boolean where text is expected (a version as a name) is read as its text.
+      return z.union([z.string(), z.number(), z.boolean()]);
+  }
+}
+
+const setSchema = z.strictObject(Object.fromEntries(SetKeys.map((k) => [k, valueSchema(k).optional()])));
 const acceptSchema = z.strictObject({
   id: z.string().min(1),
   reason: z.string().trim().min(1),
@@ -125,8 +200,9 @@ const acceptSchema = z.strictObject({
 const lockRulesSchema = z.strictObject(
   Object.fromEntries(LockRules.map((r) => [r, z.enum(['error', 'warning', 'off']).optional()])),
 );
+const scalar = z.union([z.string(), z.number(), z.boolean()]);
 const configSchema = z.strictObject({
-  ...Object.fromEntries(TopKeys.map((k) => [k, z.union([scalar, z.array(z.string())]).optional()])),
+  ...Object.fromEntries(TopKeys.map((k) => [k, valueSchema(k).optional()])),
   sets: z.array(setSchema).optional(),
   accept: z.array(acceptSchema).optional(),
   env: z.record(z.string(), scalar).optional(),
@@ -191,6 +267,18 @@ export async function readConfigFile(
     if (issue?.path[0] === 'accept') {
       throw new CannotCheck(
         `Config file '${shown}'${where}: ${issue.message}. Each 'accept' entry needs 'id' (the migration id) and 'reason' (why the team accepts it); 'check' (default ordering) must be one of ${CheckIds.join(', ')}; 'set' is optional.`,
+      );
+    }
+    // A value of a known key: the value and what it should be.
+    const key = issue?.path.at(-1);
+    const inKeys = issue?.path.length === 1 || (issue?.path[0] === 'sets' && issue.path.length === 3);
+    if (typeof key === 'string' && inKeys && key !== 'sets' && key !== 'env') {
+      const value = issue?.path.reduce<unknown>(
+        (at, step) => (at as Record<string | number, unknown> | undefined)?.[step as string | number],
+        data,
+      );
+      throw new CannotCheck(
+        `Config file '${shown}'${issue?.path[0] === 'sets' ? ` at 'sets.${String(issue.path[1])}'` : ''}: '${key}' is ${JSON.stringify(value)}. ${expectedOf(kindOf(key))}`,
       );
     }
     throw new CannotCheck(
@@ -503,4 +591,31 @@ function checksOf(get: Getter): Set<CheckId> {
   const only = checkList(Inputs.Only, get(Inputs.Only));
   const skip = checkList(Inputs.Skip, get(Inputs.Skip));
   return new Set<CheckId>((only.length ? only : CheckIds).filter((c) => !skip.includes(c)));
+}
+
+/**
+ * The JSON Schema of the config file, generated from the validator that reads it (so that an
+ * editor and the tool cannot disagree), with each key's description from `describe`.
+ */
+export function configJsonSchema(describe: (key: string) => string | undefined): Record<string, unknown> {
+  const schema = z.toJSONSchema(configSchema, { target: 'draft-7', unrepresentable: 'any' }) as Record<
+    string,
+    unknown
+  > & { properties: Record<string, Record<string, unknown>> };
+  const described = (properties: Record<string, Record<string, unknown>>) => {
+    for (const [key, property] of Object.entries(properties)) {
+      const text = describe(key);
+      if (text) property.description = text;
+    }
+  };
+  described(schema.properties);
+  const sets = schema.properties.sets as { items: { properties: Record<string, Record<string, unknown>> } };
+  described(sets.items.properties);
+  return {
+    $schema: schema.$schema,
+    title: 'pg-migrate-verify.yml',
+    description:
+      'Configuration of pg-migrate-verify: the same keys as the Action inputs and CLI flags, and several migration sets for monorepos.',
+    ...Object.fromEntries(Object.entries(schema).filter(([k]) => k !== '$schema')),
+  };
 }

@@ -34489,7 +34489,7 @@ __nccwpck_require__.d(__webpack_exports__, {
   Mo: () => (/* binding */ resolveSettings)
 });
 
-// UNUSED EXPORTS: parseDuration, readConfigFile
+// UNUSED EXPORTS: configJsonSchema, parseDuration, readConfigFile
 
 // EXTERNAL MODULE: external "node:fs"
 var external_node_fs_ = __nccwpck_require__(73024);
@@ -38588,16 +38588,16 @@ const $ZodEnum = /*@__PURE__*/ $constructor("$ZodEnum", (inst, def) => {
         return payload;
     };
 });
-const $ZodLiteral = /*@__PURE__*/ (/* unused pure expression or super */ null && (core.$constructor("$ZodLiteral", (inst, def) => {
+const $ZodLiteral = /*@__PURE__*/ $constructor("$ZodLiteral", (inst, def) => {
     $ZodType.init(inst, def);
     const values = new Set(def.values);
     inst._zod.values = values;
-    util.defineLazyInternal(inst, "pattern", (zod) => {
+    defineLazyInternal(inst, "pattern", (zod) => {
         const vals = zod.def.values;
         // unmatchable fallback, RE2-safe: an empty alternation would compile to /^()$/, which matches ""
         return new RegExp(vals.length
             ? `^(${vals
-                .map((o) => typeof o === "string" ? util.escapeRegex(o) : o ? util.escapeRegex(o.toString()) : String(o))
+                .map((o) => typeof o === "string" ? escapeRegex(o) : o ? escapeRegex(o.toString()) : String(o))
                 .join("|")})$`
             : "^[^\\s\\S]$");
     });
@@ -38614,7 +38614,7 @@ const $ZodLiteral = /*@__PURE__*/ (/* unused pure expression or super */ null &&
         });
         return payload;
     };
-})));
+});
 const $ZodFile = /*@__PURE__*/ (/* unused pure expression or super */ null && (core.$constructor("$ZodFile", (inst, def) => {
     $ZodType.init(inst, def);
     inst._zod.parse = (payload, _ctx) => {
@@ -43661,10 +43661,10 @@ function nativeEnum(entries, params) {
         ...util.normalizeParams(params),
     });
 }
-const ZodLiteral = /*@__PURE__*/ (/* unused pure expression or super */ null && (core.$constructor("ZodLiteral", (inst, def) => {
-    core.$ZodLiteral.init(inst, def);
+const ZodLiteral = /*@__PURE__*/ $constructor("ZodLiteral", (inst, def) => {
+    $ZodLiteral.init(inst, def);
     ZodType.init(inst, def);
-    inst._zod.processJSONSchema = (ctx, json, params) => processors.literalProcessor(inst, ctx, json, params);
+    inst._zod.processJSONSchema = (ctx, json, params) => literalProcessor(inst, ctx, json, params);
     inst.values = new Set(def.values);
     Object.defineProperty(inst, "value", {
         get() {
@@ -43674,12 +43674,12 @@ const ZodLiteral = /*@__PURE__*/ (/* unused pure expression or super */ null && 
             return def.values[0];
         },
     });
-})));
+});
 function literal(value, params) {
     return new ZodLiteral({
         type: "literal",
         values: Array.isArray(value) ? value : [value],
-        ...util.normalizeParams(params),
+        ...normalizeParams(params),
     });
 }
 const ZodFile = /*@__PURE__*/ (/* unused pure expression or super */ null && (core.$constructor("ZodFile", (inst, def) => {
@@ -44087,8 +44087,70 @@ const SetKeys = [
     'name',
 ];
 const TopKeys = Object.values(inputs/* Inputs */.G).filter((k) => k !== inputs/* Inputs */.G.Config && k !== inputs/* Inputs */.G.GithubToken);
-const scalar = union([schemas_string(), schemas_number(), schemas_boolean()]);
-const setSchema = strictObject(Object.fromEntries(SetKeys.map((k) => [k, scalar.optional()])));
+const Text = { kind: 'text' };
+/** Keys whose values are not free text; every other key is a string (a path, a command, a name). */
+const ValueKinds = {
+    [inputs/* Inputs */.G.Format]: { kind: 'choice', values: types/* Formats */.X },
+    [inputs/* Inputs */.G.Postgres]: { kind: 'choice', values: postgres_types/* ProviderChoices */._ },
+    [inputs/* Inputs */.G.PostgresVersion]: { kind: 'choice', values: postgres_types/* SupportedMajors */.z },
+    [inputs/* Inputs */.G.Scope]: { kind: 'choice', values: report/* Scopes */.MJ },
+    [inputs/* Inputs */.G.FailOn]: { kind: 'choice', values: ['error', 'warning'] },
+    [inputs/* Inputs */.G.UpdateSnapshot]: { kind: 'boolean' },
+    [inputs/* Inputs */.G.Comment]: { kind: 'boolean' },
+    [inputs/* Inputs */.G.RequireDown]: { kind: 'boolean' },
+    [inputs/* Inputs */.G.AssertionsStrict]: { kind: 'boolean' },
+    [inputs/* Inputs */.G.StepTimeout]: { kind: 'duration' },
+    [inputs/* Inputs */.G.Jobs]: { kind: 'jobs' },
+    [inputs/* Inputs */.G.Only]: { kind: 'checks' },
+    [inputs/* Inputs */.G.Skip]: { kind: 'checks' },
+};
+const kindOf = (key) => ValueKinds[key] ?? Text;
+const BoolWords = ['true', 'false', 'yes', 'no', 'on', 'off'];
+const DurationPattern = '^\\s*\\d+(\\.\\d+)?\\s*(ms|s|m|min|h)?\\s*$';
+const checkAlternatives = `(${findings/* CheckIds */.T.join('|')})`;
+const ChecksPattern = `^\\s*${checkAlternatives}(\\s*[,\\s]\\s*${checkAlternatives})*\\s*$`;
+/** What a value of this kind should look like, for messages. */
+function expectedOf(kind) {
+    switch (kind.kind) {
+        case 'choice':
+            return `Allowed values: ${kind.values.join(', ')}.`;
+        case 'boolean':
+            return 'Allowed values: true, false.';
+        case 'duration':
+            return 'Expected a duration such as 300 (seconds), 90s, 5m or 1h.';
+        case 'jobs':
+            return "Expected 'auto' or a whole number of at least 1.";
+        case 'checks':
+            return `Expected check ids (a list, or one string separated by commas) out of ${findings/* CheckIds */.T.join(', ')}.`;
+        default:
+            return 'Expected a string.';
+    }
+}
+/** The validator of one key's value (its messages are replaced by `expectedOf`). */
+function valueSchema(key) {
+    const kind = kindOf(key);
+    switch (kind.kind) {
+        case 'choice': {
+            const strings = kind.values.map(String);
+            const numbers = kind.values.filter((v) => typeof v === 'number');
+            return numbers.length
+                ? union([schemas_enum(strings), literal(numbers)])
+                : schemas_enum(strings);
+        }
+        case 'boolean':
+            return union([schemas_boolean(), schemas_enum(BoolWords)]);
+        case 'duration':
+            return union([schemas_number().positive(), schemas_string().regex(new RegExp(DurationPattern))]);
+        case 'jobs':
+            return union([literal('auto'), schemas_number().int().min(1), schemas_string().regex(/^[1-9][0-9]*$/)]);
+        case 'checks':
+            return union([schemas_string().regex(new RegExp(ChecksPattern)), array(schemas_enum(findings/* CheckIds */.T))]);
+        default:
+            // A number or a boolean where text is expected (a version as a name) is read as its text.
+            return union([schemas_string(), schemas_number(), schemas_boolean()]);
+    }
+}
+const setSchema = strictObject(Object.fromEntries(SetKeys.map((k) => [k, valueSchema(k).optional()])));
 const acceptSchema = strictObject({
     id: schemas_string().min(1),
     reason: schemas_string().trim().min(1),
@@ -44098,8 +44160,9 @@ const acceptSchema = strictObject({
 });
 /** `lock-rules:` severity per rule of the locks check. */
 const lockRulesSchema = strictObject(Object.fromEntries(locks/* LockRules */.xS.map((r) => [r, schemas_enum(['error', 'warning', 'off']).optional()])));
+const scalar = union([schemas_string(), schemas_number(), schemas_boolean()]);
 const configSchema = strictObject({
-    ...Object.fromEntries(TopKeys.map((k) => [k, union([scalar, array(schemas_string())]).optional()])),
+    ...Object.fromEntries(TopKeys.map((k) => [k, valueSchema(k).optional()])),
     sets: array(setSchema).optional(),
     accept: array(acceptSchema).optional(),
     env: record(schemas_string(), scalar).optional(),
@@ -44152,6 +44215,13 @@ async function readConfigFile(workingDirectory, given) {
             throw new errors/* CannotCheck */.k_(`Config file '${shown}'${where}: ${issue.message}. Each rule in 'lock-rules' is error, warning or off.`);
         if (issue?.path[0] === 'accept') {
             throw new errors/* CannotCheck */.k_(`Config file '${shown}'${where}: ${issue.message}. Each 'accept' entry needs 'id' (the migration id) and 'reason' (why the team accepts it); 'check' (default ordering) must be one of ${findings/* CheckIds */.T.join(', ')}; 'set' is optional.`);
+        }
+        // A value of a known key: the value and what it should be.
+        const key = issue?.path.at(-1);
+        const inKeys = issue?.path.length === 1 || (issue?.path[0] === 'sets' && issue.path.length === 3);
+        if (typeof key === 'string' && inKeys && key !== 'sets' && key !== 'env') {
+            const value = issue?.path.reduce((at, step) => at?.[step], data);
+            throw new errors/* CannotCheck */.k_(`Config file '${shown}'${issue?.path[0] === 'sets' ? ` at 'sets.${String(issue.path[1])}'` : ''}: '${key}' is ${JSON.stringify(value)}. ${expectedOf(kindOf(key))}`);
         }
         throw new errors/* CannotCheck */.k_(`Config file '${shown}'${where}: ${issue?.message ?? 'invalid'}. Expected a mapping of the keys listed in the README.`);
     }
@@ -44378,6 +44448,29 @@ function checksOf(get) {
     const only = checkList(inputs/* Inputs */.G.Only, get(inputs/* Inputs */.G.Only));
     const skip = checkList(inputs/* Inputs */.G.Skip, get(inputs/* Inputs */.G.Skip));
     return new Set((only.length ? only : findings/* CheckIds */.T).filter((c) => !skip.includes(c)));
+}
+/**
+ * The JSON Schema of the config file, generated from the validator that reads it (so that an
+ * editor and the tool cannot disagree), with each key's description from `describe`.
+ */
+function configJsonSchema(describe) {
+    const schema = z.toJSONSchema(configSchema, { target: 'draft-7', unrepresentable: 'any' });
+    const described = (properties) => {
+        for (const [key, property] of Object.entries(properties)) {
+            const text = describe(key);
+            if (text)
+                property.description = text;
+        }
+    };
+    described(schema.properties);
+    const sets = schema.properties.sets;
+    described(sets.items.properties);
+    return {
+        $schema: schema.$schema,
+        title: 'pg-migrate-verify.yml',
+        description: 'Configuration of pg-migrate-verify: the same keys as the Action inputs and CLI flags, and several migration sets for monorepos.',
+        ...Object.fromEntries(Object.entries(schema).filter(([k]) => k !== '$schema')),
+    };
 }
 
 
