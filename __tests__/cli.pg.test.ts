@@ -208,6 +208,34 @@ describe('config file', () => {
       ['billing', 4],
     ]);
   });
+
+  test('a matrix over the sets: `sets --json` lists them, `--set` checks one, an unknown one is named', async () => {
+    const config = path.join(tmp, 'matrix.yml');
+    await writeFile(
+      config,
+      `database-url: ${urlWithPassword}\naccept:\n  - id: 0002_x\n    set: users\n    reason: known\nsets:\n  - name: users\n    migrations-dir: fixtures/sql-golang-ok\n  - name: billing\n    migrations-dir: fixtures/sql-flyway-ok\n`,
+    );
+    const listed = await cli('sets', '--json', '--config', config);
+    expect(listed.code).toBe(0);
+    expect(JSON.parse(listed.stdout)).toEqual(['users', 'billing']);
+    const lines = await cli('sets', '--config', config);
+    expect(lines.stdout).toBe('users\tfixtures/sql-golang-ok\tauto\nbilling\tfixtures/sql-flyway-ok\tauto\n');
+    const json = path.join(tmp, 'one-set.json');
+    const one = await cli('--config', config, '--set', 'billing', '--json', json, '-q');
+    expect(one.code).toBe(0);
+    const report = JSON.parse(await readFile(json, 'utf8')) as Report;
+    expect(report.sets.map((s) => s.name)).toEqual(['billing']);
+    // The entry for the other set is not this job's to call unused.
+    expect(report.sets[0]?.notes.join('\n') ?? '').not.toContain('accepts');
+    const unknown = await cli('--config', config, '--set', 'payments', '-q');
+    expect(unknown.code).toBe(2);
+    expect(unknown.stdout).toContain(
+      `Input 'set' is 'payments', which is not a set of config file '${path.relative(repoRoot, config)}'. Sets: users, billing.`,
+    );
+    const noFile = await cli('sets', '--config', path.join(tmp, 'missing.yml'));
+    expect(noFile.code).toBe(2);
+    expect(noFile.stderr).toContain('cannot be read');
+  });
 });
 
 describe('the Action bundle', () => {

@@ -91,6 +91,7 @@ function program(): Command {
     .option(`--${Inputs.Skip} <checks>`, 'comma-separated check ids to skip')
     .option(`-C, --${Inputs.WorkingDirectory} <dir>`, 'directory paths are relative to')
     .option(`--${Inputs.Config} <file>`, 'config file (default: pg-migrate-verify.yml if present)')
+    .option(`--${Inputs.Set} <name>`, 'check only this set of the config file (one job of a matrix)')
     .option('--json <file>', 'write the JSON report here')
     .option('--markdown <file>', 'write the Markdown report here')
     .option('-q, --quiet', 'no per-migration lines')
@@ -101,6 +102,7 @@ function program(): Command {
 
 /** Runs the CLI and returns the exit status: 0 passed, 1 failing findings, 2 could not check. */
 export async function runCli(argv: string[], io: CliIo = defaultIo): Promise<number> {
+  if (argv[0] === 'sets') return listSets(argv.slice(1), io);
   const cmd = program();
   const secrets: string[] = [];
   const mask = (text: string) => secrets.reduce((t, s) => t.replaceAll(s, '***'), redactUrls(text));
@@ -173,4 +175,48 @@ export async function runCli(argv: string[], io: CliIo = defaultIo): Promise<num
 
 function camel(key: string): string {
   return key.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
+}
+
+/**
+ * `pg-migrate-verify sets [--json]`: the sets of the config file, a line each, or their names as a
+ * JSON array for a workflow's matrix (`fromJSON`).
+ */
+async function listSets(argv: string[], io: CliIo): Promise<number> {
+  const cmd = new Command('pg-migrate-verify sets')
+    .description('list the migration sets of the config file')
+    .option('--json', 'print the names as a JSON array (for a matrix: fromJSON)')
+    .option(`--${Inputs.Config} <file>`, 'config file (default: pg-migrate-verify.yml if present)')
+    .option(`-C, --${Inputs.WorkingDirectory} <dir>`, 'directory paths are relative to')
+    .showHelpAfterError(false)
+    .exitOverride();
+  let help = '';
+  cmd.configureOutput({ writeOut: (t) => (help += t), writeErr: (t) => (help += t) });
+  try {
+    cmd.parse(argv, { from: 'user' });
+  } catch (error) {
+    if (error instanceof CommanderError && error.code === 'commander.helpDisplayed') {
+      io.stdout(help);
+      return 0;
+    }
+    io.stderr(`pg-migrate-verify sets: ${messageOf(error).replace(/^error: /, '')}. See sets --help.\n`);
+    return 2;
+  }
+  const opts = cmd.opts<{ json?: boolean; config?: string; workingDirectory?: string }>();
+  try {
+    const settings = await resolveSettings(
+      {
+        ...(opts.config ? { [Inputs.Config]: opts.config } : {}),
+        ...(opts.workingDirectory ? { [Inputs.WorkingDirectory]: opts.workingDirectory } : {}),
+      },
+      io.cwd,
+    );
+    if (opts.json) io.stdout(`${JSON.stringify(settings.sets.map((s) => s.name))}\n`);
+    else
+      for (const s of settings.sets)
+        io.stdout(`${s.name}\t${path.relative(settings.workingDirectory, s.dir) || '.'}\t${s.format}\n`);
+    return 0;
+  } catch (error) {
+    io.stderr(`pg-migrate-verify sets: could not list the sets. ${redactUrls(messageOf(error))}\n`);
+    return 2;
+  }
 }

@@ -75,6 +75,8 @@ export interface Settings {
   failOn: Severity;
   /** Longest a single migration step may run, in milliseconds. */
   stepTimeoutMs: number;
+  /** The one set of the config file this run checks (`set`: a job of a matrix), if one was named. */
+  selectedSet?: string;
   /** How many databases one set's walk may use at once (a long walk is cut into ranges). */
   jobs: number;
   /** A migration without a down step is a reversibility error instead of a note. */
@@ -110,7 +112,10 @@ const SetKeys = [
   Inputs.ModelsCommand,
   'name',
 ] as const;
-const TopKeys = Object.values(Inputs).filter((k) => k !== Inputs.Config && k !== Inputs.GithubToken);
+// Which file and which of its sets a run reads, and the token, are the run's own, never the file's.
+const TopKeys = Object.values(Inputs).filter(
+  (k) => k !== Inputs.Config && k !== Inputs.GithubToken && k !== Inputs.Set,
+);
 
 /** How a key's value is read, for the config file's validator and its JSON Schema. */
 type ValueKind =
@@ -367,13 +372,14 @@ export async function resolveSettings(
     if (given !== undefined && given !== '') return given;
     return stringOf((config as Record<string, unknown>)[key]);
   };
-  const sets = config.sets?.length
+  const all = config.sets?.length
     ? configSets(config, loaded?.file ?? '', raw, get, workingDirectory)
     : [singleSet(get, workingDirectory)];
+  const sets = oneSet(all, raw[Inputs.Set] || undefined, loaded?.file);
   for (const a of config.accept ?? []) {
-    if (a.set !== undefined && !sets.some((s) => s.name === a.set))
+    if (a.set !== undefined && !all.some((s) => s.name === a.set))
       throw new CannotCheck(
-        `Config file '${loaded?.file}': an 'accept' entry for '${a.id}' names set '${a.set}', which does not exist. Sets: ${sets.map((s) => s.name).join(', ')}.`,
+        `Config file '${loaded?.file}': an 'accept' entry for '${a.id}' names set '${a.set}', which does not exist. Sets: ${all.map((s) => s.name).join(', ')}.`,
       );
   }
   return {
@@ -396,6 +402,7 @@ export async function resolveSettings(
       ? parseDuration(Inputs.StepTimeout, get(Inputs.StepTimeout) ?? '')
       : Defaults.stepTimeoutMs,
     jobs: jobsOf(get(Inputs.Jobs)),
+    ...(raw[Inputs.Set] ? { selectedSet: raw[Inputs.Set] } : {}),
     checks: checksOf(get),
     env: Object.fromEntries(Object.entries(config.env ?? {}).map(([k, v]) => [k, String(v)])),
     lockRules: (config['lock-rules'] ?? {}) as Settings['lockRules'],
@@ -421,6 +428,16 @@ function jobsOf(value: string | undefined): number {
       `Input '${Inputs.Jobs}' is '${value}'. Expected 'auto' (the machine's cores, at most 4) or a whole number of at least 1, e.g. 1 to walk each set on one database.`,
     );
   return n;
+}
+
+/** The set `name` names (`set`: one job of a matrix over the sets), else all of them. */
+function oneSet(sets: SetSettings[], name: string | undefined, file: string | undefined): SetSettings[] {
+  if (name === undefined) return sets;
+  const found = sets.filter((s) => s.name === name);
+  if (found.length) return found;
+  throw new CannotCheck(
+    `Input '${Inputs.Set}' is '${name}', which is not a set ${file ? `of config file '${file}'` : '(there is no config file with sets)'}. Sets: ${sets.map((s) => s.name).join(', ')}. \`pg-migrate-verify sets\` lists them.`,
+  );
 }
 
 /** The one set of a run without `sets:` in the config file. */

@@ -32844,6 +32844,7 @@ const Inputs = {
     Skip: 'skip',
     WorkingDirectory: 'working-directory',
     Config: 'config',
+    Set: 'set',
 };
 /** Defaults of inputs that layers below the settings also need, written once. */
 const Defaults = {
@@ -44086,7 +44087,8 @@ const SetKeys = [
     inputs/* Inputs */.G.ModelsCommand,
     'name',
 ];
-const TopKeys = Object.values(inputs/* Inputs */.G).filter((k) => k !== inputs/* Inputs */.G.Config && k !== inputs/* Inputs */.G.GithubToken);
+// Which file and which of its sets a run reads, and the token, are the run's own, never the file's.
+const TopKeys = Object.values(inputs/* Inputs */.G).filter((k) => k !== inputs/* Inputs */.G.Config && k !== inputs/* Inputs */.G.GithubToken && k !== inputs/* Inputs */.G.Set);
 const Text = { kind: 'text' };
 /** Keys whose values are not free text; every other key is a string (a path, a command, a name). */
 const ValueKinds = {
@@ -44291,12 +44293,13 @@ async function resolveSettings(raw, cwd = process.cwd(), context = {}) {
             return given;
         return stringOf(config[key]);
     };
-    const sets = config.sets?.length
+    const all = config.sets?.length
         ? configSets(config, loaded?.file ?? '', raw, get, workingDirectory)
         : [singleSet(get, workingDirectory)];
+    const sets = oneSet(all, raw[inputs/* Inputs */.G.Set] || undefined, loaded?.file);
     for (const a of config.accept ?? []) {
-        if (a.set !== undefined && !sets.some((s) => s.name === a.set))
-            throw new errors/* CannotCheck */.k_(`Config file '${loaded?.file}': an 'accept' entry for '${a.id}' names set '${a.set}', which does not exist. Sets: ${sets.map((s) => s.name).join(', ')}.`);
+        if (a.set !== undefined && !all.some((s) => s.name === a.set))
+            throw new errors/* CannotCheck */.k_(`Config file '${loaded?.file}': an 'accept' entry for '${a.id}' names set '${a.set}', which does not exist. Sets: ${all.map((s) => s.name).join(', ')}.`);
     }
     return {
         sets,
@@ -44318,6 +44321,7 @@ async function resolveSettings(raw, cwd = process.cwd(), context = {}) {
             ? parseDuration(inputs/* Inputs */.G.StepTimeout, get(inputs/* Inputs */.G.StepTimeout) ?? '')
             : inputs/* Defaults */.H.stepTimeoutMs,
         jobs: jobsOf(get(inputs/* Inputs */.G.Jobs)),
+        ...(raw[inputs/* Inputs */.G.Set] ? { selectedSet: raw[inputs/* Inputs */.G.Set] } : {}),
         checks: checksOf(get),
         env: Object.fromEntries(Object.entries(config.env ?? {}).map(([k, v]) => [k, String(v)])),
         lockRules: (config['lock-rules'] ?? {}),
@@ -44341,6 +44345,15 @@ function jobsOf(value) {
     if (!Number.isInteger(n) || n < 1)
         throw new errors/* CannotCheck */.k_(`Input '${inputs/* Inputs */.G.Jobs}' is '${value}'. Expected 'auto' (the machine's cores, at most 4) or a whole number of at least 1, e.g. 1 to walk each set on one database.`);
     return n;
+}
+/** The set `name` names (`set`: one job of a matrix over the sets), else all of them. */
+function oneSet(sets, name, file) {
+    if (name === undefined)
+        return sets;
+    const found = sets.filter((s) => s.name === name);
+    if (found.length)
+        return found;
+    throw new errors/* CannotCheck */.k_(`Input '${inputs/* Inputs */.G.Set}' is '${name}', which is not a set ${file ? `of config file '${file}'` : '(there is no config file with sets)'}. Sets: ${sets.map((s) => s.name).join(', ')}. \`pg-migrate-verify sets\` lists them.`);
 }
 /** The one set of a run without `sets:` in the config file. */
 function singleSet(get, workingDirectory) {
@@ -51114,7 +51127,9 @@ function reportOf(run, startedAt, extra) {
     const { settings, sets, server, timings } = run;
     timings.total = run.edges.now() - startedAt;
     const { findings: kept, accepted, unused, } = (0,report/* applyAcceptances */.Rm)(run.findings, [...settings.accepted, ...run.fileAcceptances]);
-    for (const a of unused.filter((u) => u.source !== 'file')) {
+    // A job that checks one set of the file cannot tell that an entry for the others is unused.
+    const mine = (a) => !settings.selectedSet || a.set === settings.selectedSet;
+    for (const a of unused.filter((u) => u.source !== 'file' && mine(u))) {
         const set = sets.find((s) => s.name === a.set) ?? sets[0];
         set?.notes.push(`The config file accepts ${a.check} findings for \`${a.id}\` ("${a.reason}"), but there are none: remove the entry.`);
     }
@@ -66102,6 +66117,7 @@ function cli_program() {
         .option(`--${src_settings/* Inputs */.G0.Skip} <checks>`, 'comma-separated check ids to skip')
         .option(`-C, --${src_settings/* Inputs */.G0.WorkingDirectory} <dir>`, 'directory paths are relative to')
         .option(`--${src_settings/* Inputs */.G0.Config} <file>`, 'config file (default: pg-migrate-verify.yml if present)')
+        .option(`--${src_settings/* Inputs */.G0.Set} <name>`, 'check only this set of the config file (one job of a matrix)')
         .option('--json <file>', 'write the JSON report here')
         .option('--markdown <file>', 'write the Markdown report here')
         .option('-q, --quiet', 'no per-migration lines')
@@ -66111,6 +66127,8 @@ function cli_program() {
 }
 /** Runs the CLI and returns the exit status: 0 passed, 1 failing findings, 2 could not check. */
 async function runCli(argv, io = defaultIo) {
+    if (argv[0] === 'sets')
+        return listSets(argv.slice(1), io);
     const cmd = cli_program();
     const secrets = [];
     const mask = (text) => secrets.reduce((t, s) => t.replaceAll(s, '***'), (0,redact/* redactUrls */.s)(text));
@@ -66185,6 +66203,49 @@ async function runCli(argv, io = defaultIo) {
 }
 function camel(key) {
     return key.replace(/-([a-z])/g, (_m, c) => c.toUpperCase());
+}
+/**
+ * `pg-migrate-verify sets [--json]`: the sets of the config file, a line each, or their names as a
+ * JSON array for a workflow's matrix (`fromJSON`).
+ */
+async function listSets(argv, io) {
+    const cmd = new Command('pg-migrate-verify sets')
+        .description('list the migration sets of the config file')
+        .option('--json', 'print the names as a JSON array (for a matrix: fromJSON)')
+        .option(`--${src_settings/* Inputs */.G0.Config} <file>`, 'config file (default: pg-migrate-verify.yml if present)')
+        .option(`-C, --${src_settings/* Inputs */.G0.WorkingDirectory} <dir>`, 'directory paths are relative to')
+        .showHelpAfterError(false)
+        .exitOverride();
+    let help = '';
+    cmd.configureOutput({ writeOut: (t) => (help += t), writeErr: (t) => (help += t) });
+    try {
+        cmd.parse(argv, { from: 'user' });
+    }
+    catch (error) {
+        if (error instanceof CommanderError && error.code === 'commander.helpDisplayed') {
+            io.stdout(help);
+            return 0;
+        }
+        io.stderr(`pg-migrate-verify sets: ${(0,errors/* messageOf */.bD)(error).replace(/^error: /, '')}. See sets --help.\n`);
+        return 2;
+    }
+    const opts = cmd.opts();
+    try {
+        const settings = await (0,src_settings/* resolveSettings */.Mo)({
+            ...(opts.config ? { [src_settings/* Inputs */.G0.Config]: opts.config } : {}),
+            ...(opts.workingDirectory ? { [src_settings/* Inputs */.G0.WorkingDirectory]: opts.workingDirectory } : {}),
+        }, io.cwd);
+        if (opts.json)
+            io.stdout(`${JSON.stringify(settings.sets.map((s) => s.name))}\n`);
+        else
+            for (const s of settings.sets)
+                io.stdout(`${s.name}\t${external_node_path_default().relative(settings.workingDirectory, s.dir) || '.'}\t${s.format}\n`);
+        return 0;
+    }
+    catch (error) {
+        io.stderr(`pg-migrate-verify sets: could not list the sets. ${(0,redact/* redactUrls */.s)((0,errors/* messageOf */.bD)(error))}\n`);
+        return 2;
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/bundle.ts

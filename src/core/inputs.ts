@@ -35,6 +35,7 @@ export const Inputs = {
   Skip: 'skip',
   WorkingDirectory: 'working-directory',
   Config: 'config',
+  Set: 'set',
 } as const;
 
 /** Raw string values by input name, as the Action or the CLI received them; undefined when not given. */
