@@ -3,6 +3,7 @@ import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { CannotCheck, messageOf } from './core/errors.js';
 import { progressLine } from './core/events.js';
+import { renderJunit } from './core/junit.js';
 import { renderMarkdown, renderSummary } from './core/markdown.js';
 import { passwordOf, redactUrls } from './core/redact.js';
 import { errorReport, exitCodeOf, type Report, Scopes } from './core/report.js';
@@ -94,6 +95,10 @@ function program(): Command {
     .option(`--${Inputs.Set} <name>`, 'check only this set of the config file (one job of a matrix)')
     .option('--json <file>', 'write the JSON report here')
     .option('--markdown <file>', 'write the Markdown report here')
+    .option(
+      `--${Inputs.Junit} <file>`,
+      'write the report as JUnit XML here (GitLab, Jenkins, CircleCI, Azure)',
+    )
     .option('-q, --quiet', 'no per-migration lines')
     .option('-v, --verbose', 'debug output')
     .showHelpAfterError(false)
@@ -164,9 +169,10 @@ export async function runCli(argv: string[], io: CliIo = defaultIo): Promise<num
       await writeFile(path.resolve(io.cwd, String(opts.json)), mask(`${JSON.stringify(report, null, 2)}\n`));
     if (opts.markdown)
       await writeFile(path.resolve(io.cwd, String(opts.markdown)), mask(renderMarkdown(report)));
+    if (opts.junit) await writeFile(path.resolve(io.cwd, String(opts.junit)), mask(renderJunit(report)));
   } catch (error) {
     err(
-      `pg-migrate-verify: could not write the report: ${messageOf(error)}. Check the --json / --markdown path.\n`,
+      `pg-migrate-verify: could not write the report: ${messageOf(error)}. Check the --json / --markdown / --junit path.\n`,
     );
     return 2;
   }

@@ -1,6 +1,9 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import * as core from '@actions/core';
 import { CannotCheck, messageOf } from './core/errors.js';
 import { plural } from './core/format.js';
+import { renderJunit } from './core/junit.js';
 import { passwordOf, redactUrls } from './core/redact.js';
 import { errorReport, type Report } from './core/report.js';
 import { type GitHubRun, readGitHubRun } from './github/event.js';
@@ -46,6 +49,8 @@ export async function run(): Promise<void> {
     token: raw[Inputs.GithubToken],
     major: settings ? settings.postgresVersion : Number(raw[Inputs.PostgresVersion]) || undefined,
   });
+  const junit = raw[Inputs.Junit];
+  if (junit) await writeJunit(report, path.resolve(github.workspace, junit));
   if (report.result === 'error') core.setFailed(`Could not check: ${report.error ?? 'unknown error'}`);
   else if (report.result === 'failed') {
     const failing = report.findings.filter((f) => f.severity === 'error').length;
@@ -73,4 +78,17 @@ function readInputs(github: GitHubRun): RawInputs {
   const token = raw[Inputs.GithubToken];
   if (token) core.setSecret(token);
   return raw;
+}
+
+/** The `junit` input: the report as JUnit XML at that path (a warning when it cannot be written). */
+async function writeJunit(report: Report, file: string): Promise<void> {
+  try {
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(file, renderJunit(report));
+    core.info(`JUnit report: ${file}`);
+  } catch (error) {
+    core.warning(
+      `Could not write the JUnit report to ${file}: ${messageOf(error)}. Check the 'junit' input.`,
+    );
+  }
 }

@@ -112,9 +112,10 @@ const SetKeys = [
   Inputs.ModelsCommand,
   'name',
 ] as const;
-// Which file and which of its sets a run reads, and the token, are the run's own, never the file's.
+// Which file and which of its sets a run reads, where it writes JUnit, and the token, are the
+// run's own, never the file's.
 const TopKeys = Object.values(Inputs).filter(
-  (k) => k !== Inputs.Config && k !== Inputs.GithubToken && k !== Inputs.Set,
+  (k) => k !== Inputs.Config && k !== Inputs.GithubToken && k !== Inputs.Set && k !== Inputs.Junit,
 );
 
 /** How a key's value is read, for the config file's validator and its JSON Schema. */

@@ -17,12 +17,19 @@ __webpack_require__.d(__webpack_exports__, {
   run: () => (/* binding */ run)
 });
 
+// EXTERNAL MODULE: external "node:fs/promises"
+var promises_ = __webpack_require__(51455);
+// EXTERNAL MODULE: external "node:path"
+var external_node_path_ = __webpack_require__(76760);
+var external_node_path_default = /*#__PURE__*/__webpack_require__.n(external_node_path_);
 // EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 14 modules
 var core = __webpack_require__(96421);
 // EXTERNAL MODULE: ./src/core/errors.ts
 var errors = __webpack_require__(74296);
 // EXTERNAL MODULE: ./src/core/format.ts
 var format = __webpack_require__(96228);
+// EXTERNAL MODULE: ./src/core/junit.ts
+var junit = __webpack_require__(75067);
 // EXTERNAL MODULE: ./src/core/redact.ts
 var redact = __webpack_require__(12258);
 // EXTERNAL MODULE: ./src/core/report.ts
@@ -103,14 +110,9 @@ function actionProgress() {
 
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __webpack_require__(77598);
-// EXTERNAL MODULE: external "node:fs/promises"
-var promises_ = __webpack_require__(51455);
 // EXTERNAL MODULE: external "node:os"
 var external_node_os_ = __webpack_require__(48161);
 var external_node_os_default = /*#__PURE__*/__webpack_require__.n(external_node_os_);
-// EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __webpack_require__(76760);
-var external_node_path_default = /*#__PURE__*/__webpack_require__.n(external_node_path_);
 // EXTERNAL MODULE: ./node_modules/@actions/github/lib/github.js + 22 modules
 var github = __webpack_require__(92413);
 // EXTERNAL MODULE: ./src/core/markdown.ts
@@ -377,6 +379,9 @@ var verify = __webpack_require__(87510);
 
 
 
+
+
+
 /** The Action: read inputs, verify, publish. The one place that calls setFailed. */
 async function run() {
     const github = readGitHubRun(process.env);
@@ -414,6 +419,9 @@ async function run() {
         token: raw[src_settings/* Inputs */.G0.GithubToken],
         major: settings ? settings.postgresVersion : Number(raw[src_settings/* Inputs */.G0.PostgresVersion]) || undefined,
     });
+    const junit = raw[src_settings/* Inputs */.G0.Junit];
+    if (junit)
+        await writeJunit(report, external_node_path_default().resolve(github.workspace, junit));
     if (report.result === 'error')
         core/* setFailed */.C1(`Could not check: ${report.error ?? 'unknown error'}`);
     else if (report.result === 'failed') {
@@ -443,6 +451,17 @@ function readInputs(github) {
     if (token)
         core/* setSecret */.Pq(token);
     return raw;
+}
+/** The `junit` input: the report as JUnit XML at that path (a warning when it cannot be written). */
+async function writeJunit(report, file) {
+    try {
+        await (0,promises_.mkdir)(external_node_path_default().dirname(file), { recursive: true });
+        await (0,promises_.writeFile)(file, (0,junit/* renderJunit */.R)(report));
+        core/* info */.pq(`JUnit report: ${file}`);
+    }
+    catch (error) {
+        core/* warning */.$e(`Could not write the JUnit report to ${file}: ${(0,errors/* messageOf */.bD)(error)}. Check the 'junit' input.`);
+    }
 }
 
 

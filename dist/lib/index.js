@@ -32845,12 +32845,154 @@ const Inputs = {
     WorkingDirectory: 'working-directory',
     Config: 'config',
     Set: 'set',
+    Junit: 'junit',
 };
 /** Defaults of inputs that layers below the settings also need, written once. */
 const Defaults = {
     /** `step-timeout`: five minutes. */
     stepTimeoutMs: 5 * 60_000,
 };
+
+
+/***/ }),
+
+/***/ 75067:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   R: () => (/* binding */ renderJunit)
+/* harmony export */ });
+/** The checks that run once per migration: a test case each for every migration. */
+const PerMigration = ['apply', 'reversibility', 'assertions', 'locks'];
+/**
+ * The report as JUnit XML, for CI systems that read test results (GitLab, Jenkins, CircleCI,
+ * Azure): a test suite per migration set, a test case per migration and check (`classname` the
+ * check, `name` the migration) and one per set-wide check; a failing finding is a `<failure>`
+ * with its file:line, a warning is told in the case's `<system-out>`, a check that did not run
+ * for a migration is `<skipped>`. A run that could not check is one suite with an `<error>`.
+ */
+function renderJunit(report) {
+    const suites = report.result === 'error'
+        ? [
+            suite('pg-migrate-verify', [
+                {
+                    classname: 'pg-migrate-verify',
+                    name: 'could not check',
+                    failures: [],
+                    warnings: [],
+                    error: report.error ?? 'could not check',
+                },
+            ]),
+        ]
+        : report.sets.map((set) => suite(set.name, casesOf(set, report.findings)));
+    const count = (f) => suites.reduce((n, s) => n + s.cases.filter(f).length, 0);
+    const time = seconds((report.timings.total ?? 0) / 1000);
+    return [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        `<testsuites name="pg-migrate-verify" tests="${count(() => true)}" failures="${count((c) => c.failures.length > 0)}" errors="${count((c) => !!c.error)}" time="${time}">`,
+        ...suites.map((s) => s.xml),
+        '</testsuites>',
+        '',
+    ].join('\n');
+}
+function casesOf(set, all) {
+    const findings = all.filter((f) => f.set === set.name);
+    const ran = new Set(set.checks ?? PerMigration);
+    const placed = new Set();
+    const take = (pick) => {
+        const mine = findings.filter((f) => !placed.has(f) && pick(f));
+        for (const f of mine)
+            placed.add(f);
+        return mine;
+    };
+    const cases = [];
+    for (const m of set.migrations) {
+        for (const check of PerMigration) {
+            if (!ran.has(check))
+                continue;
+            if (check === 'assertions' && !m.assertions?.length)
+                continue;
+            const mine = take((f) => f.check === check && f.migration === m.id);
+            cases.push({
+                classname: check,
+                name: m.id,
+                ...timeOf(m, check),
+                failures: mine.filter((f) => f.severity === 'error'),
+                warnings: mine.filter((f) => f.severity === 'warning'),
+                ...skippedOf(m, check, mine),
+            });
+        }
+    }
+    // Set-wide checks, and findings about migrations that have no row (a base branch's, production's).
+    const wide = [...new Set([...(set.checks ?? []), ...findings.map((f) => f.check)])].filter((c) => !PerMigration.includes(c) || findings.some((f) => !placed.has(f) && f.check === c));
+    for (const check of wide) {
+        const mine = take((f) => f.check === check);
+        cases.push({
+            classname: check,
+            name: check,
+            failures: mine.filter((f) => f.severity === 'error'),
+            warnings: mine.filter((f) => f.severity === 'warning'),
+        });
+    }
+    return cases;
+}
+function timeOf(m, check) {
+    if (check === 'apply' && m.up)
+        return { time: m.up.ms / 1000 };
+    if (check === 'reversibility' && m.down)
+        return { time: m.down.ms / 1000 };
+    return {};
+}
+/** Why a migration's check did not run, when it did not (and found nothing). */
+function skippedOf(m, check, found) {
+    if (found.length)
+        return {};
+    if (!m.up)
+        return { skipped: 'not run: a migration before it did not apply' };
+    if (check === 'reversibility' && m.reversible === 'no-down')
+        return { skipped: 'no down step' };
+    if (check === 'reversibility' && m.reversible === 'skipped')
+        return { skipped: 'not checked' };
+    return {};
+}
+function suite(name, cases) {
+    const time = cases.reduce((t, c) => t + (c.time ?? 0), 0);
+    const head = `  <testsuite name="${attr(name)}" tests="${cases.length}" failures="${cases.filter((c) => c.failures.length).length}" errors="${cases.filter((c) => c.error).length}" skipped="${cases.filter((c) => c.skipped).length}" time="${seconds(time)}">`;
+    return { xml: [head, ...cases.map(caseXml), '  </testsuite>'].join('\n'), cases };
+}
+function caseXml(c) {
+    const open = `    <testcase classname="${attr(c.classname)}" name="${attr(c.name)}"${c.time !== undefined ? ` time="${seconds(c.time)}"` : ''}`;
+    const body = [];
+    if (c.error)
+        body.push(`      <error message="${attr(firstLine(c.error))}" type="could-not-check">${text(c.error)}</error>`);
+    if (c.failures.length)
+        body.push(`      <failure message="${attr(firstLine(c.failures[0]?.message ?? ''))}" type="${attr(c.classname)}">${text(c.failures.map(findingText).join('\n\n'))}</failure>`);
+    if (c.skipped)
+        body.push(`      <skipped message="${attr(c.skipped)}"/>`);
+    if (c.warnings.length)
+        body.push(`      <system-out>${text(c.warnings.map((w) => `warning: ${findingText(w)}`).join('\n\n'))}</system-out>`);
+    return body.length ? `${open}>\n${body.join('\n')}\n    </testcase>` : `${open}/>`;
+}
+/** `file:line: message`, as a reader of a CI's test page wants it. */
+function findingText(f) {
+    const where = f.file ? `${f.file}${f.line ? `:${f.line}` : ''}: ` : '';
+    return `${where}${f.message}`;
+}
+const firstLine = (s) => (s.split('\n')[0] ?? '').slice(0, 500);
+/** Seconds as the Surefire time pattern wants them: digits and a point, never an exponent. */
+const seconds = (s) => (Number.isFinite(s) && s > 0 ? s.toFixed(3) : '0');
+/** XML 1.0 cannot hold most control characters, even escaped. */
+const clean = (s) => s.replace(/[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu, '\uFFFD');
+function text(s) {
+    return clean(s).replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;');
+}
+function attr(s) {
+    return text(s)
+        .replaceAll('"', '&quot;')
+        .replaceAll('\n', '&#10;')
+        .replaceAll('\r', '&#13;')
+        .replaceAll('\t', '&#9;');
+}
 
 
 /***/ }),
@@ -44087,8 +44229,9 @@ const SetKeys = [
     inputs/* Inputs */.G.ModelsCommand,
     'name',
 ];
-// Which file and which of its sets a run reads, and the token, are the run's own, never the file's.
-const TopKeys = Object.values(inputs/* Inputs */.G).filter((k) => k !== inputs/* Inputs */.G.Config && k !== inputs/* Inputs */.G.GithubToken && k !== inputs/* Inputs */.G.Set);
+// Which file and which of its sets a run reads, where it writes JUnit, and the token, are the
+// run's own, never the file's.
+const TopKeys = Object.values(inputs/* Inputs */.G).filter((k) => k !== inputs/* Inputs */.G.Config && k !== inputs/* Inputs */.G.GithubToken && k !== inputs/* Inputs */.G.Set && k !== inputs/* Inputs */.G.Junit);
 const Text = { kind: 'text' };
 /** Keys whose values are not free text; every other key is a string (a path, a command, a name). */
 const ValueKinds = {
@@ -44501,6 +44644,8 @@ __nccwpck_require__.d(__webpack_exports__, {
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __nccwpck_require__(76760);
 var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_);
+// EXTERNAL MODULE: ./src/core/findings.ts
+var findings = __nccwpck_require__(44637);
 // EXTERNAL MODULE: ./src/core/format.ts
 var format = __nccwpck_require__(96228);
 // EXTERNAL MODULE: ./src/core/inputs.ts
@@ -50617,6 +50762,7 @@ async function liveSizes(session, live) {
 
 
 
+
 /**
  * Every check of one migration set: ordering, the walk (apply, assertions, reversibility,
  * rollback-all), the two-phase replay against the base branch, drift. Findings and notes go
@@ -50650,6 +50796,16 @@ async function verifySet(ctx, loaded, base) {
         formatReason: loaded.layout,
         migrations: walk.migrations,
         scope: ctx.scope,
+        checks: findings/* CheckIds */.T.filter((c) => ctx.checks.has(c) &&
+            (c === 'drift-snapshot'
+                ? !!ctx.snapshotFile
+                : c === 'drift-models'
+                    ? !!ctx.modelsCommand
+                    : c === 'target'
+                        ? !!gate
+                        : c === 'assertions'
+                            ? !!assertions?.size
+                            : true)),
         ...(ctx.scope === 'changed' && base?.loaded ? { unchecked } : {}),
         ...(gate ? { target: gate.report } : {}),
         ...(base?.loaded && comparison
@@ -66042,6 +66198,8 @@ const {
 var errors = __nccwpck_require__(74296);
 // EXTERNAL MODULE: ./src/core/events.ts
 var events = __nccwpck_require__(87842);
+// EXTERNAL MODULE: ./src/core/junit.ts
+var junit = __nccwpck_require__(75067);
 // EXTERNAL MODULE: ./src/core/markdown.ts
 var markdown = __nccwpck_require__(16706);
 // EXTERNAL MODULE: ./src/core/redact.ts
@@ -66059,6 +66217,7 @@ var src_settings = __nccwpck_require__(44995);
 // EXTERNAL MODULE: ./src/verify.ts + 43 modules
 var verify = __nccwpck_require__(87510);
 ;// CONCATENATED MODULE: ./src/cli.ts
+
 
 
 
@@ -66120,6 +66279,7 @@ function cli_program() {
         .option(`--${src_settings/* Inputs */.G0.Set} <name>`, 'check only this set of the config file (one job of a matrix)')
         .option('--json <file>', 'write the JSON report here')
         .option('--markdown <file>', 'write the Markdown report here')
+        .option(`--${src_settings/* Inputs */.G0.Junit} <file>`, 'write the report as JUnit XML here (GitLab, Jenkins, CircleCI, Azure)')
         .option('-q, --quiet', 'no per-migration lines')
         .option('-v, --verbose', 'debug output')
         .showHelpAfterError(false)
@@ -66194,9 +66354,11 @@ async function runCli(argv, io = defaultIo) {
             await (0,promises_.writeFile)(external_node_path_default().resolve(io.cwd, String(opts.json)), mask(`${JSON.stringify(report, null, 2)}\n`));
         if (opts.markdown)
             await (0,promises_.writeFile)(external_node_path_default().resolve(io.cwd, String(opts.markdown)), mask((0,markdown/* renderMarkdown */.Gc)(report)));
+        if (opts.junit)
+            await (0,promises_.writeFile)(external_node_path_default().resolve(io.cwd, String(opts.junit)), mask((0,junit/* renderJunit */.R)(report)));
     }
     catch (error) {
-        err(`pg-migrate-verify: could not write the report: ${(0,errors/* messageOf */.bD)(error)}. Check the --json / --markdown path.\n`);
+        err(`pg-migrate-verify: could not write the report: ${(0,errors/* messageOf */.bD)(error)}. Check the --json / --markdown / --junit path.\n`);
         return 2;
     }
     return (0,core_report/* exitCodeOf */.FO)(report.result);

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { CheckIds } from '../core/findings.js';
 import { formatDuration, plural } from '../core/format.js';
 import { Messages, Notes } from '../core/messages.js';
 import { type HistoryComparison, sameText } from '../core/ordering.js';
@@ -52,6 +53,19 @@ export async function verifySet(
     formatReason: loaded.layout,
     migrations: walk.migrations,
     scope: ctx.scope,
+    checks: CheckIds.filter(
+      (c) =>
+        ctx.checks.has(c) &&
+        (c === 'drift-snapshot'
+          ? !!ctx.snapshotFile
+          : c === 'drift-models'
+            ? !!ctx.modelsCommand
+            : c === 'target'
+              ? !!gate
+              : c === 'assertions'
+                ? !!assertions?.size
+                : true),
+    ),
     ...(ctx.scope === 'changed' && base?.loaded ? { unchecked } : {}),
     ...(gate ? { target: gate.report } : {}),
     ...(base?.loaded && comparison

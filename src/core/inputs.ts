@@ -36,6 +36,7 @@ export const Inputs = {
   WorkingDirectory: 'working-directory',
   Config: 'config',
   Set: 'set',
+  Junit: 'junit',
 } as const;
 
 /** Raw string values by input name, as the Action or the CLI received them; undefined when not given. */

@@ -71,6 +71,8 @@ export interface SetReport {
   unchecked?: number;
   /** The deploy gate's target, when a target database was given. */
   target?: TargetReport;
+  /** The checks that ran for this set (a drift check only with its snapshot file or models command). */
+  checks?: CheckId[];
 }
 
 export interface BaseReport {
