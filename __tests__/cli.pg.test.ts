@@ -36,6 +36,32 @@ async function cli(...args: string[]): Promise<{ code: number; stdout: string; s
   return { code, stdout, stderr };
 }
 
+describe('the terminal', () => {
+  test('colour when the CLI writes to a terminal, none otherwise; --quiet keeps only the summary', async () => {
+    const run = async (colour: boolean, ...args: string[]) => {
+      let stdout = '';
+      await runCli(['fixtures/sql-golang-ok', ...args], {
+        stdout: (t) => (stdout += t),
+        stderr: () => {},
+        env: process.env,
+        cwd: repoRoot,
+        colour,
+      });
+      return stdout;
+    };
+    const coloured = await run(true);
+    expect(coloured).toMatch(/^\x1b\[32m✓\x1b\[0m 1\/3 0001_create_users/m);
+    expect(coloured).toContain('pg-migrate-verify: \x1b[1m\x1b[32mPASSED\x1b[0m:');
+    const plain = await run(false);
+    expect(plain).not.toContain('\x1b[');
+    const untimed = (t: string) => t.replace(/\d+(\.\d+)? ?(ms|s)\b/g, 'T');
+    expect(untimed(coloured.replace(/\x1b\[[0-9;]*m/g, ''))).toBe(untimed(plain));
+    const quiet = await run(true, '-q');
+    expect(quiet.trim().split('\n')).toHaveLength(1);
+    expect(quiet).toMatch(/^pg-migrate-verify: .*PASSED/);
+  });
+});
+
 describe('exit status', () => {
   test('0 when every check passes, on the embedded default with no options', async () => {
     const { code, stdout } = await cli('fixtures/sql-golang-ok');

@@ -1,6 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
+import { colourText, wantsColour } from './core/colour.js';
 import { CannotCheck, messageOf } from './core/errors.js';
 import { progressLine } from './core/events.js';
 import { renderJunit } from './core/junit.js';
@@ -18,6 +19,8 @@ export interface CliIo {
   stderr: (text: string) => void;
   env: NodeJS.ProcessEnv;
   cwd: string;
+  /** Colour the progress lines and the summary (a terminal; see `wantsColour`). */
+  colour?: boolean;
 }
 
 const defaultIo: CliIo = {
@@ -25,6 +28,7 @@ const defaultIo: CliIo = {
   stderr: (t) => process.stderr.write(t),
   env: process.env,
   cwd: process.cwd(),
+  colour: wantsColour(process.stdout.isTTY, process.env),
 };
 
 function program(): Command {
@@ -111,7 +115,7 @@ export async function runCli(argv: string[], io: CliIo = defaultIo): Promise<num
   const cmd = program();
   const secrets: string[] = [];
   const mask = (text: string) => secrets.reduce((t, s) => t.replaceAll(s, '***'), redactUrls(text));
-  const out = (text: string) => io.stdout(mask(text));
+  const out = (text: string) => io.stdout(mask(io.colour ? colourText(text) : text));
   const err = (text: string) => io.stderr(mask(text));
   let help = '';
   cmd.configureOutput({ writeOut: (t) => (help += t), writeErr: (t) => (help += t) });

@@ -66194,6 +66194,49 @@ const {
   /* Help */ "_V": Help,
 } = commander;
 
+;// CONCATENATED MODULE: ./src/core/colour.ts
+/**
+ * Colour for a terminal: on when standard output is one, off when `NO_COLOR` is set (no-color.org)
+ * or `TERM` is `dumb`; `FORCE_COLOR` (anything but `0`) turns it on for a pipe that renders it.
+ */
+function wantsColour(isTTY, env) {
+    if (env.NO_COLOR)
+        return false;
+    if (env.FORCE_COLOR !== undefined && env.FORCE_COLOR !== '' && env.FORCE_COLOR !== '0')
+        return true;
+    if (env.TERM === 'dumb')
+        return false;
+    return !!isTTY;
+}
+const Sgr = {
+    reset: '\x1b[0m',
+    bold: '\x1b[1m',
+    dim: '\x1b[2m',
+    red: '\x1b[31m',
+    green: '\x1b[32m',
+    yellow: '\x1b[33m',
+};
+const paint = (codes, text) => `${codes}${text}${Sgr.reset}`;
+/** One line of the CLI's output with its marks coloured: ✓ and PASSED green, ✗, errors and FAILED red, warnings yellow, notes dim. */
+function colourLine(line) {
+    return line
+        .replace(/^✓ /, `${paint(Sgr.green, '✓')} `)
+        .replace(/^✗ /, `${paint(Sgr.red, '✗')} `)
+        .replace(/^pg-migrate-verify: PASSED:/, `pg-migrate-verify: ${paint(Sgr.bold + Sgr.green, 'PASSED')}:`)
+        .replace(/^pg-migrate-verify: FAILED:/, `pg-migrate-verify: ${paint(Sgr.bold + Sgr.red, 'FAILED')}:`)
+        .replace(/^pg-migrate-verify: could not check\./, `pg-migrate-verify: ${paint(Sgr.bold + Sgr.red, 'could not check')}.`)
+        .replace(/^ {2}error {2}/, `  ${paint(Sgr.red, 'error')}  `)
+        .replace(/^ {2}warn {3}/, `  ${paint(Sgr.yellow, 'warn ')}  `)
+        .replace(/^ {2}(note|accepted) {2}/, (_m, label) => `  ${paint(Sgr.dim, label)}  `);
+}
+/** `text` (lines ending in newlines) coloured line by line. */
+function colourText(text) {
+    return text
+        .split('\n')
+        .map((line) => colourLine(line))
+        .join('\n');
+}
+
 // EXTERNAL MODULE: ./src/core/errors.ts
 var errors = __nccwpck_require__(74296);
 // EXTERNAL MODULE: ./src/core/events.ts
@@ -66231,11 +66274,13 @@ var verify = __nccwpck_require__(87510);
 
 
 
+
 const defaultIo = {
     stdout: (t) => process.stdout.write(t),
     stderr: (t) => process.stderr.write(t),
     env: process.env,
     cwd: process.cwd(),
+    colour: wantsColour(process.stdout.isTTY, process.env),
 };
 function cli_program() {
     return new Command('pg-migrate-verify')
@@ -66292,7 +66337,7 @@ async function runCli(argv, io = defaultIo) {
     const cmd = cli_program();
     const secrets = [];
     const mask = (text) => secrets.reduce((t, s) => t.replaceAll(s, '***'), (0,redact/* redactUrls */.s)(text));
-    const out = (text) => io.stdout(mask(text));
+    const out = (text) => io.stdout(mask(io.colour ? colourText(text) : text));
     const err = (text) => io.stderr(mask(text));
     let help = '';
     cmd.configureOutput({ writeOut: (t) => (help += t), writeErr: (t) => (help += t) });
