@@ -1,5 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { createInterface } from 'node:readline/promises';
 import { Command, CommanderError, Option } from 'commander';
 import { colourText, wantsColour } from './core/colour.js';
 import { CannotCheck, messageOf } from './core/errors.js';
@@ -8,6 +9,7 @@ import { renderJunit } from './core/junit.js';
 import { renderMarkdown, renderSummary } from './core/markdown.js';
 import { passwordOf, redactUrls } from './core/redact.js';
 import { errorReport, exitCodeOf, type Report, Scopes } from './core/report.js';
+import { runInit } from './init.js';
 import { Formats } from './migrations/types.js';
 import { startPostgres } from './postgres/index.js';
 import { ProviderChoices, SupportedMajors } from './postgres/types.js';
@@ -21,6 +23,8 @@ export interface CliIo {
   cwd: string;
   /** Colour the progress lines and the summary (a terminal; see `wantsColour`). */
   colour?: boolean;
+  /** Asks the person at the terminal (init); absent when nobody is there. */
+  ask?: (question: string) => Promise<string>;
 }
 
 const defaultIo: CliIo = {
@@ -29,6 +33,18 @@ const defaultIo: CliIo = {
   env: process.env,
   cwd: process.cwd(),
   colour: wantsColour(process.stdout.isTTY, process.env),
+  ...(process.stdin.isTTY && process.stdout.isTTY
+    ? {
+        ask: async (question: string) => {
+          const rl = createInterface({ input: process.stdin, output: process.stdout });
+          try {
+            return await rl.question(question);
+          } finally {
+            rl.close();
+          }
+        },
+      }
+    : {}),
 };
 
 function program(): Command {
@@ -112,6 +128,7 @@ function program(): Command {
 /** Runs the CLI and returns the exit status: 0 passed, 1 failing findings, 2 could not check. */
 export async function runCli(argv: string[], io: CliIo = defaultIo): Promise<number> {
   if (argv[0] === 'sets') return listSets(argv.slice(1), io);
+  if (argv[0] === 'init') return init(argv.slice(1), io);
   const cmd = program();
   const secrets: string[] = [];
   const mask = (text: string) => secrets.reduce((t, s) => t.replaceAll(s, '***'), redactUrls(text));
@@ -227,6 +244,39 @@ async function listSets(argv: string[], io: CliIo): Promise<number> {
     return 0;
   } catch (error) {
     io.stderr(`pg-migrate-verify sets: could not list the sets. ${redactUrls(messageOf(error))}\n`);
+    return 2;
+  }
+}
+
+/**
+ * `pg-migrate-verify init [folder]`: writes pg-migrate-verify.yml and a pull-request workflow for
+ * the migrations it finds (or the folder given), never over an existing file.
+ */
+async function init(argv: string[], io: CliIo): Promise<number> {
+  const cmd = new Command('pg-migrate-verify init')
+    .description('write pg-migrate-verify.yml and .github/workflows/migrations.yml for this repository')
+    .argument('[folder]', 'the migrations folder (default: found in the repository)')
+    .option(`-C, --${Inputs.WorkingDirectory} <dir>`, 'the repository root (default: the current directory)')
+    .showHelpAfterError(false)
+    .exitOverride();
+  let help = '';
+  cmd.configureOutput({ writeOut: (t) => (help += t), writeErr: (t) => (help += t) });
+  try {
+    cmd.parse(argv, { from: 'user' });
+  } catch (error) {
+    if (error instanceof CommanderError && error.code === 'commander.helpDisplayed') {
+      io.stdout(help);
+      return 0;
+    }
+    io.stderr(`pg-migrate-verify init: ${messageOf(error).replace(/^error: /, '')}. See init --help.\n`);
+    return 2;
+  }
+  const opts = cmd.opts<{ workingDirectory?: string }>();
+  const root = path.resolve(io.cwd, opts.workingDirectory ?? '.');
+  try {
+    return await runInit(root, cmd.args[0], { stdout: io.stdout, ...(io.ask ? { ask: io.ask } : {}) });
+  } catch (error) {
+    io.stderr(`pg-migrate-verify init: ${messageOf(error)}\n`);
     return 2;
   }
 }

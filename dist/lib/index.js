@@ -33515,6 +33515,294 @@ function renderSummary(report) {
 
 /***/ }),
 
+/***/ 32259:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   C_: () => (/* binding */ compareHistories),
+/* harmony export */   Hv: () => (/* binding */ historyFindings),
+/* harmony export */   QV: () => (/* binding */ sameText),
+/* harmony export */   Zy: () => (/* binding */ compareVersions),
+/* harmony export */   _5: () => (/* binding */ versionKey),
+/* harmony export */   ux: () => (/* binding */ timestampVersions)
+/* harmony export */ });
+/* unused harmony export normalizedLines */
+/** Numeric, segment by segment; trailing zero segments do not count (Flyway: 1.0 = 1). */
+function compareVersions(a, b) {
+    const length = Math.max(a.length, b.length);
+    for (let i = 0; i < length; i++) {
+        const x = a[i] ?? 0n;
+        const y = b[i] ?? 0n;
+        if (x !== y)
+            return x < y ? -1 : 1;
+    }
+    return 0;
+}
+/** A digit prefix that reads as a date and time (`20250817`, `20250817120000`, ...), years 1900-2099. */
+const DateLike = /^(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d*$/;
+/**
+ * Versions from the digit prefixes of a folder's names, with timestamps compared at one precision:
+ * `20250817` is 2025-08-17 00:00:00 and so sorts after `20250809051256`. Date-like prefixes are
+ * padded on the right to the widest of them (at least 14 digits, seconds); others count as numbers.
+ */
+function timestampVersions(prefixes) {
+    const width = Math.max(14, ...prefixes.filter((p) => p && DateLike.test(p)).map((p) => p?.length ?? 0));
+    return prefixes.map((p) => {
+        if (!p)
+            return undefined;
+        return BigInt(DateLike.test(p) ? p.padEnd(width, '0') : p);
+    });
+}
+/** `1.2.0` -> `1.2`: the version as a key, trailing zero segments dropped. */
+function versionKey(version) {
+    const segments = [...version];
+    while (segments.length > 1 && segments[segments.length - 1] === 0n)
+        segments.pop();
+    return segments.join('.');
+}
+/** Byte order, as Go's sort.Strings and most hand-written runners sort names (not the locale's). */
+const byName = (a, b) => {
+    const x = a.order ?? a.name;
+    const y = b.order ?? b.name;
+    return x < y ? -1 : x > y ? 1 : 0;
+};
+const byVersion = (a, b) => compareVersions(a.version, b.version) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+/** The order the tool runs the entries in. */
+function runOrder(rules) {
+    return rules.runsBy === 'name' ? byName : byVersion;
+}
+/**
+ * Text as production ran it, for comparing two versions of one file: line endings, trailing
+ * whitespace, a byte-order mark and trailing blank lines do not count (a CRLF checkout is not an edit).
+ */
+function normalizedLines(text) {
+    const lines = text
+        .replace(/^\uFEFF/, '')
+        .split(/\r\n|\r|\n/)
+        .map((l) => l.replace(/[ \t\f\v]+$/, ''));
+    while (lines.length && lines[lines.length - 1] === '')
+        lines.pop();
+    return lines;
+}
+/** True when two texts are the same migration once normalised. */
+function sameText(a, b) {
+    return normalizedLines(a).join('\n') === normalizedLines(b).join('\n');
+}
+/** 0-based index of the first line that differs after normalising, or -1. */
+function firstDifferentLine(a, b) {
+    const x = normalizedLines(a);
+    const y = normalizedLines(b);
+    for (let i = 0; i < Math.max(x.length, y.length); i++)
+        if (x[i] !== y[i])
+            return i;
+    return -1;
+}
+/** `a`, `a and b`, `a, b and c`. */
+const listing = (items) => items.length < 2 ? (items[0] ?? '') : `${items.slice(0, -1).join(', ')} and ${items.at(-1)}`;
+const listed = (entries, max = 6) => entries.length <= max
+    ? entries.map((e) => `\`${e.id}\``).join(', ')
+    : `${entries
+        .slice(0, max)
+        .map((e) => `\`${e.id}\``)
+        .join(', ')} and ${entries.length - max} more`;
+/**
+ * Problems a history has on its own: two migrations with one key, and a tool that runs migrations in
+ * name order where names sort otherwise than versions (`20250817_x` after `20250817120000_y`).
+ */
+function historyFindings(entries, rules) {
+    const findings = [];
+    const ordered = entries.filter((e) => !e.repeatable);
+    const byKey = new Map();
+    for (const e of [...ordered].sort(byVersion))
+        byKey.set(e.key, [...(byKey.get(e.key) ?? []), e]);
+    for (const same of byKey.values()) {
+        for (const e of same.slice(1)) {
+            const first = same[0];
+            findings.push({
+                check: 'ordering',
+                severity: 'error',
+                migration: e.id,
+                file: e.file,
+                message: `'${first.file}' and '${e.file}' have the same version (${e.key}), so their order is undefined: ${rules.tool} refuses to run the history or runs only one of them. Give one of them a new, higher version.`,
+            });
+        }
+    }
+    if (rules.runsBy === 'name') {
+        // Tools that record names run migrations of one version in name order: say so, once per version.
+        const byVersionKey = new Map();
+        for (const e of [...ordered].sort(byName)) {
+            const v = versionKey(e.version);
+            byVersionKey.set(v, [...(byVersionKey.get(v) ?? []), e]);
+        }
+        for (const [v, same] of byVersionKey) {
+            if (same.length < 2 || new Set(same.map((e) => e.key)).size < same.length)
+                continue;
+            const last = same[same.length - 1];
+            findings.push({
+                check: 'ordering',
+                severity: 'warning',
+                migration: last.id,
+                file: last.file,
+                message: `${listing(same.map((e) => `'${e.name}'`))} have the same version (${v}), so ${rules.tool} runs them in ${rules.nameOrder ?? 'file-name order'}: ${same.map((e) => `\`${e.id}\``).join(' before ')}. If one of them needs another to run first, give it an earlier version; if the order does not matter, accept this warning.`,
+            });
+        }
+        const versionOrder = [...ordered].sort(byVersion);
+        const nameOrder = [...ordered].sort(byName);
+        const first = versionOrder.findIndex((e, i) => nameOrder[i] !== e);
+        if (first >= 0) {
+            let last = versionOrder.length - 1;
+            while (last > first && versionOrder[last] === nameOrder[last])
+                last--;
+            const a = nameOrder[first];
+            const b = versionOrder[first];
+            findings.push({
+                check: 'ordering',
+                severity: 'error',
+                migration: a.id,
+                file: a.file,
+                message: `${rules.tool} runs migrations in ${rules.nameOrder ?? 'file-name order'}, which puts '${a.name}' before '${b.name}', but their versions say the opposite (${versionKey(b.version)} < ${versionKey(a.version)}). A database built by ${rules.tool} runs them in another order than the versions (and this check) say. Give the versions the same width, e.g. pad the shorter ones with zeros, so both orders agree.`,
+                detail: [
+                    'version order:',
+                    ...versionOrder.slice(first, last + 1).map((e) => `  ${e.name}`),
+                    `${rules.tool} (${rules.nameOrder ?? 'file-name order'}):`,
+                    ...nameOrder.slice(first, last + 1).map((e) => `  ${e.name}`),
+                ].join('\n'),
+            });
+        }
+    }
+    return findings;
+}
+/**
+ * Compares a branch's history (`head`) with its base branch's: everything added must sort after
+ * everything on the base, and what the base has must stay as it is (not edited, renamed or deleted).
+ */
+function compareHistories(base, head, rules, baseName) {
+    const baseByKey = new Map(base.filter((e) => !e.repeatable).map((e) => [e.key, e]));
+    // Each base migration's counterpart: the head entry with its key, the one with its id first
+    // (two head entries with one key are a duplicate, reported on its own).
+    const headByKey = new Map();
+    for (const e of head) {
+        if (e.repeatable)
+            continue;
+        const held = headByKey.get(e.key);
+        if (!held || (held.id !== baseByKey.get(e.key)?.id && e.id === baseByKey.get(e.key)?.id))
+            headByKey.set(e.key, e);
+    }
+    const matched = new Set(headByKey.values());
+    const pairing = {
+        baseByKey,
+        headByKey,
+        added: head.filter((e) => !e.repeatable && !(baseByKey.has(e.key) && matched.has(e))),
+        removed: [...baseByKey.values()].filter((e) => !headByKey.has(e.key)),
+        rules,
+        baseName,
+    };
+    const changed = changedOnBranch(pairing);
+    const gone = goneFromBranch(pairing);
+    return {
+        findings: [...changed.findings, ...gone.findings, ...outOfOrder(pairing, gone.renamedTo)],
+        added: pairing.added,
+        edited: changed.edited,
+        removed: pairing.removed.map((e) => e.key),
+    };
+}
+/** Migrations on both sides: edited text, and (where the tool checks names) new names. */
+function changedOnBranch(p) {
+    const findings = [];
+    const edited = [];
+    for (const [key, was] of p.baseByKey) {
+        const now = p.headByKey.get(key);
+        if (!now)
+            continue;
+        if (!sameText(was.source, now.source)) {
+            edited.push(key);
+            const at = firstDifferentLine(was.source, now.source);
+            findings.push({
+                check: 'ordering',
+                severity: 'error',
+                migration: now.id,
+                file: now.file,
+                line: now.line + Math.max(at, 0),
+                message: `\`${now.id}\` is already on ${p.baseName}, and this branch edits it${at >= 0 ? ` (first change at line ${now.line + at})` : ''}. ${p.rules.edited} Put the change in a new migration instead, and leave this one as it was.`,
+                detail: editDetail(was, now, at),
+            });
+        }
+        if (p.rules.namesMatter && was.id !== now.id) {
+            findings.push({
+                check: 'ordering',
+                severity: 'error',
+                migration: now.id,
+                file: now.file,
+                message: `\`${was.id}\` is already on ${p.baseName}, and this branch renames it to \`${now.id}\`. ${p.rules.tool} checks the name of every migration it ran, so production refuses to migrate. Keep the old name.`,
+            });
+        }
+    }
+    return { findings, edited };
+}
+/** Base migrations the branch no longer has: renamed (the same text under a new version) or deleted. */
+function goneFromBranch(p) {
+    const findings = [];
+    const renamedTo = new Set();
+    for (const gone of p.removed) {
+        const successor = p.added.find((e) => !renamedTo.has(e) && sameText(e.source, gone.source));
+        if (successor) {
+            renamedTo.add(successor);
+            findings.push({
+                check: 'ordering',
+                severity: 'error',
+                migration: successor.id,
+                file: successor.file,
+                message: `\`${gone.id}\` is already on ${p.baseName}, and this branch renames it to \`${successor.id}\` (version ${gone.key} becomes ${successor.key}). Production recorded version ${gone.key} as applied, so it sees \`${successor.id}\` as new and runs the same text a second time, which fails or duplicates what it made. Keep the old name and version.`,
+            });
+        }
+        else {
+            findings.push({
+                check: 'ordering',
+                severity: 'error',
+                migration: gone.id,
+                file: gone.file,
+                message: `\`${gone.id}\` is on ${p.baseName} but not on this branch: deleted here, or added to ${p.baseName} after this branch forked. ${p.rules.deleted} Restore it; if it was added to ${p.baseName} later, merge ${p.baseName} into this branch.`,
+            });
+        }
+    }
+    return { findings, renamedTo };
+}
+/** New migrations that sort before the newest one production ran (renames are reported as such). */
+function outOfOrder(p, renamedTo) {
+    const order = runOrder(p.rules);
+    // In a graph, a new revision names its parent: a second head is the graph check's business.
+    const newestOnBase = p.rules.runsBy === 'graph' ? undefined : [...p.baseByKey.values()].sort(order).at(-1);
+    if (!newestOnBase)
+        return [];
+    return p.added
+        .filter((e) => !renamedTo.has(e) && order(e, newestOnBase) < 0)
+        .map((e) => {
+        const passed = [...p.baseByKey.values()].filter((b) => order(e, b) < 0).sort(order);
+        return {
+            check: 'ordering',
+            severity: 'error',
+            migration: e.id,
+            file: e.file,
+            message: `\`${e.id}\` is new on this branch but sorts before ${listed(passed)}, already on ${p.baseName} and run by production. ${p.rules.outOfOrder} Give it a ${p.rules.runsBy === 'name' ? 'name' : 'version'} that sorts after \`${newestOnBase.id}\`.`,
+        };
+    });
+}
+function editDetail(was, now, at) {
+    if (at < 0)
+        return undefined;
+    const before = normalizedLines(was.source);
+    const after = normalizedLines(now.source);
+    const show = (lines, sign) => lines.slice(at, at + 5).map((l) => `${sign} ${l}`);
+    return [
+        `first difference at line ${now.line + at} of ${now.file}:`,
+        ...show(before, '-'),
+        ...show(after, '+'),
+    ].join('\n');
+}
+
+
+/***/ }),
+
 /***/ 12258:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -33599,6 +33887,155 @@ function errorReport(message) {
 
 /***/ }),
 
+/***/ 39495:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Ok: () => (/* binding */ loadSqlParser),
+/* harmony export */   Q4: () => (/* binding */ hasTransactionControl),
+/* harmony export */   RH: () => (/* binding */ transactionBlocker),
+/* harmony export */   TT: () => (/* binding */ indexOfPosition),
+/* harmony export */   Xd: () => (/* binding */ splitStatements),
+/* harmony export */   mD: () => (/* binding */ directivesOf),
+/* harmony export */   mh: () => (/* binding */ lineAt)
+/* harmony export */ });
+/* harmony import */ var libpg_query__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2627);
+/* harmony import */ var libpg_query__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(libpg_query__WEBPACK_IMPORTED_MODULE_0__);
+
+let loaded;
+/** Loads the parser (WASM) once; call before the sync functions below. */
+function loadSqlParser() {
+    loaded ??= (0,libpg_query__WEBPACK_IMPORTED_MODULE_0__.loadModule)();
+    return loaded;
+}
+function parseStatements(text) {
+    try {
+        const result = (0,libpg_query__WEBPACK_IMPORTED_MODULE_0__.parseSync)(text);
+        return { parsed: result.stmts ?? [], bytes: Buffer.from(text, 'utf8') };
+    }
+    catch {
+        // Not parseable here (a syntax error, or syntax newer than our parser): the server will say.
+        return undefined;
+    }
+}
+/**
+ * Splits SQL into statements with Postgres's own grammar (dollar quotes, nested comments and
+ * `BEGIN ATOMIC` bodies included). Undefined when the text does not parse.
+ */
+function splitStatements(text) {
+    const result = parseStatements(text);
+    if (!result)
+        return undefined;
+    const { parsed, bytes } = result;
+    return parsed.map((s) => {
+        // Parser locations are byte offsets into the UTF-8 text.
+        const startByte = s.stmt_location ?? 0;
+        const endByte = s.stmt_len ? startByte + s.stmt_len : bytes.length;
+        const start = bytes.subarray(0, startByte).toString('utf8').length;
+        const sql = bytes.subarray(startByte, endByte).toString('utf8');
+        const lead = sql.length - sql.trimStart().length;
+        return { sql: sql.trim(), start: start + lead };
+    });
+}
+/** Why the text cannot run inside a transaction block, or undefined when it can. */
+function transactionBlocker(text) {
+    // Parsing costs ~0.1 ms a file; most files cannot hold a blocker at all.
+    if (!/\b(concurrently|vacuum|analy[sz]e|database|system|tablespace|subscription)\b/i.test(text))
+        return undefined;
+    const result = parseStatements(text);
+    if (!result)
+        return undefined;
+    for (const { stmt } of result.parsed) {
+        if (!stmt)
+            continue;
+        const [kind, node] = Object.entries(stmt)[0] ?? [];
+        const n = (node ?? {});
+        switch (kind) {
+            case 'IndexStmt':
+                if (n.concurrent)
+                    return 'CREATE INDEX CONCURRENTLY';
+                break;
+            case 'DropStmt':
+                if (n.concurrent)
+                    return 'DROP INDEX CONCURRENTLY';
+                break;
+            case 'ReindexStmt': {
+                const params = (n.params ?? []);
+                if (params.some((p) => p.DefElem?.defname === 'concurrently'))
+                    return 'REINDEX CONCURRENTLY';
+                break;
+            }
+            case 'VacuumStmt':
+                return n.is_vacuumcmd === false ? 'ANALYZE' : 'VACUUM';
+            case 'CreatedbStmt':
+                return 'CREATE DATABASE';
+            case 'DropdbStmt':
+                return 'DROP DATABASE';
+            case 'AlterSystemStmt':
+                return 'ALTER SYSTEM';
+            case 'CreateTableSpaceStmt':
+                return 'CREATE TABLESPACE';
+            case 'DropTableSpaceStmt':
+                return 'DROP TABLESPACE';
+            case 'CreateSubscriptionStmt':
+                return 'CREATE SUBSCRIPTION';
+        }
+    }
+    return undefined;
+}
+/** True when the text holds its own BEGIN / COMMIT / ROLLBACK. */
+function hasTransactionControl(text) {
+    if (!/\b(begin|commit|rollback|abort|end|start|savepoint|release|prepare)\b/i.test(text))
+        return false;
+    // Most of the rest start no statement with these words once function bodies ($$ ... $$), strings
+    // and comments are set aside; only the others need the parser (its WASM heap does not shrink,
+    // and each range of a long walk asks this of every migration before it). Backslashes (E'...'
+    // strings) leave it to the parser.
+    const bare = text
+        .replace(/\$([A-Za-z_]\w*)?\$[\s\S]*?\$\1\$/g, ' ')
+        .replace(/'(?:[^']|'')*'/g, ' ')
+        .replace(/--[^\n]*/g, ' ');
+    if (!text.includes('\\') &&
+        !/(^|;)\s*(begin|commit|rollback|abort|end|start|savepoint|release|prepare)\b/i.test(bare))
+        return false;
+    const result = parseStatements(text);
+    return !!result?.parsed.some((s) => s.stmt && 'TransactionStmt' in s.stmt);
+}
+/** `-- pg-migrate-verify: <word>` directives in a migration file. */
+function directivesOf(text) {
+    const found = new Set();
+    for (const match of text.matchAll(/^\s*--\s*pg-migrate-verify:\s*([a-z-]+)/gim)) {
+        found.add((match[1] ?? '').toLowerCase());
+    }
+    return found;
+}
+/** 1-based line of the JS string index `index` in `text`. */
+function lineAt(text, index) {
+    let line = 1;
+    const end = Math.min(index, text.length);
+    for (let i = 0; i < end; i++)
+        if (text.charCodeAt(i) === 10)
+            line++;
+    return line;
+}
+/**
+ * JS string index of Postgres's error `position` (1-based, counted in characters, i.e. code points)
+ * in the query text that was sent.
+ */
+function indexOfPosition(text, position) {
+    let index = 0;
+    let chars = 1;
+    while (chars < position && index < text.length) {
+        const code = text.codePointAt(index) ?? 0;
+        index += code > 0xffff ? 2 : 1;
+        chars++;
+    }
+    return index;
+}
+
+
+/***/ }),
+
 /***/ 66367:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -33673,6 +34110,2026 @@ async function writableDir(dir) {
 
 /***/ }),
 
+/***/ 94440:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  Tz: () => (/* binding */ detectFormat),
+  om: () => (/* binding */ historyOf),
+  Y$: () => (/* binding */ loadMigrations)
+});
+
+// UNUSED EXPORTS: firstParameter
+
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __nccwpck_require__(73024);
+// EXTERNAL MODULE: external "node:fs/promises"
+var promises_ = __nccwpck_require__(51455);
+// EXTERNAL MODULE: external "node:path"
+var external_node_path_ = __nccwpck_require__(76760);
+var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_);
+// EXTERNAL MODULE: ./src/core/errors.ts
+var errors = __nccwpck_require__(74296);
+// EXTERNAL MODULE: ./src/core/inputs.ts
+var inputs = __nccwpck_require__(89114);
+// EXTERNAL MODULE: ./src/modules.ts
+var src_modules = __nccwpck_require__(81230);
+// EXTERNAL MODULE: ./src/core/locks.ts
+var locks = __nccwpck_require__(51191);
+// EXTERNAL MODULE: ./src/shell.ts
+var shell = __nccwpck_require__(90997);
+// EXTERNAL MODULE: external "node:child_process"
+var external_node_child_process_ = __nccwpck_require__(31421);
+// EXTERNAL MODULE: ./src/lifecycle.ts
+var lifecycle = __nccwpck_require__(66367);
+;// CONCATENATED MODULE: ./src/migrations/step-server.ts
+
+
+/**
+ * One process that runs every step of the run and stays alive between them (alembic's command API
+ * in the project's interpreter; a runner's documented line protocol). Requests go one at a time. A
+ * step that runs out of time, or that ends the process, fails alone: the next starts a new one.
+ */
+class StepServer {
+    command;
+    protocol;
+    cwd;
+    env;
+    child;
+    ready;
+    /** The step waiting for its answer; `answered` false when the process ended instead. */
+    pending;
+    queue = Promise.resolve();
+    /** What the process wrote since the last request (outside an answer). */
+    written = '';
+    unregister;
+    /** Why it could not start, once known: then every request answers undefined. */
+    startError;
+    constructor(command, protocol, cwd, env) {
+        this.command = command;
+        this.protocol = protocol;
+        this.cwd = cwd;
+        this.env = env;
+    }
+    /** Runs one step; undefined when the process cannot serve at all (the caller runs it another way). */
+    run(argv, env, timeoutMs, signal) {
+        const next = this.queue.then(() => this.send(argv, env, timeoutMs, signal));
+        this.queue = next.catch(() => { });
+        return next;
+    }
+    async send(argv, env, timeoutMs, signal, request = this.protocol.request(argv, env)) {
+        if (!(await this.start()))
+            return undefined;
+        const child = this.child;
+        this.written = '';
+        this.hold(child, true);
+        return new Promise((resolve) => {
+            const finish = (result) => {
+                clearTimeout(timer);
+                this.hold(child, false);
+                signal?.removeEventListener('abort', stop);
+                this.pending = undefined;
+                resolve(result);
+            };
+            const stop = () => {
+                // A process cannot be interrupted inside a driver call: it goes, the next step starts anew.
+                this.end();
+                finish({ code: null, stdout: '', output: this.written, timedOut: true });
+            };
+            const timer = setTimeout(stop, timeoutMs);
+            signal?.addEventListener('abort', stop, { once: true });
+            this.pending = (answer, answered = true) => finish({
+                code: answer.code ?? 1,
+                stdout: '',
+                // A runner that names the error last: the line a finding quotes.
+                output: answer.output ?? (answer.error ? `${this.written}${answer.error}\n` : this.written),
+                timedOut: false,
+                answered,
+            });
+            child.stdin?.write(request);
+        });
+    }
+    start() {
+        if (this.ready && this.child)
+            return this.ready;
+        if (this.startError)
+            return Promise.resolve(false);
+        const { protocol } = this;
+        this.ready = new Promise((resolve) => {
+            const child = (0,external_node_child_process_.spawn)(this.command, {
+                cwd: this.cwd,
+                env: this.env,
+                shell: true,
+                detached: true,
+                stdio: ['pipe', 'pipe', 'pipe', protocol.channel === 'fd3' ? 'pipe' : 'ignore'],
+            });
+            this.child = child;
+            this.written = '';
+            this.unregister = (0,lifecycle/* registerCleanup */.q)({ sync: () => this.end(), async: async () => this.end() });
+            let started = !protocol.handshake;
+            if (started)
+                resolve(true);
+            const onAnswer = (line) => {
+                const answer = protocol.parse(line);
+                if (!answer)
+                    return false;
+                if (!started) {
+                    started = true;
+                    if (!answer.ready)
+                        this.startError = answer.error ?? 'it did not say it was ready';
+                    resolve(!!answer.ready);
+                }
+                else
+                    this.pending?.(answer);
+                return true;
+            };
+            const lines = (onLine) => {
+                let buffered = '';
+                return (chunk) => {
+                    buffered += chunk.toString('utf8');
+                    let at = buffered.indexOf('\n');
+                    while (at >= 0) {
+                        onLine(buffered.slice(0, at));
+                        buffered = buffered.slice(at + 1);
+                        at = buffered.indexOf('\n');
+                    }
+                };
+            };
+            const keep = (text) => {
+                this.written = `${this.written}${text}`.slice(-64 * 1024);
+            };
+            if (protocol.channel === 'fd3') {
+                child.stdio[3].on('data', lines((line) => onAnswer(line)));
+                child.stdout?.on('data', (chunk) => keep(chunk.toString('utf8')));
+            }
+            else {
+                child.stdout?.on('data', lines((line) => {
+                    if (!onAnswer(line))
+                        keep(`${line}\n`);
+                }));
+            }
+            child.stderr?.on('data', (chunk) => keep(chunk.toString('utf8')));
+            child.stdin?.on('error', () => { });
+            child.on('error', (error) => {
+                this.startError ??= error.message;
+                if (!started) {
+                    started = true;
+                    resolve(false);
+                }
+            });
+            child.on('exit', (code, signal) => {
+                if (this.child === child)
+                    this.child = undefined;
+                this.unregister?.();
+                if (!started) {
+                    started = true;
+                    this.startError ??= `it exited with ${code ?? signal}${this.written.trim() ? `: ${this.written.trim().split('\n').at(-1)}` : ''}`;
+                    resolve(false);
+                    return;
+                }
+                // The step ended the process (an exit, a crash): what it wrote is all there is.
+                this.pending?.({ code: code ?? 1, output: this.written }, false);
+            });
+        });
+        return this.ready;
+    }
+    /**
+     * Between steps the process must not keep ours alive (a caller that never closes it, a test):
+     * it is held only while a step waits for its answer; at exit the cleanup ends it.
+     */
+    hold(child, on) {
+        for (const handle of [child, child.stdin, child.stdout, child.stderr, child.stdio[3]]) {
+            const h = handle;
+            if (on)
+                h?.ref?.();
+            else
+                h?.unref?.();
+        }
+    }
+    end() {
+        const child = this.child;
+        this.child = undefined;
+        this.ready = undefined;
+        if (!child?.pid)
+            return;
+        try {
+            // Negative pid: the shell and everything it started.
+            process.kill(-child.pid, 'SIGKILL');
+        }
+        catch {
+            // Already gone.
+        }
+    }
+    /** Asks the process to let go of the database it served (see `StepProtocol.release`). */
+    async release() {
+        const line = this.protocol.release?.();
+        if (!line || !this.child || this.startError !== undefined)
+            return;
+        const next = this.queue.then(() => this.send([], {}, 10_000, undefined, line));
+        this.queue = next.catch(() => { });
+        await next;
+    }
+    /** Ends the process: its input closes, and it gets two seconds to exit on its own. */
+    async close() {
+        const child = this.child;
+        if (!child)
+            return;
+        child.stdin?.end();
+        await new Promise((resolve) => {
+            const timer = setTimeout(() => {
+                this.end();
+                resolve();
+            }, 2_000);
+            child.once('exit', () => {
+                clearTimeout(timer);
+                resolve();
+            });
+        });
+        this.child = undefined;
+        this.unregister?.();
+    }
+}
+let pools = 0;
+/**
+ * Step servers for runners that work at once (a walk cut into ranges, each on its own database):
+ * each runner gets a server of its own while it is open and hands it back when it closes, so that
+ * the next runner (a rebuild) finds one running instead of starting a process again.
+ */
+class StepServerPool {
+    make;
+    idle = [];
+    all = [];
+    key = `step-server-${++pools}`;
+    constructor(make) {
+        this.make = make;
+    }
+    /** The server of the runner that runs this step. */
+    for(context) {
+        const own = context.shared.get(this.key);
+        if (own)
+            return own;
+        // One that could not start says why at once; another would only try again.
+        const server = this.all.find((s) => s.startError !== undefined) ?? this.idle.pop() ?? this.add();
+        context.shared.set(this.key, server);
+        context.onClose(async () => {
+            // The runner's database is dropped next: the process must not hold it open.
+            await server.release();
+            if (!this.idle.includes(server))
+                this.idle.push(server);
+        });
+        return server;
+    }
+    add() {
+        const server = this.make();
+        this.all.push(server);
+        return server;
+    }
+    async close() {
+        await Promise.all(this.all.splice(0).map((s) => s.close()));
+        this.idle.length = 0;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/migrations/alembic-server.ts
+
+
+
+
+/**
+ * One Python interpreter of the project's own environment that runs alembic's command API for
+ * every step of the run: `upgrade <rev>` and `downgrade -1`, as the `alembic` command would, but
+ * without starting Python, importing alembic, SQLAlchemy and the project's models, and reading
+ * every revision file again for each step. Each step still gets a fresh `Config`, its own
+ * environment (the scratch database's URL) and a fresh run of env.py; its output is captured per
+ * step. A step that times out or takes the interpreter down ends it; the next step starts another.
+ *
+ * Requests go on stdin as JSON lines; answers come on file descriptor 3, so that whatever the
+ * migrations print cannot be mistaken for one.
+ */
+const Server = String.raw `
+import contextlib, io, json, os, sys, traceback
+answers = os.fdopen(3, "w", buffering=1)
+def answer(value):
+    answers.write(json.dumps(value) + "\n")
+try:
+    import alembic
+    from alembic import command
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+except BaseException as error:
+    answer({"ready": False, "error": "%s: %s" % (type(error).__name__, error)})
+    sys.exit(0)
+if "--cwd-on-path" in sys.argv:
+    sys.path.insert(0, os.getcwd())
+# alembic reads every revision file for each command; the files do not change during a run.
+_from_config = ScriptDirectory.from_config.__func__
+_scripts = {}
+def _cached(cls, config):
+    key = (os.path.abspath(config.config_file_name or ""), config.get_main_option("script_location"))
+    if key not in _scripts:
+        _scripts[key] = _from_config(cls, config)
+    return _scripts[key]
+ScriptDirectory.from_config = classmethod(_cached)
+# The steps of one runner use one database: keep env.py's connection between them instead of
+# connecting (and setting up the dialect) again for each, reset as a new session would be.
+_engines = {}
+try:
+    import sqlalchemy, sqlalchemy.engine, sqlalchemy.engine.create as _create
+    from sqlalchemy import event as _event, pool as _pool
+    _new_engine = _create.create_engine
+    def _discard(dbapi_connection, record):
+        if dbapi_connection is None:
+            return
+        try:
+            autocommit = dbapi_connection.autocommit
+            dbapi_connection.autocommit = True
+            cursor = dbapi_connection.cursor()
+            cursor.execute("DISCARD ALL")
+            cursor.close()
+            dbapi_connection.autocommit = autocommit
+        except Exception:
+            record.invalidate()
+    def _kept_engine(url, **kwargs):
+        try:
+            text = url.render_as_string(hide_password=False) if hasattr(url, "render_as_string") else str(url)
+            key = (text, repr(sorted(kwargs.items(), key=lambda kv: kv[0])))
+        except Exception:
+            return _new_engine(url, **kwargs)
+        if kwargs.get("_is_async") or not text.startswith("postgresql"):
+            return _new_engine(url, **kwargs)
+        if key not in _engines:
+            options = {k: v for k, v in kwargs.items() if k not in ("poolclass", "pool_size", "max_overflow")}
+            engine = _new_engine(url, poolclass=_pool.QueuePool, pool_size=1, max_overflow=10, pool_pre_ping=True, **options)
+            _event.listen(engine, "checkin", _discard)
+            _engines[key] = engine
+        return _engines[key]
+    _create.create_engine = _kept_engine
+    sqlalchemy.create_engine = _kept_engine
+    sqlalchemy.engine.create_engine = _kept_engine
+except Exception:
+    pass
+def _dispose():
+    for engine in _engines.values():
+        try:
+            engine.dispose()
+        except Exception:
+            pass
+    _engines.clear()
+base_env = dict(os.environ)
+answer({"ready": True, "version": alembic.__version__})
+for line in sys.stdin:
+    request = json.loads(line)
+    if request.get("release"):
+        _dispose()
+        answer({"code": 0, "output": ""})
+        continue
+    os.environ.clear()
+    os.environ.update(base_env)
+    os.environ.update(request["env"])
+    output = io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+        try:
+            config = Config("alembic.ini")
+            name, target = request["argv"]
+            getattr(command, name)(config, target)
+        except CommandError as error:
+            print("FAILED: %s" % error)
+            code = 1
+        except SystemExit as error:
+            code = error.code if isinstance(error.code, int) else (0 if error.code is None else 1)
+            if error.code is not None and not isinstance(error.code, int):
+                print(error.code)
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    answer({"code": code, "output": output.getvalue()[-65536:]})
+`;
+/**
+ * The interpreter behind an alembic command, as a shell command that runs a script with it:
+ * `python3 -m alembic` -> `python3`; `poetry run alembic` (uv, pipenv, ...) -> `poetry run python`;
+ * `alembic` or a path to it -> the interpreter its first line names. Undefined when the command
+ * is something else (a wrapper script): then every step runs the command itself.
+ */
+function interpreterOf(command, env, cwd) {
+    const trimmed = command.trim();
+    const module = /^(.*\S)\s+-m\s+alembic$/.exec(trimmed);
+    if (module)
+        return { command: module[1], cwdOnPath: true };
+    const words = trimmed.split(/\s+/);
+    const last = words.at(-1) ?? '';
+    if (external_node_path_default().basename(last) !== 'alembic')
+        return undefined;
+    if (words.length > 1) {
+        // `poetry run alembic`: the same runner, with the environment's python.
+        if (last !== 'alembic')
+            return undefined;
+        return { command: [...words.slice(0, -1), 'python'].join(' '), cwdOnPath: false };
+    }
+    const file = last.includes('/') ? external_node_path_default().resolve(cwd, last) : onPath(last, env);
+    if (!file)
+        return undefined;
+    let first;
+    try {
+        first = (0,external_node_fs_.readFileSync)(file, 'utf8').slice(0, 256).split('\n')[0] ?? '';
+    }
+    catch {
+        return undefined;
+    }
+    const shebang = /^#!\s*(\S+(?:\s+\S+)?)\s*$/.exec(first);
+    if (!shebang || !/python/.test(shebang[1] ?? ''))
+        return undefined;
+    return { command: shebang[1], cwdOnPath: false };
+}
+function onPath(name, env) {
+    for (const dir of (env.PATH ?? '').split((external_node_path_default()).delimiter)) {
+        if (!dir)
+            continue;
+        const file = external_node_path_default().join(dir, name);
+        if ((0,external_node_fs_.existsSync)(file))
+            return file;
+    }
+    return undefined;
+}
+/** Requests as JSON lines on stdin; the script's answers as JSON lines on fd 3. */
+const AlembicProtocol = {
+    channel: 'fd3',
+    handshake: true,
+    request: (argv, env) => `${JSON.stringify({ argv, env })}\n`,
+    release: () => `${JSON.stringify({ release: true })}\n`,
+    parse(line) {
+        try {
+            return JSON.parse(line);
+        }
+        catch {
+            return undefined;
+        }
+    },
+};
+/** alembic's command API in `interpreter`, for every step of the run (see `Server`). */
+function alembicServer(interpreter, cwd, env) {
+    // The script travels on the command line: no file to write, none to leave behind.
+    return new StepServer(`${interpreter.command} -c ${(0,shell/* fillCommand */.nH)('{script}', { script: Server })}${interpreter.cwdOnPath ? ' --cwd-on-path' : ''}`, AlembicProtocol, cwd, env);
+}
+
+// EXTERNAL MODULE: ./src/migrations/types.ts
+var types = __nccwpck_require__(87140);
+;// CONCATENATED MODULE: ./src/migrations/alembic.ts
+
+
+
+
+
+
+
+
+
+
+const AlembicRules = {
+    tool: 'alembic',
+    runsBy: 'graph',
+    namesMatter: false,
+    outOfOrder: '',
+    edited: 'alembic never runs a revision its version table has passed again, so production keeps what the old code did and fresh databases get the new code.',
+    deleted: 'Production\'s alembic_version may point at it or past it: alembic then refuses to run ("Can\'t locate revision"), and fresh databases no longer get what it made.',
+};
+/** Parses `alembic history --verbose`: blocks of `Rev:`, `Parent:` / `Merges:`, `Path:`. */
+function parseHistory(text) {
+    const revisions = [];
+    let current;
+    const flush = () => {
+        if (current?.id)
+            revisions.push({ id: current.id, parents: current.parents ?? [], path: current.path ?? '' });
+        current = undefined;
+    };
+    for (const raw of text.split('\n')) {
+        const line = raw.trim();
+        const rev = /^Rev: (\S+)/.exec(line);
+        const parents = /^(?:Parent|Merges): (.+)$/.exec(line);
+        const file = /^Path: (.+)$/.exec(line);
+        if (rev) {
+            flush();
+            current = { id: rev[1] };
+        }
+        else if (current && parents) {
+            current.parents = (parents[1] ?? '')
+                .split(',')
+                .map((p) => p.trim())
+                .filter((p) => p && p !== '<base>');
+        }
+        else if (current && file) {
+            current.path = file[1]?.trim();
+        }
+    }
+    flush();
+    return revisions;
+}
+/** Parents before children; among revisions ready at once, the order alembic lists them from the base. */
+function topologicalOrder(revisions) {
+    const byId = new Map(revisions.map((r) => [r.id, r]));
+    const listed = [...revisions].reverse();
+    const done = new Set();
+    const out = [];
+    while (out.length < listed.length) {
+        const next = listed.find((r) => !done.has(r.id) && r.parents.every((p) => done.has(p) || !byId.has(p)));
+        if (!next)
+            throw new errors/* CannotCheck */.k_('The alembic revision graph has a cycle; `alembic history` cannot order it.');
+        done.add(next.id);
+        out.push(next);
+    }
+    return out;
+}
+/** Revisions nothing revises: more than one means `alembic upgrade head` refuses to run. */
+function headsOf(revisions) {
+    const parents = new Set(revisions.flatMap((r) => r.parents));
+    return revisions.filter((r) => !parents.has(r.id)).map((r) => r.id);
+}
+/** The folder holding alembic.ini: the given one, or its parent when given the script folder. */
+function alembicProject(dir) {
+    if ((0,external_node_fs_.existsSync)(external_node_path_default().join(dir, 'alembic.ini')))
+        return dir;
+    if ((0,external_node_fs_.existsSync)(external_node_path_default().join(dir, 'env.py')) && (0,external_node_fs_.existsSync)(external_node_path_default().join(dir, '..', 'alembic.ini')))
+        return external_node_path_default().dirname(dir);
+    return undefined;
+}
+/**
+ * An alembic project: revisions from the project's own `alembic history`, walked parents first.
+ * Each revision goes up with `alembic upgrade <rev>`; down with exactly that revision undone, also
+ * on a branchy graph: the version table is narrowed to the revision, `alembic downgrade -1` undoes
+ * it alone, and the other branches' heads are put back.
+ */
+async function loadAlembicMigrations(dir, cwd, options) {
+    const project = await openProject(dir, cwd, options);
+    const { revisions } = project;
+    const migrations = [];
+    const together = upTogether(project);
+    for (const [index, revision] of revisions.entries()) {
+        const file = external_node_path_default().relative(cwd, revision.path) || revision.path;
+        const source = await (0,promises_.readFile)(revision.path, 'utf8').catch(() => revision.id);
+        migrations.push({
+            id: revision.id,
+            version: [BigInt(index)],
+            key: revision.id,
+            parents: revision.parents,
+            name: external_node_path_default().basename(revision.path),
+            source,
+            up: {
+                file,
+                line: 1,
+                ...((0,locks/* allowedRules */.Gf)(source).length ? { allow: (0,locks/* allowedRules */.Gf)(source) } : {}),
+                async run(context) {
+                    await project.run(['upgrade', revision.id], context, file);
+                },
+                together,
+            },
+            down: downStep(project, revision, file, source),
+        });
+    }
+    const heads = headsOf(revisions);
+    return {
+        format: 'alembic',
+        layout: `alembic project '${external_node_path_default().relative(cwd, alembicProject(dir) ?? dir) || '.'}' (${revisions.length} revisions, ${heads.length === 1 ? 'one head' : `${heads.length} heads`}${revisions.some((r) => r.parents.length > 1) ? ', with merges' : ''})`,
+        migrations,
+        rules: AlembicRules,
+        historyTables: ['public.alembic_version'],
+        tracking: {
+            tool: 'alembic',
+            table: 'public.alembic_version',
+            unknown: 'alembic refuses to run at all ("Can\'t locate revision identified by ..."), so this deploy would stop before its first revision.',
+        },
+        findings: headsFindings(project, heads),
+        close: () => project.close(),
+    };
+}
+/** The project's revisions from `alembic history --verbose`, and how to run alembic there. */
+async function openProject(dir, cwd, options) {
+    const shownDir = external_node_path_default().relative(cwd, dir) || '.';
+    const root = alembicProject(dir);
+    if (!root)
+        throw new errors/* CannotCheck */.k_(`'${shownDir}' is not an alembic project: it has no alembic.ini (nor does its parent next to an env.py). Set '${inputs/* Inputs */.G.MigrationsDir}' to the folder that holds alembic.ini.`);
+    const alembic = (args, env, signal) => (0,shell/* runCommand */.d1)(`${options.command} ${args}`, { cwd: root, env, timeoutMs: options.timeoutMs, signal });
+    const listed = await alembic('history --verbose', options.env);
+    if (listed.code !== 0)
+        throw new errors/* CannotCheck */.k_(`\`${options.command} history --verbose\` in '${external_node_path_default().relative(cwd, root) || '.'}' ${listed.timedOut ? 'did not finish' : `exited with ${listed.code ?? 'a signal'}`}: ${(0,shell/* outputTail */.ci)(listed, 8) || 'no output'}. Check that alembic is installed (or set '${inputs/* Inputs */.G.AlembicCommand}', e.g. "python3 -m alembic") and that alembic.ini is valid.`);
+    const revisions = topologicalOrder(parseHistory(listed.stdout));
+    if (!revisions.length)
+        throw new errors/* CannotCheck */.k_(`\`${options.command} history\` in '${shownDir}' lists no revisions. Add one with \`alembic revision\`.`);
+    const stepEnv = (url) => ({
+        ...(0,shell/* pgEnv */.TS)(url),
+        ...(options.urlVariable ? { [options.urlVariable]: url } : {}),
+    });
+    // Every step in one interpreter of the project's environment, when the command names one.
+    const interpreter = interpreterOf(options.command, options.env, root);
+    const servers = interpreter
+        ? new StepServerPool(() => alembicServer(interpreter, root, options.env))
+        : undefined;
+    return {
+        cwd,
+        options,
+        revisions,
+        byId: new Map(revisions.map((r) => [r.id, r])),
+        async run(argv, context, file) {
+            const args = `${argv[0]} ${(0,shell/* fillCommand */.nH)('{target}', { target: argv[1] })}`;
+            const env = stepEnv(context.databaseUrl);
+            const result = (await servers?.for(context).run(argv, env, options.timeoutMs, context.signal)) ??
+                (await alembic(args, { ...options.env, ...env }, context.signal));
+            if (result.code === 0)
+                return;
+            const { message, detail, line } = (0,shell/* commandFailure */._I)(`alembic ${args}`, result, { file, cwd });
+            throw new types/* StepError */.z(message, file, line, detail);
+        },
+        close: async () => servers?.close(),
+    };
+}
+/** Every revision `id` builds on, transitively. */
+function ancestorsOf(project, id, seen = new Set()) {
+    for (const p of project.byId.get(id)?.parents ?? []) {
+        if (!seen.has(p)) {
+            seen.add(p);
+            ancestorsOf(project, p, seen);
+        }
+    }
+    return seen;
+}
+/** The smallest set of heads that means all of `ids` are applied. */
+function minimalHeads(project, ids) {
+    return ids.filter((id) => !ids.some((other) => other !== id && ancestorsOf(project, other).has(id)));
+}
+/**
+ * Many revisions in one `alembic upgrade` (one per head they lead to, on a branchy graph): what a
+ * replay of revisions that are only applied costs. After a failure, the revisions the version
+ * table shows as applied count (alembic may have rolled the whole command back).
+ */
+function upTogether(project) {
+    return {
+        with: project,
+        async run(context, migrations) {
+            const ids = migrations.map((m) => m.id);
+            try {
+                for (const head of minimalHeads(project, ids))
+                    await project.run(['upgrade', head], context, project.byId.get(head)?.path ?? head);
+                return ids.length;
+            }
+            catch (error) {
+                if (!(error instanceof types/* StepError */.z))
+                    throw error;
+                const applied = new Set();
+                for (const head of await versions(context.client).catch(() => [])) {
+                    applied.add(head);
+                    for (const a of ancestorsOf(project, head))
+                        applied.add(a);
+                }
+                const done = ids.findIndex((id) => !applied.has(id));
+                return done < 0 ? ids.length : done;
+            }
+        },
+    };
+}
+/** Undoes exactly one revision, leaving sibling branches applied. */
+function downStep(project, revision, file, source) {
+    // alembic will not step down from a merge alone ("Ambiguous walk"); a merge whose downgrade does
+    // nothing (what `alembic merge` writes) is undone by moving the version table, as alembic would.
+    const emptyMerge = revision.parents.length > 1 && doesNothing(source, 'downgrade');
+    const allow = (0,locks/* allowedRules */.Gf)(source);
+    return {
+        file,
+        line: 1,
+        ...(allow.length ? { allow } : {}),
+        async run(context) {
+            const heads = await versions(context.client);
+            const after = minimalHeads(project, [...heads.filter((h) => h !== revision.id), ...revision.parents]);
+            if (emptyMerge) {
+                await setVersions(context.client, after);
+                return;
+            }
+            await setVersions(context.client, [revision.id]);
+            try {
+                await project.run(['downgrade', '-1'], context, file);
+            }
+            catch (error) {
+                await setVersions(context.client, heads).catch(() => { });
+                throw error;
+            }
+            await setVersions(context.client, after);
+        },
+    };
+}
+/** More than one head: `alembic upgrade head` refuses to run on production. */
+function headsFindings(project, heads) {
+    if (heads.length < 2)
+        return [];
+    const files = heads.map((h) => external_node_path_default().relative(project.cwd, project.byId.get(h)?.path ?? h));
+    return [
+        {
+            check: 'ordering',
+            severity: 'error',
+            migration: heads[heads.length - 1],
+            file: files[files.length - 1],
+            message: `The alembic graph has ${heads.length} heads (${heads.map((h) => `\`${h}\``).join(', ')}), so \`alembic upgrade head\` on production stops with "Multiple head revisions are present". Two branches added revisions on the same parent: join them with \`alembic merge heads\`.`,
+            detail: files.join('\n'),
+        },
+    ];
+}
+/** True when the Python function `name` in `source` has only `pass`, a docstring or comments. */
+function doesNothing(source, name) {
+    const lines = source.split('\n');
+    const start = lines.findIndex((l) => new RegExp(`^def ${name}\\s*\\(`).test(l));
+    if (start < 0)
+        return false;
+    const body = [];
+    for (const line of lines.slice(start + 1)) {
+        if (line.trim() && !/^\s/.test(line))
+            break;
+        body.push(line.trim());
+    }
+    const code = body
+        .join('\n')
+        .replace(/("""|''')[\s\S]*?\1/g, '')
+        .split('\n')
+        .map((l) => l.replace(/#.*$/, '').trim())
+        .filter(Boolean);
+    return code.every((l) => l === 'pass' || l === '...');
+}
+async function versions(client) {
+    const { rows } = await client.query('SELECT version_num AS v FROM alembic_version');
+    return rows.map((r) => r.v);
+}
+async function setVersions(client, ids) {
+    await client.query('BEGIN');
+    try {
+        await client.query('DELETE FROM alembic_version');
+        await client.query('INSERT INTO alembic_version (version_num) SELECT unnest($1::text[])', [ids]);
+        await client.query('COMMIT');
+    }
+    catch (error) {
+        await client.query('ROLLBACK').catch(() => { });
+        throw error;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/migrations/command.ts
+
+
+
+
+
+
+
+
+const CommandRules = {
+    tool: 'your migration runner',
+    runsBy: 'name',
+    namesMatter: false,
+    outOfOrder: 'A runner that records the newest migration skips it on production; one that records every migration runs it after newer ones, an order no fresh database runs.',
+    edited: 'Production ran the old code and will not run it again, so production and fresh databases end up with different schemas.',
+    deleted: 'Production recorded it as applied: it can no longer be rolled back, and fresh databases no longer get what it made.',
+};
+/**
+ * Any runner, through three commands: `list` prints the migration ids in the order the runner
+ * applies them (optionally each followed by its file, for the ordering check), `up` and `down`
+ * apply one migration given as `{id}`. The database is given as DATABASE_URL and PG*.
+ */
+async function loadCommandMigrations(options) {
+    const { commands } = options;
+    const migrations = [];
+    const server = commands.serve
+        ? new StepServerPool(() => new StepServer(commands.serve, ServeProtocol, options.workingDirectory, options.env))
+        : undefined;
+    for (const [index, entry] of (await listedMigrations(options)).entries()) {
+        migrations.push({
+            id: entry.id,
+            version: [BigInt(/^(\d+)/.exec(entry.id)?.[1] ?? index)],
+            key: entry.id,
+            name: entry.id,
+            source: entry.source,
+            up: commandStep(options, commands.up, entry, server && { server, direction: 'up' }),
+            ...(commands.down
+                ? { down: commandStep(options, commands.down, entry, server && { server, direction: 'down' }) }
+                : { noDown: `no ${inputs/* Inputs */.G.DownCommand}` }),
+        });
+    }
+    return {
+        format: 'command',
+        layout: `${migrations.length} migrations listed by \`${commands.list}\``,
+        migrations,
+        rules: CommandRules,
+        tracking: {
+            tool: 'command',
+            table: '',
+            unknown: 'Your runner has no file for it: it cannot roll it back, and fresh databases never get what it made.',
+        },
+        findings: [],
+        ...(server ? { close: () => server.close() } : {}),
+    };
+}
+/** The line protocol of `serve-command`: see README ("A runner that stays alive"). */
+const Marker = 'pg-migrate-verify:';
+const ServeProtocol = {
+    channel: 'stdout',
+    handshake: true,
+    request: (argv) => `${argv.join(' ')}\n`,
+    parse(line) {
+        const trimmed = line.trim();
+        if (!trimmed.startsWith(Marker))
+            return undefined;
+        const [word = '', ...rest] = trimmed.slice(Marker.length).trim().split(/\s+/);
+        const text = rest.join(' ');
+        if (word === 'ready')
+            return { ready: true };
+        if (word === 'ok')
+            return { code: 0 };
+        if (word === 'error')
+            return { code: 1, error: text };
+        return undefined;
+    },
+};
+async function listedMigrations(options) {
+    const { commands, workingDirectory } = options;
+    const listed = await (0,shell/* runCommand */.d1)(commands.list, {
+        cwd: workingDirectory,
+        env: options.env,
+        timeoutMs: options.timeoutMs,
+    });
+    if (listed.code !== 0) {
+        throw new errors/* CannotCheck */.k_(`'${inputs/* Inputs */.G.ListCommand}' (${commands.list}) ${listed.timedOut ? 'did not finish within the step timeout' : `exited with ${listed.code ?? 'a signal'}`}: ${(0,shell/* outputTail */.ci)(listed, 10) || 'no output'}. It must print the migration ids, one per line, in the order your runner applies them.`);
+    }
+    const lines = listed.stdout
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l && !l.startsWith('#'));
+    if (!lines.length)
+        throw new errors/* CannotCheck */.k_(`'${inputs/* Inputs */.G.ListCommand}' (${commands.list}) printed no migration ids. It must print them one per line, in the order your runner applies them.`);
+    const entries = [];
+    for (const line of lines) {
+        const [id = '', given] = line.split(/\s+/, 2);
+        if (entries.some((e) => e.id === id))
+            throw new errors/* CannotCheck */.k_(`'${inputs/* Inputs */.G.ListCommand}' printed '${id}' twice. Each migration id must be listed once.`);
+        const file = given ? external_node_path_default().relative(workingDirectory, external_node_path_default().resolve(workingDirectory, given)) : undefined;
+        let source = id;
+        if (file) {
+            try {
+                source = await (0,promises_.readFile)(external_node_path_default().resolve(workingDirectory, file), 'utf8');
+            }
+            catch (error) {
+                throw new errors/* CannotCheck */.k_(`'${inputs/* Inputs */.G.ListCommand}' printed '${line}', but '${file}' cannot be read. Print the id, optionally followed by the migration's file relative to the working directory.`, { cause: error });
+            }
+        }
+        entries.push({ id, ...(file ? { file } : {}), source });
+    }
+    return entries;
+}
+/**
+ * A step that runs `template` with `{id}` filled in, or asks the runner that stays alive
+ * (`serve-command`) when there is one that answered its handshake; a failure is located in the
+ * migration's file when known.
+ */
+function commandStep(options, template, entry, served) {
+    const { workingDirectory } = options;
+    const file = entry.file;
+    const allow = (0,locks/* allowedRules */.Gf)(entry.source);
+    return {
+        file: file ?? entry.id,
+        line: 1,
+        noTransaction: 'the runner applies it on its own connection',
+        ...(allow.length ? { allow } : {}),
+        async run(context) {
+            const asked = await served?.server
+                .for(context)
+                .run([served.direction, entry.id, context.databaseUrl], {}, 24 * 3_600_000, context.signal);
+            if (asked) {
+                if (asked.code === 0)
+                    return;
+                const label = `${options.commands.serve}: ${served?.direction} ${entry.id}`;
+                const { message, detail, line } = (0,shell/* commandFailure */._I)(label, asked, file ? { file, cwd: workingDirectory } : undefined, asked.answered ? 'answered' : 'exited');
+                throw new types/* StepError */.z(message, file ?? entry.id, line, detail);
+            }
+            const command = (0,shell/* fillCommand */.nH)(template, { id: entry.id });
+            const result = await (0,shell/* runCommand */.d1)(command, {
+                cwd: workingDirectory,
+                env: { ...options.env, ...(0,shell/* pgEnv */.TS)(context.databaseUrl) },
+                // The step timeout is the runner's: it aborts the signal.
+                timeoutMs: 24 * 3_600_000,
+                signal: context.signal,
+            });
+            if (result.code === 0)
+                return;
+            const { message, detail, line } = (0,shell/* commandFailure */._I)(command, result, file ? { file, cwd: workingDirectory } : undefined);
+            throw new types/* StepError */.z(message, file ?? entry.id, line, detail);
+        },
+    };
+}
+
+;// CONCATENATED MODULE: external "node:module"
+const external_node_module_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:module");
+// EXTERNAL MODULE: external "node:os"
+var external_node_os_ = __nccwpck_require__(48161);
+var external_node_os_default = /*#__PURE__*/__nccwpck_require__.n(external_node_os_);
+// EXTERNAL MODULE: ./node_modules/pg/esm/index.mjs
+var esm = __nccwpck_require__(83849);
+// EXTERNAL MODULE: ./src/core/ordering.ts
+var ordering = __nccwpck_require__(32259);
+;// CONCATENATED MODULE: ./src/migrations/module-folder.ts
+
+
+
+
+
+
+
+
+/**
+ * The migration modules in `dir` that `accept` takes, in byte order of their names (as sequelize-cli
+ * and umzug run them), each imported. `tool` names the runner in messages.
+ */
+async function readModuleFolder(dir, cwd, accept, tool) {
+    const shownDir = external_node_path_default().relative(cwd, dir) || '.';
+    let names;
+    try {
+        names = (await (0,promises_.readdir)(dir, { withFileTypes: true }))
+            .filter((e) => e.isFile() && accept(e.name))
+            .map((e) => e.name)
+            .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    }
+    catch (error) {
+        throw (0,errors/* unreadableFolder */.K9)(inputs/* Inputs */.G.MigrationsDir, shownDir, error, `Set it to your ${tool.name} migrations folder.`);
+    }
+    if (!names.length)
+        throw new errors/* CannotCheck */.k_(`'${shownDir}' holds no ${tool.empty}.`);
+    const modules = [];
+    const project = external_node_path_default().relative(cwd, projectRoot(dir)) || '.';
+    for (const name of names) {
+        const file = external_node_path_default().join(dir, name);
+        const found = {
+            name,
+            file,
+            project,
+            shown: external_node_path_default().join(shownDir, name),
+            source: await (0,promises_.readFile)(file, 'utf8'),
+            up: undefined,
+            down: undefined,
+        };
+        try {
+            const mod = await (0,src_modules/* importModule */.WE)(file);
+            found.up = (0,src_modules/* exportOf */.yN)(mod, 'up');
+            found.down = (0,src_modules/* exportOf */.yN)(mod, 'down');
+            found.holder = (0,src_modules/* holderOf */.Kd)(mod, 'up');
+        }
+        catch (error) {
+            found.loadError = error;
+        }
+        modules.push(found);
+    }
+    return modules;
+}
+/**
+ * The migration of one module: its steps call `call` with the exported function, outside a
+ * transaction of ours (`noTransaction` says why); a module that did not load, or lacks the
+ * export, fails its step with the reason.
+ */
+function moduleMigration(mod, version, noTransaction, call) {
+    const allow = (0,locks/* allowedRules */.Gf)(mod.source);
+    const step = (direction, fn) => ({
+        file: mod.shown,
+        line: 1,
+        noTransaction,
+        ...(allow.length ? { allow } : {}),
+        async run(context) {
+            if (typeof fn !== 'function') {
+                throw new types/* StepError */.z(mod.loadError ? loadFailure(mod) : `it does not export an ${direction} function`, mod.shown, undefined, undefined, { cause: mod.loadError, ranNothing: true });
+            }
+            // Called as a method of the module, as the tools call it; then wait for what it did not await.
+            const invoke = async (...args) => {
+                try {
+                    return await fn.apply(mod.holder, args);
+                }
+                finally {
+                    await context.settle();
+                }
+            };
+            await call(invoke, context, direction);
+        },
+    });
+    return {
+        id: mod.name.replace(/\.[^.]+$/, ''),
+        version: [version],
+        key: mod.name,
+        name: mod.name,
+        source: mod.source,
+        up: step('up', mod.up),
+        ...(typeof mod.down === 'function' || mod.loadError
+            ? { down: step('down', mod.down) }
+            : { noDown: 'no down function exported' }),
+    };
+}
+/** Why a module did not load, with the fix when a package it imports is not installed. */
+function loadFailure(mod) {
+    const text = `the module does not load: ${(0,errors/* messageOf */.bD)(mod.loadError).split('\n')[0]}`;
+    const missing = (0,src_modules/* missingPackage */.ls)(mod.loadError);
+    if (!missing)
+        return text;
+    return `${text}. Install the project's dependencies first (\`npm install\` in '${mod.project}'), so that '${missing}' resolves from the migrations folder`;
+}
+/** The nearest folder at or above `dir` with a package.json, else `dir`. */
+function projectRoot(dir) {
+    for (let at = dir;; at = external_node_path_default().dirname(at)) {
+        if ((0,external_node_fs_.existsSync)(external_node_path_default().join(at, 'package.json')))
+            return at;
+        if (external_node_path_default().dirname(at) === at)
+            return dir;
+    }
+}
+
+// EXTERNAL MODULE: ./src/migrations/sql.ts
+var sql = __nccwpck_require__(23729);
+;// CONCATENATED MODULE: ./src/migrations/sequelize.ts
+
+
+
+
+
+
+
+
+
+
+
+/** The files sequelize-cli runs: every .js/.cjs/.mjs/.ts file in the folder, by name (no `.d.ts`). */
+const MigrationFile = /^(?!.*\.d\.[cm]?ts$).*\.(?:c?js|mjs|[cm]?ts)$/;
+const Timestamped = /^(\d+)[-_]/;
+const SequelizeRules = {
+    tool: 'sequelize-cli',
+    runsBy: 'name',
+    namesMatter: false,
+    outOfOrder: 'sequelize-cli runs every migration SequelizeMeta does not list, so production runs it after migrations that sort after it, an order no fresh database runs.',
+    edited: 'sequelize-cli never runs a migration SequelizeMeta lists again, so production keeps what the old code did and fresh databases get the new code.',
+    deleted: 'SequelizeMeta still lists it on production, `db:migrate:undo` cannot undo it any more, and fresh databases no longer get what it made.',
+};
+const MetaTable = '"SequelizeMeta"';
+/** The project's own sequelize when it has one (its migrations expect that version), else ours. */
+async function sequelizeFor(dir) {
+    try {
+        const resolved = (0,external_node_module_namespaceObject.createRequire)(external_node_path_default().join(dir, 'noop.js')).resolve('sequelize');
+        const mod = await (0,src_modules/* importModule */.WE)(resolved);
+        const Sequelize = (0,src_modules/* exportOf */.yN)(mod, 'Sequelize') ?? (0,src_modules/* exportOf */.yN)(mod, 'default');
+        if (typeof Sequelize === 'function')
+            return { module: { Sequelize }, own: false };
+    }
+    catch {
+        // Not installed in the project: use the copy that comes with this tool.
+    }
+    const mod = (await __nccwpck_require__.e(/* import() */ 21).then(__nccwpck_require__.bind(__nccwpck_require__, 81021)));
+    const Sequelize = mod.Sequelize ?? mod.default?.Sequelize;
+    provideSequelize(mod.default ?? Sequelize);
+    return { module: { Sequelize }, own: true };
+}
+const Provided = Symbol.for('pg-migrate-verify.sequelize');
+/**
+ * Lets migrations that `require('sequelize')` (or import it) find the copy that comes with this
+ * tool when their project has none installed: only a lookup that would fail otherwise is answered.
+ * CommonJS through the resolver of `require`, ES modules through a resolve hook (Node 20.6+).
+ */
+function provideSequelize(exports) {
+    const global = globalThis;
+    if (global[Provided])
+        return;
+    global[Provided] = exports;
+    const loader = external_node_module_namespaceObject.Module;
+    // A key in require's cache, never a file: require returns the cached exports without reading it.
+    const id = external_node_path_default().join(external_node_os_default().tmpdir(), 'pg-migrate-verify', 'bundled-sequelize.cjs');
+    const entry = new external_node_module_namespaceObject.Module(id);
+    Object.assign(entry, { filename: id, loaded: true, exports });
+    loader._cache[id] = entry;
+    const resolve = loader._resolveFilename;
+    loader._resolveFilename = function (request, ...rest) {
+        try {
+            return resolve.call(this, request, ...rest);
+        }
+        catch (error) {
+            if (request === 'sequelize')
+                return id;
+            throw error;
+        }
+    };
+    const { register } = external_node_module_namespaceObject;
+    if (typeof register !== 'function')
+        return;
+    const names = Object.keys(exports).filter(isBindingName);
+    const shim = [
+        `const s = globalThis[Symbol.for('pg-migrate-verify.sequelize')];`,
+        'export default s;',
+        names.length ? `export const { ${names.join(', ')} } = s;` : '',
+    ].join('\n');
+    const hooks = [
+        'export async function resolve(specifier, context, next) {',
+        '  try { return await next(specifier, context); }',
+        `  catch (error) { if (specifier === 'sequelize') return { url: ${JSON.stringify(`data:text/javascript,${encodeURIComponent(shim)}`)}, shortCircuit: true }; throw error; }`,
+        '}',
+    ].join('\n');
+    try {
+        register(`data:text/javascript,${encodeURIComponent(hooks)}`);
+    }
+    catch {
+        // Hooks unavailable (an old Node, or a host that forbids them): CommonJS still finds the copy.
+    }
+}
+/** True when `name` can be an exported binding (`export const { name } = ...`). */
+function isBindingName(name) {
+    if (!/^[A-Za-z_$][\w$]*$/.test(name) || name === 'default')
+        return false;
+    try {
+        new Function(`let ${name};`);
+        return true;
+    }
+    catch {
+        return false;
+    }
+}
+/** Reads a sequelize-cli migrations folder: one module per migration, run in file-name order. */
+async function loadSequelizeMigrations(dir, cwd) {
+    // Before the modules load: one that requires 'sequelize' at load time must find a copy.
+    const library = await sequelizeFor(dir);
+    const modules = await readModuleFolder(dir, cwd, (name) => MigrationFile.test(name), {
+        name: 'sequelize-cli',
+        empty: 'sequelize-cli migrations (.js, .cjs, .mjs or .ts files such as 20240101120000-create-users.js)',
+    });
+    const versions = (0,ordering/* timestampVersions */.ux)(modules.map((mod) => Timestamped.exec(mod.name)?.[1]));
+    const migrations = modules.map((mod, index) => moduleMigration(mod, versions[index] ?? 0n, 'sequelize-cli runs each migration outside a transaction of its own', async (fn, context, direction) => {
+        const { instance, Sequelize } = await connect(context, library);
+        try {
+            await fn(instance.getQueryInterface(), Sequelize);
+        }
+        catch (error) {
+            throw new types/* StepError */.z((0,errors/* messageOf */.bD)(error), mod.shown, undefined, (0,sql/* driverErrorDetail */.oY)(error), {
+                cause: error,
+            });
+        }
+        await record(context, mod.name, direction);
+    }));
+    const { own } = library;
+    return {
+        format: 'sequelize',
+        layout: `sequelize-cli migrations (${modules.length} modules, sequelize ${own ? 'bundled with this tool' : 'from the project'})`,
+        migrations,
+        rules: SequelizeRules,
+        historyTables: ['public.SequelizeMeta'],
+        tracking: {
+            tool: 'sequelize',
+            table: 'public.SequelizeMeta',
+            unknown: 'sequelize-cli cannot undo it (`db:migrate:undo` stops with "Unable to find migration"), and fresh databases never get what it made.',
+        },
+        findings: [],
+    };
+}
+const CreateMeta = `CREATE TABLE IF NOT EXISTS ${MetaTable} ("name" VARCHAR(255) NOT NULL UNIQUE, PRIMARY KEY ("name"))`;
+/** One Sequelize instance per database, as sequelize-cli has one per run. */
+async function connect(context, library) {
+    const key = 'sequelize';
+    let instance = context.shared.get(key);
+    if (!instance) {
+        instance = new library.module.Sequelize(context.databaseUrl, {
+            dialect: 'postgres',
+            logging: false,
+            // Our copy uses our driver, rather than looking one up by name from inside a bundle.
+            ...(library.own ? { dialectModule: esm/* default */.Ay } : {}),
+            pool: { max: 5, min: 0, idle: 1000 },
+        });
+        context.shared.set(key, instance);
+        const created = instance;
+        context.onClose(() => created.close());
+        // Queries still in its pool after a step returned were not awaited by the migration.
+        context.onBusy(() => poolBusy(created));
+        // The first connection also asks the server's version; after that, a query a step starts
+        // reaches the pool at once, so the probe above sees it.
+        await created.authenticate?.();
+        await context.client.query(CreateMeta);
+        context.shared.set(MetaKey, new Set());
+    }
+    return { instance, Sequelize: library.module.Sequelize };
+}
+/** Connections of the Sequelize pool in use or waited for (sequelize-pool; read/write pools with replication). */
+function poolBusy(instance) {
+    const pool = instance.connectionManager?.pool;
+    const count = (p) => p ? (p.using ?? 0) + (p.waiting ?? 0) + count(p.read) + count(p.write) : 0;
+    return count(pool) > 0;
+}
+/** The names SequelizeMeta holds on this database, as we wrote them. */
+const MetaKey = 'sequelize:meta';
+/**
+ * What sequelize-cli records, so a database migrated by the tool reads like one migrated by
+ * sequelize-cli. A step that dropped SequelizeMeta (`dropAllTables()` drops it with the rest) finds
+ * what sequelize-cli finds: its storage creates the table again, empty, and records the step there.
+ */
+async function record(context, name, direction) {
+    const meta = context.shared.get(MetaKey);
+    const write = () => context.client.query(direction === 'up'
+        ? `INSERT INTO ${MetaTable} (name) VALUES ($1)`
+        : `DELETE FROM ${MetaTable} WHERE name = $1`, [name]);
+    try {
+        await write();
+    }
+    catch (error) {
+        if (error.code !== '42P01')
+            throw error;
+        const forgotten = [...meta].filter((n) => n !== name);
+        meta.clear();
+        await context.client.query(CreateMeta);
+        await write();
+        context.notice(droppedMeta(direction, forgotten));
+    }
+    if (direction === 'up')
+        meta.add(name);
+    else
+        meta.delete(name);
+}
+function droppedMeta(direction, forgotten) {
+    const what = `dropped SequelizeMeta, sequelize-cli's history table (\`queryInterface.dropAllTables()\` drops it with every other table in public)`;
+    const recreated = `sequelize-cli's storage creates it again, empty, when it records this ${direction === 'down' ? 'rollback' : 'migration'}`;
+    if (!forgotten.length)
+        return {
+            severity: 'note',
+            message: `${what}. ${recreated}; no other migration was recorded there, so nothing is forgotten.`,
+        };
+    const names = forgotten.slice(0, 5).map((n) => `\`${n}\``);
+    return {
+        severity: 'error',
+        message: `${what}. ${recreated}, and so forgets that ${forgotten.length === 1 ? 'an earlier migration' : `${forgotten.length} earlier migrations`} ran (${names.join(', ')}${forgotten.length > 5 ? ', ...' : ''}): the next \`db:migrate\` runs ${forgotten.length === 1 ? 'it' : 'them'} again. Drop only what this migration created.`,
+    };
+}
+
+;// CONCATENATED MODULE: ./src/migrations/umzug.ts
+
+
+
+
+
+
+
+const UmzugRules = {
+    tool: 'umzug',
+    runsBy: 'name',
+    namesMatter: false,
+    outOfOrder: 'umzug runs every migration its storage does not list, so production runs it after migrations that sort after it, an order no fresh database runs.',
+    edited: 'umzug never runs a migration its storage lists again, so production keeps what the old code did and fresh databases get the new code.',
+    deleted: "umzug's storage still lists it on production; it can no longer be rolled back, and fresh databases no longer get what it made.",
+};
+/**
+ * Reads a folder of umzug migration modules: each exports `up` and `down`, which receive
+ * `{ name, path, context }` with a connected pg client as the context. Run in file-name order.
+ */
+async function loadUmzugMigrations(dir, cwd) {
+    const modules = await readModuleFolder(dir, cwd, (name) => src_modules/* ModuleExtensions */.TY.includes(external_node_path_default().extname(name)) && !/\.d\.[cm]?ts$/.test(name), { name: 'umzug', empty: 'umzug migration modules (.js, .cjs, .mjs or .ts files)' });
+    // umzug's own names: `2024.01.31T12.00.00.create-users.js`; the digits of that prefix are the version.
+    const versions = (0,ordering/* timestampVersions */.ux)(modules.map((mod) => /^[\d.T_-]+/.exec(mod.name)?.[0].replace(/\D/g, '').slice(0, 18) || undefined));
+    const migrations = modules.map((mod, index) => moduleMigration(mod, versions[index] ?? BigInt(index), 'umzug runs each migration outside a transaction of its own', async (fn, context) => {
+        // As in a deploy's own session: no lock_timeout an earlier migration set on ours.
+        await context.client.query('RESET lock_timeout');
+        try {
+            await fn({ name: mod.name, path: mod.file, context: context.client });
+        }
+        catch (error) {
+            throw new types/* StepError */.z((0,errors/* messageOf */.bD)(error), mod.shown, undefined, (0,sql/* driverErrorDetail */.oY)(error), {
+                cause: error,
+            });
+        }
+    }));
+    return {
+        format: 'umzug',
+        layout: `umzug migration modules (${modules.length})`,
+        migrations,
+        rules: UmzugRules,
+        tracking: {
+            tool: 'umzug',
+            // umzug's SequelizeStorage default; another storage is named with history-table.
+            table: 'public.SequelizeMeta',
+            unknown: 'umzug cannot roll it back (no module for it), and fresh databases never get what it made.',
+        },
+        findings: [],
+    };
+}
+
+;// CONCATENATED MODULE: ./src/migrations/index.ts
+
+
+
+
+
+
+
+
+
+
+
+/** Reads a migration set in its format; `auto` detects the format from the folder and says why. */
+async function loadMigrations(dir, format, cwd, options = {}) {
+    let chosen = format === 'auto' ? 'sql' : format;
+    let why;
+    if (format === 'auto') {
+        const detected = await detectFormat(dir, cwd);
+        if (detected) {
+            chosen = detected.format;
+            why = detected.why;
+        }
+    }
+    const loaded = await loadFormat(dir, chosen, cwd, options);
+    return why ? { ...loaded, layout: `${loaded.layout}; auto: ${why}` } : loaded;
+}
+function loadFormat(dir, format, cwd, options) {
+    switch (format) {
+        case 'sql':
+            return (0,sql/* loadSqlMigrations */.iD)(dir, cwd);
+        case 'sequelize':
+            return loadSequelizeMigrations(dir, cwd);
+        case 'umzug':
+            return loadUmzugMigrations(dir, cwd);
+        case 'alembic':
+            return loadAlembicMigrations(dir, cwd, {
+                command: options.alembicCommand ?? 'alembic',
+                urlVariable: options.urlVariable,
+                env: options.env ?? process.env,
+                timeoutMs: options.timeoutMs ?? inputs/* Defaults */.H.stepTimeoutMs,
+            });
+        case 'command':
+            if (!options.commands)
+                throw new errors/* CannotCheck */.k_(`Input '${inputs/* Inputs */.G.Format}' is 'command', but '${inputs/* Inputs */.G.ListCommand}' and '${inputs/* Inputs */.G.UpCommand}' are not set. Give '${inputs/* Inputs */.G.ListCommand}' (prints migration ids in order), '${inputs/* Inputs */.G.UpCommand}' and '${inputs/* Inputs */.G.DownCommand}' (with {id}).`);
+            return loadCommandMigrations({
+                commands: options.commands,
+                workingDirectory: cwd,
+                env: options.env ?? process.env,
+                timeoutMs: options.timeoutMs ?? inputs/* Defaults */.H.stepTimeoutMs,
+            });
+    }
+}
+/**
+ * Which format a folder holds, from its files: SQL files, sequelize-cli modules (they take a
+ * queryInterface), umzug modules (they take a context). Undefined when nothing matches (the SQL
+ * loader then says what it expected); an error naming the candidates when several do.
+ */
+async function detectFormat(dir, cwd) {
+    let entries;
+    try {
+        entries = await (0,promises_.readdir)(dir, { withFileTypes: true });
+    }
+    catch {
+        return undefined;
+    }
+    const names = entries.filter((e) => e.isFile()).map((e) => e.name);
+    const found = new Map();
+    if (alembicProject(dir))
+        found.set('alembic', 'an alembic project (alembic.ini)');
+    const folders = entries
+        .filter((e) => e.isDirectory() && (0,external_node_fs_.existsSync)(external_node_path_default().join(dir, e.name, 'up.sql')))
+        .map((e) => e.name)
+        .sort();
+    const sql = names.filter((n) => n.toLowerCase().endsWith('.sql')).sort();
+    if (folders.length)
+        found.set('sql', `${folders.length} folders with an up.sql, e.g. '${folders[0]}'`);
+    else if (sql.length)
+        found.set('sql', `${sql.length} .sql files, e.g. '${sql[0]}'`);
+    const modules = names
+        .filter((n) => src_modules/* ModuleExtensions */.TY.includes(external_node_path_default().extname(n)) && !/\.d\.[cm]?ts$/.test(n))
+        .sort();
+    let sequelize = 0;
+    let umzug = 0;
+    for (const name of modules) {
+        const text = await (0,promises_.readFile)(external_node_path_default().join(dir, name), 'utf8').catch(() => '');
+        if (/\bqueryInterface\b/.test(text))
+            sequelize++;
+        else if (/\bcontext\b/.test(text) && /\b(up|down)\b/.test(text))
+            umzug++;
+        else {
+            // Parameters named otherwise (`up(qi, S)`, `up({ context: db })`): what the module exports decides.
+            const kind = await moduleKind(external_node_path_default().join(dir, name));
+            if (kind === 'sequelize')
+                sequelize++;
+            else if (kind === 'umzug')
+                umzug++;
+        }
+    }
+    if (sequelize)
+        found.set('sequelize', `${sequelize} of ${modules.length} modules take a queryInterface, e.g. '${modules[0]}'`);
+    if (umzug)
+        found.set('umzug', `${umzug} of ${modules.length} modules take a { context }, e.g. '${modules[0]}'`);
+    if (found.size > 1) {
+        throw new errors/* CannotCheck */.k_(`'${external_node_path_default().relative(cwd, dir) || '.'}' could be several formats: ${[...found].map(([f, why]) => `${f} (${why})`).join('; ')}. Set '${inputs/* Inputs */.G.Format}' to the one your project runs, or keep one format per folder.`);
+    }
+    const [only] = found;
+    return only ? { format: only[0], why: only[1] } : undefined;
+}
+/** The set's migrations as its history: what the tool records, in which order, with which text. */
+function historyOf(set) {
+    return set.migrations.map((m) => ({
+        id: m.id,
+        key: m.key,
+        version: m.version,
+        name: m.name,
+        ...(m.order !== undefined ? { order: m.order } : {}),
+        ...(m.parents ? { parents: m.parents } : {}),
+        file: m.up.file,
+        line: m.up.line,
+        source: m.source,
+        ...(m.repeatable ? { repeatable: true } : {}),
+    }));
+}
+/**
+ * What an `up` export's first parameter says: umzug passes one object that modules destructure
+ * (`{ context }`) or read `.context` of; sequelize-cli passes `(queryInterface, Sequelize)`
+ * positionally. Undefined when the module does not load or exports no `up` function.
+ */
+async function moduleKind(file) {
+    let up;
+    try {
+        up = (0,src_modules/* exportOf */.yN)(await (0,src_modules/* importModule */.WE)(file), 'up');
+    }
+    catch {
+        return undefined;
+    }
+    if (typeof up !== 'function')
+        return undefined;
+    const source = Function.prototype.toString.call(up);
+    const first = firstParameter(source);
+    if (first === '{')
+        return 'umzug';
+    if (first && new RegExp(`\\b${first.replace(/\$/g, '\\$')}\\s*\\.\\s*context\\b`).test(source))
+        return 'umzug';
+    return 'sequelize';
+}
+/** The first parameter of a function's source: its name, `{` for a destructured object, '' for none. */
+function firstParameter(source) {
+    const bare = /^(?:async\s+)?([A-Za-z_$][\w$]*)\s*=>/.exec(source.trim());
+    if (bare)
+        return bare[1];
+    const open = source.indexOf('(');
+    if (open < 0)
+        return undefined;
+    const rest = source.slice(open + 1).trimStart();
+    if (rest.startsWith(')'))
+        return '';
+    if (rest.startsWith('{'))
+        return '{';
+    return /^[A-Za-z_$][\w$]*/.exec(rest)?.[0];
+}
+
+
+/***/ }),
+
+/***/ 23729:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   iD: () => (/* binding */ loadSqlMigrations),
+/* harmony export */   oY: () => (/* binding */ driverErrorDetail)
+/* harmony export */ });
+/* unused harmony exports dieselVersion, stepErrorOf, describeDatabaseError */
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(73024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(51455);
+/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(76760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
+/* harmony import */ var _core_errors_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(74296);
+/* harmony import */ var _core_inputs_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(89114);
+/* harmony import */ var _core_locks_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(51191);
+/* harmony import */ var _core_ordering_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(32259);
+/* harmony import */ var _core_sql_text_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(39495);
+/* harmony import */ var _types_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(87140);
+
+
+
+
+
+
+
+
+
+const LayoutDescriptions = {
+    'golang-migrate': 'golang-migrate layout (NNNN_name.up.sql / NNNN_name.down.sql)',
+    flyway: 'Flyway layout (V1__name.sql, undo U1__name.sql)',
+    dbmate: 'dbmate layout (NNNN_name.sql with -- migrate:up / -- migrate:down)',
+    directories: 'directory pairs as diesel writes them (2024-01-31-120000_name/up.sql and down.sql, or NNNN_name/)',
+};
+const Examples = {
+    'golang-migrate': '0001_create_users.up.sql',
+    flyway: 'V1__create_users.sql',
+    dbmate: '20240101120000_create_users.sql',
+    directories: '2024-01-31-120000_create_users/up.sql',
+};
+const golangName = /^(\d+)_(.*)\.(up|down)\.sql$/i;
+const flywayName = /^([VU])(\d+(?:[._]\d+)*)__(.+)\.sql$/;
+const flywayRepeatable = /^R__(.+)\.sql$/;
+const numberedName = /^(\d+)(?:_(.*))?$/;
+const dbmateUp = /^--\s*migrate:up\b(.*)$/im;
+/** A folder name that starts like a version (digits, dashes in a diesel timestamp): almost a migration without up.sql. */
+const versionLike = /^\d[\d-]*(?:_|$)/;
+/**
+ * A file named almost like a migration but not one the tools run: another extension after or instead
+ * of `.sql` (`0003_x.up.sql.bak`, `0003_x.up.psql`), or a migration prefix with no `.sql` at all.
+ */
+const almostFile = /^(?:\d+_.+\.(?:up|down)(?:\..*)?|[VU]\d+(?:[._]\d+)*__.+|.+\.sql\..+)$/i;
+/**
+ * diesel's version of a migration folder: the name up to its first `_`, dashes removed
+ * (`2018-01-18-172821_x` -> `20180118172821`). diesel sorts and records it as text.
+ */
+function dieselVersion(name) {
+    const version = (name.split('_')[0] ?? '').replaceAll('-', '');
+    return /^\d+$/.test(version) ? version : undefined;
+}
+const Rules = {
+    'golang-migrate': {
+        tool: 'golang-migrate',
+        runsBy: 'version',
+        namesMatter: false,
+        outOfOrder: 'golang-migrate records only the newest version it ran, so production never runs this one: it is skipped without an error, and what it makes exists only on fresh databases.',
+        edited: 'Production ran the old text, and golang-migrate never runs a recorded version again, so production and fresh databases end up with different schemas.',
+        deleted: 'Production recorded it as applied: golang-migrate cannot roll back past it with its file gone, and fresh databases no longer get what it made.',
+    },
+    flyway: {
+        tool: 'Flyway',
+        runsBy: 'version',
+        namesMatter: true,
+        outOfOrder: "Flyway's validation refuses to migrate production, since it is older than the newest migration applied there; with outOfOrder on, it runs after newer ones, an order no fresh database runs.",
+        edited: "Flyway's checksum validation refuses to migrate production (checksum mismatch), and production would never run the new text anyway.",
+        deleted: "Flyway's validation refuses to migrate production: a migration it applied is no longer found.",
+    },
+    dbmate: {
+        tool: 'dbmate',
+        runsBy: 'name',
+        namesMatter: false,
+        outOfOrder: 'dbmate runs every version it has not recorded, so production runs it after migrations that sort after it, an order no fresh database runs; where they touch the same objects, production fails or ends up with another schema.',
+        edited: 'dbmate never runs a recorded version again, so production keeps what the old text made and fresh databases get the new one.',
+        deleted: 'dbmate keeps it in schema_migrations but can no longer roll it back, and fresh databases no longer get what it made.',
+    },
+    directories: {
+        tool: 'diesel',
+        runsBy: 'name',
+        nameOrder: 'the text order of their versions (the folder name up to its first `_`, dashes removed)',
+        namesMatter: false,
+        outOfOrder: 'diesel runs every version __diesel_schema_migrations does not list, so production runs it after migrations that sort after it, an order no fresh database runs.',
+        edited: 'diesel never runs a recorded version again, so production keeps what the old text made and fresh databases get the new one.',
+        deleted: 'diesel keeps its version in __diesel_schema_migrations, `diesel migration revert` can no longer undo it, and fresh databases no longer get what it made.',
+    },
+};
+/** Where each layout's tool records what it ran, and what it does with a recorded migration the repository lacks. */
+const Trackings = {
+    'golang-migrate': {
+        tool: 'golang-migrate',
+        table: 'public.schema_migrations',
+        unknown: 'golang-migrate has no file to go down from it (`migrate down` fails with "no migration found for version"), and `migrate up` treats every version below it as applied.',
+    },
+    flyway: {
+        tool: 'flyway',
+        table: 'public.flyway_schema_history',
+        unknown: 'Flyway\'s validate refuses to migrate ("Detected applied migration not resolved locally"), so this deploy would stop.',
+    },
+    dbmate: {
+        tool: 'dbmate',
+        table: 'public.schema_migrations',
+        unknown: 'dbmate cannot roll it back (no file for it), and fresh databases never get what it made.',
+    },
+    directories: {
+        tool: 'diesel',
+        table: 'public.__diesel_schema_migrations',
+        unknown: '`diesel migration revert` cannot undo it (no folder for it), and fresh databases never get what it made.',
+    },
+};
+/** Repeatable Flyway migrations run after every versioned one. */
+const RepeatableVersion = [2n ** 62n];
+/**
+ * One migration file's text. Read synchronously: for a folder of thousands of small files that is
+ * several times faster than the thread pool's round trips, and nothing else runs while loading.
+ */
+async function readText(file, shown) {
+    try {
+        return (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync)(file, 'utf8');
+    }
+    catch (error) {
+        throw new _core_errors_js__WEBPACK_IMPORTED_MODULE_7__/* .CannotCheck */ .k_(`Cannot read migration file '${shown}': ${(0,_core_errors_js__WEBPACK_IMPORTED_MODULE_7__/* .messageOf */ .bD)(error)}. Check its permissions.`, {
+            cause: error,
+        });
+    }
+}
+/** Reads a folder of SQL migrations in any of the four layouts; refuses a mixed or empty folder. */
+async function loadSqlMigrations(dir, cwd) {
+    await (0,_core_sql_text_js__WEBPACK_IMPORTED_MODULE_5__/* .loadSqlParser */ .Ok)();
+    const folder = await openFolder(dir, cwd);
+    const scan = await scanFolder(folder);
+    const layout = layoutOf(folder, scan);
+    const notes = [];
+    const findings = [...scan.almost];
+    if (layout === 'directories') {
+        // diesel reads folders only: a .sql file beside them is data or a script of the project's.
+        if (scan.strays.length)
+            notes.push(`diesel runs only the migration folders, so ${scan.strays.length === 1 ? 'this file beside them was' : `these ${scan.strays.length} files beside them were`} not run: ${scan.strays.map((n) => `'${folder.shown(n)}'`).join(', ')}.`);
+    }
+    else {
+        for (const name of scan.strays)
+            findings.push({
+                check: 'ordering',
+                severity: 'error',
+                file: folder.shown(name),
+                message: `'${folder.shown(name)}' is not named as a migration of the ${LayoutDescriptions[layout]}, so the migration tool will never run it. Rename it like '${Examples[layout]}', or move it out of the migrations folder.`,
+            });
+    }
+    const names = scan.candidates.map((c) => c.name);
+    const migrations = layout === 'directories'
+        ? await directoryMigrations(folder, names)
+        : layout === 'dbmate'
+            ? await dbmateMigrations(folder, names)
+            : await versionedMigrations(folder, names, findings);
+    migrations.sort(byRunOrder);
+    return {
+        format: 'sql',
+        layout: LayoutDescriptions[layout],
+        migrations,
+        rules: Rules[layout],
+        tracking: Trackings[layout],
+        findings,
+        ...(notes.length ? { notes } : {}),
+    };
+}
+/** The order the tool runs migrations in: diesel by its version as text, the others by number. */
+function byRunOrder(a, b) {
+    const byId = a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+    if (a.order !== undefined && b.order !== undefined)
+        return (a.order < b.order ? -1 : a.order > b.order ? 1 : 0) || byId;
+    return (0,_core_ordering_js__WEBPACK_IMPORTED_MODULE_8__/* .compareVersions */ .Zy)(a.version, b.version) || byId;
+}
+async function openFolder(dir, cwd) {
+    const shownDir = node_path__WEBPACK_IMPORTED_MODULE_2___default().relative(cwd, dir) || '.';
+    try {
+        const entries = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.readdir)(dir, { withFileTypes: true });
+        return {
+            dir,
+            shownDir,
+            shown: (...parts) => node_path__WEBPACK_IMPORTED_MODULE_2___default().join(shownDir, ...parts),
+            entries: entries.sort((a, b) => a.name.localeCompare(b.name)),
+            texts: new Map(),
+        };
+    }
+    catch (error) {
+        throw (0,_core_errors_js__WEBPACK_IMPORTED_MODULE_7__/* .unreadableFolder */ .K9)(_core_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G.MigrationsDir, shownDir, error, 'Set it to the folder that holds your migrations.');
+    }
+}
+async function scanFolder(folder) {
+    const scan = { candidates: [], strays: [], almost: [] };
+    for (const entry of folder.entries) {
+        // Hidden entries are editor and VCS files; diesel skips them too.
+        if (entry.name.startsWith('.'))
+            continue;
+        if (entry.isDirectory())
+            await scanDirectory(folder, entry.name, scan);
+        else
+            await scanFile(folder, entry.name, scan);
+    }
+    return scan;
+}
+/** A folder is a migration when it holds an up.sql and its name starts with a version, as diesel reads it. */
+async function scanDirectory(folder, name, scan) {
+    const inner = (await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.readdir)(node_path__WEBPACK_IMPORTED_MODULE_2___default().join(folder.dir, name)).catch(() => [])).filter((n) => !n.startsWith('.'));
+    const hasUp = inner.includes('up.sql');
+    const shown = `${folder.shown(name)}/`;
+    if (hasUp && dieselVersion(name))
+        scan.candidates.push({ layout: 'directories', name });
+    else if (hasUp)
+        scan.almost.push({
+            check: 'ordering',
+            severity: 'error',
+            file: folder.shown(name, 'up.sql'),
+            message: `'${shown}' holds an up.sql, but its name does not start with a version: diesel takes '${name.split('_')[0]}' as its version and, sorting versions as text, runs it after every numbered migration, whatever its place was meant to be; this check cannot place it either. Rename it like '${datedName(name)}'.`,
+        });
+    else if (versionLike.test(name))
+        scan.almost.push({
+            check: 'ordering',
+            severity: 'error',
+            file: folder.shown(name),
+            message: `'${shown}' is named like a migration folder, but has no up.sql (${inner.length ? `it holds ${inner.slice(0, 4).join(', ')}${inner.length > 4 ? ', ...' : ''}` : 'it is empty'}), so diesel skips it and it never runs. Give it an up.sql and a down.sql (lower case), or move it out of the migrations folder.`,
+        });
+}
+async function scanFile(folder, name, scan) {
+    if (!name.toLowerCase().endsWith('.sql')) {
+        if (almostFile.test(name))
+            scan.almost.push({
+                check: 'ordering',
+                severity: 'warning',
+                file: folder.shown(name),
+                message: `'${folder.shown(name)}' is named almost like a migration, but migration tools only run files that end in .sql, so it never runs. Rename it if it is a migration, or move it out of the migrations folder.`,
+            });
+        return;
+    }
+    if (golangName.test(name))
+        scan.candidates.push({ layout: 'golang-migrate', name });
+    else if (flywayName.test(name) || flywayRepeatable.test(name))
+        scan.candidates.push({ layout: 'flyway', name });
+    else {
+        const text = await readText(node_path__WEBPACK_IMPORTED_MODULE_2___default().join(folder.dir, name), folder.shown(name));
+        folder.texts.set(name, text);
+        if (dbmateUp.test(text) && numberedName.test(name.slice(0, -4)))
+            scan.candidates.push({ layout: 'dbmate', name });
+        else
+            scan.strays.push(name);
+    }
+}
+/** The folder's one layout; a folder with none, or with several, is an error that says what it holds. */
+function layoutOf(folder, scan) {
+    const layouts = [...new Set(scan.candidates.map((c) => c.layout))];
+    if (layouts.length === 0) {
+        const found = [
+            scan.strays.length
+                ? `${scan.strays.length} .sql file(s) named like none of them, e.g. '${scan.strays[0]}'`
+                : '',
+            scan.almost.length
+                ? `${scan.almost.length} almost a migration: ${scan.almost
+                    .slice(0, 3)
+                    .map((f) => f.message)
+                    .join(' ')}`
+                : '',
+        ].filter(Boolean);
+        throw new _core_errors_js__WEBPACK_IMPORTED_MODULE_7__/* .CannotCheck */ .k_(`Input '${_core_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G.MigrationsDir}' points to '${folder.shownDir}', which holds no migrations${found.length ? `. It holds ${found.join('; and ')}` : `: ${folderContents(folder.entries)}`}. Expected e.g. ${Object.values(Examples).join(', ')}; for migration modules or another runner, set '${_core_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .Inputs */ .G.Format}'.`);
+    }
+    if (layouts.length > 1) {
+        const examples = layouts.map((l) => `${LayoutDescriptions[l]}: '${scan.candidates.find((c) => c.layout === l)?.name}'`);
+        throw new _core_errors_js__WEBPACK_IMPORTED_MODULE_7__/* .CannotCheck */ .k_(`'${folder.shownDir}' mixes migration layouts: ${examples.join('; ')}. Keep one layout per folder, or configure one migration set per folder.`);
+    }
+    return layouts[0];
+}
+function readFolderText(folder, name) {
+    const known = folder.texts.get(name);
+    return known !== undefined
+        ? Promise.resolve(known)
+        : readText(node_path__WEBPACK_IMPORTED_MODULE_2___default().join(folder.dir, name), folder.shown(name));
+}
+/** golang-migrate and Flyway: up and down files paired by version; a down file alone is a finding. */
+async function versionedMigrations(folder, names, findings) {
+    const groups = new Map();
+    for (const name of names) {
+        const { id, version, direction } = versionedName(name);
+        const group = groups.get(id) ?? { version, repeatable: version === RepeatableVersion };
+        group[direction] = name;
+        groups.set(id, group);
+    }
+    const loaded = await Promise.all([...groups].map(async ([id, group]) => {
+        if (!group.up) {
+            const file = folder.shown(group.down ?? '');
+            findings.push({
+                check: 'ordering',
+                severity: 'error',
+                migration: id,
+                file,
+                message: `'${file}' is a down step with no up step, so it can never run. Restore the up file or delete this one.`,
+            });
+            return undefined;
+        }
+        const [upText, downText] = await Promise.all([
+            readFolderText(folder, group.up),
+            group.down ? readFolderText(folder, group.down) : undefined,
+        ]);
+        const down = group.down && downText !== undefined ? { file: folder.shown(group.down), text: downText } : undefined;
+        return fileMigration({ id, version: group.version, name: group.up, repeatable: group.repeatable }, { file: folder.shown(group.up), text: upText }, down, 'no down file');
+    }));
+    return loaded.filter((m) => !!m);
+}
+/** A golang-migrate or Flyway file name: the migration it belongs to, its version, its direction. */
+function versionedName(name) {
+    const golang = golangName.exec(name);
+    if (golang)
+        return {
+            id: `${golang[1]}_${golang[2]}`,
+            version: [BigInt(golang[1] ?? '0')],
+            direction: (golang[3] ?? '').toLowerCase(),
+        };
+    const flyway = flywayName.exec(name);
+    if (flyway)
+        return {
+            id: `V${flyway[2]}__${flyway[3]}`,
+            version: (flyway[2] ?? '').split(/[._]/).map((s) => BigInt(s)),
+            direction: flyway[1] === 'V' ? 'up' : 'down',
+        };
+    return { id: name.slice(0, -4), version: RepeatableVersion, direction: 'up' };
+}
+/** diesel's folders: up.sql, down.sql when there is one, and metadata.toml's transaction setting. */
+async function directoryMigrations(folder, names) {
+    const migrations = [];
+    for (const name of names) {
+        const upText = await readText(node_path__WEBPACK_IMPORTED_MODULE_2___default().join(folder.dir, name, 'up.sql'), folder.shown(name, 'up.sql'));
+        const downText = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.readFile)(node_path__WEBPACK_IMPORTED_MODULE_2___default().join(folder.dir, name, 'down.sql'), 'utf8').catch(() => undefined);
+        const order = dieselVersion(name) ?? '0';
+        const metadata = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.readFile)(node_path__WEBPACK_IMPORTED_MODULE_2___default().join(folder.dir, name, 'metadata.toml'), 'utf8').catch(() => undefined);
+        migrations.push(fileMigration({
+            id: name,
+            version: [BigInt(order)],
+            name,
+            key: order,
+            order,
+            noTransaction: metadata !== undefined && !runsInTransaction(metadata) ? MetadataNoTransaction : undefined,
+        }, { file: folder.shown(name, 'up.sql'), text: upText }, downText !== undefined ? { file: folder.shown(name, 'down.sql'), text: downText } : undefined, 'no down.sql'));
+    }
+    return migrations;
+}
+async function dbmateMigrations(folder, names) {
+    const migrations = [];
+    for (const name of names) {
+        const id = name.slice(0, -4);
+        const version = [BigInt(numberedName.exec(id)?.[1] ?? '0')];
+        migrations.push(dbmateMigration(id, version, name, folder.shown(name), await readFolderText(folder, name)));
+    }
+    return migrations;
+}
+const MetadataNoTransaction = 'metadata.toml: run_in_transaction = false';
+/**
+ * diesel's `metadata.toml`: once the file exists, `run_in_transaction` defaults to false (serde's
+ * default for a bool); without the file, diesel runs the migration in a transaction.
+ */
+function runsInTransaction(toml) {
+    return /^\s*run_in_transaction\s*=\s*true\s*(?:#.*)?$/m.test(toml);
+}
+/** `create_comments` as diesel would name it today, for the fix in a message. */
+function datedName(name) {
+    return `2024-01-31-120000_${name}`;
+}
+/** What a folder holds when none of it is a migration, for the error that says so. */
+function folderContents(entries) {
+    const visible = entries.filter((e) => !e.name.startsWith('.'));
+    if (!visible.length)
+        return 'it is empty';
+    const count = new Map();
+    for (const e of visible) {
+        const kind = e.isDirectory() ? 'folders' : `${node_path__WEBPACK_IMPORTED_MODULE_2___default().extname(e.name) || 'extension-less'} files`;
+        count.set(kind, (count.get(kind) ?? 0) + 1);
+    }
+    const kinds = [...count].map(([kind, n]) => `${n} ${kind}`).join(', ');
+    return `it holds ${kinds}, e.g. '${visible[0]?.name}'`;
+}
+function fileMigration({ id, version, name, repeatable, key, order, noTransaction, }, up, down, missing) {
+    const marks = new Set([...(0,_core_sql_text_js__WEBPACK_IMPORTED_MODULE_5__/* .directivesOf */ .mD)(up.text), ...(down ? (0,_core_sql_text_js__WEBPACK_IMPORTED_MODULE_5__/* .directivesOf */ .mD)(down.text) : [])]);
+    const irreversible = marks.has('irreversible');
+    const marked = (text) => noTransaction ?? ((0,_core_sql_text_js__WEBPACK_IMPORTED_MODULE_5__/* .directivesOf */ .mD)(text).has('no-transaction') ? 'marked no-transaction' : undefined);
+    return {
+        id,
+        version,
+        key: key ?? (repeatable ? id : (0,_core_ordering_js__WEBPACK_IMPORTED_MODULE_8__/* .versionKey */ ._5)(version)),
+        name,
+        ...(order !== undefined ? { order } : {}),
+        source: up.text,
+        ...(repeatable ? { repeatable } : {}),
+        up: sqlStep(up.file, 1, up.text, marked(up.text)),
+        ...(down && !irreversible
+            ? { down: sqlStep(down.file, 1, down.text, marked(down.text)) }
+            : { noDown: irreversible ? 'marked irreversible' : missing }),
+    };
+}
+function dbmateMigration(id, version, name, file, text) {
+    const lines = text.split('\n');
+    const marker = (kind) => lines.findIndex((l) => new RegExp(`^--\\s*migrate:${kind}\\b`, 'i').test(l));
+    const upAt = marker('up');
+    const downAt = marker('down');
+    const section = (from, to) => lines.slice(from + 1, to < 0 || to < from ? lines.length : to).join('\n');
+    const noTx = (at) => /transaction:\s*false/i.test(lines[at] ?? '') ? 'dbmate transaction:false' : undefined;
+    const upText = section(upAt, downAt);
+    const irreversible = (0,_core_sql_text_js__WEBPACK_IMPORTED_MODULE_5__/* .directivesOf */ .mD)(text).has('irreversible');
+    return {
+        id,
+        version,
+        key: (0,_core_ordering_js__WEBPACK_IMPORTED_MODULE_8__/* .versionKey */ ._5)(version),
+        name,
+        source: upText,
+        up: sqlStep(file, upAt + 2, upText, noTx(upAt) ?? ((0,_core_sql_text_js__WEBPACK_IMPORTED_MODULE_5__/* .directivesOf */ .mD)(upText).has('no-transaction') ? 'marked no-transaction' : undefined)),
+        ...(downAt >= 0 && !irreversible
+            ? { down: sqlStep(file, downAt + 2, section(downAt, upAt > downAt ? upAt : -1), noTx(downAt)) }
+            : { noDown: irreversible ? 'marked irreversible' : 'no -- migrate:down section' }),
+    };
+}
+/**
+ * A step that runs SQL text: in one transaction, or statement by statement when the text cannot
+ * run in one (CREATE INDEX CONCURRENTLY, ...) or is marked `-- pg-migrate-verify: no-transaction`.
+ */
+function sqlStep(file, line, text, marked) {
+    const blocker = marked ?? (0,_core_sql_text_js__WEBPACK_IMPORTED_MODULE_5__/* .transactionBlocker */ .RH)(text);
+    const locate = (index) => line - 1 + (0,_core_sql_text_js__WEBPACK_IMPORTED_MODULE_5__/* .lineAt */ .mh)(text, index);
+    const allow = (0,_core_locks_js__WEBPACK_IMPORTED_MODULE_4__/* .allowedRules */ .Gf)(text);
+    return {
+        file,
+        line,
+        ...(blocker ? { noTransaction: blocker } : {}),
+        ...(allow.length ? { allow } : {}),
+        // Asked only for migrations that are only applied: parsing every file at load costs time and
+        // memory (the parser's WASM heap does not shrink).
+        ...(blocker
+            ? {}
+            : { batched: () => ((0,_core_sql_text_js__WEBPACK_IMPORTED_MODULE_5__/* .hasTransactionControl */ .Q4)(text) ? undefined : `${TxPrefix}${text}\n;`) }),
+        async run(context) {
+            const { client } = context;
+            if (blocker) {
+                await client.query(FreshSession);
+                const statements = (0,_core_sql_text_js__WEBPACK_IMPORTED_MODULE_5__/* .splitStatements */ .Xd)(text);
+                if (!statements) {
+                    await query(client, text, file, locate, 0);
+                    return;
+                }
+                for (const statement of statements) {
+                    await query(client, statement.sql, file, locate, statement.start, true);
+                }
+                return;
+            }
+            // BEGIN, our bookkeeping and COMMIT travel with the text: one round trip per step instead of
+            // four. Positions are shifted back below; the newline ends a trailing comment in the text.
+            try {
+                await query(client, text, file, locate, 0, false, TxPrefix, `\n;${context.bookkeeping ?? ''};COMMIT`);
+                context.recorded = true;
+            }
+            catch (error) {
+                await client.query('ROLLBACK').catch(() => { });
+                if (error instanceof _types_js__WEBPACK_IMPORTED_MODULE_6__/* .StepError */ .z && error.line === undefined) {
+                    const at = await locateFailingStatement(client, text);
+                    if (at !== undefined)
+                        throw new _types_js__WEBPACK_IMPORTED_MODULE_6__/* .StepError */ .z(error.message, file, locate(at), error.detail, { cause: error.cause });
+                }
+                throw error;
+            }
+        },
+    };
+}
+/**
+ * Each step starts with the lock_timeout a deploy's session starts with: a \`SET lock_timeout\` an
+ * earlier migration left on our shared session must not hide that this one sets none.
+ */
+const FreshSession = 'RESET lock_timeout';
+const TxPrefix = `BEGIN;${FreshSession};\n`;
+async function query(client, sql, file, locate, offset, single = false, prefix = '', suffix = '') {
+    try {
+        await client.query(prefix + sql + suffix);
+    }
+    catch (error) {
+        const located = stepErrorOf(error, file, sql, locate, offset, prefix.length);
+        // One statement sent alone: without a position, its first line is still the right place.
+        if (single && located.line === undefined) {
+            throw new _types_js__WEBPACK_IMPORTED_MODULE_6__/* .StepError */ .z(located.message, file, locate(offset), located.detail, { cause: error });
+        }
+        throw located;
+    }
+}
+/** Wraps a driver error with file and line; Postgres's `position` is counted in the text we sent. */
+function stepErrorOf(error, file, sql, locate, offset, prefixLength = 0) {
+    const e = error;
+    const raw = e.position ? Number(e.position) - prefixLength : undefined;
+    const position = raw !== undefined && raw > 0 ? raw : undefined;
+    const line = position ? locate(offset + (0,_core_sql_text_js__WEBPACK_IMPORTED_MODULE_5__/* .indexOfPosition */ .TT)(sql, position)) : undefined;
+    return new _types_js__WEBPACK_IMPORTED_MODULE_6__/* .StepError */ .z((0,_core_errors_js__WEBPACK_IMPORTED_MODULE_7__/* .messageOf */ .bD)(error), file, line, describeDatabaseError(e), { cause: error });
+}
+/** The parts of a Postgres error a reader needs: message, detail, hint, context, SQLSTATE. */
+function describeDatabaseError(e) {
+    if (!e.code)
+        return undefined;
+    const parts = [`ERROR:  ${e.message}`];
+    if (e.detail)
+        parts.push(`DETAIL:  ${e.detail}`);
+    if (e.hint)
+        parts.push(`HINT:  ${e.hint}`);
+    if (e.where)
+        parts.push(`CONTEXT:  ${e.where}`);
+    parts.push(`SQLSTATE: ${e.code}`);
+    return parts.join('\n');
+}
+/**
+ * Postgres's own words from an error thrown by a driver or an ORM over it (Sequelize wraps the
+ * driver's error in `parent` and adds the `sql` it sent); undefined for errors from elsewhere.
+ */
+function driverErrorDetail(error) {
+    const e = error;
+    const parts = [describeDatabaseError(e.parent ?? e), e.sql && `SQL: ${e.sql}`].filter(Boolean);
+    return parts.length ? parts.join('\n') : undefined;
+}
+/**
+ * Errors raised while executing (not parsing) carry no position. Re-run the statements one by one
+ * in a transaction that is rolled back, to find which one fails. Only after a failure, so free otherwise.
+ */
+async function locateFailingStatement(client, text) {
+    const statements = (0,_core_sql_text_js__WEBPACK_IMPORTED_MODULE_5__/* .splitStatements */ .Xd)(text);
+    if (!statements?.length || (0,_core_sql_text_js__WEBPACK_IMPORTED_MODULE_5__/* .hasTransactionControl */ .Q4)(text))
+        return undefined;
+    await client.query('BEGIN');
+    try {
+        for (const statement of statements) {
+            try {
+                await client.query(statement.sql);
+            }
+            catch {
+                return statement.start;
+            }
+        }
+        return undefined;
+    }
+    finally {
+        await client.query('ROLLBACK').catch(() => { });
+    }
+}
+
+
+/***/ }),
+
 /***/ 87140:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -33698,6 +36155,105 @@ class StepError extends Error {
     }
     /** True when the step failed before it could change anything (its module did not load). */
     ranNothing;
+}
+
+
+/***/ }),
+
+/***/ 81230:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Kd: () => (/* binding */ holderOf),
+/* harmony export */   TY: () => (/* binding */ ModuleExtensions),
+/* harmony export */   WE: () => (/* binding */ importModule),
+/* harmony export */   ls: () => (/* binding */ missingPackage),
+/* harmony export */   yN: () => (/* binding */ exportOf)
+/* harmony export */ });
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(73024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(51455);
+/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(76760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
+/* harmony import */ var node_url__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(73136);
+/* harmony import */ var node_url__WEBPACK_IMPORTED_MODULE_3___default = /*#__PURE__*/__nccwpck_require__.n(node_url__WEBPACK_IMPORTED_MODULE_3__);
+/* harmony import */ var _lifecycle_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(66367);
+
+
+
+
+
+const TypeScript = ['.ts', '.mts', '.cts'];
+/** Module files this tool can load: JavaScript in every flavour, and TypeScript without a build step. */
+const ModuleExtensions = ['.js', '.mjs', '.cjs', ...TypeScript];
+/**
+ * Imports a user's module (migration, assertion) by path. TypeScript is stripped of its types into
+ * a hidden file next to the source, so its relative imports and packages resolve as they would,
+ * and that file is removed at once.
+ */
+async function importModule(file) {
+    const ext = node_path__WEBPACK_IMPORTED_MODULE_2___default().extname(file);
+    if (!TypeScript.includes(ext))
+        return importUrl((0,node_url__WEBPACK_IMPORTED_MODULE_3__.pathToFileURL)(file).href);
+    const source = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.readFile)(file, 'utf8');
+    const cjs = ext === '.cts';
+    // Loaded only when a TypeScript module is: most runs never need it.
+    const { transform } = await __nccwpck_require__.e(/* import() */ 413).then(__nccwpck_require__.bind(__nccwpck_require__, 62413));
+    const { code } = transform(source, {
+        transforms: cjs ? ['typescript', 'imports'] : ['typescript'],
+        filePath: file,
+        disableESTransforms: true,
+    });
+    const temp = node_path__WEBPACK_IMPORTED_MODULE_2___default().join(node_path__WEBPACK_IMPORTED_MODULE_2___default().dirname(file), `.${node_path__WEBPACK_IMPORTED_MODULE_2___default().basename(file)}.pgmv-${process.pid}.${cjs ? 'cjs' : 'mjs'}`);
+    const unregister = (0,_lifecycle_js__WEBPACK_IMPORTED_MODULE_4__/* .registerCleanup */ .q)({
+        sync: () => (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.rmSync)(temp, { force: true }),
+        async: () => (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.rm)(temp, { force: true }),
+    });
+    try {
+        await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.writeFile)(temp, code);
+        return await importUrl((0,node_url__WEBPACK_IMPORTED_MODULE_3__.pathToFileURL)(temp).href);
+    }
+    finally {
+        await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.rm)(temp, { force: true });
+        unregister();
+    }
+}
+function importUrl(url) {
+    // Not the bundler's loader: the file is only known at run time.
+    return import(/* webpackIgnore: true */ url);
+}
+/** A module's export `name`, looking through the `default` a CommonJS module gets when imported. */
+function exportOf(mod, name) {
+    if (name in mod && name !== 'default')
+        return mod[name];
+    const fallback = mod.default;
+    if (name === 'default') {
+        if (fallback && typeof fallback === 'object' && 'default' in fallback)
+            return fallback.default;
+        return fallback;
+    }
+    return fallback && typeof fallback === 'object' ? fallback[name] : undefined;
+}
+/**
+ * The object a migration tool calls the export `name` on, so that `this` is what the module
+ * expects: `module.exports` of a CommonJS module (sequelize-cli and umzug `require` it and call
+ * `migration.up(...)`), a default-exported object, else the namespace.
+ */
+function holderOf(mod, name) {
+    const fallback = mod.default;
+    if (fallback && typeof fallback === 'object' && typeof fallback[name] === 'function')
+        return fallback;
+    return mod;
+}
+/** The package a module failed to find (`Cannot find module 'x'`, `Cannot find package 'x'`), if that is why it did not load. */
+function missingPackage(error) {
+    const code = error?.code;
+    if (code !== 'MODULE_NOT_FOUND' && code !== 'ERR_MODULE_NOT_FOUND')
+        return undefined;
+    const name = /Cannot find (?:module|package) '([^']+)'/.exec(error.message)?.[1];
+    // A relative or absolute path is a file of the project, not a package.
+    return name && !/^[./]/.test(name) ? name : undefined;
 }
 
 
@@ -44632,7 +47188,169 @@ function configJsonSchema(describe) {
 
 /***/ }),
 
-/***/ 87510:
+/***/ 90997:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   TS: () => (/* binding */ pgEnv),
+/* harmony export */   _I: () => (/* binding */ commandFailure),
+/* harmony export */   ci: () => (/* binding */ outputTail),
+/* harmony export */   d1: () => (/* binding */ runCommand),
+/* harmony export */   nH: () => (/* binding */ fillCommand)
+/* harmony export */ });
+/* unused harmony exports pythonTraceback, errorLine */
+/* harmony import */ var node_child_process__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(31421);
+/* harmony import */ var node_child_process__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_child_process__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(76760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
+
+
+const Keep = 64 * 1024;
+/** The `PG*` variables libpq-based tools read, from a connection URL. */
+function pgEnv(url) {
+    const u = new URL(url);
+    const env = {
+        DATABASE_URL: url,
+        PGHOST: u.hostname,
+        PGPORT: u.port || '5432',
+        PGUSER: decodeURIComponent(u.username),
+        PGDATABASE: decodeURIComponent(u.pathname.slice(1)),
+    };
+    if (u.password)
+        env.PGPASSWORD = decodeURIComponent(u.password);
+    return env;
+}
+/** Runs a shell command; kills its process group at the timeout. Never throws for a failing command. */
+function runCommand(command, options) {
+    return new Promise((resolve) => {
+        const child = (0,node_child_process__WEBPACK_IMPORTED_MODULE_0__.spawn)(command, {
+            cwd: options.cwd,
+            env: options.env,
+            shell: true,
+            detached: true,
+            stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let output = '';
+        let stdout = '';
+        const take = (chunk) => {
+            output += chunk.toString('utf8');
+            if (output.length > Keep * 2)
+                output = output.slice(-Keep);
+        };
+        child.stdout.on('data', (chunk) => {
+            if (stdout.length < 4 * 1024 * 1024)
+                stdout += chunk.toString('utf8');
+            take(chunk);
+        });
+        child.stderr.on('data', take);
+        let timedOut = false;
+        const kill = (signal) => {
+            try {
+                // Negative pid: the shell and everything it started.
+                if (child.pid)
+                    process.kill(-child.pid, signal);
+            }
+            catch {
+                // Already gone.
+            }
+        };
+        const stop = () => {
+            timedOut = true;
+            kill('SIGTERM');
+            setTimeout(() => kill('SIGKILL'), 5_000).unref();
+        };
+        const timer = setTimeout(stop, options.timeoutMs);
+        options.signal?.addEventListener('abort', stop, { once: true });
+        const done = () => {
+            clearTimeout(timer);
+            options.signal?.removeEventListener('abort', stop);
+        };
+        child.on('error', (error) => {
+            done();
+            resolve({ code: null, stdout, output: `${output}${error.message}`, timedOut });
+        });
+        child.on('close', (code) => {
+            done();
+            resolve({ code, stdout, output: output.slice(-Keep), timedOut });
+        });
+    });
+}
+/** Fills `{name}` placeholders, quoting values the shell would split or expand. */
+function fillCommand(template, values) {
+    return Object.entries(values).reduce((text, [name, value]) => text.replaceAll(`{${name}}`, shellWord(value)), template);
+}
+function shellWord(value) {
+    return /^[\w.,:@%+=/-]+$/.test(value) ? value : `'${value.replaceAll("'", "'\\''")}'`;
+}
+/** The last lines of a command's output, for a finding's detail. */
+function outputTail(result, lines = 30) {
+    return result.output.trimEnd().split('\n').slice(-lines).join('\n');
+}
+/**
+ * The last Python traceback in a command's output: its frames, outermost first, and the line that
+ * names the exception (`psycopg2.errors.UndefinedColumn: column "nme" does not exist`), which
+ * comes before the lines a driver adds (`LINE 1: ...`, `HINT: ...`).
+ */
+function pythonTraceback(output) {
+    const lines = output.split('\n');
+    let start = -1;
+    for (let i = lines.length - 1; i >= 0 && start < 0; i--)
+        if (lines[i]?.trim() === 'Traceback (most recent call last):')
+            start = i;
+    if (start < 0)
+        return undefined;
+    const frames = [];
+    for (const line of lines.slice(start + 1)) {
+        const frame = /^\s+File "(.+)", line (\d+), in (.+)$/.exec(line);
+        if (frame)
+            frames.push({ file: frame[1] ?? '', line: Number(frame[2]), function: (frame[3] ?? '').trim() });
+        // Indented lines are the frames' code and Python 3.11's carets; the first other line is the exception.
+        else if (line.trim() && !/^\s/.test(line))
+            return { frames, exception: line.trim() };
+    }
+    return undefined;
+}
+const shorten = (line) => (line.length > 300 ? `${line.slice(0, 297)}...` : line);
+/**
+ * The line of a failed command's output that says what went wrong: the exception of a Python
+ * traceback, else the last `SomeError: ...` line, else the last line.
+ */
+function errorLine(output) {
+    const traceback = pythonTraceback(output);
+    if (traceback)
+        return shorten(traceback.exception);
+    const lines = output
+        .trimEnd()
+        .split('\n')
+        .map((l) => l.trim())
+        .filter(Boolean);
+    const named = [...lines].reverse().find((l) => /^[\w.]*(Error|Exception)\b[^:]*:\s*\S/.test(l));
+    return shorten(named ?? lines.at(-1) ?? '');
+}
+/**
+ * A failed step command as a finding's message (what ran, how it ended, the error line), detail
+ * (the output) and, when the output is a traceback through the migration's own file, its line there.
+ */
+function commandFailure(command, result, migration, 
+/** `answered`: a long-lived runner said the step failed (it did not exit). */
+how = 'exited') {
+    const line = errorLine(result.output);
+    const target = migration && node_path__WEBPACK_IMPORTED_MODULE_1___default().resolve(migration.cwd, migration.file);
+    const frame = target &&
+        pythonTraceback(result.output)
+            ?.frames.filter((f) => node_path__WEBPACK_IMPORTED_MODULE_1___default().resolve(migration.cwd, f.file) === target)
+            .at(-1);
+    return {
+        message: `\`${command}\` ${result.timedOut ? 'was stopped' : how === 'answered' ? 'failed' : `exited with ${result.code ?? 'a signal'}`}${line ? `: ${line}` : ''}`,
+        detail: outputTail(result) || undefined,
+        ...(frame ? { line: frame.line } : {}),
+    };
+}
+
+
+/***/ }),
+
+/***/ 33702:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -44893,280 +47611,8 @@ const Notes = {
     modelsBuilt: (objects, ms) => `${inputs/* Inputs */.G.ModelsCommand} built ${objects} objects in ${(0,format/* formatDuration */.a)(ms)}.`,
 };
 
-;// CONCATENATED MODULE: ./src/core/ordering.ts
-/** Numeric, segment by segment; trailing zero segments do not count (Flyway: 1.0 = 1). */
-function compareVersions(a, b) {
-    const length = Math.max(a.length, b.length);
-    for (let i = 0; i < length; i++) {
-        const x = a[i] ?? 0n;
-        const y = b[i] ?? 0n;
-        if (x !== y)
-            return x < y ? -1 : 1;
-    }
-    return 0;
-}
-/** A digit prefix that reads as a date and time (`20250817`, `20250817120000`, ...), years 1900-2099. */
-const DateLike = /^(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d*$/;
-/**
- * Versions from the digit prefixes of a folder's names, with timestamps compared at one precision:
- * `20250817` is 2025-08-17 00:00:00 and so sorts after `20250809051256`. Date-like prefixes are
- * padded on the right to the widest of them (at least 14 digits, seconds); others count as numbers.
- */
-function timestampVersions(prefixes) {
-    const width = Math.max(14, ...prefixes.filter((p) => p && DateLike.test(p)).map((p) => p?.length ?? 0));
-    return prefixes.map((p) => {
-        if (!p)
-            return undefined;
-        return BigInt(DateLike.test(p) ? p.padEnd(width, '0') : p);
-    });
-}
-/** `1.2.0` -> `1.2`: the version as a key, trailing zero segments dropped. */
-function versionKey(version) {
-    const segments = [...version];
-    while (segments.length > 1 && segments[segments.length - 1] === 0n)
-        segments.pop();
-    return segments.join('.');
-}
-/** Byte order, as Go's sort.Strings and most hand-written runners sort names (not the locale's). */
-const byName = (a, b) => {
-    const x = a.order ?? a.name;
-    const y = b.order ?? b.name;
-    return x < y ? -1 : x > y ? 1 : 0;
-};
-const byVersion = (a, b) => compareVersions(a.version, b.version) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
-/** The order the tool runs the entries in. */
-function runOrder(rules) {
-    return rules.runsBy === 'name' ? byName : byVersion;
-}
-/**
- * Text as production ran it, for comparing two versions of one file: line endings, trailing
- * whitespace, a byte-order mark and trailing blank lines do not count (a CRLF checkout is not an edit).
- */
-function normalizedLines(text) {
-    const lines = text
-        .replace(/^\uFEFF/, '')
-        .split(/\r\n|\r|\n/)
-        .map((l) => l.replace(/[ \t\f\v]+$/, ''));
-    while (lines.length && lines[lines.length - 1] === '')
-        lines.pop();
-    return lines;
-}
-/** True when two texts are the same migration once normalised. */
-function sameText(a, b) {
-    return normalizedLines(a).join('\n') === normalizedLines(b).join('\n');
-}
-/** 0-based index of the first line that differs after normalising, or -1. */
-function firstDifferentLine(a, b) {
-    const x = normalizedLines(a);
-    const y = normalizedLines(b);
-    for (let i = 0; i < Math.max(x.length, y.length); i++)
-        if (x[i] !== y[i])
-            return i;
-    return -1;
-}
-/** `a`, `a and b`, `a, b and c`. */
-const listing = (items) => items.length < 2 ? (items[0] ?? '') : `${items.slice(0, -1).join(', ')} and ${items.at(-1)}`;
-const listed = (entries, max = 6) => entries.length <= max
-    ? entries.map((e) => `\`${e.id}\``).join(', ')
-    : `${entries
-        .slice(0, max)
-        .map((e) => `\`${e.id}\``)
-        .join(', ')} and ${entries.length - max} more`;
-/**
- * Problems a history has on its own: two migrations with one key, and a tool that runs migrations in
- * name order where names sort otherwise than versions (`20250817_x` after `20250817120000_y`).
- */
-function historyFindings(entries, rules) {
-    const findings = [];
-    const ordered = entries.filter((e) => !e.repeatable);
-    const byKey = new Map();
-    for (const e of [...ordered].sort(byVersion))
-        byKey.set(e.key, [...(byKey.get(e.key) ?? []), e]);
-    for (const same of byKey.values()) {
-        for (const e of same.slice(1)) {
-            const first = same[0];
-            findings.push({
-                check: 'ordering',
-                severity: 'error',
-                migration: e.id,
-                file: e.file,
-                message: `'${first.file}' and '${e.file}' have the same version (${e.key}), so their order is undefined: ${rules.tool} refuses to run the history or runs only one of them. Give one of them a new, higher version.`,
-            });
-        }
-    }
-    if (rules.runsBy === 'name') {
-        // Tools that record names run migrations of one version in name order: say so, once per version.
-        const byVersionKey = new Map();
-        for (const e of [...ordered].sort(byName)) {
-            const v = versionKey(e.version);
-            byVersionKey.set(v, [...(byVersionKey.get(v) ?? []), e]);
-        }
-        for (const [v, same] of byVersionKey) {
-            if (same.length < 2 || new Set(same.map((e) => e.key)).size < same.length)
-                continue;
-            const last = same[same.length - 1];
-            findings.push({
-                check: 'ordering',
-                severity: 'warning',
-                migration: last.id,
-                file: last.file,
-                message: `${listing(same.map((e) => `'${e.name}'`))} have the same version (${v}), so ${rules.tool} runs them in ${rules.nameOrder ?? 'file-name order'}: ${same.map((e) => `\`${e.id}\``).join(' before ')}. If one of them needs another to run first, give it an earlier version; if the order does not matter, accept this warning.`,
-            });
-        }
-        const versionOrder = [...ordered].sort(byVersion);
-        const nameOrder = [...ordered].sort(byName);
-        const first = versionOrder.findIndex((e, i) => nameOrder[i] !== e);
-        if (first >= 0) {
-            let last = versionOrder.length - 1;
-            while (last > first && versionOrder[last] === nameOrder[last])
-                last--;
-            const a = nameOrder[first];
-            const b = versionOrder[first];
-            findings.push({
-                check: 'ordering',
-                severity: 'error',
-                migration: a.id,
-                file: a.file,
-                message: `${rules.tool} runs migrations in ${rules.nameOrder ?? 'file-name order'}, which puts '${a.name}' before '${b.name}', but their versions say the opposite (${versionKey(b.version)} < ${versionKey(a.version)}). A database built by ${rules.tool} runs them in another order than the versions (and this check) say. Give the versions the same width, e.g. pad the shorter ones with zeros, so both orders agree.`,
-                detail: [
-                    'version order:',
-                    ...versionOrder.slice(first, last + 1).map((e) => `  ${e.name}`),
-                    `${rules.tool} (${rules.nameOrder ?? 'file-name order'}):`,
-                    ...nameOrder.slice(first, last + 1).map((e) => `  ${e.name}`),
-                ].join('\n'),
-            });
-        }
-    }
-    return findings;
-}
-/**
- * Compares a branch's history (`head`) with its base branch's: everything added must sort after
- * everything on the base, and what the base has must stay as it is (not edited, renamed or deleted).
- */
-function compareHistories(base, head, rules, baseName) {
-    const baseByKey = new Map(base.filter((e) => !e.repeatable).map((e) => [e.key, e]));
-    // Each base migration's counterpart: the head entry with its key, the one with its id first
-    // (two head entries with one key are a duplicate, reported on its own).
-    const headByKey = new Map();
-    for (const e of head) {
-        if (e.repeatable)
-            continue;
-        const held = headByKey.get(e.key);
-        if (!held || (held.id !== baseByKey.get(e.key)?.id && e.id === baseByKey.get(e.key)?.id))
-            headByKey.set(e.key, e);
-    }
-    const matched = new Set(headByKey.values());
-    const pairing = {
-        baseByKey,
-        headByKey,
-        added: head.filter((e) => !e.repeatable && !(baseByKey.has(e.key) && matched.has(e))),
-        removed: [...baseByKey.values()].filter((e) => !headByKey.has(e.key)),
-        rules,
-        baseName,
-    };
-    const changed = changedOnBranch(pairing);
-    const gone = goneFromBranch(pairing);
-    return {
-        findings: [...changed.findings, ...gone.findings, ...outOfOrder(pairing, gone.renamedTo)],
-        added: pairing.added,
-        edited: changed.edited,
-        removed: pairing.removed.map((e) => e.key),
-    };
-}
-/** Migrations on both sides: edited text, and (where the tool checks names) new names. */
-function changedOnBranch(p) {
-    const findings = [];
-    const edited = [];
-    for (const [key, was] of p.baseByKey) {
-        const now = p.headByKey.get(key);
-        if (!now)
-            continue;
-        if (!sameText(was.source, now.source)) {
-            edited.push(key);
-            const at = firstDifferentLine(was.source, now.source);
-            findings.push({
-                check: 'ordering',
-                severity: 'error',
-                migration: now.id,
-                file: now.file,
-                line: now.line + Math.max(at, 0),
-                message: `\`${now.id}\` is already on ${p.baseName}, and this branch edits it${at >= 0 ? ` (first change at line ${now.line + at})` : ''}. ${p.rules.edited} Put the change in a new migration instead, and leave this one as it was.`,
-                detail: editDetail(was, now, at),
-            });
-        }
-        if (p.rules.namesMatter && was.id !== now.id) {
-            findings.push({
-                check: 'ordering',
-                severity: 'error',
-                migration: now.id,
-                file: now.file,
-                message: `\`${was.id}\` is already on ${p.baseName}, and this branch renames it to \`${now.id}\`. ${p.rules.tool} checks the name of every migration it ran, so production refuses to migrate. Keep the old name.`,
-            });
-        }
-    }
-    return { findings, edited };
-}
-/** Base migrations the branch no longer has: renamed (the same text under a new version) or deleted. */
-function goneFromBranch(p) {
-    const findings = [];
-    const renamedTo = new Set();
-    for (const gone of p.removed) {
-        const successor = p.added.find((e) => !renamedTo.has(e) && sameText(e.source, gone.source));
-        if (successor) {
-            renamedTo.add(successor);
-            findings.push({
-                check: 'ordering',
-                severity: 'error',
-                migration: successor.id,
-                file: successor.file,
-                message: `\`${gone.id}\` is already on ${p.baseName}, and this branch renames it to \`${successor.id}\` (version ${gone.key} becomes ${successor.key}). Production recorded version ${gone.key} as applied, so it sees \`${successor.id}\` as new and runs the same text a second time, which fails or duplicates what it made. Keep the old name and version.`,
-            });
-        }
-        else {
-            findings.push({
-                check: 'ordering',
-                severity: 'error',
-                migration: gone.id,
-                file: gone.file,
-                message: `\`${gone.id}\` is on ${p.baseName} but not on this branch: deleted here, or added to ${p.baseName} after this branch forked. ${p.rules.deleted} Restore it; if it was added to ${p.baseName} later, merge ${p.baseName} into this branch.`,
-            });
-        }
-    }
-    return { findings, renamedTo };
-}
-/** New migrations that sort before the newest one production ran (renames are reported as such). */
-function outOfOrder(p, renamedTo) {
-    const order = runOrder(p.rules);
-    // In a graph, a new revision names its parent: a second head is the graph check's business.
-    const newestOnBase = p.rules.runsBy === 'graph' ? undefined : [...p.baseByKey.values()].sort(order).at(-1);
-    if (!newestOnBase)
-        return [];
-    return p.added
-        .filter((e) => !renamedTo.has(e) && order(e, newestOnBase) < 0)
-        .map((e) => {
-        const passed = [...p.baseByKey.values()].filter((b) => order(e, b) < 0).sort(order);
-        return {
-            check: 'ordering',
-            severity: 'error',
-            migration: e.id,
-            file: e.file,
-            message: `\`${e.id}\` is new on this branch but sorts before ${listed(passed)}, already on ${p.baseName} and run by production. ${p.rules.outOfOrder} Give it a ${p.rules.runsBy === 'name' ? 'name' : 'version'} that sorts after \`${newestOnBase.id}\`.`,
-        };
-    });
-}
-function editDetail(was, now, at) {
-    if (at < 0)
-        return undefined;
-    const before = normalizedLines(was.source);
-    const after = normalizedLines(now.source);
-    const show = (lines, sign) => lines.slice(at, at + 5).map((l) => `${sign} ${l}`);
-    return [
-        `first difference at line ${now.line + at} of ${now.file}:`,
-        ...show(before, '-'),
-        ...show(after, '+'),
-    ].join('\n');
-}
-
+// EXTERNAL MODULE: ./src/core/ordering.ts
+var core_ordering = __nccwpck_require__(32259);
 // EXTERNAL MODULE: external "node:fs/promises"
 var promises_ = __nccwpck_require__(51455);
 // EXTERNAL MODULE: ./node_modules/pg/esm/index.mjs
@@ -45175,372 +47621,12 @@ var esm = __nccwpck_require__(83849);
 var assertions = __nccwpck_require__(32666);
 // EXTERNAL MODULE: ./src/core/errors.ts
 var errors = __nccwpck_require__(74296);
-// EXTERNAL MODULE: ./node_modules/libpg-query/wasm/index.cjs
-var wasm = __nccwpck_require__(2627);
-;// CONCATENATED MODULE: ./src/core/sql-text.ts
-
-let loaded;
-/** Loads the parser (WASM) once; call before the sync functions below. */
-function loadSqlParser() {
-    loaded ??= (0,wasm.loadModule)();
-    return loaded;
-}
-function parseStatements(text) {
-    try {
-        const result = (0,wasm.parseSync)(text);
-        return { parsed: result.stmts ?? [], bytes: Buffer.from(text, 'utf8') };
-    }
-    catch {
-        // Not parseable here (a syntax error, or syntax newer than our parser): the server will say.
-        return undefined;
-    }
-}
-/**
- * Splits SQL into statements with Postgres's own grammar (dollar quotes, nested comments and
- * `BEGIN ATOMIC` bodies included). Undefined when the text does not parse.
- */
-function splitStatements(text) {
-    const result = parseStatements(text);
-    if (!result)
-        return undefined;
-    const { parsed, bytes } = result;
-    return parsed.map((s) => {
-        // Parser locations are byte offsets into the UTF-8 text.
-        const startByte = s.stmt_location ?? 0;
-        const endByte = s.stmt_len ? startByte + s.stmt_len : bytes.length;
-        const start = bytes.subarray(0, startByte).toString('utf8').length;
-        const sql = bytes.subarray(startByte, endByte).toString('utf8');
-        const lead = sql.length - sql.trimStart().length;
-        return { sql: sql.trim(), start: start + lead };
-    });
-}
-/** Why the text cannot run inside a transaction block, or undefined when it can. */
-function transactionBlocker(text) {
-    // Parsing costs ~0.1 ms a file; most files cannot hold a blocker at all.
-    if (!/\b(concurrently|vacuum|analy[sz]e|database|system|tablespace|subscription)\b/i.test(text))
-        return undefined;
-    const result = parseStatements(text);
-    if (!result)
-        return undefined;
-    for (const { stmt } of result.parsed) {
-        if (!stmt)
-            continue;
-        const [kind, node] = Object.entries(stmt)[0] ?? [];
-        const n = (node ?? {});
-        switch (kind) {
-            case 'IndexStmt':
-                if (n.concurrent)
-                    return 'CREATE INDEX CONCURRENTLY';
-                break;
-            case 'DropStmt':
-                if (n.concurrent)
-                    return 'DROP INDEX CONCURRENTLY';
-                break;
-            case 'ReindexStmt': {
-                const params = (n.params ?? []);
-                if (params.some((p) => p.DefElem?.defname === 'concurrently'))
-                    return 'REINDEX CONCURRENTLY';
-                break;
-            }
-            case 'VacuumStmt':
-                return n.is_vacuumcmd === false ? 'ANALYZE' : 'VACUUM';
-            case 'CreatedbStmt':
-                return 'CREATE DATABASE';
-            case 'DropdbStmt':
-                return 'DROP DATABASE';
-            case 'AlterSystemStmt':
-                return 'ALTER SYSTEM';
-            case 'CreateTableSpaceStmt':
-                return 'CREATE TABLESPACE';
-            case 'DropTableSpaceStmt':
-                return 'DROP TABLESPACE';
-            case 'CreateSubscriptionStmt':
-                return 'CREATE SUBSCRIPTION';
-        }
-    }
-    return undefined;
-}
-/** True when the text holds its own BEGIN / COMMIT / ROLLBACK. */
-function hasTransactionControl(text) {
-    if (!/\b(begin|commit|rollback|abort|end|start|savepoint|release|prepare)\b/i.test(text))
-        return false;
-    // Most of the rest start no statement with these words once function bodies ($$ ... $$), strings
-    // and comments are set aside; only the others need the parser (its WASM heap does not shrink,
-    // and each range of a long walk asks this of every migration before it). Backslashes (E'...'
-    // strings) leave it to the parser.
-    const bare = text
-        .replace(/\$([A-Za-z_]\w*)?\$[\s\S]*?\$\1\$/g, ' ')
-        .replace(/'(?:[^']|'')*'/g, ' ')
-        .replace(/--[^\n]*/g, ' ');
-    if (!text.includes('\\') &&
-        !/(^|;)\s*(begin|commit|rollback|abort|end|start|savepoint|release|prepare)\b/i.test(bare))
-        return false;
-    const result = parseStatements(text);
-    return !!result?.parsed.some((s) => s.stmt && 'TransactionStmt' in s.stmt);
-}
-/** `-- pg-migrate-verify: <word>` directives in a migration file. */
-function directivesOf(text) {
-    const found = new Set();
-    for (const match of text.matchAll(/^\s*--\s*pg-migrate-verify:\s*([a-z-]+)/gim)) {
-        found.add((match[1] ?? '').toLowerCase());
-    }
-    return found;
-}
-/** 1-based line of the JS string index `index` in `text`. */
-function lineAt(text, index) {
-    let line = 1;
-    const end = Math.min(index, text.length);
-    for (let i = 0; i < end; i++)
-        if (text.charCodeAt(i) === 10)
-            line++;
-    return line;
-}
-/**
- * JS string index of Postgres's error `position` (1-based, counted in characters, i.e. code points)
- * in the query text that was sent.
- */
-function indexOfPosition(text, position) {
-    let index = 0;
-    let chars = 1;
-    while (chars < position && index < text.length) {
-        const code = text.codePointAt(index) ?? 0;
-        index += code > 0xffff ? 2 : 1;
-        chars++;
-    }
-    return index;
-}
-
-// EXTERNAL MODULE: external "node:fs"
-var external_node_fs_ = __nccwpck_require__(73024);
-// EXTERNAL MODULE: external "node:url"
-var external_node_url_ = __nccwpck_require__(73136);
-// EXTERNAL MODULE: ./src/lifecycle.ts
-var lifecycle = __nccwpck_require__(66367);
-;// CONCATENATED MODULE: ./src/modules.ts
-
-
-
-
-
-const TypeScript = ['.ts', '.mts', '.cts'];
-/** Module files this tool can load: JavaScript in every flavour, and TypeScript without a build step. */
-const ModuleExtensions = ['.js', '.mjs', '.cjs', ...TypeScript];
-/**
- * Imports a user's module (migration, assertion) by path. TypeScript is stripped of its types into
- * a hidden file next to the source, so its relative imports and packages resolve as they would,
- * and that file is removed at once.
- */
-async function importModule(file) {
-    const ext = external_node_path_default().extname(file);
-    if (!TypeScript.includes(ext))
-        return importUrl((0,external_node_url_.pathToFileURL)(file).href);
-    const source = await (0,promises_.readFile)(file, 'utf8');
-    const cjs = ext === '.cts';
-    // Loaded only when a TypeScript module is: most runs never need it.
-    const { transform } = await __nccwpck_require__.e(/* import() */ 413).then(__nccwpck_require__.bind(__nccwpck_require__, 62413));
-    const { code } = transform(source, {
-        transforms: cjs ? ['typescript', 'imports'] : ['typescript'],
-        filePath: file,
-        disableESTransforms: true,
-    });
-    const temp = external_node_path_default().join(external_node_path_default().dirname(file), `.${external_node_path_default().basename(file)}.pgmv-${process.pid}.${cjs ? 'cjs' : 'mjs'}`);
-    const unregister = (0,lifecycle/* registerCleanup */.q)({
-        sync: () => (0,external_node_fs_.rmSync)(temp, { force: true }),
-        async: () => (0,promises_.rm)(temp, { force: true }),
-    });
-    try {
-        await (0,promises_.writeFile)(temp, code);
-        return await importUrl((0,external_node_url_.pathToFileURL)(temp).href);
-    }
-    finally {
-        await (0,promises_.rm)(temp, { force: true });
-        unregister();
-    }
-}
-function importUrl(url) {
-    // Not the bundler's loader: the file is only known at run time.
-    return import(/* webpackIgnore: true */ url);
-}
-/** A module's export `name`, looking through the `default` a CommonJS module gets when imported. */
-function exportOf(mod, name) {
-    if (name in mod && name !== 'default')
-        return mod[name];
-    const fallback = mod.default;
-    if (name === 'default') {
-        if (fallback && typeof fallback === 'object' && 'default' in fallback)
-            return fallback.default;
-        return fallback;
-    }
-    return fallback && typeof fallback === 'object' ? fallback[name] : undefined;
-}
-/**
- * The object a migration tool calls the export `name` on, so that `this` is what the module
- * expects: `module.exports` of a CommonJS module (sequelize-cli and umzug `require` it and call
- * `migration.up(...)`), a default-exported object, else the namespace.
- */
-function holderOf(mod, name) {
-    const fallback = mod.default;
-    if (fallback && typeof fallback === 'object' && typeof fallback[name] === 'function')
-        return fallback;
-    return mod;
-}
-/** The package a module failed to find (`Cannot find module 'x'`, `Cannot find package 'x'`), if that is why it did not load. */
-function missingPackage(error) {
-    const code = error?.code;
-    if (code !== 'MODULE_NOT_FOUND' && code !== 'ERR_MODULE_NOT_FOUND')
-        return undefined;
-    const name = /Cannot find (?:module|package) '([^']+)'/.exec(error.message)?.[1];
-    // A relative or absolute path is a file of the project, not a package.
-    return name && !/^[./]/.test(name) ? name : undefined;
-}
-
-// EXTERNAL MODULE: external "node:child_process"
-var external_node_child_process_ = __nccwpck_require__(31421);
-;// CONCATENATED MODULE: ./src/shell.ts
-
-
-const Keep = 64 * 1024;
-/** The `PG*` variables libpq-based tools read, from a connection URL. */
-function pgEnv(url) {
-    const u = new URL(url);
-    const env = {
-        DATABASE_URL: url,
-        PGHOST: u.hostname,
-        PGPORT: u.port || '5432',
-        PGUSER: decodeURIComponent(u.username),
-        PGDATABASE: decodeURIComponent(u.pathname.slice(1)),
-    };
-    if (u.password)
-        env.PGPASSWORD = decodeURIComponent(u.password);
-    return env;
-}
-/** Runs a shell command; kills its process group at the timeout. Never throws for a failing command. */
-function runCommand(command, options) {
-    return new Promise((resolve) => {
-        const child = (0,external_node_child_process_.spawn)(command, {
-            cwd: options.cwd,
-            env: options.env,
-            shell: true,
-            detached: true,
-            stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        let output = '';
-        let stdout = '';
-        const take = (chunk) => {
-            output += chunk.toString('utf8');
-            if (output.length > Keep * 2)
-                output = output.slice(-Keep);
-        };
-        child.stdout.on('data', (chunk) => {
-            if (stdout.length < 4 * 1024 * 1024)
-                stdout += chunk.toString('utf8');
-            take(chunk);
-        });
-        child.stderr.on('data', take);
-        let timedOut = false;
-        const kill = (signal) => {
-            try {
-                // Negative pid: the shell and everything it started.
-                if (child.pid)
-                    process.kill(-child.pid, signal);
-            }
-            catch {
-                // Already gone.
-            }
-        };
-        const stop = () => {
-            timedOut = true;
-            kill('SIGTERM');
-            setTimeout(() => kill('SIGKILL'), 5_000).unref();
-        };
-        const timer = setTimeout(stop, options.timeoutMs);
-        options.signal?.addEventListener('abort', stop, { once: true });
-        const done = () => {
-            clearTimeout(timer);
-            options.signal?.removeEventListener('abort', stop);
-        };
-        child.on('error', (error) => {
-            done();
-            resolve({ code: null, stdout, output: `${output}${error.message}`, timedOut });
-        });
-        child.on('close', (code) => {
-            done();
-            resolve({ code, stdout, output: output.slice(-Keep), timedOut });
-        });
-    });
-}
-/** Fills `{name}` placeholders, quoting values the shell would split or expand. */
-function fillCommand(template, values) {
-    return Object.entries(values).reduce((text, [name, value]) => text.replaceAll(`{${name}}`, shellWord(value)), template);
-}
-function shellWord(value) {
-    return /^[\w.,:@%+=/-]+$/.test(value) ? value : `'${value.replaceAll("'", "'\\''")}'`;
-}
-/** The last lines of a command's output, for a finding's detail. */
-function outputTail(result, lines = 30) {
-    return result.output.trimEnd().split('\n').slice(-lines).join('\n');
-}
-/**
- * The last Python traceback in a command's output: its frames, outermost first, and the line that
- * names the exception (`psycopg2.errors.UndefinedColumn: column "nme" does not exist`), which
- * comes before the lines a driver adds (`LINE 1: ...`, `HINT: ...`).
- */
-function pythonTraceback(output) {
-    const lines = output.split('\n');
-    let start = -1;
-    for (let i = lines.length - 1; i >= 0 && start < 0; i--)
-        if (lines[i]?.trim() === 'Traceback (most recent call last):')
-            start = i;
-    if (start < 0)
-        return undefined;
-    const frames = [];
-    for (const line of lines.slice(start + 1)) {
-        const frame = /^\s+File "(.+)", line (\d+), in (.+)$/.exec(line);
-        if (frame)
-            frames.push({ file: frame[1] ?? '', line: Number(frame[2]), function: (frame[3] ?? '').trim() });
-        // Indented lines are the frames' code and Python 3.11's carets; the first other line is the exception.
-        else if (line.trim() && !/^\s/.test(line))
-            return { frames, exception: line.trim() };
-    }
-    return undefined;
-}
-const shorten = (line) => (line.length > 300 ? `${line.slice(0, 297)}...` : line);
-/**
- * The line of a failed command's output that says what went wrong: the exception of a Python
- * traceback, else the last `SomeError: ...` line, else the last line.
- */
-function errorLine(output) {
-    const traceback = pythonTraceback(output);
-    if (traceback)
-        return shorten(traceback.exception);
-    const lines = output
-        .trimEnd()
-        .split('\n')
-        .map((l) => l.trim())
-        .filter(Boolean);
-    const named = [...lines].reverse().find((l) => /^[\w.]*(Error|Exception)\b[^:]*:\s*\S/.test(l));
-    return shorten(named ?? lines.at(-1) ?? '');
-}
-/**
- * A failed step command as a finding's message (what ran, how it ended, the error line), detail
- * (the output) and, when the output is a traceback through the migration's own file, its line there.
- */
-function commandFailure(command, result, migration, 
-/** `answered`: a long-lived runner said the step failed (it did not exit). */
-how = 'exited') {
-    const line = errorLine(result.output);
-    const target = migration && external_node_path_default().resolve(migration.cwd, migration.file);
-    const frame = target &&
-        pythonTraceback(result.output)
-            ?.frames.filter((f) => external_node_path_default().resolve(migration.cwd, f.file) === target)
-            .at(-1);
-    return {
-        message: `\`${command}\` ${result.timedOut ? 'was stopped' : how === 'answered' ? 'failed' : `exited with ${result.code ?? 'a signal'}`}${line ? `: ${line}` : ''}`,
-        detail: outputTail(result) || undefined,
-        ...(frame ? { line: frame.line } : {}),
-    };
-}
-
+// EXTERNAL MODULE: ./src/core/sql-text.ts
+var sql_text = __nccwpck_require__(39495);
+// EXTERNAL MODULE: ./src/modules.ts
+var modules = __nccwpck_require__(81230);
+// EXTERNAL MODULE: ./src/shell.ts
+var shell = __nccwpck_require__(90997);
 ;// CONCATENATED MODULE: ./src/checks/assertions.ts
 
 
@@ -45576,7 +47662,7 @@ async function discoverAssertions(dir, workingDirectory, ids, command) {
             continue;
         const [, id = '', direction, ext = ''] = match;
         const file = external_node_path_default().join(shownDir, name);
-        const kind = ext === '.sql' ? 'sql' : ModuleExtensions.includes(ext) ? 'module' : 'command';
+        const kind = ext === '.sql' ? 'sql' : modules/* ModuleExtensions */.TY.includes(ext) ? 'module' : 'command';
         if (kind === 'command' && !command) {
             throw new errors/* CannotCheck */.k_(`'${file}' is an assertion in a language this tool does not run itself. Set '${inputs/* Inputs */.G.AssertCommand}' to the command that runs it, e.g. "python3 -m unittest {file}" ({id}, {direction} and {file} are filled in).`);
         }
@@ -45654,14 +47740,14 @@ class AssertionRunner {
     }
     async runSql(assertion) {
         const text = await (0,promises_.readFile)(assertion.path, 'utf8');
-        await loadSqlParser();
-        const statements = splitStatements(text) ?? [{ sql: text, start: 0 }];
+        await (0,sql_text/* loadSqlParser */.Ok)();
+        const statements = (0,sql_text/* splitStatements */.Xd)(text) ?? [{ sql: text, start: 0 }];
         if (!statements.length)
             return { passed: false, reason: 'the file has no statement to check' };
         try {
             return await this.inTransaction(async (client) => {
                 for (const statement of statements) {
-                    const line = lineAt(text, statement.start);
+                    const line = (0,sql_text/* lineAt */.mh)(text, statement.start);
                     let rows;
                     try {
                         rows = (await client.query({ text: statement.sql, rowMode: 'array' })).rows;
@@ -45720,8 +47806,8 @@ class AssertionRunner {
     load(assertion) {
         let loading = this.modules.get(assertion.path);
         if (!loading) {
-            loading = importModule(assertion.path).then((mod) => {
-                const fn = exportOf(mod, 'default');
+            loading = (0,modules/* importModule */.WE)(assertion.path).then((mod) => {
+                const fn = (0,modules/* exportOf */.yN)(mod, 'default');
                 if (typeof fn !== 'function')
                     throw new Error('it has no default export that is a function (export default async (db) => { ... })');
                 return fn;
@@ -45731,21 +47817,21 @@ class AssertionRunner {
         return loading;
     }
     async runCommand(assertion) {
-        const command = fillCommand(this.options.command ?? '', {
+        const command = (0,shell/* fillCommand */.nH)(this.options.command ?? '', {
             id: assertion.id,
             direction: assertion.direction,
             file: assertion.file,
         });
-        const result = await runCommand(command, {
+        const result = await (0,shell/* runCommand */.d1)(command, {
             cwd: this.options.workingDirectory,
-            env: { ...this.options.env, ...pgEnv(this.options.databaseUrl) },
+            env: { ...this.options.env, ...(0,shell/* pgEnv */.TS)(this.options.databaseUrl) },
             timeoutMs: this.options.timeoutMs,
         });
         if (result.timedOut)
             return { passed: false, timedOut: true };
         if (result.code === 0)
             return { passed: true };
-        const tail = outputTail(result);
+        const tail = (0,shell/* outputTail */.ci)(result);
         return {
             passed: false,
             reason: `\`${command}\` exited with ${result.code ?? 'a signal'}${tail ? `:\n${tail}` : ''}`,
@@ -46404,9 +48490,9 @@ async function checkModels(ctx, head, exclusions) {
     const db = await ctx.server.createDatabase();
     try {
         const started = ctx.now();
-        const result = await runCommand(command, {
+        const result = await (0,shell/* runCommand */.d1)(command, {
             cwd: ctx.workingDirectory,
-            env: { ...ctx.env, ...pgEnv(db.url) },
+            env: { ...ctx.env, ...(0,shell/* pgEnv */.TS)(db.url) },
             timeoutMs: ctx.stepTimeoutMs,
         });
         if (result.code !== 0) {
@@ -46584,1963 +48670,8 @@ async function checkSnapshotFile(ctx, head) {
     return undefined;
 }
 
-// EXTERNAL MODULE: ./src/core/locks.ts
-var core_locks = __nccwpck_require__(51191);
-;// CONCATENATED MODULE: ./src/migrations/step-server.ts
-
-
-/**
- * One process that runs every step of the run and stays alive between them (alembic's command API
- * in the project's interpreter; a runner's documented line protocol). Requests go one at a time. A
- * step that runs out of time, or that ends the process, fails alone: the next starts a new one.
- */
-class StepServer {
-    command;
-    protocol;
-    cwd;
-    env;
-    child;
-    ready;
-    /** The step waiting for its answer; `answered` false when the process ended instead. */
-    pending;
-    queue = Promise.resolve();
-    /** What the process wrote since the last request (outside an answer). */
-    written = '';
-    unregister;
-    /** Why it could not start, once known: then every request answers undefined. */
-    startError;
-    constructor(command, protocol, cwd, env) {
-        this.command = command;
-        this.protocol = protocol;
-        this.cwd = cwd;
-        this.env = env;
-    }
-    /** Runs one step; undefined when the process cannot serve at all (the caller runs it another way). */
-    run(argv, env, timeoutMs, signal) {
-        const next = this.queue.then(() => this.send(argv, env, timeoutMs, signal));
-        this.queue = next.catch(() => { });
-        return next;
-    }
-    async send(argv, env, timeoutMs, signal, request = this.protocol.request(argv, env)) {
-        if (!(await this.start()))
-            return undefined;
-        const child = this.child;
-        this.written = '';
-        this.hold(child, true);
-        return new Promise((resolve) => {
-            const finish = (result) => {
-                clearTimeout(timer);
-                this.hold(child, false);
-                signal?.removeEventListener('abort', stop);
-                this.pending = undefined;
-                resolve(result);
-            };
-            const stop = () => {
-                // A process cannot be interrupted inside a driver call: it goes, the next step starts anew.
-                this.end();
-                finish({ code: null, stdout: '', output: this.written, timedOut: true });
-            };
-            const timer = setTimeout(stop, timeoutMs);
-            signal?.addEventListener('abort', stop, { once: true });
-            this.pending = (answer, answered = true) => finish({
-                code: answer.code ?? 1,
-                stdout: '',
-                // A runner that names the error last: the line a finding quotes.
-                output: answer.output ?? (answer.error ? `${this.written}${answer.error}\n` : this.written),
-                timedOut: false,
-                answered,
-            });
-            child.stdin?.write(request);
-        });
-    }
-    start() {
-        if (this.ready && this.child)
-            return this.ready;
-        if (this.startError)
-            return Promise.resolve(false);
-        const { protocol } = this;
-        this.ready = new Promise((resolve) => {
-            const child = (0,external_node_child_process_.spawn)(this.command, {
-                cwd: this.cwd,
-                env: this.env,
-                shell: true,
-                detached: true,
-                stdio: ['pipe', 'pipe', 'pipe', protocol.channel === 'fd3' ? 'pipe' : 'ignore'],
-            });
-            this.child = child;
-            this.written = '';
-            this.unregister = (0,lifecycle/* registerCleanup */.q)({ sync: () => this.end(), async: async () => this.end() });
-            let started = !protocol.handshake;
-            if (started)
-                resolve(true);
-            const onAnswer = (line) => {
-                const answer = protocol.parse(line);
-                if (!answer)
-                    return false;
-                if (!started) {
-                    started = true;
-                    if (!answer.ready)
-                        this.startError = answer.error ?? 'it did not say it was ready';
-                    resolve(!!answer.ready);
-                }
-                else
-                    this.pending?.(answer);
-                return true;
-            };
-            const lines = (onLine) => {
-                let buffered = '';
-                return (chunk) => {
-                    buffered += chunk.toString('utf8');
-                    let at = buffered.indexOf('\n');
-                    while (at >= 0) {
-                        onLine(buffered.slice(0, at));
-                        buffered = buffered.slice(at + 1);
-                        at = buffered.indexOf('\n');
-                    }
-                };
-            };
-            const keep = (text) => {
-                this.written = `${this.written}${text}`.slice(-64 * 1024);
-            };
-            if (protocol.channel === 'fd3') {
-                child.stdio[3].on('data', lines((line) => onAnswer(line)));
-                child.stdout?.on('data', (chunk) => keep(chunk.toString('utf8')));
-            }
-            else {
-                child.stdout?.on('data', lines((line) => {
-                    if (!onAnswer(line))
-                        keep(`${line}\n`);
-                }));
-            }
-            child.stderr?.on('data', (chunk) => keep(chunk.toString('utf8')));
-            child.stdin?.on('error', () => { });
-            child.on('error', (error) => {
-                this.startError ??= error.message;
-                if (!started) {
-                    started = true;
-                    resolve(false);
-                }
-            });
-            child.on('exit', (code, signal) => {
-                if (this.child === child)
-                    this.child = undefined;
-                this.unregister?.();
-                if (!started) {
-                    started = true;
-                    this.startError ??= `it exited with ${code ?? signal}${this.written.trim() ? `: ${this.written.trim().split('\n').at(-1)}` : ''}`;
-                    resolve(false);
-                    return;
-                }
-                // The step ended the process (an exit, a crash): what it wrote is all there is.
-                this.pending?.({ code: code ?? 1, output: this.written }, false);
-            });
-        });
-        return this.ready;
-    }
-    /**
-     * Between steps the process must not keep ours alive (a caller that never closes it, a test):
-     * it is held only while a step waits for its answer; at exit the cleanup ends it.
-     */
-    hold(child, on) {
-        for (const handle of [child, child.stdin, child.stdout, child.stderr, child.stdio[3]]) {
-            const h = handle;
-            if (on)
-                h?.ref?.();
-            else
-                h?.unref?.();
-        }
-    }
-    end() {
-        const child = this.child;
-        this.child = undefined;
-        this.ready = undefined;
-        if (!child?.pid)
-            return;
-        try {
-            // Negative pid: the shell and everything it started.
-            process.kill(-child.pid, 'SIGKILL');
-        }
-        catch {
-            // Already gone.
-        }
-    }
-    /** Asks the process to let go of the database it served (see `StepProtocol.release`). */
-    async release() {
-        const line = this.protocol.release?.();
-        if (!line || !this.child || this.startError !== undefined)
-            return;
-        const next = this.queue.then(() => this.send([], {}, 10_000, undefined, line));
-        this.queue = next.catch(() => { });
-        await next;
-    }
-    /** Ends the process: its input closes, and it gets two seconds to exit on its own. */
-    async close() {
-        const child = this.child;
-        if (!child)
-            return;
-        child.stdin?.end();
-        await new Promise((resolve) => {
-            const timer = setTimeout(() => {
-                this.end();
-                resolve();
-            }, 2_000);
-            child.once('exit', () => {
-                clearTimeout(timer);
-                resolve();
-            });
-        });
-        this.child = undefined;
-        this.unregister?.();
-    }
-}
-let pools = 0;
-/**
- * Step servers for runners that work at once (a walk cut into ranges, each on its own database):
- * each runner gets a server of its own while it is open and hands it back when it closes, so that
- * the next runner (a rebuild) finds one running instead of starting a process again.
- */
-class StepServerPool {
-    make;
-    idle = [];
-    all = [];
-    key = `step-server-${++pools}`;
-    constructor(make) {
-        this.make = make;
-    }
-    /** The server of the runner that runs this step. */
-    for(context) {
-        const own = context.shared.get(this.key);
-        if (own)
-            return own;
-        // One that could not start says why at once; another would only try again.
-        const server = this.all.find((s) => s.startError !== undefined) ?? this.idle.pop() ?? this.add();
-        context.shared.set(this.key, server);
-        context.onClose(async () => {
-            // The runner's database is dropped next: the process must not hold it open.
-            await server.release();
-            if (!this.idle.includes(server))
-                this.idle.push(server);
-        });
-        return server;
-    }
-    add() {
-        const server = this.make();
-        this.all.push(server);
-        return server;
-    }
-    async close() {
-        await Promise.all(this.all.splice(0).map((s) => s.close()));
-        this.idle.length = 0;
-    }
-}
-
-;// CONCATENATED MODULE: ./src/migrations/alembic-server.ts
-
-
-
-
-/**
- * One Python interpreter of the project's own environment that runs alembic's command API for
- * every step of the run: `upgrade <rev>` and `downgrade -1`, as the `alembic` command would, but
- * without starting Python, importing alembic, SQLAlchemy and the project's models, and reading
- * every revision file again for each step. Each step still gets a fresh `Config`, its own
- * environment (the scratch database's URL) and a fresh run of env.py; its output is captured per
- * step. A step that times out or takes the interpreter down ends it; the next step starts another.
- *
- * Requests go on stdin as JSON lines; answers come on file descriptor 3, so that whatever the
- * migrations print cannot be mistaken for one.
- */
-const Server = String.raw `
-import contextlib, io, json, os, sys, traceback
-answers = os.fdopen(3, "w", buffering=1)
-def answer(value):
-    answers.write(json.dumps(value) + "\n")
-try:
-    import alembic
-    from alembic import command
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
-    from alembic.util import CommandError
-except BaseException as error:
-    answer({"ready": False, "error": "%s: %s" % (type(error).__name__, error)})
-    sys.exit(0)
-if "--cwd-on-path" in sys.argv:
-    sys.path.insert(0, os.getcwd())
-# alembic reads every revision file for each command; the files do not change during a run.
-_from_config = ScriptDirectory.from_config.__func__
-_scripts = {}
-def _cached(cls, config):
-    key = (os.path.abspath(config.config_file_name or ""), config.get_main_option("script_location"))
-    if key not in _scripts:
-        _scripts[key] = _from_config(cls, config)
-    return _scripts[key]
-ScriptDirectory.from_config = classmethod(_cached)
-# The steps of one runner use one database: keep env.py's connection between them instead of
-# connecting (and setting up the dialect) again for each, reset as a new session would be.
-_engines = {}
-try:
-    import sqlalchemy, sqlalchemy.engine, sqlalchemy.engine.create as _create
-    from sqlalchemy import event as _event, pool as _pool
-    _new_engine = _create.create_engine
-    def _discard(dbapi_connection, record):
-        if dbapi_connection is None:
-            return
-        try:
-            autocommit = dbapi_connection.autocommit
-            dbapi_connection.autocommit = True
-            cursor = dbapi_connection.cursor()
-            cursor.execute("DISCARD ALL")
-            cursor.close()
-            dbapi_connection.autocommit = autocommit
-        except Exception:
-            record.invalidate()
-    def _kept_engine(url, **kwargs):
-        try:
-            text = url.render_as_string(hide_password=False) if hasattr(url, "render_as_string") else str(url)
-            key = (text, repr(sorted(kwargs.items(), key=lambda kv: kv[0])))
-        except Exception:
-            return _new_engine(url, **kwargs)
-        if kwargs.get("_is_async") or not text.startswith("postgresql"):
-            return _new_engine(url, **kwargs)
-        if key not in _engines:
-            options = {k: v for k, v in kwargs.items() if k not in ("poolclass", "pool_size", "max_overflow")}
-            engine = _new_engine(url, poolclass=_pool.QueuePool, pool_size=1, max_overflow=10, pool_pre_ping=True, **options)
-            _event.listen(engine, "checkin", _discard)
-            _engines[key] = engine
-        return _engines[key]
-    _create.create_engine = _kept_engine
-    sqlalchemy.create_engine = _kept_engine
-    sqlalchemy.engine.create_engine = _kept_engine
-except Exception:
-    pass
-def _dispose():
-    for engine in _engines.values():
-        try:
-            engine.dispose()
-        except Exception:
-            pass
-    _engines.clear()
-base_env = dict(os.environ)
-answer({"ready": True, "version": alembic.__version__})
-for line in sys.stdin:
-    request = json.loads(line)
-    if request.get("release"):
-        _dispose()
-        answer({"code": 0, "output": ""})
-        continue
-    os.environ.clear()
-    os.environ.update(base_env)
-    os.environ.update(request["env"])
-    output = io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
-        try:
-            config = Config("alembic.ini")
-            name, target = request["argv"]
-            getattr(command, name)(config, target)
-        except CommandError as error:
-            print("FAILED: %s" % error)
-            code = 1
-        except SystemExit as error:
-            code = error.code if isinstance(error.code, int) else (0 if error.code is None else 1)
-            if error.code is not None and not isinstance(error.code, int):
-                print(error.code)
-        except BaseException:
-            traceback.print_exc()
-            code = 1
-    sys.stdout.flush()
-    sys.stderr.flush()
-    answer({"code": code, "output": output.getvalue()[-65536:]})
-`;
-/**
- * The interpreter behind an alembic command, as a shell command that runs a script with it:
- * `python3 -m alembic` -> `python3`; `poetry run alembic` (uv, pipenv, ...) -> `poetry run python`;
- * `alembic` or a path to it -> the interpreter its first line names. Undefined when the command
- * is something else (a wrapper script): then every step runs the command itself.
- */
-function interpreterOf(command, env, cwd) {
-    const trimmed = command.trim();
-    const module = /^(.*\S)\s+-m\s+alembic$/.exec(trimmed);
-    if (module)
-        return { command: module[1], cwdOnPath: true };
-    const words = trimmed.split(/\s+/);
-    const last = words.at(-1) ?? '';
-    if (external_node_path_default().basename(last) !== 'alembic')
-        return undefined;
-    if (words.length > 1) {
-        // `poetry run alembic`: the same runner, with the environment's python.
-        if (last !== 'alembic')
-            return undefined;
-        return { command: [...words.slice(0, -1), 'python'].join(' '), cwdOnPath: false };
-    }
-    const file = last.includes('/') ? external_node_path_default().resolve(cwd, last) : onPath(last, env);
-    if (!file)
-        return undefined;
-    let first;
-    try {
-        first = (0,external_node_fs_.readFileSync)(file, 'utf8').slice(0, 256).split('\n')[0] ?? '';
-    }
-    catch {
-        return undefined;
-    }
-    const shebang = /^#!\s*(\S+(?:\s+\S+)?)\s*$/.exec(first);
-    if (!shebang || !/python/.test(shebang[1] ?? ''))
-        return undefined;
-    return { command: shebang[1], cwdOnPath: false };
-}
-function onPath(name, env) {
-    for (const dir of (env.PATH ?? '').split((external_node_path_default()).delimiter)) {
-        if (!dir)
-            continue;
-        const file = external_node_path_default().join(dir, name);
-        if ((0,external_node_fs_.existsSync)(file))
-            return file;
-    }
-    return undefined;
-}
-/** Requests as JSON lines on stdin; the script's answers as JSON lines on fd 3. */
-const AlembicProtocol = {
-    channel: 'fd3',
-    handshake: true,
-    request: (argv, env) => `${JSON.stringify({ argv, env })}\n`,
-    release: () => `${JSON.stringify({ release: true })}\n`,
-    parse(line) {
-        try {
-            return JSON.parse(line);
-        }
-        catch {
-            return undefined;
-        }
-    },
-};
-/** alembic's command API in `interpreter`, for every step of the run (see `Server`). */
-function alembicServer(interpreter, cwd, env) {
-    // The script travels on the command line: no file to write, none to leave behind.
-    return new StepServer(`${interpreter.command} -c ${fillCommand('{script}', { script: Server })}${interpreter.cwdOnPath ? ' --cwd-on-path' : ''}`, AlembicProtocol, cwd, env);
-}
-
-// EXTERNAL MODULE: ./src/migrations/types.ts
-var types = __nccwpck_require__(87140);
-;// CONCATENATED MODULE: ./src/migrations/alembic.ts
-
-
-
-
-
-
-
-
-
-
-const AlembicRules = {
-    tool: 'alembic',
-    runsBy: 'graph',
-    namesMatter: false,
-    outOfOrder: '',
-    edited: 'alembic never runs a revision its version table has passed again, so production keeps what the old code did and fresh databases get the new code.',
-    deleted: 'Production\'s alembic_version may point at it or past it: alembic then refuses to run ("Can\'t locate revision"), and fresh databases no longer get what it made.',
-};
-/** Parses `alembic history --verbose`: blocks of `Rev:`, `Parent:` / `Merges:`, `Path:`. */
-function parseHistory(text) {
-    const revisions = [];
-    let current;
-    const flush = () => {
-        if (current?.id)
-            revisions.push({ id: current.id, parents: current.parents ?? [], path: current.path ?? '' });
-        current = undefined;
-    };
-    for (const raw of text.split('\n')) {
-        const line = raw.trim();
-        const rev = /^Rev: (\S+)/.exec(line);
-        const parents = /^(?:Parent|Merges): (.+)$/.exec(line);
-        const file = /^Path: (.+)$/.exec(line);
-        if (rev) {
-            flush();
-            current = { id: rev[1] };
-        }
-        else if (current && parents) {
-            current.parents = (parents[1] ?? '')
-                .split(',')
-                .map((p) => p.trim())
-                .filter((p) => p && p !== '<base>');
-        }
-        else if (current && file) {
-            current.path = file[1]?.trim();
-        }
-    }
-    flush();
-    return revisions;
-}
-/** Parents before children; among revisions ready at once, the order alembic lists them from the base. */
-function topologicalOrder(revisions) {
-    const byId = new Map(revisions.map((r) => [r.id, r]));
-    const listed = [...revisions].reverse();
-    const done = new Set();
-    const out = [];
-    while (out.length < listed.length) {
-        const next = listed.find((r) => !done.has(r.id) && r.parents.every((p) => done.has(p) || !byId.has(p)));
-        if (!next)
-            throw new errors/* CannotCheck */.k_('The alembic revision graph has a cycle; `alembic history` cannot order it.');
-        done.add(next.id);
-        out.push(next);
-    }
-    return out;
-}
-/** Revisions nothing revises: more than one means `alembic upgrade head` refuses to run. */
-function headsOf(revisions) {
-    const parents = new Set(revisions.flatMap((r) => r.parents));
-    return revisions.filter((r) => !parents.has(r.id)).map((r) => r.id);
-}
-/** The folder holding alembic.ini: the given one, or its parent when given the script folder. */
-function alembicProject(dir) {
-    if ((0,external_node_fs_.existsSync)(external_node_path_default().join(dir, 'alembic.ini')))
-        return dir;
-    if ((0,external_node_fs_.existsSync)(external_node_path_default().join(dir, 'env.py')) && (0,external_node_fs_.existsSync)(external_node_path_default().join(dir, '..', 'alembic.ini')))
-        return external_node_path_default().dirname(dir);
-    return undefined;
-}
-/**
- * An alembic project: revisions from the project's own `alembic history`, walked parents first.
- * Each revision goes up with `alembic upgrade <rev>`; down with exactly that revision undone, also
- * on a branchy graph: the version table is narrowed to the revision, `alembic downgrade -1` undoes
- * it alone, and the other branches' heads are put back.
- */
-async function loadAlembicMigrations(dir, cwd, options) {
-    const project = await openProject(dir, cwd, options);
-    const { revisions } = project;
-    const migrations = [];
-    const together = upTogether(project);
-    for (const [index, revision] of revisions.entries()) {
-        const file = external_node_path_default().relative(cwd, revision.path) || revision.path;
-        const source = await (0,promises_.readFile)(revision.path, 'utf8').catch(() => revision.id);
-        migrations.push({
-            id: revision.id,
-            version: [BigInt(index)],
-            key: revision.id,
-            parents: revision.parents,
-            name: external_node_path_default().basename(revision.path),
-            source,
-            up: {
-                file,
-                line: 1,
-                ...((0,core_locks/* allowedRules */.Gf)(source).length ? { allow: (0,core_locks/* allowedRules */.Gf)(source) } : {}),
-                async run(context) {
-                    await project.run(['upgrade', revision.id], context, file);
-                },
-                together,
-            },
-            down: downStep(project, revision, file, source),
-        });
-    }
-    const heads = headsOf(revisions);
-    return {
-        format: 'alembic',
-        layout: `alembic project '${external_node_path_default().relative(cwd, alembicProject(dir) ?? dir) || '.'}' (${revisions.length} revisions, ${heads.length === 1 ? 'one head' : `${heads.length} heads`}${revisions.some((r) => r.parents.length > 1) ? ', with merges' : ''})`,
-        migrations,
-        rules: AlembicRules,
-        historyTables: ['public.alembic_version'],
-        tracking: {
-            tool: 'alembic',
-            table: 'public.alembic_version',
-            unknown: 'alembic refuses to run at all ("Can\'t locate revision identified by ..."), so this deploy would stop before its first revision.',
-        },
-        findings: headsFindings(project, heads),
-        close: () => project.close(),
-    };
-}
-/** The project's revisions from `alembic history --verbose`, and how to run alembic there. */
-async function openProject(dir, cwd, options) {
-    const shownDir = external_node_path_default().relative(cwd, dir) || '.';
-    const root = alembicProject(dir);
-    if (!root)
-        throw new errors/* CannotCheck */.k_(`'${shownDir}' is not an alembic project: it has no alembic.ini (nor does its parent next to an env.py). Set '${inputs/* Inputs */.G.MigrationsDir}' to the folder that holds alembic.ini.`);
-    const alembic = (args, env, signal) => runCommand(`${options.command} ${args}`, { cwd: root, env, timeoutMs: options.timeoutMs, signal });
-    const listed = await alembic('history --verbose', options.env);
-    if (listed.code !== 0)
-        throw new errors/* CannotCheck */.k_(`\`${options.command} history --verbose\` in '${external_node_path_default().relative(cwd, root) || '.'}' ${listed.timedOut ? 'did not finish' : `exited with ${listed.code ?? 'a signal'}`}: ${outputTail(listed, 8) || 'no output'}. Check that alembic is installed (or set '${inputs/* Inputs */.G.AlembicCommand}', e.g. "python3 -m alembic") and that alembic.ini is valid.`);
-    const revisions = topologicalOrder(parseHistory(listed.stdout));
-    if (!revisions.length)
-        throw new errors/* CannotCheck */.k_(`\`${options.command} history\` in '${shownDir}' lists no revisions. Add one with \`alembic revision\`.`);
-    const stepEnv = (url) => ({
-        ...pgEnv(url),
-        ...(options.urlVariable ? { [options.urlVariable]: url } : {}),
-    });
-    // Every step in one interpreter of the project's environment, when the command names one.
-    const interpreter = interpreterOf(options.command, options.env, root);
-    const servers = interpreter
-        ? new StepServerPool(() => alembicServer(interpreter, root, options.env))
-        : undefined;
-    return {
-        cwd,
-        options,
-        revisions,
-        byId: new Map(revisions.map((r) => [r.id, r])),
-        async run(argv, context, file) {
-            const args = `${argv[0]} ${fillCommand('{target}', { target: argv[1] })}`;
-            const env = stepEnv(context.databaseUrl);
-            const result = (await servers?.for(context).run(argv, env, options.timeoutMs, context.signal)) ??
-                (await alembic(args, { ...options.env, ...env }, context.signal));
-            if (result.code === 0)
-                return;
-            const { message, detail, line } = commandFailure(`alembic ${args}`, result, { file, cwd });
-            throw new types/* StepError */.z(message, file, line, detail);
-        },
-        close: async () => servers?.close(),
-    };
-}
-/** Every revision `id` builds on, transitively. */
-function ancestorsOf(project, id, seen = new Set()) {
-    for (const p of project.byId.get(id)?.parents ?? []) {
-        if (!seen.has(p)) {
-            seen.add(p);
-            ancestorsOf(project, p, seen);
-        }
-    }
-    return seen;
-}
-/** The smallest set of heads that means all of `ids` are applied. */
-function minimalHeads(project, ids) {
-    return ids.filter((id) => !ids.some((other) => other !== id && ancestorsOf(project, other).has(id)));
-}
-/**
- * Many revisions in one `alembic upgrade` (one per head they lead to, on a branchy graph): what a
- * replay of revisions that are only applied costs. After a failure, the revisions the version
- * table shows as applied count (alembic may have rolled the whole command back).
- */
-function upTogether(project) {
-    return {
-        with: project,
-        async run(context, migrations) {
-            const ids = migrations.map((m) => m.id);
-            try {
-                for (const head of minimalHeads(project, ids))
-                    await project.run(['upgrade', head], context, project.byId.get(head)?.path ?? head);
-                return ids.length;
-            }
-            catch (error) {
-                if (!(error instanceof types/* StepError */.z))
-                    throw error;
-                const applied = new Set();
-                for (const head of await versions(context.client).catch(() => [])) {
-                    applied.add(head);
-                    for (const a of ancestorsOf(project, head))
-                        applied.add(a);
-                }
-                const done = ids.findIndex((id) => !applied.has(id));
-                return done < 0 ? ids.length : done;
-            }
-        },
-    };
-}
-/** Undoes exactly one revision, leaving sibling branches applied. */
-function downStep(project, revision, file, source) {
-    // alembic will not step down from a merge alone ("Ambiguous walk"); a merge whose downgrade does
-    // nothing (what `alembic merge` writes) is undone by moving the version table, as alembic would.
-    const emptyMerge = revision.parents.length > 1 && doesNothing(source, 'downgrade');
-    const allow = (0,core_locks/* allowedRules */.Gf)(source);
-    return {
-        file,
-        line: 1,
-        ...(allow.length ? { allow } : {}),
-        async run(context) {
-            const heads = await versions(context.client);
-            const after = minimalHeads(project, [...heads.filter((h) => h !== revision.id), ...revision.parents]);
-            if (emptyMerge) {
-                await setVersions(context.client, after);
-                return;
-            }
-            await setVersions(context.client, [revision.id]);
-            try {
-                await project.run(['downgrade', '-1'], context, file);
-            }
-            catch (error) {
-                await setVersions(context.client, heads).catch(() => { });
-                throw error;
-            }
-            await setVersions(context.client, after);
-        },
-    };
-}
-/** More than one head: `alembic upgrade head` refuses to run on production. */
-function headsFindings(project, heads) {
-    if (heads.length < 2)
-        return [];
-    const files = heads.map((h) => external_node_path_default().relative(project.cwd, project.byId.get(h)?.path ?? h));
-    return [
-        {
-            check: 'ordering',
-            severity: 'error',
-            migration: heads[heads.length - 1],
-            file: files[files.length - 1],
-            message: `The alembic graph has ${heads.length} heads (${heads.map((h) => `\`${h}\``).join(', ')}), so \`alembic upgrade head\` on production stops with "Multiple head revisions are present". Two branches added revisions on the same parent: join them with \`alembic merge heads\`.`,
-            detail: files.join('\n'),
-        },
-    ];
-}
-/** True when the Python function `name` in `source` has only `pass`, a docstring or comments. */
-function doesNothing(source, name) {
-    const lines = source.split('\n');
-    const start = lines.findIndex((l) => new RegExp(`^def ${name}\\s*\\(`).test(l));
-    if (start < 0)
-        return false;
-    const body = [];
-    for (const line of lines.slice(start + 1)) {
-        if (line.trim() && !/^\s/.test(line))
-            break;
-        body.push(line.trim());
-    }
-    const code = body
-        .join('\n')
-        .replace(/("""|''')[\s\S]*?\1/g, '')
-        .split('\n')
-        .map((l) => l.replace(/#.*$/, '').trim())
-        .filter(Boolean);
-    return code.every((l) => l === 'pass' || l === '...');
-}
-async function versions(client) {
-    const { rows } = await client.query('SELECT version_num AS v FROM alembic_version');
-    return rows.map((r) => r.v);
-}
-async function setVersions(client, ids) {
-    await client.query('BEGIN');
-    try {
-        await client.query('DELETE FROM alembic_version');
-        await client.query('INSERT INTO alembic_version (version_num) SELECT unnest($1::text[])', [ids]);
-        await client.query('COMMIT');
-    }
-    catch (error) {
-        await client.query('ROLLBACK').catch(() => { });
-        throw error;
-    }
-}
-
-;// CONCATENATED MODULE: ./src/migrations/command.ts
-
-
-
-
-
-
-
-
-const CommandRules = {
-    tool: 'your migration runner',
-    runsBy: 'name',
-    namesMatter: false,
-    outOfOrder: 'A runner that records the newest migration skips it on production; one that records every migration runs it after newer ones, an order no fresh database runs.',
-    edited: 'Production ran the old code and will not run it again, so production and fresh databases end up with different schemas.',
-    deleted: 'Production recorded it as applied: it can no longer be rolled back, and fresh databases no longer get what it made.',
-};
-/**
- * Any runner, through three commands: `list` prints the migration ids in the order the runner
- * applies them (optionally each followed by its file, for the ordering check), `up` and `down`
- * apply one migration given as `{id}`. The database is given as DATABASE_URL and PG*.
- */
-async function loadCommandMigrations(options) {
-    const { commands } = options;
-    const migrations = [];
-    const server = commands.serve
-        ? new StepServerPool(() => new StepServer(commands.serve, ServeProtocol, options.workingDirectory, options.env))
-        : undefined;
-    for (const [index, entry] of (await listedMigrations(options)).entries()) {
-        migrations.push({
-            id: entry.id,
-            version: [BigInt(/^(\d+)/.exec(entry.id)?.[1] ?? index)],
-            key: entry.id,
-            name: entry.id,
-            source: entry.source,
-            up: commandStep(options, commands.up, entry, server && { server, direction: 'up' }),
-            ...(commands.down
-                ? { down: commandStep(options, commands.down, entry, server && { server, direction: 'down' }) }
-                : { noDown: `no ${inputs/* Inputs */.G.DownCommand}` }),
-        });
-    }
-    return {
-        format: 'command',
-        layout: `${migrations.length} migrations listed by \`${commands.list}\``,
-        migrations,
-        rules: CommandRules,
-        tracking: {
-            tool: 'command',
-            table: '',
-            unknown: 'Your runner has no file for it: it cannot roll it back, and fresh databases never get what it made.',
-        },
-        findings: [],
-        ...(server ? { close: () => server.close() } : {}),
-    };
-}
-/** The line protocol of `serve-command`: see README ("A runner that stays alive"). */
-const Marker = 'pg-migrate-verify:';
-const ServeProtocol = {
-    channel: 'stdout',
-    handshake: true,
-    request: (argv) => `${argv.join(' ')}\n`,
-    parse(line) {
-        const trimmed = line.trim();
-        if (!trimmed.startsWith(Marker))
-            return undefined;
-        const [word = '', ...rest] = trimmed.slice(Marker.length).trim().split(/\s+/);
-        const text = rest.join(' ');
-        if (word === 'ready')
-            return { ready: true };
-        if (word === 'ok')
-            return { code: 0 };
-        if (word === 'error')
-            return { code: 1, error: text };
-        return undefined;
-    },
-};
-async function listedMigrations(options) {
-    const { commands, workingDirectory } = options;
-    const listed = await runCommand(commands.list, {
-        cwd: workingDirectory,
-        env: options.env,
-        timeoutMs: options.timeoutMs,
-    });
-    if (listed.code !== 0) {
-        throw new errors/* CannotCheck */.k_(`'${inputs/* Inputs */.G.ListCommand}' (${commands.list}) ${listed.timedOut ? 'did not finish within the step timeout' : `exited with ${listed.code ?? 'a signal'}`}: ${outputTail(listed, 10) || 'no output'}. It must print the migration ids, one per line, in the order your runner applies them.`);
-    }
-    const lines = listed.stdout
-        .split('\n')
-        .map((l) => l.trim())
-        .filter((l) => l && !l.startsWith('#'));
-    if (!lines.length)
-        throw new errors/* CannotCheck */.k_(`'${inputs/* Inputs */.G.ListCommand}' (${commands.list}) printed no migration ids. It must print them one per line, in the order your runner applies them.`);
-    const entries = [];
-    for (const line of lines) {
-        const [id = '', given] = line.split(/\s+/, 2);
-        if (entries.some((e) => e.id === id))
-            throw new errors/* CannotCheck */.k_(`'${inputs/* Inputs */.G.ListCommand}' printed '${id}' twice. Each migration id must be listed once.`);
-        const file = given ? external_node_path_default().relative(workingDirectory, external_node_path_default().resolve(workingDirectory, given)) : undefined;
-        let source = id;
-        if (file) {
-            try {
-                source = await (0,promises_.readFile)(external_node_path_default().resolve(workingDirectory, file), 'utf8');
-            }
-            catch (error) {
-                throw new errors/* CannotCheck */.k_(`'${inputs/* Inputs */.G.ListCommand}' printed '${line}', but '${file}' cannot be read. Print the id, optionally followed by the migration's file relative to the working directory.`, { cause: error });
-            }
-        }
-        entries.push({ id, ...(file ? { file } : {}), source });
-    }
-    return entries;
-}
-/**
- * A step that runs `template` with `{id}` filled in, or asks the runner that stays alive
- * (`serve-command`) when there is one that answered its handshake; a failure is located in the
- * migration's file when known.
- */
-function commandStep(options, template, entry, served) {
-    const { workingDirectory } = options;
-    const file = entry.file;
-    const allow = (0,core_locks/* allowedRules */.Gf)(entry.source);
-    return {
-        file: file ?? entry.id,
-        line: 1,
-        noTransaction: 'the runner applies it on its own connection',
-        ...(allow.length ? { allow } : {}),
-        async run(context) {
-            const asked = await served?.server
-                .for(context)
-                .run([served.direction, entry.id, context.databaseUrl], {}, 24 * 3_600_000, context.signal);
-            if (asked) {
-                if (asked.code === 0)
-                    return;
-                const label = `${options.commands.serve}: ${served?.direction} ${entry.id}`;
-                const { message, detail, line } = commandFailure(label, asked, file ? { file, cwd: workingDirectory } : undefined, asked.answered ? 'answered' : 'exited');
-                throw new types/* StepError */.z(message, file ?? entry.id, line, detail);
-            }
-            const command = fillCommand(template, { id: entry.id });
-            const result = await runCommand(command, {
-                cwd: workingDirectory,
-                env: { ...options.env, ...pgEnv(context.databaseUrl) },
-                // The step timeout is the runner's: it aborts the signal.
-                timeoutMs: 24 * 3_600_000,
-                signal: context.signal,
-            });
-            if (result.code === 0)
-                return;
-            const { message, detail, line } = commandFailure(command, result, file ? { file, cwd: workingDirectory } : undefined);
-            throw new types/* StepError */.z(message, file ?? entry.id, line, detail);
-        },
-    };
-}
-
-;// CONCATENATED MODULE: external "node:module"
-const external_node_module_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:module");
-// EXTERNAL MODULE: external "node:os"
-var external_node_os_ = __nccwpck_require__(48161);
-var external_node_os_default = /*#__PURE__*/__nccwpck_require__.n(external_node_os_);
-;// CONCATENATED MODULE: ./src/migrations/module-folder.ts
-
-
-
-
-
-
-
-
-/**
- * The migration modules in `dir` that `accept` takes, in byte order of their names (as sequelize-cli
- * and umzug run them), each imported. `tool` names the runner in messages.
- */
-async function readModuleFolder(dir, cwd, accept, tool) {
-    const shownDir = external_node_path_default().relative(cwd, dir) || '.';
-    let names;
-    try {
-        names = (await (0,promises_.readdir)(dir, { withFileTypes: true }))
-            .filter((e) => e.isFile() && accept(e.name))
-            .map((e) => e.name)
-            .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    }
-    catch (error) {
-        throw (0,errors/* unreadableFolder */.K9)(inputs/* Inputs */.G.MigrationsDir, shownDir, error, `Set it to your ${tool.name} migrations folder.`);
-    }
-    if (!names.length)
-        throw new errors/* CannotCheck */.k_(`'${shownDir}' holds no ${tool.empty}.`);
-    const modules = [];
-    const project = external_node_path_default().relative(cwd, projectRoot(dir)) || '.';
-    for (const name of names) {
-        const file = external_node_path_default().join(dir, name);
-        const found = {
-            name,
-            file,
-            project,
-            shown: external_node_path_default().join(shownDir, name),
-            source: await (0,promises_.readFile)(file, 'utf8'),
-            up: undefined,
-            down: undefined,
-        };
-        try {
-            const mod = await importModule(file);
-            found.up = exportOf(mod, 'up');
-            found.down = exportOf(mod, 'down');
-            found.holder = holderOf(mod, 'up');
-        }
-        catch (error) {
-            found.loadError = error;
-        }
-        modules.push(found);
-    }
-    return modules;
-}
-/**
- * The migration of one module: its steps call `call` with the exported function, outside a
- * transaction of ours (`noTransaction` says why); a module that did not load, or lacks the
- * export, fails its step with the reason.
- */
-function moduleMigration(mod, version, noTransaction, call) {
-    const allow = (0,core_locks/* allowedRules */.Gf)(mod.source);
-    const step = (direction, fn) => ({
-        file: mod.shown,
-        line: 1,
-        noTransaction,
-        ...(allow.length ? { allow } : {}),
-        async run(context) {
-            if (typeof fn !== 'function') {
-                throw new types/* StepError */.z(mod.loadError ? loadFailure(mod) : `it does not export an ${direction} function`, mod.shown, undefined, undefined, { cause: mod.loadError, ranNothing: true });
-            }
-            // Called as a method of the module, as the tools call it; then wait for what it did not await.
-            const invoke = async (...args) => {
-                try {
-                    return await fn.apply(mod.holder, args);
-                }
-                finally {
-                    await context.settle();
-                }
-            };
-            await call(invoke, context, direction);
-        },
-    });
-    return {
-        id: mod.name.replace(/\.[^.]+$/, ''),
-        version: [version],
-        key: mod.name,
-        name: mod.name,
-        source: mod.source,
-        up: step('up', mod.up),
-        ...(typeof mod.down === 'function' || mod.loadError
-            ? { down: step('down', mod.down) }
-            : { noDown: 'no down function exported' }),
-    };
-}
-/** Why a module did not load, with the fix when a package it imports is not installed. */
-function loadFailure(mod) {
-    const text = `the module does not load: ${(0,errors/* messageOf */.bD)(mod.loadError).split('\n')[0]}`;
-    const missing = missingPackage(mod.loadError);
-    if (!missing)
-        return text;
-    return `${text}. Install the project's dependencies first (\`npm install\` in '${mod.project}'), so that '${missing}' resolves from the migrations folder`;
-}
-/** The nearest folder at or above `dir` with a package.json, else `dir`. */
-function projectRoot(dir) {
-    for (let at = dir;; at = external_node_path_default().dirname(at)) {
-        if ((0,external_node_fs_.existsSync)(external_node_path_default().join(at, 'package.json')))
-            return at;
-        if (external_node_path_default().dirname(at) === at)
-            return dir;
-    }
-}
-
-;// CONCATENATED MODULE: ./src/migrations/sql.ts
-
-
-
-
-
-
-
-
-
-const LayoutDescriptions = {
-    'golang-migrate': 'golang-migrate layout (NNNN_name.up.sql / NNNN_name.down.sql)',
-    flyway: 'Flyway layout (V1__name.sql, undo U1__name.sql)',
-    dbmate: 'dbmate layout (NNNN_name.sql with -- migrate:up / -- migrate:down)',
-    directories: 'directory pairs as diesel writes them (2024-01-31-120000_name/up.sql and down.sql, or NNNN_name/)',
-};
-const Examples = {
-    'golang-migrate': '0001_create_users.up.sql',
-    flyway: 'V1__create_users.sql',
-    dbmate: '20240101120000_create_users.sql',
-    directories: '2024-01-31-120000_create_users/up.sql',
-};
-const golangName = /^(\d+)_(.*)\.(up|down)\.sql$/i;
-const flywayName = /^([VU])(\d+(?:[._]\d+)*)__(.+)\.sql$/;
-const flywayRepeatable = /^R__(.+)\.sql$/;
-const numberedName = /^(\d+)(?:_(.*))?$/;
-const dbmateUp = /^--\s*migrate:up\b(.*)$/im;
-/** A folder name that starts like a version (digits, dashes in a diesel timestamp): almost a migration without up.sql. */
-const versionLike = /^\d[\d-]*(?:_|$)/;
-/**
- * A file named almost like a migration but not one the tools run: another extension after or instead
- * of `.sql` (`0003_x.up.sql.bak`, `0003_x.up.psql`), or a migration prefix with no `.sql` at all.
- */
-const almostFile = /^(?:\d+_.+\.(?:up|down)(?:\..*)?|[VU]\d+(?:[._]\d+)*__.+|.+\.sql\..+)$/i;
-/**
- * diesel's version of a migration folder: the name up to its first `_`, dashes removed
- * (`2018-01-18-172821_x` -> `20180118172821`). diesel sorts and records it as text.
- */
-function dieselVersion(name) {
-    const version = (name.split('_')[0] ?? '').replaceAll('-', '');
-    return /^\d+$/.test(version) ? version : undefined;
-}
-const Rules = {
-    'golang-migrate': {
-        tool: 'golang-migrate',
-        runsBy: 'version',
-        namesMatter: false,
-        outOfOrder: 'golang-migrate records only the newest version it ran, so production never runs this one: it is skipped without an error, and what it makes exists only on fresh databases.',
-        edited: 'Production ran the old text, and golang-migrate never runs a recorded version again, so production and fresh databases end up with different schemas.',
-        deleted: 'Production recorded it as applied: golang-migrate cannot roll back past it with its file gone, and fresh databases no longer get what it made.',
-    },
-    flyway: {
-        tool: 'Flyway',
-        runsBy: 'version',
-        namesMatter: true,
-        outOfOrder: "Flyway's validation refuses to migrate production, since it is older than the newest migration applied there; with outOfOrder on, it runs after newer ones, an order no fresh database runs.",
-        edited: "Flyway's checksum validation refuses to migrate production (checksum mismatch), and production would never run the new text anyway.",
-        deleted: "Flyway's validation refuses to migrate production: a migration it applied is no longer found.",
-    },
-    dbmate: {
-        tool: 'dbmate',
-        runsBy: 'name',
-        namesMatter: false,
-        outOfOrder: 'dbmate runs every version it has not recorded, so production runs it after migrations that sort after it, an order no fresh database runs; where they touch the same objects, production fails or ends up with another schema.',
-        edited: 'dbmate never runs a recorded version again, so production keeps what the old text made and fresh databases get the new one.',
-        deleted: 'dbmate keeps it in schema_migrations but can no longer roll it back, and fresh databases no longer get what it made.',
-    },
-    directories: {
-        tool: 'diesel',
-        runsBy: 'name',
-        nameOrder: 'the text order of their versions (the folder name up to its first `_`, dashes removed)',
-        namesMatter: false,
-        outOfOrder: 'diesel runs every version __diesel_schema_migrations does not list, so production runs it after migrations that sort after it, an order no fresh database runs.',
-        edited: 'diesel never runs a recorded version again, so production keeps what the old text made and fresh databases get the new one.',
-        deleted: 'diesel keeps its version in __diesel_schema_migrations, `diesel migration revert` can no longer undo it, and fresh databases no longer get what it made.',
-    },
-};
-/** Where each layout's tool records what it ran, and what it does with a recorded migration the repository lacks. */
-const Trackings = {
-    'golang-migrate': {
-        tool: 'golang-migrate',
-        table: 'public.schema_migrations',
-        unknown: 'golang-migrate has no file to go down from it (`migrate down` fails with "no migration found for version"), and `migrate up` treats every version below it as applied.',
-    },
-    flyway: {
-        tool: 'flyway',
-        table: 'public.flyway_schema_history',
-        unknown: 'Flyway\'s validate refuses to migrate ("Detected applied migration not resolved locally"), so this deploy would stop.',
-    },
-    dbmate: {
-        tool: 'dbmate',
-        table: 'public.schema_migrations',
-        unknown: 'dbmate cannot roll it back (no file for it), and fresh databases never get what it made.',
-    },
-    directories: {
-        tool: 'diesel',
-        table: 'public.__diesel_schema_migrations',
-        unknown: '`diesel migration revert` cannot undo it (no folder for it), and fresh databases never get what it made.',
-    },
-};
-/** Repeatable Flyway migrations run after every versioned one. */
-const RepeatableVersion = [2n ** 62n];
-/**
- * One migration file's text. Read synchronously: for a folder of thousands of small files that is
- * several times faster than the thread pool's round trips, and nothing else runs while loading.
- */
-async function readText(file, shown) {
-    try {
-        return (0,external_node_fs_.readFileSync)(file, 'utf8');
-    }
-    catch (error) {
-        throw new errors/* CannotCheck */.k_(`Cannot read migration file '${shown}': ${(0,errors/* messageOf */.bD)(error)}. Check its permissions.`, {
-            cause: error,
-        });
-    }
-}
-/** Reads a folder of SQL migrations in any of the four layouts; refuses a mixed or empty folder. */
-async function loadSqlMigrations(dir, cwd) {
-    await loadSqlParser();
-    const folder = await openFolder(dir, cwd);
-    const scan = await scanFolder(folder);
-    const layout = layoutOf(folder, scan);
-    const notes = [];
-    const findings = [...scan.almost];
-    if (layout === 'directories') {
-        // diesel reads folders only: a .sql file beside them is data or a script of the project's.
-        if (scan.strays.length)
-            notes.push(`diesel runs only the migration folders, so ${scan.strays.length === 1 ? 'this file beside them was' : `these ${scan.strays.length} files beside them were`} not run: ${scan.strays.map((n) => `'${folder.shown(n)}'`).join(', ')}.`);
-    }
-    else {
-        for (const name of scan.strays)
-            findings.push({
-                check: 'ordering',
-                severity: 'error',
-                file: folder.shown(name),
-                message: `'${folder.shown(name)}' is not named as a migration of the ${LayoutDescriptions[layout]}, so the migration tool will never run it. Rename it like '${Examples[layout]}', or move it out of the migrations folder.`,
-            });
-    }
-    const names = scan.candidates.map((c) => c.name);
-    const migrations = layout === 'directories'
-        ? await directoryMigrations(folder, names)
-        : layout === 'dbmate'
-            ? await dbmateMigrations(folder, names)
-            : await versionedMigrations(folder, names, findings);
-    migrations.sort(byRunOrder);
-    return {
-        format: 'sql',
-        layout: LayoutDescriptions[layout],
-        migrations,
-        rules: Rules[layout],
-        tracking: Trackings[layout],
-        findings,
-        ...(notes.length ? { notes } : {}),
-    };
-}
-/** The order the tool runs migrations in: diesel by its version as text, the others by number. */
-function byRunOrder(a, b) {
-    const byId = a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
-    if (a.order !== undefined && b.order !== undefined)
-        return (a.order < b.order ? -1 : a.order > b.order ? 1 : 0) || byId;
-    return compareVersions(a.version, b.version) || byId;
-}
-async function openFolder(dir, cwd) {
-    const shownDir = external_node_path_default().relative(cwd, dir) || '.';
-    try {
-        const entries = await (0,promises_.readdir)(dir, { withFileTypes: true });
-        return {
-            dir,
-            shownDir,
-            shown: (...parts) => external_node_path_default().join(shownDir, ...parts),
-            entries: entries.sort((a, b) => a.name.localeCompare(b.name)),
-            texts: new Map(),
-        };
-    }
-    catch (error) {
-        throw (0,errors/* unreadableFolder */.K9)(inputs/* Inputs */.G.MigrationsDir, shownDir, error, 'Set it to the folder that holds your migrations.');
-    }
-}
-async function scanFolder(folder) {
-    const scan = { candidates: [], strays: [], almost: [] };
-    for (const entry of folder.entries) {
-        // Hidden entries are editor and VCS files; diesel skips them too.
-        if (entry.name.startsWith('.'))
-            continue;
-        if (entry.isDirectory())
-            await scanDirectory(folder, entry.name, scan);
-        else
-            await scanFile(folder, entry.name, scan);
-    }
-    return scan;
-}
-/** A folder is a migration when it holds an up.sql and its name starts with a version, as diesel reads it. */
-async function scanDirectory(folder, name, scan) {
-    const inner = (await (0,promises_.readdir)(external_node_path_default().join(folder.dir, name)).catch(() => [])).filter((n) => !n.startsWith('.'));
-    const hasUp = inner.includes('up.sql');
-    const shown = `${folder.shown(name)}/`;
-    if (hasUp && dieselVersion(name))
-        scan.candidates.push({ layout: 'directories', name });
-    else if (hasUp)
-        scan.almost.push({
-            check: 'ordering',
-            severity: 'error',
-            file: folder.shown(name, 'up.sql'),
-            message: `'${shown}' holds an up.sql, but its name does not start with a version: diesel takes '${name.split('_')[0]}' as its version and, sorting versions as text, runs it after every numbered migration, whatever its place was meant to be; this check cannot place it either. Rename it like '${datedName(name)}'.`,
-        });
-    else if (versionLike.test(name))
-        scan.almost.push({
-            check: 'ordering',
-            severity: 'error',
-            file: folder.shown(name),
-            message: `'${shown}' is named like a migration folder, but has no up.sql (${inner.length ? `it holds ${inner.slice(0, 4).join(', ')}${inner.length > 4 ? ', ...' : ''}` : 'it is empty'}), so diesel skips it and it never runs. Give it an up.sql and a down.sql (lower case), or move it out of the migrations folder.`,
-        });
-}
-async function scanFile(folder, name, scan) {
-    if (!name.toLowerCase().endsWith('.sql')) {
-        if (almostFile.test(name))
-            scan.almost.push({
-                check: 'ordering',
-                severity: 'warning',
-                file: folder.shown(name),
-                message: `'${folder.shown(name)}' is named almost like a migration, but migration tools only run files that end in .sql, so it never runs. Rename it if it is a migration, or move it out of the migrations folder.`,
-            });
-        return;
-    }
-    if (golangName.test(name))
-        scan.candidates.push({ layout: 'golang-migrate', name });
-    else if (flywayName.test(name) || flywayRepeatable.test(name))
-        scan.candidates.push({ layout: 'flyway', name });
-    else {
-        const text = await readText(external_node_path_default().join(folder.dir, name), folder.shown(name));
-        folder.texts.set(name, text);
-        if (dbmateUp.test(text) && numberedName.test(name.slice(0, -4)))
-            scan.candidates.push({ layout: 'dbmate', name });
-        else
-            scan.strays.push(name);
-    }
-}
-/** The folder's one layout; a folder with none, or with several, is an error that says what it holds. */
-function layoutOf(folder, scan) {
-    const layouts = [...new Set(scan.candidates.map((c) => c.layout))];
-    if (layouts.length === 0) {
-        const found = [
-            scan.strays.length
-                ? `${scan.strays.length} .sql file(s) named like none of them, e.g. '${scan.strays[0]}'`
-                : '',
-            scan.almost.length
-                ? `${scan.almost.length} almost a migration: ${scan.almost
-                    .slice(0, 3)
-                    .map((f) => f.message)
-                    .join(' ')}`
-                : '',
-        ].filter(Boolean);
-        throw new errors/* CannotCheck */.k_(`Input '${inputs/* Inputs */.G.MigrationsDir}' points to '${folder.shownDir}', which holds no migrations${found.length ? `. It holds ${found.join('; and ')}` : `: ${folderContents(folder.entries)}`}. Expected e.g. ${Object.values(Examples).join(', ')}; for migration modules or another runner, set '${inputs/* Inputs */.G.Format}'.`);
-    }
-    if (layouts.length > 1) {
-        const examples = layouts.map((l) => `${LayoutDescriptions[l]}: '${scan.candidates.find((c) => c.layout === l)?.name}'`);
-        throw new errors/* CannotCheck */.k_(`'${folder.shownDir}' mixes migration layouts: ${examples.join('; ')}. Keep one layout per folder, or configure one migration set per folder.`);
-    }
-    return layouts[0];
-}
-function readFolderText(folder, name) {
-    const known = folder.texts.get(name);
-    return known !== undefined
-        ? Promise.resolve(known)
-        : readText(external_node_path_default().join(folder.dir, name), folder.shown(name));
-}
-/** golang-migrate and Flyway: up and down files paired by version; a down file alone is a finding. */
-async function versionedMigrations(folder, names, findings) {
-    const groups = new Map();
-    for (const name of names) {
-        const { id, version, direction } = versionedName(name);
-        const group = groups.get(id) ?? { version, repeatable: version === RepeatableVersion };
-        group[direction] = name;
-        groups.set(id, group);
-    }
-    const loaded = await Promise.all([...groups].map(async ([id, group]) => {
-        if (!group.up) {
-            const file = folder.shown(group.down ?? '');
-            findings.push({
-                check: 'ordering',
-                severity: 'error',
-                migration: id,
-                file,
-                message: `'${file}' is a down step with no up step, so it can never run. Restore the up file or delete this one.`,
-            });
-            return undefined;
-        }
-        const [upText, downText] = await Promise.all([
-            readFolderText(folder, group.up),
-            group.down ? readFolderText(folder, group.down) : undefined,
-        ]);
-        const down = group.down && downText !== undefined ? { file: folder.shown(group.down), text: downText } : undefined;
-        return fileMigration({ id, version: group.version, name: group.up, repeatable: group.repeatable }, { file: folder.shown(group.up), text: upText }, down, 'no down file');
-    }));
-    return loaded.filter((m) => !!m);
-}
-/** A golang-migrate or Flyway file name: the migration it belongs to, its version, its direction. */
-function versionedName(name) {
-    const golang = golangName.exec(name);
-    if (golang)
-        return {
-            id: `${golang[1]}_${golang[2]}`,
-            version: [BigInt(golang[1] ?? '0')],
-            direction: (golang[3] ?? '').toLowerCase(),
-        };
-    const flyway = flywayName.exec(name);
-    if (flyway)
-        return {
-            id: `V${flyway[2]}__${flyway[3]}`,
-            version: (flyway[2] ?? '').split(/[._]/).map((s) => BigInt(s)),
-            direction: flyway[1] === 'V' ? 'up' : 'down',
-        };
-    return { id: name.slice(0, -4), version: RepeatableVersion, direction: 'up' };
-}
-/** diesel's folders: up.sql, down.sql when there is one, and metadata.toml's transaction setting. */
-async function directoryMigrations(folder, names) {
-    const migrations = [];
-    for (const name of names) {
-        const upText = await readText(external_node_path_default().join(folder.dir, name, 'up.sql'), folder.shown(name, 'up.sql'));
-        const downText = await (0,promises_.readFile)(external_node_path_default().join(folder.dir, name, 'down.sql'), 'utf8').catch(() => undefined);
-        const order = dieselVersion(name) ?? '0';
-        const metadata = await (0,promises_.readFile)(external_node_path_default().join(folder.dir, name, 'metadata.toml'), 'utf8').catch(() => undefined);
-        migrations.push(fileMigration({
-            id: name,
-            version: [BigInt(order)],
-            name,
-            key: order,
-            order,
-            noTransaction: metadata !== undefined && !runsInTransaction(metadata) ? MetadataNoTransaction : undefined,
-        }, { file: folder.shown(name, 'up.sql'), text: upText }, downText !== undefined ? { file: folder.shown(name, 'down.sql'), text: downText } : undefined, 'no down.sql'));
-    }
-    return migrations;
-}
-async function dbmateMigrations(folder, names) {
-    const migrations = [];
-    for (const name of names) {
-        const id = name.slice(0, -4);
-        const version = [BigInt(numberedName.exec(id)?.[1] ?? '0')];
-        migrations.push(dbmateMigration(id, version, name, folder.shown(name), await readFolderText(folder, name)));
-    }
-    return migrations;
-}
-const MetadataNoTransaction = 'metadata.toml: run_in_transaction = false';
-/**
- * diesel's `metadata.toml`: once the file exists, `run_in_transaction` defaults to false (serde's
- * default for a bool); without the file, diesel runs the migration in a transaction.
- */
-function runsInTransaction(toml) {
-    return /^\s*run_in_transaction\s*=\s*true\s*(?:#.*)?$/m.test(toml);
-}
-/** `create_comments` as diesel would name it today, for the fix in a message. */
-function datedName(name) {
-    return `2024-01-31-120000_${name}`;
-}
-/** What a folder holds when none of it is a migration, for the error that says so. */
-function folderContents(entries) {
-    const visible = entries.filter((e) => !e.name.startsWith('.'));
-    if (!visible.length)
-        return 'it is empty';
-    const count = new Map();
-    for (const e of visible) {
-        const kind = e.isDirectory() ? 'folders' : `${external_node_path_default().extname(e.name) || 'extension-less'} files`;
-        count.set(kind, (count.get(kind) ?? 0) + 1);
-    }
-    const kinds = [...count].map(([kind, n]) => `${n} ${kind}`).join(', ');
-    return `it holds ${kinds}, e.g. '${visible[0]?.name}'`;
-}
-function fileMigration({ id, version, name, repeatable, key, order, noTransaction, }, up, down, missing) {
-    const marks = new Set([...directivesOf(up.text), ...(down ? directivesOf(down.text) : [])]);
-    const irreversible = marks.has('irreversible');
-    const marked = (text) => noTransaction ?? (directivesOf(text).has('no-transaction') ? 'marked no-transaction' : undefined);
-    return {
-        id,
-        version,
-        key: key ?? (repeatable ? id : versionKey(version)),
-        name,
-        ...(order !== undefined ? { order } : {}),
-        source: up.text,
-        ...(repeatable ? { repeatable } : {}),
-        up: sqlStep(up.file, 1, up.text, marked(up.text)),
-        ...(down && !irreversible
-            ? { down: sqlStep(down.file, 1, down.text, marked(down.text)) }
-            : { noDown: irreversible ? 'marked irreversible' : missing }),
-    };
-}
-function dbmateMigration(id, version, name, file, text) {
-    const lines = text.split('\n');
-    const marker = (kind) => lines.findIndex((l) => new RegExp(`^--\\s*migrate:${kind}\\b`, 'i').test(l));
-    const upAt = marker('up');
-    const downAt = marker('down');
-    const section = (from, to) => lines.slice(from + 1, to < 0 || to < from ? lines.length : to).join('\n');
-    const noTx = (at) => /transaction:\s*false/i.test(lines[at] ?? '') ? 'dbmate transaction:false' : undefined;
-    const upText = section(upAt, downAt);
-    const irreversible = directivesOf(text).has('irreversible');
-    return {
-        id,
-        version,
-        key: versionKey(version),
-        name,
-        source: upText,
-        up: sqlStep(file, upAt + 2, upText, noTx(upAt) ?? (directivesOf(upText).has('no-transaction') ? 'marked no-transaction' : undefined)),
-        ...(downAt >= 0 && !irreversible
-            ? { down: sqlStep(file, downAt + 2, section(downAt, upAt > downAt ? upAt : -1), noTx(downAt)) }
-            : { noDown: irreversible ? 'marked irreversible' : 'no -- migrate:down section' }),
-    };
-}
-/**
- * A step that runs SQL text: in one transaction, or statement by statement when the text cannot
- * run in one (CREATE INDEX CONCURRENTLY, ...) or is marked `-- pg-migrate-verify: no-transaction`.
- */
-function sqlStep(file, line, text, marked) {
-    const blocker = marked ?? transactionBlocker(text);
-    const locate = (index) => line - 1 + lineAt(text, index);
-    const allow = (0,core_locks/* allowedRules */.Gf)(text);
-    return {
-        file,
-        line,
-        ...(blocker ? { noTransaction: blocker } : {}),
-        ...(allow.length ? { allow } : {}),
-        // Asked only for migrations that are only applied: parsing every file at load costs time and
-        // memory (the parser's WASM heap does not shrink).
-        ...(blocker
-            ? {}
-            : { batched: () => (hasTransactionControl(text) ? undefined : `${TxPrefix}${text}\n;`) }),
-        async run(context) {
-            const { client } = context;
-            if (blocker) {
-                await client.query(FreshSession);
-                const statements = splitStatements(text);
-                if (!statements) {
-                    await query(client, text, file, locate, 0);
-                    return;
-                }
-                for (const statement of statements) {
-                    await query(client, statement.sql, file, locate, statement.start, true);
-                }
-                return;
-            }
-            // BEGIN, our bookkeeping and COMMIT travel with the text: one round trip per step instead of
-            // four. Positions are shifted back below; the newline ends a trailing comment in the text.
-            try {
-                await query(client, text, file, locate, 0, false, TxPrefix, `\n;${context.bookkeeping ?? ''};COMMIT`);
-                context.recorded = true;
-            }
-            catch (error) {
-                await client.query('ROLLBACK').catch(() => { });
-                if (error instanceof types/* StepError */.z && error.line === undefined) {
-                    const at = await locateFailingStatement(client, text);
-                    if (at !== undefined)
-                        throw new types/* StepError */.z(error.message, file, locate(at), error.detail, { cause: error.cause });
-                }
-                throw error;
-            }
-        },
-    };
-}
-/**
- * Each step starts with the lock_timeout a deploy's session starts with: a \`SET lock_timeout\` an
- * earlier migration left on our shared session must not hide that this one sets none.
- */
-const FreshSession = 'RESET lock_timeout';
-const TxPrefix = `BEGIN;${FreshSession};\n`;
-async function query(client, sql, file, locate, offset, single = false, prefix = '', suffix = '') {
-    try {
-        await client.query(prefix + sql + suffix);
-    }
-    catch (error) {
-        const located = stepErrorOf(error, file, sql, locate, offset, prefix.length);
-        // One statement sent alone: without a position, its first line is still the right place.
-        if (single && located.line === undefined) {
-            throw new types/* StepError */.z(located.message, file, locate(offset), located.detail, { cause: error });
-        }
-        throw located;
-    }
-}
-/** Wraps a driver error with file and line; Postgres's `position` is counted in the text we sent. */
-function stepErrorOf(error, file, sql, locate, offset, prefixLength = 0) {
-    const e = error;
-    const raw = e.position ? Number(e.position) - prefixLength : undefined;
-    const position = raw !== undefined && raw > 0 ? raw : undefined;
-    const line = position ? locate(offset + indexOfPosition(sql, position)) : undefined;
-    return new types/* StepError */.z((0,errors/* messageOf */.bD)(error), file, line, describeDatabaseError(e), { cause: error });
-}
-/** The parts of a Postgres error a reader needs: message, detail, hint, context, SQLSTATE. */
-function describeDatabaseError(e) {
-    if (!e.code)
-        return undefined;
-    const parts = [`ERROR:  ${e.message}`];
-    if (e.detail)
-        parts.push(`DETAIL:  ${e.detail}`);
-    if (e.hint)
-        parts.push(`HINT:  ${e.hint}`);
-    if (e.where)
-        parts.push(`CONTEXT:  ${e.where}`);
-    parts.push(`SQLSTATE: ${e.code}`);
-    return parts.join('\n');
-}
-/**
- * Postgres's own words from an error thrown by a driver or an ORM over it (Sequelize wraps the
- * driver's error in `parent` and adds the `sql` it sent); undefined for errors from elsewhere.
- */
-function driverErrorDetail(error) {
-    const e = error;
-    const parts = [describeDatabaseError(e.parent ?? e), e.sql && `SQL: ${e.sql}`].filter(Boolean);
-    return parts.length ? parts.join('\n') : undefined;
-}
-/**
- * Errors raised while executing (not parsing) carry no position. Re-run the statements one by one
- * in a transaction that is rolled back, to find which one fails. Only after a failure, so free otherwise.
- */
-async function locateFailingStatement(client, text) {
-    const statements = splitStatements(text);
-    if (!statements?.length || hasTransactionControl(text))
-        return undefined;
-    await client.query('BEGIN');
-    try {
-        for (const statement of statements) {
-            try {
-                await client.query(statement.sql);
-            }
-            catch {
-                return statement.start;
-            }
-        }
-        return undefined;
-    }
-    finally {
-        await client.query('ROLLBACK').catch(() => { });
-    }
-}
-
-;// CONCATENATED MODULE: ./src/migrations/sequelize.ts
-
-
-
-
-
-
-
-
-
-
-
-/** The files sequelize-cli runs: every .js/.cjs/.mjs/.ts file in the folder, by name (no `.d.ts`). */
-const MigrationFile = /^(?!.*\.d\.[cm]?ts$).*\.(?:c?js|mjs|[cm]?ts)$/;
-const Timestamped = /^(\d+)[-_]/;
-const SequelizeRules = {
-    tool: 'sequelize-cli',
-    runsBy: 'name',
-    namesMatter: false,
-    outOfOrder: 'sequelize-cli runs every migration SequelizeMeta does not list, so production runs it after migrations that sort after it, an order no fresh database runs.',
-    edited: 'sequelize-cli never runs a migration SequelizeMeta lists again, so production keeps what the old code did and fresh databases get the new code.',
-    deleted: 'SequelizeMeta still lists it on production, `db:migrate:undo` cannot undo it any more, and fresh databases no longer get what it made.',
-};
-const MetaTable = '"SequelizeMeta"';
-/** The project's own sequelize when it has one (its migrations expect that version), else ours. */
-async function sequelizeFor(dir) {
-    try {
-        const resolved = (0,external_node_module_namespaceObject.createRequire)(external_node_path_default().join(dir, 'noop.js')).resolve('sequelize');
-        const mod = await importModule(resolved);
-        const Sequelize = exportOf(mod, 'Sequelize') ?? exportOf(mod, 'default');
-        if (typeof Sequelize === 'function')
-            return { module: { Sequelize }, own: false };
-    }
-    catch {
-        // Not installed in the project: use the copy that comes with this tool.
-    }
-    const mod = (await __nccwpck_require__.e(/* import() */ 21).then(__nccwpck_require__.bind(__nccwpck_require__, 81021)));
-    const Sequelize = mod.Sequelize ?? mod.default?.Sequelize;
-    provideSequelize(mod.default ?? Sequelize);
-    return { module: { Sequelize }, own: true };
-}
-const Provided = Symbol.for('pg-migrate-verify.sequelize');
-/**
- * Lets migrations that `require('sequelize')` (or import it) find the copy that comes with this
- * tool when their project has none installed: only a lookup that would fail otherwise is answered.
- * CommonJS through the resolver of `require`, ES modules through a resolve hook (Node 20.6+).
- */
-function provideSequelize(exports) {
-    const global = globalThis;
-    if (global[Provided])
-        return;
-    global[Provided] = exports;
-    const loader = external_node_module_namespaceObject.Module;
-    // A key in require's cache, never a file: require returns the cached exports without reading it.
-    const id = external_node_path_default().join(external_node_os_default().tmpdir(), 'pg-migrate-verify', 'bundled-sequelize.cjs');
-    const entry = new external_node_module_namespaceObject.Module(id);
-    Object.assign(entry, { filename: id, loaded: true, exports });
-    loader._cache[id] = entry;
-    const resolve = loader._resolveFilename;
-    loader._resolveFilename = function (request, ...rest) {
-        try {
-            return resolve.call(this, request, ...rest);
-        }
-        catch (error) {
-            if (request === 'sequelize')
-                return id;
-            throw error;
-        }
-    };
-    const { register } = external_node_module_namespaceObject;
-    if (typeof register !== 'function')
-        return;
-    const names = Object.keys(exports).filter(isBindingName);
-    const shim = [
-        `const s = globalThis[Symbol.for('pg-migrate-verify.sequelize')];`,
-        'export default s;',
-        names.length ? `export const { ${names.join(', ')} } = s;` : '',
-    ].join('\n');
-    const hooks = [
-        'export async function resolve(specifier, context, next) {',
-        '  try { return await next(specifier, context); }',
-        `  catch (error) { if (specifier === 'sequelize') return { url: ${JSON.stringify(`data:text/javascript,${encodeURIComponent(shim)}`)}, shortCircuit: true }; throw error; }`,
-        '}',
-    ].join('\n');
-    try {
-        register(`data:text/javascript,${encodeURIComponent(hooks)}`);
-    }
-    catch {
-        // Hooks unavailable (an old Node, or a host that forbids them): CommonJS still finds the copy.
-    }
-}
-/** True when `name` can be an exported binding (`export const { name } = ...`). */
-function isBindingName(name) {
-    if (!/^[A-Za-z_$][\w$]*$/.test(name) || name === 'default')
-        return false;
-    try {
-        new Function(`let ${name};`);
-        return true;
-    }
-    catch {
-        return false;
-    }
-}
-/** Reads a sequelize-cli migrations folder: one module per migration, run in file-name order. */
-async function loadSequelizeMigrations(dir, cwd) {
-    // Before the modules load: one that requires 'sequelize' at load time must find a copy.
-    const library = await sequelizeFor(dir);
-    const modules = await readModuleFolder(dir, cwd, (name) => MigrationFile.test(name), {
-        name: 'sequelize-cli',
-        empty: 'sequelize-cli migrations (.js, .cjs, .mjs or .ts files such as 20240101120000-create-users.js)',
-    });
-    const versions = timestampVersions(modules.map((mod) => Timestamped.exec(mod.name)?.[1]));
-    const migrations = modules.map((mod, index) => moduleMigration(mod, versions[index] ?? 0n, 'sequelize-cli runs each migration outside a transaction of its own', async (fn, context, direction) => {
-        const { instance, Sequelize } = await connect(context, library);
-        try {
-            await fn(instance.getQueryInterface(), Sequelize);
-        }
-        catch (error) {
-            throw new types/* StepError */.z((0,errors/* messageOf */.bD)(error), mod.shown, undefined, driverErrorDetail(error), {
-                cause: error,
-            });
-        }
-        await record(context, mod.name, direction);
-    }));
-    const { own } = library;
-    return {
-        format: 'sequelize',
-        layout: `sequelize-cli migrations (${modules.length} modules, sequelize ${own ? 'bundled with this tool' : 'from the project'})`,
-        migrations,
-        rules: SequelizeRules,
-        historyTables: ['public.SequelizeMeta'],
-        tracking: {
-            tool: 'sequelize',
-            table: 'public.SequelizeMeta',
-            unknown: 'sequelize-cli cannot undo it (`db:migrate:undo` stops with "Unable to find migration"), and fresh databases never get what it made.',
-        },
-        findings: [],
-    };
-}
-const CreateMeta = `CREATE TABLE IF NOT EXISTS ${MetaTable} ("name" VARCHAR(255) NOT NULL UNIQUE, PRIMARY KEY ("name"))`;
-/** One Sequelize instance per database, as sequelize-cli has one per run. */
-async function connect(context, library) {
-    const key = 'sequelize';
-    let instance = context.shared.get(key);
-    if (!instance) {
-        instance = new library.module.Sequelize(context.databaseUrl, {
-            dialect: 'postgres',
-            logging: false,
-            // Our copy uses our driver, rather than looking one up by name from inside a bundle.
-            ...(library.own ? { dialectModule: esm/* default */.Ay } : {}),
-            pool: { max: 5, min: 0, idle: 1000 },
-        });
-        context.shared.set(key, instance);
-        const created = instance;
-        context.onClose(() => created.close());
-        // Queries still in its pool after a step returned were not awaited by the migration.
-        context.onBusy(() => poolBusy(created));
-        // The first connection also asks the server's version; after that, a query a step starts
-        // reaches the pool at once, so the probe above sees it.
-        await created.authenticate?.();
-        await context.client.query(CreateMeta);
-        context.shared.set(MetaKey, new Set());
-    }
-    return { instance, Sequelize: library.module.Sequelize };
-}
-/** Connections of the Sequelize pool in use or waited for (sequelize-pool; read/write pools with replication). */
-function poolBusy(instance) {
-    const pool = instance.connectionManager?.pool;
-    const count = (p) => p ? (p.using ?? 0) + (p.waiting ?? 0) + count(p.read) + count(p.write) : 0;
-    return count(pool) > 0;
-}
-/** The names SequelizeMeta holds on this database, as we wrote them. */
-const MetaKey = 'sequelize:meta';
-/**
- * What sequelize-cli records, so a database migrated by the tool reads like one migrated by
- * sequelize-cli. A step that dropped SequelizeMeta (`dropAllTables()` drops it with the rest) finds
- * what sequelize-cli finds: its storage creates the table again, empty, and records the step there.
- */
-async function record(context, name, direction) {
-    const meta = context.shared.get(MetaKey);
-    const write = () => context.client.query(direction === 'up'
-        ? `INSERT INTO ${MetaTable} (name) VALUES ($1)`
-        : `DELETE FROM ${MetaTable} WHERE name = $1`, [name]);
-    try {
-        await write();
-    }
-    catch (error) {
-        if (error.code !== '42P01')
-            throw error;
-        const forgotten = [...meta].filter((n) => n !== name);
-        meta.clear();
-        await context.client.query(CreateMeta);
-        await write();
-        context.notice(droppedMeta(direction, forgotten));
-    }
-    if (direction === 'up')
-        meta.add(name);
-    else
-        meta.delete(name);
-}
-function droppedMeta(direction, forgotten) {
-    const what = `dropped SequelizeMeta, sequelize-cli's history table (\`queryInterface.dropAllTables()\` drops it with every other table in public)`;
-    const recreated = `sequelize-cli's storage creates it again, empty, when it records this ${direction === 'down' ? 'rollback' : 'migration'}`;
-    if (!forgotten.length)
-        return {
-            severity: 'note',
-            message: `${what}. ${recreated}; no other migration was recorded there, so nothing is forgotten.`,
-        };
-    const names = forgotten.slice(0, 5).map((n) => `\`${n}\``);
-    return {
-        severity: 'error',
-        message: `${what}. ${recreated}, and so forgets that ${forgotten.length === 1 ? 'an earlier migration' : `${forgotten.length} earlier migrations`} ran (${names.join(', ')}${forgotten.length > 5 ? ', ...' : ''}): the next \`db:migrate\` runs ${forgotten.length === 1 ? 'it' : 'them'} again. Drop only what this migration created.`,
-    };
-}
-
-;// CONCATENATED MODULE: ./src/migrations/umzug.ts
-
-
-
-
-
-
-
-const UmzugRules = {
-    tool: 'umzug',
-    runsBy: 'name',
-    namesMatter: false,
-    outOfOrder: 'umzug runs every migration its storage does not list, so production runs it after migrations that sort after it, an order no fresh database runs.',
-    edited: 'umzug never runs a migration its storage lists again, so production keeps what the old code did and fresh databases get the new code.',
-    deleted: "umzug's storage still lists it on production; it can no longer be rolled back, and fresh databases no longer get what it made.",
-};
-/**
- * Reads a folder of umzug migration modules: each exports `up` and `down`, which receive
- * `{ name, path, context }` with a connected pg client as the context. Run in file-name order.
- */
-async function loadUmzugMigrations(dir, cwd) {
-    const modules = await readModuleFolder(dir, cwd, (name) => ModuleExtensions.includes(external_node_path_default().extname(name)) && !/\.d\.[cm]?ts$/.test(name), { name: 'umzug', empty: 'umzug migration modules (.js, .cjs, .mjs or .ts files)' });
-    // umzug's own names: `2024.01.31T12.00.00.create-users.js`; the digits of that prefix are the version.
-    const versions = timestampVersions(modules.map((mod) => /^[\d.T_-]+/.exec(mod.name)?.[0].replace(/\D/g, '').slice(0, 18) || undefined));
-    const migrations = modules.map((mod, index) => moduleMigration(mod, versions[index] ?? BigInt(index), 'umzug runs each migration outside a transaction of its own', async (fn, context) => {
-        // As in a deploy's own session: no lock_timeout an earlier migration set on ours.
-        await context.client.query('RESET lock_timeout');
-        try {
-            await fn({ name: mod.name, path: mod.file, context: context.client });
-        }
-        catch (error) {
-            throw new types/* StepError */.z((0,errors/* messageOf */.bD)(error), mod.shown, undefined, driverErrorDetail(error), {
-                cause: error,
-            });
-        }
-    }));
-    return {
-        format: 'umzug',
-        layout: `umzug migration modules (${modules.length})`,
-        migrations,
-        rules: UmzugRules,
-        tracking: {
-            tool: 'umzug',
-            // umzug's SequelizeStorage default; another storage is named with history-table.
-            table: 'public.SequelizeMeta',
-            unknown: 'umzug cannot roll it back (no module for it), and fresh databases never get what it made.',
-        },
-        findings: [],
-    };
-}
-
-;// CONCATENATED MODULE: ./src/migrations/index.ts
-
-
-
-
-
-
-
-
-
-
-
-/** Reads a migration set in its format; `auto` detects the format from the folder and says why. */
-async function loadMigrations(dir, format, cwd, options = {}) {
-    let chosen = format === 'auto' ? 'sql' : format;
-    let why;
-    if (format === 'auto') {
-        const detected = await detectFormat(dir, cwd);
-        if (detected) {
-            chosen = detected.format;
-            why = detected.why;
-        }
-    }
-    const loaded = await loadFormat(dir, chosen, cwd, options);
-    return why ? { ...loaded, layout: `${loaded.layout}; auto: ${why}` } : loaded;
-}
-function loadFormat(dir, format, cwd, options) {
-    switch (format) {
-        case 'sql':
-            return loadSqlMigrations(dir, cwd);
-        case 'sequelize':
-            return loadSequelizeMigrations(dir, cwd);
-        case 'umzug':
-            return loadUmzugMigrations(dir, cwd);
-        case 'alembic':
-            return loadAlembicMigrations(dir, cwd, {
-                command: options.alembicCommand ?? 'alembic',
-                urlVariable: options.urlVariable,
-                env: options.env ?? process.env,
-                timeoutMs: options.timeoutMs ?? inputs/* Defaults */.H.stepTimeoutMs,
-            });
-        case 'command':
-            if (!options.commands)
-                throw new errors/* CannotCheck */.k_(`Input '${inputs/* Inputs */.G.Format}' is 'command', but '${inputs/* Inputs */.G.ListCommand}' and '${inputs/* Inputs */.G.UpCommand}' are not set. Give '${inputs/* Inputs */.G.ListCommand}' (prints migration ids in order), '${inputs/* Inputs */.G.UpCommand}' and '${inputs/* Inputs */.G.DownCommand}' (with {id}).`);
-            return loadCommandMigrations({
-                commands: options.commands,
-                workingDirectory: cwd,
-                env: options.env ?? process.env,
-                timeoutMs: options.timeoutMs ?? inputs/* Defaults */.H.stepTimeoutMs,
-            });
-    }
-}
-/**
- * Which format a folder holds, from its files: SQL files, sequelize-cli modules (they take a
- * queryInterface), umzug modules (they take a context). Undefined when nothing matches (the SQL
- * loader then says what it expected); an error naming the candidates when several do.
- */
-async function detectFormat(dir, cwd) {
-    let entries;
-    try {
-        entries = await (0,promises_.readdir)(dir, { withFileTypes: true });
-    }
-    catch {
-        return undefined;
-    }
-    const names = entries.filter((e) => e.isFile()).map((e) => e.name);
-    const found = new Map();
-    if (alembicProject(dir))
-        found.set('alembic', 'an alembic project (alembic.ini)');
-    const folders = entries
-        .filter((e) => e.isDirectory() && (0,external_node_fs_.existsSync)(external_node_path_default().join(dir, e.name, 'up.sql')))
-        .map((e) => e.name)
-        .sort();
-    const sql = names.filter((n) => n.toLowerCase().endsWith('.sql')).sort();
-    if (folders.length)
-        found.set('sql', `${folders.length} folders with an up.sql, e.g. '${folders[0]}'`);
-    else if (sql.length)
-        found.set('sql', `${sql.length} .sql files, e.g. '${sql[0]}'`);
-    const modules = names
-        .filter((n) => ModuleExtensions.includes(external_node_path_default().extname(n)) && !/\.d\.[cm]?ts$/.test(n))
-        .sort();
-    let sequelize = 0;
-    let umzug = 0;
-    for (const name of modules) {
-        const text = await (0,promises_.readFile)(external_node_path_default().join(dir, name), 'utf8').catch(() => '');
-        if (/\bqueryInterface\b/.test(text))
-            sequelize++;
-        else if (/\bcontext\b/.test(text) && /\b(up|down)\b/.test(text))
-            umzug++;
-        else {
-            // Parameters named otherwise (`up(qi, S)`, `up({ context: db })`): what the module exports decides.
-            const kind = await moduleKind(external_node_path_default().join(dir, name));
-            if (kind === 'sequelize')
-                sequelize++;
-            else if (kind === 'umzug')
-                umzug++;
-        }
-    }
-    if (sequelize)
-        found.set('sequelize', `${sequelize} of ${modules.length} modules take a queryInterface, e.g. '${modules[0]}'`);
-    if (umzug)
-        found.set('umzug', `${umzug} of ${modules.length} modules take a { context }, e.g. '${modules[0]}'`);
-    if (found.size > 1) {
-        throw new errors/* CannotCheck */.k_(`'${external_node_path_default().relative(cwd, dir) || '.'}' could be several formats: ${[...found].map(([f, why]) => `${f} (${why})`).join('; ')}. Set '${inputs/* Inputs */.G.Format}' to the one your project runs, or keep one format per folder.`);
-    }
-    const [only] = found;
-    return only ? { format: only[0], why: only[1] } : undefined;
-}
-/** The set's migrations as its history: what the tool records, in which order, with which text. */
-function historyOf(set) {
-    return set.migrations.map((m) => ({
-        id: m.id,
-        key: m.key,
-        version: m.version,
-        name: m.name,
-        ...(m.order !== undefined ? { order: m.order } : {}),
-        ...(m.parents ? { parents: m.parents } : {}),
-        file: m.up.file,
-        line: m.up.line,
-        source: m.source,
-        ...(m.repeatable ? { repeatable: true } : {}),
-    }));
-}
-/**
- * What an `up` export's first parameter says: umzug passes one object that modules destructure
- * (`{ context }`) or read `.context` of; sequelize-cli passes `(queryInterface, Sequelize)`
- * positionally. Undefined when the module does not load or exports no `up` function.
- */
-async function moduleKind(file) {
-    let up;
-    try {
-        up = exportOf(await importModule(file), 'up');
-    }
-    catch {
-        return undefined;
-    }
-    if (typeof up !== 'function')
-        return undefined;
-    const source = Function.prototype.toString.call(up);
-    const first = firstParameter(source);
-    if (first === '{')
-        return 'umzug';
-    if (first && new RegExp(`\\b${first.replace(/\$/g, '\\$')}\\s*\\.\\s*context\\b`).test(source))
-        return 'umzug';
-    return 'sequelize';
-}
-/** The first parameter of a function's source: its name, `{` for a destructured object, '' for none. */
-function firstParameter(source) {
-    const bare = /^(?:async\s+)?([A-Za-z_$][\w$]*)\s*=>/.exec(source.trim());
-    if (bare)
-        return bare[1];
-    const open = source.indexOf('(');
-    if (open < 0)
-        return undefined;
-    const rest = source.slice(open + 1).trimStart();
-    if (rest.startsWith(')'))
-        return '';
-    if (rest.startsWith('{'))
-        return '{';
-    return /^[A-Za-z_$][\w$]*/.exec(rest)?.[0];
-}
-
+// EXTERNAL MODULE: ./src/migrations/index.ts + 8 modules
+var migrations = __nccwpck_require__(94440);
 ;// CONCATENATED MODULE: ./src/checks/ordering.ts
 
 
@@ -48559,11 +48690,11 @@ function checkOrdering(ctx, loaded, base) {
     if (ordering) {
         for (const f of loaded.findings)
             ctx.finding(f);
-        for (const f of historyFindings(historyOf(loaded), loaded.rules))
+        for (const f of (0,core_ordering/* historyFindings */.Hv)((0,migrations/* historyOf */.om)(loaded), loaded.rules))
             ctx.finding(f);
     }
     const comparison = base?.loaded
-        ? compareHistories(historyOf(base.loaded), historyOf(loaded), loaded.rules, baseName(base))
+        ? (0,core_ordering/* compareHistories */.C_)((0,migrations/* historyOf */.om)(base.loaded), (0,migrations/* historyOf */.om)(loaded), loaded.rules, baseName(base))
         : undefined;
     if (comparison && ordering)
         for (const f of comparison.findings)
@@ -48581,7 +48712,7 @@ function sharedPrefix(base, head) {
     for (let i = 0; i < n; i++) {
         const was = base.migrations[i];
         const now = head.migrations[i];
-        if (!was || !now || was.key !== now.key || was.id !== now.id || !sameText(was.source, now.source))
+        if (!was || !now || was.key !== now.key || was.id !== now.id || !(0,core_ordering/* sameText */.QV)(was.source, now.source))
             return i;
     }
     return n;
@@ -48807,6 +48938,8 @@ function loggedLocks(values) {
     return rows;
 }
 
+// EXTERNAL MODULE: ./src/core/locks.ts
+var core_locks = __nccwpck_require__(51191);
 // EXTERNAL MODULE: ./node_modules/umzug/lib/index.js
 var lib = __nccwpck_require__(21252);
 ;// CONCATENATED MODULE: ./src/core/faults.ts
@@ -48837,6 +48970,10 @@ function lostConnection(error, text = '') {
     return /Connection terminated unexpectedly|server closed the connection unexpectedly|terminating connection (?:due to|because of)|the database system is (?:shutting down|starting up|in recovery mode)|Client has encountered a connection error|connect ECONNREFUSED|read ECONNRESET/i.test(`${error.message ?? ''}\n${text}`);
 }
 
+// EXTERNAL MODULE: ./src/migrations/sql.ts
+var sql = __nccwpck_require__(23729);
+// EXTERNAL MODULE: ./src/migrations/types.ts
+var types = __nccwpck_require__(87140);
 ;// CONCATENATED MODULE: ./src/migrations/runner.ts
 
 
@@ -49008,7 +49145,7 @@ class Runner {
             this.notices.push({
                 severity: 'error',
                 message: `started work it did not await, and that work failed: ${(0,errors/* messageOf */.bD)(reason)}. The migration tool would not see this failure and would record the step as done. Await every promise the step starts.`,
-                ...(driverErrorDetail(reason) ? { detail: driverErrorDetail(reason) } : {}),
+                ...((0,sql/* driverErrorDetail */.oY)(reason) ? { detail: (0,sql/* driverErrorDetail */.oY)(reason) } : {}),
             });
         }
     }
@@ -49019,7 +49156,7 @@ class Runner {
     async environmentFault(migration, direction, error) {
         const cause = error.cause ?? error;
         const step = `\`${migration.id}\` (${direction})`;
-        const text = [(0,errors/* messageOf */.bD)(cause), cause instanceof types/* StepError */.z ? cause.detail : driverErrorDetail(cause)]
+        const text = [(0,errors/* messageOf */.bD)(cause), cause instanceof types/* StepError */.z ? cause.detail : (0,sql/* driverErrorDetail */.oY)(cause)]
             .filter(Boolean)
             .join('\n');
         const server = this.options.serverName ?? 'the PostgreSQL server';
@@ -49257,16 +49394,16 @@ var databases = __nccwpck_require__(99849);
 /** Loads the seed into the database; returns why it failed, or undefined. */
 async function applySeed(seed, databaseUrl, options) {
     if (seed.command) {
-        const result = await runCommand(seed.command, {
+        const result = await (0,shell/* runCommand */.d1)(seed.command, {
             cwd: options.workingDirectory,
-            env: { ...options.env, ...pgEnv(databaseUrl) },
+            env: { ...options.env, ...(0,shell/* pgEnv */.TS)(databaseUrl) },
             timeoutMs: options.timeoutMs,
         });
         if (result.timedOut)
             return `\`${seed.command}\` did not finish within the step timeout`;
         if (result.code === 0)
             return undefined;
-        const tail = outputTail(result, 20);
+        const tail = (0,shell/* outputTail */.ci)(result, 20);
         return `\`${seed.command}\` exited with ${result.code ?? 'a signal'}${tail ? `:\n${tail}` : ''}`;
     }
     const shown = external_node_path_default().relative(options.workingDirectory, seed.file ?? '') || seed.file;
@@ -49627,7 +49764,7 @@ function replayPlan(ctx, base, head, comparison, baseName) {
     }
     const addedIds = new Set(comparison.added.map((e) => e.id));
     const baseRepeatables = new Map(base.migrations.filter((m) => m.repeatable).map((m) => [m.id, m.source]));
-    const added = head.migrations.filter((m) => addedIds.has(m.id) || (m.repeatable && !sameText(baseRepeatables.get(m.id) ?? '', m.source)));
+    const added = head.migrations.filter((m) => addedIds.has(m.id) || (m.repeatable && !(0,core_ordering/* sameText */.QV)(baseRepeatables.get(m.id) ?? '', m.source)));
     return { production, added, baseName };
 }
 
@@ -49661,7 +49798,7 @@ function normalKey(tool, key) {
     if (tool === 'golang-migrate' || tool === 'dbmate' || tool === 'flyway') {
         const segments = key.split(/[._]/);
         if (segments.every((s) => /^\d+$/.test(s)))
-            return versionKey(segments.map((s) => BigInt(s)));
+            return (0,core_ordering/* versionKey */._5)(segments.map((s) => BigInt(s)));
     }
     return key;
 }
@@ -49707,7 +49844,7 @@ function appliedKeys(history, entries, byKey) {
             return { applied, unknown };
         const current = row.key.split('.').map((s) => BigInt(s));
         for (const e of entries)
-            if (compareVersions(e.version, current) <= 0)
+            if ((0,core_ordering/* compareVersions */.Zy)(e.version, current) <= 0)
                 applied.add(e);
         if (!byKey.has(normalKey(tool, row.key)))
             unknown.push(row.key);
@@ -49821,7 +49958,7 @@ function outOfOrderPending(applied, pending, rules, target) {
             : (a.order ?? a.name) > (b.order ?? b.name)
                 ? 1
                 : 0
-        : compareVersions(a.version, b.version);
+        : (0,core_ordering/* compareVersions */.Zy)(a.version, b.version);
     const newest = [...applied].sort(order).at(-1);
     return pending
         .filter((e) => order(e, newest) < 0)
@@ -50682,7 +50819,7 @@ async function checkTarget(ctx, loaded, url, assertions) {
     const session = await TargetSession.open(url);
     try {
         const history = await readTargetHistory(session, loaded.tracking, ctx.targetHistoryTable);
-        const state = targetState(history, historyOf(loaded), loaded.rules, 'The target');
+        const state = targetState(history, (0,migrations/* historyOf */.om)(loaded), loaded.rules, 'The target');
         for (const f of state.findings)
             ctx.finding(f);
         const live = await session.snapshot({
@@ -50865,7 +51002,7 @@ function runsAsWalked(plan, loaded) {
     return (production.length === loaded.migrations.length &&
         production.every((m, i) => {
             const own = loaded.migrations[i];
-            return own !== undefined && own.id === m.id && own.key === m.key && sameText(own.source, m.source);
+            return own !== undefined && own.id === m.id && own.key === m.key && (0,core_ordering/* sameText */.QV)(own.source, m.source);
         }));
 }
 /** drift-snapshot and drift-models, on the schema after every migration. */
@@ -50887,6 +51024,12 @@ async function checkDrift(ctx, walk) {
     }
 }
 
+// EXTERNAL MODULE: external "node:child_process"
+var external_node_child_process_ = __nccwpck_require__(31421);
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __nccwpck_require__(73024);
+// EXTERNAL MODULE: ./src/lifecycle.ts
+var lifecycle = __nccwpck_require__(66367);
 ;// CONCATENATED MODULE: ./src/git.ts
 
 
@@ -51182,7 +51325,7 @@ function loadOptions(run, set) {
     };
 }
 async function loadSet(run, set) {
-    const one = await loadMigrations(set.dir, set.format, run.settings.workingDirectory, loadOptions(run, set));
+    const one = await (0,migrations/* loadMigrations */.Y$)(set.dir, set.format, run.settings.workingDirectory, loadOptions(run, set));
     one.historyTables = [...(one.historyTables ?? []), ...set.historyTables];
     run.loaded.push(one);
     run.edges.log.info(`${set.name}: ${(0,format/* plural */.L)(one.migrations.length, 'migration')}, ${one.layout}`);
@@ -51212,7 +51355,7 @@ async function loadBases(run, loaded) {
         }
         else {
             try {
-                one.loaded = await loadMigrations(checkout.dir, set.format, checkout.workingDirectory, loadOptions(run, set));
+                one.loaded = await (0,migrations/* loadMigrations */.Y$)(checkout.dir, set.format, checkout.workingDirectory, loadOptions(run, set));
                 run.loaded.push(one.loaded);
             }
             catch (error) {
@@ -66174,6 +66317,8 @@ var promises_ = __nccwpck_require__(51455);
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __nccwpck_require__(76760);
 var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_);
+;// CONCATENATED MODULE: external "node:readline/promises"
+const external_node_readline_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:readline/promises");
 // EXTERNAL MODULE: ./node_modules/commander/index.js
 var commander = __nccwpck_require__(18909);
 ;// CONCATENATED MODULE: ./node_modules/commander/esm.mjs
@@ -66249,6 +66394,186 @@ var markdown = __nccwpck_require__(16706);
 var redact = __nccwpck_require__(12258);
 // EXTERNAL MODULE: ./src/core/report.ts
 var core_report = __nccwpck_require__(88557);
+;// CONCATENATED MODULE: ./src/core/identity.ts
+/**
+ * Where the Action lives on GitHub (`uses: <this>@v1`): in workflows `init` writes and in the
+ * release workflow. The same as package.json's `repository` (a test holds them together); npm's
+ * provenance needs that to be the repository the package is built from.
+ */
+const ActionRepository = 'pg-migrate-verify/pg-migrate-verify';
+
+// EXTERNAL MODULE: ./src/migrations/index.ts + 8 modules
+var migrations = __nccwpck_require__(94440);
+;// CONCATENATED MODULE: ./src/init.ts
+
+
+
+
+
+/** Folders never searched: tools', dependencies', builds'. */
+const Skipped = new Set([
+    'node_modules',
+    'dist',
+    'build',
+    'out',
+    'target',
+    'vendor',
+    'venv',
+    '__pycache__',
+    'coverage',
+]);
+const MaxDepth = 4;
+/**
+ * Folders under `root` (at most 4 levels down, hidden folders and dependencies left out) that hold
+ * migrations of a format the tool runs: an alembic project, SQL files a loader takes, sequelize or
+ * umzug modules.
+ */
+async function findMigrationFolders(root) {
+    const found = [];
+    const visit = async (dir, depth) => {
+        let entries;
+        try {
+            entries = await (0,promises_.readdir)(dir, { withFileTypes: true });
+        }
+        catch {
+            return;
+        }
+        const detected = await (0,migrations/* detectFormat */.Tz)(dir, root).catch(() => undefined);
+        if (detected && detected.format !== 'command' && (await loads(dir, detected.format, root))) {
+            found.push({
+                dir: external_node_path_default().relative(root, dir).split((external_node_path_default()).sep).join('/') || '.',
+                format: detected.format,
+                why: detected.why,
+            });
+            // An alembic project's folders, and a folder of migrations' own subfolders, are its.
+            return;
+        }
+        if (depth >= MaxDepth)
+            return;
+        for (const e of entries.sort((a, b) => a.name.localeCompare(b.name)))
+            if (e.isDirectory() && !e.name.startsWith('.') && !Skipped.has(e.name))
+                await visit(external_node_path_default().join(dir, e.name), depth + 1);
+    };
+    await visit(root, 0);
+    return found;
+}
+/** The folder's files load as migrations of `format` (alembic: its alembic.ini is enough; listing would run Python). */
+async function loads(dir, format, root) {
+    if (format === 'alembic')
+        return true;
+    try {
+        return (await (0,migrations/* loadMigrations */.Y$)(dir, format, root)).migrations.length > 0;
+    }
+    catch {
+        return false;
+    }
+}
+/**
+ * `pg-migrate-verify init [folder]`: finds the migrations (or takes the folder), writes
+ * pg-migrate-verify.yml and a pull-request workflow, never over an existing file, and says what it
+ * wrote and what to do next. Returns the exit status.
+ */
+async function runInit(root, given, io) {
+    const chosen = await chooseFolder(root, given, io);
+    const config = configText(chosen);
+    const workflow = workflowText();
+    const written = [
+        await writeNew(root, 'pg-migrate-verify.yml', config),
+        await writeNew(root, external_node_path_default().join('.github', 'workflows', 'migrations.yml'), workflow),
+    ];
+    for (const line of written)
+        io.stdout(`${line}\n`);
+    io.stdout([
+        '',
+        'Next:',
+        '  1. npx pg-migrate-verify          check the history here, on a throwaway PostgreSQL',
+        '  2. commit both files and open a pull request: the check comments on it',
+        "  3. make the workflow's `verify` job a required status check of your default branch",
+        '',
+    ].join('\n'));
+    return 0;
+}
+async function chooseFolder(root, given, io) {
+    if (given) {
+        const dir = external_node_path_default().resolve(root, given);
+        const detected = await (0,migrations/* detectFormat */.Tz)(dir, root);
+        if (!detected || detected.format === 'command' || !(await loads(dir, detected.format, root)))
+            throw new errors/* CannotCheck */.k_(`'${given}' holds no migrations the tool recognises (SQL files such as 0001_init.up.sql or V1__init.sql, sequelize or umzug modules, or an alembic project with alembic.ini). Give the folder your migrations are in, or write pg-migrate-verify.yml by hand with 'format: command' for another runner (see the README).`);
+        return {
+            dir: external_node_path_default().relative(root, dir).split((external_node_path_default()).sep).join('/') || '.',
+            format: detected.format,
+            why: detected.why,
+        };
+    }
+    const found = await findMigrationFolders(root);
+    if (found.length === 1)
+        return found[0];
+    if (!found.length)
+        throw new errors/* CannotCheck */.k_(`Found no migrations under '${root}' (4 levels down). Run \`pg-migrate-verify init <folder>\` with the folder your migrations are in.`);
+    const list = found.map((c, i) => `  ${i + 1}. ${c.dir} (${c.format}: ${c.why})`).join('\n');
+    if (io.ask) {
+        const answer = (await io.ask(`Found ${found.length} folders of migrations:\n${list}\nWhich one (1-${found.length})? `)).trim();
+        const picked = found[Number(answer) - 1];
+        if (picked)
+            return picked;
+        throw new errors/* CannotCheck */.k_(`'${answer}' is not one of 1-${found.length}. Run init again, or give the folder: \`pg-migrate-verify init <folder>\`.`);
+    }
+    throw new errors/* CannotCheck */.k_(`Found ${found.length} folders of migrations:\n${list}\nRun \`pg-migrate-verify init <folder>\` with the one to check (a monorepo: see 'sets' in the README).`);
+}
+/** The config file for the chosen folder. */
+function configText(c) {
+    return [
+        '# yaml-language-server: $schema=https://unpkg.com/pg-migrate-verify/pg-migrate-verify.schema.json',
+        '# pg-migrate-verify: every key is in the README; the Action inputs and CLI flags are the same.',
+        `migrations-dir: ${yamlString(c.dir)}`,
+        `format: ${c.format}          # detected: ${c.why.replaceAll('\n', ' ')}`,
+        ...(c.format === 'alembic'
+            ? ['alembic-command: alembic   # or "python3 -m alembic", "poetry run alembic"']
+            : []),
+        'postgres-version: 16       # the major production runs',
+        '',
+    ].join('\n');
+}
+/** A pull-request check (and the whole history on pushes to main), with the permissions the comment needs. */
+function workflowText() {
+    return `name: migrations
+on:
+  pull_request:
+  push:
+    branches: [main]
+permissions:
+  contents: read
+  pull-requests: write   # the sticky comment; without it the report is in the job summary only
+jobs:
+  verify:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+      - uses: ${ActionRepository}@v1
+        with:
+          config: pg-migrate-verify.yml
+`;
+}
+/** A YAML scalar for a path: plain where that reads back the same, quoted otherwise. */
+function yamlString(text) {
+    return /^[A-Za-z0-9_./-]+$/.test(text) && !/^[-.]/.test(text) ? text : JSON.stringify(text);
+}
+/** Writes `file` under `root` unless it exists; says which. */
+async function writeNew(root, file, text) {
+    const full = external_node_path_default().join(root, file);
+    try {
+        await (0,promises_.mkdir)(external_node_path_default().dirname(full), { recursive: true });
+        // `wx`: fails when the file exists, with no window between a check and the write.
+        await (0,promises_.writeFile)(full, text, { flag: 'wx' });
+        return `wrote ${file}`;
+    }
+    catch (error) {
+        if (error.code === 'EEXIST')
+            return `left ${file} as it is: it exists`;
+        throw new errors/* CannotCheck */.k_(`Could not write ${file}: ${(0,errors/* messageOf */.bD)(error)}.`, { cause: error });
+    }
+}
+
 // EXTERNAL MODULE: ./src/migrations/types.ts
 var types = __nccwpck_require__(87140);
 // EXTERNAL MODULE: ./src/postgres/index.ts + 3 modules
@@ -66257,9 +66582,11 @@ var postgres = __nccwpck_require__(78153);
 var postgres_types = __nccwpck_require__(82742);
 // EXTERNAL MODULE: ./src/settings.ts + 18 modules
 var src_settings = __nccwpck_require__(44995);
-// EXTERNAL MODULE: ./src/verify.ts + 43 modules
-var verify = __nccwpck_require__(87510);
+// EXTERNAL MODULE: ./src/verify.ts + 29 modules
+var verify = __nccwpck_require__(33702);
 ;// CONCATENATED MODULE: ./src/cli.ts
+
+
 
 
 
@@ -66281,6 +66608,19 @@ const defaultIo = {
     env: process.env,
     cwd: process.cwd(),
     colour: wantsColour(process.stdout.isTTY, process.env),
+    ...(process.stdin.isTTY && process.stdout.isTTY
+        ? {
+            ask: async (question) => {
+                const rl = (0,external_node_readline_promises_namespaceObject.createInterface)({ input: process.stdin, output: process.stdout });
+                try {
+                    return await rl.question(question);
+                }
+                finally {
+                    rl.close();
+                }
+            },
+        }
+        : {}),
 };
 function cli_program() {
     return new Command('pg-migrate-verify')
@@ -66334,6 +66674,8 @@ function cli_program() {
 async function runCli(argv, io = defaultIo) {
     if (argv[0] === 'sets')
         return listSets(argv.slice(1), io);
+    if (argv[0] === 'init')
+        return init(argv.slice(1), io);
     const cmd = cli_program();
     const secrets = [];
     const mask = (text) => secrets.reduce((t, s) => t.replaceAll(s, '***'), (0,redact/* redactUrls */.s)(text));
@@ -66451,6 +66793,40 @@ async function listSets(argv, io) {
     }
     catch (error) {
         io.stderr(`pg-migrate-verify sets: could not list the sets. ${(0,redact/* redactUrls */.s)((0,errors/* messageOf */.bD)(error))}\n`);
+        return 2;
+    }
+}
+/**
+ * `pg-migrate-verify init [folder]`: writes pg-migrate-verify.yml and a pull-request workflow for
+ * the migrations it finds (or the folder given), never over an existing file.
+ */
+async function init(argv, io) {
+    const cmd = new Command('pg-migrate-verify init')
+        .description('write pg-migrate-verify.yml and .github/workflows/migrations.yml for this repository')
+        .argument('[folder]', 'the migrations folder (default: found in the repository)')
+        .option(`-C, --${src_settings/* Inputs */.G0.WorkingDirectory} <dir>`, 'the repository root (default: the current directory)')
+        .showHelpAfterError(false)
+        .exitOverride();
+    let help = '';
+    cmd.configureOutput({ writeOut: (t) => (help += t), writeErr: (t) => (help += t) });
+    try {
+        cmd.parse(argv, { from: 'user' });
+    }
+    catch (error) {
+        if (error instanceof CommanderError && error.code === 'commander.helpDisplayed') {
+            io.stdout(help);
+            return 0;
+        }
+        io.stderr(`pg-migrate-verify init: ${(0,errors/* messageOf */.bD)(error).replace(/^error: /, '')}. See init --help.\n`);
+        return 2;
+    }
+    const opts = cmd.opts();
+    const root = external_node_path_default().resolve(io.cwd, opts.workingDirectory ?? '.');
+    try {
+        return await runInit(root, cmd.args[0], { stdout: io.stdout, ...(io.ask ? { ask: io.ask } : {}) });
+    }
+    catch (error) {
+        io.stderr(`pg-migrate-verify init: ${(0,errors/* messageOf */.bD)(error)}\n`);
         return 2;
     }
 }

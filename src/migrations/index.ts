@@ -81,7 +81,7 @@ function loadFormat(dir: string, format: Concrete, cwd: string, options: LoadOpt
  * queryInterface), umzug modules (they take a context). Undefined when nothing matches (the SQL
  * loader then says what it expected); an error naming the candidates when several do.
  */
-async function detectFormat(
+export async function detectFormat(
   dir: string,
   cwd: string,
 ): Promise<{ format: Concrete; why: string } | undefined> {
