@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import pg from 'pg';
 import { runCli } from '../src/cli.js';
 import type { Report } from '../src/core/report.js';
+import { mermaidBlocks, mermaidErrors } from './helpers/mermaid.js';
 import { repoRoot, useTestServer } from './helpers/postgres.js';
 
 const server = useTestServer();
@@ -135,6 +136,22 @@ describe('exit status', () => {
     expect(markdown).toContain('## pg-migrate-verify: ❌ failed');
     expect(markdown).toContain('| ❌ | `0002_create_orders` |');
     expect(markdown).toContain('`fixtures/sql-golang-down-fails/0002_create_orders.down.sql:3`');
+    // The picture of the change, from the snapshots the walk took, drawn by GitHub's Mermaid.
+    const diagrams = mermaidBlocks(markdown);
+    expect(diagrams).toEqual([
+      [
+        'erDiagram',
+        '  t1["public.customers (added)"] {',
+        '    integer id PK',
+        '  }',
+        '  t2["public.orders (added)"] {',
+        '    integer id PK',
+        '    integer customer_id FK',
+        '  }',
+        '  t2 }o--o| t1 : "orders_customer_id_fkey"',
+      ].join('\n'),
+    ]);
+    expect(mermaidErrors(...diagrams)).toEqual([undefined]);
   });
 
   test.each([

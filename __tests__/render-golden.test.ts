@@ -82,6 +82,54 @@ describe('golden Markdown', () => {
     await matchesGolden('passing', renderMarkdown(report, options));
   });
 
+  test('a run whose migrations change tables: the picture of the change', async () => {
+    const report = base(
+      [],
+      [
+        migration('0001_create_users', { changes: ['+ table public.users'] }),
+        migration('0002_create_orders', { changes: ['+ table public.orders', '~ table public.users'] }),
+      ],
+    );
+    const set = report.sets[0] as Report['sets'][number];
+    set.picture = {
+      tables: [
+        {
+          name: 'public.users',
+          change: 'changed',
+          columns: [
+            { name: 'id', type: 'bigint', key: 'PK' },
+            {
+              name: 'email',
+              type: 'character varying(320)',
+              change: 'changed',
+              detail: 'type text -> character varying(320)',
+            },
+            { name: 'nickname', type: 'text', change: 'dropped' },
+          ],
+        },
+        {
+          name: 'public.orders',
+          change: 'added',
+          columns: [
+            { name: 'id', type: 'bigint', key: 'PK' },
+            { name: 'user_id', type: 'bigint', key: 'FK' },
+          ],
+        },
+        {
+          name: 'billing.accounts',
+          change: 'context',
+          columns: [{ name: 'id', type: 'integer', key: 'PK' }],
+        },
+      ],
+      relations: [
+        { from: 'public.orders', to: 'public.users', label: 'orders_user_id_fkey', optional: false },
+        { from: 'public.users', to: 'billing.accounts', label: 'users_account_fkey', optional: true },
+      ],
+      more: 4,
+    };
+    await matchesGolden('schema-picture', renderMarkdown(report, options));
+  });
+
   test('a run with every kind of finding', async () => {
     const report = base(
       [

@@ -32682,6 +32682,199 @@ function assertionSummary(runs) {
 
 /***/ }),
 
+/***/ 23806:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   I0: () => (/* binding */ renderErd),
+/* harmony export */   or: () => (/* binding */ schemaPicture)
+/* harmony export */ });
+/* unused harmony export MaxPictureTables */
+/** At most this many tables in one picture: past it a diagram stops being readable. */
+const MaxPictureTables = 20;
+const isTable = (o) => o?.kind === 'table' || o?.kind === 'partitioned table';
+/** The last part of a qualified name, without its quotes. */
+function lastPart(name, parent) {
+    const tail = name.startsWith(`${parent}.`) ? name.slice(parent.length + 1) : name;
+    return tail.startsWith('"') && tail.endsWith('"') ? tail.slice(1, -1).replaceAll('""', '"') : tail;
+}
+/** Column names inside the first parentheses of a constraint definition. */
+function columnList(definition) {
+    const inner = /\(([^)]*)\)/.exec(definition)?.[1] ?? '';
+    return inner
+        .split(',')
+        .map((c) => c.trim())
+        .filter(Boolean)
+        .map((c) => (c.startsWith('"') && c.endsWith('"') ? c.slice(1, -1).replaceAll('""', '"') : c));
+}
+function keysOf(snapshot, table) {
+    const keys = { primary: new Set(), foreign: [] };
+    const tables = Object.values(snapshot)
+        .filter(isTable)
+        .map((t) => t.name);
+    for (const o of Object.values(snapshot)) {
+        if (o.kind !== 'constraint' || o.parent !== table)
+            continue;
+        const definition = String(o.props.definition ?? '');
+        if (o.props.type === 'primary key')
+            for (const c of columnList(definition))
+                keys.primary.add(c);
+        if (o.props.type === 'foreign key') {
+            const ref = /REFERENCES\s+(.+?)\(/.exec(definition)?.[1]?.trim() ?? '';
+            // The definition names the table as the search path shows it (public's without a schema).
+            const to = ref.includes('.')
+                ? ref
+                : (tables.find((t) => t === `public.${ref}`) ?? tables.find((t) => t.endsWith(`.${ref}`)) ?? ref);
+            keys.foreign.push({ label: lastPart(o.name, table), columns: columnList(definition), to });
+        }
+    }
+    return keys;
+}
+function columnsOf(snapshot, table) {
+    const out = new Map();
+    const order = snapshot[`table:${table}`]?.props.columns ?? [];
+    const found = Object.values(snapshot).filter((o) => o.kind === 'column' && o.parent === table);
+    found.sort((a, b) => order.indexOf(lastPart(a.name, table)) - order.indexOf(lastPart(b.name, table)));
+    for (const c of found)
+        out.set(lastPart(c.name, table), c);
+    return out;
+}
+function sameProps(a, b) {
+    return JSON.stringify(a.props) === JSON.stringify(b.props);
+}
+/** What changed in a column, for its comment. */
+function columnDetail(before, after) {
+    const parts = [];
+    for (const prop of new Set([...Object.keys(before.props), ...Object.keys(after.props)])) {
+        const a = JSON.stringify(before.props[prop] ?? null);
+        const b = JSON.stringify(after.props[prop] ?? null);
+        if (a !== b)
+            parts.push(`${prop} ${before.props[prop] ?? 'none'} -> ${after.props[prop] ?? 'none'}`);
+    }
+    return parts.join(', ');
+}
+function keyOf(column, keys) {
+    const pk = keys.primary.has(column);
+    const fk = keys.foreign.some((f) => f.columns.includes(column));
+    return pk && fk ? 'PK,FK' : pk ? 'PK' : fk ? 'FK' : undefined;
+}
+/**
+ * The picture of what changed between `before` and `after` (the schema before the checked
+ * migrations and after them): `changed` names the tables they touch. Undefined when no table
+ * changed (functions or types alone draw nothing).
+ */
+function schemaPicture(before, after, changed) {
+    const drawn = [];
+    const relations = [];
+    for (const table of changed) {
+        const was = before[`table:${table}`];
+        const is = after[`table:${table}`];
+        if (!isTable(was) && !isTable(is))
+            continue;
+        const change = !was ? 'added' : !is ? 'dropped' : 'changed';
+        const side = is ? after : before;
+        const keys = keysOf(side, table);
+        const old = columnsOf(before, table);
+        const now = columnsOf(after, table);
+        const columns = [];
+        for (const [name, c] of change === 'dropped' ? old : now) {
+            const prior = old.get(name);
+            const key = keyOf(name, keys);
+            const columnChange = change !== 'changed' ? undefined : !prior ? 'added' : sameProps(prior, c) ? undefined : 'changed';
+            columns.push({
+                name,
+                type: String(c.props.type ?? ''),
+                ...(key ? { key } : {}),
+                ...(columnChange ? { change: columnChange } : {}),
+                ...(columnChange === 'changed' && prior ? { detail: columnDetail(prior, c) } : {}),
+            });
+        }
+        if (change === 'changed')
+            for (const [name, c] of old)
+                if (!now.has(name))
+                    columns.push({ name, type: String(c.props.type ?? ''), change: 'dropped' });
+        // A table whose own row did not change, nor any column: its indexes or constraints did.
+        drawn.push({ name: table, change, columns });
+        for (const fk of keys.foreign) {
+            const optional = fk.columns.some((c) => (side === after ? now : old).get(c)?.props.notNull !== true);
+            relations.push({ from: table, to: fk.to, label: fk.label, optional });
+        }
+    }
+    if (!drawn.length)
+        return undefined;
+    // What the foreign keys reach and is not drawn yet: its keys only, for context.
+    for (const r of relations) {
+        if (drawn.some((t) => t.name === r.to))
+            continue;
+        const side = after[`table:${r.to}`] ? after : before;
+        if (!isTable(side[`table:${r.to}`]))
+            continue;
+        const keys = keysOf(side, r.to);
+        const columns = [...columnsOf(side, r.to)]
+            .filter(([name]) => keys.primary.has(name))
+            .map(([name, c]) => ({ name, type: String(c.props.type ?? ''), key: 'PK' }));
+        drawn.push({ name: r.to, change: 'context', columns });
+    }
+    const shown = drawn.slice(0, MaxPictureTables);
+    const names = new Set(shown.map((t) => t.name));
+    return {
+        tables: shown,
+        relations: relations.filter((r) => names.has(r.from) && names.has(r.to)),
+        more: drawn.length - shown.length,
+    };
+}
+/**
+ * Text from the database inside a quoted Mermaid string: no quotes, backticks or line breaks, and
+ * none of what Mermaid reads there (`%` starts a comment, `#` an entity; `\\` breaks a label).
+ */
+function quoted(text) {
+    const clean = text
+        .replace(/[\u0000-\u001f\u007f]/g, ' ')
+        .replaceAll('"', "'")
+        .replaceAll('`', "'")
+        .replaceAll('#', '＃')
+        .replaceAll('%', '％')
+        .replaceAll('\\', '＼')
+        .replaceAll(';', ',')
+        .trim();
+    return `"${clean.length > 120 ? `${clean.slice(0, 117)}...` : clean}"`;
+}
+/** A bare Mermaid word (an attribute's type or name): letters, digits and underscores, never a key word. */
+function word(text) {
+    let w = text.replace(/[^A-Za-z0-9_]+/g, '_').replace(/^_+|_+$/g, '') || 'x';
+    if (/^[0-9]/.test(w))
+        w = `_${w}`;
+    if (/^(PK|FK|UK)$/i.test(w))
+        w = `${w}_`;
+    return w.slice(0, 60);
+}
+/** The picture as a Mermaid `erDiagram`: every name escaped, changes marked in the comments. */
+function renderErd(picture) {
+    const ids = new Map(picture.tables.map((t, i) => [t.name, `t${i + 1}`]));
+    const lines = ['erDiagram'];
+    for (const table of picture.tables) {
+        const mark = table.change === 'context' ? '' : ` (${table.change})`;
+        lines.push(`  ${ids.get(table.name)}[${quoted(`${table.name}${mark}`)}] {`);
+        for (const c of table.columns) {
+            const type = word(c.type);
+            const name = word(c.name);
+            const notes = [
+                c.change ? (c.detail ? `${c.change}: ${c.detail}` : c.change) : '',
+                name !== c.name ? c.name : '',
+                type !== c.type && !c.detail?.includes(c.type) ? c.type : '',
+            ].filter(Boolean);
+            lines.push(`    ${type} ${name}${c.key ? ` ${c.key}` : ''}${notes.length ? ` ${quoted(notes.join(' · '))}` : ''}`);
+        }
+        lines.push('  }');
+    }
+    for (const r of picture.relations)
+        lines.push(`  ${ids.get(r.from)} }o--${r.optional ? 'o|' : '||'} ${ids.get(r.to)} : ${quoted(r.label)}`);
+    return lines.join('\n');
+}
+
+
+/***/ }),
+
 /***/ 74296:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -33226,8 +33419,10 @@ function provenNotNull(step, table, d) {
 /* harmony export */ });
 /* unused harmony exports escapeText, inlineCode, codeBlock */
 /* harmony import */ var _assertions_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(32666);
+/* harmony import */ var _erd_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(23806);
 /* harmony import */ var _findings_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(44637);
 /* harmony import */ var _format_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(96228);
+
 
 
 
@@ -33352,10 +33547,31 @@ function setSection(report, set) {
         out.push(`| ${status(m, failing, warned)} | ${inlineCode(m.id)} | ${step(m.up)} | ${step(m.down)} | ${m.reversible} | ${changes} |${locks ? ` ${lockCell(m)} |` : ''}`);
     }
     out.push('');
+    if (set.picture)
+        out.push(...pictureSection(set.picture));
     out.push(...assertionTable(set.migrations));
     for (const note of set.notes)
         out.push(`> ${escapeText(note).replaceAll('\\|', '|')}`, '');
     return out;
+}
+/** The schema change as a Mermaid diagram (GitHub draws it), with what it leaves out past the cap. */
+function pictureSection(picture) {
+    const counts = ['added', 'changed', 'dropped']
+        .map((c) => [c, picture.tables.filter((t) => t.change === c).length])
+        .filter(([, n]) => n > 0)
+        .map(([c, n]) => `${n} ${c}`);
+    const more = picture.more ? `; ${(0,_format_js__WEBPACK_IMPORTED_MODULE_1__/* .plural */ .L)(picture.more, 'more table')} not drawn` : '';
+    return [
+        '<details open>',
+        `<summary>Schema change: ${(0,_format_js__WEBPACK_IMPORTED_MODULE_1__/* .plural */ .L)(picture.tables.filter((t) => t.change !== 'context').length, 'table')} (${counts.join(', ')})${more}</summary>`,
+        '',
+        '```mermaid',
+        (0,_erd_js__WEBPACK_IMPORTED_MODULE_3__/* .renderErd */ .I0)(picture),
+        '```',
+        '',
+        '</details>',
+        '',
+    ];
 }
 /** What `scope: changed` left out, when it left something out; `code` shows a name or a setting. */
 function scopeText(set, code = (t) => t) {
@@ -47362,6 +47578,8 @@ __nccwpck_require__.d(__webpack_exports__, {
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __nccwpck_require__(76760);
 var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_);
+// EXTERNAL MODULE: ./src/core/erd.ts
+var erd = __nccwpck_require__(23806);
 // EXTERNAL MODULE: ./src/core/findings.ts
 var findings = __nccwpck_require__(44637);
 // EXTERNAL MODULE: ./src/core/format.ts
@@ -50900,6 +51118,8 @@ async function liveSizes(session, live) {
 
 
 
+
+
 /**
  * Every check of one migration set: ordering, the walk (apply, assertions, reversibility,
  * rollback-all), the two-phase replay against the base branch, drift. Findings and notes go
@@ -50933,6 +51153,7 @@ async function verifySet(ctx, loaded, base) {
         formatReason: loaded.layout,
         migrations: walk.migrations,
         scope: ctx.scope,
+        ...pictureOf(walk),
         checks: findings/* CheckIds */.T.filter((c) => ctx.checks.has(c) &&
             (c === 'drift-snapshot'
                 ? !!ctx.snapshotFile
@@ -51022,6 +51243,13 @@ async function checkDrift(ctx, walk) {
         if (note)
             ctx.note(note);
     }
+}
+/** The picture of what the walked migrations did to tables, from the snapshots the walk took. */
+function pictureOf(walk) {
+    if (!walk.start || !walk.head)
+        return {};
+    const picture = (0,erd/* schemaPicture */.or)(walk.start, walk.head, touchedTables(diffSnapshots(walk.start, walk.head)));
+    return picture ? { picture } : {};
 }
 
 // EXTERNAL MODULE: external "node:child_process"

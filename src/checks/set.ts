@@ -1,9 +1,11 @@
 import path from 'node:path';
+import { type SchemaPicture, schemaPicture } from '../core/erd.js';
 import { CheckIds } from '../core/findings.js';
 import { formatDuration, plural } from '../core/format.js';
 import { Messages, Notes } from '../core/messages.js';
 import { type HistoryComparison, sameText } from '../core/ordering.js';
 import type { SetReport } from '../core/report.js';
+import { diffSnapshots, touchedTables } from '../core/schema.js';
 import type { FailedStep } from '../migrations/runner.js';
 import type { LoadedSet } from '../migrations/types.js';
 import { type Assertion, discoverAssertions } from './assertions.js';
@@ -53,6 +55,7 @@ export async function verifySet(
     formatReason: loaded.layout,
     migrations: walk.migrations,
     scope: ctx.scope,
+    ...pictureOf(walk),
     checks: CheckIds.filter(
       (c) =>
         ctx.checks.has(c) &&
@@ -168,4 +171,11 @@ async function checkDrift(ctx: SetContext, walk: WalkResult): Promise<void> {
     const note = await checkModels(ctx, walk.head, walk.exclusions);
     if (note) ctx.note(note);
   }
+}
+
+/** The picture of what the walked migrations did to tables, from the snapshots the walk took. */
+function pictureOf(walk: WalkResult): { picture?: SchemaPicture } {
+  if (!walk.start || !walk.head) return {};
+  const picture = schemaPicture(walk.start, walk.head, touchedTables(diffSnapshots(walk.start, walk.head)));
+  return picture ? { picture } : {};
 }

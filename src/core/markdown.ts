@@ -1,4 +1,5 @@
 import { type AssertionRun, Sides, shouldPass } from './assertions.js';
+import { renderErd, type SchemaPicture } from './erd.js';
 import type { Finding } from './findings.js';
 import { CheckIds } from './findings.js';
 import { formatDuration, plural } from './format.js';
@@ -166,9 +167,30 @@ function setSection(report: Report, set: SetReport): string[] {
     );
   }
   out.push('');
+  if (set.picture) out.push(...pictureSection(set.picture));
   out.push(...assertionTable(set.migrations));
   for (const note of set.notes) out.push(`> ${escapeText(note).replaceAll('\\|', '|')}`, '');
   return out;
+}
+
+/** The schema change as a Mermaid diagram (GitHub draws it), with what it leaves out past the cap. */
+function pictureSection(picture: SchemaPicture): string[] {
+  const counts = (['added', 'changed', 'dropped'] as const)
+    .map((c) => [c, picture.tables.filter((t) => t.change === c).length] as const)
+    .filter(([, n]) => n > 0)
+    .map(([c, n]) => `${n} ${c}`);
+  const more = picture.more ? `; ${plural(picture.more, 'more table')} not drawn` : '';
+  return [
+    '<details open>',
+    `<summary>Schema change: ${plural(picture.tables.filter((t) => t.change !== 'context').length, 'table')} (${counts.join(', ')})${more}</summary>`,
+    '',
+    '```mermaid',
+    renderErd(picture),
+    '```',
+    '',
+    '</details>',
+    '',
+  ];
 }
 
 /** What `scope: changed` left out, when it left something out; `code` shows a name or a setting. */

@@ -1,4 +1,5 @@
 import type { AssertionRun } from './assertions.js';
+import type { SchemaPicture } from './erd.js';
 import type { CheckId, Finding, Severity } from './findings.js';
 import type { ObservedLock } from './locks.js';
 
@@ -71,6 +72,8 @@ export interface SetReport {
   unchecked?: number;
   /** The deploy gate's target, when a target database was given. */
   target?: TargetReport;
+  /** The tables the checked migrations add, drop or alter, for the diagram (absent when none changed). */
+  picture?: SchemaPicture;
   /** The checks that ran for this set (a drift check only with its snapshot file or models command). */
   checks?: CheckId[];
 }
