@@ -134,21 +134,8 @@ export async function runCli(argv: string[], io: CliIo = defaultIo): Promise<num
   const mask = (text: string) => secrets.reduce((t, s) => t.replaceAll(s, '***'), redactUrls(text));
   const out = (text: string) => io.stdout(mask(io.colour ? colourText(text) : text));
   const err = (text: string) => io.stderr(mask(text));
-  let help = '';
-  cmd.configureOutput({ writeOut: (t) => (help += t), writeErr: (t) => (help += t) });
-  try {
-    cmd.parse(argv, { from: 'user' });
-  } catch (error) {
-    if (
-      error instanceof CommanderError &&
-      (error.code === 'commander.helpDisplayed' || error.code === 'commander.version')
-    ) {
-      out(help);
-      return 0;
-    }
-    err(`pg-migrate-verify: ${messageOf(error).replace(/^error: /, '')}. See --help.\n`);
-    return 2;
-  }
+  const parsed = parseArgs(cmd, argv, out, err, '--help');
+  if (parsed !== undefined) return parsed;
   const opts = cmd.opts<Record<string, string | boolean | undefined>>();
   for (const key of [Inputs.DatabaseUrl, Inputs.TargetDatabaseUrl]) {
     const password = passwordOf(String(opts[camel(key)] ?? ''));
@@ -216,18 +203,8 @@ async function listSets(argv: string[], io: CliIo): Promise<number> {
     .option(`-C, --${Inputs.WorkingDirectory} <dir>`, 'directory paths are relative to')
     .showHelpAfterError(false)
     .exitOverride();
-  let help = '';
-  cmd.configureOutput({ writeOut: (t) => (help += t), writeErr: (t) => (help += t) });
-  try {
-    cmd.parse(argv, { from: 'user' });
-  } catch (error) {
-    if (error instanceof CommanderError && error.code === 'commander.helpDisplayed') {
-      io.stdout(help);
-      return 0;
-    }
-    io.stderr(`pg-migrate-verify sets: ${messageOf(error).replace(/^error: /, '')}. See sets --help.\n`);
-    return 2;
-  }
+  const parsed = parseArgs(cmd, argv, io.stdout, io.stderr, 'sets --help');
+  if (parsed !== undefined) return parsed;
   const opts = cmd.opts<{ json?: boolean; config?: string; workingDirectory?: string }>();
   try {
     const settings = await resolveSettings(
@@ -259,24 +236,43 @@ async function init(argv: string[], io: CliIo): Promise<number> {
     .option(`-C, --${Inputs.WorkingDirectory} <dir>`, 'the repository root (default: the current directory)')
     .showHelpAfterError(false)
     .exitOverride();
-  let help = '';
-  cmd.configureOutput({ writeOut: (t) => (help += t), writeErr: (t) => (help += t) });
-  try {
-    cmd.parse(argv, { from: 'user' });
-  } catch (error) {
-    if (error instanceof CommanderError && error.code === 'commander.helpDisplayed') {
-      io.stdout(help);
-      return 0;
-    }
-    io.stderr(`pg-migrate-verify init: ${messageOf(error).replace(/^error: /, '')}. See init --help.\n`);
-    return 2;
-  }
+  const parsed = parseArgs(cmd, argv, io.stdout, io.stderr, 'init --help');
+  if (parsed !== undefined) return parsed;
   const opts = cmd.opts<{ workingDirectory?: string }>();
   const root = path.resolve(io.cwd, opts.workingDirectory ?? '.');
   try {
     return await runInit(root, cmd.args[0], { stdout: io.stdout, ...(io.ask ? { ask: io.ask } : {}) });
   } catch (error) {
     io.stderr(`pg-migrate-verify init: ${messageOf(error)}\n`);
+    return 2;
+  }
+}
+
+/**
+ * Parses `argv` into `cmd`; undefined to go on, else the exit status: 0 after help or the version,
+ * 2 after a usage error (said on `err`, with where to look).
+ */
+function parseArgs(
+  cmd: Command,
+  argv: string[],
+  out: (text: string) => void,
+  err: (text: string) => void,
+  helpFlag: string,
+): number | undefined {
+  let help = '';
+  cmd.configureOutput({ writeOut: (t) => (help += t), writeErr: (t) => (help += t) });
+  try {
+    cmd.parse(argv, { from: 'user' });
+    return undefined;
+  } catch (error) {
+    if (
+      error instanceof CommanderError &&
+      (error.code === 'commander.helpDisplayed' || error.code === 'commander.version')
+    ) {
+      out(help);
+      return 0;
+    }
+    err(`${cmd.name()}: ${messageOf(error).replace(/^error: /, '')}. See ${helpFlag}.\n`);
     return 2;
   }
 }

@@ -66909,20 +66909,9 @@ async function runCli(argv, io = defaultIo) {
     const mask = (text) => secrets.reduce((t, s) => t.replaceAll(s, '***'), (0,redact/* redactUrls */.s)(text));
     const out = (text) => io.stdout(mask(io.colour ? colourText(text) : text));
     const err = (text) => io.stderr(mask(text));
-    let help = '';
-    cmd.configureOutput({ writeOut: (t) => (help += t), writeErr: (t) => (help += t) });
-    try {
-        cmd.parse(argv, { from: 'user' });
-    }
-    catch (error) {
-        if (error instanceof CommanderError &&
-            (error.code === 'commander.helpDisplayed' || error.code === 'commander.version')) {
-            out(help);
-            return 0;
-        }
-        err(`pg-migrate-verify: ${(0,errors/* messageOf */.bD)(error).replace(/^error: /, '')}. See --help.\n`);
-        return 2;
-    }
+    const parsed = parseArgs(cmd, argv, out, err, '--help');
+    if (parsed !== undefined)
+        return parsed;
     const opts = cmd.opts();
     for (const key of [src_settings/* Inputs */.G0.DatabaseUrl, src_settings/* Inputs */.G0.TargetDatabaseUrl]) {
         const password = (0,redact/* passwordOf */.N)(String(opts[camel(key)] ?? ''));
@@ -66993,19 +66982,9 @@ async function listSets(argv, io) {
         .option(`-C, --${src_settings/* Inputs */.G0.WorkingDirectory} <dir>`, 'directory paths are relative to')
         .showHelpAfterError(false)
         .exitOverride();
-    let help = '';
-    cmd.configureOutput({ writeOut: (t) => (help += t), writeErr: (t) => (help += t) });
-    try {
-        cmd.parse(argv, { from: 'user' });
-    }
-    catch (error) {
-        if (error instanceof CommanderError && error.code === 'commander.helpDisplayed') {
-            io.stdout(help);
-            return 0;
-        }
-        io.stderr(`pg-migrate-verify sets: ${(0,errors/* messageOf */.bD)(error).replace(/^error: /, '')}. See sets --help.\n`);
-        return 2;
-    }
+    const parsed = parseArgs(cmd, argv, io.stdout, io.stderr, 'sets --help');
+    if (parsed !== undefined)
+        return parsed;
     const opts = cmd.opts();
     try {
         const settings = await (0,src_settings/* resolveSettings */.Mo)({
@@ -67035,19 +67014,9 @@ async function init(argv, io) {
         .option(`-C, --${src_settings/* Inputs */.G0.WorkingDirectory} <dir>`, 'the repository root (default: the current directory)')
         .showHelpAfterError(false)
         .exitOverride();
-    let help = '';
-    cmd.configureOutput({ writeOut: (t) => (help += t), writeErr: (t) => (help += t) });
-    try {
-        cmd.parse(argv, { from: 'user' });
-    }
-    catch (error) {
-        if (error instanceof CommanderError && error.code === 'commander.helpDisplayed') {
-            io.stdout(help);
-            return 0;
-        }
-        io.stderr(`pg-migrate-verify init: ${(0,errors/* messageOf */.bD)(error).replace(/^error: /, '')}. See init --help.\n`);
-        return 2;
-    }
+    const parsed = parseArgs(cmd, argv, io.stdout, io.stderr, 'init --help');
+    if (parsed !== undefined)
+        return parsed;
     const opts = cmd.opts();
     const root = external_node_path_default().resolve(io.cwd, opts.workingDirectory ?? '.');
     try {
@@ -67055,6 +67024,27 @@ async function init(argv, io) {
     }
     catch (error) {
         io.stderr(`pg-migrate-verify init: ${(0,errors/* messageOf */.bD)(error)}\n`);
+        return 2;
+    }
+}
+/**
+ * Parses `argv` into `cmd`; undefined to go on, else the exit status: 0 after help or the version,
+ * 2 after a usage error (said on `err`, with where to look).
+ */
+function parseArgs(cmd, argv, out, err, helpFlag) {
+    let help = '';
+    cmd.configureOutput({ writeOut: (t) => (help += t), writeErr: (t) => (help += t) });
+    try {
+        cmd.parse(argv, { from: 'user' });
+        return undefined;
+    }
+    catch (error) {
+        if (error instanceof CommanderError &&
+            (error.code === 'commander.helpDisplayed' || error.code === 'commander.version')) {
+            out(help);
+            return 0;
+        }
+        err(`${cmd.name()}: ${(0,errors/* messageOf */.bD)(error).replace(/^error: /, '')}. See ${helpFlag}.\n`);
         return 2;
     }
 }
