@@ -32829,6 +32829,7 @@ function schemaPicture(before, after, changed) {
  */
 function quoted(text) {
     const clean = text
+        // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it replaces.
         .replace(/[\u0000-\u001f\u007f]/g, ' ')
         .replaceAll('"', "'")
         .replaceAll('`', "'")
@@ -66601,6 +66602,11 @@ function colourLine(line) {
         .replace(/^ {2}error {2}/, `  ${paint(Sgr.red, 'error')}  `)
         .replace(/^ {2}warn {3}/, `  ${paint(Sgr.yellow, 'warn ')}  `)
         .replace(/^ {2}(note|accepted) {2}/, (_m, label) => `  ${paint(Sgr.dim, label)}  `);
+}
+/** `text` without the colour codes. */
+function withoutColour(text) {
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the escape that starts a colour code is what it removes.
+    return text.replace(/\x1b\[[0-9;]*m/g, '');
 }
 /** `text` (lines ending in newlines) coloured line by line. */
 function colourText(text) {

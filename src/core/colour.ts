@@ -35,6 +35,12 @@ export function colourLine(line: string): string {
     .replace(/^ {2}(note|accepted) {2}/, (_m, label: string) => `  ${paint(Sgr.dim, label)}  `);
 }
 
+/** `text` without the colour codes. */
+export function withoutColour(text: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the escape that starts a colour code is what it removes.
+  return text.replace(/\x1b\[[0-9;]*m/g, '');
+}
+
 /** `text` (lines ending in newlines) coloured line by line. */
 export function colourText(text: string): string {
   return text

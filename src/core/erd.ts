@@ -187,6 +187,7 @@ export function schemaPicture(
  */
 function quoted(text: string): string {
   const clean = text
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it replaces.
     .replace(/[\u0000-\u001f\u007f]/g, ' ')
     .replaceAll('"', "'")
     .replaceAll('`', "'")
