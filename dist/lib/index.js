@@ -32707,14 +32707,33 @@ function columnList(definition) {
         .filter(Boolean)
         .map((c) => (c.startsWith('"') && c.endsWith('"') ? c.slice(1, -1).replaceAll('""', '"') : c));
 }
-function keysOf(snapshot, table) {
+/** A snapshot's tables and each table's columns and constraints, read once. */
+class Indexed {
+    snapshot;
+    tables = [];
+    children = new Map();
+    constructor(snapshot) {
+        this.snapshot = snapshot;
+        for (const o of Object.values(snapshot)) {
+            if (isTable(o))
+                this.tables.push(o.name);
+            if (o.parent && (o.kind === 'column' || o.kind === 'constraint')) {
+                const list = this.children.get(o.parent) ?? [];
+                list.push(o);
+                this.children.set(o.parent, list);
+            }
+        }
+    }
+    has(table) {
+        return isTable(this.snapshot[`table:${table}`]);
+    }
+    of(table, kind) {
+        return (this.children.get(table) ?? []).filter((o) => o.kind === kind);
+    }
+}
+function keysOf(index, table) {
     const keys = { primary: new Set(), foreign: [] };
-    const tables = Object.values(snapshot)
-        .filter(isTable)
-        .map((t) => t.name);
-    for (const o of Object.values(snapshot)) {
-        if (o.kind !== 'constraint' || o.parent !== table)
-            continue;
+    for (const o of index.of(table, 'constraint')) {
         const definition = String(o.props.definition ?? '');
         if (o.props.type === 'primary key')
             for (const c of columnList(definition))
@@ -32724,16 +32743,18 @@ function keysOf(snapshot, table) {
             // The definition names the table as the search path shows it (public's without a schema).
             const to = ref.includes('.')
                 ? ref
-                : (tables.find((t) => t === `public.${ref}`) ?? tables.find((t) => t.endsWith(`.${ref}`)) ?? ref);
+                : index.has(`public.${ref}`)
+                    ? `public.${ref}`
+                    : (index.tables.find((t) => t.endsWith(`.${ref}`)) ?? ref);
             keys.foreign.push({ label: lastPart(o.name, table), columns: columnList(definition), to });
         }
     }
     return keys;
 }
-function columnsOf(snapshot, table) {
+function columnsOf(index, table) {
     const out = new Map();
-    const order = snapshot[`table:${table}`]?.props.columns ?? [];
-    const found = Object.values(snapshot).filter((o) => o.kind === 'column' && o.parent === table);
+    const order = index.snapshot[`table:${table}`]?.props.columns ?? [];
+    const found = index.of(table, 'column');
     found.sort((a, b) => order.indexOf(lastPart(a.name, table)) - order.indexOf(lastPart(b.name, table)));
     for (const c of found)
         out.set(lastPart(c.name, table), c);
@@ -32764,21 +32785,23 @@ function keyOf(column, keys) {
  * changed (functions or types alone draw nothing).
  */
 function schemaPicture(before, after, changed) {
+    const old = new Indexed(before);
+    const now = new Indexed(after);
+    // Tables that exist on one side at least; one created and dropped again in between has none.
+    const tables = changed.filter((t) => old.has(t) || now.has(t));
+    if (!tables.length)
+        return undefined;
     const drawn = [];
     const relations = [];
-    for (const table of changed) {
-        const was = before[`table:${table}`];
-        const is = after[`table:${table}`];
-        if (!isTable(was) && !isTable(is))
-            continue;
-        const change = !was ? 'added' : !is ? 'dropped' : 'changed';
-        const side = is ? after : before;
+    for (const table of tables.slice(0, MaxPictureTables)) {
+        const change = !old.has(table) ? 'added' : !now.has(table) ? 'dropped' : 'changed';
+        const side = now.has(table) ? now : old;
         const keys = keysOf(side, table);
-        const old = columnsOf(before, table);
-        const now = columnsOf(after, table);
+        const was = columnsOf(old, table);
+        const is = columnsOf(now, table);
         const columns = [];
-        for (const [name, c] of change === 'dropped' ? old : now) {
-            const prior = old.get(name);
+        for (const [name, c] of change === 'dropped' ? was : is) {
+            const prior = was.get(name);
             const key = keyOf(name, keys);
             const columnChange = change !== 'changed' ? undefined : !prior ? 'added' : sameProps(prior, c) ? undefined : 'changed';
             columns.push({
@@ -32790,24 +32813,25 @@ function schemaPicture(before, after, changed) {
             });
         }
         if (change === 'changed')
-            for (const [name, c] of old)
-                if (!now.has(name))
+            for (const [name, c] of was)
+                if (!is.has(name))
                     columns.push({ name, type: String(c.props.type ?? ''), change: 'dropped' });
-        // A table whose own row did not change, nor any column: its indexes or constraints did.
+        // A changed table with no column marked: its indexes or constraints changed.
         drawn.push({ name: table, change, columns });
+        const sideColumns = side === now ? is : was;
         for (const fk of keys.foreign) {
-            const optional = fk.columns.some((c) => (side === after ? now : old).get(c)?.props.notNull !== true);
+            const optional = fk.columns.some((c) => sideColumns.get(c)?.props.notNull !== true);
             relations.push({ from: table, to: fk.to, label: fk.label, optional });
         }
     }
-    if (!drawn.length)
-        return undefined;
-    // What the foreign keys reach and is not drawn yet: its keys only, for context.
+    // What the foreign keys reach and is not drawn yet: its keys only, for context, within the cap.
     for (const r of relations) {
+        if (drawn.length >= MaxPictureTables)
+            break;
         if (drawn.some((t) => t.name === r.to))
             continue;
-        const side = after[`table:${r.to}`] ? after : before;
-        if (!isTable(side[`table:${r.to}`]))
+        const side = now.has(r.to) ? now : old;
+        if (!side.has(r.to))
             continue;
         const keys = keysOf(side, r.to);
         const columns = [...columnsOf(side, r.to)]
@@ -32815,12 +32839,11 @@ function schemaPicture(before, after, changed) {
             .map(([name, c]) => ({ name, type: String(c.props.type ?? ''), key: 'PK' }));
         drawn.push({ name: r.to, change: 'context', columns });
     }
-    const shown = drawn.slice(0, MaxPictureTables);
-    const names = new Set(shown.map((t) => t.name));
+    const names = new Set(drawn.map((t) => t.name));
     return {
-        tables: shown,
+        tables: drawn,
         relations: relations.filter((r) => names.has(r.from) && names.has(r.to)),
-        more: drawn.length - shown.length,
+        more: Math.max(0, tables.length - MaxPictureTables),
     };
 }
 /**
@@ -51120,7 +51143,6 @@ async function liveSizes(session, live) {
 
 
 
-
 /**
  * Every check of one migration set: ordering, the walk (apply, assertions, reversibility,
  * rollback-all), the two-phase replay against the base branch, drift. Findings and notes go
@@ -51245,11 +51267,15 @@ async function checkDrift(ctx, walk) {
             ctx.note(note);
     }
 }
-/** The picture of what the walked migrations did to tables, from the snapshots the walk took. */
+/**
+ * The picture of what the walked migrations did to tables, from the snapshots the walk took: the
+ * tables their up steps touched, as they were before the walk and are at its head.
+ */
 function pictureOf(walk) {
     if (!walk.start || !walk.head)
         return {};
-    const picture = (0,erd/* schemaPicture */.or)(walk.start, walk.head, touchedTables(diffSnapshots(walk.start, walk.head)));
+    const touched = [...new Set([...walk.touched.values()].flat())].sort();
+    const picture = (0,erd/* schemaPicture */.or)(walk.start, walk.head, touched);
     return picture ? { picture } : {};
 }
 

@@ -5,7 +5,6 @@ import { formatDuration, plural } from '../core/format.js';
 import { Messages, Notes } from '../core/messages.js';
 import { type HistoryComparison, sameText } from '../core/ordering.js';
 import type { SetReport } from '../core/report.js';
-import { diffSnapshots, touchedTables } from '../core/schema.js';
 import type { FailedStep } from '../migrations/runner.js';
 import type { LoadedSet } from '../migrations/types.js';
 import { type Assertion, discoverAssertions } from './assertions.js';
@@ -173,9 +172,13 @@ async function checkDrift(ctx: SetContext, walk: WalkResult): Promise<void> {
   }
 }
 
-/** The picture of what the walked migrations did to tables, from the snapshots the walk took. */
+/**
+ * The picture of what the walked migrations did to tables, from the snapshots the walk took: the
+ * tables their up steps touched, as they were before the walk and are at its head.
+ */
 function pictureOf(walk: WalkResult): { picture?: SchemaPicture } {
   if (!walk.start || !walk.head) return {};
-  const picture = schemaPicture(walk.start, walk.head, touchedTables(diffSnapshots(walk.start, walk.head)));
+  const touched = [...new Set([...walk.touched.values()].flat())].sort();
+  const picture = schemaPicture(walk.start, walk.head, touched);
   return picture ? { picture } : {};
 }

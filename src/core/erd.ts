@@ -59,18 +59,36 @@ function columnList(definition: string): string[] {
     .map((c) => (c.startsWith('"') && c.endsWith('"') ? c.slice(1, -1).replaceAll('""', '"') : c));
 }
 
+/** A snapshot's tables and each table's columns and constraints, read once. */
+class Indexed {
+  readonly tables: string[] = [];
+  private readonly children = new Map<string, SchemaObject[]>();
+  constructor(readonly snapshot: SchemaSnapshot) {
+    for (const o of Object.values(snapshot)) {
+      if (isTable(o)) this.tables.push(o.name);
+      if (o.parent && (o.kind === 'column' || o.kind === 'constraint')) {
+        const list = this.children.get(o.parent) ?? [];
+        list.push(o);
+        this.children.set(o.parent, list);
+      }
+    }
+  }
+  has(table: string): boolean {
+    return isTable(this.snapshot[`table:${table}`]);
+  }
+  of(table: string, kind: 'column' | 'constraint'): SchemaObject[] {
+    return (this.children.get(table) ?? []).filter((o) => o.kind === kind);
+  }
+}
+
 interface Keys {
   primary: Set<string>;
   foreign: { label: string; columns: string[]; to: string }[];
 }
 
-function keysOf(snapshot: SchemaSnapshot, table: string): Keys {
+function keysOf(index: Indexed, table: string): Keys {
   const keys: Keys = { primary: new Set(), foreign: [] };
-  const tables = Object.values(snapshot)
-    .filter(isTable)
-    .map((t) => t.name);
-  for (const o of Object.values(snapshot)) {
-    if (o.kind !== 'constraint' || o.parent !== table) continue;
+  for (const o of index.of(table, 'constraint')) {
     const definition = String(o.props.definition ?? '');
     if (o.props.type === 'primary key') for (const c of columnList(definition)) keys.primary.add(c);
     if (o.props.type === 'foreign key') {
@@ -78,17 +96,19 @@ function keysOf(snapshot: SchemaSnapshot, table: string): Keys {
       // The definition names the table as the search path shows it (public's without a schema).
       const to = ref.includes('.')
         ? ref
-        : (tables.find((t) => t === `public.${ref}`) ?? tables.find((t) => t.endsWith(`.${ref}`)) ?? ref);
+        : index.has(`public.${ref}`)
+          ? `public.${ref}`
+          : (index.tables.find((t) => t.endsWith(`.${ref}`)) ?? ref);
       keys.foreign.push({ label: lastPart(o.name, table), columns: columnList(definition), to });
     }
   }
   return keys;
 }
 
-function columnsOf(snapshot: SchemaSnapshot, table: string): Map<string, SchemaObject> {
+function columnsOf(index: Indexed, table: string): Map<string, SchemaObject> {
   const out = new Map<string, SchemaObject>();
-  const order = (snapshot[`table:${table}`]?.props.columns as string[] | undefined) ?? [];
-  const found = Object.values(snapshot).filter((o) => o.kind === 'column' && o.parent === table);
+  const order = (index.snapshot[`table:${table}`]?.props.columns as string[] | undefined) ?? [];
+  const found = index.of(table, 'column');
   found.sort((a, b) => order.indexOf(lastPart(a.name, table)) - order.indexOf(lastPart(b.name, table)));
   for (const c of found) out.set(lastPart(c.name, table), c);
   return out;
@@ -125,20 +145,22 @@ export function schemaPicture(
   after: SchemaSnapshot,
   changed: readonly string[],
 ): SchemaPicture | undefined {
+  const old = new Indexed(before);
+  const now = new Indexed(after);
+  // Tables that exist on one side at least; one created and dropped again in between has none.
+  const tables = changed.filter((t) => old.has(t) || now.has(t));
+  if (!tables.length) return undefined;
   const drawn: PictureTable[] = [];
   const relations: PictureRelation[] = [];
-  for (const table of changed) {
-    const was = before[`table:${table}`];
-    const is = after[`table:${table}`];
-    if (!isTable(was) && !isTable(is)) continue;
-    const change: Change = !was ? 'added' : !is ? 'dropped' : 'changed';
-    const side = is ? after : before;
+  for (const table of tables.slice(0, MaxPictureTables)) {
+    const change: Change = !old.has(table) ? 'added' : !now.has(table) ? 'dropped' : 'changed';
+    const side = now.has(table) ? now : old;
     const keys = keysOf(side, table);
-    const old = columnsOf(before, table);
-    const now = columnsOf(after, table);
+    const was = columnsOf(old, table);
+    const is = columnsOf(now, table);
     const columns: PictureColumn[] = [];
-    for (const [name, c] of change === 'dropped' ? old : now) {
-      const prior = old.get(name);
+    for (const [name, c] of change === 'dropped' ? was : is) {
+      const prior = was.get(name);
       const key = keyOf(name, keys);
       const columnChange: Change | undefined =
         change !== 'changed' ? undefined : !prior ? 'added' : sameProps(prior, c) ? undefined : 'changed';
@@ -151,33 +173,33 @@ export function schemaPicture(
       });
     }
     if (change === 'changed')
-      for (const [name, c] of old)
-        if (!now.has(name)) columns.push({ name, type: String(c.props.type ?? ''), change: 'dropped' });
-    // A table whose own row did not change, nor any column: its indexes or constraints did.
+      for (const [name, c] of was)
+        if (!is.has(name)) columns.push({ name, type: String(c.props.type ?? ''), change: 'dropped' });
+    // A changed table with no column marked: its indexes or constraints changed.
     drawn.push({ name: table, change, columns });
+    const sideColumns = side === now ? is : was;
     for (const fk of keys.foreign) {
-      const optional = fk.columns.some((c) => (side === after ? now : old).get(c)?.props.notNull !== true);
+      const optional = fk.columns.some((c) => sideColumns.get(c)?.props.notNull !== true);
       relations.push({ from: table, to: fk.to, label: fk.label, optional });
     }
   }
-  if (!drawn.length) return undefined;
-  // What the foreign keys reach and is not drawn yet: its keys only, for context.
+  // What the foreign keys reach and is not drawn yet: its keys only, for context, within the cap.
   for (const r of relations) {
+    if (drawn.length >= MaxPictureTables) break;
     if (drawn.some((t) => t.name === r.to)) continue;
-    const side = after[`table:${r.to}`] ? after : before;
-    if (!isTable(side[`table:${r.to}`])) continue;
+    const side = now.has(r.to) ? now : old;
+    if (!side.has(r.to)) continue;
     const keys = keysOf(side, r.to);
     const columns = [...columnsOf(side, r.to)]
       .filter(([name]) => keys.primary.has(name))
       .map(([name, c]) => ({ name, type: String(c.props.type ?? ''), key: 'PK' }));
     drawn.push({ name: r.to, change: 'context', columns });
   }
-  const shown = drawn.slice(0, MaxPictureTables);
-  const names = new Set(shown.map((t) => t.name));
+  const names = new Set(drawn.map((t) => t.name));
   return {
-    tables: shown,
+    tables: drawn,
     relations: relations.filter((r) => names.has(r.from) && names.has(r.to)),
-    more: drawn.length - shown.length,
+    more: Math.max(0, tables.length - MaxPictureTables),
   };
 }
 
