@@ -50,6 +50,14 @@ const Ddl = [
   'CREATE INDEX CONCURRENTLY orders_user_idx ON orders (user_id)',
   'ALTER TABLE accounts RESET (autovacuum_vacuum_scale_factor)',
   'ALTER TABLE orders RENAME COLUMN user_id TO account_id',
+  // A dropped table takes its whole family with it (nothing to read again); one dropped with
+  // CASCADE changes the table whose foreign key pointed at it.
+  'CREATE TABLE gone (id serial PRIMARY KEY, x int UNIQUE)',
+  'CREATE INDEX gone_x ON gone (x)',
+  'DROP TABLE gone',
+  'CREATE TABLE parent2 (id int PRIMARY KEY)',
+  'CREATE TABLE child2 (pid int REFERENCES parent2, CONSTRAINT positive CHECK (pid > 0))',
+  'DROP TABLE parent2 CASCADE',
   'DROP TYPE feeling CASCADE',
   'DROP VIEW v',
   'DROP TABLE accounts CASCADE',

@@ -48508,7 +48508,8 @@ BEGIN
 END $$;
 CREATE OR REPLACE FUNCTION ${BookkeepingSchema}.log_drop() RETURNS event_trigger LANGUAGE plpgsql AS $$
 BEGIN
-  INSERT INTO ${BookkeepingSchema}.ddl_log SELECT classid::regclass::text, objid, true FROM pg_event_trigger_dropped_objects();
+  -- A dropped part of an object that stays (a column: objsubid) is a change of that object.
+  INSERT INTO ${BookkeepingSchema}.ddl_log SELECT classid::regclass::text, objid, objsubid = 0 FROM pg_event_trigger_dropped_objects();
 END $$;
 DROP EVENT TRIGGER IF EXISTS ${BookkeepingSchema}_ddl;
 DROP EVENT TRIGGER IF EXISTS ${BookkeepingSchema}_drop;
@@ -48584,17 +48585,29 @@ class CatalogTracker {
     }
     async readTouched(client, touched) {
         const roots = new Map();
+        // Roots dropped themselves: their whole family is gone, with nothing to read.
+        const gone = new Set();
+        for (const entry of touched) {
+            const key = `${entry.root_class}:${entry.root_oid}`;
+            if (entry.dropped && this.rootOf.get(key) === key)
+                gone.add(key);
+        }
         for (const entry of touched) {
             if (!entry.dropped)
                 addRoot(roots, entry.root_class, entry.root_oid);
             else {
                 // Gone from the catalog: its root is known only from what we read before.
                 const root = this.rootOf.get(`${entry.root_class}:${entry.root_oid}`);
-                if (root)
+                if (root && !gone.has(root))
                     addRoot(roots, root.slice(0, root.indexOf(':')), Number(root.slice(root.indexOf(':') + 1)));
             }
         }
-        const renamed = await this.readRoots(client, roots);
+        for (const root of gone) {
+            const [cls, oid] = [root.slice(0, root.indexOf(':')), Number(root.slice(root.indexOf(':') + 1))];
+            if (roots.get(cls)?.has(oid))
+                gone.delete(root);
+        }
+        const renamed = await this.readRoots(client, roots, gone);
         if (!renamed.length)
             return;
         // A renamed table, column, type, sequence, function or schema changes how other objects read
@@ -48612,10 +48625,13 @@ class CatalogTracker {
             addRoot(more, d.root_class, d.root_oid);
         await this.readRoots(client, more);
     }
-    /** Reads the families of `roots` and replaces them; returns the roots that lost a name others may use. */
-    async readRoots(client, roots) {
+    /**
+     * Reads the families of `roots` and replaces them, and drops those of `gone` (roots that were
+     * dropped); returns the roots that lost a name others may use.
+     */
+    async readRoots(client, roots, gone = new Set()) {
         const rows = [];
-        const considered = new Set();
+        const considered = new Set(gone);
         for (const [cls, oids] of roots) {
             for (const oid of oids)
                 considered.add(`${cls}:${oid}`);

@@ -109,7 +109,8 @@ BEGIN
 END $$;
 CREATE OR REPLACE FUNCTION ${BookkeepingSchema}.log_drop() RETURNS event_trigger LANGUAGE plpgsql AS $$
 BEGIN
-  INSERT INTO ${BookkeepingSchema}.ddl_log SELECT classid::regclass::text, objid, true FROM pg_event_trigger_dropped_objects();
+  -- A dropped part of an object that stays (a column: objsubid) is a change of that object.
+  INSERT INTO ${BookkeepingSchema}.ddl_log SELECT classid::regclass::text, objid, objsubid = 0 FROM pg_event_trigger_dropped_objects();
 END $$;
 DROP EVENT TRIGGER IF EXISTS ${BookkeepingSchema}_ddl;
 DROP EVENT TRIGGER IF EXISTS ${BookkeepingSchema}_drop;
@@ -198,15 +199,26 @@ export class CatalogTracker {
     touched: { root_class: string; root_oid: number; dropped: boolean }[],
   ): Promise<void> {
     const roots = new Map<RootClass, Set<number>>();
+    // Roots dropped themselves: their whole family is gone, with nothing to read.
+    const gone = new Set<string>();
+    for (const entry of touched) {
+      const key = `${entry.root_class}:${entry.root_oid}`;
+      if (entry.dropped && this.rootOf.get(key) === key) gone.add(key);
+    }
     for (const entry of touched) {
       if (!entry.dropped) addRoot(roots, entry.root_class, entry.root_oid);
       else {
         // Gone from the catalog: its root is known only from what we read before.
         const root = this.rootOf.get(`${entry.root_class}:${entry.root_oid}`);
-        if (root) addRoot(roots, root.slice(0, root.indexOf(':')), Number(root.slice(root.indexOf(':') + 1)));
+        if (root && !gone.has(root))
+          addRoot(roots, root.slice(0, root.indexOf(':')), Number(root.slice(root.indexOf(':') + 1)));
       }
     }
-    const renamed = await this.readRoots(client, roots);
+    for (const root of gone) {
+      const [cls, oid] = [root.slice(0, root.indexOf(':')), Number(root.slice(root.indexOf(':') + 1))];
+      if (roots.get(cls as RootClass)?.has(oid)) gone.delete(root);
+    }
+    const renamed = await this.readRoots(client, roots, gone);
     if (!renamed.length) return;
     // A renamed table, column, type, sequence, function or schema changes how other objects read
     // (foreign keys, views, defaults, triggers that name it): read those too.
@@ -223,10 +235,17 @@ export class CatalogTracker {
     await this.readRoots(client, more);
   }
 
-  /** Reads the families of `roots` and replaces them; returns the roots that lost a name others may use. */
-  private async readRoots(client: pg.Client, roots: Map<RootClass, Set<number>>): Promise<string[]> {
+  /**
+   * Reads the families of `roots` and replaces them, and drops those of `gone` (roots that were
+   * dropped); returns the roots that lost a name others may use.
+   */
+  private async readRoots(
+    client: pg.Client,
+    roots: Map<RootClass, Set<number>>,
+    gone: ReadonlySet<string> = new Set(),
+  ): Promise<string[]> {
     const rows: Row[] = [];
-    const considered = new Set<string>();
+    const considered = new Set<string>(gone);
     for (const [cls, oids] of roots) {
       for (const oid of oids) considered.add(`${cls}:${oid}`);
       rows.push(...(await readFamilies(client, cls, [...oids], this.exclusions)).rows);
