@@ -42,13 +42,9 @@ export async function findMigrationFolders(root: string): Promise<Candidate[]> {
     } catch {
       return;
     }
-    const detected = await detectFormat(dir, root).catch(() => undefined);
-    if (detected && detected.format !== 'command' && (await loads(dir, detected.format, root))) {
-      found.push({
-        dir: path.relative(root, dir).split(path.sep).join('/') || '.',
-        format: detected.format,
-        why: detected.why,
-      });
+    const candidate = await candidateAt(root, dir).catch(() => undefined);
+    if (candidate) {
+      found.push(candidate);
       // An alembic project's folders, and a folder of migrations' own subfolders, are its.
       return;
     }
@@ -61,14 +57,22 @@ export async function findMigrationFolders(root: string): Promise<Candidate[]> {
   return found;
 }
 
-/** The folder's files load as migrations of `format` (alembic: its alembic.ini is enough; listing would run Python). */
-async function loads(dir: string, format: Candidate['format'], root: string): Promise<boolean> {
-  if (format === 'alembic') return true;
-  try {
-    return (await loadMigrations(dir, format, root)).migrations.length > 0;
-  } catch {
-    return false;
+/**
+ * `dir` as a candidate when its files load as migrations of a format the tool runs (alembic: its
+ * alembic.ini is enough; listing would run Python); throws when they could be several formats.
+ */
+async function candidateAt(root: string, dir: string): Promise<Candidate | undefined> {
+  const detected = await detectFormat(dir, root);
+  if (!detected || detected.format === 'command') return undefined;
+  if (detected.format !== 'alembic') {
+    const loaded = await loadMigrations(dir, detected.format, root).catch(() => undefined);
+    if (!loaded?.migrations.length) return undefined;
   }
+  return {
+    dir: path.relative(root, dir).split(path.sep).join('/') || '.',
+    format: detected.format,
+    why: detected.why,
+  };
 }
 
 export interface InitIo {
@@ -106,17 +110,11 @@ export async function runInit(root: string, given: string | undefined, io: InitI
 
 async function chooseFolder(root: string, given: string | undefined, io: InitIo): Promise<Candidate> {
   if (given) {
-    const dir = path.resolve(root, given);
-    const detected = await detectFormat(dir, root);
-    if (!detected || detected.format === 'command' || !(await loads(dir, detected.format, root)))
-      throw new CannotCheck(
-        `'${given}' holds no migrations the tool recognises (SQL files such as 0001_init.up.sql or V1__init.sql, sequelize or umzug modules, or an alembic project with alembic.ini). Give the folder your migrations are in, or write pg-migrate-verify.yml by hand with 'format: command' for another runner (see the README).`,
-      );
-    return {
-      dir: path.relative(root, dir).split(path.sep).join('/') || '.',
-      format: detected.format,
-      why: detected.why,
-    };
+    const candidate = await candidateAt(root, path.resolve(root, given));
+    if (candidate) return candidate;
+    throw new CannotCheck(
+      `'${given}' holds no migrations the tool recognises (SQL files such as 0001_init.up.sql or V1__init.sql, sequelize or umzug modules, or an alembic project with alembic.ini). Give the folder your migrations are in, or write pg-migrate-verify.yml by hand with 'format: command' for another runner (see the README).`,
+    );
   }
   const found = await findMigrationFolders(root);
   if (found.length === 1) return found[0] as Candidate;

@@ -48487,6 +48487,11 @@ async function snapshotAt(url, exclusions) {
 }
 /** Keys of objects whose names appear inside other objects' definitions. */
 const Renameable = /^(table|view|materialized view|sequence|foreign table|column|enum|domain|composite type|range type|function|procedure|aggregate|window function|schema):/;
+/** A root's key, `pg_class:16384`, as its catalog and oid. */
+function splitRoot(root) {
+    const at = root.indexOf(':');
+    return [root.slice(0, at), Number(root.slice(at + 1))];
+}
 function addRoot(roots, cls, oid) {
     if (!RootClasses.includes(cls))
         return;
@@ -48599,11 +48604,11 @@ class CatalogTracker {
                 // Gone from the catalog: its root is known only from what we read before.
                 const root = this.rootOf.get(`${entry.root_class}:${entry.root_oid}`);
                 if (root && !gone.has(root))
-                    addRoot(roots, root.slice(0, root.indexOf(':')), Number(root.slice(root.indexOf(':') + 1)));
+                    addRoot(roots, ...splitRoot(root));
             }
         }
         for (const root of gone) {
-            const [cls, oid] = [root.slice(0, root.indexOf(':')), Number(root.slice(root.indexOf(':') + 1))];
+            const [cls, oid] = splitRoot(root);
             if (roots.get(cls)?.has(oid))
                 gone.delete(root);
         }
@@ -48615,10 +48620,7 @@ class CatalogTracker {
         const { rows: dependents } = await client.query({
             name: 'pgmv-dependents',
             text: DependentsSql,
-            values: [
-                renamed.map((r) => r.slice(0, r.indexOf(':'))),
-                renamed.map((r) => Number(r.slice(r.indexOf(':') + 1))),
-            ],
+            values: [renamed.map((r) => splitRoot(r)[0]), renamed.map((r) => splitRoot(r)[1])],
         });
         const more = new Map();
         for (const d of dependents)
@@ -51193,16 +51195,7 @@ async function verifySet(ctx, loaded, base) {
         migrations: walk.migrations,
         scope: ctx.scope,
         ...pictureOf(walk),
-        checks: findings/* CheckIds */.T.filter((c) => ctx.checks.has(c) &&
-            (c === 'drift-snapshot'
-                ? !!ctx.snapshotFile
-                : c === 'drift-models'
-                    ? !!ctx.modelsCommand
-                    : c === 'target'
-                        ? !!gate
-                        : c === 'assertions'
-                            ? !!assertions?.size
-                            : true)),
+        checks: checksRan(ctx, { gate: !!gate, assertions: !!assertions?.size }),
         ...(ctx.scope === 'changed' && base?.loaded ? { unchecked } : {}),
         ...(gate ? { target: gate.report } : {}),
         ...(base?.loaded && comparison
@@ -51267,7 +51260,7 @@ function runsAsWalked(plan, loaded) {
 }
 /** drift-snapshot and drift-models, on the schema after every migration. */
 async function checkDrift(ctx, walk) {
-    const drift = ['drift-snapshot', 'drift-models'].filter((c) => ctx.checks.has(c) && (c === 'drift-snapshot' ? ctx.snapshotFile : ctx.modelsCommand));
+    const drift = driftChecks(ctx);
     if (drift.length && !walk.head)
         ctx.note(Notes.driftNotChecked(drift));
     if (!walk.head)
@@ -51282,6 +51275,25 @@ async function checkDrift(ctx, walk) {
         if (note)
             ctx.note(note);
     }
+}
+/** The drift checks that run: each needs its snapshot file or its models command. */
+function driftChecks(ctx) {
+    return ['drift-snapshot', 'drift-models'].filter((c) => ctx.checks.has(c) && (c === 'drift-snapshot' ? ctx.snapshotFile : ctx.modelsCommand));
+}
+/** The checks that ran for the set: the ones selected, less those it had nothing to run on. */
+function checksRan(ctx, had) {
+    const drift = driftChecks(ctx);
+    return findings/* CheckIds */.T.filter((c) => {
+        if (!ctx.checks.has(c))
+            return false;
+        if (c === 'drift-snapshot' || c === 'drift-models')
+            return drift.includes(c);
+        if (c === 'target')
+            return had.gate;
+        if (c === 'assertions')
+            return had.assertions;
+        return true;
+    });
 }
 /**
  * The picture of what the walked migrations did to tables, from the snapshots the walk took: the
@@ -66714,13 +66726,9 @@ async function findMigrationFolders(root) {
         catch {
             return;
         }
-        const detected = await (0,migrations/* detectFormat */.Tz)(dir, root).catch(() => undefined);
-        if (detected && detected.format !== 'command' && (await loads(dir, detected.format, root))) {
-            found.push({
-                dir: external_node_path_default().relative(root, dir).split((external_node_path_default()).sep).join('/') || '.',
-                format: detected.format,
-                why: detected.why,
-            });
+        const candidate = await candidateAt(root, dir).catch(() => undefined);
+        if (candidate) {
+            found.push(candidate);
             // An alembic project's folders, and a folder of migrations' own subfolders, are its.
             return;
         }
@@ -66733,16 +66741,24 @@ async function findMigrationFolders(root) {
     await visit(root, 0);
     return found;
 }
-/** The folder's files load as migrations of `format` (alembic: its alembic.ini is enough; listing would run Python). */
-async function loads(dir, format, root) {
-    if (format === 'alembic')
-        return true;
-    try {
-        return (await (0,migrations/* loadMigrations */.Y$)(dir, format, root)).migrations.length > 0;
+/**
+ * `dir` as a candidate when its files load as migrations of a format the tool runs (alembic: its
+ * alembic.ini is enough; listing would run Python); throws when they could be several formats.
+ */
+async function candidateAt(root, dir) {
+    const detected = await (0,migrations/* detectFormat */.Tz)(dir, root);
+    if (!detected || detected.format === 'command')
+        return undefined;
+    if (detected.format !== 'alembic') {
+        const loaded = await (0,migrations/* loadMigrations */.Y$)(dir, detected.format, root).catch(() => undefined);
+        if (!loaded?.migrations.length)
+            return undefined;
     }
-    catch {
-        return false;
-    }
+    return {
+        dir: external_node_path_default().relative(root, dir).split((external_node_path_default()).sep).join('/') || '.',
+        format: detected.format,
+        why: detected.why,
+    };
 }
 /**
  * `pg-migrate-verify init [folder]`: finds the migrations (or takes the folder), writes
@@ -66771,15 +66787,10 @@ async function runInit(root, given, io) {
 }
 async function chooseFolder(root, given, io) {
     if (given) {
-        const dir = external_node_path_default().resolve(root, given);
-        const detected = await (0,migrations/* detectFormat */.Tz)(dir, root);
-        if (!detected || detected.format === 'command' || !(await loads(dir, detected.format, root)))
-            throw new errors/* CannotCheck */.k_(`'${given}' holds no migrations the tool recognises (SQL files such as 0001_init.up.sql or V1__init.sql, sequelize or umzug modules, or an alembic project with alembic.ini). Give the folder your migrations are in, or write pg-migrate-verify.yml by hand with 'format: command' for another runner (see the README).`);
-        return {
-            dir: external_node_path_default().relative(root, dir).split((external_node_path_default()).sep).join('/') || '.',
-            format: detected.format,
-            why: detected.why,
-        };
+        const candidate = await candidateAt(root, external_node_path_default().resolve(root, given));
+        if (candidate)
+            return candidate;
+        throw new errors/* CannotCheck */.k_(`'${given}' holds no migrations the tool recognises (SQL files such as 0001_init.up.sql or V1__init.sql, sequelize or umzug modules, or an alembic project with alembic.ini). Give the folder your migrations are in, or write pg-migrate-verify.yml by hand with 'format: command' for another runner (see the README).`);
     }
     const found = await findMigrationFolders(root);
     if (found.length === 1)

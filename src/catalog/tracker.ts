@@ -73,6 +73,12 @@ export async function snapshotAt(url: string, exclusions: Exclusions): Promise<S
 const Renameable =
   /^(table|view|materialized view|sequence|foreign table|column|enum|domain|composite type|range type|function|procedure|aggregate|window function|schema):/;
 
+/** A root's key, `pg_class:16384`, as its catalog and oid. */
+function splitRoot(root: string): [string, number] {
+  const at = root.indexOf(':');
+  return [root.slice(0, at), Number(root.slice(at + 1))];
+}
+
 function addRoot(roots: Map<RootClass, Set<number>>, cls: string, oid: number): void {
   if (!(RootClasses as readonly string[]).includes(cls)) return;
   const set = roots.get(cls as RootClass) ?? new Set<number>();
@@ -210,12 +216,11 @@ export class CatalogTracker {
       else {
         // Gone from the catalog: its root is known only from what we read before.
         const root = this.rootOf.get(`${entry.root_class}:${entry.root_oid}`);
-        if (root && !gone.has(root))
-          addRoot(roots, root.slice(0, root.indexOf(':')), Number(root.slice(root.indexOf(':') + 1)));
+        if (root && !gone.has(root)) addRoot(roots, ...splitRoot(root));
       }
     }
     for (const root of gone) {
-      const [cls, oid] = [root.slice(0, root.indexOf(':')), Number(root.slice(root.indexOf(':') + 1))];
+      const [cls, oid] = splitRoot(root);
       if (roots.get(cls as RootClass)?.has(oid)) gone.delete(root);
     }
     const renamed = await this.readRoots(client, roots, gone);
@@ -225,10 +230,7 @@ export class CatalogTracker {
     const { rows: dependents } = await client.query<{ root_class: string; root_oid: number }>({
       name: 'pgmv-dependents',
       text: DependentsSql,
-      values: [
-        renamed.map((r) => r.slice(0, r.indexOf(':'))),
-        renamed.map((r) => Number(r.slice(r.indexOf(':') + 1))),
-      ],
+      values: [renamed.map((r) => splitRoot(r)[0]), renamed.map((r) => splitRoot(r)[1])],
     });
     const more = new Map<RootClass, Set<number>>();
     for (const d of dependents) addRoot(more, d.root_class, d.root_oid);

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { type SchemaPicture, schemaPicture } from '../core/erd.js';
-import { CheckIds } from '../core/findings.js';
+import { type CheckId, CheckIds } from '../core/findings.js';
 import { formatDuration, plural } from '../core/format.js';
 import { Messages, Notes } from '../core/messages.js';
 import { type HistoryComparison, sameText } from '../core/ordering.js';
@@ -55,19 +55,7 @@ export async function verifySet(
     migrations: walk.migrations,
     scope: ctx.scope,
     ...pictureOf(walk),
-    checks: CheckIds.filter(
-      (c) =>
-        ctx.checks.has(c) &&
-        (c === 'drift-snapshot'
-          ? !!ctx.snapshotFile
-          : c === 'drift-models'
-            ? !!ctx.modelsCommand
-            : c === 'target'
-              ? !!gate
-              : c === 'assertions'
-                ? !!assertions?.size
-                : true),
-    ),
+    checks: checksRan(ctx, { gate: !!gate, assertions: !!assertions?.size }),
     ...(ctx.scope === 'changed' && base?.loaded ? { unchecked } : {}),
     ...(gate ? { target: gate.report } : {}),
     ...(base?.loaded && comparison
@@ -157,9 +145,7 @@ function runsAsWalked(plan: ReplayPlan, loaded: LoadedSet): boolean {
 
 /** drift-snapshot and drift-models, on the schema after every migration. */
 async function checkDrift(ctx: SetContext, walk: WalkResult): Promise<void> {
-  const drift = (['drift-snapshot', 'drift-models'] as const).filter(
-    (c) => ctx.checks.has(c) && (c === 'drift-snapshot' ? ctx.snapshotFile : ctx.modelsCommand),
-  );
+  const drift = driftChecks(ctx);
   if (drift.length && !walk.head) ctx.note(Notes.driftNotChecked(drift));
   if (!walk.head) return;
   if (drift.includes('drift-snapshot')) {
@@ -170,6 +156,25 @@ async function checkDrift(ctx: SetContext, walk: WalkResult): Promise<void> {
     const note = await checkModels(ctx, walk.head, walk.exclusions);
     if (note) ctx.note(note);
   }
+}
+
+/** The drift checks that run: each needs its snapshot file or its models command. */
+function driftChecks(ctx: SetContext): ('drift-snapshot' | 'drift-models')[] {
+  return (['drift-snapshot', 'drift-models'] as const).filter(
+    (c) => ctx.checks.has(c) && (c === 'drift-snapshot' ? ctx.snapshotFile : ctx.modelsCommand),
+  );
+}
+
+/** The checks that ran for the set: the ones selected, less those it had nothing to run on. */
+function checksRan(ctx: SetContext, had: { gate: boolean; assertions: boolean }): CheckId[] {
+  const drift = driftChecks(ctx);
+  return CheckIds.filter((c) => {
+    if (!ctx.checks.has(c)) return false;
+    if (c === 'drift-snapshot' || c === 'drift-models') return drift.includes(c);
+    if (c === 'target') return had.gate;
+    if (c === 'assertions') return had.assertions;
+    return true;
+  });
 }
 
 /**
