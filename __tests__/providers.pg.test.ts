@@ -64,9 +64,12 @@ async function runUntilHanging(root: string) {
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  for (let i = 0; i < 300 && !out.includes('1/2 0001_create_jobs'); i++)
-    await new Promise((r) => setTimeout(r, 100));
-  expect(out).toContain('1/2 0001_create_jobs');
+  // The walk has started (in passes, what each migration found is told at the end of its run).
+  const walking = 'from 0001_create_jobs up, then down from the newest';
+  for (let i = 0; i < 300 && !out.includes(walking); i++) await new Promise((r) => setTimeout(r, 100));
+  expect(out).toContain(walking);
+  // Give the first step time to run and the second to start hanging.
+  await new Promise((r) => setTimeout(r, 500));
   return { child, exited };
 }
 

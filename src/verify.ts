@@ -184,6 +184,7 @@ function setContext(run: Run, set: SetSettings, server: StartedPostgres, notes: 
     checks: settings.checks,
     scope: settings.scope,
     jobs: settings.jobs,
+    ...(edges.oneAtATime ? { oneAtATime: true } : {}),
     requireDown: settings.requireDown,
     assertionsStrict: settings.assertionsStrict,
     assertCommand: set.assertCommand,

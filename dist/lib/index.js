@@ -47590,7 +47590,7 @@ how = 'exited') {
 
 /***/ }),
 
-/***/ 33702:
+/***/ 90181:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -48996,6 +48996,15 @@ function recordsOf(migrations, offset = 0) {
             changes: [],
         },
     }));
+}
+/** The record as before any step ran: a range is walked again from the start. */
+function resetRecord(record) {
+    const [fresh] = recordsOf([record.migration], record.position);
+    for (const key of Object.keys(record.report))
+        delete record.report[key];
+    Object.assign(record.report, fresh?.report);
+    record.created.clear();
+    delete record.touched;
 }
 /** A failed step as a finding at the step's file and line, with the driver's or runner's own words. */
 function stepFinding(ctx, check, record, direction, outcome, message) {
@@ -50406,28 +50415,6 @@ async function idColumn(session, table) {
     return chosen;
 }
 
-;// CONCATENATED MODULE: ./src/checks/apply.ts
-
-
-/** The apply check for one migration: its up step runs on the state the migrations before it left. */
-async function applyUp(ctx, ws, record, told) {
-    const up = await ws.runner.up(record.migration);
-    fileNotices(ctx, 'apply', record, 'up', up, told);
-    record.report.up = { ok: up.ok, ms: up.ms };
-    return up;
-}
-/** A failed up step as a finding; returns why the database is in doubt afterwards, when it is. */
-function applyFailed(ctx, record, up) {
-    const m = record.migration;
-    const rest = record.total - record.index - 1;
-    stepFinding(ctx, 'apply', record, 'up', up, Messages.upFailed(m.id, up.error?.message ?? 'failed', !!up.timedOut, rest));
-    if (up.timedOut)
-        return `\`${m.id}\` was cancelled after the step timeout, so the state of the database is unknown`;
-    if (m.up.noTransaction && !up.error?.ranNothing)
-        return `\`${m.id}\` failed part-way outside a transaction, so the database holds an unknown part of it`;
-    return undefined;
-}
-
 ;// CONCATENATED MODULE: ./src/checks/locks.ts
 
 /**
@@ -50484,6 +50471,285 @@ function contextOf(ctx, table, lock, seeded) {
     if (live)
         parts.push(`On the target, ${table} holds about ${live.rows} rows (${Math.round(live.bytes / 1024)} kB).`);
     return parts.length ? ` ${parts.join(' ')}` : '';
+}
+
+;// CONCATENATED MODULE: ./src/checks/apply.ts
+
+
+/** The apply check for one migration: its up step runs on the state the migrations before it left. */
+async function applyUp(ctx, ws, record, told) {
+    const up = await ws.runner.up(record.migration);
+    fileNotices(ctx, 'apply', record, 'up', up, told);
+    record.report.up = { ok: up.ok, ms: up.ms };
+    return up;
+}
+/** A failed up step as a finding; returns why the database is in doubt afterwards, when it is. */
+function applyFailed(ctx, record, up) {
+    const m = record.migration;
+    const rest = record.total - record.index - 1;
+    stepFinding(ctx, 'apply', record, 'up', up, Messages.upFailed(m.id, up.error?.message ?? 'failed', !!up.timedOut, rest));
+    if (up.timedOut)
+        return `\`${m.id}\` was cancelled after the step timeout, so the state of the database is unknown`;
+    if (m.up.noTransaction && !up.error?.ranNothing)
+        return `\`${m.id}\` failed part-way outside a transaction, so the database holds an unknown part of it`;
+    return undefined;
+}
+
+;// CONCATENATED MODULE: ./src/checks/turn.ts
+
+
+
+
+
+
+/**
+ * The first half of a migration's turn: its assertions before, its up step, its assertions after,
+ * the schema objects it changes and the locks it took. `next`: what runs after the up step when
+ * its down step is checked (else the next migration runs). A migration whose down step is not
+ * checked is done here; `stop`: it did not apply (`dirty`: why the database is in doubt).
+ */
+async function upTurn(walk, record, next) {
+    const { ctx, ws } = walk;
+    const m = record.migration;
+    ctx.emit({ kind: 'migration started', set: ctx.name, index: record.index, total: record.total, id: m.id });
+    await ws.assert(record, 'before');
+    const reversing = !!m.down && ctx.checks.has('reversibility');
+    // With data in the database, a down step must keep the rows that were there before the up step.
+    const rowsBefore = walk.seeded && reversing ? await rowCounts(ws.catalog, ws.plan.exclusions) : undefined;
+    const before = ws.tracker.mark();
+    const up = await applyUp(ctx, ws, record, walk.told);
+    if (!up.ok) {
+        done(walk, record, false);
+        ws.tracker.release(before);
+        const dirty = applyFailed(ctx, record, up);
+        return { stop: true, ...(dirty ? { dirty } : {}) };
+    }
+    await ws.assert(record, 'after');
+    const upTrace = await ws.refresh(reversing ? next : 'migration');
+    const upKeys = ws.tracker.changedSince(before);
+    const upDiffs = diffSnapshots(ws.tracker.at(before, upKeys), ws.tracker.now(upKeys));
+    record.report.changes = summarizeChanges(upDiffs);
+    record.touched = touchedTables(upDiffs);
+    checkLocks(ctx, ws, record, { direction: 'up', trace: upTrace, diffs: upDiffs, before }, walk.seeded);
+    if (!m.down && ctx.requireDown && ctx.checks.has('reversibility'))
+        ctx.finding({
+            check: 'reversibility',
+            severity: 'error',
+            migration: m.id,
+            file: m.up.file,
+            message: Messages.noDown(m.id, m.noDown ?? 'no down step'),
+        });
+    if (!reversing) {
+        done(walk, record, true);
+        ws.tracker.release(before);
+    }
+    return { before, upKeys, reversing, ...(rowsBefore ? { rowsBefore } : {}) };
+}
+/** Files the migration's assertion findings and says it is done. */
+function done(walk, record, ok, reversal) {
+    const asserted = assertionVerdict(walk.ctx, record);
+    const { report } = record;
+    walk.ctx.emit({
+        kind: 'migration done',
+        set: walk.ctx.name,
+        index: record.index,
+        total: record.total,
+        id: record.migration.id,
+        up: report.up ?? { ok: false, ms: 0 },
+        ...(reversal ? { down: reversal.down, ...(reversal.again ? { again: reversal.again } : {}) } : {}),
+        ok: ok && asserted,
+        ...(report.assertions?.length ? { assertions: report.assertions } : {}),
+    });
+}
+
+;// CONCATENATED MODULE: ./src/checks/passes.ts
+
+
+
+
+
+
+/** Whether the range can be walked in passes: nothing in it depends on the order of one migration at a time. */
+function passable(walk) {
+    const { ctx, ws } = walk;
+    // Seed data must keep its rows through each down step (counted around it), and full catalog reads
+    // would read the whole schema after every step anyway: those stay one migration at a time.
+    return ctx.checks.has('reversibility') && walk.seedIndex < 0 && ws.tracker.mode === 'incremental';
+}
+/**
+ * Walks a range in passes, on a database with the migrations before it applied: each run of
+ * migrations with down steps goes up one by one, then down one by one from the newest (which is
+ * also rolling them back from there), then up again one by one; a migration without a down step
+ * just goes up between them. Three steps a migration instead of four, and rolling back is not a
+ * walk of its own. Each down step is compared with the schema before its up step, over what it and
+ * the up step touched; up again is read once after the run, and the run's schema must then be the
+ * one its first up steps gave, object for object (a difference that a later migration of the run
+ * takes away again is not seen: one migration at a time would see it).
+ *
+ * It holds on only while every step does what it must: a step that fails or leaves another schema
+ * ends it (undefined), and the range is walked again one migration at a time on a fresh database,
+ * which says what went wrong, where, and what that does to the migrations around it. Nothing it
+ * found is told before it finishes (`Passed.tell`). `halted`: the walk will not use this range.
+ */
+async function walkInPasses(walk, records, empty, halted) {
+    const held = records.map(() => new Held(walk.ctx));
+    // What this walk tells is told only if it finishes: its notices are its own until then.
+    const told = new Set(walk.told);
+    const turns = records.map((record, k) => ({
+        record,
+        walk: { ...walk, told, ctx: held[k].ctx },
+    }));
+    let chain = [];
+    let stoppedAt;
+    for (let i = 0; i < turns.length;) {
+        if (halted())
+            return 'halted';
+        const first = turns[i];
+        if (!first.record.migration.down) {
+            const up = await upTurn(first.walk, first.record, 'migration');
+            if (up.stop)
+                return undefined;
+            stoppedAt = first.record;
+            chain = [];
+            i++;
+            continue;
+        }
+        let end = i;
+        while (end < turns.length && turns[end]?.record.migration.down)
+            end++;
+        // Rolled back to before the first migration, the schema is read in full once, independent of
+        // the tracking, as rolling everything back reads it.
+        const bottom = i === 0 && first.record.position === 0 && walk.ctx.checks.has('rollback-all');
+        const run = await passRun(turns.slice(i, end), halted, bottom ? empty : undefined);
+        if (run !== true)
+            return run;
+        // Rolling back from the range's end: down steps one after the other, from a run that ends the
+        // range (a migration without a down step after it would have stopped it).
+        chain = turns
+            .slice(i, end)
+            .map((t) => t.record)
+            .reverse();
+        stoppedAt = i > 0 ? turns[i - 1]?.record : undefined;
+        i = end;
+    }
+    for (const notice of told)
+        walk.told.add(notice);
+    return {
+        chain,
+        ...(stoppedAt ? { stoppedAt } : {}),
+        tell: () => {
+            for (const h of held)
+                h.release();
+        },
+    };
+}
+/**
+ * One run of migrations that all have down steps: up, down from the newest, up again. True when
+ * every step did what it must. `empty`: the run starts from the empty database, which its down
+ * steps must give back, read in full.
+ */
+async function passRun(run, halted, empty) {
+    const states = [];
+    const { ctx } = run[0]?.walk ?? {};
+    // What each migration found is told when the run is through; this says where the walk is.
+    ctx?.log.info(`${ctx.name}: ${(0,format/* plural */.L)(run.length, 'migration')} from ${run[0]?.record.migration.id} up, then down from the newest, then up again`);
+    for (const { record, walk } of run) {
+        if (halted())
+            return 'halted';
+        const up = await upTurn(walk, record, 'migration');
+        if (up.stop)
+            return undefined;
+        const { tracker } = walk.ws;
+        states.push({ keys: up.upKeys, before: tracker.at(up.before, up.upKeys) });
+        tracker.release(up.before);
+    }
+    const { ws } = run[0].walk;
+    // The run's schema after its up steps, for up again.
+    const top = ws.tracker.mark();
+    for (let k = run.length - 1; k >= 0; k--) {
+        if (halted())
+            return 'halted';
+        const { record, walk } = run[k];
+        const state = states[k];
+        const { ws, ctx } = walk;
+        const m = record.migration;
+        const mark = ws.tracker.mark();
+        const down = await ws.runner.down(m);
+        fileNotices(ctx, 'reversibility', record, 'down', down, walk.told);
+        record.report.down = { ok: down.ok, ms: down.ms };
+        if (!down.ok)
+            return undefined;
+        await ws.assert(record, 'rolled back');
+        // The next down step is a migration's of its own, traced from the tables there are now.
+        const trace = await ws.refresh(k > 0 ? 'migration' : 'off');
+        const downKeys = ws.tracker.changedSince(mark);
+        if (ws.tracing && (trace.locks.length || trace.rewrites.length)) {
+            const diffs = diffSnapshots(ws.tracker.at(mark, downKeys), ws.tracker.now(downKeys));
+            checkLocks(ctx, ws, record, { direction: 'down', trace, diffs, before: mark }, false);
+        }
+        const same = gives(ws.tracker, mark, downKeys, state.keys, state.before);
+        ws.tracker.release(mark);
+        if (!same)
+            return undefined;
+        state.down = { ok: down.ok, ms: down.ms };
+    }
+    if (empty && diffSnapshots(empty, await readSnapshot(ws.catalog, ws.plan.exclusions)).length)
+        return undefined;
+    // Up again, one by one, untraced, and read once after the run: the run's schema must be the one
+    // its first up steps gave, object for object.
+    const agains = [];
+    for (const { record, walk } of run) {
+        if (halted())
+            return 'halted';
+        const again = await ws.runner.up(record.migration);
+        fileNotices(walk.ctx, 'reversibility', record, 'up', again, walk.told);
+        if (!again.ok)
+            return undefined;
+        agains.push({ ok: again.ok, ms: again.ms });
+    }
+    await ws.refresh('migration');
+    const changed = ws.tracker.changedSince(top);
+    const same = diffSnapshots(ws.tracker.at(top, changed), ws.tracker.now(changed)).length === 0;
+    ws.tracker.release(top);
+    if (!same)
+        return undefined;
+    for (const [k, { record, walk }] of run.entries()) {
+        record.report.reversible = 'yes';
+        const down = states[k].down;
+        done(walk, record, true, { down, again: agains[k], reversible: true, unknownState: false });
+    }
+    return true;
+}
+/**
+ * Whether a step gave the state it must, when the database before it was in the state it must be:
+ * the keys the step changed (`changed`, since `mark`) and the keys the migration's up step changed
+ * (`upKeys`, whose values it must give are `expected`) hold exactly those values; the other keys the
+ * step changed must be as before it.
+ */
+function gives(tracker, mark, changed, upKeys, expected) {
+    const ups = new Set(upKeys);
+    const others = changed.filter((key) => !ups.has(key));
+    const want = { ...tracker.at(mark, others), ...expected };
+    return diffSnapshots(want, tracker.now([...others, ...upKeys])).length === 0;
+}
+/** Findings, events and notes of one migration, held until the walk in passes is through. */
+class Held {
+    told = [];
+    ctx;
+    constructor(ctx) {
+        const later = (tell) => this.told.push(tell);
+        this.ctx = {
+            ...ctx,
+            emit: (event) => later(() => ctx.emit(event)),
+            finding: (finding) => later(() => ctx.finding(finding)),
+            note: (text) => later(() => ctx.note(text)),
+            acceptInFile: (acceptance) => later(() => ctx.acceptInFile(acceptance)),
+        };
+    }
+    release() {
+        for (const tell of this.told.splice(0))
+            tell();
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/core/rows.ts
@@ -50668,8 +50934,6 @@ async function checkRollbackAll(ctx, ws, applied, empty, dirty, told) {
 
 
 
-
-
 /**
  * Walks one migration set: for each migration up (apply), then down and up again (reversibility),
  * comparing the schema over what the steps touched; then everything down from the head
@@ -50684,7 +50948,7 @@ async function walkSet(ctx, loaded, assertions, prefix = 0) {
     if (starts.length === 1) {
         const range = await walkRange(ctx, loaded, assertions, recordsOf(loaded.migrations.slice(prefix), prefix));
         try {
-            if (range.walk && !range.lost && ctx.checks.has('rollback-all')) {
+            if (range.walk && !range.lost && ctx.checks.has('rollback-all') && !chainedRollback(ctx, [range])) {
                 // Rolling everything back is not traced: its locks are the down steps', told already.
                 await range.walk.ws.refresh('off');
                 await checkRollbackAll(ctx, range.walk.ws, range.applied, range.start ?? {}, range.dirty, range.walk.told);
@@ -50766,7 +51030,7 @@ async function walkRanges(ctx, loaded, assertions, prefix, starts) {
             if (!range.complete)
                 break;
         }
-        if (ctx.checks.has('rollback-all'))
+        if (ctx.checks.has('rollback-all') && !chainedRollback(ctx, reached, ranges.length))
             await rollBackRanges(ctx, reached);
         const first = reached[0];
         const last = reached.at(-1);
@@ -50801,6 +51065,37 @@ async function rollBackRanges(ctx, reached) {
     const applied = reached.flatMap((r) => r.applied);
     await last.walk.ws.refresh('off');
     await checkRollbackAll(ctx, last.walk.ws, applied, first.start ?? {}, last.dirty, told);
+}
+/**
+ * Rolling everything back, when every range was walked in passes: their down steps already ran one
+ * after the other from each range's end, each giving exactly the schema the range below it ends
+ * with, so the chains joined are rolling back from the head. Told as rolling back tells it (newest
+ * first, stopping at a migration without a down step). False when a range was walked one migration
+ * at a time (or not reached): then rolling back runs as a walk of its own.
+ */
+function chainedRollback(ctx, reached, ranges = reached.length) {
+    if (reached.length < ranges || !reached.every((r) => r.chain))
+        return false;
+    for (const range of [...reached].reverse()) {
+        const chain = range.chain;
+        for (const record of chain.records) {
+            const step = record.report.down ?? { ok: true, ms: 0 };
+            ctx.emit({
+                kind: 'rollback',
+                set: ctx.name,
+                index: record.index,
+                total: record.total,
+                id: record.migration.id,
+                step,
+            });
+        }
+        const stop = chain.stoppedAt?.migration;
+        if (stop) {
+            ctx.note(Notes.rollbackStopped(stop.id, stop.noDown ?? 'no down step'));
+            return true;
+        }
+    }
+    return true;
 }
 /** What a walked range reports. */
 function resultOf(range) {
@@ -50888,6 +51183,32 @@ async function walkRange(ctx, loaded, assertions, records, halted = () => false)
         if (failed)
             return range({ touched: new Map(), startFailed: failed, walk: undefined });
         const empty = walk.ws.tracker.now();
+        if (!ctx.oneAtATime && passable(walk)) {
+            const passed = await walkInPasses(walk, records, empty, halted);
+            if (passed === 'halted')
+                return range({ start: empty });
+            if (passed) {
+                passed.tell();
+                const head = end === loaded.migrations.length ? await headSnapshot(walk, exclusions, prefix > 0) : undefined;
+                return range({
+                    start: empty,
+                    ...(head ? { head } : {}),
+                    complete: true,
+                    applied: records,
+                    chain: { records: passed.chain, ...(passed.stoppedAt ? { stoppedAt: passed.stoppedAt } : {}) },
+                });
+            }
+            // Something did not do what it must: walked again one migration at a time, which says what,
+            // where, and what it does to the migrations after it.
+            ctx.log.debug(`${ctx.name}: walking ${(0,format/* plural */.L)(records.length, 'migration')} again one at a time`);
+            for (const record of records)
+                resetRecord(record);
+            await walk.ws.close();
+            const again = await Workspace.prepare(walk.ws.plan, prefix, true);
+            walk.ws = again.ws;
+            if (again.failed)
+                return range({ touched: new Map(), startFailed: again.failed, walk: undefined });
+        }
         if (walk.ws.tracker.mode === 'full')
             ctx.note(Notes.fullCatalogReads);
         if (walk.ws.tracker.mode === 'full' && ctx.checks.has('locks'))
@@ -50966,62 +51287,19 @@ function seedLoaded(walk, error) {
  * database could not be put back after it, so the migrations after it are not checked.
  */
 async function walkMigration(walk, record) {
-    const { ctx, ws } = walk;
-    const m = record.migration;
-    ctx.emit({ kind: 'migration started', set: ctx.name, index: record.index, total: record.total, id: m.id });
-    await ws.assert(record, 'before');
-    // With data in the database, a down step must keep the rows that were there before the up step.
-    const reversing = !!m.down && ctx.checks.has('reversibility');
-    const rowsBefore = walk.seeded && reversing ? await rowCounts(ws.catalog, ws.plan.exclusions) : undefined;
-    const before = ws.tracker.mark();
-    const up = await applyUp(ctx, ws, record, walk.told);
-    if (!up.ok) {
-        done(walk, record, false);
-        ws.tracker.release(before);
-        return { stop: true, dirty: applyFailed(ctx, record, up) };
-    }
-    await ws.assert(record, 'after');
-    // What runs next: this migration's down step, or the next migration.
-    const upTrace = await ws.refresh(reversing ? 'same' : 'migration');
-    const upKeys = ws.tracker.changedSince(before);
-    const upDiffs = diffSnapshots(ws.tracker.at(before, upKeys), ws.tracker.now(upKeys));
-    record.report.changes = summarizeChanges(upDiffs);
-    record.touched = touchedTables(upDiffs);
-    checkLocks(ctx, ws, record, { direction: 'up', trace: upTrace, diffs: upDiffs, before }, walk.seeded);
-    if (!m.down && ctx.requireDown && ctx.checks.has('reversibility'))
-        ctx.finding({
-            check: 'reversibility',
-            severity: 'error',
-            migration: m.id,
-            file: m.up.file,
-            message: Messages.noDown(m.id, m.noDown ?? 'no down step'),
-        });
-    if (!reversing) {
-        done(walk, record, true);
-        ws.tracker.release(before);
+    // What runs after the up step: this migration's down step.
+    const up = await upTurn(walk, record, 'same');
+    if (up.stop)
+        return up;
+    if (!up.reversing)
         return {};
-    }
+    const { ctx, ws } = walk;
+    const { before } = up;
     const afterUp = ws.tracker.mark();
-    const reversal = await checkReversibility(ctx, ws, record, { before, afterUp }, rowsBefore, walk.told, walk.seeded);
+    const reversal = await checkReversibility(ctx, ws, record, { before, afterUp }, up.rowsBefore, walk.told, walk.seeded);
     record.report.reversible = reversal.reversible ? 'yes' : 'no';
     done(walk, record, reversal.reversible, reversal);
     return (await restore(walk, record, reversal, [before, afterUp])) ? {} : { lost: true };
-}
-/** Files the migration's assertion findings and says it is done. */
-function done(walk, record, ok, reversal) {
-    const asserted = assertionVerdict(walk.ctx, record);
-    const { report } = record;
-    walk.ctx.emit({
-        kind: 'migration done',
-        set: walk.ctx.name,
-        index: record.index,
-        total: record.total,
-        id: record.migration.id,
-        up: report.up ?? { ok: false, ms: 0 },
-        ...(reversal ? { down: reversal.down, ...(reversal.again ? { again: reversal.again } : {}) } : {}),
-        ok: ok && asserted,
-        ...(report.assertions?.length ? { assertions: report.assertions } : {}),
-    });
 }
 /**
  * One bad migration must not cascade into findings for the good ones after it: put the database
@@ -51677,6 +51955,7 @@ function setContext(run, set, server, notes) {
         checks: settings.checks,
         scope: settings.scope,
         jobs: settings.jobs,
+        ...(edges.oneAtATime ? { oneAtATime: true } : {}),
         requireDown: settings.requireDown,
         assertionsStrict: settings.assertionsStrict,
         assertCommand: set.assertCommand,
@@ -66869,8 +67148,8 @@ var postgres = __nccwpck_require__(78153);
 var postgres_types = __nccwpck_require__(82742);
 // EXTERNAL MODULE: ./src/settings.ts + 18 modules
 var src_settings = __nccwpck_require__(44995);
-// EXTERNAL MODULE: ./src/verify.ts + 29 modules
-var verify = __nccwpck_require__(33702);
+// EXTERNAL MODULE: ./src/verify.ts + 31 modules
+var verify = __nccwpck_require__(90181);
 ;// CONCATENATED MODULE: ./src/cli.ts
 
 

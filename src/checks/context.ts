@@ -29,6 +29,8 @@ export interface SetContext {
   scope: Scope;
   /** How many databases the walk may use at once. */
   jobs: number;
+  /** Walk one migration at a time, never in passes (the reference the passes are tested against). */
+  oneAtATime?: boolean;
   /** A migration without a down step is a reversibility error. */
   requireDown: boolean;
   /** Assertions must also fail on the side where they do not apply. */

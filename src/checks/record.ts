@@ -38,6 +38,16 @@ export function recordsOf(migrations: readonly Migration[], offset = 0): Migrati
   }));
 }
 
+/** The record as before any step ran: a range is walked again from the start. */
+export function resetRecord(record: MigrationRecord): void {
+  const [fresh] = recordsOf([record.migration], record.position);
+  for (const key of Object.keys(record.report))
+    delete (record.report as unknown as Record<string, unknown>)[key];
+  Object.assign(record.report, fresh?.report);
+  record.created.clear();
+  delete record.touched;
+}
+
 /** A failed step as a finding at the step's file and line, with the driver's or runner's own words. */
 export function stepFinding(
   ctx: SetContext,

@@ -4,17 +4,16 @@ import { plural } from '../core/format.js';
 import { Inputs } from '../core/inputs.js';
 import { Messages, Notes } from '../core/messages.js';
 import type { MigrationReport } from '../core/report.js';
-import { diffSnapshots, type SchemaSnapshot, summarizeChanges, touchedTables } from '../core/schema.js';
+import { diffSnapshots, type SchemaSnapshot } from '../core/schema.js';
 import type { FailedStep } from '../migrations/runner.js';
 import type { LoadedSet } from '../migrations/types.js';
-import { applyFailed, applyUp } from './apply.js';
-import { type Assertion, assertionVerdict } from './assertions.js';
+import type { Assertion } from './assertions.js';
 import type { SetContext } from './context.js';
-import { checkLocks } from './locks.js';
-import { type MigrationRecord, recordsOf } from './record.js';
+import { passable, walkInPasses } from './passes.js';
+import { type MigrationRecord, recordsOf, resetRecord } from './record.js';
 import { checkReversibility, type Reversal } from './reversibility.js';
 import { checkRollbackAll } from './rollback-all.js';
-import { rowCounts } from './seed.js';
+import { done, upTurn, type Walk } from './turn.js';
 import { Checkpoints, type NextSteps, Workspace } from './workspace.js';
 
 export interface WalkResult {
@@ -28,17 +27,6 @@ export interface WalkResult {
   /** The schema after every migration, read in full; undefined when not every migration applied. */
   head?: SchemaSnapshot;
   exclusions: Exclusions;
-}
-
-/** The walk's state as it moves through the set. */
-interface Walk {
-  ctx: SetContext;
-  ws: Workspace;
-  records: MigrationRecord[];
-  /** Notices already told, so a step that runs twice tells each once. */
-  told: Set<string>;
-  seedIndex: number;
-  seeded: boolean;
 }
 
 /**
@@ -65,7 +53,7 @@ export async function walkSet(
       recordsOf(loaded.migrations.slice(prefix), prefix),
     );
     try {
-      if (range.walk && !range.lost && ctx.checks.has('rollback-all')) {
+      if (range.walk && !range.lost && ctx.checks.has('rollback-all') && !chainedRollback(ctx, [range])) {
         // Rolling everything back is not traced: its locks are the down steps', told already.
         await range.walk.ws.refresh('off');
         await checkRollbackAll(
@@ -164,7 +152,8 @@ async function walkRanges(
       reached.push(range);
       if (!range.complete) break;
     }
-    if (ctx.checks.has('rollback-all')) await rollBackRanges(ctx, reached);
+    if (ctx.checks.has('rollback-all') && !chainedRollback(ctx, reached, ranges.length))
+      await rollBackRanges(ctx, reached);
     const first = reached[0] as WalkedRange;
     const last = reached.at(-1) as WalkedRange;
     // The ranges never reached keep the rows of a walk that stopped before them.
@@ -199,6 +188,37 @@ async function rollBackRanges(ctx: SetContext, reached: WalkedRange[]): Promise<
   await checkRollbackAll(ctx, last.walk.ws, applied, first.start ?? {}, last.dirty, told);
 }
 
+/**
+ * Rolling everything back, when every range was walked in passes: their down steps already ran one
+ * after the other from each range's end, each giving exactly the schema the range below it ends
+ * with, so the chains joined are rolling back from the head. Told as rolling back tells it (newest
+ * first, stopping at a migration without a down step). False when a range was walked one migration
+ * at a time (or not reached): then rolling back runs as a walk of its own.
+ */
+function chainedRollback(ctx: SetContext, reached: WalkedRange[], ranges = reached.length): boolean {
+  if (reached.length < ranges || !reached.every((r) => r.chain)) return false;
+  for (const range of [...reached].reverse()) {
+    const chain = range.chain as NonNullable<WalkedRange['chain']>;
+    for (const record of chain.records) {
+      const step = record.report.down ?? { ok: true, ms: 0 };
+      ctx.emit({
+        kind: 'rollback',
+        set: ctx.name,
+        index: record.index,
+        total: record.total,
+        id: record.migration.id,
+        step,
+      });
+    }
+    const stop = chain.stoppedAt?.migration;
+    if (stop) {
+      ctx.note(Notes.rollbackStopped(stop.id, stop.noDown ?? 'no down step'));
+      return true;
+    }
+  }
+  return true;
+}
+
 /** A range walked, its database still open for rolling back. */
 interface WalkedRange extends WalkResult {
   /** Every migration of the range applied, and the database is as they left it. */
@@ -211,6 +231,8 @@ interface WalkedRange extends WalkResult {
   applied: MigrationRecord[];
   /** The walk's state; undefined when the migrations before the range did not apply. */
   walk?: Walk;
+  /** Walked in passes: the down steps that ran one after the other from the range's end (see `Passed`). */
+  chain?: { records: MigrationRecord[]; stoppedAt?: MigrationRecord };
   close(): Promise<void>;
 }
 
@@ -309,6 +331,30 @@ async function walkRange(
     if (seed) seedLoaded(walk, seed.error);
     if (failed) return range({ touched: new Map(), startFailed: failed, walk: undefined });
     const empty = walk.ws.tracker.now();
+    if (!ctx.oneAtATime && passable(walk)) {
+      const passed = await walkInPasses(walk, records, empty, halted);
+      if (passed === 'halted') return range({ start: empty });
+      if (passed) {
+        passed.tell();
+        const head =
+          end === loaded.migrations.length ? await headSnapshot(walk, exclusions, prefix > 0) : undefined;
+        return range({
+          start: empty,
+          ...(head ? { head } : {}),
+          complete: true,
+          applied: records,
+          chain: { records: passed.chain, ...(passed.stoppedAt ? { stoppedAt: passed.stoppedAt } : {}) },
+        });
+      }
+      // Something did not do what it must: walked again one migration at a time, which says what,
+      // where, and what it does to the migrations after it.
+      ctx.log.debug(`${ctx.name}: walking ${plural(records.length, 'migration')} again one at a time`);
+      for (const record of records) resetRecord(record);
+      await walk.ws.close();
+      const again = await Workspace.prepare(walk.ws.plan, prefix, true);
+      walk.ws = again.ws;
+      if (again.failed) return range({ touched: new Map(), startFailed: again.failed, walk: undefined });
+    }
     if (walk.ws.tracker.mode === 'full') ctx.note(Notes.fullCatalogReads);
     if (walk.ws.tracker.mode === 'full' && ctx.checks.has('locks')) ctx.note(Notes.locksNotTraced);
     let applied = 0;
@@ -390,71 +436,25 @@ async function walkMigration(
   walk: Walk,
   record: MigrationRecord,
 ): Promise<{ stop?: boolean; dirty?: string; lost?: boolean }> {
+  // What runs after the up step: this migration's down step.
+  const up = await upTurn(walk, record, 'same');
+  if (up.stop) return up;
+  if (!up.reversing) return {};
   const { ctx, ws } = walk;
-  const m = record.migration;
-  ctx.emit({ kind: 'migration started', set: ctx.name, index: record.index, total: record.total, id: m.id });
-  await ws.assert(record, 'before');
-  // With data in the database, a down step must keep the rows that were there before the up step.
-  const reversing = !!m.down && ctx.checks.has('reversibility');
-  const rowsBefore = walk.seeded && reversing ? await rowCounts(ws.catalog, ws.plan.exclusions) : undefined;
-  const before = ws.tracker.mark();
-  const up = await applyUp(ctx, ws, record, walk.told);
-  if (!up.ok) {
-    done(walk, record, false);
-    ws.tracker.release(before);
-    return { stop: true, dirty: applyFailed(ctx, record, up) };
-  }
-  await ws.assert(record, 'after');
-  // What runs next: this migration's down step, or the next migration.
-  const upTrace = await ws.refresh(reversing ? 'same' : 'migration');
-  const upKeys = ws.tracker.changedSince(before);
-  const upDiffs = diffSnapshots(ws.tracker.at(before, upKeys), ws.tracker.now(upKeys));
-  record.report.changes = summarizeChanges(upDiffs);
-  record.touched = touchedTables(upDiffs);
-  checkLocks(ctx, ws, record, { direction: 'up', trace: upTrace, diffs: upDiffs, before }, walk.seeded);
-  if (!m.down && ctx.requireDown && ctx.checks.has('reversibility'))
-    ctx.finding({
-      check: 'reversibility',
-      severity: 'error',
-      migration: m.id,
-      file: m.up.file,
-      message: Messages.noDown(m.id, m.noDown ?? 'no down step'),
-    });
-  if (!reversing) {
-    done(walk, record, true);
-    ws.tracker.release(before);
-    return {};
-  }
+  const { before } = up;
   const afterUp = ws.tracker.mark();
   const reversal = await checkReversibility(
     ctx,
     ws,
     record,
     { before, afterUp },
-    rowsBefore,
+    up.rowsBefore,
     walk.told,
     walk.seeded,
   );
   record.report.reversible = reversal.reversible ? 'yes' : 'no';
   done(walk, record, reversal.reversible, reversal);
   return (await restore(walk, record, reversal, [before, afterUp])) ? {} : { lost: true };
-}
-
-/** Files the migration's assertion findings and says it is done. */
-function done(walk: Walk, record: MigrationRecord, ok: boolean, reversal?: Reversal): void {
-  const asserted = assertionVerdict(walk.ctx, record);
-  const { report } = record;
-  walk.ctx.emit({
-    kind: 'migration done',
-    set: walk.ctx.name,
-    index: record.index,
-    total: record.total,
-    id: record.migration.id,
-    up: report.up ?? { ok: false, ms: 0 },
-    ...(reversal ? { down: reversal.down, ...(reversal.again ? { again: reversal.again } : {}) } : {}),
-    ok: ok && asserted,
-    ...(report.assertions?.length ? { assertions: report.assertions } : {}),
-  });
 }
 
 /**

@@ -1,0 +1,125 @@
+import { appendFile, chmod, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, describe, expect, test } from '@jest/globals';
+import { generateHistory, writeHistory } from '../bench/generate.js';
+import type { Report } from '../src/core/report.js';
+import { verify } from '../src/verify.js';
+import { tempDir } from './helpers/git.js';
+import { edgesOn, settingsFor, useTestServer } from './helpers/postgres.js';
+
+const server = useTestServer();
+const dirs: string[] = [];
+afterAll(async () => {
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+});
+
+/** A generated history of `count` correct migrations, then `edit` to change some. */
+async function history(
+  count: number,
+  edit: (file: (id: number, side: 'up' | 'down') => string, dir: string) => Promise<void>,
+) {
+  const dir = await tempDir('pgmv-passes-');
+  dirs.push(dir);
+  // The server's own user appends to a file here when a counted step runs.
+  await chmod(dir, 0o777);
+  const generated = generateHistory(count);
+  await writeHistory(dir, generated);
+  await edit((n, side) => path.join(dir, `${generated[n - 1]?.id}.${side}.sql`), dir);
+  return dir;
+}
+
+/** The run in passes or one migration at a time, and its progress lines. */
+async function run(dir: string, oneAtATime: boolean, jobs = '1') {
+  const lines: string[] = [];
+  const report = await verify(await settingsFor(dir, { jobs }), { ...edgesOn(server, lines), oneAtATime });
+  return { report, lines };
+}
+
+const untimed = (line: string) => line.replace(/\d+(\.\d+)? ?(ms|s)\b/g, 'T');
+
+/** What a reader sees of a report, without the timings. */
+const seen = (report: Report) => ({
+  result: report.result,
+  // The random comments differ from run to run.
+  findings: report.findings.map((f) =>
+    `${f.check} ${f.migration} ${f.file}:${f.line ?? ''}: ${f.message}`.replace(/0\.\d+/g, 'R'),
+  ),
+  rows: report.sets[0]?.migrations.map(
+    (m) =>
+      `${m.id} ${m.reversible} ${m.up?.ok} ${m.down?.ok} ${JSON.stringify(m.changes)} ${JSON.stringify(m.locks?.map((l) => [l.table, l.mode, l.direction]))}`,
+  ),
+  notes: report.sets[0]?.notes,
+});
+
+/** A step that appends a line to `runs` in the folder each time it runs. */
+const counted = (dir: string) => `COPY (SELECT 'ran') TO PROGRAM 'cat >> ${path.join(dir, 'runs')}';\n`;
+const runsIn = async (dir: string) =>
+  (await readFile(path.join(dir, 'runs'), 'utf8').catch(() => '')).split('\n').filter(Boolean).length;
+
+describe('the walk in passes: up, down from the newest, up again', () => {
+  test('a correct history: what one migration at a time says, with each down step run once', async () => {
+    const dir = await history(60, async (file, at) => {
+      // A migration without a down step splits the walk; rolling back from the head stops there.
+      await rm(file(30, 'down'));
+      await appendFile(file(2, 'down'), counted(at));
+    });
+    const passes = await run(dir, false);
+    const downs = await runsIn(dir);
+    await rm(path.join(dir, 'runs'));
+    const one = await run(dir, true);
+    expect(one.report.result).toBe('passed');
+    expect(seen(passes.report)).toEqual(seen(one.report));
+    expect(passes.lines.map(untimed)).toEqual(one.lines.map(untimed));
+    expect(seen(one.report).notes?.some((n) => n.includes('00030'))).toBe(true);
+    // Below the migration without a down step, rolling back from the head never reaches migration
+    // 2: its down step runs once either way.
+    expect(await runsIn(dir)).toBe(1);
+    expect(downs).toBe(1);
+  });
+
+  test('down steps run once in all: reversibility and rolling everything back are the same steps', async () => {
+    const dir = await history(40, async (file, at) => {
+      await appendFile(file(35, 'down'), counted(at));
+    });
+    const passes = await run(dir, false);
+    expect(passes.report.result).toBe('passed');
+    expect(await runsIn(dir)).toBe(1);
+    await rm(path.join(dir, 'runs'));
+    const one = await run(dir, true);
+    expect(await runsIn(dir)).toBe(2);
+    expect(seen(passes.report)).toEqual(seen(one.report));
+    expect(passes.lines.map(untimed)).toEqual(one.lines.map(untimed));
+  });
+
+  test.each(['1', '2'])(
+    'a broken history (jobs %s): the same findings, rows, notes and lines as one migration at a time',
+    async (jobs) => {
+      const dir = await history(80, async (file) => {
+        // A down step that leaves a column behind, one that fails, an up step that does not give
+        // the same schema again (a comment that differs each time), a migration without a down step.
+        await writeFile(file(10, 'down'), '-- keeps its column\n');
+        await writeFile(file(61, 'down'), 'DROP TABLE no_such_table;\n');
+        await appendFile(
+          file(75, 'up'),
+          "CREATE TABLE rnd (id int);\nDO $$ BEGIN EXECUTE format('COMMENT ON TABLE rnd IS %L', random()::text); END $$;\n",
+        );
+        await writeFile(file(75, 'down'), `${await readFile(file(75, 'down'), 'utf8')}DROP TABLE rnd;\n`);
+        await rm(file(50, 'down'));
+      });
+      const passes = await run(dir, false, jobs);
+      const one = await run(dir, true, '1');
+      expect(one.report.result).toBe('failed');
+      const found = one.report.findings.map((f) => `${f.check} ${f.migration?.slice(0, 5)}`);
+      expect(found).toEqual(
+        expect.arrayContaining([
+          'reversibility 00010',
+          'reversibility 00061',
+          'reversibility 00075',
+          'rollback-all 00061',
+        ]),
+      );
+      expect(seen(passes.report)).toEqual(seen(one.report));
+      expect(passes.lines.map(untimed)).toEqual(one.lines.map(untimed));
+    },
+  );
+});

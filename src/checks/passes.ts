@@ -1,0 +1,221 @@
+import { type Mark, readSnapshot } from '../catalog/tracker.js';
+import type { CheckEvent } from '../core/events.js';
+import type { NewFinding } from '../core/findings.js';
+import { plural } from '../core/format.js';
+import type { Acceptance, StepResult } from '../core/report.js';
+import { diffSnapshots, type SchemaSnapshot } from '../core/schema.js';
+import type { SetContext } from './context.js';
+import { checkLocks } from './locks.js';
+import { fileNotices, type MigrationRecord } from './record.js';
+import { done, upTurn, type Walk } from './turn.js';
+
+/**
+ * A range walked in passes: what rolling everything back needs of it, and what it told, held.
+ * `chain`: the migrations whose down steps ran one after the other from the range's last one (newest
+ * first), each leaving exactly the schema before its up step; `stoppedAt`: the migration without a
+ * down step below them, where rolling back from the head stops.
+ */
+export interface Passed {
+  chain: MigrationRecord[];
+  stoppedAt?: MigrationRecord;
+  /** Tells what the walk found and did, migration by migration, as a walk one at a time would. */
+  tell(): void;
+}
+
+/** Whether the range can be walked in passes: nothing in it depends on the order of one migration at a time. */
+export function passable(walk: Walk): boolean {
+  const { ctx, ws } = walk;
+  // Seed data must keep its rows through each down step (counted around it), and full catalog reads
+  // would read the whole schema after every step anyway: those stay one migration at a time.
+  return ctx.checks.has('reversibility') && walk.seedIndex < 0 && ws.tracker.mode === 'incremental';
+}
+
+/**
+ * Walks a range in passes, on a database with the migrations before it applied: each run of
+ * migrations with down steps goes up one by one, then down one by one from the newest (which is
+ * also rolling them back from there), then up again one by one; a migration without a down step
+ * just goes up between them. Three steps a migration instead of four, and rolling back is not a
+ * walk of its own. Each down step is compared with the schema before its up step, over what it and
+ * the up step touched; up again is read once after the run, and the run's schema must then be the
+ * one its first up steps gave, object for object (a difference that a later migration of the run
+ * takes away again is not seen: one migration at a time would see it).
+ *
+ * It holds on only while every step does what it must: a step that fails or leaves another schema
+ * ends it (undefined), and the range is walked again one migration at a time on a fresh database,
+ * which says what went wrong, where, and what that does to the migrations around it. Nothing it
+ * found is told before it finishes (`Passed.tell`). `halted`: the walk will not use this range.
+ */
+export async function walkInPasses(
+  walk: Walk,
+  records: MigrationRecord[],
+  empty: SchemaSnapshot,
+  halted: () => boolean,
+): Promise<Passed | 'halted' | undefined> {
+  const held = records.map(() => new Held(walk.ctx));
+  // What this walk tells is told only if it finishes: its notices are its own until then.
+  const told = new Set(walk.told);
+  const turns = records.map((record, k) => ({
+    record,
+    walk: { ...walk, told, ctx: (held[k] as Held).ctx } satisfies Walk,
+  }));
+  let chain: MigrationRecord[] = [];
+  let stoppedAt: MigrationRecord | undefined;
+  for (let i = 0; i < turns.length; ) {
+    if (halted()) return 'halted';
+    const first = turns[i] as (typeof turns)[number];
+    if (!first.record.migration.down) {
+      const up = await upTurn(first.walk, first.record, 'migration');
+      if (up.stop) return undefined;
+      stoppedAt = first.record;
+      chain = [];
+      i++;
+      continue;
+    }
+    let end = i;
+    while (end < turns.length && turns[end]?.record.migration.down) end++;
+    // Rolled back to before the first migration, the schema is read in full once, independent of
+    // the tracking, as rolling everything back reads it.
+    const bottom = i === 0 && first.record.position === 0 && walk.ctx.checks.has('rollback-all');
+    const run = await passRun(turns.slice(i, end), halted, bottom ? empty : undefined);
+    if (run !== true) return run;
+    // Rolling back from the range's end: down steps one after the other, from a run that ends the
+    // range (a migration without a down step after it would have stopped it).
+    chain = turns
+      .slice(i, end)
+      .map((t) => t.record)
+      .reverse();
+    stoppedAt = i > 0 ? turns[i - 1]?.record : undefined;
+    i = end;
+  }
+  for (const notice of told) walk.told.add(notice);
+  return {
+    chain,
+    ...(stoppedAt ? { stoppedAt } : {}),
+    tell: () => {
+      for (const h of held) h.release();
+    },
+  };
+}
+
+/** What a migration's up step did: the keys it changed, and their values before it. */
+interface UpState {
+  keys: string[];
+  before: SchemaSnapshot;
+  down?: StepResult;
+}
+
+/**
+ * One run of migrations that all have down steps: up, down from the newest, up again. True when
+ * every step did what it must. `empty`: the run starts from the empty database, which its down
+ * steps must give back, read in full.
+ */
+async function passRun(
+  run: { record: MigrationRecord; walk: Walk }[],
+  halted: () => boolean,
+  empty?: SchemaSnapshot,
+): Promise<true | 'halted' | undefined> {
+  const states: UpState[] = [];
+  const { ctx } = run[0]?.walk ?? {};
+  // What each migration found is told when the run is through; this says where the walk is.
+  ctx?.log.info(
+    `${ctx.name}: ${plural(run.length, 'migration')} from ${run[0]?.record.migration.id} up, then down from the newest, then up again`,
+  );
+  for (const { record, walk } of run) {
+    if (halted()) return 'halted';
+    const up = await upTurn(walk, record, 'migration');
+    if (up.stop) return undefined;
+    const { tracker } = walk.ws;
+    states.push({ keys: up.upKeys, before: tracker.at(up.before, up.upKeys) });
+    tracker.release(up.before);
+  }
+  const { ws } = (run[0] as (typeof run)[number]).walk;
+  // The run's schema after its up steps, for up again.
+  const top = ws.tracker.mark();
+  for (let k = run.length - 1; k >= 0; k--) {
+    if (halted()) return 'halted';
+    const { record, walk } = run[k] as (typeof run)[number];
+    const state = states[k] as UpState;
+    const { ws, ctx } = walk;
+    const m = record.migration;
+    const mark = ws.tracker.mark();
+    const down = await ws.runner.down(m);
+    fileNotices(ctx, 'reversibility', record, 'down', down, walk.told);
+    record.report.down = { ok: down.ok, ms: down.ms };
+    if (!down.ok) return undefined;
+    await ws.assert(record, 'rolled back');
+    // The next down step is a migration's of its own, traced from the tables there are now.
+    const trace = await ws.refresh(k > 0 ? 'migration' : 'off');
+    const downKeys = ws.tracker.changedSince(mark);
+    if (ws.tracing && (trace.locks.length || trace.rewrites.length)) {
+      const diffs = diffSnapshots(ws.tracker.at(mark, downKeys), ws.tracker.now(downKeys));
+      checkLocks(ctx, ws, record, { direction: 'down', trace, diffs, before: mark }, false);
+    }
+    const same = gives(ws.tracker, mark, downKeys, state.keys, state.before);
+    ws.tracker.release(mark);
+    if (!same) return undefined;
+    state.down = { ok: down.ok, ms: down.ms };
+  }
+  if (empty && diffSnapshots(empty, await readSnapshot(ws.catalog, ws.plan.exclusions)).length)
+    return undefined;
+  // Up again, one by one, untraced, and read once after the run: the run's schema must be the one
+  // its first up steps gave, object for object.
+  const agains: StepResult[] = [];
+  for (const { record, walk } of run) {
+    if (halted()) return 'halted';
+    const again = await ws.runner.up(record.migration);
+    fileNotices(walk.ctx, 'reversibility', record, 'up', again, walk.told);
+    if (!again.ok) return undefined;
+    agains.push({ ok: again.ok, ms: again.ms });
+  }
+  await ws.refresh('migration');
+  const changed = ws.tracker.changedSince(top);
+  const same = diffSnapshots(ws.tracker.at(top, changed), ws.tracker.now(changed)).length === 0;
+  ws.tracker.release(top);
+  if (!same) return undefined;
+  for (const [k, { record, walk }] of run.entries()) {
+    record.report.reversible = 'yes';
+    const down = (states[k] as UpState).down as StepResult;
+    done(walk, record, true, { down, again: agains[k] as StepResult, reversible: true, unknownState: false });
+  }
+  return true;
+}
+
+/**
+ * Whether a step gave the state it must, when the database before it was in the state it must be:
+ * the keys the step changed (`changed`, since `mark`) and the keys the migration's up step changed
+ * (`upKeys`, whose values it must give are `expected`) hold exactly those values; the other keys the
+ * step changed must be as before it.
+ */
+function gives(
+  tracker: Walk['ws']['tracker'],
+  mark: Mark,
+  changed: string[],
+  upKeys: string[],
+  expected: SchemaSnapshot,
+): boolean {
+  const ups = new Set(upKeys);
+  const others = changed.filter((key) => !ups.has(key));
+  const want = { ...tracker.at(mark, others), ...expected };
+  return diffSnapshots(want, tracker.now([...others, ...upKeys])).length === 0;
+}
+
+/** Findings, events and notes of one migration, held until the walk in passes is through. */
+class Held {
+  private readonly told: (() => void)[] = [];
+  readonly ctx: SetContext;
+
+  constructor(ctx: SetContext) {
+    const later = (tell: () => void) => this.told.push(tell);
+    this.ctx = {
+      ...ctx,
+      emit: (event: CheckEvent) => later(() => ctx.emit(event)),
+      finding: (finding: NewFinding) => later(() => ctx.finding(finding)),
+      note: (text: string) => later(() => ctx.note(text)),
+      acceptInFile: (acceptance: Acceptance) => later(() => ctx.acceptInFile(acceptance)),
+    };
+  }
+
+  release(): void {
+    for (const tell of this.told.splice(0)) tell();
+  }
+}

@@ -1,0 +1,99 @@
+import type { Mark } from '../catalog/tracker.js';
+import { Messages } from '../core/messages.js';
+import { diffSnapshots, summarizeChanges, touchedTables } from '../core/schema.js';
+import { applyFailed, applyUp } from './apply.js';
+import { assertionVerdict } from './assertions.js';
+import type { SetContext } from './context.js';
+import { checkLocks } from './locks.js';
+import type { MigrationRecord } from './record.js';
+import type { Reversal } from './reversibility.js';
+import { rowCounts } from './seed.js';
+import type { NextSteps, Workspace } from './workspace.js';
+
+/** The walk's state as it moves through the set. */
+export interface Walk {
+  ctx: SetContext;
+  ws: Workspace;
+  records: MigrationRecord[];
+  /** Notices already told, so a step that runs twice tells each once. */
+  told: Set<string>;
+  seedIndex: number;
+  seeded: boolean;
+}
+
+/** A migration whose up step applied: what its down step is checked against. */
+export interface Applied {
+  /** The mark taken before the up step; open while `reversing`, released otherwise. */
+  before: Mark;
+  /** The keys the up step changed. */
+  upKeys: string[];
+  /** Its down step is checked (it has one, and the reversibility check runs). */
+  reversing: boolean;
+  /** With seed data: the rows there were before the up step. */
+  rowsBefore?: Map<string, number>;
+}
+
+/**
+ * The first half of a migration's turn: its assertions before, its up step, its assertions after,
+ * the schema objects it changes and the locks it took. `next`: what runs after the up step when
+ * its down step is checked (else the next migration runs). A migration whose down step is not
+ * checked is done here; `stop`: it did not apply (`dirty`: why the database is in doubt).
+ */
+export async function upTurn(
+  walk: Walk,
+  record: MigrationRecord,
+  next: NextSteps,
+): Promise<{ stop: true; dirty?: string } | ({ stop?: false } & Applied)> {
+  const { ctx, ws } = walk;
+  const m = record.migration;
+  ctx.emit({ kind: 'migration started', set: ctx.name, index: record.index, total: record.total, id: m.id });
+  await ws.assert(record, 'before');
+  const reversing = !!m.down && ctx.checks.has('reversibility');
+  // With data in the database, a down step must keep the rows that were there before the up step.
+  const rowsBefore = walk.seeded && reversing ? await rowCounts(ws.catalog, ws.plan.exclusions) : undefined;
+  const before = ws.tracker.mark();
+  const up = await applyUp(ctx, ws, record, walk.told);
+  if (!up.ok) {
+    done(walk, record, false);
+    ws.tracker.release(before);
+    const dirty = applyFailed(ctx, record, up);
+    return { stop: true, ...(dirty ? { dirty } : {}) };
+  }
+  await ws.assert(record, 'after');
+  const upTrace = await ws.refresh(reversing ? next : 'migration');
+  const upKeys = ws.tracker.changedSince(before);
+  const upDiffs = diffSnapshots(ws.tracker.at(before, upKeys), ws.tracker.now(upKeys));
+  record.report.changes = summarizeChanges(upDiffs);
+  record.touched = touchedTables(upDiffs);
+  checkLocks(ctx, ws, record, { direction: 'up', trace: upTrace, diffs: upDiffs, before }, walk.seeded);
+  if (!m.down && ctx.requireDown && ctx.checks.has('reversibility'))
+    ctx.finding({
+      check: 'reversibility',
+      severity: 'error',
+      migration: m.id,
+      file: m.up.file,
+      message: Messages.noDown(m.id, m.noDown ?? 'no down step'),
+    });
+  if (!reversing) {
+    done(walk, record, true);
+    ws.tracker.release(before);
+  }
+  return { before, upKeys, reversing, ...(rowsBefore ? { rowsBefore } : {}) };
+}
+
+/** Files the migration's assertion findings and says it is done. */
+export function done(walk: Walk, record: MigrationRecord, ok: boolean, reversal?: Reversal): void {
+  const asserted = assertionVerdict(walk.ctx, record);
+  const { report } = record;
+  walk.ctx.emit({
+    kind: 'migration done',
+    set: walk.ctx.name,
+    index: record.index,
+    total: record.total,
+    id: record.migration.id,
+    up: report.up ?? { ok: false, ms: 0 },
+    ...(reversal ? { down: reversal.down, ...(reversal.again ? { again: reversal.again } : {}) } : {}),
+    ok: ok && asserted,
+    ...(report.assertions?.length ? { assertions: report.assertions } : {}),
+  });
+}
