@@ -50937,10 +50937,13 @@ async function checkRollbackAll(ctx, ws, applied, empty, dirty, told) {
 /**
  * Walks one migration set: for each migration up (apply), then down and up again (reversibility),
  * comparing the schema over what the steps touched; then everything down from the head
- * (rollback-all), compared in full with the database it started from. With `prefix`, the first
- * `prefix` migrations are only applied (what a target already has, or what a base branch has), and
- * the walk starts from there. A long walk is cut into consecutive ranges walked at once, each on a
- * database of its own that starts with the migrations before its range applied (see `walkRanges`).
+ * (rollback-all), compared in full with the database it started from. A range whose steps all do
+ * what they must is walked in passes (up all, down from the newest, which is also rolling back,
+ * then up again: see `walkInPasses`); at the first defect it is walked again one migration at a
+ * time. With `prefix`, the first `prefix` migrations are only applied (what a target already has,
+ * or what a base branch has), and the walk starts from there. A long walk is cut into consecutive
+ * ranges walked at once, each on a database of its own that starts with the migrations before its
+ * range applied (see `walkRanges`).
  */
 async function walkSet(ctx, loaded, assertions, prefix = 0) {
     const total = loaded.migrations.length - prefix;
@@ -51200,7 +51203,7 @@ async function walkRange(ctx, loaded, assertions, records, halted = () => false)
             }
             // Something did not do what it must: walked again one migration at a time, which says what,
             // where, and what it does to the migrations after it.
-            ctx.log.debug(`${ctx.name}: walking ${(0,format/* plural */.L)(records.length, 'migration')} again one at a time`);
+            ctx.log.info(`${ctx.name}: a step did not do what it must; walking ${(0,format/* plural */.L)(records.length, 'migration')} from ${records[0]?.migration.id} again one at a time, to say which and why`);
             for (const record of records)
                 resetRecord(record);
             await walk.ws.close();
