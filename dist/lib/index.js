@@ -50650,20 +50650,20 @@ async function walkInPasses(walk, records, empty, halted) {
  */
 async function passRun(run, halted, empty) {
     const states = [];
-    const { ctx } = run[0]?.walk ?? {};
+    const first = run[0];
+    // Every migration of the walk shares its database.
+    const { ws } = first.walk;
     // What each migration found is told when the run is through; this says where the walk is.
-    ctx?.log.info(`${ctx.name}: ${(0,format/* plural */.L)(run.length, 'migration')} from ${run[0]?.record.migration.id} up, then down from the newest, then up again`);
+    ws.plan.ctx.log.info(`${first.walk.ctx.name}: ${(0,format/* plural */.L)(run.length, 'migration')} from ${first.record.migration.id} up, then down from the newest, then up again`);
     for (const { record, walk } of run) {
         if (halted())
             return 'halted';
         const up = await upTurn(walk, record, 'migration');
         if (up.stop)
             return undefined;
-        const { tracker } = walk.ws;
-        states.push({ keys: up.upKeys, before: tracker.at(up.before, up.upKeys) });
-        tracker.release(up.before);
+        states.push({ keys: up.upKeys, before: ws.tracker.at(up.before, up.upKeys) });
+        ws.tracker.release(up.before);
     }
-    const { ws } = run[0].walk;
     // The run's schema after its up steps, for up again.
     const top = ws.tracker.mark();
     for (let k = run.length - 1; k >= 0; k--) {
@@ -50671,10 +50671,9 @@ async function passRun(run, halted, empty) {
             return 'halted';
         const { record, walk } = run[k];
         const state = states[k];
-        const { ws, ctx } = walk;
-        const m = record.migration;
+        const { ctx } = walk;
         const mark = ws.tracker.mark();
-        const down = await ws.runner.down(m);
+        const down = await ws.runner.down(record.migration);
         fileNotices(ctx, 'reversibility', record, 'down', down, walk.told);
         record.report.down = { ok: down.ok, ms: down.ms };
         if (!down.ok)

@@ -115,30 +115,29 @@ async function passRun(
   empty?: SchemaSnapshot,
 ): Promise<true | 'halted' | undefined> {
   const states: UpState[] = [];
-  const { ctx } = run[0]?.walk ?? {};
+  const first = run[0] as (typeof run)[number];
+  // Every migration of the walk shares its database.
+  const { ws } = first.walk;
   // What each migration found is told when the run is through; this says where the walk is.
-  ctx?.log.info(
-    `${ctx.name}: ${plural(run.length, 'migration')} from ${run[0]?.record.migration.id} up, then down from the newest, then up again`,
+  ws.plan.ctx.log.info(
+    `${first.walk.ctx.name}: ${plural(run.length, 'migration')} from ${first.record.migration.id} up, then down from the newest, then up again`,
   );
   for (const { record, walk } of run) {
     if (halted()) return 'halted';
     const up = await upTurn(walk, record, 'migration');
     if (up.stop) return undefined;
-    const { tracker } = walk.ws;
-    states.push({ keys: up.upKeys, before: tracker.at(up.before, up.upKeys) });
-    tracker.release(up.before);
+    states.push({ keys: up.upKeys, before: ws.tracker.at(up.before, up.upKeys) });
+    ws.tracker.release(up.before);
   }
-  const { ws } = (run[0] as (typeof run)[number]).walk;
   // The run's schema after its up steps, for up again.
   const top = ws.tracker.mark();
   for (let k = run.length - 1; k >= 0; k--) {
     if (halted()) return 'halted';
     const { record, walk } = run[k] as (typeof run)[number];
     const state = states[k] as UpState;
-    const { ws, ctx } = walk;
-    const m = record.migration;
+    const { ctx } = walk;
     const mark = ws.tracker.mark();
-    const down = await ws.runner.down(m);
+    const down = await ws.runner.down(record.migration);
     fileNotices(ctx, 'reversibility', record, 'down', down, walk.told);
     record.report.down = { ok: down.ok, ms: down.ms };
     if (!down.ok) return undefined;
