@@ -12,6 +12,6 @@ export interface Edges {
   /** Milliseconds from a monotonic clock. */
   now(): number;
   env?: NodeJS.ProcessEnv;
-  /** Walk one migration at a time, never in passes: what tests and the bench compare the passes with. */
+  /** Walk one migration at a time, never in passes: what the tests compare the passes with. */
   oneAtATime?: boolean;
 }
