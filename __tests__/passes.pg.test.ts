@@ -1,31 +1,20 @@
 import { appendFile, chmod, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, describe, expect, test } from '@jest/globals';
-import { generateHistory, writeHistory } from '../bench/generate.js';
+import { describe, expect, test } from '@jest/globals';
 import type { Report } from '../src/core/report.js';
 import { verify } from '../src/verify.js';
-import { tempDir } from './helpers/git.js';
+import { type HistoryFile, untimed, useGeneratedHistories } from './helpers/history.js';
 import { edgesOn, settingsFor, useTestServer } from './helpers/postgres.js';
 
 const server = useTestServer();
-const dirs: string[] = [];
-afterAll(async () => {
-  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
-});
+const generated = useGeneratedHistories('pgmv-passes-');
 
-/** A generated history of `count` correct migrations, then `edit` to change some. */
-async function history(
-  count: number,
-  edit: (file: (id: number, side: 'up' | 'down') => string, dir: string) => Promise<void>,
-) {
-  const dir = await tempDir('pgmv-passes-');
-  dirs.push(dir);
-  // The server's own user appends to a file here when a counted step runs.
-  await chmod(dir, 0o777);
-  const generated = generateHistory(count);
-  await writeHistory(dir, generated);
-  await edit((n, side) => path.join(dir, `${generated[n - 1]?.id}.${side}.sql`), dir);
-  return dir;
+/** A generated history, then `edit`; the server's own user may append to a file in its folder. */
+async function history(count: number, edit: (file: HistoryFile, dir: string) => Promise<void>) {
+  return generated(count, async (file, dir) => {
+    await chmod(dir, 0o777);
+    await edit(file, dir);
+  });
 }
 
 /** The run in passes or one migration at a time, and its progress lines. */
@@ -34,8 +23,6 @@ async function run(dir: string, oneAtATime: boolean, jobs = '1') {
   const report = await verify(await settingsFor(dir, { jobs }), { ...edgesOn(server, lines), oneAtATime });
   return { report, lines };
 }
-
-const untimed = (line: string) => line.replace(/\d+(\.\d+)? ?(ms|s)\b/g, 'T');
 
 /** What a reader sees of a report, without the timings. */
 const seen = (report: Report) => ({

@@ -1,31 +1,13 @@
-import { appendFile, rm, writeFile } from 'node:fs/promises';
-import path from 'node:path';
-import { afterAll, describe, expect, test } from '@jest/globals';
-import { generateHistory, writeHistory } from '../bench/generate.js';
+import { appendFile, writeFile } from 'node:fs/promises';
+import { describe, expect, test } from '@jest/globals';
 import { rangeStarts } from '../src/checks/walk.js';
 import type { Report } from '../src/core/report.js';
 import { verify } from '../src/verify.js';
-import { tempDir } from './helpers/git.js';
+import { untimed, useGeneratedHistories } from './helpers/history.js';
 import { edgesOn, settingsFor, useTestServer } from './helpers/postgres.js';
 
 const server = useTestServer();
-const dirs: string[] = [];
-afterAll(async () => {
-  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
-});
-
-/** A generated history of `count` correct migrations, then `edit` to break some. */
-async function history(
-  count: number,
-  edit: (file: (id: number, side: 'up' | 'down') => string) => Promise<void>,
-) {
-  const dir = await tempDir('pgmv-ranges-');
-  dirs.push(dir);
-  const generated = generateHistory(count);
-  await writeHistory(dir, generated);
-  await edit((n, side) => path.join(dir, `${generated[n - 1]?.id}.${side}.sql`));
-  return dir;
-}
+const history = useGeneratedHistories('pgmv-ranges-');
 
 /** The run with `jobs`, what users read of it, and what it logged. */
 async function run(dir: string, jobs: string) {
@@ -37,9 +19,6 @@ async function run(dir: string, jobs: string) {
   });
   return { report, info, lines };
 }
-
-/** A progress line without its durations. */
-const untimed = (line: string) => line.replace(/\d+(\.\d+)? ?(ms|s)\b/g, 'T');
 
 /** What a reader sees of a report, without the timings. */
 const seen = (report: Report) => ({
