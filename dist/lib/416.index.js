@@ -365,8 +365,8 @@ async function postComments(report, run, token, { major, fileUrl }) {
 var postgres = __webpack_require__(78153);
 // EXTERNAL MODULE: ./src/settings.ts + 18 modules
 var src_settings = __webpack_require__(44995);
-// EXTERNAL MODULE: ./src/verify.ts + 31 modules
-var verify = __webpack_require__(90181);
+// EXTERNAL MODULE: ./src/verify.ts + 32 modules
+var verify = __webpack_require__(65980);
 ;// CONCATENATED MODULE: ./src/main.ts
 
 

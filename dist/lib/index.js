@@ -47590,7 +47590,7 @@ how = 'exited') {
 
 /***/ }),
 
-/***/ 90181:
+/***/ 65980:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -50415,6 +50415,28 @@ async function idColumn(session, table) {
     return chosen;
 }
 
+;// CONCATENATED MODULE: ./src/checks/context.ts
+/** A context whose findings, events and notes wait for `release()`, then pass straight through. */
+function heldContext(ctx) {
+    let held = [];
+    const later = (tell) => (held ? held.push(tell) : tell());
+    return {
+        ctx: {
+            ...ctx,
+            emit: (event) => later(() => ctx.emit(event)),
+            finding: (finding) => later(() => ctx.finding(finding)),
+            note: (text) => later(() => ctx.note(text)),
+            acceptInFile: (acceptance) => later(() => ctx.acceptInFile(acceptance)),
+        },
+        release() {
+            const told = held ?? [];
+            held = undefined;
+            for (const tell of told)
+                tell();
+        },
+    };
+}
+
 ;// CONCATENATED MODULE: ./src/checks/locks.ts
 
 /**
@@ -50569,6 +50591,7 @@ function done(walk, record, ok, reversal) {
 
 
 
+
 /** Whether the range can be walked in passes: nothing in it depends on the order of one migration at a time. */
 function passable(walk) {
     const { ctx, ws } = walk;
@@ -50592,7 +50615,8 @@ function passable(walk) {
  * found is told before it finishes (`Passed.tell`). `halted`: the walk will not use this range.
  */
 async function walkInPasses(walk, records, empty, halted) {
-    const held = records.map(() => new Held(walk.ctx));
+    // Each migration's findings, events and notes, held until the walk in passes is through.
+    const held = records.map(() => heldContext(walk.ctx));
     // What this walk tells is told only if it finishes: its notices are its own until then.
     const told = new Set(walk.told);
     const turns = records.map((record, k) => ({
@@ -50730,25 +50754,6 @@ function gives(tracker, mark, changed, upKeys, expected) {
     const others = changed.filter((key) => !ups.has(key));
     const want = { ...tracker.at(mark, others), ...expected };
     return diffSnapshots(want, tracker.now([...others, ...upKeys])).length === 0;
-}
-/** Findings, events and notes of one migration, held until the walk in passes is through. */
-class Held {
-    told = [];
-    ctx;
-    constructor(ctx) {
-        const later = (tell) => this.told.push(tell);
-        this.ctx = {
-            ...ctx,
-            emit: (event) => later(() => ctx.emit(event)),
-            finding: (finding) => later(() => ctx.finding(finding)),
-            note: (text) => later(() => ctx.note(text)),
-            acceptInFile: (acceptance) => later(() => ctx.acceptInFile(acceptance)),
-        };
-    }
-    release() {
-        for (const tell of this.told.splice(0))
-            tell();
-    }
 }
 
 ;// CONCATENATED MODULE: ./src/core/rows.ts
@@ -50933,6 +50938,7 @@ async function checkRollbackAll(ctx, ws, applied, empty, dirty, told) {
 
 
 
+
 /**
  * Walks one migration set: for each migration up (apply), then down and up again (reversibility),
  * comparing the schema over what the steps touched; then everything down from the head
@@ -51003,7 +51009,7 @@ async function walkRanges(ctx, loaded, assertions, prefix, starts) {
     const noted = new Set();
     let haltedAt = Number.POSITIVE_INFINITY;
     const ranges = starts.map((start, k) => {
-        const held = k > 0 ? heldContext(ctx, noted) : { ctx: noteOnce(ctx, noted), release() { } };
+        const held = k > 0 ? heldContext(noteOnce(ctx, noted)) : { ctx: noteOnce(ctx, noted), release() { } };
         const records = all.slice(start - prefix, ends[k] - prefix);
         const done = walkRange(held.ctx, loaded, assertions, records, () => haltedAt < k).then((range) => {
             if (!range.complete)
@@ -51119,27 +51125,6 @@ function noteOnce(ctx, noted) {
                 return;
             noted.add(text);
             ctx.note(text);
-        },
-    };
-}
-/** A context whose findings, events and notes wait for `release()`, then pass straight through. */
-function heldContext(ctx, noted) {
-    const once = noteOnce(ctx, noted);
-    let held = [];
-    const later = (tell) => (held ? held.push(tell) : tell());
-    return {
-        ctx: {
-            ...ctx,
-            emit: (event) => later(() => ctx.emit(event)),
-            finding: (finding) => later(() => ctx.finding(finding)),
-            note: (text) => later(() => once.note(text)),
-            acceptInFile: (acceptance) => later(() => ctx.acceptInFile(acceptance)),
-        },
-        release() {
-            const told = held ?? [];
-            held = undefined;
-            for (const tell of told)
-                tell();
         },
     };
 }
@@ -67150,8 +67135,8 @@ var postgres = __nccwpck_require__(78153);
 var postgres_types = __nccwpck_require__(82742);
 // EXTERNAL MODULE: ./src/settings.ts + 18 modules
 var src_settings = __nccwpck_require__(44995);
-// EXTERNAL MODULE: ./src/verify.ts + 31 modules
-var verify = __nccwpck_require__(90181);
+// EXTERNAL MODULE: ./src/verify.ts + 32 modules
+var verify = __nccwpck_require__(65980);
 ;// CONCATENATED MODULE: ./src/cli.ts
 
 

@@ -63,3 +63,23 @@ export interface SetContext {
   /** An acceptance a migration's own file makes (`-- pg-migrate-verify: allow <rule>`). */
   acceptInFile(acceptance: Acceptance): void;
 }
+
+/** A context whose findings, events and notes wait for `release()`, then pass straight through. */
+export function heldContext(ctx: SetContext): { ctx: SetContext; release(): void } {
+  let held: (() => void)[] | undefined = [];
+  const later = (tell: () => void) => (held ? held.push(tell) : tell());
+  return {
+    ctx: {
+      ...ctx,
+      emit: (event) => later(() => ctx.emit(event)),
+      finding: (finding) => later(() => ctx.finding(finding)),
+      note: (text) => later(() => ctx.note(text)),
+      acceptInFile: (acceptance) => later(() => ctx.acceptInFile(acceptance)),
+    },
+    release() {
+      const told = held ?? [];
+      held = undefined;
+      for (const tell of told) tell();
+    },
+  };
+}

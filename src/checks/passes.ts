@@ -1,10 +1,8 @@
 import { type Mark, readSnapshot } from '../catalog/tracker.js';
-import type { CheckEvent } from '../core/events.js';
-import type { NewFinding } from '../core/findings.js';
 import { plural } from '../core/format.js';
-import type { Acceptance, StepResult } from '../core/report.js';
+import type { StepResult } from '../core/report.js';
 import { diffSnapshots, type SchemaSnapshot } from '../core/schema.js';
-import type { SetContext } from './context.js';
+import { heldContext } from './context.js';
 import { checkLocks } from './locks.js';
 import { fileNotices, type MigrationRecord } from './record.js';
 import { done, upTurn, type Walk } from './turn.js';
@@ -51,12 +49,13 @@ export async function walkInPasses(
   empty: SchemaSnapshot,
   halted: () => boolean,
 ): Promise<Passed | 'halted' | undefined> {
-  const held = records.map(() => new Held(walk.ctx));
+  // Each migration's findings, events and notes, held until the walk in passes is through.
+  const held = records.map(() => heldContext(walk.ctx));
   // What this walk tells is told only if it finishes: its notices are its own until then.
   const told = new Set(walk.told);
   const turns = records.map((record, k) => ({
     record,
-    walk: { ...walk, told, ctx: (held[k] as Held).ctx } satisfies Walk,
+    walk: { ...walk, told, ctx: (held[k] as ReturnType<typeof heldContext>).ctx } satisfies Walk,
   }));
   let chain: MigrationRecord[] = [];
   let stoppedAt: MigrationRecord | undefined;
@@ -196,25 +195,4 @@ function gives(
   const others = changed.filter((key) => !ups.has(key));
   const want = { ...tracker.at(mark, others), ...expected };
   return diffSnapshots(want, tracker.now([...others, ...upKeys])).length === 0;
-}
-
-/** Findings, events and notes of one migration, held until the walk in passes is through. */
-class Held {
-  private readonly told: (() => void)[] = [];
-  readonly ctx: SetContext;
-
-  constructor(ctx: SetContext) {
-    const later = (tell: () => void) => this.told.push(tell);
-    this.ctx = {
-      ...ctx,
-      emit: (event: CheckEvent) => later(() => ctx.emit(event)),
-      finding: (finding: NewFinding) => later(() => ctx.finding(finding)),
-      note: (text: string) => later(() => ctx.note(text)),
-      acceptInFile: (acceptance: Acceptance) => later(() => ctx.acceptInFile(acceptance)),
-    };
-  }
-
-  release(): void {
-    for (const tell of this.told.splice(0)) tell();
-  }
 }

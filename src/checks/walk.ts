@@ -8,7 +8,7 @@ import { diffSnapshots, type SchemaSnapshot } from '../core/schema.js';
 import type { FailedStep } from '../migrations/runner.js';
 import type { LoadedSet } from '../migrations/types.js';
 import type { Assertion } from './assertions.js';
-import type { SetContext } from './context.js';
+import { heldContext, type SetContext } from './context.js';
 import { passable, walkInPasses } from './passes.js';
 import { type MigrationRecord, recordsOf, resetRecord } from './record.js';
 import { checkReversibility, type Reversal } from './reversibility.js';
@@ -124,7 +124,7 @@ async function walkRanges(
   const noted = new Set<string>();
   let haltedAt = Number.POSITIVE_INFINITY;
   const ranges = starts.map((start, k) => {
-    const held = k > 0 ? heldContext(ctx, noted) : { ctx: noteOnce(ctx, noted), release() {} };
+    const held = k > 0 ? heldContext(noteOnce(ctx, noted)) : { ctx: noteOnce(ctx, noted), release() {} };
     const records = all.slice(start - prefix, (ends[k] as number) - prefix);
     const done = walkRange(held.ctx, loaded, assertions, records, () => haltedAt < k).then(
       (range) => {
@@ -259,27 +259,6 @@ function noteOnce(ctx: SetContext, noted: Set<string>): SetContext {
       if (noted.has(text)) return;
       noted.add(text);
       ctx.note(text);
-    },
-  };
-}
-
-/** A context whose findings, events and notes wait for `release()`, then pass straight through. */
-function heldContext(ctx: SetContext, noted: Set<string>): { ctx: SetContext; release(): void } {
-  const once = noteOnce(ctx, noted);
-  let held: (() => void)[] | undefined = [];
-  const later = (tell: () => void) => (held ? held.push(tell) : tell());
-  return {
-    ctx: {
-      ...ctx,
-      emit: (event) => later(() => ctx.emit(event)),
-      finding: (finding) => later(() => ctx.finding(finding)),
-      note: (text) => later(() => once.note(text)),
-      acceptInFile: (acceptance) => later(() => ctx.acceptInFile(acceptance)),
-    },
-    release() {
-      const told = held ?? [];
-      held = undefined;
-      for (const tell of told) tell();
     },
   };
 }
