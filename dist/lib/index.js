@@ -34350,7 +34350,7 @@ async function writableDir(dir) {
 
 /***/ }),
 
-/***/ 94440:
+/***/ 56459:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -35264,8 +35264,8 @@ function commandStep(options, template, entry, served) {
     };
 }
 
-;// CONCATENATED MODULE: external "node:module"
-const external_node_module_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:module");
+// EXTERNAL MODULE: external "node:module"
+var external_node_module_ = __nccwpck_require__(98995);
 // EXTERNAL MODULE: external "node:os"
 var external_node_os_ = __nccwpck_require__(48161);
 var external_node_os_default = /*#__PURE__*/__nccwpck_require__.n(external_node_os_);
@@ -35413,7 +35413,7 @@ const MetaTable = '"SequelizeMeta"';
 /** The project's own sequelize when it has one (its migrations expect that version), else ours. */
 async function sequelizeFor(dir) {
     try {
-        const resolved = (0,external_node_module_namespaceObject.createRequire)(external_node_path_default().join(dir, 'noop.js')).resolve('sequelize');
+        const resolved = (0,external_node_module_.createRequire)(external_node_path_default().join(dir, 'noop.js')).resolve('sequelize');
         const mod = await (0,src_modules/* importModule */.WE)(resolved);
         const Sequelize = (0,src_modules/* exportOf */.yN)(mod, 'Sequelize') ?? (0,src_modules/* exportOf */.yN)(mod, 'default');
         if (typeof Sequelize === 'function')
@@ -35438,10 +35438,10 @@ function provideSequelize(exports) {
     if (global[Provided])
         return;
     global[Provided] = exports;
-    const loader = external_node_module_namespaceObject.Module;
+    const loader = external_node_module_.Module;
     // A key in require's cache, never a file: require returns the cached exports without reading it.
     const id = external_node_path_default().join(external_node_os_default().tmpdir(), 'pg-migrate-verify', 'bundled-sequelize.cjs');
-    const entry = new external_node_module_namespaceObject.Module(id);
+    const entry = new external_node_module_.Module(id);
     Object.assign(entry, { filename: id, loaded: true, exports });
     loader._cache[id] = entry;
     const resolve = loader._resolveFilename;
@@ -35455,7 +35455,7 @@ function provideSequelize(exports) {
             throw error;
         }
     };
-    const { register } = external_node_module_namespaceObject;
+    const { register } = external_node_module_;
     if (typeof register !== 'function')
         return;
     const names = Object.keys(exports).filter(isBindingName);
@@ -37270,6 +37270,8 @@ async function waitReady(port, child) {
     return 'exited';
 }
 
+// EXTERNAL MODULE: external "node:module"
+var external_node_module_ = __nccwpck_require__(98995);
 // EXTERNAL MODULE: ./src/core/redact.ts
 var redact = __nccwpck_require__(12258);
 ;// CONCATENATED MODULE: ./src/postgres/url.ts
@@ -37334,35 +37336,171 @@ async function useServer(url, provider = 'url', onStop) {
 
 
 
-/** Runs Postgres in a container through testcontainers, loaded only when asked for. */
-async function startDocker(options) {
-    const nodeMajor = Number(process.versions.node.split('.')[0]);
-    if (nodeMajor < 22) {
-        throw new errors/* CannotCheck */.k_(`postgres 'docker' needs Node 22 or newer (this is Node ${process.versions.node}); @testcontainers/postgresql does not load on older Node. Use postgres 'binaries' or 'url'.`);
-    }
-    let module;
+
+
+
+
+
+
+
+
+
+
+const docker_run = (0,external_node_util_.promisify)(external_node_child_process_.execFile);
+/** The package the provider runs containers with, and the version fetched when it is not installed. */
+const TestcontainersPackage = '@testcontainers/postgresql';
+const TestcontainersVersion = '12.2.0';
+/** What testcontainers 12 declares it needs (`engines`). */
+const NodeNeeded = [22, 22];
+/**
+ * Loads the package through require from `base` (a file URL or path whose folder starts the
+ * node_modules lookup); undefined when it is not found there. Not `import()`: the bundler would
+ * turn a dynamic import into a lookup inside the bundle, where the package is not.
+ */
+function loadFrom(base) {
+    let resolved;
     try {
-        // Lazy: the import costs ~0.5 s and most runs never need it.
-        const name = '@testcontainers/postgresql';
-        module = await __nccwpck_require__(50403)(name);
+        resolved = (0,external_node_module_.createRequire)(base).resolve(TestcontainersPackage);
+    }
+    catch {
+        return undefined;
+    }
+    const require = (0,external_node_module_.createRequire)(resolved);
+    return {
+        postgres: require(resolved),
+        // Its own copy of testcontainers, for the wait strategy: the one it builds containers with.
+        testcontainers: require('testcontainers'),
+        from: external_node_path_default().dirname(resolved),
+    };
+}
+/**
+ * Fetches the package and what it depends on from the npm registry (the one npm is set to use,
+ * `npm_config_registry`) into the cache, once: the Action's bundle does not carry it, as it does
+ * not carry the server binaries.
+ */
+async function fetchTestcontainers(env, log) {
+    const spec = `${TestcontainersPackage}@${TestcontainersVersion}`;
+    const target = external_node_path_default().join(cacheRoot(env), 'testcontainers', spec.replace('/', '+'));
+    const marker = external_node_path_default().join(target, 'node_modules', ...TestcontainersPackage.split('/'), 'package.json');
+    if ((0,external_node_fs_.existsSync)(marker))
+        return target;
+    log.info(`Fetching ${spec} from the npm registry (cached in ${external_node_path_default().dirname(target)})`);
+    await (0,promises_.mkdir)(external_node_path_default().dirname(target), { recursive: true, mode: 0o755 });
+    const staging = await (0,promises_.mkdtemp)(`${target}.tmp-`);
+    try {
+        await docker_run('npm', [
+            'install',
+            '--prefix',
+            staging,
+            '--no-save',
+            '--no-package-lock',
+            '--no-audit',
+            '--no-fund',
+            '--ignore-scripts',
+            '--omit=dev',
+            '--loglevel=error',
+            spec,
+        ], { cwd: staging, env, timeout: 300_000 });
+        await (0,promises_.rename)(staging, target).catch((error) => {
+            // Another run filled the cache first: theirs is as good as ours.
+            if (!(0,external_node_fs_.existsSync)(marker))
+                throw error;
+        });
     }
     catch (error) {
-        throw new errors/* CannotCheck */.k_(`postgres 'docker' needs the package @testcontainers/postgresql (${(0,errors/* messageOf */.bD)(error)}). Install it next to pg-migrate-verify, or use postgres 'binaries' or 'url'.`, { cause: error });
+        throw new errors/* CannotCheck */.k_(`Could not fetch ${spec} from the npm registry (${(0,errors/* messageOf */.bD)(error)
+            .split('\n')
+            .find((l) => /ERR|error/i.test(l)) ?? (0,errors/* messageOf */.bD)(error).split('\n')[0]}). Install it next to pg-migrate-verify (npm install ${TestcontainersPackage}), allow access to the npm registry, or use postgres 'binaries' or 'url'.`, { cause: error });
     }
+    finally {
+        await (0,promises_.rm)(staging, { recursive: true, force: true });
+    }
+    return target;
+}
+/**
+ * The package from where it is installed (next to the tool, or in the project the run starts in),
+ * else from the cache, fetched there the first time.
+ */
+async function loadTestcontainers(env, log) {
+    const here = loadFrom(import.meta.url) ?? loadFrom((0,external_node_url_.pathToFileURL)(external_node_path_default().join(process.cwd(), 'package.json')).href);
+    if (here)
+        return here;
+    const cached = await fetchTestcontainers(env, log);
+    const loaded = loadFrom(external_node_path_default().join(cached, 'package.json'));
+    if (!loaded)
+        throw new errors/* CannotCheck */.k_(`${TestcontainersPackage} was fetched into '${cached}' but does not load from there. Delete that folder and run again, or install the package next to pg-migrate-verify.`);
+    return loaded;
+}
+/** Waits until the server in the container takes connections (it may still be starting up). */
+async function ready(url, timeoutMs) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+        try {
+            await (0,postgres_databases/* serverVersion */.qh)(url, 5_000);
+            return;
+        }
+        catch (error) {
+            if (Date.now() > deadline)
+                throw error;
+            await new Promise((resolve) => setTimeout(resolve, 250));
+        }
+    }
+}
+/**
+ * Runs Postgres in a container through testcontainers. The wait is for the port and then for a
+ * connection, not the image's health check: engines without a health-check timer (Podman without
+ * systemd) never mark a container healthy.
+ */
+async function startDocker(options) {
+    const { log } = options;
+    const env = options.env ?? process.env;
+    const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
+    if (major < NodeNeeded[0] || (major === NodeNeeded[0] && minor < NodeNeeded[1])) {
+        throw new errors/* CannotCheck */.k_(`postgres 'docker' needs Node ${NodeNeeded.join('.')} or newer (this is Node ${process.versions.node}): ${TestcontainersPackage} ${TestcontainersVersion.split('.')[0]} does not run on older Node. Use postgres 'binaries' or 'url', or run on a newer Node.`);
+    }
+    const tc = await loadTestcontainers(env, log);
     const image = options.image ?? `postgres:${options.major}-alpine`;
-    options.log.info(`Starting container ${image}`);
+    log.info(`Starting container ${image} (testcontainers from ${tc.from})`);
+    const starting = new tc.postgres.PostgreSqlContainer(image)
+        .withWaitStrategy(tc.testcontainers.Wait.forListeningPorts())
+        .withLabels({ 'pg-migrate-verify': String(process.pid) })
+        .start();
+    // A signal while the container starts: wait for it (the signal handler allows 10 s), then stop it.
+    const unregister = (0,lifecycle/* registerCleanup */.q)({
+        sync: () => { },
+        async: async () => {
+            const container = await starting.catch(() => undefined);
+            await container?.stop().catch(() => { });
+        },
+    });
     let container;
     try {
-        container = await new module.PostgreSqlContainer(image).start();
+        container = await starting;
     }
     catch (error) {
-        throw new errors/* CannotCheck */.k_(`Could not start container '${image}': ${(0,errors/* messageOf */.bD)(error)}. Is a container engine (Docker, Podman) running and reachable?`, { cause: error });
-    }
-    const unregister = (0,lifecycle/* registerCleanup */.q)({ sync: () => { }, async: async () => void (await container.stop()) });
-    return useServer(container.getConnectionUri(), 'docker', async () => {
-        await container.stop();
         unregister();
-    });
+        throw new errors/* CannotCheck */.k_(`Could not start container '${image}': ${(0,errors/* messageOf */.bD)(error).split('\n')[0]}. Is a container engine (Docker, Podman) running and reachable (DOCKER_HOST), and can it pull '${image}'?`, { cause: error });
+    }
+    const url = container.getConnectionUri();
+    try {
+        await ready(url, 60_000);
+    }
+    catch (error) {
+        await container.stop().catch(() => { });
+        unregister();
+        throw new errors/* CannotCheck */.k_(`The container '${image}' started but PostgreSQL in it took no connections at '${(0,redact/* redactUrls */.s)(url)}' within 60 s (${(0,errors/* messageOf */.bD)(error)}).`, { cause: error });
+    }
+    try {
+        return await useServer(url, 'docker', async () => {
+            await container.stop();
+            unregister();
+        });
+    }
+    catch (error) {
+        await container.stop().catch(() => { });
+        unregister();
+        throw error;
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/postgres/index.ts
@@ -37384,7 +37522,7 @@ async function startPostgres(options) {
         return useServer(databaseUrl);
     }
     if (provider === 'docker')
-        return startDocker({ major: options.major ?? DefaultMajor, image: options.image, log });
+        return startDocker({ major: options.major ?? DefaultMajor, image: options.image, log, env: options.env });
     try {
         return await startBinaries({ major: options.major, log, env: options.env });
     }
@@ -37393,7 +37531,12 @@ async function startPostgres(options) {
             throw error;
         log.warn(`PostgreSQL binaries failed (${(0,errors/* messageOf */.bD)(error).split('\n')[0]}); trying docker`);
         try {
-            return await startDocker({ major: options.major ?? DefaultMajor, image: options.image, log });
+            return await startDocker({
+                major: options.major ?? DefaultMajor,
+                image: options.image,
+                log,
+                env: options.env,
+            });
         }
         catch (dockerError) {
             // The binaries' reason is usually the one to fix: say both.
@@ -48930,8 +49073,8 @@ async function checkSnapshotFile(ctx, head) {
     return undefined;
 }
 
-// EXTERNAL MODULE: ./src/migrations/index.ts + 8 modules
-var migrations = __nccwpck_require__(94440);
+// EXTERNAL MODULE: ./src/migrations/index.ts + 7 modules
+var migrations = __nccwpck_require__(56459);
 ;// CONCATENATED MODULE: ./src/checks/ordering.ts
 
 
@@ -52034,25 +52177,6 @@ module.exports = webpackEmptyAsyncContext;
 
 /***/ }),
 
-/***/ 50403:
-/***/ ((module) => {
-
-function webpackEmptyAsyncContext(req) {
-	// Here Promise.resolve().then() is used instead of new Promise() to prevent
-	// uncaught exception popping up in devtools
-	return Promise.resolve().then(() => {
-		var e = new Error("Cannot find module '" + req + "'");
-		e.code = 'MODULE_NOT_FOUND';
-		throw e;
-	});
-}
-webpackEmptyAsyncContext.keys = () => ([]);
-webpackEmptyAsyncContext.resolve = webpackEmptyAsyncContext;
-webpackEmptyAsyncContext.id = 50403;
-module.exports = webpackEmptyAsyncContext;
-
-/***/ }),
-
 /***/ 42613:
 /***/ ((module) => {
 
@@ -52225,6 +52349,13 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:http");
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:http2");
+
+/***/ }),
+
+/***/ 98995:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:module");
 
 /***/ }),
 
@@ -66956,8 +67087,8 @@ var core_report = __nccwpck_require__(88557);
  */
 const ActionRepository = 'pg-migrate-verify/pg-migrate-verify';
 
-// EXTERNAL MODULE: ./src/migrations/index.ts + 8 modules
-var migrations = __nccwpck_require__(94440);
+// EXTERNAL MODULE: ./src/migrations/index.ts + 7 modules
+var migrations = __nccwpck_require__(56459);
 ;// CONCATENATED MODULE: ./src/init.ts
 
 

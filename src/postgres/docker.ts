@@ -1,49 +1,204 @@
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import { CannotCheck, messageOf } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import { redactUrls } from '../core/redact.js';
 import { registerCleanup } from '../lifecycle.js';
+import { cacheRoot } from './binaries.js';
+import { serverVersion } from './databases.js';
 import type { StartedPostgres } from './types.js';
 import { useServer } from './url.js';
+
+const run = promisify(execFile);
 
 export interface DockerOptions {
   major: number;
   /** A full image reference (e.g. `postgis/postgis:16-3.4`); default `postgres:<major>-alpine`. */
   image?: string;
   log: Logger;
+  env?: NodeJS.ProcessEnv;
 }
 
-/** Runs Postgres in a container through testcontainers, loaded only when asked for. */
+/** The package the provider runs containers with, and the version fetched when it is not installed. */
+export const TestcontainersPackage = '@testcontainers/postgresql';
+export const TestcontainersVersion = '12.2.0';
+/** What testcontainers 12 declares it needs (`engines`). */
+const NodeNeeded = [22, 22] as const;
+
+type PostgresModule = typeof import('@testcontainers/postgresql');
+type TestcontainersModule = typeof import('testcontainers');
+interface Loaded {
+  postgres: PostgresModule;
+  testcontainers: TestcontainersModule;
+  /** Where it came from: installed next to the tool or the project, or the cache it was fetched into. */
+  from: string;
+}
+
+/**
+ * Loads the package through require from `base` (a file URL or path whose folder starts the
+ * node_modules lookup); undefined when it is not found there. Not `import()`: the bundler would
+ * turn a dynamic import into a lookup inside the bundle, where the package is not.
+ */
+function loadFrom(base: string): Loaded | undefined {
+  let resolved: string;
+  try {
+    resolved = createRequire(base).resolve(TestcontainersPackage);
+  } catch {
+    return undefined;
+  }
+  const require = createRequire(resolved);
+  return {
+    postgres: require(resolved) as PostgresModule,
+    // Its own copy of testcontainers, for the wait strategy: the one it builds containers with.
+    testcontainers: require('testcontainers') as TestcontainersModule,
+    from: path.dirname(resolved),
+  };
+}
+
+/**
+ * Fetches the package and what it depends on from the npm registry (the one npm is set to use,
+ * `npm_config_registry`) into the cache, once: the Action's bundle does not carry it, as it does
+ * not carry the server binaries.
+ */
+async function fetchTestcontainers(env: NodeJS.ProcessEnv, log: Logger): Promise<string> {
+  const spec = `${TestcontainersPackage}@${TestcontainersVersion}`;
+  const target = path.join(cacheRoot(env), 'testcontainers', spec.replace('/', '+'));
+  const marker = path.join(target, 'node_modules', ...TestcontainersPackage.split('/'), 'package.json');
+  if (existsSync(marker)) return target;
+  log.info(`Fetching ${spec} from the npm registry (cached in ${path.dirname(target)})`);
+  await mkdir(path.dirname(target), { recursive: true, mode: 0o755 });
+  const staging = await mkdtemp(`${target}.tmp-`);
+  try {
+    await run(
+      'npm',
+      [
+        'install',
+        '--prefix',
+        staging,
+        '--no-save',
+        '--no-package-lock',
+        '--no-audit',
+        '--no-fund',
+        '--ignore-scripts',
+        '--omit=dev',
+        '--loglevel=error',
+        spec,
+      ],
+      { cwd: staging, env, timeout: 300_000 },
+    );
+    await rename(staging, target).catch((error: NodeJS.ErrnoException) => {
+      // Another run filled the cache first: theirs is as good as ours.
+      if (!existsSync(marker)) throw error;
+    });
+  } catch (error) {
+    throw new CannotCheck(
+      `Could not fetch ${spec} from the npm registry (${
+        messageOf(error)
+          .split('\n')
+          .find((l) => /ERR|error/i.test(l)) ?? messageOf(error).split('\n')[0]
+      }). Install it next to pg-migrate-verify (npm install ${TestcontainersPackage}), allow access to the npm registry, or use postgres 'binaries' or 'url'.`,
+      { cause: error },
+    );
+  } finally {
+    await rm(staging, { recursive: true, force: true });
+  }
+  return target;
+}
+
+/**
+ * The package from where it is installed (next to the tool, or in the project the run starts in),
+ * else from the cache, fetched there the first time.
+ */
+async function loadTestcontainers(env: NodeJS.ProcessEnv, log: Logger): Promise<Loaded> {
+  const here =
+    loadFrom(import.meta.url) ?? loadFrom(pathToFileURL(path.join(process.cwd(), 'package.json')).href);
+  if (here) return here;
+  const cached = await fetchTestcontainers(env, log);
+  const loaded = loadFrom(path.join(cached, 'package.json'));
+  if (!loaded)
+    throw new CannotCheck(
+      `${TestcontainersPackage} was fetched into '${cached}' but does not load from there. Delete that folder and run again, or install the package next to pg-migrate-verify.`,
+    );
+  return loaded;
+}
+
+/** Waits until the server in the container takes connections (it may still be starting up). */
+async function ready(url: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await serverVersion(url, 5_000);
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+}
+
+/**
+ * Runs Postgres in a container through testcontainers. The wait is for the port and then for a
+ * connection, not the image's health check: engines without a health-check timer (Podman without
+ * systemd) never mark a container healthy.
+ */
 export async function startDocker(options: DockerOptions): Promise<StartedPostgres> {
-  const nodeMajor = Number(process.versions.node.split('.')[0]);
-  if (nodeMajor < 22) {
+  const { log } = options;
+  const env = options.env ?? process.env;
+  const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
+  if (major < NodeNeeded[0] || (major === NodeNeeded[0] && minor < NodeNeeded[1])) {
     throw new CannotCheck(
-      `postgres 'docker' needs Node 22 or newer (this is Node ${process.versions.node}); @testcontainers/postgresql does not load on older Node. Use postgres 'binaries' or 'url'.`,
+      `postgres 'docker' needs Node ${NodeNeeded.join('.')} or newer (this is Node ${process.versions.node}): ${TestcontainersPackage} ${TestcontainersVersion.split('.')[0]} does not run on older Node. Use postgres 'binaries' or 'url', or run on a newer Node.`,
     );
   }
-  let module: typeof import('@testcontainers/postgresql');
-  try {
-    // Lazy: the import costs ~0.5 s and most runs never need it.
-    const name = '@testcontainers/postgresql';
-    module = await import(name);
-  } catch (error) {
-    throw new CannotCheck(
-      `postgres 'docker' needs the package @testcontainers/postgresql (${messageOf(error)}). Install it next to pg-migrate-verify, or use postgres 'binaries' or 'url'.`,
-      { cause: error },
-    );
-  }
+  const tc = await loadTestcontainers(env, log);
   const image = options.image ?? `postgres:${options.major}-alpine`;
-  options.log.info(`Starting container ${image}`);
-  let container: Awaited<ReturnType<InstanceType<typeof module.PostgreSqlContainer>['start']>>;
+  log.info(`Starting container ${image} (testcontainers from ${tc.from})`);
+  const starting = new tc.postgres.PostgreSqlContainer(image)
+    .withWaitStrategy(tc.testcontainers.Wait.forListeningPorts())
+    .withLabels({ 'pg-migrate-verify': String(process.pid) })
+    .start();
+  // A signal while the container starts: wait for it (the signal handler allows 10 s), then stop it.
+  const unregister = registerCleanup({
+    sync: () => {},
+    async: async () => {
+      const container = await starting.catch(() => undefined);
+      await container?.stop().catch(() => {});
+    },
+  });
+  let container: Awaited<typeof starting>;
   try {
-    container = await new module.PostgreSqlContainer(image).start();
+    container = await starting;
   } catch (error) {
+    unregister();
     throw new CannotCheck(
-      `Could not start container '${image}': ${messageOf(error)}. Is a container engine (Docker, Podman) running and reachable?`,
+      `Could not start container '${image}': ${messageOf(error).split('\n')[0]}. Is a container engine (Docker, Podman) running and reachable (DOCKER_HOST), and can it pull '${image}'?`,
       { cause: error },
     );
   }
-  const unregister = registerCleanup({ sync: () => {}, async: async () => void (await container.stop()) });
-  return useServer(container.getConnectionUri(), 'docker', async () => {
-    await container.stop();
+  const url = container.getConnectionUri();
+  try {
+    await ready(url, 60_000);
+  } catch (error) {
+    await container.stop().catch(() => {});
     unregister();
-  });
+    throw new CannotCheck(
+      `The container '${image}' started but PostgreSQL in it took no connections at '${redactUrls(url)}' within 60 s (${messageOf(error)}).`,
+      { cause: error },
+    );
+  }
+  try {
+    return await useServer(url, 'docker', async () => {
+      await container.stop();
+      unregister();
+    });
+  } catch (error) {
+    await container.stop().catch(() => {});
+    unregister();
+    throw error;
+  }
 }

@@ -31,14 +31,19 @@ export async function startPostgres(options: PostgresOptions): Promise<StartedPo
     return useServer(databaseUrl);
   }
   if (provider === 'docker')
-    return startDocker({ major: options.major ?? DefaultMajor, image: options.image, log });
+    return startDocker({ major: options.major ?? DefaultMajor, image: options.image, log, env: options.env });
   try {
     return await startBinaries({ major: options.major, log, env: options.env });
   } catch (error) {
     if (provider === 'binaries') throw error;
     log.warn(`PostgreSQL binaries failed (${messageOf(error).split('\n')[0]}); trying docker`);
     try {
-      return await startDocker({ major: options.major ?? DefaultMajor, image: options.image, log });
+      return await startDocker({
+        major: options.major ?? DefaultMajor,
+        image: options.image,
+        log,
+        env: options.env,
+      });
     } catch (dockerError) {
       // The binaries' reason is usually the one to fix: say both.
       throw new CannotCheck(
