@@ -66989,7 +66989,7 @@ var __webpack_exports__ = {};
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
   e: () => (/* binding */ run),
-  a: () => (/* reexport */ runCli)
+  a: () => (/* binding */ bundle_runCli)
 });
 
 // EXTERNAL MODULE: external "node:fs/promises"
@@ -67505,11 +67505,49 @@ function parseArgs(cmd, argv, out, err, helpFlag) {
     }
 }
 
+// EXTERNAL MODULE: external "node:perf_hooks"
+var external_node_perf_hooks_ = __nccwpck_require__(643);
+;// CONCATENATED MODULE: external "node:v8"
+const external_node_v8_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:v8");
+var external_node_v8_default = /*#__PURE__*/__nccwpck_require__.n(external_node_v8_namespaceObject);
+;// CONCATENATED MODULE: ./src/memory.ts
+
+
+/**
+ * Stops V8's young generation from growing past `limit` bytes. Under the catalog reads' churn (rows
+ * parsed into objects, most of them kept by the tracker) V8 doubles it up to 32 MB, which is resident
+ * memory the run never gives back: peak RSS at 1000 migrations went from 153-162 MB to 138-140 MB
+ * with this cap, at the same speed (node's own CPU 3.7 s against 4.0 s, medians of 4). Not stopping
+ * growth at all (factor 1 from the start) saves a little more and costs ~6% of node's CPU in extra
+ * scavenges. Flags given on the command line cannot reach the Action's node, so the growth factor is
+ * set at run time, after a garbage collection shows the space has reached the cap.
+ */
+function capYoungGeneration(limit = 8 * 1024 * 1024) {
+    const reached = () => (external_node_v8_default().getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0) >= limit;
+    if (reached()) {
+        external_node_v8_default().setFlagsFromString('--semi-space-growth-factor=1');
+        return;
+    }
+    const observer = new external_node_perf_hooks_.PerformanceObserver(() => {
+        if (!reached())
+            return;
+        external_node_v8_default().setFlagsFromString('--semi-space-growth-factor=1');
+        observer.disconnect();
+    });
+    observer.observe({ entryTypes: ['gc'] });
+}
+
 ;// CONCATENATED MODULE: ./src/bundle.ts
 // The one bundle both entry points load (dist/lib): the CLI's runCli(), and the Action's run(),
 // whose GitHub client is loaded only when the Action runs (the CLI never needs it).
 
+
+async function bundle_runCli(argv) {
+    capYoungGeneration();
+    return runCli(argv);
+}
 async function run() {
+    capYoungGeneration();
     const { run: runAction } = await Promise.all(/* import() */[__nccwpck_require__.e(177), __nccwpck_require__.e(416)]).then(__nccwpck_require__.bind(__nccwpck_require__, 92416));
     await runAction();
 }
