@@ -16,6 +16,11 @@
 # Where a step cannot be done (not root, no apt), it says why and exports nothing: the docker tests
 # then skip with that reason (or fail, with PG_MIGRATE_VERIFY_REQUIRE_ENGINE=1).
 
+# Whether the engine's API answers on socket $1 (node, not curl: a fresh machine has node).
+pgmv_engine_ping() {
+  node -e 'require("http").get({socketPath: process.argv[1], path: "/_ping", timeout: 3000}, (r) => process.exit(r.statusCode === 200 ? 0 : 1)).on("error", () => process.exit(1)).on("timeout", () => process.exit(1))' "$1" 2>/dev/null
+}
+
 pgmv_engine_setup() {
   local here cache sock sudo t0 node_ok
   here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -43,14 +48,14 @@ pgmv_engine_setup() {
   printf '%s\n' '[containers]' 'default_ulimits = ["nofile=20000:20000", "nproc=1000:1000"]' '[engine]' 'runtime = "runc"' |
     $sudo tee /etc/containers/containers.conf.d/pg-migrate-verify.conf >/dev/null
 
-  if ! curl -sf --max-time 5 --unix-socket "$sock" http://engine/_ping >/dev/null 2>&1; then
+  if ! pgmv_engine_ping "$sock"; then
     $sudo rm -f "$sock"
     $sudo sh -c "podman system service --time=0 unix://$sock >'$cache/service.log' 2>&1 & echo \$! >'$cache/service.pid'"
     for _ in $(seq 1 50); do
-      curl -sf --max-time 2 --unix-socket "$sock" http://engine/_ping >/dev/null 2>&1 && break
+      pgmv_engine_ping "$sock" && break
       sleep 0.2
     done
-    if ! curl -sf --max-time 5 --unix-socket "$sock" http://engine/_ping >/dev/null 2>&1; then
+    if ! pgmv_engine_ping "$sock"; then
       echo "== container engine: podman's service did not answer on $sock:"
       tail -5 "$cache/service.log" || true
       return 1
