@@ -178,14 +178,16 @@ engineDescribe('the docker provider on a real container engine', (engine) => {
     expect(none.output).toContain('could not check');
     expect(none.output).toContain(`Could not start container '${PlainImage}'`);
     expect(none.output).toContain(
-      'Is a container engine (Docker, Podman) running and reachable (DOCKER_HOST)',
+      'no container engine is reachable (Could not find a working container runtime strategy)',
     );
+    expect(none.output).toContain('point DOCKER_HOST at it');
 
     const missing = 'localhost/pgmv-not-built:1';
     const unpullable = await verifyWith(engine, fixture('sql-golang-ok'), docker(missing));
     expect(unpullable.status).toBe(2);
     expect(unpullable.output).toContain(`Could not start container '${missing}'`);
-    expect(unpullable.output).toContain(`can it pull '${missing}'?`);
+    expect(unpullable.output).toContain('the engine cannot pull the image (');
+    expect(unpullable.output).toContain('pull or build it on the machine first');
     expect(unpullable.output).not.toMatch(/\n\s+at /);
     expect(await toolContainers(engine.socket)).toEqual([]);
   }, 180_000);

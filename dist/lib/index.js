@@ -37446,6 +37446,18 @@ async function ready(url, timeoutMs) {
         }
     }
 }
+/** Why a container did not start, and what to do: no engine, an image it cannot get, or else. */
+function startFailure(image, message) {
+    const reason = message
+        .split('\n')[0]
+        ?.trim()
+        .replace(/\s+\.?$/, '') ?? '';
+    if (/no such image|image not known|manifest unknown|pull access denied|not found|unauthorized/i.test(reason))
+        return `Could not start container '${image}': the engine cannot pull the image (${reason}). Check the name and tag, pull or build it on the machine first, or log in to its registry.`;
+    if (/runtime strategy|ECONNREFUSED|ENOENT|EACCES|socket/i.test(reason))
+        return `Could not start container '${image}': no container engine is reachable (${reason}). Start Docker, or Podman's service (podman system service), and point DOCKER_HOST at it, e.g. unix:///run/podman/podman.sock.`;
+    return `Could not start container '${image}': ${reason}. Is a container engine (Docker, Podman) running and reachable (DOCKER_HOST), and can it pull '${image}'?`;
+}
 /**
  * Runs Postgres in a container through testcontainers. The wait is for the port and then for a
  * connection, not the image's health check: engines without a health-check timer (Podman without
@@ -37479,7 +37491,7 @@ async function startDocker(options) {
     }
     catch (error) {
         unregister();
-        throw new errors/* CannotCheck */.k_(`Could not start container '${image}': ${(0,errors/* messageOf */.bD)(error).split('\n')[0]}. Is a container engine (Docker, Podman) running and reachable (DOCKER_HOST), and can it pull '${image}'?`, { cause: error });
+        throw new errors/* CannotCheck */.k_(startFailure(image, (0,errors/* messageOf */.bD)(error)), { cause: error });
     }
     const url = container.getConnectionUri();
     try {

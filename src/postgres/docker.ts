@@ -141,6 +141,22 @@ async function ready(url: string, timeoutMs: number): Promise<void> {
   }
 }
 
+/** Why a container did not start, and what to do: no engine, an image it cannot get, or else. */
+function startFailure(image: string, message: string): string {
+  const reason =
+    message
+      .split('\n')[0]
+      ?.trim()
+      .replace(/\s+\.?$/, '') ?? '';
+  if (
+    /no such image|image not known|manifest unknown|pull access denied|not found|unauthorized/i.test(reason)
+  )
+    return `Could not start container '${image}': the engine cannot pull the image (${reason}). Check the name and tag, pull or build it on the machine first, or log in to its registry.`;
+  if (/runtime strategy|ECONNREFUSED|ENOENT|EACCES|socket/i.test(reason))
+    return `Could not start container '${image}': no container engine is reachable (${reason}). Start Docker, or Podman's service (podman system service), and point DOCKER_HOST at it, e.g. unix:///run/podman/podman.sock.`;
+  return `Could not start container '${image}': ${reason}. Is a container engine (Docker, Podman) running and reachable (DOCKER_HOST), and can it pull '${image}'?`;
+}
+
 /**
  * Runs Postgres in a container through testcontainers. The wait is for the port and then for a
  * connection, not the image's health check: engines without a health-check timer (Podman without
@@ -175,10 +191,7 @@ export async function startDocker(options: DockerOptions): Promise<StartedPostgr
     container = await starting;
   } catch (error) {
     unregister();
-    throw new CannotCheck(
-      `Could not start container '${image}': ${messageOf(error).split('\n')[0]}. Is a container engine (Docker, Podman) running and reachable (DOCKER_HOST), and can it pull '${image}'?`,
-      { cause: error },
-    );
+    throw new CannotCheck(startFailure(image, messageOf(error)), { cause: error });
   }
   const url = container.getConnectionUri();
   try {
