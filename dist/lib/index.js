@@ -37387,6 +37387,11 @@ async function fetchTestcontainers(env, log) {
     log.info(`Fetching ${spec} from the npm registry (cached in ${external_node_path_default().dirname(target)})`);
     await (0,promises_.mkdir)(external_node_path_default().dirname(target), { recursive: true, mode: 0o755 });
     const staging = await (0,promises_.mkdtemp)(`${target}.tmp-`);
+    // A signal during the fetch must not leave a half-installed copy behind.
+    const unregister = (0,lifecycle/* registerCleanup */.q)({
+        sync: () => (0,external_node_fs_.rmSync)(staging, { recursive: true, force: true }),
+        async: () => (0,promises_.rm)(staging, { recursive: true, force: true }),
+    });
     try {
         await docker_run('npm', [
             'install',
@@ -37414,6 +37419,7 @@ async function fetchTestcontainers(env, log) {
     }
     finally {
         await (0,promises_.rm)(staging, { recursive: true, force: true });
+        unregister();
     }
     return target;
 }

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -73,6 +73,11 @@ async function fetchTestcontainers(env: NodeJS.ProcessEnv, log: Logger): Promise
   log.info(`Fetching ${spec} from the npm registry (cached in ${path.dirname(target)})`);
   await mkdir(path.dirname(target), { recursive: true, mode: 0o755 });
   const staging = await mkdtemp(`${target}.tmp-`);
+  // A signal during the fetch must not leave a half-installed copy behind.
+  const unregister = registerCleanup({
+    sync: () => rmSync(staging, { recursive: true, force: true }),
+    async: () => rm(staging, { recursive: true, force: true }),
+  });
   try {
     await run(
       'npm',
@@ -106,6 +111,7 @@ async function fetchTestcontainers(env: NodeJS.ProcessEnv, log: Logger): Promise
     );
   } finally {
     await rm(staging, { recursive: true, force: true });
+    unregister();
   }
   return target;
 }
