@@ -42,11 +42,15 @@ function readFamilies(client: pg.Client, which: RootClass | 'all', roots: number
   });
 }
 
+/**
+ * Absent and null mean the same; keeping only set values makes snapshots smaller and stable. The
+ * statement strips the null props already (jsonb_strip_nulls), so they are used as they come.
+ */
 function objectOf(row: Row): SchemaObject {
-  const props: Record<string, PropValue> = {};
-  // Absent and null mean the same; keeping only set values makes snapshots smaller and stable.
-  for (const [k, v] of Object.entries(row.props ?? {})) if (v !== null) props[k] = v;
-  return { kind: row.kind, name: row.name ?? '', ...(row.parent ? { parent: row.parent } : {}), props };
+  const props = row.props ?? {};
+  return row.parent
+    ? { kind: row.kind, name: row.name ?? '', parent: row.parent, props }
+    : { kind: row.kind, name: row.name ?? '', props };
 }
 
 /** Reads the whole schema. */
