@@ -10,6 +10,7 @@ import pg from 'pg';
 import { CannotCheck } from '../src/core/errors.js';
 import { startBinaries } from '../src/postgres/binaries.js';
 import { CatalogSessionName, cancelQueries } from '../src/postgres/databases.js';
+import { testcontainersRunsOn } from '../src/postgres/docker.js';
 import { startPostgres } from '../src/postgres/index.js';
 import { fixture, quietLog, repoRoot, useTestServer } from './helpers/postgres.js';
 
@@ -353,9 +354,7 @@ describe('url provider', () => {
 
 describe('docker provider', () => {
   // The engine itself: docker.engine.pg.test.ts. Here, the Node testcontainers 12 needs.
-  const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
-  const older = major < 22 || (major === 22 && minor < 22);
-  (older ? test : test.skip)(
+  (testcontainersRunsOn(process.versions.node) ? test.skip : test)(
     `on Node older than 22.22 (this is ${process.versions.node}), a clear error that names the Node and what to use instead`,
     async () => {
       const attempt = startPostgres({ provider: 'docker', major: 16, log: quietLog });

@@ -1,6 +1,7 @@
-import { constants } from 'node:fs';
-import { access, stat } from 'node:fs/promises';
+import { constants, existsSync, rmSync } from 'node:fs';
+import { access, mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
+import path from 'node:path';
 
 /**
  * Cleanups that must run however the process ends: normal return, thrown error, SIGINT, SIGTERM.
@@ -66,5 +67,34 @@ async function writableDir(dir: string): Promise<string | undefined> {
     return dir;
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Fills the cache entry `target` unless `marker` (a file inside it) already exists: `fill` builds the
+ * entry in a staging folder beside it and returns the folder to move into place, so a run that is cut
+ * off never leaves half an entry where the next one looks. The staging folder is removed however the
+ * run ends (a signal too). A run that loses the race to another keeps theirs: it is as good as ours.
+ */
+export async function fillCacheEntry(
+  target: string,
+  marker: string,
+  fill: (staging: string) => Promise<string>,
+): Promise<void> {
+  if (existsSync(marker)) return;
+  await mkdir(path.dirname(target), { recursive: true, mode: 0o755 });
+  const staging = await mkdtemp(`${target}.tmp-`);
+  const unregister = registerCleanup({
+    sync: () => rmSync(staging, { recursive: true, force: true }),
+    async: () => rm(staging, { recursive: true, force: true }),
+  });
+  try {
+    const built = await fill(staging);
+    await rename(built, target).catch((error: NodeJS.ErrnoException) => {
+      if (!existsSync(marker)) throw error;
+    });
+  } finally {
+    await rm(staging, { recursive: true, force: true });
+    unregister();
   }
 }

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { request } from 'node:http';
 import { describe, test } from '@jest/globals';
+import { testcontainersRunsOn } from '../../src/postgres/docker.js';
 
 /**
  * The container engine the docker provider's tests run against: a Docker-compatible API on a unix
@@ -58,9 +59,9 @@ export async function toolContainers(socket: string): Promise<string[]> {
 
 function nodeVersionOk(node: string): boolean {
   try {
-    const v = execFileSync(node, ['-p', 'process.versions.node'], { encoding: 'utf8' }).trim();
-    const [a = 0, b = 0] = v.split('.').map(Number);
-    return a > 22 || (a === 22 && b >= 22);
+    return testcontainersRunsOn(
+      execFileSync(node, ['-p', 'process.versions.node'], { encoding: 'utf8' }).trim(),
+    );
   } catch {
     return false;
   }

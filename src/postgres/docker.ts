@@ -1,6 +1,4 @@
 import { execFile } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
-import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -8,7 +6,7 @@ import { promisify } from 'node:util';
 import { CannotCheck, messageOf } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { redactUrls } from '../core/redact.js';
-import { registerCleanup } from '../lifecycle.js';
+import { fillCacheEntry, registerCleanup } from '../lifecycle.js';
 import { cacheRoot } from './binaries.js';
 import { serverVersion } from './databases.js';
 import type { StartedPostgres } from './types.js';
@@ -29,6 +27,12 @@ export const TestcontainersPackage = '@testcontainers/postgresql';
 export const TestcontainersVersion = '12.2.0';
 /** What testcontainers 12 declares it needs (`engines`). */
 const NodeNeeded = [22, 22] as const;
+
+/** Whether testcontainers runs on the Node of this version (`22.23.5`). */
+export function testcontainersRunsOn(version: string): boolean {
+  const [major = 0, minor = 0] = version.split('.').map(Number);
+  return major > NodeNeeded[0] || (major === NodeNeeded[0] && minor >= NodeNeeded[1]);
+}
 
 type PostgresModule = typeof import('@testcontainers/postgresql');
 type TestcontainersModule = typeof import('testcontainers');
@@ -69,36 +73,28 @@ async function fetchTestcontainers(env: NodeJS.ProcessEnv, log: Logger): Promise
   const spec = `${TestcontainersPackage}@${TestcontainersVersion}`;
   const target = path.join(cacheRoot(env), 'testcontainers', spec.replace('/', '+'));
   const marker = path.join(target, 'node_modules', ...TestcontainersPackage.split('/'), 'package.json');
-  if (existsSync(marker)) return target;
-  log.info(`Fetching ${spec} from the npm registry (cached in ${path.dirname(target)})`);
-  await mkdir(path.dirname(target), { recursive: true, mode: 0o755 });
-  const staging = await mkdtemp(`${target}.tmp-`);
-  // A signal during the fetch must not leave a half-installed copy behind.
-  const unregister = registerCleanup({
-    sync: () => rmSync(staging, { recursive: true, force: true }),
-    async: () => rm(staging, { recursive: true, force: true }),
-  });
   try {
-    await run(
-      'npm',
-      [
-        'install',
-        '--prefix',
-        staging,
-        '--no-save',
-        '--no-package-lock',
-        '--no-audit',
-        '--no-fund',
-        '--ignore-scripts',
-        '--omit=dev',
-        '--loglevel=error',
-        spec,
-      ],
-      { cwd: staging, env, timeout: 300_000 },
-    );
-    await rename(staging, target).catch((error: NodeJS.ErrnoException) => {
-      // Another run filled the cache first: theirs is as good as ours.
-      if (!existsSync(marker)) throw error;
+    await fillCacheEntry(target, marker, async (staging) => {
+      log.info(`Fetching ${spec} from the npm registry (cached in ${path.dirname(target)})`);
+      const prefix = path.join(staging, 'package');
+      await run(
+        'npm',
+        [
+          'install',
+          '--prefix',
+          prefix,
+          '--no-save',
+          '--no-package-lock',
+          '--no-audit',
+          '--no-fund',
+          '--ignore-scripts',
+          '--omit=dev',
+          '--loglevel=error',
+          spec,
+        ],
+        { cwd: staging, env, timeout: 300_000 },
+      );
+      return prefix;
     });
   } catch (error) {
     throw new CannotCheck(
@@ -109,9 +105,6 @@ async function fetchTestcontainers(env: NodeJS.ProcessEnv, log: Logger): Promise
       }). Install it next to pg-migrate-verify (npm install ${TestcontainersPackage}), allow access to the npm registry, or use postgres 'binaries' or 'url'.`,
       { cause: error },
     );
-  } finally {
-    await rm(staging, { recursive: true, force: true });
-    unregister();
   }
   return target;
 }
@@ -171,8 +164,7 @@ function startFailure(image: string, message: string): string {
 export async function startDocker(options: DockerOptions): Promise<StartedPostgres> {
   const { log } = options;
   const env = options.env ?? process.env;
-  const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
-  if (major < NodeNeeded[0] || (major === NodeNeeded[0] && minor < NodeNeeded[1])) {
+  if (!testcontainersRunsOn(process.versions.node)) {
     throw new CannotCheck(
       `postgres 'docker' needs Node ${NodeNeeded.join('.')} or newer (this is Node ${process.versions.node}): ${TestcontainersPackage} ${TestcontainersVersion.split('.')[0]} does not run on older Node. Use postgres 'binaries' or 'url', or run on a newer Node.`,
     );
@@ -201,16 +193,12 @@ export async function startDocker(options: DockerOptions): Promise<StartedPostgr
   }
   const url = container.getConnectionUri();
   try {
-    await ready(url, 60_000);
-  } catch (error) {
-    await container.stop().catch(() => {});
-    unregister();
-    throw new CannotCheck(
-      `The container '${image}' started but PostgreSQL in it took no connections at '${redactUrls(url)}' within 60 s (${messageOf(error)}).`,
-      { cause: error },
-    );
-  }
-  try {
+    await ready(url, 60_000).catch((error) => {
+      throw new CannotCheck(
+        `The container '${image}' started but PostgreSQL in it took no connections at '${redactUrls(url)}' within 60 s (${messageOf(error)}).`,
+        { cause: error },
+      );
+    });
     return await useServer(url, 'docker', async () => {
       await container.stop();
       unregister();
