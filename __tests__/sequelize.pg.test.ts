@@ -72,7 +72,7 @@ describe('sequelize-cli projects', () => {
   test('SequelizeMeta records file names exactly as sequelize-cli does, and is left out of comparisons', async () => {
     const loaded = await loadMigrations(path.join(project, 'migrations'), 'sequelize', repoRoot);
     const db = await server.createDatabase();
-    const runner = await openRunner(loaded.migrations, db.url);
+    const runner = await openRunner(db.url);
     try {
       for (const m of loaded.migrations.slice(0, 2)) expect((await runner.up(m)).ok).toBe(true);
       expect((await runner.down(loaded.migrations[1] as Migration)).ok).toBe(true);

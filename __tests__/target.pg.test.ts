@@ -51,7 +51,7 @@ async function production(
     env: process.env,
   });
   const db = await on.createDatabase();
-  const runner = await openRunner(loaded.migrations, db.url);
+  const runner = await openRunner(db.url);
   try {
     for (const m of loaded.migrations.slice(0, upTo)) {
       const outcome = await runner.up(m);

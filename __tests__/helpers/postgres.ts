@@ -4,7 +4,6 @@ import { afterAll, beforeAll } from '@jest/globals';
 import { progressLine } from '../../src/core/events.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { Runner } from '../../src/migrations/runner.js';
-import type { Migration } from '../../src/migrations/types.js';
 import { startBinaries } from '../../src/postgres/binaries.js';
 import type { StartedPostgres } from '../../src/postgres/types.js';
 import { type RawInputs, resolveSettings, type Settings } from '../../src/settings.js';
@@ -62,9 +61,9 @@ export function withoutLocks(raw: RawInputs = {}): RawInputs {
   return raw.only || raw.skip ? raw : { ...raw, skip: 'locks' };
 }
 
-/** An open runner for `migrations` on the database at `url` (a long step timeout, nothing to cancel). */
-export async function openRunner(migrations: readonly Migration[], url: string): Promise<Runner> {
-  const runner = new Runner(migrations, { databaseUrl: url, timeoutMs: 60_000, cancel: async () => {} });
+/** An open runner on the database at `url` (a long step timeout, nothing to cancel). */
+export async function openRunner(url: string): Promise<Runner> {
+  const runner = new Runner({ databaseUrl: url, timeoutMs: 60_000, cancel: async () => {} });
   await runner.open();
   return runner;
 }

@@ -14,7 +14,7 @@ export const modules = {
 /* module decorator */ module = __webpack_require__.nmd(module);
 (function (global, factory) {
   if (true) {
-    factory(module, __webpack_require__(69551), __webpack_require__(21916));
+    factory(module, __webpack_require__(69551), __webpack_require__(99535));
     module.exports = def(module);
   } else {}
   function def(m) { return 'default' in m.exports ? m.exports.default : m.exports; }
@@ -1116,7 +1116,7 @@ function encode(decoded) {
 
 /***/ }),
 
-/***/ 21916:
+/***/ 99535:
 /***/ (function(module, __unused_webpack_exports, __webpack_require__) {
 
 /* module decorator */ module = __webpack_require__.nmd(module);

@@ -37,7 +37,7 @@ export async function replayOnBase(
     return id === m.id ? m : { ...m, id };
   });
   const db = await ctx.server.createDatabase();
-  const runner = runnerFor(ctx, all, db);
+  const runner = runnerFor(ctx, db);
   try {
     await runner.open();
     ctx.emit({

@@ -59,10 +59,10 @@ export class Checkpoints {
   }
 }
 
-/** A runner for `migrations` on a database of the set's server, with our timeout, cancel and health. */
-export function runnerFor(ctx: SetContext, migrations: readonly Migration[], db: ScratchDatabase): Runner {
+/** A runner on a database of the set's server, with our timeout, cancel and health. */
+export function runnerFor(ctx: SetContext, db: ScratchDatabase): Runner {
   const { server } = ctx;
-  return new Runner(migrations, {
+  return new Runner({
     databaseUrl: db.url,
     timeoutMs: ctx.stepTimeoutMs,
     cancel: () => cancelQueries(server.adminUrl, db.name),
@@ -122,7 +122,7 @@ export class Workspace {
     from?: Checkpoint,
   ): Promise<{ ws: Workspace } & Prepared> {
     const db = await plan.ctx.server.createDatabase(from ? { template: from.db.name } : undefined);
-    const runner = runnerFor(plan.ctx, plan.migrations, db);
+    const runner = runnerFor(plan.ctx, db);
     const prepared: Prepared = {};
     const catalog = new pg.Client({
       connectionString: db.url,
@@ -276,7 +276,7 @@ async function checkpointOf(
 ): Promise<Checkpoint | undefined> {
   const { server } = plan.ctx;
   const db = await server.createDatabase(from ? { template: from.db.name } : undefined);
-  const runner = runnerFor(plan.ctx, plan.migrations, db);
+  const runner = runnerFor(plan.ctx, db);
   let made: Prepared;
   try {
     await runner.open();

@@ -1,5 +1,4 @@
 import pg from 'pg';
-import { Umzug, type UmzugStorage } from 'umzug';
 import { BookkeepingSchema } from '../core/bookkeeping.js';
 import { CannotCheck, messageOf } from '../core/errors.js';
 import { lostConnection, missingExtension } from '../core/faults.js';
@@ -10,33 +9,33 @@ import type { Migration, StepContext, StepNotice } from './types.js';
 import { StepError } from './types.js';
 
 /**
- * Records applied ids in the database under test, so that the state lives with the data. Reads come
- * from an in-memory mirror: umzug asks for the executed list on every step, and a query each time
- * would cost a round trip per step.
+ * Records applied ids in the database under test, so that the state lives with the data, and
+ * mirrors them in memory: asking the database before every step would cost a round trip a step.
  */
-class TableStorage implements UmzugStorage<StepContext> {
-  private readonly applied: string[] = [];
-  async logMigration({ name, context }: { name: string; context: StepContext }): Promise<void> {
+class TableStorage {
+  private readonly applied = new Set<string>();
+  async logMigration(name: string, context: StepContext): Promise<void> {
     if (!context.recorded)
       await context.client.query(`INSERT INTO ${BookkeepingSchema}.applied (id) VALUES ($1)`, [name]);
-    this.applied.push(name);
+    this.applied.add(name);
   }
-  async unlogMigration({ name, context }: { name: string; context: StepContext }): Promise<void> {
+  async unlogMigration(name: string, context: StepContext): Promise<void> {
     if (!context.recorded)
       await context.client.query(`DELETE FROM ${BookkeepingSchema}.applied WHERE id = $1`, [name]);
-    const at = this.applied.indexOf(name);
-    if (at >= 0) this.applied.splice(at, 1);
-  }
-  async executed(): Promise<string[]> {
-    return [...this.applied];
+    this.applied.delete(name);
   }
   has(id: string): boolean {
-    return this.applied.includes(id);
+    return this.applied.has(id);
   }
-  /** Ids whose up step ran and recorded itself without umzug (several steps to one round trip). */
+  /** Ids whose up step ran and recorded itself in a round trip of many (a replay). */
   ran(ids: readonly string[]): void {
-    this.applied.push(...ids);
+    for (const id of ids) this.applied.add(id);
   }
+}
+
+/** What an error wraps (`cause`), or the error itself. */
+function causeOf(error: unknown): unknown {
+  return (error as { cause?: unknown }).cause ?? error;
 }
 
 /** Up to this many steps, or this much text, travel in one query string when only applied. */
@@ -98,12 +97,13 @@ export interface RunnerOptions {
 }
 
 /**
- * Runs single migrations up or down on one database through umzug. Every format plugs in here with
- * its own `Migration` objects (our resolver), so ordering and bookkeeping are the same for all.
+ * Runs single migrations up or down on one database. Every format plugs in here with its own
+ * `Migration` objects, so bookkeeping, timeouts and environment faults are the same for all. (A
+ * runner library such as umzug would add a scan of the whole list to every step: at a thousand
+ * migrations walked three steps each, that was most of our own time.)
  */
 export class Runner {
   private client: pg.Client | undefined;
-  private umzug: Umzug<StepContext> | undefined;
   private abort = new AbortController();
   private readonly storage = new TableStorage();
   private readonly shared = new Map<string, unknown>();
@@ -113,10 +113,7 @@ export class Runner {
   private notices: StepNotice[] = [];
   private readonly now: () => number;
 
-  constructor(
-    private readonly migrations: readonly Migration[],
-    private readonly options: RunnerOptions,
-  ) {
+  constructor(private readonly options: RunnerOptions) {
     this.now = options.now ?? (() => performance.now());
   }
 
@@ -130,25 +127,23 @@ export class Runner {
     );
     this.client = client;
     collectUnhandledRejections();
-    const context = () => this.context();
-    this.umzug = new Umzug<StepContext>({
-      migrations: this.migrations.map((m) => ({
-        name: m.id,
-        path: m.up.file,
-        up: ({ context: c }) => {
-          c.bookkeeping = `INSERT INTO ${BookkeepingSchema}.applied (id) VALUES (${literal(m.id)})`;
-          return m.up.run(c);
-        },
-        down: async ({ context: c }) => {
-          if (!m.down) throw new Error(`${m.id} has no down step`);
-          c.bookkeeping = `DELETE FROM ${BookkeepingSchema}.applied WHERE id = ${literal(m.id)}`;
-          await m.down.run(c);
-        },
-      })),
-      context,
-      storage: this.storage,
-      logger: undefined,
-    });
+  }
+
+  /** One step of one migration, with its bookkeeping; throws what the step throws. */
+  private async runStep(m: Migration, direction: 'up' | 'down'): Promise<void> {
+    const context = this.context();
+    if (direction === 'up') {
+      if (this.storage.has(m.id)) throw new Error(`${m.id} is applied already`);
+      context.bookkeeping = `INSERT INTO ${BookkeepingSchema}.applied (id) VALUES (${literal(m.id)})`;
+      await m.up.run(context);
+      await this.storage.logMigration(m.id, context);
+      return;
+    }
+    if (!m.down) throw new Error(`${m.id} has no down step`);
+    if (!this.storage.has(m.id)) throw new Error(`${m.id} is not applied`);
+    context.bookkeeping = `DELETE FROM ${BookkeepingSchema}.applied WHERE id = ${literal(m.id)}`;
+    await m.down.run(context);
+    await this.storage.unlogMigration(m.id, context);
   }
 
   /** What a step gets: our connection, the database, the step's signal, the run's shared state. */
@@ -219,9 +214,8 @@ export class Runner {
   private async environmentFault(
     migration: Migration,
     direction: 'up' | 'down',
-    error: unknown,
+    cause: unknown,
   ): Promise<CannotCheck | undefined> {
-    const cause = (error as { cause?: unknown }).cause ?? error;
     const step = `\`${migration.id}\` (${direction})`;
     const text = [messageOf(cause), cause instanceof StepError ? cause.detail : driverErrorDetail(cause)]
       .filter(Boolean)
@@ -338,7 +332,7 @@ export class Runner {
     try {
       done = await together.run(this.context(), group);
     } catch (error) {
-      throw (await this.environmentFault(group[0] as Migration, 'up', error)) ?? error;
+      throw (await this.environmentFault(group[0] as Migration, 'up', causeOf(error))) ?? error;
     }
     const ids = group.slice(0, done).map((m) => m.id);
     if (ids.length) {
@@ -409,18 +403,14 @@ export class Runner {
   }
 
   private async step(migration: Migration, direction: 'up' | 'down'): Promise<StepOutcome> {
-    const umzug = this.umzug;
-    if (!umzug) throw new Error('Runner is not open');
+    if (!this.client) throw new Error('Runner is not open');
     const step = direction === 'up' ? migration.up : migration.down;
     const file = step?.file ?? migration.up.file;
     const started = this.now();
     this.notices = [];
     let timedOut = false;
     let timer: NodeJS.Timeout | undefined;
-    const work =
-      direction === 'up'
-        ? umzug.up({ migrations: [migration.id] })
-        : umzug.down({ migrations: [migration.id] });
+    const work = this.runStep(migration, direction);
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         timedOut = true;
@@ -447,7 +437,8 @@ export class Runner {
         this.abort = new AbortController();
         return { ...this.timedOutOutcome(file, step?.line, ms), notices: notices() };
       }
-      const cause = (error as { cause?: unknown }).cause ?? error;
+      // What the step threw: a StepError located in its file, or anything else a module throws.
+      const cause = error;
       if (cause instanceof StepError) return { ok: false, ms, error: cause, notices: notices() };
       return {
         ok: false,
