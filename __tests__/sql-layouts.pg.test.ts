@@ -6,7 +6,7 @@ import pg from 'pg';
 import type { Report } from '../src/core/report.js';
 import { loadSqlMigrations } from '../src/migrations/sql.js';
 import { verify } from '../src/verify.js';
-import { edgesOn, fixture, repoRoot, settingsFor, useTestServer } from './helpers/postgres.js';
+import { edgesOn, fixture, openRunner, repoRoot, settingsFor, useTestServer } from './helpers/postgres.js';
 
 const server = useTestServer();
 
@@ -294,5 +294,61 @@ describe('bad input ends in a clear message, never a throw', () => {
     } finally {
       await rm(empty, { recursive: true, force: true });
     }
+  });
+});
+
+describe('statements of ours that follow a step in its round trip', () => {
+  async function setUp() {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'pgmv-follow-'));
+    await writeFile(path.join(dir, '0001_a.up.sql'), 'CREATE TABLE a (id int);\n');
+    await writeFile(path.join(dir, '0001_a.down.sql'), 'DROP TABLE a;\n');
+    await writeFile(path.join(dir, '0002_b.up.sql'), 'CREATE TABLE b (id int);\n');
+    await writeFile(path.join(dir, '0003_bad.up.sql'), 'CREATE TABLE c (id int);\nSELECT 1/0;\n');
+    const loaded = await loadSqlMigrations(dir, repoRoot);
+    const db = await server.createDatabase();
+    const runner = await openRunner(db.url);
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    const exists = async (table: string) =>
+      (await client.query('SELECT to_regclass($1) IS NOT NULL AS e', [table])).rows[0].e as boolean;
+    const done = async () => {
+      await client.end();
+      await runner.close();
+      await db.drop();
+      await rm(dir, { recursive: true, force: true });
+    };
+    return { m: loaded.migrations, runner, exists, done };
+  }
+
+  test('their results come back with the step; one that fails after the COMMIT does not fail the step', async () => {
+    const { m, runner, exists, done } = await setUp();
+    const [a, b] = m as [NonNullable<(typeof m)[0]>, NonNullable<(typeof m)[0]>];
+    const up = await runner.up(a, ["SELECT 'x' AS one", 'SELECT 2 AS two']);
+    expect(up.ok).toBe(true);
+    expect(up.followed?.map((r) => r.rows)).toEqual([[{ one: 'x' }], [{ two: 2 }]]);
+    // What follows fails: the step committed, so it went through; nothing comes back.
+    const down = await runner.down(a, ['SELECT 1/0']);
+    expect({ ok: down.ok, followed: down.followed, applied: runner.isApplied(a.id) }).toEqual({
+      ok: true,
+      followed: undefined,
+      applied: false,
+    });
+    expect(await exists('a')).toBe(false);
+    const next = await runner.up(b, ['SELECT 1/0']);
+    expect([next.ok, runner.isApplied(b.id), await exists('b')]).toEqual([true, true, true]);
+    await done();
+  });
+
+  test('a step that fails is reported at its own line, and what follows it does not run', async () => {
+    const { m, runner, exists, done } = await setUp();
+    const bad = m[2] as NonNullable<(typeof m)[0]>;
+    const up = await runner.up(bad, ["SELECT 'x' AS one"]);
+    expect({ ok: up.ok, line: up.error?.line, followed: up.followed }).toEqual({
+      ok: false,
+      line: 2,
+      followed: undefined,
+    });
+    expect([runner.isApplied(bad.id), await exists('c')]).toEqual([false, false]);
+    await done();
   });
 });

@@ -10386,12 +10386,23 @@ function sqlStep(file, line, text, marked) {
                 return;
             }
             // BEGIN, our bookkeeping and COMMIT travel with the text: one round trip per step instead of
-            // four. Positions are shifted back below; the newline ends a trailing comment in the text.
+            // four, and what the runner wants to follow the step comes after the COMMIT. Positions are
+            // shifted back below; the newline ends a trailing comment in the text.
+            const follow = context.follow ?? [];
             try {
-                await query(client, text, file, locate, 0, false, TxPrefix, `\n;${context.bookkeeping ?? ''};COMMIT`);
+                const results = await query(client, text, file, locate, 0, false, TxPrefix, `\n;${context.bookkeeping ?? ''};COMMIT${follow.map((f) => `;${f}`).join('')}`);
                 context.recorded = true;
+                if (follow.length)
+                    context.followed = results.slice(-follow.length);
             }
             catch (error) {
+                // The step committed and what followed it failed: the step went through (and what followed
+                // is run again on its own). A step that failed leaves its transaction aborted, so the
+                // question itself fails there.
+                if (follow.length && (await context.committed?.().catch(() => false))) {
+                    context.recorded = true;
+                    return;
+                }
                 await client.query('ROLLBACK').catch(() => { });
                 if (error instanceof _types_js__WEBPACK_IMPORTED_MODULE_6__/* .StepError */ .z && error.line === undefined) {
                     const at = await locateFailingStatement(client, text);
@@ -10409,9 +10420,11 @@ function sqlStep(file, line, text, marked) {
  */
 const FreshSession = 'RESET lock_timeout';
 const TxPrefix = `BEGIN;${FreshSession};\n`;
+/** Sends `prefix + sql + suffix` in one query string; returns each statement's result. */
 async function query(client, sql, file, locate, offset, single = false, prefix = '', suffix = '') {
     try {
-        await client.query(prefix + sql + suffix);
+        const result = (await client.query(prefix + sql + suffix));
+        return Array.isArray(result) ? result : [result];
     }
     catch (error) {
         const located = stepErrorOf(error, file, sql, locate, offset, prefix.length);
@@ -22387,24 +22400,6 @@ UNION SELECT 'pg_extension', oid, false FROM ext_roots WHERE oid IS NOT NULL
 UNION SELECT 'pg_event_trigger', oid, false FROM evt_roots WHERE oid IS NOT NULL
 `;
 /**
- * Reads and clears the log: roots of the objects the step touched, and the objects it dropped
- * (`rider` null). With `rider`, its CTEs run in the same statement and its rows (one jsonb column
- * `rider`) come back beside the roots: one round trip for both.
- */
-function rootsSql(rider) {
-    return `
-WITH ${rider?.ctes ? `${rider.ctes},` : ''}
-log AS (DELETE FROM ${BookkeepingSchema}.ddl_log RETURNING classid, objid, dropped),
-expanded AS (SELECT classid::regclass::oid AS classid, objid FROM log WHERE NOT dropped),
-${RootMapping}
-SELECT root_class, root_oid, dropped, NULL::jsonb AS rider FROM (
-${RootRows}
-UNION SELECT classid, objid, true FROM log WHERE dropped
-) roots
-${rider ? `UNION ALL SELECT NULL, NULL, NULL, rider FROM (${rider.select}) riding` : ''}
-`;
-}
-/**
  * Roots of the objects that depend on the given ones ($1 catalogs, $2 oids), one level down: after a
  * rename, the foreign keys, views, defaults and triggers that name the renamed object read differently.
  */
@@ -22420,6 +22415,14 @@ ${RootRows}
 `;
 /** The comment on an object (a join by index, not the per-row SQL function obj_description). */
 const comment = (oid, catalog, subid = '0') => `(SELECT d.description FROM pg_description d WHERE d.objoid = ${oid} AND d.classoid = '${catalog}'::regclass AND d.objsubid = ${subid})`;
+/** The functions (and procedures, aggregates) a family read covers, with their qualified signatures. */
+const procs = (h) => `(
+  SELECT p.*, nsp.q || '.' || quote_ident(p.proname) || '(' || oidvectortypes(p.proargtypes) || ')' AS qf
+  FROM ${h.from('pg_proc', 'p')} JOIN nsp ON nsp.oid = p.pronamespace
+  WHERE NOT EXISTS (SELECT 1 FROM pg_depend m WHERE m.classid = 'pg_proc'::regclass AND m.objid = p.oid AND m.deptype = 'e')
+    -- Range and multirange constructors come and go with their type.
+    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'i')
+)`;
 const Branches = [
     [
         'pg_namespace',
@@ -22598,13 +22601,7 @@ SELECT 'pg_proc', p.oid, 'pg_proc', p.oid, k.kind || ':' || p.qf, k.kind, p.qf, 
     'config', to_jsonb(p.proconfig),
     'body', CASE WHEN p.prokind = 'a' THEN NULL WHEN p.prosqlbody IS NOT NULL THEN pg_get_function_sqlbody(p.oid) ELSE p.prosrc END,
     'comment', ${comment('p.oid', 'pg_proc')})
-FROM (
-  SELECT p.*, nsp.q || '.' || quote_ident(p.proname) || '(' || oidvectortypes(p.proargtypes) || ')' AS qf
-  FROM ${h.from('pg_proc', 'p')} JOIN nsp ON nsp.oid = p.pronamespace
-  WHERE NOT EXISTS (SELECT 1 FROM pg_depend m WHERE m.classid = 'pg_proc'::regclass AND m.objid = p.oid AND m.deptype = 'e')
-    -- Range and multirange constructors come and go with their type.
-    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'i')
-) p
+FROM ${procs(h)} p
 JOIN pg_language l ON l.oid = p.prolang
 CROSS JOIN LATERAL (SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' WHEN 'w' THEN 'window function' ELSE 'function' END AS kind) k
 `,
@@ -22632,28 +22629,136 @@ WHERE ev.evtname NOT LIKE '\\_pg\\_migrate\\_verify%'
 `,
     ],
 ];
-function familySql(which) {
+/**
+ * A root's print: a hash of the catalog rows its family is read from, as they are stored, without
+ * deparsing anything. A row is named by the fields DDL can change in place that we read (a name,
+ * nullability, validity; the statistics Postgres keeps in place, such as reltuples or relhasindex,
+ * left out), where it cannot by its oid (a constraint's or an index's definition is fixed once
+ * made), and rare ones (policies, rules) by the transaction that last wrote them (`xmin`: an update
+ * writes a new row version, so an update that restores the same text still differs). Equal prints mean an equal family, as long as the
+ * objects it names (types, other tables) are as they were, which the walk knows from their own
+ * prints; a family made again (new oids) or a row written again differs, and is then read in full.
+ * One row per root: (NULL, NULL, root_class, root_oid, NULL, 'print', NULL, NULL, md5 as jsonb).
+ */
+const Prints = [
+    [
+        'pg_namespace',
+        (h) => `
+SELECT NULL, NULL::oid, 'pg_namespace', n.oid, NULL, 'print', NULL, NULL,
+  to_jsonb(md5(row(x.*, ${comment('n.oid', 'pg_namespace')})::text))
+FROM nsp n JOIN pg_namespace x ON x.oid = n.oid
+WHERE NOT EXISTS (SELECT 1 FROM pg_depend m WHERE m.classid = 'pg_namespace'::regclass AND m.objid = n.oid AND m.deptype = 'e')
+  ${h.scoped('n.oid')}
+`,
+    ],
+    [
+        'pg_class',
+        (_h) => `
+SELECT NULL, NULL::oid, 'pg_class', r.oid, NULL, 'print', NULL, NULL, to_jsonb(md5(concat_ws(E'\\n',
+  (SELECT row(c.relname, c.relnamespace, c.reltype, c.reloftype, c.relam, c.reltablespace, c.relpersistence, c.relkind,
+              c.relrowsecurity, c.relforcerowsecurity, c.relreplident, c.relispartition, c.reloptions, c.relpartbound)::text
+     FROM pg_class c WHERE c.oid = r.oid),
+  (SELECT string_agg(row(a.attnum, a.attname, a.atttypid, a.atttypmod, a.attnotnull, a.attidentity, a.attgenerated, a.attcollation)::text, ','
+                     ORDER BY a.attnum)
+     FROM pg_attribute a WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped),
+  (SELECT string_agg(ad.oid::text, ',' ORDER BY ad.oid) FROM pg_attrdef ad WHERE ad.adrelid = r.oid),
+  (SELECT string_agg(row(co.oid, co.conname, co.convalidated, co.condeferrable, co.condeferred)::text || coalesce(${comment('co.oid', 'pg_constraint')}, ''), ',' ORDER BY co.oid)
+     FROM pg_constraint co WHERE co.conrelid = r.oid),
+  (SELECT string_agg(row(i.indexrelid, i.indisvalid, ic.relname, ic.relnamespace, ic.reloptions)::text || coalesce(${comment('ic.oid', 'pg_class')}, ''), ',' ORDER BY i.indexrelid)
+     FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = r.oid),
+  (SELECT string_agg(row(tg.oid, tg.tgname, tg.tgenabled)::text || coalesce(${comment('tg.oid', 'pg_trigger')}, ''), ',' ORDER BY tg.oid)
+     FROM pg_trigger tg WHERE tg.tgrelid = r.oid AND NOT tg.tgisinternal),
+  (SELECT string_agg(po.oid || ':' || po.xmin || ':' || coalesce(${comment('po.oid', 'pg_policy')}, ''), ',' ORDER BY po.oid)
+     FROM pg_policy po WHERE po.polrelid = r.oid),
+  (SELECT string_agg(ru.oid || ':' || ru.xmin || ':' || coalesce(${comment('ru.oid', 'pg_rewrite')}, ''), ',' ORDER BY ru.oid)
+     FROM pg_rewrite ru WHERE ru.ev_class = r.oid),
+  (SELECT string_agg(d.objsubid || ':' || d.description, ',' ORDER BY d.objsubid) FROM pg_description d
+    WHERE d.objoid = r.oid AND d.classoid = 'pg_class'::regclass),
+  (SELECT string_agg(inh.inhparent || ':' || inh.inhseqno, ',' ORDER BY inh.inhseqno) FROM pg_inherits inh WHERE inh.inhrelid = r.oid),
+  CASE WHEN r.relkind = 'p' THEN (SELECT pt.xmin::text FROM pg_partitioned_table pt WHERE pt.partrelid = r.oid) END,
+  CASE WHEN r.relkind = 'S' THEN (SELECT sq::text FROM pg_sequence sq WHERE sq.seqrelid = r.oid) END,
+  CASE WHEN r.relkind = 'S' THEN (
+    SELECT string_agg(dp.refclassid || ':' || dp.refobjid || ':' || dp.refobjsubid || ':' || dp.deptype::text, ','
+                      ORDER BY dp.refclassid, dp.refobjid, dp.refobjsubid, dp.deptype)
+      FROM pg_depend dp WHERE dp.classid = 'pg_class'::regclass AND dp.objid = r.oid) END
+)))
+FROM rels r
+`,
+    ],
+    [
+        'pg_type',
+        (_h) => `
+SELECT NULL, NULL::oid, 'pg_type', ty.oid, NULL, 'print', NULL, NULL, to_jsonb(md5(concat_ws(E'\\n',
+  (SELECT row(t.*, ${comment('t.oid', 'pg_type')})::text FROM pg_type t WHERE t.oid = ty.oid),
+  (SELECT string_agg(e::text, ',' ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = ty.oid),
+  (SELECT rg::text FROM pg_range rg WHERE rg.rngtypid = ty.oid),
+  (SELECT string_agg(row(co.*, ${comment('co.oid', 'pg_constraint')})::text, ',' ORDER BY co.oid) FROM pg_constraint co WHERE co.contypid = ty.oid),
+  (SELECT string_agg(a::text, ',' ORDER BY a.attnum) FROM pg_type t JOIN pg_attribute a ON a.attrelid = t.typrelid
+    WHERE t.oid = ty.oid AND a.attnum > 0 AND NOT a.attisdropped)
+)))
+FROM types ty
+`,
+    ],
+    [
+        'pg_proc',
+        (h) => `
+SELECT NULL, NULL::oid, 'pg_proc', p.oid, NULL, 'print', NULL, NULL, to_jsonb(md5(row(p.*, ${comment('p.oid', 'pg_proc')})::text))
+FROM ${procs(h)} p
+`,
+    ],
+    [
+        'pg_extension',
+        (h) => `
+SELECT NULL, NULL::oid, 'pg_extension', e.oid, NULL, 'print', NULL, NULL, to_jsonb(md5(e::text))
+FROM pg_extension e
+WHERE true ${h.scoped('e.oid')}
+`,
+    ],
+    [
+        'pg_event_trigger',
+        (h) => `
+SELECT NULL, NULL::oid, 'pg_event_trigger', ev.oid, NULL, 'print', NULL, NULL,
+  to_jsonb(md5(row(ev.*, ${comment('ev.oid', 'pg_event_trigger')})::text))
+FROM pg_event_trigger ev
+WHERE ev.evtname NOT LIKE '\\_pg\\_migrate\\_verify%'
+  AND NOT EXISTS (SELECT 1 FROM pg_depend m WHERE m.classid = 'pg_event_trigger'::regclass AND m.objid = ev.oid AND m.deptype = 'e')
+  ${h.scoped('ev.oid')}
+`,
+    ],
+];
+/**
+ * A family read of one class of roots, or of everything (`all`). `args` names its three inputs
+ * (roots, schemas and `schema.table` names to leave out): `$1`-`$3` for a prepared statement, or
+ * variables inside a function.
+ */
+function familySql(which, { prints = 'none', args = ['$1', '$2', '$3'] } = {}) {
+    const [roots, schemas, tables] = args;
     const full = which === 'all';
-    const scoped = (oid) => (full ? '' : `AND ${oid} = ANY($1::oid[])`);
+    const scoped = (oid) => (full ? '' : `AND ${oid} = ANY(${roots}::oid[])`);
     // Scoped reads start from the few roots and look each up by oid; full reads scan the catalog.
     const from = (catalog, alias) => full
         ? `${catalog} ${alias}`
-        : `unnest($1::oid[]) root(oid) JOIN ${catalog} ${alias} ON ${alias}.oid = root.oid`;
-    const parts = Branches.filter(([c]) => full || c === which).map(([, branch]) => branch({ from, scoped }));
+        : `unnest(${roots}::oid[]) root(oid) JOIN ${catalog} ${alias} ON ${alias}.oid = root.oid`;
+    const helpers = { from, scoped };
+    const branches = (list) => list.filter(([c]) => full || c === which).map(([, branch]) => branch(helpers));
+    const parts = [
+        ...(prints === 'only' ? [] : branches(Branches)),
+        ...(prints === 'none' ? [] : branches(Prints)),
+    ];
     const ctes = [
-        'params AS (SELECT $1::oid[] AS roots, $2::text[] AS schemas, $3::text[] AS tables)',
+        `params AS (SELECT ${roots}::oid[] AS roots, ${schemas}::text[] AS schemas, ${tables}::text[] AS tables)`,
         `nsp AS (
   SELECT n.oid, n.nspname, quote_ident(n.nspname) AS q FROM pg_namespace n
   WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
     AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'
-    AND n.nspname <> ALL($2::text[])
+    AND n.nspname <> ALL(${schemas}::text[])
 )`,
         full || which === 'pg_class'
             ? `rels AS (
   SELECT c.oid, c.relkind::text AS relkind, nsp.q || '.' || quote_ident(c.relname) AS qn
   FROM ${from('pg_class', 'c')} JOIN nsp ON nsp.oid = c.relnamespace
   WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
-    AND (nsp.nspname || '.' || c.relname) <> ALL($3::text[])
+    AND (nsp.nspname || '.' || c.relname) <> ALL(${tables}::text[])
     AND NOT EXISTS (SELECT 1 FROM pg_depend m WHERE m.classid = 'pg_class'::regclass AND m.objid = c.oid AND m.deptype = 'e')
 )`
             : '',
@@ -22673,6 +22778,73 @@ SELECT obj_class, obj_oid, root_class, root_oid, key, kind, name, parent, jsonb_
 ${parts.join('\nUNION ALL\n')}
 ) AS object(obj_class, obj_oid, root_class, root_oid, key, kind, name, parent, props)`;
 }
+/**
+ * A function that reads and clears the log our event triggers keep and reads what it names, in one
+ * call: the roots of the objects the steps since the last call touched (`root` rows, kind `touched`),
+ * the objects they dropped (kind `dropped`: gone from the catalog, their roots are known from earlier
+ * reads), then the families of the touched roots and of `p_extra` (`object` rows, with each root's
+ * print), or with `p_mode` 'prints' only their prints. More roots than `p_most`: a `many` row instead
+ * of the families (a full read is cheaper). Last, `elapsed` (its own time, ms, in `props`).
+ *
+ * Its statements are planned once per session, and it can run in the session that ran the step,
+ * right after the step's COMMIT in the same round trip: that session has just loaded what the step
+ * changed, and the read costs no round trip of its own. So that it reads exactly as the catalog
+ * session's statements do there, it keeps that session's settings (`FROM CURRENT`: it is created
+ * there) whatever a migration set in its own session, and runs as its owner (a migration's SET
+ * ROLE). It never fails the round trip it rides on: an error comes back as an `error` row, and
+ * what it did is undone (the log stays for the next read).
+ */
+function takeFunctionSql() {
+    const S = BookkeepingSchema;
+    const args = ['v_roots', 'p_schemas', 'p_tables'];
+    const read = (mode) => RootClasses.map((c) => `
+      v_roots := ARRAY(SELECT o FROM unnest(v_wc, v_wo) w(c, o) WHERE c = '${c}');
+      IF cardinality(v_roots) > 0 THEN
+        RETURN QUERY SELECT 'object'::text, f.* FROM (${familySql(c, { prints: mode, args })}) f;
+      END IF;`).join('\n');
+    return `
+CREATE OR REPLACE FUNCTION ${S}.take(p_mode text, p_extra_classes text[], p_extra_oids oid[], p_schemas text[], p_tables text[], p_most int)
+RETURNS TABLE (r_t text, r_obj_class text, r_obj_oid oid, r_root_class text, r_root_oid oid, r_key text, r_kind text, r_name text, r_parent text, r_props jsonb)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path FROM CURRENT SET datestyle FROM CURRENT SET intervalstyle FROM CURRENT
+SET extra_float_digits FROM CURRENT SET plan_cache_mode FROM CURRENT
+SET enable_hashjoin FROM CURRENT SET enable_mergejoin FROM CURRENT
+AS $take$
+DECLARE
+  v_started timestamptz := clock_timestamp();
+  v_rc text[]; v_ro oid[]; v_rd boolean[];
+  v_wc text[]; v_wo oid[];
+  v_roots oid[];
+BEGIN
+  BEGIN
+    WITH log AS (DELETE FROM ${S}.ddl_log RETURNING classid, objid, dropped),
+    expanded AS (SELECT classid::regclass::oid AS classid, objid FROM log WHERE NOT dropped),
+    ${RootMapping}
+    SELECT coalesce(array_agg(x.root_class), '{}'), coalesce(array_agg(x.root_oid), '{}'), coalesce(array_agg(x.dropped), '{}')
+      INTO v_rc, v_ro, v_rd
+      FROM (${RootRows} UNION SELECT classid, objid, true FROM log WHERE dropped) x;
+    RETURN QUERY SELECT 'root'::text, NULL::text, NULL::oid, u.c, u.o, NULL::text,
+      CASE WHEN u.d THEN 'dropped' ELSE 'touched' END, NULL::text, NULL::text, NULL::jsonb
+      FROM unnest(v_rc, v_ro, v_rd) u(c, o, d);
+    SELECT coalesce(array_agg(w.c), '{}'), coalesce(array_agg(w.o), '{}') INTO v_wc, v_wo FROM (
+      SELECT u.c, u.o FROM unnest(v_rc, v_ro, v_rd) u(c, o, d) WHERE NOT u.d
+      UNION SELECT e.c, e.o FROM unnest(p_extra_classes, p_extra_oids) e(c, o)) w;
+    IF cardinality(v_wc) > p_most THEN
+      RETURN QUERY SELECT 'many'::text, NULL::text, NULL::oid, NULL::text, NULL::oid, NULL::text, NULL::text, NULL::text, NULL::text, NULL::jsonb;
+    ELSIF p_mode = 'prints' THEN
+      ${read('only')}
+    ELSE
+      ${read('with')}
+    END IF;
+    RETURN QUERY SELECT 'elapsed'::text, NULL::text, NULL::oid, NULL::text, NULL::oid, NULL::text, NULL::text, NULL::text, NULL::text,
+      to_jsonb(extract(epoch FROM clock_timestamp() - v_started) * 1000);
+  EXCEPTION WHEN OTHERS THEN
+    RETURN QUERY SELECT 'error'::text, NULL::text, NULL::oid, NULL::text, NULL::oid, NULL::text, NULL::text, SQLERRM, NULL::text, NULL::jsonb;
+  END;
+END
+$take$;
+`;
+}
 
 ;// CONCATENATED MODULE: ./src/catalog/tracker.ts
 
@@ -22683,12 +22855,15 @@ const defaultExclusions = (tables = []) => ({
     tables,
 });
 // Each statement is prepared once per connection: they are long, and planning them on every step
-// cost more than running them.
-const FamilySql = Object.fromEntries([...RootClasses, 'all'].map((c) => [c, familySql(c)]));
-function readFamilies(client, which, roots, exclusions) {
+// cost more than running them. The tracker's reads carry each root's print; a plain snapshot does not.
+const FamilySql = Object.fromEntries([...RootClasses, 'all'].flatMap((c) => ['none', 'with'].map((prints) => [
+    `${c}/${prints}`,
+    familySql(c, { prints }),
+])));
+function readFamilies(client, which, roots, exclusions, prints = 'none') {
     return client.query({
-        name: `pgmv-family-${which}`,
-        text: FamilySql[which],
+        name: `pgmv-family-${which}-${prints}`,
+        text: FamilySql[`${which}/${prints}`],
         values: [roots, exclusions.schemas, exclusions.tables],
     });
 }
@@ -22737,9 +22912,14 @@ function addRoot(roots, cls, oid) {
     set.add(Number(oid));
     roots.set(cls, set);
 }
-/** Values of some keys as they were when a mark was taken. */
+/** An SQL literal of a text array (standard_conforming_strings is on since Postgres 9.1). */
+function textArray(values) {
+    return `ARRAY[${values.map((v) => `'${v.replaceAll("'", "''")}'`).join(',')}]::text[]`;
+}
+/** Values of some keys (and of some roots' prints) as they were when a mark was taken. */
 class Mark {
     journal = new Map();
+    prints = new Map();
 }
 const InstallSql = `
 CREATE TABLE IF NOT EXISTS ${BookkeepingSchema}.ddl_log (classid text, objid oid, dropped boolean);
@@ -22758,6 +22938,7 @@ DROP EVENT TRIGGER IF EXISTS ${BookkeepingSchema}_ddl;
 DROP EVENT TRIGGER IF EXISTS ${BookkeepingSchema}_drop;
 CREATE EVENT TRIGGER ${BookkeepingSchema}_ddl ON ddl_command_end EXECUTE FUNCTION ${BookkeepingSchema}.log_ddl();
 CREATE EVENT TRIGGER ${BookkeepingSchema}_drop ON sql_drop EXECUTE FUNCTION ${BookkeepingSchema}.log_drop();
+${takeFunctionSql()}
 `;
 /** More touched roots than this: a full read is cheaper than the scoped reads (bench: 1000 migrations). */
 const ManyRoots = 400;
@@ -22765,7 +22946,9 @@ const ManyRoots = 400;
  * The schema of one database, kept in memory and brought up to date after each step by re-reading
  * only what the step touched. Event triggers (`ddl_command_end`, `sql_drop`) record the touched
  * objects, from any session; where they cannot be created (no superuser), every refresh is a full
- * read: slower, same result.
+ * read: slower, same result. Each root's print (a hash of its catalog rows) is kept beside its
+ * family, so that a step that must give back a known state can be checked without reading the
+ * families again (`checkPrints`).
  */
 class CatalogTracker {
     mode;
@@ -22773,6 +22956,7 @@ class CatalogTracker {
     objects = new Map();
     byRoot = new Map();
     rootOf = new Map();
+    prints = new Map();
     marks = new Set();
     constructor(mode, exclusions) {
         this.mode = mode;
@@ -22797,64 +22981,157 @@ class CatalogTracker {
         return tracker;
     }
     /**
-     * Brings the in-memory schema up to date with the database; returns the rider's values, read in
-     * the same round trip as the log.
+     * The statement that takes the log and reads what it names (`details`), or only their prints
+     * (`prints`), with the roots in `extra` besides: for a step to run right after its COMMIT, or for
+     * `refresh` to run on its own.
      */
-    async refresh(client, rider) {
-        if (this.mode === 'full') {
-            const carried = rider
-                ? (await client.query({
-                    text: rider.ctes ? `WITH ${rider.ctes} ${rider.select}` : rider.select,
-                    values: rider.values,
-                })).rows.map((r) => r.rider)
-                : [];
-            await this.reload(client);
-            return carried;
-        }
-        const { rows } = await client.query({
-            name: rider ? `pgmv-roots-${rider.name}` : 'pgmv-roots',
-            text: rootsSql(rider),
-            values: rider?.values ?? [],
-        });
-        const carried = rows.filter((r) => r.root_class === null).map((r) => r.rider);
-        const touched = rows.filter((r) => r.root_class !== null);
-        // After many steps at once (a replay of what a base branch or a target has), one full read is
-        // cheaper than reading each touched family.
-        if (touched.length > ManyRoots)
-            await this.reload(client);
-        else if (touched.length)
-            await this.readTouched(client, touched);
-        return carried;
+    takeSql(mode, extra = []) {
+        const split = extra.map(splitRoot);
+        return `SELECT * FROM ${BookkeepingSchema}.take('${mode}', ${textArray(split.map(([c]) => c))}, ARRAY[${split.map(([, o]) => o).join(',')}]::oid[], ${textArray(this.exclusions.schemas)}, ${textArray(this.exclusions.tables)}, ${ManyRoots})`;
     }
-    async readTouched(client, touched) {
-        const roots = new Map();
-        // Roots dropped themselves: their whole family is gone, with nothing to read.
+    /** Runs the take (and the rider) on `client`, on their own round trip. */
+    async take(client, sql, rider) {
+        const results = (await client.query(rider ? `${sql};${rider.sql}` : sql));
+        const [take, ride] = Array.isArray(results) ? results : [results];
+        return {
+            take: (take?.rows ?? []),
+            rider: (ride?.rows ?? []).map((r) => r.rider),
+        };
+    }
+    /**
+     * Brings the in-memory schema up to date with the database; returns the rider's values, read in
+     * the same round trip as the log. `taken`: what the take (in `details` mode, no extra roots)
+     * gave when it rode on a step; without it, or when it failed, the take runs now on `client`.
+     */
+    async refresh(client, rider, taken) {
+        // Without event triggers there is no log, and no lock tracing to ride.
+        if (this.mode === 'full') {
+            await this.reload(client);
+            return [];
+        }
+        let got = taken ?? (await this.take(client, this.takeSql('details'), rider));
+        // The take that rode on a step caught an error and undid itself: the log is there to take again.
+        if (failed(got.take))
+            got = { take: (await this.take(client, this.takeSql('details'))).take, rider: got.rider };
+        const error = failed(got.take);
+        if (error)
+            throw new Error(`Reading the catalog after a step failed: ${error}`);
+        await this.absorb(client, got.take, []);
+        return got.rider;
+    }
+    /** The milliseconds the take function itself ran, from its rows (0 when it did not run). */
+    static elapsed(taken) {
+        const row = taken?.take.find((r) => r.r_t === 'elapsed');
+        return typeof row?.r_props === 'number' ? row.r_props : 0;
+    }
+    /**
+     * After a step that must leave some roots as `expected` and every other root it touches as it
+     * was: compares the prints the take (in `prints` mode, with the expected roots as extra) gave.
+     * When they all hold, nothing is read and nothing changes here (the caller knows the state); when
+     * not, the families of every root compared are read, and the tracker holds what is there now.
+     */
+    async checkPrints(client, taken, expected) {
+        let take = taken.take;
+        if (failed(take))
+            take = (await this.take(client, this.takeSql('prints', [...expected.keys()]))).take;
+        const error = failed(take);
+        if (error)
+            throw new Error(`Reading the catalog after a step failed: ${error}`);
+        const { read, gone, unknown } = this.touchedBy(take, [...expected.keys()]);
+        const now = new Map();
+        for (const row of take)
+            if (row.r_t === 'object' && row.r_kind === 'print')
+                now.set(`${row.r_root_class}:${row.r_root_oid}`, row.r_props);
+        const roots = [...new Set([...read, ...gone, ...unknown])];
+        // Every root the step touched (and its roots of dropped parts, whose prints were not read) holds
+        // what it must: the expected print, or the one it had before the step; absent where it was.
+        const want = (root) => (expected.has(root) ? expected.get(root) : this.prints.get(root));
+        const many = take.some((r) => r.r_t === 'many');
+        if (!many && unknown.length === 0 && roots.every((root) => now.get(root) === want(root)))
+            return { same: true, roots };
+        if (many)
+            await this.reload(client);
+        else {
+            const all = new Map();
+            for (const root of roots)
+                addRoot(all, ...splitRoot(root));
+            await this.readWithDependents(client, all);
+        }
+        return { same: false, roots };
+    }
+    /**
+     * What the take's `root` rows name: the roots it read (`read`: touched, or extra), the roots
+     * dropped themselves (`gone`), and roots of dropped parts whose families it did not read
+     * (`unknown`: known only from our earlier reads, e.g. the table of a dropped index).
+     */
+    touchedBy(take, extra) {
+        const read = new Set(extra);
         const gone = new Set();
-        for (const entry of touched) {
-            const key = `${entry.root_class}:${entry.root_oid}`;
-            if (entry.dropped && this.rootOf.get(key) === key)
+        const dropped = [];
+        for (const row of take) {
+            if (row.r_t !== 'root')
+                continue;
+            const key = `${row.r_root_class}:${row.r_root_oid}`;
+            if (row.r_kind === 'dropped')
+                dropped.push(key);
+            else if (RootClasses.includes(row.r_root_class ?? ''))
+                read.add(key);
+        }
+        for (const key of dropped)
+            if (this.rootOf.get(key) === key)
                 gone.add(key);
+        const unknown = new Set();
+        for (const key of dropped) {
+            const root = this.rootOf.get(key);
+            if (root && !gone.has(root) && !read.has(root))
+                unknown.add(root);
         }
-        for (const entry of touched) {
-            if (!entry.dropped)
-                addRoot(roots, entry.root_class, entry.root_oid);
-            else {
-                // Gone from the catalog: its root is known only from what we read before.
-                const root = this.rootOf.get(`${entry.root_class}:${entry.root_oid}`);
-                if (root && !gone.has(root))
-                    addRoot(roots, ...splitRoot(root));
-            }
+        for (const root of read)
+            gone.delete(root);
+        return { read: [...read], gone: [...gone], unknown: [...unknown] };
+    }
+    /** Applies what a take in `details` mode read, and reads what it could not (see `touchedBy`). */
+    async absorb(client, take, extra) {
+        const { read, gone, unknown } = this.touchedBy(take, extra);
+        // After many steps at once (a replay of what a base branch or a target has, up again), one full
+        // read is cheaper than reading each touched family.
+        if (take.some((r) => r.r_t === 'many')) {
+            await this.reload(client);
+            return;
         }
-        for (const root of gone) {
-            const [cls, oid] = splitRoot(root);
-            if (roots.get(cls)?.has(oid))
-                gone.delete(root);
-        }
-        const renamed = await this.readRoots(client, roots, gone);
+        const rows = [];
+        for (const r of take)
+            if (r.r_t === 'object')
+                rows.push({
+                    obj_class: r.r_obj_class,
+                    obj_oid: r.r_obj_oid,
+                    root_class: r.r_root_class ?? '',
+                    root_oid: r.r_root_oid ?? 0,
+                    key: r.r_key,
+                    kind: r.r_kind ?? '',
+                    name: r.r_name,
+                    parent: r.r_parent,
+                    props: r.r_props,
+                });
+        const renamed = this.apply(new Set([...read, ...gone]), rows);
+        const more = new Map();
+        for (const root of unknown)
+            addRoot(more, ...splitRoot(root));
+        if (more.size)
+            renamed.push(...(await this.readRoots(client, more)));
+        await this.readDependents(client, renamed);
+    }
+    /** Reads the families of `roots` and drops those of `gone`, then whatever reads differently after a rename. */
+    async readWithDependents(client, roots) {
+        await this.readDependents(client, await this.readRoots(client, roots));
+    }
+    /**
+     * A renamed table, column, type, sequence, function or schema changes how other objects read
+     * (foreign keys, views, defaults, triggers that name it): reads those too.
+     */
+    async readDependents(client, renamed) {
         if (!renamed.length)
             return;
-        // A renamed table, column, type, sequence, function or schema changes how other objects read
-        // (foreign keys, views, defaults, triggers that name it): read those too.
         const { rows: dependents } = await client.query({
             name: 'pgmv-dependents',
             text: DependentsSql,
@@ -22875,8 +23152,12 @@ class CatalogTracker {
         for (const [cls, oids] of roots) {
             for (const oid of oids)
                 considered.add(`${cls}:${oid}`);
-            rows.push(...(await readFamilies(client, cls, [...oids], this.exclusions)).rows);
+            rows.push(...(await readFamilies(client, cls, [...oids], this.exclusions, 'with')).rows);
         }
+        return this.apply(considered, rows);
+    }
+    /** Replaces the families of `considered` with `rows`; returns the roots that lost a name others may use. */
+    apply(considered, rows) {
         const fresh = new Map();
         for (const row of rows) {
             if (!row.key)
@@ -22896,17 +23177,26 @@ class CatalogTracker {
         return renamed;
     }
     async reload(client) {
-        const { rows } = await readFamilies(client, 'all', [], this.exclusions);
-        const considered = new Set([...this.byRoot.keys(), ...rows.map((r) => `${r.root_class}:${r.root_oid}`)]);
+        const { rows } = await readFamilies(client, 'all', [], this.exclusions, 'with');
+        const considered = new Set([
+            ...this.byRoot.keys(),
+            ...this.prints.keys(),
+            ...rows.map((r) => `${r.root_class}:${r.root_oid}`),
+        ]);
         this.replace(considered, rows);
     }
     /** Replaces the families of `roots` with `rows`, journaling what changes for open marks. */
     replace(roots, rows) {
         const fresh = new Map();
+        const prints = new Map();
         for (const row of rows) {
+            const root = `${row.root_class}:${row.root_oid}`;
+            if (row.kind === 'print') {
+                prints.set(root, row.props);
+                continue;
+            }
             if (!row.key)
                 continue;
-            const root = `${row.root_class}:${row.root_oid}`;
             fresh.set(row.key, { object: objectOf(row), root });
             if (row.obj_class)
                 this.rootOf.set(`${row.obj_class}:${row.obj_oid}`, root);
@@ -22917,25 +23207,45 @@ class CatalogTracker {
                     this.set(key, undefined);
             }
             this.byRoot.delete(root);
+            this.setPrint(root, prints.get(root));
         }
         for (const [key, entry] of fresh)
-            this.set(key, entry.object, entry.root);
+            this.set(key, entry);
     }
-    set(key, object, root) {
+    set(key, entry) {
         const old = this.objects.get(key);
         for (const mark of this.marks)
             if (!mark.journal.has(key))
-                mark.journal.set(key, old?.object);
-        if (old && old.root !== root)
+                mark.journal.set(key, old);
+        if (old && old.root !== entry?.root)
             this.byRoot.get(old.root)?.delete(key);
-        if (!object || !root) {
+        if (!entry) {
             this.objects.delete(key);
             return;
         }
-        this.objects.set(key, { object, root });
-        const keys = this.byRoot.get(root) ?? new Set();
+        this.objects.set(key, entry);
+        const keys = this.byRoot.get(entry.root) ?? new Set();
         keys.add(key);
-        this.byRoot.set(root, keys);
+        this.byRoot.set(entry.root, keys);
+    }
+    setPrint(root, print) {
+        for (const mark of this.marks)
+            if (!mark.prints.has(root))
+                mark.prints.set(root, this.prints.get(root));
+        if (print === undefined)
+            this.prints.delete(root);
+        else
+            this.prints.set(root, print);
+    }
+    /**
+     * Puts back `entries` (keys and their values, undefined: absent) and `prints`: the state the
+     * database is known to be in again (a step gave back what a mark held), without reading it.
+     */
+    restore(entries, prints) {
+        for (const [key, entry] of entries)
+            this.set(key, entry);
+        for (const [root, print] of prints)
+            this.setPrint(root, print);
     }
     /** Starts remembering values as they are now; release it when done. */
     mark() {
@@ -22953,12 +23263,21 @@ class CatalogTracker {
     /** The given keys as they were at the mark. */
     at(mark, keys) {
         const out = {};
-        for (const key of keys) {
-            const value = mark.journal.has(key) ? mark.journal.get(key) : this.objects.get(key)?.object;
-            if (value)
-                out[key] = value;
-        }
+        for (const [key, entry] of this.entriesAt(mark, keys))
+            if (entry)
+                out[key] = entry.object;
         return out;
+    }
+    /** The given keys as they were at the mark, with their roots (undefined: absent then). */
+    entriesAt(mark, keys) {
+        const out = new Map();
+        for (const key of keys)
+            out.set(key, mark.journal.has(key) ? mark.journal.get(key) : this.objects.get(key));
+        return out;
+    }
+    /** The prints of the roots read since the mark, as they were at the mark (undefined: absent then). */
+    printsAt(mark) {
+        return new Map(mark.prints);
     }
     /** The given keys (or all) as they are now. */
     now(keys) {
@@ -22970,6 +23289,11 @@ class CatalogTracker {
         }
         return out;
     }
+}
+/** The error the take function caught, if it did. */
+function failed(take) {
+    const row = take.find((r) => r.r_t === 'error');
+    return row ? (row.r_name ?? 'failed') : undefined;
 }
 
 ;// CONCATENATED MODULE: ./src/checks/drift-models.ts
@@ -23389,15 +23713,27 @@ holdTimes
     : ''}
 CREATE EVENT TRIGGER ${S}_locks ON ddl_command_end WHEN TAG IN (${Tags}) EXECUTE FUNCTION ${S}.log_locks();
 CREATE EVENT TRIGGER ${S}_rewrite ON table_rewrite EXECUTE FUNCTION ${S}.log_rewrite();
+-- Takes what the triggers logged (one array per row: \`loggedLocks\`) when p_take, and switches
+-- tracing for the steps after it (p_switch: off, or on from the highest relation oid now, what the
+-- next migration finds; its row is the value set). It rides on a catalog refresh, possibly after a
+-- step's COMMIT in the step's own session, so it never fails: an error is a row {"error": ...}, and
+-- what it did is undone. It stays small: \`stepTrace\` does the grouping.
+CREATE OR REPLACE FUNCTION ${S}.take_locks(p_take boolean, p_switch boolean) RETURNS TABLE (rider jsonb)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+BEGIN
+  BEGIN
+    IF p_take THEN
+      RETURN QUERY WITH lt_log AS (DELETE FROM ${S}.lock_log RETURNING *)
+        SELECT jsonb_build_array(l.tbl, l.raw, l.mode, l.tag, l.started, l.at, l.lock_timeout, l.reason) FROM lt_log l;
+    END IF;
+    IF p_switch IS NOT NULL THEN
+      RETURN QUERY SELECT to_jsonb(setval('${S}.lock_switch', CASE WHEN p_switch THEN ${HighestRelation} ELSE 0 END));
+    END IF;
+  EXCEPTION WHEN OTHERS THEN
+    RETURN QUERY SELECT jsonb_build_object('error', SQLERRM);
+  END;
+END $$;
 `;
-/** Reads and clears what the triggers logged, riding on the catalog refresh: one array per row. */
-const TakeCtes = `lt_log AS (DELETE FROM ${S}.lock_log RETURNING *)`;
-const TakeSelect = `SELECT jsonb_build_array(tbl, raw, mode, tag, started, at, lock_timeout, reason) AS rider FROM lt_log`;
-/**
- * Switches tracing for the steps after the refresh ($1): off (0), or on from the highest relation
- * oid now (what the next migration finds); its row is the value set.
- */
-const SwitchSelect = `SELECT to_jsonb(setval('${S}.lock_switch', CASE WHEN $1::boolean THEN ${HighestRelation} ELSE 0 END)) AS rider`;
 /**
  * Installs the lock triggers, with the start of each statement when `holdTimes` (seed data: how
  * long a lock kept the rows waiting); false when the user may not create event triggers (not a
@@ -23417,21 +23753,18 @@ async function installLockTrace(client, holdTimes) {
 /**
  * Rides on a catalog refresh: takes what the steps since the last refresh logged (`take`: they
  * were traced), and, when `tracing` is given, switches tracing on or off for the steps after it.
- * The statement stays small (its plan is set up on every refresh): `stepTrace` does the grouping.
  */
 function lockTraceRider(take, tracing) {
-    if (!take)
-        return tracing === undefined
-            ? undefined
-            : { name: 'locks-switch-only', select: SwitchSelect, values: [tracing] };
-    return tracing === undefined
-        ? { name: 'locks', ctes: TakeCtes, select: TakeSelect, values: [] }
-        : {
-            name: 'locks-switch',
-            ctes: TakeCtes,
-            select: `${TakeSelect}\nUNION ALL ${SwitchSelect}`,
-            values: [tracing],
-        };
+    if (!take && tracing === undefined)
+        return undefined;
+    return { sql: `SELECT rider FROM ${S}.take_locks(${take}, ${tracing === undefined ? 'NULL' : tracing})` };
+}
+/** The error the rider caught, if it did (then it took nothing and switched nothing). */
+function riderFailed(values) {
+    for (const v of values)
+        if (v && typeof v === 'object' && !Array.isArray(v) && 'error' in v)
+            return String(v.error);
+    return undefined;
 }
 /** The rider's values as logged rows (the switch's own row left out). */
 function loggedLocks(values) {
@@ -23574,8 +23907,7 @@ class Runner {
         collectUnhandledRejections();
     }
     /** One step of one migration, with its bookkeeping; throws what the step throws. */
-    async runStep(m, direction) {
-        const context = this.context();
+    async runStep(m, direction, context) {
         if (direction === 'up') {
             if (this.storage.has(m.id))
                 throw new Error(`${m.id} is applied already`);
@@ -23695,8 +24027,14 @@ class Runner {
             throw new Error('Runner is not open');
         return this.client;
     }
-    up(migration) {
-        return this.step(migration, 'up');
+    /**
+     * Runs the migration's up step. `follow`: statements of ours to run right after the step's COMMIT
+     * in the same round trip, where the step can carry them (SQL in one transaction); their results
+     * come back in `followed`. They must never fail: an error after the COMMIT would look like the
+     * step's (when one does, the bookkeeping says whether the step committed).
+     */
+    up(migration, follow) {
+        return this.step(migration, 'up', follow);
     }
     /**
      * Applies `migrations` in order, as `up` one by one would, for migrations that are only applied
@@ -23814,10 +24152,18 @@ class Runner {
             notices: [],
         };
     }
-    down(migration) {
-        return this.step(migration, 'down');
+    /** Runs the migration's down step; `follow` as for `up`. */
+    down(migration, follow) {
+        return this.step(migration, 'down', follow);
     }
-    async step(migration, direction) {
+    /** Whether the step's transaction committed, from its bookkeeping (an up step records its id, a down step removes it). */
+    async committed(id, direction) {
+        const { rows } = await this.connection.query(`SELECT 1 FROM ${BookkeepingSchema}.applied WHERE id = $1`, [
+            id,
+        ]);
+        return direction === 'up' ? rows.length > 0 : rows.length === 0;
+    }
+    async step(migration, direction, follow) {
         if (!this.client)
             throw new Error('Runner is not open');
         const step = direction === 'up' ? migration.up : migration.down;
@@ -23826,7 +24172,12 @@ class Runner {
         this.notices = [];
         let timedOut = false;
         let timer;
-        const work = this.runStep(migration, direction);
+        const context = this.context();
+        if (follow?.length) {
+            context.follow = follow;
+            context.committed = () => this.committed(migration.id, direction);
+        }
+        const work = this.runStep(migration, direction, context);
         const deadline = new Promise((_, reject) => {
             timer = setTimeout(() => {
                 timedOut = true;
@@ -23845,7 +24196,12 @@ class Runner {
             // Work that ended only because the timeout cancelled it (or stopped waiting) did time out.
             if (timedOut)
                 throw new Error('timed out');
-            return { ok: true, ms: this.now() - started, notices: notices() };
+            return {
+                ok: true,
+                ms: this.now() - started,
+                notices: notices(),
+                ...(context.followed ? { followed: context.followed } : {}),
+            };
         }
         catch (error) {
             const ms = this.now() - started;
@@ -24101,17 +24457,68 @@ class Workspace {
      * call are (see `NextSteps`).
      */
     async refresh(next = 'migration') {
-        if (!this.tracing) {
-            await this.tracker.refresh(this.catalog);
-            return { locks: [], rewrites: [] };
+        const rider = this.riderFor(next);
+        return this.traceOf(next, rider, await this.tracker.refresh(this.catalog, rider));
+    }
+    /**
+     * Runs one step of a migration and brings the tracker up to date after it, as `refresh(next)`
+     * would, in the step's own round trip where the format allows (SQL in a transaction of ours): the
+     * catalog is read by a function of ours right after the step's COMMIT, in the session that ran it.
+     * With `expect` (prints of roots, as a mark kept them), the step must give those roots back and
+     * leave every other root it touches as it was: the take reads only prints, and the families are
+     * read only when they differ (`check`). A step that fails is not followed by a refresh: the
+     * caller does what it does after a failure.
+     */
+    async step(direction, migration, next, expect) {
+        const { tracker, runner } = this;
+        const incremental = tracker.mode === 'incremental';
+        const rider = incremental ? this.riderFor(next) : undefined;
+        const take = incremental
+            ? tracker.takeSql(expect ? 'prints' : 'details', expect ? [...expect.keys()] : [])
+            : undefined;
+        const follow = take ? [take, ...(rider ? [rider.sql] : [])] : undefined;
+        const outcome = direction === 'up' ? await runner.up(migration, follow) : await runner.down(migration, follow);
+        if (!outcome.ok)
+            return { outcome };
+        let taken;
+        if (outcome.followed) {
+            const [took, rode] = outcome.followed;
+            taken = { take: took?.rows ?? [], rider: (rode?.rows ?? []).map((r) => r.rider) };
+            // The step's time is its own: the reads that rode on its round trip are left out.
+            outcome.ms = Math.max(0, outcome.ms - CatalogTracker.elapsed(taken));
         }
+        if (!expect || !incremental) {
+            const values = await tracker.refresh(this.catalog, rider, taken);
+            return { outcome, trace: await this.traceOf(next, rider, values) };
+        }
+        taken ??= await tracker.take(this.catalog, take, rider);
+        const check = await tracker.checkPrints(this.catalog, taken, expect);
+        return { outcome, trace: await this.traceOf(next, rider, taken.rider), check };
+    }
+    /** What takes the locks logged since the last refresh and switches tracing for `next` (see `refresh`). */
+    riderFor(next) {
+        if (!this.tracing)
+            return undefined;
         // Steps that ran untraced logged nothing to take. The switch is written twice per migration:
         // off for up again, then on, from the relations there are, for the next migration.
         const on = next !== 'off';
-        const rider = lockTraceRider(this.traced, next === 'migration' || on !== this.traced ? on : undefined);
-        this.traced = on;
-        const logged = loggedLocks(await this.tracker.refresh(this.catalog, rider));
-        return (0,core_locks/* stepTrace */.Ki)(logged, this.plan.exclusions.tables);
+        return lockTraceRider(this.traced, next === 'migration' || on !== this.traced ? on : undefined);
+    }
+    /**
+     * The locks and rewrites the rider took; tracing is now as `next` wants it. A rider that caught
+     * an error took and switched nothing: it runs again on its own.
+     */
+    async traceOf(next, rider, values) {
+        if (!rider)
+            return { locks: [], rewrites: [] };
+        let taken = values;
+        if (riderFailed(taken))
+            taken = (await this.catalog.query(rider.sql)).rows.map((r) => r.rider);
+        const error = riderFailed(taken);
+        if (error)
+            throw new Error(`Reading the lock trace failed: ${error}`);
+        this.traced = next !== 'off';
+        return (0,core_locks/* stepTrace */.Ki)(loggedLocks(taken), this.plan.exclusions.tables);
     }
     /** Loads the seed data; returns why it failed, or undefined. `next`: what the steps after it are. */
     async seed(next = 'migration') {
@@ -24727,12 +25134,15 @@ function contextOf(ctx, table, lock, seeded) {
 ;// CONCATENATED MODULE: ./src/checks/apply.ts
 
 
-/** The apply check for one migration: its up step runs on the state the migrations before it left. */
-async function applyUp(ctx, ws, record, told) {
-    const up = await ws.runner.up(record.migration);
+/**
+ * The apply check for one migration: its up step runs on the state the migrations before it left,
+ * and the catalog is read after it (`trace`: its locks, when it applied; `next` as for `refresh`).
+ */
+async function applyUp(ctx, ws, record, told, next) {
+    const { outcome: up, trace } = await ws.step('up', record.migration, next);
     fileNotices(ctx, 'apply', record, 'up', up, told);
     record.report.up = { ok: up.ok, ms: up.ms };
-    return up;
+    return { up, ...(trace ? { trace } : {}) };
 }
 /** A failed up step as a finding; returns why the database is in doubt afterwards, when it is. */
 function applyFailed(ctx, record, up) {
@@ -24768,7 +25178,7 @@ async function upTurn(walk, record, next) {
     // With data in the database, a down step must keep the rows that were there before the up step.
     const rowsBefore = walk.seeded && reversing ? await rowCounts(ws.catalog, ws.plan.exclusions) : undefined;
     const before = ws.tracker.mark();
-    const up = await applyUp(ctx, ws, record, walk.told);
+    const { up, trace } = await applyUp(ctx, ws, record, walk.told, reversing ? next : 'migration');
     if (!up.ok) {
         done(walk, record, false);
         ws.tracker.release(before);
@@ -24776,7 +25186,7 @@ async function upTurn(walk, record, next) {
         return { stop: true, ...(dirty ? { dirty } : {}) };
     }
     await ws.assert(record, 'after');
-    const upTrace = await ws.refresh(reversing ? next : 'migration');
+    const upTrace = trace ?? { locks: [], rewrites: [] };
     const upKeys = ws.tracker.changedSince(before);
     const upDiffs = diffSnapshots(ws.tracker.at(before, upKeys), ws.tracker.now(upKeys));
     record.report.changes = summarizeChanges(upDiffs);
@@ -24914,7 +25324,11 @@ async function passRun(run, halted, empty) {
         const up = await upTurn(walk, record, 'migration');
         if (up.stop)
             return undefined;
-        states.push({ keys: up.upKeys, before: ws.tracker.at(up.before, up.upKeys) });
+        states.push({
+            keys: up.upKeys,
+            before: ws.tracker.entriesAt(up.before, up.upKeys),
+            prints: ws.tracker.printsAt(up.before),
+        });
         ws.tracker.release(up.before);
     }
     // The run's schema after its up steps, for up again.
@@ -24926,20 +25340,23 @@ async function passRun(run, halted, empty) {
         const state = states[k];
         const { ctx } = walk;
         const mark = ws.tracker.mark();
-        const down = await ws.runner.down(record.migration);
+        // The down step must give back the prints the roots its up step read had before it, and leave
+        // every other root as it is: then the schema is the one before the up step, known without
+        // reading it. The next down step is a migration's of its own, traced from the tables there are now.
+        const { outcome: down, trace, check, } = await ws.step('down', record.migration, k > 0 ? 'migration' : 'off', state.prints);
         fileNotices(ctx, 'reversibility', record, 'down', down, walk.told);
         record.report.down = { ok: down.ok, ms: down.ms };
-        if (!down.ok)
+        if (!down.ok || !trace || !check)
             return undefined;
+        if (check.same)
+            ws.tracker.restore(state.before, state.prints);
         await ws.assert(record, 'rolled back');
-        // The next down step is a migration's of its own, traced from the tables there are now.
-        const trace = await ws.refresh(k > 0 ? 'migration' : 'off');
         const downKeys = ws.tracker.changedSince(mark);
         if (ws.tracing && (trace.locks.length || trace.rewrites.length)) {
             const diffs = diffSnapshots(ws.tracker.at(mark, downKeys), ws.tracker.now(downKeys));
             checkLocks(ctx, ws, record, { direction: 'down', trace, diffs, before: mark }, false);
         }
-        const same = gives(ws.tracker, mark, downKeys, state.keys, state.before);
+        const same = check.same || gives(ws.tracker, mark, downKeys, state.keys, snapshotOf(state.before));
         ws.tracker.release(mark);
         if (!same)
             return undefined;
@@ -24971,6 +25388,14 @@ async function passRun(run, halted, empty) {
         done(walk, record, true, { down, again: agains[k], reversible: true, unknownState: false });
     }
     return true;
+}
+/** The objects of `entries` that are present. */
+function snapshotOf(entries) {
+    const out = {};
+    for (const [key, entry] of entries)
+        if (entry)
+            out[key] = entry.object;
+    return out;
 }
 /**
  * Whether a step gave the state it must, when the database before it was in the state it must be:
@@ -25011,7 +25436,8 @@ function lostRows(before, after) {
  */
 async function checkReversibility(ctx, ws, record, marks, rowsBefore, told, seeded = false) {
     const m = record.migration;
-    const down = await ws.runner.down(m);
+    // Up again is not traced: the up step's locks were told the first time.
+    const { outcome: down, trace } = await ws.step('down', m, 'off');
     fileNotices(ctx, 'reversibility', record, 'down', down, told);
     record.report.down = { ok: down.ok, ms: down.ms };
     if (!down.ok) {
@@ -25021,21 +25447,19 @@ async function checkReversibility(ctx, ws, record, marks, rowsBefore, told, seed
     }
     await ws.assert(record, 'rolled back');
     const rows = await keepsRows(ctx, ws, record, rowsBefore);
-    // Up again is not traced: the up step's locks were told the first time.
-    const trace = await ws.refresh('off');
     // Every locks rule needs a lock or a rewrite on a table that was there: without one in the
     // trace, the down step's own differences are not worth computing.
-    if (ws.tracing && (trace.locks.length || trace.rewrites.length)) {
+    if (trace && ws.tracing && (trace.locks.length || trace.rewrites.length)) {
         // What the down step changed, for the locks rules (the up step's diff is the walk's).
         const downKeys = ws.tracker.changedSince(marks.afterUp);
         const diffs = diffSnapshots(ws.tracker.at(marks.afterUp, downKeys), ws.tracker.now(downKeys));
         checkLocks(ctx, ws, record, { direction: 'down', trace, diffs, before: marks.afterUp }, seeded);
     }
     const restored = restoresSchema(ctx, ws, record, marks.before);
-    const again = await ws.runner.up(m);
+    // The next migration's up step is traced again.
+    const { outcome: again } = await ws.step('up', m, 'migration');
     fileNotices(ctx, 'reversibility', record, 'up', again, told);
     if (!again.ok) {
-        // The next migration's up step is traced again.
         await ws.refresh();
         stepFinding(ctx, 'reversibility', record, 'up', again, Messages.reupFailed(m.id, again.error?.message ?? 'failed'));
         return {
@@ -25045,8 +25469,6 @@ async function checkReversibility(ctx, ws, record, marks, rowsBefore, told, seed
             unknownState: !rows || !!(again.timedOut || m.up.noTransaction),
         };
     }
-    // The next migration's up step is traced again.
-    await ws.refresh();
     const reproduced = restored ? reproducesSchema(ctx, ws, record, marks.afterUp) : true;
     return { down, again, reversible: rows && restored && reproduced, unknownState: !rows };
 }

@@ -108,16 +108,27 @@ ${
 }
 CREATE EVENT TRIGGER ${S}_locks ON ddl_command_end WHEN TAG IN (${Tags}) EXECUTE FUNCTION ${S}.log_locks();
 CREATE EVENT TRIGGER ${S}_rewrite ON table_rewrite EXECUTE FUNCTION ${S}.log_rewrite();
+-- Takes what the triggers logged (one array per row: \`loggedLocks\`) when p_take, and switches
+-- tracing for the steps after it (p_switch: off, or on from the highest relation oid now, what the
+-- next migration finds; its row is the value set). It rides on a catalog refresh, possibly after a
+-- step's COMMIT in the step's own session, so it never fails: an error is a row {"error": ...}, and
+-- what it did is undone. It stays small: \`stepTrace\` does the grouping.
+CREATE OR REPLACE FUNCTION ${S}.take_locks(p_take boolean, p_switch boolean) RETURNS TABLE (rider jsonb)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+BEGIN
+  BEGIN
+    IF p_take THEN
+      RETURN QUERY WITH lt_log AS (DELETE FROM ${S}.lock_log RETURNING *)
+        SELECT jsonb_build_array(l.tbl, l.raw, l.mode, l.tag, l.started, l.at, l.lock_timeout, l.reason) FROM lt_log l;
+    END IF;
+    IF p_switch IS NOT NULL THEN
+      RETURN QUERY SELECT to_jsonb(setval('${S}.lock_switch', CASE WHEN p_switch THEN ${HighestRelation} ELSE 0 END));
+    END IF;
+  EXCEPTION WHEN OTHERS THEN
+    RETURN QUERY SELECT jsonb_build_object('error', SQLERRM);
+  END;
+END $$;
 `;
-
-/** Reads and clears what the triggers logged, riding on the catalog refresh: one array per row. */
-const TakeCtes = `lt_log AS (DELETE FROM ${S}.lock_log RETURNING *)`;
-const TakeSelect = `SELECT jsonb_build_array(tbl, raw, mode, tag, started, at, lock_timeout, reason) AS rider FROM lt_log`;
-/**
- * Switches tracing for the steps after the refresh ($1): off (0), or on from the highest relation
- * oid now (what the next migration finds); its row is the value set.
- */
-const SwitchSelect = `SELECT to_jsonb(setval('${S}.lock_switch', CASE WHEN $1::boolean THEN ${HighestRelation} ELSE 0 END)) AS rider`;
 
 /**
  * Installs the lock triggers, with the start of each statement when `holdTimes` (seed data: how
@@ -137,21 +148,18 @@ export async function installLockTrace(client: pg.Client, holdTimes: boolean): P
 /**
  * Rides on a catalog refresh: takes what the steps since the last refresh logged (`take`: they
  * were traced), and, when `tracing` is given, switches tracing on or off for the steps after it.
- * The statement stays small (its plan is set up on every refresh): `stepTrace` does the grouping.
  */
 export function lockTraceRider(take: boolean, tracing?: boolean): Rider | undefined {
-  if (!take)
-    return tracing === undefined
-      ? undefined
-      : { name: 'locks-switch-only', select: SwitchSelect, values: [tracing] };
-  return tracing === undefined
-    ? { name: 'locks', ctes: TakeCtes, select: TakeSelect, values: [] }
-    : {
-        name: 'locks-switch',
-        ctes: TakeCtes,
-        select: `${TakeSelect}\nUNION ALL ${SwitchSelect}`,
-        values: [tracing],
-      };
+  if (!take && tracing === undefined) return undefined;
+  return { sql: `SELECT rider FROM ${S}.take_locks(${take}, ${tracing === undefined ? 'NULL' : tracing})` };
+}
+
+/** The error the rider caught, if it did (then it took nothing and switched nothing). */
+export function riderFailed(values: readonly unknown[]): string | undefined {
+  for (const v of values)
+    if (v && typeof v === 'object' && !Array.isArray(v) && 'error' in v)
+      return String((v as { error: unknown }).error);
+  return undefined;
 }
 
 /** The rider's values as logged rows (the switch's own row left out). */

@@ -77,25 +77,6 @@ UNION SELECT 'pg_event_trigger', oid, false FROM evt_roots WHERE oid IS NOT NULL
 `;
 
 /**
- * Reads and clears the log: roots of the objects the step touched, and the objects it dropped
- * (`rider` null). With `rider`, its CTEs run in the same statement and its rows (one jsonb column
- * `rider`) come back beside the roots: one round trip for both.
- */
-export function rootsSql(rider?: { ctes?: string; select: string }): string {
-  return `
-WITH ${rider?.ctes ? `${rider.ctes},` : ''}
-log AS (DELETE FROM ${BookkeepingSchema}.ddl_log RETURNING classid, objid, dropped),
-expanded AS (SELECT classid::regclass::oid AS classid, objid FROM log WHERE NOT dropped),
-${RootMapping}
-SELECT root_class, root_oid, dropped, NULL::jsonb AS rider FROM (
-${RootRows}
-UNION SELECT classid, objid, true FROM log WHERE dropped
-) roots
-${rider ? `UNION ALL SELECT NULL, NULL, NULL, rider FROM (${rider.select}) riding` : ''}
-`;
-}
-
-/**
  * Roots of the objects that depend on the given ones ($1 catalogs, $2 oids), one level down: after a
  * rename, the foreign keys, views, defaults and triggers that name the renamed object read differently.
  */
@@ -115,6 +96,15 @@ const comment = (oid: string, catalog: string, subid = '0') =>
   `(SELECT d.description FROM pg_description d WHERE d.objoid = ${oid} AND d.classoid = '${catalog}'::regclass AND d.objsubid = ${subid})`;
 
 type Helpers = { from: (catalog: string, alias: string) => string; scoped: (oid: string) => string };
+
+/** The functions (and procedures, aggregates) a family read covers, with their qualified signatures. */
+const procs = (h: Helpers) => `(
+  SELECT p.*, nsp.q || '.' || quote_ident(p.proname) || '(' || oidvectortypes(p.proargtypes) || ')' AS qf
+  FROM ${h.from('pg_proc', 'p')} JOIN nsp ON nsp.oid = p.pronamespace
+  WHERE NOT EXISTS (SELECT 1 FROM pg_depend m WHERE m.classid = 'pg_proc'::regclass AND m.objid = p.oid AND m.deptype = 'e')
+    -- Range and multirange constructors come and go with their type.
+    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'i')
+)`;
 
 const Branches: [RootClass, (h: Helpers) => string][] = [
   [
@@ -294,13 +284,7 @@ SELECT 'pg_proc', p.oid, 'pg_proc', p.oid, k.kind || ':' || p.qf, k.kind, p.qf, 
     'config', to_jsonb(p.proconfig),
     'body', CASE WHEN p.prokind = 'a' THEN NULL WHEN p.prosqlbody IS NOT NULL THEN pg_get_function_sqlbody(p.oid) ELSE p.prosrc END,
     'comment', ${comment('p.oid', 'pg_proc')})
-FROM (
-  SELECT p.*, nsp.q || '.' || quote_ident(p.proname) || '(' || oidvectortypes(p.proargtypes) || ')' AS qf
-  FROM ${h.from('pg_proc', 'p')} JOIN nsp ON nsp.oid = p.pronamespace
-  WHERE NOT EXISTS (SELECT 1 FROM pg_depend m WHERE m.classid = 'pg_proc'::regclass AND m.objid = p.oid AND m.deptype = 'e')
-    -- Range and multirange constructors come and go with their type.
-    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'i')
-) p
+FROM ${procs(h)} p
 JOIN pg_language l ON l.oid = p.prolang
 CROSS JOIN LATERAL (SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' WHEN 'w' THEN 'window function' ELSE 'function' END AS kind) k
 `,
@@ -329,29 +313,145 @@ WHERE ev.evtname NOT LIKE '\\_pg\\_migrate\\_verify%'
   ],
 ];
 
-export function familySql(which: RootClass | 'all'): string {
+/**
+ * A root's print: a hash of the catalog rows its family is read from, as they are stored, without
+ * deparsing anything. A row is named by the fields DDL can change in place that we read (a name,
+ * nullability, validity; the statistics Postgres keeps in place, such as reltuples or relhasindex,
+ * left out), where it cannot by its oid (a constraint's or an index's definition is fixed once
+ * made), and rare ones (policies, rules) by the transaction that last wrote them (`xmin`: an update
+ * writes a new row version, so an update that restores the same text still differs). Equal prints mean an equal family, as long as the
+ * objects it names (types, other tables) are as they were, which the walk knows from their own
+ * prints; a family made again (new oids) or a row written again differs, and is then read in full.
+ * One row per root: (NULL, NULL, root_class, root_oid, NULL, 'print', NULL, NULL, md5 as jsonb).
+ */
+const Prints: [RootClass, (h: Helpers) => string][] = [
+  [
+    'pg_namespace',
+    (h) => `
+SELECT NULL, NULL::oid, 'pg_namespace', n.oid, NULL, 'print', NULL, NULL,
+  to_jsonb(md5(row(x.*, ${comment('n.oid', 'pg_namespace')})::text))
+FROM nsp n JOIN pg_namespace x ON x.oid = n.oid
+WHERE NOT EXISTS (SELECT 1 FROM pg_depend m WHERE m.classid = 'pg_namespace'::regclass AND m.objid = n.oid AND m.deptype = 'e')
+  ${h.scoped('n.oid')}
+`,
+  ],
+  [
+    'pg_class',
+    (_h) => `
+SELECT NULL, NULL::oid, 'pg_class', r.oid, NULL, 'print', NULL, NULL, to_jsonb(md5(concat_ws(E'\\n',
+  (SELECT row(c.relname, c.relnamespace, c.reltype, c.reloftype, c.relam, c.reltablespace, c.relpersistence, c.relkind,
+              c.relrowsecurity, c.relforcerowsecurity, c.relreplident, c.relispartition, c.reloptions, c.relpartbound)::text
+     FROM pg_class c WHERE c.oid = r.oid),
+  (SELECT string_agg(row(a.attnum, a.attname, a.atttypid, a.atttypmod, a.attnotnull, a.attidentity, a.attgenerated, a.attcollation)::text, ','
+                     ORDER BY a.attnum)
+     FROM pg_attribute a WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped),
+  (SELECT string_agg(ad.oid::text, ',' ORDER BY ad.oid) FROM pg_attrdef ad WHERE ad.adrelid = r.oid),
+  (SELECT string_agg(row(co.oid, co.conname, co.convalidated, co.condeferrable, co.condeferred)::text || coalesce(${comment('co.oid', 'pg_constraint')}, ''), ',' ORDER BY co.oid)
+     FROM pg_constraint co WHERE co.conrelid = r.oid),
+  (SELECT string_agg(row(i.indexrelid, i.indisvalid, ic.relname, ic.relnamespace, ic.reloptions)::text || coalesce(${comment('ic.oid', 'pg_class')}, ''), ',' ORDER BY i.indexrelid)
+     FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = r.oid),
+  (SELECT string_agg(row(tg.oid, tg.tgname, tg.tgenabled)::text || coalesce(${comment('tg.oid', 'pg_trigger')}, ''), ',' ORDER BY tg.oid)
+     FROM pg_trigger tg WHERE tg.tgrelid = r.oid AND NOT tg.tgisinternal),
+  (SELECT string_agg(po.oid || ':' || po.xmin || ':' || coalesce(${comment('po.oid', 'pg_policy')}, ''), ',' ORDER BY po.oid)
+     FROM pg_policy po WHERE po.polrelid = r.oid),
+  (SELECT string_agg(ru.oid || ':' || ru.xmin || ':' || coalesce(${comment('ru.oid', 'pg_rewrite')}, ''), ',' ORDER BY ru.oid)
+     FROM pg_rewrite ru WHERE ru.ev_class = r.oid),
+  (SELECT string_agg(d.objsubid || ':' || d.description, ',' ORDER BY d.objsubid) FROM pg_description d
+    WHERE d.objoid = r.oid AND d.classoid = 'pg_class'::regclass),
+  (SELECT string_agg(inh.inhparent || ':' || inh.inhseqno, ',' ORDER BY inh.inhseqno) FROM pg_inherits inh WHERE inh.inhrelid = r.oid),
+  CASE WHEN r.relkind = 'p' THEN (SELECT pt.xmin::text FROM pg_partitioned_table pt WHERE pt.partrelid = r.oid) END,
+  CASE WHEN r.relkind = 'S' THEN (SELECT sq::text FROM pg_sequence sq WHERE sq.seqrelid = r.oid) END,
+  CASE WHEN r.relkind = 'S' THEN (
+    SELECT string_agg(dp.refclassid || ':' || dp.refobjid || ':' || dp.refobjsubid || ':' || dp.deptype::text, ','
+                      ORDER BY dp.refclassid, dp.refobjid, dp.refobjsubid, dp.deptype)
+      FROM pg_depend dp WHERE dp.classid = 'pg_class'::regclass AND dp.objid = r.oid) END
+)))
+FROM rels r
+`,
+  ],
+  [
+    'pg_type',
+    (_h) => `
+SELECT NULL, NULL::oid, 'pg_type', ty.oid, NULL, 'print', NULL, NULL, to_jsonb(md5(concat_ws(E'\\n',
+  (SELECT row(t.*, ${comment('t.oid', 'pg_type')})::text FROM pg_type t WHERE t.oid = ty.oid),
+  (SELECT string_agg(e::text, ',' ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = ty.oid),
+  (SELECT rg::text FROM pg_range rg WHERE rg.rngtypid = ty.oid),
+  (SELECT string_agg(row(co.*, ${comment('co.oid', 'pg_constraint')})::text, ',' ORDER BY co.oid) FROM pg_constraint co WHERE co.contypid = ty.oid),
+  (SELECT string_agg(a::text, ',' ORDER BY a.attnum) FROM pg_type t JOIN pg_attribute a ON a.attrelid = t.typrelid
+    WHERE t.oid = ty.oid AND a.attnum > 0 AND NOT a.attisdropped)
+)))
+FROM types ty
+`,
+  ],
+  [
+    'pg_proc',
+    (h) => `
+SELECT NULL, NULL::oid, 'pg_proc', p.oid, NULL, 'print', NULL, NULL, to_jsonb(md5(row(p.*, ${comment('p.oid', 'pg_proc')})::text))
+FROM ${procs(h)} p
+`,
+  ],
+  [
+    'pg_extension',
+    (h) => `
+SELECT NULL, NULL::oid, 'pg_extension', e.oid, NULL, 'print', NULL, NULL, to_jsonb(md5(e::text))
+FROM pg_extension e
+WHERE true ${h.scoped('e.oid')}
+`,
+  ],
+  [
+    'pg_event_trigger',
+    (h) => `
+SELECT NULL, NULL::oid, 'pg_event_trigger', ev.oid, NULL, 'print', NULL, NULL,
+  to_jsonb(md5(row(ev.*, ${comment('ev.oid', 'pg_event_trigger')})::text))
+FROM pg_event_trigger ev
+WHERE ev.evtname NOT LIKE '\\_pg\\_migrate\\_verify%'
+  AND NOT EXISTS (SELECT 1 FROM pg_depend m WHERE m.classid = 'pg_event_trigger'::regclass AND m.objid = ev.oid AND m.deptype = 'e')
+  ${h.scoped('ev.oid')}
+`,
+  ],
+];
+
+/** What a family read returns besides the objects: each root's print (`with`), or only the prints (`only`). */
+export type PrintsIn = 'none' | 'with' | 'only';
+
+/**
+ * A family read of one class of roots, or of everything (`all`). `args` names its three inputs
+ * (roots, schemas and `schema.table` names to leave out): `$1`-`$3` for a prepared statement, or
+ * variables inside a function.
+ */
+export function familySql(
+  which: RootClass | 'all',
+  { prints = 'none', args = ['$1', '$2', '$3'] }: { prints?: PrintsIn; args?: [string, string, string] } = {},
+): string {
+  const [roots, schemas, tables] = args;
   const full = which === 'all';
-  const scoped = (oid: string) => (full ? '' : `AND ${oid} = ANY($1::oid[])`);
+  const scoped = (oid: string) => (full ? '' : `AND ${oid} = ANY(${roots}::oid[])`);
   // Scoped reads start from the few roots and look each up by oid; full reads scan the catalog.
   const from = (catalog: string, alias: string) =>
     full
       ? `${catalog} ${alias}`
-      : `unnest($1::oid[]) root(oid) JOIN ${catalog} ${alias} ON ${alias}.oid = root.oid`;
-  const parts = Branches.filter(([c]) => full || c === which).map(([, branch]) => branch({ from, scoped }));
+      : `unnest(${roots}::oid[]) root(oid) JOIN ${catalog} ${alias} ON ${alias}.oid = root.oid`;
+  const helpers = { from, scoped };
+  const branches = (list: [RootClass, (h: Helpers) => string][]) =>
+    list.filter(([c]) => full || c === which).map(([, branch]) => branch(helpers));
+  const parts = [
+    ...(prints === 'only' ? [] : branches(Branches)),
+    ...(prints === 'none' ? [] : branches(Prints)),
+  ];
   const ctes = [
-    'params AS (SELECT $1::oid[] AS roots, $2::text[] AS schemas, $3::text[] AS tables)',
+    `params AS (SELECT ${roots}::oid[] AS roots, ${schemas}::text[] AS schemas, ${tables}::text[] AS tables)`,
     `nsp AS (
   SELECT n.oid, n.nspname, quote_ident(n.nspname) AS q FROM pg_namespace n
   WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
     AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'
-    AND n.nspname <> ALL($2::text[])
+    AND n.nspname <> ALL(${schemas}::text[])
 )`,
     full || which === 'pg_class'
       ? `rels AS (
   SELECT c.oid, c.relkind::text AS relkind, nsp.q || '.' || quote_ident(c.relname) AS qn
   FROM ${from('pg_class', 'c')} JOIN nsp ON nsp.oid = c.relnamespace
   WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
-    AND (nsp.nspname || '.' || c.relname) <> ALL($3::text[])
+    AND (nsp.nspname || '.' || c.relname) <> ALL(${tables}::text[])
     AND NOT EXISTS (SELECT 1 FROM pg_depend m WHERE m.classid = 'pg_class'::regclass AND m.objid = c.oid AND m.deptype = 'e')
 )`
       : '',
@@ -370,4 +470,78 @@ export function familySql(which: RootClass | 'all'): string {
 SELECT obj_class, obj_oid, root_class, root_oid, key, kind, name, parent, jsonb_strip_nulls(props) AS props FROM (
 ${parts.join('\nUNION ALL\n')}
 ) AS object(obj_class, obj_oid, root_class, root_oid, key, kind, name, parent, props)`;
+}
+
+/** The kinds of what the take function returns in its first column. */
+export type TakeRow = 'root' | 'object' | 'many' | 'elapsed' | 'error';
+
+/**
+ * A function that reads and clears the log our event triggers keep and reads what it names, in one
+ * call: the roots of the objects the steps since the last call touched (`root` rows, kind `touched`),
+ * the objects they dropped (kind `dropped`: gone from the catalog, their roots are known from earlier
+ * reads), then the families of the touched roots and of `p_extra` (`object` rows, with each root's
+ * print), or with `p_mode` 'prints' only their prints. More roots than `p_most`: a `many` row instead
+ * of the families (a full read is cheaper). Last, `elapsed` (its own time, ms, in `props`).
+ *
+ * Its statements are planned once per session, and it can run in the session that ran the step,
+ * right after the step's COMMIT in the same round trip: that session has just loaded what the step
+ * changed, and the read costs no round trip of its own. So that it reads exactly as the catalog
+ * session's statements do there, it keeps that session's settings (`FROM CURRENT`: it is created
+ * there) whatever a migration set in its own session, and runs as its owner (a migration's SET
+ * ROLE). It never fails the round trip it rides on: an error comes back as an `error` row, and
+ * what it did is undone (the log stays for the next read).
+ */
+export function takeFunctionSql(): string {
+  const S = BookkeepingSchema;
+  const args: [string, string, string] = ['v_roots', 'p_schemas', 'p_tables'];
+  const read = (mode: 'with' | 'only') =>
+    RootClasses.map(
+      (c) => `
+      v_roots := ARRAY(SELECT o FROM unnest(v_wc, v_wo) w(c, o) WHERE c = '${c}');
+      IF cardinality(v_roots) > 0 THEN
+        RETURN QUERY SELECT 'object'::text, f.* FROM (${familySql(c, { prints: mode, args })}) f;
+      END IF;`,
+    ).join('\n');
+  return `
+CREATE OR REPLACE FUNCTION ${S}.take(p_mode text, p_extra_classes text[], p_extra_oids oid[], p_schemas text[], p_tables text[], p_most int)
+RETURNS TABLE (r_t text, r_obj_class text, r_obj_oid oid, r_root_class text, r_root_oid oid, r_key text, r_kind text, r_name text, r_parent text, r_props jsonb)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path FROM CURRENT SET datestyle FROM CURRENT SET intervalstyle FROM CURRENT
+SET extra_float_digits FROM CURRENT SET plan_cache_mode FROM CURRENT
+SET enable_hashjoin FROM CURRENT SET enable_mergejoin FROM CURRENT
+AS $take$
+DECLARE
+  v_started timestamptz := clock_timestamp();
+  v_rc text[]; v_ro oid[]; v_rd boolean[];
+  v_wc text[]; v_wo oid[];
+  v_roots oid[];
+BEGIN
+  BEGIN
+    WITH log AS (DELETE FROM ${S}.ddl_log RETURNING classid, objid, dropped),
+    expanded AS (SELECT classid::regclass::oid AS classid, objid FROM log WHERE NOT dropped),
+    ${RootMapping}
+    SELECT coalesce(array_agg(x.root_class), '{}'), coalesce(array_agg(x.root_oid), '{}'), coalesce(array_agg(x.dropped), '{}')
+      INTO v_rc, v_ro, v_rd
+      FROM (${RootRows} UNION SELECT classid, objid, true FROM log WHERE dropped) x;
+    RETURN QUERY SELECT 'root'::text, NULL::text, NULL::oid, u.c, u.o, NULL::text,
+      CASE WHEN u.d THEN 'dropped' ELSE 'touched' END, NULL::text, NULL::text, NULL::jsonb
+      FROM unnest(v_rc, v_ro, v_rd) u(c, o, d);
+    SELECT coalesce(array_agg(w.c), '{}'), coalesce(array_agg(w.o), '{}') INTO v_wc, v_wo FROM (
+      SELECT u.c, u.o FROM unnest(v_rc, v_ro, v_rd) u(c, o, d) WHERE NOT u.d
+      UNION SELECT e.c, e.o FROM unnest(p_extra_classes, p_extra_oids) e(c, o)) w;
+    IF cardinality(v_wc) > p_most THEN
+      RETURN QUERY SELECT 'many'::text, NULL::text, NULL::oid, NULL::text, NULL::oid, NULL::text, NULL::text, NULL::text, NULL::text, NULL::jsonb;
+    ELSIF p_mode = 'prints' THEN
+      ${read('only')}
+    ELSE
+      ${read('with')}
+    END IF;
+    RETURN QUERY SELECT 'elapsed'::text, NULL::text, NULL::oid, NULL::text, NULL::oid, NULL::text, NULL::text, NULL::text, NULL::text,
+      to_jsonb(extract(epoch FROM clock_timestamp() - v_started) * 1000);
+  EXCEPTION WHEN OTHERS THEN
+    RETURN QUERY SELECT 'error'::text, NULL::text, NULL::oid, NULL::text, NULL::oid, NULL::text, NULL::text, SQLERRM, NULL::text, NULL::jsonb;
+  END;
+END
+$take$;
+`;
 }

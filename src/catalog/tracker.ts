@@ -1,7 +1,15 @@
 import pg from 'pg';
 import { BookkeepingSchema } from '../core/bookkeeping.js';
 import type { PropValue, SchemaObject, SchemaSnapshot } from '../core/schema.js';
-import { DependentsSql, familySql, type RootClass, RootClasses, rootsSql } from './snapshot-sql.js';
+import {
+  DependentsSql,
+  familySql,
+  type PrintsIn,
+  type RootClass,
+  RootClasses,
+  type TakeRow,
+  takeFunctionSql,
+} from './snapshot-sql.js';
 
 /** What the snapshot leaves out besides the system schemas. */
 export interface Exclusions {
@@ -28,16 +36,41 @@ interface Row {
   props: Record<string, PropValue> | null;
 }
 
-// Each statement is prepared once per connection: they are long, and planning them on every step
-// cost more than running them.
-const FamilySql = Object.fromEntries(
-  [...RootClasses, 'all'].map((c) => [c, familySql(c as RootClass | 'all')]),
-) as Record<RootClass | 'all', string>;
+/** A row of the take function (`takeFunctionSql`). */
+interface TakenRow {
+  r_t: TakeRow;
+  r_obj_class: string | null;
+  r_obj_oid: number | null;
+  r_root_class: string | null;
+  r_root_oid: number | null;
+  r_key: string | null;
+  r_kind: string | null;
+  r_name: string | null;
+  r_parent: string | null;
+  r_props: unknown;
+}
 
-function readFamilies(client: pg.Client, which: RootClass | 'all', roots: number[], exclusions: Exclusions) {
+// Each statement is prepared once per connection: they are long, and planning them on every step
+// cost more than running them. The tracker's reads carry each root's print; a plain snapshot does not.
+const FamilySql = Object.fromEntries(
+  [...RootClasses, 'all'].flatMap((c) =>
+    (['none', 'with'] as const).map((prints) => [
+      `${c}/${prints}`,
+      familySql(c as RootClass | 'all', { prints }),
+    ]),
+  ),
+) as Record<`${RootClass | 'all'}/${'none' | 'with'}`, string>;
+
+function readFamilies(
+  client: pg.Client,
+  which: RootClass | 'all',
+  roots: number[],
+  exclusions: Exclusions,
+  prints: Exclude<PrintsIn, 'only'> = 'none',
+) {
   return client.query<Row>({
-    name: `pgmv-family-${which}`,
-    text: FamilySql[which],
+    name: `pgmv-family-${which}-${prints}`,
+    text: FamilySql[`${which}/${prints}`],
     values: [roots, exclusions.schemas, exclusions.tables],
   });
 }
@@ -90,23 +123,49 @@ function addRoot(roots: Map<RootClass, Set<number>>, cls: string, oid: number): 
   roots.set(cls as RootClass, set);
 }
 
-/**
- * A statement that rides on a refresh's read of the event log, so that both cost one round trip:
- * its CTEs run in the same statement (a data-modifying one runs whether or not it is read), and
- * its SELECT returns one jsonb column `rider` whose values the refresh hands back.
- */
-export interface Rider {
-  /** Names the prepared statement: the text must be the same on every call of one name. */
-  name: string;
-  /** CTEs without the leading WITH: `a AS (...), b AS (...)`. */
-  ctes?: string;
-  select: string;
-  values: unknown[];
+/** An SQL literal of a text array (standard_conforming_strings is on since Postgres 9.1). */
+function textArray(values: readonly string[]): string {
+  return `ARRAY[${values.map((v) => `'${v.replaceAll("'", "''")}'`).join(',')}]::text[]`;
 }
 
-/** Values of some keys as they were when a mark was taken. */
+/**
+ * A statement that runs right after a refresh's take, in the same round trip, and returns rows of
+ * one jsonb column `rider` that the refresh hands back (the locks check's trace). It must never
+ * fail: what it could not do it says in a row (`lockTraceRider`).
+ */
+export interface Rider {
+  sql: string;
+}
+
+/** An object as the tracker holds it: its value, and the root whose family it belongs to. */
+export interface Entry {
+  object: SchemaObject;
+  root: string;
+}
+
+/** Values of some keys (and of some roots' prints) as they were when a mark was taken. */
 export class Mark {
-  readonly journal = new Map<string, SchemaObject | undefined>();
+  readonly journal = new Map<string, Entry | undefined>();
+  readonly prints = new Map<string, string | undefined>();
+}
+
+/**
+ * What a refresh's statements gave back: the take function's rows and the rider's. `take` is
+ * undefined when they did not run (the step they were to ride on failed).
+ */
+export interface Taken {
+  take: TakenRow[];
+  rider: unknown[];
+}
+
+/** What the state of some roots must be after a step: their prints (undefined: absent). */
+export type Expected = Map<string, string | undefined>;
+
+/** After a step checked by prints: whether every root it and `expected` name holds what it must. */
+export interface PrintCheck {
+  same: boolean;
+  /** The roots compared (and, when not the same, read in full since). */
+  roots: string[];
 }
 
 const InstallSql = `
@@ -126,6 +185,7 @@ DROP EVENT TRIGGER IF EXISTS ${BookkeepingSchema}_ddl;
 DROP EVENT TRIGGER IF EXISTS ${BookkeepingSchema}_drop;
 CREATE EVENT TRIGGER ${BookkeepingSchema}_ddl ON ddl_command_end EXECUTE FUNCTION ${BookkeepingSchema}.log_ddl();
 CREATE EVENT TRIGGER ${BookkeepingSchema}_drop ON sql_drop EXECUTE FUNCTION ${BookkeepingSchema}.log_drop();
+${takeFunctionSql()}
 `;
 
 /** More touched roots than this: a full read is cheaper than the scoped reads (bench: 1000 migrations). */
@@ -135,12 +195,15 @@ const ManyRoots = 400;
  * The schema of one database, kept in memory and brought up to date after each step by re-reading
  * only what the step touched. Event triggers (`ddl_command_end`, `sql_drop`) record the touched
  * objects, from any session; where they cannot be created (no superuser), every refresh is a full
- * read: slower, same result.
+ * read: slower, same result. Each root's print (a hash of its catalog rows) is kept beside its
+ * family, so that a step that must give back a known state can be checked without reading the
+ * families again (`checkPrints`).
  */
 export class CatalogTracker {
-  private readonly objects = new Map<string, { object: SchemaObject; root: string }>();
+  private readonly objects = new Map<string, Entry>();
   private readonly byRoot = new Map<string, Set<string>>();
   private readonly rootOf = new Map<string, string>();
+  private readonly prints = new Map<string, string>();
   private readonly marks = new Set<Mark>();
 
   private constructor(
@@ -165,72 +228,155 @@ export class CatalogTracker {
   }
 
   /**
-   * Brings the in-memory schema up to date with the database; returns the rider's values, read in
-   * the same round trip as the log.
+   * The statement that takes the log and reads what it names (`details`), or only their prints
+   * (`prints`), with the roots in `extra` besides: for a step to run right after its COMMIT, or for
+   * `refresh` to run on its own.
    */
-  async refresh(client: pg.Client, rider?: Rider): Promise<unknown[]> {
-    if (this.mode === 'full') {
-      const carried = rider
-        ? (
-            await client.query<{ rider: unknown }>({
-              text: rider.ctes ? `WITH ${rider.ctes} ${rider.select}` : rider.select,
-              values: rider.values,
-            })
-          ).rows.map((r) => r.rider)
-        : [];
-      await this.reload(client);
-      return carried;
-    }
-    const { rows } = await client.query<{
-      root_class: string | null;
-      root_oid: number;
-      dropped: boolean;
-      rider: unknown;
-    }>({
-      name: rider ? `pgmv-roots-${rider.name}` : 'pgmv-roots',
-      text: rootsSql(rider),
-      values: rider?.values ?? [],
-    });
-    const carried = rows.filter((r) => r.root_class === null).map((r) => r.rider);
-    const touched = rows.filter((r) => r.root_class !== null) as {
-      root_class: string;
-      root_oid: number;
-      dropped: boolean;
-    }[];
-    // After many steps at once (a replay of what a base branch or a target has), one full read is
-    // cheaper than reading each touched family.
-    if (touched.length > ManyRoots) await this.reload(client);
-    else if (touched.length) await this.readTouched(client, touched);
-    return carried;
+  takeSql(mode: 'details' | 'prints', extra: readonly string[] = []): string {
+    const split = extra.map(splitRoot);
+    return `SELECT * FROM ${BookkeepingSchema}.take('${mode}', ${textArray(split.map(([c]) => c))}, ARRAY[${split.map(([, o]) => o).join(',')}]::oid[], ${textArray(this.exclusions.schemas)}, ${textArray(this.exclusions.tables)}, ${ManyRoots})`;
   }
 
-  private async readTouched(
-    client: pg.Client,
-    touched: { root_class: string; root_oid: number; dropped: boolean }[],
-  ): Promise<void> {
-    const roots = new Map<RootClass, Set<number>>();
-    // Roots dropped themselves: their whole family is gone, with nothing to read.
+  /** Runs the take (and the rider) on `client`, on their own round trip. */
+  async take(client: pg.Client, sql: string, rider?: Rider): Promise<Taken> {
+    const results = (await client.query(rider ? `${sql};${rider.sql}` : sql)) as unknown as
+      | pg.QueryResult
+      | pg.QueryResult[];
+    const [take, ride] = Array.isArray(results) ? results : [results];
+    return {
+      take: (take?.rows ?? []) as TakenRow[],
+      rider: (ride?.rows ?? []).map((r: { rider: unknown }) => r.rider),
+    };
+  }
+
+  /**
+   * Brings the in-memory schema up to date with the database; returns the rider's values, read in
+   * the same round trip as the log. `taken`: what the take (in `details` mode, no extra roots)
+   * gave when it rode on a step; without it, or when it failed, the take runs now on `client`.
+   */
+  async refresh(client: pg.Client, rider?: Rider, taken?: Taken): Promise<unknown[]> {
+    // Without event triggers there is no log, and no lock tracing to ride.
+    if (this.mode === 'full') {
+      await this.reload(client);
+      return [];
+    }
+    let got = taken ?? (await this.take(client, this.takeSql('details'), rider));
+    // The take that rode on a step caught an error and undid itself: the log is there to take again.
+    if (failed(got.take))
+      got = { take: (await this.take(client, this.takeSql('details'))).take, rider: got.rider };
+    const error = failed(got.take);
+    if (error) throw new Error(`Reading the catalog after a step failed: ${error}`);
+    await this.absorb(client, got.take, []);
+    return got.rider;
+  }
+
+  /** The milliseconds the take function itself ran, from its rows (0 when it did not run). */
+  static elapsed(taken: Taken | undefined): number {
+    const row = taken?.take.find((r) => r.r_t === 'elapsed');
+    return typeof row?.r_props === 'number' ? row.r_props : 0;
+  }
+
+  /**
+   * After a step that must leave some roots as `expected` and every other root it touches as it
+   * was: compares the prints the take (in `prints` mode, with the expected roots as extra) gave.
+   * When they all hold, nothing is read and nothing changes here (the caller knows the state); when
+   * not, the families of every root compared are read, and the tracker holds what is there now.
+   */
+  async checkPrints(client: pg.Client, taken: Taken, expected: Expected): Promise<PrintCheck> {
+    let take = taken.take;
+    if (failed(take)) take = (await this.take(client, this.takeSql('prints', [...expected.keys()]))).take;
+    const error = failed(take);
+    if (error) throw new Error(`Reading the catalog after a step failed: ${error}`);
+    const { read, gone, unknown } = this.touchedBy(take, [...expected.keys()]);
+    const now = new Map<string, string>();
+    for (const row of take)
+      if (row.r_t === 'object' && row.r_kind === 'print')
+        now.set(`${row.r_root_class}:${row.r_root_oid}`, row.r_props as string);
+    const roots = [...new Set([...read, ...gone, ...unknown])];
+    // Every root the step touched (and its roots of dropped parts, whose prints were not read) holds
+    // what it must: the expected print, or the one it had before the step; absent where it was.
+    const want = (root: string) => (expected.has(root) ? expected.get(root) : this.prints.get(root));
+    const many = take.some((r) => r.r_t === 'many');
+    if (!many && unknown.length === 0 && roots.every((root) => now.get(root) === want(root)))
+      return { same: true, roots };
+    if (many) await this.reload(client);
+    else {
+      const all = new Map<RootClass, Set<number>>();
+      for (const root of roots) addRoot(all, ...splitRoot(root));
+      await this.readWithDependents(client, all);
+    }
+    return { same: false, roots };
+  }
+
+  /**
+   * What the take's `root` rows name: the roots it read (`read`: touched, or extra), the roots
+   * dropped themselves (`gone`), and roots of dropped parts whose families it did not read
+   * (`unknown`: known only from our earlier reads, e.g. the table of a dropped index).
+   */
+  private touchedBy(
+    take: TakenRow[],
+    extra: readonly string[],
+  ): { read: string[]; gone: string[]; unknown: string[] } {
+    const read = new Set(extra);
     const gone = new Set<string>();
-    for (const entry of touched) {
-      const key = `${entry.root_class}:${entry.root_oid}`;
-      if (entry.dropped && this.rootOf.get(key) === key) gone.add(key);
+    const dropped: string[] = [];
+    for (const row of take) {
+      if (row.r_t !== 'root') continue;
+      const key = `${row.r_root_class}:${row.r_root_oid}`;
+      if (row.r_kind === 'dropped') dropped.push(key);
+      else if ((RootClasses as readonly string[]).includes(row.r_root_class ?? '')) read.add(key);
     }
-    for (const entry of touched) {
-      if (!entry.dropped) addRoot(roots, entry.root_class, entry.root_oid);
-      else {
-        // Gone from the catalog: its root is known only from what we read before.
-        const root = this.rootOf.get(`${entry.root_class}:${entry.root_oid}`);
-        if (root && !gone.has(root)) addRoot(roots, ...splitRoot(root));
-      }
+    for (const key of dropped) if (this.rootOf.get(key) === key) gone.add(key);
+    const unknown = new Set<string>();
+    for (const key of dropped) {
+      const root = this.rootOf.get(key);
+      if (root && !gone.has(root) && !read.has(root)) unknown.add(root);
     }
-    for (const root of gone) {
-      const [cls, oid] = splitRoot(root);
-      if (roots.get(cls as RootClass)?.has(oid)) gone.delete(root);
+    for (const root of read) gone.delete(root);
+    return { read: [...read], gone: [...gone], unknown: [...unknown] };
+  }
+
+  /** Applies what a take in `details` mode read, and reads what it could not (see `touchedBy`). */
+  private async absorb(client: pg.Client, take: TakenRow[], extra: readonly string[]): Promise<void> {
+    const { read, gone, unknown } = this.touchedBy(take, extra);
+    // After many steps at once (a replay of what a base branch or a target has, up again), one full
+    // read is cheaper than reading each touched family.
+    if (take.some((r) => r.r_t === 'many')) {
+      await this.reload(client);
+      return;
     }
-    const renamed = await this.readRoots(client, roots, gone);
+    const rows: Row[] = [];
+    for (const r of take)
+      if (r.r_t === 'object')
+        rows.push({
+          obj_class: r.r_obj_class,
+          obj_oid: r.r_obj_oid,
+          root_class: r.r_root_class ?? '',
+          root_oid: r.r_root_oid ?? 0,
+          key: r.r_key,
+          kind: r.r_kind ?? '',
+          name: r.r_name,
+          parent: r.r_parent,
+          props: r.r_props as Row['props'],
+        });
+    const renamed = this.apply(new Set([...read, ...gone]), rows);
+    const more = new Map<RootClass, Set<number>>();
+    for (const root of unknown) addRoot(more, ...splitRoot(root));
+    if (more.size) renamed.push(...(await this.readRoots(client, more)));
+    await this.readDependents(client, renamed);
+  }
+
+  /** Reads the families of `roots` and drops those of `gone`, then whatever reads differently after a rename. */
+  private async readWithDependents(client: pg.Client, roots: Map<RootClass, Set<number>>): Promise<void> {
+    await this.readDependents(client, await this.readRoots(client, roots));
+  }
+
+  /**
+   * A renamed table, column, type, sequence, function or schema changes how other objects read
+   * (foreign keys, views, defaults, triggers that name it): reads those too.
+   */
+  private async readDependents(client: pg.Client, renamed: string[]): Promise<void> {
     if (!renamed.length) return;
-    // A renamed table, column, type, sequence, function or schema changes how other objects read
-    // (foreign keys, views, defaults, triggers that name it): read those too.
     const { rows: dependents } = await client.query<{ root_class: string; root_oid: number }>({
       name: 'pgmv-dependents',
       text: DependentsSql,
@@ -254,8 +400,13 @@ export class CatalogTracker {
     const considered = new Set<string>(gone);
     for (const [cls, oids] of roots) {
       for (const oid of oids) considered.add(`${cls}:${oid}`);
-      rows.push(...(await readFamilies(client, cls, [...oids], this.exclusions)).rows);
+      rows.push(...(await readFamilies(client, cls, [...oids], this.exclusions, 'with')).rows);
     }
+    return this.apply(considered, rows);
+  }
+
+  /** Replaces the families of `considered` with `rows`; returns the roots that lost a name others may use. */
+  private apply(considered: Set<string>, rows: Row[]): string[] {
     const fresh = new Map<string, Set<string>>();
     for (const row of rows) {
       if (!row.key) continue;
@@ -274,17 +425,26 @@ export class CatalogTracker {
   }
 
   private async reload(client: pg.Client): Promise<void> {
-    const { rows } = await readFamilies(client, 'all', [], this.exclusions);
-    const considered = new Set([...this.byRoot.keys(), ...rows.map((r) => `${r.root_class}:${r.root_oid}`)]);
+    const { rows } = await readFamilies(client, 'all', [], this.exclusions, 'with');
+    const considered = new Set([
+      ...this.byRoot.keys(),
+      ...this.prints.keys(),
+      ...rows.map((r) => `${r.root_class}:${r.root_oid}`),
+    ]);
     this.replace(considered, rows);
   }
 
   /** Replaces the families of `roots` with `rows`, journaling what changes for open marks. */
   private replace(roots: Set<string>, rows: Row[]): void {
-    const fresh = new Map<string, { object: SchemaObject; root: string }>();
+    const fresh = new Map<string, Entry>();
+    const prints = new Map<string, string>();
     for (const row of rows) {
-      if (!row.key) continue;
       const root = `${row.root_class}:${row.root_oid}`;
+      if (row.kind === 'print') {
+        prints.set(root, row.props as unknown as string);
+        continue;
+      }
+      if (!row.key) continue;
       fresh.set(row.key, { object: objectOf(row), root });
       if (row.obj_class) this.rootOf.set(`${row.obj_class}:${row.obj_oid}`, root);
     }
@@ -293,22 +453,38 @@ export class CatalogTracker {
         if (!fresh.has(key) && this.objects.get(key)?.root === root) this.set(key, undefined);
       }
       this.byRoot.delete(root);
+      this.setPrint(root, prints.get(root));
     }
-    for (const [key, entry] of fresh) this.set(key, entry.object, entry.root);
+    for (const [key, entry] of fresh) this.set(key, entry);
   }
 
-  private set(key: string, object: SchemaObject | undefined, root?: string): void {
+  private set(key: string, entry: Entry | undefined): void {
     const old = this.objects.get(key);
-    for (const mark of this.marks) if (!mark.journal.has(key)) mark.journal.set(key, old?.object);
-    if (old && old.root !== root) this.byRoot.get(old.root)?.delete(key);
-    if (!object || !root) {
+    for (const mark of this.marks) if (!mark.journal.has(key)) mark.journal.set(key, old);
+    if (old && old.root !== entry?.root) this.byRoot.get(old.root)?.delete(key);
+    if (!entry) {
       this.objects.delete(key);
       return;
     }
-    this.objects.set(key, { object, root });
-    const keys = this.byRoot.get(root) ?? new Set<string>();
+    this.objects.set(key, entry);
+    const keys = this.byRoot.get(entry.root) ?? new Set<string>();
     keys.add(key);
-    this.byRoot.set(root, keys);
+    this.byRoot.set(entry.root, keys);
+  }
+
+  private setPrint(root: string, print: string | undefined): void {
+    for (const mark of this.marks) if (!mark.prints.has(root)) mark.prints.set(root, this.prints.get(root));
+    if (print === undefined) this.prints.delete(root);
+    else this.prints.set(root, print);
+  }
+
+  /**
+   * Puts back `entries` (keys and their values, undefined: absent) and `prints`: the state the
+   * database is known to be in again (a step gave back what a mark held), without reading it.
+   */
+  restore(entries: ReadonlyMap<string, Entry | undefined>, prints: Expected): void {
+    for (const [key, entry] of entries) this.set(key, entry);
+    for (const [root, print] of prints) this.setPrint(root, print);
   }
 
   /** Starts remembering values as they are now; release it when done. */
@@ -330,11 +506,21 @@ export class CatalogTracker {
   /** The given keys as they were at the mark. */
   at(mark: Mark, keys: Iterable<string>): SchemaSnapshot {
     const out: SchemaSnapshot = {};
-    for (const key of keys) {
-      const value = mark.journal.has(key) ? mark.journal.get(key) : this.objects.get(key)?.object;
-      if (value) out[key] = value;
-    }
+    for (const [key, entry] of this.entriesAt(mark, keys)) if (entry) out[key] = entry.object;
     return out;
+  }
+
+  /** The given keys as they were at the mark, with their roots (undefined: absent then). */
+  entriesAt(mark: Mark, keys: Iterable<string>): Map<string, Entry | undefined> {
+    const out = new Map<string, Entry | undefined>();
+    for (const key of keys)
+      out.set(key, mark.journal.has(key) ? mark.journal.get(key) : this.objects.get(key));
+    return out;
+  }
+
+  /** The prints of the roots read since the mark, as they were at the mark (undefined: absent then). */
+  printsAt(mark: Mark): Expected {
+    return new Map(mark.prints);
   }
 
   /** The given keys (or all) as they are now. */
@@ -346,4 +532,10 @@ export class CatalogTracker {
     }
     return out;
   }
+}
+
+/** The error the take function caught, if it did. */
+function failed(take: TakenRow[]): string | undefined {
+  const row = take.find((r) => r.r_t === 'error');
+  return row ? (row.r_name ?? 'failed') : undefined;
 }

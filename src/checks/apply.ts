@@ -1,20 +1,25 @@
+import type { StepTrace } from '../core/locks.js';
 import { Messages } from '../core/messages.js';
 import type { StepOutcome } from '../migrations/runner.js';
 import type { SetContext } from './context.js';
 import { fileNotices, type MigrationRecord, stepFinding } from './record.js';
-import type { Workspace } from './workspace.js';
+import type { NextSteps, Workspace } from './workspace.js';
 
-/** The apply check for one migration: its up step runs on the state the migrations before it left. */
+/**
+ * The apply check for one migration: its up step runs on the state the migrations before it left,
+ * and the catalog is read after it (`trace`: its locks, when it applied; `next` as for `refresh`).
+ */
 export async function applyUp(
   ctx: SetContext,
   ws: Workspace,
   record: MigrationRecord,
   told: Set<string>,
-): Promise<StepOutcome> {
-  const up = await ws.runner.up(record.migration);
+  next: NextSteps,
+): Promise<{ up: StepOutcome; trace?: StepTrace }> {
+  const { outcome: up, trace } = await ws.step('up', record.migration, next);
   fileNotices(ctx, 'apply', record, 'up', up, told);
   record.report.up = { ok: up.ok, ms: up.ms };
-  return up;
+  return { up, ...(trace ? { trace } : {}) };
 }
 
 /** A failed up step as a finding; returns why the database is in doubt afterwards, when it is. */

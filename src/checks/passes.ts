@@ -1,4 +1,4 @@
-import { type Mark, readSnapshot } from '../catalog/tracker.js';
+import { type Entry, type Expected, type Mark, readSnapshot } from '../catalog/tracker.js';
 import { plural } from '../core/format.js';
 import type { StepResult } from '../core/report.js';
 import { diffSnapshots, type SchemaSnapshot } from '../core/schema.js';
@@ -96,10 +96,14 @@ export async function walkInPasses(
   };
 }
 
-/** What a migration's up step did: the keys it changed, and their values before it. */
+/**
+ * What a migration's up step did: the keys it changed and their values before it, and the prints
+ * before it of the roots it read.
+ */
 interface UpState {
   keys: string[];
-  before: SchemaSnapshot;
+  before: Map<string, Entry | undefined>;
+  prints: Expected;
   down?: StepResult;
 }
 
@@ -125,7 +129,11 @@ async function passRun(
     if (halted()) return 'halted';
     const up = await upTurn(walk, record, 'migration');
     if (up.stop) return undefined;
-    states.push({ keys: up.upKeys, before: ws.tracker.at(up.before, up.upKeys) });
+    states.push({
+      keys: up.upKeys,
+      before: ws.tracker.entriesAt(up.before, up.upKeys),
+      prints: ws.tracker.printsAt(up.before),
+    });
     ws.tracker.release(up.before);
   }
   // The run's schema after its up steps, for up again.
@@ -136,19 +144,25 @@ async function passRun(
     const state = states[k] as UpState;
     const { ctx } = walk;
     const mark = ws.tracker.mark();
-    const down = await ws.runner.down(record.migration);
+    // The down step must give back the prints the roots its up step read had before it, and leave
+    // every other root as it is: then the schema is the one before the up step, known without
+    // reading it. The next down step is a migration's of its own, traced from the tables there are now.
+    const {
+      outcome: down,
+      trace,
+      check,
+    } = await ws.step('down', record.migration, k > 0 ? 'migration' : 'off', state.prints);
     fileNotices(ctx, 'reversibility', record, 'down', down, walk.told);
     record.report.down = { ok: down.ok, ms: down.ms };
-    if (!down.ok) return undefined;
+    if (!down.ok || !trace || !check) return undefined;
+    if (check.same) ws.tracker.restore(state.before, state.prints);
     await ws.assert(record, 'rolled back');
-    // The next down step is a migration's of its own, traced from the tables there are now.
-    const trace = await ws.refresh(k > 0 ? 'migration' : 'off');
     const downKeys = ws.tracker.changedSince(mark);
     if (ws.tracing && (trace.locks.length || trace.rewrites.length)) {
       const diffs = diffSnapshots(ws.tracker.at(mark, downKeys), ws.tracker.now(downKeys));
       checkLocks(ctx, ws, record, { direction: 'down', trace, diffs, before: mark }, false);
     }
-    const same = gives(ws.tracker, mark, downKeys, state.keys, state.before);
+    const same = check.same || gives(ws.tracker, mark, downKeys, state.keys, snapshotOf(state.before));
     ws.tracker.release(mark);
     if (!same) return undefined;
     state.down = { ok: down.ok, ms: down.ms };
@@ -176,6 +190,13 @@ async function passRun(
     done(walk, record, true, { down, again: agains[k] as StepResult, reversible: true, unknownState: false });
   }
   return true;
+}
+
+/** The objects of `entries` that are present. */
+function snapshotOf(entries: ReadonlyMap<string, Entry | undefined>): SchemaSnapshot {
+  const out: SchemaSnapshot = {};
+  for (const [key, entry] of entries) if (entry) out[key] = entry.object;
+  return out;
 }
 
 /**

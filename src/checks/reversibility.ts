@@ -34,7 +34,8 @@ export async function checkReversibility(
   seeded = false,
 ): Promise<Reversal> {
   const m = record.migration as Migration & { down: NonNullable<Migration['down']> };
-  const down = await ws.runner.down(m);
+  // Up again is not traced: the up step's locks were told the first time.
+  const { outcome: down, trace } = await ws.step('down', m, 'off');
   fileNotices(ctx, 'reversibility', record, 'down', down, told);
   record.report.down = { ok: down.ok, ms: down.ms };
   if (!down.ok) {
@@ -51,21 +52,19 @@ export async function checkReversibility(
   }
   await ws.assert(record, 'rolled back');
   const rows = await keepsRows(ctx, ws, record, rowsBefore);
-  // Up again is not traced: the up step's locks were told the first time.
-  const trace = await ws.refresh('off');
   // Every locks rule needs a lock or a rewrite on a table that was there: without one in the
   // trace, the down step's own differences are not worth computing.
-  if (ws.tracing && (trace.locks.length || trace.rewrites.length)) {
+  if (trace && ws.tracing && (trace.locks.length || trace.rewrites.length)) {
     // What the down step changed, for the locks rules (the up step's diff is the walk's).
     const downKeys = ws.tracker.changedSince(marks.afterUp);
     const diffs = diffSnapshots(ws.tracker.at(marks.afterUp, downKeys), ws.tracker.now(downKeys));
     checkLocks(ctx, ws, record, { direction: 'down', trace, diffs, before: marks.afterUp }, seeded);
   }
   const restored = restoresSchema(ctx, ws, record, marks.before);
-  const again = await ws.runner.up(m);
+  // The next migration's up step is traced again.
+  const { outcome: again } = await ws.step('up', m, 'migration');
   fileNotices(ctx, 'reversibility', record, 'up', again, told);
   if (!again.ok) {
-    // The next migration's up step is traced again.
     await ws.refresh();
     stepFinding(
       ctx,
@@ -82,8 +81,6 @@ export async function checkReversibility(
       unknownState: !rows || !!(again.timedOut || m.up.noTransaction),
     };
   }
-  // The next migration's up step is traced again.
-  await ws.refresh();
   const reproduced = restored ? reproducesSchema(ctx, ws, record, marks.afterUp) : true;
   return { down, again, reversible: rows && restored && reproduced, unknownState: !rows };
 }

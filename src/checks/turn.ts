@@ -52,7 +52,7 @@ export async function upTurn(
   // With data in the database, a down step must keep the rows that were there before the up step.
   const rowsBefore = walk.seeded && reversing ? await rowCounts(ws.catalog, ws.plan.exclusions) : undefined;
   const before = ws.tracker.mark();
-  const up = await applyUp(ctx, ws, record, walk.told);
+  const { up, trace } = await applyUp(ctx, ws, record, walk.told, reversing ? next : 'migration');
   if (!up.ok) {
     done(walk, record, false);
     ws.tracker.release(before);
@@ -60,7 +60,7 @@ export async function upTurn(
     return { stop: true, ...(dirty ? { dirty } : {}) };
   }
   await ws.assert(record, 'after');
-  const upTrace = await ws.refresh(reversing ? next : 'migration');
+  const upTrace = trace ?? { locks: [], rewrites: [] };
   const upKeys = ws.tracker.changedSince(before);
   const upDiffs = diffSnapshots(ws.tracker.at(before, upKeys), ws.tracker.now(upKeys));
   record.report.changes = summarizeChanges(upDiffs);

@@ -1,9 +1,16 @@
 import pg from 'pg';
-import { installLockTrace, lockTraceRider, loggedLocks } from '../catalog/locks.js';
-import { CatalogTracker, type Exclusions } from '../catalog/tracker.js';
+import { installLockTrace, lockTraceRider, loggedLocks, riderFailed } from '../catalog/locks.js';
+import {
+  CatalogTracker,
+  type Exclusions,
+  type Expected,
+  type PrintCheck,
+  type Rider,
+  type Taken,
+} from '../catalog/tracker.js';
 import type { AssertionRun, Side } from '../core/assertions.js';
 import { type StepTrace, stepTrace } from '../core/locks.js';
-import { type FailedStep, Runner } from '../migrations/runner.js';
+import { type FailedStep, Runner, type StepOutcome } from '../migrations/runner.js';
 import type { Migration } from '../migrations/types.js';
 import { CatalogSessionName, cancelQueries, endSessions } from '../postgres/databases.js';
 import type { ScratchDatabase } from '../postgres/types.js';
@@ -199,17 +206,73 @@ export class Workspace {
    * call are (see `NextSteps`).
    */
   async refresh(next: NextSteps = 'migration'): Promise<StepTrace> {
-    if (!this.tracing) {
-      await this.tracker.refresh(this.catalog);
-      return { locks: [], rewrites: [] };
+    const rider = this.riderFor(next);
+    return this.traceOf(next, rider, await this.tracker.refresh(this.catalog, rider));
+  }
+
+  /**
+   * Runs one step of a migration and brings the tracker up to date after it, as `refresh(next)`
+   * would, in the step's own round trip where the format allows (SQL in a transaction of ours): the
+   * catalog is read by a function of ours right after the step's COMMIT, in the session that ran it.
+   * With `expect` (prints of roots, as a mark kept them), the step must give those roots back and
+   * leave every other root it touches as it was: the take reads only prints, and the families are
+   * read only when they differ (`check`). A step that fails is not followed by a refresh: the
+   * caller does what it does after a failure.
+   */
+  async step(
+    direction: 'up' | 'down',
+    migration: Migration,
+    next: NextSteps,
+    expect?: Expected,
+  ): Promise<{ outcome: StepOutcome; trace?: StepTrace; check?: PrintCheck }> {
+    const { tracker, runner } = this;
+    const incremental = tracker.mode === 'incremental';
+    const rider = incremental ? this.riderFor(next) : undefined;
+    const take = incremental
+      ? tracker.takeSql(expect ? 'prints' : 'details', expect ? [...expect.keys()] : [])
+      : undefined;
+    const follow = take ? [take, ...(rider ? [rider.sql] : [])] : undefined;
+    const outcome =
+      direction === 'up' ? await runner.up(migration, follow) : await runner.down(migration, follow);
+    if (!outcome.ok) return { outcome };
+    let taken: Taken | undefined;
+    if (outcome.followed) {
+      const [took, rode] = outcome.followed;
+      taken = { take: took?.rows ?? [], rider: (rode?.rows ?? []).map((r: { rider: unknown }) => r.rider) };
+      // The step's time is its own: the reads that rode on its round trip are left out.
+      outcome.ms = Math.max(0, outcome.ms - CatalogTracker.elapsed(taken));
     }
+    if (!expect || !incremental) {
+      const values = await tracker.refresh(this.catalog, rider, taken);
+      return { outcome, trace: await this.traceOf(next, rider, values) };
+    }
+    taken ??= await tracker.take(this.catalog, take as string, rider);
+    const check = await tracker.checkPrints(this.catalog, taken, expect);
+    return { outcome, trace: await this.traceOf(next, rider, taken.rider), check };
+  }
+
+  /** What takes the locks logged since the last refresh and switches tracing for `next` (see `refresh`). */
+  private riderFor(next: NextSteps): Rider | undefined {
+    if (!this.tracing) return undefined;
     // Steps that ran untraced logged nothing to take. The switch is written twice per migration:
     // off for up again, then on, from the relations there are, for the next migration.
     const on = next !== 'off';
-    const rider = lockTraceRider(this.traced, next === 'migration' || on !== this.traced ? on : undefined);
-    this.traced = on;
-    const logged = loggedLocks(await this.tracker.refresh(this.catalog, rider));
-    return stepTrace(logged, this.plan.exclusions.tables);
+    return lockTraceRider(this.traced, next === 'migration' || on !== this.traced ? on : undefined);
+  }
+
+  /**
+   * The locks and rewrites the rider took; tracing is now as `next` wants it. A rider that caught
+   * an error took and switched nothing: it runs again on its own.
+   */
+  private async traceOf(next: NextSteps, rider: Rider | undefined, values: unknown[]): Promise<StepTrace> {
+    if (!rider) return { locks: [], rewrites: [] };
+    let taken = values;
+    if (riderFailed(taken))
+      taken = (await this.catalog.query<{ rider: unknown }>(rider.sql)).rows.map((r) => r.rider);
+    const error = riderFailed(taken);
+    if (error) throw new Error(`Reading the lock trace failed: ${error}`);
+    this.traced = next !== 'off';
+    return stepTrace(loggedLocks(taken), this.plan.exclusions.tables);
   }
 
   /** Loads the seed data; returns why it failed, or undefined. `next`: what the steps after it are. */

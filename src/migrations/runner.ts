@@ -54,6 +54,8 @@ export interface StepOutcome {
   timedOut?: boolean;
   /** What the step said besides its result (work it did not await, a history table it dropped). */
   notices: StepNotice[];
+  /** The results of the statements that followed the step in its round trip (see `up`), when they ran. */
+  followed?: pg.QueryResult[];
 }
 
 /**
@@ -130,8 +132,7 @@ export class Runner {
   }
 
   /** One step of one migration, with its bookkeeping; throws what the step throws. */
-  private async runStep(m: Migration, direction: 'up' | 'down'): Promise<void> {
-    const context = this.context();
+  private async runStep(m: Migration, direction: 'up' | 'down', context: StepContext): Promise<void> {
     if (direction === 'up') {
       if (this.storage.has(m.id)) throw new Error(`${m.id} is applied already`);
       context.bookkeeping = `INSERT INTO ${BookkeepingSchema}.applied (id) VALUES (${literal(m.id)})`;
@@ -268,8 +269,14 @@ export class Runner {
     return this.client;
   }
 
-  up(migration: Migration): Promise<StepOutcome> {
-    return this.step(migration, 'up');
+  /**
+   * Runs the migration's up step. `follow`: statements of ours to run right after the step's COMMIT
+   * in the same round trip, where the step can carry them (SQL in one transaction); their results
+   * come back in `followed`. They must never fail: an error after the COMMIT would look like the
+   * step's (when one does, the bookkeeping says whether the step committed).
+   */
+  up(migration: Migration, follow?: readonly string[]): Promise<StepOutcome> {
+    return this.step(migration, 'up', follow);
   }
 
   /**
@@ -398,11 +405,24 @@ export class Runner {
     };
   }
 
-  down(migration: Migration): Promise<StepOutcome> {
-    return this.step(migration, 'down');
+  /** Runs the migration's down step; `follow` as for `up`. */
+  down(migration: Migration, follow?: readonly string[]): Promise<StepOutcome> {
+    return this.step(migration, 'down', follow);
   }
 
-  private async step(migration: Migration, direction: 'up' | 'down'): Promise<StepOutcome> {
+  /** Whether the step's transaction committed, from its bookkeeping (an up step records its id, a down step removes it). */
+  private async committed(id: string, direction: 'up' | 'down'): Promise<boolean> {
+    const { rows } = await this.connection.query(`SELECT 1 FROM ${BookkeepingSchema}.applied WHERE id = $1`, [
+      id,
+    ]);
+    return direction === 'up' ? rows.length > 0 : rows.length === 0;
+  }
+
+  private async step(
+    migration: Migration,
+    direction: 'up' | 'down',
+    follow?: readonly string[],
+  ): Promise<StepOutcome> {
     if (!this.client) throw new Error('Runner is not open');
     const step = direction === 'up' ? migration.up : migration.down;
     const file = step?.file ?? migration.up.file;
@@ -410,7 +430,12 @@ export class Runner {
     this.notices = [];
     let timedOut = false;
     let timer: NodeJS.Timeout | undefined;
-    const work = this.runStep(migration, direction);
+    const context = this.context();
+    if (follow?.length) {
+      context.follow = follow;
+      context.committed = () => this.committed(migration.id, direction);
+    }
+    const work = this.runStep(migration, direction, context);
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         timedOut = true;
@@ -428,7 +453,12 @@ export class Runner {
       await Promise.race([work, deadline]);
       // Work that ended only because the timeout cancelled it (or stopped waiting) did time out.
       if (timedOut) throw new Error('timed out');
-      return { ok: true, ms: this.now() - started, notices: notices() };
+      return {
+        ok: true,
+        ms: this.now() - started,
+        notices: notices(),
+        ...(context.followed ? { followed: context.followed } : {}),
+      };
     } catch (error) {
       const ms = this.now() - started;
       const fault = await this.environmentFault(migration, direction, error);

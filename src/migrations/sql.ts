@@ -580,11 +580,30 @@ function sqlStep(file: string, line: number, text: string, marked: string | unde
         return;
       }
       // BEGIN, our bookkeeping and COMMIT travel with the text: one round trip per step instead of
-      // four. Positions are shifted back below; the newline ends a trailing comment in the text.
+      // four, and what the runner wants to follow the step comes after the COMMIT. Positions are
+      // shifted back below; the newline ends a trailing comment in the text.
+      const follow = context.follow ?? [];
       try {
-        await query(client, text, file, locate, 0, false, TxPrefix, `\n;${context.bookkeeping ?? ''};COMMIT`);
+        const results = await query(
+          client,
+          text,
+          file,
+          locate,
+          0,
+          false,
+          TxPrefix,
+          `\n;${context.bookkeeping ?? ''};COMMIT${follow.map((f) => `;${f}`).join('')}`,
+        );
         context.recorded = true;
+        if (follow.length) context.followed = results.slice(-follow.length);
       } catch (error) {
+        // The step committed and what followed it failed: the step went through (and what followed
+        // is run again on its own). A step that failed leaves its transaction aborted, so the
+        // question itself fails there.
+        if (follow.length && (await context.committed?.().catch(() => false))) {
+          context.recorded = true;
+          return;
+        }
         await client.query('ROLLBACK').catch(() => {});
         if (error instanceof StepError && error.line === undefined) {
           const at = await locateFailingStatement(client, text);
@@ -604,6 +623,7 @@ function sqlStep(file: string, line: number, text: string, marked: string | unde
 const FreshSession = 'RESET lock_timeout';
 const TxPrefix = `BEGIN;${FreshSession};\n`;
 
+/** Sends `prefix + sql + suffix` in one query string; returns each statement's result. */
 async function query(
   client: pg.Client,
   sql: string,
@@ -613,9 +633,12 @@ async function query(
   single = false,
   prefix = '',
   suffix = '',
-): Promise<void> {
+): Promise<pg.QueryResult[]> {
   try {
-    await client.query(prefix + sql + suffix);
+    const result = (await client.query(prefix + sql + suffix)) as unknown as
+      | pg.QueryResult
+      | pg.QueryResult[];
+    return Array.isArray(result) ? result : [result];
   } catch (error) {
     const located = stepErrorOf(error, file, sql, locate, offset, prefix.length);
     // One statement sent alone: without a position, its first line is still the right place.

@@ -18,6 +18,15 @@ export interface StepContext {
    */
   bookkeeping?: string;
   recorded?: boolean;
+  /**
+   * Statements of ours to run right after the step's COMMIT, in the same round trip, for a step
+   * that can carry them (SQL in one transaction of ours); such a step puts their results in
+   * `followed`. They are written never to fail; if the round trip fails anyway, `committed` says
+   * whether the step itself went through.
+   */
+  follow?: readonly string[];
+  followed?: pg.QueryResult[];
+  committed?(): Promise<boolean>;
   /** State a format keeps per database (e.g. a Sequelize instance), released by `onClose`. */
   shared: Map<string, unknown>;
   onClose(release: () => Promise<void>): void;
