@@ -22783,15 +22783,17 @@ ${parts.join('\nUNION ALL\n')}
  * call: the roots of the objects the steps since the last call touched (`root` rows, kind `touched`),
  * the objects they dropped (kind `dropped`: gone from the catalog, their roots are known from earlier
  * reads), then the families of the touched roots and of `p_extra` (`object` rows, with each root's
- * print), or with `p_mode` 'prints' only their prints. More roots than `p_most`: a `many` row instead
- * of the families (a full read is cheaper). Last, `elapsed` (its own time, ms, in `props`).
+ * print), or with `p_mode` 'prints' only their prints. `p_mode` 'read': the families of `p_extra`
+ * only, the log left alone. More roots than `p_most`: a `many` row instead of the families (a full
+ * read is cheaper). Last, `elapsed` (its own time, ms, in `props`).
  *
  * Its statements are planned once per session, and it can run in the session that ran the step,
- * right after the step's COMMIT in the same round trip: that session has just loaded what the step
- * changed, and the read costs no round trip of its own. So that it reads exactly as the catalog
- * session's statements do there, it keeps that session's settings (`FROM CURRENT`: it is created
- * there) whatever a migration set in its own session, and runs as its owner (a migration's SET
- * ROLE). It never fails the round trip it rides on: an error comes back as an `error` row, and
+ * right after the step's COMMIT in the same round trip, so the read costs no round trip of its own.
+ * So that it reads exactly as the catalog session's statements do there, it keeps that session's
+ * settings (`FROM CURRENT`: it is created there) whatever a migration set in its own session, and
+ * runs as its owner (a migration's SET ROLE). Its reads look roots up by index, never by a scan:
+ * the catalogs' statistics are those of an empty database (no autovacuum), so a plan made early
+ * would scan pg_trigger or pg_sequence whole on every read, however long the history grows. It never fails the round trip it rides on: an error comes back as an `error` row, and
  * what it did is undone (the log stays for the next read).
  */
 function takeFunctionSql() {
@@ -22808,7 +22810,7 @@ RETURNS TABLE (r_t text, r_obj_class text, r_obj_oid oid, r_root_class text, r_r
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path FROM CURRENT SET datestyle FROM CURRENT SET intervalstyle FROM CURRENT
 SET extra_float_digits FROM CURRENT SET plan_cache_mode FROM CURRENT
-SET enable_hashjoin FROM CURRENT SET enable_mergejoin FROM CURRENT
+SET enable_hashjoin FROM CURRENT SET enable_mergejoin FROM CURRENT SET enable_seqscan = off
 AS $take$
 DECLARE
   v_started timestamptz := clock_timestamp();
@@ -22817,6 +22819,9 @@ DECLARE
   v_roots oid[];
 BEGIN
   BEGIN
+    IF p_mode = 'read' THEN
+      v_rc := '{}'; v_ro := '{}'; v_rd := '{}';
+    ELSE
     WITH log AS (DELETE FROM ${S}.ddl_log RETURNING classid, objid, dropped),
     expanded AS (SELECT classid::regclass::oid AS classid, objid FROM log WHERE NOT dropped),
     ${RootMapping}
@@ -22826,6 +22831,7 @@ BEGIN
     RETURN QUERY SELECT 'root'::text, NULL::text, NULL::oid, u.c, u.o, NULL::text,
       CASE WHEN u.d THEN 'dropped' ELSE 'touched' END, NULL::text, NULL::text, NULL::jsonb
       FROM unnest(v_rc, v_ro, v_rd) u(c, o, d);
+    END IF;
     SELECT coalesce(array_agg(w.c), '{}'), coalesce(array_agg(w.o), '{}') INTO v_wc, v_wo FROM (
       SELECT u.c, u.o FROM unnest(v_rc, v_ro, v_rd) u(c, o, d) WHERE NOT u.d
       UNION SELECT e.c, e.o FROM unnest(p_extra_classes, p_extra_oids) e(c, o)) w;
@@ -22854,17 +22860,15 @@ const defaultExclusions = (tables = []) => ({
     schemas: [BookkeepingSchema],
     tables,
 });
-// Each statement is prepared once per connection: they are long, and planning them on every step
-// cost more than running them. The tracker's reads carry each root's print; a plain snapshot does not.
-const FamilySql = Object.fromEntries([...RootClasses, 'all'].flatMap((c) => ['none', 'with'].map((prints) => [
-    `${c}/${prints}`,
-    familySql(c, { prints }),
-])));
-function readFamilies(client, which, roots, exclusions, prints = 'none') {
+// A full read is prepared once per connection: it is long, and planning it on every read cost more
+// than running it. The tracker's read carries each root's print; a plain snapshot does not. (Reads
+// of some roots go through the take function, whose plans are made for index lookups.)
+const FullSql = { none: familySql('all'), with: familySql('all', { prints: 'with' }) };
+function readAll(client, exclusions, prints = 'none') {
     return client.query({
-        name: `pgmv-family-${which}-${prints}`,
-        text: FamilySql[`${which}/${prints}`],
-        values: [roots, exclusions.schemas, exclusions.tables],
+        name: `pgmv-family-all-${prints}`,
+        text: FullSql[prints],
+        values: [[], exclusions.schemas, exclusions.tables],
     });
 }
 /**
@@ -22879,7 +22883,7 @@ function objectOf(row) {
 }
 /** Reads the whole schema. */
 async function readSnapshot(client, exclusions) {
-    const { rows } = await readFamilies(client, 'all', [], exclusions);
+    const { rows } = await readAll(client, exclusions);
     const snapshot = {};
     for (const row of rows)
         if (row.key)
@@ -22983,7 +22987,7 @@ class CatalogTracker {
     /**
      * The statement that takes the log and reads what it names (`details`), or only their prints
      * (`prints`), with the roots in `extra` besides: for a step to run right after its COMMIT, or for
-     * `refresh` to run on its own.
+     * `refresh` to run on its own; `read`: the families of `extra` only, the log left alone.
      */
     takeSql(mode, extra = []) {
         const split = extra.map(splitRoot);
@@ -23099,21 +23103,7 @@ class CatalogTracker {
             await this.reload(client);
             return;
         }
-        const rows = [];
-        for (const r of take)
-            if (r.r_t === 'object')
-                rows.push({
-                    obj_class: r.r_obj_class,
-                    obj_oid: r.r_obj_oid,
-                    root_class: r.r_root_class ?? '',
-                    root_oid: r.r_root_oid ?? 0,
-                    key: r.r_key,
-                    kind: r.r_kind ?? '',
-                    name: r.r_name,
-                    parent: r.r_parent,
-                    props: r.r_props,
-                });
-        const renamed = this.apply(new Set([...read, ...gone]), rows);
+        const renamed = this.apply(new Set([...read, ...gone]), objectRows(take));
         const more = new Map();
         for (const root of unknown)
             addRoot(more, ...splitRoot(root));
@@ -23147,14 +23137,21 @@ class CatalogTracker {
      * dropped); returns the roots that lost a name others may use.
      */
     async readRoots(client, roots, gone = new Set()) {
-        const rows = [];
         const considered = new Set(gone);
-        for (const [cls, oids] of roots) {
+        for (const [cls, oids] of roots)
             for (const oid of oids)
                 considered.add(`${cls}:${oid}`);
-            rows.push(...(await readFamilies(client, cls, [...oids], this.exclusions, 'with')).rows);
+        if (considered.size === gone.size)
+            return this.apply(considered, []);
+        const { take } = await this.take(client, this.takeSql('read', [...considered].filter((r) => !gone.has(r))));
+        const error = failed(take);
+        if (error)
+            throw new Error(`Reading the catalog failed: ${error}`);
+        if (take.some((r) => r.r_t === 'many')) {
+            await this.reload(client);
+            return [];
         }
-        return this.apply(considered, rows);
+        return this.apply(considered, objectRows(take));
     }
     /** Replaces the families of `considered` with `rows`; returns the roots that lost a name others may use. */
     apply(considered, rows) {
@@ -23177,7 +23174,7 @@ class CatalogTracker {
         return renamed;
     }
     async reload(client) {
-        const { rows } = await readFamilies(client, 'all', [], this.exclusions, 'with');
+        const { rows } = await readAll(client, this.exclusions, 'with');
         const considered = new Set([
             ...this.byRoot.keys(),
             ...this.prints.keys(),
@@ -23289,6 +23286,24 @@ class CatalogTracker {
         }
         return out;
     }
+}
+/** The take's `object` rows, as a family read gives them. */
+function objectRows(take) {
+    const rows = [];
+    for (const r of take)
+        if (r.r_t === 'object')
+            rows.push({
+                obj_class: r.r_obj_class,
+                obj_oid: r.r_obj_oid,
+                root_class: r.r_root_class ?? '',
+                root_oid: r.r_root_oid ?? 0,
+                key: r.r_key,
+                kind: r.r_kind ?? '',
+                name: r.r_name,
+                parent: r.r_parent,
+                props: r.r_props,
+            });
+    return rows;
 }
 /** The error the take function caught, if it did. */
 function failed(take) {
@@ -25662,7 +25677,10 @@ async function walkRanges(ctx, loaded, assertions, prefix, starts) {
     const ranges = starts.map((start, k) => {
         const held = k > 0 ? heldContext(noteOnce(ctx, noted)) : { ctx: noteOnce(ctx, noted), release() { } };
         const records = all.slice(start - prefix, ends[k] - prefix);
+        const t0 = performance.now();
         const done = walkRange(held.ctx, loaded, assertions, records, () => haltedAt < k).then((range) => {
+            if (process.env.PGMV_DEBUG)
+                console.log(`range ${k} from ${start}: ${(performance.now() - t0).toFixed(0)} ms`);
             if (!range.complete)
                 haltedAt = Math.min(haltedAt, k);
             return range;

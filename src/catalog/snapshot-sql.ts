@@ -480,15 +480,17 @@ export type TakeRow = 'root' | 'object' | 'many' | 'elapsed' | 'error';
  * call: the roots of the objects the steps since the last call touched (`root` rows, kind `touched`),
  * the objects they dropped (kind `dropped`: gone from the catalog, their roots are known from earlier
  * reads), then the families of the touched roots and of `p_extra` (`object` rows, with each root's
- * print), or with `p_mode` 'prints' only their prints. More roots than `p_most`: a `many` row instead
- * of the families (a full read is cheaper). Last, `elapsed` (its own time, ms, in `props`).
+ * print), or with `p_mode` 'prints' only their prints. `p_mode` 'read': the families of `p_extra`
+ * only, the log left alone. More roots than `p_most`: a `many` row instead of the families (a full
+ * read is cheaper). Last, `elapsed` (its own time, ms, in `props`).
  *
  * Its statements are planned once per session, and it can run in the session that ran the step,
- * right after the step's COMMIT in the same round trip: that session has just loaded what the step
- * changed, and the read costs no round trip of its own. So that it reads exactly as the catalog
- * session's statements do there, it keeps that session's settings (`FROM CURRENT`: it is created
- * there) whatever a migration set in its own session, and runs as its owner (a migration's SET
- * ROLE). It never fails the round trip it rides on: an error comes back as an `error` row, and
+ * right after the step's COMMIT in the same round trip, so the read costs no round trip of its own.
+ * So that it reads exactly as the catalog session's statements do there, it keeps that session's
+ * settings (`FROM CURRENT`: it is created there) whatever a migration set in its own session, and
+ * runs as its owner (a migration's SET ROLE). Its reads look roots up by index, never by a scan:
+ * the catalogs' statistics are those of an empty database (no autovacuum), so a plan made early
+ * would scan pg_trigger or pg_sequence whole on every read, however long the history grows. It never fails the round trip it rides on: an error comes back as an `error` row, and
  * what it did is undone (the log stays for the next read).
  */
 export function takeFunctionSql(): string {
@@ -508,7 +510,7 @@ RETURNS TABLE (r_t text, r_obj_class text, r_obj_oid oid, r_root_class text, r_r
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path FROM CURRENT SET datestyle FROM CURRENT SET intervalstyle FROM CURRENT
 SET extra_float_digits FROM CURRENT SET plan_cache_mode FROM CURRENT
-SET enable_hashjoin FROM CURRENT SET enable_mergejoin FROM CURRENT
+SET enable_hashjoin FROM CURRENT SET enable_mergejoin FROM CURRENT SET enable_seqscan = off
 AS $take$
 DECLARE
   v_started timestamptz := clock_timestamp();
@@ -517,6 +519,9 @@ DECLARE
   v_roots oid[];
 BEGIN
   BEGIN
+    IF p_mode = 'read' THEN
+      v_rc := '{}'; v_ro := '{}'; v_rd := '{}';
+    ELSE
     WITH log AS (DELETE FROM ${S}.ddl_log RETURNING classid, objid, dropped),
     expanded AS (SELECT classid::regclass::oid AS classid, objid FROM log WHERE NOT dropped),
     ${RootMapping}
@@ -526,6 +531,7 @@ BEGIN
     RETURN QUERY SELECT 'root'::text, NULL::text, NULL::oid, u.c, u.o, NULL::text,
       CASE WHEN u.d THEN 'dropped' ELSE 'touched' END, NULL::text, NULL::text, NULL::jsonb
       FROM unnest(v_rc, v_ro, v_rd) u(c, o, d);
+    END IF;
     SELECT coalesce(array_agg(w.c), '{}'), coalesce(array_agg(w.o), '{}') INTO v_wc, v_wo FROM (
       SELECT u.c, u.o FROM unnest(v_rc, v_ro, v_rd) u(c, o, d) WHERE NOT u.d
       UNION SELECT e.c, e.o FROM unnest(p_extra_classes, p_extra_oids) e(c, o)) w;

@@ -4,7 +4,6 @@ import type { PropValue, SchemaObject, SchemaSnapshot } from '../core/schema.js'
 import {
   DependentsSql,
   familySql,
-  type PrintsIn,
   type RootClass,
   RootClasses,
   type TakeRow,
@@ -50,28 +49,16 @@ interface TakenRow {
   r_props: unknown;
 }
 
-// Each statement is prepared once per connection: they are long, and planning them on every step
-// cost more than running them. The tracker's reads carry each root's print; a plain snapshot does not.
-const FamilySql = Object.fromEntries(
-  [...RootClasses, 'all'].flatMap((c) =>
-    (['none', 'with'] as const).map((prints) => [
-      `${c}/${prints}`,
-      familySql(c as RootClass | 'all', { prints }),
-    ]),
-  ),
-) as Record<`${RootClass | 'all'}/${'none' | 'with'}`, string>;
+// A full read is prepared once per connection: it is long, and planning it on every read cost more
+// than running it. The tracker's read carries each root's print; a plain snapshot does not. (Reads
+// of some roots go through the take function, whose plans are made for index lookups.)
+const FullSql = { none: familySql('all'), with: familySql('all', { prints: 'with' }) };
 
-function readFamilies(
-  client: pg.Client,
-  which: RootClass | 'all',
-  roots: number[],
-  exclusions: Exclusions,
-  prints: Exclude<PrintsIn, 'only'> = 'none',
-) {
+function readAll(client: pg.Client, exclusions: Exclusions, prints: 'none' | 'with' = 'none') {
   return client.query<Row>({
-    name: `pgmv-family-${which}-${prints}`,
-    text: FamilySql[`${which}/${prints}`],
-    values: [roots, exclusions.schemas, exclusions.tables],
+    name: `pgmv-family-all-${prints}`,
+    text: FullSql[prints],
+    values: [[], exclusions.schemas, exclusions.tables],
   });
 }
 
@@ -88,7 +75,7 @@ function objectOf(row: Row): SchemaObject {
 
 /** Reads the whole schema. */
 export async function readSnapshot(client: pg.Client, exclusions: Exclusions): Promise<SchemaSnapshot> {
-  const { rows } = await readFamilies(client, 'all', [], exclusions);
+  const { rows } = await readAll(client, exclusions);
   const snapshot: SchemaSnapshot = {};
   for (const row of rows) if (row.key) snapshot[row.key] = objectOf(row);
   return snapshot;
@@ -230,9 +217,9 @@ export class CatalogTracker {
   /**
    * The statement that takes the log and reads what it names (`details`), or only their prints
    * (`prints`), with the roots in `extra` besides: for a step to run right after its COMMIT, or for
-   * `refresh` to run on its own.
+   * `refresh` to run on its own; `read`: the families of `extra` only, the log left alone.
    */
-  takeSql(mode: 'details' | 'prints', extra: readonly string[] = []): string {
+  takeSql(mode: 'details' | 'prints' | 'read', extra: readonly string[] = []): string {
     const split = extra.map(splitRoot);
     return `SELECT * FROM ${BookkeepingSchema}.take('${mode}', ${textArray(split.map(([c]) => c))}, ARRAY[${split.map(([, o]) => o).join(',')}]::oid[], ${textArray(this.exclusions.schemas)}, ${textArray(this.exclusions.tables)}, ${ManyRoots})`;
   }
@@ -345,21 +332,7 @@ export class CatalogTracker {
       await this.reload(client);
       return;
     }
-    const rows: Row[] = [];
-    for (const r of take)
-      if (r.r_t === 'object')
-        rows.push({
-          obj_class: r.r_obj_class,
-          obj_oid: r.r_obj_oid,
-          root_class: r.r_root_class ?? '',
-          root_oid: r.r_root_oid ?? 0,
-          key: r.r_key,
-          kind: r.r_kind ?? '',
-          name: r.r_name,
-          parent: r.r_parent,
-          props: r.r_props as Row['props'],
-        });
-    const renamed = this.apply(new Set([...read, ...gone]), rows);
+    const renamed = this.apply(new Set([...read, ...gone]), objectRows(take));
     const more = new Map<RootClass, Set<number>>();
     for (const root of unknown) addRoot(more, ...splitRoot(root));
     if (more.size) renamed.push(...(await this.readRoots(client, more)));
@@ -396,13 +369,23 @@ export class CatalogTracker {
     roots: Map<RootClass, Set<number>>,
     gone: ReadonlySet<string> = new Set(),
   ): Promise<string[]> {
-    const rows: Row[] = [];
     const considered = new Set<string>(gone);
-    for (const [cls, oids] of roots) {
-      for (const oid of oids) considered.add(`${cls}:${oid}`);
-      rows.push(...(await readFamilies(client, cls, [...oids], this.exclusions, 'with')).rows);
+    for (const [cls, oids] of roots) for (const oid of oids) considered.add(`${cls}:${oid}`);
+    if (considered.size === gone.size) return this.apply(considered, []);
+    const { take } = await this.take(
+      client,
+      this.takeSql(
+        'read',
+        [...considered].filter((r) => !gone.has(r)),
+      ),
+    );
+    const error = failed(take);
+    if (error) throw new Error(`Reading the catalog failed: ${error}`);
+    if (take.some((r) => r.r_t === 'many')) {
+      await this.reload(client);
+      return [];
     }
-    return this.apply(considered, rows);
+    return this.apply(considered, objectRows(take));
   }
 
   /** Replaces the families of `considered` with `rows`; returns the roots that lost a name others may use. */
@@ -425,7 +408,7 @@ export class CatalogTracker {
   }
 
   private async reload(client: pg.Client): Promise<void> {
-    const { rows } = await readFamilies(client, 'all', [], this.exclusions, 'with');
+    const { rows } = await readAll(client, this.exclusions, 'with');
     const considered = new Set([
       ...this.byRoot.keys(),
       ...this.prints.keys(),
@@ -532,6 +515,25 @@ export class CatalogTracker {
     }
     return out;
   }
+}
+
+/** The take's `object` rows, as a family read gives them. */
+function objectRows(take: TakenRow[]): Row[] {
+  const rows: Row[] = [];
+  for (const r of take)
+    if (r.r_t === 'object')
+      rows.push({
+        obj_class: r.r_obj_class,
+        obj_oid: r.r_obj_oid,
+        root_class: r.r_root_class ?? '',
+        root_oid: r.r_root_oid ?? 0,
+        key: r.r_key,
+        kind: r.r_kind ?? '',
+        name: r.r_name,
+        parent: r.r_parent,
+        props: r.r_props as Row['props'],
+      });
+  return rows;
 }
 
 /** The error the take function caught, if it did. */
