@@ -23864,6 +23864,8 @@ class TableStorage {
 function causeOf(error) {
     return error.cause ?? error;
 }
+/** The column the server's clock comes back in, in a round trip of many steps. */
+const StepClock = 'pgmv_step_clock';
 /** Up to this many steps, or this much text, travel in one query string when only applied. */
 const BatchSteps = 100;
 const BatchBytes = 1 << 20;
@@ -24056,13 +24058,19 @@ class Runner {
      * (what a branch shares with its base, a rebuild): consecutive SQL steps that run in a
      * transaction of their own go to the server many to a round trip, each still in its own
      * transaction with its bookkeeping. Stops at the first that fails, and returns it with the
-     * outcome `up` gives it (it runs alone again, for its file and line).
+     * outcome `up` gives it (it runs alone again, for its file and line). `applied`: told each
+     * migration that applied, with its own time as it is known (in a round trip of many, from the
+     * server's clock between the steps; for a group one runner command applies, the group's time
+     * shared out) and what a step run alone said besides. `alone`: every step in a session of its own
+     * as `up` gives it (a runner's command for many steps shares one between them); SQL steps still
+     * go many to a round trip, each its own transaction, as one at a time would.
      */
-    async upMany(migrations) {
+    async upMany(migrations, applied, alone = false) {
+        const timed = applied && ((m, ms) => applied(m, { ms, notices: [] }));
         let i = 0;
         // After a failure among many, the rest go one by one: a runner that rolled the whole group
         // back would otherwise run it again up to the failure for every step before it.
-        let grouping = true;
+        let grouping = !alone;
         while (i < migrations.length) {
             const first = migrations[i];
             const together = grouping && !this.storage.has(first.id) ? first.up.together : undefined;
@@ -24072,7 +24080,10 @@ class Runner {
                     end++;
                 const group = migrations.slice(i, end).filter((m) => !this.storage.has(m.id));
                 if (group.length > 1) {
+                    const started = this.now();
                     const done = await this.runTogether(together, group);
+                    for (const m of group.slice(0, done))
+                        timed?.(m, (this.now() - started) / Math.max(done, 1));
                     i += done;
                     if (done === group.length)
                         continue;
@@ -24090,7 +24101,7 @@ class Runner {
                 bytes += text.length;
             }
             if (batch.length > 1) {
-                const done = await this.sendBatch(batch);
+                const done = await this.sendBatch(batch, timed);
                 i += done;
                 if (done === batch.length)
                     continue;
@@ -24101,6 +24112,7 @@ class Runner {
             const outcome = await this.up(m);
             if (!outcome.ok)
                 return { migration: m, outcome };
+            applied?.(m, outcome);
             i++;
         }
         return undefined;
@@ -24126,16 +24138,26 @@ class Runner {
      * Sends steps in one query string; returns how many ran (the ones before a failure). The batch
      * as a whole gets one step timeout: when it runs out, the step that was running runs again alone.
      */
-    async sendBatch(batch) {
+    async sendBatch(batch, timed) {
         const client = this.connection;
         const ids = batch.map((b) => b.migration.id);
-        const sql = batch
-            .map((b) => `${b.text}INSERT INTO ${BookkeepingSchema}.applied (id) VALUES (${literal(b.migration.id)});COMMIT;`)
-            .join('\n');
+        // With `timed`, the server's clock before the first step and at the end of each: each step's own time.
+        const clock = `extract(epoch FROM clock_timestamp()) * 1000 AS ${StepClock}`;
+        const sql = (timed ? `SELECT ${clock};\n` : '') +
+            batch
+                .map((b) => `${b.text}INSERT INTO ${BookkeepingSchema}.applied (id) VALUES (${literal(b.migration.id)})${timed ? ` RETURNING ${clock}` : ''};COMMIT;`)
+                .join('\n');
         const timer = setTimeout(() => void this.options.cancel().catch(() => { }), this.options.timeoutMs);
         try {
-            await client.query(sql);
+            const results = (await client.query(sql));
             this.storage.ran(ids);
+            if (timed) {
+                const clocks = (Array.isArray(results) ? results : [results])
+                    .filter((r) => r.fields?.[0]?.name === StepClock)
+                    .map((r) => Number(r.rows[0]?.[StepClock]));
+                for (const [k, b] of batch.entries())
+                    timed(b.migration, Math.max(0, (clocks[k + 1] ?? 0) - (clocks[k] ?? 0)));
+            }
             return batch.length;
         }
         catch (error) {
@@ -25379,18 +25401,21 @@ async function passRun(run, halted, empty) {
     }
     if (empty && diffSnapshots(empty, await readSnapshot(ws.catalog, ws.plan.exclusions)).length)
         return undefined;
-    // Up again, one by one, untraced, and read once after the run: the run's schema must be the one
-    // its first up steps gave, object for object.
-    const agains = [];
-    for (const { record, walk } of run) {
-        if (halted())
-            return 'halted';
-        const again = await ws.runner.up(record.migration);
-        fileNotices(walk.ctx, 'reversibility', record, 'up', again, walk.told);
-        if (!again.ok)
-            return undefined;
-        agains.push({ ok: again.ok, ms: again.ms });
-    }
+    // Up again, untraced, SQL steps many to a round trip (each in its own transaction, as one at a
+    // time; other formats step by step, each in a session as fresh as ever), and read once after the run: the run's schema must be the one
+    // its first up steps gave, object for object. A step that fails ends the passes (the walk one at
+    // a time says what it did), so it needs no more than that here.
+    if (halted())
+        return 'halted';
+    const agains = new Map();
+    const turns = new Map(run.map((t) => [t.record.migration, t]));
+    const failed = await ws.runner.upMany([...turns.keys()], (migration, again) => {
+        const { record, walk } = turns.get(migration);
+        fileNotices(walk.ctx, 'reversibility', record, 'up', { ok: true, ...again }, walk.told);
+        agains.set(migration, { ok: true, ms: again.ms });
+    }, true);
+    if (failed)
+        return undefined;
     await ws.refresh('migration');
     const changed = ws.tracker.changedSince(top);
     const same = diffSnapshots(ws.tracker.at(top, changed), ws.tracker.now(changed)).length === 0;
@@ -25400,7 +25425,8 @@ async function passRun(run, halted, empty) {
     for (const [k, { record, walk }] of run.entries()) {
         record.report.reversible = 'yes';
         const down = states[k].down;
-        done(walk, record, true, { down, again: agains[k], reversible: true, unknownState: false });
+        const again = agains.get(record.migration);
+        done(walk, record, true, { down, again, reversible: true, unknownState: false });
     }
     return true;
 }
@@ -25677,10 +25703,7 @@ async function walkRanges(ctx, loaded, assertions, prefix, starts) {
     const ranges = starts.map((start, k) => {
         const held = k > 0 ? heldContext(noteOnce(ctx, noted)) : { ctx: noteOnce(ctx, noted), release() { } };
         const records = all.slice(start - prefix, ends[k] - prefix);
-        const t0 = performance.now();
         const done = walkRange(held.ctx, loaded, assertions, records, () => haltedAt < k).then((range) => {
-            if (process.env.PGMV_DEBUG)
-                console.log(`range ${k} from ${start}: ${(performance.now() - t0).toFixed(0)} ms`);
             if (!range.complete)
                 haltedAt = Math.min(haltedAt, k);
             return range;

@@ -2,6 +2,7 @@ import { type Entry, type Expected, type Mark, readSnapshot } from '../catalog/t
 import { plural } from '../core/format.js';
 import type { StepResult } from '../core/report.js';
 import { diffSnapshots, type SchemaSnapshot } from '../core/schema.js';
+import type { Migration } from '../migrations/types.js';
 import { heldContext } from './context.js';
 import { checkLocks } from './locks.js';
 import { fileNotices, type MigrationRecord } from './record.js';
@@ -169,16 +170,23 @@ async function passRun(
   }
   if (empty && diffSnapshots(empty, await readSnapshot(ws.catalog, ws.plan.exclusions)).length)
     return undefined;
-  // Up again, one by one, untraced, and read once after the run: the run's schema must be the one
-  // its first up steps gave, object for object.
-  const agains: StepResult[] = [];
-  for (const { record, walk } of run) {
-    if (halted()) return 'halted';
-    const again = await ws.runner.up(record.migration);
-    fileNotices(walk.ctx, 'reversibility', record, 'up', again, walk.told);
-    if (!again.ok) return undefined;
-    agains.push({ ok: again.ok, ms: again.ms });
-  }
+  // Up again, untraced, SQL steps many to a round trip (each in its own transaction, as one at a
+  // time; other formats step by step, each in a session as fresh as ever), and read once after the run: the run's schema must be the one
+  // its first up steps gave, object for object. A step that fails ends the passes (the walk one at
+  // a time says what it did), so it needs no more than that here.
+  if (halted()) return 'halted';
+  const agains = new Map<Migration, StepResult>();
+  const turns = new Map(run.map((t) => [t.record.migration, t]));
+  const failed = await ws.runner.upMany(
+    [...turns.keys()],
+    (migration, again) => {
+      const { record, walk } = turns.get(migration) as (typeof run)[number];
+      fileNotices(walk.ctx, 'reversibility', record, 'up', { ok: true, ...again }, walk.told);
+      agains.set(migration, { ok: true, ms: again.ms });
+    },
+    true,
+  );
+  if (failed) return undefined;
   await ws.refresh('migration');
   const changed = ws.tracker.changedSince(top);
   const same = diffSnapshots(ws.tracker.at(top, changed), ws.tracker.now(changed)).length === 0;
@@ -187,7 +195,8 @@ async function passRun(
   for (const [k, { record, walk }] of run.entries()) {
     record.report.reversible = 'yes';
     const down = (states[k] as UpState).down as StepResult;
-    done(walk, record, true, { down, again: agains[k] as StepResult, reversible: true, unknownState: false });
+    const again = agains.get(record.migration) as StepResult;
+    done(walk, record, true, { down, again, reversible: true, unknownState: false });
   }
   return true;
 }

@@ -38,6 +38,9 @@ function causeOf(error: unknown): unknown {
   return (error as { cause?: unknown }).cause ?? error;
 }
 
+/** The column the server's clock comes back in, in a round trip of many steps. */
+const StepClock = 'pgmv_step_clock';
+
 /** Up to this many steps, or this much text, travel in one query string when only applied. */
 const BatchSteps = 100;
 const BatchBytes = 1 << 20;
@@ -284,13 +287,23 @@ export class Runner {
    * (what a branch shares with its base, a rebuild): consecutive SQL steps that run in a
    * transaction of their own go to the server many to a round trip, each still in its own
    * transaction with its bookkeeping. Stops at the first that fails, and returns it with the
-   * outcome `up` gives it (it runs alone again, for its file and line).
+   * outcome `up` gives it (it runs alone again, for its file and line). `applied`: told each
+   * migration that applied, with its own time as it is known (in a round trip of many, from the
+   * server's clock between the steps; for a group one runner command applies, the group's time
+   * shared out) and what a step run alone said besides. `alone`: every step in a session of its own
+   * as `up` gives it (a runner's command for many steps shares one between them); SQL steps still
+   * go many to a round trip, each its own transaction, as one at a time would.
    */
-  async upMany(migrations: readonly Migration[]): Promise<FailedStep | undefined> {
+  async upMany(
+    migrations: readonly Migration[],
+    applied?: (migration: Migration, step: Pick<StepOutcome, 'ms' | 'notices'>) => void,
+    alone = false,
+  ): Promise<FailedStep | undefined> {
+    const timed = applied && ((m: Migration, ms: number) => applied(m, { ms, notices: [] }));
     let i = 0;
     // After a failure among many, the rest go one by one: a runner that rolled the whole group
     // back would otherwise run it again up to the failure for every step before it.
-    let grouping = true;
+    let grouping = !alone;
     while (i < migrations.length) {
       const first = migrations[i] as Migration;
       const together = grouping && !this.storage.has(first.id) ? first.up.together : undefined;
@@ -299,7 +312,9 @@ export class Runner {
         while (end < migrations.length && migrations[end]?.up.together?.with === together.with) end++;
         const group = migrations.slice(i, end).filter((m) => !this.storage.has(m.id));
         if (group.length > 1) {
+          const started = this.now();
           const done = await this.runTogether(together, group);
+          for (const m of group.slice(0, done)) timed?.(m, (this.now() - started) / Math.max(done, 1));
           i += done;
           if (done === group.length) continue;
           grouping = false;
@@ -315,7 +330,7 @@ export class Runner {
         bytes += text.length;
       }
       if (batch.length > 1) {
-        const done = await this.sendBatch(batch);
+        const done = await this.sendBatch(batch, timed);
         i += done;
         if (done === batch.length) continue;
       }
@@ -324,6 +339,7 @@ export class Runner {
       const m = migrations[i] as Migration;
       const outcome = await this.up(m);
       if (!outcome.ok) return { migration: m, outcome };
+      applied?.(m, outcome);
       i++;
     }
     return undefined;
@@ -353,19 +369,33 @@ export class Runner {
    * Sends steps in one query string; returns how many ran (the ones before a failure). The batch
    * as a whole gets one step timeout: when it runs out, the step that was running runs again alone.
    */
-  private async sendBatch(batch: readonly { migration: Migration; text: string }[]): Promise<number> {
+  private async sendBatch(
+    batch: readonly { migration: Migration; text: string }[],
+    timed?: (migration: Migration, ms: number) => void,
+  ): Promise<number> {
     const client = this.connection;
     const ids = batch.map((b) => b.migration.id);
-    const sql = batch
-      .map(
-        (b) =>
-          `${b.text}INSERT INTO ${BookkeepingSchema}.applied (id) VALUES (${literal(b.migration.id)});COMMIT;`,
-      )
-      .join('\n');
+    // With `timed`, the server's clock before the first step and at the end of each: each step's own time.
+    const clock = `extract(epoch FROM clock_timestamp()) * 1000 AS ${StepClock}`;
+    const sql =
+      (timed ? `SELECT ${clock};\n` : '') +
+      batch
+        .map(
+          (b) =>
+            `${b.text}INSERT INTO ${BookkeepingSchema}.applied (id) VALUES (${literal(b.migration.id)})${timed ? ` RETURNING ${clock}` : ''};COMMIT;`,
+        )
+        .join('\n');
     const timer = setTimeout(() => void this.options.cancel().catch(() => {}), this.options.timeoutMs);
     try {
-      await client.query(sql);
+      const results = (await client.query(sql)) as unknown as pg.QueryResult | pg.QueryResult[];
       this.storage.ran(ids);
+      if (timed) {
+        const clocks = (Array.isArray(results) ? results : [results])
+          .filter((r) => r.fields?.[0]?.name === StepClock)
+          .map((r) => Number(r.rows[0]?.[StepClock]));
+        for (const [k, b] of batch.entries())
+          timed(b.migration, Math.max(0, (clocks[k + 1] ?? 0) - (clocks[k] ?? 0)));
+      }
       return batch.length;
     } catch (error) {
       // The steps before the failing one committed; the failing one's transaction is aborted.
