@@ -22351,7 +22351,165 @@ function assertionVerdict(ctx, record) {
 /** Our bookkeeping lives here; the catalog snapshot leaves this schema out. */
 const BookkeepingSchema = '_pg_migrate_verify';
 
+;// CONCATENATED MODULE: ./src/catalog/locks.ts
+
+const S = BookkeepingSchema;
+/** The statements that can lock or rewrite an existing table: the only ones worth a look at pg_locks. */
+const Tags = [
+    'ALTER TABLE',
+    'CREATE INDEX',
+    'DROP INDEX',
+    'ALTER INDEX',
+    'CREATE TABLE',
+    'CREATE TABLE AS',
+    'DROP TABLE',
+    'CREATE TRIGGER',
+    'DROP TRIGGER',
+    'CREATE RULE',
+    'DROP RULE',
+    'CREATE POLICY',
+    'ALTER POLICY',
+    'DROP POLICY',
+    'REFRESH MATERIALIZED VIEW',
+    'ALTER MATERIALIZED VIEW',
+    'ALTER FOREIGN TABLE',
+]
+    .map((t) => `'${t}'`)
+    .join(', ');
+/** The highest relation oid now: relations created after it are the next migration's own. */
+const HighestRelation = '(SELECT max(oid)::bigint FROM pg_class)';
+/** A table as the catalog snapshot names it, and unquoted (`schema.table`, as history tables are given). */
+const Names = `quote_ident(n.nspname) || '.' || quote_ident(c.relname), n.nspname || '.' || c.relname`;
+/**
+ * Event triggers that record, in the session that runs a migration's DDL (any format: SQL, an ORM,
+ * a Python process), the strong locks (SHARE UPDATE EXCLUSIVE and up) that session holds on
+ * tables at the end of each DDL statement, with the statement's end (and, with `holdTimes`, its
+ * start) and the lock_timeout then in force; and the tables it rewrites, with why. Written in the
+ * step's own transaction: a step that fails leaves no trace behind.
+ *
+ * The switch is a sequence, set in place (no dead rows for every trigger to step over): 0 turns
+ * tracing off (up again, rolling everything back: pg_locks is not free), any other value is the
+ * highest relation oid when the migration started. Relations above it are the migration's own
+ * (oids only grow): a table created in the same step has no traffic yet, and a migration that
+ * creates a thousand tables logs nothing for them, however many locks its transaction holds.
+ * Each DDL statement pays for one read of pg_locks (its cost grows with the server's lock table,
+ * not with the schema) and a lookup of each table it holds strongly.
+ */
+const installSql = (holdTimes) => `
+CREATE UNLOGGED TABLE IF NOT EXISTS ${S}.lock_log (tbl text, raw text, mode text, tag text, started double precision, at double precision, lock_timeout text, reason int);
+CREATE SEQUENCE IF NOT EXISTS ${S}.lock_switch MINVALUE 0;
+SELECT setval('${S}.lock_switch', ${HighestRelation});
+ANALYZE ${S}.lock_log;
+CREATE OR REPLACE FUNCTION ${S}.note_start() RETURNS event_trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM set_config('pg_migrate_verify.started', (extract(epoch FROM clock_timestamp()) * 1000)::text, true);
+END $$;
+CREATE OR REPLACE FUNCTION ${S}.log_locks() RETURNS event_trigger LANGUAGE plpgsql AS $$
+DECLARE
+  upto oid := (SELECT last_value FROM ${S}.lock_switch)::oid;
+  started double precision;
+  ended double precision;
+BEGIN
+  IF upto = 0 THEN RETURN; END IF;
+  started := nullif(current_setting('pg_migrate_verify.started', true), '')::double precision;
+  ended := extract(epoch FROM clock_timestamp()) * 1000;
+  -- User relations that existed when the migration started; the weak modes (reads, row writes)
+  -- block no one.
+  INSERT INTO ${S}.lock_log
+  SELECT ${Names}, l.mode, tg_tag, started, ended, current_setting('lock_timeout')
+    FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
+     AND l.relation >= 16384 AND l.relation <= upto
+     AND l.mode NOT IN ('AccessShareLock', 'RowShareLock', 'RowExclusiveLock')
+     AND c.relkind IN ('r', 'p', 'm', 'f') AND c.relname NOT LIKE 'pg\\_temp\\_%'
+     AND n.nspname NOT IN ('pg_toast', 'information_schema', '${S}');
+  IF tg_tag = 'CREATE INDEX' THEN
+    -- CREATE INDEX CONCURRENTLY has released its SHARE UPDATE EXCLUSIVE by now (it commits on its
+    -- own): it held that lock on the table for the whole build. (A plain build's SHARE is stronger.)
+    INSERT INTO ${S}.lock_log
+    SELECT ${Names}, 'ShareUpdateExclusiveLock', tg_tag, started, ended, current_setting('lock_timeout')
+      FROM pg_event_trigger_ddl_commands() d JOIN pg_index i ON i.indexrelid = d.objid
+      JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE d.classid = 'pg_class'::regclass AND i.indrelid <= upto;
+  END IF;
+END $$;
+CREATE OR REPLACE FUNCTION ${S}.log_rewrite() RETURNS event_trigger LANGUAGE plpgsql AS $$
+DECLARE
+  upto oid := (SELECT last_value FROM ${S}.lock_switch)::oid;
+BEGIN
+  IF upto = 0 OR pg_event_trigger_table_rewrite_oid() > upto THEN RETURN; END IF;
+  INSERT INTO ${S}.lock_log (tbl, raw, mode, reason)
+  SELECT ${Names}, 'rewrite', pg_event_trigger_table_rewrite_reason()
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = pg_event_trigger_table_rewrite_oid();
+END $$;
+DROP EVENT TRIGGER IF EXISTS ${S}_start;
+DROP EVENT TRIGGER IF EXISTS ${S}_locks;
+DROP EVENT TRIGGER IF EXISTS ${S}_rewrite;
+${
+// Without data in the tables, how long a lock is held says nothing: the start of each statement
+// (one more trigger on every DDL statement) is recorded only when there is seed data.
+holdTimes
+    ? `CREATE EVENT TRIGGER ${S}_start ON ddl_command_start WHEN TAG IN (${Tags}) EXECUTE FUNCTION ${S}.note_start();`
+    : ''}
+CREATE EVENT TRIGGER ${S}_locks ON ddl_command_end WHEN TAG IN (${Tags}) EXECUTE FUNCTION ${S}.log_locks();
+CREATE EVENT TRIGGER ${S}_rewrite ON table_rewrite EXECUTE FUNCTION ${S}.log_rewrite();
+`;
+/**
+ * Installs the lock triggers, with the start of each statement when `holdTimes` (seed data: how
+ * long a lock kept the rows waiting); false when the user may not create event triggers (not a
+ * superuser).
+ */
+async function installLockTrace(client, holdTimes) {
+    try {
+        await client.query(installSql(holdTimes));
+        return true;
+    }
+    catch (error) {
+        if (error.code === '42501')
+            return false;
+        throw error;
+    }
+}
+/**
+ * What the catalog refresh's take does for the trace (`TakeLocksSql`): take what the steps since
+ * the last refresh logged (`take`: they were traced), and, when `tracing` is given, switch tracing
+ * on or off for the steps after it.
+ */
+function lockTraceRider(take, tracing) {
+    if (!take && tracing === undefined)
+        return undefined;
+    return { locks: take, ...(tracing === undefined ? {} : { switch: tracing }) };
+}
+/**
+ * The take function's part for the trace (see `takeFunctionSql`): with p_locks, what the triggers
+ * logged, one array per row (\`loggedLocks\`); with p_switch, tracing switched for the steps after
+ * it (off, or on from the highest relation oid now, what the next migration finds), its row the
+ * value set. It stays small: \`stepTrace\` does the grouping.
+ */
+const TakeLocksSql = `
+    IF p_locks THEN
+      RETURN QUERY WITH lt_log AS (DELETE FROM ${S}.lock_log RETURNING *)
+        SELECT 'rider'::text, NULL::text, NULL::oid, NULL::text, NULL::oid, NULL::text, NULL::text, NULL::text, NULL::text,
+               jsonb_build_array(l.tbl, l.raw, l.mode, l.tag, l.started, l.at, l.lock_timeout, l.reason) FROM lt_log l;
+    END IF;
+    IF p_switch IS NOT NULL THEN
+      RETURN QUERY SELECT 'rider'::text, NULL::text, NULL::oid, NULL::text, NULL::oid, NULL::text, NULL::text, NULL::text, NULL::text,
+        to_jsonb(setval('${S}.lock_switch', CASE WHEN p_switch THEN ${HighestRelation} ELSE 0 END));
+    END IF;`;
+/** The rider's values as logged rows (the switch's own row left out). */
+function loggedLocks(values) {
+    const rows = [];
+    for (const v of values) {
+        if (!Array.isArray(v))
+            continue;
+        const [table, raw, mode, tag, started, at, lockTimeout, reason] = v;
+        rows.push({ table, raw, mode, tag, started, at, lockTimeout, reason });
+    }
+    return rows;
+}
+
 ;// CONCATENATED MODULE: ./src/catalog/snapshot-sql.ts
+
 
 const RootClasses = [
     'pg_class',
@@ -22776,7 +22934,8 @@ ${parts.join('\nUNION ALL\n')}
  * reads), then the families of the touched roots and of `p_extra` (`object` rows, with each root's
  * print), or with `p_mode` 'prints' only their prints. `p_mode` 'read': the families of `p_extra`
  * only, the log left alone. More roots than `p_most`: a `many` row instead of the families (a full
- * read is cheaper). Last, `elapsed` (its own time, ms, in `props`).
+ * read is cheaper). Then what the locks check traced (`rider` rows: `TakeLocksSql`, with p_locks and
+ * p_switch). Last, `elapsed` (its own time, ms, in `props`).
  *
  * Its statements are planned once per session, and it can run in the session that ran the step,
  * right after the step's COMMIT in the same round trip, so the read costs no round trip of its own.
@@ -22796,7 +22955,8 @@ function takeFunctionSql() {
         RETURN QUERY SELECT 'object'::text, f.* FROM (${familySql(c, { prints: mode, args })}) f;
       END IF;`).join('\n');
     return `
-CREATE OR REPLACE FUNCTION ${S}.take(p_mode text, p_extra_classes text[], p_extra_oids oid[], p_schemas text[], p_tables text[], p_most int)
+CREATE OR REPLACE FUNCTION ${S}.take(p_mode text, p_extra_classes text[], p_extra_oids oid[], p_schemas text[], p_tables text[], p_most int,
+  p_locks boolean, p_switch boolean)
 RETURNS TABLE (r_t text, r_obj_class text, r_obj_oid oid, r_root_class text, r_root_oid oid, r_key text, r_kind text, r_name text, r_parent text, r_props jsonb)
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path FROM CURRENT SET datestyle FROM CURRENT SET intervalstyle FROM CURRENT
@@ -22870,6 +23030,7 @@ BEGIN
     ELSE
       ${read('with')}
     END IF;
+    ${TakeLocksSql}
     RETURN QUERY SELECT 'elapsed'::text, NULL::text, NULL::oid, NULL::text, NULL::oid, NULL::text, NULL::text, NULL::text, NULL::text,
       to_jsonb(extract(epoch FROM clock_timestamp() - v_started) * 1000);
   EXCEPTION WHEN OTHERS THEN
@@ -23017,39 +23178,39 @@ class CatalogTracker {
      * (`prints`), with the roots in `extra` besides: for a step to run right after its COMMIT, or for
      * `refresh` to run on its own; `read`: the families of `extra` only, the log left alone.
      */
-    takeSql(mode, extra = []) {
+    takeSql(mode, extra = [], rider) {
         const split = extra.map(splitRoot);
-        return `SELECT * FROM ${BookkeepingSchema}.take('${mode}', ${textArray(split.map(([c]) => c))}, ARRAY[${split.map(([, o]) => o).join(',')}]::oid[], ${textArray(this.exclusions.schemas)}, ${textArray(this.exclusions.tables)}, ${ManyRoots})`;
+        const locks = `${rider?.locks ?? false}, ${rider?.switch ?? 'NULL'}`;
+        return `SELECT * FROM ${BookkeepingSchema}.take('${mode}', ${textArray(split.map(([c]) => c))}, ARRAY[${split.map(([, o]) => o).join(',')}]::oid[], ${textArray(this.exclusions.schemas)}, ${textArray(this.exclusions.tables)}, ${ManyRoots}, ${locks})`;
     }
-    /** Runs the take (and the rider) on `client`, on their own round trip. */
-    async take(client, sql, rider) {
-        const results = (await client.query(rider ? `${sql};${rider.sql}` : sql));
-        const [take, ride] = Array.isArray(results) ? results : [results];
-        return {
-            take: (take?.rows ?? []),
-            rider: (ride?.rows ?? []).map((r) => r.rider),
-        };
+    /** Runs a take (`takeSql`) on `client`, on its own round trip. */
+    async take(client, sql) {
+        return taken((await client.query(sql)).rows);
     }
     /**
      * Brings the in-memory schema up to date with the database; returns the rider's values, read in
      * the same round trip as the log. `taken`: what the take (in `details` mode, no extra roots)
      * gave when it rode on a step; without it, or when it failed, the take runs now on `client`.
      */
-    async refresh(client, rider, taken) {
+    async refresh(client, rider, ridden) {
         // Without event triggers there is no log, and no lock tracing to ride.
         if (this.mode === 'full') {
             await this.reload(client);
             return [];
         }
-        let got = taken ?? (await this.take(client, this.takeSql('details'), rider));
+        let got = ridden ?? (await this.take(client, this.takeSql('details', [], rider)));
         // The take that rode on a step caught an error and undid itself: the log is there to take again.
         if (failed(got.take))
-            got = { take: (await this.take(client, this.takeSql('details'))).take, rider: got.rider };
+            got = await this.take(client, this.takeSql('details', [], rider));
         const error = failed(got.take);
         if (error)
             throw new Error(`Reading the catalog after a step failed: ${error}`);
         await this.absorb(client, got.take, []);
         return got.rider;
+    }
+    /** Whether the take caught an error (then it undid everything it did: the log is there to take again). */
+    static failed(got) {
+        return failed(got.take) !== undefined;
     }
     /** The milliseconds the take function itself ran, from its rows (0 when it did not run). */
     static elapsed(taken) {
@@ -23062,10 +23223,7 @@ class CatalogTracker {
      * When they all hold, nothing is read and nothing changes here (the caller knows the state); when
      * not, the families of every root compared are read, and the tracker holds what is there now.
      */
-    async checkPrints(client, taken, expected) {
-        let take = taken.take;
-        if (failed(take))
-            take = (await this.take(client, this.takeSql('prints', [...expected.keys()]))).take;
+    async checkPrints(client, take, expected) {
         const error = failed(take);
         if (error)
             throw new Error(`Reading the catalog after a step failed: ${error}`);
@@ -23314,6 +23472,10 @@ class CatalogTracker {
         }
         return out;
     }
+}
+/** A take's rows, with the rider's values picked out. */
+function taken(rows) {
+    return { take: rows, rider: rows.filter((r) => r.r_t === 'rider').map((r) => r.r_props) };
 }
 /** The take's `object` rows, as a family read gives them. */
 function objectRows(take) {
@@ -23654,173 +23816,6 @@ function fileNotices(ctx, check, record, direction, outcome, told) {
 
 // EXTERNAL MODULE: ./src/core/report.ts
 var report = __nccwpck_require__(88557);
-;// CONCATENATED MODULE: ./src/catalog/locks.ts
-
-const S = BookkeepingSchema;
-/** The statements that can lock or rewrite an existing table: the only ones worth a look at pg_locks. */
-const Tags = [
-    'ALTER TABLE',
-    'CREATE INDEX',
-    'DROP INDEX',
-    'ALTER INDEX',
-    'CREATE TABLE',
-    'CREATE TABLE AS',
-    'DROP TABLE',
-    'CREATE TRIGGER',
-    'DROP TRIGGER',
-    'CREATE RULE',
-    'DROP RULE',
-    'CREATE POLICY',
-    'ALTER POLICY',
-    'DROP POLICY',
-    'REFRESH MATERIALIZED VIEW',
-    'ALTER MATERIALIZED VIEW',
-    'ALTER FOREIGN TABLE',
-]
-    .map((t) => `'${t}'`)
-    .join(', ');
-/** The highest relation oid now: relations created after it are the next migration's own. */
-const HighestRelation = '(SELECT max(oid)::bigint FROM pg_class)';
-/** A table as the catalog snapshot names it, and unquoted (`schema.table`, as history tables are given). */
-const Names = `quote_ident(n.nspname) || '.' || quote_ident(c.relname), n.nspname || '.' || c.relname`;
-/**
- * Event triggers that record, in the session that runs a migration's DDL (any format: SQL, an ORM,
- * a Python process), the strong locks (SHARE UPDATE EXCLUSIVE and up) that session holds on
- * tables at the end of each DDL statement, with the statement's end (and, with `holdTimes`, its
- * start) and the lock_timeout then in force; and the tables it rewrites, with why. Written in the
- * step's own transaction: a step that fails leaves no trace behind.
- *
- * The switch is a sequence, set in place (no dead rows for every trigger to step over): 0 turns
- * tracing off (up again, rolling everything back: pg_locks is not free), any other value is the
- * highest relation oid when the migration started. Relations above it are the migration's own
- * (oids only grow): a table created in the same step has no traffic yet, and a migration that
- * creates a thousand tables logs nothing for them, however many locks its transaction holds.
- * Each DDL statement pays for one read of pg_locks (its cost grows with the server's lock table,
- * not with the schema) and a lookup of each table it holds strongly.
- */
-const installSql = (holdTimes) => `
-CREATE UNLOGGED TABLE IF NOT EXISTS ${S}.lock_log (tbl text, raw text, mode text, tag text, started double precision, at double precision, lock_timeout text, reason int);
-CREATE SEQUENCE IF NOT EXISTS ${S}.lock_switch MINVALUE 0;
-SELECT setval('${S}.lock_switch', ${HighestRelation});
-ANALYZE ${S}.lock_log;
-CREATE OR REPLACE FUNCTION ${S}.note_start() RETURNS event_trigger LANGUAGE plpgsql AS $$
-BEGIN
-  PERFORM set_config('pg_migrate_verify.started', (extract(epoch FROM clock_timestamp()) * 1000)::text, true);
-END $$;
-CREATE OR REPLACE FUNCTION ${S}.log_locks() RETURNS event_trigger LANGUAGE plpgsql AS $$
-DECLARE
-  upto oid := (SELECT last_value FROM ${S}.lock_switch)::oid;
-  started double precision;
-  ended double precision;
-BEGIN
-  IF upto = 0 THEN RETURN; END IF;
-  started := nullif(current_setting('pg_migrate_verify.started', true), '')::double precision;
-  ended := extract(epoch FROM clock_timestamp()) * 1000;
-  -- User relations that existed when the migration started; the weak modes (reads, row writes)
-  -- block no one.
-  INSERT INTO ${S}.lock_log
-  SELECT ${Names}, l.mode, tg_tag, started, ended, current_setting('lock_timeout')
-    FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace
-   WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
-     AND l.relation >= 16384 AND l.relation <= upto
-     AND l.mode NOT IN ('AccessShareLock', 'RowShareLock', 'RowExclusiveLock')
-     AND c.relkind IN ('r', 'p', 'm', 'f') AND c.relname NOT LIKE 'pg\\_temp\\_%'
-     AND n.nspname NOT IN ('pg_toast', 'information_schema', '${S}');
-  IF tg_tag = 'CREATE INDEX' THEN
-    -- CREATE INDEX CONCURRENTLY has released its SHARE UPDATE EXCLUSIVE by now (it commits on its
-    -- own): it held that lock on the table for the whole build. (A plain build's SHARE is stronger.)
-    INSERT INTO ${S}.lock_log
-    SELECT ${Names}, 'ShareUpdateExclusiveLock', tg_tag, started, ended, current_setting('lock_timeout')
-      FROM pg_event_trigger_ddl_commands() d JOIN pg_index i ON i.indexrelid = d.objid
-      JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE d.classid = 'pg_class'::regclass AND i.indrelid <= upto;
-  END IF;
-END $$;
-CREATE OR REPLACE FUNCTION ${S}.log_rewrite() RETURNS event_trigger LANGUAGE plpgsql AS $$
-DECLARE
-  upto oid := (SELECT last_value FROM ${S}.lock_switch)::oid;
-BEGIN
-  IF upto = 0 OR pg_event_trigger_table_rewrite_oid() > upto THEN RETURN; END IF;
-  INSERT INTO ${S}.lock_log (tbl, raw, mode, reason)
-  SELECT ${Names}, 'rewrite', pg_event_trigger_table_rewrite_reason()
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = pg_event_trigger_table_rewrite_oid();
-END $$;
-DROP EVENT TRIGGER IF EXISTS ${S}_start;
-DROP EVENT TRIGGER IF EXISTS ${S}_locks;
-DROP EVENT TRIGGER IF EXISTS ${S}_rewrite;
-${
-// Without data in the tables, how long a lock is held says nothing: the start of each statement
-// (one more trigger on every DDL statement) is recorded only when there is seed data.
-holdTimes
-    ? `CREATE EVENT TRIGGER ${S}_start ON ddl_command_start WHEN TAG IN (${Tags}) EXECUTE FUNCTION ${S}.note_start();`
-    : ''}
-CREATE EVENT TRIGGER ${S}_locks ON ddl_command_end WHEN TAG IN (${Tags}) EXECUTE FUNCTION ${S}.log_locks();
-CREATE EVENT TRIGGER ${S}_rewrite ON table_rewrite EXECUTE FUNCTION ${S}.log_rewrite();
--- Takes what the triggers logged (one array per row: \`loggedLocks\`) when p_take, and switches
--- tracing for the steps after it (p_switch: off, or on from the highest relation oid now, what the
--- next migration finds; its row is the value set). It rides on a catalog refresh, possibly after a
--- step's COMMIT in the step's own session, so it never fails: an error is a row {"error": ...}, and
--- what it did is undone. It stays small: \`stepTrace\` does the grouping.
-CREATE OR REPLACE FUNCTION ${S}.take_locks(p_take boolean, p_switch boolean) RETURNS TABLE (rider jsonb)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
-BEGIN
-  BEGIN
-    IF p_take THEN
-      RETURN QUERY WITH lt_log AS (DELETE FROM ${S}.lock_log RETURNING *)
-        SELECT jsonb_build_array(l.tbl, l.raw, l.mode, l.tag, l.started, l.at, l.lock_timeout, l.reason) FROM lt_log l;
-    END IF;
-    IF p_switch IS NOT NULL THEN
-      RETURN QUERY SELECT to_jsonb(setval('${S}.lock_switch', CASE WHEN p_switch THEN ${HighestRelation} ELSE 0 END));
-    END IF;
-  EXCEPTION WHEN OTHERS THEN
-    RETURN QUERY SELECT jsonb_build_object('error', SQLERRM);
-  END;
-END $$;
-`;
-/**
- * Installs the lock triggers, with the start of each statement when `holdTimes` (seed data: how
- * long a lock kept the rows waiting); false when the user may not create event triggers (not a
- * superuser).
- */
-async function installLockTrace(client, holdTimes) {
-    try {
-        await client.query(installSql(holdTimes));
-        return true;
-    }
-    catch (error) {
-        if (error.code === '42501')
-            return false;
-        throw error;
-    }
-}
-/**
- * Rides on a catalog refresh: takes what the steps since the last refresh logged (`take`: they
- * were traced), and, when `tracing` is given, switches tracing on or off for the steps after it.
- */
-function lockTraceRider(take, tracing) {
-    if (!take && tracing === undefined)
-        return undefined;
-    return { sql: `SELECT rider FROM ${S}.take_locks(${take}, ${tracing === undefined ? 'NULL' : tracing})` };
-}
-/** The error the rider caught, if it did (then it took nothing and switched nothing). */
-function riderFailed(values) {
-    for (const v of values)
-        if (v && typeof v === 'object' && !Array.isArray(v) && 'error' in v)
-            return String(v.error);
-    return undefined;
-}
-/** The rider's values as logged rows (the switch's own row left out). */
-function loggedLocks(values) {
-    const rows = [];
-    for (const v of values) {
-        if (!Array.isArray(v))
-            continue;
-        const [table, raw, mode, tag, started, at, lockTimeout, reason] = v;
-        rows.push({ table, raw, mode, tag, started, at, lockTimeout, reason });
-    }
-    return rows;
-}
-
 // EXTERNAL MODULE: ./src/core/locks.ts
 var core_locks = __nccwpck_require__(51191);
 ;// CONCATENATED MODULE: ./src/core/faults.ts
@@ -24539,26 +24534,29 @@ class Workspace {
         const incremental = tracker.mode === 'incremental';
         const rider = incremental ? this.riderFor(next) : undefined;
         const take = incremental
-            ? tracker.takeSql(expect ? 'prints' : 'details', expect ? [...expect.keys()] : [])
+            ? tracker.takeSql(expect ? 'prints' : 'details', expect ? [...expect.keys()] : [], rider)
             : undefined;
-        const follow = take ? [take, ...(rider ? [rider.sql] : [])] : undefined;
-        const outcome = direction === 'up' ? await runner.up(migration, follow) : await runner.down(migration, follow);
+        const outcome = direction === 'up'
+            ? await runner.up(migration, take ? [take] : undefined)
+            : await runner.down(migration, take ? [take] : undefined);
         if (!outcome.ok)
             return { outcome };
-        let taken;
-        if (outcome.followed) {
-            const [took, rode] = outcome.followed;
-            taken = { take: took?.rows ?? [], rider: (rode?.rows ?? []).map((r) => r.rider) };
+        let ridden;
+        const rows = outcome.followed?.[0]?.rows;
+        if (rows) {
+            ridden = taken(rows);
             // The step's time is its own: the reads that rode on its round trip are left out.
-            outcome.ms = Math.max(0, outcome.ms - CatalogTracker.elapsed(taken));
+            outcome.ms = Math.max(0, outcome.ms - CatalogTracker.elapsed(ridden));
         }
-        if (!expect || !incremental) {
-            const values = await tracker.refresh(this.catalog, rider, taken);
-            return { outcome, trace: await this.traceOf(next, rider, values) };
+        if (!expect || !take) {
+            const values = await tracker.refresh(this.catalog, rider, ridden);
+            return { outcome, trace: this.traceOf(next, rider, values) };
         }
-        taken ??= await tracker.take(this.catalog, take, rider);
-        const check = await tracker.checkPrints(this.catalog, taken, expect);
-        return { outcome, trace: await this.traceOf(next, rider, taken.rider), check };
+        // A take that caught an error undid itself (the log, the trace, the switch): it runs again here.
+        if (!ridden || CatalogTracker.failed(ridden))
+            ridden = await tracker.take(this.catalog, take);
+        const check = await tracker.checkPrints(this.catalog, ridden.take, expect);
+        return { outcome, trace: this.traceOf(next, rider, ridden.rider), check };
     }
     /** What takes the locks logged since the last refresh and switches tracing for `next` (see `refresh`). */
     riderFor(next) {
@@ -24569,21 +24567,12 @@ class Workspace {
         const on = next !== 'off';
         return lockTraceRider(this.traced, next === 'migration' || on !== this.traced ? on : undefined);
     }
-    /**
-     * The locks and rewrites the rider took; tracing is now as `next` wants it. A rider that caught
-     * an error took and switched nothing: it runs again on its own.
-     */
-    async traceOf(next, rider, values) {
+    /** The locks and rewrites the take's rider took; tracing is now as `next` wants it. */
+    traceOf(next, rider, values) {
         if (!rider)
             return { locks: [], rewrites: [] };
-        let taken = values;
-        if (riderFailed(taken))
-            taken = (await this.catalog.query(rider.sql)).rows.map((r) => r.rider);
-        const error = riderFailed(taken);
-        if (error)
-            throw new Error(`Reading the lock trace failed: ${error}`);
         this.traced = next !== 'off';
-        return (0,core_locks/* stepTrace */.Ki)(loggedLocks(taken), this.plan.exclusions.tables);
+        return (0,core_locks/* stepTrace */.Ki)(loggedLocks(values), this.plan.exclusions.tables);
     }
     /** Loads the seed data; returns why it failed, or undefined. `next`: what the steps after it are. */
     async seed(next = 'migration') {

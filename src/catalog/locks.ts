@@ -108,26 +108,6 @@ ${
 }
 CREATE EVENT TRIGGER ${S}_locks ON ddl_command_end WHEN TAG IN (${Tags}) EXECUTE FUNCTION ${S}.log_locks();
 CREATE EVENT TRIGGER ${S}_rewrite ON table_rewrite EXECUTE FUNCTION ${S}.log_rewrite();
--- Takes what the triggers logged (one array per row: \`loggedLocks\`) when p_take, and switches
--- tracing for the steps after it (p_switch: off, or on from the highest relation oid now, what the
--- next migration finds; its row is the value set). It rides on a catalog refresh, possibly after a
--- step's COMMIT in the step's own session, so it never fails: an error is a row {"error": ...}, and
--- what it did is undone. It stays small: \`stepTrace\` does the grouping.
-CREATE OR REPLACE FUNCTION ${S}.take_locks(p_take boolean, p_switch boolean) RETURNS TABLE (rider jsonb)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
-BEGIN
-  BEGIN
-    IF p_take THEN
-      RETURN QUERY WITH lt_log AS (DELETE FROM ${S}.lock_log RETURNING *)
-        SELECT jsonb_build_array(l.tbl, l.raw, l.mode, l.tag, l.started, l.at, l.lock_timeout, l.reason) FROM lt_log l;
-    END IF;
-    IF p_switch IS NOT NULL THEN
-      RETURN QUERY SELECT to_jsonb(setval('${S}.lock_switch', CASE WHEN p_switch THEN ${HighestRelation} ELSE 0 END));
-    END IF;
-  EXCEPTION WHEN OTHERS THEN
-    RETURN QUERY SELECT jsonb_build_object('error', SQLERRM);
-  END;
-END $$;
 `;
 
 /**
@@ -146,21 +126,31 @@ export async function installLockTrace(client: pg.Client, holdTimes: boolean): P
 }
 
 /**
- * Rides on a catalog refresh: takes what the steps since the last refresh logged (`take`: they
- * were traced), and, when `tracing` is given, switches tracing on or off for the steps after it.
+ * What the catalog refresh's take does for the trace (`TakeLocksSql`): take what the steps since
+ * the last refresh logged (`take`: they were traced), and, when `tracing` is given, switch tracing
+ * on or off for the steps after it.
  */
 export function lockTraceRider(take: boolean, tracing?: boolean): Rider | undefined {
   if (!take && tracing === undefined) return undefined;
-  return { sql: `SELECT rider FROM ${S}.take_locks(${take}, ${tracing === undefined ? 'NULL' : tracing})` };
+  return { locks: take, ...(tracing === undefined ? {} : { switch: tracing }) };
 }
 
-/** The error the rider caught, if it did (then it took nothing and switched nothing). */
-export function riderFailed(values: readonly unknown[]): string | undefined {
-  for (const v of values)
-    if (v && typeof v === 'object' && !Array.isArray(v) && 'error' in v)
-      return String((v as { error: unknown }).error);
-  return undefined;
-}
+/**
+ * The take function's part for the trace (see `takeFunctionSql`): with p_locks, what the triggers
+ * logged, one array per row (\`loggedLocks\`); with p_switch, tracing switched for the steps after
+ * it (off, or on from the highest relation oid now, what the next migration finds), its row the
+ * value set. It stays small: \`stepTrace\` does the grouping.
+ */
+export const TakeLocksSql = `
+    IF p_locks THEN
+      RETURN QUERY WITH lt_log AS (DELETE FROM ${S}.lock_log RETURNING *)
+        SELECT 'rider'::text, NULL::text, NULL::oid, NULL::text, NULL::oid, NULL::text, NULL::text, NULL::text, NULL::text,
+               jsonb_build_array(l.tbl, l.raw, l.mode, l.tag, l.started, l.at, l.lock_timeout, l.reason) FROM lt_log l;
+    END IF;
+    IF p_switch IS NOT NULL THEN
+      RETURN QUERY SELECT 'rider'::text, NULL::text, NULL::oid, NULL::text, NULL::oid, NULL::text, NULL::text, NULL::text, NULL::text,
+        to_jsonb(setval('${S}.lock_switch', CASE WHEN p_switch THEN ${HighestRelation} ELSE 0 END));
+    END IF;`;
 
 /** The rider's values as logged rows (the switch's own row left out). */
 export function loggedLocks(values: readonly unknown[]): LoggedLock[] {

@@ -1,4 +1,5 @@
 import { BookkeepingSchema } from '../core/bookkeeping.js';
+import { TakeLocksSql } from './locks.js';
 
 /**
  * How the schema is read from pg_catalog: one row per object,
@@ -464,7 +465,7 @@ ${parts.join('\nUNION ALL\n')}
 }
 
 /** The kinds of what the take function returns in its first column. */
-export type TakeRow = 'root' | 'object' | 'many' | 'elapsed' | 'error';
+export type TakeRow = 'root' | 'object' | 'many' | 'rider' | 'elapsed' | 'error';
 
 /**
  * A function that reads and clears the log our event triggers keep and reads what it names, in one
@@ -473,7 +474,8 @@ export type TakeRow = 'root' | 'object' | 'many' | 'elapsed' | 'error';
  * reads), then the families of the touched roots and of `p_extra` (`object` rows, with each root's
  * print), or with `p_mode` 'prints' only their prints. `p_mode` 'read': the families of `p_extra`
  * only, the log left alone. More roots than `p_most`: a `many` row instead of the families (a full
- * read is cheaper). Last, `elapsed` (its own time, ms, in `props`).
+ * read is cheaper). Then what the locks check traced (`rider` rows: `TakeLocksSql`, with p_locks and
+ * p_switch). Last, `elapsed` (its own time, ms, in `props`).
  *
  * Its statements are planned once per session, and it can run in the session that ran the step,
  * right after the step's COMMIT in the same round trip, so the read costs no round trip of its own.
@@ -496,7 +498,8 @@ export function takeFunctionSql(): string {
       END IF;`,
     ).join('\n');
   return `
-CREATE OR REPLACE FUNCTION ${S}.take(p_mode text, p_extra_classes text[], p_extra_oids oid[], p_schemas text[], p_tables text[], p_most int)
+CREATE OR REPLACE FUNCTION ${S}.take(p_mode text, p_extra_classes text[], p_extra_oids oid[], p_schemas text[], p_tables text[], p_most int,
+  p_locks boolean, p_switch boolean)
 RETURNS TABLE (r_t text, r_obj_class text, r_obj_oid oid, r_root_class text, r_root_oid oid, r_key text, r_kind text, r_name text, r_parent text, r_props jsonb)
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path FROM CURRENT SET datestyle FROM CURRENT SET intervalstyle FROM CURRENT
@@ -570,6 +573,7 @@ BEGIN
     ELSE
       ${read('with')}
     END IF;
+    ${TakeLocksSql}
     RETURN QUERY SELECT 'elapsed'::text, NULL::text, NULL::oid, NULL::text, NULL::oid, NULL::text, NULL::text, NULL::text, NULL::text,
       to_jsonb(extract(epoch FROM clock_timestamp() - v_started) * 1000);
   EXCEPTION WHEN OTHERS THEN

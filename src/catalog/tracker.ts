@@ -116,12 +116,12 @@ function textArray(values: readonly string[]): string {
 }
 
 /**
- * A statement that runs right after a refresh's take, in the same round trip, and returns rows of
- * one jsonb column `rider` that the refresh hands back (the locks check's trace). It must never
- * fail: what it could not do it says in a row (`lockTraceRider`).
+ * What the take does besides, for the locks check (`lockTraceRider`): take the trace (`locks`), and
+ * switch tracing on or off for the steps after it (`switch`). Its rows come back as `Taken.rider`.
  */
 export interface Rider {
-  sql: string;
+  locks: boolean;
+  switch?: boolean;
 }
 
 /** An object as the tracker holds it: its value, and the root whose family it belongs to. */
@@ -136,10 +136,7 @@ export class Mark {
   readonly prints = new Map<string, string | undefined>();
 }
 
-/**
- * What a refresh's statements gave back: the take function's rows and the rider's. `take` is
- * undefined when they did not run (the step they were to ride on failed).
- */
+/** What a take gave back: its rows, and the rider's values among them. */
 export interface Taken {
   take: TakenRow[];
   rider: unknown[];
@@ -219,21 +216,15 @@ export class CatalogTracker {
    * (`prints`), with the roots in `extra` besides: for a step to run right after its COMMIT, or for
    * `refresh` to run on its own; `read`: the families of `extra` only, the log left alone.
    */
-  takeSql(mode: 'details' | 'prints' | 'read', extra: readonly string[] = []): string {
+  takeSql(mode: 'details' | 'prints' | 'read', extra: readonly string[] = [], rider?: Rider): string {
     const split = extra.map(splitRoot);
-    return `SELECT * FROM ${BookkeepingSchema}.take('${mode}', ${textArray(split.map(([c]) => c))}, ARRAY[${split.map(([, o]) => o).join(',')}]::oid[], ${textArray(this.exclusions.schemas)}, ${textArray(this.exclusions.tables)}, ${ManyRoots})`;
+    const locks = `${rider?.locks ?? false}, ${rider?.switch ?? 'NULL'}`;
+    return `SELECT * FROM ${BookkeepingSchema}.take('${mode}', ${textArray(split.map(([c]) => c))}, ARRAY[${split.map(([, o]) => o).join(',')}]::oid[], ${textArray(this.exclusions.schemas)}, ${textArray(this.exclusions.tables)}, ${ManyRoots}, ${locks})`;
   }
 
-  /** Runs the take (and the rider) on `client`, on their own round trip. */
-  async take(client: pg.Client, sql: string, rider?: Rider): Promise<Taken> {
-    const results = (await client.query(rider ? `${sql};${rider.sql}` : sql)) as unknown as
-      | pg.QueryResult
-      | pg.QueryResult[];
-    const [take, ride] = Array.isArray(results) ? results : [results];
-    return {
-      take: (take?.rows ?? []) as TakenRow[],
-      rider: (ride?.rows ?? []).map((r: { rider: unknown }) => r.rider),
-    };
+  /** Runs a take (`takeSql`) on `client`, on its own round trip. */
+  async take(client: pg.Client, sql: string): Promise<Taken> {
+    return taken((await client.query<TakenRow>(sql)).rows);
   }
 
   /**
@@ -241,20 +232,24 @@ export class CatalogTracker {
    * the same round trip as the log. `taken`: what the take (in `details` mode, no extra roots)
    * gave when it rode on a step; without it, or when it failed, the take runs now on `client`.
    */
-  async refresh(client: pg.Client, rider?: Rider, taken?: Taken): Promise<unknown[]> {
+  async refresh(client: pg.Client, rider?: Rider, ridden?: Taken): Promise<unknown[]> {
     // Without event triggers there is no log, and no lock tracing to ride.
     if (this.mode === 'full') {
       await this.reload(client);
       return [];
     }
-    let got = taken ?? (await this.take(client, this.takeSql('details'), rider));
+    let got = ridden ?? (await this.take(client, this.takeSql('details', [], rider)));
     // The take that rode on a step caught an error and undid itself: the log is there to take again.
-    if (failed(got.take))
-      got = { take: (await this.take(client, this.takeSql('details'))).take, rider: got.rider };
+    if (failed(got.take)) got = await this.take(client, this.takeSql('details', [], rider));
     const error = failed(got.take);
     if (error) throw new Error(`Reading the catalog after a step failed: ${error}`);
     await this.absorb(client, got.take, []);
     return got.rider;
+  }
+
+  /** Whether the take caught an error (then it undid everything it did: the log is there to take again). */
+  static failed(got: Taken): boolean {
+    return failed(got.take) !== undefined;
   }
 
   /** The milliseconds the take function itself ran, from its rows (0 when it did not run). */
@@ -269,9 +264,7 @@ export class CatalogTracker {
    * When they all hold, nothing is read and nothing changes here (the caller knows the state); when
    * not, the families of every root compared are read, and the tracker holds what is there now.
    */
-  async checkPrints(client: pg.Client, taken: Taken, expected: Expected): Promise<PrintCheck> {
-    let take = taken.take;
-    if (failed(take)) take = (await this.take(client, this.takeSql('prints', [...expected.keys()]))).take;
+  async checkPrints(client: pg.Client, take: TakenRow[], expected: Expected): Promise<PrintCheck> {
     const error = failed(take);
     if (error) throw new Error(`Reading the catalog after a step failed: ${error}`);
     const { read, gone, unknown } = this.touchedBy(take, [...expected.keys()]);
@@ -515,6 +508,11 @@ export class CatalogTracker {
     }
     return out;
   }
+}
+
+/** A take's rows, with the rider's values picked out. */
+export function taken(rows: TakenRow[]): Taken {
+  return { take: rows, rider: rows.filter((r) => r.r_t === 'rider').map((r) => r.r_props) };
 }
 
 /** The take's `object` rows, as a family read gives them. */

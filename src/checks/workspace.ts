@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { installLockTrace, lockTraceRider, loggedLocks, riderFailed } from '../catalog/locks.js';
+import { installLockTrace, lockTraceRider, loggedLocks } from '../catalog/locks.js';
 import {
   CatalogTracker,
   type Exclusions,
@@ -7,6 +7,7 @@ import {
   type PrintCheck,
   type Rider,
   type Taken,
+  taken,
 } from '../catalog/tracker.js';
 import type { AssertionRun, Side } from '../core/assertions.js';
 import { type StepTrace, stepTrace } from '../core/locks.js';
@@ -229,26 +230,28 @@ export class Workspace {
     const incremental = tracker.mode === 'incremental';
     const rider = incremental ? this.riderFor(next) : undefined;
     const take = incremental
-      ? tracker.takeSql(expect ? 'prints' : 'details', expect ? [...expect.keys()] : [])
+      ? tracker.takeSql(expect ? 'prints' : 'details', expect ? [...expect.keys()] : [], rider)
       : undefined;
-    const follow = take ? [take, ...(rider ? [rider.sql] : [])] : undefined;
     const outcome =
-      direction === 'up' ? await runner.up(migration, follow) : await runner.down(migration, follow);
+      direction === 'up'
+        ? await runner.up(migration, take ? [take] : undefined)
+        : await runner.down(migration, take ? [take] : undefined);
     if (!outcome.ok) return { outcome };
-    let taken: Taken | undefined;
-    if (outcome.followed) {
-      const [took, rode] = outcome.followed;
-      taken = { take: took?.rows ?? [], rider: (rode?.rows ?? []).map((r: { rider: unknown }) => r.rider) };
+    let ridden: Taken | undefined;
+    const rows = outcome.followed?.[0]?.rows;
+    if (rows) {
+      ridden = taken(rows);
       // The step's time is its own: the reads that rode on its round trip are left out.
-      outcome.ms = Math.max(0, outcome.ms - CatalogTracker.elapsed(taken));
+      outcome.ms = Math.max(0, outcome.ms - CatalogTracker.elapsed(ridden));
     }
-    if (!expect || !incremental) {
-      const values = await tracker.refresh(this.catalog, rider, taken);
-      return { outcome, trace: await this.traceOf(next, rider, values) };
+    if (!expect || !take) {
+      const values = await tracker.refresh(this.catalog, rider, ridden);
+      return { outcome, trace: this.traceOf(next, rider, values) };
     }
-    taken ??= await tracker.take(this.catalog, take as string, rider);
-    const check = await tracker.checkPrints(this.catalog, taken, expect);
-    return { outcome, trace: await this.traceOf(next, rider, taken.rider), check };
+    // A take that caught an error undid itself (the log, the trace, the switch): it runs again here.
+    if (!ridden || CatalogTracker.failed(ridden)) ridden = await tracker.take(this.catalog, take);
+    const check = await tracker.checkPrints(this.catalog, ridden.take, expect);
+    return { outcome, trace: this.traceOf(next, rider, ridden.rider), check };
   }
 
   /** What takes the locks logged since the last refresh and switches tracing for `next` (see `refresh`). */
@@ -260,19 +263,11 @@ export class Workspace {
     return lockTraceRider(this.traced, next === 'migration' || on !== this.traced ? on : undefined);
   }
 
-  /**
-   * The locks and rewrites the rider took; tracing is now as `next` wants it. A rider that caught
-   * an error took and switched nothing: it runs again on its own.
-   */
-  private async traceOf(next: NextSteps, rider: Rider | undefined, values: unknown[]): Promise<StepTrace> {
+  /** The locks and rewrites the take's rider took; tracing is now as `next` wants it. */
+  private traceOf(next: NextSteps, rider: Rider | undefined, values: unknown[]): StepTrace {
     if (!rider) return { locks: [], rewrites: [] };
-    let taken = values;
-    if (riderFailed(taken))
-      taken = (await this.catalog.query<{ rider: unknown }>(rider.sql)).rows.map((r) => r.rider);
-    const error = riderFailed(taken);
-    if (error) throw new Error(`Reading the lock trace failed: ${error}`);
     this.traced = next !== 'off';
-    return stepTrace(loggedLocks(taken), this.plan.exclusions.tables);
+    return stepTrace(loggedLocks(values), this.plan.exclusions.tables);
   }
 
   /** Loads the seed data; returns why it failed, or undefined. `next`: what the steps after it are. */
