@@ -10633,7 +10633,7 @@ function missingPackage(error) {
 /* harmony export */   qh: () => (/* binding */ serverVersion),
 /* harmony export */   vG: () => (/* binding */ endSessions)
 /* harmony export */ });
-/* unused harmony exports quoteIdent, withDatabase, scratchName */
+/* unused harmony exports quoteIdent, withDatabase, scratchName, overSocket */
 /* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(77598);
 /* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_crypto__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var pg__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(83849);
@@ -10659,15 +10659,26 @@ function scratchName(prefix = 'pgmv') {
  */
 class DatabaseFactory {
     adminUrl;
+    socketDir;
     admin;
     created = new Set();
     major;
-    constructor(adminUrl) {
+    /**
+     * `socketDir`: where the server's Unix socket is, when the tool may use it for its own sessions:
+     * a round trip over it costs the tool and the server less than one over TCP, and a walk makes
+     * thousands. What the migrations and their tools are given stays the TCP URL.
+     */
+    constructor(adminUrl, socketDir) {
         this.adminUrl = adminUrl;
+        this.socketDir = socketDir;
+    }
+    /** `url` as the tool's own sessions reach it (over the Unix socket where there is one). */
+    local(url) {
+        return this.socketDir ? overSocket(url, this.socketDir) : url;
     }
     async client() {
         if (!this.admin) {
-            const client = new pg__WEBPACK_IMPORTED_MODULE_1__/* ["default"].Client */ .Ay.Client({ connectionString: this.adminUrl });
+            const client = new pg__WEBPACK_IMPORTED_MODULE_1__/* ["default"].Client */ .Ay.Client({ connectionString: this.local(this.adminUrl) });
             // A server stopped under us must not crash the process through an unhandled 'error' event;
             // a session it ended (a restart after a crash) is replaced on the next use.
             const forget = () => {
@@ -10701,7 +10712,8 @@ class DatabaseFactory {
         const strategy = template !== 'template0' && this.major >= 15 ? ' STRATEGY FILE_COPY' : '';
         await client.query(`CREATE DATABASE ${quoteIdent(name)} TEMPLATE ${quoteIdent(template)}${strategy}`);
         this.created.add(name);
-        return { name, url: withDatabase(this.adminUrl, name), drop: () => this.drop(name) };
+        const url = withDatabase(this.adminUrl, name);
+        return { name, url, localUrl: this.local(url), drop: () => this.drop(name) };
     }
     drop(name) {
         return this.serial(() => this.dropNow(name));
@@ -10723,6 +10735,12 @@ class DatabaseFactory {
         if (client)
             await client.end().catch(() => { });
     }
+}
+/** `url` reaching its server through the Unix socket in `dir` (the port names the socket). */
+function overSocket(url, dir) {
+    const parsed = new URL(url);
+    parsed.searchParams.set('host', dir);
+    return parsed.toString();
 }
 /** `server_version` of the server at `url`, and its major. */
 async function serverVersion(url, timeoutMs) {
@@ -11300,7 +11318,7 @@ class BinaryServer {
     async started() {
         const adminUrl = `postgresql://postgres@127.0.0.1:${this.port}/postgres`;
         const { version, major } = await (0,postgres_databases/* serverVersion */.qh)(adminUrl);
-        const databases = new postgres_databases/* DatabaseFactory */._T(adminUrl);
+        const databases = new postgres_databases/* DatabaseFactory */._T(adminUrl, external_node_path_default().join(this.dir, 'socket'));
         this.databases = databases;
         // What the log says from here on is about the checks, not about starting; a restart is told once.
         const readFrom = { at: logSize(this.logFile) };
@@ -23938,7 +23956,7 @@ class Runner {
         this.now = options.now ?? (() => performance.now());
     }
     async open() {
-        const client = new esm/* default.Client */.Ay.Client({ connectionString: this.options.databaseUrl });
+        const client = new esm/* default.Client */.Ay.Client({ connectionString: this.options.localUrl ?? this.options.databaseUrl });
         client.on('error', () => { });
         await client.connect();
         await client.query(`CREATE SCHEMA IF NOT EXISTS ${BookkeepingSchema};
@@ -24404,6 +24422,7 @@ function runnerFor(ctx, db) {
     const { server } = ctx;
     return new Runner({
         databaseUrl: db.url,
+        ...(db.localUrl ? { localUrl: db.localUrl } : {}),
         timeoutMs: ctx.stepTimeoutMs,
         cancel: () => (0,databases/* cancelQueries */.hS)(server.adminUrl, db.name),
         health: () => server.health(),
@@ -24447,7 +24466,7 @@ class Workspace {
         const runner = runnerFor(plan.ctx, db);
         const prepared = {};
         const catalog = new esm/* default.Client */.Ay.Client({
-            connectionString: db.url,
+            connectionString: db.localUrl ?? db.url,
             // A step's timeout cancels the queries on the database, never this session's.
             application_name: databases/* CatalogSessionName */.Po,
             // The snapshot statements are long: planning one costs ~3-5 ms, more than running it, so plan

@@ -72,6 +72,7 @@ export function runnerFor(ctx: SetContext, db: ScratchDatabase): Runner {
   const { server } = ctx;
   return new Runner({
     databaseUrl: db.url,
+    ...(db.localUrl ? { localUrl: db.localUrl } : {}),
     timeoutMs: ctx.stepTimeoutMs,
     cancel: () => cancelQueries(server.adminUrl, db.name),
     health: () => server.health(),
@@ -133,7 +134,7 @@ export class Workspace {
     const runner = runnerFor(plan.ctx, db);
     const prepared: Prepared = {};
     const catalog = new pg.Client({
-      connectionString: db.url,
+      connectionString: db.localUrl ?? db.url,
       // A step's timeout cancels the queries on the database, never this session's.
       application_name: CatalogSessionName,
       // The snapshot statements are long: planning one costs ~3-5 ms, more than running it, so plan

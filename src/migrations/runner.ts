@@ -90,6 +90,8 @@ export interface FailedStep {
 
 export interface RunnerOptions {
   databaseUrl: string;
+  /** The same database for the runner's own session (the server's Unix socket), when there is one. */
+  localUrl?: string;
   /** Stop a step after this long. */
   timeoutMs: number;
   /** Cancels whatever the step is running on the server (called on timeout). */
@@ -123,7 +125,7 @@ export class Runner {
   }
 
   async open(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.options.databaseUrl });
+    const client = new pg.Client({ connectionString: this.options.localUrl ?? this.options.databaseUrl });
     client.on('error', () => {});
     await client.connect();
     await client.query(

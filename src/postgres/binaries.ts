@@ -592,7 +592,7 @@ class BinaryServer {
   async started(): Promise<StartedPostgres> {
     const adminUrl = `postgresql://postgres@127.0.0.1:${this.port}/postgres`;
     const { version, major } = await serverVersion(adminUrl);
-    const databases = new DatabaseFactory(adminUrl);
+    const databases = new DatabaseFactory(adminUrl, path.join(this.dir, 'socket'));
     this.databases = databases;
     // What the log says from here on is about the checks, not about starting; a restart is told once.
     const readFrom = { at: logSize(this.logFile) };

@@ -28,11 +28,24 @@ export class DatabaseFactory {
   private readonly created = new Set<string>();
   private major: number | undefined;
 
-  constructor(private readonly adminUrl: string) {}
+  /**
+   * `socketDir`: where the server's Unix socket is, when the tool may use it for its own sessions:
+   * a round trip over it costs the tool and the server less than one over TCP, and a walk makes
+   * thousands. What the migrations and their tools are given stays the TCP URL.
+   */
+  constructor(
+    private readonly adminUrl: string,
+    private readonly socketDir?: string,
+  ) {}
+
+  /** `url` as the tool's own sessions reach it (over the Unix socket where there is one). */
+  private local(url: string): string {
+    return this.socketDir ? overSocket(url, this.socketDir) : url;
+  }
 
   private async client(): Promise<pg.Client> {
     if (!this.admin) {
-      const client = new pg.Client({ connectionString: this.adminUrl });
+      const client = new pg.Client({ connectionString: this.local(this.adminUrl) });
       // A server stopped under us must not crash the process through an unhandled 'error' event;
       // a session it ended (a restart after a crash) is replaced on the next use.
       const forget = () => {
@@ -70,7 +83,8 @@ export class DatabaseFactory {
     const strategy = template !== 'template0' && this.major >= 15 ? ' STRATEGY FILE_COPY' : '';
     await client.query(`CREATE DATABASE ${quoteIdent(name)} TEMPLATE ${quoteIdent(template)}${strategy}`);
     this.created.add(name);
-    return { name, url: withDatabase(this.adminUrl, name), drop: () => this.drop(name) };
+    const url = withDatabase(this.adminUrl, name);
+    return { name, url, localUrl: this.local(url), drop: () => this.drop(name) };
   }
 
   drop(name: string): Promise<void> {
@@ -95,6 +109,13 @@ export class DatabaseFactory {
     this.admin = undefined;
     if (client) await client.end().catch(() => {});
   }
+}
+
+/** `url` reaching its server through the Unix socket in `dir` (the port names the socket). */
+export function overSocket(url: string, dir: string): string {
+  const parsed = new URL(url);
+  parsed.searchParams.set('host', dir);
+  return parsed.toString();
 }
 
 /** `server_version` of the server at `url`, and its major. */

@@ -24,7 +24,10 @@ export interface ServerFault {
 
 export interface ScratchDatabase {
   name: string;
+  /** What the migrations and the tools that run them connect to. */
   url: string;
+  /** What the tool's own sessions connect to (the server's Unix socket, where the provider has one). */
+  localUrl?: string;
   drop(): Promise<void>;
 }
 
