@@ -477,14 +477,16 @@ export type TakeRow = 'root' | 'object' | 'many' | 'rider' | 'elapsed' | 'error'
  * read is cheaper). Then what the locks check traced (`rider` rows: `TakeLocksSql`, with p_locks and
  * p_switch). Last, `elapsed` (its own time, ms, in `props`).
  *
- * Its statements are planned once per session, and it can run in the session that ran the step,
- * right after the step's COMMIT in the same round trip, so the read costs no round trip of its own.
- * So that it reads exactly as the catalog session's statements do there, it keeps that session's
- * settings (`FROM CURRENT`: it is created there) whatever a migration set in its own session, and
- * runs as its owner (a migration's SET ROLE). Its reads look roots up by index, never by a scan:
- * the catalogs' statistics are those of an empty database (no autovacuum), so a plan made early
- * would scan pg_trigger or pg_sequence whole on every read, however long the history grows. It never fails the round trip it rides on: an error comes back as an `error` row, and
- * what it did is undone (the log stays for the next read).
+ * Its statements are planned once per session (a generic plan: planning one costs more than
+ * running it), and it can run in the session that ran the step, right after the step's COMMIT in
+ * the same round trip, so the read costs no round trip of its own. So that it reads exactly as the
+ * catalog session's statements do there, it keeps the settings that shape what it reads (search
+ * path, date and number output: `FROM CURRENT`, as it is created there) whatever a migration set
+ * in its own session, and runs as its owner (a migration's SET ROLE). Its reads look roots up by
+ * index, never by a scan: the catalogs' statistics are those of an empty database (no autovacuum),
+ * so a plan made early would scan pg_trigger or pg_sequence whole on every read, however long the
+ * history grows. It never fails the round trip it rides on: an error comes back as an `error`
+ * row, and what it did is undone (the log stays for the next read).
  */
 export function takeFunctionSql(): string {
   const S = BookkeepingSchema;
@@ -503,8 +505,8 @@ CREATE OR REPLACE FUNCTION ${S}.take(p_mode text, p_extra_classes text[], p_extr
 RETURNS TABLE (r_t text, r_obj_class text, r_obj_oid oid, r_root_class text, r_root_oid oid, r_key text, r_kind text, r_name text, r_parent text, r_props jsonb)
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path FROM CURRENT SET datestyle FROM CURRENT SET intervalstyle FROM CURRENT
-SET extra_float_digits FROM CURRENT SET plan_cache_mode FROM CURRENT
-SET enable_hashjoin FROM CURRENT SET enable_mergejoin FROM CURRENT SET enable_seqscan = off SET enable_bitmapscan = off
+SET extra_float_digits FROM CURRENT SET plan_cache_mode = force_generic_plan
+SET enable_hashjoin = off SET enable_mergejoin = off SET enable_seqscan = off SET enable_bitmapscan = off
 AS $take$
 DECLARE
   v_started timestamptz := clock_timestamp();

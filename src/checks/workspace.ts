@@ -137,9 +137,6 @@ export class Workspace {
       connectionString: db.localUrl ?? db.url,
       // A step's timeout cancels the queries on the database, never this session's.
       application_name: CatalogSessionName,
-      // The snapshot statements are long: planning one costs ~3-5 ms, more than running it, so plan
-      // each once; and the scoped reads want index lookups, never a scan of a whole catalog.
-      options: '-c plan_cache_mode=force_generic_plan -c enable_hashjoin=off -c enable_mergejoin=off',
     });
     catalog.on('error', () => {});
     try {
