@@ -288,6 +288,7 @@ async function walkRange(
       exclusions,
       assertions,
       checkpoints,
+      walked: records.length,
       ...(seedIndex >= 0 ? { seedIndex } : {}),
     },
     prefix,

@@ -31,7 +31,16 @@ export interface WorkspacePlan {
   seedIndex?: number;
   /** Where rebuilds keep the state they made, for the next rebuild to start from. */
   checkpoints?: Checkpoints;
+  /** How many migrations the walk checks on it (full reads print every root from `PrintAllFrom`). */
+  walked?: number;
 }
+
+/**
+ * Checking this many migrations, the prints of every root (in each full read) cost less than the
+ * families read for the roots their down steps touch first (bench: ~60 ms for 1000 migrations'
+ * schema, against ~1.5 ms a root).
+ */
+const PrintAllFrom = 50;
 
 /** A database with the first `count` migrations applied (the seed in, when `seeded`); no one is connected. */
 interface Checkpoint {
@@ -148,7 +157,7 @@ export class Workspace {
         db,
         runner,
         catalog,
-        await CatalogTracker.open(catalog, plan.exclusions),
+        await CatalogTracker.open(catalog, plan.exclusions, (plan.walked ?? 0) >= PrintAllFrom),
       );
       if (plan.ctx.checks.has('locks') && ws.tracker.mode === 'incremental')
         ws.tracing = await installLockTrace(catalog, plan.seedIndex !== undefined);
