@@ -24522,6 +24522,10 @@ class Workspace {
         await ws.close();
         return undefined;
     }
+    /** Whether the migration has assertions to run here. */
+    asserts(record) {
+        return !!this.plan.assertions?.get(record.migration.id)?.length;
+    }
     /** Runs the migration's assertions on this database as it is now, and keeps the runs in its report. */
     async assert(record, side) {
         const list = this.plan.assertions?.get(record.migration.id);
@@ -25253,6 +25257,16 @@ function applyFailed(ctx, record, up) {
  * checked is done here; `stop`: it did not apply (`dirty`: why the database is in doubt).
  */
 async function upTurn(walk, record, next) {
+    const sent = await sendUp(walk, record, next);
+    return finishUp(walk, record, sent, await sent.stepped);
+}
+/**
+ * A migration's turn up to its up step, sent: its assertions before, the rows and the mark taken
+ * before it. The step runs (and the catalog is read after it) while the caller does other work;
+ * `finishUp` takes it from there. (The walk in passes finishes a turn while the next one's step
+ * runs.)
+ */
+async function sendUp(walk, record, next) {
     const { ctx, ws } = walk;
     const m = record.migration;
     ctx.emit({ kind: 'migration started', set: ctx.name, index: record.index, total: record.total, id: m.id });
@@ -25261,7 +25275,20 @@ async function upTurn(walk, record, next) {
     // With data in the database, a down step must keep the rows that were there before the up step.
     const rowsBefore = walk.seeded && reversing ? await rowCounts(ws.catalog, ws.plan.exclusions) : undefined;
     const before = ws.tracker.mark();
-    const { up, trace } = await applyUp(ctx, ws, record, walk.told, reversing ? next : 'migration');
+    const stepped = applyUp(ctx, ws, record, walk.told, reversing ? next : 'migration');
+    // Awaited later: a failure meanwhile must not count as one nobody handled.
+    stepped.catch(() => { });
+    return { before, reversing, stepped, ...(rowsBefore ? { rowsBefore } : {}) };
+}
+/**
+ * The rest of a migration's turn once its up step ran: its assertions after, the schema objects it
+ * changes and the locks it took. Nothing in it waits on the database when the migration has no
+ * assertions: a step sent meanwhile is not read back before it ends.
+ */
+async function finishUp(walk, record, sent, { up, trace }) {
+    const { ctx, ws } = walk;
+    const m = record.migration;
+    const { before, reversing, rowsBefore } = sent;
     if (!up.ok) {
         done(walk, record, false);
         ws.tracker.release(before);
@@ -25389,11 +25416,6 @@ async function walkInPasses(walk, records, empty, halted) {
         },
     };
 }
-/**
- * One run of migrations that all have down steps: up, down from the newest, up again. True when
- * every step did what it must. `empty`: the run starts from the empty database, which its down
- * steps must give back, read in full.
- */
 async function passRun(run, halted, empty) {
     const states = [];
     const first = run[0];
@@ -25401,10 +25423,23 @@ async function passRun(run, halted, empty) {
     const { ws } = first.walk;
     // What each migration found is told when the run is through; this says where the walk is.
     ws.plan.ctx.log.info(`${first.walk.ctx.name}: ${(0,format/* plural */.L)(run.length, 'migration')} from ${first.record.migration.id} up, then down from the newest, then up again`);
-    for (const { record, walk } of run) {
-        if (halted())
+    // Each turn is finished while the next migration's up step runs, where nothing the turn does
+    // waits on the database (no assertions): one step in flight at a time, read back in order.
+    const overlaps = (k) => !ws.asserts(run[k].record) && !ws.asserts(run[k + 1].record);
+    let sent;
+    for (const [k, { record, walk }] of run.entries()) {
+        if (halted()) {
+            // A step in flight ends before the database is let go.
+            await sent?.stepped.catch(() => { });
             return 'halted';
-        const up = await upTurn(walk, record, 'migration');
+        }
+        sent ??= await sendUp(walk, record, 'migration');
+        const stepped = await sent.stepped;
+        const following = run[k + 1];
+        const next = stepped.up.ok && following && overlaps(k) && !halted()
+            ? await sendUp(following.walk, following.record, 'migration')
+            : undefined;
+        const up = await finishUp(walk, record, sent, stepped);
         if (up.stop)
             return undefined;
         states.push({
@@ -25413,32 +25448,50 @@ async function passRun(run, halted, empty) {
             prints: ws.tracker.printsAt(up.before),
         });
         ws.tracker.release(up.before);
+        sent = next;
     }
     // The run's schema after its up steps, for up again.
     const top = ws.tracker.mark();
+    // The down step must give back the prints the roots its up step read had before it, and leave
+    // every other root as it is: then the schema is the one before the up step, known without
+    // reading it. The next down step is a migration's of its own, traced from the tables there are
+    // now. As on the way up, each is finished while the next one runs, where that waits on nothing.
+    const sendDown = (k) => {
+        const mark = ws.tracker.mark();
+        const { record } = run[k];
+        const stepped = ws.step('down', record.migration, k > 0 ? 'migration' : 'off', states[k].prints);
+        stepped.catch(() => { });
+        return { mark, stepped };
+    };
+    let sentDown;
     for (let k = run.length - 1; k >= 0; k--) {
-        if (halted())
+        if (halted()) {
+            await sentDown?.stepped.catch(() => { });
             return 'halted';
+        }
         const { record, walk } = run[k];
         const state = states[k];
         const { ctx } = walk;
-        const mark = ws.tracker.mark();
-        // The down step must give back the prints the roots its up step read had before it, and leave
-        // every other root as it is: then the schema is the one before the up step, known without
-        // reading it. The next down step is a migration's of its own, traced from the tables there are now.
-        const { outcome: down, trace, check, } = await ws.step('down', record.migration, k > 0 ? 'migration' : 'off', state.prints);
+        sentDown ??= sendDown(k);
+        const { mark } = sentDown;
+        const { outcome: down, trace, check } = await sentDown.stepped;
+        sentDown = undefined;
         fileNotices(ctx, 'reversibility', record, 'down', down, walk.told);
         record.report.down = { ok: down.ok, ms: down.ms };
         if (!down.ok || !trace || !check)
             return undefined;
         if (check.same)
             ws.tracker.restore(state.before, state.prints);
+        // The next one's mark is taken now: what this step gave back is not its doing.
+        if (check.same && k > 0 && !ws.asserts(record) && !ws.asserts(run[k - 1].record) && !halted())
+            sentDown = sendDown(k - 1);
         await ws.assert(record, 'rolled back');
         const downKeys = ws.tracker.changedSince(mark);
         if (ws.tracing && (trace.locks.length || trace.rewrites.length)) {
             const diffs = diffSnapshots(ws.tracker.at(mark, downKeys), ws.tracker.now(downKeys));
             checkLocks(ctx, ws, record, { direction: 'down', trace, diffs, before: mark }, false);
         }
+        // A step sent meanwhile is sent only when this one gave back what it must.
         const same = check.same || gives(ws.tracker, mark, downKeys, state.keys, snapshotOf(state.before));
         ws.tracker.release(mark);
         if (!same)

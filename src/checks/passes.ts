@@ -6,7 +6,7 @@ import type { Migration } from '../migrations/types.js';
 import { heldContext } from './context.js';
 import { checkLocks } from './locks.js';
 import { fileNotices, type MigrationRecord } from './record.js';
-import { done, upTurn, type Walk } from './turn.js';
+import { done, finishUp, type SentUp, sendUp, upTurn, type Walk } from './turn.js';
 
 /**
  * A range walked in passes: what rolling everything back needs of it, and what it told, held.
@@ -113,8 +113,11 @@ interface UpState {
  * every step did what it must. `empty`: the run starts from the empty database, which its down
  * steps must give back, read in full.
  */
+/** A migration of a run, and the walk it is told in. */
+type Turn = { record: MigrationRecord; walk: Walk };
+
 async function passRun(
-  run: { record: MigrationRecord; walk: Walk }[],
+  run: Turn[],
   halted: () => boolean,
   empty?: SchemaSnapshot,
 ): Promise<true | 'halted' | undefined> {
@@ -126,9 +129,25 @@ async function passRun(
   ws.plan.ctx.log.info(
     `${first.walk.ctx.name}: ${plural(run.length, 'migration')} from ${first.record.migration.id} up, then down from the newest, then up again`,
   );
-  for (const { record, walk } of run) {
-    if (halted()) return 'halted';
-    const up = await upTurn(walk, record, 'migration');
+  // Each turn is finished while the next migration's up step runs, where nothing the turn does
+  // waits on the database (no assertions): one step in flight at a time, read back in order.
+  const overlaps = (k: number) =>
+    !ws.asserts((run[k] as Turn).record) && !ws.asserts((run[k + 1] as Turn).record);
+  let sent: SentUp | undefined;
+  for (const [k, { record, walk }] of run.entries()) {
+    if (halted()) {
+      // A step in flight ends before the database is let go.
+      await sent?.stepped.catch(() => {});
+      return 'halted';
+    }
+    sent ??= await sendUp(walk, record, 'migration');
+    const stepped = await sent.stepped;
+    const following = run[k + 1];
+    const next =
+      stepped.up.ok && following && overlaps(k) && !halted()
+        ? await sendUp(following.walk, following.record, 'migration')
+        : undefined;
+    const up = await finishUp(walk, record, sent, stepped);
     if (up.stop) return undefined;
     states.push({
       keys: up.upKeys,
@@ -136,33 +155,53 @@ async function passRun(
       prints: ws.tracker.printsAt(up.before),
     });
     ws.tracker.release(up.before);
+    sent = next;
   }
   // The run's schema after its up steps, for up again.
   const top = ws.tracker.mark();
+  // The down step must give back the prints the roots its up step read had before it, and leave
+  // every other root as it is: then the schema is the one before the up step, known without
+  // reading it. The next down step is a migration's of its own, traced from the tables there are
+  // now. As on the way up, each is finished while the next one runs, where that waits on nothing.
+  const sendDown = (k: number) => {
+    const mark = ws.tracker.mark();
+    const { record } = run[k] as Turn;
+    const stepped = ws.step(
+      'down',
+      record.migration,
+      k > 0 ? 'migration' : 'off',
+      (states[k] as UpState).prints,
+    );
+    stepped.catch(() => {});
+    return { mark, stepped };
+  };
+  let sentDown: ReturnType<typeof sendDown> | undefined;
   for (let k = run.length - 1; k >= 0; k--) {
-    if (halted()) return 'halted';
-    const { record, walk } = run[k] as (typeof run)[number];
+    if (halted()) {
+      await sentDown?.stepped.catch(() => {});
+      return 'halted';
+    }
+    const { record, walk } = run[k] as Turn;
     const state = states[k] as UpState;
     const { ctx } = walk;
-    const mark = ws.tracker.mark();
-    // The down step must give back the prints the roots its up step read had before it, and leave
-    // every other root as it is: then the schema is the one before the up step, known without
-    // reading it. The next down step is a migration's of its own, traced from the tables there are now.
-    const {
-      outcome: down,
-      trace,
-      check,
-    } = await ws.step('down', record.migration, k > 0 ? 'migration' : 'off', state.prints);
+    sentDown ??= sendDown(k);
+    const { mark } = sentDown;
+    const { outcome: down, trace, check } = await sentDown.stepped;
+    sentDown = undefined;
     fileNotices(ctx, 'reversibility', record, 'down', down, walk.told);
     record.report.down = { ok: down.ok, ms: down.ms };
     if (!down.ok || !trace || !check) return undefined;
     if (check.same) ws.tracker.restore(state.before, state.prints);
+    // The next one's mark is taken now: what this step gave back is not its doing.
+    if (check.same && k > 0 && !ws.asserts(record) && !ws.asserts((run[k - 1] as Turn).record) && !halted())
+      sentDown = sendDown(k - 1);
     await ws.assert(record, 'rolled back');
     const downKeys = ws.tracker.changedSince(mark);
     if (ws.tracing && (trace.locks.length || trace.rewrites.length)) {
       const diffs = diffSnapshots(ws.tracker.at(mark, downKeys), ws.tracker.now(downKeys));
       checkLocks(ctx, ws, record, { direction: 'down', trace, diffs, before: mark }, false);
     }
+    // A step sent meanwhile is sent only when this one gave back what it must.
     const same = check.same || gives(ws.tracker, mark, downKeys, state.keys, snapshotOf(state.before));
     ws.tracker.release(mark);
     if (!same) return undefined;

@@ -39,11 +39,30 @@ export interface Applied {
  * its down step is checked (else the next migration runs). A migration whose down step is not
  * checked is done here; `stop`: it did not apply (`dirty`: why the database is in doubt).
  */
-export async function upTurn(
-  walk: Walk,
-  record: MigrationRecord,
-  next: NextSteps,
-): Promise<{ stop: true; dirty?: string } | ({ stop?: false } & Applied)> {
+export async function upTurn(walk: Walk, record: MigrationRecord, next: NextSteps): Promise<UpTurn> {
+  const sent = await sendUp(walk, record, next);
+  return finishUp(walk, record, sent, await sent.stepped);
+}
+
+/** What a migration's turn comes to: it did not apply (`stop`), or it did. */
+export type UpTurn = { stop: true; dirty?: string } | ({ stop?: false } & Applied);
+
+/** A migration's up step on its way: what was taken before it, and the step with its catalog read. */
+export interface SentUp {
+  before: Mark;
+  reversing: boolean;
+  rowsBefore?: Map<string, number>;
+  stepped: Promise<Stepped>;
+}
+type Stepped = Awaited<ReturnType<typeof applyUp>>;
+
+/**
+ * A migration's turn up to its up step, sent: its assertions before, the rows and the mark taken
+ * before it. The step runs (and the catalog is read after it) while the caller does other work;
+ * `finishUp` takes it from there. (The walk in passes finishes a turn while the next one's step
+ * runs.)
+ */
+export async function sendUp(walk: Walk, record: MigrationRecord, next: NextSteps): Promise<SentUp> {
   const { ctx, ws } = walk;
   const m = record.migration;
   ctx.emit({ kind: 'migration started', set: ctx.name, index: record.index, total: record.total, id: m.id });
@@ -52,7 +71,26 @@ export async function upTurn(
   // With data in the database, a down step must keep the rows that were there before the up step.
   const rowsBefore = walk.seeded && reversing ? await rowCounts(ws.catalog, ws.plan.exclusions) : undefined;
   const before = ws.tracker.mark();
-  const { up, trace } = await applyUp(ctx, ws, record, walk.told, reversing ? next : 'migration');
+  const stepped = applyUp(ctx, ws, record, walk.told, reversing ? next : 'migration');
+  // Awaited later: a failure meanwhile must not count as one nobody handled.
+  stepped.catch(() => {});
+  return { before, reversing, stepped, ...(rowsBefore ? { rowsBefore } : {}) };
+}
+
+/**
+ * The rest of a migration's turn once its up step ran: its assertions after, the schema objects it
+ * changes and the locks it took. Nothing in it waits on the database when the migration has no
+ * assertions: a step sent meanwhile is not read back before it ends.
+ */
+export async function finishUp(
+  walk: Walk,
+  record: MigrationRecord,
+  sent: SentUp,
+  { up, trace }: Stepped,
+): Promise<UpTurn> {
+  const { ctx, ws } = walk;
+  const m = record.migration;
+  const { before, reversing, rowsBefore } = sent;
   if (!up.ok) {
     done(walk, record, false);
     ws.tracker.release(before);

@@ -191,6 +191,11 @@ export class Workspace {
     return undefined;
   }
 
+  /** Whether the migration has assertions to run here. */
+  asserts(record: MigrationRecord): boolean {
+    return !!this.plan.assertions?.get(record.migration.id)?.length;
+  }
+
   /** Runs the migration's assertions on this database as it is now, and keeps the runs in its report. */
   async assert(record: MigrationRecord, side: Side): Promise<void> {
     const list = this.plan.assertions?.get(record.migration.id);
