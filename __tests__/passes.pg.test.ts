@@ -2,6 +2,7 @@ import { appendFile, chmod, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, test } from '@jest/globals';
 import type { Report } from '../src/core/report.js';
+import type { RawInputs } from '../src/settings.js';
 import { verify } from '../src/verify.js';
 import { type HistoryFile, untimed, useGeneratedHistories } from './helpers/history.js';
 import { edgesOn, settingsFor, useTestServer } from './helpers/postgres.js';
@@ -18,9 +19,12 @@ async function history(count: number, edit: (file: HistoryFile, dir: string) => 
 }
 
 /** The run in passes or one migration at a time, and its progress lines. */
-async function run(dir: string, oneAtATime: boolean, jobs = '1') {
+async function run(dir: string, oneAtATime: boolean, jobs = '1', raw: RawInputs = {}) {
   const lines: string[] = [];
-  const report = await verify(await settingsFor(dir, { jobs }), { ...edgesOn(server, lines), oneAtATime });
+  const report = await verify(await settingsFor(dir, { jobs, ...raw }), {
+    ...edgesOn(server, lines),
+    oneAtATime,
+  });
   return { report, lines };
 }
 
@@ -76,6 +80,37 @@ describe('the walk in passes: up, down from the newest, up again', () => {
     expect(await runsIn(dir)).toBe(2);
     expect(seen(passes.report)).toEqual(seen(one.report));
     expect(passes.lines.map(untimed)).toEqual(one.lines.map(untimed));
+  });
+
+  test('with the locks check: the same locks, on the way up and down, and the same findings', async () => {
+    const dir = await history(48, async (_file, at) => {
+      // Two migrations in a row on one table that was there: what the newer one's down step gives
+      // back (NOT NULL again) is its own doing, never the older one's (whose down step is checked
+      // while the newer one's is finished).
+      await writeFile(path.join(at, '00049_x.up.sql'), 'ALTER TABLE t00001 ADD COLUMN a int;\n');
+      await writeFile(path.join(at, '00049_x.down.sql'), 'ALTER TABLE t00001 DROP COLUMN a;\n');
+      await writeFile(
+        path.join(at, '00050_y.up.sql'),
+        'ALTER TABLE t00001 ALTER COLUMN name DROP NOT NULL;\n',
+      );
+      await writeFile(
+        path.join(at, '00050_y.down.sql'),
+        'ALTER TABLE t00001 ALTER COLUMN name SET NOT NULL;\n',
+      );
+    });
+    const locks = { skip: 'drift-models' };
+    const passes = await run(dir, false, '1', locks);
+    const one = await run(dir, true, '1', locks);
+    // Guards against a vacuous pass: down steps took locks on tables that were there, and were told.
+    const downLocks = one.report.sets[0]?.migrations
+      .flatMap((m) => m.locks ?? [])
+      .filter((l) => l.direction === 'down');
+    expect(downLocks?.length).toBeGreaterThan(5);
+    const rules = (r: Report, id: string) =>
+      r.findings.filter((f) => f.check === 'locks' && f.migration === id).map((f) => f.rule);
+    expect(rules(one.report, '00050_y')).toContain('set-not-null');
+    expect(rules(one.report, '00049_x')).not.toContain('set-not-null');
+    expect(seen(passes.report)).toEqual(seen(one.report));
   });
 
   test.each(['1', '2'])(
