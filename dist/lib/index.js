@@ -23214,8 +23214,8 @@ class CatalogTracker {
     }
     /**
      * Brings the in-memory schema up to date with the database; returns the rider's values, read in
-     * the same round trip as the log. `taken`: what the take (in `details` mode, no extra roots)
-     * gave when it rode on a step; without it, or when it failed, the take runs now on `client`.
+     * the same round trip as the log. `ridden`: what the take (in `details` mode, no extra roots, with
+     * `rider`) gave when it rode on a step; without it, or when it failed, the take runs now on `client`.
      */
     async refresh(client, rider, ridden) {
         // Without event triggers there is no log, and no lock tracing to ride.
@@ -23230,7 +23230,7 @@ class CatalogTracker {
         const error = failed(got.take);
         if (error)
             throw new Error(`Reading the catalog after a step failed: ${error}`);
-        await this.absorb(client, got.take, []);
+        await this.absorb(client, got.take);
         return got.rider;
     }
     /** Whether the take caught an error (then it undid everything it did: the log is there to take again). */
@@ -23306,8 +23306,8 @@ class CatalogTracker {
         return { read: [...read], gone: [...gone], unknown: [...unknown] };
     }
     /** Applies what a take in `details` mode read, and reads what it could not (see `touchedBy`). */
-    async absorb(client, take, extra) {
-        const { read, gone, unknown } = this.touchedBy(take, extra);
+    async absorb(client, take) {
+        const { read, gone, unknown } = this.touchedBy(take, []);
         // After many steps at once (a replay of what a base branch or a target has, up again), one full
         // read is cheaper than reading each touched family.
         if (take.some((r) => r.r_t === 'many')) {
@@ -23322,7 +23322,7 @@ class CatalogTracker {
             renamed.push(...(await this.readRoots(client, more)));
         await this.readDependents(client, renamed);
     }
-    /** Reads the families of `roots` and drops those of `gone`, then whatever reads differently after a rename. */
+    /** Reads the families of `roots` (absent ones are dropped), then whatever reads differently after a rename. */
     async readWithDependents(client, roots) {
         await this.readDependents(client, await this.readRoots(client, roots));
     }
@@ -23344,17 +23344,17 @@ class CatalogTracker {
         await this.readRoots(client, more);
     }
     /**
-     * Reads the families of `roots` and replaces them, and drops those of `gone` (roots that were
-     * dropped); returns the roots that lost a name others may use.
+     * Reads the families of `roots` and replaces them (a root no longer there loses its family);
+     * returns the roots that lost a name others may use.
      */
-    async readRoots(client, roots, gone = new Set()) {
-        const considered = new Set(gone);
+    async readRoots(client, roots) {
+        const considered = new Set();
         for (const [cls, oids] of roots)
             for (const oid of oids)
                 considered.add(`${cls}:${oid}`);
-        if (considered.size === gone.size)
-            return this.apply(considered, []);
-        const { take } = await this.take(client, this.takeSql('read', [...considered].filter((r) => !gone.has(r))));
+        if (!considered.size)
+            return [];
+        const { take } = await this.take(client, this.takeSql('read', [...considered]));
         const error = failed(take);
         if (error)
             throw new Error(`Reading the catalog failed: ${error}`);

@@ -233,8 +233,8 @@ export class CatalogTracker {
 
   /**
    * Brings the in-memory schema up to date with the database; returns the rider's values, read in
-   * the same round trip as the log. `taken`: what the take (in `details` mode, no extra roots)
-   * gave when it rode on a step; without it, or when it failed, the take runs now on `client`.
+   * the same round trip as the log. `ridden`: what the take (in `details` mode, no extra roots, with
+   * `rider`) gave when it rode on a step; without it, or when it failed, the take runs now on `client`.
    */
   async refresh(client: pg.Client, rider?: Rider, ridden?: Taken): Promise<unknown[]> {
     // Without event triggers there is no log, and no lock tracing to ride.
@@ -247,7 +247,7 @@ export class CatalogTracker {
     if (failed(got.take)) got = await this.take(client, this.takeSql('details', [], rider));
     const error = failed(got.take);
     if (error) throw new Error(`Reading the catalog after a step failed: ${error}`);
-    await this.absorb(client, got.take, []);
+    await this.absorb(client, got.take);
     return got.rider;
   }
 
@@ -321,8 +321,8 @@ export class CatalogTracker {
   }
 
   /** Applies what a take in `details` mode read, and reads what it could not (see `touchedBy`). */
-  private async absorb(client: pg.Client, take: TakenRow[], extra: readonly string[]): Promise<void> {
-    const { read, gone, unknown } = this.touchedBy(take, extra);
+  private async absorb(client: pg.Client, take: TakenRow[]): Promise<void> {
+    const { read, gone, unknown } = this.touchedBy(take, []);
     // After many steps at once (a replay of what a base branch or a target has, up again), one full
     // read is cheaper than reading each touched family.
     if (take.some((r) => r.r_t === 'many')) {
@@ -336,7 +336,7 @@ export class CatalogTracker {
     await this.readDependents(client, renamed);
   }
 
-  /** Reads the families of `roots` and drops those of `gone`, then whatever reads differently after a rename. */
+  /** Reads the families of `roots` (absent ones are dropped), then whatever reads differently after a rename. */
   private async readWithDependents(client: pg.Client, roots: Map<RootClass, Set<number>>): Promise<void> {
     await this.readDependents(client, await this.readRoots(client, roots));
   }
@@ -358,24 +358,14 @@ export class CatalogTracker {
   }
 
   /**
-   * Reads the families of `roots` and replaces them, and drops those of `gone` (roots that were
-   * dropped); returns the roots that lost a name others may use.
+   * Reads the families of `roots` and replaces them (a root no longer there loses its family);
+   * returns the roots that lost a name others may use.
    */
-  private async readRoots(
-    client: pg.Client,
-    roots: Map<RootClass, Set<number>>,
-    gone: ReadonlySet<string> = new Set(),
-  ): Promise<string[]> {
-    const considered = new Set<string>(gone);
+  private async readRoots(client: pg.Client, roots: Map<RootClass, Set<number>>): Promise<string[]> {
+    const considered = new Set<string>();
     for (const [cls, oids] of roots) for (const oid of oids) considered.add(`${cls}:${oid}`);
-    if (considered.size === gone.size) return this.apply(considered, []);
-    const { take } = await this.take(
-      client,
-      this.takeSql(
-        'read',
-        [...considered].filter((r) => !gone.has(r)),
-      ),
-    );
+    if (!considered.size) return [];
+    const { take } = await this.take(client, this.takeSql('read', [...considered]));
     const error = failed(take);
     if (error) throw new Error(`Reading the catalog failed: ${error}`);
     if (take.some((r) => r.r_t === 'many')) {
