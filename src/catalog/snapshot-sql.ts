@@ -567,7 +567,9 @@ BEGIN
     END IF;
     SELECT coalesce(array_agg(w.c), '{}'), coalesce(array_agg(w.o), '{}') INTO v_wc, v_wo FROM (
       SELECT u.c, u.o FROM unnest(v_rc, v_ro, v_rd) u(c, o, d) WHERE NOT u.d
-      UNION SELECT e.c, e.o FROM unnest(p_extra_classes, p_extra_oids) e(c, o)) w;
+      -- An extra root the steps dropped has nothing to read (a down step that drops what its up step made).
+      UNION SELECT e.c, e.o FROM unnest(p_extra_classes, p_extra_oids) e(c, o)
+        WHERE NOT EXISTS (SELECT 1 FROM unnest(v_rc, v_ro, v_rd) u(c, o, d) WHERE u.d AND u.c = e.c AND u.o = e.o)) w;
     IF cardinality(v_wc) > p_most THEN
       RETURN QUERY SELECT 'many'::text, NULL::text, NULL::oid, NULL::text, NULL::oid, NULL::text, NULL::text, NULL::text, NULL::text, NULL::jsonb;
     ELSIF p_mode = 'prints' THEN
