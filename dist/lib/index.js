@@ -25418,6 +25418,11 @@ async function walkInPasses(walk, records, empty, halted) {
         },
     };
 }
+/**
+ * One run of migrations that all have down steps: up, down from the newest, up again. True when
+ * every step did what it must. `empty`: the run starts from the empty database, which its down
+ * steps must give back, read in full.
+ */
 async function passRun(run, halted, empty) {
     const states = [];
     const first = run[0];
@@ -25503,9 +25508,9 @@ async function passRun(run, halted, empty) {
     if (empty && diffSnapshots(empty, await readSnapshot(ws.catalog, ws.plan.exclusions)).length)
         return undefined;
     // Up again, untraced, SQL steps many to a round trip (each in its own transaction, as one at a
-    // time; other formats step by step, each in a session as fresh as ever), and read once after the run: the run's schema must be the one
-    // its first up steps gave, object for object. A step that fails ends the passes (the walk one at
-    // a time says what it did), so it needs no more than that here.
+    // time; other formats step by step, each in a session as fresh as ever), and read once after the
+    // run: the run's schema must be the one its first up steps gave, object for object. A step that
+    // fails ends the passes (the walk one at a time says what it did), so it needs no more here.
     if (halted())
         return 'halted';
     const agains = new Map();

@@ -108,21 +108,21 @@ interface UpState {
   down?: StepResult;
 }
 
+/** A migration of a run, and the walk it is told in. */
+type Turn = { record: MigrationRecord; walk: Walk };
+
 /**
  * One run of migrations that all have down steps: up, down from the newest, up again. True when
  * every step did what it must. `empty`: the run starts from the empty database, which its down
  * steps must give back, read in full.
  */
-/** A migration of a run, and the walk it is told in. */
-type Turn = { record: MigrationRecord; walk: Walk };
-
 async function passRun(
   run: Turn[],
   halted: () => boolean,
   empty?: SchemaSnapshot,
 ): Promise<true | 'halted' | undefined> {
   const states: UpState[] = [];
-  const first = run[0] as (typeof run)[number];
+  const first = run[0] as Turn;
   // Every migration of the walk shares its database.
   const { ws } = first.walk;
   // What each migration found is told when the run is through; this says where the walk is.
@@ -210,16 +210,16 @@ async function passRun(
   if (empty && diffSnapshots(empty, await readSnapshot(ws.catalog, ws.plan.exclusions)).length)
     return undefined;
   // Up again, untraced, SQL steps many to a round trip (each in its own transaction, as one at a
-  // time; other formats step by step, each in a session as fresh as ever), and read once after the run: the run's schema must be the one
-  // its first up steps gave, object for object. A step that fails ends the passes (the walk one at
-  // a time says what it did), so it needs no more than that here.
+  // time; other formats step by step, each in a session as fresh as ever), and read once after the
+  // run: the run's schema must be the one its first up steps gave, object for object. A step that
+  // fails ends the passes (the walk one at a time says what it did), so it needs no more here.
   if (halted()) return 'halted';
   const agains = new Map<Migration, StepResult>();
   const turns = new Map(run.map((t) => [t.record.migration, t]));
   const failed = await ws.runner.upMany(
     [...turns.keys()],
     (migration, again) => {
-      const { record, walk } = turns.get(migration) as (typeof run)[number];
+      const { record, walk } = turns.get(migration) as Turn;
       fileNotices(walk.ctx, 'reversibility', record, 'up', { ok: true, ...again }, walk.told);
       agains.set(migration, { ok: true, ms: again.ms });
     },
