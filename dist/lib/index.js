@@ -23235,10 +23235,6 @@ class CatalogTracker {
         await this.absorb(client, got.take);
         return got.rider;
     }
-    /** Whether the take caught an error (then it undid everything it did: the log is there to take again). */
-    static failed(got) {
-        return failed(got.take) !== undefined;
-    }
     /** The milliseconds the take function itself ran, from its rows (0 when it did not run). */
     static elapsed(taken) {
         const row = taken?.take.find((r) => r.r_t === 'elapsed');
@@ -23246,11 +23242,18 @@ class CatalogTracker {
     }
     /**
      * After a step that must leave some roots as `expected` and every other root it touches as it
-     * was: compares the prints the take (in `prints` mode, with the expected roots as extra) gave.
+     * was: compares the prints the take (in `prints` mode, with the expected roots as extra and
+     * `rider`) gave when it rode on the step (`ridden`), or gives now on `client`; returns the
+     * rider's values with the verdict.
      * When they all hold, nothing is read and nothing changes here (the caller knows the state); when
      * not, the families of every root compared are read, and the tracker holds what is there now.
      */
-    async checkPrints(client, take, expected) {
+    async checkPrints(client, expected, rider, ridden) {
+        let got = ridden;
+        // As for `refresh`: a take that caught an error undid itself (log, trace, switch), so it runs again.
+        if (!got || failed(got.take))
+            got = await this.take(client, this.takeSql('prints', [...expected.keys()], rider));
+        const { take } = got;
         const error = failed(take);
         if (error)
             throw new Error(`Reading the catalog after a step failed: ${error}`);
@@ -23265,7 +23268,7 @@ class CatalogTracker {
         const want = (root) => (expected.has(root) ? expected.get(root) : this.prints.get(root));
         const many = take.some((r) => r.r_t === 'many');
         if (!many && unknown.length === 0 && roots.every((root) => now.get(root) === want(root)))
-            return { same: true, roots };
+            return { same: true, roots, rider: got.rider };
         if (many)
             await this.reload(client);
         else {
@@ -23274,7 +23277,7 @@ class CatalogTracker {
                 addRoot(all, ...splitRoot(root));
             await this.readWithDependents(client, all);
         }
-        return { same: false, roots };
+        return { same: false, roots, rider: got.rider };
     }
     /**
      * What the take's `root` rows name: the roots it read (`read`: touched, or extra), the roots
@@ -24587,11 +24590,8 @@ class Workspace {
             const values = await tracker.refresh(this.catalog, rider, ridden);
             return { outcome, trace: this.traceOf(next, rider, values) };
         }
-        // A take that caught an error undid itself (the log, the trace, the switch): it runs again here.
-        if (!ridden || CatalogTracker.failed(ridden))
-            ridden = await tracker.take(this.catalog, take);
-        const check = await tracker.checkPrints(this.catalog, ridden.take, expect);
-        return { outcome, trace: this.traceOf(next, rider, ridden.rider), check };
+        const check = await tracker.checkPrints(this.catalog, expect, rider, ridden);
+        return { outcome, trace: this.traceOf(next, rider, check.rider), check };
     }
     /** What takes the locks logged since the last refresh and switches tracing for `next` (see `refresh`). */
     riderFor(next) {

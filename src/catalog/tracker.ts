@@ -251,11 +251,6 @@ export class CatalogTracker {
     return got.rider;
   }
 
-  /** Whether the take caught an error (then it undid everything it did: the log is there to take again). */
-  static failed(got: Taken): boolean {
-    return failed(got.take) !== undefined;
-  }
-
   /** The milliseconds the take function itself ran, from its rows (0 when it did not run). */
   static elapsed(taken: Taken | undefined): number {
     const row = taken?.take.find((r) => r.r_t === 'elapsed');
@@ -264,11 +259,23 @@ export class CatalogTracker {
 
   /**
    * After a step that must leave some roots as `expected` and every other root it touches as it
-   * was: compares the prints the take (in `prints` mode, with the expected roots as extra) gave.
+   * was: compares the prints the take (in `prints` mode, with the expected roots as extra and
+   * `rider`) gave when it rode on the step (`ridden`), or gives now on `client`; returns the
+   * rider's values with the verdict.
    * When they all hold, nothing is read and nothing changes here (the caller knows the state); when
    * not, the families of every root compared are read, and the tracker holds what is there now.
    */
-  async checkPrints(client: pg.Client, take: TakenRow[], expected: Expected): Promise<PrintCheck> {
+  async checkPrints(
+    client: pg.Client,
+    expected: Expected,
+    rider?: Rider,
+    ridden?: Taken,
+  ): Promise<PrintCheck & { rider: unknown[] }> {
+    let got = ridden;
+    // As for `refresh`: a take that caught an error undid itself (log, trace, switch), so it runs again.
+    if (!got || failed(got.take))
+      got = await this.take(client, this.takeSql('prints', [...expected.keys()], rider));
+    const { take } = got;
     const error = failed(take);
     if (error) throw new Error(`Reading the catalog after a step failed: ${error}`);
     const { read, gone, unknown } = this.touchedBy(take, [...expected.keys()]);
@@ -282,14 +289,14 @@ export class CatalogTracker {
     const want = (root: string) => (expected.has(root) ? expected.get(root) : this.prints.get(root));
     const many = take.some((r) => r.r_t === 'many');
     if (!many && unknown.length === 0 && roots.every((root) => now.get(root) === want(root)))
-      return { same: true, roots };
+      return { same: true, roots, rider: got.rider };
     if (many) await this.reload(client);
     else {
       const all = new Map<RootClass, Set<number>>();
       for (const root of roots) addRoot(all, ...splitRoot(root));
       await this.readWithDependents(client, all);
     }
-    return { same: false, roots };
+    return { same: false, roots, rider: got.rider };
   }
 
   /**

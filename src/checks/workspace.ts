@@ -260,10 +260,8 @@ export class Workspace {
       const values = await tracker.refresh(this.catalog, rider, ridden);
       return { outcome, trace: this.traceOf(next, rider, values) };
     }
-    // A take that caught an error undid itself (the log, the trace, the switch): it runs again here.
-    if (!ridden || CatalogTracker.failed(ridden)) ridden = await tracker.take(this.catalog, take);
-    const check = await tracker.checkPrints(this.catalog, ridden.take, expect);
-    return { outcome, trace: this.traceOf(next, rider, ridden.rider), check };
+    const check = await tracker.checkPrints(this.catalog, expect, rider, ridden);
+    return { outcome, trace: this.traceOf(next, rider, check.rider), check };
   }
 
   /** What takes the locks logged since the last refresh and switches tracing for `next` (see `refresh`). */
