@@ -22537,57 +22537,66 @@ const RootClasses = [
     'pg_extension',
     'pg_event_trigger',
 ];
-/** CTEs that map each object in `expanded(classid, objid)` to the root whose family holds it. */
-const RootMapping = `
-rel_roots(oid) AS (
-  SELECT CASE WHEN c.relkind IN ('i', 'I') THEN i.indrelid ELSE c.oid END
-    FROM expanded e JOIN pg_class c ON e.classid = 'pg_class'::regclass AND c.oid = e.objid
-    LEFT JOIN pg_index i ON i.indexrelid = c.oid
-    WHERE c.relkind <> 'c'
-  UNION SELECT co.conrelid FROM expanded e JOIN pg_constraint co ON e.classid = 'pg_constraint'::regclass AND co.oid = e.objid WHERE co.conrelid <> 0
-  UNION SELECT tg.tgrelid FROM expanded e JOIN pg_trigger tg ON e.classid = 'pg_trigger'::regclass AND tg.oid = e.objid
-  UNION SELECT po.polrelid FROM expanded e JOIN pg_policy po ON e.classid = 'pg_policy'::regclass AND po.oid = e.objid
-  UNION SELECT ru.ev_class FROM expanded e JOIN pg_rewrite ru ON e.classid = 'pg_rewrite'::regclass AND ru.oid = e.objid
-  UNION SELECT ad.adrelid FROM expanded e JOIN pg_attrdef ad ON e.classid = 'pg_attrdef'::regclass AND ad.oid = e.objid
-  UNION SELECT t.typrelid FROM expanded e JOIN pg_type t ON e.classid = 'pg_type'::regclass AND t.oid = e.objid
-    JOIN pg_class c ON c.oid = t.typrelid WHERE c.relkind <> 'c'
-),
-type_roots(oid) AS (
-  SELECT x.oid FROM (
-    SELECT CASE WHEN t.typcategory = 'A' AND t.typelem <> 0 THEN t.typelem ELSE t.oid END AS oid
-      FROM expanded e JOIN pg_type t ON e.classid = 'pg_type'::regclass AND t.oid = e.objid
-    UNION SELECT c.reltype FROM expanded e JOIN pg_class c ON e.classid = 'pg_class'::regclass AND c.oid = e.objid WHERE c.relkind = 'c'
-    UNION SELECT co.contypid FROM expanded e JOIN pg_constraint co ON e.classid = 'pg_constraint'::regclass AND co.oid = e.objid WHERE co.contypid <> 0
-  ) x
-  -- A table's row type is read with the table.
-  WHERE NOT EXISTS (SELECT 1 FROM pg_type t JOIN pg_class c ON c.oid = t.typrelid WHERE t.oid = x.oid AND c.relkind <> 'c')
-),
-func_roots(oid) AS (SELECT objid FROM expanded WHERE classid = 'pg_proc'::regclass),
-ns_roots(oid) AS (SELECT objid FROM expanded WHERE classid = 'pg_namespace'::regclass),
-ext_roots(oid) AS (SELECT objid FROM expanded WHERE classid = 'pg_extension'::regclass),
-evt_roots(oid) AS (SELECT objid FROM expanded WHERE classid = 'pg_event_trigger'::regclass)
+/**
+ * A function that maps a catalog object (its catalog's name, `pg_class`, and oid) to the root whose
+ * family holds it: an index to its table, a constraint to its table or domain, a trigger, policy,
+ * rule or default to its table, a table's row type to the table, an array type to its element, a
+ * composite type's relation to the type. Null for an object in no family we read (a table's row
+ * type array). The take maps what the log names with it; `DependentsSql`, what depends on a
+ * renamed object.
+ */
+function rootOfFunctionSql() {
+    return `
+CREATE OR REPLACE FUNCTION ${BookkeepingSchema}.root_of(p_class text, p_obj oid, OUT root_class text, OUT root_oid oid)
+LANGUAGE plpgsql STABLE AS $root_of$
+BEGIN
+  IF p_class = 'pg_class' THEN
+    SELECT CASE WHEN c.relkind = 'c' THEN 'pg_type' ELSE 'pg_class' END,
+           CASE WHEN c.relkind IN ('i', 'I') THEN (SELECT i.indrelid FROM pg_index i WHERE i.indexrelid = c.oid)
+                WHEN c.relkind = 'c' THEN c.reltype ELSE c.oid END
+      INTO root_class, root_oid FROM pg_class c WHERE c.oid = p_obj;
+  ELSIF p_class = 'pg_constraint' THEN
+    SELECT CASE WHEN co.conrelid <> 0 THEN 'pg_class' ELSE 'pg_type' END,
+           nullif(CASE WHEN co.conrelid <> 0 THEN co.conrelid ELSE co.contypid END, 0)
+      INTO root_class, root_oid FROM pg_constraint co WHERE co.oid = p_obj;
+  ELSIF p_class = 'pg_trigger' THEN
+    SELECT 'pg_class', tg.tgrelid INTO root_class, root_oid FROM pg_trigger tg WHERE tg.oid = p_obj;
+  ELSIF p_class = 'pg_policy' THEN
+    SELECT 'pg_class', po.polrelid INTO root_class, root_oid FROM pg_policy po WHERE po.oid = p_obj;
+  ELSIF p_class = 'pg_rewrite' THEN
+    SELECT 'pg_class', ru.ev_class INTO root_class, root_oid FROM pg_rewrite ru WHERE ru.oid = p_obj;
+  ELSIF p_class = 'pg_attrdef' THEN
+    SELECT 'pg_class', ad.adrelid INTO root_class, root_oid FROM pg_attrdef ad WHERE ad.oid = p_obj;
+  ELSIF p_class = 'pg_type' THEN
+    -- A table's row type is its table's; an array type, its element's.
+    SELECT CASE WHEN rc.relkind <> 'c' THEN 'pg_class' ELSE 'pg_type' END,
+           CASE WHEN rc.relkind <> 'c' THEN rc.oid WHEN t.typcategory = 'A' AND t.typelem <> 0 THEN t.typelem ELSE t.oid END
+      INTO root_class, root_oid FROM pg_type t LEFT JOIN pg_class rc ON rc.oid = t.typrelid WHERE t.oid = p_obj;
+  ELSIF p_class IN ('pg_proc', 'pg_namespace', 'pg_extension', 'pg_event_trigger') THEN
+    root_class := p_class;
+    root_oid := p_obj;
+  END IF;
+  -- A type root that is a table's row type (an array of one) is read with the table.
+  IF root_class = 'pg_type'
+     AND EXISTS (SELECT 1 FROM pg_type t JOIN pg_class c ON c.oid = t.typrelid WHERE t.oid = root_oid AND c.relkind <> 'c') THEN
+    root_class := NULL;
+    root_oid := NULL;
+  END IF;
+END
+$root_of$;
 `;
-const RootRows = `
-SELECT 'pg_class' AS root_class, oid AS root_oid, false AS dropped FROM rel_roots WHERE oid IS NOT NULL
-UNION SELECT 'pg_type', oid, false FROM type_roots WHERE oid IS NOT NULL
-UNION SELECT 'pg_proc', oid, false FROM func_roots WHERE oid IS NOT NULL
-UNION SELECT 'pg_namespace', oid, false FROM ns_roots WHERE oid IS NOT NULL
-UNION SELECT 'pg_extension', oid, false FROM ext_roots WHERE oid IS NOT NULL
-UNION SELECT 'pg_event_trigger', oid, false FROM evt_roots WHERE oid IS NOT NULL
-`;
+}
 /**
  * Roots of the objects that depend on the given ones ($1 catalogs, $2 oids), one level down: after a
  * rename, the foreign keys, views, defaults and triggers that name the renamed object read differently.
  */
 const DependentsSql = `
-WITH given AS (SELECT c::regclass::oid AS classid, objid FROM unnest($1::text[], $2::oid[]) AS g(c, objid)),
-expanded AS (
-  SELECT d.classid, d.objid FROM given g
-  CROSS JOIN LATERAL (SELECT classid, objid FROM pg_depend d
-                      WHERE d.refclassid = g.classid AND d.refobjid = g.objid AND d.deptype IN ('n', 'a', 'i') OFFSET 0) d
-),
-${RootMapping}
-${RootRows}
+SELECT DISTINCT r.root_class, r.root_oid
+FROM unnest($1::text[], $2::oid[]) AS g(c, objid)
+CROSS JOIN LATERAL (SELECT classid, objid FROM pg_depend d
+                    WHERE d.refclassid = g.c::regclass::oid AND d.refobjid = g.objid AND d.deptype IN ('n', 'a', 'i') OFFSET 0) d
+CROSS JOIN LATERAL ${BookkeepingSchema}.root_of(d.classid::regclass::text, d.objid) r
+WHERE r.root_oid IS NOT NULL
 `;
 /** The comment on an object (a join by index, not the per-row SQL function obj_description). */
 const comment = (oid, catalog, subid = '0') => `(SELECT d.description FROM pg_description d WHERE d.objoid = ${oid} AND d.classoid = '${catalog}'::regclass AND d.objsubid = ${subid})`;
@@ -22992,43 +23001,14 @@ DECLARE
 BEGIN
   BEGIN
     IF p_mode <> 'read' THEN
-    -- Each logged object to the root whose family holds it, one by one (a step logs a few): what
-    -- RootMapping does for many at once, at a fraction of its cost for a handful.
+    -- Each logged object to the root whose family holds it, one by one: a step logs a few. A
+    -- dropped one is gone from the catalog: its root is known only from our earlier reads.
     FOR v_cls, v_obj, v_drop IN DELETE FROM ${S}.ddl_log RETURNING classid, objid, dropped LOOP
-      v_c := NULL;
-      v_o := NULL;
       IF v_drop THEN
         v_c := v_cls;
         v_o := v_obj;
-      ELSIF v_cls = 'pg_class' THEN
-        SELECT CASE WHEN c.relkind = 'c' THEN 'pg_type' ELSE 'pg_class' END,
-               CASE WHEN c.relkind IN ('i', 'I') THEN (SELECT i.indrelid FROM pg_index i WHERE i.indexrelid = c.oid)
-                    WHEN c.relkind = 'c' THEN c.reltype ELSE c.oid END
-          INTO v_c, v_o FROM pg_class c WHERE c.oid = v_obj;
-      ELSIF v_cls = 'pg_constraint' THEN
-        SELECT CASE WHEN co.conrelid <> 0 THEN 'pg_class' ELSE 'pg_type' END, nullif(CASE WHEN co.conrelid <> 0 THEN co.conrelid ELSE co.contypid END, 0)
-          INTO v_c, v_o FROM pg_constraint co WHERE co.oid = v_obj;
-      ELSIF v_cls = 'pg_trigger' THEN
-        SELECT 'pg_class', tg.tgrelid INTO v_c, v_o FROM pg_trigger tg WHERE tg.oid = v_obj;
-      ELSIF v_cls = 'pg_policy' THEN
-        SELECT 'pg_class', po.polrelid INTO v_c, v_o FROM pg_policy po WHERE po.oid = v_obj;
-      ELSIF v_cls = 'pg_rewrite' THEN
-        SELECT 'pg_class', ru.ev_class INTO v_c, v_o FROM pg_rewrite ru WHERE ru.oid = v_obj;
-      ELSIF v_cls = 'pg_attrdef' THEN
-        SELECT 'pg_class', ad.adrelid INTO v_c, v_o FROM pg_attrdef ad WHERE ad.oid = v_obj;
-      ELSIF v_cls = 'pg_type' THEN
-        -- A table's row type is its table's; an array type, its element's.
-        SELECT CASE WHEN rc.relkind <> 'c' THEN 'pg_class' ELSE 'pg_type' END,
-               CASE WHEN rc.relkind <> 'c' THEN rc.oid WHEN t.typcategory = 'A' AND t.typelem <> 0 THEN t.typelem ELSE t.oid END
-          INTO v_c, v_o FROM pg_type t LEFT JOIN pg_class rc ON rc.oid = t.typrelid WHERE t.oid = v_obj;
-      ELSIF v_cls IN ('pg_proc', 'pg_namespace', 'pg_extension', 'pg_event_trigger') THEN
-        v_c := v_cls;
-        v_o := v_obj;
-      END IF;
-      -- A type root that is a table's row type (an array of one) is read with the table.
-      IF NOT v_drop AND v_c = 'pg_type'
-         AND EXISTS (SELECT 1 FROM pg_type t JOIN pg_class c ON c.oid = t.typrelid WHERE t.oid = v_o AND c.relkind <> 'c') THEN
-        v_c := NULL;
+      ELSE
+        SELECT r.root_class, r.root_oid INTO v_c, v_o FROM ${S}.root_of(v_cls, v_obj) r;
       END IF;
       IF v_c IS NOT NULL AND v_o IS NOT NULL THEN
         v_rc := v_rc || v_c;
@@ -23151,6 +23131,7 @@ DROP EVENT TRIGGER IF EXISTS ${BookkeepingSchema}_ddl;
 DROP EVENT TRIGGER IF EXISTS ${BookkeepingSchema}_drop;
 CREATE EVENT TRIGGER ${BookkeepingSchema}_ddl ON ddl_command_end EXECUTE FUNCTION ${BookkeepingSchema}.log_ddl();
 CREATE EVENT TRIGGER ${BookkeepingSchema}_drop ON sql_drop EXECUTE FUNCTION ${BookkeepingSchema}.log_drop();
+${rootOfFunctionSql()}
 ${takeFunctionSql()}
 `;
 /** More touched roots than this: a full read is cheaper than the scoped reads (bench: 1000 migrations). */

@@ -6,6 +6,7 @@ import {
   familySql,
   type RootClass,
   RootClasses,
+  rootOfFunctionSql,
   type TakeRow,
   takeFunctionSql,
 } from './snapshot-sql.js';
@@ -167,6 +168,7 @@ DROP EVENT TRIGGER IF EXISTS ${BookkeepingSchema}_ddl;
 DROP EVENT TRIGGER IF EXISTS ${BookkeepingSchema}_drop;
 CREATE EVENT TRIGGER ${BookkeepingSchema}_ddl ON ddl_command_end EXECUTE FUNCTION ${BookkeepingSchema}.log_ddl();
 CREATE EVENT TRIGGER ${BookkeepingSchema}_drop ON sql_drop EXECUTE FUNCTION ${BookkeepingSchema}.log_drop();
+${rootOfFunctionSql()}
 ${takeFunctionSql()}
 `;
 
