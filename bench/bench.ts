@@ -4,7 +4,7 @@
 
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -36,6 +36,74 @@ let peakRss = 0;
 const sampler = setInterval(() => {
   peakRss = Math.max(peakRss, process.memoryUsage().rss);
 }, 20);
+
+/**
+ * CPU time, in ms, of this process and of the server (the postmaster, its children alive now, and
+ * the children it has reaped): what a run costs the machine, beside what it takes on the clock. On a
+ * machine with few cores the tool's wall time cannot fall below its CPU time over the cores.
+ * Linux only (/proc); undefined elsewhere.
+ */
+class CpuMeter {
+  private constructor(private readonly postmaster: number) {}
+
+  static async on(server: StartedPostgres): Promise<CpuMeter | undefined> {
+    try {
+      const client = new pg.Client({ connectionString: server.adminUrl });
+      await client.connect();
+      const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+      // Read while the session lives: its parent is the postmaster.
+      const backend = await CpuMeter.stat(rows[0]?.pid ?? 0);
+      await client.end();
+      if (!backend) throw new Error('no /proc here');
+      return new CpuMeter(Number(backend[1]));
+    } catch (error) {
+      console.log(`CPU not measured: ${(error as Error).message}`);
+      return undefined;
+    }
+  }
+
+  /** /proc/<pid>/stat from its state on (field 3 on), or undefined when it is gone. */
+  private static async stat(pid: number): Promise<string[] | undefined> {
+    try {
+      const text = await readFile(`/proc/${pid}/stat`, 'utf8');
+      return text.slice(text.lastIndexOf(')') + 2).split(' ');
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** This process's CPU and the server's, ms so far. */
+  async now(): Promise<{ tool: number; server: number }> {
+    const ticks = (fields: string[] | undefined, from: number, to: number) =>
+      fields ? fields.slice(from, to).reduce((n, f) => n + Number(f), 0) * 10 : 0;
+    // utime, stime (fields 14, 15), and cutime, cstime (16, 17) for the postmaster.
+    let server = ticks(await CpuMeter.stat(this.postmaster), 11, 15);
+    for (const entry of await readdir('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      const fields = await CpuMeter.stat(Number(entry));
+      if (fields?.[1] === String(this.postmaster)) server += ticks(fields, 11, 13);
+    }
+    const own = process.cpuUsage();
+    return { tool: (own.user + own.system) / 1000, server };
+  }
+
+  /** Runs `work`; the CPU it cost, ms (this process and the server), or undefined without a meter. */
+  static async cost(meter: CpuMeter | undefined, work: () => Promise<unknown>): Promise<number | undefined> {
+    if (!meter) {
+      await work();
+      return undefined;
+    }
+    return meter.of(work);
+  }
+
+  /** The CPU `work` costs, ms: this process and the server. */
+  async of(work: () => Promise<unknown>): Promise<number> {
+    const before = await this.now();
+    await work();
+    const after = await this.now();
+    return after.tool - before.tool + (after.server - before.server);
+  }
+}
 
 async function rawRun(server: StartedPostgres, history: ReturnType<typeof generateHistory>): Promise<number> {
   const db = await server.createDatabase();
@@ -293,6 +361,7 @@ async function main(): Promise<void> {
       await s.stop();
     }
     const server = await startBinaries({ log });
+    const meter = await CpuMeter.on(server);
     console.log(
       `PostgreSQL ${server.version} (${server.provider}), Node ${process.versions.node}, ${os.cpus().length} cores`,
     );
@@ -319,14 +388,19 @@ async function main(): Promise<void> {
         // Each traced run against the untraced run beside it: on a shared machine the speed drifts
         // over minutes, and a paired ratio cancels the drift that two separate medians keep.
         const paired: number[] = [];
+        // CPU of the raw run and of the traced tool run (this process and the server), ms.
+        const rawCpu: number[] = [];
+        const toolCpu: number[] = [];
         let rules = new Map<string, number>();
         for (let i = 0; i < repeats; i++) {
-          raw.push(await rawRun(server, history));
+          const rawCost = await CpuMeter.cost(meter, async () => raw.push(await rawRun(server, history)));
+          if (rawCost !== undefined) rawCpu.push(rawCost);
           const viaPsql = await psqlRun(server, history, tmp);
           if (viaPsql !== undefined) psql.push(viaPsql);
           // Alternate which goes first, so that neither always runs right after the other.
           const traced = async () => {
-            tool.push(await toolRun(server, dir));
+            const cost = await CpuMeter.cost(meter, async () => tool.push(await toolRun(server, dir)));
+            if (cost !== undefined) toolCpu.push(cost);
             rules = lockRules;
           };
           const plain = async () => {
@@ -348,6 +422,13 @@ async function main(): Promise<void> {
         console.log(
           `${''.padStart(10)}   ${psql.length ? `the same up+down through one psql session: median ${ms(median(psql))}; tool/psql ${(v / median(psql)).toFixed(2)}x` : 'no psql here: the psql baseline was not measured'}`,
         );
+        if (rawCpu.length && toolCpu.length) {
+          const cpu = median(toolCpu) / median(rawCpu);
+          const cores = os.cpus().length;
+          console.log(
+            `${''.padStart(10)}   CPU (this process + the server): raw median ${ms(median(rawCpu))}, tool median ${ms(median(toolCpu))}, ${cpu.toFixed(2)}x; on ${cores} cores the tool's wall time cannot fall below ~${(cpu / cores).toFixed(2)}x raw`,
+          );
+        }
         console.log(
           `${''.padStart(10)}   locks findings on the synthetic history: ${[...rules].map(([rule, n]) => `${rule} ${n}`).join(', ') || 'none'}`,
         );

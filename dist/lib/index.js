@@ -24470,10 +24470,13 @@ class Workspace {
             application_name: databases/* CatalogSessionName */.Po,
         });
         catalog.on('error', () => { });
+        // The catalog session connects while the migrations' session opens and applies the first ones.
+        const connected = catalog.connect();
+        connected.catch(() => { });
         try {
             await runner.open();
             Object.assign(prepared, await applyFirst(plan, runner, db, from, count, seedAtEnd));
-            await catalog.connect();
+            await connected;
             const ws = new Workspace(plan, db, runner, catalog, await CatalogTracker.open(catalog, plan.exclusions, (plan.walked ?? 0) >= PrintAllFrom));
             if (plan.ctx.checks.has('locks') && ws.tracker.mode === 'incremental')
                 ws.tracing = await installLockTrace(catalog, plan.seedIndex !== undefined);
@@ -24605,8 +24608,7 @@ class Workspace {
         return error;
     }
     async close() {
-        await this.catalog.end().catch(() => { });
-        await this.runner.close();
+        await Promise.all([this.catalog.end().catch(() => { }), this.runner.close()]);
         await this.db.drop().catch(() => { });
     }
 }

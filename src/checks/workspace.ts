@@ -148,10 +148,13 @@ export class Workspace {
       application_name: CatalogSessionName,
     });
     catalog.on('error', () => {});
+    // The catalog session connects while the migrations' session opens and applies the first ones.
+    const connected = catalog.connect();
+    connected.catch(() => {});
     try {
       await runner.open();
       Object.assign(prepared, await applyFirst(plan, runner, db, from, count, seedAtEnd));
-      await catalog.connect();
+      await connected;
       const ws = new Workspace(
         plan,
         db,
@@ -295,8 +298,7 @@ export class Workspace {
   }
 
   async close(): Promise<void> {
-    await this.catalog.end().catch(() => {});
-    await this.runner.close();
+    await Promise.all([this.catalog.end().catch(() => {}), this.runner.close()]);
     await this.db.drop().catch(() => {});
   }
 }
