@@ -39,9 +39,9 @@ async function history(second: string): Promise<string> {
 async function whileSleeping(
   on: StartedPostgres,
   meanwhile: (backend: number, admin: pg.Client) => Promise<void>,
-  { stopsServer = false } = {},
+  { stopsServer = false, second = 'SELECT pg_sleep(60);\n' } = {},
 ): Promise<Report> {
-  const dir = await history('SELECT pg_sleep(60);\n');
+  const dir = await history(second);
   // stopsServer: verify() owns the server and stops it at the end, as the CLI's does.
   const edges = stopsServer ? { ...edgesOn(on), startPostgres: async () => on } : edgesOn(on);
   const running = verify(await resolveSettings(withoutLocks({ 'migrations-dir': dir }), dir), edges);
@@ -66,7 +66,7 @@ async function whileSleeping(
 }
 
 describe('a server that dies or restarts under the checks', () => {
-  test('PostgreSQL killed during a step: exit 2 naming the step, with the end of its log; nothing left behind', async () => {
+  test('PostgreSQL killed during a step: exit 2 naming the steps it was running, with the end of its log; nothing left behind', async () => {
     const own = await startBinaries({ log: quietLog });
     let dataDir = '';
     const report = await whileSleeping(
@@ -85,7 +85,7 @@ describe('a server that dies or restarts under the checks', () => {
     expect(report.result).toBe('error');
     expect(report.findings).toEqual([]);
     expect(report.error).toMatch(
-      /^PostgreSQL exited \(killed by SIGKILL\) during `0002_second` \(up\)\. That is a fault of the server the checks run on, not of the migration, so the run stopped there\. Its log ends with:\n/,
+      /^PostgreSQL exited \(killed by SIGKILL\) during the up steps of `0001_create_jobs` to `0002_second` \(sent to the server together\)\. That is a fault of the server the checks run on, not of the migration, so the run stopped there\. Its log ends with:\n/,
     );
     // The server was stopped and its temp directory removed by verify().
     expect(existsSync(path.dirname(dataDir))).toBe(false);
@@ -93,9 +93,14 @@ describe('a server that dies or restarts under the checks', () => {
   });
 
   test('a server process killed (as the out-of-memory killer does): the restart is named, not the migration', async () => {
-    const report = await whileSleeping(server, async (backend) => {
-      process.kill(backend, 'SIGKILL');
-    });
+    // A step that drops something goes to the server alone: the fault names it.
+    const report = await whileSleeping(
+      server,
+      async (backend) => {
+        process.kill(backend, 'SIGKILL');
+      },
+      { second: 'SELECT pg_sleep(60);\nDROP TABLE IF EXISTS nothing_here;\n' },
+    );
     expect(report.result).toBe('error');
     expect(report.findings).toEqual([]);
     expect(report.error).toContain(
@@ -122,7 +127,7 @@ describe('a server that dies or restarts under the checks', () => {
     expect(report.result).toBe('error');
     expect(report.findings).toEqual([]);
     expect(report.error).toMatch(
-      /^The connection to PostgreSQL was closed during `0002_second` \(up\) \(.+\), though the server is still up: something outside the migration ended the session \(an administrator, a pooler, an idle timeout\)\. Run the check again\.$/,
+      /^The connection to PostgreSQL was closed during the up steps of `0001_create_jobs` to `0002_second` \(sent to the server together\) \(.+\), though the server is still up: something outside the migration ended the session \(an administrator, a pooler, an idle timeout\)\. Run the check again\.$/,
     );
   });
 });

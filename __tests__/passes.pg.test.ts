@@ -113,6 +113,22 @@ describe('the walk in passes: up, down from the newest, up again', () => {
     expect(seen(passes.report)).toEqual(seen(one.report));
   });
 
+  test('steps sent to the server together each keep their own time, up and down', async () => {
+    const dir = await history(12, async (file) => {
+      await appendFile(file(5, 'up'), 'SELECT pg_sleep(0.3);\n');
+      await appendFile(file(9, 'down'), 'SELECT pg_sleep(0.3);\n');
+    });
+    const { report } = await run(dir, false);
+    expect(report.result).toBe('passed');
+    const rows = report.sets[0]?.migrations ?? [];
+    expect(rows).toHaveLength(12);
+    // Only the sleeping step takes 300 ms: not the ones beside it in its round trip.
+    const slow = (ms: number | undefined) => (ms ?? 0) >= 250;
+    expect(rows.map((m) => slow(m.up?.ms))).toEqual(rows.map((_, i) => i === 4));
+    expect(rows.map((m) => slow(m.down?.ms))).toEqual(rows.map((_, i) => i === 8));
+    expect(rows.every((m) => (m.up?.ms ?? 0) < 1000 && (m.down?.ms ?? 0) < 1000)).toBe(true);
+  });
+
   test.each(['1', '2'])(
     'a broken history (jobs %s): the same findings, rows, notes and lines as one migration at a time',
     async (jobs) => {

@@ -23238,18 +23238,9 @@ class CatalogTracker {
         const error = failed(take);
         if (error)
             throw new Error(`Reading the catalog after a step failed: ${error}`);
-        const { read, gone, unknown } = this.touchedBy(take, [...expected.keys()]);
-        const now = new Map();
-        for (const row of take)
-            if (row.r_t === 'object' && row.r_kind === 'print')
-                now.set(`${row.r_root_class}:${row.r_root_oid}`, row.r_props);
-        const roots = [...new Set([...read, ...gone, ...unknown])];
-        // Every root the step touched (and its roots of dropped parts, whose prints were not read) holds
-        // what it must: the expected print, or the one it had before the step; absent where it was.
-        const want = (root) => (expected.has(root) ? expected.get(root) : this.prints.get(root));
-        const many = take.some((r) => r.r_t === 'many');
-        if (!many && unknown.length === 0 && roots.every((root) => now.get(root) === want(root)))
-            return { same: true, roots, rider: got.rider };
+        const { same, roots, many } = this.printsHold(expected, take);
+        if (same)
+            return { same, roots, rider: got.rider };
         if (many)
             await this.reload(client);
         else {
@@ -23259,6 +23250,49 @@ class CatalogTracker {
             await this.readWithDependents(client, all);
         }
         return { same: false, roots, rider: got.rider };
+    }
+    /**
+     * Whether every root the take (in `prints` mode, with the roots of `expected` as extra) names holds
+     * what it must: the expected print, or the one it had before the step; absent where it was.
+     */
+    printsHold(expected, take) {
+        const { read, gone, unknown } = this.touchedBy(take, [...expected.keys()]);
+        const now = new Map();
+        for (const row of take)
+            if (row.r_t === 'object' && row.r_kind === 'print')
+                now.set(`${row.r_root_class}:${row.r_root_oid}`, row.r_props);
+        const roots = [...new Set([...read, ...gone, ...unknown])];
+        // Roots of dropped parts were not printed: whether they hold is known only by reading them.
+        const want = (root) => (expected.has(root) ? expected.get(root) : this.prints.get(root));
+        const many = take.some((r) => r.r_t === 'many');
+        const same = !many && unknown.length === 0 && roots.every((root) => now.get(root) === want(root));
+        return { same, roots, many };
+    }
+    /**
+     * `checkPrints` with what a take gave that rode on a step, where nothing may be read any more (the
+     * steps after it ran already): as `checkPrints` gives it when every root holds what it must,
+     * undefined when not, or when the take failed.
+     */
+    printsHoldAfter(expected, ridden) {
+        if (failed(ridden.take))
+            return undefined;
+        const { same, roots } = this.printsHold(expected, ridden.take);
+        return same ? { same, roots, rider: ridden.rider } : undefined;
+    }
+    /**
+     * `refresh` with what a take (`details`, no extra roots) gave that rode on a step, where nothing may
+     * be read any more (the steps after it ran already): the rider's values, or undefined when the take
+     * failed or what it gave is not enough alone (many roots, dropped parts of roots it did not read, a
+     * rename whose dependents read differently). Then the tracker no longer knows the database.
+     */
+    absorbAfter(ridden) {
+        const { take } = ridden;
+        if (failed(take) || take.some((r) => r.r_t === 'many'))
+            return undefined;
+        const { read, gone, unknown } = this.touchedBy(take, []);
+        if (unknown.length)
+            return undefined;
+        return this.apply(new Set([...read, ...gone]), objectRows(take)).length ? undefined : ridden.rider;
     }
     /**
      * What the take's `root` rows name: the roots it read (`read`: touched, or extra), the roots
@@ -23893,6 +23927,11 @@ class TableStorage {
         for (const id of ids)
             this.applied.add(id);
     }
+    /** Ids whose down step ran and removed its record in a round trip of many. */
+    unran(ids) {
+        for (const id of ids)
+            this.applied.delete(id);
+    }
 }
 /** What an error wraps (`cause`), or the error itself. */
 function causeOf(error) {
@@ -24037,8 +24076,7 @@ class Runner {
      * A failure that is the environment's, not the migration's: an extension the server lacks, a
      * server that exited or restarted, a session something else ended. Undefined otherwise.
      */
-    async environmentFault(migration, direction, cause) {
-        const step = `\`${migration.id}\` (${direction})`;
+    async environmentFault(migration, direction, cause, step = `\`${migration.id}\` (${direction})`) {
         const text = [(0,errors/* messageOf */.bD)(cause), cause instanceof types/* StepError */.z ? cause.detail : (0,sql/* driverErrorDetail */.oY)(cause)]
             .filter(Boolean)
             .join('\n');
@@ -24209,6 +24247,82 @@ class Runner {
             const ran = ids.filter((id) => done.has(id));
             this.storage.ran(ran);
             return ran.length;
+        }
+        finally {
+            clearTimeout(timer);
+        }
+    }
+    /**
+     * The step's text for a round trip of many (see `stepsFollowed`): SQL that runs in a transaction
+     * of ours, in a state where it can run (an up step not applied, a down step applied).
+     */
+    batchText(migration, direction) {
+        if (direction === 'up')
+            return this.storage.has(migration.id) ? undefined : migration.up.batched?.();
+        return this.storage.has(migration.id) ? migration.down?.batched?.() : undefined;
+    }
+    /**
+     * The steps of `migrations` in one direction, many to a round trip, each as `up` or `down` runs it
+     * alone (its own transaction, its bookkeeping), each followed after its COMMIT by its statement of
+     * `follow`: for a walk that reads the catalog after every step. Each comes back with its own time
+     * (the server's clock between the steps, the statement that followed included) and what followed
+     * it. Every step must have its text for it (`batchText`). Undefined when anything in the round
+     * trip failed or the round trip outlasted one step timeout: nothing then says which step did what,
+     * and the caller leaves this database for one that runs the steps one by one.
+     */
+    async stepsFollowed(direction, migrations, follow) {
+        const client = this.connection;
+        const clock = `extract(epoch FROM clock_timestamp()) * 1000 AS ${StepClock}`;
+        const texts = migrations.map((m) => this.batchText(m, direction));
+        if (texts.some((t) => t === undefined))
+            throw new Error('a step cannot travel with others');
+        const bookkeeping = (id) => direction === 'up'
+            ? `INSERT INTO ${BookkeepingSchema}.applied (id) VALUES (${literal(id)}) RETURNING ${clock}`
+            : `DELETE FROM ${BookkeepingSchema}.applied WHERE id = ${literal(id)} RETURNING ${clock}`;
+        const sql = `SELECT ${clock};\n` +
+            migrations.map((m, k) => `${texts[k]}${bookkeeping(m.id)};COMMIT;${follow[k]}`).join(';\n');
+        const timer = setTimeout(() => void this.options.cancel().catch(() => { }), this.options.timeoutMs);
+        try {
+            const results = (await client.query(sql));
+            const ids = migrations.map((m) => m.id);
+            if (direction === 'up')
+                this.storage.ran(ids);
+            else
+                this.storage.unran(ids);
+            // Our clock's rows name its column; what followed a step is the first result after its COMMIT.
+            const clocks = [];
+            const followed = [];
+            for (const [i, r] of results.entries()) {
+                if (r.fields?.[0]?.name !== StepClock)
+                    continue;
+                clocks.push(Number(r.rows[0]?.[StepClock]));
+                if (clocks.length > 1)
+                    followed.push(results[i + 2]);
+            }
+            if (clocks.length !== migrations.length + 1)
+                return undefined;
+            return followed.map((f, k) => ({
+                ms: Math.max(0, (clocks[k + 1] ?? 0) - (clocks[k] ?? 0)),
+                followed: f,
+            }));
+        }
+        catch (error) {
+            // A server that died or a session something else ended is the environment's doing, said as
+            // such; a migration's own error (an extension the server lacks among them) is told by the
+            // steps run one by one.
+            if (!missingExtension((0,errors/* messageOf */.bD)(error))) {
+                // The server sends a round trip's results when it ends: which of its steps ran is not known.
+                const first = migrations[0];
+                const last = migrations.at(-1);
+                const steps = first === last
+                    ? undefined
+                    : `the ${direction} steps of \`${first.id}\` to \`${last.id}\` (sent to the server together)`;
+                const fault = await this.environmentFault(first, direction, error, steps);
+                if (fault)
+                    throw fault;
+            }
+            await client.query('ROLLBACK').catch(() => { });
+            return undefined;
         }
         finally {
             clearTimeout(timer);
@@ -24576,6 +24690,60 @@ class Workspace {
         }
         const check = await tracker.checkPrints(this.catalog, expect, rider, ridden);
         return { outcome, trace: this.traceOf(next, rider, check.rider), check };
+    }
+    /**
+     * Whether the migration's step can travel with others in a round trip of many (see `sendSteps`):
+     * SQL in a transaction of ours, no assertions around it.
+     */
+    travels(record, direction) {
+        return (this.tracker.mode === 'incremental' &&
+            !this.asserts(record) &&
+            this.runner.batchText(record.migration, direction) !== undefined);
+    }
+    /**
+     * Sends the steps of `migrations` in one direction many to a round trip, each followed by its
+     * take, as `step` runs each with a new migration after it ('migration'): up steps read what they
+     * touched, down steps the prints of `expects[k]`. Nothing is read between them: `stepAfter` takes
+     * each step's part, in order. Tracing must be on for the steps (as it is after a migration).
+     */
+    sendSteps(direction, migrations, expects) {
+        const rider = this.riderFor('migration');
+        const takes = migrations.map((_, k) => {
+            const expect = expects?.[k];
+            return this.tracker.takeSql(expect ? 'prints' : 'details', expect ? [...expect.keys()] : [], rider);
+        });
+        const stepped = this.runner.stepsFollowed(direction, migrations, takes);
+        // Awaited later: a failure meanwhile must not count as one nobody handled.
+        stepped.catch(() => { });
+        return { rider, stepped, expects };
+    }
+    /**
+     * The k-th step of steps sent together, as `step` gives it: its outcome and trace, and with
+     * `expect` the verdict of its prints. Undefined when the round trip failed, or the step's take is
+     * not enough without a read (which would see the steps after it), or its prints did not hold: the
+     * caller gives up on this database.
+     */
+    async stepAfter(sent, k) {
+        const steps = await sent.stepped;
+        const step = steps?.[k];
+        if (!steps || !step)
+            return undefined;
+        const ridden = taken(step.followed.rows);
+        // Each step's time is its own: the take after the step before it is left out.
+        const previous = steps[k - 1];
+        const lead = previous ? CatalogTracker.elapsed(taken(previous.followed.rows)) : 0;
+        const outcome = { ok: true, ms: Math.max(0, step.ms - lead), notices: [] };
+        const expect = sent.expects?.[k];
+        if (expect) {
+            const check = this.tracker.printsHoldAfter(expect, ridden);
+            if (!check)
+                return undefined;
+            return { outcome, trace: this.traceOf('migration', sent.rider, check.rider), check };
+        }
+        const values = this.tracker.absorbAfter(ridden);
+        if (!values)
+            return undefined;
+        return { outcome, trace: this.traceOf('migration', sent.rider, values) };
     }
     /** What takes the locks logged since the last refresh and switches tracing for `next` (see `refresh`). */
     riderFor(next) {
@@ -25212,9 +25380,13 @@ function contextOf(ctx, table, lock, seeded) {
  */
 async function applyUp(ctx, ws, record, told, next) {
     const { outcome: up, trace } = await ws.step('up', record.migration, next);
+    appliedUp(ctx, record, told, up);
+    return { up, ...(trace ? { trace } : {}) };
+}
+/** What an up step said and its time, on the migration's record. */
+function appliedUp(ctx, record, told, up) {
     fileNotices(ctx, 'apply', record, 'up', up, told);
     record.report.up = { ok: up.ok, ms: up.ms };
-    return { up, ...(trace ? { trace } : {}) };
 }
 /** A failed up step as a finding; returns why the database is in doubt afterwards, when it is. */
 function applyFailed(ctx, record, up) {
@@ -25299,7 +25471,32 @@ async function finishUp(walk, record, sent, { up, trace }) {
         done(walk, record, true);
         ws.tracker.release(before);
     }
-    return { before, upKeys, reversing, ...(rowsBefore ? { rowsBefore } : {}) };
+    return {
+        before,
+        upKeys,
+        onlyAdded: upDiffs.every((d) => d.change === 'added'),
+        reversing,
+        ...(rowsBefore ? { rowsBefore } : {}),
+    };
+}
+/**
+ * A migration's turn whose up step went to the server with others (`Workspace.sendSteps`), the
+ * k-th of them: as `upTurn` gives it, for a migration without assertions or seed data whose down
+ * step is checked. Undefined when its step cannot be read back alone (see `Workspace.stepAfter`).
+ */
+async function upTurnSent(walk, record, sent, k) {
+    const { ctx, ws } = walk;
+    const m = record.migration;
+    ctx.emit({ kind: 'migration started', set: ctx.name, index: record.index, total: record.total, id: m.id });
+    const before = ws.tracker.mark();
+    const step = await ws.stepAfter(sent, k);
+    if (!step) {
+        ws.tracker.release(before);
+        return undefined;
+    }
+    appliedUp(ctx, record, walk.told, step.outcome);
+    const stepped = { up: step.outcome, trace: step.trace };
+    return finishUp(walk, record, { before, reversing: true, stepped: Promise.resolve(stepped) }, stepped);
 }
 /** Files the migration's assertion findings and says it is done. */
 function done(walk, record, ok, reversal) {
@@ -25401,6 +25598,62 @@ async function walkInPasses(walk, records, empty, halted) {
         },
     };
 }
+/** Up to this many steps go to the server in one round trip of a pass. */
+const StepsPerTrip = 8;
+/**
+ * Up steps whose read afterwards needs more than the take gives (the table of a dropped index, what
+ * names a renamed column): they go alone.
+ */
+const ReadsMore = /\b(drop|rename)\b/i;
+/**
+ * The round trips of one pass whose steps go many at a time: consecutive steps that travel
+ * (`travels`), at most `StepsPerTrip` to a trip, in the pass's order (up: oldest first; down:
+ * newest first, each expected to give back `expect(k)`). The next trip is sent when the first step
+ * of one is read back, so the server works while we read.
+ */
+class Trips {
+    ws;
+    direction;
+    run;
+    travels;
+    expect;
+    trips = [];
+    stride;
+    constructor(ws, direction, run, travels, expect) {
+        this.ws = ws;
+        this.direction = direction;
+        this.run = run;
+        this.travels = travels;
+        this.expect = expect;
+        this.stride = direction === 'up' ? 1 : -1;
+    }
+    send(k) {
+        const order = [];
+        for (let i = k; this.travels[i] && order.length < StepsPerTrip; i += this.stride)
+            order.push(i);
+        const { expect } = this;
+        const migrations = order.map((i) => this.run[i].record.migration);
+        return { order, sent: this.ws.sendSteps(this.direction, migrations, expect && order.map(expect)) };
+    }
+    /** The trip that holds step `k` (sent now if it is not yet), and where `k` is in it. */
+    at(k, halted) {
+        // Trips read back to the end are done.
+        while (this.trips[0] && !this.trips[0].order.includes(k))
+            this.trips.shift();
+        if (!this.trips[0])
+            this.trips.push(this.send(k));
+        const trip = this.trips[0];
+        const after = trip.order.at(-1) + this.stride;
+        if (k === trip.order[0] && this.trips.length === 1 && this.travels[after] && !halted())
+            this.trips.push(this.send(after));
+        return { sent: trip.sent, index: trip.order.indexOf(k) };
+    }
+    /** Waits for the trips in flight: nothing of ours runs on the database once it is let go. */
+    async settle() {
+        for (const trip of this.trips.splice(0))
+            await trip.sent.stepped.catch(() => { });
+    }
+}
 /**
  * One run of migrations that all have down steps: up, down from the newest, up again. True when
  * every step did what it must. `empty`: the run starts from the empty database, which its down
@@ -25416,29 +25669,47 @@ async function passRun(run, halted, empty) {
     // Each turn is finished while the next migration's up step runs, where nothing the turn does
     // waits on the database (no assertions): one step in flight at a time, read back in order.
     const overlaps = (k) => !ws.asserts(run[k].record) && !ws.asserts(run[k + 1].record);
+    // SQL steps go many to a round trip, each with the read of what it touched, while the round trip
+    // before is read back: but a step whose take needs a read of its own (a drop, a rename) goes alone.
+    const upTravels = run.map(({ record }) => ws.travels(record, 'up') && !ReadsMore.test(ws.runner.batchText(record.migration, 'up') ?? ''));
+    const trips = new Trips(ws, 'up', run, upTravels);
     let sent;
-    for (const [k, { record, walk }] of run.entries()) {
+    for (let k = 0; k < run.length; k++) {
+        const { record, walk } = run[k];
         if (halted()) {
             // A step in flight ends before the database is let go.
             await sent?.stepped.catch(() => { });
+            await trips.settle();
             return 'halted';
         }
-        sent ??= await sendUp(walk, record, 'migration');
-        const stepped = await sent.stepped;
-        const following = run[k + 1];
-        const next = stepped.up.ok && following && overlaps(k) && !halted()
-            ? await sendUp(following.walk, following.record, 'migration')
-            : undefined;
-        const up = await finishUp(walk, record, sent, stepped);
+        let up;
+        if (upTravels[k] && !sent) {
+            const trip = trips.at(k, halted);
+            up = await upTurnSent(walk, record, trip.sent, trip.index);
+            if (!up) {
+                await trips.settle();
+                return undefined;
+            }
+        }
+        else {
+            sent ??= await sendUp(walk, record, 'migration');
+            const stepped = await sent.stepped;
+            const following = run[k + 1];
+            const next = stepped.up.ok && following && !upTravels[k + 1] && overlaps(k) && !halted()
+                ? await sendUp(following.walk, following.record, 'migration')
+                : undefined;
+            up = await finishUp(walk, record, sent, stepped);
+            sent = next;
+        }
         if (up.stop)
             return undefined;
         states.push({
             keys: up.upKeys,
             before: ws.tracker.entriesAt(up.before, up.upKeys),
             prints: ws.tracker.printsAt(up.before),
+            onlyAdded: up.onlyAdded,
         });
         ws.tracker.release(up.before);
-        sent = next;
     }
     // The run's schema after its up steps, for up again.
     const top = ws.tracker.mark();
@@ -25453,27 +25724,55 @@ async function passRun(run, halted, empty) {
         stepped.catch(() => { });
         return { mark, stepped };
     };
+    // A down step whose up step only added goes many to a round trip too (its prints are then the
+    // ones from before the up step, oids and all); the last one switches tracing off, alone.
+    const downTravels = run.map(({ record }, k) => k > 0 && !!states[k]?.onlyAdded && ws.travels(record, 'down'));
+    const downTrips = new Trips(ws, 'down', run, downTravels, (k) => states[k].prints);
     let sentDown;
     for (let k = run.length - 1; k >= 0; k--) {
         if (halted()) {
             await sentDown?.stepped.catch(() => { });
+            await downTrips.settle();
             return 'halted';
         }
         const { record, walk } = run[k];
         const state = states[k];
         const { ctx } = walk;
-        sentDown ??= sendDown(k);
-        const { mark } = sentDown;
-        const { outcome: down, trace, check } = await sentDown.stepped;
-        sentDown = undefined;
+        let mark;
+        let stepped;
+        if (downTravels[k] && !sentDown) {
+            const trip = downTrips.at(k, halted);
+            mark = ws.tracker.mark();
+            const got = await ws.stepAfter(trip.sent, trip.index);
+            if (!got) {
+                ws.tracker.release(mark);
+                await downTrips.settle();
+                return undefined;
+            }
+            stepped = got;
+        }
+        else {
+            sentDown ??= sendDown(k);
+            mark = sentDown.mark;
+            stepped = await sentDown.stepped;
+            sentDown = undefined;
+        }
+        const { outcome: down, trace, check } = stepped;
         fileNotices(ctx, 'reversibility', record, 'down', down, walk.told);
         record.report.down = { ok: down.ok, ms: down.ms };
-        if (!down.ok || !trace || !check)
+        if (!down.ok || !trace || !check) {
+            await downTrips.settle();
             return undefined;
+        }
         if (check.same)
             ws.tracker.restore(state.before, state.prints);
         // The next one's mark is taken now: what this step gave back is not its doing.
-        if (check.same && k > 0 && !ws.asserts(record) && !ws.asserts(run[k - 1].record) && !halted())
+        if (check.same &&
+            k > 0 &&
+            !downTravels[k - 1] &&
+            !ws.asserts(record) &&
+            !ws.asserts(run[k - 1].record) &&
+            !halted())
             sentDown = sendDown(k - 1);
         await ws.assert(record, 'rolled back');
         const downKeys = ws.tracker.changedSince(mark);
@@ -25484,8 +25783,10 @@ async function passRun(run, halted, empty) {
         // A step sent meanwhile is sent only when this one gave back what it must.
         const same = check.same || gives(ws.tracker, mark, downKeys, state.keys, snapshotOf(state.before));
         ws.tracker.release(mark);
-        if (!same)
+        if (!same) {
+            await downTrips.settle();
             return undefined;
+        }
         state.down = { ok: down.ok, ms: down.ms };
     }
     if (empty && diffSnapshots(empty, await readSnapshot(ws.catalog, ws.plan.exclusions)).length)

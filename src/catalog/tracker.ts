@@ -37,7 +37,7 @@ interface Row {
 }
 
 /** A row of the take function (`takeFunctionSql`). */
-interface TakenRow {
+export interface TakenRow {
   r_t: TakeRow;
   r_obj_class: string | null;
   r_obj_oid: number | null;
@@ -280,18 +280,8 @@ export class CatalogTracker {
     const { take } = got;
     const error = failed(take);
     if (error) throw new Error(`Reading the catalog after a step failed: ${error}`);
-    const { read, gone, unknown } = this.touchedBy(take, [...expected.keys()]);
-    const now = new Map<string, string>();
-    for (const row of take)
-      if (row.r_t === 'object' && row.r_kind === 'print')
-        now.set(`${row.r_root_class}:${row.r_root_oid}`, row.r_props as string);
-    const roots = [...new Set([...read, ...gone, ...unknown])];
-    // Every root the step touched (and its roots of dropped parts, whose prints were not read) holds
-    // what it must: the expected print, or the one it had before the step; absent where it was.
-    const want = (root: string) => (expected.has(root) ? expected.get(root) : this.prints.get(root));
-    const many = take.some((r) => r.r_t === 'many');
-    if (!many && unknown.length === 0 && roots.every((root) => now.get(root) === want(root)))
-      return { same: true, roots, rider: got.rider };
+    const { same, roots, many } = this.printsHold(expected, take);
+    if (same) return { same, roots, rider: got.rider };
     if (many) await this.reload(client);
     else {
       const all = new Map<RootClass, Set<number>>();
@@ -299,6 +289,52 @@ export class CatalogTracker {
       await this.readWithDependents(client, all);
     }
     return { same: false, roots, rider: got.rider };
+  }
+
+  /**
+   * Whether every root the take (in `prints` mode, with the roots of `expected` as extra) names holds
+   * what it must: the expected print, or the one it had before the step; absent where it was.
+   */
+  private printsHold(
+    expected: Expected,
+    take: TakenRow[],
+  ): { same: boolean; roots: string[]; many: boolean } {
+    const { read, gone, unknown } = this.touchedBy(take, [...expected.keys()]);
+    const now = new Map<string, string>();
+    for (const row of take)
+      if (row.r_t === 'object' && row.r_kind === 'print')
+        now.set(`${row.r_root_class}:${row.r_root_oid}`, row.r_props as string);
+    const roots = [...new Set([...read, ...gone, ...unknown])];
+    // Roots of dropped parts were not printed: whether they hold is known only by reading them.
+    const want = (root: string) => (expected.has(root) ? expected.get(root) : this.prints.get(root));
+    const many = take.some((r) => r.r_t === 'many');
+    const same = !many && unknown.length === 0 && roots.every((root) => now.get(root) === want(root));
+    return { same, roots, many };
+  }
+
+  /**
+   * `checkPrints` with what a take gave that rode on a step, where nothing may be read any more (the
+   * steps after it ran already): as `checkPrints` gives it when every root holds what it must,
+   * undefined when not, or when the take failed.
+   */
+  printsHoldAfter(expected: Expected, ridden: Taken): (PrintCheck & { rider: unknown[] }) | undefined {
+    if (failed(ridden.take)) return undefined;
+    const { same, roots } = this.printsHold(expected, ridden.take);
+    return same ? { same, roots, rider: ridden.rider } : undefined;
+  }
+
+  /**
+   * `refresh` with what a take (`details`, no extra roots) gave that rode on a step, where nothing may
+   * be read any more (the steps after it ran already): the rider's values, or undefined when the take
+   * failed or what it gave is not enough alone (many roots, dropped parts of roots it did not read, a
+   * rename whose dependents read differently). Then the tracker no longer knows the database.
+   */
+  absorbAfter(ridden: Taken): unknown[] | undefined {
+    const { take } = ridden;
+    if (failed(take) || take.some((r) => r.r_t === 'many')) return undefined;
+    const { read, gone, unknown } = this.touchedBy(take, []);
+    if (unknown.length) return undefined;
+    return this.apply(new Set([...read, ...gone]), objectRows(take)).length ? undefined : ridden.rider;
   }
 
   /**

@@ -17,9 +17,19 @@ export async function applyUp(
   next: NextSteps,
 ): Promise<{ up: StepOutcome; trace?: StepTrace }> {
   const { outcome: up, trace } = await ws.step('up', record.migration, next);
+  appliedUp(ctx, record, told, up);
+  return { up, ...(trace ? { trace } : {}) };
+}
+
+/** What an up step said and its time, on the migration's record. */
+export function appliedUp(
+  ctx: SetContext,
+  record: MigrationRecord,
+  told: Set<string>,
+  up: StepOutcome,
+): void {
   fileNotices(ctx, 'apply', record, 'up', up, told);
   record.report.up = { ok: up.ok, ms: up.ms };
-  return { up, ...(trace ? { trace } : {}) };
 }
 
 /** A failed up step as a finding; returns why the database is in doubt afterwards, when it is. */

@@ -6,7 +6,8 @@ import type { Migration } from '../migrations/types.js';
 import { heldContext } from './context.js';
 import { checkLocks } from './locks.js';
 import { fileNotices, type MigrationRecord } from './record.js';
-import { done, finishUp, type SentUp, sendUp, upTurn, type Walk } from './turn.js';
+import { done, finishUp, type SentUp, sendUp, type UpTurn, upTurn, upTurnSent, type Walk } from './turn.js';
+import type { SentSteps, Workspace } from './workspace.js';
 
 /**
  * A range walked in passes: what rolling everything back needs of it, and what it told, held.
@@ -105,7 +106,64 @@ interface UpState {
   keys: string[];
   before: Map<string, Entry | undefined>;
   prints: Expected;
+  /** The up step only added objects: its down step gives back the prints from before, oids and all. */
+  onlyAdded: boolean;
   down?: StepResult;
+}
+
+/** Up to this many steps go to the server in one round trip of a pass. */
+const StepsPerTrip = 8;
+
+/**
+ * Up steps whose read afterwards needs more than the take gives (the table of a dropped index, what
+ * names a renamed column): they go alone.
+ */
+const ReadsMore = /\b(drop|rename)\b/i;
+
+/**
+ * The round trips of one pass whose steps go many at a time: consecutive steps that travel
+ * (`travels`), at most `StepsPerTrip` to a trip, in the pass's order (up: oldest first; down:
+ * newest first, each expected to give back `expect(k)`). The next trip is sent when the first step
+ * of one is read back, so the server works while we read.
+ */
+class Trips {
+  private trips: { order: number[]; sent: SentSteps }[] = [];
+  private readonly stride: number;
+
+  constructor(
+    private readonly ws: Workspace,
+    private readonly direction: 'up' | 'down',
+    private readonly run: Turn[],
+    private readonly travels: boolean[],
+    private readonly expect?: (k: number) => Expected,
+  ) {
+    this.stride = direction === 'up' ? 1 : -1;
+  }
+
+  private send(k: number): { order: number[]; sent: SentSteps } {
+    const order: number[] = [];
+    for (let i = k; this.travels[i] && order.length < StepsPerTrip; i += this.stride) order.push(i);
+    const { expect } = this;
+    const migrations = order.map((i) => (this.run[i] as Turn).record.migration);
+    return { order, sent: this.ws.sendSteps(this.direction, migrations, expect && order.map(expect)) };
+  }
+
+  /** The trip that holds step `k` (sent now if it is not yet), and where `k` is in it. */
+  at(k: number, halted: () => boolean): { sent: SentSteps; index: number } {
+    // Trips read back to the end are done.
+    while (this.trips[0] && !this.trips[0].order.includes(k)) this.trips.shift();
+    if (!this.trips[0]) this.trips.push(this.send(k));
+    const trip = this.trips[0] as { order: number[]; sent: SentSteps };
+    const after = (trip.order.at(-1) as number) + this.stride;
+    if (k === trip.order[0] && this.trips.length === 1 && this.travels[after] && !halted())
+      this.trips.push(this.send(after));
+    return { sent: trip.sent, index: trip.order.indexOf(k) };
+  }
+
+  /** Waits for the trips in flight: nothing of ours runs on the database once it is let go. */
+  async settle(): Promise<void> {
+    for (const trip of this.trips.splice(0)) await trip.sent.stepped.catch(() => {});
+  }
 }
 
 /** A migration of a run, and the walk it is told in. */
@@ -133,29 +191,49 @@ async function passRun(
   // waits on the database (no assertions): one step in flight at a time, read back in order.
   const overlaps = (k: number) =>
     !ws.asserts((run[k] as Turn).record) && !ws.asserts((run[k + 1] as Turn).record);
+  // SQL steps go many to a round trip, each with the read of what it touched, while the round trip
+  // before is read back: but a step whose take needs a read of its own (a drop, a rename) goes alone.
+  const upTravels = run.map(
+    ({ record }) =>
+      ws.travels(record, 'up') && !ReadsMore.test(ws.runner.batchText(record.migration, 'up') ?? ''),
+  );
+  const trips = new Trips(ws, 'up', run, upTravels);
   let sent: SentUp | undefined;
-  for (const [k, { record, walk }] of run.entries()) {
+  for (let k = 0; k < run.length; k++) {
+    const { record, walk } = run[k] as Turn;
     if (halted()) {
       // A step in flight ends before the database is let go.
       await sent?.stepped.catch(() => {});
+      await trips.settle();
       return 'halted';
     }
-    sent ??= await sendUp(walk, record, 'migration');
-    const stepped = await sent.stepped;
-    const following = run[k + 1];
-    const next =
-      stepped.up.ok && following && overlaps(k) && !halted()
-        ? await sendUp(following.walk, following.record, 'migration')
-        : undefined;
-    const up = await finishUp(walk, record, sent, stepped);
+    let up: UpTurn | undefined;
+    if (upTravels[k] && !sent) {
+      const trip = trips.at(k, halted);
+      up = await upTurnSent(walk, record, trip.sent, trip.index);
+      if (!up) {
+        await trips.settle();
+        return undefined;
+      }
+    } else {
+      sent ??= await sendUp(walk, record, 'migration');
+      const stepped = await sent.stepped;
+      const following = run[k + 1];
+      const next =
+        stepped.up.ok && following && !upTravels[k + 1] && overlaps(k) && !halted()
+          ? await sendUp(following.walk, following.record, 'migration')
+          : undefined;
+      up = await finishUp(walk, record, sent, stepped);
+      sent = next;
+    }
     if (up.stop) return undefined;
     states.push({
       keys: up.upKeys,
       before: ws.tracker.entriesAt(up.before, up.upKeys),
       prints: ws.tracker.printsAt(up.before),
+      onlyAdded: up.onlyAdded,
     });
     ws.tracker.release(up.before);
-    sent = next;
   }
   // The run's schema after its up steps, for up again.
   const top = ws.tracker.mark();
@@ -175,25 +253,57 @@ async function passRun(
     stepped.catch(() => {});
     return { mark, stepped };
   };
+  // A down step whose up step only added goes many to a round trip too (its prints are then the
+  // ones from before the up step, oids and all); the last one switches tracing off, alone.
+  const downTravels = run.map(
+    ({ record }, k) => k > 0 && !!states[k]?.onlyAdded && ws.travels(record, 'down'),
+  );
+  const downTrips = new Trips(ws, 'down', run, downTravels, (k) => (states[k] as UpState).prints);
   let sentDown: ReturnType<typeof sendDown> | undefined;
   for (let k = run.length - 1; k >= 0; k--) {
     if (halted()) {
       await sentDown?.stepped.catch(() => {});
+      await downTrips.settle();
       return 'halted';
     }
     const { record, walk } = run[k] as Turn;
     const state = states[k] as UpState;
     const { ctx } = walk;
-    sentDown ??= sendDown(k);
-    const { mark } = sentDown;
-    const { outcome: down, trace, check } = await sentDown.stepped;
-    sentDown = undefined;
+    let mark: Mark;
+    let stepped: Awaited<ReturnType<typeof sendDown>['stepped']>;
+    if (downTravels[k] && !sentDown) {
+      const trip = downTrips.at(k, halted);
+      mark = ws.tracker.mark();
+      const got = await ws.stepAfter(trip.sent, trip.index);
+      if (!got) {
+        ws.tracker.release(mark);
+        await downTrips.settle();
+        return undefined;
+      }
+      stepped = got;
+    } else {
+      sentDown ??= sendDown(k);
+      mark = sentDown.mark;
+      stepped = await sentDown.stepped;
+      sentDown = undefined;
+    }
+    const { outcome: down, trace, check } = stepped;
     fileNotices(ctx, 'reversibility', record, 'down', down, walk.told);
     record.report.down = { ok: down.ok, ms: down.ms };
-    if (!down.ok || !trace || !check) return undefined;
+    if (!down.ok || !trace || !check) {
+      await downTrips.settle();
+      return undefined;
+    }
     if (check.same) ws.tracker.restore(state.before, state.prints);
     // The next one's mark is taken now: what this step gave back is not its doing.
-    if (check.same && k > 0 && !ws.asserts(record) && !ws.asserts((run[k - 1] as Turn).record) && !halted())
+    if (
+      check.same &&
+      k > 0 &&
+      !downTravels[k - 1] &&
+      !ws.asserts(record) &&
+      !ws.asserts((run[k - 1] as Turn).record) &&
+      !halted()
+    )
       sentDown = sendDown(k - 1);
     await ws.assert(record, 'rolled back');
     const downKeys = ws.tracker.changedSince(mark);
@@ -204,7 +314,10 @@ async function passRun(
     // A step sent meanwhile is sent only when this one gave back what it must.
     const same = check.same || gives(ws.tracker, mark, downKeys, state.keys, snapshotOf(state.before));
     ws.tracker.release(mark);
-    if (!same) return undefined;
+    if (!same) {
+      await downTrips.settle();
+      return undefined;
+    }
     state.down = { ok: down.ok, ms: down.ms };
   }
   if (empty && diffSnapshots(empty, await readSnapshot(ws.catalog, ws.plan.exclusions)).length)

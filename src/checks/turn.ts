@@ -1,14 +1,14 @@
 import type { Mark } from '../catalog/tracker.js';
 import { Messages } from '../core/messages.js';
 import { diffSnapshots, summarizeChanges, touchedTables } from '../core/schema.js';
-import { applyFailed, applyUp } from './apply.js';
+import { appliedUp, applyFailed, applyUp } from './apply.js';
 import { assertionVerdict } from './assertions.js';
 import type { SetContext } from './context.js';
 import { checkLocks } from './locks.js';
 import type { MigrationRecord } from './record.js';
 import type { Reversal } from './reversibility.js';
 import { rowCounts } from './seed.js';
-import type { NextSteps, Workspace } from './workspace.js';
+import type { NextSteps, SentSteps, Workspace } from './workspace.js';
 
 /** The walk's state as it moves through the set. */
 export interface Walk {
@@ -27,6 +27,8 @@ export interface Applied {
   before: Mark;
   /** The keys the up step changed. */
   upKeys: string[];
+  /** Every object the up step changed, it added (nothing removed, nothing altered). */
+  onlyAdded: boolean;
   /** Its down step is checked (it has one, and the reversibility check runs). */
   reversing: boolean;
   /** With seed data: the rows there were before the up step. */
@@ -116,7 +118,38 @@ export async function finishUp(
     done(walk, record, true);
     ws.tracker.release(before);
   }
-  return { before, upKeys, reversing, ...(rowsBefore ? { rowsBefore } : {}) };
+  return {
+    before,
+    upKeys,
+    onlyAdded: upDiffs.every((d) => d.change === 'added'),
+    reversing,
+    ...(rowsBefore ? { rowsBefore } : {}),
+  };
+}
+
+/**
+ * A migration's turn whose up step went to the server with others (`Workspace.sendSteps`), the
+ * k-th of them: as `upTurn` gives it, for a migration without assertions or seed data whose down
+ * step is checked. Undefined when its step cannot be read back alone (see `Workspace.stepAfter`).
+ */
+export async function upTurnSent(
+  walk: Walk,
+  record: MigrationRecord,
+  sent: SentSteps,
+  k: number,
+): Promise<UpTurn | undefined> {
+  const { ctx, ws } = walk;
+  const m = record.migration;
+  ctx.emit({ kind: 'migration started', set: ctx.name, index: record.index, total: record.total, id: m.id });
+  const before = ws.tracker.mark();
+  const step = await ws.stepAfter(sent, k);
+  if (!step) {
+    ws.tracker.release(before);
+    return undefined;
+  }
+  appliedUp(ctx, record, walk.told, step.outcome);
+  const stepped = { up: step.outcome, trace: step.trace };
+  return finishUp(walk, record, { before, reversing: true, stepped: Promise.resolve(stepped) }, stepped);
 }
 
 /** Files the migration's assertion findings and says it is done. */

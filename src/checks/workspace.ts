@@ -7,6 +7,7 @@ import {
   type PrintCheck,
   type Rider,
   type Taken,
+  type TakenRow,
   taken,
 } from '../catalog/tracker.js';
 import type { AssertionRun, Side } from '../core/assertions.js';
@@ -19,6 +20,13 @@ import { type Assertion, AssertionRunner } from './assertions.js';
 import type { SetContext } from './context.js';
 import type { MigrationRecord } from './record.js';
 import { applySeed } from './seed.js';
+
+/** Steps sent many to a round trip (`Workspace.sendSteps`), read back one by one (`stepAfter`). */
+export interface SentSteps {
+  rider: Rider | undefined;
+  stepped: Promise<{ ms: number; followed: pg.QueryResult }[] | undefined>;
+  expects: readonly Expected[] | undefined;
+}
 
 /** What every scratch database of one walk is made from. */
 export interface WorkspacePlan {
@@ -265,6 +273,69 @@ export class Workspace {
     }
     const check = await tracker.checkPrints(this.catalog, expect, rider, ridden);
     return { outcome, trace: this.traceOf(next, rider, check.rider), check };
+  }
+
+  /**
+   * Whether the migration's step can travel with others in a round trip of many (see `sendSteps`):
+   * SQL in a transaction of ours, no assertions around it.
+   */
+  travels(record: MigrationRecord, direction: 'up' | 'down'): boolean {
+    return (
+      this.tracker.mode === 'incremental' &&
+      !this.asserts(record) &&
+      this.runner.batchText(record.migration, direction) !== undefined
+    );
+  }
+
+  /**
+   * Sends the steps of `migrations` in one direction many to a round trip, each followed by its
+   * take, as `step` runs each with a new migration after it ('migration'): up steps read what they
+   * touched, down steps the prints of `expects[k]`. Nothing is read between them: `stepAfter` takes
+   * each step's part, in order. Tracing must be on for the steps (as it is after a migration).
+   */
+  sendSteps(
+    direction: 'up' | 'down',
+    migrations: readonly Migration[],
+    expects?: readonly Expected[],
+  ): SentSteps {
+    const rider = this.riderFor('migration');
+    const takes = migrations.map((_, k) => {
+      const expect = expects?.[k];
+      return this.tracker.takeSql(expect ? 'prints' : 'details', expect ? [...expect.keys()] : [], rider);
+    });
+    const stepped = this.runner.stepsFollowed(direction, migrations, takes);
+    // Awaited later: a failure meanwhile must not count as one nobody handled.
+    stepped.catch(() => {});
+    return { rider, stepped, expects };
+  }
+
+  /**
+   * The k-th step of steps sent together, as `step` gives it: its outcome and trace, and with
+   * `expect` the verdict of its prints. Undefined when the round trip failed, or the step's take is
+   * not enough without a read (which would see the steps after it), or its prints did not hold: the
+   * caller gives up on this database.
+   */
+  async stepAfter(
+    sent: SentSteps,
+    k: number,
+  ): Promise<{ outcome: StepOutcome; trace: StepTrace; check?: PrintCheck } | undefined> {
+    const steps = await sent.stepped;
+    const step = steps?.[k];
+    if (!steps || !step) return undefined;
+    const ridden = taken(step.followed.rows as TakenRow[]);
+    // Each step's time is its own: the take after the step before it is left out.
+    const previous = steps[k - 1];
+    const lead = previous ? CatalogTracker.elapsed(taken(previous.followed.rows as TakenRow[])) : 0;
+    const outcome: StepOutcome = { ok: true, ms: Math.max(0, step.ms - lead), notices: [] };
+    const expect = sent.expects?.[k];
+    if (expect) {
+      const check = this.tracker.printsHoldAfter(expect, ridden);
+      if (!check) return undefined;
+      return { outcome, trace: this.traceOf('migration', sent.rider, check.rider), check };
+    }
+    const values = this.tracker.absorbAfter(ridden);
+    if (!values) return undefined;
+    return { outcome, trace: this.traceOf('migration', sent.rider, values) };
   }
 
   /** What takes the locks logged since the last refresh and switches tracing for `next` (see `refresh`). */

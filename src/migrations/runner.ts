@@ -31,6 +31,10 @@ class TableStorage {
   ran(ids: readonly string[]): void {
     for (const id of ids) this.applied.add(id);
   }
+  /** Ids whose down step ran and removed its record in a round trip of many. */
+  unran(ids: readonly string[]): void {
+    for (const id of ids) this.applied.delete(id);
+  }
 }
 
 /** What an error wraps (`cause`), or the error itself. */
@@ -221,8 +225,8 @@ export class Runner {
     migration: Migration,
     direction: 'up' | 'down',
     cause: unknown,
+    step = `\`${migration.id}\` (${direction})`,
   ): Promise<CannotCheck | undefined> {
-    const step = `\`${migration.id}\` (${direction})`;
     const text = [messageOf(cause), cause instanceof StepError ? cause.detail : driverErrorDetail(cause)]
       .filter(Boolean)
       .join('\n');
@@ -418,6 +422,81 @@ export class Runner {
       const ran = ids.filter((id) => done.has(id));
       this.storage.ran(ran);
       return ran.length;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * The step's text for a round trip of many (see `stepsFollowed`): SQL that runs in a transaction
+   * of ours, in a state where it can run (an up step not applied, a down step applied).
+   */
+  batchText(migration: Migration, direction: 'up' | 'down'): string | undefined {
+    if (direction === 'up') return this.storage.has(migration.id) ? undefined : migration.up.batched?.();
+    return this.storage.has(migration.id) ? migration.down?.batched?.() : undefined;
+  }
+
+  /**
+   * The steps of `migrations` in one direction, many to a round trip, each as `up` or `down` runs it
+   * alone (its own transaction, its bookkeeping), each followed after its COMMIT by its statement of
+   * `follow`: for a walk that reads the catalog after every step. Each comes back with its own time
+   * (the server's clock between the steps, the statement that followed included) and what followed
+   * it. Every step must have its text for it (`batchText`). Undefined when anything in the round
+   * trip failed or the round trip outlasted one step timeout: nothing then says which step did what,
+   * and the caller leaves this database for one that runs the steps one by one.
+   */
+  async stepsFollowed(
+    direction: 'up' | 'down',
+    migrations: readonly Migration[],
+    follow: readonly string[],
+  ): Promise<{ ms: number; followed: pg.QueryResult }[] | undefined> {
+    const client = this.connection;
+    const clock = `extract(epoch FROM clock_timestamp()) * 1000 AS ${StepClock}`;
+    const texts = migrations.map((m) => this.batchText(m, direction));
+    if (texts.some((t) => t === undefined)) throw new Error('a step cannot travel with others');
+    const bookkeeping = (id: string) =>
+      direction === 'up'
+        ? `INSERT INTO ${BookkeepingSchema}.applied (id) VALUES (${literal(id)}) RETURNING ${clock}`
+        : `DELETE FROM ${BookkeepingSchema}.applied WHERE id = ${literal(id)} RETURNING ${clock}`;
+    const sql =
+      `SELECT ${clock};\n` +
+      migrations.map((m, k) => `${texts[k]}${bookkeeping(m.id)};COMMIT;${follow[k]}`).join(';\n');
+    const timer = setTimeout(() => void this.options.cancel().catch(() => {}), this.options.timeoutMs);
+    try {
+      const results = (await client.query(sql)) as unknown as pg.QueryResult[];
+      const ids = migrations.map((m) => m.id);
+      if (direction === 'up') this.storage.ran(ids);
+      else this.storage.unran(ids);
+      // Our clock's rows name its column; what followed a step is the first result after its COMMIT.
+      const clocks: number[] = [];
+      const followed: pg.QueryResult[] = [];
+      for (const [i, r] of results.entries()) {
+        if (r.fields?.[0]?.name !== StepClock) continue;
+        clocks.push(Number(r.rows[0]?.[StepClock]));
+        if (clocks.length > 1) followed.push(results[i + 2] as pg.QueryResult);
+      }
+      if (clocks.length !== migrations.length + 1) return undefined;
+      return followed.map((f, k) => ({
+        ms: Math.max(0, (clocks[k + 1] ?? 0) - (clocks[k] ?? 0)),
+        followed: f,
+      }));
+    } catch (error) {
+      // A server that died or a session something else ended is the environment's doing, said as
+      // such; a migration's own error (an extension the server lacks among them) is told by the
+      // steps run one by one.
+      if (!missingExtension(messageOf(error))) {
+        // The server sends a round trip's results when it ends: which of its steps ran is not known.
+        const first = migrations[0] as Migration;
+        const last = migrations.at(-1) as Migration;
+        const steps =
+          first === last
+            ? undefined
+            : `the ${direction} steps of \`${first.id}\` to \`${last.id}\` (sent to the server together)`;
+        const fault = await this.environmentFault(first, direction, error, steps);
+        if (fault) throw fault;
+      }
+      await client.query('ROLLBACK').catch(() => {});
+      return undefined;
     } finally {
       clearTimeout(timer);
     }
