@@ -25602,9 +25602,9 @@ async function walkInPasses(walk, records, empty, halted) {
 const StepsPerTrip = 8;
 /**
  * Up steps whose read afterwards needs more than the take gives (the table of a dropped index, what
- * names a renamed column): they go alone.
+ * names a renamed column or a table moved to another schema): they go alone.
  */
-const ReadsMore = /\b(drop|rename)\b/i;
+const ReadsMore = /\b(drop|rename|set\s+schema)\b/i;
 /**
  * The round trips of one pass whose steps go many at a time: consecutive steps that travel
  * (`travels`), at most `StepsPerTrip` to a trip, in the pass's order (up: oldest first; down:
@@ -25726,7 +25726,7 @@ async function passRun(run, halted, empty) {
     };
     // A down step whose up step only added goes many to a round trip too (its prints are then the
     // ones from before the up step, oids and all); the last one switches tracing off, alone.
-    const downTravels = run.map(({ record }, k) => k > 0 && !!states[k]?.onlyAdded && ws.travels(record, 'down'));
+    const downTravels = run.map(({ record }, k) => k > 0 && !!states[k] && printsKnown(states[k]) && ws.travels(record, 'down'));
     const downTrips = new Trips(ws, 'down', run, downTravels, (k) => states[k].prints);
     let sentDown;
     for (let k = run.length - 1; k >= 0; k--) {
@@ -25818,6 +25818,23 @@ async function passRun(run, halted, empty) {
         const again = agains.get(record.migration);
         done(walk, record, true, { down, again, reversible: true, unknownState: false });
     }
+    return true;
+}
+/**
+ * The up step only added objects, and the print from before it is known of every root it touched
+ * that was there (a root first read by a walk of few migrations has none): its down step must give
+ * back exactly those prints.
+ */
+function printsKnown(state) {
+    if (!state.onlyAdded)
+        return false;
+    const existed = new Set();
+    for (const entry of state.before.values())
+        if (entry)
+            existed.add(entry.root);
+    for (const [root, print] of state.prints)
+        if (print === undefined && existed.has(root))
+            return false;
     return true;
 }
 /** The objects of `entries` that are present. */

@@ -116,9 +116,9 @@ const StepsPerTrip = 8;
 
 /**
  * Up steps whose read afterwards needs more than the take gives (the table of a dropped index, what
- * names a renamed column): they go alone.
+ * names a renamed column or a table moved to another schema): they go alone.
  */
-const ReadsMore = /\b(drop|rename)\b/i;
+const ReadsMore = /\b(drop|rename|set\s+schema)\b/i;
 
 /**
  * The round trips of one pass whose steps go many at a time: consecutive steps that travel
@@ -256,7 +256,8 @@ async function passRun(
   // A down step whose up step only added goes many to a round trip too (its prints are then the
   // ones from before the up step, oids and all); the last one switches tracing off, alone.
   const downTravels = run.map(
-    ({ record }, k) => k > 0 && !!states[k]?.onlyAdded && ws.travels(record, 'down'),
+    ({ record }, k) =>
+      k > 0 && !!states[k] && printsKnown(states[k] as UpState) && ws.travels(record, 'down'),
   );
   const downTrips = new Trips(ws, 'down', run, downTravels, (k) => (states[k] as UpState).prints);
   let sentDown: ReturnType<typeof sendDown> | undefined;
@@ -350,6 +351,19 @@ async function passRun(
     const again = agains.get(record.migration) as StepResult;
     done(walk, record, true, { down, again, reversible: true, unknownState: false });
   }
+  return true;
+}
+
+/**
+ * The up step only added objects, and the print from before it is known of every root it touched
+ * that was there (a root first read by a walk of few migrations has none): its down step must give
+ * back exactly those prints.
+ */
+function printsKnown(state: UpState): boolean {
+  if (!state.onlyAdded) return false;
+  const existed = new Set<string>();
+  for (const entry of state.before.values()) if (entry) existed.add(entry.root);
+  for (const [root, print] of state.prints) if (print === undefined && existed.has(root)) return false;
   return true;
 }
 
