@@ -23939,6 +23939,14 @@ function causeOf(error) {
 }
 /** The column the server's clock comes back in, in a round trip of many steps. */
 const StepClock = 'pgmv_step_clock';
+/** The server's clock, ms, in the column `StepClock`: a round trip of many steps times each from it. */
+const ClockSql = `extract(epoch FROM clock_timestamp()) * 1000 AS ${StepClock}`;
+/** A step's own bookkeeping, sent with its text: an up step records its id, a down step removes it. */
+function bookkeepingSql(direction, id) {
+    return direction === 'up'
+        ? `INSERT INTO ${BookkeepingSchema}.applied (id) VALUES (${literal(id)})`
+        : `DELETE FROM ${BookkeepingSchema}.applied WHERE id = ${literal(id)}`;
+}
 /** Up to this many steps, or this much text, travel in one query string when only applied. */
 const BatchSteps = 100;
 const BatchBytes = 1 << 20;
@@ -24001,7 +24009,7 @@ class Runner {
         if (direction === 'up') {
             if (this.storage.has(m.id))
                 throw new Error(`${m.id} is applied already`);
-            context.bookkeeping = `INSERT INTO ${BookkeepingSchema}.applied (id) VALUES (${literal(m.id)})`;
+            context.bookkeeping = bookkeepingSql('up', m.id);
             await m.up.run(context);
             await this.storage.logMigration(m.id, context);
             return;
@@ -24010,7 +24018,7 @@ class Runner {
             throw new Error(`${m.id} has no down step`);
         if (!this.storage.has(m.id))
             throw new Error(`${m.id} is not applied`);
-        context.bookkeeping = `DELETE FROM ${BookkeepingSchema}.applied WHERE id = ${literal(m.id)}`;
+        context.bookkeeping = bookkeepingSql('down', m.id);
         await m.down.run(context);
         await this.storage.unlogMigration(m.id, context);
     }
@@ -24214,10 +24222,9 @@ class Runner {
         const client = this.connection;
         const ids = batch.map((b) => b.migration.id);
         // With `timed`, the server's clock before the first step and at the end of each: each step's own time.
-        const clock = `extract(epoch FROM clock_timestamp()) * 1000 AS ${StepClock}`;
-        const sql = (timed ? `SELECT ${clock};\n` : '') +
+        const sql = (timed ? `SELECT ${ClockSql};\n` : '') +
             batch
-                .map((b) => `${b.text}INSERT INTO ${BookkeepingSchema}.applied (id) VALUES (${literal(b.migration.id)})${timed ? ` RETURNING ${clock}` : ''};COMMIT;`)
+                .map((b) => `${b.text}${bookkeepingSql('up', b.migration.id)}${timed ? ` RETURNING ${ClockSql}` : ''};COMMIT;`)
                 .join('\n');
         const timer = setTimeout(() => void this.options.cancel().catch(() => { }), this.options.timeoutMs);
         try {
@@ -24272,15 +24279,13 @@ class Runner {
      */
     async stepsFollowed(direction, migrations, follow) {
         const client = this.connection;
-        const clock = `extract(epoch FROM clock_timestamp()) * 1000 AS ${StepClock}`;
         const texts = migrations.map((m) => this.batchText(m, direction));
         if (texts.some((t) => t === undefined))
             throw new Error('a step cannot travel with others');
-        const bookkeeping = (id) => direction === 'up'
-            ? `INSERT INTO ${BookkeepingSchema}.applied (id) VALUES (${literal(id)}) RETURNING ${clock}`
-            : `DELETE FROM ${BookkeepingSchema}.applied WHERE id = ${literal(id)} RETURNING ${clock}`;
-        const sql = `SELECT ${clock};\n` +
-            migrations.map((m, k) => `${texts[k]}${bookkeeping(m.id)};COMMIT;${follow[k]}`).join(';\n');
+        const sql = `SELECT ${ClockSql};\n` +
+            migrations
+                .map((m, k) => `${texts[k]}${bookkeepingSql(direction, m.id)} RETURNING ${ClockSql};COMMIT;${follow[k]}`)
+                .join(';\n');
         const timer = setTimeout(() => void this.options.cancel().catch(() => { }), this.options.timeoutMs);
         try {
             const results = (await client.query(sql));
@@ -25426,7 +25431,7 @@ async function upTurn(walk, record, next) {
 async function sendUp(walk, record, next) {
     const { ctx, ws } = walk;
     const m = record.migration;
-    ctx.emit({ kind: 'migration started', set: ctx.name, index: record.index, total: record.total, id: m.id });
+    started(ctx, record);
     await ws.assert(record, 'before');
     const reversing = !!m.down && ctx.checks.has('reversibility');
     // With data in the database, a down step must keep the rows that were there before the up step.
@@ -25486,8 +25491,7 @@ async function finishUp(walk, record, sent, { up, trace }) {
  */
 async function upTurnSent(walk, record, sent, k) {
     const { ctx, ws } = walk;
-    const m = record.migration;
-    ctx.emit({ kind: 'migration started', set: ctx.name, index: record.index, total: record.total, id: m.id });
+    started(ctx, record);
     const before = ws.tracker.mark();
     const step = await ws.stepAfter(sent, k);
     if (!step) {
@@ -25497,6 +25501,11 @@ async function upTurnSent(walk, record, sent, k) {
     appliedUp(ctx, record, walk.told, step.outcome);
     const stepped = { up: step.outcome, trace: step.trace };
     return finishUp(walk, record, { before, reversing: true, stepped: Promise.resolve(stepped) }, stepped);
+}
+/** Says the migration's turn has started. */
+function started(ctx, record) {
+    const { index, total, migration } = record;
+    ctx.emit({ kind: 'migration started', set: ctx.name, index, total, id: migration.id });
 }
 /** Files the migration's assertion findings and says it is done. */
 function done(walk, record, ok, reversal) {

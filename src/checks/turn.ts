@@ -67,7 +67,7 @@ type Stepped = Awaited<ReturnType<typeof applyUp>>;
 export async function sendUp(walk: Walk, record: MigrationRecord, next: NextSteps): Promise<SentUp> {
   const { ctx, ws } = walk;
   const m = record.migration;
-  ctx.emit({ kind: 'migration started', set: ctx.name, index: record.index, total: record.total, id: m.id });
+  started(ctx, record);
   await ws.assert(record, 'before');
   const reversing = !!m.down && ctx.checks.has('reversibility');
   // With data in the database, a down step must keep the rows that were there before the up step.
@@ -139,8 +139,7 @@ export async function upTurnSent(
   k: number,
 ): Promise<UpTurn | undefined> {
   const { ctx, ws } = walk;
-  const m = record.migration;
-  ctx.emit({ kind: 'migration started', set: ctx.name, index: record.index, total: record.total, id: m.id });
+  started(ctx, record);
   const before = ws.tracker.mark();
   const step = await ws.stepAfter(sent, k);
   if (!step) {
@@ -150,6 +149,12 @@ export async function upTurnSent(
   appliedUp(ctx, record, walk.told, step.outcome);
   const stepped = { up: step.outcome, trace: step.trace };
   return finishUp(walk, record, { before, reversing: true, stepped: Promise.resolve(stepped) }, stepped);
+}
+
+/** Says the migration's turn has started. */
+function started(ctx: SetContext, record: MigrationRecord): void {
+  const { index, total, migration } = record;
+  ctx.emit({ kind: 'migration started', set: ctx.name, index, total, id: migration.id });
 }
 
 /** Files the migration's assertion findings and says it is done. */

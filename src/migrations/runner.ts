@@ -45,6 +45,16 @@ function causeOf(error: unknown): unknown {
 /** The column the server's clock comes back in, in a round trip of many steps. */
 const StepClock = 'pgmv_step_clock';
 
+/** The server's clock, ms, in the column `StepClock`: a round trip of many steps times each from it. */
+const ClockSql = `extract(epoch FROM clock_timestamp()) * 1000 AS ${StepClock}`;
+
+/** A step's own bookkeeping, sent with its text: an up step records its id, a down step removes it. */
+function bookkeepingSql(direction: 'up' | 'down', id: string): string {
+  return direction === 'up'
+    ? `INSERT INTO ${BookkeepingSchema}.applied (id) VALUES (${literal(id)})`
+    : `DELETE FROM ${BookkeepingSchema}.applied WHERE id = ${literal(id)}`;
+}
+
 /** Up to this many steps, or this much text, travel in one query string when only applied. */
 const BatchSteps = 100;
 const BatchBytes = 1 << 20;
@@ -144,14 +154,14 @@ export class Runner {
   private async runStep(m: Migration, direction: 'up' | 'down', context: StepContext): Promise<void> {
     if (direction === 'up') {
       if (this.storage.has(m.id)) throw new Error(`${m.id} is applied already`);
-      context.bookkeeping = `INSERT INTO ${BookkeepingSchema}.applied (id) VALUES (${literal(m.id)})`;
+      context.bookkeeping = bookkeepingSql('up', m.id);
       await m.up.run(context);
       await this.storage.logMigration(m.id, context);
       return;
     }
     if (!m.down) throw new Error(`${m.id} has no down step`);
     if (!this.storage.has(m.id)) throw new Error(`${m.id} is not applied`);
-    context.bookkeeping = `DELETE FROM ${BookkeepingSchema}.applied WHERE id = ${literal(m.id)}`;
+    context.bookkeeping = bookkeepingSql('down', m.id);
     await m.down.run(context);
     await this.storage.unlogMigration(m.id, context);
   }
@@ -382,13 +392,12 @@ export class Runner {
     const client = this.connection;
     const ids = batch.map((b) => b.migration.id);
     // With `timed`, the server's clock before the first step and at the end of each: each step's own time.
-    const clock = `extract(epoch FROM clock_timestamp()) * 1000 AS ${StepClock}`;
     const sql =
-      (timed ? `SELECT ${clock};\n` : '') +
+      (timed ? `SELECT ${ClockSql};\n` : '') +
       batch
         .map(
           (b) =>
-            `${b.text}INSERT INTO ${BookkeepingSchema}.applied (id) VALUES (${literal(b.migration.id)})${timed ? ` RETURNING ${clock}` : ''};COMMIT;`,
+            `${b.text}${bookkeepingSql('up', b.migration.id)}${timed ? ` RETURNING ${ClockSql}` : ''};COMMIT;`,
         )
         .join('\n');
     const timer = setTimeout(() => void this.options.cancel().catch(() => {}), this.options.timeoutMs);
@@ -451,16 +460,15 @@ export class Runner {
     follow: readonly string[],
   ): Promise<{ ms: number; followed: pg.QueryResult }[] | undefined> {
     const client = this.connection;
-    const clock = `extract(epoch FROM clock_timestamp()) * 1000 AS ${StepClock}`;
     const texts = migrations.map((m) => this.batchText(m, direction));
     if (texts.some((t) => t === undefined)) throw new Error('a step cannot travel with others');
-    const bookkeeping = (id: string) =>
-      direction === 'up'
-        ? `INSERT INTO ${BookkeepingSchema}.applied (id) VALUES (${literal(id)}) RETURNING ${clock}`
-        : `DELETE FROM ${BookkeepingSchema}.applied WHERE id = ${literal(id)} RETURNING ${clock}`;
     const sql =
-      `SELECT ${clock};\n` +
-      migrations.map((m, k) => `${texts[k]}${bookkeeping(m.id)};COMMIT;${follow[k]}`).join(';\n');
+      `SELECT ${ClockSql};\n` +
+      migrations
+        .map(
+          (m, k) => `${texts[k]}${bookkeepingSql(direction, m.id)} RETURNING ${ClockSql};COMMIT;${follow[k]}`,
+        )
+        .join(';\n');
     const timer = setTimeout(() => void this.options.cancel().catch(() => {}), this.options.timeoutMs);
     try {
       const results = (await client.query(sql)) as unknown as pg.QueryResult[];
