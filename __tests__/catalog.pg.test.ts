@@ -103,6 +103,32 @@ describe('incremental tracking equals a full read after every statement', () => 
     await client.end();
   });
 
+  test('many steps since the last read: read in full, with the prints or without', async () => {
+    const client = await connect();
+    const tracker = await CatalogTracker.open(client, defaultExclusions());
+    // More objects logged than a take looks up one by one (400): it says "many", and the tracker reads everything.
+    const history = generateHistory(300);
+    await client.query(history.map((m) => m.up).join(';\n'));
+    expect(
+      Number((await client.query('SELECT count(*) FROM _pg_migrate_verify.ddl_log')).rows[0].count),
+    ).toBeGreaterThan(400);
+    await tracker.refresh(client);
+    expect(diffSnapshots(await readSnapshot(client, defaultExclusions()), tracker.now())).toEqual([]);
+    await client.query(
+      [...history]
+        .reverse()
+        .map((m) => m.down)
+        .join(';\n'),
+    );
+    await tracker.refresh(client, undefined, undefined, false);
+    expect(diffSnapshots(await readSnapshot(client, defaultExclusions()), tracker.now())).toEqual([]);
+    // The log is taken: the next read starts from nothing.
+    expect(
+      Number((await client.query('SELECT count(*) FROM _pg_migrate_verify.ddl_log')).rows[0].count),
+    ).toBe(0);
+    await client.end();
+  });
+
   test('marks journal the values a step replaced', async () => {
     const client = await connect();
     const tracker = await CatalogTracker.open(client, defaultExclusions());

@@ -481,8 +481,8 @@ export type TakeRow = 'root' | 'object' | 'many' | 'rider' | 'elapsed' | 'error'
  * the objects they dropped (kind `dropped`: gone from the catalog, their roots are known from earlier
  * reads), then the families of the touched roots and of `p_extra` (`object` rows, with each root's
  * print), or with `p_mode` 'prints' only their prints. `p_mode` 'read': the families of `p_extra`
- * only, the log left alone. More roots than `p_most`: a `many` row instead of the families (a full
- * read is cheaper). Then what the locks check traced (`rider` rows: `TakeLocksSql`, with p_locks and
+ * only, the log left alone. More roots (or logged objects) than `p_most`: a `many` row instead of
+ * the roots and families (a full read is cheaper). Then what the locks check traced (`rider` rows: `TakeLocksSql`, with p_locks and
  * p_switch). Last, `elapsed` (its own time, ms, in `props`).
  *
  * Its statements are planned once per session (a generic plan: planning one costs more than
@@ -522,12 +522,20 @@ DECLARE
   v_cls text; v_obj oid; v_drop boolean; v_c text; v_o oid;
   v_wc text[]; v_wo oid[];
   v_roots oid[];
+  v_logged int := 0; v_many boolean := false;
 BEGIN
   BEGIN
     IF p_mode <> 'read' THEN
     -- Each logged object to the root whose family holds it, one by one: a step logs a few. A
-    -- dropped one is gone from the catalog: its root is known only from our earlier reads.
+    -- dropped one is gone from the catalog: its root is known only from our earlier reads. More
+    -- logged than p_most (many steps since the last take, e.g. up again): a full read follows
+    -- anyway, so they are taken without looking their roots up.
     FOR v_cls, v_obj, v_drop IN DELETE FROM ${S}.ddl_log RETURNING classid, objid, dropped LOOP
+      v_logged := v_logged + 1;
+      IF v_logged > p_most THEN
+        v_many := true;
+        EXIT;
+      END IF;
       IF v_drop THEN
         v_c := v_cls;
         v_o := v_obj;
@@ -540,16 +548,20 @@ BEGIN
         v_rd := v_rd || v_drop;
       END IF;
     END LOOP;
+    IF NOT v_many THEN
     RETURN QUERY SELECT DISTINCT 'root'::text, NULL::text, NULL::oid, u.c, u.o, NULL::text,
       CASE WHEN u.d THEN 'dropped' ELSE 'touched' END, NULL::text, NULL::text, NULL::jsonb
       FROM unnest(v_rc, v_ro, v_rd) u(c, o, d);
     END IF;
+    END IF;
+    IF NOT v_many THEN
     SELECT coalesce(array_agg(w.c), '{}'), coalesce(array_agg(w.o), '{}') INTO v_wc, v_wo FROM (
       SELECT u.c, u.o FROM unnest(v_rc, v_ro, v_rd) u(c, o, d) WHERE NOT u.d
       -- An extra root the steps dropped has nothing to read (a down step that drops what its up step made).
       UNION SELECT e.c, e.o FROM unnest(p_extra_classes, p_extra_oids) e(c, o)
         WHERE NOT EXISTS (SELECT 1 FROM unnest(v_rc, v_ro, v_rd) u(c, o, d) WHERE u.d AND u.c = e.c AND u.o = e.o)) w;
-    IF cardinality(v_wc) > p_most THEN
+    END IF;
+    IF v_many OR cardinality(v_wc) > p_most THEN
       RETURN QUERY SELECT 'many'::text, NULL::text, NULL::oid, NULL::text, NULL::oid, NULL::text, NULL::text, NULL::text, NULL::text, NULL::jsonb;
     ELSIF p_mode = 'prints' THEN
       ${read('only')}

@@ -237,8 +237,9 @@ export class CatalogTracker {
    * Brings the in-memory schema up to date with the database; returns the rider's values, read in
    * the same round trip as the log. `ridden`: what the take (in `details` mode, no extra roots, with
    * `rider`) gave when it rode on a step; without it, or when it failed, the take runs now on `client`.
+   * `prints` false: a full read, if one is needed, leaves the prints out (nothing will compare them).
    */
-  async refresh(client: pg.Client, rider?: Rider, ridden?: Taken): Promise<unknown[]> {
+  async refresh(client: pg.Client, rider?: Rider, ridden?: Taken, prints = true): Promise<unknown[]> {
     // Without event triggers there is no log, and no lock tracing to ride.
     if (this.mode === 'full') {
       await this.reload(client);
@@ -249,7 +250,7 @@ export class CatalogTracker {
     if (failed(got.take)) got = await this.take(client, this.takeSql('details', [], rider));
     const error = failed(got.take);
     if (error) throw new Error(`Reading the catalog after a step failed: ${error}`);
-    await this.absorb(client, got.take);
+    await this.absorb(client, got.take, prints);
     return got.rider;
   }
 
@@ -366,14 +367,14 @@ export class CatalogTracker {
   }
 
   /** Applies what a take in `details` mode read, and reads what it could not (see `touchedBy`). */
-  private async absorb(client: pg.Client, take: TakenRow[]): Promise<void> {
-    const { read, gone, unknown } = this.touchedBy(take, []);
+  private async absorb(client: pg.Client, take: TakenRow[], prints = true): Promise<void> {
     // After many steps at once (a replay of what a base branch or a target has, up again), one full
     // read is cheaper than reading each touched family.
     if (take.some((r) => r.r_t === 'many')) {
-      await this.reload(client);
+      await this.reload(client, prints);
       return;
     }
+    const { read, gone, unknown } = this.touchedBy(take, []);
     const renamed = this.apply(new Set([...read, ...gone]), objectRows(take));
     const more = new Map<RootClass, Set<number>>();
     for (const root of unknown) addRoot(more, ...splitRoot(root));
@@ -439,8 +440,9 @@ export class CatalogTracker {
     return renamed;
   }
 
-  private async reload(client: pg.Client): Promise<void> {
-    const { rows } = await readAll(client, this.exclusions, this.printAll ? 'with' : 'none');
+  /** Reads everything again; `prints` false: without the prints (the tracker then has none). */
+  private async reload(client: pg.Client, prints = true): Promise<void> {
+    const { rows } = await readAll(client, this.exclusions, this.printAll && prints ? 'with' : 'none');
     const considered = new Set([
       ...this.byRoot.keys(),
       ...this.prints.keys(),

@@ -77,7 +77,7 @@ export async function walkInPasses(
     // Rolled back to before the first migration, the schema is read in full once, independent of
     // the tracking, as rolling everything back reads it.
     const bottom = i === 0 && first.record.position === 0 && walk.ctx.checks.has('rollback-all');
-    const run = await passRun(turns.slice(i, end), halted, bottom ? empty : undefined);
+    const run = await passRun(turns.slice(i, end), halted, end === turns.length, bottom ? empty : undefined);
     if (run !== true) return run;
     // Rolling back from the range's end: down steps one after the other, from a run that ends the
     // range (a migration without a down step after it would have stopped it).
@@ -171,12 +171,13 @@ type Turn = { record: MigrationRecord; walk: Walk };
 
 /**
  * One run of migrations that all have down steps: up, down from the newest, up again. True when
- * every step did what it must. `empty`: the run starts from the empty database, which its down
- * steps must give back, read in full.
+ * every step did what it must. `last`: no step of the range follows the run. `empty`: the run
+ * starts from the empty database, which its down steps must give back, read in full.
  */
 async function passRun(
   run: Turn[],
   halted: () => boolean,
+  last: boolean,
   empty?: SchemaSnapshot,
 ): Promise<true | 'halted' | undefined> {
   const states: UpState[] = [];
@@ -340,7 +341,8 @@ async function passRun(
     true,
   );
   if (failed) return undefined;
-  await ws.refresh('migration');
+  // After the range's last run nothing follows to trace, and no prints are compared any more.
+  await ws.refresh(last ? 'none' : 'migration');
   const changed = ws.tracker.changedSince(top);
   const same = diffSnapshots(ws.tracker.at(top, changed), ws.tracker.now(changed)).length === 0;
   ws.tracker.release(top);

@@ -129,6 +129,9 @@ async function walkRanges(
     const done = walkRange(held.ctx, loaded, assertions, records, () => haltedAt < k).then(
       (range) => {
         if (!range.complete) haltedAt = Math.min(haltedAt, k);
+        // Only the last range reached rolls back on its database: a range before the last that
+        // got through lets its database go now, while the others still walk.
+        else if (k < starts.length - 1) range.close().catch(() => {});
         return range;
       },
       (error: unknown) => {
@@ -295,9 +298,14 @@ async function walkRange(
     true,
   );
   const walk: Walk = { ctx, ws, records, told: new Set(), seedIndex, seeded: false };
-  const close = async () => {
-    await walk.ws.close();
-    await checkpoints.dropAll();
+  let closing: Promise<void> | undefined;
+  // Closed once, however many ask.
+  const close = () => {
+    closing ??= (async () => {
+      await walk.ws.close();
+      await checkpoints.dropAll();
+    })();
+    return closing;
   };
   const range = (fields: Partial<WalkedRange>): WalkedRange => ({
     migrations: records.map((r) => r.report),

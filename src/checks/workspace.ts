@@ -227,11 +227,16 @@ export class Workspace {
   /**
    * Brings the catalog tracker up to date and, when tracing, takes the locks and rewrites of the
    * steps since the last refresh, in the same round trip; `next` says what the steps after this
-   * call are (see `NextSteps`).
+   * call are (see `NextSteps`); 'none': no more steps, nor prints to compare.
    */
-  async refresh(next: NextSteps = 'migration'): Promise<StepTrace> {
-    const rider = this.riderFor(next);
-    return this.traceOf(next, rider, await this.tracker.refresh(this.catalog, rider));
+  async refresh(next: NextSteps | 'none' = 'migration'): Promise<StepTrace> {
+    const after = next === 'none' ? 'off' : next;
+    const rider = this.riderFor(after);
+    return this.traceOf(
+      after,
+      rider,
+      await this.tracker.refresh(this.catalog, rider, undefined, next !== 'none'),
+    );
   }
 
   /**
