@@ -502,8 +502,8 @@ export function takeFunctionSql(): string {
   const read = (mode: 'with' | 'only') =>
     RootClasses.map(
       (c) => `
-      v_roots := ARRAY(SELECT o FROM unnest(v_wc, v_wo) w(c, o) WHERE c = '${c}');
-      IF cardinality(v_roots) > 0 THEN
+      IF '${c}' = ANY(v_wc) THEN
+        v_roots := ARRAY(SELECT o FROM unnest(v_wc, v_wo) w(c, o) WHERE c = '${c}');
         RETURN QUERY SELECT 'object'::text, f.* FROM (${familySql(c, { prints: mode, args })}) f;
       END IF;`,
     ).join('\n');
@@ -549,12 +549,18 @@ BEGIN
       END IF;
     END LOOP;
     IF NOT v_many THEN
+    IF cardinality(v_rc) > 0 THEN
     RETURN QUERY SELECT DISTINCT 'root'::text, NULL::text, NULL::oid, u.c, u.o, NULL::text,
       CASE WHEN u.d THEN 'dropped' ELSE 'touched' END, NULL::text, NULL::text, NULL::jsonb
       FROM unnest(v_rc, v_ro, v_rd) u(c, o, d);
     END IF;
     END IF;
-    IF NOT v_many THEN
+    END IF;
+    -- (Each statement here costs, however little it reads: those with nothing to do are skipped.)
+    IF v_many OR (cardinality(v_rc) = 0 AND cardinality(p_extra_oids) = 0) THEN
+      v_wc := '{}';
+      v_wo := '{}';
+    ELSE
     SELECT coalesce(array_agg(w.c), '{}'), coalesce(array_agg(w.o), '{}') INTO v_wc, v_wo FROM (
       SELECT u.c, u.o FROM unnest(v_rc, v_ro, v_rd) u(c, o, d) WHERE NOT u.d
       -- An extra root the steps dropped has nothing to read (a down step that drops what its up step made).
