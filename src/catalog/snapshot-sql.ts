@@ -498,6 +498,10 @@ export type TakeRow = 'root' | 'object' | 'many' | 'rider' | 'elapsed' | 'error'
  */
 export function takeFunctionSql(): string {
   const S = BookkeepingSchema;
+  // One row of the result, by assignment (no statement): the fields given, the others null.
+  const emit = (f: { t: string; rootClass?: string; rootOid?: string; kind?: string; props?: string }) =>
+    `r_t := ${f.t}; r_obj_class := NULL; r_obj_oid := NULL; r_root_class := ${f.rootClass ?? 'NULL'}; r_root_oid := ${f.rootOid ?? 'NULL'}; r_key := NULL; r_kind := ${f.kind ?? 'NULL'}; r_name := NULL; r_parent := NULL; r_props := ${f.props ?? 'NULL'};
+        RETURN NEXT;`;
   const args: [string, string, string] = ['v_roots', 'p_schemas', 'p_tables'];
   const read = (mode: 'with' | 'only') =>
     RootClasses.map(
@@ -518,13 +522,15 @@ SET enable_hashjoin = off SET enable_mergejoin = off SET enable_seqscan = off SE
 AS $take$
 DECLARE
   v_started timestamptz := clock_timestamp();
-  v_rc text[] := '{}'; v_ro oid[] := '{}'; v_rd boolean[] := '{}';
-  v_cls text; v_obj oid; v_drop boolean; v_c text; v_o oid;
-  v_wc text[]; v_wo oid[];
+  v_keys text[] := '{}';
+  v_cls text; v_obj oid; v_drop boolean; v_c text; v_o oid; v_root record; v_key text;
+  v_wc text[] := '{}'; v_wo oid[] := '{}'; v_wk text[] := '{}';
   v_roots oid[];
   v_logged int := 0; v_many boolean := false;
 BEGIN
   BEGIN
+    -- Statements cost executor setup however little they read: the few roots a step touches are
+    -- gathered and returned with plain assignments (RETURN NEXT), and reads with nothing to read skipped.
     IF p_mode <> 'read' THEN
     -- Each logged object to the root whose family holds it, one by one: a step logs a few. A
     -- dropped one is gone from the catalog: its root is known only from our earlier reads. More
@@ -540,43 +546,42 @@ BEGIN
         v_c := v_cls;
         v_o := v_obj;
       ELSE
-        SELECT r.root_class, r.root_oid INTO v_c, v_o FROM ${S}.root_of(v_cls, v_obj) r;
+        v_root := ${S}.root_of(v_cls, v_obj);
+        v_c := v_root.root_class;
+        v_o := v_root.root_oid;
       END IF;
-      IF v_c IS NOT NULL AND v_o IS NOT NULL THEN
-        v_rc := v_rc || v_c;
-        v_ro := v_ro || v_o;
-        v_rd := v_rd || v_drop;
+      v_key := v_c || ':' || v_o || ':' || v_drop;
+      IF v_key IS NOT NULL AND NOT v_key = ANY(v_keys) THEN
+        v_keys := v_keys || v_key;
+        ${emit({ t: "'root'", rootClass: 'v_c', rootOid: 'v_o', kind: "CASE WHEN v_drop THEN 'dropped' ELSE 'touched' END" })}
+        IF NOT v_drop THEN
+          v_wk := v_wk || (v_c || ':' || v_o);
+          v_wc := v_wc || v_c;
+          v_wo := v_wo || v_o;
+        END IF;
       END IF;
     END LOOP;
+    END IF;
+    -- The extra roots (distinct) besides; one the steps dropped has nothing to read (a down step
+    -- that drops what its up step made).
     IF NOT v_many THEN
-    IF cardinality(v_rc) > 0 THEN
-    RETURN QUERY SELECT DISTINCT 'root'::text, NULL::text, NULL::oid, u.c, u.o, NULL::text,
-      CASE WHEN u.d THEN 'dropped' ELSE 'touched' END, NULL::text, NULL::text, NULL::jsonb
-      FROM unnest(v_rc, v_ro, v_rd) u(c, o, d);
-    END IF;
-    END IF;
-    END IF;
-    -- (Each statement here costs, however little it reads: those with nothing to do are skipped.)
-    IF v_many OR (cardinality(v_rc) = 0 AND cardinality(p_extra_oids) = 0) THEN
-      v_wc := '{}';
-      v_wo := '{}';
-    ELSE
-    SELECT coalesce(array_agg(w.c), '{}'), coalesce(array_agg(w.o), '{}') INTO v_wc, v_wo FROM (
-      SELECT u.c, u.o FROM unnest(v_rc, v_ro, v_rd) u(c, o, d) WHERE NOT u.d
-      -- An extra root the steps dropped has nothing to read (a down step that drops what its up step made).
-      UNION SELECT e.c, e.o FROM unnest(p_extra_classes, p_extra_oids) e(c, o)
-        WHERE NOT EXISTS (SELECT 1 FROM unnest(v_rc, v_ro, v_rd) u(c, o, d) WHERE u.d AND u.c = e.c AND u.o = e.o)) w;
+      FOR i IN 1 .. coalesce(cardinality(p_extra_oids), 0) LOOP
+        v_key := p_extra_classes[i] || ':' || p_extra_oids[i];
+        IF cardinality(v_keys) = 0 OR NOT (v_key = ANY(v_wk) OR (v_key || ':true') = ANY(v_keys)) THEN
+          v_wc := v_wc || p_extra_classes[i];
+          v_wo := v_wo || p_extra_oids[i];
+        END IF;
+      END LOOP;
     END IF;
     IF v_many OR cardinality(v_wc) > p_most THEN
-      RETURN QUERY SELECT 'many'::text, NULL::text, NULL::oid, NULL::text, NULL::oid, NULL::text, NULL::text, NULL::text, NULL::text, NULL::jsonb;
+      ${emit({ t: "'many'" })}
     ELSIF p_mode = 'prints' THEN
       ${read('only')}
     ELSE
       ${read('with')}
     END IF;
     ${TakeLocksSql}
-    RETURN QUERY SELECT 'elapsed'::text, NULL::text, NULL::oid, NULL::text, NULL::oid, NULL::text, NULL::text, NULL::text, NULL::text,
-      to_jsonb(extract(epoch FROM clock_timestamp() - v_started) * 1000);
+    ${emit({ t: "'elapsed'", props: 'to_jsonb(extract(epoch FROM clock_timestamp() - v_started) * 1000)' })}
   EXCEPTION WHEN OTHERS THEN
     RETURN QUERY SELECT 'error'::text, NULL::text, NULL::oid, NULL::text, NULL::oid, NULL::text, NULL::text, SQLERRM, NULL::text, NULL::jsonb;
   END;
