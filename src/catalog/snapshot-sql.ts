@@ -507,7 +507,12 @@ export function takeFunctionSql(): string {
     RootClasses.map(
       (c) => `
       IF '${c}' = ANY(v_wc) THEN
-        v_roots := ARRAY(SELECT o FROM unnest(v_wc, v_wo) w(c, o) WHERE c = '${c}');
+        v_roots := '{}';
+        FOR i IN 1 .. cardinality(v_wc) LOOP
+          IF v_wc[i] = '${c}' THEN
+            v_roots := v_roots || v_wo[i];
+          END IF;
+        END LOOP;
         RETURN QUERY SELECT 'object'::text, f.* FROM (${familySql(c, { prints: mode, args })}) f;
       END IF;`,
     ).join('\n');

@@ -152,7 +152,8 @@ export interface PrintCheck {
 }
 
 const InstallSql = `
-CREATE TABLE IF NOT EXISTS ${BookkeepingSchema}.ddl_log (classid text, objid oid, dropped boolean);
+-- What it holds lives from a step to the read after it: no WAL for it.
+CREATE UNLOGGED TABLE IF NOT EXISTS ${BookkeepingSchema}.ddl_log (classid text, objid oid, dropped boolean);
 -- Analyzed while empty, the planner knows the log is small and looks catalogs up by index.
 ANALYZE ${BookkeepingSchema}.ddl_log;
 CREATE OR REPLACE FUNCTION ${BookkeepingSchema}.log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
