@@ -422,6 +422,15 @@ async function main(): Promise<void> {
         console.log(
           `${''.padStart(10)}   ${psql.length ? `the same up+down through one psql session: median ${ms(median(psql))}; tool/psql ${(v / median(psql)).toFixed(2)}x` : 'no psql here: the psql baseline was not measured'}`,
         );
+        // The machine's speed drifts over minutes (a shared VM): each tool run against the raw
+        // runs of its own round, seconds apart, says the ratio with that drift cancelled.
+        const rounds = (base: number[]) => {
+          const ratios = tool.map((t, i) => t / (base[i] as number));
+          return `${ratios.map((x) => `${x.toFixed(2)}x`).join(', ')} (median ${median(ratios).toFixed(2)}x)`;
+        };
+        console.log(
+          `${''.padStart(10)}   each tool run against the raw run of its round: ${rounds(raw)}${psql.length === tool.length ? `; against psql: ${rounds(psql)}` : ''}`,
+        );
         if (rawCpu.length && toolCpu.length) {
           const cpu = median(toolCpu) / median(rawCpu);
           const cores = os.cpus().length;
