@@ -22960,8 +22960,8 @@ ${parts.join('\nUNION ALL\n')}
  * the objects they dropped (kind `dropped`: gone from the catalog, their roots are known from earlier
  * reads), then the families of the touched roots and of `p_extra` (`object` rows, with each root's
  * print), or with `p_mode` 'prints' only their prints. `p_mode` 'read': the families of `p_extra`
- * only, the log left alone. More roots than `p_most`: a `many` row instead of the families (a full
- * read is cheaper). Then what the locks check traced (`rider` rows: `TakeLocksSql`, with p_locks and
+ * only, the log left alone. More roots (or logged objects) than `p_most`: a `many` row instead of
+ * the roots and families (a full read is cheaper). Then what the locks check traced (`rider` rows: `TakeLocksSql`, with p_locks and
  * p_switch). Last, `elapsed` (its own time, ms, in `props`).
  *
  * Its statements are planned once per session (a generic plan: planning one costs more than
@@ -22977,10 +22977,18 @@ ${parts.join('\nUNION ALL\n')}
  */
 function takeFunctionSql() {
     const S = BookkeepingSchema;
+    // One row of the result, by assignment (no statement): the fields given, the others null.
+    const emit = (f) => `r_t := ${f.t}; r_obj_class := NULL; r_obj_oid := NULL; r_root_class := ${f.rootClass ?? 'NULL'}; r_root_oid := ${f.rootOid ?? 'NULL'}; r_key := NULL; r_kind := ${f.kind ?? 'NULL'}; r_name := NULL; r_parent := NULL; r_props := ${f.props ?? 'NULL'};
+        RETURN NEXT;`;
     const args = ['v_roots', 'p_schemas', 'p_tables'];
     const read = (mode) => RootClasses.map((c) => `
-      v_roots := ARRAY(SELECT o FROM unnest(v_wc, v_wo) w(c, o) WHERE c = '${c}');
-      IF cardinality(v_roots) > 0 THEN
+      IF '${c}' = ANY(v_wc) THEN
+        v_roots := '{}';
+        FOR i IN 1 .. cardinality(v_wc) LOOP
+          IF v_wc[i] = '${c}' THEN
+            v_roots := v_roots || v_wo[i];
+          END IF;
+        END LOOP;
         RETURN QUERY SELECT 'object'::text, f.* FROM (${familySql(c, { prints: mode, args })}) f;
       END IF;`).join('\n');
     return `
@@ -22994,47 +23002,66 @@ SET enable_hashjoin = off SET enable_mergejoin = off SET enable_seqscan = off SE
 AS $take$
 DECLARE
   v_started timestamptz := clock_timestamp();
-  v_rc text[] := '{}'; v_ro oid[] := '{}'; v_rd boolean[] := '{}';
-  v_cls text; v_obj oid; v_drop boolean; v_c text; v_o oid;
-  v_wc text[]; v_wo oid[];
+  v_keys text[] := '{}';
+  v_cls text; v_obj oid; v_drop boolean; v_c text; v_o oid; v_root record; v_key text;
+  v_wc text[] := '{}'; v_wo oid[] := '{}'; v_wk text[] := '{}';
   v_roots oid[];
+  v_logged int := 0; v_many boolean := false;
 BEGIN
   BEGIN
+    -- Statements cost executor setup however little they read: the few roots a step touches are
+    -- gathered and returned with plain assignments (RETURN NEXT), and reads with nothing to read skipped.
     IF p_mode <> 'read' THEN
     -- Each logged object to the root whose family holds it, one by one: a step logs a few. A
-    -- dropped one is gone from the catalog: its root is known only from our earlier reads.
+    -- dropped one is gone from the catalog: its root is known only from our earlier reads. More
+    -- logged than p_most (many steps since the last take, e.g. up again): a full read follows
+    -- anyway, so they are taken without looking their roots up.
     FOR v_cls, v_obj, v_drop IN DELETE FROM ${S}.ddl_log RETURNING classid, objid, dropped LOOP
+      v_logged := v_logged + 1;
+      IF v_logged > p_most THEN
+        v_many := true;
+        EXIT;
+      END IF;
       IF v_drop THEN
         v_c := v_cls;
         v_o := v_obj;
       ELSE
-        SELECT r.root_class, r.root_oid INTO v_c, v_o FROM ${S}.root_of(v_cls, v_obj) r;
+        v_root := ${S}.root_of(v_cls, v_obj);
+        v_c := v_root.root_class;
+        v_o := v_root.root_oid;
       END IF;
-      IF v_c IS NOT NULL AND v_o IS NOT NULL THEN
-        v_rc := v_rc || v_c;
-        v_ro := v_ro || v_o;
-        v_rd := v_rd || v_drop;
+      v_key := v_c || ':' || v_o || ':' || v_drop;
+      IF v_key IS NOT NULL AND NOT v_key = ANY(v_keys) THEN
+        v_keys := v_keys || v_key;
+        ${emit({ t: "'root'", rootClass: 'v_c', rootOid: 'v_o', kind: "CASE WHEN v_drop THEN 'dropped' ELSE 'touched' END" })}
+        IF NOT v_drop THEN
+          v_wk := v_wk || (v_c || ':' || v_o);
+          v_wc := v_wc || v_c;
+          v_wo := v_wo || v_o;
+        END IF;
       END IF;
     END LOOP;
-    RETURN QUERY SELECT DISTINCT 'root'::text, NULL::text, NULL::oid, u.c, u.o, NULL::text,
-      CASE WHEN u.d THEN 'dropped' ELSE 'touched' END, NULL::text, NULL::text, NULL::jsonb
-      FROM unnest(v_rc, v_ro, v_rd) u(c, o, d);
     END IF;
-    SELECT coalesce(array_agg(w.c), '{}'), coalesce(array_agg(w.o), '{}') INTO v_wc, v_wo FROM (
-      SELECT u.c, u.o FROM unnest(v_rc, v_ro, v_rd) u(c, o, d) WHERE NOT u.d
-      -- An extra root the steps dropped has nothing to read (a down step that drops what its up step made).
-      UNION SELECT e.c, e.o FROM unnest(p_extra_classes, p_extra_oids) e(c, o)
-        WHERE NOT EXISTS (SELECT 1 FROM unnest(v_rc, v_ro, v_rd) u(c, o, d) WHERE u.d AND u.c = e.c AND u.o = e.o)) w;
-    IF cardinality(v_wc) > p_most THEN
-      RETURN QUERY SELECT 'many'::text, NULL::text, NULL::oid, NULL::text, NULL::oid, NULL::text, NULL::text, NULL::text, NULL::text, NULL::jsonb;
+    -- The extra roots (distinct) besides; one the steps dropped has nothing to read (a down step
+    -- that drops what its up step made).
+    IF NOT v_many THEN
+      FOR i IN 1 .. coalesce(cardinality(p_extra_oids), 0) LOOP
+        v_key := p_extra_classes[i] || ':' || p_extra_oids[i];
+        IF cardinality(v_keys) = 0 OR NOT (v_key = ANY(v_wk) OR (v_key || ':true') = ANY(v_keys)) THEN
+          v_wc := v_wc || p_extra_classes[i];
+          v_wo := v_wo || p_extra_oids[i];
+        END IF;
+      END LOOP;
+    END IF;
+    IF v_many OR cardinality(v_wc) > p_most THEN
+      ${emit({ t: "'many'" })}
     ELSIF p_mode = 'prints' THEN
       ${read('only')}
     ELSE
       ${read('with')}
     END IF;
     ${TakeLocksSql}
-    RETURN QUERY SELECT 'elapsed'::text, NULL::text, NULL::oid, NULL::text, NULL::oid, NULL::text, NULL::text, NULL::text, NULL::text,
-      to_jsonb(extract(epoch FROM clock_timestamp() - v_started) * 1000);
+    ${emit({ t: "'elapsed'", props: 'to_jsonb(extract(epoch FROM clock_timestamp() - v_started) * 1000)' })}
   EXCEPTION WHEN OTHERS THEN
     RETURN QUERY SELECT 'error'::text, NULL::text, NULL::oid, NULL::text, NULL::oid, NULL::text, NULL::text, SQLERRM, NULL::text, NULL::jsonb;
   END;
@@ -23115,7 +23142,8 @@ class Mark {
     prints = new Map();
 }
 const InstallSql = `
-CREATE TABLE IF NOT EXISTS ${BookkeepingSchema}.ddl_log (classid text, objid oid, dropped boolean);
+-- What it holds lives from a step to the read after it: no WAL for it.
+CREATE UNLOGGED TABLE IF NOT EXISTS ${BookkeepingSchema}.ddl_log (classid text, objid oid, dropped boolean);
 -- Analyzed while empty, the planner knows the log is small and looks catalogs up by index.
 ANALYZE ${BookkeepingSchema}.ddl_log;
 CREATE OR REPLACE FUNCTION ${BookkeepingSchema}.log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
@@ -23199,8 +23227,9 @@ class CatalogTracker {
      * Brings the in-memory schema up to date with the database; returns the rider's values, read in
      * the same round trip as the log. `ridden`: what the take (in `details` mode, no extra roots, with
      * `rider`) gave when it rode on a step; without it, or when it failed, the take runs now on `client`.
+     * `prints` false: a full read, if one is needed, leaves the prints out (nothing will compare them).
      */
-    async refresh(client, rider, ridden) {
+    async refresh(client, rider, ridden, prints = true) {
         // Without event triggers there is no log, and no lock tracing to ride.
         if (this.mode === 'full') {
             await this.reload(client);
@@ -23213,7 +23242,7 @@ class CatalogTracker {
         const error = failed(got.take);
         if (error)
             throw new Error(`Reading the catalog after a step failed: ${error}`);
-        await this.absorb(client, got.take);
+        await this.absorb(client, got.take, prints);
         return got.rider;
     }
     /** The milliseconds the take function itself ran, from its rows (0 when it did not run). */
@@ -23326,14 +23355,14 @@ class CatalogTracker {
         return { read: [...read], gone: [...gone], unknown: [...unknown] };
     }
     /** Applies what a take in `details` mode read, and reads what it could not (see `touchedBy`). */
-    async absorb(client, take) {
-        const { read, gone, unknown } = this.touchedBy(take, []);
+    async absorb(client, take, prints = true) {
         // After many steps at once (a replay of what a base branch or a target has, up again), one full
         // read is cheaper than reading each touched family.
         if (take.some((r) => r.r_t === 'many')) {
-            await this.reload(client);
+            await this.reload(client, prints);
             return;
         }
+        const { read, gone, unknown } = this.touchedBy(take, []);
         const renamed = this.apply(new Set([...read, ...gone]), objectRows(take));
         const more = new Map();
         for (const root of unknown)
@@ -23404,8 +23433,9 @@ class CatalogTracker {
         this.replace(considered, rows);
         return renamed;
     }
-    async reload(client) {
-        const { rows } = await readAll(client, this.exclusions, this.printAll ? 'with' : 'none');
+    /** Reads everything again; `prints` false: without the prints (the tracker then has none). */
+    async reload(client, prints = true) {
+        const { rows } = await readAll(client, this.exclusions, this.printAll && prints ? 'with' : 'none');
         const considered = new Set([
             ...this.byRoot.keys(),
             ...this.prints.keys(),
@@ -24655,11 +24685,12 @@ class Workspace {
     /**
      * Brings the catalog tracker up to date and, when tracing, takes the locks and rewrites of the
      * steps since the last refresh, in the same round trip; `next` says what the steps after this
-     * call are (see `NextSteps`).
+     * call are (see `NextSteps`); 'none': no more steps, nor prints to compare.
      */
     async refresh(next = 'migration') {
-        const rider = this.riderFor(next);
-        return this.traceOf(next, rider, await this.tracker.refresh(this.catalog, rider));
+        const after = next === 'none' ? 'off' : next;
+        const rider = this.riderFor(after);
+        return this.traceOf(after, rider, await this.tracker.refresh(this.catalog, rider, undefined, next !== 'none'));
     }
     /**
      * Runs one step of a migration and brings the tracker up to date after it, as `refresh(next)`
@@ -25584,7 +25615,7 @@ async function walkInPasses(walk, records, empty, halted) {
         // Rolled back to before the first migration, the schema is read in full once, independent of
         // the tracking, as rolling everything back reads it.
         const bottom = i === 0 && first.record.position === 0 && walk.ctx.checks.has('rollback-all');
-        const run = await passRun(turns.slice(i, end), halted, bottom ? empty : undefined);
+        const run = await passRun(turns.slice(i, end), halted, end === turns.length, bottom ? empty : undefined);
         if (run !== true)
             return run;
         // Rolling back from the range's end: down steps one after the other, from a run that ends the
@@ -25665,10 +25696,10 @@ class Trips {
 }
 /**
  * One run of migrations that all have down steps: up, down from the newest, up again. True when
- * every step did what it must. `empty`: the run starts from the empty database, which its down
- * steps must give back, read in full.
+ * every step did what it must. `last`: no step of the range follows the run. `empty`: the run
+ * starts from the empty database, which its down steps must give back, read in full.
  */
-async function passRun(run, halted, empty) {
+async function passRun(run, halted, last, empty) {
     const states = [];
     const first = run[0];
     // Every migration of the walk shares its database.
@@ -25815,7 +25846,8 @@ async function passRun(run, halted, empty) {
     }, true);
     if (failed)
         return undefined;
-    await ws.refresh('migration');
+    // After the range's last run nothing follows to trace, and no prints are compared any more.
+    await ws.refresh(last ? 'none' : 'migration');
     const changed = ws.tracker.changedSince(top);
     const same = diffSnapshots(ws.tracker.at(top, changed), ws.tracker.now(changed)).length === 0;
     ws.tracker.release(top);
@@ -26122,6 +26154,10 @@ async function walkRanges(ctx, loaded, assertions, prefix, starts) {
         const done = walkRange(held.ctx, loaded, assertions, records, () => haltedAt < k).then((range) => {
             if (!range.complete)
                 haltedAt = Math.min(haltedAt, k);
+            // Only the last range reached rolls back on its database: a range before the last that
+            // got through lets its database go now, while the others still walk.
+            else if (k < starts.length - 1)
+                range.close().catch(() => { });
             return range;
         }, (error) => {
             haltedAt = Math.min(haltedAt, k);
@@ -26258,9 +26294,14 @@ async function walkRange(ctx, loaded, assertions, records, halted = () => false)
         ...(seedIndex >= 0 ? { seedIndex } : {}),
     }, prefix, true);
     const walk = { ctx, ws, records, told: new Set(), seedIndex, seeded: false };
-    const close = async () => {
-        await walk.ws.close();
-        await checkpoints.dropAll();
+    let closing;
+    // Closed once, however many ask.
+    const close = () => {
+        closing ??= (async () => {
+            await walk.ws.close();
+            await checkpoints.dropAll();
+        })();
+        return closing;
     };
     const range = (fields) => ({
         migrations: records.map((r) => r.report),
