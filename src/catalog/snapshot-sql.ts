@@ -482,8 +482,9 @@ export type TakeRow = 'root' | 'object' | 'many' | 'rider' | 'elapsed' | 'error'
  * reads), then the families of the touched roots and of `p_extra` (`object` rows, with each root's
  * print), or with `p_mode` 'prints' only their prints. `p_mode` 'read': the families of `p_extra`
  * only, the log left alone. More roots (or logged objects) than `p_most`: a `many` row instead of
- * the roots and families (a full read is cheaper). Then what the locks check traced (`rider` rows: `TakeLocksSql`, with p_locks and
- * p_switch). Last, `elapsed` (its own time, ms, in `props`).
+ * the families (a full read is cheaper; the roots found before it was clear may come first). Then
+ * what the locks check traced (`rider` rows: `TakeLocksSql`, with p_locks and p_switch). Last,
+ * `elapsed` (its own time, ms, in `props`). The extra roots must be distinct.
  *
  * Its statements are planned once per session (a generic plan: planning one costs more than
  * running it), and it can run in the session that ran the step, right after the step's COMMIT in
