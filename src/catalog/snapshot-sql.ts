@@ -530,7 +530,7 @@ DECLARE
   v_started timestamptz := clock_timestamp();
   v_keys text[] := '{}';
   v_cls text; v_obj oid; v_drop boolean; v_c text; v_o oid; v_root record; v_key text;
-  v_wc text[] := '{}'; v_wo oid[] := '{}'; v_wk text[] := '{}';
+  v_wc text[] := '{}'; v_wo oid[] := '{}';
   v_roots oid[];
   v_logged int := 0; v_many boolean := false;
 BEGIN
@@ -561,7 +561,6 @@ BEGIN
         v_keys := v_keys || v_key;
         ${emit({ t: "'root'", rootClass: 'v_c', rootOid: 'v_o', kind: "CASE WHEN v_drop THEN 'dropped' ELSE 'touched' END" })}
         IF NOT v_drop THEN
-          v_wk := v_wk || (v_c || ':' || v_o);
           v_wc := v_wc || v_c;
           v_wo := v_wo || v_o;
         END IF;
@@ -573,7 +572,7 @@ BEGIN
     IF NOT v_many THEN
       FOR i IN 1 .. coalesce(cardinality(p_extra_oids), 0) LOOP
         v_key := p_extra_classes[i] || ':' || p_extra_oids[i];
-        IF cardinality(v_keys) = 0 OR NOT (v_key = ANY(v_wk) OR (v_key || ':true') = ANY(v_keys)) THEN
+        IF NOT ((v_key || ':false') = ANY(v_keys) OR (v_key || ':true') = ANY(v_keys)) THEN
           v_wc := v_wc || p_extra_classes[i];
           v_wo := v_wo || p_extra_oids[i];
         END IF;
