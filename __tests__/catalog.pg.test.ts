@@ -1,7 +1,7 @@
 import { describe, expect, test } from '@jest/globals';
 import pg from 'pg';
 import { generateHistory } from '../bench/generate.js';
-import { CatalogTracker, defaultExclusions, readSnapshot } from '../src/catalog/tracker.js';
+import { CatalogTracker, defaultExclusions, readSnapshot, type Taken } from '../src/catalog/tracker.js';
 import { diffSnapshots } from '../src/core/schema.js';
 import { useTestServer } from './helpers/postgres.js';
 
@@ -127,6 +127,59 @@ describe('incremental tracking equals a full read after every statement', () => 
       Number((await client.query('SELECT count(*) FROM _pg_migrate_verify.ddl_log')).rows[0].count),
     ).toBe(0);
     await client.end();
+  });
+
+  test('steps read together are told apart by transaction, each as its own read gives it; not when they share a root', async () => {
+    /** Each step in a transaction of its own; its id, as the event triggers log it. */
+    const step = async (client: pg.Client, sql: string) => {
+      await client.query('BEGIN');
+      await client.query(sql);
+      const { rows } = await client.query<{ x: string }>('SELECT txid_current()::text AS x');
+      await client.query('COMMIT');
+      return rows[0]?.x as string;
+    };
+    const batches = [
+      [
+        'CREATE TABLE a (id serial PRIMARY KEY, n text)',
+        'CREATE TABLE b (id int PRIMARY KEY)',
+        "CREATE TYPE mood AS ENUM ('x')",
+      ],
+      ['ALTER TABLE a ADD COLUMN m int', 'CREATE INDEX b_i ON b (id)', "COMMENT ON TYPE mood IS 'm'"],
+    ];
+    const together = await connect();
+    const alone = await connect();
+    const t1 = await CatalogTracker.open(together, defaultExclusions());
+    const t2 = await CatalogTracker.open(alone, defaultExclusions());
+    for (const batch of batches) {
+      const xids: string[] = [];
+      for (const sql of batch) xids.push(await step(together, sql));
+      const parts = t1.splitTake(await t1.take(together, t1.takeSql('details')), xids);
+      expect(parts).toHaveLength(batch.length);
+      for (const [k, sql] of batch.entries()) {
+        const m1 = t1.mark();
+        expect(t1.absorbAfter(parts?.[k] as Taken)).toBeDefined();
+        await step(alone, sql);
+        const m2 = t2.mark();
+        await t2.refresh(alone);
+        // The same objects changed, from the same values to the same values, step by step.
+        const changed = t2.changedSince(m2).sort();
+        expect(changed.length).toBeGreaterThan(0);
+        expect(t1.changedSince(m1).sort()).toEqual(changed);
+        expect(t1.at(m1, changed)).toEqual(t2.at(m2, changed));
+        expect(t1.now(changed)).toEqual(t2.now(changed));
+        t1.release(m1);
+        t2.release(m2);
+      }
+    }
+    expect(diffSnapshots(await readSnapshot(together, defaultExclusions()), t1.now())).toEqual([]);
+    // Two steps on one table: what the first left is not there to read any more.
+    const xids = [
+      await step(together, 'ALTER TABLE a ADD COLUMN q int'),
+      await step(together, "COMMENT ON COLUMN a.q IS 'q'"),
+    ];
+    expect(t1.splitTake(await t1.take(together, t1.takeSql('details')), xids)).toBeUndefined();
+    await together.end();
+    await alone.end();
   });
 
   test('marks journal the values a step replaced', async () => {

@@ -5,6 +5,7 @@ import {
   indexOfPosition,
   lineAt,
   loadSqlParser,
+  reachOf,
   splitStatements,
   transactionBlocker,
 } from '../../src/core/sql-text.js';
@@ -74,5 +75,41 @@ describe('positions', () => {
     ]);
     expect(directivesOf('-- pg-migrate-verify:irreversible').has('irreversible')).toBe(true);
     expect(directivesOf('SELECT 1').size).toBe(0);
+  });
+});
+
+describe('reachOf: the names a step may change, when its statements name them', () => {
+  beforeAll(() => loadSqlParser());
+
+  test('tables, indexes, views, types, functions, triggers, comments: their names and the relations they mention', () => {
+    const reach = (sql: string) => [...(reachOf(sql) ?? ['(not known)'])].sort();
+    expect(
+      reach('BEGIN;RESET lock_timeout;\nCREATE TABLE app.Orders (id int REFERENCES "Users" (id));\n;'),
+    ).toEqual(['orders', 'users']);
+    expect(reach('ALTER TABLE t ADD COLUMN c int DEFAULT 1 CHECK (c > 0)')).toEqual(['t']);
+    expect(reach('CREATE INDEX i ON s.t (lower(name)) WHERE x > 1')).toEqual(['t']);
+    expect(reach('CREATE VIEW v AS SELECT id FROM t JOIN u USING (id)')).toEqual(['t', 'u', 'v']);
+    expect(
+      reach("CREATE TYPE e AS ENUM ('a'); CREATE FUNCTION f() RETURNS int LANGUAGE sql RETURN 1"),
+    ).toEqual(['e', 'f']);
+    expect(reach('CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION f()')).toEqual(['t']);
+    expect(reach("COMMENT ON COLUMN s.t.c IS 'x'; COMMENT ON TABLE u IS 'y'")).toEqual(['t', 'u']);
+  });
+
+  test('anything else is not known: data, code, drops, renames, sequences by name', () => {
+    for (const sql of [
+      'INSERT INTO t VALUES (1)',
+      'DO $$ BEGIN EXECUTE $x$CREATE TABLE z (id int)$x$; END $$',
+      'SELECT make_partitions()',
+      'DROP TABLE t',
+      'ALTER TABLE t RENAME TO u',
+      'ALTER TABLE t SET SCHEMA s',
+      'ALTER SEQUENCE t_id_seq INCREMENT 2',
+      "COMMENT ON INDEX i IS 'x'",
+      "ALTER TYPE e ADD VALUE 'b'",
+      'CREATE TABLE t (id int); UPDATE t SET id = 1',
+      'CREATE TABLE (',
+    ])
+      expect([sql, reachOf(sql)]).toEqual([sql, undefined]);
   });
 });

@@ -50,7 +50,7 @@ const Names = `quote_ident(n.nspname) || '.' || quote_ident(c.relname), n.nspnam
  * not with the schema) and a lookup of each table it holds strongly.
  */
 const installSql = (holdTimes: boolean) => `
-CREATE UNLOGGED TABLE IF NOT EXISTS ${S}.lock_log (tbl text, raw text, mode text, tag text, started double precision, at double precision, lock_timeout text, reason int);
+CREATE UNLOGGED TABLE IF NOT EXISTS ${S}.lock_log (tbl text, raw text, mode text, tag text, started double precision, at double precision, lock_timeout text, reason int, xid bigint DEFAULT txid_current());
 CREATE SEQUENCE IF NOT EXISTS ${S}.lock_switch MINVALUE 0;
 SELECT setval('${S}.lock_switch', ${HighestRelation});
 ANALYZE ${S}.lock_log;
@@ -145,12 +145,19 @@ export const TakeLocksSql = `
     IF p_locks THEN
       RETURN QUERY WITH lt_log AS (DELETE FROM ${S}.lock_log RETURNING *)
         SELECT 'rider'::text, NULL::text, NULL::oid, NULL::text, NULL::oid, NULL::text, NULL::text, NULL::text, NULL::text,
-               jsonb_build_array(l.tbl, l.raw, l.mode, l.tag, l.started, l.at, l.lock_timeout, l.reason) FROM lt_log l;
+               jsonb_build_array(l.tbl, l.raw, l.mode, l.tag, l.started, l.at, l.lock_timeout, l.reason, l.xid) FROM lt_log l;
     END IF;
     IF p_switch IS NOT NULL THEN
       RETURN QUERY SELECT 'rider'::text, NULL::text, NULL::oid, NULL::text, NULL::oid, NULL::text, NULL::text, NULL::text, NULL::text,
         to_jsonb(setval('${S}.lock_switch', CASE WHEN p_switch THEN ${HighestRelation} ELSE 0 END));
     END IF;`;
+
+/**
+ * Tracing switched on for the next step from within a step's own transaction, as a take's rider
+ * switches it after the step (the relations there are then, the step's own among them): for a step
+ * whose take waits for the steps after it.
+ */
+export const SwitchOnSql = `setval('${S}.lock_switch', ${HighestRelation}) AS pgmv_switch`;
 
 /** The rider's values as logged rows (the switch's own row left out). */
 export function loggedLocks(values: readonly unknown[]): LoggedLock[] {

@@ -479,8 +479,9 @@ export type TakeRow = 'root' | 'object' | 'many' | 'rider' | 'elapsed' | 'error'
  * A function that reads and clears the log our event triggers keep and reads what it names, in one
  * call: the roots of the objects the steps since the last call touched (`root` rows, kind `touched`),
  * the objects they dropped (kind `dropped`: gone from the catalog, their roots are known from earlier
- * reads), then the families of the touched roots and of `p_extra` (`object` rows, with each root's
- * print), or with `p_mode` 'prints' only their prints. `p_mode` 'read': the families of `p_extra`
+ * reads), each once per transaction that logged it (its id in `props`: steps read together are told
+ * apart by it, see `CatalogTracker.splitTake`), then the families of the touched roots and of
+ * `p_extra` (`object` rows, with each root's print), or with `p_mode` 'prints' only their prints. `p_mode` 'read': the families of `p_extra`
  * only, the log left alone. More roots (or logged objects) than `p_most`: a `many` row instead of
  * the families (a full read is cheaper; the roots found before it was clear may come first). Then
  * what the locks check traced (`rider` rows: `TakeLocksSql`, with p_locks and p_switch). Last,
@@ -528,8 +529,8 @@ SET enable_hashjoin = off SET enable_mergejoin = off SET enable_seqscan = off SE
 AS $take$
 DECLARE
   v_started timestamptz := clock_timestamp();
-  v_keys text[] := '{}';
-  v_cls text; v_obj oid; v_drop boolean; v_c text; v_o oid; v_root record; v_key text;
+  v_keys text[] := '{}'; v_read text[] := '{}'; v_gone text[] := '{}';
+  v_cls text; v_obj oid; v_drop boolean; v_xid bigint; v_c text; v_o oid; v_root record; v_key text; v_rk text;
   v_wc text[] := '{}'; v_wo oid[] := '{}';
   v_roots oid[];
   v_logged int := 0; v_many boolean := false;
@@ -542,7 +543,7 @@ BEGIN
     -- dropped one is gone from the catalog: its root is known only from our earlier reads. More
     -- logged than p_most (many steps since the last take, e.g. up again): a full read follows
     -- anyway, so they are taken without looking their roots up.
-    FOR v_cls, v_obj, v_drop IN DELETE FROM ${S}.ddl_log RETURNING classid, objid, dropped LOOP
+    FOR v_cls, v_obj, v_drop, v_xid IN DELETE FROM ${S}.ddl_log RETURNING classid, objid, dropped, xid LOOP
       v_logged := v_logged + 1;
       IF v_logged > p_most THEN
         v_many := true;
@@ -556,11 +557,19 @@ BEGIN
         v_c := v_root.root_class;
         v_o := v_root.root_oid;
       END IF;
-      v_key := v_c || ':' || v_o || ':' || v_drop;
+      -- A root once per transaction that logged it (steps read together are told apart by it),
+      -- its family read once.
+      v_rk := v_c || ':' || v_o;
+      v_key := v_rk || ':' || v_drop || ':' || coalesce(v_xid, 0);
       IF v_key IS NOT NULL AND NOT v_key = ANY(v_keys) THEN
         v_keys := v_keys || v_key;
-        ${emit({ t: "'root'", rootClass: 'v_c', rootOid: 'v_o', kind: "CASE WHEN v_drop THEN 'dropped' ELSE 'touched' END" })}
-        IF NOT v_drop THEN
+        ${emit({ t: "'root'", rootClass: 'v_c', rootOid: 'v_o', kind: "CASE WHEN v_drop THEN 'dropped' ELSE 'touched' END", props: 'to_jsonb(v_xid)' })}
+        IF v_drop THEN
+          IF NOT v_rk = ANY(v_gone) THEN
+            v_gone := v_gone || v_rk;
+          END IF;
+        ELSIF NOT v_rk = ANY(v_read) THEN
+          v_read := v_read || v_rk;
           v_wc := v_wc || v_c;
           v_wo := v_wo || v_o;
         END IF;
@@ -571,8 +580,8 @@ BEGIN
     -- that drops what its up step made).
     IF NOT v_many THEN
       FOR i IN 1 .. coalesce(cardinality(p_extra_oids), 0) LOOP
-        v_key := p_extra_classes[i] || ':' || p_extra_oids[i];
-        IF NOT ((v_key || ':false') = ANY(v_keys) OR (v_key || ':true') = ANY(v_keys)) THEN
+        v_rk := p_extra_classes[i] || ':' || p_extra_oids[i];
+        IF NOT (v_rk = ANY(v_read) OR v_rk = ANY(v_gone)) THEN
           v_wc := v_wc || p_extra_classes[i];
           v_wo := v_wo || p_extra_oids[i];
         END IF;

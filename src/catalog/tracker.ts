@@ -152,8 +152,9 @@ export interface PrintCheck {
 }
 
 const InstallSql = `
--- What it holds lives from a step to the read after it: no WAL for it.
-CREATE UNLOGGED TABLE IF NOT EXISTS ${BookkeepingSchema}.ddl_log (classid text, objid oid, dropped boolean);
+-- What it holds lives from a step to the read after it: no WAL for it. Each row names the
+-- transaction that logged it: steps read together are told apart by it.
+CREATE UNLOGGED TABLE IF NOT EXISTS ${BookkeepingSchema}.ddl_log (classid text, objid oid, dropped boolean, xid bigint DEFAULT txid_current());
 -- Analyzed while empty, the planner knows the log is small and looks catalogs up by index.
 ANALYZE ${BookkeepingSchema}.ddl_log;
 CREATE OR REPLACE FUNCTION ${BookkeepingSchema}.log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
@@ -337,6 +338,59 @@ export class CatalogTracker {
     const { read, gone, unknown } = this.touchedBy(take, []);
     if (unknown.length) return undefined;
     return this.apply(new Set([...read, ...gone]), objectRows(take)).length ? undefined : ridden.rider;
+  }
+
+  /**
+   * One take that read the steps of one round trip together (`xids`: each step's transaction, in
+   * order; `expected`: each step's expected roots, for a take in `prints` mode), told apart into
+   * one take per step, as each step's own take would have given it: its roots (the rows logged in
+   * its transaction), the families or prints of those roots and of its expected ones, and the
+   * locks its transaction logged. That is exact only when no root is any two steps' (nothing a
+   * step read was changed by a later one before the read): undefined when one is, or when the take
+   * failed or read everything. Each root a step dropped a part of counts as its too.
+   */
+  splitTake(
+    whole: Taken,
+    xids: readonly string[],
+    expected?: readonly (Expected | undefined)[],
+  ): Taken[] | undefined {
+    const { take } = whole;
+    if (failed(take) || take.some((r) => r.r_t === 'many')) return undefined;
+    const step = new Map(xids.map((xid, k) => [xid, k]));
+    const owner = new Map<string, number>();
+    const claim = (root: string, k: number) => {
+      const was = owner.get(root);
+      if (was !== undefined && was !== k) return false;
+      owner.set(root, k);
+      return true;
+    };
+    const parts: TakenRow[][] = xids.map(() => []);
+    for (const [k, expect] of (expected ?? []).entries())
+      for (const root of expect?.keys() ?? []) if (!claim(root, k)) return undefined;
+    for (const row of take) {
+      if (row.r_t !== 'root') continue;
+      // Logged before the first step (what set the database up): its take would have had it.
+      const k = step.get(String(row.r_props)) ?? 0;
+      const key = `${row.r_root_class}:${row.r_root_oid}`;
+      if (!claim(key, k)) return undefined;
+      const root = row.r_kind === 'dropped' ? this.rootOf.get(key) : undefined;
+      if (root && !claim(root, k)) return undefined;
+      (parts[k] as TakenRow[]).push(row);
+    }
+    for (const row of take) {
+      if (row.r_t === 'root' || row.r_t === 'rider') continue;
+      if (row.r_t !== 'object') {
+        for (const part of parts) part.push(row);
+        continue;
+      }
+      const k = owner.get(`${row.r_root_class}:${row.r_root_oid}`);
+      if (k !== undefined) (parts[k] as TakenRow[]).push(row);
+    }
+    // Each logged lock names its transaction last; the switch's value is every step's.
+    return parts.map((rows, k) => ({
+      take: rows,
+      rider: whole.rider.filter((v) => !Array.isArray(v) || (step.get(String(v.at(-1))) ?? 0) === k),
+    }));
   }
 
   /**

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { installLockTrace, lockTraceRider, loggedLocks } from '../catalog/locks.js';
+import { installLockTrace, lockTraceRider, loggedLocks, SwitchOnSql } from '../catalog/locks.js';
 import {
   CatalogTracker,
   type Exclusions,
@@ -24,8 +24,41 @@ import { applySeed } from './seed.js';
 /** Steps sent many to a round trip (`Workspace.sendSteps`), read back one by one (`stepAfter`). */
 export interface SentSteps {
   rider: Rider | undefined;
-  stepped: Promise<{ ms: number; followed: pg.QueryResult }[] | undefined>;
+  stepped: Promise<{ ms: number; xid: string; followed?: pg.QueryResult }[] | undefined>;
   expects: readonly Expected[] | undefined;
+  /** Each step's group: the first and last step of the steps one take after the last reads. */
+  groups: readonly { first: number; last: number }[];
+  /** Each group's take told apart by step, once read (undefined: it cannot be). */
+  parts: Map<number, Taken[] | undefined>;
+}
+
+/**
+ * The steps of a round trip, in groups that one take after the last of them can read together:
+ * steps whose `reach` (the names or roots each may touch; undefined: not known) share nothing.
+ * A step whose reach is not known is read alone.
+ */
+function groupSteps(count: number, reach?: readonly (ReadonlySet<string> | undefined)[]) {
+  const groups: { first: number; last: number }[] = [];
+  let first = 0;
+  let seen = new Set<string>();
+  const close = (last: number) => {
+    if (last < first) return;
+    for (let k = first; k <= last; k++) groups[k] = { first, last };
+    first = last + 1;
+    seen = new Set();
+  };
+  for (let k = 0; k < count; k++) {
+    const set = reach?.[k];
+    if (!set) {
+      close(k - 1);
+      close(k);
+      continue;
+    }
+    for (const name of set) if (seen.has(name)) close(k - 1);
+    for (const name of set) seen.add(name);
+  }
+  close(count - 1);
+  return groups;
 }
 
 /** What every scratch database of one walk is made from. */
@@ -302,23 +335,30 @@ export class Workspace {
     direction: 'up' | 'down',
     migrations: readonly Migration[],
     expects?: readonly Expected[],
+    reach?: readonly (ReadonlySet<string> | undefined)[],
   ): SentSteps {
     const rider = this.riderFor('migration');
+    const groups = groupSteps(migrations.length, reach);
     const takes = migrations.map((_, k) => {
-      const expect = expects?.[k];
-      return this.tracker.takeSql(expect ? 'prints' : 'details', expect ? [...expect.keys()] : [], rider);
+      const group = groups[k] as { first: number; last: number };
+      if (group.last !== k) return undefined;
+      if (!expects) return this.tracker.takeSql('details', [], rider);
+      const extra = new Set<string>();
+      for (let i = group.first; i <= k; i++) for (const root of expects[i]?.keys() ?? []) extra.add(root);
+      return this.tracker.takeSql('prints', [...extra], rider);
     });
-    const stepped = this.runner.stepsFollowed(direction, migrations, takes);
+    // A step read with the ones after it switches tracing on for the next itself.
+    const stepped = this.runner.stepsFollowed(direction, migrations, takes, rider?.switch ? SwitchOnSql : '');
     // Awaited later: a failure meanwhile must not count as one nobody handled.
     stepped.catch(() => {});
-    return { rider, stepped, expects };
+    return { rider, stepped, expects, groups, parts: new Map() };
   }
 
   /**
    * The k-th step of steps sent together, as `step` gives it: its outcome and trace, and with
    * `expect` the verdict of its prints. Undefined when the round trip failed, or the step's take is
-   * not enough without a read (which would see the steps after it), or its prints did not hold: the
-   * caller gives up on this database.
+   * not enough without a read (which would see the steps after it), or it cannot be told apart from
+   * the steps read with it, or its prints did not hold: the caller gives up on this database.
    */
   async stepAfter(
     sent: SentSteps,
@@ -326,11 +366,13 @@ export class Workspace {
   ): Promise<{ outcome: StepOutcome; trace: StepTrace; check?: PrintCheck } | undefined> {
     const steps = await sent.stepped;
     const step = steps?.[k];
-    if (!steps || !step) return undefined;
-    const ridden = taken(step.followed.rows as TakenRow[]);
-    // Each step's time is its own: the take after the step before it is left out.
-    const previous = steps[k - 1];
-    const lead = previous ? CatalogTracker.elapsed(taken(previous.followed.rows as TakenRow[])) : 0;
+    const group = sent.groups[k];
+    if (!steps || !step || !group) return undefined;
+    const ridden = this.partOf(sent, steps, group, k);
+    if (!ridden) return undefined;
+    // Each step's time is its own: a take after the step before it is left out.
+    const previous = steps[k - 1]?.followed;
+    const lead = previous ? CatalogTracker.elapsed(taken(previous.rows as TakenRow[])) : 0;
     const outcome: StepOutcome = { ok: true, ms: Math.max(0, step.ms - lead), notices: [] };
     const expect = sent.expects?.[k];
     if (expect) {
@@ -341,6 +383,24 @@ export class Workspace {
     const values = this.tracker.absorbAfter(ridden);
     if (!values) return undefined;
     return { outcome, trace: this.traceOf('migration', sent.rider, values) };
+  }
+
+  /** The k-th step's part of the take that read its group. */
+  private partOf(
+    sent: SentSteps,
+    steps: readonly { xid: string; followed?: pg.QueryResult }[],
+    group: { first: number; last: number },
+    k: number,
+  ): Taken | undefined {
+    const rows = steps[group.last]?.followed?.rows as TakenRow[] | undefined;
+    if (!rows) return undefined;
+    if (group.first === group.last) return taken(rows);
+    if (!sent.parts.has(group.first)) {
+      const xids = steps.slice(group.first, group.last + 1).map((s) => s.xid);
+      const expects = sent.expects?.slice(group.first, group.last + 1);
+      sent.parts.set(group.first, this.tracker.splitTake(taken(rows), xids, expects));
+    }
+    return sent.parts.get(group.first)?.[k - group.first];
   }
 
   /** What takes the locks logged since the last refresh and switches tracing for `next` (see `refresh`). */

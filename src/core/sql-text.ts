@@ -139,3 +139,109 @@ export function indexOfPosition(text: string, position: number): number {
   }
   return index;
 }
+
+/** Statements whose every touched schema object is named in them (see `reachOf`). */
+const Named = new Set([
+  'CreateStmt',
+  'AlterTableStmt',
+  'IndexStmt',
+  'ViewStmt',
+  'CreateEnumStmt',
+  'CompositeTypeStmt',
+  'CreateDomainStmt',
+  'CreateFunctionStmt',
+  'CreateTrigStmt',
+  'CreateSeqStmt',
+  'CommentStmt',
+  'CreateSchemaStmt',
+  // Ours around a step (BEGIN, RESET lock_timeout), and the migration's own settings.
+  'TransactionStmt',
+  'VariableSetStmt',
+]);
+
+/** The object a COMMENT names: its last name, the table's for a column; undefined for the others. */
+const CommentTargets: Record<string, (names: string[]) => string | undefined> = {
+  OBJECT_TABLE: (n) => n.at(-1),
+  OBJECT_VIEW: (n) => n.at(-1),
+  OBJECT_MATVIEW: (n) => n.at(-1),
+  OBJECT_FOREIGN_TABLE: (n) => n.at(-1),
+  OBJECT_TYPE: (n) => n.at(-1),
+  OBJECT_DOMAIN: (n) => n.at(-1),
+  OBJECT_SCHEMA: (n) => n.at(-1),
+  OBJECT_FUNCTION: (n) => n.at(-1),
+  OBJECT_COLUMN: (n) => n.at(-2),
+};
+
+/** The `sval`s of a list of String nodes, wherever they sit in a parse tree node. */
+function strings(node: unknown): string[] {
+  const out: string[] = [];
+  const walk = (n: unknown) => {
+    if (Array.isArray(n)) for (const item of n) walk(item);
+    else if (n && typeof n === 'object') {
+      const sval = (n as { String?: { sval?: string } }).String?.sval;
+      if (sval !== undefined) out.push(sval);
+      else for (const v of Object.values(n)) walk(v);
+    }
+  };
+  walk(node);
+  return out;
+}
+
+/**
+ * The names (lower case, unqualified) of the schema objects a step's SQL may change, when every
+ * statement in it names what it changes (creating or altering a table, creating an index, view,
+ * type, function, trigger, sequence or schema; a comment on one), with every relation it mentions
+ * besides (a foreign key's table, a view's). Undefined for anything else (DML, DO blocks, a function
+ * called, a drop or rename, a sequence made for a serial column and altered by its name, text the
+ * parser does not take): what it touches is known only once it ran.
+ * Steps whose names differ cannot change each other's objects, so their catalog reads can wait for
+ * the last of them; the walk checks afterwards that no root was two steps' (see `splitTake`).
+ */
+export function reachOf(text: string): Set<string> | undefined {
+  const result = parseStatements(text);
+  if (!result) return undefined;
+  const names = new Set<string>();
+  const relations = (n: unknown) => {
+    if (Array.isArray(n)) for (const item of n) relations(item);
+    else if (n && typeof n === 'object') {
+      const relname = (n as { relname?: unknown }).relname;
+      if (typeof relname === 'string') names.add(relname.toLowerCase());
+      for (const v of Object.values(n)) if (v && typeof v === 'object') relations(v);
+    }
+  };
+  for (const { stmt } of result.parsed) {
+    if (!stmt) continue;
+    const [kind, node] = Object.entries(stmt)[0] ?? [];
+    if (!kind || !Named.has(kind)) return undefined;
+    const n = (node ?? {}) as Record<string, unknown>;
+    const own = (list: unknown) => {
+      const name = strings(list).at(-1);
+      if (name === undefined) return false;
+      names.add(name.toLowerCase());
+      return true;
+    };
+    switch (kind) {
+      case 'CreateEnumStmt':
+        if (!own(n.typeName)) return undefined;
+        break;
+      case 'CreateDomainStmt':
+        if (!own(n.domainname)) return undefined;
+        break;
+      case 'CreateFunctionStmt':
+        if (!own(n.funcname)) return undefined;
+        break;
+      case 'CreateSchemaStmt':
+        if (n.schemaElts || typeof n.schemaname !== 'string') return undefined;
+        names.add(n.schemaname.toLowerCase());
+        break;
+      case 'CommentStmt': {
+        const target = CommentTargets[String(n.objtype)]?.(strings(n.object));
+        if (target === undefined) return undefined;
+        names.add(target.toLowerCase());
+        break;
+      }
+    }
+    relations(n);
+  }
+  return names;
+}

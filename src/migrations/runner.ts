@@ -48,6 +48,9 @@ const StepClock = 'pgmv_step_clock';
 /** The server's clock, ms, in the column `StepClock`: a round trip of many steps times each from it. */
 const ClockSql = `extract(epoch FROM clock_timestamp()) * 1000 AS ${StepClock}`;
 
+/** The column a step's transaction id comes back in, beside its clock. */
+const StepXid = 'pgmv_step_xid';
+
 /** A step's own bookkeeping, sent with its text: an up step records its id, a down step removes it. */
 function bookkeepingSql(direction: 'up' | 'down', id: string): string {
   return direction === 'up'
@@ -448,26 +451,32 @@ export class Runner {
   /**
    * The steps of `migrations` in one direction, many to a round trip, each as `up` or `down` runs it
    * alone (its own transaction, its bookkeeping), each followed after its COMMIT by its statement of
-   * `follow`: for a walk that reads the catalog after every step. Each comes back with its own time
-   * (the server's clock between the steps, the statement that followed included) and what followed
-   * it. Every step must have its text for it (`batchText`). Undefined when anything in the round
-   * trip failed or the round trip outlasted one step timeout: nothing then says which step did what,
-   * and the caller leaves this database for one that runs the steps one by one.
+   * `follow` where it has one: for a walk that reads the catalog after its steps. A step without
+   * one gets `returning` (expressions) in its own transaction, after its text, instead. Each comes
+   * back with its own time (the server's clock between the steps, the statement that followed the
+   * step before included), its transaction's id (\`txid_current()\`, as our event triggers log it)
+   * and what followed it. Every step must have its text for it (`batchText`). Undefined when
+   * anything in the round trip failed or the round trip outlasted one step timeout: nothing then
+   * says which step did what, and the caller leaves this database for one that runs the steps one
+   * by one.
    */
   async stepsFollowed(
     direction: 'up' | 'down',
     migrations: readonly Migration[],
-    follow: readonly string[],
-  ): Promise<{ ms: number; followed: pg.QueryResult }[] | undefined> {
+    follow: readonly (string | undefined)[],
+    returning = '',
+  ): Promise<{ ms: number; xid: string; followed?: pg.QueryResult }[] | undefined> {
     const client = this.connection;
     const texts = migrations.map((m) => this.batchText(m, direction));
     if (texts.some((t) => t === undefined)) throw new Error('a step cannot travel with others');
     const sql =
       `SELECT ${ClockSql};\n` +
       migrations
-        .map(
-          (m, k) => `${texts[k]}${bookkeepingSql(direction, m.id)} RETURNING ${ClockSql};COMMIT;${follow[k]}`,
-        )
+        .map((m, k) => {
+          const then = follow[k];
+          const more = then === undefined && returning ? `, ${returning}` : '';
+          return `${texts[k]}${bookkeepingSql(direction, m.id)} RETURNING ${ClockSql}, txid_current()::text AS ${StepXid}${more};COMMIT${then === undefined ? '' : `;${then}`}`;
+        })
         .join(';\n');
     const timer = setTimeout(() => void this.options.cancel().catch(() => {}), this.options.timeoutMs);
     try {
@@ -477,17 +486,20 @@ export class Runner {
       else this.storage.unran(ids);
       // Our clock's rows name its column; what followed a step is the first result after its COMMIT.
       const clocks: number[] = [];
-      const followed: pg.QueryResult[] = [];
+      const steps: { ms: number; xid: string; followed?: pg.QueryResult }[] = [];
       for (const [i, r] of results.entries()) {
         if (r.fields?.[0]?.name !== StepClock) continue;
         clocks.push(Number(r.rows[0]?.[StepClock]));
-        if (clocks.length > 1) followed.push(results[i + 2] as pg.QueryResult);
+        const k = clocks.length - 2;
+        if (k < 0) continue;
+        const ms = Math.max(0, (clocks[k + 1] ?? 0) - (clocks[k] ?? 0));
+        const xid = String(r.rows[0]?.[StepXid]);
+        steps.push(
+          follow[k] === undefined ? { ms, xid } : { ms, xid, followed: results[i + 2] as pg.QueryResult },
+        );
       }
-      if (clocks.length !== migrations.length + 1) return undefined;
-      return followed.map((f, k) => ({
-        ms: Math.max(0, (clocks[k + 1] ?? 0) - (clocks[k] ?? 0)),
-        followed: f,
-      }));
+      if (steps.length !== migrations.length) return undefined;
+      return steps;
     } catch (error) {
       // A server that died or a session something else ended is the environment's doing, said as
       // such; a migration's own error (an extension the server lacks among them) is told by the
