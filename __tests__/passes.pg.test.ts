@@ -114,6 +114,25 @@ describe('the walk in passes: up, down from the newest, up again', () => {
     expect(seen(passes.report)).toEqual(seen(one.report));
   });
 
+  test('steps read together that turn out to share a table: walked again one at a time, with the same findings', async () => {
+    const dir = await history(20, async (file, at) => {
+      await appendFile(file(5, 'down'), counted(at));
+      // Different names, one root: the serial column's sequence is the first step's too.
+      await writeFile(path.join(at, '00021_a.up.sql'), 'CREATE TABLE a (id serial PRIMARY KEY);\n');
+      await writeFile(path.join(at, '00021_a.down.sql'), 'DROP TABLE a;\n');
+      await writeFile(path.join(at, '00022_b.up.sql'), 'ALTER TABLE a_id_seq OWNER TO CURRENT_USER;\n');
+      await writeFile(path.join(at, '00022_b.down.sql'), 'ALTER TABLE a_id_seq OWNER TO CURRENT_USER;\n');
+    });
+    const passes = await run(dir, false);
+    // One at a time, a down step runs twice: its own check, and rolling everything back.
+    expect(await runsIn(dir)).toBe(2);
+    await rm(path.join(dir, 'runs'));
+    const one = await run(dir, true);
+    expect(one.report.result).toBe('passed');
+    expect(seen(passes.report)).toEqual(seen(one.report));
+    expect(passes.lines.map(untimed)).toEqual(one.lines.map(untimed));
+  });
+
   test('steps sent to the server together each keep their own time, up and down', async () => {
     const dir = await history(12, async (file) => {
       await appendFile(file(5, 'up'), 'SELECT pg_sleep(0.3);\n');

@@ -88,7 +88,14 @@ describe('reachOf: the names a step may change, when its statements name them', 
     ).toEqual(['orders', 'users']);
     expect(reach('ALTER TABLE t ADD COLUMN c int DEFAULT 1 CHECK (c > 0)')).toEqual(['t']);
     expect(reach('CREATE INDEX i ON s.t (lower(name)) WHERE x > 1')).toEqual(['t']);
-    expect(reach('CREATE VIEW v AS SELECT id FROM t JOIN u USING (id)')).toEqual(['t', 'u', 'v']);
+    expect(reach('CREATE VIEW v AS SELECT id FROM t JOIN u USING (id)')).toEqual(['v']);
+    expect(reach('CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (10)')).toContain('p');
+    // Comments, strings and bodies hold no statement of their own.
+    expect(
+      reach(
+        '-- a; DROP TABLE x\nCREATE FUNCTION g() RETURNS int LANGUAGE plpgsql AS $b$ BEGIN DROP TABLE y; RETURN 1; END $b$; /* ; */ COMMENT ON TABLE "T" IS \'a;b\'',
+      ),
+    ).toEqual(['g', 't']);
     expect(
       reach("CREATE TYPE e AS ENUM ('a'); CREATE FUNCTION f() RETURNS int LANGUAGE sql RETURN 1"),
     ).toEqual(['e', 'f']);
@@ -109,6 +116,9 @@ describe('reachOf: the names a step may change, when its statements name them', 
       "ALTER TYPE e ADD VALUE 'b'",
       'CREATE TABLE t (id int); UPDATE t SET id = 1',
       'CREATE TABLE (',
+      'CREATE TABLE z AS SELECT make_it()',
+      "COMMENT ON TABLE t IS E'a\\'b'",
+      "CREATE TABLE t (id int); COMMENT ON TABLE t IS 'unclosed",
     ])
       expect([sql, reachOf(sql)]).toEqual([sql, undefined]);
   });

@@ -140,108 +140,205 @@ export function indexOfPosition(text: string, position: number): number {
   return index;
 }
 
-/** Statements whose every touched schema object is named in them (see `reachOf`). */
-const Named = new Set([
-  'CreateStmt',
-  'AlterTableStmt',
-  'IndexStmt',
-  'ViewStmt',
-  'CreateEnumStmt',
-  'CompositeTypeStmt',
-  'CreateDomainStmt',
-  'CreateFunctionStmt',
-  'CreateTrigStmt',
-  'CreateSeqStmt',
-  'CommentStmt',
-  'CreateSchemaStmt',
-  // Ours around a step (BEGIN, RESET lock_timeout), and the migration's own settings.
-  'TransactionStmt',
-  'VariableSetStmt',
-]);
-
-/** The object a COMMENT names: its last name, the table's for a column; undefined for the others. */
-const CommentTargets: Record<string, (names: string[]) => string | undefined> = {
-  OBJECT_TABLE: (n) => n.at(-1),
-  OBJECT_VIEW: (n) => n.at(-1),
-  OBJECT_MATVIEW: (n) => n.at(-1),
-  OBJECT_FOREIGN_TABLE: (n) => n.at(-1),
-  OBJECT_TYPE: (n) => n.at(-1),
-  OBJECT_DOMAIN: (n) => n.at(-1),
-  OBJECT_SCHEMA: (n) => n.at(-1),
-  OBJECT_FUNCTION: (n) => n.at(-1),
-  OBJECT_COLUMN: (n) => n.at(-2),
-};
-
-/** The `sval`s of a list of String nodes, wherever they sit in a parse tree node. */
-function strings(node: unknown): string[] {
+/** A statement's words (lower case; quoted names as written, lower-cased too) and punctuation. */
+function tokens(sql: string): string[] | undefined {
   const out: string[] = [];
-  const walk = (n: unknown) => {
-    if (Array.isArray(n)) for (const item of n) walk(item);
-    else if (n && typeof n === 'object') {
-      const sval = (n as { String?: { sval?: string } }).String?.sval;
-      if (sval !== undefined) out.push(sval);
-      else for (const v of Object.values(n)) walk(v);
-    }
-  };
-  walk(node);
+  const re = /\s+|"((?:[^"]|"")*)"|([A-Za-z_\u0080-\uffff][\w$\u0080-\uffff]*)|(\d[\w.]*)|(::|[^\s\w"])/gy;
+  let m: RegExpExecArray | null;
+  re.lastIndex = 0;
+  while (re.lastIndex < sql.length) {
+    m = re.exec(sql);
+    if (!m) return undefined;
+    if (m[1] !== undefined) out.push(m[1].replaceAll('""', '"').toLowerCase());
+    else if (m[2] !== undefined) out.push(m[2].toLowerCase());
+    else if (m[3] !== undefined) out.push('0');
+    else if (m[4] !== undefined) out.push(m[4]);
+  }
   return out;
+}
+
+/**
+ * SQL without comments, string literals and dollar-quoted bodies (each a lone `''`), split into
+ * statements; undefined where that is not certain (a backslash: E'' strings; an unclosed quote).
+ */
+function bareStatements(text: string): string[] | undefined {
+  if (text.includes('\\')) return undefined;
+  let out = '';
+  let i = 0;
+  while (i < text.length) {
+    const c = text[i] as string;
+    const rest = text.slice(i, i + 2);
+    if (rest === '--') {
+      const end = text.indexOf('\n', i);
+      i = end < 0 ? text.length : end;
+    } else if (rest === '/*') {
+      let depth = 0;
+      do {
+        if (text.startsWith('/*', i)) {
+          depth++;
+          i += 2;
+        } else if (text.startsWith('*/', i)) {
+          depth--;
+          i += 2;
+        } else i++;
+      } while (depth > 0 && i < text.length);
+      if (depth > 0) return undefined;
+      out += ' ';
+    } else if (c === "'") {
+      const end = /'(?:[^']|'')*'/y;
+      end.lastIndex = i;
+      if (!end.exec(text)) return undefined;
+      i = end.lastIndex;
+      out += " '' ";
+    } else if (c === '$' && /^\$(?:[A-Za-z_]\w*)?\$/.test(text.slice(i, i + 64))) {
+      const tag = (/^\$(?:[A-Za-z_]\w*)?\$/.exec(text.slice(i, i + 64)) as RegExpExecArray)[0];
+      const end = text.indexOf(tag, i + tag.length);
+      if (end < 0) return undefined;
+      i = end + tag.length;
+      out += " '' ";
+    } else if (c === '"') {
+      const end = /"(?:[^"]|"")*"/y;
+      end.lastIndex = i;
+      if (!end.exec(text)) return undefined;
+      out += text.slice(i, end.lastIndex);
+      i = end.lastIndex;
+    } else {
+      out += c;
+      i++;
+    }
+  }
+  return out.split(';');
+}
+
+/** A possibly qualified name at `at`: its parts, and where it ends. */
+function nameAt(words: string[], at: number): { parts: string[]; end: number } | undefined {
+  const parts: string[] = [];
+  let i = at;
+  for (;;) {
+    const w = words[i];
+    if (w === undefined || !/^[^\s(),;.:'=<>+\-*/[\]]/.test(w) || w === "''") return undefined;
+    parts.push(w);
+    if (words[i + 1] !== '.') return { parts, end: i + 1 };
+    i += 2;
+  }
+}
+
+/** Skips the words in `optional` at `at`, in any order. */
+function skip(words: string[], at: number, ...optional: string[]): number {
+  let i = at;
+  while (optional.includes(words[i] ?? '')) i++;
+  return i;
+}
+
+/** The names a statement (its words) may change, when it names them; undefined when not known. */
+function reachOfStatement(w: string[]): string[] | undefined {
+  if (!w.length) return [];
+  const [first] = w;
+  // Ours around a step (BEGIN, RESET lock_timeout), and a migration's own settings.
+  if (first === 'begin' || first === 'reset' || first === 'set') return [];
+  const last = (at: number) => nameAt(w, at)?.parts.at(-1);
+  // Every table named after these words: a foreign key's, a parent's, a partition's.
+  const mentioned = (from: number) => {
+    const out: string[] = [];
+    for (let i = from; i < w.length; i++)
+      if (['references', 'like', 'inherits', 'partition', 'of'].includes(w[i] as string)) {
+        const n = last(w[i + 1] === '(' ? i + 2 : i + 1);
+        if (n) out.push(n);
+      }
+    return out;
+  };
+  if (first === 'create') {
+    let i = skip(w, 1, 'or', 'replace', 'temp', 'temporary', 'unlogged', 'global', 'local', 'unique');
+    const what = w[i];
+    i = skip(w, i + 1, 'if', 'not', 'exists', 'concurrently');
+    if (what === 'table') {
+      const name = nameAt(w, i);
+      // CREATE TABLE ... AS runs a query: what it may call is not known.
+      if (!name || (w.includes('as') && depthZero(w, 'as'))) return undefined;
+      return [name.parts.at(-1) as string, ...mentioned(name.end)];
+    }
+    if (what === 'index') {
+      const on = w.indexOf('on', i);
+      const table = on < 0 ? undefined : last(skip(w, on + 1, 'only'));
+      return table ? [table] : undefined;
+    }
+    if (what === 'view' || (what === 'materialized' && w[i] === 'view') || what === 'recursive') {
+      const at = what === 'view' ? i : skip(w, i + 1, 'view', 'if', 'not', 'exists');
+      const name = last(at);
+      return name ? [name] : undefined;
+    }
+    if (
+      what === 'type' ||
+      what === 'domain' ||
+      what === 'function' ||
+      what === 'procedure' ||
+      what === 'sequence'
+    ) {
+      const name = last(i);
+      return name ? [name] : undefined;
+    }
+    if (what === 'schema') {
+      const name = last(i);
+      return name && w.length === i + 1 ? [name] : undefined;
+    }
+    if (what === 'trigger' || (what === 'constraint' && w[i] === 'trigger')) {
+      const on = w.indexOf('on', i);
+      const table = on < 0 ? undefined : last(on + 1);
+      const from = w.indexOf('from', i);
+      const other = from < 0 ? undefined : last(from + 1);
+      return table ? [table, ...(other ? [other] : [])] : undefined;
+    }
+    return undefined;
+  }
+  if (first === 'alter' && w[1] === 'table') {
+    const name = nameAt(w, skip(w, 2, 'if', 'exists', 'only'));
+    if (!name || w.includes('rename') || (w.includes('set') && w.includes('schema'))) return undefined;
+    return [name.parts.at(-1) as string, ...mentioned(name.end)];
+  }
+  if (first === 'comment' && w[1] === 'on') {
+    let i = 2;
+    const kind = w[i] === 'materialized' ? `materialized ${w[++i]}` : w[i];
+    const name = nameAt(w, i + 1);
+    if (!name) return undefined;
+    if (kind === 'column') return name.parts.length > 1 ? [name.parts.at(-2) as string] : undefined;
+    return ['table', 'view', 'materialized view', 'type', 'domain', 'schema', 'function'].includes(kind ?? '')
+      ? [name.parts.at(-1) as string]
+      : undefined;
+  }
+  return undefined;
+}
+
+/** Whether `word` stands outside all parentheses in `w`. */
+function depthZero(w: string[], word: string): boolean {
+  let depth = 0;
+  for (const t of w) {
+    if (t === '(') depth++;
+    else if (t === ')') depth--;
+    else if (t === word && depth === 0) return true;
+  }
+  return false;
 }
 
 /**
  * The names (lower case, unqualified) of the schema objects a step's SQL may change, when every
  * statement in it names what it changes (creating or altering a table, creating an index, view,
- * type, function, trigger, sequence or schema; a comment on one), with every relation it mentions
- * besides (a foreign key's table, a view's). Undefined for anything else (DML, DO blocks, a function
- * called, a drop or rename, a sequence made for a serial column and altered by its name, text the
- * parser does not take): what it touches is known only once it ran.
- * Steps whose names differ cannot change each other's objects, so their catalog reads can wait for
- * the last of them; the walk checks afterwards that no root was two steps' (see `splitTake`).
+ * type, domain, function, trigger, sequence or schema; a comment on one), with the tables it names
+ * besides (a foreign key's, a parent's). Undefined for anything else (data, DO blocks, a function
+ * called, CREATE TABLE AS, a drop or rename, an ALTER SEQUENCE, text it cannot read for certain):
+ * what such a step touches is known only once it ran. Steps whose names differ cannot change each
+ * other's objects, so their catalog reads can wait for the last of them; the walk checks afterwards
+ * that no root was two steps' (see `CatalogTracker.splitTake`). A scanner, not the parser: this runs
+ * on every up step of a walk, and the parser's memory does not shrink.
  */
 export function reachOf(text: string): Set<string> | undefined {
-  const result = parseStatements(text);
-  if (!result) return undefined;
+  const statements = bareStatements(text);
+  if (!statements) return undefined;
   const names = new Set<string>();
-  const relations = (n: unknown) => {
-    if (Array.isArray(n)) for (const item of n) relations(item);
-    else if (n && typeof n === 'object') {
-      const relname = (n as { relname?: unknown }).relname;
-      if (typeof relname === 'string') names.add(relname.toLowerCase());
-      for (const v of Object.values(n)) if (v && typeof v === 'object') relations(v);
-    }
-  };
-  for (const { stmt } of result.parsed) {
-    if (!stmt) continue;
-    const [kind, node] = Object.entries(stmt)[0] ?? [];
-    if (!kind || !Named.has(kind)) return undefined;
-    const n = (node ?? {}) as Record<string, unknown>;
-    const own = (list: unknown) => {
-      const name = strings(list).at(-1);
-      if (name === undefined) return false;
-      names.add(name.toLowerCase());
-      return true;
-    };
-    switch (kind) {
-      case 'CreateEnumStmt':
-        if (!own(n.typeName)) return undefined;
-        break;
-      case 'CreateDomainStmt':
-        if (!own(n.domainname)) return undefined;
-        break;
-      case 'CreateFunctionStmt':
-        if (!own(n.funcname)) return undefined;
-        break;
-      case 'CreateSchemaStmt':
-        if (n.schemaElts || typeof n.schemaname !== 'string') return undefined;
-        names.add(n.schemaname.toLowerCase());
-        break;
-      case 'CommentStmt': {
-        const target = CommentTargets[String(n.objtype)]?.(strings(n.object));
-        if (target === undefined) return undefined;
-        names.add(target.toLowerCase());
-        break;
-      }
-    }
-    relations(n);
+  for (const statement of statements) {
+    const words = tokens(statement);
+    const reach = words && reachOfStatement(words);
+    if (!reach) return undefined;
+    for (const name of reach) names.add(name);
   }
   return names;
 }
