@@ -8217,7 +8217,8 @@ function errorReport(message) {
 /* harmony export */   TT: () => (/* binding */ indexOfPosition),
 /* harmony export */   Xd: () => (/* binding */ splitStatements),
 /* harmony export */   mD: () => (/* binding */ directivesOf),
-/* harmony export */   mh: () => (/* binding */ lineAt)
+/* harmony export */   mh: () => (/* binding */ lineAt),
+/* harmony export */   xw: () => (/* binding */ reachOf)
 /* harmony export */ });
 /* harmony import */ var libpg_query__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2627);
 /* harmony import */ var libpg_query__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(libpg_query__WEBPACK_IMPORTED_MODULE_0__);
@@ -8351,6 +8352,234 @@ function indexOfPosition(text, position) {
         chars++;
     }
     return index;
+}
+/** A statement's words (lower case; quoted names as written, lower-cased too) and punctuation. */
+function tokens(sql) {
+    const out = [];
+    const re = /\s+|"((?:[^"]|"")*)"|([A-Za-z_\u0080-\uffff][\w$\u0080-\uffff]*)|(\d[\w.]*)|(::|[^\s\w"])/gy;
+    let m;
+    re.lastIndex = 0;
+    while (re.lastIndex < sql.length) {
+        m = re.exec(sql);
+        if (!m)
+            return undefined;
+        if (m[1] !== undefined)
+            out.push(m[1].replaceAll('""', '"').toLowerCase());
+        else if (m[2] !== undefined)
+            out.push(m[2].toLowerCase());
+        else if (m[3] !== undefined)
+            out.push('0');
+        else if (m[4] !== undefined)
+            out.push(m[4]);
+    }
+    return out;
+}
+/**
+ * SQL without comments, string literals and dollar-quoted bodies (each a lone `''`), split into
+ * statements; undefined where that is not certain (a backslash: E'' strings; an unclosed quote).
+ */
+function bareStatements(text) {
+    if (text.includes('\\'))
+        return undefined;
+    let out = '';
+    let i = 0;
+    while (i < text.length) {
+        const c = text[i];
+        const rest = text.slice(i, i + 2);
+        if (rest === '--') {
+            const end = text.indexOf('\n', i);
+            i = end < 0 ? text.length : end;
+        }
+        else if (rest === '/*') {
+            let depth = 0;
+            do {
+                if (text.startsWith('/*', i)) {
+                    depth++;
+                    i += 2;
+                }
+                else if (text.startsWith('*/', i)) {
+                    depth--;
+                    i += 2;
+                }
+                else
+                    i++;
+            } while (depth > 0 && i < text.length);
+            if (depth > 0)
+                return undefined;
+            out += ' ';
+        }
+        else if (c === "'") {
+            const end = /'(?:[^']|'')*'/y;
+            end.lastIndex = i;
+            if (!end.exec(text))
+                return undefined;
+            i = end.lastIndex;
+            out += " '' ";
+        }
+        else if (c === '$' && /^\$(?:[A-Za-z_]\w*)?\$/.test(text.slice(i, i + 64))) {
+            const tag = /^\$(?:[A-Za-z_]\w*)?\$/.exec(text.slice(i, i + 64))[0];
+            const end = text.indexOf(tag, i + tag.length);
+            if (end < 0)
+                return undefined;
+            i = end + tag.length;
+            out += " '' ";
+        }
+        else if (c === '"') {
+            const end = /"(?:[^"]|"")*"/y;
+            end.lastIndex = i;
+            if (!end.exec(text))
+                return undefined;
+            out += text.slice(i, end.lastIndex);
+            i = end.lastIndex;
+        }
+        else {
+            out += c;
+            i++;
+        }
+    }
+    return out.split(';');
+}
+/** A possibly qualified name at `at`: its parts, and where it ends. */
+function nameAt(words, at) {
+    const parts = [];
+    let i = at;
+    for (;;) {
+        const w = words[i];
+        if (w === undefined || !/^[^\s(),;.:'=<>+\-*/[\]]/.test(w) || w === "''")
+            return undefined;
+        parts.push(w);
+        if (words[i + 1] !== '.')
+            return { parts, end: i + 1 };
+        i += 2;
+    }
+}
+/** Skips the words in `optional` at `at`, in any order. */
+function skip(words, at, ...optional) {
+    let i = at;
+    while (optional.includes(words[i] ?? ''))
+        i++;
+    return i;
+}
+/** The names a statement (its words) may change, when it names them; undefined when not known. */
+function reachOfStatement(w) {
+    if (!w.length)
+        return [];
+    const [first] = w;
+    // Ours around a step (BEGIN, RESET lock_timeout), and a migration's own settings.
+    if (first === 'begin' || first === 'reset' || first === 'set')
+        return [];
+    const last = (at) => nameAt(w, at)?.parts.at(-1);
+    // Every table named after these words: a foreign key's, a parent's, a partition's.
+    const mentioned = (from) => {
+        const out = [];
+        for (let i = from; i < w.length; i++)
+            if (['references', 'like', 'inherits', 'partition', 'of'].includes(w[i])) {
+                const n = last(w[i + 1] === '(' ? i + 2 : i + 1);
+                if (n)
+                    out.push(n);
+            }
+        return out;
+    };
+    if (first === 'create') {
+        let i = skip(w, 1, 'or', 'replace', 'temp', 'temporary', 'unlogged', 'global', 'local', 'unique');
+        const what = w[i];
+        i = skip(w, i + 1, 'if', 'not', 'exists', 'concurrently');
+        if (what === 'table') {
+            const name = nameAt(w, i);
+            // CREATE TABLE ... AS runs a query: what it may call is not known.
+            if (!name || (w.includes('as') && depthZero(w, 'as')))
+                return undefined;
+            return [name.parts.at(-1), ...mentioned(name.end)];
+        }
+        if (what === 'index') {
+            const on = w.indexOf('on', i);
+            const table = on < 0 ? undefined : last(skip(w, on + 1, 'only'));
+            return table ? [table] : undefined;
+        }
+        if (what === 'view' || (what === 'materialized' && w[i] === 'view') || what === 'recursive') {
+            const at = what === 'view' ? i : skip(w, i + 1, 'view', 'if', 'not', 'exists');
+            const name = last(at);
+            return name ? [name] : undefined;
+        }
+        if (what === 'type' ||
+            what === 'domain' ||
+            what === 'function' ||
+            what === 'procedure' ||
+            what === 'sequence') {
+            const name = last(i);
+            return name ? [name] : undefined;
+        }
+        if (what === 'schema') {
+            const name = last(i);
+            return name && w.length === i + 1 ? [name] : undefined;
+        }
+        if (what === 'trigger' || (what === 'constraint' && w[i] === 'trigger')) {
+            const on = w.indexOf('on', i);
+            const table = on < 0 ? undefined : last(on + 1);
+            const from = w.indexOf('from', i);
+            const other = from < 0 ? undefined : last(from + 1);
+            return table ? [table, ...(other ? [other] : [])] : undefined;
+        }
+        return undefined;
+    }
+    if (first === 'alter' && w[1] === 'table') {
+        const name = nameAt(w, skip(w, 2, 'if', 'exists', 'only'));
+        if (!name || w.includes('rename') || (w.includes('set') && w.includes('schema')))
+            return undefined;
+        return [name.parts.at(-1), ...mentioned(name.end)];
+    }
+    if (first === 'comment' && w[1] === 'on') {
+        let i = 2;
+        const kind = w[i] === 'materialized' ? `materialized ${w[++i]}` : w[i];
+        const name = nameAt(w, i + 1);
+        if (!name)
+            return undefined;
+        if (kind === 'column')
+            return name.parts.length > 1 ? [name.parts.at(-2)] : undefined;
+        return ['table', 'view', 'materialized view', 'type', 'domain', 'schema', 'function'].includes(kind ?? '')
+            ? [name.parts.at(-1)]
+            : undefined;
+    }
+    return undefined;
+}
+/** Whether `word` stands outside all parentheses in `w`. */
+function depthZero(w, word) {
+    let depth = 0;
+    for (const t of w) {
+        if (t === '(')
+            depth++;
+        else if (t === ')')
+            depth--;
+        else if (t === word && depth === 0)
+            return true;
+    }
+    return false;
+}
+/**
+ * The names (lower case, unqualified) of the schema objects a step's SQL may change, when every
+ * statement in it names what it changes (creating or altering a table, creating an index, view,
+ * type, domain, function, trigger, sequence or schema; a comment on one), with the tables it names
+ * besides (a foreign key's, a parent's). Undefined for anything else (data, DO blocks, a function
+ * called, CREATE TABLE AS, a drop or rename, an ALTER SEQUENCE, text it cannot read for certain):
+ * what such a step touches is known only once it ran. Steps whose names differ cannot change each
+ * other's objects, so their catalog reads can wait for the last of them; the walk checks afterwards
+ * that no root was two steps' (see `CatalogTracker.splitTake`). A scanner, not the parser: this runs
+ * on every up step of a walk, and the parser's memory does not shrink.
+ */
+function reachOf(text) {
+    const statements = bareStatements(text);
+    if (!statements)
+        return undefined;
+    const names = new Set();
+    for (const statement of statements) {
+        const words = tokens(statement);
+        const reach = words && reachOfStatement(words);
+        if (!reach)
+            return undefined;
+        for (const name of reach)
+            names.add(name);
+    }
+    return names;
 }
 
 
@@ -22414,7 +22643,7 @@ const Names = `quote_ident(n.nspname) || '.' || quote_ident(c.relname), n.nspnam
  * not with the schema) and a lookup of each table it holds strongly.
  */
 const installSql = (holdTimes) => `
-CREATE UNLOGGED TABLE IF NOT EXISTS ${S}.lock_log (tbl text, raw text, mode text, tag text, started double precision, at double precision, lock_timeout text, reason int);
+CREATE UNLOGGED TABLE IF NOT EXISTS ${S}.lock_log (tbl text, raw text, mode text, tag text, started double precision, at double precision, lock_timeout text, reason int, xid bigint DEFAULT txid_current());
 CREATE SEQUENCE IF NOT EXISTS ${S}.lock_switch MINVALUE 0;
 SELECT setval('${S}.lock_switch', ${HighestRelation});
 ANALYZE ${S}.lock_log;
@@ -22508,12 +22737,18 @@ const TakeLocksSql = `
     IF p_locks THEN
       RETURN QUERY WITH lt_log AS (DELETE FROM ${S}.lock_log RETURNING *)
         SELECT 'rider'::text, NULL::text, NULL::oid, NULL::text, NULL::oid, NULL::text, NULL::text, NULL::text, NULL::text,
-               jsonb_build_array(l.tbl, l.raw, l.mode, l.tag, l.started, l.at, l.lock_timeout, l.reason) FROM lt_log l;
+               jsonb_build_array(l.tbl, l.raw, l.mode, l.tag, l.started, l.at, l.lock_timeout, l.reason, l.xid) FROM lt_log l;
     END IF;
     IF p_switch IS NOT NULL THEN
       RETURN QUERY SELECT 'rider'::text, NULL::text, NULL::oid, NULL::text, NULL::oid, NULL::text, NULL::text, NULL::text, NULL::text,
         to_jsonb(setval('${S}.lock_switch', CASE WHEN p_switch THEN ${HighestRelation} ELSE 0 END));
     END IF;`;
+/**
+ * Tracing switched on for the next step from within a step's own transaction, as a take's rider
+ * switches it after the step (the relations there are then, the step's own among them): for a step
+ * whose take waits for the steps after it.
+ */
+const SwitchOnSql = `setval('${S}.lock_switch', ${HighestRelation}) AS pgmv_switch`;
 /** The rider's values as logged rows (the switch's own row left out). */
 function loggedLocks(values) {
     const rows = [];
@@ -22958,8 +23193,9 @@ ${parts.join('\nUNION ALL\n')}
  * A function that reads and clears the log our event triggers keep and reads what it names, in one
  * call: the roots of the objects the steps since the last call touched (`root` rows, kind `touched`),
  * the objects they dropped (kind `dropped`: gone from the catalog, their roots are known from earlier
- * reads), then the families of the touched roots and of `p_extra` (`object` rows, with each root's
- * print), or with `p_mode` 'prints' only their prints. `p_mode` 'read': the families of `p_extra`
+ * reads), each once per transaction that logged it (its id in `props`: steps read together are told
+ * apart by it, see `CatalogTracker.splitTake`), then the families of the touched roots and of
+ * `p_extra` (`object` rows, with each root's print), or with `p_mode` 'prints' only their prints. `p_mode` 'read': the families of `p_extra`
  * only, the log left alone. More roots (or logged objects) than `p_most`: a `many` row instead of
  * the families (a full read is cheaper; the roots found before it was clear may come first). Then
  * what the locks check traced (`rider` rows: `TakeLocksSql`, with p_locks and p_switch). Last,
@@ -23003,8 +23239,8 @@ SET enable_hashjoin = off SET enable_mergejoin = off SET enable_seqscan = off SE
 AS $take$
 DECLARE
   v_started timestamptz := clock_timestamp();
-  v_keys text[] := '{}';
-  v_cls text; v_obj oid; v_drop boolean; v_c text; v_o oid; v_root record; v_key text;
+  v_keys text[] := '{}'; v_read text[] := '{}'; v_gone text[] := '{}';
+  v_cls text; v_obj oid; v_drop boolean; v_xid bigint; v_c text; v_o oid; v_root record; v_key text; v_rk text;
   v_wc text[] := '{}'; v_wo oid[] := '{}';
   v_roots oid[];
   v_logged int := 0; v_many boolean := false;
@@ -23017,7 +23253,7 @@ BEGIN
     -- dropped one is gone from the catalog: its root is known only from our earlier reads. More
     -- logged than p_most (many steps since the last take, e.g. up again): a full read follows
     -- anyway, so they are taken without looking their roots up.
-    FOR v_cls, v_obj, v_drop IN DELETE FROM ${S}.ddl_log RETURNING classid, objid, dropped LOOP
+    FOR v_cls, v_obj, v_drop, v_xid IN DELETE FROM ${S}.ddl_log RETURNING classid, objid, dropped, xid LOOP
       v_logged := v_logged + 1;
       IF v_logged > p_most THEN
         v_many := true;
@@ -23031,11 +23267,19 @@ BEGIN
         v_c := v_root.root_class;
         v_o := v_root.root_oid;
       END IF;
-      v_key := v_c || ':' || v_o || ':' || v_drop;
+      -- A root once per transaction that logged it (steps read together are told apart by it),
+      -- its family read once.
+      v_rk := v_c || ':' || v_o;
+      v_key := v_rk || ':' || v_drop || ':' || coalesce(v_xid, 0);
       IF v_key IS NOT NULL AND NOT v_key = ANY(v_keys) THEN
         v_keys := v_keys || v_key;
-        ${emit({ t: "'root'", rootClass: 'v_c', rootOid: 'v_o', kind: "CASE WHEN v_drop THEN 'dropped' ELSE 'touched' END" })}
-        IF NOT v_drop THEN
+        ${emit({ t: "'root'", rootClass: 'v_c', rootOid: 'v_o', kind: "CASE WHEN v_drop THEN 'dropped' ELSE 'touched' END", props: 'to_jsonb(v_xid)' })}
+        IF v_drop THEN
+          IF NOT v_rk = ANY(v_gone) THEN
+            v_gone := v_gone || v_rk;
+          END IF;
+        ELSIF NOT v_rk = ANY(v_read) THEN
+          v_read := v_read || v_rk;
           v_wc := v_wc || v_c;
           v_wo := v_wo || v_o;
         END IF;
@@ -23046,8 +23290,8 @@ BEGIN
     -- that drops what its up step made).
     IF NOT v_many THEN
       FOR i IN 1 .. coalesce(cardinality(p_extra_oids), 0) LOOP
-        v_key := p_extra_classes[i] || ':' || p_extra_oids[i];
-        IF NOT ((v_key || ':false') = ANY(v_keys) OR (v_key || ':true') = ANY(v_keys)) THEN
+        v_rk := p_extra_classes[i] || ':' || p_extra_oids[i];
+        IF NOT (v_rk = ANY(v_read) OR v_rk = ANY(v_gone)) THEN
           v_wc := v_wc || p_extra_classes[i];
           v_wo := v_wo || p_extra_oids[i];
         END IF;
@@ -23142,8 +23386,9 @@ class Mark {
     prints = new Map();
 }
 const InstallSql = `
--- What it holds lives from a step to the read after it: no WAL for it.
-CREATE UNLOGGED TABLE IF NOT EXISTS ${BookkeepingSchema}.ddl_log (classid text, objid oid, dropped boolean);
+-- What it holds lives from a step to the read after it: no WAL for it. Each row names the
+-- transaction that logged it: steps read together are told apart by it.
+CREATE UNLOGGED TABLE IF NOT EXISTS ${BookkeepingSchema}.ddl_log (classid text, objid oid, dropped boolean, xid bigint DEFAULT txid_current());
 -- Analyzed while empty, the planner knows the log is small and looks catalogs up by index.
 ANALYZE ${BookkeepingSchema}.ddl_log;
 CREATE OR REPLACE FUNCTION ${BookkeepingSchema}.log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
@@ -23322,6 +23567,64 @@ class CatalogTracker {
         if (unknown.length)
             return undefined;
         return this.apply(new Set([...read, ...gone]), objectRows(take)).length ? undefined : ridden.rider;
+    }
+    /**
+     * One take that read the steps of one round trip together (`xids`: each step's transaction, in
+     * order; `expected`: each step's expected roots, for a take in `prints` mode), told apart into
+     * one take per step, as each step's own take would have given it: its roots (the rows logged in
+     * its transaction), the families or prints of those roots and of its expected ones, and the
+     * locks its transaction logged. That is exact only when no root is any two steps' (nothing a
+     * step read was changed by a later one before the read): undefined when one is, or when the take
+     * failed or read everything. Each root a step dropped a part of counts as its too.
+     */
+    splitTake(whole, xids, expected) {
+        const { take } = whole;
+        if (failed(take) || take.some((r) => r.r_t === 'many'))
+            return undefined;
+        const step = new Map(xids.map((xid, k) => [xid, k]));
+        const owner = new Map();
+        const claim = (root, k) => {
+            const was = owner.get(root);
+            if (was !== undefined && was !== k)
+                return false;
+            owner.set(root, k);
+            return true;
+        };
+        const parts = xids.map(() => []);
+        for (const [k, expect] of (expected ?? []).entries())
+            for (const root of expect?.keys() ?? [])
+                if (!claim(root, k))
+                    return undefined;
+        for (const row of take) {
+            if (row.r_t !== 'root')
+                continue;
+            // Logged before the first step (what set the database up): its take would have had it.
+            const k = step.get(String(row.r_props)) ?? 0;
+            const key = `${row.r_root_class}:${row.r_root_oid}`;
+            if (!claim(key, k))
+                return undefined;
+            const root = row.r_kind === 'dropped' ? this.rootOf.get(key) : undefined;
+            if (root && !claim(root, k))
+                return undefined;
+            parts[k].push(row);
+        }
+        for (const row of take) {
+            if (row.r_t === 'root' || row.r_t === 'rider')
+                continue;
+            if (row.r_t !== 'object') {
+                for (const part of parts)
+                    part.push(row);
+                continue;
+            }
+            const k = owner.get(`${row.r_root_class}:${row.r_root_oid}`);
+            if (k !== undefined)
+                parts[k].push(row);
+        }
+        // Each logged lock names its transaction last; the switch's value is every step's.
+        return parts.map((rows, k) => ({
+            take: rows,
+            rider: whole.rider.filter((v) => !Array.isArray(v) || (step.get(String(v.at(-1))) ?? 0) === k),
+        }));
     }
     /**
      * What the take's `root` rows name: the roots it read (`read`: touched, or extra), the roots
@@ -23971,6 +24274,8 @@ function causeOf(error) {
 const StepClock = 'pgmv_step_clock';
 /** The server's clock, ms, in the column `StepClock`: a round trip of many steps times each from it. */
 const ClockSql = `extract(epoch FROM clock_timestamp()) * 1000 AS ${StepClock}`;
+/** The column a step's transaction id comes back in, beside its clock. */
+const StepXid = 'pgmv_step_xid';
 /** A step's own bookkeeping, sent with its text: an up step records its id, a down step removes it. */
 function bookkeepingSql(direction, id) {
     return direction === 'up'
@@ -24301,20 +24606,27 @@ class Runner {
     /**
      * The steps of `migrations` in one direction, many to a round trip, each as `up` or `down` runs it
      * alone (its own transaction, its bookkeeping), each followed after its COMMIT by its statement of
-     * `follow`: for a walk that reads the catalog after every step. Each comes back with its own time
-     * (the server's clock between the steps, the statement that followed included) and what followed
-     * it. Every step must have its text for it (`batchText`). Undefined when anything in the round
-     * trip failed or the round trip outlasted one step timeout: nothing then says which step did what,
-     * and the caller leaves this database for one that runs the steps one by one.
+     * `follow` where it has one: for a walk that reads the catalog after its steps. A step without
+     * one gets `returning` (expressions) in its own transaction, after its text, instead. Each comes
+     * back with its own time (the server's clock between the steps, the statement that followed the
+     * step before included), its transaction's id (\`txid_current()\`, as our event triggers log it)
+     * and what followed it. Every step must have its text for it (`batchText`). Undefined when
+     * anything in the round trip failed or the round trip outlasted one step timeout: nothing then
+     * says which step did what, and the caller leaves this database for one that runs the steps one
+     * by one.
      */
-    async stepsFollowed(direction, migrations, follow) {
+    async stepsFollowed(direction, migrations, follow, returning = '') {
         const client = this.connection;
         const texts = migrations.map((m) => this.batchText(m, direction));
         if (texts.some((t) => t === undefined))
             throw new Error('a step cannot travel with others');
         const sql = `SELECT ${ClockSql};\n` +
             migrations
-                .map((m, k) => `${texts[k]}${bookkeepingSql(direction, m.id)} RETURNING ${ClockSql};COMMIT;${follow[k]}`)
+                .map((m, k) => {
+                const then = follow[k];
+                const more = then === undefined && returning ? `, ${returning}` : '';
+                return `${texts[k]}${bookkeepingSql(direction, m.id)} RETURNING ${ClockSql}, txid_current()::text AS ${StepXid}${more};COMMIT${then === undefined ? '' : `;${then}`}`;
+            })
                 .join(';\n');
         const timer = setTimeout(() => void this.options.cancel().catch(() => { }), this.options.timeoutMs);
         try {
@@ -24326,20 +24638,21 @@ class Runner {
                 this.storage.unran(ids);
             // Our clock's rows name its column; what followed a step is the first result after its COMMIT.
             const clocks = [];
-            const followed = [];
+            const steps = [];
             for (const [i, r] of results.entries()) {
                 if (r.fields?.[0]?.name !== StepClock)
                     continue;
                 clocks.push(Number(r.rows[0]?.[StepClock]));
-                if (clocks.length > 1)
-                    followed.push(results[i + 2]);
+                const k = clocks.length - 2;
+                if (k < 0)
+                    continue;
+                const ms = Math.max(0, (clocks[k + 1] ?? 0) - (clocks[k] ?? 0));
+                const xid = String(r.rows[0]?.[StepXid]);
+                steps.push(follow[k] === undefined ? { ms, xid } : { ms, xid, followed: results[i + 2] });
             }
-            if (clocks.length !== migrations.length + 1)
+            if (steps.length !== migrations.length)
                 return undefined;
-            return followed.map((f, k) => ({
-                ms: Math.max(0, (clocks[k + 1] ?? 0) - (clocks[k] ?? 0)),
-                followed: f,
-            }));
+            return steps;
         }
         catch (error) {
             // A server that died or a session something else ended is the environment's doing, said as
@@ -24535,6 +24848,39 @@ async function rowCounts(client, exclusions) {
 
 
 
+/**
+ * The steps of a round trip, in groups that one take after the last of them can read together:
+ * steps whose `reach` (the names or roots each may touch; undefined: not known) share nothing.
+ * A step whose reach is not known is read alone.
+ */
+function groupSteps(count, reach) {
+    const groups = [];
+    let first = 0;
+    let seen = new Set();
+    const close = (last) => {
+        if (last < first)
+            return;
+        for (let k = first; k <= last; k++)
+            groups[k] = { first, last };
+        first = last + 1;
+        seen = new Set();
+    };
+    for (let k = 0; k < count; k++) {
+        const set = reach?.[k];
+        if (!set) {
+            close(k - 1);
+            close(k);
+            continue;
+        }
+        for (const name of set)
+            if (seen.has(name))
+                close(k - 1);
+        for (const name of set)
+            seen.add(name);
+    }
+    close(count - 1);
+    return groups;
+}
 /**
  * Checking this many migrations, the prints of every root (in each full read) cost less than the
  * families read for the roots their down steps touch first (bench: ~60 ms for 1000 migrations'
@@ -24742,32 +25088,45 @@ class Workspace {
      * touched, down steps the prints of `expects[k]`. Nothing is read between them: `stepAfter` takes
      * each step's part, in order. Tracing must be on for the steps (as it is after a migration).
      */
-    sendSteps(direction, migrations, expects) {
+    sendSteps(direction, migrations, expects, reach) {
         const rider = this.riderFor('migration');
+        const groups = groupSteps(migrations.length, reach);
         const takes = migrations.map((_, k) => {
-            const expect = expects?.[k];
-            return this.tracker.takeSql(expect ? 'prints' : 'details', expect ? [...expect.keys()] : [], rider);
+            const group = groups[k];
+            if (group.last !== k)
+                return undefined;
+            if (!expects)
+                return this.tracker.takeSql('details', [], rider);
+            const extra = new Set();
+            for (let i = group.first; i <= k; i++)
+                for (const root of expects[i]?.keys() ?? [])
+                    extra.add(root);
+            return this.tracker.takeSql('prints', [...extra], rider);
         });
-        const stepped = this.runner.stepsFollowed(direction, migrations, takes);
+        // A step read with the ones after it switches tracing on for the next itself.
+        const stepped = this.runner.stepsFollowed(direction, migrations, takes, rider?.switch ? SwitchOnSql : '');
         // Awaited later: a failure meanwhile must not count as one nobody handled.
         stepped.catch(() => { });
-        return { rider, stepped, expects };
+        return { rider, stepped, expects, groups, parts: new Map() };
     }
     /**
      * The k-th step of steps sent together, as `step` gives it: its outcome and trace, and with
      * `expect` the verdict of its prints. Undefined when the round trip failed, or the step's take is
-     * not enough without a read (which would see the steps after it), or its prints did not hold: the
-     * caller gives up on this database.
+     * not enough without a read (which would see the steps after it), or it cannot be told apart from
+     * the steps read with it, or its prints did not hold: the caller gives up on this database.
      */
     async stepAfter(sent, k) {
         const steps = await sent.stepped;
         const step = steps?.[k];
-        if (!steps || !step)
+        const group = sent.groups[k];
+        if (!steps || !step || !group)
             return undefined;
-        const ridden = taken(step.followed.rows);
-        // Each step's time is its own: the take after the step before it is left out.
-        const previous = steps[k - 1];
-        const lead = previous ? CatalogTracker.elapsed(taken(previous.followed.rows)) : 0;
+        const ridden = this.partOf(sent, steps, group, k);
+        if (!ridden)
+            return undefined;
+        // Each step's time is its own: a take after the step before it is left out.
+        const previous = steps[k - 1]?.followed;
+        const lead = previous ? CatalogTracker.elapsed(taken(previous.rows)) : 0;
         const outcome = { ok: true, ms: Math.max(0, step.ms - lead), notices: [] };
         const expect = sent.expects?.[k];
         if (expect) {
@@ -24780,6 +25139,20 @@ class Workspace {
         if (!values)
             return undefined;
         return { outcome, trace: this.traceOf('migration', sent.rider, values) };
+    }
+    /** The k-th step's part of the take that read its group. */
+    partOf(sent, steps, group, k) {
+        const rows = steps[group.last]?.followed?.rows;
+        if (!rows)
+            return undefined;
+        if (group.first === group.last)
+            return taken(rows);
+        if (!sent.parts.has(group.first)) {
+            const xids = steps.slice(group.first, group.last + 1).map((s) => s.xid);
+            const expects = sent.expects?.slice(group.first, group.last + 1);
+            sent.parts.set(group.first, this.tracker.splitTake(taken(rows), xids, expects));
+        }
+        return sent.parts.get(group.first)?.[k - group.first];
     }
     /** What takes the locks logged since the last refresh and switches tracing for `next` (see `refresh`). */
     riderFor(next) {
@@ -25563,6 +25936,7 @@ function done(walk, record, ok, reversal) {
 
 
 
+
 /** Whether the range can be walked in passes: nothing in it depends on the order of one migration at a time. */
 function passable(walk) {
     const { ctx, ws } = walk;
@@ -25649,7 +26023,9 @@ const ReadsMore = /\b(drop|rename|set\s+schema)\b/i;
  * The round trips of one pass whose steps go many at a time: consecutive steps that travel
  * (`travels`), at most `StepsPerTrip` to a trip, in the pass's order (up: oldest first; down:
  * newest first, each expected to give back `expect(k)`). The next trip is sent when the first step
- * of one is read back, so the server works while we read.
+ * of one is read back, so the server works while we read. Within a trip, steps whose `reach` (what
+ * each may change) shares nothing are read by one take after the last of them: a read costs about
+ * as much for one root as for eight (its statements' setup), and no step changed what another read.
  */
 class Trips {
     ws;
@@ -25657,23 +26033,28 @@ class Trips {
     run;
     travels;
     expect;
+    reach;
     trips = [];
     stride;
-    constructor(ws, direction, run, travels, expect) {
+    constructor(ws, direction, run, travels, expect, reach) {
         this.ws = ws;
         this.direction = direction;
         this.run = run;
         this.travels = travels;
         this.expect = expect;
+        this.reach = reach;
         this.stride = direction === 'up' ? 1 : -1;
     }
     send(k) {
         const order = [];
         for (let i = k; this.travels[i] && order.length < StepsPerTrip; i += this.stride)
             order.push(i);
-        const { expect } = this;
+        const { expect, reach } = this;
         const migrations = order.map((i) => this.run[i].record.migration);
-        return { order, sent: this.ws.sendSteps(this.direction, migrations, expect && order.map(expect)) };
+        return {
+            order,
+            sent: this.ws.sendSteps(this.direction, migrations, expect && order.map(expect), reach && order.map(reach)),
+        };
     }
     /** The trip that holds step `k` (sent now if it is not yet), and where `k` is in it. */
     at(k, halted) {
@@ -25712,7 +26093,8 @@ async function passRun(run, halted, last, empty) {
     // SQL steps go many to a round trip, each with the read of what it touched, while the round trip
     // before is read back: but a step whose take needs a read of its own (a drop, a rename) goes alone.
     const upTravels = run.map(({ record }) => ws.travels(record, 'up') && !ReadsMore.test(ws.runner.batchText(record.migration, 'up') ?? ''));
-    const trips = new Trips(ws, 'up', run, upTravels);
+    // Steps that name different objects are read together after the last of them.
+    const trips = new Trips(ws, 'up', run, upTravels, undefined, (k) => (0,sql_text/* reachOf */.xw)(ws.runner.batchText(run[k].record.migration, 'up') ?? ''));
     let sent;
     for (let k = 0; k < run.length; k++) {
         const { record, walk } = run[k];
@@ -25767,7 +26149,8 @@ async function passRun(run, halted, last, empty) {
     // A down step whose up step only added goes many to a round trip too (its prints are then the
     // ones from before the up step, oids and all); the last one switches tracing off, alone.
     const downTravels = run.map(({ record }, k) => k > 0 && !!states[k] && printsKnown(states[k]) && ws.travels(record, 'down'));
-    const downTrips = new Trips(ws, 'down', run, downTravels, (k) => states[k].prints);
+    // Down steps whose up steps touched different roots are read together after the last of them.
+    const downTrips = new Trips(ws, 'down', run, downTravels, (k) => states[k].prints, (k) => new Set(states[k].prints.keys()));
     let sentDown;
     for (let k = run.length - 1; k >= 0; k--) {
         if (halted()) {
