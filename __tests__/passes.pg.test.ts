@@ -133,6 +133,35 @@ describe('the walk in passes: up, down from the newest, up again', () => {
     expect(passes.lines.map(untimed)).toEqual(one.lines.map(untimed));
   });
 
+  test("a partitioned table: what a step makes on it is made on its partitions, and is that step's", async () => {
+    const dir = await history(4, async (_file, at) => {
+      const write = (name: string, up: string, down: string) =>
+        Promise.all([
+          writeFile(path.join(at, `${name}.up.sql`), up),
+          writeFile(path.join(at, `${name}.down.sql`), down),
+        ]);
+      await write(
+        '00005_p',
+        'CREATE TABLE p (id int, k int) PARTITION BY RANGE (k);\nCREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (10);\n',
+        'DROP TABLE p;\n',
+      );
+      await write('00006_i', 'CREATE INDEX p_k ON p (k);\n', 'DROP INDEX p_k;\n');
+      await write('00007_c', "COMMENT ON TABLE p1 IS 'first';\n", 'COMMENT ON TABLE p1 IS NULL;\n');
+      await write('00008_z', 'ALTER TABLE p ADD COLUMN z int;\n', 'ALTER TABLE p DROP COLUMN z;\n');
+    });
+    for (const oneAtATime of [false, true]) {
+      const { report } = await run(dir, oneAtATime);
+      expect(seen(report).findings.filter((f) => !f.startsWith('locks'))).toEqual([]);
+      const changes = Object.fromEntries(report.sets[0]?.migrations.map((m) => [m.id, m.changes]) ?? []);
+      expect(changes['00006_i']).toEqual([
+        '+ index public.p1_k_idx on public.p1',
+        '+ index public.p_k on public.p',
+      ]);
+      expect(changes['00007_c']).toEqual(['~ table public.p1']);
+      expect(changes['00008_z']).toEqual(['+ column public.p.z', '+ column public.p1.z']);
+    }
+  });
+
   test('steps sent to the server together each keep their own time, up and down', async () => {
     const dir = await history(12, async (file) => {
       await appendFile(file(5, 'up'), 'SELECT pg_sleep(0.3);\n');

@@ -534,6 +534,7 @@ DECLARE
   v_wc text[] := '{}'; v_wo oid[] := '{}';
   v_roots oid[];
   v_logged int := 0; v_many boolean := false;
+  v_po oid[] := '{}'; v_px bigint[] := '{}';
 BEGIN
   BEGIN
     -- Statements cost executor setup however little they read: the few roots a step touches are
@@ -568,13 +569,43 @@ BEGIN
           IF NOT v_rk = ANY(v_gone) THEN
             v_gone := v_gone || v_rk;
           END IF;
-        ELSIF NOT v_rk = ANY(v_read) THEN
-          v_read := v_read || v_rk;
-          v_wc := v_wc || v_c;
-          v_wo := v_wo || v_o;
+        ELSE
+          IF v_c = 'pg_class' THEN
+            v_po := v_po || v_o;
+            v_px := v_px || v_xid;
+          END IF;
+          IF NOT v_rk = ANY(v_read) THEN
+            v_read := v_read || v_rk;
+            v_wc := v_wc || v_c;
+            v_wo := v_wo || v_o;
+          END IF;
         END IF;
       END IF;
     END LOOP;
+    -- A table's partitions and inheritance children change with it (an index, a column or a
+    -- trigger made on the parent is made on each of them) and nothing logs them: they are touched
+    -- with it, by the same transaction.
+    IF NOT v_many AND cardinality(v_po) > 0 THEN
+      FOR v_o, v_xid IN
+        WITH RECURSIVE kids(oid, xid) AS (
+          SELECT i.inhrelid, p.xid FROM unnest(v_po, v_px) AS p(oid, xid) JOIN pg_inherits i ON i.inhparent = p.oid
+          UNION
+          SELECT i.inhrelid, k.xid FROM kids k JOIN pg_inherits i ON i.inhparent = k.oid)
+        SELECT kids.oid, kids.xid FROM kids
+      LOOP
+        v_rk := 'pg_class:' || v_o;
+        v_key := v_rk || ':false:' || coalesce(v_xid, 0);
+        IF NOT v_key = ANY(v_keys) THEN
+          v_keys := v_keys || v_key;
+          ${emit({ t: "'root'", rootClass: "'pg_class'", rootOid: 'v_o', kind: "'touched'", props: 'to_jsonb(v_xid)' })}
+          IF NOT v_rk = ANY(v_read) THEN
+            v_read := v_read || v_rk;
+            v_wc := v_wc || 'pg_class'::text;
+            v_wo := v_wo || v_o;
+          END IF;
+        END IF;
+      END LOOP;
+    END IF;
     END IF;
     -- The extra roots (distinct) besides; one the steps dropped has nothing to read (a down step
     -- that drops what its up step made).
