@@ -134,6 +134,14 @@ describe('scope: a pull request checks the migrations it changes', () => {
     ]);
   });
 
+  test('an edit not committed yet counts as one: the working tree is what runs', async () => {
+    const repo = await repoWith();
+    await repo.write({ 'migrations/0002_items.up.sql': 'CREATE TABLE items (id bigint PRIMARY KEY);\n' });
+    const report = await check(repo.dir, { skip: 'locks' });
+    expect(report.sets[0]?.unchecked).toBe(1);
+    expect(report.sets[0]?.migrations.map((m) => m.id)).toEqual(['0002_items', '0003_users_name']);
+  });
+
   test('shared migrations that cannot share a round trip (CONCURRENTLY, their own transaction control) are applied one by one', async () => {
     const repo = await repoWith({
       ...Base,

@@ -203,8 +203,27 @@ async function filesAt(top: string, commit: string, rel: string): Promise<{ sha:
  * text counts as the same); undefined when one is missing or differs.
  */
 async function sameInWorkingTree(top: string, commit: string, rel: string): Promise<string[] | undefined> {
-  const blobs = await filesAt(top, commit, rel);
+  // git's own comparison of the commit with the working tree first: it hashes only the files whose
+  // stat data the index does not vouch for (a clean checkout: none). Exit 1: a file differs or is gone.
+  const [blobs, differs] = await Promise.all([
+    filesAt(top, commit, rel),
+    git(top, [
+      'diff',
+      '--quiet',
+      '--no-ext-diff',
+      '--no-renames',
+      '--diff-filter=DMT',
+      commit,
+      '--',
+      rel || '.',
+    ]).then(
+      () => false,
+      (error: unknown) => (error instanceof GitFailed && error.code === 1 ? true : undefined),
+    ),
+  ]);
   if (!blobs.length) return [];
+  if (differs === true) return undefined;
+  if (differs === false) return blobs.map((b) => b.file);
   let hashes: string[];
   try {
     const out = await git(
