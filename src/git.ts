@@ -87,11 +87,15 @@ export async function checkoutBase(
   log: Logger,
   /** Folders whose migrations run through commands in the working directory, copied whole. */
   withRunner: string[] = [],
-  /** Folders whose base copy is not needed when the branch only adds files to them (see `unchanged`). */
-  reusable: string[] = [],
+  /**
+   * Folders whose base copy is not needed when the branch only adds files to them (see
+   * `unchanged`); it may come later (git compares the folders meanwhile, e.g. while they load).
+   */
+  reusable: string[] | Promise<string[]> = [],
 ): Promise<{ commit: string; checkouts: BaseCheckout[]; remove: () => Promise<void> }> {
   const top = await repositoryRoot(ref, dirs[0] ?? workingDirectory, workingDirectory);
-  const commit = await resolveRef(top, ref, log);
+  // A fetch waits for the folders to load: a run that stops at its input reaches no remote.
+  const commit = await resolveRef(top, ref, log, Promise.resolve(reusable));
   const root = await mkdtemp(path.join(await fastTempRoot(), 'pgmv-base-'));
   const unregister = registerCleanup({
     sync: () => rmSync(root, { recursive: true, force: true }),
@@ -114,8 +118,9 @@ export async function checkoutBase(
       // A runner of its own (format: command) lives beside the migrations: copy the working directory too.
       const relWd = path.relative(top, realWd);
       const wholeWd = withRunner.includes(dir) && !relWd.startsWith('..') && !path.isAbsolute(relWd);
-      const unchanged =
-        reusable.includes(dir) && !wholeWd ? await sameInWorkingTree(top, commit, rel) : undefined;
+      const same = wholeWd ? undefined : sameInWorkingTree(top, commit, rel);
+      same?.catch(() => {});
+      const unchanged = same && (await reusable).includes(dir) ? await same : undefined;
       if (unchanged) {
         checkouts.push({
           commit,
@@ -159,10 +164,14 @@ async function repositoryRoot(ref: string, dir: string, workingDirectory: string
   }
 }
 
-/** The commit `ref` names: here, as `origin/<ref>`, or fetched from origin (shallowly in a shallow clone). */
-async function resolveRef(top: string, ref: string, log: Logger): Promise<string> {
+/**
+ * The commit `ref` names: here, as `origin/<ref>`, or fetched from origin (shallowly in a shallow
+ * clone), once `before` settled well.
+ */
+async function resolveRef(top: string, ref: string, log: Logger, before?: Promise<unknown>): Promise<string> {
   const known = (await commitOf(top, ref)) ?? (await commitOf(top, `refs/remotes/origin/${ref}`));
   if (known) return known;
+  await before;
   const shallow = (await text(top, ['rev-parse', '--is-shallow-repository']).catch(() => '')) === 'true';
   log.info(
     `${Inputs.BaseRef} '${ref}' is not in this checkout; fetching it from origin${shallow ? ' (shallow)' : ''}`,

@@ -66,10 +66,18 @@ async function verifyAll(settings: Settings, edges: Edges & { env: NodeJS.Proces
       run.timings[key] = edges.now() - t;
     }
   };
+  let basing: Promise<unknown> | undefined;
   try {
-    const loaded: LoadedSet[] = [];
-    for (const set of settings.sets) loaded.push(await timed(`load:${set.name}`, () => loadSet(run, set)));
-    const bases = await timed('base', () => loadBases(run, loaded));
+    const loading = (async () => {
+      const loaded: LoadedSet[] = [];
+      for (const set of settings.sets) loaded.push(await timed(`load:${set.name}`, () => loadSet(run, set)));
+      return loaded;
+    })();
+    // git compares the base branch's folders with the working tree while the sets load.
+    const comparing = timed('base', () => loadBases(run, loading));
+    basing = comparing.catch(() => {});
+    const loaded = await loading;
+    const bases = await comparing;
     if (!bases.length) delete run.timings.base;
     const server = await timed('postgres', () => startServer(run));
     for (const [i, set] of settings.sets.entries()) {
@@ -87,6 +95,8 @@ async function verifyAll(settings: Settings, edges: Edges & { env: NodeJS.Proces
       ?.stop()
       .catch((error) => edges.log.warn(`Could not stop PostgreSQL cleanly: ${messageOf(error)}`));
     for (const set of run.loaded) await set.close?.().catch(() => {});
+    // A base still being read when something else failed leaves nothing behind either.
+    await basing;
     await run.removeBase?.();
   }
 }
@@ -111,20 +121,26 @@ async function loadSet(run: Run, set: SetSettings): Promise<LoadedSet> {
 }
 
 /** Each set as the base branch has it, when there is a base ref and a check that needs it. */
-async function loadBases(run: Run, loaded: LoadedSet[]): Promise<(BaseSet | undefined)[]> {
+async function loadBases(run: Run, loading: Promise<LoadedSet[]>): Promise<(BaseSet | undefined)[]> {
   const { settings, edges } = run;
   const ref = settings.baseRef;
   if (!ref || !(settings.checks.has('ordering') || settings.checks.has('apply'))) return [];
+  // SQL files are the whole migration: a folder the branch only adds to needs no copy of the base.
+  const sql = loading.then((sets) =>
+    settings.sets.filter((_, i) => sets[i]?.format === 'sql').map((s) => s.dir),
+  );
+  // A set that fails to load is the run's error, told by the caller.
+  sql.catch(() => {});
   const base = await checkoutBase(
     ref,
     settings.sets.map((s) => s.dir),
     settings.workingDirectory,
     edges.log,
     settings.sets.filter((s) => s.format === 'command').map((s) => s.dir),
-    // SQL files are the whole migration: a folder the branch only adds to needs no copy of the base.
-    settings.sets.filter((_, i) => loaded[i]?.format === 'sql').map((s) => s.dir),
+    sql,
   );
   run.removeBase = base.remove;
+  const loaded = await loading;
   const bases: BaseSet[] = [];
   for (const [i, set] of settings.sets.entries()) {
     const checkout = base.checkouts[i];
