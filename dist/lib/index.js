@@ -27210,10 +27210,14 @@ async function commitOf(cwd, ref) {
 async function checkoutBase(ref, dirs, workingDirectory, log, 
 /** Folders whose migrations run through commands in the working directory, copied whole. */
 withRunner = [], 
-/** Folders whose base copy is not needed when the branch only adds files to them (see `unchanged`). */
+/**
+ * Folders whose base copy is not needed when the branch only adds files to them (see
+ * `unchanged`); it may come later (git compares the folders meanwhile, e.g. while they load).
+ */
 reusable = []) {
     const top = await repositoryRoot(ref, dirs[0] ?? workingDirectory, workingDirectory);
-    const commit = await resolveRef(top, ref, log);
+    // A fetch waits for the folders to load: a run that stops at its input reaches no remote.
+    const commit = await resolveRef(top, ref, log, Promise.resolve(reusable));
     const root = await (0,promises_.mkdtemp)(external_node_path_default().join(await (0,lifecycle/* fastTempRoot */.zp)(), 'pgmv-base-'));
     const unregister = (0,lifecycle/* registerCleanup */.qE)({
         sync: () => (0,external_node_fs_.rmSync)(root, { recursive: true, force: true }),
@@ -27234,7 +27238,9 @@ reusable = []) {
             // A runner of its own (format: command) lives beside the migrations: copy the working directory too.
             const relWd = external_node_path_default().relative(top, realWd);
             const wholeWd = withRunner.includes(dir) && !relWd.startsWith('..') && !external_node_path_default().isAbsolute(relWd);
-            const unchanged = reusable.includes(dir) && !wholeWd ? await sameInWorkingTree(top, commit, rel) : undefined;
+            const same = wholeWd ? undefined : sameInWorkingTree(top, commit, rel);
+            same?.catch(() => { });
+            const unchanged = same && (await reusable).includes(dir) ? await same : undefined;
             if (unchanged) {
                 checkouts.push({
                     commit,
@@ -27272,11 +27278,15 @@ async function repositoryRoot(ref, dir, workingDirectory) {
         throw new errors/* CannotCheck */.k_(`Input '${inputs/* Inputs */.G.BaseRef}' is '${ref}', but '${external_node_path_default().relative(workingDirectory, dir) || '.'}' is not inside a git repository (${(0,errors/* messageOf */.bD)(error)}). Run the check in a git checkout, or leave ${inputs/* Inputs */.G.BaseRef} empty.`, { cause: error });
     }
 }
-/** The commit `ref` names: here, as `origin/<ref>`, or fetched from origin (shallowly in a shallow clone). */
-async function resolveRef(top, ref, log) {
+/**
+ * The commit `ref` names: here, as `origin/<ref>`, or fetched from origin (shallowly in a shallow
+ * clone), once `before` settled well.
+ */
+async function resolveRef(top, ref, log, before) {
     const known = (await commitOf(top, ref)) ?? (await commitOf(top, `refs/remotes/origin/${ref}`));
     if (known)
         return known;
+    await before;
     const shallow = (await git_text(top, ['rev-parse', '--is-shallow-repository']).catch(() => '')) === 'true';
     log.info(`${inputs/* Inputs */.G.BaseRef} '${ref}' is not in this checkout; fetching it from origin${shallow ? ' (shallow)' : ''}`);
     let fetched;
@@ -27309,9 +27319,27 @@ async function filesAt(top, commit, rel) {
  * text counts as the same); undefined when one is missing or differs.
  */
 async function sameInWorkingTree(top, commit, rel) {
-    const blobs = await filesAt(top, commit, rel);
+    // git's own comparison of the commit with the working tree first: it hashes only the files whose
+    // stat data the index does not vouch for (a clean checkout: none). Exit 1: a file differs or is gone.
+    const [blobs, differs] = await Promise.all([
+        filesAt(top, commit, rel),
+        git(top, [
+            'diff',
+            '--quiet',
+            '--no-ext-diff',
+            '--no-renames',
+            '--diff-filter=DMT',
+            commit,
+            '--',
+            rel || '.',
+        ]).then(() => false, (error) => (error instanceof GitFailed && error.code === 1 ? true : undefined)),
+    ]);
     if (!blobs.length)
         return [];
+    if (differs === true)
+        return undefined;
+    if (differs === false)
+        return blobs.map((b) => b.file);
     let hashes;
     try {
         const out = await git(top, ['hash-object', '--stdin-paths'], Buffer.from(`${blobs.map((b) => b.file).join('\n')}\n`));
@@ -27397,11 +27425,19 @@ async function verifyAll(settings, edges) {
             run.timings[key] = edges.now() - t;
         }
     };
+    let basing;
     try {
-        const loaded = [];
-        for (const set of settings.sets)
-            loaded.push(await timed(`load:${set.name}`, () => loadSet(run, set)));
-        const bases = await timed('base', () => loadBases(run, loaded));
+        const loading = (async () => {
+            const loaded = [];
+            for (const set of settings.sets)
+                loaded.push(await timed(`load:${set.name}`, () => loadSet(run, set)));
+            return loaded;
+        })();
+        // git compares the base branch's folders with the working tree while the sets load.
+        const comparing = timed('base', () => loadBases(run, loading));
+        basing = comparing.catch(() => { });
+        const loaded = await loading;
+        const bases = await comparing;
         if (!bases.length)
             delete run.timings.base;
         const server = await timed('postgres', () => startServer(run));
@@ -27423,6 +27459,8 @@ async function verifyAll(settings, edges) {
             .catch((error) => edges.log.warn(`Could not stop PostgreSQL cleanly: ${(0,errors/* messageOf */.bD)(error)}`));
         for (const set of run.loaded)
             await set.close?.().catch(() => { });
+        // A base still being read when something else failed leaves nothing behind either.
+        await basing;
         await run.removeBase?.();
     }
 }
@@ -27444,15 +27482,18 @@ async function loadSet(run, set) {
     return one;
 }
 /** Each set as the base branch has it, when there is a base ref and a check that needs it. */
-async function loadBases(run, loaded) {
+async function loadBases(run, loading) {
     const { settings, edges } = run;
     const ref = settings.baseRef;
     if (!ref || !(settings.checks.has('ordering') || settings.checks.has('apply')))
         return [];
-    const base = await checkoutBase(ref, settings.sets.map((s) => s.dir), settings.workingDirectory, edges.log, settings.sets.filter((s) => s.format === 'command').map((s) => s.dir), 
     // SQL files are the whole migration: a folder the branch only adds to needs no copy of the base.
-    settings.sets.filter((_, i) => loaded[i]?.format === 'sql').map((s) => s.dir));
+    const sql = loading.then((sets) => settings.sets.filter((_, i) => sets[i]?.format === 'sql').map((s) => s.dir));
+    // A set that fails to load is the run's error, told by the caller.
+    sql.catch(() => { });
+    const base = await checkoutBase(ref, settings.sets.map((s) => s.dir), settings.workingDirectory, edges.log, settings.sets.filter((s) => s.format === 'command').map((s) => s.dir), sql);
     run.removeBase = base.remove;
+    const loaded = await loading;
     const bases = [];
     for (const [i, set] of settings.sets.entries()) {
         const checkout = base.checkouts[i];
