@@ -24640,7 +24640,7 @@ class Runner {
      * `follow` where it has one: for a walk that reads the catalog after its steps. A step without
      * one gets `returning` (expressions) in its own transaction, after its text, instead. Each comes
      * back with its own time (the server's clock between the steps, the statement that followed the
-     * step before included), its transaction's id (\`txid_current()\`, as our event triggers log it)
+     * step before included), its transaction's id (`txid_current()`, as our event triggers log it)
      * and what followed it. Every step must have its text for it (`batchText`). Undefined when
      * anything in the round trip failed or the round trip outlasted one step timeout: nothing then
      * says which step did what, and the caller leaves this database for one that runs the steps one
