@@ -8381,16 +8381,40 @@ function tokens(sql) {
 function bareStatements(text) {
     if (text.includes('\\'))
         return undefined;
-    let out = '';
+    const out = [];
+    // Text that starts nothing to set aside goes in whole runs.
+    const plain = /[^-/'$";]+/y;
+    const dollar = /\$(?:[A-Za-z_]\w*)?\$/y;
+    const head = /\s*([A-Za-z]+)/y;
+    const first = head.exec(text)?.[1]?.toLowerCase();
+    if (first && !Heads.has(first))
+        return undefined;
     let i = 0;
     while (i < text.length) {
+        plain.lastIndex = i;
+        if (plain.exec(text)) {
+            out.push(text.slice(i, plain.lastIndex));
+            i = plain.lastIndex;
+            continue;
+        }
         const c = text[i];
-        const rest = text.slice(i, i + 2);
-        if (rest === '--') {
+        if (c === ';') {
+            // A statement that cannot name what it changes ends the reading here (a long INSERT is not read).
+            head.lastIndex = i + 1;
+            const word = head.exec(text)?.[1]?.toLowerCase();
+            if (word && !Heads.has(word))
+                return undefined;
+            out.push(c);
+            i++;
+            continue;
+        }
+        dollar.lastIndex = i;
+        const tag = c === '$' ? dollar.exec(text)?.[0] : undefined;
+        if (text.startsWith('--', i)) {
             const end = text.indexOf('\n', i);
             i = end < 0 ? text.length : end;
         }
-        else if (rest === '/*') {
+        else if (text.startsWith('/*', i)) {
             let depth = 0;
             do {
                 if (text.startsWith('/*', i)) {
@@ -8406,7 +8430,7 @@ function bareStatements(text) {
             } while (depth > 0 && i < text.length);
             if (depth > 0)
                 return undefined;
-            out += ' ';
+            out.push(' ');
         }
         else if (c === "'") {
             const end = /'(?:[^']|'')*'/y;
@@ -8414,30 +8438,29 @@ function bareStatements(text) {
             if (!end.exec(text))
                 return undefined;
             i = end.lastIndex;
-            out += " '' ";
+            out.push(" '' ");
         }
-        else if (c === '$' && /^\$(?:[A-Za-z_]\w*)?\$/.test(text.slice(i, i + 64))) {
-            const tag = /^\$(?:[A-Za-z_]\w*)?\$/.exec(text.slice(i, i + 64))[0];
+        else if (tag) {
             const end = text.indexOf(tag, i + tag.length);
             if (end < 0)
                 return undefined;
             i = end + tag.length;
-            out += " '' ";
+            out.push(" '' ");
         }
         else if (c === '"') {
             const end = /"(?:[^"]|"")*"/y;
             end.lastIndex = i;
             if (!end.exec(text))
                 return undefined;
-            out += text.slice(i, end.lastIndex);
+            out.push(text.slice(i, end.lastIndex));
             i = end.lastIndex;
         }
         else {
-            out += c;
+            out.push(c);
             i++;
         }
     }
-    return out.split(';');
+    return out.join('').split(';');
 }
 /** A possibly qualified name at `at`: its parts, and where it ends. */
 function nameAt(words, at) {
@@ -8460,6 +8483,8 @@ function skip(words, at, ...optional) {
         i++;
     return i;
 }
+/** The first words of the statements `reachOfStatement` knows. */
+const Heads = new Set(['create', 'alter', 'comment', 'begin', 'reset', 'set']);
 /** The names a statement (its words) may change, when it names them; undefined when not known. */
 function reachOfStatement(w) {
     if (!w.length)
@@ -8572,6 +8597,11 @@ function reachOf(text) {
         return undefined;
     const names = new Set();
     for (const statement of statements) {
+        // Most statements that name nothing say so in their first word: the rest of a long one (data)
+        // is not read.
+        const first = /^\s*([A-Za-z]+)/.exec(statement)?.[1]?.toLowerCase();
+        if (first && !Heads.has(first))
+            return undefined;
         const words = tokens(statement);
         const reach = words && reachOfStatement(words);
         if (!reach)

@@ -163,15 +163,37 @@ function tokens(sql: string): string[] | undefined {
  */
 function bareStatements(text: string): string[] | undefined {
   if (text.includes('\\')) return undefined;
-  let out = '';
+  const out: string[] = [];
+  // Text that starts nothing to set aside goes in whole runs.
+  const plain = /[^-/'$";]+/y;
+  const dollar = /\$(?:[A-Za-z_]\w*)?\$/y;
+  const head = /\s*([A-Za-z]+)/y;
+  const first = head.exec(text)?.[1]?.toLowerCase();
+  if (first && !Heads.has(first)) return undefined;
   let i = 0;
   while (i < text.length) {
+    plain.lastIndex = i;
+    if (plain.exec(text)) {
+      out.push(text.slice(i, plain.lastIndex));
+      i = plain.lastIndex;
+      continue;
+    }
     const c = text[i] as string;
-    const rest = text.slice(i, i + 2);
-    if (rest === '--') {
+    if (c === ';') {
+      // A statement that cannot name what it changes ends the reading here (a long INSERT is not read).
+      head.lastIndex = i + 1;
+      const word = head.exec(text)?.[1]?.toLowerCase();
+      if (word && !Heads.has(word)) return undefined;
+      out.push(c);
+      i++;
+      continue;
+    }
+    dollar.lastIndex = i;
+    const tag = c === '$' ? dollar.exec(text)?.[0] : undefined;
+    if (text.startsWith('--', i)) {
       const end = text.indexOf('\n', i);
       i = end < 0 ? text.length : end;
-    } else if (rest === '/*') {
+    } else if (text.startsWith('/*', i)) {
       let depth = 0;
       do {
         if (text.startsWith('/*', i)) {
@@ -183,31 +205,30 @@ function bareStatements(text: string): string[] | undefined {
         } else i++;
       } while (depth > 0 && i < text.length);
       if (depth > 0) return undefined;
-      out += ' ';
+      out.push(' ');
     } else if (c === "'") {
       const end = /'(?:[^']|'')*'/y;
       end.lastIndex = i;
       if (!end.exec(text)) return undefined;
       i = end.lastIndex;
-      out += " '' ";
-    } else if (c === '$' && /^\$(?:[A-Za-z_]\w*)?\$/.test(text.slice(i, i + 64))) {
-      const tag = (/^\$(?:[A-Za-z_]\w*)?\$/.exec(text.slice(i, i + 64)) as RegExpExecArray)[0];
+      out.push(" '' ");
+    } else if (tag) {
       const end = text.indexOf(tag, i + tag.length);
       if (end < 0) return undefined;
       i = end + tag.length;
-      out += " '' ";
+      out.push(" '' ");
     } else if (c === '"') {
       const end = /"(?:[^"]|"")*"/y;
       end.lastIndex = i;
       if (!end.exec(text)) return undefined;
-      out += text.slice(i, end.lastIndex);
+      out.push(text.slice(i, end.lastIndex));
       i = end.lastIndex;
     } else {
-      out += c;
+      out.push(c);
       i++;
     }
   }
-  return out.split(';');
+  return out.join('').split(';');
 }
 
 /** A possibly qualified name at `at`: its parts, and where it ends. */
@@ -229,6 +250,9 @@ function skip(words: string[], at: number, ...optional: string[]): number {
   while (optional.includes(words[i] ?? '')) i++;
   return i;
 }
+
+/** The first words of the statements `reachOfStatement` knows. */
+const Heads = new Set(['create', 'alter', 'comment', 'begin', 'reset', 'set']);
 
 /** The names a statement (its words) may change, when it names them; undefined when not known. */
 function reachOfStatement(w: string[]): string[] | undefined {
@@ -335,6 +359,10 @@ export function reachOf(text: string): Set<string> | undefined {
   if (!statements) return undefined;
   const names = new Set<string>();
   for (const statement of statements) {
+    // Most statements that name nothing say so in their first word: the rest of a long one (data)
+    // is not read.
+    const first = /^\s*([A-Za-z]+)/.exec(statement)?.[1]?.toLowerCase();
+    if (first && !Heads.has(first)) return undefined;
     const words = tokens(statement);
     const reach = words && reachOfStatement(words);
     if (!reach) return undefined;
