@@ -105,6 +105,7 @@ export async function checkoutBase(
     await rm(root, { recursive: true, force: true });
     unregister();
   };
+  const comparing: Promise<unknown>[] = [];
   try {
     const checkouts: BaseCheckout[] = [];
     const realWd = await realpath(workingDirectory).catch(() => workingDirectory);
@@ -120,6 +121,8 @@ export async function checkoutBase(
       const wholeWd = withRunner.includes(dir) && !relWd.startsWith('..') && !path.isAbsolute(relWd);
       const same = wholeWd ? undefined : sameInWorkingTree(top, commit, rel);
       same?.catch(() => {});
+      // A folder that turns out not to be reusable still lets its comparison end: no git left running.
+      if (same) comparing.push(same);
       const unchanged = same && (await reusable).includes(dir) ? await same : undefined;
       if (unchanged) {
         checkouts.push({
@@ -139,8 +142,10 @@ export async function checkoutBase(
         exists: existsSync(path.join(root, rel)),
       });
     }
+    await Promise.allSettled(comparing);
     return { commit, checkouts, remove };
   } catch (error) {
+    await Promise.allSettled(comparing);
     await remove();
     throw error;
   }

@@ -27257,6 +27257,7 @@ reusable = []) {
         await (0,promises_.rm)(root, { recursive: true, force: true });
         unregister();
     };
+    const comparing = [];
     try {
         const checkouts = [];
         const realWd = await (0,promises_.realpath)(workingDirectory).catch(() => workingDirectory);
@@ -27270,6 +27271,9 @@ reusable = []) {
             const wholeWd = withRunner.includes(dir) && !relWd.startsWith('..') && !external_node_path_default().isAbsolute(relWd);
             const same = wholeWd ? undefined : sameInWorkingTree(top, commit, rel);
             same?.catch(() => { });
+            // A folder that turns out not to be reusable still lets its comparison end: no git left running.
+            if (same)
+                comparing.push(same);
             const unchanged = same && (await reusable).includes(dir) ? await same : undefined;
             if (unchanged) {
                 checkouts.push({
@@ -27289,9 +27293,11 @@ reusable = []) {
                 exists: (0,external_node_fs_.existsSync)(external_node_path_default().join(root, rel)),
             });
         }
+        await Promise.allSettled(comparing);
         return { commit, checkouts, remove };
     }
     catch (error) {
+        await Promise.allSettled(comparing);
         await remove();
         throw error;
     }
