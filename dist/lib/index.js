@@ -8385,9 +8385,7 @@ function bareStatements(text) {
     // Text that starts nothing to set aside goes in whole runs.
     const plain = /[^-/'$";]+/y;
     const dollar = /\$(?:[A-Za-z_]\w*)?\$/y;
-    const head = /\s*([A-Za-z]+)/y;
-    const first = head.exec(text)?.[1]?.toLowerCase();
-    if (first && !Heads.has(first))
+    if (!knownHead(text, 0))
         return undefined;
     let i = 0;
     while (i < text.length) {
@@ -8400,9 +8398,7 @@ function bareStatements(text) {
         const c = text[i];
         if (c === ';') {
             // A statement that cannot name what it changes ends the reading here (a long INSERT is not read).
-            head.lastIndex = i + 1;
-            const word = head.exec(text)?.[1]?.toLowerCase();
-            if (word && !Heads.has(word))
+            if (!knownHead(text, i + 1))
                 return undefined;
             out.push(c);
             i++;
@@ -8485,6 +8481,16 @@ function skip(words, at, ...optional) {
 }
 /** The first words of the statements `reachOfStatement` knows. */
 const Heads = new Set(['create', 'alter', 'comment', 'begin', 'reset', 'set']);
+/**
+ * False when the statement at `at` starts with a word `reachOfStatement` does not know (it names
+ * nothing it changes): what follows it need not be read.
+ */
+function knownHead(text, at) {
+    const head = /\s*([A-Za-z]+)/y;
+    head.lastIndex = at;
+    const word = head.exec(text)?.[1]?.toLowerCase();
+    return !word || Heads.has(word);
+}
 /** The names a statement (its words) may change, when it names them; undefined when not known. */
 function reachOfStatement(w) {
     if (!w.length)
@@ -8597,10 +8603,8 @@ function reachOf(text) {
         return undefined;
     const names = new Set();
     for (const statement of statements) {
-        // Most statements that name nothing say so in their first word: the rest of a long one (data)
-        // is not read.
-        const first = /^\s*([A-Za-z]+)/.exec(statement)?.[1]?.toLowerCase();
-        if (first && !Heads.has(first))
+        // A statement after a comment is known only here: one that names nothing is not tokenized.
+        if (!knownHead(statement, 0))
             return undefined;
         const words = tokens(statement);
         const reach = words && reachOfStatement(words);
@@ -26153,9 +26157,10 @@ async function passRun(run, halted, last, empty) {
     const overlaps = (k) => !ws.asserts(run[k].record) && !ws.asserts(run[k + 1].record);
     // SQL steps go many to a round trip, each with the read of what it touched, while the round trip
     // before is read back: but a step whose take needs a read of its own (a drop, a rename) goes alone.
-    const upTravels = run.map(({ record }) => ws.travels(record, 'up') && !ReadsMore.test(ws.runner.batchText(record.migration, 'up') ?? ''));
+    const upTexts = run.map(({ record }) => ws.runner.batchText(record.migration, 'up') ?? '');
+    const upTravels = run.map(({ record }, k) => ws.travels(record, 'up') && !ReadsMore.test(upTexts[k]));
     // Steps that name different objects are read together after the last of them.
-    const trips = new Trips(ws, 'up', run, upTravels, undefined, (k) => (0,sql_text/* reachOf */.xw)(ws.runner.batchText(run[k].record.migration, 'up') ?? ''));
+    const trips = new Trips(ws, 'up', run, upTravels, undefined, (k) => (0,sql_text/* reachOf */.xw)(upTexts[k]));
     let sent;
     for (let k = 0; k < run.length; k++) {
         const { record, walk } = run[k];

@@ -206,14 +206,12 @@ async function passRun(
     !ws.asserts((run[k] as Turn).record) && !ws.asserts((run[k + 1] as Turn).record);
   // SQL steps go many to a round trip, each with the read of what it touched, while the round trip
   // before is read back: but a step whose take needs a read of its own (a drop, a rename) goes alone.
+  const upTexts = run.map(({ record }) => ws.runner.batchText(record.migration, 'up') ?? '');
   const upTravels = run.map(
-    ({ record }) =>
-      ws.travels(record, 'up') && !ReadsMore.test(ws.runner.batchText(record.migration, 'up') ?? ''),
+    ({ record }, k) => ws.travels(record, 'up') && !ReadsMore.test(upTexts[k] as string),
   );
   // Steps that name different objects are read together after the last of them.
-  const trips = new Trips(ws, 'up', run, upTravels, undefined, (k) =>
-    reachOf(ws.runner.batchText((run[k] as Turn).record.migration, 'up') ?? ''),
-  );
+  const trips = new Trips(ws, 'up', run, upTravels, undefined, (k) => reachOf(upTexts[k] as string));
   let sent: SentUp | undefined;
   for (let k = 0; k < run.length; k++) {
     const { record, walk } = run[k] as Turn;

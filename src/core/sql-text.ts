@@ -167,9 +167,7 @@ function bareStatements(text: string): string[] | undefined {
   // Text that starts nothing to set aside goes in whole runs.
   const plain = /[^-/'$";]+/y;
   const dollar = /\$(?:[A-Za-z_]\w*)?\$/y;
-  const head = /\s*([A-Za-z]+)/y;
-  const first = head.exec(text)?.[1]?.toLowerCase();
-  if (first && !Heads.has(first)) return undefined;
+  if (!knownHead(text, 0)) return undefined;
   let i = 0;
   while (i < text.length) {
     plain.lastIndex = i;
@@ -181,9 +179,7 @@ function bareStatements(text: string): string[] | undefined {
     const c = text[i] as string;
     if (c === ';') {
       // A statement that cannot name what it changes ends the reading here (a long INSERT is not read).
-      head.lastIndex = i + 1;
-      const word = head.exec(text)?.[1]?.toLowerCase();
-      if (word && !Heads.has(word)) return undefined;
+      if (!knownHead(text, i + 1)) return undefined;
       out.push(c);
       i++;
       continue;
@@ -253,6 +249,17 @@ function skip(words: string[], at: number, ...optional: string[]): number {
 
 /** The first words of the statements `reachOfStatement` knows. */
 const Heads = new Set(['create', 'alter', 'comment', 'begin', 'reset', 'set']);
+
+/**
+ * False when the statement at `at` starts with a word `reachOfStatement` does not know (it names
+ * nothing it changes): what follows it need not be read.
+ */
+function knownHead(text: string, at: number): boolean {
+  const head = /\s*([A-Za-z]+)/y;
+  head.lastIndex = at;
+  const word = head.exec(text)?.[1]?.toLowerCase();
+  return !word || Heads.has(word);
+}
 
 /** The names a statement (its words) may change, when it names them; undefined when not known. */
 function reachOfStatement(w: string[]): string[] | undefined {
@@ -359,10 +366,8 @@ export function reachOf(text: string): Set<string> | undefined {
   if (!statements) return undefined;
   const names = new Set<string>();
   for (const statement of statements) {
-    // Most statements that name nothing say so in their first word: the rest of a long one (data)
-    // is not read.
-    const first = /^\s*([A-Za-z]+)/.exec(statement)?.[1]?.toLowerCase();
-    if (first && !Heads.has(first)) return undefined;
+    // A statement after a comment is known only here: one that names nothing is not tokenized.
+    if (!knownHead(statement, 0)) return undefined;
     const words = tokens(statement);
     const reach = words && reachOfStatement(words);
     if (!reach) return undefined;
