@@ -66,7 +66,9 @@ const Ddl = [
   'CREATE INDEX measures_at ON measures (at)',
   'ALTER TABLE measures ADD COLUMN v int NOT NULL DEFAULT 0',
   'CREATE TRIGGER measured BEFORE INSERT ON measures FOR EACH ROW EXECUTE FUNCTION trg()',
-  'CREATE TABLE special () INHERITS (child2)',
+  'CREATE TABLE base_b (b int)',
+  // Parents in their order: a full read gathers them in one go, a step's read table by table.
+  'CREATE TABLE special () INHERITS (child2, base_b)',
   'ALTER TABLE child2 ADD COLUMN extra text',
   'DROP INDEX measures_at',
   'DROP TYPE feeling CASCADE',
@@ -329,6 +331,78 @@ describe('prints: a step that must give back a known state is checked without re
     const error = { r_t: 'error', r_name: 'as if it failed' } as never;
     await tracker.refresh(client, undefined, { take: [error], rider: [] });
     expect(tracker.now()['table:public.t']?.kind).toBe('table');
+    await client.end();
+  });
+});
+
+describe('full reads', () => {
+  /** Every object kind whose deparsing can lock a relation, plus plain ones. */
+  const Locking = [
+    'CREATE TABLE t (id serial PRIMARY KEY, g int GENERATED ALWAYS AS (id * 2) STORED, s text, CHECK (id > 0))',
+    'CREATE INDEX t_lower ON t (lower(s))',
+    'CREATE INDEX t_some ON t (s) WHERE id > 5',
+    'CREATE TABLE p (id int) PARTITION BY RANGE ((id + 1))',
+    'CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (10)',
+    'CREATE VIEW v AS SELECT id, s FROM t',
+    'CREATE RULE r AS ON INSERT TO v DO INSTEAD NOTHING',
+    'CREATE FUNCTION tf() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$',
+    'CREATE TRIGGER tg BEFORE INSERT ON t FOR EACH ROW WHEN (NEW.id > 1) EXECUTE FUNCTION tf()',
+    'CREATE POLICY pol ON t USING (id > 0)',
+    'CREATE FUNCTION counted() RETURNS bigint LANGUAGE sql BEGIN ATOMIC SELECT count(*) FROM t; END',
+  ];
+
+  /** The relations (outside pg_catalog) the session holds a lock on, inside its open transaction. */
+  async function lockedBy(client: pg.Client): Promise<string[]> {
+    const { rows } = await client.query<{ rel: string }>(
+      `SELECT l.relation::regclass::text AS rel FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+       WHERE l.pid = pg_backend_pid() AND c.relnamespace <> 'pg_catalog'::regnamespace ORDER BY 1`,
+    );
+    return rows.map((r) => r.rel);
+  }
+
+  test('a read that readies a session while migrations run locks no relation; a full read does', async () => {
+    const client = await connect();
+    for (const statement of Locking) await client.query(statement);
+    await CatalogTracker.install(client);
+    const locks: Record<string, string[]> = {};
+    for (const [what, read] of [
+      ['full read', () => readSnapshot(client, defaultExclusions())],
+      ['warming read', () => CatalogTracker.warmUp(client, defaultExclusions(), true)],
+    ] as const) {
+      await client.query('BEGIN');
+      await read();
+      locks[what] = await lockedBy(client);
+      await client.query('COMMIT');
+    }
+    // The full read is the control: it does lock the tables its deparsing reads.
+    expect(locks['full read']).toEqual(expect.arrayContaining(['t', 'v']));
+    expect(locks['warming read']).toEqual([]);
+    await client.end();
+  });
+
+  test('kept as a statement of the session, planned again once the catalogs have grown', async () => {
+    const db = await server.createDatabase();
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    const named = async () =>
+      (
+        await client.query<{ name: string }>(
+          "SELECT name FROM pg_prepared_statements WHERE name LIKE 'pgmv\\_full\\_%' ORDER BY name",
+        )
+      ).rows.map((r) => r.name);
+    const first = await readSnapshot(client, defaultExclusions());
+    expect(await readSnapshot(client, defaultExclusions())).toEqual(first);
+    expect(await named()).toHaveLength(1);
+    for (const m of generateHistory(400)) await client.query(m.up);
+    const grown = await readSnapshot(client, defaultExclusions());
+    expect(await named()).toHaveLength(2);
+    // What the kept statement reads is what a session of its own reads.
+    const other = new pg.Client({ connectionString: db.url });
+    await other.connect();
+    expect(diffSnapshots(grown, await readSnapshot(other, defaultExclusions(), { prepared: false }))).toEqual(
+      [],
+    );
+    await other.end();
     await client.end();
   });
 });

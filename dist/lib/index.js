@@ -22628,6 +22628,8 @@ function assertionVerdict(ctx, record) {
     return found.length === 0;
 }
 
+// EXTERNAL MODULE: external "node:crypto"
+var external_node_crypto_ = __nccwpck_require__(77598);
 ;// CONCATENATED MODULE: ./src/core/bookkeeping.ts
 /** Our bookkeeping lives here; the catalog snapshot leaves this schema out. */
 const BookkeepingSchema = '_pg_migrate_verify';
@@ -22869,6 +22871,13 @@ WHERE r.root_oid IS NOT NULL
 `;
 /** The comment on an object (a join by index, not the per-row SQL function obj_description). */
 const comment = (oid, catalog, subid = '0') => `(SELECT d.description FROM pg_description d WHERE d.objoid = ${oid} AND d.classoid = '${catalog}'::regclass AND d.objsubid = ${subid})`;
+/** A relation's storage options, sorted; null without any (most relations: then no sort runs). */
+const options = `CASE WHEN c.reloptions IS NOT NULL THEN NULLIF(to_jsonb(ARRAY(SELECT o FROM unnest(c.reloptions) o ORDER BY o)), '[]') END`;
+/** The tables a table `i.inhrelid` inherits from (`schema.table`), from where, in order of `i.inhseqno`. */
+const Parent = {
+    name: `quote_ident(pn.nspname) || '.' || quote_ident(pc.relname)`,
+    from: `pg_inherits i JOIN pg_class pc ON pc.oid = i.inhparent JOIN pg_namespace pn ON pn.oid = pc.relnamespace`,
+};
 /** The functions (and procedures, aggregates) a family read covers, with their qualified signatures. */
 const procs = (h) => `(
   SELECT p.*, nsp.q || '.' || quote_ident(p.proname) || '(' || oidvectortypes(p.proargtypes) || ')' AS qf
@@ -22890,7 +22899,7 @@ WHERE NOT EXISTS (SELECT 1 FROM pg_depend m WHERE m.classid = 'pg_namespace'::re
     ],
     [
         'pg_class',
-        (_h) => `
+        (h) => `
 SELECT 'pg_class', r.oid, 'pg_class', r.oid, k.kind || ':' || r.qn, k.kind, r.qn, NULL,
   CASE
     WHEN r.relkind = 'S' THEN jsonb_build_object(
@@ -22903,17 +22912,16 @@ SELECT 'pg_class', r.oid, 'pg_class', r.oid, k.kind || ':' || r.qn, k.kind, r.qn
                     AND d.deptype IN ('a', 'i') LIMIT 1),
       'comment', ${comment('r.oid', 'pg_class')})
     WHEN r.relkind IN ('v', 'm') THEN jsonb_build_object(
-      'definition', pg_get_viewdef(r.oid, true),
-      'options', NULLIF(to_jsonb(ARRAY(SELECT o FROM unnest(c.reloptions) o ORDER BY o)), '[]'),
+      'definition', ${h.unlocked('pg_get_viewdef(r.oid, true)')},
+      'options', ${options},
       'columns', NULLIF(to_jsonb(ARRAY(SELECT a.attname FROM pg_attribute a WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum)), '[]'),
       'comment', ${comment('r.oid', 'pg_class')})
     ELSE jsonb_build_object(
       'persistence', CASE c.relpersistence WHEN 'u' THEN 'unlogged' WHEN 't' THEN 'temporary' ELSE 'permanent' END,
-      'partitionKey', CASE WHEN r.relkind = 'p' THEN pg_get_partkeydef(r.oid) END,
-      'inherits', NULLIF(to_jsonb(ARRAY(SELECT quote_ident(pn.nspname) || '.' || quote_ident(pc.relname) FROM pg_inherits i JOIN pg_class pc ON pc.oid = i.inhparent JOIN pg_namespace pn ON pn.oid = pc.relnamespace
-                   WHERE i.inhrelid = r.oid ORDER BY i.inhseqno)), '[]'),
-      'bound', pg_get_expr(c.relpartbound, c.oid),
-      'options', NULLIF(to_jsonb(ARRAY(SELECT o FROM unnest(c.reloptions) o ORDER BY o)), '[]'),
+      'partitionKey', CASE WHEN r.relkind = 'p' THEN ${h.unlocked('pg_get_partkeydef(r.oid)')} END,
+      'inherits', ${h.full ? 'ih.parents' : `NULLIF(to_jsonb(ARRAY(SELECT ${Parent.name} FROM ${Parent.from} WHERE i.inhrelid = r.oid ORDER BY i.inhseqno)), '[]')`},
+      'bound', ${h.unlocked('pg_get_expr(c.relpartbound, c.oid)')},
+      'options', ${options},
       'rowSecurity', c.relrowsecurity,
       'forceRowSecurity', c.relforcerowsecurity,
       'replicaIdentity', CASE c.relreplident WHEN 'd' THEN 'default' WHEN 'n' THEN 'nothing' WHEN 'f' THEN 'full' ELSE 'index' END,
@@ -22922,13 +22930,14 @@ SELECT 'pg_class', r.oid, 'pg_class', r.oid, k.kind || ':' || r.qn, k.kind, r.qn
   END
 FROM rels r JOIN pg_class c ON c.oid = r.oid
 LEFT JOIN pg_sequence s ON s.seqrelid = r.oid
+${h.full ? 'LEFT JOIN parents ih ON ih.child = r.oid' : ''}
 CROSS JOIN LATERAL (SELECT CASE r.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence'
                                           WHEN 'f' THEN 'foreign table' ELSE 'table' END AS kind) k
 `,
     ],
     [
         'pg_class',
-        (_h) => `
+        (h) => `
 SELECT 'pg_class', r.oid, 'pg_class', r.oid, 'column:' || r.qn || '.' || quote_ident(a.attname), 'column',
   r.qn || '.' || quote_ident(a.attname), r.qn,
   jsonb_build_object(
@@ -22937,7 +22946,7 @@ SELECT 'pg_class', r.oid, 'pg_class', r.oid, 'column:' || r.qn || '.' || quote_i
     -- Defaults cannot refer to columns, so deparse them without the relation: with it, every call
     -- builds a context from all the table's columns, O(columns^2) for a wide table.
     'default', CASE WHEN a.attgenerated = '' THEN pg_get_expr(ad.adbin, 0) END,
-    'generated', CASE WHEN a.attgenerated <> '' THEN pg_get_expr(ad.adbin, ad.adrelid) || CASE a.attgenerated WHEN 's' THEN ' stored' ELSE ' virtual' END END,
+    'generated', CASE WHEN a.attgenerated <> '' THEN ${h.unlocked('pg_get_expr(ad.adbin, ad.adrelid)')} || CASE a.attgenerated WHEN 's' THEN ' stored' ELSE ' virtual' END END,
     'identity', CASE a.attidentity WHEN 'a' THEN 'always' WHEN 'd' THEN 'by default' END,
     'collation', CASE WHEN a.attcollation <> t.typcollation THEN quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END,
     'comment', ${comment('r.oid', 'pg_class', 'a.attnum')})
@@ -22952,12 +22961,12 @@ WHERE r.relkind IN ('r', 'p', 'v', 'm', 'f')
     ],
     [
         'pg_class',
-        (_h) => `
+        (h) => `
 SELECT 'pg_constraint', co.oid, 'pg_class', r.oid, 'constraint:' || r.qn || '.' || quote_ident(co.conname), 'constraint',
   quote_ident(co.conname), r.qn,
   jsonb_build_object('type', CASE co.contype WHEN 'p' THEN 'primary key' WHEN 'f' THEN 'foreign key' WHEN 'u' THEN 'unique'
                                               WHEN 'c' THEN 'check' WHEN 'x' THEN 'exclusion' ELSE co.contype::text END,
-                     'definition', pg_get_constraintdef(co.oid), 'validated', co.convalidated,
+                     'definition', ${h.unlocked('pg_get_constraintdef(co.oid)', "co.contype IN ('p', 'u', 'f')")}, 'validated', co.convalidated,
                      'comment', ${comment('co.oid', 'pg_constraint')})
 FROM rels r JOIN pg_constraint co ON co.conrelid = r.oid
 WHERE co.contype::text <> 'n'
@@ -22965,44 +22974,44 @@ WHERE co.contype::text <> 'n'
     ],
     [
         'pg_class',
-        (_h) => `
+        (h) => `
 SELECT 'pg_class', ic.oid, 'pg_class', r.oid, 'index:' || quote_ident(n.nspname) || '.' || quote_ident(ic.relname), 'index',
   quote_ident(n.nspname) || '.' || quote_ident(ic.relname), r.qn,
-  jsonb_build_object('definition', pg_get_indexdef(ic.oid), 'valid', i.indisvalid, 'comment', ${comment('ic.oid', 'pg_class')})
+  jsonb_build_object('definition', ${h.unlocked('pg_get_indexdef(ic.oid)', 'i.indexprs IS NULL AND i.indpred IS NULL')}, 'valid', i.indisvalid, 'comment', ${comment('ic.oid', 'pg_class')})
 FROM rels r JOIN pg_index i ON i.indrelid = r.oid JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = ic.relnamespace
 `,
     ],
     [
         'pg_class',
-        (_h) => `
+        (h) => `
 SELECT 'pg_trigger', tg.oid, 'pg_class', r.oid, 'trigger:' || r.qn || '.' || quote_ident(tg.tgname), 'trigger',
   quote_ident(tg.tgname), r.qn,
-  jsonb_build_object('definition', pg_get_triggerdef(tg.oid), 'enabled', tg.tgenabled::text, 'comment', ${comment('tg.oid', 'pg_trigger')})
+  jsonb_build_object('definition', ${h.unlocked('pg_get_triggerdef(tg.oid)', 'tg.tgqual IS NULL')}, 'enabled', tg.tgenabled::text, 'comment', ${comment('tg.oid', 'pg_trigger')})
 FROM rels r JOIN pg_trigger tg ON tg.tgrelid = r.oid
 WHERE NOT tg.tgisinternal
 `,
     ],
     [
         'pg_class',
-        (_h) => `
+        (h) => `
 SELECT 'pg_policy', po.oid, 'pg_class', r.oid, 'policy:' || r.qn || '.' || quote_ident(po.polname), 'policy',
   quote_ident(po.polname), r.qn,
   jsonb_build_object(
     'command', CASE po.polcmd WHEN 'r' THEN 'select' WHEN 'a' THEN 'insert' WHEN 'w' THEN 'update' WHEN 'd' THEN 'delete' ELSE 'all' END,
     'permissive', po.polpermissive,
     'roles', NULLIF(to_jsonb(ARRAY(SELECT CASE WHEN ro = 0 THEN 'public' ELSE pg_get_userbyid(ro)::text END FROM unnest(po.polroles) ro ORDER BY 1)), '[]'),
-    'using', pg_get_expr(po.polqual, po.polrelid),
-    'check', pg_get_expr(po.polwithcheck, po.polrelid),
+    'using', ${h.unlocked('pg_get_expr(po.polqual, po.polrelid)')},
+    'check', ${h.unlocked('pg_get_expr(po.polwithcheck, po.polrelid)')},
     'comment', ${comment('po.oid', 'pg_policy')})
 FROM rels r JOIN pg_policy po ON po.polrelid = r.oid
 `,
     ],
     [
         'pg_class',
-        (_h) => `
+        (h) => `
 SELECT 'pg_rewrite', ru.oid, 'pg_class', r.oid, 'rule:' || r.qn || '.' || quote_ident(ru.rulename), 'rule',
   quote_ident(ru.rulename), r.qn,
-  jsonb_build_object('definition', pg_get_ruledef(ru.oid), 'enabled', ru.ev_enabled::text, 'comment', ${comment('ru.oid', 'pg_rewrite')})
+  jsonb_build_object('definition', ${h.unlocked('pg_get_ruledef(ru.oid)')}, 'enabled', ru.ev_enabled::text, 'comment', ${comment('ru.oid', 'pg_rewrite')})
 FROM rels r JOIN pg_rewrite ru ON ru.ev_class = r.oid
 WHERE ru.rulename <> '_RETURN'
 `,
@@ -23051,7 +23060,7 @@ SELECT 'pg_proc', p.oid, 'pg_proc', p.oid, k.kind || ':' || p.qf, k.kind, p.qf, 
     'leakproof', p.proleakproof,
     'parallel', CASE p.proparallel WHEN 's' THEN 'safe' WHEN 'r' THEN 'restricted' ELSE 'unsafe' END,
     'config', to_jsonb(p.proconfig),
-    'body', CASE WHEN p.prokind = 'a' THEN NULL WHEN p.prosqlbody IS NOT NULL THEN pg_get_function_sqlbody(p.oid) ELSE p.prosrc END,
+    'body', CASE WHEN p.prokind = 'a' THEN NULL WHEN p.prosqlbody IS NOT NULL THEN ${h.unlocked('pg_get_function_sqlbody(p.oid)')} ELSE p.prosrc END,
     'comment', ${comment('p.oid', 'pg_proc')})
 FROM ${procs(h)} p
 JOIN pg_language l ON l.oid = p.prolang
@@ -23174,9 +23183,13 @@ WHERE ev.evtname NOT LIKE '\\_pg\\_migrate\\_verify%'
 /**
  * A family read of one class of roots, or of everything (`all`). `args` names its three inputs
  * (roots, schemas and `schema.table` names to leave out): `$1`-`$3` for a prepared statement, or
- * variables inside a function.
+ * variables inside a function. `lockFree`: without what deparsing would lock a relation for (a
+ * view's query, an expression read with its table's columns: a check constraint, an expression
+ * index, a trigger's WHEN, a policy, a rule, a generated column, a partition key or bound, a SQL
+ * function body), so that it can run while migrations change the schema in another session and
+ * never holds them up: a read that only readies the session's caches (`warmUpSql`).
  */
-function familySql(which, { prints = 'none', args = ['$1', '$2', '$3'] } = {}) {
+function familySql(which, { prints = 'none', args = ['$1', '$2', '$3'], lockFree = false, } = {}) {
     const [roots, schemas, tables] = args;
     const full = which === 'all';
     const scoped = (oid) => (full ? '' : `AND ${oid} = ANY(${roots}::oid[])`);
@@ -23184,7 +23197,8 @@ function familySql(which, { prints = 'none', args = ['$1', '$2', '$3'] } = {}) {
     const from = (catalog, alias) => full
         ? `${catalog} ${alias}`
         : `unnest(${roots}::oid[]) root(oid) JOIN ${catalog} ${alias} ON ${alias}.oid = root.oid`;
-    const helpers = { from, scoped };
+    const unlocked = (value, when) => !lockFree ? value : when ? `CASE WHEN ${when} THEN ${value} END` : 'NULL';
+    const helpers = { from, scoped, full, unlocked };
     const branches = (list) => list.filter(([c]) => full || c === which).map(([, branch]) => branch(helpers));
     const parts = [
         ...(prints === 'only' ? [] : branches(Branches)),
@@ -23213,6 +23227,13 @@ function familySql(which, { prints = 'none', args = ['$1', '$2', '$3'] } = {}) {
   FROM ${from('pg_type', 't')} JOIN nsp ON nsp.oid = t.typnamespace
   WHERE (t.typtype IN ('e', 'd', 'r') OR (t.typtype = 'c' AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = t.typrelid AND c.relkind = 'c')))
     AND NOT EXISTS (SELECT 1 FROM pg_depend m WHERE m.classid = 'pg_type'::regclass AND m.objid = t.oid AND m.deptype = 'e')
+)`
+            : '',
+        // A full read gathers every table's parents at once (few tables have any).
+        full
+            ? `parents AS (
+  SELECT i.inhrelid AS child, to_jsonb(array_agg(${Parent.name} ORDER BY i.inhseqno)) AS parents
+  FROM ${Parent.from} GROUP BY i.inhrelid
 )`
             : '',
     ].filter(Boolean);
@@ -23383,18 +23404,54 @@ $take$;
 
 
 
+
 const defaultExclusions = (tables = []) => ({
     schemas: [BookkeepingSchema],
     tables,
 });
-// A full read is planned every time (a few ms): a plan kept from an early read, made for the
-// empty catalogs of a new database, scans them row by row once they have grown (bench: 550 ms for
-// 500 tables, against 150 ms planned afresh). The tracker's read carries each root's print; a
-// plain snapshot does not. (Reads of some roots go through the take function, planned once for
-// index lookups.)
-const FullSql = { none: familySql('all'), with: familySql('all', { prints: 'with' }) };
-function readAll(client, exclusions, prints = 'none') {
-    return client.query(FullSql[prints], [[], exclusions.schemas, exclusions.tables]);
+/**
+ * The statement of a full read: the exclusions written into its text, so that it has no parameters
+ * and a plan made once serves every read (parsing and planning it costs ~10 ms of a 500-table read).
+ * The tracker's read carries each root's print; a plain snapshot does not. (Reads of some roots go
+ * through the take function, planned once for index lookups.)
+ */
+const fullSql = memo((prints, exclusions) => familySql('all', {
+    prints,
+    args: ['ARRAY[]::oid[]', textArray(exclusions.schemas), textArray(exclusions.tables)],
+}), (prints, exclusions) => JSON.stringify([prints, exclusions.schemas, exclusions.tables]));
+/**
+ * How big the catalogs are, in steps of about 1.4x: a plan kept from an early read, made for the
+ * empty catalogs of a new database, scans them row by row once they have grown (bench: 550 ms for
+ * 500 tables, against 150 ms planned afresh), so a kept plan serves only catalogs of the size it
+ * was made for. The planner sizes a catalog by its pages on disk, which this reads (no statistics).
+ */
+const CatalogSizeSql = `SELECT round(2 * log(2, 1 + (pg_relation_size('pg_class') + pg_relation_size('pg_attribute')
+  + pg_relation_size('pg_depend') + pg_relation_size('pg_type') + pg_relation_size('pg_constraint')) / 8192.0))::int AS size`;
+/**
+ * A full read. `prepared` (our own sessions): as a named statement, parsed and planned once per
+ * session and catalog size; not through a pooler that may hand each statement another session
+ * (a target database's URL).
+ */
+async function readAll(client, exclusions, { prints = 'none', prepared = true } = {}) {
+    const text = fullSql(prints, exclusions);
+    if (!prepared)
+        return client.query(text);
+    const size = (await client.query(CatalogSizeSql)).rows[0]?.size ?? 0;
+    const name = `pgmv_full_${(0,external_node_crypto_.createHash)('sha1').update(text).digest('hex').slice(0, 12)}_${size}`;
+    return client.query({ name, text });
+}
+/** `fn` remembering its results by `key` of its arguments. */
+function memo(fn, key) {
+    const kept = new Map();
+    return (...args) => {
+        const k = key(...args);
+        let value = kept.get(k);
+        if (value === undefined) {
+            value = fn(...args);
+            kept.set(k, value);
+        }
+        return value;
+    };
 }
 /**
  * Absent and null mean the same; keeping only set values makes snapshots smaller and stable. The
@@ -23406,9 +23463,9 @@ function objectOf(row) {
         ? { kind: row.kind, name: row.name ?? '', parent: row.parent, props }
         : { kind: row.kind, name: row.name ?? '', props };
 }
-/** Reads the whole schema. */
-async function readSnapshot(client, exclusions) {
-    const { rows } = await readAll(client, exclusions);
+/** Reads the whole schema (`prepared`: see `readAll`). */
+async function readSnapshot(client, exclusions, { prepared = true } = {}) {
+    const { rows } = await readAll(client, exclusions, { prepared });
     const snapshot = {};
     for (const row of rows)
         if (row.key)
@@ -23465,13 +23522,31 @@ BEGIN
   -- A dropped part of an object that stays (a column: objsubid) is a change of that object.
   INSERT INTO ${BookkeepingSchema}.ddl_log SELECT classid::regclass::text, objid, objsubid = 0 FROM pg_event_trigger_dropped_objects();
 END $$;
+${rootOfFunctionSql()}
+${takeFunctionSql()}
+`;
+/** The event triggers that keep the log: from their creation on, every DDL statement logs what it touched. */
+const TriggersSql = `
 DROP EVENT TRIGGER IF EXISTS ${BookkeepingSchema}_ddl;
 DROP EVENT TRIGGER IF EXISTS ${BookkeepingSchema}_drop;
 CREATE EVENT TRIGGER ${BookkeepingSchema}_ddl ON ddl_command_end EXECUTE FUNCTION ${BookkeepingSchema}.log_ddl();
 CREATE EVENT TRIGGER ${BookkeepingSchema}_drop ON sql_drop EXECUTE FUNCTION ${BookkeepingSchema}.log_drop();
-${rootOfFunctionSql()}
-${takeFunctionSql()}
 `;
+/** Whether an error is "permission denied" (event triggers need a superuser). */
+const denied = (error) => error.code === '42501';
+/**
+ * A read of everything that readies a session's caches for the full read after it, while
+ * migrations still run in another session: it locks nothing they could wait for (`lockFree`),
+ * and gives up rather than wait for a lock itself. What it reads is thrown away.
+ */
+const warmUpSql = memo((prints, exclusions) => `SET LOCAL lock_timeout = '10ms';
+${familySql('all', { prints, lockFree: true, args: ['ARRAY[]::oid[]', textArray(exclusions.schemas), textArray(exclusions.tables)] })}`, (prints, exclusions) => JSON.stringify([prints, exclusions.schemas, exclusions.tables]));
+/** The statement of a take (see `CatalogTracker.takeSql`). */
+function takeStatement(mode, extra, exclusions, rider) {
+    const split = extra.map(splitRoot);
+    const locks = `${rider?.locks ?? false}, ${rider?.switch ?? 'NULL'}`;
+    return `SELECT * FROM ${BookkeepingSchema}.take('${mode}', ${textArray(split.map(([c]) => c))}, ARRAY[${split.map(([, o]) => o).join(',')}]::oid[], ${textArray(exclusions.schemas)}, ${textArray(exclusions.tables)}, ${ManyRoots}, ${locks})`;
+}
 /** More touched roots than this: a full read is cheaper than the scoped reads (bench: 1000 migrations). */
 const ManyRoots = 400;
 /**
@@ -23497,21 +23572,54 @@ class CatalogTracker {
         this.printAll = printAll;
     }
     /**
-     * Installs the event triggers (when allowed) and reads the whole schema once. `printAll`: full
-     * reads print every root too (a tenth of a millisecond a root), which pays when many migrations
-     * will be checked; without, a root first touched by a checked migration has no print from before
-     * it, and its down step is then checked by reading the families.
+     * Installs the log, its functions and the take (`open` adds the event triggers that fill the
+     * log): 'full' where that is not allowed. Nothing it makes logs anything yet, so it can run while
+     * the migrations before a walk still apply in another session.
      */
-    static async open(client, exclusions, printAll = true) {
-        let mode = 'incremental';
+    static async install(client) {
         try {
             await client.query(`CREATE SCHEMA IF NOT EXISTS ${BookkeepingSchema}`);
             await client.query(InstallSql);
+            return 'incremental';
         }
         catch (error) {
-            if (error.code !== '42501')
+            if (!denied(error))
                 throw error;
-            mode = 'full';
+            return 'full';
+        }
+    }
+    /**
+     * Plans the take's statements in this session ahead of the first step (a take is planned once
+     * per session: ~40 ms on a grown schema), reading nothing: both of its reads, for a root of each
+     * class that is not there. Its log (empty while no event trigger exists) is taken too.
+     */
+    static async planTakes(client, exclusions) {
+        const none = RootClasses.map((c) => `${c}:0`);
+        await client.query(takeStatement('read', none, exclusions));
+        await client.query(takeStatement('prints', none, exclusions));
+    }
+    /** A read of everything, thrown away, that readies `client`'s caches for a full read (`warmUpSql`). */
+    static async warmUp(client, exclusions, printAll) {
+        await client.query(warmUpSql(printAll ? 'with' : 'none', exclusions));
+    }
+    /**
+     * Installs the event triggers (when allowed) and reads the whole schema once. `printAll`: full
+     * reads print every root too (a tenth of a millisecond a root), which pays when many migrations
+     * will be checked; without, a root first touched by a checked migration has no print from before
+     * it, and its down step is then checked by reading the families. `installed`: what `install`
+     * found, when it ran already (while the migrations before a walk applied); else it runs now.
+     */
+    static async open(client, exclusions, printAll = true, installed) {
+        let mode = installed ?? (await CatalogTracker.install(client));
+        if (mode === 'incremental') {
+            try {
+                await client.query(TriggersSql);
+            }
+            catch (error) {
+                if (!denied(error))
+                    throw error;
+                mode = 'full';
+            }
         }
         const tracker = new CatalogTracker(mode, exclusions, printAll);
         await tracker.reload(client);
@@ -23525,9 +23633,7 @@ class CatalogTracker {
      * `refresh` to run on its own; `read`: the families of `extra` only, the log left alone.
      */
     takeSql(mode, extra = [], rider) {
-        const split = extra.map(splitRoot);
-        const locks = `${rider?.locks ?? false}, ${rider?.switch ?? 'NULL'}`;
-        return `SELECT * FROM ${BookkeepingSchema}.take('${mode}', ${textArray(split.map(([c]) => c))}, ARRAY[${split.map(([, o]) => o).join(',')}]::oid[], ${textArray(this.exclusions.schemas)}, ${textArray(this.exclusions.tables)}, ${ManyRoots}, ${locks})`;
+        return takeStatement(mode, extra, this.exclusions, rider);
     }
     /** Runs a take (`takeSql`) on `client`, on its own round trip. */
     async take(client, sql) {
@@ -23803,7 +23909,9 @@ class CatalogTracker {
     }
     /** Reads everything again; `prints` false: without the prints (the tracker then has none). */
     async reload(client, prints = true) {
-        const { rows } = await readAll(client, this.exclusions, this.printAll && prints ? 'with' : 'none');
+        const { rows } = await readAll(client, this.exclusions, {
+            prints: this.printAll && prints ? 'with' : 'none',
+        });
         const considered = new Set([
             ...this.byRoot.keys(),
             ...this.prints.keys(),
@@ -24989,6 +25097,87 @@ function runnerFor(ctx, db) {
         now: () => ctx.now(),
     });
 }
+/** A first guess of what a read that readies the catalog session costs, ms (bench: 80-200 for 500 tables). */
+const WarmUpGuessMs = 150;
+/**
+ * Readies the catalog session while the migrations before a walk apply in the migrations'
+ * session (`applied`, once for each): installs the tracker's functions and plans its takes; on a
+ * long replay, it also reads everything, thrown away, once or more in its second half (as long as
+ * one read still fits before the end), so that the full read after the replay finds the session's
+ * caches warm (bench, 1000 migrations: 150-200 ms cold, about 80 ms warm). Those reads lock nothing
+ * a migration could wait for (see `CatalogTracker.warmUp`).
+ */
+class Readying {
+    catalog;
+    exclusions;
+    printAll;
+    total;
+    now;
+    /** What the tracker's install found: 'full' where event triggers are not allowed. */
+    installed;
+    done = 0;
+    warming;
+    lastMs = WarmUpGuessMs;
+    stopped = false;
+    pid;
+    started;
+    constructor(catalog, connected, exclusions, printAll, total, now) {
+        this.catalog = catalog;
+        this.exclusions = exclusions;
+        this.printAll = printAll;
+        this.total = total;
+        this.now = now;
+        this.started = now();
+        this.installed = connected.then(async () => {
+            const { rows } = await catalog.query('SELECT pg_backend_pid() AS pid');
+            this.pid = rows[0]?.pid;
+            const mode = await CatalogTracker.install(catalog);
+            if (mode === 'incremental')
+                await CatalogTracker.planTakes(catalog, exclusions);
+            return mode;
+        });
+        // Awaited when the replay is over; a failure meanwhile must not count as one nobody handled.
+        this.installed.catch(() => { });
+    }
+    /** One more migration applied. */
+    applied() {
+        this.done++;
+        this.warmUp();
+    }
+    /** Starts a warming read if none runs, past half the replay, when the rest will outlast it. */
+    warmUp() {
+        if (this.stopped || this.warming || this.done * 2 < this.total)
+            return;
+        // The last read before the end is the one that counts: each costs CPU the replay could use.
+        const left = ((this.now() - this.started) / this.done) * (this.total - this.done);
+        if (left < this.lastMs * 1.3 || left > this.lastMs * 3)
+            return;
+        const at = this.now();
+        this.warming = this.installed
+            .then(() => CatalogTracker.warmUp(this.catalog, this.exclusions, this.printAll))
+            .then(() => {
+            this.lastMs = this.now() - at;
+        }, () => { })
+            .finally(() => {
+            this.warming = undefined;
+            this.warmUp();
+        });
+    }
+    /**
+     * The replay is over: no more warming, and one still running is cancelled through `other` (a
+     * session on the same database; a cancel that arrives when the read is over finds the session
+     * idle, and is dropped there).
+     */
+    async finish(other) {
+        this.stopped = true;
+        const running = this.warming;
+        if (!running)
+            return;
+        if (this.pid !== undefined)
+            await other.query('SELECT pg_cancel_backend($1)', [this.pid]).catch(() => { });
+        await running;
+    }
+}
 /** A scratch database with its runner, its catalog tracker and its assertion runner. */
 class Workspace {
     plan;
@@ -25035,9 +25224,23 @@ class Workspace {
         connected.catch(() => { });
         try {
             await runner.open();
-            Object.assign(prepared, await applyFirst(plan, runner, db, from, count, seedAtEnd));
+            const printAll = (plan.walked ?? 0) >= PrintAllFrom;
+            const readying = new Readying(catalog, connected, plan.exclusions, printAll, count - (from?.count ?? 0), () => plan.ctx.now());
+            try {
+                Object.assign(prepared, await applyFirst(plan, runner, db, from, count, seedAtEnd, () => readying.applied()));
+            }
+            finally {
+                await readying.finish(runner.connection);
+            }
             await connected;
-            const ws = new Workspace(plan, db, runner, catalog, await CatalogTracker.open(catalog, plan.exclusions, (plan.walked ?? 0) >= PrintAllFrom));
+            const installed = await readying.installed;
+            const opening = CatalogTracker.open(catalog, plan.exclusions, printAll, installed);
+            // The migrations' session plans its takes meanwhile: a step's take runs there, after it.
+            const planning = installed === 'incremental' && !prepared.failed
+                ? CatalogTracker.planTakes(runner.connection, plan.exclusions).catch(() => { })
+                : undefined;
+            const ws = new Workspace(plan, db, runner, catalog, await opening);
+            await planning;
             if (plan.ctx.checks.has('locks') && ws.tracker.mode === 'incremental')
                 ws.tracing = await installLockTrace(catalog, plan.seedIndex !== undefined);
             return { ws, ...prepared };
@@ -25258,7 +25461,7 @@ class Workspace {
  * Applies the migrations from `from` (a checkpoint's state, or none) to the first `count`, many to a
  * round trip, with the seed where it goes (after the last of them only with `seedAtEnd`).
  */
-async function applyFirst(plan, runner, db, from, count, seedAtEnd) {
+async function applyFirst(plan, runner, db, from, count, seedAtEnd, applied) {
     const { ctx, seedIndex } = plan;
     const start = from?.count ?? 0;
     // The copy holds what those migrations did, and their bookkeeping rows.
@@ -25268,7 +25471,7 @@ async function applyFirst(plan, runner, db, from, count, seedAtEnd) {
         seedIndex !== undefined &&
         (seedIndex < count - 1 || (seedAtEnd && seedIndex === count - 1));
     const split = seeded ? Math.max(start, seedIndex + 1) : count;
-    const failed = await runner.upMany(plan.migrations.slice(start, split));
+    const failed = await runner.upMany(plan.migrations.slice(start, split), applied);
     if (failed || !seeded || !ctx.seed)
         return failed ? { failed } : {};
     const error = await applySeed(ctx.seed, db.url, {
@@ -25276,7 +25479,7 @@ async function applyFirst(plan, runner, db, from, count, seedAtEnd) {
         timeoutMs: ctx.stepTimeoutMs,
         env: ctx.env,
     });
-    const rest = await runner.upMany(plan.migrations.slice(split, count));
+    const rest = await runner.upMany(plan.migrations.slice(split, count), applied);
     return { seed: error ? { error } : {}, ...(rest ? { failed: rest } : {}) };
 }
 /**
@@ -25661,7 +25864,8 @@ class TargetSession {
     /** The whole schema, read with the same statement as every other check. */
     async snapshot(exclusions) {
         try {
-            return await readSnapshot(this.client, exclusions);
+            // A target's URL may lead through a pooler: no statement kept in a session.
+            return await readSnapshot(this.client, exclusions, { prepared: false });
         }
         catch (error) {
             throw this.failure(error, 'its catalog');

@@ -104,7 +104,22 @@ WHERE r.root_oid IS NOT NULL
 const comment = (oid: string, catalog: string, subid = '0') =>
   `(SELECT d.description FROM pg_description d WHERE d.objoid = ${oid} AND d.classoid = '${catalog}'::regclass AND d.objsubid = ${subid})`;
 
-type Helpers = { from: (catalog: string, alias: string) => string; scoped: (oid: string) => string };
+type Helpers = {
+  from: (catalog: string, alias: string) => string;
+  scoped: (oid: string) => string;
+  full: boolean;
+  /** A deparsed value that may lock a relation (see `familySql`'s `lockFree`), read only `when` that cannot happen there. */
+  unlocked: (value: string, when?: string) => string;
+};
+
+/** A relation's storage options, sorted; null without any (most relations: then no sort runs). */
+const options = `CASE WHEN c.reloptions IS NOT NULL THEN NULLIF(to_jsonb(ARRAY(SELECT o FROM unnest(c.reloptions) o ORDER BY o)), '[]') END`;
+
+/** The tables a table `i.inhrelid` inherits from (`schema.table`), from where, in order of `i.inhseqno`. */
+const Parent = {
+  name: `quote_ident(pn.nspname) || '.' || quote_ident(pc.relname)`,
+  from: `pg_inherits i JOIN pg_class pc ON pc.oid = i.inhparent JOIN pg_namespace pn ON pn.oid = pc.relnamespace`,
+};
 
 /** The functions (and procedures, aggregates) a family read covers, with their qualified signatures. */
 const procs = (h: Helpers) => `(
@@ -128,7 +143,7 @@ WHERE NOT EXISTS (SELECT 1 FROM pg_depend m WHERE m.classid = 'pg_namespace'::re
   ],
   [
     'pg_class',
-    (_h) => `
+    (h) => `
 SELECT 'pg_class', r.oid, 'pg_class', r.oid, k.kind || ':' || r.qn, k.kind, r.qn, NULL,
   CASE
     WHEN r.relkind = 'S' THEN jsonb_build_object(
@@ -141,17 +156,16 @@ SELECT 'pg_class', r.oid, 'pg_class', r.oid, k.kind || ':' || r.qn, k.kind, r.qn
                     AND d.deptype IN ('a', 'i') LIMIT 1),
       'comment', ${comment('r.oid', 'pg_class')})
     WHEN r.relkind IN ('v', 'm') THEN jsonb_build_object(
-      'definition', pg_get_viewdef(r.oid, true),
-      'options', NULLIF(to_jsonb(ARRAY(SELECT o FROM unnest(c.reloptions) o ORDER BY o)), '[]'),
+      'definition', ${h.unlocked('pg_get_viewdef(r.oid, true)')},
+      'options', ${options},
       'columns', NULLIF(to_jsonb(ARRAY(SELECT a.attname FROM pg_attribute a WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum)), '[]'),
       'comment', ${comment('r.oid', 'pg_class')})
     ELSE jsonb_build_object(
       'persistence', CASE c.relpersistence WHEN 'u' THEN 'unlogged' WHEN 't' THEN 'temporary' ELSE 'permanent' END,
-      'partitionKey', CASE WHEN r.relkind = 'p' THEN pg_get_partkeydef(r.oid) END,
-      'inherits', NULLIF(to_jsonb(ARRAY(SELECT quote_ident(pn.nspname) || '.' || quote_ident(pc.relname) FROM pg_inherits i JOIN pg_class pc ON pc.oid = i.inhparent JOIN pg_namespace pn ON pn.oid = pc.relnamespace
-                   WHERE i.inhrelid = r.oid ORDER BY i.inhseqno)), '[]'),
-      'bound', pg_get_expr(c.relpartbound, c.oid),
-      'options', NULLIF(to_jsonb(ARRAY(SELECT o FROM unnest(c.reloptions) o ORDER BY o)), '[]'),
+      'partitionKey', CASE WHEN r.relkind = 'p' THEN ${h.unlocked('pg_get_partkeydef(r.oid)')} END,
+      'inherits', ${h.full ? 'ih.parents' : `NULLIF(to_jsonb(ARRAY(SELECT ${Parent.name} FROM ${Parent.from} WHERE i.inhrelid = r.oid ORDER BY i.inhseqno)), '[]')`},
+      'bound', ${h.unlocked('pg_get_expr(c.relpartbound, c.oid)')},
+      'options', ${options},
       'rowSecurity', c.relrowsecurity,
       'forceRowSecurity', c.relforcerowsecurity,
       'replicaIdentity', CASE c.relreplident WHEN 'd' THEN 'default' WHEN 'n' THEN 'nothing' WHEN 'f' THEN 'full' ELSE 'index' END,
@@ -160,13 +174,14 @@ SELECT 'pg_class', r.oid, 'pg_class', r.oid, k.kind || ':' || r.qn, k.kind, r.qn
   END
 FROM rels r JOIN pg_class c ON c.oid = r.oid
 LEFT JOIN pg_sequence s ON s.seqrelid = r.oid
+${h.full ? 'LEFT JOIN parents ih ON ih.child = r.oid' : ''}
 CROSS JOIN LATERAL (SELECT CASE r.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence'
                                           WHEN 'f' THEN 'foreign table' ELSE 'table' END AS kind) k
 `,
   ],
   [
     'pg_class',
-    (_h) => `
+    (h) => `
 SELECT 'pg_class', r.oid, 'pg_class', r.oid, 'column:' || r.qn || '.' || quote_ident(a.attname), 'column',
   r.qn || '.' || quote_ident(a.attname), r.qn,
   jsonb_build_object(
@@ -175,7 +190,7 @@ SELECT 'pg_class', r.oid, 'pg_class', r.oid, 'column:' || r.qn || '.' || quote_i
     -- Defaults cannot refer to columns, so deparse them without the relation: with it, every call
     -- builds a context from all the table's columns, O(columns^2) for a wide table.
     'default', CASE WHEN a.attgenerated = '' THEN pg_get_expr(ad.adbin, 0) END,
-    'generated', CASE WHEN a.attgenerated <> '' THEN pg_get_expr(ad.adbin, ad.adrelid) || CASE a.attgenerated WHEN 's' THEN ' stored' ELSE ' virtual' END END,
+    'generated', CASE WHEN a.attgenerated <> '' THEN ${h.unlocked('pg_get_expr(ad.adbin, ad.adrelid)')} || CASE a.attgenerated WHEN 's' THEN ' stored' ELSE ' virtual' END END,
     'identity', CASE a.attidentity WHEN 'a' THEN 'always' WHEN 'd' THEN 'by default' END,
     'collation', CASE WHEN a.attcollation <> t.typcollation THEN quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END,
     'comment', ${comment('r.oid', 'pg_class', 'a.attnum')})
@@ -190,12 +205,12 @@ WHERE r.relkind IN ('r', 'p', 'v', 'm', 'f')
   ],
   [
     'pg_class',
-    (_h) => `
+    (h) => `
 SELECT 'pg_constraint', co.oid, 'pg_class', r.oid, 'constraint:' || r.qn || '.' || quote_ident(co.conname), 'constraint',
   quote_ident(co.conname), r.qn,
   jsonb_build_object('type', CASE co.contype WHEN 'p' THEN 'primary key' WHEN 'f' THEN 'foreign key' WHEN 'u' THEN 'unique'
                                               WHEN 'c' THEN 'check' WHEN 'x' THEN 'exclusion' ELSE co.contype::text END,
-                     'definition', pg_get_constraintdef(co.oid), 'validated', co.convalidated,
+                     'definition', ${h.unlocked('pg_get_constraintdef(co.oid)', "co.contype IN ('p', 'u', 'f')")}, 'validated', co.convalidated,
                      'comment', ${comment('co.oid', 'pg_constraint')})
 FROM rels r JOIN pg_constraint co ON co.conrelid = r.oid
 WHERE co.contype::text <> 'n'
@@ -203,44 +218,44 @@ WHERE co.contype::text <> 'n'
   ],
   [
     'pg_class',
-    (_h) => `
+    (h) => `
 SELECT 'pg_class', ic.oid, 'pg_class', r.oid, 'index:' || quote_ident(n.nspname) || '.' || quote_ident(ic.relname), 'index',
   quote_ident(n.nspname) || '.' || quote_ident(ic.relname), r.qn,
-  jsonb_build_object('definition', pg_get_indexdef(ic.oid), 'valid', i.indisvalid, 'comment', ${comment('ic.oid', 'pg_class')})
+  jsonb_build_object('definition', ${h.unlocked('pg_get_indexdef(ic.oid)', 'i.indexprs IS NULL AND i.indpred IS NULL')}, 'valid', i.indisvalid, 'comment', ${comment('ic.oid', 'pg_class')})
 FROM rels r JOIN pg_index i ON i.indrelid = r.oid JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = ic.relnamespace
 `,
   ],
   [
     'pg_class',
-    (_h) => `
+    (h) => `
 SELECT 'pg_trigger', tg.oid, 'pg_class', r.oid, 'trigger:' || r.qn || '.' || quote_ident(tg.tgname), 'trigger',
   quote_ident(tg.tgname), r.qn,
-  jsonb_build_object('definition', pg_get_triggerdef(tg.oid), 'enabled', tg.tgenabled::text, 'comment', ${comment('tg.oid', 'pg_trigger')})
+  jsonb_build_object('definition', ${h.unlocked('pg_get_triggerdef(tg.oid)', 'tg.tgqual IS NULL')}, 'enabled', tg.tgenabled::text, 'comment', ${comment('tg.oid', 'pg_trigger')})
 FROM rels r JOIN pg_trigger tg ON tg.tgrelid = r.oid
 WHERE NOT tg.tgisinternal
 `,
   ],
   [
     'pg_class',
-    (_h) => `
+    (h) => `
 SELECT 'pg_policy', po.oid, 'pg_class', r.oid, 'policy:' || r.qn || '.' || quote_ident(po.polname), 'policy',
   quote_ident(po.polname), r.qn,
   jsonb_build_object(
     'command', CASE po.polcmd WHEN 'r' THEN 'select' WHEN 'a' THEN 'insert' WHEN 'w' THEN 'update' WHEN 'd' THEN 'delete' ELSE 'all' END,
     'permissive', po.polpermissive,
     'roles', NULLIF(to_jsonb(ARRAY(SELECT CASE WHEN ro = 0 THEN 'public' ELSE pg_get_userbyid(ro)::text END FROM unnest(po.polroles) ro ORDER BY 1)), '[]'),
-    'using', pg_get_expr(po.polqual, po.polrelid),
-    'check', pg_get_expr(po.polwithcheck, po.polrelid),
+    'using', ${h.unlocked('pg_get_expr(po.polqual, po.polrelid)')},
+    'check', ${h.unlocked('pg_get_expr(po.polwithcheck, po.polrelid)')},
     'comment', ${comment('po.oid', 'pg_policy')})
 FROM rels r JOIN pg_policy po ON po.polrelid = r.oid
 `,
   ],
   [
     'pg_class',
-    (_h) => `
+    (h) => `
 SELECT 'pg_rewrite', ru.oid, 'pg_class', r.oid, 'rule:' || r.qn || '.' || quote_ident(ru.rulename), 'rule',
   quote_ident(ru.rulename), r.qn,
-  jsonb_build_object('definition', pg_get_ruledef(ru.oid), 'enabled', ru.ev_enabled::text, 'comment', ${comment('ru.oid', 'pg_rewrite')})
+  jsonb_build_object('definition', ${h.unlocked('pg_get_ruledef(ru.oid)')}, 'enabled', ru.ev_enabled::text, 'comment', ${comment('ru.oid', 'pg_rewrite')})
 FROM rels r JOIN pg_rewrite ru ON ru.ev_class = r.oid
 WHERE ru.rulename <> '_RETURN'
 `,
@@ -289,7 +304,7 @@ SELECT 'pg_proc', p.oid, 'pg_proc', p.oid, k.kind || ':' || p.qf, k.kind, p.qf, 
     'leakproof', p.proleakproof,
     'parallel', CASE p.proparallel WHEN 's' THEN 'safe' WHEN 'r' THEN 'restricted' ELSE 'unsafe' END,
     'config', to_jsonb(p.proconfig),
-    'body', CASE WHEN p.prokind = 'a' THEN NULL WHEN p.prosqlbody IS NOT NULL THEN pg_get_function_sqlbody(p.oid) ELSE p.prosrc END,
+    'body', CASE WHEN p.prokind = 'a' THEN NULL WHEN p.prosqlbody IS NOT NULL THEN ${h.unlocked('pg_get_function_sqlbody(p.oid)')} ELSE p.prosrc END,
     'comment', ${comment('p.oid', 'pg_proc')})
 FROM ${procs(h)} p
 JOIN pg_language l ON l.oid = p.prolang
@@ -417,11 +432,19 @@ export type PrintsIn = 'none' | 'with' | 'only';
 /**
  * A family read of one class of roots, or of everything (`all`). `args` names its three inputs
  * (roots, schemas and `schema.table` names to leave out): `$1`-`$3` for a prepared statement, or
- * variables inside a function.
+ * variables inside a function. `lockFree`: without what deparsing would lock a relation for (a
+ * view's query, an expression read with its table's columns: a check constraint, an expression
+ * index, a trigger's WHEN, a policy, a rule, a generated column, a partition key or bound, a SQL
+ * function body), so that it can run while migrations change the schema in another session and
+ * never holds them up: a read that only readies the session's caches (`warmUpSql`).
  */
 export function familySql(
   which: RootClass | 'all',
-  { prints = 'none', args = ['$1', '$2', '$3'] }: { prints?: PrintsIn; args?: [string, string, string] } = {},
+  {
+    prints = 'none',
+    args = ['$1', '$2', '$3'],
+    lockFree = false,
+  }: { prints?: PrintsIn; args?: [string, string, string]; lockFree?: boolean } = {},
 ): string {
   const [roots, schemas, tables] = args;
   const full = which === 'all';
@@ -431,7 +454,9 @@ export function familySql(
     full
       ? `${catalog} ${alias}`
       : `unnest(${roots}::oid[]) root(oid) JOIN ${catalog} ${alias} ON ${alias}.oid = root.oid`;
-  const helpers = { from, scoped };
+  const unlocked = (value: string, when?: string) =>
+    !lockFree ? value : when ? `CASE WHEN ${when} THEN ${value} END` : 'NULL';
+  const helpers = { from, scoped, full, unlocked };
   const branches = (list: [RootClass, (h: Helpers) => string][]) =>
     list.filter(([c]) => full || c === which).map(([, branch]) => branch(helpers));
   const parts = [
@@ -461,6 +486,13 @@ export function familySql(
   FROM ${from('pg_type', 't')} JOIN nsp ON nsp.oid = t.typnamespace
   WHERE (t.typtype IN ('e', 'd', 'r') OR (t.typtype = 'c' AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = t.typrelid AND c.relkind = 'c')))
     AND NOT EXISTS (SELECT 1 FROM pg_depend m WHERE m.classid = 'pg_type'::regclass AND m.objid = t.oid AND m.deptype = 'e')
+)`
+      : '',
+    // A full read gathers every table's parents at once (few tables have any).
+    full
+      ? `parents AS (
+  SELECT i.inhrelid AS child, to_jsonb(array_agg(${Parent.name} ORDER BY i.inhseqno)) AS parents
+  FROM ${Parent.from} GROUP BY i.inhrelid
 )`
       : '',
   ].filter(Boolean);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { BookkeepingSchema } from '../core/bookkeeping.js';
 import type { PropValue, SchemaObject, SchemaSnapshot } from '../core/schema.js';
@@ -50,15 +51,59 @@ export interface TakenRow {
   r_props: unknown;
 }
 
-// A full read is planned every time (a few ms): a plan kept from an early read, made for the
-// empty catalogs of a new database, scans them row by row once they have grown (bench: 550 ms for
-// 500 tables, against 150 ms planned afresh). The tracker's read carries each root's print; a
-// plain snapshot does not. (Reads of some roots go through the take function, planned once for
-// index lookups.)
-const FullSql = { none: familySql('all'), with: familySql('all', { prints: 'with' }) };
+/**
+ * The statement of a full read: the exclusions written into its text, so that it has no parameters
+ * and a plan made once serves every read (parsing and planning it costs ~10 ms of a 500-table read).
+ * The tracker's read carries each root's print; a plain snapshot does not. (Reads of some roots go
+ * through the take function, planned once for index lookups.)
+ */
+const fullSql = memo(
+  (prints: 'none' | 'with', exclusions: Exclusions) =>
+    familySql('all', {
+      prints,
+      args: ['ARRAY[]::oid[]', textArray(exclusions.schemas), textArray(exclusions.tables)],
+    }),
+  (prints, exclusions) => JSON.stringify([prints, exclusions.schemas, exclusions.tables]),
+);
 
-function readAll(client: pg.Client, exclusions: Exclusions, prints: 'none' | 'with' = 'none') {
-  return client.query<Row>(FullSql[prints], [[], exclusions.schemas, exclusions.tables]);
+/**
+ * How big the catalogs are, in steps of about 1.4x: a plan kept from an early read, made for the
+ * empty catalogs of a new database, scans them row by row once they have grown (bench: 550 ms for
+ * 500 tables, against 150 ms planned afresh), so a kept plan serves only catalogs of the size it
+ * was made for. The planner sizes a catalog by its pages on disk, which this reads (no statistics).
+ */
+const CatalogSizeSql = `SELECT round(2 * log(2, 1 + (pg_relation_size('pg_class') + pg_relation_size('pg_attribute')
+  + pg_relation_size('pg_depend') + pg_relation_size('pg_type') + pg_relation_size('pg_constraint')) / 8192.0))::int AS size`;
+
+/**
+ * A full read. `prepared` (our own sessions): as a named statement, parsed and planned once per
+ * session and catalog size; not through a pooler that may hand each statement another session
+ * (a target database's URL).
+ */
+async function readAll(
+  client: pg.Client,
+  exclusions: Exclusions,
+  { prints = 'none', prepared = true }: { prints?: 'none' | 'with'; prepared?: boolean } = {},
+): Promise<pg.QueryResult<Row>> {
+  const text = fullSql(prints, exclusions);
+  if (!prepared) return client.query<Row>(text);
+  const size = (await client.query<{ size: number }>(CatalogSizeSql)).rows[0]?.size ?? 0;
+  const name = `pgmv_full_${createHash('sha1').update(text).digest('hex').slice(0, 12)}_${size}`;
+  return client.query<Row>({ name, text });
+}
+
+/** `fn` remembering its results by `key` of its arguments. */
+function memo<A extends unknown[], R>(fn: (...args: A) => R, key: (...args: A) => string): (...args: A) => R {
+  const kept = new Map<string, R>();
+  return (...args: A) => {
+    const k = key(...args);
+    let value = kept.get(k);
+    if (value === undefined) {
+      value = fn(...args);
+      kept.set(k, value);
+    }
+    return value;
+  };
 }
 
 /**
@@ -72,9 +117,13 @@ function objectOf(row: Row): SchemaObject {
     : { kind: row.kind, name: row.name ?? '', props };
 }
 
-/** Reads the whole schema. */
-export async function readSnapshot(client: pg.Client, exclusions: Exclusions): Promise<SchemaSnapshot> {
-  const { rows } = await readAll(client, exclusions);
+/** Reads the whole schema (`prepared`: see `readAll`). */
+export async function readSnapshot(
+  client: pg.Client,
+  exclusions: Exclusions,
+  { prepared = true }: { prepared?: boolean } = {},
+): Promise<SchemaSnapshot> {
+  const { rows } = await readAll(client, exclusions, { prepared });
   const snapshot: SchemaSnapshot = {};
   for (const row of rows) if (row.key) snapshot[row.key] = objectOf(row);
   return snapshot;
@@ -166,13 +215,44 @@ BEGIN
   -- A dropped part of an object that stays (a column: objsubid) is a change of that object.
   INSERT INTO ${BookkeepingSchema}.ddl_log SELECT classid::regclass::text, objid, objsubid = 0 FROM pg_event_trigger_dropped_objects();
 END $$;
+${rootOfFunctionSql()}
+${takeFunctionSql()}
+`;
+
+/** The event triggers that keep the log: from their creation on, every DDL statement logs what it touched. */
+const TriggersSql = `
 DROP EVENT TRIGGER IF EXISTS ${BookkeepingSchema}_ddl;
 DROP EVENT TRIGGER IF EXISTS ${BookkeepingSchema}_drop;
 CREATE EVENT TRIGGER ${BookkeepingSchema}_ddl ON ddl_command_end EXECUTE FUNCTION ${BookkeepingSchema}.log_ddl();
 CREATE EVENT TRIGGER ${BookkeepingSchema}_drop ON sql_drop EXECUTE FUNCTION ${BookkeepingSchema}.log_drop();
-${rootOfFunctionSql()}
-${takeFunctionSql()}
 `;
+
+/** Whether an error is "permission denied" (event triggers need a superuser). */
+const denied = (error: unknown) => (error as pg.DatabaseError).code === '42501';
+
+/**
+ * A read of everything that readies a session's caches for the full read after it, while
+ * migrations still run in another session: it locks nothing they could wait for (`lockFree`),
+ * and gives up rather than wait for a lock itself. What it reads is thrown away.
+ */
+const warmUpSql = memo(
+  (prints: 'none' | 'with', exclusions: Exclusions) =>
+    `SET LOCAL lock_timeout = '10ms';
+${familySql('all', { prints, lockFree: true, args: ['ARRAY[]::oid[]', textArray(exclusions.schemas), textArray(exclusions.tables)] })}`,
+  (prints, exclusions) => JSON.stringify([prints, exclusions.schemas, exclusions.tables]),
+);
+
+/** The statement of a take (see `CatalogTracker.takeSql`). */
+function takeStatement(
+  mode: 'details' | 'prints' | 'read',
+  extra: readonly string[],
+  exclusions: Exclusions,
+  rider?: Rider,
+): string {
+  const split = extra.map(splitRoot);
+  const locks = `${rider?.locks ?? false}, ${rider?.switch ?? 'NULL'}`;
+  return `SELECT * FROM ${BookkeepingSchema}.take('${mode}', ${textArray(split.map(([c]) => c))}, ARRAY[${split.map(([, o]) => o).join(',')}]::oid[], ${textArray(exclusions.schemas)}, ${textArray(exclusions.tables)}, ${ManyRoots}, ${locks})`;
+}
 
 /** More touched roots than this: a full read is cheaper than the scoped reads (bench: 1000 migrations). */
 const ManyRoots = 400;
@@ -199,19 +279,58 @@ export class CatalogTracker {
   ) {}
 
   /**
-   * Installs the event triggers (when allowed) and reads the whole schema once. `printAll`: full
-   * reads print every root too (a tenth of a millisecond a root), which pays when many migrations
-   * will be checked; without, a root first touched by a checked migration has no print from before
-   * it, and its down step is then checked by reading the families.
+   * Installs the log, its functions and the take (`open` adds the event triggers that fill the
+   * log): 'full' where that is not allowed. Nothing it makes logs anything yet, so it can run while
+   * the migrations before a walk still apply in another session.
    */
-  static async open(client: pg.Client, exclusions: Exclusions, printAll = true): Promise<CatalogTracker> {
-    let mode: 'incremental' | 'full' = 'incremental';
+  static async install(client: pg.Client): Promise<'incremental' | 'full'> {
     try {
       await client.query(`CREATE SCHEMA IF NOT EXISTS ${BookkeepingSchema}`);
       await client.query(InstallSql);
+      return 'incremental';
     } catch (error) {
-      if ((error as pg.DatabaseError).code !== '42501') throw error;
-      mode = 'full';
+      if (!denied(error)) throw error;
+      return 'full';
+    }
+  }
+
+  /**
+   * Plans the take's statements in this session ahead of the first step (a take is planned once
+   * per session: ~40 ms on a grown schema), reading nothing: both of its reads, for a root of each
+   * class that is not there. Its log (empty while no event trigger exists) is taken too.
+   */
+  static async planTakes(client: pg.Client, exclusions: Exclusions): Promise<void> {
+    const none = RootClasses.map((c) => `${c}:0`);
+    await client.query(takeStatement('read', none, exclusions));
+    await client.query(takeStatement('prints', none, exclusions));
+  }
+
+  /** A read of everything, thrown away, that readies `client`'s caches for a full read (`warmUpSql`). */
+  static async warmUp(client: pg.Client, exclusions: Exclusions, printAll: boolean): Promise<void> {
+    await client.query(warmUpSql(printAll ? 'with' : 'none', exclusions));
+  }
+
+  /**
+   * Installs the event triggers (when allowed) and reads the whole schema once. `printAll`: full
+   * reads print every root too (a tenth of a millisecond a root), which pays when many migrations
+   * will be checked; without, a root first touched by a checked migration has no print from before
+   * it, and its down step is then checked by reading the families. `installed`: what `install`
+   * found, when it ran already (while the migrations before a walk applied); else it runs now.
+   */
+  static async open(
+    client: pg.Client,
+    exclusions: Exclusions,
+    printAll = true,
+    installed?: 'incremental' | 'full',
+  ): Promise<CatalogTracker> {
+    let mode = installed ?? (await CatalogTracker.install(client));
+    if (mode === 'incremental') {
+      try {
+        await client.query(TriggersSql);
+      } catch (error) {
+        if (!denied(error)) throw error;
+        mode = 'full';
+      }
     }
     const tracker = new CatalogTracker(mode, exclusions, printAll);
     await tracker.reload(client);
@@ -225,9 +344,7 @@ export class CatalogTracker {
    * `refresh` to run on its own; `read`: the families of `extra` only, the log left alone.
    */
   takeSql(mode: 'details' | 'prints' | 'read', extra: readonly string[] = [], rider?: Rider): string {
-    const split = extra.map(splitRoot);
-    const locks = `${rider?.locks ?? false}, ${rider?.switch ?? 'NULL'}`;
-    return `SELECT * FROM ${BookkeepingSchema}.take('${mode}', ${textArray(split.map(([c]) => c))}, ARRAY[${split.map(([, o]) => o).join(',')}]::oid[], ${textArray(this.exclusions.schemas)}, ${textArray(this.exclusions.tables)}, ${ManyRoots}, ${locks})`;
+    return takeStatement(mode, extra, this.exclusions, rider);
   }
 
   /** Runs a take (`takeSql`) on `client`, on its own round trip. */
@@ -497,7 +614,9 @@ export class CatalogTracker {
 
   /** Reads everything again; `prints` false: without the prints (the tracker then has none). */
   private async reload(client: pg.Client, prints = true): Promise<void> {
-    const { rows } = await readAll(client, this.exclusions, this.printAll && prints ? 'with' : 'none');
+    const { rows } = await readAll(client, this.exclusions, {
+      prints: this.printAll && prints ? 'with' : 'none',
+    });
     const considered = new Set([
       ...this.byRoot.keys(),
       ...this.prints.keys(),

@@ -84,7 +84,8 @@ export class TargetSession {
   /** The whole schema, read with the same statement as every other check. */
   async snapshot(exclusions: Exclusions): Promise<SchemaSnapshot> {
     try {
-      return await readSnapshot(this.client, exclusions);
+      // A target's URL may lead through a pooler: no statement kept in a session.
+      return await readSnapshot(this.client, exclusions, { prepared: false });
     } catch (error) {
       throw this.failure(error, 'its catalog');
     }
