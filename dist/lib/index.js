@@ -25119,6 +25119,8 @@ class Readying {
     warming;
     lastMs = WarmUpGuessMs;
     stopped = false;
+    /** A warming read is on the session now. */
+    reading = false;
     pid;
     started;
     constructor(catalog, connected, exclusions, printAll, total, now) {
@@ -25152,19 +25154,28 @@ class Readying {
         const left = ((this.now() - this.started) / this.done) * (this.total - this.done);
         if (left < this.lastMs * 1.3 || left > this.lastMs * 3)
             return;
-        const at = this.now();
         this.warming = this.installed
-            .then(() => CatalogTracker.warmUp(this.catalog, this.exclusions, this.printAll))
-            .then(() => {
-            this.lastMs = this.now() - at;
-        }, () => { })
+            .then(async () => {
+            if (this.stopped)
+                return;
+            const at = this.now();
+            this.reading = true;
+            try {
+                await CatalogTracker.warmUp(this.catalog, this.exclusions, this.printAll);
+                this.lastMs = this.now() - at;
+            }
+            finally {
+                this.reading = false;
+            }
+        })
+            .catch(() => { })
             .finally(() => {
             this.warming = undefined;
             this.warmUp();
         });
     }
     /**
-     * The replay is over: no more warming, and one still running is cancelled through `other` (a
+     * The replay is over: no more warming, and a read still running is cancelled through `other` (a
      * session on the same database; a cancel that arrives when the read is over finds the session
      * idle, and is dropped there).
      */
@@ -25173,7 +25184,9 @@ class Readying {
         const running = this.warming;
         if (!running)
             return;
-        if (this.pid !== undefined)
+        // Only while the read itself runs: nothing else is sent on the session until it has ended, so
+        // the cancel can find no other statement (the install, say, or the full read after it).
+        if (this.reading && this.pid !== undefined)
             await other.query('SELECT pg_cancel_backend($1)', [this.pid]).catch(() => { });
         await running;
     }
