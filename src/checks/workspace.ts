@@ -157,7 +157,7 @@ const WarmUpGuessMs = 150;
  * caches warm (bench, 1000 migrations: 150-200 ms cold, about 80 ms warm). Those reads lock nothing
  * a migration could wait for (see `CatalogTracker.warmUp`).
  */
-class Readying {
+export class Readying {
   /** What the tracker's install found: 'full' where event triggers are not allowed. */
   readonly installed: Promise<'incremental' | 'full'>;
   private done = 0;
