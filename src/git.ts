@@ -12,6 +12,8 @@ class GitFailed extends Error {
     readonly args: string[],
     readonly stderr: string,
     readonly code: number | null,
+    /** What it wrote to stdout before it failed. */
+    readonly stdout = '',
   ) {
     super(stderr.trim().split('\n').at(-1) || `git ${args[0]} exited with ${code}`);
   }
@@ -40,7 +42,7 @@ function git(cwd: string, args: string[], input?: Buffer, timeoutMs = 120_000): 
     child.on('close', (code) => {
       clearTimeout(timer);
       if (code === 0) resolve(Buffer.concat(out));
-      else reject(new GitFailed(args, err, code));
+      else reject(new GitFailed(args, err, code, Buffer.concat(out).toString('utf8')));
     });
     child.stdin.on('error', () => {});
     child.stdin.end(input);
@@ -93,9 +95,9 @@ export async function checkoutBase(
    */
   reusable: string[] | Promise<string[]> = [],
 ): Promise<{ commit: string; checkouts: BaseCheckout[]; remove: () => Promise<void> }> {
-  const top = await repositoryRoot(ref, dirs[0] ?? workingDirectory, workingDirectory);
+  const { top, commit: here } = await repositoryRoot(ref, dirs[0] ?? workingDirectory, workingDirectory);
   // A fetch waits for the folders to load: a run that stops at its input reaches no remote.
-  const commit = await resolveRef(top, ref, log, Promise.resolve(reusable));
+  const commit = here ?? (await resolveRef(top, ref, log, Promise.resolve(reusable)));
   const root = await mkdtemp(path.join(await fastTempRoot(), 'pgmv-base-'));
   const unregister = registerCleanup({
     sync: () => rmSync(root, { recursive: true, force: true }),
@@ -151,11 +153,25 @@ export async function checkoutBase(
   }
 }
 
-/** The top of the git repository that holds `dir` (real path); a clear error without git or a repository. */
-async function repositoryRoot(ref: string, dir: string, workingDirectory: string): Promise<string> {
+/**
+ * The top of the git repository that holds `dir` (real path), and the commit `ref` names where this
+ * checkout has it under that name (one git process for both: each costs 15-50 ms to start from a
+ * large process); a clear error without git or a repository.
+ */
+async function repositoryRoot(
+  ref: string,
+  dir: string,
+  workingDirectory: string,
+): Promise<{ top: string; commit?: string }> {
+  const args = ['rev-parse', '--show-toplevel', '--verify', '--quiet', `${ref}^{commit}`];
+  const lines = (out: string) => out.trim().split('\n');
   try {
-    return await realpath(await text(dir, ['rev-parse', '--show-toplevel']));
+    const [top, commit] = lines((await git(dir, args)).toString('utf8'));
+    return { top: await realpath(top ?? ''), ...(commit ? { commit } : {}) };
   } catch (error) {
+    // Exit 1: a repository, without that ref here (it may be origin's, or to fetch).
+    if (error instanceof GitFailed && error.code === 1 && error.stdout.trim())
+      return { top: await realpath(lines(error.stdout)[0] ?? '') };
     if ((error as NodeJS.ErrnoException).code === 'ENOENT' && !(error instanceof GitFailed)) {
       throw new CannotCheck(
         `Input '${Inputs.BaseRef}' is '${ref}', which needs git, and git is not on PATH. Install git, or leave ${Inputs.BaseRef} empty to skip the comparison with the base branch.`,
