@@ -1,9 +1,13 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, test } from '@jest/globals';
 import pg from 'pg';
 import { defaultExclusions } from '../src/catalog/tracker.js';
 import { Readying } from '../src/checks/workspace.js';
 import { BookkeepingSchema } from '../src/core/bookkeeping.js';
-import { useTestServer } from './helpers/postgres.js';
+import { type Edges, verify } from '../src/verify.js';
+import { edgesOn, settingsFor, useTestServer } from './helpers/postgres.js';
 
 const server = useTestServer();
 
@@ -60,5 +64,56 @@ describe('the catalog session readied while the migrations before a walk apply',
     );
     expect(last.rows[0]?.query).toMatch(/take\('prints'/);
     for (const client of [catalog, migrations, blocker]) await client.end();
+  });
+});
+
+describe('the first scratch database, made while the sets load', () => {
+  test.each([
+    [
+      'a set that checks',
+      { '0001_t.up.sql': 'CREATE TABLE t (id int);\n', '0001_t.down.sql': 'DROP TABLE t;\n' },
+      'passed',
+    ],
+    [
+      'input that does not load (no check takes the database)',
+      { 'README.md': 'no migrations here\n' },
+      'error',
+    ],
+  ] as const)('%s: every database made is dropped by the end of the run', async (_what, files, result) => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'pgmv-spare-'));
+    try {
+      for (const [name, text] of Object.entries(files)) await writeFile(path.join(dir, name), text);
+      // Every database the run asks for, and whether it dropped it.
+      const made: Promise<{ name: string; dropped: boolean }>[] = [];
+      const edges = edgesOn(server);
+      const counting: Edges = {
+        ...edges,
+        startPostgres: async (options) => {
+          const given = await edges.startPostgres(options);
+          return {
+            ...given,
+            createDatabase: (o) => {
+              const db = given.createDatabase(o);
+              const seen = db.then((d) => ({ name: d.name, dropped: false }));
+              made.push(seen);
+              return db.then((d) => ({
+                ...d,
+                drop: async () => {
+                  (await seen).dropped = true;
+                  await d.drop();
+                },
+              }));
+            },
+          };
+        },
+      };
+      const report = await verify(await settingsFor(dir), counting);
+      expect(report.result).toBe(result);
+      const all = await Promise.all(made);
+      expect(all.length).toBeGreaterThan(0);
+      expect(all.filter((d) => !d.dropped)).toEqual([]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

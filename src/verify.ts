@@ -12,7 +12,7 @@ import type { Edges } from './edges.js';
 import { checkoutBase } from './git.js';
 import { type LoadOptions, loadMigrations } from './migrations/index.js';
 import type { LoadedSet } from './migrations/types.js';
-import type { StartedPostgres } from './postgres/types.js';
+import type { ScratchDatabase, StartedPostgres } from './postgres/types.js';
 import type { SetSettings, Settings } from './settings.js';
 
 export type { Edges } from './edges.js';
@@ -49,6 +49,8 @@ interface Run {
   timings: Record<string, number>;
   server?: StartedPostgres;
   removeBase?: () => Promise<void>;
+  /** Drops the scratch database made ahead (see `spareFirst`) if no check took it. */
+  releaseSpare?: () => Promise<void>;
   /** The sets as loaded (the base branch's too): what they keep running ends with the run. */
   loaded: LoadedSet[];
   /** Acceptances the migrations' own files make (`allow` comments), besides the config file's. */
@@ -67,19 +69,23 @@ async function verifyAll(settings: Settings, edges: Edges & { env: NodeJS.Proces
     }
   };
   let basing: Promise<unknown> | undefined;
+  let serving: Promise<StartedPostgres> | undefined;
   try {
     const loading = (async () => {
       const loaded: LoadedSet[] = [];
       for (const set of settings.sets) loaded.push(await timed(`load:${set.name}`, () => loadSet(run, set)));
       return loaded;
     })();
-    // git compares the base branch's folders with the working tree while the sets load.
+    // git compares the base branch's folders with the working tree while the sets load; the server
+    // starts meanwhile too, and makes the first scratch database.
     const comparing = timed('base', () => loadBases(run, loading));
     basing = comparing.catch(() => {});
+    serving = timed('postgres', () => startServer(run));
+    serving.catch(() => {});
     const loaded = await loading;
     const bases = await comparing;
     if (!bases.length) delete run.timings.base;
-    const server = await timed('postgres', () => startServer(run));
+    const server = await serving;
     for (const [i, set] of settings.sets.entries()) {
       const notes: string[] = [];
       const ctx = setContext(run, set, server, notes);
@@ -91,6 +97,9 @@ async function verifyAll(settings: Settings, edges: Edges & { env: NodeJS.Proces
   } catch (error) {
     return reportOf(run, startedAt, { result: 'error', error: await errorText(run, error) });
   } finally {
+    // A server still starting when the input turned out bad is let start, then stopped.
+    await serving?.catch(() => {});
+    await run.releaseSpare?.();
     await run.server
       ?.stop()
       .catch((error) => edges.log.warn(`Could not stop PostgreSQL cleanly: ${messageOf(error)}`));
@@ -173,7 +182,7 @@ async function loadBases(run: Run, loading: Promise<LoadedSet[]>): Promise<(Base
 async function startServer(run: Run): Promise<StartedPostgres> {
   const { settings, edges } = run;
   const t = edges.now();
-  run.server = await edges.startPostgres({
+  const started = await edges.startPostgres({
     provider: settings.postgres,
     major: settings.postgresVersion,
     databaseUrl: settings.databaseUrl,
@@ -181,10 +190,39 @@ async function startServer(run: Run): Promise<StartedPostgres> {
     log: edges.log,
     env: edges.env,
   });
+  run.server = started;
   edges.log.info(
-    `PostgreSQL ${run.server.version} (${run.server.provider}) ready in ${formatDuration(edges.now() - t)}`,
+    `PostgreSQL ${started.version} (${started.provider}) ready in ${formatDuration(edges.now() - t)}`,
   );
-  return run.server;
+  const { server, release } = spareFirst(started);
+  run.releaseSpare = release;
+  return server;
+}
+
+/**
+ * The server, with an empty scratch database made right away (while the sets still load): the
+ * first one a check asks for. `release` drops it if no check did.
+ */
+function spareFirst(server: StartedPostgres): { server: StartedPostgres; release: () => Promise<void> } {
+  let spare: Promise<ScratchDatabase> | undefined = server.createDatabase();
+  spare.catch(() => {});
+  const take = () => {
+    const made = spare;
+    spare = undefined;
+    return made;
+  };
+  return {
+    server: {
+      ...server,
+      // One that could not be made is asked for again, as if there had been none.
+      createDatabase: (options) =>
+        (!options && take()?.catch(() => server.createDatabase())) || server.createDatabase(options),
+    },
+    release: async () => {
+      const made = await take()?.catch(() => undefined);
+      await made?.drop().catch(() => {});
+    },
+  };
 }
 
 /** The one place the run's settings become what a set's checks need. */

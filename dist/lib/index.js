@@ -27698,6 +27698,7 @@ async function verifyAll(settings, edges) {
         }
     };
     let basing;
+    let serving;
     try {
         const loading = (async () => {
             const loaded = [];
@@ -27705,14 +27706,17 @@ async function verifyAll(settings, edges) {
                 loaded.push(await timed(`load:${set.name}`, () => loadSet(run, set)));
             return loaded;
         })();
-        // git compares the base branch's folders with the working tree while the sets load.
+        // git compares the base branch's folders with the working tree while the sets load; the server
+        // starts meanwhile too, and makes the first scratch database.
         const comparing = timed('base', () => loadBases(run, loading));
         basing = comparing.catch(() => { });
+        serving = timed('postgres', () => startServer(run));
+        serving.catch(() => { });
         const loaded = await loading;
         const bases = await comparing;
         if (!bases.length)
             delete run.timings.base;
-        const server = await timed('postgres', () => startServer(run));
+        const server = await serving;
         for (const [i, set] of settings.sets.entries()) {
             const notes = [];
             const ctx = setContext(run, set, server, notes);
@@ -27726,6 +27730,9 @@ async function verifyAll(settings, edges) {
         return reportOf(run, startedAt, { result: 'error', error: await errorText(run, error) });
     }
     finally {
+        // A server still starting when the input turned out bad is let start, then stopped.
+        await serving?.catch(() => { });
+        await run.releaseSpare?.();
         await run.server
             ?.stop()
             .catch((error) => edges.log.warn(`Could not stop PostgreSQL cleanly: ${(0,errors/* messageOf */.bD)(error)}`));
@@ -27795,7 +27802,7 @@ async function loadBases(run, loading) {
 async function startServer(run) {
     const { settings, edges } = run;
     const t = edges.now();
-    run.server = await edges.startPostgres({
+    const started = await edges.startPostgres({
         provider: settings.postgres,
         major: settings.postgresVersion,
         databaseUrl: settings.databaseUrl,
@@ -27803,8 +27810,35 @@ async function startServer(run) {
         log: edges.log,
         env: edges.env,
     });
-    edges.log.info(`PostgreSQL ${run.server.version} (${run.server.provider}) ready in ${(0,format/* formatDuration */.a)(edges.now() - t)}`);
-    return run.server;
+    run.server = started;
+    edges.log.info(`PostgreSQL ${started.version} (${started.provider}) ready in ${(0,format/* formatDuration */.a)(edges.now() - t)}`);
+    const { server, release } = spareFirst(started);
+    run.releaseSpare = release;
+    return server;
+}
+/**
+ * The server, with an empty scratch database made right away (while the sets still load): the
+ * first one a check asks for. `release` drops it if no check did.
+ */
+function spareFirst(server) {
+    let spare = server.createDatabase();
+    spare.catch(() => { });
+    const take = () => {
+        const made = spare;
+        spare = undefined;
+        return made;
+    };
+    return {
+        server: {
+            ...server,
+            // One that could not be made is asked for again, as if there had been none.
+            createDatabase: (options) => (!options && take()?.catch(() => server.createDatabase())) || server.createDatabase(options),
+        },
+        release: async () => {
+            const made = await take()?.catch(() => undefined);
+            await made?.drop().catch(() => { });
+        },
+    };
 }
 /** The one place the run's settings become what a set's checks need. */
 function setContext(run, set, server, notes) {
