@@ -23410,15 +23410,17 @@ const defaultExclusions = (tables = []) => ({
     tables,
 });
 /**
- * The statement of a full read: the exclusions written into its text, so that it has no parameters
- * and a plan made once serves every read (parsing and planning it costs ~10 ms of a 500-table read).
+ * The statement of a full read (`lockFree`: see `familySql`): the exclusions written into its text,
+ * so that it has no parameters and a plan made once serves every read (parsing and planning it
+ * costs ~10 ms of a 500-table read).
  * The tracker's read carries each root's print; a plain snapshot does not. (Reads of some roots go
  * through the take function, planned once for index lookups.)
  */
-const fullSql = memo((prints, exclusions) => familySql('all', {
+const fullSql = memo((prints, exclusions, lockFree) => familySql('all', {
     prints,
+    lockFree,
     args: ['ARRAY[]::oid[]', textArray(exclusions.schemas), textArray(exclusions.tables)],
-}), (prints, exclusions) => JSON.stringify([prints, exclusions.schemas, exclusions.tables]));
+}), (prints, exclusions, lockFree) => JSON.stringify([prints, exclusions.schemas, exclusions.tables, lockFree]));
 /**
  * How big the catalogs are, in steps of about 1.4x: a plan kept from an early read, made for the
  * empty catalogs of a new database, scans them row by row once they have grown (bench: 550 ms for
@@ -23433,7 +23435,7 @@ const CatalogSizeSql = `SELECT round(2 * log(2, 1 + (pg_relation_size('pg_class'
  * (a target database's URL).
  */
 async function readAll(client, exclusions, { prints = 'none', prepared = true } = {}) {
-    const text = fullSql(prints, exclusions);
+    const text = fullSql(prints, exclusions, false);
     if (!prepared)
         return client.query(text);
     const size = (await client.query(CatalogSizeSql)).rows[0]?.size ?? 0;
@@ -23539,8 +23541,7 @@ const denied = (error) => error.code === '42501';
  * migrations still run in another session: it locks nothing they could wait for (`lockFree`),
  * and gives up rather than wait for a lock itself. What it reads is thrown away.
  */
-const warmUpSql = memo((prints, exclusions) => `SET LOCAL lock_timeout = '10ms';
-${familySql('all', { prints, lockFree: true, args: ['ARRAY[]::oid[]', textArray(exclusions.schemas), textArray(exclusions.tables)] })}`, (prints, exclusions) => JSON.stringify([prints, exclusions.schemas, exclusions.tables]));
+const warmUpSql = (prints, exclusions) => `SET LOCAL lock_timeout = '10ms';\n${fullSql(prints, exclusions, true)}`;
 /** The statement of a take (see `CatalogTracker.takeSql`). */
 function takeStatement(mode, extra, exclusions, rider) {
     const split = extra.map(splitRoot);

@@ -52,18 +52,20 @@ export interface TakenRow {
 }
 
 /**
- * The statement of a full read: the exclusions written into its text, so that it has no parameters
- * and a plan made once serves every read (parsing and planning it costs ~10 ms of a 500-table read).
+ * The statement of a full read (`lockFree`: see `familySql`): the exclusions written into its text,
+ * so that it has no parameters and a plan made once serves every read (parsing and planning it
+ * costs ~10 ms of a 500-table read).
  * The tracker's read carries each root's print; a plain snapshot does not. (Reads of some roots go
  * through the take function, planned once for index lookups.)
  */
 const fullSql = memo(
-  (prints: 'none' | 'with', exclusions: Exclusions) =>
+  (prints: 'none' | 'with', exclusions: Exclusions, lockFree: boolean) =>
     familySql('all', {
       prints,
+      lockFree,
       args: ['ARRAY[]::oid[]', textArray(exclusions.schemas), textArray(exclusions.tables)],
     }),
-  (prints, exclusions) => JSON.stringify([prints, exclusions.schemas, exclusions.tables]),
+  (prints, exclusions, lockFree) => JSON.stringify([prints, exclusions.schemas, exclusions.tables, lockFree]),
 );
 
 /**
@@ -85,7 +87,7 @@ async function readAll(
   exclusions: Exclusions,
   { prints = 'none', prepared = true }: { prints?: 'none' | 'with'; prepared?: boolean } = {},
 ): Promise<pg.QueryResult<Row>> {
-  const text = fullSql(prints, exclusions);
+  const text = fullSql(prints, exclusions, false);
   if (!prepared) return client.query<Row>(text);
   const size = (await client.query<{ size: number }>(CatalogSizeSql)).rows[0]?.size ?? 0;
   const name = `pgmv_full_${createHash('sha1').update(text).digest('hex').slice(0, 12)}_${size}`;
@@ -235,12 +237,8 @@ const denied = (error: unknown) => (error as pg.DatabaseError).code === '42501';
  * migrations still run in another session: it locks nothing they could wait for (`lockFree`),
  * and gives up rather than wait for a lock itself. What it reads is thrown away.
  */
-const warmUpSql = memo(
-  (prints: 'none' | 'with', exclusions: Exclusions) =>
-    `SET LOCAL lock_timeout = '10ms';
-${familySql('all', { prints, lockFree: true, args: ['ARRAY[]::oid[]', textArray(exclusions.schemas), textArray(exclusions.tables)] })}`,
-  (prints, exclusions) => JSON.stringify([prints, exclusions.schemas, exclusions.tables]),
-);
+const warmUpSql = (prints: 'none' | 'with', exclusions: Exclusions) =>
+  `SET LOCAL lock_timeout = '10ms';\n${fullSql(prints, exclusions, true)}`;
 
 /** The statement of a take (see `CatalogTracker.takeSql`). */
 function takeStatement(
