@@ -67,6 +67,32 @@ describe('the catalog session readied while the migrations before a walk apply',
   });
 });
 
+describe('warming reads', () => {
+  test.each([
+    ['alone, with time for one before the end: a warming read runs', 2, true],
+    ['beside other ranges: none runs', 0, false],
+  ] as const)('%s', async (_what, total, warms) => {
+    const db = await server.createDatabase();
+    const [catalog, migrations] = (await sessions(db.url, 2)) as [pg.Client, pg.Client];
+    const pid = (await catalog.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid ?? 0;
+    let clock = 0;
+    const readying = new Readying(catalog, Promise.resolve(), defaultExclusions(), false, total, () => clock);
+    await readying.installed;
+    // Half of two migrations in 250 ms: the other half leaves room for one read (guessed at 150 ms).
+    clock = 250;
+    readying.applied();
+    // The read (if one started) ends before the replay does here.
+    await new Promise((r) => setTimeout(r, 300));
+    await readying.finish(migrations);
+    const { rows } = await migrations.query<{ query: string }>(
+      'SELECT query FROM pg_stat_activity WHERE pid = $1',
+      [pid],
+    );
+    expect(/lock_timeout/.test(rows[0]?.query ?? '')).toBe(warms);
+    for (const client of [catalog, migrations]) await client.end();
+  });
+});
+
 describe('the first scratch database, made while the sets load', () => {
   test.each([
     [

@@ -25124,7 +25124,9 @@ class Readying {
     reading = false;
     pid;
     started;
-    constructor(catalog, connected, exclusions, printAll, total, now) {
+    constructor(catalog, connected, exclusions, printAll, 
+    /** How many migrations the replay applies; 0: read nothing ahead, whatever it applies. */
+    total, now) {
         this.catalog = catalog;
         this.exclusions = exclusions;
         this.printAll = printAll;
@@ -25149,7 +25151,7 @@ class Readying {
     }
     /** Starts a warming read if none runs, past half the replay, when the rest will outlast it. */
     warmUp() {
-        if (this.stopped || this.warming || this.done * 2 < this.total)
+        if (this.stopped || this.warming || !this.total || this.done * 2 < this.total)
             return;
         // The last read before the end is the one that counts: each costs CPU the replay could use.
         const left = ((this.now() - this.started) / this.done) * (this.total - this.done);
@@ -25239,7 +25241,9 @@ class Workspace {
         try {
             await runner.open();
             const printAll = (plan.walked ?? 0) >= PrintAllFrom;
-            const readying = new Readying(catalog, connected, plan.exclusions, printAll, count - (from?.count ?? 0), () => plan.ctx.now());
+            const readying = new Readying(catalog, connected, plan.exclusions, printAll, 
+            // Beside other ranges, no warming: they use the cores.
+            plan.beside ? 0 : count - (from?.count ?? 0), () => plan.ctx.now());
             try {
                 Object.assign(prepared, await applyFirst(plan, runner, db, from, count, seedAtEnd, () => readying.applied()));
             }
@@ -26818,7 +26822,7 @@ async function walkRanges(ctx, loaded, assertions, prefix, starts) {
     const ranges = starts.map((start, k) => {
         const held = k > 0 ? heldContext(noteOnce(ctx, noted)) : { ctx: noteOnce(ctx, noted), release() { } };
         const records = all.slice(start - prefix, ends[k] - prefix);
-        const done = walkRange(held.ctx, loaded, assertions, records, () => haltedAt < k).then((range) => {
+        const done = walkRange(held.ctx, loaded, assertions, records, () => haltedAt < k, false).then((range) => {
             if (!range.complete)
                 haltedAt = Math.min(haltedAt, k);
             // Only the last range reached rolls back on its database: a range before the last that
@@ -26942,9 +26946,10 @@ function noteOnce(ctx, noted) {
 /**
  * One range of the walk on a database of its own, which starts with every migration before the
  * range applied; the database stays open for rolling back (`close` it). `halted`: a range before
- * this one ended the walk, so what this one finds will not be used.
+ * this one ended the walk, so what this one finds will not be used. `alone`: no other range walks
+ * beside it.
  */
-async function walkRange(ctx, loaded, assertions, records, halted = () => false) {
+async function walkRange(ctx, loaded, assertions, records, halted = () => false, alone = true) {
     const exclusions = defaultExclusions(loaded.historyTables);
     const prefix = records[0]?.position ?? loaded.migrations.length;
     const end = prefix + records.length;
@@ -26959,6 +26964,7 @@ async function walkRange(ctx, loaded, assertions, records, halted = () => false)
         checkpoints,
         walked: records.length,
         ...(seedIndex >= 0 ? { seedIndex } : {}),
+        ...(alone ? {} : { beside: true }),
     }, prefix, true);
     const walk = { ctx, ws, records, told: new Set(), seedIndex, seeded: false };
     let closing;

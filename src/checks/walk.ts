@@ -126,7 +126,7 @@ async function walkRanges(
   const ranges = starts.map((start, k) => {
     const held = k > 0 ? heldContext(noteOnce(ctx, noted)) : { ctx: noteOnce(ctx, noted), release() {} };
     const records = all.slice(start - prefix, (ends[k] as number) - prefix);
-    const done = walkRange(held.ctx, loaded, assertions, records, () => haltedAt < k).then(
+    const done = walkRange(held.ctx, loaded, assertions, records, () => haltedAt < k, false).then(
       (range) => {
         if (!range.complete) haltedAt = Math.min(haltedAt, k);
         // Only the last range reached rolls back on its database: a range before the last that
@@ -269,7 +269,8 @@ function noteOnce(ctx: SetContext, noted: Set<string>): SetContext {
 /**
  * One range of the walk on a database of its own, which starts with every migration before the
  * range applied; the database stays open for rolling back (`close` it). `halted`: a range before
- * this one ended the walk, so what this one finds will not be used.
+ * this one ended the walk, so what this one finds will not be used. `alone`: no other range walks
+ * beside it.
  */
 async function walkRange(
   ctx: SetContext,
@@ -277,6 +278,7 @@ async function walkRange(
   assertions: Map<string, Assertion[]> | undefined,
   records: MigrationRecord[],
   halted: () => boolean = () => false,
+  alone = true,
 ): Promise<WalkedRange> {
   const exclusions = defaultExclusions(loaded.historyTables);
   const prefix = records[0]?.position ?? loaded.migrations.length;
@@ -293,6 +295,7 @@ async function walkRange(
       checkpoints,
       walked: records.length,
       ...(seedIndex >= 0 ? { seedIndex } : {}),
+      ...(alone ? {} : { beside: true }),
     },
     prefix,
     true,

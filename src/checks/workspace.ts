@@ -74,6 +74,11 @@ export interface WorkspacePlan {
   checkpoints?: Checkpoints;
   /** How many migrations the walk checks on it (full reads print every root from `PrintAllFrom`). */
   walked?: number;
+  /**
+   * Other ranges of the walk run beside this one, and use the cores: the catalog session does not
+   * warm up while the migrations before the range apply (see `Readying`).
+   */
+  beside?: boolean;
 }
 
 /**
@@ -174,6 +179,7 @@ export class Readying {
     connected: Promise<unknown>,
     private readonly exclusions: Exclusions,
     private readonly printAll: boolean,
+    /** How many migrations the replay applies; 0: read nothing ahead, whatever it applies. */
     private readonly total: number,
     private readonly now: () => number,
   ) {
@@ -197,7 +203,7 @@ export class Readying {
 
   /** Starts a warming read if none runs, past half the replay, when the rest will outlast it. */
   private warmUp(): void {
-    if (this.stopped || this.warming || this.done * 2 < this.total) return;
+    if (this.stopped || this.warming || !this.total || this.done * 2 < this.total) return;
     // The last read before the end is the one that counts: each costs CPU the replay could use.
     const left = ((this.now() - this.started) / this.done) * (this.total - this.done);
     if (left < this.lastMs * 1.3 || left > this.lastMs * 3) return;
@@ -291,7 +297,8 @@ export class Workspace {
         connected,
         plan.exclusions,
         printAll,
-        count - (from?.count ?? 0),
+        // Beside other ranges, no warming: they use the cores.
+        plan.beside ? 0 : count - (from?.count ?? 0),
         () => plan.ctx.now(),
       );
       try {
