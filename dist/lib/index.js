@@ -22634,7 +22634,40 @@ var external_node_crypto_ = __nccwpck_require__(77598);
 /** Our bookkeeping lives here; the catalog snapshot leaves this schema out. */
 const BookkeepingSchema = '_pg_migrate_verify';
 
+;// CONCATENATED MODULE: ./src/core/faults.ts
+/**
+ * Faults of the environment that show up as a failing step: the migration is not to blame, so
+ * they end the run as "could not check" (exit 2), never as findings.
+ */
+/** The extension a step needs and the server lacks, from the error's text; undefined otherwise. */
+function missingExtension(text) {
+    // PostgreSQL 15+: `extension "postgis" is not available`; 14 and older name the control file.
+    const name = /extension "([^"]+)" is not available/.exec(text)?.[1] ??
+        /could not open extension control file "[^"]*?\/([^/"]+)\.control"/.exec(text)?.[1] ??
+        /could not access file "\$libdir\/([^"]+)"/.exec(text)?.[1];
+    return name;
+}
+/** Whether a server error is "permission denied" (42501): e.g. event triggers, which need a superuser. */
+function permissionDenied(error) {
+    return error.code === '42501';
+}
+/** SQLSTATEs of a session the server ended or could not give: admin or crash shutdown, connection failures. */
+const LostCodes = new Set(['57P01', '57P02', '57P03', '08000', '08003', '08006']);
+/**
+ * True when the error says the session to the server was lost (the server stopped, crashed or
+ * ended the session), from the driver's code or the text any client prints (node-postgres,
+ * psycopg2, libpq).
+ */
+function lostConnection(error, text = '') {
+    if (typeof error.code === 'string' && LostCodes.has(error.code))
+        return true;
+    if (error.code === 'ECONNRESET' || error.code === 'ECONNREFUSED' || error.code === 'EPIPE')
+        return true;
+    return /Connection terminated unexpectedly|server closed the connection unexpectedly|terminating connection (?:due to|because of)|the database system is (?:shutting down|starting up|in recovery mode)|Client has encountered a connection error|connect ECONNREFUSED|read ECONNRESET/i.test(`${error.message ?? ''}\n${text}`);
+}
+
 ;// CONCATENATED MODULE: ./src/catalog/locks.ts
+
 
 const S = BookkeepingSchema;
 /** The statements that can lock or rewrite an existing table: the only ones worth a look at pg_locks. */
@@ -22748,7 +22781,7 @@ async function installLockTrace(client, holdTimes) {
         return true;
     }
     catch (error) {
-        if (error.code === '42501')
+        if (permissionDenied(error))
             return false;
         throw error;
     }
@@ -23405,22 +23438,27 @@ $take$;
 
 
 
+
 const defaultExclusions = (tables = []) => ({
     schemas: [BookkeepingSchema],
     tables,
 });
 /**
- * The statement of a full read (`lockFree`: see `familySql`): the exclusions written into its text,
+ * The statement of a full read (`lockFree`: see `familySql`) and a short id of its text: the
+ * exclusions written into its text,
  * so that it has no parameters and a plan made once serves every read (parsing and planning it
  * costs ~10 ms of a 500-table read).
  * The tracker's read carries each root's print; a plain snapshot does not. (Reads of some roots go
  * through the take function, planned once for index lookups.)
  */
-const fullSql = memo((prints, exclusions, lockFree) => familySql('all', {
-    prints,
-    lockFree,
-    args: ['ARRAY[]::oid[]', textArray(exclusions.schemas), textArray(exclusions.tables)],
-}), (prints, exclusions, lockFree) => JSON.stringify([prints, exclusions.schemas, exclusions.tables, lockFree]));
+const fullSql = memo((prints, exclusions, lockFree) => {
+    const text = familySql('all', {
+        prints,
+        lockFree,
+        args: ['ARRAY[]::oid[]', textArray(exclusions.schemas), textArray(exclusions.tables)],
+    });
+    return { text, id: (0,external_node_crypto_.createHash)('sha1').update(text).digest('hex').slice(0, 12) };
+}, (prints, exclusions, lockFree) => JSON.stringify([prints, exclusions.schemas, exclusions.tables, lockFree]));
 /**
  * How big the catalogs are, in steps of about 1.4x: a plan kept from an early read, made for the
  * empty catalogs of a new database, scans them row by row once they have grown (bench: 550 ms for
@@ -23435,12 +23473,11 @@ const CatalogSizeSql = `SELECT round(2 * log(2, 1 + (pg_relation_size('pg_class'
  * (a target database's URL).
  */
 async function readAll(client, exclusions, { prints = 'none', prepared = true } = {}) {
-    const text = fullSql(prints, exclusions, false);
+    const { text, id } = fullSql(prints, exclusions, false);
     if (!prepared)
         return client.query(text);
     const size = (await client.query(CatalogSizeSql)).rows[0]?.size ?? 0;
-    const name = `pgmv_full_${(0,external_node_crypto_.createHash)('sha1').update(text).digest('hex').slice(0, 12)}_${size}`;
-    return client.query({ name, text });
+    return client.query({ name: `pgmv_full_${id}_${size}`, text });
 }
 /** `fn` remembering its results by `key` of its arguments. */
 function memo(fn, key) {
@@ -23534,14 +23571,12 @@ DROP EVENT TRIGGER IF EXISTS ${BookkeepingSchema}_drop;
 CREATE EVENT TRIGGER ${BookkeepingSchema}_ddl ON ddl_command_end EXECUTE FUNCTION ${BookkeepingSchema}.log_ddl();
 CREATE EVENT TRIGGER ${BookkeepingSchema}_drop ON sql_drop EXECUTE FUNCTION ${BookkeepingSchema}.log_drop();
 `;
-/** Whether an error is "permission denied" (event triggers need a superuser). */
-const denied = (error) => error.code === '42501';
 /**
  * A read of everything that readies a session's caches for the full read after it, while
  * migrations still run in another session: it locks nothing they could wait for (`lockFree`),
  * and gives up rather than wait for a lock itself. What it reads is thrown away.
  */
-const warmUpSql = (prints, exclusions) => `SET LOCAL lock_timeout = '10ms';\n${fullSql(prints, exclusions, true)}`;
+const warmUpSql = (prints, exclusions) => `SET LOCAL lock_timeout = '10ms';\n${fullSql(prints, exclusions, true).text}`;
 /** The statement of a take (see `CatalogTracker.takeSql`). */
 function takeStatement(mode, extra, exclusions, rider) {
     const split = extra.map(splitRoot);
@@ -23584,7 +23619,7 @@ class CatalogTracker {
             return 'incremental';
         }
         catch (error) {
-            if (!denied(error))
+            if (!permissionDenied(error))
                 throw error;
             return 'full';
         }
@@ -23617,7 +23652,7 @@ class CatalogTracker {
                 await client.query(TriggersSql);
             }
             catch (error) {
-                if (!denied(error))
+                if (!permissionDenied(error))
                     throw error;
                 mode = 'full';
             }
@@ -24370,34 +24405,6 @@ function fileNotices(ctx, check, record, direction, outcome, told) {
 var report = __nccwpck_require__(88557);
 // EXTERNAL MODULE: ./src/core/locks.ts
 var core_locks = __nccwpck_require__(51191);
-;// CONCATENATED MODULE: ./src/core/faults.ts
-/**
- * Faults of the environment that show up as a failing step: the migration is not to blame, so
- * they end the run as "could not check" (exit 2), never as findings.
- */
-/** The extension a step needs and the server lacks, from the error's text; undefined otherwise. */
-function missingExtension(text) {
-    // PostgreSQL 15+: `extension "postgis" is not available`; 14 and older name the control file.
-    const name = /extension "([^"]+)" is not available/.exec(text)?.[1] ??
-        /could not open extension control file "[^"]*?\/([^/"]+)\.control"/.exec(text)?.[1] ??
-        /could not access file "\$libdir\/([^"]+)"/.exec(text)?.[1];
-    return name;
-}
-/** SQLSTATEs of a session the server ended or could not give: admin or crash shutdown, connection failures. */
-const LostCodes = new Set(['57P01', '57P02', '57P03', '08000', '08003', '08006']);
-/**
- * True when the error says the session to the server was lost (the server stopped, crashed or
- * ended the session), from the driver's code or the text any client prints (node-postgres,
- * psycopg2, libpq).
- */
-function lostConnection(error, text = '') {
-    if (typeof error.code === 'string' && LostCodes.has(error.code))
-        return true;
-    if (error.code === 'ECONNRESET' || error.code === 'ECONNREFUSED' || error.code === 'EPIPE')
-        return true;
-    return /Connection terminated unexpectedly|server closed the connection unexpectedly|terminating connection (?:due to|because of)|the database system is (?:shutting down|starting up|in recovery mode)|Client has encountered a connection error|connect ECONNREFUSED|read ECONNRESET/i.test(`${error.message ?? ''}\n${text}`);
-}
-
 // EXTERNAL MODULE: ./src/migrations/sql.ts
 var sql = __nccwpck_require__(23729);
 // EXTERNAL MODULE: ./src/migrations/types.ts

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { BookkeepingSchema } from '../core/bookkeeping.js';
+import { permissionDenied } from '../core/faults.js';
 import type { LoggedLock } from '../core/locks.js';
 import type { Rider } from './tracker.js';
 
@@ -120,7 +121,7 @@ export async function installLockTrace(client: pg.Client, holdTimes: boolean): P
     await client.query(installSql(holdTimes));
     return true;
   } catch (error) {
-    if ((error as pg.DatabaseError).code === '42501') return false;
+    if (permissionDenied(error)) return false;
     throw error;
   }
 }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { BookkeepingSchema } from '../core/bookkeeping.js';
+import { permissionDenied } from '../core/faults.js';
 import type { PropValue, SchemaObject, SchemaSnapshot } from '../core/schema.js';
 import {
   DependentsSql,
@@ -52,19 +53,22 @@ export interface TakenRow {
 }
 
 /**
- * The statement of a full read (`lockFree`: see `familySql`): the exclusions written into its text,
+ * The statement of a full read (`lockFree`: see `familySql`) and a short id of its text: the
+ * exclusions written into its text,
  * so that it has no parameters and a plan made once serves every read (parsing and planning it
  * costs ~10 ms of a 500-table read).
  * The tracker's read carries each root's print; a plain snapshot does not. (Reads of some roots go
  * through the take function, planned once for index lookups.)
  */
 const fullSql = memo(
-  (prints: 'none' | 'with', exclusions: Exclusions, lockFree: boolean) =>
-    familySql('all', {
+  (prints: 'none' | 'with', exclusions: Exclusions, lockFree: boolean) => {
+    const text = familySql('all', {
       prints,
       lockFree,
       args: ['ARRAY[]::oid[]', textArray(exclusions.schemas), textArray(exclusions.tables)],
-    }),
+    });
+    return { text, id: createHash('sha1').update(text).digest('hex').slice(0, 12) };
+  },
   (prints, exclusions, lockFree) => JSON.stringify([prints, exclusions.schemas, exclusions.tables, lockFree]),
 );
 
@@ -87,11 +91,10 @@ async function readAll(
   exclusions: Exclusions,
   { prints = 'none', prepared = true }: { prints?: 'none' | 'with'; prepared?: boolean } = {},
 ): Promise<pg.QueryResult<Row>> {
-  const text = fullSql(prints, exclusions, false);
+  const { text, id } = fullSql(prints, exclusions, false);
   if (!prepared) return client.query<Row>(text);
   const size = (await client.query<{ size: number }>(CatalogSizeSql)).rows[0]?.size ?? 0;
-  const name = `pgmv_full_${createHash('sha1').update(text).digest('hex').slice(0, 12)}_${size}`;
-  return client.query<Row>({ name, text });
+  return client.query<Row>({ name: `pgmv_full_${id}_${size}`, text });
 }
 
 /** `fn` remembering its results by `key` of its arguments. */
@@ -229,16 +232,13 @@ CREATE EVENT TRIGGER ${BookkeepingSchema}_ddl ON ddl_command_end EXECUTE FUNCTIO
 CREATE EVENT TRIGGER ${BookkeepingSchema}_drop ON sql_drop EXECUTE FUNCTION ${BookkeepingSchema}.log_drop();
 `;
 
-/** Whether an error is "permission denied" (event triggers need a superuser). */
-const denied = (error: unknown) => (error as pg.DatabaseError).code === '42501';
-
 /**
  * A read of everything that readies a session's caches for the full read after it, while
  * migrations still run in another session: it locks nothing they could wait for (`lockFree`),
  * and gives up rather than wait for a lock itself. What it reads is thrown away.
  */
 const warmUpSql = (prints: 'none' | 'with', exclusions: Exclusions) =>
-  `SET LOCAL lock_timeout = '10ms';\n${fullSql(prints, exclusions, true)}`;
+  `SET LOCAL lock_timeout = '10ms';\n${fullSql(prints, exclusions, true).text}`;
 
 /** The statement of a take (see `CatalogTracker.takeSql`). */
 function takeStatement(
@@ -287,7 +287,7 @@ export class CatalogTracker {
       await client.query(InstallSql);
       return 'incremental';
     } catch (error) {
-      if (!denied(error)) throw error;
+      if (!permissionDenied(error)) throw error;
       return 'full';
     }
   }
@@ -326,7 +326,7 @@ export class CatalogTracker {
       try {
         await client.query(TriggersSql);
       } catch (error) {
-        if (!denied(error)) throw error;
+        if (!permissionDenied(error)) throw error;
         mode = 'full';
       }
     }

@@ -13,6 +13,11 @@ export function missingExtension(text: string): string | undefined {
   return name;
 }
 
+/** Whether a server error is "permission denied" (42501): e.g. event triggers, which need a superuser. */
+export function permissionDenied(error: unknown): boolean {
+  return (error as { code?: unknown }).code === '42501';
+}
+
 /** SQLSTATEs of a session the server ended or could not give: admin or crash shutdown, connection failures. */
 const LostCodes = new Set(['57P01', '57P02', '57P03', '08000', '08003', '08006']);
 
